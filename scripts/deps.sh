@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 packages quorumd builds and tests with, then configures and builds build/.
+# Sourced by demo.sh and test.sh so that either one alone sets up a fresh machine.
+set -euo pipefail
+QUORUMD_PACKAGES=(meson ninja-build gcc pkg-config clang libclang-rt-14-dev
+  protobuf-c-compiler libprotobuf-c-dev liburing-dev librocksdb-dev libjansson-dev libnghttp2-dev)
+
+quorumd_install_packages() {
+  local missing=()
+  for p in "${QUORUMD_PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+  done
+  if [ ${#missing[@]} -gt 0 ]; then
+    echo "installing Debian packages: ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${missing[@]}"
+  fi
+}
+
+# quorumd_build DIR [meson options...]: configure DIR once, then build it.
+quorumd_build() {
+  local dir=$1; shift
+  if [ ! -f "$dir/build.ninja" ]; then
+    meson setup "$dir" "$@"
+  fi
+  ninja -C "$dir"
+}
