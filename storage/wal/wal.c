@@ -1,0 +1,300 @@
+/* storage/wal/wal.c: the public calls of the wal: opening and closing, checking arguments, and handing
+ * records to encode.c and batches to writer.c. */
+#include "error.h"
+#include "wal_internal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+void wal_options_init(struct wal_options *options)
+{
+	options->segment_size = WAL_DEFAULT_SEGMENT_SIZE;
+	options->direct_io = false;
+	options->ring_entries = 64;
+}
+
+static int report_failure(const struct wal *wal, char *err, size_t errlen)
+{
+	return wal_error(err, errlen, -wal->failed, "%s", wal->failure);
+}
+
+static int check_options(const char *dir, const struct wal_options *options, char *err, size_t errlen)
+{
+	if (options->segment_size < 16 * 1024 || options->segment_size % WAL_DIRECT_ALIGNMENT != 0)
+		return wal_error(err, errlen, EINVAL, "%s: segment size %" PRIu64 " is not a multiple of %u of at "
+				"least 16 KiB", dir, options->segment_size, WAL_DIRECT_ALIGNMENT);
+	if (options->ring_entries < 4 || options->ring_entries > 4096)
+		return wal_error(err, errlen, EINVAL, "%s: ring_entries %u is outside 4..4096", dir,
+				options->ring_entries);
+	return 0;
+}
+
+int wal_open(const char *dir, const struct wal_options *options, struct wal **out, char *err, size_t errlen)
+{
+	*out = NULL;
+	struct wal_options defaults;
+	if (options == NULL) {
+		wal_options_init(&defaults);
+		options = &defaults;
+	}
+	int rc = check_options(dir, options, err, errlen);
+	if (rc != 0)
+		return rc;
+	if (mkdir(dir, 0755) != 0 && errno != EEXIST)
+		return wal_error(err, errlen, errno, "%s: mkdir: %s", dir, strerror(errno));
+	struct wal *wal = calloc(1, sizeof *wal);
+	if (wal == NULL || (wal->dir = strdup(dir)) == NULL) {
+		free(wal);
+		return wal_error(err, errlen, ENOMEM, "%s: out of memory", dir);
+	}
+	wal->options = *options;
+	wal->event_fd = -1;
+	wal->dir_fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (wal->dir_fd < 0) {
+		rc = wal_error(err, errlen, errno, "%s: open: %s", dir, strerror(errno));
+		goto fail;
+	}
+	/* Two writers on one log would interleave records; the lock goes away with the process. */
+	if (flock(wal->dir_fd, LOCK_EX | LOCK_NB) != 0) {
+		rc = wal_error(err, errlen, errno, "%s: locking the wal directory: %s (is another process using "
+				"it?)", dir, strerror(errno));
+		goto fail;
+	}
+	rc = wal_recover(wal, err, errlen);
+	if (rc != 0)
+		goto fail;
+	rc = wal_writer_init(wal, err, errlen);
+	if (rc != 0)
+		goto fail;
+	if (wal->active == NULL) {
+		struct wal_segment *segment;
+		rc = wal_segment_prepare(wal->dir_fd, dir, wal->next_sequence, options->segment_size,
+				options->direct_io, &segment, err, errlen);
+		if (rc != 0)
+			goto fail;
+		if (wal_add_segment(wal, segment) != 0) {
+			wal_segment_free(segment);
+			rc = wal_error(err, errlen, ENOMEM, "%s: out of memory", dir);
+			goto fail;
+		}
+		wal->next_sequence++;
+		wal->active = segment;
+	}
+	rc = wal_writer_prepare_ahead(wal, err, errlen);
+	if (rc != 0)
+		goto fail;
+	wal->durable_index = wal->last_index;
+	wal->has_durable_snapshot = wal->has_snapshot;
+	wal->durable_snapshot_index = wal->snapshot.index;
+	*out = wal;
+	return 0;
+fail:
+	wal_close(wal);
+	return rc;
+}
+
+const struct wal_recovered *wal_recovered(const struct wal *wal)
+{
+	return &wal->recovered;
+}
+
+void wal_recovered_release(struct wal *wal)
+{
+	for (size_t i = 0; i < wal->recovered.entry_count; i++)
+		free((void *)wal->recovered.entries[i].data);
+	free(wal->recovered.entries);
+	wal->recovered.entries = NULL;
+	wal->recovered.entry_count = 0;
+}
+
+int wal_append_entries(struct wal *wal, const struct wal_entry *entries, size_t count, char *err, size_t errlen)
+{
+	if (wal->failed)
+		return report_failure(wal, err, errlen);
+	if (count == 0)
+		return 0;
+	uint64_t first = entries[0].index;
+	if (first == 0 || first > wal->last_index + 1)
+		return wal_error(err, errlen, EINVAL, "%s: entry %" PRIu64 " does not follow the last index %"
+				PRIu64, wal->dir, first, wal->last_index);
+	if (wal->has_snapshot && first <= wal->snapshot.index)
+		return wal_error(err, errlen, EINVAL, "%s: entry %" PRIu64 " is covered by the snapshot at %"
+				PRIu64, wal->dir, first, wal->snapshot.index);
+	for (size_t i = 0; i < count; i++) {
+		if (entries[i].index != first + i)
+			return wal_error(err, errlen, EINVAL, "%s: entry indexes are not consecutive at %" PRIu64,
+					wal->dir, entries[i].index);
+		/* Entry framing adds at most 40 bytes of protobuf tags and varints. */
+		int rc = wal_check_record_size(wal, entries[i].data_length + 40, err, errlen);
+		if (rc != 0)
+			return rc;
+	}
+	if (first <= wal->last_index) {
+		int rc = wal_encode_truncate(wal, first - 1, err, errlen);
+		if (rc != 0)
+			return rc;
+	}
+	for (size_t i = 0; i < count; i++) {
+		int rc = wal_encode_entry(wal, &entries[i], err, errlen);
+		if (rc != 0)
+			return rc;
+	}
+	return 0;
+}
+
+int wal_set_hard_state(struct wal *wal, const struct wal_hard_state *state, char *err, size_t errlen)
+{
+	if (wal->failed)
+		return report_failure(wal, err, errlen);
+	wal->hard_state = *state;
+	wal->has_hard_state = true;
+	return wal_encode_hard_state(wal, err, errlen);
+}
+
+int wal_save_snapshot(struct wal *wal, const struct wal_snapshot_marker *marker, char *err, size_t errlen)
+{
+	if (wal->failed)
+		return report_failure(wal, err, errlen);
+	if (wal->has_snapshot && marker->index < wal->snapshot.index)
+		return wal_error(err, errlen, EINVAL, "%s: snapshot at %" PRIu64 " is older than the one at %" PRIu64,
+				wal->dir, marker->index, wal->snapshot.index);
+	wal->snapshot = *marker;
+	wal->has_snapshot = true;
+	/* A snapshot beyond the log replaces it: the next entry follows the snapshot (recovery agrees). */
+	if (wal->last_index < marker->index)
+		wal->last_index = marker->index;
+	return wal_encode_snapshot(wal, err, errlen);
+}
+
+int wal_truncate_after(struct wal *wal, uint64_t index, char *err, size_t errlen)
+{
+	if (wal->failed)
+		return report_failure(wal, err, errlen);
+	if (wal->has_snapshot && index < wal->snapshot.index)
+		return wal_error(err, errlen, EINVAL, "%s: cannot truncate after %" PRIu64 ", below the snapshot at %"
+				PRIu64, wal->dir, index, wal->snapshot.index);
+	if (index >= wal->last_index)
+		return 0;
+	return wal_encode_truncate(wal, index, err, errlen);
+}
+
+int wal_release_before(struct wal *wal, uint64_t snapshot_index, char *err, size_t errlen)
+{
+	if (wal->failed)
+		return report_failure(wal, err, errlen);
+	if (!wal->has_durable_snapshot || snapshot_index > wal->durable_snapshot_index)
+		return wal_error(err, errlen, EINVAL, "%s: no durable snapshot covers index %" PRIu64, wal->dir,
+				snapshot_index);
+	size_t released = 0;
+	while (released < wal->segment_count) {
+		struct wal_segment *segment = wal->segments[released];
+		/* Only closed segments: their records are durable and none is referenced by a batch. */
+		if (segment->fd >= 0 || !segment->full)
+			break;
+		if (segment->has_entries && segment->max_index > snapshot_index)
+			break;
+		if (unlinkat(wal->dir_fd, segment->name, 0) != 0 && errno != ENOENT)
+			return wal_error(err, errlen, errno, "%s/%s: unlink: %s", wal->dir, segment->name,
+					strerror(errno));
+		wal_segment_free(segment);
+		released++;
+	}
+	if (released == 0)
+		return 0;
+	memmove(wal->segments, wal->segments + released, (wal->segment_count - released) * sizeof(void *));
+	wal->segment_count -= released;
+	if (fsync(wal->dir_fd) != 0)
+		return wal_error(err, errlen, errno, "%s: fsync after releasing segments: %s", wal->dir,
+				strerror(errno));
+	return 0;
+}
+
+int wal_submit(struct wal *wal, char *err, size_t errlen)
+{
+	if (wal->failed || wal_writer_start_batch(wal) != 0)
+		return report_failure(wal, err, errlen);
+	return 0;
+}
+
+static void drain_event_fd(struct wal *wal)
+{
+	uint64_t count;
+	/* Non-blocking: only resets the counter so epoll reports the next completion. */
+	if (read(wal->event_fd, &count, sizeof count) < 0 && errno != EAGAIN)
+		return;
+}
+
+int wal_reap(struct wal *wal, uint64_t *durable_index, char *err, size_t errlen)
+{
+	drain_event_fd(wal);
+	int rc = wal->failed ? wal->failed : wal_writer_process(wal, false);
+	if (durable_index != NULL)
+		*durable_index = wal->durable_index;
+	return rc != 0 ? report_failure(wal, err, errlen) : 0;
+}
+
+int wal_wait(struct wal *wal, uint64_t *durable_index, char *err, size_t errlen)
+{
+	drain_event_fd(wal);
+	int rc = wal->failed ? wal->failed : wal_writer_process(wal, true);
+	if (durable_index != NULL)
+		*durable_index = wal->durable_index;
+	return rc != 0 ? report_failure(wal, err, errlen) : 0;
+}
+
+int wal_event_fd(const struct wal *wal)
+{
+	return wal->event_fd;
+}
+
+uint64_t wal_durable_index(const struct wal *wal)
+{
+	return wal->durable_index;
+}
+
+uint64_t wal_last_index(const struct wal *wal)
+{
+	return wal->last_index;
+}
+
+bool wal_all_durable(const struct wal *wal)
+{
+	return wal->pending.count == 0 && wal->inflight.count == 0;
+}
+
+uint64_t wal_sync_count(const struct wal *wal)
+{
+	return wal->sync_count;
+}
+
+void wal_close(struct wal *wal)
+{
+	if (wal == NULL)
+		return;
+	/* The kernel may still be writing into our buffers: wait for the batch in flight. */
+	while (wal->ring_ready && wal->inflight_operations > 0) {
+		struct io_uring_cqe *cqe;
+		int rc = io_uring_wait_cqe(&wal->ring, &cqe);
+		if (rc == -EINTR)
+			continue;
+		if (rc < 0)
+			break;
+		io_uring_cqe_seen(&wal->ring, cqe);
+		wal->inflight_operations--;
+	}
+	wal_writer_destroy(wal);
+	for (size_t i = 0; i < wal->segment_count; i++)
+		wal_segment_free(wal->segments[i]);
+	free(wal->segments);
+	wal_recovered_release(wal);
+	if (wal->dir_fd >= 0)
+		close(wal->dir_fd);
+	free(wal->dir);
+	free(wal);
+}

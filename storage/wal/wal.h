@@ -1,0 +1,120 @@
+/* storage/wal/wal.h: the Raft write-ahead log, written with io_uring group commits.
+ *
+ * One struct wal is owned by one thread (the node's storage thread); it has no locks and no threads of
+ * its own. The owner appends records (they are only buffered), calls wal_submit() at its batching point,
+ * and calls wal_reap() when wal_event_fd() becomes readable (or wal_wait() to block). Every record
+ * appended while a write+fdatasync is in flight goes into the next one, so one fdatasync covers many
+ * appends. An entry is reported durable only after the fdatasync covering it completed.
+ *
+ * Every function returning int returns 0 or -errno and, on failure, writes a message naming the file and
+ * the step that failed into err (err may be NULL). After an I/O error or a full disk the wal is failed:
+ * every later append, submit or reap returns the same error; what was reported durable stays intact. */
+#ifndef QUORUMD_STORAGE_WAL_H
+#define QUORUMD_STORAGE_WAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define WAL_DEFAULT_SEGMENT_SIZE (64u * 1024u * 1024u)
+/* O_DIRECT writes are made in blocks of this size, at offsets that are multiples of it. */
+#define WAL_DIRECT_ALIGNMENT 4096u
+
+struct wal;
+
+struct wal_options {
+	uint64_t segment_size;  /* bytes per segment file; a multiple of WAL_DIRECT_ALIGNMENT, >= 16 KiB */
+	bool direct_io;         /* O_DIRECT writes from aligned buffers instead of the page cache */
+	unsigned ring_entries;  /* io_uring submission queue size; bounds segments per batch */
+};
+
+struct wal_entry {
+	uint64_t term;
+	uint64_t index;
+	uint32_t type;          /* Raft entry type, opaque to the wal */
+	const uint8_t *data;
+	size_t data_length;
+};
+
+struct wal_hard_state {
+	uint64_t term;
+	uint64_t vote;
+	uint64_t commit;
+};
+
+struct wal_snapshot_marker {
+	uint64_t index;
+	uint64_t term;
+};
+
+/* What recovery found and did. */
+struct wal_recovery_info {
+	bool torn_tail;              /* a torn record at the end of the last segment was cut off */
+	uint64_t truncated_bytes;    /* bytes zeroed behind the last good record of the last segment */
+	unsigned segments;           /* segment files holding records */
+	uint64_t records;            /* records read */
+	char last_segment[64];       /* file name of the segment appends continue in ("" if none) */
+	uint64_t end_offset;         /* where the next record goes in last_segment */
+};
+
+/* What was on disk when the wal was opened. Entries are those after the snapshot marker, in index
+ * order, after applying truncations (the newest record for an index wins). */
+struct wal_recovered {
+	bool has_hard_state;
+	struct wal_hard_state hard_state;
+	bool has_snapshot;
+	struct wal_snapshot_marker snapshot;
+	struct wal_entry *entries;   /* data points into memory owned by the wal */
+	size_t entry_count;
+	struct wal_recovery_info info;
+};
+
+void wal_options_init(struct wal_options *options);
+
+/* Opens (creating if needed) the wal in dir, recovers its contents and prepares the segments that
+ * appends will use. A torn tail of the last segment is cut off; any other damage makes it fail with a
+ * message naming the file and byte offset. */
+int wal_open(const char *dir, const struct wal_options *options, struct wal **out, char *err, size_t errlen);
+
+/* The recovered contents; valid until wal_recovered_release() or wal_close(). */
+const struct wal_recovered *wal_recovered(const struct wal *wal);
+void wal_recovered_release(struct wal *wal);
+
+/* Buffers entries for the next write. entries[0].index may be at most last index + 1; an index at or
+ * below the last one first truncates the log after index - 1 (a follower's conflicting suffix).
+ * Indexes must be consecutive within the call. */
+int wal_append_entries(struct wal *wal, const struct wal_entry *entries, size_t count, char *err,
+		size_t errlen);
+int wal_set_hard_state(struct wal *wal, const struct wal_hard_state *state, char *err, size_t errlen);
+int wal_save_snapshot(struct wal *wal, const struct wal_snapshot_marker *marker, char *err, size_t errlen);
+/* Discards entries with an index above index; later appends replace them. */
+int wal_truncate_after(struct wal *wal, uint64_t index, char *err, size_t errlen);
+/* Deletes whole closed segments whose entries are all at or below snapshot_index. snapshot_index must
+ * not exceed the index of a snapshot marker that is already durable. */
+int wal_release_before(struct wal *wal, uint64_t snapshot_index, char *err, size_t errlen);
+
+/* Starts a write+fdatasync of everything buffered, unless one is already in flight (then the buffered
+ * records go out as soon as it completes, from wal_reap()). */
+int wal_submit(struct wal *wal, char *err, size_t errlen);
+/* Processes completions without blocking, starts the next batch if records are waiting, and stores the
+ * durable index: every entry of the current log at or below it has been fdatasync'ed. The durable index
+ * drops to index after wal_truncate_after(index). */
+int wal_reap(struct wal *wal, uint64_t *durable_index, char *err, size_t errlen);
+/* Like wal_reap() but blocks until at least one batch completed (returns at once if nothing is in
+ * flight). */
+int wal_wait(struct wal *wal, uint64_t *durable_index, char *err, size_t errlen);
+
+/* An eventfd that becomes readable when completions are waiting; for the owner's epoll loop. */
+int wal_event_fd(const struct wal *wal);
+uint64_t wal_durable_index(const struct wal *wal);
+uint64_t wal_last_index(const struct wal *wal);
+/* True when every record appended so far is durable (nothing buffered, nothing in flight). */
+bool wal_all_durable(const struct wal *wal);
+/* Number of fdatasync calls completed since open (one per segment touched by a batch). */
+uint64_t wal_sync_count(const struct wal *wal);
+
+/* Waits for the batch in flight (if any), then closes everything. Buffered records that were never
+ * submitted are dropped, as a crash would drop them. */
+void wal_close(struct wal *wal);
+
+#endif

@@ -1,0 +1,48 @@
+/* tests/wal/helpers.h: what the wal tests share: failing with the place and a reproduce hint, temporary
+ * directories removed on every exit path, and the deterministic entry content the tests check against. */
+#ifndef QUORUMD_TESTS_WAL_HELPERS_H
+#define QUORUMD_TESTS_WAL_HELPERS_H
+
+#include "wal.h"
+
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+/* Exit status meson reads as "skipped". */
+#define TEST_SKIP 77
+
+#define CHECK(condition) \
+	do { \
+		if (!(condition)) \
+			test_fail(__FILE__, __LINE__, #condition, NULL); \
+	} while (0)
+
+/* For calls returning 0 / -errno with an error buffer. */
+#define CHECK_OK(call, err) \
+	do { \
+		int check_rc_ = (call); \
+		if (check_rc_ != 0) \
+			test_fail(__FILE__, __LINE__, #call, (err)); \
+	} while (0)
+
+__attribute__((noreturn)) void test_fail(const char *file, int line, const char *what, const char *detail);
+
+/* Creates a fresh directory under $TMPDIR (or /tmp), removed at exit even when a check fails. */
+const char *test_temp_dir(const char *label);
+void test_remove_tree(const char *path);
+
+/* Deterministic content of entry (index, term): its length (1..max_length) and bytes. */
+size_t test_entry_length(uint64_t index, uint64_t term, size_t max_length);
+void test_entry_fill(uint64_t index, uint64_t term, uint8_t *out, size_t length);
+/* 1 when entry matches the deterministic content for its index and term. */
+int test_entry_matches(const struct wal_entry *entry, size_t max_length);
+
+/* Appends entries first..last of term with deterministic content. */
+void test_append_range(struct wal *wal, uint64_t first, uint64_t last, uint64_t term, size_t max_length);
+/* Submits and waits until everything appended is durable; returns the durable index. */
+uint64_t test_sync(struct wal *wal);
+
+void test_options(struct wal_options *options, uint64_t segment_size, int direct_io);
+
+#endif

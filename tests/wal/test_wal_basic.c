@@ -1,0 +1,318 @@
+/* tests/wal/test_wal_basic.c: the wal's behaviour on a healthy disk: round trips through close and
+ * recovery, group commit, durability reporting, hard state, segment roll-over and naming, truncation,
+ * releasing segments below a snapshot, O_DIRECT mode, argument checks. */
+#include "helpers.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <string.h>
+
+#define MAX_LENGTH 700
+#define SMALL_SEGMENT (64u * 1024u)
+
+static struct wal *open_wal(const char *dir, const struct wal_options *options)
+{
+	char err[256];
+	struct wal *wal = NULL;
+	CHECK_OK(wal_open(dir, options, &wal, err, sizeof err), err);
+	return wal;
+}
+
+/* Checks the recovered log is exactly first..last, with term_of(index) terms and matching content. */
+static void check_log(const struct wal_recovered *recovered, uint64_t first, uint64_t last,
+		uint64_t (*term_of)(uint64_t index))
+{
+	CHECK(recovered->entry_count == (first <= last ? last - first + 1 : 0));
+	for (size_t i = 0; i < recovered->entry_count; i++) {
+		const struct wal_entry *entry = &recovered->entries[i];
+		CHECK(entry->index == first + i);
+		CHECK(entry->term == term_of(entry->index));
+		CHECK(test_entry_matches(entry, MAX_LENGTH));
+	}
+}
+
+static uint64_t term_one(uint64_t index)
+{
+	(void)index;
+	return 1;
+}
+
+static unsigned count_files(const char *dir, const char *prefix, unsigned *closed)
+{
+	DIR *directory = opendir(dir);
+	CHECK(directory != NULL);
+	unsigned matching = 0;
+	*closed = 0;
+	struct dirent *item;
+	while ((item = readdir(directory)) != NULL) {
+		if (strncmp(item->d_name, prefix, strlen(prefix)) == 0)
+			matching++;
+		if (strlen(item->d_name) == 33 && item->d_name[16] == '-')
+			(*closed)++;
+	}
+	closedir(directory);
+	return matching;
+}
+
+static void test_round_trip(int direct_io)
+{
+	const char *dir = test_temp_dir("round-trip");
+	struct wal_options options;
+	test_options(&options, 1024 * 1024, direct_io);
+	struct wal *wal = open_wal(dir, &options);
+	CHECK(wal_recovered(wal)->entry_count == 0);
+	CHECK(!wal_recovered(wal)->has_hard_state);
+	char err[256];
+	struct wal_hard_state state = { .term = 3, .vote = 2, .commit = 0 };
+	CHECK_OK(wal_set_hard_state(wal, &state, err, sizeof err), err);
+	test_append_range(wal, 1, 500, 1, MAX_LENGTH);
+	/* Nothing is durable before a write+fdatasync completed. */
+	CHECK(wal_durable_index(wal) == 0);
+	CHECK_OK(wal_submit(wal, err, sizeof err), err);
+	CHECK(wal_durable_index(wal) == 0);
+	CHECK(test_sync(wal) == 500);
+	/* Several batches, each one rewriting the partial O_DIRECT block of the previous one. */
+	for (uint64_t first = 501; first <= 1000; first += 50) {
+		test_append_range(wal, first, first + 49, 1, MAX_LENGTH);
+		CHECK(test_sync(wal) == first + 49);
+	}
+	state.commit = 900;
+	CHECK_OK(wal_set_hard_state(wal, &state, err, sizeof err), err);
+	test_sync(wal);
+	wal_close(wal);
+
+	wal = open_wal(dir, &options);
+	const struct wal_recovered *recovered = wal_recovered(wal);
+	check_log(recovered, 1, 1000, term_one);
+	CHECK(recovered->has_hard_state);
+	CHECK(recovered->hard_state.term == 3 && recovered->hard_state.vote == 2 && recovered->hard_state.commit == 900);
+	CHECK(!recovered->info.torn_tail && recovered->info.truncated_bytes == 0);
+	CHECK(wal_last_index(wal) == 1000 && wal_durable_index(wal) == 1000);
+	/* Appends continue where recovery ended. */
+	test_append_range(wal, 1001, 1100, 1, MAX_LENGTH);
+	CHECK(test_sync(wal) == 1100);
+	wal_close(wal);
+
+	/* The other mode reads the same files. */
+	options.direct_io = !direct_io;
+	wal = open_wal(dir, &options);
+	check_log(wal_recovered(wal), 1, 1100, term_one);
+	wal_close(wal);
+}
+
+static void test_group_commit(void)
+{
+	const char *dir = test_temp_dir("group");
+	struct wal_options options;
+	test_options(&options, 4 * 1024 * 1024, 0);
+	struct wal *wal = open_wal(dir, &options);
+	char err[256];
+	test_append_range(wal, 1, 1, 1, MAX_LENGTH);
+	CHECK_OK(wal_submit(wal, err, sizeof err), err);
+	/* While the first batch is in flight, 100 appends each ask to submit: they must wait and then
+	 * leave together in one write+fdatasync. */
+	for (uint64_t index = 2; index <= 101; index++) {
+		test_append_range(wal, index, index, 1, MAX_LENGTH);
+		CHECK_OK(wal_submit(wal, err, sizeof err), err);
+	}
+	uint64_t durable = 0;
+	CHECK_OK(wal_wait(wal, &durable, err, sizeof err), err);
+	CHECK(durable == 1);               /* the first batch covered only entry 1 */
+	CHECK(wal_sync_count(wal) == 1);
+	CHECK(!wal_all_durable(wal));      /* and the second was started by wal_wait */
+	CHECK_OK(wal_wait(wal, &durable, err, sizeof err), err);
+	CHECK(durable == 101);
+	CHECK(wal_sync_count(wal) == 2);   /* one fdatasync for 100 appends */
+	CHECK(wal_all_durable(wal));
+	/* wal_reap never blocks and reports the same index when idle. */
+	CHECK_OK(wal_reap(wal, &durable, err, sizeof err), err);
+	CHECK(durable == 101);
+	CHECK(wal_event_fd(wal) >= 0);
+	wal_close(wal);
+}
+
+static void test_roll_over(int direct_io)
+{
+	const char *dir = test_temp_dir("roll");
+	struct wal_options options;
+	test_options(&options, SMALL_SEGMENT, direct_io);
+	struct wal *wal = open_wal(dir, &options);
+	char err[256];
+	struct wal_hard_state state = { .term = 7, .vote = 1, .commit = 5 };
+	CHECK_OK(wal_set_hard_state(wal, &state, err, sizeof err), err);
+	/* ~350 KB of entries in batches of varying size over 64 KiB segments: several roll-overs,
+	 * including batches that span two segments. */
+	uint64_t next = 1;
+	for (unsigned batch = 1; next <= 1000; batch = batch * 3 % 97 + 1) {
+		uint64_t last = next + batch - 1 > 1000 ? 1000 : next + batch - 1;
+		test_append_range(wal, next, last, 1, MAX_LENGTH);
+		CHECK(test_sync(wal) == last);
+		next = last + 1;
+	}
+	unsigned closed;
+	unsigned open_segments = count_files(dir, "open-", &closed);
+	CHECK(closed >= 4);
+	/* The active segment and one prepared ahead. */
+	CHECK(open_segments == 2);
+	CHECK(wal_sync_count(wal) > 0);
+	wal_close(wal);
+
+	wal = open_wal(dir, &options);
+	const struct wal_recovered *recovered = wal_recovered(wal);
+	check_log(recovered, 1, 1000, term_one);
+	CHECK(recovered->info.segments == closed + 1);
+	CHECK(recovered->hard_state.term == 7 && recovered->hard_state.commit == 5);
+	wal_close(wal);
+}
+
+static uint64_t term_after_truncate(uint64_t index)
+{
+	return index <= 60 ? 1 : 2;
+}
+
+static void test_truncate(void)
+{
+	const char *dir = test_temp_dir("truncate");
+	struct wal_options options;
+	test_options(&options, SMALL_SEGMENT, 0);
+	struct wal *wal = open_wal(dir, &options);
+	char err[256];
+	test_append_range(wal, 1, 100, 1, MAX_LENGTH);
+	CHECK(test_sync(wal) == 100);
+	CHECK_OK(wal_truncate_after(wal, 60, err, sizeof err), err);
+	/* Entries above 60 left the log, so the durable index drops at once. */
+	CHECK(wal_durable_index(wal) == 60 && wal_last_index(wal) == 60);
+	test_append_range(wal, 61, 80, 2, MAX_LENGTH);
+	CHECK(test_sync(wal) == 80);
+	wal_close(wal);
+
+	wal = open_wal(dir, &options);
+	check_log(wal_recovered(wal), 1, 80, term_after_truncate);
+	/* A truncation with nothing after it is honoured too. */
+	CHECK_OK(wal_truncate_after(wal, 70, err, sizeof err), err);
+	test_sync(wal);
+	wal_close(wal);
+	wal = open_wal(dir, &options);
+	check_log(wal_recovered(wal), 1, 70, term_after_truncate);
+	/* Appending at an index already in the log replaces the suffix (a follower's conflict). */
+	test_append_range(wal, 61, 61, 2, MAX_LENGTH);
+	test_append_range(wal, 62, 90, 2, MAX_LENGTH);
+	CHECK(test_sync(wal) == 90);
+	wal_close(wal);
+	wal = open_wal(dir, &options);
+	check_log(wal_recovered(wal), 1, 90, term_after_truncate);
+	CHECK(wal_last_index(wal) == 90);
+	wal_close(wal);
+}
+
+static void test_release(void)
+{
+	const char *dir = test_temp_dir("release");
+	struct wal_options options;
+	test_options(&options, SMALL_SEGMENT, 0);
+	struct wal *wal = open_wal(dir, &options);
+	char err[256];
+	struct wal_hard_state state = { .term = 4, .vote = 3, .commit = 1 };
+	CHECK_OK(wal_set_hard_state(wal, &state, err, sizeof err), err);
+	for (uint64_t first = 1; first <= 2000; first += 100) {
+		test_append_range(wal, first, first + 99, 4, MAX_LENGTH);
+		test_sync(wal);
+	}
+	unsigned closed_before;
+	count_files(dir, "open-", &closed_before);
+	CHECK(closed_before >= 8);
+	/* Without a durable snapshot marker nothing may be released. */
+	CHECK(wal_release_before(wal, 1500, err, sizeof err) == -EINVAL);
+	struct wal_snapshot_marker marker = { .index = 1500, .term = 4 };
+	CHECK_OK(wal_save_snapshot(wal, &marker, err, sizeof err), err);
+	CHECK(wal_release_before(wal, 1500, err, sizeof err) == -EINVAL); /* not durable yet */
+	test_sync(wal);
+	CHECK(wal_release_before(wal, 1600, err, sizeof err) == -EINVAL); /* beyond the snapshot */
+	CHECK_OK(wal_release_before(wal, 1500, err, sizeof err), err);
+	unsigned closed_after;
+	count_files(dir, "open-", &closed_after);
+	CHECK(closed_after < closed_before);
+	CHECK(closed_after >= 1);
+	wal_close(wal);
+
+	wal = open_wal(dir, &options);
+	const struct wal_recovered *recovered = wal_recovered(wal);
+	/* The hard state was written once, in a released segment: it survives because every segment
+	 * starts with the current hard state and snapshot marker. */
+	CHECK(recovered->has_hard_state && recovered->hard_state.term == 4 && recovered->hard_state.vote == 3);
+	CHECK(recovered->has_snapshot && recovered->snapshot.index == 1500);
+	CHECK(recovered->entry_count == 500);
+	CHECK(recovered->entries[0].index == 1501);
+	for (size_t i = 0; i < recovered->entry_count; i++)
+		CHECK(test_entry_matches(&recovered->entries[i], MAX_LENGTH));
+	/* Entries at or below the snapshot cannot be appended again. */
+	test_append_range(wal, 2001, 2001, 4, MAX_LENGTH);
+	struct wal_entry old = { .term = 4, .index = 1400, .data = (const uint8_t *)"x", .data_length = 1 };
+	CHECK(wal_append_entries(wal, &old, 1, err, sizeof err) == -EINVAL);
+	wal_close(wal);
+}
+
+static void test_snapshot_beyond_log(void)
+{
+	const char *dir = test_temp_dir("snapshot");
+	struct wal_options options;
+	test_options(&options, SMALL_SEGMENT, 0);
+	struct wal *wal = open_wal(dir, &options);
+	char err[256];
+	test_append_range(wal, 1, 10, 1, MAX_LENGTH);
+	/* A follower installing a snapshot ahead of its log: the log restarts after it. */
+	struct wal_snapshot_marker marker = { .index = 50, .term = 3 };
+	CHECK_OK(wal_save_snapshot(wal, &marker, err, sizeof err), err);
+	CHECK(wal_last_index(wal) == 50);
+	test_append_range(wal, 51, 60, 3, MAX_LENGTH);
+	CHECK(test_sync(wal) == 60);
+	wal_close(wal);
+	wal = open_wal(dir, &options);
+	const struct wal_recovered *recovered = wal_recovered(wal);
+	CHECK(recovered->entry_count == 10 && recovered->entries[0].index == 51);
+	CHECK(recovered->snapshot.index == 50 && recovered->snapshot.term == 3);
+	wal_close(wal);
+}
+
+static void test_argument_checks(void)
+{
+	const char *dir = test_temp_dir("arguments");
+	struct wal_options options;
+	test_options(&options, 5000, 0);
+	struct wal *wal = NULL;
+	char err[256] = "";
+	CHECK(wal_open(dir, &options, &wal, err, sizeof err) == -EINVAL);
+	CHECK(strstr(err, dir) != NULL && strstr(err, "segment size") != NULL);
+	test_options(&options, SMALL_SEGMENT, 0);
+	wal = open_wal(dir, &options);
+	/* A second owner is refused while the first holds the log. */
+	struct wal *second = NULL;
+	CHECK(wal_open(dir, &options, &second, err, sizeof err) == -EWOULDBLOCK);
+	CHECK(strstr(err, "lock") != NULL);
+	test_append_range(wal, 1, 5, 1, MAX_LENGTH);
+	struct wal_entry gap = { .term = 1, .index = 9, .data = (const uint8_t *)"x", .data_length = 1 };
+	CHECK(wal_append_entries(wal, &gap, 1, err, sizeof err) == -EINVAL);
+	CHECK(strstr(err, "does not follow") != NULL);
+	static uint8_t huge[SMALL_SEGMENT];
+	struct wal_entry big = { .term = 1, .index = 6, .data = huge, .data_length = sizeof huge };
+	CHECK(wal_append_entries(wal, &big, 1, err, sizeof err) == -E2BIG);
+	/* Rejected calls leave the wal usable. */
+	CHECK(test_sync(wal) == 5);
+	wal_close(wal);
+}
+
+int main(void)
+{
+	test_round_trip(0);
+	test_round_trip(1);
+	test_group_commit();
+	test_roll_over(0);
+	test_roll_over(1);
+	test_truncate();
+	test_release();
+	test_snapshot_beyond_log();
+	test_argument_checks();
+	printf("wal basic tests passed\n");
+	return 0;
+}
