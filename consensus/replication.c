@@ -80,8 +80,11 @@ bool replication_send_append(raft_t *r, uint64_t to, bool send_if_empty)
 	uint64_t previous_term = log_term(&r->log, previous_index);
 	uint64_t high = progress->next - 1;
 	uint64_t budget = 0;
+	/* A full window sends only an empty append: if every message in flight was lost, its answer (an
+	 * ack or a rejection) is what frees the window again. */
+	bool window_full = progress->state == RAFT_PROGRESS_REPLICATE && inflights_full(&progress->inflights);
 	/* Entries up to max_size_per_msg bytes, at least one: small messages keep fragment counts low. */
-	while (high < last) {
+	while (high < last && !window_full) {
 		const struct log_entry *entry = log_entry_at(&r->log, high + 1);
 		if (high >= progress->next && budget + entry->length > r->config.max_size_per_msg)
 			break;
