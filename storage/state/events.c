@@ -1,0 +1,170 @@
+/* storage/state/events.c: watch events read back from history. The revision-order records give the
+ * order; each points at its history record (the event), and the record after it in key order is the
+ * key's previous version (prev_kv). Compaction keeps every record newer than the compact revision
+ * and each key's newest version at or below it, so prev_kv of any event it keeps is still there. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+#include "keys.h"
+
+struct event_list {
+    struct state_event *items;
+    size_t count;
+    size_t capacity;
+};
+
+static int event_list_push(struct event_list *list, const struct state_event *event)
+{
+    if (list->count == list->capacity) {
+        size_t capacity = list->capacity ? list->capacity * 2 : 16;
+        struct state_event *items = realloc(list->items, capacity * sizeof *items);
+        if (items == NULL)
+            return STATE_ERR_NOMEM;
+        list->items = items;
+        list->capacity = capacity;
+    }
+    list->items[list->count++] = *event;
+    return STATE_OK;
+}
+
+/* Reads the event at (main, sub) of user_key and, when asked, the version before it. */
+static int read_event(struct state *state, const uint8_t *user_key, size_t user_key_len,
+                      int64_t main, int64_t sub, bool want_prev_kv, struct state_event *event,
+                      char *err, size_t err_len)
+{
+    memset(event, 0, sizeof *event);
+    size_t history_len;
+    uint8_t *history = state_key_history(user_key, user_key_len, main, sub, &history_len);
+    if (history == NULL)
+        return state_fail(err, err_len, STATE_ERR_NOMEM, "key");
+    rocksdb_iterator_t *iterator = rocksdb_create_iterator(state->db, state->read_options);
+    rocksdb_iter_seek(iterator, (const char *)history, history_len);
+    int status = STATE_OK;
+    bool reported = false; /* err already says what went wrong */
+    size_t key_len = 0;
+    const uint8_t *key = rocksdb_iter_valid(iterator)
+                             ? (const uint8_t *)rocksdb_iter_key(iterator, &key_len)
+                             : NULL;
+    if (key == NULL || key_len != history_len || memcmp(key, history, history_len) != 0) {
+        status = state_fail(err, err_len, STATE_ERR_CORRUPT,
+                            "revision %lld.%lld has no history record", (long long)main,
+                            (long long)sub);
+        reported = true;
+    } else {
+        size_t value_len;
+        const uint8_t *value = (const uint8_t *)rocksdb_iter_value(iterator, &value_len);
+        enum state_event_type type;
+        status = state_event_decode(value, value_len, false, &type, &event->kv);
+        event->type = type;
+    }
+    if (status == STATE_OK && want_prev_kv) {
+        rocksdb_iter_next(iterator);
+        if (rocksdb_iter_valid(iterator)) {
+            key = (const uint8_t *)rocksdb_iter_key(iterator, &key_len);
+            uint8_t *previous_key = NULL;
+            size_t previous_len;
+            int64_t previous_main, previous_sub;
+            if (state_key_history_parse(key, key_len, &previous_key, &previous_len,
+                                        &previous_main, &previous_sub) &&
+                state_bytes_compare(previous_key, previous_len, user_key, user_key_len) == 0) {
+                size_t value_len;
+                const uint8_t *value = (const uint8_t *)rocksdb_iter_value(iterator, &value_len);
+                enum state_event_type type;
+                struct state_kv previous;
+                status = state_event_decode(value, value_len, false, &type, &previous);
+                if (status == STATE_OK && type == STATE_EVENT_PUT) {
+                    event->prev_kv = previous;
+                    event->has_prev_kv = true;
+                } else if (status == STATE_OK) {
+                    state_kv_free_fields(&previous);
+                }
+            }
+            free(previous_key);
+        }
+    }
+    if (status != STATE_OK && !reported)
+        status = state_fail(err, err_len, status, "event at revision %lld", (long long)main);
+    if (status != STATE_OK) {
+        state_kv_free_fields(&event->kv);
+        state_kv_free_fields(&event->prev_kv);
+    }
+    rocksdb_iter_destroy(iterator);
+    free(history);
+    return status;
+}
+
+int state_events_read(struct state *state, int64_t from_revision, struct state_bytes key,
+                      struct state_bytes range_end, size_t max_events, bool want_prev_kv,
+                      struct state_event_list *out, char *err, size_t err_len)
+{
+    memset(out, 0, sizeof *out);
+    if (state->db == NULL)
+        return state_fail(err, err_len, STATE_ERR_INVALID, "the state is closed");
+    if (from_revision < 1)
+        from_revision = 1;
+    /* Committed values: events are read from committed state only. */
+    if (from_revision <= state->committed.compact_revision)
+        return state_fail(err, err_len, STATE_ERR_COMPACTED,
+                          "events from %lld, compacted at %lld", (long long)from_revision,
+                          (long long)state->committed.compact_revision);
+    struct state_key_range range;
+    state_key_range_init(&range, key, range_end);
+
+    uint8_t start[STATE_REVISION_KEY_LEN];
+    state_key_revision(from_revision, 0, start);
+    rocksdb_iterator_t *iterator = rocksdb_create_iterator(state->db, state->read_options);
+    struct event_list events = {0};
+    int status = STATE_OK;
+    int64_t next_revision = state->committed.revision + 1;
+    int64_t last_main = 0;
+    for (rocksdb_iter_seek(iterator, (const char *)start, sizeof start);
+         rocksdb_iter_valid(iterator); rocksdb_iter_next(iterator)) {
+        size_t revision_len;
+        const uint8_t *revision_key = (const uint8_t *)rocksdb_iter_key(iterator, &revision_len);
+        int64_t main, sub;
+        if (!state_key_revision_parse(revision_key, revision_len, &main, &sub))
+            break;
+        if (max_events > 0 && events.count >= max_events && main != last_main) {
+            next_revision = main; /* never split one revision's events */
+            break;
+        }
+        last_main = main;
+        size_t user_key_len;
+        const uint8_t *user_key = (const uint8_t *)rocksdb_iter_value(iterator, &user_key_len);
+        bool inside =
+            state_bytes_compare(user_key, user_key_len, range.key.data, range.key.len) >= 0 &&
+            !state_key_range_after(&range, user_key, user_key_len);
+        if (!inside)
+            continue;
+        struct state_event event;
+        status = read_event(state, user_key, user_key_len, main, sub, want_prev_kv, &event, err,
+                            err_len);
+        if (status == STATE_OK && event_list_push(&events, &event) != STATE_OK) {
+            state_kv_free_fields(&event.kv);
+            state_kv_free_fields(&event.prev_kv);
+            status = state_fail(err, err_len, STATE_ERR_NOMEM, "%zu events", events.count);
+        }
+        if (status != STATE_OK)
+            break;
+    }
+    rocksdb_iter_destroy(iterator);
+    out->events = events.items;
+    out->count = events.count;
+    out->next_revision = next_revision < from_revision ? from_revision : next_revision;
+    if (status != STATE_OK)
+        state_event_list_free(out);
+    return status;
+}
+
+void state_event_list_free(struct state_event_list *list)
+{
+    if (list == NULL)
+        return;
+    for (size_t i = 0; i < list->count; i++) {
+        state_kv_free_fields(&list->events[i].kv);
+        state_kv_free_fields(&list->events[i].prev_kv);
+    }
+    free(list->events);
+    memset(list, 0, sizeof *list);
+}

@@ -1,0 +1,136 @@
+/* storage/state/internal.h: what the files of storage/state share and nobody else sees: the state
+ * struct, the write context of one revision, error formatting, and the read/write helpers that go
+ * through the open batch so that a batch reads its own writes. */
+#ifndef STATE_INTERNAL_H
+#define STATE_INTERNAL_H
+
+#include <rocksdb/c.h>
+
+#include "state.h"
+
+/* Bookkeeping kept in memory and written under the meta prefix with every batch. */
+struct state_meta {
+    uint64_t applied_index;
+    int64_t revision;
+    int64_t compact_revision;
+    uint64_t cluster_id;
+    uint64_t member_id;
+    uint8_t *membership; /* owned */
+    size_t membership_len;
+};
+
+struct state {
+    char *root;        /* directory given to state_open */
+    unsigned generation; /* root/db.<generation> is the live RocksDB directory */
+    rocksdb_t *db;
+    rocksdb_options_t *options;
+    rocksdb_readoptions_t *read_options;
+    rocksdb_writeoptions_t *write_options;
+    rocksdb_writeoptions_t *sync_write_options;
+    struct state_meta committed; /* as in RocksDB */
+    struct state_meta working;   /* committed + the open batch */
+    rocksdb_writebatch_wi_t *batch; /* non-NULL while a batch is open */
+    unsigned snapshot_sequence;  /* names checkpoint directories */
+    bool txn_has_writes; /* a txn branch wrote: the working revision no longer means "now" */
+};
+
+/* The main revision of the write being applied and the next sub-revision in it. */
+struct state_write {
+    int64_t main;
+    int64_t sub;
+};
+
+/* errors.c: formats "<status message>: <context>" into err; returns status. */
+int state_fail(char *err, size_t err_len, int status, const char *format, ...)
+    __attribute__((format(printf, 4, 5)));
+/* Same for a RocksDB error string, which it frees. */
+int state_fail_rocksdb(char *err, size_t err_len, char *rocksdb_error, const char *what);
+
+/* access.c: reads see the open batch when there is one. */
+rocksdb_iterator_t *state_iterator(struct state *state);
+/* *value is malloc'd (free with rocksdb_free), NULL when the key is absent. */
+int state_get(struct state *state, const uint8_t *key, size_t key_len, char **value,
+              size_t *value_len, char *err, size_t err_len);
+void state_batch_put(struct state *state, const uint8_t *key, size_t key_len, const uint8_t *value,
+                     size_t value_len);
+void state_batch_delete(struct state *state, const uint8_t *key, size_t key_len);
+int state_require_batch(const struct state *state, char *err, size_t err_len, const char *what);
+
+/* meta.c */
+int state_meta_load(struct state *state, char *err, size_t err_len);
+void state_meta_stage(struct state *state);
+int state_meta_copy(struct state_meta *to, const struct state_meta *from);
+void state_meta_clear(struct state_meta *meta);
+/* Writes the member id into another RocksDB (a restored snapshot keeps the local id). */
+int state_meta_put_member_id(rocksdb_t *db, const rocksdb_writeoptions_t *options,
+                             uint64_t member_id, char *err, size_t err_len);
+
+/* kv_codec.c: protobuf-c encoding of stored values. */
+int state_kv_encode(const struct state_kv *kv, uint8_t **out, size_t *out_len);
+int state_event_encode(enum state_event_type type, const struct state_kv *kv, uint8_t **out,
+                       size_t *out_len);
+/* Decodes a stored KeyValue; `kv` fields are malloc'd. keys_only leaves value NULL. */
+int state_kv_decode(const uint8_t *data, size_t len, bool keys_only, struct state_kv *kv);
+int state_event_decode(const uint8_t *data, size_t len, bool keys_only,
+                       enum state_event_type *type, struct state_kv *kv);
+int state_kv_copy(struct state_kv *to, const struct state_kv *from);
+void state_kv_free_fields(struct state_kv *kv);
+
+/* A growable array of kvs. */
+struct state_kv_list {
+    struct state_kv *items;
+    size_t count;
+    size_t capacity;
+};
+int state_kv_list_push(struct state_kv_list *list, struct state_kv *kv); /* takes kv's buffers */
+void state_kv_list_free(struct state_kv_list *list);
+
+/* scan.c: a request's key range in user-key space (etcd rules: empty range_end = one key,
+ * "\0" = every key >= key, else [key, range_end)) and scans over it. */
+struct state_key_range {
+    struct state_bytes key;
+    struct state_bytes end;
+    bool single;
+    bool unbounded;
+};
+void state_key_range_init(struct state_key_range *range, struct state_bytes key,
+                          struct state_bytes range_end);
+int state_bytes_compare(const uint8_t *a, size_t a_len, const uint8_t *b, size_t b_len);
+/* True when user_key sorts at or after the range's end (a scan in key order can stop). */
+bool state_key_range_after(const struct state_key_range *range, const uint8_t *user_key,
+                           size_t user_key_len);
+/* Called for each live kv in key order; return 0 to go on, 1 to stop, a status to fail. The kv is
+ * the callback's to keep (take its buffers) or leave (the scan frees it). */
+typedef int (*state_scan_fn)(void *context, struct state_kv *kv);
+/* Live kvs at the working revision (current prefix), through the batch. */
+int state_scan_current(struct state *state, const struct state_key_range *range, bool keys_only,
+                       state_scan_fn callback, void *context, char *err, size_t err_len);
+/* Live kvs as they were at `revision` (history prefix). */
+int state_scan_at(struct state *state, const struct state_key_range *range, int64_t revision,
+                  bool keys_only, state_scan_fn callback, void *context, char *err,
+                  size_t err_len);
+/* Checks a range revision (<= 0: current) against the working revisions. */
+int state_check_revision(const struct state *state, int64_t revision, char *err, size_t err_len);
+
+/* write.c: one put / delete as part of `write` (a standalone op or a txn). */
+int state_apply_put(struct state *state, struct state_write *write,
+                    const struct state_put_request *request, struct state_put_response *response,
+                    char *err, size_t err_len);
+int state_apply_delete(struct state *state, struct state_write *write,
+                       const struct state_delete_request *request,
+                       struct state_delete_response *response, char *err, size_t err_len);
+/* Reads the current version of one key (through the batch). *found false when absent. */
+int state_current_get(struct state *state, struct state_bytes key, bool *found, struct state_kv *kv,
+                      char *err, size_t err_len);
+
+/* files.c: directory helpers for snapshots and restore. */
+int state_fsync_path(const char *path, char *err, size_t err_len);
+/* fsyncs every file of a flat directory, then the directory. */
+int state_fsync_directory_files(const char *path, char *err, size_t err_len);
+int state_remove_tree(const char *path);
+char *state_path_join(const char *dir, const char *name);
+/* Opens the RocksDB in state->root/db.<generation> and loads the meta. */
+int state_db_open(struct state *state, char *err, size_t err_len);
+void state_db_close(struct state *state);
+
+#endif

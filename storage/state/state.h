@@ -1,0 +1,324 @@
+/* storage/state/state.h: the applied key-value state machine of a node, kept in RocksDB with etcd's
+ * MVCC semantics (etcd 3.4 mvcc package): a store revision, per-key create/mod revision and version,
+ * history until compaction, watch events, and the Raft bookkeeping (applied index, membership, ids)
+ * written in the same WriteBatch as the data it describes.
+ *
+ * Use: one thread owns a `struct state`. Committed Raft entries are applied in batches:
+ *     state_batch_begin(s) ; state_put / state_delete_range / state_txn / state_compact ... ;
+ *     state_batch_commit(s, index_of_last_entry)
+ * Everything in one batch becomes one atomic RocksDB write together with the applied index, so a
+ * restart resumes exactly after the last committed batch and the Raft WAL replays the rest.
+ * Reads (state_range) work inside a batch (they see its writes) and outside (committed state).
+ *
+ * Errors: every call returns a `state_status` (STATE_OK is 0) and, when `err` is not NULL, writes a
+ * message with context into err[0..err_len). Messages of etcd-visible errors start with etcd's wording
+ * ("mvcc: required revision has been compacted"), so the client layer can pass them on.
+ *
+ * Memory: responses own their kvs; free them with the matching *_free function. Requests only borrow. */
+#ifndef STATE_STATE_H
+#define STATE_STATE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define STATE_STATUS_LIST(X)                                                      \
+    X(STATE_OK, "ok")                                                             \
+    X(STATE_ERR_COMPACTED, "mvcc: required revision has been compacted")          \
+    X(STATE_ERR_FUTURE_REV, "mvcc: required revision is a future revision")       \
+    X(STATE_ERR_KEY_NOT_FOUND, "etcdserver: key not found")                       \
+    X(STATE_ERR_INVALID, "invalid argument")                                      \
+    X(STATE_ERR_NO_BATCH, "no batch is open")                                     \
+    X(STATE_ERR_BATCH_OPEN, "a batch is already open")                            \
+    X(STATE_ERR_IO, "i/o error")                                                  \
+    X(STATE_ERR_CORRUPT, "corrupt data")                                          \
+    X(STATE_ERR_NOMEM, "out of memory")
+
+enum state_status {
+#define STATE_STATUS_ENUM(name, message) name,
+    STATE_STATUS_LIST(STATE_STATUS_ENUM)
+#undef STATE_STATUS_ENUM
+};
+
+/* The fixed message of a status ("unknown status" for anything else). */
+const char *state_status_message(int status);
+
+struct state;
+
+/* A borrowed byte range (keys, values, blobs). */
+struct state_bytes {
+    const uint8_t *data;
+    size_t len;
+};
+
+/* One key version, as etcd's mvccpb.KeyValue. Buffers are owned (malloc) by whoever holds it. */
+struct state_kv {
+    uint8_t *key;
+    size_t key_len;
+    uint8_t *value;
+    size_t value_len;
+    int64_t create_revision;
+    int64_t mod_revision;
+    int64_t version;
+    int64_t lease;
+};
+
+/* ---- opening, bookkeeping -------------------------------------------------------------------- */
+
+/* Opens (creating when missing) the state kept under directory `dir`. Leftovers of an interrupted
+ * snapshot restore are cleaned up here: the state is either the old one or the new one. */
+int state_open(const char *dir, struct state **out, char *err, size_t err_len);
+/* Closes; a batch still open is discarded (as a crash would). NULL is allowed. */
+void state_close(struct state *state);
+
+/* Working values: inside a batch they include its uncommitted changes. */
+int64_t state_revision(const struct state *state);
+int64_t state_compact_revision(const struct state *state);
+uint64_t state_applied_index(const struct state *state);
+uint64_t state_cluster_id(const struct state *state);
+uint64_t state_member_id(const struct state *state);
+/* The opaque membership blob last set (len 0 when never set). Valid until the next state call. */
+struct state_bytes state_membership(const struct state *state);
+
+/* ---- batches: one RocksDB WriteBatch per batch of committed Raft entries -------------------- */
+
+int state_batch_begin(struct state *state, char *err, size_t err_len);
+/* Writes the batch and the meta (applied index, revision, compact revision, ids, membership)
+ * atomically. `applied_index` must be greater than the current applied index. The write is not
+ * fsync'd (see storage/README.md); use state_sync before releasing Raft WAL segments. On failure
+ * the batch is discarded and the working values roll back to the committed ones. */
+int state_batch_commit(struct state *state, uint64_t applied_index, char *err, size_t err_len);
+/* Discards the open batch (no-op without one). */
+void state_batch_abort(struct state *state);
+
+/* Bookkeeping writes, inside a batch: they commit with it. */
+int state_set_ids(struct state *state, uint64_t cluster_id, uint64_t member_id, char *err,
+                  size_t err_len);
+int state_set_membership(struct state *state, struct state_bytes blob, char *err, size_t err_len);
+
+/* Makes everything committed so far durable (fsyncs RocksDB's log) and reports the applied index that
+ * is now durable: the Raft WAL may release segments only up to that index. */
+int state_sync(struct state *state, uint64_t *durable_applied_index, char *err, size_t err_len);
+
+/* ---- range ------------------------------------------------------------------------------------ */
+
+enum state_sort_order { STATE_SORT_NONE = 0, STATE_SORT_ASCEND = 1, STATE_SORT_DESCEND = 2 };
+enum state_sort_target {
+    STATE_SORT_BY_KEY = 0,
+    STATE_SORT_BY_VERSION = 1,
+    STATE_SORT_BY_CREATE = 2,
+    STATE_SORT_BY_MOD = 3,
+    STATE_SORT_BY_VALUE = 4,
+};
+
+/* etcd RangeRequest: range_end empty = the single key; range_end "\0" = every key >= key;
+ * otherwise [key, range_end). revision <= 0 = current. limit <= 0 = no limit. */
+struct state_range_request {
+    struct state_bytes key;
+    struct state_bytes range_end;
+    int64_t limit;
+    int64_t revision;
+    enum state_sort_order sort_order;
+    enum state_sort_target sort_target;
+    bool keys_only;
+    bool count_only;
+};
+
+/* count = every matching key (even past limit); more = kvs was cut by limit. */
+struct state_range_response {
+    int64_t revision; /* store revision when the range was served */
+    struct state_kv *kvs;
+    size_t kv_count;
+    int64_t count;
+    bool more;
+};
+
+int state_range(struct state *state, const struct state_range_request *request,
+                struct state_range_response *response, char *err, size_t err_len);
+void state_range_response_free(struct state_range_response *response);
+
+/* ---- writes (inside a batch) ----------------------------------------------------------------- */
+
+struct state_put_request {
+    struct state_bytes key;
+    struct state_bytes value;
+    int64_t lease;
+    bool prev_kv;
+    bool ignore_value; /* keep the current value; the key must exist */
+    bool ignore_lease; /* keep the current lease; the key must exist */
+};
+
+struct state_put_response {
+    int64_t revision;
+    bool has_prev_kv;
+    struct state_kv prev_kv;
+};
+
+/* A put always makes a new revision. */
+int state_put(struct state *state, const struct state_put_request *request,
+              struct state_put_response *response, char *err, size_t err_len);
+void state_put_response_free(struct state_put_response *response);
+
+struct state_delete_request {
+    struct state_bytes key;
+    struct state_bytes range_end; /* as in state_range_request */
+    bool prev_kv;
+};
+
+struct state_delete_response {
+    int64_t revision;
+    int64_t deleted;
+    struct state_kv *prev_kvs;
+    size_t prev_kv_count;
+};
+
+/* A delete that removes nothing leaves the revision unchanged (etcd). */
+int state_delete_range(struct state *state, const struct state_delete_request *request,
+                       struct state_delete_response *response, char *err, size_t err_len);
+void state_delete_response_free(struct state_delete_response *response);
+
+/* ---- txn -------------------------------------------------------------------------------------- */
+
+enum state_compare_result {
+    STATE_COMPARE_EQUAL = 0,
+    STATE_COMPARE_GREATER = 1,
+    STATE_COMPARE_LESS = 2,
+    STATE_COMPARE_NOT_EQUAL = 3,
+};
+enum state_compare_target {
+    STATE_TARGET_VERSION = 0,
+    STATE_TARGET_CREATE = 1,
+    STATE_TARGET_MOD = 2,
+    STATE_TARGET_VALUE = 3,
+    STATE_TARGET_LEASE = 4,
+};
+
+/* etcd Compare: the key (or every key of [key, range_end)) against `number` (version, create, mod,
+ * lease) or `value`. A missing key compares as version/create/mod/lease 0; a VALUE compare on a
+ * missing key is false. */
+struct state_compare {
+    enum state_compare_result result;
+    enum state_compare_target target;
+    struct state_bytes key;
+    struct state_bytes range_end;
+    int64_t number;
+    struct state_bytes value;
+};
+
+enum state_op_type { STATE_OP_RANGE = 0, STATE_OP_PUT = 1, STATE_OP_DELETE_RANGE = 2 };
+
+struct state_op {
+    enum state_op_type type;
+    union {
+        struct state_range_request range;
+        struct state_put_request put;
+        struct state_delete_request delete_range;
+    } request;
+};
+
+struct state_op_response {
+    enum state_op_type type;
+    union {
+        struct state_range_response range;
+        struct state_put_response put;
+        struct state_delete_response delete_range;
+    } response;
+};
+
+struct state_txn_request {
+    const struct state_compare *compares;
+    size_t compare_count;
+    const struct state_op *success;
+    size_t success_count;
+    const struct state_op *failure;
+    size_t failure_count;
+};
+
+struct state_txn_response {
+    int64_t revision;
+    bool succeeded;
+    struct state_op_response *responses;
+    size_t response_count;
+};
+
+/* All writes of the chosen branch share one new main revision (sub-revisions 0,1,2..); a branch
+ * that writes nothing leaves the revision unchanged. Ranges later in the branch see earlier writes.
+ * The branch is validated first (range revisions, ignore_value/ignore_lease keys), so a failing
+ * txn writes nothing. */
+int state_txn(struct state *state, const struct state_txn_request *request,
+              struct state_txn_response *response, char *err, size_t err_len);
+void state_txn_response_free(struct state_txn_response *response);
+
+/* ---- compaction ------------------------------------------------------------------------------ */
+
+/* Inside a batch: drops history below `revision`, keeping each key's newest version at or below it
+ * unless that version is a delete. Does not change the store revision. Errors: revision <= current
+ * compact revision (compacted), revision > store revision (future). */
+int state_compact(struct state *state, int64_t revision, char *err, size_t err_len);
+
+/* ---- watch events ----------------------------------------------------------------------------- */
+
+enum state_event_type { STATE_EVENT_PUT = 0, STATE_EVENT_DELETE = 1 };
+
+struct state_event {
+    enum state_event_type type;
+    struct state_kv kv; /* DELETE: key and mod_revision (revision of the delete) only */
+    bool has_prev_kv;
+    struct state_kv prev_kv;
+};
+
+struct state_event_list {
+    struct state_event *events;
+    size_t count;
+    int64_t next_revision; /* pass as from_revision to continue */
+};
+
+/* Committed events with revision >= from_revision for [key, range_end) (range_end as in range), in
+ * revision order. Stops after about max_events (0 = no limit) but never splits one revision's events.
+ * Error STATE_ERR_COMPACTED when from_revision <= compact revision (events at the compact revision
+ * itself may be gone: a delete there is dropped). */
+int state_events_read(struct state *state, int64_t from_revision, struct state_bytes key,
+                      struct state_bytes range_end, size_t max_events, bool want_prev_kv,
+                      struct state_event_list *out, char *err, size_t err_len);
+void state_event_list_free(struct state_event_list *list);
+
+/* ---- hash ------------------------------------------------------------------------------------- */
+
+/* Like etcd HashKV: CRC-32C over every committed MVCC record (key, revision, kv) with revision <=
+ * `revision` (<= 0: current). Members that applied the same entries give the same hash. */
+int state_hash(struct state *state, int64_t revision, uint32_t *hash, int64_t *hashed_revision,
+               char *err, size_t err_len);
+
+/* ---- snapshots -------------------------------------------------------------------------------- */
+
+struct state_snapshot;
+
+/* Takes a RocksDB checkpoint of the committed state (no batch may be open) and streams it as an
+ * archive: header, files (each with its CRC-32C), trailer. */
+int state_snapshot_open(struct state *state, struct state_snapshot **out, char *err, size_t err_len);
+/* Fills buf with up to capacity bytes (capacity >= 1); *len == 0 means the stream is complete. */
+int state_snapshot_next_chunk(struct state_snapshot *snapshot, uint8_t *buf, size_t capacity,
+                              size_t *len, char *err, size_t err_len);
+uint64_t state_snapshot_applied_index(const struct state_snapshot *snapshot);
+/* Removes the checkpoint. NULL is allowed. */
+void state_snapshot_close(struct state_snapshot *snapshot);
+
+struct state_restore;
+
+/* Receives a snapshot stream into a temporary directory beside the state (no batch may be open). */
+int state_restore_begin(struct state *state, struct state_restore **out, char *err, size_t err_len);
+int state_restore_write(struct state_restore *restore, const uint8_t *chunk, size_t len, char *err,
+                        size_t err_len);
+/* Verifies the stream is complete, fsyncs it, keeps the local member id, swaps it in with one
+ * rename and reopens the state on it. Consumes `restore` whatever the outcome. On failure before
+ * the swap the old state stays in use. */
+int state_restore_finish(struct state_restore *restore, char *err, size_t err_len);
+/* Drops the partial stream and its directory. NULL is allowed. */
+void state_restore_abort(struct state_restore *restore);
+
+/* Test hook: make state_restore_finish stop right after step `step` (1: files fsync'd, 2: directory
+ * renamed, 3: link to it written, 4: link switched) as a crash would, returning STATE_ERR_IO. The
+ * state must then be closed and reopened. 0 disables. */
+void state_restore_set_crash_step(struct state_restore *restore, int step);
+
+#endif

@@ -1,0 +1,242 @@
+/* storage/state/store.c: opening and closing the state, the meta getters, and the batch lifecycle
+ * (begin, commit with the applied index, abort) plus state_sync, the durability point the Raft WAL
+ * waits for before releasing segments. */
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+#define LINK_NAME "current"
+#define LINK_TEMP_NAME "current.tmp"
+
+/* Reads root/current; creates it (pointing at db.1) on a fresh directory. */
+static int resolve_generation(struct state *state, char *err, size_t err_len)
+{
+    char *link = state_path_join(state->root, LINK_NAME);
+    if (link == NULL)
+        return state_fail(err, err_len, STATE_ERR_NOMEM, "path");
+    char target[64];
+    ssize_t len = readlink(link, target, sizeof target - 1);
+    if (len >= 0) {
+        target[len] = '\0';
+        free(link);
+        if (sscanf(target, "db.%u", &state->generation) != 1 || state->generation == 0)
+            return state_fail(err, err_len, STATE_ERR_CORRUPT, "%s/%s points at '%s'",
+                              state->root, LINK_NAME, target);
+        return STATE_OK;
+    }
+    if (errno != ENOENT) {
+        int status = state_fail(err, err_len, STATE_ERR_IO, "readlink %s: %s", link,
+                                strerror(errno));
+        free(link);
+        return status;
+    }
+    char *temp = state_path_join(state->root, LINK_TEMP_NAME);
+    int status = STATE_OK;
+    unlink(temp);
+    if (temp == NULL)
+        status = state_fail(err, err_len, STATE_ERR_NOMEM, "path");
+    else if (symlink("db.1", temp) != 0 || rename(temp, link) != 0)
+        status = state_fail(err, err_len, STATE_ERR_IO, "create %s: %s", link, strerror(errno));
+    else
+        status = state_fsync_path(state->root, err, err_len);
+    state->generation = 1;
+    free(temp);
+    free(link);
+    return status;
+}
+
+/* Removes what an interrupted snapshot or restore left: directories not named by the link. */
+static void remove_leftovers(struct state *state)
+{
+    DIR *dir = opendir(state->root);
+    if (dir == NULL)
+        return;
+    char live[32];
+    snprintf(live, sizeof live, "db.%u", state->generation);
+    struct dirent *entry;
+    while ((entry = readdir(dir)) != NULL) {
+        const char *name = entry->d_name;
+        bool ours = strncmp(name, "db.", 3) == 0 || strncmp(name, "incoming.", 9) == 0 ||
+                    strncmp(name, "snapshot.", 9) == 0 || strcmp(name, LINK_TEMP_NAME) == 0;
+        if (!ours || strcmp(name, live) == 0)
+            continue;
+        char *path = state_path_join(state->root, name);
+        if (path != NULL)
+            state_remove_tree(path);
+        free(path);
+    }
+    closedir(dir);
+}
+
+int state_open(const char *dir, struct state **out, char *err, size_t err_len)
+{
+    *out = NULL;
+    if (mkdir(dir, 0700) != 0 && errno != EEXIST)
+        return state_fail(err, err_len, STATE_ERR_IO, "mkdir %s: %s", dir, strerror(errno));
+    struct state *state = calloc(1, sizeof *state);
+    if (state == NULL || (state->root = strdup(dir)) == NULL) {
+        free(state);
+        return state_fail(err, err_len, STATE_ERR_NOMEM, "state for %s", dir);
+    }
+    state->options = rocksdb_options_create();
+    rocksdb_options_set_create_if_missing(state->options, 1);
+    /* A batch is one WAL record: after a crash RocksDB recovers a prefix of whole batches. */
+    rocksdb_options_set_wal_recovery_mode(state->options, 2 /* kPointInTimeRecovery */);
+    state->read_options = rocksdb_readoptions_create();
+    state->write_options = rocksdb_writeoptions_create();
+    rocksdb_writeoptions_set_sync(state->write_options, 0);
+    state->sync_write_options = rocksdb_writeoptions_create();
+    rocksdb_writeoptions_set_sync(state->sync_write_options, 1);
+
+    int status = resolve_generation(state, err, err_len);
+    if (status == STATE_OK) {
+        remove_leftovers(state);
+        status = state_db_open(state, err, err_len);
+    }
+    if (status != STATE_OK) {
+        state_close(state);
+        return status;
+    }
+    *out = state;
+    return STATE_OK;
+}
+
+void state_close(struct state *state)
+{
+    if (state == NULL)
+        return;
+    state_db_close(state);
+    state_meta_clear(&state->committed);
+    state_meta_clear(&state->working);
+    rocksdb_writeoptions_destroy(state->sync_write_options);
+    rocksdb_writeoptions_destroy(state->write_options);
+    rocksdb_readoptions_destroy(state->read_options);
+    rocksdb_options_destroy(state->options);
+    free(state->root);
+    free(state);
+}
+
+int64_t state_revision(const struct state *state) { return state->working.revision; }
+int64_t state_compact_revision(const struct state *state)
+{
+    return state->working.compact_revision;
+}
+uint64_t state_applied_index(const struct state *state) { return state->working.applied_index; }
+uint64_t state_cluster_id(const struct state *state) { return state->working.cluster_id; }
+uint64_t state_member_id(const struct state *state) { return state->working.member_id; }
+
+struct state_bytes state_membership(const struct state *state)
+{
+    return (struct state_bytes){state->working.membership, state->working.membership_len};
+}
+
+int state_batch_begin(struct state *state, char *err, size_t err_len)
+{
+    if (state->db == NULL)
+        return state_fail(err, err_len, STATE_ERR_INVALID, "the state is closed");
+    if (state->batch != NULL)
+        return state_fail(err, err_len, STATE_ERR_BATCH_OPEN, "commit or abort it first");
+    /* overwrite_keys: a key written twice in a batch reads back as its last write. */
+    state->batch = rocksdb_writebatch_wi_create(0, 1);
+    if (state->batch == NULL)
+        return state_fail(err, err_len, STATE_ERR_NOMEM, "write batch");
+    return STATE_OK;
+}
+
+void state_batch_abort(struct state *state)
+{
+    if (state->batch == NULL)
+        return;
+    rocksdb_writebatch_wi_destroy(state->batch);
+    state->batch = NULL;
+    if (state_meta_copy(&state->working, &state->committed) != STATE_OK) {
+        /* Out of memory while copying the membership: keep the counters right, which matter. */
+        uint8_t *membership = state->working.membership;
+        state->working = state->committed;
+        state->working.membership = membership;
+    }
+}
+
+int state_batch_commit(struct state *state, uint64_t applied_index, char *err, size_t err_len)
+{
+    int status = state_require_batch(state, err, err_len, "state_batch_commit");
+    if (status != STATE_OK)
+        return status;
+    if (applied_index <= state->committed.applied_index) {
+        state_batch_abort(state);
+        return state_fail(err, err_len, STATE_ERR_INVALID,
+                          "applied index %llu is not after the committed %llu",
+                          (unsigned long long)applied_index,
+                          (unsigned long long)state->committed.applied_index);
+    }
+    state->working.applied_index = applied_index;
+    state_meta_stage(state);
+    char *error = NULL;
+    rocksdb_write_writebatch_wi(state->db, state->write_options, state->batch, &error);
+    if (error != NULL) {
+        state_batch_abort(state);
+        return state_fail_rocksdb(err, err_len, error, "write batch");
+    }
+    rocksdb_writebatch_wi_destroy(state->batch);
+    state->batch = NULL;
+    /* The working membership becomes the committed one; nothing can fail from here. */
+    free(state->committed.membership);
+    state->committed = state->working;
+    state->working.membership = NULL;
+    if (state_meta_copy(&state->working, &state->committed) != STATE_OK) {
+        state->working = state->committed;
+        state->working.membership = NULL;
+        state->working.membership_len = 0;
+        return state_fail(err, err_len, STATE_ERR_NOMEM,
+                          "batch committed, but the membership copy failed");
+    }
+    return STATE_OK;
+}
+
+int state_set_ids(struct state *state, uint64_t cluster_id, uint64_t member_id, char *err,
+                  size_t err_len)
+{
+    int status = state_require_batch(state, err, err_len, "state_set_ids");
+    if (status != STATE_OK)
+        return status;
+    state->working.cluster_id = cluster_id;
+    state->working.member_id = member_id;
+    return STATE_OK;
+}
+
+int state_set_membership(struct state *state, struct state_bytes blob, char *err, size_t err_len)
+{
+    int status = state_require_batch(state, err, err_len, "state_set_membership");
+    if (status != STATE_OK)
+        return status;
+    uint8_t *copy = NULL;
+    if (blob.len > 0) {
+        copy = malloc(blob.len);
+        if (copy == NULL)
+            return state_fail(err, err_len, STATE_ERR_NOMEM, "membership of %zu bytes", blob.len);
+        memcpy(copy, blob.data, blob.len);
+    }
+    free(state->working.membership);
+    state->working.membership = copy;
+    state->working.membership_len = blob.len;
+    return STATE_OK;
+}
+
+int state_sync(struct state *state, uint64_t *durable_applied_index, char *err, size_t err_len)
+{
+    if (state->db == NULL)
+        return state_fail(err, err_len, STATE_ERR_INVALID, "the state is closed");
+    char *error = NULL;
+    /* Every committed batch is in RocksDB's log; fsyncing the log makes them all durable. */
+    rocksdb_flush_wal(state->db, 1, &error);
+    if (error != NULL)
+        return state_fail_rocksdb(err, err_len, error, "flush_wal(sync)");
+    *durable_applied_index = state->committed.applied_index;
+    return STATE_OK;
+}

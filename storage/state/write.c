@@ -1,0 +1,217 @@
+/* storage/state/write.c: Put and DeleteRange as etcd's mvcc applies them. Each change writes three
+ * records into the batch: the current version (or its removal), the history record keyed by key and
+ * revision, and the revision-order pointer the watch events are read from. A standalone put or
+ * delete is its own write transaction: one new main revision, unless a delete removes nothing. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+#include "keys.h"
+
+int state_current_get(struct state *state, struct state_bytes key, bool *found, struct state_kv *kv,
+                      char *err, size_t err_len)
+{
+    *found = false;
+    size_t current_len;
+    uint8_t *current = state_key_current(key.data, key.len, &current_len);
+    if (current == NULL)
+        return state_fail(err, err_len, STATE_ERR_NOMEM, "key");
+    char *value = NULL;
+    size_t value_len = 0;
+    int status = state_get(state, current, current_len, &value, &value_len, err, err_len);
+    free(current);
+    if (status != STATE_OK || value == NULL)
+        return status;
+    status = state_kv_decode((const uint8_t *)value, value_len, false, kv);
+    rocksdb_free(value);
+    if (status != STATE_OK)
+        return state_fail(err, err_len, status, "current value of a key");
+    *found = true;
+    return STATE_OK;
+}
+
+/* Writes the history record and the revision pointer of one change at write->main/sub. */
+static int record_change(struct state *state, struct state_write *write, enum state_event_type type,
+                         const struct state_kv *kv, char *err, size_t err_len)
+{
+    uint8_t *event;
+    size_t event_len;
+    if (state_event_encode(type, kv, &event, &event_len) != STATE_OK)
+        return state_fail(err, err_len, STATE_ERR_NOMEM, "event");
+    size_t history_len;
+    uint8_t *history = state_key_history(kv->key, kv->key_len, write->main, write->sub,
+                                         &history_len);
+    if (history == NULL) {
+        free(event);
+        return state_fail(err, err_len, STATE_ERR_NOMEM, "key");
+    }
+    state_batch_put(state, history, history_len, event, event_len);
+    uint8_t revision_key[STATE_REVISION_KEY_LEN];
+    state_key_revision(write->main, write->sub, revision_key);
+    state_batch_put(state, revision_key, sizeof revision_key, kv->key, kv->key_len);
+    free(history);
+    free(event);
+    write->sub++;
+    return STATE_OK;
+}
+
+int state_apply_put(struct state *state, struct state_write *write,
+                    const struct state_put_request *request, struct state_put_response *response,
+                    char *err, size_t err_len)
+{
+    memset(response, 0, sizeof *response);
+    if (request->key.len == 0)
+        return state_fail(err, err_len, STATE_ERR_INVALID, "etcdserver: key is not provided");
+    struct state_kv previous;
+    bool found;
+    int status = state_current_get(state, request->key, &found, &previous, err, err_len);
+    if (status != STATE_OK)
+        return status;
+    if (!found && (request->ignore_value || request->ignore_lease))
+        return state_fail(err, err_len, STATE_ERR_KEY_NOT_FOUND,
+                          "put with ignore_value or ignore_lease on a missing key");
+
+    struct state_kv kv = {
+        .key = (uint8_t *)request->key.data,
+        .key_len = request->key.len,
+        .value = (uint8_t *)request->value.data,
+        .value_len = request->value.len,
+        .create_revision = found ? previous.create_revision : write->main,
+        .mod_revision = write->main,
+        .version = found ? previous.version + 1 : 1,
+        .lease = request->lease,
+    };
+    if (request->ignore_value) {
+        kv.value = previous.value;
+        kv.value_len = previous.value_len;
+    }
+    if (request->ignore_lease)
+        kv.lease = previous.lease;
+
+    uint8_t *encoded;
+    size_t encoded_len;
+    size_t current_len;
+    uint8_t *current = state_key_current(kv.key, kv.key_len, &current_len);
+    if (current == NULL || state_kv_encode(&kv, &encoded, &encoded_len) != STATE_OK) {
+        free(current);
+        if (found)
+            state_kv_free_fields(&previous);
+        return state_fail(err, err_len, STATE_ERR_NOMEM, "put");
+    }
+    state_batch_put(state, current, current_len, encoded, encoded_len);
+    free(current);
+    free(encoded);
+    status = record_change(state, write, STATE_EVENT_PUT, &kv, err, err_len);
+    if (status == STATE_OK && found && request->prev_kv) {
+        response->has_prev_kv = true;
+        response->prev_kv = previous; /* hand over the buffers */
+        found = false;
+    }
+    if (found)
+        state_kv_free_fields(&previous);
+    return status;
+}
+
+static int collect_deleted(void *context, struct state_kv *kv)
+{
+    return state_kv_list_push(context, kv) == STATE_OK ? 0 : STATE_ERR_NOMEM;
+}
+
+int state_apply_delete(struct state *state, struct state_write *write,
+                       const struct state_delete_request *request,
+                       struct state_delete_response *response, char *err, size_t err_len)
+{
+    memset(response, 0, sizeof *response);
+    struct state_key_range range;
+    state_key_range_init(&range, request->key, request->range_end);
+    struct state_kv_list deleted = {0};
+    /* Collect first: the scan reads through the batch this loop writes into. */
+    int status = state_scan_current(state, &range, !request->prev_kv, collect_deleted, &deleted,
+                                    err, err_len);
+    if (status == STATE_ERR_NOMEM)
+        status = state_fail(err, err_len, status, "delete of %zu keys", deleted.count);
+    for (size_t i = 0; status == STATE_OK && i < deleted.count; i++) {
+        const struct state_kv *victim = &deleted.items[i];
+        size_t current_len;
+        uint8_t *current = state_key_current(victim->key, victim->key_len, &current_len);
+        if (current == NULL) {
+            status = state_fail(err, err_len, STATE_ERR_NOMEM, "key");
+            break;
+        }
+        state_batch_delete(state, current, current_len);
+        free(current);
+        /* etcd's tombstone: the key and the revision of the delete, nothing else. */
+        struct state_kv tombstone = {.key = victim->key, .key_len = victim->key_len,
+                                     .mod_revision = write->main};
+        status = record_change(state, write, STATE_EVENT_DELETE, &tombstone, err, err_len);
+    }
+    if (status != STATE_OK) {
+        state_kv_list_free(&deleted);
+        return status;
+    }
+    response->deleted = (int64_t)deleted.count;
+    if (request->prev_kv) {
+        response->prev_kvs = deleted.items;
+        response->prev_kv_count = deleted.count;
+    } else {
+        state_kv_list_free(&deleted);
+    }
+    return STATE_OK;
+}
+
+/* Opens a write transaction at the next main revision. */
+static struct state_write next_write(const struct state *state)
+{
+    return (struct state_write){.main = state->working.revision + 1, .sub = 0};
+}
+
+int state_put(struct state *state, const struct state_put_request *request,
+              struct state_put_response *response, char *err, size_t err_len)
+{
+    memset(response, 0, sizeof *response);
+    int status = state_require_batch(state, err, err_len, "state_put");
+    if (status != STATE_OK)
+        return status;
+    struct state_write write = next_write(state);
+    status = state_apply_put(state, &write, request, response, err, err_len);
+    if (status != STATE_OK)
+        return status;
+    state->working.revision = write.main;
+    response->revision = write.main;
+    return STATE_OK;
+}
+
+int state_delete_range(struct state *state, const struct state_delete_request *request,
+                       struct state_delete_response *response, char *err, size_t err_len)
+{
+    memset(response, 0, sizeof *response);
+    int status = state_require_batch(state, err, err_len, "state_delete_range");
+    if (status != STATE_OK)
+        return status;
+    struct state_write write = next_write(state);
+    status = state_apply_delete(state, &write, request, response, err, err_len);
+    if (status != STATE_OK)
+        return status;
+    if (write.sub > 0)
+        state->working.revision = write.main;
+    response->revision = state->working.revision;
+    return STATE_OK;
+}
+
+void state_put_response_free(struct state_put_response *response)
+{
+    if (response == NULL)
+        return;
+    state_kv_free_fields(&response->prev_kv);
+    memset(response, 0, sizeof *response);
+}
+
+void state_delete_response_free(struct state_delete_response *response)
+{
+    if (response == NULL)
+        return;
+    struct state_kv_list list = {response->prev_kvs, response->prev_kv_count,
+                                 response->prev_kv_count};
+    state_kv_list_free(&list);
+    memset(response, 0, sizeof *response);
+}

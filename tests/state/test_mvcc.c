@@ -1,0 +1,560 @@
+/* tests/state/test_mvcc.c: the MVCC rules of etcd 3.4's mvcc package as seen through the state API:
+ * revisions, versions, txn compares, ranges (past revisions, range_end forms, limit/count/more,
+ * keys_only/count_only, sort) and compaction. */
+#include "state_test.h"
+
+static char root[128];
+
+static void test_revisions(void)
+{
+    struct state *state = open_fresh(root, sizeof root);
+    CHECK_EQ(state_revision(state), 0);
+    REQUIRE_OK(state_batch_begin(state, test_err, sizeof test_err));
+    CHECK_EQ(put(state, "a", "1"), STATE_OK);
+    CHECK_EQ(state_revision(state), 1);
+    CHECK_EQ(put(state, "b", "1"), STATE_OK);
+    CHECK_EQ(put(state, "a", "1"), STATE_OK); /* same value: a put still makes a revision */
+    CHECK_EQ(state_revision(state), 3);
+    CHECK_EQ(delete_range(state, "missing", NULL), 0);
+    CHECK_EQ(state_revision(state), 3); /* a delete of nothing does not */
+    CHECK_EQ(delete_range(state, "a", NULL), 1);
+    CHECK_EQ(state_revision(state), 4);
+
+    /* A txn with three puts is one revision; each kv carries it. */
+    struct state_op puts[3] = {
+        {.type = STATE_OP_PUT, .request.put = {.key = bytes_of("x"), .value = bytes_of("1")}},
+        {.type = STATE_OP_PUT, .request.put = {.key = bytes_of("y"), .value = bytes_of("1")}},
+        {.type = STATE_OP_PUT, .request.put = {.key = bytes_of("z"), .value = bytes_of("1")}},
+    };
+    struct state_txn_request txn = {.success = puts, .success_count = 3};
+    struct state_txn_response response;
+    REQUIRE_OK(state_txn(state, &txn, &response, test_err, sizeof test_err));
+    CHECK(response.succeeded);
+    CHECK_EQ(response.revision, 5);
+    CHECK_EQ(response.response_count, 3);
+    state_txn_response_free(&response);
+    CHECK_EQ(state_revision(state), 5);
+    const char *keys[] = {"x", "y", "z"};
+    for (int i = 0; i < 3; i++) {
+        struct state_kv kv;
+        CHECK(get_at(state, keys[i], 0, &kv));
+        CHECK_EQ(kv.mod_revision, 5);
+        CHECK_EQ(kv.create_revision, 5);
+        free_kv(&kv);
+    }
+    /* A txn that only reads, or deletes nothing, keeps the revision. */
+    struct state_op reads[2] = {
+        {.type = STATE_OP_RANGE, .request.range = {.key = bytes_of("x")}},
+        {.type = STATE_OP_DELETE_RANGE, .request.delete_range = {.key = bytes_of("nothing")}},
+    };
+    struct state_txn_request read_txn = {.success = reads, .success_count = 2};
+    REQUIRE_OK(state_txn(state, &read_txn, &response, test_err, sizeof test_err));
+    CHECK_EQ(response.revision, 5);
+    CHECK_EQ(response.responses[0].response.range.kv_count, 1);
+    state_txn_response_free(&response);
+    CHECK_EQ(state_revision(state), 5);
+    REQUIRE_OK(state_batch_commit(state, 1, test_err, sizeof test_err));
+    CHECK_EQ(state_revision(state), 5);
+    state_close(state);
+}
+
+static void test_versions(void)
+{
+    struct state *state = open_fresh(root, sizeof root);
+    REQUIRE_OK(state_batch_begin(state, test_err, sizeof test_err));
+    CHECK_EQ(put(state, "other", "x"), STATE_OK); /* rev 1 */
+    CHECK_EQ(put(state, "k", "v1"), STATE_OK);    /* rev 2 */
+    CHECK_EQ(put(state, "k", "v2"), STATE_OK);    /* rev 3 */
+    struct state_kv kv;
+    CHECK(get_at(state, "k", 0, &kv));
+    CHECK_EQ(kv.create_revision, 2);
+    CHECK_EQ(kv.mod_revision, 3);
+    CHECK_EQ(kv.version, 2);
+    CHECK(value_is(&kv, "v2"));
+    free_kv(&kv);
+
+    struct state_delete_request delete_request = {.key = bytes_of("k"), .prev_kv = true};
+    struct state_delete_response deleted;
+    REQUIRE_OK(state_delete_range(state, &delete_request, &deleted, test_err, sizeof test_err));
+    CHECK_EQ(deleted.deleted, 1);
+    CHECK_EQ(deleted.revision, 4);
+    CHECK_EQ(deleted.prev_kv_count, 1);
+    if (deleted.prev_kv_count == 1) {
+        CHECK(value_is(&deleted.prev_kvs[0], "v2"));
+        CHECK_EQ(deleted.prev_kvs[0].version, 2);
+    }
+    state_delete_response_free(&deleted);
+    CHECK(!get_at(state, "k", 0, &kv));
+
+    /* Re-created: a new create_revision, the version restarts at 1, no prev_kv. */
+    struct state_put_request request = {.key = bytes_of("k"), .value = bytes_of("v3"),
+                                        .prev_kv = true, .lease = 42};
+    struct state_put_response response;
+    REQUIRE_OK(state_put(state, &request, &response, test_err, sizeof test_err));
+    CHECK(!response.has_prev_kv);
+    CHECK_EQ(response.revision, 5);
+    state_put_response_free(&response);
+    CHECK(get_at(state, "k", 0, &kv));
+    CHECK_EQ(kv.create_revision, 5);
+    CHECK_EQ(kv.mod_revision, 5);
+    CHECK_EQ(kv.version, 1);
+    CHECK_EQ(kv.lease, 42);
+    free_kv(&kv);
+
+    /* prev_kv on put; ignore_value and ignore_lease keep what is there. */
+    struct state_put_request keep = {.key = bytes_of("k"), .value = bytes_of("ignored"),
+                                     .prev_kv = true, .ignore_value = true, .lease = 7};
+    REQUIRE_OK(state_put(state, &keep, &response, test_err, sizeof test_err));
+    CHECK(response.has_prev_kv);
+    CHECK(value_is(&response.prev_kv, "v3"));
+    CHECK_EQ(response.prev_kv.version, 1);
+    state_put_response_free(&response);
+    CHECK(get_at(state, "k", 0, &kv));
+    CHECK(value_is(&kv, "v3"));
+    CHECK_EQ(kv.lease, 7);
+    CHECK_EQ(kv.version, 2);
+    free_kv(&kv);
+    struct state_put_request keep_lease = {.key = bytes_of("k"), .value = bytes_of("v4"),
+                                           .ignore_lease = true};
+    REQUIRE_OK(state_put(state, &keep_lease, &response, test_err, sizeof test_err));
+    CHECK(get_at(state, "k", 0, &kv));
+    CHECK(value_is(&kv, "v4"));
+    CHECK_EQ(kv.lease, 7);
+    free_kv(&kv);
+    int64_t before = state_revision(state);
+    struct state_put_request missing = {.key = bytes_of("nope"), .ignore_value = true};
+    CHECK_EQ(state_put(state, &missing, &response, test_err, sizeof test_err),
+             STATE_ERR_KEY_NOT_FOUND);
+    CHECK(strstr(test_err, "etcdserver: key not found") != NULL);
+    CHECK_EQ(state_revision(state), before);
+    REQUIRE_OK(state_batch_commit(state, 1, test_err, sizeof test_err));
+    state_close(state);
+}
+
+struct compare_case {
+    enum state_compare_target target;
+    enum state_compare_result result;
+    int64_t number;
+    const char *value;
+    bool expected;
+};
+
+static bool run_compare(struct state *state, const char *key, const struct state_compare *compare)
+{
+    (void)key;
+    struct state_op on_success = {.type = STATE_OP_PUT,
+                                  .request.put = {.key = bytes_of("outcome"),
+                                                  .value = bytes_of("success")}};
+    struct state_op on_failure = {.type = STATE_OP_PUT,
+                                  .request.put = {.key = bytes_of("outcome"),
+                                                  .value = bytes_of("failure")}};
+    struct state_txn_request txn = {.compares = compare, .compare_count = 1,
+                                    .success = &on_success, .success_count = 1,
+                                    .failure = &on_failure, .failure_count = 1};
+    struct state_txn_response response;
+    if (state_txn(state, &txn, &response, test_err, sizeof test_err) != STATE_OK) {
+        test_failures++;
+        return false;
+    }
+    bool succeeded = response.succeeded;
+    state_txn_response_free(&response);
+    struct state_kv kv;
+    if (!get_at(state, "outcome", 0, &kv)) {
+        test_failures++;
+        return false;
+    }
+    /* The branch taken must be the one that was applied. */
+    CHECK(value_is(&kv, succeeded ? "success" : "failure"));
+    free_kv(&kv);
+    return succeeded;
+}
+
+static void test_txn_compares(void)
+{
+    struct state *state = open_fresh(root, sizeof root);
+    REQUIRE_OK(state_batch_begin(state, test_err, sizeof test_err));
+    CHECK_EQ(put(state, "filler", "x"), STATE_OK); /* rev 1 */
+    CHECK_EQ(put(state, "k", "m"), STATE_OK);      /* rev 2: create 2 */
+    struct state_put_request request = {.key = bytes_of("k"), .value = bytes_of("m"), .lease = 9};
+    struct state_put_response put_response;
+    REQUIRE_OK(state_put(state, &request, &put_response, test_err, sizeof test_err)); /* rev 3 */
+    /* k: value "m", version 2, create 2, mod 3, lease 9 */
+    const struct compare_case cases[] = {
+        {STATE_TARGET_VERSION, STATE_COMPARE_EQUAL, 2, NULL, true},
+        {STATE_TARGET_VERSION, STATE_COMPARE_EQUAL, 3, NULL, false},
+        {STATE_TARGET_VERSION, STATE_COMPARE_GREATER, 1, NULL, true},
+        {STATE_TARGET_VERSION, STATE_COMPARE_GREATER, 2, NULL, false},
+        {STATE_TARGET_VERSION, STATE_COMPARE_LESS, 3, NULL, true},
+        {STATE_TARGET_VERSION, STATE_COMPARE_LESS, 2, NULL, false},
+        {STATE_TARGET_VERSION, STATE_COMPARE_NOT_EQUAL, 1, NULL, true},
+        {STATE_TARGET_VERSION, STATE_COMPARE_NOT_EQUAL, 2, NULL, false},
+        {STATE_TARGET_CREATE, STATE_COMPARE_EQUAL, 2, NULL, true},
+        {STATE_TARGET_CREATE, STATE_COMPARE_GREATER, 2, NULL, false},
+        {STATE_TARGET_CREATE, STATE_COMPARE_LESS, 3, NULL, true},
+        {STATE_TARGET_CREATE, STATE_COMPARE_NOT_EQUAL, 2, NULL, false},
+        {STATE_TARGET_MOD, STATE_COMPARE_EQUAL, 3, NULL, true},
+        {STATE_TARGET_MOD, STATE_COMPARE_GREATER, 2, NULL, true},
+        {STATE_TARGET_MOD, STATE_COMPARE_LESS, 3, NULL, false},
+        {STATE_TARGET_MOD, STATE_COMPARE_NOT_EQUAL, 3, NULL, false},
+        {STATE_TARGET_LEASE, STATE_COMPARE_EQUAL, 9, NULL, true},
+        {STATE_TARGET_LEASE, STATE_COMPARE_GREATER, 9, NULL, false},
+        {STATE_TARGET_LEASE, STATE_COMPARE_LESS, 10, NULL, true},
+        {STATE_TARGET_LEASE, STATE_COMPARE_NOT_EQUAL, 0, NULL, true},
+        {STATE_TARGET_VALUE, STATE_COMPARE_EQUAL, 0, "m", true},
+        {STATE_TARGET_VALUE, STATE_COMPARE_EQUAL, 0, "mm", false},
+        {STATE_TARGET_VALUE, STATE_COMPARE_GREATER, 0, "l", true},
+        {STATE_TARGET_VALUE, STATE_COMPARE_GREATER, 0, "n", false},
+        {STATE_TARGET_VALUE, STATE_COMPARE_LESS, 0, "mm", true},
+        {STATE_TARGET_VALUE, STATE_COMPARE_LESS, 0, "m", false},
+        {STATE_TARGET_VALUE, STATE_COMPARE_NOT_EQUAL, 0, "x", true},
+        {STATE_TARGET_VALUE, STATE_COMPARE_NOT_EQUAL, 0, "m", false},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        struct state_compare compare = {.result = cases[i].result, .target = cases[i].target,
+                                        .key = bytes_of("k"), .number = cases[i].number,
+                                        .value = bytes_of(cases[i].value)};
+        bool outcome = run_compare(state, "k", &compare);
+        if (outcome != cases[i].expected) {
+            fprintf(stderr, "compare case %zu: target %d result %d gave %d\n", i,
+                    (int)cases[i].target, (int)cases[i].result, (int)outcome);
+            test_failures++;
+        }
+    }
+    /* A missing key: version/create/mod compare as 0, a value compare is false. */
+    struct state_compare absent_version = {.result = STATE_COMPARE_EQUAL,
+                                           .target = STATE_TARGET_VERSION,
+                                           .key = bytes_of("absent"), .number = 0};
+    CHECK(run_compare(state, "absent", &absent_version));
+    struct state_compare absent_create = {.result = STATE_COMPARE_LESS,
+                                          .target = STATE_TARGET_CREATE,
+                                          .key = bytes_of("absent"), .number = 1};
+    CHECK(run_compare(state, "absent", &absent_create));
+    struct state_compare absent_value = {.result = STATE_COMPARE_EQUAL,
+                                         .target = STATE_TARGET_VALUE,
+                                         .key = bytes_of("absent"), .value = bytes_of("")};
+    CHECK(!run_compare(state, "absent", &absent_value));
+    struct state_compare absent_value_ne = {.result = STATE_COMPARE_NOT_EQUAL,
+                                            .target = STATE_TARGET_VALUE,
+                                            .key = bytes_of("absent"), .value = bytes_of("x")};
+    CHECK(!run_compare(state, "absent", &absent_value_ne));
+    /* A range compare holds only when every key in it does: "filler" has version 1. */
+    struct state_compare all_v1 = {.result = STATE_COMPARE_EQUAL, .target = STATE_TARGET_VERSION,
+                                   .key = bytes_of("f"), .range_end = bytes_of("l"), .number = 1};
+    CHECK(!run_compare(state, "f", &all_v1));
+    struct state_compare all_positive = {.result = STATE_COMPARE_GREATER,
+                                         .target = STATE_TARGET_VERSION, .key = bytes_of("f"),
+                                         .range_end = bytes_of("l"), .number = 0};
+    CHECK(run_compare(state, "f", &all_positive));
+
+    /* Ops in a branch see earlier ops of the same branch; a failing branch writes nothing. */
+    struct state_op branch[3] = {
+        {.type = STATE_OP_PUT, .request.put = {.key = bytes_of("t"), .value = bytes_of("1")}},
+        {.type = STATE_OP_RANGE, .request.range = {.key = bytes_of("t")}},
+        {.type = STATE_OP_DELETE_RANGE,
+         .request.delete_range = {.key = bytes_of("t"), .prev_kv = true}},
+    };
+    struct state_txn_request txn = {.success = branch, .success_count = 3};
+    struct state_txn_response response;
+    int64_t before = state_revision(state);
+    REQUIRE_OK(state_txn(state, &txn, &response, test_err, sizeof test_err));
+    CHECK_EQ(response.revision, before + 1);
+    CHECK_EQ(response.responses[1].response.range.kv_count, 1);
+    CHECK_EQ(response.responses[2].response.delete_range.deleted, 1);
+    CHECK_EQ(response.responses[0].response.put.revision, before + 1);
+    state_txn_response_free(&response);
+
+    struct state_op bad[2] = {
+        {.type = STATE_OP_PUT, .request.put = {.key = bytes_of("u"), .value = bytes_of("1")}},
+        {.type = STATE_OP_RANGE, .request.range = {.key = bytes_of("u"), .revision = 999}},
+    };
+    struct state_txn_request bad_txn = {.success = bad, .success_count = 2};
+    before = state_revision(state);
+    CHECK_EQ(state_txn(state, &bad_txn, &response, test_err, sizeof test_err),
+             STATE_ERR_FUTURE_REV);
+    struct state_kv kv;
+    CHECK(!get_at(state, "u", 0, &kv));
+    CHECK_EQ(state_revision(state), before);
+    REQUIRE_OK(state_batch_commit(state, 1, test_err, sizeof test_err));
+    state_close(state);
+}
+
+/* Returns the keys of a range as "k1,k2," (values appended as =v when with_values). */
+static void range_keys(struct state *state, const struct state_range_request *request, char *out,
+                       size_t out_len, struct state_range_response *response_out)
+{
+    struct state_range_response response;
+    out[0] = '\0';
+    if (state_range(state, request, &response, test_err, sizeof test_err) != STATE_OK) {
+        snprintf(out, out_len, "error");
+        memset(response_out, 0, sizeof *response_out);
+        return;
+    }
+    for (size_t i = 0; i < response.kv_count; i++) {
+        size_t used = strlen(out);
+        snprintf(out + used, out_len - used, "%.*s,", (int)response.kvs[i].key_len,
+                 (const char *)response.kvs[i].key);
+    }
+    *response_out = response;
+}
+
+static void test_range_past_revisions(void)
+{
+    struct state *state = open_fresh(root, sizeof root);
+    REQUIRE_OK(state_batch_begin(state, test_err, sizeof test_err));
+    CHECK_EQ(put(state, "a", "1"), STATE_OK); /* 1 */
+    CHECK_EQ(put(state, "a", "2"), STATE_OK); /* 2 */
+    CHECK_EQ(put(state, "b", "1"), STATE_OK); /* 3 */
+    CHECK_EQ(delete_range(state, "a", NULL), 1); /* 4 */
+    REQUIRE_OK(state_batch_commit(state, 1, test_err, sizeof test_err));
+
+    struct state_kv kv;
+    CHECK(get_at(state, "a", 1, &kv));
+    CHECK(value_is(&kv, "1"));
+    CHECK_EQ(kv.version, 1);
+    free_kv(&kv);
+    CHECK(get_at(state, "a", 3, &kv));
+    CHECK(value_is(&kv, "2"));
+    CHECK_EQ(kv.version, 2);
+    CHECK_EQ(kv.mod_revision, 2);
+    free_kv(&kv);
+    CHECK(!get_at(state, "a", 4, &kv));
+    CHECK(!get_at(state, "b", 2, &kv));
+
+    char keys[256];
+    struct state_range_response response;
+    struct state_range_request all_at_3 = {.key = bytes_of("\x01"),
+                                           .range_end = {(const uint8_t *)"", 1}, .revision = 3};
+    range_keys(state, &all_at_3, keys, sizeof keys, &response);
+    CHECK(strcmp(keys, "a,b,") == 0);
+    CHECK_EQ(response.count, 2);
+    state_range_response_free(&response);
+    all_at_3.revision = 4;
+    range_keys(state, &all_at_3, keys, sizeof keys, &response);
+    CHECK(strcmp(keys, "b,") == 0);
+    state_range_response_free(&response);
+
+    struct state_range_request future = {.key = bytes_of("a"), .revision = 5};
+    CHECK_EQ(state_range(state, &future, &response, test_err, sizeof test_err),
+             STATE_ERR_FUTURE_REV);
+    CHECK(strstr(test_err, "mvcc: required revision is a future revision") != NULL);
+
+    /* Keys holding zero bytes keep their order in history: a, a\0, a\0\xff, a\x01. */
+    REQUIRE_OK(state_batch_begin(state, test_err, sizeof test_err));
+    const char *odd[] = {"a\x01", "a\0\xff", "a", "a\0"};
+    const size_t odd_len[] = {2, 3, 1, 2};
+    for (int i = 0; i < 4; i++) {
+        struct state_put_request request = {.key = {(const uint8_t *)odd[i], odd_len[i]},
+                                            .value = bytes_of("z")};
+        struct state_put_response put_response;
+        REQUIRE_OK(state_put(state, &request, &put_response, test_err, sizeof test_err));
+    }
+    REQUIRE_OK(state_batch_commit(state, 2, test_err, sizeof test_err));
+    int64_t now = state_revision(state);
+    CHECK_EQ(put_batch(state, 3, "zz", "later"), STATE_OK);
+    struct state_range_request prefix_a = {.key = bytes_of("a"), .range_end = bytes_of("b"),
+                                           .revision = now};
+    CHECK(state_range(state, &prefix_a, &response, test_err, sizeof test_err) == STATE_OK);
+    CHECK_EQ(response.kv_count, 4);
+    const size_t want_len[] = {1, 2, 3, 2};
+    const char *want[] = {"a", "a\0", "a\0\xff", "a\x01"};
+    for (size_t i = 0; i < response.kv_count && i < 4; i++)
+        CHECK(response.kvs[i].key_len == want_len[i] &&
+              memcmp(response.kvs[i].key, want[i], want_len[i]) == 0);
+    state_range_response_free(&response);
+    state_close(state);
+}
+
+static void test_range_options(void)
+{
+    struct state *state = open_fresh(root, sizeof root);
+    REQUIRE_OK(state_batch_begin(state, test_err, sizeof test_err));
+    /* put order gives mod revisions: e=1 d=2 c=3 b=4 a=5 da=6; values reverse the key order */
+    const char *keys_in[] = {"e", "d", "c", "b", "a", "da"};
+    const char *values[] = {"1", "3", "4", "5", "6", "2"};
+    for (int i = 0; i < 6; i++)
+        CHECK_EQ(put(state, keys_in[i], values[i]), STATE_OK);
+    CHECK_EQ(put(state, "a", "6"), STATE_OK); /* a: version 2, mod 7 */
+    REQUIRE_OK(state_batch_commit(state, 1, test_err, sizeof test_err));
+
+    char keys[256];
+    struct state_range_response response;
+    struct state_range_request prefix = {.key = bytes_of("d"), .range_end = bytes_of("e")};
+    range_keys(state, &prefix, keys, sizeof keys, &response);
+    CHECK(strcmp(keys, "d,da,") == 0);
+    state_range_response_free(&response);
+
+    struct state_range_request from_c = {.key = bytes_of("c"),
+                                         .range_end = {(const uint8_t *)"", 1}};
+    range_keys(state, &from_c, keys, sizeof keys, &response);
+    CHECK(strcmp(keys, "c,d,da,e,") == 0);
+    state_range_response_free(&response);
+
+    struct state_range_request limited = {.key = bytes_of("a"), .range_end = bytes_of("z"),
+                                          .limit = 2};
+    range_keys(state, &limited, keys, sizeof keys, &response);
+    CHECK(strcmp(keys, "a,b,") == 0);
+    CHECK_EQ(response.count, 6);
+    CHECK(response.more);
+    state_range_response_free(&response);
+    limited.limit = 6;
+    range_keys(state, &limited, keys, sizeof keys, &response);
+    CHECK_EQ(response.kv_count, 6);
+    CHECK(!response.more);
+    state_range_response_free(&response);
+
+    struct state_range_request counting = {.key = bytes_of("a"), .range_end = bytes_of("z"),
+                                           .count_only = true, .limit = 1};
+    range_keys(state, &counting, keys, sizeof keys, &response);
+    CHECK_EQ(response.kv_count, 0);
+    CHECK_EQ(response.count, 6);
+    CHECK(!response.more);
+    state_range_response_free(&response);
+
+    struct state_range_request keys_only = {.key = bytes_of("a"), .range_end = bytes_of("c"),
+                                            .keys_only = true};
+    range_keys(state, &keys_only, keys, sizeof keys, &response);
+    CHECK(strcmp(keys, "a,b,") == 0);
+    for (size_t i = 0; i < response.kv_count; i++) {
+        CHECK_EQ(response.kvs[i].value_len, 0);
+        CHECK(response.kvs[i].mod_revision > 0);
+    }
+    state_range_response_free(&response);
+
+    struct state_range_request descending = {.key = bytes_of("a"), .range_end = bytes_of("z"),
+                                             .limit = 2, .sort_order = STATE_SORT_DESCEND};
+    range_keys(state, &descending, keys, sizeof keys, &response);
+    CHECK(strcmp(keys, "e,da,") == 0);
+    CHECK_EQ(response.count, 6);
+    CHECK(response.more);
+    state_range_response_free(&response);
+
+    struct state_range_request by_mod = {.key = bytes_of("a"), .range_end = bytes_of("z"),
+                                         .sort_target = STATE_SORT_BY_MOD}; /* NONE: ascending */
+    range_keys(state, &by_mod, keys, sizeof keys, &response);
+    CHECK(strcmp(keys, "e,d,c,b,da,a,") == 0);
+    state_range_response_free(&response);
+
+    struct state_range_request by_value = {.key = bytes_of("a"), .range_end = bytes_of("z"),
+                                           .sort_target = STATE_SORT_BY_VALUE,
+                                           .sort_order = STATE_SORT_DESCEND, .keys_only = true,
+                                           .limit = 3};
+    range_keys(state, &by_value, keys, sizeof keys, &response);
+    CHECK(strcmp(keys, "a,b,c,") == 0);
+    CHECK_EQ(response.kvs[0].value_len, 0);
+    state_range_response_free(&response);
+
+    struct state_range_request by_version = {.key = bytes_of("a"), .range_end = bytes_of("z"),
+                                             .sort_target = STATE_SORT_BY_VERSION,
+                                             .sort_order = STATE_SORT_DESCEND, .limit = 1};
+    range_keys(state, &by_version, keys, sizeof keys, &response);
+    CHECK(strcmp(keys, "a,") == 0);
+    state_range_response_free(&response);
+
+    struct state_range_request missing = {.key = bytes_of("nope")};
+    range_keys(state, &missing, keys, sizeof keys, &response);
+    CHECK_EQ(response.count, 0);
+    CHECK_EQ(response.kv_count, 0);
+    state_range_response_free(&response);
+    state_close(state);
+}
+
+static void test_compaction(void)
+{
+    struct state *state = open_fresh(root, sizeof root);
+    REQUIRE_OK(state_batch_begin(state, test_err, sizeof test_err));
+    CHECK_EQ(put(state, "a", "1"), STATE_OK);     /* 1 */
+    CHECK_EQ(put(state, "a", "2"), STATE_OK);     /* 2 */
+    CHECK_EQ(put(state, "b", "1"), STATE_OK);     /* 3 */
+    CHECK_EQ(delete_range(state, "b", NULL), 1);  /* 4 */
+    CHECK_EQ(put(state, "c", "1"), STATE_OK);     /* 5 */
+    CHECK_EQ(put(state, "a", "3"), STATE_OK);     /* 6 */
+    REQUIRE_OK(state_batch_commit(state, 1, test_err, sizeof test_err));
+
+    REQUIRE_OK(state_batch_begin(state, test_err, sizeof test_err));
+    REQUIRE_OK(state_compact(state, 4, test_err, sizeof test_err));
+    CHECK_EQ(state_compact(state, 4, test_err, sizeof test_err), STATE_ERR_COMPACTED);
+    CHECK(strstr(test_err, "mvcc: required revision has been compacted") != NULL);
+    CHECK_EQ(state_compact(state, 3, test_err, sizeof test_err), STATE_ERR_COMPACTED);
+    CHECK_EQ(state_compact(state, 7, test_err, sizeof test_err), STATE_ERR_FUTURE_REV);
+    REQUIRE_OK(state_batch_commit(state, 2, test_err, sizeof test_err));
+    CHECK_EQ(state_compact_revision(state), 4);
+    CHECK_EQ(state_revision(state), 6); /* compaction makes no revision */
+
+    struct state_kv kv;
+    struct state_range_request old = {.key = bytes_of("a"), .revision = 3};
+    struct state_range_response response;
+    CHECK_EQ(state_range(state, &old, &response, test_err, sizeof test_err), STATE_ERR_COMPACTED);
+    CHECK(strstr(test_err, "mvcc: required revision has been compacted") != NULL);
+    /* At the compact revision itself: the newest version at or below it is kept. */
+    CHECK(get_at(state, "a", 4, &kv));
+    CHECK(value_is(&kv, "2"));
+    CHECK_EQ(kv.version, 2);
+    free_kv(&kv);
+    CHECK(!get_at(state, "b", 4, &kv));
+    CHECK(get_at(state, "a", 5, &kv));
+    CHECK(value_is(&kv, "2"));
+    free_kv(&kv);
+    CHECK(get_at(state, "a", 6, &kv));
+    CHECK(value_is(&kv, "3"));
+    CHECK_EQ(kv.version, 3);
+    free_kv(&kv);
+
+    /* Only records newer than the compact revision are left as events: c@5 and a@6, whose
+     * prev_kv (a@2, kept by the compaction) is still there. b's delete is gone. */
+    struct state_event_list events;
+    CHECK_EQ(state_events_read(state, 4, bytes_of("a"), (struct state_bytes){(const uint8_t *)"", 1},
+                               0, false, &events, test_err, sizeof test_err),
+             STATE_ERR_COMPACTED);
+    REQUIRE_OK(state_events_read(state, 5, bytes_of("a"),
+                                 (struct state_bytes){(const uint8_t *)"", 1}, 0, true, &events,
+                                 test_err, sizeof test_err));
+    CHECK_EQ(events.count, 2);
+    if (events.count == 2) {
+        CHECK(key_is(&events.events[0].kv, "c"));
+        CHECK(key_is(&events.events[1].kv, "a"));
+        CHECK(events.events[1].has_prev_kv);
+        CHECK(value_is(&events.events[1].prev_kv, "2"));
+    }
+    state_event_list_free(&events);
+
+    /* Tombstones at or below the compact revision are dropped: compacting the whole history
+     * after deleting everything leaves nothing for a range at that revision. */
+    REQUIRE_OK(state_batch_begin(state, test_err, sizeof test_err));
+    CHECK_EQ(delete_range(state, "a", "z"), 2); /* 7 */
+    REQUIRE_OK(state_compact(state, 7, test_err, sizeof test_err));
+    REQUIRE_OK(state_batch_commit(state, 3, test_err, sizeof test_err));
+    uint32_t hash_empty_after;
+    int64_t hashed;
+    REQUIRE_OK(state_hash(state, 0, &hash_empty_after, &hashed, test_err, sizeof test_err));
+    struct state *empty = open_fresh(root, sizeof root);
+    REQUIRE_OK(state_batch_begin(empty, test_err, sizeof test_err));
+    for (int i = 0; i < 6; i++)
+        CHECK_EQ(put(empty, "x", "x"), STATE_OK);
+    CHECK_EQ(delete_range(empty, "x", NULL), 1);
+    REQUIRE_OK(state_compact(empty, 7, test_err, sizeof test_err));
+    REQUIRE_OK(state_batch_commit(empty, 3, test_err, sizeof test_err));
+    uint32_t hash_other;
+    REQUIRE_OK(state_hash(empty, 0, &hash_other, &hashed, test_err, sizeof test_err));
+    /* Both hold no history at all, only compact revision 7. */
+    CHECK_EQ(hash_empty_after, hash_other);
+    state_close(empty);
+
+    /* The compact revision survives a restart. */
+    state_close(state);
+    REQUIRE_OK(state_open(root, &state, test_err, sizeof test_err));
+    CHECK_EQ(state_compact_revision(state), 7);
+    state_close(state);
+}
+
+int main(int argc, char **argv)
+{
+    (void)argc;
+    test_program = argv[0];
+    RUN(test_revisions);
+    RUN(test_versions);
+    RUN(test_txn_compares);
+    RUN(test_range_past_revisions);
+    RUN(test_range_options);
+    RUN(test_compaction);
+    return test_failures == 0 ? 0 : 1;
+}
