@@ -47,10 +47,19 @@ static int compare_keys(const void *left, const void *right)
     return state_bytes_compare(a->data, a->len, b->data, b->len);
 }
 
+/* Deletes the listed RocksDB keys. Only once the iterator that found them is gone: writing to the
+ * batch may move the bytes an iterator over it points at. */
+static void delete_listed(struct state *state, const struct key_list *doomed)
+{
+    for (size_t i = 0; i < doomed->count; i++)
+        state_batch_delete(state, doomed->items[i].data, doomed->items[i].len);
+}
+
 /* Deletes the revision-order records in (previous compact, revision] and lists their keys. */
 static int take_compacted_span(struct state *state, int64_t revision, struct key_list *keys,
                                char *err, size_t err_len)
 {
+    struct key_list doomed = {0};
     uint8_t start[STATE_REVISION_KEY_LEN];
     state_key_revision(state->working.compact_revision + 1, 0, start);
     rocksdb_iterator_t *iterator = state_iterator(state);
@@ -64,13 +73,16 @@ static int take_compacted_span(struct state *state, int64_t revision, struct key
             break;
         size_t user_key_len;
         const uint8_t *user_key = (const uint8_t *)rocksdb_iter_value(iterator, &user_key_len);
-        if (key_list_push(keys, user_key, user_key_len) != STATE_OK) {
+        if (key_list_push(keys, user_key, user_key_len) != STATE_OK ||
+            key_list_push(&doomed, key, key_len) != STATE_OK) {
             status = state_fail(err, err_len, STATE_ERR_NOMEM, "compaction key list");
             break;
         }
-        state_batch_delete(state, key, key_len);
     }
     rocksdb_iter_destroy(iterator);
+    if (status == STATE_OK)
+        delete_listed(state, &doomed);
+    key_list_free(&doomed);
     return status;
 }
 
@@ -85,6 +97,7 @@ static int compact_key(struct state *state, struct state_bytes user_key, int64_t
     rocksdb_iterator_t *iterator = state_iterator(state);
     int status = STATE_OK;
     bool newest = true;
+    struct key_list doomed = {0};
     for (rocksdb_iter_seek(iterator, (const char *)seek, seek_len); rocksdb_iter_valid(iterator);
          rocksdb_iter_next(iterator)) {
         size_t key_len;
@@ -114,11 +127,16 @@ static int compact_key(struct state *state, struct state_bytes user_key, int64_t
             drop = type == STATE_EVENT_DELETE;
             newest = false;
         }
-        if (drop)
-            state_batch_delete(state, key, key_len);
+        if (drop && key_list_push(&doomed, key, key_len) != STATE_OK) {
+            status = state_fail(err, err_len, STATE_ERR_NOMEM, "compaction key list");
+            break;
+        }
     }
     rocksdb_iter_destroy(iterator);
     free(seek);
+    if (status == STATE_OK)
+        delete_listed(state, &doomed);
+    key_list_free(&doomed);
     return status;
 }
 

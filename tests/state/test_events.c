@@ -1,0 +1,117 @@
+/* tests/state/test_events.c: watch events read from history: revision order, key filtering, types,
+ * prev_kv, continuation with next_revision, and that one revision's events are never split. */
+#include "state_test.h"
+
+static char root[128];
+static const struct state_bytes all_keys = {(const uint8_t *)"", 1};
+
+static void test_events_in_order(void)
+{
+    struct state *state = open_fresh(root, sizeof root);
+    REQUIRE_OK(state_batch_begin(state, test_err, sizeof test_err));
+    CHECK_EQ(put(state, "foo/a", "1"), STATE_OK);        /* 1 */
+    CHECK_EQ(put(state, "bar", "1"), STATE_OK);          /* 2 */
+    CHECK_EQ(put(state, "foo/a", "2"), STATE_OK);        /* 3 */
+    CHECK_EQ(delete_range(state, "foo/a", NULL), 1);     /* 4 */
+    CHECK_EQ(put(state, "foo/b", "1"), STATE_OK);        /* 5 */
+    /* The batch is not committed yet: events come from committed state only. */
+    struct state_event_list events;
+    REQUIRE_OK(state_events_read(state, 1, bytes_of("foo/"), bytes_of("foo0"), 0, true, &events,
+                                 test_err, sizeof test_err));
+    CHECK_EQ(events.count, 0);
+    state_event_list_free(&events);
+    REQUIRE_OK(state_batch_commit(state, 7, test_err, sizeof test_err));
+
+    REQUIRE_OK(state_events_read(state, 1, bytes_of("foo/"), bytes_of("foo0"), 0, true, &events,
+                                 test_err, sizeof test_err));
+    CHECK_EQ(events.count, 4);
+    CHECK_EQ(events.next_revision, 6);
+    if (events.count == 4) {
+        const struct state_event *e = events.events;
+        CHECK_EQ(e[0].type, STATE_EVENT_PUT);
+        CHECK(key_is(&e[0].kv, "foo/a"));
+        CHECK_EQ(e[0].kv.mod_revision, 1);
+        CHECK(!e[0].has_prev_kv);
+        CHECK_EQ(e[1].type, STATE_EVENT_PUT);
+        CHECK_EQ(e[1].kv.version, 2);
+        CHECK(e[1].has_prev_kv);
+        CHECK(value_is(&e[1].prev_kv, "1"));
+        CHECK_EQ(e[2].type, STATE_EVENT_DELETE);
+        CHECK(key_is(&e[2].kv, "foo/a"));
+        CHECK_EQ(e[2].kv.mod_revision, 4);
+        CHECK_EQ(e[2].kv.version, 0);
+        CHECK(e[2].has_prev_kv);
+        CHECK(value_is(&e[2].prev_kv, "2"));
+        CHECK(key_is(&e[3].kv, "foo/b"));
+        CHECK_EQ(e[3].kv.create_revision, 5);
+    }
+    state_event_list_free(&events);
+
+    /* From revision 3, one key, without prev_kv. */
+    REQUIRE_OK(state_events_read(state, 3, bytes_of("foo/a"), (struct state_bytes){0}, 0, false,
+                                 &events, test_err, sizeof test_err));
+    CHECK_EQ(events.count, 2);
+    if (events.count == 2) {
+        CHECK_EQ(events.events[0].kv.mod_revision, 3);
+        CHECK(!events.events[0].has_prev_kv);
+        CHECK_EQ(events.events[1].type, STATE_EVENT_DELETE);
+    }
+    state_event_list_free(&events);
+
+    /* Beyond the current revision: nothing yet, continue from there. */
+    REQUIRE_OK(state_events_read(state, 9, all_keys, all_keys, 0, false, &events, test_err,
+                                 sizeof test_err));
+    CHECK_EQ(events.count, 0);
+    CHECK_EQ(events.next_revision, 9);
+    state_event_list_free(&events);
+    state_close(state);
+}
+
+static void test_events_pagination(void)
+{
+    struct state *state = open_fresh(root, sizeof root);
+    REQUIRE_OK(state_batch_begin(state, test_err, sizeof test_err));
+    CHECK_EQ(put(state, "a", "1"), STATE_OK); /* 1 */
+    struct state_op puts[3] = {
+        {.type = STATE_OP_PUT, .request.put = {.key = bytes_of("x"), .value = bytes_of("1")}},
+        {.type = STATE_OP_PUT, .request.put = {.key = bytes_of("y"), .value = bytes_of("1")}},
+        {.type = STATE_OP_PUT, .request.put = {.key = bytes_of("z"), .value = bytes_of("1")}},
+    };
+    struct state_txn_request txn = {.success = puts, .success_count = 3};
+    struct state_txn_response response;
+    REQUIRE_OK(state_txn(state, &txn, &response, test_err, sizeof test_err)); /* 2.0 2.1 2.2 */
+    state_txn_response_free(&response);
+    CHECK_EQ(put(state, "b", "1"), STATE_OK); /* 3 */
+    REQUIRE_OK(state_batch_commit(state, 1, test_err, sizeof test_err));
+
+    /* max 2: the first page stops after a whole revision (1 and all of 2). */
+    struct state_event_list events;
+    REQUIRE_OK(state_events_read(state, 1, bytes_of("\x01"), all_keys, 2, false, &events,
+                                 test_err, sizeof test_err));
+    CHECK_EQ(events.count, 4);
+    CHECK_EQ(events.next_revision, 3);
+    if (events.count == 4) {
+        CHECK(key_is(&events.events[1].kv, "x"));
+        CHECK(key_is(&events.events[3].kv, "z"));
+        CHECK_EQ(events.events[3].kv.mod_revision, 2);
+    }
+    int64_t next = events.next_revision;
+    state_event_list_free(&events);
+    REQUIRE_OK(state_events_read(state, next, bytes_of("\x01"), all_keys, 2, false, &events,
+                                 test_err, sizeof test_err));
+    CHECK_EQ(events.count, 1);
+    if (events.count == 1)
+        CHECK(key_is(&events.events[0].kv, "b"));
+    CHECK_EQ(events.next_revision, 4);
+    state_event_list_free(&events);
+    state_close(state);
+}
+
+int main(int argc, char **argv)
+{
+    (void)argc;
+    test_program = argv[0];
+    RUN(test_events_in_order);
+    RUN(test_events_pagination);
+    return test_failures == 0 ? 0 : 1;
+}

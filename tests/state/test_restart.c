@@ -1,0 +1,96 @@
+/* tests/state/test_restart.c: what a restart gives back: the applied index, revisions, ids and
+ * membership of the last committed batch, nothing of a batch that was not committed, and the
+ * applied-index rules of state_batch_commit and state_sync. */
+#include "state_test.h"
+
+static char root[128];
+
+static void test_resume_after_last_commit(void)
+{
+    struct state *state = open_fresh(root, sizeof root);
+    CHECK_EQ(state_applied_index(state), 0);
+    REQUIRE_OK(state_batch_begin(state, test_err, sizeof test_err));
+    CHECK_EQ(put(state, "a", "1"), STATE_OK);
+    CHECK_EQ(put(state, "b", "1"), STATE_OK);
+    CHECK_EQ(put(state, "a", "2"), STATE_OK);
+    REQUIRE_OK(state_set_ids(state, 0x1234, 0x77, test_err, sizeof test_err));
+    REQUIRE_OK(state_set_membership(state, bytes_of("members:1,2,3"), test_err, sizeof test_err));
+    REQUIRE_OK(state_batch_commit(state, 10, test_err, sizeof test_err));
+    uint64_t durable = 0;
+    REQUIRE_OK(state_sync(state, &durable, test_err, sizeof test_err));
+    CHECK_EQ(durable, 10);
+
+    /* A batch that is never committed: it must leave no trace. */
+    REQUIRE_OK(state_batch_begin(state, test_err, sizeof test_err));
+    CHECK_EQ(put(state, "c", "lost"), STATE_OK);
+    CHECK_EQ(delete_range(state, "a", NULL), 1);
+    REQUIRE_OK(state_set_membership(state, bytes_of("members:9"), test_err, sizeof test_err));
+    CHECK_EQ(state_revision(state), 5);
+    state_close(state); /* as a crash before the commit */
+
+    REQUIRE_OK(state_open(root, &state, test_err, sizeof test_err));
+    CHECK_EQ(state_applied_index(state), 10);
+    CHECK_EQ(state_revision(state), 3);
+    CHECK_EQ(state_cluster_id(state), 0x1234);
+    CHECK_EQ(state_member_id(state), 0x77);
+    struct state_bytes membership = state_membership(state);
+    CHECK(membership.len == 13 && memcmp(membership.data, "members:1,2,3", 13) == 0);
+    struct state_kv kv;
+    CHECK(!get_at(state, "c", 0, &kv));
+    CHECK(get_at(state, "a", 0, &kv));
+    CHECK(value_is(&kv, "2"));
+    CHECK_EQ(kv.version, 2);
+    free_kv(&kv);
+
+    /* The next write continues the revision sequence exactly. */
+    CHECK_EQ(put_batch(state, 11, "c", "1"), STATE_OK);
+    CHECK_EQ(state_revision(state), 4);
+    CHECK(get_at(state, "c", 0, &kv));
+    CHECK_EQ(kv.mod_revision, 4);
+    free_kv(&kv);
+
+    /* The applied index only moves forward; a refused commit discards the batch. */
+    REQUIRE_OK(state_batch_begin(state, test_err, sizeof test_err));
+    CHECK_EQ(put(state, "d", "1"), STATE_OK);
+    CHECK_EQ(state_batch_commit(state, 11, test_err, sizeof test_err), STATE_ERR_INVALID);
+    CHECK_EQ(state_revision(state), 4);
+    CHECK(!get_at(state, "d", 0, &kv));
+    /* Writes need a batch. */
+    CHECK_EQ(put(state, "d", "1"), STATE_ERR_NO_BATCH);
+    REQUIRE_OK(state_batch_begin(state, test_err, sizeof test_err));
+    CHECK_EQ(state_batch_begin(state, test_err, sizeof test_err), STATE_ERR_BATCH_OPEN);
+    state_batch_abort(state);
+    state_close(state);
+
+    REQUIRE_OK(state_open(root, &state, test_err, sizeof test_err));
+    CHECK_EQ(state_applied_index(state), 11);
+    CHECK_EQ(state_revision(state), 4);
+    state_close(state);
+}
+
+static void test_empty_batches_and_delete_revisions(void)
+{
+    struct state *state = open_fresh(root, sizeof root);
+    /* A batch of entries with no KV effect (conf changes, empty entries) still moves the index. */
+    REQUIRE_OK(state_batch_begin(state, test_err, sizeof test_err));
+    REQUIRE_OK(state_batch_commit(state, 3, test_err, sizeof test_err));
+    CHECK_EQ(put_batch(state, 4, "k", "v"), STATE_OK);
+    REQUIRE_OK(state_batch_begin(state, test_err, sizeof test_err));
+    CHECK_EQ(delete_range(state, "k", NULL), 1);
+    REQUIRE_OK(state_batch_commit(state, 5, test_err, sizeof test_err));
+    state_close(state);
+    REQUIRE_OK(state_open(root, &state, test_err, sizeof test_err));
+    /* The revision of a delete survives even though no live key carries it. */
+    CHECK_EQ(state_revision(state), 2);
+    CHECK_EQ(state_applied_index(state), 5);
+    state_close(state);
+}
+
+int main(int argc, char **argv)
+{
+    (void)argc;
+    test_program = argv[0];
+    RUN(test_resume_after_last_commit);
+    RUN(test_empty_batches_and_delete_revisions);
+    return test_failures == 0 ? 0 : 1;
+}
