@@ -1,0 +1,279 @@
+/* control/flags.c: one table of flags; parsing as Go's flag package does it for etcd (`--flag=value`,
+ * `--flag value`, `-flag`, bare booleans), then ETCD_* variables for flags not given. */
+#include <ctype.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "flags.h"
+
+enum flag_kind { FLAG_STRING, FLAG_UINT, FLAG_BOOL, FLAG_CLUSTER_STATE };
+
+struct flag_spec {
+	const char *name;
+	enum flag_kind kind;
+	size_t offset;
+	const char *default_value; /* NULL: no default */
+	const char *help;
+};
+
+#define FIELD(member) offsetof(struct node_flags, member)
+
+static const struct flag_spec flag_specs[] = {
+	{"name", FLAG_STRING, FIELD(name), "default", "Human-readable name for this member."},
+	{"data-dir", FLAG_STRING, FIELD(data_dir), NULL, "Path to the data directory (default: ${name}.etcd)."},
+	{"wal-dir", FLAG_STRING, FIELD(wal_dir), "", "Path to the dedicated WAL directory (default: inside data-dir)."},
+	{"initial-cluster", FLAG_STRING, FIELD(initial_cluster), "default=http://localhost:2380",
+	 "Initial cluster configuration for bootstrapping: NAME=PEER_URL,..."},
+	{"initial-cluster-state", FLAG_CLUSTER_STATE, FIELD(initial_cluster_state), "new",
+	 "Initial cluster state ('new' or 'existing')."},
+	{"initial-cluster-token", FLAG_STRING, FIELD(initial_cluster_token), "etcd-cluster",
+	 "Initial cluster token for the cluster during bootstrap."},
+	{"listen-peer-urls", FLAG_STRING, FIELD(listen_peer_urls), "http://localhost:2380",
+	 "List of URLs to listen on for peer traffic."},
+	{"initial-advertise-peer-urls", FLAG_STRING, FIELD(initial_advertise_peer_urls), "http://localhost:2380",
+	 "List of this member's peer URLs to advertise to the rest of the cluster."},
+	{"listen-client-urls", FLAG_STRING, FIELD(listen_client_urls), "http://localhost:2379",
+	 "List of URLs to listen on for client traffic."},
+	{"advertise-client-urls", FLAG_STRING, FIELD(advertise_client_urls), "http://localhost:2379",
+	 "List of this member's client URLs to advertise to the public."},
+	{"heartbeat-interval", FLAG_UINT, FIELD(heartbeat_interval_ms), "100",
+	 "Time (in milliseconds) of a heartbeat interval."},
+	{"election-timeout", FLAG_UINT, FIELD(election_timeout_ms), "1000",
+	 "Time (in milliseconds) for an election to timeout."},
+	{"snapshot-count", FLAG_UINT, FIELD(snapshot_count), "100000",
+	 "Number of committed transactions to trigger a snapshot to disk."},
+	{"strict-reconfig-check", FLAG_BOOL, FIELD(strict_reconfig_check), "true",
+	 "Reject reconfiguration requests that would cause quorum loss."},
+	{"force-new-cluster", FLAG_BOOL, FIELD(force_new_cluster), "false",
+	 "Force to create a new one member cluster from this member's data."},
+	{"dataplane", FLAG_STRING, FIELD(dataplane), "udp", "Peer transport: 'udp' (kernel sockets) or 'dpdk'."},
+	{"dpdk-args", FLAG_STRING, FIELD(dpdk_args), "", "DPDK EAL arguments for --dataplane=dpdk."},
+	{"control-socket", FLAG_STRING, FIELD(control_socket), NULL,
+	 "Path of the operator control socket (default: DATA_DIR/control.sock)."},
+	{"help", FLAG_BOOL, FIELD(help), "false", "Show this help and exit."},
+	{"version", FLAG_BOOL, FIELD(version), "false", "Print the version and exit."},
+};
+
+enum { FLAG_COUNT = sizeof(flag_specs) / sizeof(flag_specs[0]) };
+
+static const struct flag_spec *find_flag(const char *name, size_t length)
+{
+	for (size_t k = 0; k < FLAG_COUNT; k++)
+		if (strlen(flag_specs[k].name) == length && strncmp(flag_specs[k].name, name, length) == 0)
+			return &flag_specs[k];
+	return NULL;
+}
+
+static int set_value(const struct flag_spec *spec, struct node_flags *flags, const char *value, const char *source,
+                     char *errbuf, size_t errlen)
+{
+	char *field = (char *)flags + spec->offset;
+	switch (spec->kind) {
+	case FLAG_STRING: {
+		char **slot = (char **)field;
+		free(*slot);
+		*slot = strdup(value);
+		if (!*slot)
+			abort();
+		return 0;
+	}
+	case FLAG_UINT: {
+		char *end = NULL;
+		errno = 0;
+		unsigned long long parsed = strtoull(value, &end, 10);
+		if (errno || end == value || *end || value[0] == '-') {
+			snprintf(errbuf, errlen, "invalid value \"%s\" for %s %s: must be a non-negative integer", value,
+			         source, spec->name);
+			return -1;
+		}
+		*(uint64_t *)field = parsed;
+		return 0;
+	}
+	case FLAG_BOOL:
+		/* The spellings Go's strconv.ParseBool accepts. */
+		if (!strcmp(value, "true") || !strcmp(value, "1") || !strcmp(value, "t") || !strcmp(value, "T") ||
+		    !strcmp(value, "TRUE") || !strcmp(value, "True")) {
+			*(bool *)field = true;
+			return 0;
+		}
+		if (!strcmp(value, "false") || !strcmp(value, "0") || !strcmp(value, "f") || !strcmp(value, "F") ||
+		    !strcmp(value, "FALSE") || !strcmp(value, "False")) {
+			*(bool *)field = false;
+			return 0;
+		}
+		snprintf(errbuf, errlen, "invalid boolean value \"%s\" for %s %s", value, source, spec->name);
+		return -1;
+	case FLAG_CLUSTER_STATE:
+		if (!strcmp(value, "new")) {
+			*(enum initial_cluster_state *)field = INITIAL_CLUSTER_STATE_NEW;
+			return 0;
+		}
+		if (!strcmp(value, "existing")) {
+			*(enum initial_cluster_state *)field = INITIAL_CLUSTER_STATE_EXISTING;
+			return 0;
+		}
+		snprintf(errbuf, errlen, "invalid value \"%s\" for %s %s: valid values are \"new\" and \"existing\"",
+		         value, source, spec->name);
+		return -1;
+	}
+	return -1;
+}
+
+/* ETCD_INITIAL_CLUSTER_STATE for initial-cluster-state. */
+static void environment_name(const char *flag, char *out, size_t size)
+{
+	size_t k = 0;
+	k += (size_t)snprintf(out, size, "ETCD_");
+	for (const char *c = flag; *c && k + 1 < size; c++)
+		out[k++] = *c == '-' ? '_' : (char)toupper((unsigned char)*c);
+	out[k] = '\0';
+}
+
+int node_flags_parse(int argc, char **argv, char **environment, struct node_flags *flags, char *errbuf,
+                     size_t errlen, FILE *warnings)
+{
+	memset(flags, 0, sizeof(*flags));
+	bool given[FLAG_COUNT] = {false};
+	for (size_t k = 0; k < FLAG_COUNT; k++)
+		if (flag_specs[k].default_value &&
+		    set_value(&flag_specs[k], flags, flag_specs[k].default_value, "default", errbuf, errlen) != 0)
+			goto fail;
+
+	for (int i = 1; i < argc; i++) {
+		const char *argument = argv[i];
+		if (argument[0] != '-' || argument[1] == '\0') {
+			snprintf(errbuf, errlen, "'%s' is not a valid flag", argument);
+			goto fail;
+		}
+		const char *name = argument + (argument[1] == '-' ? 2 : 1);
+		const char *equals = strchr(name, '=');
+		size_t name_length = equals ? (size_t)(equals - name) : strlen(name);
+		const struct flag_spec *spec = find_flag(name, name_length);
+		if (!spec) {
+			snprintf(errbuf, errlen, "flag provided but not defined: -%.*s (see quorumd --help)",
+			         (int)name_length, name);
+			goto fail;
+		}
+		size_t index = (size_t)(spec - flag_specs);
+		const char *value;
+		if (equals) {
+			value = equals + 1;
+		} else if (spec->kind == FLAG_BOOL) {
+			value = "true";
+		} else if (i + 1 < argc) {
+			value = argv[++i];
+		} else {
+			snprintf(errbuf, errlen, "flag needs an argument: --%s", spec->name);
+			goto fail;
+		}
+		if (given[index] && warnings)
+			fprintf(warnings, "warning: --%s given more than once; the last value is used\n", spec->name);
+		if (set_value(spec, flags, value, "flag", errbuf, errlen) != 0)
+			goto fail;
+		given[index] = true;
+	}
+
+	for (char **variable = environment; variable && *variable; variable++) {
+		if (strncmp(*variable, "ETCD_", 5) != 0)
+			continue;
+		const char *equals = strchr(*variable, '=');
+		if (!equals)
+			continue;
+		const struct flag_spec *spec = NULL;
+		for (size_t k = 0; k < FLAG_COUNT && !spec; k++) {
+			char expected[96];
+			environment_name(flag_specs[k].name, expected, sizeof(expected));
+			if (strlen(expected) == (size_t)(equals - *variable) &&
+			    strncmp(expected, *variable, (size_t)(equals - *variable)) == 0)
+				spec = &flag_specs[k];
+		}
+		if (!spec) {
+			if (warnings)
+				fprintf(warnings, "warning: unrecognized environment variable %.*s\n",
+				        (int)(equals - *variable), *variable);
+			continue;
+		}
+		size_t index = (size_t)(spec - flag_specs);
+		if (given[index]) {
+			if (warnings)
+				fprintf(warnings, "warning: recognized environment variable %.*s, but unused: shadowed by "
+				        "corresponding flag\n", (int)(equals - *variable), *variable);
+			continue;
+		}
+		char source[96];
+		snprintf(source, sizeof(source), "environment variable %.*s for", (int)(equals - *variable), *variable);
+		if (set_value(spec, flags, equals + 1, source, errbuf, errlen) != 0)
+			goto fail;
+		given[index] = true;
+	}
+
+	if (flags->help || flags->version)
+		return 0;
+	if (!flags->data_dir) {
+		size_t length = strlen(flags->name) + sizeof(".etcd");
+		flags->data_dir = malloc(length);
+		if (!flags->data_dir)
+			abort();
+		snprintf(flags->data_dir, length, "%s.etcd", flags->name);
+	}
+	if (!flags->control_socket) {
+		size_t length = strlen(flags->data_dir) + sizeof("/control.sock");
+		flags->control_socket = malloc(length);
+		if (!flags->control_socket)
+			abort();
+		snprintf(flags->control_socket, length, "%s/control.sock", flags->data_dir);
+	}
+	if (strcmp(flags->dataplane, "udp") != 0 && strcmp(flags->dataplane, "dpdk") != 0) {
+		snprintf(errbuf, errlen, "invalid value \"%s\" for flag --dataplane: valid values are \"udp\" and \"dpdk\"",
+		         flags->dataplane);
+		goto fail;
+	}
+	if (flags->heartbeat_interval_ms == 0) {
+		snprintf(errbuf, errlen, "--heartbeat-interval must be greater than 0");
+		goto fail;
+	}
+	/* etcd's own rule: the election timeout is at least five heartbeats, and at most 50 s. */
+	if (flags->election_timeout_ms < 5 * flags->heartbeat_interval_ms) {
+		snprintf(errbuf, errlen, "--election-timeout[%llums] should be at least as 5 times as "
+		         "--heartbeat-interval[%llums]", (unsigned long long)flags->election_timeout_ms,
+		         (unsigned long long)flags->heartbeat_interval_ms);
+		goto fail;
+	}
+	if (flags->election_timeout_ms > 50000) {
+		snprintf(errbuf, errlen, "--election-timeout[%llums] is too long, and should be set less than 50000ms",
+		         (unsigned long long)flags->election_timeout_ms);
+		goto fail;
+	}
+	return 0;
+fail:
+	node_flags_free(flags);
+	return -1;
+}
+
+void node_flags_free(struct node_flags *flags)
+{
+	for (size_t k = 0; k < FLAG_COUNT; k++) {
+		if (flag_specs[k].kind == FLAG_STRING) {
+			char **slot = (char **)((char *)flags + flag_specs[k].offset);
+			free(*slot);
+			*slot = NULL;
+		}
+	}
+}
+
+void node_flags_print_help(FILE *out)
+{
+	fprintf(out, "Usage: quorumd [flags]\n\n"
+	             "An etcd-compatible Raft consensus node. Every flag can also be set with its ETCD_* "
+	             "environment variable\n(e.g. --initial-cluster-state as ETCD_INITIAL_CLUSTER_STATE); a flag "
+	             "on the command line wins.\n\n");
+	for (size_t k = 0; k < FLAG_COUNT; k++) {
+		char environment[96];
+		environment_name(flag_specs[k].name, environment, sizeof(environment));
+		fprintf(out, "  --%s\n      %s", flag_specs[k].name, flag_specs[k].help);
+		if (flag_specs[k].default_value && *flag_specs[k].default_value)
+			fprintf(out, " (default: %s)", flag_specs[k].default_value);
+		fprintf(out, " [%s]\n", environment);
+	}
+}

@@ -1,0 +1,43 @@
+/* control/flags.h: quorumd's command line — etcd's flags with their meaning and defaults, each also
+ * read from its ETCD_* environment variable (a flag on the command line wins), plus quorumd's own. */
+#ifndef QUORUMD_CONTROL_FLAGS_H
+#define QUORUMD_CONTROL_FLAGS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+enum initial_cluster_state { INITIAL_CLUSTER_STATE_NEW, INITIAL_CLUSTER_STATE_EXISTING };
+
+struct node_flags {
+	char *name;
+	char *data_dir;
+	char *wal_dir;
+	char *initial_cluster;
+	enum initial_cluster_state initial_cluster_state;
+	char *initial_cluster_token;
+	char *listen_peer_urls;
+	char *initial_advertise_peer_urls;
+	char *listen_client_urls;
+	char *advertise_client_urls;
+	uint64_t heartbeat_interval_ms;
+	uint64_t election_timeout_ms;
+	uint64_t snapshot_count;
+	bool strict_reconfig_check;
+	bool force_new_cluster;
+	char *dataplane;      /* udp or dpdk */
+	char *dpdk_args;
+	char *control_socket; /* default: DATA_DIR/control.sock */
+	bool help;
+	bool version;
+};
+
+/* Parses argv and the environment. Returns 0, or -1 with a message naming the flag in errbuf.
+ * Warnings (an environment variable shadowed by a flag) go to warnings when it is not NULL. */
+int node_flags_parse(int argc, char **argv, char **environment, struct node_flags *flags, char *errbuf,
+                     size_t errlen, FILE *warnings);
+void node_flags_free(struct node_flags *flags);
+void node_flags_print_help(FILE *out);
+
+#endif

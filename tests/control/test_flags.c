@@ -1,0 +1,120 @@
+/* tests/control/test_flags.c: etcd's flags and ETCD_* variables as an operator uses them, and the
+ * errors a wrong flag gives. */
+#include <stdio.h>
+#include <string.h>
+
+#include "flags.h"
+
+static int failures;
+
+#define CHECK(condition, ...)                                                                     \
+	do {                                                                                          \
+		if (!(condition)) {                                                                       \
+			failures++;                                                                           \
+			printf("FAIL %s:%d: %s: ", __FILE__, __LINE__, #condition);                           \
+			printf(__VA_ARGS__);                                                                  \
+			printf("\n");                                                                         \
+		}                                                                                         \
+	} while (0)
+
+static int parse(char **argv, char **environment, struct node_flags *flags, char *error)
+{
+	int argc = 0;
+	while (argv[argc])
+		argc++;
+	return node_flags_parse(argc, argv, environment, flags, error, 256, NULL);
+}
+
+static void test_defaults(void)
+{
+	char *argv[] = {"quorumd", NULL};
+	char *environment[] = {NULL};
+	struct node_flags flags;
+	char error[256];
+	CHECK(parse(argv, environment, &flags, error) == 0, "%s", error);
+	CHECK(strcmp(flags.name, "default") == 0, "name %s", flags.name);
+	CHECK(strcmp(flags.data_dir, "default.etcd") == 0, "data dir %s", flags.data_dir);
+	CHECK(strcmp(flags.control_socket, "default.etcd/control.sock") == 0, "socket %s", flags.control_socket);
+	CHECK(flags.heartbeat_interval_ms == 100 && flags.election_timeout_ms == 1000, "timing");
+	CHECK(flags.snapshot_count == 100000 && flags.strict_reconfig_check && !flags.force_new_cluster, "defaults");
+	CHECK(flags.initial_cluster_state == INITIAL_CLUSTER_STATE_NEW, "state");
+	CHECK(strcmp(flags.initial_cluster_token, "etcd-cluster") == 0, "token %s", flags.initial_cluster_token);
+	node_flags_free(&flags);
+}
+
+static void test_seed_command_line(void)
+{
+	/* The seed's command, etcd replaced by quorumd (both spellings of a value). */
+	char *argv[] = {"quorumd", "--name", "infra4", "--listen-client-urls", "http://127.0.0.1:2379",
+	                "--listen-peer-urls=http://127.0.0.1:2380", "--initial-cluster-state", "existing",
+	                "--initial-cluster-token", "ef37ad9dc622a7c4", "-strict-reconfig-check=false",
+	                "--force-new-cluster", NULL};
+	char *environment[] = {"ETCD_NAME=shadowed", "ETCD_SNAPSHOT_COUNT=500", "PATH=/bin", NULL};
+	struct node_flags flags;
+	char error[256];
+	CHECK(parse(argv, environment, &flags, error) == 0, "%s", error);
+	CHECK(strcmp(flags.name, "infra4") == 0, "a flag wins over ETCD_NAME: %s", flags.name);
+	CHECK(flags.snapshot_count == 500, "ETCD_SNAPSHOT_COUNT applies when no flag: %llu",
+	      (unsigned long long)flags.snapshot_count);
+	CHECK(flags.initial_cluster_state == INITIAL_CLUSTER_STATE_EXISTING, "state");
+	CHECK(!flags.strict_reconfig_check && flags.force_new_cluster, "booleans");
+	CHECK(strcmp(flags.listen_peer_urls, "http://127.0.0.1:2380") == 0, "peer urls %s", flags.listen_peer_urls);
+	CHECK(strcmp(flags.data_dir, "infra4.etcd") == 0, "data dir follows the name: %s", flags.data_dir);
+	node_flags_free(&flags);
+}
+
+static void test_environment_form(void)
+{
+	char *argv[] = {"quorumd", NULL};
+	char *environment[] = {"ETCD_NAME=infra4", "ETCD_INITIAL_CLUSTER=infra4=http://127.0.0.1:42380",
+	                       "ETCD_INITIAL_CLUSTER_STATE=existing", "ETCD_INITIAL_ADVERTISE_PEER_URLS=http://127.0.0.1:42380",
+	                       NULL};
+	struct node_flags flags;
+	char error[256];
+	CHECK(parse(argv, environment, &flags, error) == 0, "%s", error);
+	CHECK(strcmp(flags.name, "infra4") == 0, "name %s", flags.name);
+	CHECK(strcmp(flags.initial_cluster, "infra4=http://127.0.0.1:42380") == 0, "cluster %s", flags.initial_cluster);
+	CHECK(flags.initial_cluster_state == INITIAL_CLUSTER_STATE_EXISTING, "state");
+	node_flags_free(&flags);
+}
+
+static void expect_error(char **argv, char **environment, const char *fragment)
+{
+	struct node_flags flags;
+	char error[256] = "";
+	int rc = parse(argv, environment, &flags, error);
+	CHECK(rc == -1 && strstr(error, fragment), "expected an error containing \"%s\", got rc %d \"%s\"", fragment,
+	      rc, error);
+}
+
+static void test_errors(void)
+{
+	char *none[] = {NULL};
+	char *unknown[] = {"quorumd", "--enable-v2", NULL};
+	expect_error(unknown, none, "enable-v2");
+	char *state[] = {"quorumd", "--initial-cluster-state=old", NULL};
+	expect_error(state, none, "\"old\"");
+	char *number[] = {"quorumd", "--snapshot-count", "lots", NULL};
+	expect_error(number, none, "snapshot-count");
+	char *missing[] = {"quorumd", "--name", NULL};
+	expect_error(missing, none, "--name");
+	char *timing[] = {"quorumd", "--heartbeat-interval=300", "--election-timeout=1000", NULL};
+	expect_error(timing, none, "5 times");
+	char *dataplane[] = {"quorumd", "--dataplane=rdma", NULL};
+	expect_error(dataplane, none, "rdma");
+	char *positional[] = {"quorumd", "infra1", NULL};
+	expect_error(positional, none, "infra1");
+	char *ok[] = {"quorumd", NULL};
+	char *bad_environment[] = {"ETCD_STRICT_RECONFIG_CHECK=maybe", NULL};
+	expect_error(ok, bad_environment, "ETCD_STRICT_RECONFIG_CHECK");
+}
+
+int main(void)
+{
+	test_defaults();
+	test_seed_command_line();
+	test_environment_form();
+	test_errors();
+	printf("%s\n", failures ? "FAILED" : "ok");
+	return failures ? 1 : 0;
+}
