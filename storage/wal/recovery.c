@@ -435,7 +435,8 @@ static int rebuild(struct wal *wal, struct segment_file *files, size_t data_coun
 }
 
 /* Files without a header: prepared but unused (all zero), or the torn first write of the newest
- * segment. Anything else means records are missing. */
+ * segment. Anything else means records are missing. They are deleted, and their sequence numbers are
+ * given out again, so the sequence stays gap-free. */
 static int check_headless(struct wal *wal, struct segment_file *files, size_t data_count, size_t count, char *err,
 		size_t errlen)
 {
@@ -457,8 +458,6 @@ static int check_headless(struct wal *wal, struct segment_file *files, size_t da
 			wal->recovered.info.torn_tail = true;
 			wal->recovered.info.truncated_bytes += last_non_zero_end(file->map, 0, file->size);
 		}
-		if (file->name_sequence >= wal->next_sequence)
-			wal->next_sequence = file->name_sequence + 1;
 	}
 	return 0;
 }
