@@ -1,6 +1,10 @@
 /* tests/state/test_restart.c: what a restart gives back: the applied index, revisions, ids and
  * membership of the last committed batch, nothing of a batch that was not committed, and the
  * applied-index rules of state_batch_commit and state_sync. */
+#include <signal.h>
+#include <sys/wait.h>
+#include <time.h>
+
 #include "state_test.h"
 
 static char root[128];
@@ -86,11 +90,66 @@ static void test_empty_batches_and_delete_revisions(void)
     state_close(state);
 }
 
+/* etcd #13766 in miniature: a child applies batches (index i puts counter=i and key-i) until it is
+ * killed with SIGKILL at an arbitrary moment; after reopening, the applied index, the revision and
+ * the data must all describe the same batch. */
+static void test_kill_during_apply(void)
+{
+    struct state *state = open_fresh(root, sizeof root);
+    state_close(state); /* the parent holds nothing open while the child writes */
+    pid_t child = fork();
+    if (child == 0) {
+        struct state *writer;
+        if (state_open(root, &writer, test_err, sizeof test_err) != STATE_OK)
+            _exit(3);
+        for (uint64_t index = 1;; index++) {
+            char value[32], key[32];
+            snprintf(value, sizeof value, "%llu", (unsigned long long)index);
+            snprintf(key, sizeof key, "key-%llu", (unsigned long long)index);
+            if (state_batch_begin(writer, test_err, sizeof test_err) != STATE_OK ||
+                put(writer, "counter", value) != STATE_OK || put(writer, key, "x") != STATE_OK ||
+                state_batch_commit(writer, index, test_err, sizeof test_err) != STATE_OK)
+                _exit(4);
+        }
+    }
+    CHECK(child > 0);
+    struct timespec pause = {.tv_sec = 0, .tv_nsec = 300 * 1000 * 1000};
+    nanosleep(&pause, NULL);
+    kill(child, SIGKILL);
+    int wait_status = 0;
+    waitpid(child, &wait_status, 0);
+    CHECK(WIFSIGNALED(wait_status)); /* killed mid-run, not failed on its own */
+
+    REQUIRE_OK(state_open(root, &state, test_err, sizeof test_err));
+    uint64_t applied = state_applied_index(state);
+    CHECK(applied > 0);
+    CHECK_EQ(state_revision(state), 2 * applied);
+    struct state_kv kv;
+    CHECK(get_at(state, "counter", 0, &kv));
+    char counter[32] = "";
+    if (kv.value_len < sizeof counter)
+        memcpy(counter, kv.value, kv.value_len);
+    CHECK_EQ(strtoull(counter, NULL, 10), applied);
+    CHECK_EQ(kv.version, applied);
+    free_kv(&kv);
+    char key[32];
+    snprintf(key, sizeof key, "key-%llu", (unsigned long long)applied);
+    CHECK(get_at(state, key, 0, &kv));
+    free_kv(&kv);
+    snprintf(key, sizeof key, "key-%llu", (unsigned long long)applied + 1);
+    CHECK(!get_at(state, key, 0, &kv));
+    /* The WAL replays from applied + 1: applying it continues the sequence exactly. */
+    CHECK_EQ(put_batch(state, applied + 1, "counter", "next"), STATE_OK);
+    CHECK_EQ(state_revision(state), 2 * applied + 1);
+    state_close(state);
+}
+
 int main(int argc, char **argv)
 {
     (void)argc;
     test_program = argv[0];
     RUN(test_resume_after_last_commit);
     RUN(test_empty_batches_and_delete_revisions);
+    RUN(test_kill_during_apply);
     return test_failures == 0 ? 0 : 1;
 }
