@@ -504,7 +504,8 @@ static void publish(struct wal *wal, struct replay *replay)
 	size_t skip = 0;
 	while (replay->has_snapshot && skip < replay->count && replay->entries[skip].index <= replay->snapshot.index)
 		free((void *)replay->entries[skip++].data);
-	memmove(replay->entries, replay->entries + skip, (replay->count - skip) * sizeof *replay->entries);
+	if (skip > 0)
+		memmove(replay->entries, replay->entries + skip, (replay->count - skip) * sizeof *replay->entries);
 	recovered->entries = replay->entries;
 	recovered->entry_count = replay->count - skip;
 	recovered->info.records = replay->records;
@@ -525,7 +526,8 @@ int wal_recover(struct wal *wal, char *err, size_t errlen)
 	}
 	size_t data_count = 0;
 	if (rc == 0) {
-		qsort(files, count, sizeof *files, by_sequence);
+		if (count > 1)
+			qsort(files, count, sizeof *files, by_sequence);
 		while (data_count < count && files[data_count].has_header)
 			data_count++;
 		if (data_count > 0)
