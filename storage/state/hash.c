@@ -2,7 +2,7 @@
  * with the revision, then the stored event) up to a revision into one CRC-32C, in key order. Two
  * members that applied the same entries, compactions included, hold the same records and get the
  * same hash; any divergence in a key, revision, version or value changes it. */
-#include "crc32c.h"
+#include "crc32c.h" /* common/ */
 #include "internal.h"
 #include "keys.h"
 
@@ -37,9 +37,9 @@ int state_hash(struct state *state, int64_t revision, uint32_t *hash, int64_t *h
         uint8_t lengths[8];
         state_put_be32(lengths, (uint32_t)key_len);
         state_put_be32(lengths + 4, (uint32_t)value_len);
-        crc = state_crc32c_extend(crc, lengths, sizeof lengths);
-        crc = state_crc32c_extend(crc, key, key_len);
-        crc = state_crc32c_extend(crc, value, value_len);
+        crc = crc32c(crc, lengths, sizeof lengths);
+        crc = crc32c(crc, key, key_len);
+        crc = crc32c(crc, value, value_len);
     }
     char *error = NULL;
     rocksdb_iter_get_error(iterator, &error);
@@ -49,7 +49,7 @@ int state_hash(struct state *state, int64_t revision, uint32_t *hash, int64_t *h
     /* The compact revision is part of the MVCC state too (it decides which reads fail). */
     uint8_t compact[8];
     state_put_be64(compact, (uint64_t)meta->compact_revision);
-    crc = state_crc32c_extend(crc, compact, sizeof compact);
+    crc = crc32c(crc, compact, sizeof compact);
     *hash = crc;
     *hashed_revision = revision;
     return STATE_OK;

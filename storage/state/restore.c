@@ -11,7 +11,7 @@
 #include <unistd.h>
 
 #include "archive.h"
-#include "crc32c.h"
+#include "crc32c.h" /* common/ */
 #include "internal.h"
 #include "keys.h"
 
@@ -98,7 +98,7 @@ static int head_complete(struct state_restore *restore, char *err, size_t err_le
     case PHASE_HEADER:
         if (memcmp(head, STATE_ARCHIVE_MAGIC, 8) != 0 ||
             state_get_be32(head + 8) != STATE_ARCHIVE_VERSION ||
-            state_get_be32(head + 28) != state_crc32c_extend(0, head, 28))
+            state_get_be32(head + 28) != crc32c(0, head, 28))
             return state_fail(err, err_len, STATE_ERR_CORRUPT, "snapshot header");
         restore->file_count = state_get_be32(head + 12);
         restore->applied_index = state_get_be64(head + 16);
@@ -117,7 +117,7 @@ static int head_complete(struct state_restore *restore, char *err, size_t err_le
     }
     case PHASE_FILE_HEAD: {
         size_t name_len = restore->head_need - 16;
-        if (state_get_be32(head + 12 + name_len) != state_crc32c_extend(0, head, 12 + name_len))
+        if (state_get_be32(head + 12 + name_len) != crc32c(0, head, 12 + name_len))
             return state_fail(err, err_len, STATE_ERR_CORRUPT, "file head %u",
                               restore->files_done);
         char name[STATE_ARCHIVE_NAME_MAX + 1];
@@ -163,7 +163,7 @@ static int head_complete(struct state_restore *restore, char *err, size_t err_le
     case PHASE_TRAILER:
         if (memcmp(head, STATE_ARCHIVE_END_MAGIC, 8) != 0 ||
             state_get_be32(head + 8) != restore->file_count ||
-            state_get_be32(head + 12) != state_crc32c_extend(0, head, 12))
+            state_get_be32(head + 12) != crc32c(0, head, 12))
             return state_fail(err, err_len, STATE_ERR_CORRUPT, "snapshot trailer");
         restore->phase = PHASE_DONE;
         return STATE_OK;
@@ -176,7 +176,7 @@ static int head_complete(struct state_restore *restore, char *err, size_t err_le
 static int write_data(struct state_restore *restore, const uint8_t *data, size_t len, char *err,
                       size_t err_len)
 {
-    restore->data_crc = state_crc32c_extend(restore->data_crc, data, len);
+    restore->data_crc = crc32c(restore->data_crc, data, len);
     while (len > 0) {
         ssize_t wrote = write(restore->fd, data, len);
         if (wrote < 0 && errno == EINTR)

@@ -12,7 +12,7 @@
 #include <unistd.h>
 
 #include "archive.h"
-#include "crc32c.h"
+#include "crc32c.h" /* common/ */
 #include "internal.h"
 #include "keys.h"
 
@@ -82,7 +82,7 @@ static void queue_header(struct state_snapshot *snapshot)
     state_put_be32(out + 12, (uint32_t)snapshot->name_count);
     state_put_be64(out + 16, snapshot->applied_index);
     state_put_be32(out + 24, 0);
-    state_put_be32(out + 28, state_crc32c_extend(0, out, 28));
+    state_put_be32(out + 28, crc32c(0, out, 28));
     snapshot->pending_len = STATE_ARCHIVE_HEADER_LEN;
     snapshot->pending_at = 0;
 }
@@ -152,7 +152,7 @@ static int start_file(struct state_snapshot *snapshot, char *err, size_t err_len
     state_put_be32(out, (uint32_t)name_len);
     memcpy(out + 4, name, name_len);
     state_put_be64(out + 4 + name_len, (uint64_t)info.st_size);
-    state_put_be32(out + 12 + name_len, state_crc32c_extend(0, out, 12 + name_len));
+    state_put_be32(out + 12 + name_len, crc32c(0, out, 12 + name_len));
     snapshot->pending_len = 16 + name_len;
     snapshot->pending_at = 0;
     snapshot->remaining = (uint64_t)info.st_size;
@@ -183,7 +183,7 @@ int state_snapshot_next_chunk(struct state_snapshot *snapshot, uint8_t *buf, siz
                 return state_fail(err, err_len, STATE_ERR_IO, "read %s: %s",
                                   snapshot->names[snapshot->next_file],
                                   got < 0 ? strerror(errno) : "file shrank");
-            snapshot->data_crc = state_crc32c_extend(snapshot->data_crc, buf + used, (size_t)got);
+            snapshot->data_crc = crc32c(snapshot->data_crc, buf + used, (size_t)got);
             snapshot->remaining -= (uint64_t)got;
             used += (size_t)got;
         } else if (snapshot->fd >= 0) {
@@ -201,7 +201,7 @@ int state_snapshot_next_chunk(struct state_snapshot *snapshot, uint8_t *buf, siz
             uint8_t *out = snapshot->pending;
             memcpy(out, STATE_ARCHIVE_END_MAGIC, 8);
             state_put_be32(out + 8, (uint32_t)snapshot->name_count);
-            state_put_be32(out + 12, state_crc32c_extend(0, out, 12));
+            state_put_be32(out + 12, crc32c(0, out, 12));
             snapshot->pending_len = STATE_ARCHIVE_TRAILER_LEN;
             snapshot->pending_at = 0;
             snapshot->trailer_queued = true;
