@@ -19,6 +19,7 @@ struct wal_chunk {
 	uint8_t *buffer;            /* WAL_DIRECT_ALIGNMENT-aligned in O_DIRECT mode */
 	size_t capacity;
 	uint64_t file_offset;       /* where buffer[0] goes */
+	uint64_t records_offset;    /* where this chunk's new records start (after an O_DIRECT prefix) */
 	size_t length;              /* bytes that matter: an O_DIRECT block prefix plus the records */
 	size_t write_length;        /* length rounded up to the O_DIRECT alignment */
 	size_t written;             /* progress over short writes */
@@ -62,6 +63,7 @@ struct wal {
 	bool has_durable_snapshot;
 	uint64_t durable_snapshot_index;
 	uint64_t sync_count;
+	uint64_t short_writes;           /* writes the kernel cut short and the wal resumed (for tests) */
 
 	struct wal_chunk_list pending;   /* records waiting for the next batch */
 	struct wal_chunk_list inflight;  /* the batch whose write+fdatasync chain is in the kernel */

@@ -7,6 +7,7 @@
 #include "wal_internal.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -140,6 +141,7 @@ struct wal_chunk *wal_writer_chunk_for(struct wal *wal, struct wal_segment *segm
 	chunk->last_index = wal->last_index;
 	chunk->truncated_to = WAL_NO_TRUNCATION;
 	chunk->file_offset = segment->write_offset;
+	chunk->records_offset = segment->write_offset;
 	size_t prefix = 0;
 	if (wal->options.direct_io) {
 		/* O_DIRECT writes whole blocks: rewrite the partly filled block with its durable bytes
@@ -269,15 +271,36 @@ static int close_finished_segments(struct wal *wal)
 	return 0;
 }
 
+/* After a failed batch: zeroes what its unfinished writes left behind the durable records. A write cut
+ * short can end mid-sector, which a crash never does and recovery would take for corruption; these bytes
+ * were never reported durable, so removing them loses nothing. Best effort: the disk may be failing. */
+static void scrub_failed_batch(struct wal *wal)
+{
+	for (size_t i = 0; i < wal->inflight.count; i++) {
+		struct wal_chunk *chunk = wal->inflight.items[i];
+		uint64_t end = chunk->file_offset + chunk->written;
+		if (chunk->sync_done || end <= chunk->records_offset)
+			continue;
+		if (fallocate(chunk->segment->fd, FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE,
+				(off_t)chunk->records_offset, (off_t)(end - chunk->records_offset)) == 0)
+			fdatasync(chunk->segment->fd);
+	}
+}
+
 static int finish_batch(struct wal *wal, int error, struct wal_chunk *failed_chunk, bool failed_write)
 {
-	if (error != 0)
+	if (error != 0) {
+		scrub_failed_batch(wal);
 		return wal_fail(wal, -error, "%s/%s: %s at offset %" PRIu64 ": %s", wal->dir,
 				failed_chunk->segment->name, failed_write ? "write" : "fdatasync",
 				failed_chunk->file_offset + failed_chunk->written, strerror(-error));
-	for (size_t i = 0; i < wal->inflight.count; i++)
-		if (!wal->inflight.items[i]->sync_done)
+	}
+	for (size_t i = 0; i < wal->inflight.count; i++) {
+		if (!wal->inflight.items[i]->sync_done) {
+			wal->short_writes++;
 			return queue_operations(wal); /* a short write broke the chain: finish the rest */
+		}
+	}
 
 	struct wal_chunk *newest = wal->inflight.items[wal->inflight.count - 1];
 	uint64_t durable = newest->last_index;
