@@ -40,6 +40,7 @@ static int put_record(struct wal *wal, uint8_t type, const ProtobufCMessage *mes
 	wal_record_seal(record, type, (uint32_t)payload_length);
 	chunk->length += size;
 	chunk->last_index = wal->last_index;
+	chunk->records_end = ++wal->records_appended;
 	segment->write_offset += size;
 	return 0;
 }

@@ -86,9 +86,9 @@ int wal_open(const char *dir, const struct wal_options *options, struct wal **ou
 		wal->next_sequence++;
 		wal->active = segment;
 	}
-	rc = wal_writer_prepare_ahead(wal, err, errlen);
-	if (rc != 0)
-		goto fail;
+	/* Not fatal: on a full disk the log must still open. Retried after each batch, and reported when a
+	 * new segment is really needed. */
+	wal_writer_prepare_ahead(wal, NULL, 0);
 	wal->durable_index = wal->last_index;
 	wal->has_durable_snapshot = wal->has_snapshot;
 	wal->durable_snapshot_index = wal->snapshot.index;
@@ -266,6 +266,16 @@ uint64_t wal_last_index(const struct wal *wal)
 bool wal_all_durable(const struct wal *wal)
 {
 	return wal->pending.count == 0 && wal->inflight.count == 0;
+}
+
+uint64_t wal_appended_records(const struct wal *wal)
+{
+	return wal->records_appended;
+}
+
+uint64_t wal_durable_records(const struct wal *wal)
+{
+	return wal->records_durable;
 }
 
 uint64_t wal_sync_count(const struct wal *wal)

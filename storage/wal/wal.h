@@ -71,7 +71,7 @@ struct wal_recovered {
 
 void wal_options_init(struct wal_options *options);
 
-/* Opens (creating if needed) the wal in dir, recovers its contents and prepares the segments that
+/* Opens (creating if needed) the wal in dir (options NULL: the defaults), recovers its contents and prepares the segments that
  * appends will use. A torn tail of the last segment is cut off; any other damage makes it fail with a
  * message naming the file and byte offset. */
 int wal_open(const char *dir, const struct wal_options *options, struct wal **out, char *err, size_t errlen);
@@ -110,6 +110,11 @@ uint64_t wal_durable_index(const struct wal *wal);
 uint64_t wal_last_index(const struct wal *wal);
 /* True when every record appended so far is durable (nothing buffered, nothing in flight). */
 bool wal_all_durable(const struct wal *wal);
+/* Records appended since open (every append call adds at least one), and how many of them are durable:
+ * to learn when a hard state or snapshot marker is durable, note wal_appended_records() after setting it
+ * and wait until wal_durable_records() reaches that number. */
+uint64_t wal_appended_records(const struct wal *wal);
+uint64_t wal_durable_records(const struct wal *wal);
 /* Number of fdatasync calls completed since open (one per segment touched by a batch). */
 uint64_t wal_sync_count(const struct wal *wal);
 

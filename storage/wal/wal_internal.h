@@ -26,6 +26,7 @@ struct wal_chunk {
 	bool write_done;
 	bool sync_done;
 	uint64_t last_index;        /* the log's last index after this chunk's records */
+	uint64_t records_end;       /* wal->records_appended after this chunk's records */
 	uint64_t truncated_to;      /* lowest truncation among its records, or WAL_NO_TRUNCATION */
 	bool has_snapshot;
 	uint64_t snapshot_index;
@@ -60,6 +61,8 @@ struct wal {
 	struct wal_snapshot_marker snapshot;
 
 	uint64_t durable_index;
+	uint64_t records_appended;       /* records encoded since open */
+	uint64_t records_durable;        /* of those, how many an fdatasync covered */
 	bool has_durable_snapshot;
 	uint64_t durable_snapshot_index;
 	uint64_t sync_count;

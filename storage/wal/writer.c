@@ -139,6 +139,7 @@ struct wal_chunk *wal_writer_chunk_for(struct wal *wal, struct wal_segment *segm
 	chunk->capacity = capacity;
 	chunk->segment = segment;
 	chunk->last_index = wal->last_index;
+	chunk->records_end = wal->records_appended;
 	chunk->truncated_to = WAL_NO_TRUNCATION;
 	chunk->file_offset = segment->write_offset;
 	chunk->records_offset = segment->write_offset;
@@ -309,6 +310,7 @@ static int finish_batch(struct wal *wal, int error, struct wal_chunk *failed_chu
 		if (wal->pending.items[i]->truncated_to < durable)
 			durable = wal->pending.items[i]->truncated_to;
 	wal->durable_index = durable;
+	wal->records_durable = newest->records_end;
 	for (size_t i = 0; i < wal->inflight.count; i++) {
 		struct wal_chunk *chunk = wal->inflight.items[i];
 		chunk->segment->unsynced_chunks--;

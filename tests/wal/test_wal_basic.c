@@ -80,7 +80,11 @@ static void test_round_trip(int direct_io)
 	}
 	state.commit = 900;
 	CHECK_OK(wal_set_hard_state(wal, &state, err, sizeof err), err);
+	/* The hard state's durability is visible through the record counters. */
+	uint64_t hard_state_record = wal_appended_records(wal);
+	CHECK(wal_durable_records(wal) < hard_state_record);
 	test_sync(wal);
+	CHECK(wal_durable_records(wal) == hard_state_record);
 	wal_close(wal);
 
 	wal = open_wal(dir, &options);
