@@ -143,8 +143,10 @@ static void test_group_commit(void)
 		CHECK_OK(wal_reap(wal, &durable, err, sizeof err), err);
 	}
 	CHECK(durable == 110);
-	/* Reaping drained the event fd: it is quiet until the next completion. */
-	CHECK(poll(&waiting, 1, 0) == 0);
+	/* The event fd is drained before completions are read, so a wakeup may be spurious but never
+	 * lost; a spurious one finds nothing new. */
+	CHECK_OK(wal_reap(wal, &durable, err, sizeof err), err);
+	CHECK(durable == 110 && wal_sync_count(wal) == 3);
 	wal_close(wal);
 }
 
