@@ -254,6 +254,9 @@ void node_start_restored(struct cluster *cluster, uint64_t id, size_t voters, co
 	member->hard_state = hard_state;
 	member->snapshot_index = 1;
 	member->snapshot_term = 1;
+	member->snapshot_packed_length = raftpb__snapshot__get_packed_size(&snapshot);
+	member->snapshot_packed = checked_calloc(member->snapshot_packed_length + 1, 1);
+	raftpb__snapshot__pack(&snapshot, member->snapshot_packed);
 	member->applied_index = 1;
 	member->log = checked_calloc(terms_count, sizeof *member->log);
 	for (size_t k = 0; k < terms_count; k++)
@@ -275,6 +278,51 @@ static void free_node(struct node *member)
 	for (size_t k = 0; k < member->read_states_count; k++)
 		free((void *)member->read_states[k].context);
 	free(member->read_states);
+	free(member->snapshot_packed);
+}
+
+void node_restart(struct cluster *cluster, uint64_t id)
+{
+	struct node *member = node(cluster, id);
+	if (member->raft)
+		raft_free(member->raft);
+	member->raft = NULL;
+	Raftpb__Snapshot *snapshot = NULL;
+	if (member->snapshot_packed) {
+		snapshot = raftpb__snapshot__unpack(NULL, member->snapshot_packed_length, member->snapshot_packed);
+		REQUIRE(snapshot != NULL);
+	}
+	Raftpb__Entry *entries = checked_calloc(member->log_count, sizeof *entries);
+	Raftpb__Entry **pointers = checked_calloc(member->log_count, sizeof *pointers);
+	for (size_t k = 0; k < member->log_count; k++) {
+		Raftpb__Entry init = RAFTPB__ENTRY__INIT;
+		entries[k] = init;
+		entries[k].index = member->log[k].index;
+		entries[k].term = member->log[k].term;
+		entries[k].type = (Raftpb__EntryType)member->log[k].type;
+		entries[k].data.data = member->log[k].data;
+		entries[k].data.len = member->log[k].length;
+		pointers[k] = &entries[k];
+	}
+	struct raft_restore restore = {
+		.hard_state = &member->hard_state,
+		.snapshot = snapshot,
+		.entries = pointers,
+		.entries_count = member->log_count,
+	};
+	member->config.applied = member->applied_index;
+	char errbuf[256] = "";
+	member->raft = raft_new(&member->config, &restore, errbuf, sizeof errbuf);
+	free(pointers);
+	free(entries);
+	if (snapshot)
+		raftpb__snapshot__free_unpacked(snapshot, NULL);
+	if (member->raft == NULL) {
+		test_fail(__FILE__, __LINE__, "restart of %llu: raft_new: %s", (unsigned long long)id, errbuf);
+		test_abort();
+	}
+	member->role = RAFT_FOLLOWER;
+	member->leader = RAFT_NONE;
 }
 
 void cluster_free(struct cluster *cluster)
@@ -385,6 +433,10 @@ static void store_snapshot(struct node *member, const Raftpb__Snapshot *snapshot
 	for (size_t k = 0; k < member->log_count; k++)
 		free(member->log[k].data);
 	member->log_count = 0;
+	free(member->snapshot_packed);
+	member->snapshot_packed_length = raftpb__snapshot__get_packed_size(snapshot);
+	member->snapshot_packed = checked_calloc(member->snapshot_packed_length + 1, 1);
+	raftpb__snapshot__pack(snapshot, member->snapshot_packed);
 	member->snapshot_index = index;
 	member->snapshot_term = snapshot->metadata->term;
 	/* The state machine is restored from the snapshot: it now reflects everything up to index. */

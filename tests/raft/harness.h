@@ -34,6 +34,7 @@ extern const struct test_case paper_figure_tests[];
 extern const struct test_case feature_tests[];
 extern const struct test_case membership_tests[];
 extern const struct test_case bad_input_tests[];
+extern const struct test_case restart_tests[];
 
 void test_fail(const char *file, int line, const char *format, ...) __attribute__((format(printf, 3, 4)));
 /* Ends the current test after a failed REQUIRE. */
@@ -105,6 +106,8 @@ struct node {
 	Raftpb__HardState hard_state;
 	uint64_t snapshot_index;
 	uint64_t snapshot_term;
+	uint8_t *snapshot_packed; /* the last snapshot installed, as stored (NULL: none) */
+	size_t snapshot_packed_length;
 	struct stored_entry *log; /* log[k] has index snapshot_index + 1 + k */
 	size_t log_count;
 	/* The application: every committed entry delivered, in order. */
@@ -169,6 +172,11 @@ void node_start_empty(struct cluster *cluster, uint64_t id);
  * state (term, vote, commit 1). Models the paper's figures, whose logs all begin with a term-1 entry. */
 void node_start_restored(struct cluster *cluster, uint64_t id, size_t voters, const uint64_t *terms,
                          size_t terms_count, uint64_t term, uint64_t vote);
+
+/* Crash and restart: frees node id's core and creates a new one from what its storage holds (hard
+ * state, snapshot, entries) with config.applied = the index its application reached; messages in
+ * flight to it are kept (the network does not know). */
+void node_restart(struct cluster *cluster, uint64_t id);
 
 struct node *node(struct cluster *cluster, uint64_t id);
 struct raft_status node_status(struct cluster *cluster, uint64_t id);

@@ -45,6 +45,7 @@ extern const struct test_case core_bug_tests[];
 static const struct group groups[] = {
 	{"election", election_tests},     {"replication", replication_tests}, {"figures", paper_figure_tests},
 	{"features", feature_tests},      {"membership", membership_tests},   {"bad-input", bad_input_tests},
+	{"restart", restart_tests},
 #ifdef HAVE_CORE_BUG_TESTS
 	{"core-bugs", core_bug_tests},
 #endif
