@@ -1,0 +1,340 @@
+/* dataplane/transport.c: what all transports share (see transport_core.h): the receive pipeline, message
+ * ids and fragment counts for sending, the removed-member set and the counters. */
+#include "transport_core.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <stddef.h>
+
+/* transport_counters() copies the atomics onto the struct's leading uint64_t fields by index. */
+_Static_assert(offsetof(struct transport_counters, parse_errors) == TRANSPORT_COUNTER_COUNT * sizeof(uint64_t),
+	"struct transport_counters must start with exactly the TRANSPORT_COUNTERS fields");
+
+static const char *const counter_names[] = {
+#define TRANSPORT_COUNTER_NAME(name, meaning) #name,
+	TRANSPORT_COUNTERS(TRANSPORT_COUNTER_NAME)
+#undef TRANSPORT_COUNTER_NAME
+};
+
+static const char *const counter_meanings[] = {
+#define TRANSPORT_COUNTER_MEANING(name, meaning) meaning,
+	TRANSPORT_COUNTERS(TRANSPORT_COUNTER_MEANING)
+#undef TRANSPORT_COUNTER_MEANING
+};
+
+int transport_error(char *err, size_t errlen, int code, const char *format, ...)
+{
+	if (err && errlen) {
+		va_list args;
+		va_start(args, format);
+		vsnprintf(err, errlen, format, args);
+		va_end(args);
+	}
+	return code;
+}
+
+void transport_config_init(struct transport_config *config)
+{
+	memset(config, 0, sizeof *config);
+	config->max_datagram = FRAME_DEFAULT_DATAGRAM;
+	config->max_message = TRANSPORT_DEFAULT_MAX_MESSAGE;
+	config->reassembly_memory = TRANSPORT_DEFAULT_REASSEMBLY_MEMORY;
+	config->reassembly_timeout_ms = TRANSPORT_DEFAULT_REASSEMBLY_TIMEOUT_MS;
+	config->receive_batch = 64;
+	config->send_queue = 1024;
+	config->socket_buffer = 8u * 1024u * 1024u;
+}
+
+uint64_t transport_monotonic_ns(void *unused)
+{
+	(void)unused;
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+uint64_t transport_core_now(const struct transport_core *core)
+{
+	return core->clock(core->clock_arg);
+}
+
+int transport_core_create(const struct transport_config *config, transport_clock_fn clock, void *clock_arg,
+	struct transport_core **out, char *err, size_t errlen)
+{
+	if (config->member_id == 0)
+		return transport_error(err, errlen, -EINVAL, "transport: member id 0 is not a member");
+	if (config->max_datagram <= FRAME_HEADER_SIZE || config->max_datagram > FRAME_MAX_DATAGRAM)
+		return transport_error(err, errlen, -EINVAL,
+			"transport: max datagram %zu outside %u..%u", config->max_datagram,
+			FRAME_HEADER_SIZE + 1, FRAME_MAX_DATAGRAM);
+	if (config->max_message > UINT32_MAX)
+		return transport_error(err, errlen, -EINVAL, "transport: max message %zu over 4 GiB",
+			config->max_message);
+	if (config->receive_batch == 0 || config->receive_batch > 1024 || config->send_queue == 0)
+		return transport_error(err, errlen, -EINVAL,
+			"transport: receive batch must be 1..1024 and send queue at least 1");
+	if (config->reassembly_memory == 0 || config->reassembly_timeout_ms == 0)
+		return transport_error(err, errlen, -EINVAL,
+			"transport: reassembly memory and timeout must not be 0");
+	struct transport_core *core = calloc(1, sizeof *core);
+	if (!core)
+		return transport_error(err, errlen, -ENOMEM, "transport: out of memory");
+	core->config = *config;
+	core->clock = clock ? clock : transport_monotonic_ns;
+	core->clock_arg = clock_arg;
+	pthread_mutex_init(&core->removed_lock, NULL);
+	struct reassembly_config rc = {
+		.memory_limit = config->reassembly_memory,
+		.timeout_ns = (uint64_t)config->reassembly_timeout_ms * 1000000u,
+	};
+	int rv = reassembly_create(&rc, &core->reassembly);
+	if (rv < 0) {
+		transport_core_destroy(core);
+		return transport_error(err, errlen, rv, "transport: reassembly: %s", strerror(-rv));
+	}
+	if (config->fault.enabled) {
+		rv = fault_create(&config->fault, &core->fault);
+		if (rv < 0) {
+			transport_core_destroy(core);
+			return transport_error(err, errlen, rv, "transport: fault layer: %s", strerror(-rv));
+		}
+	}
+	core->next_message_id = config->first_message_id;
+	if (core->next_message_id == 0) {
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		core->next_message_id = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+	}
+	*out = core;
+	return 0;
+}
+
+void transport_core_destroy(struct transport_core *core)
+{
+	if (!core)
+		return;
+	reassembly_destroy(core->reassembly);
+	fault_destroy(core->fault);
+	pthread_mutex_destroy(&core->removed_lock);
+	free(core);
+}
+
+static bool core_is_removed(const struct transport_core *core, uint64_t id)
+{
+	size_t n = atomic_load_explicit(&core->removed_count, memory_order_acquire);
+	for (size_t i = 0; i < n; i++)
+		if (atomic_load_explicit(&core->removed[i], memory_order_relaxed) == id)
+			return true;
+	return false;
+}
+
+int transport_mark_removed(struct transport *t, uint64_t id)
+{
+	struct transport_core *core = t->core;
+	int rv = 0;
+	pthread_mutex_lock(&core->removed_lock);
+	size_t n = atomic_load_explicit(&core->removed_count, memory_order_relaxed);
+	if (!core_is_removed(core, id)) {
+		if (n == TRANSPORT_MAX_REMOVED) {
+			rv = -ENOSPC;
+		} else {
+			atomic_store_explicit(&core->removed[n], id, memory_order_relaxed);
+			atomic_store_explicit(&core->removed_count, n + 1, memory_order_release);
+		}
+	}
+	pthread_mutex_unlock(&core->removed_lock);
+	return rv;
+}
+
+bool transport_is_removed(const struct transport *t, uint64_t id)
+{
+	return core_is_removed(t->core, id);
+}
+
+void transport_counters(const struct transport *t, struct transport_counters *out)
+{
+	const struct transport_core *core = t->core;
+	memset(out, 0, sizeof *out);
+	for (size_t i = 0; i < TRANSPORT_COUNTER_COUNT; i++) {
+		uint64_t v = atomic_load_explicit(&core->counters[i], memory_order_relaxed);
+		memcpy((uint64_t *)out + i, &v, sizeof v);
+	}
+	for (size_t i = 0; i < FRAME_ERROR_COUNT; i++)
+		out->parse_errors[i] = atomic_load_explicit(&core->parse_errors[i], memory_order_relaxed);
+}
+
+size_t transport_counter_count(void)
+{
+	return TRANSPORT_COUNTER_COUNT;
+}
+
+const char *transport_counter_name(size_t i)
+{
+	return i < TRANSPORT_COUNTER_COUNT ? counter_names[i] : NULL;
+}
+
+const char *transport_counter_meaning(size_t i)
+{
+	return i < TRANSPORT_COUNTER_COUNT ? counter_meanings[i] : NULL;
+}
+
+uint64_t transport_counter_value(const struct transport_counters *c, size_t i)
+{
+	uint64_t v = 0;
+	if (i < TRANSPORT_COUNTER_COUNT)
+		memcpy(&v, (const uint64_t *)c + i, sizeof v);
+	return v;
+}
+
+int transport_next_wakeup_ms(struct transport *t)
+{
+	uint64_t deadline = transport_core_deadline(t->core);
+	if (deadline == UINT64_MAX)
+		return -1;
+	uint64_t now = transport_core_now(t->core);
+	if (deadline <= now)
+		return 0;
+	uint64_t ms = (deadline - now + 999999) / 1000000;
+	return ms > INT32_MAX ? INT32_MAX : (int)ms;
+}
+
+/* ---- receive side ---- */
+
+void transport_core_begin(struct transport_core *core, transport_deliver_fn deliver, void *arg)
+{
+	core->deliver = deliver;
+	core->deliver_arg = arg;
+	core->delivered = 0;
+}
+
+static void set_counter(struct transport_core *core, enum transport_counter_index i, uint64_t v)
+{
+	atomic_store_explicit(&core->counters[i], v, memory_order_relaxed);
+}
+
+/* Reassembly and fault counts are kept by their modules; mirror them into the atomics. */
+static void sync_counters(struct transport_core *core)
+{
+	struct reassembly_counters rc;
+	reassembly_counters(core->reassembly, &rc);
+	set_counter(core, TRANSPORT_COUNTER_drop_reassembly_timeout, rc.timeouts);
+	set_counter(core, TRANSPORT_COUNTER_drop_reassembly_memory, rc.memory_drops);
+	set_counter(core, TRANSPORT_COUNTER_duplicates, rc.duplicates);
+	if (core->fault) {
+		struct fault_counters fc;
+		fault_counters(core->fault, &fc);
+		set_counter(core, TRANSPORT_COUNTER_fault_dropped, fc.dropped + fc.overflow);
+		set_counter(core, TRANSPORT_COUNTER_fault_duplicated, fc.duplicated);
+		set_counter(core, TRANSPORT_COUNTER_fault_reordered, fc.reordered);
+	}
+}
+
+static void process(struct transport_core *core, const uint8_t *datagram, size_t length, uint64_t now_ns)
+{
+	struct frame_header h;
+	const uint8_t *payload;
+	enum frame_error error = frame_parse(datagram, length, core->config.max_message, &h, &payload);
+	if (error != FRAME_OK) {
+		atomic_store_explicit(&core->parse_errors[error],
+			atomic_load_explicit(&core->parse_errors[error], memory_order_relaxed) + 1,
+			memory_order_relaxed);
+		transport_core_count(core, error == FRAME_ERR_CRC ? TRANSPORT_COUNTER_drop_bad_crc :
+			TRANSPORT_COUNTER_drop_malformed, 1);
+		return;
+	}
+	if (h.cluster_id != core->config.cluster_id) {
+		transport_core_count(core, TRANSPORT_COUNTER_drop_unknown_cluster, 1);
+		return;
+	}
+	if (h.to != core->config.member_id) {
+		transport_core_count(core, TRANSPORT_COUNTER_drop_not_for_us, 1);
+		return;
+	}
+	if (core_is_removed(core, h.from)) {
+		transport_core_count(core, TRANSPORT_COUNTER_drop_removed_member, 1);
+		return;
+	}
+	struct reassembly_message m;
+	if (reassembly_add(core->reassembly, &h, payload, now_ns, &m) != REASSEMBLY_COMPLETE)
+		return;
+	transport_core_count(core, TRANSPORT_COUNTER_messages_in, 1);
+	core->delivered++;
+	if (core->deliver) {
+		struct transport_message message = {
+			.from = m.from, .message_id = m.message_id, .data = m.data, .length = m.length,
+		};
+		core->deliver(core->deliver_arg, &message);
+	}
+}
+
+struct fault_emit_context {
+	struct transport_core *core;
+	uint64_t now_ns;
+};
+
+static void fault_emit(void *arg, const uint8_t *frame, size_t length)
+{
+	struct fault_emit_context *c = arg;
+	process(c->core, frame, length, c->now_ns);
+}
+
+void transport_core_receive(struct transport_core *core, const uint8_t *datagram, size_t length,
+	uint64_t now_ns)
+{
+	transport_core_count(core, TRANSPORT_COUNTER_packets_in, 1);
+	transport_core_count(core, TRANSPORT_COUNTER_bytes_in, length);
+	if (core->fault)
+		fault_input(core->fault, datagram, length, now_ns);
+	else
+		process(core, datagram, length, now_ns);
+}
+
+void transport_core_tick(struct transport_core *core, uint64_t now_ns)
+{
+	if (core->fault) {
+		struct fault_emit_context c = {.core = core, .now_ns = now_ns};
+		fault_output(core->fault, now_ns, fault_emit, &c);
+	}
+	reassembly_expire(core->reassembly, now_ns);
+	sync_counters(core);
+}
+
+uint64_t transport_core_deadline(const struct transport_core *core)
+{
+	return core->fault ? fault_next_release(core->fault) : UINT64_MAX;
+}
+
+int transport_core_end(struct transport_core *core)
+{
+	core->deliver = NULL;
+	core->deliver_arg = NULL;
+	return core->delivered;
+}
+
+/* ---- send side ---- */
+
+int transport_core_prepare(struct transport_core *core, uint64_t to, size_t length, struct frame_address *address,
+	uint16_t *count, char *err, size_t errlen)
+{
+	if (length > core->config.max_message)
+		return transport_error(err, errlen, -EMSGSIZE,
+			"send to member %llx: message of %zu bytes over the maximum of %zu",
+			(unsigned long long)to, length, core->config.max_message);
+	size_t n = frame_count(length, core->config.max_datagram);
+	if (n == 0)
+		return transport_error(err, errlen, -EMSGSIZE,
+			"send to member %llx: message of %zu bytes needs more than %u frames of %zu bytes",
+			(unsigned long long)to, length, FRAME_MAX_FRAGMENTS, core->config.max_datagram);
+	address->cluster_id = core->config.cluster_id;
+	address->from = core->config.member_id;
+	address->to = to;
+	address->message_id = core->next_message_id++;
+	*count = (uint16_t)n;
+	transport_core_count(core, TRANSPORT_COUNTER_messages_out, 1);
+	return 0;
+}

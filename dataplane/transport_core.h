@@ -1,0 +1,85 @@
+/* dataplane/transport_core.h: the machinery every transport implementation shares, private to
+ * dataplane/. Receive side: datagram -> fault layer (if enabled) -> frame_parse -> filters (cluster,
+ * to, removed member) -> reassembly -> deliver. Send side: message ids and fragmentation. Both sides
+ * write counters (atomics, single writer per counter) that any thread may read.
+ *
+ * An implementation embeds struct transport, calls transport_core_create in its open function, feeds
+ * every received datagram to transport_core_receive and calls transport_core_tick once per poll. */
+#ifndef QUORUMD_DATAPLANE_TRANSPORT_CORE_H
+#define QUORUMD_DATAPLANE_TRANSPORT_CORE_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include "fault.h"
+#include "reassembly.h"
+#include "transport.h"
+
+enum transport_counter_index {
+#define TRANSPORT_COUNTER_INDEX(name, meaning) TRANSPORT_COUNTER_##name,
+	TRANSPORT_COUNTERS(TRANSPORT_COUNTER_INDEX)
+#undef TRANSPORT_COUNTER_INDEX
+	TRANSPORT_COUNTER_COUNT
+};
+
+typedef uint64_t (*transport_clock_fn)(void *arg);
+
+struct transport_core {
+	struct transport_config config;
+	transport_clock_fn clock;      /* monotonic ns */
+	void *clock_arg;
+
+	/* receive side */
+	struct reassembly *reassembly;
+	struct fault *fault;           /* NULL unless config.fault.enabled */
+	transport_deliver_fn deliver;  /* set for the duration of one poll */
+	void *deliver_arg;
+	int delivered;
+
+	/* send side */
+	uint64_t next_message_id;
+
+	/* any thread */
+	pthread_mutex_t removed_lock;  /* serialises writers; readers use removed_count */
+	_Atomic size_t removed_count;
+	_Atomic uint64_t removed[TRANSPORT_MAX_REMOVED];
+	_Atomic uint64_t counters[TRANSPORT_COUNTER_COUNT];
+	_Atomic uint64_t parse_errors[FRAME_ERROR_COUNT];
+};
+
+/* Validates config (message in err) and sets up the shared state. clock NULL: CLOCK_MONOTONIC. */
+int transport_core_create(const struct transport_config *config, transport_clock_fn clock, void *clock_arg,
+	struct transport_core **out, char *err, size_t errlen);
+void transport_core_destroy(struct transport_core *core);
+
+uint64_t transport_core_now(const struct transport_core *core);
+uint64_t transport_monotonic_ns(void *unused);
+
+/* Single-writer increment: a relaxed load and store, no locked instruction. */
+static inline void transport_core_count(struct transport_core *core, enum transport_counter_index i,
+	uint64_t n)
+{
+	atomic_store_explicit(&core->counters[i],
+		atomic_load_explicit(&core->counters[i], memory_order_relaxed) + n, memory_order_relaxed);
+}
+
+/* Receive side. begin/end bracket one poll; receive takes one datagram (counted in packets_in);
+ * tick releases due fault-layer frames and expires reassembly; deadline is when tick has work next
+ * (UINT64_MAX: none). end returns the number of messages delivered since begin. */
+void transport_core_begin(struct transport_core *core, transport_deliver_fn deliver, void *arg);
+void transport_core_receive(struct transport_core *core, const uint8_t *datagram, size_t length,
+	uint64_t now_ns);
+void transport_core_tick(struct transport_core *core, uint64_t now_ns);
+uint64_t transport_core_deadline(const struct transport_core *core);
+int transport_core_end(struct transport_core *core);
+
+/* Send side: checks the size (-EMSGSIZE with message) and returns the frame count and a fresh message
+ * id; counts messages_out. */
+int transport_core_prepare(struct transport_core *core, uint64_t to, size_t length, struct frame_address *address,
+	uint16_t *count, char *err, size_t errlen);
+
+/* snprintf into err when err is not NULL; returns code. */
+int transport_error(char *err, size_t errlen, int code, const char *format, ...)
+	__attribute__((format(printf, 4, 5)));
+
+#endif
