@@ -54,11 +54,25 @@ enum action {
 	ACTION_STEP_MESSAGE,
 	ACTION_TAMPER,
 	ACTION_TOGGLE_LINK,
+	ACTION_READY_ASYNC, /* take a Ready, but its write completes later (ACTION_PERSIST_ONE) */
+	ACTION_PERSIST_ONE, /* the oldest write in flight completes: raft_persisted, after-persist sends */
 	ACTION_COUNT
 };
 
+/* A write handed to asynchronous storage: what raft_persisted reports when it completes and the
+ * messages that may leave only then. Writes complete in order. */
+struct pending_write {
+	uint64_t index, term;
+	Raftpb__Message **messages;
+	size_t count;
+};
+#define PENDING_LIMIT 32
+
 /* What one member's storage and application hold, to check the Ready contract against. */
 struct member {
+	struct pending_write pending[PENDING_LIMIT];
+	size_t pending_count;
+	uint64_t durable_index; /* highest index reported with raft_persisted */
 	raft_t *raft;
 	uint64_t snapshot_index;
 	uint64_t *terms; /* terms[k]: term of index snapshot_index + 1 + k */
@@ -143,17 +157,12 @@ static uint64_t stored_term(const struct member *member, uint64_t index)
 	return member->terms[index - member->snapshot_index - 1];
 }
 
+static Raftpb__Message *copy_message(const Raftpb__Message *message);
+static void complete_write(struct world *world, uint64_t id);
+
 static void queue_message(struct world *world, const Raftpb__Message *message)
 {
-	size_t size = raftpb__message__get_packed_size(message);
-	uint8_t *buffer = malloc(size + 1);
-	if (!buffer)
-		abort();
-	raftpb__message__pack(message, buffer);
-	Raftpb__Message *copy = raftpb__message__unpack(NULL, size, buffer);
-	free(buffer);
-	if (!copy)
-		FAIL("a message of type %d emitted by the core does not decode", (int)message->type);
+	Raftpb__Message *copy = copy_message(message);
 	if (world->queue_count == QUEUE_LIMIT) { /* the network is full: the oldest message is lost */
 		raftpb__message__free_unpacked(world->queue[0], NULL);
 		memmove(world->queue, world->queue + 1, (QUEUE_LIMIT - 1) * sizeof world->queue[0]);
@@ -183,7 +192,42 @@ static void apply_committed(struct world *world, struct member *member, uint64_t
 		     (unsigned long long)*first);
 }
 
-static bool process_ready(struct world *world, uint64_t id)
+static Raftpb__Message *copy_message(const Raftpb__Message *message)
+{
+	size_t size = raftpb__message__get_packed_size(message);
+	uint8_t *buffer = malloc(size + 1);
+	if (!buffer)
+		abort();
+	raftpb__message__pack(message, buffer);
+	Raftpb__Message *copy = raftpb__message__unpack(NULL, size, buffer);
+	free(buffer);
+	if (!copy)
+		FAIL("a message of type %d emitted by the core does not decode", (int)message->type);
+	return copy;
+}
+
+/* The oldest write completes: report it, then let its after-persist messages go. */
+static void complete_write(struct world *world, uint64_t id)
+{
+	struct member *member = &world->members[id];
+	if (member->pending_count == 0)
+		return;
+	struct pending_write write = member->pending[0];
+	memmove(member->pending, member->pending + 1, (member->pending_count - 1) * sizeof member->pending[0]);
+	member->pending_count--;
+	if (write.index || write.term) {
+		raft_persisted(member->raft, write.index, write.term);
+		if (write.index > member->durable_index)
+			member->durable_index = write.index;
+	}
+	for (size_t k = 0; k < write.count; k++) {
+		queue_message(world, write.messages[k]);
+		raftpb__message__free_unpacked(write.messages[k], NULL);
+	}
+	free(write.messages);
+}
+
+static bool process_ready(struct world *world, uint64_t id, bool asynchronous)
 {
 	struct member *member = &world->members[id];
 	struct raft_ready ready;
@@ -217,14 +261,30 @@ static bool process_ready(struct world *world, uint64_t id)
 		store_entries(member, id, ready.entries, ready.entries_count);
 	for (size_t k = 0; k < ready.messages_count; k++)
 		queue_message(world, ready.messages[k]);
-	for (size_t k = 0; k < ready.messages_after_persist_count; k++)
-		queue_message(world, ready.messages_after_persist[k]);
-	for (size_t k = 0; k < ready.committed_entries_count; k++)
-		apply_committed(world, member, id, ready.committed_entries[k]);
-	uint64_t persist_index = ready.persist_index, persist_term = ready.persist_term;
+	/* The write of this Ready is issued; its after-persist messages wait for it. */
+	struct pending_write write = {.index = ready.persist_index, .term = ready.persist_term};
+	write.count = ready.messages_after_persist_count;
+	write.messages = calloc(write.count + 1, sizeof *write.messages);
+	if (!write.messages)
+		abort();
+	for (size_t k = 0; k < write.count; k++)
+		write.messages[k] = copy_message(ready.messages_after_persist[k]);
+	for (size_t k = 0; k < ready.committed_entries_count; k++) {
+		const Raftpb__Entry *entry = ready.committed_entries[k];
+		/* "Committed and locally durable": never beyond what storage reported. */
+		if (entry->index > member->durable_index && entry->index > member->snapshot_index)
+			FAIL("member %llu: committed entry %llu delivered before it is durable (reported up to %llu)",
+			     (unsigned long long)id, (unsigned long long)entry->index,
+			     (unsigned long long)member->durable_index);
+		apply_committed(world, member, id, entry);
+	}
 	raft_advance(member->raft, &ready);
-	if (persist_index || persist_term)
-		raft_persisted(member->raft, persist_index, persist_term);
+	if (member->pending_count == PENDING_LIMIT)
+		complete_write(world, id);
+	member->pending[member->pending_count++] = write;
+	if (!asynchronous)
+		while (member->pending_count)
+			complete_write(world, id);
 	return true;
 }
 
@@ -262,9 +322,14 @@ static void stabilize(struct world *world)
 {
 	for (int round = 0; round < 50; round++) {
 		bool moved = false;
-		for (uint64_t id = 1; id <= MEMBERS; id++)
-			while (process_ready(world, id))
+		for (uint64_t id = 1; id <= MEMBERS; id++) {
+			while (world->members[id].pending_count) {
+				complete_write(world, id);
 				moved = true;
+			}
+			while (process_ready(world, id, false))
+				moved = true;
+		}
 		if (world->queue_count) {
 			moved = true;
 			deliver_all(world);
@@ -458,7 +523,13 @@ static void run_action(struct world *world, uint64_t id, enum action action)
 		break;
 	}
 	case ACTION_READY:
-		(void)process_ready(world, id);
+		(void)process_ready(world, id, false);
+		break;
+	case ACTION_READY_ASYNC:
+		(void)process_ready(world, id, true);
+		break;
+	case ACTION_PERSIST_ONE:
+		complete_write(world, id);
 		break;
 	case ACTION_DELIVER_ONE: {
 		uint8_t position = take_byte(world);
@@ -615,6 +686,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	for (uint64_t id = 1; id <= MEMBERS; id++) {
 		raft_free(world.members[id].raft);
 		free(world.members[id].terms);
+		for (size_t k = 0; k < world.members[id].pending_count; k++) {
+			struct pending_write *write = &world.members[id].pending[k];
+			for (size_t m = 0; m < write->count; m++)
+				raftpb__message__free_unpacked(write->messages[m], NULL);
+			free(write->messages);
+		}
 	}
 	return 0;
 }

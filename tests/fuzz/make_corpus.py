@@ -15,7 +15,8 @@ import random
 # The actions, numbered as enum action in fuzz_raft_step.c.
 (TICK, TICK_ELECTION, CAMPAIGN, PROPOSE, PROPOSE_BATCH, READY, DELIVER_ONE, DELIVER_ALL, DROP_ONE,
  DUPLICATE_ONE, STABILIZE, READ_INDEX, CONF_CHANGE, CONF_CHANGE_V2, TRANSFER, UNREACHABLE,
- SNAPSHOT_STATUS, SNAPSHOT_COMPACT, STEP_BYTES, STEP_MESSAGE, TAMPER, TOGGLE_LINK) = range(22)
+ SNAPSHOT_STATUS, SNAPSHOT_COMPACT, STEP_BYTES, STEP_MESSAGE, TAMPER, TOGGLE_LINK, READY_ASYNC,
+ PERSIST_ONE) = range(24)
 
 # Configuration flags (byte 0).
 PRE_VOTE, CHECK_QUORUM, LEASE, SMALL_MESSAGES, SMALL_WINDOW, SMALL_UNCOMMITTED, NO_FORWARDING = (
@@ -193,6 +194,22 @@ def seeds():
     s.act(SNAPSHOT_COMPACT, 1).act(TOGGLE_LINK, 1, 2).heartbeats(4)
     out["snapshot-to-follower"] = s.act(SNAPSHOT_STATUS, 1, 2).act(UNREACHABLE, 1, 1).heartbeats(2)
 
+    # Asynchronous storage: writes complete later, out of step with the protocol.
+    s = Script(0).elect(1).propose(1, "async").act(READY_ASYNC, 1).act(DELIVER_ALL, 1)
+    s.act(READY_ASYNC, 2).act(READY_ASYNC, 3).act(DELIVER_ALL, 1).act(PERSIST_ONE, 2).act(DELIVER_ALL, 1)
+    s.act(READY, 1).act(PERSIST_ONE, 3).act(PERSIST_ONE, 1)
+    out["async-replicate"] = s.act(STABILIZE, 1)
+    s = Script(0).act(CAMPAIGN, 1).act(READY_ASYNC, 1).act(DELIVER_ALL, 1).act(READY_ASYNC, 2)
+    out["async-vote"] = s.act(DELIVER_ALL, 1).act(PERSIST_ONE, 2).act(DELIVER_ALL, 1).act(STABILIZE, 1)
+    s = Script(0).elect(1).act(TOGGLE_LINK, 1, 1).act(TOGGLE_LINK, 1, 2)
+    s.propose(1, "doomed").act(READY_ASYNC, 1).act(TICK_ELECTION, 2).act(STABILIZE, 2)
+    s.act(TOGGLE_LINK, 1, 1).act(TOGGLE_LINK, 1, 2).heartbeats(2, 2).act(PERSIST_ONE, 1)
+    out["async-overwritten-suffix"] = s.heartbeats(3, 2)
+    s = Script(SMALL_MESSAGES).elect(1)
+    for k in range(4):
+        s.propose(1, "p%d" % k).act(READY_ASYNC, 1).act(DELIVER_ALL, 1).act(READY_ASYNC, 2).act(READY_ASYNC, 3)
+    out["async-pipeline"] = s.act(PERSIST_ONE, 2).act(DELIVER_ALL, 1).act(PERSIST_ONE, 1).act(STABILIZE, 1)
+
     # Valid packed messages of every type, stepped raw and re-addressed.
     e = [entry(1, 4, b"one"), entry(2, 5, b"two")]
     packed = {
@@ -234,7 +251,7 @@ def seeds():
     # A few random scripts over the honest actions (seeded: the corpus is reproducible).
     rng = random.Random(20261125)
     honest = [TICK, TICK_ELECTION, CAMPAIGN, PROPOSE, READY, DELIVER_ONE, DELIVER_ALL, DROP_ONE,
-              DUPLICATE_ONE, STABILIZE, READ_INDEX, TRANSFER, TOGGLE_LINK]
+              DUPLICATE_ONE, STABILIZE, READ_INDEX, TRANSFER, TOGGLE_LINK, READY_ASYNC, PERSIST_ONE]
     for k in range(6):
         s = Script(rng.choice([0, PRE_VOTE, PRE_VOTE | CHECK_QUORUM]))
         for _ in range(60):
