@@ -156,7 +156,13 @@ int wal_encode_snapshot(struct wal *wal, char *err, size_t errlen)
 	marker.index = wal->snapshot.index;
 	marker.term = wal->snapshot.term;
 	int rc = make_room(wal, protobuf_c_message_get_packed_size(&marker.base), err, errlen);
-	return rc != 0 ? rc : put_snapshot(wal, err, errlen);
+	if (rc != 0)
+		return rc;
+	/* A snapshot beyond the log replaces it: the next entry follows the snapshot. Applied after a
+	 * possible roll, as recovery applies it after the new segment's header. */
+	if (wal->last_index < wal->snapshot.index)
+		wal->last_index = wal->snapshot.index;
+	return put_snapshot(wal, err, errlen);
 }
 
 int wal_encode_truncate(struct wal *wal, uint64_t after_index, char *err, size_t errlen)

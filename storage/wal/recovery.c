@@ -330,8 +330,8 @@ static int check_closed_name(struct wal *wal, const struct segment_file *file, c
 	wal_segment_closed_name(expected, &probe);
 	if (strncmp(expected, file->name, strlen(expected)) != 0) {
 		char why[160];
-		snprintf(why, sizeof why, "holds records up to here for the range %s, not the range its name says",
-				expected);
+		snprintf(why, sizeof why, "its records end here and make it %s: a closed segment must hold "
+				"exactly the entries its name says", expected);
 		return corrupt(wal->dir, file->name, summary->end, why, err, errlen);
 	}
 	return 0;

@@ -166,9 +166,6 @@ int wal_save_snapshot(struct wal *wal, const struct wal_snapshot_marker *marker,
 				wal->dir, marker->index, wal->snapshot.index);
 	wal->snapshot = *marker;
 	wal->has_snapshot = true;
-	/* A snapshot beyond the log replaces it: the next entry follows the snapshot (recovery agrees). */
-	if (wal->last_index < marker->index)
-		wal->last_index = marker->index;
 	return wal_encode_snapshot(wal, err, errlen);
 }
 

@@ -2,6 +2,7 @@
  * recovery, group commit, durability reporting, hard state, segment roll-over and naming, truncation,
  * releasing segments below a snapshot, O_DIRECT mode, argument checks. */
 #include "helpers.h"
+#include "wal_internal.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -293,6 +294,68 @@ static void test_snapshot_beyond_log(void)
 	wal_close(wal);
 }
 
+/* White box: a snapshot marker that itself starts a new segment, which then holds no entries and is
+ * closed. Its name (the empty range after the last index before it) must be what recovery computes. */
+static void test_snapshot_starts_entryless_segment(void)
+{
+	const char *dir = test_temp_dir("snapshot-roll");
+	struct wal_options options;
+	test_options(&options, 16 * 1024, 0);
+	struct wal *wal = NULL;
+	char err[256];
+	CHECK_OK(wal_open(dir, &options, &wal, err, sizeof err), err);
+	test_append_range(wal, 1, 5, 1, MAX_LENGTH);
+	struct wal_hard_state state = { 1, 1, 1 };
+	/* Hard state records of 15 bytes until less than that is left... */
+	while (wal->active->capacity - wal->active->write_offset >= 15)
+		CHECK_OK(wal_set_hard_state(wal, &state, err, sizeof err), err);
+	/* ...so this 23-byte marker moves to the next segment. */
+	struct wal_segment *before = wal->active;
+	struct wal_snapshot_marker marker = { .index = 1ull << 40, .term = 1ull << 40 };
+	CHECK_OK(wal_save_snapshot(wal, &marker, err, sizeof err), err);
+	CHECK(wal->active != before);
+	struct wal_segment *entryless = wal->active;
+	while (wal->active == entryless)
+		CHECK_OK(wal_set_hard_state(wal, &state, err, sizeof err), err);
+	CHECK(test_sync(wal) == marker.index);
+	CHECK(entryless->fd < 0); /* closed and renamed */
+	wal_close(wal);
+	CHECK_OK(wal_open(dir, &options, &wal, err, sizeof err), err);
+	CHECK(wal_recovered(wal)->snapshot.index == marker.index);
+	CHECK(wal_recovered(wal)->entry_count == 0);
+	CHECK(wal_last_index(wal) == marker.index);
+	wal_close(wal);
+}
+
+/* A ring of 4 entries takes two segments per chain: a large batch over small segments is split into
+ * several chains, each reported durable as it completes. */
+static void test_batch_split_over_chains(void)
+{
+	const char *dir = test_temp_dir("split");
+	struct wal_options options;
+	test_options(&options, SMALL_SEGMENT, 0);
+	options.ring_entries = 4;
+	struct wal *wal = open_wal(dir, &options);
+	char err[256];
+	test_append_range(wal, 1, 1500, 1, MAX_LENGTH);
+	CHECK_OK(wal_submit(wal, err, sizeof err), err);
+	uint64_t durable = 0, previous = 0;
+	unsigned chains = 0;
+	while (!wal_all_durable(wal)) {
+		CHECK_OK(wal_wait(wal, &durable, err, sizeof err), err);
+		CHECK(durable >= previous);
+		if (durable > previous)
+			chains++;
+		previous = durable;
+	}
+	CHECK(durable == 1500);
+	CHECK(chains >= 3);
+	wal_close(wal);
+	wal = open_wal(dir, &options);
+	check_log(wal_recovered(wal), 1, 1500, term_one);
+	wal_close(wal);
+}
+
 static void test_argument_checks(void)
 {
 	const char *dir = test_temp_dir("arguments");
@@ -330,6 +393,8 @@ int main(void)
 	test_truncate();
 	test_release();
 	test_snapshot_beyond_log();
+	test_snapshot_starts_entryless_segment();
+	test_batch_split_over_chains();
 	test_argument_checks();
 	printf("wal basic tests passed\n");
 	return 0;
