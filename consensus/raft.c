@@ -347,25 +347,37 @@ void raft_free(raft_t *r)
 	free(r);
 }
 
-int raft_bootstrap(raft_t *r, const uint64_t *voters, size_t count)
+int raft_bootstrap_members(raft_t *r, const uint64_t *voters, const struct raft_buffer *contexts, size_t count)
 {
 	if (count == 0 || log_last_index(&r->log) != 0 || r->term != 0)
 		return RAFT_ERR_INVALID_ARGUMENT;
-	raft_become_follower(r, 1, RAFT_NONE);
-	for (size_t k = 0; k < count; k++) {
+	for (size_t k = 0; k < count; k++)
 		if (voters[k] == RAFT_NONE)
 			return RAFT_ERR_INVALID_ARGUMENT;
+	raft_become_follower(r, 1, RAFT_NONE);
+	for (size_t k = 0; k < count; k++) {
 		Raftpb__ConfChange change = RAFTPB__CONF_CHANGE__INIT;
 		change.type = RAFT_CC_ADD_NODE;
 		change.node_id = voters[k];
-		uint8_t buffer[64];
-		size_t length = raftpb__conf_change__pack(&change, buffer);
+		if (contexts) {
+			change.context.data = (uint8_t *)contexts[k].data;
+			change.context.len = contexts[k].length;
+		}
+		size_t length = raftpb__conf_change__get_packed_size(&change);
+		uint8_t *buffer = raft_xmalloc(length);
+		raftpb__conf_change__pack(&change, buffer);
 		log_append(&r->log, 1, RAFT_ENTRY_CONF_CHANGE, buffer, length);
 		/* Every initial member applies the same changes, so they agree before any message. */
 		conf_change_apply_entry(r, k + 1, RAFT_ENTRY_CONF_CHANGE, buffer, length);
+		free(buffer);
 	}
 	r->log.committed = count;
 	return RAFT_OK;
+}
+
+int raft_bootstrap(raft_t *r, const uint64_t *voters, size_t count)
+{
+	return raft_bootstrap_members(r, voters, NULL, count);
 }
 
 /* ---- configuration switch ---- */

@@ -127,6 +127,12 @@ struct raft_restore {
 
 typedef struct raft raft_t;
 
+/* A borrowed byte range (proposals, contexts). */
+struct raft_buffer {
+	const void *data;
+	size_t length;
+};
+
 /* Creates a core. On error returns NULL and writes a message into errbuf. */
 raft_t *raft_new(const struct raft_config *config, const struct raft_restore *restore, char *errbuf,
                  size_t errlen);
@@ -137,6 +143,9 @@ void raft_free(raft_t *r);
  * added later replays them). Only on an empty log. They show up in the next Ready as entries to
  * persist and then as committed entries. */
 int raft_bootstrap(raft_t *r, const uint64_t *voters, size_t count);
+/* The same, each ConfChange carrying contexts[k] (e.g. the member's name and URLs, which a member added
+ * later learns by replaying the log). contexts may be NULL. */
+int raft_bootstrap_members(raft_t *r, const uint64_t *voters, const struct raft_buffer *contexts, size_t count);
 
 /* --- Inputs ------------------------------------------------------------------------------------ */
 
@@ -158,10 +167,6 @@ int raft_campaign(raft_t *r);
 int raft_propose(raft_t *r, const void *data, size_t length, uint64_t *index_out);
 
 /* Proposes several entries in one step (batched proposals: one Ready, one append, one fsync). */
-struct raft_buffer {
-	const void *data;
-	size_t length;
-};
 int raft_propose_batch(raft_t *r, const struct raft_buffer *buffers, size_t count, uint64_t *first_index_out);
 
 /* Proposes a membership change; only the leader accepts, at most one pending at a time, and the
