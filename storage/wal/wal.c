@@ -239,7 +239,10 @@ int wal_reap(struct wal *wal, uint64_t *durable_index, char *err, size_t errlen)
 int wal_wait(struct wal *wal, uint64_t *durable_index, char *err, size_t errlen)
 {
 	drain_event_fd(wal);
-	int rc = wal->failed ? wal->failed : wal_writer_process(wal, true);
+	/* Waiting on records nobody submitted would never end: submit them. */
+	int rc = wal->failed ? wal->failed : wal_writer_start_batch(wal);
+	if (rc == 0)
+		rc = wal_writer_process(wal, true);
 	if (durable_index != NULL)
 		*durable_index = wal->durable_index;
 	return rc != 0 ? report_failure(wal, err, errlen) : 0;

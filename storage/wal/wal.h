@@ -100,8 +100,8 @@ int wal_submit(struct wal *wal, char *err, size_t errlen);
  * durable index: every entry of the current log at or below it has been fdatasync'ed. The durable index
  * drops to index after wal_truncate_after(index). */
 int wal_reap(struct wal *wal, uint64_t *durable_index, char *err, size_t errlen);
-/* Like wal_reap() but blocks until at least one batch completed (returns at once if nothing is in
- * flight). */
+/* Like wal_reap() but first submits buffered records if nothing is in flight, then blocks until at
+ * least one batch completed (returns at once if there is nothing to write). */
 int wal_wait(struct wal *wal, uint64_t *durable_index, char *err, size_t errlen);
 
 /* An eventfd that becomes readable when completions are waiting; for the owner's epoll loop. */
