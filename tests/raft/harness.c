@@ -56,6 +56,8 @@ bool check_rc(const char *file, int line, const char *expression, int expected, 
 	return false;
 }
 
+static uint64_t stored_last_index(const struct node *member);
+
 /* ---- small helpers ------------------------------------------------------------------------------- */
 
 static void *checked_calloc(size_t count, size_t size)
@@ -258,6 +260,7 @@ void node_start_restored(struct cluster *cluster, uint64_t id, size_t voters, co
 	member->snapshot_packed = checked_calloc(member->snapshot_packed_length + 1, 1);
 	raftpb__snapshot__pack(&snapshot, member->snapshot_packed);
 	member->applied_index = 1;
+	member->durable_index = 1 + terms_count;
 	member->log = checked_calloc(terms_count, sizeof *member->log);
 	for (size_t k = 0; k < terms_count; k++)
 		member->log[k] = (struct stored_entry){.index = k + 2, .term = terms[k]};
@@ -279,11 +282,20 @@ static void free_node(struct node *member)
 		free((void *)member->read_states[k].context);
 	free(member->read_states);
 	free(member->snapshot_packed);
+	for (size_t k = 0; k < member->pending_count; k++) {
+		for (size_t m = 0; m < member->pending[k].count; m++)
+			raftpb__message__free_unpacked(member->pending[k].messages[m], NULL);
+		free(member->pending[k].messages);
+	}
+	free(member->pending);
 }
 
 void node_restart(struct cluster *cluster, uint64_t id)
 {
 	struct node *member = node(cluster, id);
+	/* The harness's storage has no torn writes: what was issued is what a restart reads. */
+	complete_writes(cluster, id);
+	member->durable_index = stored_last_index(member);
 	if (member->raft)
 		raft_free(member->raft);
 	member->raft = NULL;
@@ -534,6 +546,11 @@ static void apply_entries(struct cluster *cluster, struct node *member, Raftpb__
 			          (unsigned long long)member->id, (unsigned long long)entry->index,
 			          (unsigned long long)entry->term, (unsigned long long)stored_last_index(member),
 			          (unsigned long long)stored_term(member, entry->index));
+		if (entry->index > member->durable_index && entry->index > member->snapshot_index)
+			test_fail(__FILE__, __LINE__,
+			          "node %llu: committed entry %llu delivered before it is durable (reported up to %llu)",
+			          (unsigned long long)member->id, (unsigned long long)entry->index,
+			          (unsigned long long)member->durable_index);
 		member->applied_index = entry->index;
 		member->applied = checked_realloc(member->applied, (member->applied_count + 1) * sizeof *member->applied);
 		member->applied[member->applied_count++] = (struct applied_entry){
@@ -589,8 +606,13 @@ bool process_ready(struct cluster *cluster, uint64_t id)
 	}
 	for (size_t k = 0; k < ready.messages_count; k++)
 		enqueue(cluster, id, ready.messages[k]);
-	for (size_t k = 0; k < ready.messages_after_persist_count; k++)
-		enqueue(cluster, id, ready.messages_after_persist[k]);
+	/* The write of this Ready is issued; its after-persist messages leave once it is durable. */
+	struct pending_write write = {.index = ready.persist_index, .term = ready.persist_term};
+	write.count = ready.messages_after_persist_count;
+	write.messages = checked_calloc(write.count + 1, sizeof *write.messages);
+	for (size_t k = 0; k < write.count; k++)
+		write.messages[k] = copy_message(ready.messages_after_persist[k]);
+	member->pending = checked_realloc(member->pending, (member->pending_count + 1) * sizeof *member->pending);
 	if (ready.committed_entries_count)
 		apply_entries(cluster, member, ready.committed_entries, ready.committed_entries_count);
 	for (size_t k = 0; k < ready.read_states_count; k++) {
@@ -603,13 +625,34 @@ bool process_ready(struct cluster *cluster, uint64_t id)
 			.context_length = read->context_length,
 		};
 	}
-	uint64_t persist_index = ready.persist_index;
-	uint64_t persist_term = ready.persist_term;
 	raft_advance(member->raft, &ready);
-	if (persist_index != 0 || persist_term != 0)
-		raft_persisted(member->raft, persist_index, persist_term);
+	member->pending[member->pending_count++] = write;
+	if (!member->asynchronous)
+		complete_writes(cluster, id);
 	check_one_leader_per_term(cluster, member);
 	return true;
+}
+
+size_t complete_writes(struct cluster *cluster, uint64_t id)
+{
+	struct node *member = node(cluster, id);
+	size_t count = member->pending_count;
+	for (size_t k = 0; k < count; k++) {
+		struct pending_write *write = &member->pending[k];
+		if (member->raft && (write->index || write->term)) {
+			raft_persisted(member->raft, write->index, write->term);
+			if (write->index > member->durable_index)
+				member->durable_index = write->index;
+		}
+		for (size_t m = 0; m < write->count; m++) {
+			if (member->raft)
+				enqueue(cluster, id, write->messages[m]);
+			raftpb__message__free_unpacked(write->messages[m], NULL);
+		}
+		free(write->messages);
+	}
+	member->pending_count = 0;
+	return count;
 }
 
 void process_all_readies(struct cluster *cluster)
@@ -724,9 +767,12 @@ void stabilize(struct cluster *cluster)
 {
 	for (int round = 0; round < 10000; round++) {
 		bool moved = false;
-		for (uint64_t id = 1; id <= cluster->size; id++)
+		for (uint64_t id = 1; id <= cluster->size; id++) {
+			if (complete_writes(cluster, id) > 0)
+				moved = true;
 			while (process_ready(cluster, id))
 				moved = true;
+		}
 		if (deliver_all(cluster) > 0)
 			moved = true;
 		if (!moved)

@@ -122,6 +122,19 @@ struct node {
 	size_t last_entries_count;
 	enum raft_role role;
 	uint64_t leader;
+	/* Asynchronous storage (set by the test): a Ready's write completes only at complete_writes(),
+	 * which reports it with raft_persisted and only then releases its after-persist messages. */
+	bool asynchronous;
+	struct pending_write *pending;
+	size_t pending_count;
+	uint64_t durable_index; /* highest index reported with raft_persisted */
+};
+
+/* A write handed to asynchronous storage, completed in order. */
+struct pending_write {
+	uint64_t index, term;
+	Raftpb__Message **messages; /* after-persist messages, owned */
+	size_t count;
 };
 
 /* A message on the wire: an unpacked copy the test may inspect or change before delivery. */
@@ -189,6 +202,8 @@ void tick(struct cluster *cluster, uint64_t id, int ticks);
 
 /* Takes and persists one Ready of node id (if any), queues its messages; true when there was one. */
 bool process_ready(struct cluster *cluster, uint64_t id);
+/* Completes every write node id has in flight (asynchronous storage); returns how many. */
+size_t complete_writes(struct cluster *cluster, uint64_t id);
 /* Processes Readies of every node (no delivery). */
 void process_all_readies(struct cluster *cluster);
 /* Delivers every message queued now (not those their delivery produces); returns how many. */

@@ -331,7 +331,67 @@ static void TestProposeBatch(void)
 	}
 }
 
+/* Thesis §10.2.1: the leader may send its entries in parallel with its own write, but its own copy
+ * counts toward a majority only once durable. With asynchronous storage on the leader, one follower's
+ * acknowledgement is not a majority of three; the leader's completed write makes it one. */
+static void TestLeaderOwnEntryCountsOnlyOncePersisted(void)
+{
+	struct cluster *cluster = cluster_new(3);
+	elect(cluster, 1);
+	node(cluster, 1)->asynchronous = true;
+	uint64_t commit = node_status(cluster, 1).commit;
+	REQUIRE_RC(RAFT_OK, propose(cluster, 1, "parallel"));
+	process_ready(cluster, 1); /* the write is issued, not complete; the appends leave at once */
+	REQUIRE(queued(cluster, 1, 2, RAFT_MSG_APP, 0) != NULL);
+	deliver_matching(cluster, 1, 2, RAFT_MSG_APP);
+	drop_matching(cluster, 1, 3, RAFT_MSG_APP);
+	process_ready(cluster, 2);
+	deliver_matching(cluster, 2, 1, RAFT_MSG_APP_RESP);
+	while (process_ready(cluster, 1)) {
+	}
+	CHECK_U64("commit with one follower and the leader's write in flight", commit, node_status(cluster, 1).commit);
+	CHECK(!applied_contains(cluster, 1, "parallel"));
+	complete_writes(cluster, 1);
+	while (process_ready(cluster, 1)) {
+	}
+	CHECK(node_status(cluster, 1).commit > commit);
+	CHECK(applied_contains(cluster, 1, "parallel"));
+}
+
+/* A follower acknowledges an append only once it is durable (the answer is an after-persist message),
+ * and a vote is granted on the wire only once durable. */
+static void TestFollowerAnswersOnlyAfterPersisting(void)
+{
+	struct cluster *cluster = cluster_new(3);
+	elect(cluster, 1);
+	node(cluster, 2)->asynchronous = true;
+	REQUIRE_RC(RAFT_OK, propose(cluster, 1, "durable-first"));
+	process_ready(cluster, 1);
+	deliver_matching(cluster, 1, 2, RAFT_MSG_APP);
+	process_ready(cluster, 2);
+	CHECK_U64("acknowledgements before the write completes", 0, queued_count(cluster, 2, 1, RAFT_MSG_APP_RESP));
+	complete_writes(cluster, 2);
+	CHECK_U64("acknowledgements after the write completes", 1, queued_count(cluster, 2, 1, RAFT_MSG_APP_RESP));
+	stabilize(cluster);
+	CHECK(applied_contains(cluster, 2, "durable-first"));
+
+	uint64_t term = node_status(cluster, 3).term;
+	node(cluster, 3)->asynchronous = true;
+	REQUIRE_RC(RAFT_OK, campaign(cluster, 2));
+	process_ready(cluster, 2);
+	complete_writes(cluster, 2);
+	deliver_matching(cluster, 2, 3, RAFT_MSG_VOTE);
+	drop_queue(cluster);
+	process_ready(cluster, 3);
+	CHECK_U64("vote answers before the vote is durable", 0, queued_count(cluster, 3, 2, RAFT_MSG_VOTE_RESP));
+	CHECK_U64("term", term + 1, node(cluster, 3)->hard_state.term);
+	complete_writes(cluster, 3);
+	CHECK_U64("vote answers once durable", 1, queued_count(cluster, 3, 2, RAFT_MSG_VOTE_RESP));
+}
+
 const struct test_case replication_tests[] = {
+	{"TestLeaderOwnEntryCountsOnlyOncePersisted", TestLeaderOwnEntryCountsOnlyOncePersisted},
+	{"TestFollowerAnswersOnlyAfterPersisting", TestFollowerAnswersOnlyAfterPersisting},
 	{"TestRejectStaleTermAppend", TestRejectStaleTermAppend},
 	{"TestRejectAppendWithoutMatchingPrevious", TestRejectAppendWithoutMatchingPrevious},
 	{"TestDeleteConflictingSuffix", TestDeleteConflictingSuffix},
