@@ -154,6 +154,8 @@ static void format_address(const union udp_address *a, char *host, size_t hostle
 
 static void set_buffer(int fd, int force_option, int option, size_t bytes)
 {
+	if (bytes == 0)
+		return; /* the kernel's default */
 	int value = bytes > INT32_MAX / 2 ? INT32_MAX / 2 : (int)bytes;
 	if (setsockopt(fd, SOL_SOCKET, force_option, &value, sizeof value) < 0)
 		(void)setsockopt(fd, SOL_SOCKET, option, &value, sizeof value); /* capped by rmem_max: fine */
@@ -208,6 +210,8 @@ int udp_transport_open(const struct transport_config *config, const char *host, 
 
 	union udp_address local;
 	socklen_t local_length;
+	char unbracketed[256];
+	host = strip_brackets(host, unbracketed, sizeof unbracketed);
 	rv = resolve("listen", host, port, AF_UNSPEC, true, &local, &local_length, err, errlen);
 	if (rv < 0)
 		goto fail;
@@ -244,6 +248,20 @@ fail:
 	free_sides(u);
 	free(u);
 	return rv;
+}
+
+int udp_transport_buffers(const struct transport *t, int *receive, int *send)
+{
+	if (t->ops != &udp_ops)
+		return -EINVAL;
+	int fd = udp_of_const(t)->fd;
+	socklen_t length = sizeof *receive;
+	if (getsockopt(fd, SOL_SOCKET, SO_RCVBUF, receive, &length) < 0)
+		return -errno;
+	length = sizeof *send;
+	if (getsockopt(fd, SOL_SOCKET, SO_SNDBUF, send, &length) < 0)
+		return -errno;
+	return 0;
 }
 
 static void udp_close(struct transport *t)

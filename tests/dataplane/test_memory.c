@@ -337,6 +337,13 @@ static void test_send_errors(void)
 	CHECK_EQ(transport_remove_peer(a, 9), 0);
 	CHECK_EQ(transport_remove_peer(a, 9), -ENOENT);
 	CHECK(transport_send(a, 9, data, sizeof data, err, sizeof err) == -EHOSTUNREACH);
+	/* The removed set is bounded. */
+	for (uint64_t id = 1000; id < 1000 + TRANSPORT_MAX_REMOVED; id++)
+		CHECK_OK(transport_mark_removed(a, id), "mark");
+	CHECK(transport_mark_removed(a, 1000 + TRANSPORT_MAX_REMOVED) == -ENOSPC);
+	CHECK_OK(transport_mark_removed(a, 1000), "an id already there");
+	CHECK(transport_is_removed(a, 1000 + TRANSPORT_MAX_REMOVED - 1));
+	CHECK(!transport_is_removed(a, 1000 + TRANSPORT_MAX_REMOVED));
 	/* Same member id twice on one network. */
 	struct transport_config config;
 	transport_config_init(&config);
