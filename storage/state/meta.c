@@ -50,7 +50,9 @@ int state_meta_load(struct state *state, char *err, size_t err_len)
         status = load_u64(state, META_MEMBER_ID, &meta.member_id, err, err_len);
     if (status != STATE_OK)
         return status;
-    meta.revision = (int64_t)revision;
+    /* etcd's store starts at revision 1 (mvcc's currentRev), so a new cluster answers revision 1
+     * and the first write gets revision 2, as etcdctl users see it. */
+    meta.revision = revision == 0 ? 1 : (int64_t)revision;
     meta.compact_revision = (int64_t)compact_revision;
     if (meta.revision < 0 || meta.compact_revision < 0 || meta.compact_revision > meta.revision)
         return state_fail(err, err_len, STATE_ERR_CORRUPT,

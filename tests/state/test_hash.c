@@ -113,10 +113,44 @@ static void test_same_ops_same_hash(void)
     state_close(b);
 }
 
+/* A new store is at revision 1: its hash is taken at 1, revision 2 is in the future, and a store
+ * that committed batches without KV effect (conf changes) hashes the same. */
+static void test_new_store_hash(void)
+{
+    char root_a[128], root_b[128];
+    struct state *a = open_fresh(root_a, sizeof root_a);
+    struct state *b = open_fresh(root_b, sizeof root_b);
+    uint32_t hash_a, hash_b, hash_at_1;
+    int64_t at_a = 0, at_b = 0;
+    REQUIRE_OK(state_hash(a, 0, &hash_a, &at_a, test_err, sizeof test_err));
+    CHECK_EQ(at_a, 1);
+    REQUIRE_OK(state_hash(a, 1, &hash_at_1, &at_a, test_err, sizeof test_err));
+    CHECK_EQ(at_a, 1);
+    CHECK_EQ(hash_at_1, hash_a);
+    CHECK_EQ(state_hash(a, 2, &hash_at_1, &at_a, test_err, sizeof test_err),
+             STATE_ERR_FUTURE_REV);
+    REQUIRE_OK(state_batch_begin(b, test_err, sizeof test_err));
+    REQUIRE_OK(state_batch_commit(b, 5, test_err, sizeof test_err));
+    REQUIRE_OK(state_hash(b, 0, &hash_b, &at_b, test_err, sizeof test_err));
+    CHECK_EQ(at_b, 1);
+    CHECK_EQ(hash_b, hash_a);
+    /* The first write (revision 2) changes the hash now, not at revision 1. */
+    CHECK_EQ(put_batch(a, 1, "k", "v"), STATE_OK);
+    REQUIRE_OK(state_hash(a, 0, &hash_a, &at_a, test_err, sizeof test_err));
+    CHECK_EQ(at_a, 2);
+    CHECK(hash_a != hash_b);
+    REQUIRE_OK(state_hash(a, 1, &hash_at_1, &at_a, test_err, sizeof test_err));
+    CHECK_EQ(at_a, 1);
+    CHECK_EQ(hash_at_1, hash_b);
+    state_close(a);
+    state_close(b);
+}
+
 int main(int argc, char **argv)
 {
     (void)argc;
     test_program = argv[0];
+    RUN(test_new_store_hash);
     RUN(test_same_ops_same_hash);
     return test_failures == 0 ? 0 : 1;
 }

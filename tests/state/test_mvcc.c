@@ -8,17 +8,46 @@ static char root[128];
 static void test_revisions(void)
 {
     struct state *state = open_fresh(root, sizeof root);
-    CHECK_EQ(state_revision(state), 0);
-    REQUIRE_OK(state_batch_begin(state, test_err, sizeof test_err));
-    CHECK_EQ(put(state, "a", "1"), STATE_OK);
+    /* A new store is at revision 1, as etcd's (mvcc currentRev starts at 1), compacted at 0. */
     CHECK_EQ(state_revision(state), 1);
+    CHECK_EQ(state_compact_revision(state), 0);
+    struct state_range_request everything = {.key = bytes_of("\x01"),
+                                              .range_end = {(const uint8_t *)"", 1}};
+    struct state_range_response empty;
+    REQUIRE_OK(state_range(state, &everything, &empty, test_err, sizeof test_err));
+    CHECK_EQ(empty.revision, 1);
+    CHECK_EQ(empty.count, 0);
+    CHECK_EQ(empty.kv_count, 0);
+    state_range_response_free(&empty);
+    everything.revision = 1; /* the start revision itself is readable (and empty) */
+    REQUIRE_OK(state_range(state, &everything, &empty, test_err, sizeof test_err));
+    CHECK_EQ(empty.revision, 1);
+    CHECK_EQ(empty.count, 0);
+    state_range_response_free(&empty);
+    everything.revision = 2;
+    CHECK_EQ(state_range(state, &everything, &empty, test_err, sizeof test_err),
+             STATE_ERR_FUTURE_REV);
+    REQUIRE_OK(state_batch_begin(state, test_err, sizeof test_err));
+    /* The first write gets revision 2: create_revision and mod_revision 2. */
+    struct state_put_request first = {.key = bytes_of("a"), .value = bytes_of("1")};
+    struct state_put_response first_response;
+    REQUIRE_OK(state_put(state, &first, &first_response, test_err, sizeof test_err));
+    CHECK_EQ(first_response.revision, 2);
+    state_put_response_free(&first_response);
+    CHECK_EQ(state_revision(state), 2);
+    struct state_kv first_kv;
+    CHECK(get_at(state, "a", 0, &first_kv));
+    CHECK_EQ(first_kv.create_revision, 2);
+    CHECK_EQ(first_kv.mod_revision, 2);
+    CHECK_EQ(first_kv.version, 1);
+    free_kv(&first_kv);
     CHECK_EQ(put(state, "b", "1"), STATE_OK);
     CHECK_EQ(put(state, "a", "1"), STATE_OK); /* same value: a put still makes a revision */
-    CHECK_EQ(state_revision(state), 3);
-    CHECK_EQ(delete_range(state, "missing", NULL), 0);
-    CHECK_EQ(state_revision(state), 3); /* a delete of nothing does not */
-    CHECK_EQ(delete_range(state, "a", NULL), 1);
     CHECK_EQ(state_revision(state), 4);
+    CHECK_EQ(delete_range(state, "missing", NULL), 0);
+    CHECK_EQ(state_revision(state), 4); /* a delete of nothing does not */
+    CHECK_EQ(delete_range(state, "a", NULL), 1);
+    CHECK_EQ(state_revision(state), 5);
 
     /* A txn with three puts is one revision; each kv carries it. */
     struct state_op puts[3] = {
@@ -30,16 +59,16 @@ static void test_revisions(void)
     struct state_txn_response response;
     REQUIRE_OK(state_txn(state, &txn, &response, test_err, sizeof test_err));
     CHECK(response.succeeded);
-    CHECK_EQ(response.revision, 5);
+    CHECK_EQ(response.revision, 6);
     CHECK_EQ(response.response_count, 3);
     state_txn_response_free(&response);
-    CHECK_EQ(state_revision(state), 5);
+    CHECK_EQ(state_revision(state), 6);
     const char *keys[] = {"x", "y", "z"};
     for (int i = 0; i < 3; i++) {
         struct state_kv kv;
         CHECK(get_at(state, keys[i], 0, &kv));
-        CHECK_EQ(kv.mod_revision, 5);
-        CHECK_EQ(kv.create_revision, 5);
+        CHECK_EQ(kv.mod_revision, 6);
+        CHECK_EQ(kv.create_revision, 6);
         free_kv(&kv);
     }
     /* A txn that only reads, or deletes nothing, keeps the revision. */
@@ -49,12 +78,12 @@ static void test_revisions(void)
     };
     struct state_txn_request read_txn = {.success = reads, .success_count = 2};
     REQUIRE_OK(state_txn(state, &read_txn, &response, test_err, sizeof test_err));
-    CHECK_EQ(response.revision, 5);
+    CHECK_EQ(response.revision, 6);
     CHECK_EQ(response.responses[0].response.range.kv_count, 1);
     state_txn_response_free(&response);
-    CHECK_EQ(state_revision(state), 5);
+    CHECK_EQ(state_revision(state), 6);
     REQUIRE_OK(state_batch_commit(state, 1, test_err, sizeof test_err));
-    CHECK_EQ(state_revision(state), 5);
+    CHECK_EQ(state_revision(state), 6);
     state_close(state);
 }
 
@@ -62,13 +91,13 @@ static void test_versions(void)
 {
     struct state *state = open_fresh(root, sizeof root);
     REQUIRE_OK(state_batch_begin(state, test_err, sizeof test_err));
-    CHECK_EQ(put(state, "other", "x"), STATE_OK); /* rev 1 */
-    CHECK_EQ(put(state, "k", "v1"), STATE_OK);    /* rev 2 */
-    CHECK_EQ(put(state, "k", "v2"), STATE_OK);    /* rev 3 */
+    CHECK_EQ(put(state, "other", "x"), STATE_OK); /* rev 2: a new store is at 1 */
+    CHECK_EQ(put(state, "k", "v1"), STATE_OK);    /* rev 3 */
+    CHECK_EQ(put(state, "k", "v2"), STATE_OK);    /* rev 4 */
     struct state_kv kv;
     CHECK(get_at(state, "k", 0, &kv));
-    CHECK_EQ(kv.create_revision, 2);
-    CHECK_EQ(kv.mod_revision, 3);
+    CHECK_EQ(kv.create_revision, 3);
+    CHECK_EQ(kv.mod_revision, 4);
     CHECK_EQ(kv.version, 2);
     CHECK(value_is(&kv, "v2"));
     free_kv(&kv);
@@ -77,7 +106,7 @@ static void test_versions(void)
     struct state_delete_response deleted;
     REQUIRE_OK(state_delete_range(state, &delete_request, &deleted, test_err, sizeof test_err));
     CHECK_EQ(deleted.deleted, 1);
-    CHECK_EQ(deleted.revision, 4);
+    CHECK_EQ(deleted.revision, 5);
     CHECK_EQ(deleted.prev_kv_count, 1);
     if (deleted.prev_kv_count == 1) {
         CHECK(value_is(&deleted.prev_kvs[0], "v2"));
@@ -92,11 +121,11 @@ static void test_versions(void)
     struct state_put_response response;
     REQUIRE_OK(state_put(state, &request, &response, test_err, sizeof test_err));
     CHECK(!response.has_prev_kv);
-    CHECK_EQ(response.revision, 5);
+    CHECK_EQ(response.revision, 6);
     state_put_response_free(&response);
     CHECK(get_at(state, "k", 0, &kv));
-    CHECK_EQ(kv.create_revision, 5);
-    CHECK_EQ(kv.mod_revision, 5);
+    CHECK_EQ(kv.create_revision, 6);
+    CHECK_EQ(kv.mod_revision, 6);
     CHECK_EQ(kv.version, 1);
     CHECK_EQ(kv.lease, 42);
     free_kv(&kv);
@@ -173,12 +202,12 @@ static void test_txn_compares(void)
 {
     struct state *state = open_fresh(root, sizeof root);
     REQUIRE_OK(state_batch_begin(state, test_err, sizeof test_err));
-    CHECK_EQ(put(state, "filler", "x"), STATE_OK); /* rev 1 */
-    CHECK_EQ(put(state, "k", "m"), STATE_OK);      /* rev 2: create 2 */
+    CHECK_EQ(put(state, "filler", "x"), STATE_OK); /* rev 2: a new store is at 1 */
+    CHECK_EQ(put(state, "k", "m"), STATE_OK);      /* rev 3: create 3 */
     struct state_put_request request = {.key = bytes_of("k"), .value = bytes_of("m"), .lease = 9};
     struct state_put_response put_response;
-    REQUIRE_OK(state_put(state, &request, &put_response, test_err, sizeof test_err)); /* rev 3 */
-    /* k: value "m", version 2, create 2, mod 3, lease 9 */
+    REQUIRE_OK(state_put(state, &request, &put_response, test_err, sizeof test_err)); /* rev 4 */
+    /* k: value "m", version 2, create 3, mod 4, lease 9 */
     const struct compare_case cases[] = {
         {STATE_TARGET_VERSION, STATE_COMPARE_EQUAL, 2, NULL, true},
         {STATE_TARGET_VERSION, STATE_COMPARE_EQUAL, 3, NULL, false},
@@ -188,14 +217,14 @@ static void test_txn_compares(void)
         {STATE_TARGET_VERSION, STATE_COMPARE_LESS, 2, NULL, false},
         {STATE_TARGET_VERSION, STATE_COMPARE_NOT_EQUAL, 1, NULL, true},
         {STATE_TARGET_VERSION, STATE_COMPARE_NOT_EQUAL, 2, NULL, false},
-        {STATE_TARGET_CREATE, STATE_COMPARE_EQUAL, 2, NULL, true},
-        {STATE_TARGET_CREATE, STATE_COMPARE_GREATER, 2, NULL, false},
-        {STATE_TARGET_CREATE, STATE_COMPARE_LESS, 3, NULL, true},
-        {STATE_TARGET_CREATE, STATE_COMPARE_NOT_EQUAL, 2, NULL, false},
-        {STATE_TARGET_MOD, STATE_COMPARE_EQUAL, 3, NULL, true},
-        {STATE_TARGET_MOD, STATE_COMPARE_GREATER, 2, NULL, true},
-        {STATE_TARGET_MOD, STATE_COMPARE_LESS, 3, NULL, false},
-        {STATE_TARGET_MOD, STATE_COMPARE_NOT_EQUAL, 3, NULL, false},
+        {STATE_TARGET_CREATE, STATE_COMPARE_EQUAL, 3, NULL, true},
+        {STATE_TARGET_CREATE, STATE_COMPARE_GREATER, 3, NULL, false},
+        {STATE_TARGET_CREATE, STATE_COMPARE_LESS, 4, NULL, true},
+        {STATE_TARGET_CREATE, STATE_COMPARE_NOT_EQUAL, 3, NULL, false},
+        {STATE_TARGET_MOD, STATE_COMPARE_EQUAL, 4, NULL, true},
+        {STATE_TARGET_MOD, STATE_COMPARE_GREATER, 3, NULL, true},
+        {STATE_TARGET_MOD, STATE_COMPARE_LESS, 4, NULL, false},
+        {STATE_TARGET_MOD, STATE_COMPARE_NOT_EQUAL, 4, NULL, false},
         {STATE_TARGET_LEASE, STATE_COMPARE_EQUAL, 9, NULL, true},
         {STATE_TARGET_LEASE, STATE_COMPARE_GREATER, 9, NULL, false},
         {STATE_TARGET_LEASE, STATE_COMPARE_LESS, 10, NULL, true},
@@ -301,39 +330,46 @@ static void test_range_past_revisions(void)
 {
     struct state *state = open_fresh(root, sizeof root);
     REQUIRE_OK(state_batch_begin(state, test_err, sizeof test_err));
-    CHECK_EQ(put(state, "a", "1"), STATE_OK); /* 1 */
-    CHECK_EQ(put(state, "a", "2"), STATE_OK); /* 2 */
-    CHECK_EQ(put(state, "b", "1"), STATE_OK); /* 3 */
-    CHECK_EQ(delete_range(state, "a", NULL), 1); /* 4 */
+    CHECK_EQ(put(state, "a", "1"), STATE_OK); /* 2: a new store is at 1 */
+    CHECK_EQ(put(state, "a", "2"), STATE_OK); /* 3 */
+    CHECK_EQ(put(state, "b", "1"), STATE_OK); /* 4 */
+    CHECK_EQ(delete_range(state, "a", NULL), 1); /* 5 */
     REQUIRE_OK(state_batch_commit(state, 1, test_err, sizeof test_err));
 
     struct state_kv kv;
-    CHECK(get_at(state, "a", 1, &kv));
+    CHECK(!get_at(state, "a", 1, &kv)); /* the start revision: nothing written yet */
+    CHECK(get_at(state, "a", 2, &kv));
     CHECK(value_is(&kv, "1"));
     CHECK_EQ(kv.version, 1);
     free_kv(&kv);
-    CHECK(get_at(state, "a", 3, &kv));
+    CHECK(get_at(state, "a", 4, &kv));
     CHECK(value_is(&kv, "2"));
     CHECK_EQ(kv.version, 2);
-    CHECK_EQ(kv.mod_revision, 2);
+    CHECK_EQ(kv.mod_revision, 3);
     free_kv(&kv);
-    CHECK(!get_at(state, "a", 4, &kv));
-    CHECK(!get_at(state, "b", 2, &kv));
+    CHECK(!get_at(state, "a", 5, &kv));
+    CHECK(!get_at(state, "b", 3, &kv));
 
     char keys[256];
     struct state_range_response response;
-    struct state_range_request all_at_3 = {.key = bytes_of("\x01"),
-                                           .range_end = {(const uint8_t *)"", 1}, .revision = 3};
-    range_keys(state, &all_at_3, keys, sizeof keys, &response);
+    struct state_range_request all_at_4 = {.key = bytes_of("\x01"),
+                                           .range_end = {(const uint8_t *)"", 1}, .revision = 4};
+    range_keys(state, &all_at_4, keys, sizeof keys, &response);
     CHECK(strcmp(keys, "a,b,") == 0);
     CHECK_EQ(response.count, 2);
+    CHECK_EQ(response.revision, 5); /* the header carries the store revision */
     state_range_response_free(&response);
-    all_at_3.revision = 4;
-    range_keys(state, &all_at_3, keys, sizeof keys, &response);
+    all_at_4.revision = 5;
+    range_keys(state, &all_at_4, keys, sizeof keys, &response);
     CHECK(strcmp(keys, "b,") == 0);
     state_range_response_free(&response);
+    all_at_4.revision = 1;
+    range_keys(state, &all_at_4, keys, sizeof keys, &response);
+    CHECK(strcmp(keys, "") == 0);
+    CHECK_EQ(response.count, 0);
+    state_range_response_free(&response);
 
-    struct state_range_request future = {.key = bytes_of("a"), .revision = 5};
+    struct state_range_request future = {.key = bytes_of("a"), .revision = 6};
     CHECK_EQ(state_range(state, &future, &response, test_err, sizeof test_err),
              STATE_ERR_FUTURE_REV);
     CHECK(strstr(test_err, "mvcc: required revision is a future revision") != NULL);
@@ -368,12 +404,12 @@ static void test_range_options(void)
 {
     struct state *state = open_fresh(root, sizeof root);
     REQUIRE_OK(state_batch_begin(state, test_err, sizeof test_err));
-    /* put order gives mod revisions: e=1 d=2 c=3 b=4 a=5 da=6; values reverse the key order */
+    /* put order gives mod revisions: e=2 d=3 c=4 b=5 a=6 da=7; values reverse the key order */
     const char *keys_in[] = {"e", "d", "c", "b", "a", "da"};
     const char *values[] = {"1", "3", "4", "5", "6", "2"};
     for (int i = 0; i < 6; i++)
         CHECK_EQ(put(state, keys_in[i], values[i]), STATE_OK);
-    CHECK_EQ(put(state, "a", "6"), STATE_OK); /* a: version 2, mod 7 */
+    CHECK_EQ(put(state, "a", "6"), STATE_OK); /* a: version 2, mod 8 */
     REQUIRE_OK(state_batch_commit(state, 1, test_err, sizeof test_err));
 
     char keys[256];
@@ -462,50 +498,50 @@ static void test_compaction(void)
 {
     struct state *state = open_fresh(root, sizeof root);
     REQUIRE_OK(state_batch_begin(state, test_err, sizeof test_err));
-    CHECK_EQ(put(state, "a", "1"), STATE_OK);     /* 1 */
-    CHECK_EQ(put(state, "a", "2"), STATE_OK);     /* 2 */
-    CHECK_EQ(put(state, "b", "1"), STATE_OK);     /* 3 */
-    CHECK_EQ(delete_range(state, "b", NULL), 1);  /* 4 */
-    CHECK_EQ(put(state, "c", "1"), STATE_OK);     /* 5 */
-    CHECK_EQ(put(state, "a", "3"), STATE_OK);     /* 6 */
+    CHECK_EQ(put(state, "a", "1"), STATE_OK);     /* 2: a new store is at 1 */
+    CHECK_EQ(put(state, "a", "2"), STATE_OK);     /* 3 */
+    CHECK_EQ(put(state, "b", "1"), STATE_OK);     /* 4 */
+    CHECK_EQ(delete_range(state, "b", NULL), 1);  /* 5 */
+    CHECK_EQ(put(state, "c", "1"), STATE_OK);     /* 6 */
+    CHECK_EQ(put(state, "a", "3"), STATE_OK);     /* 7 */
     REQUIRE_OK(state_batch_commit(state, 1, test_err, sizeof test_err));
 
     REQUIRE_OK(state_batch_begin(state, test_err, sizeof test_err));
-    REQUIRE_OK(state_compact(state, 4, test_err, sizeof test_err));
-    CHECK_EQ(state_compact(state, 4, test_err, sizeof test_err), STATE_ERR_COMPACTED);
+    REQUIRE_OK(state_compact(state, 5, test_err, sizeof test_err));
+    CHECK_EQ(state_compact(state, 5, test_err, sizeof test_err), STATE_ERR_COMPACTED);
     CHECK(strstr(test_err, "mvcc: required revision has been compacted") != NULL);
-    CHECK_EQ(state_compact(state, 3, test_err, sizeof test_err), STATE_ERR_COMPACTED);
-    CHECK_EQ(state_compact(state, 7, test_err, sizeof test_err), STATE_ERR_FUTURE_REV);
+    CHECK_EQ(state_compact(state, 4, test_err, sizeof test_err), STATE_ERR_COMPACTED);
+    CHECK_EQ(state_compact(state, 8, test_err, sizeof test_err), STATE_ERR_FUTURE_REV);
     REQUIRE_OK(state_batch_commit(state, 2, test_err, sizeof test_err));
-    CHECK_EQ(state_compact_revision(state), 4);
-    CHECK_EQ(state_revision(state), 6); /* compaction makes no revision */
+    CHECK_EQ(state_compact_revision(state), 5);
+    CHECK_EQ(state_revision(state), 7); /* compaction makes no revision */
 
     struct state_kv kv;
-    struct state_range_request old = {.key = bytes_of("a"), .revision = 3};
+    struct state_range_request old = {.key = bytes_of("a"), .revision = 4};
     struct state_range_response response;
     CHECK_EQ(state_range(state, &old, &response, test_err, sizeof test_err), STATE_ERR_COMPACTED);
     CHECK(strstr(test_err, "mvcc: required revision has been compacted") != NULL);
     /* At the compact revision itself: the newest version at or below it is kept. */
-    CHECK(get_at(state, "a", 4, &kv));
+    CHECK(get_at(state, "a", 5, &kv));
     CHECK(value_is(&kv, "2"));
     CHECK_EQ(kv.version, 2);
     free_kv(&kv);
-    CHECK(!get_at(state, "b", 4, &kv));
-    CHECK(get_at(state, "a", 5, &kv));
+    CHECK(!get_at(state, "b", 5, &kv));
+    CHECK(get_at(state, "a", 6, &kv));
     CHECK(value_is(&kv, "2"));
     free_kv(&kv);
-    CHECK(get_at(state, "a", 6, &kv));
+    CHECK(get_at(state, "a", 7, &kv));
     CHECK(value_is(&kv, "3"));
     CHECK_EQ(kv.version, 3);
     free_kv(&kv);
 
-    /* Only records newer than the compact revision are left as events: c@5 and a@6, whose
-     * prev_kv (a@2, kept by the compaction) is still there. b's delete is gone. */
+    /* Only records newer than the compact revision are left as events: c@6 and a@7, whose
+     * prev_kv (a@3, kept by the compaction) is still there. b's delete is gone. */
     struct state_event_list events;
-    CHECK_EQ(state_events_read(state, 4, bytes_of("a"), (struct state_bytes){(const uint8_t *)"", 1},
+    CHECK_EQ(state_events_read(state, 5, bytes_of("a"), (struct state_bytes){(const uint8_t *)"", 1},
                                0, false, &events, test_err, sizeof test_err),
              STATE_ERR_COMPACTED);
-    REQUIRE_OK(state_events_read(state, 5, bytes_of("a"),
+    REQUIRE_OK(state_events_read(state, 6, bytes_of("a"),
                                  (struct state_bytes){(const uint8_t *)"", 1}, 0, true, &events,
                                  test_err, sizeof test_err));
     CHECK_EQ(events.count, 2);
@@ -520,8 +556,8 @@ static void test_compaction(void)
     /* Tombstones at or below the compact revision are dropped: compacting the whole history
      * after deleting everything leaves nothing for a range at that revision. */
     REQUIRE_OK(state_batch_begin(state, test_err, sizeof test_err));
-    CHECK_EQ(delete_range(state, "a", "z"), 2); /* 7 */
-    REQUIRE_OK(state_compact(state, 7, test_err, sizeof test_err));
+    CHECK_EQ(delete_range(state, "a", "z"), 2); /* 8 */
+    REQUIRE_OK(state_compact(state, 8, test_err, sizeof test_err));
     REQUIRE_OK(state_batch_commit(state, 3, test_err, sizeof test_err));
     uint32_t hash_empty_after;
     int64_t hashed;
@@ -530,19 +566,20 @@ static void test_compaction(void)
     REQUIRE_OK(state_batch_begin(empty, test_err, sizeof test_err));
     for (int i = 0; i < 6; i++)
         CHECK_EQ(put(empty, "x", "x"), STATE_OK);
-    CHECK_EQ(delete_range(empty, "x", NULL), 1);
-    REQUIRE_OK(state_compact(empty, 7, test_err, sizeof test_err));
+    CHECK_EQ(delete_range(empty, "x", NULL), 1); /* 8 */
+    REQUIRE_OK(state_compact(empty, 8, test_err, sizeof test_err));
     REQUIRE_OK(state_batch_commit(empty, 3, test_err, sizeof test_err));
     uint32_t hash_other;
     REQUIRE_OK(state_hash(empty, 0, &hash_other, &hashed, test_err, sizeof test_err));
-    /* Both hold no history at all, only compact revision 7. */
+    /* Both hold no history at all, only compact revision 8. */
     CHECK_EQ(hash_empty_after, hash_other);
     state_close(empty);
 
     /* The compact revision survives a restart. */
     state_close(state);
     REQUIRE_OK(state_open(root, &state, test_err, sizeof test_err));
-    CHECK_EQ(state_compact_revision(state), 7);
+    CHECK_EQ(state_compact_revision(state), 8);
+    CHECK_EQ(state_revision(state), 8);
     state_close(state);
 }
 

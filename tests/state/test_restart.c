@@ -13,6 +13,14 @@ static void test_resume_after_last_commit(void)
 {
     struct state *state = open_fresh(root, sizeof root);
     CHECK_EQ(state_applied_index(state), 0);
+    CHECK_EQ(state_revision(state), 1); /* a new store is at revision 1, as etcd's */
+    CHECK_EQ(state_compact_revision(state), 0);
+    state_close(state);
+    /* Reopened before anything was committed: still at the start. */
+    REQUIRE_OK(state_open(root, &state, test_err, sizeof test_err));
+    CHECK_EQ(state_applied_index(state), 0);
+    CHECK_EQ(state_revision(state), 1);
+    CHECK_EQ(state_compact_revision(state), 0);
     REQUIRE_OK(state_batch_begin(state, test_err, sizeof test_err));
     CHECK_EQ(put(state, "a", "1"), STATE_OK);
     CHECK_EQ(put(state, "b", "1"), STATE_OK);
@@ -29,12 +37,12 @@ static void test_resume_after_last_commit(void)
     CHECK_EQ(put(state, "c", "lost"), STATE_OK);
     CHECK_EQ(delete_range(state, "a", NULL), 1);
     REQUIRE_OK(state_set_membership(state, bytes_of("members:9"), test_err, sizeof test_err));
-    CHECK_EQ(state_revision(state), 5);
+    CHECK_EQ(state_revision(state), 6);
     state_close(state); /* as a crash before the commit */
 
     REQUIRE_OK(state_open(root, &state, test_err, sizeof test_err));
     CHECK_EQ(state_applied_index(state), 10);
-    CHECK_EQ(state_revision(state), 3);
+    CHECK_EQ(state_revision(state), 4);
     CHECK_EQ(state_cluster_id(state), 0x1234);
     CHECK_EQ(state_member_id(state), 0x77);
     struct state_bytes membership = state_membership(state);
@@ -48,16 +56,16 @@ static void test_resume_after_last_commit(void)
 
     /* The next write continues the revision sequence exactly. */
     CHECK_EQ(put_batch(state, 11, "c", "1"), STATE_OK);
-    CHECK_EQ(state_revision(state), 4);
+    CHECK_EQ(state_revision(state), 5);
     CHECK(get_at(state, "c", 0, &kv));
-    CHECK_EQ(kv.mod_revision, 4);
+    CHECK_EQ(kv.mod_revision, 5);
     free_kv(&kv);
 
     /* The applied index only moves forward; a refused commit discards the batch. */
     REQUIRE_OK(state_batch_begin(state, test_err, sizeof test_err));
     CHECK_EQ(put(state, "d", "1"), STATE_OK);
     CHECK_EQ(state_batch_commit(state, 11, test_err, sizeof test_err), STATE_ERR_INVALID);
-    CHECK_EQ(state_revision(state), 4);
+    CHECK_EQ(state_revision(state), 5);
     CHECK(!get_at(state, "d", 0, &kv));
     /* Writes need a batch. */
     CHECK_EQ(put(state, "d", "1"), STATE_ERR_NO_BATCH);
@@ -68,7 +76,7 @@ static void test_resume_after_last_commit(void)
 
     REQUIRE_OK(state_open(root, &state, test_err, sizeof test_err));
     CHECK_EQ(state_applied_index(state), 11);
-    CHECK_EQ(state_revision(state), 4);
+    CHECK_EQ(state_revision(state), 5);
     state_close(state);
 }
 
@@ -78,27 +86,43 @@ static void test_empty_batches_and_delete_revisions(void)
     /* A batch of entries with no KV effect (conf changes, empty entries) still moves the index. */
     REQUIRE_OK(state_batch_begin(state, test_err, sizeof test_err));
     REQUIRE_OK(state_batch_commit(state, 3, test_err, sizeof test_err));
+    CHECK_EQ(state_revision(state), 1); /* still the start revision, now written in the meta */
+    state_close(state);
+    REQUIRE_OK(state_open(root, &state, test_err, sizeof test_err));
+    CHECK_EQ(state_applied_index(state), 3);
+    CHECK_EQ(state_revision(state), 1);
     CHECK_EQ(put_batch(state, 4, "k", "v"), STATE_OK);
+    struct state_kv kv;
+    CHECK(get_at(state, "k", 0, &kv));
+    CHECK_EQ(kv.create_revision, 2);
+    CHECK_EQ(kv.mod_revision, 2);
+    free_kv(&kv);
     REQUIRE_OK(state_batch_begin(state, test_err, sizeof test_err));
     CHECK_EQ(delete_range(state, "k", NULL), 1);
     REQUIRE_OK(state_batch_commit(state, 5, test_err, sizeof test_err));
     state_close(state);
     REQUIRE_OK(state_open(root, &state, test_err, sizeof test_err));
     /* The revision of a delete survives even though no live key carries it. */
-    CHECK_EQ(state_revision(state), 2);
+    CHECK_EQ(state_revision(state), 3);
     CHECK_EQ(state_applied_index(state), 5);
     state_close(state);
 }
 
 /* etcd #13766 in miniature: a child applies batches (index i puts counter=i and key-i) until it is
  * killed with SIGKILL at an arbitrary moment; after reopening, the applied index, the revision and
- * the data must all describe the same batch. */
+ * the data must all describe the same batch. The store starts at revision 1 and each batch adds 2,
+ * so batch i writes counter at 2i and key-i at 2i + 1: revision = 1 + 2 * applied index. */
 static void test_kill_during_apply(void)
 {
     struct state *state = open_fresh(root, sizeof root);
     state_close(state); /* the parent holds nothing open while the child writes */
+    /* The child reports its first commit, so the kill always lands mid-run, however slowly the
+     * child starts (sanitizers, a loaded machine), and never before anything was applied. */
+    int started[2];
+    REQUIRE_OK(pipe(started) == 0 ? STATE_OK : STATE_ERR_IO);
     pid_t child = fork();
     if (child == 0) {
+        close(started[0]);
         struct state *writer;
         if (state_open(root, &writer, test_err, sizeof test_err) != STATE_OK)
             _exit(3);
@@ -110,9 +134,19 @@ static void test_kill_during_apply(void)
                 put(writer, "counter", value) != STATE_OK || put(writer, key, "x") != STATE_OK ||
                 state_batch_commit(writer, index, test_err, sizeof test_err) != STATE_OK)
                 _exit(4);
+            if (index == 1 && (write(started[1], "1", 1) != 1 || close(started[1]) != 0))
+                _exit(5);
         }
     }
+    close(started[1]);
     CHECK(child > 0);
+    if (child < 0) { /* never kill(-1, ...) */
+        close(started[0]);
+        return;
+    }
+    char byte = 0;
+    CHECK_EQ(read(started[0], &byte, 1), 1); /* 0 (EOF): the child died before committing */
+    close(started[0]);
     struct timespec pause = {.tv_sec = 0, .tv_nsec = 300 * 1000 * 1000};
     nanosleep(&pause, NULL);
     kill(child, SIGKILL);
@@ -123,24 +157,27 @@ static void test_kill_during_apply(void)
     REQUIRE_OK(state_open(root, &state, test_err, sizeof test_err));
     uint64_t applied = state_applied_index(state);
     CHECK(applied > 0);
-    CHECK_EQ(state_revision(state), 2 * applied);
+    CHECK_EQ(state_revision(state), 1 + 2 * applied);
     struct state_kv kv;
     CHECK(get_at(state, "counter", 0, &kv));
     char counter[32] = "";
-    if (kv.value_len < sizeof counter)
+    if (kv.value != NULL && kv.value_len < sizeof counter)
         memcpy(counter, kv.value, kv.value_len);
     CHECK_EQ(strtoull(counter, NULL, 10), applied);
     CHECK_EQ(kv.version, applied);
+    CHECK_EQ(kv.create_revision, 2);
+    CHECK_EQ(kv.mod_revision, 2 * applied);
     free_kv(&kv);
     char key[32];
     snprintf(key, sizeof key, "key-%llu", (unsigned long long)applied);
     CHECK(get_at(state, key, 0, &kv));
+    CHECK_EQ(kv.mod_revision, 2 * applied + 1);
     free_kv(&kv);
     snprintf(key, sizeof key, "key-%llu", (unsigned long long)applied + 1);
     CHECK(!get_at(state, key, 0, &kv));
     /* The WAL replays from applied + 1: applying it continues the sequence exactly. */
     CHECK_EQ(put_batch(state, applied + 1, "counter", "next"), STATE_OK);
-    CHECK_EQ(state_revision(state), 2 * applied + 1);
+    CHECK_EQ(state_revision(state), 1 + 2 * applied + 1);
     state_close(state);
 }
 

@@ -210,6 +210,42 @@ static void test_crash_at_each_restore_step(void)
     free(image.bytes);
 }
 
+/* A snapshot of a store that has applied only entries without KV effect (conf changes) carries the
+ * start revision 1, as etcd's: the receiver answers revision 1 and its first put gets revision 2. */
+static void test_restore_new_store(void)
+{
+    char source_root[128], target_root[128];
+    struct state *source = open_fresh(source_root, sizeof source_root);
+    REQUIRE_OK(state_batch_begin(source, test_err, sizeof test_err));
+    REQUIRE_OK(state_set_ids(source, 0xc1, 1, test_err, sizeof test_err));
+    REQUIRE_OK(state_set_membership(source, bytes_of("new"), test_err, sizeof test_err));
+    REQUIRE_OK(state_batch_commit(source, 3, test_err, sizeof test_err));
+    CHECK_EQ(state_revision(source), 1);
+    uint32_t source_hash = hash_of(source);
+    struct image image;
+    take_snapshot(source, 4096, &image);
+    state_close(source);
+
+    struct state *target = open_fresh(target_root, sizeof target_root);
+    fill(target, 2, "tgt", 20);
+    CHECK(state_revision(target) > 1);
+    REQUIRE_OK(restore_image(target, image.bytes, image.len, 4096, 0));
+    CHECK_EQ(state_revision(target), 1);
+    CHECK_EQ(state_compact_revision(target), 0);
+    CHECK_EQ(state_applied_index(target), 3);
+    CHECK_EQ(hash_of(target), source_hash);
+    struct state_kv kv;
+    CHECK(!get_at(target, "tgt/000", 0, &kv));
+    CHECK_EQ(put_batch(target, 4, "first", "put"), STATE_OK);
+    CHECK(get_at(target, "first", 0, &kv));
+    CHECK_EQ(kv.create_revision, 2);
+    CHECK_EQ(kv.mod_revision, 2);
+    free_kv(&kv);
+    CHECK_EQ(state_revision(target), 2);
+    state_close(target);
+    free(image.bytes);
+}
+
 int main(int argc, char **argv)
 {
     (void)argc;
@@ -217,5 +253,6 @@ int main(int argc, char **argv)
     RUN(test_stream_and_restore);
     RUN(test_bad_streams_keep_old_state);
     RUN(test_crash_at_each_restore_step);
+    RUN(test_restore_new_store);
     return test_failures == 0 ? 0 : 1;
 }
