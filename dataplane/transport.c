@@ -156,16 +156,18 @@ bool transport_is_removed(const struct transport *t, uint64_t id)
 	return core_is_removed(t->core, id);
 }
 
-void transport_counters(const struct transport *t, struct transport_counters *out)
+struct transport_counters transport_counters(const struct transport *t)
 {
 	const struct transport_core *core = t->core;
-	memset(out, 0, sizeof *out);
+	struct transport_counters out;
+	memset(&out, 0, sizeof out);
 	for (size_t i = 0; i < TRANSPORT_COUNTER_COUNT; i++) {
 		uint64_t v = atomic_load_explicit(&core->counters[i], memory_order_relaxed);
-		memcpy((uint64_t *)out + i, &v, sizeof v);
+		memcpy((uint64_t *)&out + i, &v, sizeof v);
 	}
 	for (size_t i = 0; i < FRAME_ERROR_COUNT; i++)
-		out->parse_errors[i] = atomic_load_explicit(&core->parse_errors[i], memory_order_relaxed);
+		out.parse_errors[i] = atomic_load_explicit(&core->parse_errors[i], memory_order_relaxed);
+	return out;
 }
 
 size_t transport_counter_count(void)

@@ -159,7 +159,8 @@ static inline int transport_poll(struct transport *t, int timeout_ms, transport_
 	return t->ops->poll(t, timeout_ms, deliver, arg, err, errlen);
 }
 
-/* A file descriptor that becomes readable (EPOLLIN) when transport_poll has work, or -1 (DPDK polls).
+/* A file descriptor that is readable (level-triggered EPOLLIN) while transport_poll has work, or -1
+ * (DPDK polls). One poll reads at most a bounded number of batches, so use level-triggered epoll.
  * With the fault layer's delay on, also call transport_poll within transport_next_wakeup_ms. */
 static inline int transport_fd(const struct transport *t)
 {
@@ -189,8 +190,8 @@ static inline const char *transport_name(const struct transport *t)
 int transport_mark_removed(struct transport *t, uint64_t id);
 bool transport_is_removed(const struct transport *t, uint64_t id);
 
-/* A snapshot of the counters. */
-void transport_counters(const struct transport *t, struct transport_counters *out);
+/* A snapshot of the counters (each one consistent, not all taken at one instant). */
+struct transport_counters transport_counters(const struct transport *t);
 
 /* Milliseconds until the receive side has timed work (a delayed fault-layer frame); -1 if none. For an
  * epoll loop. Receive thread only. */

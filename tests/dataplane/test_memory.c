@@ -109,17 +109,17 @@ static void test_exchange(void)
 	uint8_t *message = malloc(big);
 	test_fill(message, big, 99);
 	struct transport_counters before, after;
-	transport_counters(a, &before);
+	before = transport_counters(a);
 	send_one(a, 2, message, big);
-	transport_counters(a, &after);
+	after = transport_counters(a);
 	CHECK_EQ(after.packets_out - before.packets_out, 790);
 	CHECK_EQ(poll_now(b, &in), 1);
 	CHECK_EQ(in.last_length, big);
 	CHECK(memcmp(in.last, message, big) == 0, "1 MiB message corrupted");
 	/* Counters on both sides agree. */
 	struct transport_counters ca, cb;
-	transport_counters(a, &ca);
-	transport_counters(b, &cb);
+	ca = transport_counters(a);
+	cb = transport_counters(b);
 	CHECK_EQ(ca.messages_out, 601);
 	CHECK_EQ(cb.messages_in, 601);
 	CHECK_EQ(ca.packets_out, cb.packets_in);
@@ -146,7 +146,7 @@ static void test_filters(void)
 	/* Another cluster: every frame dropped and counted (3000 bytes: 3 frames). */
 	send_one(stranger, 2, data, sizeof data);
 	CHECK_EQ(poll_now(b, &in), 0);
-	transport_counters(b, &c);
+	c = transport_counters(b);
 	CHECK_EQ(c.drop_unknown_cluster, 3);
 
 	/* Not for us: a valid frame of our cluster addressed to member 7. */
@@ -155,7 +155,7 @@ static void test_filters(void)
 	size_t size = frame_encode(&addr, data, 10, 1, 0, frame, sizeof frame);
 	CHECK_EQ(memory_network_inject(net, 2, frame, size), 0);
 	CHECK_EQ(poll_now(b, &in), 0);
-	transport_counters(b, &c);
+	c = transport_counters(b);
 	CHECK_EQ(c.drop_not_for_us, 1);
 
 	/* Removed member: dropped from the moment it is marked. */
@@ -167,7 +167,7 @@ static void test_filters(void)
 	CHECK(transport_is_removed(b, 1));
 	send_one(a, 2, data, sizeof data);
 	CHECK_EQ(poll_now(b, &in), 0);
-	transport_counters(b, &c);
+	c = transport_counters(b);
 	CHECK_EQ(c.drop_removed_member, 3);
 	CHECK_EQ(c.messages_in, 1);
 
@@ -182,7 +182,7 @@ static void test_filters(void)
 	frame[0] = 'X';
 	CHECK_EQ(memory_network_inject(net, 2, frame, size), 0);         /* magic */
 	CHECK_EQ(poll_now(b, &in), 0);
-	transport_counters(b, &c);
+	c = transport_counters(b);
 	CHECK_EQ(c.drop_bad_crc, 1);
 	CHECK_EQ(c.drop_malformed, 2);
 	CHECK_EQ(c.parse_errors[FRAME_ERR_CRC], 1);
@@ -196,7 +196,7 @@ static void test_filters(void)
 	/* And a duplicate of it is recognised. */
 	CHECK_EQ(memory_network_inject(net, 2, frame, size), 0);
 	CHECK_EQ(poll_now(b, &in), 0);
-	transport_counters(b, &c);
+	c = transport_counters(b);
 	CHECK_EQ(c.duplicates, 1);
 	free(in.last);
 	in.last = NULL;
@@ -222,15 +222,15 @@ static void test_reassembly_timeout(void)
 	}
 	CHECK_EQ(poll_now(b, &in), 0);
 	struct transport_counters c;
-	transport_counters(b, &c);
+	c = transport_counters(b);
 	CHECK_EQ(c.drop_reassembly_timeout, 0);
 	memory_network_set_time(net, 10099 * MS);
 	poll_now(b, &in);
-	transport_counters(b, &c);
+	c = transport_counters(b);
 	CHECK_EQ(c.drop_reassembly_timeout, 0);
 	memory_network_set_time(net, 10100 * MS);   /* the configured 100 ms */
 	poll_now(b, &in);
-	transport_counters(b, &c);
+	c = transport_counters(b);
 	CHECK_EQ(c.drop_reassembly_timeout, 1);
 	/* The lost fragment arriving now does not resurrect the message. */
 	size_t size = frame_encode(&addr, data, sizeof data, (uint16_t)count, (uint16_t)(count - 1), frame,
@@ -281,7 +281,7 @@ static void run_faulty(uint64_t seed, struct inbox *in, struct transport_counter
 	poll_now(b, in);
 	memory_network_set_time(net, 31000 * MS);   /* past the reorder hold */
 	poll_now(b, in);
-	transport_counters(b, c);
+	*c = transport_counters(b);
 	free(in->last);
 	in->last = NULL;
 	transport_close(a);
@@ -328,7 +328,7 @@ static void test_send_errors(void)
 	CHECK(transport_send(a, 9, data, sizeof data, err, sizeof err) == -EHOSTUNREACH);
 	CHECK(strstr(err, "member 9") != NULL, "message '%s'", err);
 	struct transport_counters c;
-	transport_counters(a, &c);
+	c = transport_counters(a);
 	CHECK_EQ(c.drop_unknown_peer, 1);
 	CHECK_EQ(c.messages_out, 0);
 	CHECK_OK(transport_add_peer(a, 9, "x", 1, err, sizeof err), err);

@@ -149,9 +149,7 @@ static void flush(struct transport *t)
 
 static struct transport_counters counters(struct transport *t)
 {
-	struct transport_counters c;
-	transport_counters(t, &c);
-	return c;
+	return transport_counters(t);
 }
 
 static void test_bind(void)
