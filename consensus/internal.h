@@ -269,6 +269,11 @@ struct raft {
 
 	uint64_t pending_conf_index; /* the leader accepts no conf change until applied reaches this */
 	uint64_t lead_transferee;
+	/* A leader removed (or demoted) by a committed change keeps leading only to hand over: it keeps
+	 * sending the commit index and transfers leadership to the most caught-up voter. */
+	bool handing_over;
+	/* TimeoutNow came while a committed conf change was not applied yet: campaign once it is. */
+	bool campaign_after_apply;
 
 	int election_elapsed;
 	int heartbeat_elapsed;

@@ -116,6 +116,41 @@ static void abort_leader_transfer(raft_t *r)
 	r->lead_transferee = RAFT_NONE;
 }
 
+/* The voter of the current configuration with the longest matching log, other than us. */
+static uint64_t best_transferee(const raft_t *r)
+{
+	uint64_t best = RAFT_NONE, best_match = 0;
+	for (size_t k = 0; k < r->tracker.progress_count; k++) {
+		const struct progress *progress = &r->tracker.progress[k];
+		if (progress->id == r->id || !membership_is_voter(&r->tracker.config, progress->id))
+			continue;
+		if (best == RAFT_NONE || progress->match > best_match) {
+			best = progress->id;
+			best_match = progress->match;
+		}
+	}
+	return best;
+}
+
+static int transfer_leadership(raft_t *r, uint64_t transferee);
+
+/* Thesis §4.2.2: a leader removed from the configuration steps down once the change is committed. If it
+ * stopped at once, the others might never learn that the change committed (the commit index travels with
+ * the leader's messages) and, still in the joint configuration, would need our vote. So it hands over:
+ * it keeps replicating and transfers leadership to the most caught-up voter, again each election
+ * timeout, until a newer term makes it a follower. */
+static void hand_over(raft_t *r)
+{
+	uint64_t transferee = best_transferee(r);
+	if (transferee == RAFT_NONE) {
+		raft_become_follower(r, r->term, RAFT_NONE);
+		return;
+	}
+	r->handing_over = true;
+	abort_leader_transfer(r);
+	transfer_leadership(r, transferee);
+}
+
 static void reset(raft_t *r, uint64_t term)
 {
 	if (r->term != term) {
@@ -141,6 +176,8 @@ static void reset(raft_t *r, uint64_t term)
 	}
 	r->pending_conf_index = 0;
 	r->log.uncommitted_bytes = 0;
+	r->handing_over = false;
+	r->campaign_after_apply = false;
 	read_only_reset(&r->read_only);
 }
 
@@ -389,14 +426,17 @@ void raft_switch_tracker(raft_t *r, struct tracker *next)
 	const struct progress *self = tracker_progress_const(&r->tracker, r->id);
 	r->is_learner = self && self->is_learner;
 	if (r->role == RAFT_LEADER && (!self || self->is_learner)) {
-		/* Removed or demoted: step down into the next term so another member takes over. */
-		raft_become_follower(r, r->term, RAFT_NONE);
+		/* Removed or demoted: hand leadership over, then step down (see hand_over). */
+		hand_over(r);
 		return;
 	}
 	if (r->role != RAFT_LEADER || r->tracker.config.voters.count == 0)
 		return;
-	if (r->lead_transferee != RAFT_NONE && !membership_is_voter(&r->tracker.config, r->lead_transferee))
+	if (r->lead_transferee != RAFT_NONE && !membership_is_voter(&r->tracker.config, r->lead_transferee)) {
 		abort_leader_transfer(r);
+		if (r->handing_over)
+			hand_over(r);
+	}
 	/* The quorum changed: the commit index may move, and new members need their first append. */
 	if (replication_maybe_commit(r)) {
 		read_index_release_waiting(r);
@@ -585,7 +625,13 @@ static int step_follower(raft_t *r, const Raftpb__Message *message)
 		}
 		return RAFT_OK;
 	case RAFT_MSG_TIMEOUT_NOW:
-		/* The leader hands over: campaign at once, even before our election timeout (thesis §3.10). */
+		/* The leader hands over: campaign at once, even before our election timeout (thesis §3.10). A
+		 * leader that removed itself sends this as soon as it applied the change, often before we have
+		 * applied it; then we campaign right after applying (raft_advance). */
+		if (raft_promotable(r) && raft_has_unapplied_conf_changes(r)) {
+			r->campaign_after_apply = true;
+			return RAFT_OK;
+		}
 		return election_hup(r, true);
 	case RAFT_MSG_READ_INDEX_RESP:
 		return read_index_handle_response(r, message);
@@ -618,10 +664,10 @@ static int step_internal(raft_t *r, const Raftpb__Message *message)
 			raft_become_follower(r, message->term, from_leader ? message->from : RAFT_NONE);
 		}
 	} else if (message->term < r->term) {
-		if ((r->config.check_quorum || r->config.pre_vote) &&
-		    (type == RAFT_MSG_HEARTBEAT || type == RAFT_MSG_APP)) {
-			/* A stale leader (e.g. after a partition) would never learn our term from a dropped
-			 * message; answer so that it steps down. */
+		if (type == RAFT_MSG_HEARTBEAT || type == RAFT_MSG_APP) {
+			/* A stale leader (after a partition, or a removed leader that handed over and is no
+			 * longer contacted) would never learn our term from a dropped message; answer so that it
+			 * steps down. Safe in every mode: learning a newer term is always allowed. */
 			raft_send(r, raft_new_message(r, RAFT_MSG_APP_RESP, message->from));
 		} else if (type == RAFT_MSG_PRE_VOTE) {
 			Raftpb__Message *response = raft_new_message(r, RAFT_MSG_PRE_VOTE_RESP, message->from);
@@ -723,7 +769,9 @@ void raft_tick(raft_t *r)
 		r->election_elapsed = 0;
 		if (r->config.check_quorum)
 			step_local(r, RAFT_MSG_CHECK_QUORUM, r->id);
-		if (r->role == RAFT_LEADER && r->lead_transferee != RAFT_NONE)
+		if (r->role == RAFT_LEADER && r->handing_over)
+			hand_over(r); /* the target did not take over in time: try again, maybe another */
+		else if (r->role == RAFT_LEADER && r->lead_transferee != RAFT_NONE)
 			abort_leader_transfer(r); /* the target did not take over in time */
 	}
 	if (r->role != RAFT_LEADER)

@@ -150,6 +150,10 @@ void raft_advance(raft_t *r, const struct raft_ready *ready)
 		if (entry->type != RAFT_ENTRY_NORMAL)
 			conf_change_apply_entry(r, index, entry->type, entry->data, entry->length);
 	}
+	if (r->campaign_after_apply && r->role == RAFT_FOLLOWER && !raft_has_unapplied_conf_changes(r)) {
+		r->campaign_after_apply = false;
+		election_hup(r, true);
+	}
 	/* A joint configuration marked auto-leave is left by the leader as soon as it is applied. */
 	if (r->role == RAFT_LEADER && r->tracker.config.auto_leave && membership_is_joint(&r->tracker.config) &&
 	    r->pending_conf_index <= r->log.applied) {

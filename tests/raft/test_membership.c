@@ -212,9 +212,15 @@ static void TestRemovedLeaderStepsDown(void)
 	elect(cluster, 1);
 	REQUIRE_RC(RAFT_OK, propose_change(cluster, 1, RAFT_CC_REMOVE_NODE, 1));
 	stabilize(cluster);
-	CHECK(node_status(cluster, 1).role != RAFT_LEADER);
 	static const uint64_t voters[] = {2, 3};
 	CHECK(conf_voters_are(cluster, 2, voters, 2));
+	/* It hands over (TimeoutNow to the most caught-up voter) instead of leaving the others to time out:
+	 * a new leader of the remaining voters exists before any election timeout, and the old leader
+	 * steps down at its next heartbeat, answered with the newer term. */
+	uint64_t successor = leader_of(cluster);
+	CHECK(successor == 2 || successor == 3);
+	tick_all_and_stabilize(cluster, 2);
+	CHECK(node_status(cluster, 1).role != RAFT_LEADER);
 	isolate(cluster, 1);
 	tick_all_and_stabilize(cluster, 4 * node(cluster, 2)->config.election_tick);
 	uint64_t leader = leader_of(cluster);
@@ -241,7 +247,77 @@ static void TestPromoteLearner(void)
 	CHECK(!conf_has_learner(cluster, 4, 4));
 }
 
+/* Joint consensus removing the leader itself (thesis §4.2.2): it manages the change, then steps down
+ * once the new configuration (without it) is in force; the others carry on. */
+static void TestJointConsensusRemovingLeader(void)
+{
+	struct cluster *cluster = cluster_with_newcomer();
+	static const int types[] = {RAFT_CC_ADD_NODE, RAFT_CC_REMOVE_NODE};
+	static const uint64_t ids[] = {4, 1};
+	REQUIRE_RC(RAFT_OK, propose_change_v2(cluster, 1, RAFTPB__CONF_CHANGE_TRANSITION__CONF_CHANGE_TRANSITION_AUTO,
+	                                      types, ids, 2));
+	stabilize(cluster);
+	tick_all_and_stabilize(cluster, 2);
+	CHECK(!node_status(cluster, 2).joint);
+	static const uint64_t voters[] = {2, 3, 4};
+	CHECK(conf_voters_are(cluster, 2, voters, 3));
+	tick_all_and_stabilize(cluster, 2);
+	CHECK(node_status(cluster, 1).role != RAFT_LEADER);
+	isolate(cluster, 1);
+	tick_all_and_stabilize(cluster, 4 * node(cluster, 2)->config.election_tick);
+	uint64_t leader = leader_of(cluster);
+	CHECK(leader >= 2 && leader <= 4);
+	if (leader >= 2 && leader <= 4) {
+		REQUIRE_RC(RAFT_OK, propose(cluster, leader, "without-1"));
+		stabilize(cluster);
+		CHECK(applied_contains(cluster, 4, "without-1"));
+	}
+}
+
+/* A voter demoted to learner through a joint configuration (learners_next): it stays a voter of the
+ * outgoing half until the joint configuration is left, then becomes a learner. */
+static void TestDemoteVoterThroughJointConfiguration(void)
+{
+	struct cluster *cluster = cluster_new(3);
+	elect(cluster, 1);
+	static const int types[] = {RAFT_CC_ADD_LEARNER_NODE};
+	static const uint64_t ids[] = {3};
+	REQUIRE_RC(RAFT_OK,
+	           propose_change_v2(cluster, 1, RAFTPB__CONF_CHANGE_TRANSITION__CONF_CHANGE_TRANSITION_JOINT_EXPLICIT,
+	                             types, ids, 1));
+	stabilize(cluster);
+	struct raft_conf_view view;
+	raft_get_conf(node(cluster, 1)->raft, &view);
+	CHECK(node_status(cluster, 1).joint);
+	CHECK_U64("learners_next while joint", 1, view.learners_next_count);
+	CHECK_U64("outgoing voters while joint", 3, view.voters_outgoing_count);
+	REQUIRE_RC(RAFT_OK, propose_change_v2(cluster, 1, 0, NULL, NULL, 0));
+	stabilize(cluster);
+	static const uint64_t voters[] = {1, 2};
+	CHECK(conf_voters_are(cluster, 1, voters, 2));
+	CHECK(conf_has_learner(cluster, 1, 3));
+	CHECK(conf_has_learner(cluster, 3, 3));
+	raft_get_conf(node(cluster, 1)->raft, &view);
+	CHECK_U64("learners_next after leaving", 0, view.learners_next_count);
+}
+
+/* Leadership cannot go to a learner (it cannot win a vote). */
+static void TestNoLeadershipTransferToLearner(void)
+{
+	struct cluster *cluster = cluster_with_newcomer();
+	REQUIRE_RC(RAFT_OK, propose_change(cluster, 1, RAFT_CC_ADD_LEARNER_NODE, 4));
+	stabilize(cluster);
+	(void)raft_transfer_leadership(node(cluster, 1)->raft, 4);
+	stabilize(cluster);
+	tick_all_and_stabilize(cluster, 2);
+	CHECK_U64("leader", 1, leader_of(cluster));
+	CHECK_U64("TimeoutNow sent to a learner", 0, cluster->sent_by_type[RAFT_MSG_TIMEOUT_NOW]);
+}
+
 const struct test_case membership_tests[] = {
+	{"TestJointConsensusRemovingLeader", TestJointConsensusRemovingLeader},
+	{"TestDemoteVoterThroughJointConfiguration", TestDemoteVoterThroughJointConfiguration},
+	{"TestNoLeadershipTransferToLearner", TestNoLeadershipTransferToLearner},
 	{"TestLearnerReceivesLogButNeverVotes", TestLearnerReceivesLogButNeverVotes},
 	{"TestLearnerNotCountedForQuorum", TestLearnerNotCountedForQuorum},
 	{"TestAddVoter", TestAddVoter},
