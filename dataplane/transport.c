@@ -81,6 +81,10 @@ int transport_core_create(const struct transport_config *config, transport_clock
 	if (config->reassembly_memory == 0 || config->reassembly_timeout_ms == 0)
 		return transport_error(err, errlen, -EINVAL,
 			"transport: reassembly memory and timeout must not be 0");
+	if (config->reassembly_memory < config->max_message)
+		return transport_error(err, errlen, -EINVAL,
+			"transport: reassembly memory %zu below the max message %zu: such a message could never "
+			"be reassembled", config->reassembly_memory, config->max_message);
 	struct transport_core *core = calloc(1, sizeof *core);
 	if (!core)
 		return transport_error(err, errlen, -ENOMEM, "transport: out of memory");

@@ -357,6 +357,10 @@ static void test_send_errors(void)
 	config.max_datagram = 50;
 	CHECK(memory_transport_open(net, &config, &dup, err, sizeof err) == -EINVAL);
 	CHECK(strstr(err, "max datagram 50") != NULL, "message '%s'", err);
+	config.max_datagram = FRAME_DEFAULT_DATAGRAM;
+	config.reassembly_memory = config.max_message - 1;
+	CHECK(memory_transport_open(net, &config, &dup, err, sizeof err) == -EINVAL);
+	CHECK(strstr(err, "reassembly memory") != NULL, "message '%s'", err);
 	transport_close(a);
 }
 
