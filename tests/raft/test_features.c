@@ -482,7 +482,96 @@ static void TestUncommittedSizeLimit(void)
 	CHECK_RC(RAFT_OK, propose(cluster, 1, payload));
 }
 
+/* A single-member cluster: it elects itself at once and commits an entry as soon as it is durable
+ * (its own write is the whole quorum), not before. */
+static void TestSingleMemberCluster(void)
+{
+	struct cluster *cluster = cluster_new(1);
+	REQUIRE_RC(RAFT_OK, campaign(cluster, 1));
+	process_ready(cluster, 1);
+	CHECK(node_status(cluster, 1).role == RAFT_LEADER);
+	stabilize(cluster);
+	node(cluster, 1)->asynchronous = true;
+	uint64_t commit = node_status(cluster, 1).commit;
+	REQUIRE_RC(RAFT_OK, propose(cluster, 1, "alone"));
+	process_ready(cluster, 1);
+	process_ready(cluster, 1);
+	CHECK_U64("commit before the write completes", commit, node_status(cluster, 1).commit);
+	complete_writes(cluster, 1);
+	while (process_ready(cluster, 1)) {
+	}
+	CHECK_U64("commit once durable", commit + 1, node_status(cluster, 1).commit);
+	complete_writes(cluster, 1);
+	while (process_ready(cluster, 1)) {
+	}
+	CHECK(applied_contains(cluster, 1, "alone"));
+	REQUIRE_RC(RAFT_OK, raft_read_index(node(cluster, 1)->raft, "solo", 4));
+	process_ready(cluster, 1);
+	CHECK_U64("read answered at once", 1, node(cluster, 1)->read_states_count);
+}
+
+/* max_size_per_msg bounds the entry bytes of one append (at least one entry always goes);
+ * max_committed_size_per_ready bounds what one Ready hands to the application. */
+static void size_limits(struct raft_config *config)
+{
+	config->max_size_per_msg = 100;
+	config->max_committed_size_per_ready = 100;
+}
+
+static bool check_append_size(const Raftpb__Message *message, void *argument)
+{
+	size_t *violations = argument;
+	if (message->type == RAFT_MSG_APP && message->n_entries > 1) {
+		size_t bytes = 0;
+		for (size_t k = 0; k < message->n_entries; k++)
+			bytes += message->entries[k]->data.len;
+		if (bytes > 100)
+			(*violations)++;
+	}
+	return true;
+}
+
+static void TestMessageAndReadySizeLimits(void)
+{
+	struct cluster *cluster = cluster_new_configured(3, size_limits);
+	elect(cluster, 1);
+	size_t violations = 0;
+	set_filter(cluster, check_append_size, &violations);
+	struct raft_buffer buffers[10];
+	char payload[40];
+	memset(payload, 'z', sizeof payload);
+	for (int k = 0; k < 10; k++)
+		buffers[k] = (struct raft_buffer){payload, sizeof payload};
+	REQUIRE_RC(RAFT_OK, raft_propose_batch(node(cluster, 1)->raft, buffers, 10, NULL));
+	/* Readies of follower 2 one at a time: count committed bytes in each. */
+	size_t largest = 0;
+	for (int round = 0; round < 200; round++) {
+		size_t before = node(cluster, 2)->applied_count;
+		bool moved = false;
+		for (uint64_t id = 1; id <= 3; id++) {
+			moved |= complete_writes(cluster, id) > 0;
+			moved |= process_ready(cluster, id);
+			size_t bytes = 0;
+			if (id == 2)
+				for (size_t k = before; k < node(cluster, 2)->applied_count; k++)
+					bytes += node(cluster, 2)->applied[k].length;
+			if (bytes > largest)
+				largest = bytes;
+			before = node(cluster, 2)->applied_count;
+		}
+		moved |= deliver_all(cluster) > 0;
+		if (!moved)
+			break;
+	}
+	CHECK_U64("appends over max_size_per_msg with more than one entry", 0, violations);
+	if (largest > 100)
+		test_fail(__FILE__, __LINE__, "a Ready delivered %zu bytes of committed entries (limit 100)", largest);
+	CHECK_U64("entries applied on 2", 10, node(cluster, 2)->applied_count - 4 /* 3 bootstrap + empty */);
+}
+
 const struct test_case feature_tests[] = {
+	{"TestSingleMemberCluster", TestSingleMemberCluster},
+	{"TestMessageAndReadySizeLimits", TestMessageAndReadySizeLimits},
 	{"TestPreVoteRejoiningMemberDoesNotDisrupt", TestPreVoteRejoiningMemberDoesNotDisrupt},
 	{"TestWithoutPreVoteRejoiningMemberBumpsTerm", TestWithoutPreVoteRejoiningMemberBumpsTerm},
 	{"TestPreVoteElection", TestPreVoteElection},
