@@ -32,6 +32,7 @@ struct segment_file {
 	bool has_header;
 	uint64_t sequence;
 	bool all_zero;
+	bool reuse;                  /* an unused prepared segment that keeps its place in the sequence */
 };
 
 /* The log being rebuilt. */
@@ -478,17 +479,63 @@ static int check_sequence(struct wal *wal, const struct segment_file *files, siz
 	return 0;
 }
 
+/* Deletes headerless files, except an unused prepared segment that is next in the sequence: reopening
+ * (after a crash, or a clean restart) then does not prepare it again. */
 static int remove_headless(struct wal *wal, struct segment_file *files, size_t data_count, size_t count,
 		char *err, size_t errlen)
 {
-	if (data_count == count)
-		return 0;
-	for (size_t i = data_count; i < count; i++)
-		if (unlinkat(wal->dir_fd, files[i].name, 0) != 0)
-			return wal_error(err, errlen, errno, "%s/%s: unlink: %s", wal->dir, files[i].name,
+	bool removed = false;
+	for (size_t i = data_count; i < count; i++) {
+		struct segment_file *file = &files[i];
+		if (file->all_zero && file->name_sequence == wal->next_sequence && file->size <= file->capacity) {
+			file->reuse = true;
+			continue;
+		}
+		if (unlinkat(wal->dir_fd, file->name, 0) != 0)
+			return wal_error(err, errlen, errno, "%s/%s: unlink: %s", wal->dir, file->name,
 					strerror(errno));
-	if (fsync(wal->dir_fd) != 0)
+		removed = true;
+	}
+	if (removed && fsync(wal->dir_fd) != 0)
 		return wal_error(err, errlen, errno, "%s: fsync: %s", wal->dir, strerror(errno));
+	return 0;
+}
+
+/* Takes an unused prepared segment back: the active one if appends cannot continue in the newest
+ * segment, else the one prepared ahead. */
+static int adopt_prepared(struct wal *wal, struct segment_file *files, size_t data_count, size_t count,
+		char *err, size_t errlen)
+{
+	for (size_t i = data_count; i < count; i++) {
+		struct segment_file *file = &files[i];
+		if (!file->reuse)
+			continue;
+		struct wal_segment *segment = calloc(1, sizeof *segment);
+		if (segment == NULL || wal_add_segment(wal, segment) != 0) {
+			free(segment);
+			return wal_error(err, errlen, ENOMEM, "%s: out of memory", wal->dir);
+		}
+		strcpy(segment->name, file->name);
+		segment->sequence = file->name_sequence;
+		segment->capacity = file->capacity;
+		int flags = O_RDWR | O_CLOEXEC | (wal->options.direct_io ? O_DIRECT : 0);
+		segment->fd = openat(wal->dir_fd, file->name, flags);
+		if (segment->fd < 0)
+			return wal_error(err, errlen, errno, "%s/%s: open: %s", wal->dir, file->name, strerror(errno));
+		/* A crash may have interrupted its preparation: allocate again (a no-op when complete) and
+		 * make sure its directory entry is durable before records go into it. */
+		if (fallocate(segment->fd, 0, 0, (off_t)segment->capacity) != 0 || fsync(wal->dir_fd) != 0)
+			return wal_error(err, errlen, errno, "%s/%s: preparing again: %s", wal->dir, file->name,
+					strerror(errno));
+		if (wal->options.direct_io) {
+			if (posix_memalign((void **)&segment->tail_block, WAL_DIRECT_ALIGNMENT, WAL_DIRECT_ALIGNMENT))
+				return wal_error(err, errlen, ENOMEM, "%s/%s: out of memory", wal->dir, file->name);
+			memset(segment->tail_block, 0, WAL_DIRECT_ALIGNMENT);
+		}
+		if (wal->active == NULL)
+			wal->active = segment;
+		wal->next_sequence = segment->sequence + 1;
+	}
 	return 0;
 }
 
@@ -540,6 +587,8 @@ int wal_recover(struct wal *wal, char *err, size_t errlen)
 		rc = rebuild(wal, files, data_count, &replay, err, errlen);
 	if (rc == 0)
 		rc = remove_headless(wal, files, data_count, count, err, errlen);
+	if (rc == 0)
+		rc = adopt_prepared(wal, files, data_count, count, err, errlen);
 	if (rc == 0) {
 		wal->recovered.info.segments = (unsigned)data_count;
 		publish(wal, &replay);

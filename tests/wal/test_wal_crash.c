@@ -41,8 +41,9 @@ static double now_ms(void)
 	return (double)time.tv_sec * 1e3 + (double)time.tv_nsec / 1e6;
 }
 
-/* Parses complete lines in buffer, raising *acknowledged; returns bytes consumed. */
-static size_t parse_lines(char *buffer, size_t length, uint64_t *acknowledged)
+/* Parses complete lines in buffer, raising *acknowledged and noting when the writer has opened the wal;
+ * returns bytes consumed. */
+static size_t parse_lines(char *buffer, size_t length, uint64_t *acknowledged, bool *opened)
 {
 	size_t consumed = 0;
 	for (;;) {
@@ -53,12 +54,15 @@ static size_t parse_lines(char *buffer, size_t length, uint64_t *acknowledged)
 		unsigned long long value;
 		if (sscanf(buffer + consumed, "durable %llu", &value) == 1 && value > *acknowledged)
 			*acknowledged = value;
+		if (strncmp(buffer + consumed, "recovered ", 10) == 0)
+			*opened = true;
 		consumed = (size_t)(newline - buffer) + 1;
 	}
 }
 
-/* Runs the writer for about run_ms, kills it, and returns the highest acknowledged index. */
-static uint64_t run_writer(const char *writer, const char *dir, bool direct, double run_ms)
+/* Runs the writer, kills it run_ms after it opened the wal (or, with during_open, run_ms after it
+ * started, which often lands inside recovery), and returns the highest acknowledged index. */
+static uint64_t run_writer(const char *writer, const char *dir, bool direct, double run_ms, bool during_open)
 {
 	int pipe_fds[2];
 	CHECK(pipe(pipe_fds) == 0);
@@ -75,8 +79,10 @@ static uint64_t run_writer(const char *writer, const char *dir, bool direct, dou
 	char buffer[65536];
 	size_t used = 0;
 	uint64_t acknowledged = 0;
-	double deadline = now_ms() + run_ms;
-	bool killed = false;
+	/* Until the writer says it opened the wal, only a generous safety limit applies (a slow disk
+	 * or a sanitizer build can take a while to start). */
+	double deadline = now_ms() + (during_open ? run_ms : 30000.0);
+	bool killed = false, opened = false;
 	for (;;) {
 		double left = deadline - now_ms();
 		if (!killed && left <= 0) {
@@ -94,7 +100,10 @@ static uint64_t run_writer(const char *writer, const char *dir, bool direct, dou
 		if (got <= 0)
 			break; /* the writer is gone and everything it printed has been read */
 		used += (size_t)got;
-		size_t consumed = parse_lines(buffer, used, &acknowledged);
+		bool was_opened = opened;
+		size_t consumed = parse_lines(buffer, used, &acknowledged, &opened);
+		if (opened && !was_opened && !during_open)
+			deadline = now_ms() + run_ms;
 		memmove(buffer, buffer + consumed, used - consumed);
 		used -= consumed;
 		CHECK(used < sizeof buffer - 1);
@@ -172,9 +181,11 @@ int main(int argc, char **argv)
 	double started = now_ms();
 	for (int round = 0; round < ROUNDS; round++) {
 		bool direct = round % 2 == 1;
-		/* From a few milliseconds (often inside wal_open or the first batches) to 150 ms. */
-		double run_ms = 3.0 + (double)(next_random() % 147);
-		uint64_t acknowledged = run_writer(argv[1], dir, direct, run_ms);
+		/* Every seventh round dies early, often inside recovery; the others from 1 to 100 ms after
+		 * the wal was opened. */
+		bool during_open = round % 7 == 3;
+		double run_ms = during_open ? 1.0 + (double)(next_random() % 20) : 1.0 + (double)(next_random() % 100);
+		uint64_t acknowledged = run_writer(argv[1], dir, direct, run_ms, during_open);
 		if (acknowledged > acknowledged_total)
 			acknowledged_total = acknowledged;
 		struct wal_recovery_info info;
