@@ -364,6 +364,35 @@ static void test_send_errors(void)
 	transport_close(a);
 }
 
+/* A restarted member (default first message id: the realtime clock) is not mistaken for a duplicate. */
+static void test_restart(void)
+{
+	struct transport *b = open_member(CLUSTER, 2, NULL);
+	static struct inbox in;
+	memset(&in, 0, sizeof in);
+	uint64_t last_id = 0;
+	for (int incarnation = 0; incarnation < 3; incarnation++) {
+		struct transport_config c;
+		transport_config_init(&c);
+		c.cluster_id = CLUSTER;
+		c.member_id = 1;
+		struct transport *a = NULL;
+		char err[256];
+		CHECK_OK(memory_transport_open(net, &c, &a, err, sizeof err), err);
+		CHECK_OK(transport_add_peer(a, 2, "x", 1, err, sizeof err), err);
+		uint8_t data[10] = {0};
+		for (int k = 0; k < 5; k++)
+			send_one(a, 2, data, sizeof data);
+		CHECK_EQ(poll_now(b, &in), 5);
+		CHECK(in.ids[in.count - 5] > last_id, "incarnation %d reused ids", incarnation);
+		last_id = in.ids[in.count - 1];
+		transport_close(a);
+	}
+	CHECK_EQ(transport_counters(b).duplicates, 0);
+	free(in.last);
+	transport_close(b);
+}
+
 static void test_counter_names(void)
 {
 	CHECK_EQ(transport_counter_count(), 19);
@@ -390,6 +419,7 @@ int main(void)
 	RUN(test_fault_delay);
 	RUN(test_fault_determinism);
 	RUN(test_send_errors);
+	RUN(test_restart);
 	RUN(test_counter_names);
 	memory_network_destroy(net);
 	fprintf(stderr, "ok\n");

@@ -169,6 +169,15 @@ static void test_bind(void)
 	CHECK(udp_transport_open(&c, "127.0.0.1", port, &b, err, sizeof err) == -EADDRINUSE, "%s", err);
 	snprintf(want, sizeof want, "bind 127.0.0.1:%u: Address already in use", port);
 	CHECK(strcmp(err, want) == 0, "message '%s'", err);
+	/* poll waits for its timeout when nothing comes, and not much longer. */
+	static struct inbox none;
+	uint64_t start = test_now_ns();
+	CHECK_EQ(transport_poll(a, 50, deliver, &none, err, sizeof err), 0);
+	uint64_t waited = test_now_ns() - start;
+	CHECK(waited >= 45ull * 1000 * 1000 && waited < 2000ull * 1000 * 1000, "waited %.1f ms", waited / 1e6);
+	start = test_now_ns();
+	CHECK_EQ(transport_poll(a, 0, deliver, &none, err, sizeof err), 0);
+	CHECK(test_now_ns() - start < 1000ull * 1000 * 1000, "poll(0) blocked");
 	/* An address this machine does not have. */
 	CHECK(udp_transport_open(&c, "192.0.2.1", 0, &b, err, sizeof err) == -EADDRNOTAVAIL, "%s", err);
 	CHECK(strstr(err, "bind 192.0.2.1:0: ") == err, "message '%s'", err);
