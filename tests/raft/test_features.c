@@ -569,7 +569,80 @@ static void TestMessageAndReadySizeLimits(void)
 	CHECK_U64("entries applied on 2", 10, node(cluster, 2)->applied_count - 4 /* 3 bootstrap + empty */);
 }
 
+/* Leadership transfer with PreVote and CheckQuorum on: the transferee's campaign must get through the
+ * other followers' leader lease (etcd marks it as a transfer so they do not ignore it). */
+static void TestLeaderTransferWithPreVoteAndCheckQuorum(void)
+{
+	struct cluster *cluster = cluster_new_configured(3, pre_vote_and_check_quorum);
+	elect(cluster, 1);
+	tick_all_and_stabilize(cluster, 2); /* followers have heard from the leader: they hold a lease */
+	uint64_t term = node_status(cluster, 1).term;
+	REQUIRE_RC(RAFT_OK, raft_transfer_leadership(node(cluster, 1)->raft, 3));
+	stabilize(cluster);
+	CHECK_U64("leader after the transfer", 3, leader_of(cluster));
+	CHECK_U64("term after the transfer", term + 1, node_status(cluster, 3).term);
+}
+
+/* A follower that gets an old snapshot (its commit is already past it) keeps its log and tells the
+ * leader where it is. */
+static void TestStaleSnapshotIgnored(void)
+{
+	struct cluster *cluster = cluster_new(3);
+	elect(cluster, 1);
+	for (int k = 0; k < 3; k++)
+		REQUIRE_RC(RAFT_OK, propose(cluster, 1, "s"));
+	stabilize(cluster);
+	tick_all_and_stabilize(cluster, 1);
+	struct raft_status before = node_status(cluster, 2);
+	static uint64_t voters[] = {1, 2, 3};
+	Raftpb__ConfState conf_state = RAFTPB__CONF_STATE__INIT;
+	conf_state.voters = voters;
+	conf_state.n_voters = 3;
+	Raftpb__SnapshotMetadata metadata = RAFTPB__SNAPSHOT_METADATA__INIT;
+	metadata.conf_state = &conf_state;
+	metadata.index = before.commit - 2;
+	metadata.term = raft_term_at(node(cluster, 2)->raft, before.commit - 2);
+	Raftpb__Snapshot snapshot = RAFTPB__SNAPSHOT__INIT;
+	snapshot.metadata = &metadata;
+	Raftpb__Message request = message(RAFT_MSG_SNAP, 1, 2, before.term);
+	request.snapshot = &snapshot;
+	(void)step(cluster, 2, &request);
+	process_ready(cluster, 2);
+	CHECK_U64("snapshots installed", 0, node(cluster, 2)->snapshots_installed);
+	struct raft_status after = node_status(cluster, 2);
+	CHECK_U64("first index", before.first_index, after.first_index);
+	CHECK_U64("last index", before.last_index, after.last_index);
+	Raftpb__Message *answer = queued(cluster, 2, 1, RAFT_MSG_APP_RESP, 0);
+	REQUIRE(answer != NULL);
+	CHECK(!answer->reject);
+	CHECK_U64("answer index", before.commit, answer->index);
+}
+
+/* A read forwarded by a follower to a leader that has not yet committed an entry of its term waits
+ * there, then is answered. */
+static void TestForwardedReadIndexWaitsForLeaderCommit(void)
+{
+	struct cluster *cluster = cluster_new(3);
+	set_filter(cluster, drop_appends, NULL);
+	elect(cluster, 1);
+	uint64_t empty_entry = node_status(cluster, 1).last_index;
+	/* Follower 2 knows its leader from a heartbeat. */
+	tick_all_and_stabilize(cluster, 1);
+	REQUIRE_U64("follower's leader", 1, node_status(cluster, 2).leader);
+	REQUIRE_RC(RAFT_OK, raft_read_index(node(cluster, 2)->raft, "fwd", 3));
+	tick_all_and_stabilize(cluster, 2);
+	CHECK_U64("read states before the leader commits", 0, node(cluster, 2)->read_states_count);
+	set_filter(cluster, NULL, NULL);
+	tick_all_and_stabilize(cluster, 2);
+	const struct node *follower = node(cluster, 2);
+	REQUIRE_U64("read states after the commit", 1, follower->read_states_count);
+	CHECK(follower->read_states[0].index >= empty_entry);
+}
+
 const struct test_case feature_tests[] = {
+	{"TestLeaderTransferWithPreVoteAndCheckQuorum", TestLeaderTransferWithPreVoteAndCheckQuorum},
+	{"TestStaleSnapshotIgnored", TestStaleSnapshotIgnored},
+	{"TestForwardedReadIndexWaitsForLeaderCommit", TestForwardedReadIndexWaitsForLeaderCommit},
 	{"TestSingleMemberCluster", TestSingleMemberCluster},
 	{"TestMessageAndReadySizeLimits", TestMessageAndReadySizeLimits},
 	{"TestPreVoteRejoiningMemberDoesNotDisrupt", TestPreVoteRejoiningMemberDoesNotDisrupt},
