@@ -16,7 +16,7 @@
 static void tracker_clone(struct tracker *destination, const struct tracker *source)
 {
 	memset(destination, 0, sizeof(*destination));
-	membership_copy(&destination->config, &source->config);
+	tracker_config_copy(&destination->config, &source->config);
 	destination->progress_count = source->progress_count;
 	destination->progress_capacity = source->progress_count ? source->progress_count : 1;
 	destination->progress = raft_xcalloc(destination->progress_capacity, sizeof(struct progress));
@@ -158,7 +158,7 @@ int conf_change_apply(raft_t *r, const struct tracker *current, const struct con
 	int rc = RAFT_OK;
 	switch (request->kind) {
 	case CONF_CHANGE_SIMPLE:
-		if (membership_is_joint(&next.config)) {
+		if (tracker_config_is_joint(&next.config)) {
 			snprintf(errbuf, errlen, "can't apply a simple config change in a joint config");
 			rc = RAFT_ERR_CONF_CHANGE_INVALID;
 			break;
@@ -170,7 +170,7 @@ int conf_change_apply(raft_t *r, const struct tracker *current, const struct con
 		}
 		break;
 	case CONF_CHANGE_ENTER_JOINT:
-		if (membership_is_joint(&next.config)) {
+		if (tracker_config_is_joint(&next.config)) {
 			snprintf(errbuf, errlen, "config is already joint");
 			rc = RAFT_ERR_CONF_CHANGE_INVALID;
 			break;
@@ -185,7 +185,7 @@ int conf_change_apply(raft_t *r, const struct tracker *current, const struct con
 		next.config.auto_leave = request->auto_leave;
 		break;
 	case CONF_CHANGE_LEAVE_JOINT:
-		if (!membership_is_joint(&next.config)) {
+		if (!tracker_config_is_joint(&next.config)) {
 			snprintf(errbuf, errlen, "can't leave a non-joint config");
 			rc = RAFT_ERR_CONF_CHANGE_INVALID;
 			break;
@@ -286,7 +286,7 @@ int conf_change_restore(raft_t *r, const Raftpb__ConfState *state, struct tracke
 	/* Invariants: a learner is never a voter; a pending learner is an outgoing voter only. */
 	bool valid = true;
 	for (size_t k = 0; k < next.config.learners.count && valid; k++)
-		valid = !membership_is_voter(&next.config, next.config.learners.ids[k]);
+		valid = !tracker_config_is_voter(&next.config, next.config.learners.ids[k]);
 	for (size_t k = 0; k < next.config.learners_next.count && valid; k++) {
 		uint64_t id = next.config.learners_next.ids[k];
 		valid = id_set_contains(&next.config.voters_outgoing, id) && !id_set_contains(&next.config.voters, id);
@@ -310,7 +310,7 @@ static void copy_ids(struct arena *arena, const struct id_set *set, size_t *coun
 	*ids_out = set->count ? arena_memdup(arena, set->ids, set->count * sizeof(uint64_t)) : NULL;
 }
 
-void conf_state_from_membership(struct arena *arena, const struct membership *config, Raftpb__ConfState *out)
+void conf_state_from_membership(struct arena *arena, const struct tracker_config *config, Raftpb__ConfState *out)
 {
 	raftpb__conf_state__init(out);
 	copy_ids(arena, &config->voters, &out->n_voters, &out->voters);

@@ -103,7 +103,7 @@ void inflights_reset(struct inflights *inflights);
 
 /* ---- membership: tracker and conf_change.c ---------------------------------------------------- */
 
-struct membership {
+struct tracker_config {
 	struct id_set voters;          /* the incoming majority */
 	struct id_set voters_outgoing; /* non-empty only while joint */
 	struct id_set learners;
@@ -112,7 +112,7 @@ struct membership {
 };
 
 struct tracker {
-	struct membership config;
+	struct tracker_config config;
 	struct progress *progress; /* sorted by id: voters, outgoing voters and learners */
 	size_t progress_count;
 	size_t progress_capacity;
@@ -123,10 +123,10 @@ struct tracker {
 	size_t votes_capacity;
 };
 
-void membership_copy(struct membership *destination, const struct membership *source);
-void membership_free(struct membership *config);
-bool membership_is_joint(const struct membership *config);
-bool membership_is_voter(const struct membership *config, uint64_t id);
+void tracker_config_copy(struct tracker_config *destination, const struct tracker_config *source);
+void tracker_config_free(struct tracker_config *config);
+bool tracker_config_is_joint(const struct tracker_config *config);
+bool tracker_config_is_voter(const struct tracker_config *config, uint64_t id);
 
 struct progress *tracker_progress(struct tracker *tracker, uint64_t id);
 const struct progress *tracker_progress_const(const struct tracker *tracker, uint64_t id);
@@ -158,7 +158,7 @@ int conf_change_apply(raft_t *r, const struct tracker *current, const struct con
                       struct tracker *out, char *errbuf, size_t errlen);
 /* Builds a tracker from a ConfState (snapshot or restore). */
 int conf_change_restore(raft_t *r, const Raftpb__ConfState *state, struct tracker *out);
-void conf_state_from_membership(struct arena *arena, const struct membership *config, Raftpb__ConfState *out);
+void conf_state_from_membership(struct arena *arena, const struct tracker_config *config, Raftpb__ConfState *out);
 
 /* ---- log.c ------------------------------------------------------------------------------------- */
 

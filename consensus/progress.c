@@ -186,7 +186,7 @@ const struct progress *tracker_progress_const(const struct tracker *tracker, uin
 	return tracker_progress((struct tracker *)tracker, id);
 }
 
-void membership_copy(struct membership *destination, const struct membership *source)
+void tracker_config_copy(struct tracker_config *destination, const struct tracker_config *source)
 {
 	id_set_copy(&destination->voters, &source->voters);
 	id_set_copy(&destination->voters_outgoing, &source->voters_outgoing);
@@ -195,7 +195,7 @@ void membership_copy(struct membership *destination, const struct membership *so
 	destination->auto_leave = source->auto_leave;
 }
 
-void membership_free(struct membership *config)
+void tracker_config_free(struct tracker_config *config)
 {
 	id_set_free(&config->voters);
 	id_set_free(&config->voters_outgoing);
@@ -203,19 +203,19 @@ void membership_free(struct membership *config)
 	id_set_free(&config->learners_next);
 }
 
-bool membership_is_joint(const struct membership *config)
+bool tracker_config_is_joint(const struct tracker_config *config)
 {
 	return config->voters_outgoing.count > 0;
 }
 
-bool membership_is_voter(const struct membership *config, uint64_t id)
+bool tracker_config_is_voter(const struct tracker_config *config, uint64_t id)
 {
 	return id_set_contains(&config->voters, id) || id_set_contains(&config->voters_outgoing, id);
 }
 
 void tracker_free(struct tracker *tracker)
 {
-	membership_free(&tracker->config);
+	tracker_config_free(&tracker->config);
 	for (size_t k = 0; k < tracker->progress_count; k++)
 		progress_free(&tracker->progress[k]);
 	free(tracker->progress);
@@ -273,7 +273,7 @@ enum vote_result tracker_tally(const struct tracker *tracker, size_t *granted, s
 {
 	size_t yes = 0, no = 0;
 	for (size_t k = 0; k < tracker->votes_count; k++) {
-		if (!membership_is_voter(&tracker->config, tracker->vote_ids[k]))
+		if (!tracker_config_is_voter(&tracker->config, tracker->vote_ids[k]))
 			continue;
 		if (tracker->vote_granted[k])
 			yes++;

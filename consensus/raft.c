@@ -122,7 +122,7 @@ static uint64_t best_transferee(const raft_t *r)
 	uint64_t best = RAFT_NONE, best_match = 0;
 	for (size_t k = 0; k < r->tracker.progress_count; k++) {
 		const struct progress *progress = &r->tracker.progress[k];
-		if (progress->id == r->id || !membership_is_voter(&r->tracker.config, progress->id))
+		if (progress->id == r->id || !tracker_config_is_voter(&r->tracker.config, progress->id))
 			continue;
 		if (best == RAFT_NONE || progress->match > best_match) {
 			best = progress->id;
@@ -432,7 +432,7 @@ void raft_switch_tracker(raft_t *r, struct tracker *next)
 	}
 	if (r->role != RAFT_LEADER || r->tracker.config.voters.count == 0)
 		return;
-	if (r->lead_transferee != RAFT_NONE && !membership_is_voter(&r->tracker.config, r->lead_transferee)) {
+	if (r->lead_transferee != RAFT_NONE && !tracker_config_is_voter(&r->tracker.config, r->lead_transferee)) {
 		abort_leader_transfer(r);
 		if (r->handing_over)
 			hand_over(r);
@@ -1018,7 +1018,7 @@ void raft_get_status(const raft_t *r, struct raft_status *status)
 	status->leader = r->leader;
 	status->lead_transferee = r->lead_transferee;
 	status->role = r->role;
-	status->joint = membership_is_joint(&r->tracker.config);
+	status->joint = tracker_config_is_joint(&r->tracker.config);
 	status->peers_count = r->role == RAFT_LEADER ? r->tracker.progress_count : 0;
 }
 
@@ -1045,7 +1045,7 @@ const struct raft_counters *raft_get_counters(const raft_t *r)
 
 void raft_get_conf(const raft_t *r, struct raft_conf_view *view)
 {
-	const struct membership *config = &r->tracker.config;
+	const struct tracker_config *config = &r->tracker.config;
 	view->voters = config->voters.ids;
 	view->voters_count = config->voters.count;
 	view->voters_outgoing = config->voters_outgoing.ids;

@@ -155,7 +155,7 @@ void raft_advance(raft_t *r, const struct raft_ready *ready)
 		election_hup(r, true);
 	}
 	/* A joint configuration marked auto-leave is left by the leader as soon as it is applied. */
-	if (r->role == RAFT_LEADER && r->tracker.config.auto_leave && membership_is_joint(&r->tracker.config) &&
+	if (r->role == RAFT_LEADER && r->tracker.config.auto_leave && tracker_config_is_joint(&r->tracker.config) &&
 	    r->pending_conf_index <= r->log.applied) {
 		Raftpb__ConfChangeV2 leave = RAFTPB__CONF_CHANGE_V2__INIT;
 		raft_propose_conf_change_v2(r, &leave, NULL);

@@ -1,0 +1,428 @@
+/* control/kv_apply.c: etcdserverpb requests in, state calls, etcdserverpb responses out.
+ *
+ * Responses are built on the stack and in a small arena of their own, packed, and freed here: the
+ * caller only sees packed bytes, which is what travels to the client thread anyway. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kv_apply.h"
+
+const char *grpc_code_name(int code)
+{
+	static const char *const names[] = {"OK", "Canceled", "Unknown", "InvalidArgument", "DeadlineExceeded",
+	                                    "NotFound", "AlreadyExists", "PermissionDenied", "ResourceExhausted",
+	                                    "FailedPrecondition", "Aborted", "OutOfRange", "Unimplemented",
+	                                    "Internal", "Unavailable"};
+	if (code < 0 || (size_t)code >= sizeof(names) / sizeof(names[0]))
+		return "Unknown";
+	return names[code];
+}
+
+void kv_result_free(struct kv_result *result)
+{
+	free(result->response);
+	result->response = NULL;
+	result->response_length = 0;
+}
+
+/* etcd maps its storage errors to gRPC codes and prefixes them with "etcdserver: " (rpctypes). */
+static void fail_from_state(struct kv_result *result, int status, const char *message)
+{
+	switch (status) {
+	case STATE_ERR_COMPACTED:
+	case STATE_ERR_FUTURE_REV:
+		result->grpc_code = GRPC_OUT_OF_RANGE;
+		snprintf(result->error, sizeof(result->error), "etcdserver: %s", state_status_message(status));
+		return;
+	case STATE_ERR_KEY_NOT_FOUND:
+		result->grpc_code = GRPC_INVALID_ARGUMENT;
+		snprintf(result->error, sizeof(result->error), "%s", state_status_message(status));
+		return;
+	case STATE_ERR_INVALID:
+		result->grpc_code = GRPC_INVALID_ARGUMENT;
+		break;
+	default:
+		result->grpc_code = GRPC_INTERNAL;
+	}
+	snprintf(result->error, sizeof(result->error), "%s", message && *message ? message : state_status_message(status));
+}
+
+static void fill_header(Etcdserverpb__ResponseHeader *out, const struct kv_header *header, int64_t revision)
+{
+	etcdserverpb__response_header__init(out);
+	out->cluster_id = header->cluster_id;
+	out->member_id = header->member_id;
+	out->revision = revision;
+	out->raft_term = header->raft_term;
+}
+
+static struct state_bytes bytes_of(ProtobufCBinaryData data)
+{
+	struct state_bytes bytes = {data.data, data.len};
+	return bytes;
+}
+
+static void kv_to_proto(const struct state_kv *kv, Mvccpb__KeyValue *out)
+{
+	mvccpb__key_value__init(out);
+	out->key.data = kv->key;
+	out->key.len = kv->key_len;
+	out->value.data = kv->value;
+	out->value.len = kv->value_len;
+	out->create_revision = kv->create_revision;
+	out->mod_revision = kv->mod_revision;
+	out->version = kv->version;
+	out->lease = kv->lease;
+}
+
+/* ---- request conversion ---- */
+
+static void range_request_of(const Etcdserverpb__RangeRequest *request, struct state_range_request *out)
+{
+	memset(out, 0, sizeof(*out));
+	out->key = bytes_of(request->key);
+	out->range_end = bytes_of(request->range_end);
+	out->limit = request->limit;
+	out->revision = request->revision;
+	out->sort_order = (enum state_sort_order)request->sort_order;
+	out->sort_target = (enum state_sort_target)request->sort_target;
+	out->keys_only = request->keys_only;
+	out->count_only = request->count_only;
+}
+
+static void put_request_of(const Etcdserverpb__PutRequest *request, struct state_put_request *out)
+{
+	memset(out, 0, sizeof(*out));
+	out->key = bytes_of(request->key);
+	out->value = bytes_of(request->value);
+	out->lease = request->lease;
+	out->prev_kv = request->prev_kv;
+	out->ignore_value = request->ignore_value;
+	out->ignore_lease = request->ignore_lease;
+}
+
+static void delete_request_of(const Etcdserverpb__DeleteRangeRequest *request, struct state_delete_request *out)
+{
+	memset(out, 0, sizeof(*out));
+	out->key = bytes_of(request->key);
+	out->range_end = bytes_of(request->range_end);
+	out->prev_kv = request->prev_kv;
+}
+
+/* ---- response building (all pointers borrow from the state responses until packed) ---- */
+
+/* One block holds the pointer array and the KeyValues it points at: a single free releases both. */
+static Mvccpb__KeyValue **key_values_of(const struct state_kv *kvs, size_t count)
+{
+	size_t slots = count ? count : 1;
+	Mvccpb__KeyValue **pointers = calloc(1, slots * (sizeof(Mvccpb__KeyValue *) + sizeof(Mvccpb__KeyValue)));
+	if (!pointers)
+		abort();
+	Mvccpb__KeyValue *values = (Mvccpb__KeyValue *)(pointers + slots);
+	for (size_t k = 0; k < count; k++) {
+		kv_to_proto(&kvs[k], &values[k]);
+		pointers[k] = &values[k];
+	}
+	return pointers;
+}
+
+static Etcdserverpb__RangeResponse *range_response_of(const struct state_range_response *in,
+                                                     Etcdserverpb__ResponseHeader *header)
+{
+	Etcdserverpb__RangeResponse *out = calloc(1, sizeof(*out));
+	if (!out)
+		abort();
+	etcdserverpb__range_response__init(out);
+	out->header = header;
+	out->n_kvs = in->kv_count;
+	out->kvs = key_values_of(in->kvs, in->kv_count);
+	out->more = in->more;
+	out->count = in->count;
+	return out;
+}
+
+static void range_response_release(Etcdserverpb__RangeResponse *out)
+{
+	free(out->kvs);
+	free(out);
+}
+
+static Etcdserverpb__PutResponse *put_response_of(const struct state_put_response *in,
+                                                 Etcdserverpb__ResponseHeader *header)
+{
+	Etcdserverpb__PutResponse *out = calloc(1, sizeof(*out) + sizeof(Mvccpb__KeyValue));
+	if (!out)
+		abort();
+	etcdserverpb__put_response__init(out);
+	out->header = header;
+	if (in->has_prev_kv) {
+		Mvccpb__KeyValue *prev = (Mvccpb__KeyValue *)(out + 1);
+		kv_to_proto(&in->prev_kv, prev);
+		out->prev_kv = prev;
+	}
+	return out;
+}
+
+static Etcdserverpb__DeleteRangeResponse *delete_response_of(const struct state_delete_response *in,
+                                                            Etcdserverpb__ResponseHeader *header)
+{
+	Etcdserverpb__DeleteRangeResponse *out = calloc(1, sizeof(*out));
+	if (!out)
+		abort();
+	etcdserverpb__delete_range_response__init(out);
+	out->header = header;
+	out->deleted = in->deleted;
+	out->n_prev_kvs = in->prev_kv_count;
+	out->prev_kvs = key_values_of(in->prev_kvs, in->prev_kv_count);
+	return out;
+}
+
+static void delete_response_release(Etcdserverpb__DeleteRangeResponse *out)
+{
+	free(out->prev_kvs);
+	free(out);
+}
+
+static void pack_into(struct kv_result *result, enum kv_response_kind kind, const ProtobufCMessage *message)
+{
+	result->kind = kind;
+	result->response_length = protobuf_c_message_get_packed_size(message);
+	result->response = malloc(result->response_length ? result->response_length : 1);
+	if (!result->response)
+		abort();
+	protobuf_c_message_pack(message, result->response);
+	result->grpc_code = GRPC_OK;
+}
+
+/* ---- the operations ---- */
+
+void kv_range(struct state *state, const Etcdserverpb__RangeRequest *request, const struct kv_header *header,
+              struct kv_result *result)
+{
+	memset(result, 0, sizeof(*result));
+	struct state_range_request range;
+	range_request_of(request, &range);
+	struct state_range_response response;
+	char error[160] = "";
+	int status = state_range(state, &range, &response, error, sizeof(error));
+	if (status != STATE_OK) {
+		fail_from_state(result, status, error);
+		return;
+	}
+	Etcdserverpb__ResponseHeader response_header;
+	fill_header(&response_header, header, response.revision);
+	Etcdserverpb__RangeResponse *out = range_response_of(&response, &response_header);
+	pack_into(result, KV_RESPONSE_RANGE, &out->base);
+	range_response_release(out);
+	state_range_response_free(&response);
+}
+
+static void apply_put(struct state *state, const Etcdserverpb__PutRequest *request, const struct kv_header *header,
+                      struct kv_result *result)
+{
+	struct state_put_request put;
+	put_request_of(request, &put);
+	struct state_put_response response;
+	char error[160] = "";
+	int status = state_put(state, &put, &response, error, sizeof(error));
+	if (status != STATE_OK) {
+		fail_from_state(result, status, error);
+		return;
+	}
+	Etcdserverpb__ResponseHeader response_header;
+	fill_header(&response_header, header, response.revision);
+	Etcdserverpb__PutResponse *out = put_response_of(&response, &response_header);
+	pack_into(result, KV_RESPONSE_PUT, &out->base);
+	free(out);
+	state_put_response_free(&response);
+}
+
+static void apply_delete(struct state *state, const Etcdserverpb__DeleteRangeRequest *request,
+                         const struct kv_header *header, struct kv_result *result)
+{
+	struct state_delete_request delete_request;
+	delete_request_of(request, &delete_request);
+	struct state_delete_response response;
+	char error[160] = "";
+	int status = state_delete_range(state, &delete_request, &response, error, sizeof(error));
+	if (status != STATE_OK) {
+		fail_from_state(result, status, error);
+		return;
+	}
+	Etcdserverpb__ResponseHeader response_header;
+	fill_header(&response_header, header, response.revision);
+	Etcdserverpb__DeleteRangeResponse *out = delete_response_of(&response, &response_header);
+	pack_into(result, KV_RESPONSE_DELETE_RANGE, &out->base);
+	delete_response_release(out);
+	state_delete_response_free(&response);
+}
+
+static int convert_op(const Etcdserverpb__RequestOp *in, struct state_op *out, struct kv_result *result)
+{
+	memset(out, 0, sizeof(*out));
+	switch (in->request_case) {
+	case ETCDSERVERPB__REQUEST_OP__REQUEST_REQUEST_RANGE:
+		out->type = STATE_OP_RANGE;
+		range_request_of(in->request_range, &out->request.range);
+		return 0;
+	case ETCDSERVERPB__REQUEST_OP__REQUEST_REQUEST_PUT:
+		out->type = STATE_OP_PUT;
+		put_request_of(in->request_put, &out->request.put);
+		return 0;
+	case ETCDSERVERPB__REQUEST_OP__REQUEST_REQUEST_DELETE_RANGE:
+		out->type = STATE_OP_DELETE_RANGE;
+		delete_request_of(in->request_delete_range, &out->request.delete_range);
+		return 0;
+	case ETCDSERVERPB__REQUEST_OP__REQUEST_REQUEST_TXN:
+		result->grpc_code = GRPC_UNIMPLEMENTED;
+		snprintf(result->error, sizeof(result->error), "etcdserver: nested txn is not supported");
+		return -1;
+	default:
+		result->grpc_code = GRPC_INVALID_ARGUMENT;
+		snprintf(result->error, sizeof(result->error), "etcdserver: empty request op in txn");
+		return -1;
+	}
+}
+
+static void convert_compare(const Etcdserverpb__Compare *in, struct state_compare *out)
+{
+	memset(out, 0, sizeof(*out));
+	out->result = (enum state_compare_result)in->result;
+	out->target = (enum state_compare_target)in->target;
+	out->key = bytes_of(in->key);
+	out->range_end = bytes_of(in->range_end);
+	switch (in->target_union_case) {
+	case ETCDSERVERPB__COMPARE__TARGET_UNION_VERSION:
+		out->number = in->version;
+		break;
+	case ETCDSERVERPB__COMPARE__TARGET_UNION_CREATE_REVISION:
+		out->number = in->create_revision;
+		break;
+	case ETCDSERVERPB__COMPARE__TARGET_UNION_MOD_REVISION:
+		out->number = in->mod_revision;
+		break;
+	case ETCDSERVERPB__COMPARE__TARGET_UNION_VALUE:
+		out->value = bytes_of(in->value);
+		break;
+	case ETCDSERVERPB__COMPARE__TARGET_UNION_LEASE:
+		out->number = in->lease;
+		break;
+	default:
+		break;
+	}
+}
+
+static void apply_txn(struct state *state, const Etcdserverpb__TxnRequest *request, const struct kv_header *header,
+                      struct kv_result *result)
+{
+	size_t compare_count = request->n_compare;
+	struct state_compare *compares = calloc(compare_count ? compare_count : 1, sizeof(*compares));
+	struct state_op *success = calloc(request->n_success ? request->n_success : 1, sizeof(*success));
+	struct state_op *failure = calloc(request->n_failure ? request->n_failure : 1, sizeof(*failure));
+	if (!compares || !success || !failure)
+		abort();
+	for (size_t k = 0; k < compare_count; k++)
+		convert_compare(request->compare[k], &compares[k]);
+	for (size_t k = 0; k < request->n_success; k++)
+		if (convert_op(request->success[k], &success[k], result) != 0)
+			goto done;
+	for (size_t k = 0; k < request->n_failure; k++)
+		if (convert_op(request->failure[k], &failure[k], result) != 0)
+			goto done;
+	struct state_txn_request txn = {compares, compare_count, success, request->n_success, failure, request->n_failure};
+	struct state_txn_response response;
+	char error[160] = "";
+	int status = state_txn(state, &txn, &response, error, sizeof(error));
+	if (status != STATE_OK) {
+		fail_from_state(result, status, error);
+		goto done;
+	}
+	Etcdserverpb__ResponseHeader response_header;
+	fill_header(&response_header, header, response.revision);
+	Etcdserverpb__TxnResponse out = ETCDSERVERPB__TXN_RESPONSE__INIT;
+	out.header = &response_header;
+	out.succeeded = response.succeeded;
+	out.n_responses = response.response_count;
+	out.responses = calloc(response.response_count ? response.response_count : 1, sizeof(Etcdserverpb__ResponseOp *));
+	Etcdserverpb__ResponseOp *ops = calloc(response.response_count ? response.response_count : 1, sizeof(*ops));
+	if (!out.responses || !ops)
+		abort();
+	/* Each op's header repeats the txn's, as etcd does. */
+	for (size_t k = 0; k < response.response_count; k++) {
+		const struct state_op_response *op = &response.responses[k];
+		etcdserverpb__response_op__init(&ops[k]);
+		switch (op->type) {
+		case STATE_OP_RANGE:
+			ops[k].response_case = ETCDSERVERPB__RESPONSE_OP__RESPONSE_RESPONSE_RANGE;
+			ops[k].response_range = range_response_of(&op->response.range, &response_header);
+			break;
+		case STATE_OP_PUT:
+			ops[k].response_case = ETCDSERVERPB__RESPONSE_OP__RESPONSE_RESPONSE_PUT;
+			ops[k].response_put = put_response_of(&op->response.put, &response_header);
+			break;
+		case STATE_OP_DELETE_RANGE:
+			ops[k].response_case = ETCDSERVERPB__RESPONSE_OP__RESPONSE_RESPONSE_DELETE_RANGE;
+			ops[k].response_delete_range = delete_response_of(&op->response.delete_range, &response_header);
+			break;
+		}
+		out.responses[k] = &ops[k];
+	}
+	pack_into(result, KV_RESPONSE_TXN, &out.base);
+	for (size_t k = 0; k < response.response_count; k++) {
+		switch (ops[k].response_case) {
+		case ETCDSERVERPB__RESPONSE_OP__RESPONSE_RESPONSE_RANGE:
+			range_response_release(ops[k].response_range);
+			break;
+		case ETCDSERVERPB__RESPONSE_OP__RESPONSE_RESPONSE_PUT:
+			free(ops[k].response_put);
+			break;
+		case ETCDSERVERPB__RESPONSE_OP__RESPONSE_RESPONSE_DELETE_RANGE:
+			delete_response_release(ops[k].response_delete_range);
+			break;
+		default:
+			break;
+		}
+	}
+	free(ops);
+	free(out.responses);
+	state_txn_response_free(&response);
+done:
+	free(compares);
+	free(success);
+	free(failure);
+}
+
+static void apply_compaction(struct state *state, const Etcdserverpb__CompactionRequest *request,
+                             const struct kv_header *header, struct kv_result *result)
+{
+	char error[160] = "";
+	int status = state_compact(state, request->revision, error, sizeof(error));
+	if (status != STATE_OK) {
+		fail_from_state(result, status, error);
+		return;
+	}
+	Etcdserverpb__ResponseHeader response_header;
+	fill_header(&response_header, header, state_revision(state));
+	Etcdserverpb__CompactionResponse out = ETCDSERVERPB__COMPACTION_RESPONSE__INIT;
+	out.header = &response_header;
+	pack_into(result, KV_RESPONSE_COMPACTION, &out.base);
+}
+
+void kv_apply_request(struct state *state, const Etcdserverpb__InternalRaftRequest *request,
+                      const struct kv_header *header, struct kv_result *result)
+{
+	memset(result, 0, sizeof(*result));
+	if (request->put)
+		apply_put(state, request->put, header, result);
+	else if (request->delete_range)
+		apply_delete(state, request->delete_range, header, result);
+	else if (request->txn)
+		apply_txn(state, request->txn, header, result);
+	else if (request->compaction)
+		apply_compaction(state, request->compaction, header, result);
+	else {
+		result->grpc_code = GRPC_UNIMPLEMENTED;
+		snprintf(result->error, sizeof(result->error), "etcdserver: request is not implemented");
+	}
+}

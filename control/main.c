@@ -1,0 +1,61 @@
+/* control/main.c: the quorumd command. Flags and ETCD_* variables in, a running member out; exit code 1
+ * with a message naming the problem when it cannot start. */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "node.h"
+
+extern char **environ;
+
+int main(int argc, char **argv)
+{
+	struct node *node = calloc(1, sizeof(*node));
+	if (!node)
+		return 1;
+	char error[1024] = "";
+	if (node_flags_parse(argc, argv, environ, &node->flags, error, sizeof(error), stderr) != 0) {
+		fprintf(stderr, "quorumd: %s\n", error);
+		free(node);
+		return 1;
+	}
+	if (node->flags.help) {
+		node_flags_print_help(stdout);
+		node_flags_free(&node->flags);
+		free(node);
+		return 0;
+	}
+	if (node->flags.version) {
+		printf("quorumd Version: 0.1.0\netcd API Version: 3.4\n");
+		node_flags_free(&node->flags);
+		free(node);
+		return 0;
+	}
+	/* Signals are taken by the control thread through a signalfd: block them in every thread. */
+	sigset_t signals;
+	sigemptyset(&signals);
+	sigaddset(&signals, SIGINT);
+	sigaddset(&signals, SIGTERM);
+	pthread_sigmask(SIG_BLOCK, &signals, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	int exit_code = 0;
+	if (node_open(node, error, sizeof(error)) != 0 || node_start_threads(node, error, sizeof(error)) != 0) {
+		node_log("fatal", "cannot start quorumd", "\"error\":\"%s\"", error);
+		fprintf(stderr, "quorumd: %s\n", error);
+		node_close(node);
+		free(node);
+		return 1;
+	}
+	if (node_control_run(node, error, sizeof(error)) != 0) {
+		fprintf(stderr, "quorumd: %s\n", error);
+		exit_code = 1;
+	}
+	node_stop(node);
+	if (exit_code == 0)
+		exit_code = atomic_load(&node->exit_code);
+	node_close(node);
+	free(node);
+	return exit_code;
+}

@@ -1,0 +1,512 @@
+/* control/node.c: starting and stopping a member — the data directory, its identity, bootstrap of a new
+ * cluster or recovery of an existing member, the threads — plus the small helpers every thread uses. */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "node.h"
+#include "peer_url.h"
+#include "udp.h"
+
+/* ---- logging: one JSON object per line on stderr, as etcd's zap logger writes them ---- */
+
+static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void json_escape(FILE *out, const char *text)
+{
+	for (const unsigned char *c = (const unsigned char *)text; *c; c++) {
+		if (*c == '"' || *c == '\\')
+			fprintf(out, "\\%c", *c);
+		else if (*c < 0x20)
+			fprintf(out, "\\u%04x", *c);
+		else
+			fputc(*c, out);
+	}
+}
+
+void node_log(const char *level, const char *message, const char *fields_format, ...)
+{
+	struct timeval now;
+	gettimeofday(&now, NULL);
+	struct tm utc;
+	gmtime_r(&now.tv_sec, &utc);
+	char timestamp[64];
+	strftime(timestamp, sizeof(timestamp), "%Y-%m-%dT%H:%M:%S", &utc);
+	pthread_mutex_lock(&log_lock);
+	fprintf(stderr, "{\"level\":\"%s\",\"ts\":\"%s.%03ldZ\",\"caller\":\"quorumd\",\"msg\":\"", level, timestamp,
+	        (long)(now.tv_usec / 1000));
+	json_escape(stderr, message);
+	fputc('"', stderr);
+	if (fields_format && *fields_format) {
+		fputc(',', stderr);
+		va_list arguments;
+		va_start(arguments, fields_format);
+		vfprintf(stderr, fields_format, arguments);
+		va_end(arguments);
+	}
+	fputs("}\n", stderr);
+	fflush(stderr);
+	pthread_mutex_unlock(&log_lock);
+}
+
+/* ---- frees ---- */
+
+void node_request_free(struct node_request *request)
+{
+	if (!request)
+		return;
+	free(request->payload);
+	for (size_t k = 0; k < request->peer_urls_count; k++)
+		free(request->peer_urls[k]);
+	free(request->peer_urls);
+	free(request);
+}
+
+void node_reply_free(struct node_reply *reply)
+{
+	if (!reply)
+		return;
+	kv_result_free(&reply->kv);
+	free(reply->json);
+	free(reply);
+}
+
+static void free_packed(struct packed_message *messages, size_t count)
+{
+	for (size_t k = 0; k < count; k++)
+		free(messages[k].bytes);
+	free(messages);
+}
+
+void storage_job_free(struct storage_job *job)
+{
+	if (!job)
+		return;
+	free(job->entries);
+	free(job->entry_data);
+	free_packed(job->after_persist, job->after_persist_count);
+	for (size_t k = 0; k < job->committed_count; k++)
+		free(job->committed[k].data);
+	free(job->committed);
+	free(job->membership_blob);
+	for (size_t k = 0; k < job->reads_count; k++)
+		free(job->reads[k].range_request);
+	free(job->reads);
+	free(job);
+}
+
+void storage_done_free(struct storage_done *done)
+{
+	if (!done)
+		return;
+	free_packed(done->after_persist, done->after_persist_count);
+	free(done);
+}
+
+bool node_request_is_local(const struct node *node, uint64_t request_id)
+{
+	return (request_id >> 48) == (node->member_id & 0xffff);
+}
+
+/* ---- the data directory ---- */
+
+static int make_directory(const char *path, char *error, size_t length)
+{
+	if (mkdir(path, 0700) != 0 && errno != EEXIST) {
+		snprintf(error, length, "cannot create directory %s: %s", path, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+static int sync_directory(const char *path)
+{
+	int fd = open(path, O_RDONLY | O_DIRECTORY);
+	if (fd < 0)
+		return -1;
+	int rc = fsync(fd);
+	close(fd);
+	return rc;
+}
+
+/* member/identity holds the member and cluster IDs, written (and fsync'd) before the first WAL record,
+ * so a restart always knows who it is, whatever the state machine had applied. */
+static int write_identity(const struct node *node, char *error, size_t length)
+{
+	char path[4200], temporary[4300];
+	snprintf(path, sizeof(path), "%s/identity", node->member_dir);
+	snprintf(temporary, sizeof(temporary), "%s.tmp", path);
+	char body[256];
+	int body_length = snprintf(body, sizeof(body), "{\"member_id\":\"%" PRIx64 "\",\"cluster_id\":\"%" PRIx64 "\"}\n",
+	                           node->member_id, node->cluster_id);
+	int fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0 || write(fd, body, (size_t)body_length) != body_length || fsync(fd) != 0) {
+		snprintf(error, length, "cannot write %s: %s", temporary, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	close(fd);
+	if (rename(temporary, path) != 0 || sync_directory(node->member_dir) != 0) {
+		snprintf(error, length, "cannot write %s: %s", path, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+static int read_identity(struct node *node, bool *found, char *error, size_t length)
+{
+	char path[4200];
+	snprintf(path, sizeof(path), "%s/identity", node->member_dir);
+	json_error_t json_error;
+	json_t *value = json_load_file(path, 0, &json_error);
+	*found = false;
+	if (!value) {
+		if (access(path, F_OK) != 0)
+			return 0;
+		snprintf(error, length, "cannot read %s: %s", path, json_error.text);
+		return -1;
+	}
+	const char *member = NULL, *cluster = NULL;
+	int rc = json_unpack(value, "{s:s, s:s}", "member_id", &member, "cluster_id", &cluster);
+	if (rc == 0) {
+		node->member_id = strtoull(member, NULL, 16);
+		node->cluster_id = strtoull(cluster, NULL, 16);
+	}
+	json_decref(value);
+	if (rc != 0 || node->member_id == 0) {
+		snprintf(error, length, "%s is damaged: expected member_id and cluster_id", path);
+		return -1;
+	}
+	*found = true;
+	return 0;
+}
+
+/* ---- bootstrap and recovery ---- */
+
+static int same_url_sets(char **a, size_t a_count, char **b, size_t b_count)
+{
+	if (a_count != b_count)
+		return 0;
+	for (size_t i = 0; i < a_count; i++) {
+		bool found = false;
+		for (size_t j = 0; j < b_count && !found; j++)
+			found = strcmp(a[i], b[j]) == 0;
+		if (!found)
+			return 0;
+	}
+	return 1;
+}
+
+static char *join_urls(char **urls, size_t count)
+{
+	size_t length = 1;
+	for (size_t k = 0; k < count; k++)
+		length += strlen(urls[k]) + 1;
+	char *joined = calloc(1, length);
+	if (!joined)
+		abort();
+	for (size_t k = 0; k < count; k++) {
+		if (k)
+			strcat(joined, ",");
+		strcat(joined, urls[k]);
+	}
+	return joined;
+}
+
+static raft_t *new_raft(struct node *node, const struct raft_restore *restore, uint64_t applied, char *error,
+                        size_t length)
+{
+	struct raft_config config;
+	raft_config_defaults(&config, node->member_id);
+	config.election_tick = (int)(node->flags.election_timeout_ms / node->flags.heartbeat_interval_ms);
+	config.heartbeat_tick = 1;
+	config.applied = applied;
+	config.max_size_per_msg = 64 * 1024; /* a few dozen datagrams at most: a lost fragment costs little */
+	config.max_inflight_msgs = 512;
+	config.random_seed = node->member_id ^ (uint64_t)time(NULL);
+	return raft_new(&config, restore, error, length);
+}
+
+/* A new cluster: --initial-cluster names every member; ours must be there with our advertised URLs. */
+static int bootstrap_new_cluster(struct node *node, char *error, size_t length)
+{
+	struct initial_cluster cluster;
+	if (initial_cluster_parse(node->flags.initial_cluster, node->flags.initial_cluster_token, &cluster, error,
+	                          length) != 0)
+		return -1;
+	const struct initial_member *self = initial_cluster_find(&cluster, node->flags.name);
+	if (!self) {
+		snprintf(error, length, "couldn't find local name \"%s\" in the initial cluster configuration",
+		         node->flags.name);
+		initial_cluster_free(&cluster);
+		return -1;
+	}
+	char **advertised = NULL;
+	size_t advertised_count = 0;
+	if (peer_url_list_parse(node->flags.initial_advertise_peer_urls, &advertised, &advertised_count, error, length) != 0) {
+		initial_cluster_free(&cluster);
+		return -1;
+	}
+	if (!same_url_sets(self->peer_urls, self->peer_urls_count, advertised, advertised_count)) {
+		char *listed = join_urls(self->peer_urls, self->peer_urls_count);
+		snprintf(error, length, "--initial-cluster has %s=%s but missing from --initial-advertise-peer-urls=%s",
+		         node->flags.name, listed, node->flags.initial_advertise_peer_urls);
+		free(listed);
+		peer_url_list_free(advertised, advertised_count);
+		initial_cluster_free(&cluster);
+		return -1;
+	}
+	peer_url_list_free(advertised, advertised_count);
+	node->member_id = self->id;
+	node->cluster_id = cluster.cluster_id;
+	int rc = write_identity(node, error, length);
+	if (rc == 0) {
+		node->raft = new_raft(node, NULL, 0, error, length);
+		rc = node->raft ? 0 : -1;
+	}
+	if (rc == 0) {
+		uint64_t *voters = calloc(cluster.count, sizeof(uint64_t));
+		struct raft_buffer *contexts = calloc(cluster.count, sizeof(struct raft_buffer));
+		char **texts = calloc(cluster.count, sizeof(char *));
+		if (!voters || !contexts || !texts)
+			abort();
+		for (size_t k = 0; k < cluster.count; k++) {
+			struct member member = {0};
+			member.id = cluster.members[k].id;
+			member.name = "";
+			member.peer_urls = cluster.members[k].peer_urls;
+			member.peer_urls_count = cluster.members[k].peer_urls_count;
+			texts[k] = member_to_json(&member);
+			voters[k] = member.id;
+			contexts[k].data = texts[k];
+			contexts[k].length = strlen(texts[k]);
+		}
+		if (raft_bootstrap_members(node->raft, voters, contexts, cluster.count) != RAFT_OK) {
+			snprintf(error, length, "cannot bootstrap the Raft log");
+			rc = -1;
+		}
+		for (size_t k = 0; k < cluster.count; k++)
+			free(texts[k]);
+		free(texts);
+		free(contexts);
+		free(voters);
+	}
+	membership_init(&node->membership, node->cluster_id);
+	if (rc == 0)
+		node_log("info", "starting a new cluster", "\"member-id\":\"%" PRIx64 "\",\"cluster-id\":\"%" PRIx64 "\","
+		         "\"initial-cluster\":\"%s\"", node->member_id, node->cluster_id, node->flags.initial_cluster);
+	initial_cluster_free(&cluster);
+	return rc;
+}
+
+/* An existing member: its identity file, the WAL and the state machine say everything; the flags that
+ * only matter for a bootstrap are ignored, as etcd does. */
+static int recover_member(struct node *node, char *error, size_t length)
+{
+	struct state_bytes blob = state_membership(node->state);
+	if (blob.len) {
+		if (membership_decode((const char *)blob.data, blob.len, &node->membership) != MEMBERSHIP_OK) {
+			snprintf(error, length, "the member list stored in %s/state is damaged", node->member_dir);
+			return -1;
+		}
+	} else {
+		membership_init(&node->membership, node->cluster_id);
+	}
+	if (membership_is_removed(&node->membership, node->member_id)) {
+		node_log("warn", "the member has been permanently removed from the cluster", "\"member-id\":\"%" PRIx64 "\"",
+		         node->member_id);
+		node_log("warn", "the data-dir used by this member must be removed", "\"data-dir\":\"%s\"",
+		         node->flags.data_dir);
+		snprintf(error, length, "the member has been permanently removed from the cluster");
+		return -1;
+	}
+	const struct wal_recovered *recovered = wal_recovered(node->wal);
+	Raftpb__HardState hard_state = RAFTPB__HARD_STATE__INIT;
+	hard_state.term = recovered->hard_state.term;
+	hard_state.vote = recovered->hard_state.vote;
+	hard_state.commit = recovered->hard_state.commit;
+	Raftpb__Entry *entries = calloc(recovered->entry_count ? recovered->entry_count : 1, sizeof(Raftpb__Entry));
+	Raftpb__Entry **pointers = calloc(recovered->entry_count ? recovered->entry_count : 1, sizeof(Raftpb__Entry *));
+	if (!entries || !pointers)
+		abort();
+	for (size_t k = 0; k < recovered->entry_count; k++) {
+		raftpb__entry__init(&entries[k]);
+		entries[k].term = recovered->entries[k].term;
+		entries[k].index = recovered->entries[k].index;
+		entries[k].type = (Raftpb__EntryType)recovered->entries[k].type;
+		entries[k].data.data = (uint8_t *)recovered->entries[k].data;
+		entries[k].data.len = recovered->entries[k].data_length;
+		pointers[k] = &entries[k];
+	}
+	/* The commit index in the WAL may trail what was applied (it is written with the entries, while
+	 * the state commits in its own batch after them): never below the applied index. */
+	uint64_t applied = state_applied_index(node->state);
+	if (hard_state.commit < applied)
+		hard_state.commit = applied;
+	struct raft_restore restore = {recovered->has_hard_state ? &hard_state : NULL, NULL, pointers,
+	                               recovered->entry_count};
+	node->raft = new_raft(node, &restore, applied, error, length);
+	free(pointers);
+	free(entries);
+	wal_recovered_release(node->wal);
+	if (!node->raft)
+		return -1;
+	node_log("info", "restarting member", "\"member-id\":\"%" PRIx64 "\",\"cluster-id\":\"%" PRIx64 "\","
+	         "\"commit-index\":%" PRIu64 ",\"applied-index\":%" PRIu64, node->member_id, node->cluster_id,
+	         hard_state.commit, applied);
+	return 0;
+}
+
+int node_open(struct node *node, char *error, size_t length)
+{
+	snprintf(node->member_dir, sizeof(node->member_dir), "%s/member", node->flags.data_dir);
+	if (make_directory(node->flags.data_dir, error, length) || make_directory(node->member_dir, error, length))
+		return -1;
+	char wal_dir[4200], state_dir[4200];
+	if (node->flags.wal_dir && *node->flags.wal_dir)
+		snprintf(wal_dir, sizeof(wal_dir), "%s", node->flags.wal_dir);
+	else
+		snprintf(wal_dir, sizeof(wal_dir), "%s/wal", node->member_dir);
+	snprintf(state_dir, sizeof(state_dir), "%s/state", node->member_dir);
+	if (make_directory(wal_dir, error, length) || make_directory(state_dir, error, length))
+		return -1;
+	bool known = false;
+	if (read_identity(node, &known, error, length) != 0)
+		return -1;
+	struct wal_options options;
+	wal_options_init(&options);
+	if (wal_open(wal_dir, &options, &node->wal, error, length) != 0)
+		return -1;
+	if (state_open(state_dir, &node->state, error, length) != STATE_OK)
+		return -1;
+	const struct wal_recovered *recovered = wal_recovered(node->wal);
+	bool has_log = recovered->has_hard_state || recovered->entry_count > 0;
+	if (known && has_log) {
+		if (recover_member(node, error, length) != 0)
+			return -1;
+	} else {
+		wal_recovered_release(node->wal);
+		if (node->flags.initial_cluster_state == INITIAL_CLUSTER_STATE_EXISTING) {
+			snprintf(error, length, "joining an existing cluster (--initial-cluster-state existing) is not "
+			         "supported yet by this quorumd build");
+			return -1;
+		}
+		if (bootstrap_new_cluster(node, error, length) != 0)
+			return -1;
+	}
+	atomic_store(&node->applied_index, state_applied_index(node->state));
+	atomic_store(&node->revision, (uint64_t)state_revision(node->state));
+
+	struct peer_url listen;
+	char *first = strdup(node->flags.listen_peer_urls);
+	if (!first)
+		abort();
+	char *comma = strchr(first, ',');
+	if (comma)
+		*comma = '\0';
+	int rc = peer_url_parse(first, &listen, error, length);
+	free(first);
+	if (rc != 0)
+		return -1;
+	struct transport_config config;
+	transport_config_init(&config);
+	config.cluster_id = node->cluster_id;
+	config.member_id = node->member_id;
+	if (udp_transport_open(&config, listen.host, listen.port, &node->transport, error, length) != 0)
+		return -1;
+	return 0;
+}
+
+int node_start_threads(struct node *node, char *error, size_t length)
+{
+	if (mailbox_init(&node->core_inbox) || mailbox_init(&node->storage_inbox) || mailbox_init(&node->control_inbox)) {
+		snprintf(error, length, "cannot create event fds: %s", strerror(errno));
+		return -1;
+	}
+	pthread_mutex_init(&node->membership_lock, NULL);
+	if (pthread_create(&node->storage_thread, NULL, node_storage_main, node) ||
+	    pthread_create(&node->core_thread, NULL, node_core_main, node) ||
+	    pthread_create(&node->transport_thread, NULL, node_transport_main, node)) {
+		snprintf(error, length, "cannot start threads: %s", strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+void node_stop(struct node *node)
+{
+	atomic_store(&node->stopping, true);
+	struct node_mail *stop = calloc(1, sizeof(*stop));
+	struct storage_mail *storage_stop = calloc(1, sizeof(*storage_stop));
+	if (!stop || !storage_stop)
+		abort();
+	stop->kind = MAIL_STOP;
+	storage_stop->kind = STORAGE_STOP;
+	mailbox_post(&node->core_inbox, stop);
+	pthread_join(node->core_thread, NULL);
+	pthread_join(node->transport_thread, NULL);
+	mailbox_post(&node->storage_inbox, storage_stop);
+	pthread_join(node->storage_thread, NULL);
+}
+
+static void drain_mailbox(struct mailbox *mailbox, void (*release)(void *))
+{
+	void **items;
+	size_t count = mailbox_take_all(mailbox, &items);
+	for (size_t k = 0; k < count; k++)
+		release(items[k]);
+	free(items);
+}
+
+static void release_node_mail(void *item)
+{
+	struct node_mail *mail = item;
+	free(mail->bytes);
+	node_request_free(mail->request);
+	storage_done_free(mail->done);
+	free(mail);
+}
+
+static void release_storage_mail(void *item)
+{
+	struct storage_mail *mail = item;
+	storage_job_free(mail->job);
+	node_request_free(mail->request);
+	free(mail);
+}
+
+static void release_reply(void *item)
+{
+	node_reply_free(item);
+}
+
+void node_close(struct node *node)
+{
+	if (node->core_inbox.event_fd > 0) {
+		drain_mailbox(&node->core_inbox, release_node_mail);
+		drain_mailbox(&node->storage_inbox, release_storage_mail);
+		drain_mailbox(&node->control_inbox, release_reply);
+		mailbox_destroy(&node->core_inbox);
+		mailbox_destroy(&node->storage_inbox);
+		mailbox_destroy(&node->control_inbox);
+	}
+	transport_close(node->transport);
+	if (node->wal)
+		wal_close(node->wal);
+	state_close(node->state);
+	raft_free(node->raft);
+	membership_free(&node->membership);
+	free(node->published_membership);
+	free(node->liveness);
+	node_flags_free(&node->flags);
+}

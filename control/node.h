@@ -1,0 +1,214 @@
+/* control/node.h: one quorumd member, assembled from its parts and run on four threads (DESIGN.md):
+ *
+ *   transport thread  receives peer frames, hands whole messages to the core          (node_transport.c)
+ *   core thread       owns the Raft core and the member list; batches proposals; sends  (node_core.c)
+ *   storage thread    owns the WAL and the state machine: persists, then applies        (node_storage.c)
+ *   control thread    serves the control socket; turns requests into proposals/reads    (node_control.c)
+ *
+ * Threads talk only through mailboxes (mailbox.h) carrying the structs below; each struct has one
+ * sender and one receiver, and the receiver frees it. node.c starts and stops everything. */
+#ifndef QUORUMD_CONTROL_NODE_H
+#define QUORUMD_CONTROL_NODE_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "flags.h"
+#include "kv_apply.h"
+#include "mailbox.h"
+#include "membership.h"
+#include "raft.h"
+#include "state.h"
+#include "transport.h"
+#include "wal.h"
+
+/* What travels between members besides Raft itself: the first byte of every transport message. */
+enum peer_envelope {
+	PEER_RAFT = 1,           /* a packed raftpb.Message */
+	PEER_PING = 2,           /* liveness for etcd's "connected" checks; body: nothing */
+	PEER_MEMBER_REQUEST = 3, /* a member operation forwarded to the leader; body: JSON */
+	PEER_MEMBER_REPLY = 4,   /* its answer; body: JSON */
+	PEER_CLUSTER_QUERY = 5,  /* a member starting with --initial-cluster-state existing asks for the members */
+	PEER_CLUSTER_REPLY = 6,  /* body: the membership blob */
+};
+
+/* ---- core → storage: one per Ready ---- */
+
+struct packed_message {
+	uint64_t to;
+	uint8_t *bytes; /* envelope byte + packed raftpb.Message */
+	size_t length;
+};
+
+struct committed_entry {
+	uint64_t index;
+	uint64_t term;
+	int type;
+	uint8_t *data;
+	size_t length;
+};
+
+struct pending_read {
+	uint64_t request_id;
+	uint64_t read_index;
+	uint8_t *range_request; /* packed etcdserverpb.RangeRequest */
+	size_t range_request_length;
+};
+
+struct storage_job {
+	bool has_hard_state;
+	struct wal_hard_state hard_state;
+	struct wal_entry *entries;      /* data copied into entry_data */
+	size_t entries_count;
+	uint8_t *entry_data;
+	uint64_t persist_index;         /* report these once durable (0: nothing to report) */
+	uint64_t persist_term;
+	struct packed_message *after_persist;
+	size_t after_persist_count;
+	struct committed_entry *committed;
+	size_t committed_count;
+	char *membership_blob;          /* the member list after the committed entries, when it changed */
+	struct pending_read *reads;
+	size_t reads_count;
+	uint64_t raft_term;
+	uint64_t wal_records_after;     /* storage thread: WAL records appended up to this job */
+};
+
+/* ---- storage → core ---- */
+
+struct storage_done {
+	uint64_t persist_index;
+	uint64_t persist_term;
+	struct packed_message *after_persist;
+	size_t after_persist_count;
+	bool failed;                    /* the WAL failed: the member must stop */
+	char error[256];
+};
+
+/* ---- control ↔ core and storage ---- */
+
+enum node_request_kind {
+	REQUEST_PROPOSE,        /* payload: packed InternalRaftRequest */
+	REQUEST_READ,           /* payload: packed RangeRequest; linearizable (ReadIndex) or serializable */
+	REQUEST_MEMBER_LIST,
+	REQUEST_MEMBER_ADD,
+	REQUEST_MEMBER_REMOVE,
+	REQUEST_MEMBER_UPDATE,
+	REQUEST_MEMBER_PROMOTE,
+	REQUEST_STATUS,
+	REQUEST_MOVE_LEADER,
+};
+
+struct node_request {
+	enum node_request_kind kind;
+	uint64_t request_id;
+	uint8_t *payload;
+	size_t payload_length;
+	bool serializable;
+	uint64_t member_id;            /* remove, update, promote, move-leader */
+	char **peer_urls;              /* add, update */
+	size_t peer_urls_count;
+	bool is_learner;
+	uint64_t from_peer;            /* a request forwarded by another member (0: local) */
+	uint64_t peer_request_id;
+};
+
+struct node_reply {
+	uint64_t request_id;
+	struct kv_result kv;           /* KV requests */
+	char *json;                    /* member and status requests: the result object, JSON text */
+	int grpc_code;                 /* for json replies */
+	char error[192];
+};
+
+/* ---- the node ---- */
+
+struct node {
+	struct node_flags flags;
+	uint64_t member_id;
+	uint64_t cluster_id;
+	char member_dir[4096];
+
+	raft_t *raft;                    /* core thread only */
+	struct membership membership;    /* core thread only */
+	pthread_mutex_t membership_lock; /* guards published_membership */
+	char *published_membership;      /* a JSON copy for other threads */
+
+	struct wal *wal;                 /* storage thread only */
+	struct state *state;             /* storage thread only */
+	struct transport *transport;
+
+	struct mailbox core_inbox;       /* transport, control, storage → core (struct node_mail) */
+	struct mailbox storage_inbox;    /* core, control → storage */
+	struct mailbox control_inbox;    /* core, storage → control (struct node_reply) */
+
+	pthread_t core_thread;
+	pthread_t storage_thread;
+	pthread_t transport_thread;
+	atomic_bool stopping;
+	atomic_int exit_code;
+	/* Peers heard from: monotonic ms of the last frame, by position in membership (core thread). */
+	struct peer_liveness {
+		uint64_t id;
+		uint64_t last_heard_ms;
+		uint64_t first_heard_ms;
+	} *liveness;
+	size_t liveness_count;
+
+	/* Counters for status. */
+	atomic_uint_fast64_t applied_index;
+	atomic_uint_fast64_t raft_term;
+	atomic_uint_fast64_t raft_index;
+	atomic_uint_fast64_t leader_id;
+	atomic_uint_fast64_t revision;
+	atomic_uint_fast64_t db_size;
+};
+
+enum node_mail_kind { MAIL_PEER, MAIL_REQUEST, MAIL_STORAGE_DONE, MAIL_STOP };
+
+struct node_mail {
+	enum node_mail_kind kind;
+	uint64_t from;                  /* MAIL_PEER */
+	uint8_t *bytes;
+	size_t length;
+	struct node_request *request;   /* MAIL_REQUEST */
+	struct storage_done *done;      /* MAIL_STORAGE_DONE */
+};
+
+enum storage_mail_kind { STORAGE_JOB, STORAGE_READ_NOW, STORAGE_STOP };
+
+struct storage_mail {
+	enum storage_mail_kind kind;
+	struct storage_job *job;
+	struct node_request *request;   /* STORAGE_READ_NOW: a serializable read */
+};
+
+/* node.c: opens the data dir and either bootstraps a new cluster or recovers this member (0, or -1 with
+ * a message); starts the core, storage and transport threads; stops and frees everything. */
+int node_open(struct node *node, char *error, size_t length);
+int node_start_threads(struct node *node, char *error, size_t length);
+void node_stop(struct node *node);
+void node_close(struct node *node);
+/* node_control.c: serves the control socket on the calling thread until the node stops. */
+int node_control_run(struct node *node, char *error, size_t length);
+
+uint64_t node_monotonic_ms(void);
+void node_log(const char *level, const char *message, const char *fields_format, ...)
+    __attribute__((format(printf, 3, 4)));
+
+void node_request_free(struct node_request *request);
+void node_reply_free(struct node_reply *reply);
+void storage_job_free(struct storage_job *job);
+void storage_done_free(struct storage_done *done);
+
+void *node_core_main(void *node);
+void *node_storage_main(void *node);
+void *node_transport_main(void *node);
+
+/* Member IDs of requests made here carry our member id in the top 16 bits (etcd's idutil), so a
+ * storage thread replies only to requests of its own member. */
+bool node_request_is_local(const struct node *node, uint64_t request_id);
+
+#endif

@@ -1,0 +1,451 @@
+/* control/node_core.c: the Raft core thread. It alone touches the Raft core and the member list.
+ *
+ * Loop: take everything waiting (peer messages, client requests, storage completions), tick when the
+ * heartbeat timer fired, propose all queued client writes as one batch, then turn each Ready into a
+ * storage job plus messages sent now, and flush the transport once. This is the one batching point
+ * (STYLE.md: redis beforeSleep): many clients, one Raft append, one WAL write. */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/timerfd.h>
+#include <unistd.h>
+
+#include "node.h"
+#include "node_members.h"
+
+/* Client writes older than this without an answer fail (etcd's request timeout is 7 s by default). */
+enum { REQUEST_TIMEOUT_MS = 7000 };
+
+struct queued_proposal {
+	struct node_request *request;
+	uint64_t queued_at_ms;
+};
+
+struct core_context {
+	struct node *node;
+	struct queued_proposal *proposals; /* waiting for a leader */
+	size_t proposals_count;
+	size_t proposals_capacity;
+	struct pending_read *reads;        /* asked for a read index, waiting for it */
+	size_t reads_count;
+	size_t reads_capacity;
+	struct members_context members;
+	bool stop_after_ready;             /* removed from the cluster: stop once this Ready is handled */
+};
+
+uint64_t node_monotonic_ms(void)
+{
+	struct timespec now;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (uint64_t)now.tv_sec * 1000u + (uint64_t)now.tv_nsec / 1000000u;
+}
+
+/* ---- sending ---- */
+
+static uint8_t *pack_raft_message(const Raftpb__Message *message, size_t *length)
+{
+	size_t size = raftpb__message__get_packed_size(message);
+	uint8_t *bytes = malloc(size + 1);
+	if (!bytes)
+		abort();
+	bytes[0] = PEER_RAFT;
+	raftpb__message__pack(message, bytes + 1);
+	*length = size + 1;
+	return bytes;
+}
+
+void node_send_peer(struct node *node, uint64_t to, const uint8_t *bytes, size_t length)
+{
+	char error[256];
+	int rc = transport_send(node->transport, to, bytes, length, error, sizeof(error));
+	(void)rc; /* unreachable or refused: counted by the transport, and Raft retries */
+}
+
+static void send_raft_now(struct node *node, const Raftpb__Message *message)
+{
+	size_t length;
+	uint8_t *bytes = pack_raft_message(message, &length);
+	node_send_peer(node, message->to, bytes, length);
+	free(bytes);
+}
+
+/* ---- requests from the control thread ---- */
+
+static void reply_kv_error(struct node *node, uint64_t request_id, int code, const char *text)
+{
+	struct node_reply *reply = calloc(1, sizeof(*reply));
+	if (!reply)
+		abort();
+	reply->request_id = request_id;
+	reply->kv.grpc_code = code;
+	snprintf(reply->kv.error, sizeof(reply->kv.error), "%s", text);
+	mailbox_post(&node->control_inbox, reply);
+}
+
+static void queue_proposal(struct core_context *context, struct node_request *request)
+{
+	if (context->proposals_count == context->proposals_capacity) {
+		context->proposals_capacity = context->proposals_capacity ? context->proposals_capacity * 2 : 256;
+		context->proposals =
+		    realloc(context->proposals, context->proposals_capacity * sizeof(struct queued_proposal));
+		if (!context->proposals)
+			abort();
+	}
+	context->proposals[context->proposals_count].request = request;
+	context->proposals[context->proposals_count].queued_at_ms = node_monotonic_ms();
+	context->proposals_count++;
+}
+
+/* Proposes every queued write in one batch; without a leader they wait (and expire). */
+static void flush_proposals(struct core_context *context)
+{
+	struct node *node = context->node;
+	if (context->proposals_count == 0)
+		return;
+	struct raft_status status;
+	raft_get_status(node->raft, &status);
+	if (status.leader == RAFT_NONE) {
+		uint64_t now = node_monotonic_ms();
+		size_t kept = 0;
+		for (size_t k = 0; k < context->proposals_count; k++) {
+			struct queued_proposal *proposal = &context->proposals[k];
+			if (now - proposal->queued_at_ms > REQUEST_TIMEOUT_MS) {
+				reply_kv_error(node, proposal->request->request_id, GRPC_UNAVAILABLE, "etcdserver: request timed out");
+				node_request_free(proposal->request);
+			} else {
+				context->proposals[kept++] = *proposal;
+			}
+		}
+		context->proposals_count = kept;
+		return;
+	}
+	size_t count = context->proposals_count;
+	struct raft_buffer *buffers = malloc(count * sizeof(*buffers));
+	if (!buffers)
+		abort();
+	for (size_t k = 0; k < count; k++) {
+		buffers[k].data = context->proposals[k].request->payload;
+		buffers[k].length = context->proposals[k].request->payload_length;
+	}
+	int rc = raft_propose_batch(node->raft, buffers, count, NULL);
+	free(buffers);
+	for (size_t k = 0; k < count; k++) {
+		if (rc != RAFT_OK) {
+			/* etcd answers a dropped proposal with a retryable error. */
+			reply_kv_error(node, context->proposals[k].request->request_id, GRPC_UNAVAILABLE,
+			               rc == RAFT_ERR_TOO_LARGE ? "etcdserver: too many requests"
+			                                        : "etcdserver: leader changed");
+		}
+		node_request_free(context->proposals[k].request);
+	}
+	context->proposals_count = 0;
+}
+
+static void request_read_index(struct core_context *context, struct node_request *request)
+{
+	struct node *node = context->node;
+	uint8_t token[8];
+	for (int b = 0; b < 8; b++)
+		token[b] = (uint8_t)(request->request_id >> (8 * b));
+	int rc = raft_read_index(node->raft, token, sizeof(token));
+	if (rc != RAFT_OK) {
+		reply_kv_error(node, request->request_id, GRPC_UNAVAILABLE, "etcdserver: no leader");
+		node_request_free(request);
+		return;
+	}
+	if (context->reads_count == context->reads_capacity) {
+		context->reads_capacity = context->reads_capacity ? context->reads_capacity * 2 : 64;
+		context->reads = realloc(context->reads, context->reads_capacity * sizeof(struct pending_read));
+		if (!context->reads)
+			abort();
+	}
+	struct pending_read *read = &context->reads[context->reads_count++];
+	read->request_id = request->request_id;
+	read->read_index = 0;
+	read->range_request = request->payload;
+	read->range_request_length = request->payload_length;
+	request->payload = NULL;
+	node_request_free(request);
+}
+
+static void handle_request(struct core_context *context, struct node_request *request)
+{
+	switch (request->kind) {
+	case REQUEST_PROPOSE:
+		queue_proposal(context, request);
+		return;
+	case REQUEST_READ:
+		request_read_index(context, request);
+		return;
+	default:
+		members_handle_request(&context->members, request);
+		return;
+	}
+}
+
+/* ---- the Ready ---- */
+
+static void copy_entries(struct storage_job *job, const struct raft_ready *ready)
+{
+	size_t bytes = 0;
+	for (size_t k = 0; k < ready->entries_count; k++)
+		bytes += ready->entries[k]->data.len;
+	job->entries_count = ready->entries_count;
+	job->entries = calloc(ready->entries_count ? ready->entries_count : 1, sizeof(struct wal_entry));
+	job->entry_data = malloc(bytes ? bytes : 1);
+	if (!job->entries || !job->entry_data)
+		abort();
+	size_t offset = 0;
+	for (size_t k = 0; k < ready->entries_count; k++) {
+		const Raftpb__Entry *entry = ready->entries[k];
+		struct wal_entry *out = &job->entries[k];
+		out->term = entry->term;
+		out->index = entry->index;
+		out->type = (uint32_t)entry->type;
+		out->data = job->entry_data + offset;
+		out->data_length = entry->data.len;
+		if (entry->data.len)
+			memcpy(job->entry_data + offset, entry->data.data, entry->data.len);
+		offset += entry->data.len;
+	}
+}
+
+static void copy_committed(struct storage_job *job, const struct raft_ready *ready)
+{
+	job->committed_count = ready->committed_entries_count;
+	job->committed = calloc(job->committed_count ? job->committed_count : 1, sizeof(struct committed_entry));
+	if (!job->committed)
+		abort();
+	for (size_t k = 0; k < job->committed_count; k++) {
+		const Raftpb__Entry *entry = ready->committed_entries[k];
+		struct committed_entry *out = &job->committed[k];
+		out->index = entry->index;
+		out->term = entry->term;
+		out->type = entry->type;
+		out->length = entry->data.len;
+		out->data = malloc(entry->data.len ? entry->data.len : 1);
+		if (!out->data)
+			abort();
+		if (entry->data.len)
+			memcpy(out->data, entry->data.data, entry->data.len);
+	}
+}
+
+static void match_read_states(struct core_context *context, struct storage_job *job, const struct raft_ready *ready)
+{
+	if (ready->read_states_count == 0)
+		return;
+	job->reads = calloc(ready->read_states_count, sizeof(struct pending_read));
+	if (!job->reads)
+		abort();
+	for (size_t s = 0; s < ready->read_states_count; s++) {
+		const struct raft_read_state *state = &ready->read_states[s];
+		if (state->context_length != 8)
+			continue;
+		uint64_t request_id = 0;
+		for (int b = 0; b < 8; b++)
+			request_id |= (uint64_t)state->context[b] << (8 * b);
+		for (size_t k = 0; k < context->reads_count; k++) {
+			if (context->reads[k].request_id != request_id)
+				continue;
+			struct pending_read read = context->reads[k];
+			read.read_index = state->index;
+			job->reads[job->reads_count++] = read;
+			context->reads[k] = context->reads[--context->reads_count];
+			break;
+		}
+	}
+}
+
+static void handle_ready(struct core_context *context, struct raft_ready *ready)
+{
+	struct node *node = context->node;
+	if (ready->soft_state_changed) {
+		uint64_t previous = atomic_exchange(&node->leader_id, ready->leader);
+		if (previous != ready->leader && ready->leader != RAFT_NONE) {
+			struct raft_status status;
+			raft_get_status(node->raft, &status);
+			node_log("info", "raft.node: elected leader",
+			         "\"member-id\":\"%" PRIx64 "\",\"leader-id\":\"%" PRIx64 "\",\"term\":%" PRIu64,
+			         node->member_id, ready->leader, status.term);
+		}
+		if (ready->leader == RAFT_NONE && previous != RAFT_NONE)
+			node_log("info", "raft.node: lost leader", "\"member-id\":\"%" PRIx64 "\",\"lost-leader-id\":\"%" PRIx64 "\"",
+			         node->member_id, previous);
+	}
+	/* Leader's appends and heartbeats leave now, in parallel with our own write (thesis §10.2.1). */
+	for (size_t k = 0; k < ready->messages_count; k++)
+		send_raft_now(node, ready->messages[k]);
+
+	struct storage_job *job = calloc(1, sizeof(*job));
+	if (!job)
+		abort();
+	if (ready->has_hard_state) {
+		job->has_hard_state = true;
+		job->hard_state.term = ready->hard_state.term;
+		job->hard_state.vote = ready->hard_state.vote;
+		job->hard_state.commit = ready->hard_state.commit;
+		atomic_store(&node->raft_term, ready->hard_state.term);
+	}
+	copy_entries(job, ready);
+	job->persist_index = ready->persist_index;
+	job->persist_term = ready->persist_term;
+	job->after_persist_count = ready->messages_after_persist_count;
+	job->after_persist = calloc(job->after_persist_count ? job->after_persist_count : 1, sizeof(struct packed_message));
+	if (!job->after_persist)
+		abort();
+	for (size_t k = 0; k < ready->messages_after_persist_count; k++) {
+		job->after_persist[k].to = ready->messages_after_persist[k]->to;
+		job->after_persist[k].bytes = pack_raft_message(ready->messages_after_persist[k], &job->after_persist[k].length);
+	}
+	copy_committed(job, ready);
+	match_read_states(context, job, ready);
+	/* The member list follows the committed entries; the blob reaches the state in the same batch. */
+	if (members_apply_committed(&context->members, ready->committed_entries, ready->committed_entries_count)) {
+		job->membership_blob = membership_encode(&node->membership);
+		members_publish(&context->members);
+	}
+	if (context->members.removed_self)
+		context->stop_after_ready = true;
+	struct raft_status status;
+	raft_get_status(node->raft, &status);
+	job->raft_term = status.term;
+	atomic_store(&node->raft_index, status.last_index);
+	if (ready->entries_count)
+		atomic_store(&node->raft_index, ready->entries[ready->entries_count - 1]->index);
+
+	struct storage_mail *mail = calloc(1, sizeof(*mail));
+	if (!mail)
+		abort();
+	mail->kind = STORAGE_JOB;
+	mail->job = job;
+	mailbox_post(&node->storage_inbox, mail);
+}
+
+static void handle_storage_done(struct core_context *context, struct storage_done *done)
+{
+	struct node *node = context->node;
+	if (done->failed) {
+		node_log("error", "storage failed; stopping without acknowledging anything more",
+		         "\"error\":\"%s\"", done->error);
+		atomic_store(&node->exit_code, 1);
+		atomic_store(&node->stopping, true);
+		storage_done_free(done);
+		return;
+	}
+	for (size_t k = 0; k < done->after_persist_count; k++)
+		node_send_peer(node, done->after_persist[k].to, done->after_persist[k].bytes, done->after_persist[k].length);
+	if (done->persist_index)
+		raft_persisted(node->raft, done->persist_index, done->persist_term);
+	storage_done_free(done);
+}
+
+static void handle_peer(struct core_context *context, struct node_mail *mail)
+{
+	struct node *node = context->node;
+	if (mail->length == 0)
+		return;
+	members_heard_from(&context->members, mail->from);
+	switch (mail->bytes[0]) {
+	case PEER_RAFT:
+		raft_step_bytes(node->raft, mail->bytes + 1, mail->length - 1);
+		break;
+	case PEER_PING:
+		break;
+	default:
+		members_handle_peer(&context->members, mail->from, mail->bytes[0], mail->bytes + 1, mail->length - 1);
+		break;
+	}
+}
+
+static void tick(struct core_context *context)
+{
+	raft_tick(context->node->raft);
+	members_tick(&context->members);
+}
+
+void *node_core_main(void *argument)
+{
+	struct node *node = argument;
+	struct core_context context = {.node = node};
+	members_context_init(&context.members, node);
+	int epoll = epoll_create1(EPOLL_CLOEXEC);
+	int timer = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+	struct itimerspec interval = {0};
+	interval.it_interval.tv_sec = (time_t)(node->flags.heartbeat_interval_ms / 1000);
+	interval.it_interval.tv_nsec = (long)(node->flags.heartbeat_interval_ms % 1000) * 1000000L;
+	interval.it_value = interval.it_interval;
+	timerfd_settime(timer, 0, &interval, NULL);
+	struct epoll_event event = {.events = EPOLLIN};
+	event.data.u32 = 1;
+	epoll_ctl(epoll, EPOLL_CTL_ADD, mailbox_fd(&node->core_inbox), &event);
+	event.data.u32 = 2;
+	epoll_ctl(epoll, EPOLL_CTL_ADD, timer, &event);
+
+	while (!atomic_load(&node->stopping)) {
+		struct epoll_event events[4];
+		int ready_count = epoll_wait(epoll, events, 4, 200);
+		if (ready_count < 0 && errno != EINTR)
+			break;
+		uint64_t expirations = 0;
+		if (read(timer, &expirations, sizeof(expirations)) == sizeof(expirations)) {
+			for (uint64_t k = 0; k < expirations && k < 10; k++)
+				tick(&context);
+		}
+		void **items;
+		size_t count = mailbox_take_all(&node->core_inbox, &items);
+		bool stop = false;
+		for (size_t k = 0; k < count; k++) {
+			struct node_mail *mail = items[k];
+			switch (mail->kind) {
+			case MAIL_PEER:
+				handle_peer(&context, mail);
+				break;
+			case MAIL_REQUEST:
+				handle_request(&context, mail->request);
+				break;
+			case MAIL_STORAGE_DONE:
+				handle_storage_done(&context, mail->done);
+				break;
+			case MAIL_STOP:
+				stop = true;
+				break;
+			}
+			free(mail->bytes);
+			free(mail);
+		}
+		free(items);
+		flush_proposals(&context);
+		members_after_inputs(&context.members);
+		struct raft_ready ready;
+		while (raft_ready(node->raft, &ready)) {
+			handle_ready(&context, &ready);
+			raft_advance(node->raft, &ready);
+		}
+		char error[256];
+		transport_flush(node->transport, error, sizeof(error));
+		if (stop)
+			break;
+		if (context.stop_after_ready) {
+			node_log("warn", "the member has been permanently removed from the cluster",
+			         "\"member-id\":\"%" PRIx64 "\"", node->member_id);
+			node_log("warn", "the data-dir used by this member must be removed", "\"data-dir\":\"%s\"",
+			         node->flags.data_dir);
+			atomic_store(&node->exit_code, 0);
+			atomic_store(&node->stopping, true);
+		}
+	}
+	for (size_t k = 0; k < context.proposals_count; k++)
+		node_request_free(context.proposals[k].request);
+	free(context.proposals);
+	for (size_t k = 0; k < context.reads_count; k++)
+		free(context.reads[k].range_request);
+	free(context.reads);
+	members_context_free(&context.members);
+	close(timer);
+	close(epoll);
+	return NULL;
+}

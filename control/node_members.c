@@ -1,0 +1,764 @@
+/* control/node_members.c: etcd's member operations on the core thread (see node_members.h). */
+#include <inttypes.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "member_id.h"
+#include "node_members.h"
+#include "peer_url.h"
+#include "raft_internal.pb-c.h"
+
+enum { MEMBER_REQUEST_TIMEOUT_MS = 7000, ATTRIBUTES_RETRY_MS = 2000 };
+/* etcd promotes a learner only when its log has reached 90% of the leader's (readyPercent). */
+#define LEARNER_READY_FRACTION 0.9
+
+static char *hex(uint64_t id, char buffer[17])
+{
+	snprintf(buffer, 17, "%" PRIx64, id);
+	return buffer;
+}
+
+/* ---- liveness ---- */
+
+static struct peer_liveness *liveness_of(struct node *node, uint64_t id)
+{
+	for (size_t k = 0; k < node->liveness_count; k++)
+		if (node->liveness[k].id == id)
+			return &node->liveness[k];
+	struct peer_liveness *grown = realloc(node->liveness, (node->liveness_count + 1) * sizeof(*grown));
+	if (!grown)
+		abort();
+	node->liveness = grown;
+	struct peer_liveness *entry = &node->liveness[node->liveness_count++];
+	memset(entry, 0, sizeof(*entry));
+	entry->id = id;
+	return entry;
+}
+
+void members_heard_from(struct members_context *context, uint64_t id)
+{
+	struct peer_liveness *entry = liveness_of(context->node, id);
+	uint64_t now = node_monotonic_ms();
+	if (entry->last_heard_ms == 0 || now - entry->last_heard_ms > context->node->flags.election_timeout_ms)
+		entry->first_heard_ms = now; /* a new stretch of contact */
+	entry->last_heard_ms = now;
+}
+
+/* Heard from within an election timeout: etcd's transport would call the stream active. */
+static bool is_connected(void *argument, uint64_t id)
+{
+	struct members_context *context = argument;
+	struct node *node = context->node;
+	if (id == node->member_id)
+		return true;
+	struct peer_liveness *entry = liveness_of(node, id);
+	return entry->last_heard_ms != 0 && node_monotonic_ms() - entry->last_heard_ms <= node->flags.election_timeout_ms;
+}
+
+/* ---- JSON results ---- */
+
+static json_t *member_object(const struct member *member)
+{
+	char id[17];
+	json_t *peer_urls = json_array(), *client_urls = json_array();
+	for (size_t k = 0; k < member->peer_urls_count; k++)
+		json_array_append_new(peer_urls, json_string(member->peer_urls[k]));
+	for (size_t k = 0; k < member->client_urls_count; k++)
+		json_array_append_new(client_urls, json_string(member->client_urls[k]));
+	return json_pack("{s:s, s:s, s:o, s:o, s:b}", "id", hex(member->id, id), "name", member->name ? member->name : "",
+	                 "peer_urls", peer_urls, "client_urls", client_urls, "is_learner", member->is_learner);
+}
+
+static json_t *header_object(struct node *node)
+{
+	char cluster[17], member[17];
+	struct raft_status status;
+	raft_get_status(node->raft, &status);
+	return json_pack("{s:s, s:s, s:I, s:I}", "cluster_id", hex(node->cluster_id, cluster), "member_id",
+	                 hex(node->member_id, member), "revision", (json_int_t)atomic_load(&node->revision), "raft_term",
+	                 (json_int_t)status.term);
+}
+
+static json_t *members_array(struct node *node)
+{
+	json_t *members = json_array();
+	for (size_t k = 0; k < node->membership.count; k++)
+		json_array_append_new(members, member_object(&node->membership.members[k]));
+	return members;
+}
+
+static char *dump(json_t *value)
+{
+	char *text = json_dumps(value, JSON_COMPACT);
+	json_decref(value);
+	if (!text)
+		abort();
+	return text;
+}
+
+/* ---- completing requests: locally, or back to the member that forwarded them ---- */
+
+static void complete(struct members_context *context, struct node_request *request, int code, const char *error,
+                     char *json)
+{
+	struct node *node = context->node;
+	if (request->from_peer) {
+		json_t *reply = json_pack("{s:I, s:i, s:s, s:s}", "forward_id", (json_int_t)request->peer_request_id, "code",
+		                          code, "error", error ? error : "", "result", json ? json : "");
+		char *text = dump(reply);
+		size_t length = strlen(text);
+		uint8_t *bytes = malloc(length + 1);
+		if (!bytes)
+			abort();
+		bytes[0] = PEER_MEMBER_REPLY;
+		memcpy(bytes + 1, text, length);
+		node_send_peer(node, request->from_peer, bytes, length + 1);
+		free(bytes);
+		free(text);
+		free(json);
+	} else {
+		struct node_reply *reply = calloc(1, sizeof(*reply));
+		if (!reply)
+			abort();
+		reply->request_id = request->request_id;
+		reply->grpc_code = code;
+		if (error)
+			snprintf(reply->error, sizeof(reply->error), "%s", error);
+		reply->json = json;
+		mailbox_post(&node->control_inbox, reply);
+	}
+	node_request_free(request);
+}
+
+static void fail(struct members_context *context, struct node_request *request, int code, const char *error)
+{
+	complete(context, request, code, error, NULL);
+}
+
+static int code_of_membership_error(int error)
+{
+	switch (error) {
+	case MEMBERSHIP_ERR_ID_NOT_FOUND:
+	case MEMBERSHIP_ERR_ID_REMOVED:
+		return GRPC_NOT_FOUND;
+	case MEMBERSHIP_ERR_UNHEALTHY:
+		return GRPC_UNAVAILABLE;
+	case MEMBERSHIP_ERR_INVALID:
+		return GRPC_INVALID_ARGUMENT;
+	default:
+		return GRPC_FAILED_PRECONDITION;
+	}
+}
+
+static char *list_result(struct members_context *context, const struct member *member)
+{
+	json_t *result = json_pack("{s:o, s:o}", "header", header_object(context->node), "members",
+	                           members_array(context->node));
+	if (member)
+		json_object_set_new(result, "member", member_object(member));
+	return dump(result);
+}
+
+/* ---- forwarding to the leader ---- */
+
+static const char *request_kind_name(enum node_request_kind kind)
+{
+	switch (kind) {
+	case REQUEST_MEMBER_ADD:
+		return "member_add";
+	case REQUEST_MEMBER_REMOVE:
+		return "member_remove";
+	case REQUEST_MEMBER_UPDATE:
+		return "member_update";
+	case REQUEST_MEMBER_PROMOTE:
+		return "member_promote";
+	case REQUEST_MOVE_LEADER:
+		return "move_leader";
+	default:
+		return "unknown";
+	}
+}
+
+static void add_pending(struct members_context *context, struct node_request *request, uint64_t target,
+                        bool forwarded)
+{
+	if (context->pending_count == context->pending_capacity) {
+		context->pending_capacity = context->pending_capacity ? context->pending_capacity * 2 : 16;
+		context->pending = realloc(context->pending, context->pending_capacity * sizeof(struct pending_change));
+		if (!context->pending)
+			abort();
+	}
+	context->pending[context->pending_count].request = request;
+	context->pending[context->pending_count].proposed_at_ms = node_monotonic_ms();
+	context->pending[context->pending_count].target_id = target;
+	context->pending[context->pending_count].forwarded = forwarded;
+	context->pending_count++;
+}
+
+static void forward_to_leader(struct members_context *context, struct node_request *request, uint64_t leader)
+{
+	char id[17];
+	json_t *urls = json_array();
+	for (size_t k = 0; k < request->peer_urls_count; k++)
+		json_array_append_new(urls, json_string(request->peer_urls[k]));
+	uint64_t forward_id = ++context->next_forward_id;
+	json_t *body = json_pack("{s:s, s:I, s:s, s:o, s:b}", "kind", request_kind_name(request->kind), "forward_id",
+	                         (json_int_t)forward_id, "member_id", hex(request->member_id, id), "peer_urls", urls,
+	                         "is_learner", request->is_learner);
+	char *text = dump(body);
+	size_t length = strlen(text);
+	uint8_t *bytes = malloc(length + 1);
+	if (!bytes)
+		abort();
+	bytes[0] = PEER_MEMBER_REQUEST;
+	memcpy(bytes + 1, text, length);
+	node_send_peer(context->node, leader, bytes, length + 1);
+	free(bytes);
+	free(text);
+	/* Wait for the leader's answer like for a proposal of our own (target_id holds the forward id). */
+	request->peer_request_id = forward_id;
+	add_pending(context, request, 0, true);
+}
+
+/* ---- the operations (on the leader) ---- */
+
+static int propose_change(struct members_context *context, struct node_request *request, int type, uint64_t node_id,
+                          const struct member *member)
+{
+	Raftpb__ConfChange change = RAFTPB__CONF_CHANGE__INIT;
+	change.id = request->request_id;
+	change.type = type;
+	change.node_id = node_id;
+	char *json = member ? member_to_json(member) : NULL;
+	if (json) {
+		change.context.data = (uint8_t *)json;
+		change.context.len = strlen(json);
+	}
+	int rc = raft_propose_conf_change(context->node->raft, &change, NULL);
+	free(json);
+	switch (rc) {
+	case RAFT_OK:
+		add_pending(context, request, node_id, false);
+		return 0;
+	case RAFT_ERR_CONF_CHANGE_PENDING:
+		fail(context, request, GRPC_FAILED_PRECONDITION,
+		     "etcdserver: unhealthy cluster: a configuration change is still in progress");
+		return -1;
+	case RAFT_ERR_TRANSFER_IN_PROGRESS:
+		fail(context, request, GRPC_UNAVAILABLE, "etcdserver: leader changed");
+		return -1;
+	case RAFT_ERR_NOT_LEADER:
+		fail(context, request, GRPC_UNAVAILABLE, "etcdserver: not leader");
+		return -1;
+	default:
+		fail(context, request, GRPC_FAILED_PRECONDITION, raft_strerror(rc));
+		return -1;
+	}
+}
+
+static bool urls_valid(struct members_context *context, struct node_request *request)
+{
+	if (request->peer_urls_count == 0) {
+		fail(context, request, GRPC_INVALID_ARGUMENT, "member peer urls not provided");
+		return false;
+	}
+	for (size_t k = 0; k < request->peer_urls_count; k++) {
+		struct peer_url url;
+		char error[256];
+		if (peer_url_parse(request->peer_urls[k], &url, error, sizeof(error)) != 0) {
+			fail(context, request, GRPC_INVALID_ARGUMENT, error);
+			return false;
+		}
+	}
+	return true;
+}
+
+static void member_add(struct members_context *context, struct node_request *request)
+{
+	struct node *node = context->node;
+	if (!urls_valid(context, request))
+		return;
+	if (membership_find_peer_url(&node->membership, (const char *const *)request->peer_urls, request->peer_urls_count, 0)) {
+		fail(context, request, GRPC_FAILED_PRECONDITION, membership_strerror(MEMBERSHIP_ERR_PEER_URL_EXISTS));
+		return;
+	}
+	int rc = membership_may_add(&node->membership, request->is_learner, node->flags.strict_reconfig_check,
+	                            node->member_id, is_connected, context);
+	if (rc != MEMBERSHIP_OK) {
+		fail(context, request, code_of_membership_error(rc), membership_strerror(rc));
+		return;
+	}
+	/* A member added at run time gets an ID that also depends on the time (etcd: NewMember with now). */
+	struct member member = {0};
+	member.id = member_id_compute((const char *const *)request->peer_urls, request->peer_urls_count, NULL, true,
+	                              (int64_t)time(NULL));
+	member.name = "";
+	member.peer_urls = request->peer_urls;
+	member.peer_urls_count = request->peer_urls_count;
+	member.is_learner = request->is_learner;
+	propose_change(context, request, request->is_learner ? RAFT_CC_ADD_LEARNER_NODE : RAFT_CC_ADD_NODE, member.id,
+	               &member);
+}
+
+static void member_remove(struct members_context *context, struct node_request *request)
+{
+	struct node *node = context->node;
+	int rc = membership_may_remove(&node->membership, request->member_id, node->flags.strict_reconfig_check,
+	                               node->member_id, is_connected, context);
+	if (rc != MEMBERSHIP_OK) {
+		fail(context, request, code_of_membership_error(rc), membership_strerror(rc));
+		return;
+	}
+	propose_change(context, request, RAFT_CC_REMOVE_NODE, request->member_id, NULL);
+}
+
+static void member_update(struct members_context *context, struct node_request *request)
+{
+	struct node *node = context->node;
+	if (!urls_valid(context, request))
+		return;
+	const struct member *existing = membership_find(&node->membership, request->member_id);
+	if (!existing) {
+		fail(context, request, GRPC_NOT_FOUND, membership_strerror(MEMBERSHIP_ERR_ID_NOT_FOUND));
+		return;
+	}
+	if (membership_find_peer_url(&node->membership, (const char *const *)request->peer_urls, request->peer_urls_count,
+	                             request->member_id)) {
+		fail(context, request, GRPC_FAILED_PRECONDITION, membership_strerror(MEMBERSHIP_ERR_PEER_URL_EXISTS));
+		return;
+	}
+	struct member updated = *existing;
+	updated.peer_urls = request->peer_urls;
+	updated.peer_urls_count = request->peer_urls_count;
+	propose_change(context, request, RAFT_CC_UPDATE_NODE, request->member_id, &updated);
+}
+
+static void member_promote(struct members_context *context, struct node_request *request)
+{
+	struct node *node = context->node;
+	int rc = membership_may_promote(&node->membership, request->member_id, node->flags.strict_reconfig_check);
+	if (rc != MEMBERSHIP_OK) {
+		fail(context, request, code_of_membership_error(rc), membership_strerror(rc));
+		return;
+	}
+	struct raft_peer_status peers[64];
+	size_t count = raft_get_progress(node->raft, peers, 64);
+	uint64_t leader_match = 0, learner_match = 0;
+	for (size_t k = 0; k < count && k < 64; k++) {
+		if (peers[k].id == node->member_id)
+			leader_match = peers[k].match;
+		if (peers[k].id == request->member_id)
+			learner_match = peers[k].match;
+	}
+	if ((double)learner_match < (double)leader_match * LEARNER_READY_FRACTION || leader_match == 0) {
+		fail(context, request, GRPC_FAILED_PRECONDITION, membership_strerror(MEMBERSHIP_ERR_LEARNER_NOT_READY));
+		return;
+	}
+	struct member promoted = *membership_find(&node->membership, request->member_id);
+	promoted.is_learner = false;
+	propose_change(context, request, RAFT_CC_ADD_NODE, request->member_id, &promoted);
+}
+
+static void move_leader(struct members_context *context, struct node_request *request)
+{
+	struct node *node = context->node;
+	const struct member *target = membership_find(&node->membership, request->member_id);
+	if (!target || target->is_learner) {
+		fail(context, request, GRPC_FAILED_PRECONDITION, "etcdserver: bad leader transferee");
+		return;
+	}
+	if (request->member_id == node->member_id) {
+		complete(context, request, GRPC_OK, NULL, list_result(context, NULL));
+		return;
+	}
+	int rc = raft_transfer_leadership(node->raft, request->member_id);
+	if (rc != RAFT_OK) {
+		fail(context, request, GRPC_FAILED_PRECONDITION, raft_strerror(rc));
+		return;
+	}
+	add_pending(context, request, request->member_id, false);
+}
+
+static char *status_result(struct members_context *context)
+{
+	struct node *node = context->node;
+	struct raft_status status;
+	raft_get_status(node->raft, &status);
+	char leader[17];
+	json_t *errors = json_array();
+	if (status.leader == RAFT_NONE)
+		json_array_append_new(errors, json_string("etcdserver: no leader"));
+	const struct member *self = membership_find(&node->membership, node->member_id);
+	json_t *result = json_pack("{s:o, s:s, s:I, s:s, s:I, s:I, s:I, s:b, s:o}", "header", header_object(node), "version",
+	                           "3.4.0-quorumd", "db_size", (json_int_t)atomic_load(&node->db_size), "leader",
+	                           hex(status.leader, leader), "raft_index", (json_int_t)status.last_index, "raft_term",
+	                           (json_int_t)status.term, "raft_applied_index",
+	                           (json_int_t)atomic_load(&node->applied_index), "is_learner",
+	                           self ? self->is_learner : false, "errors", errors);
+	return dump(result);
+}
+
+void members_handle_request(struct members_context *context, struct node_request *request)
+{
+	struct node *node = context->node;
+	switch (request->kind) {
+	case REQUEST_MEMBER_LIST:
+		complete(context, request, GRPC_OK, NULL, list_result(context, NULL));
+		return;
+	case REQUEST_STATUS:
+		complete(context, request, GRPC_OK, NULL, status_result(context));
+		return;
+	default:
+		break;
+	}
+	struct raft_status status;
+	raft_get_status(node->raft, &status);
+	if (status.role != RAFT_LEADER) {
+		if (status.leader == RAFT_NONE || request->from_peer) {
+			fail(context, request, GRPC_UNAVAILABLE,
+			     status.leader == RAFT_NONE ? "etcdserver: no leader" : "etcdserver: not leader");
+			return;
+		}
+		forward_to_leader(context, request, status.leader);
+		return;
+	}
+	switch (request->kind) {
+	case REQUEST_MEMBER_ADD:
+		member_add(context, request);
+		break;
+	case REQUEST_MEMBER_REMOVE:
+		member_remove(context, request);
+		break;
+	case REQUEST_MEMBER_UPDATE:
+		member_update(context, request);
+		break;
+	case REQUEST_MEMBER_PROMOTE:
+		member_promote(context, request);
+		break;
+	case REQUEST_MOVE_LEADER:
+		move_leader(context, request);
+		break;
+	default:
+		fail(context, request, GRPC_UNIMPLEMENTED, "unknown request");
+		break;
+	}
+}
+
+/* ---- applying committed entries ---- */
+
+static void add_peer_address(struct node *node, const struct member *member)
+{
+	if (member->id == node->member_id || member->peer_urls_count == 0)
+		return;
+	struct peer_url url;
+	char error[256];
+	if (peer_url_parse(member->peer_urls[0], &url, error, sizeof(error)) != 0)
+		return;
+	transport_add_peer(node->transport, member->id, url.host, url.port, error, sizeof(error));
+}
+
+static void finish_pending(struct members_context *context, uint64_t request_id, const struct member *member)
+{
+	for (size_t k = 0; k < context->pending_count; k++) {
+		struct node_request *request = context->pending[k].request;
+		if (context->pending[k].forwarded || request->request_id != request_id ||
+		    request->kind == REQUEST_MOVE_LEADER)
+			continue;
+		context->pending[k] = context->pending[--context->pending_count];
+		complete(context, request, GRPC_OK, NULL, list_result(context, member));
+		return;
+	}
+}
+
+static bool apply_conf_change(struct members_context *context, const Raftpb__Entry *entry)
+{
+	struct node *node = context->node;
+	Raftpb__ConfChange *change = raftpb__conf_change__unpack(NULL, entry->data.len, entry->data.data);
+	if (!change)
+		return false;
+	struct member member = {0};
+	bool has_member = change->context.len &&
+	                  member_from_json((const char *)change->context.data, change->context.len, &member) == MEMBERSHIP_OK;
+	bool changed = true;
+	switch (change->type) {
+	case RAFT_CC_ADD_NODE:
+		if (membership_find(&node->membership, change->node_id)) {
+			membership_promote(&node->membership, change->node_id);
+			node_log("info", "promoted member", "\"promoted-member-id\":\"%" PRIx64 "\"", change->node_id);
+		} else if (has_member) {
+			member.is_learner = false;
+			membership_add(&node->membership, &member);
+			add_peer_address(node, &member);
+			node_log("info", "added member", "\"added-peer-id\":\"%" PRIx64 "\",\"added-peer-peer-urls\":\"%s\"",
+			         member.id, member.peer_urls_count ? member.peer_urls[0] : "");
+		}
+		break;
+	case RAFT_CC_ADD_LEARNER_NODE:
+		if (has_member) {
+			member.is_learner = true;
+			membership_add(&node->membership, &member);
+			add_peer_address(node, &member);
+			node_log("info", "added member", "\"added-peer-id\":\"%" PRIx64 "\",\"added-peer-is-learner\":true",
+			         member.id);
+		}
+		break;
+	case RAFT_CC_REMOVE_NODE:
+		membership_remove(&node->membership, change->node_id);
+		transport_remove_peer(node->transport, change->node_id);
+		transport_mark_removed(node->transport, change->node_id);
+		node_log("info", "removed member", "\"removed-member-id\":\"%" PRIx64 "\"", change->node_id);
+		if (change->node_id == node->member_id)
+			context->removed_self = true;
+		break;
+	case RAFT_CC_UPDATE_NODE:
+		if (has_member) {
+			membership_update_peer_urls(&node->membership, change->node_id, (const char *const *)member.peer_urls,
+			                            member.peer_urls_count);
+			add_peer_address(node, &member);
+			node_log("info", "updated member", "\"updated-remote-peer-id\":\"%" PRIx64 "\"", change->node_id);
+		}
+		break;
+	default:
+		changed = false;
+	}
+	const struct member *now = membership_find(&node->membership, change->node_id);
+	finish_pending(context, change->id, now);
+	if (has_member)
+		member_free(&member);
+	raftpb__conf_change__free_unpacked(change, NULL);
+	return changed;
+}
+
+/* The tag of InternalRaftRequest field 10000 (cluster_member_attr_set, length-delimited). */
+static const uint8_t attributes_tag[] = {0x82, 0xf1, 0x04};
+
+static bool apply_attributes(struct members_context *context, const Raftpb__Entry *entry)
+{
+	struct node *node = context->node;
+	/* Most entries are client writes: skip the decode unless the field's tag can be there. */
+	if (!memmem(entry->data.data, entry->data.len, attributes_tag, sizeof(attributes_tag)))
+		return false;
+	Etcdserverpb__InternalRaftRequest *request =
+	    etcdserverpb__internal_raft_request__unpack(NULL, entry->data.len, entry->data.data);
+	if (!request)
+		return false;
+	bool changed = false;
+	Membershippb__ClusterMemberAttrSetRequest *attributes = request->cluster_member_attr_set;
+	if (attributes && attributes->member_attributes) {
+		changed = membership_set_attributes(&node->membership, attributes->member_id,
+		                                    attributes->member_attributes->name,
+		                                    (const char *const *)attributes->member_attributes->client_urls,
+		                                    attributes->member_attributes->n_client_urls) == MEMBERSHIP_OK;
+		if (changed && attributes->member_id == node->member_id)
+			context->attributes_proposed_at_ms = 0;
+		if (changed)
+			node_log("info", "published local member to cluster through raft",
+			         "\"member-id\":\"%" PRIx64 "\",\"name\":\"%s\"", attributes->member_id,
+			         attributes->member_attributes->name);
+	}
+	etcdserverpb__internal_raft_request__free_unpacked(request, NULL);
+	return changed;
+}
+
+bool members_apply_committed(struct members_context *context, Raftpb__Entry **entries, size_t count)
+{
+	bool changed = false;
+	for (size_t k = 0; k < count; k++) {
+		const Raftpb__Entry *entry = entries[k];
+		if (entry->type == RAFT_ENTRY_CONF_CHANGE)
+			changed |= apply_conf_change(context, entry);
+		else if (entry->type == RAFT_ENTRY_NORMAL && entry->data.len)
+			changed |= apply_attributes(context, entry);
+	}
+	return changed;
+}
+
+void members_publish(struct members_context *context)
+{
+	struct node *node = context->node;
+	char *json = membership_encode(&node->membership);
+	pthread_mutex_lock(&node->membership_lock);
+	free(node->published_membership);
+	node->published_membership = json;
+	pthread_mutex_unlock(&node->membership_lock);
+}
+
+/* ---- peer messages ---- */
+
+static struct node_request *request_from_json(json_t *body, uint64_t from)
+{
+	const char *kind = NULL, *member_id = NULL;
+	json_int_t forward_id = 0;
+	json_t *urls = NULL;
+	int is_learner = 0;
+	if (json_unpack(body, "{s:s, s:I, s:s, s:o, s:b}", "kind", &kind, "forward_id", &forward_id, "member_id",
+	                &member_id, "peer_urls", &urls, "is_learner", &is_learner) != 0)
+		return NULL;
+	struct node_request *request = calloc(1, sizeof(*request));
+	if (!request)
+		abort();
+	if (!strcmp(kind, "member_add"))
+		request->kind = REQUEST_MEMBER_ADD;
+	else if (!strcmp(kind, "member_remove"))
+		request->kind = REQUEST_MEMBER_REMOVE;
+	else if (!strcmp(kind, "member_update"))
+		request->kind = REQUEST_MEMBER_UPDATE;
+	else if (!strcmp(kind, "member_promote"))
+		request->kind = REQUEST_MEMBER_PROMOTE;
+	else if (!strcmp(kind, "move_leader"))
+		request->kind = REQUEST_MOVE_LEADER;
+	else {
+		free(request);
+		return NULL;
+	}
+	request->member_id = strtoull(member_id, NULL, 16);
+	request->is_learner = is_learner;
+	request->from_peer = from;
+	request->peer_request_id = (uint64_t)forward_id;
+	/* The leader's own request id for the conf change: local id space, answered over the wire. */
+	request->request_id = ((uint64_t)forward_id << 16) ^ from ^ (uint64_t)node_monotonic_ms() << 40;
+	size_t count = json_is_array(urls) ? json_array_size(urls) : 0;
+	request->peer_urls = calloc(count ? count : 1, sizeof(char *));
+	if (!request->peer_urls)
+		abort();
+	for (size_t k = 0; k < count; k++) {
+		const char *url = json_string_value(json_array_get(urls, k));
+		request->peer_urls[request->peer_urls_count++] = strdup(url ? url : "");
+	}
+	return request;
+}
+
+void members_handle_peer(struct members_context *context, uint64_t from, int kind, const uint8_t *body, size_t length)
+{
+	json_error_t error;
+	json_t *value = json_loadb((const char *)body, length, 0, &error);
+	if (!value)
+		return;
+	if (kind == PEER_MEMBER_REQUEST) {
+		struct node_request *request = request_from_json(value, from);
+		if (request)
+			members_handle_request(context, request);
+	} else if (kind == PEER_MEMBER_REPLY) {
+		json_int_t forward_id = 0;
+		int code = 0;
+		const char *text = NULL, *result = NULL;
+		if (json_unpack(value, "{s:I, s:i, s:s, s:s}", "forward_id", &forward_id, "code", &code, "error", &text,
+		                "result", &result) == 0) {
+			for (size_t k = 0; k < context->pending_count; k++) {
+				struct node_request *request = context->pending[k].request;
+				if (!context->pending[k].forwarded || request->peer_request_id != (uint64_t)forward_id)
+					continue;
+				context->pending[k] = context->pending[--context->pending_count];
+				complete(context, request, code, *text ? text : NULL, *result ? strdup(result) : NULL);
+				break;
+			}
+		}
+	}
+	json_decref(value);
+}
+
+/* ---- periodic work ---- */
+
+static void publish_attributes(struct members_context *context)
+{
+	struct node *node = context->node;
+	const struct member *self = membership_find(&node->membership, node->member_id);
+	if (!self || atomic_load(&node->leader_id) == RAFT_NONE)
+		return;
+	char **client_urls = NULL;
+	size_t client_count = 0;
+	char error[256];
+	if (peer_url_list_parse(node->flags.advertise_client_urls, &client_urls, &client_count, error, sizeof(error)) != 0)
+		return;
+	bool same = strcmp(self->name, node->flags.name) == 0 && self->client_urls_count == client_count;
+	for (size_t k = 0; same && k < client_count; k++)
+		same = strcmp(self->client_urls[k], client_urls[k]) == 0;
+	uint64_t now = node_monotonic_ms();
+	if (same || (context->attributes_proposed_at_ms && now - context->attributes_proposed_at_ms < ATTRIBUTES_RETRY_MS)) {
+		peer_url_list_free(client_urls, client_count);
+		return;
+	}
+	Membershippb__Attributes attributes = MEMBERSHIPPB__ATTRIBUTES__INIT;
+	attributes.name = node->flags.name;
+	attributes.client_urls = client_urls;
+	attributes.n_client_urls = client_count;
+	Membershippb__ClusterMemberAttrSetRequest set = MEMBERSHIPPB__CLUSTER_MEMBER_ATTR_SET_REQUEST__INIT;
+	set.member_id = node->member_id;
+	set.member_attributes = &attributes;
+	Etcdserverpb__RequestHeader header = ETCDSERVERPB__REQUEST_HEADER__INIT;
+	header.id = ((node->member_id & 0xffff) << 48) | (now & 0xffffffffffffULL);
+	Etcdserverpb__InternalRaftRequest request = ETCDSERVERPB__INTERNAL_RAFT_REQUEST__INIT;
+	request.header = &header;
+	request.cluster_member_attr_set = &set;
+	size_t length = etcdserverpb__internal_raft_request__get_packed_size(&request);
+	uint8_t *bytes = malloc(length);
+	if (!bytes)
+		abort();
+	etcdserverpb__internal_raft_request__pack(&request, bytes);
+	if (raft_propose(node->raft, bytes, length, NULL) == RAFT_OK)
+		context->attributes_proposed_at_ms = now;
+	free(bytes);
+	peer_url_list_free(client_urls, client_count);
+}
+
+void members_tick(struct members_context *context)
+{
+	struct node *node = context->node;
+	uint8_t ping = PEER_PING;
+	for (size_t k = 0; k < node->membership.count; k++)
+		if (node->membership.members[k].id != node->member_id)
+			node_send_peer(node, node->membership.members[k].id, &ping, 1);
+	publish_attributes(context);
+	uint64_t now = node_monotonic_ms();
+	size_t kept = 0;
+	for (size_t k = 0; k < context->pending_count; k++) {
+		struct pending_change *pending = &context->pending[k];
+		if (now - pending->proposed_at_ms > MEMBER_REQUEST_TIMEOUT_MS) {
+			const char *text = pending->request->kind == REQUEST_MOVE_LEADER
+			                       ? "etcdserver: request timed out, leader transfer took too long"
+			                       : "etcdserver: request timed out";
+			fail(context, pending->request, GRPC_DEADLINE_EXCEEDED, text);
+		} else {
+			context->pending[kept++] = *pending;
+		}
+	}
+	context->pending_count = kept;
+}
+
+void members_after_inputs(struct members_context *context)
+{
+	struct node *node = context->node;
+	uint64_t leader = atomic_load(&node->leader_id);
+	size_t kept = 0;
+	for (size_t k = 0; k < context->pending_count; k++) {
+		struct pending_change *pending = &context->pending[k];
+		if (pending->request->kind == REQUEST_MOVE_LEADER && !pending->forwarded && leader == pending->target_id) {
+			complete(context, pending->request, GRPC_OK, NULL, list_result(context, NULL));
+		} else {
+			context->pending[kept++] = *pending;
+		}
+	}
+	context->pending_count = kept;
+}
+
+void members_context_init(struct members_context *context, struct node *node)
+{
+	memset(context, 0, sizeof(*context));
+	context->node = node;
+	for (size_t k = 0; k < node->membership.count; k++)
+		add_peer_address(node, &node->membership.members[k]);
+	for (size_t k = 0; k < node->membership.removed_count; k++)
+		transport_mark_removed(node->transport, node->membership.removed[k]);
+}
+
+void members_context_free(struct members_context *context)
+{
+	for (size_t k = 0; k < context->pending_count; k++)
+		fail(context, context->pending[k].request, GRPC_UNAVAILABLE, "etcdserver: server stopped");
+	free(context->pending);
+	context->pending = NULL;
+	context->pending_count = 0;
+}

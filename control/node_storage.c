@@ -1,0 +1,287 @@
+/* control/node_storage.c: the storage thread. It owns the WAL and the state machine.
+ *
+ * Each storage job (one Raft Ready) is written to the WAL at once and joins the group commit; when the
+ * WAL reports its records durable, the job's persisted mark and its held-back messages go back to the
+ * core thread, in job order. Committed entries are applied as soon as they arrive (the core hands out
+ * only entries that are committed and durable here), one state batch per job, with the applied index in
+ * the same batch. Linearizable reads wait here until the applied index reaches their read index. */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <unistd.h>
+
+#include "node.h"
+
+struct storage_context {
+	struct node *node;
+	struct storage_job **waiting; /* jobs written but not yet durable, oldest first */
+	size_t waiting_count;
+	size_t waiting_capacity;
+	struct pending_read *reads;   /* linearizable reads waiting for their index */
+	size_t reads_count;
+	size_t reads_capacity;
+	bool ids_saved;
+	bool failed;
+};
+
+static void post_reply(struct node *node, struct node_reply *reply)
+{
+	mailbox_post(&node->control_inbox, reply);
+}
+
+static void fail_wal(struct storage_context *context, const char *what, const char *error)
+{
+	if (context->failed)
+		return;
+	context->failed = true;
+	/* Nothing more can be made durable: the core must stop acknowledging. Tell it. */
+	struct storage_done *done = calloc(1, sizeof(*done));
+	struct node_mail *mail = calloc(1, sizeof(*mail));
+	if (!done || !mail)
+		abort();
+	done->failed = true;
+	snprintf(done->error, sizeof(done->error), "%s: %s", what, error);
+	mail->kind = MAIL_STORAGE_DONE;
+	mail->done = done;
+	mailbox_post(&context->node->core_inbox, mail);
+}
+
+static struct kv_header header_for(const struct node *node, uint64_t raft_term)
+{
+	struct kv_header header = {node->cluster_id, node->member_id, raft_term};
+	return header;
+}
+
+static void serve_read(struct storage_context *context, uint64_t request_id, const uint8_t *range_bytes,
+                       size_t length, uint64_t raft_term)
+{
+	struct node *node = context->node;
+	struct node_reply *reply = calloc(1, sizeof(*reply));
+	if (!reply)
+		abort();
+	reply->request_id = request_id;
+	Etcdserverpb__RangeRequest *range = etcdserverpb__range_request__unpack(NULL, length, range_bytes);
+	if (!range) {
+		reply->kv.grpc_code = GRPC_INVALID_ARGUMENT;
+		snprintf(reply->kv.error, sizeof(reply->kv.error), "etcdserver: malformed range request");
+	} else {
+		struct kv_header header = header_for(node, raft_term);
+		kv_range(node->state, range, &header, &reply->kv);
+		etcdserverpb__range_request__free_unpacked(range, NULL);
+	}
+	post_reply(node, reply);
+}
+
+static void serve_ready_reads(struct storage_context *context, uint64_t raft_term)
+{
+	uint64_t applied = state_applied_index(context->node->state);
+	size_t kept = 0;
+	for (size_t k = 0; k < context->reads_count; k++) {
+		struct pending_read *read = &context->reads[k];
+		if (read->read_index <= applied) {
+			serve_read(context, read->request_id, read->range_request, read->range_request_length, raft_term);
+			free(read->range_request);
+		} else {
+			context->reads[kept++] = *read;
+		}
+	}
+	context->reads_count = kept;
+}
+
+static void apply_committed(struct storage_context *context, struct storage_job *job)
+{
+	struct node *node = context->node;
+	if (job->committed_count == 0 && !job->membership_blob)
+		return;
+	char error[256] = "";
+	if (state_batch_begin(node->state, error, sizeof(error)) != STATE_OK) {
+		fail_wal(context, "state batch", error);
+		return;
+	}
+	if (!context->ids_saved && state_cluster_id(node->state) == 0) {
+		state_set_ids(node->state, node->cluster_id, node->member_id, error, sizeof(error));
+		context->ids_saved = true;
+	}
+	uint64_t applied = state_applied_index(node->state);
+	uint64_t last = applied;
+	struct kv_header header = header_for(node, job->raft_term);
+	for (size_t k = 0; k < job->committed_count; k++) {
+		struct committed_entry *entry = &job->committed[k];
+		if (entry->index <= applied)
+			continue; /* applied before a restart: the applied index is exact, this never repeats work */
+		last = entry->index;
+		if (entry->type != RAFT_ENTRY_NORMAL || entry->length == 0)
+			continue; /* membership changes arrive as the blob; empty entries are a new leader's */
+		Etcdserverpb__InternalRaftRequest *request =
+		    etcdserverpb__internal_raft_request__unpack(NULL, entry->length, entry->data);
+		if (!request) {
+			node_log("warn", "skipping an entry that does not decode", "\"index\":%" PRIu64, entry->index);
+			continue;
+		}
+		if (request->cluster_member_attr_set) {
+			etcdserverpb__internal_raft_request__free_unpacked(request, NULL);
+			continue; /* the core thread keeps the member list; the blob below persists it */
+		}
+		uint64_t request_id = request->header ? request->header->id : request->id;
+		struct node_reply *reply = calloc(1, sizeof(*reply));
+		if (!reply)
+			abort();
+		reply->request_id = request_id;
+		kv_apply_request(node->state, request, &header, &reply->kv);
+		etcdserverpb__internal_raft_request__free_unpacked(request, NULL);
+		if (node_request_is_local(node, request_id))
+			post_reply(node, reply);
+		else
+			node_reply_free(reply);
+	}
+	if (job->membership_blob) {
+		struct state_bytes blob = {(const uint8_t *)job->membership_blob, strlen(job->membership_blob)};
+		state_set_membership(node->state, blob, error, sizeof(error));
+	}
+	if (last == applied) {
+		state_batch_abort(node->state);
+		return;
+	}
+	if (state_batch_commit(node->state, last, error, sizeof(error)) != STATE_OK) {
+		fail_wal(context, "state commit", error);
+		return;
+	}
+	atomic_store(&node->applied_index, last);
+	atomic_store(&node->revision, (uint64_t)state_revision(node->state));
+}
+
+static void write_job(struct storage_context *context, struct storage_job *job)
+{
+	struct node *node = context->node;
+	char error[256] = "";
+	if (context->failed)
+		return;
+	/* The snapshot-free log: entries, then the hard state that may commit them. */
+	if (job->entries_count &&
+	    wal_append_entries(node->wal, job->entries, job->entries_count, error, sizeof(error)) != 0) {
+		fail_wal(context, "WAL append", error);
+		return;
+	}
+	if (job->has_hard_state && wal_set_hard_state(node->wal, &job->hard_state, error, sizeof(error)) != 0) {
+		fail_wal(context, "WAL hard state", error);
+		return;
+	}
+	if (wal_submit(node->wal, error, sizeof(error)) != 0) {
+		fail_wal(context, "WAL submit", error);
+		return;
+	}
+	job->wal_records_after = wal_appended_records(node->wal);
+}
+
+static void report_durable(struct storage_context *context)
+{
+	struct node *node = context->node;
+	uint64_t durable = wal_durable_records(node->wal);
+	size_t done_count = 0;
+	while (done_count < context->waiting_count && context->waiting[done_count]->wal_records_after <= durable)
+		done_count++;
+	for (size_t k = 0; k < done_count; k++) {
+		struct storage_job *job = context->waiting[k];
+		if (job->persist_index || job->after_persist_count) {
+			struct storage_done *done = calloc(1, sizeof(*done));
+			struct node_mail *mail = calloc(1, sizeof(*mail));
+			if (!done || !mail)
+				abort();
+			done->persist_index = job->persist_index;
+			done->persist_term = job->persist_term;
+			done->after_persist = job->after_persist;
+			done->after_persist_count = job->after_persist_count;
+			job->after_persist = NULL;
+			job->after_persist_count = 0;
+			mail->kind = MAIL_STORAGE_DONE;
+			mail->done = done;
+			mailbox_post(&node->core_inbox, mail);
+		}
+		storage_job_free(job);
+	}
+	memmove(context->waiting, context->waiting + done_count,
+	        (context->waiting_count - done_count) * sizeof(struct storage_job *));
+	context->waiting_count -= done_count;
+}
+
+static void take_job(struct storage_context *context, struct storage_job *job)
+{
+	write_job(context, job);
+	apply_committed(context, job);
+	for (size_t k = 0; k < job->reads_count; k++) {
+		if (context->reads_count == context->reads_capacity) {
+			context->reads_capacity = context->reads_capacity ? context->reads_capacity * 2 : 64;
+			context->reads = realloc(context->reads, context->reads_capacity * sizeof(struct pending_read));
+			if (!context->reads)
+				abort();
+		}
+		context->reads[context->reads_count++] = job->reads[k];
+	}
+	job->reads_count = 0;
+	serve_ready_reads(context, job->raft_term);
+	if (context->waiting_count == context->waiting_capacity) {
+		context->waiting_capacity = context->waiting_capacity ? context->waiting_capacity * 2 : 64;
+		context->waiting = realloc(context->waiting, context->waiting_capacity * sizeof(struct storage_job *));
+		if (!context->waiting)
+			abort();
+	}
+	context->waiting[context->waiting_count++] = job;
+}
+
+void *node_storage_main(void *argument)
+{
+	struct node *node = argument;
+	struct storage_context context = {.node = node};
+	int epoll = epoll_create1(EPOLL_CLOEXEC);
+	struct epoll_event event = {.events = EPOLLIN};
+	event.data.u32 = 1;
+	epoll_ctl(epoll, EPOLL_CTL_ADD, mailbox_fd(&node->storage_inbox), &event);
+	event.data.u32 = 2;
+	epoll_ctl(epoll, EPOLL_CTL_ADD, wal_event_fd(node->wal), &event);
+	bool running = true;
+	while (running) {
+		struct epoll_event events[4];
+		int ready = epoll_wait(epoll, events, 4, 100);
+		if (ready < 0 && errno != EINTR)
+			break;
+		void **items;
+		size_t count = mailbox_take_all(&node->storage_inbox, &items);
+		for (size_t k = 0; k < count; k++) {
+			struct storage_mail *mail = items[k];
+			switch (mail->kind) {
+			case STORAGE_JOB:
+				take_job(&context, mail->job);
+				break;
+			case STORAGE_READ_NOW:
+				serve_read(&context, mail->request->request_id, mail->request->payload,
+				           mail->request->payload_length, atomic_load(&node->raft_term));
+				node_request_free(mail->request);
+				break;
+			case STORAGE_STOP:
+				running = false;
+				break;
+			}
+			free(mail);
+		}
+		free(items);
+		char error[256] = "";
+		uint64_t durable = 0;
+		if (!context.failed && wal_reap(node->wal, &durable, error, sizeof(error)) != 0)
+			fail_wal(&context, "WAL write", error);
+		if (!context.failed)
+			report_durable(&context);
+	}
+	/* Stopping: what is in flight completes inside wal_close; jobs not yet reported are dropped, as a
+	 * crash would drop them. */
+	for (size_t k = 0; k < context.waiting_count; k++)
+		storage_job_free(context.waiting[k]);
+	free(context.waiting);
+	for (size_t k = 0; k < context.reads_count; k++)
+		free(context.reads[k].range_request);
+	free(context.reads);
+	close(epoll);
+	return NULL;
+}

@@ -1,0 +1,35 @@
+/* control/node_transport.c: the transport thread. It receives peer frames, lets the transport reassemble
+ * them, and posts each whole message to the core thread. Sending happens on the core thread. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "node.h"
+
+static void deliver(void *argument, const struct transport_message *message)
+{
+	struct node *node = argument;
+	struct node_mail *mail = calloc(1, sizeof(*mail));
+	if (!mail)
+		abort();
+	mail->kind = MAIL_PEER;
+	mail->from = message->from;
+	mail->length = message->length;
+	mail->bytes = malloc(message->length ? message->length : 1);
+	if (!mail->bytes)
+		abort();
+	memcpy(mail->bytes, message->data, message->length);
+	mailbox_post(&node->core_inbox, mail);
+}
+
+void *node_transport_main(void *argument)
+{
+	struct node *node = argument;
+	while (!atomic_load(&node->stopping)) {
+		char error[256];
+		int timeout = transport_next_wakeup_ms(node->transport);
+		if (timeout < 0 || timeout > 100)
+			timeout = 100; /* wake up now and then to notice a stop */
+		transport_poll(node->transport, timeout, deliver, node, error, sizeof(error));
+	}
+	return NULL;
+}
