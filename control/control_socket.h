@@ -28,7 +28,9 @@
  *   JSON integers.
  * - Member:  {"id":"8211f1d0f64f3269","name":"infra1","peer_urls":["http://127.0.0.1:12380"],
  *             "client_urls":["http://127.0.0.1:12379"],"is_learner":false}
- *   An added member that has not started yet has "name":"" and "client_urls":[].
+ *   An added member that has not started yet has "name":"" and "client_urls":[]. Optional in member_list
+ *   results: "match_index":N, the leader's view of how far that member's log matches its own (quorumctl's
+ *   `member replace` reports it and waits for it to reach the leader's raft_index before promoting).
  * - Header:  {"cluster_id":"ef37ad9dc622a7c4","member_id":"8211f1d0f64f3269","revision":N,"raft_term":N}
  * - Keys, range ends and values are JSON strings holding the bytes as UTF-8 text. Bytes that are not valid
  *   UTF-8 (or contain NUL) travel base64-encoded (RFC 4648, with padding), flagged by `"encoding":"base64"` in

@@ -207,7 +207,7 @@ static long long timeout_ms = 5000;
 
 static void unsupported_output(void)
 {
-	quorumctl_fail(EXIT_BAD_FEATURE, "%s is not supported as output format",
+	quorumctl_fail(EXIT_BAD_FEATURE, "%s not supported as output format",
 	               output == OUT_TABLE ? "table" : "json");
 }
 
@@ -418,8 +418,8 @@ static void print_member_add(const json_t *result, const char *new_name, const c
 {
 	const json_t *member = json_object_get(result, "member");
 	uint64_t new_id = quorumctl_hex_field(member, "id");
-	printf("Member %16llx added%sto cluster %16llx\n", (unsigned long long)new_id,
-	       json_is_true(json_object_get(member, "is_learner")) ? " as learner " : " ",
+	/* etcdctl 3.4 prints the same line for a learner (3.5 added "as learner"). */
+	printf("Member %16llx added to cluster %16llx\n", (unsigned long long)new_id,
 	       (unsigned long long)cluster_id_of(result));
 	/* ETCD_INITIAL_CLUSTER: every member of the response in its order, each peer URL as name=URL, the new
 	 * member under the name given here (etcdctl does the same; an unstarted member has an empty name). */
@@ -628,21 +628,33 @@ static void cmd_member_replace(void)
 	bool started = false;
 	for (;;) {
 		quorumctl_set_timeout(&client, timeout_ms);
-		if (!started) {
-			list = replace_call(2, "wait for the learner", old_id, new_id, "member_list", NULL, NULL, NULL);
-			const json_t *learner = find_member(json_object_get(list, "members"), new_id);
-			const char *learner_name = json_string_value(json_object_get(learner, "name"));
-			if (!learner) {
-				json_decref(list);
-				replace_stopped(2, "wait for the learner", old_id, new_id,
-				                "the learner has disappeared from the member list");
-			}
-			started = learner_name && *learner_name;
+		/* The member list tells whether the learner has started and, when the node knows it (optional
+		 * "match_index": the leader's view of how far the member's log matches), how far it is. */
+		json_int_t match_index = -1;
+		list = replace_call(2, "wait for the learner", old_id, new_id, "member_list", NULL, NULL, NULL);
+		const json_t *learner = find_member(json_object_get(list, "members"), new_id);
+		if (!learner) {
 			json_decref(list);
-			if (started)
-				printf("[2/4] Learner %llx has started.\n", (unsigned long long)new_id);
+			replace_stopped(2, "wait for the learner", old_id, new_id,
+			                "the learner has disappeared from the member list");
 		}
-		if (started) {
+		const char *learner_name = json_string_value(json_object_get(learner, "name"));
+		if (json_is_integer(json_object_get(learner, "match_index")))
+			match_index = json_integer_value(json_object_get(learner, "match_index"));
+		if (!started && learner_name && *learner_name) {
+			started = true;
+			printf("[2/4] Learner %llx has started.\n", (unsigned long long)new_id);
+		}
+		json_decref(list);
+		json_int_t leader_index = -1;
+		if (started && match_index >= 0) {
+			json_t *status = replace_call(2, "wait for the learner", old_id, new_id, "endpoint_status", NULL,
+			                              NULL, NULL);
+			leader_index = json_integer_value(json_object_get(status, "raft_index"));
+			json_decref(status);
+		}
+		/* Try the promote once the learner has started and, if its progress is known, has caught up. */
+		if (started && (match_index < 0 || match_index >= leader_index)) {
 			json_t *promote = json_object();
 			json_object_set_new(promote, "member_id", json_string(control_format_hex_id(new_id, hex)));
 			const char *error_text = NULL;
@@ -670,8 +682,11 @@ static void cmd_member_replace(void)
 		if (quorumctl_now_ms() >= next_report) {
 			json_t *status = replace_call(2, "wait for the learner", old_id, new_id, "endpoint_status", NULL,
 			                              NULL, NULL);
-			printf("[2/4] ... learner %s; leader %llx at raft index %lld\n",
-			       started ? "not in sync yet" : "not started yet",
+			char progress[64] = "";
+			if (match_index >= 0)
+				snprintf(progress, sizeof(progress), " (at raft index %lld)", (long long)match_index);
+			printf("[2/4] ... learner %s%s; leader %llx at raft index %lld\n",
+			       started ? "not in sync yet" : "not started yet", progress,
 			       (unsigned long long)quorumctl_hex_field(status, "leader"),
 			       (long long)json_integer_value(json_object_get(status, "raft_index")));
 			fflush(stdout);
