@@ -41,6 +41,7 @@ struct connection {
 	bool closing;           /* read no more; close once the output is flushed */
 	bool peer_done;         /* the client shut down its side: close when answered and flushed */
 	bool dead;              /* an I/O error: close at the next chance */
+	bool resume;            /* complete lines wait in `in` for the pending count to drop: handle them */
 };
 
 struct control_socket {
@@ -50,6 +51,7 @@ struct control_socket {
 	dev_t socket_dev;
 	ino_t socket_ino;
 	size_t max_line;
+	uint64_t max_pending;
 	control_request_handler handler;
 	void *handler_context;
 	uid_t uid;
@@ -286,11 +288,12 @@ static void update_interest(struct control_socket *server, struct connection *co
 	uint32_t want = 0;
 	bool output = conn->out_length > conn->out_offset;
 	if (!conn->closing && !conn->peer_done && !conn->dead &&
-	    conn->out_length - conn->out_offset < OUTPUT_HIGH_WATER)
+	    conn->out_length - conn->out_offset < OUTPUT_HIGH_WATER && conn->pending < server->max_pending)
 		want |= EPOLLIN;
 	/* EPOLLOUT also when the connection only waits to be closed: a writable socket reports at once, and
 	 * control_socket_process then closes it. */
-	if (output || conn->dead || (conn->closing && !output) || (conn->peer_done && conn->pending == 0))
+	if (output || conn->dead || conn->resume || (conn->closing && !output) ||
+	    (conn->peer_done && conn->pending == 0))
 		want |= EPOLLOUT;
 	if (want == conn->interest)
 		return;
@@ -408,7 +411,8 @@ static void connection_free(struct control_socket *server, struct connection *co
 static bool connection_finished(const struct connection *conn)
 {
 	bool output = conn->out_length > conn->out_offset;
-	return conn->dead || (conn->closing && !output) || (conn->peer_done && conn->pending == 0 && !output);
+	return conn->dead || (conn->closing && !output) ||
+	       (conn->peer_done && conn->pending == 0 && !output && conn->in_length == 0);
 }
 
 static void accept_connections(struct control_socket *server)
@@ -532,11 +536,12 @@ static void handle_line(struct control_socket *server, struct connection *conn, 
 		control_socket_reply_error(server, request, "Unimplemented", "unknown command %s", request->command);
 }
 
-/* Splits the input into lines and handles the complete ones; enforces the line limit. */
+/* Splits the input into lines and handles the complete ones, as long as the connection has fewer than
+ * max_pending requests open (the rest waits in the buffer, and reading stops); enforces the line limit. */
 static void handle_input(struct control_socket *server, struct connection *conn)
 {
 	size_t consumed = 0;
-	while (!conn->closing && !conn->dead) {
+	while (!conn->closing && !conn->dead && conn->pending < server->max_pending) {
 		char *newline = memchr(conn->in + consumed, '\n', conn->in_length - consumed);
 		if (!newline)
 			break;
@@ -550,7 +555,8 @@ static void handle_input(struct control_socket *server, struct connection *conn)
 		memmove(conn->in, conn->in + consumed, conn->in_length - consumed);
 		conn->in_length -= consumed;
 	}
-	if (!conn->closing && !conn->dead && conn->in_length > server->max_line) {
+	size_t scan = conn->in_length < server->max_line + 1 ? conn->in_length : server->max_line + 1;
+	if (!conn->closing && !conn->dead && conn->in_length > server->max_line && !memchr(conn->in, '\n', scan)) {
 		char text[120];
 		snprintf(text, sizeof(text), "invalid request: line longer than %zu bytes", server->max_line);
 		server->stats.bad_requests++;
@@ -564,7 +570,7 @@ static void handle_input(struct control_socket *server, struct connection *conn)
 static void read_connection(struct control_socket *server, struct connection *conn)
 {
 	for (int k = 0; k < READS_PER_EVENT && !conn->closing && !conn->dead && !conn->peer_done; k++) {
-		if (conn->out_length - conn->out_offset >= OUTPUT_HIGH_WATER)
+		if (conn->out_length - conn->out_offset >= OUTPUT_HIGH_WATER || conn->pending >= server->max_pending)
 			break;
 		if (conn->in_capacity - conn->in_length < READ_CHUNK) {
 			size_t capacity = conn->in_capacity ? conn->in_capacity : READ_CHUNK;
@@ -581,12 +587,11 @@ static void read_connection(struct control_socket *server, struct connection *co
 				break;
 		} else if (n == 0) {
 			/* The client shut down its side. A last line without its newline still counts. */
-			if (conn->in_length > 0 && !conn->closing) {
-				size_t length = conn->in_length;
-				conn->in_length = 0;
-				handle_line(server, conn, conn->in, length);
-			}
 			conn->peer_done = true;
+			if (conn->in_length > 0 && conn->in[conn->in_length - 1] != '\n' && !conn->closing) {
+				conn->in[conn->in_length++] = '\n'; /* room: READ_CHUNK bytes were free for the recv */
+				handle_input(server, conn);
+			}
 			break;
 		} else if (errno == EINTR) {
 			continue;
@@ -666,6 +671,8 @@ struct control_socket *control_socket_open(const struct control_socket_config *c
 	server->epoll_fd = -1;
 	server->path = strdup(path);
 	server->max_line = config->max_line_bytes ? config->max_line_bytes : CONTROL_SOCKET_DEFAULT_MAX_LINE;
+	server->max_pending = config->max_pending_per_connection ? config->max_pending_per_connection
+	                                                         : CONTROL_SOCKET_DEFAULT_MAX_PENDING;
 	server->handler = config->handler;
 	server->handler_context = config->handler_context;
 	server->uid = geteuid();
@@ -744,12 +751,15 @@ int control_socket_process(struct control_socket *server)
 		struct connection *conn = connection_of(server, slot, generation);
 		if (!conn)
 			continue; /* closed earlier in this batch */
-		if (events[k].events & EPOLLOUT) {
+		if (events[k].events & EPOLLOUT)
 			flush_output(conn);
-			update_interest(server, conn);
+		if (conn->resume) {
+			conn->resume = false;
+			handle_input(server, conn);
 		}
 		if (events[k].events & (EPOLLIN | EPOLLHUP | EPOLLERR))
 			read_connection(server, conn);
+		update_interest(server, conn);
 		/* On a Unix socket EPOLLHUP means the peer shut down both directions (closed): nobody will read
 		 * replies any more. A half close (shutdown SHUT_WR, as `nc -U` does) is only EOF, and the
 		 * connection stays open for the replies still owed. */
@@ -786,6 +796,7 @@ static struct connection *finish_request(struct control_socket *server, struct c
 	struct connection *conn = connection_of(server, request->connection.slot, request->connection.generation);
 	if (conn) {
 		conn->pending--;
+		conn->resume |= conn->in_length > 0 && conn->pending < server->max_pending;
 		if (conn->dead) {
 			server->stats.replies_dropped++;
 			return NULL;
@@ -834,6 +845,7 @@ void control_socket_drop(struct control_socket *server, struct control_request *
 	unlink_pending(server, request);
 	if (conn) {
 		conn->pending--;
+		conn->resume |= conn->in_length > 0 && conn->pending < server->max_pending;
 		update_interest(server, conn);
 	}
 	request_free(request);

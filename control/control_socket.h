@@ -66,6 +66,7 @@
 #include <stdint.h>
 
 #define CONTROL_SOCKET_DEFAULT_MAX_LINE (1024 * 1024)
+#define CONTROL_SOCKET_DEFAULT_MAX_PENDING 1024
 
 struct control_socket;
 
@@ -91,6 +92,8 @@ struct control_socket_config {
 	size_t max_line_bytes;  /* 0: CONTROL_SOCKET_DEFAULT_MAX_LINE */
 	control_request_handler handler;
 	void *handler_context;
+	size_t max_pending_per_connection; /* 0: CONTROL_SOCKET_DEFAULT_MAX_PENDING. A connection with this many
+	                                    * requests unanswered is not read until one is answered */
 };
 
 /* Creates the socket file with mode 0600 and starts listening. A socket file left by a dead process is

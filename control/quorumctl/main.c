@@ -32,6 +32,7 @@ static const char usage_text[] =
     "\t\t\t\t\t\t\tAdds NAME as a learner, waits until it is in sync, promotes it, removes OLD_ID\n"
     "\tmember update ID --peer-urls=URLS\t\tUpdates a member in the cluster\n"
     "\tmove-leader ID\t\t\t\t\tTransfers leadership to another member\n"
+    "\tcounters\t\t\t\t\tPrints quorumd's counters (JSON)\n"
     "\tput KEY [VALUE]\t\t\t\t\tPuts the given key into the store (VALUE from stdin when omitted)\n"
     "\n"
     "FLAGS:\n"
@@ -1085,6 +1086,19 @@ static void cmd_del(void)
 	json_decref(result);
 }
 
+/* quorumd's own counters (beyond etcdctl): the free-form object, as indented JSON (compact with -w json). */
+static void cmd_counters(void)
+{
+	require_args(1, EXIT_BAD_ARGS, "counters takes no arguments");
+	connect_client();
+	json_t *result = quorumctl_call_ok(&client, "counters", NULL);
+	char *text = json_dumps(result, output == OUT_JSON ? JSON_COMPACT : JSON_INDENT(2));
+	if (text)
+		printf("%s\n", text);
+	free(text);
+	json_decref(result);
+}
+
 /* ---- dispatch ------------------------------------------------------------------------------------------ */
 
 /* Flags that only some commands take: anything else is cobra's "unknown flag". */
@@ -1187,6 +1201,9 @@ int main(int argc, char **argv)
 	} else if (strcmp(command, "del") == 0) {
 		ALLOW(F_PREFIX);
 		cmd_del();
+	} else if (strcmp(command, "counters") == 0) {
+		ALLOW(F_HELP);
+		cmd_counters();
 	} else {
 		fprintf(stderr, "Error: unknown command \"%s\" for \"quorumctl\"\nRun 'quorumctl --help' for usage.\n",
 		        command);

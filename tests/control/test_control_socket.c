@@ -183,17 +183,25 @@ static bool client_sees_eof(struct control_socket *server, struct client *c, int
 static char directory[64];
 static char socket_path[100];
 
-static struct control_socket *open_server(struct test_handler *h, size_t max_line)
+static struct control_socket *open_server_limits(struct test_handler *h, size_t max_line, size_t max_pending)
 {
 	char error[256] = "";
-	struct control_socket_config config = {
-	    .path = socket_path, .max_line_bytes = max_line, .handler = test_handler, .handler_context = h};
+	struct control_socket_config config = {.path = socket_path,
+	                                       .max_line_bytes = max_line,
+	                                       .handler = test_handler,
+	                                       .handler_context = h,
+	                                       .max_pending_per_connection = max_pending};
 	memset(h, 0, sizeof(*h));
 	struct control_socket *server = control_socket_open(&config, error, sizeof(error));
 	CHECK(server != NULL, "open %s: %s", socket_path, error);
 	if (server)
 		h->server = server;
 	return server;
+}
+
+static struct control_socket *open_server(struct test_handler *h, size_t max_line)
+{
+	return open_server_limits(h, max_line, 0);
 }
 
 static void release_all(struct test_handler *h)
@@ -433,6 +441,46 @@ static void test_bad_input(void)
 	control_socket_close(server);
 }
 
+/* A client that pipelines more requests than the server lets one connection have open: the server stops
+ * reading it and dispatches the rest, in order, as answers free room. */
+static void test_backpressure(void)
+{
+	struct test_handler h;
+	struct control_socket *server = open_server_limits(&h, 0, 4);
+	if (!server)
+		return;
+	struct client c = {.fd = client_connect(socket_path)};
+	char text[1024] = "";
+	for (int k = 1; k <= 7; k++)
+		snprintf(text + strlen(text), sizeof(text) - strlen(text), "{\"id\":%d,\"command\":\"hold\"}\n", k);
+	/* The last one without its newline, then a half close: it must still come, last. */
+	text[strlen(text) - 1] = '\0';
+	send_text(c.fd, text);
+	shutdown(c.fd, SHUT_WR);
+	pump(server, 100);
+	CHECK(h.seen == 4 && h.held_count == 4, "seen %d held %d, want 4 (the limit)", h.seen, h.held_count);
+	struct control_request *r = take_held(&h, 2);
+	if (r)
+		control_socket_reply(server, r, NULL);
+	pump(server, 50);
+	CHECK(h.seen == 5, "one answer must let one more request in (seen %d)", h.seen);
+	CHECK(h.held_count == 4 && json_integer_value(h.held[3]->id) == 5, "the next in order must be id 5");
+	for (int id = 1; id <= 7; id++) {
+		r = take_held(&h, id);
+		if (r)
+			control_socket_drop(server, r);
+		pump(server, 30);
+	}
+	CHECK(h.seen == 7, "every request must be dispatched in the end (seen %d)", h.seen);
+	release_all(&h);
+	char *line = client_line(server, &c, 3000);
+	CHECK(line && strcmp(line, "{\"id\":2,\"ok\":true,\"result\":{}}") == 0, "got %s", line);
+	free(line);
+	CHECK(client_sees_eof(server, &c, 3000), "all answered or dropped after a half close: the server closes");
+	close(c.fd);
+	control_socket_close(server);
+}
+
 static void test_many_connections(void)
 {
 	struct test_handler h;
@@ -576,6 +624,7 @@ int main(void)
 	test_reply_after_disconnect();
 	test_half_close_keeps_the_reply();
 	test_bad_input();
+	test_backpressure();
 	test_many_connections();
 	test_stale_and_in_use();
 	test_other_uid_refused();

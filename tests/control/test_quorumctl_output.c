@@ -204,6 +204,8 @@ static void canned_handler(void *context, struct control_request *request)
 			return;
 		}
 		control_socket_reply(c->server, request, result);
+	} else if (strcmp(command, "counters") == 0) {
+		control_socket_reply(c->server, request, parse("{\"proposals\":3,\"transport\":{\"sent\":10}}"));
 	} else {
 		control_socket_reply_error(c->server, request, "Unimplemented", "unknown command %s", command);
 	}
@@ -392,6 +394,7 @@ static void test_endpoint_and_leader(void)
 	       "9372538179322589801,\"revision\":5,\"raft_term\":2},\"version\":\"3.4.0-quorumd\",\"dbSize\":20480,"
 	       "\"leader\":9372538179322589801,\"raftIndex\":8,\"raftTerm\":2,\"raftAppliedIndex\":8}}]\n",
 	       "", 0);
+	expect(ARGS("counters"), "{\n  \"proposals\": 3,\n  \"transport\": {\n    \"sent\": 10\n  }\n}\n", "", 0);
 	expect(ARGS("move-leader", "91bc3c398fb3c146"), "Leadership transferred from 8211f1d0f64f3269 to 91bc3c398fb3c146\n",
 	       "", 0);
 }
