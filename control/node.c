@@ -367,6 +367,190 @@ static int recover_member(struct node *node, char *error, size_t length)
 	return 0;
 }
 
+
+/* ---- joining an existing cluster (phase 2 of a member add) ---- */
+
+struct join_answer {
+	bool received;
+	char *cluster_id;
+	char *membership;
+};
+
+static void take_join_answer(void *argument, const struct transport_message *message)
+{
+	struct join_answer *answer = argument;
+	if (answer->received || message->length < 2 || message->data[0] != PEER_CLUSTER_REPLY)
+		return;
+	json_error_t error;
+	json_t *value = json_loadb((const char *)message->data + 1, message->length - 1, 0, &error);
+	const char *cluster = NULL, *membership = NULL;
+	if (value && json_unpack(value, "{s:s, s:s}", "cluster_id", &cluster, "membership", &membership) == 0) {
+		answer->cluster_id = strdup(cluster);
+		answer->membership = strdup(membership);
+		answer->received = answer->cluster_id && answer->membership;
+	}
+	json_decref(value);
+}
+
+static int compare_member_urls(const void *a, const void *b)
+{
+	const struct member *x = *(const struct member *const *)a, *y = *(const struct member *const *)b;
+	return strcmp(x->peer_urls_count ? x->peer_urls[0] : "", y->peer_urls_count ? y->peer_urls[0] : "");
+}
+
+static int compare_strings(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* etcd's ValidateClusterAndAssignIDs: the local --initial-cluster must list the same members, with the
+ * same peer URLs compared as written, as the cluster itself. */
+static int validate_initial_cluster(const struct membership *existing, const struct initial_cluster *local,
+                                    char *error, size_t length)
+{
+	if (existing->count != local->count) {
+		snprintf(error, length, "error validating peerURLs: member count is unequal");
+		return -1;
+	}
+	struct member **ours = calloc(local->count, sizeof(*ours));
+	struct member *locals = calloc(local->count, sizeof(*locals));
+	const struct member **theirs = calloc(existing->count, sizeof(*theirs));
+	if (!ours || !locals || !theirs)
+		abort();
+	for (size_t k = 0; k < local->count; k++) {
+		locals[k].peer_urls = local->members[k].peer_urls;
+		locals[k].peer_urls_count = local->members[k].peer_urls_count;
+		qsort(locals[k].peer_urls, locals[k].peer_urls_count, sizeof(char *), compare_strings);
+		ours[k] = &locals[k];
+		theirs[k] = &existing->members[k];
+	}
+	qsort(ours, local->count, sizeof(*ours), compare_member_urls);
+	qsort(theirs, existing->count, sizeof(*theirs), compare_member_urls);
+	int rc = 0;
+	for (size_t k = 0; k < local->count && rc == 0; k++) {
+		const struct member *a = theirs[k], *b = ours[k];
+		size_t n = a->peer_urls_count > b->peer_urls_count ? a->peer_urls_count : b->peer_urls_count;
+		for (size_t u = 0; u < n; u++) {
+			const char *left = u < a->peer_urls_count ? a->peer_urls[u] : "";
+			const char *right = u < b->peer_urls_count ? b->peer_urls[u] : "";
+			if (strcmp(left, right) != 0) {
+				/* The seed's wording (etcd 3.4.5): URLs as written, with what each resolved from. */
+				snprintf(error, length, "unmatched member while checking PeerURLs (\"%s\"(resolved from \"%s\") != "
+				         "\"%s\"(resolved from \"%s\"))", left, left, right, right);
+				rc = -1;
+				break;
+			}
+		}
+	}
+	free(ours);
+	free(locals);
+	free(theirs);
+	return rc;
+}
+
+static int join_existing_cluster(struct node *node, char *error, size_t length)
+{
+	struct initial_cluster cluster;
+	if (initial_cluster_parse(node->flags.initial_cluster, node->flags.initial_cluster_token, &cluster, error,
+	                          length) != 0)
+		return -1;
+	if (!initial_cluster_find(&cluster, node->flags.name)) {
+		snprintf(error, length, "couldn't find local name \"%s\" in the initial cluster configuration",
+		         node->flags.name);
+		initial_cluster_free(&cluster);
+		return -1;
+	}
+	struct peer_url listen;
+	char *first = strdup(node->flags.listen_peer_urls);
+	if (!first)
+		abort();
+	char *comma = strchr(first, ',');
+	if (comma)
+		*comma = '\0';
+	int rc = peer_url_parse(first, &listen, error, length);
+	free(first);
+	struct transport *transport = NULL;
+	struct transport_config config;
+	transport_config_init(&config); /* ids 0: join mode */
+	if (rc == 0)
+		rc = udp_transport_open(&config, listen.host, listen.port, &transport, error, length);
+	if (rc != 0) {
+		initial_cluster_free(&cluster);
+		return -1;
+	}
+	uint64_t scratch = 1;
+	for (size_t m = 0; m < cluster.count; m++) {
+		if (strcmp(cluster.members[m].name, node->flags.name) == 0)
+			continue;
+		for (size_t u = 0; u < cluster.members[m].peer_urls_count; u++) {
+			struct peer_url url;
+			char ignored[256];
+			if (peer_url_parse(cluster.members[m].peer_urls[u], &url, ignored, sizeof(ignored)) == 0)
+				transport_add_peer(transport, scratch++, url.host, url.port, ignored, sizeof(ignored));
+		}
+	}
+	char query[512];
+	int query_length = snprintf(query, sizeof(query), "%c{\"reply_host\":\"%s\",\"reply_port\":%u}",
+	                            PEER_CLUSTER_QUERY, listen.host, (unsigned)listen.port);
+	struct join_answer answer = {0};
+	uint64_t deadline = node_monotonic_ms() + 10000;
+	/* Ask every peer of --initial-cluster, again every half second, until one answers. */
+	while (!answer.received && node_monotonic_ms() < deadline) {
+		char ignored[256];
+		for (uint64_t id = 1; id < scratch; id++)
+			transport_send(transport, id, (const uint8_t *)query, (size_t)query_length, ignored, sizeof(ignored));
+		transport_flush(transport, ignored, sizeof(ignored));
+		uint64_t round_end = node_monotonic_ms() + 500;
+		while (!answer.received && node_monotonic_ms() < round_end)
+			transport_poll(transport, 100, take_join_answer, &answer, ignored, sizeof(ignored));
+	}
+	transport_close(transport);
+	if (!answer.received) {
+		snprintf(error, length, "cannot fetch cluster info from peer urls: no member of --initial-cluster "
+		         "answered (%s)", node->flags.initial_cluster);
+		initial_cluster_free(&cluster);
+		return -1;
+	}
+	struct membership existing;
+	rc = membership_decode(answer.membership, strlen(answer.membership), &existing);
+	if (rc != MEMBERSHIP_OK) {
+		snprintf(error, length, "the member list a peer sent does not decode");
+	} else if (validate_initial_cluster(&existing, &cluster, error, length) == 0) {
+		char **advertised = NULL;
+		size_t advertised_count = 0;
+		rc = peer_url_list_parse(node->flags.initial_advertise_peer_urls, &advertised, &advertised_count, error, length);
+		const struct member *self = rc == 0 ? membership_find_peer_url(&existing, (const char *const *)advertised,
+		                                                                 advertised_count, 0)
+		                                     : NULL;
+		if (rc == 0 && !self)
+			snprintf(error, length, "no member of the cluster has --initial-advertise-peer-urls=%s: add it "
+			         "first (member add)", node->flags.initial_advertise_peer_urls);
+		if (self) {
+			node->member_id = self->id;
+			node->cluster_id = strtoull(answer.cluster_id, NULL, 16);
+			membership_copy(&node->membership, &existing);
+			node->membership.cluster_id = node->cluster_id;
+		}
+		peer_url_list_free(advertised, advertised_count);
+	}
+	if (existing.members)
+		membership_free(&existing);
+	free(answer.cluster_id);
+	free(answer.membership);
+	initial_cluster_free(&cluster);
+	if (node->member_id == 0)
+		return -1;
+	if (write_identity(node, error, length) != 0)
+		return -1;
+	/* An empty log: the leader sends everything from the first entry (or a snapshot). */
+	node->raft = new_raft(node, NULL, 0, error, length);
+	if (!node->raft)
+		return -1;
+	node_log("info", "joining an existing cluster", "\"member-id\":\"%" PRIx64 "\",\"cluster-id\":\"%" PRIx64 "\"",
+	         node->member_id, node->cluster_id);
+	return 0;
+}
+
 int node_open(struct node *node, char *error, size_t length)
 {
 	snprintf(node->member_dir, sizeof(node->member_dir), "%s/member", node->flags.data_dir);
@@ -397,12 +581,11 @@ int node_open(struct node *node, char *error, size_t length)
 	} else {
 		wal_recovered_release(node->wal);
 		if (node->flags.initial_cluster_state == INITIAL_CLUSTER_STATE_EXISTING) {
-			snprintf(error, length, "joining an existing cluster (--initial-cluster-state existing) is not "
-			         "supported yet by this quorumd build");
+			if (join_existing_cluster(node, error, length) != 0)
+				return -1;
+		} else if (bootstrap_new_cluster(node, error, length) != 0) {
 			return -1;
 		}
-		if (bootstrap_new_cluster(node, error, length) != 0)
-			return -1;
 	}
 	atomic_store(&node->applied_index, state_applied_index(node->state));
 	atomic_store(&node->revision, (uint64_t)state_revision(node->state));

@@ -31,8 +31,12 @@ enum peer_envelope {
 	PEER_MEMBER_REQUEST = 3, /* a member operation forwarded to the leader; body: JSON */
 	PEER_MEMBER_REPLY = 4,   /* its answer; body: JSON */
 	PEER_CLUSTER_QUERY = 5,  /* a member starting with --initial-cluster-state existing asks for the members */
-	PEER_CLUSTER_REPLY = 6,  /* body: the membership blob */
+	PEER_CLUSTER_REPLY = 6,  /* body: {"cluster_id":HEX,"membership":BLOB} */
 };
+
+/* The scratch peer id under which a join query's reply address is registered (never a member id: etcd
+ * IDs are SHA-1 prefixes, and this one is reserved here). */
+#define JOIN_REPLY_PEER UINT64_MAX
 
 /* ---- core → storage: one per Ready ---- */
 

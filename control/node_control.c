@@ -384,7 +384,8 @@ int node_control_run(struct node *node, char *error, size_t length)
 	gettimeofday(&now, NULL);
 	/* Request ids keep growing across restarts: start from the clock, like etcd's idutil. */
 	context.next_request_id = ((uint64_t)now.tv_sec * 1000u + (uint64_t)now.tv_usec / 1000u) << 8;
-	struct control_socket_config config = {node->flags.control_socket, 0, handle_request, &context};
+	struct control_socket_config config = {
+	    .path = node->flags.control_socket, .handler = handle_request, .handler_context = &context};
 	context.server = control_socket_open(&config, error, length);
 	if (!context.server)
 		return -1;

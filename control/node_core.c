@@ -348,7 +348,8 @@ static void handle_peer(struct core_context *context, struct node_mail *mail)
 	struct node *node = context->node;
 	if (mail->length == 0)
 		return;
-	members_heard_from(&context->members, mail->from);
+	if (mail->from != 0)
+		members_heard_from(&context->members, mail->from);
 	switch (mail->bytes[0]) {
 	case PEER_RAFT:
 		raft_step_bytes(node->raft, mail->bytes + 1, mail->length - 1);

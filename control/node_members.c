@@ -486,8 +486,9 @@ static bool apply_conf_change(struct members_context *context, const Raftpb__Ent
 	switch (change->type) {
 	case RAFT_CC_ADD_NODE:
 		if (membership_find(&node->membership, change->node_id)) {
-			membership_promote(&node->membership, change->node_id);
-			node_log("info", "promoted member", "\"promoted-member-id\":\"%" PRIx64 "\"", change->node_id);
+			/* Already known: a learner's promotion (or a joining member replaying its own add). */
+			if (membership_promote(&node->membership, change->node_id) == MEMBERSHIP_OK)
+				node_log("info", "promoted member", "\"promoted-member-id\":\"%" PRIx64 "\"", change->node_id);
 		} else if (has_member) {
 			member.is_learner = false;
 			membership_add(&node->membership, &member);
@@ -631,13 +632,44 @@ static struct node_request *request_from_json(json_t *body, uint64_t from)
 	return request;
 }
 
+/* A member starting with --initial-cluster-state existing asks who is in the cluster (etcd: GET /members
+ * on a peer URL). The answer goes to the address it gives, under a scratch peer id. */
+static void answer_cluster_query(struct members_context *context, json_t *query)
+{
+	struct node *node = context->node;
+	const char *host = NULL;
+	json_int_t port = 0;
+	if (json_unpack(query, "{s:s, s:I}", "reply_host", &host, "reply_port", &port) != 0 || port <= 0 || port > 65535)
+		return;
+	char error[256];
+	if (transport_add_peer(node->transport, JOIN_REPLY_PEER, host, (uint16_t)port, error, sizeof(error)) != 0)
+		return;
+	char cluster[17];
+	char *blob = membership_encode(&node->membership);
+	char *text = dump(json_pack("{s:s, s:s}", "cluster_id", hex(node->cluster_id, cluster), "membership", blob));
+	free(blob);
+	size_t text_length = strlen(text);
+	uint8_t *bytes = malloc(text_length + 1);
+	if (!bytes)
+		abort();
+	bytes[0] = PEER_CLUSTER_REPLY;
+	memcpy(bytes + 1, text, text_length);
+	node_send_peer(node, JOIN_REPLY_PEER, bytes, text_length + 1);
+	free(bytes);
+	free(text);
+}
+
 void members_handle_peer(struct members_context *context, uint64_t from, int kind, const uint8_t *body, size_t length)
 {
 	json_error_t error;
 	json_t *value = json_loadb((const char *)body, length, 0, &error);
 	if (!value)
 		return;
-	if (kind == PEER_MEMBER_REQUEST) {
+	if (kind == PEER_CLUSTER_QUERY) {
+		answer_cluster_query(context, value);
+	} else if (from == 0) {
+		/* Join queries are the only thing taken from a member without an id. */
+	} else if (kind == PEER_MEMBER_REQUEST) {
 		struct node_request *request = request_from_json(value, from);
 		if (request)
 			members_handle_request(context, request);

@@ -66,7 +66,7 @@ uint64_t transport_core_now(const struct transport_core *core)
 int transport_core_create(const struct transport_config *config, transport_clock_fn clock, void *clock_arg,
 	struct transport_core **out, char *err, size_t errlen)
 {
-	if (config->member_id == 0)
+	if (config->member_id == 0 && config->cluster_id != 0)
 		return transport_error(err, errlen, -EINVAL, "transport: member id 0 is not a member");
 	if (config->max_datagram <= FRAME_HEADER_SIZE || config->max_datagram > FRAME_MAX_DATAGRAM)
 		return transport_error(err, errlen, -EINVAL,
@@ -253,11 +253,16 @@ static void process(struct transport_core *core, const uint8_t *datagram, size_t
 			TRANSPORT_COUNTER_drop_malformed, 1);
 		return;
 	}
-	if (h.cluster_id != core->config.cluster_id) {
+	/* Join mode (member and cluster id 0): a member starting with --initial-cluster-state existing does
+	 * not know its ids yet and takes the answers to its query, whatever they say. A member that knows
+	 * its ids also takes such a query (cluster 0, to 0); the node answers nothing else from it. */
+	bool joining = core->config.member_id == 0;
+	bool join_query = h.cluster_id == 0 && h.to == 0;
+	if (!joining && !join_query && h.cluster_id != core->config.cluster_id) {
 		transport_core_count(core, TRANSPORT_COUNTER_drop_unknown_cluster, 1);
 		return;
 	}
-	if (h.to != core->config.member_id) {
+	if (!joining && !join_query && h.to != core->config.member_id) {
 		transport_core_count(core, TRANSPORT_COUNTER_drop_not_for_us, 1);
 		return;
 	}
@@ -338,7 +343,8 @@ int transport_core_prepare(struct transport_core *core, uint64_t to, size_t leng
 			(unsigned long long)to, length, FRAME_MAX_FRAGMENTS, core->config.max_datagram);
 	address->cluster_id = core->config.cluster_id;
 	address->from = core->config.member_id;
-	address->to = to;
+	/* In join mode peers are known by address only: the frame goes to member 0 of cluster 0. */
+	address->to = core->config.member_id == 0 ? 0 : to;
 	address->message_id = core->next_message_id++;
 	*count = (uint16_t)n;
 	transport_core_count(core, TRANSPORT_COUNTER_messages_out, 1);

@@ -36,7 +36,10 @@
 
 struct transport_config {
 	uint64_t cluster_id;
-	uint64_t member_id;            /* this member: frames to another id are dropped */
+	uint64_t member_id;            /* this member: frames to another id are dropped. Both ids 0: join
+	                                * mode, for a member that must ask the cluster who it is: its frames
+	                                * go out as cluster 0, to 0 (peers are added under any local id) and
+	                                * it takes every frame; members with ids accept such join queries. */
 	uint64_t first_message_id;     /* 0: CLOCK_REALTIME in ns, so a restarted member's ids keep growing
 	                                * past those its peers remember (duplicate detection) */
 	size_t max_datagram;           /* largest frame sent, header included: 1400 (Ethernet MTU 1500);
