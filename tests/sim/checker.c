@@ -1,0 +1,769 @@
+/* tests/sim/checker.c: the oracles and the safety properties, checked as the simulation runs.
+ *
+ * Oracles, kept over the whole run: the leader of every term; every committed index with its term, the
+ * term in which it was first committed, its content and the application state after it; every (index,
+ * term) that entered some member's log, with its content and the term before it; every read with what
+ * was acknowledged when it was issued. Against them (Raft paper, Figure 3, and thesis §6.4):
+ *   Election Safety      at most one leader per term;
+ *   Log Matching         same index and term => same entry and same history (checked incrementally as
+ *                        each Ready's entries arrive, by content and by the term before each entry, and
+ *                        over whole logs periodically);
+ *   Leader Completeness  a new leader of term T holds every entry committed in a term before T;
+ *   State Machine Safety no two members apply different entries (or histories) at one index;
+ *   commit durability    when a leader commits an index, a quorum of its configuration (both halves of a
+ *                        joint one) holds that entry durably;
+ *   ReadIndex            a read reflects every write acknowledged before it was issued, and its read
+ *                        point was committed when it was answered;
+ *   the Ready contract   vote grants and append acknowledgements leave only once durable, committed
+ *                        entries are locally durable, hard state never goes back, no committed entry is
+ *                        dropped from a member's log.
+ * Every failure names the property and the details and stops the seed.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "sim.h"
+
+#define ULL(x) ((unsigned long long)(x))
+
+static void *grow(void *pointer, size_t *capacity, size_t needed, size_t element)
+{
+	if (needed <= *capacity) {
+		return pointer;
+	}
+	size_t old = *capacity;
+	size_t fresh = old ? old : 64;
+	while (fresh < needed) {
+		fresh *= 2;
+	}
+	uint8_t *result = realloc(pointer, fresh * element);
+	if (result == NULL) {
+		abort();
+	}
+	memset(result + old * element, 0, (fresh - old) * element);
+	*capacity = fresh;
+	return result;
+}
+
+void checker_init(struct sim_checker *checker)
+{
+	*checker = (struct sim_checker){0};
+}
+
+void checker_free(struct sim_checker *checker)
+{
+	for (size_t i = 0; i < checker->seen_capacity; i++) {
+		free(checker->seen[i].items);
+	}
+	free(checker->seen);
+	free(checker->leader_of_term);
+	free(checker->committed);
+	free(checker->reads);
+	free(checker->config_ids);
+	*checker = (struct sim_checker){0};
+}
+
+uint64_t entry_digest(uint64_t index, uint64_t term, int type, const void *data, size_t length)
+{
+	return sim_mix(sim_mix(index, term), sim_mix((uint64_t)type + 1, sim_hash_bytes(data, length)));
+}
+
+static struct sim_committed *committed_at(struct sim_checker *checker, uint64_t index)
+{
+	checker->committed = grow(checker->committed, &checker->committed_capacity, index + 1, sizeof(*checker->committed));
+	return &checker->committed[index];
+}
+
+static bool storage_holds(const struct sim_storage *storage, uint64_t index, uint64_t term)
+{
+	return index <= storage->snapshot.index || storage_term_at(storage, index) == term;
+}
+
+/* Counts the voters among ids whose durable log holds (index, term); true when they are a majority. */
+static bool durable_majority(struct sim_cluster *cluster, const uint64_t *ids, size_t count, uint64_t index,
+                             uint64_t term, char *who, size_t who_length)
+{
+	size_t holding = 0, used = 0;
+	for (size_t i = 0; i < count; i++) {
+		struct sim_member *voter = cluster_member_by_id(cluster, ids[i]);
+		bool holds = voter != NULL && storage_holds(&voter->storage, index, term);
+		holding += holds;
+		if (used + 40 < who_length) {
+			used += (size_t)snprintf(who + used, who_length - used, " %llu:%s", ULL(ids[i]), holds ? "yes" : "no");
+		}
+	}
+	return holding * 2 > count;
+}
+
+static void check_leader_completeness(struct sim_cluster *cluster, struct sim_member *leader,
+                                      const struct raft_status *status)
+{
+	struct sim_checker *checker = &cluster->checker;
+	for (uint64_t index = status->first_index; index <= checker->commit_index; index++) {
+		const struct sim_committed *record = &checker->committed[index];
+		if (record->term == 0 || record->commit_term >= status->term) {
+			continue; /* committed in this term or later: not owed to this leader */
+		}
+		uint64_t term = index <= status->last_index ? raft_term_at(leader->raft, index) : 0;
+		if (term != record->term) {
+			sim_fail(cluster, "Leader Completeness: member %llu became leader of term %llu without the entry at index "
+			         "%llu (term %llu, committed in term %llu); its log has term %llu there (first %llu, last %llu)",
+			         ULL(leader->id), ULL(status->term), ULL(index), ULL(record->term), ULL(record->commit_term),
+			         ULL(term), ULL(status->first_index), ULL(status->last_index));
+			return;
+		}
+	}
+}
+
+static void observe_commit(struct sim_cluster *cluster, struct sim_member *member, const struct raft_status *status)
+{
+	struct sim_checker *checker = &cluster->checker;
+	if (status->commit <= member->seen_commit) {
+		member->seen_commit = status->commit;
+		return;
+	}
+	uint64_t old_global = checker->commit_index;
+	uint64_t from = member->seen_commit + 1;
+	if (from < status->first_index) {
+		from = status->first_index; /* compacted: a snapshot, checked when it was installed */
+	}
+	committed_at(checker, status->commit);
+	for (uint64_t index = from; index <= status->commit; index++) {
+		uint64_t term = raft_term_at(member->raft, index);
+		struct sim_committed *record = &checker->committed[index];
+		if (term == 0) {
+			continue;
+		}
+		if (index > old_global) {
+			record->term = term;
+			record->commit_term = status->term;
+		} else if (record->term == 0) {
+			record->term = term;
+		} else if (record->term != term) {
+			sim_fail(cluster, "State Machine Safety: member %llu (term %llu) considers index %llu committed with term %llu, "
+			         "but index %llu was committed with term %llu", ULL(member->id), ULL(status->term), ULL(index),
+			         ULL(term), ULL(index), ULL(record->term));
+			return;
+		}
+		checker->commits_checked++;
+	}
+	if (status->commit > checker->commit_index) {
+		checker->commit_index = status->commit;
+	}
+	if (status->role == RAFT_LEADER && status->commit > member->seen_commit) {
+		/* The leader counted a quorum: that quorum must really hold the entry on disk (thesis §10.2.1: the
+		 * leader's own entry counts only once persisted; followers acknowledge only what is durable). */
+		uint64_t index = status->commit, term = checker->committed[index].term;
+		struct raft_conf_view view;
+		raft_get_conf(member->raft, &view);
+		char who[512] = "";
+		if (term != 0 && (!durable_majority(cluster, view.voters, view.voters_count, index, term, who, sizeof(who)) ||
+		                  (view.voters_outgoing_count &&
+		                   !durable_majority(cluster, view.voters_outgoing, view.voters_outgoing_count, index, term,
+		                                     who + strlen(who), sizeof(who) - strlen(who))))) {
+			sim_fail(cluster, "Commit durability: leader %llu of term %llu committed index %llu (term %llu) but no quorum "
+			         "holds it durably (voters%s%s)", ULL(member->id), ULL(status->term), ULL(index), ULL(term),
+			         view.voters_outgoing_count ? ", joint with outgoing" : "", who);
+			return;
+		}
+		cluster_on_commit(cluster, cluster_slot_of(cluster, member));
+	}
+	member->seen_commit = status->commit;
+}
+
+void checker_observe_member(struct sim_cluster *cluster, size_t slot)
+{
+	struct sim_member *member = &cluster->members[slot];
+	struct sim_checker *checker = &cluster->checker;
+	if (member->state != MEMBER_ALIVE || cluster->failed) {
+		return;
+	}
+	struct raft_status status;
+	raft_get_status(member->raft, &status);
+	if (status.term < member->seen_term) {
+		sim_fail(cluster, "Term monotonicity: member %llu went from term %llu back to %llu", ULL(member->id),
+		         ULL(member->seen_term), ULL(status.term));
+		return;
+	}
+	if (status.role == RAFT_LEADER) {
+		checker->leader_of_term = grow(checker->leader_of_term, &checker->terms_capacity, status.term + 1,
+		                               sizeof(*checker->leader_of_term));
+		uint64_t *leader = &checker->leader_of_term[status.term];
+		if (*leader != 0 && *leader != member->id) {
+			sim_fail(cluster, "Election Safety: members %llu and %llu were both leader of term %llu", ULL(*leader),
+			         ULL(member->id), ULL(status.term));
+			return;
+		}
+		if (member->seen_leader_term != status.term) {
+			bool first = *leader == 0;
+			*leader = member->id;
+			member->seen_leader_term = status.term;
+			checker->leaders_checked++;
+			sim_trace(cluster, "member %llu is leader of term %llu (log %llu..%llu, commit %llu)", ULL(member->id),
+			          ULL(status.term), ULL(status.first_index), ULL(status.last_index), ULL(status.commit));
+			check_leader_completeness(cluster, member, &status);
+			if (first && cluster->on_leader != NULL) {
+				cluster->on_leader(cluster, member->id, status.term);
+			}
+		}
+	}
+	member->seen_term = status.term;
+	member->seen_role = status.role;
+	if (!cluster->failed) {
+		observe_commit(cluster, member, &status);
+	}
+}
+
+void checker_observe_all(struct sim_cluster *cluster)
+{
+	for (size_t slot = 0; slot < cluster->members_count && !cluster->failed; slot++) {
+		checker_observe_member(cluster, slot);
+	}
+}
+
+void checker_record_entries(struct sim_cluster *cluster, size_t slot, const struct sim_entry_digest *digests,
+                            size_t count)
+{
+	struct sim_member *member = &cluster->members[slot];
+	struct sim_checker *checker = &cluster->checker;
+	uint64_t current_term = member->state == MEMBER_ALIVE ? member->seen_term : 0;
+	if (member->state == MEMBER_ALIVE) {
+		struct raft_status status;
+		raft_get_status(member->raft, &status);
+		current_term = status.term;
+	}
+	for (size_t i = 0; i < count; i++) {
+		const struct sim_entry_digest *digest = &digests[i];
+		uint64_t previous_term;
+		if (i > 0) {
+			previous_term = digests[i - 1].term;
+			if (digest->index != digests[i - 1].index + 1 || digest->term < previous_term) {
+				sim_fail(cluster, "Log Matching: member %llu was handed entries (%llu,%llu) then (%llu,%llu): not "
+				         "contiguous or terms going back", ULL(member->id), ULL(digests[i - 1].index),
+				         ULL(digests[i - 1].term), ULL(digest->index), ULL(digest->term));
+				return;
+			}
+		} else {
+			previous_term = digest->index <= 1 ? 0 : member->state == MEMBER_ALIVE ? raft_term_at(member->raft, digest->index - 1) : 0;
+		}
+		bool previous_known = digest->index <= 1 || previous_term != 0;
+		if (digest->term == 0 || digest->term > current_term) {
+			sim_fail(cluster, "Log Matching: member %llu (term %llu) was handed an entry at index %llu with term %llu",
+			         ULL(member->id), ULL(current_term), ULL(digest->index), ULL(digest->term));
+			return;
+		}
+		checker->seen = grow(checker->seen, &checker->seen_capacity, digest->index + 1, sizeof(*checker->seen));
+		struct sim_seen_slot *seen = &checker->seen[digest->index];
+		struct sim_seen_entry *found = NULL;
+		for (uint32_t k = 0; k < seen->count; k++) {
+			if (seen->items[k].term == digest->term) {
+				found = &seen->items[k];
+			}
+		}
+		if (found == NULL) {
+			if (seen->count == seen->capacity) {
+				seen->capacity = seen->capacity ? seen->capacity * 2 : 2;
+				seen->items = realloc(seen->items, seen->capacity * sizeof(*seen->items));
+				if (seen->items == NULL) {
+					abort();
+				}
+			}
+			seen->items[seen->count++] =
+				(struct sim_seen_entry){digest->term, digest->hash, previous_known ? previous_term : UINT64_MAX};
+			continue;
+		}
+		checker->logs_checked++;
+		if (found->hash != digest->hash) {
+			sim_fail(cluster, "Log Matching: member %llu holds an entry at index %llu term %llu whose content differs "
+			         "from the entry with the same index and term in another log", ULL(member->id), ULL(digest->index),
+			         ULL(digest->term));
+			return;
+		}
+		if (previous_known) {
+			if (found->previous_term == UINT64_MAX) {
+				found->previous_term = previous_term;
+			} else if (found->previous_term != previous_term) {
+				sim_fail(cluster, "Log Matching: the entry at index %llu term %llu follows term %llu in member %llu's log "
+				         "but term %llu in another log", ULL(digest->index), ULL(digest->term), ULL(previous_term),
+				         ULL(member->id), ULL(found->previous_term));
+				return;
+			}
+		}
+	}
+}
+
+void checker_apply_entry(struct sim_cluster *cluster, size_t slot, const Raftpb__Entry *entry)
+{
+	struct sim_member *member = &cluster->members[slot];
+	struct sim_checker *checker = &cluster->checker;
+	uint64_t index = entry->index;
+	if (index != member->app.applied + 1) {
+		sim_fail(cluster, "Apply order: member %llu was given index %llu to apply after index %llu (each index must be "
+		         "applied exactly once, in order)", ULL(member->id), ULL(index), ULL(member->app.applied));
+		return;
+	}
+	if (index > checker->commit_index) {
+		sim_fail(cluster, "State Machine Safety: member %llu applies index %llu but no member ever knew an index above "
+		         "%llu committed", ULL(member->id), ULL(index), ULL(checker->commit_index));
+		return;
+	}
+	struct sim_committed *record = committed_at(checker, index);
+	if (record->term != 0 && record->term != entry->term) {
+		sim_fail(cluster, "State Machine Safety: member %llu applies index %llu with term %llu but index %llu was "
+		         "committed with term %llu", ULL(member->id), ULL(index), ULL(entry->term), ULL(index), ULL(record->term));
+		return;
+	}
+	if (!storage_holds(&member->storage, index, entry->term)) {
+		sim_fail(cluster, "Ready contract: member %llu applies index %llu (term %llu) which is not locally durable "
+		         "(durable log ends at %llu, term there %llu)", ULL(member->id), ULL(index), ULL(entry->term),
+		         ULL(storage_last_index(&member->storage)), ULL(storage_term_at(&member->storage, index)));
+		return;
+	}
+	uint64_t digest = entry_digest(index, entry->term, entry->type, entry->data.data, entry->data.len);
+	if (record->entry_hash == 0) {
+		record->entry_hash = digest;
+		record->term = entry->term;
+	} else if (record->entry_hash != digest) {
+		sim_fail(cluster, "State Machine Safety: member %llu applies at index %llu an entry that differs from the one "
+		         "another member applied there", ULL(member->id), ULL(index));
+		return;
+	}
+	member->app.chain = sim_mix(member->app.chain, digest);
+	member->app.applied = index;
+	member->app.applied_term = entry->term;
+	if (record->chain == 0) {
+		record->chain = member->app.chain;
+	} else if (record->chain != member->app.chain) {
+		sim_fail(cluster, "State Machine Safety: member %llu reached index %llu with a different history of applied "
+		         "entries than another member", ULL(member->id), ULL(index));
+		return;
+	}
+	uint64_t sequence;
+	bool marker;
+	if (entry->type == RAFT_ENTRY_NORMAL && payload_write_sequence(entry->data.data, entry->data.len, &sequence, &marker)) {
+		if (marker) {
+			member->marker_applied = sequence;
+		}
+		member->app.writes++;
+		member->app.last_write = sequence;
+		if (member->app.writes > checker->writes_applied) {
+			checker->writes_applied = member->app.writes;
+		}
+	}
+	checker->applies_checked++;
+	checker->entries_applied++;
+}
+
+void checker_install_snapshot(struct sim_cluster *cluster, size_t slot, const Raftpb__Snapshot *snapshot)
+{
+	struct sim_member *member = &cluster->members[slot];
+	struct sim_checker *checker = &cluster->checker;
+	uint64_t index = snapshot->metadata->index;
+	struct sim_app_state state;
+	if (index <= member->app.applied) {
+		sim_fail(cluster, "Snapshot: member %llu is asked to install a snapshot at %llu but has applied %llu already",
+		         ULL(member->id), ULL(index), ULL(member->app.applied));
+		return;
+	}
+	if (index > checker->commit_index) {
+		sim_fail(cluster, "Snapshot: member %llu installs a snapshot at %llu beyond any commit (%llu)", ULL(member->id),
+		         ULL(index), ULL(checker->commit_index));
+		return;
+	}
+	if (!app_state_decode(snapshot->data.data, snapshot->data.len, &state) || state.applied != index) {
+		sim_fail(cluster, "Snapshot: member %llu got a snapshot at %llu whose data is not the application state at %llu",
+		         ULL(member->id), ULL(index), ULL(index));
+		return;
+	}
+	const struct sim_committed *record = committed_at(checker, index);
+	if ((record->term != 0 && record->term != snapshot->metadata->term) ||
+	    (record->chain != 0 && record->chain != state.chain)) {
+		sim_fail(cluster, "State Machine Safety: the snapshot member %llu installs at index %llu (term %llu) differs from "
+		         "the committed history there (term %llu)", ULL(member->id), ULL(index), ULL(snapshot->metadata->term),
+		         ULL(record->term));
+		return;
+	}
+	sim_trace(cluster, "member %llu installs a snapshot at %llu (term %llu)", ULL(member->id), ULL(index),
+	          ULL(snapshot->metadata->term));
+	member->app = state;
+	checker->snapshots_installed++;
+}
+
+void checker_stored_truncation(struct sim_cluster *cluster, size_t slot, const struct sim_persist_item *item)
+{
+	struct sim_member *member = &cluster->members[slot];
+	struct sim_checker *checker = &cluster->checker;
+	const struct sim_storage *storage = &member->storage;
+	uint64_t from;
+	if (item->snapshot.packed != NULL) {
+		from = item->snapshot.index + 1; /* the snapshot replaces the log; what it covers is committed */
+	} else if (item->entries_count) {
+		from = item->entries[0].index;
+	} else {
+		return;
+	}
+	uint64_t last = storage_last_index(storage);
+	uint64_t new_first = item->entries_count ? item->entries[0].index : 0;
+	uint64_t new_last = item->entries_count ? item->entries[item->entries_count - 1].index : 0;
+	for (uint64_t index = from; index <= last && index <= checker->commit_index; index++) {
+		uint64_t old_term = storage_term_at(storage, index);
+		uint64_t committed_term = checker->committed[index].term;
+		if (old_term == 0 || old_term != committed_term) {
+			continue;
+		}
+		bool rewritten = new_first != 0 && index >= new_first && index <= new_last &&
+		                 item->entries[index - new_first].term == committed_term;
+		if (!rewritten) {
+			sim_fail(cluster, "Log safety: member %llu drops the committed entry at index %llu (term %llu) from its "
+			         "stored log (a %s from index %llu)", ULL(member->id), ULL(index), ULL(committed_term),
+			         item->snapshot.packed ? "snapshot install" : "suffix replacement", ULL(from));
+			return;
+		}
+	}
+}
+
+void checker_message_sent(struct sim_cluster *cluster, size_t slot, const struct sim_message *message,
+                          bool after_persist)
+{
+	struct sim_member *member = &cluster->members[slot];
+	const struct sim_storage *storage = &member->storage;
+	cluster->checker.messages_checked++;
+	/* A follower forwards proposals and reads with their original sender, as etcd does. */
+	bool forwarded = message->type == RAFT_MSG_PROP || message->type == RAFT_MSG_READ_INDEX;
+	if ((message->origin != member->id && !(forwarded && message->origin != RAFT_NONE)) || message->to == RAFT_NONE) {
+		sim_fail(cluster, "Ready contract: member %llu sends a %s from %llu to %llu", ULL(member->id),
+		         message_type_name(message->type), ULL(message->origin), ULL(message->to));
+		return;
+	}
+	const char *when = after_persist ? "messages_after_persist" : "messages";
+	if (message->type == RAFT_MSG_VOTE_RESP && !message->reject &&
+	    (storage->hard_state.term != message->term || storage->hard_state.vote != message->to)) {
+		sim_fail(cluster, "Ready contract: member %llu grants its vote to %llu in term %llu (in %s) while its durable "
+		         "hard state says term %llu vote %llu (a vote forgotten in a crash could elect two leaders)",
+		         ULL(member->id), ULL(message->to), ULL(message->term), when, ULL(storage->hard_state.term),
+		         ULL(storage->hard_state.vote));
+		return;
+	}
+	if (message->type == RAFT_MSG_APP_RESP && !message->reject && message->index > storage_last_index(storage)) {
+		sim_fail(cluster, "Ready contract: member %llu acknowledges entries up to %llu to %llu (in %s) but its durable "
+		         "log ends at %llu", ULL(member->id), ULL(message->index), ULL(message->to), when,
+		         ULL(storage_last_index(storage)));
+		return;
+	}
+}
+
+void checker_hard_state_durable(struct sim_cluster *cluster, size_t slot, const struct sim_hard_state *before,
+                                const struct sim_hard_state *after)
+{
+	struct sim_member *member = &cluster->members[slot];
+	if (after->term < before->term) {
+		sim_fail(cluster, "Hard state: member %llu persisted term %llu after term %llu", ULL(member->id), ULL(after->term),
+		         ULL(before->term));
+	} else if (after->term == before->term && before->vote != RAFT_NONE && after->vote != before->vote) {
+		sim_fail(cluster, "Hard state: member %llu voted for %llu and then for %llu in term %llu", ULL(member->id),
+		         ULL(before->vote), ULL(after->vote), ULL(after->term));
+	} else if (after->commit < before->commit) {
+		sim_fail(cluster, "Hard state: member %llu persisted commit %llu after commit %llu", ULL(member->id),
+		         ULL(after->commit), ULL(before->commit));
+	}
+}
+
+static size_t conf_ids(const struct raft_conf_view *view, uint64_t *ids, size_t capacity)
+{
+	size_t count = 0;
+	const uint64_t *lists[] = {view->voters, view->voters_outgoing, view->learners, view->learners_next};
+	size_t counts[] = {view->voters_count, view->voters_outgoing_count, view->learners_count, view->learners_next_count};
+	for (int list = 0; list < 4; list++) {
+		for (size_t i = 0; i < counts[list]; i++) {
+			bool present = false;
+			for (size_t k = 0; k < count; k++) {
+				present |= ids[k] == lists[list][i];
+			}
+			if (!present && count < capacity) {
+				ids[count++] = lists[list][i];
+			}
+		}
+	}
+	/* sorted, so two members' sets compare directly */
+	for (size_t i = 1; i < count; i++) {
+		for (size_t k = i; k > 0 && ids[k - 1] > ids[k]; k--) {
+			uint64_t t = ids[k];
+			ids[k] = ids[k - 1];
+			ids[k - 1] = t;
+		}
+	}
+	return count;
+}
+
+void checker_config_applied(struct sim_cluster *cluster, size_t slot, uint64_t index)
+{
+	struct sim_member *member = &cluster->members[slot];
+	struct sim_checker *checker = &cluster->checker;
+	struct raft_conf_view view;
+	raft_get_conf(member->raft, &view);
+	uint64_t ids[SIM_MAX_MEMBERS * 2];
+	size_t count = conf_ids(&view, ids, SIM_MAX_MEMBERS * 2);
+	if (index < checker->config_index) {
+		return; /* a member catching up (or replaying after a restart) */
+	}
+	if (index == checker->config_index) {
+		if (count != checker->config_ids_count || memcmp(ids, checker->config_ids, count * sizeof(*ids)) != 0) {
+			sim_fail(cluster, "Configuration: after applying the conf change at index %llu member %llu has a different "
+			         "configuration (%zu members) than another member had (%zu members)", ULL(index), ULL(member->id),
+			         count, checker->config_ids_count);
+		}
+		return;
+	}
+	checker->config_index = index;
+	free(checker->config_ids);
+	checker->config_ids = malloc((count ? count : 1) * sizeof(*ids));
+	if (checker->config_ids == NULL) {
+		abort();
+	}
+	memcpy(checker->config_ids, ids, count * sizeof(*ids));
+	checker->config_ids_count = count;
+	if (cluster->trace) {
+		char text[512];
+		size_t used = 0;
+		text[0] = '\0';
+		const uint64_t *lists[] = {view.voters, view.voters_outgoing, view.learners, view.learners_next};
+		size_t counts[] = {view.voters_count, view.voters_outgoing_count, view.learners_count, view.learners_next_count};
+		const char *names[] = {"voters", "outgoing", "learners", "learners_next"};
+		for (int list = 0; list < 4; list++) {
+			used += (size_t)snprintf(text + used, sizeof(text) - used, " %s{", names[list]);
+			for (size_t i = 0; i < counts[list] && used < sizeof(text) - 32; i++) {
+				used += (size_t)snprintf(text + used, sizeof(text) - used, i ? " %llu" : "%llu", ULL(lists[list][i]));
+			}
+			used += (size_t)snprintf(text + used, sizeof(text) - used, "}");
+		}
+		sim_trace(cluster, "configuration after index %llu:%s%s", ULL(index), text, view.auto_leave ? " auto-leave" : "");
+	}
+	/* Members removed by this configuration will shut down (checker_retire_removed); new ones start
+	 * empty at once. */
+	for (size_t other = 0; other < cluster->members_count; other++) {
+		struct sim_member *candidate = &cluster->members[other];
+		bool present = false;
+		for (size_t k = 0; k < count; k++) {
+			present |= ids[k] == candidate->id;
+		}
+		if (!present && (candidate->state == MEMBER_ALIVE || candidate->state == MEMBER_CRASHED) &&
+		    !checker_removal_pending(cluster, candidate->id) && checker->removals_count < SIM_MAX_MEMBERS) {
+			checker->removals[checker->removals_count++] = (struct sim_removal){candidate->id, index};
+			sim_trace(cluster, "member %llu is removed by the conf change at index %llu", ULL(candidate->id), ULL(index));
+		}
+	}
+	for (size_t k = 0; k < count; k++) {
+		if (cluster_member_by_id(cluster, ids[k]) == NULL) {
+			member_start_added(cluster, ids[k]);
+		}
+	}
+}
+
+bool checker_removal_pending(const struct sim_cluster *cluster, uint64_t id)
+{
+	for (size_t i = 0; i < cluster->checker.removals_count; i++) {
+		if (cluster->checker.removals[i].id == id) {
+			return true;
+		}
+	}
+	return false;
+}
+
+/* Whether a member can no longer forget that index is committed: its durable commit, snapshot or
+ * applied state covers it. */
+static bool durably_knows(const struct sim_member *member, uint64_t index)
+{
+	const struct sim_storage *storage = &member->storage;
+	return storage->hard_state.commit >= index || storage->snapshot.index >= index || storage->app.applied >= index;
+}
+
+/* A removed member shuts down, and its peers drop it, only once every member of the latest
+ * configuration durably knows the removal committed. Shutting it down as soon as someone applies the
+ * removal can strand the cluster for good without any bug in the core: the removed leader of a joint
+ * configuration commits the leave entry and goes, and the survivors, who never heard that it committed
+ * (or applied it but lost the commit in a crash, as asynchronous storage allows), wait forever in the
+ * joint configuration for a vote from the member that is gone. etcd delays the shutdown of a removed
+ * member for the same reason. */
+void checker_retire_removed(struct sim_cluster *cluster)
+{
+	struct sim_checker *checker = &cluster->checker;
+	size_t kept = 0;
+	for (size_t i = 0; i < checker->removals_count; i++) {
+		struct sim_removal removal = checker->removals[i];
+		bool everyone_knows = true;
+		for (size_t k = 0; k < checker->config_ids_count && everyone_knows; k++) {
+			const struct sim_member *member = cluster_member_by_id(cluster, checker->config_ids[k]);
+			everyone_knows = member != NULL && durably_knows(member, removal.index);
+		}
+		struct sim_member *removed = cluster_member_by_id(cluster, removal.id);
+		if (everyone_knows && removed != NULL) {
+			member_shutdown(cluster, cluster_slot_of(cluster, removed));
+		} else {
+			checker->removals[kept++] = removal;
+		}
+	}
+	checker->removals_count = kept;
+}
+
+static uint64_t context_to_read(const uint8_t *context, size_t length)
+{
+	if (length != 9 || context[0] != 'R') {
+		return 0;
+	}
+	uint64_t value = 0;
+	for (int i = 0; i < 8; i++) {
+		value |= (uint64_t)context[1 + i] << (8 * i);
+	}
+	return value;
+}
+
+void checker_read_issued(struct sim_cluster *cluster, size_t slot, uint64_t context)
+{
+	struct sim_checker *checker = &cluster->checker;
+	checker->reads = grow(checker->reads, &checker->reads_capacity, context + 1, sizeof(*checker->reads));
+	checker->reads[context] = (struct sim_read){context, slot, cluster->now, checker->commit_index,
+	                                            checker->writes_applied, 0};
+	if (context >= checker->reads_count) {
+		checker->reads_count = context + 1;
+	}
+}
+
+void checker_read_state(struct sim_cluster *cluster, size_t slot, const struct raft_read_state *state)
+{
+	struct sim_member *member = &cluster->members[slot];
+	struct sim_checker *checker = &cluster->checker;
+	uint64_t context = context_to_read(state->context, state->context_length);
+	if (context == 0 || context >= checker->reads_count || checker->reads[context].context != context) {
+		sim_fail(cluster, "ReadIndex: member %llu got a read state for a context no read used (%zu bytes)",
+		         ULL(member->id), state->context_length);
+		return;
+	}
+	const struct sim_read *read = &checker->reads[context];
+	if (read->slot != slot) {
+		sim_fail(cluster, "ReadIndex: read %llu was requested on member %llu but answered on member %llu", ULL(context),
+		         ULL(cluster->members[read->slot].id), ULL(member->id));
+		return;
+	}
+	if (state->index > checker->commit_index) {
+		sim_fail(cluster, "ReadIndex: read %llu on member %llu got read point %llu, beyond anything committed (%llu)",
+		         ULL(context), ULL(member->id), ULL(state->index), ULL(checker->commit_index));
+		return;
+	}
+	if (state->index < read->commit_at_issue) {
+		sim_fail(cluster, "ReadIndex linearizability: read %llu issued on member %llu at %llu ms, when index %llu was "
+		         "already committed, got read point %llu", ULL(context), ULL(member->id), ULL(read->issued_at),
+		         ULL(read->commit_at_issue), ULL(state->index));
+		return;
+	}
+	if (member->reads_count == member->reads_capacity) {
+		member->reads_capacity = member->reads_capacity ? member->reads_capacity * 2 : 8;
+		member->reads = realloc(member->reads, member->reads_capacity * sizeof(*member->reads));
+		if (member->reads == NULL) {
+			abort();
+		}
+	}
+	member->reads[member->reads_count++] = (struct sim_pending_read){context, state->index};
+	checker_serve_reads(cluster, slot);
+}
+
+void checker_serve_reads(struct sim_cluster *cluster, size_t slot)
+{
+	struct sim_member *member = &cluster->members[slot];
+	struct sim_checker *checker = &cluster->checker;
+	size_t kept = 0;
+	for (size_t i = 0; i < member->reads_count; i++) {
+		struct sim_pending_read pending = member->reads[i];
+		if (pending.index > member->app.applied) {
+			member->reads[kept++] = pending;
+			continue;
+		}
+		struct sim_read *read = &checker->reads[pending.context];
+		/* The result of the read is the application state now: it must reflect every write that some
+		 * member had applied (an acknowledged write) before the read was issued... */
+		if (member->app.writes < read->writes_at_issue || member->app.applied < read->commit_at_issue) {
+			sim_fail(cluster, "ReadIndex linearizability: read %llu on member %llu returned a state with %llu writes "
+			         "(applied %llu) but %llu writes were acknowledged (commit %llu) when it was issued at %llu ms",
+			         ULL(pending.context), ULL(member->id), ULL(member->app.writes), ULL(member->app.applied),
+			         ULL(read->writes_at_issue), ULL(read->commit_at_issue), ULL(read->issued_at));
+			return;
+		}
+		/* ...and no write proposed after the read completed (now). */
+		uint64_t last = member->app.last_write;
+		if (last != 0 && (last >= cluster->workload.proposed_capacity || cluster->workload.proposed_at[last] > cluster->now ||
+		                  cluster->workload.proposed_at[last] == 0)) {
+			sim_fail(cluster, "ReadIndex linearizability: read %llu on member %llu reflects write %llu, which was not "
+			         "proposed before the read completed", ULL(pending.context), ULL(member->id), ULL(last));
+			return;
+		}
+		read->served++;
+		checker->reads_checked++;
+	}
+	member->reads_count = kept;
+}
+
+void checker_full_logs(struct sim_cluster *cluster)
+{
+	struct sim_checker *checker = &cluster->checker;
+	for (size_t slot = 0; slot < cluster->members_count && !cluster->failed; slot++) {
+		struct sim_member *member = &cluster->members[slot];
+		if (member->state != MEMBER_ALIVE) {
+			continue;
+		}
+		struct raft_status status;
+		raft_get_status(member->raft, &status);
+		if (status.last_index < status.first_index) {
+			continue;
+		}
+		Raftpb__Entry **entries = NULL;
+		size_t count = 0;
+		int result = raft_copy_entries(member->raft, status.first_index, status.last_index + 1, &entries, &count);
+		if (result != RAFT_OK || count != status.last_index + 1 - status.first_index) {
+			sim_fail(cluster, "Introspection: raft_copy_entries(%llu, %llu) on member %llu gave %s and %zu entries",
+			         ULL(status.first_index), ULL(status.last_index + 1), ULL(member->id), raft_strerror(result), count);
+			raft_free_entries(entries, count);
+			return;
+		}
+		bool quiet_storage = member->storage.pending_count == 0 && !raft_has_ready(member->raft);
+		for (size_t i = 0; i < count && !cluster->failed; i++) {
+			const Raftpb__Entry *entry = entries[i];
+			uint64_t index = status.first_index + i;
+			uint64_t digest = entry_digest(entry->index, entry->term, entry->type, entry->data.data, entry->data.len);
+			const struct sim_seen_slot *seen = index < checker->seen_capacity ? &checker->seen[index] : NULL;
+			const struct sim_seen_entry *found = NULL;
+			for (uint32_t k = 0; seen != NULL && k < seen->count; k++) {
+				if (seen->items[k].term == entry->term) {
+					found = &seen->items[k];
+				}
+			}
+			if (entry->index != index) {
+				sim_fail(cluster, "Log: member %llu holds index %llu at position %llu of its log", ULL(member->id),
+				         ULL(entry->index), ULL(index));
+			} else if (found == NULL) {
+				sim_fail(cluster, "Ready contract: member %llu holds the entry at index %llu term %llu, which no Ready ever "
+				         "handed to storage", ULL(member->id), ULL(index), ULL(entry->term));
+			} else if (found->hash != digest) {
+				sim_fail(cluster, "Log Matching: member %llu holds at index %llu term %llu an entry that differs from the one "
+				         "with the same index and term seen in another log", ULL(member->id), ULL(index), ULL(entry->term));
+			} else if (i > 0 && entry->term < entries[i - 1]->term) {
+				sim_fail(cluster, "Log: member %llu has term %llu at index %llu after term %llu", ULL(member->id),
+				         ULL(entry->term), ULL(index), ULL(entries[i - 1]->term));
+			} else if (index <= status.commit && index <= checker->commit_index && checker->committed[index].term != 0 &&
+			           checker->committed[index].term != entry->term) {
+				sim_fail(cluster, "State Machine Safety: member %llu has term %llu at its committed index %llu, but term "
+				         "%llu was committed there", ULL(member->id), ULL(entry->term), ULL(index),
+				         ULL(checker->committed[index].term));
+			} else if (quiet_storage && index > member->storage.snapshot.index &&
+			           storage_term_at(&member->storage, index) != entry->term) {
+				sim_fail(cluster, "Ready contract: with no write in flight member %llu has term %llu at index %llu in memory "
+				         "but term %llu on disk", ULL(member->id), ULL(entry->term), ULL(index),
+				         ULL(storage_term_at(&member->storage, index)));
+			}
+			checker->logs_checked++;
+		}
+		if (!cluster->failed && quiet_storage && storage_last_index(&member->storage) != status.last_index) {
+			sim_fail(cluster, "Ready contract: with no write in flight member %llu's log ends at %llu in memory but at %llu "
+			         "on disk", ULL(member->id), ULL(status.last_index), ULL(storage_last_index(&member->storage)));
+		}
+		raft_free_entries(entries, count);
+	}
+}
