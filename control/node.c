@@ -309,6 +309,113 @@ static int bootstrap_new_cluster(struct node *node, char *error, size_t length)
 	return rc;
 }
 
+
+/* ---- --force-new-cluster: a majority lost for good ---- */
+
+struct forced_entries {
+	Raftpb__Entry *entries;
+	size_t count;
+};
+
+static void forced_entries_free(struct forced_entries *forced)
+{
+	for (size_t k = 0; k < forced->count; k++)
+		free(forced->entries[k].data.data);
+	free(forced->entries);
+	forced->entries = NULL;
+	forced->count = 0;
+}
+
+/* The member list at the commit index: the state's (at the applied index) plus the committed
+ * membership changes after it. */
+static void membership_at_commit(struct node *node, const Raftpb__Entry *entries, size_t count, uint64_t applied,
+                                 uint64_t commit, struct membership *out)
+{
+	membership_copy(out, &node->membership);
+	for (size_t k = 0; k < count; k++) {
+		const Raftpb__Entry *entry = &entries[k];
+		if (entry->index <= applied || entry->index > commit || entry->type != RAFT_ENTRY_CONF_CHANGE)
+			continue;
+		Raftpb__ConfChange *change = raftpb__conf_change__unpack(NULL, entry->data.len, entry->data.data);
+		if (!change)
+			continue;
+		struct member member = {0};
+		bool has_member = change->context.len &&
+		                  member_from_json((const char *)change->context.data, change->context.len, &member) ==
+		                      MEMBERSHIP_OK;
+		if (change->type == RAFT_CC_REMOVE_NODE)
+			membership_remove(out, change->node_id);
+		else if ((change->type == RAFT_CC_ADD_NODE || change->type == RAFT_CC_ADD_LEARNER_NODE) && has_member &&
+		         !membership_find(out, change->node_id))
+			membership_add(out, &member);
+		if (has_member)
+			member_free(&member);
+		raftpb__conf_change__free_unpacked(change, NULL);
+	}
+}
+
+/* etcd's --force-new-cluster: keep the committed log, drop the uncommitted tail, and commit changes
+ * that remove every other member, so this one serves alone with all committed data; members are then
+ * added back one by one. The new entries go to the WAL (durably) before the core sees them. */
+static int force_new_cluster(struct node *node, Raftpb__HardState *hard_state, Raftpb__Entry *entries,
+                             size_t *entry_count, struct forced_entries *forced, char *error, size_t length)
+{
+	uint64_t commit = hard_state->commit;
+	size_t kept = 0;
+	while (kept < *entry_count && entries[kept].index <= commit)
+		kept++;
+	uint64_t applied = state_applied_index(node->state);
+	struct membership final;
+	membership_at_commit(node, entries, kept, applied, commit, &final);
+	forced->entries = calloc(final.count ? final.count : 1, sizeof(Raftpb__Entry));
+	if (!forced->entries)
+		abort();
+	struct wal_entry *wal_entries = calloc(final.count ? final.count : 1, sizeof(struct wal_entry));
+	if (!wal_entries)
+		abort();
+	for (size_t m = 0; m < final.count; m++) {
+		if (final.members[m].id == node->member_id)
+			continue;
+		Raftpb__ConfChange change = RAFTPB__CONF_CHANGE__INIT;
+		change.type = RAFT_CC_REMOVE_NODE;
+		change.node_id = final.members[m].id;
+		Raftpb__Entry *entry = &forced->entries[forced->count];
+		raftpb__entry__init(entry);
+		entry->type = RAFT_ENTRY_CONF_CHANGE;
+		entry->term = hard_state->term;
+		entry->index = commit + forced->count + 1;
+		entry->data.len = raftpb__conf_change__get_packed_size(&change);
+		entry->data.data = malloc(entry->data.len);
+		if (!entry->data.data)
+			abort();
+		raftpb__conf_change__pack(&change, entry->data.data);
+		wal_entries[forced->count] = (struct wal_entry){entry->term, entry->index, (uint32_t)entry->type,
+		                                                entry->data.data, entry->data.len};
+		forced->count++;
+	}
+	membership_free(&final);
+	hard_state->commit = commit + forced->count;
+	struct wal_hard_state durable = {hard_state->term, hard_state->vote, hard_state->commit};
+	uint64_t ignored;
+	int rc = wal_truncate_after(node->wal, commit, error, length);
+	if (rc == 0 && forced->count)
+		rc = wal_append_entries(node->wal, wal_entries, forced->count, error, length);
+	if (rc == 0)
+		rc = wal_set_hard_state(node->wal, &durable, error, length);
+	if (rc == 0)
+		rc = wal_submit(node->wal, error, length);
+	while (rc == 0 && !wal_all_durable(node->wal))
+		rc = wal_wait(node->wal, &ignored, error, length);
+	free(wal_entries);
+	if (rc != 0)
+		return -1;
+	*entry_count = kept;
+	node_log("warn", "forcing restart from the data of this member: it becomes a one-member cluster",
+	         "\"member-id\":\"%" PRIx64 "\",\"commit-index\":%" PRIu64 ",\"removed-members\":%zu", node->member_id,
+	         commit, forced->count);
+	return 0;
+}
+
 /* An existing member: its identity file, the WAL and the state machine say everything; the flags that
  * only matter for a bootstrap are ignored, as etcd does. */
 static int recover_member(struct node *node, char *error, size_t length)
@@ -353,9 +460,24 @@ static int recover_member(struct node *node, char *error, size_t length)
 	uint64_t applied = state_applied_index(node->state);
 	if (hard_state.commit < applied)
 		hard_state.commit = applied;
-	struct raft_restore restore = {recovered->has_hard_state ? &hard_state : NULL, NULL, pointers,
-	                               recovered->entry_count};
+	size_t entry_count = recovered->entry_count;
+	struct forced_entries forced = {0};
+	if (node->flags.force_new_cluster) {
+		if (force_new_cluster(node, &hard_state, entries, &entry_count, &forced, error, length) != 0) {
+			free(pointers);
+			free(entries);
+			return -1;
+		}
+		pointers = realloc(pointers, (entry_count + forced.count) * sizeof(Raftpb__Entry *));
+		if (!pointers)
+			abort();
+		for (size_t k = 0; k < forced.count; k++)
+			pointers[entry_count + k] = &forced.entries[k];
+		entry_count += forced.count;
+	}
+	struct raft_restore restore = {recovered->has_hard_state ? &hard_state : NULL, NULL, pointers, entry_count};
 	node->raft = new_raft(node, &restore, applied, error, length);
+	forced_entries_free(&forced);
 	free(pointers);
 	free(entries);
 	wal_recovered_release(node->wal);
