@@ -55,22 +55,123 @@ static void border(FILE *out, const size_t *widths, size_t columns)
 	fputc('\n', out);
 }
 
+/* tablewriter's WrapString: split at spaces, then break into lines of at most `limit` columns (or the
+ * longest word) with the least raggedness — the sum of squared slack, a line that is too long costing a
+ * penalty more — as kr/text's WrapWords computes it. Returns the number of lines; starts[k] and counts[k]
+ * say which words line k holds. */
+enum { WRAP_PENALTY = 100000 };
+
+struct wrapped {
+	char **lines;
+	size_t count;
+};
+
+static struct wrapped wrap_cell(const char *text, size_t limit)
+{
+	/* Words: split at every space (newlines count as spaces), empty words included as Go's Split does. */
+	size_t word_count = 1;
+	for (const char *p = text; *p; p++)
+		word_count += *p == ' ' || *p == '\n';
+	char **words = calloc(word_count, sizeof(*words));
+	size_t *width = calloc(word_count, sizeof(*width));
+	const char *start = text;
+	for (size_t w = 0; w < word_count; w++) {
+		size_t length = strcspn(start, " \n");
+		words[w] = strndup(start, length);
+		width[w] = display_width(words[w]);
+		if (width[w] > limit)
+			limit = width[w];
+		start += length + (start[length] ? 1 : 0);
+	}
+	size_t n = word_count;
+	long long *cost = calloc(n, sizeof(*cost));
+	size_t *next_break = calloc(n, sizeof(*next_break));
+	for (size_t i = n; i-- > 0;) {
+		/* length of words i..n-1 joined by single spaces */
+		size_t total = 0;
+		for (size_t j = i; j < n; j++)
+			total += width[j] + (j > i);
+		if (total <= limit) {
+			cost[i] = 0;
+			next_break[i] = n;
+			continue;
+		}
+		cost[i] = 0x7fffffff; /* math.MaxInt32 */
+		size_t line = 0;      /* length of words i..j-1 */
+		for (size_t j = i + 1; j < n; j++) {
+			line += width[j - 1] + (j - 1 > i);
+			long long slack = (long long)limit - (long long)line;
+			long long c = slack * slack + cost[j];
+			if (line > limit)
+				c += WRAP_PENALTY;
+			if (c < cost[i]) {
+				cost[i] = c;
+				next_break[i] = j;
+			}
+		}
+	}
+	struct wrapped result = {calloc(n, sizeof(char *)), 0};
+	for (size_t i = 0; i < n;) {
+		size_t j = next_break[i] > i ? next_break[i] : i + 1;
+		size_t length = 0;
+		for (size_t k = i; k < j; k++)
+			length += strlen(words[k]) + 1;
+		char *line = calloc(1, length + 1);
+		for (size_t k = i; k < j; k++) {
+			if (k > i)
+				strcat(line, " ");
+			strcat(line, words[k]);
+		}
+		result.lines[result.count++] = line;
+		i = j;
+	}
+	for (size_t w = 0; w < word_count; w++)
+		free(words[w]);
+	free(words);
+	free(width);
+	free(cost);
+	free(next_break);
+	return result;
+}
+
+enum { MAX_CELL_WIDTH = 30 }; /* tablewriter's MAX_ROW_WIDTH: longer cells wrap at spaces */
+
 void quorumctl_print_table(FILE *out, const char *const *header, size_t columns, char ***rows, size_t row_count)
 {
+	/* Column widths as tablewriter (the version etcd 3.4 vendors) grows them: headers first, each cell
+	 * counting at most 30 columns, then wrapped at the column's width so far (a word longer than that
+	 * widens the column). */
 	size_t *widths = calloc(columns, sizeof(*widths));
+	struct wrapped *cells = calloc(row_count * columns + 1, sizeof(*cells));
+	size_t *heights = calloc(row_count + 1, sizeof(*heights));
 	for (size_t c = 0; c < columns; c++) {
-		widths[c] = display_width(header[c]);
-		for (size_t r = 0; r < row_count; r++) {
+		size_t w = display_width(header[c]);
+		widths[c] = w < MAX_CELL_WIDTH ? w : MAX_CELL_WIDTH;
+	}
+	for (size_t r = 0; r < row_count; r++) {
+		for (size_t c = 0; c < columns; c++) {
 			size_t w = display_width(rows[r][c]);
+			if (w > MAX_CELL_WIDTH)
+				w = MAX_CELL_WIDTH;
 			if (w > widths[c])
 				widths[c] = w;
+			struct wrapped *cell = &cells[r * columns + c];
+			*cell = wrap_cell(rows[r][c], widths[c]);
+			for (size_t k = 0; k < cell->count; k++) {
+				size_t line_width = display_width(cell->lines[k]);
+				if (line_width > widths[c])
+					widths[c] = line_width;
+			}
+			if (cell->count > heights[r])
+				heights[r] = cell->count;
 		}
 	}
 	border(out, widths, columns);
 	/* Header: centered, the odd space of padding on the right. */
 	fputc('|', out);
 	for (size_t c = 0; c < columns; c++) {
-		size_t gap = widths[c] - display_width(header[c]);
+		size_t hw = display_width(header[c]);
+		size_t gap = widths[c] > hw ? widths[c] - hw : 0;
 		repeat(out, ' ', 1 + gap / 2);
 		fputs(header[c], out);
 		repeat(out, ' ', gap - gap / 2 + 1);
@@ -78,17 +179,29 @@ void quorumctl_print_table(FILE *out, const char *const *header, size_t columns,
 	}
 	fputc('\n', out);
 	border(out, widths, columns);
-	/* Rows: right-aligned (etcdctl sets ALIGN_RIGHT). */
+	/* Rows: right-aligned (etcdctl sets ALIGN_RIGHT); a wrapped cell continues on the next lines. */
 	for (size_t r = 0; r < row_count; r++) {
-		fputc('|', out);
-		for (size_t c = 0; c < columns; c++) {
-			repeat(out, ' ', 1 + widths[c] - display_width(rows[r][c]));
-			fputs(rows[r][c], out);
-			fputs(" |", out);
+		for (size_t line = 0; line < heights[r]; line++) {
+			fputc('|', out);
+			for (size_t c = 0; c < columns; c++) {
+				const struct wrapped *cell = &cells[r * columns + c];
+				const char *text = line < cell->count ? cell->lines[line] : "";
+				size_t w = display_width(text);
+				repeat(out, ' ', 1 + (widths[c] > w ? widths[c] - w : 0));
+				fputs(text, out);
+				fputs(" |", out);
+			}
+			fputc('\n', out);
 		}
-		fputc('\n', out);
 	}
 	border(out, widths, columns);
+	for (size_t k = 0; k < row_count * columns; k++) {
+		for (size_t l = 0; l < cells[k].count; l++)
+			free(cells[k].lines[l]);
+		free(cells[k].lines);
+	}
+	free(cells);
+	free(heights);
 	free(widths);
 }
 

@@ -42,6 +42,7 @@ static const char members_json[] =
 
 struct canned {
 	struct control_socket *server;
+	bool troubled; /* endpoint_status reports no leader and errors */
 	int promote_attempts;
 	int list_calls_after_add;
 	bool learner_added;
@@ -161,6 +162,11 @@ static void canned_handler(void *context, struct control_request *request)
 		json_t *result = parse("{\"version\":\"3.4.0-quorumd\",\"db_size\":20480,\"leader\":\"8211f1d0f64f3269\","
 		                       "\"raft_index\":8,\"raft_term\":2,\"raft_applied_index\":8,\"is_learner\":false,"
 		                       "\"errors\":[]}");
+		if (c->troubled) {
+			json_object_set_new(result, "leader", json_string("0"));
+			json_object_set_new(result, "db_size", json_integer(1000000));
+			json_object_set_new(result, "errors", json_pack("[sss]", "etcdserver: no leader", "NOSPACE", "CORRUPT"));
+		}
 		json_object_set_new(result, "header", parse(header_json));
 		control_socket_reply(c->server, request, result);
 	} else if (strcmp(command, "move_leader") == 0) {
@@ -211,15 +217,15 @@ static void canned_handler(void *context, struct control_request *request)
 	}
 }
 
-static pid_t start_canned_server(void)
+static pid_t start_canned_server(const char *path, bool troubled)
 {
 	fflush(stdout);
 	pid_t child = fork();
 	if (child != 0)
 		return child;
-	struct canned canned = {0};
+	struct canned canned = {.troubled = troubled};
 	char error[256];
-	struct control_socket_config config = {.path = "c.sock", .handler = canned_handler, .handler_context = &canned};
+	struct control_socket_config config = {.path = path, .handler = canned_handler, .handler_context = &canned};
 	canned.server = control_socket_open(&config, error, sizeof(error));
 	if (!canned.server) {
 		fprintf(stderr, "canned server: %s\n", error);
@@ -399,6 +405,30 @@ static void test_endpoint_and_leader(void)
 	       "", 0);
 }
 
+/* No leader and several errors: tablewriter wraps a cell longer than 30 columns at spaces (least
+ * raggedness), the column keeps 30, IS LEADER is false, sizes in SI units. */
+static void test_endpoint_errors(void)
+{
+	expect((const char *const[]){"--control-socket=e.sock", "endpoint", "status", "-w", "table", NULL},
+	       "+----------+------------------+---------------+---------+-----------+------------+-----------+------------+--------------------+--------------------------------+\n"
+	       "| ENDPOINT |        ID        |    VERSION    | DB SIZE | IS LEADER | IS LEARNER | RAFT TERM | RAFT INDEX | RAFT APPLIED INDEX |             ERRORS             |\n"
+	       "+----------+------------------+---------------+---------+-----------+------------+-----------+------------+--------------------+--------------------------------+\n"
+	       "|   e.sock | 8211f1d0f64f3269 | 3.4.0-quorumd |  1.0 MB |     false |      false |         2 |          8 |                  8 |         etcdserver: no leader, |\n"
+	       "|          |                  |               |         |           |            |           |            |                    |               NOSPACE, CORRUPT |\n"
+	       "+----------+------------------+---------------+---------+-----------+------------+-----------+------------+--------------------+--------------------------------+\n",
+	       "", 0);
+	expect((const char *const[]){"--control-socket=e.sock", "endpoint", "status", NULL},
+	       "e.sock, 8211f1d0f64f3269, 3.4.0-quorumd, 1.0 MB, false, false, 2, 8, 8, etcdserver: no leader, NOSPACE, "
+	       "CORRUPT\n",
+	       "", 0);
+	expect((const char *const[]){"--control-socket=e.sock", "-w", "json", "endpoint", "status", NULL},
+	       "[{\"Endpoint\":\"e.sock\",\"Status\":{\"header\":{\"cluster_id\":17237436991929493444,\"member_id\":"
+	       "9372538179322589801,\"revision\":5,\"raft_term\":2},\"version\":\"3.4.0-quorumd\",\"dbSize\":1000000,"
+	       "\"raftIndex\":8,\"raftTerm\":2,\"raftAppliedIndex\":8,\"errors\":[\"etcdserver: no leader\",\"NOSPACE\","
+	       "\"CORRUPT\"]}}]\n",
+	       "", 0);
+}
+
 static void test_kv(void)
 {
 	expect(ARGS("put", "foo", "bar baz"), "OK\n", "", 0);
@@ -496,21 +526,26 @@ int main(int argc, char **argv)
 		perror(directory);
 		return 1;
 	}
-	pid_t server = start_canned_server();
-	for (int k = 0; k < 200 && access("c.sock", F_OK) != 0; k++)
+	pid_t server = start_canned_server("c.sock", false);
+	pid_t troubled = start_canned_server("e.sock", true);
+	for (int k = 0; k < 200 && (access("c.sock", F_OK) != 0 || access("e.sock", F_OK) != 0); k++)
 		usleep(10000);
 
 	test_member_list();
 	test_member_changes();
 	test_endpoint_and_leader();
+	test_endpoint_errors();
 	test_kv();
 	test_binary_value();
 	test_errors_and_usage();
 	test_member_replace();
 
 	kill(server, SIGTERM);
+	kill(troubled, SIGTERM);
 	waitpid(server, NULL, 0);
+	waitpid(troubled, NULL, 0);
 	unlink("c.sock");
+	unlink("e.sock");
 	if (chdir("/") == 0)
 		rmdir(directory);
 	free((void *)quorumctl_path);
