@@ -413,7 +413,8 @@ static int rebuild(struct wal *wal, struct segment_file *files, size_t data_coun
 		segment->index_before = summary.index_before;
 		segment->full = true;
 		if (last && file->kind == FILE_OPEN) {
-			wal->recovered.info.torn_tail = summary.damaged_end > summary.end;
+			if (summary.damaged_end > summary.end)
+				wal->recovered.info.torn_tail = true;
 			wal->recovered.info.truncated_bytes += summary.damaged_end - summary.end;
 			rc = repair_last_segment(wal, file, &summary, err, errlen);
 			if (rc == 0) {

@@ -242,6 +242,41 @@ static void test_unwritten_sectors_at_the_tail(void)
 	wal_close(wal);
 }
 
+static void test_torn_first_write_of_next_segment(void)
+{
+	const char *dir = make_log("torn-next");
+	/* The newest open-N is the prepared one, all zero. */
+	char path[512];
+	segment_path(dir, -1, path, sizeof path);
+	const char *active = strrchr(path, '/') + 1;
+	long long sequence;
+	CHECK(sscanf(active, "open-%lld", &sequence) == 1);
+	char prepared[600];
+	int written = snprintf(prepared, sizeof prepared, "%s/open-%lld", dir, sequence + 1);
+	CHECK(written > 0 && (size_t)written < sizeof prepared);
+	/* The front of a segment header plus a record that a crash cut off after 700 bytes. */
+	uint8_t record[WAL_RECORD_HEADER_SIZE + 1500];
+	const size_t front = 700;
+	memset(record, 0x3c, sizeof record);
+	wal_record_seal(record, WAL_RECORD_ENTRY, 1500);
+	int fd = open(prepared, O_WRONLY);
+	CHECK(fd >= 0);
+	CHECK(pwrite(fd, record, front, 0) == (ssize_t)front);
+	close(fd);
+	struct wal *wal;
+	char err[512];
+	CHECK_OK(try_open(dir, &wal, err, sizeof err), err);
+	CHECK(wal_recovered(wal)->info.torn_tail);
+	CHECK(wal_recovered(wal)->info.truncated_bytes == front);
+	CHECK(wal_recovered(wal)->entry_count == ENTRIES);
+	test_append_range(wal, ENTRIES + 1, ENTRIES + 400, 1, MAX_LENGTH);
+	CHECK(test_sync(wal) == ENTRIES + 400);
+	wal_close(wal);
+	CHECK_OK(try_open(dir, &wal, err, sizeof err), err);
+	CHECK(!wal_recovered(wal)->info.torn_tail && wal_recovered(wal)->entry_count == ENTRIES + 400);
+	wal_close(wal);
+}
+
 static void test_missing_segment(void)
 {
 	const char *dir = make_log("missing");
@@ -297,6 +332,7 @@ int main(void)
 	test_flipped_byte_in_last_segment();
 	test_truncated_last_segment();
 	test_unwritten_sectors_at_the_tail();
+	test_torn_first_write_of_next_segment();
 	test_missing_segment();
 	test_zero_tail_is_clean();
 	test_data_after_end_of_closed_segment();
