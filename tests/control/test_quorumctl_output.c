@@ -9,6 +9,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -16,6 +18,7 @@
 
 static int failures;
 static const char *quorumctl_path;
+static const char *environment_socket; /* QUORUMCTL_CONTROL_SOCKET for the next runs, NULL: unset */
 static char directory[64];
 
 #define CHECK(condition, ...)                                                                     \
@@ -267,7 +270,10 @@ static void run_quorumctl(struct run *r, const char *const *args)
 		for (; args[n - 1] && n < 39; n++)
 			argv[n] = args[n - 1];
 		argv[n] = NULL;
-		unsetenv("QUORUMCTL_CONTROL_SOCKET");
+		if (environment_socket)
+			setenv("QUORUMCTL_CONTROL_SOCKET", environment_socket, 1);
+		else
+			unsetenv("QUORUMCTL_CONTROL_SOCKET");
 		execv(quorumctl_path, (char *const *)argv);
 		fprintf(stderr, "exec %s: %s\n", quorumctl_path, strerror(errno));
 		_exit(127);
@@ -481,6 +487,33 @@ static void test_errors_and_usage(void)
 	       1);
 }
 
+static void test_socket_selection(void)
+{
+	/* The environment names the socket; the flag wins over it. */
+	environment_socket = "c.sock";
+	expect((const char *const[]){"endpoint", "status", NULL},
+	       "c.sock, 8211f1d0f64f3269, 3.4.0-quorumd, 20 kB, true, false, 2, 8, 8, \n", "", 0);
+	expect((const char *const[]){"--control-socket", "e.sock", "put", "foo", "bar baz", NULL}, "OK\n", "", 0);
+	environment_socket = NULL;
+	/* A socket file nobody listens on (left by a dead quorumd). */
+	int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+	struct sockaddr_un address = {.sun_family = AF_UNIX, .sun_path = "stale.sock"};
+	CHECK(bind(fd, (struct sockaddr *)&address, sizeof(address)) == 0, "bind stale.sock: %s", strerror(errno));
+	close(fd);
+	expect((const char *const[]){"--control-socket=stale.sock", "member", "list", NULL}, "",
+	       "Error: cannot connect to the control socket stale.sock: Connection refused (is quorumd running with "
+	       "--control-socket at this path?)\n",
+	       1);
+	unlink("stale.sock");
+	expect(ARGS("-w", "yaml", "member", "list"), "",
+	       "Error: unsupported output format \"yaml\" (quorumctl prints simple, table or json)\n", 4);
+	expect(ARGS("get", "foo", "fop"), "foo\nbar\nfoo2\n\n", "", 0);
+	expect(ARGS("get", "foo", "fop", "--prefix"), "",
+	       "Error: too many arguments, only accept one argument when `--prefix` or `--from-key` is set\n", 128);
+	expect(ARGS("--command-timeout", "1.5x", "member", "list"), "",
+	       "Error: invalid argument \"1.5x\" for \"--command-timeout\" flag: time: invalid duration \"1.5x\"\n", 1);
+}
+
 static void test_member_replace(void)
 {
 	expect(ARGS("member", "replace", "8211f1d0f64f3269", "infra4", "--peer-urls=http://127.0.0.1:43380"),
@@ -538,6 +571,7 @@ int main(int argc, char **argv)
 	test_kv();
 	test_binary_value();
 	test_errors_and_usage();
+	test_socket_selection();
 	test_member_replace();
 
 	kill(server, SIGTERM);
