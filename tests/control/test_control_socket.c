@@ -256,6 +256,25 @@ static void test_echo_and_mode(void)
 	CHECK(lstat(socket_path, &st) != 0 && errno == ENOENT, "socket file must be removed on close");
 }
 
+/* The mode does not depend on the process umask: 0600 under umask 0 and under a umask that removes the
+ * owner's write bit. */
+static void test_mode_under_umask(void)
+{
+	const mode_t masks[] = {0, 0277};
+	for (size_t k = 0; k < 2; k++) {
+		mode_t old = umask(masks[k]);
+		struct test_handler h;
+		struct control_socket *server = open_server(&h, 0);
+		umask(old);
+		if (!server)
+			continue;
+		struct stat st;
+		CHECK(lstat(socket_path, &st) == 0 && (st.st_mode & 07777) == 0600, "umask %03o: mode %o, want 0600",
+		      (unsigned)masks[k], (unsigned)(st.st_mode & 07777));
+		control_socket_close(server);
+	}
+}
+
 static void test_async_out_of_order(void)
 {
 	struct test_handler h;
@@ -620,6 +639,7 @@ int main(void)
 	snprintf(socket_path, sizeof(socket_path), "%s/control.sock", directory);
 
 	test_echo_and_mode();
+	test_mode_under_umask();
 	test_async_out_of_order();
 	test_reply_after_disconnect();
 	test_half_close_keeps_the_reply();
