@@ -26,9 +26,11 @@ static int report_failure(const struct wal *wal, char *err, size_t errlen)
 
 static int check_options(const char *dir, const struct wal_options *options, char *err, size_t errlen)
 {
-	if (options->segment_size < 16 * 1024 || options->segment_size % WAL_DIRECT_ALIGNMENT != 0)
-		return wal_error(err, errlen, EINVAL, "%s: segment size %" PRIu64 " is not a multiple of %u of at "
-				"least 16 KiB", dir, options->segment_size, WAL_DIRECT_ALIGNMENT);
+	/* The upper bound keeps every write of a chunk within io_uring's 32-bit length. */
+	if (options->segment_size < 16 * 1024 || options->segment_size > 1024 * 1024 * 1024 ||
+			options->segment_size % WAL_DIRECT_ALIGNMENT != 0)
+		return wal_error(err, errlen, EINVAL, "%s: segment size %" PRIu64 " is not a multiple of %u "
+				"between 16 KiB and 1 GiB", dir, options->segment_size, WAL_DIRECT_ALIGNMENT);
 	if (options->ring_entries < 4 || options->ring_entries > 4096)
 		return wal_error(err, errlen, EINVAL, "%s: ring_entries %u is outside 4..4096", dir,
 				options->ring_entries);

@@ -296,11 +296,19 @@ static int finish_batch(struct wal *wal, int error, struct wal_chunk *failed_chu
 				failed_chunk->segment->name, failed_write ? "write" : "fdatasync",
 				failed_chunk->file_offset + failed_chunk->written, strerror(-error));
 	}
+	bool incomplete = false;
 	for (size_t i = 0; i < wal->inflight.count; i++) {
-		if (!wal->inflight.items[i]->sync_done) {
-			wal->short_writes++;
-			return queue_operations(wal); /* a short write broke the chain: finish the rest */
-		}
+		struct wal_chunk *chunk = wal->inflight.items[i];
+		/* An fdatasync only counts when it ran after the whole write. */
+		if (!chunk->write_done)
+			chunk->sync_done = false;
+		incomplete |= !chunk->sync_done;
+	}
+	if (incomplete) {
+		/* A short write broke the chain (its fdatasync and the links after it were cancelled):
+		 * write the rest and sync again. */
+		wal->short_writes++;
+		return queue_operations(wal);
 	}
 
 	struct wal_chunk *newest = wal->inflight.items[wal->inflight.count - 1];
