@@ -3,6 +3,7 @@
 #include "helpers.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <ftw.h>
 #include <string.h>
 #include <unistd.h>
@@ -12,11 +13,29 @@
 static char temp_dirs[MAX_TEMP_DIRS][256];
 static int temp_dir_count;
 
+char test_reproduce[256] = "meson test -C build --suite wal --verbose";
+
 void test_fail(const char *file, int line, const char *what, const char *detail)
 {
 	fprintf(stderr, "FAIL %s:%d: %s%s%s\n", file, line, what, detail ? ": " : "", detail ? detail : "");
-	fprintf(stderr, "reproduce: meson test -C build --suite wal --verbose\n");
+	fprintf(stderr, "reproduce: %s\n", test_reproduce);
 	exit(1);
+}
+
+int test_direct_io_supported(const char *dir)
+{
+	char path[512];
+	int written = snprintf(path, sizeof path, "%s/direct-io-probe", dir);
+	if (written < 0 || (size_t)written >= sizeof path)
+		test_fail(__FILE__, __LINE__, "path too long", dir);
+	int fd = open(path, O_RDWR | O_CREAT | O_DIRECT | O_CLOEXEC, 0644);
+	if (fd >= 0) {
+		close(fd);
+		unlink(path);
+		return 1;
+	}
+	printf("  O_DIRECT is not supported in %s (%s): its cases are skipped\n", dir, strerror(errno));
+	return 0;
 }
 
 static int remove_one(const char *path, const struct stat *status, int type, struct FTW *walk)

@@ -27,6 +27,11 @@
 	} while (0)
 
 __attribute__((noreturn)) void test_fail(const char *file, int line, const char *what, const char *detail);
+/* What test_fail prints as the command that reproduces a failure (a test with a seed sets its own). */
+extern char test_reproduce[256];
+
+/* 1 when dir's file system accepts O_DIRECT (tmpfs before Linux 6.6 does not). */
+int test_direct_io_supported(const char *dir);
 
 /* Creates a fresh directory under $TMPDIR (or /tmp), removed at exit even when a check fails. */
 const char *test_temp_dir(const char *label);

@@ -61,6 +61,8 @@ static unsigned count_files(const char *dir, const char *prefix, unsigned *close
 static void test_round_trip(int direct_io)
 {
 	const char *dir = test_temp_dir("round-trip");
+	if (direct_io && !test_direct_io_supported(dir))
+		return;
 	struct wal_options options;
 	test_options(&options, 1024 * 1024, direct_io);
 	struct wal *wal = open_wal(dir, &options);
@@ -155,6 +157,8 @@ static void test_group_commit(void)
 static void test_roll_over(int direct_io)
 {
 	const char *dir = test_temp_dir("roll");
+	if (direct_io && !test_direct_io_supported(dir))
+		return;
 	struct wal_options options;
 	test_options(&options, SMALL_SEGMENT, direct_io);
 	struct wal *wal = open_wal(dir, &options);

@@ -64,6 +64,8 @@ static void test_short_write_resumed(void)
 static void test_write_error_fails_the_wal(int direct_io)
 {
 	const char *dir = test_temp_dir("write-error");
+	if (direct_io && !test_direct_io_supported(dir))
+		return;
 	struct wal *wal = open_wal(dir, direct_io);
 	test_append_range(wal, 1, 100, 1, MAX_LENGTH);
 	CHECK(test_sync(wal) == 100);
