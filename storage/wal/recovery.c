@@ -198,6 +198,12 @@ static int read_header(struct wal *wal, struct segment_file *file, char *err, si
 	file->has_header = true;
 	file->sequence = header->sequence;
 	walpb__segment_header__free_unpacked(header, NULL);
+	if (file->kind == FILE_OPEN && file->sequence != file->name_sequence) {
+		char why[128];
+		snprintf(why, sizeof why, "its header says sequence %" PRIu64 ", its name %" PRIu64, file->sequence,
+				file->name_sequence);
+		return corrupt(wal->dir, file->name, 0, why, err, errlen);
+	}
 	return 0;
 }
 
@@ -454,7 +460,9 @@ static int check_headless(struct wal *wal, struct segment_file *files, size_t da
 					"empty segment older than the newest one: records are missing" :
 					"damaged segment header", err, errlen);
 		if (!file->all_zero) {
-			if (torn_seen)
+			/* Links keep a segment unwritten until the one before it is durable: only the next
+			 * segment in the sequence can hold a torn first write. */
+			if (torn_seen || (data_count > 0 && file->name_sequence != newest + 1))
 				return corrupt(wal->dir, file->name, 0, "damaged segment header", err, errlen);
 			torn_seen = true;
 			wal->recovered.info.torn_tail = true;
