@@ -56,7 +56,16 @@ enum action {
 	ACTION_TOGGLE_LINK,
 	ACTION_READY_ASYNC, /* take a Ready, but its write completes later (ACTION_PERSIST_ONE) */
 	ACTION_PERSIST_ONE, /* the oldest write in flight completes: raft_persisted, after-persist sends */
+	ACTION_RESTART,     /* crash and restart from storage; the application may have lost a few entries */
 	ACTION_COUNT
+};
+
+/* One entry as storage holds it (a restart hands it back to raft_new). */
+struct stored_entry {
+	uint64_t term;
+	int type;
+	uint8_t *data;
+	size_t length;
 };
 
 /* A write handed to asynchronous storage: what raft_persisted reports when it completes and the
@@ -75,8 +84,12 @@ struct member {
 	uint64_t durable_index; /* highest index reported with raft_persisted */
 	raft_t *raft;
 	uint64_t snapshot_index;
-	uint64_t *terms; /* terms[k]: term of index snapshot_index + 1 + k */
-	size_t terms_count, terms_capacity;
+	struct stored_entry *entries; /* entries[k] has index snapshot_index + 1 + k */
+	size_t entries_count, entries_capacity;
+	uint8_t *snapshot; /* the last snapshot installed, packed (NULL: none) */
+	size_t snapshot_length;
+	uint64_t snapshot_term;
+	struct raft_config config;
 	uint64_t applied;
 	uint64_t hard_term, hard_vote, hard_commit;
 	uint64_t last_status_term, last_status_commit;
@@ -124,7 +137,7 @@ static const uint8_t *take_bytes(struct world *world, size_t *length)
 
 static uint64_t stored_last(const struct member *member)
 {
-	return member->snapshot_index + member->terms_count;
+	return member->snapshot_index + member->entries_count;
 }
 
 static void store_entries(struct member *member, uint64_t id, Raftpb__Entry **entries, size_t count)
@@ -136,17 +149,30 @@ static void store_entries(struct member *member, uint64_t id, Raftpb__Entry **en
 		     (unsigned long long)stored_last(member));
 	if (first <= member->applied)
 		FAIL("member %llu: Ready rewrites applied index %llu", (unsigned long long)id, (unsigned long long)first);
-	member->terms_count = (size_t)(first - member->snapshot_index - 1);
-	if (member->terms_count + count > member->terms_capacity) {
-		member->terms_capacity = (member->terms_count + count) * 2;
-		member->terms = realloc(member->terms, member->terms_capacity * sizeof *member->terms);
-		if (!member->terms)
+	size_t keep = (size_t)(first - member->snapshot_index - 1);
+	for (size_t k = keep; k < member->entries_count; k++)
+		free(member->entries[k].data);
+	member->entries_count = keep;
+	if (member->entries_count + count > member->entries_capacity) {
+		member->entries_capacity = (member->entries_count + count) * 2;
+		member->entries = realloc(member->entries, member->entries_capacity * sizeof *member->entries);
+		if (!member->entries)
 			abort();
 	}
 	for (size_t k = 0; k < count; k++) {
 		if (entries[k]->index != first + k)
 			FAIL("member %llu: Ready entries not contiguous", (unsigned long long)id);
-		member->terms[member->terms_count++] = entries[k]->term;
+		uint8_t *data = malloc(entries[k]->data.len + 1);
+		if (!data)
+			abort();
+		if (entries[k]->data.len)
+			memcpy(data, entries[k]->data.data, entries[k]->data.len);
+		member->entries[member->entries_count++] = (struct stored_entry){
+			.term = entries[k]->term,
+			.type = (int)entries[k]->type,
+			.data = data,
+			.length = entries[k]->data.len,
+		};
 	}
 }
 
@@ -154,7 +180,7 @@ static uint64_t stored_term(const struct member *member, uint64_t index)
 {
 	if (index <= member->snapshot_index || index > stored_last(member))
 		return 0;
-	return member->terms[index - member->snapshot_index - 1];
+	return member->entries[index - member->snapshot_index - 1].term;
 }
 
 static Raftpb__Message *copy_message(const Raftpb__Message *message);
@@ -254,7 +280,16 @@ static bool process_ready(struct world *world, uint64_t id, bool asynchronous)
 			FAIL("member %llu: snapshot at %llu not ahead of applied %llu", (unsigned long long)id,
 			     (unsigned long long)index, (unsigned long long)member->applied);
 		member->snapshot_index = index;
-		member->terms_count = 0;
+		member->snapshot_term = ready.snapshot->metadata->term;
+		for (size_t k = 0; k < member->entries_count; k++)
+			free(member->entries[k].data);
+		member->entries_count = 0;
+		free(member->snapshot);
+		member->snapshot_length = raftpb__snapshot__get_packed_size(ready.snapshot);
+		member->snapshot = malloc(member->snapshot_length + 1);
+		if (!member->snapshot)
+			abort();
+		raftpb__snapshot__pack(ready.snapshot, member->snapshot);
 		member->applied = index;
 	}
 	if (ready.entries_count)
@@ -286,6 +321,69 @@ static bool process_ready(struct world *world, uint64_t id, bool asynchronous)
 		while (member->pending_count)
 			complete_write(world, id);
 	return true;
+}
+
+/* Crash and restart from storage (raft_new with a raft_restore of what was written). Writes in flight
+ * complete first: this storage has no torn writes. Readies not yet taken are lost, as in a crash. The
+ * application's durable applied index may lag by up to 3 entries (not below the snapshot), so those are
+ * delivered again and must be the same entries. */
+static void restart(struct world *world, uint64_t id)
+{
+	struct member *member = &world->members[id];
+	uint8_t lag = take_byte(world) % 4;
+	while (member->pending_count)
+		complete_write(world, id);
+	raft_free(member->raft);
+	member->raft = NULL;
+
+	Raftpb__Snapshot *snapshot = NULL;
+	if (member->snapshot) {
+		snapshot = raftpb__snapshot__unpack(NULL, member->snapshot_length, member->snapshot);
+		if (!snapshot)
+			FAIL("member %llu: stored snapshot does not decode", (unsigned long long)id);
+	}
+	Raftpb__Entry *entries = calloc(member->entries_count + 1, sizeof *entries);
+	Raftpb__Entry **pointers = calloc(member->entries_count + 1, sizeof *pointers);
+	if (!entries || !pointers)
+		abort();
+	for (size_t k = 0; k < member->entries_count; k++) {
+		raftpb__entry__init(&entries[k]);
+		entries[k].index = member->snapshot_index + 1 + k;
+		entries[k].term = member->entries[k].term;
+		entries[k].type = (Raftpb__EntryType)member->entries[k].type;
+		entries[k].data.data = member->entries[k].data;
+		entries[k].data.len = member->entries[k].length;
+		pointers[k] = &entries[k];
+	}
+	Raftpb__HardState hard_state = RAFTPB__HARD_STATE__INIT;
+	hard_state.term = member->hard_term;
+	hard_state.vote = member->hard_vote;
+	hard_state.commit = member->hard_commit;
+	struct raft_restore restore = {
+		.hard_state = &hard_state,
+		.snapshot = snapshot,
+		.entries = pointers,
+		.entries_count = member->entries_count,
+	};
+	uint64_t applied = member->applied;
+	if (applied >= member->snapshot_index + lag)
+		applied -= lag;
+	if (applied > member->hard_commit && applied > member->snapshot_index)
+		applied = member->hard_commit > member->snapshot_index ? member->hard_commit : member->snapshot_index;
+	member->config.applied = applied;
+	char errbuf[256] = "";
+	member->raft = raft_new(&member->config, &restore, errbuf, sizeof errbuf);
+	free(pointers);
+	free(entries);
+	if (snapshot)
+		raftpb__snapshot__free_unpacked(snapshot, NULL);
+	if (!member->raft)
+		FAIL("member %llu: restart refused: %s", (unsigned long long)id, errbuf);
+	member->applied = applied;
+	member->durable_index = stored_last(member);
+	/* Only what was durable survives: the term and commit may be behind what the core had in memory. */
+	member->last_status_term = member->hard_term;
+	member->last_status_commit = 0;
 }
 
 /* ---- the network ------------------------------------------------------------------------------- */
@@ -531,6 +629,9 @@ static void run_action(struct world *world, uint64_t id, enum action action)
 	case ACTION_PERSIST_ONE:
 		complete_write(world, id);
 		break;
+	case ACTION_RESTART:
+		restart(world, id);
+		break;
 	case ACTION_DELIVER_ONE: {
 		uint8_t position = take_byte(world);
 		if (world->queue_count)
@@ -654,6 +755,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	for (uint64_t id = 1; id <= MEMBERS; id++) {
 		struct raft_config config;
 		configure(&config, id, flags);
+		world.members[id].config = config;
 		char errbuf[256];
 		world.members[id].raft = raft_new(&config, NULL, errbuf, sizeof errbuf);
 		if (!world.members[id].raft)
@@ -685,7 +787,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		raftpb__message__free_unpacked(world.queue[k], NULL);
 	for (uint64_t id = 1; id <= MEMBERS; id++) {
 		raft_free(world.members[id].raft);
-		free(world.members[id].terms);
+		for (size_t k = 0; k < world.members[id].entries_count; k++)
+			free(world.members[id].entries[k].data);
+		free(world.members[id].entries);
+		free(world.members[id].snapshot);
 		for (size_t k = 0; k < world.members[id].pending_count; k++) {
 			struct pending_write *write = &world.members[id].pending[k];
 			for (size_t m = 0; m < write->count; m++)

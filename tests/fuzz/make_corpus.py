@@ -16,7 +16,7 @@ import random
 (TICK, TICK_ELECTION, CAMPAIGN, PROPOSE, PROPOSE_BATCH, READY, DELIVER_ONE, DELIVER_ALL, DROP_ONE,
  DUPLICATE_ONE, STABILIZE, READ_INDEX, CONF_CHANGE, CONF_CHANGE_V2, TRANSFER, UNREACHABLE,
  SNAPSHOT_STATUS, SNAPSHOT_COMPACT, STEP_BYTES, STEP_MESSAGE, TAMPER, TOGGLE_LINK, READY_ASYNC,
- PERSIST_ONE) = range(24)
+ PERSIST_ONE, RESTART) = range(25)
 
 # Configuration flags (byte 0).
 PRE_VOTE, CHECK_QUORUM, LEASE, SMALL_MESSAGES, SMALL_WINDOW, SMALL_UNCOMMITTED, NO_FORWARDING = (
@@ -210,6 +210,21 @@ def seeds():
         s.propose(1, "p%d" % k).act(READY_ASYNC, 1).act(DELIVER_ALL, 1).act(READY_ASYNC, 2).act(READY_ASYNC, 3)
     out["async-pipeline"] = s.act(PERSIST_ONE, 2).act(DELIVER_ALL, 1).act(PERSIST_ONE, 1).act(STABILIZE, 1)
 
+    # Crash and restart from storage.
+    s = Script(0).elect(1).propose(1, "kept").act(STABILIZE, 1).act(RESTART, 2, 0).heartbeats(2)
+    out["restart-follower"] = s.propose(1, "after").act(STABILIZE, 1)
+    s = Script(0).elect(1).propose(1, "kept").act(STABILIZE, 1).act(RESTART, 1, 3)
+    out["restart-leader-lost-applied"] = s.act(TICK_ELECTION, 2).act(STABILIZE, 1).heartbeats(3, 2)
+    s = Script(0).act(CAMPAIGN, 1).act(READY, 1).act(DELIVER_ALL, 1).act(READY, 2).act(RESTART, 2, 0)
+    out["restart-after-vote"] = s.act(CAMPAIGN, 3).act(STABILIZE, 1)
+    s = Script(0).elect(1).act(TOGGLE_LINK, 1, 2)
+    for k in range(5):
+        s.propose(1, "before-%d" % k).act(STABILIZE, 1)
+    s.act(SNAPSHOT_COMPACT, 1).act(TOGGLE_LINK, 1, 2).heartbeats(3).act(RESTART, 3, 1).act(RESTART, 1, 2)
+    out["restart-after-snapshot"] = s.act(TICK_ELECTION, 2).act(STABILIZE, 1).heartbeats(3, 2)
+    s = Script(0).elect(1).act(CONF_CHANGE, 1, (2 << 2) | 1).act(STABILIZE, 1).act(RESTART, 2, 2)
+    out["restart-after-conf-change"] = s.act(TICK_ELECTION, 2).act(STABILIZE, 1).heartbeats(3, 2)
+
     # Valid packed messages of every type, stepped raw and re-addressed.
     e = [entry(1, 4, b"one"), entry(2, 5, b"two")]
     packed = {
@@ -251,7 +266,7 @@ def seeds():
     # A few random scripts over the honest actions (seeded: the corpus is reproducible).
     rng = random.Random(20261125)
     honest = [TICK, TICK_ELECTION, CAMPAIGN, PROPOSE, READY, DELIVER_ONE, DELIVER_ALL, DROP_ONE,
-              DUPLICATE_ONE, STABILIZE, READ_INDEX, TRANSFER, TOGGLE_LINK, READY_ASYNC, PERSIST_ONE]
+              DUPLICATE_ONE, STABILIZE, READ_INDEX, TRANSFER, TOGGLE_LINK, READY_ASYNC, PERSIST_ONE, RESTART]
     for k in range(6):
         s = Script(rng.choice([0, PRE_VOTE, PRE_VOTE | CHECK_QUORUM]))
         for _ in range(60):
@@ -259,7 +274,7 @@ def seeds():
             member = rng.randint(1, 3)
             if action == PROPOSE:
                 s.propose(member, "r%d" % rng.randint(0, 99))
-            elif action in (DELIVER_ONE, DROP_ONE, DUPLICATE_ONE, TRANSFER, TOGGLE_LINK):
+            elif action in (DELIVER_ONE, DROP_ONE, DUPLICATE_ONE, TRANSFER, TOGGLE_LINK, RESTART):
                 s.act(action, member, rng.randint(0, 255))
             else:
                 s.act(action, member)
