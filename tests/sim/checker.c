@@ -697,6 +697,9 @@ void checker_serve_reads(struct sim_cluster *cluster, size_t slot)
 		}
 		read->served++;
 		checker->reads_checked++;
+		sim_trace(cluster, "read %llu served on member %llu: %llu writes, applied %llu (read point %llu)",
+		          ULL(pending.context), ULL(member->id), ULL(member->app.writes), ULL(member->app.applied),
+		          ULL(pending.index));
 	}
 	member->reads_count = kept;
 }

@@ -14,9 +14,11 @@
 
 #include "sim.h"
 
-/* Events in the fault phase per seed. Sized so that the CI seed counts (1000 x 3, 700 x 5, 400 x 7
- * members) stay within a few minutes under ASan+UBSan on two cores. */
-#define DEFAULT_STEPS 6000
+/* Events in the fault phase per seed and member: every member ticks and exchanges heartbeats, so a
+ * bigger cluster needs more events for the same simulated time (about 5 to 10 simulated seconds, 50 to
+ * 100 election timeouts). Sized so that the CI seed counts (1000 x 3, 700 x 5, 400 x 7 members) stay
+ * within a few minutes under ASan+UBSan on two cores. */
+#define DEFAULT_STEPS_PER_MEMBER 2000
 
 static void usage(FILE *out)
 {
@@ -39,7 +41,7 @@ static bool parse_number(const char *text, uint64_t *out)
 
 int main(int argc, char **argv)
 {
-	struct sim_options options = {.seeds = 1, .first_seed = 1, .nodes = 3, .steps = DEFAULT_STEPS};
+	struct sim_options options = {.seeds = 1, .first_seed = 1, .nodes = 3};
 	bool steps_given = false;
 	for (int i = 1; i < argc; i++) {
 		uint64_t value = 0;
@@ -79,6 +81,9 @@ int main(int argc, char **argv)
 			usage(stderr);
 			return 2;
 		}
+	}
+	if (!steps_given) {
+		options.steps = DEFAULT_STEPS_PER_MEMBER * (uint64_t)options.nodes;
 	}
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	if (options.demo) {
