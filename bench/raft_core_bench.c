@@ -9,7 +9,11 @@
  * way (raft_step_bytes), which shows what protobuf costs; --compare runs both and prints the ratio.
  * Never pass/fail: it measures and prints.
  *
- *   build/bench/raft-core-bench [--entries N] [--batch B] [--payload BYTES] [--encode | --compare]
+ * --compact N snapshots and compacts each member's log every N applied entries, as a node would, so the
+ * in-memory log stays small (steady state) instead of growing to N entries.
+ *
+ *   build/bench/raft-core-bench [--entries N] [--batch B] [--payload BYTES] [--compact N]
+ *                               [--encode | --compare]
  */
 #include <stdbool.h>
 #include <stdint.h>
@@ -81,6 +85,8 @@ struct bench {
 	uint64_t applied_payloads[MEMBERS + 1];
 	size_t payload_size;
 	bool encode;
+	uint64_t compact_every; /* 0: never */
+	uint64_t compacted[MEMBERS + 1];
 	uint8_t *buffer; /* --encode: one message at a time */
 	size_t buffer_size;
 	uint64_t messages;
@@ -141,6 +147,22 @@ static bool pump(struct bench *bench, uint64_t id)
 			raft_persisted(core, persist_index, persist_term);
 	}
 	return moved;
+}
+
+/* Snapshot (empty state: the bench has no state machine) and drop the log up to the applied index. */
+static void maybe_compact(struct bench *bench, uint64_t id)
+{
+	struct raft_status status;
+	raft_get_status(bench->cores[id], &status);
+	uint64_t upto = status.applied < status.persisted ? status.applied : status.persisted;
+	if (upto < bench->compacted[id] + bench->compact_every)
+		return;
+	int rc = raft_create_snapshot(bench->cores[id], upto, NULL, "", 0);
+	if (rc == RAFT_OK)
+		rc = raft_compact(bench->cores[id], upto);
+	if (rc != RAFT_OK)
+		die("snapshot and compaction", rc);
+	bench->compacted[id] = upto;
 }
 
 static void pump_all(struct bench *bench)
@@ -219,12 +241,13 @@ struct result {
 
 /* Proposes `entries` payloads in batches, keeping at most `window` entries not yet applied everywhere
  * (as a node would bound its proposal queue), and returns the measurements. */
-static struct result run(uint64_t entries, size_t batch, size_t payload_size, bool encode)
+static struct result run(uint64_t entries, size_t batch, size_t payload_size, bool encode, uint64_t compact_every)
 {
 	struct bench bench;
 	memset(&bench, 0, sizeof bench);
 	bench.payload_size = payload_size;
 	bench.encode = encode;
+	bench.compact_every = compact_every;
 	bench_start(&bench);
 
 	uint8_t *payloads = malloc(batch * payload_size);
@@ -254,6 +277,9 @@ static struct result run(uint64_t entries, size_t batch, size_t payload_size, bo
 			pump(&bench, 1); /* hand the batch out before taking the next: one append per batch */
 		}
 		pump_all(&bench);
+		if (compact_every)
+			for (uint64_t id = 1; id <= MEMBERS; id++)
+				maybe_compact(&bench, id);
 	}
 	double seconds = clock_seconds(CLOCK_MONOTONIC) - start;
 	double cpu_seconds = clock_seconds(CLOCK_PROCESS_CPUTIME_ID) - cpu_start;
@@ -294,7 +320,8 @@ static void print_result(const char *mode, const struct result *result)
 
 static void usage(const char *program)
 {
-	fprintf(stderr, "usage: %s [--entries N] [--batch B] [--payload BYTES] [--encode | --compare]\n", program);
+	fprintf(stderr, "usage: %s [--entries N] [--batch B] [--payload BYTES] [--compact N] [--encode | --compare]\n",
+	        program);
 	exit(2);
 }
 
@@ -302,6 +329,7 @@ int main(int argc, char **argv)
 {
 	uint64_t entries = 2000000;
 	size_t batch = 256, payload_size = 16;
+	uint64_t compact_every = 0;
 	bool encode = false, compare = false;
 	for (int k = 1; k < argc; k++) {
 		if (strcmp(argv[k], "--entries") == 0 && k + 1 < argc)
@@ -310,6 +338,8 @@ int main(int argc, char **argv)
 			batch = (size_t)strtoull(argv[++k], NULL, 10);
 		else if (strcmp(argv[k], "--payload") == 0 && k + 1 < argc)
 			payload_size = (size_t)strtoull(argv[++k], NULL, 10);
+		else if (strcmp(argv[k], "--compact") == 0 && k + 1 < argc)
+			compact_every = strtoull(argv[++k], NULL, 10);
 		else if (strcmp(argv[k], "--encode") == 0)
 			encode = true;
 		else if (strcmp(argv[k], "--compare") == 0)
@@ -320,17 +350,21 @@ int main(int argc, char **argv)
 	if (entries == 0 || batch == 0 || payload_size == 0)
 		usage(argv[0]);
 
-	printf("raft-core-bench: %d members in memory, one thread, %zu-byte entries in batches of %zu, no disk\n",
+	printf("raft-core-bench: %d members in memory, one thread, %zu-byte entries in batches of %zu, no disk, ",
 	       MEMBERS, payload_size, batch);
+	if (compact_every)
+		printf("log compacted every %llu entries\n", (unsigned long long)compact_every);
+	else
+		printf("log never compacted\n");
 	if (!compare) {
-		struct result result = run(entries, batch, payload_size, encode);
+		struct result result = run(entries, batch, payload_size, encode, compact_every);
 		print_result(encode ? "encoded" : "direct", &result);
 		return 0;
 	}
-	struct result direct = run(entries, batch, payload_size, false);
+	struct result direct = run(entries, batch, payload_size, false, compact_every);
 	print_result("direct", &direct);
 	malloc_calls = calloc_calls = realloc_calls = 0;
-	struct result encoded = run(entries, batch, payload_size, true);
+	struct result encoded = run(entries, batch, payload_size, true, compact_every);
 	print_result("encoded", &encoded);
 	double direct_rate = (double)direct.entries / direct.seconds;
 	double encoded_rate = (double)encoded.entries / encoded.seconds;
