@@ -18,11 +18,16 @@ quorumd_install_packages() {
   fi
 }
 
-# quorumd_build DIR [meson options...]: configure DIR once, then build it.
+# quorumd_build DIR [meson options...] [-- TARGETS...]: configure DIR once, then build it (or only TARGETS).
 quorumd_build() {
   local dir=$1; shift
+  local options=() targets=()
+  while [ $# -gt 0 ]; do
+    if [ "$1" = "--" ]; then shift; targets=("$@"); break; fi
+    options+=("$1"); shift
+  done
   if [ ! -f "$dir/build.ninja" ]; then
-    meson setup "$dir" "$@"
+    meson setup "$dir" "${options[@]}"
   fi
-  ninja -C "$dir"
+  ninja -C "$dir" "${targets[@]}"
 }

@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
-# Runs every test: installs packages, builds build/ (the binaries other tools use) and build-sanitize/
-# (ASan+UBSan, where the suite runs), then the libFuzzer smoke runs in build-fuzz/.
+# Runs every test: installs packages, builds build/ (the binaries other tools use), the libFuzzer targets
+# in build-fuzz/ (clang), and build-sanitize/ (gcc, ASan+UBSan) where the whole suite runs — the fuzz
+# smoke runs included, through -Dfuzz_build_dir. Ends with meson test's summary.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/deps.sh
 quorumd_install_packages
 quorumd_build build
-quorumd_build build-sanitize -Db_sanitize=address,undefined -Db_lundef=false
+CC=clang quorumd_build build-fuzz -Dfuzz=true -- tests/fuzz/fuzz-raft-step
+quorumd_build build-sanitize -Db_sanitize=address,undefined -Db_lundef=false -Dfuzz_build_dir="$PWD/build-fuzz"
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
-CC=clang quorumd_build build-fuzz -Dfuzz=true -Dwerror=true
 exec meson test -C build-sanitize --print-errorlogs --num-processes 2 "$@"
