@@ -9,6 +9,7 @@
  *                        each Ready's entries arrive, by content and by the term before each entry, and
  *                        over whole logs periodically);
  *   Leader Completeness  a new leader of term T holds every entry committed in a term before T;
+ *   Leader Append-Only   a leader only appends to its log within its term;
  *   State Machine Safety no two members apply different entries (or histories) at one index;
  *   commit durability    when a leader commits an index, a quorum of its configuration (both halves of a
  *                        joint one) holds that entry durably;
@@ -227,10 +228,24 @@ void checker_record_entries(struct sim_cluster *cluster, size_t slot, const stru
 	struct sim_member *member = &cluster->members[slot];
 	struct sim_checker *checker = &cluster->checker;
 	uint64_t current_term = member->state == MEMBER_ALIVE ? member->seen_term : 0;
-	if (member->state == MEMBER_ALIVE) {
+	if (member->state == MEMBER_ALIVE && count > 0) {
 		struct raft_status status;
 		raft_get_status(member->raft, &status);
 		current_term = status.term;
+		/* Leader Append-Only (Figure 3): a leader never overwrites or deletes entries in its log, so
+		 * within its term each batch it hands to storage starts after the previous one. */
+		if (status.role == RAFT_LEADER && member->appended_term == status.term &&
+		    digests[0].index <= member->appended_last) {
+			sim_fail(cluster, "Leader Append-Only: leader %llu of term %llu handed out entries up to %llu, then entries "
+			         "from %llu", ULL(member->id), ULL(status.term), ULL(member->appended_last), ULL(digests[0].index));
+			return;
+		}
+		if (status.role == RAFT_LEADER) {
+			member->appended_term = status.term;
+			member->appended_last = digests[count - 1].index;
+		} else {
+			member->appended_term = 0;
+		}
 	}
 	for (size_t i = 0; i < count; i++) {
 		const struct sim_entry_digest *digest = &digests[i];

@@ -82,6 +82,7 @@ static bool member_open(struct sim_cluster *cluster, size_t slot, const struct r
 	member->seen_role = RAFT_FOLLOWER;
 	member->seen_term = 0;
 	member->seen_leader_term = 0;
+	member->appended_term = 0;
 	schedule_member_event(cluster, slot, EVENT_TICK, cluster->now + rng_range(&cluster->rng, 1, SIM_TICK_MS));
 	return true;
 }

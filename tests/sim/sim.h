@@ -216,6 +216,8 @@ struct sim_member {
 	size_t reads_count;
 	size_t reads_capacity;
 	uint64_t marker_applied; /* liveness: sequence of a quiet-phase marker this member applied */
+	uint64_t appended_term;  /* Leader Append-Only: the term in which this member last appended as leader */
+	uint64_t appended_last;  /* and the last index it handed to storage then */
 };
 
 /* --- network.c ------------------------------------------------------------------------------------ */
