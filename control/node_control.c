@@ -426,8 +426,21 @@ int node_control_run(struct node *node, char *error, size_t length)
 		}
 		free(items);
 	}
+	/* Answers posted just before the stop (e.g. the confirmation of our own removal) still go out. */
+	void **items;
+	size_t count = mailbox_take_all(&node->control_inbox, &items);
+	for (size_t k = 0; k < count; k++) {
+		answer(&context, items[k]);
+		node_reply_free(items[k]);
+	}
+	free(items);
 	for (size_t k = 0; k < context.waiting_count; k++)
 		control_socket_reply_error(context.server, context.waiting[k].request, "Unavailable", "etcdserver: server stopped");
+	for (int round = 0; round < 5; round++) {
+		struct epoll_event events[8];
+		control_socket_process(context.server);
+		epoll_wait(epoll, events, 8, 20);
+	}
 	free(context.waiting);
 	control_socket_close(context.server);
 	close(epoll);

@@ -195,6 +195,7 @@ static void add_pending(struct members_context *context, struct node_request *re
 	context->pending[context->pending_count].proposed_at_ms = node_monotonic_ms();
 	context->pending[context->pending_count].target_id = target;
 	context->pending[context->pending_count].forwarded = forwarded;
+	context->pending[context->pending_count].awaiting_transfer = false;
 	context->pending_count++;
 }
 
@@ -311,6 +312,29 @@ static void member_remove(struct members_context *context, struct node_request *
 	if (rc != MEMBERSHIP_OK) {
 		fail(context, request, code_of_membership_error(rc), membership_strerror(rc));
 		return;
+	}
+	if (request->member_id == node->member_id) {
+		/* Removing the leader: hand leadership to the most caught-up voter first, then let the new leader
+		 * remove us (DESIGN.md), so the cluster never waits for an election. */
+		struct raft_peer_status peers[64];
+		size_t count = raft_get_progress(node->raft, peers, 64);
+		uint64_t target = RAFT_NONE, best = 0;
+		for (size_t k = 0; k < count && k < 64; k++) {
+			const struct member *member = membership_find(&node->membership, peers[k].id);
+			if (peers[k].id == node->member_id || !member || member->is_learner)
+				continue;
+			if (target == RAFT_NONE || peers[k].match > best) {
+				target = peers[k].id;
+				best = peers[k].match;
+			}
+		}
+		if (target != RAFT_NONE && raft_transfer_leadership(node->raft, target) == RAFT_OK) {
+			node_log("info", "transferring leadership before removing the leader",
+			         "\"member-id\":\"%" PRIx64 "\",\"transferee\":\"%" PRIx64 "\"", node->member_id, target);
+			add_pending(context, request, target, false);
+			context->pending[context->pending_count - 1].awaiting_transfer = true;
+			return;
+		}
 	}
 	propose_change(context, request, RAFT_CC_REMOVE_NODE, request->member_id, NULL);
 }
@@ -527,6 +551,19 @@ static bool apply_conf_change(struct members_context *context, const Raftpb__Ent
 	}
 	const struct member *now = membership_find(&node->membership, change->node_id);
 	finish_pending(context, change->id, now);
+	if (change->type == RAFT_CC_REMOVE_NODE && change->node_id == node->member_id) {
+		/* Our own removal, asked here and carried out by the leader we handed over to: it is done now,
+		 * and we stop before that leader's answer would arrive. */
+		for (size_t k = 0; k < context->pending_count; k++) {
+			struct node_request *request = context->pending[k].request;
+			if (!context->pending[k].forwarded || request->kind != REQUEST_MEMBER_REMOVE ||
+			    request->member_id != node->member_id)
+				continue;
+			context->pending[k] = context->pending[--context->pending_count];
+			complete(context, request, GRPC_OK, NULL, list_result(context, NULL));
+			break;
+		}
+	}
 	if (has_member)
 		member_free(&member);
 	raftpb__conf_change__free_unpacked(change, NULL);
@@ -745,9 +782,19 @@ void members_tick(struct members_context *context)
 			node_send_peer(node, node->membership.members[k].id, &ping, 1);
 	publish_attributes(context);
 	uint64_t now = node_monotonic_ms();
+	struct raft_status status;
+	raft_get_status(node->raft, &status);
 	size_t kept = 0;
 	for (size_t k = 0; k < context->pending_count; k++) {
 		struct pending_change *pending = &context->pending[k];
+		if (pending->awaiting_transfer && status.role == RAFT_LEADER && status.lead_transferee == RAFT_NONE) {
+			/* The transfer was abandoned: remove ourselves directly; the core hands over afterwards. */
+			struct node_request *request = pending->request;
+			context->pending[k] = context->pending[--context->pending_count];
+			k--;
+			propose_change(context, request, RAFT_CC_REMOVE_NODE, request->member_id, NULL);
+			continue;
+		}
 		if (now - pending->proposed_at_ms > MEMBER_REQUEST_TIMEOUT_MS) {
 			const char *text = pending->request->kind == REQUEST_MOVE_LEADER
 			                       ? "etcdserver: request timed out, leader transfer took too long"
@@ -769,6 +816,9 @@ void members_after_inputs(struct members_context *context)
 		struct pending_change *pending = &context->pending[k];
 		if (pending->request->kind == REQUEST_MOVE_LEADER && !pending->forwarded && leader == pending->target_id) {
 			complete(context, pending->request, GRPC_OK, NULL, list_result(context, NULL));
+		} else if (pending->awaiting_transfer && leader == pending->target_id) {
+			/* The new leader removes us; its answer comes back to whoever asked. */
+			forward_to_leader(context, pending->request, leader);
 		} else {
 			context->pending[kept++] = *pending;
 		}

@@ -12,6 +12,7 @@ struct pending_change {
 	uint64_t proposed_at_ms;
 	uint64_t target_id;
 	bool forwarded; /* waiting for the leader's answer to a forwarded request */
+	bool awaiting_transfer; /* removing ourselves as leader: waiting for target_id to lead */
 };
 
 struct members_context {
