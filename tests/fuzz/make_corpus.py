@@ -225,6 +225,26 @@ def seeds():
     s = Script(0).elect(1).act(CONF_CHANGE, 1, (2 << 2) | 1).act(STABILIZE, 1).act(RESTART, 2, 2)
     out["restart-after-conf-change"] = s.act(TICK_ELECTION, 2).act(STABILIZE, 1).heartbeats(3, 2)
 
+    # Figure 8 with three members: S1 (term 2) holds index 5 alone; S2 wins term 3 and holds its own
+    # index 5; S1 restarts, wins term 4 and replicates its term-2 index 5 to S3 (one entry per append)
+    # but not its term-4 entry; S2 restarts and wins term 5 with S3's vote, overwriting index 5. A core
+    # that committed S1's index 5 by counting replicas breaks State Machine Safety here.
+    s = Script(SMALL_MESSAGES).elect(1)
+    s.act(TOGGLE_LINK, 1, 1).act(TOGGLE_LINK, 1, 2)
+    s.propose(1, "e2").act(READY, 1).act(DELIVER_ALL, 1)
+    s.act(CAMPAIGN, 2).act(READY, 2).act(DELIVER_ALL, 1).act(READY, 3).act(DELIVER_ALL, 1)
+    s.act(TOGGLE_LINK, 2, 2).act(READY, 2).act(DELIVER_ALL, 1)
+    s.act(RESTART, 1, 0).act(TOGGLE_LINK, 1, 2)
+    for _ in range(2):
+        s.act(CAMPAIGN, 1).act(READY, 1).act(DELIVER_ALL, 1).act(READY, 3).act(DELIVER_ALL, 1).act(READY, 1)
+    s.act(DELIVER_ALL, 1).act(READY, 3).act(DELIVER_ALL, 1)
+    s.act(READY, 1).act(DELIVER_ALL, 1).act(READY, 3)
+    s.act(DELIVER_ALL, 1).act(TOGGLE_LINK, 1, 2).act(READY, 1).act(DELIVER_ALL, 1)
+    s.act(RESTART, 2, 0).act(TOGGLE_LINK, 2, 2)
+    for _ in range(2):
+        s.act(CAMPAIGN, 2).act(STABILIZE, 1)
+    out["figure8-schedule"] = s.act(STABILIZE, 1)
+
     # Valid packed messages of every type, stepped raw and re-addressed.
     e = [entry(1, 4, b"one"), entry(2, 5, b"two")]
     packed = {
