@@ -675,6 +675,11 @@ static int join_existing_cluster(struct node *node, char *error, size_t length)
 
 int node_open(struct node *node, char *error, size_t length)
 {
+	if (strcmp(node->flags.dataplane, "udp") != 0) {
+		snprintf(error, length, "--dataplane=%s is not available in this build: only udp (kernel sockets) is",
+		         node->flags.dataplane);
+		return -1;
+	}
 	snprintf(node->member_dir, sizeof(node->member_dir), "%s/member", node->flags.data_dir);
 	if (make_directory(node->flags.data_dir, error, length) || make_directory(node->member_dir, error, length))
 		return -1;
