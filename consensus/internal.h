@@ -162,11 +162,21 @@ void conf_state_from_membership(struct arena *arena, const struct tracker_config
 
 /* ---- log.c ------------------------------------------------------------------------------------- */
 
+/* Entry payloads live in chunks shared by consecutive entries, so appending an entry allocates nothing
+ * in the steady state; a chunk is freed when its last entry is compacted or truncated away. */
+struct log_chunk {
+	size_t used;
+	size_t size;
+	size_t live; /* entries whose data is here */
+	_Alignas(16) uint8_t data[];
+};
+
 struct log_entry {
 	uint64_t term;
 	int type;
 	size_t length;
 	uint8_t *data;
+	struct log_chunk *chunk; /* NULL for empty entries */
 };
 
 /* The log from just after the compaction point (boundary) to the last entry. Marks, in order:
@@ -183,6 +193,7 @@ struct raft_log {
 	uint64_t persisted;   /* durable and still part of this log */
 	uint64_t handed_next; /* first index not yet handed out in a Ready */
 	uint64_t uncommitted_bytes;
+	struct log_chunk *tail_chunk; /* where the next payload goes */
 };
 
 uint64_t log_last_index(const struct raft_log *log);

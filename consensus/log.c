@@ -8,6 +8,45 @@
 
 #include "internal.h"
 
+enum { LOG_CHUNK_SIZE = 256 * 1024 };
+
+static uint8_t *chunk_store(struct raft_log *log, const void *data, size_t length, struct log_chunk **chunk_out)
+{
+	struct log_chunk *chunk = log->tail_chunk;
+	if (!chunk || chunk->size - chunk->used < length) {
+		size_t size = length > LOG_CHUNK_SIZE ? length : LOG_CHUNK_SIZE;
+		/* The old tail stays alive while entries use it; the last of them frees it. */
+		if (chunk && chunk->live == 0)
+			free(chunk);
+		chunk = raft_xmalloc(sizeof(*chunk) + size);
+		chunk->used = 0;
+		chunk->size = size;
+		chunk->live = 0;
+		log->tail_chunk = chunk;
+	}
+	uint8_t *stored = chunk->data + chunk->used;
+	memcpy(stored, data, length);
+	chunk->used += (length + 15) & ~(size_t)15;
+	if (chunk->used > chunk->size)
+		chunk->used = chunk->size;
+	chunk->live++;
+	*chunk_out = chunk;
+	return stored;
+}
+
+static void entry_release(struct raft_log *log, struct log_entry *entry)
+{
+	struct log_chunk *chunk = entry->chunk;
+	entry->chunk = NULL;
+	entry->data = NULL;
+	if (!chunk || --chunk->live > 0)
+		return;
+	if (chunk == log->tail_chunk)
+		chunk->used = 0; /* empty again: reuse it */
+	else
+		free(chunk);
+}
+
 uint64_t log_first_index(const struct raft_log *log)
 {
 	return log->boundary_index + 1;
@@ -67,7 +106,8 @@ void log_append(struct raft_log *log, uint64_t term, int type, const void *data,
 	entry->term = term;
 	entry->type = type;
 	entry->length = length;
-	entry->data = length ? raft_xmemdup(data, length) : NULL;
+	entry->chunk = NULL;
+	entry->data = length ? chunk_store(log, data, length, &entry->chunk) : NULL;
 	log->count++;
 }
 
@@ -75,7 +115,7 @@ void log_truncate_after(struct raft_log *log, uint64_t index)
 {
 	while (log_last_index(log) > index && log->count > 0) {
 		struct log_entry *entry = &log->entries[log->start + log->count - 1];
-		free(entry->data);
+		entry_release(log, entry);
 		log->count--;
 	}
 	if (log->handed_next > index + 1)
@@ -90,7 +130,7 @@ void log_compact(struct raft_log *log, uint64_t index)
 		return;
 	uint64_t term = log_term(log, index);
 	while (log->boundary_index < index && log->count > 0) {
-		free(log->entries[log->start].data);
+		entry_release(log, &log->entries[log->start]);
 		log->start++;
 		log->count--;
 		log->boundary_index++;
@@ -103,7 +143,7 @@ void log_compact(struct raft_log *log, uint64_t index)
 void log_restore_snapshot(struct raft_log *log, uint64_t index, uint64_t term)
 {
 	for (size_t k = 0; k < log->count; k++)
-		free(log->entries[log->start + k].data);
+		entry_release(log, &log->entries[log->start + k]);
 	log->start = 0;
 	log->count = 0;
 	log->boundary_index = index;
@@ -149,7 +189,8 @@ uint64_t log_find_conflict_by_term(const struct raft_log *log, uint64_t index, u
 void log_free(struct raft_log *log)
 {
 	for (size_t k = 0; k < log->count; k++)
-		free(log->entries[log->start + k].data);
+		entry_release(log, &log->entries[log->start + k]);
+	free(log->tail_chunk);
 	free(log->entries);
 	memset(log, 0, sizeof(*log));
 }
