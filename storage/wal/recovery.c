@@ -418,6 +418,7 @@ static int rebuild(struct wal *wal, struct segment_file *files, size_t data_coun
 		segment->max_index = summary.max_index;
 		segment->index_before = summary.index_before;
 		segment->full = true;
+		segment->ready = true;
 		if (last && file->kind == FILE_OPEN) {
 			if (summary.damaged_end > summary.end)
 				wal->recovered.info.torn_tail = true;
@@ -527,6 +528,7 @@ static int adopt_prepared(struct wal *wal, struct segment_file *files, size_t da
 		strcpy(segment->name, file->name);
 		segment->sequence = file->name_sequence;
 		segment->capacity = file->capacity;
+		segment->ready = true;
 		int flags = O_RDWR | O_CLOEXEC | (wal->options.direct_io ? O_DIRECT : 0);
 		segment->fd = openat(wal->dir_fd, file->name, flags);
 		if (segment->fd < 0)

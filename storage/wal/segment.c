@@ -1,5 +1,6 @@
-/* storage/wal/segment.c: naming, preparing and closing segment files. Preparing (create + fallocate +
- * fsync) happens before a segment is needed, so appends never wait for file creation. */
+/* storage/wal/segment.c: naming, creating, preparing and closing segment files. Preparing (create +
+ * fallocate + fsync) happens before a segment is needed, so appends never wait for file creation;
+ * writer.c does the same preparation through io_uring when the wal is running. */
 #include "segment.h"
 
 #include "error.h"
@@ -67,7 +68,7 @@ int wal_segment_parse_name(const char *name, uint64_t *sequence, uint64_t *first
 	return 0;
 }
 
-int wal_segment_prepare(int dir_fd, const char *dir, uint64_t sequence, uint64_t capacity, bool direct_io,
+int wal_segment_create(int dir_fd, const char *dir, uint64_t sequence, uint64_t capacity, bool direct_io,
 		struct wal_segment **out, char *err, size_t errlen)
 {
 	struct wal_segment *segment = calloc(1, sizeof *segment);
@@ -77,40 +78,54 @@ int wal_segment_prepare(int dir_fd, const char *dir, uint64_t sequence, uint64_t
 	segment->sequence = sequence;
 	segment->capacity = capacity;
 	wal_segment_open_name(segment->name, sequence);
+	if (direct_io) {
+		if (posix_memalign((void **)&segment->tail_block, WAL_DIRECT_ALIGNMENT, WAL_DIRECT_ALIGNMENT) != 0) {
+			free(segment);
+			return wal_error(err, errlen, ENOMEM, "%s: out of memory preparing a segment", dir);
+		}
+		memset(segment->tail_block, 0, WAL_DIRECT_ALIGNMENT);
+	}
 	int flags = O_RDWR | O_CREAT | O_CLOEXEC | (direct_io ? O_DIRECT : 0);
-	int rc;
 	segment->fd = openat(dir_fd, segment->name, flags, 0644);
 	if (segment->fd < 0) {
-		rc = wal_error(err, errlen, errno, "%s/%s: open: %s", dir, segment->name, strerror(errno));
-		goto fail;
+		int rc = wal_error(err, errlen, errno, "%s/%s: open: %s", dir, segment->name, strerror(errno));
+		wal_segment_free(segment);
+		return rc;
 	}
+	*out = segment;
+	return 0;
+}
+
+int wal_segment_prepare(int dir_fd, const char *dir, uint64_t sequence, uint64_t capacity, bool direct_io,
+		struct wal_segment **out, char *err, size_t errlen)
+{
+	struct wal_segment *segment;
+	int rc = wal_segment_create(dir_fd, dir, sequence, capacity, direct_io, &segment, err, errlen);
+	if (rc != 0)
+		return rc;
 	/* Allocating every block now means a full disk shows up here, before any append depends on it,
 	 * and the write path never allocates. */
-	rc = fallocate(segment->fd, 0, 0, (off_t)capacity);
-	if (rc != 0) {
+	if (fallocate(segment->fd, 0, 0, (off_t)capacity) != 0) {
 		rc = wal_error(err, errlen, errno, "%s/%s: fallocate %" PRIu64 " bytes: %s", dir, segment->name,
 				capacity, strerror(errno));
-		goto fail_unlink;
+		wal_segment_discard(dir_fd, segment);
+		return rc;
 	}
 	if (fdatasync(segment->fd) != 0 || fsync(dir_fd) != 0) {
 		rc = wal_error(err, errlen, errno, "%s/%s: sync after preallocation: %s", dir, segment->name,
 				strerror(errno));
-		goto fail_unlink;
+		wal_segment_discard(dir_fd, segment);
+		return rc;
 	}
-	if (direct_io) {
-		if (posix_memalign((void **)&segment->tail_block, WAL_DIRECT_ALIGNMENT, WAL_DIRECT_ALIGNMENT) != 0) {
-			rc = wal_error(err, errlen, ENOMEM, "%s/%s: out of memory", dir, segment->name);
-			goto fail_unlink;
-		}
-		memset(segment->tail_block, 0, WAL_DIRECT_ALIGNMENT);
-	}
+	segment->ready = true;
 	*out = segment;
 	return 0;
-fail_unlink:
+}
+
+void wal_segment_discard(int dir_fd, struct wal_segment *segment)
+{
 	unlinkat(dir_fd, segment->name, 0);
-fail:
 	wal_segment_free(segment);
-	return rc;
 }
 
 int wal_segment_close(int dir_fd, const char *dir, struct wal_segment *segment, char *err, size_t errlen)

@@ -25,6 +25,7 @@ struct wal_segment {
 	uint64_t max_index;       /* highest entry index it holds, for wal_release_before */
 	uint64_t index_before;    /* log's last index when the segment started, names an entry-less one */
 	bool full;                /* appends moved on to the next segment */
+	bool ready;               /* preallocated, and its directory entry durable: writes may go to it */
 	unsigned unsynced_chunks; /* batches holding its bytes that are not durable yet */
 	uint8_t *tail_block;      /* O_DIRECT: the partially filled block at write_offset */
 };
@@ -36,10 +37,15 @@ void wal_segment_closed_name(char *out, const struct wal_segment *segment);
  * 0 for anything else. */
 int wal_segment_parse_name(const char *name, uint64_t *sequence, uint64_t *first, uint64_t *last);
 
-/* Creates open-SEQUENCE in dir, preallocates it with fallocate and makes the file and its directory
- * entry durable. */
+/* Creates and opens open-SEQUENCE in dir (not ready: nothing allocated or synced yet). */
+int wal_segment_create(int dir_fd, const char *dir, uint64_t sequence, uint64_t capacity, bool direct_io,
+		struct wal_segment **out, char *err, size_t errlen);
+/* Creates open-SEQUENCE, preallocates it with fallocate and makes the file and its directory entry
+ * durable, blocking; the segment is ready. */
 int wal_segment_prepare(int dir_fd, const char *dir, uint64_t sequence, uint64_t capacity, bool direct_io,
 		struct wal_segment **out, char *err, size_t errlen);
+/* Removes a segment that failed to become ready and frees it. */
+void wal_segment_discard(int dir_fd, struct wal_segment *segment);
 /* Renames a full, durable segment to its closed name, syncs the directory and closes the file. */
 int wal_segment_close(int dir_fd, const char *dir, struct wal_segment *segment, char *err, size_t errlen);
 void wal_segment_free(struct wal_segment *segment);

@@ -31,8 +31,8 @@ static int check_options(const char *dir, const struct wal_options *options, cha
 			options->segment_size % WAL_DIRECT_ALIGNMENT != 0)
 		return wal_error(err, errlen, EINVAL, "%s: segment size %" PRIu64 " is not a multiple of %u "
 				"between 16 KiB and 1 GiB", dir, options->segment_size, WAL_DIRECT_ALIGNMENT);
-	if (options->ring_entries < 4 || options->ring_entries > 4096)
-		return wal_error(err, errlen, EINVAL, "%s: ring_entries %u is outside 4..4096", dir,
+	if (options->ring_entries < 8 || options->ring_entries > 4096)
+		return wal_error(err, errlen, EINVAL, "%s: ring_entries %u is outside 8..4096", dir,
 				options->ring_entries);
 	return 0;
 }
@@ -57,6 +57,7 @@ int wal_open(const char *dir, const struct wal_options *options, struct wal **ou
 	}
 	wal->options = *options;
 	wal->event_fd = -1;
+	wal->ring_dir_fd = -1;
 	wal->dir_fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (wal->dir_fd < 0) {
 		rc = wal_error(err, errlen, errno, "%s: open: %s", dir, strerror(errno));
@@ -66,6 +67,11 @@ int wal_open(const char *dir, const struct wal_options *options, struct wal **ou
 	if (flock(wal->dir_fd, LOCK_EX | LOCK_NB) != 0) {
 		rc = wal_error(err, errlen, errno, "%s: locking the wal directory: %s (is another process using "
 				"it?)", dir, strerror(errno));
+		goto fail;
+	}
+	wal->ring_dir_fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (wal->ring_dir_fd < 0) {
+		rc = wal_error(err, errlen, errno, "%s: open: %s", dir, strerror(errno));
 		goto fail;
 	}
 	rc = wal_recover(wal, err, errlen);
@@ -289,22 +295,15 @@ void wal_close(struct wal *wal)
 {
 	if (wal == NULL)
 		return;
-	/* The kernel may still be writing into our buffers: wait for the batch in flight. */
-	while (wal->ring_ready && wal->inflight_operations > 0) {
-		struct io_uring_cqe *cqe;
-		int rc = io_uring_wait_cqe(&wal->ring, &cqe);
-		if (rc == -EINTR)
-			continue;
-		if (rc < 0)
-			break;
-		io_uring_cqe_seen(&wal->ring, cqe);
-		wal->inflight_operations--;
-	}
+	/* The kernel may still be writing from our buffers or preparing a segment: let it finish. */
+	wal_writer_drain(wal);
 	wal_writer_destroy(wal);
 	for (size_t i = 0; i < wal->segment_count; i++)
 		wal_segment_free(wal->segments[i]);
 	free(wal->segments);
 	wal_recovered_release(wal);
+	if (wal->ring_dir_fd >= 0)
+		close(wal->ring_dir_fd);
 	if (wal->dir_fd >= 0)
 		close(wal->dir_fd);
 	free(wal->dir);

@@ -25,7 +25,7 @@ struct wal;
 struct wal_options {
 	uint64_t segment_size;  /* bytes per segment file; a multiple of WAL_DIRECT_ALIGNMENT, 16 KiB..1 GiB */
 	bool direct_io;         /* O_DIRECT writes from aligned buffers instead of the page cache */
-	unsigned ring_entries;  /* io_uring submission queue size; bounds segments per batch */
+	unsigned ring_entries;  /* io_uring submission queue size, 8..4096; bounds segments per chain */
 };
 
 struct wal_entry {

@@ -40,7 +40,11 @@ struct wal_chunk_list {
 
 struct wal {
 	char *dir;
-	int dir_fd;
+	int dir_fd;                      /* holds the lock; never handed to io_uring */
+	/* The directory again, as a separate open file for io_uring's fsync: a request the kernel still
+	 * holds after a crash must not keep the lock (it belongs to dir_fd's open file) from the next
+	 * process. */
+	int ring_dir_fd;
 	struct wal_options options;
 	struct io_uring ring;
 	bool ring_ready;
@@ -66,6 +70,7 @@ struct wal {
 	bool has_durable_snapshot;
 	uint64_t durable_snapshot_index;
 	uint64_t sync_count;
+	uint64_t batches_completed;
 	uint64_t short_writes;           /* writes the kernel cut short and the wal resumed (for tests) */
 
 	struct wal_chunk_list pending;   /* records waiting for the next batch */
@@ -73,6 +78,12 @@ struct wal {
 	struct wal_chunk_list spare;     /* finished chunks kept for their buffers */
 	unsigned inflight_operations;    /* completions still expected for the batch in flight */
 	size_t max_chunks_per_batch;
+
+	/* The segment being prepared ahead through io_uring (fallocate, fdatasync, directory fsync). */
+	struct wal_segment *preparing;
+	unsigned prepare_operations;     /* completions still expected for it */
+	int prepare_result;              /* first error of its chain */
+	unsigned prepare_step;           /* which step failed first */
 
 	int failed;                      /* -errno once the wal stopped accepting appends */
 	char failure[256];
@@ -99,8 +110,12 @@ struct wal_chunk *wal_writer_chunk_for(struct wal *wal, struct wal_segment *segm
 int wal_writer_reserve(struct wal *wal, struct wal_chunk *chunk, size_t bytes, char *err, size_t errlen);
 int wal_writer_start_batch(struct wal *wal);
 int wal_writer_process(struct wal *wal, bool block);
-/* Makes sure a prepared segment follows the active one; returns the first error. */
+/* Makes sure a prepared segment follows the active one, blocking; returns the first error. */
 int wal_writer_prepare_ahead(struct wal *wal, char *err, size_t errlen);
+/* The same through io_uring: the segment becomes ready when its completions arrive. */
+void wal_writer_prepare_ahead_async(struct wal *wal);
+/* Waits for every request in the kernel to complete, ignoring results (for closing). */
+void wal_writer_drain(struct wal *wal);
 int wal_fail(struct wal *wal, int error_number, const char *format, ...) __attribute__((format(printf, 3, 4)));
 int wal_add_segment(struct wal *wal, struct wal_segment *segment);
 

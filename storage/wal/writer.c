@@ -16,7 +16,12 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
-enum operation_kind { OPERATION_WRITE = 0, OPERATION_SYNC = 1 };
+enum operation_kind { OPERATION_WRITE = 0, OPERATION_SYNC = 1, OPERATION_PREPARE = 2 };
+
+/* The requests that prepare a segment ahead, in the order they are linked. */
+enum prepare_step { PREPARE_FALLOCATE, PREPARE_FDATASYNC, PREPARE_DIRECTORY_FSYNC, PREPARE_STEPS };
+static const char *const prepare_step_names[PREPARE_STEPS] = { "fallocate", "fdatasync",
+	"fsync of the directory" };
 
 int wal_fail(struct wal *wal, int error_number, const char *format, ...)
 {
@@ -50,7 +55,8 @@ int wal_writer_init(struct wal *wal, char *err, size_t errlen)
 	if (rc < 0)
 		return wal_error(err, errlen, -rc, "%s: io_uring_queue_init: %s", wal->dir, strerror(-rc));
 	wal->ring_ready = true;
-	wal->max_chunks_per_batch = wal->options.ring_entries / 2;
+	/* A chain is two requests per chunk, and room is kept for preparing a segment alongside. */
+	wal->max_chunks_per_batch = (wal->options.ring_entries - PREPARE_STEPS) / 2;
 	wal->event_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	if (wal->event_fd < 0)
 		return wal_error(err, errlen, errno, "%s: eventfd: %s", wal->dir, strerror(errno));
@@ -163,9 +169,9 @@ struct wal_chunk *wal_writer_chunk_for(struct wal *wal, struct wal_segment *segm
 	return chunk;
 }
 
-static inline uint64_t operation_tag(size_t chunk_index, enum operation_kind kind)
+static inline uint64_t operation_tag(size_t index, enum operation_kind kind)
 {
-	return (uint64_t)chunk_index << 1 | (uint64_t)kind;
+	return (uint64_t)index << 2 | (uint64_t)kind;
 }
 
 /* Queues write (if not yet complete) and fdatasync for every unfinished chunk in flight, as one chain. */
@@ -217,8 +223,14 @@ int wal_writer_start_batch(struct wal *wal)
 		return wal->failed;
 	if (wal->inflight.count > 0 || wal->pending.count == 0)
 		return 0;
-	size_t take = wal->pending.count < wal->max_chunks_per_batch ? wal->pending.count :
-			wal->max_chunks_per_batch;
+	/* Chunks for a segment still being prepared wait: its file may not be allocated and its name not
+	 * durable yet. The batch starts when the preparation completes. */
+	size_t take = 0;
+	while (take < wal->pending.count && take < wal->max_chunks_per_batch &&
+			wal->pending.items[take]->segment->ready)
+		take++;
+	if (take == 0)
+		return 0;
 	for (size_t i = 0; i < take; i++) {
 		struct wal_chunk *chunk = wal->pending.items[i];
 		chunk->write_length = chunk->length;
@@ -254,6 +266,77 @@ int wal_writer_prepare_ahead(struct wal *wal, char *err, size_t errlen)
 		return wal_error(err, errlen, ENOMEM, "%s: out of memory", wal->dir);
 	}
 	wal->next_sequence++;
+	return 0;
+}
+
+void wal_writer_prepare_ahead_async(struct wal *wal)
+{
+	if (wal->failed || wal->preparing != NULL || wal->segments[wal->segment_count - 1] != wal->active)
+		return;
+	struct wal_segment *segment;
+	/* Creating the file does not wait for the disk; allocating and syncing do, so they go through
+	 * the ring. */
+	if (wal_segment_create(wal->dir_fd, wal->dir, wal->next_sequence, wal->options.segment_size,
+			wal->options.direct_io, &segment, NULL, 0) != 0)
+		return; /* retried after the next batch; reported when the segment is needed */
+	if (wal_add_segment(wal, segment) != 0) {
+		wal_segment_discard(wal->dir_fd, segment);
+		return;
+	}
+	wal->next_sequence++;
+	wal->preparing = segment;
+	wal->prepare_result = 0;
+	struct io_uring_sqe *steps[PREPARE_STEPS];
+	for (unsigned step = 0; step < PREPARE_STEPS; step++) {
+		steps[step] = io_uring_get_sqe(&wal->ring);
+		if (steps[step] == NULL) {
+			wal_fail(wal, EBUSY, "%s: io_uring submission queue full", wal->dir);
+			return;
+		}
+	}
+	io_uring_prep_fallocate(steps[PREPARE_FALLOCATE], segment->fd, 0, 0, (off_t)segment->capacity);
+	io_uring_prep_fsync(steps[PREPARE_FDATASYNC], segment->fd, IORING_FSYNC_DATASYNC);
+	io_uring_prep_fsync(steps[PREPARE_DIRECTORY_FSYNC], wal->ring_dir_fd, 0);
+	for (unsigned step = 0; step < PREPARE_STEPS; step++) {
+		io_uring_sqe_set_data64(steps[step], operation_tag(step, OPERATION_PREPARE));
+		if (step + 1 < PREPARE_STEPS)
+			io_uring_sqe_set_flags(steps[step], IOSQE_IO_LINK);
+	}
+	wal->prepare_operations = PREPARE_STEPS;
+	for (;;) {
+		int submitted = io_uring_submit(&wal->ring);
+		if (submitted == -EINTR || submitted == -EAGAIN)
+			continue;
+		if (submitted < 0)
+			wal_fail(wal, -submitted, "%s: io_uring_submit: %s", wal->dir, strerror(-submitted));
+		return;
+	}
+}
+
+/* A completion of the preparation chain. When the chain is done the segment is ready, and batches
+ * waiting for it start; if it failed, the segment is removed unless records already wait for it. */
+static int handle_prepare_completion(struct wal *wal, unsigned step, int result)
+{
+	if (result < 0 && result != -ECANCELED && wal->prepare_result == 0) {
+		wal->prepare_result = result;
+		wal->prepare_step = step;
+	}
+	if (--wal->prepare_operations > 0)
+		return 0;
+	struct wal_segment *segment = wal->preparing;
+	wal->preparing = NULL;
+	if (wal->prepare_result == 0) {
+		segment->ready = true;
+		return wal_writer_start_batch(wal);
+	}
+	int error = wal->prepare_result;
+	if (segment->unsynced_chunks > 0 || segment == wal->active)
+		return wal_fail(wal, -error, "%s/%s: %s %" PRIu64 " bytes: %s", wal->dir, segment->name,
+				prepare_step_names[wal->prepare_step], segment->capacity, strerror(-error));
+	/* Nothing depends on it yet: try again later (a full disk may free up). */
+	wal->segment_count--;
+	wal->next_sequence--;
+	wal_segment_discard(wal->dir_fd, segment);
 	return 0;
 }
 
@@ -319,6 +402,7 @@ static int finish_batch(struct wal *wal, int error, struct wal_chunk *failed_chu
 			durable = wal->pending.items[i]->truncated_to;
 	wal->durable_index = durable;
 	wal->records_durable = newest->records_end;
+	wal->batches_completed++;
 	for (size_t i = 0; i < wal->inflight.count; i++) {
 		struct wal_chunk *chunk = wal->inflight.items[i];
 		chunk->segment->unsynced_chunks--;
@@ -341,18 +425,16 @@ static int finish_batch(struct wal *wal, int error, struct wal_chunk *failed_chu
 	if (rc == 0) {
 		/* A failure here (a full disk) is not fatal yet: the active segment may still have room.
 		 * It is retried on the next batch, and reported once a segment is really needed. */
-		wal_writer_prepare_ahead(wal, NULL, 0);
+		wal_writer_prepare_ahead_async(wal);
 	}
-	return rc;
+	return wal->failed ? wal->failed : rc;
 }
 
-static int handle_completion(struct wal *wal, struct io_uring_cqe *cqe, int *error, struct wal_chunk **failed_chunk,
+static int handle_completion(struct wal *wal, uint64_t tag, int result, int *error, struct wal_chunk **failed_chunk,
 		bool *failed_write)
 {
-	uint64_t tag = io_uring_cqe_get_data64(cqe);
-	size_t index = (size_t)(tag >> 1);
-	bool is_write = (tag & 1) == OPERATION_WRITE;
-	int result = cqe->res;
+	size_t index = (size_t)(tag >> 2);
+	bool is_write = (tag & 3) == OPERATION_WRITE;
 	if (index >= wal->inflight.count)
 		return wal_fail(wal, EIO, "%s: completion for an unknown request", wal->dir);
 	struct wal_chunk *chunk = wal->inflight.items[index];
@@ -391,9 +473,12 @@ int wal_writer_process(struct wal *wal, bool block)
 	struct wal_chunk *failed_chunk = NULL;
 	bool failed_write = false;
 	bool finished_one = false;
-	while (wal->inflight_operations > 0 && !wal->failed) {
+	uint64_t batches_before = wal->batches_completed;
+	while ((wal->inflight_operations > 0 || wal->prepare_operations > 0) && !wal->failed) {
+		/* Block only for a batch: one in flight, or records waiting for the segment in preparation. */
+		bool batch_coming = wal->inflight_operations > 0 || wal->pending.count > 0;
 		struct io_uring_cqe *cqe = NULL;
-		int rc = (block && !finished_one) ? io_uring_wait_cqe(&wal->ring, &cqe) :
+		int rc = (block && !finished_one && batch_coming) ? io_uring_wait_cqe(&wal->ring, &cqe) :
 				io_uring_peek_cqe(&wal->ring, &cqe);
 		if (rc == -EINTR)
 			continue;
@@ -402,16 +487,42 @@ int wal_writer_process(struct wal *wal, bool block)
 		if (rc < 0)
 			return wal_fail(wal, -rc, "%s: waiting for io_uring completions: %s", wal->dir,
 					strerror(-rc));
-		handle_completion(wal, cqe, &error, &failed_chunk, &failed_write);
+		uint64_t tag = io_uring_cqe_get_data64(cqe);
+		int result = cqe->res;
 		io_uring_cqe_seen(&wal->ring, cqe);
+		if ((tag & 3) == OPERATION_PREPARE) {
+			rc = handle_prepare_completion(wal, (unsigned)(tag >> 2), result);
+			if (rc != 0)
+				return rc;
+			continue;
+		}
+		handle_completion(wal, tag, result, &error, &failed_chunk, &failed_write);
 		if (--wal->inflight_operations == 0) {
 			rc = finish_batch(wal, error, failed_chunk, failed_write);
 			if (rc != 0)
 				return rc;
 			error = 0;
 			failed_chunk = NULL;
-			finished_one = true;
+			/* A chain restarted after a short write is still the same batch. */
+			finished_one = wal->batches_completed != batches_before;
 		}
 	}
 	return wal->failed;
+}
+
+void wal_writer_drain(struct wal *wal)
+{
+	while (wal->ring_ready && (wal->inflight_operations > 0 || wal->prepare_operations > 0)) {
+		struct io_uring_cqe *cqe;
+		int rc = io_uring_wait_cqe(&wal->ring, &cqe);
+		if (rc == -EINTR)
+			continue;
+		if (rc < 0)
+			break;
+		if ((io_uring_cqe_get_data64(cqe) & 3) == OPERATION_PREPARE)
+			wal->prepare_operations--;
+		else
+			wal->inflight_operations--;
+		io_uring_cqe_seen(&wal->ring, cqe);
+	}
 }

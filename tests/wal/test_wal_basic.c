@@ -341,14 +341,14 @@ static void test_snapshot_starts_entryless_segment(void)
 	wal_close(wal);
 }
 
-/* A ring of 4 entries takes two segments per chain: a large batch over small segments is split into
+/* A ring of 8 entries takes two segments per chain: a large batch over small segments is split into
  * several chains, each reported durable as it completes. */
 static void test_batch_split_over_chains(void)
 {
 	const char *dir = test_temp_dir("split");
 	struct wal_options options;
 	test_options(&options, SMALL_SEGMENT, 0);
-	options.ring_entries = 4;
+	options.ring_entries = 8;
 	struct wal *wal = open_wal(dir, &options);
 	char err[256];
 	test_append_range(wal, 1, 1500, 1, MAX_LENGTH);

@@ -149,36 +149,41 @@ static const struct wal_recovery_info *verify(const char *dir, uint64_t acknowle
 	return info;
 }
 
-/* The newest open-N file: where appends go when no open segment holds records yet. */
-static void newest_open_segment(const char *dir, char *name, size_t length)
+/* The open-N file with the smallest N above after (-1: any): the segment the next write goes to when
+ * none fits behind the last record. */
+static void next_open_segment(const char *dir, long long after, char *name, size_t length)
 {
 	DIR *directory = opendir(dir);
 	CHECK(directory != NULL);
-	long long newest = -1;
+	long long next = -1;
 	struct dirent *item;
 	while ((item = readdir(directory)) != NULL) {
 		long long sequence;
 		char rest;
-		if (sscanf(item->d_name, "open-%lld%c", &sequence, &rest) == 1 && sequence > newest)
-			newest = sequence;
+		if (sscanf(item->d_name, "open-%lld%c", &sequence, &rest) == 1 && sequence > after &&
+				(next < 0 || sequence < next))
+			next = sequence;
 	}
 	closedir(directory);
-	CHECK(newest >= 0);
-	int written = snprintf(name, length, "open-%lld", newest);
+	CHECK(next >= 0);
+	int written = snprintf(name, length, "open-%lld", next);
 	CHECK(written > 0 && (size_t)written < length);
 }
 
 /* Writes the front third of a record behind the last good one; where no record fits behind it (or no
- * open segment holds records), at the start of the newest open segment, which is a torn first write of
- * the next segment. Returns the bytes written. */
+ * open segment holds records), at the start of the next open segment: a torn first write of the next
+ * segment. Returns the bytes written. */
 static size_t inject_torn_record(const char *dir, const struct wal_recovery_info *info)
 {
 	const size_t payload = 2000;
 	char name[WAL_NAME_LENGTH];
 	uint64_t offset = info->end_offset;
 	if (info->last_segment[0] == '\0' || offset + WAL_RECORD_HEADER_SIZE + payload > SEGMENT_SIZE) {
-		newest_open_segment(dir, name, sizeof name);
-		CHECK(strcmp(name, info->last_segment) != 0);
+		/* A torn first write can only be in the segment right after the newest one with records. */
+		long long newest = -1;
+		if (info->last_segment[0] != '\0')
+			CHECK(sscanf(info->last_segment, "open-%lld", &newest) == 1);
+		next_open_segment(dir, newest, name, sizeof name);
 		offset = 0;
 	} else {
 		int written = snprintf(name, sizeof name, "%s", info->last_segment);
@@ -205,6 +210,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "usage: %s CRASH_WRITER\n", argv[0]);
 		return 2;
 	}
+	setvbuf(stdout, NULL, _IOLBF, 0);
 	const char *seed_text = getenv("WAL_CRASH_SEED");
 	random_state = seed_text ? strtoull(seed_text, NULL, 0) : (uint64_t)time(NULL) * 2654435761u + 1;
 	printf("WAL_CRASH_SEED=%llu\n", (unsigned long long)random_state);
