@@ -369,6 +369,52 @@ static void test_batch_split_over_chains(void)
 	wal_close(wal);
 }
 
+/* White box: the segment after the next is prepared through io_uring after a batch; records that roll
+ * into it before its preparation completed wait in memory, and are written once it has. */
+static void test_records_wait_for_segment_in_preparation(void)
+{
+	const char *dir = test_temp_dir("preparing");
+	struct wal_options options;
+	test_options(&options, 16 * 1024, 0);
+	struct wal *wal = open_wal(dir, &options);
+	char err[256];
+	/* Fill the first segment and roll into the one prepared at open. */
+	uint64_t next = 1;
+	struct wal_segment *first = wal->active;
+	while (wal->active == first) {
+		test_append_range(wal, next, next, 1, MAX_LENGTH);
+		next++;
+	}
+	CHECK(test_sync(wal) == next - 1);
+	/* That batch's completion started preparing the segment after the active one. wal_wait only
+	 * peeks after the batch, so the preparation is still running unless the disk synced within
+	 * microseconds. */
+	if (wal->preparing == NULL) {
+		printf("  the next segment was prepared before it could be observed; case skipped\n");
+		CHECK(wal->segments[wal->segment_count - 1]->ready);
+		wal_close(wal);
+		return;
+	}
+	CHECK(!wal->preparing->ready);
+	struct wal_segment *preparing = wal->preparing;
+	while (wal->active != preparing) {
+		test_append_range(wal, next, next, 1, MAX_LENGTH);
+		next++;
+	}
+	CHECK_OK(wal_submit(wal, err, sizeof err), err);
+	/* Completions were not processed yet, so the segment is not ready: only the first chunk left. */
+	CHECK(wal->inflight.count == 1 && wal->pending.count == 1);
+	CHECK(wal->pending.items[0]->segment == preparing);
+	uint64_t durable = 0;
+	while (!wal_all_durable(wal))
+		CHECK_OK(wal_wait(wal, &durable, err, sizeof err), err);
+	CHECK(preparing->ready && durable == next - 1);
+	wal_close(wal);
+	wal = open_wal(dir, &options);
+	check_log(wal_recovered(wal), 1, next - 1, term_one);
+	wal_close(wal);
+}
+
 static void test_argument_checks(void)
 {
 	const char *dir = test_temp_dir("arguments");
@@ -408,6 +454,7 @@ int main(void)
 	test_snapshot_beyond_log();
 	test_snapshot_starts_entryless_segment();
 	test_batch_split_over_chains();
+	test_records_wait_for_segment_in_preparation();
 	test_argument_checks();
 	printf("wal basic tests passed\n");
 	return 0;
