@@ -17,6 +17,9 @@
  * forged messages. Any violation aborts, which libFuzzer reports with the input.
  *
  * tests/fuzz/make_corpus.py writes the seed corpus in this format (the action numbers below).
+ * Environment knobs for people, not for CI: FUZZ_RAFT_TRACE=1 prints every action and the members after
+ * it, FUZZ_RAFT_VERBOSE=1 the members at the end, FUZZ_RAFT_HONEST=1 skips the hostile actions so a
+ * long run checks the cross-member safety properties all the way.
  */
 #include <stdbool.h>
 #include <stdint.h>
@@ -101,6 +104,8 @@ struct world {
 	size_t queue_count;
 	bool link_down[MEMBERS + 2][MEMBERS + 2];
 	bool tainted; /* a hostile message was stepped: cross-member properties no longer promised */
+	bool honest;  /* FUZZ_RAFT_HONEST set: hostile actions are skipped (their bytes still consumed), so a
+	               * long run keeps checking the cross-member properties */
 	uint64_t leader_of_term[TRACKED_TERMS];
 	uint64_t committed_term[TRACKED_INDEXES + 1]; /* 0: nobody applied that index yet */
 	uint64_t read_counter;
@@ -534,6 +539,8 @@ static void step_hostile_bytes(struct world *world, uint64_t id)
 	size_t length = take_byte(world);
 	length |= (size_t)take_byte(world) << 8;
 	const uint8_t *bytes = take_bytes(world, &length);
+	if (world->honest)
+		return;
 	Raftpb__Message *decoded = raftpb__message__unpack(NULL, length, bytes);
 	if (decoded) {
 		world->tainted = true;
@@ -550,6 +557,8 @@ static void step_hostile_message(struct world *world, uint64_t id)
 	size_t length = take_byte(world);
 	length |= (size_t)take_byte(world) << 8;
 	const uint8_t *bytes = take_bytes(world, &length);
+	if (world->honest)
+		return;
 	Raftpb__Message *decoded = raftpb__message__unpack(NULL, length, bytes);
 	if (!decoded)
 		return;
@@ -564,7 +573,7 @@ static void step_hostile_message(struct world *world, uint64_t id)
 static void tamper(struct world *world)
 {
 	uint8_t position = take_byte(world), field = take_byte(world), amount = take_byte(world);
-	if (world->queue_count == 0)
+	if (world->queue_count == 0 || world->honest)
 		return;
 	Raftpb__Message *message = world->queue[position % world->queue_count];
 	uint64_t delta = amount & 0x7f;
@@ -748,6 +757,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	world.input_length = size;
 	uint8_t flags = take_byte(&world);
 	bool trace = getenv("FUZZ_RAFT_TRACE") != NULL; /* every action and the members after it */
+	world.honest = getenv("FUZZ_RAFT_HONEST") != NULL;
 
 	uint64_t voters[MEMBERS];
 	for (uint64_t id = 1; id <= MEMBERS; id++)
