@@ -27,6 +27,8 @@ int election_hup(raft_t *r, bool transfer)
 {
 	if (r->role == RAFT_LEADER)
 		return RAFT_ERR_IGNORED;
+	if (r->term >= RAFT_MAX_TERM - 1)
+		return RAFT_ERR_IGNORED; /* one more election would leave the term space */
 	if (!raft_promotable(r))
 		return RAFT_ERR_IGNORED;
 	/* A member must not campaign with a committed configuration change it has not applied yet: it
@@ -107,9 +109,28 @@ int election_handle_vote_request(raft_t *r, const Raftpb__Message *message)
 	} else {
 		response->term = r->term;
 		response->reject = true;
+		election_attach_commit(r, response);
 	}
 	raft_send(r, response);
 	return RAFT_OK;
+}
+
+/* A rejection tells the candidate our commit index and the term of that entry. Which entries are
+ * committed is a fact of the cluster, not of a leader: a candidate whose log has that entry (same index
+ * and term, so by Log Matching the same prefix) may commit up to it. This frees survivors of a joint
+ * change that only a removed member saw commit: they learn it, apply it, and elect in the new
+ * configuration without the removed member's vote. */
+void election_attach_commit(raft_t *r, Raftpb__Message *response)
+{
+	response->commit = r->log.committed;
+	response->log_term = log_term(&r->log, r->log.committed);
+}
+
+void election_learn_commit(raft_t *r, const Raftpb__Message *message)
+{
+	if (message->commit > r->log.committed && message->log_term != 0 &&
+	    log_matches(&r->log, message->commit, message->log_term))
+		log_commit_to(&r->log, message->commit);
 }
 
 int election_handle_vote_response(raft_t *r, const Raftpb__Message *message)

@@ -10,6 +10,9 @@
 
 #include "raft.h"
 
+/* Terms at or above this are refused (see raft_step); a member at it no longer campaigns. */
+#define RAFT_MAX_TERM (UINT64_C(1) << 63)
+
 /* ---- memory ---------------------------------------------------------------------------------- */
 
 /* Allocation failure aborts: the core has no way to make progress without memory, and a half-updated
@@ -330,6 +333,8 @@ int election_hup(raft_t *r, bool transfer);
 void election_campaign(raft_t *r, bool pre_vote, bool transfer);
 int election_handle_vote_request(raft_t *r, const Raftpb__Message *message);
 int election_handle_vote_response(raft_t *r, const Raftpb__Message *message);
+void election_attach_commit(raft_t *r, Raftpb__Message *response);
+void election_learn_commit(raft_t *r, const Raftpb__Message *message);
 
 /* replication.c */
 bool replication_send_append(raft_t *r, uint64_t to, bool send_if_empty);

@@ -510,9 +510,14 @@ static int transfer_leadership(raft_t *r, uint64_t transferee)
 static int step_leader(raft_t *r, const Raftpb__Message *message)
 {
 	switch (message->type) {
-	case RAFT_MSG_BEAT:
-		replication_broadcast_heartbeat(r, NULL, 0);
+	case RAFT_MSG_BEAT: {
+		/* Each heartbeat round also confirms the newest pending read (etcd does the same): if the
+		 * round sent with the request was lost, the next one answers it. */
+		size_t length = 0;
+		const uint8_t *context = read_only_last_context(&r->read_only, &length);
+		replication_broadcast_heartbeat(r, context, length);
 		return RAFT_OK;
+	}
 	case RAFT_MSG_CHECK_QUORUM:
 		/* A leader that cannot hear a quorum may be partitioned away: step down so the rest elect. */
 		if (!tracker_quorum_active(&r->tracker))
@@ -669,10 +674,15 @@ static int step_internal(raft_t *r, const Raftpb__Message *message)
 			 * longer contacted) would never learn our term from a dropped message; answer so that it
 			 * steps down. Safe in every mode: learning a newer term is always allowed. */
 			raft_send(r, raft_new_message(r, RAFT_MSG_APP_RESP, message->from));
-		} else if (type == RAFT_MSG_PRE_VOTE) {
-			Raftpb__Message *response = raft_new_message(r, RAFT_MSG_PRE_VOTE_RESP, message->from);
+		} else if (type == RAFT_MSG_PRE_VOTE || type == RAFT_MSG_VOTE) {
+			/* Figure 2, RequestVote: reply false with our term, so a candidate behind us in term moves
+			 * up instead of asking in vain (a member whose term ran ahead while it could not win would
+			 * otherwise ignore the one candidate that can). */
+			Raftpb__Message *response = raft_new_message(
+			    r, type == RAFT_MSG_VOTE ? RAFT_MSG_VOTE_RESP : RAFT_MSG_PRE_VOTE_RESP, message->from);
 			response->term = r->term;
 			response->reject = true;
+			election_attach_commit(r, response);
 			raft_send(r, response);
 		}
 		return raft_reject(r, RAFT_ERR_STALE_TERM);
@@ -684,6 +694,11 @@ static int step_internal(raft_t *r, const Raftpb__Message *message)
 	case RAFT_MSG_VOTE:
 	case RAFT_MSG_PRE_VOTE:
 		return election_handle_vote_request(r, message);
+	case RAFT_MSG_VOTE_RESP:
+	case RAFT_MSG_PRE_VOTE_RESP:
+		if (message->reject)
+			election_learn_commit(r, message);
+		break;
 	default:
 		break;
 	}
@@ -713,6 +728,10 @@ int raft_step(raft_t *r, const Raftpb__Message *message)
 	for (size_t k = 0; k < message->n_entries; k++)
 		if (!message->entries[k])
 			return raft_reject(r, RAFT_ERR_MALFORMED);
+	/* No cluster lives through 2^63 terms; such a term is forged or corrupt, and adopting it would let
+	 * the next elections wrap the term around to 0 (Figure 2: currentTerm only grows). */
+	if (message->term >= RAFT_MAX_TERM || message->log_term >= RAFT_MAX_TERM)
+		return raft_reject(r, RAFT_ERR_BAD_INDEX);
 	/* Only forwarded requests travel without a term. */
 	if (message->term == 0 && message->type != RAFT_MSG_PROP && message->type != RAFT_MSG_READ_INDEX &&
 	    message->type != RAFT_MSG_TRANSFER_LEADER)

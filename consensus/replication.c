@@ -147,6 +147,9 @@ bool replication_maybe_commit(raft_t *r)
 
 static bool entries_are_consistent(const Raftpb__Message *message)
 {
+	/* prevLogTerm is the term of an entry in the leader's log: never above the leader's term. */
+	if (message->log_term > message->term)
+		return false;
 	uint64_t previous_term = message->log_term;
 	for (size_t k = 0; k < message->n_entries; k++) {
 		const Raftpb__Entry *entry = message->entries[k];
