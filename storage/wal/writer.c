@@ -330,7 +330,8 @@ static int handle_prepare_completion(struct wal *wal, unsigned step, int result)
 		return wal_writer_start_batch(wal);
 	}
 	int error = wal->prepare_result;
-	if (segment->unsynced_chunks > 0 || segment == wal->active)
+	if (segment->unsynced_chunks > 0 || segment == wal->active ||
+			wal->segments[wal->segment_count - 1] != segment)
 		return wal_fail(wal, -error, "%s/%s: %s %" PRIu64 " bytes: %s", wal->dir, segment->name,
 				prepare_step_names[wal->prepare_step], segment->capacity, strerror(-error));
 	/* Nothing depends on it yet: try again later (a full disk may free up). */
