@@ -46,6 +46,5 @@ grep -qF '"cluster-id":"ef37ad9dc622a7c4"' "$TMP/infra1.log" ||
 
 # The cluster serves writes and reads through any member.
 put_get infra1 foo bar
-ctl_ok infra3 get foo --consistency=s
-wait_until "infra3 applied foo" 5 bash -c '[ "$("$0" --control-socket "$1" get foo --print-value-only)" = bar ]' \
-	"$QUORUMCTL" "$(sock infra3)"
+applied_foo() { ctl "$1" get foo --consistency=s && [ "$RC" -eq 0 ] && [ "$OUT" = $'foo\nbar' ]; }
+for n in infra2 infra3; do wait_until "$n applied foo=bar" 5 applied_foo "$n"; done
