@@ -673,6 +673,25 @@ static int join_existing_cluster(struct node *node, char *error, size_t length)
 	return 0;
 }
 
+/* Receive thread: a removed member is still sending; the core tells it (once a second at most). */
+static void note_removed_member(void *argument, uint64_t from)
+{
+	struct node *node = argument;
+	struct node_mail *mail = calloc(1, sizeof(*mail));
+	if (!mail)
+		return;
+	mail->kind = MAIL_PEER;
+	mail->from = from;
+	mail->length = 1;
+	mail->bytes = malloc(1);
+	if (!mail->bytes) {
+		free(mail);
+		return;
+	}
+	mail->bytes[0] = PEER_REMOVED_MEMBER_SEEN;
+	mailbox_post(&node->core_inbox, mail);
+}
+
 int node_open(struct node *node, char *error, size_t length)
 {
 	if (strcmp(node->flags.dataplane, "udp") != 0) {
@@ -732,6 +751,8 @@ int node_open(struct node *node, char *error, size_t length)
 	transport_config_init(&config);
 	config.cluster_id = node->cluster_id;
 	config.member_id = node->member_id;
+	config.on_removed_member = note_removed_member;
+	config.on_removed_member_arg = node;
 	if (udp_transport_open(&config, listen.host, listen.port, &node->transport, error, length) != 0)
 		return -1;
 	return 0;

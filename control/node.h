@@ -32,6 +32,9 @@ enum peer_envelope {
 	PEER_MEMBER_REPLY = 4,   /* its answer; body: JSON */
 	PEER_CLUSTER_QUERY = 5,  /* a member starting with --initial-cluster-state existing asks for the members */
 	PEER_CLUSTER_REPLY = 6,  /* body: {"cluster_id":HEX,"membership":BLOB} */
+	PEER_REMOVED = 7,        /* to a removed member that still talks: you were removed; body: nothing */
+	/* Not on the wire: the transport thread telling the core that a removed member sent a frame. */
+	PEER_REMOVED_MEMBER_SEEN = 100,
 };
 
 /* The scratch peer id under which a join query's reply address is registered (never a member id: etcd
@@ -160,6 +163,7 @@ struct node {
 		uint64_t first_heard_ms;
 	} *liveness;
 	size_t liveness_count;
+	uint64_t removed_notice_ms; /* last PEER_REMOVED sent (core thread): at most one a second */
 
 	/* Counters for status. */
 	atomic_uint_fast64_t applied_index;

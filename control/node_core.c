@@ -348,9 +348,29 @@ static void handle_peer(struct core_context *context, struct node_mail *mail)
 	struct node *node = context->node;
 	if (mail->length == 0)
 		return;
+	if (mail->bytes[0] == PEER_REMOVED_MEMBER_SEEN) {
+		uint64_t now = node_monotonic_ms();
+		if (now - node->removed_notice_ms >= 1000) {
+			uint8_t notice = PEER_REMOVED;
+			node->removed_notice_ms = now;
+			node_send_peer(node, mail->from, &notice, 1);
+		}
+		return;
+	}
 	if (mail->from != 0)
 		members_heard_from(&context->members, mail->from);
 	switch (mail->bytes[0]) {
+	case PEER_REMOVED:
+		/* A member of our cluster says we were removed (we were down when it happened). */
+		if (membership_find(&node->membership, mail->from) && !context->stop_after_ready) {
+			node_log("warn", "the member has been permanently removed from the cluster",
+			         "\"member-id\":\"%" PRIx64 "\",\"told-by\":\"%" PRIx64 "\"", node->member_id, mail->from);
+			node_log("warn", "the data-dir used by this member must be removed", "\"data-dir\":\"%s\"",
+			         node->flags.data_dir);
+			atomic_store(&node->exit_code, 1);
+			atomic_store(&node->stopping, true);
+		}
+		break;
 	case PEER_RAFT:
 		raft_step_bytes(node->raft, mail->bytes + 1, mail->length - 1);
 		break;

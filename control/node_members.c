@@ -532,7 +532,7 @@ static bool apply_conf_change(struct members_context *context, const Raftpb__Ent
 		break;
 	case RAFT_CC_REMOVE_NODE:
 		membership_remove(&node->membership, change->node_id);
-		transport_remove_peer(node->transport, change->node_id);
+		/* Its address stays: if it comes back from a crash still talking, we tell it it was removed. */
 		transport_mark_removed(node->transport, change->node_id);
 		node_log("info", "removed member", "\"removed-member-id\":\"%" PRIx64 "\"", change->node_id);
 		if (change->node_id == node->member_id)
@@ -551,18 +551,20 @@ static bool apply_conf_change(struct members_context *context, const Raftpb__Ent
 	}
 	const struct member *now = membership_find(&node->membership, change->node_id);
 	finish_pending(context, change->id, now);
-	if (change->type == RAFT_CC_REMOVE_NODE && change->node_id == node->member_id) {
-		/* Our own removal, asked here and carried out by the leader we handed over to: it is done now,
-		 * and we stop before that leader's answer would arrive. */
-		for (size_t k = 0; k < context->pending_count; k++) {
-			struct node_request *request = context->pending[k].request;
-			if (!context->pending[k].forwarded || request->kind != REQUEST_MEMBER_REMOVE ||
-			    request->member_id != node->member_id)
-				continue;
-			context->pending[k] = context->pending[--context->pending_count];
-			complete(context, request, GRPC_OK, NULL, list_result(context, NULL));
-			break;
-		}
+	/* A change we forwarded to the leader is done once we apply it: answer now rather than wait for the
+	 * leader's reply, which never comes when the leader was the member removed (its frames are dropped
+	 * from then on) or when we are, and stop. */
+	enum node_request_kind kind = change->type == RAFT_CC_REMOVE_NODE ? REQUEST_MEMBER_REMOVE
+	                              : change->type == RAFT_CC_UPDATE_NODE ? REQUEST_MEMBER_UPDATE
+	                              : change->type == RAFT_CC_ADD_NODE    ? REQUEST_MEMBER_PROMOTE
+	                                                                    : REQUEST_MEMBER_ADD;
+	for (size_t k = 0; kind != REQUEST_MEMBER_ADD && k < context->pending_count; k++) {
+		struct node_request *request = context->pending[k].request;
+		if (!context->pending[k].forwarded || request->kind != kind || request->member_id != change->node_id)
+			continue;
+		context->pending[k] = context->pending[--context->pending_count];
+		complete(context, request, GRPC_OK, NULL, list_result(context, now));
+		break;
 	}
 	if (has_member)
 		member_free(&member);

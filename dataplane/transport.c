@@ -268,6 +268,9 @@ static void process(struct transport_core *core, const uint8_t *datagram, size_t
 	}
 	if (core_is_removed(core, h.from)) {
 		transport_core_count(core, TRANSPORT_COUNTER_drop_removed_member, 1);
+		/* The node may tell it so (etcd answers a removed member's stream with 410 Gone). */
+		if (core->config.on_removed_member)
+			core->config.on_removed_member(core->config.on_removed_member_arg, h.from);
 		return;
 	}
 	struct reassembly_message m;
