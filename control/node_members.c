@@ -196,6 +196,7 @@ static void add_pending(struct members_context *context, struct node_request *re
 	context->pending[context->pending_count].target_id = target;
 	context->pending[context->pending_count].forwarded = forwarded;
 	context->pending[context->pending_count].awaiting_transfer = false;
+	context->pending[context->pending_count].probing_since_ms = 0;
 	context->pending_count++;
 }
 
@@ -277,6 +278,9 @@ static bool urls_valid(struct members_context *context, struct node_request *req
 	return true;
 }
 
+static void member_add_propose(struct members_context *context, struct node_request *request);
+static void member_add_continue(struct members_context *context, struct node_request *request);
+
 static void member_add(struct members_context *context, struct node_request *request)
 {
 	struct node *node = context->node;
@@ -292,6 +296,34 @@ static void member_add(struct members_context *context, struct node_request *req
 		fail(context, request, code_of_membership_error(rc), membership_strerror(rc));
 		return;
 	}
+	if (node->flags.strict_reconfig_check) {
+		/* etcd adds only while the member asked is connected to every voter (isConnectedFullySince).
+		 * Over UDP a dead peer shows no broken connection, so check actively: every member pings each
+		 * heartbeat; go on once each voter was heard after now, or answer "unhealthy cluster" if one
+		 * stays silent (members_probe). Checked here, before forwarding, as etcd checks on the member
+		 * the client asked. */
+		add_pending(context, request, 0, false);
+		context->pending[context->pending_count - 1].probing_since_ms = node_monotonic_ms();
+		return;
+	}
+	member_add_continue(context, request);
+}
+
+/* After the checks: propose on the leader, else forward to it. */
+static void member_add_continue(struct members_context *context, struct node_request *request)
+{
+	struct raft_status status;
+	raft_get_status(context->node->raft, &status);
+	if (status.role == RAFT_LEADER)
+		member_add_propose(context, request);
+	else if (status.leader != RAFT_NONE && !request->from_peer)
+		forward_to_leader(context, request, status.leader);
+	else
+		fail(context, request, GRPC_UNAVAILABLE, membership_strerror(MEMBERSHIP_ERR_UNHEALTHY));
+}
+
+static void member_add_propose(struct members_context *context, struct node_request *request)
+{
 	/* A member added at run time gets an ID that also depends on the time (etcd: NewMember with now). */
 	struct member member = {0};
 	member.id = member_id_compute((const char *const *)request->peer_urls, request->peer_urls_count, NULL, true,
@@ -437,6 +469,10 @@ void members_handle_request(struct members_context *context, struct node_request
 		return;
 	default:
 		break;
+	}
+	if (request->kind == REQUEST_MEMBER_ADD && !request->from_peer) {
+		member_add(context, request); /* checks here first, then proposes or forwards */
+		return;
 	}
 	struct raft_status status;
 	raft_get_status(node->raft, &status);
@@ -809,9 +845,48 @@ void members_tick(struct members_context *context)
 	context->pending_count = kept;
 }
 
+static bool every_voter_heard_since(struct members_context *context, uint64_t since)
+{
+	struct node *node = context->node;
+	for (size_t k = 0; k < node->membership.count; k++) {
+		const struct member *member = &node->membership.members[k];
+		if (member->is_learner || member->id == node->member_id)
+			continue;
+		if (liveness_of(node, member->id)->last_heard_ms < since)
+			return false;
+	}
+	return true;
+}
+
+/* Member adds waiting for every voter to be heard (see member_add). */
+static void members_probe(struct members_context *context)
+{
+	struct node *node = context->node;
+	uint64_t now = node_monotonic_ms();
+	uint64_t window = 5 * node->flags.heartbeat_interval_ms;
+	if (window < 500)
+		window = 500;
+	for (size_t k = 0; k < context->pending_count; k++) {
+		struct pending_change *pending = &context->pending[k];
+		if (!pending->probing_since_ms)
+			continue;
+		bool healthy = every_voter_heard_since(context, pending->probing_since_ms);
+		if (!healthy && now - pending->probing_since_ms <= window)
+			continue;
+		struct node_request *request = pending->request;
+		context->pending[k] = context->pending[--context->pending_count];
+		k--;
+		if (healthy)
+			member_add_continue(context, request);
+		else
+			fail(context, request, GRPC_UNAVAILABLE, membership_strerror(MEMBERSHIP_ERR_UNHEALTHY));
+	}
+}
+
 void members_after_inputs(struct members_context *context)
 {
 	struct node *node = context->node;
+	members_probe(context);
 	uint64_t leader = atomic_load(&node->leader_id);
 	size_t kept = 0;
 	for (size_t k = 0; k < context->pending_count; k++) {

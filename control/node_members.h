@@ -13,6 +13,7 @@ struct pending_change {
 	uint64_t target_id;
 	bool forwarded; /* waiting for the leader's answer to a forwarded request */
 	bool awaiting_transfer; /* removing ourselves as leader: waiting for target_id to lead */
+	uint64_t probing_since_ms; /* member add: waiting to hear every voter since then (0: not probing) */
 };
 
 struct members_context {
