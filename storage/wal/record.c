@@ -26,9 +26,9 @@ static uint32_t get_u32(const uint8_t *in)
 
 static uint32_t record_crc(const uint8_t *record, uint32_t payload_length)
 {
-	uint32_t crc = wal_crc32c(0, record, 4);
-	crc = wal_crc32c(crc, record + 8, 1);
-	return wal_crc32c(crc, record + WAL_RECORD_HEADER_SIZE, payload_length);
+	uint32_t crc = crc32c(0, record, 4);
+	crc = crc32c(crc, record + 8, 1);
+	return crc32c(crc, record + WAL_RECORD_HEADER_SIZE, payload_length);
 }
 
 void wal_record_seal(uint8_t *record, uint8_t type, uint32_t payload_length)

@@ -7,10 +7,10 @@
 
 static void check_vector(const void *data, size_t length, uint32_t expected)
 {
-	CHECK(wal_crc32c(0, data, length) == expected);
-	CHECK(wal_crc32c_software(0, data, length) == expected);
-	if (wal_crc32c_has_hardware())
-		CHECK(wal_crc32c_hardware(0, data, length) == expected);
+	CHECK(crc32c(0, data, length) == expected);
+	CHECK(crc32c_software(0, data, length) == expected);
+	if (crc32c_has_hardware())
+		CHECK(crc32c_hardware(0, data, length) == expected);
 }
 
 int main(void)
@@ -35,13 +35,13 @@ int main(void)
 		data[i] = (uint8_t)(i * 7 + 3);
 	for (size_t start = 0; start < 9; start++) {
 		for (size_t length = 0; start + length <= sizeof data; length += 7) {
-			uint32_t whole = wal_crc32c_software(0, data + start, length);
-			if (wal_crc32c_has_hardware())
-				CHECK(wal_crc32c_hardware(0, data + start, length) == whole);
+			uint32_t whole = crc32c_software(0, data + start, length);
+			if (crc32c_has_hardware())
+				CHECK(crc32c_hardware(0, data + start, length) == whole);
 			size_t half = length / 2;
-			CHECK(wal_crc32c(wal_crc32c(0, data + start, half), data + start + half, length - half) == whole);
+			CHECK(crc32c(crc32c(0, data + start, half), data + start + half, length - half) == whole);
 		}
 	}
-	printf("crc32c: hardware %s, vectors ok\n", wal_crc32c_has_hardware() ? "used" : "absent");
+	printf("crc32c: hardware %s, vectors ok\n", crc32c_has_hardware() ? "used" : "absent");
 	return 0;
 }
