@@ -735,6 +735,7 @@ int node_open(struct node *node, char *error, size_t length)
 	}
 	atomic_store(&node->applied_index, state_applied_index(node->state));
 	atomic_store(&node->revision, (uint64_t)state_revision(node->state));
+	atomic_store(&node->db_size, state_db_size(node->state));
 
 	struct peer_url listen;
 	char *first = strdup(node->flags.listen_peer_urls);

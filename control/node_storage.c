@@ -151,6 +151,7 @@ static void apply_committed(struct storage_context *context, struct storage_job 
 	}
 	atomic_store(&node->applied_index, last);
 	atomic_store(&node->revision, (uint64_t)state_revision(node->state));
+	atomic_store(&node->db_size, state_db_size(node->state));
 }
 
 static void write_job(struct storage_context *context, struct storage_job *job)

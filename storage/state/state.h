@@ -77,6 +77,8 @@ int64_t state_compact_revision(const struct state *state);
 uint64_t state_applied_index(const struct state *state);
 uint64_t state_cluster_id(const struct state *state);
 uint64_t state_member_id(const struct state *state);
+/* Bytes the store takes: SST files plus live write buffers (etcd's "DB SIZE" in endpoint status). */
+uint64_t state_db_size(struct state *state);
 /* The opaque membership blob last set (len 0 when never set). Valid until the next state call. */
 struct state_bytes state_membership(const struct state *state);
 

@@ -240,3 +240,13 @@ int state_sync(struct state *state, uint64_t *durable_applied_index, char *err, 
     *durable_applied_index = state->committed.applied_index;
     return STATE_OK;
 }
+
+uint64_t state_db_size(struct state *state)
+{
+    uint64_t sst = 0, memtables = 0;
+    if (rocksdb_property_int(state->db, "rocksdb.total-sst-files-size", &sst) != 0)
+        sst = 0;
+    if (rocksdb_property_int(state->db, "rocksdb.cur-size-all-mem-tables", &memtables) != 0)
+        memtables = 0;
+    return sst + memtables;
+}
