@@ -86,6 +86,15 @@ static uint8_t *pack_internal(Etcdserverpb__InternalRaftRequest *internal, uint6
 	return bytes;
 }
 
+/* A write: packed with a new request id in its header and handed to the core, which batches it. */
+static void propose(struct control_context *context, struct control_request *request,
+                    Etcdserverpb__InternalRaftRequest *internal)
+{
+	struct node_request *node_request = new_request(context, REQUEST_PROPOSE, request);
+	node_request->payload = pack_internal(internal, node_request->request_id, &node_request->payload_length);
+	post_to_core(context, node_request);
+}
+
 /* Reads key / range_end / value of a request: 0, or -1 after answering with the error. */
 static int read_bytes(struct control_context *context, struct control_request *request, const char *name,
                       bool required, ProtobufCBinaryData *out, char **holder)
@@ -115,11 +124,9 @@ static void handle_put(struct control_context *context, struct control_request *
 		control_socket_reply_error(context->server, request, "InvalidArgument", "etcdserver: key is not provided");
 		goto done;
 	}
-	struct node_request *node_request = new_request(context, REQUEST_PROPOSE, request);
 	Etcdserverpb__InternalRaftRequest internal = ETCDSERVERPB__INTERNAL_RAFT_REQUEST__INIT;
 	internal.put = &put;
-	node_request->payload = pack_internal(&internal, node_request->request_id, &node_request->payload_length);
-	post_to_core(context, node_request);
+	propose(context, request, &internal);
 done:
 	free(key);
 	free(value);
@@ -132,11 +139,9 @@ static void handle_delete(struct control_context *context, struct control_reques
 	if (read_bytes(context, request, "key", true, &delete_range.key, &key) ||
 	    read_bytes(context, request, "range_end", false, &delete_range.range_end, &range_end))
 		goto done;
-	struct node_request *node_request = new_request(context, REQUEST_PROPOSE, request);
 	Etcdserverpb__InternalRaftRequest internal = ETCDSERVERPB__INTERNAL_RAFT_REQUEST__INIT;
 	internal.delete_range = &delete_range;
-	node_request->payload = pack_internal(&internal, node_request->request_id, &node_request->payload_length);
-	post_to_core(context, node_request);
+	propose(context, request, &internal);
 done:
 	free(key);
 	free(range_end);

@@ -99,6 +99,21 @@ static char *dump(json_t *value)
 	return text;
 }
 
+/* Sends a JSON value to a peer behind a one-byte envelope kind; takes the reference to value. */
+static void send_json(struct node *node, uint64_t to, int kind, json_t *value)
+{
+	char *text = dump(value);
+	size_t length = strlen(text);
+	uint8_t *bytes = malloc(length + 1);
+	if (!bytes)
+		abort();
+	bytes[0] = (uint8_t)kind;
+	memcpy(bytes + 1, text, length);
+	node_send_peer(node, to, bytes, length + 1);
+	free(bytes);
+	free(text);
+}
+
 /* ---- completing requests: locally, or back to the member that forwarded them ---- */
 
 static void complete(struct members_context *context, struct node_request *request, int code, const char *error,
@@ -106,18 +121,9 @@ static void complete(struct members_context *context, struct node_request *reque
 {
 	struct node *node = context->node;
 	if (request->from_peer) {
-		json_t *reply = json_pack("{s:I, s:i, s:s, s:s}", "forward_id", (json_int_t)request->peer_request_id, "code",
-		                          code, "error", error ? error : "", "result", json ? json : "");
-		char *text = dump(reply);
-		size_t length = strlen(text);
-		uint8_t *bytes = malloc(length + 1);
-		if (!bytes)
-			abort();
-		bytes[0] = PEER_MEMBER_REPLY;
-		memcpy(bytes + 1, text, length);
-		node_send_peer(node, request->from_peer, bytes, length + 1);
-		free(bytes);
-		free(text);
+		send_json(node, request->from_peer, PEER_MEMBER_REPLY,
+		          json_pack("{s:I, s:i, s:s, s:s}", "forward_id", (json_int_t)request->peer_request_id, "code", code,
+		                    "error", error ? error : "", "result", json ? json : ""));
 		free(json);
 	} else {
 		struct node_reply *reply = calloc(1, sizeof(*reply));
@@ -207,19 +213,10 @@ static void forward_to_leader(struct members_context *context, struct node_reque
 	for (size_t k = 0; k < request->peer_urls_count; k++)
 		json_array_append_new(urls, json_string(request->peer_urls[k]));
 	uint64_t forward_id = ++context->next_forward_id;
-	json_t *body = json_pack("{s:s, s:I, s:s, s:o, s:b}", "kind", request_kind_name(request->kind), "forward_id",
-	                         (json_int_t)forward_id, "member_id", hex(request->member_id, id), "peer_urls", urls,
-	                         "is_learner", request->is_learner);
-	char *text = dump(body);
-	size_t length = strlen(text);
-	uint8_t *bytes = malloc(length + 1);
-	if (!bytes)
-		abort();
-	bytes[0] = PEER_MEMBER_REQUEST;
-	memcpy(bytes + 1, text, length);
-	node_send_peer(context->node, leader, bytes, length + 1);
-	free(bytes);
-	free(text);
+	send_json(context->node, leader, PEER_MEMBER_REQUEST,
+	          json_pack("{s:s, s:I, s:s, s:o, s:b}", "kind", request_kind_name(request->kind), "forward_id",
+	                    (json_int_t)forward_id, "member_id", hex(request->member_id, id), "peer_urls", urls,
+	                    "is_learner", request->is_learner));
 	/* Wait for the leader's answer like for a proposal of our own (target_id holds the forward id). */
 	request->peer_request_id = forward_id;
 	add_pending(context, request, 0, true);
@@ -721,17 +718,9 @@ static void answer_cluster_query(struct members_context *context, json_t *query)
 		return;
 	char cluster[17];
 	char *blob = membership_encode(&node->membership);
-	char *text = dump(json_pack("{s:s, s:s}", "cluster_id", hex(node->cluster_id, cluster), "membership", blob));
+	send_json(node, JOIN_REPLY_PEER, PEER_CLUSTER_REPLY,
+	          json_pack("{s:s, s:s}", "cluster_id", hex(node->cluster_id, cluster), "membership", blob));
 	free(blob);
-	size_t text_length = strlen(text);
-	uint8_t *bytes = malloc(text_length + 1);
-	if (!bytes)
-		abort();
-	bytes[0] = PEER_CLUSTER_REPLY;
-	memcpy(bytes + 1, text, text_length);
-	node_send_peer(node, JOIN_REPLY_PEER, bytes, text_length + 1);
-	free(bytes);
-	free(text);
 }
 
 void members_handle_peer(struct members_context *context, uint64_t from, int kind, const uint8_t *body, size_t length)

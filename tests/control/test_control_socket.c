@@ -20,17 +20,7 @@
 
 #include "control_socket.h"
 
-static int failures;
-
-#define CHECK(condition, ...)                                                                     \
-	do {                                                                                          \
-		if (!(condition)) {                                                                       \
-			failures++;                                                                           \
-			printf("FAIL %s:%d: %s: ", __FILE__, __LINE__, #condition);                           \
-			printf(__VA_ARGS__);                                                                  \
-			printf("\n");                                                                         \
-		}                                                                                         \
-	} while (0)
+#include "check.h"
 
 /* ---- a test handler: "echo" answers at once, "hold" keeps the request for the test ---------------- */
 

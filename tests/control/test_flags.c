@@ -5,17 +5,7 @@
 
 #include "flags.h"
 
-static int failures;
-
-#define CHECK(condition, ...)                                                                     \
-	do {                                                                                          \
-		if (!(condition)) {                                                                       \
-			failures++;                                                                           \
-			printf("FAIL %s:%d: %s: ", __FILE__, __LINE__, #condition);                           \
-			printf(__VA_ARGS__);                                                                  \
-			printf("\n");                                                                         \
-		}                                                                                         \
-	} while (0)
+#include "check.h"
 
 static int parse(char **argv, char **environment, struct node_flags *flags, char *error)
 {

@@ -7,17 +7,7 @@
 
 #include "kv_apply.h"
 
-static int failures;
-
-#define CHECK(condition, ...)                                                                     \
-	do {                                                                                          \
-		if (!(condition)) {                                                                       \
-			failures++;                                                                           \
-			printf("FAIL %s:%d: %s: ", __FILE__, __LINE__, #condition);                           \
-			printf(__VA_ARGS__);                                                                  \
-			printf("\n");                                                                         \
-		}                                                                                         \
-	} while (0)
+#include "check.h"
 
 static const struct kv_header header = {0xef37ad9dc622a7c4ULL, 0x8211f1d0f64f3269ULL, 7};
 

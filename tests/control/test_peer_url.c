@@ -7,17 +7,7 @@
 #include "member_id.h"
 #include "peer_url.h"
 
-static int failures;
-
-#define CHECK(condition, ...)                                                                     \
-	do {                                                                                          \
-		if (!(condition)) {                                                                       \
-			failures++;                                                                           \
-			printf("FAIL %s:%d: %s: ", __FILE__, __LINE__, #condition);                           \
-			printf(__VA_ARGS__);                                                                  \
-			printf("\n");                                                                         \
-		}                                                                                         \
-	} while (0)
+#include "check.h"
 
 static void test_etcd_vector(void)
 {

@@ -8,17 +8,7 @@
 #include "raft_internal.pb-c.h"
 #include "rpc.pb-c.h"
 
-static int failures;
-
-#define CHECK(condition, ...)                                                                     \
-	do {                                                                                          \
-		if (!(condition)) {                                                                       \
-			failures++;                                                                           \
-			printf("FAIL %s:%d: %s: ", __FILE__, __LINE__, #condition);                           \
-			printf(__VA_ARGS__);                                                                  \
-			printf("\n");                                                                         \
-		}                                                                                         \
-	} while (0)
+#include "check.h"
 
 static ProtobufCBinaryData bytes_of(const char *text)
 {

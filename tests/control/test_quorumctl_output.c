@@ -15,21 +15,12 @@
 #include <unistd.h>
 
 #include "control_socket.h"
+#include "check.h"
 
-static int failures;
 static const char *quorumctl_path;
 static const char *environment_socket; /* QUORUMCTL_CONTROL_SOCKET for the next runs, NULL: unset */
 static char directory[64];
 
-#define CHECK(condition, ...)                                                                     \
-	do {                                                                                          \
-		if (!(condition)) {                                                                       \
-			failures++;                                                                           \
-			printf("FAIL %s:%d: %s: ", __FILE__, __LINE__, #condition);                           \
-			printf(__VA_ARGS__);                                                                  \
-			printf("\n");                                                                         \
-		}                                                                                         \
-	} while (0)
 
 /* ---- the canned server (a child process) --------------------------------------------------------------- */
 

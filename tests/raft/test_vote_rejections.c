@@ -10,17 +10,7 @@
 
 #include "raft.h"
 
-static int failures;
-
-#define CHECK(condition, ...)                                                                     \
-	do {                                                                                          \
-		if (!(condition)) {                                                                       \
-			failures++;                                                                           \
-			printf("FAIL %s:%d: %s: ", __FILE__, __LINE__, #condition);                           \
-			printf(__VA_ARGS__);                                                                  \
-			printf("\n");                                                                         \
-		}                                                                                         \
-	} while (0)
+#include "../control/check.h"
 
 /* Member 1 of {1,2,3}: bootstrap entries 1..3 (term 1) plus two normal entries of term 1; term 5. */
 static raft_t *member_one(uint64_t commit)
