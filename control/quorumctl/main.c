@@ -27,7 +27,7 @@ static const char usage_text[] =
     "\tmember add NAME --peer-urls=URLS [--learner]\tAdds a member into the cluster\n"
     "\tmember list\t\t\t\t\tLists all members in the cluster\n"
     "\tmember promote ID\t\t\t\tPromotes a non-voting member in the cluster\n"
-    "\tmember remove ID\t\t\t\tRemoves a member from the cluster\n"
+    "\tmember remove ID [--force]\t\t\tRemoves a member from the cluster (--force: also from two members)\n"
     "\tmember replace OLD_ID NAME --peer-urls=URLS [--catch-up-timeout=10m]\n"
     "\t\t\t\t\t\t\tAdds NAME as a learner, waits until it is in sync, promotes it, removes OLD_ID\n"
     "\tmember update ID --peer-urls=URLS\t\tUpdates a member in the cluster\n"
@@ -56,6 +56,7 @@ enum flag_id {
 	F_PRINT_VALUE_ONLY,
 	F_PREFIX,
 	F_CATCH_UP_TIMEOUT,
+	F_FORCE,
 	F_HELP,
 	F_COUNT
 };
@@ -70,7 +71,7 @@ static const struct {
     [F_PEER_URLS] = {"peer-urls", 0, false},            [F_LEARNER] = {"learner", 0, true},
     [F_CONSISTENCY] = {"consistency", 0, false},        [F_PRINT_VALUE_ONLY] = {"print-value-only", 0, true},
     [F_PREFIX] = {"prefix", 0, true},                   [F_CATCH_UP_TIMEOUT] = {"catch-up-timeout", 0, false},
-    [F_HELP] = {"help", 'h', true},
+    [F_FORCE] = {"force", 0, true},                     [F_HELP] = {"help", 'h', true},
 };
 
 static const char *flag_value[F_COUNT];
@@ -504,6 +505,28 @@ static void cmd_member_add(void)
 	json_decref(result);
 }
 
+/* The seed's warning: removing a voter from a two-member cluster leaves one member whose loss, or a
+ * failure before the removal is applied everywhere, stops the cluster; ask for explicit intent. */
+static void refuse_two_member_removal(uint64_t id)
+{
+	json_t *list = quorumctl_call_ok(&client, "member_list", json_object());
+	const json_t *members = json_object_get(list, "members");
+	size_t voters = 0;
+	bool target_votes = false;
+	for (size_t k = 0; k < json_array_size(members); k++) {
+		const json_t *member = json_array_get(members, k);
+		if (json_is_true(json_object_get(member, "is_learner")))
+			continue;
+		voters++;
+		target_votes |= quorumctl_hex_field(member, "id") == id;
+	}
+	json_decref(list);
+	if (voters == 2 && target_votes)
+		quorumctl_fail(EXIT_ERROR, "removing a member from a two-member cluster leaves a single member: if it "
+		               "fails, or the removed member stops before the change is applied on both, the cluster "
+		               "stops serving; repeat with --force to remove it anyway");
+}
+
 static void member_id_command(const char *command, const char *verb)
 {
 	if (positional_count < 3)
@@ -521,6 +544,8 @@ static void member_id_command(const char *command, const char *verb)
 		json_object_set_new(arguments, "peer_urls", split_urls(peer_urls));
 	}
 	connect_client();
+	if (strcmp(command, "member_remove") == 0 && !flag_true(F_FORCE))
+		refuse_two_member_removal(id);
 	json_t *result = quorumctl_call_ok(&client, command, arguments);
 	if (output == OUT_JSON)
 		print_members_json(result);
@@ -1105,7 +1130,7 @@ static void cmd_counters(void)
 static void allow_only(const enum flag_id *allowed, size_t count)
 {
 	static const enum flag_id local[] = {F_PEER_URLS, F_LEARNER, F_CONSISTENCY, F_PRINT_VALUE_ONLY, F_PREFIX,
-	                                     F_CATCH_UP_TIMEOUT};
+	                                     F_CATCH_UP_TIMEOUT, F_FORCE};
 	for (size_t k = 0; k < sizeof(local) / sizeof(local[0]); k++) {
 		if (!flag_set[local[k]])
 			continue;
@@ -1164,7 +1189,7 @@ int main(int argc, char **argv)
 			ALLOW(F_PEER_URLS, F_LEARNER);
 			cmd_member_add();
 		} else if (strcmp(sub, "remove") == 0) {
-			ALLOW(F_HELP);
+			ALLOW(F_FORCE);
 			member_id_command("member_remove", "removed from");
 		} else if (strcmp(sub, "update") == 0) {
 			ALLOW(F_PEER_URLS);
