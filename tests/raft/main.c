@@ -37,18 +37,12 @@ struct group {
 	const struct test_case *tests;
 };
 
-#ifdef HAVE_CORE_BUG_TESTS
-/* test_core_bugs.c: tests failing on a core bug, built when the file is present, run only on request. */
-extern const struct test_case core_bug_tests[];
-#endif
+extern const struct test_case regression_tests[];
 
 static const struct group groups[] = {
 	{"election", election_tests},     {"replication", replication_tests}, {"figures", paper_figure_tests},
 	{"features", feature_tests},      {"membership", membership_tests},   {"bad-input", bad_input_tests},
-	{"restart", restart_tests},
-#ifdef HAVE_CORE_BUG_TESTS
-	{"core-bugs", core_bug_tests},
-#endif
+	{"restart", restart_tests},       {"regressions", regression_tests},
 };
 
 static bool selected(const char *name, int argc, char **argv, int first_filter)
@@ -101,9 +95,6 @@ int main(int argc, char **argv)
 	const char *failed_groups[512];
 	for (size_t g = 0; g < sizeof groups / sizeof groups[0]; g++) {
 		if (group_name && strcmp(group_name, groups[g].name) != 0)
-			continue;
-		/* Known core bugs run only when asked for by group. */
-		if (!group_name && strcmp(groups[g].name, "core-bugs") == 0)
 			continue;
 		for (const struct test_case *test = groups[g].tests; test->name; test++) {
 			if (!selected(test->name, argc, argv, first_filter))

@@ -210,8 +210,7 @@ static void TestReadIndexConfirmedByHeartbeatRound(void)
 }
 
 /* One acknowledgement from a minority is not enough: the read waits for a quorum. (That a later
- * heartbeat round confirms it once the partition heals is in test_core_bugs.c while the core does not
- * do it.) */
+ * heartbeat round confirms it once the partition heals is in test_regressions.c.) */
 static void TestReadIndexNeedsQuorum(void)
 {
 	struct cluster *cluster = cluster_new(5);
