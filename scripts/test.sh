@@ -9,6 +9,8 @@ quorumd_install_packages
 quorumd_build build
 CC=clang quorumd_build build-fuzz -Dfuzz=true -- tests/fuzz/fuzz-raft-step
 quorumd_build build-sanitize -Db_sanitize=address,undefined -Db_lundef=false -Dfuzz_build_dir="$PWD/build-fuzz"
+# A build-sanitize/ configured earlier without the fuzz targets gets them too.
+meson configure build-sanitize -Dfuzz_build_dir="$PWD/build-fuzz" >/dev/null
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
 exec meson test -C build-sanitize --print-errorlogs --num-processes 2 "$@"
