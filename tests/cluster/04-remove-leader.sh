@@ -19,7 +19,7 @@ for round in 1 2; do
 	old_id=$(member_id "$old")
 	rest=()
 	for n in m1 m2 m3 m4; do [ "$n" != "$old" ] && running "$n" && rest+=("$n"); done
-	asker=$old
+	if [ "$round" -eq 1 ]; then asker=${rest[0]}; else asker=$old; fi
 	put_get "$old" "before-$round" v
 	log "round $round: removing leader $old ($old_id) through $asker"
 	ctl_ok "$asker" member remove "$old_id"
@@ -35,6 +35,13 @@ for round in 1 2; do
 		wait_until "$n applied the removal of $old_id" 5 removal_applied "$n"
 		ctl_ok "$n" get "before-$round" --consistency=s
 		assert_eq "key written before the removal, read on $n" "before-$round"$'\n'v "$OUT"
+	done
+	for n in "${rest[@]}"; do
+		removed=$(grep -F "\"removed-member-id\":\"$old_id\"" "$TMP/$n.log" | tail -n 1)
+		elected=$(grep -F '"raft.node: elected leader"' "$TMP/$n.log" | tail -n 1)
+		gap=$(($(log_ms "$elected") - $(log_ms "$removed")))
+		log "$n logged its new leader $gap ms after applying the removal"
+		[ "$gap" -lt 900 ] || fail "$n logged a new leader $gap ms after applying the removal of leader $old"
 	done
 	wait_exit "$old" 10
 	log "$old exited with code $EXIT_CODE"

@@ -27,7 +27,6 @@ expect_error m2 "Error: etcdserver: unhealthy cluster" member add m5 --peer-urls
 
 # Down to 2 started voters and one unstarted: remove m3 while it runs (m1, m2, m3 are 3 of the 4 voters
 # needed to commit that; m1, m2 then are a quorum of m1, m2, m4).
-# (Asked of the leader: a remove of the leader forwarded by a follower may time out, see 04-remove-leader.sh.)
 wait_leader 10 m1 m2 m3
 ctl_ok "$LEADER" member remove "$id3"
 assert_eq "output of member remove" "Member $(pad16 "$id3") removed from cluster $(pad16 "$cluster_hex")" "$OUT"

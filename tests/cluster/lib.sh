@@ -343,3 +343,8 @@ wait_ready() {
 	wait_until "all of $* started in every member's list" "$t" all_published "$@"
 	wait_leader "$t" "$@"
 }
+
+# log_ms LOGLINE: the line's "ts" (UTC time of day) in milliseconds.
+log_ms() {
+	sed -n 's/.*"ts":"[^T]*T\([0-9:.]*\)Z".*/\1/p' <<<"$1" | awk -F: '{ printf "%d\n", ($1 * 3600 + $2 * 60 + $3) * 1000 }'
+}
