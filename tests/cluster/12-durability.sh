@@ -36,6 +36,7 @@ log "seed $SEED: killing ${victims[*]} (pids ${victim_pids[*]}) ~$delay_ms ms in
 	kill -9 "${victim_pids[@]}" 2>/dev/null || true
 ) &
 killer=$!
+STARTED_PIDS+=("$killer") # cleanup stops the killer too if the test ends early
 
 ok2=0 failed2=0
 for ((i = 0; i < N2; i++)); do
