@@ -203,6 +203,7 @@ static void add_pending(struct members_context *context, struct node_request *re
 	context->pending[context->pending_count].forwarded = forwarded;
 	context->pending[context->pending_count].awaiting_transfer = false;
 	context->pending[context->pending_count].probing_since_ms = 0;
+	context->pending[context->pending_count].awaiting_leader = false;
 	context->pending_count++;
 }
 
@@ -474,6 +475,13 @@ void members_handle_request(struct members_context *context, struct node_request
 	struct raft_status status;
 	raft_get_status(node->raft, &status);
 	if (status.role != RAFT_LEADER) {
+		if (status.leader == RAFT_NONE && !request->from_peer) {
+			/* etcd's request waits for a leader and times out (context deadline exceeded) rather than
+			 * failing at once: wait here, and go on if a leader appears in time. */
+			add_pending(context, request, 0, false);
+			context->pending[context->pending_count - 1].awaiting_leader = true;
+			return;
+		}
 		if (status.leader == RAFT_NONE || request->from_peer) {
 			fail(context, request, GRPC_UNAVAILABLE,
 			     status.leader == RAFT_NONE ? "etcdserver: no leader" : "etcdserver: not leader");
@@ -882,6 +890,10 @@ void members_after_inputs(struct members_context *context)
 		struct pending_change *pending = &context->pending[k];
 		if (pending->request->kind == REQUEST_MOVE_LEADER && !pending->forwarded && leader == pending->target_id) {
 			complete(context, pending->request, GRPC_OK, NULL, list_result(context, NULL));
+		} else if (pending->awaiting_leader && leader != RAFT_NONE) {
+			/* A leader at last: handle the request now (its age keeps counting toward the timeout only
+			 * in the client, which is what etcd's clients see too). */
+			members_handle_request(context, pending->request);
 		} else if (pending->awaiting_transfer && leader == pending->target_id) {
 			/* The new leader removes us; its answer comes back to whoever asked. */
 			forward_to_leader(context, pending->request, leader);

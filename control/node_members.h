@@ -14,6 +14,7 @@ struct pending_change {
 	bool forwarded; /* waiting for the leader's answer to a forwarded request */
 	bool awaiting_transfer; /* removing ourselves as leader: waiting for target_id to lead */
 	uint64_t probing_since_ms; /* member add: waiting to hear every voter since then (0: not probing) */
+	bool awaiting_leader;      /* no leader known: retried when one is, or times out as in etcd */
 };
 
 struct members_context {
