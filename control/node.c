@@ -490,6 +490,18 @@ static int recover_member(struct node *node, char *error, size_t length)
 }
 
 
+/* The address peers reach us at: the first of --listen-peer-urls (list checked, each URL parsed). */
+static int parse_listen_url(const struct node *node, struct peer_url *listen, char *error, size_t length)
+{
+	char **urls = NULL;
+	size_t count = 0;
+	if (peer_url_list_parse(node->flags.listen_peer_urls, &urls, &count, error, length) != 0)
+		return -1;
+	int rc = peer_url_parse(urls[0], listen, error, length);
+	peer_url_list_free(urls, count);
+	return rc;
+}
+
 /* ---- joining an existing cluster (phase 2 of a member add) ---- */
 
 struct join_answer {
@@ -583,14 +595,7 @@ static int join_existing_cluster(struct node *node, char *error, size_t length)
 		return -1;
 	}
 	struct peer_url listen;
-	char *first = strdup(node->flags.listen_peer_urls);
-	if (!first)
-		abort();
-	char *comma = strchr(first, ',');
-	if (comma)
-		*comma = '\0';
-	int rc = peer_url_parse(first, &listen, error, length);
-	free(first);
+	int rc = parse_listen_url(node, &listen, error, length);
 	struct transport *transport = NULL;
 	struct transport_config config;
 	transport_config_init(&config); /* ids 0: join mode */
@@ -738,14 +743,7 @@ int node_open(struct node *node, char *error, size_t length)
 	atomic_store(&node->db_size, state_db_size(node->state));
 
 	struct peer_url listen;
-	char *first = strdup(node->flags.listen_peer_urls);
-	if (!first)
-		abort();
-	char *comma = strchr(first, ',');
-	if (comma)
-		*comma = '\0';
-	int rc = peer_url_parse(first, &listen, error, length);
-	free(first);
+	int rc = parse_listen_url(node, &listen, error, length);
 	if (rc != 0)
 		return -1;
 	struct transport_config config;

@@ -113,6 +113,14 @@ static int read_bytes(struct control_context *context, struct control_request *r
 	return 0;
 }
 
+/* key (required) and range_end (optional) of a get or del. */
+static int read_key_range(struct control_context *context, struct control_request *request, ProtobufCBinaryData *key,
+                          char **key_holder, ProtobufCBinaryData *range_end, char **range_end_holder)
+{
+	return read_bytes(context, request, "key", true, key, key_holder) ||
+	       read_bytes(context, request, "range_end", false, range_end, range_end_holder);
+}
+
 static void handle_put(struct control_context *context, struct control_request *request)
 {
 	char *key = NULL, *value = NULL;
@@ -136,8 +144,7 @@ static void handle_delete(struct control_context *context, struct control_reques
 {
 	char *key = NULL, *range_end = NULL;
 	Etcdserverpb__DeleteRangeRequest delete_range = ETCDSERVERPB__DELETE_RANGE_REQUEST__INIT;
-	if (read_bytes(context, request, "key", true, &delete_range.key, &key) ||
-	    read_bytes(context, request, "range_end", false, &delete_range.range_end, &range_end))
+	if (read_key_range(context, request, &delete_range.key, &key, &delete_range.range_end, &range_end))
 		goto done;
 	Etcdserverpb__InternalRaftRequest internal = ETCDSERVERPB__INTERNAL_RAFT_REQUEST__INIT;
 	internal.delete_range = &delete_range;
@@ -151,8 +158,7 @@ static void handle_get(struct control_context *context, struct control_request *
 {
 	char *key = NULL, *range_end = NULL;
 	Etcdserverpb__RangeRequest range = ETCDSERVERPB__RANGE_REQUEST__INIT;
-	if (read_bytes(context, request, "key", true, &range.key, &key) ||
-	    read_bytes(context, request, "range_end", false, &range.range_end, &range_end))
+	if (read_key_range(context, request, &range.key, &key, &range.range_end, &range_end))
 		goto done;
 	json_t *serializable = json_object_get(request->json, "serializable");
 	range.serializable = json_is_true(serializable);
