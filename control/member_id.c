@@ -31,7 +31,8 @@ uint64_t member_id_compute(const char *const *peer_urls, size_t count, const cha
 	const char **sorted = malloc((count ? count : 1) * sizeof(char *));
 	if (!sorted)
 		abort();
-	memcpy(sorted, peer_urls, count * sizeof(char *));
+	if (count)
+		memcpy(sorted, peer_urls, count * sizeof(char *));
 	qsort(sorted, count, sizeof(char *), compare_strings);
 	EVP_MD_CTX *context = EVP_MD_CTX_new();
 	if (!context || !EVP_DigestInit_ex(context, EVP_sha1(), NULL))
@@ -59,7 +60,8 @@ uint64_t cluster_id_compute(const uint64_t *member_ids, size_t count)
 	unsigned char *bytes = malloc((count ? count : 1) * 8);
 	if (!sorted || !bytes)
 		abort();
-	memcpy(sorted, member_ids, count * sizeof(uint64_t));
+	if (count)
+		memcpy(sorted, member_ids, count * sizeof(uint64_t));
 	qsort(sorted, count, sizeof(uint64_t), compare_ids);
 	for (size_t k = 0; k < count; k++)
 		for (int b = 0; b < 8; b++)

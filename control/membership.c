@@ -93,7 +93,8 @@ int membership_copy(struct membership *destination, const struct membership *sou
 	for (size_t k = 0; k < source->count; k++)
 		member_copy(&destination->members[k], &source->members[k]);
 	destination->count = source->count;
-	memcpy(destination->removed, source->removed, source->removed_count * sizeof(uint64_t));
+	if (source->removed_count)
+		memcpy(destination->removed, source->removed, source->removed_count * sizeof(uint64_t));
 	destination->removed_count = source->removed_count;
 	return MEMBERSHIP_OK;
 }

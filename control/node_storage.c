@@ -203,6 +203,8 @@ static void report_durable(struct storage_context *context)
 		}
 		storage_job_free(job);
 	}
+	if (done_count == 0)
+		return; /* also: waiting may still be NULL, and memmove must not see it */
 	memmove(context->waiting, context->waiting + done_count,
 	        (context->waiting_count - done_count) * sizeof(struct storage_job *));
 	context->waiting_count -= done_count;

@@ -17,7 +17,8 @@ static void deliver(void *argument, const struct transport_message *message)
 	mail->bytes = malloc(message->length ? message->length : 1);
 	if (!mail->bytes)
 		abort();
-	memcpy(mail->bytes, message->data, message->length);
+	if (message->length)
+		memcpy(mail->bytes, message->data, message->length);
 	mailbox_post(&node->core_inbox, mail);
 }
 
