@@ -15,6 +15,7 @@
 
 #include "node.h"
 #include "node_members.h"
+#include "raft_internal.pb-c.h"
 
 /* Client writes older than this without an answer fail (etcd's request timeout is 7 s by default). */
 enum { REQUEST_TIMEOUT_MS = 7000 };
@@ -99,6 +100,66 @@ static void queue_proposal(struct core_context *context, struct node_request *re
 	context->proposals_count++;
 }
 
+/* Client requests packed into few entries: each entry an InternalRaftRequest whose `batch` holds up to
+ * ENTRY_PACK_BYTES of requests (small entries keep each MsgApp to a few datagrams), one request alone as
+ * itself. One append, one WAL write, few entries, however many clients. */
+enum { ENTRY_PACK_BYTES = 48 * 1024 };
+
+struct packed_entries {
+	struct raft_buffer *buffers;
+	uint8_t **owned; /* packed batch entries to free */
+	size_t count;
+	size_t owned_count;
+};
+
+static void packed_entries_free(struct packed_entries *packed)
+{
+	for (size_t k = 0; k < packed->owned_count; k++)
+		free(packed->owned[k]);
+	free(packed->owned);
+	free(packed->buffers);
+}
+
+static struct packed_entries pack_proposals(const struct queued_proposal *proposals, size_t count)
+{
+	struct packed_entries packed = {0};
+	packed.buffers = calloc(count, sizeof(struct raft_buffer));
+	packed.owned = calloc(count, sizeof(uint8_t *));
+	ProtobufCBinaryData *items = calloc(count, sizeof(ProtobufCBinaryData));
+	if (!packed.buffers || !packed.owned || !items)
+		abort();
+	size_t first = 0;
+	while (first < count) {
+		size_t last = first, bytes = proposals[first].request->payload_length;
+		while (last + 1 < count && bytes + proposals[last + 1].request->payload_length <= ENTRY_PACK_BYTES)
+			bytes += proposals[++last].request->payload_length;
+		struct raft_buffer *buffer = &packed.buffers[packed.count++];
+		if (last == first) {
+			buffer->data = proposals[first].request->payload;
+			buffer->length = proposals[first].request->payload_length;
+		} else {
+			Etcdserverpb__InternalRaftRequest batch = ETCDSERVERPB__INTERNAL_RAFT_REQUEST__INIT;
+			batch.n_batch = last - first + 1;
+			batch.batch = items;
+			for (size_t k = first; k <= last; k++) {
+				items[k - first].data = proposals[k].request->payload;
+				items[k - first].len = proposals[k].request->payload_length;
+			}
+			size_t length = etcdserverpb__internal_raft_request__get_packed_size(&batch);
+			uint8_t *data = malloc(length);
+			if (!data)
+				abort();
+			etcdserverpb__internal_raft_request__pack(&batch, data);
+			packed.owned[packed.owned_count++] = data;
+			buffer->data = data;
+			buffer->length = length;
+		}
+		first = last + 1;
+	}
+	free(items);
+	return packed;
+}
+
 /* Proposes every queued write in one batch; without a leader they wait (and expire). */
 static void flush_proposals(struct core_context *context)
 {
@@ -123,15 +184,9 @@ static void flush_proposals(struct core_context *context)
 		return;
 	}
 	size_t count = context->proposals_count;
-	struct raft_buffer *buffers = malloc(count * sizeof(*buffers));
-	if (!buffers)
-		abort();
-	for (size_t k = 0; k < count; k++) {
-		buffers[k].data = context->proposals[k].request->payload;
-		buffers[k].length = context->proposals[k].request->payload_length;
-	}
-	int rc = raft_propose_batch(node->raft, buffers, count, NULL);
-	free(buffers);
+	struct packed_entries packed = pack_proposals(context->proposals, count);
+	int rc = raft_propose_batch(node->raft, packed.buffers, packed.count, NULL);
+	packed_entries_free(&packed);
 	for (size_t k = 0; k < count; k++) {
 		if (rc != RAFT_OK) {
 			/* etcd answers a dropped proposal with a retryable error. */

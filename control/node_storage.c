@@ -91,6 +91,23 @@ static void serve_ready_reads(struct storage_context *context, uint64_t raft_ter
 	context->reads_count = kept;
 }
 
+/* One client request: applied in the open batch, answered if it was made on this member. */
+static void apply_one(struct storage_context *context, const Etcdserverpb__InternalRaftRequest *request,
+                      const struct kv_header *header)
+{
+	struct node *node = context->node;
+	uint64_t request_id = request->header ? request->header->id : request->id;
+	struct node_reply *reply = calloc(1, sizeof(*reply));
+	if (!reply)
+		abort();
+	reply->request_id = request_id;
+	kv_apply_request(node->state, request, header, &reply->kv);
+	if (node_request_is_local(node, request_id))
+		post_reply(node, reply);
+	else
+		node_reply_free(reply);
+}
+
 static void apply_committed(struct storage_context *context, struct storage_job *job)
 {
 	struct node *node = context->node;
@@ -121,21 +138,24 @@ static void apply_committed(struct storage_context *context, struct storage_job 
 			node_log("warn", "skipping an entry that does not decode", "\"index\":%" PRIu64, entry->index);
 			continue;
 		}
-		if (request->cluster_member_attr_set) {
-			etcdserverpb__internal_raft_request__free_unpacked(request, NULL);
-			continue; /* the core thread keeps the member list; the blob below persists it */
+		if (request->n_batch) {
+			/* Several client requests in one entry: applied in order, each answered on its own. */
+			for (size_t b = 0; b < request->n_batch; b++) {
+				Etcdserverpb__InternalRaftRequest *inner = etcdserverpb__internal_raft_request__unpack(
+				    NULL, request->batch[b].len, request->batch[b].data);
+				if (!inner) {
+					node_log("warn", "skipping a batched request that does not decode",
+					         "\"index\":%" PRIu64 ",\"position\":%zu", entry->index, b);
+					continue;
+				}
+				apply_one(context, inner, &header);
+				etcdserverpb__internal_raft_request__free_unpacked(inner, NULL);
+			}
+		} else if (!request->cluster_member_attr_set) {
+			/* (member attributes: the core thread keeps the member list; the blob below persists it) */
+			apply_one(context, request, &header);
 		}
-		uint64_t request_id = request->header ? request->header->id : request->id;
-		struct node_reply *reply = calloc(1, sizeof(*reply));
-		if (!reply)
-			abort();
-		reply->request_id = request_id;
-		kv_apply_request(node->state, request, &header, &reply->kv);
 		etcdserverpb__internal_raft_request__free_unpacked(request, NULL);
-		if (node_request_is_local(node, request_id))
-			post_reply(node, reply);
-		else
-			node_reply_free(reply);
 	}
 	if (job->membership_blob) {
 		struct state_bytes blob = {(const uint8_t *)job->membership_blob, strlen(job->membership_blob)};

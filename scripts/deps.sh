@@ -2,7 +2,7 @@
 # Installs the Debian 12 packages quorumd builds and tests with, then configures and builds build/.
 # Sourced by demo.sh and test.sh so that either one alone sets up a fresh machine.
 set -euo pipefail
-QUORUMD_PACKAGES=(meson ninja-build gcc pkg-config clang libclang-rt-14-dev
+QUORUMD_PACKAGES=(meson ninja-build gcc pkg-config clang libclang-rt-14-dev python3
   protobuf-c-compiler libprotobuf-c-dev liburing-dev librocksdb-dev libssl-dev libjansson-dev libnghttp2-dev)
 
 quorumd_install_packages() {
