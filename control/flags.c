@@ -51,6 +51,12 @@ static const struct flag_spec flag_specs[] = {
 	{"dpdk-args", FLAG_STRING, FIELD(dpdk_args), "", "DPDK EAL arguments for --dataplane=dpdk."},
 	{"control-socket", FLAG_STRING, FIELD(control_socket), NULL,
 	 "Path of the operator control socket (default: DATA_DIR/control.sock)."},
+	{"logger", FLAG_STRING, FIELD(logger), "zap", "Logger: 'zap' (JSON lines, as etcd's zap logger)."},
+	{"log-outputs", FLAG_STRING, FIELD(log_outputs), "default",
+	 "Where logs go: 'default' (stderr), 'stderr', 'stdout' or file paths, comma-separated."},
+	{"log-level", FLAG_STRING, FIELD(log_level), "info", "Log level: debug, info, warn or error."},
+	{"enable-pprof", FLAG_BOOL, FIELD(enable_pprof), "false",
+	 "Accepted for etcd's command lines; quorumd's profiling endpoints come with the client API."},
 	{"help", FLAG_BOOL, FIELD(help), "false", "Show this help and exit."},
 	{"version", FLAG_BOOL, FIELD(version), "false", "Print the version and exit."},
 };
@@ -227,6 +233,17 @@ int node_flags_parse(int argc, char **argv, char **environment, struct node_flag
 	if (strcmp(flags->dataplane, "udp") != 0 && strcmp(flags->dataplane, "dpdk") != 0) {
 		snprintf(errbuf, errlen, "invalid value \"%s\" for flag --dataplane: valid values are \"udp\" and \"dpdk\"",
 		         flags->dataplane);
+		goto fail;
+	}
+	if (strcmp(flags->logger, "zap") != 0) {
+		snprintf(errbuf, errlen, "invalid value \"%s\" for flag --logger: quorumd writes zap's JSON lines "
+		         "(\"zap\")", flags->logger);
+		goto fail;
+	}
+	if (strcmp(flags->log_level, "debug") && strcmp(flags->log_level, "info") && strcmp(flags->log_level, "warn") &&
+	    strcmp(flags->log_level, "error")) {
+		snprintf(errbuf, errlen, "invalid value \"%s\" for flag --log-level: valid values are debug, info, warn "
+		         "and error", flags->log_level);
 		goto fail;
 	}
 	if (flags->heartbeat_interval_ms == 0) {

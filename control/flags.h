@@ -29,6 +29,10 @@ struct node_flags {
 	char *dataplane;      /* udp or dpdk */
 	char *dpdk_args;
 	char *control_socket; /* default: DATA_DIR/control.sock */
+	char *logger;         /* zap (the only one: JSON lines as etcd's zap logger writes them) */
+	char *log_outputs;    /* default (= stderr), stderr, stdout or file paths, comma-separated */
+	char *log_level;      /* debug, info, warn or error */
+	bool enable_pprof;
 	bool help;
 	bool version;
 };

@@ -32,6 +32,15 @@ int main(int argc, char **argv)
 		free(node);
 		return 0;
 	}
+	if (node_log_configure(node->flags.log_level, node->flags.log_outputs, error, sizeof(error)) != 0) {
+		fprintf(stderr, "quorumd: %s\n", error);
+		node_flags_free(&node->flags);
+		free(node);
+		return 1;
+	}
+	if (node->flags.enable_pprof)
+		node_log("warn", "--enable-pprof is accepted but serves nothing yet: quorumd's profiling endpoints "
+		         "come with the client API", "\"flag\":\"%s\"", "--enable-pprof");
 	/* Signals are taken by the control thread through a signalfd: block them in every thread. */
 	sigset_t signals;
 	sigemptyset(&signals);

@@ -17,9 +17,47 @@
 #include "peer_url.h"
 #include "udp.h"
 
-/* ---- logging: one JSON object per line on stderr, as etcd's zap logger writes them ---- */
+/* ---- logging: one JSON object per line, as etcd's zap logger writes them ---- */
 
 static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
+static FILE *log_outputs[8];
+static size_t log_output_count;
+static int log_threshold = 1; /* index in level_names: info */
+static const char *const level_names[] = {"debug", "info", "warn", "error", "fatal"};
+
+static int level_rank(const char *level)
+{
+	for (int k = 0; k < 5; k++)
+		if (strcmp(level, level_names[k]) == 0)
+			return k;
+	return 1;
+}
+
+int node_log_configure(const char *level, const char *outputs, char *error, size_t length)
+{
+	log_threshold = level_rank(level);
+	log_output_count = 0;
+	char *list = strdup(outputs);
+	if (!list)
+		abort();
+	int rc = 0;
+	for (char *save = NULL, *item = strtok_r(list, ",", &save); item && rc == 0; item = strtok_r(NULL, ",", &save)) {
+		FILE *out;
+		if (!strcmp(item, "default") || !strcmp(item, "stderr"))
+			out = stderr;
+		else if (!strcmp(item, "stdout"))
+			out = stdout;
+		else if (!(out = fopen(item, "ae"))) {
+			snprintf(error, length, "--log-outputs: cannot open %s: %s", item, strerror(errno));
+			rc = -1;
+			break;
+		}
+		if (log_output_count < sizeof(log_outputs) / sizeof(log_outputs[0]))
+			log_outputs[log_output_count++] = out;
+	}
+	free(list);
+	return rc;
+}
 
 static void json_escape(FILE *out, const char *text)
 {
@@ -35,6 +73,8 @@ static void json_escape(FILE *out, const char *text)
 
 void node_log(const char *level, const char *message, const char *fields_format, ...)
 {
+	if (level_rank(level) < log_threshold)
+		return;
 	struct timeval now;
 	gettimeofday(&now, NULL);
 	struct tm utc;
@@ -42,19 +82,23 @@ void node_log(const char *level, const char *message, const char *fields_format,
 	char timestamp[64];
 	strftime(timestamp, sizeof(timestamp), "%Y-%m-%dT%H:%M:%S", &utc);
 	pthread_mutex_lock(&log_lock);
-	fprintf(stderr, "{\"level\":\"%s\",\"ts\":\"%s.%03ldZ\",\"caller\":\"quorumd\",\"msg\":\"", level, timestamp,
-	        (long)(now.tv_usec / 1000));
-	json_escape(stderr, message);
-	fputc('"', stderr);
-	if (fields_format && *fields_format) {
-		fputc(',', stderr);
-		va_list arguments;
-		va_start(arguments, fields_format);
-		vfprintf(stderr, fields_format, arguments);
-		va_end(arguments);
+	size_t outputs = log_output_count ? log_output_count : 1;
+	for (size_t k = 0; k < outputs; k++) {
+		FILE *out = log_output_count ? log_outputs[k] : stderr;
+		fprintf(out, "{\"level\":\"%s\",\"ts\":\"%s.%03ldZ\",\"caller\":\"quorumd\",\"msg\":\"", level, timestamp,
+		        (long)(now.tv_usec / 1000));
+		json_escape(out, message);
+		fputc('"', out);
+		if (fields_format && *fields_format) {
+			fputc(',', out);
+			va_list arguments;
+			va_start(arguments, fields_format);
+			vfprintf(out, fields_format, arguments);
+			va_end(arguments);
+		}
+		fputs("}\n", out);
+		fflush(out);
 	}
-	fputs("}\n", stderr);
-	fflush(stderr);
 	pthread_mutex_unlock(&log_lock);
 }
 

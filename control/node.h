@@ -203,6 +203,8 @@ void node_close(struct node *node);
 int node_control_run(struct node *node, char *error, size_t length);
 
 uint64_t node_monotonic_ms(void);
+/* --log-level and --log-outputs (default, stderr, stdout or file paths); 0, or -1 with a message. */
+int node_log_configure(const char *level, const char *outputs, char *error, size_t length);
 void node_log(const char *level, const char *message, const char *fields_format, ...)
     __attribute__((format(printf, 3, 4)));
 

@@ -38,7 +38,7 @@ static void test_seed_command_line(void)
 	char *argv[] = {"quorumd", "--name", "infra4", "--listen-client-urls", "http://127.0.0.1:2379",
 	                "--listen-peer-urls=http://127.0.0.1:2380", "--initial-cluster-state", "existing",
 	                "--initial-cluster-token", "ef37ad9dc622a7c4", "-strict-reconfig-check=false",
-	                "--force-new-cluster", NULL};
+	                "--force-new-cluster", "--enable-pprof", "--logger=zap", "--log-outputs=stderr", NULL};
 	char *environment[] = {"ETCD_NAME=shadowed", "ETCD_SNAPSHOT_COUNT=500", "PATH=/bin", NULL};
 	struct node_flags flags;
 	char error[256];
@@ -50,6 +50,9 @@ static void test_seed_command_line(void)
 	CHECK(!flags.strict_reconfig_check && flags.force_new_cluster, "booleans");
 	CHECK(strcmp(flags.listen_peer_urls, "http://127.0.0.1:2380") == 0, "peer urls %s", flags.listen_peer_urls);
 	CHECK(strcmp(flags.data_dir, "infra4.etcd") == 0, "data dir follows the name: %s", flags.data_dir);
+	CHECK(flags.enable_pprof && strcmp(flags.logger, "zap") == 0 && strcmp(flags.log_outputs, "stderr") == 0 &&
+	          strcmp(flags.log_level, "info") == 0,
+	      "the seed's logging flags");
 	node_flags_free(&flags);
 }
 
@@ -92,6 +95,10 @@ static void test_errors(void)
 	expect_error(timing, none, "5 times");
 	char *dataplane[] = {"quorumd", "--dataplane=rdma", NULL};
 	expect_error(dataplane, none, "rdma");
+	char *logger[] = {"quorumd", "--logger=capnslog", NULL};
+	expect_error(logger, none, "capnslog");
+	char *level[] = {"quorumd", "--log-level=chatty", NULL};
+	expect_error(level, none, "chatty");
 	char *positional[] = {"quorumd", "infra1", NULL};
 	expect_error(positional, none, "infra1");
 	char *ok[] = {"quorumd", NULL};
