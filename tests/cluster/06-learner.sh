@@ -43,7 +43,7 @@ learner_listed() { ctl "$1" member list && [ "$RC" -eq 0 ] && [ "$(sort <<<"$OUT
 for n in m1 m2 m3; do
 	wait_until "$n lists the learner" 5 learner_listed "$n"
 	ctl_ok "$n" member list -w table
-	row=$(grep -F "| $learner_id |" <<<"$OUT") || fail "no table row for $learner_id on $n: $OUT"
+	row=$(grep -E "^\| +$learner_id \|" <<<"$OUT") || fail "no table row for $learner_id on $n: $OUT"
 	assert_eq "columns of the learner's table row on $n (STATUS NAME PEER CLIENT LEARNER)" \
 		"unstarted||http://127.0.0.1:40640||true" \
 		"$(awk -F'|' '{ for (i = 3; i <= 7; i++) { gsub(/ /, "", $i); printf "%s%s", $i, (i < 7 ? "|" : "") } }' <<<"$row")"
