@@ -275,9 +275,7 @@ static int memory_send(struct transport *t, uint64_t to, const uint8_t *data, si
 	struct memory_transport *m = (struct memory_transport *)t;
 	struct transport_core *core = m->base.core;
 	if (find_peer(m, to) < 0) {
-		transport_core_count(core, TRANSPORT_COUNTER_drop_unknown_peer, 1);
-		return transport_error(err, errlen, -EHOSTUNREACH, "send to member %llx: no peer address",
-			(unsigned long long)to);
+		return transport_core_unknown_peer(core, to, err, errlen);
 	}
 	struct frame_address address;
 	uint16_t count;

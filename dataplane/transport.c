@@ -332,6 +332,13 @@ int transport_core_end(struct transport_core *core)
 
 /* ---- send side ---- */
 
+int transport_core_unknown_peer(struct transport_core *core, uint64_t to, char *err, size_t errlen)
+{
+	transport_core_count(core, TRANSPORT_COUNTER_drop_unknown_peer, 1);
+	return transport_error(err, errlen, -EHOSTUNREACH, "send to member %llx: no peer address",
+		(unsigned long long)to);
+}
+
 int transport_core_prepare(struct transport_core *core, uint64_t to, size_t length, struct frame_address *address,
 	uint16_t *count, char *err, size_t errlen)
 {

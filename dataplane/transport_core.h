@@ -73,6 +73,9 @@ void transport_core_tick(struct transport_core *core, uint64_t now_ns);
 uint64_t transport_core_deadline(const struct transport_core *core);
 int transport_core_end(struct transport_core *core);
 
+/* A send to a member without an address: counted, and -EHOSTUNREACH with a message naming it. */
+int transport_core_unknown_peer(struct transport_core *core, uint64_t to, char *err, size_t errlen);
+
 /* Send side: checks the size (-EMSGSIZE with message) and returns the frame count and a fresh message
  * id; counts messages_out. */
 int transport_core_prepare(struct transport_core *core, uint64_t to, size_t length, struct frame_address *address,

@@ -400,9 +400,7 @@ static int udp_send(struct transport *t, uint64_t to, const uint8_t *data, size_
 	struct transport_core *core = u->base.core;
 	const struct udp_peer *peer = find_peer(u, to);
 	if (!peer) {
-		transport_core_count(core, TRANSPORT_COUNTER_drop_unknown_peer, 1);
-		return transport_error(err, errlen, -EHOSTUNREACH, "send to member %llx: no peer address",
-			(unsigned long long)to);
+		return transport_core_unknown_peer(core, to, err, errlen);
 	}
 	struct frame_address address;
 	uint16_t count;
