@@ -1,0 +1,113 @@
+/* control/grpc/grpc_server.h: gRPC over HTTP/2 cleartext (prior knowledge, as etcd clients use it on
+ * http:// endpoints), served with nghttp2; plain HTTP/1.1 GETs on the same port (/health, /version,
+ * /metrics), told apart by the first bytes of a connection.
+ *
+ * One server is driven by one thread: it sleeps in epoll on grpc_server_fd() (with its other fds) and
+ * calls grpc_server_process() whenever that fd is readable (or at least every 100 ms, for timeouts).
+ * Nothing here blocks. Several threads may each run their own server on the same addresses
+ * (reuse_port), the kernel spreading connections among them.
+ *
+ * Calls: a request message (the gRPC length-prefixed message, reassembled across DATA frames) is
+ * handed to the method's on_message; the service answers later — now or after a round through Raft —
+ * with grpc_call_send (zero or more messages) and grpc_call_finish (the trailers). Because answers come
+ * late, services keep the call's id, never the pointer: grpc_server_find_call gives NULL once the
+ * client went away. on_close tells the service a call ended (client half-close, reset, connection
+ * closed); after a reset or a closed connection the id no longer finds the call.
+ *
+ * Bad input never reaches a service: a bad preface or broken HTTP/2 closes the connection (GOAWAY), an
+ * unknown path finishes with UNIMPLEMENTED, a message over max_message_bytes with RESOURCE_EXHAUSTED,
+ * a compressed message (we announce no grpc-encoding) with UNIMPLEMENTED, more than
+ * max_concurrent_streams open streams are refused (REFUSED_STREAM). */
+#ifndef QUORUMD_CONTROL_GRPC_SERVER_H
+#define QUORUMD_CONTROL_GRPC_SERVER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct grpc_server;
+struct grpc_call;
+
+enum grpc_method_kind {
+	GRPC_METHOD_UNARY,         /* one request, one response */
+	GRPC_METHOD_SERVER_STREAM, /* one request, many responses (Maintenance.Snapshot) */
+	GRPC_METHOD_BIDI_STREAM,   /* many of each (Watch, LeaseKeepAlive) */
+};
+
+struct grpc_method {
+	const char *path; /* "/etcdserverpb.KV/Put" */
+	enum grpc_method_kind kind;
+	/* A whole request message. For unary and server-stream methods it comes once, after the client
+	 * half-closed or as soon as the message is complete (services must not wait for more). */
+	void (*on_message)(void *context, struct grpc_call *call, const uint8_t *message, size_t length);
+	/* The call is over for the client side: half-close (cancelled false; the server may still send
+	 * and must finish) or reset / connection gone (cancelled true; the call is already gone, sending
+	 * does nothing). May be NULL. */
+	void (*on_close)(void *context, struct grpc_call *call, bool cancelled);
+};
+
+struct grpc_http_response {
+	int status;                  /* 200, 404, 503 ... */
+	const char *content_type;    /* "application/json", "text/plain; version=0.0.4" */
+	char *body;                  /* malloc'd; the server frees it */
+	size_t body_length;
+};
+
+struct grpc_server_config {
+	const char *const *listen_urls; /* "http://127.0.0.1:2379"; the host must be an IP address or localhost */
+	size_t listen_url_count;
+	bool reuse_port;                /* SO_REUSEPORT, for one server per client thread */
+	const struct grpc_method *methods;
+	size_t method_count;
+	void *context;                  /* passed to every callback */
+	size_t max_message_bytes;       /* largest request message accepted (etcd: max-request-bytes + 512 KiB) */
+	uint32_t max_concurrent_streams;/* per connection; 0 = 1000 */
+	size_t max_connections;         /* 0 = 10000; more are accepted and closed at once */
+	/* A plain HTTP/1.1 GET (or HEAD) of path; return false for 404. May be NULL (every path 404). */
+	bool (*http_get)(void *context, const char *path, struct grpc_http_response *response);
+};
+
+/* Opens the listening sockets (IPv4 and IPv6 literals, localhost = 127.0.0.1). NULL with a message
+ * naming the URL on error (bad URL, https:// (TLS is not served), address in use). */
+struct grpc_server *grpc_server_open(const struct grpc_server_config *config, char *error, size_t length);
+/* One fd (an epoll fd of the server's own) that becomes readable when the server has work. */
+int grpc_server_fd(const struct grpc_server *server);
+/* Accepts, reads, runs callbacks, writes what is pending; returns without blocking. */
+void grpc_server_process(struct grpc_server *server);
+/* Closes every connection and listener; calls still open get on_close(cancelled = true). */
+void grpc_server_close(struct grpc_server *server);
+
+/* The bound port of the first listener (for tests that listen on port 0). */
+int grpc_server_port(const struct grpc_server *server);
+
+struct grpc_server_stats {
+	uint64_t connections_accepted;
+	uint64_t connections_open;
+	uint64_t connections_closed_bad_input;
+	uint64_t calls_started;
+	uint64_t calls_unimplemented;
+	uint64_t http_requests;
+};
+void grpc_server_get_stats(const struct grpc_server *server, struct grpc_server_stats *stats);
+
+/* ---- calls ---- */
+
+/* Unique for the server's lifetime, never 0. */
+uint64_t grpc_call_id(const struct grpc_call *call);
+struct grpc_call *grpc_server_find_call(struct grpc_server *server, uint64_t call_id);
+const char *grpc_call_path(const struct grpc_call *call);
+/* A request header (metadata) by lower-case name, e.g. "hasleader"; NULL when absent. */
+const char *grpc_call_header(const struct grpc_call *call, const char *name);
+void grpc_call_set_user(struct grpc_call *call, void *user);
+void *grpc_call_user(const struct grpc_call *call);
+
+/* Queues one response message (copied). 0, or -1 when the call is finished or gone. */
+int grpc_call_send(struct grpc_call *call, const uint8_t *message, size_t length);
+/* Bytes queued on this call and not yet written: a streaming service waits (stops reading its
+ * source) while this is large, so a slow client cannot make us buffer a whole snapshot. */
+size_t grpc_call_pending_bytes(const struct grpc_call *call);
+/* Sends the trailers (grpc-status, grpc-message percent-encoded) after what is queued and ends the
+ * call; the call is gone once they are written. Finishing twice does nothing. */
+void grpc_call_finish(struct grpc_call *call, int grpc_status, const char *message);
+
+#endif
