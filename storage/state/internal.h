@@ -123,6 +123,13 @@ int state_apply_delete(struct state *state, struct state_write *write,
 int state_current_get(struct state *state, struct state_bytes key, bool *found, struct state_kv *kv,
                       char *err, size_t err_len);
 
+/* lease.c: the checks and attachment records that put and delete make. */
+/* STATE_OK when lease `id` exists, STATE_ERR_LEASE_NOT_FOUND (with context) when not. */
+int state_lease_require(struct state *state, int64_t id, char *err, size_t err_len);
+/* Moves user_key from lease `from` to lease `to` (either may be 0: none) in the batch. */
+int state_lease_move_key(struct state *state, struct state_bytes user_key, int64_t from, int64_t to,
+                         char *err, size_t err_len);
+
 /* files.c: directory helpers for snapshots and restore. */
 int state_fsync_path(const char *path, char *err, size_t err_len);
 /* fsyncs every file of a flat directory, then the directory. */

@@ -136,3 +136,22 @@ bool state_key_revision_parse(const uint8_t *key, size_t key_len, int64_t *main,
     *sub = (int64_t)state_get_be64(key + 9);
     return true;
 }
+
+void state_key_lease(int64_t id, uint8_t out[STATE_LEASE_KEY_LEN])
+{
+    out[0] = STATE_PREFIX_LEASE;
+    state_put_be64(out + 1, (uint64_t)id);
+}
+
+uint8_t *state_key_lease_item(int64_t id, const uint8_t *user_key, size_t user_key_len,
+                              size_t *out_len)
+{
+    uint8_t *key = malloc(STATE_LEASE_KEY_LEN + user_key_len);
+    if (key == NULL)
+        return NULL;
+    state_key_lease(id, key);
+    if (user_key_len > 0)
+        memcpy(key + STATE_LEASE_KEY_LEN, user_key, user_key_len);
+    *out_len = STATE_LEASE_KEY_LEN + user_key_len;
+    return key;
+}

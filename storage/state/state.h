@@ -32,7 +32,9 @@
     X(STATE_ERR_BATCH_OPEN, "a batch is already open")                            \
     X(STATE_ERR_IO, "i/o error")                                                  \
     X(STATE_ERR_CORRUPT, "corrupt data")                                          \
-    X(STATE_ERR_NOMEM, "out of memory")
+    X(STATE_ERR_NOMEM, "out of memory")                                           \
+    X(STATE_ERR_LEASE_NOT_FOUND, "etcdserver: requested lease not found")         \
+    X(STATE_ERR_LEASE_EXISTS, "etcdserver: lease already exists")
 
 enum state_status {
 #define STATE_STATUS_ENUM(name, message) name,
@@ -144,7 +146,7 @@ void state_range_response_free(struct state_range_response *response);
 struct state_put_request {
     struct state_bytes key;
     struct state_bytes value;
-    int64_t lease;
+    int64_t lease; /* 0: none; else a granted lease (STATE_ERR_LEASE_NOT_FOUND otherwise) */
     bool prev_kv;
     bool ignore_value; /* keep the current value; the key must exist */
     bool ignore_lease; /* keep the current lease; the key must exist */
@@ -156,7 +158,8 @@ struct state_put_response {
     struct state_kv prev_kv;
 };
 
-/* A put always makes a new revision. */
+/* A put always makes a new revision. It attaches the key to its (new) lease and detaches it from
+ * the lease it had; a delete detaches every key it removes. */
 int state_put(struct state *state, const struct state_put_request *request,
               struct state_put_response *response, char *err, size_t err_len);
 void state_put_response_free(struct state_put_response *response);
@@ -245,11 +248,55 @@ struct state_txn_response {
 
 /* All writes of the chosen branch share one new main revision (sub-revisions 0,1,2..); a branch
  * that writes nothing leaves the revision unchanged. Ranges later in the branch see earlier writes.
- * The branch is validated first (range revisions, ignore_value/ignore_lease keys), so a failing
- * txn writes nothing. */
+ * The branch is validated first (range revisions, ignore_value/ignore_lease keys, put leases), so a
+ * failing txn writes nothing. */
 int state_txn(struct state *state, const struct state_txn_request *request,
               struct state_txn_response *response, char *err, size_t err_len);
 void state_txn_response_free(struct state_txn_response *response);
+
+/* ---- leases ---------------------------------------------------------------------------------- */
+
+/* etcd's lessor, the persistent half: which leases exist with their granted TTL, and which keys are
+ * attached to each. Expiry is not here: the node keeps the clock (and rebuilds its expiry table from
+ * state_lease_list after a restart or on becoming leader) and proposes a revoke when a lease runs
+ * out. Lease records live beside the MVCC records but outside them: state_hash and compaction never
+ * see them, snapshots and restores carry them (one DB). Like the keys, they change inside a batch. */
+
+/* A lease; `keys` (from state_lease_get with want_keys) are the attached keys in key order, each
+ * and the array malloc'd. */
+struct state_lease {
+    int64_t id;
+    int64_t ttl; /* granted TTL in seconds, as given to state_lease_grant */
+    struct state_bytes *keys;
+    size_t key_count;
+};
+
+struct state_lease_list {
+    struct state_lease *leases; /* by id, ascending; no keys */
+    size_t count;
+};
+
+struct state_lease_revoke_response {
+    int64_t revision; /* store revision after the revoke */
+    int64_t deleted;  /* keys deleted */
+};
+
+/* Inside a batch: grants lease `id` (> 0; 0 is etcd's NoLease: STATE_ERR_LEASE_NOT_FOUND) with
+ * `ttl` >= 0 (the caller applies etcd's minimum and maximum first). STATE_ERR_LEASE_EXISTS when
+ * the id is taken. No revision. */
+int state_lease_grant(struct state *state, int64_t id, int64_t ttl, char *err, size_t err_len);
+/* Inside a batch: deletes every key attached to the lease as one write (one new main revision,
+ * sub-revisions in key order, as etcd's lessor does in one txn; none when no key is attached), then
+ * the lease. STATE_ERR_LEASE_NOT_FOUND when it does not exist. */
+int state_lease_revoke(struct state *state, int64_t id,
+                       struct state_lease_revoke_response *response, char *err, size_t err_len);
+/* One lease (and its keys when want_keys); STATE_ERR_LEASE_NOT_FOUND when it does not exist. */
+int state_lease_get(struct state *state, int64_t id, bool want_keys, struct state_lease *out,
+                    char *err, size_t err_len);
+void state_lease_free(struct state_lease *lease);
+/* Every lease with its granted TTL. */
+int state_lease_list(struct state *state, struct state_lease_list *out, char *err, size_t err_len);
+void state_lease_list_free(struct state_lease_list *list);
 
 /* ---- compaction ------------------------------------------------------------------------------ */
 

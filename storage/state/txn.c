@@ -94,6 +94,9 @@ static int check_branch(struct state *state, const struct state_op *ops, size_t 
             status = state_fail(err, err_len, STATE_ERR_INVALID, "txn op %zu has type %d", i,
                                 (int)op->type);
         }
+        /* etcd checkRequestPut: the key for ignore_*, then the lease. */
+        if (status == STATE_OK && op->type == STATE_OP_PUT && op->request.put.lease != 0)
+            status = state_lease_require(state, op->request.put.lease, err, err_len);
         if (status != STATE_OK)
             return status;
     }

@@ -1,7 +1,8 @@
 /* storage/state/write.c: Put and DeleteRange as etcd's mvcc applies them. Each change writes three
  * records into the batch: the current version (or its removal), the history record keyed by key and
- * revision, and the revision-order pointer the watch events are read from. A standalone put or
- * delete is its own write transaction: one new main revision, unless a delete removes nothing. */
+ * revision, and the revision-order pointer the watch events are read from; plus, when the key's
+ * lease changes, its attachment records (lease.c). A standalone put or delete is its own write
+ * transaction: one new main revision, unless a delete removes nothing. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -62,9 +63,15 @@ int state_apply_put(struct state *state, struct state_write *write,
     memset(response, 0, sizeof *response);
     if (request->key.len == 0)
         return state_fail(err, err_len, STATE_ERR_INVALID, "etcdserver: key is not provided");
+    /* etcd's Put looks the lease up before it reads the key (so before ignore_* are checked). */
+    int status = STATE_OK;
+    if (request->lease != 0)
+        status = state_lease_require(state, request->lease, err, err_len);
+    if (status != STATE_OK)
+        return status;
     struct state_kv previous;
     bool found;
-    int status = state_current_get(state, request->key, &found, &previous, err, err_len);
+    status = state_current_get(state, request->key, &found, &previous, err, err_len);
     if (status != STATE_OK)
         return status;
     if (!found && (request->ignore_value || request->ignore_lease))
@@ -101,7 +108,10 @@ int state_apply_put(struct state *state, struct state_write *write,
     state_batch_put(state, current, current_len, encoded, encoded_len);
     free(current);
     free(encoded);
-    status = record_change(state, write, STATE_EVENT_PUT, &kv, err, err_len);
+    status = state_lease_move_key(state, request->key, found ? previous.lease : 0, kv.lease, err,
+                                  err_len);
+    if (status == STATE_OK)
+        status = record_change(state, write, STATE_EVENT_PUT, &kv, err, err_len);
     if (status == STATE_OK && found && request->prev_kv) {
         response->has_prev_kv = true;
         response->prev_kv = previous; /* hand over the buffers */
@@ -140,6 +150,10 @@ int state_apply_delete(struct state *state, struct state_write *write,
         }
         state_batch_delete(state, current, current_len);
         free(current);
+        struct state_bytes user_key = {victim->key, victim->key_len};
+        status = state_lease_move_key(state, user_key, victim->lease, 0, err, err_len);
+        if (status != STATE_OK)
+            break;
         /* etcd's tombstone: the key and the revision of the delete, nothing else. */
         struct state_kv tombstone = {.key = victim->key, .key_len = victim->key_len,
                                      .mod_revision = write->main};

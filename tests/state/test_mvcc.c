@@ -115,7 +115,10 @@ static void test_versions(void)
     state_delete_response_free(&deleted);
     CHECK(!get_at(state, "k", 0, &kv));
 
-    /* Re-created: a new create_revision, the version restarts at 1, no prev_kv. */
+    /* Re-created: a new create_revision, the version restarts at 1, no prev_kv. A put names a
+     * granted lease (grants make no revision). */
+    REQUIRE_OK(state_lease_grant(state, 42, 60, test_err, sizeof test_err));
+    REQUIRE_OK(state_lease_grant(state, 7, 60, test_err, sizeof test_err));
     struct state_put_request request = {.key = bytes_of("k"), .value = bytes_of("v3"),
                                         .prev_kv = true, .lease = 42};
     struct state_put_response response;
@@ -204,6 +207,7 @@ static void test_txn_compares(void)
     REQUIRE_OK(state_batch_begin(state, test_err, sizeof test_err));
     CHECK_EQ(put(state, "filler", "x"), STATE_OK); /* rev 2: a new store is at 1 */
     CHECK_EQ(put(state, "k", "m"), STATE_OK);      /* rev 3: create 3 */
+    REQUIRE_OK(state_lease_grant(state, 9, 60, test_err, sizeof test_err));
     struct state_put_request request = {.key = bytes_of("k"), .value = bytes_of("m"), .lease = 9};
     struct state_put_response put_response;
     REQUIRE_OK(state_put(state, &request, &put_response, test_err, sizeof test_err)); /* rev 4 */
