@@ -1,0 +1,377 @@
+# tests/etcdctl/lib.sh: harness for tests that drive a cluster with the real etcdctl 3.4 (ETCDCTL_API=3) over
+# the etcd v3 gRPC API on the members' client URLs. Sourced by each test script, which is called as
+#     TEST.sh PATH/TO/quorumd      or      TEST.sh PATH/TO/etcd
+# The same script runs against both: the expected outputs were taken from the real etcd 3.4.23 (Debian's
+# etcd-server), and run-against-etcd.sh re-checks them. The target is etcd when the binary is called `etcd` or
+# its --version output starts with "etcd Version:"; otherwise it is quorumd, which gets --control-socket too.
+#
+# - Every member gets a data dir under a private temp dir; its log goes to TMP/NAME.log (appended across
+#   restarts).
+# - Each test uses its own fixed block of 100 ports in 44000-45999 (tests/cluster uses 40xxx-43xxx), named in
+#   its header: member K has peer port BASE + 10 * K and client port one below it (BASE 44400: 44410, 44409).
+#   Member IDs derive from the peer URLs, so the ports fix the IDs the expected outputs show.
+# - Conditions are awaited with bounded polling loops (wait_until), never with a bare sleep.
+# - Cleanup (trap on EXIT, INT and TERM) kills only the PIDs this script started (members and background
+#   etcdctl processes), waits for them and removes the temp dir; on failure it prints the tail of every log.
+set -euo pipefail
+
+if [ $# -lt 1 ]; then
+	echo "usage: $0 PATH/quorumd|PATH/etcd" >&2
+	exit 2
+fi
+TARGET=$(command -v "$1" || true)
+[ -n "$TARGET" ] && [ -x "$TARGET" ] || { echo "$0: no executable $1" >&2; exit 2; }
+TARGET=$(realpath "$TARGET")
+if [ "$(basename "$TARGET")" = etcd ] || "$TARGET" --version 2>/dev/null | grep -q '^etcd Version:'; then
+	KIND=etcd
+else
+	KIND=quorumd
+fi
+ETCDCTL=${ETCDCTL:-$(command -v etcdctl || true)}
+[ -n "$ETCDCTL" ] || { echo "$0: etcdctl not found (Debian package etcd-client)" >&2; exit 2; }
+export ETCDCTL_API=3
+unset ETCDCTL_ENDPOINTS ETCDCTL_DIAL_TIMEOUT ETCDCTL_COMMAND_TIMEOUT ETCDCTL_WRITE_OUT
+
+TEST_NAME=$(basename "$0" .sh)
+TMP=$(mktemp -d "/tmp/qe-${TEST_NAME%%-*}.XXXXXX")
+TOKEN=etcd-cluster-1
+
+declare -A PID=()      # member name -> PID of its running server (absent when not running)
+declare -A PEER=()     # member name -> peer URL
+declare -A CLIENT=()   # member name -> client URL (listened on and advertised)
+MEMBERS=()             # member names in the order they were declared
+STARTED_PIDS=()        # every PID this script ever started
+TEST_FAILED=0
+
+log() { printf '[%s %s] %s\n' "$(date +%T.%3N)" "$TEST_NAME" "$*" >&2; }
+
+cleanup() {
+	local rc=$?
+	trap - EXIT INT TERM
+	local p
+	for p in "${STARTED_PIDS[@]}"; do
+		kill -9 "$p" 2>/dev/null || true
+	done
+	for p in "${STARTED_PIDS[@]}"; do
+		wait "$p" 2>/dev/null || true
+	done
+	if [ "$rc" -ne 0 ] || [ "$TEST_FAILED" -ne 0 ]; then
+		local f
+		for f in "$TMP"/*.log; do
+			[ -e "$f" ] || continue
+			echo "---- last lines of $(basename "$f") ----" >&2
+			tail -n 30 "$f" >&2 || true
+		done
+		echo "FAIL: $TEST_NAME against $KIND (exit code $rc)" >&2
+	else
+		echo "PASS: $TEST_NAME against $KIND ($SECONDS s)" >&2
+	fi
+	[ -n "${KEEP_TMP:-}" ] || rm -rf "$TMP"
+	exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+fail() {
+	TEST_FAILED=1
+	echo "ASSERTION FAILED: $*" >&2
+	exit 1
+}
+
+# assert_eq DESCRIPTION EXPECTED ACTUAL
+assert_eq() {
+	if [ "$2" != "$3" ]; then
+		TEST_FAILED=1
+		{
+			echo "ASSERTION FAILED: $1"
+			echo "--- expected ---"
+			printf '%s\n' "$2"
+			echo "--- actual ---"
+			printf '%s\n' "$3"
+			echo "--- diff (expected vs actual) ---"
+			diff <(printf '%s\n' "$2") <(printf '%s\n' "$3") || true
+		} >&2
+		exit 1
+	fi
+}
+
+# assert_contains DESCRIPTION NEEDLE HAYSTACK
+assert_contains() {
+	case "$3" in
+	*"$2"*) ;;
+	*) TEST_FAILED=1
+	   printf 'ASSERTION FAILED: %s\n--- expected to contain ---\n%s\n--- actual ---\n%s\n' "$1" "$2" "$3" >&2
+	   exit 1 ;;
+	esac
+}
+
+# assert_match DESCRIPTION EXTENDED_REGEX ACTUAL: ACTUAL as a whole (all its lines) matches the regex.
+assert_match() {
+	if ! [[ "$3" =~ ^$2$ ]]; then
+		TEST_FAILED=1
+		printf 'ASSERTION FAILED: %s\n--- expected to match ---\n%s\n--- actual ---\n%s\n' "$1" "$2" "$3" >&2
+		exit 1
+	fi
+}
+
+# ---- members ----
+
+# add_member NAME PEER_PORT [CLIENT_PORT]: declares a member (not started); the client port defaults to
+# PEER_PORT - 1.
+add_member() {
+	local name=$1 peer_port=$2 client_port=${3:-$(($2 - 1))}
+	MEMBERS+=("$name")
+	PEER[$name]="http://127.0.0.1:$peer_port"
+	CLIENT[$name]="http://127.0.0.1:$client_port"
+}
+
+data_dir() { echo "$TMP/$1.data"; }
+
+# initial_cluster NAME...: NAME=PEER_URL,...
+initial_cluster() {
+	local out="" n
+	for n in "$@"; do out+="${out:+,}$n=${PEER[$n]}"; done
+	echo "$out"
+}
+
+# endpoints NAME...: the members' client URLs joined by commas (for --endpoints=).
+endpoints() {
+	local out="" n
+	for n in "$@"; do out+="${out:+,}${CLIENT[$n]}"; done
+	echo "$out"
+}
+
+# target_only_flags NAME: flags only quorumd takes (its operator socket).
+target_only_flags() {
+	if [ "$KIND" = quorumd ]; then
+		echo "--control-socket $TMP/$1.sock"
+	fi
+}
+
+# start_member NAME INITIAL_CLUSTER STATE [extra flags...]: starts the member with etcd's flags.
+start_member() {
+	local name=$1 ic=$2 state=$3
+	shift 3
+	# shellcheck disable=SC2046
+	"$TARGET" --name "$name" --data-dir "$(data_dir "$name")" \
+		--listen-peer-urls "${PEER[$name]}" --initial-advertise-peer-urls "${PEER[$name]}" \
+		--listen-client-urls "${CLIENT[$name]}" --advertise-client-urls "${CLIENT[$name]}" \
+		--initial-cluster-token "$TOKEN" --initial-cluster "$ic" --initial-cluster-state "$state" \
+		--logger=zap --log-outputs=stderr $(target_only_flags "$name") "$@" 2>>"$TMP/$name.log" &
+	PID[$name]=$!
+	STARTED_PIDS+=("$!")
+}
+
+# start_raw NAME COMMAND...: runs COMMAND in the background as member NAME (logging to NAME's log) and records
+# its PID. Used to start a member with the ETCD_* variables `member add` printed.
+start_raw() {
+	local name=$1
+	shift
+	"$@" 2>>"$TMP/$name.log" &
+	PID[$name]=$!
+	STARTED_PIDS+=("$!")
+}
+
+# start_new_cluster NAME...: starts the named members as a new cluster of exactly those members.
+start_new_cluster() {
+	local ic n
+	ic=$(initial_cluster "$@")
+	for n in "$@"; do start_member "$n" "$ic" new; done
+}
+
+# running NAME: true while the member's process is alive.
+running() { [ -n "${PID[$1]:-}" ] && kill -0 "${PID[$1]}" 2>/dev/null; }
+
+# stop_member NAME: SIGTERM, wait up to 10 s for the exit, then SIGKILL.
+stop_member() {
+	local p=${PID[$1]:-} i
+	[ -n "$p" ] || return 0
+	kill "$p" 2>/dev/null || true
+	for ((i = 0; i < 100; i++)); do
+		kill -0 "$p" 2>/dev/null || break
+		sleep 0.1
+	done
+	kill -9 "$p" 2>/dev/null || true
+	wait "$p" 2>/dev/null || true
+	unset "PID[$1]"
+}
+
+# wait_exit NAME TIMEOUT_S: waits until the member's process exits by itself; sets EXIT_CODE.
+wait_exit() {
+	local p=${PID[$1]} deadline=$((SECONDS + $2 + 1))
+	while kill -0 "$p" 2>/dev/null; do
+		[ "$SECONDS" -lt "$deadline" ] || fail "$1 (pid $p) did not exit within $2 s"
+		sleep 0.1
+	done
+	EXIT_CODE=0
+	wait "$p" 2>/dev/null || EXIT_CODE=$?
+	unset "PID[$1]"
+}
+
+# ---- etcdctl ----
+
+# ctl ARGS...: runs etcdctl ARGS; sets OUT, ERR and RC (never fails). Input comes from CTL_STDIN when set.
+ctl() {
+	RC=0
+	"$ETCDCTL" "$@" <"${CTL_STDIN:-/dev/null}" >"$TMP/.out" 2>"$TMP/.err" || RC=$?
+	OUT=$(cat "$TMP/.out")
+	ERR=$(cat "$TMP/.err")
+}
+
+# ctl_ok ARGS...: like ctl, but the command must succeed (exit 0).
+ctl_ok() {
+	ctl "$@"
+	if [ "$RC" -ne 0 ]; then
+		TEST_FAILED=1
+		printf 'ASSERTION FAILED: etcdctl %s exited %s\nstdout: %s\nstderr: %s\n' "$*" "$RC" "$OUT" "$ERR" >&2
+		exit 1
+	fi
+}
+
+# expect_out EXPECTED_STDOUT ARGS...: etcdctl ARGS must succeed and print exactly EXPECTED_STDOUT.
+expect_out() {
+	local expected=$1
+	shift
+	ctl_ok "$@"
+	assert_eq "stdout of etcdctl $*" "$expected" "$OUT"
+}
+
+# expect_error EXPECTED_STDERR ARGS...: etcdctl ARGS must exit 1 and print exactly EXPECTED_STDERR, no stdout.
+expect_error() {
+	local expected=$1
+	shift
+	ctl "$@"
+	assert_eq "exit code of etcdctl $* (stdout: $OUT; stderr: $ERR)" 1 "$RC"
+	assert_eq "stderr of etcdctl $*" "$expected" "$ERR"
+	assert_eq "stdout of etcdctl $*" "" "$OUT"
+}
+
+# wait_until DESCRIPTION TIMEOUT_S COMMAND...: polls COMMAND every 0.1 s until it succeeds.
+wait_until() {
+	local desc=$1 timeout=$2 deadline=$((SECONDS + $2 + 1))
+	shift 2
+	until "$@"; do
+		[ "$SECONDS" -lt "$deadline" ] || fail "timed out after $timeout s waiting for: $desc"
+		sleep 0.1
+	done
+	local waited=$((SECONDS - deadline + timeout + 1))
+	[ "$waited" -lt 2 ] || log "waited ~$waited s for: $desc"
+}
+
+# status_field NAME FIELD: one field of `endpoint status` (simple output) of NAME; empty if unreachable.
+# Fields: 1 endpoint, 2 id, 3 version, 4 db size, 5 is leader, 6 is learner, 7 term, 8 index, 9 applied,
+# 10 errors.
+status_field() {
+	local out
+	out=$("$ETCDCTL" --endpoints="${CLIENT[$1]}" --dial-timeout=1s --command-timeout=2s endpoint status \
+		2>/dev/null) || return 0
+	awk -F', ' -v f="$2" '{ print $f }' <<<"$out"
+}
+
+# member_id NAME: the member's ID (hex) as endpoint status reports it.
+member_id() { status_field "$1" 2; }
+
+# leader_among NAME...: prints the name of the member that reports IS LEADER true (first one found).
+leader_among() {
+	local n
+	for n in "$@"; do
+		running "$n" || continue
+		if [ "$(status_field "$n" 5)" = true ]; then
+			echo "$n"
+			return 0
+		fi
+	done
+	return 1
+}
+
+# has_leader NAME...: one of them reports IS LEADER true.
+has_leader() { leader_among "$@" >/dev/null; }
+
+# all_healthy NAME...: `endpoint health` of all of them succeeds (a quorum read through each of them).
+all_healthy() {
+	"$ETCDCTL" --endpoints="$(endpoints "$@")" --dial-timeout=1s --command-timeout=2s endpoint health \
+		>/dev/null 2>&1
+}
+
+# all_published NAME...: member list (through the first) shows every named member started under its name.
+all_published() {
+	local out m
+	out=$("$ETCDCTL" --endpoints="${CLIENT[$1]}" --dial-timeout=1s --command-timeout=2s member list \
+		2>/dev/null) || return 1
+	for m in "$@"; do
+		grep -q ", started, $m, " <<<"$out" || return 1
+	done
+}
+
+# applied_converged NAME...: every member's RAFT APPLIED INDEX equals the leader's RAFT INDEX.
+applied_converged() {
+	local leader idx n
+	leader=$(leader_among "$@") || return 1
+	idx=$(status_field "$leader" 8)
+	[ -n "$idx" ] || return 1
+	for n in "$@"; do
+		[ "$(status_field "$n" 9)" = "$idx" ] || return 1
+	done
+}
+
+# wait_ready TIMEOUT NAME...: all of them healthy, published, with one leader among them; sets LEADER.
+wait_ready() {
+	local t=$1
+	shift
+	wait_until "endpoint health of $*" "$t" all_healthy "$@"
+	wait_until "all of $* started in member list" "$t" all_published "$@"
+	wait_until "a leader among $*" "$t" has_leader "$@"
+	LEADER=$(leader_among "$@")
+}
+
+# pad16 HEX: the ID as etcdctl's %16x prints it (left-padded with spaces to 16 characters).
+pad16() { printf '%16s' "$1"; }
+
+# table_cells TABLE: the cells of an etcdctl table, one row per line, cells trimmed and joined by '|';
+# the border lines must be exactly etcdctl's (+---+ with each column as wide as its widest cell plus 2).
+table_cells() {
+	awk '
+		/^\+/ { next }
+		{
+			line = ""
+			n = split($0, c, "|")
+			for (i = 2; i < n; i++) { gsub(/^ +| +$/, "", c[i]); line = line (i > 2 ? "|" : "") c[i] }
+			print line
+		}' <<<"$1"
+}
+
+# check_table_layout DESCRIPTION TABLE: the table is laid out as etcdctl (tablewriter) lays it out: a border,
+# the header, a border, the rows, a border; every column as wide as its widest cell plus one space each side.
+# (Cell contents are compared with table_cells; exact whole tables are compared where nothing is volatile.)
+check_table_layout() {
+	local desc=$1 table=$2 border widths
+	border=$(head -n 1 <<<"$table")
+	widths=$(awk -F'|' '
+		/^\+/ { next }
+		{ for (i = 2; i < NF; i++) if (length($i) > w[i]) w[i] = length($i); n = NF }
+		END { s = "+"; for (i = 2; i < n; i++) { for (j = 0; j < w[i]; j++) s = s "-"; s = s "+" } print s }' \
+		<<<"$table")
+	assert_eq "$desc: border line" "$widths" "$border"
+	assert_eq "$desc: border lines (1st, 3rd, last)" "$border"$'\n'"$border"$'\n'"$border" \
+		"$(sed -n '1p;3p;$p' <<<"$table")"
+	local line
+	while IFS= read -r line; do
+		[ "${#line}" -eq "${#border}" ] || fail "$desc: a line is not as wide as the border: '$line'"
+	done <<<"$table"
+}
+
+# mask_fields CELLS COLUMNS...: replaces the given 1-based columns of '|'-joined cell rows with '*'.
+mask_fields() {
+	local cells=$1
+	shift
+	awk -F'|' -v OFS='|' -v cols="$*" '
+		BEGIN { n = split(cols, m, " ") }
+		{ for (i = 1; i <= n; i++) $m[i] = "*"; print }' <<<"$cells"
+}
+
+# version_ok VERSION: the server version etcdctl shows (endpoint status) is an etcd 3.4 API version.
+version_ok() { [[ "$1" =~ ^3\.4\.[0-9]+ ]]; }
+
+# lease_id LINE: the lease ID (hex) from etcdctl's "lease ID granted with TTL(Ns)".
+lease_id() { sed -n 's/^lease \([0-9a-f]*\) granted with TTL.*/\1/p' <<<"$1"; }
