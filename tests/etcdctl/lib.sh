@@ -375,3 +375,21 @@ version_ok() { [[ "$1" =~ ^3\.4\.[0-9]+ ]]; }
 
 # lease_id LINE: the lease ID (hex) from etcdctl's "lease ID granted with TTL(Ns)".
 lease_id() { sed -n 's/^lease \([0-9a-f]*\) granted with TTL.*/\1/p' <<<"$1"; }
+
+# expect_rpc_error CODE DESC EXPECTED_LAST_STDERR_LINE ARGS...: etcdctl ARGS must exit 1 with no stdout, its
+# last stderr line must be EXPECTED_LAST_STDERR_LINE, and clientv3's retry interceptor must have logged the
+# gRPC status it got: "error":"rpc error: code = CODE desc = DESC" (CODE as grpc-go names it: OutOfRange,
+# NotFound, Unavailable, FailedPrecondition, InvalidArgument, ...). That log line carries a time stamp and a
+# random client ID, so only that field is compared.
+expect_rpc_error() {
+	local code=$1 desc=$2 expected=$3
+	shift 3
+	ctl "$@"
+	assert_eq "exit code of etcdctl $* (stdout: $OUT; stderr: $ERR)" 1 "$RC"
+	assert_eq "stdout of etcdctl $*" "" "$OUT"
+	assert_eq "last stderr line of etcdctl $*" "$expected" "$(tail -n 1 <<<"$ERR")"
+	assert_contains "gRPC status etcdctl $* received" "\"error\":\"rpc error: code = $code desc = $desc\"" "$ERR"
+}
+
+# mask_term JSON: etcdctl's JSON or fields output with the raft term (which elections decide) replaced by T.
+mask_term() { sed -e 's/"raft_term":[0-9]*/"raft_term":T/g' -e 's/^"RaftTerm" : [0-9]*$/"RaftTerm" : T/' <<<"$1"; }
