@@ -39,6 +39,14 @@ static void fail_from_state(struct kv_result *result, int status, const char *me
 		result->grpc_code = GRPC_INVALID_ARGUMENT;
 		snprintf(result->error, sizeof(result->error), "%s", state_status_message(status));
 		return;
+	case STATE_ERR_LEASE_NOT_FOUND: /* rpctypes.ErrGRPCLeaseNotFound */
+		result->grpc_code = GRPC_NOT_FOUND;
+		snprintf(result->error, sizeof(result->error), "%s", state_status_message(status));
+		return;
+	case STATE_ERR_LEASE_EXISTS: /* rpctypes.ErrGRPCLeaseExist */
+		result->grpc_code = GRPC_FAILED_PRECONDITION;
+		snprintf(result->error, sizeof(result->error), "%s", state_status_message(status));
+		return;
 	case STATE_ERR_INVALID:
 		result->grpc_code = GRPC_INVALID_ARGUMENT;
 		break;
@@ -409,6 +417,134 @@ static void apply_compaction(struct state *state, const Etcdserverpb__Compaction
 	pack_into(result, KV_RESPONSE_COMPACTION, &out.base);
 }
 
+/* ---- leases ---- */
+
+int64_t kv_lease_min_ttl(int64_t heartbeat_ms, int64_t election_ms)
+{
+	if (heartbeat_ms <= 0)
+		return 1;
+	int64_t election_ticks = election_ms / heartbeat_ms;
+	int64_t min_ms = (3 * election_ticks / 2) * heartbeat_ms;
+	return (min_ms + 999) / 1000;
+}
+
+int64_t kv_lease_clamp_ttl(int64_t ttl, int64_t min_ttl)
+{
+	return ttl < min_ttl ? min_ttl : ttl;
+}
+
+static void apply_lease_grant(struct state *state, const Etcdserverpb__LeaseGrantRequest *request,
+                              const struct kv_header *header, struct kv_result *result)
+{
+	/* lessor.Grant's order: NoLease (from the state), then the TTL bound, then an existing ID. */
+	if (request->id != 0 && request->ttl > KV_LEASE_MAX_TTL) {
+		result->grpc_code = GRPC_OUT_OF_RANGE; /* rpctypes.ErrGRPCLeaseTTLTooLarge */
+		snprintf(result->error, sizeof(result->error), "etcdserver: too large lease TTL");
+		return;
+	}
+	char error[160] = "";
+	int status = state_lease_grant(state, request->id, request->ttl, error, sizeof(error));
+	if (status != STATE_OK) {
+		fail_from_state(result, status, error);
+		return;
+	}
+	Etcdserverpb__ResponseHeader response_header;
+	fill_header(&response_header, header, state_revision(state));
+	Etcdserverpb__LeaseGrantResponse out = ETCDSERVERPB__LEASE_GRANT_RESPONSE__INIT;
+	out.header = &response_header;
+	out.id = request->id;
+	out.ttl = request->ttl;
+	pack_into(result, KV_RESPONSE_LEASE_GRANT, &out.base);
+}
+
+static void apply_lease_revoke(struct state *state, const Etcdserverpb__LeaseRevokeRequest *request,
+                               const struct kv_header *header, struct kv_result *result)
+{
+	struct state_lease_revoke_response response;
+	char error[160] = "";
+	int status = state_lease_revoke(state, request->id, &response, error, sizeof(error));
+	if (status != STATE_OK) {
+		fail_from_state(result, status, error);
+		return;
+	}
+	Etcdserverpb__ResponseHeader response_header;
+	fill_header(&response_header, header, response.revision);
+	Etcdserverpb__LeaseRevokeResponse out = ETCDSERVERPB__LEASE_REVOKE_RESPONSE__INIT;
+	out.header = &response_header;
+	pack_into(result, KV_RESPONSE_LEASE_REVOKE, &out.base);
+}
+
+void kv_lease_time_to_live(struct state *state, const Etcdserverpb__LeaseTimeToLiveRequest *request,
+                           const struct kv_header *header, int64_t remaining_ttl, struct kv_result *result)
+{
+	memset(result, 0, sizeof(*result));
+	struct state_lease lease;
+	char error[160] = "";
+	int status = state_lease_get(state, request->id, request->keys, &lease, error, sizeof(error));
+	if (status != STATE_OK && status != STATE_ERR_LEASE_NOT_FOUND) {
+		fail_from_state(result, status, error);
+		return;
+	}
+	Etcdserverpb__ResponseHeader response_header;
+	fill_header(&response_header, header, state_revision(state));
+	Etcdserverpb__LeaseTimeToLiveResponse out = ETCDSERVERPB__LEASE_TIME_TO_LIVE_RESPONSE__INIT;
+	out.header = &response_header;
+	out.id = request->id;
+	ProtobufCBinaryData *keys = NULL;
+	if (status == STATE_ERR_LEASE_NOT_FOUND) {
+		out.ttl = -1;
+	} else {
+		out.ttl = remaining_ttl;
+		out.grantedttl = lease.ttl;
+		keys = calloc(lease.key_count ? lease.key_count : 1, sizeof(*keys));
+		if (!keys)
+			abort();
+		for (size_t k = 0; k < lease.key_count; k++) {
+			keys[k].data = (uint8_t *)lease.keys[k].data;
+			keys[k].len = lease.keys[k].len;
+		}
+		out.n_keys = lease.key_count;
+		out.keys = keys;
+	}
+	pack_into(result, KV_RESPONSE_LEASE_TIME_TO_LIVE, &out.base);
+	free(keys);
+	if (status == STATE_OK)
+		state_lease_free(&lease);
+}
+
+void kv_lease_leases(struct state *state, const struct kv_header *header, struct kv_result *result)
+{
+	memset(result, 0, sizeof(*result));
+	struct state_lease_list list;
+	char error[160] = "";
+	int status = state_lease_list(state, &list, error, sizeof(error));
+	if (status != STATE_OK) {
+		fail_from_state(result, status, error);
+		return;
+	}
+	/* One block holds the pointer array and the LeaseStatus messages it points at. */
+	size_t slots = list.count ? list.count : 1;
+	Etcdserverpb__LeaseStatus **leases =
+	    calloc(1, slots * (sizeof(Etcdserverpb__LeaseStatus *) + sizeof(Etcdserverpb__LeaseStatus)));
+	if (!leases)
+		abort();
+	Etcdserverpb__LeaseStatus *statuses = (Etcdserverpb__LeaseStatus *)(leases + slots);
+	for (size_t k = 0; k < list.count; k++) {
+		etcdserverpb__lease_status__init(&statuses[k]);
+		statuses[k].id = list.leases[k].id;
+		leases[k] = &statuses[k];
+	}
+	Etcdserverpb__ResponseHeader response_header;
+	fill_header(&response_header, header, state_revision(state));
+	Etcdserverpb__LeaseLeasesResponse out = ETCDSERVERPB__LEASE_LEASES_RESPONSE__INIT;
+	out.header = &response_header;
+	out.n_leases = list.count;
+	out.leases = leases;
+	pack_into(result, KV_RESPONSE_LEASE_LEASES, &out.base);
+	free(leases);
+	state_lease_list_free(&list);
+}
+
 void kv_apply_request(struct state *state, const Etcdserverpb__InternalRaftRequest *request,
                       const struct kv_header *header, struct kv_result *result)
 {
@@ -421,6 +557,10 @@ void kv_apply_request(struct state *state, const Etcdserverpb__InternalRaftReque
 		apply_txn(state, request->txn, header, result);
 	else if (request->compaction)
 		apply_compaction(state, request->compaction, header, result);
+	else if (request->lease_grant)
+		apply_lease_grant(state, request->lease_grant, header, result);
+	else if (request->lease_revoke)
+		apply_lease_revoke(state, request->lease_revoke, header, result);
 	else {
 		result->grpc_code = GRPC_UNIMPLEMENTED;
 		snprintf(result->error, sizeof(result->error), "etcdserver: request is not implemented");

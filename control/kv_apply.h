@@ -41,6 +41,10 @@ enum kv_response_kind {
 	KV_RESPONSE_DELETE_RANGE,
 	KV_RESPONSE_TXN,
 	KV_RESPONSE_COMPACTION,
+	KV_RESPONSE_LEASE_GRANT,        /* LeaseGrantResponse */
+	KV_RESPONSE_LEASE_REVOKE,       /* LeaseRevokeResponse */
+	KV_RESPONSE_LEASE_TIME_TO_LIVE, /* LeaseTimeToLiveResponse (kv_lease_time_to_live) */
+	KV_RESPONSE_LEASE_LEASES,       /* LeaseLeasesResponse (kv_lease_leases) */
 };
 
 struct kv_result {
@@ -57,13 +61,38 @@ struct kv_header {
 	uint64_t raft_term;
 };
 
-/* Applies the write in request (put, delete_range, txn or compaction) inside the open batch. Requests
- * that are not KV writes give GRPC_UNIMPLEMENTED. */
+/* Applies the write in request (put, delete_range, txn, compaction, lease_grant or lease_revoke) inside the
+ * open batch. Other requests give GRPC_UNIMPLEMENTED. A put or txn put naming a lease that does not exist gives
+ * GRPC_NOT_FOUND "etcdserver: requested lease not found" and writes nothing. A lease_grant is applied as etcd's
+ * lessor.Grant does: ID 0: GRPC_NOT_FOUND (as above); TTL above KV_LEASE_MAX_TTL: GRPC_OUT_OF_RANGE
+ * "etcdserver: too large lease TTL"; an existing ID: GRPC_FAILED_PRECONDITION "etcdserver: lease already
+ * exists"; the TTL is stored as proposed (raise it with kv_lease_clamp_ttl before proposing). lease_revoke deletes
+ * the lease's keys in one revision; the header carries the revision after it. */
 void kv_apply_request(struct state *state, const Etcdserverpb__InternalRaftRequest *request,
                       const struct kv_header *header, struct kv_result *result);
 /* Serves a Range against the state (committed, or the open batch inside the storage thread). */
 void kv_range(struct state *state, const Etcdserverpb__RangeRequest *request, const struct kv_header *header,
               struct kv_result *result);
 void kv_result_free(struct kv_result *result);
+
+/* ---- leases ---- */
+
+/* etcd's lease.MaxLeaseTTL, in seconds. */
+#define KV_LEASE_MAX_TTL 9000000000LL
+
+/* etcd's minimum lease TTL in seconds for --heartbeat-interval and --election-timeout (ms): the time of
+ * (3 * election ticks / 2) heartbeats, rounded up (etcd 3.4 NewServer: 2 s for 100/1000). */
+int64_t kv_lease_min_ttl(int64_t heartbeat_ms, int64_t election_ms);
+/* The TTL etcd's lessor grants for a requested one: at least min_ttl. The caller applies it to
+ * LeaseGrantRequest.TTL before proposing, so every member stores the same value. */
+int64_t kv_lease_clamp_ttl(int64_t ttl, int64_t min_ttl);
+
+/* LeaseTimeToLive from the state: ID, grantedTTL, the attached keys when request->keys, and TTL =
+ * remaining_ttl, which the caller (who owns the expiry clock) passes in. A lease that does not exist answers
+ * OK with TTL -1, as etcd's v3rpc LeaseTimeToLive does (etcdctl prints "already expired"). */
+void kv_lease_time_to_live(struct state *state, const Etcdserverpb__LeaseTimeToLiveRequest *request,
+                           const struct kv_header *header, int64_t remaining_ttl, struct kv_result *result);
+/* LeaseLeases: every lease ID in the state, ascending. */
+void kv_lease_leases(struct state *state, const struct kv_header *header, struct kv_result *result);
 
 #endif

@@ -32,6 +32,184 @@ static void put(struct state *state, uint64_t index, const char *key, const char
 	CHECK(state_batch_commit(state, index, error, sizeof(error)) == STATE_OK, "%s", error);
 }
 
+/* Applies one InternalRaftRequest in its own batch at `index`. */
+static void apply(struct state *state, uint64_t index, const Etcdserverpb__InternalRaftRequest *internal,
+                  struct kv_result *result)
+{
+	char error[160];
+	CHECK(state_batch_begin(state, error, sizeof(error)) == STATE_OK, "%s", error);
+	kv_apply_request(state, internal, &header, result);
+	CHECK(state_batch_commit(state, index, error, sizeof(error)) == STATE_OK, "%s", error);
+}
+
+static void grant(struct state *state, uint64_t index, int64_t id, int64_t ttl, struct kv_result *result)
+{
+	Etcdserverpb__LeaseGrantRequest request = ETCDSERVERPB__LEASE_GRANT_REQUEST__INIT;
+	request.id = id;
+	request.ttl = ttl;
+	Etcdserverpb__InternalRaftRequest internal = ETCDSERVERPB__INTERNAL_RAFT_REQUEST__INIT;
+	internal.lease_grant = &request;
+	apply(state, index, &internal, result);
+}
+
+static void revoke_lease(struct state *state, uint64_t index, int64_t id, struct kv_result *result)
+{
+	Etcdserverpb__LeaseRevokeRequest request = ETCDSERVERPB__LEASE_REVOKE_REQUEST__INIT;
+	request.id = id;
+	Etcdserverpb__InternalRaftRequest internal = ETCDSERVERPB__INTERNAL_RAFT_REQUEST__INIT;
+	internal.lease_revoke = &request;
+	apply(state, index, &internal, result);
+}
+
+static void put_with_lease(struct state *state, uint64_t index, const char *key, int64_t lease,
+                           struct kv_result *result)
+{
+	Etcdserverpb__PutRequest request = ETCDSERVERPB__PUT_REQUEST__INIT;
+	request.key = text(key);
+	request.value = text("v");
+	request.lease = lease;
+	Etcdserverpb__InternalRaftRequest internal = ETCDSERVERPB__INTERNAL_RAFT_REQUEST__INIT;
+	internal.put = &request;
+	apply(state, index, &internal, result);
+}
+
+static int64_t count_of(struct state *state, const char *key)
+{
+	Etcdserverpb__RangeRequest range = ETCDSERVERPB__RANGE_REQUEST__INIT;
+	range.key = text(key);
+	struct kv_result result;
+	kv_range(state, &range, &header, &result);
+	Etcdserverpb__RangeResponse *response =
+	    etcdserverpb__range_response__unpack(NULL, result.response_length, result.response);
+	int64_t count = response ? response->count : -1;
+	etcdserverpb__range_response__free_unpacked(response, NULL);
+	kv_result_free(&result);
+	return count;
+}
+
+/* Lease grant and revoke through InternalRaftRequest, puts and txns naming leases, the read helpers, and etcd's
+ * error codes and texts. */
+static void test_leases(struct state *state, uint64_t index)
+{
+	struct kv_result result;
+	int64_t revision = state_revision(state);
+	grant(state, index++, 0x1234, 60, &result);
+	CHECK(result.grpc_code == GRPC_OK && result.kind == KV_RESPONSE_LEASE_GRANT, "grant: %s", result.error);
+	Etcdserverpb__LeaseGrantResponse *granted =
+	    etcdserverpb__lease_grant_response__unpack(NULL, result.response_length, result.response);
+	CHECK(granted && granted->id == 0x1234 && granted->ttl == 60 && granted->header->revision == revision &&
+	          granted->header->member_id == header.member_id && granted->error[0] == '\0',
+	      "grant response");
+	etcdserverpb__lease_grant_response__free_unpacked(granted, NULL);
+	kv_result_free(&result);
+
+	grant(state, index++, 0x1234, 30, &result);
+	CHECK(result.grpc_code == GRPC_FAILED_PRECONDITION && strcmp(result.error, "etcdserver: lease already exists") == 0,
+	      "grant twice: %d %s", result.grpc_code, result.error);
+	grant(state, index++, 0x55, KV_LEASE_MAX_TTL + 1, &result);
+	CHECK(result.grpc_code == GRPC_OUT_OF_RANGE && strcmp(result.error, "etcdserver: too large lease TTL") == 0,
+	      "grant too long: %d %s", result.grpc_code, result.error);
+	grant(state, index++, 0, 60, &result);
+	CHECK(result.grpc_code == GRPC_NOT_FOUND && strcmp(result.error, "etcdserver: requested lease not found") == 0,
+	      "grant no lease: %d %s", result.grpc_code, result.error);
+
+	put_with_lease(state, index++, "leased", 0x1234, &result);
+	CHECK(result.grpc_code == GRPC_OK && result.kind == KV_RESPONSE_PUT, "put with lease: %s", result.error);
+	kv_result_free(&result);
+	put_with_lease(state, index++, "leased2", 0x1234, &result);
+	kv_result_free(&result);
+	revision = state_revision(state);
+	put_with_lease(state, index++, "orphan", 0x999, &result);
+	CHECK(result.grpc_code == GRPC_NOT_FOUND && strcmp(result.error, "etcdserver: requested lease not found") == 0,
+	      "put with a missing lease: %d %s", result.grpc_code, result.error);
+	CHECK(count_of(state, "orphan") == 0 && state_revision(state) == revision, "the failed put wrote");
+
+	/* A txn whose second put names a missing lease writes nothing, not even its first put. */
+	Etcdserverpb__PutRequest first = ETCDSERVERPB__PUT_REQUEST__INIT;
+	first.key = text("txn-first");
+	Etcdserverpb__PutRequest second = ETCDSERVERPB__PUT_REQUEST__INIT;
+	second.key = text("txn-second");
+	second.lease = 0x999;
+	Etcdserverpb__RequestOp ops[2] = {ETCDSERVERPB__REQUEST_OP__INIT, ETCDSERVERPB__REQUEST_OP__INIT};
+	ops[0].request_case = ops[1].request_case = ETCDSERVERPB__REQUEST_OP__REQUEST_REQUEST_PUT;
+	ops[0].request_put = &first;
+	ops[1].request_put = &second;
+	Etcdserverpb__RequestOp *success[] = {&ops[0], &ops[1]};
+	Etcdserverpb__TxnRequest txn = ETCDSERVERPB__TXN_REQUEST__INIT;
+	txn.n_success = 2;
+	txn.success = success;
+	Etcdserverpb__InternalRaftRequest internal = ETCDSERVERPB__INTERNAL_RAFT_REQUEST__INIT;
+	internal.txn = &txn;
+	apply(state, index++, &internal, &result);
+	CHECK(result.grpc_code == GRPC_NOT_FOUND && strcmp(result.error, "etcdserver: requested lease not found") == 0,
+	      "txn with a missing lease: %d %s", result.grpc_code, result.error);
+	CHECK(count_of(state, "txn-first") == 0 && state_revision(state) == revision, "the failed txn wrote");
+
+	/* LeaseTimeToLive with keys, and LeaseLeases. */
+	Etcdserverpb__LeaseTimeToLiveRequest ttl_request = ETCDSERVERPB__LEASE_TIME_TO_LIVE_REQUEST__INIT;
+	ttl_request.id = 0x1234;
+	ttl_request.keys = true;
+	kv_lease_time_to_live(state, &ttl_request, &header, 42, &result);
+	CHECK(result.grpc_code == GRPC_OK && result.kind == KV_RESPONSE_LEASE_TIME_TO_LIVE, "ttl: %s", result.error);
+	Etcdserverpb__LeaseTimeToLiveResponse *ttl =
+	    etcdserverpb__lease_time_to_live_response__unpack(NULL, result.response_length, result.response);
+	CHECK(ttl && ttl->id == 0x1234 && ttl->ttl == 42 && ttl->grantedttl == 60 && ttl->n_keys == 2 &&
+	          ttl->keys[0].len == 6 && memcmp(ttl->keys[0].data, "leased", 6) == 0 && ttl->keys[1].len == 7 &&
+	          ttl->header->revision == revision,
+	      "ttl response");
+	etcdserverpb__lease_time_to_live_response__free_unpacked(ttl, NULL);
+	kv_result_free(&result);
+	ttl_request.keys = false;
+	kv_lease_time_to_live(state, &ttl_request, &header, 42, &result);
+	ttl = etcdserverpb__lease_time_to_live_response__unpack(NULL, result.response_length, result.response);
+	CHECK(ttl && ttl->n_keys == 0 && ttl->grantedttl == 60, "ttl without keys");
+	etcdserverpb__lease_time_to_live_response__free_unpacked(ttl, NULL);
+	kv_result_free(&result);
+
+	grant(state, index++, 0x20, 5, &result);
+	kv_result_free(&result);
+	kv_lease_leases(state, &header, &result);
+	CHECK(result.grpc_code == GRPC_OK && result.kind == KV_RESPONSE_LEASE_LEASES, "leases: %s", result.error);
+	Etcdserverpb__LeaseLeasesResponse *leases =
+	    etcdserverpb__lease_leases_response__unpack(NULL, result.response_length, result.response);
+	CHECK(leases && leases->n_leases == 2 && leases->leases[0]->id == 0x20 && leases->leases[1]->id == 0x1234 &&
+	          leases->header->cluster_id == header.cluster_id,
+	      "leases response");
+	etcdserverpb__lease_leases_response__free_unpacked(leases, NULL);
+	kv_result_free(&result);
+
+	/* Revoke: both keys go in one revision, the header carries it. */
+	revoke_lease(state, index++, 0x1234, &result);
+	CHECK(result.grpc_code == GRPC_OK && result.kind == KV_RESPONSE_LEASE_REVOKE, "revoke: %s", result.error);
+	Etcdserverpb__LeaseRevokeResponse *revoked =
+	    etcdserverpb__lease_revoke_response__unpack(NULL, result.response_length, result.response);
+	CHECK(revoked && revoked->header->revision == revision + 1 && state_revision(state) == revision + 1,
+	      "revoke response");
+	etcdserverpb__lease_revoke_response__free_unpacked(revoked, NULL);
+	kv_result_free(&result);
+	CHECK(count_of(state, "leased") == 0 && count_of(state, "leased2") == 0, "revoked keys remain");
+	revoke_lease(state, index++, 0x1234, &result);
+	CHECK(result.grpc_code == GRPC_NOT_FOUND && strcmp(result.error, "etcdserver: requested lease not found") == 0,
+	      "revoke twice: %d %s", result.grpc_code, result.error);
+
+	/* A lease that is gone: etcd answers TTL -1, not an error. */
+	ttl_request.keys = true;
+	kv_lease_time_to_live(state, &ttl_request, &header, 42, &result);
+	ttl = etcdserverpb__lease_time_to_live_response__unpack(NULL, result.response_length, result.response);
+	CHECK(result.grpc_code == GRPC_OK && ttl && ttl->id == 0x1234 && ttl->ttl == -1 && ttl->grantedttl == 0 &&
+	          ttl->n_keys == 0,
+	      "ttl of a revoked lease: %s", result.error);
+	etcdserverpb__lease_time_to_live_response__free_unpacked(ttl, NULL);
+	kv_result_free(&result);
+
+	/* etcd's TTL floor: (3 * election ticks / 2) heartbeats, rounded up to seconds. */
+	CHECK(kv_lease_min_ttl(100, 1000) == 2, "min ttl 100/1000: %lld", (long long)kv_lease_min_ttl(100, 1000));
+	CHECK(kv_lease_min_ttl(100, 500) == 1, "min ttl 100/500");
+	CHECK(kv_lease_min_ttl(500, 5000) == 8, "min ttl 500/5000");
+	CHECK(kv_lease_clamp_ttl(1, 2) == 2 && kv_lease_clamp_ttl(-5, 2) == 2 && kv_lease_clamp_ttl(60, 2) == 60,
+	      "clamp");
+}
+
 int main(void)
 {
 	char directory[] = "/tmp/quorumd-kv-apply-XXXXXX";
@@ -149,6 +327,8 @@ int main(void)
 	          strcmp(result.error, "etcdserver: mvcc: required revision has been compacted") == 0,
 	      "compacted: %s", result.error);
 	kv_result_free(&result);
+
+	test_leases(state, 6);
 
 	state_close(state);
 	char command[128];
