@@ -1,0 +1,388 @@
+/* control/grpc/grpc_http2.c: one HTTP/2 server session per connection (nghttp2), and the gRPC rules
+ * on top of it: a request is routed when its headers are complete, its length-prefixed messages are
+ * reassembled across DATA frames and handed to the service whole, and the service hears of the
+ * client's half-close or reset. Nothing here touches the socket: nghttp2 is fed with mem_recv and
+ * drained with mem_send by grpc_server.c. */
+#include "grpc_internal.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Large windows: etcd requests reach 2 MiB and snapshots stream for long; a 64 KiB window would
+ * make throughput a function of the round-trip time. Received data counts as consumed at once
+ * (nghttp2's automatic window updates), so the windows are a credit, not memory we reserve; what
+ * a call buffers is at most one partial message, bounded by max_message_bytes. */
+#define STREAM_WINDOW (2 * 1024 * 1024)
+#define CONNECTION_WINDOW (16 * 1024 * 1024)
+
+static struct grpc_call *stream_call(nghttp2_session *session, int32_t stream_id)
+{
+	return nghttp2_session_get_stream_user_data(session, stream_id);
+}
+
+static void service_close(struct grpc_call *call, bool cancelled)
+{
+	struct grpc_server *server = call->connection->server;
+	/* After a half-close the service still owns the call and must finish it. */
+	if (cancelled)
+		call->service_done = true;
+	if (call->method->on_close != NULL)
+		call->method->on_close(server->config.context, call, cancelled);
+}
+
+/* The client half-closed: a partial message or a missing unary request is the client's fault,
+ * otherwise the service learns it will get no more. */
+static void client_half_closed(struct grpc_call *call)
+{
+	call->half_closed_by_client = true;
+	if (call->service_done || call->method == NULL)
+		return;
+	if (call->prefix_have > 0) {
+		grpc_call_finish_internal(call, 200, 13, "grpc: client half-closed in the middle of a message");
+		return;
+	}
+	if (call->method->kind != GRPC_METHOD_BIDI_STREAM && call->messages_delivered == 0) {
+		grpc_call_finish_internal(call, 200, 13,
+			"grpc: cardinality violation: received no request message from stream");
+		return;
+	}
+	service_close(call, false);
+}
+
+/* grpc-go's words for a path no method has. */
+static void finish_unimplemented(struct grpc_call *call)
+{
+	struct grpc_server *server = call->connection->server;
+	const char *path = call->path != NULL ? call->path : "";
+	char message[512];
+	const char *service_start = path[0] == '/' ? path + 1 : path;
+	const char *slash = strrchr(service_start, '/');
+	if (path[0] != '/' || slash == NULL) {
+		snprintf(message, sizeof message, "malformed method name: \"%s\"", path);
+	} else {
+		size_t service_length = (size_t)(slash - path) + 1; /* "/service/" */
+		bool service_known = false;
+		for (size_t i = 0; i < server->config.method_count && !service_known; i++)
+			service_known = strncmp(server->config.methods[i].path, path, service_length) == 0;
+		if (service_known)
+			snprintf(message, sizeof message, "unknown method %s for service %.*s", slash + 1,
+				(int)(slash - service_start), service_start);
+		else
+			snprintf(message, sizeof message, "unknown service %.*s", (int)(slash - service_start),
+				service_start);
+	}
+	server->stats.calls_unimplemented++;
+	grpc_call_finish_internal(call, 200, 12, message);
+}
+
+static void route(struct grpc_call *call)
+{
+	struct grpc_server *server = call->connection->server;
+	if (call->http_method == NULL || strcmp(call->http_method, "POST") != 0) {
+		grpc_call_finish_internal(call, 405, 13, "gRPC requires method POST");
+		return;
+	}
+	const char *content_type = grpc_call_header(call, "content-type");
+	if (content_type == NULL || strncmp(content_type, "application/grpc", 16) != 0 ||
+		(content_type[16] != '\0' && content_type[16] != '+' && content_type[16] != ';')) {
+		char message[256];
+		snprintf(message, sizeof message, "invalid gRPC request content-type \"%s\"",
+			content_type != NULL ? content_type : "");
+		grpc_call_finish_internal(call, 415, 13, message);
+		return;
+	}
+	for (size_t i = 0; i < server->config.method_count; i++) {
+		if (call->path != NULL && strcmp(server->config.methods[i].path, call->path) == 0) {
+			call->method = &server->config.methods[i];
+			server->stats.calls_started++;
+			return;
+		}
+	}
+	finish_unimplemented(call);
+}
+
+static void deliver(struct grpc_call *call, const uint8_t *message, size_t length)
+{
+	if (call->service_done || call->method == NULL)
+		return;
+	if (call->method->kind != GRPC_METHOD_BIDI_STREAM && call->messages_delivered > 0) {
+		grpc_call_finish_internal(call, 200, 13,
+			"grpc: cardinality violation: expected <EOF> for non client-streaming RPCs, but received another message");
+		return;
+	}
+	call->messages_delivered++;
+	call->method->on_message(call->connection->server->config.context, call, message, length);
+}
+
+static void reset_reassembly(struct grpc_call *call)
+{
+	free(call->message);
+	call->message = NULL;
+	call->message_length = call->message_have = 0;
+	call->prefix_have = 0;
+}
+
+static int on_data_chunk_recv(nghttp2_session *session, uint8_t flags, int32_t stream_id, const uint8_t *data,
+	size_t length, void *user_data)
+{
+	(void)flags;
+	struct grpc_connection *connection = user_data;
+	struct grpc_call *call = stream_call(session, stream_id);
+	if (connection->closed || call == NULL)
+		return 0;
+	size_t max = connection->server->config.max_message_bytes;
+	while (length > 0 && !call->discarding && call->method != NULL) {
+		if (call->prefix_have < 5) {
+			size_t take = 5 - call->prefix_have < length ? 5 - call->prefix_have : length;
+			memcpy(call->prefix + call->prefix_have, data, take);
+			call->prefix_have += take;
+			data += take;
+			length -= take;
+			if (call->prefix_have < 5)
+				break;
+			size_t message_length = (size_t)call->prefix[1] << 24 | (size_t)call->prefix[2] << 16 |
+				(size_t)call->prefix[3] << 8 | (size_t)call->prefix[4];
+			if (call->prefix[0] & 1) {
+				/* We announce no grpc-encoding, so a conforming client never compresses. */
+				char message[256];
+				const char *encoding = grpc_call_header(call, "grpc-encoding");
+				snprintf(message, sizeof message, "grpc: Decompressor is not installed for grpc-encoding \"%s\"",
+					encoding != NULL ? encoding : "");
+				grpc_call_finish_internal(call, 200, 12, message);
+				break;
+			}
+			if (message_length > max) {
+				char message[256];
+				snprintf(message, sizeof message, "grpc: received message larger than max (%zu vs. %zu)",
+					message_length, max);
+				grpc_call_finish_internal(call, 200, 8, message);
+				break;
+			}
+			call->message_length = message_length;
+			call->message_have = 0;
+			if (message_length <= length) {
+				/* The whole message is in this chunk: no copy. */
+				call->prefix_have = 0;
+				const uint8_t *message = data;
+				data += message_length;
+				length -= message_length;
+				deliver(call, message, message_length);
+				continue;
+			}
+			call->message = malloc(message_length);
+			if (call->message == NULL) {
+				grpc_call_finish_internal(call, 200, 8, "grpc: out of memory for the request message");
+				break;
+			}
+			continue;
+		}
+		size_t take = call->message_length - call->message_have;
+		if (take > length)
+			take = length;
+		memcpy(call->message + call->message_have, data, take);
+		call->message_have += take;
+		data += take;
+		length -= take;
+		if (call->message_have == call->message_length) {
+			uint8_t *message = call->message;
+			size_t message_length = call->message_length;
+			call->message = NULL;
+			reset_reassembly(call);
+			deliver(call, message, message_length);
+			free(message);
+		}
+	}
+	if (call->discarding)
+		reset_reassembly(call);
+	return 0;
+}
+
+static int on_begin_headers(nghttp2_session *session, const nghttp2_frame *frame, void *user_data)
+{
+	struct grpc_connection *connection = user_data;
+	if (connection->closed || frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST)
+		return 0;
+	struct grpc_call *call = grpc_call_new(connection, frame->hd.stream_id);
+	if (call == NULL)
+		return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE; /* resets this stream only */
+	nghttp2_session_set_stream_user_data(session, frame->hd.stream_id, call);
+	return 0;
+}
+
+static int on_header(nghttp2_session *session, const nghttp2_frame *frame, const uint8_t *name, size_t name_length,
+	const uint8_t *value, size_t value_length, uint8_t flags, void *user_data)
+{
+	(void)flags;
+	struct grpc_connection *connection = user_data;
+	if (connection->closed || frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST)
+		return 0; /* request trailers carry nothing gRPC uses */
+	struct grpc_call *call = stream_call(session, frame->hd.stream_id);
+	if (call == NULL)
+		return 0;
+	call->header_bytes += name_length + value_length + 32;
+	if (call->header_bytes > GRPC_MAX_HEADER_BYTES)
+		return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+	if (name_length == 5 && memcmp(name, ":path", 5) == 0) {
+		free(call->path);
+		call->path = strndup((const char *)value, value_length);
+		return call->path != NULL ? 0 : NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+	}
+	if (name_length == 7 && memcmp(name, ":method", 7) == 0) {
+		free(call->http_method);
+		call->http_method = strndup((const char *)value, value_length);
+		return call->http_method != NULL ? 0 : NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+	}
+	if (name_length > 0 && name[0] == ':')
+		return 0;
+	struct grpc_header *header = calloc(1, sizeof *header);
+	if (header == NULL)
+		return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+	header->name = strndup((const char *)name, name_length);
+	header->value = strndup((const char *)value, value_length);
+	if (header->name == NULL || header->value == NULL) {
+		free(header->name);
+		free(header->value);
+		free(header);
+		return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+	}
+	header->next = call->headers;
+	call->headers = header;
+	return 0;
+}
+
+static int on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame, void *user_data)
+{
+	struct grpc_connection *connection = user_data;
+	if (connection->closed)
+		return 0;
+	if (frame->hd.type != NGHTTP2_HEADERS && frame->hd.type != NGHTTP2_DATA)
+		return 0;
+	struct grpc_call *call = stream_call(session, frame->hd.stream_id);
+	if (call == NULL)
+		return 0;
+	if (frame->hd.type == NGHTTP2_HEADERS && frame->headers.cat == NGHTTP2_HCAT_REQUEST)
+		route(call);
+	if (frame->hd.flags & NGHTTP2_FLAG_END_STREAM)
+		client_half_closed(call);
+	return 0;
+}
+
+static int on_frame_send(nghttp2_session *session, const nghttp2_frame *frame, void *user_data)
+{
+	struct grpc_connection *connection = user_data;
+	if (connection->closed)
+		return 0;
+	if (frame->hd.type == NGHTTP2_GOAWAY && frame->goaway.error_code != NGHTTP2_NO_ERROR) {
+		connection->bad_input = true;
+		return 0;
+	}
+	if (frame->hd.type != NGHTTP2_HEADERS || !(frame->hd.flags & NGHTTP2_FLAG_END_STREAM))
+		return 0;
+	struct grpc_call *call = stream_call(session, frame->hd.stream_id);
+	if (call == NULL)
+		return 0;
+	/* The trailers are written: the call is over, late answers must not find it. */
+	grpc_server_table_remove(connection->server, call);
+	/* The client is still sending (a bidi stream we ended, a request we refused): tell it to stop,
+	 * as grpc-go does, instead of reading the rest. */
+	if (nghttp2_session_get_stream_remote_close(session, frame->hd.stream_id) == 0)
+		nghttp2_submit_rst_stream(session, NGHTTP2_FLAG_NONE, frame->hd.stream_id, NGHTTP2_NO_ERROR);
+	return 0;
+}
+
+static int on_stream_close(nghttp2_session *session, int32_t stream_id, uint32_t error_code, void *user_data)
+{
+	(void)error_code;
+	struct grpc_connection *connection = user_data;
+	struct grpc_call *call = stream_call(session, stream_id);
+	if (connection->closed || call == NULL)
+		return 0;
+	nghttp2_session_set_stream_user_data(session, stream_id, NULL);
+	grpc_server_table_remove(connection->server, call);
+	/* Closed before the service finished: a reset (or our own refusal) cancelled the call. */
+	if (call->method != NULL && call->messages_delivered > 0 && !call->service_done)
+		service_close(call, true);
+	grpc_call_free(call);
+	return 0;
+}
+
+int grpc_http2_start(struct grpc_connection *connection, char *error, size_t length)
+{
+	nghttp2_session_callbacks *callbacks;
+	if (nghttp2_session_callbacks_new(&callbacks) != 0) {
+		snprintf(error, length, "out of memory");
+		return -1;
+	}
+	nghttp2_session_callbacks_set_on_begin_headers_callback(callbacks, on_begin_headers);
+	nghttp2_session_callbacks_set_on_header_callback(callbacks, on_header);
+	nghttp2_session_callbacks_set_on_frame_recv_callback(callbacks, on_frame_recv);
+	nghttp2_session_callbacks_set_on_frame_send_callback(callbacks, on_frame_send);
+	nghttp2_session_callbacks_set_on_data_chunk_recv_callback(callbacks, on_data_chunk_recv);
+	nghttp2_session_callbacks_set_on_stream_close_callback(callbacks, on_stream_close);
+	int result = nghttp2_session_server_new(&connection->session, callbacks, connection);
+	nghttp2_session_callbacks_del(callbacks);
+	if (result != 0) {
+		connection->session = NULL;
+		snprintf(error, length, "nghttp2_session_server_new: %s", nghttp2_strerror(result));
+		return -1;
+	}
+	const nghttp2_settings_entry settings[] = {
+		{ NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, connection->server->config.max_concurrent_streams },
+		{ NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, STREAM_WINDOW },
+		{ NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, GRPC_MAX_HEADER_BYTES },
+	};
+	result = nghttp2_submit_settings(connection->session, NGHTTP2_FLAG_NONE, settings,
+		sizeof settings / sizeof settings[0]);
+	if (result == 0)
+		result = nghttp2_session_set_local_window_size(connection->session, NGHTTP2_FLAG_NONE, 0,
+			CONNECTION_WINDOW);
+	if (result != 0) {
+		snprintf(error, length, "nghttp2 settings: %s", nghttp2_strerror(result));
+		nghttp2_session_del(connection->session);
+		connection->session = NULL;
+		return -1;
+	}
+	return 0;
+}
+
+int grpc_http2_receive(struct grpc_connection *connection, const uint8_t *bytes, size_t length)
+{
+	ssize_t used = nghttp2_session_mem_recv(connection->session, bytes, length);
+	return used < 0 ? -1 : 0;
+}
+
+int grpc_http2_fill_output(struct grpc_connection *connection)
+{
+	while (grpc_buffer_length(&connection->output) < GRPC_OUTPUT_HIGH_WATER) {
+		const uint8_t *bytes;
+		ssize_t length = nghttp2_session_mem_send(connection->session, &bytes);
+		if (length < 0)
+			return -1;
+		if (length == 0)
+			break;
+		if (grpc_buffer_append(&connection->output, bytes, (size_t)length) != 0)
+			return -1;
+	}
+	return 0;
+}
+
+bool grpc_http2_finished(const struct grpc_connection *connection)
+{
+	return !nghttp2_session_want_read(connection->session) && !nghttp2_session_want_write(connection->session);
+}
+
+void grpc_http2_teardown(struct grpc_connection *connection)
+{
+	struct grpc_server *server = connection->server;
+	while (connection->calls != NULL) {
+		struct grpc_call *call = connection->calls;
+		grpc_server_table_remove(server, call);
+		if (call->method != NULL && call->messages_delivered > 0 && !call->service_done)
+			service_close(call, true);
+		grpc_call_free(call);
+	}
+	/* nghttp2_session_del calls no callbacks, and every stream's user data is freed above. */
+	nghttp2_session_del(connection->session);
+	connection->session = NULL;
+}

@@ -1,0 +1,171 @@
+/* control/grpc/grpc_internal.h: what the files of the gRPC server share (never included outside
+ * control/grpc/). grpc_server.c owns sockets, epoll, connections and the call table; grpc_http2.c
+ * speaks HTTP/2 and gRPC framing through nghttp2; grpc_call.c is the service-facing call API;
+ * grpc_http1.c answers plain HTTP/1.1 GETs. */
+#ifndef QUORUMD_CONTROL_GRPC_INTERNAL_H
+#define QUORUMD_CONTROL_GRPC_INTERNAL_H
+
+#include <nghttp2/nghttp2.h>
+
+#include "grpc_server.h"
+
+/* Above this many bytes waiting for the socket, a connection stops pulling frames out of nghttp2
+ * and stops reading requests: a client that does not read cannot make us buffer more. */
+#define GRPC_OUTPUT_HIGH_WATER (256 * 1024)
+/* The largest HTTP/1.1 request head (request line and headers). */
+#define GRPC_HTTP1_MAX_REQUEST (8 * 1024)
+/* Request headers (metadata) kept per call; a larger header block resets the stream. */
+#define GRPC_MAX_HEADER_BYTES (64 * 1024)
+/* A connection that has not shown whether it speaks HTTP/2 or HTTP/1.1, or an HTTP/1.1 connection
+ * in the middle of a request head, is closed after this long (slow clients must not hold slots). */
+#define GRPC_IDLE_HANDSHAKE_MS 10000
+
+/* Growable byte buffer with a read position: response messages of a call, a connection's output. */
+struct grpc_buffer {
+	uint8_t *data;
+	size_t start;  /* first unread byte */
+	size_t end;    /* one past the last byte */
+	size_t capacity;
+};
+
+int grpc_buffer_append(struct grpc_buffer *buffer, const void *bytes, size_t length);
+static inline size_t grpc_buffer_length(const struct grpc_buffer *buffer)
+{
+	return buffer->end - buffer->start;
+}
+void grpc_buffer_consume(struct grpc_buffer *buffer, size_t length);
+void grpc_buffer_free(struct grpc_buffer *buffer);
+
+/* epoll's data.ptr points at one of these, first member of a listener or a connection. */
+enum grpc_poll_kind { GRPC_POLL_LISTENER, GRPC_POLL_CONNECTION };
+
+struct grpc_listener {
+	enum grpc_poll_kind kind;
+	int fd;
+};
+
+enum grpc_connection_mode {
+	GRPC_MODE_DETECTING, /* the first bytes decide between HTTP/2 and HTTP/1.1 */
+	GRPC_MODE_HTTP2,
+	GRPC_MODE_HTTP1,
+};
+
+struct grpc_header {
+	struct grpc_header *next;
+	char *name;
+	char *value;
+};
+
+struct grpc_connection;
+
+struct grpc_call {
+	uint64_t id;
+	struct grpc_connection *connection;
+	int32_t stream_id;
+	const struct grpc_method *method; /* NULL: the call is answered by the server itself */
+	struct grpc_call *table_next;     /* in the server's id table while findable */
+	struct grpc_call *connection_previous, *connection_next;
+	bool in_table;
+	void *user;
+
+	char *path;
+	char *http_method;
+	char *content_type;
+	char *grpc_encoding;
+	struct grpc_header *headers;
+	size_t header_bytes;
+
+	/* Request reassembly: the 5-byte prefix, then the message body. */
+	uint8_t prefix[5];
+	size_t prefix_have;
+	uint8_t *message;
+	size_t message_length;
+	size_t message_have;
+	bool discarding;          /* finished or failed: later request bytes are dropped */
+	uint64_t messages_delivered;
+
+	/* Response. */
+	struct grpc_buffer output; /* length-prefixed messages not yet taken by nghttp2 */
+	bool headers_submitted;
+	bool data_deferred;       /* the data provider said DEFERRED; resume when more comes */
+	bool finished;            /* grpc_call_finish was called (by the service or the server) */
+	bool service_done;        /* no more callbacks to the service */
+	bool half_closed_by_client;
+	int grpc_status;
+	char *grpc_message;       /* percent-encoded */
+};
+
+struct grpc_connection {
+	enum grpc_poll_kind kind;
+	int fd;
+	struct grpc_server *server;
+	struct grpc_connection *previous, *next;     /* the server's open connections */
+	struct grpc_connection *dirty_next;          /* on the server's list to flush */
+	struct grpc_connection *dead_next;           /* closed, freed at the end of processing */
+	bool dirty;
+	bool closed;
+	bool close_after_write;  /* HTTP/1.1 Connection: close, or a 400 */
+	bool bad_input;          /* counted once in connections_closed_bad_input */
+	enum grpc_connection_mode mode;
+	uint32_t epoll_events;   /* what epoll watches now */
+	uint64_t opened_ms;
+
+	struct grpc_buffer input;   /* detection bytes, then an HTTP/1.1 request head */
+	struct grpc_buffer output;  /* bytes for the socket */
+
+	nghttp2_session *session;
+	struct grpc_call *calls;    /* every call of this connection */
+};
+
+struct grpc_server {
+	struct grpc_server_config config;
+	int epoll_fd;
+	struct grpc_listener *listeners;
+	size_t listener_count;
+	int port;
+
+	struct grpc_connection *connections;
+	size_t connection_count;
+	struct grpc_connection *dirty;
+	struct grpc_connection *dead;
+	bool processing;
+
+	struct grpc_call **call_table;
+	size_t call_table_size; /* a power of two */
+	size_t call_count;
+	uint64_t next_call_id;
+	uint64_t last_idle_check_ms;
+
+	struct grpc_server_stats stats;
+};
+
+uint64_t grpc_now_ms(void);
+
+/* grpc_server.c */
+void grpc_connection_mark_dirty(struct grpc_connection *connection);
+void grpc_connection_close(struct grpc_connection *connection, bool bad_input);
+void grpc_server_table_insert(struct grpc_server *server, struct grpc_call *call);
+void grpc_server_table_remove(struct grpc_server *server, struct grpc_call *call);
+
+/* grpc_http2.c */
+int grpc_http2_start(struct grpc_connection *connection, char *error, size_t length);
+/* Feeds received bytes to nghttp2; -1 when the connection must close. */
+int grpc_http2_receive(struct grpc_connection *connection, const uint8_t *bytes, size_t length);
+/* Moves frames from nghttp2 to connection->output up to the high-water mark; -1 on a fatal error. */
+int grpc_http2_fill_output(struct grpc_connection *connection);
+bool grpc_http2_finished(const struct grpc_connection *connection);
+/* Ends every call (on_close(cancelled = true) where the service still owned it) and the session. */
+void grpc_http2_teardown(struct grpc_connection *connection);
+
+/* grpc_call.c */
+struct grpc_call *grpc_call_new(struct grpc_connection *connection, int32_t stream_id);
+void grpc_call_free(struct grpc_call *call);
+/* Finishes a call the service never saw or that broke the protocol (status, optional :status). */
+void grpc_call_finish_internal(struct grpc_call *call, int http_status, int grpc_status, const char *message);
+void grpc_percent_encode(const char *text, char *out, size_t out_size);
+
+/* grpc_http1.c */
+/* Parses and answers complete requests in connection->input; -1 when the connection must close. */
+int grpc_http1_process(struct grpc_connection *connection);
+
+#endif

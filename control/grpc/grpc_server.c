@@ -1,0 +1,644 @@
+/* control/grpc/grpc_server.c: listeners, the server's epoll fd, connections (accept, read, write,
+ * close) and the table that finds calls by id. The protocols live in grpc_http2.c and grpc_http1.c;
+ * this file only moves bytes and decides, from a connection's first bytes, which of them it speaks.
+ *
+ * epoll is level-triggered: a connection is watched for input unless its output is above the
+ * high-water mark, and for output while bytes wait for the socket. A call answered from outside
+ * grpc_server_process (after a round through Raft) marks its connection dirty and watches for output,
+ * so the server's fd becomes readable and the next grpc_server_process writes the answer. */
+#include "grpc_internal.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+static const char http2_preface[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+#define HTTP2_PREFACE_LENGTH (sizeof http2_preface - 1)
+
+uint64_t grpc_now_ms(void)
+{
+	struct timespec now;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (uint64_t)now.tv_sec * 1000 + (uint64_t)now.tv_nsec / 1000000;
+}
+
+/* ---- buffers ---- */
+
+int grpc_buffer_append(struct grpc_buffer *buffer, const void *bytes, size_t length)
+{
+	if (length == 0)
+		return 0;
+	if (buffer->capacity - buffer->end < length) {
+		size_t used = buffer->end - buffer->start;
+		/* Slide the unread bytes to the front before growing: output buffers are drained from the
+		 * front all the time and would otherwise creep forward forever. */
+		if (buffer->start > 0 && buffer->capacity - used >= length && buffer->start >= used) {
+			memmove(buffer->data, buffer->data + buffer->start, used);
+		} else {
+			size_t capacity = buffer->capacity ? buffer->capacity : 4096;
+			while (capacity - used < length)
+				capacity *= 2;
+			uint8_t *data = malloc(capacity);
+			if (data == NULL)
+				return -1;
+			if (used > 0)
+				memcpy(data, buffer->data + buffer->start, used);
+			free(buffer->data);
+			buffer->data = data;
+			buffer->capacity = capacity;
+		}
+		buffer->start = 0;
+		buffer->end = used;
+	}
+	memcpy(buffer->data + buffer->end, bytes, length);
+	buffer->end += length;
+	return 0;
+}
+
+void grpc_buffer_consume(struct grpc_buffer *buffer, size_t length)
+{
+	buffer->start += length;
+	if (buffer->start == buffer->end)
+		buffer->start = buffer->end = 0;
+}
+
+void grpc_buffer_free(struct grpc_buffer *buffer)
+{
+	free(buffer->data);
+	memset(buffer, 0, sizeof *buffer);
+}
+
+/* ---- the call table ---- */
+
+static size_t table_slot(const struct grpc_server *server, uint64_t id)
+{
+	return (size_t)((id * 0x9E3779B97F4A7C15ull) >> 32) & (server->call_table_size - 1);
+}
+
+void grpc_server_table_insert(struct grpc_server *server, struct grpc_call *call)
+{
+	if (server->call_count >= server->call_table_size) {
+		size_t size = server->call_table_size * 2;
+		struct grpc_call **table = calloc(size, sizeof *table);
+		if (table != NULL) {
+			struct grpc_call **old = server->call_table;
+			size_t old_size = server->call_table_size;
+			server->call_table = table;
+			server->call_table_size = size;
+			for (size_t i = 0; i < old_size; i++) {
+				struct grpc_call *entry = old[i];
+				while (entry != NULL) {
+					struct grpc_call *next = entry->table_next;
+					size_t slot = table_slot(server, entry->id);
+					entry->table_next = table[slot];
+					table[slot] = entry;
+					entry = next;
+				}
+			}
+			free(old);
+		}
+		/* On allocation failure the chains just grow longer. */
+	}
+	size_t slot = table_slot(server, call->id);
+	call->table_next = server->call_table[slot];
+	server->call_table[slot] = call;
+	call->in_table = true;
+	server->call_count++;
+}
+
+void grpc_server_table_remove(struct grpc_server *server, struct grpc_call *call)
+{
+	if (!call->in_table)
+		return;
+	struct grpc_call **link = &server->call_table[table_slot(server, call->id)];
+	while (*link != NULL && *link != call)
+		link = &(*link)->table_next;
+	if (*link == call)
+		*link = call->table_next;
+	call->table_next = NULL;
+	call->in_table = false;
+	server->call_count--;
+}
+
+struct grpc_call *grpc_server_find_call(struct grpc_server *server, uint64_t call_id)
+{
+	if (server == NULL || call_id == 0)
+		return NULL;
+	struct grpc_call *call = server->call_table[table_slot(server, call_id)];
+	while (call != NULL && call->id != call_id)
+		call = call->table_next;
+	return call;
+}
+
+/* ---- listeners ---- */
+
+/* "http://IP:PORT", "http://localhost:PORT", "http://[IPv6]:PORT", an optional trailing '/'. */
+static int parse_listen_url(const char *url, struct sockaddr_storage *address, socklen_t *address_length,
+	char *error, size_t length)
+{
+	if (strncmp(url, "https://", 8) == 0 || strncmp(url, "unixs://", 8) == 0) {
+		snprintf(error, length, "TLS client URLs are not served yet (%s)", url);
+		return -1;
+	}
+	if (strncmp(url, "http://", 7) != 0) {
+		snprintf(error, length, "bad listen URL %s: the scheme must be http://", url);
+		return -1;
+	}
+	const char *host = url + 7;
+	const char *host_end;
+	const char *colon;
+	char host_text[64];
+	bool ipv6 = false;
+	if (*host == '[') {
+		host++;
+		host_end = strchr(host, ']');
+		if (host_end == NULL || host_end[1] != ':') {
+			snprintf(error, length, "bad listen URL %s: expected [IPv6]:port", url);
+			return -1;
+		}
+		colon = host_end + 1;
+		ipv6 = true;
+	} else {
+		colon = strrchr(host, ':');
+		if (colon == NULL) {
+			snprintf(error, length, "bad listen URL %s: missing port", url);
+			return -1;
+		}
+		host_end = colon;
+	}
+	size_t host_length = (size_t)(host_end - host);
+	if (host_length == 0 || host_length >= sizeof host_text) {
+		snprintf(error, length, "bad listen URL %s: bad host", url);
+		return -1;
+	}
+	memcpy(host_text, host, host_length);
+	host_text[host_length] = '\0';
+
+	char *port_end;
+	errno = 0;
+	long port = strtol(colon + 1, &port_end, 10);
+	if (port_end == colon + 1 || errno != 0 || port < 0 || port > 65535 ||
+		!(*port_end == '\0' || (port_end[0] == '/' && port_end[1] == '\0'))) {
+		snprintf(error, length, "bad listen URL %s: bad port", url);
+		return -1;
+	}
+
+	memset(address, 0, sizeof *address);
+	if (!ipv6 && strcmp(host_text, "localhost") == 0)
+		strcpy(host_text, "127.0.0.1");
+	if (ipv6) {
+		struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)address;
+		in6->sin6_family = AF_INET6;
+		in6->sin6_port = htons((uint16_t)port);
+		if (inet_pton(AF_INET6, host_text, &in6->sin6_addr) != 1) {
+			snprintf(error, length, "bad listen URL %s: %s is not an IPv6 address", url, host_text);
+			return -1;
+		}
+		*address_length = sizeof *in6;
+	} else {
+		struct sockaddr_in *in4 = (struct sockaddr_in *)address;
+		in4->sin_family = AF_INET;
+		in4->sin_port = htons((uint16_t)port);
+		if (inet_pton(AF_INET, host_text, &in4->sin_addr) != 1) {
+			snprintf(error, length, "bad listen URL %s: the host must be an IP address or localhost", url);
+			return -1;
+		}
+		*address_length = sizeof *in4;
+	}
+	return 0;
+}
+
+static int open_listener(struct grpc_server *server, const char *url, char *error, size_t length)
+{
+	struct sockaddr_storage address;
+	socklen_t address_length;
+	if (parse_listen_url(url, &address, &address_length, error, length) != 0)
+		return -1;
+	int fd = socket(address.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		snprintf(error, length, "listen %s: socket: %s", url, strerror(errno));
+		return -1;
+	}
+	int one = 1;
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+	if (server->config.reuse_port && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0) {
+		snprintf(error, length, "listen %s: SO_REUSEPORT: %s", url, strerror(errno));
+		close(fd);
+		return -1;
+	}
+	/* [::]:P and 0.0.0.0:P must be able to listen side by side. */
+	if (address.ss_family == AF_INET6)
+		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+	if (bind(fd, (struct sockaddr *)&address, address_length) != 0) {
+		snprintf(error, length, "listen %s: bind: %s", url, strerror(errno));
+		close(fd);
+		return -1;
+	}
+	if (listen(fd, SOMAXCONN) != 0) {
+		snprintf(error, length, "listen %s: listen: %s", url, strerror(errno));
+		close(fd);
+		return -1;
+	}
+	struct grpc_listener *listener = &server->listeners[server->listener_count];
+	listener->kind = GRPC_POLL_LISTENER;
+	listener->fd = fd;
+	struct epoll_event event = { .events = EPOLLIN, .data.ptr = listener };
+	if (epoll_ctl(server->epoll_fd, EPOLL_CTL_ADD, fd, &event) != 0) {
+		snprintf(error, length, "listen %s: epoll_ctl: %s", url, strerror(errno));
+		close(fd);
+		return -1;
+	}
+	server->listener_count++;
+	if (server->listener_count == 1) {
+		struct sockaddr_storage bound;
+		socklen_t bound_length = sizeof bound;
+		if (getsockname(fd, (struct sockaddr *)&bound, &bound_length) == 0)
+			server->port = ntohs(bound.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&bound)->sin6_port
+									 : ((struct sockaddr_in *)&bound)->sin_port);
+	}
+	return 0;
+}
+
+struct grpc_server *grpc_server_open(const struct grpc_server_config *config, char *error, size_t length)
+{
+	if (config->listen_url_count == 0) {
+		snprintf(error, length, "no listen URL");
+		return NULL;
+	}
+	struct grpc_server *server = calloc(1, sizeof *server);
+	if (server == NULL) {
+		snprintf(error, length, "out of memory");
+		return NULL;
+	}
+	server->config = *config;
+	/* The URLs are only needed here; the caller may free them afterwards. */
+	server->config.listen_urls = NULL;
+	server->config.listen_url_count = 0;
+	if (server->config.max_concurrent_streams == 0)
+		server->config.max_concurrent_streams = 1000;
+	if (server->config.max_connections == 0)
+		server->config.max_connections = 10000;
+	if (server->config.max_message_bytes == 0)
+		server->config.max_message_bytes = 4 * 1024 * 1024;
+	server->next_call_id = 1;
+	server->call_table_size = 256;
+	server->call_table = calloc(server->call_table_size, sizeof *server->call_table);
+	server->listeners = calloc(config->listen_url_count, sizeof *server->listeners);
+	server->epoll_fd = epoll_create1(EPOLL_CLOEXEC);
+	if (server->call_table == NULL || server->listeners == NULL || server->epoll_fd < 0) {
+		snprintf(error, length, "grpc server: %s", server->epoll_fd < 0 ? strerror(errno) : "out of memory");
+		grpc_server_close(server);
+		return NULL;
+	}
+	for (size_t i = 0; i < config->listen_url_count; i++) {
+		if (open_listener(server, config->listen_urls[i], error, length) != 0) {
+			grpc_server_close(server);
+			return NULL;
+		}
+	}
+	server->last_idle_check_ms = grpc_now_ms();
+	return server;
+}
+
+int grpc_server_fd(const struct grpc_server *server)
+{
+	return server->epoll_fd;
+}
+
+int grpc_server_port(const struct grpc_server *server)
+{
+	return server->port;
+}
+
+void grpc_server_get_stats(const struct grpc_server *server, struct grpc_server_stats *stats)
+{
+	*stats = server->stats;
+	stats->connections_open = server->connection_count;
+}
+
+/* ---- connections ---- */
+
+static void connection_set_events(struct grpc_connection *connection)
+{
+	if (connection->closed)
+		return;
+	uint32_t events = 0;
+	bool output_waiting = grpc_buffer_length(&connection->output) > 0;
+	if (grpc_buffer_length(&connection->output) < GRPC_OUTPUT_HIGH_WATER && !connection->close_after_write)
+		events |= EPOLLIN;
+	if (output_waiting || connection->dirty)
+		events |= EPOLLOUT;
+	if (events == connection->epoll_events)
+		return;
+	struct epoll_event event = { .events = events, .data.ptr = connection };
+	if (epoll_ctl(connection->server->epoll_fd, EPOLL_CTL_MOD, connection->fd, &event) == 0)
+		connection->epoll_events = events;
+}
+
+void grpc_connection_mark_dirty(struct grpc_connection *connection)
+{
+	if (connection->closed || connection->dirty)
+		return;
+	connection->dirty = true;
+	connection->dirty_next = connection->server->dirty;
+	connection->server->dirty = connection;
+	/* Outside grpc_server_process nobody would look at the list: watching for output makes the
+	 * server's fd readable, so the caller's loop comes back and the answer goes out. */
+	if (!connection->server->processing)
+		connection_set_events(connection);
+}
+
+void grpc_connection_close(struct grpc_connection *connection, bool bad_input)
+{
+	if (connection->closed)
+		return;
+	struct grpc_server *server = connection->server;
+	connection->closed = true;
+	if (bad_input || connection->bad_input)
+		server->stats.connections_closed_bad_input++;
+	epoll_ctl(server->epoll_fd, EPOLL_CTL_DEL, connection->fd, NULL);
+	close(connection->fd);
+	connection->fd = -1;
+	if (connection->session != NULL)
+		grpc_http2_teardown(connection);
+	grpc_buffer_free(&connection->input);
+	grpc_buffer_free(&connection->output);
+	if (connection->previous != NULL)
+		connection->previous->next = connection->next;
+	else
+		server->connections = connection->next;
+	if (connection->next != NULL)
+		connection->next->previous = connection->previous;
+	server->connection_count--;
+	/* Freed later: the dirty list or the caller's stack may still point at it. */
+	connection->dead_next = server->dead;
+	server->dead = connection;
+}
+
+/* Writes connection->output, refilling it from nghttp2; -1 when the connection is gone. */
+static int connection_flush(struct grpc_connection *connection)
+{
+	for (;;) {
+		if (connection->mode == GRPC_MODE_HTTP2 && grpc_http2_fill_output(connection) != 0) {
+			grpc_connection_close(connection, true);
+			return -1;
+		}
+		size_t waiting = grpc_buffer_length(&connection->output);
+		if (waiting == 0)
+			break;
+		ssize_t written = send(connection->fd, connection->output.data + connection->output.start, waiting,
+			MSG_NOSIGNAL);
+		if (written < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno == EAGAIN || errno == EWOULDBLOCK)
+				break;
+			grpc_connection_close(connection, false);
+			return -1;
+		}
+		grpc_buffer_consume(&connection->output, (size_t)written);
+	}
+	if (grpc_buffer_length(&connection->output) == 0) {
+		if (connection->close_after_write ||
+			(connection->mode == GRPC_MODE_HTTP2 && grpc_http2_finished(connection))) {
+			grpc_connection_close(connection, false);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* Feeds received bytes to the connection's protocol, deciding it first; -1 when closed. */
+static int connection_receive(struct grpc_connection *connection, const uint8_t *bytes, size_t length)
+{
+	if (connection->mode == GRPC_MODE_DETECTING) {
+		size_t have = grpc_buffer_length(&connection->input);
+		size_t take = HTTP2_PREFACE_LENGTH - have < length ? HTTP2_PREFACE_LENGTH - have : length;
+		if (grpc_buffer_append(&connection->input, bytes, take) != 0) {
+			grpc_connection_close(connection, false);
+			return -1;
+		}
+		bytes += take;
+		length -= take;
+		have += take;
+		const char *seen = (const char *)connection->input.data + connection->input.start;
+		if (memcmp(seen, http2_preface, have) == 0) {
+			if (have < HTTP2_PREFACE_LENGTH)
+				return 0;
+			char error[128];
+			if (grpc_http2_start(connection, error, sizeof error) != 0) {
+				grpc_connection_close(connection, false);
+				return -1;
+			}
+			connection->mode = GRPC_MODE_HTTP2;
+			int result = grpc_http2_receive(connection, (const uint8_t *)seen, have);
+			grpc_buffer_free(&connection->input);
+			if (result != 0) {
+				grpc_connection_close(connection, true);
+				return -1;
+			}
+		} else {
+			bool get = have >= 4 ? memcmp(seen, "GET ", 4) == 0 : memcmp(seen, "GET ", have) == 0;
+			bool head = have >= 5 ? memcmp(seen, "HEAD ", 5) == 0 : memcmp(seen, "HEAD ", have) == 0;
+			if (!get && !head) {
+				grpc_connection_close(connection, true);
+				return -1;
+			}
+			if (have < 5 && length == 0)
+				return 0;
+			connection->mode = GRPC_MODE_HTTP1;
+		}
+	}
+	if (length == 0 && connection->mode != GRPC_MODE_HTTP1)
+		return 0;
+	if (connection->mode == GRPC_MODE_HTTP2) {
+		if (grpc_http2_receive(connection, bytes, length) != 0) {
+			grpc_connection_close(connection, true);
+			return -1;
+		}
+		return 0;
+	}
+	if (grpc_buffer_append(&connection->input, bytes, length) != 0) {
+		grpc_connection_close(connection, false);
+		return -1;
+	}
+	if (grpc_http1_process(connection) != 0) {
+		grpc_connection_close(connection, true);
+		return -1;
+	}
+	return 0;
+}
+
+static void connection_handle(struct grpc_connection *connection, uint32_t events)
+{
+	/* A budget per wake-up keeps one busy client from starving the others (epoll is
+	 * level-triggered: what is left is read next time). */
+	size_t budget = 1024 * 1024;
+	if (events & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
+		uint8_t bytes[65536];
+		while (budget > 0 && !connection->closed &&
+			grpc_buffer_length(&connection->output) < GRPC_OUTPUT_HIGH_WATER && !connection->close_after_write) {
+			ssize_t got = recv(connection->fd, bytes, sizeof bytes, 0);
+			if (got < 0) {
+				if (errno == EINTR)
+					continue;
+				if (errno == EAGAIN || errno == EWOULDBLOCK)
+					break;
+				grpc_connection_close(connection, false);
+				return;
+			}
+			if (got == 0) {
+				/* The client is gone (or half-closed: gRPC clients never do that mid-call). */
+				grpc_connection_close(connection, connection->mode == GRPC_MODE_DETECTING &&
+					grpc_buffer_length(&connection->input) > 0);
+				return;
+			}
+			budget -= (size_t)got < budget ? (size_t)got : budget;
+			if (connection_receive(connection, bytes, (size_t)got) != 0)
+				return;
+			/* Answers go out as soon as they exist; the output bound is checked with them. */
+			if (connection_flush(connection) != 0)
+				return;
+		}
+	}
+	if (connection_flush(connection) != 0)
+		return;
+	if (connection->mode == GRPC_MODE_HTTP1 && grpc_buffer_length(&connection->output) == 0 &&
+		grpc_buffer_length(&connection->input) > 0) {
+		/* Pipelined requests left while the output was full. */
+		if (grpc_http1_process(connection) != 0) {
+			grpc_connection_close(connection, true);
+			return;
+		}
+		if (connection_flush(connection) != 0)
+			return;
+	}
+	connection_set_events(connection);
+}
+
+static void accept_connections(struct grpc_server *server, struct grpc_listener *listener)
+{
+	for (int accepted = 0; accepted < 64; accepted++) {
+		int fd = accept4(listener->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd < 0)
+			return; /* EAGAIN, or a connection that died in the queue */
+		server->stats.connections_accepted++;
+		if (server->connection_count >= server->config.max_connections) {
+			close(fd);
+			continue;
+		}
+		struct grpc_connection *connection = calloc(1, sizeof *connection);
+		if (connection == NULL) {
+			close(fd);
+			continue;
+		}
+		int one = 1;
+		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+		connection->kind = GRPC_POLL_CONNECTION;
+		connection->fd = fd;
+		connection->server = server;
+		connection->mode = GRPC_MODE_DETECTING;
+		connection->opened_ms = grpc_now_ms();
+		connection->epoll_events = EPOLLIN;
+		struct epoll_event event = { .events = EPOLLIN, .data.ptr = connection };
+		if (epoll_ctl(server->epoll_fd, EPOLL_CTL_ADD, fd, &event) != 0) {
+			close(fd);
+			free(connection);
+			continue;
+		}
+		connection->next = server->connections;
+		if (server->connections != NULL)
+			server->connections->previous = connection;
+		server->connections = connection;
+		server->connection_count++;
+	}
+}
+
+/* Connections that never said which protocol they speak, or sit in the middle of an HTTP/1.1
+ * request head, would hold a slot forever. */
+static void close_stalled_connections(struct grpc_server *server, uint64_t now)
+{
+	struct grpc_connection *connection = server->connections;
+	while (connection != NULL) {
+		struct grpc_connection *next = connection->next;
+		bool stalled = connection->mode == GRPC_MODE_DETECTING ||
+			(connection->mode == GRPC_MODE_HTTP1 && grpc_buffer_length(&connection->input) > 0);
+		if (stalled && now - connection->opened_ms > GRPC_IDLE_HANDSHAKE_MS)
+			grpc_connection_close(connection, false);
+		connection = next;
+	}
+}
+
+static void free_dead_connections(struct grpc_server *server)
+{
+	while (server->dead != NULL) {
+		struct grpc_connection *connection = server->dead;
+		server->dead = connection->dead_next;
+		free(connection);
+	}
+}
+
+static void flush_dirty_connections(struct grpc_server *server)
+{
+	while (server->dirty != NULL) {
+		struct grpc_connection *connection = server->dirty;
+		server->dirty = connection->dirty_next;
+		connection->dirty_next = NULL;
+		connection->dirty = false;
+		if (connection->closed)
+			continue;
+		if (connection_flush(connection) == 0)
+			connection_set_events(connection);
+	}
+}
+
+void grpc_server_process(struct grpc_server *server)
+{
+	server->processing = true;
+	struct epoll_event events[64];
+	int count = epoll_wait(server->epoll_fd, events, 64, 0);
+	for (int i = 0; i < count; i++) {
+		enum grpc_poll_kind *kind = events[i].data.ptr;
+		if (*kind == GRPC_POLL_LISTENER) {
+			accept_connections(server, (struct grpc_listener *)kind);
+		} else {
+			struct grpc_connection *connection = (struct grpc_connection *)kind;
+			if (!connection->closed)
+				connection_handle(connection, events[i].events);
+		}
+	}
+	/* Answers a callback gave to other connections' calls (a put waking a watcher). */
+	flush_dirty_connections(server);
+	uint64_t now = grpc_now_ms();
+	if (now - server->last_idle_check_ms >= 1000) {
+		server->last_idle_check_ms = now;
+		close_stalled_connections(server, now);
+	}
+	free_dead_connections(server);
+	server->processing = false;
+}
+
+void grpc_server_close(struct grpc_server *server)
+{
+	if (server == NULL)
+		return;
+	server->processing = true;
+	while (server->connections != NULL)
+		grpc_connection_close(server->connections, false);
+	free_dead_connections(server);
+	for (size_t i = 0; i < server->listener_count; i++)
+		close(server->listeners[i].fd);
+	free(server->listeners);
+	if (server->epoll_fd >= 0)
+		close(server->epoll_fd);
+	free(server->call_table);
+	free(server);
+}
