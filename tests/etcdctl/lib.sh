@@ -393,3 +393,28 @@ expect_rpc_error() {
 
 # mask_term JSON: etcdctl's JSON or fields output with the raft term (which elections decide) replaced by T.
 mask_term() { sed -e 's/"raft_term":[0-9]*/"raft_term":T/g' -e 's/^"RaftTerm" : [0-9]*$/"RaftTerm" : T/' <<<"$1"; }
+
+# ctl_bg FILE ARGS...: runs etcdctl ARGS in the background (e.g. a watch), stdout to TMP/FILE, stderr to
+# TMP/FILE.err; sets BG_PID. Cleanup kills it.
+ctl_bg() {
+	local file=$1
+	shift
+	"$ETCDCTL" "$@" </dev/null >"$TMP/$file" 2>"$TMP/$file.err" &
+	BG_PID=$!
+	STARTED_PIDS+=("$!")
+}
+
+# file_is FILE EXPECTED: TMP/FILE holds exactly EXPECTED (both without their final newlines).
+file_is() { [ "$(cat "$TMP/$1")" = "$(printf '%s' "$2")" ]; }
+
+# wait_output FILE TIMEOUT EXPECTED: waits until TMP/FILE holds EXPECTED; fails showing the difference.
+wait_output() {
+	local file=$1 t=$2 expected=$3 deadline=$(($SECONDS + $2 + 1))
+	until file_is "$file" "$expected"; do
+		if [ "$SECONDS" -ge "$deadline" ]; then
+			assert_eq "output of background etcdctl $file after $t s (stderr: $(cat "$TMP/$file.err"))" \
+				"$(printf '%s' "$expected")" "$(cat "$TMP/$file")"
+		fi
+		sleep 0.1
+	done
+}
