@@ -49,6 +49,11 @@ static const struct flag_spec flag_specs[] = {
 	 "Force to create a new one member cluster from this member's data."},
 	{"dataplane", FLAG_STRING, FIELD(dataplane), "udp", "Peer transport: 'udp' (kernel sockets) or 'dpdk'."},
 	{"dpdk-args", FLAG_STRING, FIELD(dpdk_args), "", "DPDK EAL arguments for --dataplane=dpdk."},
+	{"dataplane-idle", FLAG_STRING, FIELD(dataplane_idle), "adaptive",
+	 "DPDK lcore when idle: 'adaptive' (busy-poll under traffic, pause and short sleeps when idle) or 'poll' "
+	 "(always spin, for bare metal)."},
+	{"dpdk-neighbors", FLAG_STRING, FIELD(dpdk_neighbors), "",
+	 "Static ARP entries for --dataplane=dpdk: IP=MAC,... (other peers are resolved with ARP)."},
 	{"control-socket", FLAG_STRING, FIELD(control_socket), NULL,
 	 "Path of the operator control socket (default: DATA_DIR/control.sock)."},
 	{"logger", FLAG_STRING, FIELD(logger), "zap", "Logger: 'zap' (JSON lines, as etcd's zap logger)."},
@@ -233,6 +238,12 @@ int node_flags_parse(int argc, char **argv, char **environment, struct node_flag
 	if (strcmp(flags->dataplane, "udp") != 0 && strcmp(flags->dataplane, "dpdk") != 0) {
 		snprintf(errbuf, errlen, "invalid value \"%s\" for flag --dataplane: valid values are \"udp\" and \"dpdk\"",
 		         flags->dataplane);
+		goto fail;
+	}
+	if (strcmp(flags->dataplane_idle, "adaptive") != 0 && strcmp(flags->dataplane_idle, "poll") != 0) {
+		snprintf(errbuf, errlen,
+		         "invalid value \"%s\" for flag --dataplane-idle: valid values are \"adaptive\" and \"poll\"",
+		         flags->dataplane_idle);
 		goto fail;
 	}
 	if (strcmp(flags->logger, "zap") != 0) {

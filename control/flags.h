@@ -28,6 +28,8 @@ struct node_flags {
 	bool force_new_cluster;
 	char *dataplane;      /* udp or dpdk */
 	char *dpdk_args;
+	char *dataplane_idle;  /* adaptive or poll: what a DPDK lcore does when idle */
+	char *dpdk_neighbors;  /* static ARP entries for the dpdk transport: IP=MAC,... */
 	char *control_socket; /* default: DATA_DIR/control.sock */
 	char *logger;         /* zap (the only one: JSON lines as etcd's zap logger writes them) */
 	char *log_outputs;    /* default (= stderr), stderr, stdout or file paths, comma-separated */

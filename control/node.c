@@ -16,6 +16,9 @@
 #include "node.h"
 #include "peer_url.h"
 #include "udp.h"
+#ifdef QUORUMD_HAVE_DPDK
+#include "dpdk.h"
+#endif
 
 /* ---- logging: one JSON object per line, as etcd's zap logger writes them ---- */
 
@@ -626,6 +629,26 @@ static int validate_initial_cluster(const struct membership *existing, const str
 	return rc;
 }
 
+/* The peer transport --dataplane names, listening on this member's peer URL. */
+static int open_transport(const struct node *node, const struct transport_config *config,
+                          const struct peer_url *listen, struct transport **out, char *error, size_t length)
+{
+	if (strcmp(node->flags.dataplane, "dpdk") == 0) {
+#ifdef QUORUMD_HAVE_DPDK
+		struct dpdk_options options;
+		dpdk_options_init(&options);
+		options.eal_args = node->flags.dpdk_args;
+		options.neighbours = node->flags.dpdk_neighbors;
+		if (dpdk_idle_parse(node->flags.dataplane_idle, &options.idle) != 0) {
+			snprintf(error, length, "invalid --dataplane-idle=%s", node->flags.dataplane_idle);
+			return -EINVAL;
+		}
+		return dpdk_transport_open(config, &options, listen->host, listen->port, out, error, length);
+#endif
+	}
+	return udp_transport_open(config, listen->host, listen->port, out, error, length);
+}
+
 static int join_existing_cluster(struct node *node, char *error, size_t length)
 {
 	struct initial_cluster cluster;
@@ -644,7 +667,7 @@ static int join_existing_cluster(struct node *node, char *error, size_t length)
 	struct transport_config config;
 	transport_config_init(&config); /* ids 0: join mode */
 	if (rc == 0)
-		rc = udp_transport_open(&config, listen.host, listen.port, &transport, error, length);
+		rc = open_transport(node, &config, &listen, &transport, error, length);
 	if (rc != 0) {
 		initial_cluster_free(&cluster);
 		return -1;
@@ -743,11 +766,13 @@ static void note_removed_member(void *argument, uint64_t from)
 
 int node_open(struct node *node, char *error, size_t length)
 {
+#ifndef QUORUMD_HAVE_DPDK
 	if (strcmp(node->flags.dataplane, "udp") != 0) {
-		snprintf(error, length, "--dataplane=%s is not available in this build: only udp (kernel sockets) is",
-		         node->flags.dataplane);
+		snprintf(error, length, "--dataplane=%s is not available in this build (meson did not find DPDK: "
+		         "libdpdk-dev): only udp (kernel sockets) is", node->flags.dataplane);
 		return -1;
 	}
+#endif
 	snprintf(node->member_dir, sizeof(node->member_dir), "%s/member", node->flags.data_dir);
 	if (make_directory(node->flags.data_dir, error, length) || make_directory(node->member_dir, error, length))
 		return -1;
@@ -796,7 +821,7 @@ int node_open(struct node *node, char *error, size_t length)
 	config.member_id = node->member_id;
 	config.on_removed_member = note_removed_member;
 	config.on_removed_member_arg = node;
-	if (udp_transport_open(&config, listen.host, listen.port, &node->transport, error, length) != 0)
+	if (open_transport(node, &config, &listen, &node->transport, error, length) != 0)
 		return -1;
 	return 0;
 }
