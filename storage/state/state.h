@@ -282,8 +282,8 @@ struct state_lease_revoke_response {
 };
 
 /* Inside a batch: grants lease `id` (> 0; 0 is etcd's NoLease: STATE_ERR_LEASE_NOT_FOUND) with
- * `ttl` >= 0 (the caller applies etcd's minimum and maximum first). STATE_ERR_LEASE_EXISTS when
- * the id is taken. No revision. */
+ * `ttl` >= 0, stored as given (etcd's minimum and maximum TTL are the caller's: see kv_apply.h).
+ * STATE_ERR_LEASE_EXISTS when the id is taken. No revision. */
 int state_lease_grant(struct state *state, int64_t id, int64_t ttl, char *err, size_t err_len);
 /* Inside a batch: deletes every key attached to the lease as one write (one new main revision,
  * sub-revisions in key order, as etcd's lessor does in one txn; none when no key is attached), then
