@@ -42,7 +42,12 @@ struct grpc_method {
 	void (*on_message)(void *context, struct grpc_call *call, const uint8_t *message, size_t length);
 	/* The call is over for the client side: half-close (cancelled false; the server may still send
 	 * and must finish) or reset / connection gone (cancelled true; the call is already gone, sending
-	 * does nothing). May be NULL. */
+	 * does nothing). May be NULL.
+	 * Exactly: a call the service has seen (it got a message) ends for the service either by its
+	 * own grpc_call_finish (no callback comes after it) or by one on_close(cancelled = true); before
+	 * either, at most one on_close(cancelled = false) reports the half-close. A unary or
+	 * server-stream call whose client half-closes without a message, or sends a second one, is
+	 * answered INTERNAL by the server (on_close(true) if the service had the first). */
 	void (*on_close)(void *context, struct grpc_call *call, bool cancelled);
 };
 
@@ -60,10 +65,11 @@ struct grpc_server_config {
 	const struct grpc_method *methods;
 	size_t method_count;
 	void *context;                  /* passed to every callback */
-	size_t max_message_bytes;       /* largest request message accepted (etcd: max-request-bytes + 512 KiB) */
+	size_t max_message_bytes;       /* largest request message accepted (etcd: max-request-bytes + 512 KiB); 0 = 4 MiB */
 	uint32_t max_concurrent_streams;/* per connection; 0 = 1000 */
 	size_t max_connections;         /* 0 = 10000; more are accepted and closed at once */
-	/* A plain HTTP/1.1 GET (or HEAD) of path; return false for 404. May be NULL (every path 404). */
+	/* A plain HTTP/1.1 GET (or HEAD) of path (without its query string); return false for 404 (the
+	 * server then frees a body set anyway). May be NULL (every path 404). */
 	bool (*http_get)(void *context, const char *path, struct grpc_http_response *response);
 };
 

@@ -66,7 +66,6 @@ struct big_call {
 
 static struct {
 	pthread_mutex_t mutex;
-	bool stop;
 	struct grpc_server_stats stats;
 	struct close_record closes[4096];
 	size_t close_count;
@@ -154,6 +153,16 @@ static void fail_message(void *context, struct grpc_call *call, const uint8_t *m
 	grpc_call_finish(call, 5, "not found: 100% \xc3\xbc" "n\xc3\xaf" "code\n");
 }
 
+/* An empty RangeResponse (no header, no keys): enough for etcdctl get to succeed. */
+static void range_message(void *context, struct grpc_call *call, const uint8_t *message, size_t length)
+{
+	(void)context;
+	(void)message;
+	(void)length;
+	grpc_call_send(call, (const uint8_t *)"", 0);
+	grpc_call_finish(call, 0, NULL);
+}
+
 static void record_close(void *context, struct grpc_call *call, bool cancelled)
 {
 	(void)context;
@@ -194,6 +203,7 @@ static const struct grpc_method methods[] = {
 	{ "/test.Echo/Slow", GRPC_METHOD_UNARY, slow_message, record_close },
 	{ "/test.Echo/Big", GRPC_METHOD_SERVER_STREAM, big_message, record_close },
 	{ "/test.Echo/Fail", GRPC_METHOD_UNARY, fail_message, record_close },
+	{ "/etcdserverpb.KV/Range", GRPC_METHOD_UNARY, range_message, record_close },
 };
 
 /* The service's own timers: slow answers and the paced big stream. */
@@ -246,20 +256,29 @@ static void run_service_work(struct grpc_server *server)
 	pthread_mutex_unlock(&shared.mutex);
 }
 
+struct server_runner {
+	struct grpc_server *server;
+	bool stop;         /* under shared.mutex */
+	bool copy_stats;   /* the main server's stats go to shared.stats */
+};
+
 static void *server_thread(void *argument)
 {
-	struct grpc_server *server = argument;
+	struct server_runner *runner = argument;
+	struct grpc_server *server = runner->server;
 	for (;;) {
 		pthread_mutex_lock(&shared.mutex);
-		bool stop = shared.stop;
-		grpc_server_get_stats(server, &shared.stats);
+		bool stop = runner->stop;
+		if (runner->copy_stats)
+			grpc_server_get_stats(server, &shared.stats);
 		pthread_mutex_unlock(&shared.mutex);
 		if (stop)
 			break;
 		struct pollfd poll_fd = { .fd = grpc_server_fd(server), .events = POLLIN };
 		poll(&poll_fd, 1, 5);
 		grpc_server_process(server);
-		run_service_work(server);
+		if (runner->copy_stats)
+			run_service_work(server);
 	}
 	return NULL;
 }
@@ -834,6 +853,79 @@ static void test_curl(void)
 	rmdir(directory);
 }
 
+/* Closing a server with a call the service still holds: on_close(cancelled = true), the client
+ * sees the connection end. */
+static void test_close_with_open_call(void)
+{
+	const char *urls[] = { "http://127.0.0.1:0" };
+	struct grpc_server_config config = { .listen_urls = urls, .listen_url_count = 1, .methods = methods,
+		.method_count = sizeof methods / sizeof methods[0], .max_message_bytes = MAX_MESSAGE };
+	char error[256];
+	struct grpc_server *server = grpc_server_open(&config, error, sizeof error);
+	CHECK(server != NULL, "open: %s", error);
+	if (server == NULL)
+		return;
+	struct server_runner runner = { .server = server };
+	pthread_t thread;
+	pthread_create(&thread, NULL, server_thread, &runner);
+	struct client *client = client_open(grpc_server_port(server), 1 << 20, true);
+	CHECK(client != NULL, "connect");
+	pthread_mutex_lock(&shared.mutex);
+	size_t first = shared.slow_count;
+	pthread_mutex_unlock(&shared.mutex);
+	struct client_stream stream;
+	uint8_t request[4] = { 0, 0, 0x27, 0x10 }; /* ten seconds: never answered */
+	if (client != NULL) {
+		unary(client, &stream, "/test.Echo/Slow", request, 4);
+		size_t want = first + 1;
+		CHECK(client_pump(client, slow_count_at_least, &want, 5000), "slow call did not reach the service");
+	}
+	pthread_mutex_lock(&shared.mutex);
+	runner.stop = true;
+	/* The main server's thread must not answer this one: its ids are another server's. */
+	uint64_t call_id = shared.slow_count > first ? shared.slow[first].call_id : 0;
+	if (shared.slow_count > first)
+		shared.slow[first].answered = true;
+	pthread_mutex_unlock(&shared.mutex);
+	pthread_join(thread, NULL);
+	grpc_server_close(server);
+	CHECK(call_id != 0 && find_close(call_id, true), "no on_close(cancelled = true) when the server closed");
+	if (client != NULL) {
+		client_pump(client, client_stream_is_closed, &stream, 3000);
+		CHECK(client->eof, "the client's connection is still open after grpc_server_close");
+		client_stream_free(&stream);
+		client_close(client);
+	}
+}
+
+/* A real grpc-go client: etcdctl, when installed. */
+static void test_etcdctl(void)
+{
+	struct stat info;
+	if (stat("/usr/bin/etcdctl", &info) != 0) {
+		printf("etcdctl not installed: skipping the etcdctl checks\n");
+		return;
+	}
+	char command[512], output[4096];
+	snprintf(command, sizeof command,
+		"ETCDCTL_API=3 etcdctl --endpoints=http://127.0.0.1:%d --dial-timeout=5s --command-timeout=5s get foo 2>&1",
+		server_port);
+	FILE *pipe = popen(command, "r");
+	size_t got = fread(output, 1, sizeof output - 1, pipe);
+	output[got] = '\0';
+	int status = pclose(pipe);
+	CHECK(status == 0, "etcdctl get (exit %d): %s", status, output);
+	snprintf(command, sizeof command,
+		"ETCDCTL_API=3 etcdctl --endpoints=http://127.0.0.1:%d --dial-timeout=5s --command-timeout=5s put foo bar 2>&1",
+		server_port);
+	pipe = popen(command, "r");
+	got = fread(output, 1, sizeof output - 1, pipe);
+	output[got] = '\0';
+	status = pclose(pipe);
+	CHECK(status != 0 && strstr(output, "code = Unimplemented desc = unknown method Put for service etcdserverpb.KV"),
+		"etcdctl put (exit %d): %s", status, output);
+}
+
 /* Servers driven from this thread only (no server thread): URLs, reuse_port, max_connections. */
 static void test_open_and_limits(void)
 {
@@ -930,7 +1022,8 @@ int main(void)
 	}
 	server_port = grpc_server_port(server);
 	pthread_t thread;
-	pthread_create(&thread, NULL, server_thread, server);
+	struct server_runner runner = { .server = server, .copy_stats = true };
+	pthread_create(&thread, NULL, server_thread, &runner);
 
 	struct {
 		const char *name;
@@ -946,6 +1039,8 @@ int main(void)
 		{ "HTTP/1.1", test_http1 },
 		{ "4 MiB to a slow reader", test_big_slow_reader },
 		{ "curl", test_curl },
+		{ "etcdctl", test_etcdctl },
+		{ "close with a call open", test_close_with_open_call },
 		{ "open, reuse_port, max_connections", test_open_and_limits },
 	};
 	for (size_t i = 0; i < sizeof tests / sizeof tests[0]; i++) {
@@ -957,7 +1052,7 @@ int main(void)
 	}
 
 	pthread_mutex_lock(&shared.mutex);
-	shared.stop = true;
+	runner.stop = true;
 	pthread_mutex_unlock(&shared.mutex);
 	pthread_join(thread, NULL);
 	grpc_server_close(server);
