@@ -1,0 +1,64 @@
+/* bench/quorum_bench/main.c: quorum-bench, a load generator for the etcd v3 gRPC API (README.md).
+ *
+ * Parse the flags (exit 2 on a bad one), answer `status` at once, otherwise find the leader if asked,
+ * connect, run the workload and print the report. Exit 0 when the run happened (failed requests are
+ * results, not errors), 1 when it could not start (no connection, no leader). */
+#include "bench_flags.h"
+#include "report.h"
+#include "runner.h"
+#include "status.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+
+int main(int argc, char **argv)
+{
+	struct bench_config cfg;
+	char error[1024];
+	int rc = bench_parse_args(argc, argv, &cfg, stdout, error, sizeof(error));
+	if (rc == 1) {
+		bench_config_free(&cfg);
+		return 0;
+	}
+	if (rc != 0) {
+		fprintf(stderr, "quorum-bench: %s\n", error);
+		fprintf(stderr, "(quorum-bench --help lists the flags)\n");
+		bench_config_free(&cfg);
+		return 2;
+	}
+	if (cfg.workload == BENCH_STATUS) {
+		rc = bench_print_status(&cfg, stdout);
+		bench_config_free(&cfg);
+		return rc;
+	}
+	const struct bench_endpoint *endpoints = cfg.endpoints;
+	size_t endpoint_count = cfg.endpoint_count;
+	if (cfg.target_leader) {
+		size_t leader;
+		if (bench_find_leader(&cfg, &leader, error, sizeof(error)) != 0) {
+			fprintf(stderr, "quorum-bench: --target-leader: no endpoint is the leader (%s)\n", error);
+			bench_config_free(&cfg);
+			return 1;
+		}
+		endpoints = &cfg.endpoints[leader];
+		endpoint_count = 1;
+		if (cfg.progress)
+			fprintf(stderr, "quorum-bench: leader is %s\n", endpoints->url);
+	}
+	struct bench_results *results = malloc(sizeof(*results));
+	if (!results) {
+		fprintf(stderr, "quorum-bench: out of memory\n");
+		return 1;
+	}
+	if (bench_run(&cfg, endpoints, endpoint_count, results, error, sizeof(error)) != 0) {
+		fprintf(stderr, "quorum-bench: %s\n", error);
+		free(results);
+		bench_config_free(&cfg);
+		return 1;
+	}
+	bench_report(&cfg, endpoints, endpoint_count, results, stdout);
+	fflush(stdout);
+	free(results);
+	bench_config_free(&cfg);
+	return 0;
+}
