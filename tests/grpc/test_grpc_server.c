@@ -56,6 +56,7 @@ struct slow_call {
 	size_t length;
 	bool answered;
 	bool found_when_due; /* did grpc_server_find_call still find it */
+	bool fd_woke;        /* the server fd was readable right after the answer was queued */
 };
 
 struct big_call {
@@ -76,6 +77,7 @@ static struct {
 	size_t big_max_pending;
 	size_t big_waits; /* rounds the producer found the call's queue full */
 	char header_seen[64];
+	struct grpc_server *server; /* the main server, for find_call inside callbacks */
 } shared = { .mutex = PTHREAD_MUTEX_INITIALIZER };
 
 /* ---- the test service (server thread) ---- */
@@ -153,6 +155,39 @@ static void fail_message(void *context, struct grpc_call *call, const uint8_t *m
 	grpc_call_finish(call, 5, "not found: 100% \xc3\xbc" "n\xc3\xaf" "code\n");
 }
 
+/* A watcher's pattern: Subscribe (bidi) calls are kept by id; a Publish on any connection sends its
+ * message to every subscriber from inside its own on_message. */
+static uint64_t subscribers[8];
+static size_t subscriber_count;
+
+static void subscribe_message(void *context, struct grpc_call *call, const uint8_t *message, size_t length)
+{
+	(void)context;
+	(void)message;
+	(void)length;
+	pthread_mutex_lock(&shared.mutex);
+	if (subscriber_count < 8)
+		subscribers[subscriber_count++] = grpc_call_id(call);
+	pthread_mutex_unlock(&shared.mutex);
+	grpc_call_send(call, (const uint8_t *)"subscribed", 10);
+}
+
+static void publish_message(void *context, struct grpc_call *call, const uint8_t *message, size_t length)
+{
+	(void)context;
+	size_t delivered = 0;
+	pthread_mutex_lock(&shared.mutex);
+	for (size_t i = 0; i < subscriber_count; i++) {
+		struct grpc_call *subscriber = grpc_server_find_call(shared.server, subscribers[i]);
+		if (subscriber != NULL && grpc_call_send(subscriber, message, length) == 0)
+			delivered++;
+	}
+	pthread_mutex_unlock(&shared.mutex);
+	uint8_t count = (uint8_t)delivered;
+	grpc_call_send(call, &count, 1);
+	grpc_call_finish(call, 0, NULL);
+}
+
 /* An empty RangeResponse (no header, no keys): enough for etcdctl get to succeed. */
 static void range_message(void *context, struct grpc_call *call, const uint8_t *message, size_t length)
 {
@@ -204,6 +239,8 @@ static const struct grpc_method methods[] = {
 	{ "/test.Echo/Big", GRPC_METHOD_SERVER_STREAM, big_message, record_close },
 	{ "/test.Echo/Fail", GRPC_METHOD_UNARY, fail_message, record_close },
 	{ "/etcdserverpb.KV/Range", GRPC_METHOD_UNARY, range_message, record_close },
+	{ "/test.Echo/Subscribe", GRPC_METHOD_BIDI_STREAM, subscribe_message, record_close },
+	{ "/test.Echo/Publish", GRPC_METHOD_UNARY, publish_message, record_close },
 };
 
 /* The service's own timers: slow answers and the paced big stream. */
@@ -221,6 +258,9 @@ static void run_service_work(struct grpc_server *server)
 		if (call != NULL) {
 			grpc_call_send(call, slow->message, slow->length);
 			grpc_call_finish(call, 0, NULL);
+			/* Queued outside grpc_server_process: the owner's epoll must wake to write it. */
+			struct pollfd poll_fd = { .fd = grpc_server_fd(server), .events = POLLIN };
+			slow->fd_woke = poll(&poll_fd, 1, 0) == 1;
 		}
 	}
 	static uint8_t chunk[BIG_CHUNK];
@@ -518,6 +558,43 @@ static void test_bidi(void)
 	client_close(client);
 }
 
+/* A publish on one connection reaches a subscriber on another (a send from inside another
+ * connection's callback). */
+static void test_cross_connection(void)
+{
+	struct client *watcher = client_open(server_port, 1 << 20, true);
+	struct client *writer = client_open(server_port, 1 << 20, true);
+	CHECK(watcher != NULL && writer != NULL, "connect");
+	if (watcher == NULL || writer == NULL) {
+		client_close(watcher);
+		client_close(writer);
+		return;
+	}
+	struct client_stream subscription, publish;
+	client_stream_init(&subscription);
+	client_stream_start(watcher, &subscription, "/test.Echo/Subscribe");
+	client_stream_write(watcher, &subscription, (const uint8_t *)"hi", 2, false);
+	struct message_wait wait = { &subscription, 1 };
+	CHECK(client_pump(watcher, has_messages, &wait, 5000), "no subscription answer");
+	unary(writer, &publish, "/test.Echo/Publish", "news", 4);
+	CHECK(client_pump(writer, client_stream_is_closed, &publish, 5000) && publish.grpc_status == 0,
+		"publish did not end");
+	CHECK(publish.received_length == 6 && publish.received[5] == 1, "published to %d subscribers",
+		publish.received_length == 6 ? publish.received[5] : -1);
+	wait.count = 2;
+	CHECK(client_pump(watcher, has_messages, &wait, 5000), "the subscriber did not get the news");
+	const uint8_t *message;
+	size_t length;
+	CHECK(client_stream_message(&subscription, 1, &message, &length) && length == 4 && memcmp(message, "news", 4) == 0,
+		"the subscriber got something else");
+	client_stream_write(watcher, &subscription, (const uint8_t *)"bye", 3, true);
+	client_pump(watcher, client_stream_is_closed, &subscription, 200);
+	client_stream_free(&subscription);
+	client_stream_free(&publish);
+	client_close(watcher);
+	client_close(writer);
+}
+
 static void test_unknown_and_too_large(void)
 {
 	struct grpc_server_stats before = stats_now();
@@ -618,7 +695,9 @@ static void test_slow_and_cancel(void)
 	uint64_t answered_id = shared.slow[first].call_id, cancelled_id = shared.slow[first + 1].call_id;
 	bool answered_found = shared.slow[first].found_when_due;
 	bool cancelled_found = shared.slow[first + 1].found_when_due;
+	bool woke = shared.slow[first].fd_woke;
 	pthread_mutex_unlock(&shared.mutex);
+	CHECK(woke, "an answer queued outside grpc_server_process did not make the server fd readable");
 	CHECK(answered_found, "the answered call was not found by id");
 	CHECK(!cancelled_found, "a reset call was still found by id");
 	CHECK(find_close(cancelled_id, true), "no on_close(cancelled = true) after RST_STREAM");
@@ -1062,6 +1141,7 @@ int main(void)
 		return 1;
 	}
 	server_port = grpc_server_port(server);
+	shared.server = server;
 	pthread_t thread;
 	struct server_runner runner = { .server = server, .copy_stats = true };
 	pthread_create(&thread, NULL, server_thread, &runner);
@@ -1074,6 +1154,7 @@ int main(void)
 		{ "concurrent streams", test_concurrent_streams },
 		{ "server stream", test_server_stream },
 		{ "bidi", test_bidi },
+		{ "a publish reaching another connection", test_cross_connection },
 		{ "unknown method, message too large", test_unknown_and_too_large },
 		{ "slow answer by id, client reset, connection lost", test_slow_and_cancel },
 		{ "garbage and broken frames", test_garbage },
