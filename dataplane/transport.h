@@ -77,7 +77,10 @@ struct transport_config {
 	X(duplicates, "frames ignored: fragment or message seen before")                           \
 	X(fault_dropped, "test fault layer: frames dropped")                                       \
 	X(fault_duplicated, "test fault layer: frames duplicated")                                 \
-	X(fault_reordered, "test fault layer: frames reordered")
+	X(fault_reordered, "test fault layer: frames reordered")                                   \
+	X(drop_ring_full, "frames dropped: a ring between the dpdk lcore and the node was full")   \
+	X(drop_no_mbuf, "frames dropped: the dpdk mbuf pool was empty")                            \
+	X(drop_no_neighbour, "frames not sent: the peer's MAC address did not resolve (ARP)")
 
 struct transport_counters {
 #define TRANSPORT_COUNTER_FIELD(name, meaning) uint64_t name;

@@ -3,7 +3,8 @@
 # Sourced by demo.sh and test.sh so that either one alone sets up a fresh machine.
 set -euo pipefail
 QUORUMD_PACKAGES=(meson ninja-build gcc pkg-config clang libclang-rt-14-dev python3
-  protobuf-c-compiler libprotobuf-c-dev liburing-dev librocksdb-dev libssl-dev libjansson-dev libnghttp2-dev etcd-client etcd-server)
+  protobuf-c-compiler libprotobuf-c-dev liburing-dev librocksdb-dev libssl-dev libjansson-dev libnghttp2-dev etcd-client etcd-server
+  libdpdk-dev iproute2 iputils-ping nftables)
 
 quorumd_install_packages() {
   local missing=()

@@ -395,7 +395,7 @@ static void test_restart(void)
 
 static void test_counter_names(void)
 {
-	CHECK_EQ(transport_counter_count(), 19);
+	CHECK_EQ(transport_counter_count(), 22);
 	CHECK(strcmp(transport_counter_name(0), "packets_in") == 0);
 	CHECK(strcmp(transport_counter_name(6), "drop_bad_crc") == 0);
 	CHECK(transport_counter_name(transport_counter_count()) == NULL);
