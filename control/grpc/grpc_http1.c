@@ -177,7 +177,7 @@ int grpc_http1_process(struct grpc_connection *connection)
 			return bad_request(connection);
 		if (answer(connection, head, head_length) != 0)
 			return -1;
-		/* A new request starts its own clock for the stalled-connection check. */
+		/* A pipelined request already waiting starts its clock now. */
 		connection->opened_ms = grpc_now_ms();
 	}
 	return 0;

@@ -466,6 +466,9 @@ static int connection_receive(struct grpc_connection *connection, const uint8_t 
 		}
 		return 0;
 	}
+	/* A request head's clock starts with its first byte, not with the previous request. */
+	if (grpc_buffer_length(&connection->input) == 0 && length > 0)
+		connection->opened_ms = grpc_now_ms();
 	if (grpc_buffer_append(&connection->input, bytes, length) != 0) {
 		grpc_connection_close(connection, false);
 		return -1;
