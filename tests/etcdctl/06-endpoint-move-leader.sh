@@ -36,11 +36,12 @@ expect_rpc_error FailedPrecondition "etcdserver: bad leader transferee" "Error: 
 expect_out "Leadership transferred from $id2 to $id3" "$E" move-leader "$id3"
 # Every member agrees: infra3 leads and everyone is in its term with everything applied.
 settled() {
-	[ "$(leader_among infra1 infra2 infra3)" = infra3 ] || return 1
-	local t1 t2 t3
-	t1=$(status_field infra1 7) t2=$(status_field infra2 7) t3=$(status_field infra3 7)
-	[ -n "$t1" ] && [ "$t1" = "$t2" ] && [ "$t2" = "$t3" ] || return 1
-	applied_converged infra1 infra2 infra3
+	status_rows infra1 infra2 infra3 | awk -F', ' '
+		{ rows++; t[rows] = $7; applied[rows] = $9; if ($5 == "true") { idx = $8; ep = $1 } }
+		END {
+			if (rows != 3 || ep != "http://127.0.0.1:44629") exit 1
+			for (i = 1; i <= 3; i++) if (applied[i] != idx || t[i] != t[1]) exit 1
+		}'
 }
 wait_until "infra3 leads, all members in the same term, all applied" 10 settled
 term=$(status_field infra3 7)

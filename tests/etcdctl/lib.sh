@@ -272,17 +272,27 @@ status_field() {
 # member_id NAME: the member's ID (hex) as endpoint status reports it.
 member_id() { status_field "$1" 2; }
 
-# leader_among NAME...: prints the name of the member that reports IS LEADER true (first one found).
-leader_among() {
+# status_rows NAME...: `endpoint status` (simple output) of the named members in one etcdctl call, one line
+# each (fields as for status_field); unreachable members are left out.
+status_rows() {
+	"$ETCDCTL" --endpoints="$(endpoints "$@")" --dial-timeout=1s --command-timeout=2s endpoint status \
+		2>/dev/null || true
+}
+
+# name_of CLIENT_URL: the member name with that client URL.
+name_of() {
 	local n
-	for n in "$@"; do
-		running "$n" || continue
-		if [ "$(status_field "$n" 5)" = true ]; then
-			echo "$n"
-			return 0
-		fi
+	for n in "${MEMBERS[@]}"; do
+		[ "${CLIENT[$n]}" != "$1" ] || { echo "$n"; return 0; }
 	done
 	return 1
+}
+
+# leader_among NAME...: prints the name of the member among them that reports IS LEADER true.
+leader_among() {
+	local ep
+	ep=$(status_rows "$@" | awk -F', ' '$5 == "true" { print $1; exit }')
+	[ -n "$ep" ] && name_of "$ep"
 }
 
 # has_leader NAME...: one of them reports IS LEADER true.
@@ -304,15 +314,15 @@ all_published() {
 	done
 }
 
-# applied_converged NAME...: every member's RAFT APPLIED INDEX equals the leader's RAFT INDEX.
+# applied_converged NAME...: all of them answer, one is leader, and every one's RAFT APPLIED INDEX equals the
+# leader's RAFT INDEX.
 applied_converged() {
-	local leader idx n
-	leader=$(leader_among "$@") || return 1
-	idx=$(status_field "$leader" 8)
-	[ -n "$idx" ] || return 1
-	for n in "$@"; do
-		[ "$(status_field "$n" 9)" = "$idx" ] || return 1
-	done
+	status_rows "$@" | awk -F', ' -v n=$# '
+		{ rows++; applied[rows] = $9; if ($5 == "true") idx = $8 }
+		END {
+			if (rows != n || idx == "") exit 1
+			for (i = 1; i <= rows; i++) if (applied[i] != idx) exit 1
+		}'
 }
 
 # wait_ready TIMEOUT NAME...: all of them healthy, published, with one leader among them; sets LEADER.
