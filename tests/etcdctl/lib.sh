@@ -428,3 +428,6 @@ wait_output() {
 		sleep 0.1
 	done
 }
+
+PYTHON=python3
+[ -x /usr/bin/python3 ] && PYTHON=/usr/bin/python3 # a pyenv shim costs a second per call
