@@ -42,6 +42,9 @@ enum grpc_poll_kind { GRPC_POLL_LISTENER, GRPC_POLL_CONNECTION };
 struct grpc_listener {
 	enum grpc_poll_kind kind;
 	int fd;
+	/* Out of file descriptors: epoll stops watching the listener until then, or a level-triggered
+	 * listener that cannot accept would wake the thread in a busy loop. 0 = watched. */
+	uint64_t paused_until_ms;
 };
 
 enum grpc_connection_mode {

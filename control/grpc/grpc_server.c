@@ -531,8 +531,14 @@ static void accept_connections(struct grpc_server *server, struct grpc_listener 
 {
 	for (int accepted = 0; accepted < 64; accepted++) {
 		int fd = accept4(listener->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-		if (fd < 0)
+		if (fd < 0) {
+			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+				struct epoll_event event = { .events = 0, .data.ptr = listener };
+				epoll_ctl(server->epoll_fd, EPOLL_CTL_MOD, listener->fd, &event);
+				listener->paused_until_ms = grpc_now_ms() + 1000;
+			}
 			return; /* EAGAIN, or a connection that died in the queue */
+		}
 		server->stats.connections_accepted++;
 		if (server->connection_count >= server->config.max_connections) {
 			close(fd);
@@ -621,6 +627,14 @@ void grpc_server_process(struct grpc_server *server)
 	/* Answers a callback gave to other connections' calls (a put waking a watcher). */
 	flush_dirty_connections(server);
 	uint64_t now = grpc_now_ms();
+	for (size_t i = 0; i < server->listener_count; i++) {
+		struct grpc_listener *listener = &server->listeners[i];
+		if (listener->paused_until_ms != 0 && now >= listener->paused_until_ms) {
+			struct epoll_event event = { .events = EPOLLIN, .data.ptr = listener };
+			epoll_ctl(server->epoll_fd, EPOLL_CTL_MOD, listener->fd, &event);
+			listener->paused_until_ms = 0;
+		}
+	}
 	if (now - server->last_idle_check_ms >= 1000) {
 		server->last_idle_check_ms = now;
 		close_stalled_connections(server, now);

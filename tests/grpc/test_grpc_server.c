@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -1120,6 +1121,48 @@ static void test_open_and_limits(void)
 	close(one);
 	close(two);
 	grpc_server_close(limited);
+
+	/* Out of file descriptors: the listener cannot accept; the server fd must not stay readable (a
+	 * busy loop), and accepting resumes once descriptors are free again. */
+	config.max_connections = 0;
+	struct grpc_server *starved = grpc_server_open(&config, error, sizeof error);
+	CHECK(starved != NULL, "open: %s", error);
+	if (starved == NULL)
+		return;
+	server_port = grpc_server_port(starved);
+	int waiting = raw_connect();
+	server_port = saved_port;
+	struct rlimit limit;
+	getrlimit(RLIMIT_NOFILE, &limit);
+	struct rlimit low = limit;
+	int highest = dup(0);
+	close(highest);
+	low.rlim_cur = (rlim_t)highest + 8;
+	setrlimit(RLIMIT_NOFILE, &low);
+	int fillers[64];
+	int filler_count = 0;
+	while (filler_count < 64 && (fillers[filler_count] = dup(0)) >= 0)
+		filler_count++;
+	for (int i = 0; i < 5; i++) {
+		grpc_server_process(starved);
+		usleep(2000);
+	}
+	poll_fd.fd = grpc_server_fd(starved);
+	poll_fd.events = POLLIN;
+	CHECK(poll(&poll_fd, 1, 0) == 0, "the server fd stays readable while accept fails (EMFILE): a busy loop");
+	for (int i = 0; i < filler_count; i++)
+		close(fillers[i]);
+	setrlimit(RLIMIT_NOFILE, &limit);
+	for (int i = 0; i < 150; i++) {
+		grpc_server_process(starved);
+		grpc_server_get_stats(starved, &stats);
+		if (stats.connections_accepted == 1)
+			break;
+		usleep(10000);
+	}
+	CHECK(stats.connections_accepted == 1, "accepting did not resume after EMFILE");
+	close(waiting);
+	grpc_server_close(starved);
 }
 
 int main(void)
