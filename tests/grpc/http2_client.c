@@ -75,6 +75,8 @@ static int on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame, v
 		client->settings_received = true;
 	if (frame->hd.type == NGHTTP2_GOAWAY)
 		client->goaway_received = true;
+	if (frame->hd.type == NGHTTP2_PING && (frame->hd.flags & NGHTTP2_FLAG_ACK))
+		client->ping_acks++;
 	return 0;
 }
 

@@ -33,6 +33,7 @@ struct client {
 	bool eof;
 	bool settings_received;
 	bool goaway_received;
+	int ping_acks;
 	size_t read_chunk;   /* bytes read per pump round; small means a slow reader */
 	int read_pause_us;   /* pause after each read when reading slowly */
 	uint8_t *output;

@@ -596,6 +596,37 @@ static void test_cross_connection(void)
 	client_close(writer);
 }
 
+static bool ping_acknowledged(void *argument)
+{
+	return ((struct client *)argument)->ping_acks > 0;
+}
+
+static bool connection_ended(void *argument)
+{
+	return ((struct client *)argument)->eof;
+}
+
+/* PING is answered; a client's GOAWAY lets its open call finish, then the server closes. */
+static void test_ping_and_goaway(void)
+{
+	struct client *client = client_open(server_port, 1 << 20, true);
+	CHECK(client != NULL, "connect");
+	if (client == NULL)
+		return;
+	nghttp2_submit_ping(client->session, NGHTTP2_FLAG_NONE, (const uint8_t *)"12345678");
+	CHECK(client_pump(client, ping_acknowledged, client, 5000), "no PING ACK");
+	uint8_t request[8] = { 0, 0, 0, 100, 'g', 'o', 'a', 'w' }; /* answered after 100 ms */
+	struct client_stream stream;
+	unary(client, &stream, "/test.Echo/Slow", request, 8);
+	client_pump(client, client_stream_is_closed, &stream, 30);
+	nghttp2_submit_goaway(client->session, NGHTTP2_FLAG_NONE, 0, NGHTTP2_NO_ERROR, NULL, 0);
+	CHECK(client_pump(client, client_stream_is_closed, &stream, 5000) && stream.grpc_status == 0,
+		"the call open at GOAWAY did not finish (status %d)", stream.grpc_status);
+	CHECK(client_pump(client, connection_ended, client, 5000), "the server kept the connection after GOAWAY");
+	client_stream_free(&stream);
+	client_close(client);
+}
+
 static void test_unknown_and_too_large(void)
 {
 	struct grpc_server_stats before = stats_now();
@@ -1198,6 +1229,7 @@ int main(void)
 		{ "server stream", test_server_stream },
 		{ "bidi", test_bidi },
 		{ "a publish reaching another connection", test_cross_connection },
+		{ "PING and GOAWAY", test_ping_and_goaway },
 		{ "unknown method, message too large", test_unknown_and_too_large },
 		{ "slow answer by id, client reset, connection lost", test_slow_and_cancel },
 		{ "garbage and broken frames", test_garbage },
