@@ -181,12 +181,18 @@ void client_stream_free(struct client_stream *stream)
 
 int client_stream_start(struct client *client, struct client_stream *stream, const char *path)
 {
+	return client_stream_start_typed(client, stream, path, "application/grpc");
+}
+
+int client_stream_start_typed(struct client *client, struct client_stream *stream, const char *path,
+	const char *content_type)
+{
 	nghttp2_nv headers[] = {
 		{ (uint8_t *)":method", (uint8_t *)"POST", 7, 4, NGHTTP2_NV_FLAG_NONE },
 		{ (uint8_t *)":scheme", (uint8_t *)"http", 7, 4, NGHTTP2_NV_FLAG_NONE },
 		{ (uint8_t *)":authority", (uint8_t *)"127.0.0.1", 10, 9, NGHTTP2_NV_FLAG_NONE },
 		{ (uint8_t *)":path", (uint8_t *)path, 5, strlen(path), NGHTTP2_NV_FLAG_NONE },
-		{ (uint8_t *)"content-type", (uint8_t *)"application/grpc", 12, 16, NGHTTP2_NV_FLAG_NONE },
+		{ (uint8_t *)"content-type", (uint8_t *)content_type, 12, strlen(content_type), NGHTTP2_NV_FLAG_NONE },
 		{ (uint8_t *)"te", (uint8_t *)"trailers", 2, 8, NGHTTP2_NV_FLAG_NONE },
 		{ (uint8_t *)"x-test-header", (uint8_t *)"seen", 13, 4, NGHTTP2_NV_FLAG_NONE },
 	};

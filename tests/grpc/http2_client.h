@@ -50,6 +50,9 @@ void client_stream_init(struct client_stream *stream);
 void client_stream_free(struct client_stream *stream);
 /* Opens a stream (POST path, content-type application/grpc); 0 or -1. */
 int client_stream_start(struct client *client, struct client_stream *stream, const char *path);
+/* The same with another content-type (to test the server's refusal). */
+int client_stream_start_typed(struct client *client, struct client_stream *stream, const char *path,
+	const char *content_type);
 /* Queues one length-prefixed message; end half-closes after it. */
 void client_stream_write(struct client *client, struct client_stream *stream, const uint8_t *message, size_t length,
 	bool end);

@@ -670,6 +670,25 @@ static void test_unknown_and_too_large(void)
 		stream.grpc_status, stream.received_length);
 	client_stream_free(&stream);
 
+	/* A compressed message: we announce no grpc-encoding, so UNIMPLEMENTED. */
+	client_stream_init(&stream);
+	client_stream_start(client, &stream, "/test.Echo/Unary");
+	client_stream_write(client, &stream, (const uint8_t *)"zzz", 3, true);
+	stream.send[0] = 1;
+	CHECK(client_pump(client, client_stream_is_closed, &stream, 5000), "compressed did not end");
+	CHECK(stream.grpc_status == 12 && strstr(stream.grpc_message, "Decompressor is not installed") != NULL,
+		"compressed: %d %s", stream.grpc_status, stream.grpc_message);
+	client_stream_free(&stream);
+
+	/* Not gRPC's content-type: HTTP 415. */
+	client_stream_init(&stream);
+	client_stream_start_typed(client, &stream, "/test.Echo/Unary", "application/json");
+	client_stream_write(client, &stream, (const uint8_t *)"{}", 2, true);
+	CHECK(client_pump(client, client_stream_is_closed, &stream, 5000), "json call did not end");
+	CHECK(stream.http_status == 415 && stream.grpc_status > 0, "content-type json: %d, grpc-status %d",
+		stream.http_status, stream.grpc_status);
+	client_stream_free(&stream);
+
 	/* The connection still serves after all that. */
 	unary(client, &stream, "/test.Echo/Unary", "still", 5);
 	CHECK(client_pump(client, client_stream_is_closed, &stream, 5000) && stream.grpc_status == 0,
