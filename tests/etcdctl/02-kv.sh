@@ -2,19 +2,19 @@
 # put/get/del with --prefix and the other range flags, get --rev (including a future revision), and txn read
 # from a file on stdin (with -i, which prompts, and without), through all three endpoints. Every write's
 # revision is fixed by the order of the writes (a new cluster starts at revision 1), so -w json/fields outputs
-# are compared whole except the raft term. Expected outputs taken from etcd 3.4.23. Ports: 442x0 (client 442x9).
+# are compared whole except the raft term. Expected outputs taken from etcd 3.4.23. Ports: 243x0 (client 243x9).
 source "$(dirname "$0")/lib.sh"
 
-add_member infra1 44210
-add_member infra2 44220
-add_member infra3 44230
+add_member infra1 24310
+add_member infra2 24320
+add_member infra3 24330
 start_new_cluster infra1 infra2 infra3
 wait_ready 20 infra1 infra2 infra3
 ENDPOINTS=$(endpoints infra1 infra2 infra3)
 E=--endpoints=$ENDPOINTS
-# IDs in decimal, as -w json and -w fields print them: cluster 6dc83a50e2826c91, infra1 c39b92cf4c364581,
-# infra2 8e466d2e9737475f, infra3 f1a20abf6ff1dd7e.
-cid=7910636864548269201 id1=14095020877820609921 id2=10252001648628418399 id3=17411490926700911998
+# IDs in decimal, as -w json and -w fields print them: cluster 3bc021039516194b, infra1 f7a659e09ded7398,
+# infra2 56f65f12611f77a8, infra3 247792a8a56e173e.
+cid=4305477543036066123 id1=17845049394759299992 id2=6266300464076126120 id3=2627730160621590334
 
 # ---- put (revisions 2..6) ----
 expect_out "OK" "$E" put foo bar

@@ -2,18 +2,18 @@
 # watch in the background: watches from revision 2 replay the history and then see new puts live (simple
 # output, --prev-kv, -w json with the response header); a watch without --rev sees the puts made after it was
 # created (created is detected by repeated puts of a ready value until it shows one). Output of a background
-# watch is awaited with polling loops. Expected outputs taken from etcd 3.4.23. Ports: 441x0 (client 441x9).
+# watch is awaited with polling loops. Expected outputs taken from etcd 3.4.23. Ports: 245x0 (client 245x9).
 source "$(dirname "$0")/lib.sh"
 
-add_member infra1 44110
-add_member infra2 44120
-add_member infra3 44130
+add_member infra1 24510
+add_member infra2 24520
+add_member infra3 24530
 start_new_cluster infra1 infra2 infra3
 wait_ready 20 infra1 infra2 infra3
 ENDPOINTS=$(endpoints infra1 infra2 infra3)
 E=--endpoints=$ENDPOINTS
-# Decimal IDs (-w json): cluster 33a93854b0a9243a, infra2 aed4db04a9193c42.
-cid=3722568503390708794 id2=12597934870725475394
+# Decimal IDs (-w json): cluster 18f93db089423c73, infra2 a33ef3e4fd2d3386.
+cid=1799537354537581683 id2=11763107441564005254
 
 # History: revisions 2..6.
 expect_out "OK" "$E" put foo bar

@@ -3,12 +3,12 @@
 # timetolive (with --keys), list, revoke (deleting the attached key), expiry deleting an attached key (seen by
 # a watch), and the "requested lease not found" answers. Lease IDs are chosen by the server, so they are read
 # from the grant's output; remaining TTLs are checked as ranges. Expected outputs taken from etcd 3.4.23.
-# Ports: 445x0 (client 445x9).
+# Ports: 246x0 (client 246x9).
 source "$(dirname "$0")/lib.sh"
 
-add_member infra1 44510
-add_member infra2 44520
-add_member infra3 44530
+add_member infra1 24610
+add_member infra2 24620
+add_member infra3 24630
 start_new_cluster infra1 infra2 infra3
 wait_ready 20 infra1 infra2 infra3
 ENDPOINTS=$(endpoints infra1 infra2 infra3)

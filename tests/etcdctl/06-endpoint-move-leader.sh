@@ -4,19 +4,19 @@
 # stderr, one line per endpoint in completion order: sorted here), endpoint hashkv (every member equal),
 # alarm list and defrag. Volatile columns (VERSION checked as 3.4.x, DB SIZE, RAFT TERM (checked equal on all
 # members), RAFT INDEX, RAFT APPLIED INDEX, health's TOOK) are masked; everything else, including which member
-# is leader after move-leader, is compared. Expected outputs taken from etcd 3.4.23. Ports: 446x0 (446x9).
+# is leader after move-leader, is compared. Expected outputs taken from etcd 3.4.23. Ports: 251x0 (251x9).
 source "$(dirname "$0")/lib.sh"
 
-add_member infra1 44610
-add_member infra2 44620
-add_member infra3 44630
+add_member infra1 25110
+add_member infra2 25120
+add_member infra3 25130
 start_new_cluster infra1 infra2 infra3
 wait_ready 20 infra1 infra2 infra3
 ENDPOINTS=$(endpoints infra1 infra2 infra3)
 E=--endpoints=$ENDPOINTS
-# infra1's ID has 15 hex digits. Decimal forms for -w json.
-id1=a35f56594cb7af7 id2=da55a168eab55cf2 id3=ade29722c6c98061
-cid_dec=2100802086503263036 id1_dec=735763930781809399 id3_dec=12529743288917917793
+# infra3's ID has 15 hex digits. Decimal forms for -w json.
+id1=4f385d1b0d86b8e4 id2=e0e5ecee0477d325 id3=e5a9261fc6745d4
+cid_dec=7108116943575918344 id1_dec=5708414898464536804 id3_dec=1034300013979059668
 for k in a b c; do expect_out "OK" "$E" put "$k" "$k$k"; done
 
 # ---- move-leader ----
@@ -30,7 +30,7 @@ expect_out "Leadership transferred from $id2 to $id2" "$E" move-leader "$id2"
 ctl --endpoints="${CLIENT[infra1]}" move-leader "$id3"
 assert_eq "exit code of move-leader without the leader's endpoint" 128 "$RC"
 assert_eq "stderr of move-leader without the leader's endpoint" \
-	"Error: no leader endpoint given at [http://127.0.0.1:44609]" "$ERR"
+	"Error: no leader endpoint given at [http://127.0.0.1:25109]" "$ERR"
 expect_rpc_error FailedPrecondition "etcdserver: bad leader transferee" "Error: etcdserver: bad leader transferee" \
 	"$E" move-leader 1234
 expect_out "Leadership transferred from $id2 to $id3" "$E" move-leader "$id3"
@@ -39,7 +39,7 @@ settled() {
 	status_rows infra1 infra2 infra3 | awk -F', ' '
 		{ rows++; t[rows] = $7; applied[rows] = $9; if ($5 == "true") { idx = $8; ep = $1 } }
 		END {
-			if (rows != 3 || ep != "http://127.0.0.1:44629") exit 1
+			if (rows != 3 || ep != "http://127.0.0.1:25129") exit 1
 			for (i = 1; i <= 3; i++) if (applied[i] != idx || t[i] != t[1]) exit 1
 		}'
 }
@@ -65,39 +65,39 @@ check_status_cells() {
 	assert_eq "$desc: rows" "$expected" "$(mask_fields "$(tail -n +2 <<<"$cells")" 3 4 7 8 9)"
 }
 ctl_ok "$E" endpoint status -w table
-check_status_cells "endpoint status -w table" "http://127.0.0.1:44609|$id1|*|*|false|false|*|*|*|
-http://127.0.0.1:44619|$id2|*|*|false|false|*|*|*|
-http://127.0.0.1:44629|$id3|*|*|true|false|*|*|*|" "$OUT"
+check_status_cells "endpoint status -w table" "http://127.0.0.1:25109|$id1|*|*|false|false|*|*|*|
+http://127.0.0.1:25119|$id2|*|*|false|false|*|*|*|
+http://127.0.0.1:25129|$id3|*|*|true|false|*|*|*|" "$OUT"
 ctl_ok "$E" endpoint status --cluster -w table
 check_status_cells "endpoint status --cluster -w table (members in ID order)" \
-	"http://127.0.0.1:44609|$id1|*|*|false|false|*|*|*|
-http://127.0.0.1:44629|$id3|*|*|true|false|*|*|*|
-http://127.0.0.1:44619|$id2|*|*|false|false|*|*|*|" "$OUT"
+	"http://127.0.0.1:25129|$id3|*|*|true|false|*|*|*|
+http://127.0.0.1:25109|$id1|*|*|false|false|*|*|*|
+http://127.0.0.1:25119|$id2|*|*|false|false|*|*|*|" "$OUT"
 ctl_ok "$E" endpoint status
 assert_eq "endpoint status (simple; VERSION, DB SIZE, RAFT INDEX, RAFT APPLIED INDEX masked)" \
-	"http://127.0.0.1:44609, $id1, *, *, false, false, $term, *, *, 
-http://127.0.0.1:44619, $id2, *, *, false, false, $term, *, *, 
-http://127.0.0.1:44629, $id3, *, *, true, false, $term, *, *, " \
+	"http://127.0.0.1:25109, $id1, *, *, false, false, $term, *, *, 
+http://127.0.0.1:25119, $id2, *, *, false, false, $term, *, *, 
+http://127.0.0.1:25129, $id3, *, *, true, false, $term, *, *, " \
 	"$(awk -F', ' -v OFS=', ' '{ $3 = "*"; $4 = "*"; $8 = "*"; $9 = "*"; print }' <<<"$OUT")"
 ctl_ok --endpoints="${CLIENT[infra1]}" endpoint status -w json
 assert_match "endpoint status -w json through infra1" \
-	"\[\{\"Endpoint\":\"http://127.0.0.1:44609\",\"Status\":\{\"header\":\{\"cluster_id\":$cid_dec,\"member_id\":$id1_dec,\"revision\":5,\"raft_term\":$term\},\"version\":\"3\.4\.[^\"]*\",\"dbSize\":[0-9]+,\"leader\":$id3_dec,\"raftIndex\":[0-9]+,\"raftTerm\":$term,\"raftAppliedIndex\":[0-9]+(,\"dbSizeInUse\":[0-9]+)?\}\}\]" \
+	"\[\{\"Endpoint\":\"http://127.0.0.1:25109\",\"Status\":\{\"header\":\{\"cluster_id\":$cid_dec,\"member_id\":$id1_dec,\"revision\":5,\"raft_term\":$term\},\"version\":\"3\.4\.[^\"]*\",\"dbSize\":[0-9]+,\"leader\":$id3_dec,\"raftIndex\":[0-9]+,\"raftTerm\":$term,\"raftAppliedIndex\":[0-9]+(,\"dbSizeInUse\":[0-9]+)?\}\}\]" \
 	"$OUT"
 
 # ---- endpoint health: a quorum read of key "health" through each endpoint ----
 ctl_ok "$E" endpoint health
 assert_eq "stdout of endpoint health (simple output goes to stderr)" "" "$OUT"
 assert_eq "endpoint health (sorted, took masked)" \
-	"http://127.0.0.1:44609 is healthy: successfully committed proposal: took = *
-http://127.0.0.1:44619 is healthy: successfully committed proposal: took = *
-http://127.0.0.1:44629 is healthy: successfully committed proposal: took = *" \
+	"http://127.0.0.1:25109 is healthy: successfully committed proposal: took = *
+http://127.0.0.1:25119 is healthy: successfully committed proposal: took = *
+http://127.0.0.1:25129 is healthy: successfully committed proposal: took = *" \
 	"$(sed 's/took = [0-9.]*[µmn]*s$/took = */' <<<"$ERR" | sort)"
 ctl_ok "$E" endpoint health --cluster -w table
 check_table_layout "endpoint health -w table" "$OUT"
 assert_eq "endpoint health --cluster -w table (rows sorted, TOOK masked)" "ENDPOINT|HEALTH|TOOK|ERROR
-http://127.0.0.1:44609|true|*|
-http://127.0.0.1:44619|true|*|
-http://127.0.0.1:44629|true|*|" \
+http://127.0.0.1:25109|true|*|
+http://127.0.0.1:25119|true|*|
+http://127.0.0.1:25129|true|*|" \
 	"$(table_cells "$OUT" | { IFS= read -r h; echo "$h"; mask_fields "$(cat)" 3 | sort; })"
 
 # ---- endpoint hashkv ----
@@ -107,17 +107,17 @@ h=$(table_cells "$OUT" | sed -n '2s/^.*|//p')
 assert_match "hash" '[0-9]+' "$h"
 check_table_layout "endpoint hashkv -w table" "$OUT"
 assert_eq "endpoint hashkv -w table (every member equal)" "ENDPOINT|HASH
-http://127.0.0.1:44609|$h
-http://127.0.0.1:44619|$h
-http://127.0.0.1:44629|$h" "$(table_cells "$OUT")"
+http://127.0.0.1:25109|$h
+http://127.0.0.1:25119|$h
+http://127.0.0.1:25129|$h" "$(table_cells "$OUT")"
 ctl_ok "$E" endpoint hashkv
-assert_eq "endpoint hashkv" "http://127.0.0.1:44609, $h
-http://127.0.0.1:44619, $h
-http://127.0.0.1:44629, $h" "$OUT"
+assert_eq "endpoint hashkv" "http://127.0.0.1:25109, $h
+http://127.0.0.1:25119, $h
+http://127.0.0.1:25129, $h" "$OUT"
 
 # ---- alarm list (none), defrag ----
 expect_out "" "$E" alarm list
-expect_out "Finished defragmenting etcd member[http://127.0.0.1:44619]" --endpoints="${CLIENT[infra2]}" defrag
+expect_out "Finished defragmenting etcd member[http://127.0.0.1:25119]" --endpoints="${CLIENT[infra2]}" defrag
 expect_out "a
 aa
 b

@@ -2,12 +2,12 @@
 # snapshot save through one endpoint (a follower and the leader): stdout "Snapshot saved at PATH", the file is
 # there and not empty, the temporary PATH.part is gone; etcdctl's zap log lines on stderr name the steps (their
 # time stamps and durations are masked); with several endpoints etcdctl refuses before any RPC. Expected outputs
-# taken from etcd 3.4.23. Ports: 447x0 (client 447x9).
+# taken from etcd 3.4.23. Ports: 247x0 (client 247x9).
 source "$(dirname "$0")/lib.sh"
 
-add_member infra1 44710
-add_member infra2 44720
-add_member infra3 44730
+add_member infra1 24710
+add_member infra2 24720
+add_member infra3 24730
 start_new_cluster infra1 infra2 infra3
 wait_ready 20 infra1 infra2 infra3
 ENDPOINTS=$(endpoints infra1 infra2 infra3)
@@ -60,7 +60,7 @@ assert_eq "stdout of snapshot save over an existing file" "Snapshot saved at $TM
 ctl "$E" snapshot save "$TMP/snapshot-all.db"
 assert_eq "exit code of snapshot save with three endpoints" 5 "$RC"
 assert_eq "stderr of snapshot save with three endpoints" \
-	"Error: snapshot must be requested to one selected node, not multiple [http://127.0.0.1:44709 http://127.0.0.1:44719 http://127.0.0.1:44729]" \
+	"Error: snapshot must be requested to one selected node, not multiple [http://127.0.0.1:24709 http://127.0.0.1:24719 http://127.0.0.1:24729]" \
 	"$ERR"
 [ ! -e "$TMP/snapshot-all.db" ] || fail "snapshot save with three endpoints wrote a file"
 expect_out "key/20

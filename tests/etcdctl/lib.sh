@@ -7,9 +7,11 @@
 #
 # - Every member gets a data dir under a private temp dir; its log goes to TMP/NAME.log (appended across
 #   restarts).
-# - Each test uses its own fixed block of 100 ports in 44000-45999 (tests/cluster uses 40xxx-43xxx), named in
-#   its header: member K has peer port BASE + 10 * K and client port one below it (BASE 44400: 44410, 44409).
-#   Member IDs derive from the peer URLs, so the ports fix the IDs the expected outputs show.
+# - Each test uses its own fixed block of 100 ports in 24000-25999, named in its header: member K has peer port
+#   BASE + 10 * K and client port one below it (BASE 24200: 24210, 24209). The block is below Linux's ephemeral
+#   range (32768-60999): a member's port in that range can be taken by some process's outgoing connection
+#   (seen here: "bind: address already in use" on 448x0 while another etcd benchmark ran). Member IDs derive
+#   from the peer URLs, so the ports fix the IDs the expected outputs show.
 # - Conditions are awaited with bounded polling loops (wait_until), never with a bare sleep.
 # - Cleanup (trap on EXIT, INT and TERM) kills only the PIDs this script started (members and background
 #   etcdctl processes), waits for them and removes the temp dir; on failure it prints the tail of every log.
