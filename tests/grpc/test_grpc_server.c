@@ -79,6 +79,7 @@ static struct {
 	size_t big_waits; /* rounds the producer found the call's queue full */
 	char header_seen[64];
 	struct grpc_server *server; /* the main server, for find_call inside callbacks */
+	uint64_t rounds;            /* loops of the main server's thread */
 } shared = { .mutex = PTHREAD_MUTEX_INITIALIZER };
 
 /* ---- the test service (server thread) ---- */
@@ -310,8 +311,10 @@ static void *server_thread(void *argument)
 	for (;;) {
 		pthread_mutex_lock(&shared.mutex);
 		bool stop = runner->stop;
-		if (runner->copy_stats)
+		if (runner->copy_stats) {
 			grpc_server_get_stats(server, &shared.stats);
+			shared.rounds++;
+		}
 		pthread_mutex_unlock(&shared.mutex);
 		if (stop)
 			break;
@@ -326,8 +329,18 @@ static void *server_thread(void *argument)
 
 static struct grpc_server_stats stats_now(void)
 {
-	/* The server thread refreshes its copy every round (5 ms at most): wait two rounds. */
-	usleep(20000);
+	/* Two more rounds of the server thread: whatever it was doing when we asked is counted. */
+	pthread_mutex_lock(&shared.mutex);
+	uint64_t until = shared.rounds + 2;
+	pthread_mutex_unlock(&shared.mutex);
+	for (int i = 0; i < 1000; i++) {
+		usleep(5000);
+		pthread_mutex_lock(&shared.mutex);
+		bool done = shared.rounds >= until;
+		pthread_mutex_unlock(&shared.mutex);
+		if (done)
+			break;
+	}
 	pthread_mutex_lock(&shared.mutex);
 	struct grpc_server_stats stats = shared.stats;
 	pthread_mutex_unlock(&shared.mutex);
@@ -389,7 +402,7 @@ static bool unary_works(int port, const char *text)
 		return false;
 	struct client_stream stream;
 	unary(client, &stream, "/test.Echo/Unary", text, strlen(text));
-	bool ok = client_pump(client, client_stream_is_closed, &stream, 5000);
+	bool ok = client_pump(client, client_stream_is_closed, &stream, 15000);
 	const uint8_t *message;
 	size_t length;
 	ok = ok && stream.grpc_status == 0 && client_stream_message(&stream, 0, &message, &length) &&
@@ -421,7 +434,7 @@ static void test_unary(void)
 	struct client_stream stream;
 	const char text[] = "hello quorumd";
 	unary(client, &stream, "/test.Echo/Unary", text, sizeof text - 1);
-	CHECK(client_pump(client, client_stream_is_closed, &stream, 5000), "unary call did not end");
+	CHECK(client_pump(client, client_stream_is_closed, &stream, 15000), "unary call did not end");
 	CHECK(stream.http_status == 200, "status %d", stream.http_status);
 	CHECK(stream.grpc_status == 0, "grpc-status %d (%s)", stream.grpc_status, stream.grpc_message);
 	CHECK(client_stream_message_count(&stream) == 1, "%zu messages", client_stream_message_count(&stream));
@@ -436,14 +449,14 @@ static void test_unary(void)
 
 	/* An empty message is a message too. */
 	unary(client, &stream, "/test.Echo/Unary", "", 0);
-	CHECK(client_pump(client, client_stream_is_closed, &stream, 5000), "empty unary call did not end");
+	CHECK(client_pump(client, client_stream_is_closed, &stream, 15000), "empty unary call did not end");
 	CHECK(stream.grpc_status == 0 && client_stream_message_count(&stream) == 1 && stream.received_length == 5,
 		"empty echo: status %d, %zu bytes", stream.grpc_status, stream.received_length);
 	client_stream_free(&stream);
 
 	/* grpc-message is percent-encoded (gRPC spec): '%', non-ASCII and control bytes. */
 	unary(client, &stream, "/test.Echo/Fail", "x", 1);
-	CHECK(client_pump(client, client_stream_is_closed, &stream, 5000), "failing call did not end");
+	CHECK(client_pump(client, client_stream_is_closed, &stream, 15000), "failing call did not end");
 	CHECK(stream.grpc_status == 5, "grpc-status %d", stream.grpc_status);
 	CHECK(strcmp(stream.grpc_message, "not found: 100%25 %C3%BCn%C3%AFcode%0A") == 0, "grpc-message %s",
 		stream.grpc_message);
@@ -475,7 +488,7 @@ static void test_concurrent_streams(void)
 		snprintf(text[i], sizeof text[i], "message number %zu", i);
 		unary(client, &streams[i], "/test.Echo/Unary", text[i], strlen(text[i]));
 	}
-	CHECK(client_pump(client, all_closed, streams, 10000), "not every concurrent call ended");
+	CHECK(client_pump(client, all_closed, streams, 20000), "not every concurrent call ended");
 	size_t good = 0;
 	for (size_t i = 0; i < 300; i++) {
 		const uint8_t *message;
@@ -500,7 +513,7 @@ static void test_server_stream(void)
 		size & 0xff };
 	struct client_stream stream;
 	unary(client, &stream, "/test.Echo/Stream", request, 8);
-	CHECK(client_pump(client, client_stream_is_closed, &stream, 10000), "stream did not end");
+	CHECK(client_pump(client, client_stream_is_closed, &stream, 20000), "stream did not end");
 	CHECK(stream.grpc_status == 0, "grpc-status %d (%s)", stream.grpc_status, stream.grpc_message);
 	size_t in_order = 0;
 	const uint8_t *message;
@@ -542,7 +555,7 @@ static void test_bidi(void)
 		/* Each echo must come back while the request side is still open. */
 		client_stream_write(client, &stream, (const uint8_t *)words[i], strlen(words[i]), false);
 		struct message_wait wait = { &stream, i + 1 };
-		CHECK(client_pump(client, has_messages, &wait, 5000) && !stream.closed, "echo %zu did not come", i);
+		CHECK(client_pump(client, has_messages, &wait, 15000) && !stream.closed, "echo %zu did not come", i);
 		const uint8_t *message;
 		size_t length;
 		CHECK(client_stream_message(&stream, i, &message, &length) && length == strlen(words[i]) &&
@@ -551,7 +564,7 @@ static void test_bidi(void)
 	/* Two messages in one DATA frame, then the half-close. */
 	client_stream_write(client, &stream, (const uint8_t *)"four", 4, false);
 	client_stream_write(client, &stream, (const uint8_t *)"five", 4, true);
-	CHECK(client_pump(client, client_stream_is_closed, &stream, 5000), "bidi did not end");
+	CHECK(client_pump(client, client_stream_is_closed, &stream, 15000), "bidi did not end");
 	CHECK(client_stream_message_count(&stream) == 5, "%zu echoes", client_stream_message_count(&stream));
 	CHECK(stream.grpc_status == 0 && strcmp(stream.grpc_message, "bidi done") == 0, "trailers %d %s",
 		stream.grpc_status, stream.grpc_message);
@@ -576,14 +589,14 @@ static void test_cross_connection(void)
 	client_stream_start(watcher, &subscription, "/test.Echo/Subscribe");
 	client_stream_write(watcher, &subscription, (const uint8_t *)"hi", 2, false);
 	struct message_wait wait = { &subscription, 1 };
-	CHECK(client_pump(watcher, has_messages, &wait, 5000), "no subscription answer");
+	CHECK(client_pump(watcher, has_messages, &wait, 15000), "no subscription answer");
 	unary(writer, &publish, "/test.Echo/Publish", "news", 4);
-	CHECK(client_pump(writer, client_stream_is_closed, &publish, 5000) && publish.grpc_status == 0,
+	CHECK(client_pump(writer, client_stream_is_closed, &publish, 15000) && publish.grpc_status == 0,
 		"publish did not end");
 	CHECK(publish.received_length == 6 && publish.received[5] == 1, "published to %d subscribers",
 		publish.received_length == 6 ? publish.received[5] : -1);
 	wait.count = 2;
-	CHECK(client_pump(watcher, has_messages, &wait, 5000), "the subscriber did not get the news");
+	CHECK(client_pump(watcher, has_messages, &wait, 15000), "the subscriber did not get the news");
 	const uint8_t *message;
 	size_t length;
 	CHECK(client_stream_message(&subscription, 1, &message, &length) && length == 4 && memcmp(message, "news", 4) == 0,
@@ -614,15 +627,15 @@ static void test_ping_and_goaway(void)
 	if (client == NULL)
 		return;
 	nghttp2_submit_ping(client->session, NGHTTP2_FLAG_NONE, (const uint8_t *)"12345678");
-	CHECK(client_pump(client, ping_acknowledged, client, 5000), "no PING ACK");
+	CHECK(client_pump(client, ping_acknowledged, client, 15000), "no PING ACK");
 	uint8_t request[8] = { 0, 0, 0, 100, 'g', 'o', 'a', 'w' }; /* answered after 100 ms */
 	struct client_stream stream;
 	unary(client, &stream, "/test.Echo/Slow", request, 8);
 	client_pump(client, client_stream_is_closed, &stream, 30);
 	nghttp2_submit_goaway(client->session, NGHTTP2_FLAG_NONE, 0, NGHTTP2_NO_ERROR, NULL, 0);
-	CHECK(client_pump(client, client_stream_is_closed, &stream, 5000) && stream.grpc_status == 0,
+	CHECK(client_pump(client, client_stream_is_closed, &stream, 15000) && stream.grpc_status == 0,
 		"the call open at GOAWAY did not finish (status %d)", stream.grpc_status);
-	CHECK(client_pump(client, connection_ended, client, 5000), "the server kept the connection after GOAWAY");
+	CHECK(client_pump(client, connection_ended, client, 15000), "the server kept the connection after GOAWAY");
 	client_stream_free(&stream);
 	client_close(client);
 }
@@ -636,14 +649,14 @@ static void test_unknown_and_too_large(void)
 		return;
 	struct client_stream stream;
 	unary(client, &stream, "/test.Echo/Nope", "x", 1);
-	CHECK(client_pump(client, client_stream_is_closed, &stream, 5000), "unknown method did not end");
+	CHECK(client_pump(client, client_stream_is_closed, &stream, 15000), "unknown method did not end");
 	CHECK(stream.grpc_status == 12, "grpc-status %d", stream.grpc_status);
 	CHECK(strcmp(stream.grpc_message, "unknown method Nope for service test.Echo") == 0, "message %s",
 		stream.grpc_message);
 	client_stream_free(&stream);
 
 	unary(client, &stream, "/etcdserverpb.Foo/Bar", "x", 1);
-	CHECK(client_pump(client, client_stream_is_closed, &stream, 5000), "unknown service did not end");
+	CHECK(client_pump(client, client_stream_is_closed, &stream, 15000), "unknown service did not end");
 	CHECK(stream.grpc_status == 12, "grpc-status %d", stream.grpc_status);
 	CHECK(strcmp(stream.grpc_message, "unknown service etcdserverpb.Foo") == 0, "message %s", stream.grpc_message);
 	client_stream_free(&stream);
@@ -652,7 +665,7 @@ static void test_unknown_and_too_large(void)
 	uint8_t *big = calloc(1, large);
 	unary(client, &stream, "/test.Echo/Unary", big, large);
 	free(big);
-	CHECK(client_pump(client, client_stream_is_closed, &stream, 10000), "too large did not end");
+	CHECK(client_pump(client, client_stream_is_closed, &stream, 20000), "too large did not end");
 	CHECK(stream.grpc_status == 8, "grpc-status %d", stream.grpc_status);
 	char expected[128];
 	snprintf(expected, sizeof expected, "grpc: received message larger than max (%zu vs. %d)", large, MAX_MESSAGE);
@@ -664,7 +677,7 @@ static void test_unknown_and_too_large(void)
 	big[MAX_MESSAGE - 1] = 42;
 	unary(client, &stream, "/test.Echo/Unary", big, MAX_MESSAGE);
 	free(big);
-	CHECK(client_pump(client, client_stream_is_closed, &stream, 10000), "maximum message did not end");
+	CHECK(client_pump(client, client_stream_is_closed, &stream, 20000), "maximum message did not end");
 	CHECK(stream.grpc_status == 0 && stream.received_length == MAX_MESSAGE + 5 &&
 		stream.received[stream.received_length - 1] == 42, "maximum message: status %d, %zu bytes",
 		stream.grpc_status, stream.received_length);
@@ -675,7 +688,7 @@ static void test_unknown_and_too_large(void)
 	client_stream_start(client, &stream, "/test.Echo/Unary");
 	client_stream_write(client, &stream, (const uint8_t *)"zzz", 3, true);
 	stream.send[0] = 1;
-	CHECK(client_pump(client, client_stream_is_closed, &stream, 5000), "compressed did not end");
+	CHECK(client_pump(client, client_stream_is_closed, &stream, 15000), "compressed did not end");
 	CHECK(stream.grpc_status == 12 && strstr(stream.grpc_message, "Decompressor is not installed") != NULL,
 		"compressed: %d %s", stream.grpc_status, stream.grpc_message);
 	client_stream_free(&stream);
@@ -684,14 +697,14 @@ static void test_unknown_and_too_large(void)
 	client_stream_init(&stream);
 	client_stream_start_typed(client, &stream, "/test.Echo/Unary", "application/json");
 	client_stream_write(client, &stream, (const uint8_t *)"{}", 2, true);
-	CHECK(client_pump(client, client_stream_is_closed, &stream, 5000), "json call did not end");
+	CHECK(client_pump(client, client_stream_is_closed, &stream, 15000), "json call did not end");
 	CHECK(stream.http_status == 415 && stream.grpc_status > 0, "content-type json: %d, grpc-status %d",
 		stream.http_status, stream.grpc_status);
 	client_stream_free(&stream);
 
 	/* The connection still serves after all that. */
 	unary(client, &stream, "/test.Echo/Unary", "still", 5);
-	CHECK(client_pump(client, client_stream_is_closed, &stream, 5000) && stream.grpc_status == 0,
+	CHECK(client_pump(client, client_stream_is_closed, &stream, 15000) && stream.grpc_status == 0,
 		"connection broken after errors");
 	client_stream_free(&stream);
 	client_close(client);
@@ -732,14 +745,16 @@ static void test_slow_and_cancel(void)
 	unary(client, &answered, "/test.Echo/Slow", request, 8);
 	/* Reset by the client before the answer. */
 	struct client_stream cancelled;
-	unary(client, &cancelled, "/test.Echo/Slow", request, 8);
+	/* Due in 2 s: time enough for the reset to arrive first even on a loaded machine. */
+	uint8_t cancelled_request[8] = { 0, 0, 0x07, 0xd0, 'l', 'a', 't', 'e' };
+	unary(client, &cancelled, "/test.Echo/Slow", cancelled_request, 8);
 	size_t want = first + 2;
-	CHECK(client_pump(client, slow_count_at_least, &want, 5000), "slow calls did not reach the service");
+	CHECK(client_pump(client, slow_count_at_least, &want, 15000), "slow calls did not reach the service");
 	nghttp2_submit_rst_stream(client->session, NGHTTP2_FLAG_NONE, cancelled.id, NGHTTP2_CANCEL);
-	CHECK(client_pump(client, client_stream_is_closed, &answered, 5000), "slow call did not end");
+	CHECK(client_pump(client, client_stream_is_closed, &answered, 15000), "slow call did not end");
 	CHECK(answered.grpc_status == 0 && answered.received_length == 13, "slow answer: status %d, %zu bytes",
 		answered.grpc_status, answered.received_length);
-	for (int i = 0; i < 100 && !(slow_answered(first) && slow_answered(first + 1)); i++)
+	for (int i = 0; i < 1000 && !(slow_answered(first) && slow_answered(first + 1)); i++)
 		usleep(10000);
 	pthread_mutex_lock(&shared.mutex);
 	/* Call ids rise in arrival order, and one connection's streams arrive in the order opened. */
@@ -762,11 +777,11 @@ static void test_slow_and_cancel(void)
 	first = shared.slow_count;
 	pthread_mutex_unlock(&shared.mutex);
 	struct client_stream orphan;
-	unary(client, &orphan, "/test.Echo/Slow", request, 8);
+	unary(client, &orphan, "/test.Echo/Slow", cancelled_request, 8);
 	want = first + 1;
-	CHECK(client_pump(client, slow_count_at_least, &want, 5000), "slow call did not reach the service");
+	CHECK(client_pump(client, slow_count_at_least, &want, 15000), "slow call did not reach the service");
 	client_close(client);
-	for (int i = 0; i < 100 && !slow_answered(first); i++)
+	for (int i = 0; i < 1000 && !slow_answered(first); i++)
 		usleep(10000);
 	pthread_mutex_lock(&shared.mutex);
 	uint64_t orphan_id = shared.slow[first].call_id;
@@ -785,7 +800,7 @@ static void test_garbage(void)
 	CHECK(send(fd, garbage, sizeof garbage - 1, MSG_NOSIGNAL) > 0, "send garbage");
 	char buffer[4096];
 	bool closed;
-	raw_read_all(fd, buffer, sizeof buffer, 3000, &closed);
+	raw_read_all(fd, buffer, sizeof buffer, 10000, &closed);
 	CHECK(closed, "the server kept a connection that sent garbage");
 	close(fd);
 
@@ -796,7 +811,7 @@ static void test_garbage(void)
 		"\x00\x00\x06\x04\x00\x00\x00\x00\x01"  /* SETTINGS on stream 1: a connection error */
 		"\x00\x03\x00\x00\x00\x01";
 	CHECK(send(fd, bad_frame, sizeof bad_frame - 1, MSG_NOSIGNAL) > 0, "send bad frame");
-	size_t got = raw_read_all(fd, buffer, sizeof buffer, 3000, &closed);
+	size_t got = raw_read_all(fd, buffer, sizeof buffer, 10000, &closed);
 	CHECK(closed, "the server kept a connection with a broken frame");
 	bool goaway = false;
 	for (size_t i = 0; i + 9 <= got;) {
@@ -849,7 +864,7 @@ static void test_random_input(void)
 	}
 	CHECK(unary_works(server_port, "after random input"), "the server stopped serving after random input");
 	struct grpc_server_stats stats;
-	for (int i = 0; i < 100; i++) {
+	for (int i = 0; i < 500; i++) {
 		stats = stats_now();
 		if (stats.connections_open == 0)
 			break;
@@ -889,7 +904,7 @@ static void test_http1(void)
 	CHECK(send(fd, requests, sizeof requests - 1, MSG_NOSIGNAL) > 0, "send");
 	char buffer[8192];
 	size_t have = 0;
-	uint64_t deadline = now_ms() + 3000;
+	uint64_t deadline = now_ms() + 10000;
 	int status = 0;
 	char body[256];
 	size_t offset = 0;
@@ -919,7 +934,7 @@ static void test_http1(void)
 	const char last[] = "HEAD /health?serializable=true HTTP/1.1\r\nConnection: close\r\n\r\n";
 	CHECK(send(fd, last, sizeof last - 1, MSG_NOSIGNAL) > 0, "send");
 	bool closed;
-	have = raw_read_all(fd, buffer, sizeof buffer, 3000, &closed);
+	have = raw_read_all(fd, buffer, sizeof buffer, 10000, &closed);
 	offset = 0;
 	CHECK(parse_response(buffer, have, &offset, &status, body, sizeof body, true) && status == 200,
 		"HEAD /health: %s", buffer);
@@ -934,7 +949,7 @@ static void test_http1(void)
 	memcpy(huge, "GET /health HTTP/1.1\r\nX-Long: ", 30);
 	send(fd, huge, 20000, MSG_NOSIGNAL);
 	free(huge);
-	have = raw_read_all(fd, buffer, sizeof buffer, 3000, &closed);
+	have = raw_read_all(fd, buffer, sizeof buffer, 10000, &closed);
 	CHECK(strncmp(buffer, "HTTP/1.1 400", 12) == 0, "oversized request: %.40s", buffer);
 	CHECK(closed, "oversized request: connection kept");
 	close(fd);
@@ -1049,7 +1064,7 @@ static void test_close_with_open_call(void)
 	if (client != NULL) {
 		unary(client, &stream, "/test.Echo/Slow", request, 4);
 		size_t want = first + 1;
-		CHECK(client_pump(client, slow_count_at_least, &want, 5000), "slow call did not reach the service");
+		CHECK(client_pump(client, slow_count_at_least, &want, 15000), "slow call did not reach the service");
 	}
 	pthread_mutex_lock(&shared.mutex);
 	runner.stop = true;
@@ -1062,7 +1077,7 @@ static void test_close_with_open_call(void)
 	grpc_server_close(server);
 	CHECK(call_id != 0 && find_close(call_id, true), "no on_close(cancelled = true) when the server closed");
 	if (client != NULL) {
-		client_pump(client, client_stream_is_closed, &stream, 3000);
+		client_pump(client, client_stream_is_closed, &stream, 15000);
 		CHECK(client->eof, "the client's connection is still open after grpc_server_close");
 		client_stream_free(&stream);
 		client_close(client);
