@@ -624,8 +624,6 @@ void grpc_server_process(struct grpc_server *server)
 				connection_handle(connection, events[i].events);
 		}
 	}
-	/* Answers a callback gave to other connections' calls (a put waking a watcher). */
-	flush_dirty_connections(server);
 	uint64_t now = grpc_now_ms();
 	for (size_t i = 0; i < server->listener_count; i++) {
 		struct grpc_listener *listener = &server->listeners[i];
@@ -639,6 +637,9 @@ void grpc_server_process(struct grpc_server *server)
 		server->last_idle_check_ms = now;
 		close_stalled_connections(server, now);
 	}
+	/* Answers a callback gave to other connections' calls (a put waking a watcher). Last before the
+	 * dead are freed: the dirty list may name a connection closed during this round. */
+	flush_dirty_connections(server);
 	free_dead_connections(server);
 	server->processing = false;
 }
