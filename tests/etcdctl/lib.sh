@@ -433,3 +433,21 @@ wait_output() {
 
 PYTHON=python3
 [ -x /usr/bin/python3 ] && PYTHON=/usr/bin/python3 # a pyenv shim costs a second per call
+
+# ctl_retry_unhealthy TIMEOUT ARGS...: runs etcdctl ARGS until it succeeds, for at most TIMEOUT s, as long as
+# it is refused with "etcdserver: unhealthy cluster": etcd refuses member changes until every voter has been
+# connected to the leader for 5 s (so right after a start or restart), and a refusal changes nothing. Any other
+# failure fails the test. Sets OUT, ERR and RC like ctl.
+ctl_retry_unhealthy() {
+	local t=$1
+	shift
+	_try_member_change() {
+		ctl "$@"
+		[ "$RC" -eq 0 ] && return 0
+		case "$ERR" in
+		*"Error: etcdserver: unhealthy cluster") return 1 ;;
+		esac
+		fail "etcdctl $* failed (exit code $RC): $ERR"
+	}
+	wait_until "etcdctl $* accepted" "$t" _try_member_change "$@"
+}
