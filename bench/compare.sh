@@ -16,8 +16,10 @@
 # quorumd half reports itself until quorumd serves the etcd v3 gRPC API.
 #
 # Options: --build DIR (default build/), --quick (a tenth of the requests: a smoke run), --out DIR (also
-# keep every quorum-bench JSON result there). KEEP_TMP=1 keeps the data and logs. Environment: COMPARE_BASE_PORT (default 58100; etcd uses
-# BASE+11.., quorumd BASE+111..), ETCD, QUORUMD, QUORUM_BENCH (binaries other than DIR's).
+# keep every quorum-bench JSON result there). Environment: COMPARE_BASE_PORT (default 51100; etcd uses
+# BASE+11.., quorumd BASE+111..; moved up by 1000 while one of them is taken), COMPARE_N1 / COMPARE_N2
+# (requests of the 1-client and the 1,000-client loads), ETCD, QUORUMD, QUORUM_BENCH (binaries other than
+# DIR's), KEEP_TMP=1 (keep the data and logs).
 #
 # Still to come (issue 7): client sweep, value-size sweep, cluster sizes 1 and 5, the dpdk dataplane,
 # `etcdctl check perf --load=m` against both, gnuplot plots, the bare-fdatasync reference.
@@ -33,7 +35,7 @@ while [ $# -gt 0 ]; do
 	--quick) QUICK=1; shift ;;
 	--out) OUT=$2; shift 2 ;;
 	--out=*) OUT=${1#*=}; shift ;;
-	-h|--help) sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	-h|--help) sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	*) echo "compare.sh: $1: unknown option (--build DIR, --quick, --out DIR)" >&2; exit 2 ;;
 	esac
 done
@@ -43,7 +45,7 @@ cd "$ROOT"
 QB=${QUORUM_BENCH:-$BUILD/bench/quorum-bench}
 QD=${QUORUMD:-$BUILD/control/quorumd}
 ETCD=${ETCD:-$(command -v etcd || true)}
-BASE=${COMPARE_BASE_PORT:-58100}
+BASE=${COMPARE_BASE_PORT:-51100}
 for f in "$QB" "$QD"; do
 	[ -x "$f" ] || { echo "compare.sh: $f not built (meson setup $BUILD && ninja -C $BUILD)" >&2; exit 2; }
 done
@@ -192,7 +194,7 @@ measure() {
 
 # Ports in 5xxxx lie in Linux's ephemeral range, so a client connection can hold one for a while: take the
 # first base (stepping by 1000) whose twelve ports nobody uses.
-port_busy() { [ -n "$(ss -Htan "( sport = :$1 )" 2>/dev/null)" ]; }
+port_busy() { [ -n "$(ss -Htan exclude time-wait "( sport = :$1 )" 2>/dev/null)" ]; }
 for ((try = 0; try < 8; try++)); do
 	busy=0
 	for off in 11 12 21 22 31 32 111 112 121 122 131 132; do
