@@ -338,6 +338,21 @@ static void tick(struct bench_thread *t, uint64_t now)
 	}
 }
 
+/* epoll_pwait2 (Linux 5.11) sleeps to the nanosecond, which the open-loop schedule wants; where it is
+ * missing (older kernels, valgrind) epoll_wait rounds the timeout up to the next millisecond. */
+static int wait_events(int epfd, struct epoll_event *events, int count, uint64_t wait_ns)
+{
+	static atomic_bool no_pwait2;
+	if (!atomic_load_explicit(&no_pwait2, memory_order_relaxed)) {
+		struct timespec ts = {.tv_sec = (time_t)(wait_ns / 1000000000u), .tv_nsec = (long)(wait_ns % 1000000000u)};
+		int n = epoll_pwait2(epfd, events, count, &ts, NULL);
+		if (n >= 0 || errno != ENOSYS)
+			return n;
+		atomic_store_explicit(&no_pwait2, true, memory_order_relaxed);
+	}
+	return epoll_wait(epfd, events, count, (int)((wait_ns + 999999) / 1000000));
+}
+
 static void *thread_main(void *arg)
 {
 	struct bench_thread *t = arg;
@@ -363,10 +378,9 @@ static void *thread_main(void *arg)
 		if (cfg->duration_ns && now < run->deadline_ns && run->deadline_ns < wake)
 			wake = run->deadline_ns;
 		uint64_t wait = wake > now ? wake - now : 0;
-		struct timespec ts = {.tv_sec = (time_t)(wait / 1000000000u), .tv_nsec = (long)(wait % 1000000000u)};
-		int n = epoll_pwait2(t->epfd, events, (int)(sizeof(events) / sizeof(events[0])), &ts, NULL);
+		int n = wait_events(t->epfd, events, (int)(sizeof(events) / sizeof(events[0])), wait);
 		if (n < 0 && errno != EINTR) {
-			perror("quorum-bench: epoll_pwait2");
+			snprintf(t->results->gave_up, sizeof(t->results->gave_up), "epoll_wait: %s", strerror(errno));
 			break;
 		}
 		for (int i = 0; i < n; i++) {
