@@ -59,7 +59,7 @@ check_status_cells() {
 		"$(head -n 1 <<<"$cells")"
 	while IFS='|' read -r _ _ v size _ _ t _ _ _; do
 		version_ok "$v" || fail "$desc: VERSION $v is not 3.4.x"
-		[[ "$size" =~ ^[0-9]+\ (B|kB|MB)$ ]] || fail "$desc: DB SIZE '$size'"
+		[[ "$size" =~ ^[0-9]+(\.[0-9])?\ (B|kB|MB|GB)$ ]] || fail "$desc: DB SIZE '$size'"
 		assert_eq "$desc: RAFT TERM" "$term" "$t"
 	done <<<"$(tail -n +2 <<<"$cells")"
 	assert_eq "$desc: rows" "$expected" "$(mask_fields "$(tail -n +2 <<<"$cells")" 3 4 7 8 9)"
