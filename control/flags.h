@@ -21,6 +21,9 @@ struct node_flags {
 	char *initial_advertise_peer_urls;
 	char *listen_client_urls;
 	char *advertise_client_urls;
+	char *listen_metrics_urls;
+	uint64_t max_request_bytes;
+	uint64_t client_threads;
 	uint64_t heartbeat_interval_ms;
 	uint64_t election_timeout_ms;
 	uint64_t snapshot_count;

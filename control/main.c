@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "client_api.h"
 #include "node.h"
 
 extern char **environ;
@@ -57,11 +58,22 @@ int main(int argc, char **argv)
 		free(node);
 		return 1;
 	}
+	struct client_api *client_api = client_api_start(node, error, sizeof(error));
+	if (!client_api) {
+		node_log("fatal", "cannot serve the client URLs", "\"error\":\"%s\"", error);
+		fprintf(stderr, "quorumd: %s\n", error);
+		node_stop(node);
+		node_close(node);
+		free(node);
+		return 1;
+	}
 	if (node_control_run(node, error, sizeof(error)) != 0) {
 		fprintf(stderr, "quorumd: %s\n", error);
 		exit_code = 1;
 	}
+	/* The core and storage threads stop first: after that no reply is addressed to a client thread. */
 	node_stop(node);
+	client_api_stop(client_api);
 	if (exit_code == 0)
 		exit_code = atomic_load(&node->exit_code);
 	node_close(node);

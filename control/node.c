@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <sys/time.h>
 #include <time.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "node.h"
@@ -124,6 +125,7 @@ void node_reply_free(struct node_reply *reply)
 		return;
 	kv_result_free(&reply->kv);
 	free(reply->json);
+	state_snapshot_close(reply->snapshot);
 	free(reply);
 }
 
@@ -162,6 +164,28 @@ void storage_done_free(struct storage_done *done)
 bool node_request_is_local(const struct node *node, uint64_t request_id)
 {
 	return (request_id >> 48) == (node->member_id & 0xffff);
+}
+
+uint64_t node_request_id(uint64_t member_id, unsigned channel, uint64_t counter)
+{
+	return ((member_id & 0xffff) << 48) | ((uint64_t)(channel & 0xf) << NODE_REQUEST_COUNTER_BITS) |
+	       (counter & ((UINT64_C(1) << NODE_REQUEST_COUNTER_BITS) - 1));
+}
+
+uint64_t node_request_counter_start(void)
+{
+	struct timespec now;
+	clock_gettime(CLOCK_REALTIME, &now);
+	/* 4 ids a millisecond of headroom before the counter could meet ids of an earlier run; 2^44 lasts
+	 * past the year 2100 at that pace. */
+	return ((uint64_t)now.tv_sec * 1000u + (uint64_t)now.tv_nsec / 1000000u) << 2;
+}
+
+void node_post_reply(struct node *node, struct node_reply *reply)
+{
+	unsigned channel = (unsigned)(reply->request_id >> NODE_REQUEST_COUNTER_BITS) & 0xf;
+	struct mailbox *mailbox = node->reply_channels[channel];
+	mailbox_post(mailbox ? mailbox : &node->control_inbox, reply);
 }
 
 /* ---- the data directory ---- */
@@ -873,6 +897,9 @@ static void release_node_mail(void *item)
 	free(mail->bytes);
 	node_request_free(mail->request);
 	storage_done_free(mail->done);
+	if (mail->leases)
+		free(mail->leases->changes);
+	free(mail->leases);
 	free(mail);
 }
 

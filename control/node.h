@@ -33,6 +33,8 @@ enum peer_envelope {
 	PEER_CLUSTER_QUERY = 5,  /* a member starting with --initial-cluster-state existing asks for the members */
 	PEER_CLUSTER_REPLY = 6,  /* body: {"cluster_id":HEX,"membership":BLOB} */
 	PEER_REMOVED = 7,        /* to a removed member that still talks: you were removed; body: nothing */
+	PEER_LEASE_REQUEST = 8,  /* a lease renew or time-to-live for the leader's clocks (node_leases.c) */
+	PEER_LEASE_REPLY = 9,
 	/* Not on the wire: the transport thread telling the core that a removed member sent a frame. */
 	PEER_REMOVED_MEMBER_SEEN = 100,
 };
@@ -81,6 +83,7 @@ struct storage_job {
 	size_t reads_count;
 	uint64_t raft_term;
 	uint64_t wal_records_after;     /* storage thread: WAL records appended up to this job */
+	uint64_t written_at_us;         /* storage thread: when it was submitted to the WAL */
 };
 
 /* ---- storage → core ---- */
@@ -106,6 +109,15 @@ enum node_request_kind {
 	REQUEST_MEMBER_PROMOTE,
 	REQUEST_STATUS,
 	REQUEST_MOVE_LEADER,
+	/* Served by the storage thread (STORAGE_CLIENT_REQUEST), against this member's applied state: */
+	REQUEST_HASH_KV,          /* payload: packed HashKVRequest */
+	REQUEST_SNAPSHOT,         /* reply carries an open state_snapshot the client thread streams */
+	REQUEST_WATCH_CREATE,     /* payload: packed WatchCreateRequest; call_id, watch_id */
+	REQUEST_WATCH_CANCEL,     /* call_id, watch_id (-1: every watch of the call) */
+	REQUEST_WATCH_PROGRESS,   /* call_id: a progress response, after every event already sent */
+	REQUEST_LEASE_RENEW,      /* lease_id; the leader renews, others answer TTL -1 to be forwarded */
+	REQUEST_LEASE_TIME_TO_LIVE, /* payload: packed LeaseTimeToLiveRequest */
+	REQUEST_LEASE_LEASES,
 };
 
 struct node_request {
@@ -120,17 +132,32 @@ struct node_request {
 	bool is_learner;
 	uint64_t from_peer;            /* a request forwarded by another member (0: local) */
 	uint64_t peer_request_id;
+	uint64_t call_id;              /* watch requests: the gRPC call (stream) they belong to */
+	int64_t watch_id;
+	int64_t lease_id;              /* lease renew, time-to-live */
+	int64_t lease_remaining_ttl;   /* time-to-live: the leader's clock, when the storage thread answers */
 };
 
 struct node_reply {
 	uint64_t request_id;
-	struct kv_result kv;           /* KV requests */
+	/* KV requests and the storage thread's requests: a packed etcd response, or etcd's error. */
+	struct kv_result kv;
+	uint64_t call_id;              /* not 0: kv.response is one more message of this streaming call */
+	bool end_call;                 /* with call_id: finish the call after it (kv.grpc_code, kv.error) */
+	struct state_snapshot *snapshot; /* REQUEST_SNAPSHOT: the receiver streams and closes it */
 	char *json;                    /* member and status requests: the result object, JSON text */
 	int grpc_code;                 /* for json replies */
 	char error[192];
 };
 
 /* ---- the node ---- */
+
+/* Request ids: our member id's low 16 bits (etcd's idutil: only the proposing member answers), the reply
+ * channel in the next 4 bits (which thread waits for the answer), then a counter. */
+enum { NODE_REPLY_CHANNELS = 16, NODE_REQUEST_COUNTER_BITS = 44, NODE_FSYNC_BUCKETS = 14 };
+uint64_t node_request_id(uint64_t member_id, unsigned channel, uint64_t counter);
+/* A starting counter that keeps growing across restarts (the clock, like etcd's idutil). */
+uint64_t node_request_counter_start(void);
 
 struct node {
 	struct node_flags flags;
@@ -150,6 +177,10 @@ struct node {
 	struct mailbox core_inbox;       /* transport, control, storage → core (struct node_mail) */
 	struct mailbox storage_inbox;    /* core, control → storage */
 	struct mailbox control_inbox;    /* core, storage → control (struct node_reply) */
+
+	/* Where replies go, by the reply channel in their request id (node_post_reply). Channel 0 is the
+	 * control socket's thread; the client threads take 1 and up. Set before the threads start. */
+	struct mailbox *reply_channels[NODE_REPLY_CHANNELS];
 
 	pthread_t core_thread;
 	pthread_t storage_thread;
@@ -172,9 +203,29 @@ struct node {
 	atomic_uint_fast64_t leader_id;
 	atomic_uint_fast64_t revision;
 	atomic_uint_fast64_t db_size;
+
+	/* For /metrics (etcd's names in client_http.c). */
+	atomic_uint_fast64_t leader_changes;
+	atomic_uint_fast64_t proposals_failed;
+	atomic_uint_fast64_t wal_fsyncs;
+	atomic_uint_fast64_t wal_fsync_microseconds;
+	/* etcd's buckets for etcd_disk_wal_fsync_duration_seconds: 1 ms doubling, 14 of them. */
+	atomic_uint_fast64_t wal_fsync_buckets[NODE_FSYNC_BUCKETS];
 };
 
-enum node_mail_kind { MAIL_PEER, MAIL_REQUEST, MAIL_STORAGE_DONE, MAIL_STOP };
+enum node_mail_kind { MAIL_PEER, MAIL_REQUEST, MAIL_STORAGE_DONE, MAIL_LEASES, MAIL_STOP };
+
+/* storage → core: leases granted or revoked by applied entries (reset: the whole list, at start). */
+struct lease_change {
+	int64_t id;
+	int64_t ttl;
+	bool revoked;
+};
+struct lease_changes {
+	bool reset;
+	struct lease_change *changes;
+	size_t count;
+};
 
 struct node_mail {
 	enum node_mail_kind kind;
@@ -183,14 +234,20 @@ struct node_mail {
 	size_t length;
 	struct node_request *request;   /* MAIL_REQUEST */
 	struct storage_done *done;      /* MAIL_STORAGE_DONE */
+	struct lease_changes *leases;   /* MAIL_LEASES */
 };
 
-enum storage_mail_kind { STORAGE_JOB, STORAGE_READ_NOW, STORAGE_STOP };
+enum storage_mail_kind {
+	STORAGE_JOB,
+	STORAGE_READ_NOW,       /* a serializable read */
+	STORAGE_CLIENT_REQUEST, /* hash, snapshot, watch and lease requests (node_storage_client.c) */
+	STORAGE_STOP,
+};
 
 struct storage_mail {
 	enum storage_mail_kind kind;
 	struct storage_job *job;
-	struct node_request *request;   /* STORAGE_READ_NOW: a serializable read */
+	struct node_request *request;   /* STORAGE_READ_NOW, STORAGE_CLIENT_REQUEST */
 };
 
 /* node.c: opens the data dir and either bootstraps a new cluster or recovers this member (0, or -1 with
@@ -220,5 +277,7 @@ void *node_transport_main(void *node);
 /* Member IDs of requests made here carry our member id in the top 16 bits (etcd's idutil), so a
  * storage thread replies only to requests of its own member. */
 bool node_request_is_local(const struct node *node, uint64_t request_id);
+/* Posts a reply to the thread waiting for it (by the channel in its request id). */
+void node_post_reply(struct node *node, struct node_reply *reply);
 
 #endif

@@ -33,7 +33,7 @@ struct control_context {
 
 static uint64_t new_request_id(struct control_context *context)
 {
-	return ((context->node->member_id & 0xffff) << 48) | (context->next_request_id++ & 0xffffffffffffULL);
+	return node_request_id(context->node->member_id, 0, context->next_request_id++);
 }
 
 static void remember(struct control_context *context, uint64_t request_id, struct control_request *request)
@@ -391,10 +391,7 @@ static void answer(struct control_context *context, struct node_reply *reply)
 int node_control_run(struct node *node, char *error, size_t length)
 {
 	struct control_context context = {.node = node};
-	struct timeval now;
-	gettimeofday(&now, NULL);
-	/* Request ids keep growing across restarts: start from the clock, like etcd's idutil. */
-	context.next_request_id = ((uint64_t)now.tv_sec * 1000u + (uint64_t)now.tv_usec / 1000u) << 8;
+	context.next_request_id = node_request_counter_start();
 	struct control_socket_config config = {
 	    .path = node->flags.control_socket, .handler = handle_request, .handler_context = &context};
 	context.server = control_socket_open(&config, error, length);

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "node.h"
+#include "node_leases.h"
 #include "node_members.h"
 #include "raft_internal.pb-c.h"
 
@@ -34,6 +35,7 @@ struct core_context {
 	size_t reads_count;
 	size_t reads_capacity;
 	struct members_context members;
+	struct lease_clocks leases;
 	bool stop_after_ready;             /* removed from the cluster: stop once this Ready is handled */
 };
 
@@ -83,7 +85,7 @@ static void reply_kv_error(struct node *node, uint64_t request_id, int code, con
 	reply->request_id = request_id;
 	reply->kv.grpc_code = code;
 	snprintf(reply->kv.error, sizeof(reply->kv.error), "%s", text);
-	mailbox_post(&node->control_inbox, reply);
+	node_post_reply(node, reply);
 }
 
 static void queue_proposal(struct core_context *context, struct node_request *request)
@@ -235,6 +237,13 @@ static void handle_request(struct core_context *context, struct node_request *re
 	case REQUEST_READ:
 		request_read_index(context, request);
 		return;
+	case REQUEST_LEASE_RENEW:
+	case REQUEST_LEASE_TIME_TO_LIVE: {
+		struct raft_status status;
+		raft_get_status(context->node->raft, &status);
+		lease_clocks_handle_request(&context->leases, request, status.role == RAFT_LEADER, status.leader);
+		return;
+	}
 	default:
 		members_handle_request(&context->members, request);
 		return;
@@ -321,6 +330,7 @@ static void handle_ready(struct core_context *context, struct raft_ready *ready)
 	if (ready->soft_state_changed) {
 		uint64_t previous = atomic_exchange(&node->leader_id, ready->leader);
 		if (previous != ready->leader && ready->leader != RAFT_NONE) {
+			atomic_fetch_add(&node->leader_changes, 1);
 			struct raft_status status;
 			raft_get_status(node->raft, &status);
 			node_log("info", "raft.node: elected leader",
@@ -431,6 +441,14 @@ static void handle_peer(struct core_context *context, struct node_mail *mail)
 		break;
 	case PEER_PING:
 		break;
+	case PEER_LEASE_REQUEST:
+	case PEER_LEASE_REPLY: {
+		struct raft_status status;
+		raft_get_status(node->raft, &status);
+		lease_clocks_handle_peer(&context->leases, mail->from, mail->bytes[0], mail->bytes + 1, mail->length - 1,
+		                         status.role == RAFT_LEADER);
+		break;
+	}
 	default:
 		members_handle_peer(&context->members, mail->from, mail->bytes[0], mail->bytes + 1, mail->length - 1);
 		break;
@@ -441,6 +459,9 @@ static void tick(struct core_context *context)
 {
 	raft_tick(context->node->raft);
 	members_tick(&context->members);
+	struct raft_status status;
+	raft_get_status(context->node->raft, &status);
+	lease_clocks_tick(&context->leases, status.role == RAFT_LEADER, status.leader);
 }
 
 void *node_core_main(void *argument)
@@ -448,6 +469,7 @@ void *node_core_main(void *argument)
 	struct node *node = argument;
 	struct core_context context = {.node = node};
 	members_context_init(&context.members, node);
+	lease_clocks_init(&context.leases, node);
 	int epoll = epoll_create1(EPOLL_CLOEXEC);
 	int timer = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
 	struct itimerspec interval = {0};
@@ -486,6 +508,11 @@ void *node_core_main(void *argument)
 			case MAIL_STORAGE_DONE:
 				handle_storage_done(&context, mail->done);
 				break;
+			case MAIL_LEASES:
+				lease_clocks_update(&context.leases, mail->leases);
+				free(mail->leases->changes);
+				free(mail->leases);
+				break;
 			case MAIL_STOP:
 				stop = true;
 				break;
@@ -521,6 +548,7 @@ void *node_core_main(void *argument)
 		free(context.reads[k].range_request);
 	free(context.reads);
 	members_context_free(&context.members);
+	lease_clocks_free(&context.leases);
 	close(timer);
 	close(epoll);
 	return NULL;

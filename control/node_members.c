@@ -134,7 +134,7 @@ static void complete(struct members_context *context, struct node_request *reque
 		if (error)
 			snprintf(reply->error, sizeof(reply->error), "%s", error);
 		reply->json = json;
-		mailbox_post(&node->control_inbox, reply);
+		node_post_reply(node, reply);
 	}
 	node_request_free(request);
 }

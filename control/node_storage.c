@@ -11,9 +11,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "node.h"
+#include "node_storage_client.h"
 
 struct storage_context {
 	struct node *node;
@@ -25,11 +27,19 @@ struct storage_context {
 	size_t reads_capacity;
 	bool ids_saved;
 	bool failed;
+	struct storage_clients *clients; /* watchers, lease clocks */
 };
+
+static uint64_t monotonic_us(void)
+{
+	struct timespec now;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (uint64_t)now.tv_sec * 1000000u + (uint64_t)now.tv_nsec / 1000u;
+}
 
 static void post_reply(struct node *node, struct node_reply *reply)
 {
-	mailbox_post(&node->control_inbox, reply);
+	node_post_reply(node, reply);
 }
 
 static void fail_wal(struct storage_context *context, const char *what, const char *error)
@@ -102,6 +112,7 @@ static void apply_one(struct storage_context *context, const Etcdserverpb__Inter
 		abort();
 	reply->request_id = request_id;
 	kv_apply_request(node->state, request, header, &reply->kv);
+	storage_clients_note_applied(context->clients, request, &reply->kv);
 	if (node_request_is_local(node, request_id))
 		post_reply(node, reply);
 	else
@@ -172,6 +183,7 @@ static void apply_committed(struct storage_context *context, struct storage_job 
 	atomic_store(&node->applied_index, last);
 	atomic_store(&node->revision, (uint64_t)state_revision(node->state));
 	atomic_store(&node->db_size, state_db_size(node->state));
+	storage_clients_after_apply(context->clients);
 }
 
 static void write_job(struct storage_context *context, struct storage_job *job)
@@ -195,6 +207,21 @@ static void write_job(struct storage_context *context, struct storage_job *job)
 		return;
 	}
 	job->wal_records_after = wal_appended_records(node->wal);
+	job->written_at_us = monotonic_us();
+}
+
+/* etcd_disk_wal_fsync_duration_seconds: from a job's submit to its records being durable. */
+static void count_fsync(struct node *node, uint64_t microseconds)
+{
+	atomic_fetch_add(&node->wal_fsyncs, 1);
+	atomic_fetch_add(&node->wal_fsync_microseconds, microseconds);
+	uint64_t bound = 1000;
+	for (int k = 0; k < NODE_FSYNC_BUCKETS; k++, bound *= 2) {
+		if (microseconds <= bound) {
+			atomic_fetch_add(&node->wal_fsync_buckets[k], 1);
+			break;
+		}
+	}
 }
 
 static void report_durable(struct storage_context *context)
@@ -204,8 +231,11 @@ static void report_durable(struct storage_context *context)
 	size_t done_count = 0;
 	while (done_count < context->waiting_count && context->waiting[done_count]->wal_records_after <= durable)
 		done_count++;
+	uint64_t now_us = done_count ? monotonic_us() : 0;
 	for (size_t k = 0; k < done_count; k++) {
 		struct storage_job *job = context->waiting[k];
+		if (job->entries_count || job->has_hard_state)
+			count_fsync(node, now_us - job->written_at_us);
 		if (job->persist_index || job->after_persist_count) {
 			struct storage_done *done = calloc(1, sizeof(*done));
 			struct node_mail *mail = calloc(1, sizeof(*mail));
@@ -258,6 +288,8 @@ void *node_storage_main(void *argument)
 {
 	struct node *node = argument;
 	struct storage_context context = {.node = node};
+	context.clients = storage_clients_new(node);
+	uint64_t last_tick_ms = node_monotonic_ms();
 	int epoll = epoll_create1(EPOLL_CLOEXEC);
 	struct epoll_event event = {.events = EPOLLIN};
 	event.data.u32 = 1;
@@ -283,6 +315,10 @@ void *node_storage_main(void *argument)
 				           mail->request->payload_length, atomic_load(&node->raft_term));
 				node_request_free(mail->request);
 				break;
+			case STORAGE_CLIENT_REQUEST:
+				storage_clients_handle(context.clients, mail->request);
+				mail->request = NULL;
+				break;
 			case STORAGE_STOP:
 				running = false;
 				break;
@@ -296,7 +332,13 @@ void *node_storage_main(void *argument)
 			fail_wal(&context, "WAL write", error);
 		if (!context.failed)
 			report_durable(&context);
+		uint64_t now = node_monotonic_ms();
+		if (now - last_tick_ms >= 100) {
+			last_tick_ms = now;
+			storage_clients_tick(context.clients);
+		}
 	}
+	storage_clients_free(context.clients);
 	/* Stopping: what is in flight completes inside wal_close; jobs not yet reported are dropped, as a
 	 * crash would drop them. */
 	for (size_t k = 0; k < context.waiting_count; k++)

@@ -42,7 +42,7 @@ start() { # start NAME PEER_PORT CLIENT_PORT [extra flags...]
 	CLIENT[$name]="http://127.0.0.1:$client"
 	"$QUORUMD" --name "$name" --data-dir "$WORK/$name" \
 		--listen-peer-urls "${PEER[$name]}" --initial-advertise-peer-urls "${PEER[$name]}" \
-		--advertise-client-urls "${CLIENT[$name]}" "$@" >>"$WORK/$name.log" 2>&1 &
+		--listen-client-urls "${CLIENT[$name]}" --advertise-client-urls "${CLIENT[$name]}" "$@" >>"$WORK/$name.log" 2>&1 &
 	PID[$name]=$!
 }
 has_leader() { ctl "$1" endpoint status | awk -F', ' '{print $1}' | grep -q .; ctl "$1" endpoint status | grep -qv ', etcdserver: no leader'; }

@@ -320,7 +320,18 @@ int grpc_http2_start(struct grpc_connection *connection, char *error, size_t len
 	nghttp2_session_callbacks_set_on_frame_send_callback(callbacks, on_frame_send);
 	nghttp2_session_callbacks_set_on_data_chunk_recv_callback(callbacks, on_data_chunk_recv);
 	nghttp2_session_callbacks_set_on_stream_close_callback(callbacks, on_stream_close);
-	int result = nghttp2_session_server_new(&connection->session, callbacks, connection);
+	/* etcd's clientv3 dials its maintenance calls (Status, HashKV, Defragment, MoveLeader) with the
+	 * endpoint URL itself as :authority ("http://127.0.0.1:2379"), which nghttp2's HTTP checks reset as a
+	 * PROTOCOL_ERROR; grpc-go accepts it. The gRPC layer checks :path and content-type itself. */
+	nghttp2_option *option;
+	if (nghttp2_option_new(&option) != 0) {
+		nghttp2_session_callbacks_del(callbacks);
+		snprintf(error, length, "out of memory");
+		return -1;
+	}
+	nghttp2_option_set_no_http_messaging(option, 1);
+	int result = nghttp2_session_server_new2(&connection->session, callbacks, connection, option);
+	nghttp2_option_del(option);
 	nghttp2_session_callbacks_del(callbacks);
 	if (result != 0) {
 		connection->session = NULL;

@@ -1,0 +1,1044 @@
+/* control/client_api.c: the client threads and etcd's unary RPCs (KV, Cluster, Maintenance, Lease).
+ *
+ * Each request is checked as etcd's v3rpc layer checks it (etcd's error texts), then becomes one
+ * node_request. Writes are wrapped into an InternalRaftRequest by concatenating protobuf fields: the
+ * client's message bytes go into the Raft entry as they came, with no decode-encode round. */
+#include <errno.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <unistd.h>
+
+#include "client_api.h"
+#include "client_internal.h"
+#include "raft_internal.pb-c.h"
+
+/* etcd: a txn has at most 128 operations per branch (--max-txn-ops). */
+enum { MAX_TXN_OPERATIONS = 128 };
+/* gRPC's allowance on top of --max-request-bytes for the message envelope (etcd: grpcOverheadBytes). */
+enum { GRPC_OVERHEAD_BYTES = 512 * 1024 };
+
+struct client_api {
+	struct node *node;
+	struct client_thread *threads;
+	size_t thread_count;
+	struct grpc_method *methods; /* the servers keep pointers into it */
+};
+
+/* ---- the waiting table ---- */
+
+static size_t slot_of(const struct waiting_table *table, uint64_t request_id)
+{
+	uint64_t mixed = request_id * UINT64_C(0x9E3779B97F4A7C15);
+	return (size_t)(mixed >> 17) & (table->capacity - 1);
+}
+
+static void waiting_grow(struct waiting_table *table)
+{
+	struct waiting_table bigger = {0};
+	bigger.capacity = table->capacity ? table->capacity * 2 : 1024;
+	bigger.slots = calloc(bigger.capacity, sizeof(struct waiting_call));
+	if (!bigger.slots)
+		abort();
+	for (size_t k = 0; k < table->capacity; k++) {
+		if (!table->slots[k].request_id)
+			continue;
+		size_t slot = slot_of(&bigger, table->slots[k].request_id);
+		while (bigger.slots[slot].request_id)
+			slot = (slot + 1) & (bigger.capacity - 1);
+		bigger.slots[slot] = table->slots[k];
+		bigger.count++;
+	}
+	free(table->slots);
+	*table = bigger;
+}
+
+static void waiting_put(struct waiting_table *table, const struct waiting_call *call)
+{
+	if ((table->count + 1) * 2 > table->capacity)
+		waiting_grow(table);
+	size_t slot = slot_of(table, call->request_id);
+	while (table->slots[slot].request_id)
+		slot = (slot + 1) & (table->capacity - 1);
+	table->slots[slot] = *call;
+	table->count++;
+}
+
+/* Removes and returns the entry of request_id; false when nobody waits for it. */
+static bool waiting_take(struct waiting_table *table, uint64_t request_id, struct waiting_call *out)
+{
+	if (!table->capacity)
+		return false;
+	size_t mask = table->capacity - 1, slot = slot_of(table, request_id);
+	while (table->slots[slot].request_id != request_id) {
+		if (!table->slots[slot].request_id)
+			return false;
+		slot = (slot + 1) & mask;
+	}
+	*out = table->slots[slot];
+	table->count--;
+	/* Backward shift: entries after the hole that may sit there move in, so lookups never stop early. */
+	size_t hole = slot;
+	for (size_t next = (hole + 1) & mask; table->slots[next].request_id; next = (next + 1) & mask) {
+		size_t home = slot_of(table, table->slots[next].request_id);
+		bool movable = hole <= next ? (home <= hole || home > next) : (home <= hole && home > next);
+		if (movable) {
+			table->slots[hole] = table->slots[next];
+			hole = next;
+		}
+	}
+	table->slots[hole].request_id = 0;
+	return true;
+}
+
+/* ---- helpers shared with client_streams.c ---- */
+
+uint64_t client_new_request_id(struct client_thread *thread)
+{
+	return node_request_id(thread->node->member_id, thread->channel, thread->next_counter++);
+}
+
+struct node_request *client_new_request(struct client_thread *thread, enum node_request_kind kind)
+{
+	struct node_request *request = calloc(1, sizeof(*request));
+	if (!request)
+		abort();
+	request->kind = kind;
+	request->request_id = client_new_request_id(thread);
+	return request;
+}
+
+void client_wait(struct client_thread *thread, uint64_t request_id, uint64_t call_id, enum waiting_kind kind)
+{
+	struct waiting_call waiting = {.request_id = request_id, .call_id = call_id, .kind = kind};
+	waiting_put(&thread->waiting, &waiting);
+}
+
+void client_post_to_core(struct client_thread *thread, struct node_request *request)
+{
+	struct node_mail *mail = calloc(1, sizeof(*mail));
+	if (!mail)
+		abort();
+	mail->kind = MAIL_REQUEST;
+	mail->request = request;
+	mailbox_post(&thread->node->core_inbox, mail);
+}
+
+void client_post_to_storage(struct client_thread *thread, struct node_request *request)
+{
+	struct storage_mail *mail = calloc(1, sizeof(*mail));
+	if (!mail)
+		abort();
+	mail->kind = request->kind == REQUEST_READ ? STORAGE_READ_NOW : STORAGE_CLIENT_REQUEST;
+	mail->request = request;
+	mailbox_post(&thread->node->storage_inbox, mail);
+}
+
+void client_fill_header(const struct node *node, Etcdserverpb__ResponseHeader *header)
+{
+	header->cluster_id = node->cluster_id;
+	header->member_id = node->member_id;
+	header->revision = (int64_t)atomic_load(&node->revision);
+	header->raft_term = atomic_load(&node->raft_term);
+}
+
+void client_answer(struct grpc_call *call, const ProtobufCMessage *message)
+{
+	size_t length = protobuf_c_message_get_packed_size(message);
+	uint8_t stack[512];
+	uint8_t *bytes = length <= sizeof(stack) ? stack : malloc(length);
+	if (!bytes)
+		abort();
+	protobuf_c_message_pack(message, bytes);
+	grpc_call_send(call, bytes, length);
+	grpc_call_finish(call, GRPC_OK, NULL);
+	if (bytes != stack)
+		free(bytes);
+}
+
+void client_answer_malformed(struct grpc_call *call)
+{
+	grpc_call_finish(call, GRPC_INTERNAL, "grpc: error unmarshalling request: unexpected EOF");
+}
+
+static struct client_thread *thread_of(void *context)
+{
+	return context;
+}
+
+/* ---- KV ---- */
+
+static size_t put_varint(uint8_t *out, uint64_t value)
+{
+	size_t length = 0;
+	while (value >= 0x80) {
+		out[length++] = (uint8_t)(value | 0x80);
+		value >>= 7;
+	}
+	out[length++] = (uint8_t)value;
+	return length;
+}
+
+/* InternalRaftRequest{header: {ID: request_id}, <field>: message} built from the message's own bytes. */
+static uint8_t *wrap_internal(uint64_t request_id, unsigned field, const uint8_t *message, size_t message_length,
+                              size_t *length)
+{
+	uint8_t *bytes = malloc(message_length + 32);
+	if (!bytes)
+		abort();
+	uint8_t header[16];
+	size_t header_length = 0;
+	header[header_length++] = (1 << 3) | 0; /* RequestHeader.ID, varint */
+	header_length += put_varint(header + header_length, request_id);
+	size_t at = 0;
+	at += put_varint(bytes + at, (100u << 3) | 2); /* InternalRaftRequest.header */
+	at += put_varint(bytes + at, header_length);
+	memcpy(bytes + at, header, header_length);
+	at += header_length;
+	at += put_varint(bytes + at, ((uint64_t)field << 3) | 2);
+	at += put_varint(bytes + at, message_length);
+	memcpy(bytes + at, message, message_length);
+	*length = at + message_length;
+	return bytes;
+}
+
+/* A write through Raft; the storage thread's apply answers it. */
+static void propose(struct client_thread *thread, struct grpc_call *call, unsigned field, const uint8_t *message,
+                    size_t length)
+{
+	if (length > thread->node->flags.max_request_bytes) {
+		grpc_call_finish(call, GRPC_INVALID_ARGUMENT, "etcdserver: request is too large");
+		return;
+	}
+	struct node_request *request = client_new_request(thread, REQUEST_PROPOSE);
+	request->payload = wrap_internal(request->request_id, field, message, length, &request->payload_length);
+	client_wait(thread, request->request_id, grpc_call_id(call), WAITING_UNARY_KV);
+	client_post_to_core(thread, request);
+}
+
+static void on_range(void *context, struct grpc_call *call, const uint8_t *message, size_t length)
+{
+	struct client_thread *thread = thread_of(context);
+	Etcdserverpb__RangeRequest *range = etcdserverpb__range_request__unpack(NULL, length, message);
+	if (!range) {
+		client_answer_malformed(call);
+		return;
+	}
+	bool serializable = range->serializable;
+	bool empty_key = range->key.len == 0;
+	bool bad_sort = range->sort_order > ETCDSERVERPB__RANGE_REQUEST__SORT_ORDER__DESCEND ||
+	                range->sort_target > ETCDSERVERPB__RANGE_REQUEST__SORT_TARGET__VALUE;
+	etcdserverpb__range_request__free_unpacked(range, NULL);
+	if (empty_key) {
+		grpc_call_finish(call, GRPC_INVALID_ARGUMENT, "etcdserver: key is not provided");
+		return;
+	}
+	if (bad_sort) {
+		grpc_call_finish(call, GRPC_INVALID_ARGUMENT, "etcdserver: invalid sort option");
+		return;
+	}
+	struct node_request *request = client_new_request(thread, REQUEST_READ);
+	request->serializable = serializable;
+	request->payload = malloc(length ? length : 1);
+	if (!request->payload)
+		abort();
+	memcpy(request->payload, message, length);
+	request->payload_length = length;
+	client_wait(thread, request->request_id, grpc_call_id(call), WAITING_UNARY_KV);
+	/* Serializable: this member's applied state, no Raft round (etcd's --consistency=s). */
+	if (serializable)
+		client_post_to_storage(thread, request);
+	else
+		client_post_to_core(thread, request);
+}
+
+static void on_put(void *context, struct grpc_call *call, const uint8_t *message, size_t length)
+{
+	Etcdserverpb__PutRequest *put = etcdserverpb__put_request__unpack(NULL, length, message);
+	if (!put) {
+		client_answer_malformed(call);
+		return;
+	}
+	const char *problem = NULL;
+	if (put->key.len == 0)
+		problem = "etcdserver: key is not provided";
+	else if (put->ignore_value && put->value.len != 0)
+		problem = "etcdserver: value is provided";
+	else if (put->ignore_lease && put->lease != 0)
+		problem = "etcdserver: lease is provided";
+	etcdserverpb__put_request__free_unpacked(put, NULL);
+	if (problem) {
+		grpc_call_finish(call, GRPC_INVALID_ARGUMENT, problem);
+		return;
+	}
+	propose(thread_of(context), call, 4, message, length);
+}
+
+static void on_delete_range(void *context, struct grpc_call *call, const uint8_t *message, size_t length)
+{
+	Etcdserverpb__DeleteRangeRequest *delete_range = etcdserverpb__delete_range_request__unpack(NULL, length, message);
+	if (!delete_range) {
+		client_answer_malformed(call);
+		return;
+	}
+	bool empty_key = delete_range->key.len == 0;
+	etcdserverpb__delete_range_request__free_unpacked(delete_range, NULL);
+	if (empty_key) {
+		grpc_call_finish(call, GRPC_INVALID_ARGUMENT, "etcdserver: key is not provided");
+		return;
+	}
+	propose(thread_of(context), call, 5, message, length);
+}
+
+/* etcd's checkTxnRequest: bounded branches, every operation with a key. */
+static const char *check_txn(const Etcdserverpb__TxnRequest *txn)
+{
+	if (txn->n_compare > MAX_TXN_OPERATIONS || txn->n_success > MAX_TXN_OPERATIONS ||
+	    txn->n_failure > MAX_TXN_OPERATIONS)
+		return "etcdserver: too many operations in txn request";
+	for (size_t k = 0; k < txn->n_compare; k++)
+		if (txn->compare[k]->key.len == 0)
+			return "etcdserver: key is not provided";
+	for (int branch = 0; branch < 2; branch++) {
+		Etcdserverpb__RequestOp **ops = branch ? txn->failure : txn->success;
+		size_t count = branch ? txn->n_failure : txn->n_success;
+		for (size_t k = 0; k < count; k++) {
+			/* A oneof: protobuf-c keeps its members in a union, so only the set one may be read. */
+			const Etcdserverpb__RequestOp *op = ops[k];
+			switch (op->request_case) {
+			case ETCDSERVERPB__REQUEST_OP__REQUEST_REQUEST_RANGE:
+				if (op->request_range->key.len == 0)
+					return "etcdserver: key is not provided";
+				break;
+			case ETCDSERVERPB__REQUEST_OP__REQUEST_REQUEST_PUT:
+				if (op->request_put->key.len == 0)
+					return "etcdserver: key is not provided";
+				break;
+			case ETCDSERVERPB__REQUEST_OP__REQUEST_REQUEST_DELETE_RANGE:
+				if (op->request_delete_range->key.len == 0)
+					return "etcdserver: key is not provided";
+				break;
+			case ETCDSERVERPB__REQUEST_OP__REQUEST_REQUEST_TXN: {
+				const char *nested = check_txn(op->request_txn);
+				if (nested)
+					return nested;
+				break;
+			}
+			default:
+				break;
+			}
+		}
+	}
+	return NULL;
+}
+
+static void on_txn(void *context, struct grpc_call *call, const uint8_t *message, size_t length)
+{
+	Etcdserverpb__TxnRequest *txn = etcdserverpb__txn_request__unpack(NULL, length, message);
+	if (!txn) {
+		client_answer_malformed(call);
+		return;
+	}
+	const char *problem = check_txn(txn);
+	etcdserverpb__txn_request__free_unpacked(txn, NULL);
+	if (problem) {
+		grpc_call_finish(call, GRPC_INVALID_ARGUMENT, problem);
+		return;
+	}
+	propose(thread_of(context), call, 6, message, length);
+}
+
+static void on_compact(void *context, struct grpc_call *call, const uint8_t *message, size_t length)
+{
+	Etcdserverpb__CompactionRequest *compaction = etcdserverpb__compaction_request__unpack(NULL, length, message);
+	if (!compaction) {
+		client_answer_malformed(call);
+		return;
+	}
+	etcdserverpb__compaction_request__free_unpacked(compaction, NULL);
+	propose(thread_of(context), call, 7, message, length);
+}
+
+/* ---- Lease (unary) ---- */
+
+static void on_lease_grant(void *context, struct grpc_call *call, const uint8_t *message, size_t length)
+{
+	struct client_thread *thread = thread_of(context);
+	Etcdserverpb__LeaseGrantRequest *grant = etcdserverpb__lease_grant_request__unpack(NULL, length, message);
+	if (!grant) {
+		client_answer_malformed(call);
+		return;
+	}
+	if (grant->ttl > KV_LEASE_MAX_TTL) {
+		etcdserverpb__lease_grant_request__free_unpacked(grant, NULL);
+		grpc_call_finish(call, GRPC_OUT_OF_RANGE, "etcdserver: too large lease TTL");
+		return;
+	}
+	const struct node_flags *flags = &thread->node->flags;
+	grant->ttl = kv_lease_clamp_ttl(
+	    grant->ttl, kv_lease_min_ttl((int64_t)flags->heartbeat_interval_ms, (int64_t)flags->election_timeout_ms));
+	/* The member that takes the request picks the ID, as etcd does before proposing. */
+	if (grant->id == 0)
+		grant->id = (int64_t)(client_new_request_id(thread) & (UINT64_MAX >> 1));
+	size_t packed_length = etcdserverpb__lease_grant_request__get_packed_size(grant);
+	uint8_t packed[64];
+	etcdserverpb__lease_grant_request__pack(grant, packed);
+	etcdserverpb__lease_grant_request__free_unpacked(grant, NULL);
+	propose(thread, call, 8, packed, packed_length);
+}
+
+static void on_lease_revoke(void *context, struct grpc_call *call, const uint8_t *message, size_t length)
+{
+	Etcdserverpb__LeaseRevokeRequest *revoke = etcdserverpb__lease_revoke_request__unpack(NULL, length, message);
+	if (!revoke) {
+		client_answer_malformed(call);
+		return;
+	}
+	etcdserverpb__lease_revoke_request__free_unpacked(revoke, NULL);
+	propose(thread_of(context), call, 9, message, length);
+}
+
+static void ask_storage(struct client_thread *thread, struct grpc_call *call, enum node_request_kind kind,
+                        const uint8_t *message, size_t length)
+{
+	struct node_request *request = client_new_request(thread, kind);
+	request->payload = malloc(length ? length : 1);
+	if (!request->payload)
+		abort();
+	memcpy(request->payload, message, length);
+	request->payload_length = length;
+	client_wait(thread, request->request_id, grpc_call_id(call), WAITING_UNARY_KV);
+	client_post_to_storage(thread, request);
+}
+
+static void on_lease_time_to_live(void *context, struct grpc_call *call, const uint8_t *message, size_t length)
+{
+	Etcdserverpb__LeaseTimeToLiveRequest *ttl = etcdserverpb__lease_time_to_live_request__unpack(NULL, length, message);
+	if (!ttl) {
+		client_answer_malformed(call);
+		return;
+	}
+	struct client_thread *thread = thread_of(context);
+	struct node_request *request = client_new_request(thread, REQUEST_LEASE_TIME_TO_LIVE);
+	request->lease_id = ttl->id;
+	etcdserverpb__lease_time_to_live_request__free_unpacked(ttl, NULL);
+	request->payload = malloc(length ? length : 1);
+	if (!request->payload)
+		abort();
+	memcpy(request->payload, message, length);
+	request->payload_length = length;
+	client_wait(thread, request->request_id, grpc_call_id(call), WAITING_UNARY_KV);
+	/* The time left is the leader's clock: the core asks it, then the storage thread adds the keys. */
+	client_post_to_core(thread, request);
+}
+
+static void on_lease_leases(void *context, struct grpc_call *call, const uint8_t *message, size_t length)
+{
+	ask_storage(thread_of(context), call, REQUEST_LEASE_LEASES, message, length);
+}
+
+/* ---- Cluster ---- */
+
+static void member_request(struct client_thread *thread, struct grpc_call *call, struct node_request *request,
+                           enum waiting_kind kind)
+{
+	client_wait(thread, request->request_id, grpc_call_id(call), kind);
+	client_post_to_core(thread, request);
+}
+
+static bool copy_urls(struct node_request *request, char **urls, size_t count)
+{
+	if (count == 0)
+		return false;
+	request->peer_urls = calloc(count, sizeof(char *));
+	if (!request->peer_urls)
+		abort();
+	for (size_t k = 0; k < count; k++)
+		request->peer_urls[request->peer_urls_count++] = strdup(urls[k]);
+	return true;
+}
+
+static void on_member_add(void *context, struct grpc_call *call, const uint8_t *message, size_t length)
+{
+	struct client_thread *thread = thread_of(context);
+	Etcdserverpb__MemberAddRequest *add = etcdserverpb__member_add_request__unpack(NULL, length, message);
+	if (!add) {
+		client_answer_malformed(call);
+		return;
+	}
+	struct node_request *request = client_new_request(thread, REQUEST_MEMBER_ADD);
+	bool has_urls = copy_urls(request, add->peerurls, add->n_peerurls);
+	request->is_learner = add->islearner;
+	etcdserverpb__member_add_request__free_unpacked(add, NULL);
+	if (!has_urls) {
+		node_request_free(request);
+		grpc_call_finish(call, GRPC_INVALID_ARGUMENT, "member peer urls not provided");
+		return;
+	}
+	member_request(thread, call, request, WAITING_MEMBER_ADD);
+}
+
+static void on_member_remove(void *context, struct grpc_call *call, const uint8_t *message, size_t length)
+{
+	struct client_thread *thread = thread_of(context);
+	Etcdserverpb__MemberRemoveRequest *remove = etcdserverpb__member_remove_request__unpack(NULL, length, message);
+	if (!remove) {
+		client_answer_malformed(call);
+		return;
+	}
+	struct node_request *request = client_new_request(thread, REQUEST_MEMBER_REMOVE);
+	request->member_id = remove->id;
+	etcdserverpb__member_remove_request__free_unpacked(remove, NULL);
+	member_request(thread, call, request, WAITING_MEMBER_REMOVE);
+}
+
+static void on_member_update(void *context, struct grpc_call *call, const uint8_t *message, size_t length)
+{
+	struct client_thread *thread = thread_of(context);
+	Etcdserverpb__MemberUpdateRequest *update = etcdserverpb__member_update_request__unpack(NULL, length, message);
+	if (!update) {
+		client_answer_malformed(call);
+		return;
+	}
+	struct node_request *request = client_new_request(thread, REQUEST_MEMBER_UPDATE);
+	request->member_id = update->id;
+	bool has_urls = copy_urls(request, update->peerurls, update->n_peerurls);
+	etcdserverpb__member_update_request__free_unpacked(update, NULL);
+	if (!has_urls) {
+		node_request_free(request);
+		grpc_call_finish(call, GRPC_INVALID_ARGUMENT, "member peer urls not provided");
+		return;
+	}
+	member_request(thread, call, request, WAITING_MEMBER_UPDATE);
+}
+
+static void on_member_list(void *context, struct grpc_call *call, const uint8_t *message, size_t length)
+{
+	(void)message;
+	(void)length;
+	struct client_thread *thread = thread_of(context);
+	member_request(thread, call, client_new_request(thread, REQUEST_MEMBER_LIST), WAITING_MEMBER_LIST);
+}
+
+static void on_member_promote(void *context, struct grpc_call *call, const uint8_t *message, size_t length)
+{
+	struct client_thread *thread = thread_of(context);
+	Etcdserverpb__MemberPromoteRequest *promote = etcdserverpb__member_promote_request__unpack(NULL, length, message);
+	if (!promote) {
+		client_answer_malformed(call);
+		return;
+	}
+	struct node_request *request = client_new_request(thread, REQUEST_MEMBER_PROMOTE);
+	request->member_id = promote->id;
+	etcdserverpb__member_promote_request__free_unpacked(promote, NULL);
+	member_request(thread, call, request, WAITING_MEMBER_PROMOTE);
+}
+
+/* ---- Maintenance ---- */
+
+static void on_status(void *context, struct grpc_call *call, const uint8_t *message, size_t length)
+{
+	(void)message;
+	(void)length;
+	struct client_thread *thread = thread_of(context);
+	member_request(thread, call, client_new_request(thread, REQUEST_STATUS), WAITING_STATUS);
+}
+
+static void on_move_leader(void *context, struct grpc_call *call, const uint8_t *message, size_t length)
+{
+	struct client_thread *thread = thread_of(context);
+	Etcdserverpb__MoveLeaderRequest *move = etcdserverpb__move_leader_request__unpack(NULL, length, message);
+	if (!move) {
+		client_answer_malformed(call);
+		return;
+	}
+	struct node_request *request = client_new_request(thread, REQUEST_MOVE_LEADER);
+	request->member_id = move->targetid;
+	etcdserverpb__move_leader_request__free_unpacked(move, NULL);
+	member_request(thread, call, request, WAITING_MOVE_LEADER);
+}
+
+static void on_hash_kv(void *context, struct grpc_call *call, const uint8_t *message, size_t length)
+{
+	Etcdserverpb__HashKVRequest *hash = etcdserverpb__hash_kvrequest__unpack(NULL, length, message);
+	if (!hash) {
+		client_answer_malformed(call);
+		return;
+	}
+	etcdserverpb__hash_kvrequest__free_unpacked(hash, NULL);
+	ask_storage(thread_of(context), call, REQUEST_HASH_KV, message, length);
+}
+
+/* No alarms are raised here (quorumd has no space quota yet): GET lists none, and ACTIVATE/DEACTIVATE
+ * change nothing, as on an etcd with no alarm. */
+static void on_alarm(void *context, struct grpc_call *call, const uint8_t *message, size_t length)
+{
+	struct client_thread *thread = thread_of(context);
+	Etcdserverpb__AlarmRequest *alarm = etcdserverpb__alarm_request__unpack(NULL, length, message);
+	if (!alarm) {
+		client_answer_malformed(call);
+		return;
+	}
+	etcdserverpb__alarm_request__free_unpacked(alarm, NULL);
+	Etcdserverpb__ResponseHeader header = ETCDSERVERPB__RESPONSE_HEADER__INIT;
+	client_fill_header(thread->node, &header);
+	Etcdserverpb__AlarmResponse response = ETCDSERVERPB__ALARM_RESPONSE__INIT;
+	response.header = &header;
+	client_answer(call, &response.base);
+}
+
+/* RocksDB reclaims space by its own compactions; there is no bbolt free list to rewrite, so defragment
+ * has nothing to do and says so with success, as etcd does on an already compact file. */
+static void on_defragment(void *context, struct grpc_call *call, const uint8_t *message, size_t length)
+{
+	(void)message;
+	(void)length;
+	struct client_thread *thread = thread_of(context);
+	Etcdserverpb__ResponseHeader header = ETCDSERVERPB__RESPONSE_HEADER__INIT;
+	client_fill_header(thread->node, &header);
+	Etcdserverpb__DefragmentResponse response = ETCDSERVERPB__DEFRAGMENT_RESPONSE__INIT;
+	response.header = &header;
+	client_answer(call, &response.base);
+}
+
+static const struct grpc_method unary_methods[] = {
+    {"/etcdserverpb.KV/Range", GRPC_METHOD_UNARY, on_range, NULL},
+    {"/etcdserverpb.KV/Put", GRPC_METHOD_UNARY, on_put, NULL},
+    {"/etcdserverpb.KV/DeleteRange", GRPC_METHOD_UNARY, on_delete_range, NULL},
+    {"/etcdserverpb.KV/Txn", GRPC_METHOD_UNARY, on_txn, NULL},
+    {"/etcdserverpb.KV/Compact", GRPC_METHOD_UNARY, on_compact, NULL},
+    {"/etcdserverpb.Lease/LeaseGrant", GRPC_METHOD_UNARY, on_lease_grant, NULL},
+    {"/etcdserverpb.Lease/LeaseRevoke", GRPC_METHOD_UNARY, on_lease_revoke, NULL},
+    {"/etcdserverpb.Lease/LeaseTimeToLive", GRPC_METHOD_UNARY, on_lease_time_to_live, NULL},
+    {"/etcdserverpb.Lease/LeaseLeases", GRPC_METHOD_UNARY, on_lease_leases, NULL},
+    {"/etcdserverpb.Cluster/MemberAdd", GRPC_METHOD_UNARY, on_member_add, NULL},
+    {"/etcdserverpb.Cluster/MemberRemove", GRPC_METHOD_UNARY, on_member_remove, NULL},
+    {"/etcdserverpb.Cluster/MemberUpdate", GRPC_METHOD_UNARY, on_member_update, NULL},
+    {"/etcdserverpb.Cluster/MemberList", GRPC_METHOD_UNARY, on_member_list, NULL},
+    {"/etcdserverpb.Cluster/MemberPromote", GRPC_METHOD_UNARY, on_member_promote, NULL},
+    {"/etcdserverpb.Maintenance/Status", GRPC_METHOD_UNARY, on_status, NULL},
+    {"/etcdserverpb.Maintenance/MoveLeader", GRPC_METHOD_UNARY, on_move_leader, NULL},
+    {"/etcdserverpb.Maintenance/HashKV", GRPC_METHOD_UNARY, on_hash_kv, NULL},
+    {"/etcdserverpb.Maintenance/Alarm", GRPC_METHOD_UNARY, on_alarm, NULL},
+    {"/etcdserverpb.Maintenance/Defragment", GRPC_METHOD_UNARY, on_defragment, NULL},
+};
+
+/* ---- replies: JSON results of the core's member operations as etcd's messages ---- */
+
+static uint64_t hex_field(json_t *object, const char *name)
+{
+	const char *text = json_string_value(json_object_get(object, name));
+	return text ? strtoull(text, NULL, 16) : 0;
+}
+
+static void header_from_json(json_t *json, Etcdserverpb__ResponseHeader *header)
+{
+	json_t *object = json_object_get(json, "header");
+	header->cluster_id = hex_field(object, "cluster_id");
+	header->member_id = hex_field(object, "member_id");
+	header->revision = json_integer_value(json_object_get(object, "revision"));
+	header->raft_term = (uint64_t)json_integer_value(json_object_get(object, "raft_term"));
+}
+
+/* Members decoded from JSON; strings point into the JSON, which must outlive them. */
+struct member_array {
+	Etcdserverpb__Member *members;
+	Etcdserverpb__Member **pointers;
+	char ***url_lists;
+	size_t count;
+};
+
+static char **string_list(json_t *array, size_t *count)
+{
+	*count = json_array_size(array);
+	char **list = calloc(*count ? *count : 1, sizeof(char *));
+	if (!list)
+		abort();
+	for (size_t k = 0; k < *count; k++)
+		list[k] = (char *)json_string_value(json_array_get(array, k));
+	return list;
+}
+
+static void member_proto_from_json(json_t *object, Etcdserverpb__Member *member, char ***lists)
+{
+	etcdserverpb__member__init(member);
+	member->id = hex_field(object, "id");
+	const char *name = json_string_value(json_object_get(object, "name"));
+	member->name = (char *)(name ? name : "");
+	lists[0] = member->peerurls = string_list(json_object_get(object, "peer_urls"), &member->n_peerurls);
+	lists[1] = member->clienturls = string_list(json_object_get(object, "client_urls"), &member->n_clienturls);
+	member->islearner = json_is_true(json_object_get(object, "is_learner"));
+}
+
+static struct member_array members_from_json(json_t *array)
+{
+	struct member_array out = {0};
+	out.count = json_array_size(array);
+	out.members = calloc(out.count + 1, sizeof(Etcdserverpb__Member));
+	out.pointers = calloc(out.count + 1, sizeof(Etcdserverpb__Member *));
+	out.url_lists = calloc(2 * (out.count + 1), sizeof(char **));
+	if (!out.members || !out.pointers || !out.url_lists)
+		abort();
+	for (size_t k = 0; k < out.count; k++) {
+		member_proto_from_json(json_array_get(array, k), &out.members[k], &out.url_lists[2 * k]);
+		out.pointers[k] = &out.members[k];
+	}
+	return out;
+}
+
+static void member_array_free(struct member_array *array)
+{
+	for (size_t k = 0; k < 2 * (array->count + 1); k++)
+		free(array->url_lists[k]);
+	free(array->url_lists);
+	free(array->members);
+	free(array->pointers);
+}
+
+static void answer_members(struct grpc_call *call, enum waiting_kind kind, json_t *json)
+{
+	Etcdserverpb__ResponseHeader header = ETCDSERVERPB__RESPONSE_HEADER__INIT;
+	header_from_json(json, &header);
+	struct member_array members = members_from_json(json_object_get(json, "members"));
+	switch (kind) {
+	case WAITING_MEMBER_ADD: {
+		Etcdserverpb__MemberAddResponse response = ETCDSERVERPB__MEMBER_ADD_RESPONSE__INIT;
+		Etcdserverpb__Member added;
+		char **lists[2] = {NULL, NULL};
+		member_proto_from_json(json_object_get(json, "member"), &added, lists);
+		response.header = &header;
+		response.member = &added;
+		response.n_members = members.count;
+		response.members = members.pointers;
+		client_answer(call, &response.base);
+		free(lists[0]);
+		free(lists[1]);
+		break;
+	}
+	case WAITING_MEMBER_REMOVE: {
+		Etcdserverpb__MemberRemoveResponse response = ETCDSERVERPB__MEMBER_REMOVE_RESPONSE__INIT;
+		response.header = &header;
+		response.n_members = members.count;
+		response.members = members.pointers;
+		client_answer(call, &response.base);
+		break;
+	}
+	case WAITING_MEMBER_UPDATE: {
+		Etcdserverpb__MemberUpdateResponse response = ETCDSERVERPB__MEMBER_UPDATE_RESPONSE__INIT;
+		response.header = &header;
+		response.n_members = members.count;
+		response.members = members.pointers;
+		client_answer(call, &response.base);
+		break;
+	}
+	case WAITING_MEMBER_PROMOTE: {
+		Etcdserverpb__MemberPromoteResponse response = ETCDSERVERPB__MEMBER_PROMOTE_RESPONSE__INIT;
+		response.header = &header;
+		response.n_members = members.count;
+		response.members = members.pointers;
+		client_answer(call, &response.base);
+		break;
+	}
+	default: {
+		Etcdserverpb__MemberListResponse response = ETCDSERVERPB__MEMBER_LIST_RESPONSE__INIT;
+		response.header = &header;
+		response.n_members = members.count;
+		response.members = members.pointers;
+		client_answer(call, &response.base);
+		break;
+	}
+	}
+	member_array_free(&members);
+}
+
+static void answer_status(struct grpc_call *call, json_t *json)
+{
+	Etcdserverpb__ResponseHeader header = ETCDSERVERPB__RESPONSE_HEADER__INIT;
+	header_from_json(json, &header);
+	Etcdserverpb__StatusResponse response = ETCDSERVERPB__STATUS_RESPONSE__INIT;
+	response.header = &header;
+	response.version = (char *)json_string_value(json_object_get(json, "version"));
+	response.dbsize = json_integer_value(json_object_get(json, "db_size"));
+	response.dbsizeinuse = response.dbsize;
+	response.leader = hex_field(json, "leader");
+	response.raftindex = (uint64_t)json_integer_value(json_object_get(json, "raft_index"));
+	response.raftterm = (uint64_t)json_integer_value(json_object_get(json, "raft_term"));
+	response.raftappliedindex = (uint64_t)json_integer_value(json_object_get(json, "raft_applied_index"));
+	response.islearner = json_is_true(json_object_get(json, "is_learner"));
+	size_t error_count = 0;
+	response.errors = string_list(json_object_get(json, "errors"), &error_count);
+	response.n_errors = error_count;
+	client_answer(call, &response.base);
+	free(response.errors);
+}
+
+static void answer(struct client_thread *thread, struct node_reply *reply)
+{
+	if (reply->call_id) {
+		/* One more message of a stream (Watch, LeaseKeepAlive). */
+		struct grpc_call *call = grpc_server_find_call(thread->server, reply->call_id);
+		if (!call)
+			return;
+		if (reply->kv.response)
+			grpc_call_send(call, reply->kv.response, reply->kv.response_length);
+		if (reply->end_call)
+			grpc_call_finish(call, reply->kv.grpc_code, reply->kv.error[0] ? reply->kv.error : NULL);
+		return;
+	}
+	struct waiting_call waiting;
+	if (!waiting_take(&thread->waiting, reply->request_id, &waiting))
+		return; /* a request made before a restart, or by another channel's earlier life */
+	struct grpc_call *call = grpc_server_find_call(thread->server, waiting.call_id);
+	if (!call)
+		return; /* the client went away; the write, if any, still happened */
+	if (waiting.kind == WAITING_SNAPSHOT) {
+		if (reply->snapshot) {
+			client_streams_snapshot_ready(thread, waiting.call_id, reply->snapshot);
+			reply->snapshot = NULL;
+		} else {
+			grpc_call_finish(call, reply->kv.grpc_code ? reply->kv.grpc_code : GRPC_INTERNAL, reply->kv.error);
+		}
+		return;
+	}
+	if (waiting.kind == WAITING_UNARY_KV) {
+		if (reply->kv.grpc_code != GRPC_OK) {
+			grpc_call_finish(call, reply->kv.grpc_code, reply->kv.error);
+			return;
+		}
+		grpc_call_send(call, reply->kv.response, reply->kv.response_length);
+		grpc_call_finish(call, GRPC_OK, NULL);
+		return;
+	}
+	/* Member operations and status: a JSON result from the core. */
+	if (reply->grpc_code != GRPC_OK || reply->kv.grpc_code != GRPC_OK) {
+		int code = reply->grpc_code != GRPC_OK ? reply->grpc_code : reply->kv.grpc_code;
+		grpc_call_finish(call, code, reply->grpc_code != GRPC_OK ? reply->error : reply->kv.error);
+		return;
+	}
+	json_error_t error;
+	json_t *json = reply->json ? json_loads(reply->json, 0, &error) : NULL;
+	if (!json && waiting.kind != WAITING_MOVE_LEADER) {
+		grpc_call_finish(call, GRPC_INTERNAL, "etcdserver: unreadable member result");
+		return;
+	}
+	if (waiting.kind == WAITING_STATUS) {
+		answer_status(call, json);
+	} else if (waiting.kind == WAITING_MOVE_LEADER) {
+		Etcdserverpb__ResponseHeader header = ETCDSERVERPB__RESPONSE_HEADER__INIT;
+		client_fill_header(thread->node, &header);
+		Etcdserverpb__MoveLeaderResponse response = ETCDSERVERPB__MOVE_LEADER_RESPONSE__INIT;
+		response.header = &header;
+		client_answer(call, &response.base);
+	} else {
+		answer_members(call, waiting.kind, json);
+	}
+	json_decref(json);
+}
+
+/* ---- the thread ---- */
+
+static void *client_thread_main(void *argument)
+{
+	struct client_thread *thread = argument;
+	int epoll = epoll_create1(EPOLL_CLOEXEC);
+	struct epoll_event event = {.events = EPOLLIN};
+	event.data.u32 = 1;
+	epoll_ctl(epoll, EPOLL_CTL_ADD, grpc_server_fd(thread->server), &event);
+	event.data.u32 = 2;
+	epoll_ctl(epoll, EPOLL_CTL_ADD, mailbox_fd(&thread->inbox), &event);
+	if (thread->metrics_server) {
+		event.data.u32 = 3;
+		epoll_ctl(epoll, EPOLL_CTL_ADD, grpc_server_fd(thread->metrics_server), &event);
+	}
+	while (!atomic_load(&thread->stopping)) {
+		struct epoll_event events[8];
+		int ready = epoll_wait(epoll, events, 8, thread->snapshot_count ? 5 : 100);
+		if (ready < 0 && errno != EINTR)
+			break;
+		grpc_server_process(thread->server);
+		if (thread->metrics_server)
+			grpc_server_process(thread->metrics_server);
+		void **items;
+		size_t count = mailbox_take_all(&thread->inbox, &items);
+		for (size_t k = 0; k < count; k++) {
+			answer(thread, items[k]);
+			node_reply_free(items[k]);
+		}
+		free(items);
+		client_streams_pump(thread);
+		/* What the answers queued goes out now, not at the next wake-up. */
+		grpc_server_process(thread->server);
+	}
+	close(epoll);
+	return NULL;
+}
+
+static int split_urls(const char *text, char ***urls, size_t *count)
+{
+	*urls = NULL;
+	*count = 0;
+	if (!text || !*text)
+		return 0;
+	char *copy = strdup(text);
+	if (!copy)
+		abort();
+	for (char *save = NULL, *url = strtok_r(copy, ",", &save); url; url = strtok_r(NULL, ",", &save)) {
+		*urls = realloc(*urls, (*count + 1) * sizeof(char *));
+		if (!*urls)
+			abort();
+		(*urls)[(*count)++] = strdup(url);
+	}
+	free(copy);
+	return 0;
+}
+
+static void free_urls(char **urls, size_t count)
+{
+	for (size_t k = 0; k < count; k++)
+		free(urls[k]);
+	free(urls);
+}
+
+struct client_api *client_api_start(struct node *node, char *error, size_t length)
+{
+	uint64_t thread_count = node->flags.client_threads;
+	if (thread_count < 1 || thread_count >= NODE_REPLY_CHANNELS) {
+		snprintf(error, length, "--client-threads must be between 1 and %d (got %" PRIu64 ")", NODE_REPLY_CHANNELS - 1,
+		         thread_count);
+		return NULL;
+	}
+	struct client_api *api = calloc(1, sizeof(*api));
+	if (!api)
+		abort();
+	api->node = node;
+	api->threads = calloc(thread_count, sizeof(struct client_thread));
+	if (!api->threads)
+		abort();
+	api->thread_count = thread_count;
+
+	size_t method_count = sizeof(unary_methods) / sizeof(unary_methods[0]) + client_stream_method_count;
+	struct grpc_method *methods = calloc(method_count, sizeof(struct grpc_method));
+	if (!methods)
+		abort();
+	memcpy(methods, unary_methods, sizeof(unary_methods));
+	memcpy(methods + sizeof(unary_methods) / sizeof(unary_methods[0]), client_stream_methods,
+	       client_stream_method_count * sizeof(struct grpc_method));
+
+	char **urls, **metrics_urls;
+	size_t url_count, metrics_url_count;
+	split_urls(node->flags.listen_client_urls, &urls, &url_count);
+	split_urls(node->flags.listen_metrics_urls, &metrics_urls, &metrics_url_count);
+	uint64_t counter = node_request_counter_start();
+	int failed = 0;
+	/* SO_REUSEPORT would let a second quorumd (or etcd started with it) share our port and take half our
+	 * clients. A first bind without it fails if anyone holds the port; only then do the threads share. */
+	struct grpc_server_config probe = {
+	    .listen_urls = (const char *const *)urls, .listen_url_count = url_count, .context = NULL};
+	struct grpc_server *probe_server = grpc_server_open(&probe, error, length);
+	if (!probe_server)
+		failed = 1;
+	grpc_server_close(probe_server);
+	for (size_t k = 0; k < thread_count && !failed; k++) {
+		struct client_thread *thread = &api->threads[k];
+		thread->node = node;
+		thread->channel = (unsigned)k + 1;
+		thread->next_counter = counter;
+		if (mailbox_init(&thread->inbox) != 0) {
+			snprintf(error, length, "cannot create a client thread's mailbox");
+			failed = 1;
+			break;
+		}
+		struct grpc_server_config config = {
+		    .listen_urls = (const char *const *)urls,
+		    .listen_url_count = url_count,
+		    .reuse_port = true,
+		    .methods = methods,
+		    .method_count = method_count,
+		    .context = thread,
+		    .max_message_bytes = node->flags.max_request_bytes + GRPC_OVERHEAD_BYTES,
+		    .http_get = client_http_get,
+		};
+		thread->server = grpc_server_open(&config, error, length);
+		if (!thread->server) {
+			failed = 1;
+			break;
+		}
+		if (k == 0 && metrics_url_count) {
+			struct grpc_server_config metrics = config;
+			metrics.listen_urls = (const char *const *)metrics_urls;
+			metrics.listen_url_count = metrics_url_count;
+			metrics.method_count = 0;
+			thread->metrics_server = grpc_server_open(&metrics, error, length);
+			if (!thread->metrics_server) {
+				failed = 1;
+				break;
+			}
+		}
+		node->reply_channels[thread->channel] = &thread->inbox;
+	}
+	free_urls(urls, url_count);
+	free_urls(metrics_urls, metrics_url_count);
+	for (size_t k = 0; k < thread_count && !failed; k++) {
+		struct client_thread *thread = &api->threads[k];
+		if (pthread_create(&thread->thread, NULL, client_thread_main, thread) != 0) {
+			snprintf(error, length, "cannot start a client thread");
+			failed = 1;
+			break;
+		}
+		thread->thread_started = true;
+	}
+	api->methods = methods;
+	if (failed) {
+		client_api_stop(api);
+		return NULL;
+	}
+	node_log("info", "serving client traffic insecurely; this is strongly discouraged!", "\"address\":\"%s\"",
+	         node->flags.listen_client_urls);
+	return api;
+}
+
+void client_api_stop(struct client_api *api)
+{
+	if (!api)
+		return;
+	for (size_t k = 0; k < api->thread_count; k++) {
+		struct client_thread *thread = &api->threads[k];
+		atomic_store(&thread->stopping, true);
+		if (thread->thread_started)
+			pthread_join(thread->thread, NULL);
+	}
+	for (size_t k = 0; k < api->thread_count; k++) {
+		struct client_thread *thread = &api->threads[k];
+		if (!thread->node)
+			continue;
+		/* Calls still waiting get etcd's answer for a stopping server before the connections close. */
+		for (size_t slot = 0; thread->server && slot < thread->waiting.capacity; slot++) {
+			struct waiting_call *waiting = &thread->waiting.slots[slot];
+			if (!waiting->request_id)
+				continue;
+			struct grpc_call *call = grpc_server_find_call(thread->server, waiting->call_id);
+			if (call)
+				grpc_call_finish(call, GRPC_UNAVAILABLE, "etcdserver: server stopped");
+		}
+		client_streams_close(thread);
+		for (int round = 0; thread->server && round < 3; round++)
+			grpc_server_process(thread->server);
+		/* Replies still addressed here are dropped with the mailbox; nobody posts after node_stop. */
+		grpc_server_close(thread->server);
+		grpc_server_close(thread->metrics_server);
+		free(thread->waiting.slots);
+		thread->node->reply_channels[thread->channel] = NULL;
+		void **items;
+		size_t count = mailbox_take_all(&thread->inbox, &items);
+		for (size_t item = 0; item < count; item++)
+			node_reply_free(items[item]);
+		free(items);
+		mailbox_destroy(&thread->inbox);
+	}
+	free(api->threads);
+	free(api->methods);
+	free(api);
+}

@@ -1,0 +1,291 @@
+/* control/client_streams.c: etcd's streaming RPCs — Watch and LeaseKeepAlive (bidirectional) and
+ * Maintenance.Snapshot (server stream).
+ *
+ * Watch: this thread answers create and cancel at once (etcd's created / canceled responses, watch IDs
+ * numbered per stream from 0), and the storage thread sends the events (node_storage_client.c) on the
+ * same call through this thread's mailbox. A watch from "now" is pinned here to the revision the
+ * created response shows, so an event committed between the two can never fall in a gap.
+ * Snapshot: the storage thread takes the checkpoint; this thread streams it at the client's pace,
+ * never holding more than SNAPSHOT_BUFFERED_BYTES unsent. Like etcd's, the stream ends with the SHA-256
+ * of everything before it, placed so that the file's size is 32 past a multiple of 512 (etcdctl
+ * `snapshot save` checks exactly that); zero bytes pad the archive up to there. */
+#include <openssl/evp.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "client_internal.h"
+
+enum { SNAPSHOT_CHUNK_BYTES = 64 * 1024, SNAPSHOT_BUFFERED_BYTES = 1024 * 1024 };
+
+struct watch_stream {
+	int64_t next_watch_id;
+};
+
+static struct client_thread *thread_of(void *context)
+{
+	return context;
+}
+
+/* ---- Watch ---- */
+
+static void send_watch_response(struct client_thread *thread, struct grpc_call *call, int64_t watch_id, bool created,
+                                bool canceled, const char *reason)
+{
+	Etcdserverpb__ResponseHeader header = ETCDSERVERPB__RESPONSE_HEADER__INIT;
+	client_fill_header(thread->node, &header);
+	Etcdserverpb__WatchResponse response = ETCDSERVERPB__WATCH_RESPONSE__INIT;
+	response.header = &header;
+	response.watch_id = watch_id;
+	response.created = created;
+	response.canceled = canceled;
+	response.cancel_reason = (char *)(reason ? reason : "");
+	size_t length = etcdserverpb__watch_response__get_packed_size(&response);
+	uint8_t *bytes = malloc(length ? length : 1);
+	if (!bytes)
+		abort();
+	etcdserverpb__watch_response__pack(&response, bytes);
+	grpc_call_send(call, bytes, length);
+	free(bytes);
+}
+
+static void post_watch(struct client_thread *thread, struct grpc_call *call, enum node_request_kind kind,
+                       int64_t watch_id, uint8_t *payload, size_t payload_length)
+{
+	struct node_request *request = client_new_request(thread, kind);
+	request->call_id = grpc_call_id(call);
+	request->watch_id = watch_id;
+	request->payload = payload;
+	request->payload_length = payload_length;
+	client_post_to_storage(thread, request);
+}
+
+static void end_watch_stream(struct grpc_call *call)
+{
+	free(grpc_call_user(call));
+	grpc_call_set_user(call, NULL);
+}
+
+static void watch_create(struct client_thread *thread, struct grpc_call *call, struct watch_stream *stream,
+                         Etcdserverpb__WatchCreateRequest *create)
+{
+	/* etcdctl watch asks (metadata hasleader=true) to be refused while there is no leader. */
+	const char *require_leader = grpc_call_header(call, "hasleader");
+	if (require_leader && !strcmp(require_leader, "true") && atomic_load(&thread->node->leader_id) == 0) {
+		post_watch(thread, call, REQUEST_WATCH_CANCEL, -1, NULL, 0);
+		end_watch_stream(call);
+		grpc_call_finish(call, GRPC_UNAVAILABLE, "etcdserver: no leader");
+		return;
+	}
+	int64_t watch_id = create->watch_id;
+	if (watch_id == 0)
+		watch_id = stream->next_watch_id++;
+	else if (watch_id >= stream->next_watch_id)
+		stream->next_watch_id = watch_id + 1;
+	/* Pinned to what the created response says is current: nothing committed in between is missed. */
+	int64_t current = (int64_t)atomic_load(&thread->node->revision);
+	if (create->start_revision <= 0)
+		create->start_revision = current + 1;
+	send_watch_response(thread, call, watch_id, true, false, NULL);
+	size_t length = etcdserverpb__watch_create_request__get_packed_size(create);
+	uint8_t *payload = malloc(length ? length : 1);
+	if (!payload)
+		abort();
+	etcdserverpb__watch_create_request__pack(create, payload);
+	post_watch(thread, call, REQUEST_WATCH_CREATE, watch_id, payload, length);
+}
+
+static void on_watch_message(void *context, struct grpc_call *call, const uint8_t *message, size_t length)
+{
+	struct client_thread *thread = thread_of(context);
+	struct watch_stream *stream = grpc_call_user(call);
+	if (!stream) {
+		stream = calloc(1, sizeof(*stream));
+		if (!stream)
+			abort();
+		grpc_call_set_user(call, stream);
+	}
+	Etcdserverpb__WatchRequest *request = etcdserverpb__watch_request__unpack(NULL, length, message);
+	if (!request) {
+		post_watch(thread, call, REQUEST_WATCH_CANCEL, -1, NULL, 0);
+		end_watch_stream(call);
+		client_answer_malformed(call);
+		return;
+	}
+	switch (request->request_union_case) {
+	case ETCDSERVERPB__WATCH_REQUEST__REQUEST_UNION_CREATE_REQUEST:
+		watch_create(thread, call, stream, request->create_request);
+		break;
+	case ETCDSERVERPB__WATCH_REQUEST__REQUEST_UNION_CANCEL_REQUEST:
+		post_watch(thread, call, REQUEST_WATCH_CANCEL, request->cancel_request->watch_id, NULL, 0);
+		send_watch_response(thread, call, request->cancel_request->watch_id, false, true, NULL);
+		break;
+	case ETCDSERVERPB__WATCH_REQUEST__REQUEST_UNION_PROGRESS_REQUEST:
+		post_watch(thread, call, REQUEST_WATCH_PROGRESS, 0, NULL, 0);
+		break;
+	default:
+		break; /* an empty request: etcd ignores it too */
+	}
+	etcdserverpb__watch_request__free_unpacked(request, NULL);
+}
+
+static void on_watch_close(void *context, struct grpc_call *call, bool cancelled)
+{
+	struct client_thread *thread = thread_of(context);
+	post_watch(thread, call, REQUEST_WATCH_CANCEL, -1, NULL, 0);
+	end_watch_stream(call);
+	if (!cancelled)
+		grpc_call_finish(call, GRPC_OK, NULL);
+}
+
+/* ---- LeaseKeepAlive ---- */
+
+static void on_keep_alive_message(void *context, struct grpc_call *call, const uint8_t *message, size_t length)
+{
+	struct client_thread *thread = thread_of(context);
+	Etcdserverpb__LeaseKeepAliveRequest *keep_alive =
+	    etcdserverpb__lease_keep_alive_request__unpack(NULL, length, message);
+	if (!keep_alive) {
+		client_answer_malformed(call);
+		return;
+	}
+	struct node_request *request = client_new_request(thread, REQUEST_LEASE_RENEW);
+	request->call_id = grpc_call_id(call);
+	request->lease_id = keep_alive->id;
+	etcdserverpb__lease_keep_alive_request__free_unpacked(keep_alive, NULL);
+	/* Renewals are the leader's: the core sends it on to the leader when we are not. */
+	client_post_to_core(thread, request);
+}
+
+static void on_keep_alive_close(void *context, struct grpc_call *call, bool cancelled)
+{
+	(void)context;
+	if (!cancelled)
+		grpc_call_finish(call, GRPC_OK, NULL);
+}
+
+/* ---- Snapshot ---- */
+
+static void on_snapshot(void *context, struct grpc_call *call, const uint8_t *message, size_t length)
+{
+	(void)message;
+	(void)length;
+	struct client_thread *thread = thread_of(context);
+	struct node_request *request = client_new_request(thread, REQUEST_SNAPSHOT);
+	client_wait(thread, request->request_id, grpc_call_id(call), WAITING_SNAPSHOT);
+	client_post_to_storage(thread, request);
+}
+
+void client_streams_snapshot_ready(struct client_thread *thread, uint64_t call_id, struct state_snapshot *snapshot)
+{
+	if (thread->snapshot_count == thread->snapshot_capacity) {
+		thread->snapshot_capacity = thread->snapshot_capacity ? thread->snapshot_capacity * 2 : 4;
+		thread->snapshots = realloc(thread->snapshots, thread->snapshot_capacity * sizeof(struct snapshot_stream));
+		if (!thread->snapshots)
+			abort();
+	}
+	struct snapshot_stream *stream = &thread->snapshots[thread->snapshot_count++];
+	stream->call_id = call_id;
+	stream->snapshot = snapshot;
+	stream->sent_bytes = 0;
+	stream->sha256 = EVP_MD_CTX_new();
+	if (!stream->sha256 || EVP_DigestInit_ex(stream->sha256, EVP_sha256(), NULL) != 1)
+		abort();
+}
+
+static void send_snapshot_chunk(struct client_thread *thread, struct grpc_call *call, struct snapshot_stream *stream,
+                                const uint8_t *chunk, size_t length, bool last)
+{
+	stream->sent_bytes += length;
+	/* The archive's size is known only at its end: remaining_bytes is the store's size left to go,
+	 * at least 1 until the last message (clients read to the end of the stream anyway). */
+	uint64_t size = atomic_load(&thread->node->db_size);
+	Etcdserverpb__SnapshotResponse response = ETCDSERVERPB__SNAPSHOT_RESPONSE__INIT;
+	response.remaining_bytes = last ? 0 : size > stream->sent_bytes ? size - stream->sent_bytes : 1;
+	response.blob.data = (uint8_t *)chunk;
+	response.blob.len = length;
+	size_t packed_length = etcdserverpb__snapshot_response__get_packed_size(&response);
+	uint8_t *packed = malloc(packed_length);
+	if (!packed)
+		abort();
+	etcdserverpb__snapshot_response__pack(&response, packed);
+	grpc_call_send(call, packed, packed_length);
+	free(packed);
+}
+
+/* The end of the stream: zero padding, then the SHA-256 of all that came before. */
+static void send_snapshot_tail(struct client_thread *thread, struct grpc_call *call, struct snapshot_stream *stream)
+{
+	uint8_t tail[512 + EVP_MAX_MD_SIZE];
+	size_t padding = (512 - stream->sent_bytes % 512) % 512;
+	memset(tail, 0, padding);
+	EVP_DigestUpdate(stream->sha256, tail, padding);
+	unsigned digest_length = 0;
+	EVP_DigestFinal_ex(stream->sha256, tail + padding, &digest_length);
+	send_snapshot_chunk(thread, call, stream, tail, padding + digest_length, true);
+}
+
+/* Sends chunks until the call has enough queued; true when the stream is over (finished or gone). */
+static bool pump_one(struct client_thread *thread, struct snapshot_stream *stream, uint8_t *chunk)
+{
+	struct grpc_call *call = grpc_server_find_call(thread->server, stream->call_id);
+	if (!call)
+		return true;
+	while (grpc_call_pending_bytes(call) < SNAPSHOT_BUFFERED_BYTES) {
+		size_t length = 0;
+		char error[256];
+		if (state_snapshot_next_chunk(stream->snapshot, chunk, SNAPSHOT_CHUNK_BYTES, &length, error, sizeof(error)) !=
+		    STATE_OK) {
+			node_log("warn", "failed to stream a snapshot", "\"error\":\"%s\"", error);
+			grpc_call_finish(call, GRPC_INTERNAL, "etcdserver: failed to read the snapshot");
+			return true;
+		}
+		if (length == 0) {
+			send_snapshot_tail(thread, call, stream);
+			grpc_call_finish(call, GRPC_OK, NULL);
+			return true;
+		}
+		EVP_DigestUpdate(stream->sha256, chunk, length);
+		send_snapshot_chunk(thread, call, stream, chunk, length, false);
+	}
+	return false;
+}
+
+void client_streams_pump(struct client_thread *thread)
+{
+	if (!thread->snapshot_count)
+		return;
+	uint8_t *chunk = malloc(SNAPSHOT_CHUNK_BYTES);
+	if (!chunk)
+		abort();
+	size_t kept = 0;
+	for (size_t k = 0; k < thread->snapshot_count; k++) {
+		if (pump_one(thread, &thread->snapshots[k], chunk)) {
+			state_snapshot_close(thread->snapshots[k].snapshot);
+			EVP_MD_CTX_free(thread->snapshots[k].sha256);
+		} else
+			thread->snapshots[kept++] = thread->snapshots[k];
+	}
+	thread->snapshot_count = kept;
+	free(chunk);
+}
+
+void client_streams_close(struct client_thread *thread)
+{
+	for (size_t k = 0; k < thread->snapshot_count; k++) {
+		struct grpc_call *call = grpc_server_find_call(thread->server, thread->snapshots[k].call_id);
+		if (call)
+			grpc_call_finish(call, GRPC_UNAVAILABLE, "etcdserver: server stopped");
+		state_snapshot_close(thread->snapshots[k].snapshot);
+		EVP_MD_CTX_free(thread->snapshots[k].sha256);
+	}
+	free(thread->snapshots);
+	thread->snapshots = NULL;
+	thread->snapshot_count = 0;
+}
+
+const struct grpc_method client_stream_methods[] = {
+    {"/etcdserverpb.Watch/Watch", GRPC_METHOD_BIDI_STREAM, on_watch_message, on_watch_close},
+    {"/etcdserverpb.Lease/LeaseKeepAlive", GRPC_METHOD_BIDI_STREAM, on_keep_alive_message, on_keep_alive_close},
+    {"/etcdserverpb.Maintenance/Snapshot", GRPC_METHOD_SERVER_STREAM, on_snapshot, NULL},
+};
+const size_t client_stream_method_count = sizeof(client_stream_methods) / sizeof(client_stream_methods[0]);

@@ -1,0 +1,307 @@
+/* control/node_leases.c: the leader's lease clocks (see node_leases.h). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "node_leases.h"
+#include "raft_internal.pb-c.h"
+
+/* A revoke that has not been applied after this long is proposed again (a lost leadership, a dropped
+ * proposal). */
+enum { REVOKE_RETRY_MS = 3000, FORWARD_TIMEOUT_MS = 5000 };
+/* Peer body: operation, forward id, lease id, value (remaining or granted TTL; -1: no such lease). */
+enum { LEASE_OPERATION_RENEW = 1, LEASE_OPERATION_TIME_TO_LIVE = 2, LEASE_MESSAGE_BYTES = 1 + 8 + 8 + 8 };
+
+void lease_clocks_init(struct lease_clocks *clocks, struct node *node)
+{
+	memset(clocks, 0, sizeof(*clocks));
+	clocks->node = node;
+	clocks->next_counter = node_request_counter_start();
+}
+
+void lease_clocks_free(struct lease_clocks *clocks)
+{
+	free(clocks->clocks);
+	for (size_t k = 0; k < clocks->forwarded_count; k++)
+		node_request_free(clocks->forwarded[k].request);
+	free(clocks->forwarded);
+	memset(clocks, 0, sizeof(*clocks));
+}
+
+static struct lease_clock *find(struct lease_clocks *clocks, int64_t id)
+{
+	for (size_t k = 0; k < clocks->count; k++)
+		if (clocks->clocks[k].id == id)
+			return &clocks->clocks[k];
+	return NULL;
+}
+
+void lease_clocks_update(struct lease_clocks *clocks, const struct lease_changes *changes)
+{
+	if (changes->reset)
+		clocks->count = 0;
+	uint64_t now = node_monotonic_ms();
+	for (size_t k = 0; k < changes->count; k++) {
+		const struct lease_change *change = &changes->changes[k];
+		struct lease_clock *clock = find(clocks, change->id);
+		if (change->revoked) {
+			if (clock)
+				*clock = clocks->clocks[--clocks->count];
+			continue;
+		}
+		if (!clock) {
+			if (clocks->count == clocks->capacity) {
+				clocks->capacity = clocks->capacity ? clocks->capacity * 2 : 64;
+				clocks->clocks = realloc(clocks->clocks, clocks->capacity * sizeof(struct lease_clock));
+				if (!clocks->clocks)
+					abort();
+			}
+			clock = &clocks->clocks[clocks->count++];
+		}
+		clock->id = change->id;
+		clock->ttl = change->ttl;
+		clock->expiry_ms = now + (uint64_t)change->ttl * 1000u;
+		clock->revoke_sent_ms = 0;
+	}
+}
+
+/* ---- answers ---- */
+
+static void fill_header(const struct node *node, Etcdserverpb__ResponseHeader *header)
+{
+	header->cluster_id = node->cluster_id;
+	header->member_id = node->member_id;
+	header->revision = (int64_t)atomic_load(&node->revision);
+	header->raft_term = atomic_load(&node->raft_term);
+}
+
+/* One LeaseKeepAliveResponse on the client's stream: TTL 0 when the lease is gone (etcd). */
+static void answer_renew(struct node *node, const struct node_request *request, int64_t ttl)
+{
+	Etcdserverpb__ResponseHeader header = ETCDSERVERPB__RESPONSE_HEADER__INIT;
+	fill_header(node, &header);
+	Etcdserverpb__LeaseKeepAliveResponse response = ETCDSERVERPB__LEASE_KEEP_ALIVE_RESPONSE__INIT;
+	response.header = &header;
+	response.id = request->lease_id;
+	response.ttl = ttl < 0 ? 0 : ttl;
+	struct node_reply *reply = calloc(1, sizeof(*reply));
+	if (!reply)
+		abort();
+	reply->request_id = request->request_id;
+	reply->call_id = request->call_id;
+	reply->kv.response_length = etcdserverpb__lease_keep_alive_response__get_packed_size(&response);
+	reply->kv.response = malloc(reply->kv.response_length ? reply->kv.response_length : 1);
+	if (!reply->kv.response)
+		abort();
+	etcdserverpb__lease_keep_alive_response__pack(&response, reply->kv.response);
+	node_post_reply(node, reply);
+}
+
+/* The remaining TTL is known: the storage thread adds the granted TTL and keys and answers. */
+static void answer_time_to_live(struct node *node, struct node_request *request, int64_t remaining)
+{
+	request->lease_remaining_ttl = remaining;
+	struct storage_mail *mail = calloc(1, sizeof(*mail));
+	if (!mail)
+		abort();
+	mail->kind = STORAGE_CLIENT_REQUEST;
+	mail->request = request;
+	mailbox_post(&node->storage_inbox, mail);
+}
+
+static void answer_error(struct node *node, struct node_request *request, int code, const char *text)
+{
+	struct node_reply *reply = calloc(1, sizeof(*reply));
+	if (!reply)
+		abort();
+	reply->request_id = request->request_id;
+	reply->call_id = request->call_id;
+	reply->end_call = request->call_id != 0;
+	reply->kv.grpc_code = code;
+	snprintf(reply->kv.error, sizeof(reply->kv.error), "%s", text);
+	node_post_reply(node, reply);
+	node_request_free(request);
+}
+
+/* The leader's view: renew gives the granted TTL, time-to-live the whole seconds left; -1: no lease. */
+static int64_t serve_locally(struct lease_clocks *clocks, int operation, int64_t lease_id)
+{
+	struct lease_clock *clock = find(clocks, lease_id);
+	if (!clock)
+		return -1;
+	uint64_t now = node_monotonic_ms();
+	if (operation == LEASE_OPERATION_RENEW) {
+		if (clock->expiry_ms <= now)
+			return -1; /* expired: its revoke is on the way */
+		clock->expiry_ms = now + (uint64_t)clock->ttl * 1000u;
+		return clock->ttl;
+	}
+	return clock->expiry_ms > now ? (int64_t)((clock->expiry_ms - now) / 1000u) : 0;
+}
+
+static void complete(struct lease_clocks *clocks, struct node_request *request, int64_t value)
+{
+	if (request->kind == REQUEST_LEASE_RENEW) {
+		answer_renew(clocks->node, request, value);
+		node_request_free(request);
+	} else {
+		answer_time_to_live(clocks->node, request, value);
+	}
+}
+
+static void put_u64(uint8_t *out, uint64_t value)
+{
+	for (int b = 0; b < 8; b++)
+		out[b] = (uint8_t)(value >> (8 * b));
+}
+
+static uint64_t get_u64(const uint8_t *in)
+{
+	uint64_t value = 0;
+	for (int b = 0; b < 8; b++)
+		value |= (uint64_t)in[b] << (8 * b);
+	return value;
+}
+
+static void send_lease_message(struct node *node, uint64_t to, int kind, int operation, uint64_t forward_id,
+                               int64_t lease_id, int64_t value)
+{
+	uint8_t bytes[1 + LEASE_MESSAGE_BYTES];
+	bytes[0] = (uint8_t)kind;
+	bytes[1] = (uint8_t)operation;
+	put_u64(bytes + 2, forward_id);
+	put_u64(bytes + 10, (uint64_t)lease_id);
+	put_u64(bytes + 18, (uint64_t)value);
+	char error[256];
+	transport_send(node->transport, to, bytes, sizeof(bytes), error, sizeof(error));
+}
+
+void lease_clocks_handle_request(struct lease_clocks *clocks, struct node_request *request, bool is_leader,
+                                 uint64_t leader_id)
+{
+	int operation = request->kind == REQUEST_LEASE_RENEW ? LEASE_OPERATION_RENEW : LEASE_OPERATION_TIME_TO_LIVE;
+	if (request->kind == REQUEST_LEASE_TIME_TO_LIVE && request->lease_id == 0) {
+		/* The client thread passes the packed request; the lease id is in it. */
+		Etcdserverpb__LeaseTimeToLiveRequest *ttl =
+		    etcdserverpb__lease_time_to_live_request__unpack(NULL, request->payload_length, request->payload);
+		if (ttl) {
+			request->lease_id = ttl->id;
+			etcdserverpb__lease_time_to_live_request__free_unpacked(ttl, NULL);
+		}
+	}
+	if (is_leader) {
+		complete(clocks, request, serve_locally(clocks, operation, request->lease_id));
+		return;
+	}
+	if (leader_id == 0) {
+		answer_error(clocks->node, request, GRPC_UNAVAILABLE, "etcdserver: no leader");
+		return;
+	}
+	if (clocks->forwarded_count == clocks->forwarded_capacity) {
+		clocks->forwarded_capacity = clocks->forwarded_capacity ? clocks->forwarded_capacity * 2 : 16;
+		clocks->forwarded =
+		    realloc(clocks->forwarded, clocks->forwarded_capacity * sizeof(struct forwarded_lease_request));
+		if (!clocks->forwarded)
+			abort();
+	}
+	clocks->forwarded[clocks->forwarded_count].request = request;
+	clocks->forwarded[clocks->forwarded_count].sent_ms = node_monotonic_ms();
+	clocks->forwarded_count++;
+	send_lease_message(clocks->node, leader_id, PEER_LEASE_REQUEST, operation, request->request_id, request->lease_id, 0);
+}
+
+void lease_clocks_handle_peer(struct lease_clocks *clocks, uint64_t from, int kind, const uint8_t *body, size_t length,
+                              bool is_leader)
+{
+	if (length != LEASE_MESSAGE_BYTES)
+		return;
+	int operation = body[0];
+	uint64_t forward_id = get_u64(body + 1);
+	int64_t lease_id = (int64_t)get_u64(body + 9);
+	int64_t value = (int64_t)get_u64(body + 17);
+	if (operation != LEASE_OPERATION_RENEW && operation != LEASE_OPERATION_TIME_TO_LIVE)
+		return;
+	if (kind == PEER_LEASE_REQUEST) {
+		/* A member that thinks we lead: answer from our clocks, or say no lease when we do not lead
+		 * (the client retries, and the keys stay until a real leader's clock runs out). */
+		int64_t answer = is_leader ? serve_locally(clocks, operation, lease_id) : -1;
+		if (!is_leader && operation == LEASE_OPERATION_RENEW)
+			answer = -2; /* not leader: the asker fails the renewal rather than saying "expired" */
+		send_lease_message(clocks->node, from, PEER_LEASE_REPLY, operation, forward_id, lease_id, answer);
+		return;
+	}
+	for (size_t k = 0; k < clocks->forwarded_count; k++) {
+		struct node_request *request = clocks->forwarded[k].request;
+		if (request->request_id != forward_id)
+			continue;
+		clocks->forwarded[k] = clocks->forwarded[--clocks->forwarded_count];
+		if (value == -2)
+			answer_error(clocks->node, request, GRPC_UNAVAILABLE, "etcdserver: not leader");
+		else
+			complete(clocks, request, value);
+		return;
+	}
+}
+
+static void propose_revoke(struct lease_clocks *clocks, struct lease_clock *clock)
+{
+	struct node *node = clocks->node;
+	Etcdserverpb__LeaseRevokeRequest revoke = ETCDSERVERPB__LEASE_REVOKE_REQUEST__INIT;
+	revoke.id = clock->id;
+	Etcdserverpb__RequestHeader header = ETCDSERVERPB__REQUEST_HEADER__INIT;
+	/* Channel 0: the control thread drops the answer, nobody waits for it. */
+	header.id = node_request_id(node->member_id, 0, clocks->next_counter++);
+	Etcdserverpb__InternalRaftRequest internal = ETCDSERVERPB__INTERNAL_RAFT_REQUEST__INIT;
+	internal.header = &header;
+	internal.lease_revoke = &revoke;
+	struct node_request *request = calloc(1, sizeof(*request));
+	struct node_mail *mail = calloc(1, sizeof(*mail));
+	if (!request || !mail)
+		abort();
+	request->kind = REQUEST_PROPOSE;
+	request->request_id = header.id;
+	request->payload_length = etcdserverpb__internal_raft_request__get_packed_size(&internal);
+	request->payload = malloc(request->payload_length);
+	if (!request->payload)
+		abort();
+	etcdserverpb__internal_raft_request__pack(&internal, request->payload);
+	/* Through the core's own inbox: it joins the next batch like any client write. */
+	mail->kind = MAIL_REQUEST;
+	mail->request = request;
+	mailbox_post(&node->core_inbox, mail);
+	node_log("info", "revoking an expired lease", "\"lease-id\":\"%llx\"", (unsigned long long)clock->id);
+}
+
+void lease_clocks_tick(struct lease_clocks *clocks, bool is_leader, uint64_t leader_id)
+{
+	(void)leader_id;
+	uint64_t now = node_monotonic_ms();
+	if (is_leader && !clocks->leader) {
+		/* etcd's Promote: a new leader cannot know how long ago the old one renewed; full TTLs. */
+		for (size_t k = 0; k < clocks->count; k++) {
+			clocks->clocks[k].expiry_ms = now + (uint64_t)clocks->clocks[k].ttl * 1000u;
+			clocks->clocks[k].revoke_sent_ms = 0;
+		}
+	}
+	clocks->leader = is_leader;
+	if (is_leader) {
+		for (size_t k = 0; k < clocks->count; k++) {
+			struct lease_clock *clock = &clocks->clocks[k];
+			if (clock->expiry_ms > now)
+				continue;
+			if (clock->revoke_sent_ms && now - clock->revoke_sent_ms < REVOKE_RETRY_MS)
+				continue;
+			clock->revoke_sent_ms = now;
+			propose_revoke(clocks, clock);
+		}
+	}
+	size_t kept = 0;
+	for (size_t k = 0; k < clocks->forwarded_count; k++) {
+		if (now - clocks->forwarded[k].sent_ms > FORWARD_TIMEOUT_MS)
+			answer_error(clocks->node, clocks->forwarded[k].request, GRPC_UNAVAILABLE,
+			             "etcdserver: request timed out");
+		else
+			clocks->forwarded[kept++] = clocks->forwarded[k];
+	}
+	clocks->forwarded_count = kept;
+}

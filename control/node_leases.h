@@ -1,0 +1,49 @@
+/* control/node_leases.h: the leader's lease clocks, on the core thread (etcd's lessor, the half that
+ * is not in the state machine).
+ *
+ * Which leases exist and their granted TTLs come from the storage thread as it applies grants and
+ * revokes (MAIL_LEASES). Only the leader's clocks run: when a member becomes leader every lease gets
+ * its full TTL again (etcd's Promote), KeepAlive renewals and TimeToLive questions go to the leader
+ * (forwarded over PEER_LEASE_REQUEST by other members), and a lease whose clock runs out is revoked
+ * through Raft — the revoke deletes its keys on every member at the same log position. */
+#ifndef QUORUMD_CONTROL_NODE_LEASES_H
+#define QUORUMD_CONTROL_NODE_LEASES_H
+
+#include "node.h"
+
+struct lease_clock {
+	int64_t id;
+	int64_t ttl;            /* granted, seconds */
+	uint64_t expiry_ms;     /* monotonic; meaningful on the leader */
+	uint64_t revoke_sent_ms;
+};
+
+struct forwarded_lease_request {
+	struct node_request *request;
+	uint64_t sent_ms;
+};
+
+struct lease_clocks {
+	struct node *node;
+	struct lease_clock *clocks;
+	size_t count;
+	size_t capacity;
+	bool leader;
+	uint64_t next_counter;
+	struct forwarded_lease_request *forwarded;
+	size_t forwarded_count;
+	size_t forwarded_capacity;
+};
+
+void lease_clocks_init(struct lease_clocks *clocks, struct node *node);
+void lease_clocks_free(struct lease_clocks *clocks);
+void lease_clocks_update(struct lease_clocks *clocks, const struct lease_changes *changes);
+/* Each heartbeat tick: notices leadership changes, revokes expired leases, fails stale forwards. */
+void lease_clocks_tick(struct lease_clocks *clocks, bool is_leader, uint64_t leader_id);
+/* REQUEST_LEASE_RENEW and REQUEST_LEASE_TIME_TO_LIVE; takes ownership. */
+void lease_clocks_handle_request(struct lease_clocks *clocks, struct node_request *request, bool is_leader,
+                                 uint64_t leader_id);
+void lease_clocks_handle_peer(struct lease_clocks *clocks, uint64_t from, int kind, const uint8_t *body, size_t length,
+                              bool is_leader);
+
+#endif

@@ -1,0 +1,33 @@
+/* control/node_storage_client.h: the client requests the storage thread serves from this member's applied
+ * state — HashKV, Snapshot, Watch, and the lease clocks (renew, time-to-live, expiry).
+ *
+ * Watchers live here, on the thread that applies, so a watcher can never miss or repeat an event: each
+ * one has the next revision it must deliver; after every applied batch the new events are read once and
+ * handed to each matching watcher, as WatchResponse messages posted to the client thread that owns the
+ * call (node_post_reply with call_id set). A watcher that starts in the past first catches up here,
+ * before it joins the live fan-out.
+ *
+ * Lease expiry follows etcd's lessor: only the leader's clocks run; a member that becomes leader gives
+ * every lease its full TTL again; an expired lease is revoked through Raft (a LeaseRevoke proposal),
+ * retried until the revoke is applied. */
+#ifndef QUORUMD_CONTROL_NODE_STORAGE_CLIENT_H
+#define QUORUMD_CONTROL_NODE_STORAGE_CLIENT_H
+
+#include "node.h"
+
+struct storage_clients;
+
+struct storage_clients *storage_clients_new(struct node *node);
+void storage_clients_free(struct storage_clients *clients);
+/* Serves one request (kinds REQUEST_HASH_KV ... REQUEST_LEASE_LEASES); takes ownership of it. */
+void storage_clients_handle(struct storage_clients *clients, struct node_request *request);
+/* After a committed batch: fans the new events out to the watchers, and syncs the lease clocks with the
+ * leases that were granted or revoked. */
+void storage_clients_after_apply(struct storage_clients *clients);
+/* Each applied client request (before the batch commits): grants and revokes for the lease clocks. */
+void storage_clients_note_applied(struct storage_clients *clients, const Etcdserverpb__InternalRaftRequest *request,
+                                  const struct kv_result *result);
+/* About every 100 ms: lease expiry on the leader, watch progress notifications. */
+void storage_clients_tick(struct storage_clients *clients);
+
+#endif
