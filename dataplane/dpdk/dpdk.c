@@ -60,6 +60,8 @@ struct dpdk_runtime {
 	unsigned worker;             /* a worker lcore for the poll loop, or RTE_MAX_LCORE: our own thread */
 	rte_cpuset_t lcore_cpus;     /* where our own poll thread runs: the main lcore's CPUs */
 	bool busy;                   /* a transport is open */
+	char **argv;                 /* EAL's arguments, kept for the process (EAL may point into them) */
+	char *args;
 };
 
 static struct dpdk_runtime runtime = {.lock = PTHREAD_MUTEX_INITIALIZER};
@@ -181,6 +183,8 @@ static int split_args(const char *args, char ***argv_out, int *argc_out)
 		*out++ = '\0';
 	}
 	argv[argc] = NULL;
+	runtime.argv = argv;
+	runtime.args = copy;
 	*argv_out = argv;
 	*argc_out = argc;
 	return 0;
