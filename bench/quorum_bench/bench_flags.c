@@ -287,9 +287,23 @@ static int parse_endpoints(struct bench_config *cfg, const char *value, char *er
 			break;
 		p++;
 	}
-	free(cfg->endpoints);
-	cfg->endpoints = eps;
-	cfg->endpoint_count = n;
+	if (!cfg->endpoints_given) {
+		/* The first --endpoints replaces the default; more of them add to it (cobra's StringSlice). */
+		free(cfg->endpoints);
+		cfg->endpoints = eps;
+		cfg->endpoint_count = n;
+		cfg->endpoints_given = true;
+		return 0;
+	}
+	struct bench_endpoint *all = realloc(cfg->endpoints, (cfg->endpoint_count + n) * sizeof(*all));
+	if (!all) {
+		free(eps);
+		return fail(error, length, "out of memory");
+	}
+	memcpy(all + cfg->endpoint_count, eps, n * sizeof(*eps));
+	free(eps);
+	cfg->endpoints = all;
+	cfg->endpoint_count += n;
 	return 0;
 }
 

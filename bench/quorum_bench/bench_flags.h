@@ -35,6 +35,7 @@ struct bench_endpoint {
 struct bench_config {
 	struct bench_endpoint *endpoints; /* malloc'd; bench_config_free */
 	size_t endpoint_count;
+	bool endpoints_given;      /* a later --endpoints adds to the list */
 	unsigned conns;            /* HTTP/2 connections (capped at clients) */
 	unsigned clients;          /* requests in flight at once, spread round-robin over conns */
 	unsigned threads;          /* event-loop threads, connections spread round-robin over them */

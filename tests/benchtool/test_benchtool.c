@@ -206,6 +206,11 @@ static void test_flags(void)
 	CHECK(!strcmp(c.endpoints[0].port, "2379"), "default endpoint");
 	bench_config_free(&c);
 
+	/* --endpoints twice: the second adds to the first (cobra's StringSlice). */
+	PARSE_OK(&c, "--endpoints=127.0.0.1:1", "--endpoints", "127.0.0.1:2,127.0.0.1:3", "status");
+	CHECK(c.endpoint_count == 3 && !strcmp(c.endpoints[2].port, "3"), "%zu endpoints", c.endpoint_count);
+	bench_config_free(&c);
+
 	/* range KEY [END] --consistency. */
 	PARSE_OK(&c, "range", "foo", "--consistency=s");
 	CHECK(c.workload == BENCH_RANGE && !strcmp(c.range_key, "foo") && !c.range_end && c.serializable, "range s");
