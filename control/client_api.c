@@ -228,6 +228,10 @@ static void on_range(void *context, struct grpc_call *call, const uint8_t *messa
 		return;
 	}
 	bool serializable = range->serializable;
+	if (!serializable && client_refuse_on_learner(thread, call)) {
+		etcdserverpb__range_request__free_unpacked(range, NULL);
+		return;
+	}
 	bool empty_key = range->key.len == 0;
 	bool bad_sort = range->sort_order > ETCDSERVERPB__RANGE_REQUEST__SORT_ORDER__DESCEND ||
 	                range->sort_target > ETCDSERVERPB__RANGE_REQUEST__SORT_TARGET__VALUE;
@@ -257,6 +261,8 @@ static void on_range(void *context, struct grpc_call *call, const uint8_t *messa
 
 static void on_put(void *context, struct grpc_call *call, const uint8_t *message, size_t length)
 {
+	if (client_refuse_on_learner(thread_of(context), call))
+		return;
 	Etcdserverpb__PutRequest *put = etcdserverpb__put_request__unpack(NULL, length, message);
 	if (!put) {
 		client_answer_malformed(call);
@@ -279,6 +285,8 @@ static void on_put(void *context, struct grpc_call *call, const uint8_t *message
 
 static void on_delete_range(void *context, struct grpc_call *call, const uint8_t *message, size_t length)
 {
+	if (client_refuse_on_learner(thread_of(context), call))
+		return;
 	Etcdserverpb__DeleteRangeRequest *delete_range = etcdserverpb__delete_range_request__unpack(NULL, length, message);
 	if (!delete_range) {
 		client_answer_malformed(call);
@@ -337,6 +345,8 @@ static const char *check_txn(const Etcdserverpb__TxnRequest *txn)
 
 static void on_txn(void *context, struct grpc_call *call, const uint8_t *message, size_t length)
 {
+	if (client_refuse_on_learner(thread_of(context), call))
+		return;
 	Etcdserverpb__TxnRequest *txn = etcdserverpb__txn_request__unpack(NULL, length, message);
 	if (!txn) {
 		client_answer_malformed(call);
@@ -353,6 +363,8 @@ static void on_txn(void *context, struct grpc_call *call, const uint8_t *message
 
 static void on_compact(void *context, struct grpc_call *call, const uint8_t *message, size_t length)
 {
+	if (client_refuse_on_learner(thread_of(context), call))
+		return;
 	Etcdserverpb__CompactionRequest *compaction = etcdserverpb__compaction_request__unpack(NULL, length, message);
 	if (!compaction) {
 		client_answer_malformed(call);
@@ -366,6 +378,8 @@ static void on_compact(void *context, struct grpc_call *call, const uint8_t *mes
 
 static void on_lease_grant(void *context, struct grpc_call *call, const uint8_t *message, size_t length)
 {
+	if (client_refuse_on_learner(thread_of(context), call))
+		return;
 	struct client_thread *thread = thread_of(context);
 	Etcdserverpb__LeaseGrantRequest *grant = etcdserverpb__lease_grant_request__unpack(NULL, length, message);
 	if (!grant) {
@@ -392,6 +406,8 @@ static void on_lease_grant(void *context, struct grpc_call *call, const uint8_t 
 
 static void on_lease_revoke(void *context, struct grpc_call *call, const uint8_t *message, size_t length)
 {
+	if (client_refuse_on_learner(thread_of(context), call))
+		return;
 	Etcdserverpb__LeaseRevokeRequest *revoke = etcdserverpb__lease_revoke_request__unpack(NULL, length, message);
 	if (!revoke) {
 		client_answer_malformed(call);
@@ -416,6 +432,8 @@ static void ask_storage(struct client_thread *thread, struct grpc_call *call, en
 
 static void on_lease_time_to_live(void *context, struct grpc_call *call, const uint8_t *message, size_t length)
 {
+	if (client_refuse_on_learner(thread_of(context), call))
+		return;
 	Etcdserverpb__LeaseTimeToLiveRequest *ttl = etcdserverpb__lease_time_to_live_request__unpack(NULL, length, message);
 	if (!ttl) {
 		client_answer_malformed(call);
@@ -437,6 +455,8 @@ static void on_lease_time_to_live(void *context, struct grpc_call *call, const u
 
 static void on_lease_leases(void *context, struct grpc_call *call, const uint8_t *message, size_t length)
 {
+	if (client_refuse_on_learner(thread_of(context), call))
+		return;
 	ask_storage(thread_of(context), call, REQUEST_LEASE_LEASES, message, length);
 }
 
@@ -463,6 +483,8 @@ static bool copy_urls(struct node_request *request, char **urls, size_t count)
 
 static void on_member_add(void *context, struct grpc_call *call, const uint8_t *message, size_t length)
 {
+	if (client_refuse_on_learner(thread_of(context), call))
+		return;
 	struct client_thread *thread = thread_of(context);
 	Etcdserverpb__MemberAddRequest *add = etcdserverpb__member_add_request__unpack(NULL, length, message);
 	if (!add) {
@@ -483,6 +505,8 @@ static void on_member_add(void *context, struct grpc_call *call, const uint8_t *
 
 static void on_member_remove(void *context, struct grpc_call *call, const uint8_t *message, size_t length)
 {
+	if (client_refuse_on_learner(thread_of(context), call))
+		return;
 	struct client_thread *thread = thread_of(context);
 	Etcdserverpb__MemberRemoveRequest *remove = etcdserverpb__member_remove_request__unpack(NULL, length, message);
 	if (!remove) {
@@ -497,6 +521,8 @@ static void on_member_remove(void *context, struct grpc_call *call, const uint8_
 
 static void on_member_update(void *context, struct grpc_call *call, const uint8_t *message, size_t length)
 {
+	if (client_refuse_on_learner(thread_of(context), call))
+		return;
 	struct client_thread *thread = thread_of(context);
 	Etcdserverpb__MemberUpdateRequest *update = etcdserverpb__member_update_request__unpack(NULL, length, message);
 	if (!update) {
@@ -517,6 +543,8 @@ static void on_member_update(void *context, struct grpc_call *call, const uint8_
 
 static void on_member_list(void *context, struct grpc_call *call, const uint8_t *message, size_t length)
 {
+	if (client_refuse_on_learner(thread_of(context), call))
+		return;
 	(void)message;
 	(void)length;
 	struct client_thread *thread = thread_of(context);
@@ -525,6 +553,8 @@ static void on_member_list(void *context, struct grpc_call *call, const uint8_t 
 
 static void on_member_promote(void *context, struct grpc_call *call, const uint8_t *message, size_t length)
 {
+	if (client_refuse_on_learner(thread_of(context), call))
+		return;
 	struct client_thread *thread = thread_of(context);
 	Etcdserverpb__MemberPromoteRequest *promote = etcdserverpb__member_promote_request__unpack(NULL, length, message);
 	if (!promote) {
@@ -549,6 +579,8 @@ static void on_status(void *context, struct grpc_call *call, const uint8_t *mess
 
 static void on_move_leader(void *context, struct grpc_call *call, const uint8_t *message, size_t length)
 {
+	if (client_refuse_on_learner(thread_of(context), call))
+		return;
 	struct client_thread *thread = thread_of(context);
 	Etcdserverpb__MoveLeaderRequest *move = etcdserverpb__move_leader_request__unpack(NULL, length, message);
 	if (!move) {
@@ -563,6 +595,8 @@ static void on_move_leader(void *context, struct grpc_call *call, const uint8_t 
 
 static void on_hash_kv(void *context, struct grpc_call *call, const uint8_t *message, size_t length)
 {
+	if (client_refuse_on_learner(thread_of(context), call))
+		return;
 	Etcdserverpb__HashKVRequest *hash = etcdserverpb__hash_kvrequest__unpack(NULL, length, message);
 	if (!hash) {
 		client_answer_malformed(call);
@@ -576,6 +610,8 @@ static void on_hash_kv(void *context, struct grpc_call *call, const uint8_t *mes
  * change nothing, as on an etcd with no alarm. */
 static void on_alarm(void *context, struct grpc_call *call, const uint8_t *message, size_t length)
 {
+	if (client_refuse_on_learner(thread_of(context), call))
+		return;
 	struct client_thread *thread = thread_of(context);
 	Etcdserverpb__AlarmRequest *alarm = etcdserverpb__alarm_request__unpack(NULL, length, message);
 	if (!alarm) {
@@ -594,6 +630,8 @@ static void on_alarm(void *context, struct grpc_call *call, const uint8_t *messa
  * has nothing to do and says so with success, as etcd does on an already compact file. */
 static void on_defragment(void *context, struct grpc_call *call, const uint8_t *message, size_t length)
 {
+	if (client_refuse_on_learner(thread_of(context), call))
+		return;
 	(void)message;
 	(void)length;
 	struct client_thread *thread = thread_of(context);
@@ -602,6 +640,17 @@ static void on_defragment(void *context, struct grpc_call *call, const uint8_t *
 	Etcdserverpb__DefragmentResponse response = ETCDSERVERPB__DEFRAGMENT_RESPONSE__INIT;
 	response.header = &header;
 	client_answer(call, &response.base);
+}
+
+/* etcd 3.4 serves a learner only Status and serializable Range (isRPCSupportedForLearner). */
+static const char LEARNER_REFUSAL[] = "etcdserver: rpc not supported for learner";
+
+bool client_refuse_on_learner(struct client_thread *thread, struct grpc_call *call)
+{
+	if (!atomic_load(&thread->node->is_learner))
+		return false;
+	grpc_call_finish(call, GRPC_UNAVAILABLE, LEARNER_REFUSAL);
+	return true;
 }
 
 static const struct grpc_method unary_methods[] = {

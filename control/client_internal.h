@@ -70,6 +70,8 @@ void client_post_to_storage(struct client_thread *thread, struct node_request *r
 void client_fill_header(const struct node *node, Etcdserverpb__ResponseHeader *header);
 /* Sends one message and finishes the call with OK. */
 void client_answer(struct grpc_call *call, const ProtobufCMessage *message);
+/* A learner answers only Status and serializable reads: true when it refused this call. */
+bool client_refuse_on_learner(struct client_thread *thread, struct grpc_call *call);
 /* A request that does not decode: grpc-go's wording. */
 void client_answer_malformed(struct grpc_call *call);
 

@@ -96,6 +96,8 @@ static void watch_create(struct client_thread *thread, struct grpc_call *call, s
 
 static void on_watch_message(void *context, struct grpc_call *call, const uint8_t *message, size_t length)
 {
+	if (client_refuse_on_learner(thread_of(context), call))
+		return;
 	struct client_thread *thread = thread_of(context);
 	struct watch_stream *stream = grpc_call_user(call);
 	if (!stream) {
@@ -141,6 +143,8 @@ static void on_watch_close(void *context, struct grpc_call *call, bool cancelled
 
 static void on_keep_alive_message(void *context, struct grpc_call *call, const uint8_t *message, size_t length)
 {
+	if (client_refuse_on_learner(thread_of(context), call))
+		return;
 	struct client_thread *thread = thread_of(context);
 	Etcdserverpb__LeaseKeepAliveRequest *keep_alive =
 	    etcdserverpb__lease_keep_alive_request__unpack(NULL, length, message);
@@ -167,6 +171,8 @@ static void on_keep_alive_close(void *context, struct grpc_call *call, bool canc
 
 static void on_snapshot(void *context, struct grpc_call *call, const uint8_t *message, size_t length)
 {
+	if (client_refuse_on_learner(thread_of(context), call))
+		return;
 	(void)message;
 	(void)length;
 	struct client_thread *thread = thread_of(context);

@@ -169,6 +169,7 @@ struct node {
 	struct membership membership;    /* core thread only */
 	pthread_mutex_t membership_lock; /* guards published_membership */
 	char *published_membership;      /* a JSON copy for other threads */
+	atomic_bool is_learner;          /* this member, in the published membership */
 
 	struct wal *wal;                 /* storage thread only */
 	struct state *state;             /* storage thread only */

@@ -665,6 +665,8 @@ void members_publish(struct members_context *context)
 	free(node->published_membership);
 	node->published_membership = json;
 	pthread_mutex_unlock(&node->membership_lock);
+	const struct member *self = membership_find(&node->membership, node->member_id);
+	atomic_store(&node->is_learner, self && self->is_learner);
 }
 
 /* ---- peer messages ---- */

@@ -174,7 +174,12 @@ static void hash_kv(struct storage_clients *clients, struct node_request *reques
 	uint32_t hash = 0;
 	int64_t hashed_revision = 0;
 	char error[256];
-	int status = state_hash(node->state, hash_request->revision, &hash, &hashed_revision, error, sizeof(error));
+	int status = STATE_OK;
+	/* etcd's HashByRev refuses the compacted revision itself too: its history may be gone. */
+	if (hash_request->revision > 0 && hash_request->revision <= state_compact_revision(node->state))
+		status = STATE_ERR_COMPACTED;
+	else
+		status = state_hash(node->state, hash_request->revision, &hash, &hashed_revision, error, sizeof(error));
 	etcdserverpb__hash_kvrequest__free_unpacked(hash_request, NULL);
 	if (status != STATE_OK) {
 		char text[192];
