@@ -51,7 +51,7 @@ expect_out "OK" "$E" put d dd
 # check_status_cells DESCRIPTION EXPECTED_ROWS TABLE: header, then rows (masking VERSION after checking it,
 # DB SIZE after checking its form, RAFT TERM after checking it is $term, RAFT INDEX, RAFT APPLIED INDEX).
 check_status_cells() {
-	local desc=$1 expected=$2 table=$3 cells row
+	local desc=$1 expected=$2 table=$3 cells
 	check_table_layout "$desc" "$table"
 	cells=$(table_cells "$table")
 	assert_eq "$desc: header" \

@@ -15,7 +15,7 @@ wait_ready 20 infra1 infra2 infra3
 ENDPOINTS=$(endpoints infra1 infra2 infra3)
 E=--endpoints=$ENDPOINTS
 # The cluster ID has 15 hex digits: %16x pads it with a space.
-id1=4a653925aa49313c id2=e23dfbf55f51160b id3=cb95a2c870a92c87
+id1=4a653925aa49313c id2=e23dfbf55f51160b # infra3: cb95a2c870a92c87
 voters="4a653925aa49313c, started, infra1, http://127.0.0.1:24810, http://127.0.0.1:24809, false
 cb95a2c870a92c87, started, infra3, http://127.0.0.1:24830, http://127.0.0.1:24829, false
 e23dfbf55f51160b, started, infra2, http://127.0.0.1:24820, http://127.0.0.1:24819, false"

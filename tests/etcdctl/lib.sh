@@ -34,6 +34,10 @@ ETCDCTL=${ETCDCTL:-$(command -v etcdctl || true)}
 export ETCDCTL_API=3
 unset ETCDCTL_ENDPOINTS ETCDCTL_DIAL_TIMEOUT ETCDCTL_COMMAND_TIMEOUT ETCDCTL_WRITE_OUT
 
+PYTHON=python3
+[ -x /usr/bin/python3 ] && PYTHON=/usr/bin/python3 # a pyenv shim costs a second per call
+export PYTHON
+
 TEST_NAME=$(basename "$0" .sh)
 TMP=$(mktemp -d "/tmp/qe-${TEST_NAME%%-*}.XXXXXX")
 TOKEN=etcd-cluster-1
@@ -421,7 +425,7 @@ file_is() { [ "$(cat "$TMP/$1")" = "$(printf '%s' "$2")" ]; }
 
 # wait_output FILE TIMEOUT EXPECTED: waits until TMP/FILE holds EXPECTED; fails showing the difference.
 wait_output() {
-	local file=$1 t=$2 expected=$3 deadline=$(($SECONDS + $2 + 1))
+	local file=$1 t=$2 expected=$3 deadline=$((SECONDS + $2 + 1))
 	until file_is "$file" "$expected"; do
 		if [ "$SECONDS" -ge "$deadline" ]; then
 			assert_eq "output of background etcdctl $file after $t s (stderr: $(cat "$TMP/$file.err"))" \
@@ -431,8 +435,6 @@ wait_output() {
 	done
 }
 
-PYTHON=python3
-[ -x /usr/bin/python3 ] && PYTHON=/usr/bin/python3 # a pyenv shim costs a second per call
 
 # ctl_retry_unhealthy TIMEOUT ARGS...: runs etcdctl ARGS until it succeeds, for at most TIMEOUT s, as long as
 # it is refused with "etcdserver: unhealthy cluster": etcd refuses member changes until every voter has been
