@@ -200,7 +200,8 @@ static uint8_t *wrap_internal(uint64_t request_id, unsigned field, const uint8_t
 	at += header_length;
 	at += put_varint(bytes + at, ((uint64_t)field << 3) | 2);
 	at += put_varint(bytes + at, message_length);
-	memcpy(bytes + at, message, message_length);
+	if (message_length)
+		memcpy(bytes + at, message, message_length);
 	*length = at + message_length;
 	return bytes;
 }
@@ -249,7 +250,8 @@ static void on_range(void *context, struct grpc_call *call, const uint8_t *messa
 	request->payload = malloc(length ? length : 1);
 	if (!request->payload)
 		abort();
-	memcpy(request->payload, message, length);
+	if (length)
+		memcpy(request->payload, message, length);
 	request->payload_length = length;
 	client_wait(thread, request->request_id, grpc_call_id(call), WAITING_UNARY_KV);
 	/* Serializable: this member's applied state, no Raft round (etcd's --consistency=s). */
@@ -424,7 +426,8 @@ static void ask_storage(struct client_thread *thread, struct grpc_call *call, en
 	request->payload = malloc(length ? length : 1);
 	if (!request->payload)
 		abort();
-	memcpy(request->payload, message, length);
+	if (length)
+		memcpy(request->payload, message, length);
 	request->payload_length = length;
 	client_wait(thread, request->request_id, grpc_call_id(call), WAITING_UNARY_KV);
 	client_post_to_storage(thread, request);
@@ -446,7 +449,8 @@ static void on_lease_time_to_live(void *context, struct grpc_call *call, const u
 	request->payload = malloc(length ? length : 1);
 	if (!request->payload)
 		abort();
-	memcpy(request->payload, message, length);
+	if (length)
+		memcpy(request->payload, message, length);
 	request->payload_length = length;
 	client_wait(thread, request->request_id, grpc_call_id(call), WAITING_UNARY_KV);
 	/* The time left is the leader's clock: the core asks it, then the storage thread adds the keys. */

@@ -359,8 +359,10 @@ static void watch_create(struct storage_clients *clients, struct node_request *r
 	watcher.range_end = malloc(create->range_end.len ? create->range_end.len : 1);
 	if (!watcher.key || !watcher.range_end)
 		abort();
-	memcpy(watcher.key, create->key.data, create->key.len);
-	memcpy(watcher.range_end, create->range_end.data, create->range_end.len);
+	if (create->key.len)
+		memcpy(watcher.key, create->key.data, create->key.len);
+	if (create->range_end.len)
+		memcpy(watcher.range_end, create->range_end.data, create->range_end.len);
 	watcher.prev_kv = create->prev_kv;
 	watcher.progress_notify = create->progress_notify;
 	for (size_t k = 0; k < create->n_filters; k++) {
