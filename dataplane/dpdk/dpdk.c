@@ -579,8 +579,12 @@ static int lcore_main(void *arg)
 			sleep_us = 1;
 			continue;
 		}
-		if (t->idle == DPDK_IDLE_POLL || now - last_work < spin_cycles) {
+		if (t->idle == DPDK_IDLE_POLL) {
 			rte_pause();
+			continue;
+		}
+		if (now - last_work < spin_cycles) {
+			sched_yield();
 			continue;
 		}
 		lcore_sleep(t, sleep_us);
@@ -938,7 +942,10 @@ static void receive_wait(struct dpdk_transport *t, int timeout_ms)
 		if (elapsed >= limit)
 			return;
 		if (elapsed < spin) {
-			rte_pause();
+			if (t->idle == DPDK_IDLE_POLL)
+				rte_pause();
+			else
+				sched_yield();
 			continue;
 		}
 		break;

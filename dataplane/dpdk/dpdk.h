@@ -27,7 +27,9 @@
 #include "transport.h"
 
 enum dpdk_idle {
-	DPDK_IDLE_ADAPTIVE, /* busy-poll under traffic; pause, then sleeps of up to DPDK_IDLE_MAX_SLEEP_US when idle */
+	DPDK_IDLE_ADAPTIVE, /* poll under traffic, yielding the CPU between empty polls (sched_yield: a shared
+	                     * machine's other threads run, an idle one costs nothing); after DPDK_IDLE_SPIN_US
+	                     * without a packet, sleeps of up to DPDK_IDLE_MAX_SLEEP_US */
 	DPDK_IDLE_POLL,     /* never sleep: a full core per lcore (bare metal) */
 };
 
