@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The main job: a three-member quorumd cluster on loopback doing real work, then etcd's runtime
+# The main job: a three-member quorumd cluster on loopback doing real work (through quorumctl and through
+# the real etcdctl on the client URLs: watch, txn, lease), then etcd's runtime
 # reconfiguration scenario step by step — each command shown with its output: writes and reads, member
 # update and restart on the new URL, a two-phase member add, a learner added and promoted, a member
 # removed, the leader killed and replaced. Every process it starts is stopped at the end, also on failure.
@@ -63,6 +64,31 @@ run infra2 get greeting
 for k in 1 2 3 4 5; do ctl infra3 put "key$k" "value$k" >/dev/null; done
 run infra3 get key --prefix --consistency=s
 run infra1 endpoint status -w table
+
+say "The real etcdctl (etcd 3.4's client, Debian's etcd-client) on the client URLs: watch, txn, lease"
+export ETCDCTL_API=3
+EP="${CLIENT[infra1]},${CLIENT[infra2]},${CLIENT[infra3]}"
+etc() { printf '$ etcdctl --endpoints=$EP %s\n' "$*"; etcdctl --endpoints="$EP" "$@"; }
+# From the next revision on, so the watch sees every write below however late it connects.
+next=$(( $(etcdctl --endpoints="$EP" get demo/ -w json | sed 's/.*"revision":\([0-9]*\).*/\1/') + 1 ))
+printf '$ etcdctl --endpoints=%s watch --prefix demo/ --rev=%s &\n' "${CLIENT[infra2]}" "$next"
+etcdctl --endpoints="${CLIENT[infra2]}" watch --prefix demo/ --rev="$next" >"$WORK/watch.txt" 2>&1 &
+PID[watch]=$!
+etc put demo/colour blue
+printf 'value("demo/colour") = "blue"\n\nput demo/colour green\n\nput demo/colour red\n\n' >"$WORK/txn.txt"
+printf '$ etcdctl --endpoints=$EP txn < txn.txt   # if colour is blue then green else red\n'
+etcdctl --endpoints="$EP" txn <"$WORK/txn.txt"
+lease=$(etcdctl --endpoints="$EP" lease grant 30 | awk '{print $2}')
+echo "(lease $lease granted for 30 s)"
+etc put demo/session alive --lease="$lease"
+etc lease timetolive "$lease" --keys
+etc get demo/ --prefix
+wait_until 10 "the watch to see three events" bash -c "[ \$(grep -c '^PUT' '$WORK/watch.txt') -ge 3 ]"
+echo "what the watch on infra2 printed:"
+sed 's/^/  /' "$WORK/watch.txt"
+kill "${PID[watch]}"; wait "${PID[watch]}" 2>/dev/null || true
+unset 'PID[watch]'
+etc endpoint status -w table
 
 say "member update: infra3 moves to a new peer URL, then restarts on it"
 id3=$(ctl infra1 member list | awk -F', ' '$3=="infra3"{print $1}')
