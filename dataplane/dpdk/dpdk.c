@@ -12,7 +12,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
 #include <sys/eventfd.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -60,6 +62,8 @@ struct dpdk_runtime {
 	unsigned worker;             /* a worker lcore for the poll loop, or RTE_MAX_LCORE: our own thread */
 	rte_cpuset_t lcore_cpus;     /* where our own poll thread runs: the main lcore's CPUs */
 	bool busy;                   /* a transport is open */
+	int wake_fds[8];             /* af_packet: the PMD's sockets, readable when a frame waits in their ring */
+	unsigned wake_fd_count;
 	char **argv;                 /* EAL's arguments, kept for the process (EAL may point into them) */
 	char *args;
 };
@@ -250,6 +254,27 @@ static int eal_init(const char *args, char *err, size_t errlen)
 	return 0;
 }
 
+/* An af_packet port has no rx interrupt in DPDK, but its PACKET_MMAP sockets are readable while a frame
+ * waits in their rx ring: an idle lcore can sleep in ppoll on them (and its eventfd) instead of waking up
+ * every DPDK_IDLE_MAX_SLEEP_US to look. They are the process's only AF_PACKET sockets. */
+static void find_packet_sockets(void)
+{
+	DIR *dir = opendir("/proc/self/fd");
+	if (!dir)
+		return;
+	struct dirent *entry;
+	while ((entry = readdir(dir)) && runtime.wake_fd_count < sizeof runtime.wake_fds / sizeof runtime.wake_fds[0]) {
+		int fd = atoi(entry->d_name);
+		if (entry->d_name[0] < '0' || entry->d_name[0] > '9' || fd == dirfd(dir))
+			continue;
+		int domain = 0;
+		socklen_t length = sizeof domain;
+		if (getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &length) == 0 && domain == AF_PACKET)
+			runtime.wake_fds[runtime.wake_fd_count++] = fd;
+	}
+	closedir(dir);
+}
+
 static int port_init(unsigned wanted, char *err, size_t errlen)
 {
 	if (rte_eth_dev_count_avail() == 0)
@@ -317,6 +342,8 @@ static int port_init(unsigned wanted, char *err, size_t errlen)
 	if (!runtime.rx_ring || !runtime.tx_ring)
 		return transport_error(err, errlen, -ENOMEM, "dpdk: rings: %s", rte_strerror(rte_errno));
 	runtime.port = port;
+	if (strstr(runtime.driver, "af_packet"))
+		find_packet_sockets();
 	return 0;
 }
 
@@ -542,14 +569,20 @@ static void lcore_timers(struct dpdk_transport *t, uint64_t now_ns)
 	} while (n == 64);
 }
 
-static void lcore_sleep(struct dpdk_transport *t, unsigned microseconds)
+/* Sleeps until a send wakes us (eventfd), a frame arrives (af_packet sockets, when known; then up to the
+ * next timer tick), or microseconds pass. */
+static void lcore_sleep(struct dpdk_transport *t, unsigned microseconds, uint64_t timer_in_ns)
 {
 	atomic_store_explicit(&t->lcore_sleeping, 1, memory_order_relaxed);
 	atomic_thread_fence(memory_order_seq_cst);
 	if (rte_ring_count(runtime.tx_ring) == 0 && !atomic_load_explicit(&t->stop, memory_order_relaxed)) {
-		struct pollfd p = {.fd = t->lcore_event, .events = POLLIN};
-		struct timespec ts = {.tv_sec = 0, .tv_nsec = (long)microseconds * 1000};
-		if (ppoll(&p, 1, &ts, NULL) > 0)
+		struct pollfd p[1 + sizeof runtime.wake_fds / sizeof runtime.wake_fds[0]];
+		p[0] = (struct pollfd){.fd = t->lcore_event, .events = POLLIN};
+		for (unsigned i = 0; i < runtime.wake_fd_count; i++)
+			p[1 + i] = (struct pollfd){.fd = runtime.wake_fds[i], .events = POLLIN};
+		uint64_t ns = runtime.wake_fd_count ? timer_in_ns : (uint64_t)microseconds * 1000u;
+		struct timespec ts = {.tv_sec = (time_t)(ns / 1000000000u), .tv_nsec = (long)(ns % 1000000000u)};
+		if (ppoll(p, 1 + runtime.wake_fd_count, &ts, NULL) > 0 && (p[0].revents & POLLIN))
 			drain_event(t->lcore_event);
 	}
 	atomic_store_explicit(&t->lcore_sleeping, 0, memory_order_relaxed);
@@ -561,9 +594,7 @@ static int lcore_main(void *arg)
 	struct dpdk_lcore *s = t->lcore;
 	uint64_t hz = rte_get_tsc_hz();
 	uint64_t spin_cycles = hz / 1000000u * DPDK_IDLE_SPIN_US;
-	uint64_t timer_cycles = hz / 1000000000u * TIMER_NS;
-	if (timer_cycles == 0)
-		timer_cycles = hz / 100;
+	uint64_t timer_cycles = hz / (1000000000u / TIMER_NS);
 	uint64_t last_work = rte_get_tsc_cycles(), next_timer = 0;
 	unsigned sleep_us = 1;
 	while (!atomic_load_explicit(&t->stop, memory_order_relaxed)) {
@@ -587,7 +618,8 @@ static int lcore_main(void *arg)
 			sched_yield();
 			continue;
 		}
-		lcore_sleep(t, sleep_us);
+		uint64_t timer_in = next_timer > now ? (next_timer - now) * 1000u / (hz / 1000000u) : 0;
+		lcore_sleep(t, sleep_us, timer_in + 1000u);
 		sleep_us = sleep_us * 2 > DPDK_IDLE_MAX_SLEEP_US ? DPDK_IDLE_MAX_SLEEP_US : sleep_us * 2;
 	}
 	return 0;

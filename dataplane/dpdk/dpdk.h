@@ -33,7 +33,8 @@ enum dpdk_idle {
 	DPDK_IDLE_POLL,     /* never sleep: a full core per lcore (bare metal) */
 };
 
-/* Longest sleep of an idle lcore (adaptive): the extra latency the first packet after a pause can see. */
+/* Longest sleep of an idle lcore (adaptive): the extra latency the first packet after a pause can see
+ * (not on af_packet ports: there the lcore sleeps on the PMD's sockets and a frame wakes it). */
 #define DPDK_IDLE_MAX_SLEEP_US 200u
 /* How long an lcore keeps spinning after its last packet before it starts to sleep (adaptive). */
 #define DPDK_IDLE_SPIN_US 50u
