@@ -1,7 +1,14 @@
 /* control/client_http.c: etcd's plain-HTTP endpoints on the client URLs (and --listen-metrics-urls):
  * /health and /version as etcd 3.4 writes them, /metrics in Prometheus' text format with etcd's metric
- * names where the meaning is the same, so existing etcd dashboards and alerts keep working. */
+ * names where the meaning is the same, so existing etcd dashboards and alerts keep working.
+ *
+ * With --enable-pprof, /debug/ as well. etcd serves Go's net/http/pprof there; a C node has no Go
+ * runtime to profile, so /debug/vars (Go's expvar path) gives the node's counters as one JSON object,
+ * and /debug/pprof/ is a short page saying how to profile quorumd (perf) and what /debug/vars holds.
+ * The handler is shared with --listen-metrics-urls, so /debug/ answers there too when enabled. */
 #include <inttypes.h>
+#include <jansson.h>
+#include <unistd.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -83,6 +90,176 @@ static void metrics(struct node *node, struct text *text)
 	       (double)atomic_load(&node->wal_fsync_microseconds) / 1e6, fsync, count);
 }
 
+/* ---- /debug/ (--enable-pprof) ---- */
+
+/* "Threads:" and "VmRSS:" of /proc/self/status (0 when unreadable). */
+static void process_status(uint64_t *threads, uint64_t *rss_bytes)
+{
+	*threads = 0;
+	*rss_bytes = 0;
+	FILE *file = fopen("/proc/self/status", "r");
+	if (!file)
+		return;
+	char line[256];
+	unsigned long long value;
+	while (fgets(line, sizeof(line), file)) {
+		if (sscanf(line, "Threads: %llu", &value) == 1)
+			*threads = value;
+		else if (sscanf(line, "VmRSS: %llu kB", &value) == 1)
+			*rss_bytes = value * 1024;
+	}
+	fclose(file);
+}
+
+static json_t *hex_id(uint64_t id)
+{
+	char text[17];
+	snprintf(text, sizeof(text), "%" PRIx64, id);
+	return json_string(text);
+}
+
+static json_t *debug_vars(struct client_thread *thread)
+{
+	struct node *node = thread->node;
+	uint64_t leader = atomic_load(&node->leader_id);
+
+	json_t *raft = json_object();
+	json_object_set_new(raft, "term", json_integer((json_int_t)atomic_load(&node->raft_term)));
+	json_object_set_new(raft, "index", json_integer((json_int_t)atomic_load(&node->raft_index)));
+	json_object_set_new(raft, "applied_index", json_integer((json_int_t)atomic_load(&node->applied_index)));
+	json_object_set_new(raft, "leader_id", hex_id(leader));
+	json_object_set_new(raft, "is_leader", json_boolean(leader != 0 && leader == node->member_id));
+	json_object_set_new(raft, "is_learner", json_boolean(atomic_load(&node->is_learner)));
+	json_object_set_new(raft, "leader_changes", json_integer((json_int_t)atomic_load(&node->leader_changes)));
+	json_object_set_new(raft, "proposals_failed", json_integer((json_int_t)atomic_load(&node->proposals_failed)));
+
+	json_t *mvcc = json_object();
+	json_object_set_new(mvcc, "revision", json_integer((json_int_t)atomic_load(&node->revision)));
+	json_object_set_new(mvcc, "db_size_bytes", json_integer((json_int_t)atomic_load(&node->db_size)));
+
+	/* The fsync histogram as /metrics has it: counts per bucket (not cumulative), upper bound in seconds. */
+	json_t *fsync = json_object();
+	uint64_t fsyncs = atomic_load(&node->wal_fsyncs);
+	uint64_t microseconds = atomic_load(&node->wal_fsync_microseconds);
+	json_object_set_new(fsync, "count", json_integer((json_int_t)fsyncs));
+	json_object_set_new(fsync, "total_seconds", json_real((double)microseconds / 1e6));
+	json_object_set_new(fsync, "mean_seconds", json_real(fsyncs ? (double)microseconds / 1e6 / (double)fsyncs : 0));
+	json_t *buckets = json_object();
+	double bound = 0.001;
+	uint64_t below = 0;
+	for (int k = 0; k < NODE_FSYNC_BUCKETS; k++, bound *= 2) {
+		char name[32];
+		snprintf(name, sizeof(name), "le_%g", bound);
+		uint64_t count = atomic_load(&node->wal_fsync_buckets[k]);
+		below += count;
+		json_object_set_new(buckets, name, json_integer((json_int_t)count));
+	}
+	json_object_set_new(buckets, "le_inf", json_integer((json_int_t)(fsyncs > below ? fsyncs - below : 0)));
+	json_object_set_new(fsync, "buckets", buckets);
+
+	/* Transport counters, as the control socket's `counters` command reads them. */
+	json_t *transport = json_object();
+	json_object_set_new(transport, "dataplane", json_string(node->flags.dataplane));
+	if (node->transport) {
+		struct transport_counters counters = transport_counters(node->transport);
+		for (size_t k = 0; k < transport_counter_count(); k++)
+			json_object_set_new(transport, transport_counter_name(k),
+			                    json_integer((json_int_t)transport_counter_value(&counters, k)));
+	}
+
+	/* The client URLs' threads; connection counts are those of the thread that answers this request
+	 * (each client thread has its own listener with SO_REUSEPORT). */
+	json_t *client = json_object();
+	json_object_set_new(client, "threads", json_integer((json_int_t)node->flags.client_threads));
+	json_object_set_new(client, "this_thread", json_integer((json_int_t)thread->channel));
+	if (thread->server) {
+		struct grpc_server_stats stats;
+		grpc_server_get_stats(thread->server, &stats);
+		json_object_set_new(client, "connections_accepted", json_integer((json_int_t)stats.connections_accepted));
+		json_object_set_new(client, "connections_open", json_integer((json_int_t)stats.connections_open));
+		json_object_set_new(client, "connections_closed_bad_input",
+		                    json_integer((json_int_t)stats.connections_closed_bad_input));
+		json_object_set_new(client, "calls_started", json_integer((json_int_t)stats.calls_started));
+		json_object_set_new(client, "calls_unimplemented", json_integer((json_int_t)stats.calls_unimplemented));
+		json_object_set_new(client, "http_requests", json_integer((json_int_t)stats.http_requests));
+	}
+
+	uint64_t threads, rss;
+	process_status(&threads, &rss);
+	json_t *process = json_object();
+	json_object_set_new(process, "pid", json_integer((json_int_t)getpid()));
+	json_object_set_new(process, "threads", json_integer((json_int_t)threads));
+	json_object_set_new(process, "rss_bytes", json_integer((json_int_t)rss));
+
+	json_t *vars = json_object();
+	json_object_set_new(vars, "name", json_string(node->flags.name));
+	json_object_set_new(vars, "member_id", hex_id(node->member_id));
+	json_object_set_new(vars, "cluster_id", hex_id(node->cluster_id));
+	json_object_set_new(vars, "version", json_string("3.4.0-quorumd"));
+	json_object_set_new(vars, "raft", raft);
+	json_object_set_new(vars, "mvcc", mvcc);
+	json_object_set_new(vars, "wal_fsync", fsync);
+	json_object_set_new(vars, "transport", transport);
+	json_object_set_new(vars, "client", client);
+	json_object_set_new(vars, "process", process);
+	return vars;
+}
+
+static const char pprof_page[] =
+    "quorumd /debug/pprof/\n"
+    "\n"
+    "etcd serves Go's profiler here. quorumd is written in C and has no Go runtime, so there is no\n"
+    "/debug/pprof/profile, heap or goroutine dump to fetch; `go tool pprof` does not apply.\n"
+    "\n"
+    "To profile a running member, use Linux perf on its process (the pid is in /debug/vars):\n"
+    "    perf record -g -p PID -- sleep 30     # CPU profile of every thread for 30 s\n"
+    "    perf report                            # or: perf script | your flame graph tool\n"
+    "    perf top -p PID                        # live view\n"
+    "`perf report --sort tid` splits the time by thread (core, storage, transport, client, dpdk lcores).\n"
+    "The default build type (debugoptimized) keeps the symbols perf needs.\n"
+    "\n"
+    "/debug/vars answers one JSON object with the node's counters:\n"
+    "    name, member_id, cluster_id, version\n"
+    "    raft: term, index, applied_index, leader_id, is_leader, is_learner, leader_changes, proposals_failed\n"
+    "    mvcc: revision, db_size_bytes\n"
+    "    wal_fsync: count, total_seconds, mean_seconds, buckets (fsyncs per duration bucket, le_ seconds)\n"
+    "    transport: dataplane (udp or dpdk) and the peer transport's packet, byte and drop counters\n"
+    "    client: threads serving the client URLs, and the answering thread's connection and call counts\n"
+    "    process: pid, threads, rss_bytes\n"
+    "/metrics has the same figures under etcd's Prometheus metric names.\n";
+
+/* /debug/...: true when answered (false: 404). */
+static bool debug_get(struct client_thread *thread, const char *path, struct grpc_http_response *response,
+                      struct text *text)
+{
+	if (!strcmp(path, "/debug/vars")) {
+		json_t *vars = debug_vars(thread);
+		char *body = json_dumps(vars, JSON_INDENT(1) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(9));
+		json_decref(vars);
+		if (!body)
+			abort();
+		append(text, "%s\n", body);
+		free(body);
+		response->status = 200;
+		response->content_type = "application/json; charset=utf-8";
+		return true;
+	}
+	if (!strcmp(path, "/debug/pprof") || !strcmp(path, "/debug/pprof/")) {
+		append(text, "%s", pprof_page);
+		response->status = 200;
+		response->content_type = "text/plain; charset=utf-8";
+		return true;
+	}
+	if (!strncmp(path, "/debug/pprof/", 13)) {
+		/* A Go profile (profile, heap, goroutine, ...): not something a C node has. */
+		append(text, "%s is Go's profiler, which quorumd (a C program) does not have.\n\n%s", path, pprof_page);
+		response->status = 501;
+		response->content_type = "text/plain; charset=utf-8";
+		return true;
+	}
+	return false;
+}
+
 bool client_http_get(void *context, const char *path, struct grpc_http_response *response)
 {
 	struct client_thread *thread = context;
@@ -102,6 +279,8 @@ bool client_http_get(void *context, const char *path, struct grpc_http_response 
 		metrics(node, &text);
 		response->status = 200;
 		response->content_type = "text/plain; version=0.0.4; charset=utf-8";
+	} else if (node->flags.enable_pprof && !strncmp(path, "/debug/", 7) && debug_get(thread, path, response, &text)) {
+		/* answered */
 	} else {
 		return false;
 	}

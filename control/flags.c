@@ -67,12 +67,62 @@ static const struct flag_spec flag_specs[] = {
 	 "Where logs go: 'default' (stderr), 'stderr', 'stdout' or file paths, comma-separated."},
 	{"log-level", FLAG_STRING, FIELD(log_level), "info", "Log level: debug, info, warn or error."},
 	{"enable-pprof", FLAG_BOOL, FIELD(enable_pprof), "false",
-	 "Accepted for etcd's command lines; quorumd's profiling endpoints come with the client API."},
+	 "Serve /debug/vars (the node's counters as JSON) and /debug/pprof/ (how to profile a C node: perf) on the "
+	 "client URLs."},
 	{"help", FLAG_BOOL, FIELD(help), "false", "Show this help and exit."},
 	{"version", FLAG_BOOL, FIELD(version), "false", "Print the version and exit."},
 };
 
 enum { FLAG_COUNT = sizeof(flag_specs) / sizeof(flag_specs[0]) };
+
+/* Bootstrap discovery (issue 9) is not here yet: its flags stop quorumd with a message saying so, rather
+ * than "not defined", so an operator knows the flag is meant and what to do instead. */
+static const char *const not_yet_flags[] = {
+	"discovery", "discovery-srv", "discovery-srv-name", "discovery-fallback", "discovery-proxy",
+	"discovery-endpoints", "discovery-token", "discovery-cluster-size", "discovery-dial-timeout",
+	"discovery-request-timeout", "discovery-keepalive-time", "discovery-keepalive-timeout",
+	"discovery-insecure-transport", "discovery-insecure-skip-tls-verify", "discovery-cert", "discovery-key",
+	"discovery-cacert", "discovery-user", "discovery-password",
+};
+
+/* etcd 3.4's other flags (`etcd --help`) that quorumd does not implement: named as etcd's in the error. */
+static const char *const etcd_only_flags[] = {
+	"initial-election-tick-advance", "max-snapshots", "max-wals", "quota-backend-bytes", "backend-batch-interval",
+	"backend-batch-limit", "max-txn-ops", "max-concurrent-streams", "grpc-keepalive-min-time",
+	"grpc-keepalive-interval", "grpc-keepalive-timeout", "pre-vote", "auto-compaction-retention",
+	"auto-compaction-mode", "enable-v2", "cert-file", "key-file", "client-cert-auth", "client-crl-file",
+	"client-cert-allowed-hostname", "trusted-ca-file", "auto-tls", "peer-cert-file", "peer-key-file",
+	"peer-client-cert-auth", "peer-trusted-ca-file", "peer-cert-allowed-cn", "peer-cert-allowed-hostname",
+	"peer-auto-tls", "peer-crl-file", "cipher-suites", "cors", "host-whitelist", "auth-token", "bcrypt-cost",
+	"auth-token-ttl", "metrics", "proxy", "proxy-failure-wait", "proxy-refresh-interval", "proxy-dial-timeout",
+	"proxy-write-timeout", "proxy-read-timeout", "experimental-initial-corrupt-check",
+	"experimental-corrupt-check-time", "experimental-enable-v2v3", "experimental-backend-bbolt-freelist-type",
+	"experimental-enable-lease-checkpoint", "experimental-compaction-batch-limit",
+	"experimental-peer-skip-client-san-verification", "experimental-watch-progress-notify-interval",
+	"experimental-warning-apply-duration", "debug", "log-package-levels",
+};
+
+static bool in_list(const char *const *list, size_t count, const char *name, size_t length)
+{
+	for (size_t k = 0; k < count; k++)
+		if (strlen(list[k]) == length && strncmp(list[k], name, length) == 0)
+			return true;
+	return false;
+}
+
+/* The message for a flag that is not in flag_specs: why, in the words an operator needs. */
+static void unknown_flag_error(const char *name, size_t length, const char *source, char *errbuf, size_t errlen)
+{
+	if (in_list(not_yet_flags, sizeof(not_yet_flags) / sizeof(not_yet_flags[0]), name, length))
+		snprintf(errbuf, errlen, "%s --%.*s is not supported yet: bootstrap discovery is not implemented in "
+		         "quorumd; list the members with --initial-cluster (or ETCD_INITIAL_CLUSTER) instead", source,
+		         (int)length, name);
+	else if (in_list(etcd_only_flags, sizeof(etcd_only_flags) / sizeof(etcd_only_flags[0]), name, length))
+		snprintf(errbuf, errlen, "%s --%.*s is an etcd flag that quorumd does not support (see quorumd --help)",
+		         source, (int)length, name);
+	else
+		snprintf(errbuf, errlen, "flag provided but not defined: -%.*s (see quorumd --help)", (int)length, name);
+}
 
 static const struct flag_spec *find_flag(const char *name, size_t length)
 {
@@ -168,8 +218,7 @@ int node_flags_parse(int argc, char **argv, char **environment, struct node_flag
 		size_t name_length = equals ? (size_t)(equals - name) : strlen(name);
 		const struct flag_spec *spec = find_flag(name, name_length);
 		if (!spec) {
-			snprintf(errbuf, errlen, "flag provided but not defined: -%.*s (see quorumd --help)",
-			         (int)name_length, name);
+			unknown_flag_error(name, name_length, "flag", errbuf, errlen);
 			goto fail;
 		}
 		size_t index = (size_t)(spec - flag_specs);
@@ -206,6 +255,20 @@ int node_flags_parse(int argc, char **argv, char **environment, struct node_flag
 				spec = &flag_specs[k];
 		}
 		if (!spec) {
+			/* A discovery variable is refused like its flag: silently bootstrapping without it would
+			 * make a different cluster than the operator asked for. */
+			char flag[96];
+			size_t length = 0;
+			for (const char *c = *variable + 5; c < equals && length + 1 < sizeof(flag); c++)
+				flag[length++] = *c == '_' ? '-' : (char)tolower((unsigned char)*c);
+			flag[length] = '\0';
+			if (in_list(not_yet_flags, sizeof(not_yet_flags) / sizeof(not_yet_flags[0]), flag, length)) {
+				char source[128];
+				snprintf(source, sizeof(source), "environment variable %.*s for flag", (int)(equals - *variable),
+				         *variable);
+				unknown_flag_error(flag, length, source, errbuf, errlen);
+				goto fail;
+			}
 			if (warnings)
 				fprintf(warnings, "warning: unrecognized environment variable %.*s\n",
 				        (int)(equals - *variable), *variable);

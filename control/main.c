@@ -40,8 +40,9 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	if (node->flags.enable_pprof)
-		node_log("warn", "--enable-pprof is accepted but serves nothing yet: quorumd's profiling endpoints "
-		         "come with the client API", "\"flag\":\"%s\"", "--enable-pprof");
+		node_log("info", "pprof is enabled under /debug/ on the client URLs: /debug/vars has the node's counters "
+		         "as JSON; quorumd has no Go profiler, /debug/pprof/ says how to profile it with perf",
+		         "\"path\":\"%s\"", "/debug/");
 	/* Signals are taken by the control thread through a signalfd: block them in every thread. */
 	sigset_t signals;
 	sigemptyset(&signals);

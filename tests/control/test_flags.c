@@ -106,12 +106,50 @@ static void test_errors(void)
 	expect_error(ok, bad_environment, "ETCD_STRICT_RECONFIG_CHECK");
 }
 
+/* An unknown flag is never ignored: the error names it, and says why when it is one of etcd's. */
+static void test_unknown_flags(void)
+{
+	char *none[] = {NULL};
+	char *made_up[] = {"quorumd", "--name", "infra1", "--no-such-flag=1", NULL};
+	expect_error(made_up, none, "flag provided but not defined: -no-such-flag");
+	char *single_dash[] = {"quorumd", "-no-such-flag", NULL};
+	expect_error(single_dash, none, "-no-such-flag");
+	char *etcd_only[] = {"quorumd", "--enable-v2=true", NULL};
+	expect_error(etcd_only, none, "--enable-v2 is an etcd flag that quorumd does not support");
+	char *tls[] = {"quorumd", "--cert-file", "/etc/ssl/x.pem", NULL};
+	expect_error(tls, none, "--cert-file is an etcd flag");
+	/* Bootstrap discovery: recognised, refused as not supported yet, by flag or by variable. */
+	char *srv[] = {"quorumd", "--discovery-srv", "example.com", NULL};
+	expect_error(srv, none, "flag --discovery-srv is not supported yet");
+	char *srv_equals[] = {"quorumd", "--discovery-srv=example.com", NULL};
+	expect_error(srv_equals, none, "--discovery-srv is not supported yet");
+	char *endpoints[] = {"quorumd", "--discovery-endpoints", "http://127.0.0.1:2379", "--discovery-token", "t", NULL};
+	expect_error(endpoints, none, "flag --discovery-endpoints is not supported yet");
+	char *ok[] = {"quorumd", NULL};
+	char *srv_environment[] = {"ETCD_DISCOVERY_SRV=example.com", NULL};
+	expect_error(ok, srv_environment, "environment variable ETCD_DISCOVERY_SRV for flag --discovery-srv is not "
+	             "supported yet");
+	char *endpoints_environment[] = {"ETCD_DISCOVERY_ENDPOINTS=http://127.0.0.1:2379", NULL};
+	expect_error(ok, endpoints_environment, "--discovery-endpoints is not supported yet");
+	/* Other unknown ETCD_* variables only warn, as etcd does. */
+	char *other_environment[] = {"ETCD_UNHEARD_OF=1", NULL};
+	struct node_flags flags;
+	char error[256];
+	CHECK(parse(ok, other_environment, &flags, error) == 0, "ETCD_UNHEARD_OF: %s", error);
+	node_flags_free(&flags);
+	/* --enable-pprof is accepted in every spelling the seed and Go allow. */
+	char *pprof[] = {"quorumd", "--enable-pprof=false", "-enable-pprof", NULL};
+	CHECK(parse(pprof, none, &flags, error) == 0 && flags.enable_pprof, "--enable-pprof: %s", error);
+	node_flags_free(&flags);
+}
+
 int main(void)
 {
 	test_defaults();
 	test_seed_command_line();
 	test_environment_form();
 	test_errors();
+	test_unknown_flags();
 	printf("%s\n", failures ? "FAILED" : "ok");
 	return failures ? 1 : 0;
 }
