@@ -38,7 +38,25 @@ netns_create() {
 	done
 }
 
+# netns_isolate I: moves qvI into a namespace of its own, $NS-I, with the kernel address 10.77.0.I/24 on
+# it, for a member on the kernel's udp transport (in $NS it would reach the other kernel addresses over
+# loopback, not over its veth). Run the member with in_member_ns I CMD...
+netns_isolate() {
+	ip netns add "$NS-$1"
+	ISOLATED+=("$NS-$1")
+	ip -n "$NS-$1" link set lo up
+	ip netns exec "$NS-$1" sysctl -qw net.ipv6.conf.all.disable_ipv6=1
+	in_ns ip link set "qv$1" netns "$NS-$1"
+	ip -n "$NS-$1" addr add "$(member_ip "$1")/24" dev "qv$1"
+	ip -n "$NS-$1" link set "qv$1" up
+}
+in_member_ns() { local i=$1; shift; ip netns exec "$NS-$i" "$@"; }
+ISOLATED=()
+
 netns_delete() {
+	local n
+	for n in "${ISOLATED[@]}"; do ip netns del "$n" 2>/dev/null || true; done
+	ISOLATED=()
 	if [ "$NETNS_CREATED" = 1 ]; then
 		ip netns del "$NS" 2>/dev/null || true
 		rm -rf /var/run/dpdk/"$NS"-* 2>/dev/null || true
