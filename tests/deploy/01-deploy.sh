@@ -12,7 +12,8 @@
 # - systemd-analyze verify of the installed unit (ExecStart pointed into the destdir, MANPATH to its man
 #   pages) and of deploy/quorumd@.service itself, when systemd-analyze exists; otherwise SKIPPED with the
 #   reason (never counted as passed).
-# - deploy/example.env names only variables that quorumd --help lists.
+# - deploy/example.env names only variables that quorumd --help lists; README.md's flag table has a row for
+#   every flag in quorumd --help.
 set -euo pipefail
 if [ $# -ne 2 ]; then
 	echo "usage: $0 SOURCE_DIR BUILD_DIR" >&2
@@ -213,5 +214,13 @@ fi
 known=$(grep -o '\[ETCD_[A-Z_]*\]' "$TMP/help" | tr -d '[]' | sort -u)
 for variable in $(grep -oE '^#? ?ETCD_[A-Z_]+=' "$SRC/deploy/example.env" | sed 's/^# \{0,1\}//; s/=$//' | sort -u); do
 	grep -qx "$variable" <<<"$known" || fail "deploy/example.env sets $variable, which quorumd --help does not list"
+	pass
+done
+
+# ---- README.md's flag table has every flag of quorumd --help ----
+table=$(sed -n '/^| flag (env) | meaning, as in etcd |$/,/^$/p' "$SRC/README.md")
+[ -n "$table" ] || fail "README.md has no flag table (| flag (env) | meaning, as in etcd |)"
+for flag in $(grep -o '^  --[a-z-]*' "$TMP/help"); do
+	grep -q "^| .*\`$flag[\` ]" <<<"$table" || fail "README.md's flag table has no row for $flag"
 	pass
 done
