@@ -373,4 +373,7 @@ void node_flags_print_help(FILE *out)
 			fprintf(out, " (default: %s)", flag_specs[k].default_value);
 		fprintf(out, " [%s]\n", environment);
 	}
+	fprintf(out, "\nNot supported yet: bootstrap discovery (--discovery, --discovery-srv, --discovery-endpoints, "
+	             "--discovery-token, ...):\nlist the members with --initial-cluster. etcd's TLS, auth, v2, proxy, "
+	             "auto-compaction and quota flags\nare refused with a message naming them.\n");
 }
