@@ -20,11 +20,13 @@
 # step is printed as the command it runs, and checked after. Reservations and bindings do not survive a
 # reboot: the end says how to make them permanent.
 # Exit codes: 0 done (or dry run), 1 a check or a step failed, 2 bad arguments.
-# For tests: HOST_SETUP_SYSFS and HOST_SETUP_PROC replace /sys and /proc (a fake tree) for the checks.
+# For tests: HOST_SETUP_SYSFS and HOST_SETUP_PROC replace /sys and /proc (a fake tree) for the checks, and
+# HOST_SETUP_ETC replaces /etc for the files it writes.
 set -euo pipefail
 
 SYS=${HOST_SETUP_SYSFS:-/sys}
 PROC=${HOST_SETUP_PROC:-/proc}
+ETC=${HOST_SETUP_ETC:-/etc}
 DRY_RUN=0
 NICS=()
 HUGEPAGES=""
@@ -106,6 +108,7 @@ write_file() {
 		echo "  would write $1: $2"
 	else
 		echo "  write $1: $2"
+		[ -d "$(dirname "$1")" ] || mkdir -p "$(dirname "$1")"
 		printf '%s\n' "$2" >"$1"
 	fi
 }
@@ -262,12 +265,12 @@ if [ -n "$USER_NAME" ]; then
 			--shell /usr/sbin/nologin "$USER_NAME"
 	fi
 	run install -d -o "$USER_NAME" -g "$USER_NAME" -m 0750 "/var/lib/$USER_NAME"
-	run install -d -o root -g "$USER_NAME" -m 0750 /etc/quorumd
+	run install -d -o root -g "$USER_NAME" -m 0750 "$ETC/quorumd"
 	if [ -n "$HUGEPAGES" ]; then
 		run chown "$USER_NAME:$USER_NAME" "/dev/hugepages-$USER_NAME"
 	fi
 	if [ ${#NICS[@]} -gt 0 ]; then
-		write_file /etc/udev/rules.d/90-quorumd-vfio.rules \
+		write_file "$ETC/udev/rules.d/90-quorumd-vfio.rules" \
 			"SUBSYSTEM==\"vfio\", OWNER=\"$USER_NAME\", GROUP=\"$USER_NAME\", MODE=\"0660\""
 		run udevadm control --reload
 		run udevadm trigger --subsystem-match=vfio --action=add

@@ -151,6 +151,60 @@ lacks "it ran nothing" "  run: " "$OUT"
 [ ! -e "$TMP/stub-calls" ] || fail "a real run with failing checks called: $(cat "$TMP/stub-calls")"
 pass
 
+# A real run on copies of host B with stubs that act like the tools: the steps in order, each checked after.
+# Needs root (the script refuses otherwise); stubs stand in for every command that would change this host.
+if [ "$(id -u)" -eq 0 ]; then
+	for host in b2 b3; do cp -a "$TMP/b" "$TMP/$host"; done
+	mkdir -p "$TMP/etc/udev/rules.d"
+	rm -f "$TMP/stub-calls"
+	# real_run HOST: host-setup.sh as root on the fake HOST; the dpdk stubs reserve pages (on b2 only) and
+	# move the NIC's driver link to vfio-pci, as the real tools would.
+	real_run() {
+		local host=$1 nic="$TMP/$1/sys/bus/pci/devices/0000:3b:00.0"
+		printf '#!/bin/sh
+echo "dpdk-hugepages.py $*" >>"%s/stub-calls"
+%s
+' "$TMP" \
+			"$([ "$host" = b2 ] && echo "echo 2 >$TMP/$host/sys/kernel/mm/hugepages/hugepages-1048576kB/nr_hugepages")" \
+			>"$TMP/stubs/dpdk-hugepages.py"
+		printf '#!/bin/sh
+echo "dpdk-devbind.py $*" >>"%s/stub-calls"
+ln -sfn ../../drivers/vfio-pci "%s/driver"
+' \
+			"$TMP" "$nic" >"$TMP/stubs/dpdk-devbind.py"
+		RC=0
+		OUT=$(PATH="$TMP/stubs:$PATH" HOST_SETUP_SYSFS="$TMP/$host/sys" HOST_SETUP_PROC="$TMP/$host/proc" \
+			HOST_SETUP_ETC="$TMP/etc" "$SETUP" --nic 0000:3b:00.0 --hugepages 2G --page-size 1G \
+			--user qd-test-nobody 2>&1) || RC=$?
+	}
+	real_run b2
+	equals "exit code of a real run on a ready host (output: $OUT)" 0 "$RC"
+	contains "pages checked after reserving" "checked: 2 hugepages of 1G reserved" "$OUT"
+	contains "binding checked after" "checked: 0000:3b:00.0 is on vfio-pci (IOMMU group 17)" "$OUT"
+	equals "the steps, in order" "dpdk-hugepages.py --pagesize 1G --reserve 2G
+mkdir -p /dev/hugepages-qd-test-nobody
+mount -t hugetlbfs -o pagesize=1G,mode=0770 nodev /dev/hugepages-qd-test-nobody
+modprobe vfio-pci
+dpdk-devbind.py --bind=vfio-pci 0000:3b:00.0
+useradd --system --user-group --home-dir /var/lib/qd-test-nobody --no-create-home --shell /usr/sbin/nologin qd-test-nobody
+install -d -o qd-test-nobody -g qd-test-nobody -m 0750 /var/lib/qd-test-nobody
+install -d -o root -g qd-test-nobody -m 0750 $TMP/etc/quorumd
+chown qd-test-nobody:qd-test-nobody /dev/hugepages-qd-test-nobody
+udevadm control --reload
+udevadm trigger --subsystem-match=vfio --action=add" "$(cat "$TMP/stub-calls")"
+	equals "the udev rule" 'SUBSYSTEM=="vfio", OWNER="qd-test-nobody", GROUP="qd-test-nobody", MODE="0660"' \
+		"$(cat "$TMP/etc/udev/rules.d/90-quorumd-vfio.rules")"
+	rm -f "$TMP/stub-calls"
+	real_run b3
+	equals "exit code when the pages cannot be reserved (output: $OUT)" 1 "$RC"
+	contains "why and what to do" "only 0 of 2 hugepages of 1G could be reserved" "$OUT"
+	contains "boot-time reservation advice" "'hugepagesz=1G hugepages=2' on the kernel command line" "$OUT"
+	equals "it stopped right after the failed step" "dpdk-hugepages.py --pagesize 1G --reserve 2G" "$(cat "$TMP/stub-calls")"
+else
+	SKIPPED=$((SKIPPED + 1))
+	echo "SKIPPED: host-setup.sh real run with stub tools (needs root; this runs as uid $(id -u))"
+fi
+
 for bad in "--nic bogus" "--hugepages lots" "--page-size 3" "--frobnicate" "--user Bad:Name"; do
 	# shellcheck disable=SC2086
 	setup --dry-run $bad
