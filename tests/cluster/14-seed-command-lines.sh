@@ -8,7 +8,8 @@
 # read on all the others; every log line is a JSON object with level, ts, caller and msg. With
 # --enable-pprof infra4 answers /debug/vars (its counters as JSON) and /debug/pprof/ (how to profile it
 # with perf); infra1, started without it, answers 404 there. Discovery flags and unknown flags stop
-# quorumd with exit code 1 and a message naming them. Ports: 445x0 (peer), 445x9 (client).
+# quorumd with exit code 1 and a message naming them, and every flag of `etcd --help` is known (accepted or
+# refused by name, never "not defined"). Ports: 445x0 (peer), 445x9 (client).
 source "$(dirname "$0")/lib.sh"
 
 ETCDCTL=$(command -v etcdctl || true)
@@ -63,6 +64,23 @@ refused "environment variable ETCD_DISCOVERY_SRV for flag --discovery-srv is not
 refused "flag provided but not defined: -bogus-flag" -- --name x --bogus-flag=1
 refused "flag --enable-v2 is an etcd flag that quorumd does not support" -- --name x --enable-v2
 [ ! -e "$TMP/x.etcd" ] || fail "a refused start created a data dir"
+# Every flag of etcd 3.4 (`etcd --help`, Debian etcd-server) is known to quorumd: accepted, or refused with
+# a message naming it as etcd's or as not supported yet, never "not defined".
+if command -v etcd >/dev/null 2>&1; then
+	etcd_flags=$(etcd --help 2>&1 | sed -n 's/^  *--\([a-z0-9-]*\).*/\1/p' | sort -u)
+	[ "$(wc -l <<<"$etcd_flags")" -gt 50 ] || fail "etcd --help listed too few flags: $etcd_flags"
+	for flag in $etcd_flags; do
+		rc=0
+		out=$(cd "$TMP" && "$QUORUMD" "--$flag=1" --version 2>&1) || rc=$?
+		[ "$rc" -eq 0 ] && continue
+		lacks_undefined=1
+		case "$out" in *"not defined"*) lacks_undefined=0 ;; esac
+		[ "$lacks_undefined" -eq 1 ] && [[ $out == *"$flag"* ]] ||
+			fail "etcd's --$flag: quorumd said '$out' (exit code $rc)"
+	done
+else
+	log "SKIPPED: etcd's own flag list (no etcd binary; Debian package etcd-server)"
+fi
 
 # ---- three members, the harness's way ----
 start_new_cluster infra1 infra2 infra3
