@@ -56,7 +56,7 @@ NFT
 fi
 writer() {
 	local member=$1 prefix=$2 i out
-	for i in $(seq 1 60); do
+	for i in $(seq 1 40); do
 		if out=$("$QUORUMCTL" --control-socket "$(sock "$member")" --command-timeout=5s put "$prefix/$i" "v$i" 2>/dev/null) &&
 			[ "$out" = OK ]; then
 			echo "$prefix/$i v$i"
@@ -73,14 +73,14 @@ wait "$wa" "$wb"
 acked=$(cat "$TMP/acked.a" "$TMP/acked.b" | wc -l)
 if [ "$netem" = 0 ]; then
 	dropped=$(in_ns nft list table bridge qloss | sed -n 's/.*counter packets \([0-9]*\).*/\1/p')
-	log "$acked of 120 writes acknowledged under loss; nftables dropped $dropped frames"
+	log "$acked of 80 writes acknowledged under loss; nftables dropped $dropped frames"
 	[ "${dropped:-0}" -gt 0 ] || fail "the loss rule dropped nothing"
 	in_ns nft delete table bridge qloss
 else
-	log "$acked of 120 writes acknowledged under netem"
+	log "$acked of 80 writes acknowledged under netem"
 	for i in 1 2 3; do in_ns tc qdisc del dev "qb$i" root; in_ns tc qdisc del dev "qv$i" root; done
 fi
-[ "$acked" -ge 60 ] || fail "only $acked of 120 writes acknowledged under 5% loss"
+[ "$acked" -ge 40 ] || fail "only $acked of 80 writes acknowledged under 5% loss"
 wait_leader 20 "${all[@]}"
 wait_until "every member applied the leader's index" 30 applied_converged "${all[@]}"
 for n in "${all[@]}"; do

@@ -6,7 +6,7 @@
 # reaches a member through its control socket, a path, from outside the namespace.
 #
 # NET_QUORUMD / NET_QUORUMCTL override the binaries (a sanitizer build's net suite runs the plain build's:
-# see tests/net/README.md).
+# see dataplane/README.md, Tests).
 HERE=$(dirname "$(realpath "${BASH_SOURCE[0]}")")
 source "$HERE/netns.sh"
 netns_requirements
