@@ -3,7 +3,7 @@
 # (InvalidArgument "request is too large", nothing written) and over the limit + gRPC's 512 KiB
 # (ResourceExhausted), one just under it (written whole); garbage request bodies, broken HTTP/2 and random
 # bytes from h2-probe (an error status for each call, never a hang; the connection closed for broken framing,
-# still serving after garbage bodies); 2000 streams opened at once on one connection (each one served or
+# still serving after garbage bodies); Watch and LeaseKeepAlive streams reset, half-closed or dropped; 2000 streams opened at once on one connection (each one served or
 # refused); /health, /version and /metrics over HTTP/1.1 on the client and the metrics URLs. Afterwards every
 # member still serves, every acknowledged write is on every member, and no member logged a sanitizer report.
 # Usage: 10-bad-client-input.sh PATH/quorumd|PATH/etcd [PATH/h2-probe] (the probe is built by meson next to
@@ -83,6 +83,18 @@ assert_eq "gRPC status of the good Put after the garbage (probe output: $out)" 0
 assert_contains "the connection still open after garbage bodies" "connection open" "$out"
 WRITTEN[/garbage/after]=ok
 expect_out "" "$E" get /abort/mid
+
+# ---- bidirectional streams ended oddly: garbage after a good Watch create (INTERNAL), a watch reset by the
+# client, a half-closed watch, an unknown lease's keep-alive then reset, watches left open when the client
+# drops the connection (RST) with a put in flight ----
+out=$("$PROBE" "$(port_of "$FOLLOWER")" bidi)
+log "bidi: $(tr '\n' ';' <<<"$out")"
+assert_eq "bidi streams (probe output: $out)" "watch-created yes
+watch-garbage-after-create 13
+keepalive-answered yes
+put-after-bidi 0
+connection open" "$(sed 's/ grpc-status=\([0-9-]*\) .*/ \1/' <<<"$out")"
+WRITTEN[/bidi/x]=1
 
 # ---- broken HTTP/2 and random bytes: the connection is closed, by quorumd (nghttp2) after a GOAWAY with the
 # error where there is one (etcd's grpc-go often just closes) ----

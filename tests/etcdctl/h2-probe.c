@@ -8,6 +8,8 @@
  *                                  (N -1: no status; "rst=CODE" instead when the stream was reset)
  *   h2-probe PORT broken KIND      one connection broken in one way (KIND below); prints
  *                                  "goaway=CODE" when a GOAWAY came, then "closed" or "open" (after 5 s)
+ *   h2-probe PORT bidi             Watch and LeaseKeepAlive streams ended in odd ways (see bidi()); lines as
+ *                                  for garbage, then the client drops the connection with watches open
  *   h2-probe PORT many N PREFIX    N Put streams (keys PREFIX%05d, value "v") opened at once on one
  *                                  connection; prints "ok KEY" for every Put answered grpc-status 0,
  *                                  then a summary line: ok=A error=B refused=C unanswered=D goaway=yes|no
@@ -465,6 +467,78 @@ static int garbage(void)
 	return 0;
 }
 
+static void rst(int32_t id, uint32_t code)
+{
+	uint8_t c[4] = { (uint8_t)(code >> 24), (uint8_t)(code >> 16), (uint8_t)(code >> 8), (uint8_t)code };
+	frame(F_RST, 0, (uint32_t)id, c, 4);
+}
+
+static bool wait_data(int32_t id, int timeout_ms)
+{
+	uint64_t deadline = now_ms() + (uint64_t)timeout_ms;
+	while (stream_of(id)->data_bytes == 0 && !stream_of(id)->done && !eof && now_ms() < deadline)
+		read_frames(50);
+	return stream_of(id)->data_bytes > 0;
+}
+
+/* Bidirectional streams ended in odd ways: garbage after a good Watch create, a reset watch, a half-closed
+ * watch, a keep-alive of an unknown lease then reset, and watches left open when the client drops the
+ * connection while a put they watch is in flight. */
+static int bidi(void)
+{
+	/* WatchRequest{create_request{key "/bidi", range_end "/bidj"}}, LeaseKeepAliveRequest{ID 123} */
+	static const uint8_t create[] = { 0x0a, 0x0e, 0x0a, 0x05, '/', 'b', 'i', 'd', 'i', 0x12, 0x05, '/', 'b', 'i', 'd', 'j' };
+	static const uint8_t keepalive[] = { 0x08, 0x7b };
+	static const uint8_t garbage[] = { 0x0f, 0x00 };
+	setup_streams(16);
+	start_connection();
+	const char *watch = "/etcdserverpb.Watch/Watch";
+	/* 1: a good create, then garbage on the same stream */
+	send_headers(1, watch, "application/grpc", false);
+	send_message(1, 0, sizeof create, create, sizeof create, false);
+	printf("watch-created %s\n", wait_data(1, 5000) ? "yes" : "no");
+	send_message(1, 0, sizeof garbage, garbage, sizeof garbage, false);
+	wait_done(1, 5000);
+	report("watch-garbage-after-create", 1);
+	/* 3: a create, then the client resets the stream */
+	send_headers(3, watch, "application/grpc", false);
+	send_message(3, 0, sizeof create, create, sizeof create, false);
+	wait_data(3, 5000);
+	rst(3, 8 /* CANCEL */);
+	/* 5: a create, then the client half-closes */
+	send_headers(5, watch, "application/grpc", false);
+	send_message(5, 0, sizeof create, create, sizeof create, false);
+	wait_data(5, 5000);
+	send_data(5, NULL, 0, true);
+	/* 7: a keep-alive of an unknown lease: answered (TTL 0), then reset by the client */
+	send_headers(7, "/etcdserverpb.Lease/LeaseKeepAlive", "application/grpc", false);
+	send_message(7, 0, sizeof keepalive, keepalive, sizeof keepalive, false);
+	printf("keepalive-answered %s\n", wait_data(7, 5000) ? "yes" : "no");
+	rst(7, 8);
+	/* 9: a put the watches see */
+	uint8_t put[64];
+	size_t length = put_request(put, "/bidi/x", "1");
+	send_headers(9, "/etcdserverpb.KV/Put", "application/grpc", false);
+	send_message(9, 0, (uint32_t)length, put, length, true);
+	wait_done(9, 5000);
+	report("put-after-bidi", 9);
+	/* 11, 13: watches left open; a put in flight; the client drops the connection */
+	for (int32_t id = 11; id <= 13; id += 2) {
+		send_headers(id, watch, "application/grpc", false);
+		send_message(id, 0, sizeof create, create, sizeof create, false);
+		wait_data(id, 5000);
+	}
+	length = put_request(put, "/bidi/y", "2");
+	send_headers(15, "/etcdserverpb.KV/Put", "application/grpc", false);
+	send_message(15, 0, (uint32_t)length, put, length, true);
+	printf(eof ? "connection closed\n" : "connection open\n");
+	fflush(stdout);
+	struct linger abort_close = { .l_onoff = 1, .l_linger = 0 };
+	setsockopt(fd, SOL_SOCKET, SO_LINGER, &abort_close, sizeof abort_close); /* RST */
+	close(fd);
+	return 0;
+}
+
 static uint32_t lcg = 12345;
 static uint8_t random_byte(void)
 {
@@ -591,6 +665,8 @@ int main(int argc, char **argv)
 		die("nghttp2 HPACK setup failed");
 	if (!strcmp(argv[2], "garbage"))
 		return garbage();
+	if (!strcmp(argv[2], "bidi"))
+		return bidi();
 	if (!strcmp(argv[2], "broken") && argc == 4)
 		return broken(argv[3]);
 	if (!strcmp(argv[2], "many") && argc == 5)
