@@ -210,12 +210,14 @@ static uint8_t *wrap_internal(uint64_t request_id, unsigned field, const uint8_t
 static void propose(struct client_thread *thread, struct grpc_call *call, unsigned field, const uint8_t *message,
                     size_t length)
 {
-	if (length > thread->node->flags.max_request_bytes) {
+	struct node_request *request = client_new_request(thread, REQUEST_PROPOSE);
+	request->payload = wrap_internal(request->request_id, field, message, length, &request->payload_length);
+	/* etcd measures the Raft entry (the request inside its InternalRaftRequest), not the request alone. */
+	if (request->payload_length > thread->node->flags.max_request_bytes) {
+		node_request_free(request);
 		grpc_call_finish(call, GRPC_INVALID_ARGUMENT, "etcdserver: request is too large");
 		return;
 	}
-	struct node_request *request = client_new_request(thread, REQUEST_PROPOSE);
-	request->payload = wrap_internal(request->request_id, field, message, length, &request->payload_length);
 	client_wait(thread, request->request_id, grpc_call_id(call), WAITING_UNARY_KV);
 	client_post_to_core(thread, request);
 }
