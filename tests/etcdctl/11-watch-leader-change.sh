@@ -5,7 +5,8 @@
 # restarted. The watch must print every put exactly once, in revision order, with the written values; a watch
 # started afterwards from the first revision (on the restarted member) must replay the same events. Then reads
 # right after writes: a linearizable get on a follower always sees the write just acknowledged (ReadIndex); a
-# serializable one sees it or the value before it, and catches up.
+# serializable one sees it or the value before it, and catches up. The watched member's
+# etcd_server_leader_changes_seen_total counts the three changes.
 # Ports: 254x0 (client 254x9).
 source "$(dirname "$0")/lib.sh"
 
@@ -25,6 +26,14 @@ for n in "${ALL[@]}"; do [ "$n" = "$L0" ] || others+=("$n"); done
 W=${others[0]}
 O=${others[1]}
 log "leader $L0, watching through $W"
+
+# etcd_server_leader_changes_seen_total of W (its /metrics on the client URL): +1 for each move, +1 for the
+# election after the stop.
+leader_changes() {
+	curl -sS --max-time 5 "${CLIENT[$W]}/metrics" | awk '$1 == "etcd_server_leader_changes_seen_total" { print $2 }'
+}
+CHANGES0=$(leader_changes)
+[[ "$CHANGES0" =~ ^[0-9]+$ ]] || fail "etcd_server_leader_changes_seen_total of $W: '$CHANGES0'"
 
 ctl_bg watch.json --endpoints="${CLIENT[$W]}" watch --prefix /w -w json
 WATCH_PID=$BG_PID
@@ -99,6 +108,10 @@ wait_until "endpoint health of all three after $O's restart" 20 all_healthy "${A
 write 10
 N=${#WRITTEN[@]}
 log "$N keys written"
+changes=$(leader_changes)
+[ "$changes" -ge $((CHANGES0 + 3)) ] ||
+	fail "etcd_server_leader_changes_seen_total of $W went from $CHANGES0 to $changes over two moves and an election"
+
 
 # ---- the watch saw every put exactly once, in revision order ----
 check_events() {
