@@ -76,6 +76,14 @@ static void metrics(struct node *node, struct text *text)
 	metric(text, "etcd_debugging_mvcc_current_revision", "gauge", "The current revision of store.", NULL,
 	       (double)atomic_load(&node->revision));
 
+	/* quorumd's own: the peer transport (udp or dpdk), packets, bytes and drops by reason. */
+	struct transport_counters counters = transport_counters(node->transport);
+	append(text, "# HELP quorumd_transport_total Peer transport counters by name (packets, bytes, drops by reason).\n"
+	             "# TYPE quorumd_transport_total counter\n");
+	for (size_t k = 0; k < transport_counter_count(); k++)
+		append(text, "quorumd_transport_total{counter=\"%s\"} %" PRIu64 "\n", transport_counter_name(k),
+		       (uint64_t)transport_counter_value(&counters, k));
+
 	const char *fsync = "etcd_disk_wal_fsync_duration_seconds";
 	append(text, "# HELP %s The latency distributions of fsync called by WAL.\n# TYPE %s histogram\n", fsync, fsync);
 	uint64_t cumulative = 0;
