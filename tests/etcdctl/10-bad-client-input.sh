@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Bad client input against three members started with --max-request-bytes=1048576: a put over the limit
-# (InvalidArgument "request is too large", nothing written) and over the limit + gRPC's 512 KiB
+# Bad client input against three members started with --max-request-bytes=1048576: a put over the limit, or
+# whose Raft entry is (InvalidArgument "request is too large", nothing written) and over the limit + gRPC's 512 KiB
 # (ResourceExhausted), one just under it (written whole); garbage request bodies, broken HTTP/2 and random
 # bytes from h2-probe (an error status for each call, never a hang; the connection closed for broken framing,
 # still serving after garbage bodies); Watch and LeaseKeepAlive streams reset, half-closed or dropped; 2000 streams opened at once on one connection (each one served or
@@ -38,6 +38,7 @@ put_ok() { expect_out OK "$E" put "$1" "$2"; WRITTEN[$1]=$2; }
 # ---- (a) --max-request-bytes ----
 MAX=1048576
 head -c "$MAX" /dev/zero | tr '\0' a >"$TMP/value-max"
+head -c $((MAX - 16)) /dev/zero | tr '\0' d >"$TMP/value-entry-over"
 head -c $((MAX - 128)) /dev/zero | tr '\0' b >"$TMP/value-under"
 head -c $((MAX + 768 * 1024)) /dev/zero | tr '\0' c >"$TMP/value-grpc-max"
 CTL_STDIN=$TMP/value-max expect_rpc_error InvalidArgument "etcdserver: request is too large" \
@@ -47,6 +48,11 @@ CTL_STDIN=$TMP/value-grpc-max expect_rpc_error ResourceExhausted \
 	"grpc: received message larger than max ($((MAX + 768 * 1024 + 9)) vs. $((MAX + 512 * 1024)))" \
 	"Error: rpc error: code = ResourceExhausted desc = grpc: received message larger than max ($((MAX + 768 * 1024 + 9)) vs. $((MAX + 512 * 1024)))" \
 	"$E" put big
+# The limit bounds the whole Raft entry, as etcd measures it: the PutRequest (value + 9 bytes here) inside
+# its InternalRaftRequest with the request header (~17 bytes more). A value of MAX - 16 fits in the limit as a
+# PutRequest but not as an entry: refused.
+CTL_STDIN=$TMP/value-entry-over expect_rpc_error InvalidArgument "etcdserver: request is too large" \
+	"Error: etcdserver: request is too large" "$E" put big
 expect_out "" "$E" get big
 CTL_STDIN=$TMP/value-under expect_out OK "$E" put big
 ctl_ok "$E" get big --print-value-only
