@@ -169,8 +169,14 @@ static int apply_record(struct replay *replay, const struct wal_record_view *vie
 		if (message == NULL)
 			return corrupt(dir, name, offset, "truncate record does not decode", err, errlen);
 		drop_entries_from(replay, message->after_index + 1);
-		replay->has_last = true;
-		replay->last_index = message->after_index;
+		/* Same rule as wal_truncate_after(): a truncation at or beyond the last index changes nothing.
+		 * Taking its index as the last one would report entries that are not there (fuzz-wal found a
+		 * record "truncate after 73" behind entries 1..5 recovered as a log ending at 73:
+		 * tests/fuzz/corpus/wal/crash-truncate-beyond-end). */
+		if (!replay->has_last || message->after_index < replay->last_index) {
+			replay->has_last = true;
+			replay->last_index = message->after_index;
+		}
 		walpb__truncate__free_unpacked(message, NULL);
 		return 0;
 	}
