@@ -80,13 +80,13 @@ static int answer(struct grpc_connection *connection, const char *head, size_t h
 	const char *space = memchr(head, ' ', (size_t)(line_end - head));
 	if (space == NULL)
 		return bad_request(connection);
-	bool head_only;
+	bool head_only, other_method = false;
 	if (space - head == 3 && memcmp(head, "GET", 3) == 0)
 		head_only = false;
 	else if (space - head == 4 && memcmp(head, "HEAD", 4) == 0)
 		head_only = true;
 	else
-		return bad_request(connection);
+		head_only = false, other_method = true; /* answered 405 below, once the head is checked */
 	const char *target = space + 1;
 	const char *target_end = memchr(target, ' ', (size_t)(line_end - target));
 	if (target_end == NULL || target == target_end || target[0] != '/')
@@ -144,6 +144,14 @@ static int answer(struct grpc_connection *connection, const char *head, size_t h
 	if (!keep_alive)
 		connection->close_after_write = true;
 
+	if (other_method) {
+		/* etcd's /health and /version refuse other methods the same way. The connection closes: a
+		 * body we do not read would be taken for the next request. */
+		free(path);
+		static const char refused[] = "Method Not Allowed\n";
+		connection->close_after_write = true;
+		return respond(connection, 405, NULL, refused, sizeof refused - 1, false);
+	}
 	struct grpc_http_response response = { 0 };
 	bool found = server->config.http_get != NULL && server->config.http_get(server->config.context, path, &response);
 	free(path);

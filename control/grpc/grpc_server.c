@@ -446,13 +446,17 @@ static int connection_receive(struct grpc_connection *connection, const uint8_t 
 				return -1;
 			}
 		} else {
-			bool get = have >= 4 ? memcmp(seen, "GET ", 4) == 0 : memcmp(seen, "GET ", have) == 0;
-			bool head = have >= 5 ? memcmp(seen, "HEAD ", 5) == 0 : memcmp(seen, "HEAD ", have) == 0;
-			if (!get && !head) {
+			/* An HTTP/1 request line starts with a method token (GET, HEAD, and POST and the others,
+			 * which get 405 rather than silence); anything else is not a client of ours. */
+			size_t letters = 0;
+			while (letters < have && letters < 8 && seen[letters] >= 'A' && seen[letters] <= 'Z')
+				letters++;
+			bool method = letters < have ? letters >= 3 && seen[letters] == ' ' : letters == have;
+			if (!method) {
 				grpc_connection_close(connection, true);
 				return -1;
 			}
-			if (have < 5 && length == 0)
+			if (letters == have && length == 0)
 				return 0;
 			connection->mode = GRPC_MODE_HTTP1;
 		}
