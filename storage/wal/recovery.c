@@ -93,6 +93,14 @@ static int apply_entry(struct replay *replay, const Walpb__Entry *message, struc
 				replay->last_index);
 		return corrupt(dir, name, offset, why, err, errlen);
 	}
+	/* wal_append_entries() refuses an entry the snapshot covers: one behind the marker is damage (it would
+	 * end the log below the snapshot, tests/fuzz/corpus/wal/crash-entry-below-snapshot). */
+	if (replay->has_snapshot && index <= replay->snapshot.index) {
+		char why[128];
+		snprintf(why, sizeof why, "entry %" PRIu64 " after the snapshot marker at %" PRIu64, index,
+				replay->snapshot.index);
+		return corrupt(dir, name, offset, why, err, errlen);
+	}
 	if (replay->has_last)
 		drop_entries_from(replay, index);
 	if (replay->count == replay->capacity) {
@@ -168,6 +176,16 @@ static int apply_record(struct replay *replay, const struct wal_record_view *vie
 		Walpb__Truncate *message = walpb__truncate__unpack(NULL, view->payload_length, view->payload);
 		if (message == NULL)
 			return corrupt(dir, name, offset, "truncate record does not decode", err, errlen);
+		/* wal_truncate_after() refuses to cut below the snapshot: such a record is damage (fuzz-wal found a
+		 * marker at 99 followed by "truncate after 3", recovered as a log ending at 3 below its snapshot:
+		 * tests/fuzz/corpus/wal/crash-truncate-below-snapshot). */
+		if (replay->has_snapshot && message->after_index < replay->snapshot.index) {
+			char why[128];
+			snprintf(why, sizeof why, "truncation after %" PRIu64 " below the snapshot marker at %" PRIu64,
+					message->after_index, replay->snapshot.index);
+			walpb__truncate__free_unpacked(message, NULL);
+			return corrupt(dir, name, offset, why, err, errlen);
+		}
 		drop_entries_from(replay, message->after_index + 1);
 		/* Same rule as wal_truncate_after(): a truncation at or beyond the last index changes nothing.
 		 * Taking its index as the last one would report entries that are not there (fuzz-wal found a

@@ -11,7 +11,8 @@
  * the closed name A-B in %016x form (1), or A-B.A (2), as the WAL itself names segments.
  *
  * After a successful open, what was recovered must be sane: entries in consecutive index order, each
- * readable in full (ASan sees their bytes), the last index what wal_last_index says.
+ * readable in full (ASan sees their bytes), above the snapshot marker, the last index what
+ * wal_last_index says and not below the snapshot marker.
  *
  * The seed corpus is real segments written by the WAL: FUZZ_WAL_MAKE_SEEDS=DIR fuzz-wal writes them (a
  * few logs: entries across two segments, with hard states, a snapshot marker and a truncation) into DIR
@@ -148,6 +149,9 @@ static uint64_t check_recovered(struct wal *wal)
 	if (r->has_snapshot && r->entry_count > 0 && r->entries[0].index <= r->snapshot.index)
 		FAIL("entry %llu recovered at or below the snapshot marker %llu",
 			(unsigned long long)r->entries[0].index, (unsigned long long)r->snapshot.index);
+	if (r->has_snapshot && wal_last_index(wal) < r->snapshot.index)
+		FAIL("wal_last_index %llu below the snapshot marker %llu", (unsigned long long)wal_last_index(wal),
+			(unsigned long long)r->snapshot.index);
 	return digest;
 }
 
