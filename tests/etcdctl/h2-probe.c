@@ -307,8 +307,11 @@ static void read_frames(int timeout_ms)
 	size_t at = 0;
 	while (in_length - at >= 9) {
 		size_t length = (size_t)in[at] << 16 | (size_t)in[at + 1] << 8 | in[at + 2];
-		if (length > sizeof in - 9)
-			die("frame from the server too long");
+		if (length > sizeof in - 9) {
+			/* not HTTP/2 (e.g. an HTTP/1.1 "400 Bad Request" for a bad preface): dropped */
+			in_length = 0;
+			return;
+		}
 		if (in_length - at < 9 + length)
 			break;
 		int32_t id = (int32_t)(be32(in + at + 5) & 0x7fffffff);
