@@ -65,6 +65,21 @@ void lease_clocks_update(struct lease_clocks *clocks, const struct lease_changes
 	}
 }
 
+/* etcd's Promote: a new leader cannot know how long ago the old one renewed, so every lease gets its full
+ * TTL. Done before anything reads the clocks as the leader's — a renewal served between the election and
+ * the next tick would otherwise see a follower's stale expiry and answer "expired". */
+static void sync_leadership(struct lease_clocks *clocks, bool is_leader)
+{
+	if (is_leader && !clocks->leader) {
+		uint64_t now = node_monotonic_ms();
+		for (size_t k = 0; k < clocks->count; k++) {
+			clocks->clocks[k].expiry_ms = now + (uint64_t)clocks->clocks[k].ttl * 1000u;
+			clocks->clocks[k].revoke_sent_ms = 0;
+		}
+	}
+	clocks->leader = is_leader;
+}
+
 /* ---- answers ---- */
 
 static void fill_header(const struct node *node, Etcdserverpb__ResponseHeader *header)
@@ -189,6 +204,7 @@ void lease_clocks_handle_request(struct lease_clocks *clocks, struct node_reques
 			etcdserverpb__lease_time_to_live_request__free_unpacked(ttl, NULL);
 		}
 	}
+	sync_leadership(clocks, is_leader);
 	if (is_leader) {
 		complete(clocks, request, serve_locally(clocks, operation, request->lease_id));
 		return;
@@ -221,12 +237,11 @@ void lease_clocks_handle_peer(struct lease_clocks *clocks, uint64_t from, int ki
 	int64_t value = (int64_t)get_u64(body + 17);
 	if (operation != LEASE_OPERATION_RENEW && operation != LEASE_OPERATION_TIME_TO_LIVE)
 		return;
+	sync_leadership(clocks, is_leader);
 	if (kind == PEER_LEASE_REQUEST) {
-		/* A member that thinks we lead: answer from our clocks, or say no lease when we do not lead
-		 * (the client retries, and the keys stay until a real leader's clock runs out). */
-		int64_t answer = is_leader ? serve_locally(clocks, operation, lease_id) : -1;
-		if (!is_leader && operation == LEASE_OPERATION_RENEW)
-			answer = -2; /* not leader: the asker fails the renewal rather than saying "expired" */
+		/* A member that thinks we lead: answer from our clocks. */
+		/* Not leader (any more): the asker fails the request rather than saying "expired". */
+		int64_t answer = is_leader ? serve_locally(clocks, operation, lease_id) : -2;
 		send_lease_message(clocks->node, from, PEER_LEASE_REPLY, operation, forward_id, lease_id, answer);
 		return;
 	}
@@ -276,14 +291,7 @@ void lease_clocks_tick(struct lease_clocks *clocks, bool is_leader, uint64_t lea
 {
 	(void)leader_id;
 	uint64_t now = node_monotonic_ms();
-	if (is_leader && !clocks->leader) {
-		/* etcd's Promote: a new leader cannot know how long ago the old one renewed; full TTLs. */
-		for (size_t k = 0; k < clocks->count; k++) {
-			clocks->clocks[k].expiry_ms = now + (uint64_t)clocks->clocks[k].ttl * 1000u;
-			clocks->clocks[k].revoke_sent_ms = 0;
-		}
-	}
-	clocks->leader = is_leader;
+	sync_leadership(clocks, is_leader);
 	if (is_leader) {
 		for (size_t k = 0; k < clocks->count; k++) {
 			struct lease_clock *clock = &clocks->clocks[k];

@@ -17,7 +17,9 @@
  * Bad input never reaches a service: a bad preface or broken HTTP/2 closes the connection (GOAWAY), an
  * unknown path finishes with UNIMPLEMENTED, a message over max_message_bytes with RESOURCE_EXHAUSTED,
  * a compressed message (we announce no grpc-encoding) with UNIMPLEMENTED, more than
- * max_concurrent_streams open streams are refused (REFUSED_STREAM). */
+ * max_concurrent_streams open streams are refused
+ * (REFUSED_STREAM) until the client acknowledges the limit and close the connection after (nghttp2: GOAWAY
+ * PROTOCOL_ERROR); gRPC clients keep to the advertised limit, so only a misbehaving one meets this. */
 #ifndef QUORUMD_CONTROL_GRPC_SERVER_H
 #define QUORUMD_CONTROL_GRPC_SERVER_H
 
