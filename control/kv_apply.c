@@ -71,7 +71,7 @@ static struct state_bytes bytes_of(ProtobufCBinaryData data)
 	return bytes;
 }
 
-static void kv_to_proto(const struct state_kv *kv, Mvccpb__KeyValue *out)
+void kv_to_proto(const struct state_kv *kv, Mvccpb__KeyValue *out)
 {
 	mvccpb__key_value__init(out);
 	out->key.data = kv->key;

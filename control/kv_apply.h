@@ -74,6 +74,8 @@ void kv_apply_request(struct state *state, const Etcdserverpb__InternalRaftReque
 void kv_range(struct state *state, const Etcdserverpb__RangeRequest *request, const struct kv_header *header,
               struct kv_result *result);
 void kv_result_free(struct kv_result *result);
+/* A state key-value as etcd's mvccpb.KeyValue; out borrows kv's buffers. */
+void kv_to_proto(const struct state_kv *kv, Mvccpb__KeyValue *out);
 
 /* ---- leases ---- */
 

@@ -236,19 +236,6 @@ static bool key_in_range(const struct watcher *watcher, const uint8_t *key, size
 	return end_order < 0;
 }
 
-static void kv_to_proto(const struct state_kv *kv, Mvccpb__KeyValue *out)
-{
-	mvccpb__key_value__init(out);
-	out->key.data = kv->key;
-	out->key.len = kv->key_len;
-	out->value.data = kv->value;
-	out->value.len = kv->value_len;
-	out->create_revision = kv->create_revision;
-	out->mod_revision = kv->mod_revision;
-	out->version = kv->version;
-	out->lease = kv->lease;
-}
-
 /* Sends the events of `list` that this watcher wants (revision >= its next, in its range, not
  * filtered out), as one WatchResponse; nothing when none match. */
 static void send_events(struct storage_clients *clients, struct watcher *watcher, const struct state_event_list *list)
