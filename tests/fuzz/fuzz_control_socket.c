@@ -134,7 +134,11 @@ static void handle(void *context, struct control_request *request)
 
 static void open_servers(void)
 {
-	char dir[] = "/tmp/fuzz-control-socket.XXXXXX";
+	/* Under $TMPDIR: run_fuzzer.sh points it at a directory it removes afterwards (libFuzzer ends a
+	 * timed run without atexit handlers, so the sockets would stay behind). */
+	const char *base = getenv("TMPDIR");
+	char dir[96];
+	snprintf(dir, sizeof dir, "%s/fuzz-control-socket.XXXXXX", base && *base && strlen(base) < 48 ? base : "/tmp");
 	if (mkdtemp(dir) == NULL)
 		FAIL("mkdtemp: %s", strerror(errno));
 	for (int k = 0; k < 2; k++) {

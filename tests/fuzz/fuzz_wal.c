@@ -55,18 +55,14 @@ static struct wal_options options(void)
 
 static bool trace; /* FUZZ_WAL_TRACE=1: print what wal_open said and recovered */
 
-static void remove_directory(void)
-{
-	rmdir(directory);
-}
-
+/* A fresh directory for each input, removed after it: libFuzzer ends a timed run without atexit
+ * handlers, so a directory kept for the whole run would stay behind in /dev/shm. */
 static void make_directory(void)
 {
 	const char *base = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : getenv("TMPDIR");
 	snprintf(directory, sizeof directory, "%s/fuzz-wal.XXXXXX", base && *base ? base : "/tmp");
 	if (mkdtemp(directory) == NULL)
 		FAIL("mkdtemp %s: %s", directory, strerror(errno));
-	atexit(remove_directory);
 	trace = getenv("FUZZ_WAL_TRACE") != NULL;
 }
 
@@ -195,10 +191,9 @@ static void reopen_check(struct wal *wal)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	if (directory[0] == '\0')
-		make_directory();
 	if (size < 1)
 		return 0;
+	make_directory();
 	uint8_t config = data[0];
 	size_t at = 1;
 	for (int k = 0; k < MAX_FILES && at + 5 <= size; k++) {
@@ -235,6 +230,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		fprintf(stderr, "fuzz-wal: %s\n", err);
 	}
 	empty_directory();
+	if (rmdir(directory) != 0)
+		FAIL("rmdir %s: %s", directory, strerror(errno));
 	return 0;
 }
 
@@ -363,6 +360,7 @@ static void make_seeds(const char *out_dir)
 	wal_close(wal);
 	save_seed(out_dir, "fresh", 1);
 	empty_directory();
+	rmdir(directory);
 }
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)

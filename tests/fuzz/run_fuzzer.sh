@@ -11,12 +11,16 @@ if [ ! -x "$fuzzer" ]; then
 	exit 1
 fi
 scratch=$(mktemp -d "${TMPDIR:-/tmp}/fuzz-corpus.XXXXXX")
+# The target's own files (sockets, WAL directories) go to a TMPDIR of their own, removed afterwards:
+# libFuzzer ends a timed run without atexit handlers.
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/fuzz-tmp.XXXXXX")
 cp "$seeds"/* "$scratch"/
 mkdir "$scratch/artifacts"
 echo "run_fuzzer.sh: $fuzzer for ${seconds}s over $scratch" >&2
 status=0
-"$fuzzer" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
+TMPDIR=$tmp "$fuzzer" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
 	-artifact_prefix="$scratch/artifacts/" "$scratch" || status=$?
+rm -rf "$tmp"
 if [ "$status" -ne 0 ]; then
 	echo "run_fuzzer.sh: the fuzzer failed (status $status); the input is in $scratch/artifacts/:" >&2
 	ls -l "$scratch/artifacts" >&2
