@@ -67,7 +67,6 @@ struct node_request *client_new_request(struct client_thread *thread, enum node_
 void client_wait(struct client_thread *thread, uint64_t request_id, uint64_t call_id, enum waiting_kind kind);
 void client_post_to_core(struct client_thread *thread, struct node_request *request);
 void client_post_to_storage(struct client_thread *thread, struct node_request *request);
-void client_fill_header(const struct node *node, Etcdserverpb__ResponseHeader *header);
 /* Sends one message and finishes the call with OK. */
 void client_answer(struct grpc_call *call, const ProtobufCMessage *message);
 /* A learner answers only Status and serializable reads: true when it refused this call. */

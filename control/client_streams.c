@@ -32,7 +32,7 @@ static void send_watch_response(struct client_thread *thread, struct grpc_call *
                                 bool canceled, const char *reason)
 {
 	Etcdserverpb__ResponseHeader header = ETCDSERVERPB__RESPONSE_HEADER__INIT;
-	client_fill_header(thread->node, &header);
+	node_fill_response_header(thread->node, &header);
 	Etcdserverpb__WatchResponse response = ETCDSERVERPB__WATCH_RESPONSE__INIT;
 	response.header = &header;
 	response.watch_id = watch_id;

@@ -181,6 +181,14 @@ uint64_t node_request_counter_start(void)
 	return ((uint64_t)now.tv_sec * 1000u + (uint64_t)now.tv_nsec / 1000000u) << 2;
 }
 
+void node_fill_response_header(const struct node *node, Etcdserverpb__ResponseHeader *header)
+{
+	header->cluster_id = node->cluster_id;
+	header->member_id = node->member_id;
+	header->revision = (int64_t)atomic_load(&node->revision);
+	header->raft_term = atomic_load(&node->raft_term);
+}
+
 void node_post_reply(struct node *node, struct node_reply *reply)
 {
 	unsigned channel = (unsigned)(reply->request_id >> NODE_REQUEST_COUNTER_BITS) & 0xf;

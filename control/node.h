@@ -278,6 +278,8 @@ void *node_transport_main(void *node);
 /* Member IDs of requests made here carry our member id in the top 16 bits (etcd's idutil), so a
  * storage thread replies only to requests of its own member. */
 bool node_request_is_local(const struct node *node, uint64_t request_id);
+/* etcd's ResponseHeader as any thread sees it: the published revision and term. */
+void node_fill_response_header(const struct node *node, Etcdserverpb__ResponseHeader *header);
 /* Posts a reply to the thread waiting for it (by the channel in its request id). */
 void node_post_reply(struct node *node, struct node_reply *reply);
 

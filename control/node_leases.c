@@ -82,19 +82,11 @@ static void sync_leadership(struct lease_clocks *clocks, bool is_leader)
 
 /* ---- answers ---- */
 
-static void fill_header(const struct node *node, Etcdserverpb__ResponseHeader *header)
-{
-	header->cluster_id = node->cluster_id;
-	header->member_id = node->member_id;
-	header->revision = (int64_t)atomic_load(&node->revision);
-	header->raft_term = atomic_load(&node->raft_term);
-}
-
 /* One LeaseKeepAliveResponse on the client's stream: TTL 0 when the lease is gone (etcd). */
 static void answer_renew(struct node *node, const struct node_request *request, int64_t ttl)
 {
 	Etcdserverpb__ResponseHeader header = ETCDSERVERPB__RESPONSE_HEADER__INIT;
-	fill_header(node, &header);
+	node_fill_response_header(node, &header);
 	Etcdserverpb__LeaseKeepAliveResponse response = ETCDSERVERPB__LEASE_KEEP_ALIVE_RESPONSE__INIT;
 	response.header = &header;
 	response.id = request->lease_id;

@@ -122,12 +122,11 @@ void storage_clients_free(struct storage_clients *clients)
 
 /* ---- replies ---- */
 
+/* The storage thread knows the revision it has applied, which may be ahead of the published one. */
 static void fill_header(const struct node *node, Etcdserverpb__ResponseHeader *header)
 {
-	header->cluster_id = node->cluster_id;
-	header->member_id = node->member_id;
+	node_fill_response_header(node, header);
 	header->revision = state_revision(node->state);
-	header->raft_term = atomic_load(&node->raft_term);
 }
 
 static struct node_reply *new_reply(uint64_t request_id)
