@@ -69,6 +69,19 @@ static const struct flag_spec flag_specs[] = {
 	{"enable-pprof", FLAG_BOOL, FIELD(enable_pprof), "false",
 	 "Serve /debug/vars (the node's counters as JSON) and /debug/pprof/ (how to profile a C node: perf) on the "
 	 "client URLs."},
+	{"peer-key-file", FLAG_STRING, FIELD(peer_key_file), "",
+	 "File whose bytes key the MAC on every peer frame; the same file on every member (quorumd's meaning: "
+	 "etcd's flag of this name is a TLS key). Without it peers are unauthenticated."},
+	{"discovery-srv", FLAG_STRING, FIELD(discovery_srv), "",
+	 "DNS domain whose SRV records (_etcd-server._tcp.DOMAIN) list the initial members, for bootstrapping."},
+	{"discovery-srv-name", FLAG_STRING, FIELD(discovery_srv_name), "",
+	 "Suffix to the DNS SRV service name queried when using --discovery-srv (_etcd-server-SUFFIX._tcp)."},
+	{"discovery-endpoints", FLAG_STRING, FIELD(discovery_endpoints), "",
+	 "Client URLs of an etcd-compatible cluster used for v3 discovery, comma-separated."},
+	{"discovery-token", FLAG_STRING, FIELD(discovery_token), "",
+	 "Token naming this cluster's registration in v3 discovery."},
+	{"discovery-cluster-size", FLAG_UINT, FIELD(discovery_cluster_size), "1",
+	 "Expected number of members in a cluster bootstrapped by v3 discovery."},
 	{"help", FLAG_BOOL, FIELD(help), "false", "Show this help and exit."},
 	{"version", FLAG_BOOL, FIELD(version), "false", "Print the version and exit."},
 };
@@ -78,8 +91,7 @@ enum { FLAG_COUNT = sizeof(flag_specs) / sizeof(flag_specs[0]) };
 /* Bootstrap discovery (issue 9) is not here yet: its flags stop quorumd with a message saying so, rather
  * than "not defined", so an operator knows the flag is meant and what to do instead. */
 static const char *const not_yet_flags[] = {
-	"discovery", "discovery-srv", "discovery-srv-name", "discovery-fallback", "discovery-proxy",
-	"discovery-endpoints", "discovery-token", "discovery-cluster-size", "discovery-dial-timeout",
+	"discovery", "discovery-fallback", "discovery-proxy", "discovery-dial-timeout",
 	"discovery-request-timeout", "discovery-keepalive-time", "discovery-keepalive-timeout",
 	"discovery-insecure-transport", "discovery-insecure-skip-tls-verify", "discovery-cert", "discovery-key",
 	"discovery-cacert", "discovery-user", "discovery-password",
@@ -91,7 +103,7 @@ static const char *const etcd_only_flags[] = {
 	"backend-batch-limit", "max-txn-ops", "max-concurrent-streams", "grpc-keepalive-min-time",
 	"grpc-keepalive-interval", "grpc-keepalive-timeout", "pre-vote", "auto-compaction-retention",
 	"auto-compaction-mode", "enable-v2", "cert-file", "key-file", "client-cert-auth", "client-crl-file",
-	"client-cert-allowed-hostname", "trusted-ca-file", "auto-tls", "peer-cert-file", "peer-key-file",
+	"client-cert-allowed-hostname", "trusted-ca-file", "auto-tls", "peer-cert-file",
 	"peer-client-cert-auth", "peer-trusted-ca-file", "peer-cert-allowed-cn", "peer-cert-allowed-hostname",
 	"peer-auto-tls", "peer-crl-file", "cipher-suites", "cors", "host-whitelist", "auth-token", "bcrypt-cost",
 	"auth-token-ttl", "metrics", "proxy", "proxy-failure-wait", "proxy-refresh-interval", "proxy-dial-timeout",
@@ -324,6 +336,16 @@ int node_flags_parse(int argc, char **argv, char **environment, struct node_flag
 	    strcmp(flags->log_level, "error")) {
 		snprintf(errbuf, errlen, "invalid value \"%s\" for flag --log-level: valid values are debug, info, warn "
 		         "and error", flags->log_level);
+		goto fail;
+	}
+	/* Until bootstrap discovery lands, its flags are refused: bootstrapping without them would make a
+	 * different cluster than the operator asked for. */
+	if (*flags->discovery_srv || *flags->discovery_srv_name || *flags->discovery_endpoints ||
+	    *flags->discovery_token) {
+		snprintf(errbuf, errlen, "--%s is not supported yet: bootstrap discovery is not implemented in quorumd; "
+		         "list the members with --initial-cluster (or ETCD_INITIAL_CLUSTER) instead",
+		         *flags->discovery_srv ? "discovery-srv" : *flags->discovery_srv_name ? "discovery-srv-name"
+		         : *flags->discovery_endpoints ? "discovery-endpoints" : "discovery-token");
 		goto fail;
 	}
 	if (flags->heartbeat_interval_ms == 0) {

@@ -38,6 +38,12 @@ struct node_flags {
 	char *log_outputs;    /* default (= stderr), stderr, stdout or file paths, comma-separated */
 	char *log_level;      /* debug, info, warn or error */
 	bool enable_pprof;
+	char *peer_key_file;          /* "": peers unauthenticated */
+	char *discovery_srv;          /* bootstrap discovery, used only with a new data dir */
+	char *discovery_srv_name;
+	char *discovery_endpoints;
+	char *discovery_token;
+	uint64_t discovery_cluster_size;
 	bool help;
 	bool version;
 };

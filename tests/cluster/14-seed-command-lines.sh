@@ -56,10 +56,10 @@ refused() { # refused EXPECTED_FRAGMENT ENV... -- FLAGS...
 	assert_eq "exit code of quorumd ${environment[*]} $* (output: $out)" 1 "$rc"
 	assert_contains "quorumd ${environment[*]} $*" "$expected" "$out"
 }
-refused "flag --discovery-srv is not supported yet" -- --name x --discovery-srv example.com
-refused "flag --discovery-endpoints is not supported yet" -- --name x \
+refused "--discovery-srv is not supported yet" -- --name x --discovery-srv example.com
+refused "--discovery-endpoints is not supported yet" -- --name x \
 	--discovery-endpoints http://127.0.0.1:2379 --discovery-token t
-refused "environment variable ETCD_DISCOVERY_SRV for flag --discovery-srv is not supported yet" \
+refused "--discovery-srv is not supported yet" \
 	ETCD_DISCOVERY_SRV=example.com -- --name x
 refused "flag provided but not defined: -bogus-flag" -- --name x --bogus-flag=1
 refused "flag --enable-v2 is an etcd flag that quorumd does not support" -- --name x --enable-v2
