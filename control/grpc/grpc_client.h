@@ -1,4 +1,4 @@
-/* bench/quorum_bench/grpc_client.h: unary gRPC calls over one HTTP/2 cleartext connection (prior
+/* control/grpc/grpc_client.h: unary gRPC calls over one HTTP/2 cleartext connection (prior
  * knowledge, as etcd clients speak to http:// endpoints), with nghttp2's client session.
  *
  * A gconn owns a non-blocking socket and an nghttp2 session; it never blocks after gconn_open and has
@@ -13,8 +13,8 @@
  * when the stream or connection broke (UNAVAILABLE for a refused stream or a lost connection, CANCELLED
  * after gconn_cancel, INTERNAL for a malformed reply, an HTTP status mapped as gRPC's spec says).
  * done() may start new calls on any connection, but not free the gconn it came from. */
-#ifndef QUORUMD_BENCH_GRPC_CLIENT_H
-#define QUORUMD_BENCH_GRPC_CLIENT_H
+#ifndef QUORUMD_GRPC_CLIENT_H
+#define QUORUMD_GRPC_CLIENT_H
 
 #include <stdbool.h>
 #include <stddef.h>

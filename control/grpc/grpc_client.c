@@ -1,4 +1,4 @@
-/* bench/quorum_bench/grpc_client.c: unary gRPC over an nghttp2 client session (see grpc_client.h).
+/* control/grpc/grpc_client.c: unary gRPC over an nghttp2 client session (see grpc_client.h).
  *
  * Output is gathered from nghttp2_session_mem_send into one buffer per connection and written with one
  * send() per loop turn (or when 64 KiB piled up), so a turn that completes and restarts a hundred calls
