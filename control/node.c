@@ -662,9 +662,24 @@ static int validate_initial_cluster(const struct membership *existing, const str
 }
 
 /* The peer transport --dataplane names, listening on this member's peer URL. */
-static int open_transport(const struct node *node, const struct transport_config *config,
+static int open_transport(const struct node *node, const struct transport_config *given,
                           const struct peer_url *listen, struct transport **out, char *error, size_t length)
 {
+	struct transport_config with_node_settings = *given;
+	const struct transport_config *config = &with_node_settings;
+	with_node_settings.peer_key_file = node->flags.peer_key_file;
+	/* Test only: the chaos tests delay, duplicate and reorder peer frames with the transport's fault layer,
+	 * because this kernel has no netem qdisc. Not a flag, so an operator cannot turn it on by accident. */
+	const char *faults = getenv("QUORUMD_TEST_PEER_FAULTS");
+	if (faults && *faults) {
+		char fault_error[256];
+		if (fault_config_parse(faults, &with_node_settings.fault, fault_error, sizeof(fault_error)) != 0) {
+			snprintf(error, length, "QUORUMD_TEST_PEER_FAULTS: %s", fault_error);
+			return -EINVAL;
+		}
+		node_log("warn", "test fault layer on: peer frames are dropped, delayed, duplicated or reordered on "
+		         "purpose", "\"faults\":\"%s\"", faults);
+	}
 	if (strcmp(node->flags.dataplane, "dpdk") == 0) {
 #ifdef QUORUMD_HAVE_DPDK
 		struct dpdk_options options;

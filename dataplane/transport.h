@@ -52,6 +52,7 @@ struct transport_config {
 	size_t socket_buffer;          /* SO_RCVBUF and SO_SNDBUF: 8 MiB (forced when privileged, else the
 	                                * kernel caps it at net.core.rmem_max / wmem_max) */
 	struct fault_config fault;     /* test only: off unless fault.enabled (receive side) */
+	const char *peer_key_file;     /* NULL or "": frames carry no MAC and none is checked */
 	/* Called on the receive thread for each frame dropped because its sender was removed (NULL: none). */
 	void (*on_removed_member)(void *arg, uint64_t from);
 	void *on_removed_member_arg;
