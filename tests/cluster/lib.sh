@@ -25,70 +25,7 @@ declare -A CLIENT=()   # member name -> advertised client URL
 declare -A FLAGS=()    # member name -> extra flags used at every start
 MEMBERS=()             # member names in the order they were declared
 STARTED_PIDS=()        # every PID this script ever started
-TEST_FAILED=0
-
-log() { printf '[%s %s] %s\n' "$(date +%T.%3N)" "$TEST_NAME" "$*" >&2; }
-
-cleanup() {
-	local rc=$?
-	trap - EXIT INT TERM
-	local p
-	for p in "${STARTED_PIDS[@]}"; do
-		kill -9 "$p" 2>/dev/null || true
-	done
-	for p in "${STARTED_PIDS[@]}"; do
-		wait "$p" 2>/dev/null || true
-	done
-	if [ "$rc" -ne 0 ] || [ "$TEST_FAILED" -ne 0 ]; then
-		local f
-		for f in "$TMP"/*.log; do
-			[ -e "$f" ] || continue
-			echo "---- last lines of $(basename "$f") ----" >&2
-			tail -n 25 "$f" >&2 || true
-		done
-		echo "FAIL: $TEST_NAME (exit code $rc)" >&2
-	else
-		echo "PASS: $TEST_NAME" >&2
-	fi
-	[ -n "${KEEP_TMP:-}" ] || rm -rf "$TMP"
-	exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-fail() {
-	TEST_FAILED=1
-	echo "ASSERTION FAILED: $*" >&2
-	exit 1
-}
-
-# assert_eq DESCRIPTION EXPECTED ACTUAL
-assert_eq() {
-	if [ "$2" != "$3" ]; then
-		TEST_FAILED=1
-		{
-			echo "ASSERTION FAILED: $1"
-			echo "--- expected ---"
-			printf '%s\n' "$2"
-			echo "--- actual ---"
-			printf '%s\n' "$3"
-			echo "--- diff (expected vs actual) ---"
-			diff <(printf '%s\n' "$2") <(printf '%s\n' "$3") || true
-		} >&2
-		exit 1
-	fi
-}
-
-# assert_contains DESCRIPTION NEEDLE HAYSTACK
-assert_contains() {
-	case "$3" in
-	*"$2"*) ;;
-	*) TEST_FAILED=1
-	   printf 'ASSERTION FAILED: %s\n--- expected to contain ---\n%s\n--- actual ---\n%s\n' "$1" "$2" "$3" >&2
-	   exit 1 ;;
-	esac
-}
+source "$(dirname "$(realpath "${BASH_SOURCE[0]}")")/../lib/harness.sh"
 
 # ---- members ----
 
