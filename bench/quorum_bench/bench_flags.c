@@ -33,6 +33,7 @@ enum flag_type {
 	FLAG_READ_RATIO,  /* 0..1 */
 	FLAG_RW_RATIO,    /* etcd's reads/writes, >= 0 */
 	FLAG_OUTPUT,      /* etcd's --output: json (or "simple"/"" for the table) */
+	FLAG_PATH,        /* a non-empty file name, kept as a pointer into argv */
 	FLAG_IGNORED,     /* accepted for etcd's command lines, does nothing here (value taken if =) */
 	FLAG_UNSUPPORTED, /* etcd has it; we refuse with a message (TLS, auth) */
 };
@@ -63,6 +64,7 @@ static const struct flag_def flags[] = {
 	{"timeout", FLAG_DURATION, AT_ANY, OFF(timeout_ns), 0, 0},
 	{"dial-timeout", FLAG_DURATION, AT_ANY, OFF(dial_timeout_ns), 0, 0},
 	{"seed", FLAG_U64, AT_ANY, OFF(seed), 0, UINT64_MAX},
+	{"cdf-out", FLAG_PATH, AT_ANY, OFF(cdf_out), 0, 0},
 	{"sample", FLAG_IGNORED, AT_ANY, 0, 0, 0},
 	{"cert", FLAG_UNSUPPORTED, AT_ANY, 0, 0, 0},
 	{"key", FLAG_UNSUPPORTED, AT_ANY, 0, 0, 0},
@@ -124,6 +126,8 @@ void bench_usage(FILE *out)
 	    "  --progress=false      no progress line on stderr\n"
 	    "  --precise             more digits in the table\n"
 	    "  --seed=N              PRNG seed for keys and read/write draws (1)\n"
+	    "  --cdf-out=FILE        also write the latency CDF of the successful requests to FILE:\n"
+	    "                        \"latency_ms fraction\" lines, one per histogram bucket (for gnuplot)\n"
 	    "\n"
 	    "workloads:\n"
 	    "  put    --key-size=8 --val-size=8 --key-space-size=1 (or --key-space) --sequential-keys\n"
@@ -459,6 +463,11 @@ static int apply_flag(struct bench_config *cfg, const struct flag_def *f, const 
 			cfg->json = false;
 		else
 			return fail(error, length, "--output: expected json, got \"%s\"", value);
+		break;
+	case FLAG_PATH:
+		if (!*value)
+			return fail(error, length, "--%s: expected a file name", f->name);
+		*(const char **)(base + f->offset) = value;
 		break;
 	case FLAG_IGNORED:
 		break;

@@ -60,6 +60,7 @@ struct bench_config {
 	const char *range_key;     /* range: KEY (points into argv) */
 	const char *range_end;     /* range: END or NULL */
 	uint64_t seed;             /* PRNG seed for keys and the read/write draw */
+	const char *cdf_out;       /* --cdf-out: file for the latency CDF (points into argv), or NULL */
 };
 
 /* Fills cfg (defaults first). 0 on success; 1 when --help was asked (usage already printed to out);

@@ -95,3 +95,26 @@ double hist_mean(const struct histogram *h)
 {
 	return h->count ? h->sum / (double)h->count : 0.0;
 }
+
+int hist_write_cdf(const struct histogram *h, double unit_per_ms, FILE *out)
+{
+	if (fprintf(out, "# latency_ms fraction (cumulative, %llu values)\n", (unsigned long long)h->count) < 0)
+		return -1;
+	uint64_t seen = 0;
+	for (unsigned i = 0; i < HIST_BUCKETS && seen < h->count; i++) {
+		if (!h->buckets[i])
+			continue;
+		seen += h->buckets[i];
+		/* The upper end, so F is "at most X"; clamped so the curve starts at min and ends at max. */
+		uint64_t x = hist_bucket_high(i);
+		if (x > h->max)
+			x = h->max;
+		if (x < h->min)
+			x = h->min;
+		/* The last bucket prints exactly 1 (a ratio of equal counts can only round to 1 anyway). */
+		double f = seen == h->count ? 1.0 : (double)seen / (double)h->count;
+		if (fprintf(out, "%.6f %.6f\n", (double)x / unit_per_ms, f) < 0)
+			return -1;
+	}
+	return ferror(out) ? -1 : 0;
+}

@@ -10,6 +10,7 @@
 #define QUORUMD_BENCH_HISTOGRAM_H
 
 #include <stdint.h>
+#include <stdio.h>
 
 #define HIST_SUB_BITS 7
 #define HIST_SUB (1u << HIST_SUB_BITS) /* buckets per power of two above the exact range */
@@ -32,6 +33,13 @@ void hist_merge(struct histogram *dst, const struct histogram *src);
  * smallest value, clamped to [min, max]; p = 100 gives max exactly. 0 when empty. */
 uint64_t hist_percentile(const struct histogram *h, double p);
 double hist_mean(const struct histogram *h);
+
+/* Writes the cumulative distribution for gnuplot: a "# latency_ms fraction" header, then for each
+ * non-empty bucket in ascending order "X F", X the bucket's upper end (clamped to [min, max]) divided by
+ * unit_per_ms (1e6 for nanoseconds) and F the fraction of all values <= that bucket. The last line is
+ * "max 1". Each line stands for a bucket, not a value, so the file stays a few hundred lines for any
+ * count. An empty histogram writes only the header. Returns 0, or -1 when a write fails. */
+int hist_write_cdf(const struct histogram *h, double unit_per_ms, FILE *out);
 
 /* The bucket of a value, and the smallest and largest value a bucket holds (for tests). */
 unsigned hist_bucket_of(uint64_t value);

@@ -2,7 +2,7 @@
  *
  * Histogram: every value lies inside its bucket, buckets tile the 64-bit range with no gap or overlap
  * and are at most 1/128 of their values wide; percentiles of known distributions are within 1%;
- * merging equals recording everything in one. Flags: etcd's published command lines and the issue's
+ * merging equals recording everything in one; the --cdf-out file is a proper CDF. Flags: etcd's published command lines and the issue's
  * spellings parse to the same configuration; each bad flag fails with a message naming it.
  * Run: build/tests/benchtool/test-benchtool (prints FAIL lines and exits 1 on a failure). */
 #include "bench_flags.h"
@@ -134,6 +134,60 @@ static void test_percentiles(void)
 	    (unsigned long long)hist_percentile(&h, 50));
 }
 
+/* The CDF file (--cdf-out): header, ascending X from min's bucket to max, non-decreasing F ending at exactly 1,
+ * and F at the median near one half. */
+static void test_cdf(void)
+{
+	static struct histogram h;
+	hist_init(&h);
+	FILE *f = tmpfile();
+	CHECK(f != NULL, "tmpfile");
+	if (!f)
+		return;
+	CHECK(hist_write_cdf(&h, 1e6, f) == 0, "empty CDF");
+	rewind(f);
+	char line[256];
+	int lines = 0;
+	while (fgets(line, sizeof(line), f))
+		lines++;
+	CHECK(lines == 1, "empty histogram: %d lines, want the header only", lines);
+	fclose(f);
+
+	for (uint64_t us = 1; us <= 100000; us++) /* 1 us .. 100 ms in ns */
+		hist_record(&h, us * 1000);
+	f = tmpfile();
+	CHECK(f != NULL, "tmpfile");
+	if (!f)
+		return;
+	CHECK(hist_write_cdf(&h, 1e6, f) == 0, "CDF write");
+	rewind(f);
+	CHECK(fgets(line, sizeof(line), f) && line[0] == '#' && strstr(line, "latency_ms fraction"), "header \"%s\"",
+	    line);
+	double x, fr, last_x = -1, last_f = 0, first_x = -1, f_at_median = -1;
+	int points = 0;
+	bool ascending = true;
+	while (fgets(line, sizeof(line), f)) {
+		if (sscanf(line, "%lf %lf", &x, &fr) != 2) {
+			CHECK(0, "bad line \"%s\"", line);
+			break;
+		}
+		if (points++ == 0)
+			first_x = x;
+		if (x <= last_x || fr < last_f || fr > 1)
+			ascending = false;
+		if (f_at_median < 0 && x >= 50.0)
+			f_at_median = fr;
+		last_x = x;
+		last_f = fr;
+	}
+	fclose(f);
+	CHECK(ascending, "X strictly ascending and F non-decreasing within [0, 1]");
+	CHECK(first_x >= 0.001 && first_x <= 0.001 * 1.01, "starts in min's bucket (0.001 ms), got %f", first_x);
+	CHECK(fabs(last_x - 100.0) < 1e-9 && last_f == 1.0, "ends at max 100 ms with 1, got %f %f", last_x, last_f);
+	CHECK(fabs(f_at_median - 0.5) < 0.01, "F(50 ms) = %f, want 0.5 within 1%%", f_at_median);
+	CHECK(points > 100 && points < 2000, "%d points: one per non-empty bucket", points);
+}
+
 /* ---- flags ---- */
 
 static int parse(struct bench_config *cfg, char *error, size_t length, ...)
@@ -236,6 +290,17 @@ static void test_flags(void)
 	    c.conns, c.threads);
 	bench_config_free(&c);
 
+	/* --cdf-out names a file (kept as given); absent it is NULL. */
+	PARSE_OK(&c, "--rate=100", "put", "--cdf-out", "/tmp/x.cdf");
+	CHECK(c.cdf_out && !strcmp(c.cdf_out, "/tmp/x.cdf") && c.rate == 100, "cdf-out %s", c.cdf_out ? c.cdf_out : "(null)");
+	bench_config_free(&c);
+	PARSE_OK(&c, "--cdf-out=a.dat", "range", "k");
+	CHECK(c.cdf_out && !strcmp(c.cdf_out, "a.dat"), "cdf-out=");
+	bench_config_free(&c);
+	PARSE_OK(&c, "put");
+	CHECK(c.cdf_out == NULL, "no cdf-out by default");
+	bench_config_free(&c);
+
 	/* Durations. */
 	uint64_t ns;
 	CHECK(bench_parse_duration("1m30s", &ns) == 0 && ns == 90000000000ull, "1m30s");
@@ -284,12 +349,15 @@ static void test_flags(void)
 	PARSE_FAILS("no workload", "--conns=2");
 	PARSE_FAILS("unexpected argument", "put", "extra");
 	PARSE_FAILS("-x", "-x", "put");
+	PARSE_FAILS("--cdf-out", "put", "--cdf-out=");
+	PARSE_FAILS("--cdf-out", "put", "--cdf-out");
 }
 
 int main(void)
 {
 	test_buckets();
 	test_percentiles();
+	test_cdf();
 	test_flags();
 	if (failures) {
 		printf("%d check(s) failed; rerun: build/tests/benchtool/test-benchtool\n", failures);
