@@ -79,7 +79,7 @@ void frame_write_header(const struct frame_header *h, uint8_t out[FRAME_HEADER_S
 	put64(out + 40, h->message_id);
 	put32(out + FRAME_CRC_OFFSET, h->crc);
 	put32(out + 52, 0);
-	memcpy(out + 56, h->mac, FRAME_MAC_SIZE);
+	memcpy(out + FRAME_MAC_OFFSET, h->mac, FRAME_MAC_SIZE);
 }
 
 void frame_read_header(const uint8_t in[FRAME_HEADER_SIZE], struct frame_header *h)
@@ -95,7 +95,7 @@ void frame_read_header(const uint8_t in[FRAME_HEADER_SIZE], struct frame_header 
 	h->to = get64(in + 32);
 	h->message_id = get64(in + 40);
 	h->crc = get32(in + FRAME_CRC_OFFSET);
-	memcpy(h->mac, in + 56, FRAME_MAC_SIZE);
+	memcpy(h->mac, in + FRAME_MAC_OFFSET, FRAME_MAC_SIZE);
 }
 
 uint32_t frame_compute_crc(const uint8_t *frame, size_t length)
@@ -104,6 +104,11 @@ uint32_t frame_compute_crc(const uint8_t *frame, size_t length)
 	uint32_t crc = crc32c(0, frame, FRAME_CRC_OFFSET);
 	crc = crc32c(crc, zero, sizeof zero);
 	return crc32c(crc, frame + FRAME_CRC_OFFSET + 4, length - FRAME_CRC_OFFSET - 4);
+}
+
+void frame_write_crc(uint8_t *frame, uint32_t crc)
+{
+	put32(frame + FRAME_CRC_OFFSET, crc);
 }
 
 size_t frame_count(size_t message_length, size_t max_datagram)

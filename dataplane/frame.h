@@ -20,14 +20,20 @@
  *       40    8 message_id       per sender, increasing (the sender never reuses one)
  *       48    4 crc32c           CRC32C of the header with this field zeroed, then of the payload
  *       52    4 reserved         must be 0
- *       56   16 mac              reserved for a keyed MAC (a later issue); written as zeros, not checked
+ *       56   16 mac              keyed BLAKE2b of the frame (frame_mac.h) when the cluster has a key
+ *                                  (--peer-key-file); zeros without one, and then not checked
  *       72    - payload
  *
  * Fragmentation is an even split, so a receiver needs no offset field: with L = message_length and
  * n = fragment_count, every fragment carries chunk = ceil(L / n) bytes except the last, which carries the
  * rest; fragment i starts at i * chunk. A header is valid only if the last fragment is not empty
  * ((n-1) * chunk < L) or L == 0 and n == 1. The encoder picks n = ceil(L / (max_datagram - 72)), which
- * always satisfies that. */
+ * always satisfies that.
+ *
+ * The MAC covers the header (crc32c and mac fields taken as zeros) and the payload of this one frame, so
+ * every fragment is authenticated on its own, before reassembly. The sender writes the MAC, then the
+ * CRC32C (which covers the mac field). frame_parse checks the CRC, not the MAC: the transport does that
+ * (transport.c) when it has a key. */
 #ifndef QUORUMD_DATAPLANE_FRAME_H
 #define QUORUMD_DATAPLANE_FRAME_H
 
@@ -39,6 +45,7 @@
 #define FRAME_HEADER_SIZE 72u
 #define FRAME_MAC_SIZE 16u
 #define FRAME_CRC_OFFSET 48u
+#define FRAME_MAC_OFFSET 56u
 #define FRAME_MAX_FRAGMENTS 65535u
 /* A UDP datagram over IPv4 carries at most 65507 bytes. */
 #define FRAME_MAX_DATAGRAM 65507u
@@ -126,5 +133,7 @@ enum frame_error frame_parse(const uint8_t *datagram, size_t length, size_t max_
 void frame_write_header(const struct frame_header *header, uint8_t out[FRAME_HEADER_SIZE]);
 void frame_read_header(const uint8_t in[FRAME_HEADER_SIZE], struct frame_header *header);
 uint32_t frame_compute_crc(const uint8_t *frame, size_t length);
+/* Stores crc in a frame's crc32c field. */
+void frame_write_crc(uint8_t *frame, uint32_t crc);
 
 #endif

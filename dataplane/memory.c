@@ -294,7 +294,13 @@ static int memory_send(struct transport *t, uint64_t to, const uint8_t *data, si
 		}
 		d->next = NULL;
 		d->to = to;
-		d->length = frame_encode(&address, data, length, count, i, d->data, max);
+		d->length = transport_core_encode(core, &address, data, length, count, i, d->data, max);
+		if (d->length == 0) {
+			free(d);
+			transport_core_count(core, TRANSPORT_COUNTER_drop_send_error, (uint64_t)(count - i));
+			return transport_error(err, errlen, -EIO, "send to member %llx: the frame's MAC could not be "
+				"computed", (unsigned long long)to);
+		}
 		if (m->queue_tail)
 			m->queue_tail->next = d;
 		else

@@ -11,6 +11,8 @@
 
 #include <stddef.h>
 
+#include <openssl/crypto.h>
+
 /* transport_counters() copies the atomics onto the struct's leading uint64_t fields by index. */
 _Static_assert(offsetof(struct transport_counters, parse_errors) == TRANSPORT_COUNTER_COUNT * sizeof(uint64_t),
 	"struct transport_counters must start with exactly the TRANSPORT_COUNTERS fields");
@@ -89,6 +91,7 @@ int transport_core_create(const struct transport_config *config, transport_clock
 	if (!core)
 		return transport_error(err, errlen, -ENOMEM, "transport: out of memory");
 	core->config = *config;
+	core->config.peer_key_file = NULL; /* the caller's string; only the key derived from it is kept */
 	core->clock = clock ? clock : transport_monotonic_ns;
 	core->clock_arg = clock_arg;
 	pthread_mutex_init(&core->removed_lock, NULL);
@@ -108,6 +111,19 @@ int transport_core_create(const struct transport_config *config, transport_clock
 			return transport_error(err, errlen, rv, "transport: fault layer: %s", strerror(-rv));
 		}
 	}
+	if (config->peer_key_file && *config->peer_key_file) {
+		uint8_t key[FRAME_MAC_KEY_SIZE];
+		rv = frame_mac_load_key_file(config->peer_key_file, key, err, errlen);
+		if (rv == 0 && (frame_mac_create(key, &core->send_mac) != 0 ||
+			frame_mac_create(key, &core->receive_mac) != 0))
+			rv = transport_error(err, errlen, -EIO, "peer key file %s: libcrypto has no keyed BLAKE2b "
+				"(EVP_MAC BLAKE2BMAC)", config->peer_key_file);
+		OPENSSL_cleanse(key, sizeof key);
+		if (rv < 0) {
+			transport_core_destroy(core);
+			return rv;
+		}
+	}
 	core->next_message_id = config->first_message_id;
 	if (core->next_message_id == 0) {
 		struct timespec ts;
@@ -124,6 +140,8 @@ void transport_core_destroy(struct transport_core *core)
 		return;
 	reassembly_destroy(core->reassembly);
 	fault_destroy(core->fault);
+	frame_mac_destroy(core->send_mac);
+	frame_mac_destroy(core->receive_mac);
 	pthread_mutex_destroy(&core->removed_lock);
 	free(core);
 }
@@ -153,6 +171,11 @@ int transport_mark_removed(struct transport *t, uint64_t id)
 	}
 	pthread_mutex_unlock(&core->removed_lock);
 	return rv;
+}
+
+bool transport_authenticated(const struct transport *t)
+{
+	return t->core->receive_mac != NULL;
 }
 
 bool transport_is_removed(const struct transport *t, uint64_t id)
@@ -253,6 +276,13 @@ static void process(struct transport_core *core, const uint8_t *datagram, size_t
 			TRANSPORT_COUNTER_drop_malformed, 1);
 		return;
 	}
+	/* With a key, nothing else looks at a frame before its MAC is checked: not the filters (a forged
+	 * frame must not trigger on_removed_member) and not reassembly (a forged fragment must not take
+	 * memory or the place of a genuine one). */
+	if (core->receive_mac && !frame_mac_verify(core->receive_mac, datagram, length)) {
+		transport_core_count(core, TRANSPORT_COUNTER_drop_bad_mac, 1);
+		return;
+	}
 	/* Join mode (member and cluster id 0): a member starting with --initial-cluster-state existing does
 	 * not know its ids yet and takes the answers to its query, whatever they say. A member that knows
 	 * its ids also takes such a query (cluster 0, to 0); the node answers nothing else from it. */
@@ -337,6 +367,16 @@ int transport_core_unknown_peer(struct transport_core *core, uint64_t to, char *
 	transport_core_count(core, TRANSPORT_COUNTER_drop_unknown_peer, 1);
 	return transport_error(err, errlen, -EHOSTUNREACH, "send to member %llx: no peer address",
 		(unsigned long long)to);
+}
+
+size_t transport_core_encode(struct transport_core *core, const struct frame_address *address,
+	const uint8_t *message, size_t message_length, uint16_t count, uint16_t index, uint8_t *out,
+	size_t out_size)
+{
+	size_t size = frame_encode(address, message, message_length, count, index, out, out_size);
+	if (size && core->send_mac && frame_mac_seal(core->send_mac, out, size) != 0)
+		return 0;
+	return size;
 }
 
 int transport_core_prepare(struct transport_core *core, uint64_t to, size_t length, struct frame_address *address,

@@ -52,7 +52,11 @@ struct transport_config {
 	size_t socket_buffer;          /* SO_RCVBUF and SO_SNDBUF: 8 MiB (forced when privileged, else the
 	                                * kernel caps it at net.core.rmem_max / wmem_max) */
 	struct fault_config fault;     /* test only: off unless fault.enabled (receive side) */
-	const char *peer_key_file;     /* NULL or "": frames carry no MAC and none is checked */
+	const char *peer_key_file;     /* the cluster's shared secret: every frame sent carries a keyed MAC
+	                                * of it and frames without the right one are dropped (drop_bad_mac);
+	                                * read once at open (unreadable, empty or under 16 bytes: refused),
+	                                * the pointer is not kept. NULL or "": frames carry zeros in the mac
+	                                * field and none is checked (frame_mac.h) */
 	/* Called on the receive thread for each frame dropped because its sender was removed (NULL: none). */
 	void (*on_removed_member)(void *arg, uint64_t from);
 	void *on_removed_member_arg;
@@ -68,6 +72,7 @@ struct transport_config {
 	X(messages_out, "messages queued for sending")                                             \
 	X(drop_bad_crc, "frames dropped: CRC32C mismatch")                                         \
 	X(drop_malformed, "frames dropped: malformed (any other parse error)")                     \
+	X(drop_bad_mac, "frames dropped: MAC missing or wrong (another key, no key, or forged)")   \
 	X(drop_unknown_cluster, "frames dropped: another cluster id")                              \
 	X(drop_not_for_us, "frames dropped: to another member")                                    \
 	X(drop_removed_member, "frames dropped: from a removed member")                            \
@@ -194,6 +199,9 @@ static inline const char *transport_name(const struct transport *t)
 {
 	return t->ops->name;
 }
+
+/* True when the transport was opened with a peer key file: its frames carry a MAC and it checks them. */
+bool transport_authenticated(const struct transport *t);
 
 /* Frames from member id are dropped from now on (counted drop_removed_member). Permanent, as member
  * ids are never reused. 0, or -ENOSPC after TRANSPORT_MAX_REMOVED ids. */

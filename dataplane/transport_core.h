@@ -1,6 +1,7 @@
 /* dataplane/transport_core.h: the machinery every transport implementation shares, private to
- * dataplane/. Receive side: datagram -> fault layer (if enabled) -> frame_parse -> filters (cluster,
- * to, removed member) -> reassembly -> deliver. Send side: message ids and fragmentation. Both sides
+ * dataplane/. Receive side: datagram -> fault layer (if enabled) -> frame_parse -> MAC (with a key) ->
+ * filters (cluster, to, removed member) -> reassembly -> deliver. Send side: message ids, fragmentation
+ * and the MAC (transport_core_encode). Both sides
  * write counters (atomics, single writer per counter) that any thread may read.
  *
  * An implementation embeds struct transport, calls transport_core_create in its open function, feeds
@@ -12,6 +13,7 @@
 #include <stdatomic.h>
 
 #include "fault.h"
+#include "frame_mac.h"
 #include "reassembly.h"
 #include "transport.h"
 
@@ -36,8 +38,12 @@ struct transport_core {
 	void *deliver_arg;
 	int delivered;
 
+	struct frame_mac *receive_mac; /* NULL without a key file; keyed context of the receive thread */
+
 	/* send side */
 	uint64_t next_message_id;
+	struct frame_mac *send_mac;    /* NULL without a key file; the send thread's own context, since a
+	                                * libcrypto context must not be shared between threads */
 
 	/* any thread */
 	pthread_mutex_t removed_lock;  /* serialises writers; readers use removed_count */
@@ -81,7 +87,13 @@ int transport_core_unknown_peer(struct transport_core *core, uint64_t to, char *
 int transport_core_prepare(struct transport_core *core, uint64_t to, size_t length, struct frame_address *address,
 	uint16_t *count, char *err, size_t errlen);
 
-/* snprintf into err when err is not NULL; returns code. */
+/* Send side: frame_encode, then, with a key, the MAC (and the CRC again, which covers it). Returns the
+ * frame's size, or 0 when the span is invalid, out too small or libcrypto failed. */
+size_t transport_core_encode(struct transport_core *core, const struct frame_address *address,
+	const uint8_t *message, size_t message_length, uint16_t count, uint16_t index, uint8_t *out,
+	size_t out_size);
+
+/* snprintf into err is not NULL; returns code. */
 int transport_error(char *err, size_t errlen, int code, const char *format, ...)
 	__attribute__((format(printf, 4, 5)));
 

@@ -415,9 +415,19 @@ static int udp_send(struct transport *t, uint64_t to, const uint8_t *data, size_
 			if (rv < 0 && !first_error)
 				first_error = rv;
 		}
-		size_t slot = u->tx.queued++;
+		size_t slot = u->tx.queued;
 		uint8_t *frame = u->tx.frames + slot * max;
-		size_t size = frame_encode(&address, data, length, count, i, frame, max);
+		size_t size = transport_core_encode(core, &address, data, length, count, i, frame, max);
+		if (size == 0) {
+			/* Only a libcrypto failure gets here (the span and size were checked): the frame is not
+			 * sent, Raft retries the message. */
+			transport_core_count(core, TRANSPORT_COUNTER_drop_send_error, 1);
+			if (!first_error)
+				first_error = transport_error(err, errlen, -EIO,
+					"send to member %llx: the frame's MAC could not be computed", (unsigned long long)to);
+			continue;
+		}
+		u->tx.queued++;
 		u->tx.addresses[slot] = peer->address;
 		u->tx.destinations[slot] = to;
 		u->tx.iovecs[slot].iov_base = frame;

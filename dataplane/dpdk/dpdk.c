@@ -942,11 +942,18 @@ static int dpdk_send(struct transport *base, uint64_t to, const uint8_t *data, s
 				(unsigned long long)to, count - i);
 		}
 		uint8_t *p = (uint8_t *)rte_pktmbuf_append(m, (uint16_t)(STACK_IPV4_HEADER + STACK_UDP_HEADER + frame_size));
-		if (!p || frame_encode(&address, data, length, count, i, p + STACK_IPV4_HEADER + STACK_UDP_HEADER,
-			frame_size) != frame_size) {
+		if (!p) {
 			rte_pktmbuf_free(m);
 			return transport_error(err, errlen, -EMSGSIZE, "dpdk: frame of %zu bytes does not fit an mbuf",
 				frame_size);
+		}
+		if (transport_core_encode(core, &address, data, length, count, i, p + STACK_IPV4_HEADER + STACK_UDP_HEADER,
+			frame_size) != frame_size) {
+			/* The span was checked above: only the MAC (libcrypto) can fail here. */
+			rte_pktmbuf_free(m);
+			transport_core_count(core, TRANSPORT_COUNTER_drop_send_error, (uint64_t)(count - i));
+			return transport_error(err, errlen, -EIO, "send to member %llx: the frame's MAC could not be "
+				"computed", (unsigned long long)to);
 		}
 		stack_write_ipv4_udp(p, t->local.ip, t->local.port, peer->ip, peer->port, frame_size, t->tx.ip_id++,
 			runtime.tx_ip_checksum);

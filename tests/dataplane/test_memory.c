@@ -395,9 +395,10 @@ static void test_restart(void)
 
 static void test_counter_names(void)
 {
-	CHECK_EQ(transport_counter_count(), 22);
+	CHECK_EQ(transport_counter_count(), 23);
 	CHECK(strcmp(transport_counter_name(0), "packets_in") == 0);
 	CHECK(strcmp(transport_counter_name(6), "drop_bad_crc") == 0);
+	CHECK(strcmp(transport_counter_name(8), "drop_bad_mac") == 0);
 	CHECK(transport_counter_name(transport_counter_count()) == NULL);
 	struct transport_counters c;
 	memset(&c, 0, sizeof c);
