@@ -668,6 +668,13 @@ static int open_transport(const struct node *node, const struct transport_config
 	struct transport_config with_node_settings = *given;
 	const struct transport_config *config = &with_node_settings;
 	with_node_settings.peer_key_file = node->flags.peer_key_file;
+	/* Without a key any host that reaches the peer port can send votes and appends in a member's name. */
+	if (!node->flags.peer_key_file || !*node->flags.peer_key_file)
+		node_log("warn", "peer traffic is unauthenticated: no --peer-key-file", "\"listen-peer-url\":\"%s:%u\"",
+		         listen->host, (unsigned)listen->port);
+	else
+		node_log("info", "peer frames carry a MAC keyed from the peer key file", "\"peer-key-file\":\"%s\"",
+		         node->flags.peer_key_file);
 	/* Test only: the chaos tests delay, duplicate and reorder peer frames with the transport's fault layer,
 	 * because this kernel has no netem qdisc. Not a flag, so an operator cannot turn it on by accident. */
 	const char *faults = getenv("QUORUMD_TEST_PEER_FAULTS");
