@@ -1,64 +1,102 @@
 #!/usr/bin/env bash
 # bench/compare.sh: the real etcd 3.4 and quorumd side by side, measured by the same load generator.
 #
-#   bench/compare.sh [--build DIR] [--quick] [--out DIR]
+#   bench/compare.sh [--build DIR] [--quick] [--seconds S] [--out DIR] [--publish] [--no-check-perf]
 #
-# Starts a three-member etcd (Debian's etcd-server) and a three-member quorumd on loopback, data of both
-# under one temp dir on the same disk; runs the same quorum-bench loads against each (etcd's published
-# set: put 1 client / 1 connection and 1,000 clients / 100 connections, 8-byte keys and 256-byte values,
-# linearizable and serializable ranges; then txn and mixed); prints one table with each figure for both
-# and the ratio quorumd / etcd, plus the servers' CPU seconds per 1,000 successful requests (utime + stime
-# of the three members from /proc, before and after each load). Stops what it started and removes its
-# data on every exit path.
+# One system at a time (etcd first, then quorumd), each as a three-member cluster on loopback with its
+# data under one temp dir on the same disk, both fsyncing before they acknowledge; then a one-member and
+# a five-member cluster of each. The same quorum-bench loads run against each:
+#   - etcd's published set: put 1 client / 1 conn and 1,000 clients / 100 conns (8-byte keys, 256-byte
+#     values), linearizable and serializable range at 1 and 1,000 clients; then txn (CAS) and mixed;
+#   - a client sweep (put; 1, 8, 64, 256, 1,000 clients), a value-size sweep (16 B, 256 B, 4 KiB,
+#     64 KiB at 256 clients), cluster sizes 1, 3, 5 (put, 1,000 clients);
+#   - an open-loop put at 50% of etcd's saturation rate (its closed-loop put 1,000/100 throughput in this
+#     run), latency counted from each request's scheduled time: p50 / p99 / p99.9 and the CDF;
+#   - `etcdctl check perf --load=m` against both (60 s each; skipped by --quick);
+#   - a bare write + fdatasync reference on the data dir's disk (bench/fsync_probe.c).
+# Prints one table (each figure for both systems and the ratio quorumd / etcd, the members' CPU seconds
+# per 1,000 successful requests from /proc, and the issue's goals with the figures that bear on them),
+# writes it with the raw quorum-bench JSON lines and gnuplot PNGs (throughput against clients and against
+# value size, the open-loop latency CDF and its tail) into a results folder, and stops what it started and removes its
+# data on every exit path (also ^C). bench/README.md says how to read it.
 #
-# A system that does not answer Maintenance.Status on all its client URLs (quorum-bench status) is not
-# measured: its column says why, the script never prints numbers it did not measure. This is how the
-# quorumd half reports itself until quorumd serves the etcd v3 gRPC API.
+# A system that does not answer Maintenance.Status on all its client URLs is not measured: its column
+# says why; the script never prints numbers it did not measure.
 #
-# Options: --build DIR (default build/), --quick (a tenth of the requests: a smoke run), --out DIR (also
-# keep every quorum-bench JSON result there). Environment: COMPARE_BASE_PORT (default 51100; etcd uses
-# BASE+11.., quorumd BASE+111..; moved up by 1000 while one of them is taken), COMPARE_N1 / COMPARE_N2
-# (requests of the 1-client and the 1,000-client loads), ETCD, QUORUMD, QUORUM_BENCH (binaries other than
-# DIR's), KEEP_TMP=1 (keep the data and logs).
-#
-# Still to come (issue 7): client sweep, value-size sweep, cluster sizes 1 and 5, the dpdk dataplane,
-# `etcdctl check perf --load=m` against both, gnuplot plots, the bare-fdatasync reference.
+# Options: --build DIR (default build/); --seconds S per load (default 8: the full run takes ~10 minutes
+# on 2 cores); --quick (1 s per load, no check perf: a ~2-minute smoke run); --out DIR (the results
+# folder, default bench/results/<UTC time>/); --publish (also copy table.txt, the PNGs and the command to
+# bench/results/latest/, which is committed and linked from the README); --no-check-perf.
+# Environment: COMPARE_BASE_PORT (default 51100; the clusters use BASE+11 .. BASE+552, moved up by 1000
+# while one of them is taken), COMPARE_TMPDIR (where the data dirs go, default /var/tmp; not a tmpfs),
+# ETCD, QUORUMD, QUORUM_BENCH, FSYNC_PROBE (binaries other than DIR's), KEEP_TMP=1 (keep data and logs).
 set -euo pipefail
 
+COMMAND_LINE="bench/compare.sh $*"
 BUILD=build
 QUICK=0
 OUT=""
+PUBLISH=0
+SECS=""
+CHECK_PERF=""
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--build) BUILD=$2; shift 2 ;;
 	--build=*) BUILD=${1#*=}; shift ;;
 	--quick) QUICK=1; shift ;;
+	--seconds) SECS=$2; shift 2 ;;
+	--seconds=*) SECS=${1#*=}; shift ;;
 	--out) OUT=$2; shift 2 ;;
 	--out=*) OUT=${1#*=}; shift ;;
-	-h|--help) sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
-	*) echo "compare.sh: $1: unknown option (--build DIR, --quick, --out DIR)" >&2; exit 2 ;;
+	--publish) PUBLISH=1; shift ;;
+	--no-check-perf) CHECK_PERF=0; shift ;;
+	-h|--help) sed -n '2,35p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	*) echo "compare.sh: $1: unknown option (--build DIR, --quick, --seconds S, --out DIR, --publish, --no-check-perf)" >&2
+		exit 2 ;;
 	esac
 done
+if [ -z "$SECS" ]; then
+	if [ "$QUICK" = 1 ]; then SECS=1; else SECS=8; fi
+fi
+[[ "$SECS" =~ ^[0-9]+$ ]] && [ "$SECS" -ge 1 ] || { echo "compare.sh: --seconds: expected a whole number >= 1" >&2; exit 2; }
+if [ -z "$CHECK_PERF" ]; then
+	if [ "$QUICK" = 1 ]; then CHECK_PERF=0; else CHECK_PERF=1; fi
+fi
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
 QB=${QUORUM_BENCH:-$BUILD/bench/quorum-bench}
 QD=${QUORUMD:-$BUILD/control/quorumd}
+FP=${FSYNC_PROBE:-$BUILD/bench/fsync-probe}
 ETCD=${ETCD:-$(command -v etcd || true)}
 BASE=${COMPARE_BASE_PORT:-51100}
-for f in "$QB" "$QD"; do
+for f in "$QB" "$QD" "$FP"; do
 	[ -x "$f" ] || { echo "compare.sh: $f not built (meson setup $BUILD && ninja -C $BUILD)" >&2; exit 2; }
 done
 [ -n "$ETCD" ] && [ -x "$ETCD" ] || { echo "compare.sh: no etcd binary (apt-get install etcd-server, or ETCD=PATH)" >&2; exit 2; }
-command -v jq >/dev/null || { echo "compare.sh: needs jq" >&2; exit 2; }
-command -v etcdctl >/dev/null || { echo "compare.sh: needs etcdctl (apt-get install etcd-client)" >&2; exit 2; }
-[ -z "$OUT" ] || mkdir -p "$OUT"
+for t in jq etcdctl gnuplot ss timeout; do
+	command -v "$t" >/dev/null || { echo "compare.sh: needs $t" >&2; exit 2; }
+done
+ETCD_VERSION=$("$ETCD" --version | head -n 1 | awk '{print $3}')
 
-TMP=$(mktemp -d /tmp/qcompare.XXXXXX)
+RUN_ID=$(date -u +%Y%m%dT%H%M%S)
+[ -n "$OUT" ] || OUT=bench/results/$RUN_ID
+mkdir -p "$OUT"
+OUT=$(cd "$OUT" && pwd)
+RAW=$OUT/raw.jsonl
+: >"$RAW"
+
+# The data dirs must sit on a real disk: fdatasync on a tmpfs costs nothing and would flatter both.
+DATA_PARENT=${COMPARE_TMPDIR:-/var/tmp}
+if [ "$(stat -f -c %T "$DATA_PARENT")" = tmpfs ]; then
+	echo "compare.sh: $DATA_PARENT is a tmpfs; set COMPARE_TMPDIR to a directory on the disk to measure" >&2
+	exit 2
+fi
+TMP=$(mktemp -d "$DATA_PARENT/qcompare.XXXXXX")
 STARTED_PIDS=()
-declare -A PIDS=()   # system -> "pid pid pid"
-declare -A EPS=()    # system -> client URLs, comma-separated
-declare -A DOWN=()   # system -> why it is not measured (empty: measured)
+declare -A PIDS=()   # cluster label -> "pid pid ..."
+declare -A EPS=()    # cluster label -> client URLs, comma-separated
+declare -A DOWN=()   # cluster label -> why it is not measured (empty: measured)
 
 cleanup() {
 	local rc=$? p
@@ -81,46 +119,88 @@ trap 'exit 143' TERM
 
 log() { printf '[%s compare] %s\n' "$(date +%T)" "$*" >&2; }
 
-# start_cluster SYSTEM BINARY BASE [extra flags per member, with @DIR@ for the member's data dir]
-# Both binaries take etcd's flags; member i listens for clients on BASE+10i+1 and peers on BASE+10i+2.
+# Port blocks, one per cluster so that a cluster never binds a port the previous one just closed:
+# member i of a cluster listens for clients on BLOCK+10i+1 and for peers on BLOCK+10i+2 (i = 1..5).
+declare -A BLOCK=([etcd3]=0 [quorumd3]=100 [etcd1]=200 [quorumd1]=300 [etcd5]=400 [quorumd5]=500)
+# Ports in 5xxxx lie in Linux's ephemeral range, so a client connection can hold one for a while: take the
+# first base (stepping by 1000) where none of the clusters' ports is in use (TCP, or UDP for quorumd's peers).
+port_busy() { [ -n "$(ss -Htuan exclude time-wait "( sport = :$1 )" 2>/dev/null)" ]; }
+for ((try = 0; try < 8; try++)); do
+	busy=0
+	for b in "${BLOCK[@]}"; do
+		for ((m = 1; m <= 5; m++)); do
+			if port_busy $((BASE + b + 10 * m + 1)) || port_busy $((BASE + b + 10 * m + 2)); then busy=1; break 2; fi
+		done
+	done
+	[ "$busy" = 1 ] || break
+	BASE=$((BASE + 1000))
+done
+
+# start_cluster LABEL SYSTEM SIZE: members LABEL-1 .. LABEL-SIZE, etcd's flags for both binaries.
 start_cluster() {
-	local sys=$1 bin=$2 base=$3 extra=${4:-} ic="" eps="" i pids=""
-	for i in 1 2 3; do
-		ic+="${ic:+,}$sys$i=http://127.0.0.1:$((base + 10 * i + 2))"
+	local label=$1 sys=$2 size=$3 base=$((BASE + ${BLOCK[$1]})) ic="" eps="" i pids="" bin extra
+	if [ "$sys" = etcd ]; then
+		bin=$ETCD
+		# 8 GiB quota: the 64 KiB value loads write a few GiB of revisions, and etcd's default 2 GiB quota
+		# would turn them into "database space exceeded" errors rather than a measurement.
+		extra="--logger=zap --log-outputs=stderr --quota-backend-bytes=8589934592"
+	else
+		bin=$QD
+		extra="--dataplane=udp"
+	fi
+	for ((i = 1; i <= size; i++)); do
+		ic+="${ic:+,}$label-$i=http://127.0.0.1:$((base + 10 * i + 2))"
 		eps+="${eps:+,}http://127.0.0.1:$((base + 10 * i + 1))"
 	done
-	for i in 1 2 3; do
-		local dir=$TMP/$sys$i
+	for ((i = 1; i <= size; i++)); do
+		local dir=$TMP/$label-$i
 		mkdir -p "$dir"
 		# shellcheck disable=SC2086
-		"$bin" --name "$sys$i" --data-dir "$dir" \
+		"$bin" --name "$label-$i" --data-dir "$dir" \
 			--listen-client-urls "http://127.0.0.1:$((base + 10 * i + 1))" \
 			--advertise-client-urls "http://127.0.0.1:$((base + 10 * i + 1))" \
 			--listen-peer-urls "http://127.0.0.1:$((base + 10 * i + 2))" \
 			--initial-advertise-peer-urls "http://127.0.0.1:$((base + 10 * i + 2))" \
-			--initial-cluster-token "compare-$sys" --initial-cluster "$ic" --initial-cluster-state new \
-			${extra//@DIR@/$dir} >"$TMP/$sys$i.log" 2>&1 &
+			--initial-cluster-token "compare-$label" --initial-cluster "$ic" --initial-cluster-state new \
+			$extra >"$TMP/$label-$i.log" 2>&1 &
 		STARTED_PIDS+=("$!")
 		pids+="$! "
 	done
-	PIDS[$sys]=$pids
-	EPS[$sys]=$eps
+	PIDS[$label]=$pids
+	EPS[$label]=$eps
 }
 
-# wait_ready SYSTEM: every member answers Maintenance.Status and one is the leader, within 30 s.
-# Otherwise records in DOWN why the system is not measured.
+# stop_cluster LABEL: SIGTERM, up to 5 s to exit, then SIGKILL; its data dirs removed (logs kept until the end).
+stop_cluster() {
+	local label=$1 p i
+	for p in ${PIDS[$label]}; do kill -TERM "$p" 2>/dev/null || true; done
+	for ((i = 0; i < 50; i++)); do
+		local alive=0
+		for p in ${PIDS[$label]}; do kill -0 "$p" 2>/dev/null && alive=1; done
+		[ "$alive" = 1 ] || break
+		sleep 0.1
+	done
+	for p in ${PIDS[$label]}; do
+		kill -9 "$p" 2>/dev/null || true
+		wait "$p" 2>/dev/null || true
+	done
+	rm -rf "${TMP:?}/$label"-[0-9]
+}
+
+# wait_ready LABEL: every member answers Maintenance.Status and one is the leader, within 30 s.
+# Otherwise records in DOWN why the cluster is not measured.
 wait_ready() {
-	local sys=$1 i out="" p
+	local label=$1 i out="" p
 	for ((i = 0; i < 60; i++)); do
-		for p in ${PIDS[$sys]}; do
+		for p in ${PIDS[$label]}; do
 			if ! kill -0 "$p" 2>/dev/null; then
-				DOWN[$sys]="a member exited at start: $(grep -m1 -iE 'fatal|error|panic' "$TMP/$sys"*.log | cut -c1-200)"
+				DOWN[$label]="a member exited at start: $(grep -h -m1 -iE 'fatal|error|panic' "$TMP/$label"-*.log | head -n 1 | cut -c1-200)"
 				return
 			fi
 		done
-		if out=$("$QB" --endpoints="${EPS[$sys]}" --dial-timeout=1s status --json 2>&1) &&
-			[ "$(jq '[.endpoints[] | select(.is_leader)] | length' <<<"$out")" = 1 ]; then
-			DOWN[$sys]=""
+		if out=$("$QB" --endpoints="${EPS[$label]}" --dial-timeout=1s status --json 2>&1) &&
+			[ "$(jq '[.endpoints[] | select(.is_leader)] | length' <<<"$out" 2>/dev/null)" = 1 ]; then
+			DOWN[$label]=""
 			return
 		fi
 		sleep 0.5
@@ -128,10 +208,10 @@ wait_ready() {
 	local why
 	why=$(jq -r '[.endpoints[] | select(.ok | not) | "\(.endpoint): \(.code) \(.message)"] | first // "no leader"' \
 		<<<"$out" 2>/dev/null || echo "$out")
-	DOWN[$sys]="Maintenance.Status fails ($why): no etcd v3 gRPC API to measure"
+	DOWN[$label]="Maintenance.Status fails ($why)"
 }
 
-# cpu_ticks SYSTEM: utime + stime of its members, in clock ticks.
+# cpu_ticks LABEL: utime + stime of its members, in clock ticks.
 cpu_ticks() {
 	local p total=0 f
 	for p in ${PIDS[$1]}; do
@@ -143,110 +223,390 @@ cpu_ticks() {
 }
 HZ=$(getconf CLK_TCK)
 
+# ---- the loads ----
 # The range loads read one printable key holding 256 bytes, written with etcdctl before them (quorum-bench's
 # own keys are etcd's benchmark keys, binary varints that a shell argument cannot carry).
 RANGE_KEY=compare-range-key
-# The loads: name | quorum-bench arguments (endpoints are added). Each runs on both systems.
-N1=${COMPARE_N1:-10000} N2=${COMPARE_N2:-100000}
-[ "$QUICK" = 1 ] && N1=1000 N2=10000
-LOADS=(
-	"put 1 client, 1 conn|--target-leader --conns=1 --clients=1 put --key-size=8 --sequential-keys --val-size=256 --total=$N1"
-	"put 1000 clients, 100 conns|--target-leader --conns=100 --clients=1000 put --key-size=8 --sequential-keys --val-size=256 --total=$N2"
-	"put 1000/100, all members|--conns=100 --clients=1000 put --key-size=8 --sequential-keys --val-size=256 --total=$N2"
-	"range l 1 client|--conns=1 --clients=1 range $RANGE_KEY --consistency=l --total=$N1"
-	"range l 1000/100|--conns=100 --clients=1000 range $RANGE_KEY --consistency=l --total=$N2"
-	"range s 1 client|--conns=1 --clients=1 range $RANGE_KEY --consistency=s --total=$N1"
-	"range s 1000/100|--conns=100 --clients=1000 range $RANGE_KEY --consistency=s --total=$N2"
-	"txn (CAS) 256/32|--target-leader --conns=32 --clients=256 txn --val-size=256 --total=$N2"
-	"mixed 90% s-reads 256/32|--conns=32 --clients=256 mixed --read-ratio=0.9 --consistency=s --key-space=10000 --val-size=256 --total=$N2"
-)
+D="--duration=${SECS}s"
+PUT="put --key-size=8 --sequential-keys"
+declare -A NAME=() ARGS=() SIZE=()
+ORDER=()
+# load ID MEMBERS NAME ARGS: one closed-loop quorum-bench run against each system (endpoints are added).
+load() { ORDER+=("$1"); SIZE[$1]=$2; NAME[$1]=$3; ARGS[$1]="$D $4"; }
+load put1     3 "put 1 client, 1 conn"         "--target-leader --conns=1 --clients=1 $PUT --val-size=256"
+load put1000  3 "put 1000 clients, 100 conns"  "--target-leader --conns=100 --clients=1000 $PUT --val-size=256"
+load putall   3 "put 1000/100, all members"    "--conns=100 --clients=1000 $PUT --val-size=256"
+load rl1      3 "range l 1 client"             "--conns=1 --clients=1 range $RANGE_KEY --consistency=l"
+load rl1000   3 "range l 1000/100"             "--conns=100 --clients=1000 range $RANGE_KEY --consistency=l"
+load rs1      3 "range s 1 client"             "--conns=1 --clients=1 range $RANGE_KEY --consistency=s"
+load rs1000   3 "range s 1000/100"             "--conns=100 --clients=1000 range $RANGE_KEY --consistency=s"
+load txn      3 "txn (CAS) 256/32"             "--target-leader --conns=32 --clients=256 txn --val-size=256"
+load mixed    3 "mixed 90% s-reads 256/32"     "--conns=32 --clients=256 mixed --read-ratio=0.9 --consistency=s --key-space=10000 --val-size=256"
+# Client sweep (put, leader, 256 B values); 1 and 1,000 clients are put1 and put1000.
+load put8     3 "put 8 clients, 8 conns"       "--target-leader --conns=8 --clients=8 $PUT --val-size=256"
+load put64    3 "put 64 clients, 16 conns"     "--target-leader --conns=16 --clients=64 $PUT --val-size=256"
+load put256   3 "put 256 clients, 32 conns"    "--target-leader --conns=32 --clients=256 $PUT --val-size=256"
+# Value-size sweep at 256 clients / 32 conns; 256 B is put256.
+load val16    3 "put 16 B values, 256/32"      "--target-leader --conns=32 --clients=256 $PUT --val-size=16"
+load val4k    3 "put 4 KiB values, 256/32"     "--target-leader --conns=32 --clients=256 $PUT --val-size=4096"
+load val64k   3 "put 64 KiB values, 256/32"    "--target-leader --conns=32 --clients=256 $PUT --val-size=65536"
+# Cluster sizes (put 1,000/100 to the leader); 3 is put1000.
+load size1    1 "1 member: put 1000/100"       "--target-leader --conns=100 --clients=1000 $PUT --val-size=256"
+load size5    5 "5 members: put 1000/100"      "--target-leader --conns=100 --clients=1000 $PUT --val-size=256"
+SWEEP_CLIENTS=("1 put1" "8 put8" "64 put64" "256 put256" "1000 put1000")
+SWEEP_VALUES=("16 val16" "256 put256" "4096 val4k" "65536 val64k")
+SWEEP_SIZES=("1 size1" "3 put1000" "5 size5")
 
-declare -A RESULT=()  # "system|load index" -> "throughput p50 p99 failed cpu_per_1000"
+declare -A RESULT=()  # "system|id" -> "throughput p50 p99 p999 failed cpu_per_1000"
+declare -A OPEN=()    # system -> the same fields for the open-loop run
+declare -A PERF=()    # system -> "verdict throughput slowest stddev cpu_per_1000" of etcdctl check perf
 NOTES=()              # failures worth a line under the table
 
+# bench SYSTEM LABEL ID ARGS...: one quorum-bench run; sets LAST to the RESULT fields, or to "error" with a
+# note (not a command substitution: NOTES must survive).
+LAST=""
+bench() {
+	local sys=$1 label=$2 id=$3 json t0 t1 ok
+	shift 3
+	LAST=error
+	t0=$(cpu_ticks "$label")
+	# A hung server cannot stall the run: quorum-bench's own per-request deadline is 30 s, and the whole
+	# run gets its duration plus a minute.
+	if ! json=$(timeout -k 5 $((SECS + 60)) "$QB" --endpoints="${EPS[$label]}" --progress=false --json "$@" \
+		2>"$TMP/qb.err"); then
+		NOTES+=("$sys, $id: quorum-bench failed: $(tail -n 1 "$TMP/qb.err")")
+		return
+	fi
+	t1=$(cpu_ticks "$label")
+	jq -c --arg sys "$sys" --arg id "$id" --argjson members "${SIZE[$id]:-3}" \
+		--argjson cpu "$(awk -v t=$((t1 - t0)) -v hz="$HZ" 'BEGIN { printf "%.3f", t / hz }')" \
+		'{system: $sys, load: $id, members: $members, server_cpu_s: $cpu} + .' <<<"$json" >>"$RAW"
+	ok=$(jq .ok <<<"$json")
+	if [ "$ok" -eq 0 ]; then
+		NOTES+=("$sys, $id: no request succeeded: $(jq -r '.error_details[0] | "\(.count) x \(.name): \(.message)"' <<<"$json")")
+		return
+	fi
+	if [ "$(jq .failed <<<"$json")" -gt 0 ]; then
+		NOTES+=("$sys, $id: $(jq -r '[.error_details[] | "\(.count) x \(.name): \(.message)"] | join("; ")' <<<"$json")")
+	fi
+	LAST=$(jq -r --argjson cpu $((t1 - t0)) --argjson hz "$HZ" \
+		'"\(.throughput) \(.latency_ms.p50) \(.latency_ms.p99) \(.latency_ms.p999) \(.failed) \($cpu / $hz * 1000 / .ok)"' \
+		<<<"$json")
+}
+
+# check_perf SYSTEM LABEL: etcdctl check perf --load=m (1,000 writes/s offered by 200 clients for 60 s;
+# 256-byte keys, 1 KiB values). Its verdict lines are parsed; it exits 1 on FAIL, which is a result here.
+check_perf() {
+	local sys=$1 label=$2 out t0 t1 verdict thr slow sd
+	t0=$(cpu_ticks "$label")
+	out=$(ETCDCTL_API=3 timeout -k 5 150 etcdctl --endpoints="${EPS[$label]}" --command-timeout=30s \
+		check perf --load=m 2>&1 | tr '\r' '\n') || true
+	t1=$(cpu_ticks "$label")
+	printf '%s\n' "$out" >"$OUT/check-perf-$sys.txt"
+	verdict=$(grep -E '^(PASS|FAIL)$' <<<"$out" | tail -n 1 || true)
+	thr=$(grep -oE 'Throughput (is|too low:) [0-9]+' <<<"$out" | grep -oE '[0-9]+$' || true)
+	slow=$(grep -oE 'Slowest request took( too long:)? [0-9.]+s?' <<<"$out" | grep -oE '[0-9.]+s?$' || true)
+	sd=$(grep -oE 'Stddev (is|too high:) [0-9.]+s?' <<<"$out" | grep -oE '[0-9.]+s?$' || true)
+	if [ -z "$verdict" ] || [ -z "$thr" ]; then
+		NOTES+=("$sys, etcdctl check perf: no verdict: $(grep -v '^ *$' <<<"$out" | tail -n 1 | cut -c1-200)")
+		PERF[$sys]="error"
+		return
+	fi
+	PERF[$sys]="$verdict $thr ${slow:--} ${sd:--} $(awk -v t=$((t1 - t0)) -v hz="$HZ" -v n="$thr" \
+		'BEGIN { if (n > 0) printf "%.3f", t / hz * 1000 / (n * 60); else printf "-" }')"
+}
+
+# measure SYSTEM: every load of the system, one cluster at a time.
 measure() {
-	local sys=$1 i name args json t0 t1 ok
-	for i in "${!LOADS[@]}"; do
-		name=${LOADS[$i]%%|*}
-		args=${LOADS[$i]#*|}
-		log "$sys: $name"
-		t0=$(cpu_ticks "$sys")
-		# shellcheck disable=SC2086
-		if ! json=$("$QB" --endpoints="${EPS[$sys]}" --progress=false --json $args 2>"$TMP/qb.err"); then
-			RESULT[$sys|$i]="error"
-			NOTES+=("$sys, $name: quorum-bench failed: $(tail -n 1 "$TMP/qb.err")")
+	local sys=$1 id label size
+	for size in 3 1 5; do
+		label=$sys$size
+		log "$sys: starting $size member(s)"
+		start_cluster "$label" "$sys" "$size"
+		wait_ready "$label"
+		if [ -n "${DOWN[$label]}" ]; then
+			log "$sys, $size member(s): not measured: ${DOWN[$label]}"
+			NOTES+=("$sys, $size member(s): not measured: ${DOWN[$label]}")
+			stop_cluster "$label"
+			[ "$size" = 3 ] && DOWN[$sys]=${DOWN[$label]}
 			continue
 		fi
-		t1=$(cpu_ticks "$sys")
-		[ -z "$OUT" ] || printf '%s\n' "$json" >"$OUT/$sys-$i.json"
-		ok=$(jq .ok <<<"$json")
-		RESULT[$sys|$i]=$(jq -r --argjson cpu "$(( t1 - t0 ))" --argjson hz "$HZ" \
-			'"\(.throughput) \(.latency_ms.p50) \(.latency_ms.p99) \(.failed) \(if .ok > 0 then ($cpu / $hz * 1000 / .ok) else 0 end)"' \
-			<<<"$json")
-		if [ "$ok" -eq 0 ]; then
-			RESULT[$sys|$i]="error"
-			NOTES+=("$sys, $name: no request succeeded: $(jq -r '.error_details[0] | "\(.count) x \(.name): \(.message)"' <<<"$json")")
-		elif [ "$(jq .failed <<<"$json")" -gt 0 ]; then
-			NOTES+=("$sys, $name: $(jq -r '[.error_details[] | "\(.count) x \(.name): \(.message)"] | join("; ")' <<<"$json")")
+		if [ "$size" = 3 ]; then
+			# The 256-byte value the range loads read.
+			ETCDCTL_API=3 etcdctl --endpoints="${EPS[$label]}" put "$RANGE_KEY" \
+				"$(head -c 256 /dev/zero | tr '\0' v)" >/dev/null 2>"$TMP/etcdctl.err" ||
+				log "$sys: etcdctl put $RANGE_KEY failed: $(cat "$TMP/etcdctl.err")"
 		fi
+		for id in "${ORDER[@]}"; do
+			[ "${SIZE[$id]}" = "$size" ] || continue
+			log "$sys: ${NAME[$id]}"
+			# shellcheck disable=SC2086
+			bench "$sys" "$label" "$id" ${ARGS[$id]}
+			RESULT[$sys|$id]=$LAST
+		done
+		if [ "$size" = 3 ]; then
+			open_loop "$sys" "$label"
+			if [ "$CHECK_PERF" = 1 ]; then
+				log "$sys: etcdctl check perf --load=m (60 s)"
+				check_perf "$sys" "$label"
+			fi
+		fi
+		stop_cluster "$label"
 	done
 }
 
-# Ports in 5xxxx lie in Linux's ephemeral range, so a client connection can hold one for a while: take the
-# first base (stepping by 1000) whose twelve ports nobody uses.
-port_busy() { [ -n "$(ss -Htan exclude time-wait "( sport = :$1 )" 2>/dev/null)" ]; }
-for ((try = 0; try < 8; try++)); do
-	busy=0
-	for off in 11 12 21 22 31 32 111 112 121 122 131 132; do
-		if port_busy $((BASE + off)); then busy=1; break; fi
-	done
-	[ "$busy" = 1 ] || break
-	BASE=$((BASE + 1000))
-done
-log "starting etcd ($("$ETCD" --version | head -n 1)) under $TMP, ports $BASE+"
-start_cluster etcd "$ETCD" $((BASE)) "--logger=zap --log-outputs=stderr"
-log "starting quorumd ($QD)"
-start_cluster quorumd "$QD" $((BASE + 100)) "--control-socket @DIR@/control.sock"
-wait_ready etcd
-wait_ready quorumd
-
-for sys in etcd quorumd; do
-	if [ -n "${DOWN[$sys]:-}" ]; then
-		log "$sys is not measured: ${DOWN[$sys]}"
-		continue
+# open_loop SYSTEM LABEL: put at RATE/s on a fixed schedule (1,000 clients only cap what is in flight),
+# latency from each request's due time; the CDF goes to cdf-SYSTEM.dat for the plot.
+RATE=""
+open_loop() {
+	local sys=$1 label=$2 sat
+	if [ -z "$RATE" ]; then
+		# etcd's saturation rate: its closed-loop put 1,000/100 throughput of this run. Only when etcd could
+		# not be measured does quorumd's own stand in (said under the table).
+		sat=$(cut -d' ' -f1 <<<"${RESULT[etcd|put1000]:-error}")
+		RATE_FROM="etcd's put 1000/100 throughput in this run"
+		if ! [[ "$sat" =~ ^[0-9.]+$ ]]; then
+			sat=$(cut -d' ' -f1 <<<"${RESULT[$sys|put1000]:-error}")
+			RATE_FROM="$sys's own put 1000/100 throughput (etcd's is missing)"
+		fi
+		if ! [[ "$sat" =~ ^[0-9.]+$ ]]; then
+			NOTES+=("open loop: no saturation rate measured, not run")
+			return
+		fi
+		RATE=$(awk -v s="$sat" 'BEGIN { r = int(s / 2); if (r < 1) r = 1; print r }')
 	fi
-	# The 256-byte value the range loads read.
-	ETCDCTL_API=3 etcdctl --endpoints="${EPS[$sys]}" put "$RANGE_KEY" "$(head -c 256 /dev/zero | tr '\0' v)" \
-		>/dev/null 2>"$TMP/etcdctl.err" || log "$sys: etcdctl put $RANGE_KEY failed: $(cat "$TMP/etcdctl.err")"
-	measure "$sys"
+	log "$sys: open-loop put at $RATE/s"
+	SIZE[open]=3
+	# shellcheck disable=SC2086
+	bench "$sys" "$label" open --target-leader --conns=100 --clients=1000 "--rate=$RATE" \
+		"--duration=${SECS}s" "--cdf-out=$OUT/cdf-$sys.dat" $PUT --val-size=256
+	OPEN[$sys]=$LAST
+}
+
+# ---- run ----
+FSTYPE=$(df --output=fstype "$TMP" | tail -n 1)
+log "results in $OUT; data under $TMP ($FSTYPE); ports $BASE+; $SECS s per load"
+# The bare-fdatasync reference, before any cluster runs: appending (each sync also commits the file size)
+# and overwriting blocks already on disk (data and cache flush only, the cheapest durable write). The goal
+# row compares with the lower p50 of the two, the stricter floor.
+declare -A FSYNC=()
+FSYNC_P50=""
+for mode in append overwrite; do
+	log "bare write + fdatasync in $TMP ($mode)"
+	FSYNC[$mode]=$("$FP" --mode "$mode" --count 2000 --max-seconds 2 "$TMP" || true)
+	[ -n "${FSYNC[$mode]}" ] || continue
+	printf '%s\n' "${FSYNC[$mode]}" | jq -c '{system: "disk", load: "fsync-probe"} + .' >>"$RAW"
+	p=$(jq .p50_ms <<<"${FSYNC[$mode]}")
+	if [ -z "$FSYNC_P50" ] || awk -v a="$p" -v b="$FSYNC_P50" 'BEGIN { exit !(a < b) }'; then FSYNC_P50=$p; fi
 done
+log "etcd $ETCD_VERSION: $ETCD"
+measure etcd
+log "quorumd: $QD"
+measure quorumd
 
 # ---- the table ----
-cell() { # SYSTEM INDEX FIELD(1..5)
-	local r=${RESULT[$1|$2]:-}
-	if [ -n "${DOWN[$1]:-}" ]; then echo "n/a"; elif [ -z "$r" ] || [ "$r" = error ]; then echo "error"; else
-		echo "$r" | cut -d' ' -f"$3"; fi
+# The table is built from many small cells; these helpers stay in bash (no fork per cell), since each fork
+# costs tens of milliseconds on a loaded 2-core machine.
+field() { # SYSTEM ID FIELD(1..6): a RESULT field, "n/a" when the system was not measured, "error" when the run failed
+	local r=${RESULT[$1|$2]:-} f
+	[ "$2" = open ] && r=${OPEN[$1]:-}
+	if [ -n "${DOWN[$1${SIZE[$2]:-3}]:-}" ]; then echo "n/a"; elif [ -z "$r" ] || [ "$r" = error ]; then echo "error"; else
+		read -r -a f <<<"$r"
+		echo "${f[$3 - 1]}"
+	fi
 }
+isnum() { [[ "$1" =~ ^[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]+)?$ ]]; }
 ratio() { # A B: B / A, or - when either is missing
-	awk -v a="$1" -v b="$2" 'BEGIN { if (a+0 > 0 && b ~ /^[0-9.]+$/) printf "%.2f", b / a; else printf "-" }'
+	if isnum "$1" && isnum "$2"; then
+		awk -v a="$1" -v b="$2" 'BEGIN { if (a + 0 > 0) printf "%.2f", b / a; else printf "-" }'
+	else printf -- "-"; fi
 }
-echo
-printf 'quorum-bench: etcd %s vs quorumd, 3 members each on loopback, %s cores, %s\n' \
-	"$("$ETCD" --version | head -n 1 | awk '{print $3}')" "$(nproc)" "$(date -u +%FT%TZ)"
-printf '%-28s | %10s %10s %7s | %16s %16s | %12s %12s\n' "load" "etcd op/s" "quorumd" "ratio" "etcd p50/p99 ms" \
-	"quorumd p50/p99" "etcd cpu/1k" "quorumd"
-printf '%s\n' "$(printf '%.0s-' {1..128})"
-for i in "${!LOADS[@]}"; do
-	name=${LOADS[$i]%%|*}
-	e=$(cell etcd "$i" 1)
-	q=$(cell quorumd "$i" 1)
-	printf '%-28s | %10s %10s %7s | %16s %16s | %12s %12s\n' "$name" "$e" "$q" "$(ratio "$e" "$q")" \
-		"$(cell etcd "$i" 2)/$(cell etcd "$i" 3)" "$(cell quorumd "$i" 2)/$(cell quorumd "$i" 3)" \
-		"$(cell etcd "$i" 5 | awk '{ if ($1 ~ /^[0-9.]+$/) printf "%.3f s", $1; else print $1 }')" \
-		"$(cell quorumd "$i" 5 | awk '{ if ($1 ~ /^[0-9.]+$/) printf "%.3f s", $1; else print $1 }')"
-done
-for note in "${NOTES[@]}"; do printf '%s\n' "$note"; done
-for sys in etcd quorumd; do
-	[ -z "${DOWN[$sys]:-}" ] || printf '%s: not measured: %s\n' "$sys" "${DOWN[$sys]}"
-done
-echo "ratio = quorumd / etcd throughput; cpu/1k = the three members' CPU seconds per 1,000 successful requests"
+num() { # NUMBER [DECIMALS]: at most DECIMALS (3) decimals without trailing zeros, or the word as it is
+	local s
+	if isnum "$1"; then
+		printf -v s "%.${2:-3}f" "$1"
+		if [[ "$s" == *.* ]]; then s=${s%"${s##*[!0]}"}; s=${s%.}; fi
+		echo "$s"
+	else echo "$1"; fi
+}
+secs() { if isnum "$1"; then printf '%.3f s' "$1"; else echo "$1"; fi; }
+ROWFMT='%-30s | %10s %10s %6s | %17s %17s | %9s %9s\n'
+row() { # ID
+	local id=$1 e q
+	e=$(field etcd "$id" 1)
+	q=$(field quorumd "$id" 1)
+	# shellcheck disable=SC2059
+	printf "$ROWFMT" "${NAME[$id]}" "$(num "$e" 0)" "$(num "$q" 0)" "$(ratio "$e" "$q")" \
+		"$(num "$(field etcd "$id" 2)")/$(num "$(field etcd "$id" 3)")" \
+		"$(num "$(field quorumd "$id" 2)")/$(num "$(field quorumd "$id" 3)")" \
+		"$(secs "$(field etcd "$id" 6)")" "$(secs "$(field quorumd "$id" 6)")"
+}
+rule() { printf '%s\n' "$(printf '%.0s-' {1..122})"; }
+section() { printf '%s\n' "-- $* --"; }
+verdict() { # VALUE OP LIMIT: met / not met / - (for the goals block; nothing fails on it)
+	awk -v v="$1" -v op="$2" -v l="$3" 'BEGIN { if (v !~ /^[0-9.]+$/) { print "-"; exit }
+		ok = (op == ">=") ? (v + 0 >= l + 0) : (v + 0 <= l + 0); print ok ? "met" : "not met" }'
+}
+
+table() {
+	local id e q spec
+	printf 'etcd %s vs quorumd (--dataplane=udp), one system at a time on loopback, %s cores, %s\n' \
+		"$ETCD_VERSION" "$(nproc)" "$(date -u +%FT%TZ)"
+	printf 'command: %s   (%s s per load; data on %s, %s; load average at the end: %s)\n' "$COMMAND_LINE" "$SECS" \
+		"$(df --output=source "$TMP" | tail -n 1)" "$FSTYPE" "$(cut -d' ' -f1-3 /proc/loadavg)"
+	local mode
+	for mode in append overwrite; do
+		[ -n "${FSYNC[$mode]:-}" ] || { echo "bare fdatasync ($mode): fsync-probe failed"; continue; }
+		printf 'bare 4 KiB %-9s + fdatasync in the data dir (fsync-probe, %s samples): p50 %s ms, p99 %s ms\n' "$mode" \
+			"$(jq .count <<<"${FSYNC[$mode]}")" "$(jq .p50_ms <<<"${FSYNC[$mode]}")" "$(jq .p99_ms <<<"${FSYNC[$mode]}")"
+	done
+	echo
+	# shellcheck disable=SC2059
+	printf "$ROWFMT" "load (3 members unless said)" "etcd op/s" "quorumd" "ratio" "etcd p50/p99 ms" "quorumd p50/p99" \
+		"etcd cpu/1k" "quorumd"
+	rule
+	section "etcd's published set: 8 B keys, 256 B values"
+	for id in put1 put1000 putall rl1 rl1000 rs1 rs1000; do row "$id"; done
+	section "txn and mixed"
+	for id in txn mixed; do row "$id"; done
+	section "client sweep: put to the leader, 256 B values"
+	for spec in "${SWEEP_CLIENTS[@]}"; do row "${spec#* }"; done
+	section "value-size sweep: put to the leader, 256 clients / 32 conns"
+	for spec in "${SWEEP_VALUES[@]}"; do row "${spec#* }"; done
+	section "cluster size: put to the leader, 1000 clients / 100 conns"
+	for spec in "${SWEEP_SIZES[@]}"; do row "${spec#* }"; done
+	rule
+	if [ -n "$RATE" ]; then
+		printf 'open loop: put at %s/s (50%% of %s), 1000 clients cap, leader\n' "$RATE" "$RATE_FROM"
+		printf '  %-8s %10s %10s %10s %10s %10s %9s\n' "" "done op/s" "p50 ms" "p99 ms" "p99.9 ms" "failed" "cpu/1k"
+		for s in etcd quorumd; do
+			printf '  %-8s %10s %10s %10s %10s %10s %9s\n' "$s" "$(num "$(field "$s" open 1)" 0)" \
+				"$(num "$(field "$s" open 2)")" "$(num "$(field "$s" open 3)")" "$(num "$(field "$s" open 4)")" \
+				"$(field "$s" open 5)" "$(secs "$(field "$s" open 6)")"
+		done
+		printf '  %-8s %10s %10s %10s %10s\n' "ratio" "" "$(ratio "$(field etcd open 2)" "$(field quorumd open 2)")" \
+			"$(ratio "$(field etcd open 3)" "$(field quorumd open 3)")" "$(ratio "$(field etcd open 4)" "$(field quorumd open 4)")"
+	fi
+	if [ "$CHECK_PERF" = 1 ]; then
+		echo "etcdctl check perf --load=m (1000 writes/s offered by 200 clients, 60 s; 256 B keys, 1 KiB values):"
+		for s in etcd quorumd; do
+			local p=${PERF[$s]:-}
+			if [ -n "${DOWN[${s}3]:-}" ]; then printf '  %-8s n/a\n' "$s"
+			elif [ -z "$p" ] || [ "$p" = error ]; then printf '  %-8s error\n' "$s"
+			else
+				read -r v t sl sd c <<<"$p"
+				printf '  %-8s %s: %s writes/s, slowest %s, stddev %s, cpu/1k %s\n' "$s" "$v" "$t" "$sl" "$sd" "$(secs "$c")"
+			fi
+		done
+	else
+		echo "etcdctl check perf --load=m: skipped (--quick or --no-check-perf)"
+	fi
+	rule
+	# The issue's goals, each with the figure of this run that bears on it. Informational: nothing fails on it.
+	local fs_p50=${FSYNC_P50:--} q1 e1
+	q1=$(field quorumd put1 2)
+	e1=$(field etcd put1 2)
+	printf '%-54s %8s   %s\n' "goals (issue 7; informational, nothing fails on them)" measured goal
+	g() { printf '  %-52s %8s   %-8s %s\n' "$1" "$2" "$3 $4" "$(verdict "$2" "$3" "$4")"; }
+	g "put 1000/100 writes/s, quorumd / etcd" "$(ratio "$(field etcd put1000 1)" "$(field quorumd put1000 1)")" ">=" 10
+	g "put 1 client p50, quorumd / etcd" "$(ratio "$e1" "$q1")" "<=" 0.5
+	g "put 1 client p50 of quorumd / bare fdatasync p50" "$(ratio "$fs_p50" "$q1")" "<=" 1.5
+	g "open-loop p99 at 50% of etcd's rate, quorumd / etcd" "$(ratio "$(field etcd open 3)" "$(field quorumd open 3)")" "<=" 0.333
+	g "range s 1000/100 reads/s, quorumd / etcd" "$(ratio "$(field etcd rs1000 1)" "$(field quorumd rs1000 1)")" ">=" 5
+	g "range l 1000/100 reads/s, quorumd / etcd" "$(ratio "$(field etcd rl1000 1)" "$(field quorumd rl1000 1)")" ">=" 5
+	g "CPU per write (put 1000/100 cpu/1k), quorumd / etcd" "$(ratio "$(field etcd put1000 6)" "$(field quorumd put1000 6)")" "<=" 0.25
+	rule
+	for note in "${NOTES[@]}"; do printf 'note: %s\n' "$note"; done
+	for s in etcd quorumd; do
+		[ -z "${DOWN[$s]:-}" ] || printf '%s: not measured: %s\n' "$s" "${DOWN[$s]}"
+	done
+	echo "ratio = quorumd / etcd; op/s counts successful requests; cpu/1k = CPU seconds (user + system, all members"
+	echo "of the cluster, from /proc) per 1,000 successful requests; open loop: latency from each request's due time"
+}
+
+# ---- plots ----
+plots() {
+	local spec term
+	{
+		echo "# clients etcd_ops quorumd_ops"
+		for spec in "${SWEEP_CLIENTS[@]}"; do
+			echo "${spec% *} $(field etcd "${spec#* }" 1) $(field quorumd "${spec#* }" 1)"
+		done
+	} >"$OUT/clients.dat"
+	{
+		echo "# value_bytes etcd_ops quorumd_ops"
+		for spec in "${SWEEP_VALUES[@]}"; do
+			echo "${spec% *} $(field etcd "${spec#* }" 1) $(field quorumd "${spec#* }" 1)"
+		done
+	} >"$OUT/values.dat"
+	# pngcairo draws anti-aliased lines; plain png (libgd) is there when cairo is not.
+	if gnuplot -e 'set terminal' 2>&1 | grep -q pngcairo; then term="pngcairo size 900,560 font 'sans,10'"; else term="png size 900,560"; fi
+	cat >"$OUT/plots.gp" <<-EOF
+		# gnuplot script written by bench/compare.sh ($RUN_ID); run it in this folder to redraw.
+		set terminal $term
+		set datafile missing '-'
+		set grid
+		set key top left
+		set title "put to the leader, 8 B keys, 256 B values, 3 members ($SECS s per point)"
+		set output 'throughput_vs_clients.png'
+		set logscale x
+		set xlabel 'clients in flight'
+		set ylabel 'committed writes / s'
+		set yrange [0:*]
+		plot 'clients.dat' using 1:(strcol(2) eq 'n/a' || strcol(2) eq 'error' ? NaN : \$2) with linespoints lw 2 pt 7 title 'etcd $ETCD_VERSION', \
+		     '' using 1:(strcol(3) eq 'n/a' || strcol(3) eq 'error' ? NaN : \$3) with linespoints lw 2 pt 5 title 'quorumd'
+		set title "put to the leader, 256 clients / 32 conns, 3 members ($SECS s per point)"
+		set output 'throughput_vs_value_size.png'
+		set xlabel 'value size (bytes)'
+		set ylabel 'committed writes / s'
+		set logscale y
+		set yrange [*:*]
+		plot 'values.dat' using 1:(strcol(2) eq 'n/a' || strcol(2) eq 'error' ? NaN : \$2) with linespoints lw 2 pt 7 title 'etcd $ETCD_VERSION', \
+		     '' using 1:(strcol(3) eq 'n/a' || strcol(3) eq 'error' ? NaN : \$3) with linespoints lw 2 pt 5 title 'quorumd'
+		unset logscale y
+	EOF
+	if [ -s "$OUT/cdf-etcd.dat" ] || [ -s "$OUT/cdf-quorumd.dat" ]; then
+		local cdfs="" s
+		for s in etcd quorumd; do
+			[ -s "$OUT/cdf-$s.dat" ] || continue
+			cdfs+="${cdfs:+, }'cdf-$s.dat' using 1:2 with lines lw 2 title '$s'"
+		done
+		cat >>"$OUT/plots.gp" <<-EOF
+			set title "open-loop put at $RATE/s (50% of etcd's saturation), latency from the scheduled send time"
+			set output 'latency_cdf.png'
+			set key bottom right
+			set xlabel 'latency (ms)'
+			set ylabel 'fraction of requests at or below'
+			set yrange [0:1]
+			set ytics 0.1
+			plot $cdfs
+			# The tail on a log scale: the fraction slower than x, so p99 and p99.9 are where the curves cross
+			# 0.01 and 0.001.
+			set title "open-loop put at $RATE/s: the tail (fraction of requests slower than x)"
+			set output 'latency_tail.png'
+			set key top right
+			set ylabel 'fraction of requests slower'
+			set logscale y
+			set yrange [0.0001:1]
+			set ytics auto
+			set format y '%g'
+			plot ${cdfs//using 1:2/using 1:(1 - \$2)}
+		EOF
+	fi
+	if ! (cd "$OUT" && gnuplot plots.gp 2>"$TMP/gnuplot.err"); then
+		NOTES+=("gnuplot failed: $(head -n 3 "$TMP/gnuplot.err" | tr '\n' ' ')")
+	fi
+}
+
+plots
+table | tee "$OUT/table.txt"
+echo "results: $OUT ($(cd "$OUT" && ls -- *.png 2>/dev/null | tr '\n' ' '))"
+if [ "$PUBLISH" = 1 ]; then
+	LATEST=$ROOT/bench/results/latest
+	mkdir -p "$LATEST"
+	rm -f "$LATEST"/*.png
+	cp "$OUT/table.txt" "$LATEST/"
+	cp "$OUT"/*.png "$LATEST/" 2>/dev/null || true
+	printf '%s\n' "$COMMAND_LINE" >"$LATEST/command.txt"
+	echo "published: $LATEST (commit it: git add bench/results/latest)"
+fi

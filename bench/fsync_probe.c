@@ -1,20 +1,23 @@
 /* bench/fsync_probe.c: what one bare fdatasync costs on a directory's disk, as the floor for commit latency.
  *
- *   fsync-probe [--count N] [--block BYTES] [--max-seconds S] DIR
+ *   fsync-probe [--mode append|overwrite] [--count N] [--block BYTES] [--max-seconds S] DIR
  *
- * Appends BLOCK bytes (default 4096, a WAL record batch's typical page) to a fresh file in DIR and calls
+ * Writes BLOCK bytes (default 4096, a WAL record batch's typical page) to a fresh file in DIR and calls
  * fdatasync, COUNT times (default 1000) or until MAX-SECONDS (default 5) have passed, timing each
- * write + fdatasync pair; prints one JSON line: count, block, and min / mean / p50 / p90 / p99 / max in ms.
- * The file is removed at the end. bench/compare.sh runs it on the directory that holds the members' data,
- * in the same run, so "commit latency at 1 client vs one fdatasync" compares figures from the same disk
- * under the same conditions.
+ * write + fdatasync pair; prints one JSON line: mode, count, block, and min / mean / p50 / p90 / p99 / max
+ * in ms. The file is removed at the end. bench/compare.sh runs it on the directory that holds the members'
+ * data, in the same run, so "commit latency at 1 client vs one fdatasync" compares figures from the same
+ * disk under the same conditions.
  *
- * Appending (rather than overwriting a preallocated file) makes each fdatasync also commit the new file
- * size, as a WAL that grows its segment does; a Raft member's commit needs at least this one flush, so a
- * 1-client commit cannot be faster than p50 here. */
+ * --mode append (default) grows the file, so each fdatasync also commits the new size (a journal commit
+ * on ext4), as a WAL appending to its segment does. --mode overwrite first writes and syncs the whole
+ * file (COUNT blocks, at most 64 MiB, reused round-robin beyond that), then times pwrite + fdatasync into
+ * blocks that already exist: no metadata changes, only the data and the disk's cache flush, the cheapest
+ * durable write this disk does (a WAL with preallocated, pre-zeroed segments gets this). */
 #define _POSIX_C_SOURCE 200809L
 
 #include <errno.h>
+#include <stdbool.h>
 #include <fcntl.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -49,7 +52,7 @@ static double percentile_ms(const uint64_t *sorted, size_t n, double p)
 
 static int usage(void)
 {
-	fprintf(stderr, "usage: fsync-probe [--count N] [--block BYTES] [--max-seconds S] DIR\n");
+	fprintf(stderr, "usage: fsync-probe [--mode append|overwrite] [--count N] [--block BYTES] [--max-seconds S] DIR\n");
 	return 2;
 }
 
@@ -65,10 +68,14 @@ static unsigned long positive(const char *text)
 int main(int argc, char **argv)
 {
 	unsigned long count = 1000, block = 4096, max_seconds = 5;
-	const char *dir = NULL;
+	const char *dir = NULL, *mode = "append";
 	for (int i = 1; i < argc; i++) {
 		unsigned long *target = NULL;
-		if (!strcmp(argv[i], "--count"))
+		if (!strcmp(argv[i], "--mode")) {
+			if (i + 1 >= argc || (strcmp(argv[i + 1], "append") && strcmp(argv[i + 1], "overwrite")))
+				return usage();
+			mode = argv[++i];
+		} else if (!strcmp(argv[i], "--count"))
 			target = &count;
 		else if (!strcmp(argv[i], "--block"))
 			target = &block;
@@ -88,7 +95,8 @@ int main(int argc, char **argv)
 
 	char path[4096];
 	snprintf(path, sizeof(path), "%s/fsync-probe.%ld", dir, (long)getpid());
-	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC, 0600);
+	bool append = !strcmp(mode, "append");
+	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | (append ? O_APPEND : 0) | O_CLOEXEC, 0600);
 	if (fd < 0) {
 		fprintf(stderr, "fsync-probe: %s: %s\n", path, strerror(errno));
 		return 1;
@@ -102,9 +110,16 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	memset(buf, 'f', block);
+	/* overwrite: the blocks exist and are on disk before the first timed write. */
+	unsigned long slots = count;
+	if (slots > (64ul << 20) / block)
+		slots = (64ul << 20) / block ? (64ul << 20) / block : 1;
+	int setup_failed = 0;
+	for (unsigned long i = 0; !append && i < slots && !setup_failed; i++)
+		setup_failed = write(fd, buf, block) != (ssize_t)block;
 	/* The file itself exists on disk before the first timed sync, so the first sample is not a create. */
-	if (fdatasync(fd) != 0 || fsync(fd) != 0) {
-		fprintf(stderr, "fsync-probe: fdatasync %s: %s\n", path, strerror(errno));
+	if (setup_failed || fdatasync(fd) != 0 || fsync(fd) != 0) {
+		fprintf(stderr, "fsync-probe: preparing %s: %s\n", path, strerror(errno));
 		close(fd);
 		unlink(path);
 		return 1;
@@ -120,7 +135,8 @@ int main(int argc, char **argv)
 	int rc = 0;
 	while (n < count) {
 		uint64_t t0 = now_ns();
-		if (write(fd, buf, block) != (ssize_t)block || fdatasync(fd) != 0) {
+		ssize_t w = append ? write(fd, buf, block) : pwrite(fd, buf, block, (off_t)((n % slots) * block));
+		if (w != (ssize_t)block || fdatasync(fd) != 0) {
 			fprintf(stderr, "fsync-probe: write+fdatasync %s: %s\n", path, strerror(errno));
 			rc = 1;
 			break;
@@ -135,10 +151,10 @@ int main(int argc, char **argv)
 	unlink(path);
 	if (n > 0) {
 		qsort(lat, n, sizeof(*lat), cmp_u64);
-		printf("{\"tool\": \"fsync-probe\", \"dir\": \"%s\", \"block\": %lu, \"count\": %zu, "
+		printf("{\"tool\": \"fsync-probe\", \"mode\": \"%s\", \"dir\": \"%s\", \"block\": %lu, \"count\": %zu, "
 		       "\"min_ms\": %.4f, \"mean_ms\": %.4f, \"p50_ms\": %.4f, \"p90_ms\": %.4f, \"p99_ms\": %.4f, "
 		       "\"max_ms\": %.4f}\n",
-		    dir, block, n, (double)lat[0] / 1e6, (double)sum / (double)n / 1e6, percentile_ms(lat, n, 50),
+		    mode, dir, block, n, (double)lat[0] / 1e6, (double)sum / (double)n / 1e6, percentile_ms(lat, n, 50),
 		    percentile_ms(lat, n, 90), percentile_ms(lat, n, 99), (double)lat[n - 1] / 1e6);
 	}
 	free(buf);
