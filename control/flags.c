@@ -73,26 +73,30 @@ static const struct flag_spec flag_specs[] = {
 	 "File whose bytes key the MAC on every peer frame; the same file on every member (quorumd's meaning: "
 	 "etcd's flag of this name is a TLS key). Without it peers are unauthenticated."},
 	{"discovery-srv", FLAG_STRING, FIELD(discovery_srv), "",
-	 "DNS domain whose SRV records (_etcd-server._tcp.DOMAIN) list the initial members, for bootstrapping."},
+	 "DNS domain whose SRV records (_etcd-server-ssl._tcp.DOMAIN and _etcd-server._tcp.DOMAIN) list the initial "
+	 "members, for bootstrapping a new cluster."},
 	{"discovery-srv-name", FLAG_STRING, FIELD(discovery_srv_name), "",
 	 "Suffix to the DNS SRV service name queried when using --discovery-srv (_etcd-server-SUFFIX._tcp)."},
 	{"discovery-endpoints", FLAG_STRING, FIELD(discovery_endpoints), "",
-	 "Client URLs of an etcd-compatible cluster used for v3 discovery, comma-separated."},
+	 "Client URLs of an etcd-compatible cluster used for v3 discovery (as etcd 3.6), comma-separated."},
 	{"discovery-token", FLAG_STRING, FIELD(discovery_token), "",
-	 "Token naming this cluster's registration in v3 discovery."},
-	{"discovery-cluster-size", FLAG_UINT, FIELD(discovery_cluster_size), "1",
-	 "Expected number of members in a cluster bootstrapped by v3 discovery."},
+	 "Token naming this cluster's registration in v3 discovery (/_etcd/registry/TOKEN/); it is also the "
+	 "cluster token."},
+	{"discovery-cluster-size", FLAG_UINT, FIELD(discovery_cluster_size), "0",
+	 "v3 discovery: the expected size; written to /_etcd/registry/TOKEN/_config/size when that key is absent, "
+	 "and checked against it when present (quorumd's own; 0: read the key as etcd does)."},
 	{"help", FLAG_BOOL, FIELD(help), "false", "Show this help and exit."},
 	{"version", FLAG_BOOL, FIELD(version), "false", "Print the version and exit."},
 };
 
 enum { FLAG_COUNT = sizeof(flag_specs) / sizeof(flag_specs[0]) };
 
-/* Bootstrap discovery (issue 9) is not here yet: its flags stop quorumd with a message saying so, rather
- * than "not defined", so an operator knows the flag is meant and what to do instead. */
+/* etcd's v2 discovery (a discovery.etcd.io-style URL) and the v3 discovery client's TLS, auth and timeout
+ * knobs are not here: their flags stop quorumd with a message saying so, rather than "not defined", so an
+ * operator knows the flag is meant and what to do instead. */
+static const char *const v2_discovery_flags[] = {"discovery", "discovery-fallback", "discovery-proxy"};
 static const char *const not_yet_flags[] = {
-	"discovery", "discovery-fallback", "discovery-proxy", "discovery-dial-timeout",
-	"discovery-request-timeout", "discovery-keepalive-time", "discovery-keepalive-timeout",
+	"discovery-dial-timeout", "discovery-request-timeout", "discovery-keepalive-time", "discovery-keepalive-timeout",
 	"discovery-insecure-transport", "discovery-insecure-skip-tls-verify", "discovery-cert", "discovery-key",
 	"discovery-cacert", "discovery-user", "discovery-password",
 };
@@ -125,10 +129,13 @@ static bool in_list(const char *const *list, size_t count, const char *name, siz
 /* The message for a flag that is not in flag_specs: why, in the words an operator needs. */
 static void unknown_flag_error(const char *name, size_t length, const char *source, char *errbuf, size_t errlen)
 {
-	if (in_list(not_yet_flags, sizeof(not_yet_flags) / sizeof(not_yet_flags[0]), name, length))
-		snprintf(errbuf, errlen, "%s --%.*s is not supported yet: bootstrap discovery is not implemented in "
-		         "quorumd; list the members with --initial-cluster (or ETCD_INITIAL_CLUSTER) instead", source,
-		         (int)length, name);
+	if (in_list(v2_discovery_flags, sizeof(v2_discovery_flags) / sizeof(v2_discovery_flags[0]), name, length))
+		snprintf(errbuf, errlen, "%s --%.*s is not supported: quorumd has no v2 discovery (a discovery URL); "
+		         "use v3 discovery (--discovery-endpoints and --discovery-token), --discovery-srv or "
+		         "--initial-cluster", source, (int)length, name);
+	else if (in_list(not_yet_flags, sizeof(not_yet_flags) / sizeof(not_yet_flags[0]), name, length))
+		snprintf(errbuf, errlen, "%s --%.*s is not supported yet: quorumd's v3 discovery client speaks "
+		         "cleartext gRPC without TLS or auth, with fixed timeouts", source, (int)length, name);
 	else if (in_list(etcd_only_flags, sizeof(etcd_only_flags) / sizeof(etcd_only_flags[0]), name, length))
 		snprintf(errbuf, errlen, "%s --%.*s is an etcd flag that quorumd does not support (see quorumd --help)",
 		         source, (int)length, name);
@@ -274,7 +281,9 @@ int node_flags_parse(int argc, char **argv, char **environment, struct node_flag
 			for (const char *c = *variable + 5; c < equals && length + 1 < sizeof(flag); c++)
 				flag[length++] = *c == '_' ? '-' : (char)tolower((unsigned char)*c);
 			flag[length] = '\0';
-			if (in_list(not_yet_flags, sizeof(not_yet_flags) / sizeof(not_yet_flags[0]), flag, length)) {
+			if (in_list(not_yet_flags, sizeof(not_yet_flags) / sizeof(not_yet_flags[0]), flag, length) ||
+			    in_list(v2_discovery_flags, sizeof(v2_discovery_flags) / sizeof(v2_discovery_flags[0]), flag,
+			            length)) {
 				char source[128];
 				snprintf(source, sizeof(source), "environment variable %.*s for flag", (int)(equals - *variable),
 				         *variable);
@@ -338,15 +347,40 @@ int node_flags_parse(int argc, char **argv, char **environment, struct node_flag
 		         "and error", flags->log_level);
 		goto fail;
 	}
-	/* Until bootstrap discovery lands, its flags are refused: bootstrapping without them would make a
-	 * different cluster than the operator asked for. */
-	if (*flags->discovery_srv || *flags->discovery_srv_name || *flags->discovery_endpoints ||
-	    *flags->discovery_token) {
-		snprintf(errbuf, errlen, "--%s is not supported yet: bootstrap discovery is not implemented in quorumd; "
-		         "list the members with --initial-cluster (or ETCD_INITIAL_CLUSTER) instead",
-		         *flags->discovery_srv ? "discovery-srv" : *flags->discovery_srv_name ? "discovery-srv-name"
-		         : *flags->discovery_endpoints ? "discovery-endpoints" : "discovery-token");
+	/* etcd's bootstrap rules (embed.Config.Validate, etcd 3.6 wording since v3 discovery is 3.6's): a
+	 * discovery flag replaces the default --initial-cluster, and only one way to bootstrap may be given. */
+	bool discovering = *flags->discovery_srv || *flags->discovery_endpoints;
+	if (discovering && !given[find_flag("initial-cluster", strlen("initial-cluster")) - flag_specs]) {
+		free(flags->initial_cluster);
+		flags->initial_cluster = strdup("");
+		if (!flags->initial_cluster)
+			abort();
+	}
+	if ((*flags->initial_cluster != '\0') + (*flags->discovery_srv != '\0') + (*flags->discovery_endpoints != '\0') > 1) {
+		snprintf(errbuf, errlen, "multiple discovery or bootstrap flags are set. Choose one of \"initial-cluster\", "
+		         "\"discovery\", \"discovery-endpoints\" or \"discovery-srv\"");
 		goto fail;
+	}
+	if ((*flags->discovery_token != '\0') != (*flags->discovery_endpoints != '\0')) {
+		snprintf(errbuf, errlen, "both --discovery-token and --discovery-endpoints must be set");
+		goto fail;
+	}
+	if (*flags->discovery_endpoints) {
+		const char *start = flags->discovery_endpoints;
+		for (;;) {
+			const char *comma = strchr(start, ',');
+			size_t part = comma ? (size_t)(comma - start) : strlen(start);
+			size_t blank = 0;
+			while (blank < part && isspace((unsigned char)start[blank]))
+				blank++;
+			if (blank == part) {
+				snprintf(errbuf, errlen, "--discovery-endpoints must not contain empty endpoints");
+				goto fail;
+			}
+			if (!comma)
+				break;
+			start = comma + 1;
+		}
 	}
 	if (flags->heartbeat_interval_ms == 0) {
 		snprintf(errbuf, errlen, "--heartbeat-interval must be greater than 0");
@@ -395,7 +429,9 @@ void node_flags_print_help(FILE *out)
 			fprintf(out, " (default: %s)", flag_specs[k].default_value);
 		fprintf(out, " [%s]\n", environment);
 	}
-	fprintf(out, "\nNot supported yet: bootstrap discovery (--discovery, --discovery-srv, --discovery-endpoints, "
-	             "--discovery-token, ...):\nlist the members with --initial-cluster. etcd's TLS, auth, v2, proxy, "
-	             "auto-compaction and quota flags\nare refused with a message naming them.\n");
+	fprintf(out, "\nBootstrap: --initial-cluster, or discovery with --discovery-srv (DNS SRV records) or "
+	             "--discovery-endpoints\nand --discovery-token (v3 discovery through an etcd-compatible cluster); "
+	             "discovery is used only\nwhen the data dir is new. Not supported: v2 discovery (--discovery URL), "
+	             "the v3 discovery client's\nTLS/auth/timeouts; etcd's TLS, auth, v2, proxy, auto-compaction and "
+	             "quota flags are refused with a\nmessage naming them.\n");
 }

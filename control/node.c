@@ -14,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "discovery.h"
 #include "node.h"
 #include "peer_url.h"
 #include "udp.h"
@@ -317,7 +318,10 @@ static raft_t *new_raft(struct node *node, const struct raft_restore *restore, u
 }
 
 /* A new cluster: --initial-cluster names every member; ours must be there with our advertised URLs. */
-static int bootstrap_new_cluster(struct node *node, char *error, size_t length)
+/* srv_matched: the --initial-cluster came from DNS SRV records, where our entry was found by resolved
+ * address (etcd's srv.GetCluster), so it may name a host where --initial-advertise-peer-urls has its
+ * address; the check of our URLs as written is then already done. */
+static int bootstrap_new_cluster(struct node *node, bool srv_matched, char *error, size_t length)
 {
 	struct initial_cluster cluster;
 	if (initial_cluster_parse(node->flags.initial_cluster, node->flags.initial_cluster_token, &cluster, error,
@@ -336,7 +340,7 @@ static int bootstrap_new_cluster(struct node *node, char *error, size_t length)
 		initial_cluster_free(&cluster);
 		return -1;
 	}
-	if (!same_url_sets(self->peer_urls, self->peer_urls_count, advertised, advertised_count)) {
+	if (!srv_matched && !same_url_sets(self->peer_urls, self->peer_urls_count, advertised, advertised_count)) {
 		char *listed = join_urls(self->peer_urls, self->peer_urls_count);
 		snprintf(error, length, "--initial-cluster has %s=%s but missing from --initial-advertise-peer-urls=%s",
 		         node->flags.name, listed, node->flags.initial_advertise_peer_urls);
@@ -818,6 +822,85 @@ static void note_removed_member(void *argument, uint64_t from)
 	mailbox_post(&node->core_inbox, mail);
 }
 
+/* ---- bootstrap discovery: only for a new data dir ---- */
+
+/* Replaces flags.initial_cluster (and, for v3 discovery, the cluster token: etcd bootstraps with the
+ * discovery token as the cluster token) with what discovery found. *srv_matched tells
+ * bootstrap_new_cluster that our entry was matched by resolved address. */
+static int discover_initial_cluster(struct node *node, bool *srv_matched, char *error, size_t length)
+{
+	struct node_flags *flags = &node->flags;
+	*srv_matched = false;
+	char *found = NULL;
+	if (*flags->discovery_srv) {
+		if (discovery_srv_cluster(flags->discovery_srv, flags->discovery_srv_name, flags->name,
+		                          flags->initial_advertise_peer_urls, &found, error, length) != 0)
+			return -1;
+		*srv_matched = true;
+	} else if (*flags->discovery_endpoints) {
+		if (flags->initial_cluster_state == INITIAL_CLUSTER_STATE_EXISTING) {
+			/* etcd would register nothing and find no peer to join through; say what to do instead. */
+			snprintf(error, length, "v3 discovery (--discovery-endpoints) bootstraps a new cluster only; to join "
+			         "an existing cluster, use the --initial-cluster that `member add` printed with "
+			         "--initial-cluster-state existing");
+			return -1;
+		}
+		/* The registration key carries the member ID this member bootstraps with: our own entry parsed
+		 * the way the discovered cluster will be, with the discovery token as the cluster token. */
+		char *own = NULL;
+		char **urls = NULL;
+		size_t count = 0;
+		if (peer_url_list_parse(flags->initial_advertise_peer_urls, &urls, &count, error, length) != 0)
+			return -1;
+		size_t own_length = 1;
+		for (size_t k = 0; k < count; k++)
+			own_length += strlen(flags->name) + strlen(urls[k]) + 2;
+		own = calloc(1, own_length);
+		if (!own)
+			abort();
+		for (size_t k = 0; k < count; k++) {
+			strcat(own, k ? "," : "");
+			strcat(own, flags->name);
+			strcat(own, "=");
+			strcat(own, urls[k]);
+		}
+		peer_url_list_free(urls, count);
+		struct initial_cluster self;
+		int rc = initial_cluster_parse(own, flags->discovery_token, &self, error, length);
+		free(own);
+		if (rc != 0)
+			return -1;
+		struct discovery_v3_config config = {
+			.endpoints = flags->discovery_endpoints,
+			.token = flags->discovery_token,
+			.name = flags->name,
+			.advertise_peer_urls = flags->initial_advertise_peer_urls,
+			.member_id = self.members[0].id,
+			.expected_size = flags->discovery_cluster_size,
+			.request_timeout_ms = 5000, /* etcd's default --discovery-request-timeout */
+		};
+		initial_cluster_free(&self);
+		node_log("info", "Bootstrapping cluster using v3 discovery.", NULL);
+		if (discovery_v3_join(&config, &found, error, length) != 0) {
+			if (!strstr(error, "stopped by a signal")) {
+				node_log("warn", "failed to bootstrap; discovery token was already used",
+				         "\"discovery-token\":\"%s\",\"error\":\"%s\"", flags->discovery_token, error);
+				node_log("warn", "do not reuse discovery token; generate a new one to bootstrap a cluster", NULL);
+			}
+			return -1;
+		}
+		free(flags->initial_cluster_token);
+		flags->initial_cluster_token = strdup(flags->discovery_token);
+		if (!flags->initial_cluster_token)
+			abort();
+	} else {
+		return 0;
+	}
+	free(flags->initial_cluster);
+	flags->initial_cluster = found;
+	return 0;
+}
+
 int node_open(struct node *node, char *error, size_t length)
 {
 #ifndef QUORUMD_HAVE_DPDK
@@ -850,14 +933,25 @@ int node_open(struct node *node, char *error, size_t length)
 	const struct wal_recovered *recovered = wal_recovered(node->wal);
 	bool has_log = recovered->has_hard_state || recovered->entry_count > 0;
 	if (known && has_log) {
+		/* Discovery is for a new data dir only (etcd's rule): a member with data starts from it and never
+		 * asks the discovery service, which may be gone or hold a later cluster by now. */
+		if (*node->flags.discovery_endpoints)
+			node_log("warn", "discovery token is ignored since cluster already initialized; valid logs are found",
+			         "\"wal-dir\":\"%s\"", wal_dir);
+		if (*node->flags.discovery_srv)
+			node_log("warn", "DNS SRV discovery is ignored since cluster already initialized; valid logs are found",
+			         "\"wal-dir\":\"%s\"", wal_dir);
 		if (recover_member(node, error, length) != 0)
 			return -1;
 	} else {
 		wal_recovered_release(node->wal);
+		bool srv_matched = false;
+		if (discover_initial_cluster(node, &srv_matched, error, length) != 0)
+			return -1;
 		if (node->flags.initial_cluster_state == INITIAL_CLUSTER_STATE_EXISTING) {
 			if (join_existing_cluster(node, error, length) != 0)
 				return -1;
-		} else if (bootstrap_new_cluster(node, error, length) != 0) {
+		} else if (bootstrap_new_cluster(node, srv_matched, error, length) != 0) {
 			return -1;
 		}
 	}

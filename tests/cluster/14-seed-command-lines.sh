@@ -7,9 +7,10 @@
 # then quorumd with the URL flags. Both show `started` in every member's list, a put through each is
 # read on all the others; every log line is a JSON object with level, ts, caller and msg. With
 # --enable-pprof infra4 answers /debug/vars (its counters as JSON) and /debug/pprof/ (how to profile it
-# with perf); infra1, started without it, answers 404 there. Discovery flags and unknown flags stop
-# quorumd with exit code 1 and a message naming them, and every flag of `etcd --help` is known (accepted or
-# refused by name, never "not defined"). Ports: 445x0 (peer), 445x9 (client).
+# with perf); infra1, started without it, answers 404 there. Conflicting bootstrap flags (etcd's rules),
+# v2 discovery and unknown flags stop quorumd with exit code 1 and a message naming them, and every flag of
+# `etcd --help` is known (accepted or refused by name, never "not defined"). Ports: 445x0 (peer), 445x9
+# (client).
 source "$(dirname "$0")/lib.sh"
 
 ETCDCTL=$(command -v etcdctl || true)
@@ -56,11 +57,14 @@ refused() { # refused EXPECTED_FRAGMENT ENV... -- FLAGS...
 	assert_eq "exit code of quorumd ${environment[*]} $* (output: $out)" 1 "$rc"
 	assert_contains "quorumd ${environment[*]} $*" "$expected" "$out"
 }
-refused "--discovery-srv is not supported yet" -- --name x --discovery-srv example.com
-refused "--discovery-endpoints is not supported yet" -- --name x \
-	--discovery-endpoints http://127.0.0.1:2379 --discovery-token t
-refused "--discovery-srv is not supported yet" \
-	ETCD_DISCOVERY_SRV=example.com -- --name x
+refused "multiple discovery or bootstrap flags are set" -- --name x --discovery-srv example.com \
+	--initial-cluster x=http://127.0.0.1:44580
+refused "both --discovery-token and --discovery-endpoints must be set" -- --name x \
+	--discovery-endpoints http://127.0.0.1:2379
+refused "multiple discovery or bootstrap flags are set" \
+	ETCD_DISCOVERY_SRV=example.com ETCD_INITIAL_CLUSTER=x=http://127.0.0.1:44580 -- --name x
+refused "--discovery is not supported: quorumd has no v2 discovery" -- --name x \
+	--discovery https://discovery.etcd.io/3e86b59982e49066c5d813af1c2e2579cbf573de
 refused "flag provided but not defined: -bogus-flag" -- --name x --bogus-flag=1
 refused "flag --enable-v2 is an etcd flag that quorumd does not support" -- --name x --enable-v2
 [ ! -e "$TMP/x.etcd" ] || fail "a refused start created a data dir"

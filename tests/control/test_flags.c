@@ -118,18 +118,52 @@ static void test_unknown_flags(void)
 	expect_error(etcd_only, none, "--enable-v2 is an etcd flag that quorumd does not support");
 	char *tls[] = {"quorumd", "--cert-file", "/etc/ssl/x.pem", NULL};
 	expect_error(tls, none, "--cert-file is an etcd flag");
-	/* Bootstrap discovery: recognised, refused as not supported yet, by flag or by variable. */
-	char *srv[] = {"quorumd", "--discovery-srv", "example.com", NULL};
-	expect_error(srv, none, "--discovery-srv is not supported yet");
-	char *srv_equals[] = {"quorumd", "--discovery-srv=example.com", NULL};
-	expect_error(srv_equals, none, "--discovery-srv is not supported yet");
-	char *endpoints[] = {"quorumd", "--discovery-endpoints", "http://127.0.0.1:2379", "--discovery-token", "t", NULL};
-	expect_error(endpoints, none, "--discovery-endpoints is not supported yet");
+	/* Bootstrap discovery: etcd's rules (embed.Config.Validate). One way to bootstrap only; a discovery flag
+	 * replaces the default --initial-cluster but not an explicit one; token and endpoints go together. */
+	char *conflict[] = {"quorumd", "--discovery-srv", "example.com", "--initial-cluster", "a=http://127.0.0.1:2380",
+	                    NULL};
+	expect_error(conflict, none, "multiple discovery or bootstrap flags are set. Choose one of \"initial-cluster\", "
+	             "\"discovery\", \"discovery-endpoints\" or \"discovery-srv\"");
+	char *both_discoveries[] = {"quorumd", "--discovery-srv=example.com", "--discovery-endpoints",
+	                            "http://127.0.0.1:2379", "--discovery-token", "t", NULL};
+	expect_error(both_discoveries, none, "multiple discovery or bootstrap flags are set");
+	char *no_token[] = {"quorumd", "--discovery-endpoints", "http://127.0.0.1:2379", NULL};
+	expect_error(no_token, none, "both --discovery-token and --discovery-endpoints must be set");
+	char *no_endpoints[] = {"quorumd", "--discovery-token", "t", NULL};
+	expect_error(no_endpoints, none, "both --discovery-token and --discovery-endpoints must be set");
+	char *empty_endpoint[] = {"quorumd", "--discovery-endpoints", "http://127.0.0.1:2379, ", "--discovery-token", "t",
+	                          NULL};
+	expect_error(empty_endpoint, none, "--discovery-endpoints must not contain empty endpoints");
+	char *v2[] = {"quorumd", "--discovery", "https://discovery.etcd.io/abc", NULL};
+	expect_error(v2, none, "--discovery is not supported: quorumd has no v2 discovery");
+	char *discovery_tls[] = {"quorumd", "--discovery-cert", "/etc/ssl/x.pem", NULL};
+	expect_error(discovery_tls, none, "--discovery-cert is not supported yet");
 	char *ok[] = {"quorumd", NULL};
-	char *srv_environment[] = {"ETCD_DISCOVERY_SRV=example.com", NULL};
-	expect_error(ok, srv_environment, "--discovery-srv is not supported yet");
-	char *endpoints_environment[] = {"ETCD_DISCOVERY_ENDPOINTS=http://127.0.0.1:2379", NULL};
-	expect_error(ok, endpoints_environment, "--discovery-endpoints is not supported yet");
+	char *v2_environment[] = {"ETCD_DISCOVERY=https://discovery.etcd.io/abc", NULL};
+	expect_error(ok, v2_environment, "--discovery is not supported");
+	char *conflict_environment[] = {"ETCD_DISCOVERY_SRV=example.com", "ETCD_INITIAL_CLUSTER=a=http://127.0.0.1:2380",
+	                                NULL};
+	expect_error(ok, conflict_environment, "multiple discovery or bootstrap flags are set");
+	{
+		struct node_flags flags;
+		char error[256];
+		char *srv[] = {"quorumd", "--discovery-srv", "example.com", "--discovery-srv-name", "blue", NULL};
+		CHECK(parse(srv, none, &flags, error) == 0, "--discovery-srv: %s", error);
+		CHECK(strcmp(flags.discovery_srv, "example.com") == 0 && strcmp(flags.discovery_srv_name, "blue") == 0,
+		      "srv %s name %s", flags.discovery_srv, flags.discovery_srv_name);
+		CHECK(strcmp(flags.initial_cluster, "") == 0, "the default --initial-cluster stays: %s", flags.initial_cluster);
+		node_flags_free(&flags);
+		char *v3[] = {"quorumd", "--discovery-endpoints", "http://127.0.0.1:2379,http://127.0.0.1:22379",
+		              "--discovery-token", "tok", "--discovery-cluster-size=3", NULL};
+		CHECK(parse(v3, none, &flags, error) == 0, "v3 discovery: %s", error);
+		CHECK(strcmp(flags.discovery_token, "tok") == 0 && flags.discovery_cluster_size == 3 &&
+		      strcmp(flags.initial_cluster, "") == 0, "v3 discovery flags");
+		node_flags_free(&flags);
+		char *v3_environment[] = {"ETCD_DISCOVERY_ENDPOINTS=http://127.0.0.1:2379", "ETCD_DISCOVERY_TOKEN=tok", NULL};
+		CHECK(parse(ok, v3_environment, &flags, error) == 0, "v3 discovery by variables: %s", error);
+		CHECK(flags.discovery_cluster_size == 0, "--discovery-cluster-size defaults to 0 (read the size key)");
+		node_flags_free(&flags);
+	}
 	/* Other unknown ETCD_* variables only warn, as etcd does. */
 	char *other_environment[] = {"ETCD_UNHEARD_OF=1", NULL};
 	struct node_flags flags;
