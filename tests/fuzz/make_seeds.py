@@ -10,6 +10,7 @@ length-prefixed protobuf RangeRequest / PutRequest messages). Deterministic: rer
 
 Inputs that once crashed a target are kept next to the seeds (named crash-*) and are not written here.
 """
+import hashlib
 import os
 import struct
 
@@ -46,6 +47,18 @@ def frame(message, count, index, cluster=0xC1, sender=2, to=1, message_id=1):
     return header + payload
 
 
+# The key tests/fuzz/fuzz_frame.c derives from its key file's bytes (dataplane/frame_mac.h).
+FUZZ_KEY = hashlib.blake2b(b"fuzz-frame key file, 32 bytes!!!").digest()
+
+
+def seal(datagram):
+    """The frame with its MAC (keyed BLAKE2b-128 over the frame, CRC and MAC fields zeroed) and CRC."""
+    zeroed = datagram[:48] + b"\0" * 4 + datagram[52:56] + b"\0" * 16 + datagram[72:]
+    mac = hashlib.blake2b(zeroed, digest_size=16, key=FUZZ_KEY, person=b"quorumd frame v1").digest()
+    with_mac = datagram[:48] + b"\0" * 4 + datagram[52:56] + mac + datagram[72:]
+    return with_mac[:48] + struct.pack("<I", crc32c(with_mac)) + with_mac[52:]
+
+
 def datagram_record(data, step=0):
     return struct.pack("<HB", len(data), step) + data
 
@@ -74,6 +87,15 @@ def frame_seeds():
     write("frame", "empty-message", b"\x00" + datagram_record(frame(b"", 1, 0)))
     write("frame", "bad-magic", b"\x00" + datagram_record(b"XRDF" + frame(msg, 1, 0)[4:]))
     write("frame", "send", b"\x06" + send_record(big, 2) + send_record(msg, 1) + send_record(b"", 3))
+    # Keyed (config bit 6): frames sealed with the target's key reach the reassembler; unsealed ones are
+    # dropped for their MAC; bit 7 has the target seal every datagram itself.
+    sealed = [seal(f) for f in frames]
+    write("frame", "keyed-single", b"\x40" + datagram_record(seal(frame(msg, 1, 0))))
+    write("frame", "keyed-three-reordered", b"\x40" + b"".join(
+        datagram_record(f, step) for f, step in ((sealed[2], 1), (sealed[0], 2), (sealed[2], 3), (sealed[1], 4))))
+    write("frame", "keyed-unsealed", b"\x40" + datagram_record(frame(msg, 1, 0)) + datagram_record(sealed[0]))
+    write("frame", "keyed-self-sealed", b"\xc1" + b"".join(datagram_record(f) for f in frames))
+    write("frame", "keyed-send", b"\x46" + send_record(big, 2) + send_record(msg, 1) + send_record(b"", 3))
 
 
 # ---- control socket JSON lines ---------------------------------------------------------------------------
