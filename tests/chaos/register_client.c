@@ -649,15 +649,32 @@ static int dump_range(const char *key, int64_t revision, int64_t *mod_revision, 
 	range.serializable = true; /* the member's own state, which is what is compared */
 	uint8_t request[256];
 	size_t length = etcdserverpb__range_request__pack(&range, request);
-	uint8_t *response = NULL;
-	size_t response_length = 0;
-	char message[200] = "";
+	/* One connection for the whole dump (thousands of Ranges), opened again if it breaks. */
+	static struct worker dumper;
 	const struct endpoint *e = &options.endpoints[0];
-	int status = gconn_call_sync(e->host, e->port, PATH_RANGE, request, length, 10ull * 1000000000, &response,
-	    &response_length, message, sizeof(message));
+	struct worker_call call = {0};
+	bool timed_out = false, sent = false;
+	for (int attempt = 0; attempt < 3 && !sent; attempt++) {
+		if (!dumper.conn || !gconn_alive(dumper.conn)) {
+			drop_connection(&dumper);
+			char error[200];
+			dumper.conn = gconn_open(e->host, e->port, 5ull * 1000000000, error, sizeof(error));
+			if (!dumper.conn) {
+				fprintf(stderr, "chaos-register-client: %s: %s\n", e->url, error);
+				return -1;
+			}
+		}
+		sent = run_call(&dumper, &call, PATH_RANGE, request, length, mono_ns() + 10ull * 1000000000, &timed_out);
+		if (!sent)
+			drop_connection(&dumper);
+	}
+	int status = sent ? call.status : GRPC_UNAVAILABLE;
+	uint8_t *response = call.response;
+	size_t response_length = call.response_length;
+	gcall_free(&call.call);
 	if (status != GRPC_OK) {
 		fprintf(stderr, "chaos-register-client: Range %s at revision %" PRId64 " on %s: %s: %s\n", key, revision,
-		    e->url, grpc_status_name(status), message);
+		    e->url, grpc_status_name(status), sent ? call.message : "not sent");
 		free(response);
 		return -1;
 	}
