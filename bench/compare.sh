@@ -27,8 +27,8 @@
 # on 2 cores); --quick (1 s per load, no check perf: a ~2-minute smoke run); --out DIR (the results
 # folder, default bench/results/<UTC time>/); --publish (also copy table.txt, the PNGs and the command to
 # bench/results/latest/, which is committed and linked from the README); --no-check-perf.
-# Environment: COMPARE_BASE_PORT (default 51100; the clusters use BASE+11 .. BASE+552, moved up by 1000
-# while one of them is taken), COMPARE_TMPDIR (where the data dirs go, default /var/tmp; not a tmpfs),
+# Environment: COMPARE_BASE_PORT (default 61000; the clusters use BASE+11 .. BASE+552, a cluster's block
+# moved up by 600 while one of its ports is taken), COMPARE_TMPDIR (where the data dirs go, default /var/tmp; not a tmpfs),
 # ETCD, QUORUMD, QUORUM_BENCH, FSYNC_PROBE (binaries other than DIR's), KEEP_TMP=1 (keep data and logs).
 set -euo pipefail
 
@@ -69,7 +69,7 @@ QB=${QUORUM_BENCH:-$BUILD/bench/quorum-bench}
 QD=${QUORUMD:-$BUILD/control/quorumd}
 FP=${FSYNC_PROBE:-$BUILD/bench/fsync-probe}
 ETCD=${ETCD:-$(command -v etcd || true)}
-BASE=${COMPARE_BASE_PORT:-51100}
+BASE=${COMPARE_BASE_PORT:-61000}
 for f in "$QB" "$QD" "$FP"; do
 	[ -x "$f" ] || { echo "compare.sh: $f not built (meson setup $BUILD && ninja -C $BUILD)" >&2; exit 2; }
 done
@@ -77,7 +77,8 @@ done
 for t in jq etcdctl gnuplot ss timeout; do
 	command -v "$t" >/dev/null || { echo "compare.sh: needs $t" >&2; exit 2; }
 done
-ETCD_VERSION=$("$ETCD" --version | head -n 1 | awk '{print $3}')
+# awk reads all of its input: `| head -n 1` could kill the writer with SIGPIPE, fatal under pipefail.
+ETCD_VERSION=$("$ETCD" --version | awk 'NR == 1 { print $3 }')
 
 RUN_ID=$(date -u +%Y%m%dT%H%M%S)
 [ -n "$OUT" ] || OUT=bench/results/$RUN_ID
@@ -121,24 +122,30 @@ log() { printf '[%s compare] %s\n' "$(date +%T)" "$*" >&2; }
 
 # Port blocks, one per cluster so that a cluster never binds a port the previous one just closed:
 # member i of a cluster listens for clients on BLOCK+10i+1 and for peers on BLOCK+10i+2 (i = 1..5).
+# The default base lies above Linux's ephemeral range (32768-60999), where the hundreds of client
+# connections of a load cannot be holding one of them, and above the test suites' 12380-47999.
 declare -A BLOCK=([etcd3]=0 [quorumd3]=100 [etcd1]=200 [quorumd1]=300 [etcd5]=400 [quorumd5]=500)
-# Ports in 5xxxx lie in Linux's ephemeral range, so a client connection can hold one for a while: take the
-# first base (stepping by 1000) where none of the clusters' ports is in use (TCP, or UDP for quorumd's peers).
 port_busy() { [ -n "$(ss -Htuan exclude time-wait "( sport = :$1 )" 2>/dev/null)" ]; }
-for ((try = 0; try < 8; try++)); do
-	busy=0
-	for b in "${BLOCK[@]}"; do
-		for ((m = 1; m <= 5; m++)); do
-			if port_busy $((BASE + b + 10 * m + 1)) || port_busy $((BASE + b + 10 * m + 2)); then busy=1; break 2; fi
+# cluster_base LABEL SIZE: the first of BASE+BLOCK, +600, +1200, ... whose ports for SIZE members nobody
+# holds right now (TCP, or UDP for quorumd's peers), checked just before the cluster starts.
+cluster_base() {
+	local b m k
+	for ((k = 0; k < 7; k++)); do
+		b=$((BASE + ${BLOCK[$1]} + 600 * k))
+		((b + 52 <= 65535)) || break
+		for ((m = 1; m <= $2; m++)); do
+			if port_busy $((b + 10 * m + 1)) || port_busy $((b + 10 * m + 2)); then continue 2; fi
 		done
+		echo "$b"
+		return
 	done
-	[ "$busy" = 1 ] || break
-	BASE=$((BASE + 1000))
-done
+	echo $((BASE + ${BLOCK[$1]}))
+}
 
 # start_cluster LABEL SYSTEM SIZE: members LABEL-1 .. LABEL-SIZE, etcd's flags for both binaries.
 start_cluster() {
-	local label=$1 sys=$2 size=$3 base=$((BASE + ${BLOCK[$1]})) ic="" eps="" i pids="" bin extra
+	local label=$1 sys=$2 size=$3 base ic="" eps="" i pids="" bin extra
+	base=$(cluster_base "$label" "$size")
 	if [ "$sys" = etcd ]; then
 		bin=$ETCD
 		# 8 GiB quota: the 64 KiB value loads write a few GiB of revisions, and etcd's default 2 GiB quota
@@ -194,7 +201,7 @@ wait_ready() {
 	for ((i = 0; i < 60; i++)); do
 		for p in ${PIDS[$label]}; do
 			if ! kill -0 "$p" 2>/dev/null; then
-				DOWN[$label]="a member exited at start: $(grep -h -m1 -iE 'fatal|error|panic' "$TMP/$label"-*.log | head -n 1 | cut -c1-200)"
+				DOWN[$label]="a member exited at start: $(grep -h -m1 -iE 'fatal|error|panic' "$TMP/$label"-*.log | head -n 1 | cut -c1-200 || true)"
 				return
 			fi
 		done
@@ -308,8 +315,7 @@ check_perf() {
 	slow=$(grep -oE 'Slowest request took( too long:)? [0-9.]+s?' <<<"$out" | grep -oE '[0-9.]+s?$' || true)
 	sd=$(grep -oE 'Stddev (is|too high:) [0-9.]+s?' <<<"$out" | grep -oE '[0-9.]+s?$' || true)
 	if [ -z "$verdict" ] || [ -z "$thr" ]; then
-		NOTES+=("$sys, etcdctl check perf: no verdict: $(grep -v '^ *$' <<<"$out" | tail -n 1 | cut -c1-200)")
-		PERF[$sys]="error"
+		PERF[$sys]="error: no verdict: $(grep -v '^ *$' <<<"$out" | tail -n 1 | cut -c1-150)"
 		return
 	fi
 	PERF[$sys]="$verdict $thr ${slow:--} ${sd:--} $(awk -v t=$((t1 - t0)) -v hz="$HZ" -v n="$thr" \
@@ -385,7 +391,7 @@ open_loop() {
 
 # ---- run ----
 FSTYPE=$(df --output=fstype "$TMP" | tail -n 1)
-log "results in $OUT; data under $TMP ($FSTYPE); ports $BASE+; $SECS s per load"
+log "results in $OUT; data under $TMP ($FSTYPE); ports from $BASE; $SECS s per load"
 # The bare-fdatasync reference, before any cluster runs: appending (each sync also commits the file size)
 # and overwriting blocks already on disk (data and cache flush only, the cheapest durable write). The goal
 # row compares with the lower p50 of the two, the stricter floor.
@@ -492,7 +498,7 @@ table() {
 		for s in etcd quorumd; do
 			local p=${PERF[$s]:-}
 			if [ -n "${DOWN[${s}3]:-}" ]; then printf '  %-8s n/a\n' "$s"
-			elif [ -z "$p" ] || [ "$p" = error ]; then printf '  %-8s error\n' "$s"
+			elif [ -z "$p" ] || [[ "$p" == error* ]]; then printf '  %-8s %s\n' "$s" "${p:-error}"
 			else
 				read -r v t sl sd c <<<"$p"
 				printf '  %-8s %s: %s writes/s, slowest %s, stddev %s, cpu/1k %s\n' "$s" "$v" "$t" "$sl" "$sd" "$(secs "$c")"
@@ -540,7 +546,9 @@ plots() {
 		done
 	} >"$OUT/values.dat"
 	# pngcairo draws anti-aliased lines; plain png (libgd) is there when cairo is not.
-	if gnuplot -e 'set terminal' 2>&1 | grep -q pngcairo; then term="pngcairo size 900,560 font 'sans,10'"; else term="png size 900,560"; fi
+	local terms
+	terms=$(gnuplot -e 'set terminal' 2>&1 || true)
+	if grep -q pngcairo <<<"$terms"; then term="pngcairo size 900,560 font 'sans,10'"; else term="png size 900,560"; fi
 	cat >"$OUT/plots.gp" <<-EOF
 		# gnuplot script written by bench/compare.sh ($RUN_ID); run it in this folder to redraw.
 		set terminal $term

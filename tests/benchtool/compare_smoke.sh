@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# tests/benchtool/compare_smoke.sh BUILD_DIR: bench/compare.sh --quick end to end (~2-3 minutes).
+#
+# Checks that the comparison machinery works, never how fast anything is: both systems answered every
+# load of the published set, the sweeps, cluster sizes 1 and 5 and the open loop with a non-zero
+# throughput; the table has every section; the PNGs are PNGs; the CDFs end at 1; the bare-fdatasync
+# probe ran; and compare.sh left no member running and no data dir behind. Skips (77) when etcd,
+# etcdctl, gnuplot or jq is not installed.
+set -euo pipefail
+BUILD=$(cd "$1" && pwd)
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+for t in etcd etcdctl gnuplot jq ss; do
+	command -v "$t" >/dev/null || { echo "SKIP: $t not installed"; exit 77; }
+done
+OUT=$(mktemp -d /tmp/qcompare-smoke.XXXXXX)
+trap 'rm -rf "$OUT"' EXIT
+failures=0
+fail() { echo "FAIL: $*"; failures=$((failures + 1)); }
+
+# Its own port base, away from compare.sh's default 61000 (a full comparison may be running), from the
+# test suites' 12380-47999 and from the ephemeral range.
+if ! COMPARE_BASE_PORT=63000 "$ROOT/bench/compare.sh" --build "$BUILD" --quick --out "$OUT/results" \
+	>"$OUT/stdout" 2>"$OUT/stderr"; then
+	echo "FAIL: bench/compare.sh --quick exited non-zero"
+	tail -n 40 "$OUT/stderr"
+	exit 1
+fi
+R=$OUT/results
+
+# Every load ran against both systems with requests that succeeded.
+for sys in etcd quorumd; do
+	for load in put1 put1000 putall rl1 rl1000 rs1 rs1000 txn mixed put8 put64 put256 val16 val4k val64k size1 size5 open; do
+		n=$(jq -s --arg s "$sys" --arg l "$load" '[.[] | select(.system == $s and .load == $l)] | length' "$R/raw.jsonl")
+		if [ "$n" != 1 ]; then fail "$sys $load: $n result lines in raw.jsonl, want 1"; continue; fi
+		ok=$(jq -s -r --arg s "$sys" --arg l "$load" \
+			'.[] | select(.system == $s and .load == $l) | (.ok > 0 and .throughput > 0 and .server_cpu_s >= 0)' "$R/raw.jsonl")
+		[ "$ok" = true ] || fail "$sys $load: no successful requests or no CPU figure"
+	done
+	members=$(jq -s -r --arg s "$sys" '[.[] | select(.system == $s and .load == "size5") | .endpoints | length] | first' "$R/raw.jsonl")
+	[ "$members" = 1 ] || fail "$sys size5: --target-leader should load 1 endpoint, got $members"
+done
+for mode in append overwrite; do
+	jq -s -e --arg m "$mode" 'any(.[]; .tool == "fsync-probe" and .mode == $m and .count > 0 and .p50_ms > 0)' \
+		"$R/raw.jsonl" >/dev/null || fail "no fsync-probe $mode result"
+done
+
+# The table: every section, a figure (not n/a or error) in both columns of the headline rows.
+for want in "etcd's published set" "client sweep" "value-size sweep" "cluster size" "open loop: put at" \
+	"etcdctl check perf --load=m: skipped" "goals (issue 7" "bare 4 KiB append" "bare 4 KiB overwrite"; do
+	grep -qF "$want" "$R/table.txt" || fail "table.txt lacks \"$want\""
+done
+for rowname in "put 1 client, 1 conn" "put 1000 clients, 100 conns" "range s 1000/100" "1 member: put" "5 members: put"; do
+	line=$(grep -m1 -F "$rowname" "$R/table.txt" || true)
+	[[ "$line" =~ \|\ +[0-9]+\ +[0-9]+\ +[0-9.]+\ \| ]] || fail "row \"$rowname\" lacks both figures and the ratio: $line"
+done
+grep -q '^note:' "$R/table.txt" && echo "(notes in the table: $(grep -c '^note:' "$R/table.txt"))"
+
+# Plots and their data.
+for png in throughput_vs_clients throughput_vs_value_size latency_cdf latency_tail; do
+	[ "$(head -c 4 "$R/$png.png" 2>/dev/null | od -An -tx1 | tr -d ' ')" = 89504e47 ] || fail "$png.png is missing or not a PNG"
+done
+for sys in etcd quorumd; do
+	last=$(tail -n 1 "$R/cdf-$sys.dat" 2>/dev/null | awk '{ print $2 }')
+	[ "$last" = 1.000000 ] || fail "cdf-$sys.dat does not end at 1 (\"$last\")"
+done
+
+# Nothing left behind: the data dir gone, no process running from it.
+data=$(sed -n 's/.*data under \(\S*\) .*/\1/p' "$OUT/stderr" | head -n 1 || true)
+if [ -z "$data" ]; then
+	fail "no \"data under\" line in compare.sh's log"
+else
+	[ ! -e "$data" ] || fail "$data left behind"
+	# shellcheck disable=SC2009
+	! ps -eo args | grep -F -- "$data" | grep -v grep >/dev/null || fail "a process still runs from $data"
+fi
+
+if [ "$failures" -gt 0 ]; then
+	echo "---- table ----"
+	cat "$R/table.txt"
+	exit 1
+fi
+echo "ok: compare.sh --quick measured both systems everywhere, wrote the table and 4 plots, left nothing behind"
