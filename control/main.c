@@ -10,6 +10,24 @@
 
 extern char **environ;
 
+/* The error as a JSON string's contents for the log line: etcd's messages quote names ("m9"). */
+static const char *json_escaped(const char *text, char *out, size_t size)
+{
+	size_t used = 0;
+	for (const unsigned char *c = (const unsigned char *)text; *c && used + 7 < size; c++) {
+		if (*c == '"' || *c == '\\') {
+			out[used++] = '\\';
+			out[used++] = (char)*c;
+		} else if (*c < 0x20) {
+			used += (size_t)snprintf(out + used, size - used, "\\u%04x", *c);
+		} else {
+			out[used++] = (char)*c;
+		}
+	}
+	out[used] = '\0';
+	return out;
+}
+
 int main(int argc, char **argv)
 {
 	struct node *node = calloc(1, sizeof(*node));
@@ -53,7 +71,9 @@ int main(int argc, char **argv)
 
 	int exit_code = 0;
 	if (node_open(node, error, sizeof(error)) != 0 || node_start_threads(node, error, sizeof(error)) != 0) {
-		node_log("fatal", "cannot start quorumd", "\"error\":\"%s\"", error);
+		char escaped[2 * sizeof(error) + 8];
+		node_log("fatal", "cannot start quorumd", "\"error\":\"%s\"",
+		         json_escaped(error, escaped, sizeof(escaped)));
 		fprintf(stderr, "quorumd: %s\n", error);
 		node_close(node);
 		free(node);
@@ -61,7 +81,9 @@ int main(int argc, char **argv)
 	}
 	struct client_api *client_api = client_api_start(node, error, sizeof(error));
 	if (!client_api) {
-		node_log("fatal", "cannot serve the client URLs", "\"error\":\"%s\"", error);
+		char escaped[2 * sizeof(error) + 8];
+		node_log("fatal", "cannot serve the client URLs", "\"error\":\"%s\"",
+		         json_escaped(error, escaped, sizeof(escaped)));
 		fprintf(stderr, "quorumd: %s\n", error);
 		node_stop(node);
 		node_close(node);
