@@ -648,10 +648,14 @@ static int get_cluster_size(struct discovery *discovery, enum check_result *resu
 {
 	Etcdserverpb__RangeResponse *response = range(discovery, discovery->size_key, false);
 	if (!response) {
-		char fields[1024];
-		snprintf(fields, sizeof(fields), "\"clusterSizeKey\":\"%s\",\"error\":\"%s\"", discovery->size_key,
-		         discovery->last_error);
-		discovery_log(discovery, "warn", "failed to get cluster size from discovery service", fields);
+		struct text fields = {0};
+		text_append(&fields, "\"clusterSizeKey\":");
+		text_append_json(&fields, discovery->size_key);
+		text_append(&fields, ",\"error\":");
+		text_append_json(&fields, discovery->last_error);
+		char *line = text_take(&fields);
+		discovery_log(discovery, "warn", "failed to get cluster size from discovery service", line);
+		free(line);
 		return 1;
 	}
 	if (response->n_kvs == 0) {
@@ -716,10 +720,14 @@ static int create_size_key(struct discovery *discovery)
 		snprintf(discovery->last_error, sizeof(discovery->last_error), "malformed TxnResponse");
 		return 1;
 	}
-	char fields[1024];
-	snprintf(fields, sizeof(fields), "\"clusterSizeKey\":\"%s\",\"clusterSize\":%" PRIu64 ",\"created\":%s",
-	         discovery->size_key, discovery->config->expected_size, response->succeeded ? "true" : "false");
-	discovery_log(discovery, "info", "set the cluster size key from --discovery-cluster-size", fields);
+	struct text fields = {0};
+	text_append(&fields, "\"clusterSizeKey\":");
+	text_append_json(&fields, discovery->size_key);
+	text_append(&fields, ",\"clusterSize\":%" PRIu64 ",\"created\":%s", discovery->config->expected_size,
+	            response->succeeded ? "true" : "false");
+	char *line = text_take(&fields);
+	discovery_log(discovery, "info", "set the cluster size key from --discovery-cluster-size", line);
+	free(line);
 	etcdserverpb__txn_response__free_unpacked(response, NULL);
 	return 0;
 }
@@ -744,10 +752,14 @@ static int get_cluster_members(struct discovery *discovery)
 {
 	Etcdserverpb__RangeResponse *response = range(discovery, discovery->members_prefix, true);
 	if (!response) {
-		char fields[1024];
-		snprintf(fields, sizeof(fields), "\"membersKeyPrefix\":\"%s\",\"error\":\"%s\"", discovery->members_prefix,
-		         discovery->last_error);
-		discovery_log(discovery, "warn", "failed to get cluster members from discovery service", fields);
+		struct text fields = {0};
+		text_append(&fields, "\"membersKeyPrefix\":");
+		text_append_json(&fields, discovery->members_prefix);
+		text_append(&fields, ",\"error\":");
+		text_append_json(&fields, discovery->last_error);
+		char *line = text_take(&fields);
+		discovery_log(discovery, "warn", "failed to get cluster members from discovery service", line);
+		free(line);
 		return 1;
 	}
 	struct registered *members = calloc(response->n_kvs ? response->n_kvs : 1, sizeof(*members));

@@ -39,11 +39,11 @@ struct node_flags {
 	char *log_level;      /* debug, info, warn or error */
 	bool enable_pprof;
 	char *peer_key_file;          /* "": peers unauthenticated */
-	char *discovery_srv;          /* bootstrap discovery, used only with a new data dir */
-	char *discovery_srv_name;
-	char *discovery_endpoints;
-	char *discovery_token;
-	uint64_t discovery_cluster_size;
+	char *discovery_srv;          /* bootstrap discovery, used only with a new data dir (discovery.h) */
+	char *discovery_srv_name;     /* SRV service suffix: _etcd-server-SUFFIX._tcp */
+	char *discovery_endpoints;    /* v3 discovery: client URLs of the discovery cluster */
+	char *discovery_token;        /* v3 discovery: /_etcd/registry/TOKEN/, and the cluster token */
+	uint64_t discovery_cluster_size; /* 0: read the size key (etcd); N: write it when absent, else check it */
 	bool help;
 	bool version;
 };
