@@ -62,7 +62,7 @@ struct frame {
 	uint32_t call_event;
 	uint32_t cache_entry;
 	struct register_value previous_value;
-	uint8_t phase; /* 0: trying ok operations, 1: trying unknown ones */
+	uint8_t phase; /* enum phase of the node this move was made from */
 };
 
 /* What the deepest dead end looked like, for the explanation. */
@@ -406,6 +406,35 @@ static int record_dead_end(struct search *search, size_t ok_linearized, struct r
 	return 0;
 }
 
+/* Reads and failed compares leave the register as it was. */
+static bool is_pure(const struct operation *operation)
+{
+	return operation->outcome == OUTCOME_OK &&
+	       (operation->kind == OPERATION_READ || (operation->kind == OPERATION_CAS && !operation->cas_swapped));
+}
+
+/* Scan phases at one node. An applicable pure operation is linearized at once and alone (PHASE_PURE):
+ * it changes nothing and every operation that had to precede it already has, so if any linearization
+ * exists, one places it here. That removes the branching over orders of concurrent reads, the bulk of
+ * the search. Then the other ok operations, then unknown ones (see the dominance note at the top). */
+enum phase { PHASE_PURE, PHASE_OK, PHASE_UNKNOWN };
+
+static void undo_top(struct search *search, struct register_value *value, uint64_t *ok_hash, size_t *remaining)
+{
+	struct frame *frame = &search->stack[--search->depth];
+	uint32_t undone = search->events[frame->call_event].operation;
+	if (undone < search->ok_count) {
+		bit_flip(search->ok_bits, undone);
+		*ok_hash ^= search->zobrist[undone];
+		(*remaining)++;
+	} else {
+		bit_flip(search->unknown_bits, undone - search->ok_count);
+	}
+	*value = frame->previous_value;
+	unlift(search, frame->call_event);
+	cache_header_at(&search->cache, frame->cache_entry)->done = true;
+}
+
 /* Returns the verdict, or -1 when memory ran out. */
 static int search_run(struct search *search)
 {
@@ -416,75 +445,85 @@ static int search_run(struct search *search)
 	struct register_value value = { .present = false };
 	uint64_t ok_hash = 0;
 	uint32_t event = events[0].next;
-	uint8_t phase = 0;
+	uint8_t phase = PHASE_PURE;
 	for (;;) {
 		/* While an ok operation is unlinearized its return event is in the list, so the scan always
 		 * meets a return event before wrapping to the sentinel. */
 		assert(event != 0);
 		struct event *current = &events[event];
+		bool backtrack = false;
 		if (current->is_return) {
-			if (phase == 0) {
-				phase = 1;
+			if (phase != PHASE_UNKNOWN) {
+				phase++;
 				event = events[0].next;
 				continue;
 			}
 			if (record_dead_end(search, search->ok_count - remaining, value, event) != 0)
 				return -1;
-			if (search->depth == 0)
-				return NOT_LINEARIZABLE;
-			struct frame *frame = &search->stack[--search->depth];
-			uint32_t undone = events[frame->call_event].operation;
-			if (undone < search->ok_count) {
-				bit_flip(search->ok_bits, undone);
-				ok_hash ^= search->zobrist[undone];
-				remaining++;
-			} else {
-				bit_flip(search->unknown_bits, undone - search->ok_count);
+			backtrack = true;
+		} else {
+			uint32_t local = current->operation;
+			bool is_ok = local < search->ok_count;
+			const struct operation *operation = &search->history->operations[search->operations[local]];
+			bool wanted = phase == PHASE_PURE    ? is_ok && is_pure(operation)
+				      : phase == PHASE_OK    ? is_ok && !is_pure(operation)
+							     : !is_ok;
+			/* Two unknown writes in a row: the first is overwritten unseen, so the configuration is
+			 * dominated by the second alone, which the parent tries too. Without this the search would
+			 * try every subset of the pending unknown writes. A cas stays: the first may enable it. */
+			if (wanted && !is_ok && operation->kind == OPERATION_WRITE && search->depth > 0 &&
+			    events[search->stack[search->depth - 1].call_event].operation >= search->ok_count)
+				wanted = false;
+			struct register_value after;
+			if (wanted && register_apply(operation, value, &after)) {
+				uint64_t *bits = is_ok ? search->ok_bits : search->unknown_bits;
+				size_t bit = is_ok ? local : local - search->ok_count;
+				uint64_t next_ok_hash = is_ok ? ok_hash ^ search->zobrist[local] : ok_hash;
+				uint64_t hash = next_ok_hash ^ value_hash(after);
+				bit_flip(bits, bit);
+				if (!cache_dominated(search, hash, after)) {
+					if (cache_full(search)) {
+						if (record_dead_end(search, search->ok_count - remaining, value, event) != 0)
+							return -1;
+						return SEARCH_BOUND_HIT;
+					}
+					uint32_t entry;
+					if (cache_insert(search, hash, after, &entry) != 0)
+						return -1;
+					search->stack[search->depth++] = (struct frame){
+						.call_event = event, .cache_entry = entry, .previous_value = value, .phase = phase };
+					value = after;
+					ok_hash = next_ok_hash;
+					lift(search, event);
+					if (is_ok && --remaining == 0)
+						return LINEARIZABLE;
+					event = events[0].next;
+					phase = PHASE_PURE;
+					continue;
+				}
+				bit_flip(bits, bit);
+				/* The forced move leads only where the search has failed before: so does this node. */
+				backtrack = phase == PHASE_PURE;
 			}
-			value = frame->previous_value;
-			unlift(search, frame->call_event);
-			cache_header_at(&search->cache, frame->cache_entry)->done = true;
-			event = events[frame->call_event].next;
-			phase = frame->phase;
-			continue;
 		}
-		uint32_t local = current->operation;
-		bool is_ok = local < search->ok_count;
-		if (is_ok != (phase == 0)) {
+		if (!backtrack) {
 			event = current->next;
 			continue;
 		}
-		struct register_value after;
-		const struct operation *operation = &search->history->operations[search->operations[local]];
-		if (register_apply(operation, value, &after)) {
-			uint64_t *bits = is_ok ? search->ok_bits : search->unknown_bits;
-			size_t bit = is_ok ? local : local - search->ok_count;
-			uint64_t next_ok_hash = is_ok ? ok_hash ^ search->zobrist[local] : ok_hash;
-			uint64_t hash = next_ok_hash ^ value_hash(after);
-			bit_flip(bits, bit);
-			if (!cache_dominated(search, hash, after)) {
-				if (cache_full(search)) {
-					if (record_dead_end(search, search->ok_count - remaining, value, event) != 0)
-						return -1;
-					return SEARCH_BOUND_HIT;
-				}
-				uint32_t entry;
-				if (cache_insert(search, hash, after, &entry) != 0)
-					return -1;
-				search->stack[search->depth++] = (struct frame){
-					.call_event = event, .cache_entry = entry, .previous_value = value, .phase = phase };
-				value = after;
-				ok_hash = next_ok_hash;
-				lift(search, event);
-				if (is_ok && --remaining == 0)
-					return LINEARIZABLE;
-				event = events[0].next;
-				phase = 0;
-				continue;
+		/* Undo the last move and resume scanning its node after it; a pure move was the node's only
+		 * option, so its failure is the node's failure and the undoing goes on. */
+		for (;;) {
+			if (search->depth == 0)
+				return NOT_LINEARIZABLE;
+			uint8_t undone_phase = search->stack[search->depth - 1].phase;
+			uint32_t undone_event = search->stack[search->depth - 1].call_event;
+			undo_top(search, &value, &ok_hash, &remaining);
+			if (undone_phase != PHASE_PURE) {
+				event = events[undone_event].next;
+				phase = undone_phase;
+				break;
 			}
-			bit_flip(bits, bit);
 		}
-		event = current->next;
 	}
 }
 
