@@ -104,7 +104,9 @@ cleanup() {
 	trap - EXIT INT TERM
 	for p in "${STARTED_PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done
 	for p in "${STARTED_PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
-	if [ "$rc" -ne 0 ]; then
+	if [ "$rc" = 130 ] || [ "$rc" = 143 ]; then
+		echo "compare.sh: interrupted; stopped everything it started" >&2
+	elif [ "$rc" -ne 0 ]; then
 		for f in "$TMP"/*.log; do
 			[ -e "$f" ] || continue
 			echo "---- last lines of $(basename "$f") ----" >&2
@@ -278,8 +280,9 @@ bench() {
 	LAST=error
 	t0=$(cpu_ticks "$label")
 	# A hung server cannot stall the run: quorum-bench's own per-request deadline is 30 s, and the whole
-	# run gets its duration plus a minute.
-	if ! json=$(timeout -k 5 $((SECS + 60)) "$QB" --endpoints="${EPS[$label]}" --progress=false --json "$@" \
+	# run gets its duration plus a minute. --foreground keeps the child in our process group, so a ^C at
+	# the terminal reaches it (and it stops at once) rather than only this script, which would wait.
+	if ! json=$(timeout --foreground -k 5 $((SECS + 60)) "$QB" --endpoints="${EPS[$label]}" --progress=false --json "$@" \
 		2>"$TMP/qb.err"); then
 		NOTES+=("$sys, $id: quorum-bench failed: $(tail -n 1 "$TMP/qb.err")")
 		return
@@ -306,7 +309,7 @@ bench() {
 check_perf() {
 	local sys=$1 label=$2 out t0 t1 verdict thr slow sd
 	t0=$(cpu_ticks "$label")
-	out=$(ETCDCTL_API=3 timeout -k 5 150 etcdctl --endpoints="${EPS[$label]}" --command-timeout=30s \
+	out=$(ETCDCTL_API=3 timeout --foreground -k 5 150 etcdctl --endpoints="${EPS[$label]}" --command-timeout=30s \
 		check perf --load=m 2>&1 | tr '\r' '\n') || true
 	t1=$(cpu_ticks "$label")
 	printf '%s\n' "$out" >"$OUT/check-perf-$sys.txt"
