@@ -85,6 +85,7 @@ struct search {
 	struct event *events;
 	size_t event_count;
 	uint64_t *zobrist;          /* a random 64-bit word per ok operation: the ok set's hash is their XOR */
+	bool *unobserved;           /* per unknown operation: nothing ever reads or compares against what it writes */
 	uint64_t *ok_bits;
 	uint64_t *unknown_bits;
 	size_t ok_words;
@@ -308,6 +309,43 @@ static void unlift(struct search *search, uint32_t call_event)
 	event_relink(search->events, call_event);
 }
 
+static int compare_values(const void *left, const void *right)
+{
+	uint64_t a = *(const uint64_t *)left, b = *(const uint64_t *)right;
+	return a < b ? -1 : (a > b);
+}
+
+/* The value an unknown operation would leave behind, if it changed anything. */
+static uint64_t unknown_written_value(const struct operation *operation)
+{
+	return operation->kind == OPERATION_WRITE ? operation->argument.value : operation->cas_new_value;
+}
+
+/* Values some operation can see: ok read results, the expected values of swapped and unknown cas ops. */
+static int mark_unobserved(struct search *search)
+{
+	uint64_t *observed = malloc((search->operation_count + 1) * sizeof *observed);
+	if (observed == NULL)
+		return -1;
+	size_t count = 0;
+	for (size_t local = 0; local < search->operation_count; local++) {
+		const struct operation *operation = &search->history->operations[search->operations[local]];
+		if (operation->kind == OPERATION_READ && operation->read_result.present)
+			observed[count++] = operation->read_result.value;
+		else if (operation->kind == OPERATION_CAS && operation->argument.present &&
+			 (operation->outcome == OUTCOME_UNKNOWN || operation->cas_swapped))
+			observed[count++] = operation->argument.value;
+	}
+	qsort(observed, count, sizeof *observed, compare_values);
+	for (size_t local = search->ok_count; local < search->operation_count; local++) {
+		uint64_t value = unknown_written_value(&search->history->operations[search->operations[local]]);
+		search->unobserved[local - search->ok_count] =
+			bsearch(&value, observed, count, sizeof *observed, compare_values) == NULL;
+	}
+	free(observed);
+	return 0;
+}
+
 static int search_init(struct search *search, const struct history *history, const uint32_t *operations,
 		       size_t ok_count, size_t operation_count, const struct linearizability_options *options)
 {
@@ -331,6 +369,10 @@ static int search_init(struct search *search, const struct history *history, con
 	search->stack = calloc(operation_count + 1, sizeof *search->stack);
 	if (search->events == NULL || search->zobrist == NULL || search->ok_bits == NULL ||
 	    search->unknown_bits == NULL || search->stack == NULL)
+		return -1;
+
+	search->unobserved = calloc(operation_count - ok_count + 1, sizeof *search->unobserved);
+	if (search->unobserved == NULL || mark_unobserved(search) != 0)
 		return -1;
 
 	uint64_t seed = 0x2545f4914f6cdd1dull;
@@ -373,6 +415,7 @@ static void search_free(struct search *search)
 	cache_free(&search->cache);
 	free(search->events);
 	free(search->zobrist);
+	free(search->unobserved);
 	free(search->ok_bits);
 	free(search->unknown_bits);
 	free(search->stack);
@@ -435,6 +478,18 @@ static void undo_top(struct search *search, struct register_value *value, uint64
 	cache_header_at(&search->cache, frame->cache_entry)->done = true;
 }
 
+static bool failed_compare_expects(const struct search *search, struct register_value value)
+{
+	for (uint32_t event = search->events[0].next; !search->events[event].is_return; event = search->events[event].next) {
+		uint32_t local = search->events[event].operation;
+		const struct operation *operation = &search->history->operations[search->operations[local]];
+		if (local < search->ok_count && operation->kind == OPERATION_CAS && !operation->cas_swapped &&
+		    values_equal(operation->argument, value))
+			return true;
+	}
+	return false;
+}
+
 /* Returns the verdict, or -1 when memory ran out. */
 static int search_run(struct search *search)
 {
@@ -446,6 +501,8 @@ static int search_run(struct search *search)
 	uint64_t ok_hash = 0;
 	uint32_t event = events[0].next;
 	uint8_t phase = PHASE_PURE;
+	/* Per node, computed when first needed: does the window hold an ok failed cas expecting the value? */
+	bool compare_failure_checked = false, compare_failure_pending = false;
 	for (;;) {
 		/* While an ok operation is unlinearized its return event is in the list, so the scan always
 		 * meets a return event before wrapping to the sentinel. */
@@ -474,6 +531,16 @@ static int search_run(struct search *search)
 			if (wanted && !is_ok && operation->kind == OPERATION_WRITE && search->depth > 0 &&
 			    events[search->stack[search->depth - 1].call_event].operation >= search->ok_count)
 				wanted = false;
+			/* An unknown operation whose value nobody observes is only of use to a failed compare that
+			 * needs the register to differ from its expected value; no such compare is pending when
+			 * the pure phase found nothing to do here, unless it expects exactly the current value. */
+			if (wanted && !is_ok && search->unobserved[local - search->ok_count]) {
+				if (!compare_failure_checked) {
+					compare_failure_pending = failed_compare_expects(search, value);
+					compare_failure_checked = true;
+				}
+				wanted = compare_failure_pending;
+			}
 			struct register_value after;
 			if (wanted && register_apply(operation, value, &after)) {
 				uint64_t *bits = is_ok ? search->ok_bits : search->unknown_bits;
@@ -499,6 +566,7 @@ static int search_run(struct search *search)
 						return LINEARIZABLE;
 					event = events[0].next;
 					phase = PHASE_PURE;
+					compare_failure_checked = false;
 					continue;
 				}
 				bit_flip(bits, bit);
@@ -512,6 +580,7 @@ static int search_run(struct search *search)
 		}
 		/* Undo the last move and resume scanning its node after it; a pure move was the node's only
 		 * option, so its failure is the node's failure and the undoing goes on. */
+		compare_failure_checked = false;
 		for (;;) {
 			if (search->depth == 0)
 				return NOT_LINEARIZABLE;

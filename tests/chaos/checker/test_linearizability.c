@@ -8,7 +8,8 @@
  *
  * Reproduce one case: test-linearizability --seed N [--dump] (--dump prints the history and its mutants).
  * Write a simulated history for the command-line checker:
- *   test-linearizability --generate SEED PROCESSES OPERATIONS KEYS UNKNOWN_PERCENT FAIL_PERCENT MAX_DURATION_NS */
+ *   test-linearizability --generate SEED PROCESSES OPERATIONS KEYS UNKNOWN_PERCENT FAIL_PERCENT MAX_DURATION_NS [VALUES]
+ * (VALUES: draw written values from 1..VALUES instead of making each one new). */
 #include "history.h"
 #include "linearizability.h"
 
@@ -65,6 +66,7 @@ struct workload {
 	unsigned unknown_percent;
 	unsigned fail_percent;
 	uint64_t max_duration_ns;
+	uint64_t value_domain; /* 0: every write a new value; otherwise values 1..value_domain, as Jepsen's register */
 };
 
 static struct simulated *sorting_base;
@@ -134,6 +136,8 @@ static struct simulated *simulate(uint64_t seed, const struct workload *workload
 			break;
 		case OPERATION_WRITE:
 			operation->argument = (struct register_value){ .present = true, .value = next_value++ };
+			if (workload->value_domain != 0)
+				operation->argument.value = 1 + random_below(&random, workload->value_domain);
 			if (operation->takes_effect)
 				*current = operation->argument;
 			break;
@@ -145,7 +149,8 @@ static struct simulated *simulate(uint64_t seed, const struct workload *workload
 			else
 				operation->argument = (struct register_value){ .present = true,
 									       .value = 1 + random_below(&random, next_value) };
-			operation->cas_new_value = next_value++;
+			operation->cas_new_value = workload->value_domain != 0 ? 1 + random_below(&random, workload->value_domain)
+									       : next_value++;
 			operation->cas_swapped = current->present == operation->argument.present &&
 						 (!current->present || current->value == operation->argument.value);
 			if (operation->takes_effect && operation->cas_swapped)
@@ -304,6 +309,7 @@ static void random_workload(uint64_t seed, struct workload *workload)
 	workload->unknown_percent = (unsigned)random_below(&random, 3) == 0 ? 0 : (unsigned)random_below(&random, 12);
 	workload->fail_percent = (unsigned)random_below(&random, 6);
 	workload->max_duration_ns = 10 + random_below(&random, 1000);
+	workload->value_domain = random_below(&random, 3) == 0 ? 1 + random_below(&random, 5) : 0;
 }
 
 static void run_seed(uint64_t seed, bool dump)
@@ -322,6 +328,9 @@ static void run_seed(uint64_t seed, bool dump)
 	uint64_t random = seed * 31 + 7;
 	struct simulated *mutant = malloc(workload.operations * sizeof *mutant);
 	for (int mutation = 0; mutation < MUTATION_COUNT; mutation++) {
+		/* The stale-read mutants need unique values to be certainly wrong; nil-after-write does not. */
+		if (workload.value_domain != 0 && mutation == MUTATION_STALE_READ)
+			continue;
 		memcpy(mutant, operations, workload.operations * sizeof *mutant);
 		if (!mutate(mutant, workload.operations, (enum mutation)mutation, &random))
 			continue;
@@ -391,11 +400,12 @@ static void benchmark(const char *label, uint64_t seed, struct workload workload
 
 int main(int argc, char **argv)
 {
-	if (argc == 9 && strcmp(argv[1], "--generate") == 0) {
+	if ((argc == 9 || argc == 10) && strcmp(argv[1], "--generate") == 0) {
 		struct workload workload = {
 			.processes = (unsigned)strtoul(argv[3], NULL, 10), .operations = (unsigned)strtoul(argv[4], NULL, 10),
 			.keys = (unsigned)strtoul(argv[5], NULL, 10), .unknown_percent = (unsigned)strtoul(argv[6], NULL, 10),
-			.fail_percent = (unsigned)strtoul(argv[7], NULL, 10), .max_duration_ns = strtoull(argv[8], NULL, 10) };
+			.fail_percent = (unsigned)strtoul(argv[7], NULL, 10), .max_duration_ns = strtoull(argv[8], NULL, 10),
+			.value_domain = argc == 10 ? strtoull(argv[9], NULL, 10) : 0 };
 		struct simulated *operations = simulate(strtoull(argv[2], NULL, 10), &workload);
 		char *text = render(operations, workload.operations);
 		printf("%s", text);
@@ -414,15 +424,17 @@ int main(int argc, char **argv)
 	test_search_bound();
 	test_many_unknown_writes();
 	benchmark("5000 operations, 10 processes, 1 key, 2% unknown", 7,
-		  (struct workload){ 10, 5000, 1, 2, 1, 200 }, false);
+		  (struct workload){ 10, 5000, 1, 2, 1, 200, 0 }, false);
 	benchmark("5000 operations, 10 processes, 1 key, 2% unknown, stale read", 7,
-		  (struct workload){ 10, 5000, 1, 2, 1, 200 }, true);
+		  (struct workload){ 10, 5000, 1, 2, 1, 200, 0 }, true);
 	benchmark("3000 operations, 20 processes, 1 key, 5% unknown", 8,
-		  (struct workload){ 20, 3000, 1, 5, 2, 300 }, false);
+		  (struct workload){ 20, 3000, 1, 5, 2, 300, 0 }, false);
 	benchmark("3000 operations, 20 processes, 1 key, 5% unknown, stale read", 8,
-		  (struct workload){ 20, 3000, 1, 5, 2, 300 }, true);
+		  (struct workload){ 20, 3000, 1, 5, 2, 300, 0 }, true);
 	benchmark("20000 operations, 20 processes, 5 keys, 2% unknown", 9,
-		  (struct workload){ 20, 20000, 5, 2, 1, 300 }, false);
+		  (struct workload){ 20, 20000, 5, 2, 1, 300, 0 }, false);
+	benchmark("3000 operations, 20 processes, 1 key, 5% unknown, values 1..5", 10,
+		  (struct workload){ 20, 3000, 1, 5, 2, 300, 5 }, false);
 	if (failures != 0) {
 		fprintf(stderr, "%d failures\n", failures);
 		return 1;
