@@ -59,6 +59,11 @@ if [ -z "$SECS" ]; then
 	if [ "$QUICK" = 1 ]; then SECS=1; else SECS=8; fi
 fi
 [[ "$SECS" =~ ^[0-9]+$ ]] && [ "$SECS" -ge 1 ] || { echo "compare.sh: --seconds: expected a whole number >= 1" >&2; exit 2; }
+# The published copy is what the README shows: never a smoke run.
+if [ "$PUBLISH" = 1 ] && [ "$QUICK" = 1 ]; then
+	echo "compare.sh: --publish takes a full run, not --quick" >&2
+	exit 2
+fi
 if [ -z "$CHECK_PERF" ]; then
 	if [ "$QUICK" = 1 ]; then CHECK_PERF=0; else CHECK_PERF=1; fi
 fi
