@@ -12,6 +12,7 @@
 #include <sched.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <sys/resource.h>
 
 struct receiver {
 	struct transport *t;
@@ -91,6 +92,16 @@ static struct transport *open_member(uint64_t id, size_t max_datagram)
 	return t;
 }
 
+/* CPU time of the whole process, user and system (the kernel's share of sending and receiving counts):
+ * per frame it is the cost a member pays, whatever else runs on the machine. */
+static uint64_t process_cpu_ns(void)
+{
+	struct rusage u;
+	getrusage(RUSAGE_SELF, &u);
+	return ((uint64_t)u.ru_utime.tv_sec + (uint64_t)u.ru_stime.tv_sec) * 1000000000u +
+		((uint64_t)u.ru_utime.tv_usec + (uint64_t)u.ru_stime.tv_usec) * 1000u;
+}
+
 static void row(size_t size, size_t max_datagram, double seconds)
 {
 	struct transport *a = open_member(1, max_datagram);
@@ -112,6 +123,7 @@ static void row(size_t size, size_t max_datagram, double seconds)
 	uint8_t *message = calloc(1, size);
 	pthread_t thread;
 	pthread_create(&thread, NULL, receive_loop, &r);
+	uint64_t cpu_start = process_cpu_ns();
 	uint64_t sent = 0, start = test_now_ns(), end = start + (uint64_t)(seconds * 1e9);
 	while (test_now_ns() < end) {
 		while (sent - atomic_load_explicit(&r.delivered, memory_order_acquire) >= window) {
@@ -132,9 +144,10 @@ static void row(size_t size, size_t max_datagram, double seconds)
 	atomic_store(&r.stop, true);
 	pthread_join(thread, NULL);
 	uint64_t delivered = atomic_load(&r.delivered);
-	printf("%9zu %6zu %6zu %8llu %12.0f %10.1f %12.0f %8llu\n", size, max_datagram, frames,
+	double cpu_per_frame = delivered ? (double)(process_cpu_ns() - cpu_start) / 1e3 / ((double)delivered * frames) : 0;
+	printf("%9zu %6zu %6zu %8llu %12.0f %10.1f %12.0f %8llu %10.2f\n", size, max_datagram, frames,
 		(unsigned long long)window, delivered / elapsed, delivered * (double)size / elapsed / 1e6,
-		delivered * (double)frames / elapsed, (unsigned long long)(sent - delivered));
+		delivered * (double)frames / elapsed, (unsigned long long)(sent - delivered), cpu_per_frame);
 	free(message);
 	transport_close(a);
 	transport_close(r.t);
@@ -148,8 +161,8 @@ int main(int argc, char **argv)
 		mac_cost();
 	printf("UDP transport over loopback, sender and receiver threads, %.1f s per row, %s\n", seconds,
 		key_file ? "frames sealed and checked (keyed BLAKE2b)" : "no key (no MAC)");
-	printf("%9s %6s %6s %8s %12s %10s %12s %8s\n", "bytes", "frame", "frames", "window", "messages/s", "MB/s",
-		"frames/s", "lost");
+	printf("%9s %6s %6s %8s %12s %10s %12s %8s %10s\n", "bytes", "frame", "frames", "window", "messages/s", "MB/s",
+		"frames/s", "lost", "cpu us/fr");
 	size_t sizes[] = {64, 512, 1300, 4096, 16384, 65536, 1u << 20};
 	for (size_t i = 0; i < sizeof sizes / sizeof *sizes; i++)
 		row(sizes[i], FRAME_DEFAULT_DATAGRAM, seconds);
