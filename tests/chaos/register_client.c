@@ -62,6 +62,7 @@ struct options {
 	uint64_t seed;
 	uint64_t value_base;
 	unsigned read_percent, write_percent; /* the rest are compare-and-sets */
+	uint64_t think_us;    /* each process pauses a random 0..2*think_us between operations */
 	bool verbose;
 	bool dump;
 };
@@ -138,6 +139,8 @@ static void usage(FILE *out)
 	    "  --timeout-ms MS    per-operation timeout; no answer by then is `unknown` (default 1500)\n"
 	    "  --connect-timeout-ms MS (default 300)\n"
 	    "  --seed N           random choices (default 1)\n"
+	    "  --think-us US      each process pauses a random 0..2*US microseconds between operations\n"
+	    "                     (bounds the history's size, hence the checker's work; default 0)\n"
 	    "  --value-base N     first written value (default 1000000)\n"
 	    "  --read-percent P   share of reads (default 40); --write-percent P share of puts (default 30);\n"
 	    "                     the rest are compare-and-sets\n"
@@ -246,6 +249,8 @@ static int parse_options(int argc, char **argv)
 			options.timeout_ns = number * 1000000;
 		} else if (numeric && !strcmp(name, "--connect-timeout-ms") && number >= 1) {
 			options.connect_timeout_ns = number * 1000000;
+		} else if (numeric && !strcmp(name, "--think-us")) {
+			options.think_us = number;
 		} else if (numeric && !strcmp(name, "--seed")) {
 			options.seed = number;
 		} else if (numeric && !strcmp(name, "--value-base")) {
@@ -632,8 +637,15 @@ static void *worker_main(void *arg)
 {
 	struct worker *w = arg;
 	uint8_t buffer[1024];
-	while (!should_stop())
+	while (!should_stop()) {
 		one_operation(w, buffer, sizeof(buffer));
+		if (options.think_us) {
+			/* A pace, not a wait for a condition: it spreads the operations out in time. */
+			uint64_t us = rng_below(&w->rng, 2 * options.think_us + 1);
+			struct timespec pause = {(time_t)(us / 1000000), (long)(us % 1000000) * 1000};
+			nanosleep(&pause, NULL);
+		}
+	}
 	drop_connection(w);
 	return NULL;
 }
