@@ -6,12 +6,17 @@
 # stops with "discovery: cluster is full". A missing size key and a bad one give etcd's errors;
 # --discovery-cluster-size (quorumd's own) writes the size key when absent; a member still waiting stops
 # on SIGTERM. With disco stopped, a1 restarted with its discovery flags starts from its data and logs that
-# the token is ignored. Last, the real etcd (3.4) as the discovery service, when installed.
+# the token is ignored. Last, the real etcd (3.4) as the discovery service, when installed. As root the
+# test runs in a network namespace of its own (ports nobody else takes).
 # Ports 473x0 (client) and 473x1 (peer).
 source "$(dirname "$0")/lib.sh"
 
+own_ports
 add_member disco 47301
-start_member disco "$(initial_cluster disco)" new
+start_raw disco "${IN_NETNS[@]}" "$QUORUMD" --name disco --data-dir "$TMP/disco" \
+	--listen-peer-urls "${PEER[disco]}" --initial-advertise-peer-urls "${PEER[disco]}" \
+	--listen-client-urls "${CLIENT[disco]}" --advertise-client-urls "${CLIENT[disco]}" \
+	--initial-cluster "disco=${PEER[disco]}"
 wait_ready 20 disco
 DISCO=${CLIENT[disco]}
 ctl_ok disco put /_etcd/registry/tok-a/_config/size 3
@@ -116,10 +121,12 @@ stop_member a1
 
 # ---- the real etcd as the discovery service ----
 if command -v etcd >/dev/null 2>&1 && command -v etcdctl >/dev/null 2>&1; then
-	start_raw etcd etcd --name etcd --data-dir "$TMP/etcd-data" --listen-peer-urls http://127.0.0.1:47391 \
-		--initial-advertise-peer-urls http://127.0.0.1:47391 --listen-client-urls http://127.0.0.1:47390 \
-		--advertise-client-urls http://127.0.0.1:47390 --initial-cluster etcd=http://127.0.0.1:47391
-	etcd_put() { ETCDCTL_API=3 etcdctl --endpoints http://127.0.0.1:47390 put "$@" >/dev/null 2>&1; }
+	start_raw etcd "${IN_NETNS[@]}" etcd --name etcd --data-dir "$TMP/etcd-data" \
+		--listen-peer-urls http://127.0.0.1:47391 --initial-advertise-peer-urls http://127.0.0.1:47391 \
+		--listen-client-urls http://127.0.0.1:47390 --advertise-client-urls http://127.0.0.1:47390 --initial-cluster etcd=http://127.0.0.1:47391
+	etcd_put() {
+		ETCDCTL_API=3 "${IN_NETNS[@]}" etcdctl --endpoints http://127.0.0.1:47390 put "$@" >/dev/null 2>&1
+	}
 	wait_until "etcd serves" 20 etcd_put /_etcd/registry/tok-e/_config/size 2
 	add_member e1 47311
 	add_member e2 47321
@@ -128,8 +135,8 @@ if command -v etcd >/dev/null 2>&1 && command -v etcdctl >/dev/null 2>&1; then
 	v3 e2 tok-e
 	wait_ready 30 e1 e2
 	log_has e2 '"msg":"discovery joined cluster successfully"' || fail "e2 did not join through etcd"
-	keys=$(ETCDCTL_API=3 etcdctl --endpoints "$DISCO" get --prefix /_etcd/registry/tok-e/members --keys-only |
-		grep -c .)
+	keys=$(ETCDCTL_API=3 "${IN_NETNS[@]}" etcdctl --endpoints "$DISCO" get --prefix \
+		/_etcd/registry/tok-e/members --keys-only | grep -c .)
 	assert_eq "registrations in etcd" 2 "$keys"
 else
 	log "SKIPPED: the real etcd as the discovery service (no etcd/etcdctl; Debian etcd-server, etcd-client)"

@@ -21,9 +21,19 @@ discovery_cleanup() {
 }
 trap discovery_cleanup EXIT
 
-# use_netns: a fresh network namespace (loopback up) whose /etc/resolv.conf (bind-mounted by `ip netns
-# exec` from /etc/netns/NAME/) points at 127.0.0.1, where the test's dnsmasq will listen. Exit 77 (skipped)
-# without root or without dnsmasq.
+# make_netns: a fresh network namespace (loopback up) whose /etc/resolv.conf (bind-mounted by `ip netns exec`
+# from /etc/netns/NAME/) points at 127.0.0.1, where a test's dnsmasq may listen. Its ports are the test's own:
+# on a shared machine other programs' outgoing connections take ephemeral ports in 47000-47999 too.
+make_netns() {
+	NETNS="qdisc-$$"
+	mkdir -p "/etc/netns/$NETNS"
+	echo "nameserver 127.0.0.1" >"/etc/netns/$NETNS/resolv.conf"
+	ip netns add "$NETNS"
+	ip netns exec "$NETNS" ip link set lo up
+	IN_NETNS=(ip netns exec "$NETNS")
+}
+
+# use_netns: make_netns, or exit 77 (skipped) without root or without dnsmasq.
 use_netns() {
 	if [ "$(id -u)" -ne 0 ] || ! command -v ip >/dev/null 2>&1; then
 		log "SKIPPED: needs root and iproute2 (a network namespace for the test's own DNS server)"
@@ -33,12 +43,16 @@ use_netns() {
 		log "SKIPPED: needs dnsmasq (Debian package dnsmasq-base)"
 		exit 77
 	fi
-	NETNS="qdisc-$$"
-	mkdir -p "/etc/netns/$NETNS"
-	echo "nameserver 127.0.0.1" >"/etc/netns/$NETNS/resolv.conf"
-	ip netns add "$NETNS"
-	ip netns exec "$NETNS" ip link set lo up
-	IN_NETNS=(ip netns exec "$NETNS")
+	make_netns
+}
+
+# own_ports: make_netns when root, else the host's namespace (the test still runs).
+own_ports() {
+	if [ "$(id -u)" -eq 0 ] && command -v ip >/dev/null 2>&1; then
+		make_netns
+	else
+		log "not root: members share the host's ports"
+	fi
 }
 
 # start_dnsmasq DNSMASQ_OPTIONS...: dnsmasq in the namespace, answering only from its options (no upstream,
