@@ -2,6 +2,7 @@
 # bench/compare.sh: the real etcd 3.4 and quorumd side by side, measured by the same load generator.
 #
 #   bench/compare.sh [--build DIR] [--quick] [--seconds S] [--out DIR] [--publish] [--no-check-perf]
+#                    [--dataplane udp|dpdk]
 #
 # One system at a time (etcd first, then quorumd), each as a three-member cluster on loopback with its
 # data under one temp dir on the same disk, both fsyncing before they acknowledge; then a one-member and
@@ -26,7 +27,12 @@
 # Options: --build DIR (default build/); --seconds S per load (default 8: the full run takes ~10 minutes
 # on 2 cores); --quick (1 s per load, no check perf: a ~2-minute smoke run); --out DIR (the results
 # folder, default bench/results/<UTC time>/); --publish (also copy table.txt, the PNGs and the command to
-# bench/results/latest/, which is committed and linked from the README); --no-check-perf.
+# bench/results/latest/, which is committed and linked from the README); --no-check-perf;
+# --dataplane dpdk (root): quorumd's peers on DPDK's af_packet PMD instead of kernel UDP. Loopback cannot
+# carry that, so then every member of both systems runs in its own network namespace on a veth to one
+# bridge (as bench/dataplane_compare.sh builds it) and the clients run in the bridge's namespace: etcd's
+# members own 10.77.0.I on their veth; a quorumd member's DPDK stack owns 10.77.0.I for its peers and the
+# kernel holds 10.77.1.I on the same veth for its clients. Both systems cross the same veths and bridge.
 # Environment: COMPARE_BASE_PORT (default 61000; the clusters use BASE+11 .. BASE+552, a cluster's block
 # moved up by 600 while one of its ports is taken), COMPARE_TMPDIR (where the data dirs go, default /var/tmp; not a tmpfs),
 # ETCD, QUORUMD, QUORUM_BENCH, FSYNC_PROBE (binaries other than DIR's), KEEP_TMP=1 (keep data and logs).
@@ -37,6 +43,7 @@ BUILD=build
 QUICK=0
 OUT=""
 PUBLISH=0
+DATAPLANE=udp
 SECS=""
 CHECK_PERF=""
 while [ $# -gt 0 ]; do
@@ -50,13 +57,23 @@ while [ $# -gt 0 ]; do
 	--out=*) OUT=${1#*=}; shift ;;
 	--publish) PUBLISH=1; shift ;;
 	--no-check-perf) CHECK_PERF=0; shift ;;
-	-h|--help) sed -n '2,35p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
-	*) echo "compare.sh: $1: unknown option (--build DIR, --quick, --seconds S, --out DIR, --publish, --no-check-perf)" >&2
+	--dataplane) DATAPLANE=$2; shift 2 ;;
+	--dataplane=*) DATAPLANE=${1#*=}; shift ;;
+	-h|--help) sed -n '2,42p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	*) echo "compare.sh: $1: unknown option (--build DIR, --quick, --seconds S, --out DIR, --publish, --no-check-perf, --dataplane udp|dpdk)" >&2
 		exit 2 ;;
 	esac
 done
 if [ -z "$SECS" ]; then
 	if [ "$QUICK" = 1 ]; then SECS=1; else SECS=8; fi
+fi
+case "$DATAPLANE" in
+udp | dpdk) ;;
+*) echo "compare.sh: --dataplane: udp or dpdk, not \"$DATAPLANE\"" >&2; exit 2 ;;
+esac
+if [ "$DATAPLANE" = dpdk ] && [ "$(id -u)" != 0 ]; then
+	echo "compare.sh: --dataplane dpdk needs root (network namespaces, af_packet)" >&2
+	exit 2
 fi
 [[ "$SECS" =~ ^[0-9]+$ ]] && [ "$SECS" -ge 1 ] || { echo "compare.sh: --seconds: expected a whole number >= 1" >&2; exit 2; }
 # The published copy is what the README shows: never a smoke run.
@@ -109,6 +126,7 @@ cleanup() {
 	trap - EXIT INT TERM
 	for p in "${STARTED_PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done
 	for p in "${STARTED_PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+	[ -z "${NS:-}" ] || delete_segment
 	if [ "$rc" = 130 ] || [ "$rc" = 143 ]; then
 		echo "compare.sh: interrupted; stopped everything it started" >&2
 	elif [ "$rc" -ne 0 ]; then
@@ -127,6 +145,42 @@ trap 'exit 143' TERM
 
 log() { printf '[%s compare] %s\n' "$(date +%T)" "$*" >&2; }
 
+# ---- the dpdk topology (--dataplane dpdk); with udp everything is on loopback and CLIENT is empty ----
+NS=""
+CLIENT=()   # the prefix that runs a client (quorum-bench, etcdctl) where it reaches the members
+if [ "$DATAPLANE" = dpdk ]; then
+	NS=qcmp$$
+	CLIENT=(ip netns exec "$NS")
+fi
+# make_segment: a namespace NS with a bridge (10.77.0.254 and 10.77.1.254, the clients' side) and five member
+# namespaces NS-1 .. NS-5, each holding its end qvI of a veth whose other end is on the bridge.
+make_segment() {
+	local i
+	ip netns add "$NS"
+	ip -n "$NS" link set lo up
+	ip -n "$NS" link add qbr type bridge
+	ip -n "$NS" addr add 10.77.0.254/24 dev qbr
+	ip -n "$NS" addr add 10.77.1.254/24 dev qbr
+	ip -n "$NS" link set qbr up
+	for i in 1 2 3 4 5; do
+		ip netns add "$NS-$i"
+		ip -n "$NS-$i" link set lo up
+		ip netns exec "$NS-$i" sysctl -qw net.ipv6.conf.all.disable_ipv6=1
+		ip -n "$NS" link add "qv$i" type veth peer name "qb$i"
+		ip -n "$NS" link set "qb$i" master qbr
+		ip -n "$NS" link set "qb$i" up
+		ip -n "$NS" link set "qv$i" netns "$NS-$i"
+		ip -n "$NS-$i" link set "qv$i" up
+	done
+}
+delete_segment() {
+	[ -n "$NS" ] || return 0
+	local i
+	for i in 1 2 3 4 5; do ip netns del "$NS-$i" 2>/dev/null || true; done
+	ip netns del "$NS" 2>/dev/null || true
+	rm -rf /var/run/dpdk/"$NS"-*
+}
+
 # Port blocks, one per cluster so that a cluster never binds a port the previous one just closed:
 # member i of a cluster listens for clients on BLOCK+10i+1 and for peers on BLOCK+10i+2 (i = 1..5).
 # The default base lies above Linux's ephemeral range (32768-60999), where the hundreds of client
@@ -137,6 +191,8 @@ port_busy() { [ -n "$(ss -Htuan exclude time-wait "( sport = :$1 )" 2>/dev/null)
 # holds right now (TCP, or UDP for quorumd's peers), checked just before the cluster starts.
 cluster_base() {
 	local b m k
+	# The members' own namespaces hold nothing else.
+	if [ -n "$NS" ]; then echo $((BASE + ${BLOCK[$1]})); return; fi
 	for ((k = 0; k < 7; k++)); do
 		b=$((BASE + ${BLOCK[$1]} + 600 * k))
 		((b + 52 <= 65535)) || break
@@ -160,23 +216,43 @@ start_cluster() {
 		extra="--logger=zap --log-outputs=stderr --quota-backend-bytes=8589934592"
 	else
 		bin=$QD
-		extra="--dataplane=udp"
+		extra="--dataplane=$DATAPLANE"
 	fi
+	# Where member i listens: loopback, or in dpdk mode its namespace's addresses (see the header).
+	local -a peer_ip client_ip
 	for ((i = 1; i <= size; i++)); do
-		ic+="${ic:+,}$label-$i=http://127.0.0.1:$((base + 10 * i + 2))"
-		eps+="${eps:+,}http://127.0.0.1:$((base + 10 * i + 1))"
+		if [ -z "$NS" ]; then
+			peer_ip[i]=127.0.0.1 client_ip[i]=127.0.0.1
+		elif [ "$sys" = etcd ]; then
+			peer_ip[i]=10.77.0.$i client_ip[i]=10.77.0.$i
+		else
+			peer_ip[i]=10.77.0.$i client_ip[i]=10.77.1.$i
+		fi
+		ic+="${ic:+,}$label-$i=http://${peer_ip[i]}:$((base + 10 * i + 2))"
+		eps+="${eps:+,}http://${client_ip[i]}:$((base + 10 * i + 1))"
 	done
 	for ((i = 1; i <= size; i++)); do
 		local dir=$TMP/$label-$i
+		local -a inns=() dpdk=()
 		mkdir -p "$dir"
+		if [ -n "$NS" ]; then
+			inns=(ip netns exec "$NS-$i")
+			ip -n "$NS-$i" addr flush dev "qv$i"
+			ip -n "$NS-$i" addr add "${client_ip[i]}/24" dev "qv$i"
+			if [ "$sys" = quorumd ]; then
+				# As bench/dataplane_compare.sh: the af_packet PMD on the member's veth, no hugepages, the
+				# lcore allowed on every CPU but one thread (it yields when idle: 2 CPUs carry everything).
+				dpdk=("--dpdk-args=--lcores=0@(0-$(($(nproc) - 1))) --no-pci --no-huge -m 160 --no-shconf --file-prefix=$NS-$label-$i --no-telemetry --log-level=lib.eal:notice --vdev=net_af_packet0,iface=qv$i,framecnt=2048")
+			fi
+		fi
 		# shellcheck disable=SC2086
-		"$bin" --name "$label-$i" --data-dir "$dir" \
-			--listen-client-urls "http://127.0.0.1:$((base + 10 * i + 1))" \
-			--advertise-client-urls "http://127.0.0.1:$((base + 10 * i + 1))" \
-			--listen-peer-urls "http://127.0.0.1:$((base + 10 * i + 2))" \
-			--initial-advertise-peer-urls "http://127.0.0.1:$((base + 10 * i + 2))" \
+		"${inns[@]}" "$bin" --name "$label-$i" --data-dir "$dir" \
+			--listen-client-urls "http://${client_ip[i]}:$((base + 10 * i + 1))" \
+			--advertise-client-urls "http://${client_ip[i]}:$((base + 10 * i + 1))" \
+			--listen-peer-urls "http://${peer_ip[i]}:$((base + 10 * i + 2))" \
+			--initial-advertise-peer-urls "http://${peer_ip[i]}:$((base + 10 * i + 2))" \
 			--initial-cluster-token "compare-$label" --initial-cluster "$ic" --initial-cluster-state new \
-			$extra >"$TMP/$label-$i.log" 2>&1 &
+			$extra "${dpdk[@]}" >"$TMP/$label-$i.log" 2>&1 &
 		STARTED_PIDS+=("$!")
 		pids+="$! "
 	done
@@ -199,6 +275,10 @@ stop_cluster() {
 		wait "$p" 2>/dev/null || true
 	done
 	rm -rf "${TMP:?}/$label"-[0-9]
+	if [ -n "$NS" ]; then
+		for ((i = 1; i <= 5; i++)); do ip -n "$NS-$i" addr flush dev "qv$i" 2>/dev/null || true; done
+		rm -rf /var/run/dpdk/"$NS-$label"-*
+	fi
 }
 
 # wait_ready LABEL: every member answers Maintenance.Status and one is the leader, within 30 s.
@@ -212,7 +292,7 @@ wait_ready() {
 				return
 			fi
 		done
-		if out=$("$QB" --endpoints="${EPS[$label]}" --dial-timeout=1s status --json 2>&1) &&
+		if out=$("${CLIENT[@]}" "$QB" --endpoints="${EPS[$label]}" --dial-timeout=1s status --json 2>&1) &&
 			[ "$(jq '[.endpoints[] | select(.is_leader)] | length' <<<"$out" 2>/dev/null)" = 1 ]; then
 			DOWN[$label]=""
 			return
@@ -287,15 +367,15 @@ bench() {
 	# A hung server cannot stall the run: quorum-bench's own per-request deadline is 30 s, and the whole
 	# run gets its duration plus a minute. --foreground keeps the child in our process group, so a ^C at
 	# the terminal reaches it (and it stops at once) rather than only this script, which would wait.
-	if ! json=$(timeout --foreground -k 5 $((SECS + 60)) "$QB" --endpoints="${EPS[$label]}" --progress=false --json "$@" \
+	if ! json=$(timeout --foreground -k 5 $((SECS + 60)) "${CLIENT[@]}" "$QB" --endpoints="${EPS[$label]}" --progress=false --json "$@" \
 		2>"$TMP/qb.err"); then
 		NOTES+=("$sys, $id: quorum-bench failed: $(tail -n 1 "$TMP/qb.err")")
 		return
 	fi
 	t1=$(cpu_ticks "$label")
-	jq -c --arg sys "$sys" --arg id "$id" --argjson members "${SIZE[$id]:-3}" \
+	jq -c --arg sys "$sys" --arg id "$id" --argjson members "${SIZE[$id]:-3}" --arg dp "$DATAPLANE" \
 		--argjson cpu "$(awk -v t=$((t1 - t0)) -v hz="$HZ" 'BEGIN { printf "%.3f", t / hz }')" \
-		'{system: $sys, load: $id, members: $members, server_cpu_s: $cpu} + .' <<<"$json" >>"$RAW"
+		'{system: $sys, load: $id, members: $members, dataplane: $dp, server_cpu_s: $cpu} + .' <<<"$json" >>"$RAW"
 	ok=$(jq .ok <<<"$json")
 	if [ "$ok" -eq 0 ]; then
 		NOTES+=("$sys, $id: no request succeeded: $(jq -r '.error_details[0] | "\(.count) x \(.name): \(.message)"' <<<"$json")")
@@ -314,7 +394,7 @@ bench() {
 check_perf() {
 	local sys=$1 label=$2 out t0 t1 verdict thr slow sd
 	t0=$(cpu_ticks "$label")
-	out=$(ETCDCTL_API=3 timeout --foreground -k 5 150 etcdctl --endpoints="${EPS[$label]}" --command-timeout=30s \
+	out=$(ETCDCTL_API=3 timeout --foreground -k 5 150 "${CLIENT[@]}" etcdctl --endpoints="${EPS[$label]}" --command-timeout=30s \
 		check perf --load=m 2>&1 | tr '\r' '\n') || true
 	t1=$(cpu_ticks "$label")
 	printf '%s\n' "$out" >"$OUT/check-perf-$sys.txt"
@@ -347,7 +427,7 @@ measure() {
 		fi
 		if [ "$size" = 3 ]; then
 			# The 256-byte value the range loads read.
-			ETCDCTL_API=3 etcdctl --endpoints="${EPS[$label]}" put "$RANGE_KEY" \
+			ETCDCTL_API=3 "${CLIENT[@]}" etcdctl --endpoints="${EPS[$label]}" put "$RANGE_KEY" \
 				"$(head -c 256 /dev/zero | tr '\0' v)" >/dev/null 2>"$TMP/etcdctl.err" ||
 				log "$sys: etcdctl put $RANGE_KEY failed: $(cat "$TMP/etcdctl.err")"
 		fi
@@ -399,6 +479,10 @@ open_loop() {
 
 # ---- run ----
 FSTYPE=$(df --output=fstype "$TMP" | tail -n 1)
+if [ -n "$NS" ]; then
+	log "dpdk: network namespaces $NS, $NS-1 .. $NS-5 (a veth per member to one bridge)"
+	make_segment
+fi
 log "results in $OUT; data under $TMP ($FSTYPE); ports from $BASE; $SECS s per load"
 # The bare-fdatasync reference, before any cluster runs: appending (each sync also commits the file size)
 # and overwriting blocks already on disk (data and cache flush only, the cheapest durable write). The goal
@@ -464,8 +548,10 @@ verdict() { # VALUE OP LIMIT: met / not met / - (for the goals block; nothing fa
 
 table() {
 	local id e q spec
-	printf 'etcd %s vs quorumd (--dataplane=udp), one system at a time on loopback, %s cores, %s\n' \
-		"$ETCD_VERSION" "$(nproc)" "$(date -u +%FT%TZ)"
+	local where="on loopback"
+	[ -z "$NS" ] || where="each member in its own network namespace on a veth to one bridge (quorumd: af_packet PMD)"
+	printf 'etcd %s vs quorumd (--dataplane=%s), one system at a time, %s, %s cores, %s\n' \
+		"$ETCD_VERSION" "$DATAPLANE" "$where" "$(nproc)" "$(date -u +%FT%TZ)"
 	printf 'command: %s   (%s s per load; data on %s, %s; load average at the end: %s)\n' "$COMMAND_LINE" "$SECS" \
 		"$(df --output=source "$TMP" | tail -n 1)" "$FSTYPE" "$(cut -d' ' -f1-3 /proc/loadavg)"
 	local mode
