@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # tests/net/06-forged-peer-frames.sh PATH/quorumd PATH/quorumctl PATH/forge-peer-frame: authenticated peers
-# (--peer-key-file, dataplane/frame_mac.h). Three --dataplane=udp members, each in a namespace of its own
-# on one bridge (10.77.0.1-3), and an outsider on the same segment (10.77.0.4) running forge-peer-frame:
+# (--peer-key-file, dataplane/frame_mac.h). Three members on one bridge: member 1 on --dataplane=dpdk (its
+# af_packet port on qv1, 10.77.0.1 in its own stack), members 2 and 3 on --dataplane=udp each in a namespace
+# of its own (10.77.0.2-3), so both transports seal and check; and an outsider on the same segment
+# (10.77.0.4, a namespace of its own) running forge-peer-frame:
 # well-formed frames with a valid CRC32C in a member's name, carrying a forced MsgVote (context
 # CampaignTransfer, so no leader lease shields it) with a term 1000 higher, and a MsgApp with a term 500
 # higher whose one entry puts a key, in one frame and in four (a 5000-byte value), with no MAC and
@@ -21,7 +23,7 @@ source "$(dirname "$0")/dpdk_cluster.sh"
 FORGE=$(realpath "${NET_FORGE:-$FORGE_ARGUMENT}")
 
 netns_create 4
-for i in 1 2 3 4; do netns_isolate "$i"; done
+for i in 2 3 4; do netns_isolate "$i"; done
 
 KEY=$TMP/peer.key
 head -c 32 /dev/urandom >"$KEY"
@@ -37,17 +39,20 @@ start_udp() {
 		--dataplane=udp "$@"
 }
 
-# start_trio PREFIX KEY1 KEY2 KEY3: members PREFIX1..3 on addresses 1..3; KEYi "" for no key file.
+# start_trio PREFIX KEY1 KEY2 KEY3: members PREFIX1..3 on addresses 1..3 (1 on dpdk, 2 and 3 on udp);
+# KEYi "" for no key file.
 start_trio() {
 	local p=$1 i ic
 	shift
 	for i in 1 2 3; do add_dpdk_member "$p$i" "$i"; done
 	ic=$(initial_cluster "${p}1" "${p}2" "${p}3")
 	for i in 1 2 3; do
-		if [ -n "${!i}" ]; then
-			start_udp "$p$i" "$i" "$ic" --peer-key-file "${!i}"
+		local key=()
+		[ -z "${!i}" ] || key=(--peer-key-file "${!i}")
+		if [ "$i" = 1 ]; then
+			start_dpdk "$p$i" "$ic" new "${key[@]}"
 		else
-			start_udp "$p$i" "$i" "$ic"
+			start_udp "$p$i" "$i" "$ic" "${key[@]}"
 		fi
 	done
 }
@@ -177,8 +182,8 @@ stop_trio d
 
 # ---- 4. a short key file is refused at start ----
 printf 'too short' >"$TMP/short.key"
-add_dpdk_member s1 1
-start_udp s1 1 "s1=${PEER[s1]}" --peer-key-file "$TMP/short.key"
+add_dpdk_member s1 2
+start_udp s1 2 "s1=${PEER[s1]}" --peer-key-file "$TMP/short.key"
 wait_exit s1 10
 [ "$EXIT_CODE" -ne 0 ] || fail "quorumd started with a 9-byte key file"
 log_has s1 "peer key file $TMP/short.key: 9 bytes, need at least 16" || fail "no error naming the short key file: $(tail -n 3 "$TMP/s1.log")"
