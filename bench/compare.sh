@@ -25,7 +25,7 @@
 # says why; the script never prints numbers it did not measure.
 #
 # Options: --build DIR (default build/); --seconds S per load (default 8: the full run takes ~10 minutes
-# on 2 cores); --quick (1 s per load, no check perf: a ~2-minute smoke run); --out DIR (the results
+# on 2 cores); --quick (1 s per load, no check perf: a 2-3 minute smoke run); --out DIR (the results
 # folder, default bench/results/<UTC time>/); --publish (also copy table.txt, the PNGs and the command to
 # bench/results/latest/, which is committed and linked from the README); --no-check-perf;
 # --dataplane dpdk (root): quorumd's peers on DPDK's af_packet PMD instead of kernel UDP. Loopback cannot
@@ -59,7 +59,7 @@ while [ $# -gt 0 ]; do
 	--no-check-perf) CHECK_PERF=0; shift ;;
 	--dataplane) DATAPLANE=$2; shift 2 ;;
 	--dataplane=*) DATAPLANE=${1#*=}; shift ;;
-	-h|--help) sed -n '2,42p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	-h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
 	*) echo "compare.sh: $1: unknown option (--build DIR, --quick, --seconds S, --out DIR, --publish, --no-check-perf, --dataplane udp|dpdk)" >&2
 		exit 2 ;;
 	esac
