@@ -549,11 +549,8 @@ static int search_run(struct search *search)
 				uint64_t hash = next_ok_hash ^ value_hash(after);
 				bit_flip(bits, bit);
 				if (!cache_dominated(search, hash, after)) {
-					if (cache_full(search)) {
-						if (record_dead_end(search, search->ok_count - remaining, value, event) != 0)
-							return -1;
+					if (cache_full(search))
 						return SEARCH_BOUND_HIT;
-					}
 					uint32_t entry;
 					if (cache_insert(search, hash, after, &entry) != 0)
 						return -1;
@@ -631,16 +628,23 @@ static void explain_refusal(const struct operation *operation, struct register_v
 	}
 }
 
-static void explain_key(const struct search *search, const char *verdict_text, bool verbose, FILE *report)
+/* proven: the search finished and found no linearization; otherwise it hit its bound. */
+static void explain_key(const struct search *search, bool proven, bool verbose, FILE *report)
 {
 	const struct history *history = search->history;
 	const struct dead_end *dead_end = &search->dead_end;
 	const char *key = history->keys[history->operations[search->operations[0]].key_index];
 	char line[512], reason[160], value_text[32];
 	fprintf(report, "key %s: %s (%zu ok and %zu unknown operations on this key, %zu configurations explored)\n",
-		key, verdict_text, search->ok_count, search->operation_count - search->ok_count, search->cache.count);
+		key, proven ? "NOT linearizable" : "unknown: search bound hit", search->ok_count, search->operation_count - search->ok_count, search->cache.count);
 	if (!dead_end->recorded)
 		return;
+	if (!proven) {
+		fprintf(report, "  the search stopped unfinished; its deepest dead end had linearized %zu of %zu ok operations"
+			" (raise --max-states or --max-memory-mb)\n",
+			dead_end->ok_linearized, search->ok_count);
+		return;
+	}
 	size_t shown_from = 0;
 	if (!verbose && dead_end->prefix_length > PREFIX_STEPS_SHOWN)
 		shown_from = dead_end->prefix_length - PREFIX_STEPS_SHOWN;
@@ -687,9 +691,9 @@ static int check_key(const struct history *history, const uint32_t *operations, 
 	*states = search.cache.count;
 	if (options->report != NULL && verdict >= 0) {
 		if (verdict == NOT_LINEARIZABLE)
-			explain_key(&search, "NOT linearizable", options->verbose, options->report);
+			explain_key(&search, true, options->verbose, options->report);
 		else if (verdict == SEARCH_BOUND_HIT)
-			explain_key(&search, "unknown: search bound hit", options->verbose, options->report);
+			explain_key(&search, false, options->verbose, options->report);
 		if (options->verbose && operation_count > 0)
 			fprintf(options->report, "key %s: %s, %zu ok + %zu unknown operations, %zu configurations, %.3f s\n",
 				history->keys[history->operations[operations[0]].key_index],

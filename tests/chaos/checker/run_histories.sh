@@ -1,6 +1,7 @@
 #!/bin/sh
 # Runs linearizability-check on every histories/*.history and compares the exit code with the file's
 # "# expect-exit: N" line, and the output with each "# expect-output: TEXT" line (a substring).
+# An "# expect-args: ARGS" line adds options before the file name.
 set -u
 checker=$1
 directory=$2
@@ -14,7 +15,9 @@ for history in "$directory"/*.history; do
 		failures=$((failures + 1))
 		continue
 	fi
-	output=$("$checker" "$history" 2>&1)
+	arguments=$(sed -n 's/^# expect-args: *//p' "$history" | head -n 1)
+	# shellcheck disable=SC2086 # the options are meant to split into words
+	output=$("$checker" $arguments "$history" 2>&1)
 	actual=$?
 	ok=1
 	if [ "$actual" != "$expected" ]; then

@@ -9,7 +9,8 @@
  * Reproduce one case: test-linearizability --seed N [--dump] (--dump prints the history and its mutants).
  * Write a simulated history for the command-line checker:
  *   test-linearizability --generate SEED PROCESSES OPERATIONS KEYS UNKNOWN_PERCENT FAIL_PERCENT MAX_DURATION_NS [VALUES]
- * (VALUES: draw written values from 1..VALUES instead of making each one new). */
+ * (VALUES: draw written values from 1..VALUES instead of making each one new).
+ * Larger timing cases: test-linearizability [--seeds N] --benchmark */
 #include "history.h"
 #include "linearizability.h"
 
@@ -427,14 +428,16 @@ int main(int argc, char **argv)
 		  (struct workload){ 10, 5000, 1, 2, 1, 200, 0 }, false);
 	benchmark("5000 operations, 10 processes, 1 key, 2% unknown, stale read", 7,
 		  (struct workload){ 10, 5000, 1, 2, 1, 200, 0 }, true);
-	benchmark("3000 operations, 20 processes, 1 key, 5% unknown", 8,
-		  (struct workload){ 20, 3000, 1, 5, 2, 300, 0 }, false);
-	benchmark("3000 operations, 20 processes, 1 key, 5% unknown, stale read", 8,
-		  (struct workload){ 20, 3000, 1, 5, 2, 300, 0 }, true);
-	benchmark("20000 operations, 20 processes, 5 keys, 2% unknown", 9,
-		  (struct workload){ 20, 20000, 5, 2, 1, 300, 0 }, false);
-	benchmark("3000 operations, 20 processes, 1 key, 5% unknown, values 1..5", 10,
-		  (struct workload){ 20, 3000, 1, 5, 2, 300, 5 }, false);
+	if (argc >= 2 && strcmp(argv[argc - 1], "--benchmark") == 0) {
+		benchmark("3000 operations, 20 processes, 1 key, 5% unknown", 8,
+			  (struct workload){ 20, 3000, 1, 5, 2, 300, 0 }, false);
+		benchmark("3000 operations, 20 processes, 1 key, 5% unknown, stale read", 8,
+			  (struct workload){ 20, 3000, 1, 5, 2, 300, 0 }, true);
+		benchmark("20000 operations, 20 processes, 5 keys, 2% unknown", 9,
+			  (struct workload){ 20, 20000, 5, 2, 1, 300, 0 }, false);
+		benchmark("3000 operations, 20 processes, 1 key, 5% unknown, values 1..5", 10,
+			  (struct workload){ 20, 3000, 1, 5, 2, 300, 5 }, false);
+	}
 	if (failures != 0) {
 		fprintf(stderr, "%d failures\n", failures);
 		return 1;
