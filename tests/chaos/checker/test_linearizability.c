@@ -10,7 +10,8 @@
  * Write a simulated history for the command-line checker:
  *   test-linearizability --generate SEED PROCESSES OPERATIONS KEYS UNKNOWN_PERCENT FAIL_PERCENT MAX_DURATION_NS [VALUES]
  * (VALUES: draw written values from 1..VALUES instead of making each one new).
- * Larger timing cases: test-linearizability [--seeds N] --benchmark */
+ * Larger timing cases: test-linearizability [--seeds N] --benchmark
+ * More comparisons with exhaustive search: test-linearizability --brute-force CASES MAX_OPERATIONS FIRST_CASE */
 #include "history.h"
 #include "linearizability.h"
 
@@ -347,6 +348,118 @@ static void run_seed(uint64_t seed, bool dump)
 	free(operations);
 }
 
+/* The definition itself, by exhaustion: try every order of the operations that respects real time, with
+ * each unknown operation placed anywhere after its call or left out. Only for a handful of operations. */
+static bool brute_force_linearizable(const struct history *history, const uint32_t *searched, unsigned count,
+				     uint32_t used, struct register_value value)
+{
+	bool all_ok_used = true;
+	for (unsigned index = 0; index < count; index++)
+		if (!(used & (1u << index)) && history->operations[searched[index]].outcome == OUTCOME_OK)
+			all_ok_used = false;
+	if (all_ok_used)
+		return true;
+	for (unsigned index = 0; index < count; index++) {
+		if (used & (1u << index))
+			continue;
+		const struct operation *candidate = &history->operations[searched[index]];
+		bool predecessors_placed = true;
+		for (unsigned other = 0; other < count; other++) {
+			const struct operation *before = &history->operations[searched[other]];
+			if (!(used & (1u << other)) && before->outcome == OUTCOME_OK && before->complete_ns < candidate->invoke_ns)
+				predecessors_placed = false;
+		}
+		if (!predecessors_placed)
+			continue;
+		struct register_value after = value;
+		bool applies;
+		switch (candidate->kind) {
+		case OPERATION_READ:
+			applies = value.present == candidate->read_result.present &&
+				  (!value.present || value.value == candidate->read_result.value);
+			break;
+		case OPERATION_WRITE:
+			applies = true;
+			after = candidate->argument;
+			break;
+		default: {
+			bool holds = value.present == candidate->argument.present &&
+				     (!value.present || value.value == candidate->argument.value);
+			if (candidate->outcome == OUTCOME_OK && !candidate->cas_swapped) {
+				applies = !holds;
+			} else {
+				/* An unknown cas whose compare fails changes nothing: the same as leaving it out. */
+				applies = holds;
+				after = (struct register_value){ .present = true, .value = candidate->cas_new_value };
+			}
+			break;
+		}
+		}
+		if (applies && brute_force_linearizable(history, searched, count, used | (1u << index), after))
+			return true;
+	}
+	return false;
+}
+
+/* Small random histories with scrambled results, judged by the checker and by exhaustion: any disagreement
+ * is a checker bug (a pruning rule that cut off the only linearization, or a wrong acceptance). */
+static void test_against_brute_force(unsigned cases, unsigned max_operations, unsigned first_case)
+{
+	unsigned disagreements = 0, linearizable = 0;
+	for (unsigned case_number = first_case; case_number < first_case + cases; case_number++) {
+		uint64_t random = case_number * 7919u;
+		struct workload workload = { .processes = 2 + (unsigned)random_below(&random, 4),
+					     .operations = 2 + (unsigned)random_below(&random, max_operations - 1), .keys = 1,
+					     .unknown_percent = (unsigned)random_below(&random, 40),
+					     .fail_percent = (unsigned)random_below(&random, 10),
+					     .max_duration_ns = 5 + random_below(&random, 30),
+					     .value_domain = random_below(&random, 3) == 0 ? 0 : 1 + random_below(&random, 3) };
+		struct simulated *operations = simulate(case_number, &workload);
+		for (unsigned index = 0; index < workload.operations; index++) {
+			struct simulated *operation = &operations[index];
+			if (random_below(&random, 3) != 0)
+				continue;
+			if (operation->kind == OPERATION_READ) {
+				uint64_t pick = random_below(&random, 4);
+				operation->read_result = (struct register_value){ .present = pick != 0, .value = pick };
+			} else if (operation->kind == OPERATION_CAS) {
+				operation->cas_swapped = !operation->cas_swapped;
+			}
+		}
+		char *text = render(operations, workload.operations);
+		FILE *stream = fmemopen(text, strlen(text), "r");
+		struct history history;
+		char error[256];
+		if (stream == NULL || history_parse(stream, "small", &history, error, sizeof error) != 0)
+			abort();
+		fclose(stream);
+		uint32_t searched[16];
+		unsigned count = 0;
+		for (unsigned index = 0; index < history.operation_count; index++) {
+			const struct operation *operation = &history.operations[index];
+			if (operation->outcome == OUTCOME_OK ||
+			    (operation->outcome == OUTCOME_UNKNOWN && operation->kind != OPERATION_READ))
+				searched[count++] = index;
+		}
+		bool expected = brute_force_linearizable(&history, searched, count, 0, (struct register_value){ .present = false });
+		struct linearizability_options options = { .max_states = 1000000, .max_memory_bytes = 1u << 30 };
+		struct linearizability_summary summary;
+		if (linearizability_check_history(&history, &options, &summary) != 0)
+			abort();
+		linearizable += expected;
+		if ((summary.verdict == LINEARIZABLE) != expected) {
+			disagreements++;
+			EXPECT(false, "small case %u: checker says %s, exhaustive search says %s:\n%s", case_number,
+			       verdict_name((int)summary.verdict), expected ? "linearizable" : "not linearizable", text);
+		}
+		history_free(&history);
+		free(text);
+		free(operations);
+	}
+	printf("%u small histories (%u linearizable) agree with exhaustive search: %s\n", cases, linearizable,
+	       disagreements == 0 ? "yes" : "NO");
+}
+
 /* Exact expectations that the example files do not pin down: the search bound, and the summary counts. */
 static void test_search_bound(void)
 {
@@ -414,6 +527,11 @@ int main(int argc, char **argv)
 		free(operations);
 		return 0;
 	}
+	if (argc == 5 && strcmp(argv[1], "--brute-force") == 0) {
+		test_against_brute_force((unsigned)strtoul(argv[2], NULL, 10), (unsigned)strtoul(argv[3], NULL, 10),
+					 (unsigned)strtoul(argv[4], NULL, 10));
+		return failures == 0 ? 0 : 1;
+	}
 	if (argc >= 3 && strcmp(argv[1], "--seed") == 0) {
 		run_seed(strtoull(argv[2], NULL, 10), argc >= 4 && strcmp(argv[3], "--dump") == 0);
 		return failures == 0 ? 0 : 1;
@@ -422,6 +540,7 @@ int main(int argc, char **argv)
 	for (uint64_t seed = 1; seed <= seeds; seed++)
 		run_seed(seed, false);
 	printf("%u random histories and their mutants checked\n", seeds);
+	test_against_brute_force(20000, 8, 1);
 	test_search_bound();
 	test_many_unknown_writes();
 	benchmark("5000 operations, 10 processes, 1 key, 2% unknown", 7,
