@@ -503,41 +503,55 @@ log "quorumd: $QD"
 measure quorumd
 
 # ---- the table ----
-# The table is built from many small cells; these helpers stay in bash (no fork per cell), since each fork
-# costs tens of milliseconds on a loaded 2-core machine.
-field() { # SYSTEM ID FIELD(1..6): a RESULT field, "n/a" when the system was not measured, "error" when the run failed
-	local r=${RESULT[$1|$2]:-} f
-	[ "$2" = open ] && r=${OPEN[$1]:-}
-	if [ -n "${DOWN[$1${SIZE[$2]:-3}]:-}" ]; then echo "n/a"; elif [ -z "$r" ] || [ "$r" = error ]; then echo "error"; else
-		read -r -a f <<<"$r"
-		echo "${f[$3 - 1]}"
+# The table is built from many small cells. A command substitution forks, and a fork costs tens of
+# milliseconds on a loaded 2-core machine (hundreds of them took a minute), so the cell helpers come in two
+# forms: NAME prints (for the few one-off uses) and NAMEv VAR ... assigns VAR without forking.
+fieldv() { # VAR SYSTEM ID FIELD(1..6): a RESULT field, "n/a" when not measured, "error" when the run failed
+	local _r=${RESULT[$2|$3]:-} _f
+	[ "$3" = open ] && _r=${OPEN[$2]:-}
+	if [ -n "${DOWN[$2${SIZE[$3]:-3}]:-}" ]; then printf -v "$1" '%s' "n/a"
+	elif [ -z "$_r" ] || [ "$_r" = error ]; then printf -v "$1" '%s' error
+	else
+		read -r -a _f <<<"$_r"
+		printf -v "$1" '%s' "${_f[$4 - 1]}"
 	fi
 }
+field() { local v; fieldv v "$@"; echo "$v"; }
 isnum() { [[ "$1" =~ ^[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]+)?$ ]]; }
 ratio() { # A B: B / A, or - when either is missing
 	if isnum "$1" && isnum "$2"; then
 		awk -v a="$1" -v b="$2" 'BEGIN { if (a + 0 > 0) printf "%.2f", b / a; else printf "-" }'
 	else printf -- "-"; fi
 }
-num() { # NUMBER [DECIMALS]: at most DECIMALS (3) decimals without trailing zeros, or the word as it is
-	local s
-	if isnum "$1"; then
-		printf -v s "%.${2:-3}f" "$1"
-		if [[ "$s" == *.* ]]; then s=${s%"${s##*[!0]}"}; s=${s%.}; fi
-		echo "$s"
-	else echo "$1"; fi
+numv() { # VAR NUMBER [DECIMALS]: at most DECIMALS (3) decimals without trailing zeros, or the word as it is
+	local _s
+	if isnum "$2"; then
+		printf -v _s "%.${3:-3}f" "$2"
+		if [[ "$_s" == *.* ]]; then _s=${_s%"${_s##*[!0]}"}; _s=${_s%.}; fi
+	else _s=$2; fi
+	printf -v "$1" '%s' "$_s"
 }
-secs() { if isnum "$1"; then printf '%.3f s' "$1"; else echo "$1"; fi; }
+num() { local v; numv v "$@"; echo "$v"; }
+secsv() { if isnum "$2"; then printf -v "$1" '%.3f s' "$2"; else printf -v "$1" '%s' "$2"; fi; }
+secs() { local v; secsv v "$1"; echo "$v"; }
 ROWFMT='%-30s | %10s %10s %6s | %17s %17s | %9s %9s\n'
 row() { # ID
-	local id=$1 e q
-	e=$(field etcd "$id" 1)
-	q=$(field quorumd "$id" 1)
+	local id=$1 e q e50 e99 q50 q99 ec qc
+	fieldv e etcd "$id" 1
+	fieldv q quorumd "$id" 1
+	fieldv e50 etcd "$id" 2
+	fieldv e99 etcd "$id" 3
+	fieldv q50 quorumd "$id" 2
+	fieldv q99 quorumd "$id" 3
+	fieldv ec etcd "$id" 6
+	fieldv qc quorumd "$id" 6
+	numv e50 "$e50"; numv e99 "$e99"; numv q50 "$q50"; numv q99 "$q99"
+	secsv ec "$ec"; secsv qc "$qc"
+	local r
+	r=$(ratio "$e" "$q")
+	numv e "$e" 0; numv q "$q" 0
 	# shellcheck disable=SC2059
-	printf "$ROWFMT" "${NAME[$id]}" "$(num "$e" 0)" "$(num "$q" 0)" "$(ratio "$e" "$q")" \
-		"$(num "$(field etcd "$id" 2)")/$(num "$(field etcd "$id" 3)")" \
-		"$(num "$(field quorumd "$id" 2)")/$(num "$(field quorumd "$id" 3)")" \
-		"$(secs "$(field etcd "$id" 6)")" "$(secs "$(field quorumd "$id" 6)")"
+	printf "$ROWFMT" "${NAME[$id]}" "$e" "$q" "$r" "$e50/$e99" "$q50/$q99" "$ec" "$qc"
 }
 rule() { printf '%s\n' "$(printf '%.0s-' {1..122})"; }
 section() { printf '%s\n' "-- $* --"; }
@@ -579,10 +593,12 @@ table() {
 	if [ -n "$RATE" ]; then
 		printf 'open loop: put at %s/s (50%% of %s), 1000 clients cap, leader\n' "$RATE" "$RATE_FROM"
 		printf '  %-8s %10s %10s %10s %10s %10s %9s\n' "" "done op/s" "p50 ms" "p99 ms" "p99.9 ms" "failed" "cpu/1k"
+		local o1 o2 o3 o4 o5 o6
 		for s in etcd quorumd; do
-			printf '  %-8s %10s %10s %10s %10s %10s %9s\n' "$s" "$(num "$(field "$s" open 1)" 0)" \
-				"$(num "$(field "$s" open 2)")" "$(num "$(field "$s" open 3)")" "$(num "$(field "$s" open 4)")" \
-				"$(field "$s" open 5)" "$(secs "$(field "$s" open 6)")"
+			fieldv o1 "$s" open 1; fieldv o2 "$s" open 2; fieldv o3 "$s" open 3
+			fieldv o4 "$s" open 4; fieldv o5 "$s" open 5; fieldv o6 "$s" open 6
+			numv o1 "$o1" 0; numv o2 "$o2"; numv o3 "$o3"; numv o4 "$o4"; secsv o6 "$o6"
+			printf '  %-8s %10s %10s %10s %10s %10s %9s\n' "$s" "$o1" "$o2" "$o3" "$o4" "$o5" "$o6"
 		done
 		printf '  %-8s %10s %10s %10s %10s\n' "ratio" "" "$(ratio "$(field etcd open 2)" "$(field quorumd open 2)")" \
 			"$(ratio "$(field etcd open 3)" "$(field quorumd open 3)")" "$(ratio "$(field etcd open 4)" "$(field quorumd open 4)")"
