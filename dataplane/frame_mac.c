@@ -29,6 +29,11 @@ int frame_mac_derive_key(const uint8_t *bytes, size_t length, uint8_t key[FRAME_
 
 int frame_mac_load_key_file(const char *path, uint8_t key[FRAME_MAC_KEY_SIZE], char *err, size_t errlen)
 {
+	char no_message[1];
+	if (!err) { /* the transports' callers may pass no buffer */
+		err = no_message;
+		errlen = sizeof no_message;
+	}
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0) {
 		int e = errno;

@@ -41,7 +41,7 @@ struct frame_mac;
 int frame_mac_derive_key(const uint8_t *bytes, size_t length, uint8_t key[FRAME_MAC_KEY_SIZE]);
 
 /* Reads path and derives the key. On failure returns -errno and writes a message naming the file into
- * err: "peer key file /etc/quorumd/peer.key: cannot read: No such file or directory", "...: empty",
+ * err (may be NULL): "peer key file /etc/quorumd/peer.key: cannot read: No such file or directory", "...: empty",
  * "...: 7 bytes, need at least 16 ...", "...: over 1048576 bytes ...". */
 int frame_mac_load_key_file(const char *path, uint8_t key[FRAME_MAC_KEY_SIZE], char *err, size_t errlen);
 

@@ -93,7 +93,7 @@ size_t transport_core_encode(struct transport_core *core, const struct frame_add
 	const uint8_t *message, size_t message_length, uint16_t count, uint16_t index, uint8_t *out,
 	size_t out_size);
 
-/* snprintf into err is not NULL; returns code. */
+/* snprintf into err when err is not NULL; returns code. */
 int transport_error(char *err, size_t errlen, int code, const char *format, ...)
 	__attribute__((format(printf, 4, 5)));
 

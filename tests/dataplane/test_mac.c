@@ -129,6 +129,8 @@ static void expect_key_error(const char *path, int code, const char *needle)
 	char open_err[512] = "";
 	CHECK(memory_transport_open(net, &c, &t, open_err, sizeof open_err) == code, "%s", open_err);
 	CHECK(strcmp(open_err, err) == 0, "%s", open_err);
+	CHECK(memory_transport_open(net, &c, &t, NULL, 0) == code, "no error buffer");
+	CHECK_EQ(frame_mac_load_key_file(path, key, NULL, 100), code);
 	CHECK(udp_transport_open(&c, "127.0.0.1", 0, &t, open_err, sizeof open_err) == code, "%s", open_err);
 	CHECK(strstr(open_err, path) != NULL, "%s", open_err);
 	memory_network_destroy(net);
