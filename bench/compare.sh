@@ -367,9 +367,21 @@ bench() {
 	# A hung server cannot stall the run: quorum-bench's own per-request deadline is 30 s, and the whole
 	# run gets its duration plus a minute. --foreground keeps the child in our process group, so a ^C at
 	# the terminal reaches it (and it stops at once) rather than only this script, which would wait.
-	if ! json=$(timeout --foreground -k 5 $((SECS + 60)) "${CLIENT[@]}" "$QB" --endpoints="${EPS[$label]}" --progress=false --json "$@" \
-		2>"$TMP/qb.err"); then
-		NOTES+=("$sys, $id: quorum-bench failed: $(tail -n 1 "$TMP/qb.err")")
+	# Exit 1 means the run could not start (no leader, connection refused): under load a leader election
+	# can be under way just then, so it gets two more tries 2 s apart before the row is lost.
+	local attempt rc
+	for attempt in 1 2 3; do
+		rc=0
+		json=$(timeout --foreground -k 5 $((SECS + 60)) "${CLIENT[@]}" "$QB" --endpoints="${EPS[$label]}" --progress=false \
+			--json "$@" 2>"$TMP/qb.err") || rc=$?
+		[ "$rc" = 1 ] && [ "$attempt" -lt 3 ] || break
+		log "$sys, $id: quorum-bench could not start ($(tail -n 1 "$TMP/qb.err" | cut -c1-120)); again in 2 s"
+		NOTES+=("$sys, $id: try $attempt could not start: $(tail -n 1 "$TMP/qb.err" | cut -c1-200)")
+		sleep 2
+		t0=$(cpu_ticks "$label")
+	done
+	if [ "$rc" != 0 ]; then
+		NOTES+=("$sys, $id: quorum-bench failed (exit $rc): $(tail -n 1 "$TMP/qb.err")")
 		return
 	fi
 	t1=$(cpu_ticks "$label")
