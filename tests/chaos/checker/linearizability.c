@@ -23,7 +23,7 @@
 #include <time.h>
 
 #define NO_ENTRY UINT32_MAX
-#define CACHE_CHUNK_SHIFT 16
+#define CACHE_CHUNK_SHIFT 12
 #define CACHE_CHUNK_ENTRIES (1u << CACHE_CHUNK_SHIFT)
 #define PREFIX_STEPS_SHOWN 12
 
