@@ -38,7 +38,7 @@
 #define PATH_PUT "/etcdserverpb.KV/Put"
 #define PATH_RANGE "/etcdserverpb.KV/Range"
 #define PATH_TXN "/etcdserverpb.KV/Txn"
-#define MAX_ENDPOINTS 32
+#define MAX_ENDPOINTS 64
 #define MAX_KEYS 64
 #define NIL_VALUE UINT64_MAX
 
