@@ -676,9 +676,19 @@ static int open_transport(const struct node *node, const struct transport_config
 	if (!node->flags.peer_key_file || !*node->flags.peer_key_file)
 		node_log("warn", "peer traffic is unauthenticated: no --peer-key-file", "\"listen-peer-url\":\"%s:%u\"",
 		         listen->host, (unsigned)listen->port);
-	else
+	else {
+		/* The path goes into a JSON field: escaped the way node_log escapes its message. */
+		char *escaped = NULL;
+		size_t escaped_length = 0;
+		FILE *out = open_memstream(&escaped, &escaped_length);
+		if (out) {
+			json_escape(out, node->flags.peer_key_file);
+			fclose(out);
+		}
 		node_log("info", "peer frames carry a MAC keyed from the peer key file", "\"peer-key-file\":\"%s\"",
-		         node->flags.peer_key_file);
+		         escaped ? escaped : "");
+		free(escaped);
+	}
 	/* Test only: the chaos tests delay, duplicate and reorder peer frames with the transport's fault layer,
 	 * because this kernel has no netem qdisc. Not a flag, so an operator cannot turn it on by accident. */
 	const char *faults = getenv("QUORUMD_TEST_PEER_FAULTS");
