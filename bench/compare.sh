@@ -684,7 +684,7 @@ plots() {
 		set ylabel 'committed writes / s'
 		set yrange [0:*]
 		plot 'clients.dat' using 1:(strcol(2) eq 'n/a' || strcol(2) eq 'error' ? NaN : \$2) with linespoints lw 2 pt 7 title 'etcd $ETCD_VERSION', \
-		     '' using 1:(strcol(3) eq 'n/a' || strcol(3) eq 'error' ? NaN : \$3) with linespoints lw 2 pt 5 title 'quorumd'
+		     '' using 1:(strcol(3) eq 'n/a' || strcol(3) eq 'error' ? NaN : \$3) with linespoints lw 2 pt 5 title 'quorumd ($DATAPLANE)'
 		set title "put to the leader, 256 clients / 32 conns, 3 members ($SECS s per point)"
 		set output 'throughput_vs_value_size.png'
 		set xlabel 'value size (bytes)'
@@ -692,14 +692,16 @@ plots() {
 		set logscale y
 		set yrange [*:*]
 		plot 'values.dat' using 1:(strcol(2) eq 'n/a' || strcol(2) eq 'error' ? NaN : \$2) with linespoints lw 2 pt 7 title 'etcd $ETCD_VERSION', \
-		     '' using 1:(strcol(3) eq 'n/a' || strcol(3) eq 'error' ? NaN : \$3) with linespoints lw 2 pt 5 title 'quorumd'
+		     '' using 1:(strcol(3) eq 'n/a' || strcol(3) eq 'error' ? NaN : \$3) with linespoints lw 2 pt 5 title 'quorumd ($DATAPLANE)'
 		unset logscale y
 	EOF
 	if [ -s "$OUT/cdf-etcd.dat" ] || [ -s "$OUT/cdf-quorumd.dat" ]; then
 		local cdfs="" s
 		for s in etcd quorumd; do
 			[ -s "$OUT/cdf-$s.dat" ] || continue
-			cdfs+="${cdfs:+, }'cdf-$s.dat' using 1:2 with lines lw 2 title '$s'"
+			local legend=$s
+			[ "$s" = etcd ] || legend="$s ($DATAPLANE)"
+			cdfs+="${cdfs:+, }'cdf-$s.dat' using 1:2 with lines lw 2 title '$legend'"
 		done
 		cat >>"$OUT/plots.gp" <<-EOF
 			set title "open-loop put at $RATE/s (50% of etcd's saturation), latency from the scheduled send time"
