@@ -4,6 +4,7 @@
  * etcdserver/api/v3discovery) so an operator's searches and alerts keep working. */
 #include <arpa/inet.h>
 #include <arpa/nameser.h>
+#include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <netdb.h>
@@ -664,11 +665,14 @@ static int get_cluster_size(struct discovery *discovery, enum check_result *resu
 		return 0;
 	}
 	char *value = binary_string(response->kvs[0]->value);
+	/* Go's strconv.ParseInt: the whole value, an optional sign and digits only (strtoll alone would also
+	 * take leading blanks, and a NUL byte would end the text early). */
+	bool whole = strlen(value) == response->kvs[0]->value.len && !isspace((unsigned char)value[0]);
 	etcdserverpb__range_response__free_unpacked(response, NULL);
 	char *end = NULL;
 	errno = 0;
 	long long size = strtoll(value, &end, 10);
-	bool good = errno == 0 && end != value && *end == '\0' && size > 0;
+	bool good = whole && errno == 0 && end != value && *end == '\0' && size > 0;
 	free(value);
 	if (!good) {
 		*result = CHECK_BAD_SIZE;
