@@ -834,6 +834,20 @@ static void note_removed_member(void *argument, uint64_t from)
 
 /* ---- bootstrap discovery: only for a new data dir ---- */
 
+/* text JSON-escaped (node_log's escaping), malloc'd: for log fields that carry flags or errors. */
+static char *discovery_escaped(const char *text)
+{
+	char *buffer = NULL;
+	size_t size = 0;
+	FILE *out = open_memstream(&buffer, &size);
+	if (!out)
+		abort();
+	json_escape(out, text);
+	if (fclose(out) != 0 || !buffer)
+		abort();
+	return buffer;
+}
+
 /* Replaces flags.initial_cluster (and, for v3 discovery, the cluster token: etcd bootstraps with the
  * discovery token as the cluster token) with what discovery found. *srv_matched tells
  * bootstrap_new_cluster that our entry was matched by resolved address. */
@@ -893,8 +907,11 @@ static int discover_initial_cluster(struct node *node, bool *srv_matched, char *
 		node_log("info", "Bootstrapping cluster using v3 discovery.", NULL);
 		if (discovery_v3_join(&config, &found, error, length) != 0) {
 			if (!strstr(error, "stopped by a signal")) {
+				char *token = discovery_escaped(flags->discovery_token), *reason = discovery_escaped(error);
 				node_log("warn", "failed to bootstrap; discovery token was already used",
-				         "\"discovery-token\":\"%s\",\"error\":\"%s\"", flags->discovery_token, error);
+				         "\"discovery-token\":\"%s\",\"error\":\"%s\"", token, reason);
+				free(token);
+				free(reason);
 				node_log("warn", "do not reuse discovery token; generate a new one to bootstrap a cluster", NULL);
 			}
 			return -1;
@@ -945,16 +962,26 @@ int node_open(struct node *node, char *error, size_t length)
 	if (known && has_log) {
 		/* Discovery is for a new data dir only (etcd's rule): a member with data starts from it and never
 		 * asks the discovery service, which may be gone or hold a later cluster by now. */
+		char *escaped_wal_dir = discovery_escaped(wal_dir);
 		if (*node->flags.discovery_endpoints)
 			node_log("warn", "discovery token is ignored since cluster already initialized; valid logs are found",
-			         "\"wal-dir\":\"%s\"", wal_dir);
+			         "\"wal-dir\":\"%s\"", escaped_wal_dir);
 		if (*node->flags.discovery_srv)
 			node_log("warn", "DNS SRV discovery is ignored since cluster already initialized; valid logs are found",
-			         "\"wal-dir\":\"%s\"", wal_dir);
+			         "\"wal-dir\":\"%s\"", escaped_wal_dir);
+		free(escaped_wal_dir);
 		if (recover_member(node, error, length) != 0)
 			return -1;
 	} else {
 		wal_recovered_release(node->wal);
+		if (has_log && (*node->flags.discovery_srv || *node->flags.discovery_endpoints)) {
+			/* WAL records without member/identity (written before the first record): not a new data
+			 * dir, so discovery must not be asked for a cluster to bootstrap over it. */
+			snprintf(error, length, "%s has WAL records but %s/identity is missing: the data dir is not new, so "
+			         "discovery is not used; restore the identity file or start with an empty data dir",
+			         wal_dir, node->member_dir);
+			return -1;
+		}
 		bool srv_matched = false;
 		if (discover_initial_cluster(node, &srv_matched, error, length) != 0)
 			return -1;
