@@ -7,9 +7,9 @@
  *   lcore           rx burst -> Ethernet/ARP/ICMP handled in place -> UDP payloads (mbufs) into rx ring;
  *                   tx ring -> neighbour lookup (ARP) -> Ethernet header -> tx burst. Owns the port's
  *                   queues and the neighbour table.
- *   receive side    transport_poll: rx ring -> the shared pipeline (frame_parse, filters, reassembly)
+ *   receive side    transport_poll: rx ring -> the shared pipeline (frame_parse, MAC, filters, reassembly)
  *                   -> deliver. A single-frame message is delivered straight from its mbuf.
- *   send side       transport_send encodes each fragment straight into an mbuf (IPv4/UDP header in
+ *   send side       transport_send encodes (and seals) each fragment straight into an mbuf (IPv4/UDP header in
  *                   front, the lcore adds Ethernet), transport_flush enqueues them on the tx ring.
  * Rings are single-producer/single-consumer rte_rings; an eventfd wakes a sleeping lcore (adaptive idle)
  * or a sleeping receive side, written only when the other side said it sleeps.
