@@ -3,10 +3,11 @@
 # one-member quorumd cluster, "disco". With /_etcd/registry/tok-a/_config/size = 3: a1 and a2 register and
 # keep waiting (no cluster, a log line saying so); a3 comes and the three form one cluster, each registered
 # under /_etcd/registry/tok-a/members/<the member ID it runs with>; a fourth member with the same token
-# stops with "discovery: cluster is full". A missing size key and a bad one give etcd's errors;
+# stops with "discovery: cluster is full". A missing size key and a bad one ("three", " 3") give etcd's errors;
 # --discovery-cluster-size (quorumd's own) writes the size key when absent; a member still waiting stops
 # on SIGTERM. With disco stopped, a1 restarted with its discovery flags starts from its data and logs that
-# the token is ignored. Last, the real etcd (3.4) as the discovery service, when installed. As root the
+# the token is ignored, and with its identity file removed (WAL records left) it stops rather than asking
+# discovery. Last, the real etcd (3.4) as the discovery service, when installed. As root the
 # test runs in a network namespace of its own (ports nobody else takes).
 # Ports 473x0 (client) and 473x1 (peer).
 source "$(dirname "$0")/lib.sh"
@@ -88,6 +89,14 @@ v3 b2 tok-bad
 wait_exit b2 20
 assert_eq "exit code with a bad size key" 1 "$EXIT_CODE"
 log_has b2 "failed to join discovery cluster (discovery: size key is bad)" || fail "b2: not etcd's error"
+# Go's strconv.ParseInt takes no leading blank, where strtoll alone would read " 3" as 3.
+ctl_ok disco put /_etcd/registry/tok-blank/_config/size " 3"
+lines=$(wc -l <"$TMP/b2.log")
+v3 b2 tok-blank
+wait_exit b2 20
+assert_eq "exit code with a size key of ' 3'" 1 "$EXIT_CODE"
+assert_contains "b2's log with the size key ' 3'" "failed to join discovery cluster (discovery: size key is bad)" \
+	"$(tail -n +$((lines + 1)) "$TMP/b2.log")"
 
 # ---- --discovery-cluster-size writes the size key when it is absent ----
 v3 c1 tok-c --discovery-cluster-size 1
@@ -118,6 +127,15 @@ assert_eq "a1 kept its data" $'v3/key\nfrom-a1' "$OUT"
 stop_member a2
 stop_member a3
 stop_member a1
+# WAL records without member/identity: not a new data dir, so discovery is not asked (the discovery
+# service is down: a member that asked it would keep retrying instead of exiting).
+rm "$TMP/a1/member/identity"
+v3 a1 tok-a
+wait_exit a1 20
+assert_eq "exit code with WAL records but no identity" 1 "$EXIT_CODE"
+log_has a1 'has WAL records but' || fail "a1 without its identity: no error about the data dir"
+assert_eq "v3 discovery runs by a1 (still the first start only)" 1 \
+	"$(grep -c '"msg":"Bootstrapping cluster using v3 discovery."' "$TMP/a1.log")"
 
 # ---- the real etcd as the discovery service ----
 if command -v etcd >/dev/null 2>&1 && command -v etcdctl >/dev/null 2>&1; then
