@@ -974,12 +974,14 @@ int node_open(struct node *node, char *error, size_t length)
 			return -1;
 	} else {
 		wal_recovered_release(node->wal);
-		if (has_log && (*node->flags.discovery_srv || *node->flags.discovery_endpoints)) {
-			/* WAL records without member/identity (written before the first record): not a new data
-			 * dir, so discovery must not be asked for a cluster to bootstrap over it. */
-			snprintf(error, length, "%s has WAL records but %s/identity is missing: the data dir is not new, so "
-			         "discovery is not used; restore the identity file or start with an empty data dir",
-			         wal_dir, node->member_dir);
+		if (has_log) {
+			/* WAL records without member/identity (always written before the first record): the data
+			 * dir is damaged, not new. Bootstrapping (or asking discovery for a cluster) over it would
+			 * throw away whatever this member acknowledged. */
+			snprintf(error, length, "%s has WAL records but %s/identity is missing: the data dir is not new%s; "
+			         "restore the identity file or start with an empty data dir", wal_dir, node->member_dir,
+			         *node->flags.discovery_srv || *node->flags.discovery_endpoints ? ", so discovery is not used"
+			                                                                       : "");
 			return -1;
 		}
 		bool srv_matched = false;
