@@ -78,6 +78,8 @@ void state_db_close(struct state *state)
     if (state->db != NULL)
         rocksdb_close(state->db);
     state->db = NULL;
+    /* Whatever opens next (a restored snapshot) has keys of its own. */
+    state_key_index_clear(&state->key_index);
 }
 
 int state_fsync_directory_files(const char *path, char *err, size_t err_len)

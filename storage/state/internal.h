@@ -19,6 +19,39 @@ struct state_meta {
     size_t membership_len;
 };
 
+/* key_index.c: the current version's facts per user key, so a put need not read RocksDB. */
+enum state_key_known { STATE_KEY_UNKNOWN = 0, STATE_KEY_ABSENT, STATE_KEY_PRESENT };
+struct state_key_meta {
+    int64_t create_revision;
+    int64_t mod_revision;
+    int64_t version;
+    int64_t lease;
+};
+struct state_key_index_entry;
+struct state_key_index {
+    struct state_key_index_entry **slots; /* open addressing, capacity a power of two */
+    size_t capacity;
+    size_t count;
+    uint64_t generation;                  /* of the open batch */
+    struct state_key_index_entry **touched; /* written in the open batch, promoted at commit */
+    size_t touched_count;
+    size_t touched_capacity;
+    bool batch_unreliable;                /* a write of this batch could not be noted */
+};
+void state_key_index_clear(struct state_key_index *index);
+void state_key_index_batch_begin(struct state_key_index *index);
+void state_key_index_batch_commit(struct state_key_index *index);
+void state_key_index_batch_abort(struct state_key_index *index);
+/* What the index vouches for (the open batch's view first); STATE_KEY_UNKNOWN: read RocksDB. */
+enum state_key_known state_key_index_find(const struct state_key_index *index, const uint8_t *key,
+                                          size_t key_len, struct state_key_meta *meta);
+/* A RocksDB read outside the batch's own writes saw this (committed) version, or no version. */
+void state_key_index_learn(struct state_key_index *index, const uint8_t *key, size_t key_len,
+                           bool found, const struct state_key_meta *meta);
+/* The open batch wrote the key's current version (present) or deleted it. */
+void state_key_index_note(struct state_key_index *index, const uint8_t *key, size_t key_len,
+                          bool present, const struct state_key_meta *meta);
+
 struct state {
     char *root;        /* directory given to state_open */
     unsigned generation; /* root/db.<generation> is the live RocksDB directory */
@@ -29,9 +62,13 @@ struct state {
     rocksdb_writeoptions_t *sync_write_options;
     struct state_meta committed; /* as in RocksDB */
     struct state_meta working;   /* committed + the open batch */
-    rocksdb_writebatch_wi_t *batch; /* non-NULL while a batch is open */
+    bool batch_open;
+    rocksdb_writebatch_t *plain;     /* the open batch's records while nothing read through it */
+    rocksdb_writebatch_t *revisions; /* its revision records, written last (access.c) */
+    rocksdb_writebatch_wi_t *batch;  /* the open batch once indexed for a read: holds everything */
     unsigned snapshot_sequence;  /* names checkpoint directories */
     bool txn_has_writes; /* a txn branch wrote: the working revision no longer means "now" */
+    struct state_key_index key_index; /* follows every write of a current ('c') record */
 };
 
 /* The main revision of the write being applied and the next sub-revision in it. */
@@ -51,8 +88,15 @@ rocksdb_iterator_t *state_iterator(struct state *state);
 /* *value is malloc'd (free with rocksdb_free), NULL when the key is absent. */
 int state_get(struct state *state, const uint8_t *key, size_t key_len, char **value,
               size_t *value_len, char *err, size_t err_len);
+/* The committed value only (the open batch not looked at). */
+int state_get_committed(struct state *state, const uint8_t *key, size_t key_len, char **value,
+                        size_t *value_len, char *err, size_t err_len);
 void state_batch_put(struct state *state, const uint8_t *key, size_t key_len, const uint8_t *value,
                      size_t value_len);
+/* Writes the open batch to RocksDB (*error set by RocksDB on failure); the batch stays open. */
+int state_batch_write(struct state *state, char **error);
+/* Drops the open batch's records and closes it. */
+void state_batch_discard(struct state *state);
 void state_batch_delete(struct state *state, const uint8_t *key, size_t key_len);
 int state_require_batch(const struct state *state, char *err, size_t err_len, const char *what);
 

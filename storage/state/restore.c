@@ -265,7 +265,7 @@ int state_restore_finish(struct state_restore *restore, char *err, size_t err_le
         status = state_fail(err, err_len, STATE_ERR_CORRUPT, "the snapshot stream is incomplete");
     else if (state->db == NULL)
         status = state_fail(err, err_len, STATE_ERR_INVALID, "the state is closed");
-    else if (state->batch != NULL)
+    else if (state->batch_open)
         status = state_fail(err, err_len, STATE_ERR_BATCH_OPEN, "commit or abort it first");
     if (status == STATE_OK)
         status = prepare_incoming(restore, err, err_len);

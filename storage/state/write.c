@@ -9,8 +9,9 @@
 #include "internal.h"
 #include "keys.h"
 
-int state_current_get(struct state *state, struct state_bytes key, bool *found, struct state_kv *kv,
-                      char *err, size_t err_len)
+/* The current version through the open batch, or (committed_only) as committed. */
+static int read_current(struct state *state, struct state_bytes key, bool committed_only,
+                        bool *found, struct state_kv *kv, char *err, size_t err_len)
 {
     *found = false;
     size_t current_len;
@@ -19,7 +20,10 @@ int state_current_get(struct state *state, struct state_bytes key, bool *found, 
         return state_fail(err, err_len, STATE_ERR_NOMEM, "key");
     char *value = NULL;
     size_t value_len = 0;
-    int status = state_get(state, current, current_len, &value, &value_len, err, err_len);
+    int status = committed_only
+                     ? state_get_committed(state, current, current_len, &value, &value_len, err,
+                                           err_len)
+                     : state_get(state, current, current_len, &value, &value_len, err, err_len);
     free(current);
     if (status != STATE_OK || value == NULL)
         return status;
@@ -29,6 +33,12 @@ int state_current_get(struct state *state, struct state_bytes key, bool *found, 
         return state_fail(err, err_len, status, "current value of a key");
     *found = true;
     return STATE_OK;
+}
+
+int state_current_get(struct state *state, struct state_bytes key, bool *found, struct state_kv *kv,
+                      char *err, size_t err_len)
+{
+    return read_current(state, key, false, found, kv, err, err_len);
 }
 
 /* Writes the history record and the revision pointer of one change at write->main/sub. */
@@ -69,11 +79,35 @@ int state_apply_put(struct state *state, struct state_write *write,
         status = state_lease_require(state, request->lease, err, err_len);
     if (status != STATE_OK)
         return status;
-    struct state_kv previous;
+    struct state_kv previous = {0};
     bool found;
-    status = state_current_get(state, request->key, &found, &previous, err, err_len);
-    if (status != STATE_OK)
-        return status;
+    struct state_key_meta meta;
+    enum state_key_known known = STATE_KEY_UNKNOWN;
+    /* Without prev_kv or ignore_value the previous version's facts are enough: the index has them
+     * without a RocksDB read. */
+    if (!request->prev_kv && !request->ignore_value)
+        known = state_key_index_find(&state->key_index, request->key.data, request->key.len, &meta);
+    if (known != STATE_KEY_UNKNOWN) {
+        found = known == STATE_KEY_PRESENT;
+        if (found) {
+            previous.create_revision = meta.create_revision;
+            previous.mod_revision = meta.mod_revision;
+            previous.version = meta.version;
+            previous.lease = meta.lease;
+        }
+    } else {
+        /* A key the batch wrote is always in the index (unless noting it failed): any other key
+         * reads its committed version, without indexing the batch for the read. */
+        bool committed_only = !request->prev_kv && !request->ignore_value &&
+                              !state->key_index.batch_unreliable;
+        status = read_current(state, request->key, committed_only, &found, &previous, err, err_len);
+        if (status != STATE_OK)
+            return status;
+        meta = (struct state_key_meta){previous.create_revision, previous.mod_revision,
+                                       previous.version, previous.lease};
+        state_key_index_learn(&state->key_index, request->key.data, request->key.len, found,
+                              &meta);
+    }
     if (!found && (request->ignore_value || request->ignore_lease))
         return state_fail(err, err_len, STATE_ERR_KEY_NOT_FOUND,
                           "put with ignore_value or ignore_lease on a missing key");
@@ -108,6 +142,8 @@ int state_apply_put(struct state *state, struct state_write *write,
     state_batch_put(state, current, current_len, encoded, encoded_len);
     free(current);
     free(encoded);
+    meta = (struct state_key_meta){kv.create_revision, kv.mod_revision, kv.version, kv.lease};
+    state_key_index_note(&state->key_index, kv.key, kv.key_len, true, &meta);
     status = state_lease_move_key(state, request->key, found ? previous.lease : 0, kv.lease, err,
                                   err_len);
     if (status == STATE_OK)
@@ -150,6 +186,7 @@ int state_apply_delete(struct state *state, struct state_write *write,
         }
         state_batch_delete(state, current, current_len);
         free(current);
+        state_key_index_note(&state->key_index, victim->key, victim->key_len, false, NULL);
         struct state_bytes user_key = {victim->key, victim->key_len};
         status = state_lease_move_key(state, user_key, victim->lease, 0, err, err_len);
         if (status != STATE_OK)

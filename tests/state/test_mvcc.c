@@ -587,6 +587,103 @@ static void test_compaction(void)
     state_close(state);
 }
 
+/* Puts find the previous version in memory (key_index.c) and batches stay unindexed until a read
+ * needs them (access.c): both must give exactly what RocksDB holds, across aborts, deletes, reads in
+ * the middle of a batch and restarts. */
+static void expect_version(struct state *state, const char *key, int64_t create, int64_t mod,
+                           int64_t version)
+{
+    struct state_kv kv;
+    CHECK(get_at(state, key, 0, &kv));
+    CHECK_EQ(kv.create_revision, create);
+    CHECK_EQ(kv.mod_revision, mod);
+    CHECK_EQ(kv.version, version);
+    free_kv(&kv);
+}
+
+static void test_batches_and_key_index(void)
+{
+    struct state *state = open_fresh(root, sizeof root);
+    REQUIRE_OK(put_batch(state, 1, "a", "1")); /* rev 2 */
+    expect_version(state, "a", 2, 2, 1);
+
+    /* An aborted batch leaves nothing behind, also not in memory. */
+    REQUIRE_OK(state_batch_begin(state, test_err, sizeof test_err));
+    CHECK_EQ(put(state, "a", "2"), STATE_OK); /* rev 3, dropped */
+    CHECK_EQ(put(state, "new", "x"), STATE_OK);
+    state_batch_abort(state);
+    REQUIRE_OK(put_batch(state, 2, "a", "2")); /* rev 3 */
+    expect_version(state, "a", 2, 3, 2);
+    REQUIRE_OK(put_batch(state, 3, "new", "y")); /* rev 4 */
+    expect_version(state, "new", 4, 4, 1);
+
+    /* Delete and re-create inside one batch, a key written twice, a read in the middle. */
+    REQUIRE_OK(state_batch_begin(state, test_err, sizeof test_err));
+    CHECK_EQ(delete_range(state, "a", NULL), 1); /* rev 5 */
+    CHECK_EQ(put(state, "a", "3"), STATE_OK);     /* rev 6 */
+    CHECK_EQ(put(state, "b", "1"), STATE_OK);     /* rev 7 */
+    expect_version(state, "b", 7, 7, 1);          /* a read: the batch is indexed from here */
+    CHECK_EQ(put(state, "b", "2"), STATE_OK);     /* rev 8 */
+    CHECK_EQ(put(state, "c", "1"), STATE_OK);     /* rev 9 */
+    expect_version(state, "a", 6, 6, 1);
+    REQUIRE_OK(state_batch_commit(state, 4, test_err, sizeof test_err));
+    expect_version(state, "a", 6, 6, 1);
+    expect_version(state, "b", 7, 8, 2);
+    expect_version(state, "c", 9, 9, 1);
+    REQUIRE_OK(put_batch(state, 5, "b", "3")); /* rev 10 */
+    expect_version(state, "b", 7, 10, 3);
+
+    /* History and revision records of unindexed batches read back in revision order. */
+    struct state_kv kv;
+    CHECK(get_at(state, "b", 7, &kv));
+    CHECK(value_is(&kv, "1"));
+    free_kv(&kv);
+    CHECK(get_at(state, "b", 9, &kv));
+    CHECK(value_is(&kv, "2"));
+    free_kv(&kv);
+    CHECK(!get_at(state, "a", 5, &kv));
+    /* Watch events come from the revision records: every revision of the batches above, in order,
+     * also those written after the read that indexed the batch. */
+    struct state_event_list events;
+    struct state_bytes every_key = {(const uint8_t *)"\0", 1};
+    REQUIRE_OK(state_events_read(state, 2, every_key, every_key, 0, false, &events,
+                                 test_err, sizeof test_err));
+    CHECK_EQ(events.count, 9); /* revisions 2 .. 10, one change each */
+    for (size_t i = 0; i < events.count; i++)
+        CHECK_EQ(events.events[i].kv.mod_revision, (int64_t)i + 2);
+    if (events.count == 9) {
+        CHECK_EQ(events.events[3].type, STATE_EVENT_DELETE);
+        CHECK(key_is(&events.events[6].kv, "b") && value_is(&events.events[6].kv, "2"));
+    }
+    state_event_list_free(&events);
+
+    /* prev_kv after a put in the same batch sees that put. */
+    REQUIRE_OK(state_batch_begin(state, test_err, sizeof test_err));
+    CHECK_EQ(put(state, "c", "2"), STATE_OK); /* rev 11 */
+    struct state_put_request request = {.key = bytes_of("c"), .value = bytes_of("3"),
+                                        .prev_kv = true};
+    struct state_put_response response;
+    REQUIRE_OK(state_put(state, &request, &response, test_err, sizeof test_err)); /* rev 12 */
+    CHECK(response.has_prev_kv);
+    CHECK(value_is(&response.prev_kv, "2"));
+    CHECK_EQ(response.prev_kv.version, 2);
+    state_put_response_free(&response);
+    CHECK_EQ(delete_range(state, "b", NULL), 1); /* rev 13 */
+    REQUIRE_OK(state_batch_commit(state, 6, test_err, sizeof test_err));
+    CHECK(!get_at(state, "b", 0, &kv));
+    REQUIRE_OK(put_batch(state, 7, "b", "4")); /* rev 14 */
+    expect_version(state, "b", 14, 14, 1);
+    state_close(state);
+
+    /* After a restart the index starts empty and learns from RocksDB. */
+    REQUIRE_OK(state_open(root, &state, test_err, sizeof test_err));
+    REQUIRE_OK(put_batch(state, 8, "c", "4")); /* rev 15 */
+    expect_version(state, "c", 9, 15, 4);
+    REQUIRE_OK(put_batch(state, 9, "a", "4")); /* rev 16 */
+    expect_version(state, "a", 6, 16, 2);
+    state_close(state);
+}
+
 int main(int argc, char **argv)
 {
     (void)argc;
@@ -597,5 +694,6 @@ int main(int argc, char **argv)
     RUN(test_range_past_revisions);
     RUN(test_range_options);
     RUN(test_compaction);
+    RUN(test_batches_and_key_index);
     return test_failures == 0 ? 0 : 1;
 }
