@@ -488,13 +488,20 @@ void *node_core_main(void *argument)
 		int ready_count = epoll_wait(epoll, events, 4, 200);
 		if (ready_count < 0 && errno != EINTR)
 			break;
+		/* Only the fds epoll named are read: every syscall costs a VM exit here, and a loop turn
+		 * under load is woken by the inbox alone. */
+		bool timer_fired = false, mail_waiting = false;
+		for (int k = 0; k < ready_count; k++) {
+			timer_fired |= events[k].data.u32 == 2;
+			mail_waiting |= events[k].data.u32 == 1;
+		}
 		uint64_t expirations = 0;
-		if (read(timer, &expirations, sizeof(expirations)) == sizeof(expirations)) {
+		if (timer_fired && read(timer, &expirations, sizeof(expirations)) == sizeof(expirations)) {
 			for (uint64_t k = 0; k < expirations && k < 10; k++)
 				tick(&context);
 		}
-		void **items;
-		size_t count = mailbox_take_all(&node->core_inbox, &items);
+		void **items = NULL;
+		size_t count = mail_waiting ? mailbox_take_all(&node->core_inbox, &items) : 0;
 		bool stop = false;
 		for (size_t k = 0; k < count; k++) {
 			struct node_mail *mail = items[k];

@@ -302,8 +302,12 @@ void *node_storage_main(void *argument)
 		int ready = epoll_wait(epoll, events, 4, 100);
 		if (ready < 0 && errno != EINTR)
 			break;
-		void **items;
-		size_t count = mailbox_take_all(&node->storage_inbox, &items);
+		/* The inbox's eventfd is read only when epoll named it (a syscall is a VM exit here). */
+		bool mail_waiting = false;
+		for (int k = 0; k < ready; k++)
+			mail_waiting |= events[k].data.u32 == 1;
+		void **items = NULL;
+		size_t count = mail_waiting ? mailbox_take_all(&node->storage_inbox, &items) : 0;
 		for (size_t k = 0; k < count; k++) {
 			struct storage_mail *mail = items[k];
 			switch (mail->kind) {

@@ -514,6 +514,10 @@ static void connection_handle(struct grpc_connection *connection, uint32_t event
 			/* Answers go out as soon as they exist; the output bound is checked with them. */
 			if (connection_flush(connection) != 0)
 				return;
+			/* A short read emptied the socket: asking again would only return EAGAIN (a syscall
+			 * is a VM exit here); epoll is level-triggered and names the socket when more comes. */
+			if ((size_t)got < sizeof bytes)
+				break;
 		}
 	}
 	if (connection_flush(connection) != 0)
@@ -611,6 +615,21 @@ static void flush_dirty_connections(struct grpc_server *server)
 		if (connection_flush(connection) == 0)
 			connection_set_events(connection);
 	}
+}
+
+void grpc_server_hold_output(struct grpc_server *server)
+{
+	/* Outside grpc_server_process, mark_dirty arms EPOLLOUT only because nobody would look at the
+	 * dirty list; the caller promises to (grpc_server_flush). */
+	server->processing = true;
+}
+
+void grpc_server_flush(struct grpc_server *server)
+{
+	server->processing = true;
+	flush_dirty_connections(server);
+	free_dead_connections(server);
+	server->processing = false;
 }
 
 void grpc_server_process(struct grpc_server *server)

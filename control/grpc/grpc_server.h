@@ -82,6 +82,12 @@ struct grpc_server *grpc_server_open(const struct grpc_server_config *config, ch
 int grpc_server_fd(const struct grpc_server *server);
 /* Accepts, reads, runs callbacks, writes what is pending; returns without blocking. */
 void grpc_server_process(struct grpc_server *server);
+/* Answers given between grpc_server_hold_output and grpc_server_flush (a batch of replies from the
+ * node's threads) are written by the flush, one send per connection, instead of each arming EPOLLOUT
+ * (two epoll_ctl per connection per batch). The caller must call grpc_server_flush after the hold. */
+void grpc_server_hold_output(struct grpc_server *server);
+/* Writes what the held answers queued; returns without blocking. */
+void grpc_server_flush(struct grpc_server *server);
 /* Closes every connection and listener; calls still open get on_close(cancelled = true). */
 void grpc_server_close(struct grpc_server *server);
 
