@@ -224,6 +224,21 @@ static void count_fsync(struct node *node, uint64_t microseconds)
 	}
 }
 
+/* Seconds as Go's time.Duration prints them ("1.5s", "2.000031s"), the form etcd's zap logs use. */
+static void format_go_seconds(uint64_t microseconds, char *out, size_t size)
+{
+	int length = snprintf(out, size, "%" PRIu64 ".%06" PRIu64, microseconds / 1000000, microseconds % 1000000);
+	while (length > 0 && out[length - 1] == '0')
+		out[--length] = '\0';
+	if (length > 0 && out[length - 1] == '.')
+		out[--length] = '\0';
+	snprintf(out + length, size - (size_t)length, "s");
+}
+
+/* etcd's warning for a WAL sync slower than a second (wal.go, warnSyncDuration): operators grep for it
+ * when a disk is failing or shared. One line per group commit, with its slowest job's time. */
+#define SLOW_FDATASYNC_MICROSECONDS 1000000u
+
 static void report_durable(struct storage_context *context)
 {
 	struct node *node = context->node;
@@ -232,10 +247,14 @@ static void report_durable(struct storage_context *context)
 	while (done_count < context->waiting_count && context->waiting[done_count]->wal_records_after <= durable)
 		done_count++;
 	uint64_t now_us = done_count ? monotonic_us() : 0;
+	uint64_t slowest_us = 0;
 	for (size_t k = 0; k < done_count; k++) {
 		struct storage_job *job = context->waiting[k];
-		if (job->entries_count || job->has_hard_state)
+		if (job->entries_count || job->has_hard_state) {
 			count_fsync(node, now_us - job->written_at_us);
+			if (now_us - job->written_at_us > slowest_us)
+				slowest_us = now_us - job->written_at_us;
+		}
 		if (job->persist_index || job->after_persist_count) {
 			struct storage_done *done = calloc(1, sizeof(*done));
 			struct node_mail *mail = calloc(1, sizeof(*mail));
@@ -252,6 +271,12 @@ static void report_durable(struct storage_context *context)
 			mailbox_post(&node->core_inbox, mail);
 		}
 		storage_job_free(job);
+	}
+	if (slowest_us > SLOW_FDATASYNC_MICROSECONDS) {
+		char took[32], expected[32];
+		format_go_seconds(slowest_us, took, sizeof(took));
+		format_go_seconds(SLOW_FDATASYNC_MICROSECONDS, expected, sizeof(expected));
+		node_log("warn", "slow fdatasync", "\"took\":\"%s\",\"expected-duration\":\"%s\"", took, expected);
 	}
 	if (done_count == 0)
 		return; /* also: waiting may still be NULL, and memmove must not see it */
