@@ -279,10 +279,12 @@ bool client_http_get(void *context, const char *path, struct grpc_http_response 
 		append(&text, "{\"health\":\"%s\"}", healthy ? "true" : "false");
 		response->status = healthy ? 200 : 503;
 		response->content_type = "text/plain; charset=utf-8";
+		response->get_only = true;
 	} else if (!strcmp(path, "/version")) {
 		append(&text, "{\"etcdserver\":\"3.4.0-quorumd\",\"etcdcluster\":\"3.4.0\"}");
 		response->status = 200;
 		response->content_type = "application/json";
+		response->get_only = true;
 	} else if (!strcmp(path, "/metrics")) {
 		metrics(node, &text);
 		response->status = 200;

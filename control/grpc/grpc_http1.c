@@ -29,9 +29,9 @@ static int respond(struct grpc_connection *connection, int status, const char *c
 {
 	char head[512];
 	int length = snprintf(head, sizeof head,
-		"HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n%s\r\n", status, reason_phrase(status),
+		"HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n%s%s\r\n", status, reason_phrase(status),
 		content_type != NULL ? content_type : "text/plain; charset=utf-8", body_length,
-		connection->close_after_write ? "Connection: close\r\n" : "");
+		status == 405 ? "Allow: GET\r\n" : "", connection->close_after_write ? "Connection: close\r\n" : "");
 	if (length < 0 || (size_t)length >= sizeof head)
 		return -1;
 	if (grpc_buffer_append(&connection->output, head, (size_t)length) != 0)
@@ -156,7 +156,10 @@ static int answer(struct grpc_connection *connection, const char *head, size_t h
 	bool found = server->config.http_get != NULL && server->config.http_get(server->config.context, path, &response);
 	free(path);
 	int result;
-	if (found) {
+	if (found && head_only && response.get_only) {
+		static const char refused[] = "Method Not Allowed\n";
+		result = respond(connection, 405, NULL, refused, sizeof refused - 1, true);
+	} else if (found) {
 		result = respond(connection, response.status, response.content_type, response.body, response.body_length,
 			head_only);
 	} else {

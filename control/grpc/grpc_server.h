@@ -58,6 +58,7 @@ struct grpc_http_response {
 	const char *content_type;    /* "application/json", "text/plain; version=0.0.4" */
 	char *body;                  /* malloc'd; the server frees it */
 	size_t body_length;
+	bool get_only;               /* HEAD gets 405 with "Allow: GET", as etcd's /health and /version */
 };
 
 struct grpc_server_config {

@@ -179,6 +179,13 @@ for i in 1 2 3 4 5; do put_ok "/metrics/$i" "$i"; done
 grown() { local now; now=$(committed "${METRICS[$FOLLOWER]}"); [ "$now" -ge $((before + 5)) ]; }
 wait_until "etcd_server_proposals_committed_total of $FOLLOWER grows by 5 after 5 puts (was $before)" 10 grown
 assert_eq "POST /health" 405 "$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 -X POST "${CLIENT[infra1]}/health")"
+# HEAD: etcd's /health and /version answer 405 with "Allow: GET"; /metrics (Prometheus' handler) answers 200.
+for path in health version; do
+	assert_eq "HEAD /$path" 405 "$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 -I "${CLIENT[infra1]}/$path")"
+	assert_contains "Allow header of HEAD /$path" "Allow: GET" \
+		"$(curl -s --max-time 5 -I "${CLIENT[infra1]}/$path" | tr -d '\r')"
+done
+assert_eq "HEAD /metrics" 200 "$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 -I "${CLIENT[infra1]}/metrics")"
 assert_eq "an unknown path" 404 "$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 "${CLIENT[infra1]}/nope")"
 log "HTTP endpoints checked"
 

@@ -223,6 +223,15 @@ static void bidi_close(void *context, struct grpc_call *call, bool cancelled)
 static bool http_get(void *context, const char *path, struct grpc_http_response *response)
 {
 	(void)context;
+	if (strcmp(path, "/version") == 0) {
+		/* GET only, as etcd's /version: HEAD is refused with 405 and "Allow: GET". */
+		static const char version[] = "{}";
+		response->status = 200;
+		response->body = strdup(version);
+		response->body_length = sizeof version - 1;
+		response->get_only = true;
+		return true;
+	}
 	if (strcmp(path, "/health") != 0)
 		return false;
 	static const char body[] = "{\"health\":\"true\",\"reason\":\"\"}";
@@ -942,6 +951,19 @@ static void test_http1(void)
 	CHECK(closed, "Connection: close was not honoured");
 	close(fd);
 
+	/* HEAD on a GET-only path: 405, "Allow: GET", no body. */
+	fd = raw_connect();
+	const char head_version[] = "HEAD /version HTTP/1.1\r\nConnection: close\r\n\r\n";
+	CHECK(send(fd, head_version, sizeof head_version - 1, MSG_NOSIGNAL) > 0, "send");
+	have = raw_read_all(fd, buffer, sizeof buffer, 10000, &closed);
+	offset = 0;
+	CHECK(parse_response(buffer, have, &offset, &status, body, sizeof body, true) && status == 405,
+		"HEAD /version: %s", buffer);
+	CHECK(offset == have, "HEAD /version sent a body (%zu of %zu bytes)", offset, have);
+	buffer[have] = '\0';
+	CHECK(strstr(buffer, "Allow: GET\r\n") != NULL, "405 without Allow: GET: %s", buffer);
+	close(fd);
+
 	/* An oversized request head: 400 and close. */
 	fd = raw_connect();
 	char *huge = malloc(20000);
@@ -955,7 +977,7 @@ static void test_http1(void)
 	close(fd);
 
 	struct grpc_server_stats after = stats_now();
-	CHECK(after.http_requests - before.http_requests == 3, "http_requests +%llu",
+	CHECK(after.http_requests - before.http_requests == 4, "http_requests +%llu",
 		(unsigned long long)(after.http_requests - before.http_requests));
 }
 
