@@ -10,28 +10,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "grpc_status.h"
 #include "raft_internal.pb-c.h"
 #include "rpc.pb-c.h"
 #include "state.h"
 
-/* gRPC status codes used in results (grpc/status codes). */
-enum grpc_code {
-	GRPC_OK = 0,
-	GRPC_CANCELLED = 1,
-	GRPC_UNKNOWN = 2,
-	GRPC_INVALID_ARGUMENT = 3,
-	GRPC_DEADLINE_EXCEEDED = 4,
-	GRPC_NOT_FOUND = 5,
-	GRPC_ALREADY_EXISTS = 6,
-	GRPC_PERMISSION_DENIED = 7,
-	GRPC_RESOURCE_EXHAUSTED = 8,
-	GRPC_FAILED_PRECONDITION = 9,
-	GRPC_ABORTED = 10,
-	GRPC_OUT_OF_RANGE = 11,
-	GRPC_UNIMPLEMENTED = 12,
-	GRPC_INTERNAL = 13,
-	GRPC_UNAVAILABLE = 14,
-};
+/* Go's name of a gRPC status code ("Unavailable"), as etcd's errors print it. */
 const char *grpc_code_name(int code);
 
 enum kv_response_kind {
