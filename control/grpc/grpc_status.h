@@ -3,6 +3,8 @@
 #ifndef QUORUMD_GRPC_STATUS_H
 #define QUORUMD_GRPC_STATUS_H
 
+#include <stddef.h>
+
 enum grpc_status_code {
 	GRPC_OK = 0,
 	GRPC_CANCELLED = 1,
@@ -22,5 +24,10 @@ enum grpc_status_code {
 	GRPC_DATA_LOSS = 15,
 	GRPC_UNAUTHENTICATED = 16,
 };
+
+/* The code's name as grpc-go spells it (codes.Code.String(): "DeadlineExceeded", "Unauthenticated"),
+ * which the operator socket and quorumctl print as etcdctl does; "Code(N)" for a code gRPC does not
+ * define, as grpc-go prints it. The buffer is only used for such codes. */
+const char *grpc_code_name(int code, char *buffer, size_t buffer_size);
 
 #endif

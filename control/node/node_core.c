@@ -13,6 +13,8 @@
 #include <sys/timerfd.h>
 #include <unistd.h>
 
+#include "clock.h"
+#include "log.h"
 #include "node.h"
 #include "node_leases.h"
 #include "node_members.h"
@@ -39,12 +41,6 @@ struct core_context {
 	bool stop_after_ready;             /* removed from the cluster: stop once this Ready is handled */
 };
 
-uint64_t node_monotonic_ms(void)
-{
-	struct timespec now;
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	return (uint64_t)now.tv_sec * 1000u + (uint64_t)now.tv_nsec / 1000000u;
-}
 
 /* ---- sending ---- */
 
@@ -98,7 +94,7 @@ static void queue_proposal(struct core_context *context, struct node_request *re
 			abort();
 	}
 	context->proposals[context->proposals_count].request = request;
-	context->proposals[context->proposals_count].queued_at_ms = node_monotonic_ms();
+	context->proposals[context->proposals_count].queued_at_ms = clock_monotonic_ms();
 	context->proposals_count++;
 }
 
@@ -171,7 +167,7 @@ static void flush_proposals(struct core_context *context)
 	struct raft_status status;
 	raft_get_status(node->raft, &status);
 	if (status.leader == RAFT_NONE) {
-		uint64_t now = node_monotonic_ms();
+		uint64_t now = clock_monotonic_ms();
 		size_t kept = 0;
 		for (size_t k = 0; k < context->proposals_count; k++) {
 			struct queued_proposal *proposal = &context->proposals[k];
@@ -333,12 +329,12 @@ static void handle_ready(struct core_context *context, struct raft_ready *ready)
 			atomic_fetch_add(&node->leader_changes, 1);
 			struct raft_status status;
 			raft_get_status(node->raft, &status);
-			node_log("info", "raft.node: elected leader",
+			log_write("info", "raft.node: elected leader",
 			         "\"member-id\":\"%" PRIx64 "\",\"leader-id\":\"%" PRIx64 "\",\"term\":%" PRIu64,
 			         node->member_id, ready->leader, status.term);
 		}
 		if (ready->leader == RAFT_NONE && previous != RAFT_NONE)
-			node_log("info", "raft.node: lost leader", "\"member-id\":\"%" PRIx64 "\",\"lost-leader-id\":\"%" PRIx64 "\"",
+			log_write("info", "raft.node: lost leader", "\"member-id\":\"%" PRIx64 "\",\"lost-leader-id\":\"%" PRIx64 "\"",
 			         node->member_id, previous);
 	}
 	/* Leader's appends and heartbeats leave now, in parallel with our own write (thesis §10.2.1). */
@@ -394,7 +390,7 @@ static void handle_storage_done(struct core_context *context, struct storage_don
 {
 	struct node *node = context->node;
 	if (done->failed) {
-		node_log("error", "storage failed; stopping without acknowledging anything more",
+		log_write("error", "storage failed; stopping without acknowledging anything more",
 		         "\"error\":\"%s\"", done->error);
 		atomic_store(&node->exit_code, 1);
 		atomic_store(&node->stopping, true);
@@ -414,7 +410,7 @@ static void handle_peer(struct core_context *context, struct node_mail *mail)
 	if (mail->length == 0)
 		return;
 	if (mail->bytes[0] == PEER_REMOVED_MEMBER_SEEN) {
-		uint64_t now = node_monotonic_ms();
+		uint64_t now = clock_monotonic_ms();
 		if (now - node->removed_notice_ms >= 1000) {
 			uint8_t notice = PEER_REMOVED;
 			node->removed_notice_ms = now;
@@ -428,9 +424,9 @@ static void handle_peer(struct core_context *context, struct node_mail *mail)
 	case PEER_REMOVED:
 		/* A member of our cluster says we were removed (we were down when it happened). */
 		if (membership_find(&node->membership, mail->from) && !context->stop_after_ready) {
-			node_log("warn", "the member has been permanently removed from the cluster",
+			log_write("warn", "the member has been permanently removed from the cluster",
 			         "\"member-id\":\"%" PRIx64 "\",\"told-by\":\"%" PRIx64 "\"", node->member_id, mail->from);
-			node_log("warn", "the data-dir used by this member must be removed", "\"data-dir\":\"%s\"",
+			log_write("warn", "the data-dir used by this member must be removed", "\"data-dir\":\"%s\"",
 			         node->flags.data_dir);
 			atomic_store(&node->exit_code, 1);
 			atomic_store(&node->stopping, true);
@@ -540,9 +536,9 @@ void *node_core_main(void *argument)
 		if (stop)
 			break;
 		if (context.stop_after_ready) {
-			node_log("warn", "the member has been permanently removed from the cluster",
+			log_write("warn", "the member has been permanently removed from the cluster",
 			         "\"member-id\":\"%" PRIx64 "\"", node->member_id);
-			node_log("warn", "the data-dir used by this member must be removed", "\"data-dir\":\"%s\"",
+			log_write("warn", "the data-dir used by this member must be removed", "\"data-dir\":\"%s\"",
 			         node->flags.data_dir);
 			atomic_store(&node->exit_code, 0);
 			atomic_store(&node->stopping, true);

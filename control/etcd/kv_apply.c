@@ -8,17 +8,6 @@
 
 #include "kv_apply.h"
 
-const char *grpc_code_name(int code)
-{
-	static const char *const names[] = {"OK", "Canceled", "Unknown", "InvalidArgument", "DeadlineExceeded",
-	                                    "NotFound", "AlreadyExists", "PermissionDenied", "ResourceExhausted",
-	                                    "FailedPrecondition", "Aborted", "OutOfRange", "Unimplemented",
-	                                    "Internal", "Unavailable"};
-	if (code < 0 || (size_t)code >= sizeof(names) / sizeof(names[0]))
-		return "Unknown";
-	return names[code];
-}
-
 void kv_result_free(struct kv_result *result)
 {
 	free(result->response);

@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "clock.h"
+#include "log.h"
 #include "node_storage_client.h"
 #include "raft_internal.pb-c.h"
 
@@ -97,7 +99,7 @@ struct storage_clients *storage_clients_new(struct node *node)
 			note_lease_change(clients, list.leases[k].id, list.leases[k].ttl, false);
 		state_lease_list_free(&list);
 	} else {
-		node_log("error", "failed to list leases", "\"error\":\"%s\"", error);
+		log_write("error", "failed to list leases", "\"error\":\"%s\"", error);
 	}
 	post_lease_changes(clients, true);
 	return clients;
@@ -204,7 +206,7 @@ static void snapshot(struct storage_clients *clients, struct node_request *reque
 	char error[256];
 	struct state_snapshot *opened = NULL;
 	if (state_snapshot_open(node->state, &opened, error, sizeof(error)) != STATE_OK) {
-		node_log("warn", "failed to take a snapshot for a client", "\"error\":\"%s\"", error);
+		log_write("warn", "failed to take a snapshot for a client", "\"error\":\"%s\"", error);
 		reply_error(node, request->request_id, GRPC_INTERNAL, "etcdserver: failed to take a snapshot");
 		return;
 	}
@@ -274,7 +276,7 @@ static void send_events(struct storage_clients *clients, struct watcher *watcher
 		response.n_events = chosen_count;
 		response.events = pointers;
 		post_message(clients->node, watcher->reply_request_id, watcher->call_id, &response.base);
-		watcher->last_sent_ms = node_monotonic_ms();
+		watcher->last_sent_ms = clock_monotonic_ms();
 	}
 	free(events);
 	free(pointers);
@@ -359,7 +361,7 @@ static void watch_create(struct storage_clients *clients, struct node_request *r
 	}
 	int64_t current = state_revision(node->state);
 	watcher.next_revision = create->start_revision > 0 ? create->start_revision : current + 1;
-	watcher.last_sent_ms = node_monotonic_ms();
+	watcher.last_sent_ms = clock_monotonic_ms();
 	etcdserverpb__watch_create_request__free_unpacked(create, NULL);
 	if (!catch_up(clients, &watcher)) {
 		watcher_free_fields(&watcher);
@@ -428,7 +430,7 @@ void storage_clients_after_apply(struct storage_clients *clients)
 		if (status != STATE_OK) {
 			/* Compacted under us cannot happen (compaction is applied here too, after this read); any
 			 * other failure cancels the watchers rather than letting them miss events silently. */
-			node_log("error", "failed to read watch events", "\"error\":\"%s\"", error);
+			log_write("error", "failed to read watch events", "\"error\":\"%s\"", error);
 			for (size_t k = 0; k < clients->watcher_count; k++) {
 				send_watch_cancel(clients, &clients->watchers[k], 0, "etcdserver: failed to read events");
 				watcher_free_fields(&clients->watchers[k]);
@@ -455,7 +457,7 @@ void storage_clients_after_apply(struct storage_clients *clients)
 
 void storage_clients_tick(struct storage_clients *clients)
 {
-	uint64_t now = node_monotonic_ms();
+	uint64_t now = clock_monotonic_ms();
 	for (size_t k = 0; k < clients->watcher_count; k++) {
 		struct watcher *watcher = &clients->watchers[k];
 		if (!watcher->progress_notify || now - watcher->last_sent_ms < WATCH_PROGRESS_INTERVAL_MS)

@@ -251,20 +251,12 @@ struct storage_mail {
 	struct node_request *request;   /* STORAGE_READ_NOW, STORAGE_CLIENT_REQUEST */
 };
 
-/* node.c: opens the data dir and either bootstraps a new cluster or recovers this member (0, or -1 with
- * a message); starts the core, storage and transport threads; stops and frees everything. */
-int node_open(struct node *node, char *error, size_t length);
+/* node.c: starts the core, storage and transport threads of a member bootstrap_open has opened; stops
+ * and frees everything. */
 int node_start_threads(struct node *node, char *error, size_t length);
 void node_stop(struct node *node);
 void node_close(struct node *node);
-/* node_control.c: serves the control socket on the calling thread until the node stops. */
-int node_control_run(struct node *node, char *error, size_t length);
 
-uint64_t node_monotonic_ms(void);
-/* --log-level and --log-outputs (default, stderr, stdout or file paths); 0, or -1 with a message. */
-int node_log_configure(const char *level, const char *outputs, char *error, size_t length);
-void node_log(const char *level, const char *message, const char *fields_format, ...)
-    __attribute__((format(printf, 3, 4)));
 
 void node_request_free(struct node_request *request);
 void node_reply_free(struct node_reply *reply);

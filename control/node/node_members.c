@@ -6,6 +6,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "clock.h"
+#include "log.h"
 #include "member_id.h"
 #include "node_members.h"
 #include "peer_url.h"
@@ -41,7 +43,7 @@ static struct peer_liveness *liveness_of(struct node *node, uint64_t id)
 void members_heard_from(struct members_context *context, uint64_t id)
 {
 	struct peer_liveness *entry = liveness_of(context->node, id);
-	uint64_t now = node_monotonic_ms();
+	uint64_t now = clock_monotonic_ms();
 	if (entry->last_heard_ms == 0 || now - entry->last_heard_ms > context->node->flags.election_timeout_ms)
 		entry->first_heard_ms = now; /* a new stretch of contact */
 	entry->last_heard_ms = now;
@@ -55,7 +57,7 @@ static bool is_connected(void *argument, uint64_t id)
 	if (id == node->member_id)
 		return true;
 	struct peer_liveness *entry = liveness_of(node, id);
-	return entry->last_heard_ms != 0 && node_monotonic_ms() - entry->last_heard_ms <= node->flags.election_timeout_ms;
+	return entry->last_heard_ms != 0 && clock_monotonic_ms() - entry->last_heard_ms <= node->flags.election_timeout_ms;
 }
 
 /* ---- JSON results ---- */
@@ -198,7 +200,7 @@ static void add_pending(struct members_context *context, struct node_request *re
 			abort();
 	}
 	context->pending[context->pending_count].request = request;
-	context->pending[context->pending_count].proposed_at_ms = node_monotonic_ms();
+	context->pending[context->pending_count].proposed_at_ms = clock_monotonic_ms();
 	context->pending[context->pending_count].target_id = target;
 	context->pending[context->pending_count].forwarded = forwarded;
 	context->pending[context->pending_count].awaiting_transfer = false;
@@ -301,7 +303,7 @@ static void member_add(struct members_context *context, struct node_request *req
 		 * stays silent (members_probe). Checked here, before forwarding, as etcd checks on the member
 		 * the client asked. */
 		add_pending(context, request, 0, false);
-		context->pending[context->pending_count - 1].probing_since_ms = node_monotonic_ms();
+		context->pending[context->pending_count - 1].probing_since_ms = clock_monotonic_ms();
 		return;
 	}
 	member_add_continue(context, request);
@@ -359,7 +361,7 @@ static void member_remove(struct members_context *context, struct node_request *
 			}
 		}
 		if (target != RAFT_NONE && raft_transfer_leadership(node->raft, target) == RAFT_OK) {
-			node_log("info", "transferring leadership before removing the leader",
+			log_write("info", "transferring leadership before removing the leader",
 			         "\"member-id\":\"%" PRIx64 "\",\"transferee\":\"%" PRIx64 "\"", node->member_id, target);
 			add_pending(context, request, target, false);
 			context->pending[context->pending_count - 1].awaiting_transfer = true;
@@ -553,12 +555,12 @@ static bool apply_conf_change(struct members_context *context, const Raftpb__Ent
 		if (membership_find(&node->membership, change->node_id)) {
 			/* Already known: a learner's promotion (or a joining member replaying its own add). */
 			if (membership_promote(&node->membership, change->node_id) == MEMBERSHIP_OK)
-				node_log("info", "promoted member", "\"promoted-member-id\":\"%" PRIx64 "\"", change->node_id);
+				log_write("info", "promoted member", "\"promoted-member-id\":\"%" PRIx64 "\"", change->node_id);
 		} else if (has_member) {
 			member.is_learner = false;
 			membership_add(&node->membership, &member);
 			add_peer_address(node, &member);
-			node_log("info", "added member", "\"added-peer-id\":\"%" PRIx64 "\",\"added-peer-peer-urls\":\"%s\"",
+			log_write("info", "added member", "\"added-peer-id\":\"%" PRIx64 "\",\"added-peer-peer-urls\":\"%s\"",
 			         member.id, member.peer_urls_count ? member.peer_urls[0] : "");
 		}
 		break;
@@ -567,7 +569,7 @@ static bool apply_conf_change(struct members_context *context, const Raftpb__Ent
 			member.is_learner = true;
 			membership_add(&node->membership, &member);
 			add_peer_address(node, &member);
-			node_log("info", "added member", "\"added-peer-id\":\"%" PRIx64 "\",\"added-peer-is-learner\":true",
+			log_write("info", "added member", "\"added-peer-id\":\"%" PRIx64 "\",\"added-peer-is-learner\":true",
 			         member.id);
 		}
 		break;
@@ -575,7 +577,7 @@ static bool apply_conf_change(struct members_context *context, const Raftpb__Ent
 		membership_remove(&node->membership, change->node_id);
 		/* Its address stays: if it comes back from a crash still talking, we tell it it was removed. */
 		transport_mark_removed(node->transport, change->node_id);
-		node_log("info", "removed member", "\"removed-member-id\":\"%" PRIx64 "\"", change->node_id);
+		log_write("info", "removed member", "\"removed-member-id\":\"%" PRIx64 "\"", change->node_id);
 		if (change->node_id == node->member_id)
 			context->removed_self = true;
 		break;
@@ -584,7 +586,7 @@ static bool apply_conf_change(struct members_context *context, const Raftpb__Ent
 			membership_update_peer_urls(&node->membership, change->node_id, (const char *const *)member.peer_urls,
 			                            member.peer_urls_count);
 			add_peer_address(node, &member);
-			node_log("info", "updated member", "\"updated-remote-peer-id\":\"%" PRIx64 "\"", change->node_id);
+			log_write("info", "updated member", "\"updated-remote-peer-id\":\"%" PRIx64 "\"", change->node_id);
 		}
 		break;
 	default:
@@ -636,7 +638,7 @@ static bool apply_attributes(struct members_context *context, const Raftpb__Entr
 		if (changed && attributes->member_id == node->member_id)
 			context->attributes_proposed_at_ms = 0;
 		if (changed)
-			node_log("info", "published local member to cluster through raft",
+			log_write("info", "published local member to cluster through raft",
 			         "\"member-id\":\"%" PRIx64 "\",\"name\":\"%s\"", attributes->member_id,
 			         attributes->member_attributes->name);
 	}
@@ -702,7 +704,7 @@ static struct node_request *request_from_json(json_t *body, uint64_t from)
 	request->from_peer = from;
 	request->peer_request_id = (uint64_t)forward_id;
 	/* The leader's own request id for the conf change: local id space, answered over the wire. */
-	request->request_id = ((uint64_t)forward_id << 16) ^ from ^ (uint64_t)node_monotonic_ms() << 40;
+	request->request_id = ((uint64_t)forward_id << 16) ^ from ^ (uint64_t)clock_monotonic_ms() << 40;
 	size_t count = json_is_array(urls) ? json_array_size(urls) : 0;
 	request->peer_urls = calloc(count ? count : 1, sizeof(char *));
 	if (!request->peer_urls)
@@ -782,7 +784,7 @@ static void publish_attributes(struct members_context *context)
 	bool same = strcmp(self->name, node->flags.name) == 0 && self->client_urls_count == client_count;
 	for (size_t k = 0; same && k < client_count; k++)
 		same = strcmp(self->client_urls[k], client_urls[k]) == 0;
-	uint64_t now = node_monotonic_ms();
+	uint64_t now = clock_monotonic_ms();
 	if (same || (context->attributes_proposed_at_ms && now - context->attributes_proposed_at_ms < ATTRIBUTES_RETRY_MS)) {
 		peer_url_list_free(client_urls, client_count);
 		return;
@@ -818,7 +820,7 @@ void members_tick(struct members_context *context)
 		if (node->membership.members[k].id != node->member_id)
 			node_send_peer(node, node->membership.members[k].id, &ping, 1);
 	publish_attributes(context);
-	uint64_t now = node_monotonic_ms();
+	uint64_t now = clock_monotonic_ms();
 	struct raft_status status;
 	raft_get_status(node->raft, &status);
 	size_t kept = 0;
@@ -861,7 +863,7 @@ static bool every_voter_heard_since(struct members_context *context, uint64_t si
 static void members_probe(struct members_context *context)
 {
 	struct node *node = context->node;
-	uint64_t now = node_monotonic_ms();
+	uint64_t now = clock_monotonic_ms();
 	uint64_t window = 5 * node->flags.heartbeat_interval_ms;
 	if (window < 500)
 		window = 500;

@@ -15,6 +15,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "alloc.h"
 #include "control_socket.h"
 
 enum {
@@ -71,16 +72,6 @@ static void set_error(char *errbuf, size_t errlen, const char *format, ...)
 	va_start(args, format);
 	vsnprintf(errbuf, errlen, format, args);
 	va_end(args);
-}
-
-static void *xrealloc(void *pointer, size_t size)
-{
-	void *result = realloc(pointer, size);
-	if (!result && size) {
-		fprintf(stderr, "control socket: out of memory (%zu bytes)\n", size);
-		abort();
-	}
-	return result;
 }
 
 /* ---- IDs and bytes ---------------------------------------------------------------------------------- */

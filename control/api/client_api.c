@@ -15,6 +15,8 @@
 
 #include "client_api.h"
 #include "client_internal.h"
+#include "clock.h"
+#include "log.h"
 #include "raft_internal.pb-c.h"
 
 /* etcd: a txn has at most 128 operations per branch (--max-txn-ops). */
@@ -878,7 +880,7 @@ static void *client_thread_main(void *argument)
 			break;
 		/* Only what epoll named is looked at (each look is a syscall, and a syscall a VM exit here);
 		 * a quiet turn (the timeout) still runs the servers for their timers. */
-		uint64_t now_ms = node_monotonic_ms();
+		uint64_t now_ms = clock_monotonic_ms();
 		bool timers_due = ready <= 0 || now_ms - last_process_ms >= 100;
 		bool clients_ready = timers_due, metrics_ready = timers_due, mail_waiting = false;
 		for (int k = 0; k < ready; k++) {
@@ -1036,7 +1038,7 @@ struct client_api *client_api_start(struct node *node, char *error, size_t lengt
 		client_api_stop(api);
 		return NULL;
 	}
-	node_log("info", "serving client traffic insecurely; this is strongly discouraged!", "\"address\":\"%s\"",
+	log_write("info", "serving client traffic insecurely; this is strongly discouraged!", "\"address\":\"%s\"",
 	         node->flags.listen_client_urls);
 	return api;
 }

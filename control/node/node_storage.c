@@ -14,6 +14,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
+#include "log.h"
 #include "node.h"
 #include "node_storage_client.h"
 
@@ -146,7 +148,7 @@ static void apply_committed(struct storage_context *context, struct storage_job 
 		Etcdserverpb__InternalRaftRequest *request =
 		    etcdserverpb__internal_raft_request__unpack(NULL, entry->length, entry->data);
 		if (!request) {
-			node_log("warn", "skipping an entry that does not decode", "\"index\":%" PRIu64, entry->index);
+			log_write("warn", "skipping an entry that does not decode", "\"index\":%" PRIu64, entry->index);
 			continue;
 		}
 		if (request->n_batch) {
@@ -155,7 +157,7 @@ static void apply_committed(struct storage_context *context, struct storage_job 
 				Etcdserverpb__InternalRaftRequest *inner = etcdserverpb__internal_raft_request__unpack(
 				    NULL, request->batch[b].len, request->batch[b].data);
 				if (!inner) {
-					node_log("warn", "skipping a batched request that does not decode",
+					log_write("warn", "skipping a batched request that does not decode",
 					         "\"index\":%" PRIu64 ",\"position\":%zu", entry->index, b);
 					continue;
 				}
@@ -276,7 +278,7 @@ static void report_durable(struct storage_context *context)
 		char took[32], expected[32];
 		format_go_seconds(slowest_us, took, sizeof(took));
 		format_go_seconds(SLOW_FDATASYNC_MICROSECONDS, expected, sizeof(expected));
-		node_log("warn", "slow fdatasync", "\"took\":\"%s\",\"expected-duration\":\"%s\"", took, expected);
+		log_write("warn", "slow fdatasync", "\"took\":\"%s\",\"expected-duration\":\"%s\"", took, expected);
 	}
 	if (done_count == 0)
 		return; /* also: waiting may still be NULL, and memmove must not see it */
@@ -314,7 +316,7 @@ void *node_storage_main(void *argument)
 	struct node *node = argument;
 	struct storage_context context = {.node = node};
 	context.clients = storage_clients_new(node);
-	uint64_t last_tick_ms = node_monotonic_ms();
+	uint64_t last_tick_ms = clock_monotonic_ms();
 	int epoll = epoll_create1(EPOLL_CLOEXEC);
 	struct epoll_event event = {.events = EPOLLIN};
 	event.data.u32 = 1;
@@ -361,7 +363,7 @@ void *node_storage_main(void *argument)
 			fail_wal(&context, "WAL write", error);
 		if (!context.failed)
 			report_durable(&context);
-		uint64_t now = node_monotonic_ms();
+		uint64_t now = clock_monotonic_ms();
 		if (now - last_tick_ms >= 100) {
 			last_tick_ms = now;
 			storage_clients_tick(context.clients);

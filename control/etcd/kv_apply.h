@@ -15,9 +15,6 @@
 #include "rpc.pb-c.h"
 #include "state.h"
 
-/* Go's name of a gRPC status code ("Unavailable"), as etcd's errors print it. */
-const char *grpc_code_name(int code);
-
 enum kv_response_kind {
 	KV_RESPONSE_NONE,
 	KV_RESPONSE_RANGE,

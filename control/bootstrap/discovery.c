@@ -20,12 +20,13 @@
 
 #include "discovery.h"
 #include "grpc_client.h"
+#include "log.h"
 #include "peer_url.h"
 #include "rpc.pb-c.h"
 
 /* node.c's zap-style logger. node.h is not included: it brings kv_apply.h, whose gRPC status names clash
  * with grpc_client.h's. */
-void node_log(const char *level, const char *message, const char *fields_format, ...)
+void log_write(const char *level, const char *message, const char *fields_format, ...)
 	__attribute__((format(printf, 3, 4)));
 
 /* ---- small helpers: a growing string, JSON escaping for log fields, waiting that a signal cuts short ---- */
@@ -338,7 +339,7 @@ static void log_srv_service(const char *scheme, const char *service, const char 
 		text_append_json(&fields, error);
 	}
 	char *line = text_take(&fields);
-	node_log("info", !strcmp(scheme, "https") ? "get cluster for etcd-server-ssl SRV" : "get cluster for etcd-server SRV",
+	log_write("info", !strcmp(scheme, "https") ? "get cluster for etcd-server-ssl SRV" : "get cluster for etcd-server SRV",
 	         "%s", line);
 	free(line);
 }
@@ -411,7 +412,7 @@ int discovery_srv_cluster(const char *domain, const char *service_suffix, const 
 		text_append(&fields, "\"error\":");
 		text_append_json(&fields, joined);
 		char *line = text_take(&fields);
-		node_log("warn", "failed to resolve during SRV discovery", "%s", line);
+		log_write("warn", "failed to resolve during SRV discovery", "%s", line);
 		free(line);
 	}
 	if (cluster.length == 0) {
@@ -433,7 +434,7 @@ int discovery_srv_cluster(const char *domain, const char *service_suffix, const 
 		text_append_json(&fields, node_text);
 		free(node_text);
 		char *line = text_take(&fields);
-		node_log("info", "got bootstrap from DNS for etcd-server", "%s", line);
+		log_write("info", "got bootstrap from DNS for etcd-server", "%s", line);
 		free(line);
 		if (item_length > name_length && strncmp(item, name, name_length) == 0 && item[name_length] == '=')
 			self_found = true;
@@ -486,7 +487,7 @@ struct discovery {
 static void discovery_log(const struct discovery *discovery, const char *level, const char *message,
                           const char *fields)
 {
-	node_log(level, message, "%s%s%s", discovery->log_context, fields && *fields ? "," : "", fields ? fields : "");
+	log_write(level, message, "%s%s%s", discovery->log_context, fields && *fields ? "," : "", fields ? fields : "");
 }
 
 static void registered_free(struct registered *members, size_t count)

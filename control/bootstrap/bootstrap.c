@@ -1,20 +1,23 @@
-/* control/node.c: starting and stopping a member — the data directory, its identity, bootstrap of a new
- * cluster or recovery of an existing member, the threads — plus the small helpers every thread uses. */
+/* control/bootstrap/bootstrap.c: a member's start, before its threads run — the data directory and its
+ * identity, then one of: recovery of a member with data (also --force-new-cluster), bootstrap of a new
+ * cluster from --initial-cluster or discovery, or joining an existing one (phase 2 of a member add) —
+ * and the peer transport --dataplane names. */
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <jansson.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/time.h>
-#include <time.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "alloc.h"
+#include "bootstrap.h"
+#include "clock.h"
 #include "discovery.h"
+#include "log.h"
 #include "node.h"
 #include "peer_url.h"
 #include "udp.h"
@@ -22,179 +25,11 @@
 #include "dpdk.h"
 #endif
 
-/* ---- logging: one JSON object per line, as etcd's zap logger writes them ---- */
-
-static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
-static FILE *log_outputs[8];
-static size_t log_output_count;
-static int log_threshold = 1; /* index in level_names: info */
-static const char *const level_names[] = {"debug", "info", "warn", "error", "fatal"};
-
-static int level_rank(const char *level)
+/* text JSON-escaped, malloc'd: for log fields that carry flags, paths or errors. */
+static char *json_escaped_copy(const char *text)
 {
-	for (int k = 0; k < 5; k++)
-		if (strcmp(level, level_names[k]) == 0)
-			return k;
-	return 1;
-}
-
-int node_log_configure(const char *level, const char *outputs, char *error, size_t length)
-{
-	log_threshold = level_rank(level);
-	log_output_count = 0;
-	char *list = strdup(outputs);
-	if (!list)
-		abort();
-	int rc = 0;
-	for (char *save = NULL, *item = strtok_r(list, ",", &save); item && rc == 0; item = strtok_r(NULL, ",", &save)) {
-		FILE *out;
-		if (!strcmp(item, "default") || !strcmp(item, "stderr"))
-			out = stderr;
-		else if (!strcmp(item, "stdout"))
-			out = stdout;
-		else if (!(out = fopen(item, "ae"))) {
-			snprintf(error, length, "--log-outputs: cannot open %s: %s", item, strerror(errno));
-			rc = -1;
-			break;
-		}
-		if (log_output_count < sizeof(log_outputs) / sizeof(log_outputs[0]))
-			log_outputs[log_output_count++] = out;
-	}
-	free(list);
-	return rc;
-}
-
-static void json_escape(FILE *out, const char *text)
-{
-	for (const unsigned char *c = (const unsigned char *)text; *c; c++) {
-		if (*c == '"' || *c == '\\')
-			fprintf(out, "\\%c", *c);
-		else if (*c < 0x20)
-			fprintf(out, "\\u%04x", *c);
-		else
-			fputc(*c, out);
-	}
-}
-
-void node_log(const char *level, const char *message, const char *fields_format, ...)
-{
-	if (level_rank(level) < log_threshold)
-		return;
-	struct timeval now;
-	gettimeofday(&now, NULL);
-	struct tm utc;
-	gmtime_r(&now.tv_sec, &utc);
-	char timestamp[64];
-	strftime(timestamp, sizeof(timestamp), "%Y-%m-%dT%H:%M:%S", &utc);
-	pthread_mutex_lock(&log_lock);
-	size_t outputs = log_output_count ? log_output_count : 1;
-	for (size_t k = 0; k < outputs; k++) {
-		FILE *out = log_output_count ? log_outputs[k] : stderr;
-		fprintf(out, "{\"level\":\"%s\",\"ts\":\"%s.%03ldZ\",\"caller\":\"quorumd\",\"msg\":\"", level, timestamp,
-		        (long)(now.tv_usec / 1000));
-		json_escape(out, message);
-		fputc('"', out);
-		if (fields_format && *fields_format) {
-			fputc(',', out);
-			va_list arguments;
-			va_start(arguments, fields_format);
-			vfprintf(out, fields_format, arguments);
-			va_end(arguments);
-		}
-		fputs("}\n", out);
-		fflush(out);
-	}
-	pthread_mutex_unlock(&log_lock);
-}
-
-/* ---- frees ---- */
-
-void node_request_free(struct node_request *request)
-{
-	if (!request)
-		return;
-	free(request->payload);
-	for (size_t k = 0; k < request->peer_urls_count; k++)
-		free(request->peer_urls[k]);
-	free(request->peer_urls);
-	free(request);
-}
-
-void node_reply_free(struct node_reply *reply)
-{
-	if (!reply)
-		return;
-	kv_result_free(&reply->kv);
-	free(reply->json);
-	state_snapshot_close(reply->snapshot);
-	free(reply);
-}
-
-static void free_packed(struct packed_message *messages, size_t count)
-{
-	for (size_t k = 0; k < count; k++)
-		free(messages[k].bytes);
-	free(messages);
-}
-
-void storage_job_free(struct storage_job *job)
-{
-	if (!job)
-		return;
-	free(job->entries);
-	free(job->entry_data);
-	free_packed(job->after_persist, job->after_persist_count);
-	for (size_t k = 0; k < job->committed_count; k++)
-		free(job->committed[k].data);
-	free(job->committed);
-	free(job->membership_blob);
-	for (size_t k = 0; k < job->reads_count; k++)
-		free(job->reads[k].range_request);
-	free(job->reads);
-	free(job);
-}
-
-void storage_done_free(struct storage_done *done)
-{
-	if (!done)
-		return;
-	free_packed(done->after_persist, done->after_persist_count);
-	free(done);
-}
-
-bool node_request_is_local(const struct node *node, uint64_t request_id)
-{
-	return (request_id >> 48) == (node->member_id & 0xffff);
-}
-
-uint64_t node_request_id(uint64_t member_id, unsigned channel, uint64_t counter)
-{
-	return ((member_id & 0xffff) << 48) | ((uint64_t)(channel & 0xf) << NODE_REQUEST_COUNTER_BITS) |
-	       (counter & ((UINT64_C(1) << NODE_REQUEST_COUNTER_BITS) - 1));
-}
-
-uint64_t node_request_counter_start(void)
-{
-	struct timespec now;
-	clock_gettime(CLOCK_REALTIME, &now);
-	/* 4 ids a millisecond of headroom before the counter could meet ids of an earlier run; 2^44 lasts
-	 * past the year 2100 at that pace. */
-	return ((uint64_t)now.tv_sec * 1000u + (uint64_t)now.tv_nsec / 1000000u) << 2;
-}
-
-void node_fill_response_header(const struct node *node, Etcdserverpb__ResponseHeader *header)
-{
-	header->cluster_id = node->cluster_id;
-	header->member_id = node->member_id;
-	header->revision = (int64_t)atomic_load(&node->revision);
-	header->raft_term = atomic_load(&node->raft_term);
-}
-
-void node_post_reply(struct node *node, struct node_reply *reply)
-{
-	unsigned channel = (unsigned)(reply->request_id >> NODE_REQUEST_COUNTER_BITS) & 0xf;
-	struct mailbox *mailbox = node->reply_channels[channel];
-	mailbox_post(mailbox ? mailbox : &node->control_inbox, reply);
+	size_t size = strlen(text) * 6 + 8; /* every byte may become \u00XX */
+	return (char *)log_json_escape(text, xmalloc(size), size);
 }
 
 /* ---- the data directory ---- */
@@ -386,7 +221,7 @@ static int bootstrap_new_cluster(struct node *node, bool srv_matched, char *erro
 	}
 	membership_init(&node->membership, node->cluster_id);
 	if (rc == 0)
-		node_log("info", "starting a new cluster", "\"member-id\":\"%" PRIx64 "\",\"cluster-id\":\"%" PRIx64 "\","
+		log_write("info", "starting a new cluster", "\"member-id\":\"%" PRIx64 "\",\"cluster-id\":\"%" PRIx64 "\","
 		         "\"initial-cluster\":\"%s\"", node->member_id, node->cluster_id, node->flags.initial_cluster);
 	initial_cluster_free(&cluster);
 	return rc;
@@ -493,7 +328,7 @@ static int force_new_cluster(struct node *node, Raftpb__HardState *hard_state, R
 	if (rc != 0)
 		return -1;
 	*entry_count = kept;
-	node_log("warn", "forcing restart from the data of this member: it becomes a one-member cluster",
+	log_write("warn", "forcing restart from the data of this member: it becomes a one-member cluster",
 	         "\"member-id\":\"%" PRIx64 "\",\"commit-index\":%" PRIu64 ",\"removed-members\":%zu", node->member_id,
 	         commit, forced->count);
 	return 0;
@@ -513,9 +348,9 @@ static int recover_member(struct node *node, char *error, size_t length)
 		membership_init(&node->membership, node->cluster_id);
 	}
 	if (membership_is_removed(&node->membership, node->member_id)) {
-		node_log("warn", "the member has been permanently removed from the cluster", "\"member-id\":\"%" PRIx64 "\"",
+		log_write("warn", "the member has been permanently removed from the cluster", "\"member-id\":\"%" PRIx64 "\"",
 		         node->member_id);
-		node_log("warn", "the data-dir used by this member must be removed", "\"data-dir\":\"%s\"",
+		log_write("warn", "the data-dir used by this member must be removed", "\"data-dir\":\"%s\"",
 		         node->flags.data_dir);
 		snprintf(error, length, "the member has been permanently removed from the cluster");
 		return -1;
@@ -566,7 +401,7 @@ static int recover_member(struct node *node, char *error, size_t length)
 	wal_recovered_release(node->wal);
 	if (!node->raft)
 		return -1;
-	node_log("info", "restarting member", "\"member-id\":\"%" PRIx64 "\",\"cluster-id\":\"%" PRIx64 "\","
+	log_write("info", "restarting member", "\"member-id\":\"%" PRIx64 "\",\"cluster-id\":\"%" PRIx64 "\","
 	         "\"commit-index\":%" PRIu64 ",\"applied-index\":%" PRIu64, node->member_id, node->cluster_id,
 	         hard_state.commit, applied);
 	return 0;
@@ -674,19 +509,12 @@ static int open_transport(const struct node *node, const struct transport_config
 	with_node_settings.peer_key_file = node->flags.peer_key_file;
 	/* Without a key any host that reaches the peer port can send votes and appends in a member's name. */
 	if (!node->flags.peer_key_file || !*node->flags.peer_key_file)
-		node_log("warn", "peer traffic is unauthenticated: no --peer-key-file", "\"listen-peer-url\":\"%s:%u\"",
+		log_write("warn", "peer traffic is unauthenticated: no --peer-key-file", "\"listen-peer-url\":\"%s:%u\"",
 		         listen->host, (unsigned)listen->port);
 	else {
-		/* The path goes into a JSON field: escaped the way node_log escapes its message. */
-		char *escaped = NULL;
-		size_t escaped_length = 0;
-		FILE *out = open_memstream(&escaped, &escaped_length);
-		if (out) {
-			json_escape(out, node->flags.peer_key_file);
-			fclose(out);
-		}
-		node_log("info", "peer frames carry a MAC keyed from the peer key file", "\"peer-key-file\":\"%s\"",
-		         escaped ? escaped : "");
+		char *escaped = json_escaped_copy(node->flags.peer_key_file);
+		log_write("info", "peer frames carry a MAC keyed from the peer key file", "\"peer-key-file\":\"%s\"",
+		          escaped);
 		free(escaped);
 	}
 	/* Test only: the chaos tests delay, duplicate and reorder peer frames with the transport's fault layer,
@@ -698,7 +526,7 @@ static int open_transport(const struct node *node, const struct transport_config
 			snprintf(error, length, "QUORUMD_TEST_PEER_FAULTS: %s", fault_error);
 			return -EINVAL;
 		}
-		node_log("warn", "test fault layer on: peer frames are dropped, delayed, duplicated or reordered on "
+		log_write("warn", "test fault layer on: peer frames are dropped, delayed, duplicated or reordered on "
 		         "purpose", "\"faults\":\"%s\"", faults);
 	}
 	if (strcmp(node->flags.dataplane, "dpdk") == 0) {
@@ -755,15 +583,15 @@ static int join_existing_cluster(struct node *node, char *error, size_t length)
 	int query_length = snprintf(query, sizeof(query), "%c{\"reply_host\":\"%s\",\"reply_port\":%u}",
 	                            PEER_CLUSTER_QUERY, listen.host, (unsigned)listen.port);
 	struct join_answer answer = {0};
-	uint64_t deadline = node_monotonic_ms() + 10000;
+	uint64_t deadline = clock_monotonic_ms() + 10000;
 	/* Ask every peer of --initial-cluster, again every half second, until one answers. */
-	while (!answer.received && node_monotonic_ms() < deadline) {
+	while (!answer.received && clock_monotonic_ms() < deadline) {
 		char ignored[256];
 		for (uint64_t id = 1; id < scratch; id++)
 			transport_send(transport, id, (const uint8_t *)query, (size_t)query_length, ignored, sizeof(ignored));
 		transport_flush(transport, ignored, sizeof(ignored));
-		uint64_t round_end = node_monotonic_ms() + 500;
-		while (!answer.received && node_monotonic_ms() < round_end)
+		uint64_t round_end = clock_monotonic_ms() + 500;
+		while (!answer.received && clock_monotonic_ms() < round_end)
 			transport_poll(transport, 100, take_join_answer, &answer, ignored, sizeof(ignored));
 	}
 	transport_close(transport);
@@ -808,7 +636,7 @@ static int join_existing_cluster(struct node *node, char *error, size_t length)
 	node->raft = new_raft(node, NULL, 0, error, length);
 	if (!node->raft)
 		return -1;
-	node_log("info", "joining an existing cluster", "\"member-id\":\"%" PRIx64 "\",\"cluster-id\":\"%" PRIx64 "\"",
+	log_write("info", "joining an existing cluster", "\"member-id\":\"%" PRIx64 "\",\"cluster-id\":\"%" PRIx64 "\"",
 	         node->member_id, node->cluster_id);
 	return 0;
 }
@@ -833,20 +661,6 @@ static void note_removed_member(void *argument, uint64_t from)
 }
 
 /* ---- bootstrap discovery: only for a new data dir ---- */
-
-/* text JSON-escaped (node_log's escaping), malloc'd: for log fields that carry flags or errors. */
-static char *discovery_escaped(const char *text)
-{
-	char *buffer = NULL;
-	size_t size = 0;
-	FILE *out = open_memstream(&buffer, &size);
-	if (!out)
-		abort();
-	json_escape(out, text);
-	if (fclose(out) != 0 || !buffer)
-		abort();
-	return buffer;
-}
 
 /* Replaces flags.initial_cluster (and, for v3 discovery, the cluster token: etcd bootstraps with the
  * discovery token as the cluster token) with what discovery found. *srv_matched tells
@@ -904,15 +718,15 @@ static int discover_initial_cluster(struct node *node, bool *srv_matched, char *
 			.request_timeout_ms = 5000, /* etcd's default --discovery-request-timeout */
 		};
 		initial_cluster_free(&self);
-		node_log("info", "Bootstrapping cluster using v3 discovery.", NULL);
+		log_write("info", "Bootstrapping cluster using v3 discovery.", NULL);
 		if (discovery_v3_join(&config, &found, error, length) != 0) {
 			if (!strstr(error, "stopped by a signal")) {
-				char *token = discovery_escaped(flags->discovery_token), *reason = discovery_escaped(error);
-				node_log("warn", "failed to bootstrap; discovery token was already used",
+				char *token = json_escaped_copy(flags->discovery_token), *reason = json_escaped_copy(error);
+				log_write("warn", "failed to bootstrap; discovery token was already used",
 				         "\"discovery-token\":\"%s\",\"error\":\"%s\"", token, reason);
 				free(token);
 				free(reason);
-				node_log("warn", "do not reuse discovery token; generate a new one to bootstrap a cluster", NULL);
+				log_write("warn", "do not reuse discovery token; generate a new one to bootstrap a cluster", NULL);
 			}
 			return -1;
 		}
@@ -928,7 +742,7 @@ static int discover_initial_cluster(struct node *node, bool *srv_matched, char *
 	return 0;
 }
 
-int node_open(struct node *node, char *error, size_t length)
+int bootstrap_open(struct node *node, char *error, size_t length)
 {
 #ifndef QUORUMD_HAVE_DPDK
 	if (strcmp(node->flags.dataplane, "udp") != 0) {
@@ -962,12 +776,12 @@ int node_open(struct node *node, char *error, size_t length)
 	if (known && has_log) {
 		/* Discovery is for a new data dir only (etcd's rule): a member with data starts from it and never
 		 * asks the discovery service, which may be gone or hold a later cluster by now. */
-		char *escaped_wal_dir = discovery_escaped(wal_dir);
+		char *escaped_wal_dir = json_escaped_copy(wal_dir);
 		if (*node->flags.discovery_endpoints)
-			node_log("warn", "discovery token is ignored since cluster already initialized; valid logs are found",
+			log_write("warn", "discovery token is ignored since cluster already initialized; valid logs are found",
 			         "\"wal-dir\":\"%s\"", escaped_wal_dir);
 		if (*node->flags.discovery_srv)
-			node_log("warn", "DNS SRV discovery is ignored since cluster already initialized; valid logs are found",
+			log_write("warn", "DNS SRV discovery is ignored since cluster already initialized; valid logs are found",
 			         "\"wal-dir\":\"%s\"", escaped_wal_dir);
 		free(escaped_wal_dir);
 		if (recover_member(node, error, length) != 0)
@@ -1013,89 +827,3 @@ int node_open(struct node *node, char *error, size_t length)
 	return 0;
 }
 
-int node_start_threads(struct node *node, char *error, size_t length)
-{
-	if (mailbox_init(&node->core_inbox) || mailbox_init(&node->storage_inbox) || mailbox_init(&node->control_inbox)) {
-		snprintf(error, length, "cannot create event fds: %s", strerror(errno));
-		return -1;
-	}
-	pthread_mutex_init(&node->membership_lock, NULL);
-	if (pthread_create(&node->storage_thread, NULL, node_storage_main, node) ||
-	    pthread_create(&node->core_thread, NULL, node_core_main, node) ||
-	    pthread_create(&node->transport_thread, NULL, node_transport_main, node)) {
-		snprintf(error, length, "cannot start threads: %s", strerror(errno));
-		return -1;
-	}
-	return 0;
-}
-
-void node_stop(struct node *node)
-{
-	atomic_store(&node->stopping, true);
-	struct node_mail *stop = calloc(1, sizeof(*stop));
-	struct storage_mail *storage_stop = calloc(1, sizeof(*storage_stop));
-	if (!stop || !storage_stop)
-		abort();
-	stop->kind = MAIL_STOP;
-	storage_stop->kind = STORAGE_STOP;
-	mailbox_post(&node->core_inbox, stop);
-	pthread_join(node->core_thread, NULL);
-	pthread_join(node->transport_thread, NULL);
-	mailbox_post(&node->storage_inbox, storage_stop);
-	pthread_join(node->storage_thread, NULL);
-}
-
-static void drain_mailbox(struct mailbox *mailbox, void (*release)(void *))
-{
-	void **items;
-	size_t count = mailbox_take_all(mailbox, &items);
-	for (size_t k = 0; k < count; k++)
-		release(items[k]);
-	free(items);
-}
-
-static void release_node_mail(void *item)
-{
-	struct node_mail *mail = item;
-	free(mail->bytes);
-	node_request_free(mail->request);
-	storage_done_free(mail->done);
-	if (mail->leases)
-		free(mail->leases->changes);
-	free(mail->leases);
-	free(mail);
-}
-
-static void release_storage_mail(void *item)
-{
-	struct storage_mail *mail = item;
-	storage_job_free(mail->job);
-	node_request_free(mail->request);
-	free(mail);
-}
-
-static void release_reply(void *item)
-{
-	node_reply_free(item);
-}
-
-void node_close(struct node *node)
-{
-	if (node->core_inbox.event_fd > 0) {
-		drain_mailbox(&node->core_inbox, release_node_mail);
-		drain_mailbox(&node->storage_inbox, release_storage_mail);
-		drain_mailbox(&node->control_inbox, release_reply);
-		mailbox_destroy(&node->core_inbox);
-		mailbox_destroy(&node->storage_inbox);
-		mailbox_destroy(&node->control_inbox);
-	}
-	transport_close(node->transport);
-	if (node->wal)
-		wal_close(node->wal);
-	state_close(node->state);
-	raft_free(node->raft);
-	membership_free(&node->membership);
-	free(node->published_membership);
-	free(node->liveness);
-	node_flags_free(&node->flags);
-}

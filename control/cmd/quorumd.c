@@ -1,38 +1,22 @@
-/* control/main.c: the quorumd command. Flags and ETCD_* variables in, a running member out; exit code 1
+/* control/cmd/quorumd.c: the quorumd command. Flags and ETCD_* variables in, a running member out; exit code 1
  * with a message naming the problem when it cannot start. */
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "alloc.h"
+#include "bootstrap.h"
 #include "client_api.h"
+#include "log.h"
 #include "node.h"
+#include "operator.h"
 
 extern char **environ;
 
-/* The error as a JSON string's contents for the log line: etcd's messages quote names ("m9"). */
-static const char *json_escaped(const char *text, char *out, size_t size)
-{
-	size_t used = 0;
-	for (const unsigned char *c = (const unsigned char *)text; *c && used + 7 < size; c++) {
-		if (*c == '"' || *c == '\\') {
-			out[used++] = '\\';
-			out[used++] = (char)*c;
-		} else if (*c < 0x20) {
-			used += (size_t)snprintf(out + used, size - used, "\\u%04x", *c);
-		} else {
-			out[used++] = (char)*c;
-		}
-	}
-	out[used] = '\0';
-	return out;
-}
-
 int main(int argc, char **argv)
 {
-	struct node *node = calloc(1, sizeof(*node));
-	if (!node)
-		return 1;
+	struct node *node = xcalloc(1, sizeof(*node));
 	char error[1024] = "";
 	if (node_flags_parse(argc, argv, environ, &node->flags, error, sizeof(error), stderr) != 0) {
 		fprintf(stderr, "quorumd: %s\n", error);
@@ -46,19 +30,19 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	if (node->flags.version) {
-		printf("quorumd Version: 0.1.0\netcd API Version: 3.4\n");
+		printf("quorumd Version: %s\netcd API Version: 3.4\n", QUORUMD_VERSION);
 		node_flags_free(&node->flags);
 		free(node);
 		return 0;
 	}
-	if (node_log_configure(node->flags.log_level, node->flags.log_outputs, error, sizeof(error)) != 0) {
+	if (log_configure(node->flags.log_level, node->flags.log_outputs, error, sizeof(error)) != 0) {
 		fprintf(stderr, "quorumd: %s\n", error);
 		node_flags_free(&node->flags);
 		free(node);
 		return 1;
 	}
 	if (node->flags.enable_pprof)
-		node_log("info", "pprof is enabled under /debug/ on the client URLs: /debug/vars has the node's counters "
+		log_write("info", "pprof is enabled under /debug/ on the client URLs: /debug/vars has the node's counters "
 		         "as JSON; quorumd has no Go profiler, /debug/pprof/ says how to profile it with perf",
 		         "\"path\":\"%s\"", "/debug/");
 	/* Signals are taken by the control thread through a signalfd: block them in every thread. */
@@ -70,10 +54,10 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 
 	int exit_code = 0;
-	if (node_open(node, error, sizeof(error)) != 0 || node_start_threads(node, error, sizeof(error)) != 0) {
+	if (bootstrap_open(node, error, sizeof(error)) != 0 || node_start_threads(node, error, sizeof(error)) != 0) {
 		char escaped[2 * sizeof(error) + 8];
-		node_log("fatal", "cannot start quorumd", "\"error\":\"%s\"",
-		         json_escaped(error, escaped, sizeof(escaped)));
+		log_write("fatal", "cannot start quorumd", "\"error\":\"%s\"",
+		         log_json_escape(error, escaped, sizeof(escaped)));
 		fprintf(stderr, "quorumd: %s\n", error);
 		node_close(node);
 		free(node);
@@ -82,15 +66,15 @@ int main(int argc, char **argv)
 	struct client_api *client_api = client_api_start(node, error, sizeof(error));
 	if (!client_api) {
 		char escaped[2 * sizeof(error) + 8];
-		node_log("fatal", "cannot serve the client URLs", "\"error\":\"%s\"",
-		         json_escaped(error, escaped, sizeof(escaped)));
+		log_write("fatal", "cannot serve the client URLs", "\"error\":\"%s\"",
+		         log_json_escape(error, escaped, sizeof(escaped)));
 		fprintf(stderr, "quorumd: %s\n", error);
 		node_stop(node);
 		node_close(node);
 		free(node);
 		return 1;
 	}
-	if (node_control_run(node, error, sizeof(error)) != 0) {
+	if (operator_run(node, error, sizeof(error)) != 0) {
 		fprintf(stderr, "quorumd: %s\n", error);
 		exit_code = 1;
 	}

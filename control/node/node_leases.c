@@ -3,6 +3,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "clock.h"
+#include "log.h"
 #include "node_leases.h"
 #include "raft_internal.pb-c.h"
 
@@ -40,7 +42,7 @@ void lease_clocks_update(struct lease_clocks *clocks, const struct lease_changes
 {
 	if (changes->reset)
 		clocks->count = 0;
-	uint64_t now = node_monotonic_ms();
+	uint64_t now = clock_monotonic_ms();
 	for (size_t k = 0; k < changes->count; k++) {
 		const struct lease_change *change = &changes->changes[k];
 		struct lease_clock *clock = find(clocks, change->id);
@@ -71,7 +73,7 @@ void lease_clocks_update(struct lease_clocks *clocks, const struct lease_changes
 static void sync_leadership(struct lease_clocks *clocks, bool is_leader)
 {
 	if (is_leader && !clocks->leader) {
-		uint64_t now = node_monotonic_ms();
+		uint64_t now = clock_monotonic_ms();
 		for (size_t k = 0; k < clocks->count; k++) {
 			clocks->clocks[k].expiry_ms = now + (uint64_t)clocks->clocks[k].ttl * 1000u;
 			clocks->clocks[k].revoke_sent_ms = 0;
@@ -136,7 +138,7 @@ static int64_t serve_locally(struct lease_clocks *clocks, int operation, int64_t
 	struct lease_clock *clock = find(clocks, lease_id);
 	if (!clock)
 		return -1;
-	uint64_t now = node_monotonic_ms();
+	uint64_t now = clock_monotonic_ms();
 	if (operation == LEASE_OPERATION_RENEW) {
 		if (clock->expiry_ms <= now)
 			return -1; /* expired: its revoke is on the way */
@@ -213,7 +215,7 @@ void lease_clocks_handle_request(struct lease_clocks *clocks, struct node_reques
 			abort();
 	}
 	clocks->forwarded[clocks->forwarded_count].request = request;
-	clocks->forwarded[clocks->forwarded_count].sent_ms = node_monotonic_ms();
+	clocks->forwarded[clocks->forwarded_count].sent_ms = clock_monotonic_ms();
 	clocks->forwarded_count++;
 	send_lease_message(clocks->node, leader_id, PEER_LEASE_REQUEST, operation, request->request_id, request->lease_id, 0);
 }
@@ -276,13 +278,13 @@ static void propose_revoke(struct lease_clocks *clocks, struct lease_clock *cloc
 	mail->kind = MAIL_REQUEST;
 	mail->request = request;
 	mailbox_post(&node->core_inbox, mail);
-	node_log("info", "revoking an expired lease", "\"lease-id\":\"%llx\"", (unsigned long long)clock->id);
+	log_write("info", "revoking an expired lease", "\"lease-id\":\"%llx\"", (unsigned long long)clock->id);
 }
 
 void lease_clocks_tick(struct lease_clocks *clocks, bool is_leader, uint64_t leader_id)
 {
 	(void)leader_id;
-	uint64_t now = node_monotonic_ms();
+	uint64_t now = clock_monotonic_ms();
 	sync_leadership(clocks, is_leader);
 	if (is_leader) {
 		for (size_t k = 0; k < clocks->count; k++) {

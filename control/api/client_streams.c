@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "client_internal.h"
+#include "log.h"
 
 enum { SNAPSHOT_CHUNK_BYTES = 64 * 1024, SNAPSHOT_BUFFERED_BYTES = 1024 * 1024 };
 
@@ -241,7 +242,7 @@ static bool pump_one(struct client_thread *thread, struct snapshot_stream *strea
 		char error[256];
 		if (state_snapshot_next_chunk(stream->snapshot, chunk, SNAPSHOT_CHUNK_BYTES, &length, error, sizeof(error)) !=
 		    STATE_OK) {
-			node_log("warn", "failed to stream a snapshot", "\"error\":\"%s\"", error);
+			log_write("warn", "failed to stream a snapshot", "\"error\":\"%s\"", error);
 			grpc_call_finish(call, GRPC_INTERNAL, "etcdserver: failed to read the snapshot");
 			return true;
 		}

@@ -1,4 +1,4 @@
-/* control/node_control.c: the control thread. It serves the operator control socket (JSON lines, see
+/* control/operator/operator.c: the operator thread. It serves the operator control socket (JSON lines, see
  * control_socket.h): each request becomes a node_request posted to the core thread (or, for a
  * serializable read, straight to the storage thread), and each node_reply coming back is turned into the
  * JSON result of the request that is waiting for it. It also stops the node on SIGINT/SIGTERM. */
@@ -13,8 +13,13 @@
 #include <sys/time.h>
 #include <unistd.h>
 
+#include "alloc.h"
+#include "clock.h"
 #include "control_socket.h"
+#include "grpc_status.h"
+#include "log.h"
 #include "node.h"
+#include "operator.h"
 
 struct waiting_request {
 	uint64_t request_id;
@@ -368,17 +373,21 @@ static void answer(struct control_context *context, struct node_reply *reply)
 			continue;
 		struct control_request *request = context->waiting[k].request;
 		context->waiting[k] = context->waiting[--context->waiting_count];
+		char code_name[24];
 		if (reply->json || reply->error[0] || reply->grpc_code) {
 			/* A member or status request. */
 			if (reply->grpc_code != GRPC_OK) {
-				control_socket_reply_error(context->server, request, grpc_code_name(reply->grpc_code), "%s", reply->error);
+				control_socket_reply_error(context->server, request,
+				                           grpc_code_name(reply->grpc_code, code_name, sizeof(code_name)), "%s",
+				                           reply->error);
 			} else {
 				json_error_t error;
 				json_t *result = reply->json ? json_loads(reply->json, 0, &error) : json_object();
 				control_socket_reply(context->server, request, result);
 			}
 		} else if (reply->kv.grpc_code != GRPC_OK) {
-			control_socket_reply_error(context->server, request, grpc_code_name(reply->kv.grpc_code), "%s",
+			control_socket_reply_error(context->server, request,
+			                           grpc_code_name(reply->kv.grpc_code, code_name, sizeof(code_name)), "%s",
 			                           reply->kv.error);
 		} else {
 			control_socket_reply(context->server, request, kv_result_json(&reply->kv));
@@ -388,7 +397,7 @@ static void answer(struct control_context *context, struct node_reply *reply)
 	/* Nobody waits: the client went away, or this answers a request made before a restart. */
 }
 
-int node_control_run(struct node *node, char *error, size_t length)
+int operator_run(struct node *node, char *error, size_t length)
 {
 	struct control_context context = {.node = node};
 	context.next_request_id = node_request_counter_start();
@@ -410,7 +419,7 @@ int node_control_run(struct node *node, char *error, size_t length)
 	epoll_ctl(epoll, EPOLL_CTL_ADD, mailbox_fd(&node->control_inbox), &event);
 	event.data.u32 = 3;
 	epoll_ctl(epoll, EPOLL_CTL_ADD, signal_fd, &event);
-	node_log("info", "serving the control socket", "\"path\":\"%s\"", node->flags.control_socket);
+	log_write("info", "serving the control socket", "\"path\":\"%s\"", node->flags.control_socket);
 	while (!atomic_load(&node->stopping)) {
 		struct epoll_event events[8];
 		int ready = epoll_wait(epoll, events, 8, 100);
@@ -420,7 +429,7 @@ int node_control_run(struct node *node, char *error, size_t length)
 			if (events[k].data.u32 == 3) {
 				struct signalfd_siginfo info;
 				if (read(signal_fd, &info, sizeof(info)) == sizeof(info)) {
-					node_log("info", "received signal; shutting down", "\"signal\":\"%s\"", strsignal((int)info.ssi_signo));
+					log_write("info", "received signal; shutting down", "\"signal\":\"%s\"", strsignal((int)info.ssi_signo));
 					atomic_store(&node->stopping, true);
 				}
 			}

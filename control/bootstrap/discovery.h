@@ -2,7 +2,7 @@
  * records (etcd's --discovery-srv) or through an existing etcd-compatible cluster (etcd 3.6's v3
  * discovery: --discovery-endpoints, --discovery-token). Used only when the data dir is new (node.c).
  *
- * Both block the calling thread (node_open, before any thread starts). While they wait, SIGINT and
+ * Both block the calling thread (bootstrap_open, before any thread starts). While they wait, SIGINT and
  * SIGTERM (blocked by main.c for the signalfd) are polled, so a waiting member still stops when asked. */
 #ifndef QUORUMD_CONTROL_DISCOVERY_H
 #define QUORUMD_CONTROL_DISCOVERY_H

@@ -1,0 +1,23 @@
+/* common/clock.h: the monotonic clock every thread measures timeouts with (never the wall clock, which
+ * an operator or NTP may step). */
+#ifndef QUORUMD_COMMON_CLOCK_H
+#define QUORUMD_COMMON_CLOCK_H
+
+#include <stdint.h>
+#include <time.h>
+
+static inline uint64_t clock_monotonic_ms(void)
+{
+	struct timespec now;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (uint64_t)now.tv_sec * 1000u + (uint64_t)now.tv_nsec / 1000000u;
+}
+
+static inline uint64_t clock_monotonic_us(void)
+{
+	struct timespec now;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (uint64_t)now.tv_sec * 1000000u + (uint64_t)now.tv_nsec / 1000u;
+}
+
+#endif

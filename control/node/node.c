@@ -1,0 +1,188 @@
+/* control/node/node.c: the node's threads started and stopped, the mail between them freed, and the
+ * helpers every thread uses (request ids, reply routing, etcd's response header). */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "alloc.h"
+#include "node.h"
+
+/* ---- frees ---- */
+
+void node_request_free(struct node_request *request)
+{
+	if (!request)
+		return;
+	free(request->payload);
+	for (size_t k = 0; k < request->peer_urls_count; k++)
+		free(request->peer_urls[k]);
+	free(request->peer_urls);
+	free(request);
+}
+
+void node_reply_free(struct node_reply *reply)
+{
+	if (!reply)
+		return;
+	kv_result_free(&reply->kv);
+	free(reply->json);
+	state_snapshot_close(reply->snapshot);
+	free(reply);
+}
+
+static void free_packed(struct packed_message *messages, size_t count)
+{
+	for (size_t k = 0; k < count; k++)
+		free(messages[k].bytes);
+	free(messages);
+}
+
+void storage_job_free(struct storage_job *job)
+{
+	if (!job)
+		return;
+	free(job->entries);
+	free(job->entry_data);
+	free_packed(job->after_persist, job->after_persist_count);
+	for (size_t k = 0; k < job->committed_count; k++)
+		free(job->committed[k].data);
+	free(job->committed);
+	free(job->membership_blob);
+	for (size_t k = 0; k < job->reads_count; k++)
+		free(job->reads[k].range_request);
+	free(job->reads);
+	free(job);
+}
+
+void storage_done_free(struct storage_done *done)
+{
+	if (!done)
+		return;
+	free_packed(done->after_persist, done->after_persist_count);
+	free(done);
+}
+
+bool node_request_is_local(const struct node *node, uint64_t request_id)
+{
+	return (request_id >> 48) == (node->member_id & 0xffff);
+}
+
+uint64_t node_request_id(uint64_t member_id, unsigned channel, uint64_t counter)
+{
+	return ((member_id & 0xffff) << 48) | ((uint64_t)(channel & 0xf) << NODE_REQUEST_COUNTER_BITS) |
+	       (counter & ((UINT64_C(1) << NODE_REQUEST_COUNTER_BITS) - 1));
+}
+
+uint64_t node_request_counter_start(void)
+{
+	struct timespec now;
+	clock_gettime(CLOCK_REALTIME, &now);
+	/* 4 ids a millisecond of headroom before the counter could meet ids of an earlier run; 2^44 lasts
+	 * past the year 2100 at that pace. */
+	return ((uint64_t)now.tv_sec * 1000u + (uint64_t)now.tv_nsec / 1000000u) << 2;
+}
+
+void node_fill_response_header(const struct node *node, Etcdserverpb__ResponseHeader *header)
+{
+	header->cluster_id = node->cluster_id;
+	header->member_id = node->member_id;
+	header->revision = (int64_t)atomic_load(&node->revision);
+	header->raft_term = atomic_load(&node->raft_term);
+}
+
+void node_post_reply(struct node *node, struct node_reply *reply)
+{
+	unsigned channel = (unsigned)(reply->request_id >> NODE_REQUEST_COUNTER_BITS) & 0xf;
+	struct mailbox *mailbox = node->reply_channels[channel];
+	mailbox_post(mailbox ? mailbox : &node->control_inbox, reply);
+}
+
+int node_start_threads(struct node *node, char *error, size_t length)
+{
+	if (mailbox_init(&node->core_inbox) || mailbox_init(&node->storage_inbox) || mailbox_init(&node->control_inbox)) {
+		snprintf(error, length, "cannot create event fds: %s", strerror(errno));
+		return -1;
+	}
+	pthread_mutex_init(&node->membership_lock, NULL);
+	if (pthread_create(&node->storage_thread, NULL, node_storage_main, node) ||
+	    pthread_create(&node->core_thread, NULL, node_core_main, node) ||
+	    pthread_create(&node->transport_thread, NULL, node_transport_main, node)) {
+		snprintf(error, length, "cannot start threads: %s", strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+void node_stop(struct node *node)
+{
+	atomic_store(&node->stopping, true);
+	struct node_mail *stop = calloc(1, sizeof(*stop));
+	struct storage_mail *storage_stop = calloc(1, sizeof(*storage_stop));
+	if (!stop || !storage_stop)
+		abort();
+	stop->kind = MAIL_STOP;
+	storage_stop->kind = STORAGE_STOP;
+	mailbox_post(&node->core_inbox, stop);
+	pthread_join(node->core_thread, NULL);
+	pthread_join(node->transport_thread, NULL);
+	mailbox_post(&node->storage_inbox, storage_stop);
+	pthread_join(node->storage_thread, NULL);
+}
+
+static void drain_mailbox(struct mailbox *mailbox, void (*release)(void *))
+{
+	void **items;
+	size_t count = mailbox_take_all(mailbox, &items);
+	for (size_t k = 0; k < count; k++)
+		release(items[k]);
+	free(items);
+}
+
+static void release_node_mail(void *item)
+{
+	struct node_mail *mail = item;
+	free(mail->bytes);
+	node_request_free(mail->request);
+	storage_done_free(mail->done);
+	if (mail->leases)
+		free(mail->leases->changes);
+	free(mail->leases);
+	free(mail);
+}
+
+static void release_storage_mail(void *item)
+{
+	struct storage_mail *mail = item;
+	storage_job_free(mail->job);
+	node_request_free(mail->request);
+	free(mail);
+}
+
+static void release_reply(void *item)
+{
+	node_reply_free(item);
+}
+
+void node_close(struct node *node)
+{
+	if (node->core_inbox.event_fd > 0) {
+		drain_mailbox(&node->core_inbox, release_node_mail);
+		drain_mailbox(&node->storage_inbox, release_storage_mail);
+		drain_mailbox(&node->control_inbox, release_reply);
+		mailbox_destroy(&node->core_inbox);
+		mailbox_destroy(&node->storage_inbox);
+		mailbox_destroy(&node->control_inbox);
+	}
+	transport_close(node->transport);
+	if (node->wal)
+		wal_close(node->wal);
+	state_close(node->state);
+	raft_free(node->raft);
+	membership_free(&node->membership);
+	free(node->published_membership);
+	free(node->liveness);
+	node_flags_free(&node->flags);
+}
