@@ -1,6 +1,7 @@
 /* dataplane/transport.h: the peer transport interface. The node hands Raft messages (opaque bytes: packed
  * protobuf) to a transport and gets received ones back; behind the interface sit the kernel UDP
- * transport (udp.h), the in-memory one tests use (memory.h) and, later, DPDK. Like redis connection.h: a
+ * transport (udp.h), DPDK's poll-mode lcore (dpdk/dpdk.h) and the in-memory one tests use (memory.h).
+ * Like redis connection.h: a
  * named-field ops table, called through the small inline wrappers below; the shared machinery (framing,
  * filtering, reassembly, fault layer, counters) lives in transport.c so every implementation behaves
  * the same.

@@ -122,12 +122,12 @@ void client_wait(struct client_thread *thread, uint64_t request_id, uint64_t cal
 
 void client_post_to_core(struct client_thread *thread, struct node_request *request)
 {
-	struct node_mail *mail = calloc(1, sizeof(*mail));
+	struct core_mail *mail = calloc(1, sizeof(*mail));
 	if (!mail)
 		abort();
-	mail->kind = MAIL_REQUEST;
+	mail->kind = CORE_MAIL_REQUEST;
 	mail->request = request;
-	mailbox_post(&thread->node->core_inbox, mail);
+	core_mailbox_post(&thread->node->core_inbox, mail);
 }
 
 void client_post_to_storage(struct client_thread *thread, struct node_request *request)
@@ -135,9 +135,9 @@ void client_post_to_storage(struct client_thread *thread, struct node_request *r
 	struct storage_mail *mail = calloc(1, sizeof(*mail));
 	if (!mail)
 		abort();
-	mail->kind = request->kind == REQUEST_READ ? STORAGE_READ_NOW : STORAGE_CLIENT_REQUEST;
+	mail->kind = request->kind == REQUEST_READ ? STORAGE_MAIL_READ_NOW : STORAGE_MAIL_CLIENT_REQUEST;
 	mail->request = request;
-	mailbox_post(&thread->node->storage_inbox, mail);
+	storage_mailbox_post(&thread->node->storage_inbox, mail);
 }
 
 void client_answer(struct grpc_call *call, const ProtobufCMessage *message)
@@ -867,7 +867,7 @@ static void *client_thread_main(void *argument)
 	event.data.u32 = 1;
 	epoll_ctl(epoll, EPOLL_CTL_ADD, grpc_server_fd(thread->server), &event);
 	event.data.u32 = 2;
-	epoll_ctl(epoll, EPOLL_CTL_ADD, mailbox_fd(&thread->inbox), &event);
+	epoll_ctl(epoll, EPOLL_CTL_ADD, reply_mailbox_fd(&thread->inbox), &event);
 	if (thread->metrics_server) {
 		event.data.u32 = 3;
 		epoll_ctl(epoll, EPOLL_CTL_ADD, grpc_server_fd(thread->metrics_server), &event);
@@ -896,8 +896,8 @@ static void *client_thread_main(void *argument)
 			grpc_server_process(thread->metrics_server);
 		/* The answers of this turn go out together below: one send per connection. */
 		grpc_server_hold_output(thread->server);
-		void **items = NULL;
-		size_t count = mail_waiting ? mailbox_take_all(&thread->inbox, &items) : 0;
+		struct node_reply **items = NULL;
+		size_t count = mail_waiting ? reply_mailbox_take_all(&thread->inbox, &items) : 0;
 		for (size_t k = 0; k < count; k++) {
 			answer(thread, items[k]);
 			node_reply_free(items[k]);
@@ -989,7 +989,7 @@ struct client_api *client_api_start(struct node *node, char *error, size_t lengt
 		thread->node = node;
 		thread->channel = (unsigned)k + 1;
 		thread->next_counter = counter;
-		if (mailbox_init(&thread->inbox) != 0) {
+		if (reply_mailbox_init(&thread->inbox) != 0) {
 			snprintf(error, length, "cannot create a client thread's mailbox");
 			failed = 1;
 			break;
@@ -1074,12 +1074,12 @@ void client_api_stop(struct client_api *api)
 		grpc_server_close(thread->metrics_server);
 		free(thread->waiting.slots);
 		thread->node->reply_channels[thread->channel] = NULL;
-		void **items;
-		size_t count = mailbox_take_all(&thread->inbox, &items);
+		struct node_reply **items;
+		size_t count = reply_mailbox_take_all(&thread->inbox, &items);
 		for (size_t item = 0; item < count; item++)
 			node_reply_free(items[item]);
 		free(items);
-		mailbox_destroy(&thread->inbox);
+		reply_mailbox_destroy(&thread->inbox);
 	}
 	free(api->threads);
 	free(api->methods);

@@ -50,7 +50,7 @@ struct client_thread {
 	unsigned channel;
 	pthread_t thread;
 	bool thread_started;
-	struct mailbox inbox;
+	struct reply_mailbox inbox;
 	struct grpc_server *server;
 	struct grpc_server *metrics_server; /* --listen-metrics-urls (first thread only) */
 	struct waiting_table waiting;

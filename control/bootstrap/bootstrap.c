@@ -645,19 +645,19 @@ static int join_existing_cluster(struct node *node, char *error, size_t length)
 static void note_removed_member(void *argument, uint64_t from)
 {
 	struct node *node = argument;
-	struct node_mail *mail = calloc(1, sizeof(*mail));
+	struct core_mail *mail = calloc(1, sizeof(*mail));
 	if (!mail)
 		return;
-	mail->kind = MAIL_PEER;
-	mail->from = from;
-	mail->length = 1;
-	mail->bytes = malloc(1);
-	if (!mail->bytes) {
+	mail->kind = CORE_MAIL_PEER;
+	mail->peer.from = from;
+	mail->peer.length = 1;
+	mail->peer.bytes = malloc(1);
+	if (!mail->peer.bytes) {
 		free(mail);
 		return;
 	}
-	mail->bytes[0] = PEER_REMOVED_MEMBER_SEEN;
-	mailbox_post(&node->core_inbox, mail);
+	mail->peer.bytes[0] = PEER_REMOVED_MEMBER_SEEN;
+	core_mailbox_post(&node->core_inbox, mail);
 }
 
 /* ---- bootstrap discovery: only for a new data dir ---- */

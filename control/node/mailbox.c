@@ -1,4 +1,4 @@
-/* control/mailbox.c: a mutex-protected pointer queue with an eventfd doorbell. */
+/* control/node/mailbox.c: a mutex-protected pointer queue with an eventfd doorbell. */
 #include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -6,6 +6,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include "alloc.h"
 #include "mailbox.h"
 
 int mailbox_init(struct mailbox *mailbox)
@@ -33,10 +34,7 @@ void mailbox_post(struct mailbox *mailbox, void *item)
 	pthread_mutex_lock(&mailbox->lock);
 	if (mailbox->count == mailbox->capacity) {
 		size_t capacity = mailbox->capacity ? mailbox->capacity * 2 : 64;
-		void **items = realloc(mailbox->items, capacity * sizeof(void *));
-		if (!items)
-			abort();
-		mailbox->items = items;
+		mailbox->items = xreallocarray(mailbox->items, capacity, sizeof(void *));
 		mailbox->capacity = capacity;
 	}
 	bool was_empty = mailbox->count == 0;

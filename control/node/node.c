@@ -96,13 +96,14 @@ void node_fill_response_header(const struct node *node, Etcdserverpb__ResponseHe
 void node_post_reply(struct node *node, struct node_reply *reply)
 {
 	unsigned channel = (unsigned)(reply->request_id >> NODE_REQUEST_COUNTER_BITS) & 0xf;
-	struct mailbox *mailbox = node->reply_channels[channel];
-	mailbox_post(mailbox ? mailbox : &node->control_inbox, reply);
+	struct reply_mailbox *mailbox = node->reply_channels[channel];
+	reply_mailbox_post(mailbox ? mailbox : &node->operator_inbox, reply);
 }
 
 int node_start_threads(struct node *node, char *error, size_t length)
 {
-	if (mailbox_init(&node->core_inbox) || mailbox_init(&node->storage_inbox) || mailbox_init(&node->control_inbox)) {
+	if (core_mailbox_init(&node->core_inbox) || storage_mailbox_init(&node->storage_inbox) ||
+	    reply_mailbox_init(&node->operator_inbox)) {
 		snprintf(error, length, "cannot create event fds: %s", strerror(errno));
 		return -1;
 	}
@@ -119,62 +120,77 @@ int node_start_threads(struct node *node, char *error, size_t length)
 void node_stop(struct node *node)
 {
 	atomic_store(&node->stopping, true);
-	struct node_mail *stop = calloc(1, sizeof(*stop));
-	struct storage_mail *storage_stop = calloc(1, sizeof(*storage_stop));
-	if (!stop || !storage_stop)
-		abort();
-	stop->kind = MAIL_STOP;
-	storage_stop->kind = STORAGE_STOP;
-	mailbox_post(&node->core_inbox, stop);
+	struct core_mail *stop = xcalloc(1, sizeof(*stop));
+	struct storage_mail *storage_stop = xcalloc(1, sizeof(*storage_stop));
+	stop->kind = CORE_MAIL_STOP;
+	storage_stop->kind = STORAGE_MAIL_STOP;
+	core_mailbox_post(&node->core_inbox, stop);
 	pthread_join(node->core_thread, NULL);
 	pthread_join(node->transport_thread, NULL);
-	mailbox_post(&node->storage_inbox, storage_stop);
+	storage_mailbox_post(&node->storage_inbox, storage_stop);
 	pthread_join(node->storage_thread, NULL);
 }
 
-static void drain_mailbox(struct mailbox *mailbox, void (*release)(void *))
+/* Mail still waiting when the threads have stopped: freed as its receiver would have. */
+static void release_core_mail(struct core_mail *mail)
 {
-	void **items;
-	size_t count = mailbox_take_all(mailbox, &items);
-	for (size_t k = 0; k < count; k++)
-		release(items[k]);
-	free(items);
-}
-
-static void release_node_mail(void *item)
-{
-	struct node_mail *mail = item;
-	free(mail->bytes);
-	node_request_free(mail->request);
-	storage_done_free(mail->done);
-	if (mail->leases)
+	switch (mail->kind) {
+	case CORE_MAIL_PEER:
+		free(mail->peer.bytes);
+		break;
+	case CORE_MAIL_REQUEST:
+		node_request_free(mail->request);
+		break;
+	case CORE_MAIL_PERSISTED:
+		storage_done_free(mail->persisted);
+		break;
+	case CORE_MAIL_LEASES:
 		free(mail->leases->changes);
-	free(mail->leases);
+		free(mail->leases);
+		break;
+	case CORE_MAIL_STOP:
+		break;
+	}
 	free(mail);
 }
 
-static void release_storage_mail(void *item)
+static void release_storage_mail(struct storage_mail *mail)
 {
-	struct storage_mail *mail = item;
-	storage_job_free(mail->job);
-	node_request_free(mail->request);
+	switch (mail->kind) {
+	case STORAGE_MAIL_JOB:
+		storage_job_free(mail->job);
+		break;
+	case STORAGE_MAIL_READ_NOW:
+	case STORAGE_MAIL_CLIENT_REQUEST:
+		node_request_free(mail->request);
+		break;
+	case STORAGE_MAIL_STOP:
+		break;
+	}
 	free(mail);
-}
-
-static void release_reply(void *item)
-{
-	node_reply_free(item);
 }
 
 void node_close(struct node *node)
 {
-	if (node->core_inbox.event_fd > 0) {
-		drain_mailbox(&node->core_inbox, release_node_mail);
-		drain_mailbox(&node->storage_inbox, release_storage_mail);
-		drain_mailbox(&node->control_inbox, release_reply);
-		mailbox_destroy(&node->core_inbox);
-		mailbox_destroy(&node->storage_inbox);
-		mailbox_destroy(&node->control_inbox);
+	if (node->core_inbox.untyped.event_fd > 0) {
+		struct core_mail **core_mail;
+		size_t count = core_mailbox_take_all(&node->core_inbox, &core_mail);
+		for (size_t k = 0; k < count; k++)
+			release_core_mail(core_mail[k]);
+		free(core_mail);
+		struct storage_mail **storage_mail;
+		count = storage_mailbox_take_all(&node->storage_inbox, &storage_mail);
+		for (size_t k = 0; k < count; k++)
+			release_storage_mail(storage_mail[k]);
+		free(storage_mail);
+		struct node_reply **replies;
+		count = reply_mailbox_take_all(&node->operator_inbox, &replies);
+		for (size_t k = 0; k < count; k++)
+			node_reply_free(replies[k]);
+		free(replies);
+		core_mailbox_destroy(&node->core_inbox);
+		storage_mailbox_destroy(&node->storage_inbox);
+		reply_mailbox_destroy(&node->operator_inbox);
 	}
 	transport_close(node->transport);
 	if (node->wal)

@@ -1,12 +1,17 @@
-/* control/node.h: one quorumd member, assembled from its parts and run on four threads (DESIGN.md):
+/* control/node/node.h: one quorumd member at run time — the threads that own its parts and the typed
+ * mail between them:
  *
  *   transport thread  receives peer frames, hands whole messages to the core          (node_transport.c)
  *   core thread       owns the Raft core and the member list; batches proposals; sends  (node_core.c)
  *   storage thread    owns the WAL and the state machine: persists, then applies        (node_storage.c)
- *   control thread    serves the control socket; turns requests into proposals/reads    (node_control.c)
+ *   operator thread   serves the control socket; turns requests into proposals/reads    (operator/)
+ *   client threads    serve etcd's API on the client URLs (--client-threads of them)      (api/)
  *
- * Threads talk only through mailboxes (mailbox.h) carrying the structs below; each struct has one
- * sender and one receiver, and the receiver frees it. node.c starts and stops everything. */
+ * The member is opened by bootstrap/ (bootstrap_open), then node_start_threads starts the first three.
+ * Threads talk only through three mailboxes (core_mailbox, storage_mailbox, reply_mailbox below), each
+ * typed by the one message struct it carries; every message kind names its sender and receiver, and
+ * the receiver frees it. The write-path rework moves the core, storage and transport work onto one
+ * run-to-completion loop; the mail types are the seams it keeps. */
 #ifndef QUORUMD_CONTROL_NODE_H
 #define QUORUMD_CONTROL_NODE_H
 
@@ -109,7 +114,7 @@ enum node_request_kind {
 	REQUEST_MEMBER_PROMOTE,
 	REQUEST_STATUS,
 	REQUEST_MOVE_LEADER,
-	/* Served by the storage thread (STORAGE_CLIENT_REQUEST), against this member's applied state: */
+	/* Served by the storage thread (STORAGE_MAIL_CLIENT_REQUEST), against this member's applied state: */
 	REQUEST_HASH_KV,          /* payload: packed HashKVRequest */
 	REQUEST_SNAPSHOT,         /* reply carries an open state_snapshot the client thread streams */
 	REQUEST_WATCH_CREATE,     /* payload: packed WatchCreateRequest; call_id, watch_id */
@@ -150,6 +155,69 @@ struct node_reply {
 	char error[192];
 };
 
+/* ---- storage → core: leases granted or revoked by applied entries (reset: the whole list, at start) ---- */
+
+struct lease_change {
+	int64_t id;
+	int64_t ttl;
+	bool revoked;
+};
+struct lease_changes {
+	bool reset;
+	struct lease_change *changes;
+	size_t count;
+};
+
+/* ---- transport → core: one whole peer message, its envelope byte first ---- */
+
+struct peer_message {
+	uint64_t from;
+	uint8_t *bytes;
+	size_t length;
+};
+
+/* ---- the three mailboxes: what each carries, who posts, who takes ---- */
+
+/* The core thread's mail. The receiver (core) frees the mail and what it carries. */
+enum core_mail_kind {
+	CORE_MAIL_PEER,       /* transport thread (also bootstrap's removed-member hook) → core: peer */
+	CORE_MAIL_REQUEST,    /* client, operator or core (lease expiry) → core: request */
+	CORE_MAIL_PERSISTED,  /* storage → core: persisted (what the WAL made durable, or its failure) */
+	CORE_MAIL_LEASES,     /* storage → core: leases */
+	CORE_MAIL_STOP,       /* node_stop → core */
+};
+struct core_mail {
+	enum core_mail_kind kind;
+	union {
+		struct peer_message peer;
+		struct node_request *request;
+		struct storage_done *persisted;
+		struct lease_changes *leases;
+	};
+};
+MAILBOX_OF(core_mailbox, struct core_mail)
+
+/* The storage thread's mail. The receiver (storage) frees the mail and what it carries. */
+enum storage_mail_kind {
+	STORAGE_MAIL_JOB,            /* core → storage: job, one per Ready */
+	STORAGE_MAIL_READ_NOW,       /* client or operator → storage: request, a serializable read */
+	STORAGE_MAIL_CLIENT_REQUEST, /* client, operator or core (leases) → storage: request for hash,
+	                              * snapshot, watch and lease answers (node_storage_client.c) */
+	STORAGE_MAIL_STOP,           /* node_stop → storage */
+};
+struct storage_mail {
+	enum storage_mail_kind kind;
+	union {
+		struct storage_job *job;
+		struct node_request *request;
+	};
+};
+MAILBOX_OF(storage_mailbox, struct storage_mail)
+
+/* Replies: core or storage → the thread that asked (a client thread or the operator thread, by the
+ * reply channel in the request id). The receiver frees them. */
+MAILBOX_OF(reply_mailbox, struct node_reply)
+
 /* ---- the node ---- */
 
 /* Request ids: our member id's low 16 bits (etcd's idutil: only the proposing member answers), the reply
@@ -175,13 +243,13 @@ struct node {
 	struct state *state;             /* storage thread only */
 	struct transport *transport;
 
-	struct mailbox core_inbox;       /* transport, control, storage → core (struct node_mail) */
-	struct mailbox storage_inbox;    /* core, control → storage */
-	struct mailbox control_inbox;    /* core, storage → control (struct node_reply) */
+	struct core_mailbox core_inbox;
+	struct storage_mailbox storage_inbox;
+	struct reply_mailbox operator_inbox; /* replies for the operator thread (reply channel 0) */
 
 	/* Where replies go, by the reply channel in their request id (node_post_reply). Channel 0 is the
 	 * control socket's thread; the client threads take 1 and up. Set before the threads start. */
-	struct mailbox *reply_channels[NODE_REPLY_CHANNELS];
+	struct reply_mailbox *reply_channels[NODE_REPLY_CHANNELS];
 
 	pthread_t core_thread;
 	pthread_t storage_thread;
@@ -212,43 +280,6 @@ struct node {
 	atomic_uint_fast64_t wal_fsync_microseconds;
 	/* etcd's buckets for etcd_disk_wal_fsync_duration_seconds: 1 ms doubling, 14 of them. */
 	atomic_uint_fast64_t wal_fsync_buckets[NODE_FSYNC_BUCKETS];
-};
-
-enum node_mail_kind { MAIL_PEER, MAIL_REQUEST, MAIL_STORAGE_DONE, MAIL_LEASES, MAIL_STOP };
-
-/* storage → core: leases granted or revoked by applied entries (reset: the whole list, at start). */
-struct lease_change {
-	int64_t id;
-	int64_t ttl;
-	bool revoked;
-};
-struct lease_changes {
-	bool reset;
-	struct lease_change *changes;
-	size_t count;
-};
-
-struct node_mail {
-	enum node_mail_kind kind;
-	uint64_t from;                  /* MAIL_PEER */
-	uint8_t *bytes;
-	size_t length;
-	struct node_request *request;   /* MAIL_REQUEST */
-	struct storage_done *done;      /* MAIL_STORAGE_DONE */
-	struct lease_changes *leases;   /* MAIL_LEASES */
-};
-
-enum storage_mail_kind {
-	STORAGE_JOB,
-	STORAGE_READ_NOW,       /* a serializable read */
-	STORAGE_CLIENT_REQUEST, /* hash, snapshot, watch and lease requests (node_storage_client.c) */
-	STORAGE_STOP,
-};
-
-struct storage_mail {
-	enum storage_mail_kind kind;
-	struct storage_job *job;
-	struct node_request *request;   /* STORAGE_READ_NOW, STORAGE_CLIENT_REQUEST */
 };
 
 /* node.c: starts the core, storage and transport threads of a member bootstrap_open has opened; stops

@@ -1,9 +1,9 @@
-/* control/node_core.c: the Raft core thread. It alone touches the Raft core and the member list.
+/* control/node/node_core.c: the Raft core thread. It alone touches the Raft core and the member list.
  *
  * Loop: take everything waiting (peer messages, client requests, storage completions), tick when the
  * heartbeat timer fired, propose all queued client writes as one batch, then turn each Ready into a
- * storage job plus messages sent now, and flush the transport once. This is the one batching point
- * (STYLE.md: redis beforeSleep): many clients, one Raft append, one WAL write. */
+ * storage job plus messages sent now, and flush the transport once. This is the one batching point (as
+ * redis' beforeSleep is for its writes): many clients, one Raft append, one WAL write. */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -381,9 +381,9 @@ static void handle_ready(struct core_context *context, struct raft_ready *ready)
 	struct storage_mail *mail = calloc(1, sizeof(*mail));
 	if (!mail)
 		abort();
-	mail->kind = STORAGE_JOB;
+	mail->kind = STORAGE_MAIL_JOB;
 	mail->job = job;
-	mailbox_post(&node->storage_inbox, mail);
+	storage_mailbox_post(&node->storage_inbox, mail);
 }
 
 static void handle_storage_done(struct core_context *context, struct storage_done *done)
@@ -404,28 +404,28 @@ static void handle_storage_done(struct core_context *context, struct storage_don
 	storage_done_free(done);
 }
 
-static void handle_peer(struct core_context *context, struct node_mail *mail)
+static void handle_peer(struct core_context *context, const struct peer_message *message)
 {
 	struct node *node = context->node;
-	if (mail->length == 0)
+	if (message->length == 0)
 		return;
-	if (mail->bytes[0] == PEER_REMOVED_MEMBER_SEEN) {
+	if (message->bytes[0] == PEER_REMOVED_MEMBER_SEEN) {
 		uint64_t now = clock_monotonic_ms();
 		if (now - node->removed_notice_ms >= 1000) {
 			uint8_t notice = PEER_REMOVED;
 			node->removed_notice_ms = now;
-			node_send_peer(node, mail->from, &notice, 1);
+			node_send_peer(node, message->from, &notice, 1);
 		}
 		return;
 	}
-	if (mail->from != 0)
-		members_heard_from(&context->members, mail->from);
-	switch (mail->bytes[0]) {
+	if (message->from != 0)
+		members_heard_from(&context->members, message->from);
+	switch (message->bytes[0]) {
 	case PEER_REMOVED:
 		/* A member of our cluster says we were removed (we were down when it happened). */
-		if (membership_find(&node->membership, mail->from) && !context->stop_after_ready) {
+		if (membership_find(&node->membership, message->from) && !context->stop_after_ready) {
 			log_write("warn", "the member has been permanently removed from the cluster",
-			         "\"member-id\":\"%" PRIx64 "\",\"told-by\":\"%" PRIx64 "\"", node->member_id, mail->from);
+			         "\"member-id\":\"%" PRIx64 "\",\"told-by\":\"%" PRIx64 "\"", node->member_id, message->from);
 			log_write("warn", "the data-dir used by this member must be removed", "\"data-dir\":\"%s\"",
 			         node->flags.data_dir);
 			atomic_store(&node->exit_code, 1);
@@ -433,7 +433,7 @@ static void handle_peer(struct core_context *context, struct node_mail *mail)
 		}
 		break;
 	case PEER_RAFT:
-		raft_step_bytes(node->raft, mail->bytes + 1, mail->length - 1);
+		raft_step_bytes(node->raft, message->bytes + 1, message->length - 1);
 		break;
 	case PEER_PING:
 		break;
@@ -441,12 +441,12 @@ static void handle_peer(struct core_context *context, struct node_mail *mail)
 	case PEER_LEASE_REPLY: {
 		struct raft_status status;
 		raft_get_status(node->raft, &status);
-		lease_clocks_handle_peer(&context->leases, mail->from, mail->bytes[0], mail->bytes + 1, mail->length - 1,
+		lease_clocks_handle_peer(&context->leases, message->from, message->bytes[0], message->bytes + 1, message->length - 1,
 		                         status.role == RAFT_LEADER);
 		break;
 	}
 	default:
-		members_handle_peer(&context->members, mail->from, mail->bytes[0], mail->bytes + 1, mail->length - 1);
+		members_handle_peer(&context->members, message->from, message->bytes[0], message->bytes + 1, message->length - 1);
 		break;
 	}
 }
@@ -475,7 +475,7 @@ void *node_core_main(void *argument)
 	timerfd_settime(timer, 0, &interval, NULL);
 	struct epoll_event event = {.events = EPOLLIN};
 	event.data.u32 = 1;
-	epoll_ctl(epoll, EPOLL_CTL_ADD, mailbox_fd(&node->core_inbox), &event);
+	epoll_ctl(epoll, EPOLL_CTL_ADD, core_mailbox_fd(&node->core_inbox), &event);
 	event.data.u32 = 2;
 	epoll_ctl(epoll, EPOLL_CTL_ADD, timer, &event);
 
@@ -496,31 +496,32 @@ void *node_core_main(void *argument)
 			for (uint64_t k = 0; k < expirations && k < 10; k++)
 				tick(&context);
 		}
-		void **items = NULL;
-		size_t count = mail_waiting ? mailbox_take_all(&node->core_inbox, &items) : 0;
+		struct core_mail **items = NULL;
+		size_t count = mail_waiting ? core_mailbox_take_all(&node->core_inbox, &items) : 0;
 		bool stop = false;
 		for (size_t k = 0; k < count; k++) {
-			struct node_mail *mail = items[k];
+			struct core_mail *mail = items[k];
 			switch (mail->kind) {
-			case MAIL_PEER:
-				handle_peer(&context, mail);
+			case CORE_MAIL_PEER:
+				handle_peer(&context, &mail->peer);
 				break;
-			case MAIL_REQUEST:
+			case CORE_MAIL_REQUEST:
 				handle_request(&context, mail->request);
 				break;
-			case MAIL_STORAGE_DONE:
-				handle_storage_done(&context, mail->done);
+			case CORE_MAIL_PERSISTED:
+				handle_storage_done(&context, mail->persisted);
 				break;
-			case MAIL_LEASES:
+			case CORE_MAIL_LEASES:
 				lease_clocks_update(&context.leases, mail->leases);
 				free(mail->leases->changes);
 				free(mail->leases);
 				break;
-			case MAIL_STOP:
+			case CORE_MAIL_STOP:
 				stop = true;
 				break;
 			}
-			free(mail->bytes);
+			if (mail->kind == CORE_MAIL_PEER)
+				free(mail->peer.bytes);
 			free(mail);
 		}
 		free(items);

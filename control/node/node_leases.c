@@ -113,9 +113,9 @@ static void answer_time_to_live(struct node *node, struct node_request *request,
 	struct storage_mail *mail = calloc(1, sizeof(*mail));
 	if (!mail)
 		abort();
-	mail->kind = STORAGE_CLIENT_REQUEST;
+	mail->kind = STORAGE_MAIL_CLIENT_REQUEST;
 	mail->request = request;
-	mailbox_post(&node->storage_inbox, mail);
+	storage_mailbox_post(&node->storage_inbox, mail);
 }
 
 static void answer_error(struct node *node, struct node_request *request, int code, const char *text)
@@ -264,7 +264,7 @@ static void propose_revoke(struct lease_clocks *clocks, struct lease_clock *cloc
 	internal.header = &header;
 	internal.lease_revoke = &revoke;
 	struct node_request *request = calloc(1, sizeof(*request));
-	struct node_mail *mail = calloc(1, sizeof(*mail));
+	struct core_mail *mail = calloc(1, sizeof(*mail));
 	if (!request || !mail)
 		abort();
 	request->kind = REQUEST_PROPOSE;
@@ -275,9 +275,9 @@ static void propose_revoke(struct lease_clocks *clocks, struct lease_clock *cloc
 		abort();
 	etcdserverpb__internal_raft_request__pack(&internal, request->payload);
 	/* Through the core's own inbox: it joins the next batch like any client write. */
-	mail->kind = MAIL_REQUEST;
+	mail->kind = CORE_MAIL_REQUEST;
 	mail->request = request;
-	mailbox_post(&node->core_inbox, mail);
+	core_mailbox_post(&node->core_inbox, mail);
 	log_write("info", "revoking an expired lease", "\"lease-id\":\"%llx\"", (unsigned long long)clock->id);
 }
 

@@ -2,7 +2,7 @@
  * is not in the state machine).
  *
  * Which leases exist and their granted TTLs come from the storage thread as it applies grants and
- * revokes (MAIL_LEASES). Only the leader's clocks run: when a member becomes leader every lease gets
+ * revokes (CORE_MAIL_LEASES). Only the leader's clocks run: when a member becomes leader every lease gets
  * its full TTL again (etcd's Promote), KeepAlive renewals and TimeToLive questions go to the leader
  * (forwarded over PEER_LEASE_REQUEST by other members), and a lease whose clock runs out is revoked
  * through Raft — the revoke deletes its keys on every member at the same log position. */

@@ -347,7 +347,7 @@ static void member_remove(struct members_context *context, struct node_request *
 	}
 	if (request->member_id == node->member_id) {
 		/* Removing the leader: hand leadership to the most caught-up voter first, then let the new leader
-		 * remove us (DESIGN.md), so the cluster never waits for an election. */
+		 * remove us (control/README.md, membership), so the cluster never waits for an election. */
 		struct raft_peer_status peers[64];
 		size_t count = raft_get_progress(node->raft, peers, 64);
 		uint64_t target = RAFT_NONE, best = 0;

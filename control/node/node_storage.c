@@ -44,21 +44,23 @@ static void post_reply(struct node *node, struct node_reply *reply)
 	node_post_reply(node, reply);
 }
 
-static void fail_wal(struct storage_context *context, const char *what, const char *error)
+/* The WAL or RocksDB failed: nothing more can be made durable or applied, so the member must stop
+ * acknowledging. The core stops the member on this report. */
+static void stop_on_storage_failure(struct storage_context *context, const char *what, const char *error)
 {
 	if (context->failed)
 		return;
 	context->failed = true;
 	/* Nothing more can be made durable: the core must stop acknowledging. Tell it. */
 	struct storage_done *done = calloc(1, sizeof(*done));
-	struct node_mail *mail = calloc(1, sizeof(*mail));
+	struct core_mail *mail = calloc(1, sizeof(*mail));
 	if (!done || !mail)
 		abort();
 	done->failed = true;
 	snprintf(done->error, sizeof(done->error), "%s: %s", what, error);
-	mail->kind = MAIL_STORAGE_DONE;
-	mail->done = done;
-	mailbox_post(&context->node->core_inbox, mail);
+	mail->kind = CORE_MAIL_PERSISTED;
+	mail->persisted = done;
+	core_mailbox_post(&context->node->core_inbox, mail);
 }
 
 static struct kv_header header_for(const struct node *node, uint64_t raft_term)
@@ -128,11 +130,15 @@ static void apply_committed(struct storage_context *context, struct storage_job 
 		return;
 	char error[256] = "";
 	if (state_batch_begin(node->state, error, sizeof(error)) != STATE_OK) {
-		fail_wal(context, "state batch", error);
+		stop_on_storage_failure(context, "state batch", error);
 		return;
 	}
 	if (!context->ids_saved && state_cluster_id(node->state) == 0) {
-		state_set_ids(node->state, node->cluster_id, node->member_id, error, sizeof(error));
+		if (state_set_ids(node->state, node->cluster_id, node->member_id, error, sizeof(error)) != STATE_OK) {
+			state_batch_abort(node->state);
+			stop_on_storage_failure(context, "state ids", error);
+			return;
+		}
 		context->ids_saved = true;
 	}
 	uint64_t applied = state_applied_index(node->state);
@@ -172,14 +178,18 @@ static void apply_committed(struct storage_context *context, struct storage_job 
 	}
 	if (job->membership_blob) {
 		struct state_bytes blob = {(const uint8_t *)job->membership_blob, strlen(job->membership_blob)};
-		state_set_membership(node->state, blob, error, sizeof(error));
+		if (state_set_membership(node->state, blob, error, sizeof(error)) != STATE_OK) {
+			state_batch_abort(node->state);
+			stop_on_storage_failure(context, "state membership", error);
+			return;
+		}
 	}
 	if (last == applied) {
 		state_batch_abort(node->state);
 		return;
 	}
 	if (state_batch_commit(node->state, last, error, sizeof(error)) != STATE_OK) {
-		fail_wal(context, "state commit", error);
+		stop_on_storage_failure(context, "state commit", error);
 		return;
 	}
 	atomic_store(&node->applied_index, last);
@@ -197,15 +207,15 @@ static void write_job(struct storage_context *context, struct storage_job *job)
 	/* The snapshot-free log: entries, then the hard state that may commit them. */
 	if (job->entries_count &&
 	    wal_append_entries(node->wal, job->entries, job->entries_count, error, sizeof(error)) != 0) {
-		fail_wal(context, "WAL append", error);
+		stop_on_storage_failure(context, "WAL append", error);
 		return;
 	}
 	if (job->has_hard_state && wal_set_hard_state(node->wal, &job->hard_state, error, sizeof(error)) != 0) {
-		fail_wal(context, "WAL hard state", error);
+		stop_on_storage_failure(context, "WAL hard state", error);
 		return;
 	}
 	if (wal_submit(node->wal, error, sizeof(error)) != 0) {
-		fail_wal(context, "WAL submit", error);
+		stop_on_storage_failure(context, "WAL submit", error);
 		return;
 	}
 	job->wal_records_after = wal_appended_records(node->wal);
@@ -259,7 +269,7 @@ static void report_durable(struct storage_context *context)
 		}
 		if (job->persist_index || job->after_persist_count) {
 			struct storage_done *done = calloc(1, sizeof(*done));
-			struct node_mail *mail = calloc(1, sizeof(*mail));
+			struct core_mail *mail = calloc(1, sizeof(*mail));
 			if (!done || !mail)
 				abort();
 			done->persist_index = job->persist_index;
@@ -268,9 +278,9 @@ static void report_durable(struct storage_context *context)
 			done->after_persist_count = job->after_persist_count;
 			job->after_persist = NULL;
 			job->after_persist_count = 0;
-			mail->kind = MAIL_STORAGE_DONE;
-			mail->done = done;
-			mailbox_post(&node->core_inbox, mail);
+			mail->kind = CORE_MAIL_PERSISTED;
+			mail->persisted = done;
+			core_mailbox_post(&node->core_inbox, mail);
 		}
 		storage_job_free(job);
 	}
@@ -320,7 +330,7 @@ void *node_storage_main(void *argument)
 	int epoll = epoll_create1(EPOLL_CLOEXEC);
 	struct epoll_event event = {.events = EPOLLIN};
 	event.data.u32 = 1;
-	epoll_ctl(epoll, EPOLL_CTL_ADD, mailbox_fd(&node->storage_inbox), &event);
+	epoll_ctl(epoll, EPOLL_CTL_ADD, storage_mailbox_fd(&node->storage_inbox), &event);
 	event.data.u32 = 2;
 	epoll_ctl(epoll, EPOLL_CTL_ADD, wal_event_fd(node->wal), &event);
 	bool running = true;
@@ -333,24 +343,24 @@ void *node_storage_main(void *argument)
 		bool mail_waiting = false;
 		for (int k = 0; k < ready; k++)
 			mail_waiting |= events[k].data.u32 == 1;
-		void **items = NULL;
-		size_t count = mail_waiting ? mailbox_take_all(&node->storage_inbox, &items) : 0;
+		struct storage_mail **items = NULL;
+		size_t count = mail_waiting ? storage_mailbox_take_all(&node->storage_inbox, &items) : 0;
 		for (size_t k = 0; k < count; k++) {
 			struct storage_mail *mail = items[k];
 			switch (mail->kind) {
-			case STORAGE_JOB:
+			case STORAGE_MAIL_JOB:
 				take_job(&context, mail->job);
 				break;
-			case STORAGE_READ_NOW:
+			case STORAGE_MAIL_READ_NOW:
 				serve_read(&context, mail->request->request_id, mail->request->payload,
 				           mail->request->payload_length, atomic_load(&node->raft_term));
 				node_request_free(mail->request);
 				break;
-			case STORAGE_CLIENT_REQUEST:
+			case STORAGE_MAIL_CLIENT_REQUEST:
 				storage_clients_handle(context.clients, mail->request);
 				mail->request = NULL;
 				break;
-			case STORAGE_STOP:
+			case STORAGE_MAIL_STOP:
 				running = false;
 				break;
 			}
@@ -360,7 +370,7 @@ void *node_storage_main(void *argument)
 		char error[256] = "";
 		uint64_t durable = 0;
 		if (!context.failed && wal_reap(node->wal, &durable, error, sizeof(error)) != 0)
-			fail_wal(&context, "WAL write", error);
+			stop_on_storage_failure(&context, "WAL write", error);
 		if (!context.failed)
 			report_durable(&context);
 		uint64_t now = clock_monotonic_ms();

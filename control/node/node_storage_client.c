@@ -45,7 +45,7 @@ struct storage_clients {
 static void post_lease_changes(struct storage_clients *clients, bool reset)
 {
 	struct lease_changes *changes = calloc(1, sizeof(*changes));
-	struct node_mail *mail = calloc(1, sizeof(*mail));
+	struct core_mail *mail = calloc(1, sizeof(*mail));
 	if (!changes || !mail)
 		abort();
 	changes->reset = reset;
@@ -53,9 +53,9 @@ static void post_lease_changes(struct storage_clients *clients, bool reset)
 	changes->count = clients->lease_change_count;
 	clients->lease_changes = NULL;
 	clients->lease_change_count = clients->lease_change_capacity = 0;
-	mail->kind = MAIL_LEASES;
+	mail->kind = CORE_MAIL_LEASES;
 	mail->leases = changes;
-	mailbox_post(&clients->node->core_inbox, mail);
+	core_mailbox_post(&clients->node->core_inbox, mail);
 }
 
 static void note_lease_change(struct storage_clients *clients, int64_t id, int64_t ttl, bool revoked)

@@ -3,23 +3,20 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "alloc.h"
 #include "node.h"
 
 static void deliver(void *argument, const struct transport_message *message)
 {
 	struct node *node = argument;
-	struct node_mail *mail = calloc(1, sizeof(*mail));
+	struct core_mail *mail = calloc(1, sizeof(*mail));
 	if (!mail)
 		abort();
-	mail->kind = MAIL_PEER;
-	mail->from = message->from;
-	mail->length = message->length;
-	mail->bytes = malloc(message->length ? message->length : 1);
-	if (!mail->bytes)
-		abort();
-	if (message->length)
-		memcpy(mail->bytes, message->data, message->length);
-	mailbox_post(&node->core_inbox, mail);
+	mail->kind = CORE_MAIL_PEER;
+	mail->peer.from = message->from;
+	mail->peer.length = message->length;
+	mail->peer.bytes = xmemdup(message->data, message->length);
+	core_mailbox_post(&node->core_inbox, mail);
 }
 
 void *node_transport_main(void *argument)

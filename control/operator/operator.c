@@ -57,12 +57,12 @@ static void remember(struct control_context *context, uint64_t request_id, struc
 
 static void post_to_core(struct control_context *context, struct node_request *request)
 {
-	struct node_mail *mail = calloc(1, sizeof(*mail));
+	struct core_mail *mail = calloc(1, sizeof(*mail));
 	if (!mail)
 		abort();
-	mail->kind = MAIL_REQUEST;
+	mail->kind = CORE_MAIL_REQUEST;
 	mail->request = request;
-	mailbox_post(&context->node->core_inbox, mail);
+	core_mailbox_post(&context->node->core_inbox, mail);
 }
 
 static struct node_request *new_request(struct control_context *context, enum node_request_kind kind,
@@ -179,9 +179,9 @@ static void handle_get(struct control_context *context, struct control_request *
 		struct storage_mail *mail = calloc(1, sizeof(*mail));
 		if (!mail)
 			abort();
-		mail->kind = STORAGE_READ_NOW;
+		mail->kind = STORAGE_MAIL_READ_NOW;
 		mail->request = node_request;
-		mailbox_post(&context->node->storage_inbox, mail);
+		storage_mailbox_post(&context->node->storage_inbox, mail);
 	} else {
 		post_to_core(context, node_request);
 	}
@@ -416,7 +416,7 @@ int operator_run(struct node *node, char *error, size_t length)
 	event.data.u32 = 1;
 	epoll_ctl(epoll, EPOLL_CTL_ADD, control_socket_fd(context.server), &event);
 	event.data.u32 = 2;
-	epoll_ctl(epoll, EPOLL_CTL_ADD, mailbox_fd(&node->control_inbox), &event);
+	epoll_ctl(epoll, EPOLL_CTL_ADD, reply_mailbox_fd(&node->operator_inbox), &event);
 	event.data.u32 = 3;
 	epoll_ctl(epoll, EPOLL_CTL_ADD, signal_fd, &event);
 	log_write("info", "serving the control socket", "\"path\":\"%s\"", node->flags.control_socket);
@@ -435,8 +435,8 @@ int operator_run(struct node *node, char *error, size_t length)
 			}
 		}
 		control_socket_process(context.server);
-		void **items;
-		size_t count = mailbox_take_all(&node->control_inbox, &items);
+		struct node_reply **items;
+		size_t count = reply_mailbox_take_all(&node->operator_inbox, &items);
 		for (size_t k = 0; k < count; k++) {
 			answer(&context, items[k]);
 			node_reply_free(items[k]);
@@ -444,8 +444,8 @@ int operator_run(struct node *node, char *error, size_t length)
 		free(items);
 	}
 	/* Answers posted just before the stop (e.g. the confirmation of our own removal) still go out. */
-	void **items;
-	size_t count = mailbox_take_all(&node->control_inbox, &items);
+	struct node_reply **items;
+	size_t count = reply_mailbox_take_all(&node->operator_inbox, &items);
 	for (size_t k = 0; k < count; k++) {
 		answer(&context, items[k]);
 		node_reply_free(items[k]);

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# DESIGN.md (membership): removing a voter from a two-member cluster needs explicit intent, as the seed warns.
+# Membership (control/README.md): removing a voter from a two-member cluster needs explicit intent, as the seed warns.
 # `member remove ID` of either member of a two-member cluster is refused by quorumctl (exit 1, nothing
 # changes, the cluster keeps serving); `member remove ID --force` removes it: the removed member logs etcd's
 # two lines and exits, and the other one serves alone. A learner is not a voter: removing the learner of

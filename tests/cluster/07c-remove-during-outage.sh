@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Rule 7, ETCD-FACTS, quorum lost: `member remove` and `put` time out (`context deadline exceeded`), both right
+# Rule 7, quorum lost, as etcd 3.4.23 answers it: `member remove` and `put` time out (`context deadline exceeded`), both right
 # after the kill and once the survivor noticed it has no leader (endpoint status ERRORS `etcdserver: no
 # leader`): the request waits for a leader, as etcd's does. Usage: 07c-remove-during-outage.sh QUORUMD
 # QUORUMCTL. Ports: 431x0.
