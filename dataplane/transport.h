@@ -1,10 +1,9 @@
 /* dataplane/transport.h: the peer transport interface. The node hands Raft messages (opaque bytes: packed
  * protobuf) to a transport and gets received ones back; behind the interface sit the kernel UDP
  * transport (udp.h), DPDK's poll-mode lcore (dpdk/dpdk.h) and the in-memory one tests use (memory.h).
- * Like redis connection.h: a
- * named-field ops table, called through the small inline wrappers below; the shared machinery (framing,
- * filtering, reassembly, fault layer, counters) lives in transport.c so every implementation behaves
- * the same.
+ * Like redis connection.h: a named-field ops table, called through the small inline wrappers below;
+ * the shared machinery (framing, filtering, reassembly, fault layer, counters) lives in transport.c so
+ * every implementation behaves the same.
  *
  * Threading contract (no locks on the data path):
  * - Send side: transport_add_peer, transport_remove_peer, transport_send and transport_flush are called
