@@ -1,4 +1,4 @@
-/* control/client_api.c: the client threads and etcd's unary RPCs (KV, Cluster, Maintenance, Lease).
+/* control/api/client_api.c: the client threads and etcd's unary RPCs (KV, Cluster, Maintenance, Lease).
  *
  * Each request is checked as etcd's v3rpc layer checks it (etcd's error texts), then becomes one
  * node_request. Writes are wrapped into an InternalRaftRequest by concatenating protobuf fields: the
@@ -13,11 +13,13 @@
 #include <sys/epoll.h>
 #include <unistd.h>
 
+#include "alloc.h"
 #include "client_api.h"
 #include "client_internal.h"
 #include "clock.h"
 #include "log.h"
 #include "raft_internal.pb-c.h"
+#include "raft_internal_fields.h"
 
 /* etcd: a txn has at most 128 operations per branch (--max-txn-ops). */
 enum { MAX_TXN_OPERATIONS = 128 };
@@ -43,9 +45,7 @@ static void waiting_grow(struct waiting_table *table)
 {
 	struct waiting_table bigger = {0};
 	bigger.capacity = table->capacity ? table->capacity * 2 : 1024;
-	bigger.slots = calloc(bigger.capacity, sizeof(struct waiting_call));
-	if (!bigger.slots)
-		abort();
+	bigger.slots = xcalloc(bigger.capacity, sizeof(struct waiting_call));
 	for (size_t k = 0; k < table->capacity; k++) {
 		if (!table->slots[k].request_id)
 			continue;
@@ -106,9 +106,7 @@ uint64_t client_new_request_id(struct client_thread *thread)
 
 struct node_request *client_new_request(struct client_thread *thread, enum node_request_kind kind)
 {
-	struct node_request *request = calloc(1, sizeof(*request));
-	if (!request)
-		abort();
+	struct node_request *request = xcalloc(1, sizeof(*request));
 	request->kind = kind;
 	request->request_id = client_new_request_id(thread);
 	return request;
@@ -122,9 +120,7 @@ void client_wait(struct client_thread *thread, uint64_t request_id, uint64_t cal
 
 void client_post_to_core(struct client_thread *thread, struct node_request *request)
 {
-	struct core_mail *mail = calloc(1, sizeof(*mail));
-	if (!mail)
-		abort();
+	struct core_mail *mail = xcalloc(1, sizeof(*mail));
 	mail->kind = CORE_MAIL_REQUEST;
 	mail->request = request;
 	core_mailbox_post(&thread->node->core_inbox, mail);
@@ -132,9 +128,7 @@ void client_post_to_core(struct client_thread *thread, struct node_request *requ
 
 void client_post_to_storage(struct client_thread *thread, struct node_request *request)
 {
-	struct storage_mail *mail = calloc(1, sizeof(*mail));
-	if (!mail)
-		abort();
+	struct storage_mail *mail = xcalloc(1, sizeof(*mail));
 	mail->kind = request->kind == REQUEST_READ ? STORAGE_MAIL_READ_NOW : STORAGE_MAIL_CLIENT_REQUEST;
 	mail->request = request;
 	storage_mailbox_post(&thread->node->storage_inbox, mail);
@@ -144,9 +138,7 @@ void client_answer(struct grpc_call *call, const ProtobufCMessage *message)
 {
 	size_t length = protobuf_c_message_get_packed_size(message);
 	uint8_t stack[512];
-	uint8_t *bytes = length <= sizeof(stack) ? stack : malloc(length);
-	if (!bytes)
-		abort();
+	uint8_t *bytes = length <= sizeof(stack) ? stack : xmalloc(length);
 	protobuf_c_message_pack(message, bytes);
 	grpc_call_send(call, bytes, length);
 	grpc_call_finish(call, GRPC_OK, NULL);
@@ -178,22 +170,20 @@ static size_t put_varint(uint8_t *out, uint64_t value)
 }
 
 /* InternalRaftRequest{header: {ID: request_id}, <field>: message} built from the message's own bytes. */
-static uint8_t *wrap_internal(uint64_t request_id, unsigned field, const uint8_t *message, size_t message_length,
-                              size_t *length)
+static uint8_t *wrap_internal(uint64_t request_id, enum internal_raft_request_field field, const uint8_t *message,
+                              size_t message_length, size_t *length)
 {
-	uint8_t *bytes = malloc(message_length + 32);
-	if (!bytes)
-		abort();
+	uint8_t *bytes = xmalloc(message_length + 32);
 	uint8_t header[16];
 	size_t header_length = 0;
-	header[header_length++] = (1 << 3) | 0; /* RequestHeader.ID, varint */
+	header_length += put_varint(header, PROTOBUF_TAG(REQUEST_HEADER_FIELD_ID, PROTOBUF_WIRE_VARINT));
 	header_length += put_varint(header + header_length, request_id);
 	size_t at = 0;
-	at += put_varint(bytes + at, (100u << 3) | 2); /* InternalRaftRequest.header */
+	at += put_varint(bytes + at, PROTOBUF_TAG(INTERNAL_RAFT_FIELD_HEADER, PROTOBUF_WIRE_LENGTH_DELIMITED));
 	at += put_varint(bytes + at, header_length);
 	memcpy(bytes + at, header, header_length);
 	at += header_length;
-	at += put_varint(bytes + at, ((uint64_t)field << 3) | 2);
+	at += put_varint(bytes + at, PROTOBUF_TAG(field, PROTOBUF_WIRE_LENGTH_DELIMITED));
 	at += put_varint(bytes + at, message_length);
 	if (message_length)
 		memcpy(bytes + at, message, message_length);
@@ -202,8 +192,8 @@ static uint8_t *wrap_internal(uint64_t request_id, unsigned field, const uint8_t
 }
 
 /* A write through Raft; the storage thread's apply answers it. */
-static void propose(struct client_thread *thread, struct grpc_call *call, unsigned field, const uint8_t *message,
-                    size_t length)
+static void propose(struct client_thread *thread, struct grpc_call *call, enum internal_raft_request_field field,
+                    const uint8_t *message, size_t length)
 {
 	struct node_request *request = client_new_request(thread, REQUEST_PROPOSE);
 	request->payload = wrap_internal(request->request_id, field, message, length, &request->payload_length);
@@ -244,9 +234,7 @@ static void on_range(void *context, struct grpc_call *call, const uint8_t *messa
 	}
 	struct node_request *request = client_new_request(thread, REQUEST_READ);
 	request->serializable = serializable;
-	request->payload = malloc(length ? length : 1);
-	if (!request->payload)
-		abort();
+	request->payload = xmalloc(length ? length : 1);
 	if (length)
 		memcpy(request->payload, message, length);
 	request->payload_length = length;
@@ -279,7 +267,7 @@ static void on_put(void *context, struct grpc_call *call, const uint8_t *message
 		grpc_call_finish(call, GRPC_INVALID_ARGUMENT, problem);
 		return;
 	}
-	propose(thread_of(context), call, 4, message, length);
+	propose(thread_of(context), call, INTERNAL_RAFT_FIELD_PUT, message, length);
 }
 
 static void on_delete_range(void *context, struct grpc_call *call, const uint8_t *message, size_t length)
@@ -297,7 +285,7 @@ static void on_delete_range(void *context, struct grpc_call *call, const uint8_t
 		grpc_call_finish(call, GRPC_INVALID_ARGUMENT, "etcdserver: key is not provided");
 		return;
 	}
-	propose(thread_of(context), call, 5, message, length);
+	propose(thread_of(context), call, INTERNAL_RAFT_FIELD_DELETE_RANGE, message, length);
 }
 
 /* etcd's checkTxnRequest: bounded branches, every operation with a key. */
@@ -357,7 +345,7 @@ static void on_txn(void *context, struct grpc_call *call, const uint8_t *message
 		grpc_call_finish(call, GRPC_INVALID_ARGUMENT, problem);
 		return;
 	}
-	propose(thread_of(context), call, 6, message, length);
+	propose(thread_of(context), call, INTERNAL_RAFT_FIELD_TXN, message, length);
 }
 
 static void on_compact(void *context, struct grpc_call *call, const uint8_t *message, size_t length)
@@ -370,7 +358,7 @@ static void on_compact(void *context, struct grpc_call *call, const uint8_t *mes
 		return;
 	}
 	etcdserverpb__compaction_request__free_unpacked(compaction, NULL);
-	propose(thread_of(context), call, 7, message, length);
+	propose(thread_of(context), call, INTERNAL_RAFT_FIELD_COMPACTION, message, length);
 }
 
 /* ---- Lease (unary) ---- */
@@ -400,7 +388,7 @@ static void on_lease_grant(void *context, struct grpc_call *call, const uint8_t 
 	uint8_t packed[64];
 	etcdserverpb__lease_grant_request__pack(grant, packed);
 	etcdserverpb__lease_grant_request__free_unpacked(grant, NULL);
-	propose(thread, call, 8, packed, packed_length);
+	propose(thread, call, INTERNAL_RAFT_FIELD_LEASE_GRANT, packed, packed_length);
 }
 
 static void on_lease_revoke(void *context, struct grpc_call *call, const uint8_t *message, size_t length)
@@ -413,16 +401,14 @@ static void on_lease_revoke(void *context, struct grpc_call *call, const uint8_t
 		return;
 	}
 	etcdserverpb__lease_revoke_request__free_unpacked(revoke, NULL);
-	propose(thread_of(context), call, 9, message, length);
+	propose(thread_of(context), call, INTERNAL_RAFT_FIELD_LEASE_REVOKE, message, length);
 }
 
 static void ask_storage(struct client_thread *thread, struct grpc_call *call, enum node_request_kind kind,
                         const uint8_t *message, size_t length)
 {
 	struct node_request *request = client_new_request(thread, kind);
-	request->payload = malloc(length ? length : 1);
-	if (!request->payload)
-		abort();
+	request->payload = xmalloc(length ? length : 1);
 	if (length)
 		memcpy(request->payload, message, length);
 	request->payload_length = length;
@@ -443,9 +429,7 @@ static void on_lease_time_to_live(void *context, struct grpc_call *call, const u
 	struct node_request *request = client_new_request(thread, REQUEST_LEASE_TIME_TO_LIVE);
 	request->lease_id = ttl->id;
 	etcdserverpb__lease_time_to_live_request__free_unpacked(ttl, NULL);
-	request->payload = malloc(length ? length : 1);
-	if (!request->payload)
-		abort();
+	request->payload = xmalloc(length ? length : 1);
 	if (length)
 		memcpy(request->payload, message, length);
 	request->payload_length = length;
@@ -474,9 +458,7 @@ static bool copy_urls(struct node_request *request, char **urls, size_t count)
 {
 	if (count == 0)
 		return false;
-	request->peer_urls = calloc(count, sizeof(char *));
-	if (!request->peer_urls)
-		abort();
+	request->peer_urls = xcalloc(count, sizeof(char *));
 	for (size_t k = 0; k < count; k++)
 		request->peer_urls[request->peer_urls_count++] = strdup(urls[k]);
 	return true;
@@ -695,9 +677,7 @@ struct member_array {
 static char **string_list(json_t *array, size_t *count)
 {
 	*count = json_array_size(array);
-	char **list = calloc(*count ? *count : 1, sizeof(char *));
-	if (!list)
-		abort();
+	char **list = xcalloc(*count ? *count : 1, sizeof(char *));
 	for (size_t k = 0; k < *count; k++)
 		list[k] = (char *)json_string_value(json_array_get(array, k));
 	return list;
@@ -718,11 +698,9 @@ static struct member_array members_from_json(json_t *array)
 {
 	struct member_array out = {0};
 	out.count = json_array_size(array);
-	out.members = calloc(out.count + 1, sizeof(Etcdserverpb__Member));
-	out.pointers = calloc(out.count + 1, sizeof(Etcdserverpb__Member *));
-	out.url_lists = calloc(2 * (out.count + 1), sizeof(char **));
-	if (!out.members || !out.pointers || !out.url_lists)
-		abort();
+	out.members = xcalloc(out.count + 1, sizeof(Etcdserverpb__Member));
+	out.pointers = xcalloc(out.count + 1, sizeof(Etcdserverpb__Member *));
+	out.url_lists = xcalloc(2 * (out.count + 1), sizeof(char **));
 	for (size_t k = 0; k < out.count; k++) {
 		member_proto_from_json(json_array_get(array, k), &out.members[k], &out.url_lists[2 * k]);
 		out.pointers[k] = &out.members[k];
@@ -917,13 +895,9 @@ static int split_urls(const char *text, char ***urls, size_t *count)
 	*count = 0;
 	if (!text || !*text)
 		return 0;
-	char *copy = strdup(text);
-	if (!copy)
-		abort();
+	char *copy = xstrdup(text);
 	for (char *save = NULL, *url = strtok_r(copy, ",", &save); url; url = strtok_r(NULL, ",", &save)) {
-		*urls = realloc(*urls, (*count + 1) * sizeof(char *));
-		if (!*urls)
-			abort();
+		*urls = xrealloc(*urls, (*count + 1) * sizeof(char *));
 		(*urls)[(*count)++] = strdup(url);
 	}
 	free(copy);
@@ -953,19 +927,13 @@ struct client_api *client_api_start(struct node *node, char *error, size_t lengt
 	 * it start. */
 	mallopt(M_TRIM_THRESHOLD, 256 << 20);
 	mallopt(M_TOP_PAD, 16 << 20);
-	struct client_api *api = calloc(1, sizeof(*api));
-	if (!api)
-		abort();
+	struct client_api *api = xcalloc(1, sizeof(*api));
 	api->node = node;
-	api->threads = calloc(thread_count, sizeof(struct client_thread));
-	if (!api->threads)
-		abort();
+	api->threads = xcalloc(thread_count, sizeof(struct client_thread));
 	api->thread_count = thread_count;
 
 	size_t method_count = sizeof(unary_methods) / sizeof(unary_methods[0]) + client_stream_method_count;
-	struct grpc_method *methods = calloc(method_count, sizeof(struct grpc_method));
-	if (!methods)
-		abort();
+	struct grpc_method *methods = xcalloc(method_count, sizeof(struct grpc_method));
 	memcpy(methods, unary_methods, sizeof(unary_methods));
 	memcpy(methods + sizeof(unary_methods) / sizeof(unary_methods[0]), client_stream_methods,
 	       client_stream_method_count * sizeof(struct grpc_method));

@@ -1,4 +1,4 @@
-/* control/client_api.h: etcd's v3 API (gRPC over HTTP/2 cleartext) on the client URLs, and /health,
+/* control/api/client_api.h: etcd's v3 API (gRPC over HTTP/2 cleartext) on the client URLs, and /health,
  * /version, /metrics over plain HTTP on the same ports and on --listen-metrics-urls.
  *
  * --client-threads threads each run their own server on the same addresses (SO_REUSEPORT): a

@@ -1,4 +1,4 @@
-/* control/client_http.c: etcd's plain-HTTP endpoints on the client URLs (and --listen-metrics-urls):
+/* control/api/client_http.c: etcd's plain-HTTP endpoints on the client URLs (and --listen-metrics-urls):
  * /health and /version as etcd 3.4 writes them, /metrics in Prometheus' text format with etcd's metric
  * names where the meaning is the same, so existing etcd dashboards and alerts keep working.
  *
@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "alloc.h"
 #include "client_internal.h"
 
 struct text {
@@ -39,9 +40,7 @@ static void append(struct text *text, const char *format, ...)
 			return;
 		}
 		text->capacity = (text->capacity + (size_t)written + 1) * 2;
-		text->data = realloc(text->data, text->capacity);
-		if (!text->data)
-			abort();
+		text->data = xrealloc(text->data, text->capacity);
 	}
 }
 

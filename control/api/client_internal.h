@@ -1,4 +1,4 @@
-/* control/client_internal.h: what the client API's files share (client_api.c: threads, calls, unary
+/* control/api/client_internal.h: what the client API's files share (client_api.c: threads, calls, unary
  * services; client_streams.c: Watch, LeaseKeepAlive, Snapshot; client_http.c: /health, /version,
  * /metrics). Not for use outside client_*.c. */
 #ifndef QUORUMD_CONTROL_CLIENT_INTERNAL_H

@@ -1,4 +1,4 @@
-/* control/client_streams.c: etcd's streaming RPCs — Watch and LeaseKeepAlive (bidirectional) and
+/* control/api/client_streams.c: etcd's streaming RPCs — Watch and LeaseKeepAlive (bidirectional) and
  * Maintenance.Snapshot (server stream).
  *
  * Watch: this thread answers create and cancel at once (etcd's created / canceled responses, watch IDs
@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "alloc.h"
 #include "client_internal.h"
 #include "log.h"
 
@@ -41,9 +42,7 @@ static void send_watch_response(struct client_thread *thread, struct grpc_call *
 	response.canceled = canceled;
 	response.cancel_reason = (char *)(reason ? reason : "");
 	size_t length = etcdserverpb__watch_response__get_packed_size(&response);
-	uint8_t *bytes = malloc(length ? length : 1);
-	if (!bytes)
-		abort();
+	uint8_t *bytes = xmalloc(length ? length : 1);
 	etcdserverpb__watch_response__pack(&response, bytes);
 	grpc_call_send(call, bytes, length);
 	free(bytes);
@@ -88,9 +87,7 @@ static void watch_create(struct client_thread *thread, struct grpc_call *call, s
 		create->start_revision = current + 1;
 	send_watch_response(thread, call, watch_id, true, false, NULL);
 	size_t length = etcdserverpb__watch_create_request__get_packed_size(create);
-	uint8_t *payload = malloc(length ? length : 1);
-	if (!payload)
-		abort();
+	uint8_t *payload = xmalloc(length ? length : 1);
 	etcdserverpb__watch_create_request__pack(create, payload);
 	post_watch(thread, call, REQUEST_WATCH_CREATE, watch_id, payload, length);
 }
@@ -102,9 +99,7 @@ static void on_watch_message(void *context, struct grpc_call *call, const uint8_
 	struct client_thread *thread = thread_of(context);
 	struct watch_stream *stream = grpc_call_user(call);
 	if (!stream) {
-		stream = calloc(1, sizeof(*stream));
-		if (!stream)
-			abort();
+		stream = xcalloc(1, sizeof(*stream));
 		grpc_call_set_user(call, stream);
 	}
 	Etcdserverpb__WatchRequest *request = etcdserverpb__watch_request__unpack(NULL, length, message);
@@ -186,9 +181,7 @@ void client_streams_snapshot_ready(struct client_thread *thread, uint64_t call_i
 {
 	if (thread->snapshot_count == thread->snapshot_capacity) {
 		thread->snapshot_capacity = thread->snapshot_capacity ? thread->snapshot_capacity * 2 : 4;
-		thread->snapshots = realloc(thread->snapshots, thread->snapshot_capacity * sizeof(struct snapshot_stream));
-		if (!thread->snapshots)
-			abort();
+		thread->snapshots = xrealloc(thread->snapshots, thread->snapshot_capacity * sizeof(struct snapshot_stream));
 	}
 	struct snapshot_stream *stream = &thread->snapshots[thread->snapshot_count++];
 	stream->call_id = call_id;
@@ -211,9 +204,7 @@ static void send_snapshot_chunk(struct client_thread *thread, struct grpc_call *
 	response.blob.data = (uint8_t *)chunk;
 	response.blob.len = length;
 	size_t packed_length = etcdserverpb__snapshot_response__get_packed_size(&response);
-	uint8_t *packed = malloc(packed_length);
-	if (!packed)
-		abort();
+	uint8_t *packed = xmalloc(packed_length);
 	etcdserverpb__snapshot_response__pack(&response, packed);
 	grpc_call_send(call, packed, packed_length);
 	free(packed);
@@ -261,9 +252,7 @@ void client_streams_pump(struct client_thread *thread)
 {
 	if (!thread->snapshot_count)
 		return;
-	uint8_t *chunk = malloc(SNAPSHOT_CHUNK_BYTES);
-	if (!chunk)
-		abort();
+	uint8_t *chunk = xmalloc(SNAPSHOT_CHUNK_BYTES);
 	size_t kept = 0;
 	for (size_t k = 0; k < thread->snapshot_count; k++) {
 		if (pump_one(thread, &thread->snapshots[k], chunk)) {

@@ -127,9 +127,7 @@ static char *join_urls(char **urls, size_t count)
 	size_t length = 1;
 	for (size_t k = 0; k < count; k++)
 		length += strlen(urls[k]) + 1;
-	char *joined = calloc(1, length);
-	if (!joined)
-		abort();
+	char *joined = xcalloc(1, length);
 	for (size_t k = 0; k < count; k++) {
 		if (k)
 			strcat(joined, ",");
@@ -193,11 +191,9 @@ static int bootstrap_new_cluster(struct node *node, bool srv_matched, char *erro
 		rc = node->raft ? 0 : -1;
 	}
 	if (rc == 0) {
-		uint64_t *voters = calloc(cluster.count, sizeof(uint64_t));
-		struct raft_buffer *contexts = calloc(cluster.count, sizeof(struct raft_buffer));
-		char **texts = calloc(cluster.count, sizeof(char *));
-		if (!voters || !contexts || !texts)
-			abort();
+		uint64_t *voters = xcalloc(cluster.count, sizeof(uint64_t));
+		struct raft_buffer *contexts = xcalloc(cluster.count, sizeof(struct raft_buffer));
+		char **texts = xcalloc(cluster.count, sizeof(char *));
 		for (size_t k = 0; k < cluster.count; k++) {
 			struct member member = {0};
 			member.id = cluster.members[k].id;
@@ -285,12 +281,8 @@ static int force_new_cluster(struct node *node, Raftpb__HardState *hard_state, R
 	uint64_t applied = state_applied_index(node->state);
 	struct membership final;
 	membership_at_commit(node, entries, kept, applied, commit, &final);
-	forced->entries = calloc(final.count ? final.count : 1, sizeof(Raftpb__Entry));
-	if (!forced->entries)
-		abort();
-	struct wal_entry *wal_entries = calloc(final.count ? final.count : 1, sizeof(struct wal_entry));
-	if (!wal_entries)
-		abort();
+	forced->entries = xcalloc(final.count ? final.count : 1, sizeof(Raftpb__Entry));
+	struct wal_entry *wal_entries = xcalloc(final.count ? final.count : 1, sizeof(struct wal_entry));
 	for (size_t m = 0; m < final.count; m++) {
 		if (final.members[m].id == node->member_id)
 			continue;
@@ -303,9 +295,7 @@ static int force_new_cluster(struct node *node, Raftpb__HardState *hard_state, R
 		entry->term = hard_state->term;
 		entry->index = commit + forced->count + 1;
 		entry->data.len = raftpb__conf_change__get_packed_size(&change);
-		entry->data.data = malloc(entry->data.len);
-		if (!entry->data.data)
-			abort();
+		entry->data.data = xmalloc(entry->data.len);
 		raftpb__conf_change__pack(&change, entry->data.data);
 		wal_entries[forced->count] = (struct wal_entry){entry->term, entry->index, (uint32_t)entry->type,
 		                                                entry->data.data, entry->data.len};
@@ -360,10 +350,8 @@ static int recover_member(struct node *node, char *error, size_t length)
 	hard_state.term = recovered->hard_state.term;
 	hard_state.vote = recovered->hard_state.vote;
 	hard_state.commit = recovered->hard_state.commit;
-	Raftpb__Entry *entries = calloc(recovered->entry_count ? recovered->entry_count : 1, sizeof(Raftpb__Entry));
-	Raftpb__Entry **pointers = calloc(recovered->entry_count ? recovered->entry_count : 1, sizeof(Raftpb__Entry *));
-	if (!entries || !pointers)
-		abort();
+	Raftpb__Entry *entries = xcalloc(recovered->entry_count ? recovered->entry_count : 1, sizeof(Raftpb__Entry));
+	Raftpb__Entry **pointers = xcalloc(recovered->entry_count ? recovered->entry_count : 1, sizeof(Raftpb__Entry *));
 	for (size_t k = 0; k < recovered->entry_count; k++) {
 		raftpb__entry__init(&entries[k]);
 		entries[k].term = recovered->entries[k].term;
@@ -386,9 +374,7 @@ static int recover_member(struct node *node, char *error, size_t length)
 			free(entries);
 			return -1;
 		}
-		pointers = realloc(pointers, (entry_count + forced.count) * sizeof(Raftpb__Entry *));
-		if (!pointers)
-			abort();
+		pointers = xrealloc(pointers, (entry_count + forced.count) * sizeof(Raftpb__Entry *));
 		for (size_t k = 0; k < forced.count; k++)
 			pointers[entry_count + k] = &forced.entries[k];
 		entry_count += forced.count;
@@ -464,11 +450,9 @@ static int validate_initial_cluster(const struct membership *existing, const str
 		snprintf(error, length, "error validating peerURLs: member count is unequal");
 		return -1;
 	}
-	struct member **ours = calloc(local->count, sizeof(*ours));
-	struct member *locals = calloc(local->count, sizeof(*locals));
-	const struct member **theirs = calloc(existing->count, sizeof(*theirs));
-	if (!ours || !locals || !theirs)
-		abort();
+	struct member **ours = xcalloc(local->count, sizeof(*ours));
+	struct member *locals = xcalloc(local->count, sizeof(*locals));
+	const struct member **theirs = xcalloc(existing->count, sizeof(*theirs));
 	for (size_t k = 0; k < local->count; k++) {
 		locals[k].peer_urls = local->members[k].peer_urls;
 		locals[k].peer_urls_count = local->members[k].peer_urls_count;
@@ -693,9 +677,7 @@ static int discover_initial_cluster(struct node *node, bool *srv_matched, char *
 		size_t own_length = 1;
 		for (size_t k = 0; k < count; k++)
 			own_length += strlen(flags->name) + strlen(urls[k]) + 2;
-		own = calloc(1, own_length);
-		if (!own)
-			abort();
+		own = xcalloc(1, own_length);
 		for (size_t k = 0; k < count; k++) {
 			strcat(own, k ? "," : "");
 			strcat(own, flags->name);
@@ -731,9 +713,7 @@ static int discover_initial_cluster(struct node *node, bool *srv_matched, char *
 			return -1;
 		}
 		free(flags->initial_cluster_token);
-		flags->initial_cluster_token = strdup(flags->discovery_token);
-		if (!flags->initial_cluster_token)
-			abort();
+		flags->initial_cluster_token = xstrdup(flags->discovery_token);
 	} else {
 		return 0;
 	}

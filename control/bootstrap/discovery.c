@@ -1,4 +1,4 @@
-/* control/discovery.c: bootstrap discovery. DNS SRV records through glibc's resolver (libresolv), and
+/* control/bootstrap/discovery.c: bootstrap discovery. DNS SRV records through glibc's resolver (libresolv), and
  * etcd 3.6's v3 discovery as a few unary KV calls (Range, Put, Txn) to an etcd-compatible cluster with
  * the project's gRPC client. The texts of errors and logs are etcd's (pkg/srv, embed/config.go,
  * etcdserver/api/v3discovery) so an operator's searches and alerts keep working. */
@@ -18,6 +18,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "alloc.h"
 #include "discovery.h"
 #include "grpc_client.h"
 #include "log.h"
@@ -52,9 +53,7 @@ static void text_append(struct text *text, const char *format, ...)
 			return;
 		}
 		text->capacity = text->capacity * 2 + (size_t)written + 64;
-		text->data = realloc(text->data, text->capacity);
-		if (!text->data)
-			abort();
+		text->data = xrealloc(text->data, text->capacity);
 	}
 }
 
@@ -91,9 +90,7 @@ static void text_append_json_list(struct text *text, const char *list)
 	while (*start) {
 		const char *comma = strchr(start, ',');
 		size_t part = comma ? (size_t)(comma - start) : strlen(start);
-		char *item = strndup(start, part);
-		if (!item)
-			abort();
+		char *item = xstrndup(start, part);
 		text_append(text, "%s", first ? "" : ",");
 		text_append_json(text, item);
 		free(item);
@@ -163,9 +160,7 @@ static int lookup_srv(const char *query, struct srv_record **records_out, size_t
 		snprintf(server, sizeof(server), "%s:%u", address, (unsigned)ntohs(resolver.nsaddr_list[0].sin_port));
 	}
 	enum { ANSWER_BYTES = 65536 };
-	unsigned char *answer = malloc(ANSWER_BYTES);
-	if (!answer)
-		abort();
+	unsigned char *answer = xmalloc(ANSWER_BYTES);
 	struct timespec started, finished;
 	clock_gettime(CLOCK_MONOTONIC, &started);
 	int answer_length = res_nquery(&resolver, query, ns_c_in, ns_t_srv, answer, ANSWER_BYTES);
@@ -192,9 +187,7 @@ static int lookup_srv(const char *query, struct srv_record **records_out, size_t
 		return -1;
 	}
 	int answers = ns_msg_count(message, ns_s_an);
-	struct srv_record *records = calloc((size_t)(answers > 0 ? answers : 1), sizeof(*records));
-	if (!records)
-		abort();
+	struct srv_record *records = xcalloc((size_t)(answers > 0 ? answers : 1), sizeof(*records));
 	size_t count = 0;
 	for (int k = 0; k < answers; k++) {
 		ns_rr record;
@@ -354,9 +347,7 @@ int discovery_srv_cluster(const char *domain, const char *service_suffix, const 
 	size_t url_count = 0;
 	if (peer_url_list_parse(advertise_peer_urls, &urls, &url_count, error, length) != 0)
 		return -1;
-	struct advertised *self = calloc(url_count ? url_count : 1, sizeof(*self));
-	if (!self)
-		abort();
+	struct advertised *self = xcalloc(url_count ? url_count : 1, sizeof(*self));
 	for (size_t k = 0; k < url_count; k++) {
 		struct peer_url url;
 		char reason[512];
@@ -427,9 +418,7 @@ int discovery_srv_cluster(const char *domain, const char *service_suffix, const 
 		char *comma = strchr(item, ',');
 		size_t item_length = comma ? (size_t)(comma - item) : strlen(item);
 		struct text fields = {0};
-		char *node_text = strndup(item, item_length);
-		if (!node_text)
-			abort();
+		char *node_text = xstrndup(item, item_length);
 		text_append(&fields, "\"node\":");
 		text_append_json(&fields, node_text);
 		free(node_text);
@@ -527,9 +516,7 @@ static int parse_endpoints(struct discovery *discovery, char *error, size_t leng
 			snprintf(error, length, "--discovery-endpoints %s: expected http://HOST:PORT", url);
 			return -1;
 		}
-		discovery->endpoints = realloc(discovery->endpoints, (discovery->endpoint_count + 1) * sizeof(struct endpoint));
-		if (!discovery->endpoints)
-			abort();
+		discovery->endpoints = xrealloc(discovery->endpoints, (discovery->endpoint_count + 1) * sizeof(struct endpoint));
 		struct endpoint *endpoint = &discovery->endpoints[discovery->endpoint_count++];
 		snprintf(endpoint->host, sizeof(endpoint->host), "%.*s", (int)(colon - rest), rest);
 		if (endpoint->host[0] == '[') { /* [::1]:2379 */
@@ -554,9 +541,7 @@ static int discovery_call(struct discovery *discovery, const char *path, const P
                           uint8_t **response, size_t *response_length)
 {
 	size_t request_length = protobuf_c_message_get_packed_size(request);
-	uint8_t *packed = malloc(request_length ? request_length : 1);
-	if (!packed)
-		abort();
+	uint8_t *packed = xmalloc(request_length ? request_length : 1);
 	protobuf_c_message_pack(request, packed);
 	int status = GRPC_UNAVAILABLE;
 	for (size_t tried = 0; tried < discovery->endpoint_count; tried++) {
@@ -593,9 +578,7 @@ static int backoff_for_retry(struct discovery *discovery, const char *step)
 
 static char *binary_string(ProtobufCBinaryData data)
 {
-	char *text = malloc(data.len + 1);
-	if (!text)
-		abort();
+	char *text = xmalloc(data.len + 1);
 	if (data.len)
 		memcpy(text, data.data, data.len);
 	text[data.len] = '\0';
@@ -625,9 +608,7 @@ static Etcdserverpb__RangeResponse *range(struct discovery *discovery, const cha
 	char *end = NULL;
 	if (prefix) {
 		/* clientv3.WithPrefix: the key with its last byte incremented. */
-		end = strdup(key);
-		if (!end)
-			abort();
+		end = xstrdup(key);
 		end[strlen(end) - 1]++;
 		request.range_end.data = (uint8_t *)end;
 		request.range_end.len = strlen(end);
@@ -767,9 +748,7 @@ static int get_cluster_members(struct discovery *discovery)
 		free(line);
 		return 1;
 	}
-	struct registered *members = calloc(response->n_kvs ? response->n_kvs : 1, sizeof(*members));
-	if (!members)
-		abort();
+	struct registered *members = xcalloc(response->n_kvs ? response->n_kvs : 1, sizeof(*members));
 	size_t count = 0;
 	for (size_t k = 0; k < response->n_kvs; k++) {
 		char *key = trimmed(response->kvs[k]->key);
@@ -930,9 +909,7 @@ static char *registration_value(const char *name, const char *advertise_peer_url
 	size_t count = 0;
 	if (peer_url_list_parse(advertise_peer_urls, &urls, &count, error, length) != 0)
 		return NULL;
-	char **pairs = calloc(count ? count : 1, sizeof(char *));
-	if (!pairs)
-		abort();
+	char **pairs = xcalloc(count ? count : 1, sizeof(char *));
 	for (size_t k = 0; k < count; k++)
 		if (asprintf(&pairs[k], "%s=%s", name, urls[k]) < 0)
 			abort();

@@ -1,4 +1,4 @@
-/* control/discovery.h: bootstrap discovery — the `--initial-cluster` of a new cluster found from DNS SRV
+/* control/bootstrap/discovery.h: bootstrap discovery — the `--initial-cluster` of a new cluster found from DNS SRV
  * records (etcd's --discovery-srv) or through an existing etcd-compatible cluster (etcd 3.6's v3
  * discovery: --discovery-endpoints, --discovery-token). Used only when the data dir is new (node.c).
  *

@@ -1,10 +1,11 @@
-/* control/flags.c: one table of flags; parsing as Go's flag package does it for etcd (`--flag=value`,
+/* control/config/flags.c: one table of flags; parsing as Go's flag package does it for etcd (`--flag=value`,
  * `--flag value`, `-flag`, bare booleans), then ETCD_* variables for flags not given. */
 #include <ctype.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "alloc.h"
 #include "flags.h"
 
 enum flag_kind { FLAG_STRING, FLAG_UINT, FLAG_BOOL, FLAG_CLUSTER_STATE };
@@ -159,9 +160,7 @@ static int set_value(const struct flag_spec *spec, struct node_flags *flags, con
 	case FLAG_STRING: {
 		char **slot = (char **)field;
 		free(*slot);
-		*slot = strdup(value);
-		if (!*slot)
-			abort();
+		*slot = xstrdup(value);
 		return 0;
 	}
 	case FLAG_UINT: {
@@ -313,16 +312,12 @@ int node_flags_parse(int argc, char **argv, char **environment, struct node_flag
 		return 0;
 	if (!flags->data_dir) {
 		size_t length = strlen(flags->name) + sizeof(".etcd");
-		flags->data_dir = malloc(length);
-		if (!flags->data_dir)
-			abort();
+		flags->data_dir = xmalloc(length);
 		snprintf(flags->data_dir, length, "%s.etcd", flags->name);
 	}
 	if (!flags->control_socket) {
 		size_t length = strlen(flags->data_dir) + sizeof("/control.sock");
-		flags->control_socket = malloc(length);
-		if (!flags->control_socket)
-			abort();
+		flags->control_socket = xmalloc(length);
 		snprintf(flags->control_socket, length, "%s/control.sock", flags->data_dir);
 	}
 	if (strcmp(flags->dataplane, "udp") != 0 && strcmp(flags->dataplane, "dpdk") != 0) {
@@ -352,9 +347,7 @@ int node_flags_parse(int argc, char **argv, char **environment, struct node_flag
 	bool discovering = *flags->discovery_srv || *flags->discovery_endpoints;
 	if (discovering && !given[find_flag("initial-cluster", strlen("initial-cluster")) - flag_specs]) {
 		free(flags->initial_cluster);
-		flags->initial_cluster = strdup("");
-		if (!flags->initial_cluster)
-			abort();
+		flags->initial_cluster = xstrdup("");
 	}
 	if ((*flags->initial_cluster != '\0') + (*flags->discovery_srv != '\0') + (*flags->discovery_endpoints != '\0') > 1) {
 		snprintf(errbuf, errlen, "multiple discovery or bootstrap flags are set. Choose one of \"initial-cluster\", "

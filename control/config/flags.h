@@ -1,4 +1,4 @@
-/* control/flags.h: quorumd's command line — etcd's flags with their meaning and defaults, each also
+/* control/config/flags.h: quorumd's command line — etcd's flags with their meaning and defaults, each also
  * read from its ETCD_* environment variable (a flag on the command line wins), plus quorumd's own. */
 #ifndef QUORUMD_CONTROL_FLAGS_H
 #define QUORUMD_CONTROL_FLAGS_H

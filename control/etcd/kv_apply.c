@@ -1,4 +1,4 @@
-/* control/kv_apply.c: etcdserverpb requests in, state calls, etcdserverpb responses out.
+/* control/etcd/kv_apply.c: etcdserverpb requests in, state calls, etcdserverpb responses out.
  *
  * Responses are built on the stack and in a small arena of their own, packed, and freed here: the
  * caller only sees packed bytes, which is what travels to the client thread anyway. */

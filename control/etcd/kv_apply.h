@@ -1,4 +1,4 @@
-/* control/kv_apply.h: etcd's KV requests (etcdserverpb) carried out on the state machine.
+/* control/etcd/kv_apply.h: etcd's KV requests (etcdserverpb) carried out on the state machine.
  *
  * Writes come out of committed Raft entries (InternalRaftRequest) and run inside the storage thread's
  * open batch; reads (Range) run against committed state once the read index is applied. Each call gives

@@ -1,9 +1,10 @@
-/* control/member_id.c: etcd's ID derivation (etcdserver/api/membership: NewMember, genID). */
+/* control/etcd/member_id.c: etcd's ID derivation (etcdserver/api/membership: NewMember, genID). */
 #include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "alloc.h"
 #include "member_id.h"
 
 static int compare_strings(const void *a, const void *b)
@@ -28,9 +29,7 @@ static uint64_t big_endian_prefix(const unsigned char digest[20])
 uint64_t member_id_compute(const char *const *peer_urls, size_t count, const char *cluster_token,
                            bool has_added_at, int64_t added_at_unix_seconds)
 {
-	const char **sorted = malloc((count ? count : 1) * sizeof(char *));
-	if (!sorted)
-		abort();
+	const char **sorted = xmalloc((count ? count : 1) * sizeof(char *));
 	if (count)
 		memcpy(sorted, peer_urls, count * sizeof(char *));
 	qsort(sorted, count, sizeof(char *), compare_strings);
@@ -56,10 +55,8 @@ uint64_t member_id_compute(const char *const *peer_urls, size_t count, const cha
 
 uint64_t cluster_id_compute(const uint64_t *member_ids, size_t count)
 {
-	uint64_t *sorted = malloc((count ? count : 1) * sizeof(uint64_t));
-	unsigned char *bytes = malloc((count ? count : 1) * 8);
-	if (!sorted || !bytes)
-		abort();
+	uint64_t *sorted = xmalloc((count ? count : 1) * sizeof(uint64_t));
+	unsigned char *bytes = xmalloc((count ? count : 1) * 8);
 	if (count)
 		memcpy(sorted, member_ids, count * sizeof(uint64_t));
 	qsort(sorted, count, sizeof(uint64_t), compare_ids);

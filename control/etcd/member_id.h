@@ -1,4 +1,4 @@
-/* control/member_id.h: member and cluster IDs computed exactly as etcd 3.4 computes them, so the same
+/* control/etcd/member_id.h: member and cluster IDs computed exactly as etcd 3.4 computes them, so the same
  * `--initial-cluster` and token give the same IDs on every member (and the same as etcd would). */
 #ifndef QUORUMD_CONTROL_MEMBER_ID_H
 #define QUORUMD_CONTROL_MEMBER_ID_H

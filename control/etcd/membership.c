@@ -1,10 +1,11 @@
-/* control/membership.c: the member list, its JSON forms and etcd's reconfiguration rules. */
+/* control/etcd/membership.c: the member list, its JSON forms and etcd's reconfiguration rules. */
 #include <inttypes.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "alloc.h"
 #include "membership.h"
 
 /* etcd 3.4 allows one learner at a time (membership.maxLearners). */
@@ -25,17 +26,13 @@ const char *membership_strerror(int code)
 
 static char *duplicate(const char *text)
 {
-	char *copy = strdup(text ? text : "");
-	if (!copy)
-		abort();
+	char *copy = xstrdup(text ? text : "");
 	return copy;
 }
 
 static char **duplicate_list(const char *const *items, size_t count)
 {
-	char **copy = calloc(count ? count : 1, sizeof(char *));
-	if (!copy)
-		abort();
+	char **copy = xcalloc(count ? count : 1, sizeof(char *));
 	for (size_t k = 0; k < count; k++)
 		copy[k] = duplicate(items[k]);
 	return copy;
@@ -86,10 +83,8 @@ void membership_free(struct membership *membership)
 int membership_copy(struct membership *destination, const struct membership *source)
 {
 	membership_init(destination, source->cluster_id);
-	destination->members = calloc(source->count ? source->count : 1, sizeof(struct member));
-	destination->removed = calloc(source->removed_count ? source->removed_count : 1, sizeof(uint64_t));
-	if (!destination->members || !destination->removed)
-		abort();
+	destination->members = xcalloc(source->count ? source->count : 1, sizeof(struct member));
+	destination->removed = xcalloc(source->removed_count ? source->removed_count : 1, sizeof(uint64_t));
 	for (size_t k = 0; k < source->count; k++)
 		member_copy(&destination->members[k], &source->members[k]);
 	destination->count = source->count;
@@ -154,9 +149,7 @@ int membership_add(struct membership *membership, const struct member *member)
 	size_t position = 0;
 	while (position < membership->count && membership->members[position].id < member->id)
 		position++;
-	struct member *members = realloc(membership->members, (membership->count + 1) * sizeof(struct member));
-	if (!members)
-		abort();
+	struct member *members = xrealloc(membership->members, (membership->count + 1) * sizeof(struct member));
 	membership->members = members;
 	memmove(members + position + 1, members + position, (membership->count - position) * sizeof(struct member));
 	member_copy(&members[position], member);
@@ -174,9 +167,7 @@ int membership_remove(struct membership *membership, uint64_t id)
 	memmove(membership->members + position, membership->members + position + 1,
 	        (membership->count - position - 1) * sizeof(struct member));
 	membership->count--;
-	uint64_t *removed = realloc(membership->removed, (membership->removed_count + 1) * sizeof(uint64_t));
-	if (!removed)
-		abort();
+	uint64_t *removed = xrealloc(membership->removed, (membership->removed_count + 1) * sizeof(uint64_t));
 	membership->removed = removed;
 	removed[membership->removed_count++] = id;
 	return MEMBERSHIP_OK;
@@ -267,9 +258,7 @@ static int read_string_array(json_t *array, char ***items_out, size_t *count_out
 	if (!json_is_array(array))
 		return -1;
 	size_t count = json_array_size(array);
-	char **items = calloc(count ? count : 1, sizeof(char *));
-	if (!items)
-		abort();
+	char **items = xcalloc(count ? count : 1, sizeof(char *));
 	for (size_t k = 0; k < count; k++) {
 		const char *text = json_string_value(json_array_get(array, k));
 		if (!text) {
@@ -359,9 +348,7 @@ int membership_decode(const char *text, size_t length, struct membership *member
 		uint64_t id;
 		if (!id_text || parse_id(id_text, &id))
 			goto done;
-		uint64_t *grown = realloc(membership->removed, (membership->removed_count + 1) * sizeof(uint64_t));
-		if (!grown)
-			abort();
+		uint64_t *grown = xrealloc(membership->removed, (membership->removed_count + 1) * sizeof(uint64_t));
 		membership->removed = grown;
 		membership->removed[membership->removed_count++] = id;
 	}

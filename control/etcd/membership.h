@@ -1,4 +1,4 @@
-/* control/membership.h: the cluster's members as etcd keeps them (etcdserver/api/membership): ID, name,
+/* control/etcd/membership.h: the cluster's members as etcd keeps them (etcdserver/api/membership): ID, name,
  * peer and client URLs, learner flag, and the IDs removed for good. Derived from the Raft log: conf-change
  * entries carry a member (their context, JSON as etcd writes it) and attribute entries carry the name and
  * client URLs a member publishes when it starts. Also etcd's reconfiguration rules, as pure functions. */

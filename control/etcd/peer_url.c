@@ -1,4 +1,4 @@
-/* control/peer_url.c: parsing of member URLs and of --initial-cluster. */
+/* control/etcd/peer_url.c: parsing of member URLs and of --initial-cluster. */
 #include <ctype.h>
 #include <errno.h>
 #include <stdbool.h>
@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "alloc.h"
 #include "member_id.h"
 #include "peer_url.h"
 
@@ -71,9 +72,7 @@ static char *trimmed_copy(const char *start, size_t length)
 	}
 	while (length && isspace((unsigned char)start[length - 1]))
 		length--;
-	char *copy = malloc(length + 1);
-	if (!copy)
-		abort();
+	char *copy = xmalloc(length + 1);
 	memcpy(copy, start, length);
 	copy[length] = '\0';
 	return copy;
@@ -103,9 +102,7 @@ int peer_url_list_parse(const char *text, char ***urls_out, size_t *count_out, c
 			peer_url_list_free(urls, count);
 			return -1;
 		}
-		urls = realloc(urls, (count + 1) * sizeof(char *));
-		if (!urls)
-			abort();
+		urls = xrealloc(urls, (count + 1) * sizeof(char *));
 		urls[count++] = item;
 		if (!comma)
 			break;
@@ -169,25 +166,19 @@ int initial_cluster_parse(const char *text, const char *cluster_token, struct in
 				}
 		struct initial_member *member = (struct initial_member *)initial_cluster_find(cluster, item);
 		if (!member) {
-			cluster->members = realloc(cluster->members, (cluster->count + 1) * sizeof(*member));
-			if (!cluster->members)
-				abort();
+			cluster->members = xrealloc(cluster->members, (cluster->count + 1) * sizeof(*member));
 			member = &cluster->members[cluster->count++];
 			memset(member, 0, sizeof(*member));
-			member->name = strdup(item);
+			member->name = xstrdup(item);
 		}
-		member->peer_urls = realloc(member->peer_urls, (member->peer_urls_count + 1) * sizeof(char *));
-		if (!member->peer_urls || !member->name)
-			abort();
+		member->peer_urls = xrealloc(member->peer_urls, (member->peer_urls_count + 1) * sizeof(char *));
 		member->peer_urls[member->peer_urls_count++] = strdup(url);
 		free(item);
 		if (!comma)
 			break;
 		cursor = comma + 1;
 	}
-	uint64_t *ids = malloc(cluster->count * sizeof(uint64_t));
-	if (!ids)
-		abort();
+	uint64_t *ids = xmalloc(cluster->count * sizeof(uint64_t));
 	for (size_t m = 0; m < cluster->count; m++) {
 		struct initial_member *member = &cluster->members[m];
 		member->id = member_id_compute((const char *const *)member->peer_urls, member->peer_urls_count,

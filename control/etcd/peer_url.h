@@ -1,4 +1,4 @@
-/* control/peer_url.h: etcd-style member URLs (`http://10.0.0.1:2380`, `udp://...`) and the
+/* control/etcd/peer_url.h: etcd-style member URLs (`http://10.0.0.1:2380`, `udp://...`) and the
  * `--initial-cluster` list, parsed with errors that name the offending text. */
 #ifndef QUORUMD_CONTROL_PEER_URL_H
 #define QUORUMD_CONTROL_PEER_URL_H

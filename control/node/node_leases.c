@@ -1,4 +1,4 @@
-/* control/node_leases.c: the leader's lease clocks (see node_leases.h). */
+/* control/node/node_leases.c: the leader's lease clocks (see node_leases.h). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

@@ -1,4 +1,4 @@
-/* control/node_leases.h: the leader's lease clocks, on the core thread (etcd's lessor, the half that
+/* control/node/node_leases.h: the leader's lease clocks, on the core thread (etcd's lessor, the half that
  * is not in the state machine).
  *
  * Which leases exist and their granted TTLs come from the storage thread as it applies grants and

@@ -1,4 +1,4 @@
-/* control/node_members.c: etcd's member operations on the core thread (see node_members.h). */
+/* control/node/node_members.c: etcd's member operations on the core thread (see node_members.h). */
 #include <inttypes.h>
 #include <jansson.h>
 #include <stdio.h>
@@ -615,7 +615,8 @@ static bool apply_conf_change(struct members_context *context, const Raftpb__Ent
 	return changed;
 }
 
-/* The tag of InternalRaftRequest field 10000 (cluster_member_attr_set, length-delimited). */
+/* varint(PROTOBUF_TAG(INTERNAL_RAFT_FIELD_CLUSTER_MEMBER_ATTR_SET, PROTOBUF_WIRE_LENGTH_DELIMITED)), the
+ * bytes that start a member-attributes field (tests/control/test_proto.c checks them). */
 static const uint8_t attributes_tag[] = {0x82, 0xf1, 0x04};
 
 static bool apply_attributes(struct members_context *context, const Raftpb__Entry *entry)

@@ -1,4 +1,4 @@
-/* control/node_members.h: membership on the core thread — etcd's member operations (add, remove,
+/* control/node/node_members.h: membership on the core thread — etcd's member operations (add, remove,
  * update, promote, list), endpoint status and move-leader, the member list kept from committed entries,
  * peer liveness, publishing our own name and client URLs, and forwarding member operations to the
  * leader. Core thread only. */

@@ -1,4 +1,4 @@
-/* control/node_storage.c: the storage thread. It owns the WAL and the state machine.
+/* control/node/node_storage.c: the storage thread. It owns the WAL and the state machine.
  *
  * Each storage job (one Raft Ready) is written to the WAL at once and joins the group commit; when the
  * WAL reports its records durable, the job's persisted mark and its held-back messages go back to the

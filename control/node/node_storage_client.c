@@ -1,4 +1,4 @@
-/* control/node_storage_client.c: HashKV, Snapshot, Watch and lease clocks on the storage thread (see
+/* control/node/node_storage_client.c: HashKV, Snapshot, Watch and lease clocks on the storage thread (see
  * node_storage_client.h). */
 #include <inttypes.h>
 #include <stdio.h>

@@ -1,4 +1,4 @@
-/* control/node_storage_client.h: the client requests the storage thread serves from this member's applied
+/* control/node/node_storage_client.h: the client requests the storage thread serves from this member's applied
  * state — HashKV, Snapshot, Watch, and the lease clocks (renew, time-to-live, expiry).
  *
  * Watchers live here, on the thread that applies, so a watcher can never miss or repeat an event: each

@@ -1,4 +1,4 @@
-/* control/node_transport.c: the transport thread. It receives peer frames, lets the transport reassemble
+/* control/node/node_transport.c: the transport thread. It receives peer frames, lets the transport reassemble
  * them, and posts each whole message to the core thread. Sending happens on the core thread. */
 #include <stdlib.h>
 #include <string.h>

@@ -1,4 +1,4 @@
-/* control/control_socket.c: the operator control socket (JSON lines over a Unix stream socket). The server
+/* control/operator/control_socket.c: the operator control socket (JSON lines over a Unix stream socket). The server
  * keeps its own epoll set of the listener and the connections and exposes only that epoll fd: the owner's
  * loop watches one fd and calls control_socket_process when it is readable. Requests go to the owner's
  * handler; replies may come later, so a request names its connection by slot and generation, never by

@@ -1,4 +1,4 @@
-/* control/control_socket.h: the operator control socket — a Unix stream socket speaking JSON lines, served
+/* control/operator/control_socket.h: the operator control socket — a Unix stream socket speaking JSON lines, served
  * from the owner's epoll loop (no threads of its own), with asynchronous replies. This header is the contract
  * between quorumd and quorumctl.
  *

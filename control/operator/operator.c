@@ -45,9 +45,7 @@ static void remember(struct control_context *context, uint64_t request_id, struc
 {
 	if (context->waiting_count == context->waiting_capacity) {
 		context->waiting_capacity = context->waiting_capacity ? context->waiting_capacity * 2 : 64;
-		context->waiting = realloc(context->waiting, context->waiting_capacity * sizeof(struct waiting_request));
-		if (!context->waiting)
-			abort();
+		context->waiting = xrealloc(context->waiting, context->waiting_capacity * sizeof(struct waiting_request));
 	}
 	struct waiting_request *waiting = &context->waiting[context->waiting_count++];
 	waiting->request_id = request_id;
@@ -57,9 +55,7 @@ static void remember(struct control_context *context, uint64_t request_id, struc
 
 static void post_to_core(struct control_context *context, struct node_request *request)
 {
-	struct core_mail *mail = calloc(1, sizeof(*mail));
-	if (!mail)
-		abort();
+	struct core_mail *mail = xcalloc(1, sizeof(*mail));
 	mail->kind = CORE_MAIL_REQUEST;
 	mail->request = request;
 	core_mailbox_post(&context->node->core_inbox, mail);
@@ -68,9 +64,7 @@ static void post_to_core(struct control_context *context, struct node_request *r
 static struct node_request *new_request(struct control_context *context, enum node_request_kind kind,
                                         struct control_request *request)
 {
-	struct node_request *node_request = calloc(1, sizeof(*node_request));
-	if (!node_request)
-		abort();
+	struct node_request *node_request = xcalloc(1, sizeof(*node_request));
 	node_request->kind = kind;
 	node_request->request_id = new_request_id(context);
 	remember(context, node_request->request_id, request);
@@ -83,9 +77,7 @@ static uint8_t *pack_internal(Etcdserverpb__InternalRaftRequest *internal, uint6
 	header.id = request_id;
 	internal->header = &header;
 	*length = etcdserverpb__internal_raft_request__get_packed_size(internal);
-	uint8_t *bytes = malloc(*length ? *length : 1);
-	if (!bytes)
-		abort();
+	uint8_t *bytes = xmalloc(*length ? *length : 1);
 	etcdserverpb__internal_raft_request__pack(internal, bytes);
 	internal->header = NULL;
 	return bytes;
@@ -170,15 +162,11 @@ static void handle_get(struct control_context *context, struct control_request *
 	struct node_request *node_request = new_request(context, REQUEST_READ, request);
 	node_request->serializable = range.serializable;
 	node_request->payload_length = etcdserverpb__range_request__get_packed_size(&range);
-	node_request->payload = malloc(node_request->payload_length ? node_request->payload_length : 1);
-	if (!node_request->payload)
-		abort();
+	node_request->payload = xmalloc(node_request->payload_length ? node_request->payload_length : 1);
 	etcdserverpb__range_request__pack(&range, node_request->payload);
 	if (range.serializable) {
 		/* Served from this member's applied state, no Raft round (etcd's --consistency=s). */
-		struct storage_mail *mail = calloc(1, sizeof(*mail));
-		if (!mail)
-			abort();
+		struct storage_mail *mail = xcalloc(1, sizeof(*mail));
 		mail->kind = STORAGE_MAIL_READ_NOW;
 		mail->request = node_request;
 		storage_mailbox_post(&context->node->storage_inbox, mail);
@@ -210,9 +198,7 @@ static int read_peer_urls(struct control_context *context, struct control_reques
 		control_socket_reply_error(context->server, request, "InvalidArgument", "member peer urls not provided");
 		return -1;
 	}
-	node_request->peer_urls = calloc(json_array_size(urls), sizeof(char *));
-	if (!node_request->peer_urls)
-		abort();
+	node_request->peer_urls = xcalloc(json_array_size(urls), sizeof(char *));
 	for (size_t k = 0; k < json_array_size(urls); k++) {
 		const char *url = json_string_value(json_array_get(urls, k));
 		if (!url) {
@@ -318,9 +304,7 @@ static json_t *kv_json(const Mvccpb__KeyValue *kv)
 		/* One flag covers the whole object: encode both the same way. */
 		if (!key_base64 || !value_base64) {
 			size_t key_size = 4 * ((kv->key.len + 2) / 3) + 1, value_size = 4 * ((kv->value.len + 2) / 3) + 1;
-			char *key = malloc(key_size), *value = malloc(value_size);
-			if (!key || !value)
-				abort();
+			char *key = xmalloc(key_size), *value = xmalloc(value_size);
 			control_base64_encode(kv->key.data, kv->key.len, key);
 			control_base64_encode(kv->value.data, kv->value.len, value);
 			json_object_set_new(object, "key", json_string(key));

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "raft_internal.pb-c.h"
+#include "raft_internal_fields.h"
 #include "rpc.pb-c.h"
 
 #include "check.h"
@@ -185,8 +186,48 @@ static void test_cluster_member_attr_set_bytes(void)
 	check_packed("InternalRaftRequest.cluster_member_attr_set", &request.base, expected, sizeof(expected));
 }
 
+/* The named field numbers code writes and scans raw bytes with agree with the generated descriptors. */
+static void check_field_number(const ProtobufCMessageDescriptor *descriptor, const char *name, unsigned expected)
+{
+	const ProtobufCFieldDescriptor *field = protobuf_c_message_descriptor_get_field_by_name(descriptor, name);
+	if (!field || field->id != expected) {
+		printf("FAIL: %s.%s is field %u in raft_internal_fields.h but %d in the .proto\n", descriptor->name, name,
+		       expected, field ? (int)field->id : -1);
+		failures++;
+	}
+}
+
+static void test_named_field_numbers(void)
+{
+	const ProtobufCMessageDescriptor *internal = &etcdserverpb__internal_raft_request__descriptor;
+	check_field_number(&etcdserverpb__request_header__descriptor, "ID", REQUEST_HEADER_FIELD_ID);
+	check_field_number(internal, "range", INTERNAL_RAFT_FIELD_RANGE);
+	check_field_number(internal, "put", INTERNAL_RAFT_FIELD_PUT);
+	check_field_number(internal, "delete_range", INTERNAL_RAFT_FIELD_DELETE_RANGE);
+	check_field_number(internal, "txn", INTERNAL_RAFT_FIELD_TXN);
+	check_field_number(internal, "compaction", INTERNAL_RAFT_FIELD_COMPACTION);
+	check_field_number(internal, "lease_grant", INTERNAL_RAFT_FIELD_LEASE_GRANT);
+	check_field_number(internal, "lease_revoke", INTERNAL_RAFT_FIELD_LEASE_REVOKE);
+	check_field_number(internal, "header", INTERNAL_RAFT_FIELD_HEADER);
+	check_field_number(internal, "cluster_member_attr_set", INTERNAL_RAFT_FIELD_CLUSTER_MEMBER_ATTR_SET);
+	check_field_number(internal, "batch", INTERNAL_RAFT_FIELD_BATCH);
+	/* The three bytes node_members.c scans entries for. */
+	uint64_t tag = PROTOBUF_TAG(INTERNAL_RAFT_FIELD_CLUSTER_MEMBER_ATTR_SET, PROTOBUF_WIRE_LENGTH_DELIMITED);
+	const uint8_t expected[] = {0x82, 0xf1, 0x04};
+	uint8_t varint[10];
+	size_t length = 0;
+	for (; tag >= 0x80; tag >>= 7)
+		varint[length++] = (uint8_t)(tag | 0x80);
+	varint[length++] = (uint8_t)tag;
+	if (length != sizeof(expected) || memcmp(varint, expected, length) != 0) {
+		printf("FAIL: the member-attributes tag is not 82 f1 04\n");
+		failures++;
+	}
+}
+
 int main(void)
 {
+	test_named_field_numbers();
 	test_put_request_bytes();
 	test_range_request_bytes();
 	test_member_add_request_bytes();

@@ -1,4 +1,4 @@
-/* control/quorumctl/client.c: one connection to quorumd's control socket; requests and their responses
+/* control/cmd/quorumctl/client.c: one connection to quorumd's control socket; requests and their responses
  * matched by id, all under the command's deadline (etcdctl's --command-timeout). */
 #include <errno.h>
 #include <poll.h>

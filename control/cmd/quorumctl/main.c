@@ -1,4 +1,4 @@
-/* control/quorumctl/main.c: quorumctl, the operator's client of quorumd's control socket. It speaks
+/* control/cmd/quorumctl/main.c: quorumctl, the operator's client of quorumd's control socket. It speaks
  * etcdctl's words and prints etcdctl 3.4's output (simple, table, json), so an operator who knows etcdctl
  * reads it unchanged. Beyond etcdctl: the ready-to-run quorumd command after `member add`, and
  * `member replace` (add a learner, wait until it is in sync, promote it, remove the old member). */

@@ -1,4 +1,4 @@
-/* control/quorumctl/output.c: etcdctl 3.4's printers, rebuilt from their observable behaviour: tables as
+/* control/cmd/quorumctl/output.c: etcdctl 3.4's printers, rebuilt from their observable behaviour: tables as
  * olekukonko/tablewriter draws them with etcdctl's settings, sizes as go-humanize prints them, and JSON as
  * Go's encoding/json writes etcd's protobuf structs. */
 #include <math.h>

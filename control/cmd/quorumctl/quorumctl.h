@@ -1,4 +1,4 @@
-/* control/quorumctl/quorumctl.h: quorumctl's parts — the control-socket client (client.c) and etcdctl's
+/* control/cmd/quorumctl/quorumctl.h: quorumctl's parts — the control-socket client (client.c) and etcdctl's
  * printers (output.c: simple lines, tablewriter tables, Go encoding/json output). */
 #ifndef QUORUMD_CONTROL_QUORUMCTL_H
 #define QUORUMD_CONTROL_QUORUMCTL_H

@@ -1,0 +1,30 @@
+/* control/proto/raft_internal_fields.h: the field numbers of InternalRaftRequest and RequestHeader
+ * (raft_internal.proto), for code that writes or scans their bytes without building the messages:
+ * wrapping a client's request unchanged (no decode and re-encode) and spotting a member-attributes entry
+ * without decoding every entry. protoc-c generates no such constants; tests/control/test_proto.c checks
+ * these against the generated descriptors. */
+#ifndef QUORUMD_CONTROL_PROTO_RAFT_INTERNAL_FIELDS_H
+#define QUORUMD_CONTROL_PROTO_RAFT_INTERNAL_FIELDS_H
+
+/* Protobuf wire types: the low three bits of a field's tag. */
+enum protobuf_wire_type { PROTOBUF_WIRE_VARINT = 0, PROTOBUF_WIRE_LENGTH_DELIMITED = 2 };
+
+/* The tag that starts a field: varint((field_number << 3) | wire type). */
+#define PROTOBUF_TAG(field_number, wire_type) (((uint64_t)(field_number) << 3) | (uint64_t)(wire_type))
+
+enum request_header_field { REQUEST_HEADER_FIELD_ID = 1 };
+
+enum internal_raft_request_field {
+	INTERNAL_RAFT_FIELD_RANGE = 3,
+	INTERNAL_RAFT_FIELD_PUT = 4,
+	INTERNAL_RAFT_FIELD_DELETE_RANGE = 5,
+	INTERNAL_RAFT_FIELD_TXN = 6,
+	INTERNAL_RAFT_FIELD_COMPACTION = 7,
+	INTERNAL_RAFT_FIELD_LEASE_GRANT = 8,
+	INTERNAL_RAFT_FIELD_LEASE_REVOKE = 9,
+	INTERNAL_RAFT_FIELD_HEADER = 100,
+	INTERNAL_RAFT_FIELD_CLUSTER_MEMBER_ATTR_SET = 10000,
+	INTERNAL_RAFT_FIELD_BATCH = 10001,
+};
+
+#endif
