@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include "alloc.h"
 #include "bootstrap.h"
@@ -45,6 +46,13 @@ int main(int argc, char **argv)
 		log_write("info", "pprof is enabled under /debug/ on the client URLs: /debug/vars has the node's counters "
 		         "as JSON; quorumd has no Go profiler, /debug/pprof/ says how to profile it with perf",
 		         "\"path\":\"%s\"", "/debug/");
+	/* Every client connection, WAL segment and RocksDB table takes a descriptor; the default soft limit
+	 * (often 1024) would refuse clients long before the connection limit. Go raises it for etcd too. */
+	struct rlimit descriptors;
+	if (getrlimit(RLIMIT_NOFILE, &descriptors) == 0 && descriptors.rlim_cur < descriptors.rlim_max) {
+		descriptors.rlim_cur = descriptors.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &descriptors);
+	}
 	/* Signals are taken by the control thread through a signalfd: block them in every thread. */
 	sigset_t signals;
 	sigemptyset(&signals);

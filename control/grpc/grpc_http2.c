@@ -39,11 +39,11 @@ static void client_half_closed(struct grpc_call *call)
 	if (call->service_done || call->method == NULL)
 		return;
 	if (call->prefix_have > 0) {
-		grpc_call_finish_internal(call, 200, 13, "grpc: client half-closed in the middle of a message");
+		grpc_call_finish_internal(call, 200, GRPC_INTERNAL, "grpc: client half-closed in the middle of a message");
 		return;
 	}
 	if (call->method->kind != GRPC_METHOD_BIDI_STREAM && call->messages_delivered == 0) {
-		grpc_call_finish_internal(call, 200, 13,
+		grpc_call_finish_internal(call, 200, GRPC_INTERNAL,
 			"grpc: cardinality violation: received no request message from stream");
 		return;
 	}
@@ -73,14 +73,14 @@ static void finish_unimplemented(struct grpc_call *call)
 				service_start);
 	}
 	server->stats.calls_unimplemented++;
-	grpc_call_finish_internal(call, 200, 12, message);
+	grpc_call_finish_internal(call, 200, GRPC_UNIMPLEMENTED, message);
 }
 
 static void route(struct grpc_call *call)
 {
 	struct grpc_server *server = call->connection->server;
 	if (call->http_method == NULL || strcmp(call->http_method, "POST") != 0) {
-		grpc_call_finish_internal(call, 405, 13, "gRPC requires method POST");
+		grpc_call_finish_internal(call, 405, GRPC_INTERNAL, "gRPC requires method POST");
 		return;
 	}
 	const char *content_type = grpc_call_header(call, "content-type");
@@ -89,13 +89,15 @@ static void route(struct grpc_call *call)
 		char message[256];
 		snprintf(message, sizeof message, "invalid gRPC request content-type \"%s\"",
 			content_type != NULL ? content_type : "");
-		grpc_call_finish_internal(call, 415, 13, message);
+		grpc_call_finish_internal(call, 415, GRPC_INTERNAL, message);
 		return;
 	}
 	for (size_t i = 0; i < server->config.method_count; i++) {
 		if (call->path != NULL && strcmp(server->config.methods[i].path, call->path) == 0) {
 			call->method = &server->config.methods[i];
 			server->stats.calls_started++;
+			if (call->deadline_ms != 0)
+				grpc_server_track_deadline(server, call);
 			return;
 		}
 	}
@@ -107,7 +109,7 @@ static void deliver(struct grpc_call *call, const uint8_t *message, size_t lengt
 	if (call->service_done || call->method == NULL)
 		return;
 	if (call->method->kind != GRPC_METHOD_BIDI_STREAM && call->messages_delivered > 0) {
-		grpc_call_finish_internal(call, 200, 13,
+		grpc_call_finish_internal(call, 200, GRPC_INTERNAL,
 			"grpc: cardinality violation: expected <EOF> for non client-streaming RPCs, but received another message");
 		return;
 	}
@@ -149,14 +151,14 @@ static int on_data_chunk_recv(nghttp2_session *session, uint8_t flags, int32_t s
 				const char *encoding = grpc_call_header(call, "grpc-encoding");
 				snprintf(message, sizeof message, "grpc: Decompressor is not installed for grpc-encoding \"%s\"",
 					encoding != NULL ? encoding : "");
-				grpc_call_finish_internal(call, 200, 12, message);
+				grpc_call_finish_internal(call, 200, GRPC_UNIMPLEMENTED, message);
 				break;
 			}
 			if (message_length > max) {
 				char message[256];
 				snprintf(message, sizeof message, "grpc: received message larger than max (%zu vs. %zu)",
 					message_length, max);
-				grpc_call_finish_internal(call, 200, 8, message);
+				grpc_call_finish_internal(call, 200, GRPC_RESOURCE_EXHAUSTED, message);
 				break;
 			}
 			call->message_length = message_length;
@@ -172,7 +174,7 @@ static int on_data_chunk_recv(nghttp2_session *session, uint8_t flags, int32_t s
 			}
 			call->message = malloc(message_length);
 			if (call->message == NULL) {
-				grpc_call_finish_internal(call, 200, 8, "grpc: out of memory for the request message");
+				grpc_call_finish_internal(call, 200, GRPC_RESOURCE_EXHAUSTED, "grpc: out of memory for the request message");
 				break;
 			}
 			continue;
@@ -235,6 +237,18 @@ static int on_header(nghttp2_session *session, const nghttp2_frame *frame, const
 	}
 	if (name_length > 0 && name[0] == ':')
 		return 0;
+	/* The client's deadline bounds the call here too, as in grpc-go: a request nobody can answer in
+	 * time (a lost leader) is ended instead of waiting for ever. */
+	if (name_length == 12 && memcmp(name, "grpc-timeout", 12) == 0) {
+		char text[16];
+		uint64_t milliseconds;
+		if (value_length < sizeof text) {
+			memcpy(text, value, value_length);
+			text[value_length] = '\0';
+			if (grpc_parse_timeout(text, &milliseconds))
+				call->deadline_ms = grpc_now_ms() + milliseconds;
+		}
+	}
 	struct grpc_header *header = calloc(1, sizeof *header);
 	if (header == NULL)
 		return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;

@@ -8,6 +8,7 @@
 #include <nghttp2/nghttp2.h>
 
 #include "grpc_server.h"
+#include "grpc_status.h"
 
 /* Above this many bytes waiting for the socket, a connection stops pulling frames out of nghttp2
  * and stops reading requests: a client that does not read cannot make us buffer more. */
@@ -94,6 +95,7 @@ struct grpc_call {
 	bool finished;            /* grpc_call_finish was called (by the service or the server) */
 	bool service_done;        /* no more callbacks to the service */
 	bool half_closed_by_client;
+	uint64_t deadline_ms;      /* from grpc-timeout (monotonic ms); 0: none */
 	int grpc_status;
 	char *grpc_message;       /* percent-encoded */
 };
@@ -112,6 +114,7 @@ struct grpc_connection {
 	enum grpc_connection_mode mode;
 	uint32_t epoll_events;   /* what epoll watches now */
 	uint64_t opened_ms;
+	uint64_t last_active_ms;   /* last bytes received: the least recently active idle one goes first */
 
 	struct grpc_buffer input;   /* detection bytes, then an HTTP/1.1 request head */
 	struct grpc_buffer output;  /* bytes for the socket */
@@ -139,12 +142,24 @@ struct grpc_server {
 	uint64_t next_call_id;
 	uint64_t last_idle_check_ms;
 
+	/* Calls with a grpc-timeout, earliest deadline first (a binary heap). Entries of calls that ended
+	 * stay until they come up or the heap is compacted; the call id finds out whether one is alive. */
+	struct grpc_deadline {
+		uint64_t deadline_ms;
+		uint64_t call_id;
+	} *deadlines;
+	size_t deadline_count;
+	size_t deadline_capacity;
+
 	struct grpc_server_stats stats;
 };
 
 uint64_t grpc_now_ms(void);
 
 /* grpc_server.c */
+/* The call's grpc-timeout starts counting: it is answered DEADLINE_EXCEEDED if still open then. */
+void grpc_server_track_deadline(struct grpc_server *server, struct grpc_call *call);
+
 void grpc_connection_mark_dirty(struct grpc_connection *connection);
 void grpc_connection_close(struct grpc_connection *connection, bool bad_input);
 void grpc_server_table_insert(struct grpc_server *server, struct grpc_call *call);

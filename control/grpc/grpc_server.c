@@ -6,6 +6,7 @@
  * high-water mark, and for output while bytes wait for the socket. A call answered from outside
  * grpc_server_process (after a round through Raft) marks its connection dirty and watches for output,
  * so the server's fd becomes readable and the next grpc_server_process writes the answer. */
+#include "alloc.h"
 #include "grpc_internal.h"
 
 #include <arpa/inet.h>
@@ -509,6 +510,7 @@ static void connection_handle(struct grpc_connection *connection, uint32_t event
 				return;
 			}
 			budget -= (size_t)got < budget ? (size_t)got : budget;
+			connection->last_active_ms = grpc_now_ms();
 			if (connection_receive(connection, bytes, (size_t)got) != 0)
 				return;
 			/* Answers go out as soon as they exist; the output bound is checked with them. */
@@ -535,11 +537,40 @@ static void connection_handle(struct grpc_connection *connection, uint32_t event
 	connection_set_events(connection);
 }
 
+/* The least recently active connection with no call open and nothing left to write, or NULL. */
+static struct grpc_connection *least_recently_active_idle(struct grpc_server *server)
+{
+	struct grpc_connection *oldest = NULL;
+	for (struct grpc_connection *connection = server->connections; connection != NULL;
+		connection = connection->next) {
+		bool idle = connection->calls == NULL && grpc_buffer_length(&connection->output) == 0 &&
+			grpc_buffer_length(&connection->input) == 0;
+		if (idle && (oldest == NULL || connection->last_active_ms < oldest->last_active_ms))
+			oldest = connection;
+	}
+	return oldest;
+}
+
+/* Makes room for one more connection by closing the idle one heard from least recently; false when
+ * every connection is busy. */
+static bool evict_idle_connection(struct grpc_server *server)
+{
+	struct grpc_connection *victim = least_recently_active_idle(server);
+	if (victim == NULL)
+		return false;
+	server->stats.connections_evicted_idle++;
+	grpc_connection_close(victim, false);
+	return true;
+}
+
 static void accept_connections(struct grpc_server *server, struct grpc_listener *listener)
 {
 	for (int accepted = 0; accepted < 64; accepted++) {
 		int fd = accept4(listener->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (fd < 0) {
+			/* Out of descriptors: an idle connection's descriptor is worth less than a new client's. */
+			if ((errno == EMFILE || errno == ENFILE) && evict_idle_connection(server))
+				continue;
 			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
 				struct epoll_event event = { .events = 0, .data.ptr = listener };
 				epoll_ctl(server->epoll_fd, EPOLL_CTL_MOD, listener->fd, &event);
@@ -548,7 +579,7 @@ static void accept_connections(struct grpc_server *server, struct grpc_listener 
 			return; /* EAGAIN, or a connection that died in the queue */
 		}
 		server->stats.connections_accepted++;
-		if (server->connection_count >= server->config.max_connections) {
+		if (server->connection_count >= server->config.max_connections && !evict_idle_connection(server)) {
 			close(fd);
 			continue;
 		}
@@ -564,6 +595,7 @@ static void accept_connections(struct grpc_server *server, struct grpc_listener 
 		connection->server = server;
 		connection->mode = GRPC_MODE_DETECTING;
 		connection->opened_ms = grpc_now_ms();
+		connection->last_active_ms = connection->opened_ms;
 		connection->epoll_events = EPOLLIN;
 		struct epoll_event event = { .events = EPOLLIN, .data.ptr = connection };
 		if (epoll_ctl(server->epoll_fd, EPOLL_CTL_ADD, fd, &event) != 0) {
@@ -591,6 +623,96 @@ static void close_stalled_connections(struct grpc_server *server, uint64_t now)
 		if (stalled && now - connection->opened_ms > GRPC_IDLE_HANDSHAKE_MS)
 			grpc_connection_close(connection, false);
 		connection = next;
+	}
+}
+
+/* ---- deadlines ---- */
+
+bool grpc_parse_timeout(const char *value, uint64_t *milliseconds)
+{
+	size_t digits = strspn(value, "0123456789");
+	if (digits == 0 || digits > 8 || value[digits] == '\0' || value[digits + 1] != '\0')
+		return false;
+	uint64_t amount = strtoull(value, NULL, 10);
+	switch (value[digits]) {
+	case 'H': *milliseconds = amount * 3600000u; return true;
+	case 'M': *milliseconds = amount * 60000u; return true;
+	case 'S': *milliseconds = amount * 1000u; return true;
+	case 'm': *milliseconds = amount; return true;
+	case 'u': *milliseconds = (amount + 999u) / 1000u; return true;
+	case 'n': *milliseconds = (amount + 999999u) / 1000000u; return true;
+	default: return false;
+	}
+}
+
+static void deadline_sift_up(struct grpc_deadline *heap, size_t at)
+{
+	while (at > 0) {
+		size_t parent = (at - 1) / 2;
+		if (heap[parent].deadline_ms <= heap[at].deadline_ms)
+			break;
+		struct grpc_deadline swap = heap[parent];
+		heap[parent] = heap[at];
+		heap[at] = swap;
+		at = parent;
+	}
+}
+
+static void deadline_sift_down(struct grpc_deadline *heap, size_t count, size_t at)
+{
+	for (;;) {
+		size_t smallest = at, left = 2 * at + 1, right = left + 1;
+		if (left < count && heap[left].deadline_ms < heap[smallest].deadline_ms)
+			smallest = left;
+		if (right < count && heap[right].deadline_ms < heap[smallest].deadline_ms)
+			smallest = right;
+		if (smallest == at)
+			return;
+		struct grpc_deadline swap = heap[smallest];
+		heap[smallest] = heap[at];
+		heap[at] = swap;
+		at = smallest;
+	}
+}
+
+/* Drops the entries of calls that are over, so that a busy server whose calls end long before their
+ * deadlines does not keep one entry per call for the length of the timeout. */
+static void compact_deadlines(struct grpc_server *server)
+{
+	size_t kept = 0;
+	for (size_t k = 0; k < server->deadline_count; k++)
+		if (grpc_server_find_call(server, server->deadlines[k].call_id) != NULL)
+			server->deadlines[kept++] = server->deadlines[k];
+	server->deadline_count = kept;
+	for (size_t k = kept / 2; k-- > 0;)
+		deadline_sift_down(server->deadlines, kept, k);
+}
+
+void grpc_server_track_deadline(struct grpc_server *server, struct grpc_call *call)
+{
+	if (server->deadline_count >= 1024 && server->deadline_count > 4 * server->call_count)
+		compact_deadlines(server);
+	if (server->deadline_count == server->deadline_capacity) {
+		server->deadline_capacity = server->deadline_capacity ? 2 * server->deadline_capacity : 64;
+		server->deadlines = xreallocarray(server->deadlines, server->deadline_capacity, sizeof *server->deadlines);
+	}
+	server->deadlines[server->deadline_count] = (struct grpc_deadline){ call->deadline_ms, call->id };
+	deadline_sift_up(server->deadlines, server->deadline_count++);
+}
+
+/* grpc-go's server ends a call whose deadline passed with DEADLINE_EXCEEDED, "context deadline
+ * exceeded"; the service is told the call is gone (on_close, cancelled) and answers nothing more. */
+static void expire_deadlines(struct grpc_server *server, uint64_t now)
+{
+	while (server->deadline_count > 0 && server->deadlines[0].deadline_ms <= now) {
+		uint64_t call_id = server->deadlines[0].call_id;
+		server->deadlines[0] = server->deadlines[--server->deadline_count];
+		deadline_sift_down(server->deadlines, server->deadline_count, 0);
+		struct grpc_call *call = grpc_server_find_call(server, call_id);
+		if (call == NULL || call->finished)
+			continue;
+		server->stats.calls_deadline_exceeded++;
+		grpc_call_finish_internal(call, 200, GRPC_DEADLINE_EXCEEDED, "context deadline exceeded");
 	}
 }
 
@@ -660,6 +782,7 @@ void grpc_server_process(struct grpc_server *server)
 		server->last_idle_check_ms = now;
 		close_stalled_connections(server, now);
 	}
+	expire_deadlines(server, now);
 	/* Answers a callback gave to other connections' calls (a put waking a watcher). Last before the
 	 * dead are freed: the dirty list may name a connection closed during this round. */
 	flush_dirty_connections(server);
@@ -681,5 +804,6 @@ void grpc_server_close(struct grpc_server *server)
 	if (server->epoll_fd >= 0)
 		close(server->epoll_fd);
 	free(server->call_table);
+	free(server->deadlines);
 	free(server);
 }

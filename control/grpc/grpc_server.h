@@ -70,7 +70,10 @@ struct grpc_server_config {
 	void *context;                  /* passed to every callback */
 	size_t max_message_bytes;       /* largest request message accepted (etcd: max-request-bytes + 512 KiB); 0 = 4 MiB */
 	uint32_t max_concurrent_streams;/* per connection; 0 = 1000 */
-	size_t max_connections;         /* 0 = 10000; more are accepted and closed at once */
+	/* 0 = 10000. At the limit (or out of file descriptors) the least recently active idle connection
+	 * (no open call) is closed to make room, so idle clients cannot lock out new ones; only when every
+	 * connection has a call open is a new one accepted and closed at once. */
+	size_t max_connections;
 	/* A plain HTTP/1.1 GET (or HEAD) of path (without its query string); return false for 404 (the
 	 * server then frees a body set anyway). May be NULL (every path 404). */
 	bool (*http_get)(void *context, const char *path, struct grpc_http_response *response);
@@ -92,6 +95,11 @@ void grpc_server_flush(struct grpc_server *server);
 /* Closes every connection and listener; calls still open get on_close(cancelled = true). */
 void grpc_server_close(struct grpc_server *server);
 
+/* grpc-timeout's value ("100m", "5S", "1H": an integer of at most 8 digits and a unit) in milliseconds,
+ * rounded up; false when malformed. A call with one is answered DEADLINE_EXCEEDED, "context deadline
+ * exceeded", if still open when it runs out (the service gets on_close, cancelled). */
+bool grpc_parse_timeout(const char *value, uint64_t *milliseconds);
+
 /* The bound port of the first listener (for tests that listen on port 0). */
 int grpc_server_port(const struct grpc_server *server);
 
@@ -101,6 +109,8 @@ struct grpc_server_stats {
 	uint64_t connections_closed_bad_input;
 	uint64_t calls_started;
 	uint64_t calls_unimplemented;
+	uint64_t calls_deadline_exceeded;  /* answered DEADLINE_EXCEEDED when their grpc-timeout ran out */
+	uint64_t connections_evicted_idle; /* idle connections closed to make room for a new one */
 	uint64_t http_requests;
 };
 void grpc_server_get_stats(const struct grpc_server *server, struct grpc_server_stats *stats);

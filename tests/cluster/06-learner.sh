@@ -16,7 +16,7 @@ id1=$(member_id m1) id2=$(member_id m2) id3=$(member_id m3)
 ctl_ok m2 member add infra4 --peer-urls=http://127.0.0.1:40640 --learner
 learner_id=$(sed -n '1s/^Member *\([0-9a-f]*\) added to cluster .*/\1/p' <<<"$OUT")
 [ -n "$learner_id" ] || fail "no member ID in the output of member add: $OUT"
-# etcdctl's lines, then quorumd's addition (control/quorumctl: the command that starts the new member).
+# etcdctl's lines, then quorumd's addition (control/cmd/quorumctl: the command that starts the new member).
 # ETCD_INITIAL_CLUSTER lists the members in the order of the cluster's answer: check it as a set.
 ic_line=$(sed -n 's/^ETCD_INITIAL_CLUSTER="\(.*\)"$/\1/p' <<<"$OUT")
 assert_eq "members in ETCD_INITIAL_CLUSTER (sorted)" \

@@ -11,7 +11,7 @@
  *                                             MsgApp with one entry at INDEX+1 that puts KEY=VALUE
  *            (VALUE "@N": N bytes of 'x', so the message needs several frames)
  *
- * The payload is what control/node.h's peers send: the byte PEER_RAFT (1), then a packed raftpb.Message
+ * The payload is what control/node/node.h's peers send: the byte PEER_RAFT (1), then a packed raftpb.Message
  * (consensus/raft.proto), encoded here by hand so the tool depends on nothing but the frame code. The
  * entry's data is a packed etcdserverpb.InternalRaftRequest {ID, put {key, value}}. Prints the number of
  * datagrams sent. */

@@ -2,7 +2,7 @@
 # A keep-alive must never be answered "expired" (TTL 0) by a member that has just become leader. Followers'
 # lease clocks are never renewed (renewals are the leader's), so a follower's expiry times are long past;
 # a new leader must give every lease its full TTL (etcd's Promote) before it serves any renewal — a renewal
-# served in the gap saw the stale expiry (a bug found here: control/node_leases.c sync_leadership).
+# served in the gap saw the stale expiry (a bug found here: control/node/node_leases.c sync_leadership).
 # Here: 30 leases (TTL 5 s) kept alive through follower F; 4 times the leadership moves to F for 1 s, then
 # away for 6 s (so that F's clocks are stale again when it next leads).
 # Ports: 258x0 (client 258x9).

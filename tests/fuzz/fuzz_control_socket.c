@@ -1,5 +1,5 @@
 /* tests/fuzz/fuzz_control_socket.c: libFuzzer target for the operator control socket
- * (control/control_socket.h): the bytes a client writes, parsed by the real server over a real Unix
+ * (control/operator/control_socket.h): the bytes a client writes, parsed by the real server over a real Unix
  * socket, and the request helpers a node's handler uses on what arrives.
  *
  * Input: byte 0 configures the run (bit 0: the server with a 256-byte line limit instead of the default

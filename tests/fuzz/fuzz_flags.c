@@ -1,5 +1,5 @@
-/* tests/fuzz/fuzz_flags.c: libFuzzer target for quorumd's command line (control/flags.h) and the URL and
- * --initial-cluster parsers (control/peer_url.h) that read what it accepted.
+/* tests/fuzz/fuzz_flags.c: libFuzzer target for quorumd's command line (control/config/flags.h) and the URL and
+ * --initial-cluster parsers (control/etcd/peer_url.h) that read what it accepted.
  *
  * Input: byte 0 is the number of command-line arguments n (mod 64); the rest is NUL-separated strings:
  * the first n are argv[1..n], the others the environment (KEY=VALUE, ETCD_* or not). node_flags_parse

@@ -184,8 +184,8 @@ int client_stream_start(struct client *client, struct client_stream *stream, con
 	return client_stream_start_typed(client, stream, path, "application/grpc");
 }
 
-int client_stream_start_typed(struct client *client, struct client_stream *stream, const char *path,
-	const char *content_type)
+static int start_stream(struct client *client, struct client_stream *stream, const char *path,
+	const char *content_type, const char *timeout)
 {
 	nghttp2_nv headers[] = {
 		{ (uint8_t *)":method", (uint8_t *)"POST", 7, 4, NGHTTP2_NV_FLAG_NONE },
@@ -195,11 +195,25 @@ int client_stream_start_typed(struct client *client, struct client_stream *strea
 		{ (uint8_t *)"content-type", (uint8_t *)content_type, 12, strlen(content_type), NGHTTP2_NV_FLAG_NONE },
 		{ (uint8_t *)"te", (uint8_t *)"trailers", 2, 8, NGHTTP2_NV_FLAG_NONE },
 		{ (uint8_t *)"x-test-header", (uint8_t *)"seen", 13, 4, NGHTTP2_NV_FLAG_NONE },
+		{ (uint8_t *)"grpc-timeout", (uint8_t *)timeout, 12, timeout != NULL ? strlen(timeout) : 0,
+			NGHTTP2_NV_FLAG_NONE },
 	};
+	size_t count = sizeof headers / sizeof headers[0] - (timeout == NULL ? 1 : 0);
 	nghttp2_data_provider provider = { .source.ptr = stream, .read_callback = read_request };
-	stream->id = nghttp2_submit_request(client->session, NULL, headers, sizeof headers / sizeof headers[0], &provider,
-		stream);
+	stream->id = nghttp2_submit_request(client->session, NULL, headers, count, &provider, stream);
 	return stream->id > 0 ? 0 : -1;
+}
+
+int client_stream_start_typed(struct client *client, struct client_stream *stream, const char *path,
+	const char *content_type)
+{
+	return start_stream(client, stream, path, content_type, NULL);
+}
+
+int client_stream_start_with_timeout(struct client *client, struct client_stream *stream, const char *path,
+	const char *timeout)
+{
+	return start_stream(client, stream, path, "application/grpc", timeout);
 }
 
 void client_stream_write(struct client *client, struct client_stream *stream, const uint8_t *message, size_t length,

@@ -53,6 +53,9 @@ int client_stream_start(struct client *client, struct client_stream *stream, con
 /* The same with another content-type (to test the server's refusal). */
 int client_stream_start_typed(struct client *client, struct client_stream *stream, const char *path,
 	const char *content_type);
+/* The same with a grpc-timeout header (its value as written, "200m"). */
+int client_stream_start_with_timeout(struct client *client, struct client_stream *stream, const char *path,
+	const char *timeout);
 /* Queues one length-prefixed message; end half-closes after it. */
 void client_stream_write(struct client *client, struct client_stream *stream, const uint8_t *message, size_t length,
 	bool end);

@@ -8,6 +8,7 @@
  *
  * Run: build-grpc/tests/grpc/test-grpc-server (prints FAIL lines and exits 1 on failure). */
 #include "grpc_server.h"
+#include "grpc_status.h"
 #include "http2_client.h"
 #include "../control/check.h"
 
@@ -1181,7 +1182,8 @@ static void test_open_and_limits(void)
 		CHECK(grpc_server_port(six) > 0, "IPv6 port %d", grpc_server_port(six));
 	grpc_server_close(six);
 
-	/* max_connections = 1: the second connection is accepted and closed at once. */
+	/* max_connections = 1: an idle connection makes room for a new one (the least recently active
+	 * idle one goes), so idle clients cannot lock out new ones. */
 	config.listen_urls = zero;
 	config.max_connections = 1;
 	struct grpc_server *limited = grpc_server_open(&config, error, sizeof error);
@@ -1190,21 +1192,28 @@ static void test_open_and_limits(void)
 		return;
 	int saved_port = server_port;
 	server_port = grpc_server_port(limited);
-	int one = raw_connect(), two = raw_connect();
+	int one = raw_connect();
+	for (int i = 0; i < 10; i++) {
+		grpc_server_process(limited);
+		usleep(5000);
+	}
+	int two = raw_connect();
 	server_port = saved_port;
 	for (int i = 0; i < 20; i++) {
 		grpc_server_process(limited);
 		usleep(5000);
 	}
-	struct pollfd poll_fd = { .fd = two, .events = POLLIN };
+	struct pollfd poll_fd = { .fd = one, .events = POLLIN };
 	char byte;
-	CHECK(poll(&poll_fd, 1, 100) == 1 && recv(two, &byte, 1, 0) == 0, "the connection over the limit was kept");
-	poll_fd.fd = one;
-	CHECK(poll(&poll_fd, 1, 50) == 0, "the first connection was closed");
+	CHECK(poll(&poll_fd, 1, 100) == 1 && recv(one, &byte, 1, 0) == 0, "the idle connection was not closed for "
+		"the new one");
+	poll_fd.fd = two;
+	CHECK(poll(&poll_fd, 1, 50) == 0, "the new connection was closed instead of the idle one");
 	struct grpc_server_stats stats;
 	grpc_server_get_stats(limited, &stats);
-	CHECK(stats.connections_accepted == 2 && stats.connections_open == 1, "accepted %llu, open %llu",
-		(unsigned long long)stats.connections_accepted, (unsigned long long)stats.connections_open);
+	CHECK(stats.connections_accepted == 2 && stats.connections_open == 1 && stats.connections_evicted_idle == 1,
+		"accepted %llu, open %llu, evicted %llu", (unsigned long long)stats.connections_accepted,
+		(unsigned long long)stats.connections_open, (unsigned long long)stats.connections_evicted_idle);
 	close(one);
 	close(two);
 	grpc_server_close(limited);
@@ -1252,6 +1261,59 @@ static void test_open_and_limits(void)
 	grpc_server_close(starved);
 }
 
+/* A unary call with grpc-timeout that its service never answers: the server ends it with
+ * DEADLINE_EXCEEDED, "context deadline exceeded" (grpc-go's words), and tells the service it is gone. */
+static void test_deadline(void)
+{
+	uint64_t parsed = 0;
+	CHECK(grpc_parse_timeout("200m", &parsed) && parsed == 200, "200m: %llu", (unsigned long long)parsed);
+	CHECK(grpc_parse_timeout("5S", &parsed) && parsed == 5000, "5S");
+	CHECK(grpc_parse_timeout("1H", &parsed) && parsed == 3600000, "1H");
+	CHECK(grpc_parse_timeout("1500u", &parsed) && parsed == 2, "1500u rounds up: %llu", (unsigned long long)parsed);
+	CHECK(grpc_parse_timeout("1n", &parsed) && parsed == 1, "1n rounds up");
+	CHECK(!grpc_parse_timeout("", &parsed) && !grpc_parse_timeout("m", &parsed) &&
+		!grpc_parse_timeout("123456789S", &parsed) && !grpc_parse_timeout("10x", &parsed) &&
+		!grpc_parse_timeout("10mm", &parsed) && !grpc_parse_timeout("-1S", &parsed), "a malformed grpc-timeout parsed");
+
+	struct client *client = client_open(server_port, 1 << 20, true);
+	CHECK(client != NULL, "connect");
+	if (client == NULL)
+		return;
+	pthread_mutex_lock(&shared.mutex);
+	size_t first = shared.slow_count;
+	pthread_mutex_unlock(&shared.mutex);
+	/* The service would answer after 60 s; the client allows 300 ms. */
+	uint8_t request[8] = { 0, 0, 0xea, 0x60, 'n', 'e', 'v', 'r' };
+	struct client_stream stream;
+	client_stream_init(&stream);
+	client_stream_start_with_timeout(client, &stream, "/test.Echo/Slow", "300m");
+	client_stream_write(client, &stream, request, sizeof request, true);
+	uint64_t started = now_ms();
+	CHECK(client_pump(client, client_stream_is_closed, &stream, 15000), "the call did not end by its deadline");
+	uint64_t took = now_ms() - started;
+	CHECK(stream.grpc_status == GRPC_DEADLINE_EXCEEDED, "status %d (%s)", stream.grpc_status, stream.grpc_message);
+	CHECK(strcmp(stream.grpc_message, "context deadline exceeded") == 0, "message: %s", stream.grpc_message);
+	/* The server looks at deadlines every turn (at least every 100 ms): not before 300 ms, not long after. */
+	CHECK(took >= 290 && took < 5000, "ended after %llu ms", (unsigned long long)took);
+	pthread_mutex_lock(&shared.mutex);
+	uint64_t call_id = shared.slow_count > first ? shared.slow[first].call_id : 0;
+	pthread_mutex_unlock(&shared.mutex);
+	CHECK(call_id != 0 && find_close(call_id, true), "the service was not told the call is gone");
+	struct grpc_server_stats stats = stats_now();
+	CHECK(stats.calls_deadline_exceeded >= 1, "calls_deadline_exceeded %llu",
+		(unsigned long long)stats.calls_deadline_exceeded);
+	client_stream_free(&stream);
+
+	/* A call answered in time is not touched by its deadline. */
+	client_stream_init(&stream);
+	client_stream_start_with_timeout(client, &stream, "/test.Echo/Unary", "5S");
+	client_stream_write(client, &stream, (const uint8_t *)"in time", 7, true);
+	CHECK(client_pump(client, client_stream_is_closed, &stream, 15000) && stream.grpc_status == 0,
+		"a call with a deadline answered in time: status %d", stream.grpc_status);
+	client_stream_free(&stream);
+	client_close(client);
+}
+
 int main(void)
 {
 	const char *urls[] = { "http://127.0.0.1:0" };
@@ -1288,6 +1350,7 @@ int main(void)
 		{ "PING and GOAWAY", test_ping_and_goaway },
 		{ "unknown method, message too large", test_unknown_and_too_large },
 		{ "slow answer by id, client reset, connection lost", test_slow_and_cancel },
+		{ "grpc-timeout", test_deadline },
 		{ "garbage and broken frames", test_garbage },
 		{ "HTTP/1.1", test_http1 },
 		{ "random input", test_random_input },
