@@ -113,7 +113,8 @@ enum node_request_kind {
 	REQUEST_MEMBER_UPDATE,
 	REQUEST_MEMBER_PROMOTE,
 	REQUEST_STATUS,
-	REQUEST_MOVE_LEADER,
+	REQUEST_MOVE_LEADER,    /* member_id: the transferee; 0: a stopping member hands over to its most
+	                         * caught-up voter, or skips when it is not the leader or the only voter */
 	/* Served by the storage thread (STORAGE_MAIL_CLIENT_REQUEST), against this member's applied state: */
 	REQUEST_HASH_KV,          /* payload: packed HashKVRequest */
 	REQUEST_SNAPSHOT,         /* reply carries an open state_snapshot the client thread streams */

@@ -336,6 +336,26 @@ static void member_add_propose(struct members_context *context, struct node_requ
 	               &member);
 }
 
+/* The voter (not us, not a learner) whose log matches the leader's furthest: it can take over with the
+ * shortest catch-up. RAFT_NONE when there is none. */
+static uint64_t most_caught_up_voter(struct members_context *context)
+{
+	struct node *node = context->node;
+	struct raft_peer_status peers[64];
+	size_t count = raft_get_progress(node->raft, peers, 64);
+	uint64_t target = RAFT_NONE, best = 0;
+	for (size_t k = 0; k < count && k < 64; k++) {
+		const struct member *member = membership_find(&node->membership, peers[k].id);
+		if (peers[k].id == node->member_id || !member || member->is_learner)
+			continue;
+		if (target == RAFT_NONE || peers[k].match > best) {
+			target = peers[k].id;
+			best = peers[k].match;
+		}
+	}
+	return target;
+}
+
 static void member_remove(struct members_context *context, struct node_request *request)
 {
 	struct node *node = context->node;
@@ -348,18 +368,7 @@ static void member_remove(struct members_context *context, struct node_request *
 	if (request->member_id == node->member_id) {
 		/* Removing the leader: hand leadership to the most caught-up voter first, then let the new leader
 		 * remove us (control/README.md, membership), so the cluster never waits for an election. */
-		struct raft_peer_status peers[64];
-		size_t count = raft_get_progress(node->raft, peers, 64);
-		uint64_t target = RAFT_NONE, best = 0;
-		for (size_t k = 0; k < count && k < 64; k++) {
-			const struct member *member = membership_find(&node->membership, peers[k].id);
-			if (peers[k].id == node->member_id || !member || member->is_learner)
-				continue;
-			if (target == RAFT_NONE || peers[k].match > best) {
-				target = peers[k].id;
-				best = peers[k].match;
-			}
-		}
+		uint64_t target = most_caught_up_voter(context);
 		if (target != RAFT_NONE && raft_transfer_leadership(node->raft, target) == RAFT_OK) {
 			log_write("info", "transferring leadership before removing the leader",
 			         "\"member-id\":\"%" PRIx64 "\",\"transferee\":\"%" PRIx64 "\"", node->member_id, target);
@@ -418,6 +427,35 @@ static void member_promote(struct members_context *context, struct node_request 
 	propose_change(context, request, RAFT_CC_ADD_NODE, request->member_id, &promoted);
 }
 
+/* A leader that is asked to stop hands over first, as etcd's TransferLeadership does, so the cluster
+ * does not wait an election timeout without a leader. Answers OK at once when there is nothing to hand
+ * over; otherwise the request continues as a move-leader to the chosen voter. */
+static bool stop_transfer_skipped(struct members_context *context, struct node_request *request)
+{
+	struct node *node = context->node;
+	uint64_t leader = atomic_load(&node->leader_id);
+	if (leader != node->member_id) {
+		log_write("info", "skipped leadership transfer; local server is not leader",
+		          "\"local-member-id\":\"%" PRIx64 "\",\"current-leader-member-id\":\"%" PRIx64 "\"",
+		          node->member_id, leader);
+		complete(context, request, GRPC_OK, NULL, NULL);
+		return true;
+	}
+	uint64_t target = most_caught_up_voter(context);
+	if (target == RAFT_NONE) {
+		log_write("info", "skipped leadership transfer for single voting member cluster",
+		          "\"local-member-id\":\"%" PRIx64 "\",\"current-leader-member-id\":\"%" PRIx64 "\"",
+		          node->member_id, leader);
+		complete(context, request, GRPC_OK, NULL, NULL);
+		return true;
+	}
+	log_write("info", "leadership transfer starting",
+	          "\"local-member-id\":\"%" PRIx64 "\",\"current-leader-member-id\":\"%" PRIx64 "\","
+	          "\"transferee-member-id\":\"%" PRIx64 "\"", node->member_id, leader, target);
+	request->member_id = target;
+	return false;
+}
+
 static void move_leader(struct members_context *context, struct node_request *request)
 {
 	struct node *node = context->node;
@@ -470,6 +508,9 @@ void members_handle_request(struct members_context *context, struct node_request
 	default:
 		break;
 	}
+	if (request->kind == REQUEST_MOVE_LEADER && request->member_id == 0 && !request->from_peer &&
+	    stop_transfer_skipped(context, request))
+		return;
 	if (request->kind == REQUEST_MEMBER_ADD && !request->from_peer) {
 		member_add(context, request); /* checks here first, then proposes or forwards */
 		return;

@@ -34,6 +34,12 @@ struct control_context {
 	size_t waiting_count;
 	size_t waiting_capacity;
 	uint64_t next_request_id;
+	/* A stop asked for by a signal: the leadership hand-over it waits for (etcd's TransferLeadership,
+	 * bounded by etcd's request timeout), then the member stops. */
+	uint64_t stop_transfer_request_id;
+	uint64_t stop_transfer_started_ms;
+	uint64_t stop_transfer_deadline_ms;
+	uint64_t stop_transfer_leader;
 };
 
 static uint64_t new_request_id(struct control_context *context)
@@ -59,6 +65,51 @@ static void post_to_core(struct control_context *context, struct node_request *r
 	mail->kind = CORE_MAIL_REQUEST;
 	mail->request = request;
 	core_mailbox_post(&context->node->core_inbox, mail);
+}
+
+/* etcd's ReqTimeout: 5 s for queueing, computation and the disk, plus two election timeouts. */
+static uint64_t request_timeout_ms(const struct node *node)
+{
+	return 5000 + 2 * node->flags.election_timeout_ms;
+}
+
+static void begin_stop(struct control_context *context)
+{
+	struct node *node = context->node;
+	if (context->stop_transfer_request_id != 0)
+		return;
+	struct node_request *transfer = xcalloc(1, sizeof(*transfer));
+	transfer->kind = REQUEST_MOVE_LEADER;
+	transfer->member_id = 0; /* the core picks the most caught-up voter, or skips */
+	transfer->request_id = new_request_id(context);
+	context->stop_transfer_request_id = transfer->request_id;
+	context->stop_transfer_started_ms = clock_monotonic_ms();
+	context->stop_transfer_deadline_ms = context->stop_transfer_started_ms + request_timeout_ms(node);
+	context->stop_transfer_leader = atomic_load(&node->leader_id);
+	post_to_core(context, transfer);
+}
+
+/* The hand-over is done (or there was nothing to hand over, or it failed): the member stops now. */
+static void finish_stop(struct control_context *context, const struct node_reply *reply)
+{
+	struct node *node = context->node;
+	uint64_t took_ms = clock_monotonic_ms() - context->stop_transfer_started_ms;
+	uint64_t leader = atomic_load(&node->leader_id);
+	if (reply && reply->grpc_code == GRPC_OK && context->stop_transfer_leader == node->member_id &&
+	    leader != node->member_id) {
+		log_write("info", "leadership transfer finished",
+		          "\"local-member-id\":\"%" PRIx64 "\",\"old-leader-member-id\":\"%" PRIx64 "\","
+		          "\"new-leader-member-id\":\"%" PRIx64 "\",\"took\":\"%" PRIu64 "ms\"",
+		          node->member_id, node->member_id, leader, took_ms);
+	} else if (!reply || reply->grpc_code != GRPC_OK) {
+		char escaped[512];
+		log_write("warn", "leadership transfer failed", "\"local-member-id\":\"%" PRIx64 "\",\"error\":\"%s\"",
+		          node->member_id,
+		          log_json_escape(reply ? reply->error : "etcdserver: request timed out, leader transfer took too long",
+		                          escaped, sizeof(escaped)));
+	}
+	context->stop_transfer_deadline_ms = 0;
+	atomic_store(&node->stopping, true);
 }
 
 static struct node_request *new_request(struct control_context *context, enum node_request_kind kind,
@@ -414,7 +465,11 @@ int operator_run(struct node *node, char *error, size_t length)
 				struct signalfd_siginfo info;
 				if (read(signal_fd, &info, sizeof(info)) == sizeof(info)) {
 					log_write("info", "received signal; shutting down", "\"signal\":\"%s\"", strsignal((int)info.ssi_signo));
-					atomic_store(&node->stopping, true);
+					/* A second signal while handing over stops at once. */
+					if (context.stop_transfer_request_id != 0)
+						atomic_store(&node->stopping, true);
+					else
+						begin_stop(&context);
 				}
 			}
 		}
@@ -422,10 +477,15 @@ int operator_run(struct node *node, char *error, size_t length)
 		struct node_reply **items;
 		size_t count = reply_mailbox_take_all(&node->operator_inbox, &items);
 		for (size_t k = 0; k < count; k++) {
-			answer(&context, items[k]);
+			if (context.stop_transfer_request_id != 0 && items[k]->request_id == context.stop_transfer_request_id)
+				finish_stop(&context, items[k]);
+			else
+				answer(&context, items[k]);
 			node_reply_free(items[k]);
 		}
 		free(items);
+		if (context.stop_transfer_deadline_ms != 0 && clock_monotonic_ms() >= context.stop_transfer_deadline_ms)
+			finish_stop(&context, NULL);
 	}
 	/* Answers posted just before the stop (e.g. the confirmation of our own removal) still go out. */
 	struct node_reply **items;
