@@ -97,6 +97,45 @@ static bool waiting_take(struct waiting_table *table, uint64_t request_id, struc
 	return true;
 }
 
+/* etcd's ReqTimeout: 5 s for queueing, computation and the disk, plus two election timeouts for a
+ * possible election. */
+static uint64_t request_timeout_ms(const struct node *node)
+{
+	return 5000 + 2 * node->flags.election_timeout_ms;
+}
+
+/* A write or linearizable read whose answer has not come within etcd's request timeout (its proposal
+ * was lost with a leader that vanished or stopped) is answered as etcd answers it, so the client
+ * retries instead of waiting for its own deadline, or for ever without one. Unavailable: the write may
+ * still commit, so the answer never says it failed for certain. A later reply finds nobody waiting. */
+static void expire_waiting_requests(struct client_thread *thread, uint64_t now_ms)
+{
+	struct node *node = thread->node;
+	uint64_t timeout = request_timeout_ms(node);
+	uint64_t elected = atomic_load(&node->leader_elected_ms);
+	uint64_t election_window = 2 * node->flags.election_timeout_ms;
+	struct waiting_table *table = &thread->waiting;
+	for (size_t slot = 0; slot < table->capacity; slot++) {
+		struct waiting_call *waiting = &table->slots[slot];
+		if (!waiting->request_id || waiting->kind != WAITING_UNARY_KV || now_ms - waiting->started_ms < timeout)
+			continue;
+		/* etcd: a request that started in the two election timeouts before the current leader was elected
+		 * was most likely lost with the previous leader. */
+		bool leader_failed = elected != 0 && waiting->started_ms < elected &&
+		                     waiting->started_ms + election_window > elected;
+		struct waiting_call expired;
+		uint64_t request_id = waiting->request_id;
+		if (!waiting_take(table, request_id, &expired))
+			continue;
+		slot--; /* the backward shift may have moved another entry into this slot */
+		struct grpc_call *call = grpc_server_find_call(thread->server, expired.call_id);
+		if (call)
+			grpc_call_finish(call, GRPC_UNAVAILABLE,
+			                 leader_failed ? "etcdserver: request timed out, possibly due to previous leader failure"
+			                               : "etcdserver: request timed out");
+	}
+}
+
 /* ---- helpers shared with client_streams.c ---- */
 
 uint64_t client_new_request_id(struct client_thread *thread)
@@ -114,7 +153,8 @@ struct node_request *client_new_request(struct client_thread *thread, enum node_
 
 void client_wait(struct client_thread *thread, uint64_t request_id, uint64_t call_id, enum waiting_kind kind)
 {
-	struct waiting_call waiting = {.request_id = request_id, .call_id = call_id, .kind = kind};
+	struct waiting_call waiting = {.request_id = request_id, .call_id = call_id, .kind = kind,
+	                               .started_ms = clock_monotonic_ms()};
 	waiting_put(&thread->waiting, &waiting);
 }
 
@@ -869,6 +909,10 @@ static void *client_thread_main(void *argument)
 		if (clients_ready) {
 			grpc_server_process(thread->server);
 			last_process_ms = now_ms;
+		}
+		if (now_ms - thread->last_timeout_sweep_ms >= 100) {
+			thread->last_timeout_sweep_ms = now_ms;
+			expire_waiting_requests(thread, now_ms);
 		}
 		if (thread->metrics_server && metrics_ready)
 			grpc_server_process(thread->metrics_server);

@@ -29,6 +29,7 @@ struct waiting_call {
 	uint64_t request_id; /* 0: free slot */
 	uint64_t call_id;
 	enum waiting_kind kind;
+	uint64_t started_ms; /* monotonic: etcd's request timeout counts from here */
 };
 
 /* Request id → waiting call: open addressing, linear probing, deletion by backward shift. */
@@ -55,6 +56,7 @@ struct client_thread {
 	struct grpc_server *metrics_server; /* --listen-metrics-urls (first thread only) */
 	struct waiting_table waiting;
 	uint64_t next_counter;
+	uint64_t last_timeout_sweep_ms;
 	struct snapshot_stream *snapshots;
 	size_t snapshot_count;
 	size_t snapshot_capacity;

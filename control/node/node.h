@@ -276,6 +276,7 @@ struct node {
 
 	/* For /metrics (etcd's names in client_http.c). */
 	atomic_uint_fast64_t leader_changes;
+	atomic_uint_fast64_t leader_elected_ms; /* monotonic ms when this member last learned of a new leader */
 	atomic_uint_fast64_t proposals_failed;
 	atomic_uint_fast64_t wal_fsyncs;
 	atomic_uint_fast64_t wal_fsync_microseconds;

@@ -327,6 +327,7 @@ static void handle_ready(struct core_context *context, struct raft_ready *ready)
 		uint64_t previous = atomic_exchange(&node->leader_id, ready->leader);
 		if (previous != ready->leader && ready->leader != RAFT_NONE) {
 			atomic_fetch_add(&node->leader_changes, 1);
+			atomic_store(&node->leader_elected_ms, clock_monotonic_ms());
 			struct raft_status status;
 			raft_get_status(node->raft, &status);
 			log_write("info", "raft.node: elected leader",
