@@ -15,6 +15,11 @@
  *                                  then a summary line: ok=A error=B refused=C unanswered=D goaway=yes|no
  *                                  closed=yes|no (the server closed the connection)
  *
+ *   h2-probe PORT idle N SECONDS   N more connections, each sending the preface and an empty SETTINGS and
+ *                                  then nothing; prints "held N" once all are open (connections the server
+ *                                  closed meanwhile are counted in "closed=C" on a last line), holds them
+ *                                  SECONDS (or until stdin closes), then exits
+ *
  * Kinds: random (random bytes, no preface), bad-preface, data-stream0, bad-hpack, settings-length,
  * oversized-frame, even-stream, window-overflow, abort-mid-frame (half a frame, then the client closes),
  * abort-mid-message (half a gRPC message, then the client closes). H2_PROBE_DEBUG=1 logs every frame received
@@ -77,6 +82,8 @@ static void die(const char *what)
 	fprintf(stderr, "h2-probe: %s\n", what);
 	exit(2);
 }
+
+static int port_of_probe;
 
 static void connect_to(int port)
 {
@@ -659,11 +666,53 @@ static int many(int count, const char *prefix)
 	return 0;
 }
 
+/* Idle clients that hold HTTP/2 connections open and never call: they must not lock out other clients. */
+static int idle(int count, int seconds)
+{
+	int *fds = calloc((size_t)count, sizeof(int));
+	if (!fds)
+		die("out of memory");
+	uint8_t settings[9] = { 0, 0, 0, F_SETTINGS, 0, 0, 0, 0, 0 };
+	for (int i = 0; i < count; i++) {
+		if (i > 0)
+			connect_to(port_of_probe);
+		fds[i] = fd;
+		if (write(fd, PREFACE, strlen(PREFACE)) < 0 || write(fd, settings, sizeof settings) < 0)
+			die("write to an idle connection failed");
+	}
+	printf("held %d\n", count);
+	fflush(stdout);
+	uint64_t deadline = now_ms() + (uint64_t)seconds * 1000u;
+	while (now_ms() < deadline) {
+		struct pollfd input = { .fd = 0, .events = POLLIN };
+		if (poll(&input, 1, 200) == 1) {
+			char byte;
+			if (read(0, &byte, 1) <= 0)
+				break;
+		}
+	}
+	int closed = 0;
+	for (int i = 0; i < count; i++) {
+		char buffer[4096];
+		ssize_t got;
+		/* What the server sent (its SETTINGS, a GOAWAY) is drained; 0 means it closed the connection. */
+		while ((got = recv(fds[i], buffer, sizeof buffer, MSG_DONTWAIT)) > 0)
+			;
+		if (got == 0)
+			closed++;
+		close(fds[i]);
+	}
+	printf("closed=%d\n", closed);
+	free(fds);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	if (argc < 3)
-		die("usage: h2-probe PORT garbage | broken KIND | many N PREFIX");
-	connect_to(atoi(argv[1]));
+		die("usage: h2-probe PORT garbage | broken KIND | many N PREFIX | idle N SECONDS");
+	port_of_probe = atoi(argv[1]);
+	connect_to(port_of_probe);
 	if (nghttp2_hd_deflate_new(&deflater, 4096) != 0 || nghttp2_hd_inflate_new(&inflater) != 0)
 		die("nghttp2 HPACK setup failed");
 	if (!strcmp(argv[2], "garbage"))
@@ -674,5 +723,7 @@ int main(int argc, char **argv)
 		return broken(argv[3]);
 	if (!strcmp(argv[2], "many") && argc == 5)
 		return many(atoi(argv[3]), argv[4]);
-	die("usage: h2-probe PORT garbage | broken KIND | many N PREFIX");
+	if (!strcmp(argv[2], "idle") && argc == 5)
+		return idle(atoi(argv[3]), atoi(argv[4]));
+	die("usage: h2-probe PORT garbage | broken KIND | many N PREFIX | idle N SECONDS");
 }
