@@ -1014,6 +1014,9 @@ struct client_api *client_api_start(struct node *node, char *error, size_t lengt
 		    .method_count = method_count,
 		    .context = thread,
 		    .max_message_bytes = node->flags.max_request_bytes + GRPC_OVERHEAD_BYTES,
+		    .max_concurrent_streams = node->flags.max_concurrent_streams > UINT32_MAX
+		                                  ? UINT32_MAX
+		                                  : (uint32_t)node->flags.max_concurrent_streams,
 		    .http_get = client_http_get,
 		};
 		thread->server = grpc_server_open(&config, error, length);

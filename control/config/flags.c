@@ -42,6 +42,8 @@ static const struct flag_spec flag_specs[] = {
 	 "List of additional URLs to listen on that answer /metrics and /health (plain HTTP)."},
 	{"max-request-bytes", FLAG_UINT, FIELD(max_request_bytes), "1572864",
 	 "Maximum client request size in bytes the server will accept."},
+	{"max-concurrent-streams", FLAG_UINT, FIELD(max_concurrent_streams), "4294967295",
+	 "Maximum concurrent streams that each client can open at a time."},
 	{"client-threads", FLAG_UINT, FIELD(client_threads), "1",
 	 "Threads serving the client URLs (each its own connections; at most 15)."},
 	{"heartbeat-interval", FLAG_UINT, FIELD(heartbeat_interval_ms), "100",
@@ -105,7 +107,7 @@ static const char *const not_yet_flags[] = {
 /* etcd 3.4's other flags (`etcd --help`) that quorumd does not implement: named as etcd's in the error. */
 static const char *const etcd_only_flags[] = {
 	"initial-election-tick-advance", "max-snapshots", "max-wals", "quota-backend-bytes", "backend-batch-interval",
-	"backend-batch-limit", "max-txn-ops", "max-concurrent-streams", "grpc-keepalive-min-time",
+	"backend-batch-limit", "max-txn-ops", "grpc-keepalive-min-time",
 	"grpc-keepalive-interval", "grpc-keepalive-timeout", "pre-vote", "auto-compaction-retention",
 	"auto-compaction-mode", "enable-v2", "cert-file", "key-file", "client-cert-auth", "client-crl-file",
 	"client-cert-allowed-hostname", "trusted-ca-file", "auto-tls", "peer-cert-file",

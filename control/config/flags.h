@@ -23,6 +23,7 @@ struct node_flags {
 	char *advertise_client_urls;
 	char *listen_metrics_urls;
 	uint64_t max_request_bytes;
+	uint64_t max_concurrent_streams; /* per HTTP/2 connection (etcd 3.5's flag) */
 	uint64_t client_threads;
 	uint64_t heartbeat_interval_ms;
 	uint64_t election_timeout_ms;

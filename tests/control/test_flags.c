@@ -29,6 +29,13 @@ static void test_defaults(void)
 	CHECK(flags.snapshot_count == 100000 && flags.strict_reconfig_check && !flags.force_new_cluster, "defaults");
 	CHECK(flags.initial_cluster_state == INITIAL_CLUSTER_STATE_NEW, "state");
 	CHECK(strcmp(flags.initial_cluster_token, "etcd-cluster") == 0, "token %s", flags.initial_cluster_token);
+	CHECK(flags.max_concurrent_streams == 4294967295u, "etcd 3.5's --max-concurrent-streams default: %llu",
+	      (unsigned long long)flags.max_concurrent_streams);
+	node_flags_free(&flags);
+	char *limited[] = {"quorumd", NULL};
+	char *limited_environment[] = {"ETCD_MAX_CONCURRENT_STREAMS=16", NULL};
+	CHECK(parse(limited, limited_environment, &flags, error) == 0 && flags.max_concurrent_streams == 16,
+	      "ETCD_MAX_CONCURRENT_STREAMS=16: %llu", (unsigned long long)flags.max_concurrent_streams);
 	node_flags_free(&flags);
 }
 
