@@ -46,6 +46,12 @@ struct snapshot_stream {
 	struct evp_md_ctx_st *sha256; /* over everything sent: the stream ends with it, as etcd's does */
 };
 
+/* A Watch stream of this thread and the backlog its watchers on the storage thread look at. */
+struct watch_stream_backlog {
+	uint64_t call_id;
+	struct watch_backlog *backlog;
+};
+
 struct client_thread {
 	struct node *node;
 	unsigned channel;
@@ -57,6 +63,10 @@ struct client_thread {
 	struct waiting_table waiting;
 	uint64_t next_counter;
 	uint64_t last_timeout_sweep_ms;
+	struct watch_stream_backlog *watch_streams;
+	size_t watch_stream_count;
+	size_t watch_stream_capacity;
+	uint64_t last_backlog_refresh_ms;
 	struct snapshot_stream *snapshots;
 	size_t snapshot_count;
 	size_t snapshot_capacity;

@@ -15,12 +15,14 @@
 
 #include "alloc.h"
 #include "client_internal.h"
+#include "clock.h"
 #include "log.h"
 
 enum { SNAPSHOT_CHUNK_BYTES = 64 * 1024, SNAPSHOT_BUFFERED_BYTES = 1024 * 1024 };
 
 struct watch_stream {
 	int64_t next_watch_id;
+	struct watch_backlog *backlog; /* this stream's unsent bytes, for its watchers on the storage thread */
 };
 
 static struct client_thread *thread_of(void *context)
@@ -59,10 +61,45 @@ static void post_watch(struct client_thread *thread, struct grpc_call *call, enu
 	client_post_to_storage(thread, request);
 }
 
-static void end_watch_stream(struct grpc_call *call)
+static struct watch_stream *start_watch_stream(struct client_thread *thread, struct grpc_call *call)
 {
-	free(grpc_call_user(call));
+	struct watch_stream *stream = xcalloc(1, sizeof(*stream));
+	stream->backlog = watch_backlog_new();
+	grpc_call_set_user(call, stream);
+	if (thread->watch_stream_count == thread->watch_stream_capacity) {
+		thread->watch_stream_capacity = thread->watch_stream_capacity ? 2 * thread->watch_stream_capacity : 16;
+		thread->watch_streams =
+		    xreallocarray(thread->watch_streams, thread->watch_stream_capacity, sizeof(struct watch_stream_backlog));
+	}
+	thread->watch_streams[thread->watch_stream_count++] =
+	    (struct watch_stream_backlog){grpc_call_id(call), stream->backlog};
+	return stream;
+}
+
+static void end_watch_stream(struct client_thread *thread, struct grpc_call *call)
+{
+	struct watch_stream *stream = grpc_call_user(call);
+	if (!stream)
+		return;
+	uint64_t call_id = grpc_call_id(call);
+	for (size_t k = 0; k < thread->watch_stream_count; k++) {
+		if (thread->watch_streams[k].call_id == call_id) {
+			thread->watch_streams[k] = thread->watch_streams[--thread->watch_stream_count];
+			break;
+		}
+	}
+	watch_backlog_release(stream->backlog);
+	free(stream);
 	grpc_call_set_user(call, NULL);
+}
+
+/* The storage thread parks a watcher whose stream has too much unsent; what is unsent is known here. */
+static void refresh_watch_backlogs(struct client_thread *thread)
+{
+	for (size_t k = 0; k < thread->watch_stream_count; k++) {
+		struct grpc_call *call = grpc_server_find_call(thread->server, thread->watch_streams[k].call_id);
+		atomic_store(&thread->watch_streams[k].backlog->unsent_bytes, call ? grpc_call_pending_bytes(call) : 0);
+	}
 }
 
 static void watch_create(struct client_thread *thread, struct grpc_call *call, struct watch_stream *stream,
@@ -72,7 +109,7 @@ static void watch_create(struct client_thread *thread, struct grpc_call *call, s
 	const char *require_leader = grpc_call_header(call, "hasleader");
 	if (require_leader && !strcmp(require_leader, "true") && atomic_load(&thread->node->leader_id) == 0) {
 		post_watch(thread, call, REQUEST_WATCH_CANCEL, -1, NULL, 0);
-		end_watch_stream(call);
+		end_watch_stream(thread, call);
 		grpc_call_finish(call, GRPC_UNAVAILABLE, "etcdserver: no leader");
 		return;
 	}
@@ -89,7 +126,14 @@ static void watch_create(struct client_thread *thread, struct grpc_call *call, s
 	size_t length = etcdserverpb__watch_create_request__get_packed_size(create);
 	uint8_t *payload = xmalloc(length ? length : 1);
 	etcdserverpb__watch_create_request__pack(create, payload);
-	post_watch(thread, call, REQUEST_WATCH_CREATE, watch_id, payload, length);
+	struct node_request *request = client_new_request(thread, REQUEST_WATCH_CREATE);
+	request->call_id = grpc_call_id(call);
+	request->watch_id = watch_id;
+	request->payload = payload;
+	request->payload_length = length;
+	watch_backlog_hold(stream->backlog);
+	request->watch_backlog = stream->backlog;
+	client_post_to_storage(thread, request);
 }
 
 static void on_watch_message(void *context, struct grpc_call *call, const uint8_t *message, size_t length)
@@ -98,14 +142,12 @@ static void on_watch_message(void *context, struct grpc_call *call, const uint8_
 		return;
 	struct client_thread *thread = thread_of(context);
 	struct watch_stream *stream = grpc_call_user(call);
-	if (!stream) {
-		stream = xcalloc(1, sizeof(*stream));
-		grpc_call_set_user(call, stream);
-	}
+	if (!stream)
+		stream = start_watch_stream(thread, call);
 	Etcdserverpb__WatchRequest *request = etcdserverpb__watch_request__unpack(NULL, length, message);
 	if (!request) {
 		post_watch(thread, call, REQUEST_WATCH_CANCEL, -1, NULL, 0);
-		end_watch_stream(call);
+		end_watch_stream(thread, call);
 		client_answer_malformed(call);
 		return;
 	}
@@ -130,7 +172,7 @@ static void on_watch_close(void *context, struct grpc_call *call, bool cancelled
 {
 	struct client_thread *thread = thread_of(context);
 	post_watch(thread, call, REQUEST_WATCH_CANCEL, -1, NULL, 0);
-	end_watch_stream(call);
+	end_watch_stream(thread, call);
 	if (!cancelled)
 		grpc_call_finish(call, GRPC_OK, NULL);
 }
@@ -250,6 +292,11 @@ static bool pump_one(struct client_thread *thread, struct snapshot_stream *strea
 
 void client_streams_pump(struct client_thread *thread)
 {
+	uint64_t now = clock_monotonic_ms();
+	if (now - thread->last_backlog_refresh_ms >= 20) {
+		thread->last_backlog_refresh_ms = now;
+		refresh_watch_backlogs(thread);
+	}
 	if (!thread->snapshot_count)
 		return;
 	uint8_t *chunk = xmalloc(SNAPSHOT_CHUNK_BYTES);
@@ -267,6 +314,10 @@ void client_streams_pump(struct client_thread *thread)
 
 void client_streams_close(struct client_thread *thread)
 {
+	/* The list only borrows the streams' backlogs: each is released when the server ends its call. */
+	free(thread->watch_streams);
+	thread->watch_streams = NULL;
+	thread->watch_stream_count = 0;
 	for (size_t k = 0; k < thread->snapshot_count; k++) {
 		struct grpc_call *call = grpc_server_find_call(thread->server, thread->snapshots[k].call_id);
 		if (call)

@@ -12,10 +12,30 @@
 
 /* ---- frees ---- */
 
+struct watch_backlog *watch_backlog_new(void)
+{
+	struct watch_backlog *backlog = xcalloc(1, sizeof(*backlog));
+	atomic_init(&backlog->unsent_bytes, 0);
+	atomic_init(&backlog->references, 1);
+	return backlog;
+}
+
+void watch_backlog_hold(struct watch_backlog *backlog)
+{
+	atomic_fetch_add(&backlog->references, 1);
+}
+
+void watch_backlog_release(struct watch_backlog *backlog)
+{
+	if (backlog && atomic_fetch_sub(&backlog->references, 1) == 1)
+		free(backlog);
+}
+
 void node_request_free(struct node_request *request)
 {
 	if (!request)
 		return;
+	watch_backlog_release(request->watch_backlog);
 	free(request->payload);
 	for (size_t k = 0; k < request->peer_urls_count; k++)
 		free(request->peer_urls[k]);

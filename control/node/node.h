@@ -126,6 +126,19 @@ enum node_request_kind {
 	REQUEST_LEASE_LEASES,
 };
 
+/* A Watch stream's unsent bytes, shared by the client thread that owns the call (it writes how much
+ * of the stream is queued and not yet on the socket) and the storage thread's watchers of it (they
+ * read it): a watcher whose client does not read is parked and later catches up from the history,
+ * as etcd's victim watchers do, instead of making the member buffer without bound. Freed by the last
+ * of its holders (watch_backlog_release). */
+struct watch_backlog {
+	atomic_size_t unsent_bytes;
+	atomic_int references;
+};
+struct watch_backlog *watch_backlog_new(void); /* one reference, the caller's */
+void watch_backlog_hold(struct watch_backlog *backlog);
+void watch_backlog_release(struct watch_backlog *backlog);
+
 struct node_request {
 	enum node_request_kind kind;
 	uint64_t request_id;
@@ -140,6 +153,7 @@ struct node_request {
 	uint64_t peer_request_id;
 	uint64_t call_id;              /* watch requests: the gRPC call (stream) they belong to */
 	int64_t watch_id;
+	struct watch_backlog *watch_backlog; /* REQUEST_WATCH_CREATE: a reference for the watcher (or NULL) */
 	int64_t lease_id;              /* lease renew, time-to-live */
 	int64_t lease_remaining_ttl;   /* time-to-live: the leader's clock, when the storage thread answers */
 };

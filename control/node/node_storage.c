@@ -334,9 +334,10 @@ void *node_storage_main(void *argument)
 	event.data.u32 = 2;
 	epoll_ctl(epoll, EPOLL_CTL_ADD, wal_event_fd(node->wal), &event);
 	bool running = true;
+	bool catching_up = false; /* watchers still reading history: poll instead of sleeping */
 	while (running) {
 		struct epoll_event events[4];
-		int ready = epoll_wait(epoll, events, 4, 100);
+		int ready = epoll_wait(epoll, events, 4, catching_up ? 0 : 100);
 		if (ready < 0 && errno != EINTR)
 			break;
 		/* The inbox's eventfd is read only when epoll named it (a syscall is a VM exit here). */
@@ -378,6 +379,8 @@ void *node_storage_main(void *argument)
 			last_tick_ms = now;
 			storage_clients_tick(context.clients);
 		}
+		/* Between batches, never inside one: a watcher reading history sees only committed revisions. */
+		catching_up = storage_clients_catch_up(context.clients);
 	}
 	storage_clients_free(context.clients);
 	/* Stopping: what is in flight completes inside wal_close; jobs not yet reported are dropped, as a

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "alloc.h"
 #include "clock.h"
 #include "log.h"
 #include "node_storage_client.h"
@@ -12,8 +13,13 @@
 
 /* etcd sends a progress notification to an idle watcher that asked for them every 10 minutes. */
 enum { WATCH_PROGRESS_INTERVAL_MS = 10 * 60 * 1000 };
-/* Events per WatchResponse while a watcher catches up (one revision is never split). */
-enum { WATCH_CATCH_UP_EVENTS = 1000 };
+/* A watcher catching up from the history reads at most this many events, and at most
+ * WATCH_CATCH_UP_SCANNED revisions of any key, per step (one revision is never split); one turn of the
+ * storage thread does at most WATCH_CATCH_UP_BUDGET revisions for all catching-up watchers together, so
+ * applying never waits long on them. */
+enum { WATCH_CATCH_UP_EVENTS = 500, WATCH_CATCH_UP_SCANNED = 4000, WATCH_CATCH_UP_BUDGET = 4000 };
+/* A watcher whose stream has more than this unsent is parked (etcd: a victim) until its client reads. */
+enum { WATCH_BACKLOG_BYTES = 4 * 1024 * 1024 };
 
 struct watcher {
 	uint64_t reply_request_id; /* routes the responses to the client thread that owns the call */
@@ -27,16 +33,45 @@ struct watcher {
 	bool no_put;
 	bool no_delete;
 	bool progress_notify;
-	int64_t next_revision;   /* the first revision this watcher has not been sent */
+	/* Synced watchers get each applied batch's events as it commits; the others (new ones starting in
+	 * the past, and parked ones) catch up from the history in bounded steps, then join. */
+	bool synced;
+	int64_t next_revision;   /* unsynced: the first revision not yet sent; synced: sends nothing before it */
 	uint64_t last_sent_ms;
+	struct watch_backlog *backlog; /* its stream's unsent bytes (NULL: not tracked) */
+	size_t *matched;         /* during a fan-out: the indexes of this batch's events it matched */
+	size_t matched_count;
+	size_t matched_capacity;
+};
+
+/* Watchers of one exact key (no range_end): an event finds them by its key alone, so a put costs
+ * nothing for the watchers of other keys. */
+struct key_watchers {
+	uint8_t *key;          /* NULL: free slot */
+	size_t key_length;
+	uint64_t hash;
+	struct watcher **watchers;
+	size_t count;
+	size_t capacity;
 };
 
 struct storage_clients {
 	struct node *node;
-	struct watcher *watchers;
+	struct watcher **watchers;  /* every watcher */
 	size_t watcher_count;
 	size_t watcher_capacity;
-	int64_t fanned_out_revision; /* events up to here went to every watcher */
+	struct key_watchers *by_key; /* open addressing, a power of two, at most half full */
+	size_t by_key_capacity;
+	size_t by_key_used;
+	struct watcher **range_watchers; /* watchers of a range or prefix: matched by a scan */
+	size_t range_watcher_count;
+	size_t range_watcher_capacity;
+	size_t unsynced_count;
+	size_t catch_up_cursor;     /* round robin over the catching-up watchers */
+	struct watcher **touched;   /* watchers with matches in the fan-out under way */
+	size_t touched_count;
+	size_t touched_capacity;
+	int64_t fanned_out_revision; /* events up to here went to every synced watcher */
 	struct lease_change *lease_changes; /* applied since the last batch, for the core's clocks */
 	size_t lease_change_count;
 	size_t lease_change_capacity;
@@ -105,10 +140,13 @@ struct storage_clients *storage_clients_new(struct node *node)
 	return clients;
 }
 
-static void watcher_free_fields(struct watcher *watcher)
+static void watcher_free(struct watcher *watcher)
 {
 	free(watcher->key);
 	free(watcher->range_end);
+	free(watcher->matched);
+	watch_backlog_release(watcher->backlog);
+	free(watcher);
 }
 
 void storage_clients_free(struct storage_clients *clients)
@@ -116,8 +154,15 @@ void storage_clients_free(struct storage_clients *clients)
 	if (!clients)
 		return;
 	for (size_t k = 0; k < clients->watcher_count; k++)
-		watcher_free_fields(&clients->watchers[k]);
+		watcher_free(clients->watchers[k]);
 	free(clients->watchers);
+	for (size_t k = 0; k < clients->by_key_capacity; k++) {
+		free(clients->by_key[k].key);
+		free(clients->by_key[k].watchers);
+	}
+	free(clients->by_key);
+	free(clients->range_watchers);
+	free(clients->touched);
 	free(clients->lease_changes);
 	free(clients);
 }
@@ -237,18 +282,145 @@ static bool key_in_range(const struct watcher *watcher, const uint8_t *key, size
 	return end_order < 0;
 }
 
-/* Sends the events of `list` that this watcher wants (revision >= its next, in its range, not
- * filtered out), as one WatchResponse; nothing when none match. */
-static void send_events(struct storage_clients *clients, struct watcher *watcher, const struct state_event_list *list)
+static bool watcher_is_exact(const struct watcher *watcher)
 {
+	return watcher->range_end_length == 0;
+}
+
+/* The client has not read what was sent: more would only pile up in this member's memory. */
+static bool watcher_backlogged(const struct watcher *watcher)
+{
+	return watcher->backlog && atomic_load(&watcher->backlog->unsent_bytes) > WATCH_BACKLOG_BYTES;
+}
+
+/* ---- the exact-key index ---- */
+
+static uint64_t key_hash(const uint8_t *key, size_t length)
+{
+	uint64_t hash = UINT64_C(1469598103934665603); /* FNV-1a */
+	for (size_t k = 0; k < length; k++)
+		hash = (hash ^ key[k]) * UINT64_C(1099511628211);
+	return hash;
+}
+
+static struct key_watchers *key_slot(struct storage_clients *clients, const uint8_t *key, size_t length,
+                                     uint64_t hash, bool create)
+{
+	if (clients->by_key_capacity == 0) {
+		if (!create)
+			return NULL;
+		clients->by_key_capacity = 64;
+		clients->by_key = xcalloc(clients->by_key_capacity, sizeof(struct key_watchers));
+	}
+	size_t mask = clients->by_key_capacity - 1;
+	for (size_t slot = hash & mask;; slot = (slot + 1) & mask) {
+		struct key_watchers *entry = &clients->by_key[slot];
+		if (!entry->key) {
+			if (!create)
+				return NULL;
+			entry->key = xmemdup(key, length);
+			entry->key_length = length;
+			entry->hash = hash;
+			clients->by_key_used++;
+			return entry;
+		}
+		if (entry->hash == hash && entry->key_length == length && memcmp(entry->key, key, length) == 0)
+			return entry;
+	}
+}
+
+static void index_add(struct storage_clients *clients, struct watcher *watcher);
+
+/* Keeps the table at most half full of keys that still have watchers; keys whose watchers are all gone
+ * are dropped here, not one by one (removing from open addressing would need tombstones). */
+static void index_rebuild(struct storage_clients *clients, size_t capacity)
+{
+	for (size_t k = 0; k < clients->by_key_capacity; k++) {
+		free(clients->by_key[k].key);
+		free(clients->by_key[k].watchers);
+	}
+	free(clients->by_key);
+	clients->by_key = xcalloc(capacity, sizeof(struct key_watchers));
+	clients->by_key_capacity = capacity;
+	clients->by_key_used = 0;
+	clients->range_watcher_count = 0;
+	for (size_t k = 0; k < clients->watcher_count; k++)
+		index_add(clients, clients->watchers[k]);
+}
+
+static void pointer_append(struct watcher ***array, size_t *count, size_t *capacity, struct watcher *watcher)
+{
+	if (*count == *capacity) {
+		*capacity = *capacity ? *capacity * 2 : 8;
+		*array = xreallocarray(*array, *capacity, sizeof(struct watcher *));
+	}
+	(*array)[(*count)++] = watcher;
+}
+
+static bool pointer_remove(struct watcher **array, size_t *count, const struct watcher *watcher)
+{
+	for (size_t k = 0; k < *count; k++) {
+		if (array[k] == watcher) {
+			array[k] = array[--*count];
+			return true;
+		}
+	}
+	return false;
+}
+
+static void index_add(struct storage_clients *clients, struct watcher *watcher)
+{
+	if (!watcher_is_exact(watcher)) {
+		pointer_append(&clients->range_watchers, &clients->range_watcher_count, &clients->range_watcher_capacity,
+		               watcher);
+		return;
+	}
+	uint64_t hash = key_hash(watcher->key, watcher->key_length);
+	struct key_watchers *entry = key_slot(clients, watcher->key, watcher->key_length, hash, false);
+	if (!entry && (clients->by_key_used + 1) * 2 > clients->by_key_capacity) {
+		/* At most a quarter full after the rebuild, so the rebuild's own adds never rebuild again. */
+		size_t live = 0;
+		for (size_t k = 0; k < clients->by_key_capacity; k++)
+			live += clients->by_key[k].count > 0;
+		size_t capacity = 64;
+		while (capacity < 4 * (live + 1))
+			capacity *= 2;
+		index_rebuild(clients, capacity); /* adds every listed watcher, this one too */
+		return;
+	}
+	if (!entry)
+		entry = key_slot(clients, watcher->key, watcher->key_length, hash, true);
+	pointer_append(&entry->watchers, &entry->count, &entry->capacity, watcher);
+}
+
+static void index_remove(struct storage_clients *clients, const struct watcher *watcher)
+{
+	if (!watcher_is_exact(watcher)) {
+		pointer_remove(clients->range_watchers, &clients->range_watcher_count, watcher);
+		return;
+	}
+	struct key_watchers *entry =
+	    key_slot(clients, watcher->key, watcher->key_length, key_hash(watcher->key, watcher->key_length), false);
+	if (entry)
+		pointer_remove(entry->watchers, &entry->count, watcher);
+}
+
+/* ---- sending ---- */
+
+/* Sends the events of `list` at `indexes` (all of them when indexes is NULL) that this watcher wants
+ * (revision >= its next, in its range, not filtered out), as one WatchResponse; nothing when none do. */
+static void send_events(struct storage_clients *clients, struct watcher *watcher, const struct state_event_list *list,
+                        const size_t *indexes, size_t index_count)
+{
+	size_t candidates = indexes ? index_count : list->count;
+	if (candidates == 0)
+		return;
 	size_t chosen_count = 0;
-	Mvccpb__Event *events = calloc(list->count ? list->count : 1, sizeof(Mvccpb__Event));
-	Mvccpb__Event **pointers = calloc(list->count ? list->count : 1, sizeof(Mvccpb__Event *));
-	Mvccpb__KeyValue *kvs = calloc(list->count ? list->count * 2 : 1, sizeof(Mvccpb__KeyValue));
-	if (!events || !pointers || !kvs)
-		abort();
-	for (size_t k = 0; k < list->count; k++) {
-		const struct state_event *event = &list->events[k];
+	Mvccpb__Event *events = xcalloc(candidates, sizeof(Mvccpb__Event));
+	Mvccpb__Event **pointers = xcalloc(candidates, sizeof(Mvccpb__Event *));
+	Mvccpb__KeyValue *kvs = xcalloc(candidates * 2, sizeof(Mvccpb__KeyValue));
+	for (size_t k = 0; k < candidates; k++) {
+		const struct state_event *event = &list->events[indexes ? indexes[k] : k];
 		if (event->kv.mod_revision < watcher->next_revision ||
 		    !key_in_range(watcher, event->kv.key, event->kv.key_len))
 			continue;
@@ -277,6 +449,8 @@ static void send_events(struct storage_clients *clients, struct watcher *watcher
 		response.events = pointers;
 		post_message(clients->node, watcher->reply_request_id, watcher->call_id, &response.base);
 		watcher->last_sent_ms = clock_monotonic_ms();
+		if (watcher->backlog)
+			atomic_fetch_add(&watcher->backlog->unsent_bytes, etcdserverpb__watch_response__get_packed_size(&response));
 	}
 	free(events);
 	free(pointers);
@@ -297,37 +471,106 @@ static void send_watch_cancel(struct storage_clients *clients, const struct watc
 	post_message(clients->node, watcher->reply_request_id, watcher->call_id, &response.base);
 }
 
-/* Brings a watcher that starts in the past up to the current revision. False: it was cancelled. */
-static bool catch_up(struct storage_clients *clients, struct watcher *watcher)
+/* ---- the watcher list ---- */
+
+static void watcher_add(struct storage_clients *clients, struct watcher *watcher)
 {
+	pointer_append(&clients->watchers, &clients->watcher_count, &clients->watcher_capacity, watcher);
+	index_add(clients, watcher);
+	if (!watcher->synced)
+		clients->unsynced_count++;
+}
+
+static void watcher_remove_at(struct storage_clients *clients, size_t position)
+{
+	struct watcher *watcher = clients->watchers[position];
+	index_remove(clients, watcher);
+	if (!watcher->synced)
+		clients->unsynced_count--;
+	clients->watchers[position] = clients->watchers[--clients->watcher_count];
+	watcher_free(watcher);
+}
+
+static void watcher_park(struct storage_clients *clients, struct watcher *watcher)
+{
+	if (!watcher->synced)
+		return;
+	watcher->synced = false;
+	clients->unsynced_count++;
+}
+
+static void watcher_join(struct storage_clients *clients, struct watcher *watcher)
+{
+	if (watcher->synced)
+		return;
+	watcher->synced = true;
+	clients->unsynced_count--;
+	if (watcher->next_revision <= clients->fanned_out_revision)
+		watcher->next_revision = clients->fanned_out_revision + 1;
+}
+
+/* One bounded step of a catching-up watcher: the events after its next revision, up to what the synced
+ * watchers have been sent; it joins them when it reaches that. Returns the revision records scanned,
+ * or -1 when the watcher was cancelled (its history is compacted away) and removed. */
+static long catch_up_step(struct storage_clients *clients, size_t position)
+{
+	struct watcher *watcher = clients->watchers[position];
 	struct node *node = clients->node;
-	int64_t current = state_revision(node->state);
-	while (watcher->next_revision <= current) {
-		struct state_event_list list;
-		char error[256];
-		struct state_bytes key = {watcher->key, watcher->key_length};
-		struct state_bytes range_end = {watcher->range_end, watcher->range_end_length};
-		int status = state_events_read(node->state, watcher->next_revision, key, range_end, WATCH_CATCH_UP_EVENTS,
-		                               watcher->prev_kv, &list, error, sizeof(error));
-		if (status == STATE_ERR_COMPACTED) {
-			/* etcd: the response carries the compact revision and the watch is cancelled. */
+	if (watcher->next_revision > clients->fanned_out_revision) {
+		watcher_join(clients, watcher);
+		return 0;
+	}
+	struct state_event_list list;
+	char error[256];
+	struct state_bytes key = {watcher->key, watcher->key_length};
+	struct state_bytes range_end = {watcher->range_end, watcher->range_end_length};
+	int status = state_events_read_bounded(node->state, watcher->next_revision, key, range_end, WATCH_CATCH_UP_EVENTS,
+	                                       WATCH_CATCH_UP_SCANNED, watcher->prev_kv, &list, error, sizeof(error));
+	if (status != STATE_OK) {
+		/* etcd: a watcher whose next revision was compacted away is cancelled with the compact revision. */
+		if (status == STATE_ERR_COMPACTED)
 			send_watch_cancel(clients, watcher, state_compact_revision(node->state),
 			                  "etcdserver: mvcc: required revision has been compacted");
-			return false;
-		}
-		if (status != STATE_OK) {
+		else
 			send_watch_cancel(clients, watcher, 0, error);
-			return false;
-		}
-		send_events(clients, watcher, &list);
-		int64_t next = list.next_revision;
-		state_event_list_free(&list);
-		if (next <= watcher->next_revision)
-			break;
-		watcher->next_revision = next;
+		watcher_remove_at(clients, position);
+		return -1;
 	}
-	watcher->next_revision = current + 1;
-	return true;
+	send_events(clients, watcher, &list, NULL, 0);
+	long scanned = (long)(list.next_revision - watcher->next_revision);
+	if (list.next_revision > watcher->next_revision)
+		watcher->next_revision = list.next_revision;
+	state_event_list_free(&list);
+	if (watcher->next_revision > clients->fanned_out_revision)
+		watcher_join(clients, watcher);
+	return scanned > 0 ? scanned : 1;
+}
+
+bool storage_clients_catch_up(struct storage_clients *clients)
+{
+	long budget = WATCH_CATCH_UP_BUDGET;
+	bool progress = true;
+	while (clients->unsynced_count > 0 && budget > 0 && progress) {
+		progress = false;
+		for (size_t seen = 0; seen < clients->watcher_count && budget > 0; seen++) {
+			if (clients->catch_up_cursor >= clients->watcher_count)
+				clients->catch_up_cursor = 0;
+			size_t position = clients->catch_up_cursor++;
+			struct watcher *watcher = clients->watchers[position];
+			if (watcher->synced || watcher_backlogged(watcher))
+				continue;
+			long scanned = catch_up_step(clients, position);
+			if (scanned < 0)
+				clients->catch_up_cursor = position; /* another watcher moved into this position */
+			budget -= scanned < 0 ? 1 : scanned;
+			progress = true;
+		}
+	}
+	/* Work remains only for watchers whose clients are reading; parked ones wait for the next tick. */
+	for (size_t k = 0; k < clients->watcher_count; k++)
+		if (!clients->watchers[k]->synced && !watcher_backlogged(clients->watchers[k]))
+			return true;
+	return false;
 }
 
 static void watch_create(struct storage_clients *clients, struct node_request *request)
@@ -337,60 +580,46 @@ static void watch_create(struct storage_clients *clients, struct node_request *r
 	    etcdserverpb__watch_create_request__unpack(NULL, request->payload_length, request->payload);
 	if (!create)
 		return; /* the client thread checked it; nothing to answer on */
-	struct watcher watcher = {0};
-	watcher.reply_request_id = request->request_id;
-	watcher.call_id = request->call_id;
-	watcher.watch_id = request->watch_id;
-	watcher.key_length = create->key.len;
-	watcher.key = malloc(create->key.len ? create->key.len : 1);
-	watcher.range_end_length = create->range_end.len;
-	watcher.range_end = malloc(create->range_end.len ? create->range_end.len : 1);
-	if (!watcher.key || !watcher.range_end)
-		abort();
-	if (create->key.len)
-		memcpy(watcher.key, create->key.data, create->key.len);
-	if (create->range_end.len)
-		memcpy(watcher.range_end, create->range_end.data, create->range_end.len);
-	watcher.prev_kv = create->prev_kv;
-	watcher.progress_notify = create->progress_notify;
+	struct watcher *watcher = xcalloc(1, sizeof(*watcher));
+	watcher->reply_request_id = request->request_id;
+	watcher->call_id = request->call_id;
+	watcher->watch_id = request->watch_id;
+	watcher->backlog = request->watch_backlog;
+	request->watch_backlog = NULL; /* the watcher's reference now */
+	watcher->key_length = create->key.len;
+	watcher->key = xmemdup(create->key.data, create->key.len);
+	watcher->range_end_length = create->range_end.len;
+	watcher->range_end = xmemdup(create->range_end.data, create->range_end.len);
+	watcher->prev_kv = create->prev_kv;
+	watcher->progress_notify = create->progress_notify;
 	for (size_t k = 0; k < create->n_filters; k++) {
 		if (create->filters[k] == ETCDSERVERPB__WATCH_CREATE_REQUEST__FILTER_TYPE__NOPUT)
-			watcher.no_put = true;
+			watcher->no_put = true;
 		else if (create->filters[k] == ETCDSERVERPB__WATCH_CREATE_REQUEST__FILTER_TYPE__NODELETE)
-			watcher.no_delete = true;
+			watcher->no_delete = true;
 	}
-	int64_t current = state_revision(node->state);
-	watcher.next_revision = create->start_revision > 0 ? create->start_revision : current + 1;
-	watcher.last_sent_ms = clock_monotonic_ms();
+	/* A start in the future is kept: events before it are never sent, however far ahead it is. */
+	watcher->next_revision =
+	    create->start_revision > 0 ? create->start_revision : clients->fanned_out_revision + 1;
+	watcher->synced = watcher->next_revision > clients->fanned_out_revision;
+	watcher->last_sent_ms = clock_monotonic_ms();
 	etcdserverpb__watch_create_request__free_unpacked(create, NULL);
-	if (!catch_up(clients, &watcher)) {
-		watcher_free_fields(&watcher);
-		return;
-	}
-	if (clients->watcher_count == clients->watcher_capacity) {
-		clients->watcher_capacity = clients->watcher_capacity ? clients->watcher_capacity * 2 : 16;
-		clients->watchers = realloc(clients->watchers, clients->watcher_capacity * sizeof(struct watcher));
-		if (!clients->watchers)
-			abort();
-	}
-	clients->watchers[clients->watcher_count++] = watcher;
+	watcher_add(clients, watcher);
+	(void)node;
 }
 
 static void watch_cancel(struct storage_clients *clients, const struct node_request *request)
 {
-	size_t kept = 0;
-	for (size_t k = 0; k < clients->watcher_count; k++) {
-		struct watcher *watcher = &clients->watchers[k];
+	unsigned request_channel = (unsigned)(request->request_id >> NODE_REQUEST_COUNTER_BITS) & 0xf;
+	for (size_t k = 0; k < clients->watcher_count;) {
+		struct watcher *watcher = clients->watchers[k];
 		unsigned channel = (unsigned)(watcher->reply_request_id >> NODE_REQUEST_COUNTER_BITS) & 0xf;
-		unsigned request_channel = (unsigned)(request->request_id >> NODE_REQUEST_COUNTER_BITS) & 0xf;
 		if (watcher->call_id == request->call_id && channel == request_channel &&
-		    (request->watch_id < 0 || watcher->watch_id == request->watch_id)) {
-			watcher_free_fields(watcher);
-			continue;
-		}
-		clients->watchers[kept++] = *watcher;
+		    (request->watch_id < 0 || watcher->watch_id == request->watch_id))
+			watcher_remove_at(clients, k); /* the last watcher moved here: look at k again */
+		else
+			k++;
 	}
-	clients->watcher_count = kept;
 }
 
 /* etcd: a response with watch id -1 and no events, sent after every event already sent on the stream. */
@@ -404,6 +633,50 @@ static void watch_progress(struct storage_clients *clients, const struct node_re
 	post_message(clients->node, request->request_id, request->call_id, &response.base);
 }
 
+static void match(struct storage_clients *clients, struct watcher *watcher, size_t event_index)
+{
+	if (watcher->matched_count == 0)
+		pointer_append(&clients->touched, &clients->touched_count, &clients->touched_capacity, watcher);
+	if (watcher->matched_count == watcher->matched_capacity) {
+		watcher->matched_capacity = watcher->matched_capacity ? watcher->matched_capacity * 2 : 16;
+		watcher->matched = xreallocarray(watcher->matched, watcher->matched_capacity, sizeof(size_t));
+	}
+	watcher->matched[watcher->matched_count++] = event_index;
+}
+
+/* One list of new events (revisions from `from` on) to the synced watchers: each event finds the
+ * watchers of its key through the index and the range watchers by a scan; each watcher then gets one
+ * response with its events. A synced watcher has been sent everything before `from` (its own next
+ * revision only matters when it starts in the future), so one whose client is not reading is parked
+ * with `from` as its next revision and later catches up from there. */
+static void fan_out(struct storage_clients *clients, const struct state_event_list *list, int64_t from)
+{
+	for (size_t e = 0; e < list->count; e++) {
+		const struct state_event *event = &list->events[e];
+		struct key_watchers *entry = key_slot(clients, event->kv.key, event->kv.key_len,
+		                                      key_hash(event->kv.key, event->kv.key_len), false);
+		for (size_t k = 0; entry && k < entry->count; k++)
+			if (entry->watchers[k]->synced)
+				match(clients, entry->watchers[k], e);
+		for (size_t k = 0; k < clients->range_watcher_count; k++) {
+			struct watcher *watcher = clients->range_watchers[k];
+			if (watcher->synced && key_in_range(watcher, event->kv.key, event->kv.key_len))
+				match(clients, watcher, e);
+		}
+	}
+	for (size_t k = 0; k < clients->touched_count; k++) {
+		struct watcher *watcher = clients->touched[k];
+		if (watcher_backlogged(watcher)) {
+			watcher_park(clients, watcher);
+			if (watcher->next_revision < from)
+				watcher->next_revision = from;
+		} else
+			send_events(clients, watcher, list, watcher->matched, watcher->matched_count);
+		watcher->matched_count = 0;
+	}
+	clients->touched_count = 0;
+}
+
 void storage_clients_after_apply(struct storage_clients *clients)
 {
 	struct node *node = clients->node;
@@ -412,13 +685,14 @@ void storage_clients_after_apply(struct storage_clients *clients)
 	int64_t current = state_revision(node->state);
 	if (current <= clients->fanned_out_revision)
 		return;
-	if (clients->watcher_count == 0) {
+	size_t synced = clients->watcher_count - clients->unsynced_count;
+	if (synced == 0) {
 		clients->fanned_out_revision = current;
 		return;
 	}
 	bool want_prev_kv = false;
 	for (size_t k = 0; k < clients->watcher_count; k++)
-		want_prev_kv |= clients->watchers[k].prev_kv;
+		want_prev_kv |= clients->watchers[k]->synced && clients->watchers[k]->prev_kv;
 	/* Every key: read the new events once, then each watcher takes its own. */
 	static const uint8_t zero = 0;
 	struct state_bytes all_keys = {&zero, 1}, empty = {NULL, 0};
@@ -430,28 +704,22 @@ void storage_clients_after_apply(struct storage_clients *clients)
 		if (status != STATE_OK) {
 			/* Compacted under us cannot happen (compaction is applied here too, after this read); any
 			 * other failure cancels the watchers rather than letting them miss events silently. */
-			log_write("error", "failed to read watch events", "\"error\":\"%s\"", error);
-			for (size_t k = 0; k < clients->watcher_count; k++) {
-				send_watch_cancel(clients, &clients->watchers[k], 0, "etcdserver: failed to read events");
-				watcher_free_fields(&clients->watchers[k]);
+			char escaped[512];
+			log_write("error", "failed to read watch events", "\"error\":\"%s\"",
+			          log_json_escape(error, escaped, sizeof(escaped)));
+			while (clients->watcher_count > 0) {
+				send_watch_cancel(clients, clients->watchers[0], 0, "etcdserver: failed to read events");
+				watcher_remove_at(clients, 0);
 			}
-			clients->watcher_count = 0;
 			break;
 		}
-		for (size_t k = 0; k < clients->watcher_count; k++) {
-			send_events(clients, &clients->watchers[k], &list);
-			if (clients->watchers[k].next_revision < list.next_revision)
-				clients->watchers[k].next_revision = list.next_revision;
-		}
+		fan_out(clients, &list, from);
 		int64_t next = list.next_revision;
 		state_event_list_free(&list);
 		if (next <= from)
 			break;
 		from = next;
 	}
-	for (size_t k = 0; k < clients->watcher_count; k++)
-		if (clients->watchers[k].next_revision <= current)
-			clients->watchers[k].next_revision = current + 1;
 	clients->fanned_out_revision = current;
 }
 
@@ -459,7 +727,7 @@ void storage_clients_tick(struct storage_clients *clients)
 {
 	uint64_t now = clock_monotonic_ms();
 	for (size_t k = 0; k < clients->watcher_count; k++) {
-		struct watcher *watcher = &clients->watchers[k];
+		struct watcher *watcher = clients->watchers[k];
 		if (!watcher->progress_notify || now - watcher->last_sent_ms < WATCH_PROGRESS_INTERVAL_MS)
 			continue;
 		Etcdserverpb__ResponseHeader header = ETCDSERVERPB__RESPONSE_HEADER__INIT;

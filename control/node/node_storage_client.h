@@ -1,11 +1,14 @@
 /* control/node/node_storage_client.h: the client requests the storage thread serves from this member's applied
  * state — HashKV, Snapshot, Watch, and the lease clocks (renew, time-to-live, expiry).
  *
- * Watchers live here, on the thread that applies, so a watcher can never miss or repeat an event: each
- * one has the next revision it must deliver; after every applied batch the new events are read once and
- * handed to each matching watcher, as WatchResponse messages posted to the client thread that owns the
- * call (node_post_reply with call_id set). A watcher that starts in the past first catches up here,
- * before it joins the live fan-out.
+ * Watchers live here, on the thread that applies, so a watcher can never miss or repeat an event. As in
+ * etcd's watchable store there are two groups: synced watchers get the new events after every applied
+ * batch (read once, matched to watchers through an index by exact key plus a scan of range watchers,
+ * one WatchResponse per watcher posted to the client thread that owns the call); unsynced ones — a new
+ * watcher starting in the past, or a synced one parked because its client stopped reading (etcd's
+ * victims) — catch up from the history in bounded steps between batches and then join. So applying
+ * never waits on a historical or slow watcher, and a slow one costs this member at most
+ * WATCH_BACKLOG_BYTES of queued responses.
  *
  * Lease expiry follows etcd's lessor: only the leader's clocks run; a member that becomes leader gives
  * every lease its full TTL again; an expired lease is revoked through Raft (a LeaseRevoke proposal),
@@ -27,6 +30,10 @@ void storage_clients_after_apply(struct storage_clients *clients);
 /* Each applied client request (before the batch commits): grants and revokes for the lease clocks. */
 void storage_clients_note_applied(struct storage_clients *clients, const Etcdserverpb__InternalRaftRequest *request,
                                   const struct kv_result *result);
+/* One bounded step for the watchers catching up from the history (new ones that start in the past,
+ * parked ones whose clients read again). True when more steps are due now: the storage thread then
+ * polls instead of sleeping. */
+bool storage_clients_catch_up(struct storage_clients *clients);
 /* About every 100 ms: lease expiry on the leader, watch progress notifications. */
 void storage_clients_tick(struct storage_clients *clients);
 

@@ -98,6 +98,14 @@ int state_events_read(struct state *state, int64_t from_revision, struct state_b
                       struct state_bytes range_end, size_t max_events, bool want_prev_kv,
                       struct state_event_list *out, char *err, size_t err_len)
 {
+    return state_events_read_bounded(state, from_revision, key, range_end, max_events, 0, want_prev_kv, out,
+                                     err, err_len);
+}
+
+int state_events_read_bounded(struct state *state, int64_t from_revision, struct state_bytes key,
+                              struct state_bytes range_end, size_t max_events, size_t max_scanned,
+                              bool want_prev_kv, struct state_event_list *out, char *err, size_t err_len)
+{
     memset(out, 0, sizeof *out);
     if (state->db == NULL)
         return state_fail(err, err_len, STATE_ERR_INVALID, "the state is closed");
@@ -118,6 +126,7 @@ int state_events_read(struct state *state, int64_t from_revision, struct state_b
     int status = STATE_OK;
     int64_t next_revision = state->committed.revision + 1;
     int64_t last_main = 0;
+    size_t scanned = 0;
     for (rocksdb_iter_seek(iterator, (const char *)start, sizeof start);
          rocksdb_iter_valid(iterator); rocksdb_iter_next(iterator)) {
         size_t revision_len;
@@ -125,10 +134,12 @@ int state_events_read(struct state *state, int64_t from_revision, struct state_b
         int64_t main, sub;
         if (!state_key_revision_parse(revision_key, revision_len, &main, &sub))
             break;
-        if (max_events > 0 && events.count >= max_events && main != last_main) {
+        bool enough = (max_events > 0 && events.count >= max_events) || (max_scanned > 0 && scanned >= max_scanned);
+        if (enough && main != last_main) {
             next_revision = main; /* never split one revision's events */
             break;
         }
+        scanned++;
         last_main = main;
         size_t user_key_len;
         const uint8_t *user_key = (const uint8_t *)rocksdb_iter_value(iterator, &user_key_len);

@@ -329,6 +329,11 @@ struct state_event_list {
 int state_events_read(struct state *state, int64_t from_revision, struct state_bytes key,
                       struct state_bytes range_end, size_t max_events, bool want_prev_kv,
                       struct state_event_list *out, char *err, size_t err_len);
+/* The same, stopping also after about max_scanned revision records of any key (0 = no limit), so that a
+ * watcher of a rare key catching up over a long history reads it in bounded steps. */
+int state_events_read_bounded(struct state *state, int64_t from_revision, struct state_bytes key,
+                              struct state_bytes range_end, size_t max_events, size_t max_scanned,
+                              bool want_prev_kv, struct state_event_list *out, char *err, size_t err_len);
 void state_event_list_free(struct state_event_list *list);
 
 /* ---- hash ------------------------------------------------------------------------------------- */

@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# A watcher replaying a long history, or one that stops reading, does not stall anyone's writes: with
+# 40,000 revisions of history, `etcdctl watch --rev=1 --prefix ''` is started twice on the member that
+# takes the writes — once piped into a process that never reads (its gRPC stream backs up), once read
+# to the end — and meanwhile one client's puts through that member keep their latency: p99 under
+# 100 ms and none over 1 s (quorum-bench, one client, 1,000 puts). The reading watcher must then have
+# every one of the history's events. etcd 3.4.23 passes the same (run-against-etcd.sh).
+# Usage: 16-watch-stall.sh PATH/quorumd|PATH/etcd [PATH/quorum-bench]
+# Ports: 257x0 (client 257x9).
+source "$(dirname "$0")/lib.sh"
+
+BENCH=${2:-${QUORUM_BENCH:-}}
+if [ -z "$BENCH" ]; then
+	for c in "$(dirname "$TARGET")/../bench/quorum-bench" "$(dirname "$0")/../../build/bench/quorum-bench"; do
+		[ -x "$c" ] && { BENCH=$c; break; }
+	done
+fi
+[ -n "$BENCH" ] && [ -x "$BENCH" ] || { echo "$0: quorum-bench not found (give it as the second argument)" >&2; exit 2; }
+HISTORY=100000
+
+add_member infra1 25710
+add_member infra2 25720
+add_member infra3 25730
+start_new_cluster infra1 infra2 infra3
+wait_ready 20 infra1 infra2 infra3
+target=$LEADER
+endpoint=${CLIENT[$target]#http://}
+
+"$BENCH" --endpoints="$endpoint" --conns=4 --clients=64 --total=$HISTORY --progress=false --json \
+	put --key-size=16 --val-size=256 --key-space-size=1000 >"$TMP/history.json" ||
+	fail "quorum-bench could not write the history: $(cat "$TMP/history.json")"
+revision() { ctl --endpoints="${CLIENT[$target]}" endpoint status -w json; sed -n 's/.*"revision":\([0-9]*\).*/\1/p' <<<"$OUT"; }
+HISTORY_REVISION=$(revision)
+[ "$HISTORY_REVISION" -ge $((HISTORY + 1)) ] || fail "revision $HISTORY_REVISION after $HISTORY puts"
+
+# measure_puts LABEL: one client's 1,000 puts through the target; fails past the bounds.
+measure_puts() {
+	"$BENCH" --endpoints="$endpoint" --clients=1 --total=1000 --progress=false --json \
+		put --key-size=16 --val-size=256 --key-space-size=100 >"$TMP/puts.json" ||
+		fail "puts while $1: $(cat "$TMP/puts.json")"
+	read -r p99 max < <("$PYTHON" -c '
+import json, sys
+latency = json.load(open(sys.argv[1]))["latency_ms"]
+print(latency["p99"], latency["max"])' "$TMP/puts.json")
+	log "puts while $1: p99 ${p99} ms, max ${max} ms"
+	[ "$KIND" = quorumd ] || return 0
+	awk -v p="$p99" -v m="$max" 'BEGIN { exit !(p < 100 && m < 1000) }' ||
+		fail "puts while $1: p99 ${p99} ms, max ${max} ms (bounds: p99 100 ms, max 1000 ms)"
+}
+
+# A watcher that never reads: etcdctl blocks on its full stdout pipe and stops reading the stream.
+mkfifo "$TMP/stuck"
+"$ETCDCTL" --endpoints="${CLIENT[$target]}" watch --rev=1 --prefix '' >"$TMP/stuck" 2>/dev/null &
+STARTED_PIDS+=("$!")
+sleep 600 <"$TMP/stuck" &
+STARTED_PIDS+=("$!")
+measure_puts "a watcher replays the history and stops reading"
+
+# Four watchers that read, created at once, each replaying the whole history with previous values (a
+# member that replays each one in a single step is busy for seconds); one's events are counted (a
+# "PUT" line per event in etcdctl's simple output).
+for i in 1 2 3 4; do
+	ctl_bg "reader$i.out" --endpoints="${CLIENT[$target]}" watch --rev=1 --prefix '' --prev-kv
+done
+measure_puts "four more watchers replay the history with previous values, reading"
+enough_events() { [ "$(grep -c '^PUT$' "$TMP/reader1.out")" -ge "$HISTORY" ]; }
+wait_until "a reading watcher to get the $HISTORY events of the history" 120 enough_events
