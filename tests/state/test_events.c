@@ -146,6 +146,38 @@ static void test_events_new_store(void)
     state_close(state);
 }
 
+/* A watcher of a rare key reads a long history in bounded steps: max_scanned stops after about that
+ * many revisions of any key (at a revision boundary), so each step is short, and stepping on from
+ * next_revision finds the key's events in the end, exactly once. */
+static void test_events_bounded_scan(void)
+{
+    struct state *state = open_fresh(root, sizeof root);
+    REQUIRE_OK(state_batch_begin(state, test_err, sizeof test_err));
+    for (int k = 0; k < 100; k++)
+        CHECK_EQ(put(state, "busy", "v"), STATE_OK); /* revisions 2..101 */
+    CHECK_EQ(put(state, "rare", "1"), STATE_OK);     /* 102 */
+    REQUIRE_OK(state_batch_commit(state, 2, test_err, sizeof test_err));
+    struct state_event_list events;
+    int64_t from = 1, steps = 0;
+    size_t found = 0;
+    while (from <= state_revision(state) && steps < 1000) {
+        REQUIRE_OK(state_events_read_bounded(state, from, bytes_of("rare"), (struct state_bytes){0}, 0, 10, false,
+                                             &events, test_err, sizeof test_err));
+        CHECK(events.next_revision > from);
+        CHECK(events.next_revision - from <= 11);
+        found += events.count;
+        if (events.count == 1)
+            CHECK_EQ(events.events[0].kv.mod_revision, 102);
+        from = events.next_revision;
+        state_event_list_free(&events);
+        steps++;
+    }
+    CHECK_EQ(found, 1);
+    CHECK_EQ(from, 103);
+    CHECK(steps >= 10);
+    state_close(state);
+}
+
 int main(int argc, char **argv)
 {
     (void)argc;
@@ -153,5 +185,6 @@ int main(int argc, char **argv)
     RUN(test_events_new_store);
     RUN(test_events_in_order);
     RUN(test_events_pagination);
+    RUN(test_events_bounded_scan);
     return test_failures == 0 ? 0 : 1;
 }
