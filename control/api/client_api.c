@@ -117,7 +117,8 @@ static void expire_waiting_requests(struct client_thread *thread, uint64_t now_m
 	struct waiting_table *table = &thread->waiting;
 	for (size_t slot = 0; slot < table->capacity; slot++) {
 		struct waiting_call *waiting = &table->slots[slot];
-		if (!waiting->request_id || waiting->kind != WAITING_UNARY_KV || now_ms - waiting->started_ms < timeout)
+		/* started_ms may be after now_ms: calls made in this turn, after the turn's clock was read. */
+		if (!waiting->request_id || waiting->kind != WAITING_UNARY_KV || waiting->started_ms + timeout > now_ms)
 			continue;
 		/* etcd: a request that started in the two election timeouts before the current leader was elected
 		 * was most likely lost with the previous leader. */
