@@ -160,7 +160,7 @@ log "infra5: export ETCD_NAME=infra5 ETCD_INITIAL_CLUSTER=... ETCD_INITIAL_CLUST
 		--data-dir "$TMP/infra5"
 ) 2>>"$TMP/infra5.log" &
 PID[infra5]=$!
-STARTED_PIDS+=("$!")
+track_pid "$!"
 
 wait_until "every member lists infra5 started" 20 listed_started "$infra5_id" infra5
 wait_until "every member still lists infra4 started" 10 listed_started "$infra4_id" infra4

@@ -95,7 +95,7 @@ assert_eq "number of ETCD_* variables printed" 4 "${#env_vars[@]}"
 start_raw infra4 env "${env_vars[@]}" "$TARGET" --data-dir "$(data_dir infra4)" \
 	--listen-peer-urls http://127.0.0.1:24240 \
 	--listen-client-urls "${CLIENT[infra4]}" --advertise-client-urls "${CLIENT[infra4]}" \
-	--logger=zap --log-outputs=stderr $(target_only_flags infra4)
+	$(server_flags infra4)
 PEER[infra4]=http://localhost:24240
 wait_ready 30 infra1 infra3 infra4
 ENDPOINTS=$(endpoints infra1 infra3 infra4)

@@ -77,7 +77,7 @@ assert_eq "number of ETCD_* variables printed" 4 "${#env_vars[@]}"
 start_raw infra4 env "${env_vars[@]}" "$TARGET" --data-dir "$(data_dir infra4)" \
 	--listen-peer-urls "${PEER[infra4]}" \
 	--listen-client-urls "${CLIENT[infra4]}" --advertise-client-urls "${CLIENT[infra4]}" \
-	--logger=zap --log-outputs=stderr $(target_only_flags infra4)
+	$(server_flags infra4)
 learner_started() {
 	local out
 	out=$("$ETCDCTL" "$E" member list 2>/dev/null) || return 1

@@ -129,7 +129,7 @@ check_events() {
 	log "$what: $N events, each once, in order"
 }
 check_events watch.json "watch on $W through the leader changes"
-running "$W" && kill -0 "$WATCH_PID" || fail "the watch (or $W) ended: $(cat "$TMP/watch.json.err")"
+running "$W" && pid_alive "$WATCH_PID" || fail "the watch (or $W) ended: $(cat "$TMP/watch.json.err")"
 LIVE=$(parse_events "$TMP/watch.json" | grep -v ' /w-ready ')
 first_rev=$(awk 'NR == 1 { print $2 }' <<<"$LIVE")
 

@@ -45,7 +45,7 @@ survives() {
 	shift
 	before=$(keepalives)
 	sleep $((2 * TTL))
-	kill -0 "$KA_PID" 2>/dev/null ||
+	pid_alive "$KA_PID" ||
 		fail "the keep-alive ended $what: $(tail -n 2 "$TMP/keepalive.out" | tr '\n' ' ')$(tail -c 300 "$TMP/keepalive.out.err")"
 	keys_on "$@"
 	after=$(keepalives)
