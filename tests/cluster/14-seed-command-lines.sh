@@ -31,19 +31,11 @@ ln -s infra4.etcd "$TMP/infra4"
 ectl() {
 	local endpoints=$1
 	shift
-	RC=0
-	"$ETCDCTL" --endpoints="$endpoints" --command-timeout=5s "$@" >"$TMP/.out" 2>"$TMP/.err" || RC=$?
-	OUT=$(cat "$TMP/.out")
-	ERR=$(cat "$TMP/.err")
+	run_captured "$ETCDCTL" --endpoints="$endpoints" --command-timeout=5s "$@"
 }
 ectl_ok() {
 	ectl "$@"
-	[ "$RC" -eq 0 ] || fail "etcdctl --endpoints=$1 ${*:2} exited $RC: $OUT $ERR"
-}
-endpoints() {
-	local out="" n
-	for n in "$@"; do out+="${out:+,}${CLIENT[$n]}"; done
-	echo "$out"
+	assert_captured_ok "etcdctl --endpoints=$1 ${*:2}"
 }
 
 # ---- unknown and not-yet-supported flags: exit 1, the flag named ----

@@ -28,21 +28,13 @@ sock() { echo "$TMP/$1/control.sock"; }
 ctl() {
 	local name=$1
 	shift
-	RC=0
-	"$QUORUMCTL" --control-socket "$(sock "$name")" "$@" >"$TMP/.out" 2>"$TMP/.err" || RC=$?
-	OUT=$(cat "$TMP/.out")
-	ERR=$(cat "$TMP/.err")
+	run_captured "$QUORUMCTL" --control-socket "$(sock "$name")" "$@"
 }
 
 # ctl_ok NAME ARGS...: like ctl, but the command must succeed.
 ctl_ok() {
 	ctl "$@"
-	if [ "$RC" -ne 0 ]; then
-		TEST_FAILED=1
-		printf 'ASSERTION FAILED: quorumctl on %s: %s exited %s\nstdout: %s\nstderr: %s\n' "$1" "${*:2}" \
-			"$RC" "$OUT" "$ERR" >&2
-		exit 1
-	fi
+	assert_captured_ok "quorumctl on $1: ${*:2}"
 }
 
 # expect_error NAME EXPECTED_STDERR ARGS...: the command must exit 1 and print exactly EXPECTED_STDERR.

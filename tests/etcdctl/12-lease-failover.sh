@@ -100,7 +100,4 @@ expect_out "found 0 leases" --endpoints="${CLIENT[$F]}" lease list
 
 # ---- a clean stop; no sanitizer report in any log ----
 for n in "${ALL[@]}"; do stop_member "$n"; done
-if grep -lE 'ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:' "$TMP"/*.log >/dev/null 2>&1; then
-	grep -hE -A 20 'ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:' "$TMP"/*.log | head -n 60 >&2
-	fail "a sanitizer report in the member logs"
-fi
+assert_no_sanitizer_reports

@@ -52,31 +52,15 @@ server_flags() {
 # shellcheck disable=SC2207 # TMP has no spaces (mktemp above)
 member_flags() { MEMBER_CMD+=($(server_flags "$1")); }
 
-# endpoints NAME...: the members' client URLs joined by commas (for --endpoints=).
-endpoints() {
-	local out="" n
-	for n in "$@"; do out+="${out:+,}${CLIENT[$n]}"; done
-	echo "$out"
-}
-
 # ---- etcdctl ----
 
 # ctl ARGS...: runs etcdctl ARGS; sets OUT, ERR and RC (never fails). Input comes from CTL_STDIN when set.
-ctl() {
-	RC=0
-	"$ETCDCTL" "$@" <"${CTL_STDIN:-/dev/null}" >"$TMP/.out" 2>"$TMP/.err" || RC=$?
-	OUT=$(cat "$TMP/.out")
-	ERR=$(cat "$TMP/.err")
-}
+ctl() { run_captured "$ETCDCTL" "$@" <"${CTL_STDIN:-/dev/null}"; }
 
 # ctl_ok ARGS...: like ctl, but the command must succeed (exit 0).
 ctl_ok() {
 	ctl "$@"
-	if [ "$RC" -ne 0 ]; then
-		TEST_FAILED=1
-		printf 'ASSERTION FAILED: etcdctl %s exited %s\nstdout: %s\nstderr: %s\n' "$*" "$RC" "$OUT" "$ERR" >&2
-		exit 1
-	fi
+	assert_captured_ok "etcdctl $*"
 }
 
 # expect_out EXPECTED_STDOUT ARGS...: etcdctl ARGS must succeed and print exactly EXPECTED_STDOUT.
@@ -238,6 +222,20 @@ expect_rpc_error() {
 
 # mask_term JSON: etcdctl's JSON or fields output with the raft term (which elections decide) replaced by T.
 mask_term() { sed -e 's/"raft_term":[0-9]*/"raft_term":T/g' -e 's/^"RaftTerm" : [0-9]*$/"RaftTerm" : T/' <<<"$1"; }
+
+# start_with_printed_env NAME MEMBER_ADD_OUTPUT LISTEN_PEER_URL: starts member NAME as an operator does after
+# `member add`: with exactly the ETCD_* variables etcdctl printed (four of them, each quoted as Go's %q
+# prints it), plus where it listens.
+start_with_printed_env() {
+	local name=$1 line vars=()
+	while IFS= read -r line; do
+		case "$line" in ETCD_*=\"*\") vars+=("${line%%=*}=$(sed 's/^[^=]*="\(.*\)"$/\1/' <<<"$line")") ;; esac
+	done <<<"$2"
+	assert_eq "number of ETCD_* variables printed" 4 "${#vars[@]}"
+	# shellcheck disable=SC2046
+	start_raw "$name" env "${vars[@]}" "$TARGET" --data-dir "$(data_dir "$name")" --listen-peer-urls "$3" \
+		--listen-client-urls "${CLIENT[$name]}" --advertise-client-urls "${CLIENT[$name]}" $(server_flags "$name")
+}
 
 # ctl_bg FILE ARGS...: runs etcdctl ARGS in the background (e.g. a watch), stdout to TMP/FILE, stderr to
 # TMP/FILE.err; sets BG_PID. Cleanup kills it.

@@ -104,6 +104,32 @@ assert_match() {
 	fi
 }
 
+# run_captured COMMAND...: runs COMMAND; sets OUT, ERR and RC (never fails).
+run_captured() {
+	RC=0
+	"$@" >"$TMP/.out" 2>"$TMP/.err" || RC=$?
+	OUT=$(cat "$TMP/.out")
+	ERR=$(cat "$TMP/.err")
+}
+
+# assert_captured_ok DESCRIPTION: the last run_captured command (DESCRIPTION names it) exited 0.
+assert_captured_ok() {
+	[ "$RC" -eq 0 ] && return 0
+	TEST_FAILED=1
+	printf 'ASSERTION FAILED: %s exited %s\nstdout: %s\nstderr: %s\n' "$1" "$RC" "$OUT" "$ERR" >&2
+	exit 1
+}
+
+# assert_no_sanitizer_reports: no AddressSanitizer, LeakSanitizer or UBSan report in any TMP/*.log (a
+# sanitizer build's members print them at exit: call it after stopping them).
+assert_no_sanitizer_reports() {
+	local pattern='ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:'
+	if grep -lE "$pattern" "$TMP"/*.log >/dev/null 2>&1; then
+		grep -hE -A 20 "$pattern" "$TMP"/*.log | head -n 60 >&2
+		fail "a sanitizer report in the member logs"
+	fi
+}
+
 # wait_until DESCRIPTION TIMEOUT_S COMMAND...: polls COMMAND every 0.1 s until it succeeds.
 wait_until() {
 	local desc=$1 timeout=$2 deadline=$((SECONDS + $2 + 1))
@@ -146,6 +172,13 @@ add_member() {
 initial_cluster() {
 	local out="" n
 	for n in "$@"; do out+="${out:+,}$n=${PEER[$n]}"; done
+	echo "$out"
+}
+
+# endpoints NAME...: the members' client URLs joined by commas (for --endpoints=).
+endpoints() {
+	local out="" n
+	for n in "$@"; do out+="${out:+,}${CLIENT[$n]}"; done
 	echo "$out"
 }
 

@@ -4,12 +4,7 @@
 # - dpdk <-> dpdk: messages of 64 B .. 1 MiB (790 frames) echoed intact;
 # - udp (kernel) <-> dpdk on the same segment: the same frames, so the same messages;
 # - start-up errors say what is wrong (no port, unusable listen address, no hugepages).
-set -euo pipefail
-NET_PEER=${NET_PEER:-$(realpath "$1")}
-HERE=$(dirname "$(realpath "$0")")
-source "$HERE/netns.sh"
-TMP_PREFIX=qn
-source "$HERE/../lib/harness.sh"
+source "$(dirname "$0")/peer_test.sh"
 
 net_segment 2
 

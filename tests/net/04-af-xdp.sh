@@ -7,12 +7,7 @@
 # falls back to a single program, which works; with an XDP program attached, veth receives through a
 # 256-entry ring, so a burst of more frames than that (a 1 MiB message is 790 frames) loses its tail
 # there and Raft resends; hence no 1 MiB echo in this test (af_packet passes it: 01-transport).
-set -euo pipefail
-NET_PEER=${NET_PEER:-$(realpath "$1")}
-HERE=$(dirname "$(realpath "$0")")
-source "$HERE/netns.sh"
-TMP_PREFIX=qn
-source "$HERE/../lib/harness.sh"
+source "$(dirname "$0")/peer_test.sh"
 
 if ! ls /usr/lib/x86_64-linux-gnu/dpdk/*/librte_net_af_xdp.so >/dev/null 2>&1; then
 	echo "SKIP: DPDK's af_xdp PMD is not installed" >&2
