@@ -55,11 +55,15 @@ wait_gone() {
 	done
 }
 
-# reap_pid PID: the exit status of a child that is dead (a zombie, or already collected by bash, which
-# keeps the status); 127 when PID is not a child of this shell. Never blocks on a live process.
+# reap_pid PID: REAPED_STATUS = the exit status of a dead child (a zombie, or one bash has collected
+# already: it keeps the status); 127 when PID is not a child of this shell or still runs. Never waits for a
+# live process, nor for another process that has been given the PID since.
 reap_pid() {
 	REAPED_STATUS=127
-	pid_alive "$1" && return 0
+	if proc_stat "$1"; then
+		case "$PROC_STATE" in Z | X | x) ;; *) return 0 ;; esac
+		[ -z "${PID_BIRTH[$1]:-}" ] || [ "${PID_BIRTH[$1]}" = "$PROC_BIRTH" ] || return 0
+	fi
 	REAPED_STATUS=0
 	wait "$1" 2>/dev/null || REAPED_STATUS=$?
 }
