@@ -81,8 +81,7 @@ wait_until "endpoint health of all three after $O's restart" 20 all_healthy "${A
 keys_on "${ALL[@]}"
 
 # ---- the keep-alive stops: the lease expires, its keys go from every member ----
-kill "$KA_PID"
-wait "$KA_PID" 2>/dev/null || true
+stop_pids 10 "$KA_PID"
 stopped=$SECONDS
 gone_everywhere() {
 	local n
