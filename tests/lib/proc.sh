@@ -2,7 +2,8 @@
 # chaos run, the benchmarks and the demo. Sourced; defines functions and two variables, runs nothing.
 #
 #   track_pid PID          record PID (in STARTED_PIDS) with its start time
-#   pid_alive PID          true while PID is a process this script started that has not died
+#   pid_alive PID          true while PID is a live process (not a zombie) and, if tracked, still the one
+#                          track_pid recorded
 #   wait_gone TIMEOUT PID...   poll until none of the PIDs is alive; false after TIMEOUT seconds
 #   reap_pid PID           collect the exit status of a dead child (sets REAPED_STATUS)
 #   stop_pids GRACE PID... SIGTERM, GRACE seconds to exit, then SIGKILL; each one reaped
