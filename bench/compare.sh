@@ -30,7 +30,7 @@
 # bench/results/latest/, which is committed and linked from the README); --no-check-perf;
 # --dataplane dpdk (root): quorumd's peers on DPDK's af_packet PMD instead of kernel UDP. Loopback cannot
 # carry that, so then every member of both systems runs in its own network namespace on a veth to one
-# bridge (as bench/dataplane_compare.sh builds it) and the clients run in the bridge's namespace: etcd's
+# bridge (tests/lib/netns.sh builds it) and the clients run in the bridge's namespace: etcd's
 # members own 10.77.0.I on their veth; a quorumd member's DPDK stack owns 10.77.0.I for its peers and the
 # kernel holds 10.77.1.I on the same veth for its clients. Both systems cross the same veths and bridge.
 # Environment: COMPARE_BASE_PORT (default 61000; the clusters use BASE+11 .. BASE+552, a cluster's block
@@ -87,6 +87,8 @@ fi
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
+source tests/lib/proc.sh
+source tests/lib/netns.sh
 QB=${QUORUM_BENCH:-$BUILD/bench/quorum-bench}
 QD=${QUORUMD:-$BUILD/control/quorumd}
 FP=${FSYNC_PROBE:-$BUILD/bench/fsync-probe}
@@ -116,17 +118,15 @@ if [ "$(stat -f -c %T "$DATA_PARENT")" = tmpfs ]; then
 	exit 2
 fi
 TMP=$(mktemp -d "$DATA_PARENT/qcompare.XXXXXX")
-STARTED_PIDS=()
 declare -A PIDS=()   # cluster label -> "pid pid ..."
 declare -A EPS=()    # cluster label -> client URLs, comma-separated
 declare -A DOWN=()   # cluster label -> why it is not measured (empty: measured)
 
 cleanup() {
-	local rc=$? p
+	local rc=$?
 	trap - EXIT INT TERM
-	for p in "${STARTED_PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done
-	for p in "${STARTED_PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
-	[ -z "${NS:-}" ] || delete_segment
+	kill_tracked || echo "compare.sh: a process still runs 10 s after SIGKILL" >&2
+	seg_delete
 	if [ "$rc" = 130 ] || [ "$rc" = 143 ]; then
 		echo "compare.sh: interrupted; stopped everything it started" >&2
 	elif [ "$rc" -ne 0 ]; then
@@ -152,35 +152,9 @@ if [ "$DATAPLANE" = dpdk ]; then
 	NS=qcmp$$
 	CLIENT=(ip netns exec "$NS")
 fi
-# make_segment: a namespace NS with a bridge (10.77.0.254 and 10.77.1.254, the clients' side) and five member
-# namespaces NS-1 .. NS-5, each holding its end qvI of a veth whose other end is on the bridge.
-make_segment() {
-	local i
-	ip netns add "$NS"
-	ip -n "$NS" link set lo up
-	ip -n "$NS" link add qbr type bridge
-	ip -n "$NS" addr add 10.77.0.254/24 dev qbr
-	ip -n "$NS" addr add 10.77.1.254/24 dev qbr
-	ip -n "$NS" link set qbr up
-	for i in 1 2 3 4 5; do
-		ip netns add "$NS-$i"
-		ip -n "$NS-$i" link set lo up
-		ip netns exec "$NS-$i" sysctl -qw net.ipv6.conf.all.disable_ipv6=1
-		ip -n "$NS" link add "qv$i" type veth peer name "qb$i"
-		ip -n "$NS" link set "qb$i" master qbr
-		ip -n "$NS" link set "qb$i" up
-		ip -n "$NS" link set "qv$i" netns "$NS-$i"
-		ip -n "$NS-$i" link set "qv$i" up
-	done
-}
-delete_segment() {
-	[ -n "$NS" ] || return 0
-	local i
-	for i in 1 2 3 4 5; do ip netns del "$NS-$i" 2>/dev/null || true; done
-	ip netns del "$NS" 2>/dev/null || true
-	rm -rf /var/run/dpdk/"$NS"-*
-}
-
+# The segment (tests/lib/netns.sh): namespace NS with a bridge (10.77.0.254 and 10.77.1.254, the clients'
+# side) and five member namespaces NS-1 .. NS-5, each holding its end qvI of a veth whose other end is on the
+# bridge. The members' addresses go on per cluster (start_cluster).
 # Port blocks, one per cluster so that a cluster never binds a port the previous one just closed:
 # member i of a cluster listens for clients on BLOCK+10i+1 and for peers on BLOCK+10i+2 (i = 1..5).
 # The default base lies above Linux's ephemeral range (32768-60999), where the hundreds of client
@@ -240,9 +214,10 @@ start_cluster() {
 			ip -n "$NS-$i" addr flush dev "qv$i"
 			ip -n "$NS-$i" addr add "${client_ip[i]}/24" dev "qv$i"
 			if [ "$sys" = quorumd ]; then
-				# As bench/dataplane_compare.sh: the af_packet PMD on the member's veth, no hugepages, the
-				# lcore allowed on every CPU but one thread (it yields when idle: 2 CPUs carry everything).
-				dpdk=("--dpdk-args=--lcores=0@(0-$(($(nproc) - 1))) --no-pci --no-huge -m 160 --no-shconf --file-prefix=$NS-$label-$i --no-telemetry --log-level=lib.eal:notice --vdev=net_af_packet0,iface=qv$i,framecnt=2048")
+				# The af_packet PMD on the member's veth, no hugepages, the lcore allowed on every CPU but one
+				# thread (it yields when idle: 2 CPUs carry everything); a file prefix per cluster, removed
+				# by stop_cluster.
+				dpdk=("--dpdk-args=$(seg_dpdk_args "$i" "$label-$i")")
 			fi
 		fi
 		# shellcheck disable=SC2086
@@ -253,7 +228,7 @@ start_cluster() {
 			--initial-advertise-peer-urls "http://${peer_ip[i]}:$((base + 10 * i + 2))" \
 			--initial-cluster-token "compare-$label" --initial-cluster "$ic" --initial-cluster-state new \
 			$extra "${dpdk[@]}" >"$TMP/$label-$i.log" 2>&1 &
-		STARTED_PIDS+=("$!")
+		track_pid "$!"
 		pids+="$! "
 	done
 	PIDS[$label]=$pids
@@ -262,18 +237,9 @@ start_cluster() {
 
 # stop_cluster LABEL: SIGTERM, up to 5 s to exit, then SIGKILL; its data dirs removed (logs kept until the end).
 stop_cluster() {
-	local label=$1 p i
-	for p in ${PIDS[$label]}; do kill -TERM "$p" 2>/dev/null || true; done
-	for ((i = 0; i < 50; i++)); do
-		local alive=0
-		for p in ${PIDS[$label]}; do kill -0 "$p" 2>/dev/null && alive=1; done
-		[ "$alive" = 1 ] || break
-		sleep 0.1
-	done
-	for p in ${PIDS[$label]}; do
-		kill -9 "$p" 2>/dev/null || true
-		wait "$p" 2>/dev/null || true
-	done
+	local label=$1 i
+	# shellcheck disable=SC2086
+	stop_pids 5 ${PIDS[$label]} || log "$label: a member still runs 10 s after SIGKILL"
 	rm -rf "${TMP:?}/$label"-[0-9]
 	if [ -n "$NS" ]; then
 		for ((i = 1; i <= 5; i++)); do ip -n "$NS-$i" addr flush dev "qv$i" 2>/dev/null || true; done
@@ -287,7 +253,7 @@ wait_ready() {
 	local label=$1 i out="" p
 	for ((i = 0; i < 60; i++)); do
 		for p in ${PIDS[$label]}; do
-			if ! kill -0 "$p" 2>/dev/null; then
+			if ! pid_alive "$p"; then
 				DOWN[$label]="a member exited at start: $(grep -h -m1 -iE 'fatal|error|panic' "$TMP/$label"-*.log | head -n 1 | cut -c1-200 || true)"
 				return
 			fi
@@ -493,7 +459,7 @@ open_loop() {
 FSTYPE=$(df --output=fstype "$TMP" | tail -n 1)
 if [ -n "$NS" ]; then
 	log "dpdk: network namespaces $NS, $NS-1 .. $NS-5 (a veth per member to one bridge)"
-	make_segment
+	seg_create "$NS" 5 --isolate 10.77.0.254/24 10.77.1.254/24
 fi
 log "results in $OUT; data under $TMP ($FSTYPE); ports from $BASE; $SECS s per load"
 # The bare-fdatasync reference, before any cluster runs: appending (each sync also commits the file size)

@@ -23,60 +23,35 @@ WINDOW=${WINDOW:-64}
 VALUE_BYTES=${VALUE_BYTES:-256}
 IDLE=${IDLE:-adaptive}
 HERE=$(dirname "$(realpath "$0")")
+source "$HERE/../tests/lib/proc.sh"
+source "$HERE/../tests/lib/netns.sh"
 if [ "$(id -u)" != 0 ]; then echo "bench/dataplane_compare.sh: needs root (network namespaces)" >&2; exit 1; fi
 NS="qbench-$$"
 TMP=$(mktemp -d /tmp/qbench.XXXXXX)
-PIDS=()
 cleanup() {
-	local p i
-	for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done
-	for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
-	for i in 1 2 3; do ip netns del "$NS-$i" 2>/dev/null || true; done
-	ip netns del "$NS" 2>/dev/null || true
-	rm -rf /var/run/dpdk/"$NS"-* "$TMP"
+	kill_tracked || echo "bench/dataplane_compare.sh: a process still runs 10 s after SIGKILL" >&2
+	seg_delete
+	rm -rf "$TMP"
 }
 trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-make_segment() {
-	ip netns add "$NS"
-	ip -n "$NS" link set lo up
-	ip -n "$NS" link add qbr type bridge
-	ip -n "$NS" link set qbr up
-	local i
-	for i in 1 2 3; do
-		ip netns add "$NS-$i"
-		ip -n "$NS-$i" link set lo up
-		ip netns exec "$NS-$i" sysctl -qw net.ipv6.conf.all.disable_ipv6=1
-		ip -n "$NS" link add "qv$i" type veth peer name "qb$i"
-		ip -n "$NS" link set "qb$i" master qbr
-		ip -n "$NS" link set "qb$i" up
-		ip -n "$NS" link set "qv$i" netns "$NS-$i"
-		ip -n "$NS-$i" link set "qv$i" up
-	done
-}
-
-delete_segment() {
-	local i
-	for i in 1 2 3; do ip netns del "$NS-$i"; done
-	ip netns del "$NS"
-}
-
 ctl() { "$QUORUMCTL" --control-socket "$TMP/$1/m$2/control.sock" --command-timeout=2s "${@:3}"; }
 
 # run_cluster DATAPLANE: starts three members, loads the leader, prints the two result lines.
 run_cluster() {
-	local dp=$1 ic="" i cpus
-	cpus=$(($(nproc) - 1))
-	make_segment
+	local dp=$1 ic="" i pids=()
+	# A fresh segment per transport (tests/lib/netns.sh): a namespace per member, its veth's other end on
+	# the hub's bridge.
+	seg_create "$NS" 3 --isolate
 	for i in 1 2 3; do ic+="${ic:+,}m$i=http://10.77.0.$i:2380"; done
 	for i in 1 2 3; do
 		local extra=()
 		if [ "$dp" = udp ]; then
 			ip -n "$NS-$i" addr add "10.77.0.$i/24" dev "qv$i"
 		else
-			extra=(--dataplane=dpdk --dataplane-idle="$IDLE" --dpdk-args="--lcores=0@(0-$cpus) --no-pci --no-huge -m 160 --no-shconf --file-prefix=$NS-$i --no-telemetry --log-level=lib.eal:notice --vdev=net_af_packet0,iface=qv$i,framecnt=2048")
+			extra=(--dataplane=dpdk --dataplane-idle="$IDLE" --dpdk-args="$(seg_dpdk_args "$i")")
 		fi
 		mkdir -p "$TMP/$dp/m$i"
 		ip netns exec "$NS-$i" "$QUORUMD" --name "m$i" --data-dir "$TMP/$dp/m$i" \
@@ -84,7 +59,8 @@ run_cluster() {
 			--listen-client-urls "http://127.0.0.1:2379" --advertise-client-urls "http://127.0.0.1:2379" \
 			--initial-cluster-token bench --initial-cluster "$ic" --initial-cluster-state new \
 			--log-level warn "${extra[@]}" 2>>"$TMP/$dp-m$i.log" &
-		PIDS+=("$!")
+		track_pid "$!"
+		pids+=("$!")
 	done
 	local leader="" tries
 	for ((tries = 0; tries < 300; tries++)); do
@@ -101,10 +77,8 @@ run_cluster() {
 	RESULT_SEQ=$(python3 "$HERE/dataplane_load.py" "$sock" "$SECONDS_PER_RUN" 1 "$VALUE_BYTES")
 	RESULT_PIPE=$(python3 "$HERE/dataplane_load.py" "$sock" "$SECONDS_PER_RUN" "$WINDOW" "$VALUE_BYTES")
 	COUNTERS=$(ctl "$dp" "$leader" counters 2>/dev/null | python3 -c 'import json,sys; t=json.load(sys.stdin)["transport"]; print(" ".join("%s=%s" % (k, t[k]) for k in ("packets_out","packets_in","drop_ring_full","drop_no_mbuf","drop_no_neighbour","drop_send_error") if k in t))' 2>/dev/null || true)
-	for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-	for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
-	PIDS=()
-	delete_segment
+	stop_pids 10 "${pids[@]}" || echo "# $dp: a member still runs 10 s after SIGKILL" >&2
+	seg_delete
 }
 
 field() { awk -v k="$2" '{ for (i = 1; i < NF; i++) if ($i == k) print $(i + 1) }' <<<"$1"; }

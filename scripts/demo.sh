@@ -8,6 +8,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/deps.sh
+. tests/lib/proc.sh
 quorumd_install_packages
 quorumd_build build >/dev/null
 
@@ -17,8 +18,8 @@ WORK=$(mktemp -d /tmp/quorumd-demo.XXXXXX)
 declare -A PID=() PEER=() CLIENT=()
 
 cleanup() {
-	for name in "${!PID[@]}"; do kill "${PID[$name]}" 2>/dev/null || true; done
-	for name in "${!PID[@]}"; do wait "${PID[$name]}" 2>/dev/null || true; done
+	# SIGTERM first: the members shut down as an operator's would (STARTED_PIDS: tests/lib/proc.sh).
+	stop_pids 10 "${STARTED_PIDS[@]}" || echo "demo: a process still runs 10 s after SIGKILL" >&2
 	rm -rf "$WORK"
 }
 trap cleanup EXIT INT TERM
@@ -45,7 +46,12 @@ start() { # start NAME PEER_PORT CLIENT_PORT [extra flags...]
 		--listen-peer-urls "${PEER[$name]}" --initial-advertise-peer-urls "${PEER[$name]}" \
 		--listen-client-urls "${CLIENT[$name]}" --advertise-client-urls "${CLIENT[$name]}" "$@" >>"$WORK/$name.log" 2>&1 &
 	PID[$name]=$!
+	track_pid "$!"
 }
+# A member started from a subshell (to keep the ETCD_* variables out of this shell) is not this shell's
+# child: the subshell writes its PID to WORK/NAME.pid, and it is tracked here.
+adopt() { PID[$1]=$(cat "$WORK/$1.pid"); track_pid "${PID[$1]}"; }
+gone() { ! pid_alive "$1"; }
 has_leader() { ctl "$1" endpoint status | awk -F', ' '{print $1}' | grep -q .; ctl "$1" endpoint status | grep -qv ', etcdserver: no leader'; }
 leader_of() { for n in "$@"; do ctl "$n" endpoint status 2>/dev/null | awk -F', ' -v n="$n" '$5=="true"{print n}'; done; }
 started() { ctl "$1" member list | grep -q "started, $2,"; }
@@ -74,6 +80,7 @@ next=$(( $(etcdctl --endpoints="$EP" get demo/ -w json | sed 's/.*"revision":\([
 printf '$ etcdctl --endpoints=%s watch --prefix demo/ --rev=%s &\n' "${CLIENT[infra2]}" "$next"
 etcdctl --endpoints="${CLIENT[infra2]}" watch --prefix demo/ --rev="$next" >"$WORK/watch.txt" 2>&1 &
 PID[watch]=$!
+track_pid "$!"
 etc put demo/colour blue
 printf 'value("demo/colour") = "blue"\n\nput demo/colour green\n\nput demo/colour red\n\n' >"$WORK/txn.txt"
 printf '$ etcdctl --endpoints=$EP txn < txn.txt   # if colour is blue then green else red\n'
@@ -86,14 +93,14 @@ etc get demo/ --prefix
 wait_until 10 "the watch to see three events" bash -c "[ \$(grep -c '^PUT' '$WORK/watch.txt') -ge 3 ]"
 echo "what the watch on infra2 printed:"
 sed 's/^/  /' "$WORK/watch.txt"
-kill "${PID[watch]}"; wait "${PID[watch]}" 2>/dev/null || true
+stop_pids 10 "${PID[watch]}"
 unset 'PID[watch]'
 etc endpoint status -w table
 
 say "member update: infra3 moves to a new peer URL, then restarts on it"
 id3=$(ctl infra1 member list | awk -F', ' '$3=="infra3"{print $1}')
 run infra1 member update "$id3" --peer-urls=http://127.0.0.1:33380
-kill "${PID[infra3]}"; wait "${PID[infra3]}" || true
+stop_pids 10 "${PID[infra3]}"
 start infra3 33380 32379
 wait_until 15 "infra3 to rejoin on its new URL" ctl infra3 get greeting
 run infra1 member list
@@ -105,7 +112,7 @@ run infra1 member add infra4 --peer-urls=http://127.0.0.1:42380 | tee "$WORK/add
 	start infra4 42380 42379
 	echo "${PID[infra4]}" >"$WORK/infra4.pid"
 )
-PID[infra4]=$(cat "$WORK/infra4.pid")
+adopt infra4
 wait_until 20 "infra4 to start" started infra1 infra4
 run infra4 get greeting --consistency=s
 run infra1 member list -w table
@@ -120,7 +127,7 @@ ctl infra1 member promote "$id5" || true
 	start infra5 52380 52379
 	echo "${PID[infra5]}" >"$WORK/infra5.pid"
 )
-PID[infra5]=$(cat "$WORK/infra5.pid")
+adopt infra5
 wait_until 20 "infra5 to start" started infra1 infra5
 wait_until 20 "infra5 to catch up and be promoted" ctl infra1 member promote "$id5"
 echo "(infra5 caught up: member promote $id5 succeeded)"
@@ -129,8 +136,8 @@ run infra1 member list
 say "member remove: infra2 leaves; it logs that it was removed and exits"
 id2=$(ctl infra1 member list | awk -F', ' '$3=="infra2"{print $1}')
 run infra1 member remove "$id2"
-wait_until 10 "infra2 to exit" bash -c "! kill -0 ${PID[infra2]} 2>/dev/null"
-wait "${PID[infra2]}" || true
+wait_until 10 "infra2 to exit" gone "${PID[infra2]}"
+reap_pid "${PID[infra2]}"
 unset 'PID[infra2]'
 grep -h 'permanently removed\|data-dir used by this member' "$WORK/infra2.log" | sed 's/^/infra2 log: /'
 run infra1 member list
@@ -140,7 +147,7 @@ members=(infra1 infra3 infra4 infra5)
 wait_until 10 "a leader" bash -c "[ -n \"\$(for n in ${members[*]}; do $QUORUMCTL --control-socket $WORK/\$n/control.sock endpoint status 2>/dev/null | awk -F', ' '\$5==\"true\"'; done)\" ]"
 leader=$(leader_of "${members[@]}")
 echo "leader: $leader — kill -9 ${PID[$leader]}"
-kill -9 "${PID[$leader]}"; wait "${PID[$leader]}" 2>/dev/null || true
+kill_pids "${PID[$leader]}"
 unset "PID[$leader]"
 rest=()
 for n in "${members[@]}"; do [ "$n" = "$leader" ] || rest+=("$n"); done

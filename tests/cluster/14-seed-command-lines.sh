@@ -31,19 +31,11 @@ ln -s infra4.etcd "$TMP/infra4"
 ectl() {
 	local endpoints=$1
 	shift
-	RC=0
-	"$ETCDCTL" --endpoints="$endpoints" --command-timeout=5s "$@" >"$TMP/.out" 2>"$TMP/.err" || RC=$?
-	OUT=$(cat "$TMP/.out")
-	ERR=$(cat "$TMP/.err")
+	run_captured "$ETCDCTL" --endpoints="$endpoints" --command-timeout=5s "$@"
 }
 ectl_ok() {
 	ectl "$@"
-	[ "$RC" -eq 0 ] || fail "etcdctl --endpoints=$1 ${*:2} exited $RC: $OUT $ERR"
-}
-endpoints() {
-	local out="" n
-	for n in "$@"; do out+="${out:+,}${CLIENT[$n]}"; done
-	echo "$out"
+	assert_captured_ok "etcdctl --endpoints=$1 ${*:2}"
 }
 
 # ---- unknown and not-yet-supported flags: exit 1, the flag named ----
@@ -160,7 +152,7 @@ log "infra5: export ETCD_NAME=infra5 ETCD_INITIAL_CLUSTER=... ETCD_INITIAL_CLUST
 		--data-dir "$TMP/infra5"
 ) 2>>"$TMP/infra5.log" &
 PID[infra5]=$!
-STARTED_PIDS+=("$!")
+track_pid "$!"
 
 wait_until "every member lists infra5 started" 20 listed_started "$infra5_id" infra5
 wait_until "every member still lists infra4 started" 10 listed_started "$infra4_id" infra4

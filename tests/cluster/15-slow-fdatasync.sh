@@ -26,7 +26,7 @@ while True:
             sys.exit("the member closed the connection")
     round_number += 1
 PY
-STARTED_PIDS+=("$!")
+track_pid "$!"
 writer_started() { ctl m1 get slow/0/63; [ "$RC" -eq 0 ] && [ -n "$OUT" ]; }
 wait_until "the writer's first round" 10 writer_started
 

@@ -6,26 +6,18 @@ source "$(dirname "$(realpath "${BASH_SOURCE[0]}")")/../cluster/lib.sh"
 NETNS=""        # the namespace this test created, if any
 IN_NETNS=()     # prefix that runs a command inside it (empty: the host's namespace)
 
-# The harness's cleanup kills the PIDs and removes TMP; the namespace and its resolv.conf go after it.
-discovery_cleanup() {
-	local rc=$?
-	if [ -n "$NETNS" ]; then
-		local p
-		for p in "${STARTED_PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done
-		for p in "${STARTED_PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
-		ip netns delete "$NETNS" 2>/dev/null || true
-		rm -rf "/etc/netns/$NETNS"
-	fi
-	(exit "$rc")
-	cleanup
+# The namespace and its resolv.conf go at exit, once the processes running in it are gone.
+delete_netns() {
+	ip netns delete "$NETNS" 2>/dev/null || true
+	rm -rf "/etc/netns/$NETNS"
 }
-trap discovery_cleanup EXIT
 
 # make_netns: a fresh network namespace (loopback up) whose /etc/resolv.conf (bind-mounted by `ip netns exec`
 # from /etc/netns/NAME/) points at 127.0.0.1, where a test's dnsmasq may listen. Its ports are the test's own:
 # on a shared machine other programs' outgoing connections take ephemeral ports in 47000-47999 too.
 make_netns() {
 	NETNS="qdisc-$$"
+	at_cleanup delete_netns
 	mkdir -p "/etc/netns/$NETNS"
 	echo "nameserver 127.0.0.1" >"/etc/netns/$NETNS/resolv.conf"
 	ip netns add "$NETNS"
@@ -61,7 +53,7 @@ start_dnsmasq() {
 	"${IN_NETNS[@]}" dnsmasq --no-daemon --no-resolv --no-hosts --listen-address=127.0.0.1 --bind-interfaces \
 		--log-facility=- "$@" 2>>"$TMP/dnsmasq.log" &
 	DNSMASQ_PID=$!
-	STARTED_PIDS+=("$!")
+	track_pid "$!"
 	wait_until "dnsmasq answers in $NETNS" 10 dnsmasq_answers
 }
 dnsmasq_answers() {
@@ -74,10 +66,7 @@ s.sendto(query, ("127.0.0.1", 53))
 s.recv(512)
 PY
 }
-stop_dnsmasq() {
-	kill "$DNSMASQ_PID" 2>/dev/null || true
-	wait "$DNSMASQ_PID" 2>/dev/null || true
-}
+stop_dnsmasq() { stop_pids 10 "$DNSMASQ_PID"; }
 
 # start_discovering NAME ADVERTISED_PEER_URL FLAGS...: member NAME (declared with add_member: it listens on
 # its PEER and CLIENT URLs) started with the given discovery flags and no --initial-cluster, inside the

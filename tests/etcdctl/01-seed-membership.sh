@@ -84,18 +84,7 @@ $id4, unstarted, , http://localhost:24240, , false"
 ctl_ok --endpoints="$ENDPOINTS" member list
 assert_eq "member list with infra4 unstarted (sorted)" "$(sort <<<"$expected_rows")" "$(sort <<<"$OUT")"
 
-# Start infra4 with exactly the four variables etcdctl printed (each quoted as Go's %q prints it), plus where
-# it listens.
-env_vars=()
-while IFS= read -r line; do
-	case "$line" in ETCD_*=\"*\") env_vars+=("${line%%=*}=$(sed 's/^[^=]*="\(.*\)"$/\1/' <<<"$line")") ;; esac
-done <<<"$add_out"
-assert_eq "number of ETCD_* variables printed" 4 "${#env_vars[@]}"
-# shellcheck disable=SC2046
-start_raw infra4 env "${env_vars[@]}" "$TARGET" --data-dir "$(data_dir infra4)" \
-	--listen-peer-urls http://127.0.0.1:24240 \
-	--listen-client-urls "${CLIENT[infra4]}" --advertise-client-urls "${CLIENT[infra4]}" \
-	--logger=zap --log-outputs=stderr $(target_only_flags infra4)
+start_with_printed_env infra4 "$add_out" http://127.0.0.1:24240
 PEER[infra4]=http://localhost:24240
 wait_ready 30 infra1 infra3 infra4
 ENDPOINTS=$(endpoints infra1 infra3 infra4)

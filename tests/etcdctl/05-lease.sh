@@ -69,8 +69,7 @@ wait_until "five renewals by the background keep-alive" 20 five_renewals
 assert_eq "lines of the background keep-alive" "" "$(grep -v "^lease $K keepalived with TTL(5)$" "$TMP/keepalive")"
 expect_out "kept
 v" "$E" get kept
-kill "$ka_pid"
-wait "$ka_pid" 2>/dev/null || true
+stop_pids 10 "$ka_pid"
 ctl_ok "$E" get kept -w json
 rev=$(sed -n 's/.*"revision":\([0-9]*\).*/\1/p' <<<"$OUT")
 ctl_bg expiry-watch "$E" watch kept --rev="$rev"

@@ -68,16 +68,7 @@ assert_eq "exit code of member promote without an ID" 128 "$RC"
 assert_eq "stderr of member promote without an ID" "Error: member ID is not provided" "$ERR"
 
 # ---- start the learner with the printed variables ----
-env_vars=()
-while IFS= read -r line; do
-	case "$line" in ETCD_*=\"*\") env_vars+=("${line%%=*}=$(sed 's/^[^=]*="\(.*\)"$/\1/' <<<"$line")") ;; esac
-done <<<"$add_out"
-assert_eq "number of ETCD_* variables printed" 4 "${#env_vars[@]}"
-# shellcheck disable=SC2046
-start_raw infra4 env "${env_vars[@]}" "$TARGET" --data-dir "$(data_dir infra4)" \
-	--listen-peer-urls "${PEER[infra4]}" \
-	--listen-client-urls "${CLIENT[infra4]}" --advertise-client-urls "${CLIENT[infra4]}" \
-	--logger=zap --log-outputs=stderr $(target_only_flags infra4)
+start_with_printed_env infra4 "$add_out" "${PEER[infra4]}"
 learner_started() {
 	local out
 	out=$("$ETCDCTL" "$E" member list 2>/dev/null) || return 1

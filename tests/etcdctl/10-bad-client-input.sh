@@ -212,7 +212,4 @@ log "every acknowledged write ($((${#WRITTEN[@]} + $(wc -l <"$TMP/many-ok"))) ke
 
 # ---- a clean stop; no sanitizer report in any log ----
 for n in infra1 infra2 infra3; do stop_member "$n"; done
-if grep -lE 'ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:' "$TMP"/*.log >/dev/null 2>&1; then
-	grep -hE -A 20 'ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:' "$TMP"/*.log | head -n 60 >&2
-	fail "a sanitizer report in the member logs"
-fi
+assert_no_sanitizer_reports

@@ -129,7 +129,7 @@ check_events() {
 	log "$what: $N events, each once, in order"
 }
 check_events watch.json "watch on $W through the leader changes"
-running "$W" && kill -0 "$WATCH_PID" || fail "the watch (or $W) ended: $(cat "$TMP/watch.json.err")"
+running "$W" && pid_alive "$WATCH_PID" || fail "the watch (or $W) ended: $(cat "$TMP/watch.json.err")"
 LIVE=$(parse_events "$TMP/watch.json" | grep -v ' /w-ready ')
 first_rev=$(awk 'NR == 1 { print $2 }' <<<"$LIVE")
 
@@ -169,7 +169,4 @@ wait_until "the serializable read on $F catches up" 5 sees_last
 
 # ---- a clean stop; no sanitizer report in any log ----
 for n in "${ALL[@]}"; do stop_member "$n"; done
-if grep -lE 'ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:' "$TMP"/*.log >/dev/null 2>&1; then
-	grep -hE -A 20 'ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:' "$TMP"/*.log | head -n 60 >&2
-	fail "a sanitizer report in the member logs"
-fi
+assert_no_sanitizer_reports

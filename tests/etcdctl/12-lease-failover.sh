@@ -45,7 +45,7 @@ survives() {
 	shift
 	before=$(keepalives)
 	sleep $((2 * TTL))
-	kill -0 "$KA_PID" 2>/dev/null ||
+	pid_alive "$KA_PID" ||
 		fail "the keep-alive ended $what: $(tail -n 2 "$TMP/keepalive.out" | tr '\n' ' ')$(tail -c 300 "$TMP/keepalive.out.err")"
 	keys_on "$@"
 	after=$(keepalives)
@@ -81,8 +81,7 @@ wait_until "endpoint health of all three after $O's restart" 20 all_healthy "${A
 keys_on "${ALL[@]}"
 
 # ---- the keep-alive stops: the lease expires, its keys go from every member ----
-kill "$KA_PID"
-wait "$KA_PID" 2>/dev/null || true
+stop_pids 10 "$KA_PID"
 stopped=$SECONDS
 gone_everywhere() {
 	local n
@@ -100,7 +99,4 @@ expect_out "found 0 leases" --endpoints="${CLIENT[$F]}" lease list
 
 # ---- a clean stop; no sanitizer report in any log ----
 for n in "${ALL[@]}"; do stop_member "$n"; done
-if grep -lE 'ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:' "$TMP"/*.log >/dev/null 2>&1; then
-	grep -hE -A 20 'ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:' "$TMP"/*.log | head -n 60 >&2
-	fail "a sanitizer report in the member logs"
-fi
+assert_no_sanitizer_reports

@@ -5,16 +5,16 @@
 # etcd-server), and run-against-etcd.sh re-checks them. The target is etcd when the binary is called `etcd` or
 # its --version output starts with "etcd Version:"; otherwise it is quorumd, which gets --control-socket too.
 #
-# - Every member gets a data dir under a private temp dir; its log goes to TMP/NAME.log (appended across
-#   restarts).
-# - Each test uses its own fixed block of 100 ports in 24000-25999, named in its header: member K has peer port
-#   BASE + 10 * K and client port one below it (BASE 24200: 24210, 24209). The block is below Linux's ephemeral
-#   range (32768-60999): a member's port in that range can be taken by some process's outgoing connection
-#   (seen here: "bind: address already in use" on 448x0 while another etcd benchmark ran). Member IDs derive
-#   from the peer URLs, so the ports fix the IDs the expected outputs show.
-# - Conditions are awaited with bounded polling loops (wait_until), never with a bare sleep.
-# - Cleanup (trap on EXIT, INT and TERM) kills only the PIDs this script started (members and background
-#   etcdctl processes), waits for them and removes the temp dir; on failure it prints the tail of every log.
+# The test lifecycle (temp dir, cleanup of every PID started, including background etcdctl processes;
+# failure log tails, assertions, wait_until) and the members (add_member, start_member, running, stop_member,
+# wait_exit, ...) are tests/lib/harness.sh's. Here: which server it is, its data dir TMP/NAME.data, etcd's
+# zap logging to TMP/NAME.log, and the etcdctl helpers.
+#
+# Each test uses its own fixed block of 100 ports in 24000-25999, named in its header: member K has peer port
+# BASE + 10 * K and client port one below it (BASE 24200: 24210, 24209). The block is below Linux's ephemeral
+# range (32768-60999): a member's port in that range can be taken by some process's outgoing connection
+# (seen here: "bind: address already in use" on 448x0 while another etcd benchmark ran). Member IDs derive
+# from the peer URLs, so the ports fix the IDs the expected outputs show.
 set -euo pipefail
 
 if [ $# -lt 1 ]; then
@@ -34,134 +34,33 @@ ETCDCTL=${ETCDCTL:-$(command -v etcdctl || true)}
 export ETCDCTL_API=3
 unset ETCDCTL_ENDPOINTS ETCDCTL_DIAL_TIMEOUT ETCDCTL_COMMAND_TIMEOUT ETCDCTL_WRITE_OUT
 
-PYTHON=python3
-[ -x /usr/bin/python3 ] && PYTHON=/usr/bin/python3 # a pyenv shim costs a second per call
-export PYTHON
-
-TEST_NAME=$(basename "$0" .sh)
-TMP=$(mktemp -d "/tmp/qe-${TEST_NAME%%-*}.XXXXXX")
-TOKEN=etcd-cluster-1
-
-declare -A PID=()      # member name -> PID of its running server (absent when not running)
-declare -A PEER=()     # member name -> peer URL
-declare -A CLIENT=()   # member name -> client URL (listened on and advertised)
-MEMBERS=()             # member names in the order they were declared
-STARTED_PIDS=()        # every PID this script ever started
+SERVER=$TARGET
+TMP_PREFIX=qe
 HARNESS_LABEL=" against $KIND"
 source "$(dirname "$(realpath "${BASH_SOURCE[0]}")")/../lib/harness.sh"
 
 # ---- members ----
 
-# add_member NAME PEER_PORT [CLIENT_PORT]: declares a member (not started); the client port defaults to
-# PEER_PORT - 1.
-add_member() {
-	local name=$1 peer_port=$2 client_port=${3:-$(($2 - 1))}
-	MEMBERS+=("$name")
-	PEER[$name]="http://127.0.0.1:$peer_port"
-	CLIENT[$name]="http://127.0.0.1:$client_port"
-}
-
 data_dir() { echo "$TMP/$1.data"; }
 
-# initial_cluster NAME...: NAME=PEER_URL,...
-initial_cluster() {
-	local out="" n
-	for n in "$@"; do out+="${out:+,}$n=${PEER[$n]}"; done
-	echo "$out"
+# server_flags NAME: what every start of a member adds to etcd's cluster flags: etcd's JSON logs on stderr
+# (the member's log), and for quorumd its operator socket (etcd has no such flag).
+server_flags() {
+	echo "--logger=zap --log-outputs=stderr"
+	[ "$KIND" != quorumd ] || echo "--control-socket $TMP/$1.sock"
 }
-
-# endpoints NAME...: the members' client URLs joined by commas (for --endpoints=).
-endpoints() {
-	local out="" n
-	for n in "$@"; do out+="${out:+,}${CLIENT[$n]}"; done
-	echo "$out"
-}
-
-# target_only_flags NAME: flags only quorumd takes (its operator socket).
-target_only_flags() {
-	if [ "$KIND" = quorumd ]; then
-		echo "--control-socket $TMP/$1.sock"
-	fi
-}
-
-# start_member NAME INITIAL_CLUSTER STATE [extra flags...]: starts the member with etcd's flags.
-start_member() {
-	local name=$1 ic=$2 state=$3
-	shift 3
-	# shellcheck disable=SC2046
-	"$TARGET" --name "$name" --data-dir "$(data_dir "$name")" \
-		--listen-peer-urls "${PEER[$name]}" --initial-advertise-peer-urls "${PEER[$name]}" \
-		--listen-client-urls "${CLIENT[$name]}" --advertise-client-urls "${CLIENT[$name]}" \
-		--initial-cluster-token "$TOKEN" --initial-cluster "$ic" --initial-cluster-state "$state" \
-		--logger=zap --log-outputs=stderr $(target_only_flags "$name") "$@" 2>>"$TMP/$name.log" &
-	PID[$name]=$!
-	STARTED_PIDS+=("$!")
-}
-
-# start_raw NAME COMMAND...: runs COMMAND in the background as member NAME (logging to NAME's log) and records
-# its PID. Used to start a member with the ETCD_* variables `member add` printed.
-start_raw() {
-	local name=$1
-	shift
-	"$@" 2>>"$TMP/$name.log" &
-	PID[$name]=$!
-	STARTED_PIDS+=("$!")
-}
-
-# start_new_cluster NAME...: starts the named members as a new cluster of exactly those members.
-start_new_cluster() {
-	local ic n
-	ic=$(initial_cluster "$@")
-	for n in "$@"; do start_member "$n" "$ic" new; done
-}
-
-# running NAME: true while the member's process is alive.
-running() { [ -n "${PID[$1]:-}" ] && kill -0 "${PID[$1]}" 2>/dev/null; }
-
-# stop_member NAME: SIGTERM, wait up to 10 s for the exit, then SIGKILL.
-stop_member() {
-	local p=${PID[$1]:-} i
-	[ -n "$p" ] || return 0
-	kill "$p" 2>/dev/null || true
-	for ((i = 0; i < 100; i++)); do
-		kill -0 "$p" 2>/dev/null || break
-		sleep 0.1
-	done
-	kill -9 "$p" 2>/dev/null || true
-	wait "$p" 2>/dev/null || true
-	unset "PID[$1]"
-}
-
-# wait_exit NAME TIMEOUT_S: waits until the member's process exits by itself; sets EXIT_CODE.
-wait_exit() {
-	local p=${PID[$1]} deadline=$((SECONDS + $2 + 1))
-	while kill -0 "$p" 2>/dev/null; do
-		[ "$SECONDS" -lt "$deadline" ] || fail "$1 (pid $p) did not exit within $2 s"
-		sleep 0.1
-	done
-	EXIT_CODE=0
-	wait "$p" 2>/dev/null || EXIT_CODE=$?
-	unset "PID[$1]"
-}
+# shellcheck disable=SC2207 # TMP has no spaces (mktemp above)
+member_flags() { MEMBER_CMD+=($(server_flags "$1")); }
 
 # ---- etcdctl ----
 
 # ctl ARGS...: runs etcdctl ARGS; sets OUT, ERR and RC (never fails). Input comes from CTL_STDIN when set.
-ctl() {
-	RC=0
-	"$ETCDCTL" "$@" <"${CTL_STDIN:-/dev/null}" >"$TMP/.out" 2>"$TMP/.err" || RC=$?
-	OUT=$(cat "$TMP/.out")
-	ERR=$(cat "$TMP/.err")
-}
+ctl() { run_captured "$ETCDCTL" "$@" <"${CTL_STDIN:-/dev/null}"; }
 
 # ctl_ok ARGS...: like ctl, but the command must succeed (exit 0).
 ctl_ok() {
 	ctl "$@"
-	if [ "$RC" -ne 0 ]; then
-		TEST_FAILED=1
-		printf 'ASSERTION FAILED: etcdctl %s exited %s\nstdout: %s\nstderr: %s\n' "$*" "$RC" "$OUT" "$ERR" >&2
-		exit 1
-	fi
+	assert_captured_ok "etcdctl $*"
 }
 
 # expect_out EXPECTED_STDOUT ARGS...: etcdctl ARGS must succeed and print exactly EXPECTED_STDOUT.
@@ -180,18 +79,6 @@ expect_error() {
 	assert_eq "exit code of etcdctl $* (stdout: $OUT; stderr: $ERR)" 1 "$RC"
 	assert_eq "stderr of etcdctl $*" "$expected" "$ERR"
 	assert_eq "stdout of etcdctl $*" "" "$OUT"
-}
-
-# wait_until DESCRIPTION TIMEOUT_S COMMAND...: polls COMMAND every 0.1 s until it succeeds.
-wait_until() {
-	local desc=$1 timeout=$2 deadline=$((SECONDS + $2 + 1))
-	shift 2
-	until "$@"; do
-		[ "$SECONDS" -lt "$deadline" ] || fail "timed out after $timeout s waiting for: $desc"
-		sleep 0.1
-	done
-	local waited=$((SECONDS - deadline + timeout + 1))
-	[ "$waited" -lt 2 ] || log "waited ~$waited s for: $desc"
 }
 
 # status_field NAME FIELD: one field of `endpoint status` (simple output) of NAME; empty if unreachable.
@@ -270,9 +157,6 @@ wait_ready() {
 	LEADER=$(leader_among "$@")
 }
 
-# pad16 HEX: the ID as etcdctl's %16x prints it (left-padded with spaces to 16 characters).
-pad16() { printf '%16s' "$1"; }
-
 # table_cells TABLE: the cells of an etcdctl table, one row per line, cells trimmed and joined by '|';
 # the border lines must be exactly etcdctl's (+---+ with each column as wide as its widest cell plus 2).
 table_cells() {
@@ -339,6 +223,20 @@ expect_rpc_error() {
 # mask_term JSON: etcdctl's JSON or fields output with the raft term (which elections decide) replaced by T.
 mask_term() { sed -e 's/"raft_term":[0-9]*/"raft_term":T/g' -e 's/^"RaftTerm" : [0-9]*$/"RaftTerm" : T/' <<<"$1"; }
 
+# start_with_printed_env NAME MEMBER_ADD_OUTPUT LISTEN_PEER_URL: starts member NAME as an operator does after
+# `member add`: with exactly the ETCD_* variables etcdctl printed (four of them, each quoted as Go's %q
+# prints it), plus where it listens.
+start_with_printed_env() {
+	local name=$1 line vars=()
+	while IFS= read -r line; do
+		case "$line" in ETCD_*=\"*\") vars+=("${line%%=*}=$(sed 's/^[^=]*="\(.*\)"$/\1/' <<<"$line")") ;; esac
+	done <<<"$2"
+	assert_eq "number of ETCD_* variables printed" 4 "${#vars[@]}"
+	# shellcheck disable=SC2046
+	start_raw "$name" env "${vars[@]}" "$TARGET" --data-dir "$(data_dir "$name")" --listen-peer-urls "$3" \
+		--listen-client-urls "${CLIENT[$name]}" --advertise-client-urls "${CLIENT[$name]}" $(server_flags "$name")
+}
+
 # ctl_bg FILE ARGS...: runs etcdctl ARGS in the background (e.g. a watch), stdout to TMP/FILE, stderr to
 # TMP/FILE.err; sets BG_PID. Cleanup kills it.
 ctl_bg() {
@@ -346,7 +244,7 @@ ctl_bg() {
 	shift
 	"$ETCDCTL" "$@" </dev/null >"$TMP/$file" 2>"$TMP/$file.err" &
 	BG_PID=$!
-	STARTED_PIDS+=("$!")
+	track_pid "$!"
 }
 
 # file_is FILE EXPECTED: TMP/FILE holds exactly EXPECTED (both without their final newlines).

@@ -5,7 +5,7 @@
 # --initial-cluster then joined with the right one, a learner added, caught up and promoted.
 source "$(dirname "$0")/dpdk_cluster.sh"
 
-netns_create 5
+net_segment 5
 add_dpdk_member m1 1
 add_dpdk_member m2 2
 add_dpdk_member m3 3
@@ -17,7 +17,7 @@ wait_ready 60 m1 m2 m3
 cluster_hex=$(cluster_id m1)
 log "three dpdk members ready, leader $LEADER, cluster $cluster_hex"
 put_get "$LEADER" k0 v0
-for n in m1 m2 m3; do in_ns ping -c 1 -W 1 "$(member_ip "${INDEX[$n]}")" >/dev/null || fail "ping $n"; done
+for n in m1 m2 m3; do in_seg ping -c 1 -W 1 "$(member_ip "${INDEX[$n]}")" >/dev/null || fail "ping $n"; done
 
 # --- update: m2 moves to 10.77.0.12 on the same port ---
 id2=$(member_id m2)

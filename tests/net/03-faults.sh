@@ -7,7 +7,7 @@
 #   members concurrently; afterwards every acknowledged write is on every member.
 source "$(dirname "$0")/dpdk_cluster.sh"
 
-netns_create 3
+net_segment 3
 for i in 1 2 3; do add_dpdk_member "m$i" "$i"; done
 all=(m1 m2 m3)
 start_new_dpdk_cluster "${all[@]}"
@@ -20,7 +20,7 @@ follower=m1
 others=()
 for n in "${all[@]}"; do [ "$n" = "$follower" ] || others+=("$n"); done
 log "qv${INDEX[$follower]} ($follower) down; leader $LEADER"
-in_ns ip link set "qv${INDEX[$follower]}" down
+in_seg ip link set "qv${INDEX[$follower]}" down
 for i in $(seq 1 20); do
 	ctl_ok "${others[$((i % 2))]}" put "down/$i" "v$i"
 	assert_eq "put down/$i while $follower is cut off" OK "$OUT"
@@ -28,7 +28,7 @@ done
 before=$(status_field "$follower" 9)
 leader_index=$(status_field "$LEADER" 8)
 [ "$before" -lt "$leader_index" ] || fail "$follower applied $before, the leader is at $leader_index: it was not cut off"
-in_ns ip link set "qv${INDEX[$follower]}" up
+in_seg ip link set "qv${INDEX[$follower]}" up
 log "qv${INDEX[$follower]} up again ($follower applied $before, leader index $leader_index)"
 wait_until "$follower caught up" 30 applied_converged "${all[@]}"
 for i in 1 20; do
@@ -38,13 +38,13 @@ done
 
 # --- 5% loss (and 2 ms delay where netem exists) on every veth ---
 netem=0
-if in_ns tc qdisc add dev qb1 root netem delay 2ms loss 5% 2>/dev/null; then
+if in_seg tc qdisc add dev qb1 root netem delay 2ms loss 5% 2>/dev/null; then
 	netem=1
-	for i in 2 3; do in_ns tc qdisc add dev "qb$i" root netem delay 2ms loss 5%; done
-	for i in 1 2 3; do in_ns tc qdisc add dev "qv$i" root netem delay 2ms loss 5%; done
+	for i in 2 3; do in_seg tc qdisc add dev "qb$i" root netem delay 2ms loss 5%; done
+	for i in 1 2 3; do in_seg tc qdisc add dev "qv$i" root netem delay 2ms loss 5%; done
 	log "netem: 5% loss, 2 ms delay on every veth"
 else
-	in_ns nft -f - <<'NFT'
+	in_seg nft -f - <<'NFT'
 table bridge qloss {
 	chain forward {
 		type filter hook forward priority 0; policy accept;
@@ -65,20 +65,20 @@ writer() {
 }
 writer "$LEADER" lossy/a >"$TMP/acked.a" &
 wa=$!
-STARTED_PIDS+=("$wa")
+track_pid "$wa"
 writer "$follower" lossy/b >"$TMP/acked.b" &
 wb=$!
-STARTED_PIDS+=("$wb")
+track_pid "$wb"
 wait "$wa" "$wb"
 acked=$(cat "$TMP/acked.a" "$TMP/acked.b" | wc -l)
 if [ "$netem" = 0 ]; then
-	dropped=$(in_ns nft list table bridge qloss | sed -n 's/.*counter packets \([0-9]*\).*/\1/p')
+	dropped=$(in_seg nft list table bridge qloss | sed -n 's/.*counter packets \([0-9]*\).*/\1/p')
 	log "$acked of 80 writes acknowledged under loss; nftables dropped $dropped frames"
 	[ "${dropped:-0}" -gt 0 ] || fail "the loss rule dropped nothing"
-	in_ns nft delete table bridge qloss
+	in_seg nft delete table bridge qloss
 else
 	log "$acked of 80 writes acknowledged under netem"
-	for i in 1 2 3; do in_ns tc qdisc del dev "qb$i" root; in_ns tc qdisc del dev "qv$i" root; done
+	for i in 1 2 3; do in_seg tc qdisc del dev "qb$i" root; in_seg tc qdisc del dev "qv$i" root; done
 fi
 [ "$acked" -ge 40 ] || fail "only $acked of 80 writes acknowledged under 5% loss"
 wait_leader 20 "${all[@]}"

@@ -7,34 +7,7 @@
 # falls back to a single program, which works; with an XDP program attached, veth receives through a
 # 256-entry ring, so a burst of more frames than that (a 1 MiB message is 790 frames) loses its tail
 # there and Raft resends; hence no 1 MiB echo in this test (af_packet passes it: 01-transport).
-set -euo pipefail
-NET_PEER=${NET_PEER:-$(realpath "$1")}
-HERE=$(dirname "$(realpath "$0")")
-source "$HERE/netns.sh"
-netns_requirements
-TMP=$(mktemp -d /tmp/qn-04.XXXXXX)
-PIDS=()
-FAILED=1
-cleanup() {
-	local rc=$? p
-	for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done
-	for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
-	netns_delete
-	if [ "$rc" = 77 ]; then
-		:
-	elif [ "$FAILED" != 0 ]; then
-		for f in "$TMP"/*.log; do [ -e "$f" ] && { echo "---- $f" >&2; tail -n 30 "$f" >&2; }; done
-		echo "FAIL: 04-af-xdp" >&2
-	else
-		echo "PASS: 04-af-xdp" >&2
-	fi
-	rm -rf "$TMP"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-log() { printf '[%s 04-af-xdp] %s\n' "$(date +%T.%3N)" "$*" >&2; }
-fail() { echo "ASSERTION FAILED: $*" >&2; exit 1; }
+source "$(dirname "$0")/peer_test.sh"
 
 if ! ls /usr/lib/x86_64-linux-gnu/dpdk/*/librte_net_af_xdp.so >/dev/null 2>&1; then
 	echo "SKIP: DPDK's af_xdp PMD is not installed" >&2
@@ -42,28 +15,26 @@ if ! ls /usr/lib/x86_64-linux-gnu/dpdk/*/librte_net_af_xdp.so >/dev/null 2>&1; t
 fi
 # A sanitizer build: libxdp's own small leaks are not ours (lsan.supp).
 export LSAN_OPTIONS="suppressions=$HERE/lsan.supp:print_suppressions=0${LSAN_OPTIONS:+:$LSAN_OPTIONS}"
-netns_create 1
-cpus=$(($(nproc) - 1))
-args="--lcores=0@(0-$cpus) --no-pci --no-huge -m 160 --no-shconf --file-prefix=$NS-1 --no-telemetry --vdev=net_af_xdp0,iface=qv1,start_queue=0,queue_count=1"
+net_segment 1
+args="$(seg_eal_args 1) --vdev=net_af_xdp0,iface=qv1,start_queue=0,queue_count=1"
 # libxdp wants bpffs; `ip netns exec` gives the command a mount namespace of its own, so this mount
 # stays private to the member.
-in_ns sh -c 'mount -t bpf bpf /sys/fs/bpf 2>/dev/null; exec "$@"' sh "$NET_PEER" echo --dataplane dpdk \
+in_seg sh -c 'mount -t bpf bpf /sys/fs/bpf 2>/dev/null; exec "$@"' sh "$NET_PEER" echo --dataplane dpdk \
 	--dpdk-args "$args" --listen "$(member_ip 1):2380" --id 1 --peer 2=10.77.0.254:2390 --seconds 60 \
 	>"$TMP/echo.log" 2>&1 &
-PIDS+=("$!")
 ECHO_PID=$!
+track_pid "$!"
 for ((i = 0; i < 100; i++)); do
-	in_ns ping -c 1 -W 1 "$(member_ip 1)" >/dev/null 2>&1 && break
-	if ! kill -0 "$ECHO_PID" 2>/dev/null; then
+	in_seg ping -c 1 -W 1 "$(member_ip 1)" >/dev/null 2>&1 && break
+	if ! pid_alive "$ECHO_PID"; then
 		echo "SKIP: the af_xdp vdev does not start here: $(grep -i 'xdp\|dpdk:' "$TMP/echo.log" | tail -n 3 | tr '\n' ' ')" >&2
 		exit 77
 	fi
 	sleep 0.2
 done
-in_ns ping -c 3 -i 0.2 -W 1 "$(member_ip 1)" >"$TMP/ping.log" 2>&1 || fail "ping over af_xdp: $(cat "$TMP/ping.log")"
+in_seg ping -c 3 -i 0.2 -W 1 "$(member_ip 1)" >"$TMP/ping.log" 2>&1 || fail "ping over af_xdp: $(cat "$TMP/ping.log")"
 log "ping over af_xdp: $(grep -o '[0-9]* received' "$TMP/ping.log")"
-in_ns timeout 60 "$NET_PEER" ping --dataplane udp --listen 10.77.0.254:2390 --id 2 --peer "1=$(member_ip 1):2380" \
+in_seg timeout 60 "$NET_PEER" ping --dataplane udp --listen 10.77.0.254:2390 --id 2 --peer "1=$(member_ip 1):2380" \
 	--count 10 --sizes 64,1300,4096,65536 >"$TMP/udp-xdp.out" 2>>"$TMP/ping2.log" || fail "udp -> dpdk (af_xdp) echo failed"
 cat "$TMP/udp-xdp.out" >&2
 wait "$ECHO_PID" || fail "the af_xdp echo member exited with an error"
-FAILED=0

@@ -5,18 +5,15 @@
 # commit (so frames go both ways between the two transports).
 source "$(dirname "$0")/dpdk_cluster.sh"
 
-netns_create 3
-netns_isolate 3
+net_segment 3
+net_isolate 3
 add_dpdk_member m1 1
 add_dpdk_member m2 2
 add_dpdk_member m3 3
 ic=$(initial_cluster m1 m2 m3)
 start_dpdk m1 "$ic" new
 start_dpdk m2 "$ic" new
-start_raw m3 ip netns exec "$NS-3" "$QUORUMD" --name m3 --data-dir "$TMP/m3" \
-	--listen-peer-urls "${PEER[m3]}" --initial-advertise-peer-urls "${PEER[m3]}" \
-	--listen-client-urls "${CLIENT[m3]}" --advertise-client-urls "${CLIENT[m3]}" \
-	--initial-cluster-token "$TOKEN" --initial-cluster "$ic" --initial-cluster-state new --dataplane=udp
+start_udp m3 3 "$ic"
 wait_ready 60 m1 m2 m3
 log "dpdk m1, m2 and udp m3 ready; leader $LEADER"
 for n in m1 m2 m3; do put_get "$n" "k-$n" "via-$n"; done

@@ -22,22 +22,11 @@ FORGE_ARGUMENT=${3:-}   # dpdk_cluster.sh keeps only the first two arguments
 source "$(dirname "$0")/dpdk_cluster.sh"
 FORGE=$(realpath "${NET_FORGE:-$FORGE_ARGUMENT}")
 
-netns_create 4
-for i in 2 3 4; do netns_isolate "$i"; done
+net_segment 4
+for i in 2 3 4; do net_isolate "$i"; done
 
 KEY=$TMP/peer.key
 head -c 32 /dev/urandom >"$KEY"
-
-# start_udp NAME I INITIAL_CLUSTER [flags...]: member NAME as member I's address, udp transport, in $NS-I.
-start_udp() {
-	local name=$1 i=$2 ic=$3
-	shift 3
-	start_raw "$name" ip netns exec "$NS-$i" "$QUORUMD" --name "$name" --data-dir "$TMP/$name" \
-		--listen-peer-urls "${PEER[$name]}" --initial-advertise-peer-urls "${PEER[$name]}" \
-		--listen-client-urls "${CLIENT[$name]}" --advertise-client-urls "${CLIENT[$name]}" \
-		--initial-cluster-token "$TOKEN" --initial-cluster "$ic" --initial-cluster-state new \
-		--dataplane=udp "$@"
-}
 
 # start_trio PREFIX KEY1 KEY2 KEY3: members PREFIX1..3 on addresses 1..3 (1 on dpdk, 2 and 3 on udp);
 # KEYi "" for no key file.
@@ -79,15 +68,15 @@ attack() {
 		total=0
 		# The appends first: after the vote's higher term they would be stale.
 		for mac in zero random; do
-			n=$(in_member_ns 4 "$FORGE" "${common[@]}" --mac "$mac" app $((term + 500)) "$term" "$index" $((index + 1)) \
+			n=$(in_member 4 "$FORGE" "${common[@]}" --mac "$mac" app $((term + 500)) "$term" "$index" $((index + 1)) \
 				"forged-$target-$mac" forged)
 			total=$((total + n))
-			n=$(in_member_ns 4 "$FORGE" "${common[@]}" --mac "$mac" app $((term + 500)) "$term" "$index" $((index + 1)) \
+			n=$(in_member 4 "$FORGE" "${common[@]}" --mac "$mac" app $((term + 500)) "$term" "$index" $((index + 1)) \
 				"forged-big-$target-$mac" @5000)
 			total=$((total + n))
 		done
 		for mac in zero random; do
-			n=$(in_member_ns 4 "$FORGE" "${common[@]}" --mac "$mac" vote $((term + 1000)) $((term + 1000)) $((index + 1000000)))
+			n=$(in_member 4 "$FORGE" "${common[@]}" --mac "$mac" vote $((term + 1000)) $((term + 1000)) $((index + 1000000)))
 			total=$((total + n))
 		done
 		SENT[$target]=$total

@@ -9,20 +9,8 @@
 # see dataplane/README.md, Tests).
 HERE=$(dirname "$(realpath "${BASH_SOURCE[0]}")")
 source "$HERE/netns.sh"
-netns_requirements
 set -- "${NET_QUORUMD:-$1}" "${NET_QUORUMCTL:-$2}"
 source "$HERE/../cluster/lib.sh"
-
-# The namespace goes after every member has stopped; then lib.sh's cleanup reports and removes TMP.
-eval "cluster_$(declare -f cleanup)"
-cleanup() {
-	local rc=$? p
-	for p in "${STARTED_PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done
-	for p in "${STARTED_PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
-	netns_delete
-	(exit "$rc")
-	cluster_cleanup
-}
 
 declare -A INDEX=()   # member name -> its veth index I
 
@@ -38,11 +26,9 @@ add_dpdk_member() {
 start_dpdk() {
 	local name=$1 ic=$2 state=$3
 	shift 3
-	start_raw "$name" ip netns exec "$NS" "$QUORUMD" --name "$name" --data-dir "$TMP/$name" \
-		--listen-peer-urls "${PEER[$name]}" --initial-advertise-peer-urls "${PEER[$name]}" \
-		--listen-client-urls "${CLIENT[$name]}" --advertise-client-urls "${CLIENT[$name]}" \
-		--initial-cluster-token "$TOKEN" --initial-cluster "$ic" --initial-cluster-state "$state" \
-		--dataplane=dpdk --dpdk-args="$(dpdk_args "${INDEX[$name]}")" "$@"
+	member_cmd "$name" "$ic" "$state"
+	start_raw "$name" ip netns exec "$SEG" "${MEMBER_CMD[@]}" \
+		--dataplane=dpdk --dpdk-args="$(seg_dpdk_args "${INDEX[$name]}")" "$@"
 }
 
 # start_new_dpdk_cluster NAME...: a new cluster of exactly those members.
@@ -50,4 +36,13 @@ start_new_dpdk_cluster() {
 	local ic n
 	ic=$(initial_cluster "$@")
 	for n in "$@"; do start_dpdk "$n" "$ic" new; done
+}
+
+# start_udp NAME I INITIAL_CLUSTER [flags...]: member NAME on the kernel's udp transport at member I's
+# address, in namespace seg_ns I (net_isolate I first).
+start_udp() {
+	local name=$1 i=$2
+	member_cmd "$name" "$3" new
+	shift 3
+	start_raw "$name" ip netns exec "$(seg_ns "$i")" "${MEMBER_CMD[@]}" --dataplane=udp "$@"
 }
