@@ -292,6 +292,9 @@ struct node {
 	atomic_uint_fast64_t leader_changes;
 	atomic_uint_fast64_t leader_elected_ms; /* monotonic ms when this member last learned of a new leader */
 	atomic_uint_fast64_t proposals_failed;
+	/* Turns of the storage thread (apply, watchers, reads) that ran longer than 500 ms: every client of
+	 * this member waited that long (/debug/vars; a warning is logged for each). */
+	atomic_uint_fast64_t storage_turns_over_500ms;
 	atomic_uint_fast64_t wal_fsyncs;
 	atomic_uint_fast64_t wal_fsync_microseconds;
 	/* etcd's buckets for etcd_disk_wal_fsync_duration_seconds: 1 ms doubling, 14 of them. */

@@ -340,6 +340,7 @@ void *node_storage_main(void *argument)
 		int ready = epoll_wait(epoll, events, 4, catching_up ? 0 : 100);
 		if (ready < 0 && errno != EINTR)
 			break;
+		uint64_t turn_started_us = clock_monotonic_us();
 		/* The inbox's eventfd is read only when epoll named it (a syscall is a VM exit here). */
 		bool mail_waiting = false;
 		for (int k = 0; k < ready; k++)
@@ -381,6 +382,12 @@ void *node_storage_main(void *argument)
 		}
 		/* Between batches, never inside one: a watcher reading history sees only committed revisions. */
 		catching_up = storage_clients_catch_up(context.clients);
+		uint64_t turn_us = clock_monotonic_us() - turn_started_us;
+		if (turn_us > 500000) {
+			atomic_fetch_add(&node->storage_turns_over_500ms, 1);
+			log_write("warn", "storage thread turn took too long", "\"took\":\"%" PRIu64 "ms\","
+			          "\"expected-duration\":\"500ms\"", turn_us / 1000);
+		}
 	}
 	storage_clients_free(context.clients);
 	/* Stopping: what is in flight completes inside wal_close; jobs not yet reported are dropped, as a

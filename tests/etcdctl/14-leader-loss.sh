@@ -5,12 +5,12 @@
 # rest of the cluster elected a new leader meanwhile) within etcd's request timeout (5 s + 2 election
 # timeouts = 7 s here) and well before the client's own 30 s deadline; the client may retry, and the retry
 # succeeds on the new leader. etcd 3.4.23 answers the same way (run-against-etcd.sh).
-# Ports: 255x0 (client 255x9).
+# Ports: 281x0 (client 281x9).
 source "$(dirname "$0")/lib.sh"
 
-add_member infra1 25510
-add_member infra2 25520
-add_member infra3 25530
+add_member infra1 28110
+add_member infra2 28120
+add_member infra3 28130
 start_new_cluster infra1 infra2 infra3
 wait_ready 20 infra1 infra2 infra3
 old=$LEADER

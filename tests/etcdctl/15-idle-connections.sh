@@ -7,7 +7,7 @@
 # The bound is 1 s per request so that a loaded CI machine under ASan does not fail it; the times are
 # printed (on a quiet machine they are a few milliseconds).
 # Usage: 15-idle-connections.sh PATH/quorumd|PATH/etcd [PATH/h2-probe]
-# Ports: 256x0 (client 256x9).
+# Ports: 282x0 (client 282x9).
 source "$(dirname "$0")/lib.sh"
 
 PROBE=${2:-${H2_PROBE:-}}
@@ -23,9 +23,9 @@ IDLE=10000
 ulimit -n "$(ulimit -Hn)"
 [ "$(ulimit -n)" -gt $((IDLE + 100)) ] || { echo "$0: needs a descriptor limit above $IDLE (ulimit -Hn)" >&2; exit 77; }
 
-add_member infra1 25610
-add_member infra2 25620
-add_member infra3 25630
+add_member infra1 28210
+add_member infra2 28220
+add_member infra3 28230
 start_new_cluster infra1 infra2 infra3
 wait_ready 20 infra1 infra2 infra3
 target=infra1
@@ -34,7 +34,7 @@ port=${CLIENT[$target]##*:}
 mkfifo "$TMP/idle.in"
 "$PROBE" "$port" idle "$IDLE" 120 <"$TMP/idle.in" >"$TMP/idle.out" 2>"$TMP/idle.err" &
 PROBE_PID=$!
-STARTED_PIDS+=("$PROBE_PID")
+track_pid "$PROBE_PID"
 exec 7>"$TMP/idle.in" # the probe holds its connections until this closes
 held() { grep -q "^held $IDLE\$" "$TMP/idle.out"; }
 wait_until "$IDLE idle connections to $target" 60 held
