@@ -19,12 +19,12 @@ static void tracker_clone(struct tracker *destination, const struct tracker *sou
 	tracker_config_copy(&destination->config, &source->config);
 	destination->progress_count = source->progress_count;
 	destination->progress_capacity = source->progress_count ? source->progress_count : 1;
-	destination->progress = raft_xcalloc(destination->progress_capacity, sizeof(struct progress));
+	destination->progress = xcalloc(destination->progress_capacity, sizeof(struct progress));
 	for (size_t k = 0; k < source->progress_count; k++) {
 		const struct progress *from = &source->progress[k];
 		struct progress *to = &destination->progress[k];
 		*to = *from;
-		to->inflights.buffer = raft_xcalloc(from->inflights.capacity, sizeof(struct inflight));
+		to->inflights.buffer = xcalloc(from->inflights.capacity, sizeof(struct inflight));
 		memcpy(to->inflights.buffer, from->inflights.buffer, from->inflights.capacity * sizeof(struct inflight));
 	}
 }
@@ -36,7 +36,7 @@ static struct progress *tracker_insert(raft_t *r, struct tracker *tracker, uint6
 		position++;
 	if (tracker->progress_count == tracker->progress_capacity) {
 		tracker->progress_capacity = tracker->progress_capacity ? tracker->progress_capacity * 2 : 8;
-		tracker->progress = raft_xrealloc(tracker->progress, tracker->progress_capacity * sizeof(struct progress));
+		tracker->progress = xrealloc(tracker->progress, tracker->progress_capacity * sizeof(struct progress));
 	}
 	memmove(tracker->progress + position + 1, tracker->progress + position,
 	        (tracker->progress_count - position) * sizeof(struct progress));
@@ -222,7 +222,7 @@ int conf_change_decode(int entry_type, const uint8_t *data, size_t length, struc
 		Raftpb__ConfChange *change = raftpb__conf_change__unpack(NULL, length, data);
 		if (!change)
 			return RAFT_ERR_MALFORMED;
-		out->singles = raft_xcalloc(1, sizeof(Raftpb__ConfChangeSingle));
+		out->singles = xcalloc(1, sizeof(Raftpb__ConfChangeSingle));
 		raftpb__conf_change_single__init(out->singles);
 		out->singles[0].type = change->type;
 		out->singles[0].node_id = change->node_id;
@@ -238,7 +238,7 @@ int conf_change_decode(int entry_type, const uint8_t *data, size_t length, struc
 	if (!change)
 		return RAFT_ERR_MALFORMED;
 	size_t count = change->n_changes;
-	out->singles = raft_xcalloc(count ? count : 1, sizeof(Raftpb__ConfChangeSingle));
+	out->singles = xcalloc(count ? count : 1, sizeof(Raftpb__ConfChangeSingle));
 	for (size_t k = 0; k < count; k++) {
 		raftpb__conf_change_single__init(&out->singles[k]);
 		out->singles[k].type = change->changes[k]->type;

@@ -8,6 +8,7 @@
 #ifndef QUORUMD_CONSENSUS_INTERNAL_H
 #define QUORUMD_CONSENSUS_INTERNAL_H
 
+#include "alloc.h"
 #include "raft.h"
 
 /* Terms at or above this are refused (see raft_step); a member at it no longer campaigns. */
@@ -15,12 +16,8 @@
 
 /* ---- memory ---------------------------------------------------------------------------------- */
 
-/* Allocation failure aborts: the core has no way to make progress without memory, and a half-updated
- * state machine would be worse than a crash that restarts from durable state. */
-void *raft_xmalloc(size_t size);
-void *raft_xcalloc(size_t count, size_t size);
-void *raft_xrealloc(void *pointer, size_t size);
-uint8_t *raft_xmemdup(const void *data, size_t length);
+/* Allocation is common/alloc.h's and cannot fail: the core has no way to make progress without memory,
+ * and a half-updated state machine would be worse than a crash that restarts from durable state. */
 
 /* Bump allocator for everything a Ready points at; emptied by raft_advance. Chunks are never moved,
  * so pointers stay valid while more is allocated. */

@@ -18,7 +18,7 @@ static uint8_t *chunk_store(struct raft_log *log, const void *data, size_t lengt
 		/* The old tail stays alive while entries use it; the last of them frees it. */
 		if (chunk && chunk->live == 0)
 			free(chunk);
-		chunk = raft_xmalloc(sizeof(*chunk) + size);
+		chunk = xmalloc(sizeof(*chunk) + size);
 		chunk->used = 0;
 		chunk->size = size;
 		chunk->live = 0;
@@ -99,7 +99,7 @@ void log_append(struct raft_log *log, uint64_t term, int type, const void *data,
 			log->start = 0;
 		} else {
 			log->capacity = log->capacity ? log->capacity * 2 : 256;
-			log->entries = raft_xrealloc(log->entries, log->capacity * sizeof(struct log_entry));
+			log->entries = xrealloc(log->entries, log->capacity * sizeof(struct log_entry));
 		}
 	}
 	struct log_entry *entry = &log->entries[log->start + log->count];

@@ -1,47 +1,9 @@
-/* consensus/memory.c: allocation helpers, the Ready's bump arena and small sorted id sets. */
+/* consensus/memory.c: the Ready's bump arena and small sorted id sets (allocation itself: common/alloc.h). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "internal.h"
-
-static void out_of_memory(size_t size)
-{
-	fprintf(stderr, "raft: out of memory allocating %zu bytes\n", size);
-	abort();
-}
-
-void *raft_xmalloc(size_t size)
-{
-	void *p = malloc(size ? size : 1);
-	if (!p)
-		out_of_memory(size);
-	return p;
-}
-
-void *raft_xcalloc(size_t count, size_t size)
-{
-	void *p = calloc(count ? count : 1, size ? size : 1);
-	if (!p)
-		out_of_memory(count * size);
-	return p;
-}
-
-void *raft_xrealloc(void *pointer, size_t size)
-{
-	void *p = realloc(pointer, size ? size : 1);
-	if (!p)
-		out_of_memory(size);
-	return p;
-}
-
-uint8_t *raft_xmemdup(const void *data, size_t length)
-{
-	uint8_t *copy = raft_xmalloc(length);
-	if (length)
-		memcpy(copy, data, length);
-	return copy;
-}
 
 struct arena_chunk {
 	struct arena_chunk *next;
@@ -59,7 +21,7 @@ void *arena_alloc(struct arena *arena, size_t size)
 	/* Only the head chunk takes new allocations; full chunks behind it just wait for the reset. */
 	if (!chunk || chunk->size - chunk->used < size) {
 		size_t chunk_size = size > ARENA_CHUNK_SIZE ? size : ARENA_CHUNK_SIZE;
-		chunk = raft_xmalloc(sizeof(*chunk) + chunk_size);
+		chunk = xmalloc(sizeof(*chunk) + chunk_size);
 		chunk->size = chunk_size;
 		chunk->used = 0;
 		chunk->next = arena->chunks;
@@ -131,7 +93,7 @@ void id_set_add(struct id_set *set, uint64_t id)
 		return;
 	if (set->count == set->capacity) {
 		set->capacity = set->capacity ? set->capacity * 2 : 8;
-		set->ids = raft_xrealloc(set->ids, set->capacity * sizeof(uint64_t));
+		set->ids = xrealloc(set->ids, set->capacity * sizeof(uint64_t));
 	}
 	memmove(set->ids + position + 1, set->ids + position, (set->count - position) * sizeof(uint64_t));
 	set->ids[position] = id;
@@ -151,7 +113,7 @@ void id_set_copy(struct id_set *destination, const struct id_set *source)
 {
 	if (destination->capacity < source->count) {
 		destination->capacity = source->count;
-		destination->ids = raft_xrealloc(destination->ids, destination->capacity * sizeof(uint64_t));
+		destination->ids = xrealloc(destination->ids, destination->capacity * sizeof(uint64_t));
 	}
 	if (source->count)
 		memcpy(destination->ids, source->ids, source->count * sizeof(uint64_t));

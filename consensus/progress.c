@@ -18,7 +18,7 @@ void progress_init(struct progress *progress, uint64_t id, uint64_t next, int ma
 	progress->is_learner = is_learner;
 	progress->inflights.capacity = max_inflight > 0 ? (size_t)max_inflight : 1;
 	progress->inflights.max_bytes = max_inflight_bytes;
-	progress->inflights.buffer = raft_xcalloc(progress->inflights.capacity, sizeof(struct inflight));
+	progress->inflights.buffer = xcalloc(progress->inflights.capacity, sizeof(struct inflight));
 }
 
 void progress_free(struct progress *progress)
@@ -252,8 +252,8 @@ void tracker_record_vote(struct tracker *tracker, uint64_t id, bool granted)
 			return; /* the first answer counts */
 	if (tracker->votes_count == tracker->votes_capacity) {
 		tracker->votes_capacity = tracker->votes_capacity ? tracker->votes_capacity * 2 : 8;
-		tracker->vote_ids = raft_xrealloc(tracker->vote_ids, tracker->votes_capacity * sizeof(uint64_t));
-		tracker->vote_granted = raft_xrealloc(tracker->vote_granted, tracker->votes_capacity * sizeof(bool));
+		tracker->vote_ids = xrealloc(tracker->vote_ids, tracker->votes_capacity * sizeof(uint64_t));
+		tracker->vote_granted = xrealloc(tracker->vote_granted, tracker->votes_capacity * sizeof(bool));
 	}
 	tracker->vote_ids[tracker->votes_count] = id;
 	tracker->vote_granted[tracker->votes_count] = granted;

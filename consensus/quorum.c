@@ -16,7 +16,7 @@ uint64_t majority_committed_index(const struct id_set *voters, acked_index_fn ac
 	if (n == 0)
 		return UINT64_MAX; /* an empty half of a joint config never holds the other back */
 	uint64_t on_stack[16];
-	uint64_t *indexes = n <= 16 ? on_stack : raft_xmalloc(n * sizeof(uint64_t));
+	uint64_t *indexes = n <= 16 ? on_stack : xmalloc(n * sizeof(uint64_t));
 	for (size_t k = 0; k < n; k++)
 		indexes[k] = acked(context, voters->ids[k]);
 	qsort(indexes, n, sizeof(uint64_t), compare_descending);

@@ -49,7 +49,7 @@ static void queue_push(struct message_queue *queue, Raftpb__Message *message)
 {
 	if (queue->count == queue->capacity) {
 		queue->capacity = queue->capacity ? queue->capacity * 2 : 64;
-		queue->items = raft_xrealloc(queue->items, queue->capacity * sizeof(Raftpb__Message *));
+		queue->items = xrealloc(queue->items, queue->capacity * sizeof(Raftpb__Message *));
 	}
 	queue->items[queue->count++] = message;
 }
@@ -98,14 +98,12 @@ Raftpb__Snapshot *raft_copy_snapshot(const Raftpb__Snapshot *snapshot)
 {
 	/* Pack and unpack: a deep copy that the generated free function can release. */
 	size_t size = raftpb__snapshot__get_packed_size(snapshot);
-	uint8_t *buffer = raft_xmalloc(size);
+	uint8_t *buffer = xmalloc(size);
 	raftpb__snapshot__pack(snapshot, buffer);
 	Raftpb__Snapshot *copy = raftpb__snapshot__unpack(NULL, size, buffer);
 	free(buffer);
-	if (!copy) {
-		fprintf(stderr, "raft: out of memory copying a snapshot\n");
-		abort();
-	}
+	if (!copy)
+		alloc_failed(size); /* the bytes were just packed from a valid message: only memory can fail */
 	return copy;
 }
 
@@ -292,7 +290,7 @@ raft_t *raft_new(const struct raft_config *config, const struct raft_restore *re
 {
 	if (validate_config(config, errbuf, errlen) != RAFT_OK)
 		return NULL;
-	raft_t *r = raft_xcalloc(1, sizeof(*r));
+	raft_t *r = xcalloc(1, sizeof(*r));
 	r->config = *config;
 	r->id = config->id;
 	r->random_state = config->random_seed ^ (config->id * 0x2545f4914f6cdd1dULL);
@@ -401,7 +399,7 @@ int raft_bootstrap_members(raft_t *r, const uint64_t *voters, const struct raft_
 			change.context.len = contexts[k].length;
 		}
 		size_t length = raftpb__conf_change__get_packed_size(&change);
-		uint8_t *buffer = raft_xmalloc(length);
+		uint8_t *buffer = xmalloc(length);
 		raftpb__conf_change__pack(&change, buffer);
 		log_append(&r->log, 1, RAFT_ENTRY_CONF_CHANGE, buffer, length);
 		/* Every initial member applies the same changes, so they agree before any message. */
@@ -466,7 +464,7 @@ static int propose_forwarded(raft_t *r, const Raftpb__Message *message)
 		return raft_reject(r, RAFT_ERR_PROPOSAL_DROPPED);
 	struct raft_buffer on_stack[16];
 	struct raft_buffer *buffers =
-	    message->n_entries <= 16 ? on_stack : raft_xmalloc(message->n_entries * sizeof(struct raft_buffer));
+	    message->n_entries <= 16 ? on_stack : xmalloc(message->n_entries * sizeof(struct raft_buffer));
 	for (size_t k = 0; k < message->n_entries; k++) {
 		/* Membership changes are proposed on the leader only, where they are validated. */
 		if (message->entries[k]->type != RAFT_ENTRY_NORMAL) {
@@ -817,8 +815,8 @@ int raft_propose_batch(raft_t *r, const struct raft_buffer *buffers, size_t coun
 		Raftpb__Message message = RAFTPB__MESSAGE__INIT;
 		Raftpb__Entry on_stack[16];
 		Raftpb__Entry *on_stack_pointers[16];
-		Raftpb__Entry *entries = count <= 16 ? on_stack : raft_xmalloc(count * sizeof(Raftpb__Entry));
-		Raftpb__Entry **pointers = count <= 16 ? on_stack_pointers : raft_xmalloc(count * sizeof(Raftpb__Entry *));
+		Raftpb__Entry *entries = count <= 16 ? on_stack : xmalloc(count * sizeof(Raftpb__Entry));
+		Raftpb__Entry **pointers = count <= 16 ? on_stack_pointers : xmalloc(count * sizeof(Raftpb__Entry *));
 		for (size_t k = 0; k < count; k++) {
 			raftpb__entry__init(&entries[k]);
 			entries[k].data.data = (uint8_t *)buffers[k].data;
@@ -895,7 +893,7 @@ static int propose_conf_change_entry(raft_t *r, int entry_type, const uint8_t *d
 int raft_propose_conf_change(raft_t *r, const Raftpb__ConfChange *change, uint64_t *index_out)
 {
 	size_t length = raftpb__conf_change__get_packed_size(change);
-	uint8_t *data = raft_xmalloc(length);
+	uint8_t *data = xmalloc(length);
 	raftpb__conf_change__pack(change, data);
 	int rc = propose_conf_change_entry(r, RAFT_ENTRY_CONF_CHANGE, data, length, index_out);
 	free(data);
@@ -905,7 +903,7 @@ int raft_propose_conf_change(raft_t *r, const Raftpb__ConfChange *change, uint64
 int raft_propose_conf_change_v2(raft_t *r, const Raftpb__ConfChangeV2 *change, uint64_t *index_out)
 {
 	size_t length = raftpb__conf_change_v2__get_packed_size(change);
-	uint8_t *data = raft_xmalloc(length);
+	uint8_t *data = xmalloc(length);
 	raftpb__conf_change_v2__pack(change, data);
 	int rc = propose_conf_change_entry(r, RAFT_ENTRY_CONF_CHANGE_V2, data, length, index_out);
 	free(data);
@@ -1091,16 +1089,16 @@ int raft_copy_entries(const raft_t *r, uint64_t low, uint64_t high, Raftpb__Entr
 	if (high > log_last_index(&r->log) + 1 || low > high)
 		return RAFT_ERR_UNAVAILABLE;
 	size_t count = (size_t)(high - low);
-	Raftpb__Entry **entries = raft_xcalloc(count ? count : 1, sizeof(Raftpb__Entry *));
+	Raftpb__Entry **entries = xcalloc(count ? count : 1, sizeof(Raftpb__Entry *));
 	for (size_t k = 0; k < count; k++) {
 		const struct log_entry *entry = log_entry_at(&r->log, low + k);
-		Raftpb__Entry *copy = raft_xmalloc(sizeof(*copy));
+		Raftpb__Entry *copy = xmalloc(sizeof(*copy));
 		raftpb__entry__init(copy);
 		copy->type = entry->type;
 		copy->term = entry->term;
 		copy->index = low + k;
 		copy->data.len = entry->length;
-		copy->data.data = entry->length ? raft_xmemdup(entry->data, entry->length) : NULL;
+		copy->data.data = entry->length ? xmemdup(entry->data, entry->length) : NULL;
 		entries[k] = copy;
 	}
 	*entries_out = entries;

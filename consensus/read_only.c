@@ -14,13 +14,13 @@ void read_only_add_request(struct read_only *read_only, uint64_t index, uint64_t
 {
 	if (read_only->count == read_only->capacity) {
 		read_only->capacity = read_only->capacity ? read_only->capacity * 2 : 16;
-		read_only->queue = raft_xrealloc(read_only->queue, read_only->capacity * sizeof(struct read_request));
+		read_only->queue = xrealloc(read_only->queue, read_only->capacity * sizeof(struct read_request));
 	}
 	struct read_request *request = &read_only->queue[read_only->count++];
 	memset(request, 0, sizeof(*request));
 	request->index = index;
 	request->from = from;
-	request->context = raft_xmemdup(context, length);
+	request->context = xmemdup(context, length);
 	request->context_length = length;
 	id_set_add(&request->acks, self);
 }
@@ -80,7 +80,7 @@ void raft_add_read_state(raft_t *r, uint64_t index, const uint8_t *context, size
 {
 	if (r->read_states_count == r->read_states_capacity) {
 		r->read_states_capacity = r->read_states_capacity ? r->read_states_capacity * 2 : 16;
-		r->read_states = raft_xrealloc(r->read_states, r->read_states_capacity * sizeof(struct raft_read_state));
+		r->read_states = xrealloc(r->read_states, r->read_states_capacity * sizeof(struct raft_read_state));
 	}
 	struct raft_read_state *state = &r->read_states[r->read_states_count++];
 	state->index = index;
@@ -133,13 +133,13 @@ int read_index_handle(raft_t *r, const Raftpb__Message *message)
 		if (read_only->waiting_count == read_only->waiting_capacity) {
 			read_only->waiting_capacity = read_only->waiting_capacity ? read_only->waiting_capacity * 2 : 16;
 			read_only->waiting =
-			    raft_xrealloc(read_only->waiting, read_only->waiting_capacity * sizeof(Raftpb__Message *));
+			    xrealloc(read_only->waiting, read_only->waiting_capacity * sizeof(Raftpb__Message *));
 		}
-		Raftpb__Message *copy = raft_xmalloc(sizeof(*copy));
+		Raftpb__Message *copy = xmalloc(sizeof(*copy));
 		raftpb__message__init(copy);
 		copy->type = message->type;
 		copy->from = message->from;
-		copy->context.data = raft_xmemdup(message->context.data, message->context.len);
+		copy->context.data = xmemdup(message->context.data, message->context.len);
 		copy->context.len = message->context.len;
 		read_only->waiting[read_only->waiting_count++] = copy;
 		return RAFT_OK;

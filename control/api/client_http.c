@@ -246,7 +246,7 @@ static bool debug_get(struct client_thread *thread, const char *path, struct grp
 		char *body = json_dumps(vars, JSON_INDENT(1) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(9));
 		json_decref(vars);
 		if (!body)
-			abort();
+			alloc_failed(0); /* jansson fails only for memory here */
 		append(text, "%s\n", body);
 		free(body);
 		response->status = 200;

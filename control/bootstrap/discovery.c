@@ -47,7 +47,7 @@ static void text_append(struct text *text, const char *format, ...)
 		int written = vsnprintf(text->data ? text->data + text->length : NULL, room, format, arguments);
 		va_end(arguments);
 		if (written < 0)
-			abort();
+			alloc_failed(room); /* the formats here are fixed: only memory can fail */
 		if ((size_t)written < room) {
 			text->length += (size_t)written;
 			return;
@@ -912,7 +912,7 @@ static char *registration_value(const char *name, const char *advertise_peer_url
 	char **pairs = xcalloc(count ? count : 1, sizeof(char *));
 	for (size_t k = 0; k < count; k++)
 		if (asprintf(&pairs[k], "%s=%s", name, urls[k]) < 0)
-			abort();
+			alloc_failed(strlen(name) + strlen(urls[k]) + 2);
 	peer_url_list_free(urls, count);
 	for (size_t i = 1; i < count; i++) /* a member has one or two URLs: insertion sort */
 		for (size_t j = i; j > 0 && strcmp(pairs[j - 1], pairs[j]) > 0; j--) {
@@ -946,7 +946,7 @@ int discovery_v3_join(const struct discovery_v3_config *config, char **initial_c
 	if (asprintf(&discovery.size_key, "/_etcd/registry/%s/_config/size", config->token) < 0 ||
 	    asprintf(&discovery.members_prefix, "/_etcd/registry/%s/members", config->token) < 0 ||
 	    asprintf(&discovery.self_key, "/_etcd/registry/%s/members/%" PRIx64, config->token, config->member_id) < 0)
-		abort();
+		alloc_failed(strlen(config->token) + 64);
 	discovery.self_value = registration_value(config->name, config->advertise_peer_urls, error, length);
 	if (!discovery.self_value)
 		goto done;

@@ -234,7 +234,7 @@ static char *dump(json_t *value)
 	char *text = json_dumps(value, JSON_COMPACT);
 	json_decref(value);
 	if (!text)
-		abort();
+		alloc_failed(0); /* jansson fails only for memory here */
 	return text;
 }
 

@@ -11,6 +11,7 @@
  * 'r' key first moves the waiting revision records in front of it). */
 #include <stdlib.h>
 
+#include "alloc.h"
 #include "internal.h"
 #include "keys.h"
 
@@ -53,7 +54,7 @@ static void index_batch(struct state *state)
     /* overwrite_keys: a key written twice in a batch reads back as its last write. */
     state->batch = rocksdb_writebatch_wi_create(0, 1);
     if (state->batch == NULL)
-        abort(); /* (RocksDB throws before this on allocation failure) */
+        alloc_failed(sizeof(void *)); /* RocksDB returns no batch only without memory */
     release_revisions(state);
     rocksdb_writebatch_iterate(state->plain, state->batch, replay_put, replay_delete);
     rocksdb_writebatch_clear(state->plain);
