@@ -80,6 +80,7 @@ struct configuration {
 };
 
 static char work_dir[4200];
+static bool zero_segments;
 static size_t entry_size = 1024;
 static uint8_t *write_buffer;
 
@@ -206,6 +207,7 @@ static void start_wal(struct configuration *configuration, size_t index, unsigne
 	options.direct_io = configuration->direct_io;
 	if (pipeline_depth != 0)
 		options.pipeline_depth = pipeline_depth;
+	options.zero_segments = zero_segments;
 	char err[512];
 	if (wal_open(path, &options, &configuration->wal, err, sizeof err) != 0)
 		fail("wal_open", err);
@@ -398,11 +400,12 @@ int main(int argc, char **argv)
 		{ "entry-bytes", required_argument, NULL, 'e' },
 		{ "depth", required_argument, NULL, 'p' },
 		{ "direct", no_argument, NULL, 'o' },
+		{ "zero-segments", no_argument, NULL, 'z' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	int option;
-	while ((option = getopt_long(argc, argv, "d:s:e:p:oh", long_options, NULL)) != -1) {
+	while ((option = getopt_long(argc, argv, "d:s:e:p:ozh", long_options, NULL)) != -1) {
 		switch (option) {
 		case 'd':
 			parent = optarg;
@@ -419,13 +422,17 @@ int main(int argc, char **argv)
 		case 'o':
 			with_direct = true;
 			break;
+		case 'z':
+			zero_segments = true;
+			break;
 		default:
-			printf("usage: %s [--dir DIR] [--seconds S] [--entry-bytes N] [--depth D] [--direct]\n"
+			printf("usage: %s [--dir DIR] [--seconds S] [--entry-bytes N] [--depth D] [--direct] [--zero-segments]\n"
 					"  --dir DIR        directory on the disk to measure (default: next to this binary)\n"
 					"  --seconds S      time each configuration runs in total (default 3)\n"
 					"  --entry-bytes N  entry data size (default 1024)\n"
 					"  --depth D        the wal's pipeline depth (default: the wal's default)\n"
-					"  --direct         also the O_DIRECT rows\n", argv[0]);
+					"  --direct         also the O_DIRECT rows\n"
+					"  --zero-segments  the wal writes zeros over each segment when preparing it\n", argv[0]);
 			return option == 'h' ? 0 : 2;
 		}
 	}
@@ -461,8 +468,9 @@ int main(int argc, char **argv)
 	struct statfs filesystem;
 	if (statfs(work_dir, &filesystem) == 0)
 		printf("directory %s (filesystem magic 0x%lx)\n%.1f s per configuration in %.2f s slices, round-robin; "
-				"%zu-byte entries (%zu bytes as a record); wal pipeline depth %u\n", work_dir,
-				(unsigned long)filesystem.f_type, seconds, SLICE_SECONDS, entry_size, record_size(), depth);
+				"%zu-byte entries (%zu bytes as a record); wal pipeline depth %u%s\n", work_dir,
+				(unsigned long)filesystem.f_type, seconds, SLICE_SECONDS, entry_size, record_size(), depth,
+				zero_segments ? ", zero-filled segments" : "");
 	fflush(stdout);
 	unsigned rounds = (unsigned)(seconds / SLICE_SECONDS + 0.5);
 	if (rounds == 0)

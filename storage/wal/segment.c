@@ -96,6 +96,13 @@ int wal_segment_create(int dir_fd, const char *dir, uint64_t sequence, uint64_t 
 	return 0;
 }
 
+const uint8_t *wal_zero_buffer(void)
+{
+	/* Aligned for O_DIRECT; never written, so it stays zero (and in .bss, not in the binary). */
+	static _Alignas(WAL_DIRECT_ALIGNMENT) uint8_t zeros[WAL_ZERO_BUFFER_SIZE];
+	return zeros;
+}
+
 int wal_segment_prepare(int dir_fd, const char *dir, uint64_t sequence, uint64_t capacity, bool direct_io,
 		struct wal_segment **out, char *err, size_t errlen)
 {

@@ -41,9 +41,13 @@ int wal_segment_parse_name(const char *name, uint64_t *sequence, uint64_t *first
 int wal_segment_create(int dir_fd, const char *dir, uint64_t sequence, uint64_t capacity, bool direct_io,
 		struct wal_segment **out, char *err, size_t errlen);
 /* Creates open-SEQUENCE, preallocates it with fallocate and makes the file and its directory entry
- * durable, blocking; the segment is ready. */
+ * durable, blocking; the segment is ready. It never writes zeros over it (options.zero_segments): no call
+ * should wait for a segment's worth of writes; only preparing through io_uring does that. */
 int wal_segment_prepare(int dir_fd, const char *dir, uint64_t sequence, uint64_t capacity, bool direct_io,
 		struct wal_segment **out, char *err, size_t errlen);
+/* Zeros for writing over a segment: one aligned buffer the iovecs of a whole segment point into. */
+#define WAL_ZERO_BUFFER_SIZE (1024u * 1024u)
+const uint8_t *wal_zero_buffer(void);
 /* Removes a segment that failed to become ready and frees it. */
 void wal_segment_discard(int dir_fd, struct wal_segment *segment);
 /* Renames a full, durable segment to its closed name, syncs the directory and closes the file. */

@@ -18,6 +18,7 @@ void wal_options_init(struct wal_options *options)
 	options->direct_io = false;
 	options->ring_entries = 64;
 	options->pipeline_depth = WAL_DEFAULT_PIPELINE_DEPTH;
+	options->zero_segments = true;
 }
 
 static int report_failure(const struct wal *wal, char *err, size_t errlen)

@@ -132,6 +132,8 @@ struct wal {
 	unsigned prepare_operations;     /* completions still expected for it */
 	int prepare_result;              /* first error of its chain */
 	unsigned prepare_step;           /* which step failed first */
+	struct iovec *zero_iovecs;       /* options.zero_segments: a segment's worth of wal_zero_buffer() */
+	unsigned zero_iovec_count;
 
 	int failed;                      /* -errno once the wal stopped accepting appends */
 	char failure[256];

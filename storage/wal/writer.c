@@ -36,8 +36,8 @@
 #include <unistd.h>
 
 /* The requests that prepare a segment ahead, in the order they are linked. */
-enum prepare_step { PREPARE_FALLOCATE, PREPARE_FDATASYNC, PREPARE_DIRECTORY_FSYNC, PREPARE_STEPS };
-static const char *const prepare_step_names[PREPARE_STEPS] = { "fallocate", "fdatasync",
+enum prepare_step { PREPARE_FALLOCATE, PREPARE_ZEROS, PREPARE_FDATASYNC, PREPARE_DIRECTORY_FSYNC, PREPARE_STEPS };
+static const char *const prepare_step_names[PREPARE_STEPS] = { "fallocate", "writing zeros", "fdatasync",
 	"fsync of the directory" };
 
 int wal_fail(struct wal *wal, int error_number, const char *format, ...)
@@ -74,6 +74,18 @@ int wal_writer_init(struct wal *wal, char *err, size_t errlen)
 	wal->ring_ready = true;
 	/* A chain is two requests per chunk, and room is kept for preparing a segment alongside. */
 	wal->max_chunks_per_batch = (wal->options.ring_entries - PREPARE_STEPS) / 2;
+	if (wal->options.zero_segments) {
+		uint64_t pieces = (wal->options.segment_size + WAL_ZERO_BUFFER_SIZE - 1) / WAL_ZERO_BUFFER_SIZE;
+		wal->zero_iovecs = calloc(pieces, sizeof *wal->zero_iovecs);
+		if (wal->zero_iovecs == NULL)
+			return wal_error(err, errlen, ENOMEM, "%s: out of memory", wal->dir);
+		for (uint64_t i = 0; i < pieces; i++) {
+			uint64_t left = wal->options.segment_size - i * WAL_ZERO_BUFFER_SIZE;
+			wal->zero_iovecs[i] = (struct iovec){ (void *)wal_zero_buffer(),
+				left < WAL_ZERO_BUFFER_SIZE ? (size_t)left : WAL_ZERO_BUFFER_SIZE };
+		}
+		wal->zero_iovec_count = (unsigned)pieces;
+	}
 	wal->event_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	if (wal->event_fd < 0)
 		return wal_error(err, errlen, errno, "%s: eventfd: %s", wal->dir, strerror(errno));
@@ -126,6 +138,8 @@ void wal_writer_destroy(struct wal *wal)
 	}
 	wal->batch_count = 0;
 	free_chunks(&wal->spare);
+	free(wal->zero_iovecs);
+	wal->zero_iovecs = NULL;
 	if (wal->ring_ready)
 		io_uring_queue_exit(&wal->ring);
 	wal->ring_ready = false;
@@ -433,23 +447,32 @@ void wal_writer_prepare_ahead_async(struct wal *wal)
 	wal->next_sequence++;
 	wal->preparing = segment;
 	wal->prepare_result = 0;
-	struct io_uring_sqe *steps[PREPARE_STEPS];
+	/* Linked in order; the zeros step only with options.zero_segments. */
+	unsigned queued = 0;
+	struct io_uring_sqe *last = NULL;
 	for (unsigned step = 0; step < PREPARE_STEPS; step++) {
-		steps[step] = io_uring_get_sqe(&wal->ring);
-		if (steps[step] == NULL) {
+		if (step == PREPARE_ZEROS && wal->zero_iovecs == NULL)
+			continue;
+		struct io_uring_sqe *sqe = io_uring_get_sqe(&wal->ring);
+		if (sqe == NULL) {
 			wal_fail(wal, EBUSY, "%s: io_uring submission queue full", wal->dir);
 			return;
 		}
+		if (step == PREPARE_FALLOCATE)
+			io_uring_prep_fallocate(sqe, segment->fd, 0, 0, (off_t)segment->capacity);
+		else if (step == PREPARE_ZEROS)
+			io_uring_prep_writev(sqe, segment->fd, wal->zero_iovecs, wal->zero_iovec_count, 0);
+		else if (step == PREPARE_FDATASYNC)
+			io_uring_prep_fsync(sqe, segment->fd, IORING_FSYNC_DATASYNC);
+		else
+			io_uring_prep_fsync(sqe, wal->ring_dir_fd, 0);
+		io_uring_sqe_set_data64(sqe, operation_tag(0, step, WAL_OPERATION_PREPARE));
+		io_uring_sqe_set_flags(sqe, IOSQE_IO_LINK);
+		last = sqe;
+		queued++;
 	}
-	io_uring_prep_fallocate(steps[PREPARE_FALLOCATE], segment->fd, 0, 0, (off_t)segment->capacity);
-	io_uring_prep_fsync(steps[PREPARE_FDATASYNC], segment->fd, IORING_FSYNC_DATASYNC);
-	io_uring_prep_fsync(steps[PREPARE_DIRECTORY_FSYNC], wal->ring_dir_fd, 0);
-	for (unsigned step = 0; step < PREPARE_STEPS; step++) {
-		io_uring_sqe_set_data64(steps[step], operation_tag(0, step, WAL_OPERATION_PREPARE));
-		if (step + 1 < PREPARE_STEPS)
-			io_uring_sqe_set_flags(steps[step], IOSQE_IO_LINK);
-	}
-	wal->prepare_operations = PREPARE_STEPS;
+	last->flags &= (uint8_t)~IOSQE_IO_LINK; /* the chain ends here */
+	wal->prepare_operations = queued;
 	for (;;) {
 		int submitted = io_uring_submit(&wal->ring);
 		if (submitted == -EINTR || submitted == -EAGAIN)
@@ -464,6 +487,9 @@ void wal_writer_prepare_ahead_async(struct wal *wal)
  * waiting for it start; if it failed, the segment is removed unless records already wait for it. */
 static int handle_prepare_completion(struct wal *wal, unsigned step, int result)
 {
+	/* A short write of zeros broke the chain like a failure; the segment is not ready. */
+	if (step == PREPARE_ZEROS && result >= 0 && (uint64_t)result != wal->preparing->capacity)
+		result = -EIO;
 	if (result < 0 && result != -ECANCELED && wal->prepare_result == 0) {
 		wal->prepare_result = result;
 		wal->prepare_step = step;
