@@ -18,8 +18,13 @@
  * write then runs while the other group's fdatasync does. In one wave (lockstep) every group holds all
  * proposers and the pipeline has nothing to overlap.
  *
+ * Each wal first writes past its first two segments (prepared synchronously at open, so only
+ * preallocated): what is measured is the steady state, appends into segments prepared ahead.
+ *
  * ratio = the wal's entries/s divided by the entries/s of the bare loop writing the same group size
- * (its writes/s times the group's entries). In one wave that is exactly the ratio of fdatasyncs per second.
+ * (its writes/s times the group's entries), once for fresh preallocated blocks (a segment that is only
+ * preallocated) and once for blocks written before (a zero-filled segment, without the cost of filling
+ * it). In one wave each is exactly the ratio of fdatasyncs per second.
  *
  * A shared or virtual disk drifts by several times within a minute, so configurations run round-robin in
  * 0.25 s slices until each has had --seconds: a slow spell hits every row alike. Numbers are printed, never
@@ -62,7 +67,8 @@ struct configuration {
 	size_t write_size;       /* bare: bytes per write */
 	unsigned group_entries;  /* bare: entries that write stands for; wal: proposers */
 	unsigned waves;          /* wal: groups of proposers that submit separately */
-	struct configuration *disk; /* wal: the bare row writing its group size */
+	struct configuration *disk; /* wal: the bare row writing its group size into fresh blocks */
+	struct configuration *disk_written; /* wal: the same over blocks written before */
 	/* running state */
 	int fd;
 	int next_fd;             /* bare: the next preallocated file, ready before the current one is full */
@@ -80,7 +86,7 @@ struct configuration {
 };
 
 static char work_dir[4200];
-static bool zero_segments;
+static bool no_zero_segments;
 static size_t entry_size = 1024;
 static uint8_t *write_buffer;
 
@@ -207,7 +213,8 @@ static void start_wal(struct configuration *configuration, size_t index, unsigne
 	options.direct_io = configuration->direct_io;
 	if (pipeline_depth != 0)
 		options.pipeline_depth = pipeline_depth;
-	options.zero_segments = zero_segments;
+	if (no_zero_segments)
+		options.zero_segments = false;
 	char err[512];
 	if (wal_open(path, &options, &configuration->wal, err, sizeof err) != 0)
 		fail("wal_open", err);
@@ -216,6 +223,22 @@ static void start_wal(struct configuration *configuration, size_t index, unsigne
 	if (configuration->outstanding == NULL || configuration->appended_at == NULL)
 		fail("calloc", "out of memory");
 	configuration->next_index = 1;
+	/* Warm-up: a new wal's first two segments are prepared synchronously, so only preallocated; a node
+	 * that has run for a while appends into segments prepared ahead (zero-filled by default). Write past
+	 * the first two, in large groups, before anything is measured. */
+	uint64_t warm_up_bytes = 2 * options.segment_size + options.segment_size / 4;
+	while ((configuration->next_index - 1) * record_size() < warm_up_bytes) {
+		for (unsigned i = 0; i < 256; i++) {
+			struct wal_entry entry = { .term = 1, .index = configuration->next_index++,
+				.data = write_buffer, .data_length = entry_size };
+			if (wal_append_entries_referenced(configuration->wal, &entry, 1, err, sizeof err) != 0)
+				fail("wal_append_entries_referenced", err);
+		}
+		uint64_t durable = 0;
+		while (durable < configuration->next_index - 1)
+			if (wal_wait(configuration->wal, &durable, err, sizeof err) != 0)
+				fail("wal_wait", err);
+	}
 }
 
 /* The time a bare loop spends moving to its next file is not counted: the wal prepares segments ahead. */
@@ -304,17 +327,21 @@ static double entry_rate(const struct configuration *configuration)
 static void print_row(struct configuration *configuration)
 {
 	double syncs = configuration->seconds > 0 ? (double)configuration->syncs / configuration->seconds : 0;
-	char ratio[32] = "";
-	if (configuration->kind == WAL && configuration->disk != NULL && entry_rate(configuration->disk) > 0)
-		snprintf(ratio, sizeof ratio, "%.2f", entry_rate(configuration) / entry_rate(configuration->disk));
+	char fresh_ratio[32] = "", written_ratio[32] = "";
+	if (configuration->kind == WAL && entry_rate(configuration->disk) > 0)
+		snprintf(fresh_ratio, sizeof fresh_ratio, "%.2f", entry_rate(configuration) / entry_rate(configuration->disk));
+	if (configuration->kind == WAL && entry_rate(configuration->disk_written) > 0)
+		snprintf(written_ratio, sizeof written_ratio, "%.2f",
+				entry_rate(configuration) / entry_rate(configuration->disk_written));
 	char size[32] = "";
 	if (configuration->kind != WAL)
 		snprintf(size, sizeof size, "%zu", configuration->write_size);
 	double p50 = percentile(&configuration->latency, 50);
 	double p99 = percentile(&configuration->latency, 99);
-	printf("%-44s %8s %11.0f %10.0f %9.1f %8.0f %8.0f %7s\n", configuration->name, size, entry_rate(configuration),
-			syncs, configuration->syncs ? (double)configuration->entries / (double)configuration->syncs : 0.0,
-			p50, p99, ratio);
+	printf("%-42s %6s %10.0f %9.0f %9.1f %7.0f %7.0f %7s %7s\n", configuration->name, size,
+			entry_rate(configuration), syncs,
+			configuration->syncs ? (double)configuration->entries / (double)configuration->syncs : 0.0, p50, p99,
+			fresh_ratio, written_ratio);
 }
 
 static void default_dir(char *out, size_t length)
@@ -357,7 +384,7 @@ static void add_mode(bool direct_io, unsigned waves_for_pipeline)
 	small->write_size = BARE_SMALL_SIZE;
 	small->group_entries = 1;
 	snprintf(small->name, sizeof small->name, "disk %s: write 4 KiB + fdatasync", mode);
-	struct configuration *disk_rows[3];
+	struct configuration *disk_rows[3], *written_rows[3];
 	for (size_t i = 0; i < 3; i++) {
 		struct configuration *disk = add_configuration(BARE, direct_io);
 		disk->group_entries = proposer_counts[i];
@@ -366,15 +393,19 @@ static void add_mode(bool direct_io, unsigned waves_for_pipeline)
 				proposer_counts[i], proposer_counts[i] == 1 ? "y" : "ies");
 		disk_rows[i] = disk;
 	}
-	struct configuration *overwrite = add_configuration(BARE_OVERWRITE, direct_io);
-	overwrite->group_entries = 64;
-	overwrite->write_size = disk_rows[2]->write_size;
-	snprintf(overwrite->name, sizeof overwrite->name, "disk %s: 64 entries over written blocks", mode);
+	for (size_t i = 0; i < 3; i++) {
+		struct configuration *overwrite = add_configuration(BARE_OVERWRITE, direct_io);
+		overwrite->group_entries = proposer_counts[i];
+		overwrite->write_size = disk_rows[i]->write_size;
+		snprintf(overwrite->name, sizeof overwrite->name, "disk %s: the same over written blocks", mode);
+		written_rows[i] = overwrite;
+	}
 	for (size_t i = 0; i < 3; i++) {
 		struct configuration *wal = add_configuration(WAL, direct_io);
 		wal->group_entries = proposer_counts[i];
 		wal->waves = 1;
 		wal->disk = disk_rows[i];
+		wal->disk_written = written_rows[i];
 		snprintf(wal->name, sizeof wal->name, "wal %s: %u proposer%s", mode, proposer_counts[i],
 				proposer_counts[i] == 1 ? "" : "s");
 	}
@@ -383,6 +414,7 @@ static void add_mode(bool direct_io, unsigned waves_for_pipeline)
 		wal->group_entries = proposer_counts[i];
 		wal->waves = waves_for_pipeline;
 		wal->disk = disk_rows[i];
+		wal->disk_written = written_rows[i];
 		snprintf(wal->name, sizeof wal->name, "wal %s: %u proposers in %u waves", mode, proposer_counts[i],
 				waves_for_pipeline);
 	}
@@ -400,7 +432,7 @@ int main(int argc, char **argv)
 		{ "entry-bytes", required_argument, NULL, 'e' },
 		{ "depth", required_argument, NULL, 'p' },
 		{ "direct", no_argument, NULL, 'o' },
-		{ "zero-segments", no_argument, NULL, 'z' },
+		{ "no-zero-segments", no_argument, NULL, 'z' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -423,16 +455,16 @@ int main(int argc, char **argv)
 			with_direct = true;
 			break;
 		case 'z':
-			zero_segments = true;
+			no_zero_segments = true;
 			break;
 		default:
-			printf("usage: %s [--dir DIR] [--seconds S] [--entry-bytes N] [--depth D] [--direct] [--zero-segments]\n"
+			printf("usage: %s [--dir DIR] [--seconds S] [--entry-bytes N] [--depth D] [--direct] [--no-zero-segments]\n"
 					"  --dir DIR        directory on the disk to measure (default: next to this binary)\n"
 					"  --seconds S      time each configuration runs in total (default 3)\n"
 					"  --entry-bytes N  entry data size (default 1024)\n"
 					"  --depth D        the wal's pipeline depth (default: the wal's default)\n"
 					"  --direct         also the O_DIRECT rows\n"
-					"  --zero-segments  the wal writes zeros over each segment when preparing it\n", argv[0]);
+					"  --no-zero-segments  the wal's segments are only preallocated, not zero-filled\n", argv[0]);
 			return option == 'h' ? 0 : 2;
 		}
 	}
@@ -470,7 +502,7 @@ int main(int argc, char **argv)
 		printf("directory %s (filesystem magic 0x%lx)\n%.1f s per configuration in %.2f s slices, round-robin; "
 				"%zu-byte entries (%zu bytes as a record); wal pipeline depth %u%s\n", work_dir,
 				(unsigned long)filesystem.f_type, seconds, SLICE_SECONDS, entry_size, record_size(), depth,
-				zero_segments ? ", zero-filled segments" : "");
+				defaults.zero_segments && !no_zero_segments ? ", zero-filled segments" : "");
 	fflush(stdout);
 	unsigned rounds = (unsigned)(seconds / SLICE_SECONDS + 0.5);
 	if (rounds == 0)
@@ -484,12 +516,14 @@ int main(int argc, char **argv)
 		}
 	}
 
-	printf("%-44s %8s %11s %10s %9s %8s %8s %7s\n", "configuration", "bytes", "entries/s", "fsyncs/s",
-			"ent/fsync", "p50 us", "p99 us", "ratio");
+	printf("%-42s %6s %10s %9s %9s %7s %7s %7s %7s\n", "configuration", "bytes", "entries/s", "fsyncs/s",
+			"ent/fsync", "p50 us", "p99 us", "/fresh", "/written");
 	for (size_t i = 0; i < configuration_count; i++)
 		print_row(&configurations[i]);
-	printf("ratio: the wal's entries/s over the entries/s of the disk row writing its group size (fresh\n"
-			"preallocated blocks, as the wal's segments); in one wave, the same as its fsyncs/s over that row's.\n");
+	printf("/fresh, /written: the wal's entries/s over the entries/s of the disk row writing its group size\n"
+			"into fresh preallocated blocks (a segment that is only preallocated), and over blocks written\n"
+			"before (a zero-filled segment, less the cost of zero-filling it); in one wave each is the same\n"
+			"as the ratio of fsyncs/s.\n");
 	for (size_t i = 0; i < configuration_count; i++) {
 		if (configurations[i].wal != NULL)
 			wal_close(configurations[i].wal);

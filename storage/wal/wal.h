@@ -137,7 +137,7 @@ uint64_t wal_durable_records(const struct wal *wal);
 /* Number of fdatasync calls completed since open (one per segment touched by a batch). */
 uint64_t wal_sync_count(const struct wal *wal);
 
-/* Waits for the batch in flight (if any), then closes everything. Buffered records that were never
+/* Waits for the batches in flight (if any), then closes everything. Buffered records that were never
  * submitted are dropped, as a crash would drop them. */
 void wal_close(struct wal *wal);
 
