@@ -151,6 +151,7 @@ int wal_segment_close(int dir_fd, const char *dir, struct wal_segment *segment, 
 					name, strerror(errno));
 	}
 	memcpy(segment->name, name, sizeof name);
+	wal_segment_close_sync_fds(segment);
 	if (fsync(dir_fd) != 0)
 		return wal_error(err, errlen, errno, "%s: fsync after renaming %s: %s", dir, name, strerror(errno));
 	if (segment->fd >= 0)
@@ -161,10 +162,19 @@ int wal_segment_close(int dir_fd, const char *dir, struct wal_segment *segment, 
 	return 0;
 }
 
+void wal_segment_close_sync_fds(struct wal_segment *segment)
+{
+	for (unsigned i = 0; i < sizeof segment->sync_fds / sizeof segment->sync_fds[0]; i++)
+		if (segment->sync_fd_open & 1u << i)
+			close(segment->sync_fds[i]);
+	segment->sync_fd_open = 0;
+}
+
 void wal_segment_free(struct wal_segment *segment)
 {
 	if (segment == NULL)
 		return;
+	wal_segment_close_sync_fds(segment);
 	if (segment->fd >= 0)
 		close(segment->fd);
 	free(segment->tail_block);

@@ -28,6 +28,10 @@ struct wal_segment {
 	bool ready;               /* preallocated, and its directory entry durable: writes may go to it */
 	unsigned unsynced_chunks; /* batches holding its bytes that are not durable yet */
 	uint8_t *tail_block;      /* O_DIRECT: the partially filled block at write_offset */
+	/* Open file descriptions of this file that batches in flight at once fdatasync through, one per
+	 * pipeline slot (see writer.c); sync_fd_open has bit i set when sync_fds[i] is open. */
+	int sync_fds[8];
+	unsigned sync_fd_open;
 };
 
 void wal_segment_open_name(char *out, uint64_t sequence);
@@ -53,5 +57,7 @@ void wal_segment_discard(int dir_fd, struct wal_segment *segment);
 /* Renames a full, durable segment to its closed name, syncs the directory and closes the file. */
 int wal_segment_close(int dir_fd, const char *dir, struct wal_segment *segment, char *err, size_t errlen);
 void wal_segment_free(struct wal_segment *segment);
+/* Closes the descriptors in sync_fds. */
+void wal_segment_close_sync_fds(struct wal_segment *segment);
 
 #endif

@@ -12,7 +12,7 @@
 #include <sys/uio.h>
 
 #define WAL_NO_TRUNCATION UINT64_MAX
-#define WAL_MAX_PIPELINE_DEPTH 8u
+#define WAL_MAX_PIPELINE_DEPTH 8u /* also the size of wal_segment.sync_fds */
 #define WAL_DEFAULT_PIPELINE_DEPTH 2u
 /* Entry data at least this long is written from the caller's buffer when it lends it (shorter data costs
  * less to copy than an iovec costs the kernel). */

@@ -21,7 +21,15 @@
  *   newest segment, behind its header (a batch reaching into a new segment waits until the pipeline is
  *   empty, which costs one batch per segment);
  * - in O_DIRECT mode, the previous write completed: the new chunk's first block rewrites the previous
- *   chunk's last, partly filled block, and two writes of one block in flight could land in either order. */
+ *   chunk's last, partly filled block, and two writes of one block in flight could land in either order.
+ *
+ * Batches in flight at once fdatasync one file through different open file descriptions (one per
+ * pipeline slot). Linux reports a writeback error once per open file description: two fdatasyncs through
+ * one description race for it, and the one that loses returns 0 although pages it waited for were lost.
+ * If that one were the earlier batch's, and its completion came first, a lost write would be reported
+ * durable. With one description per slot every fdatasync sees every error since its description last
+ * checked, which was the fdatasync of the batch `depth` sequence numbers before, retired before this
+ * batch's write started. */
 #include "error.h"
 #include "wal_internal.h"
 
@@ -287,10 +295,34 @@ static unsigned remaining_iovecs(struct wal_chunk *chunk)
 	return count;
 }
 
+/* The descriptor a batch fdatasyncs a segment through (see the comment at the top); -1 on failure. */
+static int sync_fd_for(struct wal *wal, const struct wal_batch *batch, struct wal_segment *segment)
+{
+	if (wal->options.pipeline_depth == 1)
+		return segment->fd;
+	unsigned slot = (unsigned)(batch->sequence % wal->options.pipeline_depth);
+	if (!(segment->sync_fd_open & 1u << slot)) {
+		/* Opened before this batch's write is submitted, so it sees any error on those pages. */
+		int fd = openat(wal->dir_fd, segment->name, O_RDONLY | O_CLOEXEC);
+		if (fd < 0)
+			return -1;
+		segment->sync_fds[slot] = fd;
+		segment->sync_fd_open |= 1u << slot;
+	}
+	return segment->sync_fds[slot];
+}
+
 /* Queues write (if not yet complete) and fdatasync for every unfinished chunk of the batch, as one chain,
  * and submits it. */
 static int queue_chain(struct wal *wal, struct wal_batch *batch)
 {
+	/* Every descriptor first: a failure must not leave half a chain in the submission queue. */
+	for (size_t i = 0; i < batch->chunks.count; i++) {
+		struct wal_chunk *chunk = batch->chunks.items[i];
+		if (!chunk->sync_done && sync_fd_for(wal, batch, chunk->segment) < 0)
+			return wal_fail(wal, errno, "%s/%s: open for fdatasync: %s", wal->dir, chunk->segment->name,
+					strerror(errno));
+	}
 	struct io_uring_sqe *last = NULL;
 	unsigned queued = 0;
 	for (size_t i = 0; i < batch->chunks.count; i++) {
@@ -315,7 +347,7 @@ static int queue_chain(struct wal *wal, struct wal_batch *batch)
 		struct io_uring_sqe *sqe = io_uring_get_sqe(&wal->ring);
 		if (sqe == NULL)
 			return wal_fail(wal, EBUSY, "%s: io_uring submission queue full", wal->dir);
-		io_uring_prep_fsync(sqe, chunk->segment->fd, IORING_FSYNC_DATASYNC);
+		io_uring_prep_fsync(sqe, sync_fd_for(wal, batch, chunk->segment), IORING_FSYNC_DATASYNC);
 		io_uring_sqe_set_flags(sqe, IOSQE_IO_LINK);
 		io_uring_sqe_set_data64(sqe, operation_tag(batch->sequence, i, WAL_OPERATION_SYNC));
 		last = sqe;
