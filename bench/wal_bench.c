@@ -376,7 +376,7 @@ static size_t aligned(size_t size, bool direct_io)
 }
 
 /* The rows of one mode: the disk's rates, then the wal's, each wal row pointing at its disk row. */
-static void add_mode(bool direct_io, unsigned waves_for_pipeline)
+static void add_mode(bool direct_io, unsigned waves)
 {
 	static const unsigned proposer_counts[] = { 1, 8, 64 };
 	const char *mode = direct_io ? "O_DIRECT" : "buffered";
@@ -409,14 +409,14 @@ static void add_mode(bool direct_io, unsigned waves_for_pipeline)
 		snprintf(wal->name, sizeof wal->name, "wal %s: %u proposer%s", mode, proposer_counts[i],
 				proposer_counts[i] == 1 ? "" : "s");
 	}
-	for (size_t i = 1; i < 3 && waves_for_pipeline > 1; i++) {
+	for (size_t i = 1; i < 3 && waves > 1; i++) {
 		struct configuration *wal = add_configuration(WAL, direct_io);
 		wal->group_entries = proposer_counts[i];
-		wal->waves = waves_for_pipeline;
+		wal->waves = waves;
 		wal->disk = disk_rows[i];
 		wal->disk_written = written_rows[i];
 		snprintf(wal->name, sizeof wal->name, "wal %s: %u proposers in %u waves", mode, proposer_counts[i],
-				waves_for_pipeline);
+				waves);
 	}
 }
 
@@ -426,18 +426,20 @@ int main(int argc, char **argv)
 	const char *parent = NULL;
 	bool with_direct = false;
 	unsigned pipeline_depth = 0;
+	unsigned waves = 2;
 	static const struct option long_options[] = {
 		{ "dir", required_argument, NULL, 'd' },
 		{ "seconds", required_argument, NULL, 's' },
 		{ "entry-bytes", required_argument, NULL, 'e' },
 		{ "depth", required_argument, NULL, 'p' },
+		{ "waves", required_argument, NULL, 'w' },
 		{ "direct", no_argument, NULL, 'o' },
 		{ "no-zero-segments", no_argument, NULL, 'z' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	int option;
-	while ((option = getopt_long(argc, argv, "d:s:e:p:ozh", long_options, NULL)) != -1) {
+	while ((option = getopt_long(argc, argv, "d:s:e:p:w:ozh", long_options, NULL)) != -1) {
 		switch (option) {
 		case 'd':
 			parent = optarg;
@@ -451,6 +453,9 @@ int main(int argc, char **argv)
 		case 'p':
 			pipeline_depth = (unsigned)strtoul(optarg, NULL, 10);
 			break;
+		case 'w':
+			waves = (unsigned)strtoul(optarg, NULL, 10);
+			break;
 		case 'o':
 			with_direct = true;
 			break;
@@ -458,11 +463,14 @@ int main(int argc, char **argv)
 			no_zero_segments = true;
 			break;
 		default:
-			printf("usage: %s [--dir DIR] [--seconds S] [--entry-bytes N] [--depth D] [--direct] [--no-zero-segments]\n"
+			printf("usage: %s [--dir DIR] [--seconds S] [--entry-bytes N] [--depth D] [--waves W] [--direct]\n"
+					"       [--no-zero-segments]\n"
 					"  --dir DIR        directory on the disk to measure (default: next to this binary)\n"
 					"  --seconds S      time each configuration runs in total (default 3)\n"
 					"  --entry-bytes N  entry data size (default 1024)\n"
 					"  --depth D        the wal's pipeline depth (default: the wal's default)\n"
+					"  --waves W        the rows in waves split the proposers into W groups (default 2;\n"
+					"                   1 leaves those rows out)\n"
 					"  --direct         also the O_DIRECT rows\n"
 					"  --no-zero-segments  the wal's segments are only preallocated, not zero-filled\n", argv[0]);
 			return option == 'h' ? 0 : 2;
@@ -487,9 +495,9 @@ int main(int argc, char **argv)
 	struct wal_options defaults;
 	wal_options_init(&defaults);
 	unsigned depth = pipeline_depth ? pipeline_depth : defaults.pipeline_depth;
-	add_mode(false, depth);
+	add_mode(false, waves);
 	if (with_direct)
-		add_mode(true, depth);
+		add_mode(true, waves);
 	for (size_t i = 0; i < configuration_count; i++) {
 		if (configurations[i].kind == WAL)
 			start_wal(&configurations[i], i, pipeline_depth);
