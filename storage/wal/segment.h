@@ -32,6 +32,8 @@ struct wal_segment {
 	 * pipeline slot (see writer.c); sync_fd_open has bit i set when sync_fds[i] is open. */
 	int sync_fds[8];
 	unsigned sync_fd_open;
+	uint64_t zeroed;          /* zero-filling: bytes from the start written with zeros */
+	bool zero_filled;         /* zero-filling is over (done and synced, or given up) */
 };
 
 void wal_segment_open_name(char *out, uint64_t sequence);
@@ -49,7 +51,7 @@ int wal_segment_create(int dir_fd, const char *dir, uint64_t sequence, uint64_t 
  * should wait for a segment's worth of writes; only preparing through io_uring does that. */
 int wal_segment_prepare(int dir_fd, const char *dir, uint64_t sequence, uint64_t capacity, bool direct_io,
 		struct wal_segment **out, char *err, size_t errlen);
-/* Zeros for writing over a segment: one aligned buffer the iovecs of a whole segment point into. */
+/* Zeros for writing over a segment in pieces of at most WAL_ZERO_BUFFER_SIZE bytes. */
 #define WAL_ZERO_BUFFER_SIZE (1024u * 1024u)
 const uint8_t *wal_zero_buffer(void);
 /* Removes a segment that failed to become ready and frees it. */

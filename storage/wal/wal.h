@@ -29,11 +29,11 @@ struct wal_options {
 	bool direct_io;         /* O_DIRECT writes from aligned buffers instead of the page cache */
 	unsigned ring_entries;  /* io_uring submission queue size, 8..4096; bounds segments per chain */
 	unsigned pipeline_depth; /* write+fdatasync chains in flight at once, 1..8; 0 means the default, 2 */
-	/* Write zeros over each segment prepared ahead in the background (default true), so appends overwrite
-	 * written blocks: on ext4 (and thin-provisioned virtual disks) the first write into a preallocated
-	 * block costs the next fdatasync a journal commit (or a host allocation) that an overwrite does not.
-	 * Costs writing those segments twice. Segments prepared synchronously (at open, or when one batch
-	 * outruns preparation) are only preallocated, so no call waits for a segment's worth of zeros. */
+	/* Write zeros over the segment prepared ahead, in the background and in pieces paced by the active
+	 * segment's fill (default true), so appends overwrite written blocks: on ext4 (and thin-provisioned
+	 * virtual disks) the first write into a preallocated block costs the next fdatasync a journal commit
+	 * (or a host allocation) that an overwrite does not. The saving is per fdatasync and the cost per
+	 * byte, so it pauses while recent batches average more than 32 KiB. */
 	bool zero_segments;
 };
 

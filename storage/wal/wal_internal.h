@@ -132,8 +132,11 @@ struct wal {
 	unsigned prepare_operations;     /* completions still expected for it */
 	int prepare_result;              /* first error of its chain */
 	unsigned prepare_step;           /* which step failed first */
-	struct iovec *zero_iovecs;       /* options.zero_segments: a segment's worth of wal_zero_buffer() */
-	unsigned zero_iovec_count;
+	/* Zero-filling the segment prepared ahead (options.zero_segments), one request chain at a time. */
+	struct wal_segment *zeroing;
+	unsigned zero_operations;        /* completions still expected for it */
+	uint64_t zero_piece;             /* bytes of the piece in flight */
+	uint64_t average_batch_bytes;    /* recent batches' mean size: zero-filling pauses above a limit */
 
 	int failed;                      /* -errno once the wal stopped accepting appends */
 	char failure[256];
@@ -172,7 +175,8 @@ size_t wal_writer_chunks_in_flight(const struct wal *wal);
 const struct wal_batch *wal_writer_batch(const struct wal *wal, size_t age); /* 0: the oldest */
 
 /* What a request's tag says: the batch sequence, the chunk in it, and the operation. */
-enum wal_operation_kind { WAL_OPERATION_WRITE = 0, WAL_OPERATION_SYNC = 1, WAL_OPERATION_PREPARE = 2 };
+enum wal_operation_kind { WAL_OPERATION_WRITE = 0, WAL_OPERATION_SYNC = 1, WAL_OPERATION_PREPARE = 2,
+	WAL_OPERATION_ZERO = 3 };
 static inline uint64_t wal_tag_batch(uint64_t tag) { return tag >> 20; }
 static inline size_t wal_tag_chunk(uint64_t tag) { return (size_t)(tag >> 2 & 0x3ffff); }
 static inline enum wal_operation_kind wal_tag_kind(uint64_t tag) { return (enum wal_operation_kind)(tag & 3); }

@@ -44,9 +44,13 @@
 #include <unistd.h>
 
 /* The requests that prepare a segment ahead, in the order they are linked. */
-enum prepare_step { PREPARE_FALLOCATE, PREPARE_ZEROS, PREPARE_FDATASYNC, PREPARE_DIRECTORY_FSYNC, PREPARE_STEPS };
-static const char *const prepare_step_names[PREPARE_STEPS] = { "fallocate", "writing zeros", "fdatasync",
+enum prepare_step { PREPARE_FALLOCATE, PREPARE_FDATASYNC, PREPARE_DIRECTORY_FSYNC, PREPARE_STEPS };
+static const char *const prepare_step_names[PREPARE_STEPS] = { "fallocate", "fdatasync",
 	"fsync of the directory" };
+
+/* The requests of zero-filling (options.zero_segments): a piece of zeros linked to starting its writeback,
+ * and once the segment is full of zeros, an fdatasync that commits the extents' conversion. */
+enum zero_step { ZERO_WRITE, ZERO_START_WRITEBACK, ZERO_FDATASYNC };
 
 int wal_fail(struct wal *wal, int error_number, const char *format, ...)
 {
@@ -82,18 +86,6 @@ int wal_writer_init(struct wal *wal, char *err, size_t errlen)
 	wal->ring_ready = true;
 	/* A chain is two requests per chunk, and room is kept for preparing a segment alongside. */
 	wal->max_chunks_per_batch = (wal->options.ring_entries - PREPARE_STEPS) / 2;
-	if (wal->options.zero_segments) {
-		uint64_t pieces = (wal->options.segment_size + WAL_ZERO_BUFFER_SIZE - 1) / WAL_ZERO_BUFFER_SIZE;
-		wal->zero_iovecs = calloc(pieces, sizeof *wal->zero_iovecs);
-		if (wal->zero_iovecs == NULL)
-			return wal_error(err, errlen, ENOMEM, "%s: out of memory", wal->dir);
-		for (uint64_t i = 0; i < pieces; i++) {
-			uint64_t left = wal->options.segment_size - i * WAL_ZERO_BUFFER_SIZE;
-			wal->zero_iovecs[i] = (struct iovec){ (void *)wal_zero_buffer(),
-				left < WAL_ZERO_BUFFER_SIZE ? (size_t)left : WAL_ZERO_BUFFER_SIZE };
-		}
-		wal->zero_iovec_count = (unsigned)pieces;
-	}
 	wal->event_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	if (wal->event_fd < 0)
 		return wal_error(err, errlen, errno, "%s: eventfd: %s", wal->dir, strerror(errno));
@@ -146,8 +138,6 @@ void wal_writer_destroy(struct wal *wal)
 	}
 	wal->batch_count = 0;
 	free_chunks(&wal->spare);
-	free(wal->zero_iovecs);
-	wal->zero_iovecs = NULL;
 	if (wal->ring_ready)
 		io_uring_queue_exit(&wal->ring);
 	wal->ring_ready = false;
@@ -389,6 +379,12 @@ static bool may_join_pipeline(struct wal *wal, const struct wal_chunk *chunk)
 	return !wal->options.direct_io || newest->write_done;
 }
 
+/* Whether a batch may write into segment now: it is prepared, and no zeros are being written into it. */
+static bool writable(const struct wal *wal, const struct wal_segment *segment)
+{
+	return segment->ready && !(wal->zeroing == segment && wal->zero_operations > 0);
+}
+
 /* Fixes what a chunk writes, now that no record will be added to it. */
 static void seal_chunk(struct wal *wal, struct wal_chunk *chunk)
 {
@@ -412,13 +408,13 @@ int wal_writer_start_batch(struct wal *wal)
 	while (!wal->failed && !wal->batch_failed && wal->pending.count > 0) {
 		struct wal_chunk *first = wal->pending.items[0];
 		/* Chunks for a segment still being prepared wait: its file may not be allocated and its name
-		 * not durable yet. They start when the preparation completes. */
-		if (!first->segment->ready || !may_join_pipeline(wal, first))
+		 * not durable yet. They start when the preparation completes (or the zeros in flight). */
+		if (!writable(wal, first->segment) || !may_join_pipeline(wal, first))
 			break;
 		size_t take = 1;
 		if (wal->batch_count == 0)
 			while (take < wal->pending.count && take < wal->max_chunks_per_batch &&
-					wal->pending.items[take]->segment->ready)
+					writable(wal, wal->pending.items[take]->segment))
 				take++;
 		struct wal_batch *batch = batch_at(wal, wal->batch_count);
 		batch->sequence = wal->next_batch_sequence++;
@@ -479,12 +475,9 @@ void wal_writer_prepare_ahead_async(struct wal *wal)
 	wal->next_sequence++;
 	wal->preparing = segment;
 	wal->prepare_result = 0;
-	/* Linked in order; the zeros step only with options.zero_segments. */
 	unsigned queued = 0;
 	struct io_uring_sqe *last = NULL;
 	for (unsigned step = 0; step < PREPARE_STEPS; step++) {
-		if (step == PREPARE_ZEROS && wal->zero_iovecs == NULL)
-			continue;
 		struct io_uring_sqe *sqe = io_uring_get_sqe(&wal->ring);
 		if (sqe == NULL) {
 			wal_fail(wal, EBUSY, "%s: io_uring submission queue full", wal->dir);
@@ -492,8 +485,6 @@ void wal_writer_prepare_ahead_async(struct wal *wal)
 		}
 		if (step == PREPARE_FALLOCATE)
 			io_uring_prep_fallocate(sqe, segment->fd, 0, 0, (off_t)segment->capacity);
-		else if (step == PREPARE_ZEROS)
-			io_uring_prep_writev(sqe, segment->fd, wal->zero_iovecs, wal->zero_iovec_count, 0);
 		else if (step == PREPARE_FDATASYNC)
 			io_uring_prep_fsync(sqe, segment->fd, IORING_FSYNC_DATASYNC);
 		else
@@ -519,9 +510,6 @@ void wal_writer_prepare_ahead_async(struct wal *wal)
  * waiting for it start; if it failed, the segment is removed unless records already wait for it. */
 static int handle_prepare_completion(struct wal *wal, unsigned step, int result)
 {
-	/* A short write of zeros broke the chain like a failure; the segment is not ready. */
-	if (step == PREPARE_ZEROS && result >= 0 && (uint64_t)result != wal->preparing->capacity)
-		result = -EIO;
 	if (result < 0 && result != -ECANCELED && wal->prepare_result == 0) {
 		wal->prepare_result = result;
 		wal->prepare_step = step;
@@ -544,6 +532,108 @@ static int handle_prepare_completion(struct wal *wal, unsigned step, int result)
 	wal->next_sequence--;
 	wal_segment_discard(wal->dir_fd, segment);
 	return 0;
+}
+
+/* Zero-filling (options.zero_segments). The segment prepared ahead is filled with zeros in pieces while
+ * the active one fills up, so appends into it later overwrite written blocks (no extent conversion for
+ * their fdatasync to commit). The pace follows the active segment: the zeros are done when it is 80% full,
+ * and the disk never gets a segment's worth of zeros at once (in one burst they held up the commits
+ * behind them for tens of milliseconds). Each piece's writeback starts right after it is written, and a
+ * final fdatasync commits the conversions. Zero-filling is only an optimisation: blocks not filled read as
+ * zero all the same, so a failure just stops it. Batches never write into a segment while a zero request
+ * is in flight on it.
+ *
+ * It pays only for small batches: the saving is per fdatasync, the cost (the disk's time and the CPU's
+ * for writing the zeros back) per byte. Measured on a virtual disk, it gained 20-35% with 8 and 16 KiB
+ * batches, broke even near 32 KiB and lost 15% at 64 KiB; so it pauses while the recent average batch is
+ * above ZERO_FILL_MAX_BATCH_BYTES, leaving the rest of the segment only preallocated. */
+#define ZERO_PIECE_SIZE (1024u * 1024u)
+#define ZERO_FILL_MAX_BATCH_BYTES (32u * 1024u)
+
+static struct wal_segment *zero_fill_candidate(const struct wal *wal)
+{
+	if (!wal->options.zero_segments || wal->failed || wal->batch_failed || wal->segment_count == 0)
+		return NULL;
+	struct wal_segment *segment = wal->segments[wal->segment_count - 1];
+	/* Records encoded into it (write_offset > 0) end the filling: zeros must not race with them. */
+	if (segment == wal->active || !segment->ready || segment->write_offset > 0 || segment->zero_filled ||
+			segment->fd < 0)
+		return NULL;
+	return segment;
+}
+
+static int submit_ring(struct wal *wal)
+{
+	for (;;) {
+		int submitted = io_uring_submit(&wal->ring);
+		if (submitted == -EINTR || submitted == -EAGAIN)
+			continue;
+		if (submitted < 0)
+			return wal_fail(wal, -submitted, "%s: io_uring_submit: %s", wal->dir, strerror(-submitted));
+		return 0;
+	}
+}
+
+/* Submits the next zero-filling request if the pace allows one and none is in flight. */
+static int continue_zero_fill(struct wal *wal)
+{
+	if (wal->zero_operations > 0)
+		return 0;
+	struct wal_segment *segment = zero_fill_candidate(wal);
+	if (segment == NULL || wal->average_batch_bytes > ZERO_FILL_MAX_BATCH_BYTES)
+		return 0;
+	wal->zeroing = segment;
+	if (segment->zeroed >= segment->capacity) {
+		struct io_uring_sqe *sqe = io_uring_get_sqe(&wal->ring);
+		if (sqe == NULL)
+			return wal_fail(wal, EBUSY, "%s: io_uring submission queue full", wal->dir);
+		io_uring_prep_fsync(sqe, segment->fd, IORING_FSYNC_DATASYNC);
+		io_uring_sqe_set_data64(sqe, operation_tag(0, ZERO_FDATASYNC, WAL_OPERATION_ZERO));
+		wal->zero_operations = 1;
+		return submit_ring(wal);
+	}
+	const struct wal_segment *active = wal->active;
+	/* Done when the active segment is 80% full; one piece ahead of that line at all times. */
+	uint64_t target = (uint64_t)((double)segment->capacity * 1.25 * (double)active->write_offset /
+			(double)active->capacity) + ZERO_PIECE_SIZE;
+	if (segment->zeroed >= target)
+		return 0;
+	uint64_t piece = segment->capacity - segment->zeroed < ZERO_PIECE_SIZE ?
+			segment->capacity - segment->zeroed : ZERO_PIECE_SIZE;
+	struct io_uring_sqe *write = io_uring_get_sqe(&wal->ring);
+	struct io_uring_sqe *writeback = write != NULL ? io_uring_get_sqe(&wal->ring) : NULL;
+	if (writeback == NULL)
+		return wal_fail(wal, EBUSY, "%s: io_uring submission queue full", wal->dir);
+	io_uring_prep_write(write, segment->fd, wal_zero_buffer(), (unsigned)piece, segment->zeroed);
+	io_uring_sqe_set_flags(write, IOSQE_IO_LINK);
+	io_uring_sqe_set_data64(write, operation_tag(0, ZERO_WRITE, WAL_OPERATION_ZERO));
+	io_uring_prep_sync_file_range(writeback, segment->fd, (unsigned)piece, segment->zeroed,
+			SYNC_FILE_RANGE_WRITE);
+	io_uring_sqe_set_data64(writeback, operation_tag(0, ZERO_START_WRITEBACK, WAL_OPERATION_ZERO));
+	wal->zero_piece = piece;
+	wal->zero_operations = 2;
+	return submit_ring(wal);
+}
+
+static int handle_zero_completion(struct wal *wal, unsigned step, int result)
+{
+	struct wal_segment *segment = wal->zeroing;
+	wal->zero_operations--;
+	if (segment != NULL) {
+		bool failed = step == ZERO_WRITE ? result != (int)wal->zero_piece : result < 0;
+		if (failed && result != -ECANCELED)
+			segment->zero_filled = true; /* stop: what is not filled still reads as zero */
+		else if (step == ZERO_WRITE)
+			segment->zeroed += wal->zero_piece;
+		else if (step == ZERO_FDATASYNC)
+			segment->zero_filled = true;
+	}
+	if (wal->zero_operations > 0)
+		return 0;
+	wal->zeroing = NULL;
+	/* Records may wait for this segment. */
+	int rc = wal_writer_start_batch(wal);
+	return rc != 0 ? rc : continue_zero_fill(wal);
 }
 
 /* Renames segments that are full and entirely durable to their closed names. */
@@ -628,6 +718,11 @@ static void retire_oldest_batch(struct wal *wal)
 	wal->durable_index = durable;
 	wal->records_durable = newest->records_end;
 	wal->batches_completed++;
+	uint64_t batch_bytes = 0;
+	for (size_t i = 0; i < batch->chunks.count; i++)
+		batch_bytes += batch->chunks.items[i]->write_length;
+	/* An average over the last few dozen batches: one large batch does not stop zero-filling. */
+	wal->average_batch_bytes = (wal->average_batch_bytes * 31 + batch_bytes) / 32;
 	for (size_t i = 0; i < batch->chunks.count; i++) {
 		struct wal_chunk *chunk = batch->chunks.items[i];
 		chunk->segment->unsynced_chunks--;
@@ -731,6 +826,7 @@ static int advance(struct wal *wal)
 		/* A failure here (a full disk) is not fatal yet: the active segment may still have room.
 		 * It is retried on the next batch, and reported once a segment is really needed. */
 		wal_writer_prepare_ahead_async(wal);
+		rc = continue_zero_fill(wal);
 	}
 	return wal->failed ? wal->failed : rc;
 }
@@ -758,7 +854,8 @@ static unsigned completions_to_wait_for(struct wal *wal)
 int wal_writer_process(struct wal *wal, bool block)
 {
 	uint64_t batches_before = wal->batches_completed;
-	while ((wal->batch_operations > 0 || wal->prepare_operations > 0) && !wal->failed) {
+	while ((wal->batch_operations > 0 || wal->prepare_operations > 0 || wal->zero_operations > 0) &&
+			!wal->failed) {
 		/* Block only for a batch: one in flight, or records waiting for the segment in preparation;
 		 * and after a failure until every request of the batches is back (the kernel uses their
 		 * buffers, and the scrub must come after their writes). */
@@ -784,6 +881,12 @@ int wal_writer_process(struct wal *wal, bool block)
 				return rc;
 			continue;
 		}
+		if (wal_tag_kind(tag) == WAL_OPERATION_ZERO) {
+			rc = handle_zero_completion(wal, (unsigned)wal_tag_chunk(tag), result);
+			if (rc != 0)
+				return rc;
+			continue;
+		}
 		if (wal->completion_filter != NULL &&
 				!wal->completion_filter(wal->completion_filter_context, tag, &result))
 			continue;
@@ -796,15 +899,19 @@ int wal_writer_process(struct wal *wal, bool block)
 
 void wal_writer_drain(struct wal *wal)
 {
-	while (wal->ring_ready && (wal->batch_operations > 0 || wal->prepare_operations > 0)) {
+	while (wal->ring_ready && (wal->batch_operations > 0 || wal->prepare_operations > 0 ||
+			wal->zero_operations > 0)) {
 		struct io_uring_cqe *cqe;
 		int rc = io_uring_wait_cqe(&wal->ring, &cqe);
 		if (rc == -EINTR)
 			continue;
 		if (rc < 0)
 			break;
-		if (wal_tag_kind(io_uring_cqe_get_data64(cqe)) == WAL_OPERATION_PREPARE)
+		enum wal_operation_kind kind = wal_tag_kind(io_uring_cqe_get_data64(cqe));
+		if (kind == WAL_OPERATION_PREPARE)
 			wal->prepare_operations--;
+		else if (kind == WAL_OPERATION_ZERO)
+			wal->zero_operations--;
 		else
 			wal->batch_operations--;
 		io_uring_cqe_seen(&wal->ring, cqe);

@@ -450,8 +450,9 @@ static long long unwritten_bytes(const char *path)
 	return unwritten;
 }
 
-/* White box: a segment prepared in the background with zero_segments has every block written (appends
- * then overwrite), one without has unwritten extents; both hold the log the same way. */
+/* White box: with zero_segments, the segment prepared ahead is zero-filled while the active one fills up,
+ * and is done (every block written, so appends overwrite) once the active one is 80% full; without it its
+ * extents stay unwritten. Either way the log reads back the same. */
 static void test_zero_segments(bool zero)
 {
 	const char *dir = test_temp_dir("zero");
@@ -460,37 +461,37 @@ static void test_zero_segments(bool zero)
 	options.zero_segments = zero;
 	struct wal *wal = open_wal(dir, &options);
 	char err[256];
-	/* Roll into the segment prepared at open; the batch's completion prepares the next one through
-	 * the ring. */
+	struct wal_segment *next_segment = wal->segments[wal->segment_count - 1];
+	CHECK(next_segment != wal->active && next_segment->ready);
 	uint64_t next = 1;
-	struct wal_segment *first = wal->active;
-	while (wal->active == first) {
+	while (wal->active->write_offset < SMALL_SEGMENT * 9 / 10) {
 		test_append_range(wal, next, next, 1, MAX_LENGTH);
 		next++;
+		if (next % 8 == 0)
+			test_sync(wal);
 	}
+	CHECK(wal->active != next_segment);
 	CHECK(test_sync(wal) == next - 1);
-	while (wal->prepare_operations > 0) {
+	/* The filling goes on by itself from one completion to the next. */
+	while (wal->zero_operations > 0) {
 		struct pollfd waiting = { .fd = wal_event_fd(wal), .events = POLLIN };
 		CHECK(poll(&waiting, 1, 10000) == 1);
 		CHECK_OK(wal_reap(wal, NULL, err, sizeof err), err);
 	}
-	struct wal_segment *prepared = wal->segments[wal->segment_count - 1];
-	CHECK(prepared != wal->active && prepared->ready);
+	CHECK(next_segment->zero_filled == zero);
 	char path[600];
-	int written = snprintf(path, sizeof path, "%s/%s", dir, prepared->name);
+	int written = snprintf(path, sizeof path, "%s/%s", dir, next_segment->name);
 	CHECK(written > 0 && (size_t)written < sizeof path);
 	long long unwritten = unwritten_bytes(path);
 	if (unwritten < 0) {
 		printf("  %s cannot report extents: zero_segments=%d case skipped\n", dir, zero);
-		wal_close(wal);
-		return;
-	}
-	if (zero)
+	} else if (zero) {
 		CHECK(unwritten == 0);
-	else
+	} else {
 		CHECK(unwritten > 0);
-	/* Fill it too: the log reads back the same either way. */
-	while (wal->active != prepared || wal->active->write_offset < SMALL_SEGMENT / 2) {
+	}
+	/* Fill into it too: the log reads back the same either way. */
+	while (wal->active != next_segment || wal->active->write_offset < SMALL_SEGMENT / 2) {
 		test_append_range(wal, next, next, 1, MAX_LENGTH);
 		next++;
 	}
@@ -499,6 +500,47 @@ static void test_zero_segments(bool zero)
 	wal = open_wal(dir, &options);
 	check_log(wal_recovered(wal), 1, next - 1, term_one);
 	wal_close(wal);
+}
+
+static void settle_zero_fill(struct wal *wal)
+{
+	char err[256];
+	while (wal->zero_operations > 0) {
+		struct pollfd waiting = { .fd = wal_event_fd(wal), .events = POLLIN };
+		CHECK(poll(&waiting, 1, 10000) == 1);
+		CHECK_OK(wal_reap(wal, NULL, err, sizeof err), err);
+	}
+}
+
+/* White box: zero-filling keeps pace with the active segment while batches are small, and pauses while
+ * they are large (where writing the zeros costs more than it saves). */
+static void test_zero_fill_follows_batch_size(void)
+{
+	const uint64_t segment_size = 8u * 1024 * 1024;
+	for (int large = 0; large <= 1; large++) {
+		const char *dir = test_temp_dir(large ? "zero-large" : "zero-small");
+		struct wal_options options;
+		test_options(&options, segment_size, 0);
+		struct wal *wal = open_wal(dir, &options);
+		struct wal_segment *next_segment = wal->segments[wal->segment_count - 1];
+		/* Batches of about 100 entries of 1..1000 bytes (~50 KiB), or of 8 (~4 KiB). */
+		unsigned per_batch = large ? 100 : 8;
+		uint64_t next = 1;
+		while (wal->active->write_offset < segment_size * 85 / 100) {
+			test_append_range(wal, next, next + per_batch - 1, 1, 1000);
+			next += per_batch;
+			CHECK(test_sync(wal) == next - 1);
+		}
+		settle_zero_fill(wal);
+		if (large) {
+			CHECK(wal->average_batch_bytes > 32 * 1024);
+			CHECK(!next_segment->zero_filled && next_segment->zeroed < segment_size / 2);
+		} else {
+			CHECK(wal->average_batch_bytes < 32 * 1024);
+			CHECK(next_segment->zero_filled && next_segment->zeroed == segment_size);
+		}
+		wal_close(wal);
+	}
 }
 
 static void test_argument_checks(void)
@@ -543,6 +585,7 @@ int main(void)
 	test_records_wait_for_segment_in_preparation();
 	test_zero_segments(true);
 	test_zero_segments(false);
+	test_zero_fill_follows_batch_size();
 	test_argument_checks();
 	printf("wal basic tests passed\n");
 	return 0;
