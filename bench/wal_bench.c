@@ -338,7 +338,7 @@ static void print_row(struct configuration *configuration)
 		snprintf(size, sizeof size, "%zu", configuration->write_size);
 	double p50 = percentile(&configuration->latency, 50);
 	double p99 = percentile(&configuration->latency, 99);
-	printf("%-42s %6s %10.0f %9.0f %9.1f %7.0f %7.0f %7s %7s\n", configuration->name, size,
+	printf("%-44s %6s %10.0f %9.0f %9.1f %7.0f %7.0f %7s %7s\n", configuration->name, size,
 			entry_rate(configuration), syncs,
 			configuration->syncs ? (double)configuration->entries / (double)configuration->syncs : 0.0, p50, p99,
 			fresh_ratio, written_ratio);
@@ -524,7 +524,7 @@ int main(int argc, char **argv)
 		}
 	}
 
-	printf("%-42s %6s %10s %9s %9s %7s %7s %7s %7s\n", "configuration", "bytes", "entries/s", "fsyncs/s",
+	printf("%-44s %6s %10s %9s %9s %7s %7s %7s %7s\n", "configuration", "bytes", "entries/s", "fsyncs/s",
 			"ent/fsync", "p50 us", "p99 us", "/fresh", "/written");
 	for (size_t i = 0; i < configuration_count; i++)
 		print_row(&configurations[i]);
