@@ -18,8 +18,8 @@
  * write then runs while the other group's fdatasync does. In one wave (lockstep) every group holds all
  * proposers and the pipeline has nothing to overlap.
  *
- * Each wal first writes past its first two segments (prepared synchronously at open, so only
- * preallocated): what is measured is the steady state, appends into segments prepared ahead.
+ * Each wal first writes past its first segment (prepared synchronously at open, so only preallocated):
+ * what is measured is the steady state, appends into segments prepared ahead.
  *
  * ratio = the wal's entries/s divided by the entries/s of the bare loop writing the same group size
  * (its writes/s times the group's entries), once for fresh preallocated blocks (a segment that is only
@@ -223,12 +223,13 @@ static void start_wal(struct configuration *configuration, size_t index, unsigne
 	if (configuration->outstanding == NULL || configuration->appended_at == NULL)
 		fail("calloc", "out of memory");
 	configuration->next_index = 1;
-	/* Warm-up: a new wal's first two segments are prepared synchronously, so only preallocated; a node
-	 * that has run for a while appends into segments prepared ahead (zero-filled by default). Write past
-	 * the first two, in large groups, before anything is measured. */
-	uint64_t warm_up_bytes = 2 * options.segment_size + options.segment_size / 4;
+	/* Warm-up: a new wal's first segment is only preallocated (prepared synchronously, before anything
+	 * could fill it); a node that has run for a while appends into segments prepared ahead, zero-filled
+	 * while the one before filled up in small batches. Write past the first segment in batches of 16
+	 * entries (below the size where the wal stops zero-filling) before anything is measured. */
+	uint64_t warm_up_bytes = options.segment_size + options.segment_size / 4;
 	while ((configuration->next_index - 1) * record_size() < warm_up_bytes) {
-		for (unsigned i = 0; i < 256; i++) {
+		for (unsigned i = 0; i < 16; i++) {
 			struct wal_entry entry = { .term = 1, .index = configuration->next_index++,
 				.data = write_buffer, .data_length = entry_size };
 			if (wal_append_entries_referenced(configuration->wal, &entry, 1, err, sizeof err) != 0)
