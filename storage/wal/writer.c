@@ -547,7 +547,7 @@ static int handle_prepare_completion(struct wal *wal, unsigned step, int result)
  * for writing the zeros back) per byte. Measured on a virtual disk, it gained 20-35% with 8 and 16 KiB
  * batches, broke even near 32 KiB and lost 15% at 64 KiB; so it pauses while the recent average batch is
  * above ZERO_FILL_MAX_BATCH_BYTES, leaving the rest of the segment only preallocated. */
-#define ZERO_PIECE_SIZE (1024u * 1024u)
+#define ZERO_PIECE_SIZE WAL_ZERO_BUFFER_SIZE
 #define ZERO_FILL_MAX_BATCH_BYTES (32u * 1024u)
 
 static struct wal_segment *zero_fill_candidate(const struct wal *wal)
