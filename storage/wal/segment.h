@@ -12,6 +12,8 @@
 #include <stdint.h>
 
 #define WAL_SEGMENT_NAME_MAX 64
+/* At most this many batches fdatasync a segment at once, each through its own descriptor (writer.c). */
+#define WAL_SEGMENT_MAX_SYNC_FDS 8u
 
 struct wal_segment {
 	char name[WAL_SEGMENT_NAME_MAX];
@@ -30,7 +32,7 @@ struct wal_segment {
 	uint8_t *tail_block;      /* O_DIRECT: the partially filled block at write_offset */
 	/* Open file descriptions of this file that batches in flight at once fdatasync through, one per
 	 * pipeline slot (see writer.c); sync_fd_open has bit i set when sync_fds[i] is open. */
-	int sync_fds[8];
+	int sync_fds[WAL_SEGMENT_MAX_SYNC_FDS];
 	unsigned sync_fd_open;
 	uint64_t zeroed;          /* zero-filling: bytes from the start written with zeros */
 	bool zero_filled;         /* zero-filling is over (done and synced, or given up) */

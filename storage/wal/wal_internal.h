@@ -12,7 +12,7 @@
 #include <sys/uio.h>
 
 #define WAL_NO_TRUNCATION UINT64_MAX
-#define WAL_MAX_PIPELINE_DEPTH 8u /* also the size of wal_segment.sync_fds */
+#define WAL_MAX_PIPELINE_DEPTH WAL_SEGMENT_MAX_SYNC_FDS
 #define WAL_DEFAULT_PIPELINE_DEPTH 2u
 /* Entry data at least this long is written from the caller's buffer when it lends it (shorter data costs
  * less to copy than an iovec costs the kernel). */
@@ -115,8 +115,8 @@ struct wal {
 
 	struct wal_chunk_list pending;   /* records waiting for the next batch */
 	struct wal_chunk_list spare;     /* finished chunks kept for their buffers */
-	/* Batches in the kernel, oldest first, in a ring of options.pipeline_depth slots. They become
-	 * durable in this order and no other. */
+	/* Batches in the kernel, oldest first, in a ring (at most options.pipeline_depth of its slots are
+	 * used). They become durable in this order and no other. */
 	struct wal_batch batches[WAL_MAX_PIPELINE_DEPTH];
 	size_t batch_first;
 	size_t batch_count;
