@@ -544,9 +544,9 @@ static int handle_prepare_completion(struct wal *wal, unsigned step, int result)
  * is in flight on it.
  *
  * It pays only for small batches: the saving is per fdatasync, the cost (the disk's time and the CPU's
- * for writing the zeros back) per byte. Measured on a virtual disk, it gained 20-35% with 8 and 16 KiB
- * batches, broke even near 32 KiB and lost 15% at 64 KiB; so it pauses while the recent average batch is
- * above ZERO_FILL_MAX_BATCH_BYTES, leaving the rest of the segment only preallocated. */
+ * for writing the zeros back) per byte. In paired runs on a virtual disk it gained 6-38% in fsyncs/s with
+ * 8 and 16 KiB batches, was mixed at 32 KiB and lost 13-18% at 64 KiB; so it pauses while the recent
+ * average batch is above ZERO_FILL_MAX_BATCH_BYTES, leaving the rest of the segment only preallocated. */
 #define ZERO_PIECE_SIZE WAL_ZERO_BUFFER_SIZE
 #define ZERO_FILL_MAX_BATCH_BYTES (32u * 1024u)
 
