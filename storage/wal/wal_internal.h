@@ -124,6 +124,7 @@ struct wal {
 	unsigned batch_operations;       /* completions still expected, all batches together */
 	bool batch_failed;               /* a batch failed: start nothing, drain, then fail the wal */
 	size_t max_chunks_per_batch;
+	uint64_t page_size;              /* buffered batches overlap only from a page boundary (writer.c) */
 	wal_completion_filter completion_filter;
 	void *completion_filter_context;
 

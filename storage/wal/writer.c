@@ -21,7 +21,14 @@
  *   newest segment, behind its header (a batch reaching into a new segment waits until the pipeline is
  *   empty, which costs one batch per segment);
  * - in O_DIRECT mode, the previous write completed: the new chunk's first block rewrites the previous
- *   chunk's last, partly filled block, and two writes of one block in flight could land in either order.
+ *   chunk's last, partly filled block, and two writes of one block in flight could land in either order;
+ * - in buffered mode, it starts on a page boundary, so it writes no page the batches in flight write. Unless
+ *   the device demands stable pages, the kernel lets a write change a page whose writeback is under way:
+ *   the new batch would copy its first records into the page the previous batch's fdatasync is sending to
+ *   the disk, and a power cut could keep a sector holding part of a record, non-zero but incomplete, which
+ *   recovery must call corruption (rule 4 of the README). With one batch at a time no page is ever written
+ *   while under writeback. So buffered batches overlap only when the previous one ended on a page boundary;
+ *   O_DIRECT writes from the wal's own buffers and overlaps after every write.
  *
  * Batches in flight at once fdatasync one file through different open file descriptions (one per
  * pipeline slot). Linux reports a writeback error once per open file description: two fdatasyncs through
@@ -84,6 +91,8 @@ int wal_writer_init(struct wal *wal, char *err, size_t errlen)
 	if (rc < 0)
 		return wal_error(err, errlen, -rc, "%s: io_uring_queue_init: %s", wal->dir, strerror(-rc));
 	wal->ring_ready = true;
+	long page_size = sysconf(_SC_PAGESIZE);
+	wal->page_size = page_size > 0 ? (uint64_t)page_size : 4096;
 	/* A chain is two requests per chunk, and room is kept for preparing a segment alongside. */
 	wal->max_chunks_per_batch = (wal->options.ring_entries - PREPARE_STEPS) / 2;
 	wal->event_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
@@ -374,9 +383,11 @@ static bool may_join_pipeline(struct wal *wal, const struct wal_chunk *chunk)
 		if (in_flight->segment != chunk->segment || in_flight->records_offset == 0)
 			return false;
 	}
+	if (!wal->options.direct_io)
+		return chunk->file_offset % wal->page_size == 0;
 	const struct wal_chunk *newest = batch_at(wal, wal->batch_count - 1)->chunks.items[0];
 	/* By induction every earlier write completed too: each batch waited for the one before it. */
-	return !wal->options.direct_io || newest->write_done;
+	return newest->write_done;
 }
 
 /* Whether a batch may write into segment now: it is prepared, and no zeros are being written into it. */
