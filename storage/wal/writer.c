@@ -55,8 +55,9 @@ enum prepare_step { PREPARE_FALLOCATE, PREPARE_FDATASYNC, PREPARE_DIRECTORY_FSYN
 static const char *const prepare_step_names[PREPARE_STEPS] = { "fallocate", "fdatasync",
 	"fsync of the directory" };
 
-/* The requests of zero-filling (options.zero_segments): a piece of zeros linked to starting its writeback,
- * and once the segment is full of zeros, an fdatasync that commits the extents' conversion. */
+/* The requests of zero-filling (options.zero_segments): a piece of zeros linked to writing it back (and
+ * waiting for that), and once the segment is full of zeros, an fdatasync that commits the extents'
+ * conversion. */
 enum zero_step { ZERO_WRITE, ZERO_START_WRITEBACK, ZERO_FDATASYNC };
 
 int wal_fail(struct wal *wal, int error_number, const char *format, ...)
@@ -549,10 +550,12 @@ static int handle_prepare_completion(struct wal *wal, unsigned step, int result)
  * the active one fills up, so appends into it later overwrite written blocks (no extent conversion for
  * their fdatasync to commit). The pace follows the active segment: the zeros are done when it is 80% full,
  * and the disk never gets a segment's worth of zeros at once (in one burst they held up the commits
- * behind them for tens of milliseconds). Each piece's writeback starts right after it is written, and a
+ * behind them for tens of milliseconds). Each piece is written back right after it is written, and a
  * final fdatasync commits the conversions. Zero-filling is only an optimisation: blocks not filled read as
  * zero all the same, so a failure just stops it. Batches never write into a segment while a zero request
- * is in flight on it.
+ * is in flight on it, and a zero request completes only once its pages' writeback did: otherwise records
+ * could be copied into a page being sent to the disk, and a power cut could keep part of a record there
+ * (see the buffered-mode rule above).
  *
  * It pays only for small batches: the saving is per fdatasync, the cost (the disk's time and the CPU's
  * for writing the zeros back) per byte. In paired runs on a virtual disk it gained 6-38% in fsyncs/s with
@@ -619,10 +622,24 @@ static int continue_zero_fill(struct wal *wal)
 	io_uring_sqe_set_flags(write, IOSQE_IO_LINK);
 	io_uring_sqe_set_data64(write, operation_tag(0, ZERO_WRITE, WAL_OPERATION_ZERO));
 	io_uring_prep_sync_file_range(writeback, segment->fd, (unsigned)piece, segment->zeroed,
-			SYNC_FILE_RANGE_WRITE);
+			SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE | SYNC_FILE_RANGE_WAIT_AFTER);
 	io_uring_sqe_set_data64(writeback, operation_tag(0, ZERO_START_WRITEBACK, WAL_OPERATION_ZERO));
 	wal->zero_piece = piece;
 	wal->zero_operations = 2;
+	return submit_ring(wal);
+}
+
+/* Settles a segment whose filling stopped early: an fdatasync, so no page of it is still being written
+ * back when batches may write into it. */
+static int settle_zero_fill(struct wal *wal, struct wal_segment *segment)
+{
+	struct io_uring_sqe *sqe = io_uring_get_sqe(&wal->ring);
+	if (sqe == NULL)
+		return wal_fail(wal, EBUSY, "%s: io_uring submission queue full", wal->dir);
+	io_uring_prep_fsync(sqe, segment->fd, IORING_FSYNC_DATASYNC);
+	io_uring_sqe_set_data64(sqe, operation_tag(0, ZERO_FDATASYNC, WAL_OPERATION_ZERO));
+	wal->zeroing = segment;
+	wal->zero_operations = 1;
 	return submit_ring(wal);
 }
 
@@ -630,18 +647,24 @@ static int handle_zero_completion(struct wal *wal, unsigned step, int result)
 {
 	struct wal_segment *segment = wal->zeroing;
 	wal->zero_operations--;
+	bool settle = false;
 	if (segment != NULL) {
 		bool failed = step == ZERO_WRITE ? result != (int)wal->zero_piece : result < 0;
-		if (failed && result != -ECANCELED)
+		if (failed && result != -ECANCELED) {
 			segment->zero_filled = true; /* stop: what is not filled still reads as zero */
-		else if (step == ZERO_WRITE)
+			/* A piece cut short left dirty pages its cancelled writeback did not wait for. */
+			settle = step == ZERO_WRITE;
+		} else if (step == ZERO_WRITE) {
 			segment->zeroed += wal->zero_piece;
-		else if (step == ZERO_FDATASYNC)
+		} else if (step == ZERO_FDATASYNC) {
 			segment->zero_filled = true;
+		}
 	}
 	if (wal->zero_operations > 0)
 		return 0;
 	wal->zeroing = NULL;
+	if (settle && !wal->failed)
+		return settle_zero_fill(wal, segment);
 	/* Records may wait for this segment. */
 	int rc = wal_writer_start_batch(wal);
 	return rc != 0 ? rc : continue_zero_fill(wal);
