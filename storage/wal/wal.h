@@ -4,8 +4,8 @@
  * its own. The owner appends records (they are only buffered), calls wal_submit() at its batching point,
  * and calls wal_reap() when wal_event_fd() becomes readable (or wal_wait() to block). Up to
  * options.pipeline_depth write+fdatasync chains are in flight at once (the next batch's write runs while
- * the previous batch's fdatasync does); records appended while the pipeline is full go into the next
- * chain, so one fdatasync covers many appends. An entry is reported durable only after the fdatasync
+ * the previous batch's fdatasync does; in buffered mode only from a page boundary, see README.md);
+ * records appended while a batch must wait go into the next chain, so one fdatasync covers many appends. An entry is reported durable only after the fdatasync
  * linked behind its own write completed, and after every earlier batch's did.
  *
  * Every function returning int returns 0 or -errno and, on failure, writes a message naming the file and
