@@ -1,6 +1,6 @@
 /* bench/fsync_probe.c: what one bare fdatasync costs on a directory's disk, as the floor for commit latency.
  *
- *   fsync-probe [--mode append|overwrite] [--count N] [--block BYTES] [--max-seconds S] DIR
+ *   fsync-probe [--mode append|overwrite|preallocated] [--count N] [--block BYTES] [--max-seconds S] DIR
  *
  * Writes BLOCK bytes (default 4096, a WAL record batch's typical page) to a fresh file in DIR and calls
  * fdatasync, COUNT times (default 1000) or until MAX-SECONDS (default 5) have passed, timing each
@@ -13,7 +13,11 @@
  * on ext4), as a WAL appending to its segment does. --mode overwrite first writes and syncs the whole
  * file (COUNT blocks, at most 64 MiB, reused round-robin beyond that), then times pwrite + fdatasync into
  * blocks that already exist: no metadata changes, only the data and the disk's cache flush, the cheapest
- * durable write this disk does (a WAL with preallocated, pre-zeroed segments gets this). */
+ * durable write this disk does (a WAL with preallocated, pre-zeroed segments gets this).
+ *
+ * --mode preallocated reserves COUNT blocks with fallocate first (as storage/wal prepares a segment that is
+ * not zero-filled) and writes them in order, each once: the size does not change, but each first write
+ * into an unwritten extent makes the fdatasync commit the extent's conversion (a journal commit on ext4). */
 #define _POSIX_C_SOURCE 200809L
 
 #include <errno.h>
@@ -52,7 +56,8 @@ static double percentile_ms(const uint64_t *sorted, size_t n, double p)
 
 static int usage(void)
 {
-	fprintf(stderr, "usage: fsync-probe [--mode append|overwrite] [--count N] [--block BYTES] [--max-seconds S] DIR\n");
+	fprintf(stderr, "usage: fsync-probe [--mode append|overwrite|preallocated] [--count N] [--block BYTES] "
+	        "[--max-seconds S] DIR\n");
 	return 2;
 }
 
@@ -72,7 +77,8 @@ int main(int argc, char **argv)
 	for (int i = 1; i < argc; i++) {
 		unsigned long *target = NULL;
 		if (!strcmp(argv[i], "--mode")) {
-			if (i + 1 >= argc || (strcmp(argv[i + 1], "append") && strcmp(argv[i + 1], "overwrite")))
+			if (i + 1 >= argc || (strcmp(argv[i + 1], "append") && strcmp(argv[i + 1], "overwrite") &&
+			                      strcmp(argv[i + 1], "preallocated")))
 				return usage();
 			mode = argv[++i];
 		} else if (!strcmp(argv[i], "--count"))
@@ -92,10 +98,15 @@ int main(int argc, char **argv)
 	}
 	if (!dir || block > (64ul << 20) || count > 10000000)
 		return usage();
+	if (!strcmp(mode, "preallocated") && count * block > (1ul << 30)) {
+		fprintf(stderr, "fsync-probe: --mode preallocated reserves COUNT x BLOCK bytes: at most 1 GiB\n");
+		return 2;
+	}
 
 	char path[4096];
 	snprintf(path, sizeof(path), "%s/fsync-probe.%ld", dir, (long)getpid());
 	bool append = !strcmp(mode, "append");
+	bool preallocated = !strcmp(mode, "preallocated");
 	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | (append ? O_APPEND : 0) | O_CLOEXEC, 0600);
 	if (fd < 0) {
 		fprintf(stderr, "fsync-probe: %s: %s\n", path, strerror(errno));
@@ -115,8 +126,11 @@ int main(int argc, char **argv)
 	if (slots > (64ul << 20) / block)
 		slots = (64ul << 20) / block ? (64ul << 20) / block : 1;
 	int setup_failed = 0;
-	for (unsigned long i = 0; !append && i < slots && !setup_failed; i++)
+	for (unsigned long i = 0; !append && !preallocated && i < slots && !setup_failed; i++)
 		setup_failed = write(fd, buf, block) != (ssize_t)block;
+	/* preallocated: every timed write goes to a block of its own, reserved but never written. */
+	if (preallocated)
+		setup_failed = fallocate(fd, 0, 0, (off_t)(count * block)) != 0;
 	/* The file itself exists on disk before the first timed sync, so the first sample is not a create. */
 	if (setup_failed || fdatasync(fd) != 0 || fsync(fd) != 0) {
 		fprintf(stderr, "fsync-probe: preparing %s: %s\n", path, strerror(errno));
@@ -135,7 +149,8 @@ int main(int argc, char **argv)
 	int rc = 0;
 	while (n < count) {
 		uint64_t t0 = now_ns();
-		ssize_t w = append ? write(fd, buf, block) : pwrite(fd, buf, block, (off_t)((n % slots) * block));
+		off_t at = preallocated ? (off_t)(n * block) : (off_t)((n % slots) * block);
+		ssize_t w = append ? write(fd, buf, block) : pwrite(fd, buf, block, at);
 		if (w != (ssize_t)block || fdatasync(fd) != 0) {
 			fprintf(stderr, "fsync-probe: write+fdatasync %s: %s\n", path, strerror(errno));
 			rc = 1;

@@ -1,18 +1,34 @@
-/* bench/wal_bench.c: what io_uring group commit buys on this disk. In one run, on one directory, it
- * measures the bare write+fdatasync rate, a naive WAL (write() then fdatasync() per 1 KiB entry), a raw
- * 64 KiB write+fdatasync (the disk's floor for a group of 64), and
- * storage/wal with 1, 8, 64 and 256 concurrent proposers in buffered and O_DIRECT modes, and prints one
- * table row per configuration with the ratio of each group-commit row to the naive baseline.
+/* bench/wal_bench.c: does the WAL's group commit run at the disk's speed? In one run, on one directory,
+ * it measures the disk's own rate (a bare pwrite + fdatasync loop, at 4 KiB and at the size of one group
+ * of 1, 8 and 64 entries) next to storage/wal with 1, 8 and 64 closed-loop proposers, and prints for each
+ * wal row its ratio to the bare loop that writes the same bytes per fdatasync.
  *
- * A proposer is a closed-loop client with one append outstanding: it appends a 1 KiB entry, waits until
- * the wal reports it durable, and appends the next at once. Proposers are simulated in the one thread
- * that owns the wal, as the node's storage thread would receive them: every proposer whose entry became
- * durable appends its next entry before the loop submits again, so the next group holds all of them.
- * Latency is append-to-durable as the owner observes it.
+ * Like for like: the bare loop writes sequentially into files preallocated with fallocate and never
+ * written before, as the wal writes its segments (on ext4 a first write into such blocks costs a journal
+ * commit on the next fdatasync; on a thin-provisioned virtual disk it also costs the host an allocation).
+ * When a file is full the loop moves to a new one prepared outside the timed part, as the wal prepares
+ * segments ahead. One row overwrites blocks written before, the cheapest durable write the disk does, as
+ * a reference only.
  *
- * A shared or virtual disk drifts by several times within a minute, so configurations are not measured
- * one after the other: each runs in short slices, round-robin, until it has had --seconds in total. A
- * slow spell then hits every row alike and the ratios stay meaningful. Numbers are printed, never judged. */
+ * A proposer has one entry outstanding: it appends, waits until the wal reports the entry durable, and
+ * appends the next one at once. Proposers are simulated in the thread that owns the wal, as the node's
+ * storage thread sees them: after each completion, every proposer whose entry became durable appends
+ * again, then the loop submits (one Ready). "In N waves" splits the proposers into N groups that submit
+ * separately, as clients in different phases send separate Readies; with the wal's pipeline, one group's
+ * write then runs while the other group's fdatasync does. In one wave (lockstep) every group holds all
+ * proposers and the pipeline has nothing to overlap.
+ *
+ * Each wal first writes past its first segment (prepared synchronously at open, so only preallocated):
+ * what is measured is the steady state, appends into segments prepared ahead.
+ *
+ * ratio = the wal's entries/s divided by the entries/s of the bare loop writing the same group size
+ * (its writes/s times the group's entries), once for fresh preallocated blocks (a segment that is only
+ * preallocated) and once for blocks written before (a zero-filled segment, without the cost of filling
+ * it). In one wave each is exactly the ratio of fdatasyncs per second.
+ *
+ * A shared or virtual disk drifts by several times within a minute, so configurations run round-robin in
+ * 0.25 s slices until each has had --seconds: a slow spell hits every row alike. Numbers are printed, never
+ * judged. */
 #include "wal.h"
 
 #include <errno.h>
@@ -29,14 +45,14 @@
 #include <time.h>
 #include <unistd.h>
 
-#define ENTRY_SIZE 1024
-#define BARE_WRITE_SIZE 4096
-/* What 64 proposers' entries weigh: the floor for one group commit of 64 on this disk. */
-#define RAW_BATCH_SIZE (64 * ENTRY_SIZE)
-#define BASELINE_FILE_SIZE (128ull * 1024 * 1024)
+#define BARE_SMALL_SIZE 4096
+#define BARE_FILE_SIZE (64ull * 1024 * 1024)  /* the wal's default segment size */
+#define OVERWRITE_FILE_SIZE (16ull * 1024 * 1024)
 #define SLICE_SECONDS 0.25
+#define MAX_CONFIGURATIONS 32
+#define ALIGNMENT 4096u
 
-enum kind { BARE, NAIVE, NAIVE_PREWRITTEN, RAW_BATCH, GROUP_COMMIT };
+enum kind { BARE, BARE_OVERWRITE, WAL };
 
 struct samples {
 	double *values; /* microseconds */
@@ -45,15 +61,21 @@ struct samples {
 };
 
 struct configuration {
-	char name[64];
+	char name[80];
 	enum kind kind;
-	unsigned proposers;
 	bool direct_io;
+	size_t write_size;       /* bare: bytes per write */
+	unsigned group_entries;  /* bare: entries that write stands for; wal: proposers */
+	unsigned waves;          /* wal: groups of proposers that submit separately */
+	struct configuration *disk; /* wal: the bare row writing its group size into fresh blocks */
+	struct configuration *disk_written; /* wal: the same over blocks written before */
 	/* running state */
 	int fd;
+	int next_fd;             /* bare: the next preallocated file, ready before the current one is full */
+	unsigned file_number;
 	uint64_t offset;
 	struct wal *wal;
-	uint64_t *outstanding;  /* per proposer: index of its entry in flight, 0 if none */
+	uint64_t *outstanding;   /* per proposer: index of its entry in flight, 0 if none */
 	double *appended_at;
 	uint64_t next_index;
 	/* results */
@@ -64,6 +86,9 @@ struct configuration {
 };
 
 static char work_dir[4200];
+static bool no_zero_segments;
+static size_t entry_size = 1024;
+static uint8_t *write_buffer;
 
 static double now_us(void)
 {
@@ -129,93 +154,157 @@ static void remove_tree(const char *path)
 	nftw(path, remove_one, 16, FTW_DEPTH | FTW_PHYS);
 }
 
-/* The baselines write sequentially through a file preallocated with fallocate, as the wal's segments
- * are; the prewritten one through a file whose blocks were all written before (no extent conversion
- * to journal: the cheapest a synchronous write gets on this file system). */
-static void start_baseline(struct configuration *configuration, size_t index)
+static size_t varint_size(uint64_t value)
 {
-	char path[4400];
-	format_path(path, sizeof path, "%s/baseline-%zu.data", work_dir, index);
-	configuration->fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	if (configuration->fd < 0 || fallocate(configuration->fd, 0, 0, BASELINE_FILE_SIZE) != 0)
-		fail(path, strerror(errno));
-	if (configuration->kind == NAIVE_PREWRITTEN) {
-		static uint8_t zeros[1 << 20];
-		for (uint64_t at = 0; at < BASELINE_FILE_SIZE; at += sizeof zeros)
-			if (pwrite(configuration->fd, zeros, sizeof zeros, (off_t)at) != (ssize_t)sizeof zeros)
-				fail(path, strerror(errno));
+	size_t size = 1;
+	while (value >= 0x80) {
+		value >>= 7;
+		size++;
 	}
-	if (fdatasync(configuration->fd) != 0)
-		fail(path, strerror(errno));
+	return size;
 }
 
-static void start_wal(struct configuration *configuration, size_t index)
+/* What one entry weighs in the wal: the record header (9 bytes), then the walpb.Entry fields (term 1,
+ * an index of about a million, type 0 omitted, then the data). */
+static size_t record_size(void)
+{
+	return 9 + 2 + 1 + varint_size(1000000) + 1 + varint_size(entry_size) + entry_size;
+}
+
+/* A file preallocated as the wal's segments are, made durable, none of its blocks written yet. */
+static int preallocated_file(struct configuration *configuration, size_t index, uint64_t size)
+{
+	char path[4400];
+	format_path(path, sizeof path, "%s/bare-%zu-%u.data", work_dir, index, configuration->file_number++);
+	int fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC | (configuration->direct_io ? O_DIRECT : 0),
+			0644);
+	if (fd < 0 || fallocate(fd, 0, 0, (off_t)size) != 0 || fdatasync(fd) != 0)
+		fail(path, strerror(errno));
+	/* Deleting the previous file now (not at the end) keeps the disk from filling up in long runs. */
+	if (configuration->file_number >= 3) {
+		format_path(path, sizeof path, "%s/bare-%zu-%u.data", work_dir, index, configuration->file_number - 3);
+		unlink(path);
+	}
+	return fd;
+}
+
+static void start_bare(struct configuration *configuration, size_t index)
+{
+	if (configuration->kind == BARE_OVERWRITE) {
+		configuration->fd = preallocated_file(configuration, index, OVERWRITE_FILE_SIZE);
+		for (uint64_t at = 0; at < OVERWRITE_FILE_SIZE; at += configuration->write_size)
+			if (pwrite(configuration->fd, write_buffer, configuration->write_size, (off_t)at) !=
+					(ssize_t)configuration->write_size)
+				fail(configuration->name, strerror(errno));
+		if (fdatasync(configuration->fd) != 0)
+			fail(configuration->name, strerror(errno));
+		return;
+	}
+	configuration->fd = preallocated_file(configuration, index, BARE_FILE_SIZE);
+	configuration->next_fd = preallocated_file(configuration, index, BARE_FILE_SIZE);
+}
+
+static void start_wal(struct configuration *configuration, size_t index, unsigned pipeline_depth)
 {
 	char path[4400];
 	format_path(path, sizeof path, "%s/wal-%zu", work_dir, index);
 	struct wal_options options;
 	wal_options_init(&options);
 	options.direct_io = configuration->direct_io;
+	if (pipeline_depth != 0)
+		options.pipeline_depth = pipeline_depth;
+	if (no_zero_segments)
+		options.zero_segments = false;
 	char err[512];
 	if (wal_open(path, &options, &configuration->wal, err, sizeof err) != 0)
 		fail("wal_open", err);
-	configuration->outstanding = calloc(configuration->proposers, sizeof *configuration->outstanding);
-	configuration->appended_at = calloc(configuration->proposers, sizeof *configuration->appended_at);
+	configuration->outstanding = calloc(configuration->group_entries, sizeof *configuration->outstanding);
+	configuration->appended_at = calloc(configuration->group_entries, sizeof *configuration->appended_at);
 	if (configuration->outstanding == NULL || configuration->appended_at == NULL)
 		fail("calloc", "out of memory");
 	configuration->next_index = 1;
+	/* Warm-up: a new wal's first segment is only preallocated (prepared synchronously, before anything
+	 * could fill it); a node that has run for a while appends into segments prepared ahead, zero-filled
+	 * while the one before filled up in small batches. Write past the first segment in batches of 16
+	 * entries (below the size where the wal stops zero-filling) before anything is measured. */
+	uint64_t warm_up_bytes = options.segment_size + options.segment_size / 4;
+	while ((configuration->next_index - 1) * record_size() < warm_up_bytes) {
+		for (unsigned i = 0; i < 16; i++) {
+			struct wal_entry entry = { .term = 1, .index = configuration->next_index++,
+				.data = write_buffer, .data_length = entry_size };
+			if (wal_append_entries_referenced(configuration->wal, &entry, 1, err, sizeof err) != 0)
+				fail("wal_append_entries_referenced", err);
+		}
+		uint64_t durable = 0;
+		while (durable < configuration->next_index - 1)
+			if (wal_wait(configuration->wal, &durable, err, sizeof err) != 0)
+				fail("wal_wait", err);
+	}
 }
 
-static void run_baseline_slice(struct configuration *configuration, double seconds)
+/* The time a bare loop spends moving to its next file is not counted: the wal prepares segments ahead. */
+static void run_bare_slice(struct configuration *configuration, size_t index, double seconds)
 {
-	static uint8_t buffer[RAW_BATCH_SIZE];
-	memset(buffer, 0xa5, sizeof buffer);
-	size_t size = configuration->kind == BARE ? BARE_WRITE_SIZE :
-			configuration->kind == RAW_BATCH ? RAW_BATCH_SIZE : ENTRY_SIZE;
-	double start = now_us(), end = start + seconds * 1e6, at = start;
+	size_t size = configuration->write_size;
+	uint64_t file_size = configuration->kind == BARE_OVERWRITE ? OVERWRITE_FILE_SIZE : BARE_FILE_SIZE;
+	double counted = 0, start = now_us(), end = start + seconds * 1e6, at = start;
 	while (at < end) {
-		double before = at;
-		if (pwrite(configuration->fd, buffer, size, (off_t)configuration->offset) != (ssize_t)size ||
+		if (configuration->offset + size > file_size) {
+			configuration->offset = 0;
+			if (configuration->kind == BARE) {
+				double before = now_us();
+				close(configuration->fd);
+				configuration->fd = configuration->next_fd;
+				configuration->next_fd = preallocated_file(configuration, index, BARE_FILE_SIZE);
+				double spent = now_us() - before;
+				end += spent;
+				counted -= spent;
+			}
+		}
+		double before = now_us();
+		if (pwrite(configuration->fd, write_buffer, size, (off_t)configuration->offset) != (ssize_t)size ||
 				fdatasync(configuration->fd) != 0)
 			fail(configuration->name, strerror(errno));
-		configuration->offset = (configuration->offset + size) % BASELINE_FILE_SIZE;
+		configuration->offset += size;
 		at = now_us();
 		add_sample(&configuration->latency, at - before);
-		configuration->entries++;
+		configuration->entries += configuration->group_entries;
 		configuration->syncs++;
 	}
-	configuration->seconds += (at - start) / 1e6;
+	configuration->seconds += (at - start + counted) / 1e6;
 }
 
 /* Proposers propose until the slice ends, then the slice waits for their last entries. */
 static void run_wal_slice(struct configuration *configuration, double seconds)
 {
-	static uint8_t data[ENTRY_SIZE];
-	memset(data, 0x5a, sizeof data);
 	struct wal *wal = configuration->wal;
 	char err[512];
 	uint64_t syncs_before = wal_sync_count(wal);
 	double start = now_us(), end = start + seconds * 1e6, at = start;
 	bool stopping = false;
 	for (;;) {
-		for (unsigned p = 0; p < configuration->proposers && !stopping; p++) {
-			if (configuration->outstanding[p] != 0)
-				continue;
-			struct wal_entry entry = { .term = 1, .index = configuration->next_index, .data = data,
-				.data_length = sizeof data };
-			if (wal_append_entries(wal, &entry, 1, err, sizeof err) != 0)
-				fail("wal_append_entries", err);
-			configuration->outstanding[p] = configuration->next_index++;
-			configuration->appended_at[p] = at;
+		for (unsigned wave = 0; wave < configuration->waves && !stopping; wave++) {
+			for (unsigned p = wave; p < configuration->group_entries; p += configuration->waves) {
+				if (configuration->outstanding[p] != 0)
+					continue;
+				/* Each proposer's data is its own piece of the buffer, lent to the wal until
+				 * durable, as the storage thread lends a Ready's entries. */
+				struct wal_entry entry = { .term = 1, .index = configuration->next_index,
+					.data = write_buffer + (size_t)p * entry_size, .data_length = entry_size };
+				if (wal_append_entries_referenced(wal, &entry, 1, err, sizeof err) != 0)
+					fail("wal_append_entries_referenced", err);
+				configuration->outstanding[p] = configuration->next_index++;
+				configuration->appended_at[p] = at;
+			}
+			if (wal_submit(wal, err, sizeof err) != 0)
+				fail("wal_submit", err);
 		}
-		if (wal_submit(wal, err, sizeof err) != 0)
-			fail("wal_submit", err);
 		uint64_t durable = 0;
 		if (wal_wait(wal, &durable, err, sizeof err) != 0)
 			fail("wal_wait", err);
 		at = now_us();
 		bool any_outstanding = false;
-		for (unsigned p = 0; p < configuration->proposers; p++) {
+		for (unsigned p = 0; p < configuration->group_entries; p++) {
 			if (configuration->outstanding[p] != 0 && configuration->outstanding[p] <= durable) {
 				add_sample(&configuration->latency, at - configuration->appended_at[p]);
 				configuration->outstanding[p] = 0;
@@ -231,24 +320,29 @@ static void run_wal_slice(struct configuration *configuration, double seconds)
 	configuration->seconds += (at - start) / 1e6;
 }
 
-static void print_header(void)
+static double entry_rate(const struct configuration *configuration)
 {
-	printf("%-34s %12s %10s %9s %10s %10s %9s\n", "configuration", "entries/s", "fsyncs/s", "ent/fsync",
-			"p50 us", "p99 us", "vs naive");
+	return configuration->seconds > 0 ? (double)configuration->entries / configuration->seconds : 0;
 }
 
-static void print_row(struct configuration *configuration, double naive_rate)
+static void print_row(struct configuration *configuration)
 {
-	double rate = (double)configuration->entries / configuration->seconds;
-	char ratio[32] = "";
-	if (configuration->kind == GROUP_COMMIT || configuration->kind == NAIVE_PREWRITTEN)
-		snprintf(ratio, sizeof ratio, "%.1fx", rate / naive_rate);
+	double syncs = configuration->seconds > 0 ? (double)configuration->syncs / configuration->seconds : 0;
+	char fresh_ratio[32] = "", written_ratio[32] = "";
+	if (configuration->kind == WAL && entry_rate(configuration->disk) > 0)
+		snprintf(fresh_ratio, sizeof fresh_ratio, "%.2f", entry_rate(configuration) / entry_rate(configuration->disk));
+	if (configuration->kind == WAL && entry_rate(configuration->disk_written) > 0)
+		snprintf(written_ratio, sizeof written_ratio, "%.2f",
+				entry_rate(configuration) / entry_rate(configuration->disk_written));
+	char size[32] = "";
+	if (configuration->kind != WAL)
+		snprintf(size, sizeof size, "%zu", configuration->write_size);
 	double p50 = percentile(&configuration->latency, 50);
 	double p99 = percentile(&configuration->latency, 99);
-	printf("%-34s %12.0f %10.0f %9.1f %10.0f %10.0f %9s\n", configuration->name, rate,
-			(double)configuration->syncs / configuration->seconds,
-			configuration->syncs ? (double)configuration->entries / (double)configuration->syncs : 0.0, p50,
-			p99, ratio);
+	printf("%-44s %6s %10.0f %9.0f %9.1f %7.0f %7.0f %7s %7s\n", configuration->name, size,
+			entry_rate(configuration), syncs,
+			configuration->syncs ? (double)configuration->entries / (double)configuration->syncs : 0.0, p50, p99,
+			fresh_ratio, written_ratio);
 }
 
 static void default_dir(char *out, size_t length)
@@ -265,18 +359,88 @@ static void default_dir(char *out, size_t length)
 	format_path(out, length, "%s/wal-bench-XXXXXX", self);
 }
 
+static struct configuration configurations[MAX_CONFIGURATIONS];
+static size_t configuration_count;
+
+static struct configuration *add_configuration(enum kind kind, bool direct_io)
+{
+	if (configuration_count == MAX_CONFIGURATIONS)
+		fail("configurations", "too many");
+	struct configuration *configuration = &configurations[configuration_count++];
+	*configuration = (struct configuration){ .kind = kind, .direct_io = direct_io, .fd = -1, .next_fd = -1 };
+	return configuration;
+}
+
+static size_t aligned(size_t size, bool direct_io)
+{
+	return direct_io ? (size + ALIGNMENT - 1) / ALIGNMENT * ALIGNMENT : size;
+}
+
+/* The rows of one mode: the disk's rates, then the wal's, each wal row pointing at its disk row. */
+static void add_mode(bool direct_io, unsigned waves)
+{
+	static const unsigned proposer_counts[] = { 1, 8, 64 };
+	const char *mode = direct_io ? "O_DIRECT" : "buffered";
+	struct configuration *small = add_configuration(BARE, direct_io);
+	small->write_size = BARE_SMALL_SIZE;
+	small->group_entries = 1;
+	snprintf(small->name, sizeof small->name, "disk %s: write 4 KiB + fdatasync", mode);
+	struct configuration *disk_rows[3], *written_rows[3];
+	for (size_t i = 0; i < 3; i++) {
+		struct configuration *disk = add_configuration(BARE, direct_io);
+		disk->group_entries = proposer_counts[i];
+		disk->write_size = aligned(proposer_counts[i] * record_size(), direct_io);
+		snprintf(disk->name, sizeof disk->name, "disk %s: write %u entr%s + fdatasync", mode,
+				proposer_counts[i], proposer_counts[i] == 1 ? "y" : "ies");
+		disk_rows[i] = disk;
+	}
+	for (size_t i = 0; i < 3; i++) {
+		struct configuration *overwrite = add_configuration(BARE_OVERWRITE, direct_io);
+		overwrite->group_entries = proposer_counts[i];
+		overwrite->write_size = disk_rows[i]->write_size;
+		snprintf(overwrite->name, sizeof overwrite->name, "disk %s: the same over written blocks", mode);
+		written_rows[i] = overwrite;
+	}
+	for (size_t i = 0; i < 3; i++) {
+		struct configuration *wal = add_configuration(WAL, direct_io);
+		wal->group_entries = proposer_counts[i];
+		wal->waves = 1;
+		wal->disk = disk_rows[i];
+		wal->disk_written = written_rows[i];
+		snprintf(wal->name, sizeof wal->name, "wal %s: %u proposer%s", mode, proposer_counts[i],
+				proposer_counts[i] == 1 ? "" : "s");
+	}
+	for (size_t i = 1; i < 3 && waves > 1; i++) {
+		struct configuration *wal = add_configuration(WAL, direct_io);
+		wal->group_entries = proposer_counts[i];
+		wal->waves = waves;
+		wal->disk = disk_rows[i];
+		wal->disk_written = written_rows[i];
+		snprintf(wal->name, sizeof wal->name, "wal %s: %u proposers in %u waves", mode, proposer_counts[i],
+				waves);
+	}
+}
+
 int main(int argc, char **argv)
 {
 	double seconds = 3.0;
 	const char *parent = NULL;
+	bool with_direct = false;
+	unsigned pipeline_depth = 0;
+	unsigned waves = 2;
 	static const struct option long_options[] = {
 		{ "dir", required_argument, NULL, 'd' },
 		{ "seconds", required_argument, NULL, 's' },
+		{ "entry-bytes", required_argument, NULL, 'e' },
+		{ "depth", required_argument, NULL, 'p' },
+		{ "waves", required_argument, NULL, 'w' },
+		{ "direct", no_argument, NULL, 'o' },
+		{ "no-zero-segments", no_argument, NULL, 'z' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	int option;
-	while ((option = getopt_long(argc, argv, "d:s:h", long_options, NULL)) != -1) {
+	while ((option = getopt_long(argc, argv, "d:s:e:p:w:ozh", long_options, NULL)) != -1) {
 		switch (option) {
 		case 'd':
 			parent = optarg;
@@ -284,81 +448,103 @@ int main(int argc, char **argv)
 		case 's':
 			seconds = strtod(optarg, NULL);
 			break;
+		case 'e':
+			entry_size = strtoul(optarg, NULL, 10);
+			break;
+		case 'p':
+			pipeline_depth = (unsigned)strtoul(optarg, NULL, 10);
+			break;
+		case 'w':
+			waves = (unsigned)strtoul(optarg, NULL, 10);
+			break;
+		case 'o':
+			with_direct = true;
+			break;
+		case 'z':
+			no_zero_segments = true;
+			break;
 		default:
-			printf("usage: %s [--dir DIR] [--seconds S]\n"
-					"  --dir DIR      directory on the disk to measure (default: next to this binary)\n"
-					"  --seconds S    time each configuration runs in total (default 3)\n", argv[0]);
+			printf("usage: %s [--dir DIR] [--seconds S] [--entry-bytes N] [--depth D] [--waves W] [--direct]\n"
+					"       [--no-zero-segments]\n"
+					"  --dir DIR        directory on the disk to measure (default: next to this binary)\n"
+					"  --seconds S      time each configuration runs in total (default 3)\n"
+					"  --entry-bytes N  entry data size (default 1024)\n"
+					"  --depth D        the wal's pipeline depth (default: the wal's default)\n"
+					"  --waves W        the rows in waves split the proposers into W groups (default 2;\n"
+					"                   1 leaves those rows out)\n"
+					"  --direct         also the O_DIRECT rows\n"
+					"  --no-zero-segments  the wal's segments are only preallocated, not zero-filled\n", argv[0]);
 			return option == 'h' ? 0 : 2;
 		}
 	}
+	if (seconds <= 0 || entry_size == 0 || entry_size > 64 * 1024)
+		fail("arguments", "--seconds must be positive and --entry-bytes 1..65536");
 	if (parent != NULL)
 		format_path(work_dir, sizeof work_dir, "%s/wal-bench-XXXXXX", parent);
 	else
 		default_dir(work_dir, sizeof work_dir);
 	if (mkdtemp(work_dir) == NULL)
 		fail(work_dir, strerror(errno));
+	/* Every bare write and every proposer's entry data come from this one buffer (aligned for O_DIRECT). */
+	size_t buffer_size = aligned(64 * record_size(), true);
+	if (buffer_size < 64 * entry_size)
+		buffer_size = 64 * entry_size;
+	if (posix_memalign((void **)&write_buffer, ALIGNMENT, buffer_size) != 0)
+		fail("posix_memalign", "out of memory");
+	memset(write_buffer, 0xa5, buffer_size);
 
-	static struct configuration configurations[16];
-	size_t count = 0;
-	configurations[count++] = (struct configuration){ .name = "bare write 4 KiB + fdatasync", .kind = BARE };
-	configurations[count++] = (struct configuration){ .name = "naive write 1 KiB + fdatasync", .kind = NAIVE };
-	configurations[count++] = (struct configuration){ .name = "naive, overwriting written blocks",
-		.kind = NAIVE_PREWRITTEN };
-	configurations[count++] = (struct configuration){ .name = "raw write 64 KiB + fdatasync",
-		.kind = RAW_BATCH };
-	static const unsigned proposer_counts[] = { 1, 8, 64, 256 };
-	for (int direct = 0; direct <= 1; direct++) {
-		for (size_t i = 0; i < sizeof proposer_counts / sizeof proposer_counts[0]; i++) {
-			struct configuration *configuration = &configurations[count++];
-			*configuration = (struct configuration){ .kind = GROUP_COMMIT,
-				.proposers = proposer_counts[i], .direct_io = direct != 0 };
-			snprintf(configuration->name, sizeof configuration->name, "wal %s, %u proposers",
-					direct ? "O_DIRECT" : "buffered", proposer_counts[i]);
-		}
-	}
-	for (size_t i = 0; i < count; i++) {
-		if (configurations[i].kind == GROUP_COMMIT)
-			start_wal(&configurations[i], i);
+	struct wal_options defaults;
+	wal_options_init(&defaults);
+	unsigned depth = pipeline_depth ? pipeline_depth : defaults.pipeline_depth;
+	add_mode(false, waves);
+	if (with_direct)
+		add_mode(true, waves);
+	for (size_t i = 0; i < configuration_count; i++) {
+		if (configurations[i].kind == WAL)
+			start_wal(&configurations[i], i, pipeline_depth);
 		else
-			start_baseline(&configurations[i], i);
+			start_bare(&configurations[i], i);
 	}
 
 	struct statfs filesystem;
 	if (statfs(work_dir, &filesystem) == 0)
-		printf("directory %s (filesystem magic 0x%lx); %.1f s per configuration in %.2f s slices, "
-				"round-robin; %d-byte entries\n", work_dir, (unsigned long)filesystem.f_type, seconds,
-				SLICE_SECONDS, ENTRY_SIZE);
+		printf("directory %s (filesystem magic 0x%lx)\n%.1f s per configuration in %.2f s slices, round-robin; "
+				"%zu-byte entries (%zu bytes as a record); wal pipeline depth %u%s\n", work_dir,
+				(unsigned long)filesystem.f_type, seconds, SLICE_SECONDS, entry_size, record_size(), depth,
+				defaults.zero_segments && !no_zero_segments ? ", zero-filled segments" : "");
 	fflush(stdout);
 	unsigned rounds = (unsigned)(seconds / SLICE_SECONDS + 0.5);
 	if (rounds == 0)
 		rounds = 1;
 	for (unsigned round = 0; round < rounds; round++) {
-		for (size_t i = 0; i < count; i++) {
-			if (configurations[i].kind == GROUP_COMMIT)
+		for (size_t i = 0; i < configuration_count; i++) {
+			if (configurations[i].kind == WAL)
 				run_wal_slice(&configurations[i], seconds / rounds);
 			else
-				run_baseline_slice(&configurations[i], seconds / rounds);
+				run_bare_slice(&configurations[i], i, seconds / rounds);
 		}
 	}
 
-	print_header();
-	double naive_rate = (double)configurations[1].entries / configurations[1].seconds;
-	double bare_p50 = percentile(&configurations[0].latency, 50);
-	for (size_t i = 0; i < count; i++)
-		print_row(&configurations[i], naive_rate);
-	printf("ratios: entries/s divided by the naive row (same preallocated file layout as the wal).\n"
-			"raw 64 KiB row: one write+fdatasync of what 64 proposers' entries weigh, without the wal.\n"
-			"latency goal: group-commit p50 within 1.3x of the bare row's p50 (%.0f us), i.e. <= %.0f us\n",
-			bare_p50, bare_p50 * 1.3);
-	for (size_t i = 0; i < count; i++) {
+	printf("%-44s %6s %10s %9s %9s %7s %7s %7s %7s\n", "configuration", "bytes", "entries/s", "fsyncs/s",
+			"ent/fsync", "p50 us", "p99 us", "/fresh", "/written");
+	for (size_t i = 0; i < configuration_count; i++)
+		print_row(&configurations[i]);
+	printf("/fresh, /written: the wal's entries/s over the entries/s of the disk row writing its group size\n"
+			"into fresh preallocated blocks (a segment that is only preallocated), and over blocks written\n"
+			"before (a zero-filled segment, less the cost of zero-filling it); in one wave each is the same\n"
+			"as the ratio of fsyncs/s.\n");
+	for (size_t i = 0; i < configuration_count; i++) {
 		if (configurations[i].wal != NULL)
 			wal_close(configurations[i].wal);
-		if (configurations[i].kind != GROUP_COMMIT)
+		if (configurations[i].fd >= 0)
 			close(configurations[i].fd);
+		if (configurations[i].next_fd >= 0)
+			close(configurations[i].next_fd);
 		free(configurations[i].outstanding);
 		free(configurations[i].appended_at);
 		free(configurations[i].latency.values);
 	}
+	free(write_buffer);
 	remove_tree(work_dir);
 	return 0;
 }

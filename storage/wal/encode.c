@@ -45,6 +45,59 @@ static int put_record(struct wal *wal, uint8_t type, const ProtobufCMessage *mes
 	return 0;
 }
 
+/* protobuf's key of Entry.data (field 4, length-delimited). */
+#define ENTRY_DATA_KEY ((4u << 3) | 2u)
+
+static size_t put_varint(uint8_t *out, uint64_t value)
+{
+	size_t used = 0;
+	while (value >= 0x80) {
+		out[used++] = (uint8_t)(value | 0x80);
+		value >>= 7;
+	}
+	out[used++] = (uint8_t)value;
+	return used;
+}
+
+/* An Entry record whose data the write takes from the caller's buffer. Entry.data is the message's last
+ * field, so the payload is the other fields packed as protobuf-c packs them, then data's key and length,
+ * then the data: the same bytes wal_append_entries writes. Returns 1 when the chunk cannot take another
+ * lent piece (the caller copies instead). */
+static int put_lent_entry(struct wal *wal, Walpb__Entry *message, char *err, size_t errlen)
+{
+	struct wal_segment *segment = wal->active;
+	const uint8_t *data = message->data.data;
+	size_t data_length = message->data.len;
+	message->data.len = 0;
+	size_t fields_length = protobuf_c_message_get_packed_size(&message->base);
+	uint8_t key_and_length[11];
+	size_t key_length = put_varint(key_and_length, ENTRY_DATA_KEY);
+	key_length += put_varint(key_and_length + key_length, data_length);
+	size_t framed = WAL_RECORD_HEADER_SIZE + fields_length + key_length;
+	struct wal_chunk *chunk = wal_writer_chunk_for(wal, segment, err, errlen);
+	if (chunk == NULL)
+		return wal->failed;
+	int rc = wal_writer_reserve(wal, chunk, framed, err, errlen);
+	if (rc != 0)
+		return rc;
+	uint8_t *record = chunk->buffer + chunk->length;
+	size_t packed = protobuf_c_message_pack(&message->base, record + WAL_RECORD_HEADER_SIZE);
+	memcpy(record + WAL_RECORD_HEADER_SIZE + packed, key_and_length, key_length);
+	size_t payload_length = packed + key_length + data_length;
+	/* Sealed before lending: if the chunk has no room for the piece, nothing was added yet. */
+	chunk->length += framed;
+	if (!wal_writer_lend(wal, chunk, data, data_length)) {
+		chunk->length -= framed;
+		message->data.len = data_length;
+		return 1;
+	}
+	wal_record_seal_with_tail(record, WAL_RECORD_ENTRY, (uint32_t)payload_length, data, data_length);
+	chunk->last_index = wal->last_index;
+	chunk->records_end = ++wal->records_appended;
+	segment->write_offset += framed + data_length;
+	return 0;
+}
+
 static int put_snapshot(struct wal *wal, char *err, size_t errlen)
 {
 	Walpb__SnapshotMarker marker = WALPB__SNAPSHOT_MARKER__INIT;
@@ -116,7 +169,7 @@ static int make_room(struct wal *wal, size_t payload_length, char *err, size_t e
 	return start_segment(wal, err, errlen);
 }
 
-int wal_encode_entry(struct wal *wal, const struct wal_entry *entry, char *err, size_t errlen)
+int wal_encode_entry(struct wal *wal, const struct wal_entry *entry, bool lend, char *err, size_t errlen)
 {
 	Walpb__Entry message = WALPB__ENTRY__INIT;
 	message.term = entry->term;
@@ -137,6 +190,11 @@ int wal_encode_entry(struct wal *wal, const struct wal_entry *entry, char *err, 
 	if (entry->index > segment->max_index)
 		segment->max_index = entry->index;
 	wal->last_index = entry->index;
+	if (lend && !wal->options.direct_io && entry->data_length >= WAL_REFERENCE_MIN_BYTES) {
+		rc = put_lent_entry(wal, &message, err, errlen);
+		if (rc <= 0)
+			return rc;
+	}
 	return put_record(wal, WAL_RECORD_ENTRY, &message.base, err, errlen);
 }
 

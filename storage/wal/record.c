@@ -38,6 +38,15 @@ void wal_record_seal(uint8_t *record, uint8_t type, uint32_t payload_length)
 	put_u32(record + 4, record_crc(record, payload_length));
 }
 
+void wal_record_seal_with_tail(uint8_t *record, uint8_t type, uint32_t payload_length, const uint8_t *tail,
+		size_t tail_length)
+{
+	put_u32(record, payload_length);
+	record[8] = type;
+	uint32_t crc = record_crc(record, payload_length - (uint32_t)tail_length);
+	put_u32(record + 4, crc32c(crc, tail, tail_length));
+}
+
 static int all_zero(const uint8_t *bytes, size_t length)
 {
 	for (size_t i = 0; i < length; i++)

@@ -23,6 +23,10 @@ enum wal_record_type {
 
 /* Fills the header in front of a payload already written at record + WAL_RECORD_HEADER_SIZE. */
 void wal_record_seal(uint8_t *record, uint8_t type, uint32_t payload_length);
+/* The same for a record whose payload ends with tail_length bytes kept elsewhere (entry data written
+ * from the caller's buffer): record holds the header and the first payload_length - tail_length bytes. */
+void wal_record_seal_with_tail(uint8_t *record, uint8_t type, uint32_t payload_length, const uint8_t *tail,
+		size_t tail_length);
 
 enum wal_record_status {
 	WAL_RECORD_OK,       /* a whole record with a good checksum */

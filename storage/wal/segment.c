@@ -96,6 +96,13 @@ int wal_segment_create(int dir_fd, const char *dir, uint64_t sequence, uint64_t 
 	return 0;
 }
 
+const uint8_t *wal_zero_buffer(void)
+{
+	/* Aligned for O_DIRECT; never written, so it stays zero (and in .bss, not in the binary). */
+	static _Alignas(WAL_DIRECT_ALIGNMENT) uint8_t zeros[WAL_ZERO_BUFFER_SIZE];
+	return zeros;
+}
+
 int wal_segment_prepare(int dir_fd, const char *dir, uint64_t sequence, uint64_t capacity, bool direct_io,
 		struct wal_segment **out, char *err, size_t errlen)
 {
@@ -144,6 +151,7 @@ int wal_segment_close(int dir_fd, const char *dir, struct wal_segment *segment, 
 					name, strerror(errno));
 	}
 	memcpy(segment->name, name, sizeof name);
+	wal_segment_close_sync_fds(segment);
 	if (fsync(dir_fd) != 0)
 		return wal_error(err, errlen, errno, "%s: fsync after renaming %s: %s", dir, name, strerror(errno));
 	if (segment->fd >= 0)
@@ -154,10 +162,19 @@ int wal_segment_close(int dir_fd, const char *dir, struct wal_segment *segment, 
 	return 0;
 }
 
+void wal_segment_close_sync_fds(struct wal_segment *segment)
+{
+	for (unsigned i = 0; i < sizeof segment->sync_fds / sizeof segment->sync_fds[0]; i++)
+		if (segment->sync_fd_open & 1u << i)
+			close(segment->sync_fds[i]);
+	segment->sync_fd_open = 0;
+}
+
 void wal_segment_free(struct wal_segment *segment)
 {
 	if (segment == NULL)
 		return;
+	wal_segment_close_sync_fds(segment);
 	if (segment->fd >= 0)
 		close(segment->fd);
 	free(segment->tail_block);

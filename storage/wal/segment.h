@@ -12,6 +12,8 @@
 #include <stdint.h>
 
 #define WAL_SEGMENT_NAME_MAX 64
+/* At most this many batches fdatasync a segment at once, each through its own descriptor (writer.c). */
+#define WAL_SEGMENT_MAX_SYNC_FDS 8u
 
 struct wal_segment {
 	char name[WAL_SEGMENT_NAME_MAX];
@@ -28,6 +30,12 @@ struct wal_segment {
 	bool ready;               /* preallocated, and its directory entry durable: writes may go to it */
 	unsigned unsynced_chunks; /* batches holding its bytes that are not durable yet */
 	uint8_t *tail_block;      /* O_DIRECT: the partially filled block at write_offset */
+	/* Open file descriptions of this file that batches in flight at once fdatasync through, one per
+	 * pipeline slot (see writer.c); sync_fd_open has bit i set when sync_fds[i] is open. */
+	int sync_fds[WAL_SEGMENT_MAX_SYNC_FDS];
+	unsigned sync_fd_open;
+	uint64_t zeroed;          /* zero-filling: bytes from the start written with zeros */
+	bool zero_filled;         /* zero-filling is over (done and synced, or given up) */
 };
 
 void wal_segment_open_name(char *out, uint64_t sequence);
@@ -41,13 +49,19 @@ int wal_segment_parse_name(const char *name, uint64_t *sequence, uint64_t *first
 int wal_segment_create(int dir_fd, const char *dir, uint64_t sequence, uint64_t capacity, bool direct_io,
 		struct wal_segment **out, char *err, size_t errlen);
 /* Creates open-SEQUENCE, preallocates it with fallocate and makes the file and its directory entry
- * durable, blocking; the segment is ready. */
+ * durable, blocking; the segment is ready. It never writes zeros over it (options.zero_segments): no call
+ * should wait for a segment's worth of writes; only preparing through io_uring does that. */
 int wal_segment_prepare(int dir_fd, const char *dir, uint64_t sequence, uint64_t capacity, bool direct_io,
 		struct wal_segment **out, char *err, size_t errlen);
+/* Zeros for writing over a segment in pieces of at most WAL_ZERO_BUFFER_SIZE bytes. */
+#define WAL_ZERO_BUFFER_SIZE (1024u * 1024u)
+const uint8_t *wal_zero_buffer(void);
 /* Removes a segment that failed to become ready and frees it. */
 void wal_segment_discard(int dir_fd, struct wal_segment *segment);
 /* Renames a full, durable segment to its closed name, syncs the directory and closes the file. */
 int wal_segment_close(int dir_fd, const char *dir, struct wal_segment *segment, char *err, size_t errlen);
 void wal_segment_free(struct wal_segment *segment);
+/* Closes the descriptors in sync_fds. */
+void wal_segment_close_sync_fds(struct wal_segment *segment);
 
 #endif

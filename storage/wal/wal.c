@@ -17,6 +17,8 @@ void wal_options_init(struct wal_options *options)
 	options->segment_size = WAL_DEFAULT_SEGMENT_SIZE;
 	options->direct_io = false;
 	options->ring_entries = 64;
+	options->pipeline_depth = WAL_DEFAULT_PIPELINE_DEPTH;
+	options->zero_segments = true;
 }
 
 static int report_failure(const struct wal *wal, char *err, size_t errlen)
@@ -34,6 +36,9 @@ static int check_options(const char *dir, const struct wal_options *options, cha
 	if (options->ring_entries < 8 || options->ring_entries > 4096)
 		return wal_error(err, errlen, EINVAL, "%s: ring_entries %u is outside 8..4096", dir,
 				options->ring_entries);
+	if (options->pipeline_depth > WAL_MAX_PIPELINE_DEPTH)
+		return wal_error(err, errlen, EINVAL, "%s: pipeline_depth %u is outside 1..%u", dir,
+				options->pipeline_depth, WAL_MAX_PIPELINE_DEPTH);
 	return 0;
 }
 
@@ -56,6 +61,8 @@ int wal_open(const char *dir, const struct wal_options *options, struct wal **ou
 		return wal_error(err, errlen, ENOMEM, "%s: out of memory", dir);
 	}
 	wal->options = *options;
+	if (wal->options.pipeline_depth == 0)
+		wal->options.pipeline_depth = WAL_DEFAULT_PIPELINE_DEPTH;
 	wal->event_fd = -1;
 	wal->ring_dir_fd = -1;
 	wal->dir_fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -121,7 +128,8 @@ void wal_recovered_release(struct wal *wal)
 	wal->recovered.entry_count = 0;
 }
 
-int wal_append_entries(struct wal *wal, const struct wal_entry *entries, size_t count, char *err, size_t errlen)
+static int append_entries(struct wal *wal, const struct wal_entry *entries, size_t count, bool lend, char *err,
+		size_t errlen)
 {
 	if (wal->failed)
 		return report_failure(wal, err, errlen);
@@ -149,11 +157,22 @@ int wal_append_entries(struct wal *wal, const struct wal_entry *entries, size_t 
 			return rc;
 	}
 	for (size_t i = 0; i < count; i++) {
-		int rc = wal_encode_entry(wal, &entries[i], err, errlen);
+		int rc = wal_encode_entry(wal, &entries[i], lend, err, errlen);
 		if (rc != 0)
 			return rc;
 	}
 	return 0;
+}
+
+int wal_append_entries(struct wal *wal, const struct wal_entry *entries, size_t count, char *err, size_t errlen)
+{
+	return append_entries(wal, entries, count, false, err, errlen);
+}
+
+int wal_append_entries_referenced(struct wal *wal, const struct wal_entry *entries, size_t count, char *err,
+		size_t errlen)
+{
+	return append_entries(wal, entries, count, true, err, errlen);
 }
 
 int wal_set_hard_state(struct wal *wal, const struct wal_hard_state *state, char *err, size_t errlen)
@@ -273,7 +292,7 @@ uint64_t wal_last_index(const struct wal *wal)
 
 bool wal_all_durable(const struct wal *wal)
 {
-	return wal->pending.count == 0 && wal->inflight.count == 0;
+	return wal->pending.count == 0 && wal->batch_count == 0;
 }
 
 uint64_t wal_appended_records(const struct wal *wal)

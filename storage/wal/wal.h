@@ -2,9 +2,11 @@
  *
  * One struct wal is owned by one thread (the node's storage thread); it has no locks and no threads of
  * its own. The owner appends records (they are only buffered), calls wal_submit() at its batching point,
- * and calls wal_reap() when wal_event_fd() becomes readable (or wal_wait() to block). Every record
- * appended while a write+fdatasync is in flight goes into the next one, so one fdatasync covers many
- * appends. An entry is reported durable only after the fdatasync covering it completed.
+ * and calls wal_reap() when wal_event_fd() becomes readable (or wal_wait() to block). Up to
+ * options.pipeline_depth write+fdatasync chains are in flight at once (the next batch's write runs while
+ * the previous batch's fdatasync does; in buffered mode only from a page boundary, see README.md);
+ * records appended while a batch must wait go into the next chain, so one fdatasync covers many appends. An entry is reported durable only after the fdatasync
+ * linked behind its own write completed, and after every earlier batch's did.
  *
  * Every function returning int returns 0 or -errno and, on failure, writes a message naming the file and
  * the step that failed into err (err may be NULL). After an I/O error or a full disk the wal is failed:
@@ -26,6 +28,13 @@ struct wal_options {
 	uint64_t segment_size;  /* bytes per segment file; a multiple of WAL_DIRECT_ALIGNMENT, 16 KiB..1 GiB */
 	bool direct_io;         /* O_DIRECT writes from aligned buffers instead of the page cache */
 	unsigned ring_entries;  /* io_uring submission queue size, 8..4096; bounds segments per chain */
+	unsigned pipeline_depth; /* write+fdatasync chains in flight at once, 1..8; 0 means the default, 2 */
+	/* Write zeros over the segment prepared ahead, in the background and in pieces paced by the active
+	 * segment's fill (default true), so appends overwrite written blocks: on ext4 (and thin-provisioned
+	 * virtual disks) the first write into a preallocated block costs the next fdatasync a journal commit
+	 * (or a host allocation) that an overwrite does not. The saving is per fdatasync and the cost per
+	 * byte, so it pauses while recent batches average more than 32 KiB. */
+	bool zero_segments;
 };
 
 struct wal_entry {
@@ -69,6 +78,7 @@ struct wal_recovered {
 	struct wal_recovery_info info;
 };
 
+/* 64 MiB segments, buffered, a 64-entry ring, a pipeline of 2, zero-filled segments. */
 void wal_options_init(struct wal_options *options);
 
 /* Opens (creating if needed) the wal in dir (options NULL: the defaults), recovers its contents and prepares the segments that
@@ -85,6 +95,14 @@ void wal_recovered_release(struct wal *wal);
  * Indexes must be consecutive within the call. */
 int wal_append_entries(struct wal *wal, const struct wal_entry *entries, size_t count, char *err,
 		size_t errlen);
+/* Like wal_append_entries, but the wal may write entry data straight from the caller's buffers (a writev
+ * of the records' frames and those buffers) instead of copying it. The caller lends each entries[i].data:
+ * it must stay allocated and unchanged (its checksum is computed now) until wal_durable_records() reaches
+ * the wal_appended_records() value this call left, or until wal_close() returned, whichever is first; also
+ * after a failure, until wal_close(). The wal_entry array itself may be reused at once. Short data, and all
+ * data in O_DIRECT mode (which needs aligned buffers), is copied anyway. */
+int wal_append_entries_referenced(struct wal *wal, const struct wal_entry *entries, size_t count, char *err,
+		size_t errlen);
 int wal_set_hard_state(struct wal *wal, const struct wal_hard_state *state, char *err, size_t errlen);
 int wal_save_snapshot(struct wal *wal, const struct wal_snapshot_marker *marker, char *err, size_t errlen);
 /* Discards entries with an index above index; later appends replace them. */
@@ -93,8 +111,9 @@ int wal_truncate_after(struct wal *wal, uint64_t index, char *err, size_t errlen
  * not exceed the index of a snapshot marker that is already durable. */
 int wal_release_before(struct wal *wal, uint64_t snapshot_index, char *err, size_t errlen);
 
-/* Starts a write+fdatasync of everything buffered, unless one is already in flight (then the buffered
- * records go out as soon as it completes, from wal_reap()). */
+/* Starts a write+fdatasync of everything buffered, unless the pipeline is full or the records must wait
+ * for the chains in flight (a new segment, an O_DIRECT block still being written); then they go out from
+ * wal_reap() or wal_wait() as soon as they may. */
 int wal_submit(struct wal *wal, char *err, size_t errlen);
 /* Processes completions without blocking, starts the next batch if records are waiting, and stores the
  * durable index: every entry of the current log at or below it has been fdatasync'ed. The durable index
@@ -118,7 +137,7 @@ uint64_t wal_durable_records(const struct wal *wal);
 /* Number of fdatasync calls completed since open (one per segment touched by a batch). */
 uint64_t wal_sync_count(const struct wal *wal);
 
-/* Waits for the batch in flight (if any), then closes everything. Buffered records that were never
+/* Waits for the batches in flight (if any), then closes everything. Buffered records that were never
  * submitted are dropped, as a crash would drop them. */
 void wal_close(struct wal *wal);
 

@@ -9,8 +9,24 @@
 #include <liburing.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/uio.h>
 
 #define WAL_NO_TRUNCATION UINT64_MAX
+#define WAL_MAX_PIPELINE_DEPTH WAL_SEGMENT_MAX_SYNC_FDS
+#define WAL_DEFAULT_PIPELINE_DEPTH 2u
+/* Entry data at least this long is written from the caller's buffer when it lends it (shorter data costs
+ * less to copy than an iovec costs the kernel). */
+#define WAL_REFERENCE_MIN_BYTES 256u
+/* Pieces one chunk's writev may have; IOV_MAX is 1024. Beyond this, entry data is copied. */
+#define WAL_MAX_CHUNK_PIECES 1000u
+
+/* A run of a chunk's bytes: either part of its buffer, or entry data the caller lent (wal_append_entries_
+ * referenced). Buffer pieces keep an offset, not a pointer: the buffer may move while records are added. */
+struct wal_piece {
+	const uint8_t *lent;        /* NULL: the bytes are buffer[offset, offset + length) */
+	size_t offset;
+	size_t length;
+};
 
 /* The bytes of one batch that go to one segment: written with one write and made durable with one
  * fdatasync linked behind it. */
@@ -20,8 +36,16 @@ struct wal_chunk {
 	size_t capacity;
 	uint64_t file_offset;       /* where buffer[0] goes */
 	uint64_t records_offset;    /* where this chunk's new records start (after an O_DIRECT prefix) */
-	size_t length;              /* bytes that matter: an O_DIRECT block prefix plus the records */
-	size_t write_length;        /* length rounded up to the O_DIRECT alignment */
+	size_t length;              /* bytes used in buffer: an O_DIRECT block prefix plus the records (without
+	                             * lent entry data, which stays in the caller's memory) */
+	size_t lent_length;         /* bytes of lent entry data among the records */
+	struct wal_piece *pieces;   /* empty unless data was lent: then the write is a writev of these */
+	size_t piece_count;
+	size_t piece_capacity;
+	size_t buffer_piece_start;  /* buffer offset where the bytes after the last lent piece begin */
+	struct iovec *iovecs;       /* the pieces as the kernel gets them, from `written` on */
+	size_t iovec_capacity;
+	size_t write_length;        /* length + lent_length, rounded up to the O_DIRECT alignment */
 	size_t written;             /* progress over short writes */
 	bool write_done;
 	bool sync_done;
@@ -37,6 +61,22 @@ struct wal_chunk_list {
 	size_t count;
 	size_t capacity;
 };
+
+/* One write+fdatasync chain in the kernel: its chunks, each a write linked to an fdatasync, all linked. */
+struct wal_batch {
+	uint64_t sequence;               /* tags its requests, so completions find it */
+	struct wal_chunk_list chunks;
+	unsigned operations;             /* completions still expected for its current chain */
+	int error;                       /* first failure among its completions, 0 if none */
+	struct wal_chunk *failed_chunk;
+	bool failed_write;
+	uint64_t failed_offset;
+};
+
+/* Tests only: sees each completion of a batch's request before the wal does. Returning false keeps it
+ * from the wal (the test delivers it later with wal_writer_deliver), to play completions in an order the
+ * kernel may produce but rarely does. The result may be changed (a short write, an error). */
+typedef bool (*wal_completion_filter)(void *context, uint64_t tag, int *result);
 
 struct wal {
 	char *dir;
@@ -74,16 +114,30 @@ struct wal {
 	uint64_t short_writes;           /* writes the kernel cut short and the wal resumed (for tests) */
 
 	struct wal_chunk_list pending;   /* records waiting for the next batch */
-	struct wal_chunk_list inflight;  /* the batch whose write+fdatasync chain is in the kernel */
 	struct wal_chunk_list spare;     /* finished chunks kept for their buffers */
-	unsigned inflight_operations;    /* completions still expected for the batch in flight */
+	/* Batches in the kernel, oldest first, in a ring (at most options.pipeline_depth of its slots are
+	 * used). They become durable in this order and no other. */
+	struct wal_batch batches[WAL_MAX_PIPELINE_DEPTH];
+	size_t batch_first;
+	size_t batch_count;
+	uint64_t next_batch_sequence;
+	unsigned batch_operations;       /* completions still expected, all batches together */
+	bool batch_failed;               /* a batch failed: start nothing, drain, then fail the wal */
 	size_t max_chunks_per_batch;
+	uint64_t page_size;              /* buffered batches overlap only from a page boundary (writer.c) */
+	wal_completion_filter completion_filter;
+	void *completion_filter_context;
 
 	/* The segment being prepared ahead through io_uring (fallocate, fdatasync, directory fsync). */
 	struct wal_segment *preparing;
 	unsigned prepare_operations;     /* completions still expected for it */
 	int prepare_result;              /* first error of its chain */
 	unsigned prepare_step;           /* which step failed first */
+	/* Zero-filling the segment prepared ahead (options.zero_segments), one request chain at a time. */
+	struct wal_segment *zeroing;
+	unsigned zero_operations;        /* completions still expected for it */
+	uint64_t zero_piece;             /* bytes of the piece in flight */
+	uint64_t average_batch_bytes;    /* recent batches' mean size: zero-filling pauses above a limit */
 
 	int failed;                      /* -errno once the wal stopped accepting appends */
 	char failure[256];
@@ -95,8 +149,9 @@ struct wal {
 /* recovery.c: scans dir, fills wal->recovered and the segment list, repairs a torn tail. */
 int wal_recover(struct wal *wal, char *err, size_t errlen);
 
-/* encode.c: appending one record (of a walpb message) to the pending batch, rolling segments. */
-int wal_encode_entry(struct wal *wal, const struct wal_entry *entry, char *err, size_t errlen);
+/* encode.c: appending one record (of a walpb message) to the pending batch, rolling segments. With lend,
+ * long entry data is referenced by the write instead of copied (buffered mode only). */
+int wal_encode_entry(struct wal *wal, const struct wal_entry *entry, bool lend, char *err, size_t errlen);
 int wal_encode_hard_state(struct wal *wal, char *err, size_t errlen);
 int wal_encode_snapshot(struct wal *wal, char *err, size_t errlen);
 int wal_encode_truncate(struct wal *wal, uint64_t after_index, char *err, size_t errlen);
@@ -108,8 +163,24 @@ int wal_writer_init(struct wal *wal, char *err, size_t errlen);
 void wal_writer_destroy(struct wal *wal);
 struct wal_chunk *wal_writer_chunk_for(struct wal *wal, struct wal_segment *segment, char *err, size_t errlen);
 int wal_writer_reserve(struct wal *wal, struct wal_chunk *chunk, size_t bytes, char *err, size_t errlen);
+/* Adds lent entry data to chunk after its buffer bytes; false when the chunk has no room for more pieces
+ * (the caller copies the data instead). */
+bool wal_writer_lend(struct wal *wal, struct wal_chunk *chunk, const uint8_t *data, size_t length);
+/* Starts as many batches as the pipeline and the rules in writer.c allow. */
 int wal_writer_start_batch(struct wal *wal);
 int wal_writer_process(struct wal *wal, bool block);
+/* Tests only: hands the wal a completion its filter held back. */
+int wal_writer_deliver(struct wal *wal, uint64_t tag, int result);
+/* Chunks in batches in the kernel. */
+size_t wal_writer_chunks_in_flight(const struct wal *wal);
+const struct wal_batch *wal_writer_batch(const struct wal *wal, size_t age); /* 0: the oldest */
+
+/* What a request's tag says: the batch sequence, the chunk in it, and the operation. */
+enum wal_operation_kind { WAL_OPERATION_WRITE = 0, WAL_OPERATION_SYNC = 1, WAL_OPERATION_PREPARE = 2,
+	WAL_OPERATION_ZERO = 3 };
+static inline uint64_t wal_tag_batch(uint64_t tag) { return tag >> 20; }
+static inline size_t wal_tag_chunk(uint64_t tag) { return (size_t)(tag >> 2 & 0x3ffff); }
+static inline enum wal_operation_kind wal_tag_kind(uint64_t tag) { return (enum wal_operation_kind)(tag & 3); }
 /* Makes sure a prepared segment follows the active one, blocking; returns the first error. */
 int wal_writer_prepare_ahead(struct wal *wal, char *err, size_t errlen);
 /* The same through io_uring: the segment becomes ready when its completions arrive. */

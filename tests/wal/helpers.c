@@ -8,7 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#define MAX_TEMP_DIRS 16
+#define MAX_TEMP_DIRS 32
 
 static char temp_dirs[MAX_TEMP_DIRS][256];
 static int temp_dir_count;

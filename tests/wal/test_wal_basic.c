@@ -6,10 +6,15 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
+#include <linux/fiemap.h>
+#include <linux/fs.h>
 #include <poll.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #define MAX_LENGTH 700
 #define SMALL_SEGMENT (64u * 1024u)
@@ -110,11 +115,14 @@ static void test_round_trip(int direct_io)
 	wal_close(wal);
 }
 
+/* With one chain at a time, the classic group commit: everything appended while it is in flight leaves
+ * together in the next one. */
 static void test_group_commit(void)
 {
 	const char *dir = test_temp_dir("group");
 	struct wal_options options;
 	test_options(&options, 4 * 1024 * 1024, 0);
+	options.pipeline_depth = 1;
 	struct wal *wal = open_wal(dir, &options);
 	char err[256];
 	test_append_range(wal, 1, 1, 1, MAX_LENGTH);
@@ -355,7 +363,7 @@ static void test_batch_split_over_chains(void)
 	CHECK(wal->pending.count >= 5); /* ~560 KB over 64 KiB segments */
 	CHECK_OK(wal_submit(wal, err, sizeof err), err);
 	/* White box: only two segments' chunks went into the first chain. */
-	CHECK(wal->inflight.count == 2 && wal->pending.count >= 3);
+	CHECK(wal->batch_count == 1 && wal_writer_chunks_in_flight(wal) == 2 && wal->pending.count >= 3);
 	uint64_t durable = 0, previous = 0;
 	while (!wal_all_durable(wal)) {
 		CHECK_OK(wal_wait(wal, &durable, err, sizeof err), err);
@@ -403,7 +411,7 @@ static void test_records_wait_for_segment_in_preparation(void)
 	}
 	CHECK_OK(wal_submit(wal, err, sizeof err), err);
 	/* Completions were not processed yet, so the segment is not ready: only the first chunk left. */
-	CHECK(wal->inflight.count == 1 && wal->pending.count == 1);
+	CHECK(wal_writer_chunks_in_flight(wal) == 1 && wal->pending.count == 1);
 	CHECK(wal->pending.items[0]->segment == preparing);
 	uint64_t durable = 0;
 	while (!wal_all_durable(wal))
@@ -413,6 +421,126 @@ static void test_records_wait_for_segment_in_preparation(void)
 	wal = open_wal(dir, &options);
 	check_log(wal_recovered(wal), 1, next - 1, term_one);
 	wal_close(wal);
+}
+
+/* Counts the bytes of path's extents the file system marks unwritten (preallocated, reading as zero);
+ * -1 when it cannot tell (no FIEMAP, as on tmpfs). */
+static long long unwritten_bytes(const char *path)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	CHECK(fd >= 0);
+	enum { EXTENTS = 64 };
+	static union {
+		struct fiemap map;
+		char room[sizeof(struct fiemap) + EXTENTS * sizeof(struct fiemap_extent)];
+	} query;
+	memset(&query, 0, sizeof query);
+	query.map.fm_length = FIEMAP_MAX_OFFSET;
+	query.map.fm_flags = FIEMAP_FLAG_SYNC;
+	query.map.fm_extent_count = EXTENTS;
+	int rc = ioctl(fd, FS_IOC_FIEMAP, &query.map);
+	close(fd);
+	if (rc != 0)
+		return -1;
+	CHECK(query.map.fm_mapped_extents < EXTENTS);
+	long long unwritten = 0;
+	for (unsigned i = 0; i < query.map.fm_mapped_extents; i++)
+		if (query.map.fm_extents[i].fe_flags & FIEMAP_EXTENT_UNWRITTEN)
+			unwritten += (long long)query.map.fm_extents[i].fe_length;
+	return unwritten;
+}
+
+/* White box: with zero_segments, the segment prepared ahead is zero-filled while the active one fills up,
+ * and is done (every block written, so appends overwrite) once the active one is 80% full; without it its
+ * extents stay unwritten. Either way the log reads back the same. */
+static void test_zero_segments(bool zero)
+{
+	const char *dir = test_temp_dir("zero");
+	struct wal_options options;
+	test_options(&options, SMALL_SEGMENT, 0);
+	options.zero_segments = zero;
+	struct wal *wal = open_wal(dir, &options);
+	char err[256];
+	struct wal_segment *next_segment = wal->segments[wal->segment_count - 1];
+	CHECK(next_segment != wal->active && next_segment->ready);
+	uint64_t next = 1;
+	while (wal->active->write_offset < SMALL_SEGMENT * 9 / 10) {
+		test_append_range(wal, next, next, 1, MAX_LENGTH);
+		next++;
+		if (next % 8 == 0)
+			test_sync(wal);
+	}
+	CHECK(wal->active != next_segment);
+	CHECK(test_sync(wal) == next - 1);
+	/* The filling goes on by itself from one completion to the next. */
+	while (wal->zero_operations > 0) {
+		struct pollfd waiting = { .fd = wal_event_fd(wal), .events = POLLIN };
+		CHECK(poll(&waiting, 1, 10000) == 1);
+		CHECK_OK(wal_reap(wal, NULL, err, sizeof err), err);
+	}
+	CHECK(next_segment->zero_filled == zero);
+	char path[600];
+	int written = snprintf(path, sizeof path, "%s/%s", dir, next_segment->name);
+	CHECK(written > 0 && (size_t)written < sizeof path);
+	long long unwritten = unwritten_bytes(path);
+	if (unwritten < 0) {
+		printf("  %s cannot report extents: zero_segments=%d case skipped\n", dir, zero);
+	} else if (zero) {
+		CHECK(unwritten == 0);
+	} else {
+		CHECK(unwritten > 0);
+	}
+	/* Fill into it too: the log reads back the same either way. */
+	while (wal->active != next_segment || wal->active->write_offset < SMALL_SEGMENT / 2) {
+		test_append_range(wal, next, next, 1, MAX_LENGTH);
+		next++;
+	}
+	CHECK(test_sync(wal) == next - 1);
+	wal_close(wal);
+	wal = open_wal(dir, &options);
+	check_log(wal_recovered(wal), 1, next - 1, term_one);
+	wal_close(wal);
+}
+
+static void settle_zero_fill(struct wal *wal)
+{
+	char err[256];
+	while (wal->zero_operations > 0) {
+		struct pollfd waiting = { .fd = wal_event_fd(wal), .events = POLLIN };
+		CHECK(poll(&waiting, 1, 10000) == 1);
+		CHECK_OK(wal_reap(wal, NULL, err, sizeof err), err);
+	}
+}
+
+/* White box: zero-filling keeps pace with the active segment while batches are small, and pauses while
+ * they are large (where writing the zeros costs more than it saves). */
+static void test_zero_fill_follows_batch_size(void)
+{
+	const uint64_t segment_size = 8u * 1024 * 1024;
+	for (int large = 0; large <= 1; large++) {
+		const char *dir = test_temp_dir(large ? "zero-large" : "zero-small");
+		struct wal_options options;
+		test_options(&options, segment_size, 0);
+		struct wal *wal = open_wal(dir, &options);
+		struct wal_segment *next_segment = wal->segments[wal->segment_count - 1];
+		/* Batches of about 100 entries of 1..1000 bytes (~50 KiB), or of 8 (~4 KiB). */
+		unsigned per_batch = large ? 100 : 8;
+		uint64_t next = 1;
+		while (wal->active->write_offset < segment_size * 85 / 100) {
+			test_append_range(wal, next, next + per_batch - 1, 1, 1000);
+			next += per_batch;
+			CHECK(test_sync(wal) == next - 1);
+		}
+		settle_zero_fill(wal);
+		if (large) {
+			CHECK(wal->average_batch_bytes > 32 * 1024);
+			CHECK(!next_segment->zero_filled && next_segment->zeroed < segment_size / 2);
+		} else {
+			CHECK(wal->average_batch_bytes < 32 * 1024);
+			CHECK(next_segment->zero_filled && next_segment->zeroed == segment_size);
+		}
+		wal_close(wal);
+	}
 }
 
 static void test_argument_checks(void)
@@ -455,6 +583,9 @@ int main(void)
 	test_snapshot_starts_entryless_segment();
 	test_batch_split_over_chains();
 	test_records_wait_for_segment_in_preparation();
+	test_zero_segments(true);
+	test_zero_segments(false);
+	test_zero_fill_follows_batch_size();
 	test_argument_checks();
 	printf("wal basic tests passed\n");
 	return 0;
