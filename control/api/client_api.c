@@ -31,6 +31,7 @@ struct client_api {
 	struct client_thread *threads;
 	size_t thread_count;
 	struct grpc_method *methods; /* the servers keep pointers into it */
+	struct client_tls tls;       /* the servers share its context */
 };
 
 /* ---- the waiting table ---- */
@@ -989,11 +990,14 @@ struct client_api *client_api_start(struct node *node, char *error, size_t lengt
 	split_urls(node->flags.listen_metrics_urls, &metrics_urls, &metrics_url_count);
 	uint64_t counter = node_request_counter_start();
 	int failed = 0;
+	if (client_tls_prepare(&api->tls, &node->flags, urls, url_count, metrics_urls, metrics_url_count, error, length) != 0)
+		failed = 1;
 	/* SO_REUSEPORT would let a second quorumd (or etcd started with it) share our port and take half our
 	 * clients. A first bind without it fails if anyone holds the port; only then do the threads share. */
 	struct grpc_server_config probe = {
-	    .listen_urls = (const char *const *)urls, .listen_url_count = url_count, .context = NULL};
-	struct grpc_server *probe_server = grpc_server_open(&probe, error, length);
+	    .listen_urls = (const char *const *)urls, .listen_url_count = url_count, .context = NULL,
+	    .tls = api->tls.context};
+	struct grpc_server *probe_server = failed ? NULL : grpc_server_open(&probe, error, length);
 	if (!probe_server)
 		failed = 1;
 	grpc_server_close(probe_server);
@@ -1019,6 +1023,7 @@ struct client_api *client_api_start(struct node *node, char *error, size_t lengt
 		                                  ? UINT32_MAX
 		                                  : (uint32_t)node->flags.max_concurrent_streams,
 		    .http_get = client_http_get,
+		    .tls = api->tls.context,
 		};
 		thread->server = grpc_server_open(&config, error, length);
 		if (!thread->server) {
@@ -1030,6 +1035,7 @@ struct client_api *client_api_start(struct node *node, char *error, size_t lengt
 			metrics.listen_urls = (const char *const *)metrics_urls;
 			metrics.listen_url_count = metrics_url_count;
 			metrics.method_count = 0;
+			metrics.tls_check_client_address = true;
 			thread->metrics_server = grpc_server_open(&metrics, error, length);
 			if (!thread->metrics_server) {
 				failed = 1;
@@ -1037,6 +1043,14 @@ struct client_api *client_api_start(struct node *node, char *error, size_t lengt
 			}
 		}
 		node->reply_channels[thread->channel] = &thread->inbox;
+	}
+	if (!failed) {
+		client_tls_log_serving(urls, url_count);
+		for (size_t k = 0; k < metrics_url_count; k++) {
+			char escaped[1024];
+			log_write("info", "serving metrics", "\"address\":\"%s\"",
+			          log_json_escape(metrics_urls[k], escaped, sizeof(escaped)));
+		}
 	}
 	free_urls(urls, url_count);
 	free_urls(metrics_urls, metrics_url_count);
@@ -1054,8 +1068,6 @@ struct client_api *client_api_start(struct node *node, char *error, size_t lengt
 		client_api_stop(api);
 		return NULL;
 	}
-	log_write("info", "serving client traffic insecurely; this is strongly discouraged!", "\"address\":\"%s\"",
-	         node->flags.listen_client_urls);
 	return api;
 }
 
@@ -1097,6 +1109,7 @@ void client_api_stop(struct client_api *api)
 		free(items);
 		reply_mailbox_destroy(&thread->inbox);
 	}
+	client_tls_release(&api->tls);
 	free(api->threads);
 	free(api->methods);
 	free(api);

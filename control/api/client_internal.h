@@ -94,6 +94,25 @@ void client_streams_snapshot_ready(struct client_thread *thread, uint64_t call_i
 void client_streams_pump(struct client_thread *thread);
 void client_streams_close(struct client_thread *thread);
 
+/* client_tls.c */
+struct client_tls {
+	struct grpc_tls_context *context; /* NULL: no URL is https */
+	char *cert_file;                  /* the flags', or --auto-tls's files */
+	char *key_file;
+	char *trusted_ca_file;
+	bool client_cert_auth;
+};
+/* etcd's checks and set-up for client TLS, in etcd's order and words: the --cipher-suites names, --auto-tls
+ * (writes DATA_DIR/fixtures/client/{cert,key}.pem), every https:// client and metrics URL needing a
+ * certificate, then the certificate and CAs loaded into a context the servers share. 0, or -1 with etcd's
+ * message. */
+int client_tls_prepare(struct client_tls *tls, const struct node_flags *flags, char *const *urls, size_t url_count,
+	char *const *metrics_urls, size_t metrics_url_count, char *error, size_t length);
+/* etcd's "serving client traffic securely" / "insecurely" line for each client URL. */
+void client_tls_log_serving(char *const *urls, size_t url_count);
+/* After every server using the context is closed. */
+void client_tls_release(struct client_tls *tls);
+
 /* client_http.c */
 bool client_http_get(void *context, const char *path, struct grpc_http_response *response);
 

@@ -39,7 +39,16 @@ static const struct flag_spec flag_specs[] = {
 	{"advertise-client-urls", FLAG_STRING, FIELD(advertise_client_urls), "http://localhost:2379",
 	 "List of this member's client URLs to advertise to the public."},
 	{"listen-metrics-urls", FLAG_STRING, FIELD(listen_metrics_urls), "",
-	 "List of additional URLs to listen on that answer /metrics and /health (plain HTTP)."},
+	 "List of additional URLs to listen on that answer /metrics and /health (http:// or https://, the latter "
+	 "with the client certificate)."},
+	{"cert-file", FLAG_STRING, FIELD(cert_file), "", "Path to the client server TLS cert file."},
+	{"key-file", FLAG_STRING, FIELD(key_file), "", "Path to the client server TLS key file."},
+	{"client-cert-auth", FLAG_BOOL, FIELD(client_cert_auth), "false", "Enable client cert authentication."},
+	{"trusted-ca-file", FLAG_STRING, FIELD(trusted_ca_file), "", "Path to the client server TLS trusted CA cert file."},
+	{"auto-tls", FLAG_BOOL, FIELD(auto_tls), "false", "Client TLS using generated certificates"},
+	{"cipher-suites", FLAG_STRING, FIELD(cipher_suites), "",
+	 "Comma-separated list of supported TLS cipher suites between client/server (etcd's Go names; empty: Go's "
+	 "defaults)."},
 	{"max-request-bytes", FLAG_UINT, FIELD(max_request_bytes), "1572864",
 	 "Maximum client request size in bytes the server will accept."},
 	{"max-concurrent-streams", FLAG_UINT, FIELD(max_concurrent_streams), "4294967295",
@@ -109,10 +118,9 @@ static const char *const etcd_only_flags[] = {
 	"initial-election-tick-advance", "max-snapshots", "max-wals", "quota-backend-bytes", "backend-batch-interval",
 	"backend-batch-limit", "max-txn-ops", "grpc-keepalive-min-time",
 	"grpc-keepalive-interval", "grpc-keepalive-timeout", "pre-vote", "auto-compaction-retention",
-	"auto-compaction-mode", "enable-v2", "cert-file", "key-file", "client-cert-auth", "client-crl-file",
-	"client-cert-allowed-hostname", "trusted-ca-file", "auto-tls", "peer-cert-file",
+	"auto-compaction-mode", "enable-v2", "client-crl-file", "client-cert-allowed-hostname", "peer-cert-file",
 	"peer-client-cert-auth", "peer-trusted-ca-file", "peer-cert-allowed-cn", "peer-cert-allowed-hostname",
-	"peer-auto-tls", "peer-crl-file", "cipher-suites", "cors", "host-whitelist", "auth-token", "bcrypt-cost",
+	"peer-auto-tls", "peer-crl-file", "cors", "host-whitelist", "auth-token", "bcrypt-cost",
 	"auth-token-ttl", "metrics", "proxy", "proxy-failure-wait", "proxy-refresh-interval", "proxy-dial-timeout",
 	"proxy-write-timeout", "proxy-read-timeout", "experimental-initial-corrupt-check",
 	"experimental-corrupt-check-time", "experimental-enable-v2v3", "experimental-backend-bbolt-freelist-type",
@@ -427,6 +435,6 @@ void node_flags_print_help(FILE *out)
 	fprintf(out, "\nBootstrap: --initial-cluster, or discovery with --discovery-srv (DNS SRV records) or "
 	             "--discovery-endpoints\nand --discovery-token (v3 discovery through an etcd-compatible cluster); "
 	             "discovery is used only\nwhen the data dir is new. Not supported: v2 discovery (--discovery URL), "
-	             "the v3 discovery client's\nTLS/auth/timeouts; etcd's TLS, auth, v2, proxy, auto-compaction and "
-	             "quota flags are refused with a\nmessage naming them.\n");
+	             "the v3 discovery client's\nTLS/auth/timeouts; etcd's peer TLS, auth, v2, proxy, auto-compaction "
+	             "and quota flags are refused\nwith a message naming them.\n");
 }

@@ -22,6 +22,13 @@ struct node_flags {
 	char *listen_client_urls;
 	char *advertise_client_urls;
 	char *listen_metrics_urls;
+	/* Client TLS, as etcd's flags of these names (grpc/grpc_tls.h serves it). */
+	char *cert_file;
+	char *key_file;
+	char *trusted_ca_file;
+	bool client_cert_auth;
+	bool auto_tls;
+	char *cipher_suites;  /* Go's names, comma-separated; "" = Go's defaults */
 	uint64_t max_request_bytes;
 	uint64_t max_concurrent_streams; /* per HTTP/2 connection (etcd 3.5's flag) */
 	uint64_t client_threads;

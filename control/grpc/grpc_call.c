@@ -164,6 +164,49 @@ static void finish_submit(struct grpc_call *call, int http_status, int grpc_stat
 	grpc_connection_mark_dirty(call->connection);
 }
 
+/* A plain HTTP response's body: no trailers, the last DATA frame ends the stream. */
+static ssize_t read_http_body(nghttp2_session *session, int32_t stream_id, uint8_t *buffer, size_t length,
+	uint32_t *data_flags, nghttp2_data_source *source, void *user_data)
+{
+	(void)session;
+	(void)stream_id;
+	(void)user_data;
+	struct grpc_call *call = source->ptr;
+	size_t available = grpc_buffer_length(&call->output);
+	size_t take = available < length ? available : length;
+	if (take > 0) {
+		memcpy(buffer, call->output.data + call->output.start, take);
+		grpc_buffer_consume(&call->output, take);
+	}
+	if (grpc_buffer_length(&call->output) == 0)
+		*data_flags |= NGHTTP2_DATA_FLAG_EOF;
+	return (ssize_t)take;
+}
+
+void grpc_call_respond_http(struct grpc_call *call, const struct grpc_http_answer *answer, bool head_only)
+{
+	call->finished = true;
+	call->service_done = true;
+	call->discarding = true;
+	char status[16], content_length[24];
+	snprintf(status, sizeof status, "%d", answer->status);
+	snprintf(content_length, sizeof content_length, "%zu", answer->body_length);
+	const char *content_type = answer->content_type != NULL ? answer->content_type : "text/plain; charset=utf-8";
+	nghttp2_nv headers[] = {
+		{ (uint8_t *)":status", (uint8_t *)status, 7, strlen(status), NGHTTP2_NV_FLAG_NONE },
+		{ (uint8_t *)"content-type", (uint8_t *)content_type, 12, strlen(content_type), NGHTTP2_NV_FLAG_NONE },
+		{ (uint8_t *)"content-length", (uint8_t *)content_length, 14, strlen(content_length), NGHTTP2_NV_FLAG_NONE },
+		{ (uint8_t *)"allow", (uint8_t *)"GET", 5, 3, NGHTTP2_NV_FLAG_NONE },
+	};
+	bool with_body = !head_only && answer->body_length > 0 &&
+		grpc_buffer_append(&call->output, answer->body, answer->body_length) == 0;
+	nghttp2_data_provider provider = { .source.ptr = call, .read_callback = read_http_body };
+	call->headers_submitted = true;
+	nghttp2_submit_response(call->connection->session, call->stream_id, headers, answer->allow_get ? 4 : 3,
+		with_body ? &provider : NULL);
+	grpc_connection_mark_dirty(call->connection);
+}
+
 void grpc_call_finish_internal(struct grpc_call *call, int http_status, int grpc_status, const char *message)
 {
 	if (call->finished || call->connection->closed)

@@ -80,13 +80,10 @@ static int answer(struct grpc_connection *connection, const char *head, size_t h
 	const char *space = memchr(head, ' ', (size_t)(line_end - head));
 	if (space == NULL)
 		return bad_request(connection);
-	bool head_only, other_method = false;
-	if (space - head == 3 && memcmp(head, "GET", 3) == 0)
-		head_only = false;
-	else if (space - head == 4 && memcmp(head, "HEAD", 4) == 0)
-		head_only = true;
-	else
-		head_only = false, other_method = true; /* answered 405 below, once the head is checked */
+	char method[16];
+	snprintf(method, sizeof method, "%.*s", (int)(space - head), head);
+	bool head_only = strcmp(method, "HEAD") == 0;
+	bool other_method = !head_only && strcmp(method, "GET") != 0; /* answered 405 below, once the head is checked */
 	const char *target = space + 1;
 	const char *target_end = memchr(target, ' ', (size_t)(line_end - target));
 	if (target_end == NULL || target == target_end || target[0] != '/')
@@ -144,30 +141,59 @@ static int answer(struct grpc_connection *connection, const char *head, size_t h
 	if (!keep_alive)
 		connection->close_after_write = true;
 
-	if (other_method) {
-		/* etcd's /health and /version refuse other methods the same way. The connection closes: a
-		 * body we do not read would be taken for the next request. */
-		free(path);
-		static const char refused[] = "Method Not Allowed\n";
+	/* etcd's /health and /version refuse other methods with 405. The connection closes then: a body we do
+	 * not read would be taken for the next request. */
+	if (other_method)
 		connection->close_after_write = true;
-		return respond(connection, 405, NULL, refused, sizeof refused - 1, false);
-	}
-	struct grpc_http_response response = { 0 };
-	bool found = server->config.http_get != NULL && server->config.http_get(server->config.context, path, &response);
+	struct grpc_http_answer reply;
+	grpc_http_answer(server, method, path, &reply);
 	free(path);
-	int result;
-	if (found && head_only && response.get_only) {
-		static const char refused[] = "Method Not Allowed\n";
-		result = respond(connection, 405, NULL, refused, sizeof refused - 1, true);
-	} else if (found) {
-		result = respond(connection, response.status, response.content_type, response.body, response.body_length,
-			head_only);
-	} else {
-		static const char body[] = "404 page not found\n";
-		result = respond(connection, 404, NULL, body, sizeof body - 1, head_only);
-	}
-	free(response.body);
+	int result = respond(connection, reply.status, reply.content_type, reply.body, reply.body_length, head_only);
+	grpc_http_answer_free(&reply);
 	return result;
+}
+
+void grpc_http_answer(struct grpc_server *server, const char *method, const char *path,
+	struct grpc_http_answer *answer)
+{
+	static const char not_allowed[] = "Method Not Allowed\n";
+	static const char not_found[] = "404 page not found\n";
+	memset(answer, 0, sizeof *answer);
+	bool head = strcmp(method, "HEAD") == 0;
+	struct grpc_http_response response = { 0 };
+	bool found = false;
+	if (head || strcmp(method, "GET") == 0)
+		found = server->config.http_get != NULL && server->config.http_get(server->config.context, path, &response);
+	else
+		answer->status = 405;
+	if (found && head && response.get_only)
+		answer->status = 405;
+	if (answer->status == 405) {
+		free(response.body);
+		answer->body = not_allowed;
+		answer->body_length = sizeof not_allowed - 1;
+		answer->allow_get = true;
+		return;
+	}
+	if (!found) {
+		free(response.body);
+		answer->status = 404;
+		answer->body = not_found;
+		answer->body_length = sizeof not_found - 1;
+		return;
+	}
+	answer->status = response.status;
+	answer->content_type = response.content_type;
+	answer->owned_body = response.body;
+	answer->body = response.body;
+	answer->body_length = response.body_length;
+}
+
+void grpc_http_answer_free(struct grpc_http_answer *answer)
+{
+	free(answer->owned_body);
+	answer->owned_body = NULL;
+	answer->body = NULL;
 }
 
 int grpc_http1_process(struct grpc_connection *connection)

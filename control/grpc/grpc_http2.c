@@ -3,6 +3,7 @@
  * reassembled across DATA frames and handed to the service whole, and the service hears of the
  * client's half-close or reset. Nothing here touches the socket: nghttp2 is fed with mem_recv and
  * drained with mem_send by grpc_server.c. */
+#include "alloc.h"
 #include "grpc_internal.h"
 
 #include <stdio.h>
@@ -76,14 +77,35 @@ static void finish_unimplemented(struct grpc_call *call)
 	grpc_call_finish_internal(call, 200, GRPC_UNIMPLEMENTED, message);
 }
 
+/* etcd's TLS port hands every HTTP/2 request without a gRPC content-type to its HTTP handlers
+ * (grpcHandlerFunc): curl's HTTP/2 GET /health gets the same answer as an HTTP/1.1 one. */
+static void answer_http(struct grpc_call *call)
+{
+	struct grpc_server *server = call->connection->server;
+	const char *target = call->path != NULL ? call->path : "/";
+	size_t path_length = strcspn(target, "?");
+	char *path = xstrndup(target, path_length);
+	const char *method = call->http_method != NULL ? call->http_method : "";
+	struct grpc_http_answer answer;
+	grpc_http_answer(server, method, path, &answer);
+	free(path);
+	server->stats.http_requests++;
+	grpc_call_respond_http(call, &answer, strcmp(method, "HEAD") == 0);
+	grpc_http_answer_free(&answer);
+}
+
 static void route(struct grpc_call *call)
 {
 	struct grpc_server *server = call->connection->server;
+	const char *content_type = grpc_call_header(call, "content-type");
+	if (call->connection->tls != NULL && (content_type == NULL || strstr(content_type, "application/grpc") == NULL)) {
+		answer_http(call);
+		return;
+	}
 	if (call->http_method == NULL || strcmp(call->http_method, "POST") != 0) {
 		grpc_call_finish_internal(call, 405, GRPC_INTERNAL, "gRPC requires method POST");
 		return;
 	}
-	const char *content_type = grpc_call_header(call, "content-type");
 	if (content_type == NULL || strncmp(content_type, "application/grpc", 16) != 0 ||
 		(content_type[16] != '\0' && content_type[16] != '+' && content_type[16] != ';')) {
 		char message[256];

@@ -6,6 +6,7 @@
 #define QUORUMD_CONTROL_GRPC_INTERNAL_H
 
 #include <nghttp2/nghttp2.h>
+#include <sys/socket.h>
 
 #include "grpc_server.h"
 #include "grpc_status.h"
@@ -43,6 +44,12 @@ enum grpc_poll_kind { GRPC_POLL_LISTENER, GRPC_POLL_CONNECTION };
 struct grpc_listener {
 	enum grpc_poll_kind kind;
 	int fd;
+	/* What the URLs on this address asked for: http:// (plain), https:// (secure), or both, as etcd serves
+	 * both schemes on one port when both are listed (the first byte of a connection tells them apart). */
+	bool plain;
+	bool secure;
+	struct sockaddr_storage address;
+	socklen_t address_length;
 	/* Out of file descriptors: epoll stops watching the listener until then, or a level-triggered
 	 * listener that cannot accept would wake the thread in a busy loop. 0 = watched. */
 	uint64_t paused_until_ms;
@@ -61,6 +68,7 @@ struct grpc_header {
 };
 
 struct grpc_connection;
+struct grpc_http_answer;
 
 struct grpc_call {
 	uint64_t id;
@@ -117,7 +125,12 @@ struct grpc_connection {
 	uint64_t last_active_ms;   /* last bytes received: the least recently active idle one goes first */
 
 	struct grpc_buffer input;   /* detection bytes, then an HTTP/1.1 request head */
-	struct grpc_buffer output;  /* bytes for the socket */
+	struct grpc_buffer output;  /* the protocol's bytes: for the socket, or for TLS to encrypt */
+
+	/* TLS (grpc_tls.c): NULL on a cleartext connection. wire holds the records waiting for the socket. */
+	struct grpc_tls_connection *tls;
+	struct grpc_buffer wire;
+	bool transport_undecided;   /* a listener serving both schemes: the first byte decides */
 
 	nghttp2_session *session;
 	struct grpc_call *calls;    /* every call of this connection */
@@ -161,6 +174,14 @@ uint64_t grpc_now_ms(void);
 void grpc_server_track_deadline(struct grpc_server *server, struct grpc_call *call);
 
 void grpc_connection_mark_dirty(struct grpc_connection *connection);
+/* The connection's cleartext bytes (decrypted ones on a TLS connection): detection, then HTTP/2 or
+ * HTTP/1.1. -1 when the connection was closed. */
+int grpc_connection_receive(struct grpc_connection *connection, const uint8_t *bytes, size_t length);
+/* Bytes the connection still has to write, before and after encryption: what the output bound counts. */
+static inline size_t grpc_connection_pending_output(const struct grpc_connection *connection)
+{
+	return grpc_buffer_length(&connection->output) + grpc_buffer_length(&connection->wire);
+}
 void grpc_connection_close(struct grpc_connection *connection, bool bad_input);
 void grpc_server_table_insert(struct grpc_server *server, struct grpc_call *call);
 void grpc_server_table_remove(struct grpc_server *server, struct grpc_call *call);
@@ -181,9 +202,43 @@ void grpc_call_free(struct grpc_call *call);
 /* Finishes a call the service never saw or that broke the protocol (status, optional :status). */
 void grpc_call_finish_internal(struct grpc_call *call, int http_status, int grpc_status, const char *message);
 void grpc_percent_encode(const char *text, char *out, size_t out_size);
+/* Answers a plain HTTP request that came over HTTP/2 (headers, then the body unless head_only); the
+ * call ends with the response. */
+void grpc_call_respond_http(struct grpc_call *call, const struct grpc_http_answer *answer, bool head_only);
+
+/* grpc_tls.c */
+/* TLS on an accepted connection of a secure listener; -1 when the connection cannot have it. */
+int grpc_tls_connection_start(struct grpc_connection *connection);
+/* Records from the socket: the handshake, then the decrypted bytes go to grpc_connection_receive. A
+ * failed handshake is logged as etcd logs it ("rejected connection") and closes the connection. -1
+ * when the connection was closed. */
+int grpc_tls_receive(struct grpc_connection *connection, const uint8_t *bytes, size_t length);
+/* Encrypts connection->output into connection->wire while the wire is below the output bound. -1 on
+ * a TLS error (the caller closes). */
+int grpc_tls_encrypt(struct grpc_connection *connection);
+/* The client closed the socket: a handshake cut short is logged (Go's "EOF"). */
+void grpc_tls_peer_closed(struct grpc_connection *connection);
+/* close_notify when the session is up (as Go's Close), then the TLS state is freed. Before the socket
+ * closes. */
+void grpc_tls_connection_end(struct grpc_connection *connection);
 
 /* grpc_http1.c */
 /* Parses and answers complete requests in connection->input; -1 when the connection must close. */
 int grpc_http1_process(struct grpc_connection *connection);
+
+/* A plain HTTP request (HTTP/1.1, or HTTP/2 without a gRPC content-type on a TLS connection, as etcd's
+ * grpcHandlerFunc routes it): what to answer. */
+struct grpc_http_answer {
+	int status;
+	const char *content_type; /* NULL: text/plain */
+	const char *body;
+	size_t body_length;
+	char *owned_body;         /* the service's malloc'd body (body points at it), freed with the answer */
+	bool allow_get;           /* a 405: "Allow: GET" */
+};
+/* method: "GET", "HEAD" or another; path without its query string. */
+void grpc_http_answer(struct grpc_server *server, const char *method, const char *path,
+	struct grpc_http_answer *answer);
+void grpc_http_answer_free(struct grpc_http_answer *answer);
 
 #endif

@@ -141,19 +141,24 @@ struct grpc_call *grpc_server_find_call(struct grpc_server *server, uint64_t cal
 
 /* ---- listeners ---- */
 
-/* "http://IP:PORT", "http://localhost:PORT", "http://[IPv6]:PORT", an optional trailing '/'. */
+/* "http://IP:PORT", "https://localhost:PORT", "http://[IPv6]:PORT", an optional trailing '/'. */
 static int parse_listen_url(const char *url, struct sockaddr_storage *address, socklen_t *address_length,
-	char *error, size_t length)
+	bool *secure, char *error, size_t length)
 {
-	if (strncmp(url, "https://", 8) == 0 || strncmp(url, "unixs://", 8) == 0) {
-		snprintf(error, length, "TLS client URLs are not served yet (%s)", url);
+	const char *host;
+	if (strncmp(url, "http://", 7) == 0) {
+		*secure = false;
+		host = url + 7;
+	} else if (strncmp(url, "https://", 8) == 0) {
+		*secure = true;
+		host = url + 8;
+	} else if (strncmp(url, "unix://", 7) == 0 || strncmp(url, "unixs://", 8) == 0) {
+		snprintf(error, length, "bad listen URL %s: unix socket client URLs are not served", url);
+		return -1;
+	} else {
+		snprintf(error, length, "bad listen URL %s: the scheme must be http:// or https://", url);
 		return -1;
 	}
-	if (strncmp(url, "http://", 7) != 0) {
-		snprintf(error, length, "bad listen URL %s: the scheme must be http://", url);
-		return -1;
-	}
-	const char *host = url + 7;
 	const char *host_end;
 	const char *colon;
 	char host_text[64];
@@ -221,8 +226,22 @@ static int open_listener(struct grpc_server *server, const char *url, char *erro
 {
 	struct sockaddr_storage address;
 	socklen_t address_length;
-	if (parse_listen_url(url, &address, &address_length, error, length) != 0)
+	bool secure;
+	if (parse_listen_url(url, &address, &address_length, &secure, error, length) != 0)
 		return -1;
+	if (secure && server->config.tls == NULL) {
+		snprintf(error, length, "listen %s: https needs a certificate and key", url);
+		return -1;
+	}
+	/* The same address under both schemes: one socket serving both, as etcd does. */
+	for (size_t i = 0; i < server->listener_count; i++) {
+		struct grpc_listener *existing = &server->listeners[i];
+		if (existing->address_length == address_length && memcmp(&existing->address, &address, address_length) == 0) {
+			existing->secure |= secure;
+			existing->plain |= !secure;
+			return 0;
+		}
+	}
 	int fd = socket(address.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0) {
 		snprintf(error, length, "listen %s: socket: %s", url, strerror(errno));
@@ -251,6 +270,10 @@ static int open_listener(struct grpc_server *server, const char *url, char *erro
 	struct grpc_listener *listener = &server->listeners[server->listener_count];
 	listener->kind = GRPC_POLL_LISTENER;
 	listener->fd = fd;
+	listener->secure = secure;
+	listener->plain = !secure;
+	listener->address = address;
+	listener->address_length = address_length;
 	struct epoll_event event = { .events = EPOLLIN, .data.ptr = listener };
 	if (epoll_ctl(server->epoll_fd, EPOLL_CTL_ADD, fd, &event) != 0) {
 		snprintf(error, length, "listen %s: epoll_ctl: %s", url, strerror(errno));
@@ -332,8 +355,8 @@ static void connection_set_events(struct grpc_connection *connection)
 	if (connection->closed)
 		return;
 	uint32_t events = 0;
-	bool output_waiting = grpc_buffer_length(&connection->output) > 0;
-	if (grpc_buffer_length(&connection->output) < GRPC_OUTPUT_HIGH_WATER && !connection->close_after_write)
+	bool output_waiting = grpc_connection_pending_output(connection) > 0;
+	if (grpc_connection_pending_output(connection) < GRPC_OUTPUT_HIGH_WATER && !connection->close_after_write)
 		events |= EPOLLIN;
 	if (output_waiting || connection->dirty)
 		events |= EPOLLOUT;
@@ -366,6 +389,7 @@ void grpc_connection_close(struct grpc_connection *connection, bool bad_input)
 	if (bad_input || connection->bad_input)
 		server->stats.connections_closed_bad_input++;
 	epoll_ctl(server->epoll_fd, EPOLL_CTL_DEL, connection->fd, NULL);
+	grpc_tls_connection_end(connection);
 	close(connection->fd);
 	connection->fd = -1;
 	if (connection->session != NULL)
@@ -392,11 +416,15 @@ static int connection_flush(struct grpc_connection *connection)
 			grpc_connection_close(connection, true);
 			return -1;
 		}
-		size_t waiting = grpc_buffer_length(&connection->output);
+		if (connection->tls != NULL && grpc_tls_encrypt(connection) != 0) {
+			grpc_connection_close(connection, false);
+			return -1;
+		}
+		struct grpc_buffer *socket_bytes = connection->tls != NULL ? &connection->wire : &connection->output;
+		size_t waiting = grpc_buffer_length(socket_bytes);
 		if (waiting == 0)
 			break;
-		ssize_t written = send(connection->fd, connection->output.data + connection->output.start, waiting,
-			MSG_NOSIGNAL);
+		ssize_t written = send(connection->fd, socket_bytes->data + socket_bytes->start, waiting, MSG_NOSIGNAL);
 		if (written < 0) {
 			if (errno == EINTR)
 				continue;
@@ -405,9 +433,9 @@ static int connection_flush(struct grpc_connection *connection)
 			grpc_connection_close(connection, false);
 			return -1;
 		}
-		grpc_buffer_consume(&connection->output, (size_t)written);
+		grpc_buffer_consume(socket_bytes, (size_t)written);
 	}
-	if (grpc_buffer_length(&connection->output) == 0) {
+	if (grpc_connection_pending_output(connection) == 0) {
 		if (connection->close_after_write ||
 			(connection->mode == GRPC_MODE_HTTP2 && grpc_http2_finished(connection))) {
 			grpc_connection_close(connection, false);
@@ -417,8 +445,7 @@ static int connection_flush(struct grpc_connection *connection)
 	return 0;
 }
 
-/* Feeds received bytes to the connection's protocol, deciding it first; -1 when closed. */
-static int connection_receive(struct grpc_connection *connection, const uint8_t *bytes, size_t length)
+int grpc_connection_receive(struct grpc_connection *connection, const uint8_t *bytes, size_t length)
 {
 	if (connection->mode == GRPC_MODE_DETECTING) {
 		size_t have = grpc_buffer_length(&connection->input);
@@ -493,25 +520,37 @@ static void connection_handle(struct grpc_connection *connection, uint32_t event
 	if (events & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
 		uint8_t bytes[65536];
 		while (budget > 0 && !connection->closed &&
-			grpc_buffer_length(&connection->output) < GRPC_OUTPUT_HIGH_WATER && !connection->close_after_write) {
+			grpc_connection_pending_output(connection) < GRPC_OUTPUT_HIGH_WATER && !connection->close_after_write) {
 			ssize_t got = recv(connection->fd, bytes, sizeof bytes, 0);
 			if (got < 0) {
 				if (errno == EINTR)
 					continue;
 				if (errno == EAGAIN || errno == EWOULDBLOCK)
 					break;
+				grpc_tls_peer_closed(connection);
 				grpc_connection_close(connection, false);
 				return;
 			}
 			if (got == 0) {
 				/* The client is gone (or half-closed: gRPC clients never do that mid-call). */
+				grpc_tls_peer_closed(connection);
 				grpc_connection_close(connection, connection->mode == GRPC_MODE_DETECTING &&
 					grpc_buffer_length(&connection->input) > 0);
 				return;
 			}
 			budget -= (size_t)got < budget ? (size_t)got : budget;
 			connection->last_active_ms = grpc_now_ms();
-			if (connection_receive(connection, bytes, (size_t)got) != 0)
+			if (connection->transport_undecided) {
+				/* A TLS ClientHello record starts with 22 (handshake); no HTTP request does. */
+				connection->transport_undecided = false;
+				if (bytes[0] == 22 && grpc_tls_connection_start(connection) != 0) {
+					grpc_connection_close(connection, false);
+					return;
+				}
+			}
+			int received = connection->tls != NULL ? grpc_tls_receive(connection, bytes, (size_t)got)
+				: grpc_connection_receive(connection, bytes, (size_t)got);
+			if (received != 0)
 				return;
 			/* Answers go out as soon as they exist; the output bound is checked with them. */
 			if (connection_flush(connection) != 0)
@@ -524,7 +563,7 @@ static void connection_handle(struct grpc_connection *connection, uint32_t event
 	}
 	if (connection_flush(connection) != 0)
 		return;
-	if (connection->mode == GRPC_MODE_HTTP1 && grpc_buffer_length(&connection->output) == 0 &&
+	if (connection->mode == GRPC_MODE_HTTP1 && grpc_connection_pending_output(connection) == 0 &&
 		grpc_buffer_length(&connection->input) > 0) {
 		/* Pipelined requests left while the output was full. */
 		if (grpc_http1_process(connection) != 0) {
@@ -543,7 +582,7 @@ static struct grpc_connection *least_recently_active_idle(struct grpc_server *se
 	struct grpc_connection *oldest = NULL;
 	for (struct grpc_connection *connection = server->connections; connection != NULL;
 		connection = connection->next) {
-		bool idle = connection->calls == NULL && grpc_buffer_length(&connection->output) == 0 &&
+		bool idle = connection->calls == NULL && grpc_connection_pending_output(connection) == 0 &&
 			grpc_buffer_length(&connection->input) == 0;
 		if (idle && (oldest == NULL || connection->last_active_ms < oldest->last_active_ms))
 			oldest = connection;
@@ -597,8 +636,15 @@ static void accept_connections(struct grpc_server *server, struct grpc_listener 
 		connection->opened_ms = grpc_now_ms();
 		connection->last_active_ms = connection->opened_ms;
 		connection->epoll_events = EPOLLIN;
+		connection->transport_undecided = listener->secure && listener->plain;
+		if (listener->secure && !listener->plain && grpc_tls_connection_start(connection) != 0) {
+			close(fd);
+			free(connection);
+			continue;
+		}
 		struct epoll_event event = { .events = EPOLLIN, .data.ptr = connection };
 		if (epoll_ctl(server->epoll_fd, EPOLL_CTL_ADD, fd, &event) != 0) {
+			grpc_tls_connection_end(connection);
 			close(fd);
 			free(connection);
 			continue;

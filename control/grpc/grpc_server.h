@@ -1,6 +1,6 @@
-/* control/grpc/grpc_server.h: gRPC over HTTP/2 cleartext (prior knowledge, as etcd clients use it on
- * http:// endpoints), served with nghttp2; plain HTTP/1.1 GETs on the same port (/health, /version,
- * /metrics), told apart by the first bytes of a connection.
+/* control/grpc/grpc_server.h: gRPC over HTTP/2 (prior knowledge on http:// endpoints as etcd clients use
+ * it, ALPN "h2" over TLS on https:// ones), served with nghttp2; plain HTTP/1.1 GETs on the same port
+ * (/health, /version, /metrics), told apart by the first bytes of a connection. TLS: grpc_tls.h.
  *
  * One server is driven by one thread: it sleeps in epoll on grpc_server_fd() (with its other fds) and
  * calls grpc_server_process() whenever that fd is readable (or at least every 100 ms, for timeouts).
@@ -61,9 +61,18 @@ struct grpc_http_response {
 	bool get_only;               /* HEAD gets 405 with "Allow: GET", as etcd's /health and /version */
 };
 
+struct grpc_tls_context;
+
 struct grpc_server_config {
-	const char *const *listen_urls; /* "http://127.0.0.1:2379"; the host must be an IP address or localhost */
+	/* "http://127.0.0.1:2379", "https://[::1]:2379"; the host must be an IP address or localhost. The same
+	 * address under both schemes is one port serving both. */
+	const char *const *listen_urls;
 	size_t listen_url_count;
+	/* Serves the https:// URLs (grpc_tls.h); NULL refuses them. Must outlive the server. */
+	struct grpc_tls_context *tls;
+	/* etcd's metrics listeners (transport.NewListener) also refuse a client certificate whose IP SANs
+	 * do not include the client's address; its client URLs do not. */
+	bool tls_check_client_address;
 	bool reuse_port;                /* SO_REUSEPORT, for one server per client thread */
 	const struct grpc_method *methods;
 	size_t method_count;
@@ -80,7 +89,7 @@ struct grpc_server_config {
 };
 
 /* Opens the listening sockets (IPv4 and IPv6 literals, localhost = 127.0.0.1). NULL with a message
- * naming the URL on error (bad URL, https:// (TLS is not served), address in use). */
+ * naming the URL on error (bad URL, https:// without a TLS context, address in use). */
 struct grpc_server *grpc_server_open(const struct grpc_server_config *config, char *error, size_t length);
 /* One fd (an epoll fd of the server's own) that becomes readable when the server has work. */
 int grpc_server_fd(const struct grpc_server *server);
@@ -112,6 +121,8 @@ struct grpc_server_stats {
 	uint64_t calls_deadline_exceeded;  /* answered DEADLINE_EXCEEDED when their grpc-timeout ran out */
 	uint64_t connections_evicted_idle; /* idle connections closed to make room for a new one */
 	uint64_t http_requests;
+	uint64_t tls_handshakes;          /* completed */
+	uint64_t tls_rejected;            /* handshakes that failed, each logged "rejected connection" */
 };
 void grpc_server_get_stats(const struct grpc_server *server, struct grpc_server_stats *stats);
 

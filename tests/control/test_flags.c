@@ -78,6 +78,35 @@ static void test_environment_form(void)
 	node_flags_free(&flags);
 }
 
+/* Client TLS takes etcd's flags and their variables; nothing is checked here (the files and their
+ * combinations are checked when the client URLs open, as etcd does). */
+static void test_client_tls(void)
+{
+	char *argv[] = {"quorumd", "--cert-file=/pki/server.pem", "--key-file", "/pki/server-key.pem", "--client-cert-auth",
+	                "--cipher-suites", "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384",
+	                NULL};
+	char *environment[] = {"ETCD_TRUSTED_CA_FILE=/pki/ca.pem", "ETCD_AUTO_TLS=true", "ETCD_KEY_FILE=/shadowed.pem",
+	                       NULL};
+	struct node_flags flags;
+	char error[256];
+	CHECK(parse(argv, environment, &flags, error) == 0, "%s", error);
+	CHECK(strcmp(flags.cert_file, "/pki/server.pem") == 0, "cert file %s", flags.cert_file);
+	CHECK(strcmp(flags.key_file, "/pki/server-key.pem") == 0, "--key-file wins over ETCD_KEY_FILE: %s", flags.key_file);
+	CHECK(strcmp(flags.trusted_ca_file, "/pki/ca.pem") == 0, "ETCD_TRUSTED_CA_FILE: %s", flags.trusted_ca_file);
+	CHECK(flags.client_cert_auth && flags.auto_tls, "--client-cert-auth and ETCD_AUTO_TLS");
+	CHECK(strcmp(flags.cipher_suites, "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384") == 0,
+	      "cipher suites %s", flags.cipher_suites);
+	node_flags_free(&flags);
+
+	char *plain[] = {"quorumd", NULL};
+	char *none[] = {NULL};
+	CHECK(parse(plain, none, &flags, error) == 0, "%s", error);
+	CHECK(!flags.client_cert_auth && !flags.auto_tls && !*flags.cert_file && !*flags.key_file &&
+	          !*flags.trusted_ca_file && !*flags.cipher_suites,
+	      "client TLS is off by default");
+	node_flags_free(&flags);
+}
+
 static void expect_error(char **argv, char **environment, const char *fragment)
 {
 	struct node_flags flags;
@@ -123,8 +152,8 @@ static void test_unknown_flags(void)
 	expect_error(single_dash, none, "-no-such-flag");
 	char *etcd_only[] = {"quorumd", "--enable-v2=true", NULL};
 	expect_error(etcd_only, none, "--enable-v2 is an etcd flag that quorumd does not support");
-	char *tls[] = {"quorumd", "--cert-file", "/etc/ssl/x.pem", NULL};
-	expect_error(tls, none, "--cert-file is an etcd flag");
+	char *peer_tls[] = {"quorumd", "--peer-cert-file", "/etc/ssl/x.pem", NULL};
+	expect_error(peer_tls, none, "--peer-cert-file is an etcd flag");
 	/* Bootstrap discovery: etcd's rules (embed.Config.Validate). One way to bootstrap only; a discovery flag
 	 * replaces the default --initial-cluster but not an explicit one; token and endpoints go together. */
 	char *conflict[] = {"quorumd", "--discovery-srv", "example.com", "--initial-cluster", "a=http://127.0.0.1:2380",
@@ -188,6 +217,7 @@ int main(void)
 	test_defaults();
 	test_seed_command_line();
 	test_environment_form();
+	test_client_tls();
 	test_errors();
 	test_unknown_flags();
 	printf("%s\n", failures ? "FAILED" : "ok");

@@ -1,0 +1,209 @@
+/* control/api/client_tls.c: etcd's client TLS set-up (embed.configureClientListeners and serveMetrics in
+ * etcd 3.4) from the flags: --cipher-suites names, --auto-tls, each URL's scheme against the certificate
+ * flags, then the certificate. The errors and log lines are etcd's, so an operator's etcd configuration
+ * fails, warns and starts the same way. */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "alloc.h"
+#include "client_internal.h"
+#include "grpc_tls.h"
+#include "log.h"
+
+static bool is_https(const char *url)
+{
+	return strncmp(url, "https://", 8) == 0;
+}
+
+/* The URL's host:port (Go's url.URL.Host). */
+static void host_port_of(const char *url, char *out, size_t size)
+{
+	const char *start = strstr(url, "://");
+	start = start != NULL ? start + 3 : url;
+	size_t length = strcspn(start, "/");
+	snprintf(out, size, "%.*s", (int)length, start);
+}
+
+/* etcd's tlsutil.GetCipherSuites check, made before anything else (etcd makes it even when no URL is
+ * https). */
+static int check_cipher_suites(const char *names, char *error, size_t length)
+{
+	if (names == NULL || names[0] == '\0')
+		return 0;
+	char *copy = xstrdup(names);
+	int result = 0;
+	for (char *name = copy, *comma; name != NULL; name = comma != NULL ? comma + 1 : NULL) {
+		comma = strchr(name, ',');
+		if (comma != NULL)
+			*comma = '\0';
+		if (grpc_tls_cipher_openssl_name(name) == NULL) {
+			char escaped[256];
+			snprintf(error, length, "unexpected TLS cipher suite \"%s\"", log_json_escape(name, escaped, sizeof escaped));
+			result = -1;
+			break;
+		}
+	}
+	free(copy);
+	return result;
+}
+
+/* The JSON array etcd logs as "cipher-suites". */
+static void cipher_suites_json(const char *names, char *out, size_t size)
+{
+	size_t used = (size_t)snprintf(out, size, "[");
+	if (names != NULL && names[0] != '\0') {
+		char *copy = xstrdup(names);
+		bool first = true;
+		for (char *name = copy, *comma; name != NULL && used < size; name = comma != NULL ? comma + 1 : NULL) {
+			comma = strchr(name, ',');
+			if (comma != NULL)
+				*comma = '\0';
+			char escaped[256];
+			used += (size_t)snprintf(out + used, size - used, "%s\"%s\"", first ? "" : ",",
+				log_json_escape(name, escaped, sizeof escaped));
+			first = false;
+		}
+		free(copy);
+	}
+	if (used < size)
+		snprintf(out + used, size - used, "]");
+}
+
+int client_tls_prepare(struct client_tls *tls, const struct node_flags *flags, char *const *urls, size_t url_count,
+	char *const *metrics_urls, size_t metrics_url_count, char *error, size_t length)
+{
+	memset(tls, 0, sizeof *tls);
+	if (check_cipher_suites(flags->cipher_suites, error, length) != 0)
+		return -1;
+	tls->cert_file = xstrdup(flags->cert_file);
+	tls->key_file = xstrdup(flags->key_file);
+	tls->trusted_ca_file = xstrdup(flags->trusted_ca_file);
+	tls->client_cert_auth = flags->client_cert_auth;
+	bool certificate_given = tls->cert_file[0] != '\0' || tls->key_file[0] != '\0';
+
+	if (flags->auto_tls && certificate_given) {
+		log_write("warn", "ignoring client auto TLS since certs given", NULL);
+	} else if (flags->auto_tls) {
+		/* etcd's ClientSelfCert: a certificate for the hosts of every listen client URL, in
+		 * DATA_DIR/fixtures/client. It replaces the whole TLS configuration, so --trusted-ca-file and
+		 * --client-cert-auth no longer apply (etcd logs "client-cert-auth = false" then too). */
+		size_t directory_size = strlen(flags->data_dir) + sizeof "/fixtures/client";
+		char *directory = xmalloc(directory_size);
+		snprintf(directory, directory_size, "%s/fixtures/client", flags->data_dir);
+		char **hosts = xcalloc(url_count + 1, sizeof *hosts);
+		for (size_t k = 0; k < url_count; k++) {
+			hosts[k] = xmalloc(256);
+			host_port_of(urls[k], hosts[k], 256);
+		}
+		bool created = false;
+		int made = grpc_tls_self_signed(directory, (const char *const *)hosts, url_count, &created, error, length);
+		for (size_t k = 0; k < url_count; k++)
+			free(hosts[k]);
+		free(hosts);
+		if (made != 0) {
+			free(directory);
+			client_tls_release(tls);
+			return -1;
+		}
+		free(tls->cert_file);
+		free(tls->key_file);
+		free(tls->trusted_ca_file);
+		size_t path_size = directory_size + sizeof "/cert.pem";
+		tls->cert_file = xmalloc(path_size);
+		tls->key_file = xmalloc(path_size);
+		snprintf(tls->cert_file, path_size, "%s/cert.pem", directory);
+		snprintf(tls->key_file, path_size, "%s/key.pem", directory);
+		tls->trusted_ca_file = xstrdup("");
+		tls->client_cert_auth = false;
+		free(directory);
+		if (created) {
+			char escaped[4096];
+			log_write("info", "created cert file", "\"path\":\"%s\"",
+				log_json_escape(tls->cert_file, escaped, sizeof escaped));
+			log_write("info", "created key file", "\"path\":\"%s\"",
+				log_json_escape(tls->key_file, escaped, sizeof escaped));
+		}
+		certificate_given = true;
+	}
+
+	bool any_https = false;
+	for (size_t k = 0; k < url_count; k++) {
+		char escaped[1024];
+		log_json_escape(urls[k], escaped, sizeof escaped);
+		if (!is_https(urls[k])) {
+			if (certificate_given)
+				log_write("warn", "scheme is HTTP while key and cert files are present; ignoring key and cert files",
+					"\"client-url\":\"%s\"", escaped);
+			if (tls->client_cert_auth)
+				log_write("warn", "scheme is HTTP while --client-cert-auth is enabled; ignoring client cert auth for "
+					"this URL", "\"client-url\":\"%s\"", escaped);
+			continue;
+		}
+		if (!certificate_given) {
+			snprintf(error, length, "TLS key/cert (--cert-file, --key-file) must be provided for client url %s with "
+				"HTTPS scheme", urls[k]);
+			client_tls_release(tls);
+			return -1;
+		}
+		any_https = true;
+	}
+	for (size_t k = 0; k < metrics_url_count; k++) {
+		if (!is_https(metrics_urls[k]))
+			continue;
+		if (!certificate_given) {
+			char host_port[256];
+			host_port_of(metrics_urls[k], host_port, sizeof host_port);
+			snprintf(error, length, "cannot listen on TLS for %s: KeyFile and CertFile are not presented", host_port);
+			client_tls_release(tls);
+			return -1;
+		}
+		any_https = true;
+	}
+	if (!any_https)
+		return 0;
+
+	struct grpc_tls_settings settings = {
+		.cert_file = tls->cert_file,
+		.key_file = tls->key_file,
+		.trusted_ca_file = tls->trusted_ca_file,
+		.client_cert_auth = tls->client_cert_auth,
+		.cipher_suites = flags->cipher_suites,
+	};
+	tls->context = grpc_tls_context_new(&settings, error, length);
+	if (tls->context == NULL) {
+		client_tls_release(tls);
+		return -1;
+	}
+	char info[8192], escaped[8192 + 512], suites[2048];
+	snprintf(info, sizeof info, "cert = %s, key = %s, trusted-ca = %s, client-cert-auth = %s, crl-file = ",
+		tls->cert_file, tls->key_file, tls->trusted_ca_file, tls->client_cert_auth ? "true" : "false");
+	cipher_suites_json(flags->cipher_suites, suites, sizeof suites);
+	log_write("info", "starting with client TLS", "\"tls-info\":\"%s\",\"cipher-suites\":%s",
+		log_json_escape(info, escaped, sizeof escaped), suites);
+	return 0;
+}
+
+void client_tls_log_serving(char *const *urls, size_t url_count)
+{
+	for (size_t k = 0; k < url_count; k++) {
+		char host_port[256], escaped[600];
+		host_port_of(urls[k], host_port, sizeof host_port);
+		log_json_escape(host_port, escaped, sizeof escaped);
+		if (is_https(urls[k]))
+			log_write("info", "serving client traffic securely", "\"address\":\"%s\"", escaped);
+		else
+			log_write("info", "serving client traffic insecurely; this is strongly discouraged!", "\"address\":\"%s\"",
+				escaped);
+	}
+}
+
+void client_tls_release(struct client_tls *tls)
+{
+	grpc_tls_context_free(tls->context);
+	free(tls->cert_file);
+	free(tls->key_file);
+	free(tls->trusted_ca_file);
+	memset(tls, 0, sizeof *tls);
+}
