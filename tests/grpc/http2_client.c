@@ -116,7 +116,24 @@ static bool settings_arrived(void *argument)
 	return ((struct client *)argument)->settings_received;
 }
 
-struct client *client_open(int port, uint32_t window_size, bool large_connection_window)
+/* Drives the TLS handshake on the non-blocking socket; false on failure or after 5 s. */
+static bool tls_handshake(struct client *client)
+{
+	uint64_t deadline = now_ms() + 5000;
+	while (now_ms() < deadline) {
+		int result = SSL_do_handshake(client->tls);
+		if (result == 1)
+			return true;
+		int reason = SSL_get_error(client->tls, result);
+		if (reason != SSL_ERROR_WANT_READ && reason != SSL_ERROR_WANT_WRITE)
+			return false;
+		struct pollfd poll_fd = { .fd = client->fd, .events = reason == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT };
+		poll(&poll_fd, 1, 20);
+	}
+	return false;
+}
+
+static struct client *open_client(int port, SSL_CTX *tls_context, uint32_t window_size, bool large_connection_window)
 {
 	struct client *client = calloc(1, sizeof *client);
 	client->read_chunk = 65536;
@@ -132,6 +149,17 @@ struct client *client_open(int port, uint32_t window_size, bool large_connection
 	int one = 1;
 	setsockopt(client->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 	fcntl(client->fd, F_SETFL, fcntl(client->fd, F_GETFL) | O_NONBLOCK);
+	if (tls_context != NULL) {
+		client->tls = SSL_new(tls_context);
+		SSL_set_fd(client->tls, client->fd);
+		SSL_set_connect_state(client->tls);
+		/* The pump writes from a buffer it moves between tries. */
+		SSL_set_mode(client->tls, SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER | SSL_MODE_ENABLE_PARTIAL_WRITE);
+		if (!tls_handshake(client)) {
+			client_close(client);
+			return NULL;
+		}
+	}
 
 	nghttp2_session_callbacks *callbacks;
 	nghttp2_session_callbacks_new(&callbacks);
@@ -156,11 +184,22 @@ struct client *client_open(int port, uint32_t window_size, bool large_connection
 	return client;
 }
 
+struct client *client_open(int port, uint32_t window_size, bool large_connection_window)
+{
+	return open_client(port, NULL, window_size, large_connection_window);
+}
+
+struct client *client_open_tls(int port, SSL_CTX *tls_context, uint32_t window_size, bool large_connection_window)
+{
+	return open_client(port, tls_context, window_size, large_connection_window);
+}
+
 void client_close(struct client *client)
 {
 	if (client == NULL)
 		return;
 	nghttp2_session_del(client->session);
+	SSL_free(client->tls);
 	close(client->fd);
 	free(client->output);
 	free(client);
@@ -284,7 +323,9 @@ bool client_pump(struct client *client, bool (*done)(void *argument), void *argu
 			append(&client->output, &client->output_length, &client->output_capacity, bytes, (size_t)length);
 		}
 		while (client->output_length > 0) {
-			ssize_t written = send(client->fd, client->output, client->output_length, MSG_NOSIGNAL);
+			ssize_t written = client->tls != NULL
+				? SSL_write(client->tls, client->output, (int)client->output_length)
+				: send(client->fd, client->output, client->output_length, MSG_NOSIGNAL);
 			if (written <= 0)
 				break;
 			memmove(client->output, client->output + written, client->output_length - (size_t)written);
@@ -293,10 +334,25 @@ bool client_pump(struct client *client, bool (*done)(void *argument), void *argu
 		struct pollfd poll_fd = { .fd = client->fd, .events = POLLIN };
 		if (client->output_length > 0)
 			poll_fd.events |= POLLOUT;
-		if (poll(&poll_fd, 1, 10) <= 0)
+		/* Decrypted bytes OpenSSL holds do not make the socket readable. */
+		if (client->tls != NULL && SSL_pending(client->tls) > 0)
+			poll_fd.revents = POLLIN;
+		else if (poll(&poll_fd, 1, 10) <= 0)
 			continue;
 		if (poll_fd.revents & (POLLIN | POLLHUP | POLLERR)) {
-			ssize_t got = recv(client->fd, buffer, client->read_chunk, 0);
+			ssize_t got;
+			if (client->tls != NULL) {
+				got = SSL_read(client->tls, buffer, (int)client->read_chunk);
+				if (got <= 0) {
+					int reason = SSL_get_error(client->tls, (int)got);
+					if (reason == SSL_ERROR_WANT_READ || reason == SSL_ERROR_WANT_WRITE)
+						continue;
+					client->eof = true;
+					continue;
+				}
+			} else {
+				got = recv(client->fd, buffer, client->read_chunk, 0);
+			}
 			if (got == 0 || (got < 0 && errno != EAGAIN && errno != EINTR)) {
 				client->eof = true;
 				continue;

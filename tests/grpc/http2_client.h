@@ -6,6 +6,7 @@
 #define QUORUMD_TESTS_GRPC_HTTP2_CLIENT_H
 
 #include <nghttp2/nghttp2.h>
+#include <openssl/ssl.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -29,6 +30,7 @@ struct client_stream {
 
 struct client {
 	int fd;
+	SSL *tls;            /* NULL: cleartext */
 	nghttp2_session *session;
 	bool eof;
 	bool settings_received;
@@ -44,6 +46,9 @@ struct client {
  * large_connection_window the connection window is raised to 64 MiB) and waits for the server's
  * SETTINGS. NULL on failure. */
 struct client *client_open(int port, uint32_t window_size, bool large_connection_window);
+/* The same over TLS: the handshake with tls_context (its ALPN, CAs and certificate), then as client_open.
+ * NULL when the handshake or the server's SETTINGS fail. */
+struct client *client_open_tls(int port, SSL_CTX *tls_context, uint32_t window_size, bool large_connection_window);
 void client_close(struct client *client);
 
 void client_stream_init(struct client_stream *stream);
