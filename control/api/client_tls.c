@@ -49,6 +49,16 @@ static int check_cipher_suites(const char *names, char *error, size_t length)
 	return result;
 }
 
+/* NAME is one of the comma-separated names. */
+static bool lists_name(const char *names, const char *name)
+{
+	size_t length = strlen(name);
+	for (const char *at = names; at != NULL; at = strchr(at, ',') != NULL ? strchr(at, ',') + 1 : NULL)
+		if (strncmp(at, name, length) == 0 && (at[length] == ',' || at[length] == '\0'))
+			return true;
+	return false;
+}
+
 /* The JSON array etcd logs as "cipher-suites". */
 static void cipher_suites_json(const char *names, char *out, size_t size)
 {
@@ -128,7 +138,7 @@ int client_tls_prepare(struct client_tls *tls, const struct node_flags *flags, c
 		certificate_given = true;
 	}
 
-	bool any_https = false;
+	bool any_https = false, any_https_client = false;
 	for (size_t k = 0; k < url_count; k++) {
 		char escaped[1024];
 		log_json_escape(urls[k], escaped, sizeof escaped);
@@ -147,7 +157,7 @@ int client_tls_prepare(struct client_tls *tls, const struct node_flags *flags, c
 			client_tls_release(tls);
 			return -1;
 		}
-		any_https = true;
+		any_https = any_https_client = true;
 	}
 	for (size_t k = 0; k < metrics_url_count; k++) {
 		if (!is_https(metrics_urls[k]))
@@ -163,6 +173,16 @@ int client_tls_prepare(struct client_tls *tls, const struct node_flags *flags, c
 	}
 	if (!any_https)
 		return 0;
+	/* etcd's https client URLs are served by Go's HTTP/2 server, which refuses a TLS 1.2 suite list without the
+	 * suite HTTP/2 requires (net/http's ConfigureServer); etcd stops with its error. */
+	if (any_https_client && flags->cipher_suites != NULL && flags->cipher_suites[0] != '\0' &&
+		!lists_name(flags->cipher_suites, "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256") &&
+		!lists_name(flags->cipher_suites, "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256")) {
+		snprintf(error, length, "http2: TLSConfig.CipherSuites is missing an HTTP/2-required AES_128_GCM_SHA256 cipher "
+			"(need at least one of TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256 or TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256)");
+		client_tls_release(tls);
+		return -1;
+	}
 
 	struct grpc_tls_settings settings = {
 		.cert_file = tls->cert_file,
