@@ -21,6 +21,8 @@
 /* A connection that has not shown whether it speaks HTTP/2 or HTTP/1.1, or an HTTP/1.1 connection
  * in the middle of a request head, is closed after this long (slow clients must not hold slots). */
 #define GRPC_IDLE_HANDSHAKE_MS 10000
+/* How long a refused connection waits for the client to close after our last bytes (grpc_connection_linger). */
+#define GRPC_LINGER_MS 1000
 
 /* Growable byte buffer with a read position: response messages of a call, a connection's output. */
 struct grpc_buffer {
@@ -131,6 +133,10 @@ struct grpc_connection {
 	struct grpc_tls_connection *tls;
 	struct grpc_buffer wire;
 	bool transport_undecided;   /* a listener serving both schemes: the first byte decides */
+	/* Refused (a failed TLS handshake): our last bytes are sent and our side shut, and what the client still
+	 * sends is read and dropped until it closes or this time passes, so that it reads our alert rather
+	 * than a reset (closing a socket with unread input resets it). 0: not lingering. */
+	uint64_t lingering_until_ms;
 
 	nghttp2_session *session;
 	struct grpc_call *calls;    /* every call of this connection */
@@ -183,6 +189,9 @@ static inline size_t grpc_connection_pending_output(const struct grpc_connection
 	return grpc_buffer_length(&connection->output) + grpc_buffer_length(&connection->wire);
 }
 void grpc_connection_close(struct grpc_connection *connection, bool bad_input);
+/* Ends a connection gracefully (see lingering_until_ms): TLS state freed after its last records, our
+ * side shut down. grpc_connection_close follows when the client closes, or after a second. */
+void grpc_connection_linger(struct grpc_connection *connection);
 void grpc_server_table_insert(struct grpc_server *server, struct grpc_call *call);
 void grpc_server_table_remove(struct grpc_server *server, struct grpc_call *call);
 

@@ -352,7 +352,7 @@ void grpc_server_get_stats(const struct grpc_server *server, struct grpc_server_
 
 static void connection_set_events(struct grpc_connection *connection)
 {
-	if (connection->closed)
+	if (connection->closed || connection->lingering_until_ms != 0)
 		return;
 	uint32_t events = 0;
 	bool output_waiting = grpc_connection_pending_output(connection) > 0;
@@ -406,6 +406,35 @@ void grpc_connection_close(struct grpc_connection *connection, bool bad_input)
 	/* Freed later: the dirty list or the caller's stack may still point at it. */
 	connection->dead_next = server->dead;
 	server->dead = connection;
+}
+
+void grpc_connection_linger(struct grpc_connection *connection)
+{
+	if (connection->closed || connection->lingering_until_ms != 0)
+		return;
+	grpc_tls_connection_end(connection);
+	shutdown(connection->fd, SHUT_WR);
+	connection->lingering_until_ms = grpc_now_ms() + GRPC_LINGER_MS;
+	grpc_buffer_free(&connection->input);
+	grpc_buffer_free(&connection->output);
+	struct epoll_event event = { .events = EPOLLIN, .data.ptr = connection };
+	if (epoll_ctl(connection->server->epoll_fd, EPOLL_CTL_MOD, connection->fd, &event) == 0)
+		connection->epoll_events = EPOLLIN;
+}
+
+/* A lingering connection's input is dropped until the client closes. */
+static void drain_lingering(struct grpc_connection *connection)
+{
+	uint8_t discarded[4096];
+	for (int round = 0; round < 16; round++) {
+		ssize_t got = recv(connection->fd, discarded, sizeof discarded, 0);
+		if (got > 0)
+			continue;
+		if (got < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+			return;
+		break;
+	}
+	grpc_connection_close(connection, false);
 }
 
 /* Writes connection->output, refilling it from nghttp2; -1 when the connection is gone. */
@@ -514,6 +543,10 @@ int grpc_connection_receive(struct grpc_connection *connection, const uint8_t *b
 
 static void connection_handle(struct grpc_connection *connection, uint32_t events)
 {
+	if (connection->lingering_until_ms != 0) {
+		drain_lingering(connection);
+		return;
+	}
 	/* A budget per wake-up keeps one busy client from starving the others (epoll is
 	 * level-triggered: what is left is read next time). */
 	size_t budget = 1024 * 1024;
@@ -666,7 +699,8 @@ static void close_stalled_connections(struct grpc_server *server, uint64_t now)
 		struct grpc_connection *next = connection->next;
 		bool stalled = connection->mode == GRPC_MODE_DETECTING ||
 			(connection->mode == GRPC_MODE_HTTP1 && grpc_buffer_length(&connection->input) > 0);
-		if (stalled && now - connection->opened_ms > GRPC_IDLE_HANDSHAKE_MS)
+		if ((stalled && now - connection->opened_ms > GRPC_IDLE_HANDSHAKE_MS) ||
+			(connection->lingering_until_ms != 0 && now >= connection->lingering_until_ms))
 			grpc_connection_close(connection, false);
 		connection = next;
 	}

@@ -611,7 +611,7 @@ static void log_rejection(struct grpc_tls_connection *tls, const char *error, co
 		names != NULL ? names : "", names != NULL ? "," : "", log_json_escape(error, escaped_error, sizeof escaped_error));
 }
 
-/* What the alert OpenSSL wrote is worth: one try to send it before the socket closes. */
+/* The last records (an alert, close_notify) get one try: the connection is ending either way. */
 static void send_wire_once(struct grpc_connection *connection)
 {
 	size_t waiting = grpc_buffer_length(&connection->wire);
@@ -638,8 +638,7 @@ static void handshake_failed(struct grpc_tls_connection *tls)
 	ERR_clear_error();
 	log_rejection(tls, error, NULL);
 	tls->broken = true;
-	send_wire_once(tls->connection);
-	grpc_connection_close(tls->connection, false);
+	grpc_connection_linger(tls->connection);
 }
 
 /* Appends a JSON array of strings ("[\"a\",\"b\"]") to out. */
@@ -727,7 +726,7 @@ static int advance(struct grpc_tls_connection *tls)
 		tls->handshake_done = true;
 		connection->server->stats.tls_handshakes++;
 		if (connection->server->config.tls_check_client_address && !client_address_allowed(tls)) {
-			grpc_connection_close(connection, false);
+			grpc_connection_linger(connection);
 			return -1;
 		}
 	}
@@ -767,7 +766,8 @@ int grpc_tls_receive(struct grpc_connection *connection, const uint8_t *bytes, s
 		if (!looks_tls) {
 			log_rejection(tls, "tls: first record does not look like a TLS handshake", NULL);
 			tls->broken = true;
-			grpc_connection_close(connection, true);
+			connection->bad_input = true;
+			grpc_connection_linger(connection);
 			return -1;
 		}
 	}
@@ -819,8 +819,9 @@ void grpc_tls_connection_end(struct grpc_connection *connection)
 	if (tls->handshake_done && !tls->broken) {
 		ERR_clear_error();
 		SSL_shutdown(tls->ssl);
-		send_wire_once(connection);
 	}
+	/* close_notify, or the alert of a failed handshake. */
+	send_wire_once(connection);
 	ERR_clear_error();
 	SSL_free(tls->ssl);
 	free(tls);

@@ -2,17 +2,17 @@
 # tests/tls/01-client-tls.sh: a three-member cluster whose client URLs are https:// with --client-cert-auth and
 # the test CA (etcd's secure set-up), driven by etcdctl --cacert --cert --key; every client without a trusted
 # certificate is refused, each with etcd's log line; curl on the client and metrics URLs. Outputs pinned
-# against etcd 3.4.23 (run the script with etcd to re-check them). Ports 26100-26199.
+# against etcd 3.4.23 (run the script with etcd to re-check them). Ports 27100-27199.
 source "$(dirname "$(realpath "$0")")/lib.sh"
 
-add_tls_member infra1 26110
-add_tls_member infra2 26120
-add_tls_member infra3 26130
+add_tls_member infra1 27110
+add_tls_member infra2 27120
+add_tls_member infra3 27130
 ic=$(initial_cluster infra1 infra2 infra3)
 # infra1 also serves --listen-metrics-urls, https and http at once.
 # shellcheck disable=SC2046
 start_member infra1 "$ic" new $(tls_flags infra1) \
-	--listen-metrics-urls "https://127.0.0.1:26108,http://127.0.0.1:26107"
+	--listen-metrics-urls "https://127.0.0.1:27108,http://127.0.0.1:27107"
 for n in infra2 infra3; do
 	# shellcheck disable=SC2046
 	start_member "$n" "$ic" new $(tls_flags "$n")
@@ -29,21 +29,21 @@ expect_out $'foo\nbar\nfoo2\nbar2' --endpoints="${CLIENT[infra1]}" get foo --pre
 expect_out "1" --endpoints="$all" del foo2
 ctl_ok --endpoints="${CLIENT[infra1]}" get foo -w json
 assert_eq "get -w json over TLS" \
-	'{"header":{"cluster_id":10708427125018473288,"member_id":756718844783502167,"revision":4,"raft_term":T},"kvs":[{"key":"Zm9v","create_revision":2,"mod_revision":2,"version":1,"value":"YmFy"}],"count":1}' \
+	'{"header":{"cluster_id":5754054865604692777,"member_id":13975272086689434772,"revision":4,"raft_term":T},"kvs":[{"key":"Zm9v","create_revision":2,"mod_revision":2,"version":1,"value":"YmFy"}],"count":1}' \
 	"$(mask_term "$OUT")"
 ctl_ok --endpoints="${CLIENT[infra1]}" member list -w table
 check_table_layout "member list over TLS" "$OUT"
 assert_eq "member list: the https:// client URLs" \
 	"$(printf '%s\n' \
 		'ID|STATUS|NAME|PEER ADDRS|CLIENT ADDRS|IS LEARNER' \
-		'a8067c7b22a2357|started|infra1|http://127.0.0.1:26110|https://127.0.0.1:26109|false' \
-		'bf928398da918783|started|infra2|http://127.0.0.1:26120|https://127.0.0.1:26119|false' \
-		'c429c2619048ae20|started|infra3|http://127.0.0.1:26130|https://127.0.0.1:26129|false')" \
+		'49c81856b2f8ccde|started|infra3|http://127.0.0.1:27130|https://127.0.0.1:27129|false' \
+		'c1f223eb2e8e4c94|started|infra1|http://127.0.0.1:27110|https://127.0.0.1:27109|false' \
+		'd0a83fead4b698a8|started|infra2|http://127.0.0.1:27120|https://127.0.0.1:27119|false')" \
 	"$(table_cells "$OUT")"
 ctl_ok --endpoints="$all" endpoint health
 assert_eq "endpoint health over TLS" "" "$OUT"
 assert_match "endpoint health over TLS (stderr)" \
-	"(https://127.0.0.1:261[0-9]9 is healthy: successfully committed proposal: took = [0-9.]+[mµ]?s
+	"(https://127.0.0.1:271[0-9]9 is healthy: successfully committed proposal: took = [0-9.]+[mµ]?s
 ?){3}" "$ERR"
 ctl_bg watch.out --endpoints="${CLIENT[infra1]}" watch foo --rev=2
 wait_output watch.out 10 $'PUT\nfoo\nbar'
@@ -68,7 +68,7 @@ assert_match "the expired certificate's dates in Go's words" \
 expect_refused "trusting another CA" --endpoints="${CLIENT[infra1]}" --cacert "$PKI/other-ca.pem" \
 	--cert "$PKI/client.pem" --key "$PKI/client-key.pem"
 expect_rejection_logged infra1 "remote error: tls: bad certificate"
-expect_refused "over plain http" --endpoints="http://127.0.0.1:26109"
+expect_refused "over plain http" --endpoints="http://127.0.0.1:27109"
 expect_rejection_logged infra1 "tls: first record does not look like a TLS handshake"
 
 # ---- curl: /health over TLS (HTTP/2 by ALPN, and HTTP/1.1), refusals, the metrics URLs ----
@@ -80,21 +80,21 @@ curl_status $(client_cert_curl) --http1.1 -w ' %{http_version} %{http_code}' "${
 assert_eq "curl /health over TLS (HTTP/1.1): $ERR" '{"health":"true"} 1.1 200' "$OUT"
 curl_status --cacert "$PKI/ca.pem" "${CLIENT[infra1]}/health"
 assert_eq "curl without a client certificate: exit code ($ERR)" 56 "$RC"
-curl_status "http://127.0.0.1:26109/health"
+curl_status "http://127.0.0.1:27109/health"
 assert_eq "curl over plain http to the https port: exit code ($ERR)" 52 "$RC"
 assert_contains "curl over plain http to the https port" "Empty reply from server" "$ERR"
 # shellcheck disable=SC2046
-curl_status $(client_cert_curl) "https://127.0.0.1:26108/health"
+curl_status $(client_cert_curl) "https://127.0.0.1:27108/health"
 assert_eq "curl /health on the https metrics URL ($ERR)" '{"health":"true"}' "$OUT"
-curl_status "http://127.0.0.1:26107/health"
+curl_status "http://127.0.0.1:27107/health"
 assert_eq "curl /health on the http metrics URL ($ERR)" '{"health":"true"}' "$OUT"
 # shellcheck disable=SC2046
-curl_status $(client_cert_curl) "https://127.0.0.1:26108/metrics"
+curl_status $(client_cert_curl) "https://127.0.0.1:27108/metrics"
 assert_contains "/metrics on the https metrics URL" "etcd_server_has_leader 1" "$OUT"
 # The metrics listener (etcd's transport.NewListener) also wants the client's address in the certificate's SANs;
 # the client URLs do not.
 curl_status --cacert "$PKI/ca.pem" --cert "$PKI/wrong-ip-client.pem" --key "$PKI/wrong-ip-client-key.pem" \
-	"https://127.0.0.1:26108/health"
+	"https://127.0.0.1:27108/health"
 [ "$RC" -ne 0 ] || fail "the metrics URL served a certificate for 10.11.12.13: $OUT"
 expect_rejection_logged infra1 "x509: certificate is valid for 10.11.12.13, not 127.0.0.1"
 assert_contains "the rejected certificate's SANs in the log" '"ip-addresses":["10.11.12.13"],"dns-names":[]' \

@@ -2,12 +2,12 @@
 # tests/tls/02-flags.sh: etcd's client TLS flags one member at a time: the combinations etcd refuses, with its
 # words; the ETCD_* variables; --cipher-suites; --auto-tls (etcd's self-signed certificate, kept across a
 # restart); http:// and https:// client URLs at once. Each member is a new one-member cluster; the same script
-# against etcd 3.4.23 checks the expectations. Ports 26200-26299.
+# against etcd 3.4.23 checks the expectations. Ports 27200-27299.
 source "$(dirname "$(realpath "$0")")/lib.sh"
 
-# solo NAME: declares NAME as a one-member cluster on peer port 26210 (each case its own data dir and log).
+# solo NAME: declares NAME as a one-member cluster on peer port 27210 (each case its own data dir and log).
 solo() {
-	add_member "$1" 26210
+	add_member "$1" 27210
 }
 
 # expect_start_error NAME ERROR_JSON FLAGS...: NAME, started with FLAGS, exits with code 1 within 30 s and its log
@@ -23,40 +23,40 @@ expect_start_error() {
 
 # ---- what etcd refuses ----
 solo no-cert
-CLIENT[no-cert]=https://127.0.0.1:26209
+CLIENT[no-cert]=https://127.0.0.1:27209
 expect_start_error no-cert \
-	"TLS key/cert (--cert-file, --key-file) must be provided for client url https://127.0.0.1:26209 with HTTPS scheme"
+	"TLS key/cert (--cert-file, --key-file) must be provided for client url https://127.0.0.1:27209 with HTTPS scheme"
 
 solo no-key
-CLIENT[no-key]=https://127.0.0.1:26209
+CLIENT[no-key]=https://127.0.0.1:27209
 expect_start_error no-key "KeyFile and CertFile must both be present[key: , cert: $PKI/infra1.pem]" \
 	--cert-file "$PKI/infra1.pem"
 
 solo bad-cipher
-CLIENT[bad-cipher]=https://127.0.0.1:26209
+CLIENT[bad-cipher]=https://127.0.0.1:27209
 expect_start_error bad-cipher 'unexpected TLS cipher suite \"TLS_BOGUS\"' --cert-file "$PKI/infra1.pem" \
 	--key-file "$PKI/infra1-key.pem" --cipher-suites TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,TLS_BOGUS
 
 # Go's HTTP/2 server (etcd's https client URLs) wants the suite HTTP/2 requires among the TLS 1.2 ones.
 solo no-http2-cipher
-CLIENT[no-http2-cipher]=https://127.0.0.1:26209
+CLIENT[no-http2-cipher]=https://127.0.0.1:27209
 expect_start_error no-http2-cipher \
 	"http2: TLSConfig.CipherSuites is missing an HTTP/2-required AES_128_GCM_SHA256 cipher (need at least one of TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256 or TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256)" \
 	--cert-file "$PKI/infra1.pem" --key-file "$PKI/infra1-key.pem" --cipher-suites TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384
 
 solo metrics-no-cert
-expect_start_error metrics-no-cert "cannot listen on TLS for 127.0.0.1:26208: KeyFile and CertFile are not presented" \
-	--listen-metrics-urls https://127.0.0.1:26208
+expect_start_error metrics-no-cert "cannot listen on TLS for 127.0.0.1:27208: KeyFile and CertFile are not presented" \
+	--listen-metrics-urls https://127.0.0.1:27208
 
 solo missing-file
-CLIENT[missing-file]=https://127.0.0.1:26209
+CLIENT[missing-file]=https://127.0.0.1:27209
 expect_start_error missing-file "open $PKI/missing.pem: no such file or directory" --cert-file "$PKI/missing.pem" \
 	--key-file "$PKI/infra1-key.pem"
 log "etcd's errors: ok"
 
 # ---- the ETCD_* variables, and --cipher-suites (TLS 1.2 only: Go does not let TLS 1.3's be chosen) ----
 solo by-environment
-CLIENT[by-environment]=https://127.0.0.1:26209
+CLIENT[by-environment]=https://127.0.0.1:27209
 export ETCD_CERT_FILE=$PKI/infra1.pem ETCD_KEY_FILE=$PKI/infra1-key.pem ETCD_TRUSTED_CA_FILE=$PKI/ca.pem \
 	ETCD_CLIENT_CERT_AUTH=true ETCD_CIPHER_SUITES=TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256
 start_member by-environment "$(initial_cluster by-environment)" new
@@ -86,7 +86,7 @@ log "variables and cipher suites: ok"
 
 # ---- --auto-tls: etcd's self-signed certificate; it replaces --trusted-ca-file and --client-cert-auth ----
 solo auto
-CLIENT[auto]=https://127.0.0.1:26209
+CLIENT[auto]=https://127.0.0.1:27209
 auto_flags=(--auto-tls --trusted-ca-file "$PKI/ca.pem" --client-cert-auth)
 start_member auto "$(initial_cluster auto)" new "${auto_flags[@]}"
 # etcdctl trusts nothing it was not told to, and --insecure-transport (default true) means cleartext.
@@ -127,30 +127,30 @@ stop_member auto
 log "--auto-tls: ok"
 
 # ---- http:// and https:// client URLs at once, each served as its scheme says ----
-add_member both 26210
-CLIENT[both]=https://127.0.0.1:26212
+add_member both 27210
+CLIENT[both]=https://127.0.0.1:27212
 # shellcheck disable=SC2046
 "$TARGET" --name both --data-dir "$(data_dir both)" \
 	--listen-peer-urls "${PEER[both]}" --initial-advertise-peer-urls "${PEER[both]}" \
-	--listen-client-urls http://127.0.0.1:26211,https://127.0.0.1:26212 \
-	--advertise-client-urls https://127.0.0.1:26212 \
+	--listen-client-urls http://127.0.0.1:27211,https://127.0.0.1:27212 \
+	--advertise-client-urls https://127.0.0.1:27212 \
 	--initial-cluster-token "$TOKEN" --initial-cluster "$(initial_cluster both)" --initial-cluster-state new \
 	--logger=zap --log-outputs=stderr $(target_only_flags both) $(tls_flags infra1) 2>>"$TMP/both.log" &
 PID[both]=$!
 STARTED_PIDS+=("$!")
 wait_ready 20 both
-ctl_plain --endpoints=http://127.0.0.1:26211 put cleartext yes
+ctl_plain --endpoints=http://127.0.0.1:27211 put cleartext yes
 assert_eq "put over the http:// URL (stderr: $ERR)" "OK" "$OUT"
 expect_out $'cleartext\nyes' --endpoints="${CLIENT[both]}" get cleartext
 expect_refused "without a client certificate on the https:// URL" --endpoints="${CLIENT[both]}" --cacert "$PKI/ca.pem"
 log_has both '"msg":"scheme is HTTP while key and cert files are present; ignoring key and cert files"' \
-	'"client-url":"http://127.0.0.1:26211"' || fail "no warning for the http:// URL with certificates"
+	'"client-url":"http://127.0.0.1:27211"' || fail "no warning for the http:// URL with certificates"
 log_has both \
 	'"msg":"scheme is HTTP while --client-cert-auth is enabled; ignoring client cert auth for this URL"' \
-	'"client-url":"http://127.0.0.1:26211"' || fail "no warning for the http:// URL with --client-cert-auth"
+	'"client-url":"http://127.0.0.1:27211"' || fail "no warning for the http:// URL with --client-cert-auth"
 log_has both '"msg":"serving client traffic insecurely; this is strongly discouraged!"' \
-	'"address":"127.0.0.1:26211"' || fail "no 'serving insecurely' line for the http:// URL"
-log_has both '"msg":"serving client traffic securely"' '"address":"127.0.0.1:26212"' ||
+	'"address":"127.0.0.1:27211"' || fail "no 'serving insecurely' line for the http:// URL"
+log_has both '"msg":"serving client traffic securely"' '"address":"127.0.0.1:27212"' ||
 	fail "no 'serving securely' line for the https:// URL"
 stop_member both
 log "http and https at once: ok"
