@@ -81,6 +81,17 @@ static void cipher_suites_json(const char *names, char *out, size_t size)
 		snprintf(out + used, size - used, "]");
 }
 
+/* etcd's "starting with client TLS" line (embed.serveClients): its TLSInfo printed with %+v. */
+static void log_starting_with_tls(const struct client_tls *tls, const char *cipher_suites)
+{
+	char info[8192], escaped[8192 + 512], suites[2048];
+	snprintf(info, sizeof info, "cert = %s, key = %s, trusted-ca = %s, client-cert-auth = %s, crl-file = ",
+		tls->cert_file, tls->key_file, tls->trusted_ca_file, tls->client_cert_auth ? "true" : "false");
+	cipher_suites_json(cipher_suites, suites, sizeof suites);
+	log_write("info", "starting with client TLS", "\"tls-info\":\"%s\",\"cipher-suites\":%s",
+		log_json_escape(info, escaped, sizeof escaped), suites);
+}
+
 int client_tls_prepare(struct client_tls *tls, const struct node_flags *flags, char *const *urls, size_t url_count,
 	char *const *metrics_urls, size_t metrics_url_count, char *error, size_t length)
 {
@@ -171,8 +182,12 @@ int client_tls_prepare(struct client_tls *tls, const struct node_flags *flags, c
 		}
 		any_https = true;
 	}
-	if (!any_https)
+	if (!any_https) {
+		/* etcd says so whenever certificates are given, even when no URL uses them. */
+		if (certificate_given)
+			log_starting_with_tls(tls, flags->cipher_suites);
 		return 0;
+	}
 	/* etcd's https client URLs are served by Go's HTTP/2 server, which refuses a TLS 1.2 suite list without the
 	 * suite HTTP/2 requires (net/http's ConfigureServer); etcd stops with its error. */
 	if (any_https_client && flags->cipher_suites != NULL && flags->cipher_suites[0] != '\0' &&
@@ -196,12 +211,7 @@ int client_tls_prepare(struct client_tls *tls, const struct node_flags *flags, c
 		client_tls_release(tls);
 		return -1;
 	}
-	char info[8192], escaped[8192 + 512], suites[2048];
-	snprintf(info, sizeof info, "cert = %s, key = %s, trusted-ca = %s, client-cert-auth = %s, crl-file = ",
-		tls->cert_file, tls->key_file, tls->trusted_ca_file, tls->client_cert_auth ? "true" : "false");
-	cipher_suites_json(flags->cipher_suites, suites, sizeof suites);
-	log_write("info", "starting with client TLS", "\"tls-info\":\"%s\",\"cipher-suites\":%s",
-		log_json_escape(info, escaped, sizeof escaped), suites);
+	log_starting_with_tls(tls, flags->cipher_suites);
 	return 0;
 }
 
