@@ -84,7 +84,10 @@ assert_eq "curl /health over TLS (HTTP/2): $ERR" '{"health":"true"} 2 200' "$OUT
 curl_status $(client_cert_curl) --http1.1 -w ' %{http_version} %{http_code}' "${CLIENT[infra2]}/health"
 assert_eq "curl /health over TLS (HTTP/1.1): $ERR" '{"health":"true"} 1.1 200' "$OUT"
 curl_status --cacert "$PKI/ca.pem" "${CLIENT[infra1]}/health"
-assert_eq "curl without a client certificate: exit code ($ERR)" 56 "$RC"
+assert_eq "curl without a client certificate: no body" "" "$OUT"
+# TLS 1.3: curl's handshake is over before the server has seen its (empty) certificate; it then fails reading the
+# alert (56) or, when the connection is already gone, sending the request (55). etcd gives either, by timing.
+assert_match "curl without a client certificate: exit code ($ERR)" '5[56]' "$RC"
 curl_status "http://127.0.0.1:27109/health"
 assert_eq "curl over plain http to the https port: exit code ($ERR)" 52 "$RC"
 assert_contains "curl over plain http to the https port" "Empty reply from server" "$ERR"
@@ -111,4 +114,5 @@ assert_eq "the client URL does not check the client's address ($ERR)" '{"health"
 # The refusals changed nothing: the cluster still serves, every member agrees.
 expect_out $'foo\nbaz' --endpoints="${CLIENT[infra3]}" get foo
 wait_until "every member applied the same" 10 applied_converged infra1 infra2 infra3
+stop_all_and_check infra1 infra2 infra3
 log "done"

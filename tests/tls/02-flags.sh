@@ -18,7 +18,7 @@ expect_start_error() {
 	start_member "$name" "$(initial_cluster "$name")" new "$@"
 	wait_exit "$name" 30
 	assert_eq "exit code of $name ($error)" 1 "$EXIT_CODE"
-	log_has "$name" "\"error\":\"$error\"" || fail "$name's log has no error \"$error\""
+	log_line_has "$name" "\"error\":\"$error\"" || fail "$name's log has no error \"$error\""
 }
 
 # ---- what etcd refuses ----
@@ -65,7 +65,7 @@ wait_ready 20 by-environment
 expect_out "OK" --endpoints="${CLIENT[by-environment]}" put from-environment yes
 expect_refused "without a client certificate (ETCD_CLIENT_CERT_AUTH)" --endpoints="${CLIENT[by-environment]}" \
 	--cacert "$PKI/ca.pem"
-log_has by-environment '"msg":"starting with client TLS"' \
+log_line_has by-environment '"msg":"starting with client TLS"' \
 	"\"tls-info\":\"cert = $PKI/infra1.pem, key = $PKI/infra1-key.pem, trusted-ca = $PKI/ca.pem, client-cert-auth = true, crl-file = \"" \
 	'"cipher-suites":["TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256"]' || fail "no 'starting with client TLS' line as etcd's"
 # shellcheck disable=SC2046
@@ -113,10 +113,10 @@ assert_eq "the certificate etcd makes" \
 		sed 's/^ *//' | sort -u)"
 assert_eq "key.pem: mode and PEM type" "600 -----BEGIN EC PRIVATE KEY-----" \
 	"$(stat -c %a "$fixtures/key.pem") $(head -n 1 "$fixtures/key.pem")"
-log_has auto '"msg":"starting with client TLS"' \
+log_line_has auto '"msg":"starting with client TLS"' \
 	"\"tls-info\":\"cert = $fixtures/cert.pem, key = $fixtures/key.pem, trusted-ca = , client-cert-auth = false, crl-file = \"" ||
 	fail "no 'starting with client TLS' line for --auto-tls"
-log_has auto '"msg":"created cert file"' "\"path\":\"$fixtures/cert.pem\"" || fail "no 'created cert file' line"
+log_line_has auto '"msg":"created cert file"' "\"path\":\"$fixtures/cert.pem\"" || fail "no 'created cert file' line"
 fingerprint=$(openssl x509 -in "$fixtures/cert.pem" -noout -fingerprint -sha256)
 stop_member auto
 start_member auto "$(initial_cluster auto)" new "${auto_flags[@]}"
@@ -130,27 +130,25 @@ log "--auto-tls: ok"
 add_member both 27210
 CLIENT[both]=https://127.0.0.1:27212
 # shellcheck disable=SC2046
-"$TARGET" --name both --data-dir "$(data_dir both)" \
+start_raw both "$SERVER" --name both --data-dir "$(data_dir both)" \
 	--listen-peer-urls "${PEER[both]}" --initial-advertise-peer-urls "${PEER[both]}" \
 	--listen-client-urls http://127.0.0.1:27211,https://127.0.0.1:27212 \
 	--advertise-client-urls https://127.0.0.1:27212 \
 	--initial-cluster-token "$TOKEN" --initial-cluster "$(initial_cluster both)" --initial-cluster-state new \
-	--logger=zap --log-outputs=stderr $(target_only_flags both) $(tls_flags infra1) 2>>"$TMP/both.log" &
-PID[both]=$!
-STARTED_PIDS+=("$!")
+	$(server_flags both) $(tls_flags infra1)
 wait_ready 20 both
 ctl_plain --endpoints=http://127.0.0.1:27211 put cleartext yes
 assert_eq "put over the http:// URL (stderr: $ERR)" "OK" "$OUT"
 expect_out $'cleartext\nyes' --endpoints="${CLIENT[both]}" get cleartext
 expect_refused "without a client certificate on the https:// URL" --endpoints="${CLIENT[both]}" --cacert "$PKI/ca.pem"
-log_has both '"msg":"scheme is HTTP while key and cert files are present; ignoring key and cert files"' \
+log_line_has both '"msg":"scheme is HTTP while key and cert files are present; ignoring key and cert files"' \
 	'"client-url":"http://127.0.0.1:27211"' || fail "no warning for the http:// URL with certificates"
-log_has both \
+log_line_has both \
 	'"msg":"scheme is HTTP while --client-cert-auth is enabled; ignoring client cert auth for this URL"' \
 	'"client-url":"http://127.0.0.1:27211"' || fail "no warning for the http:// URL with --client-cert-auth"
-log_has both '"msg":"serving client traffic insecurely; this is strongly discouraged!"' \
+log_line_has both '"msg":"serving client traffic insecurely; this is strongly discouraged!"' \
 	'"address":"127.0.0.1:27211"' || fail "no 'serving insecurely' line for the http:// URL"
-log_has both '"msg":"serving client traffic securely"' '"address":"127.0.0.1:27212"' ||
+log_line_has both '"msg":"serving client traffic securely"' '"address":"127.0.0.1:27212"' ||
 	fail "no 'serving securely' line for the https:// URL"
-stop_member both
+stop_all_and_check both
 log "http and https at once: ok"

@@ -37,4 +37,5 @@ assert_eq "what the Go client saw" "$(printf '%s\n' \
 	'trusting another CA: put: context deadline exceeded')" "$OUT"
 expect_rejection_logged solo "tls: client didn't provide a certificate"
 expect_rejection_logged solo "remote error: tls: bad certificate"
+stop_all_and_check solo
 log "done"

@@ -1,5 +1,6 @@
-# tests/tls/lib.sh: harness for the client TLS tests: tests/etcdctl/lib.sh (members, etcdctl, cleanup, the
-# same script against quorumd or etcd 3.4.23) plus a test PKI and members serving https:// client URLs.
+# tests/tls/lib.sh: harness for the client TLS tests: tests/etcdctl/lib.sh (and through it tests/lib/harness.sh:
+# members, etcdctl, cleanup, the same script against quorumd or etcd 3.4.23) plus a test PKI and members serving
+# https:// client URLs.
 # Sourced by each test script, called as
 #     TEST.sh PATH/TO/quorumd      or      TEST.sh PATH/TO/etcd
 #
@@ -36,12 +37,7 @@ tls_flags() {
 }
 
 # ctl_plain ARGS...: the real etcdctl with exactly ARGS (no client certificate unless given); sets OUT, ERR, RC.
-ctl_plain() {
-	RC=0
-	"$ETCDCTL_BIN" "$@" </dev/null >"$TMP/.out" 2>"$TMP/.err" || RC=$?
-	OUT=$(cat "$TMP/.out")
-	ERR=$(cat "$TMP/.err")
-}
+ctl_plain() { run_captured "$ETCDCTL_BIN" "$@" </dev/null; }
 
 # expect_refused DESCRIPTION ARGS...: etcdctl ARGS (a get with short timeouts) fails as etcdctl fails against a
 # server that refuses its TLS connection: exit 1, no output, the balancer's error, "context deadline exceeded".
@@ -57,8 +53,8 @@ expect_refused() {
 		"$ERR"
 }
 
-# log_has NAME FRAGMENT...: the member's log has a line containing every fragment.
-log_has() {
+# log_line_has NAME FRAGMENT...: one line of the member's log contains every fragment.
+log_line_has() {
 	local name=$1 line
 	shift
 	while IFS= read -r line; do
@@ -78,15 +74,23 @@ expect_rejection_logged() {
 	local end='"'
 	[ "${3:-}" != prefix ] || end=''
 	wait_until "$1 logs a rejected connection: $2" 5 \
-		log_has "$1" '"msg":"rejected connection","remote-addr":"127.0.0.1:' "\"error\":\"$2$end"
+		log_line_has "$1" '"msg":"rejected connection","remote-addr":"127.0.0.1:' "\"error\":\"$2$end"
 }
 
 # curl_status ARGS...: runs curl -sS ARGS; sets OUT (the body), RC (curl's exit code) and ERR.
-curl_status() {
-	RC=0
-	curl -sS -m 10 "$@" >"$TMP/.out" 2>"$TMP/.err" || RC=$?
-	OUT=$(cat "$TMP/.out")
-	ERR=$(cat "$TMP/.err")
+curl_status() { run_captured curl -sS -m 10 "$@"; }
+
+# stop_all_and_check NAME...: stops the members together (SIGTERM: a sanitizer build's members report at exit;
+# together, so that none waits for the others' quorum on its way out) and fails on any sanitizer report in the
+# logs.
+stop_all_and_check() {
+	local n pids=()
+	for n in "$@"; do
+		[ -z "${PID[$n]:-}" ] || pids+=("${PID[$n]}")
+	done
+	[ "${#pids[@]}" -eq 0 ] || stop_pids 10 "${pids[@]}" || fail "a member still runs 10 s after SIGKILL"
+	for n in "$@"; do unset "PID[$n]"; done
+	assert_no_sanitizer_reports
 }
 
 # client_cert_curl: curl's flags for the trusted client.
