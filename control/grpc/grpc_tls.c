@@ -36,8 +36,25 @@
 #include <time.h>
 #include <unistd.h>
 
+/* What a file was when it was loaded: a change (a renewed certificate) makes the context reload. */
+struct file_stamp {
+	dev_t device;
+	ino_t inode;
+	off_t size;
+	struct timespec modified;
+	bool missing;
+};
+
 struct grpc_tls_context {
+	/* Client threads take new connections from the current OpenSSL context and swap it when the files
+	 * change; each SSL holds a reference to the context it was made from, so a replaced one lives on until
+	 * its last connection ends. */
+	pthread_mutex_t mutex;
 	SSL_CTX *ssl_context;
+	char *cert_file, *key_file, *trusted_ca_file, *cipher_suites;
+	bool client_cert_auth;
+	struct file_stamp stamps[3]; /* cert, key, CA */
+	uint64_t checked_ms;
 };
 
 struct grpc_tls_connection {
@@ -97,6 +114,9 @@ static const struct {
 };
 
 /* Go's TLS 1.3 preference (AES-128 first, on hardware with AES). */
+/* How often, at most, the certificate files are looked at for a change. */
+#define GRPC_TLS_RELOAD_CHECK_MS 1000
+
 static const char tls13_suites[] = "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256";
 
 const char *grpc_tls_cipher_openssl_name(const char *go_name)
@@ -404,7 +424,8 @@ static void openssl_reason(char *out, size_t size)
 	ERR_clear_error();
 }
 
-struct grpc_tls_context *grpc_tls_context_new(const struct grpc_tls_settings *settings, char *error, size_t length)
+/* An OpenSSL context for the settings, as etcd's TLSInfo.ServerConfig configures Go; NULL with etcd's message. */
+static SSL_CTX *build_ssl_context(const struct grpc_tls_settings *settings, char *error, size_t length)
 {
 	const char *cert_file = settings->cert_file != NULL ? settings->cert_file : "";
 	const char *key_file = settings->key_file != NULL ? settings->key_file : "";
@@ -474,13 +495,97 @@ struct grpc_tls_context *grpc_tls_context_new(const struct grpc_tls_settings *se
 	SSL_CTX_set_alpn_select_cb(ssl_context, select_alpn, NULL);
 	SSL_CTX_set_client_hello_cb(ssl_context, inspect_client_hello, NULL);
 	SSL_CTX_set_info_callback(ssl_context, note_alert);
-	struct grpc_tls_context *context = xcalloc(1, sizeof *context);
-	context->ssl_context = ssl_context;
-	return context;
+	return ssl_context;
 fail:
 	SSL_CTX_free(ssl_context);
 	ERR_clear_error();
 	return NULL;
+}
+
+static void stamp_file(const char *path, struct file_stamp *stamp)
+{
+	struct stat info;
+	memset(stamp, 0, sizeof *stamp);
+	if (path == NULL || path[0] == '\0')
+		return;
+	if (stat(path, &info) != 0) {
+		stamp->missing = true;
+		return;
+	}
+	stamp->device = info.st_dev;
+	stamp->inode = info.st_ino;
+	stamp->size = info.st_size;
+	stamp->modified = info.st_mtim;
+}
+
+static bool same_stamp(const struct file_stamp *a, const struct file_stamp *b)
+{
+	return a->missing == b->missing && a->device == b->device && a->inode == b->inode && a->size == b->size &&
+		a->modified.tv_sec == b->modified.tv_sec && a->modified.tv_nsec == b->modified.tv_nsec;
+}
+
+static void stamp_files(const struct grpc_tls_context *context, struct file_stamp stamps[3])
+{
+	stamp_file(context->cert_file, &stamps[0]);
+	stamp_file(context->key_file, &stamps[1]);
+	stamp_file(context->trusted_ca_file, &stamps[2]);
+}
+
+struct grpc_tls_context *grpc_tls_context_new(const struct grpc_tls_settings *settings, char *error, size_t length)
+{
+	SSL_CTX *ssl_context = build_ssl_context(settings, error, length);
+	if (ssl_context == NULL)
+		return NULL;
+	struct grpc_tls_context *context = xcalloc(1, sizeof *context);
+	pthread_mutex_init(&context->mutex, NULL);
+	context->ssl_context = ssl_context;
+	context->cert_file = xstrdup(settings->cert_file);
+	context->key_file = xstrdup(settings->key_file);
+	context->trusted_ca_file = xstrdup(settings->trusted_ca_file != NULL ? settings->trusted_ca_file : "");
+	context->cipher_suites = xstrdup(settings->cipher_suites != NULL ? settings->cipher_suites : "");
+	context->client_cert_auth = settings->client_cert_auth;
+	stamp_files(context, context->stamps);
+	context->checked_ms = grpc_now_ms();
+	return context;
+}
+
+/* etcd reads the certificate files at every handshake, so a renewed certificate is served without a restart;
+ * here the files are looked at (stat) at most once a second, when a connection comes, and the context is
+ * rebuilt when one changed. A broken replacement is logged and the previous certificate kept. Called with
+ * the mutex held. */
+static void reload_if_changed(struct grpc_tls_context *context)
+{
+	uint64_t now = grpc_now_ms();
+	if (now - context->checked_ms < GRPC_TLS_RELOAD_CHECK_MS)
+		return;
+	context->checked_ms = now;
+	struct file_stamp stamps[3];
+	stamp_files(context, stamps);
+	if (same_stamp(&stamps[0], &context->stamps[0]) && same_stamp(&stamps[1], &context->stamps[1]) &&
+		same_stamp(&stamps[2], &context->stamps[2]))
+		return;
+	memcpy(context->stamps, stamps, sizeof stamps);
+	struct grpc_tls_settings settings = {
+		.cert_file = context->cert_file,
+		.key_file = context->key_file,
+		.trusted_ca_file = context->trusted_ca_file,
+		.client_cert_auth = context->client_cert_auth,
+		.cipher_suites = context->cipher_suites,
+	};
+	char error[512], escaped_error[1100], escaped_cert[1100], escaped_key[1100];
+	log_json_escape(context->cert_file, escaped_cert, sizeof escaped_cert);
+	log_json_escape(context->key_file, escaped_key, sizeof escaped_key);
+	SSL_CTX *fresh = build_ssl_context(&settings, error, sizeof error);
+	if (fresh == NULL) {
+		log_write("warn", "failed to reload the client certificate; still serving the previous one",
+			"\"cert-file\":\"%s\",\"key-file\":\"%s\",\"error\":\"%s\"", escaped_cert, escaped_key,
+			log_json_escape(error, escaped_error, sizeof escaped_error));
+		return;
+	}
+	SSL_CTX_free(context->ssl_context);
+	context->ssl_context = fresh;
+	log_write("info", "reloaded the client certificate", "\"cert-file\":\"%s\",\"key-file\":\"%s\"", escaped_cert,
+		escaped_key);
 }
 
 void grpc_tls_context_free(struct grpc_tls_context *context)
@@ -488,6 +593,11 @@ void grpc_tls_context_free(struct grpc_tls_context *context)
 	if (context == NULL)
 		return;
 	SSL_CTX_free(context->ssl_context);
+	pthread_mutex_destroy(&context->mutex);
+	free(context->cert_file);
+	free(context->key_file);
+	free(context->trusted_ca_file);
+	free(context->cipher_suites);
 	free(context);
 }
 
@@ -553,7 +663,10 @@ int grpc_tls_connection_start(struct grpc_connection *connection)
 		return -1;
 	struct grpc_tls_connection *tls = xcalloc(1, sizeof *tls);
 	tls->connection = connection;
+	pthread_mutex_lock(&context->mutex);
+	reload_if_changed(context);
 	tls->ssl = SSL_new(context->ssl_context);
+	pthread_mutex_unlock(&context->mutex);
 	BIO *bio = BIO_new(wire_method);
 	if (tls->ssl == NULL || bio == NULL) {
 		SSL_free(tls->ssl);

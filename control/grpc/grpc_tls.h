@@ -6,7 +6,9 @@
  * no thread of its own, no blocking call.
  *
  * A context holds the certificate, key and trust settings; one context may serve several servers (one
- * per client thread) at once, and must outlive every server opened with it. */
+ * per client thread) at once, and must outlive every server opened with it. When the files change (a renewed
+ * certificate), new connections get the new ones — etcd reads them at every handshake — checked at most once
+ * a second; a broken replacement is logged and the previous certificate kept. */
 #ifndef QUORUMD_CONTROL_GRPC_TLS_H
 #define QUORUMD_CONTROL_GRPC_TLS_H
 

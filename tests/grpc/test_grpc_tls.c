@@ -61,7 +61,7 @@ static uint8_t big_byte(size_t offset)
 
 /* ---- the service (runs in the server thread) ---- */
 
-enum { SERVER_AUTH, SERVER_METRICS, SERVER_BOTH, SERVER_COUNT };
+enum { SERVER_AUTH, SERVER_METRICS, SERVER_BOTH, SERVER_RELOAD, SERVER_COUNT };
 static struct grpc_server *servers[SERVER_COUNT];
 static int ports[SERVER_COUNT];
 
@@ -685,6 +685,82 @@ static void test_both_schemes(void)
 	CHECK(strncmp(reply, "HTTP/1.1 200 OK", 15) == 0, "cleartext HTTP/1.1 on the shared port: %s", reply);
 }
 
+/* The CN of the certificate the server at port shows; "" when the handshake fails. */
+static void server_certificate_name(int port, char *name, size_t size)
+{
+	name[0] = '\0';
+	SSL_CTX *context = client_context(NULL, NULL, NULL, NULL, 0);
+	int fd = connect_to(port);
+	SSL *ssl = SSL_new(context);
+	SSL_set_fd(ssl, fd);
+	if (SSL_connect(ssl) == 1) {
+		X509 *certificate = SSL_get1_peer_certificate(ssl);
+		if (certificate != NULL)
+			X509_NAME_get_text_by_NID(X509_get_subject_name(certificate), NID_commonName, name, (int)size);
+		X509_free(certificate);
+	}
+	ERR_clear_error();
+	SSL_free(ssl);
+	close(fd);
+	SSL_CTX_free(context);
+}
+
+/* Replaces PKI file target by a copy of source, atomically (as certificate renewal tools do: write, rename). */
+static void replace_file(const char *source, const char *target)
+{
+	char temporary[700], command[2200];
+	snprintf(temporary, sizeof temporary, "%s/replacing.tmp", pki_directory);
+	snprintf(command, sizeof command, "cp '%s' '%s' && mv '%s' '%s'", source, temporary, temporary, target);
+	if (system(command) != 0)
+		printf("FAIL: %s\n", command);
+}
+
+static bool serves_certificate(const char *expected)
+{
+	char name[128];
+	uint64_t deadline = now_ms() + 5000;
+	while (now_ms() < deadline) {
+		server_certificate_name(ports[SERVER_RELOAD], name, sizeof name);
+		if (strcmp(name, expected) == 0)
+			return true;
+		usleep(50000);
+	}
+	printf("the server shows \"%s\", not \"%s\"\n", name, expected);
+	return false;
+}
+
+/* A renewed certificate is served to new connections without a restart; a broken one is refused and the
+ * previous one kept. */
+static void test_reload(void)
+{
+	CHECK(serves_certificate("infra3"), "the certificate at start");
+	char cert[600], key[600];
+	snprintf(cert, sizeof cert, "%s", pki("reload.pem"));
+	snprintf(key, sizeof key, "%s", pki("reload-key.pem"));
+	/* The key first: between the two renames the pair does not match, and that must not stop the server. */
+	replace_file(pki("infra2-key.pem"), key);
+	replace_file(pki("infra2.pem"), cert);
+	CHECK(serves_certificate("infra2"), "the renewed certificate is not served");
+	CHECK(log_has_line("\"msg\":\"reloaded the client certificate\"", "reload.pem"), "no log line for the reload");
+	replace_file(pki("ca-key.pem"), cert);
+	/* The files are looked at when connections come: keep connecting until the server has. */
+	bool logged = false;
+	char name[128] = "";
+	for (uint64_t deadline = now_ms() + 5000; !logged && now_ms() < deadline;) {
+		server_certificate_name(ports[SERVER_RELOAD], name, sizeof name);
+		FILE *file = fopen(log_path, "r");
+		char line[4096];
+		while (file != NULL && !logged && fgets(line, sizeof line, file) != NULL)
+			logged = strstr(line, "failed to reload the client certificate; still serving the previous one") != NULL &&
+				strstr(line, "tls: failed to find any PEM data in certificate input") != NULL;
+		if (file != NULL)
+			fclose(file);
+		usleep(50000);
+	}
+	CHECK(logged, "no log line for a broken certificate");
+	CHECK(serves_certificate("infra2"), "a broken certificate file replaced the working one");
+}
+
 static struct grpc_server *open_server(const char *const *urls, size_t count, struct grpc_tls_context *tls,
 	bool check_address)
 {
@@ -722,7 +798,11 @@ int main(void)
 		.client_cert_auth = true }, error, sizeof error);
 	struct grpc_tls_context *without_auth = grpc_tls_context_new(&(struct grpc_tls_settings){
 		.cert_file = pki("infra2.pem"), .key_file = pki("infra2-key.pem") }, error, sizeof error);
-	if (with_auth == NULL || without_auth == NULL) {
+	replace_file(pki("infra3.pem"), pki("reload.pem"));
+	replace_file(pki("infra3-key.pem"), pki("reload-key.pem"));
+	struct grpc_tls_context *reloading = grpc_tls_context_new(&(struct grpc_tls_settings){
+		.cert_file = pki("reload.pem"), .key_file = pki("reload-key.pem") }, error, sizeof error);
+	if (with_auth == NULL || without_auth == NULL || reloading == NULL) {
 		printf("FAIL grpc_tls_context_new: %s\n", error);
 		return 1;
 	}
@@ -738,6 +818,7 @@ int main(void)
 	grpc_server_close(probe);
 	const char *both[] = { plain_url, secure_url };
 	servers[SERVER_BOTH] = open_server(both, 2, without_auth, false);
+	servers[SERVER_RELOAD] = open_server(https, 1, reloading, false);
 	for (int i = 0; i < SERVER_COUNT; i++) {
 		if (servers[i] == NULL)
 			return 1;
@@ -759,6 +840,7 @@ int main(void)
 		{ "refused clients and their log lines", test_refusals },
 		{ "the metrics port's address check", test_client_address },
 		{ "http and https on one port", test_both_schemes },
+		{ "a renewed certificate without a restart", test_reload },
 	};
 	for (size_t i = 0; i < sizeof tests / sizeof tests[0]; i++) {
 		int before = failures;
@@ -776,6 +858,7 @@ int main(void)
 		grpc_server_close(servers[i]);
 	grpc_tls_context_free(with_auth);
 	grpc_tls_context_free(without_auth);
+	grpc_tls_context_free(reloading);
 	printf("%d failure(s)\n", failures);
 	return failures != 0;
 }
