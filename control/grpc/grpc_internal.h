@@ -225,8 +225,9 @@ int grpc_tls_receive(struct grpc_connection *connection, const uint8_t *bytes, s
 /* Encrypts connection->output into connection->wire while the wire is below the output bound. -1 on
  * a TLS error (the caller closes). */
 int grpc_tls_encrypt(struct grpc_connection *connection);
-/* The client closed the socket: a handshake cut short is logged (Go's "EOF"). */
-void grpc_tls_peer_closed(struct grpc_connection *connection);
+/* The client closed the socket (error_number 0) or reading it failed: a handshake cut short is logged
+ * (Go's "EOF", or "read: connection reset by peer"). Does nothing on a cleartext connection. */
+void grpc_tls_peer_closed(struct grpc_connection *connection, int error_number);
 /* close_notify when the session is up (as Go's Close), then the TLS state is freed. Before the socket
  * closes. */
 void grpc_tls_connection_end(struct grpc_connection *connection);

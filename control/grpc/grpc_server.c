@@ -560,13 +560,13 @@ static void connection_handle(struct grpc_connection *connection, uint32_t event
 					continue;
 				if (errno == EAGAIN || errno == EWOULDBLOCK)
 					break;
-				grpc_tls_peer_closed(connection);
+				grpc_tls_peer_closed(connection, errno);
 				grpc_connection_close(connection, false);
 				return;
 			}
 			if (got == 0) {
 				/* The client is gone (or half-closed: gRPC clients never do that mid-call). */
-				grpc_tls_peer_closed(connection);
+				grpc_tls_peer_closed(connection, 0);
 				grpc_connection_close(connection, connection->mode == GRPC_MODE_DETECTING &&
 					grpc_buffer_length(&connection->input) > 0);
 				return;

@@ -17,6 +17,7 @@
 #include "log.h"
 
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -492,6 +493,10 @@ static SSL_CTX *build_ssl_context(const struct grpc_tls_settings *settings, char
 			SSL_CTX_set_default_verify_paths(ssl_context);
 		SSL_CTX_set_verify(ssl_context, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, verify_client);
 	}
+	/* A resumed session (curl's second request, TLS 1.3 tickets) is refused by OpenSSL when peers are verified
+	 * and no session context names what the session was verified for. */
+	static const unsigned char session_context[] = "quorumd client URLs";
+	SSL_CTX_set_session_id_context(ssl_context, session_context, sizeof session_context - 1);
 	SSL_CTX_set_alpn_select_cb(ssl_context, select_alpn, NULL);
 	SSL_CTX_set_client_hello_cb(ssl_context, inspect_client_hello, NULL);
 	SSL_CTX_set_info_callback(ssl_context, note_alert);
@@ -915,12 +920,17 @@ int grpc_tls_encrypt(struct grpc_connection *connection)
 	return 0;
 }
 
-void grpc_tls_peer_closed(struct grpc_connection *connection)
+void grpc_tls_peer_closed(struct grpc_connection *connection, int error_number)
 {
 	struct grpc_tls_connection *tls = connection->tls;
 	if (tls == NULL || tls->handshake_done || tls->broken)
 		return;
-	log_rejection(tls, tls->failure[0] != '\0' ? tls->failure : "EOF", NULL);
+	char reason[160] = "EOF";
+	if (error_number != 0) {
+		snprintf(reason, sizeof reason, "read: %s", strerror(error_number));
+		reason[6] = (char)tolower((unsigned char)reason[6]);
+	}
+	log_rejection(tls, tls->failure[0] != '\0' ? tls->failure : reason, NULL);
 	tls->broken = true;
 }
 

@@ -547,6 +547,60 @@ static void test_http_over_tls(void)
 	unlink(status_path);
 }
 
+/* A client resuming its session (curl's next request, a TLS 1.3 ticket or a TLS 1.2 session id) is served
+ * on the port that verifies client certificates. */
+static bool resumed_and_served(SSL_CTX *context)
+{
+	int fd = connect_to(ports[SERVER_AUTH]);
+	SSL *ssl = SSL_new(context);
+	SSL_set_fd(ssl, fd);
+	bool served = false;
+	if (SSL_connect(ssl) == 1) {
+		SSL_write(ssl, health_request, (int)strlen(health_request));
+		char response[512];
+		int got = SSL_read(ssl, response, sizeof response - 1);
+		served = got > 0 && strncmp(response, "HTTP/1.1 200 OK", 15) == 0;
+		/* A session that ends without our close_notify is not resumable (OpenSSL's rule). */
+		SSL_shutdown(ssl);
+	}
+	SSL_SESSION *session = SSL_get1_session(ssl);
+	SSL_free(ssl);
+	close(fd);
+	if (session == NULL)
+		return false;
+	fd = connect_to(ports[SERVER_AUTH]);
+	ssl = SSL_new(context);
+	SSL_set_fd(ssl, fd);
+	SSL_set_session(ssl, session);
+	bool resumed = false;
+	if (served && SSL_connect(ssl) == 1) {
+		resumed = SSL_session_reused(ssl) == 1;
+		SSL_write(ssl, health_request, (int)strlen(health_request));
+		char response[512];
+		int got = SSL_read(ssl, response, sizeof response - 1);
+		served = got > 0 && strncmp(response, "HTTP/1.1 200 OK", 15) == 0;
+	} else {
+		served = false;
+	}
+	ERR_clear_error();
+	SSL_free(ssl);
+	close(fd);
+	SSL_SESSION_free(session);
+	return served && resumed;
+}
+
+static void test_resumption(void)
+{
+	SSL_CTX *context = client_context(pki("ca.pem"), pki("client.pem"), pki("client-key.pem"), NULL, 0);
+	CHECK(resumed_and_served(context), "a TLS 1.3 session resumed with a ticket was not served");
+	SSL_CTX_free(context);
+	context = client_context(pki("ca.pem"), pki("client.pem"), pki("client-key.pem"), NULL, TLS1_2_VERSION);
+	SSL_CTX_set_min_proto_version(context, TLS1_2_VERSION);
+	SSL_CTX_set_security_level(context, 1);
+	CHECK(resumed_and_served(context), "a TLS 1.2 session resumed was not served");
+	SSL_CTX_free(context);
+}
+
 /* Each refused as etcd refuses it, with its log line; the server keeps serving. */
 static void test_refusals(void)
 {
@@ -837,6 +891,7 @@ int main(void)
 		{ "gRPC over TLS 1.3 and 1.2", test_grpc_over_tls },
 		{ "4 MiB stream over TLS to a slow reader", test_big_stream_over_tls },
 		{ "HTTP/1.1 and HTTP/2 GET over TLS", test_http_over_tls },
+		{ "resumed sessions with client certificates", test_resumption },
 		{ "refused clients and their log lines", test_refusals },
 		{ "the metrics port's address check", test_client_address },
 		{ "http and https on one port", test_both_schemes },
