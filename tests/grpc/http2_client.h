@@ -1,6 +1,6 @@
-/* tests/grpc/http2_client.h: a small HTTP/2 (prior knowledge) gRPC client on nghttp2's client
- * session, for the server tests: streams whose request bytes can be written bit by bit, responses
- * kept whole with their status and trailers, and a pump that moves bytes until a condition holds.
+/* tests/grpc/http2_client.h: a small HTTP/2 gRPC client (prior knowledge, or over TLS with OpenSSL) on
+ * nghttp2's client session, for the server tests: streams whose request bytes can be written bit by bit,
+ * responses kept whole with their status and trailers, and a pump that moves bytes until a condition holds.
  * Single-threaded and test-only; every wait has a deadline. */
 #ifndef QUORUMD_TESTS_GRPC_HTTP2_CLIENT_H
 #define QUORUMD_TESTS_GRPC_HTTP2_CLIENT_H
