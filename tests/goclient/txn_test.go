@@ -1,0 +1,240 @@
+package goclient
+
+// Txn as etcd 3.4 checks and applies it: nested transactions (etcdserver/apply.go compareToPath and
+// applyTxn; the operation budget of v3rpc's checkTxnRequest shrinking with depth) and the duplicate-key
+// checks of v3rpc's checkIntervals.
+
+import (
+	"strconv"
+	"testing"
+	"time"
+
+	"go.etcd.io/etcd/clientv3"
+	"go.etcd.io/etcd/etcdserver/api/v3rpc/rpctypes"
+	pb "go.etcd.io/etcd/etcdserver/etcdserverpb"
+)
+
+func valueOf(t *testing.T, client *clientv3.Client, key string) (string, int64, bool) {
+	t.Helper()
+	resp := mustGet(t, client, key)
+	if len(resp.Kvs) == 0 {
+		return "", 0, false
+	}
+	return string(resp.Kvs[0].Value), resp.Kvs[0].ModRevision, true
+}
+
+func TestTxnNested(t *testing.T) {
+	client := newClient(t)
+	p := keyPrefix(t, client)
+	mustPut(t, client, p+"flag", "on")
+	flagIs := func(v string) clientv3.Cmp { return clientv3.Compare(clientv3.Value(p+"flag"), "=", v) }
+
+	resp, err := client.Txn(timeout(t, 10*time.Second)).If(flagIs("on")).Then(
+		clientv3.OpPut(p+"a", "1"),
+		clientv3.OpTxn([]clientv3.Cmp{flagIs("off")},
+			[]clientv3.Op{clientv3.OpPut(p+"b", "then")},
+			[]clientv3.Op{clientv3.OpPut(p+"b", "else"), clientv3.OpGet(p + "a")}),
+		clientv3.OpGet(p+"b"),
+	).Commit()
+	if err != nil {
+		t.Fatalf("nested txn: %v", err)
+	}
+	rev := resp.Header.Revision
+	if !resp.Succeeded || len(resp.Responses) != 3 {
+		t.Fatalf("nested txn: succeeded %v with %d responses, want true and 3", resp.Succeeded, len(resp.Responses))
+	}
+	inner := resp.Responses[1].GetResponseTxn()
+	if inner == nil || inner.Succeeded || len(inner.Responses) != 2 {
+		t.Fatalf("inner txn response: %+v, want the failure branch with 2 responses", inner)
+	}
+	// A range later in the txn sees the writes before it, whatever the nesting.
+	if kvs := inner.Responses[1].GetResponseRange().Kvs; len(kvs) != 1 || string(kvs[0].Value) != "1" || kvs[0].ModRevision != rev {
+		t.Errorf("inner get of a: %+v, want the outer put (value 1 at %d)", kvs, rev)
+	}
+	if kvs := resp.Responses[2].GetResponseRange().Kvs; len(kvs) != 1 || string(kvs[0].Value) != "else" {
+		t.Errorf("outer get of b after the inner txn: %+v, want else", kvs)
+	}
+	// Every write of the whole tree shares one revision.
+	for _, k := range []string{"a", "b"} {
+		if _, mod, _ := valueOf(t, client, p+k); mod != rev {
+			t.Errorf("%s modified at %d, want the txn's revision %d", k, mod, rev)
+		}
+	}
+
+	// Every compare of the tree is evaluated before any write: the inner compare does not see the
+	// outer put that precedes it.
+	resp, err = client.Txn(timeout(t, 10*time.Second)).Then(
+		clientv3.OpPut(p+"c", "1"),
+		clientv3.OpTxn([]clientv3.Cmp{clientv3.Compare(clientv3.Value(p+"c"), "=", "1")},
+			[]clientv3.Op{clientv3.OpPut(p+"d", "saw c")},
+			[]clientv3.Op{clientv3.OpPut(p+"d", "did not see c")}),
+	).Commit()
+	if err != nil {
+		t.Fatalf("txn with an inner compare on an outer write: %v", err)
+	}
+	if v, _, _ := valueOf(t, client, p+"d"); v != "did not see c" || resp.Responses[1].GetResponseTxn().Succeeded {
+		t.Errorf("inner compare on a key the outer txn writes: d = %q, want \"did not see c\"", v)
+	}
+
+	// Three levels, through the failure branch of the outer txn.
+	resp, err = client.Txn(timeout(t, 10*time.Second)).If(flagIs("off")).Else(
+		clientv3.OpTxn(nil, []clientv3.Op{
+			clientv3.OpTxn([]clientv3.Cmp{flagIs("on")}, []clientv3.Op{clientv3.OpPut(p+"e", "deep")}, nil),
+		}, nil),
+	).Commit()
+	if err != nil {
+		t.Fatalf("three-level txn: %v", err)
+	}
+	deepest := resp.Responses[0].GetResponseTxn().Responses[0].GetResponseTxn()
+	if resp.Succeeded || deepest == nil || !deepest.Succeeded || deepest.Responses[0].GetResponsePut() == nil {
+		t.Errorf("three-level txn: %+v", resp)
+	}
+	if v, mod, _ := valueOf(t, client, p+"e"); v != "deep" || mod != resp.Header.Revision {
+		t.Errorf("e = %q at %d, want deep at %d", v, mod, resp.Header.Revision)
+	}
+
+	// A read-only tree changes no revision.
+	before := mustGet(t, client, p+"a").Header.Revision
+	resp, err = client.Txn(timeout(t, 10*time.Second)).Then(
+		clientv3.OpTxn(nil, []clientv3.Op{clientv3.OpGet(p, clientv3.WithPrefix())}, nil)).Commit()
+	if err != nil {
+		t.Fatalf("read-only nested txn: %v", err)
+	}
+	if resp.Header.Revision != before || resp.Responses[0].GetResponseTxn().Responses[0].GetResponseRange().Count != 6 {
+		t.Errorf("read-only nested txn: revision %d (want %d), %+v", resp.Header.Revision, before, resp.Responses[0])
+	}
+}
+
+// etcd's --max-txn-ops (128) bounds each level, and a nested txn gets what its parent left:
+// 128 minus the parent's largest of compares, success ops and failure ops.
+func TestTxnNestedOperationBudget(t *testing.T) {
+	client := newClient(t)
+	p := keyPrefix(t, client)
+	puts := func(name string, n int) []clientv3.Op {
+		ops := make([]clientv3.Op, n)
+		for i := range ops {
+			ops[i] = clientv3.OpPut(p+name+strconv.Itoa(i), "v")
+		}
+		return ops
+	}
+	try := func(outer, inner int) error {
+		ops := append(puts("outer", outer-1), clientv3.OpTxn(nil, puts("inner", inner), nil))
+		_, err := client.Txn(timeout(t, 10*time.Second)).Then(ops...).Commit()
+		return err
+	}
+	if err := try(1, 127); err != nil {
+		t.Errorf("1 outer op holding 127 inner ones: %v", err)
+	}
+	if err := try(1, 128); err != rpctypes.ErrTooManyOps {
+		t.Errorf("1 outer op holding 128 inner ones: %v, want %v", err, rpctypes.ErrTooManyOps)
+	}
+	if err := try(100, 28); err != nil {
+		t.Errorf("100 outer ops, one holding 28: %v", err)
+	}
+	if err := try(100, 29); err != rpctypes.ErrTooManyOps {
+		t.Errorf("100 outer ops, one holding 29: %v, want %v", err, rpctypes.ErrTooManyOps)
+	}
+	if err := try(129, 0); err != rpctypes.ErrTooManyOps {
+		t.Errorf("129 outer ops: %v, want %v", err, rpctypes.ErrTooManyOps)
+	}
+	// Compares count too: 100 compares leave 28 for a nested txn.
+	cmps := make([]clientv3.Cmp, 100)
+	for i := range cmps {
+		cmps[i] = clientv3.Compare(clientv3.Version(p+"none"), "=", 0)
+	}
+	_, err := client.Txn(timeout(t, 10*time.Second)).If(cmps...).Then(clientv3.OpTxn(nil, puts("c", 29), nil)).Commit()
+	if err != rpctypes.ErrTooManyOps {
+		t.Errorf("100 compares and a nested txn of 29: %v, want %v", err, rpctypes.ErrTooManyOps)
+	}
+	// An empty request op anywhere in the tree is refused with etcd's "key not found".
+	_, err = pb.NewKVClient(client.ActiveConnection()).Txn(timeout(t, 10*time.Second), &pb.TxnRequest{
+		Success: []*pb.RequestOp{{Request: &pb.RequestOp_RequestTxn{RequestTxn: &pb.TxnRequest{
+			Failure: []*pb.RequestOp{{}}}}}}})
+	if rpctypes.ErrorDesc(err) != "etcdserver: key not found" {
+		t.Errorf("nested empty request op: %v, want etcdserver: key not found", err)
+	}
+}
+
+func TestTxnDuplicateKeys(t *testing.T) {
+	client := newClient(t)
+	p := keyPrefix(t, client)
+	put := func(k, v string) clientv3.Op { return clientv3.OpPut(p+k, v) }
+	del := func(k string, opts ...clientv3.OpOption) clientv3.Op { return clientv3.OpDelete(p+k, opts...) }
+	txn := func(then, els []clientv3.Op) clientv3.Op { return clientv3.OpTxn(nil, then, els) }
+	never := clientv3.Compare(clientv3.Version(p+"never"), ">", 0)
+	ops := func(o ...clientv3.Op) []clientv3.Op { return o }
+
+	cases := []struct {
+		name      string
+		cmps      []clientv3.Cmp
+		then, els []clientv3.Op
+		duplicate bool
+		after     map[string]string // key -> value after an accepted txn ("" = absent)
+	}{
+		{name: "put, put", then: ops(put("a", "1"), put("a", "2")), duplicate: true},
+		{name: "put, delete", then: ops(put("a", "1"), del("a")), duplicate: true},
+		{name: "delete, put", then: ops(del("a"), put("a", "1")), duplicate: true},
+		{name: "put inside a deleted range", then: ops(del("a", clientv3.WithRange(p+"c")), put("b", "1")), duplicate: true},
+		{name: "put inside a deleted prefix", then: ops(del("", clientv3.WithPrefix()), put("x", "1")), duplicate: true},
+		{name: "put at a deleted range's end", then: ops(del("a", clientv3.WithRange(p+"c")), put("c", "1")),
+			after: map[string]string{"c": "1"}},
+		{name: "put right after a deleted key", then: ops(del("a"), put("a\x00", "1")), after: map[string]string{"a\x00": "1"}},
+		{name: "delete, delete", then: ops(del("a"), del("a", clientv3.WithPrefix())), after: map[string]string{"a": ""}},
+		{name: "put and a nested put", then: ops(put("a", "1"), txn(ops(put("a", "2")), nil)), duplicate: true},
+		{name: "nested then and else put the same key", then: ops(txn(ops(put("a", "then")), ops(put("a", "else")))),
+			after: map[string]string{"a": "then"}},
+		{name: "two nested thens", then: ops(txn(ops(put("a", "1")), nil), txn(ops(put("a", "2")), nil)), duplicate: true},
+		{name: "a nested then and another's else", then: ops(txn(ops(put("a", "1")), nil), txn(nil, ops(put("a", "2")))),
+			duplicate: true},
+		{name: "delete and a nested put", then: ops(del("a"), txn(ops(put("a", "1")), nil)), duplicate: true},
+		{name: "nested delete and a put", then: ops(txn(ops(del("a")), nil), put("a", "1")), duplicate: true},
+		{name: "nested delete, then a nested put", then: ops(txn(ops(del("a")), nil), txn(ops(put("a", "1")), nil)),
+			duplicate: true},
+		// etcd checks a nested txn's puts only against the deletes of the levels and siblings before it,
+		// so a nested put followed by a sibling's delete of the key is accepted (and both are applied).
+		{name: "nested put, then a nested delete", then: ops(txn(ops(put("a", "1")), nil), txn(ops(del("a")), nil)),
+			after: map[string]string{"a": ""}},
+		{name: "a put twice inside one nested txn", then: ops(txn(ops(put("a", "1"), put("a", "2")), nil)), duplicate: true},
+		{name: "the failure branch is checked too", then: ops(put("a", "1")), els: ops(put("b", "1"), put("b", "2")),
+			duplicate: true},
+		{name: "success and failure branches may write the same key", then: ops(put("a", "then")), els: ops(put("a", "else")),
+			after: map[string]string{"a": "then"}},
+		// A delete to "\x00" (every key >= key) is an empty interval to etcd's check, so it conflicts
+		// with nothing. (Not applied here: it would delete every later key of the cluster.)
+		{name: "put inside a from-key delete", cmps: []clientv3.Cmp{never},
+			then: ops(del("a", clientv3.WithFromKey()), put("b", "1"))},
+	}
+	for _, c := range cases {
+		mustPut(t, client, p+"a", "before")
+		_, err := client.Txn(timeout(t, 10*time.Second)).If(c.cmps...).Then(c.then...).Else(c.els...).Commit()
+		if c.duplicate {
+			if err != rpctypes.ErrDuplicateKey {
+				t.Errorf("%s: %v, want %v", c.name, err, rpctypes.ErrDuplicateKey)
+			}
+			if v, _, _ := valueOf(t, client, p+"a"); v != "before" {
+				t.Errorf("%s: a refused txn changed a to %q", c.name, v)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("%s: %v, want it accepted", c.name, err)
+			continue
+		}
+		for k, want := range c.after {
+			if v, _, ok := valueOf(t, client, p+k); v != want || ok != (want != "") {
+				t.Errorf("%s: %q = %q (present %v) after the txn, want %q", c.name, k, v, ok, want)
+			}
+		}
+		if _, err := client.Delete(timeout(t, 10*time.Second), p, clientv3.WithPrefix()); err != nil {
+			t.Fatalf("clearing %s: %v", p, err)
+		}
+	}
+	// The status etcd refuses with: InvalidArgument and its text.
+	_, err := pb.NewKVClient(client.ActiveConnection()).Txn(timeout(t, 10*time.Second), &pb.TxnRequest{
+		Success: []*pb.RequestOp{
+			{Request: &pb.RequestOp_RequestPut{RequestPut: &pb.PutRequest{Key: []byte(p + "a")}}},
+			{Request: &pb.RequestOp_RequestPut{RequestPut: &pb.PutRequest{Key: []byte(p + "a")}}}}})
+	if err == nil || err.Error() != "rpc error: code = InvalidArgument desc = etcdserver: duplicate key given in txn request" {
+		t.Errorf("raw duplicate put: %v", err)
+	}
+}
