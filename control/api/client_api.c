@@ -20,9 +20,8 @@
 #include "log.h"
 #include "raft_internal.pb-c.h"
 #include "raft_internal_fields.h"
+#include "txn_check.h"
 
-/* etcd: a txn has at most 128 operations per branch (--max-txn-ops). */
-enum { MAX_TXN_OPERATIONS = 128 };
 /* gRPC's allowance on top of --max-request-bytes for the message envelope (etcd: grpcOverheadBytes). */
 enum { GRPC_OVERHEAD_BYTES = 512 * 1024 };
 
@@ -263,8 +262,9 @@ static void on_range(void *context, struct grpc_call *call, const uint8_t *messa
 		return;
 	}
 	bool empty_key = range->key.len == 0;
-	bool bad_sort = range->sort_order > ETCDSERVERPB__RANGE_REQUEST__SORT_ORDER__DESCEND ||
-	                range->sort_target > ETCDSERVERPB__RANGE_REQUEST__SORT_TARGET__VALUE;
+	/* etcd 3.4 takes an unknown sort order as "sort nothing" but would crash on an unknown target;
+	 * that one is refused as etcd 3.5 does. */
+	bool bad_sort = range->sort_target > ETCDSERVERPB__RANGE_REQUEST__SORT_TARGET__VALUE;
 	etcdserverpb__range_request__free_unpacked(range, NULL);
 	if (empty_key) {
 		grpc_call_finish(call, GRPC_INVALID_ARGUMENT, "etcdserver: key is not provided");
@@ -330,48 +330,6 @@ static void on_delete_range(void *context, struct grpc_call *call, const uint8_t
 	propose(thread_of(context), call, INTERNAL_RAFT_FIELD_DELETE_RANGE, message, length);
 }
 
-/* etcd's checkTxnRequest: bounded branches, every operation with a key. */
-static const char *check_txn(const Etcdserverpb__TxnRequest *txn)
-{
-	if (txn->n_compare > MAX_TXN_OPERATIONS || txn->n_success > MAX_TXN_OPERATIONS ||
-	    txn->n_failure > MAX_TXN_OPERATIONS)
-		return "etcdserver: too many operations in txn request";
-	for (size_t k = 0; k < txn->n_compare; k++)
-		if (txn->compare[k]->key.len == 0)
-			return "etcdserver: key is not provided";
-	for (int branch = 0; branch < 2; branch++) {
-		Etcdserverpb__RequestOp **ops = branch ? txn->failure : txn->success;
-		size_t count = branch ? txn->n_failure : txn->n_success;
-		for (size_t k = 0; k < count; k++) {
-			/* A oneof: protobuf-c keeps its members in a union, so only the set one may be read. */
-			const Etcdserverpb__RequestOp *op = ops[k];
-			switch (op->request_case) {
-			case ETCDSERVERPB__REQUEST_OP__REQUEST_REQUEST_RANGE:
-				if (op->request_range->key.len == 0)
-					return "etcdserver: key is not provided";
-				break;
-			case ETCDSERVERPB__REQUEST_OP__REQUEST_REQUEST_PUT:
-				if (op->request_put->key.len == 0)
-					return "etcdserver: key is not provided";
-				break;
-			case ETCDSERVERPB__REQUEST_OP__REQUEST_REQUEST_DELETE_RANGE:
-				if (op->request_delete_range->key.len == 0)
-					return "etcdserver: key is not provided";
-				break;
-			case ETCDSERVERPB__REQUEST_OP__REQUEST_REQUEST_TXN: {
-				const char *nested = check_txn(op->request_txn);
-				if (nested)
-					return nested;
-				break;
-			}
-			default:
-				break;
-			}
-		}
-	}
-	return NULL;
-}
-
 static void on_txn(void *context, struct grpc_call *call, const uint8_t *message, size_t length)
 {
 	if (client_refuse_on_learner(thread_of(context), call))
@@ -381,10 +339,11 @@ static void on_txn(void *context, struct grpc_call *call, const uint8_t *message
 		client_answer_malformed(call);
 		return;
 	}
-	const char *problem = check_txn(txn);
+	char problem[96];
+	int code = kv_txn_check(txn, KV_MAX_TXN_OPERATIONS, problem, sizeof(problem));
 	etcdserverpb__txn_request__free_unpacked(txn, NULL);
-	if (problem) {
-		grpc_call_finish(call, GRPC_INVALID_ARGUMENT, problem);
+	if (code != GRPC_OK) {
+		grpc_call_finish(call, code, problem);
 		return;
 	}
 	propose(thread_of(context), call, INTERNAL_RAFT_FIELD_TXN, message, length);

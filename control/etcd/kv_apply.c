@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "alloc.h"
 #include "kv_apply.h"
 
 void kv_result_free(struct kv_result *result)
@@ -86,6 +87,10 @@ static void range_request_of(const Etcdserverpb__RangeRequest *request, struct s
 	out->sort_target = (enum state_sort_target)request->sort_target;
 	out->keys_only = request->keys_only;
 	out->count_only = request->count_only;
+	out->min_mod_revision = request->min_mod_revision;
+	out->max_mod_revision = request->max_mod_revision;
+	out->min_create_revision = request->min_create_revision;
+	out->max_create_revision = request->max_create_revision;
 }
 
 static void put_request_of(const Etcdserverpb__PutRequest *request, struct state_put_request *out)
@@ -255,33 +260,6 @@ static void apply_delete(struct state *state, const Etcdserverpb__DeleteRangeReq
 	state_delete_response_free(&response);
 }
 
-static int convert_op(const Etcdserverpb__RequestOp *in, struct state_op *out, struct kv_result *result)
-{
-	memset(out, 0, sizeof(*out));
-	switch (in->request_case) {
-	case ETCDSERVERPB__REQUEST_OP__REQUEST_REQUEST_RANGE:
-		out->type = STATE_OP_RANGE;
-		range_request_of(in->request_range, &out->request.range);
-		return 0;
-	case ETCDSERVERPB__REQUEST_OP__REQUEST_REQUEST_PUT:
-		out->type = STATE_OP_PUT;
-		put_request_of(in->request_put, &out->request.put);
-		return 0;
-	case ETCDSERVERPB__REQUEST_OP__REQUEST_REQUEST_DELETE_RANGE:
-		out->type = STATE_OP_DELETE_RANGE;
-		delete_request_of(in->request_delete_range, &out->request.delete_range);
-		return 0;
-	case ETCDSERVERPB__REQUEST_OP__REQUEST_REQUEST_TXN:
-		result->grpc_code = GRPC_UNIMPLEMENTED;
-		snprintf(result->error, sizeof(result->error), "etcdserver: nested txn is not supported");
-		return -1;
-	default:
-		result->grpc_code = GRPC_INVALID_ARGUMENT;
-		snprintf(result->error, sizeof(result->error), "etcdserver: empty request op in txn");
-		return -1;
-	}
-}
-
 static void convert_compare(const Etcdserverpb__Compare *in, struct state_compare *out)
 {
 	memset(out, 0, sizeof(*out));
@@ -310,84 +288,175 @@ static void convert_compare(const Etcdserverpb__Compare *in, struct state_compar
 	}
 }
 
-static void apply_txn(struct state *state, const Etcdserverpb__TxnRequest *request, const struct kv_header *header,
-                      struct kv_result *result)
+static int txn_request_of(const Etcdserverpb__TxnRequest *in, struct state_txn_request *out,
+                          struct kv_result *result);
+
+/* The arrays of a converted txn (nested ones too), which borrow everything else from the request. */
+static void txn_request_release(struct state_txn_request *txn)
 {
-	size_t compare_count = request->n_compare;
-	struct state_compare *compares = calloc(compare_count ? compare_count : 1, sizeof(*compares));
-	struct state_op *success = calloc(request->n_success ? request->n_success : 1, sizeof(*success));
-	struct state_op *failure = calloc(request->n_failure ? request->n_failure : 1, sizeof(*failure));
-	if (!compares || !success || !failure)
-		abort();
-	for (size_t k = 0; k < compare_count; k++)
-		convert_compare(request->compare[k], &compares[k]);
-	for (size_t k = 0; k < request->n_success; k++)
-		if (convert_op(request->success[k], &success[k], result) != 0)
-			goto done;
-	for (size_t k = 0; k < request->n_failure; k++)
-		if (convert_op(request->failure[k], &failure[k], result) != 0)
-			goto done;
-	struct state_txn_request txn = {compares, compare_count, success, request->n_success, failure, request->n_failure};
-	struct state_txn_response response;
-	char error[160] = "";
-	int status = state_txn(state, &txn, &response, error, sizeof(error));
-	if (status != STATE_OK) {
-		fail_from_state(result, status, error);
-		goto done;
+	for (int branch = 0; branch < 2; branch++) {
+		const struct state_op *ops = branch ? txn->failure : txn->success;
+		size_t count = branch ? txn->failure_count : txn->success_count;
+		for (size_t k = 0; k < count; k++)
+			if (ops[k].type == STATE_OP_TXN)
+				txn_request_release((struct state_txn_request *)&ops[k].request.txn);
+		free((void *)ops);
 	}
-	Etcdserverpb__ResponseHeader response_header;
-	fill_header(&response_header, header, response.revision);
-	Etcdserverpb__TxnResponse out = ETCDSERVERPB__TXN_RESPONSE__INIT;
-	out.header = &response_header;
-	out.succeeded = response.succeeded;
-	out.n_responses = response.response_count;
-	out.responses = calloc(response.response_count ? response.response_count : 1, sizeof(Etcdserverpb__ResponseOp *));
-	Etcdserverpb__ResponseOp *ops = calloc(response.response_count ? response.response_count : 1, sizeof(*ops));
-	if (!out.responses || !ops)
-		abort();
-	/* Each op's header repeats the txn's, as etcd does. */
-	for (size_t k = 0; k < response.response_count; k++) {
-		const struct state_op_response *op = &response.responses[k];
-		etcdserverpb__response_op__init(&ops[k]);
+	free((void *)txn->compares);
+	memset(txn, 0, sizeof(*txn));
+}
+
+static int convert_op(const Etcdserverpb__RequestOp *in, struct state_op *out, struct kv_result *result)
+{
+	memset(out, 0, sizeof(*out));
+	switch (in->request_case) {
+	case ETCDSERVERPB__REQUEST_OP__REQUEST_REQUEST_RANGE:
+		out->type = STATE_OP_RANGE;
+		range_request_of(in->request_range, &out->request.range);
+		return 0;
+	case ETCDSERVERPB__REQUEST_OP__REQUEST_REQUEST_PUT:
+		out->type = STATE_OP_PUT;
+		put_request_of(in->request_put, &out->request.put);
+		return 0;
+	case ETCDSERVERPB__REQUEST_OP__REQUEST_REQUEST_DELETE_RANGE:
+		out->type = STATE_OP_DELETE_RANGE;
+		delete_request_of(in->request_delete_range, &out->request.delete_range);
+		return 0;
+	case ETCDSERVERPB__REQUEST_OP__REQUEST_REQUEST_TXN:
+		if (txn_request_of(in->request_txn, &out->request.txn, result) != 0)
+			return -1;
+		out->type = STATE_OP_TXN; /* only now: release walks into TXN ops */
+		return 0;
+	default:
+		/* The client thread refuses an empty op before proposing (etcd's "key not found"). */
+		result->grpc_code = GRPC_INVALID_ARGUMENT;
+		snprintf(result->error, sizeof(result->error), "etcdserver: key not found");
+		return -1;
+	}
+}
+
+/* On failure nothing is left allocated and result says why. */
+static int txn_request_of(const Etcdserverpb__TxnRequest *in, struct state_txn_request *out,
+                          struct kv_result *result)
+{
+	memset(out, 0, sizeof(*out));
+	struct state_compare *compares = xcalloc(in->n_compare ? in->n_compare : 1, sizeof(*compares));
+	struct state_op *success = xcalloc(in->n_success ? in->n_success : 1, sizeof(*success));
+	struct state_op *failure = xcalloc(in->n_failure ? in->n_failure : 1, sizeof(*failure));
+	for (size_t k = 0; k < in->n_compare; k++)
+		convert_compare(in->compare[k], &compares[k]);
+	*out = (struct state_txn_request){compares, in->n_compare, success, 0, failure, 0};
+	for (size_t k = 0; k < in->n_success; k++, out->success_count++)
+		if (convert_op(in->success[k], &success[k], result) != 0)
+			goto failed;
+	for (size_t k = 0; k < in->n_failure; k++, out->failure_count++)
+		if (convert_op(in->failure[k], &failure[k], result) != 0)
+			goto failed;
+	return 0;
+failed:
+	txn_request_release(out);
+	return -1;
+}
+
+/* Inside a txn etcd's responses carry a bare header: the revision alone (a nested txn's: nothing).
+ * Each level is one block of these, so one free releases a level. */
+struct op_response_slot {
+	Etcdserverpb__ResponseOp op; /* first: the pointer to slot 0 is the block */
+	Etcdserverpb__ResponseHeader header;
+};
+
+static Etcdserverpb__TxnResponse *txn_response_of(const struct state_txn_response *in,
+                                                 Etcdserverpb__ResponseHeader *header)
+{
+	Etcdserverpb__TxnResponse *out = xcalloc(1, sizeof(*out));
+	etcdserverpb__txn_response__init(out);
+	out->header = header;
+	out->succeeded = in->succeeded;
+	out->n_responses = in->response_count;
+	size_t slots_wanted = in->response_count ? in->response_count : 1;
+	out->responses = xcalloc(slots_wanted, sizeof(*out->responses));
+	struct op_response_slot *slots = xcalloc(slots_wanted, sizeof(*slots));
+	for (size_t k = 0; k < in->response_count; k++) {
+		const struct state_op_response *op = &in->responses[k];
+		Etcdserverpb__ResponseOp *response = &slots[k].op;
+		Etcdserverpb__ResponseHeader *op_header = &slots[k].header;
+		etcdserverpb__response_op__init(response);
+		etcdserverpb__response_header__init(op_header);
 		switch (op->type) {
 		case STATE_OP_RANGE:
-			ops[k].response_case = ETCDSERVERPB__RESPONSE_OP__RESPONSE_RESPONSE_RANGE;
-			ops[k].response_range = range_response_of(&op->response.range, &response_header);
+			op_header->revision = op->response.range.revision;
+			response->response_case = ETCDSERVERPB__RESPONSE_OP__RESPONSE_RESPONSE_RANGE;
+			response->response_range = range_response_of(&op->response.range, op_header);
 			break;
 		case STATE_OP_PUT:
-			ops[k].response_case = ETCDSERVERPB__RESPONSE_OP__RESPONSE_RESPONSE_PUT;
-			ops[k].response_put = put_response_of(&op->response.put, &response_header);
+			op_header->revision = op->response.put.revision;
+			response->response_case = ETCDSERVERPB__RESPONSE_OP__RESPONSE_RESPONSE_PUT;
+			response->response_put = put_response_of(&op->response.put, op_header);
 			break;
 		case STATE_OP_DELETE_RANGE:
-			ops[k].response_case = ETCDSERVERPB__RESPONSE_OP__RESPONSE_RESPONSE_DELETE_RANGE;
-			ops[k].response_delete_range = delete_response_of(&op->response.delete_range, &response_header);
+			op_header->revision = op->response.delete_range.revision;
+			response->response_case = ETCDSERVERPB__RESPONSE_OP__RESPONSE_RESPONSE_DELETE_RANGE;
+			response->response_delete_range = delete_response_of(&op->response.delete_range, op_header);
+			break;
+		case STATE_OP_TXN:
+			response->response_case = ETCDSERVERPB__RESPONSE_OP__RESPONSE_RESPONSE_TXN;
+			response->response_txn = txn_response_of(&op->response.txn, op_header);
 			break;
 		}
-		out.responses[k] = &ops[k];
+		out->responses[k] = response;
 	}
-	pack_into(result, KV_RESPONSE_TXN, &out.base);
-	for (size_t k = 0; k < response.response_count; k++) {
-		switch (ops[k].response_case) {
+	if (in->response_count == 0)
+		free(slots);
+	return out;
+}
+
+static void txn_response_release(Etcdserverpb__TxnResponse *out)
+{
+	for (size_t k = 0; k < out->n_responses; k++) {
+		Etcdserverpb__ResponseOp *response = out->responses[k];
+		switch (response->response_case) {
 		case ETCDSERVERPB__RESPONSE_OP__RESPONSE_RESPONSE_RANGE:
-			range_response_release(ops[k].response_range);
+			range_response_release(response->response_range);
 			break;
 		case ETCDSERVERPB__RESPONSE_OP__RESPONSE_RESPONSE_PUT:
-			free(ops[k].response_put);
+			free(response->response_put);
 			break;
 		case ETCDSERVERPB__RESPONSE_OP__RESPONSE_RESPONSE_DELETE_RANGE:
-			delete_response_release(ops[k].response_delete_range);
+			delete_response_release(response->response_delete_range);
+			break;
+		case ETCDSERVERPB__RESPONSE_OP__RESPONSE_RESPONSE_TXN:
+			txn_response_release(response->response_txn);
 			break;
 		default:
 			break;
 		}
 	}
-	free(ops);
-	free(out.responses);
+	if (out->n_responses)
+		free(out->responses[0]); /* the level's block of slots */
+	free(out->responses);
+	free(out);
+}
+
+static void apply_txn(struct state *state, const Etcdserverpb__TxnRequest *request, const struct kv_header *header,
+                      struct kv_result *result)
+{
+	struct state_txn_request txn;
+	if (txn_request_of(request, &txn, result) != 0)
+		return;
+	struct state_txn_response response;
+	char error[160] = "";
+	int status = state_txn(state, &txn, &response, error, sizeof(error));
+	txn_request_release(&txn);
+	if (status != STATE_OK) {
+		fail_from_state(result, status, error);
+		return;
+	}
+	Etcdserverpb__ResponseHeader response_header;
+	fill_header(&response_header, header, response.revision);
+	Etcdserverpb__TxnResponse *out = txn_response_of(&response, &response_header);
+	pack_into(result, KV_RESPONSE_TXN, &out->base);
+	txn_response_release(out);
 	state_txn_response_free(&response);
-done:
-	free(compares);
-	free(success);
-	free(failure);
 }
 
 static void apply_compaction(struct state *state, const Etcdserverpb__CompactionRequest *request,

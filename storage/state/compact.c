@@ -2,6 +2,8 @@
  * can hold history that becomes droppable, and the revision-order records name exactly those keys,
  * so the work is proportional to the compacted span, not to the keyspace. Per such key it keeps the
  * newest version at or below the revision (dropped too when it is a delete) and drops older ones.
+ * The revision-order records below the revision go; those at it stay with the versions they point at,
+ * because etcd lets a watch start at the compact revision itself and see the puts made there.
  * Everything goes into the open batch with the new compact revision: a crash leaves the compaction
  * either fully done or not started (unlike etcd #14685/#17780, there is no second phase). */
 #include <stdlib.h>
@@ -55,13 +57,14 @@ static void delete_listed(struct state *state, const struct key_list *doomed)
         state_batch_delete(state, doomed->items[i].data, doomed->items[i].len);
 }
 
-/* Deletes the revision-order records in (previous compact, revision] and lists their keys. */
+/* Lists the keys of the revision-order records in [previous compact, revision] and deletes those
+ * below `revision` (the previous compaction kept the ones at its revision). */
 static int take_compacted_span(struct state *state, int64_t revision, struct key_list *keys,
                                char *err, size_t err_len)
 {
     struct key_list doomed = {0};
     uint8_t start[STATE_REVISION_KEY_LEN];
-    state_key_revision(state->working.compact_revision + 1, 0, start);
+    state_key_revision(state->working.compact_revision, 0, start);
     rocksdb_iterator_t *iterator = state_iterator(state);
     int status = STATE_OK;
     for (rocksdb_iter_seek(iterator, (const char *)start, sizeof start);
@@ -74,7 +77,7 @@ static int take_compacted_span(struct state *state, int64_t revision, struct key
         size_t user_key_len;
         const uint8_t *user_key = (const uint8_t *)rocksdb_iter_value(iterator, &user_key_len);
         if (key_list_push(keys, user_key, user_key_len) != STATE_OK ||
-            key_list_push(&doomed, key, key_len) != STATE_OK) {
+            (main < revision && key_list_push(&doomed, key, key_len) != STATE_OK)) {
             status = state_fail(err, err_len, STATE_ERR_NOMEM, "compaction key list");
             break;
         }
@@ -86,7 +89,8 @@ static int take_compacted_span(struct state *state, int64_t revision, struct key
     return status;
 }
 
-/* Drops the versions of one key that compaction at `revision` makes unreachable. */
+/* Drops the versions of one key that compaction at `revision` makes unreachable, with the
+ * revision-order records left pointing at them (those at `revision` itself). */
 static int compact_key(struct state *state, struct state_bytes user_key, int64_t revision,
                        char *err, size_t err_len)
 {
@@ -127,7 +131,11 @@ static int compact_key(struct state *state, struct state_bytes user_key, int64_t
             drop = type == STATE_EVENT_DELETE;
             newest = false;
         }
-        if (drop && key_list_push(&doomed, key, key_len) != STATE_OK) {
+        uint8_t revision_key[STATE_REVISION_KEY_LEN];
+        state_key_revision(main, sub, revision_key);
+        if (drop && (key_list_push(&doomed, key, key_len) != STATE_OK ||
+                     (main == revision &&
+                      key_list_push(&doomed, revision_key, sizeof revision_key) != STATE_OK))) {
             status = state_fail(err, err_len, STATE_ERR_NOMEM, "compaction key list");
             break;
         }

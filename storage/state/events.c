@@ -111,8 +111,9 @@ int state_events_read_bounded(struct state *state, int64_t from_revision, struct
         return state_fail(err, err_len, STATE_ERR_INVALID, "the state is closed");
     if (from_revision < 1)
         from_revision = 1;
-    /* Committed values: events are read from committed state only. */
-    if (from_revision <= state->committed.compact_revision)
+    /* Committed values: events are read from committed state only. From the compact revision
+     * itself is allowed (etcd): compaction kept the puts made at it. */
+    if (from_revision < state->committed.compact_revision)
         return state_fail(err, err_len, STATE_ERR_COMPACTED,
                           "events from %lld, compacted at %lld", (long long)from_revision,
                           (long long)state->committed.compact_revision);

@@ -1,21 +1,35 @@
 /* storage/state/range.c: etcd's Range: a key or key range, now or at a past revision, with limit,
- * count (every match, even past the limit), more, keys_only, count_only and the sort options. As in
- * etcd, sorting by anything but ascending key fetches every match, sorts, then applies the limit. */
+ * count (every key in the range, even past the limit), more, keys_only, count_only, the revision
+ * filters and the sort options. As in etcd, filtering or sorting by anything but ascending key
+ * fetches every match, filters, sorts, then applies the limit. */
 #include <stdlib.h>
 #include <string.h>
 
 #include "internal.h"
 
 struct range_collector {
+    const struct state_range_request *request;
     struct state_kv_list kvs;
-    int64_t count;
-    int64_t keep; /* collect at most this many kvs; <0: all */
+    int64_t count;   /* every key in the range: etcd counts before it filters */
+    int64_t matched; /* the keys that passed the revision filters */
+    int64_t keep;    /* collect at most this many kvs; <0: all */
 };
+
+static bool passes_filters(const struct state_range_request *request, const struct state_kv *kv)
+{
+    return (request->min_mod_revision == 0 || kv->mod_revision >= request->min_mod_revision) &&
+           (request->max_mod_revision == 0 || kv->mod_revision <= request->max_mod_revision) &&
+           (request->min_create_revision == 0 || kv->create_revision >= request->min_create_revision) &&
+           (request->max_create_revision == 0 || kv->create_revision <= request->max_create_revision);
+}
 
 static int collect(void *context, struct state_kv *kv)
 {
     struct range_collector *collector = context;
     collector->count++;
+    if (!passes_filters(collector->request, kv))
+        return 0;
+    collector->matched++;
     if (collector->keep >= 0 && (int64_t)collector->kvs.count >= collector->keep)
         return 0;
     return state_kv_list_push(&collector->kvs, kv) == STATE_OK ? 0 : STATE_ERR_NOMEM;
@@ -68,7 +82,7 @@ int state_range(struct state *state, const struct state_range_request *request,
     bool sort = spec.order == STATE_SORT_DESCEND ||
                 (spec.order == STATE_SORT_ASCEND && spec.target != STATE_SORT_BY_KEY);
 
-    struct range_collector collector = {.keep = -1};
+    struct range_collector collector = {.request = request, .keep = -1};
     if (request->count_only)
         collector.keep = 0;
     else if (!sort && request->limit > 0)
@@ -109,11 +123,12 @@ int state_range(struct state *state, const struct state_range_request *request,
             collector.kvs.items[i].value_len = 0;
         }
     }
-    response->revision = state->working.revision;
+    /* Inside a txn that wrote, etcd's write transaction already reports the txn's revision. */
+    response->revision = state->working.revision + (state->txn_has_writes ? 1 : 0);
     response->kvs = collector.kvs.items;
     response->kv_count = collector.kvs.count;
     response->count = collector.count;
-    response->more = !request->count_only && (int64_t)response->kv_count < collector.count;
+    response->more = !request->count_only && request->limit > 0 && collector.matched > request->limit;
     return STATE_OK;
 }
 

@@ -116,7 +116,10 @@ enum state_sort_target {
 };
 
 /* etcd RangeRequest: range_end empty = the single key; range_end "\0" = every key >= key;
- * otherwise [key, range_end). revision <= 0 = current. limit <= 0 = no limit. */
+ * otherwise [key, range_end). revision <= 0 = current. limit <= 0 = no limit. The four revision
+ * filters (0 = none) keep only kvs whose mod/create revision is within them; as in etcd they apply
+ * after the range is counted, before sorting and the limit. A sort order other than the three is
+ * etcd 3.4's "sort nothing". */
 struct state_range_request {
     struct state_bytes key;
     struct state_bytes range_end;
@@ -126,9 +129,15 @@ struct state_range_request {
     enum state_sort_target sort_target;
     bool keys_only;
     bool count_only;
+    int64_t min_mod_revision;
+    int64_t max_mod_revision;
+    int64_t min_create_revision;
+    int64_t max_create_revision;
 };
 
-/* count = every matching key (even past limit); more = kvs was cut by limit. */
+/* count = every key in the range, filters ignored (even past limit); more = the kvs that passed the
+ * filters were cut by limit. revision: the store revision the range saw (inside a txn, the txn's
+ * revision once the txn wrote something, as etcd's write transaction reports it). */
 struct state_range_response {
     int64_t revision; /* store revision when the range was served */
     struct state_kv *kvs;
@@ -210,25 +219,15 @@ struct state_compare {
     struct state_bytes value;
 };
 
-enum state_op_type { STATE_OP_RANGE = 0, STATE_OP_PUT = 1, STATE_OP_DELETE_RANGE = 2 };
-
-struct state_op {
-    enum state_op_type type;
-    union {
-        struct state_range_request range;
-        struct state_put_request put;
-        struct state_delete_request delete_range;
-    } request;
+enum state_op_type {
+    STATE_OP_RANGE = 0,
+    STATE_OP_PUT = 1,
+    STATE_OP_DELETE_RANGE = 2,
+    STATE_OP_TXN = 3, /* a nested txn (etcd >= 3.3) */
 };
 
-struct state_op_response {
-    enum state_op_type type;
-    union {
-        struct state_range_response range;
-        struct state_put_response put;
-        struct state_delete_response delete_range;
-    } response;
-};
+struct state_op;
+struct state_op_response;
 
 struct state_txn_request {
     const struct state_compare *compares;
@@ -240,16 +239,40 @@ struct state_txn_request {
 };
 
 struct state_txn_response {
-    int64_t revision;
+    int64_t revision; /* the store revision after the txn; 0 in a nested txn's response (etcd) */
     bool succeeded;
     struct state_op_response *responses;
     size_t response_count;
 };
 
-/* All writes of the chosen branch share one new main revision (sub-revisions 0,1,2..); a branch
- * that writes nothing leaves the revision unchanged. Ranges later in the branch see earlier writes.
- * The branch is validated first (range revisions, ignore_value/ignore_lease keys, put leases), so a
- * failing txn writes nothing. */
+struct state_op {
+    enum state_op_type type;
+    union {
+        struct state_range_request range;
+        struct state_put_request put;
+        struct state_delete_request delete_range;
+        struct state_txn_request txn;
+    } request;
+};
+
+struct state_op_response {
+    enum state_op_type type;
+    union {
+        struct state_range_response range;
+        struct state_put_response put;
+        struct state_delete_response delete_range;
+        struct state_txn_response txn;
+    } response;
+};
+
+/* etcd's Txn, nested ones included: every compare of the tree is evaluated first, on the state
+ * before the txn, which picks one branch at each level; then the chosen branches are checked (put
+ * checks of the whole tree: ignore_value/ignore_lease keys, leases; then range revisions), so a
+ * failing txn writes nothing; then applied in order, depth first. All writes share one new main
+ * revision (sub-revisions 0,1,2..); a tree that writes nothing leaves the revision unchanged. Ranges
+ * see the writes before them. The ops' revisions are etcd's: a put's is the txn's, a range's and a
+ * delete's the txn's once something was written before (or by) it, the previous one until then.
+ * Duplicate-key and operation-count checks are the caller's (etcd makes them before proposing). */
 int state_txn(struct state *state, const struct state_txn_request *request,
               struct state_txn_response *response, char *err, size_t err_len);
 void state_txn_response_free(struct state_txn_response *response);
@@ -324,8 +347,8 @@ struct state_event_list {
 
 /* Committed events with revision >= from_revision for [key, range_end) (range_end as in range), in
  * revision order. Stops after about max_events (0 = no limit) but never splits one revision's events.
- * Error STATE_ERR_COMPACTED when from_revision <= compact revision (events at the compact revision
- * itself may be gone: a delete there is dropped). */
+ * Error STATE_ERR_COMPACTED when from_revision < compact revision. From the compact revision itself
+ * the puts made at it are there, a delete made at it is not (compaction drops it), as in etcd. */
 int state_events_read(struct state *state, int64_t from_revision, struct state_bytes key,
                       struct state_bytes range_end, size_t max_events, bool want_prev_kv,
                       struct state_event_list *out, char *err, size_t err_len);

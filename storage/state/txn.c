@@ -1,6 +1,7 @@
-/* storage/state/txn.c: etcd's Txn: compares on the state before the txn, then one branch of ops
- * applied as one write transaction (a single main revision, sub-revisions in op order). The branch
- * is checked before anything is written, as etcd's applier does, so a failing txn writes nothing. */
+/* storage/state/txn.c: etcd's Txn, nested ones included: every compare of the tree on the state
+ * before the txn, then the chosen branches applied as one write transaction (a single main revision,
+ * sub-revisions in op order, depth first). The branches are checked before anything is written, as
+ * etcd's applier does, so a failing txn writes nothing. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -71,36 +72,145 @@ static int evaluate(struct state *state, const struct state_compare *compare, bo
     return STATE_OK;
 }
 
-/* The checks etcd makes on a branch before applying it. */
-static int check_branch(struct state *state, const struct state_op *ops, size_t count, char *err,
-                        size_t err_len)
+/* etcd's txnPath: the branch every txn of the tree takes, decided before anything is written.
+ * Depth first: a txn's own entry, then those of the nested txns in the branch it takes. */
+struct txn_path {
+    bool *taken;
+    size_t count;
+    size_t capacity;
+};
+
+static const struct state_op *branch_of(const struct state_txn_request *txn, bool succeeded,
+                                        size_t *count)
 {
+    *count = succeeded ? txn->success_count : txn->failure_count;
+    return succeeded ? txn->success : txn->failure;
+}
+
+static int plan(struct state *state, const struct state_txn_request *txn, struct txn_path *path,
+                char *err, size_t err_len)
+{
+    bool succeeded = true;
+    for (size_t i = 0; succeeded && i < txn->compare_count; i++) {
+        int status = evaluate(state, &txn->compares[i], &succeeded, err, err_len);
+        if (status != STATE_OK)
+            return status;
+    }
+    if (path->count == path->capacity) {
+        size_t capacity = path->capacity ? path->capacity * 2 : 8;
+        bool *taken = realloc(path->taken, capacity * sizeof *taken);
+        if (taken == NULL)
+            return state_fail(err, err_len, STATE_ERR_NOMEM, "txn path of %zu", path->count);
+        path->taken = taken;
+        path->capacity = capacity;
+    }
+    path->taken[path->count++] = succeeded;
+    size_t count;
+    const struct state_op *ops = branch_of(txn, succeeded, &count);
     for (size_t i = 0; i < count; i++) {
-        const struct state_op *op = &ops[i];
-        int status = STATE_OK;
-        if (op->type == STATE_OP_RANGE) {
-            status = state_check_revision(state, op->request.range.revision, err, err_len);
-        } else if (op->type == STATE_OP_PUT &&
-                   (op->request.put.ignore_value || op->request.put.ignore_lease)) {
-            bool found;
-            struct state_kv kv;
-            status = state_current_get(state, op->request.put.key, &found, &kv, err, err_len);
-            if (status == STATE_OK && found)
-                state_kv_free_fields(&kv);
-            else if (status == STATE_OK)
-                status = state_fail(err, err_len, STATE_ERR_KEY_NOT_FOUND,
-                                    "txn put with ignore_value or ignore_lease on a missing key");
-        } else if (op->type != STATE_OP_PUT && op->type != STATE_OP_DELETE_RANGE) {
-            status = state_fail(err, err_len, STATE_ERR_INVALID, "txn op %zu has type %d", i,
-                                (int)op->type);
-        }
-        /* etcd checkRequestPut: the key for ignore_*, then the lease. */
-        if (status == STATE_OK && op->type == STATE_OP_PUT && op->request.put.lease != 0)
-            status = state_lease_require(state, op->request.put.lease, err, err_len);
+        if (ops[i].type != STATE_OP_TXN)
+            continue;
+        int status = plan(state, &ops[i].request.txn, path, err, err_len);
         if (status != STATE_OK)
             return status;
     }
     return STATE_OK;
+}
+
+static int check_put(struct state *state, const struct state_put_request *put, char *err,
+                     size_t err_len)
+{
+    int status = STATE_OK;
+    if (put->ignore_value || put->ignore_lease) {
+        bool found;
+        struct state_kv kv;
+        status = state_current_get(state, put->key, &found, &kv, err, err_len);
+        if (status == STATE_OK && found)
+            state_kv_free_fields(&kv);
+        else if (status == STATE_OK)
+            status = state_fail(err, err_len, STATE_ERR_KEY_NOT_FOUND,
+                                "txn put with ignore_value or ignore_lease on a missing key");
+    }
+    /* etcd checkRequestPut: the key for ignore_*, then the lease. */
+    if (status == STATE_OK && put->lease != 0)
+        status = state_lease_require(state, put->lease, err, err_len);
+    return status;
+}
+
+/* etcd's checkRequests over the path: one pass with the put checks (`puts`), then one with the
+ * range revisions, so an error is the one etcd would give first. */
+static int check_tree(struct state *state, const struct state_txn_request *txn,
+                      const struct txn_path *path, size_t *cursor, bool puts, char *err,
+                      size_t err_len)
+{
+    size_t count;
+    const struct state_op *ops = branch_of(txn, path->taken[(*cursor)++], &count);
+    for (size_t i = 0; i < count; i++) {
+        const struct state_op *op = &ops[i];
+        int status = STATE_OK;
+        switch (op->type) {
+        case STATE_OP_RANGE:
+            if (!puts)
+                status = state_check_revision(state, op->request.range.revision, err, err_len);
+            break;
+        case STATE_OP_PUT:
+            if (puts)
+                status = check_put(state, &op->request.put, err, err_len);
+            break;
+        case STATE_OP_DELETE_RANGE: break;
+        case STATE_OP_TXN:
+            status = check_tree(state, &op->request.txn, path, cursor, puts, err, err_len);
+            break;
+        default:
+            status = state_fail(err, err_len, STATE_ERR_INVALID, "txn op %zu has type %d", i,
+                                (int)op->type);
+        }
+        if (status != STATE_OK)
+            return status;
+    }
+    return STATE_OK;
+}
+
+static int apply_tree(struct state *state, const struct state_txn_request *txn,
+                      const struct txn_path *path, size_t *cursor, struct state_write *write,
+                      struct state_txn_response *response, char *err, size_t err_len)
+{
+    response->succeeded = path->taken[(*cursor)++];
+    size_t count;
+    const struct state_op *ops = branch_of(txn, response->succeeded, &count);
+    if (count > 0) {
+        response->responses = calloc(count, sizeof *response->responses);
+        if (response->responses == NULL)
+            return state_fail(err, err_len, STATE_ERR_NOMEM, "txn of %zu ops", count);
+    }
+    int status = STATE_OK;
+    for (size_t i = 0; status == STATE_OK && i < count; i++) {
+        struct state_op_response *out = &response->responses[i];
+        out->type = ops[i].type;
+        response->response_count = i + 1;
+        switch (ops[i].type) {
+        case STATE_OP_RANGE:
+            state->txn_has_writes = write->sub > 0;
+            status = state_range(state, &ops[i].request.range, &out->response.range, err, err_len);
+            break;
+        case STATE_OP_PUT:
+            status = state_apply_put(state, write, &ops[i].request.put, &out->response.put, err,
+                                     err_len);
+            out->response.put.revision = write->main;
+            break;
+        case STATE_OP_DELETE_RANGE:
+            status = state_apply_delete(state, write, &ops[i].request.delete_range,
+                                        &out->response.delete_range, err, err_len);
+            out->response.delete_range.revision =
+                write->sub > 0 ? write->main : state->working.revision;
+            break;
+        case STATE_OP_TXN:
+            status = apply_tree(state, &ops[i].request.txn, path, cursor, write,
+                                &out->response.txn, err, err_len);
+            break;
+        }
+    }
+    return status;
 }
 
 int state_txn(struct state *state, const struct state_txn_request *request,
@@ -110,78 +220,50 @@ int state_txn(struct state *state, const struct state_txn_request *request,
     int status = state_require_batch(state, err, err_len, "state_txn");
     if (status != STATE_OK)
         return status;
-    bool succeeded = true;
-    for (size_t i = 0; succeeded && i < request->compare_count; i++) {
-        status = evaluate(state, &request->compares[i], &succeeded, err, err_len);
-        if (status != STATE_OK)
-            return status;
-    }
-    const struct state_op *ops = succeeded ? request->success : request->failure;
-    size_t count = succeeded ? request->success_count : request->failure_count;
-    status = check_branch(state, ops, count, err, err_len);
-    if (status != STATE_OK)
-        return status;
-
-    response->succeeded = succeeded;
-    if (count > 0) {
-        response->responses = calloc(count, sizeof *response->responses);
-        if (response->responses == NULL)
-            return state_fail(err, err_len, STATE_ERR_NOMEM, "txn of %zu ops", count);
-    }
+    struct txn_path path = {0};
+    status = plan(state, request, &path, err, err_len);
+    size_t cursor = 0;
+    if (status == STATE_OK)
+        status = check_tree(state, request, &path, &cursor, true, err, err_len);
+    cursor = 0;
+    if (status == STATE_OK)
+        status = check_tree(state, request, &path, &cursor, false, err, err_len);
     struct state_write write = {.main = state->working.revision + 1, .sub = 0};
-    for (size_t i = 0; status == STATE_OK && i < count; i++) {
-        struct state_op_response *out = &response->responses[i];
-        out->type = ops[i].type;
-        response->response_count = i + 1;
-        switch (ops[i].type) {
-        case STATE_OP_RANGE:
-            state->txn_has_writes = write.sub > 0;
-            status = state_range(state, &ops[i].request.range, &out->response.range, err, err_len);
-            break;
-        case STATE_OP_PUT:
-            status = state_apply_put(state, &write, &ops[i].request.put, &out->response.put, err,
-                                     err_len);
-            break;
-        case STATE_OP_DELETE_RANGE:
-            status = state_apply_delete(state, &write, &ops[i].request.delete_range,
-                                        &out->response.delete_range, err, err_len);
-            break;
-        }
-    }
+    cursor = 0;
+    if (status == STATE_OK)
+        status = apply_tree(state, request, &path, &cursor, &write, response, err, err_len);
+    free(path.taken);
     state->txn_has_writes = false;
     if (status != STATE_OK) {
-        /* Only out-of-memory or an I/O error gets here; the caller aborts the batch. */
+        /* Only a failed check (nothing written), out-of-memory or an I/O error gets here; in the
+         * last two the caller aborts the batch. */
         state_txn_response_free(response);
         return status;
     }
     if (write.sub > 0)
         state->working.revision = write.main;
     response->revision = state->working.revision;
-    for (size_t i = 0; i < response->response_count; i++) {
-        struct state_op_response *out = &response->responses[i];
-        if (out->type == STATE_OP_RANGE)
-            out->response.range.revision = response->revision;
-        else if (out->type == STATE_OP_PUT)
-            out->response.put.revision = response->revision;
-        else
-            out->response.delete_range.revision = response->revision;
-    }
     return STATE_OK;
+}
+
+static void op_responses_free(struct state_op_response *responses, size_t count)
+{
+    for (size_t i = 0; i < count; i++) {
+        struct state_op_response *out = &responses[i];
+        switch (out->type) {
+        case STATE_OP_RANGE: state_range_response_free(&out->response.range); break;
+        case STATE_OP_PUT: state_put_response_free(&out->response.put); break;
+        case STATE_OP_DELETE_RANGE: state_delete_response_free(&out->response.delete_range); break;
+        case STATE_OP_TXN: state_txn_response_free(&out->response.txn); break;
+        }
+    }
+    free(responses);
 }
 
 void state_txn_response_free(struct state_txn_response *response)
 {
     if (response == NULL)
         return;
-    for (size_t i = 0; i < response->response_count; i++) {
-        struct state_op_response *out = &response->responses[i];
-        if (out->type == STATE_OP_RANGE)
-            state_range_response_free(&out->response.range);
-        else if (out->type == STATE_OP_PUT)
-            state_put_response_free(&out->response.put);
-        else
-            state_delete_response_free(&out->response.delete_range);
-    }
-    free(response->responses);
+    op_responses_free(response->responses, response->response_count);
     memset(response, 0, sizeof *response);
 }

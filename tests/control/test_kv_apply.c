@@ -210,6 +210,76 @@ static void test_leases(struct state *state, uint64_t index)
 	      "clamp");
 }
 
+/* A nested txn through kv_apply: the request tree converted, the response tree built with etcd's bare
+ * headers inside (a nested txn's empty, an op's the revision alone). */
+static void test_nested_txn(struct state *state, uint64_t index)
+{
+	Etcdserverpb__PutRequest outer_put = ETCDSERVERPB__PUT_REQUEST__INIT;
+	outer_put.key = text("nest-a");
+	outer_put.value = text("1");
+	Etcdserverpb__PutRequest inner_put = ETCDSERVERPB__PUT_REQUEST__INIT;
+	inner_put.key = text("nest-b");
+	inner_put.value = text("2");
+	Etcdserverpb__RangeRequest inner_range = ETCDSERVERPB__RANGE_REQUEST__INIT;
+	inner_range.key = text("nest-a");
+	Etcdserverpb__RequestOp inner_ops[2] = {ETCDSERVERPB__REQUEST_OP__INIT, ETCDSERVERPB__REQUEST_OP__INIT};
+	inner_ops[0].request_case = ETCDSERVERPB__REQUEST_OP__REQUEST_REQUEST_PUT;
+	inner_ops[0].request_put = &inner_put;
+	inner_ops[1].request_case = ETCDSERVERPB__REQUEST_OP__REQUEST_REQUEST_RANGE;
+	inner_ops[1].request_range = &inner_range;
+	Etcdserverpb__RequestOp *inner_failure[] = {&inner_ops[0], &inner_ops[1]};
+	Etcdserverpb__Compare never = ETCDSERVERPB__COMPARE__INIT;
+	never.result = ETCDSERVERPB__COMPARE__COMPARE_RESULT__GREATER;
+	never.target = ETCDSERVERPB__COMPARE__COMPARE_TARGET__VERSION;
+	never.key = text("nest-missing");
+	never.target_union_case = ETCDSERVERPB__COMPARE__TARGET_UNION_VERSION;
+	Etcdserverpb__Compare *inner_compares[] = {&never};
+	Etcdserverpb__TxnRequest inner = ETCDSERVERPB__TXN_REQUEST__INIT;
+	inner.n_compare = 1;
+	inner.compare = inner_compares;
+	inner.n_failure = 2;
+	inner.failure = inner_failure;
+	Etcdserverpb__RequestOp outer_ops[2] = {ETCDSERVERPB__REQUEST_OP__INIT, ETCDSERVERPB__REQUEST_OP__INIT};
+	outer_ops[0].request_case = ETCDSERVERPB__REQUEST_OP__REQUEST_REQUEST_PUT;
+	outer_ops[0].request_put = &outer_put;
+	outer_ops[1].request_case = ETCDSERVERPB__REQUEST_OP__REQUEST_REQUEST_TXN;
+	outer_ops[1].request_txn = &inner;
+	Etcdserverpb__RequestOp *outer_success[] = {&outer_ops[0], &outer_ops[1]};
+	Etcdserverpb__TxnRequest outer = ETCDSERVERPB__TXN_REQUEST__INIT;
+	outer.n_success = 2;
+	outer.success = outer_success;
+	Etcdserverpb__InternalRaftRequest internal = ETCDSERVERPB__INTERNAL_RAFT_REQUEST__INIT;
+	internal.txn = &outer;
+	int64_t revision = state_revision(state) + 1;
+	struct kv_result result;
+	apply(state, index, &internal, &result);
+	CHECK(result.grpc_code == GRPC_OK, "nested txn: %s", result.error);
+	Etcdserverpb__TxnResponse *response =
+	    etcdserverpb__txn_response__unpack(NULL, result.response_length, result.response);
+	CHECK(response && response->succeeded && response->n_responses == 2 && response->header->revision == revision &&
+	          response->header->member_id == header.member_id,
+	      "outer txn response");
+	if (response && response->n_responses == 2) {
+		const Etcdserverpb__ResponseOp *put_op = response->responses[0];
+		CHECK(put_op->response_case == ETCDSERVERPB__RESPONSE_OP__RESPONSE_RESPONSE_PUT &&
+		          put_op->response_put->header->revision == revision && put_op->response_put->header->member_id == 0,
+		      "a put's header inside a txn: the revision alone");
+		const Etcdserverpb__ResponseOp *txn_op = response->responses[1];
+		CHECK(txn_op->response_case == ETCDSERVERPB__RESPONSE_OP__RESPONSE_RESPONSE_TXN, "nested response kind");
+		const Etcdserverpb__TxnResponse *nested = txn_op->response_txn;
+		CHECK(nested && !nested->succeeded && nested->header && nested->header->revision == 0 &&
+		          nested->n_responses == 2,
+		      "nested txn response: the failure branch, an empty header");
+		if (nested && nested->n_responses == 2)
+			CHECK(nested->responses[1]->response_range->n_kvs == 1 &&
+			          nested->responses[1]->response_range->header->revision == revision,
+			      "the nested range sees the outer put");
+	}
+	etcdserverpb__txn_response__free_unpacked(response, NULL);
+	kv_result_free(&result);
+	CHECK(count_of(state, "nest-b") == 1 && state_revision(state) == revision, "one revision for the tree");
+}
+
 int main(void)
 {
 	char directory[] = "/tmp/quorumd-kv-apply-XXXXXX";
@@ -329,6 +399,7 @@ int main(void)
 	kv_result_free(&result);
 
 	test_leases(state, 6);
+	test_nested_txn(state, 100);
 
 	state_close(state);
 	char command[128];

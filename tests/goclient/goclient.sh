@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The Go suite (etcd's own clientv3 and clientv3/concurrency) against a new three-member cluster:
 #     tests/goclient/goclient.sh PATH/quorumd|PATH/etcd PATH/goclient.test [GO TEST FLAGS...]
-# (what meson test --suite goclient runs; run-against-etcd.sh runs it against etcd). Every test but
-# TestFailover runs first, against all three client URLs; then TestFailover alone, which kills the member
-# serving its watch. Extra flags go to the first run (e.g. -test.run 'TestRange').
+# (what meson test --suite goclient runs; run-against-etcd.sh runs it against etcd). Every case runs first
+# against all three client URLs (the TestMember* ones skip there); then the TestMember* cases, given the
+# members' PIDs: one stops a follower for a while, the last kills a member. Extra flags go to the first run
+# (e.g. -test.run 'TestRange').
 # Ports: 256x0 (client 256x9), through tests/etcdctl/lib.sh, which also cleans up on any exit.
 source "$(dirname "$0")/../etcdctl/lib.sh"
 [ $# -ge 2 ] && [ -x "$2" ] || fail "usage: $0 PATH/quorumd|PATH/etcd PATH/goclient.test [flags...]"
@@ -21,7 +22,7 @@ log "the suite against $KIND at $ENDPOINTS"
 "$GOCLIENT_TEST" -test.v -test.timeout 900s -endpoints "$ENDPOINTS" "$@" ||
 	fail "the Go suite failed against $KIND (the go test output above says which case)"
 
-log "TestFailover against $KIND"
-"$GOCLIENT_TEST" -test.v -test.timeout 300s -test.run '^TestFailover$' -endpoints "$ENDPOINTS" \
+log "the TestMember* cases against $KIND"
+"$GOCLIENT_TEST" -test.v -test.timeout 300s -test.run '^TestMember' -endpoints "$ENDPOINTS" \
 	-member-pids "${PID[infra1]},${PID[infra2]},${PID[infra3]}" ||
-	fail "TestFailover failed against $KIND"
+	fail "the TestMember* cases failed against $KIND"

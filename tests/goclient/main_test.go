@@ -7,8 +7,8 @@
 // Every test works under its own key prefix (run ID + test name) and deletes it when it ends, and
 // asserts revisions relative to the ones its own writes got, so the suite can share a cluster with
 // other clients. The exceptions say so: compaction (TestRangePastRevision, TestWatchFromCompactRevision)
-// affects everyone's history, and TestFailover kills a member (only with -member-pids; the harness
-// runs it last, on its own).
+// affects everyone's history, and the TestMember* cases stop and kill members (only with -member-pids;
+// the harness runs them last, on their own).
 package goclient
 
 import (
@@ -27,7 +27,7 @@ import (
 
 var (
 	endpointsFlag  = flag.String("endpoints", "", "comma-separated client URLs of the cluster under test (required)")
-	memberPidsFlag = flag.String("member-pids", "", "comma-separated PIDs of the members, in -endpoints order: lets TestFailover kill one")
+	memberPidsFlag = flag.String("member-pids", "", "comma-separated PIDs of the members, in -endpoints order: lets the TestMember* cases stop and kill them")
 	runID          string
 )
 

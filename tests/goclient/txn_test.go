@@ -5,6 +5,7 @@ package goclient
 // checks of v3rpc's checkIntervals.
 
 import (
+	"fmt"
 	"strconv"
 	"testing"
 	"time"
@@ -54,6 +55,17 @@ func TestTxnNested(t *testing.T) {
 	if kvs := resp.Responses[2].GetResponseRange().Kvs; len(kvs) != 1 || string(kvs[0].Value) != "else" {
 		t.Errorf("outer get of b after the inner txn: %+v, want else", kvs)
 	}
+	// The responses inside a txn carry etcd's bare headers: the revision alone (a put's is the txn's,
+	// a range's the store's at that point), and a nested txn's header is empty.
+	if h := resp.Responses[0].GetResponsePut().Header; h.Revision != rev || h.MemberId != 0 || h.ClusterId != 0 || h.RaftTerm != 0 {
+		t.Errorf("header of a put inside a txn: %+v, want revision %d alone", h, rev)
+	}
+	if h := inner.Header; h == nil || h.Revision != 0 || h.MemberId != 0 {
+		t.Errorf("header of a nested txn response: %+v, want an empty one", h)
+	}
+	if h := inner.Responses[1].GetResponseRange().Header; h.Revision != rev || h.MemberId != 0 {
+		t.Errorf("header of a range after a write inside a txn: %+v, want revision %d alone", h, rev)
+	}
 	// Every write of the whole tree shares one revision.
 	for _, k := range []string{"a", "b"} {
 		if _, mod, _ := valueOf(t, client, p+k); mod != rev {
@@ -91,6 +103,31 @@ func TestTxnNested(t *testing.T) {
 	}
 	if v, mod, _ := valueOf(t, client, p+"e"); v != "deep" || mod != resp.Header.Revision {
 		t.Errorf("e = %q at %d, want deep at %d", v, mod, resp.Header.Revision)
+	}
+
+	// A range or a delete of nothing before the first write shows the store's revision before the txn.
+	prior := mustGet(t, client, p+"flag").Header.Revision
+	resp, err = client.Txn(timeout(t, 10*time.Second)).Then(clientv3.OpGet(p+"flag"), clientv3.OpDelete(p+"none"),
+		clientv3.OpPut(p+"f", "1"), clientv3.OpDelete(p+"none"), clientv3.OpGet(p+"flag")).Commit()
+	if err != nil {
+		t.Fatalf("txn of a range, a delete of nothing and a put: %v", err)
+	}
+	revs := []int64{}
+	for _, r := range resp.Responses {
+		switch {
+		case r.GetResponseRange() != nil:
+			revs = append(revs, r.GetResponseRange().Header.Revision)
+		case r.GetResponseDeleteRange() != nil:
+			revs = append(revs, r.GetResponseDeleteRange().Header.Revision)
+		default:
+			revs = append(revs, r.GetResponsePut().Header.Revision)
+		}
+	}
+	if want := []int64{prior, prior, prior + 1, prior + 1, prior + 1}; fmt.Sprint(revs) != fmt.Sprint(want) {
+		t.Errorf("revisions in the op headers: %v, want %v", revs, want)
+	}
+	if _, err := client.Delete(timeout(t, 10*time.Second), p+"f"); err != nil {
+		t.Fatalf("delete f: %v", err)
 	}
 
 	// A read-only tree changes no revision.

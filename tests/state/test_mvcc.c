@@ -1,6 +1,6 @@
 /* tests/state/test_mvcc.c: the MVCC rules of etcd 3.4's mvcc package as seen through the state API:
- * revisions, versions, txn compares, ranges (past revisions, range_end forms, limit/count/more,
- * keys_only/count_only, sort) and compaction. */
+ * revisions, versions, txn compares and nested txns, ranges (past revisions, range_end forms,
+ * limit/count/more, keys_only/count_only, revision filters, sort) and compaction. */
 #include "state_test.h"
 
 static char root[128];
@@ -307,6 +307,72 @@ static void test_txn_compares(void)
     struct state_kv kv;
     CHECK(!get_at(state, "u", 0, &kv));
     CHECK_EQ(state_revision(state), before);
+
+    /* Nested txns: every compare is evaluated before any write (the inner one does not see the
+     * outer put of "n"), the tree shares one revision, ranges see earlier writes, and the ops
+     * report etcd's revisions (the previous one for a range before the first write). */
+    struct state_compare n_is_1 = {.result = STATE_COMPARE_EQUAL, .target = STATE_TARGET_VALUE,
+                                   .key = bytes_of("n"), .value = bytes_of("1")};
+    struct state_op inner_then[1] = {
+        {.type = STATE_OP_PUT, .request.put = {.key = bytes_of("m"), .value = bytes_of("saw n")}}};
+    struct state_op inner_else[2] = {
+        {.type = STATE_OP_PUT, .request.put = {.key = bytes_of("m"), .value = bytes_of("no n")}},
+        {.type = STATE_OP_RANGE, .request.range = {.key = bytes_of("n")}},
+    };
+    struct state_op outer[3] = {
+        {.type = STATE_OP_RANGE, .request.range = {.key = bytes_of("n")}},
+        {.type = STATE_OP_PUT, .request.put = {.key = bytes_of("n"), .value = bytes_of("1")}},
+        {.type = STATE_OP_TXN,
+         .request.txn = {.compares = &n_is_1, .compare_count = 1, .success = inner_then,
+                         .success_count = 1, .failure = inner_else, .failure_count = 2}},
+    };
+    struct state_txn_request nested = {.success = outer, .success_count = 3};
+    before = state_revision(state);
+    REQUIRE_OK(state_txn(state, &nested, &response, test_err, sizeof test_err));
+    CHECK_EQ(response.revision, before + 1);
+    CHECK_EQ(response.response_count, 3);
+    if (response.response_count == 3) {
+        CHECK_EQ(response.responses[0].response.range.revision, before);
+        CHECK_EQ(response.responses[0].response.range.kv_count, 0);
+        CHECK_EQ(response.responses[1].response.put.revision, before + 1);
+        const struct state_txn_response *inner = &response.responses[2].response.txn;
+        CHECK_EQ(response.responses[2].type, STATE_OP_TXN);
+        CHECK(!inner->succeeded);
+        CHECK_EQ(inner->revision, 0);
+        CHECK_EQ(inner->response_count, 2);
+        if (inner->response_count == 2) {
+            CHECK_EQ(inner->responses[1].response.range.kv_count, 1);
+            CHECK_EQ(inner->responses[1].response.range.revision, before + 1);
+        }
+    }
+    state_txn_response_free(&response);
+    CHECK(get_at(state, "m", 0, &kv));
+    CHECK(value_is(&kv, "no n"));
+    CHECK_EQ(kv.mod_revision, before + 1);
+    free_kv(&kv);
+
+    /* A failing check anywhere in the tree writes nothing. */
+    struct state_op deep_bad[1] = {
+        {.type = STATE_OP_RANGE, .request.range = {.key = bytes_of("n"), .revision = 999}}};
+    struct state_op outer_bad[2] = {
+        {.type = STATE_OP_PUT, .request.put = {.key = bytes_of("v"), .value = bytes_of("1")}},
+        {.type = STATE_OP_TXN, .request.txn = {.failure = deep_bad, .failure_count = 1,
+                                               .compares = &n_is_1, .compare_count = 0}},
+    };
+    struct state_txn_request nested_bad = {.success = outer_bad, .success_count = 2};
+    before = state_revision(state);
+    /* The nested txn has no compares, so it takes its (empty) success branch: no error. */
+    REQUIRE_OK(state_txn(state, &nested_bad, &response, test_err, sizeof test_err));
+    state_txn_response_free(&response);
+    outer_bad[1].request.txn.compare_count = 1; /* "n" is "1" now: still success */
+    n_is_1.result = STATE_COMPARE_NOT_EQUAL;    /* now the failure branch, with the bad range */
+    before = state_revision(state);
+    CHECK_EQ(state_txn(state, &nested_bad, &response, test_err, sizeof test_err),
+             STATE_ERR_FUTURE_REV);
+    CHECK_EQ(state_revision(state), before);
+    CHECK(get_at(state, "v", 0, &kv));
+    CHECK_EQ(kv.version, 1); /* only the first txn's put */
+    free_kv(&kv);
     REQUIRE_OK(state_batch_commit(state, 1, test_err, sizeof test_err));
     state_close(state);
 }
@@ -490,6 +556,41 @@ static void test_range_options(void)
     CHECK(strcmp(keys, "a,") == 0);
     state_range_response_free(&response);
 
+    /* Revision filters (mod: e=2 d=3 c=4 b=5 da=7 a=8; create: a=6, the rest as mod): applied after
+     * counting, so count stays 6, and more says whether the filtered keys exceed the limit. */
+    struct state_range_request filtered = {.key = bytes_of("a"), .range_end = bytes_of("z"),
+                                           .min_mod_revision = 4, .max_mod_revision = 7};
+    range_keys(state, &filtered, keys, sizeof keys, &response);
+    CHECK(strcmp(keys, "b,c,da,") == 0);
+    CHECK_EQ(response.count, 6);
+    CHECK(!response.more);
+    state_range_response_free(&response);
+    filtered.limit = 2;
+    range_keys(state, &filtered, keys, sizeof keys, &response);
+    CHECK(strcmp(keys, "b,c,") == 0);
+    CHECK(response.more);
+    state_range_response_free(&response);
+    filtered.limit = 3;
+    range_keys(state, &filtered, keys, sizeof keys, &response);
+    CHECK(!response.more);
+    state_range_response_free(&response);
+    struct state_range_request created = {.key = bytes_of("a"), .range_end = bytes_of("z"),
+                                          .min_create_revision = 3, .max_create_revision = 6,
+                                          .sort_target = STATE_SORT_BY_CREATE,
+                                          .sort_order = STATE_SORT_DESCEND, .limit = 1};
+    range_keys(state, &created, keys, sizeof keys, &response);
+    CHECK(strcmp(keys, "a,") == 0); /* created 3..6: d c b a; newest first */
+    CHECK(response.more);
+    state_range_response_free(&response);
+    /* An order outside the enum sorts nothing (etcd 3.4). */
+    struct state_range_request odd_order = {.key = bytes_of("a"), .range_end = bytes_of("z"),
+                                            .sort_order = (enum state_sort_order)3,
+                                            .sort_target = STATE_SORT_BY_VALUE, .limit = 2};
+    range_keys(state, &odd_order, keys, sizeof keys, &response);
+    CHECK(strcmp(keys, "a,b,") == 0);
+    CHECK(response.more);
+    state_range_response_free(&response);
+
     struct state_range_request missing = {.key = bytes_of("nope")};
     range_keys(state, &missing, keys, sizeof keys, &response);
     CHECK_EQ(response.count, 0);
@@ -539,21 +640,38 @@ static void test_compaction(void)
     CHECK_EQ(kv.version, 3);
     free_kv(&kv);
 
-    /* Only records newer than the compact revision are left as events: c@6 and a@7, whose
-     * prev_kv (a@3, kept by the compaction) is still there. b's delete is gone. */
+    /* Events from the compact revision on (etcd lets a watch start there): c@6 and a@7, whose
+     * prev_kv (a@3, kept by the compaction) is still there. b's delete at 5 is gone with the
+     * compaction; below 5 nothing can be read. */
+    struct state_bytes every_key_after = {(const uint8_t *)"", 1};
     struct state_event_list events;
-    CHECK_EQ(state_events_read(state, 5, bytes_of("a"), (struct state_bytes){(const uint8_t *)"", 1},
-                               0, false, &events, test_err, sizeof test_err),
+    CHECK_EQ(state_events_read(state, 4, bytes_of("a"), every_key_after, 0, false, &events, test_err,
+                               sizeof test_err),
              STATE_ERR_COMPACTED);
-    REQUIRE_OK(state_events_read(state, 6, bytes_of("a"),
-                                 (struct state_bytes){(const uint8_t *)"", 1}, 0, true, &events,
-                                 test_err, sizeof test_err));
+    for (int64_t from = 5; from <= 6; from++) {
+        REQUIRE_OK(state_events_read(state, from, bytes_of("a"), every_key_after, 0, true, &events,
+                                     test_err, sizeof test_err));
+        CHECK_EQ(events.count, 2);
+        if (events.count == 2) {
+            CHECK(key_is(&events.events[0].kv, "c"));
+            CHECK(key_is(&events.events[1].kv, "a"));
+            CHECK(events.events[1].has_prev_kv);
+            CHECK(value_is(&events.events[1].prev_kv, "2"));
+        }
+        state_event_list_free(&events);
+    }
+
+    /* A put at the compact revision stays an event from it, until the next compaction passes it. */
+    REQUIRE_OK(state_batch_begin(state, test_err, sizeof test_err));
+    REQUIRE_OK(state_compact(state, 6, test_err, sizeof test_err));
+    REQUIRE_OK(state_batch_commit(state, 3, test_err, sizeof test_err));
+    REQUIRE_OK(state_events_read(state, 6, bytes_of("a"), every_key_after, 0, true, &events, test_err,
+                                 sizeof test_err));
     CHECK_EQ(events.count, 2);
     if (events.count == 2) {
         CHECK(key_is(&events.events[0].kv, "c"));
-        CHECK(key_is(&events.events[1].kv, "a"));
-        CHECK(events.events[1].has_prev_kv);
-        CHECK(value_is(&events.events[1].prev_kv, "2"));
+        CHECK_EQ(events.events[0].kv.mod_revision, 6);
+        CHECK(!events.events[0].has_prev_kv);
     }
     state_event_list_free(&events);
 
@@ -562,7 +680,12 @@ static void test_compaction(void)
     REQUIRE_OK(state_batch_begin(state, test_err, sizeof test_err));
     CHECK_EQ(delete_range(state, "a", "z"), 2); /* 8 */
     REQUIRE_OK(state_compact(state, 8, test_err, sizeof test_err));
-    REQUIRE_OK(state_batch_commit(state, 3, test_err, sizeof test_err));
+    REQUIRE_OK(state_batch_commit(state, 4, test_err, sizeof test_err));
+    /* The deletes at 8 went with the compaction, their revision-order records too. */
+    REQUIRE_OK(state_events_read(state, 8, every_key_after, every_key_after, 0, true, &events,
+                                 test_err, sizeof test_err));
+    CHECK_EQ(events.count, 0);
+    state_event_list_free(&events);
     uint32_t hash_empty_after;
     int64_t hashed;
     REQUIRE_OK(state_hash(state, 0, &hash_empty_after, &hashed, test_err, sizeof test_err));

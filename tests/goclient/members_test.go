@@ -1,9 +1,7 @@
 package goclient
 
-// Client fail-over: a member dies under a client that uses every endpoint. The client's watch was
-// served by that member; it must resume on another member without losing or repeating an event, a
-// lease kept alive through the client must survive, and writes and linearizable reads must go on.
-// Needs -member-pids (it kills one member with SIGKILL), so the harness runs it last and on its own.
+// Cases that stop or kill members: they need -member-pids (the PIDs in -endpoints order), so the
+// harness runs them on their own after the rest, in this order, TestMemberFailover last (it kills one).
 
 import (
 	"context"
@@ -13,9 +11,87 @@ import (
 	"time"
 
 	"go.etcd.io/etcd/clientv3"
+	pb "go.etcd.io/etcd/etcdserver/etcdserverpb"
 )
 
-func TestFailover(t *testing.T) {
+// A follower that was stopped while the others committed hundreds of writes gets a watch from the
+// last revision the leader acknowledged: it must wait until it has applied it, then start exactly
+// there, never with the older events it applies first.
+func TestMemberWatchOnStoppedFollower(t *testing.T) {
+	pids := memberPids(t)
+	if pids == nil {
+		t.Skip("needs -member-pids to stop a member")
+	}
+	leaderEndpoint, followerEndpoint := leaderAndFollower(t)
+	followerPid := 0
+	for i, ep := range endpoints() {
+		if ep == followerEndpoint {
+			followerPid = pids[i]
+		}
+	}
+	leader, follower := newClient(t, leaderEndpoint), newClient(t, followerEndpoint)
+	p := keyPrefix(t, leader)
+	// The follower's connection is up before the member stops (a new one would wait for it). The
+	// watch goes through etcd's raw Watch stream: clientv3's Watch waits for the creation, which a
+	// stopped member cannot confirm, while a raw stream only queues the request on the connection.
+	mustGet(t, follower, p+"k", clientv3.WithSerializable())
+	resume := func() { syscall.Kill(followerPid, syscall.SIGCONT) }
+	t.Cleanup(resume)
+	for round := 0; round < 3; round++ {
+		if err := syscall.Kill(followerPid, syscall.SIGSTOP); err != nil {
+			t.Fatalf("stopping the follower (pid %d): %v", followerPid, err)
+		}
+		for i := 0; i < 300; i++ {
+			mustPut(t, leader, p+"filler", fmt.Sprint(i))
+		}
+		first := mustPut(t, leader, p+"k", fmt.Sprintf("%d-first", round)).Header.Revision
+		second := mustPut(t, leader, p+"k", fmt.Sprintf("%d-second", round)).Header.Revision
+		ctx, cancel := context.WithCancel(context.Background())
+		stream, err := pb.NewWatchClient(follower.ActiveConnection()).Watch(ctx)
+		if err == nil {
+			err = stream.Send(&pb.WatchRequest{RequestUnion: &pb.WatchRequest_CreateRequest{
+				CreateRequest: &pb.WatchCreateRequest{Key: []byte(p + "k"), StartRevision: second}}})
+		}
+		resume()
+		if err != nil {
+			cancel()
+			t.Fatalf("round %d: watch on the stopped follower: %v", round, err)
+		}
+		firstEvent := make(chan string, 1)
+		go func() {
+			for {
+				resp, err := stream.Recv()
+				if err != nil {
+					firstEvent <- err.Error()
+					return
+				}
+				if len(resp.Events) > 0 {
+					kv := resp.Events[0].Kv
+					firstEvent <- fmt.Sprintf("%s@%d", kv.Value, kv.ModRevision)
+					return
+				}
+			}
+		}()
+		select {
+		case got := <-firstEvent:
+			if want := fmt.Sprintf("%d-second@%d", round, second); got != want {
+				t.Errorf("round %d: watch on the resumed follower from %d (the first put was %d) began with %s",
+					round, second, first, got)
+			}
+		case <-time.After(20 * time.Second):
+			t.Errorf("round %d: no event within 20 s of resuming the follower", round)
+		}
+		cancel()
+		if t.Failed() {
+			return
+		}
+	}
+}
+
+// Client fail-over: a member dies under a client that uses every endpoint. The client's watch was
+// served by that member; it must resume on another member without losing or repeating an event, a
+// lease kept alive through the client must survive, and writes and linearizable reads must go on.
+func TestMemberFailover(t *testing.T) {
 	pids := memberPids(t)
 	if pids == nil {
 		t.Skip("needs -member-pids to stop a member")
