@@ -8,7 +8,7 @@
 #include "alloc.h"
 #include "flags.h"
 
-enum flag_kind { FLAG_STRING, FLAG_UINT, FLAG_BOOL, FLAG_CLUSTER_STATE };
+enum flag_kind { FLAG_STRING, FLAG_UINT, FLAG_BOOL, FLAG_CLUSTER_STATE, FLAG_DURATION_MS };
 
 struct flag_spec {
 	const char *name;
@@ -97,6 +97,8 @@ static const struct flag_spec flag_specs[] = {
 	{"discovery-cluster-size", FLAG_UINT, FIELD(discovery_cluster_size), "0",
 	 "v3 discovery: the expected size; written to /_etcd/registry/TOKEN/_config/size when that key is absent, "
 	 "and checked against it when present (quorumd's own; 0: read the key as etcd does)."},
+	{"experimental-watch-progress-notify-interval", FLAG_DURATION_MS, FIELD(watch_progress_notify_interval_ms),
+	 "10m", "Duration of periodical watch progress notification."},
 	{"help", FLAG_BOOL, FIELD(help), "false", "Show this help and exit."},
 	{"version", FLAG_BOOL, FIELD(version), "false", "Print the version and exit."},
 };
@@ -125,7 +127,7 @@ static const char *const etcd_only_flags[] = {
 	"proxy-write-timeout", "proxy-read-timeout", "experimental-initial-corrupt-check",
 	"experimental-corrupt-check-time", "experimental-enable-v2v3", "experimental-backend-bbolt-freelist-type",
 	"experimental-enable-lease-checkpoint", "experimental-compaction-batch-limit",
-	"experimental-peer-skip-client-san-verification", "experimental-watch-progress-notify-interval",
+	"experimental-peer-skip-client-san-verification",
 	"experimental-warning-apply-duration", "debug", "log-package-levels",
 };
 
@@ -160,6 +162,49 @@ static const struct flag_spec *find_flag(const char *name, size_t length)
 		if (strlen(flag_specs[k].name) == length && strncmp(flag_specs[k].name, name, length) == 0)
 			return &flag_specs[k];
 	return NULL;
+}
+
+/* Go's time.ParseDuration for the non-negative durations etcd's flags take ("10m", "1.5s", "1h30m", "500ms"),
+ * rounded down to milliseconds. */
+static int parse_duration_ms(const char *text, uint64_t *out)
+{
+	static const struct {
+		const char *unit;
+		double ms;
+	} units[] = {{"ns", 1e-6}, {"us", 1e-3}, {"\xc2\xb5s", 1e-3}, {"ms", 1}, {"s", 1e3}, {"m", 60e3}, {"h", 3600e3}};
+	if (!strcmp(text, "0")) {
+		*out = 0;
+		return 0;
+	}
+	double total = 0;
+	const char *c = text;
+	if (*c == '+')
+		c++;
+	if (!*c)
+		return -1;
+	while (*c) {
+		if (!isdigit((unsigned char)*c) && *c != '.')
+			return -1;
+		char *end = NULL;
+		double number = strtod(c, &end);
+		if (end == c)
+			return -1;
+		c = end;
+		size_t best = 0, best_length = 0;
+		for (size_t k = 0; k < sizeof(units) / sizeof(units[0]); k++) {
+			size_t length = strlen(units[k].unit);
+			if (length > best_length && strncmp(c, units[k].unit, length) == 0) {
+				best = k;
+				best_length = length;
+			}
+		}
+		if (!best_length)
+			return -1;
+		total += number * units[best].ms;
+		c += best_length;
+	}
+	*out = (uint64_t)total;
+	return 0;
 }
 
 static int set_value(const struct flag_spec *spec, struct node_flags *flags, const char *value, const char *source,
@@ -199,6 +244,13 @@ static int set_value(const struct flag_spec *spec, struct node_flags *flags, con
 		}
 		snprintf(errbuf, errlen, "invalid boolean value \"%s\" for %s %s", value, source, spec->name);
 		return -1;
+	case FLAG_DURATION_MS:
+		if (parse_duration_ms(value, (uint64_t *)field) != 0) {
+			snprintf(errbuf, errlen, "invalid value \"%s\" for %s %s: time: invalid duration %s", value, source,
+			         spec->name, value);
+			return -1;
+		}
+		return 0;
 	case FLAG_CLUSTER_STATE:
 		if (!strcmp(value, "new")) {
 			*(enum initial_cluster_state *)field = INITIAL_CLUSTER_STATE_NEW;

@@ -52,6 +52,7 @@ struct node_flags {
 	char *discovery_endpoints;    /* v3 discovery: client URLs of the discovery cluster */
 	char *discovery_token;        /* v3 discovery: /_etcd/registry/TOKEN/, and the cluster token */
 	uint64_t discovery_cluster_size; /* 0: read the size key (etcd); N: write it when absent, else check it */
+	uint64_t watch_progress_notify_interval_ms; /* --experimental-watch-progress-notify-interval (etcd 3.4) */
 	bool help;
 	bool version;
 };

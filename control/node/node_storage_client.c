@@ -11,8 +11,6 @@
 #include "node_storage_client.h"
 #include "raft_internal.pb-c.h"
 
-/* etcd sends a progress notification to an idle watcher that asked for them every 10 minutes. */
-enum { WATCH_PROGRESS_INTERVAL_MS = 10 * 60 * 1000 };
 /* A watcher catching up from the history reads at most this many events, and at most
  * WATCH_CATCH_UP_SCANNED revisions of any key, per step (one revision is never split); one turn of the
  * storage thread does at most WATCH_CATCH_UP_BUDGET revisions for all catching-up watchers together, so
@@ -33,6 +31,7 @@ struct watcher {
 	bool no_put;
 	bool no_delete;
 	bool progress_notify;
+	bool fragment;           /* split a response over --max-request-bytes (etcd's sendFragments) */
 	/* Synced watchers get each applied batch's events as it commits; the others (new ones starting in
 	 * the past, and parked ones) catch up from the history in bounded steps, then join. */
 	bool synced;
@@ -407,6 +406,50 @@ static void index_remove(struct storage_clients *clients, const struct watcher *
 
 /* ---- sending ---- */
 
+static void post_watch_response(struct storage_clients *clients, struct watcher *watcher,
+                                Etcdserverpb__WatchResponse *response)
+{
+	post_message(clients->node, watcher->reply_request_id, watcher->call_id, &response->base);
+	if (watcher->backlog)
+		atomic_fetch_add(&watcher->backlog->unsent_bytes, etcdserverpb__watch_response__get_packed_size(response));
+}
+
+/* One WatchResponse with the events, or, for a watcher that asked for fragments, etcd's fragments when it
+ * would reach --max-request-bytes (plus gRPC's allowance): each takes events while it stays below the limit (at least one), and all
+ * but the last are marked `fragment`. */
+static void post_events(struct storage_clients *clients, struct watcher *watcher, Mvccpb__Event **events, size_t count)
+{
+	Etcdserverpb__ResponseHeader header = ETCDSERVERPB__RESPONSE_HEADER__INIT;
+	fill_header(clients->node, &header);
+	Etcdserverpb__WatchResponse response = ETCDSERVERPB__WATCH_RESPONSE__INIT;
+	response.header = &header;
+	response.watch_id = watcher->watch_id;
+	response.n_events = count;
+	response.events = events;
+	watcher->last_sent_ms = clock_monotonic_ms();
+	/* etcd's limit is --max-request-bytes plus its gRPC allowance (grpcOverheadBytes, 512 KiB). */
+	size_t limit = (size_t)clients->node->flags.max_request_bytes + 512 * 1024;
+	if (!watcher->fragment || count < 2 || etcdserverpb__watch_response__get_packed_size(&response) < limit) {
+		post_watch_response(clients, watcher, &response);
+		return;
+	}
+	size_t first = 0;
+	while (first < count) {
+		response.events = events + first;
+		response.n_events = 1;
+		while (first + response.n_events < count) {
+			response.n_events++;
+			if (etcdserverpb__watch_response__get_packed_size(&response) >= limit) {
+				response.n_events--;
+				break;
+			}
+		}
+		first += response.n_events;
+		response.fragment = first < count;
+		post_watch_response(clients, watcher, &response);
+	}
+}
+
 /* Sends the events of `list` at `indexes` (all of them when indexes is NULL) that this watcher wants
  * (revision >= its next, in its range, not filtered out), as one WatchResponse; nothing when none do. */
 static void send_events(struct storage_clients *clients, struct watcher *watcher, const struct state_event_list *list,
@@ -439,19 +482,8 @@ static void send_events(struct storage_clients *clients, struct watcher *watcher
 		pointers[chosen_count] = out;
 		chosen_count++;
 	}
-	if (chosen_count) {
-		Etcdserverpb__ResponseHeader header = ETCDSERVERPB__RESPONSE_HEADER__INIT;
-		fill_header(clients->node, &header);
-		Etcdserverpb__WatchResponse response = ETCDSERVERPB__WATCH_RESPONSE__INIT;
-		response.header = &header;
-		response.watch_id = watcher->watch_id;
-		response.n_events = chosen_count;
-		response.events = pointers;
-		post_message(clients->node, watcher->reply_request_id, watcher->call_id, &response.base);
-		watcher->last_sent_ms = clock_monotonic_ms();
-		if (watcher->backlog)
-			atomic_fetch_add(&watcher->backlog->unsent_bytes, etcdserverpb__watch_response__get_packed_size(&response));
-	}
+	if (chosen_count)
+		post_events(clients, watcher, pointers, chosen_count);
 	free(events);
 	free(pointers);
 	free(kvs);
@@ -592,6 +624,7 @@ static void watch_create(struct storage_clients *clients, struct node_request *r
 	watcher->range_end = xmemdup(create->range_end.data, create->range_end.len);
 	watcher->prev_kv = create->prev_kv;
 	watcher->progress_notify = create->progress_notify;
+	watcher->fragment = create->fragment;
 	for (size_t k = 0; k < create->n_filters; k++) {
 		if (create->filters[k] == ETCDSERVERPB__WATCH_CREATE_REQUEST__FILTER_TYPE__NOPUT)
 			watcher->no_put = true;
@@ -725,10 +758,13 @@ void storage_clients_after_apply(struct storage_clients *clients)
 
 void storage_clients_tick(struct storage_clients *clients)
 {
+	/* etcd: every --experimental-watch-progress-notify-interval, a watcher that asked for progress
+	 * notifications and was sent nothing meanwhile gets one, if it is synced (has every event so far). */
 	uint64_t now = clock_monotonic_ms();
+	uint64_t interval = clients->node->flags.watch_progress_notify_interval_ms;
 	for (size_t k = 0; k < clients->watcher_count; k++) {
 		struct watcher *watcher = clients->watchers[k];
-		if (!watcher->progress_notify || now - watcher->last_sent_ms < WATCH_PROGRESS_INTERVAL_MS)
+		if (!watcher->progress_notify || !watcher->synced || interval == 0 || now - watcher->last_sent_ms < interval)
 			continue;
 		Etcdserverpb__ResponseHeader header = ETCDSERVERPB__RESPONSE_HEADER__INIT;
 		fill_header(clients->node, &header);

@@ -142,6 +142,38 @@ static void test_errors(void)
 	expect_error(ok, bad_environment, "ETCD_STRICT_RECONFIG_CHECK");
 }
 
+/* --experimental-watch-progress-notify-interval takes Go's durations, as etcd's flag does. */
+static void test_durations(void)
+{
+	struct {
+		const char *value;
+		uint64_t ms;
+	} cases[] = {{"10m", 600000}, {"1s", 1000}, {"1.5s", 1500}, {"250ms", 250}, {"1h30m", 5400000}, {"0", 0}};
+	for (size_t k = 0; k < sizeof(cases) / sizeof(cases[0]); k++) {
+		char flag[96];
+		snprintf(flag, sizeof(flag), "--experimental-watch-progress-notify-interval=%s", cases[k].value);
+		char *argv[] = {"quorumd", flag, NULL};
+		char *environment[] = {NULL};
+		struct node_flags flags;
+		char error[256];
+		CHECK(parse(argv, environment, &flags, error) == 0 &&
+		          flags.watch_progress_notify_interval_ms == cases[k].ms,
+		      "%s: %s, %llu ms", cases[k].value, error, (unsigned long long)flags.watch_progress_notify_interval_ms);
+		node_flags_free(&flags);
+	}
+	char *none[] = {NULL};
+	char *defaults[] = {"quorumd", NULL};
+	struct node_flags flags;
+	char error[256];
+	CHECK(parse(defaults, none, &flags, error) == 0 && flags.watch_progress_notify_interval_ms == 600000,
+	      "default progress notify interval: %llu", (unsigned long long)flags.watch_progress_notify_interval_ms);
+	node_flags_free(&flags);
+	char *unitless[] = {"quorumd", "--experimental-watch-progress-notify-interval=5", NULL};
+	expect_error(unitless, none, "time: invalid duration 5");
+	char *negative[] = {"quorumd", "--experimental-watch-progress-notify-interval=-1s", NULL};
+	expect_error(negative, none, "invalid duration");
+}
+
 /* An unknown flag is never ignored: the error names it, and says why when it is one of etcd's. */
 static void test_unknown_flags(void)
 {
@@ -219,6 +251,7 @@ int main(void)
 	test_environment_form();
 	test_client_tls();
 	test_errors();
+	test_durations();
 	test_unknown_flags();
 	printf("%s\n", failures ? "FAILED" : "ok");
 	return failures ? 1 : 0;

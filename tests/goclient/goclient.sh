@@ -14,12 +14,17 @@ shift 2
 add_member infra1 25610
 add_member infra2 25620
 add_member infra3 25630
-start_new_cluster infra1 infra2 infra3
+# A progress notification interval short enough for TestWatchProgressNotify (etcd's default is 10 minutes).
+PROGRESS_INTERVAL=1s
+IC=$(initial_cluster infra1 infra2 infra3)
+for n in infra1 infra2 infra3; do
+	start_member "$n" "$IC" new --experimental-watch-progress-notify-interval="$PROGRESS_INTERVAL"
+done
 wait_ready 20 infra1 infra2 infra3
 ENDPOINTS=$(endpoints infra1 infra2 infra3)
 
 log "the suite against $KIND at $ENDPOINTS"
-"$GOCLIENT_TEST" -test.v -test.timeout 900s -endpoints "$ENDPOINTS" "$@" ||
+"$GOCLIENT_TEST" -test.v -test.timeout 900s -endpoints "$ENDPOINTS" -progress-notify-interval "$PROGRESS_INTERVAL" "$@" ||
 	fail "the Go suite failed against $KIND (the go test output above says which case)"
 
 log "the TestMember* cases against $KIND"

@@ -26,9 +26,11 @@ import (
 )
 
 var (
-	endpointsFlag  = flag.String("endpoints", "", "comma-separated client URLs of the cluster under test (required)")
-	memberPidsFlag = flag.String("member-pids", "", "comma-separated PIDs of the members, in -endpoints order: lets the TestMember* cases stop and kill them")
-	runID          string
+	endpointsFlag        = flag.String("endpoints", "", "comma-separated client URLs of the cluster under test (required)")
+	memberPidsFlag       = flag.String("member-pids", "", "comma-separated PIDs of the members, in -endpoints order: lets the TestMember* cases stop and kill them")
+	progressIntervalFlag = flag.Duration("progress-notify-interval", 0,
+		"the members' --experimental-watch-progress-notify-interval, when the cluster was started with one: lets TestWatchProgressNotify run")
+	runID string
 )
 
 func TestMain(m *testing.M) {

@@ -6,11 +6,13 @@ package goclient
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
 	"go.etcd.io/etcd/clientv3"
 	"go.etcd.io/etcd/etcdserver/api/v3rpc/rpctypes"
+	pb "go.etcd.io/etcd/etcdserver/etcdserverpb"
 	"go.etcd.io/etcd/mvcc/mvccpb"
 )
 
@@ -278,5 +280,104 @@ func TestWatchProgressRequest(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatalf("no progress notification within 10 s")
+	}
+}
+
+// Periodic progress notifications (etcd's --experimental-watch-progress-notify-interval; the default of
+// 10 minutes is too long for a test, so it needs a cluster started with a short one, named by
+// -progress-notify-interval): an idle watcher that asked for them gets one per interval, with the
+// current revision, even when other keys change; one that did not ask gets none.
+func TestWatchProgressNotify(t *testing.T) {
+	interval := *progressIntervalFlag
+	if interval == 0 {
+		t.Skip("needs -progress-notify-interval (the members' --experimental-watch-progress-notify-interval)")
+	}
+	client := newClient(t)
+	p := keyPrefix(t, client)
+	notified := watchCreated(t, client, p+"quiet", clientv3.WithProgressNotify())
+	silent := watchCreated(t, client, p+"quiet")
+	for round := 0; round < 2; round++ {
+		rev := mustPut(t, client, p+"other", fmt.Sprint(round)).Header.Revision
+		// A notification may already be on its way from before the put: wait for one that shows it.
+		deadline := time.After(4*interval + 2*time.Second)
+		for seen := false; !seen; {
+			select {
+			case resp := <-notified:
+				if !resp.IsProgressNotify() {
+					t.Fatalf("round %d: the idle watcher got %+v, want only progress notifications", round, resp)
+				}
+				seen = resp.Header.Revision >= rev
+			case <-deadline:
+				t.Fatalf("round %d: no progress notification at or after revision %d within %v", round, rev, 4*interval+2*time.Second)
+			}
+		}
+	}
+	select {
+	case resp := <-silent:
+		t.Errorf("a watcher that did not ask for progress notifications got %+v", resp)
+	default:
+	}
+}
+
+// fragment: a response of --max-request-bytes plus etcd's gRPC allowance (1.5 MiB + 512 KiB by default) or
+// more is split into responses below that, all but the last marked fragment; clientv3 joins them again.
+func TestWatchFragment(t *testing.T) {
+	// One member for the writes and the watches: it has applied every write it acknowledged, so a
+	// watch from the first one finds all four in its history and answers them as one response.
+	client := newClient(t, endpoints()[0])
+	p := keyPrefix(t, client)
+	value := strings.Repeat("v", 600*1024)
+	first := int64(0)
+	for i := 0; i < 4; i++ {
+		rev := mustPut(t, client, fmt.Sprintf("%sbig%d", p, i), value).Header.Revision
+		if first == 0 {
+			first = rev
+		}
+	}
+	// What arrives on a raw stream, as (events, fragment) per response, until a response that is not a
+	// fragment.
+	responses := func(fragment bool) []string {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		stream, err := pb.NewWatchClient(client.ActiveConnection()).Watch(ctx)
+		if err != nil {
+			t.Fatalf("watch stream: %v", err)
+		}
+		err = stream.Send(&pb.WatchRequest{RequestUnion: &pb.WatchRequest_CreateRequest{CreateRequest: &pb.WatchCreateRequest{
+			Key: []byte(p), RangeEnd: []byte(clientv3.GetPrefixRangeEnd(p)), StartRevision: first, Fragment: fragment}}})
+		if err != nil {
+			t.Fatalf("watch create: %v", err)
+		}
+		var got []string
+		events := 0
+		for events < 4 {
+			resp, err := stream.Recv()
+			if err != nil {
+				t.Fatalf("watch receive after %v: %v", got, err)
+			}
+			if resp.Created {
+				continue
+			}
+			events += len(resp.Events)
+			got = append(got, fmt.Sprintf("%d/%v", len(resp.Events), resp.Fragment))
+		}
+		return got
+	}
+	if got := responses(true); fmt.Sprint(got) != "[3/true 1/false]" {
+		t.Errorf("four 600 KiB events with fragment: responses %v, want [3/true 1/false] (2 MiB each at most)", got)
+	}
+	if got := responses(false); fmt.Sprint(got) != "[4/false]" {
+		t.Errorf("four 600 KiB events without fragment: responses %v, want [4/false]", got)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	joined := client.Watch(ctx, p, clientv3.WithPrefix(), clientv3.WithRev(first), clientv3.WithFragment())
+	select {
+	case resp := <-joined:
+		if len(resp.Events) != 4 || resp.Err() != nil {
+			t.Errorf("clientv3 with WithFragment: %d events (%v), want the 4 joined in one response", len(resp.Events), resp.Err())
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatalf("clientv3 with WithFragment: nothing within 20 s")
 	}
 }
