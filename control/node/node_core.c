@@ -237,7 +237,8 @@ static void handle_request(struct core_context *context, struct node_request *re
 	case REQUEST_LEASE_TIME_TO_LIVE: {
 		struct raft_status status;
 		raft_get_status(context->node->raft, &status);
-		lease_clocks_handle_request(&context->leases, request, status.role == RAFT_LEADER, status.leader);
+		lease_clocks_handle_request(&context->leases, request, status.role == RAFT_LEADER, status.leader,
+		                            status.commit);
 		return;
 	}
 	default:
@@ -443,7 +444,7 @@ static void handle_peer(struct core_context *context, const struct peer_message 
 		struct raft_status status;
 		raft_get_status(node->raft, &status);
 		lease_clocks_handle_peer(&context->leases, message->from, message->bytes[0], message->bytes + 1, message->length - 1,
-		                         status.role == RAFT_LEADER);
+		                         status.role == RAFT_LEADER, status.commit);
 		break;
 	}
 	default:
@@ -497,6 +498,8 @@ void *node_core_main(void *argument)
 			for (uint64_t k = 0; k < expirations && k < 10; k++)
 				tick(&context);
 		}
+		/* Read before the mail is taken: the lease changes of every entry up to here are in it. */
+		uint64_t applied_before_mail = atomic_load(&node->applied_index);
 		struct core_mail **items = NULL;
 		size_t count = mail_waiting ? core_mailbox_take_all(&node->core_inbox, &items) : 0;
 		bool stop = false;
@@ -526,6 +529,13 @@ void *node_core_main(void *argument)
 			free(mail);
 		}
 		free(items);
+		/* Only with mail taken: an applied index read while the mail that goes with it was not taken
+		 * would cover lease changes the clocks have not seen. */
+		if (count && (context.leases.waiting_count || applied_before_mail > context.leases.covered_index)) {
+			struct raft_status status;
+			raft_get_status(node->raft, &status);
+			lease_clocks_covered(&context.leases, applied_before_mail, status.role == RAFT_LEADER);
+		}
 		flush_proposals(&context);
 		members_after_inputs(&context.members);
 		struct raft_ready ready;

@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "alloc.h"
 #include "clock.h"
 #include "log.h"
 #include "node_leases.h"
@@ -27,6 +28,9 @@ void lease_clocks_free(struct lease_clocks *clocks)
 	for (size_t k = 0; k < clocks->forwarded_count; k++)
 		node_request_free(clocks->forwarded[k].request);
 	free(clocks->forwarded);
+	for (size_t k = 0; k < clocks->waiting_count; k++)
+		node_request_free(clocks->waiting[k].request);
+	free(clocks->waiting);
 	memset(clocks, 0, sizeof(*clocks));
 }
 
@@ -185,8 +189,53 @@ static void send_lease_message(struct node *node, uint64_t to, int kind, int ope
 	transport_send(node->transport, to, bytes, sizeof(bytes), error, sizeof(error));
 }
 
+/* An unknown lease on the leader: answered now when the clocks cover everything committed (it does not
+ * exist), else it waits for them (see struct waiting_lease_question). */
+static bool wait_for_grant(struct lease_clocks *clocks, struct waiting_lease_question question)
+{
+	if (find(clocks, question.lease_id) || clocks->covered_index >= question.wait_index)
+		return false;
+	if (clocks->waiting_count == clocks->waiting_capacity) {
+		clocks->waiting_capacity = clocks->waiting_capacity ? clocks->waiting_capacity * 2 : 16;
+		clocks->waiting = xreallocarray(clocks->waiting, clocks->waiting_capacity, sizeof(*clocks->waiting));
+	}
+	clocks->waiting[clocks->waiting_count++] = question;
+	return true;
+}
+
+static void answer_question(struct lease_clocks *clocks, struct waiting_lease_question *question, int64_t value)
+{
+	if (question->request) {
+		if (value == -2)
+			answer_error(clocks->node, question->request, GRPC_UNAVAILABLE, "etcdserver: not leader");
+		else
+			complete(clocks, question->request, value);
+	} else {
+		send_lease_message(clocks->node, question->from, PEER_LEASE_REPLY, question->operation, question->forward_id,
+		                   question->lease_id, value);
+	}
+}
+
+void lease_clocks_covered(struct lease_clocks *clocks, uint64_t applied_before_mail, bool is_leader)
+{
+	if (applied_before_mail > clocks->covered_index)
+		clocks->covered_index = applied_before_mail;
+	sync_leadership(clocks, is_leader);
+	size_t kept = 0;
+	for (size_t k = 0; k < clocks->waiting_count; k++) {
+		struct waiting_lease_question *question = &clocks->waiting[k];
+		if (!is_leader)
+			answer_question(clocks, question, -2); /* the asker fails it rather than hear "expired" */
+		else if (find(clocks, question->lease_id) || clocks->covered_index >= question->wait_index)
+			answer_question(clocks, question, serve_locally(clocks, question->operation, question->lease_id));
+		else
+			clocks->waiting[kept++] = *question;
+	}
+	clocks->waiting_count = kept;
+}
+
 void lease_clocks_handle_request(struct lease_clocks *clocks, struct node_request *request, bool is_leader,
-                                 uint64_t leader_id)
+                                 uint64_t leader_id, uint64_t commit_index)
 {
 	int operation = request->kind == REQUEST_LEASE_RENEW ? LEASE_OPERATION_RENEW : LEASE_OPERATION_TIME_TO_LIVE;
 	if (request->kind == REQUEST_LEASE_TIME_TO_LIVE && request->lease_id == 0) {
@@ -200,7 +249,10 @@ void lease_clocks_handle_request(struct lease_clocks *clocks, struct node_reques
 	}
 	sync_leadership(clocks, is_leader);
 	if (is_leader) {
-		complete(clocks, request, serve_locally(clocks, operation, request->lease_id));
+		struct waiting_lease_question question = {.request = request, .operation = operation,
+		                                          .lease_id = request->lease_id, .wait_index = commit_index};
+		if (!wait_for_grant(clocks, question))
+			complete(clocks, request, serve_locally(clocks, operation, request->lease_id));
 		return;
 	}
 	if (leader_id == 0) {
@@ -221,7 +273,7 @@ void lease_clocks_handle_request(struct lease_clocks *clocks, struct node_reques
 }
 
 void lease_clocks_handle_peer(struct lease_clocks *clocks, uint64_t from, int kind, const uint8_t *body, size_t length,
-                              bool is_leader)
+                              bool is_leader, uint64_t commit_index)
 {
 	if (length != LEASE_MESSAGE_BYTES)
 		return;
@@ -234,6 +286,10 @@ void lease_clocks_handle_peer(struct lease_clocks *clocks, uint64_t from, int ki
 	sync_leadership(clocks, is_leader);
 	if (kind == PEER_LEASE_REQUEST) {
 		/* A member that thinks we lead: answer from our clocks. */
+		struct waiting_lease_question question = {.from = from, .forward_id = forward_id, .operation = operation,
+		                                          .lease_id = lease_id, .wait_index = commit_index};
+		if (is_leader && wait_for_grant(clocks, question))
+			return;
 		/* Not leader (any more): the asker fails the request rather than saying "expired". */
 		int64_t answer = is_leader ? serve_locally(clocks, operation, lease_id) : -2;
 		send_lease_message(clocks->node, from, PEER_LEASE_REPLY, operation, forward_id, lease_id, answer);

@@ -23,6 +23,19 @@ struct forwarded_lease_request {
 	uint64_t sent_ms;
 };
 
+/* A question the leader cannot answer yet: the lease is not in its clocks, but its state machine has not
+ * applied everything committed when the question came, and the grant may be among it (another member, or
+ * this member's storage thread, acknowledged the grant before this core heard of it). Asked by a local
+ * client (request) or by another member (from, forward_id). */
+struct waiting_lease_question {
+	struct node_request *request;
+	uint64_t from;
+	uint64_t forward_id;
+	int operation;
+	int64_t lease_id;
+	uint64_t wait_index; /* answered "no such lease" once the clocks cover this index */
+};
+
 struct lease_clocks {
 	struct node *node;
 	struct lease_clock *clocks;
@@ -33,6 +46,13 @@ struct lease_clocks {
 	struct forwarded_lease_request *forwarded;
 	size_t forwarded_count;
 	size_t forwarded_capacity;
+	struct waiting_lease_question *waiting;
+	size_t waiting_count;
+	size_t waiting_capacity;
+	/* Every lease change of the entries up to here is in the clocks: the storage thread posts each one
+	 * before it moves the applied index past its entry, and the core reads the applied index before it
+	 * takes its mail (lease_clocks_covered). */
+	uint64_t covered_index;
 };
 
 void lease_clocks_init(struct lease_clocks *clocks, struct node *node);
@@ -40,10 +60,14 @@ void lease_clocks_free(struct lease_clocks *clocks);
 void lease_clocks_update(struct lease_clocks *clocks, const struct lease_changes *changes);
 /* Each heartbeat tick: notices leadership changes, revokes expired leases, fails stale forwards. */
 void lease_clocks_tick(struct lease_clocks *clocks, bool is_leader, uint64_t leader_id);
-/* REQUEST_LEASE_RENEW and REQUEST_LEASE_TIME_TO_LIVE; takes ownership. */
+/* REQUEST_LEASE_RENEW and REQUEST_LEASE_TIME_TO_LIVE; takes ownership. commit_index: Raft's, now. */
 void lease_clocks_handle_request(struct lease_clocks *clocks, struct node_request *request, bool is_leader,
-                                 uint64_t leader_id);
+                                 uint64_t leader_id, uint64_t commit_index);
 void lease_clocks_handle_peer(struct lease_clocks *clocks, uint64_t from, int kind, const uint8_t *body, size_t length,
-                              bool is_leader);
+                              bool is_leader, uint64_t commit_index);
+/* After the core took its mail: applied_before_mail is the applied index it read before taking it, so
+ * every lease change up to there has been through lease_clocks_update. Answers the waiting questions
+ * that can be answered now. */
+void lease_clocks_covered(struct lease_clocks *clocks, uint64_t applied_before_mail, bool is_leader);
 
 #endif

@@ -116,6 +116,11 @@ void storage_clients_note_applied(struct storage_clients *clients, const Etcdser
 		note_lease_change(clients, request->lease_grant->id, request->lease_grant->ttl, false);
 	else if (request->lease_revoke)
 		note_lease_change(clients, request->lease_revoke->id, 0, true);
+	else
+		return;
+	/* At once, before the reply and before the applied index moves past it: a client told "granted" may
+	 * renew right away, and the core must know the lease by then (node_leases.h). */
+	post_lease_changes(clients, false);
 }
 
 struct storage_clients *storage_clients_new(struct node *node)

@@ -113,3 +113,31 @@ func TestLeaseRevoke(t *testing.T) {
 		t.Errorf("put with the revoked lease: %v, want %v", err, rpctypes.ErrLeaseNotFound)
 	}
 }
+
+// A lease is usable through every member as soon as its grant is acknowledged: clientv3's Session
+// grants through one member and keeps alive through whichever its balancer picks, and a first
+// keep-alive answered "not found" ends the session at once ("session expired" in etcdctl lock/elect).
+func TestLeaseKeepAliveRightAfterGrant(t *testing.T) {
+	eps := endpoints()
+	clients := make([]*clientv3.Client, len(eps))
+	for i, ep := range eps {
+		clients[i] = newClient(t, ep)
+	}
+	for round := 0; round < 30; round++ {
+		granter := clients[round%len(clients)]
+		grant, err := granter.Grant(timeout(t, 10*time.Second), 60)
+		if err != nil {
+			t.Fatalf("round %d: grant: %v", round, err)
+		}
+		for i, renewer := range clients {
+			resp, err := renewer.KeepAliveOnce(timeout(t, 10*time.Second), grant.ID)
+			if err != nil || resp.TTL != 60 {
+				t.Fatalf("round %d: keep-alive through %s right after the grant through %s: %+v, %v",
+					round, eps[i], eps[round%len(clients)], resp, err)
+			}
+		}
+		if _, err := granter.Revoke(timeout(t, 10*time.Second), grant.ID); err != nil {
+			t.Fatalf("round %d: revoke: %v", round, err)
+		}
+	}
+}

@@ -5,12 +5,12 @@
 # no increment; the exit status of a locked command; a campaign waits behind the leader, wins when the leader
 # is stopped (it resigns), and an observer (`elect -l`) prints each leader. Lock and election keys carry the
 # session's lease ID, so they are matched by pattern. Expected outputs taken from etcd 3.4.23.
-# Ports: 252x0 (client 252x9).
+# Ports: 284x0 (client 284x9).
 source "$(dirname "$0")/lib.sh"
 
-add_member infra1 25210
-add_member infra2 25220
-add_member infra3 25230
+add_member infra1 28410
+add_member infra2 28420
+add_member infra3 28430
 start_new_cluster infra1 infra2 infra3
 wait_ready 20 infra1 infra2 infra3
 ENDPOINTS=$(endpoints infra1 infra2 infra3)

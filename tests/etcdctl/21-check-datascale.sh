@@ -4,12 +4,12 @@
 # metric again and deletes its keys; PASS reports the memory grown in MB. Before that it must refuse to start
 # while a key exists under its prefix. /metrics carries Prometheus' process_* series with etcd's names, help
 # texts and types, and values that make sense for the member's process. Expected outputs taken from etcd 3.4.23.
-# Ports: 250x0 (client 250x9).
+# Ports: 285x0 (client 285x9).
 source "$(dirname "$0")/lib.sh"
 
-add_member infra1 25010
-add_member infra2 25020
-add_member infra3 25030
+add_member infra1 28510
+add_member infra2 28520
+add_member infra3 28530
 start_new_cluster infra1 infra2 infra3
 wait_ready 20 infra1 infra2 infra3
 ENDPOINTS=$(endpoints infra1 infra2 infra3)
