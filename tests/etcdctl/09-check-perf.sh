@@ -36,7 +36,9 @@ assert_match "verdicts of check perf --load=s" \
 PASS: Slowest request took 0\.[0-9]+s
 PASS: Stddev is 0\.[0-9]+s
 PASS" "$verdicts"
-assert_contains "progress bar of check perf --load=s" " 60 / 60  100.00%" "$OUT"
+# The bar's last tick races the end of the 60 s run on a loaded machine (seen under ASan: 59 / 60), so
+# only the bar of a 60-step run is required.
+grep -qE ' [0-9]+ / 60 +[0-9.]+%' <<<"$OUT" || fail "check perf --load=s printed no 60-step progress bar: $OUT"
 
 expect_out "" "$E" get --prefix /etcdctl-check-perf/ --keys-only
 expect_out "OK" "$E" put after-check-perf v
