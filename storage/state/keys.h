@@ -1,4 +1,4 @@
-/* storage/state/keys.h: the RocksDB key layout. One column family, five prefixes:
+/* storage/state/keys.h: the RocksDB key layout. One column family, six prefixes:
  *   'c' + user key                         -> KeyValue  current version of each live key
  *   'h' + escaped user key + 00 01 + ~main + ~sub (big-endian u64s)
  *                                          -> Event     every version and delete (history)
@@ -6,6 +6,7 @@
  *   'l' + lease id (big-endian u64)        -> TTL       a lease and its granted TTL (big-endian u64)
  *   'l' + lease id + user key              -> empty     a key attached to that lease
  *   'm' + name                             -> meta      applied index, revisions, ids, membership
+ *   'b' + bucket byte + name               -> record    other stores' records (bucket.c: auth)
  * Escaping (00 -> 00 FF, end -> 00 01) keeps history keys in user-key order for any bytes, and the
  * inverted revision puts a key's newest version first: "newest version <= R" is one seek. A lease
  * record sorts right before the keys attached to it (lease ids are positive), so one seek lists them;
@@ -22,6 +23,7 @@
 #define STATE_PREFIX_REVISION 'r'
 #define STATE_PREFIX_LEASE 'l'
 #define STATE_PREFIX_META 'm'
+#define STATE_PREFIX_BUCKET 'b'
 
 #define STATE_REVISION_KEY_LEN 17
 #define STATE_LEASE_KEY_LEN 9

@@ -321,6 +321,21 @@ void state_lease_free(struct state_lease *lease);
 int state_lease_list(struct state *state, struct state_lease_list *out, char *err, size_t err_len);
 void state_lease_list_free(struct state_lease_list *list);
 
+/* ---- buckets ---------------------------------------------------------------------------------- */
+
+/* Records of other stores (etcd's auth users, roles and flags), each named by a bucket byte and a
+ * name, kept beside the MVCC data: they change inside a batch (committing with the applied index),
+ * snapshots and restores carry them, hash and compaction never see them. */
+int state_bucket_put(struct state *state, uint8_t bucket, struct state_bytes name,
+                     struct state_bytes value, char *err, size_t err_len);
+int state_bucket_delete(struct state *state, uint8_t bucket, struct state_bytes name, char *err,
+                        size_t err_len);
+/* Called for each record of the bucket in name order (through the open batch, if any); return 0 to go
+ * on, 1 to stop, another status to fail with it. Name and value are valid during the call only. */
+typedef int (*state_bucket_fn)(void *context, struct state_bytes name, struct state_bytes value);
+int state_bucket_scan(struct state *state, uint8_t bucket, state_bucket_fn callback, void *context,
+                      char *err, size_t err_len);
+
 /* ---- compaction ------------------------------------------------------------------------------ */
 
 /* Inside a batch: drops history below `revision`, keeping each key's newest version at or below it
