@@ -117,8 +117,10 @@ static void expire_waiting_requests(struct client_thread *thread, uint64_t now_m
 	struct waiting_table *table = &thread->waiting;
 	for (size_t slot = 0; slot < table->capacity; slot++) {
 		struct waiting_call *waiting = &table->slots[slot];
+		bool timed = waiting->kind == WAITING_UNARY_KV || waiting->kind == WAITING_AUTHENTICATE_READ ||
+		             waiting->kind == WAITING_AUTHENTICATE;
 		/* started_ms may be after now_ms: calls made in this turn, after the turn's clock was read. */
-		if (!waiting->request_id || waiting->kind != WAITING_UNARY_KV || waiting->started_ms + timeout > now_ms)
+		if (!waiting->request_id || !timed || waiting->started_ms + timeout > now_ms)
 			continue;
 		/* etcd: a request that started in the two election timeouts before the current leader was elected
 		 * was most likely lost with the previous leader. */
@@ -156,6 +158,13 @@ void client_wait(struct client_thread *thread, uint64_t request_id, uint64_t cal
 {
 	struct waiting_call waiting = {.request_id = request_id, .call_id = call_id, .kind = kind,
 	                               .started_ms = clock_monotonic_ms()};
+	waiting_put(&thread->waiting, &waiting);
+}
+
+void client_wait_read(struct client_thread *thread, uint64_t request_id, uint64_t call_id, uint64_t auth_revision)
+{
+	struct waiting_call waiting = {.request_id = request_id, .call_id = call_id, .kind = WAITING_UNARY_KV,
+	                               .started_ms = clock_monotonic_ms(), .auth_revision = auth_revision};
 	waiting_put(&thread->waiting, &waiting);
 }
 
@@ -210,20 +219,37 @@ static size_t put_varint(uint8_t *out, uint64_t value)
 	return length;
 }
 
-/* InternalRaftRequest{header: {ID: request_id}, <field>: message} built from the message's own bytes. */
-static uint8_t *wrap_internal(uint64_t request_id, enum internal_raft_request_field field, const uint8_t *message,
-                              size_t message_length, size_t *length)
+/* InternalRaftRequest{header: {ID: request_id, username, auth_revision}, <field>: message} built from the
+ * message's own bytes. */
+static uint8_t *wrap_internal(uint64_t request_id, const struct client_auth *auth, enum internal_raft_request_field field,
+                              const uint8_t *message, size_t message_length, size_t *length)
 {
-	uint8_t *bytes = xmalloc(message_length + 32);
-	uint8_t header[16];
+	size_t user_length = auth && auth->has_token ? strlen(auth->user) : 0;
+	uint8_t *header = xmalloc(48 + user_length);
+	uint8_t *bytes = xmalloc(message_length + user_length + 80);
 	size_t header_length = 0;
 	header_length += put_varint(header, PROTOBUF_TAG(REQUEST_HEADER_FIELD_ID, PROTOBUF_WIRE_VARINT));
 	header_length += put_varint(header + header_length, request_id);
+	if (auth && auth->has_token) {
+		if (user_length) {
+			header_length += put_varint(header + header_length,
+			                            PROTOBUF_TAG(REQUEST_HEADER_FIELD_USERNAME, PROTOBUF_WIRE_LENGTH_DELIMITED));
+			header_length += put_varint(header + header_length, user_length);
+			memcpy(header + header_length, auth->user, user_length);
+			header_length += user_length;
+		}
+		if (auth->revision) {
+			header_length += put_varint(header + header_length,
+			                            PROTOBUF_TAG(REQUEST_HEADER_FIELD_AUTH_REVISION, PROTOBUF_WIRE_VARINT));
+			header_length += put_varint(header + header_length, auth->revision);
+		}
+	}
 	size_t at = 0;
 	at += put_varint(bytes + at, PROTOBUF_TAG(INTERNAL_RAFT_FIELD_HEADER, PROTOBUF_WIRE_LENGTH_DELIMITED));
 	at += put_varint(bytes + at, header_length);
 	memcpy(bytes + at, header, header_length);
 	at += header_length;
+	free(header);
 	at += put_varint(bytes + at, PROTOBUF_TAG(field, PROTOBUF_WIRE_LENGTH_DELIMITED));
 	at += put_varint(bytes + at, message_length);
 	if (message_length)
@@ -232,12 +258,11 @@ static uint8_t *wrap_internal(uint64_t request_id, enum internal_raft_request_fi
 	return bytes;
 }
 
-/* A write through Raft; the storage thread's apply answers it. */
-static void propose(struct client_thread *thread, struct grpc_call *call, enum internal_raft_request_field field,
-                    const uint8_t *message, size_t length)
+void client_propose(struct client_thread *thread, struct grpc_call *call, const struct client_auth *auth,
+                    enum internal_raft_request_field field, const uint8_t *message, size_t length)
 {
 	struct node_request *request = client_new_request(thread, REQUEST_PROPOSE);
-	request->payload = wrap_internal(request->request_id, field, message, length, &request->payload_length);
+	request->payload = wrap_internal(request->request_id, auth, field, message, length, &request->payload_length);
 	/* etcd measures the Raft entry (the request inside its InternalRaftRequest), not the request alone. */
 	if (request->payload_length > thread->node->flags.max_request_bytes) {
 		node_request_free(request);
@@ -265,22 +290,33 @@ static void on_range(void *context, struct grpc_call *call, const uint8_t *messa
 	/* etcd 3.4 takes an unknown sort order as "sort nothing" but would crash on an unknown target;
 	 * that one is refused as etcd 3.5 does. */
 	bool bad_sort = range->sort_target > ETCDSERVERPB__RANGE_REQUEST__SORT_TARGET__VALUE;
+	if (empty_key || bad_sort) {
+		etcdserverpb__range_request__free_unpacked(range, NULL);
+		grpc_call_finish(call, GRPC_INVALID_ARGUMENT,
+		                 empty_key ? "etcdserver: key is not provided" : "etcdserver: invalid sort option");
+		return;
+	}
+	/* etcd checks a read against the auth store of the moment, then refuses the answer if the store moved
+	 * while it was read. */
+	struct client_auth auth;
+	if (!client_auth_begin(thread, call, on_range, message, length, &auth)) {
+		etcdserverpb__range_request__free_unpacked(range, NULL);
+		return;
+	}
+	bool permitted = client_auth_permits_range(thread, call, &auth, range->key.data, range->key.len,
+	                                           range->range_end.data, range->range_end.len);
 	etcdserverpb__range_request__free_unpacked(range, NULL);
-	if (empty_key) {
-		grpc_call_finish(call, GRPC_INVALID_ARGUMENT, "etcdserver: key is not provided");
+	uint64_t auth_revision = auth.has_token ? auth.revision : 0;
+	client_auth_free(&auth);
+	if (!permitted)
 		return;
-	}
-	if (bad_sort) {
-		grpc_call_finish(call, GRPC_INVALID_ARGUMENT, "etcdserver: invalid sort option");
-		return;
-	}
 	struct node_request *request = client_new_request(thread, REQUEST_READ);
 	request->serializable = serializable;
 	request->payload = xmalloc(length ? length : 1);
 	if (length)
 		memcpy(request->payload, message, length);
 	request->payload_length = length;
-	client_wait(thread, request->request_id, grpc_call_id(call), WAITING_UNARY_KV);
+	client_wait_read(thread, request->request_id, grpc_call_id(call), auth_revision);
 	/* Serializable: this member's applied state, no Raft round (etcd's --consistency=s). */
 	if (serializable)
 		client_post_to_storage(thread, request);
@@ -309,7 +345,11 @@ static void on_put(void *context, struct grpc_call *call, const uint8_t *message
 		grpc_call_finish(call, GRPC_INVALID_ARGUMENT, problem);
 		return;
 	}
-	propose(thread_of(context), call, INTERNAL_RAFT_FIELD_PUT, message, length);
+	struct client_auth auth;
+	if (!client_auth_begin(thread_of(context), call, on_put, message, length, &auth))
+		return;
+	client_propose(thread_of(context), call, &auth, INTERNAL_RAFT_FIELD_PUT, message, length);
+	client_auth_free(&auth);
 }
 
 static void on_delete_range(void *context, struct grpc_call *call, const uint8_t *message, size_t length)
@@ -327,7 +367,11 @@ static void on_delete_range(void *context, struct grpc_call *call, const uint8_t
 		grpc_call_finish(call, GRPC_INVALID_ARGUMENT, "etcdserver: key is not provided");
 		return;
 	}
-	propose(thread_of(context), call, INTERNAL_RAFT_FIELD_DELETE_RANGE, message, length);
+	struct client_auth auth;
+	if (!client_auth_begin(thread_of(context), call, on_delete_range, message, length, &auth))
+		return;
+	client_propose(thread_of(context), call, &auth, INTERNAL_RAFT_FIELD_DELETE_RANGE, message, length);
+	client_auth_free(&auth);
 }
 
 static void on_txn(void *context, struct grpc_call *call, const uint8_t *message, size_t length)
@@ -346,7 +390,11 @@ static void on_txn(void *context, struct grpc_call *call, const uint8_t *message
 		grpc_call_finish(call, code, problem);
 		return;
 	}
-	propose(thread_of(context), call, INTERNAL_RAFT_FIELD_TXN, message, length);
+	struct client_auth auth;
+	if (!client_auth_begin(thread_of(context), call, on_txn, message, length, &auth))
+		return;
+	client_propose(thread_of(context), call, &auth, INTERNAL_RAFT_FIELD_TXN, message, length);
+	client_auth_free(&auth);
 }
 
 static void on_compact(void *context, struct grpc_call *call, const uint8_t *message, size_t length)
@@ -359,7 +407,11 @@ static void on_compact(void *context, struct grpc_call *call, const uint8_t *mes
 		return;
 	}
 	etcdserverpb__compaction_request__free_unpacked(compaction, NULL);
-	propose(thread_of(context), call, INTERNAL_RAFT_FIELD_COMPACTION, message, length);
+	struct client_auth auth;
+	if (!client_auth_begin(thread_of(context), call, on_compact, message, length, &auth))
+		return;
+	client_propose(thread_of(context), call, &auth, INTERNAL_RAFT_FIELD_COMPACTION, message, length);
+	client_auth_free(&auth);
 }
 
 /* ---- Lease (unary) ---- */
@@ -379,6 +431,11 @@ static void on_lease_grant(void *context, struct grpc_call *call, const uint8_t 
 		grpc_call_finish(call, GRPC_OUT_OF_RANGE, "etcdserver: too large lease TTL");
 		return;
 	}
+	struct client_auth auth;
+	if (!client_auth_begin(thread, call, on_lease_grant, message, length, &auth)) {
+		etcdserverpb__lease_grant_request__free_unpacked(grant, NULL);
+		return;
+	}
 	const struct node_flags *flags = &thread->node->flags;
 	grant->ttl = kv_lease_clamp_ttl(
 	    grant->ttl, kv_lease_min_ttl((int64_t)flags->heartbeat_interval_ms, (int64_t)flags->election_timeout_ms));
@@ -389,7 +446,8 @@ static void on_lease_grant(void *context, struct grpc_call *call, const uint8_t 
 	uint8_t packed[64];
 	etcdserverpb__lease_grant_request__pack(grant, packed);
 	etcdserverpb__lease_grant_request__free_unpacked(grant, NULL);
-	propose(thread, call, INTERNAL_RAFT_FIELD_LEASE_GRANT, packed, packed_length);
+	client_propose(thread, call, &auth, INTERNAL_RAFT_FIELD_LEASE_GRANT, packed, packed_length);
+	client_auth_free(&auth);
 }
 
 static void on_lease_revoke(void *context, struct grpc_call *call, const uint8_t *message, size_t length)
@@ -402,7 +460,11 @@ static void on_lease_revoke(void *context, struct grpc_call *call, const uint8_t
 		return;
 	}
 	etcdserverpb__lease_revoke_request__free_unpacked(revoke, NULL);
-	propose(thread_of(context), call, INTERNAL_RAFT_FIELD_LEASE_REVOKE, message, length);
+	struct client_auth auth;
+	if (!client_auth_begin(thread_of(context), call, on_lease_revoke, message, length, &auth))
+		return;
+	client_propose(thread_of(context), call, &auth, INTERNAL_RAFT_FIELD_LEASE_REVOKE, message, length);
+	client_auth_free(&auth);
 }
 
 static void ask_storage(struct client_thread *thread, struct grpc_call *call, enum node_request_kind kind,
@@ -578,7 +640,13 @@ static void on_hash_kv(void *context, struct grpc_call *call, const uint8_t *mes
 		return;
 	}
 	etcdserverpb__hash_kvrequest__free_unpacked(hash, NULL);
-	ask_storage(thread_of(context), call, REQUEST_HASH_KV, message, length);
+	struct client_auth auth;
+	if (!client_auth_begin(thread_of(context), call, on_hash_kv, message, length, &auth))
+		return;
+	bool permitted = client_auth_permits_admin(thread_of(context), call, &auth);
+	client_auth_free(&auth);
+	if (permitted)
+		ask_storage(thread_of(context), call, REQUEST_HASH_KV, message, length);
 }
 
 /* No alarms are raised here (quorumd has no space quota yet): GET lists none, and ACTIVATE/DEACTIVATE
@@ -594,6 +662,11 @@ static void on_alarm(void *context, struct grpc_call *call, const uint8_t *messa
 		return;
 	}
 	etcdserverpb__alarm_request__free_unpacked(alarm, NULL);
+	/* etcd proposes an alarm request, which resolves its token first. */
+	struct client_auth auth;
+	if (!client_auth_begin(thread, call, on_alarm, message, length, &auth))
+		return;
+	client_auth_free(&auth);
 	Etcdserverpb__ResponseHeader header = ETCDSERVERPB__RESPONSE_HEADER__INIT;
 	node_fill_response_header(thread->node, &header);
 	Etcdserverpb__AlarmResponse response = ETCDSERVERPB__ALARM_RESPONSE__INIT;
@@ -607,9 +680,14 @@ static void on_defragment(void *context, struct grpc_call *call, const uint8_t *
 {
 	if (client_refuse_on_learner(thread_of(context), call))
 		return;
-	(void)message;
-	(void)length;
 	struct client_thread *thread = thread_of(context);
+	struct client_auth auth;
+	if (!client_auth_begin(thread, call, on_defragment, message, length, &auth))
+		return;
+	bool permitted = client_auth_permits_admin(thread, call, &auth);
+	client_auth_free(&auth);
+	if (!permitted)
+		return;
 	Etcdserverpb__ResponseHeader header = ETCDSERVERPB__RESPONSE_HEADER__INIT;
 	node_fill_response_header(thread->node, &header);
 	Etcdserverpb__DefragmentResponse response = ETCDSERVERPB__DEFRAGMENT_RESPONSE__INIT;
@@ -801,9 +879,18 @@ static void answer(struct client_thread *thread, struct node_reply *reply)
 		}
 		return;
 	}
+	if (waiting.kind == WAITING_AUTHENTICATE_READ || waiting.kind == WAITING_AUTHENTICATE) {
+		client_auth_answer(thread, call, &waiting, reply);
+		return;
+	}
 	if (waiting.kind == WAITING_UNARY_KV) {
 		if (reply->kv.grpc_code != GRPC_OK) {
 			grpc_call_finish(call, reply->kv.grpc_code, reply->kv.error);
+			return;
+		}
+		if (waiting.auth_revision && waiting.auth_revision != node_auth_revision(&thread->node->auth)) {
+			grpc_call_finish(call, auth_status_grpc_code(AUTH_ERR_AUTH_OLD_REVISION),
+			                 auth_status_text(AUTH_ERR_AUTH_OLD_REVISION));
 			return;
 		}
 		grpc_call_send(call, reply->kv.response, reply->kv.response_length);
@@ -854,7 +941,7 @@ static void *client_thread_main(void *argument)
 	uint64_t last_process_ms = 0;
 	while (!atomic_load(&thread->stopping)) {
 		struct epoll_event events[8];
-		int ready = epoll_wait(epoll, events, 8, thread->snapshot_count ? 5 : 100);
+		int ready = epoll_wait(epoll, events, 8, thread->snapshot_count || thread->held_count ? 5 : 100);
 		if (ready < 0 && errno != EINTR)
 			break;
 		/* Only what epoll named is looked at (each look is a syscall, and a syscall a VM exit here);
@@ -887,6 +974,7 @@ static void *client_thread_main(void *argument)
 		}
 		free(items);
 		client_streams_pump(thread);
+		client_auth_pump(thread);
 		/* What the answers queued goes out now, not at the next wake-up. */
 		grpc_server_flush(thread->server);
 	}
@@ -937,11 +1025,13 @@ struct client_api *client_api_start(struct node *node, char *error, size_t lengt
 	api->threads = xcalloc(thread_count, sizeof(struct client_thread));
 	api->thread_count = thread_count;
 
-	size_t method_count = sizeof(unary_methods) / sizeof(unary_methods[0]) + client_stream_method_count;
+	size_t unary_count = sizeof(unary_methods) / sizeof(unary_methods[0]);
+	size_t method_count = unary_count + client_stream_method_count + client_auth_method_count;
 	struct grpc_method *methods = xcalloc(method_count, sizeof(struct grpc_method));
 	memcpy(methods, unary_methods, sizeof(unary_methods));
-	memcpy(methods + sizeof(unary_methods) / sizeof(unary_methods[0]), client_stream_methods,
-	       client_stream_method_count * sizeof(struct grpc_method));
+	memcpy(methods + unary_count, client_stream_methods, client_stream_method_count * sizeof(struct grpc_method));
+	memcpy(methods + unary_count + client_stream_method_count, client_auth_methods,
+	       client_auth_method_count * sizeof(struct grpc_method));
 
 	char **urls, **metrics_urls;
 	size_t url_count, metrics_url_count;
@@ -1054,6 +1144,7 @@ void client_api_stop(struct client_api *api)
 				grpc_call_finish(call, GRPC_UNAVAILABLE, "etcdserver: server stopped");
 		}
 		client_streams_close(thread);
+		client_auth_close(thread);
 		for (int round = 0; thread->server && round < 3; round++)
 			grpc_server_process(thread->server);
 		/* Replies still addressed here are dropped with the mailbox; nobody posts after node_stop. */

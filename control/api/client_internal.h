@@ -10,6 +10,7 @@
 
 #include "grpc_server.h"
 #include "node.h"
+#include "raft_internal_fields.h"
 
 /* What a call is waiting for, by request id. */
 enum waiting_kind {
@@ -23,6 +24,8 @@ enum waiting_kind {
 	WAITING_MOVE_LEADER,
 	WAITING_SNAPSHOT,         /* reply.snapshot */
 	WAITING_STREAM,           /* replies carry call_id; nothing to match */
+	WAITING_AUTHENTICATE_READ, /* Authenticate's read point is applied here (client_auth.c) */
+	WAITING_AUTHENTICATE,     /* Authenticate's token was made */
 };
 
 struct waiting_call {
@@ -30,6 +33,9 @@ struct waiting_call {
 	uint64_t call_id;
 	enum waiting_kind kind;
 	uint64_t started_ms; /* monotonic: etcd's request timeout counts from here */
+	/* A read checked against the auth store at this revision: refused if the store moved before the answer
+	 * (etcd's doSerialize). 0: no token, nothing to recheck. */
+	uint64_t auth_revision;
 };
 
 /* Request id → waiting call: open addressing, linear probing, deletion by backward shift. */
@@ -44,6 +50,27 @@ struct snapshot_stream {
 	struct state_snapshot *snapshot;
 	uint64_t sent_bytes;
 	struct evp_md_ctx_st *sha256; /* over everything sent: the stream ends with it, as etcd's does */
+};
+
+typedef void (*client_message_fn)(void *context, struct grpc_call *call, const uint8_t *message, size_t length);
+
+/* A message whose simple token names an entry this member has not applied yet: handed to its method again
+ * once it has (client_auth.c). */
+struct held_message {
+	uint64_t call_id;
+	client_message_fn on_message;
+	uint8_t *message;
+	size_t length;
+	uint64_t wait_index; /* 0: only held behind an earlier message of the same call */
+	uint64_t deadline_ms;
+};
+
+/* An Authenticate under way: its request, and the auth revision its password was checked at. */
+struct authentication {
+	uint64_t call_id;
+	uint8_t *message;
+	size_t length;
+	uint64_t checked_revision;
 };
 
 /* A Watch stream of this thread and the backlog its watchers on the storage thread look at. */
@@ -70,13 +97,33 @@ struct client_thread {
 	struct snapshot_stream *snapshots;
 	size_t snapshot_count;
 	size_t snapshot_capacity;
+	struct held_message *held;
+	size_t held_count;
+	size_t held_capacity;
+	uint64_t releasing_call_id; /* the call whose held message runs again now */
+	struct authentication *authentications;
+	size_t authentication_count;
+	size_t authentication_capacity;
 	atomic_bool stopping;
+};
+
+/* Who a call is from: its token resolved (etcd's AuthInfo). No token: has_token false. */
+struct client_auth {
+	bool has_token;
+	char *user;
+	uint64_t revision;
 };
 
 /* client_api.c */
 uint64_t client_new_request_id(struct client_thread *thread);
 struct node_request *client_new_request(struct client_thread *thread, enum node_request_kind kind);
 void client_wait(struct client_thread *thread, uint64_t request_id, uint64_t call_id, enum waiting_kind kind);
+/* A read checked against the auth store at auth_revision (0: not checked). */
+void client_wait_read(struct client_thread *thread, uint64_t request_id, uint64_t call_id, uint64_t auth_revision);
+/* A write through Raft: message (the client's bytes) wrapped as field of an InternalRaftRequest whose header
+ * carries the request id and auth's user and revision; the apply answers it. */
+void client_propose(struct client_thread *thread, struct grpc_call *call, const struct client_auth *auth,
+                    enum internal_raft_request_field field, const uint8_t *message, size_t length);
 void client_post_to_core(struct client_thread *thread, struct node_request *request);
 void client_post_to_storage(struct client_thread *thread, struct node_request *request);
 /* Sends one message and finishes the call with OK. */
@@ -85,6 +132,40 @@ void client_answer(struct grpc_call *call, const ProtobufCMessage *message);
 bool client_refuse_on_learner(struct client_thread *thread, struct grpc_call *call);
 /* A request that does not decode: grpc-go's wording. */
 void client_answer_malformed(struct grpc_call *call);
+
+/* client_auth.c */
+extern const struct grpc_method client_auth_methods[];
+extern const size_t client_auth_method_count;
+enum client_auth_resolution { CLIENT_AUTH_RESOLVED, CLIENT_AUTH_INVALID, CLIENT_AUTH_HELD };
+/* The call's token resolved into *auth (free it with client_auth_free); HELD: the message was kept and
+ * on_message runs again once this member applied the token's index. */
+enum client_auth_resolution client_auth_resolve(struct client_thread *thread, struct grpc_call *call,
+                                                client_message_fn on_message, const uint8_t *message, size_t length,
+                                                struct client_auth *auth);
+/* client_auth_resolve for a handler that goes on only with a resolved token: false when the call was
+ * answered (etcd's invalid auth token) or held. */
+bool client_auth_begin(struct client_thread *thread, struct grpc_call *call, client_message_fn on_message,
+                       const uint8_t *message, size_t length, struct client_auth *auth);
+void client_auth_free(struct client_auth *auth);
+/* A stream's message behind an earlier one that is held: kept too, in order; true when it was. */
+bool client_auth_queued_behind(struct client_thread *thread, struct grpc_call *call, client_message_fn on_message,
+                               const uint8_t *message, size_t length);
+/* Read permission of [key, range_end) against the published store. */
+enum auth_status client_auth_range_status(struct client_thread *thread, const struct client_auth *auth,
+                                          const uint8_t *key, size_t key_length, const uint8_t *range_end,
+                                          size_t range_end_length);
+/* The same, answering the call with etcd's error when refused: true when permitted. */
+bool client_auth_permits_range(struct client_thread *thread, struct grpc_call *call, const struct client_auth *auth,
+                               const uint8_t *key, size_t key_length, const uint8_t *range_end,
+                               size_t range_end_length);
+/* Snapshot, Hash, HashKV, Defragment: the root role (etcd's IsAdminPermitted); true when permitted. */
+bool client_auth_permits_admin(struct client_thread *thread, struct grpc_call *call, const struct client_auth *auth);
+/* Replies of WAITING_AUTHENTICATE_READ and WAITING_AUTHENTICATE. */
+void client_auth_answer(struct client_thread *thread, struct grpc_call *call, const struct waiting_call *waiting,
+                        const struct node_reply *reply);
+/* Held messages whose index is applied run again; those past etcd's request timeout are refused. */
+void client_auth_pump(struct client_thread *thread);
+void client_auth_close(struct client_thread *thread);
 
 /* client_streams.c */
 extern const struct grpc_method client_stream_methods[];

@@ -102,8 +102,35 @@ static void refresh_watch_backlogs(struct client_thread *thread)
 	}
 }
 
+/* etcd's isWatchPermitted, with the key and range end as its watch stream normalises them first: an
+ * empty key is "\0", and a range end of "\0" (every key from key on) becomes empty, which the permission
+ * check then takes for the key alone. */
+static enum auth_status watch_permission(struct client_thread *thread, const struct client_auth *auth,
+                                         const Etcdserverpb__WatchCreateRequest *create)
+{
+	const uint8_t *key = create->key.len ? create->key.data : (const uint8_t *)"";
+	size_t key_length = create->key.len ? create->key.len : 1;
+	bool from_key = create->range_end.len == 1 && create->range_end.data[0] == 0;
+	return client_auth_range_status(thread, auth, key, key_length, create->range_end.data,
+	                                from_key ? 0 : create->range_end.len);
+}
+
+/* The create is refused as etcd refuses it: a response both created and canceled, for watch -1, with the
+ * reason; the stream goes on. */
+static bool watch_refused(struct client_thread *thread, struct grpc_call *call, enum auth_status status)
+{
+	if (status == AUTH_OK)
+		return false;
+	const char *reason = status == AUTH_ERR_INVALID_AUTH_TOKEN   ? auth_status_text(AUTH_ERR_INVALID_AUTH_TOKEN)
+	                     : status == AUTH_ERR_AUTH_OLD_REVISION ? auth_status_text(AUTH_ERR_AUTH_OLD_REVISION)
+	                     : status == AUTH_ERR_USER_EMPTY        ? auth_status_text(AUTH_ERR_USER_EMPTY)
+	                                                            : auth_status_text(AUTH_ERR_PERMISSION_DENIED);
+	send_watch_response(thread, call, -1, true, true, reason);
+	return true;
+}
+
 static void watch_create(struct client_thread *thread, struct grpc_call *call, struct watch_stream *stream,
-                         Etcdserverpb__WatchCreateRequest *create)
+                         Etcdserverpb__WatchCreateRequest *create, const struct client_auth *auth)
 {
 	/* etcdctl watch asks (metadata hasleader=true) to be refused while there is no leader. */
 	const char *require_leader = grpc_call_header(call, "hasleader");
@@ -113,6 +140,8 @@ static void watch_create(struct client_thread *thread, struct grpc_call *call, s
 		grpc_call_finish(call, GRPC_UNAVAILABLE, "etcdserver: no leader");
 		return;
 	}
+	if (watch_refused(thread, call, watch_permission(thread, auth, create)))
+		return;
 	int64_t watch_id = create->watch_id;
 	if (watch_id == 0)
 		watch_id = stream->next_watch_id++;
@@ -141,6 +170,8 @@ static void on_watch_message(void *context, struct grpc_call *call, const uint8_
 	if (client_refuse_on_learner(thread_of(context), call))
 		return;
 	struct client_thread *thread = thread_of(context);
+	if (client_auth_queued_behind(thread, call, on_watch_message, message, length))
+		return;
 	struct watch_stream *stream = grpc_call_user(call);
 	if (!stream)
 		stream = start_watch_stream(thread, call);
@@ -152,9 +183,21 @@ static void on_watch_message(void *context, struct grpc_call *call, const uint8_
 		return;
 	}
 	switch (request->request_union_case) {
-	case ETCDSERVERPB__WATCH_REQUEST__REQUEST_UNION_CREATE_REQUEST:
-		watch_create(thread, call, stream, request->create_request);
+	case ETCDSERVERPB__WATCH_REQUEST__REQUEST_UNION_CREATE_REQUEST: {
+		struct client_auth auth;
+		switch (client_auth_resolve(thread, call, on_watch_message, message, length, &auth)) {
+		case CLIENT_AUTH_RESOLVED:
+			watch_create(thread, call, stream, request->create_request, &auth);
+			break;
+		case CLIENT_AUTH_INVALID:
+			watch_refused(thread, call, AUTH_ERR_INVALID_AUTH_TOKEN);
+			break;
+		case CLIENT_AUTH_HELD:
+			break;
+		}
+		client_auth_free(&auth);
 		break;
+	}
 	case ETCDSERVERPB__WATCH_REQUEST__REQUEST_UNION_CANCEL_REQUEST:
 		post_watch(thread, call, REQUEST_WATCH_CANCEL, request->cancel_request->watch_id, NULL, 0);
 		send_watch_response(thread, call, request->cancel_request->watch_id, false, true, NULL);
@@ -211,9 +254,14 @@ static void on_snapshot(void *context, struct grpc_call *call, const uint8_t *me
 {
 	if (client_refuse_on_learner(thread_of(context), call))
 		return;
-	(void)message;
-	(void)length;
 	struct client_thread *thread = thread_of(context);
+	struct client_auth auth;
+	if (!client_auth_begin(thread, call, on_snapshot, message, length, &auth))
+		return;
+	bool permitted = client_auth_permits_admin(thread, call, &auth);
+	client_auth_free(&auth);
+	if (!permitted)
+		return;
 	struct node_request *request = client_new_request(thread, REQUEST_SNAPSHOT);
 	client_wait(thread, request->request_id, grpc_call_id(call), WAITING_SNAPSHOT);
 	client_post_to_storage(thread, request);

@@ -84,6 +84,12 @@ static const struct flag_spec flag_specs[] = {
 	{"peer-key-file", FLAG_STRING, FIELD(peer_key_file), "",
 	 "File whose bytes key the MAC on every peer frame; the same file on every member (quorumd's meaning: "
 	 "etcd's flag of this name is a TLS key). Without it peers are unauthenticated."},
+	{"auth-token", FLAG_STRING, FIELD(auth_token), "simple",
+	 "Auth token type and its options: 'simple' (random tokens known to the members, forgotten after "
+	 "--auth-token-ttl unused) or 'jwt,pub-key=PATH,priv-key=PATH,sign-method=RS256|ES256|...[,ttl=5m]'."},
+	{"auth-token-ttl", FLAG_UINT, FIELD(auth_token_ttl), "300", "The lifetime in seconds of the auth token."},
+	{"bcrypt-cost", FLAG_UINT, FIELD(bcrypt_cost), "10",
+	 "Bcrypt's cost factor for hashing auth passwords (4 to 31; other values give 10)."},
 	{"discovery-srv", FLAG_STRING, FIELD(discovery_srv), "",
 	 "DNS domain whose SRV records (_etcd-server-ssl._tcp.DOMAIN and _etcd-server._tcp.DOMAIN) list the initial "
 	 "members, for bootstrapping a new cluster."},
@@ -122,8 +128,8 @@ static const char *const etcd_only_flags[] = {
 	"grpc-keepalive-interval", "grpc-keepalive-timeout", "pre-vote", "auto-compaction-retention",
 	"auto-compaction-mode", "enable-v2", "client-crl-file", "client-cert-allowed-hostname", "peer-cert-file",
 	"peer-client-cert-auth", "peer-trusted-ca-file", "peer-cert-allowed-cn", "peer-cert-allowed-hostname",
-	"peer-auto-tls", "peer-crl-file", "cors", "host-whitelist", "auth-token", "bcrypt-cost",
-	"auth-token-ttl", "metrics", "proxy", "proxy-failure-wait", "proxy-refresh-interval", "proxy-dial-timeout",
+	"peer-auto-tls", "peer-crl-file", "cors", "host-whitelist",
+	"metrics", "proxy", "proxy-failure-wait", "proxy-refresh-interval", "proxy-dial-timeout",
 	"proxy-write-timeout", "proxy-read-timeout", "experimental-initial-corrupt-check",
 	"experimental-corrupt-check-time", "experimental-enable-v2v3", "experimental-backend-bbolt-freelist-type",
 	"experimental-enable-lease-checkpoint", "experimental-compaction-batch-limit",
@@ -487,6 +493,6 @@ void node_flags_print_help(FILE *out)
 	fprintf(out, "\nBootstrap: --initial-cluster, or discovery with --discovery-srv (DNS SRV records) or "
 	             "--discovery-endpoints\nand --discovery-token (v3 discovery through an etcd-compatible cluster); "
 	             "discovery is used only\nwhen the data dir is new. Not supported: v2 discovery (--discovery URL), "
-	             "the v3 discovery client's\nTLS/auth/timeouts; etcd's peer TLS, auth, v2, proxy, auto-compaction "
-	             "and quota flags are refused\nwith a message naming them.\n");
+	             "the v3 discovery client's\nTLS/auth/timeouts; etcd's peer TLS, v2, proxy, auto-compaction and "
+	             "quota flags are refused\nwith a message naming them.\n");
 }

@@ -47,6 +47,9 @@ struct node_flags {
 	char *log_level;      /* debug, info, warn or error */
 	bool enable_pprof;
 	char *peer_key_file;          /* "": peers unauthenticated */
+	char *auth_token;             /* etcd's token provider: simple, jwt,OPTIONS or "" */
+	uint64_t auth_token_ttl;      /* seconds a simple token may stay unused */
+	uint64_t bcrypt_cost;         /* bcrypt's cost for users' passwords */
 	char *discovery_srv;          /* bootstrap discovery, used only with a new data dir (discovery.h) */
 	char *discovery_srv_name;     /* SRV service suffix: _etcd-server-SUFFIX._tcp */
 	char *discovery_endpoints;    /* v3 discovery: client URLs of the discovery cluster */

@@ -128,6 +128,8 @@ int node_start_threads(struct node *node, char *error, size_t length)
 		return -1;
 	}
 	pthread_mutex_init(&node->membership_lock, NULL);
+	if (node_auth_open(node, error, length) != 0 || node_auth_start(node, error, length) != 0)
+		return -1;
 	if (pthread_create(&node->storage_thread, NULL, node_storage_main, node) ||
 	    pthread_create(&node->core_thread, NULL, node_core_main, node) ||
 	    pthread_create(&node->transport_thread, NULL, node_transport_main, node)) {
@@ -140,6 +142,7 @@ int node_start_threads(struct node *node, char *error, size_t length)
 void node_stop(struct node *node)
 {
 	atomic_store(&node->stopping, true);
+	node_auth_stop(node);
 	struct core_mail *stop = xcalloc(1, sizeof(*stop));
 	struct storage_mail *storage_stop = xcalloc(1, sizeof(*storage_stop));
 	stop->kind = CORE_MAIL_STOP;
@@ -212,6 +215,7 @@ void node_close(struct node *node)
 		storage_mailbox_destroy(&node->storage_inbox);
 		reply_mailbox_destroy(&node->operator_inbox);
 	}
+	node_auth_close(node);
 	transport_close(node->transport);
 	if (node->wal)
 		wal_close(node->wal);

@@ -24,6 +24,7 @@
 #include "kv_apply.h"
 #include "mailbox.h"
 #include "membership.h"
+#include "node_auth.h"
 #include "raft.h"
 #include "state.h"
 #include "transport.h"
@@ -256,6 +257,7 @@ struct node {
 
 	struct wal *wal;                 /* storage thread only */
 	struct state *state;             /* storage thread only */
+	struct node_auth auth;           /* the published auth store, tokens, the bcrypt thread (node_auth.h) */
 	struct transport *transport;
 
 	struct core_mailbox core_inbox;

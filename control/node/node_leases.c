@@ -316,6 +316,9 @@ static void propose_revoke(struct lease_clocks *clocks, struct lease_clock *cloc
 	Etcdserverpb__RequestHeader header = ETCDSERVERPB__REQUEST_HEADER__INIT;
 	/* Channel 0: the control thread drops the answer, nobody waits for it. */
 	header.id = node_request_id(node->member_id, 0, clocks->next_counter++);
+	/* As root (etcd's WithRoot): an expired lease goes whoever may write its keys. */
+	header.username = AUTH_ROOT;
+	header.auth_revision = node_auth_revision(&node->auth);
 	Etcdserverpb__InternalRaftRequest internal = ETCDSERVERPB__INTERNAL_RAFT_REQUEST__INIT;
 	internal.header = &header;
 	internal.lease_revoke = &revoke;

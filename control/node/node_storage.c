@@ -30,6 +30,7 @@ struct storage_context {
 	bool ids_saved;
 	bool failed;
 	struct storage_clients *clients; /* watchers, lease clocks */
+	struct auth_store *auth;         /* the auth store as applied so far (node_auth.h publishes it) */
 };
 
 static uint64_t monotonic_us(void)
@@ -105,9 +106,78 @@ static void serve_ready_reads(struct storage_context *context, uint64_t raft_ter
 	context->reads_count = kept;
 }
 
+/* Authenticate's token: a simple one is registered on every member (a client may use it on any), a JWT
+ * is signed only where the client waits for it. */
+struct token_assignment {
+	struct node *node;
+	bool local;
+};
+
+static int assign_token(void *argument, const char *user, uint64_t revision, const char *simple_prefix, uint64_t index,
+                        char **token, char *error, size_t length)
+{
+	struct token_assignment *assignment = argument;
+	struct auth_tokens *tokens = assignment->node->auth.tokens;
+	if (!assignment->local && !auth_tokens_are_simple(tokens)) {
+		*token = strdup("");
+		return *token ? 0 : -1;
+	}
+	return auth_tokens_assign(tokens, user, revision, simple_prefix, index, clock_monotonic_ms(), token, error, length);
+}
+
+static void tokens_enabled(void *argument)
+{
+	auth_tokens_enable(((struct token_assignment *)argument)->node->auth.tokens);
+}
+
+static void tokens_disabled(void *argument)
+{
+	auth_tokens_disable(((struct token_assignment *)argument)->node->auth.tokens);
+}
+
+static void user_invalidated(void *argument, const char *user)
+{
+	auth_tokens_invalidate_user(((struct token_assignment *)argument)->node->auth.tokens, user);
+}
+
+/* An auth request (etcd's authStore through authApplierV3), or a KV or lease request after the checks
+ * etcd's authApplierV3 makes against the header's user. A changed store is published before the answer
+ * goes out, so the client that made the change finds it in force on its next request. */
+static void apply_with_auth(struct storage_context *context, const Etcdserverpb__InternalRaftRequest *request,
+                            const struct kv_header *header, uint64_t index, uint64_t request_id, struct kv_result *result)
+{
+	struct node *node = context->node;
+	if (!auth_is_auth_request(request)) {
+		enum auth_status status = auth_check_kv_request(context->auth, node->state, request);
+		if (status != AUTH_OK)
+			auth_status_to_result(status, result);
+		else
+			kv_apply_request(node->state, request, header, result);
+		return;
+	}
+	struct token_assignment assignment = {node, node_request_is_local(node, request_id)};
+	const struct auth_apply_hooks hooks = {
+	    .context = &assignment,
+	    .bcrypt_cost = node->auth.bcrypt_cost,
+	    .assign_token = assign_token,
+	    .enabled = tokens_enabled,
+	    .disabled = tokens_disabled,
+	    .user_invalidated = user_invalidated,
+	};
+	struct auth_store *before = context->auth;
+	char error[256] = "";
+	if (auth_apply_request(&context->auth, node->state, request, header, index, &hooks, result, error,
+	                       sizeof(error)) != 0) {
+		stop_on_storage_failure(context, "auth apply", error);
+		return;
+	}
+	if (context->auth != before)
+		node_auth_publish(node, context->auth);
+}
+
 /* One client request: applied in the open batch, answered if it was made on this member. */
 static void apply_one(struct storage_context *context, const Etcdserverpb__InternalRaftRequest *request,
-                      const struct kv_header *header)
+                      const struct kv_header *header, uint64_t index)
 {
 	struct node *node = context->node;
 	uint64_t request_id = request->header ? request->header->id : request->id;
@@ -115,7 +185,7 @@ static void apply_one(struct storage_context *context, const Etcdserverpb__Inter
 	if (!reply)
 		abort();
 	reply->request_id = request_id;
-	kv_apply_request(node->state, request, header, &reply->kv);
+	apply_with_auth(context, request, header, index, request_id, &reply->kv);
 	storage_clients_note_applied(context->clients, request, &reply->kv);
 	if (node_request_is_local(node, request_id))
 		post_reply(node, reply);
@@ -167,12 +237,12 @@ static void apply_committed(struct storage_context *context, struct storage_job 
 					         "\"index\":%" PRIu64 ",\"position\":%zu", entry->index, b);
 					continue;
 				}
-				apply_one(context, inner, &header);
+				apply_one(context, inner, &header, entry->index);
 				etcdserverpb__internal_raft_request__free_unpacked(inner, NULL);
 			}
 		} else if (!request->cluster_member_attr_set) {
 			/* (member attributes: the core thread keeps the member list; the blob below persists it) */
-			apply_one(context, request, &header);
+			apply_one(context, request, &header, entry->index);
 		}
 		etcdserverpb__internal_raft_request__free_unpacked(request, NULL);
 	}
@@ -326,6 +396,7 @@ void *node_storage_main(void *argument)
 	struct node *node = argument;
 	struct storage_context context = {.node = node};
 	context.clients = storage_clients_new(node);
+	context.auth = node_auth_acquire(node);
 	uint64_t last_tick_ms = clock_monotonic_ms();
 	int epoll = epoll_create1(EPOLL_CLOEXEC);
 	struct epoll_event event = {.events = EPOLLIN};
@@ -390,6 +461,7 @@ void *node_storage_main(void *argument)
 		}
 	}
 	storage_clients_free(context.clients);
+	auth_store_release(context.auth);
 	/* Stopping: what is in flight completes inside wal_close; jobs not yet reported are dropped, as a
 	 * crash would drop them. */
 	for (size_t k = 0; k < context.waiting_count; k++)

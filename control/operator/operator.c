@@ -122,10 +122,15 @@ static struct node_request *new_request(struct control_context *context, enum no
 	return node_request;
 }
 
-static uint8_t *pack_internal(Etcdserverpb__InternalRaftRequest *internal, uint64_t request_id, size_t *length)
+/* The operator socket is the machine's own (mode 0600, the owner's uid only): its writes are made as root,
+ * whatever etcd's auth allows clients. */
+static uint8_t *pack_internal(struct control_context *context, Etcdserverpb__InternalRaftRequest *internal,
+                              uint64_t request_id, size_t *length)
 {
 	Etcdserverpb__RequestHeader header = ETCDSERVERPB__REQUEST_HEADER__INIT;
 	header.id = request_id;
+	header.username = AUTH_ROOT;
+	header.auth_revision = node_auth_revision(&context->node->auth);
 	internal->header = &header;
 	*length = etcdserverpb__internal_raft_request__get_packed_size(internal);
 	uint8_t *bytes = xmalloc(*length ? *length : 1);
@@ -139,7 +144,7 @@ static void propose(struct control_context *context, struct control_request *req
                     Etcdserverpb__InternalRaftRequest *internal)
 {
 	struct node_request *node_request = new_request(context, REQUEST_PROPOSE, request);
-	node_request->payload = pack_internal(internal, node_request->request_id, &node_request->payload_length);
+	node_request->payload = pack_internal(context, internal, node_request->request_id, &node_request->payload_length);
 	post_to_core(context, node_request);
 }
 

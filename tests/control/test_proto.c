@@ -201,6 +201,24 @@ static void test_named_field_numbers(void)
 {
 	const ProtobufCMessageDescriptor *internal = &etcdserverpb__internal_raft_request__descriptor;
 	check_field_number(&etcdserverpb__request_header__descriptor, "ID", REQUEST_HEADER_FIELD_ID);
+	check_field_number(&etcdserverpb__request_header__descriptor, "username", REQUEST_HEADER_FIELD_USERNAME);
+	check_field_number(&etcdserverpb__request_header__descriptor, "auth_revision", REQUEST_HEADER_FIELD_AUTH_REVISION);
+	check_field_number(internal, "auth_enable", INTERNAL_RAFT_FIELD_AUTH_ENABLE);
+	check_field_number(internal, "auth_disable", INTERNAL_RAFT_FIELD_AUTH_DISABLE);
+	check_field_number(internal, "authenticate", INTERNAL_RAFT_FIELD_AUTHENTICATE);
+	check_field_number(internal, "auth_user_add", INTERNAL_RAFT_FIELD_AUTH_USER_ADD);
+	check_field_number(internal, "auth_user_delete", INTERNAL_RAFT_FIELD_AUTH_USER_DELETE);
+	check_field_number(internal, "auth_user_get", INTERNAL_RAFT_FIELD_AUTH_USER_GET);
+	check_field_number(internal, "auth_user_change_password", INTERNAL_RAFT_FIELD_AUTH_USER_CHANGE_PASSWORD);
+	check_field_number(internal, "auth_user_grant_role", INTERNAL_RAFT_FIELD_AUTH_USER_GRANT_ROLE);
+	check_field_number(internal, "auth_user_revoke_role", INTERNAL_RAFT_FIELD_AUTH_USER_REVOKE_ROLE);
+	check_field_number(internal, "auth_user_list", INTERNAL_RAFT_FIELD_AUTH_USER_LIST);
+	check_field_number(internal, "auth_role_list", INTERNAL_RAFT_FIELD_AUTH_ROLE_LIST);
+	check_field_number(internal, "auth_role_add", INTERNAL_RAFT_FIELD_AUTH_ROLE_ADD);
+	check_field_number(internal, "auth_role_delete", INTERNAL_RAFT_FIELD_AUTH_ROLE_DELETE);
+	check_field_number(internal, "auth_role_get", INTERNAL_RAFT_FIELD_AUTH_ROLE_GET);
+	check_field_number(internal, "auth_role_grant_permission", INTERNAL_RAFT_FIELD_AUTH_ROLE_GRANT_PERMISSION);
+	check_field_number(internal, "auth_role_revoke_permission", INTERNAL_RAFT_FIELD_AUTH_ROLE_REVOKE_PERMISSION);
 	check_field_number(internal, "range", INTERNAL_RAFT_FIELD_RANGE);
 	check_field_number(internal, "put", INTERNAL_RAFT_FIELD_PUT);
 	check_field_number(internal, "delete_range", INTERNAL_RAFT_FIELD_DELETE_RANGE);
