@@ -640,12 +640,7 @@ static void on_hash_kv(void *context, struct grpc_call *call, const uint8_t *mes
 		return;
 	}
 	etcdserverpb__hash_kvrequest__free_unpacked(hash, NULL);
-	struct client_auth auth;
-	if (!client_auth_begin(thread_of(context), call, on_hash_kv, message, length, &auth))
-		return;
-	bool permitted = client_auth_permits_admin(thread_of(context), call, &auth);
-	client_auth_free(&auth);
-	if (permitted)
+	if (client_auth_begin_maintenance(thread_of(context), call, on_hash_kv, message, length))
 		ask_storage(thread_of(context), call, REQUEST_HASH_KV, message, length);
 }
 
@@ -681,12 +676,7 @@ static void on_defragment(void *context, struct grpc_call *call, const uint8_t *
 	if (client_refuse_on_learner(thread_of(context), call))
 		return;
 	struct client_thread *thread = thread_of(context);
-	struct client_auth auth;
-	if (!client_auth_begin(thread, call, on_defragment, message, length, &auth))
-		return;
-	bool permitted = client_auth_permits_admin(thread, call, &auth);
-	client_auth_free(&auth);
-	if (!permitted)
+	if (!client_auth_begin_maintenance(thread, call, on_defragment, message, length))
 		return;
 	Etcdserverpb__ResponseHeader header = ETCDSERVERPB__RESPONSE_HEADER__INIT;
 	node_fill_response_header(thread->node, &header);

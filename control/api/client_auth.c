@@ -205,17 +205,37 @@ bool client_auth_permits_range(struct client_thread *thread, struct grpc_call *c
 	return false;
 }
 
-bool client_auth_permits_admin(struct client_thread *thread, struct grpc_call *call, const struct client_auth *auth)
+/* etcd's authMaintenanceServer returns the auth package's errors as they are: grpc-go makes them Unknown. */
+static void finish_maintenance(struct grpc_call *call, enum auth_status status)
 {
-	if (!node_auth_enabled(&thread->node->auth))
-		return true;
-	struct auth_store *store = node_auth_acquire(thread->node);
-	struct auth_info info = info_of(auth);
-	enum auth_status status = auth_admin_permitted(store, auth->has_token ? &info : NULL);
-	auth_store_release(store);
+	grpc_call_finish(call, GRPC_UNKNOWN, auth_status_internal_text(status));
+}
+
+bool client_auth_begin_maintenance(struct client_thread *thread, struct grpc_call *call, client_message_fn on_message,
+                                   const uint8_t *message, size_t length)
+{
+	struct client_auth auth;
+	switch (client_auth_resolve(thread, call, on_message, message, length, &auth)) {
+	case CLIENT_AUTH_HELD:
+		return false;
+	case CLIENT_AUTH_INVALID:
+		finish_maintenance(call, AUTH_ERR_INVALID_AUTH_TOKEN);
+		return false;
+	case CLIENT_AUTH_RESOLVED:
+	default:
+		break;
+	}
+	enum auth_status status = AUTH_OK;
+	if (node_auth_enabled(&thread->node->auth)) {
+		struct auth_store *store = node_auth_acquire(thread->node);
+		struct auth_info info = info_of(&auth);
+		status = auth_admin_permitted(store, auth.has_token ? &info : NULL);
+		auth_store_release(store);
+	}
+	client_auth_free(&auth);
 	if (status == AUTH_OK)
 		return true;
-	grpc_call_finish(call, auth_status_grpc_code(status), auth_status_text(status));
+	finish_maintenance(call, status);
 	return false;
 }
 

@@ -158,8 +158,10 @@ enum auth_status client_auth_range_status(struct client_thread *thread, const st
 bool client_auth_permits_range(struct client_thread *thread, struct grpc_call *call, const struct client_auth *auth,
                                const uint8_t *key, size_t key_length, const uint8_t *range_end,
                                size_t range_end_length);
-/* Snapshot, Hash, HashKV, Defragment: the root role (etcd's IsAdminPermitted); true when permitted. */
-bool client_auth_permits_admin(struct client_thread *thread, struct grpc_call *call, const struct client_auth *auth);
+/* Snapshot, Hash, HashKV, Defragment: the call's token resolved and the root role required (etcd's
+ * authMaintenanceServer); true when the call goes on, false when it was answered or held. */
+bool client_auth_begin_maintenance(struct client_thread *thread, struct grpc_call *call, client_message_fn on_message,
+                                   const uint8_t *message, size_t length);
 /* Replies of WAITING_AUTHENTICATE_READ and WAITING_AUTHENTICATE. */
 void client_auth_answer(struct client_thread *thread, struct grpc_call *call, const struct waiting_call *waiting,
                         const struct node_reply *reply);

@@ -255,12 +255,7 @@ static void on_snapshot(void *context, struct grpc_call *call, const uint8_t *me
 	if (client_refuse_on_learner(thread_of(context), call))
 		return;
 	struct client_thread *thread = thread_of(context);
-	struct client_auth auth;
-	if (!client_auth_begin(thread, call, on_snapshot, message, length, &auth))
-		return;
-	bool permitted = client_auth_permits_admin(thread, call, &auth);
-	client_auth_free(&auth);
-	if (!permitted)
+	if (!client_auth_begin_maintenance(thread, call, on_snapshot, message, length))
 		return;
 	struct node_request *request = client_new_request(thread, REQUEST_SNAPSHOT);
 	client_wait(thread, request->request_id, grpc_call_id(call), WAITING_SNAPSHOT);

@@ -23,8 +23,9 @@ static const char REVISION_KEY[] = "authRevision";
 static const struct {
 	int code;
 	const char *text;
+	const char *internal_text;
 } status_table[] = {
-#define AUTH_STATUS_ROW(name, code, text) [name] = {code, text},
+#define AUTH_STATUS_ROW(name, code, text, internal_text) [name] = {code, text, internal_text},
     AUTH_STATUS_LIST(AUTH_STATUS_ROW)
 #undef AUTH_STATUS_ROW
 };
@@ -37,6 +38,11 @@ int auth_status_grpc_code(enum auth_status status)
 const char *auth_status_text(enum auth_status status)
 {
 	return status_table[status].text;
+}
+
+const char *auth_status_internal_text(enum auth_status status)
+{
+	return status_table[status].internal_text;
 }
 
 void auth_status_to_result(enum auth_status status, struct kv_result *result)

@@ -21,36 +21,51 @@
 #include "raft_internal.pb-c.h"
 #include "state.h"
 
-/* etcd's auth errors (auth/store.go), each with the gRPC code and text clients see (rpctypes). */
-#define AUTH_STATUS_LIST(X)                                                                                     \
-	X(AUTH_OK, GRPC_OK, "")                                                                                       \
-	X(AUTH_ERR_ROOT_USER_NOT_EXIST, GRPC_FAILED_PRECONDITION, "etcdserver: root user does not exist")             \
-	X(AUTH_ERR_ROOT_ROLE_NOT_EXIST, GRPC_FAILED_PRECONDITION, "etcdserver: root user does not have root role")     \
-	X(AUTH_ERR_USER_ALREADY_EXIST, GRPC_FAILED_PRECONDITION, "etcdserver: user name already exists")               \
-	X(AUTH_ERR_USER_EMPTY, GRPC_INVALID_ARGUMENT, "etcdserver: user name is empty")                               \
-	X(AUTH_ERR_USER_NOT_FOUND, GRPC_FAILED_PRECONDITION, "etcdserver: user name not found")                       \
-	X(AUTH_ERR_ROLE_ALREADY_EXIST, GRPC_FAILED_PRECONDITION, "etcdserver: role name already exists")               \
-	X(AUTH_ERR_ROLE_NOT_FOUND, GRPC_FAILED_PRECONDITION, "etcdserver: role name not found")                       \
-	X(AUTH_ERR_ROLE_EMPTY, GRPC_INVALID_ARGUMENT, "etcdserver: role name is empty")                               \
-	X(AUTH_ERR_AUTH_FAILED, GRPC_INVALID_ARGUMENT, "etcdserver: authentication failed, invalid user ID or password") \
-	/* not in etcd's error map: grpc-go's Unknown with the auth package's own text */                              \
-	X(AUTH_ERR_NO_PASSWORD_USER, GRPC_UNKNOWN, "auth: authentication failed, password was given for no password user") \
-	X(AUTH_ERR_PERMISSION_DENIED, GRPC_PERMISSION_DENIED, "etcdserver: permission denied")                         \
-	X(AUTH_ERR_ROLE_NOT_GRANTED, GRPC_FAILED_PRECONDITION, "etcdserver: role is not granted to the user")         \
-	X(AUTH_ERR_PERMISSION_NOT_GRANTED, GRPC_FAILED_PRECONDITION, "etcdserver: permission is not granted to the role") \
-	X(AUTH_ERR_AUTH_NOT_ENABLED, GRPC_FAILED_PRECONDITION, "etcdserver: authentication is not enabled")           \
-	X(AUTH_ERR_INVALID_AUTH_TOKEN, GRPC_UNAUTHENTICATED, "etcdserver: invalid auth token")                        \
-	X(AUTH_ERR_INVALID_AUTH_MGMT, GRPC_INVALID_ARGUMENT, "etcdserver: invalid auth management")                   \
-	X(AUTH_ERR_AUTH_OLD_REVISION, GRPC_INVALID_ARGUMENT, "etcdserver: revision of auth store is old")
+/* etcd's auth errors: the gRPC code and text clients see (rpctypes, through v3rpc's togRPCError), and the
+ * auth package's own text (auth/store.go), which Maintenance's Snapshot, Hash, HashKV and Defragment pass
+ * on unconverted (code Unknown). */
+#define AUTH_STATUS_LIST(X)                                                                                      \
+	X(AUTH_OK, GRPC_OK, "", "")                                                                                   \
+	X(AUTH_ERR_ROOT_USER_NOT_EXIST, GRPC_FAILED_PRECONDITION, "etcdserver: root user does not exist",             \
+	  "auth: root user does not exist")                                                                           \
+	X(AUTH_ERR_ROOT_ROLE_NOT_EXIST, GRPC_FAILED_PRECONDITION, "etcdserver: root user does not have root role",    \
+	  "auth: root user does not have root role")                                                                  \
+	X(AUTH_ERR_USER_ALREADY_EXIST, GRPC_FAILED_PRECONDITION, "etcdserver: user name already exists",              \
+	  "auth: user already exists")                                                                                \
+	X(AUTH_ERR_USER_EMPTY, GRPC_INVALID_ARGUMENT, "etcdserver: user name is empty", "auth: user name is empty")   \
+	X(AUTH_ERR_USER_NOT_FOUND, GRPC_FAILED_PRECONDITION, "etcdserver: user name not found", "auth: user not found") \
+	X(AUTH_ERR_ROLE_ALREADY_EXIST, GRPC_FAILED_PRECONDITION, "etcdserver: role name already exists",              \
+	  "auth: role already exists")                                                                                \
+	X(AUTH_ERR_ROLE_NOT_FOUND, GRPC_FAILED_PRECONDITION, "etcdserver: role name not found", "auth: role not found") \
+	X(AUTH_ERR_ROLE_EMPTY, GRPC_INVALID_ARGUMENT, "etcdserver: role name is empty", "auth: role name is empty")   \
+	X(AUTH_ERR_AUTH_FAILED, GRPC_INVALID_ARGUMENT, "etcdserver: authentication failed, invalid user ID or password", \
+	  "auth: authentication failed, invalid user ID or password")                                                 \
+	/* not in etcd's error map: grpc-go's Unknown with the auth package's own text */                             \
+	X(AUTH_ERR_NO_PASSWORD_USER, GRPC_UNKNOWN, "auth: authentication failed, password was given for no password user", \
+	  "auth: authentication failed, password was given for no password user")                                    \
+	X(AUTH_ERR_PERMISSION_DENIED, GRPC_PERMISSION_DENIED, "etcdserver: permission denied", "auth: permission denied") \
+	X(AUTH_ERR_ROLE_NOT_GRANTED, GRPC_FAILED_PRECONDITION, "etcdserver: role is not granted to the user",         \
+	  "auth: role is not granted to the user")                                                                    \
+	X(AUTH_ERR_PERMISSION_NOT_GRANTED, GRPC_FAILED_PRECONDITION, "etcdserver: permission is not granted to the role", \
+	  "auth: permission is not granted to the role")                                                              \
+	X(AUTH_ERR_AUTH_NOT_ENABLED, GRPC_FAILED_PRECONDITION, "etcdserver: authentication is not enabled",           \
+	  "auth: authentication is not enabled")                                                                      \
+	X(AUTH_ERR_INVALID_AUTH_TOKEN, GRPC_UNAUTHENTICATED, "etcdserver: invalid auth token", "auth: invalid auth token") \
+	X(AUTH_ERR_INVALID_AUTH_MGMT, GRPC_INVALID_ARGUMENT, "etcdserver: invalid auth management",                   \
+	  "auth: invalid auth management")                                                                            \
+	X(AUTH_ERR_AUTH_OLD_REVISION, GRPC_INVALID_ARGUMENT, "etcdserver: revision of auth store is old",             \
+	  "auth: revision in header is old")
 
 enum auth_status {
-#define AUTH_STATUS_ENUM(name, code, text) name,
+#define AUTH_STATUS_ENUM(name, code, text, internal_text) name,
 	AUTH_STATUS_LIST(AUTH_STATUS_ENUM)
 #undef AUTH_STATUS_ENUM
 };
 
 int auth_status_grpc_code(enum auth_status status);
 const char *auth_status_text(enum auth_status status);
+/* The auth package's own text ("auth: permission denied"). */
+const char *auth_status_internal_text(enum auth_status status);
 /* Fills result with the status's code and text (result->response untouched). */
 void auth_status_to_result(enum auth_status status, struct kv_result *result);
 
