@@ -10,6 +10,7 @@
  * of everything before it, placed so that the file's size is 32 past a multiple of 512 (etcdctl
  * `snapshot save` checks exactly that); zero bytes pad the archive up to there. */
 #include <openssl/evp.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -116,15 +117,17 @@ static enum auth_status watch_permission(struct client_thread *thread, const str
 }
 
 /* The create is refused as etcd refuses it: a response both created and canceled, for watch -1, with the
- * reason; the stream goes on. */
+ * reason as the text of the gRPC error etcd would have returned (etcd writes rpctypes' status errors
+ * there, "rpc error: code = PermissionDenied desc = etcdserver: permission denied"); the stream goes on. */
 static bool watch_refused(struct client_thread *thread, struct grpc_call *call, enum auth_status status)
 {
 	if (status == AUTH_OK)
 		return false;
-	const char *reason = status == AUTH_ERR_INVALID_AUTH_TOKEN   ? auth_status_text(AUTH_ERR_INVALID_AUTH_TOKEN)
-	                     : status == AUTH_ERR_AUTH_OLD_REVISION ? auth_status_text(AUTH_ERR_AUTH_OLD_REVISION)
-	                     : status == AUTH_ERR_USER_EMPTY        ? auth_status_text(AUTH_ERR_USER_EMPTY)
-	                                                            : auth_status_text(AUTH_ERR_PERMISSION_DENIED);
+	if (status != AUTH_ERR_INVALID_AUTH_TOKEN && status != AUTH_ERR_AUTH_OLD_REVISION && status != AUTH_ERR_USER_EMPTY)
+		status = AUTH_ERR_PERMISSION_DENIED;
+	char code_name[32], reason[160];
+	snprintf(reason, sizeof(reason), "rpc error: code = %s desc = %s",
+	         grpc_code_name(auth_status_grpc_code(status), code_name, sizeof(code_name)), auth_status_text(status));
 	send_watch_response(thread, call, -1, true, true, reason);
 	return true;
 }
