@@ -1237,10 +1237,17 @@ static enum auth_status apply_authenticate(struct apply_run *run, const Etcdserv
 	    run->hooks->assign_token(run->hooks->context, name, run->current->revision,
 	                             request->simple_token ? request->simple_token : "", index, &token, error,
 	                             sizeof(error)) != 0) {
-		char escaped[512];
-		log_write("warn", "failed to assign an auth token", "\"user-name\":\"%s\",\"error\":\"%s\"", name,
-		          log_json_escape(error, escaped, sizeof(escaped)));
-		return AUTH_ERR_AUTH_FAILED;
+		char escaped_user[256], escaped_error[512];
+		log_write("warn", "failed to assign an auth token", "\"user-name\":\"%s\",\"error\":\"%s\"",
+		          log_json_escape(name, escaped_user, sizeof(escaped_user)),
+		          log_json_escape(error, escaped_error, sizeof(escaped_error)));
+		/* No provider refuses as a failed authentication; a JWT that cannot be signed is the provider's own
+		 * error, which etcd does not convert (Unknown). */
+		if (strcmp(error, auth_status_internal_text(AUTH_ERR_AUTH_FAILED)) == 0)
+			return AUTH_ERR_AUTH_FAILED;
+		result->grpc_code = GRPC_UNKNOWN;
+		snprintf(result->error, sizeof(result->error), "%s", error);
+		return AUTH_ERR_PROVIDER;
 	}
 	Etcdserverpb__AuthenticateResponse response = ETCDSERVERPB__AUTHENTICATE_RESPONSE__INIT;
 	response.header = header;
@@ -1352,6 +1359,10 @@ int auth_apply_request(struct auth_store **store, struct state *state, const Etc
 		snprintf(result->error, sizeof(result->error), "etcdserver: auth store write failed");
 		snprintf(error, length, "auth store write: %s", run.error);
 		return -1;
+	}
+	if (status == AUTH_ERR_PROVIDER) {
+		auth_store_release(run.next);
+		return 0; /* result holds the provider's error */
 	}
 	if (status != AUTH_OK) {
 		auth_store_release(run.next);

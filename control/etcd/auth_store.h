@@ -54,7 +54,9 @@
 	X(AUTH_ERR_INVALID_AUTH_MGMT, GRPC_INVALID_ARGUMENT, "etcdserver: invalid auth management",                   \
 	  "auth: invalid auth management")                                                                            \
 	X(AUTH_ERR_AUTH_OLD_REVISION, GRPC_INVALID_ARGUMENT, "etcdserver: revision of auth store is old",             \
-	  "auth: revision in header is old")
+	  "auth: revision in header is old")                                                                          \
+	/* the token provider's own error, its text alongside (a JWT that cannot be signed) */                       \
+	X(AUTH_ERR_PROVIDER, GRPC_UNKNOWN, "auth: token provider failed", "auth: token provider failed")
 
 enum auth_status {
 #define AUTH_STATUS_ENUM(name, code, text, internal_text) name,
