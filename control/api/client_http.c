@@ -100,6 +100,8 @@ static void metrics(struct node *node, struct text *text)
 	       "allocated in bytes.", NULL, (double)atomic_load(&node->db_size));
 	metric(text, "etcd_debugging_mvcc_current_revision", "gauge", "The current revision of store.", NULL,
 	       (double)atomic_load(&node->revision));
+	metric(text, "etcd_debugging_auth_revision", "gauge", "The current revision of auth store.", NULL,
+	       (double)node_auth_revision(&node->auth));
 
 	/* quorumd's own: the peer transport (udp or dpdk), packets, bytes and drops by reason. */
 	struct transport_counters counters = transport_counters(node->transport);

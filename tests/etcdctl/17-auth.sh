@@ -33,6 +33,16 @@ assert_contains "etcdctl auth status" "COMMANDS:
 	disable	Disables authentication
 	enable	Enables authentication" "$OUT"
 
+# auth_revision REVISION: every member's /metrics shows etcd's gauge of the auth store's revision at REVISION.
+auth_revision() {
+	local n
+	for n in infra1 infra2 infra3; do
+		assert_eq "etcd_debugging_auth_revision of $n" "etcd_debugging_auth_revision $1" \
+			"$(curl -s "${CLIENT[$n]}/metrics" | grep '^etcd_debugging_auth_revision ')"
+	done
+}
+auth_revision 1
+
 # ---- before auth: no users, no roles; enable needs root ----
 expect_out "" "$E1" user list
 expect_out "" "$E2" role list
@@ -171,6 +181,8 @@ expect_rpc_error FailedPrecondition "etcdserver: role name not found" "Error: et
 expect_out "User: bob
 Roles: reader" "$E3" user get bob
 
+auth_revision 24
+
 # ---- auth on: etcdctl's enable adds the role root and grants it to root, then enables ----
 ctl_ok "$E1" auth enable
 assert_eq "etcdctl auth enable" "Authentication Enabled" "$OUT"
@@ -229,6 +241,7 @@ for n in infra1 infra2 infra3; do
 bob
 root" --endpoints="${CLIENT[$n]}" user list
 done
+auth_revision 27
 expect_out "User root deleted" "$E3" user delete root
 expect_out "reader
 root" "$E1" role list
