@@ -225,7 +225,8 @@ static uint8_t *wrap_internal(uint64_t request_id, const struct client_auth *aut
                               const uint8_t *message, size_t message_length, size_t *length)
 {
 	size_t user_length = auth && auth->has_token ? strlen(auth->user) : 0;
-	uint8_t *header = xmalloc(48 + user_length);
+	uint8_t header_stack[64];
+	uint8_t *header = 48 + user_length <= sizeof(header_stack) ? header_stack : xmalloc(48 + user_length);
 	uint8_t *bytes = xmalloc(message_length + user_length + 80);
 	size_t header_length = 0;
 	header_length += put_varint(header, PROTOBUF_TAG(REQUEST_HEADER_FIELD_ID, PROTOBUF_WIRE_VARINT));
@@ -249,7 +250,8 @@ static uint8_t *wrap_internal(uint64_t request_id, const struct client_auth *aut
 	at += put_varint(bytes + at, header_length);
 	memcpy(bytes + at, header, header_length);
 	at += header_length;
-	free(header);
+	if (header != header_stack)
+		free(header);
 	at += put_varint(bytes + at, PROTOBUF_TAG(field, PROTOBUF_WIRE_LENGTH_DELIMITED));
 	at += put_varint(bytes + at, message_length);
 	if (message_length)

@@ -97,8 +97,13 @@ void client_auth_pump(struct client_thread *thread)
 				thread->releasing_call_id = 0;
 				free(held->message);
 			} else if (!blocked && now >= held->deadline_ms) {
-				grpc_call_finish(call, auth_status_grpc_code(AUTH_ERR_INVALID_AUTH_TOKEN),
-				                 auth_status_text(AUTH_ERR_INVALID_AUTH_TOKEN));
+				/* Handed back with its wait over: the token resolves as invalid, and the method answers that
+				 * its own way (a unary call's error, a watch's canceled create). */
+				thread->releasing_call_id = held->call_id;
+				thread->releasing_expired = true;
+				held->on_message(thread, call, held->message, held->length);
+				thread->releasing_expired = false;
+				thread->releasing_call_id = 0;
 				free(held->message);
 			} else {
 				if (thread->held_count == thread->held_capacity) {
@@ -149,6 +154,8 @@ enum client_auth_resolution client_auth_resolve(struct client_thread *thread, st
 	if (!token)
 		return CLIENT_AUTH_RESOLVED;
 	uint64_t wait_index = 0;
+	if (thread->releasing_expired && thread->releasing_call_id == grpc_call_id(call))
+		return CLIENT_AUTH_INVALID;
 	switch (node_auth_resolve_token(thread->node, token, &auth->user, &auth->revision, &wait_index)) {
 	case AUTH_TOKEN_VALID:
 		auth->has_token = true;
@@ -519,7 +526,7 @@ void client_auth_answer(struct client_thread *thread, struct grpc_call *call, co
 	}
 	/* The token was made; if the store changed since the password was checked, the check is stale. */
 	if (attempt->checked_revision != node_auth_revision(&thread->node->auth)) {
-		log_write("info", "revision when password checked became stale; retrying", "%s", "");
+		log_write("info", "revision when password checked became stale; retrying", NULL);
 		wait_for_read_point(thread, call);
 		return;
 	}

@@ -101,6 +101,7 @@ struct client_thread {
 	size_t held_count;
 	size_t held_capacity;
 	uint64_t releasing_call_id; /* the call whose held message runs again now */
+	bool releasing_expired;     /* ... because its wait ran out: its token is invalid */
 	struct authentication *authentications;
 	size_t authentication_count;
 	size_t authentication_capacity;

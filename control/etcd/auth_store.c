@@ -867,7 +867,7 @@ static void log_role(const char *message, const char *role)
 static enum auth_status apply_enable(struct apply_run *run)
 {
 	if (run->current->enabled) {
-		log_write("info", "authentication is already enabled; ignored auth enable request", "%s", "");
+		log_write("info", "authentication is already enabled; ignored auth enable request", NULL);
 		return AUTH_OK;
 	}
 	const struct auth_user *root = auth_store_user(run->current, AUTH_ROOT);
@@ -880,7 +880,7 @@ static enum auth_status apply_enable(struct apply_run *run)
 	note_write(run, save_enabled(run->state, true, run->error, sizeof(run->error)));
 	if (run->hooks && run->hooks->enabled)
 		run->hooks->enabled(run->hooks->context);
-	log_write("info", "enabled authentication", "%s", "");
+	log_write("info", "enabled authentication", NULL);
 	return AUTH_OK;
 }
 
@@ -894,7 +894,7 @@ static enum auth_status apply_disable(struct apply_run *run)
 	note_write(run, commit_revision(store, run->state, run->error, sizeof(run->error)));
 	if (run->hooks && run->hooks->disabled)
 		run->hooks->disabled(run->hooks->context);
-	log_write("info", "disabled authentication", "%s", "");
+	log_write("info", "disabled authentication", NULL);
 	return AUTH_OK;
 }
 

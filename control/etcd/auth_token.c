@@ -441,7 +441,7 @@ int auth_tokens_open(const char *options, uint64_t ttl_seconds, struct auth_toke
 	int status = 0;
 	if (strcmp(type, "simple") == 0) {
 		tokens->kind = TOKEN_SIMPLE;
-		log_write("warn", "simple token is not cryptographically signed", "%s", "");
+		log_write("warn", "simple token is not cryptographically signed", NULL);
 	} else if (strcmp(type, "jwt") == 0) {
 		tokens->kind = TOKEN_JWT;
 		status = open_jwt(tokens, pairs, count, error, length);

@@ -74,6 +74,21 @@ void node_auth_publish(struct node *node, struct auth_store *store)
 	auth_store_release(old);
 }
 
+int node_auth_reload(struct node *node, struct auth_store **current, char *error, size_t length)
+{
+	struct auth_store *store = NULL;
+	if (auth_store_load(node->state, &store, error, length) != 0)
+		return -1;
+	if (store->enabled && !(*current)->enabled)
+		auth_tokens_enable(node->auth.tokens);
+	else if (!store->enabled && (*current)->enabled)
+		auth_tokens_disable(node->auth.tokens);
+	auth_store_release(*current);
+	*current = store;
+	node_auth_publish(node, store);
+	return 0;
+}
+
 enum auth_token_lookup node_auth_resolve_token(struct node *node, const char *token, char **user, uint64_t *revision,
                                                uint64_t *wait_index)
 {

@@ -71,6 +71,10 @@ static inline uint64_t node_auth_revision(struct node_auth *auth)
 	return atomic_load(&auth->revision);
 }
 
+/* Storage thread, after its state was replaced (a snapshot installed): *current becomes the store the new
+ * state keeps, published, and the token provider follows its enabled flag. 0, or -1 with the reason. */
+int node_auth_reload(struct node *node, struct auth_store **current, char *error, size_t length);
+
 /* Who a request's token stands for (etcd's AuthInfoFromCtx), against this member's applied index. */
 enum auth_token_lookup node_auth_resolve_token(struct node *node, const char *token, char **user, uint64_t *revision,
                                                uint64_t *wait_index);

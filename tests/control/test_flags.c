@@ -31,6 +31,17 @@ static void test_defaults(void)
 	CHECK(strcmp(flags.initial_cluster_token, "etcd-cluster") == 0, "token %s", flags.initial_cluster_token);
 	CHECK(flags.max_concurrent_streams == 4294967295u, "etcd 3.5's --max-concurrent-streams default: %llu",
 	      (unsigned long long)flags.max_concurrent_streams);
+	CHECK(strcmp(flags.auth_token, "simple") == 0 && flags.auth_token_ttl == 300 && flags.bcrypt_cost == 10,
+	      "etcd's auth defaults: %s %llu %llu", flags.auth_token, (unsigned long long)flags.auth_token_ttl,
+	      (unsigned long long)flags.bcrypt_cost);
+	node_flags_free(&flags);
+	char *auth[] = {"quorumd", "--auth-token", "jwt,pub-key=/k.pub,priv-key=/k,sign-method=ES256", "--bcrypt-cost=4",
+	                NULL};
+	char *auth_environment[] = {"ETCD_AUTH_TOKEN_TTL=60", "ETCD_BCRYPT_COST=12", NULL};
+	CHECK(parse(auth, auth_environment, &flags, error) == 0 &&
+	          strcmp(flags.auth_token, "jwt,pub-key=/k.pub,priv-key=/k,sign-method=ES256") == 0 &&
+	          flags.auth_token_ttl == 60 && flags.bcrypt_cost == 4,
+	      "auth flags and ETCD_AUTH_TOKEN_TTL (the flag wins over ETCD_BCRYPT_COST): %s", error);
 	node_flags_free(&flags);
 	char *limited[] = {"quorumd", NULL};
 	char *limited_environment[] = {"ETCD_MAX_CONCURRENT_STREAMS=16", NULL};

@@ -175,13 +175,14 @@ expect_rpc_error FailedPrecondition "etcdserver: user name not found" "Error: et
 expect_out "User carol deleted" "$E2" user delete carol
 expect_rpc_error FailedPrecondition "etcdserver: user name not found" "Error: etcdserver: user name not found" \
 	"$E3" user delete carol
+expect_out "User dave created" "$E1" user add dave --no-password
 expect_out "Role writer deleted" "$E1" role delete writer
 expect_rpc_error FailedPrecondition "etcdserver: role name not found" "Error: etcdserver: role name not found" \
 	"$E2" role delete writer
 expect_out "User: bob
 Roles: reader" "$E3" user get bob
 
-auth_revision 24
+auth_revision 25
 
 # ---- auth on: etcdctl's enable adds the role root and grants it to root, then enables ----
 ctl_ok "$E1" auth enable
@@ -203,6 +204,11 @@ for who in root:wrong nobody:pw alice:apw; do
 		"2 | Error: etcdserver: authentication failed, invalid user ID or password" \
 		"$RC $OUT| $(tail -n 1 <<<"$ERR")"
 done
+ctl "$E2" --user dave:x user list
+assert_eq "etcdctl --user dave:x user list (no password user): exit code, stdout, stderr's last line" \
+	"2 | Error: rpc error: code = Unknown desc = auth: authentication failed, password was given for no password user" "$RC $OUT| $(tail -n 1 <<<"$ERR")"
+assert_contains "the code of a password given for a user without one" \
+	'"error":"rpc error: code = Unknown desc = auth: authentication failed, password was given for no password user"' "$ERR"
 # Anyone reads their own user and the roles they have; the rest takes root.
 expect_out "User: alice
 Roles: reader" "$E2" --user alice:apw2 user get alice
@@ -231,6 +237,7 @@ expect_rpc_error InvalidArgument "etcdserver: invalid auth management" "Error: e
 # --password instead of user:password.
 expect_out "alice
 bob
+dave
 root" "$E3" --user root --password rootpw user list
 
 # ---- auth off ----
@@ -239,9 +246,10 @@ expect_out "Authentication Disabled" "$E2" auth disable
 for n in infra1 infra2 infra3; do
 	expect_out "alice
 bob
+dave
 root" --endpoints="${CLIENT[$n]}" user list
 done
-auth_revision 27
+auth_revision 28
 expect_out "User root deleted" "$E3" user delete root
 expect_out "reader
 root" "$E1" role list
