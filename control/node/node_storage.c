@@ -14,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "alloc.h"
 #include "clock.h"
 #include "log.h"
 #include "node.h"
@@ -119,8 +120,8 @@ static int assign_token(void *argument, const char *user, uint64_t revision, con
 	struct token_assignment *assignment = argument;
 	struct auth_tokens *tokens = assignment->node->auth.tokens;
 	if (!assignment->local && !auth_tokens_are_simple(tokens)) {
-		*token = strdup("");
-		return *token ? 0 : -1;
+		*token = xstrdup("");
+		return 0;
 	}
 	return auth_tokens_assign(tokens, user, revision, simple_prefix, index, clock_monotonic_ms(), token, error, length);
 }
