@@ -116,8 +116,7 @@ watch_open() {
 wait_until "the watch of a/ as u delivers" 15 watch_open
 expect_out "OK" "$E1" "${R[@]}" put a5 five
 wait_until "the put of a5 in u's watch" 10 grep -q '^five$' "$TMP/watch-a"
-kill "$BG_PID"
-wait "$BG_PID" 2>/dev/null || true
+stop_pids 10 "$BG_PID"
 
 # ---- Lease: revoking or attaching needs write on the lease's keys ----
 ctl_ok "$E3" "${U[@]}" lease grant 100
