@@ -316,7 +316,8 @@ static void propose_revoke(struct lease_clocks *clocks, struct lease_clock *cloc
 	Etcdserverpb__RequestHeader header = ETCDSERVERPB__REQUEST_HEADER__INIT;
 	/* Channel 0: the control thread drops the answer, nobody waits for it. */
 	header.id = node_request_id(node->member_id, 0, clocks->next_counter++);
-	/* As root (etcd's WithRoot): an expired lease goes whoever may write its keys. */
+	/* As root, as etcd's WithRoot: the member's own revoke of an expired lease passes auth's checks whatever
+	 * keys the lease holds. */
 	header.username = AUTH_ROOT;
 	header.auth_revision = node_auth_revision(&node->auth);
 	Etcdserverpb__InternalRaftRequest internal = ETCDSERVERPB__INTERNAL_RAFT_REQUEST__INIT;

@@ -131,6 +131,13 @@ assert_match "lease timetolive as u" "lease $L granted with TTL\(100s\), remaini
 ctl_ok "$E3" "${U[@]}" lease list
 assert_contains "lease list as u" "$L" "$OUT"
 expect_out "lease $L revoked" "$E1" "${R[@]}" lease revoke "$L"
+# Expiry revokes a lease whoever attached its keys (the member revokes as root).
+ctl_ok "$E2" "${U[@]}" lease grant 3
+S=$(lease_id "$OUT")
+expect_out "OK" "$E3" "${U[@]}" put --lease="$S" a6 short
+short_gone() { [ -z "$("$ETCDCTL" "$E1" "${R[@]}" get a6 2>/dev/null)" ]; }
+wait_until "the key of u's expired lease deleted" 15 short_gone
+expect_out "lease $S already expired" "$E2" "${U[@]}" lease timetolive "$S"
 expect_out "" "$E2" "${R[@]}" get x
 expect_out "OK" "$E3" "${R[@]}" put x v
 
