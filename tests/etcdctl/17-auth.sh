@@ -3,11 +3,12 @@
 # --new-user-password, stdin, --no-password), get (--detail), list, passwd, grant-role, revoke-role, delete;
 # role add, get, list, grant-permission (read, write, readwrite; a key, a range, --prefix, --from-key, the
 # whole key space), revoke-permission, delete; auth enable (which adds the root role itself) and disable;
-# `auth status` (etcdctl 3.4 has none: it prints the auth command's help); -w json and -w fields; the root
+# `auth status` (etcdctl 3.4 has none: it prints the auth command's help; etcd 3.4 has no AuthStatus RPC); -w json and -w fields; the root
 # user and role protected while auth is on; who may read which user and role; each refusal with etcd's text
 # and gRPC code. Commands go to the three members in turn: auth state is the cluster's.
 # Ports: 250x0 (client 250x9).
 source "$(dirname "$0")/lib.sh"
+source "$(dirname "$0")/grpc-raw.sh"
 
 add_member infra1 25010
 add_member infra2 25020
@@ -42,6 +43,10 @@ auth_revision() {
 	done
 }
 auth_revision 1
+
+# etcd 3.5's AuthStatus RPC is not etcd 3.4's.
+grpc_raw "${CLIENT[infra1]}" /etcdserverpb.Auth/AuthStatus ""
+assert_eq "Auth.AuthStatus" "12 unknown method AuthStatus for service etcdserverpb.Auth" "$GRPC_STATUS $GRPC_MESSAGE"
 
 # ---- before auth: no users, no roles; enable needs root ----
 expect_out "" "$E1" user list
