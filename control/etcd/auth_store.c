@@ -727,8 +727,13 @@ static enum auth_status check_operations(const struct auth_store *store, const s
 				                               deletion->range_end.data, deletion->range_end.len);
 			break;
 		}
+		case ETCDSERVERPB__REQUEST_OP__REQUEST_REQUEST_TXN:
+			/* etcd 3.4 checks nothing inside a nested txn, so any user could write any key through one;
+			 * quorumd checks it as the outer txn. */
+			status = auth_check_txn(store, info, operation->request_txn);
+			break;
 		default:
-			break; /* etcd 3.4 checks no nested txn here */
+			break;
 		}
 		if (status != AUTH_OK)
 			return status;

@@ -191,7 +191,8 @@ enum auth_status auth_delete_permitted(const struct auth_store *store, const str
 enum auth_status auth_admin_permitted(const struct auth_store *store, const struct auth_info *info);
 
 /* apply_auth.go's checkTxnAuth: read for every compare and range, write for every put and delete (and
- * read for a delete's prev_kv), in both branches whichever runs. */
+ * read for a delete's prev_kv), in both branches whichever runs; and, unlike etcd 3.4 (which lets any user
+ * write through one), the same inside nested txns. */
 enum auth_status auth_check_txn(const struct auth_store *store, const struct auth_info *info,
                                 const Etcdserverpb__TxnRequest *txn);
 

@@ -12,6 +12,14 @@ pb_string() {
 	printf '%s' "$out"
 }
 
+# pb_message FIELD MESSAGE: a length-delimited field holding MESSAGE (printf escapes, under 128 bytes), as printf
+# escapes: for messages within messages.
+pb_message() {
+	local length
+	length=$(printf "$2" | wc -c)
+	printf '\\x%02x\\x%02x%s' $((($1 << 3) | 2)) "$length" "$2"
+}
+
 # grpc_raw URL PATH MESSAGE [HEADER...]: calls PATH (e.g. /etcdserverpb.KV/Range) on URL with MESSAGE (printf
 # escapes of the protobuf request) and extra request HEADERs ("token: ..."); sets GRPC_STATUS and
 # GRPC_MESSAGE from the trailers and leaves the response body (gRPC's length-prefixed messages) in
