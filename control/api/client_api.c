@@ -224,14 +224,14 @@ static size_t put_varint(uint8_t *out, uint64_t value)
 static uint8_t *wrap_internal(uint64_t request_id, const struct client_auth *auth, enum internal_raft_request_field field,
                               const uint8_t *message, size_t message_length, size_t *length)
 {
-	size_t user_length = auth && auth->has_token ? strlen(auth->user) : 0;
+	size_t user_length = auth && auth->identified ? strlen(auth->user) : 0;
 	uint8_t header_stack[64];
 	uint8_t *header = 48 + user_length <= sizeof(header_stack) ? header_stack : xmalloc(48 + user_length);
 	uint8_t *bytes = xmalloc(message_length + user_length + 80);
 	size_t header_length = 0;
 	header_length += put_varint(header, PROTOBUF_TAG(REQUEST_HEADER_FIELD_ID, PROTOBUF_WIRE_VARINT));
 	header_length += put_varint(header + header_length, request_id);
-	if (auth && auth->has_token) {
+	if (auth && auth->identified) {
 		if (user_length) {
 			header_length += put_varint(header + header_length,
 			                            PROTOBUF_TAG(REQUEST_HEADER_FIELD_USERNAME, PROTOBUF_WIRE_LENGTH_DELIMITED));
@@ -308,7 +308,7 @@ static void on_range(void *context, struct grpc_call *call, const uint8_t *messa
 	bool permitted = client_auth_permits_range(thread, call, &auth, range->key.data, range->key.len,
 	                                           range->range_end.data, range->range_end.len);
 	etcdserverpb__range_request__free_unpacked(range, NULL);
-	uint64_t auth_revision = auth.has_token ? auth.revision : 0;
+	uint64_t auth_revision = auth.identified ? auth.revision : 0;
 	client_auth_free(&auth);
 	if (!permitted)
 		return;

@@ -141,7 +141,7 @@ void client_auth_close(struct client_thread *thread)
 	thread->authentication_count = thread->authentication_capacity = 0;
 }
 
-/* ---- tokens ---- */
+/* ---- tokens and certificates ---- */
 
 enum client_auth_resolution client_auth_resolve(struct client_thread *thread, struct grpc_call *call,
                                                 client_message_fn on_message, const uint8_t *message, size_t length,
@@ -151,14 +151,24 @@ enum client_auth_resolution client_auth_resolve(struct client_thread *thread, st
 	const char *token = grpc_call_header(call, "token");
 	if (!token)
 		token = grpc_call_header(call, "authorization");
-	if (!token)
+	if (!token) {
+		/* etcd's AuthInfoFromTLS: with --client-cert-auth, a call without a token is the user its verified
+		 * client certificate names, unless the gRPC gateway made it (with a certificate of its own). */
+		char common_name[256];
+		if (thread->node->flags.client_cert_auth && !grpc_call_header(call, "grpcgateway-accept") &&
+		    grpc_call_peer_common_name(call, common_name, sizeof(common_name))) {
+			auth->identified = true;
+			auth->user = xstrdup(common_name);
+			auth->revision = node_auth_revision(&thread->node->auth);
+		}
 		return CLIENT_AUTH_RESOLVED;
+	}
 	uint64_t wait_index = 0;
 	if (thread->releasing_expired && thread->releasing_call_id == grpc_call_id(call))
 		return CLIENT_AUTH_INVALID;
 	switch (node_auth_resolve_token(thread->node, token, &auth->user, &auth->revision, &wait_index)) {
 	case AUTH_TOKEN_VALID:
-		auth->has_token = true;
+		auth->identified = true;
 		return CLIENT_AUTH_RESOLVED;
 	case AUTH_TOKEN_PENDING:
 		hold(thread, call, on_message, message, length, wait_index);
@@ -196,7 +206,7 @@ void client_auth_free(struct client_auth *auth)
 
 static struct auth_info info_of(const struct client_auth *auth)
 {
-	struct auth_info info = {auth->has_token ? auth->user : "", auth->has_token ? auth->revision : 0};
+	struct auth_info info = {auth->identified ? auth->user : "", auth->identified ? auth->revision : 0};
 	return info;
 }
 
@@ -247,7 +257,7 @@ bool client_auth_begin_maintenance(struct client_thread *thread, struct grpc_cal
 	if (node_auth_enabled(&thread->node->auth)) {
 		struct auth_store *store = node_auth_acquire(thread->node);
 		struct auth_info info = info_of(&auth);
-		status = auth_admin_permitted(store, auth.has_token ? &info : NULL);
+		status = auth_admin_permitted(store, auth.identified ? &info : NULL);
 		auth_store_release(store);
 	}
 	client_auth_free(&auth);
@@ -267,7 +277,7 @@ static void propose_internal(struct client_thread *thread, struct grpc_call *cal
 	struct node_request *request = client_new_request(thread, REQUEST_PROPOSE);
 	Etcdserverpb__RequestHeader header = ETCDSERVERPB__REQUEST_HEADER__INIT;
 	header.id = request->request_id;
-	if (auth && auth->has_token) {
+	if (auth && auth->identified) {
 		header.username = auth->user;
 		header.auth_revision = auth->revision;
 	}

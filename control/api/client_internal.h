@@ -108,9 +108,10 @@ struct client_thread {
 	atomic_bool stopping;
 };
 
-/* Who a call is from: its token resolved (etcd's AuthInfo). No token: has_token false. */
+/* Who a call is from (etcd's AuthInfo): its token's user, or with --client-cert-auth its verified client
+ * certificate's CN; identified false for neither. */
 struct client_auth {
-	bool has_token;
+	bool identified;
 	char *user;
 	uint64_t revision;
 };

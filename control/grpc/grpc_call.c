@@ -242,6 +242,11 @@ const char *grpc_call_header(const struct grpc_call *call, const char *name)
 	return NULL;
 }
 
+bool grpc_call_peer_common_name(const struct grpc_call *call, char *out, size_t size)
+{
+	return call->connection != NULL && grpc_tls_peer_common_name(call->connection, out, size);
+}
+
 void grpc_call_set_user(struct grpc_call *call, void *user)
 {
 	call->user = user;

@@ -51,7 +51,7 @@ static int bad_request(struct grpc_connection *connection)
 }
 
 /* "Connection: close" and friends: a comma-separated list, case-insensitive. */
-static bool list_has_token(const char *value, size_t length, const char *token)
+static bool list_identified(const char *value, size_t length, const char *token)
 {
 	size_t token_length = strlen(token);
 	size_t i = 0;
@@ -114,9 +114,9 @@ static int answer(struct grpc_connection *connection, const char *head, size_t h
 			value++;
 		size_t value_length = (size_t)(next - value);
 		if (name_length == 10 && strncasecmp(line, "connection", 10) == 0) {
-			if (list_has_token(value, value_length, "close"))
+			if (list_identified(value, value_length, "close"))
 				keep_alive = false;
-			else if (list_has_token(value, value_length, "keep-alive"))
+			else if (list_identified(value, value_length, "keep-alive"))
 				keep_alive = true;
 		} else if ((name_length == 14 && strncasecmp(line, "content-length", 14) == 0 &&
 				!(value_length == 1 && value[0] == '0')) ||

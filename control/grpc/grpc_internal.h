@@ -231,6 +231,9 @@ void grpc_tls_peer_closed(struct grpc_connection *connection, int error_number);
 /* close_notify when the session is up (as Go's Close), then the TLS state is freed. Before the socket
  * closes. */
 void grpc_tls_connection_end(struct grpc_connection *connection);
+/* The subject CN of the client's certificate once the handshake verified it (the last CN, as Go's
+ * pkix.Name keeps it); false on a cleartext connection or without a verified certificate. */
+bool grpc_tls_peer_common_name(const struct grpc_connection *connection, char *out, size_t size);
 
 /* grpc_http1.c */
 /* Parses and answers complete requests in connection->input; -1 when the connection must close. */

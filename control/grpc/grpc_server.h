@@ -134,6 +134,9 @@ struct grpc_call *grpc_server_find_call(struct grpc_server *server, uint64_t cal
 const char *grpc_call_path(const struct grpc_call *call);
 /* A request header (metadata) by lower-case name, e.g. "hasleader"; NULL when absent. */
 const char *grpc_call_header(const struct grpc_call *call, const char *name);
+/* The subject CN of the verified client certificate of the call's TLS connection (etcd's AuthInfoFromTLS
+ * takes it for the user); false on cleartext or without a verified certificate. */
+bool grpc_call_peer_common_name(const struct grpc_call *call, char *out, size_t size);
 void grpc_call_set_user(struct grpc_call *call, void *user);
 void *grpc_call_user(const struct grpc_call *call);
 

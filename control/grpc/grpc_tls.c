@@ -1141,3 +1141,27 @@ done:
 	free(key_path);
 	return result;
 }
+
+bool grpc_tls_peer_common_name(const struct grpc_connection *connection, char *out, size_t size)
+{
+	const struct grpc_tls_connection *tls = connection->tls;
+	if (tls == NULL || !tls->handshake_done || size == 0)
+		return false;
+	X509 *peer = SSL_get0_peer_certificate(tls->ssl);
+	if (peer == NULL || SSL_get_verify_result(tls->ssl) != X509_V_OK)
+		return false;
+	const X509_NAME *subject = X509_get_subject_name(peer);
+	int last = -1;
+	for (int at = X509_NAME_get_index_by_NID(subject, NID_commonName, -1); at >= 0;
+	     at = X509_NAME_get_index_by_NID(subject, NID_commonName, at))
+		last = at;
+	if (last < 0)
+		return false;
+	const ASN1_STRING *value = X509_NAME_ENTRY_get_data(X509_NAME_get_entry(subject, last));
+	int length = ASN1_STRING_length(value);
+	if (length <= 0 || (size_t)length >= size)
+		return false;
+	memcpy(out, ASN1_STRING_get0_data(value), (size_t)length);
+	out[length] = '\0';
+	return strlen(out) == (size_t)length; /* a CN with a NUL byte names nobody */
+}

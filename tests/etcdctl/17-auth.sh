@@ -258,3 +258,8 @@ auth_revision 28
 expect_out "User root deleted" "$E3" user delete root
 expect_out "reader
 root" "$E1" role list
+
+# Stopped together with SIGTERM (none waits for the others' quorum on its way out): a sanitizer build's
+# members report at exit.
+stop_pids 10 "${PID[infra1]}" "${PID[infra2]}" "${PID[infra3]}" || fail "a member still runs 10 s after SIGKILL"
+assert_no_sanitizer_reports
