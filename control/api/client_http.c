@@ -175,6 +175,8 @@ static json_t *debug_vars(struct client_thread *thread)
 	json_object_set_new(mvcc, "db_size_bytes", json_integer((json_int_t)atomic_load(&node->db_size)));
 	json_object_set_new(mvcc, "storage_turns_over_500ms",
 	                    json_integer((json_int_t)atomic_load(&node->storage_turns_over_500ms)));
+	json_object_set_new(mvcc, "watch_catch_up_steps_over_250ms",
+	                    json_integer((json_int_t)atomic_load(&node->watch_catch_up_steps_over_250ms)));
 
 	/* The fsync histogram as /metrics has it: counts per bucket (not cumulative), upper bound in seconds. */
 	json_t *fsync = json_object();

@@ -297,6 +297,9 @@ struct node {
 	/* Turns of the storage thread (apply, watchers, reads) that ran longer than 500 ms: every client of
 	 * this member waited that long (/debug/vars; a warning is logged for each). */
 	atomic_uint_fast64_t storage_turns_over_500ms;
+	/* Steps of watchers catching up from the history that took over 250 ms: each is bounded so that
+	 * applying never waits long on a watcher (/debug/vars). */
+	atomic_uint_fast64_t watch_catch_up_steps_over_250ms;
 	atomic_uint_fast64_t wal_fsyncs;
 	atomic_uint_fast64_t wal_fsync_microseconds;
 	/* etcd's buckets for etcd_disk_wal_fsync_duration_seconds: 1 ms doubling, 14 of them. */

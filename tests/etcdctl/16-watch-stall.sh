@@ -34,10 +34,10 @@ revision() { ctl --endpoints="${CLIENT[$target]}" endpoint status -w json; sed -
 HISTORY_REVISION=$(revision)
 [ "$HISTORY_REVISION" -ge $((HISTORY + 1)) ] || fail "revision $HISTORY_REVISION after $HISTORY puts"
 
-# long_turns: the target's storage-thread turns over 500 ms so far (quorumd's /debug/vars).
+# long_turns: the target's watcher replay steps over 250 ms so far (quorumd's /debug/vars).
 long_turns() {
 	curl -sS --max-time 5 "${CLIENT[$target]}/debug/vars" |
-		"$PYTHON" -c 'import json, sys; print(json.load(sys.stdin)["mvcc"]["storage_turns_over_500ms"])'
+		"$PYTHON" -c 'import json, sys; print(json.load(sys.stdin)["mvcc"]["watch_catch_up_steps_over_250ms"])'
 }
 [ "$KIND" != quorumd ] || LONG_TURNS_BEFORE=$(long_turns)
 
@@ -76,6 +76,6 @@ enough_events() { [ "$(grep -c '^PUT$' "$TMP/reader1.out")" -ge "$HISTORY" ]; }
 wait_until "a reading watcher to get the $HISTORY events of the history" 120 enough_events
 if [ "$KIND" = quorumd ]; then
 	long_turns_after=$(long_turns)
-	assert_eq "storage-thread turns over 500 ms while the watchers replayed the history" "$LONG_TURNS_BEFORE" \
+	assert_eq "watcher replay steps over 250 ms while the watchers replayed the history" "$LONG_TURNS_BEFORE" \
 		"$long_turns_after"
 fi
