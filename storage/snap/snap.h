@@ -71,6 +71,9 @@ int snap_store_incoming(const struct snap_store *store, uint64_t term, uint64_t 
 int snap_store_commit_incoming(const struct snap_store *store, uint64_t term, uint64_t index, const void *record,
 		size_t record_length, struct snap_info *out, char *err, size_t errlen);
 
+/* Removes NAME.incoming: a transfer that failed in a way a resume would repeat (a bad archive). */
+int snap_store_drop_incoming(const struct snap_store *store, uint64_t term, uint64_t index, char *err, size_t errlen);
+
 /* Removes complete snapshots beyond the newest `keep` (0: keeps all; etcd's --max-snapshots), and
  * NAME.incoming directories older than the newest snapshot kept. */
 int snap_store_prune(const struct snap_store *store, size_t keep, char *err, size_t errlen);

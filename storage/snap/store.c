@@ -641,6 +641,14 @@ int snap_store_commit_incoming(const struct snap_store *store, uint64_t term, ui
 	return 0;
 }
 
+int snap_store_drop_incoming(const struct snap_store *store, uint64_t term, uint64_t index, char *err, size_t errlen)
+{
+	char name[SNAP_NAME_MAX], path[4096];
+	snap_name(term, index, name);
+	path_of(path, sizeof path, "%s/%s.incoming", store->dir, name);
+	return remove_tree(path, err, errlen);
+}
+
 int snap_store_prune(const struct snap_store *store, size_t keep, char *err, size_t errlen)
 {
 	struct snap_info *list;
