@@ -14,16 +14,17 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Later chunks that must have arrived before a missing one is sent again without its timer. */
+/* Later chunks (sent after it) that must have arrived before a missing one is sent again without its
+ * timer: reordering by fewer places is not taken for loss. */
 #define FAST_RESEND_AFTER 3
 
 void stream_config_init(struct stream_config *config)
 {
-	config->chunk_size = 16 * 1024;
+	config->chunk_size = 4 * 1024;
 	config->window = 64;
 	config->initial_rto_ms = 200;
 	config->min_rto_ms = 20;
-	config->max_rto_ms = 2000;
+	config->max_rto_ms = 500;
 	config->stall_timeout_ms = 30000;
 }
 
@@ -248,6 +249,33 @@ static void send_slot(struct stream_sender *sender, size_t k, uint64_t now)
 	slot->sends++;
 }
 
+/* A chunk is lost, not late, once FAST_RESEND_AFTER chunks sent after it arrived. */
+static bool hole_is_lost(const struct stream_sender *sender, size_t k)
+{
+	const struct send_slot *slot = &sender->slots[k];
+	if (slot->arrived || slot->sends == 0)
+		return false;
+	size_t arrived_after = 0;
+	for (size_t later = k + 1; later < sender->config.window && arrived_after < FAST_RESEND_AFTER; later++)
+		if (sender->slots[later].arrived && sender->slots[later].sent_at >= slot->sent_at)
+			arrived_after++;
+	return arrived_after >= FAST_RESEND_AFTER;
+}
+
+/* A lost chunk goes again once a round trip has passed since it was sent, so a resend is never answered
+ * by the ACKs of the send before it. */
+static uint32_t round_trip_ms(const struct stream_sender *sender)
+{
+	return sender->srtt_ms > 1 ? sender->srtt_ms : 1;
+}
+
+static void resend_holes(struct stream_sender *sender, uint64_t now)
+{
+	for (size_t k = 0; k + 1 < sender->config.window && sender->state == STREAM_STATE_SENDING; k++)
+		if (hole_is_lost(sender, k) && now - sender->slots[k].sent_at >= round_trip_ms(sender))
+			send_slot(sender, k, now);
+}
+
 void stream_sender_tick(struct stream_sender *sender, uint64_t now)
 {
 	if (sender->state == STREAM_STATE_SUCCEEDED || sender->state == STREAM_STATE_FAILED)
@@ -279,6 +307,7 @@ void stream_sender_tick(struct stream_sender *sender, uint64_t now)
 		}
 		return;
 	}
+	resend_holes(sender, now);
 	bool timer_fired = false;
 	for (size_t k = 0; k < sender->config.window && sender->state == STREAM_STATE_SENDING; k++) {
 		uint64_t offset = sender->acknowledged + k * (uint64_t)sender->config.chunk_size;
@@ -340,27 +369,14 @@ static void take_ack(struct stream_sender *sender, uint64_t now, uint64_t receiv
 		sender->acknowledged = received;
 		sender->last_progress = now;
 	}
-	size_t highest = 0;
 	for (size_t k = 1; k < sender->config.window && k < 64; k++) {
 		if (bits & (UINT64_C(1) << k)) {
 			if (!sender->slots[k].arrived)
 				sender->last_progress = now;
 			sender->slots[k].arrived = true;
-			highest = k;
 		}
 	}
-	/* A chunk sent before chunks that arrived, with enough of them after it, was lost. */
-	size_t arrived_after = 0;
-	for (size_t k = highest; k-- > 0;) {
-		struct send_slot *slot = &sender->slots[k];
-		if (sender->slots[k + 1].arrived)
-			arrived_after++;
-		if (slot->arrived || slot->sends == 0 || arrived_after < FAST_RESEND_AFTER)
-			continue;
-		uint32_t guard = sender->srtt_ms > sender->config.min_rto_ms ? sender->srtt_ms : sender->config.min_rto_ms;
-		if (slot->sent_at <= sender->slots[highest].sent_at && now - slot->sent_at >= guard)
-			send_slot(sender, k, now);
-	}
+	resend_holes(sender, now);
 }
 
 void stream_sender_receive(struct stream_sender *sender, uint64_t now, const uint8_t *message, size_t length)
@@ -427,6 +443,16 @@ void stream_sender_receive(struct stream_sender *sender, uint64_t now, const uin
 	}
 }
 
+/* When resend_holes will next send. */
+static uint64_t resend_holes_due(const struct stream_sender *sender)
+{
+	uint64_t due = UINT64_MAX;
+	for (size_t k = 0; k + 1 < sender->config.window; k++)
+		if (hole_is_lost(sender, k) && sender->slots[k].sent_at + round_trip_ms(sender) < due)
+			due = sender->slots[k].sent_at + round_trip_ms(sender);
+	return due;
+}
+
 int64_t stream_sender_wait_ms(const struct stream_sender *sender, uint64_t now)
 {
 	if (sender->state == STREAM_STATE_SUCCEEDED || sender->state == STREAM_STATE_FAILED)
@@ -441,6 +467,8 @@ int64_t stream_sender_wait_ms(const struct stream_sender *sender, uint64_t now)
 		uint64_t poke = sender->poke_sent_at + sender->rto_ms;
 		due = poke < due ? poke : due;
 	} else {
+		uint64_t hole = resend_holes_due(sender);
+		due = hole < due ? hole : due;
 		for (size_t k = 0; k < sender->config.window; k++) {
 			uint64_t offset = sender->acknowledged + k * (uint64_t)sender->config.chunk_size;
 			if (offset >= sender->total)
@@ -505,7 +533,7 @@ struct stream_receiver {
 	uint64_t finished_peer;
 	uint64_t finished_id;
 	bool finished_ok;
-	char finished_text[200];
+	char finished_text[256];
 	struct stream_counters counters;
 };
 

@@ -58,11 +58,11 @@ enum stream_abort_reason {
 #define STREAM_OVERHEAD 48u
 
 struct stream_config {
-	uint32_t chunk_size;       /* bytes per DATA: 16 KiB */
+	uint32_t chunk_size;       /* bytes per DATA: 4 KiB (four 1400-byte frames: a lost frame costs little) */
 	uint32_t window;           /* chunks in flight past the acknowledged offset: 64 */
 	uint32_t initial_rto_ms;   /* retransmission timer before an RTT was measured: 200 */
 	uint32_t min_rto_ms;       /* 20 */
-	uint32_t max_rto_ms;       /* 2000 */
+	uint32_t max_rto_ms;       /* 500: losses here are frames, not congestion; long waits only slow it */
 	uint32_t stall_timeout_ms; /* no progress for this long: the stream ends (30000) */
 };
 

@@ -761,6 +761,14 @@ int bootstrap_open(struct node *node, char *error, size_t length)
 		return -1;
 	struct wal_options options;
 	wal_options_init(&options);
+	/* Test only: small segments, so a test sees WAL segments released after a few thousand writes rather
+	 * than after 64 MiB of them. Not a flag, so an operator cannot set it by accident. */
+	const char *segment_bytes = getenv("QUORUMD_TEST_WAL_SEGMENT_BYTES");
+	if (segment_bytes && *segment_bytes) {
+		options.segment_size = strtoull(segment_bytes, NULL, 10);
+		log_write("warn", "test setting on: WAL segments of a test size", "\"segment-bytes\":%" PRIu64,
+		          options.segment_size);
+	}
 	if (wal_open(wal_dir, &options, &node->wal, error, length) != 0)
 		return -1;
 	if (state_open(state_dir, &node->state, error, length) != STATE_OK)

@@ -374,6 +374,16 @@ void *node_snapshot_main(void *argument)
 	struct node *node = argument;
 	struct transfer transfer = {.node = node};
 	stream_config_init(&transfer.config);
+	/* Test only: a tiny window and chunk make a transfer slow enough for a test to interrupt it. */
+	const char *test_stream = getenv("QUORUMD_TEST_SNAPSHOT_STREAM");
+	unsigned chunk = 0, window = 0;
+	if (test_stream && sscanf(test_stream, "chunk=%u,window=%u", &chunk, &window) == 2 && chunk > 0 &&
+	    chunk <= STREAM_MAX_CHUNK && window > 0 && window <= STREAM_MAX_WINDOW) {
+		transfer.config.chunk_size = chunk;
+		transfer.config.window = window;
+		log_write("warn", "test setting on: snapshot streams use a test chunk and window",
+		          "\"chunk-bytes\":%u,\"window-chunks\":%u", chunk, window);
+	}
 	/* Ids keep growing across restarts, so a receiver never mistakes a new stream for an old one. */
 	struct timespec now_real;
 	clock_gettime(CLOCK_REALTIME, &now_real);
