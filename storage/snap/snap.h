@@ -58,7 +58,8 @@ int snap_store_load(const struct snap_store *store, const struct snap_info *info
 int snap_store_mark_broken(const struct snap_store *store, const struct snap_info *info, char *err, size_t errlen);
 
 /* Records a snapshot of the state's committed data (no batch open) at its applied index, with the
- * Raft record of that index and term: a checkpoint (hard links), the meta, then the rename. */
+ * Raft record of that index and term: a checkpoint (hard links), the meta, then the rename. When a
+ * snapshot of that term and index exists (received from the leader), it stays and stands for this one. */
 int snap_store_create(const struct snap_store *store, struct state *state, uint64_t term, const void *record,
 		size_t record_length, struct snap_info *out, char *err, size_t errlen);
 

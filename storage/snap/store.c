@@ -571,6 +571,12 @@ int snap_store_create(const struct snap_store *store, struct state *state, uint6
 		rc = write_meta(snapshot_dir, term, index, record, record_length, err, errlen);
 	if (rc == 0)
 		rc = publish(store, temporary, name, err, errlen);
+	if (rc == -EEXIST) {
+		/* One of this term and index is here already (received from the leader): the same applied
+		 * state, so it serves as this one. */
+		rc = 0;
+		remove_entry(snapshot_dir);
+	}
 	if (rc != 0) {
 		remove_entry(snapshot_dir);
 		return rc;

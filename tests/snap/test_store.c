@@ -222,6 +222,14 @@ static void test_leftovers_receiving_pruning(void)
     CHECK(length == 1 && record[0] == 'r');
     free(record);
 
+    /* Taking one locally at a term and index received before keeps the received one. */
+    struct snap_info again;
+    CHECK_EQ(snap_store_create(store, state, 5, "local", 5, &again, snap_err, sizeof snap_err), 0);
+    CHECK(again.index == 50 && again.term == 5);
+    CHECK_EQ(snap_store_load(store, &again, &record, &length, snap_err, sizeof snap_err), 0);
+    CHECK(length == 6 && memcmp(record, "leader", 6) == 0);
+    free(record);
+
     /* Pruning keeps the newest two. */
     CHECK_EQ(snap_store_prune(store, 2, snap_err, sizeof snap_err), 0);
     struct snap_info *list;
