@@ -14,11 +14,11 @@ add_member s1 47110
 add_member s2 47120
 add_member s3 47130
 ic=$(initial_cluster "${all[@]}")
-flags=(--snapshot-count 400 --snapshot-catchup-entries 100 --max-snapshots 2 --max-wals 2)
-start() { start_raw "$1" env QUORUMD_TEST_WAL_SEGMENT_BYTES=131072 "$QUORUMD" --name "$1" --data-dir "$TMP/$1" \
-	--listen-peer-urls "${PEER[$1]}" --initial-advertise-peer-urls "${PEER[$1]}" \
-	--listen-client-urls "${CLIENT[$1]}" --advertise-client-urls "${CLIENT[$1]}" \
-	--initial-cluster-token "$TOKEN" --initial-cluster "$ic" --initial-cluster-state new "${flags[@]}"; }
+member_flags() { MEMBER_CMD+=(--snapshot-count 400 --snapshot-catchup-entries 100 --max-snapshots 2 --max-wals 2); }
+start() {
+	member_cmd "$1" "$ic" new
+	start_raw "$1" env QUORUMD_TEST_WAL_SEGMENT_BYTES=131072 "${MEMBER_CMD[@]}"
+}
 for n in "${all[@]}"; do start "$n"; done
 wait_ready 15 "${all[@]}"
 put_get s1 before/snapshots 1

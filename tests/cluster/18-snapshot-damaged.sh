@@ -16,7 +16,7 @@ add_member s1 47210
 add_member s2 47220
 add_member s3 47230
 ic=$(initial_cluster "${all[@]}")
-for n in "${all[@]}"; do FLAGS[$n]="--snapshot-count 300 --snapshot-catchup-entries 50"; done
+member_flags() { MEMBER_CMD+=(--snapshot-count 300 --snapshot-catchup-entries 50); }
 start_new_cluster "${all[@]}"
 wait_ready 15 "${all[@]}"
 

@@ -13,7 +13,7 @@ add_member s1 47310
 add_member s2 47320
 add_member s3 47330
 ic=$(initial_cluster "${all[@]}")
-for n in "${all[@]}"; do FLAGS[$n]="--snapshot-count 500 --snapshot-catchup-entries 100"; done
+member_flags() { MEMBER_CMD+=(--snapshot-count 500 --snapshot-catchup-entries 100); }
 start_new_cluster "${all[@]}"
 wait_ready 15 "${all[@]}"
 follower=""
@@ -32,11 +32,8 @@ catch_up_round() {
 	sent_before=$(sent_total)
 	applied_before=$(count_lines "$follower" "applied snapshot")
 	if [ -n "$faults" ]; then
-		start_raw "$follower" env "QUORUMD_TEST_PEER_FAULTS=$faults" "$QUORUMD" --name "$follower" \
-			--data-dir "$TMP/$follower" --listen-peer-urls "${PEER[$follower]}" \
-			--initial-advertise-peer-urls "${PEER[$follower]}" --listen-client-urls "${CLIENT[$follower]}" \
-			--advertise-client-urls "${CLIENT[$follower]}" --initial-cluster-token "$TOKEN" \
-			--initial-cluster "$ic" --initial-cluster-state new ${FLAGS[$follower]}
+		member_cmd "$follower" "$ic" new
+		start_raw "$follower" env "QUORUMD_TEST_PEER_FAULTS=$faults" "${MEMBER_CMD[@]}"
 	else
 		start_member "$follower" "$ic" new
 	fi

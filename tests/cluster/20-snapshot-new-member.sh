@@ -12,7 +12,7 @@ add_member s2 47420
 add_member s3 47430
 add_member s4 47440
 add_member s5 47450
-for n in s1 s2 s3 s4 s5; do FLAGS[$n]="--snapshot-count 500 --snapshot-catchup-entries 100"; done
+member_flags() { MEMBER_CMD+=(--snapshot-count 500 --snapshot-catchup-entries 100); }
 start_new_cluster s1 s2 s3
 wait_ready 15 s1 s2 s3
 put_get s1 first/key 1

@@ -14,15 +14,13 @@ add_member s1 47510
 add_member s2 47520
 add_member s3 47530
 ic=$(initial_cluster "${all[@]}")
-flags=(--snapshot-count 500 --snapshot-catchup-entries 100)
+member_flags() { MEMBER_CMD+=(--snapshot-count 500 --snapshot-catchup-entries 100); }
 # start NAME [FAULTS]
 start() {
 	local env_args=(QUORUMD_TEST_SNAPSHOT_STREAM=chunk=1024,window=1)
 	[ -z "${2:-}" ] || env_args+=("QUORUMD_TEST_PEER_FAULTS=$2")
-	start_raw "$1" env "${env_args[@]}" "$QUORUMD" --name "$1" --data-dir "$TMP/$1" \
-		--listen-peer-urls "${PEER[$1]}" --initial-advertise-peer-urls "${PEER[$1]}" \
-		--listen-client-urls "${CLIENT[$1]}" --advertise-client-urls "${CLIENT[$1]}" \
-		--initial-cluster-token "$TOKEN" --initial-cluster "$ic" --initial-cluster-state new "${flags[@]}"
+	member_cmd "$1" "$ic" new
+	start_raw "$1" env "${env_args[@]}" "${MEMBER_CMD[@]}"
 }
 for n in "${all[@]}"; do start "$n"; done
 wait_ready 15 "${all[@]}"
