@@ -43,6 +43,17 @@ static void test_defaults(void)
 	          flags.auth_token_ttl == 60 && flags.bcrypt_cost == 4,
 	      "auth flags and ETCD_AUTH_TOKEN_TTL (the flag wins over ETCD_BCRYPT_COST): %s", error);
 	node_flags_free(&flags);
+	CHECK(flags.snapshot_catchup_entries == 5000 && flags.max_snapshots == 5 && flags.max_wals == 5,
+	      "etcd's snapshot defaults: catch-up %llu, snapshots %llu, wals %llu",
+	      (unsigned long long)flags.snapshot_catchup_entries, (unsigned long long)flags.max_snapshots,
+	      (unsigned long long)flags.max_wals);
+	node_flags_free(&flags);
+	char *snapshots[] = {"quorumd", "--snapshot-catchup-entries=100", "--max-snapshots", "2", NULL};
+	char *snapshots_environment[] = {"ETCD_MAX_WALS=0", NULL};
+	CHECK(parse(snapshots, snapshots_environment, &flags, error) == 0 && flags.snapshot_catchup_entries == 100 &&
+	      flags.max_snapshots == 2 && flags.max_wals == 0,
+	      "snapshot flags and ETCD_MAX_WALS: %s", error);
+	node_flags_free(&flags);
 	char *limited[] = {"quorumd", NULL};
 	char *limited_environment[] = {"ETCD_MAX_CONCURRENT_STREAMS=16", NULL};
 	CHECK(parse(limited, limited_environment, &flags, error) == 0 && flags.max_concurrent_streams == 16,
