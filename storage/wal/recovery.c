@@ -635,12 +635,15 @@ static int publish(struct wal *wal, struct replay *replay, char *err, size_t err
 		free((void *)replay->entries[skip++].data);
 	if (skip > 0)
 		memmove(replay->entries, replay->entries + skip, (replay->count - skip) * sizeof *replay->entries);
-	/* Released segments only ever held entries a durable marker covers. */
+	/* Released segments only ever held entries a durable marker covers: the log continues right after
+	 * the marker (or from 1), also when a truncation left no entry but a last index beyond it (fuzz-wal
+	 * found entries accepted after a gap, then cut: tests/fuzz/corpus/wal/crash-gap-then-truncate). */
 	uint64_t expected = (replay->has_snapshot ? replay->snapshot.index : 0) + 1;
-	if (replay->count - skip > 0 && replay->entries[0].index != expected)
+	uint64_t first = replay->count - skip > 0 ? replay->entries[0].index
+	                                          : (replay->has_last ? replay->last_index + 1 : expected);
+	if (first > expected)
 		return wal_error(err, errlen, EBADMSG, "%s: the log starts at entry %" PRIu64 " but entries from %"
-				PRIu64 " on are missing: no snapshot marker covers them", wal->dir,
-				replay->entries[0].index, expected);
+				PRIu64 " on are missing: no snapshot marker covers them", wal->dir, first, expected);
 	recovered->entries = replay->entries;
 	recovered->entry_count = replay->count - skip;
 	recovered->info.records = replay->records;
