@@ -6,7 +6,8 @@
 # segments ("released WAL segments"), and keeps at most 2 snapshots and a handful of WAL files. Each member
 # restarted in turn starts from a snapshot and a short WAL tail ("restarting member": snapshot-index past
 # 1,000 and fewer WAL entries than 2,000), keys written before and after are there, and `etcdctl endpoint
-# hashkv` agrees on all. Ports: 471x0.
+# hashkv` agrees on all. Then s1 alone, restarted with --force-new-cluster from that data (its log starts at a
+# snapshot), serves every value as a one-member cluster. Ports: 471x0.
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/snapshot_helpers.sh"
 all=(s1 s2 s3)
@@ -59,3 +60,15 @@ for n in "${all[@]}"; do
 	assert_eq "after/snapshots on $n" $'after/snapshots\n2' "$OUT"
 done
 put_get s3 after/restarts 3
+
+# --force-new-cluster from data whose log starts at a snapshot: s1 alone, with every value.
+wait_until "every member applied the last put" 30 converged_and_equal "${all[@]}"
+before=$HASH
+for n in "${all[@]}"; do kill9 "$n"; done
+member_cmd s1 "$ic" new
+start_raw s1 env QUORUMD_TEST_WAL_SEGMENT_BYTES=131072 "${MEMBER_CMD[@]}" --force-new-cluster
+wait_leader 15 s1
+assert_eq "hashkv of s1 forced into a one-member cluster" "$before" "$(hashkv s1)"
+ctl_ok s1 member list
+assert_eq "members of the forced cluster" 1 "$(wc -l <<<"$OUT")"
+put_get s1 after/forced 4
