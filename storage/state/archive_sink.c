@@ -230,10 +230,12 @@ int state_archive_sink_open(const char *directory, uint64_t identity,
     sink->fd = -1;
     sink->progress_fd = -1;
     char *path = state_path_join(directory, PROGRESS_NAME);
-    struct progress progress;
+    struct progress progress = {0};
     bool resume = path != NULL && read_progress(path, &progress) && progress.identity == identity &&
                   progress.files_done <= progress.file_count;
     free(path);
+    if (!resume)
+        progress_free(&progress);
     int status;
     if (resume) {
         /* The log may end in a torn record: rewrite it from what was trusted, so appends follow
