@@ -35,8 +35,9 @@ void snapshot_keeper_free(struct snapshot_keeper *keeper);
 void snapshot_keeper_note_conf(struct snapshot_keeper *keeper, const uint8_t *conf_state, size_t length);
 /* One applied entry and the client requests it held (1 for an entry that holds none). */
 void snapshot_keeper_note_entry(struct snapshot_keeper *keeper, uint64_t index, uint64_t term, uint64_t requests);
-/* After a committed batch: takes a snapshot when --snapshot-count requests were applied since the last.
- * 0, or -1 with a message (the state or the WAL failed: the member must stop). */
+/* After a committed batch: takes a snapshot when --snapshot-count requests were applied since the last
+ * (one that cannot be saved, on a full disk, is logged and tried again after as many requests). 0, or -1
+ * with a message (the WAL failed: the member must stop). */
 int snapshot_keeper_after_apply(struct snapshot_keeper *keeper, char *error, size_t length);
 /* After the WAL reported durability: once a snapshot's marker is durable, releases WAL segments before it
  * and prunes old snapshots. 0, or -1 with a message. */

@@ -187,10 +187,15 @@ static int take_snapshot(struct snapshot_keeper *keeper, char *error, size_t len
 	char store_error[512];
 	if (snap_store_create(node->snapshots, node->state, term, record, record_length, &info, store_error,
 	                      sizeof(store_error)) != 0) {
-		snprintf(error, length, "taking a snapshot at %" PRIu64 ": %s", index, store_error);
+		/* Nothing changed: the WAL and the state are whole, the log just stays longer. A full disk
+		 * must not stop a member that can still commit; the next try comes after as many requests. */
+		char escaped[600];
+		log_write("warn", "failed to save snapshot; trying again later", "\"snapshot-index\":%" PRIu64 ",\"error\":\"%s\"",
+		          index, log_json_escape(store_error, escaped, sizeof(escaped)));
+		keeper->requests_at_snapshot = keeper->requests;
 		free(record);
 		free(marker_metadata);
-		return -1;
+		return 0;
 	}
 	uint64_t saved = clock_monotonic_ms();
 	struct wal_snapshot_marker marker = {index, term, marker_metadata, marker_length};
