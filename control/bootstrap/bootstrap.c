@@ -19,6 +19,7 @@
 #include "discovery.h"
 #include "log.h"
 #include "node.h"
+#include "node_compactor.h"
 #include "node_snapshot.h"
 #include "peer_url.h"
 #include "udp.h"
@@ -745,6 +746,10 @@ int bootstrap_open(struct node *node, char *error, size_t length)
 		return -1;
 	}
 #endif
+	struct compactor_config compaction;
+	if (compactor_parse(node->flags.auto_compaction_mode, node->flags.auto_compaction_retention, &compaction, error,
+	                    length) != 0)
+		return -1;
 	snprintf(node->member_dir, sizeof(node->member_dir), "%s/member", node->flags.data_dir);
 	if (make_directory(node->flags.data_dir, error, length) || make_directory(node->member_dir, error, length))
 		return -1;

@@ -66,6 +66,11 @@ static const struct flag_spec flag_specs[] = {
 	 "counted in client requests)."},
 	{"max-snapshots", FLAG_UINT, FIELD(max_snapshots), "5", "Maximum number of snapshot files to retain (0 is unlimited)."},
 	{"max-wals", FLAG_UINT, FIELD(max_wals), "5", "Maximum number of wal files to retain (0 is unlimited)."},
+	{"auto-compaction-mode", FLAG_STRING, FIELD(auto_compaction_mode), "periodic",
+	 "Interpret 'auto-compaction-retention' one of: periodic|revision. 'periodic' for duration based retention, "
+	 "defaulting to hours if no time unit is provided (e.g. '5m'). 'revision' for revision number based retention."},
+	{"auto-compaction-retention", FLAG_STRING, FIELD(auto_compaction_retention), "0",
+	 "Auto compaction retention for mvcc key value store. 0 means disable auto compaction."},
 	{"strict-reconfig-check", FLAG_BOOL, FIELD(strict_reconfig_check), "true",
 	 "Reject reconfiguration requests that would cause quorum loss."},
 	{"force-new-cluster", FLAG_BOOL, FIELD(force_new_cluster), "false",
@@ -130,8 +135,8 @@ static const char *const not_yet_flags[] = {
 static const char *const etcd_only_flags[] = {
 	"initial-election-tick-advance", "quota-backend-bytes", "backend-batch-interval",
 	"backend-batch-limit", "max-txn-ops", "grpc-keepalive-min-time",
-	"grpc-keepalive-interval", "grpc-keepalive-timeout", "pre-vote", "auto-compaction-retention",
-	"auto-compaction-mode", "enable-v2", "client-crl-file", "client-cert-allowed-hostname", "peer-cert-file",
+	"grpc-keepalive-interval", "grpc-keepalive-timeout", "pre-vote", "enable-v2", "client-crl-file",
+	"client-cert-allowed-hostname", "peer-cert-file",
 	"peer-client-cert-auth", "peer-trusted-ca-file", "peer-cert-allowed-cn", "peer-cert-allowed-hostname",
 	"peer-auto-tls", "peer-crl-file", "cors", "host-whitelist",
 	"metrics", "proxy", "proxy-failure-wait", "proxy-refresh-interval", "proxy-dial-timeout",

@@ -17,6 +17,7 @@
 #include "clock.h"
 #include "log.h"
 #include "node.h"
+#include "node_compactor.h"
 #include "node_leases.h"
 #include "node_members.h"
 #include "node_snapshot.h"
@@ -40,6 +41,7 @@ struct core_context {
 	size_t reads_capacity;
 	struct members_context members;
 	struct lease_clocks leases;
+	struct compactor compactor;
 	bool stop_after_ready;             /* removed from the cluster: stop once this Ready is handled */
 };
 
@@ -538,6 +540,7 @@ static void tick(struct core_context *context)
 	struct raft_status status;
 	raft_get_status(context->node->raft, &status);
 	lease_clocks_tick(&context->leases, status.role == RAFT_LEADER, status.leader);
+	compactor_tick(&context->compactor, status.role == RAFT_LEADER);
 }
 
 void *node_core_main(void *argument)
@@ -546,6 +549,13 @@ void *node_core_main(void *argument)
 	struct core_context context = {.node = node};
 	members_context_init(&context.members, node);
 	lease_clocks_init(&context.leases, node);
+	/* Checked by bootstrap already: this parse cannot fail. */
+	struct compactor_config compaction;
+	char compaction_error[256];
+	if (compactor_parse(node->flags.auto_compaction_mode, node->flags.auto_compaction_retention, &compaction,
+	                    compaction_error, sizeof(compaction_error)) != 0)
+		compaction.mode = COMPACTOR_OFF;
+	compactor_init(&context.compactor, node, &compaction);
 	int epoll = epoll_create1(EPOLL_CLOEXEC);
 	int timer = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
 	struct itimerspec interval = {0};

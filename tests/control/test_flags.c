@@ -31,6 +31,8 @@ static void test_defaults(void)
 	CHECK(strcmp(flags.initial_cluster_token, "etcd-cluster") == 0, "token %s", flags.initial_cluster_token);
 	CHECK(flags.max_concurrent_streams == 4294967295u, "etcd 3.5's --max-concurrent-streams default: %llu",
 	      (unsigned long long)flags.max_concurrent_streams);
+	CHECK(strcmp(flags.auto_compaction_mode, "periodic") == 0 && strcmp(flags.auto_compaction_retention, "0") == 0,
+	      "etcd's auto-compaction defaults: %s %s", flags.auto_compaction_mode, flags.auto_compaction_retention);
 	CHECK(strcmp(flags.auth_token, "simple") == 0 && flags.auth_token_ttl == 300 && flags.bcrypt_cost == 10,
 	      "etcd's auth defaults: %s %llu %llu", flags.auth_token, (unsigned long long)flags.auth_token_ttl,
 	      (unsigned long long)flags.bcrypt_cost);
