@@ -449,6 +449,13 @@ static void snapshot_taken(struct node *node, const struct snapshot_taken *taken
 		return;
 	}
 	uint64_t index = snapshot->metadata->index;
+	struct raft_status status;
+	raft_get_status(node->raft, &status);
+	if (index + 1 < status.first_index) {
+		/* The log already starts past it: a snapshot from the leader was installed meanwhile. */
+		raftpb__snapshot__free_unpacked(snapshot, NULL);
+		return;
+	}
 	int rc = raft_create_snapshot(node->raft, index, snapshot->metadata->conf_state, snapshot->data.data,
 	                              snapshot->data.len);
 	raftpb__snapshot__free_unpacked(snapshot, NULL);
