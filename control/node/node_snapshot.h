@@ -44,7 +44,8 @@ int snapshot_keeper_after_apply(struct snapshot_keeper *keeper, char *error, siz
 int snapshot_keeper_after_durable(struct snapshot_keeper *keeper, char *error, size_t length);
 /* A job carrying a snapshot from the leader, before anything else of the job: makes the WAL marker (and
  * the cut of the log after it) durable, then replaces the state with the snapshot's checkpoint. A crash
- * in between restarts from the marker and installs the checkpoint then (snapshot_recover). */
+ * in between restarts from the marker and installs the checkpoint then (snapshot_recover). The caller
+ * publishes the new applied index, after the new state's leases were posted to the core. */
 int snapshot_keeper_install(struct snapshot_keeper *keeper, const struct storage_job *job, char *error, size_t length);
 
 /* ---- bootstrap, at restart ---- */

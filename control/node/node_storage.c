@@ -379,12 +379,18 @@ static void report_durable(struct storage_context *context)
 
 static void take_job(struct storage_context *context, struct storage_job *job)
 {
+	struct node *node = context->node;
 	if (job->snapshot && !context->failed) {
 		char error[512] = "";
-		if (snapshot_keeper_install(context->keeper, job, error, sizeof(error)) != 0)
+		if (snapshot_keeper_install(context->keeper, job, error, sizeof(error)) != 0) {
 			stop_on_storage_failure(context, "snapshot install", error);
-		else
+		} else {
+			/* The leases first: the core must know them before the applied index passes them. */
 			storage_clients_after_restore(context->clients);
+			atomic_store(&node->applied_index, state_applied_index(node->state));
+			atomic_store(&node->revision, (uint64_t)state_revision(node->state));
+			atomic_store(&node->db_size, state_db_size(node->state));
+		}
 	}
 	if (job->conf_state)
 		snapshot_keeper_note_conf(context->keeper, job->conf_state, job->conf_state_length);

@@ -331,9 +331,7 @@ int snapshot_keeper_install(struct snapshot_keeper *keeper, const struct storage
 	keeper->release_pending = true;
 	keeper->release_index = index;
 	keeper->marker_records = wal_appended_records(node->wal);
-	atomic_store(&node->applied_index, index);
-	atomic_store(&node->revision, (uint64_t)state_revision(node->state));
-	atomic_store(&node->db_size, state_db_size(node->state));
+	/* The applied index is published by the caller, once the new state's leases reached the core. */
 	atomic_store(&node->snapshot_index, index);
 	atomic_fetch_add(&node->snapshots_installed, 1);
 	log_write("info", "applied snapshot", "\"snapshot-index\":%" PRIu64 ",\"snapshot-term\":%" PRIu64 ",\"took-ms\":%" PRIu64,
