@@ -384,6 +384,8 @@ static void take_job(struct storage_context *context, struct storage_job *job)
 		char error[512] = "";
 		if (snapshot_keeper_install(context->keeper, job, error, sizeof(error)) != 0) {
 			stop_on_storage_failure(context, "snapshot install", error);
+		} else if (node_auth_reload(node, &context->auth, error, sizeof(error)) != 0) {
+			stop_on_storage_failure(context, "auth store after a snapshot install", error);
 		} else {
 			/* The leases first: the core must know them before the applied index passes them. */
 			storage_clients_after_restore(context->clients);
