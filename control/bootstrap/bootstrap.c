@@ -19,6 +19,8 @@
 #include "discovery.h"
 #include "log.h"
 #include "node.h"
+#include "node_compactor.h"
+#include "node_snapshot.h"
 #include "peer_url.h"
 #include "udp.h"
 #ifdef QUORUMD_HAVE_DPDK
@@ -328,10 +330,16 @@ static int force_new_cluster(struct node *node, Raftpb__HardState *hard_state, R
  * only matter for a bootstrap are ignored, as etcd does. */
 static int recover_member(struct node *node, char *error, size_t length)
 {
+	/* First: the snapshot may have to replace a state an interrupted install left behind. */
+	Raftpb__Snapshot *snapshot = NULL;
+	if (snapshot_recover(node, &snapshot, error, length) != 0)
+		return -1;
 	struct state_bytes blob = state_membership(node->state);
 	if (blob.len) {
 		if (membership_decode((const char *)blob.data, blob.len, &node->membership) != MEMBERSHIP_OK) {
 			snprintf(error, length, "the member list stored in %s/state is damaged", node->member_dir);
+			if (snapshot)
+				raftpb__snapshot__free_unpacked(snapshot, NULL);
 			return -1;
 		}
 	} else {
@@ -343,6 +351,8 @@ static int recover_member(struct node *node, char *error, size_t length)
 		log_write("warn", "the data-dir used by this member must be removed", "\"data-dir\":\"%s\"",
 		         node->flags.data_dir);
 		snprintf(error, length, "the member has been permanently removed from the cluster");
+		if (snapshot)
+			raftpb__snapshot__free_unpacked(snapshot, NULL);
 		return -1;
 	}
 	const struct wal_recovered *recovered = wal_recovered(node->wal);
@@ -372,6 +382,8 @@ static int recover_member(struct node *node, char *error, size_t length)
 		if (force_new_cluster(node, &hard_state, entries, &entry_count, &forced, error, length) != 0) {
 			free(pointers);
 			free(entries);
+			if (snapshot)
+				raftpb__snapshot__free_unpacked(snapshot, NULL);
 			return -1;
 		}
 		pointers = xrealloc(pointers, (entry_count + forced.count) * sizeof(Raftpb__Entry *));
@@ -379,8 +391,10 @@ static int recover_member(struct node *node, char *error, size_t length)
 			pointers[entry_count + k] = &forced.entries[k];
 		entry_count += forced.count;
 	}
-	struct raft_restore restore = {recovered->has_hard_state ? &hard_state : NULL, NULL, pointers, entry_count};
+	struct raft_restore restore = {recovered->has_hard_state ? &hard_state : NULL, snapshot, pointers, entry_count};
 	node->raft = new_raft(node, &restore, applied, error, length);
+	if (snapshot)
+		raftpb__snapshot__free_unpacked(snapshot, NULL);
 	forced_entries_free(&forced);
 	free(pointers);
 	free(entries);
@@ -388,8 +402,9 @@ static int recover_member(struct node *node, char *error, size_t length)
 	if (!node->raft)
 		return -1;
 	log_write("info", "restarting member", "\"member-id\":\"%" PRIx64 "\",\"cluster-id\":\"%" PRIx64 "\","
-	         "\"commit-index\":%" PRIu64 ",\"applied-index\":%" PRIu64, node->member_id, node->cluster_id,
-	         hard_state.commit, applied);
+	         "\"commit-index\":%" PRIu64 ",\"applied-index\":%" PRIu64 ",\"snapshot-index\":%" PRIu64
+	         ",\"wal-entries\":%zu", node->member_id, node->cluster_id, hard_state.commit, applied,
+	         node->initial_snapshot_index, entry_count);
 	return 0;
 }
 
@@ -731,6 +746,10 @@ int bootstrap_open(struct node *node, char *error, size_t length)
 		return -1;
 	}
 #endif
+	struct compactor_config compaction;
+	if (compactor_parse(node->flags.auto_compaction_mode, node->flags.auto_compaction_retention, &compaction, error,
+	                    length) != 0)
+		return -1;
 	snprintf(node->member_dir, sizeof(node->member_dir), "%s/member", node->flags.data_dir);
 	if (make_directory(node->flags.data_dir, error, length) || make_directory(node->member_dir, error, length))
 		return -1;
@@ -747,12 +766,24 @@ int bootstrap_open(struct node *node, char *error, size_t length)
 		return -1;
 	struct wal_options options;
 	wal_options_init(&options);
+	/* Test only: small segments, so a test sees WAL segments released after a few thousand writes rather
+	 * than after 64 MiB of them. Not a flag, so an operator cannot set it by accident. */
+	const char *segment_bytes = getenv("QUORUMD_TEST_WAL_SEGMENT_BYTES");
+	if (segment_bytes && *segment_bytes) {
+		options.segment_size = strtoull(segment_bytes, NULL, 10);
+		log_write("warn", "test setting on: WAL segments of a test size", "\"segment-bytes\":%" PRIu64,
+		          options.segment_size);
+	}
 	if (wal_open(wal_dir, &options, &node->wal, error, length) != 0)
 		return -1;
 	if (state_open(state_dir, &node->state, error, length) != STATE_OK)
 		return -1;
+	char snap_dir[4200];
+	snprintf(snap_dir, sizeof(snap_dir), "%s/snap", node->member_dir);
+	if (snap_store_open(snap_dir, &node->snapshots, error, length) != 0)
+		return -1;
 	const struct wal_recovered *recovered = wal_recovered(node->wal);
-	bool has_log = recovered->has_hard_state || recovered->entry_count > 0;
+	bool has_log = recovered->has_hard_state || recovered->entry_count > 0 || recovered->has_snapshot;
 	if (known && has_log) {
 		/* Discovery is for a new data dir only (etcd's rule): a member with data starts from it and never
 		 * asks the discovery service, which may be gone or hold a later cluster by now. */
@@ -791,6 +822,8 @@ int bootstrap_open(struct node *node, char *error, size_t length)
 	atomic_store(&node->applied_index, state_applied_index(node->state));
 	atomic_store(&node->revision, (uint64_t)state_revision(node->state));
 	atomic_store(&node->db_size, state_db_size(node->state));
+	/* The storage thread records it with its first snapshot (later ones get it from the core). */
+	node->initial_conf_state = snapshot_pack_conf_state(node->raft, &node->initial_conf_state_length);
 
 	struct peer_url listen;
 	int rc = parse_listen_url(node, &listen, error, length);

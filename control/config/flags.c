@@ -60,7 +60,17 @@ static const struct flag_spec flag_specs[] = {
 	{"election-timeout", FLAG_UINT, FIELD(election_timeout_ms), "1000",
 	 "Time (in milliseconds) for an election to timeout."},
 	{"snapshot-count", FLAG_UINT, FIELD(snapshot_count), "100000",
-	 "Number of committed transactions to trigger a snapshot to disk."},
+	 "Number of committed transactions to trigger a snapshot to disk (client requests applied; 0: never)."},
+	{"snapshot-catchup-entries", FLAG_UINT, FIELD(snapshot_catchup_entries), "5000",
+	 "Number of entries for a slow follower to catch up after compacting the raft storage entries (etcd 3.5; "
+	 "counted in client requests)."},
+	{"max-snapshots", FLAG_UINT, FIELD(max_snapshots), "5", "Maximum number of snapshot files to retain (0 is unlimited)."},
+	{"max-wals", FLAG_UINT, FIELD(max_wals), "5", "Maximum number of wal files to retain (0 is unlimited)."},
+	{"auto-compaction-mode", FLAG_STRING, FIELD(auto_compaction_mode), "periodic",
+	 "Interpret 'auto-compaction-retention' one of: periodic|revision. 'periodic' for duration based retention, "
+	 "defaulting to hours if no time unit is provided (e.g. '5m'). 'revision' for revision number based retention."},
+	{"auto-compaction-retention", FLAG_STRING, FIELD(auto_compaction_retention), "0",
+	 "Auto compaction retention for mvcc key value store. 0 means disable auto compaction."},
 	{"strict-reconfig-check", FLAG_BOOL, FIELD(strict_reconfig_check), "true",
 	 "Reject reconfiguration requests that would cause quorum loss."},
 	{"force-new-cluster", FLAG_BOOL, FIELD(force_new_cluster), "false",
@@ -123,10 +133,10 @@ static const char *const not_yet_flags[] = {
 
 /* etcd 3.4's other flags (`etcd --help`) that quorumd does not implement: named as etcd's in the error. */
 static const char *const etcd_only_flags[] = {
-	"initial-election-tick-advance", "max-snapshots", "max-wals", "quota-backend-bytes", "backend-batch-interval",
+	"initial-election-tick-advance", "quota-backend-bytes", "backend-batch-interval",
 	"backend-batch-limit", "max-txn-ops", "grpc-keepalive-min-time",
-	"grpc-keepalive-interval", "grpc-keepalive-timeout", "pre-vote", "auto-compaction-retention",
-	"auto-compaction-mode", "enable-v2", "client-crl-file", "client-cert-allowed-hostname", "peer-cert-file",
+	"grpc-keepalive-interval", "grpc-keepalive-timeout", "pre-vote", "enable-v2", "client-crl-file",
+	"client-cert-allowed-hostname", "peer-cert-file",
 	"peer-client-cert-auth", "peer-trusted-ca-file", "peer-cert-allowed-cn", "peer-cert-allowed-hostname",
 	"peer-auto-tls", "peer-crl-file", "cors", "host-whitelist",
 	"metrics", "proxy", "proxy-failure-wait", "proxy-refresh-interval", "proxy-dial-timeout",

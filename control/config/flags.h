@@ -34,7 +34,12 @@ struct node_flags {
 	uint64_t client_threads;
 	uint64_t heartbeat_interval_ms;
 	uint64_t election_timeout_ms;
-	uint64_t snapshot_count;
+	uint64_t snapshot_count;          /* client requests applied between snapshots (0: none) */
+	uint64_t snapshot_catchup_entries; /* requests' entries kept in the log behind a snapshot */
+	uint64_t max_snapshots;           /* snapshots kept on disk (0: all) */
+	uint64_t max_wals;                /* WAL segment files kept (0: all) */
+	char *auto_compaction_mode;       /* periodic or revision */
+	char *auto_compaction_retention;  /* "0": off; a duration (periodic) or a number of revisions */
 	bool strict_reconfig_check;
 	bool force_new_cluster;
 	char *dataplane;      /* udp or dpdk */

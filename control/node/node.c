@@ -71,6 +71,8 @@ void storage_job_free(struct storage_job *job)
 		free(job->committed[k].data);
 	free(job->committed);
 	free(job->membership_blob);
+	free(job->snapshot);
+	free(job->conf_state);
 	for (size_t k = 0; k < job->reads_count; k++)
 		free(job->reads[k].range_request);
 	free(job->reads);
@@ -123,7 +125,7 @@ void node_post_reply(struct node *node, struct node_reply *reply)
 int node_start_threads(struct node *node, char *error, size_t length)
 {
 	if (core_mailbox_init(&node->core_inbox) || storage_mailbox_init(&node->storage_inbox) ||
-	    reply_mailbox_init(&node->operator_inbox)) {
+	    snapshot_mailbox_init(&node->snapshot_inbox) || reply_mailbox_init(&node->operator_inbox)) {
 		snprintf(error, length, "cannot create event fds: %s", strerror(errno));
 		return -1;
 	}
@@ -132,7 +134,8 @@ int node_start_threads(struct node *node, char *error, size_t length)
 		return -1;
 	if (pthread_create(&node->storage_thread, NULL, node_storage_main, node) ||
 	    pthread_create(&node->core_thread, NULL, node_core_main, node) ||
-	    pthread_create(&node->transport_thread, NULL, node_transport_main, node)) {
+	    pthread_create(&node->transport_thread, NULL, node_transport_main, node) ||
+	    pthread_create(&node->snapshot_thread, NULL, node_snapshot_main, node)) {
 		snprintf(error, length, "cannot start threads: %s", strerror(errno));
 		return -1;
 	}
@@ -150,6 +153,12 @@ void node_stop(struct node *node)
 	core_mailbox_post(&node->core_inbox, stop);
 	pthread_join(node->core_thread, NULL);
 	pthread_join(node->transport_thread, NULL);
+	/* After the transport: nothing posts to the snapshot thread any more. Its streams end unfinished;
+	 * a receiver's sink keeps what it has for the next offer. */
+	struct snapshot_mail *snapshot_stop = xcalloc(1, sizeof(*snapshot_stop));
+	snapshot_stop->kind = SNAPSHOT_MAIL_STOP;
+	snapshot_mailbox_post(&node->snapshot_inbox, snapshot_stop);
+	pthread_join(node->snapshot_thread, NULL);
 	storage_mailbox_post(&node->storage_inbox, storage_stop);
 	pthread_join(node->storage_thread, NULL);
 }
@@ -171,9 +180,25 @@ static void release_core_mail(struct core_mail *mail)
 		free(mail->leases->changes);
 		free(mail->leases);
 		break;
+	case CORE_MAIL_SNAPSHOT_TAKEN:
+		free(mail->taken.record);
+		break;
+	case CORE_MAIL_SNAPSHOT_OUT:
+		free(mail->peer.bytes);
+		break;
+	case CORE_MAIL_SNAPSHOT_STATUS:
 	case CORE_MAIL_STOP:
 		break;
 	}
+	free(mail);
+}
+
+static void release_snapshot_mail(struct snapshot_mail *mail)
+{
+	if (mail->kind == SNAPSHOT_MAIL_SEND)
+		free(mail->send.message);
+	else if (mail->kind == SNAPSHOT_MAIL_PEER)
+		free(mail->peer.bytes);
 	free(mail);
 }
 
@@ -206,6 +231,11 @@ void node_close(struct node *node)
 		for (size_t k = 0; k < count; k++)
 			release_storage_mail(storage_mail[k]);
 		free(storage_mail);
+		struct snapshot_mail **snapshot_mail;
+		count = snapshot_mailbox_take_all(&node->snapshot_inbox, &snapshot_mail);
+		for (size_t k = 0; k < count; k++)
+			release_snapshot_mail(snapshot_mail[k]);
+		free(snapshot_mail);
 		struct node_reply **replies;
 		count = reply_mailbox_take_all(&node->operator_inbox, &replies);
 		for (size_t k = 0; k < count; k++)
@@ -213,6 +243,7 @@ void node_close(struct node *node)
 		free(replies);
 		core_mailbox_destroy(&node->core_inbox);
 		storage_mailbox_destroy(&node->storage_inbox);
+		snapshot_mailbox_destroy(&node->snapshot_inbox);
 		reply_mailbox_destroy(&node->operator_inbox);
 	}
 	node_auth_close(node);
@@ -220,6 +251,8 @@ void node_close(struct node *node)
 	if (node->wal)
 		wal_close(node->wal);
 	state_close(node->state);
+	snap_store_close(node->snapshots);
+	free(node->initial_conf_state);
 	raft_free(node->raft);
 	membership_free(&node->membership);
 	free(node->published_membership);

@@ -3,7 +3,10 @@
  *
  *   transport thread  receives peer frames, hands whole messages to the core          (node_transport.c)
  *   core thread       owns the Raft core and the member list; batches proposals; sends  (node_core.c)
- *   storage thread    owns the WAL and the state machine: persists, then applies        (node_storage.c)
+ *   storage thread    owns the WAL and the state machine: persists, then applies; takes
+ *                     and installs snapshots                                           (node_storage.c,
+ *                                                                                       snapshot_keeper.c)
+ *   snapshot thread   streams snapshots to followers and receives the leader's         (snapshot_transfer.c)
  *   operator thread   serves the control socket; turns requests into proposals/reads    (operator/)
  *   client threads    serve etcd's API on the client URLs (--client-threads of them)      (api/)
  *
@@ -26,6 +29,7 @@
 #include "membership.h"
 #include "node_auth.h"
 #include "raft.h"
+#include "snap.h"
 #include "state.h"
 #include "transport.h"
 #include "wal.h"
@@ -41,6 +45,7 @@ enum peer_envelope {
 	PEER_REMOVED = 7,        /* to a removed member that still talks: you were removed; body: nothing */
 	PEER_LEASE_REQUEST = 8,  /* a lease renew or time-to-live for the leader's clocks (node_leases.c) */
 	PEER_LEASE_REPLY = 9,
+	PEER_SNAPSHOT = 10,      /* a snapshot stream message (dataplane/snapshot_stream.h) */
 	/* Not on the wire: the transport thread telling the core that a removed member sent a frame. */
 	PEER_REMOVED_MEMBER_SEEN = 100,
 };
@@ -88,6 +93,11 @@ struct storage_job {
 	struct pending_read *reads;
 	size_t reads_count;
 	uint64_t raft_term;
+	uint8_t *snapshot;              /* a snapshot from the leader to install first: packed raftpb.Snapshot */
+	size_t snapshot_length;
+	uint8_t *conf_state;            /* the configuration after the committed entries, packed raftpb.ConfState,
+	                                 * when one of them changed it (the storage thread's snapshots record it) */
+	size_t conf_state_length;
 	uint64_t wal_records_after;     /* storage thread: WAL records appended up to this job */
 	uint64_t written_at_us;         /* storage thread: when it was submitted to the WAL */
 };
@@ -184,6 +194,21 @@ struct lease_changes {
 	size_t count;
 };
 
+/* ---- storage → core: a snapshot was taken; the core keeps it for followers and compacts its log ---- */
+
+struct snapshot_taken {
+	uint8_t *record;        /* packed raftpb.Snapshot: metadata (index, term, configuration), data (members) */
+	size_t length;
+	uint64_t compact_index; /* the log may drop entries up to here (0: keep them) */
+};
+
+/* ---- the snapshot thread ↔ core ---- */
+
+struct snapshot_status {
+	uint64_t peer;
+	bool failed;
+};
+
 /* ---- transport → core: one whole peer message, its envelope byte first ---- */
 
 struct peer_message {
@@ -200,6 +225,9 @@ enum core_mail_kind {
 	CORE_MAIL_REQUEST,    /* client, operator or core (lease expiry) → core: request */
 	CORE_MAIL_PERSISTED,  /* storage → core: persisted (what the WAL made durable, or its failure) */
 	CORE_MAIL_LEASES,     /* storage → core: leases */
+	CORE_MAIL_SNAPSHOT_TAKEN, /* storage → core: taken */
+	CORE_MAIL_SNAPSHOT_OUT,   /* snapshot thread → core: peer, a stream message to send (from = the peer) */
+	CORE_MAIL_SNAPSHOT_STATUS, /* snapshot thread → core: status, a stream to a follower ended */
 	CORE_MAIL_STOP,       /* node_stop → core */
 };
 struct core_mail {
@@ -209,6 +237,8 @@ struct core_mail {
 		struct node_request *request;
 		struct storage_done *persisted;
 		struct lease_changes *leases;
+		struct snapshot_taken taken;
+		struct snapshot_status status;
 	};
 };
 MAILBOX_OF(core_mailbox, struct core_mail)
@@ -229,6 +259,28 @@ struct storage_mail {
 	};
 };
 MAILBOX_OF(storage_mailbox, struct storage_mail)
+
+/* The snapshot thread's mail. The receiver (snapshot) frees the mail and what it carries. */
+enum snapshot_mail_kind {
+	SNAPSHOT_MAIL_SEND, /* core → snapshot: send, a MsgSnap the core addressed to a follower */
+	SNAPSHOT_MAIL_PEER, /* transport → snapshot: peer, a stream message (envelope byte first) */
+	SNAPSHOT_MAIL_STOP, /* node_stop → snapshot */
+};
+struct snapshot_send {
+	uint64_t to;
+	uint64_t index;
+	uint64_t term;
+	uint8_t *message; /* packed raftpb.Message (MsgSnap) */
+	size_t length;
+};
+struct snapshot_mail {
+	enum snapshot_mail_kind kind;
+	union {
+		struct snapshot_send send;
+		struct peer_message peer;
+	};
+};
+MAILBOX_OF(snapshot_mailbox, struct snapshot_mail)
 
 /* Replies: core or storage → the thread that asked (a client thread or the operator thread, by the
  * reply channel in the request id). The receiver frees them. */
@@ -258,10 +310,19 @@ struct node {
 	struct wal *wal;                 /* storage thread only */
 	struct state *state;             /* storage thread only */
 	struct node_auth auth;           /* the published auth store, tokens, the bcrypt thread (node_auth.h) */
+	struct snap_store *snapshots;    /* member/snap: storage thread (takes, installs, prunes) and snapshot
+	                                  * thread (streams, receives); the store is safe for both */
 	struct transport *transport;
+	/* Set by bootstrap for the storage thread's first snapshot: the configuration at the applied index
+	 * (packed raftpb.ConfState) and the index of the snapshot the WAL continues from. */
+	uint8_t *initial_conf_state;
+	size_t initial_conf_state_length;
+	uint64_t initial_snapshot_index;
+	bool snapshot_now;               /* bootstrap found the WAL's snapshot damaged: take a new one */
 
 	struct core_mailbox core_inbox;
 	struct storage_mailbox storage_inbox;
+	struct snapshot_mailbox snapshot_inbox;
 	struct reply_mailbox operator_inbox; /* replies for the operator thread (reply channel 0) */
 
 	/* Where replies go, by the reply channel in their request id (node_post_reply). Channel 0 is the
@@ -271,6 +332,7 @@ struct node {
 	pthread_t core_thread;
 	pthread_t storage_thread;
 	pthread_t transport_thread;
+	pthread_t snapshot_thread;
 	atomic_bool stopping;
 	atomic_int exit_code;
 	/* Peers heard from: monotonic ms of the last frame, by position in membership (core thread). */
@@ -289,6 +351,11 @@ struct node {
 	atomic_uint_fast64_t leader_id;
 	atomic_uint_fast64_t revision;
 	atomic_uint_fast64_t db_size;
+	atomic_uint_fast64_t snapshot_index;     /* the newest snapshot taken or installed here */
+	atomic_uint_fast64_t snapshots_taken;
+	atomic_uint_fast64_t snapshots_installed;
+	atomic_uint_fast64_t snapshots_sent;
+	atomic_uint_fast64_t snapshots_received;
 
 	/* For /metrics (etcd's names in client_http.c). */
 	atomic_uint_fast64_t leader_changes;
@@ -321,6 +388,7 @@ void storage_done_free(struct storage_done *done);
 void *node_core_main(void *node);
 void *node_storage_main(void *node);
 void *node_transport_main(void *node);
+void *node_snapshot_main(void *node);
 
 /* Member IDs of requests made here carry our member id in the top 16 bits (etcd's idutil), so a
  * storage thread replies only to requests of its own member. */

@@ -13,11 +13,14 @@
 #include <sys/timerfd.h>
 #include <unistd.h>
 
+#include "alloc.h"
 #include "clock.h"
 #include "log.h"
 #include "node.h"
+#include "node_compactor.h"
 #include "node_leases.h"
 #include "node_members.h"
+#include "node_snapshot.h"
 #include "raft_internal.pb-c.h"
 
 /* Client writes older than this without an answer fail (etcd's request timeout is 7 s by default). */
@@ -38,6 +41,7 @@ struct core_context {
 	size_t reads_capacity;
 	struct members_context members;
 	struct lease_clocks leases;
+	struct compactor compactor;
 	bool stop_after_ready;             /* removed from the cluster: stop once this Ready is handled */
 };
 
@@ -321,7 +325,21 @@ static void match_read_states(struct core_context *context, struct storage_job *
 	}
 }
 
-static void handle_ready(struct core_context *context, struct raft_ready *ready)
+static void hand_snapshot_over(struct node *node, const Raftpb__Message *message)
+{
+	struct snapshot_mail *mail = xcalloc(1, sizeof(*mail));
+	mail->kind = SNAPSHOT_MAIL_SEND;
+	mail->send.to = message->to;
+	mail->send.index = message->snapshot->metadata->index;
+	mail->send.term = message->snapshot->metadata->term;
+	mail->send.length = raftpb__message__get_packed_size(message);
+	mail->send.message = xmalloc(mail->send.length);
+	raftpb__message__pack(message, mail->send.message);
+	snapshot_mailbox_post(&node->snapshot_inbox, mail);
+}
+
+/* The storage job for one Ready; posted after raft_advance (post_job). */
+static struct storage_job *handle_ready(struct core_context *context, struct raft_ready *ready)
 {
 	struct node *node = context->node;
 	if (ready->soft_state_changed) {
@@ -339,9 +357,15 @@ static void handle_ready(struct core_context *context, struct raft_ready *ready)
 			log_write("info", "raft.node: lost leader", "\"member-id\":\"%" PRIx64 "\",\"lost-leader-id\":\"%" PRIx64 "\"",
 			         node->member_id, previous);
 	}
-	/* Leader's appends and heartbeats leave now, in parallel with our own write (thesis §10.2.1). */
-	for (size_t k = 0; k < ready->messages_count; k++)
-		send_raft_now(node, ready->messages[k]);
+	/* Leader's appends and heartbeats leave now, in parallel with our own write (thesis §10.2.1). A
+	 * snapshot goes to the snapshot thread, which streams the state it names with it. */
+	for (size_t k = 0; k < ready->messages_count; k++) {
+		const Raftpb__Message *message = ready->messages[k];
+		if (message->type == RAFT_MSG_SNAP && message->snapshot && message->snapshot->metadata)
+			hand_snapshot_over(node, message);
+		else
+			send_raft_now(node, message);
+	}
 
 	struct storage_job *job = calloc(1, sizeof(*job));
 	if (!job)
@@ -364,6 +388,15 @@ static void handle_ready(struct core_context *context, struct raft_ready *ready)
 		job->after_persist[k].to = ready->messages_after_persist[k]->to;
 		job->after_persist[k].bytes = pack_raft_message(ready->messages_after_persist[k], &job->after_persist[k].length);
 	}
+	if (ready->snapshot) {
+		/* A snapshot from the leader: the storage thread installs it before anything else of this job,
+		 * and the member list is the one it carries. */
+		job->snapshot_length = raftpb__snapshot__get_packed_size(ready->snapshot);
+		job->snapshot = xmalloc(job->snapshot_length);
+		raftpb__snapshot__pack(ready->snapshot, job->snapshot);
+		members_restore(&context->members, ready->snapshot->data.data, ready->snapshot->data.len);
+		job->conf_state = snapshot_pack_conf_state(node->raft, &job->conf_state_length);
+	}
 	copy_committed(job, ready);
 	match_read_states(context, job, ready);
 	/* The member list follows the committed entries; the blob reaches the state in the same batch. */
@@ -379,13 +412,67 @@ static void handle_ready(struct core_context *context, struct raft_ready *ready)
 	atomic_store(&node->raft_index, status.last_index);
 	if (ready->entries_count)
 		atomic_store(&node->raft_index, ready->entries[ready->entries_count - 1]->index);
+	return job;
+}
 
-	struct storage_mail *mail = calloc(1, sizeof(*mail));
-	if (!mail)
-		abort();
+static bool changes_configuration(const struct raft_ready *ready)
+{
+	for (size_t k = 0; k < ready->committed_entries_count; k++)
+		if (ready->committed_entries[k]->type != RAFT_ENTRY_NORMAL)
+			return true;
+	return false;
+}
+
+/* After raft_advance: the configuration changes among the job's entries have taken effect, so the
+ * configuration after them is known, for the snapshots the storage thread takes. */
+static void post_job(struct node *node, struct storage_job *job, bool configuration_changed)
+{
+	if (configuration_changed) {
+		free(job->conf_state);
+		job->conf_state = snapshot_pack_conf_state(node->raft, &job->conf_state_length);
+	}
+	struct storage_mail *mail = xcalloc(1, sizeof(*mail));
 	mail->kind = STORAGE_MAIL_JOB;
 	mail->job = job;
 	storage_mailbox_post(&node->storage_inbox, mail);
+}
+
+/* The storage thread took a snapshot: followers that need one get this, and the log before it (but the
+ * catch-up entries) goes. */
+static void snapshot_taken(struct node *node, const struct snapshot_taken *taken)
+{
+	Raftpb__Snapshot *snapshot = raftpb__snapshot__unpack(NULL, taken->length, taken->record);
+	if (!snapshot || !snapshot->metadata) {
+		log_write("error", "a snapshot record does not decode", NULL);
+		if (snapshot)
+			raftpb__snapshot__free_unpacked(snapshot, NULL);
+		return;
+	}
+	uint64_t index = snapshot->metadata->index;
+	struct raft_status status;
+	raft_get_status(node->raft, &status);
+	if (index + 1 < status.first_index) {
+		/* The log already starts past it: a snapshot from the leader was installed meanwhile. */
+		raftpb__snapshot__free_unpacked(snapshot, NULL);
+		return;
+	}
+	int rc = raft_create_snapshot(node->raft, index, snapshot->metadata->conf_state, snapshot->data.data,
+	                              snapshot->data.len);
+	raftpb__snapshot__free_unpacked(snapshot, NULL);
+	/* Out of date: a newer snapshot from the leader was installed meanwhile; it stays. */
+	if (rc != RAFT_OK && rc != RAFT_ERR_SNAPSHOT_OUT_OF_DATE) {
+		log_write("warn", "the core refused a snapshot", "\"snapshot-index\":%" PRIu64 ",\"error\":\"%s\"", index,
+		          raft_strerror(rc));
+		return;
+	}
+	if (taken->compact_index == 0)
+		return;
+	rc = raft_compact(node->raft, taken->compact_index);
+	if (rc == RAFT_OK)
+		log_write("info", "compacted Raft logs", "\"compact-index\":%" PRIu64, taken->compact_index);
+	else if (rc != RAFT_ERR_COMPACTED)
+		log_write("warn", "failed to compact the Raft log", "\"compact-index\":%" PRIu64 ",\"error\":\"%s\"",
+		          taken->compact_index, raft_strerror(rc));
 }
 
 static void handle_storage_done(struct core_context *context, struct storage_done *done)
@@ -460,6 +547,7 @@ static void tick(struct core_context *context)
 	struct raft_status status;
 	raft_get_status(context->node->raft, &status);
 	lease_clocks_tick(&context->leases, status.role == RAFT_LEADER, status.leader);
+	compactor_tick(&context->compactor, status.role == RAFT_LEADER);
 }
 
 void *node_core_main(void *argument)
@@ -468,6 +556,13 @@ void *node_core_main(void *argument)
 	struct core_context context = {.node = node};
 	members_context_init(&context.members, node);
 	lease_clocks_init(&context.leases, node);
+	/* Checked by bootstrap already: this parse cannot fail. */
+	struct compactor_config compaction;
+	char compaction_error[256];
+	if (compactor_parse(node->flags.auto_compaction_mode, node->flags.auto_compaction_retention, &compaction,
+	                    compaction_error, sizeof(compaction_error)) != 0)
+		compaction.mode = COMPACTOR_OFF;
+	compactor_init(&context.compactor, node, &compaction);
 	int epoll = epoll_create1(EPOLL_CLOEXEC);
 	int timer = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
 	struct itimerspec interval = {0};
@@ -520,6 +615,17 @@ void *node_core_main(void *argument)
 				free(mail->leases->changes);
 				free(mail->leases);
 				break;
+			case CORE_MAIL_SNAPSHOT_TAKEN:
+				snapshot_taken(node, &mail->taken);
+				free(mail->taken.record);
+				break;
+			case CORE_MAIL_SNAPSHOT_OUT:
+				node_send_peer(node, mail->peer.from, mail->peer.bytes, mail->peer.length);
+				free(mail->peer.bytes);
+				break;
+			case CORE_MAIL_SNAPSHOT_STATUS:
+				raft_report_snapshot(node->raft, mail->status.peer, mail->status.failed);
+				break;
 			case CORE_MAIL_STOP:
 				stop = true;
 				break;
@@ -540,8 +646,10 @@ void *node_core_main(void *argument)
 		members_after_inputs(&context.members);
 		struct raft_ready ready;
 		while (raft_ready(node->raft, &ready)) {
-			handle_ready(&context, &ready);
+			struct storage_job *job = handle_ready(&context, &ready);
+			bool configuration_changed = changes_configuration(&ready);
 			raft_advance(node->raft, &ready);
+			post_job(node, job, configuration_changed);
 		}
 		char error[256];
 		transport_flush(node->transport, error, sizeof(error));

@@ -688,6 +688,26 @@ static bool apply_attributes(struct members_context *context, const Raftpb__Entr
 	return changed;
 }
 
+void members_restore(struct members_context *context, const uint8_t *blob, size_t length)
+{
+	struct node *node = context->node;
+	struct membership restored;
+	if (length == 0 || membership_decode((const char *)blob, length, &restored) != MEMBERSHIP_OK) {
+		log_write("warn", "the snapshot carries no member list that decodes; keeping ours", NULL);
+		return;
+	}
+	restored.cluster_id = node->cluster_id;
+	membership_free(&node->membership);
+	node->membership = restored;
+	for (size_t k = 0; k < node->membership.count; k++)
+		add_peer_address(node, &node->membership.members[k]);
+	for (size_t k = 0; k < node->membership.removed_count; k++)
+		transport_mark_removed(node->transport, node->membership.removed[k]);
+	if (membership_is_removed(&node->membership, node->member_id))
+		context->removed_self = true;
+	members_publish(context);
+}
+
 bool members_apply_committed(struct members_context *context, Raftpb__Entry **entries, size_t count)
 {
 	bool changed = false;

@@ -33,6 +33,8 @@ void members_handle_request(struct members_context *context, struct node_request
 /* Applies conf changes and attribute updates among committed entries; true when the list changed. */
 bool members_apply_committed(struct members_context *context, Raftpb__Entry **entries, size_t count);
 void members_publish(struct members_context *context);
+/* A snapshot from the leader replaced the log: its member list (membership JSON) replaces ours. */
+void members_restore(struct members_context *context, const uint8_t *blob, size_t length);
 void members_heard_from(struct members_context *context, uint64_t id);
 void members_handle_peer(struct members_context *context, uint64_t from, int kind, const uint8_t *body, size_t length);
 void members_tick(struct members_context *context);

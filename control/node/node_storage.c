@@ -18,6 +18,7 @@
 #include "clock.h"
 #include "log.h"
 #include "node.h"
+#include "node_snapshot.h"
 #include "node_storage_client.h"
 
 struct storage_context {
@@ -32,6 +33,7 @@ struct storage_context {
 	bool failed;
 	struct storage_clients *clients; /* watchers, lease clocks */
 	struct auth_store *auth;         /* the auth store as applied so far (node_auth.h publishes it) */
+	struct snapshot_keeper *keeper;  /* when to snapshot, and what the WAL may release */
 };
 
 static uint64_t monotonic_us(void)
@@ -220,10 +222,15 @@ static void apply_committed(struct storage_context *context, struct storage_job 
 		if (entry->index <= applied)
 			continue; /* applied before a restart: the applied index is exact, this never repeats work */
 		last = entry->index;
-		if (entry->type != RAFT_ENTRY_NORMAL || entry->length == 0)
+		if (entry->type != RAFT_ENTRY_NORMAL || entry->length == 0) {
+			snapshot_keeper_note_entry(context->keeper, entry->index, entry->term, 1);
 			continue; /* membership changes arrive as the blob; empty entries are a new leader's */
+		}
 		Etcdserverpb__InternalRaftRequest *request =
 		    etcdserverpb__internal_raft_request__unpack(NULL, entry->length, entry->data);
+		/* --snapshot-count counts client requests, however many one entry holds. */
+		snapshot_keeper_note_entry(context->keeper, entry->index, entry->term,
+		                           request && request->n_batch ? request->n_batch : 1);
 		if (!request) {
 			log_write("warn", "skipping an entry that does not decode", "\"index\":%" PRIu64, entry->index);
 			continue;
@@ -267,6 +274,8 @@ static void apply_committed(struct storage_context *context, struct storage_job 
 	atomic_store(&node->revision, (uint64_t)state_revision(node->state));
 	atomic_store(&node->db_size, state_db_size(node->state));
 	storage_clients_after_apply(context->clients);
+	if (snapshot_keeper_after_apply(context->keeper, error, sizeof(error)) != 0)
+		stop_on_storage_failure(context, "snapshot", error);
 }
 
 static void write_job(struct storage_context *context, struct storage_job *job)
@@ -370,6 +379,23 @@ static void report_durable(struct storage_context *context)
 
 static void take_job(struct storage_context *context, struct storage_job *job)
 {
+	struct node *node = context->node;
+	if (job->snapshot && !context->failed) {
+		char error[512] = "";
+		if (snapshot_keeper_install(context->keeper, job, error, sizeof(error)) != 0) {
+			stop_on_storage_failure(context, "snapshot install", error);
+		} else if (node_auth_reload(node, &context->auth, error, sizeof(error)) != 0) {
+			stop_on_storage_failure(context, "auth store after a snapshot install", error);
+		} else {
+			/* The leases first: the core must know them before the applied index passes them. */
+			storage_clients_after_restore(context->clients);
+			atomic_store(&node->applied_index, state_applied_index(node->state));
+			atomic_store(&node->revision, (uint64_t)state_revision(node->state));
+			atomic_store(&node->db_size, state_db_size(node->state));
+		}
+	}
+	if (job->conf_state)
+		snapshot_keeper_note_conf(context->keeper, job->conf_state, job->conf_state_length);
 	write_job(context, job);
 	apply_committed(context, job);
 	for (size_t k = 0; k < job->reads_count; k++) {
@@ -398,6 +424,7 @@ void *node_storage_main(void *argument)
 	struct storage_context context = {.node = node};
 	context.clients = storage_clients_new(node);
 	context.auth = node_auth_acquire(node);
+	context.keeper = snapshot_keeper_new(node);
 	uint64_t last_tick_ms = clock_monotonic_ms();
 	int epoll = epoll_create1(EPOLL_CLOEXEC);
 	struct epoll_event event = {.events = EPOLLIN};
@@ -447,6 +474,8 @@ void *node_storage_main(void *argument)
 			stop_on_storage_failure(&context, "WAL write", error);
 		if (!context.failed)
 			report_durable(&context);
+		if (!context.failed && snapshot_keeper_after_durable(context.keeper, error, sizeof(error)) != 0)
+			stop_on_storage_failure(&context, "releasing the WAL", error);
 		uint64_t now = clock_monotonic_ms();
 		if (now - last_tick_ms >= 100) {
 			last_tick_ms = now;
@@ -466,6 +495,7 @@ void *node_storage_main(void *argument)
 	}
 	storage_clients_free(context.clients);
 	auth_store_release(context.auth);
+	snapshot_keeper_free(context.keeper);
 	/* Stopping: what is in flight completes inside wal_close; jobs not yet reported are dropped, as a
 	 * crash would drop them. */
 	for (size_t k = 0; k < context.waiting_count; k++)

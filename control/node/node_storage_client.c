@@ -761,6 +761,33 @@ void storage_clients_after_apply(struct storage_clients *clients)
 	clients->fanned_out_revision = current;
 }
 
+void storage_clients_after_restore(struct storage_clients *clients)
+{
+	struct node *node = clients->node;
+	free(clients->lease_changes);
+	clients->lease_changes = NULL;
+	clients->lease_change_count = clients->lease_change_capacity = 0;
+	struct state_lease_list list;
+	char error[256];
+	if (state_lease_list(node->state, &list, error, sizeof(error)) == STATE_OK) {
+		for (size_t k = 0; k < list.count; k++)
+			note_lease_change(clients, list.leases[k].id, list.leases[k].ttl, false);
+		state_lease_list_free(&list);
+	} else {
+		log_write("error", "failed to list leases", "\"error\":\"%s\"", error);
+	}
+	post_lease_changes(clients, true);
+	/* Every watcher goes on from its own next revision in the new state, as one that starts in the past:
+	 * it catches up from the history, or is cancelled as compacted when the snapshot no longer has it. */
+	for (size_t k = 0; k < clients->watcher_count; k++) {
+		struct watcher *watcher = clients->watchers[k];
+		if (watcher->synced && watcher->next_revision <= clients->fanned_out_revision)
+			watcher->next_revision = clients->fanned_out_revision + 1;
+		watcher_park(clients, watcher);
+	}
+	clients->fanned_out_revision = state_revision(node->state);
+}
+
 void storage_clients_tick(struct storage_clients *clients)
 {
 	/* etcd: every --experimental-watch-progress-notify-interval, a watcher that asked for progress

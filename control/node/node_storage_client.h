@@ -34,6 +34,9 @@ void storage_clients_note_applied(struct storage_clients *clients, const Etcdser
  * parked ones whose clients read again). True when more steps are due now: the storage thread then
  * polls instead of sleeping. */
 bool storage_clients_catch_up(struct storage_clients *clients);
+/* The state was replaced by a snapshot: the lease clocks start again from its leases, and watchers
+ * catch up from it (or are cancelled as compacted, when the events they wait for are not in it). */
+void storage_clients_after_restore(struct storage_clients *clients);
 /* About every 100 ms: lease expiry on the leader, watch progress notifications. */
 void storage_clients_tick(struct storage_clients *clients);
 

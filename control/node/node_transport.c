@@ -1,5 +1,6 @@
 /* control/node/node_transport.c: the transport thread. It receives peer frames, lets the transport reassemble
- * them, and posts each whole message to the core thread. Sending happens on the core thread. */
+ * them, and posts each whole message to the core thread (snapshot streams to the snapshot thread). Sending
+ * happens on the core thread. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -9,6 +10,16 @@
 static void deliver(void *argument, const struct transport_message *message)
 {
 	struct node *node = argument;
+	/* Snapshot streams go straight to their thread: their chunks would only pass through the core. */
+	if (message->length > 0 && message->data[0] == PEER_SNAPSHOT) {
+		struct snapshot_mail *mail = xcalloc(1, sizeof(*mail));
+		mail->kind = SNAPSHOT_MAIL_PEER;
+		mail->peer.from = message->from;
+		mail->peer.length = message->length;
+		mail->peer.bytes = xmemdup(message->data, message->length);
+		snapshot_mailbox_post(&node->snapshot_inbox, mail);
+		return;
+	}
 	struct core_mail *mail = calloc(1, sizeof(*mail));
 	if (!mail)
 		abort();

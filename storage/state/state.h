@@ -383,6 +383,48 @@ int state_hash(struct state *state, int64_t revision, uint32_t *hash, int64_t *h
 
 /* ---- snapshots -------------------------------------------------------------------------------- */
 
+/* Writes a RocksDB checkpoint of the committed state (no batch may be open: it is not included) into
+ * `directory`, which must not exist: the table files are hard links, so it costs no copy. Everything
+ * in it is fsync'd before this returns. *applied_index is the applied index it holds. */
+int state_checkpoint(struct state *state, const char *directory, uint64_t *applied_index,
+                     char *err, size_t err_len);
+
+/* A directory of files (a checkpoint) as an archive stream (the format of state_snapshot_*), readable
+ * at any offset: a sender resends lost parts and resumes where a receiver stopped without keeping
+ * anything in memory. Every file is opened here (the directory may be removed afterwards). */
+struct state_archive_source;
+int state_archive_source_open(const char *directory, uint64_t applied_index,
+                              struct state_archive_source **out, char *err, size_t err_len);
+uint64_t state_archive_source_size(const struct state_archive_source *source);
+uint64_t state_archive_source_applied_index(const struct state_archive_source *source);
+/* Copies up to len bytes from offset; *got < len only at the end of the stream. */
+int state_archive_source_read(struct state_archive_source *source, uint64_t offset, uint8_t *buf,
+                              size_t len, size_t *got, char *err, size_t err_len);
+void state_archive_source_close(struct state_archive_source *source);
+
+/* Unpacks an archive stream into `directory` (created when missing), refusing any part whose CRC
+ * fails. Progress is durable file by file: opened again with the same identity after an
+ * interruption (a crash, a lost sender), it keeps the complete files and *resume_offset says where
+ * the stream must continue; otherwise (other identity, nothing usable) it empties the directory and
+ * *resume_offset is 0. Write the stream's bytes from that offset on, in order. */
+struct state_archive_sink;
+int state_archive_sink_open(const char *directory, uint64_t identity,
+                            struct state_archive_sink **out, uint64_t *resume_offset, char *err,
+                            size_t err_len);
+int state_archive_sink_write(struct state_archive_sink *sink, const uint8_t *chunk, size_t len,
+                             char *err, size_t err_len);
+/* True once the trailer was checked: every file is complete. */
+bool state_archive_sink_complete(const struct state_archive_sink *sink);
+uint64_t state_archive_sink_applied_index(const struct state_archive_sink *sink);
+uint64_t state_archive_sink_offset(const struct state_archive_sink *sink);
+/* Where a resume would continue if the sink were lost now. */
+uint64_t state_archive_sink_durable_offset(const struct state_archive_sink *sink);
+const char *state_archive_sink_directory(const struct state_archive_sink *sink);
+/* On a complete stream: removes the progress log, leaving exactly the archive's files, durable. */
+int state_archive_sink_finish(struct state_archive_sink *sink, char *err, size_t err_len);
+/* Frees the sink; the directory stays as it is (a partial one can be resumed). NULL is allowed. */
+void state_archive_sink_close(struct state_archive_sink *sink);
+
 struct state_snapshot;
 
 /* Takes a RocksDB checkpoint of the committed state (no batch may be open) and streams it as an
@@ -407,6 +449,13 @@ int state_restore_write(struct state_restore *restore, const uint8_t *chunk, siz
 int state_restore_finish(struct state_restore *restore, char *err, size_t err_len);
 /* Drops the partial stream and its directory. NULL is allowed. */
 void state_restore_abort(struct state_restore *restore);
+
+/* Installs a checkpoint directory (state_checkpoint's, or an archive unpacked by a sink) as the
+ * state, as state_restore_finish does: the directory itself is left as it was (its table files are
+ * shared by hard links, the rest copied). The new state carries member_id (0: the current local
+ * one), so a member that never applied anything gets its own id, not the sender's. */
+int state_restore_from_directory(struct state *state, const char *directory, uint64_t member_id,
+                                 char *err, size_t err_len);
 
 /* Test hook: make state_restore_finish stop right after step `step` (1: files fsync'd, 2: directory
  * renamed, 3: link to it written, 4: link switched) as a crash would, returning STATE_ERR_IO. The

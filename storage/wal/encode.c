@@ -10,9 +10,9 @@
 #include <errno.h>
 #include <string.h>
 
-/* Bytes the records opening a segment can take: header, snapshot marker and hard state, each with at
- * most ten bytes per varint field plus tags. */
-#define SEGMENT_START_RESERVE (3 * WAL_RECORD_HEADER_SIZE + 3 * 11 + 2 * 11 + 11)
+/* Bytes the records opening a segment can take: header, snapshot marker (with its metadata) and hard
+ * state, each with at most ten bytes per varint field plus tags. */
+#define SEGMENT_START_RESERVE (3 * WAL_RECORD_HEADER_SIZE + 3 * 11 + 3 * 11 + WAL_SNAPSHOT_METADATA_MAX + 11)
 
 int wal_check_record_size(const struct wal *wal, size_t payload_length, char *err, size_t errlen)
 {
@@ -103,6 +103,8 @@ static int put_snapshot(struct wal *wal, char *err, size_t errlen)
 	Walpb__SnapshotMarker marker = WALPB__SNAPSHOT_MARKER__INIT;
 	marker.index = wal->snapshot.index;
 	marker.term = wal->snapshot.term;
+	marker.metadata.data = (uint8_t *)wal->snapshot.metadata;
+	marker.metadata.len = wal->snapshot.metadata_length;
 	int rc = put_record(wal, WAL_RECORD_SNAPSHOT, &marker.base, err, errlen);
 	if (rc == 0) {
 		struct wal_chunk *chunk = wal->pending.items[wal->pending.count - 1];
@@ -213,6 +215,8 @@ int wal_encode_snapshot(struct wal *wal, char *err, size_t errlen)
 	Walpb__SnapshotMarker marker = WALPB__SNAPSHOT_MARKER__INIT;
 	marker.index = wal->snapshot.index;
 	marker.term = wal->snapshot.term;
+	marker.metadata.data = (uint8_t *)wal->snapshot.metadata;
+	marker.metadata.len = wal->snapshot.metadata_length;
 	int rc = make_room(wal, protobuf_c_message_get_packed_size(&marker.base), err, errlen);
 	if (rc != 0)
 		return rc;

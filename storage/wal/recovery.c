@@ -45,8 +45,10 @@ struct replay {
 	bool has_hard_state;
 	struct wal_hard_state hard_state;
 	bool has_snapshot;
-	struct wal_snapshot_marker snapshot;
+	struct wal_snapshot_marker snapshot; /* metadata points at snapshot_metadata */
+	uint8_t *snapshot_metadata;
 	uint64_t records;
+	bool has_entry;              /* an entry record was read (gaps are damage from then on) */
 };
 
 /* What the scan learned about one segment. */
@@ -68,6 +70,17 @@ static void drop_entries_from(struct replay *replay, uint64_t index)
 	}
 }
 
+static void drop_entries_through(struct replay *replay, uint64_t index)
+{
+	size_t skip = 0;
+	while (skip < replay->count && replay->entries[skip].index <= index)
+		free((void *)replay->entries[skip++].data);
+	if (skip == 0)
+		return;
+	memmove(replay->entries, replay->entries + skip, (replay->count - skip) * sizeof *replay->entries);
+	replay->count -= skip;
+}
+
 static size_t last_non_zero_end(const uint8_t *bytes, size_t from, size_t size)
 {
 	for (size_t i = size; i > from; i--)
@@ -87,7 +100,9 @@ static int apply_entry(struct replay *replay, const Walpb__Entry *message, struc
 		const char *dir, const char *name, uint64_t offset, char *err, size_t errlen)
 {
 	uint64_t index = message->index;
-	if (replay->has_last && index > replay->last_index + 1) {
+	/* The oldest kept segment may start after entries that wal_release_before() deleted: a gap before
+	 * the first entry read is allowed here, and publish() checks that a snapshot marker covers it. */
+	if (replay->has_last && index > replay->last_index + 1 && replay->has_entry) {
 		char why[128];
 		snprintf(why, sizeof why, "entry %" PRIu64 " follows entry %" PRIu64 ": entries are missing", index,
 				replay->last_index);
@@ -122,6 +137,7 @@ static int apply_entry(struct replay *replay, const Walpb__Entry *message, struc
 	};
 	replay->has_last = true;
 	replay->last_index = index;
+	replay->has_entry = true;
 	if (!summary->has_entries) {
 		summary->has_entries = true;
 		summary->first_index = index;
@@ -161,13 +177,33 @@ static int apply_record(struct replay *replay, const struct wal_record_view *vie
 				view->payload);
 		if (message == NULL)
 			return corrupt(dir, name, offset, "snapshot marker does not decode", err, errlen);
+		if (message->metadata.len > WAL_SNAPSHOT_METADATA_MAX) {
+			walpb__snapshot_marker__free_unpacked(message, NULL);
+			return corrupt(dir, name, offset, "snapshot marker metadata is too long", err, errlen);
+		}
+		uint8_t *metadata = NULL;
+		if (message->metadata.len > 0) {
+			metadata = malloc(message->metadata.len);
+			if (metadata == NULL) {
+				walpb__snapshot_marker__free_unpacked(message, NULL);
+				return wal_error(err, errlen, ENOMEM, "%s/%s: out of memory", dir, name);
+			}
+			memcpy(metadata, message->metadata.data, message->metadata.len);
+		}
+		free(replay->snapshot_metadata);
+		replay->snapshot_metadata = metadata;
 		replay->has_snapshot = true;
-		replay->snapshot = (struct wal_snapshot_marker){ message->index, message->term };
+		replay->snapshot = (struct wal_snapshot_marker){ message->index, message->term, metadata,
+			message->metadata.len };
 		/* Same rule as wal_save_snapshot(): a snapshot beyond the log replaces it. */
 		if (!replay->has_last || replay->last_index < message->index) {
 			drop_entries_from(replay, 0);
 			replay->has_last = true;
 			replay->last_index = message->index;
+		} else {
+			/* Covered entries are never handed back: dropping them now keeps recovery's memory to the
+			 * log after the newest marker, whatever older segments the owner chose to keep. */
+			drop_entries_through(replay, message->index);
 		}
 		walpb__snapshot_marker__free_unpacked(message, NULL);
 		return 0;
@@ -574,7 +610,7 @@ static int adopt_prepared(struct wal *wal, struct segment_file *files, size_t da
 	return 0;
 }
 
-static void publish(struct wal *wal, struct replay *replay)
+static int publish(struct wal *wal, struct replay *replay, char *err, size_t errlen)
 {
 	struct wal_recovered *recovered = &wal->recovered;
 	wal->last_index = replay->has_last ? replay->last_index : 0;
@@ -582,17 +618,38 @@ static void publish(struct wal *wal, struct replay *replay)
 	wal->hard_state = recovered->hard_state = replay->hard_state;
 	wal->has_snapshot = recovered->has_snapshot = replay->has_snapshot;
 	wal->snapshot = recovered->snapshot = replay->snapshot;
+	/* The wal keeps one copy of the metadata for the segments it starts, the owner reads the other. */
+	wal->snapshot_metadata = replay->snapshot_metadata;
+	replay->snapshot_metadata = NULL;
+	wal->recovered_metadata = NULL;
+	if (wal->snapshot.metadata_length > 0) {
+		wal->recovered_metadata = malloc(wal->snapshot.metadata_length);
+		if (wal->recovered_metadata == NULL)
+			return wal_error(err, errlen, ENOMEM, "%s: out of memory", wal->dir);
+		memcpy(wal->recovered_metadata, wal->snapshot_metadata, wal->snapshot.metadata_length);
+	}
+	recovered->snapshot.metadata = wal->recovered_metadata;
 	/* Entries the snapshot covers are not handed back. */
 	size_t skip = 0;
 	while (replay->has_snapshot && skip < replay->count && replay->entries[skip].index <= replay->snapshot.index)
 		free((void *)replay->entries[skip++].data);
 	if (skip > 0)
 		memmove(replay->entries, replay->entries + skip, (replay->count - skip) * sizeof *replay->entries);
+	/* Released segments only ever held entries a durable marker covers: the log continues right after
+	 * the marker (or from 1), also when a truncation left no entry but a last index beyond it (fuzz-wal
+	 * found entries accepted after a gap, then cut: tests/fuzz/corpus/wal/crash-gap-then-truncate). */
+	uint64_t expected = (replay->has_snapshot ? replay->snapshot.index : 0) + 1;
+	uint64_t first = replay->count - skip > 0 ? replay->entries[0].index
+	                                          : (replay->has_last ? replay->last_index + 1 : expected);
+	if (first > expected)
+		return wal_error(err, errlen, EBADMSG, "%s: the log starts at entry %" PRIu64 " but entries from %"
+				PRIu64 " on are missing: no snapshot marker covers them", wal->dir, first, expected);
 	recovered->entries = replay->entries;
 	recovered->entry_count = replay->count - skip;
 	recovered->info.records = replay->records;
 	replay->entries = NULL;
 	replay->count = 0;
+	return 0;
 }
 
 int wal_recover(struct wal *wal, char *err, size_t errlen)
@@ -626,10 +683,11 @@ int wal_recover(struct wal *wal, char *err, size_t errlen)
 		rc = adopt_prepared(wal, files, data_count, count, err, errlen);
 	if (rc == 0) {
 		wal->recovered.info.segments = (unsigned)data_count;
-		publish(wal, &replay);
+		rc = publish(wal, &replay, err, errlen);
 	}
 	drop_entries_from(&replay, 0);
 	free(replay.entries);
+	free(replay.snapshot_metadata);
 	for (size_t i = 0; i < count; i++)
 		unmap_file(&files[i]);
 	free(files);

@@ -126,6 +126,10 @@ void wal_recovered_release(struct wal *wal)
 	free(wal->recovered.entries);
 	wal->recovered.entries = NULL;
 	wal->recovered.entry_count = 0;
+	free(wal->recovered_metadata);
+	wal->recovered_metadata = NULL;
+	wal->recovered.snapshot.metadata = NULL;
+	wal->recovered.snapshot.metadata_length = 0;
 }
 
 static int append_entries(struct wal *wal, const struct wal_entry *entries, size_t count, bool lend, char *err,
@@ -191,7 +195,20 @@ int wal_save_snapshot(struct wal *wal, const struct wal_snapshot_marker *marker,
 	if (wal->has_snapshot && marker->index < wal->snapshot.index)
 		return wal_error(err, errlen, EINVAL, "%s: snapshot at %" PRIu64 " is older than the one at %" PRIu64,
 				wal->dir, marker->index, wal->snapshot.index);
+	if (marker->metadata_length > WAL_SNAPSHOT_METADATA_MAX)
+		return wal_error(err, errlen, E2BIG, "%s: snapshot metadata of %zu bytes is over %u", wal->dir,
+				marker->metadata_length, WAL_SNAPSHOT_METADATA_MAX);
+	uint8_t *metadata = NULL;
+	if (marker->metadata_length > 0) {
+		metadata = malloc(marker->metadata_length);
+		if (metadata == NULL)
+			return wal_error(err, errlen, ENOMEM, "%s: out of memory", wal->dir);
+		memcpy(metadata, marker->metadata, marker->metadata_length);
+	}
+	free(wal->snapshot_metadata);
+	wal->snapshot_metadata = metadata;
 	wal->snapshot = *marker;
+	wal->snapshot.metadata = metadata;
 	wal->has_snapshot = true;
 	return wal_encode_snapshot(wal, err, errlen);
 }
@@ -210,13 +227,27 @@ int wal_truncate_after(struct wal *wal, uint64_t index, char *err, size_t errlen
 
 int wal_release_before(struct wal *wal, uint64_t snapshot_index, char *err, size_t errlen)
 {
+	return wal_release_keeping(wal, snapshot_index, 0, err, errlen);
+}
+
+size_t wal_segment_files(const struct wal *wal)
+{
+	/* In sequence order: closed ones, the active one, then prepared ones without records. */
+	for (size_t i = 0; i < wal->segment_count; i++)
+		if (wal->segments[i] == wal->active)
+			return i + 1;
+	return wal->segment_count;
+}
+
+int wal_release_keeping(struct wal *wal, uint64_t snapshot_index, size_t keep_files, char *err, size_t errlen)
+{
 	if (wal->failed)
 		return report_failure(wal, err, errlen);
 	if (!wal->has_durable_snapshot || snapshot_index > wal->durable_snapshot_index)
 		return wal_error(err, errlen, EINVAL, "%s: no durable snapshot covers index %" PRIu64, wal->dir,
 				snapshot_index);
-	size_t released = 0;
-	while (released < wal->segment_count) {
+	size_t released = 0, files = wal_segment_files(wal);
+	while (released < wal->segment_count && files - released > keep_files) {
 		struct wal_segment *segment = wal->segments[released];
 		/* Only closed segments: their records are durable and none is referenced by a batch. */
 		if (segment->fd >= 0 || !segment->full)
@@ -321,6 +352,7 @@ void wal_close(struct wal *wal)
 		wal_segment_free(wal->segments[i]);
 	free(wal->segments);
 	wal_recovered_release(wal);
+	free(wal->snapshot_metadata);
 	if (wal->ring_dir_fd >= 0)
 		close(wal->ring_dir_fd);
 	if (wal->dir_fd >= 0)

@@ -51,9 +51,14 @@ struct wal_hard_state {
 	uint64_t commit;
 };
 
+/* Opaque bytes the owner keeps with a snapshot marker; written into every segment, so they are small. */
+#define WAL_SNAPSHOT_METADATA_MAX 2048u
+
 struct wal_snapshot_marker {
 	uint64_t index;
 	uint64_t term;
+	const uint8_t *metadata;     /* up to WAL_SNAPSHOT_METADATA_MAX bytes; copied by wal_save_snapshot */
+	size_t metadata_length;
 };
 
 /* What recovery found and did. */
@@ -67,7 +72,8 @@ struct wal_recovery_info {
 };
 
 /* What was on disk when the wal was opened. Entries are those after the snapshot marker, in index
- * order, after applying truncations (the newest record for an index wins). */
+ * order, after applying truncations (the newest record for an index wins). The snapshot's metadata is
+ * valid as long as the entries are. */
 struct wal_recovered {
 	bool has_hard_state;
 	struct wal_hard_state hard_state;
@@ -110,6 +116,11 @@ int wal_truncate_after(struct wal *wal, uint64_t index, char *err, size_t errlen
 /* Deletes whole closed segments whose entries are all at or below snapshot_index. snapshot_index must
  * not exceed the index of a snapshot marker that is already durable. */
 int wal_release_before(struct wal *wal, uint64_t snapshot_index, char *err, size_t errlen);
+/* The same, oldest first, but only while more than keep_files segment files with records remain
+ * (etcd's --max-wals: files a restart no longer needs are kept up to that count). */
+int wal_release_keeping(struct wal *wal, uint64_t snapshot_index, size_t keep_files, char *err, size_t errlen);
+/* Segment files holding records (closed ones and the one being written). */
+size_t wal_segment_files(const struct wal *wal);
 
 /* Starts a write+fdatasync of everything buffered, unless the pipeline is full or the records must wait
  * for the chains in flight (a new segment, an O_DIRECT block still being written); then they go out from

@@ -102,7 +102,8 @@ struct wal {
 	bool has_hard_state;
 	struct wal_hard_state hard_state;
 	bool has_snapshot;
-	struct wal_snapshot_marker snapshot;
+	struct wal_snapshot_marker snapshot; /* metadata points at snapshot_metadata */
+	uint8_t *snapshot_metadata;          /* owned copy */
 
 	uint64_t durable_index;
 	uint64_t records_appended;       /* records encoded since open */
@@ -143,6 +144,7 @@ struct wal {
 	char failure[256];
 
 	struct wal_recovered recovered;
+	uint8_t *recovered_metadata;     /* recovered.snapshot.metadata, owned until released */
 	bool recovered_valid;
 };
 

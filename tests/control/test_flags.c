@@ -31,6 +31,8 @@ static void test_defaults(void)
 	CHECK(strcmp(flags.initial_cluster_token, "etcd-cluster") == 0, "token %s", flags.initial_cluster_token);
 	CHECK(flags.max_concurrent_streams == 4294967295u, "etcd 3.5's --max-concurrent-streams default: %llu",
 	      (unsigned long long)flags.max_concurrent_streams);
+	CHECK(strcmp(flags.auto_compaction_mode, "periodic") == 0 && strcmp(flags.auto_compaction_retention, "0") == 0,
+	      "etcd's auto-compaction defaults: %s %s", flags.auto_compaction_mode, flags.auto_compaction_retention);
 	CHECK(strcmp(flags.auth_token, "simple") == 0 && flags.auth_token_ttl == 300 && flags.bcrypt_cost == 10,
 	      "etcd's auth defaults: %s %llu %llu", flags.auth_token, (unsigned long long)flags.auth_token_ttl,
 	      (unsigned long long)flags.bcrypt_cost);
@@ -42,6 +44,17 @@ static void test_defaults(void)
 	          strcmp(flags.auth_token, "jwt,pub-key=/k.pub,priv-key=/k,sign-method=ES256") == 0 &&
 	          flags.auth_token_ttl == 60 && flags.bcrypt_cost == 4,
 	      "auth flags and ETCD_AUTH_TOKEN_TTL (the flag wins over ETCD_BCRYPT_COST): %s", error);
+	node_flags_free(&flags);
+	CHECK(flags.snapshot_catchup_entries == 5000 && flags.max_snapshots == 5 && flags.max_wals == 5,
+	      "etcd's snapshot defaults: catch-up %llu, snapshots %llu, wals %llu",
+	      (unsigned long long)flags.snapshot_catchup_entries, (unsigned long long)flags.max_snapshots,
+	      (unsigned long long)flags.max_wals);
+	node_flags_free(&flags);
+	char *snapshots[] = {"quorumd", "--snapshot-catchup-entries=100", "--max-snapshots", "2", NULL};
+	char *snapshots_environment[] = {"ETCD_MAX_WALS=0", NULL};
+	CHECK(parse(snapshots, snapshots_environment, &flags, error) == 0 && flags.snapshot_catchup_entries == 100 &&
+	      flags.max_snapshots == 2 && flags.max_wals == 0,
+	      "snapshot flags and ETCD_MAX_WALS: %s", error);
 	node_flags_free(&flags);
 	char *limited[] = {"quorumd", NULL};
 	char *limited_environment[] = {"ETCD_MAX_CONCURRENT_STREAMS=16", NULL};

@@ -294,6 +294,64 @@ static void test_release(void)
 	wal_close(wal);
 }
 
+/* The marker's metadata (the owner's Raft configuration) is written again at the start of every
+ * segment, so releasing the segment that first held it loses nothing; release_keeping deletes only
+ * while more than the kept number of segment files remain, oldest first. */
+static void test_marker_metadata_and_keeping(void)
+{
+	const char *dir = test_temp_dir("metadata");
+	struct wal_options options;
+	test_options(&options, SMALL_SEGMENT, 0);
+	struct wal *wal = open_wal(dir, &options);
+	char err[256];
+	test_append_range(wal, 1, 100, 2, MAX_LENGTH);
+	static const uint8_t first[] = "conf at 100";
+	struct wal_snapshot_marker marker = { .index = 100, .term = 2, .metadata = first,
+		.metadata_length = sizeof first };
+	CHECK_OK(wal_save_snapshot(wal, &marker, err, sizeof err), err);
+	static uint8_t too_long[WAL_SNAPSHOT_METADATA_MAX + 1];
+	struct wal_snapshot_marker oversized = { .index = 100, .term = 2, .metadata = too_long,
+		.metadata_length = sizeof too_long };
+	CHECK(wal_save_snapshot(wal, &oversized, err, sizeof err) == -E2BIG);
+	for (uint64_t from = 101; from <= 2000; from += 100) {
+		test_append_range(wal, from, from + 99, 2, MAX_LENGTH);
+		test_sync(wal);
+	}
+	size_t files = wal_segment_files(wal);
+	CHECK(files >= 10);
+	static const uint8_t second[] = "conf at 1800, longer than the first one";
+	marker = (struct wal_snapshot_marker){ .index = 1800, .term = 2, .metadata = second,
+		.metadata_length = sizeof second };
+	CHECK_OK(wal_save_snapshot(wal, &marker, err, sizeof err), err);
+	test_sync(wal);
+	CHECK_OK(wal_release_keeping(wal, 1800, files - 2, err, sizeof err), err);
+	CHECK(wal_segment_files(wal) == files - 2);
+	CHECK_OK(wal_release_keeping(wal, 1800, 3, err, sizeof err), err);
+	size_t kept = wal_segment_files(wal);
+	/* Three files, unless fewer than three segments hold entries above 1800 alone. */
+	CHECK(kept >= 2 && kept <= 3);
+	/* Rolling on starts new segments with the marker (and its metadata) at their head. */
+	for (uint64_t from = 2001; from <= 3000; from += 100) {
+		test_append_range(wal, from, from + 99, 2, MAX_LENGTH);
+		test_sync(wal);
+	}
+	CHECK_OK(wal_release_keeping(wal, 1800, 1, err, sizeof err), err);
+	wal_close(wal);
+
+	wal = open_wal(dir, &options);
+	const struct wal_recovered *recovered = wal_recovered(wal);
+	CHECK(recovered->has_snapshot && recovered->snapshot.index == 1800 && recovered->snapshot.term == 2);
+	CHECK(recovered->snapshot.metadata_length == sizeof second);
+	CHECK(recovered->snapshot.metadata != NULL &&
+	      memcmp(recovered->snapshot.metadata, second, sizeof second) == 0);
+	CHECK(recovered->entry_count > 0 && recovered->entries[recovered->entry_count - 1].index == 3000);
+	for (size_t i = 0; i < recovered->entry_count; i++)
+		CHECK(recovered->entries[i].index > 1800 && test_entry_matches(&recovered->entries[i], MAX_LENGTH));
+	wal_recovered_release(wal);
+	CHECK(wal_recovered(wal)->snapshot.metadata == NULL);
+	wal_close(wal);
+}
+
 static void test_snapshot_beyond_log(void)
 {
 	const char *dir = test_temp_dir("snapshot");
@@ -579,6 +637,7 @@ int main(void)
 	test_roll_over(1);
 	test_truncate();
 	test_release();
+	test_marker_metadata_and_keeping();
 	test_snapshot_beyond_log();
 	test_snapshot_starts_entryless_segment();
 	test_batch_split_over_chains();

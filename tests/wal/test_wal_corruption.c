@@ -291,6 +291,22 @@ static void test_missing_segment(void)
 	CHECK(strstr(err, "missing") != NULL && strstr(err, dir) != NULL);
 }
 
+/* The oldest segment gone without a snapshot marker covering its entries (only wal_release_before may
+ * delete segments, and only below a durable marker): the log would silently start late. */
+static void test_missing_first_segment(void)
+{
+	const char *dir = make_log("missing-first");
+	char path[512];
+	segment_path(dir, 0, path, sizeof path);
+	CHECK(unlink(path) == 0);
+	struct wal *wal;
+	char err[512] = "";
+	int rc = try_open(dir, &wal, err, sizeof err);
+	printf("  expected refusal: %s\n", err);
+	CHECK(rc == -EBADMSG);
+	CHECK(strstr(err, "no snapshot marker covers them") != NULL && strstr(err, dir) != NULL);
+}
+
 static void test_zero_tail_is_clean(void)
 {
 	const char *dir = make_log("zero-tail");
@@ -334,6 +350,7 @@ int main(void)
 	test_unwritten_sectors_at_the_tail();
 	test_torn_first_write_of_next_segment();
 	test_missing_segment();
+	test_missing_first_segment();
 	test_zero_tail_is_clean();
 	test_data_after_end_of_closed_segment();
 	printf("wal corruption tests passed\n");
