@@ -23,7 +23,7 @@ static int level_rank(const char *level)
 	return 1;
 }
 
-int log_configure(const char *level, const char *outputs, char *error, size_t error_length)
+int log_configure(const char *level, const char *outputs, char *err, size_t errlen)
 {
 	log_threshold = level_rank(level);
 	log_output_count = 0;
@@ -36,7 +36,7 @@ int log_configure(const char *level, const char *outputs, char *error, size_t er
 		else if (!strcmp(item, "stdout"))
 			out = stdout;
 		else if (!(out = fopen(item, "ae"))) {
-			snprintf(error, error_length, "--log-outputs: cannot open %s: %s", item, strerror(errno));
+			snprintf(err, errlen, "--log-outputs: cannot open %s: %s", item, strerror(errno));
 			rc = -1;
 			break;
 		}

@@ -10,7 +10,7 @@
 /* --log-level (debug, info, warn, error) and --log-outputs (default, stderr, stdout or file paths, comma
  * separated). Returns 0, or -1 with a message naming the output that failed. Before it is called, lines
  * of level info and up go to stderr. */
-int log_configure(const char *level, const char *outputs, char *error, size_t error_length);
+int log_configure(const char *level, const char *outputs, char *err, size_t errlen);
 
 /* One line. fields_format (printf) writes the named fields after "msg", without the leading comma:
  * "\"member-id\":\"%016" PRIx64 "\"". Field values that hold arbitrary text go through

@@ -110,7 +110,7 @@ static void remove_member(struct tracker *tracker, uint64_t id)
 }
 
 static int apply_changes(raft_t *r, struct tracker *tracker, const struct conf_change_request *request,
-                         char *errbuf, size_t errlen)
+                         char *err, size_t errlen)
 {
 	for (size_t k = 0; k < request->count; k++) {
 		const Raftpb__ConfChangeSingle *change = &request->changes[k];
@@ -129,12 +129,12 @@ static int apply_changes(raft_t *r, struct tracker *tracker, const struct conf_c
 		case RAFT_CC_UPDATE_NODE:
 			break;
 		default:
-			snprintf(errbuf, errlen, "unknown change type %d", (int)change->type);
+			snprintf(err, errlen, "unknown change type %d", (int)change->type);
 			return RAFT_ERR_CONF_CHANGE_INVALID;
 		}
 	}
 	if (tracker->config.voters.count == 0) {
-		snprintf(errbuf, errlen, "removed all voters");
+		snprintf(err, errlen, "removed all voters");
 		return RAFT_ERR_CONF_CHANGE_INVALID;
 	}
 	return RAFT_OK;
@@ -151,7 +151,7 @@ static size_t symmetric_difference(const struct id_set *a, const struct id_set *
 }
 
 int conf_change_apply(raft_t *r, const struct tracker *current, const struct conf_change_request *request,
-                      struct tracker *out, char *errbuf, size_t errlen)
+                      struct tracker *out, char *err, size_t errlen)
 {
 	struct tracker next;
 	tracker_clone(&next, current);
@@ -159,34 +159,34 @@ int conf_change_apply(raft_t *r, const struct tracker *current, const struct con
 	switch (request->kind) {
 	case CONF_CHANGE_SIMPLE:
 		if (tracker_config_is_joint(&next.config)) {
-			snprintf(errbuf, errlen, "can't apply a simple config change in a joint config");
+			snprintf(err, errlen, "can't apply a simple config change in a joint config");
 			rc = RAFT_ERR_CONF_CHANGE_INVALID;
 			break;
 		}
-		rc = apply_changes(r, &next, request, errbuf, errlen);
+		rc = apply_changes(r, &next, request, err, errlen);
 		if (rc == RAFT_OK && symmetric_difference(&current->config.voters, &next.config.voters) > 1) {
-			snprintf(errbuf, errlen, "more than one voter changed without entering a joint config");
+			snprintf(err, errlen, "more than one voter changed without entering a joint config");
 			rc = RAFT_ERR_CONF_CHANGE_INVALID;
 		}
 		break;
 	case CONF_CHANGE_ENTER_JOINT:
 		if (tracker_config_is_joint(&next.config)) {
-			snprintf(errbuf, errlen, "config is already joint");
+			snprintf(err, errlen, "config is already joint");
 			rc = RAFT_ERR_CONF_CHANGE_INVALID;
 			break;
 		}
 		if (next.config.voters.count == 0) {
-			snprintf(errbuf, errlen, "can't make a zero-voter config joint");
+			snprintf(err, errlen, "can't make a zero-voter config joint");
 			rc = RAFT_ERR_CONF_CHANGE_INVALID;
 			break;
 		}
 		id_set_copy(&next.config.voters_outgoing, &next.config.voters);
-		rc = apply_changes(r, &next, request, errbuf, errlen);
+		rc = apply_changes(r, &next, request, err, errlen);
 		next.config.auto_leave = request->auto_leave;
 		break;
 	case CONF_CHANGE_LEAVE_JOINT:
 		if (!tracker_config_is_joint(&next.config)) {
-			snprintf(errbuf, errlen, "can't leave a non-joint config");
+			snprintf(err, errlen, "can't leave a non-joint config");
 			rc = RAFT_ERR_CONF_CHANGE_INVALID;
 			break;
 		}

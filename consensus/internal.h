@@ -155,7 +155,7 @@ struct conf_change_decoded {
 int conf_change_decode(int entry_type, const uint8_t *data, size_t length, struct conf_change_decoded *out);
 void conf_change_decoded_free(struct conf_change_decoded *decoded);
 int conf_change_apply(raft_t *r, const struct tracker *current, const struct conf_change_request *request,
-                      struct tracker *out, char *errbuf, size_t errlen);
+                      struct tracker *out, char *err, size_t errlen);
 /* Builds a tracker from a ConfState (snapshot or restore). */
 int conf_change_restore(raft_t *r, const Raftpb__ConfState *state, struct tracker *out);
 void conf_state_from_membership(struct arena *arena, const struct tracker_config *config, Raftpb__ConfState *out);

@@ -259,36 +259,36 @@ void raft_config_defaults(struct raft_config *config, uint64_t id)
 	config->random_seed = id;
 }
 
-static int validate_config(const struct raft_config *config, char *errbuf, size_t errlen)
+static int validate_config(const struct raft_config *config, char *err, size_t errlen)
 {
 	if (config->id == RAFT_NONE) {
-		snprintf(errbuf, errlen, "raft config: id must not be 0");
+		snprintf(err, errlen, "raft config: id must not be 0");
 		return RAFT_ERR_INVALID_ARGUMENT;
 	}
 	if (config->heartbeat_tick <= 0) {
-		snprintf(errbuf, errlen, "raft config: heartbeat tick must be greater than 0");
+		snprintf(err, errlen, "raft config: heartbeat tick must be greater than 0");
 		return RAFT_ERR_INVALID_ARGUMENT;
 	}
 	if (config->election_tick <= config->heartbeat_tick) {
-		snprintf(errbuf, errlen, "raft config: election tick (%d) must be greater than heartbeat tick (%d)",
+		snprintf(err, errlen, "raft config: election tick (%d) must be greater than heartbeat tick (%d)",
 		         config->election_tick, config->heartbeat_tick);
 		return RAFT_ERR_INVALID_ARGUMENT;
 	}
 	if (config->max_inflight_msgs <= 0) {
-		snprintf(errbuf, errlen, "raft config: max inflight messages must be greater than 0");
+		snprintf(err, errlen, "raft config: max inflight messages must be greater than 0");
 		return RAFT_ERR_INVALID_ARGUMENT;
 	}
 	if (config->read_only_option == RAFT_READ_ONLY_LEASE_BASED && !config->check_quorum) {
-		snprintf(errbuf, errlen, "raft config: lease-based reads need check_quorum");
+		snprintf(err, errlen, "raft config: lease-based reads need check_quorum");
 		return RAFT_ERR_INVALID_ARGUMENT;
 	}
 	return RAFT_OK;
 }
 
-raft_t *raft_new(const struct raft_config *config, const struct raft_restore *restore, char *errbuf,
+raft_t *raft_new(const struct raft_config *config, const struct raft_restore *restore, char *err,
                  size_t errlen)
 {
-	if (validate_config(config, errbuf, errlen) != RAFT_OK)
+	if (validate_config(config, err, errlen) != RAFT_OK)
 		return NULL;
 	raft_t *r = xcalloc(1, sizeof(*r));
 	r->config = *config;
@@ -298,7 +298,7 @@ raft_t *raft_new(const struct raft_config *config, const struct raft_restore *re
 	const Raftpb__Snapshot *snapshot = restore ? restore->snapshot : NULL;
 	if (snapshot) {
 		if (!snapshot->metadata || !snapshot->metadata->conf_state) {
-			snprintf(errbuf, errlen, "raft restore: snapshot without metadata");
+			snprintf(err, errlen, "raft restore: snapshot without metadata");
 			goto fail;
 		}
 		r->log.boundary_index = snapshot->metadata->index;
@@ -306,7 +306,7 @@ raft_t *raft_new(const struct raft_config *config, const struct raft_restore *re
 		r->log.committed = snapshot->metadata->index;
 		r->log.applied = snapshot->metadata->index;
 		if (conf_change_restore(r, snapshot->metadata->conf_state, &r->tracker) != RAFT_OK) {
-			snprintf(errbuf, errlen, "raft restore: snapshot at %llu has an invalid configuration",
+			snprintf(err, errlen, "raft restore: snapshot at %llu has an invalid configuration",
 			         (unsigned long long)snapshot->metadata->index);
 			goto fail;
 		}
@@ -317,7 +317,7 @@ raft_t *raft_new(const struct raft_config *config, const struct raft_restore *re
 		const Raftpb__Entry *entry = restore->entries[k];
 		uint64_t expected = r->log.boundary_index + 1 + k;
 		if (!entry || entry->index != expected || entry->term < log_last_term(&r->log)) {
-			snprintf(errbuf, errlen, "raft restore: entry %zu has index %llu term %llu, expected index %llu "
+			snprintf(err, errlen, "raft restore: entry %zu has index %llu term %llu, expected index %llu "
 			         "and a term of at least %llu", k, entry ? (unsigned long long)entry->index : 0ULL,
 			         entry ? (unsigned long long)entry->term : 0ULL, (unsigned long long)expected,
 			         (unsigned long long)log_last_term(&r->log));
@@ -331,7 +331,7 @@ raft_t *raft_new(const struct raft_config *config, const struct raft_restore *re
 	if (restore && restore->hard_state) {
 		const Raftpb__HardState *hard_state = restore->hard_state;
 		if (hard_state->commit > last) {
-			snprintf(errbuf, errlen, "raft restore: commit %llu is beyond the last index %llu",
+			snprintf(err, errlen, "raft restore: commit %llu is beyond the last index %llu",
 			         (unsigned long long)hard_state->commit, (unsigned long long)last);
 			goto fail;
 		}
@@ -341,7 +341,7 @@ raft_t *raft_new(const struct raft_config *config, const struct raft_restore *re
 			r->log.committed = hard_state->commit;
 	}
 	if (config->applied > r->log.committed) {
-		snprintf(errbuf, errlen, "raft restore: applied index %llu is beyond the commit index %llu",
+		snprintf(err, errlen, "raft restore: applied index %llu is beyond the commit index %llu",
 		         (unsigned long long)config->applied, (unsigned long long)r->log.committed);
 		goto fail;
 	}

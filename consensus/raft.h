@@ -134,7 +134,7 @@ struct raft_buffer {
 };
 
 /* Creates a core. On error returns NULL and writes a message into errbuf. */
-raft_t *raft_new(const struct raft_config *config, const struct raft_restore *restore, char *errbuf,
+raft_t *raft_new(const struct raft_config *config, const struct raft_restore *restore, char *err,
                  size_t errlen);
 void raft_free(raft_t *r);
 

@@ -144,11 +144,11 @@ void bench_usage(FILE *out)
 	    out);
 }
 
-static int fail(char *error, size_t length, const char *fmt, ...)
+static int fail(char *err, size_t errlen, const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
-	vsnprintf(error, length, fmt, ap);
+	vsnprintf(err, errlen, fmt, ap);
 	va_end(ap);
 	return -1;
 }
@@ -218,54 +218,54 @@ int bench_parse_duration(const char *text, uint64_t *ns)
 	return 0;
 }
 
-int bench_parse_endpoint(const char *text, struct bench_endpoint *ep, char *error, size_t length)
+int bench_parse_endpoint(const char *text, struct bench_endpoint *ep, char *err, size_t errlen)
 {
 	memset(ep, 0, sizeof(*ep));
 	snprintf(ep->url, sizeof(ep->url), "%s", text);
 	const char *p = text;
 	if (strncmp(p, "https://", 8) == 0 || strncmp(p, "unixs://", 8) == 0)
-		return fail(error, length, "--endpoints: %s: TLS is not supported (use http://)", text);
+		return fail(err, errlen, "--endpoints: %s: TLS is not supported (use http://)", text);
 	if (strncmp(p, "http://", 7) == 0)
 		p += 7;
 	else if (strstr(p, "://"))
-		return fail(error, length, "--endpoints: %s: only http:// endpoints are supported", text);
+		return fail(err, errlen, "--endpoints: %s: only http:// endpoints are supported", text);
 	const char *host = p, *host_end, *colon;
 	if (*p == '[') {
 		host = p + 1;
 		host_end = strchr(host, ']');
 		if (!host_end || host_end[1] != ':')
-			return fail(error, length, "--endpoints: %s: expected [IPv6]:PORT", text);
+			return fail(err, errlen, "--endpoints: %s: expected [IPv6]:PORT", text);
 		colon = host_end + 1;
 	} else {
 		colon = strrchr(p, ':');
 		if (!colon)
-			return fail(error, length, "--endpoints: %s: no port (expected host:port)", text);
+			return fail(err, errlen, "--endpoints: %s: no port (expected host:port)", text);
 		host_end = colon;
 	}
 	size_t host_len = (size_t)(host_end - host);
 	if (host_len == 0 || host_len >= sizeof(ep->host))
-		return fail(error, length, "--endpoints: %s: bad host", text);
+		return fail(err, errlen, "--endpoints: %s: bad host", text);
 	const char *port = colon + 1;
 	size_t port_len = strcspn(port, "/");
 	if (port[port_len] == '/' && port[port_len + 1] != '\0')
-		return fail(error, length, "--endpoints: %s: a path is not expected", text);
+		return fail(err, errlen, "--endpoints: %s: a path is not expected", text);
 	char *end;
 	unsigned long n = strtoul(port, &end, 10);
 	if (port_len == 0 || port_len > 5 || end != port + port_len || n == 0 || n > 65535)
-		return fail(error, length, "--endpoints: %s: bad port", text);
+		return fail(err, errlen, "--endpoints: %s: bad port", text);
 	memcpy(ep->host, host, host_len);
 	snprintf(ep->port, sizeof(ep->port), "%lu", n);
 	return 0;
 }
 
-static int parse_endpoints(struct bench_config *cfg, const char *value, char *error, size_t length)
+static int parse_endpoints(struct bench_config *cfg, const char *value, char *err, size_t errlen)
 {
 	size_t count = 1;
 	for (const char *p = value; *p; p++)
 		count += *p == ',';
 	struct bench_endpoint *eps = calloc(count, sizeof(*eps));
 	if (!eps)
-		return fail(error, length, "out of memory");
+		return fail(err, errlen, "out of memory");
 	size_t n = 0;
 	const char *p = value;
 	while (1) {
@@ -277,11 +277,11 @@ static int parse_endpoints(struct bench_config *cfg, const char *value, char *er
 			len--;
 		if (len == 0 || len >= sizeof(item)) {
 			free(eps);
-			return fail(error, length, "--endpoints: empty or overlong entry in \"%s\"", value);
+			return fail(err, errlen, "--endpoints: empty or overlong entry in \"%s\"", value);
 		}
 		memcpy(item, p, len);
 		item[len] = '\0';
-		if (bench_parse_endpoint(item, &eps[n], error, length) != 0) {
+		if (bench_parse_endpoint(item, &eps[n], err, errlen) != 0) {
 			free(eps);
 			return -1;
 		}
@@ -302,7 +302,7 @@ static int parse_endpoints(struct bench_config *cfg, const char *value, char *er
 	struct bench_endpoint *all = realloc(cfg->endpoints, (cfg->endpoint_count + n) * sizeof(*all));
 	if (!all) {
 		free(eps);
-		return fail(error, length, "out of memory");
+		return fail(err, errlen, "out of memory");
 	}
 	memcpy(all + cfg->endpoint_count, eps, n * sizeof(*eps));
 	free(eps);
@@ -382,15 +382,15 @@ void bench_config_free(struct bench_config *cfg)
 }
 
 /* Applies one flag; value is NULL for a bare boolean. */
-static int apply_flag(struct bench_config *cfg, const struct flag_def *f, const char *value, char *error,
-    size_t length, bool *total_set, bool *duration_set)
+static int apply_flag(struct bench_config *cfg, const struct flag_def *f, const char *value, char *err,
+    size_t errlen, bool *total_set, bool *duration_set)
 {
 	char *base = (char *)cfg;
 	switch (f->type) {
 	case FLAG_UINT: {
 		uint64_t v;
 		if (parse_u64(value, &v) || v < f->min || v > f->max)
-			return fail(error, length, "--%s: expected an integer from %llu to %llu, got \"%s\"", f->name,
+			return fail(err, errlen, "--%s: expected an integer from %llu to %llu, got \"%s\"", f->name,
 			    (unsigned long long)f->min, (unsigned long long)f->max, value);
 		*(unsigned *)(base + f->offset) = (unsigned)v;
 		break;
@@ -398,7 +398,7 @@ static int apply_flag(struct bench_config *cfg, const struct flag_def *f, const 
 	case FLAG_U64: {
 		uint64_t v;
 		if (parse_u64(value, &v) || v < f->min || v > f->max)
-			return fail(error, length, "--%s: expected an integer from %llu, got \"%s\"", f->name,
+			return fail(err, errlen, "--%s: expected an integer from %llu, got \"%s\"", f->name,
 			    (unsigned long long)f->min, value);
 		*(uint64_t *)(base + f->offset) = v;
 		if (!strcmp(f->name, "total"))
@@ -410,21 +410,21 @@ static int apply_flag(struct bench_config *cfg, const struct flag_def *f, const 
 	case FLAG_DOUBLE: {
 		double v;
 		if (parse_double(value, &v))
-			return fail(error, length, "--%s: expected a number >= 0, got \"%s\"", f->name, value);
+			return fail(err, errlen, "--%s: expected a number >= 0, got \"%s\"", f->name, value);
 		*(double *)(base + f->offset) = v;
 		break;
 	}
 	case FLAG_BOOL: {
 		bool v;
 		if (parse_bool(value, &v))
-			return fail(error, length, "--%s: expected true or false, got \"%s\"", f->name, value);
+			return fail(err, errlen, "--%s: expected true or false, got \"%s\"", f->name, value);
 		*(bool *)(base + f->offset) = v;
 		break;
 	}
 	case FLAG_DURATION: {
 		uint64_t v;
 		if (bench_parse_duration(value, &v) || v == 0)
-			return fail(error, length, "--%s: expected a positive duration such as 15s, 1m or 500ms, got \"%s\"",
+			return fail(err, errlen, "--%s: expected a positive duration such as 15s, 1m or 500ms, got \"%s\"",
 			    f->name, value);
 		*(uint64_t *)(base + f->offset) = v;
 		if (!strcmp(f->name, "duration"))
@@ -432,27 +432,27 @@ static int apply_flag(struct bench_config *cfg, const struct flag_def *f, const 
 		break;
 	}
 	case FLAG_ENDPOINTS:
-		return parse_endpoints(cfg, value, error, length);
+		return parse_endpoints(cfg, value, err, errlen);
 	case FLAG_CONSISTENCY:
 		if (!strcmp(value, "l") || !strcmp(value, "linearizable"))
 			cfg->serializable = false;
 		else if (!strcmp(value, "s") || !strcmp(value, "serializable"))
 			cfg->serializable = true;
 		else
-			return fail(error, length, "--consistency: expected l (linearizable) or s (serializable), got \"%s\"",
+			return fail(err, errlen, "--consistency: expected l (linearizable) or s (serializable), got \"%s\"",
 			    value);
 		break;
 	case FLAG_READ_RATIO: {
 		double v;
 		if (parse_double(value, &v) || v > 1)
-			return fail(error, length, "--read-ratio: expected a fraction from 0 to 1, got \"%s\"", value);
+			return fail(err, errlen, "--read-ratio: expected a fraction from 0 to 1, got \"%s\"", value);
 		cfg->read_ratio = v;
 		break;
 	}
 	case FLAG_RW_RATIO: {
 		double v;
 		if (parse_double(value, &v))
-			return fail(error, length, "--rw-ratio: expected reads per write (a number >= 0), got \"%s\"", value);
+			return fail(err, errlen, "--rw-ratio: expected reads per write (a number >= 0), got \"%s\"", value);
 		cfg->read_ratio = v / (1 + v);
 		break;
 	}
@@ -462,17 +462,17 @@ static int apply_flag(struct bench_config *cfg, const struct flag_def *f, const 
 		else if (!strcmp(value, "") || !strcmp(value, "simple") || !strcmp(value, "table"))
 			cfg->json = false;
 		else
-			return fail(error, length, "--output: expected json, got \"%s\"", value);
+			return fail(err, errlen, "--output: expected json, got \"%s\"", value);
 		break;
 	case FLAG_PATH:
 		if (!*value)
-			return fail(error, length, "--%s: expected a file name", f->name);
+			return fail(err, errlen, "--%s: expected a file name", f->name);
 		*(const char **)(base + f->offset) = value;
 		break;
 	case FLAG_IGNORED:
 		break;
 	case FLAG_UNSUPPORTED:
-		return fail(error, length, "--%s: not supported by quorum-bench (plain http://, no auth, no compaction)",
+		return fail(err, errlen, "--%s: not supported by quorum-bench (plain http://, no auth, no compaction)",
 		    f->name);
 	}
 	return 0;
@@ -483,15 +483,15 @@ static bool takes_bare(const struct flag_def *f)
 	return f->type == FLAG_BOOL || f->type == FLAG_IGNORED;
 }
 
-int bench_parse_args(int argc, char **argv, struct bench_config *cfg, FILE *out, char *error, size_t length)
+int bench_parse_args(int argc, char **argv, struct bench_config *cfg, FILE *out, char *err, size_t errlen)
 {
 	set_defaults(cfg);
 	struct bench_endpoint def;
-	if (bench_parse_endpoint("127.0.0.1:2379", &def, error, length) != 0)
+	if (bench_parse_endpoint("127.0.0.1:2379", &def, err, errlen) != 0)
 		return -1;
 	cfg->endpoints = malloc(sizeof(def));
 	if (!cfg->endpoints)
-		return fail(error, length, "out of memory");
+		return fail(err, errlen, "out of memory");
 	cfg->endpoints[0] = def;
 	cfg->endpoint_count = 1;
 
@@ -513,29 +513,29 @@ int bench_parse_args(int argc, char **argv, struct bench_config *cfg, FILE *out,
 		}
 		if (!flags_done && arg[0] == '-' && arg[1] != '\0') {
 			if (arg[1] != '-')
-				return fail(error, length, "%s: unknown flag (flags are spelled --name)", arg);
+				return fail(err, errlen, "%s: unknown flag (flags are spelled --name)", arg);
 			const char *name = arg + 2;
 			const char *eq = strchr(name, '=');
 			size_t name_len = eq ? (size_t)(eq - name) : strlen(name);
 			const struct flag_def *f = find_flag(name, name_len);
 			if (!f)
-				return fail(error, length, "--%.*s: unknown flag%s", (int)name_len, name,
+				return fail(err, errlen, "--%.*s: unknown flag%s", (int)name_len, name,
 				    cfg->workload == BENCH_NONE ? "" : " for this workload");
 			if (!(f->where & where) && !(f->where & AT_GLOBAL)) {
 				if (cfg->workload == BENCH_NONE)
-					return fail(error, length, "--%s: a workload flag, give it after the workload name", f->name);
-				return fail(error, length, "--%s: not a flag of the %s workload", f->name,
+					return fail(err, errlen, "--%s: a workload flag, give it after the workload name", f->name);
+				return fail(err, errlen, "--%s: not a flag of the %s workload", f->name,
 				    bench_workload_name(cfg->workload));
 			}
 			const char *value = eq ? eq + 1 : NULL;
 			if (!value && !takes_bare(f)) {
 				if (i + 1 >= argc)
-					return fail(error, length, "--%s: needs a value", f->name);
+					return fail(err, errlen, "--%s: needs a value", f->name);
 				value = argv[++i];
 			}
 			if (!strcmp(f->name, "rate"))
 				rate_given = true;
-			if (apply_flag(cfg, f, value, error, length, &total_set, &duration_set) != 0)
+			if (apply_flag(cfg, f, value, err, errlen, &total_set, &duration_set) != 0)
 				return -1;
 			continue;
 		}
@@ -546,28 +546,28 @@ int bench_parse_args(int argc, char **argv, struct bench_config *cfg, FILE *out,
 					where = workloads[w].where;
 				}
 			if (cfg->workload == BENCH_NONE)
-				return fail(error, length, "%s: unknown workload (expected put, range, txn, mixed or status)", arg);
+				return fail(err, errlen, "%s: unknown workload (expected put, range, txn, mixed or status)", arg);
 			continue;
 		}
 		if (positional_count == sizeof(positional) / sizeof(positional[0]))
-			return fail(error, length, "%s: too many arguments", arg);
+			return fail(err, errlen, "%s: too many arguments", arg);
 		positional[positional_count++] = arg;
 	}
 
 	if (cfg->workload == BENCH_NONE)
-		return fail(error, length, "no workload given (expected put, range, txn, mixed or status; --help lists them)");
+		return fail(err, errlen, "no workload given (expected put, range, txn, mixed or status; --help lists them)");
 	if (cfg->workload == BENCH_RANGE) {
 		if (positional_count == 0)
-			return fail(error, length, "range: needs KEY (usage: range KEY [END] --consistency=l|s)");
+			return fail(err, errlen, "range: needs KEY (usage: range KEY [END] --consistency=l|s)");
 		if (positional_count > 2)
-			return fail(error, length, "range: %s: too many arguments (usage: range KEY [END])", positional[2]);
+			return fail(err, errlen, "range: %s: too many arguments (usage: range KEY [END])", positional[2]);
 		cfg->range_key = positional[0];
 		cfg->range_end = positional_count == 2 ? positional[1] : NULL;
 	} else if (positional_count > 0) {
-		return fail(error, length, "%s: unexpected argument to %s", positional[0], bench_workload_name(cfg->workload));
+		return fail(err, errlen, "%s: unexpected argument to %s", positional[0], bench_workload_name(cfg->workload));
 	}
 	if (total_set && duration_set)
-		return fail(error, length, "--total and --duration: give one or the other");
+		return fail(err, errlen, "--total and --duration: give one or the other");
 	if (!duration_set && !total_set)
 		cfg->total = BENCH_DEFAULT_TOTAL;
 	if (duration_set)
@@ -575,7 +575,7 @@ int bench_parse_args(int argc, char **argv, struct bench_config *cfg, FILE *out,
 	else
 		cfg->duration_ns = 0;
 	if (rate_given && cfg->rate > 0 && cfg->rate < 0.001)
-		return fail(error, length, "--rate: %g requests/s is too slow (0 means closed loop)", cfg->rate);
+		return fail(err, errlen, "--rate: %g requests/s is too slow (0 means closed loop)", cfg->rate);
 	if (cfg->conns > cfg->clients)
 		cfg->conns = cfg->clients; /* etcd's benchmark would leave the extra connections idle */
 	if (cfg->threads > cfg->conns)
@@ -585,7 +585,7 @@ int bench_parse_args(int argc, char **argv, struct bench_config *cfg, FILE *out,
 	if (cfg->workload == BENCH_PUT || cfg->workload == BENCH_TXN || cfg->workload == BENCH_MIXED) {
 		unsigned need = bench_varint_length(cfg->key_space - 1);
 		if (cfg->key_size < need)
-			return fail(error, length,
+			return fail(err, errlen,
 			    "--key-size: %u bytes cannot hold %llu distinct keys (at least %u needed for --key-space-size)",
 			    cfg->key_size, (unsigned long long)cfg->key_space, need);
 	}

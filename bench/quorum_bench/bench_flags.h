@@ -65,14 +65,14 @@ struct bench_config {
 
 /* Fills cfg (defaults first). 0 on success; 1 when --help was asked (usage already printed to out);
  * -1 with a message naming the flag or argument in error. */
-int bench_parse_args(int argc, char **argv, struct bench_config *cfg, FILE *out, char *error, size_t length);
+int bench_parse_args(int argc, char **argv, struct bench_config *cfg, FILE *out, char *err, size_t errlen);
 void bench_config_free(struct bench_config *cfg);
 void bench_usage(FILE *out);
 
 /* "15s", "1m30s", "500ms", "2h", "1.5s", "250us", "100ns"; a bare number is seconds. 0 or -1. */
 int bench_parse_duration(const char *text, uint64_t *ns);
 /* "http://host:port", "host:port", "[::1]:port". 0 or -1 with a message. */
-int bench_parse_endpoint(const char *text, struct bench_endpoint *ep, char *error, size_t length);
+int bench_parse_endpoint(const char *text, struct bench_endpoint *ep, char *err, size_t errlen);
 
 /* Bytes Go's binary.PutVarint writes for x >= 0 (etcd's benchmark key encoding). */
 unsigned bench_varint_length(uint64_t x);

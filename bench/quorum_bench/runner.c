@@ -432,14 +432,14 @@ static void print_progress(struct bench_run *run, uint64_t now, uint64_t *last_o
 }
 
 int bench_run(const struct bench_config *cfg, const struct bench_endpoint *endpoints, size_t endpoint_count,
-    struct bench_results *results, char *error, size_t length)
+    struct bench_results *results, char *err, size_t errlen)
 {
 	int rc = -1;
 	struct bench_run run;
 	memset(&run, 0, sizeof(run));
 	run.cfg = cfg;
 	bench_results_init(results);
-	if (workload_prepare(&run.shared, cfg, error, length) != 0)
+	if (workload_prepare(&run.shared, cfg, err, errlen) != 0)
 		return -1;
 	unsigned nthreads = cfg->threads, nconns = cfg->conns, nclients = cfg->clients;
 	run.threads = calloc(nthreads, sizeof(*run.threads));
@@ -447,7 +447,7 @@ int bench_run(const struct bench_config *cfg, const struct bench_endpoint *endpo
 	run.clients = calloc(nclients, sizeof(*run.clients));
 	struct bench_results *thread_results = calloc(nthreads, sizeof(*thread_results));
 	if (!run.threads || !run.conns || !run.clients || !thread_results) {
-		snprintf(error, length, "out of memory");
+		snprintf(err, errlen, "out of memory");
 		goto out;
 	}
 	for (unsigned i = 0; i < nthreads; i++) {
@@ -466,7 +466,7 @@ int bench_run(const struct bench_config *cfg, const struct bench_endpoint *endpo
 		t->dirty = calloc(my_conns, sizeof(*t->dirty));
 		t->epfd = epoll_create1(EPOLL_CLOEXEC);
 		if (!t->conns || !t->clients || !t->idle || !t->dirty || t->epfd < 0) {
-			snprintf(error, length, "out of memory or epoll_create1 failed");
+			snprintf(err, errlen, "out of memory or epoll_create1 failed");
 			goto out;
 		}
 		if (cfg->rate > 0) {
@@ -481,11 +481,11 @@ int bench_run(const struct bench_config *cfg, const struct bench_endpoint *endpo
 		c->thread = t;
 		c->parked = calloc(nclients / nconns + 1, sizeof(*c->parked));
 		if (!c->parked) {
-			snprintf(error, length, "out of memory");
+			snprintf(err, errlen, "out of memory");
 			goto out;
 		}
 		t->conns[t->conn_count++] = c;
-		c->g = gconn_open(c->endpoint->host, c->endpoint->port, cfg->dial_timeout_ns, error, length);
+		c->g = gconn_open(c->endpoint->host, c->endpoint->port, cfg->dial_timeout_ns, err, errlen);
 		if (!c->g)
 			goto out;
 		conn_register(t, c);
@@ -515,7 +515,7 @@ int bench_run(const struct bench_config *cfg, const struct bench_endpoint *endpo
 	unsigned started = 0;
 	for (; started < nthreads; started++)
 		if (pthread_create(&run.threads[started].tid, NULL, thread_main, &run.threads[started]) != 0) {
-			snprintf(error, length, "pthread_create failed");
+			snprintf(err, errlen, "pthread_create failed");
 			stop_requested = 1;
 			break;
 		}

@@ -52,6 +52,6 @@ void bench_results_merge(struct bench_results *dst, const struct bench_results *
 
 /* Connects (exit-worthy failure: -1 with a message naming the endpoint), runs, fills results. */
 int bench_run(const struct bench_config *cfg, const struct bench_endpoint *endpoints, size_t endpoint_count,
-    struct bench_results *results, char *error, size_t length);
+    struct bench_results *results, char *err, size_t errlen);
 
 #endif

@@ -42,15 +42,15 @@ int bench_status(const struct bench_endpoint *ep, uint64_t timeout_ns, struct en
 	return 0;
 }
 
-int bench_find_leader(const struct bench_config *cfg, size_t *leader_index, char *error, size_t length)
+int bench_find_leader(const struct bench_config *cfg, size_t *leader_index, char *err, size_t errlen)
 {
 	size_t off = 0;
-	error[0] = '\0';
+	err[0] = '\0';
 	for (size_t i = 0; i < cfg->endpoint_count; i++) {
 		struct endpoint_status st;
 		if (bench_status(&cfg->endpoints[i], cfg->dial_timeout_ns, &st) != 0) {
-			if (off < length)
-				off += (size_t)snprintf(error + off, length - off, "%s%s: %s: %s", off ? "; " : "",
+			if (off < errlen)
+				off += (size_t)snprintf(err + off, errlen - off, "%s%s: %s: %s", off ? "; " : "",
 				    cfg->endpoints[i].url, grpc_status_name(st.code), st.message);
 			continue;
 		}
@@ -58,8 +58,8 @@ int bench_find_leader(const struct bench_config *cfg, size_t *leader_index, char
 			*leader_index = i;
 			return 0;
 		}
-		if (off < length)
-			off += (size_t)snprintf(error + off, length - off, "%s%s: member %llx, leader %llx", off ? "; " : "",
+		if (off < errlen)
+			off += (size_t)snprintf(err + off, errlen - off, "%s%s: member %llx, leader %llx", off ? "; " : "",
 			    cfg->endpoints[i].url, (unsigned long long)st.member_id, (unsigned long long)st.leader);
 	}
 	return -1;

@@ -24,7 +24,7 @@ struct endpoint_status {
 int bench_status(const struct bench_endpoint *ep, uint64_t timeout_ns, struct endpoint_status *st);
 /* The endpoint that says it is the leader (its member ID equals the leader it reports). -1 with what
  * each endpoint said when none does. */
-int bench_find_leader(const struct bench_config *cfg, size_t *leader_index, char *error, size_t length);
+int bench_find_leader(const struct bench_config *cfg, size_t *leader_index, char *err, size_t errlen);
 /* The `status` workload: a table (or JSON) of every endpoint; returns the exit code (1 if any failed). */
 int bench_print_status(const struct bench_config *cfg, FILE *out);
 

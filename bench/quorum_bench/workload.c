@@ -35,13 +35,13 @@ static uint64_t rng_below(uint64_t *state, uint64_t n)
 	return n <= 1 ? 0 : bench_rng_next(state) % n; /* the modulo bias is < n / 2^64 */
 }
 
-int workload_prepare(struct workload_shared *shared, const struct bench_config *cfg, char *error, size_t length)
+int workload_prepare(struct workload_shared *shared, const struct bench_config *cfg, char *err, size_t errlen)
 {
 	memset(shared, 0, sizeof(*shared));
 	shared->cfg = cfg;
 	shared->value = malloc(cfg->val_size ? cfg->val_size : 1);
 	if (!shared->value) {
-		snprintf(error, length, "out of memory for a %u-byte value", cfg->val_size);
+		snprintf(err, errlen, "out of memory for a %u-byte value", cfg->val_size);
 		return -1;
 	}
 	uint64_t rng = cfg->seed ^ 0x5eedull;
@@ -59,7 +59,7 @@ int workload_prepare(struct workload_shared *shared, const struct bench_config *
 		size_t n = etcdserverpb__range_request__get_packed_size(&req);
 		shared->range_request = malloc(n ? n : 1);
 		if (!shared->range_request) {
-			snprintf(error, length, "out of memory");
+			snprintf(err, errlen, "out of memory");
 			return -1;
 		}
 		shared->range_request_length = etcdserverpb__range_request__pack(&req, shared->range_request);
@@ -207,7 +207,7 @@ int workload_next(struct workload_thread *t, struct workload_client *c, const ch
 }
 
 int workload_reply(struct workload_thread *t, struct workload_client *c, enum op_kind kind, const uint8_t *reply,
-    size_t length, char *error, size_t error_length)
+    size_t length, char *err, size_t errlen)
 {
 	/* Put and Range replies are not decoded: the status says it all, and decoding would put the
 	 * generator's own cost into what it measures. A txn reply is, to learn the key's revision. */
@@ -215,13 +215,13 @@ int workload_reply(struct workload_thread *t, struct workload_client *c, enum op
 		return 0;
 	Etcdserverpb__TxnResponse *resp = etcdserverpb__txn_response__unpack(NULL, length, reply);
 	if (!resp) {
-		snprintf(error, error_length, "undecodable TxnResponse (%zu bytes)", length);
+		snprintf(err, errlen, "undecodable TxnResponse (%zu bytes)", length);
 		return -1;
 	}
 	int rc = 0;
 	if (resp->succeeded) {
 		if (!resp->header || resp->header->revision <= 0) {
-			snprintf(error, error_length, "txn succeeded without a header revision");
+			snprintf(err, errlen, "txn succeeded without a header revision");
 			rc = -1;
 		} else {
 			c->known_mod_rev = resp->header->revision;
@@ -236,7 +236,7 @@ int workload_reply(struct workload_thread *t, struct workload_client *c, enum op
 			if (r && r->n_kvs > 0)
 				c->known_mod_rev = r->kvs[0]->mod_revision;
 		} else {
-			snprintf(error, error_length, "failed txn without its Else range response");
+			snprintf(err, errlen, "failed txn without its Else range response");
 			rc = -1;
 		}
 	}

@@ -44,7 +44,7 @@ struct workload_client {
 	int64_t known_mod_rev; /* txn: the key's mod_revision as last seen (0: absent) */
 };
 
-int workload_prepare(struct workload_shared *shared, const struct bench_config *cfg, char *error, size_t length);
+int workload_prepare(struct workload_shared *shared, const struct bench_config *cfg, char *err, size_t errlen);
 void workload_shared_free(struct workload_shared *shared);
 void workload_thread_init(struct workload_thread *t, const struct workload_shared *shared, unsigned thread_index,
     unsigned thread_count);
@@ -57,7 +57,7 @@ int workload_next(struct workload_thread *t, struct workload_client *c, const ch
     size_t *length, enum op_kind *kind);
 /* Checks an OK reply of that kind (and learns from it, for txn). 0, or -1 with a message. */
 int workload_reply(struct workload_thread *t, struct workload_client *c, enum op_kind kind, const uint8_t *reply,
-    size_t length, char *error, size_t error_length);
+    size_t length, char *err, size_t errlen);
 
 uint64_t bench_rng_next(uint64_t *state);
 

@@ -996,11 +996,11 @@ static void free_urls(char **urls, size_t count)
 	free(urls);
 }
 
-struct client_api *client_api_start(struct node *node, char *error, size_t length)
+struct client_api *client_api_start(struct node *node, char *err, size_t errlen)
 {
 	uint64_t thread_count = node->flags.client_threads;
 	if (thread_count < 1 || thread_count >= NODE_REPLY_CHANNELS) {
-		snprintf(error, length, "--client-threads must be between 1 and %d (got %" PRIu64 ")", NODE_REPLY_CHANNELS - 1,
+		snprintf(err, errlen, "--client-threads must be between 1 and %d (got %" PRIu64 ")", NODE_REPLY_CHANNELS - 1,
 		         thread_count);
 		return NULL;
 	}
@@ -1031,14 +1031,14 @@ struct client_api *client_api_start(struct node *node, char *error, size_t lengt
 	split_urls(node->flags.listen_metrics_urls, &metrics_urls, &metrics_url_count);
 	uint64_t counter = node_request_counter_start();
 	int failed = 0;
-	if (client_tls_prepare(&api->tls, &node->flags, urls, url_count, metrics_urls, metrics_url_count, error, length) != 0)
+	if (client_tls_prepare(&api->tls, &node->flags, urls, url_count, metrics_urls, metrics_url_count, err, errlen) != 0)
 		failed = 1;
 	/* SO_REUSEPORT would let a second quorumd (or etcd started with it) share our port and take half our
 	 * clients. A first bind without it fails if anyone holds the port; only then do the threads share. */
 	struct grpc_server_config probe = {
 	    .listen_urls = (const char *const *)urls, .listen_url_count = url_count, .context = NULL,
 	    .tls = api->tls.context};
-	struct grpc_server *probe_server = failed ? NULL : grpc_server_open(&probe, error, length);
+	struct grpc_server *probe_server = failed ? NULL : grpc_server_open(&probe, err, errlen);
 	if (!probe_server)
 		failed = 1;
 	grpc_server_close(probe_server);
@@ -1048,7 +1048,7 @@ struct client_api *client_api_start(struct node *node, char *error, size_t lengt
 		thread->channel = (unsigned)k + 1;
 		thread->next_counter = counter;
 		if (reply_mailbox_init(&thread->inbox) != 0) {
-			snprintf(error, length, "cannot create a client thread's mailbox");
+			snprintf(err, errlen, "cannot create a client thread's mailbox");
 			failed = 1;
 			break;
 		}
@@ -1066,7 +1066,7 @@ struct client_api *client_api_start(struct node *node, char *error, size_t lengt
 		    .http_get = client_http_get,
 		    .tls = api->tls.context,
 		};
-		thread->server = grpc_server_open(&config, error, length);
+		thread->server = grpc_server_open(&config, err, errlen);
 		if (!thread->server) {
 			failed = 1;
 			break;
@@ -1077,7 +1077,7 @@ struct client_api *client_api_start(struct node *node, char *error, size_t lengt
 			metrics.listen_url_count = metrics_url_count;
 			metrics.method_count = 0;
 			metrics.tls_check_client_address = true;
-			thread->metrics_server = grpc_server_open(&metrics, error, length);
+			thread->metrics_server = grpc_server_open(&metrics, err, errlen);
 			if (!thread->metrics_server) {
 				failed = 1;
 				break;
@@ -1098,7 +1098,7 @@ struct client_api *client_api_start(struct node *node, char *error, size_t lengt
 	for (size_t k = 0; k < thread_count && !failed; k++) {
 		struct client_thread *thread = &api->threads[k];
 		if (pthread_create(&thread->thread, NULL, client_thread_main, thread) != 0) {
-			snprintf(error, length, "cannot start a client thread");
+			snprintf(err, errlen, "cannot start a client thread");
 			failed = 1;
 			break;
 		}

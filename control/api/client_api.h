@@ -16,7 +16,7 @@ struct client_api;
 
 /* Opens every listener first (so a bad URL or a port in use fails the start with a message naming it),
  * then starts the threads. NULL with a message on error. */
-struct client_api *client_api_start(struct node *node, char *error, size_t length);
+struct client_api *client_api_start(struct node *node, char *err, size_t errlen);
 /* Ends every call (UNAVAILABLE "etcdserver: server stopped"), closes the listeners, joins the threads. */
 void client_api_stop(struct client_api *api);
 

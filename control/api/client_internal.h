@@ -192,7 +192,7 @@ struct client_tls {
  * certificate, then the certificate and CAs loaded into a context the servers share. 0, or -1 with etcd's
  * message. */
 int client_tls_prepare(struct client_tls *tls, const struct node_flags *flags, char *const *urls, size_t url_count,
-	char *const *metrics_urls, size_t metrics_url_count, char *error, size_t length);
+	char *const *metrics_urls, size_t metrics_url_count, char *err, size_t errlen);
 /* etcd's "serving client traffic securely" / "insecurely" line for each client URL. */
 void client_tls_log_serving(char *const *urls, size_t url_count);
 /* After every server using the context is closed. */

@@ -28,7 +28,7 @@ static void host_port_of(const char *url, char *out, size_t size)
 
 /* etcd's tlsutil.GetCipherSuites check, made before anything else (etcd makes it even when no URL is
  * https). */
-static int check_cipher_suites(const char *names, char *error, size_t length)
+static int check_cipher_suites(const char *names, char *err, size_t errlen)
 {
 	if (names == NULL || names[0] == '\0')
 		return 0;
@@ -40,7 +40,7 @@ static int check_cipher_suites(const char *names, char *error, size_t length)
 			*comma = '\0';
 		if (grpc_tls_cipher_openssl_name(name) == NULL) {
 			char escaped[256];
-			snprintf(error, length, "unexpected TLS cipher suite \"%s\"", log_json_escape(name, escaped, sizeof escaped));
+			snprintf(err, errlen, "unexpected TLS cipher suite \"%s\"", log_json_escape(name, escaped, sizeof escaped));
 			result = -1;
 			break;
 		}
@@ -93,10 +93,10 @@ static void log_starting_with_tls(const struct client_tls *tls, const char *ciph
 }
 
 int client_tls_prepare(struct client_tls *tls, const struct node_flags *flags, char *const *urls, size_t url_count,
-	char *const *metrics_urls, size_t metrics_url_count, char *error, size_t length)
+	char *const *metrics_urls, size_t metrics_url_count, char *err, size_t errlen)
 {
 	memset(tls, 0, sizeof *tls);
-	if (check_cipher_suites(flags->cipher_suites, error, length) != 0)
+	if (check_cipher_suites(flags->cipher_suites, err, errlen) != 0)
 		return -1;
 	tls->cert_file = xstrdup(flags->cert_file);
 	tls->key_file = xstrdup(flags->key_file);
@@ -119,7 +119,7 @@ int client_tls_prepare(struct client_tls *tls, const struct node_flags *flags, c
 			host_port_of(urls[k], hosts[k], 256);
 		}
 		bool created = false;
-		int made = grpc_tls_self_signed(directory, (const char *const *)hosts, url_count, &created, error, length);
+		int made = grpc_tls_self_signed(directory, (const char *const *)hosts, url_count, &created, err, errlen);
 		for (size_t k = 0; k < url_count; k++)
 			free(hosts[k]);
 		free(hosts);
@@ -163,7 +163,7 @@ int client_tls_prepare(struct client_tls *tls, const struct node_flags *flags, c
 			continue;
 		}
 		if (!certificate_given) {
-			snprintf(error, length, "TLS key/cert (--cert-file, --key-file) must be provided for client url %s with "
+			snprintf(err, errlen, "TLS key/cert (--cert-file, --key-file) must be provided for client url %s with "
 				"HTTPS scheme", urls[k]);
 			client_tls_release(tls);
 			return -1;
@@ -176,7 +176,7 @@ int client_tls_prepare(struct client_tls *tls, const struct node_flags *flags, c
 		if (!certificate_given) {
 			char host_port[256];
 			host_port_of(metrics_urls[k], host_port, sizeof host_port);
-			snprintf(error, length, "cannot listen on TLS for %s: KeyFile and CertFile are not presented", host_port);
+			snprintf(err, errlen, "cannot listen on TLS for %s: KeyFile and CertFile are not presented", host_port);
 			client_tls_release(tls);
 			return -1;
 		}
@@ -193,7 +193,7 @@ int client_tls_prepare(struct client_tls *tls, const struct node_flags *flags, c
 	if (any_https_client && flags->cipher_suites != NULL && flags->cipher_suites[0] != '\0' &&
 		!lists_name(flags->cipher_suites, "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256") &&
 		!lists_name(flags->cipher_suites, "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256")) {
-		snprintf(error, length, "http2: TLSConfig.CipherSuites is missing an HTTP/2-required AES_128_GCM_SHA256 cipher "
+		snprintf(err, errlen, "http2: TLSConfig.CipherSuites is missing an HTTP/2-required AES_128_GCM_SHA256 cipher "
 			"(need at least one of TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256 or TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256)");
 		client_tls_release(tls);
 		return -1;
@@ -206,7 +206,7 @@ int client_tls_prepare(struct client_tls *tls, const struct node_flags *flags, c
 		.client_cert_auth = tls->client_cert_auth,
 		.cipher_suites = flags->cipher_suites,
 	};
-	tls->context = grpc_tls_context_new(&settings, error, length);
+	tls->context = grpc_tls_context_new(&settings, err, errlen);
 	if (tls->context == NULL) {
 		client_tls_release(tls);
 		return -1;

@@ -20,11 +20,11 @@ static double limit_of(int resource)
 
 /* Fields of /proc/self/stat after the command name (which may hold spaces and parentheses): field 3 is the
  * state, 14 utime, 15 stime, 22 starttime (clock ticks after boot), 23 vsize (bytes), 24 rss (pages). */
-static int read_stat(struct process_metrics *out, char *error, size_t error_length)
+static int read_stat(struct process_metrics *out, char *err, size_t errlen)
 {
 	FILE *file = fopen("/proc/self/stat", "r");
 	if (!file) {
-		snprintf(error, error_length, "cannot open /proc/self/stat");
+		snprintf(err, errlen, "cannot open /proc/self/stat");
 		return -1;
 	}
 	char line[1024];
@@ -36,7 +36,7 @@ static int read_stat(struct process_metrics *out, char *error, size_t error_leng
 	if (!fields || sscanf(fields + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu %*d %*d %*d %*d %*d %*d "
 	                                  "%llu %llu %lld",
 	                      &utime, &stime, &start_ticks, &vsize, &rss_pages) != 5) {
-		snprintf(error, error_length, "cannot parse /proc/self/stat");
+		snprintf(err, errlen, "cannot parse /proc/self/stat");
 		return -1;
 	}
 	double ticks_per_second = (double)sysconf(_SC_CLK_TCK);
@@ -52,23 +52,23 @@ static int read_stat(struct process_metrics *out, char *error, size_t error_leng
 	if (file)
 		fclose(file);
 	if (!boot_time) {
-		snprintf(error, error_length, "no btime in /proc/stat");
+		snprintf(err, errlen, "no btime in /proc/stat");
 		return -1;
 	}
 	out->start_time_seconds = (double)boot_time + (double)start_ticks / ticks_per_second;
 	return 0;
 }
 
-int process_metrics_read(struct process_metrics *out, char *error, size_t error_length)
+int process_metrics_read(struct process_metrics *out, char *err, size_t errlen)
 {
 	memset(out, 0, sizeof(*out));
 	out->max_fds = limit_of(RLIMIT_NOFILE);
 	out->virtual_max_bytes = limit_of(RLIMIT_AS);
-	int status = read_stat(out, error, error_length);
+	int status = read_stat(out, err, errlen);
 	/* The directory's own descriptor is counted, as procfs (which lists it the same way) counts it. */
 	DIR *directory = opendir("/proc/self/fd");
 	if (!directory) {
-		snprintf(error, error_length, "cannot list /proc/self/fd");
+		snprintf(err, errlen, "cannot list /proc/self/fd");
 		return -1;
 	}
 	struct dirent *entry;

@@ -17,7 +17,7 @@ struct process_metrics {
 
 /* 0 when every figure was read; -1 with the reason in error[0..error_length) otherwise (the figures read are
  * filled in, the rest are 0). */
-int process_metrics_read(struct process_metrics *out, char *error, size_t error_length);
+int process_metrics_read(struct process_metrics *out, char *err, size_t errlen);
 
 /* value as Go's strconv.FormatFloat(value, 'g', -1, 64) writes it (Prometheus' text format in Go): the
  * shortest digits that read back exactly, with an exponent from 1e+06 up and below 1e-04 ("0.01",

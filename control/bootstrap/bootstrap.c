@@ -36,10 +36,10 @@ static char *json_escaped_copy(const char *text)
 
 /* ---- the data directory ---- */
 
-static int make_directory(const char *path, char *error, size_t length)
+static int make_directory(const char *path, char *err, size_t errlen)
 {
 	if (mkdir(path, 0700) != 0 && errno != EEXIST) {
-		snprintf(error, length, "cannot create directory %s: %s", path, strerror(errno));
+		snprintf(err, errlen, "cannot create directory %s: %s", path, strerror(errno));
 		return -1;
 	}
 	return 0;
@@ -57,7 +57,7 @@ static int sync_directory(const char *path)
 
 /* member/identity holds the member and cluster IDs, written (and fsync'd) before the first WAL record,
  * so a restart always knows who it is, whatever the state machine had applied. */
-static int write_identity(const struct node *node, char *error, size_t length)
+static int write_identity(const struct node *node, char *err, size_t errlen)
 {
 	char path[4200], temporary[4300];
 	snprintf(path, sizeof(path), "%s/identity", node->member_dir);
@@ -67,20 +67,20 @@ static int write_identity(const struct node *node, char *error, size_t length)
 	                           node->member_id, node->cluster_id);
 	int fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (fd < 0 || write(fd, body, (size_t)body_length) != body_length || fsync(fd) != 0) {
-		snprintf(error, length, "cannot write %s: %s", temporary, strerror(errno));
+		snprintf(err, errlen, "cannot write %s: %s", temporary, strerror(errno));
 		if (fd >= 0)
 			close(fd);
 		return -1;
 	}
 	close(fd);
 	if (rename(temporary, path) != 0 || sync_directory(node->member_dir) != 0) {
-		snprintf(error, length, "cannot write %s: %s", path, strerror(errno));
+		snprintf(err, errlen, "cannot write %s: %s", path, strerror(errno));
 		return -1;
 	}
 	return 0;
 }
 
-static int read_identity(struct node *node, bool *found, char *error, size_t length)
+static int read_identity(struct node *node, bool *found, char *err, size_t errlen)
 {
 	char path[4200];
 	snprintf(path, sizeof(path), "%s/identity", node->member_dir);
@@ -90,7 +90,7 @@ static int read_identity(struct node *node, bool *found, char *error, size_t len
 	if (!value) {
 		if (access(path, F_OK) != 0)
 			return 0;
-		snprintf(error, length, "cannot read %s: %s", path, json_error.text);
+		snprintf(err, errlen, "cannot read %s: %s", path, json_error.text);
 		return -1;
 	}
 	const char *member = NULL, *cluster = NULL;
@@ -101,7 +101,7 @@ static int read_identity(struct node *node, bool *found, char *error, size_t len
 	}
 	json_decref(value);
 	if (rc != 0 || node->member_id == 0) {
-		snprintf(error, length, "%s is damaged: expected member_id and cluster_id", path);
+		snprintf(err, errlen, "%s is damaged: expected member_id and cluster_id", path);
 		return -1;
 	}
 	*found = true;
@@ -138,8 +138,8 @@ static char *join_urls(char **urls, size_t count)
 	return joined;
 }
 
-static raft_t *new_raft(struct node *node, const struct raft_restore *restore, uint64_t applied, char *error,
-                        size_t length)
+static raft_t *new_raft(struct node *node, const struct raft_restore *restore, uint64_t applied, char *err,
+                        size_t errlen)
 {
 	struct raft_config config;
 	raft_config_defaults(&config, node->member_id);
@@ -149,35 +149,35 @@ static raft_t *new_raft(struct node *node, const struct raft_restore *restore, u
 	config.max_size_per_msg = 64 * 1024; /* a few dozen datagrams at most: a lost fragment costs little */
 	config.max_inflight_msgs = 512;
 	config.random_seed = node->member_id ^ (uint64_t)time(NULL);
-	return raft_new(&config, restore, error, length);
+	return raft_new(&config, restore, err, errlen);
 }
 
 /* A new cluster: --initial-cluster names every member; ours must be there with our advertised URLs. */
 /* srv_matched: the --initial-cluster came from DNS SRV records, where our entry was found by resolved
  * address (etcd's srv.GetCluster), so it may name a host where --initial-advertise-peer-urls has its
  * address; the check of our URLs as written is then already done. */
-static int bootstrap_new_cluster(struct node *node, bool srv_matched, char *error, size_t length)
+static int bootstrap_new_cluster(struct node *node, bool srv_matched, char *err, size_t errlen)
 {
 	struct initial_cluster cluster;
-	if (initial_cluster_parse(node->flags.initial_cluster, node->flags.initial_cluster_token, &cluster, error,
-	                          length) != 0)
+	if (initial_cluster_parse(node->flags.initial_cluster, node->flags.initial_cluster_token, &cluster, err,
+	                          errlen) != 0)
 		return -1;
 	const struct initial_member *self = initial_cluster_find(&cluster, node->flags.name);
 	if (!self) {
-		snprintf(error, length, "couldn't find local name \"%s\" in the initial cluster configuration",
+		snprintf(err, errlen, "couldn't find local name \"%s\" in the initial cluster configuration",
 		         node->flags.name);
 		initial_cluster_free(&cluster);
 		return -1;
 	}
 	char **advertised = NULL;
 	size_t advertised_count = 0;
-	if (peer_url_list_parse(node->flags.initial_advertise_peer_urls, &advertised, &advertised_count, error, length) != 0) {
+	if (peer_url_list_parse(node->flags.initial_advertise_peer_urls, &advertised, &advertised_count, err, errlen) != 0) {
 		initial_cluster_free(&cluster);
 		return -1;
 	}
 	if (!srv_matched && !same_url_sets(self->peer_urls, self->peer_urls_count, advertised, advertised_count)) {
 		char *listed = join_urls(self->peer_urls, self->peer_urls_count);
-		snprintf(error, length, "--initial-cluster has %s=%s but missing from --initial-advertise-peer-urls=%s",
+		snprintf(err, errlen, "--initial-cluster has %s=%s but missing from --initial-advertise-peer-urls=%s",
 		         node->flags.name, listed, node->flags.initial_advertise_peer_urls);
 		free(listed);
 		peer_url_list_free(advertised, advertised_count);
@@ -187,9 +187,9 @@ static int bootstrap_new_cluster(struct node *node, bool srv_matched, char *erro
 	peer_url_list_free(advertised, advertised_count);
 	node->member_id = self->id;
 	node->cluster_id = cluster.cluster_id;
-	int rc = write_identity(node, error, length);
+	int rc = write_identity(node, err, errlen);
 	if (rc == 0) {
-		node->raft = new_raft(node, NULL, 0, error, length);
+		node->raft = new_raft(node, NULL, 0, err, errlen);
 		rc = node->raft ? 0 : -1;
 	}
 	if (rc == 0) {
@@ -208,7 +208,7 @@ static int bootstrap_new_cluster(struct node *node, bool srv_matched, char *erro
 			contexts[k].length = strlen(texts[k]);
 		}
 		if (raft_bootstrap_members(node->raft, voters, contexts, cluster.count) != RAFT_OK) {
-			snprintf(error, length, "cannot bootstrap the Raft log");
+			snprintf(err, errlen, "cannot bootstrap the Raft log");
 			rc = -1;
 		}
 		for (size_t k = 0; k < cluster.count; k++)
@@ -274,7 +274,7 @@ static void membership_at_commit(struct node *node, const Raftpb__Entry *entries
  * that remove every other member, so this one serves alone with all committed data; members are then
  * added back one by one. The new entries go to the WAL (durably) before the core sees them. */
 static int force_new_cluster(struct node *node, Raftpb__HardState *hard_state, Raftpb__Entry *entries,
-                             size_t *entry_count, struct forced_entries *forced, char *error, size_t length)
+                             size_t *entry_count, struct forced_entries *forced, char *err, size_t errlen)
 {
 	uint64_t commit = hard_state->commit;
 	size_t kept = 0;
@@ -307,15 +307,15 @@ static int force_new_cluster(struct node *node, Raftpb__HardState *hard_state, R
 	hard_state->commit = commit + forced->count;
 	struct wal_hard_state durable = {hard_state->term, hard_state->vote, hard_state->commit};
 	uint64_t ignored;
-	int rc = wal_truncate_after(node->wal, commit, error, length);
+	int rc = wal_truncate_after(node->wal, commit, err, errlen);
 	if (rc == 0 && forced->count)
-		rc = wal_append_entries(node->wal, wal_entries, forced->count, error, length);
+		rc = wal_append_entries(node->wal, wal_entries, forced->count, err, errlen);
 	if (rc == 0)
-		rc = wal_set_hard_state(node->wal, &durable, error, length);
+		rc = wal_set_hard_state(node->wal, &durable, err, errlen);
 	if (rc == 0)
-		rc = wal_submit(node->wal, error, length);
+		rc = wal_submit(node->wal, err, errlen);
 	while (rc == 0 && !wal_all_durable(node->wal))
-		rc = wal_wait(node->wal, &ignored, error, length);
+		rc = wal_wait(node->wal, &ignored, err, errlen);
 	free(wal_entries);
 	if (rc != 0)
 		return -1;
@@ -328,16 +328,16 @@ static int force_new_cluster(struct node *node, Raftpb__HardState *hard_state, R
 
 /* An existing member: its identity file, the WAL and the state machine say everything; the flags that
  * only matter for a bootstrap are ignored, as etcd does. */
-static int recover_member(struct node *node, char *error, size_t length)
+static int recover_member(struct node *node, char *err, size_t errlen)
 {
 	/* First: the snapshot may have to replace a state an interrupted install left behind. */
 	Raftpb__Snapshot *snapshot = NULL;
-	if (snapshot_recover(node, &snapshot, error, length) != 0)
+	if (snapshot_recover(node, &snapshot, err, errlen) != 0)
 		return -1;
 	struct state_bytes blob = state_membership(node->state);
 	if (blob.len) {
 		if (membership_decode((const char *)blob.data, blob.len, &node->membership) != MEMBERSHIP_OK) {
-			snprintf(error, length, "the member list stored in %s/state is damaged", node->member_dir);
+			snprintf(err, errlen, "the member list stored in %s/state is damaged", node->member_dir);
 			if (snapshot)
 				raftpb__snapshot__free_unpacked(snapshot, NULL);
 			return -1;
@@ -350,7 +350,7 @@ static int recover_member(struct node *node, char *error, size_t length)
 		         node->member_id);
 		log_write("warn", "the data-dir used by this member must be removed", "\"data-dir\":\"%s\"",
 		         node->flags.data_dir);
-		snprintf(error, length, "the member has been permanently removed from the cluster");
+		snprintf(err, errlen, "the member has been permanently removed from the cluster");
 		if (snapshot)
 			raftpb__snapshot__free_unpacked(snapshot, NULL);
 		return -1;
@@ -379,7 +379,7 @@ static int recover_member(struct node *node, char *error, size_t length)
 	size_t entry_count = recovered->entry_count;
 	struct forced_entries forced = {0};
 	if (node->flags.force_new_cluster) {
-		if (force_new_cluster(node, &hard_state, entries, &entry_count, &forced, error, length) != 0) {
+		if (force_new_cluster(node, &hard_state, entries, &entry_count, &forced, err, errlen) != 0) {
 			free(pointers);
 			free(entries);
 			if (snapshot)
@@ -392,7 +392,7 @@ static int recover_member(struct node *node, char *error, size_t length)
 		entry_count += forced.count;
 	}
 	struct raft_restore restore = {recovered->has_hard_state ? &hard_state : NULL, snapshot, pointers, entry_count};
-	node->raft = new_raft(node, &restore, applied, error, length);
+	node->raft = new_raft(node, &restore, applied, err, errlen);
 	if (snapshot)
 		raftpb__snapshot__free_unpacked(snapshot, NULL);
 	forced_entries_free(&forced);
@@ -410,13 +410,13 @@ static int recover_member(struct node *node, char *error, size_t length)
 
 
 /* The address peers reach us at: the first of --listen-peer-urls (list checked, each URL parsed). */
-static int parse_listen_url(const struct node *node, struct peer_url *listen, char *error, size_t length)
+static int parse_listen_url(const struct node *node, struct peer_url *listen, char *err, size_t errlen)
 {
 	char **urls = NULL;
 	size_t count = 0;
-	if (peer_url_list_parse(node->flags.listen_peer_urls, &urls, &count, error, length) != 0)
+	if (peer_url_list_parse(node->flags.listen_peer_urls, &urls, &count, err, errlen) != 0)
 		return -1;
-	int rc = peer_url_parse(urls[0], listen, error, length);
+	int rc = peer_url_parse(urls[0], listen, err, errlen);
 	peer_url_list_free(urls, count);
 	return rc;
 }
@@ -459,10 +459,10 @@ static int compare_strings(const void *a, const void *b)
 /* etcd's ValidateClusterAndAssignIDs: the local --initial-cluster must list the same members, with the
  * same peer URLs compared as written, as the cluster itself. */
 static int validate_initial_cluster(const struct membership *existing, const struct initial_cluster *local,
-                                    char *error, size_t length)
+                                    char *err, size_t errlen)
 {
 	if (existing->count != local->count) {
-		snprintf(error, length, "error validating peerURLs: member count is unequal");
+		snprintf(err, errlen, "error validating peerURLs: member count is unequal");
 		return -1;
 	}
 	struct member **ours = xcalloc(local->count, sizeof(*ours));
@@ -486,7 +486,7 @@ static int validate_initial_cluster(const struct membership *existing, const str
 			const char *right = u < b->peer_urls_count ? b->peer_urls[u] : "";
 			if (strcmp(left, right) != 0) {
 				/* The seed's wording (etcd 3.4.5): URLs as written, with what each resolved from. */
-				snprintf(error, length, "unmatched member while checking PeerURLs (\"%s\"(resolved from \"%s\") != "
+				snprintf(err, errlen, "unmatched member while checking PeerURLs (\"%s\"(resolved from \"%s\") != "
 				         "\"%s\"(resolved from \"%s\"))", left, left, right, right);
 				rc = -1;
 				break;
@@ -501,7 +501,7 @@ static int validate_initial_cluster(const struct membership *existing, const str
 
 /* The peer transport --dataplane names, listening on this member's peer URL. */
 static int open_transport(const struct node *node, const struct transport_config *given,
-                          const struct peer_url *listen, struct transport **out, char *error, size_t length)
+                          const struct peer_url *listen, struct transport **out, char *err, size_t errlen)
 {
 	struct transport_config with_node_settings = *given;
 	const struct transport_config *config = &with_node_settings;
@@ -522,7 +522,7 @@ static int open_transport(const struct node *node, const struct transport_config
 	if (faults && *faults) {
 		char fault_error[256];
 		if (fault_config_parse(faults, &with_node_settings.fault, fault_error, sizeof(fault_error)) != 0) {
-			snprintf(error, length, "QUORUMD_TEST_PEER_FAULTS: %s", fault_error);
+			snprintf(err, errlen, "QUORUMD_TEST_PEER_FAULTS: %s", fault_error);
 			return -EINVAL;
 		}
 		log_write("warn", "test fault layer on: peer frames are dropped, delayed, duplicated or reordered on "
@@ -535,34 +535,34 @@ static int open_transport(const struct node *node, const struct transport_config
 		options.eal_args = node->flags.dpdk_args;
 		options.neighbours = node->flags.dpdk_neighbors;
 		if (dpdk_idle_parse(node->flags.dataplane_idle, &options.idle) != 0) {
-			snprintf(error, length, "invalid --dataplane-idle=%s", node->flags.dataplane_idle);
+			snprintf(err, errlen, "invalid --dataplane-idle=%s", node->flags.dataplane_idle);
 			return -EINVAL;
 		}
-		return dpdk_transport_open(config, &options, listen->host, listen->port, out, error, length);
+		return dpdk_transport_open(config, &options, listen->host, listen->port, out, err, errlen);
 #endif
 	}
-	return udp_transport_open(config, listen->host, listen->port, out, error, length);
+	return udp_transport_open(config, listen->host, listen->port, out, err, errlen);
 }
 
-static int join_existing_cluster(struct node *node, char *error, size_t length)
+static int join_existing_cluster(struct node *node, char *err, size_t errlen)
 {
 	struct initial_cluster cluster;
-	if (initial_cluster_parse(node->flags.initial_cluster, node->flags.initial_cluster_token, &cluster, error,
-	                          length) != 0)
+	if (initial_cluster_parse(node->flags.initial_cluster, node->flags.initial_cluster_token, &cluster, err,
+	                          errlen) != 0)
 		return -1;
 	if (!initial_cluster_find(&cluster, node->flags.name)) {
-		snprintf(error, length, "couldn't find local name \"%s\" in the initial cluster configuration",
+		snprintf(err, errlen, "couldn't find local name \"%s\" in the initial cluster configuration",
 		         node->flags.name);
 		initial_cluster_free(&cluster);
 		return -1;
 	}
 	struct peer_url listen;
-	int rc = parse_listen_url(node, &listen, error, length);
+	int rc = parse_listen_url(node, &listen, err, errlen);
 	struct transport *transport = NULL;
 	struct transport_config config;
 	transport_config_init(&config); /* ids 0: join mode */
 	if (rc == 0)
-		rc = open_transport(node, &config, &listen, &transport, error, length);
+		rc = open_transport(node, &config, &listen, &transport, err, errlen);
 	if (rc != 0) {
 		initial_cluster_free(&cluster);
 		return -1;
@@ -595,7 +595,7 @@ static int join_existing_cluster(struct node *node, char *error, size_t length)
 	}
 	transport_close(transport);
 	if (!answer.received) {
-		snprintf(error, length, "cannot fetch cluster info from peer urls: no member of --initial-cluster "
+		snprintf(err, errlen, "cannot fetch cluster info from peer urls: no member of --initial-cluster "
 		         "answered (%s)", node->flags.initial_cluster);
 		initial_cluster_free(&cluster);
 		return -1;
@@ -603,16 +603,16 @@ static int join_existing_cluster(struct node *node, char *error, size_t length)
 	struct membership existing;
 	rc = membership_decode(answer.membership, strlen(answer.membership), &existing);
 	if (rc != MEMBERSHIP_OK) {
-		snprintf(error, length, "the member list a peer sent does not decode");
-	} else if (validate_initial_cluster(&existing, &cluster, error, length) == 0) {
+		snprintf(err, errlen, "the member list a peer sent does not decode");
+	} else if (validate_initial_cluster(&existing, &cluster, err, errlen) == 0) {
 		char **advertised = NULL;
 		size_t advertised_count = 0;
-		rc = peer_url_list_parse(node->flags.initial_advertise_peer_urls, &advertised, &advertised_count, error, length);
+		rc = peer_url_list_parse(node->flags.initial_advertise_peer_urls, &advertised, &advertised_count, err, errlen);
 		const struct member *self = rc == 0 ? membership_find_peer_url(&existing, (const char *const *)advertised,
 		                                                                 advertised_count, 0)
 		                                     : NULL;
 		if (rc == 0 && !self)
-			snprintf(error, length, "no member of the cluster has --initial-advertise-peer-urls=%s: add it "
+			snprintf(err, errlen, "no member of the cluster has --initial-advertise-peer-urls=%s: add it "
 			         "first (member add)", node->flags.initial_advertise_peer_urls);
 		if (self) {
 			node->member_id = self->id;
@@ -629,10 +629,10 @@ static int join_existing_cluster(struct node *node, char *error, size_t length)
 	initial_cluster_free(&cluster);
 	if (node->member_id == 0)
 		return -1;
-	if (write_identity(node, error, length) != 0)
+	if (write_identity(node, err, errlen) != 0)
 		return -1;
 	/* An empty log: the leader sends everything from the first entry (or a snapshot). */
-	node->raft = new_raft(node, NULL, 0, error, length);
+	node->raft = new_raft(node, NULL, 0, err, errlen);
 	if (!node->raft)
 		return -1;
 	log_write("info", "joining an existing cluster", "\"member-id\":\"%" PRIx64 "\",\"cluster-id\":\"%" PRIx64 "\"",
@@ -664,20 +664,20 @@ static void note_removed_member(void *argument, uint64_t from)
 /* Replaces flags.initial_cluster (and, for v3 discovery, the cluster token: etcd bootstraps with the
  * discovery token as the cluster token) with what discovery found. *srv_matched tells
  * bootstrap_new_cluster that our entry was matched by resolved address. */
-static int discover_initial_cluster(struct node *node, bool *srv_matched, char *error, size_t length)
+static int discover_initial_cluster(struct node *node, bool *srv_matched, char *err, size_t errlen)
 {
 	struct node_flags *flags = &node->flags;
 	*srv_matched = false;
 	char *found = NULL;
 	if (*flags->discovery_srv) {
 		if (discovery_srv_cluster(flags->discovery_srv, flags->discovery_srv_name, flags->name,
-		                          flags->initial_advertise_peer_urls, &found, error, length) != 0)
+		                          flags->initial_advertise_peer_urls, &found, err, errlen) != 0)
 			return -1;
 		*srv_matched = true;
 	} else if (*flags->discovery_endpoints) {
 		if (flags->initial_cluster_state == INITIAL_CLUSTER_STATE_EXISTING) {
 			/* etcd would register nothing and find no peer to join through; say what to do instead. */
-			snprintf(error, length, "v3 discovery (--discovery-endpoints) bootstraps a new cluster only; to join "
+			snprintf(err, errlen, "v3 discovery (--discovery-endpoints) bootstraps a new cluster only; to join "
 			         "an existing cluster, use the --initial-cluster that `member add` printed with "
 			         "--initial-cluster-state existing");
 			return -1;
@@ -687,7 +687,7 @@ static int discover_initial_cluster(struct node *node, bool *srv_matched, char *
 		char *own = NULL;
 		char **urls = NULL;
 		size_t count = 0;
-		if (peer_url_list_parse(flags->initial_advertise_peer_urls, &urls, &count, error, length) != 0)
+		if (peer_url_list_parse(flags->initial_advertise_peer_urls, &urls, &count, err, errlen) != 0)
 			return -1;
 		size_t own_length = 1;
 		for (size_t k = 0; k < count; k++)
@@ -701,7 +701,7 @@ static int discover_initial_cluster(struct node *node, bool *srv_matched, char *
 		}
 		peer_url_list_free(urls, count);
 		struct initial_cluster self;
-		int rc = initial_cluster_parse(own, flags->discovery_token, &self, error, length);
+		int rc = initial_cluster_parse(own, flags->discovery_token, &self, err, errlen);
 		free(own);
 		if (rc != 0)
 			return -1;
@@ -716,9 +716,9 @@ static int discover_initial_cluster(struct node *node, bool *srv_matched, char *
 		};
 		initial_cluster_free(&self);
 		log_write("info", "Bootstrapping cluster using v3 discovery.", NULL);
-		if (discovery_v3_join(&config, &found, error, length) != 0) {
-			if (!strstr(error, "stopped by a signal")) {
-				char *token = json_escaped_copy(flags->discovery_token), *reason = json_escaped_copy(error);
+		if (discovery_v3_join(&config, &found, err, errlen) != 0) {
+			if (!strstr(err, "stopped by a signal")) {
+				char *token = json_escaped_copy(flags->discovery_token), *reason = json_escaped_copy(err);
 				log_write("warn", "failed to bootstrap; discovery token was already used",
 				         "\"discovery-token\":\"%s\",\"error\":\"%s\"", token, reason);
 				free(token);
@@ -737,21 +737,21 @@ static int discover_initial_cluster(struct node *node, bool *srv_matched, char *
 	return 0;
 }
 
-int bootstrap_open(struct node *node, char *error, size_t length)
+int bootstrap_open(struct node *node, char *err, size_t errlen)
 {
 #ifndef QUORUMD_HAVE_DPDK
 	if (strcmp(node->flags.dataplane, "udp") != 0) {
-		snprintf(error, length, "--dataplane=%s is not available in this build (meson did not find DPDK: "
+		snprintf(err, errlen, "--dataplane=%s is not available in this build (meson did not find DPDK: "
 		         "libdpdk-dev): only udp (kernel sockets) is", node->flags.dataplane);
 		return -1;
 	}
 #endif
 	struct compactor_config compaction;
-	if (compactor_parse(node->flags.auto_compaction_mode, node->flags.auto_compaction_retention, &compaction, error,
-	                    length) != 0)
+	if (compactor_parse(node->flags.auto_compaction_mode, node->flags.auto_compaction_retention, &compaction, err,
+	                    errlen) != 0)
 		return -1;
 	snprintf(node->member_dir, sizeof(node->member_dir), "%s/member", node->flags.data_dir);
-	if (make_directory(node->flags.data_dir, error, length) || make_directory(node->member_dir, error, length))
+	if (make_directory(node->flags.data_dir, err, errlen) || make_directory(node->member_dir, err, errlen))
 		return -1;
 	char wal_dir[4200], state_dir[4200];
 	if (node->flags.wal_dir && *node->flags.wal_dir)
@@ -759,10 +759,10 @@ int bootstrap_open(struct node *node, char *error, size_t length)
 	else
 		snprintf(wal_dir, sizeof(wal_dir), "%s/wal", node->member_dir);
 	snprintf(state_dir, sizeof(state_dir), "%s/state", node->member_dir);
-	if (make_directory(wal_dir, error, length) || make_directory(state_dir, error, length))
+	if (make_directory(wal_dir, err, errlen) || make_directory(state_dir, err, errlen))
 		return -1;
 	bool known = false;
-	if (read_identity(node, &known, error, length) != 0)
+	if (read_identity(node, &known, err, errlen) != 0)
 		return -1;
 	struct wal_options options;
 	wal_options_init(&options);
@@ -774,13 +774,13 @@ int bootstrap_open(struct node *node, char *error, size_t length)
 		log_write("warn", "test setting on: WAL segments of a test size", "\"segment-bytes\":%" PRIu64,
 		          options.segment_size);
 	}
-	if (wal_open(wal_dir, &options, &node->wal, error, length) != 0)
+	if (wal_open(wal_dir, &options, &node->wal, err, errlen) != 0)
 		return -1;
-	if (state_open(state_dir, &node->state, error, length) != STATE_OK)
+	if (state_open(state_dir, &node->state, err, errlen) != STATE_OK)
 		return -1;
 	char snap_dir[4200];
 	snprintf(snap_dir, sizeof(snap_dir), "%s/snap", node->member_dir);
-	if (snap_store_open(snap_dir, &node->snapshots, error, length) != 0)
+	if (snap_store_open(snap_dir, &node->snapshots, err, errlen) != 0)
 		return -1;
 	const struct wal_recovered *recovered = wal_recovered(node->wal);
 	bool has_log = recovered->has_hard_state || recovered->entry_count > 0 || recovered->has_snapshot;
@@ -795,7 +795,7 @@ int bootstrap_open(struct node *node, char *error, size_t length)
 			log_write("warn", "DNS SRV discovery is ignored since cluster already initialized; valid logs are found",
 			         "\"wal-dir\":\"%s\"", escaped_wal_dir);
 		free(escaped_wal_dir);
-		if (recover_member(node, error, length) != 0)
+		if (recover_member(node, err, errlen) != 0)
 			return -1;
 	} else {
 		wal_recovered_release(node->wal);
@@ -803,19 +803,19 @@ int bootstrap_open(struct node *node, char *error, size_t length)
 			/* WAL records without member/identity (always written before the first record): the data
 			 * dir is damaged, not new. Bootstrapping (or asking discovery for a cluster) over it would
 			 * throw away whatever this member acknowledged. */
-			snprintf(error, length, "%s has WAL records but %s/identity is missing: the data dir is not new%s; "
+			snprintf(err, errlen, "%s has WAL records but %s/identity is missing: the data dir is not new%s; "
 			         "restore the identity file or start with an empty data dir", wal_dir, node->member_dir,
 			         *node->flags.discovery_srv || *node->flags.discovery_endpoints ? ", so discovery is not used"
 			                                                                       : "");
 			return -1;
 		}
 		bool srv_matched = false;
-		if (discover_initial_cluster(node, &srv_matched, error, length) != 0)
+		if (discover_initial_cluster(node, &srv_matched, err, errlen) != 0)
 			return -1;
 		if (node->flags.initial_cluster_state == INITIAL_CLUSTER_STATE_EXISTING) {
-			if (join_existing_cluster(node, error, length) != 0)
+			if (join_existing_cluster(node, err, errlen) != 0)
 				return -1;
-		} else if (bootstrap_new_cluster(node, srv_matched, error, length) != 0) {
+		} else if (bootstrap_new_cluster(node, srv_matched, err, errlen) != 0) {
 			return -1;
 		}
 	}
@@ -826,7 +826,7 @@ int bootstrap_open(struct node *node, char *error, size_t length)
 	node->initial_conf_state = snapshot_pack_conf_state(node->raft, &node->initial_conf_state_length);
 
 	struct peer_url listen;
-	int rc = parse_listen_url(node, &listen, error, length);
+	int rc = parse_listen_url(node, &listen, err, errlen);
 	if (rc != 0)
 		return -1;
 	struct transport_config config;
@@ -835,7 +835,7 @@ int bootstrap_open(struct node *node, char *error, size_t length)
 	config.member_id = node->member_id;
 	config.on_removed_member = note_removed_member;
 	config.on_removed_member_arg = node;
-	if (open_transport(node, &config, &listen, &node->transport, error, length) != 0)
+	if (open_transport(node, &config, &listen, &node->transport, err, errlen) != 0)
 		return -1;
 	return 0;
 }

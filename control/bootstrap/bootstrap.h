@@ -18,6 +18,6 @@
 
 struct node;
 
-int bootstrap_open(struct node *node, char *error, size_t length);
+int bootstrap_open(struct node *node, char *err, size_t errlen);
 
 #endif

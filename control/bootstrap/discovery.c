@@ -142,15 +142,15 @@ static int compare_srv_records(const void *a, const void *b)
 
 /* Go's net.LookupSRV with the first name server of resolv.conf; errors in Go's words ("lookup NAME on
  * SERVER: no such host"), since etcd's messages embed them. */
-static int lookup_srv(const char *query, struct srv_record **records_out, size_t *count_out, char *error,
-                      size_t length)
+static int lookup_srv(const char *query, struct srv_record **records_out, size_t *count_out, char *err,
+                      size_t errlen)
 {
 	*records_out = NULL;
 	*count_out = 0;
 	struct __res_state resolver;
 	memset(&resolver, 0, sizeof(resolver));
 	if (res_ninit(&resolver) != 0) {
-		snprintf(error, length, "lookup %s: cannot read the resolver configuration (/etc/resolv.conf)", query);
+		snprintf(err, errlen, "lookup %s: cannot read the resolver configuration (/etc/resolv.conf)", query);
 		return -1;
 	}
 	char server[INET6_ADDRSTRLEN + 16] = "the name server";
@@ -174,14 +174,14 @@ static int lookup_srv(const char *query, struct srv_record **records_out, size_t
 			reason = "no such host";
 		else if (resolver.res_h_errno == TRY_AGAIN && finished.tv_sec - started.tv_sec >= resolver.retrans)
 			reason = "i/o timeout";
-		snprintf(error, length, "lookup %s on %s: %s", query, server, reason);
+		snprintf(err, errlen, "lookup %s on %s: %s", query, server, reason);
 		free(answer);
 		res_nclose(&resolver);
 		return -1;
 	}
 	ns_msg message;
 	if (ns_initparse(answer, answer_length, &message) != 0) {
-		snprintf(error, length, "lookup %s on %s: cannot unmarshal DNS message", query, server);
+		snprintf(err, errlen, "lookup %s on %s: cannot unmarshal DNS message", query, server);
 		free(answer);
 		res_nclose(&resolver);
 		return -1;
@@ -208,7 +208,7 @@ static int lookup_srv(const char *query, struct srv_record **records_out, size_t
 	res_nclose(&resolver);
 	if (count == 0) {
 		free(records);
-		snprintf(error, length, "lookup %s on %s: no such host", query, server);
+		snprintf(err, errlen, "lookup %s on %s: no such host", query, server);
 		return -1;
 	}
 	/* Go orders by priority and, within one priority, randomly by weight; here heavier first and then
@@ -220,7 +220,7 @@ static int lookup_srv(const char *query, struct srv_record **records_out, size_t
 }
 
 /* Go's net.ResolveTCPAddr("tcp", host:port).String(): an IPv4 address first, as Go prefers. */
-static int resolve_tcp_address(const char *host, unsigned port, char *out, size_t size, char *error, size_t length)
+static int resolve_tcp_address(const char *host, unsigned port, char *out, size_t size, char *err, size_t errlen)
 {
 	char bare[NS_MAXDNAME];
 	size_t host_length = strlen(host);
@@ -247,7 +247,7 @@ static int resolve_tcp_address(const char *host, unsigned port, char *out, size_
 		freeaddrinfo(list);
 		return 0;
 	}
-	snprintf(error, length, "lookup %.255s: %s", bare, last == EAI_NONAME || last == EAI_NODATA ? "no such host"
+	snprintf(err, errlen, "lookup %.255s: %s", bare, last == EAI_NONAME || last == EAI_NODATA ? "no such host"
 	                                                                                         : gai_strerror(last));
 	return -1;
 }
@@ -260,8 +260,8 @@ struct advertised {
 
 /* One service (etcd's GetCluster for one scheme): appends `NAME=SCHEME://HOST:PORT` items to cluster. */
 static int srv_service(const char *service, const char *scheme, const char *domain, const char *name,
-                       const struct advertised *self, size_t self_count, struct text *cluster, char *error,
-                       size_t length)
+                       const struct advertised *self, size_t self_count, struct text *cluster, char *err,
+                       size_t errlen)
 {
 	char query[NS_MAXDNAME + 64];
 	snprintf(query, sizeof(query), "_%s._tcp.%s", service, domain);
@@ -272,7 +272,7 @@ static int srv_service(const char *service, const char *scheme, const char *doma
 	size_t count;
 	char reason[1024];
 	if (lookup_srv(query, &records, &count, reason, sizeof(reason)) != 0) {
-		snprintf(error, length, "error querying DNS SRV records for _%s %s", service, reason);
+		snprintf(err, errlen, "error querying DNS SRV records for _%s %s", service, reason);
 		return -1;
 	}
 	unsigned temporary_name = 0;
@@ -307,7 +307,7 @@ static int srv_service(const char *service, const char *scheme, const char *doma
 	}
 	free(records);
 	if (added == 0) {
-		snprintf(error, length, "error querying DNS SRV records for _%s %s", service, reason);
+		snprintf(err, errlen, "error querying DNS SRV records for _%s %s", service, reason);
 		return -1;
 	}
 	return 0;
@@ -338,23 +338,23 @@ static void log_srv_service(const char *scheme, const char *service, const char 
 }
 
 int discovery_srv_cluster(const char *domain, const char *service_suffix, const char *name,
-                          const char *advertise_peer_urls, char **initial_cluster, char *error, size_t length)
+                          const char *advertise_peer_urls, char **initial_cluster, char *err, size_t errlen)
 {
 	*initial_cluster = NULL;
 	/* The local member is the record whose target resolves to the address one of our advertised peer
 	 * URLs resolves to (etcd compares resolved TCP addresses, not names). */
 	char **urls = NULL;
 	size_t url_count = 0;
-	if (peer_url_list_parse(advertise_peer_urls, &urls, &url_count, error, length) != 0)
+	if (peer_url_list_parse(advertise_peer_urls, &urls, &url_count, err, errlen) != 0)
 		return -1;
 	struct advertised *self = xcalloc(url_count ? url_count : 1, sizeof(*self));
 	for (size_t k = 0; k < url_count; k++) {
 		struct peer_url url;
 		char reason[512];
-		int failed = peer_url_parse(urls[k], &url, error, length);
+		int failed = peer_url_parse(urls[k], &url, err, errlen);
 		if (!failed && resolve_tcp_address(url.host, url.port, self[k].address, sizeof(self[k].address), reason,
 		                                   sizeof(reason)) != 0) {
-			snprintf(error, length, "error setting up initial cluster: %s", reason);
+			snprintf(err, errlen, "error setting up initial cluster: %s", reason);
 			failed = -1;
 		}
 		if (failed) {
@@ -408,7 +408,7 @@ int discovery_srv_cluster(const char *domain, const char *service_suffix, const 
 	}
 	if (cluster.length == 0) {
 		free(cluster.data);
-		snprintf(error, length, "error setting up initial cluster: %s", joined);
+		snprintf(err, errlen, "error setting up initial cluster: %s", joined);
 		return -1;
 	}
 	char *found = text_take(&cluster);
@@ -430,7 +430,7 @@ int discovery_srv_cluster(const char *domain, const char *service_suffix, const 
 		item = comma ? comma + 1 : NULL;
 	}
 	if (!self_found) {
-		snprintf(error, length, "error setting up initial cluster: cannot find local etcd member \"%s\" in SRV "
+		snprintf(err, errlen, "error setting up initial cluster: cannot find local etcd member \"%s\" in SRV "
 		         "records", name);
 		free(found);
 		return -1;
@@ -488,7 +488,7 @@ static void registered_free(struct registered *members, size_t count)
 	free(members);
 }
 
-static int parse_endpoints(struct discovery *discovery, char *error, size_t length)
+static int parse_endpoints(struct discovery *discovery, char *err, size_t errlen)
 {
 	const char *start = discovery->config->endpoints;
 	for (;;) {
@@ -504,7 +504,7 @@ static int parse_endpoints(struct discovery *discovery, char *error, size_t leng
 		snprintf(url, sizeof(url), "%.*s", (int)part, start);
 		const char *rest = url;
 		if (!strncmp(url, "https://", 8)) {
-			snprintf(error, length, "--discovery-endpoints %s: https is not supported yet (quorumd's discovery "
+			snprintf(err, errlen, "--discovery-endpoints %s: https is not supported yet (quorumd's discovery "
 			         "client speaks cleartext gRPC)", url);
 			return -1;
 		}
@@ -513,7 +513,7 @@ static int parse_endpoints(struct discovery *discovery, char *error, size_t leng
 		const char *colon = strrchr(rest, ':');
 		const char *slash = strchr(rest, '/');
 		if (!colon || colon == rest || (slash && slash < colon)) {
-			snprintf(error, length, "--discovery-endpoints %s: expected http://HOST:PORT", url);
+			snprintf(err, errlen, "--discovery-endpoints %s: expected http://HOST:PORT", url);
 			return -1;
 		}
 		discovery->endpoints = xrealloc(discovery->endpoints, (discovery->endpoint_count + 1) * sizeof(struct endpoint));
@@ -903,11 +903,11 @@ static const char *check_error(enum check_result result)
 }
 
 /* `name=url,name=url` with the pairs sorted, as etcd's types.URLsMap.String() writes the registration. */
-static char *registration_value(const char *name, const char *advertise_peer_urls, char *error, size_t length)
+static char *registration_value(const char *name, const char *advertise_peer_urls, char *err, size_t errlen)
 {
 	char **urls = NULL;
 	size_t count = 0;
-	if (peer_url_list_parse(advertise_peer_urls, &urls, &count, error, length) != 0)
+	if (peer_url_list_parse(advertise_peer_urls, &urls, &count, err, errlen) != 0)
 		return NULL;
 	char **pairs = xcalloc(count ? count : 1, sizeof(char *));
 	for (size_t k = 0; k < count; k++)
@@ -929,7 +929,7 @@ static char *registration_value(const char *name, const char *advertise_peer_url
 	return text_take(&value);
 }
 
-int discovery_v3_join(const struct discovery_v3_config *config, char **initial_cluster, char *error, size_t length)
+int discovery_v3_join(const struct discovery_v3_config *config, char **initial_cluster, char *err, size_t errlen)
 {
 	*initial_cluster = NULL;
 	struct discovery discovery = {.config = config};
@@ -941,13 +941,13 @@ int discovery_v3_join(const struct discovery_v3_config *config, char **initial_c
 	discovery.log_context = text_take(&context);
 	int rc = -1;
 	char *cluster = NULL;
-	if (parse_endpoints(&discovery, error, length) != 0)
+	if (parse_endpoints(&discovery, err, errlen) != 0)
 		goto done;
 	if (asprintf(&discovery.size_key, "/_etcd/registry/%s/_config/size", config->token) < 0 ||
 	    asprintf(&discovery.members_prefix, "/_etcd/registry/%s/members", config->token) < 0 ||
 	    asprintf(&discovery.self_key, "/_etcd/registry/%s/members/%" PRIx64, config->token, config->member_id) < 0)
 		alloc_failed(strlen(config->token) + 64);
-	discovery.self_value = registration_value(config->name, config->advertise_peer_urls, error, length);
+	discovery.self_value = registration_value(config->name, config->advertise_peer_urls, err, errlen);
 	if (!discovery.self_value)
 		goto done;
 
@@ -987,7 +987,7 @@ int discovery_v3_join(const struct discovery_v3_config *config, char **initial_c
 	if (failure) {
 		text_append(&fields, ",\"error\":");
 		text_append_json(&fields, failure);
-		snprintf(error, length, "failed to join discovery cluster (%s)", failure);
+		snprintf(err, errlen, "failed to join discovery cluster (%s)", failure);
 	}
 	char *line = text_take(&fields);
 	discovery_log(&discovery, failure ? "error" : "info",

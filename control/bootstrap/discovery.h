@@ -15,7 +15,7 @@
  * `name` when the target resolves to the address one of advertise_peer_urls resolves to, and "0", "1",
  * ... otherwise. Returns 0 with *initial_cluster malloc'd, or -1 with etcd's error text in error. */
 int discovery_srv_cluster(const char *domain, const char *service_suffix, const char *name,
-                          const char *advertise_peer_urls, char **initial_cluster, char *error, size_t length);
+                          const char *advertise_peer_urls, char **initial_cluster, char *err, size_t errlen);
 
 struct discovery_v3_config {
 	const char *endpoints;          /* comma-separated client URLs of the discovery cluster */
@@ -31,6 +31,6 @@ struct discovery_v3_config {
  * /_etcd/registry/<token>/members/<member id %x> = `name=peerURL,...`, waits until `size` members have
  * registered, and returns in *initial_cluster the first `size` registrations by create revision. -1 with
  * etcd's error ("discovery: cluster is full", "discovery: size key not found", ...) in error. */
-int discovery_v3_join(const struct discovery_v3_config *config, char **initial_cluster, char *error, size_t length);
+int discovery_v3_join(const struct discovery_v3_config *config, char **initial_cluster, char *err, size_t errlen);
 
 #endif

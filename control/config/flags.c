@@ -156,20 +156,20 @@ static bool in_list(const char *const *list, size_t count, const char *name, siz
 }
 
 /* The message for a flag that is not in flag_specs: why, in the words an operator needs. */
-static void unknown_flag_error(const char *name, size_t length, const char *source, char *errbuf, size_t errlen)
+static void unknown_flag_error(const char *name, size_t length, const char *source, char *err, size_t errlen)
 {
 	if (in_list(v2_discovery_flags, sizeof(v2_discovery_flags) / sizeof(v2_discovery_flags[0]), name, length))
-		snprintf(errbuf, errlen, "%s --%.*s is not supported: quorumd has no v2 discovery (a discovery URL); "
+		snprintf(err, errlen, "%s --%.*s is not supported: quorumd has no v2 discovery (a discovery URL); "
 		         "use v3 discovery (--discovery-endpoints and --discovery-token), --discovery-srv or "
 		         "--initial-cluster", source, (int)length, name);
 	else if (in_list(not_yet_flags, sizeof(not_yet_flags) / sizeof(not_yet_flags[0]), name, length))
-		snprintf(errbuf, errlen, "%s --%.*s is not supported yet: quorumd's v3 discovery client speaks "
+		snprintf(err, errlen, "%s --%.*s is not supported yet: quorumd's v3 discovery client speaks "
 		         "cleartext gRPC without TLS or auth, with fixed timeouts", source, (int)length, name);
 	else if (in_list(etcd_only_flags, sizeof(etcd_only_flags) / sizeof(etcd_only_flags[0]), name, length))
-		snprintf(errbuf, errlen, "%s --%.*s is an etcd flag that quorumd does not support (see quorumd --help)",
+		snprintf(err, errlen, "%s --%.*s is an etcd flag that quorumd does not support (see quorumd --help)",
 		         source, (int)length, name);
 	else
-		snprintf(errbuf, errlen, "flag provided but not defined: -%.*s (see quorumd --help)", (int)length, name);
+		snprintf(err, errlen, "flag provided but not defined: -%.*s (see quorumd --help)", (int)length, name);
 }
 
 static const struct flag_spec *find_flag(const char *name, size_t length)
@@ -224,7 +224,7 @@ static int parse_duration_ms(const char *text, uint64_t *out)
 }
 
 static int set_value(const struct flag_spec *spec, struct node_flags *flags, const char *value, const char *source,
-                     char *errbuf, size_t errlen)
+                     char *err, size_t errlen)
 {
 	char *field = (char *)flags + spec->offset;
 	switch (spec->kind) {
@@ -239,7 +239,7 @@ static int set_value(const struct flag_spec *spec, struct node_flags *flags, con
 		errno = 0;
 		unsigned long long parsed = strtoull(value, &end, 10);
 		if (errno || end == value || *end || value[0] == '-') {
-			snprintf(errbuf, errlen, "invalid value \"%s\" for %s %s: must be a non-negative integer", value,
+			snprintf(err, errlen, "invalid value \"%s\" for %s %s: must be a non-negative integer", value,
 			         source, spec->name);
 			return -1;
 		}
@@ -258,11 +258,11 @@ static int set_value(const struct flag_spec *spec, struct node_flags *flags, con
 			*(bool *)field = false;
 			return 0;
 		}
-		snprintf(errbuf, errlen, "invalid boolean value \"%s\" for %s %s", value, source, spec->name);
+		snprintf(err, errlen, "invalid boolean value \"%s\" for %s %s", value, source, spec->name);
 		return -1;
 	case FLAG_DURATION_MS:
 		if (parse_duration_ms(value, (uint64_t *)field) != 0) {
-			snprintf(errbuf, errlen, "invalid value \"%s\" for %s %s: time: invalid duration %s", value, source,
+			snprintf(err, errlen, "invalid value \"%s\" for %s %s: time: invalid duration %s", value, source,
 			         spec->name, value);
 			return -1;
 		}
@@ -276,7 +276,7 @@ static int set_value(const struct flag_spec *spec, struct node_flags *flags, con
 			*(enum initial_cluster_state *)field = INITIAL_CLUSTER_STATE_EXISTING;
 			return 0;
 		}
-		snprintf(errbuf, errlen, "invalid value \"%s\" for %s %s: valid values are \"new\" and \"existing\"",
+		snprintf(err, errlen, "invalid value \"%s\" for %s %s: valid values are \"new\" and \"existing\"",
 		         value, source, spec->name);
 		return -1;
 	}
@@ -293,20 +293,20 @@ static void environment_name(const char *flag, char *out, size_t size)
 	out[k] = '\0';
 }
 
-int node_flags_parse(int argc, char **argv, char **environment, struct node_flags *flags, char *errbuf,
+int node_flags_parse(int argc, char **argv, char **environment, struct node_flags *flags, char *err,
                      size_t errlen, FILE *warnings)
 {
 	memset(flags, 0, sizeof(*flags));
 	bool given[FLAG_COUNT] = {false};
 	for (size_t k = 0; k < FLAG_COUNT; k++)
 		if (flag_specs[k].default_value &&
-		    set_value(&flag_specs[k], flags, flag_specs[k].default_value, "default", errbuf, errlen) != 0)
+		    set_value(&flag_specs[k], flags, flag_specs[k].default_value, "default", err, errlen) != 0)
 			goto fail;
 
 	for (int i = 1; i < argc; i++) {
 		const char *argument = argv[i];
 		if (argument[0] != '-' || argument[1] == '\0') {
-			snprintf(errbuf, errlen, "'%s' is not a valid flag", argument);
+			snprintf(err, errlen, "'%s' is not a valid flag", argument);
 			goto fail;
 		}
 		const char *name = argument + (argument[1] == '-' ? 2 : 1);
@@ -314,7 +314,7 @@ int node_flags_parse(int argc, char **argv, char **environment, struct node_flag
 		size_t name_length = equals ? (size_t)(equals - name) : strlen(name);
 		const struct flag_spec *spec = find_flag(name, name_length);
 		if (!spec) {
-			unknown_flag_error(name, name_length, "flag", errbuf, errlen);
+			unknown_flag_error(name, name_length, "flag", err, errlen);
 			goto fail;
 		}
 		size_t index = (size_t)(spec - flag_specs);
@@ -326,12 +326,12 @@ int node_flags_parse(int argc, char **argv, char **environment, struct node_flag
 		} else if (i + 1 < argc) {
 			value = argv[++i];
 		} else {
-			snprintf(errbuf, errlen, "flag needs an argument: --%s", spec->name);
+			snprintf(err, errlen, "flag needs an argument: --%s", spec->name);
 			goto fail;
 		}
 		if (given[index] && warnings)
 			fprintf(warnings, "warning: --%s given more than once; the last value is used\n", spec->name);
-		if (set_value(spec, flags, value, "flag", errbuf, errlen) != 0)
+		if (set_value(spec, flags, value, "flag", err, errlen) != 0)
 			goto fail;
 		given[index] = true;
 	}
@@ -364,7 +364,7 @@ int node_flags_parse(int argc, char **argv, char **environment, struct node_flag
 				char source[128];
 				snprintf(source, sizeof(source), "environment variable %.*s for flag", (int)(equals - *variable),
 				         *variable);
-				unknown_flag_error(flag, length, source, errbuf, errlen);
+				unknown_flag_error(flag, length, source, err, errlen);
 				goto fail;
 			}
 			if (warnings)
@@ -381,7 +381,7 @@ int node_flags_parse(int argc, char **argv, char **environment, struct node_flag
 		}
 		char source[96];
 		snprintf(source, sizeof(source), "environment variable %.*s for", (int)(equals - *variable), *variable);
-		if (set_value(spec, flags, equals + 1, source, errbuf, errlen) != 0)
+		if (set_value(spec, flags, equals + 1, source, err, errlen) != 0)
 			goto fail;
 		given[index] = true;
 	}
@@ -399,24 +399,24 @@ int node_flags_parse(int argc, char **argv, char **environment, struct node_flag
 		snprintf(flags->control_socket, length, "%s/control.sock", flags->data_dir);
 	}
 	if (strcmp(flags->dataplane, "udp") != 0 && strcmp(flags->dataplane, "dpdk") != 0) {
-		snprintf(errbuf, errlen, "invalid value \"%s\" for flag --dataplane: valid values are \"udp\" and \"dpdk\"",
+		snprintf(err, errlen, "invalid value \"%s\" for flag --dataplane: valid values are \"udp\" and \"dpdk\"",
 		         flags->dataplane);
 		goto fail;
 	}
 	if (strcmp(flags->dataplane_idle, "adaptive") != 0 && strcmp(flags->dataplane_idle, "poll") != 0) {
-		snprintf(errbuf, errlen,
+		snprintf(err, errlen,
 		         "invalid value \"%s\" for flag --dataplane-idle: valid values are \"adaptive\" and \"poll\"",
 		         flags->dataplane_idle);
 		goto fail;
 	}
 	if (strcmp(flags->logger, "zap") != 0) {
-		snprintf(errbuf, errlen, "invalid value \"%s\" for flag --logger: quorumd writes zap's JSON lines "
+		snprintf(err, errlen, "invalid value \"%s\" for flag --logger: quorumd writes zap's JSON lines "
 		         "(\"zap\")", flags->logger);
 		goto fail;
 	}
 	if (strcmp(flags->log_level, "debug") && strcmp(flags->log_level, "info") && strcmp(flags->log_level, "warn") &&
 	    strcmp(flags->log_level, "error")) {
-		snprintf(errbuf, errlen, "invalid value \"%s\" for flag --log-level: valid values are debug, info, warn "
+		snprintf(err, errlen, "invalid value \"%s\" for flag --log-level: valid values are debug, info, warn "
 		         "and error", flags->log_level);
 		goto fail;
 	}
@@ -428,12 +428,12 @@ int node_flags_parse(int argc, char **argv, char **environment, struct node_flag
 		flags->initial_cluster = xstrdup("");
 	}
 	if ((*flags->initial_cluster != '\0') + (*flags->discovery_srv != '\0') + (*flags->discovery_endpoints != '\0') > 1) {
-		snprintf(errbuf, errlen, "multiple discovery or bootstrap flags are set. Choose one of \"initial-cluster\", "
+		snprintf(err, errlen, "multiple discovery or bootstrap flags are set. Choose one of \"initial-cluster\", "
 		         "\"discovery\", \"discovery-endpoints\" or \"discovery-srv\"");
 		goto fail;
 	}
 	if ((*flags->discovery_token != '\0') != (*flags->discovery_endpoints != '\0')) {
-		snprintf(errbuf, errlen, "both --discovery-token and --discovery-endpoints must be set");
+		snprintf(err, errlen, "both --discovery-token and --discovery-endpoints must be set");
 		goto fail;
 	}
 	if (*flags->discovery_endpoints) {
@@ -445,7 +445,7 @@ int node_flags_parse(int argc, char **argv, char **environment, struct node_flag
 			while (blank < part && isspace((unsigned char)start[blank]))
 				blank++;
 			if (blank == part) {
-				snprintf(errbuf, errlen, "--discovery-endpoints must not contain empty endpoints");
+				snprintf(err, errlen, "--discovery-endpoints must not contain empty endpoints");
 				goto fail;
 			}
 			if (!comma)
@@ -454,18 +454,18 @@ int node_flags_parse(int argc, char **argv, char **environment, struct node_flag
 		}
 	}
 	if (flags->heartbeat_interval_ms == 0) {
-		snprintf(errbuf, errlen, "--heartbeat-interval must be greater than 0");
+		snprintf(err, errlen, "--heartbeat-interval must be greater than 0");
 		goto fail;
 	}
 	/* etcd's own rule: the election timeout is at least five heartbeats, and at most 50 s. */
 	if (flags->election_timeout_ms < 5 * flags->heartbeat_interval_ms) {
-		snprintf(errbuf, errlen, "--election-timeout[%llums] should be at least as 5 times as "
+		snprintf(err, errlen, "--election-timeout[%llums] should be at least as 5 times as "
 		         "--heartbeat-interval[%llums]", (unsigned long long)flags->election_timeout_ms,
 		         (unsigned long long)flags->heartbeat_interval_ms);
 		goto fail;
 	}
 	if (flags->election_timeout_ms > 50000) {
-		snprintf(errbuf, errlen, "--election-timeout[%llums] is too long, and should be set less than 50000ms",
+		snprintf(err, errlen, "--election-timeout[%llums] is too long, and should be set less than 50000ms",
 		         (unsigned long long)flags->election_timeout_ms);
 		goto fail;
 	}

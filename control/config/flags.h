@@ -67,7 +67,7 @@ struct node_flags {
 
 /* Parses argv and the environment. Returns 0, or -1 with a message naming the flag in errbuf.
  * Warnings (an environment variable shadowed by a flag) go to warnings when it is not NULL. */
-int node_flags_parse(int argc, char **argv, char **environment, struct node_flags *flags, char *errbuf,
+int node_flags_parse(int argc, char **argv, char **environment, struct node_flags *flags, char *err,
                      size_t errlen, FILE *warnings);
 void node_flags_free(struct node_flags *flags);
 void node_flags_print_help(FILE *out);

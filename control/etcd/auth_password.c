@@ -16,18 +16,18 @@ unsigned auth_bcrypt_cost(unsigned long long requested)
 	return (unsigned)requested;
 }
 
-int auth_password_hash(const char *password, unsigned cost, char **hash, char *error, size_t length)
+int auth_password_hash(const char *password, unsigned cost, char **hash, char *err, size_t errlen)
 {
 	char salt[CRYPT_GENSALT_OUTPUT_SIZE];
 	if (!crypt_gensalt_rn("$2b$", cost, NULL, 0, salt, sizeof(salt))) {
-		snprintf(error, length, "bcrypt salt at cost %u: %s", cost, strerror(errno));
+		snprintf(err, errlen, "bcrypt salt at cost %u: %s", cost, strerror(errno));
 		return -1;
 	}
 	struct crypt_data *data = xcalloc(1, sizeof(*data));
 	const char *hashed = crypt_r(password, salt, data);
 	/* libxcrypt's failure is a string starting with '*', never a valid hash. */
 	if (!hashed || hashed[0] == '*') {
-		snprintf(error, length, "bcrypt hash at cost %u: %s", cost, strerror(errno));
+		snprintf(err, errlen, "bcrypt hash at cost %u: %s", cost, strerror(errno));
 		free(data);
 		return -1;
 	}

@@ -16,7 +16,7 @@ unsigned auth_bcrypt_cost(unsigned long long requested);
 
 /* bcrypt of password with a fresh random salt at cost: a malloc'd "$2b$CC$..." in *hash. 0, or -1 with
  * the reason in error. */
-int auth_password_hash(const char *password, unsigned cost, char **hash, char *error, size_t length);
+int auth_password_hash(const char *password, unsigned cost, char **hash, char *err, size_t errlen);
 /* Whether password is the one hash was made from (compared in constant time). A malformed hash matches
  * nothing. */
 bool auth_password_matches(const char *password, const char *hash);

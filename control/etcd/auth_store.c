@@ -457,18 +457,18 @@ static struct state_bytes name_bytes(const char *name)
 }
 
 static int put_record(struct state *state, uint8_t bucket, const char *name, const ProtobufCMessage *message,
-                      char *error, size_t length)
+                      char *err, size_t errlen)
 {
 	size_t packed_length = protobuf_c_message_get_packed_size(message);
 	uint8_t *packed = xmalloc(packed_length ? packed_length : 1);
 	protobuf_c_message_pack(message, packed);
-	int status = state_bucket_put(state, bucket, name_bytes(name), (struct state_bytes){packed, packed_length}, error,
-	                              length);
+	int status = state_bucket_put(state, bucket, name_bytes(name), (struct state_bytes){packed, packed_length}, err,
+	                              errlen);
 	free(packed);
 	return status;
 }
 
-static int save_user(struct state *state, const struct auth_user *user, char *error, size_t length)
+static int save_user(struct state *state, const struct auth_user *user, char *err, size_t errlen)
 {
 	Authpb__User record = AUTHPB__USER__INIT;
 	Authpb__UserAddOptions options = AUTHPB__USER_ADD_OPTIONS__INIT;
@@ -478,10 +478,10 @@ static int save_user(struct state *state, const struct auth_user *user, char *er
 	record.n_roles = user->role_count;
 	record.roles = user->roles;
 	record.options = &options;
-	return put_record(state, BUCKET_USERS, user->name, &record.base, error, length);
+	return put_record(state, BUCKET_USERS, user->name, &record.base, err, errlen);
 }
 
-static int save_role(struct state *state, const struct auth_role *role, char *error, size_t length)
+static int save_role(struct state *state, const struct auth_role *role, char *err, size_t errlen)
 {
 	Authpb__Role record = AUTHPB__ROLE__INIT;
 	record.name = (ProtobufCBinaryData){strlen(role->name), (uint8_t *)role->name};
@@ -497,27 +497,27 @@ static int save_role(struct state *state, const struct auth_role *role, char *er
 	}
 	record.n_keypermission = role->permission_count;
 	record.keypermission = pointers;
-	int status = put_record(state, BUCKET_ROLES, role->name, &record.base, error, length);
+	int status = put_record(state, BUCKET_ROLES, role->name, &record.base, err, errlen);
 	free(pointers);
 	free(permissions);
 	return status;
 }
 
-static int save_enabled(struct state *state, bool enabled, char *error, size_t length)
+static int save_enabled(struct state *state, bool enabled, char *err, size_t errlen)
 {
 	uint8_t flag = enabled ? 1 : 0;
-	return state_bucket_put(state, BUCKET_AUTH, name_bytes(ENABLED_KEY), (struct state_bytes){&flag, 1}, error, length);
+	return state_bucket_put(state, BUCKET_AUTH, name_bytes(ENABLED_KEY), (struct state_bytes){&flag, 1}, err, errlen);
 }
 
 /* etcd's commitRevision: the revision moves with every change that is kept. */
-static int commit_revision(struct auth_store *store, struct state *state, char *error, size_t length)
+static int commit_revision(struct auth_store *store, struct state *state, char *err, size_t errlen)
 {
 	store->revision++;
 	uint8_t bytes[8];
 	for (int k = 0; k < 8; k++)
 		bytes[k] = (uint8_t)(store->revision >> (56 - 8 * k));
-	return state_bucket_put(state, BUCKET_AUTH, name_bytes(REVISION_KEY), (struct state_bytes){bytes, 8}, error,
-	                        length);
+	return state_bucket_put(state, BUCKET_AUTH, name_bytes(REVISION_KEY), (struct state_bytes){bytes, 8}, err,
+	                        errlen);
 }
 
 struct load_context {
@@ -598,10 +598,10 @@ static int load_flags(void *argument, struct state_bytes name, struct state_byte
 	return 0;
 }
 
-int auth_store_load(struct state *state, struct auth_store **out, char *error, size_t length)
+int auth_store_load(struct state *state, struct auth_store **out, char *err, size_t errlen)
 {
 	struct auth_store *store = auth_store_new();
-	struct load_context context = {store, error, length};
+	struct load_context context = {store, err, errlen};
 	char state_error[256] = "";
 	int status = state_bucket_scan(state, BUCKET_AUTH, load_flags, &context, state_error, sizeof(state_error));
 	if (status == STATE_OK)
@@ -610,7 +610,7 @@ int auth_store_load(struct state *state, struct auth_store **out, char *error, s
 		status = state_bucket_scan(state, BUCKET_ROLES, load_role, &context, state_error, sizeof(state_error));
 	if (status != STATE_OK) {
 		if (state_error[0])
-			snprintf(error, length, "reading the auth store: %s", state_error);
+			snprintf(err, errlen, "reading the auth store: %s", state_error);
 		auth_store_release(store);
 		return -1;
 	}
@@ -1342,7 +1342,7 @@ static enum auth_status apply_one(struct apply_run *run, const Etcdserverpb__Int
 
 int auth_apply_request(struct auth_store **store, struct state *state, const Etcdserverpb__InternalRaftRequest *request,
                        const struct kv_header *header, uint64_t index, const struct auth_apply_hooks *hooks,
-                       struct kv_result *result, char *error, size_t length)
+                       struct kv_result *result, char *err, size_t errlen)
 {
 	memset(result, 0, sizeof(*result));
 	struct auth_info info = info_of_header(request);
@@ -1362,7 +1362,7 @@ int auth_apply_request(struct auth_store **store, struct state *state, const Etc
 		kv_result_free(result);
 		result->grpc_code = GRPC_INTERNAL;
 		snprintf(result->error, sizeof(result->error), "etcdserver: auth store write failed");
-		snprintf(error, length, "auth store write: %s", run.error);
+		snprintf(err, errlen, "auth store write: %s", run.error);
 		return -1;
 	}
 	if (status == AUTH_ERR_PROVIDER) {

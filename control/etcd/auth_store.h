@@ -126,7 +126,7 @@ struct auth_info {
 /* A new empty store (disabled, revision 1), one reference. */
 struct auth_store *auth_store_new(void);
 /* Reads the store kept in state (a state never written to gives a new empty store). */
-int auth_store_load(struct state *state, struct auth_store **out, char *error, size_t length);
+int auth_store_load(struct state *state, struct auth_store **out, char *err, size_t errlen);
 void auth_store_hold(struct auth_store *store);
 /* Drops a reference; the last one frees the store. NULL is allowed. */
 void auth_store_release(struct auth_store *store);
@@ -143,7 +143,7 @@ bool auth_is_auth_request(const Etcdserverpb__InternalRaftRequest *request);
 /* What Authenticate's apply does with a user it accepted: gives the token (simple: "PREFIX.INDEX",
  * registered so that every member knows it; JWT: signed). 0, or -1 with the reason in error. */
 typedef int (*auth_assign_token_fn)(void *context, const char *user, uint64_t revision, const char *simple_prefix,
-                                    uint64_t index, char **token, char *error, size_t length);
+                                    uint64_t index, char **token, char *err, size_t errlen);
 
 /* What else an applied change means beyond the store: etcd's token provider enable / disable /
  * invalidateUser. Any of them may be NULL. */
@@ -165,7 +165,7 @@ struct auth_apply_hooks {
  * batch is then incomplete: the member must stop). */
 int auth_apply_request(struct auth_store **store, struct state *state, const Etcdserverpb__InternalRaftRequest *request,
                        const struct kv_header *header, uint64_t index, const struct auth_apply_hooks *hooks,
-                       struct kv_result *result, char *error, size_t length);
+                       struct kv_result *result, char *err, size_t errlen);
 
 /* The checks etcd's authApplierV3 makes before a KV or lease request is applied (Put: write, plus the
  * keys of its lease, plus read for prev_kv; DeleteRange: write, plus read for prev_kv; Txn: read for

@@ -201,8 +201,8 @@ static const char *option(const struct option_pair *pairs, size_t count, const c
 }
 
 /* etcd's decomposeOpts: "TYPE,NAME=VALUE,..." with every pair exactly one '=' and no name twice. */
-static int decompose(const char *options, char **type, struct option_pair **pairs, size_t *count, char *error,
-                     size_t length)
+static int decompose(const char *options, char **type, struct option_pair **pairs, size_t *count, char *err,
+                     size_t errlen)
 {
 	char *copy = xstrdup(options);
 	*pairs = NULL;
@@ -222,7 +222,7 @@ static int decompose(const char *options, char **type, struct option_pair **pair
 		}
 		if (malformed) {
 			log_write("warn", "invalid token option", "\"option\":\"%s\"", options);
-			snprintf(error, length, "%s", INVALID_OPTIONS);
+			snprintf(err, errlen, "%s", INVALID_OPTIONS);
 			free(copy);
 			free(*type);
 			free_pairs(*pairs, *count);
@@ -274,11 +274,11 @@ static int parse_duration_seconds(const char *text, uint64_t *seconds)
 	return 0;
 }
 
-static char *read_file(const char *path, size_t *length, char *error, size_t error_length)
+static char *read_file(const char *path, size_t *length, char *err, size_t errlen)
 {
 	FILE *file = fopen(path, "rb");
 	if (!file) {
-		snprintf(error, error_length, "open %s: %s", path, strerror(errno));
+		snprintf(err, errlen, "open %s: %s", path, strerror(errno));
 		return NULL;
 	}
 	size_t capacity = 4096, used = 0;
@@ -292,7 +292,7 @@ static char *read_file(const char *path, size_t *length, char *error, size_t err
 	bool failed = ferror(file);
 	fclose(file);
 	if (failed) {
-		snprintf(error, error_length, "read %s: %s", path, strerror(errno));
+		snprintf(err, errlen, "read %s: %s", path, strerror(errno));
 		free(bytes);
 		return NULL;
 	}
@@ -358,8 +358,8 @@ static bool key_fits_family(EVP_PKEY *key, enum jwt_family family)
 }
 
 /* etcd's newTokenProviderJWT with jwtOptions.Key. */
-static int open_jwt(struct auth_tokens *tokens, const struct option_pair *pairs, size_t count, char *error,
-                    size_t length)
+static int open_jwt(struct auth_tokens *tokens, const struct option_pair *pairs, size_t count, char *err,
+                    size_t errlen)
 {
 	static const char *const known[] = {"sign-method", "pub-key", "priv-key", "ttl"};
 	for (size_t k = 0; k < count; k++) {
@@ -372,25 +372,25 @@ static int open_jwt(struct auth_tokens *tokens, const struct option_pair *pairs,
 	tokens->jwt_ttl_seconds = 300;
 	const char *ttl = option(pairs, count, "ttl");
 	if (ttl[0] && parse_duration_seconds(ttl, &tokens->jwt_ttl_seconds) != 0) {
-		snprintf(error, length, "time: invalid duration \"%s\"", ttl);
+		snprintf(err, errlen, "time: invalid duration \"%s\"", ttl);
 		return -1;
 	}
 	size_t public_length = 0, private_length = 0;
 	char *public_pem = NULL, *private_pem = NULL;
 	const char *public_path = option(pairs, count, "pub-key"), *private_path = option(pairs, count, "priv-key");
-	if (public_path[0] && !(public_pem = read_file(public_path, &public_length, error, length)))
+	if (public_path[0] && !(public_pem = read_file(public_path, &public_length, err, errlen)))
 		return -1;
-	if (private_path[0] && !(private_pem = read_file(private_path, &private_length, error, length))) {
+	if (private_path[0] && !(private_pem = read_file(private_path, &private_length, err, errlen))) {
 		free(public_pem);
 		return -1;
 	}
 	int status = 0;
 	if (choose_method(tokens, option(pairs, count, "sign-method")) != 0) {
-		snprintf(error, length, "auth: invalid auth signature method");
+		snprintf(err, errlen, "auth: invalid auth signature method");
 		status = -1;
 	} else if (tokens->family == JWT_HMAC) {
 		if (!private_pem || private_length == 0) {
-			snprintf(error, length, "auth: missing key data");
+			snprintf(err, errlen, "auth: missing key data");
 			status = -1;
 		} else {
 			tokens->hmac_key = xmemdup(private_pem, private_length);
@@ -401,16 +401,16 @@ static int open_jwt(struct auth_tokens *tokens, const struct option_pair *pairs,
 		EVP_PKEY *public_key = public_pem ? public_key_from_pem(public_pem, public_length) : NULL;
 		const char *kind = tokens->family == JWT_ECDSA ? "EC" : "RSA";
 		if ((private_pem && !private_key) || (private_key && !key_fits_family(private_key, tokens->family))) {
-			snprintf(error, length, "%s: key must be a PEM encoded PKCS1 or PKCS8 %s private key", private_path, kind);
+			snprintf(err, errlen, "%s: key must be a PEM encoded PKCS1 or PKCS8 %s private key", private_path, kind);
 			status = -1;
 		} else if ((public_pem && !public_key) || (public_key && !key_fits_family(public_key, tokens->family))) {
-			snprintf(error, length, "%s: key must be a PEM encoded PKCS1 or PKCS8 %s public key", public_path, kind);
+			snprintf(err, errlen, "%s: key must be a PEM encoded PKCS1 or PKCS8 %s public key", public_path, kind);
 			status = -1;
 		} else if (!private_key && !public_key) {
-			snprintf(error, length, "auth: missing key data");
+			snprintf(err, errlen, "auth: missing key data");
 			status = -1;
 		} else if (private_key && public_key && EVP_PKEY_eq(private_key, public_key) != 1) {
-			snprintf(error, length, "auth: public and private keys don't match");
+			snprintf(err, errlen, "auth: public and private keys don't match");
 			status = -1;
 		} else if (private_key) {
 			tokens->key = private_key;
@@ -428,12 +428,12 @@ static int open_jwt(struct auth_tokens *tokens, const struct option_pair *pairs,
 	return status;
 }
 
-int auth_tokens_open(const char *options, uint64_t ttl_seconds, struct auth_tokens **out, char *error, size_t length)
+int auth_tokens_open(const char *options, uint64_t ttl_seconds, struct auth_tokens **out, char *err, size_t errlen)
 {
 	char *type;
 	struct option_pair *pairs;
 	size_t count;
-	if (decompose(options ? options : "", &type, &pairs, &count, error, length) != 0)
+	if (decompose(options ? options : "", &type, &pairs, &count, err, errlen) != 0)
 		return -1;
 	struct auth_tokens *tokens = xcalloc(1, sizeof(*tokens));
 	pthread_mutex_init(&tokens->lock, NULL);
@@ -444,12 +444,12 @@ int auth_tokens_open(const char *options, uint64_t ttl_seconds, struct auth_toke
 		log_write("warn", "simple token is not cryptographically signed", NULL);
 	} else if (strcmp(type, "jwt") == 0) {
 		tokens->kind = TOKEN_JWT;
-		status = open_jwt(tokens, pairs, count, error, length);
+		status = open_jwt(tokens, pairs, count, err, errlen);
 	} else if (type[0] == '\0') {
 		tokens->kind = TOKEN_NONE;
 	} else {
 		log_write("warn", "unknown token type", "\"type\":\"%s\",\"error\":\"%s\"", type, INVALID_OPTIONS);
-		snprintf(error, length, "%s", INVALID_OPTIONS);
+		snprintf(err, errlen, "%s", INVALID_OPTIONS);
 		status = -1;
 	}
 	free(type);
@@ -520,14 +520,14 @@ void auth_tokens_prefix(const struct auth_tokens *tokens, char out[17])
 /* ---- JWT ---- */
 
 static int sign(struct auth_tokens *tokens, const char *input, uint8_t **signature, size_t *signature_length,
-                char *error, size_t length)
+                char *err, size_t errlen)
 {
 	if (tokens->family == JWT_HMAC) {
 		*signature = xmalloc(EVP_MAX_MD_SIZE);
 		unsigned int written = 0;
 		if (!HMAC(tokens->digest, tokens->hmac_key, (int)tokens->hmac_key_length, (const unsigned char *)input,
 		          strlen(input), *signature, &written)) {
-			snprintf(error, length, "HMAC failed");
+			snprintf(err, errlen, "HMAC failed");
 			free(*signature);
 			return -1;
 		}
@@ -571,7 +571,7 @@ static int sign(struct auth_tokens *tokens, const char *input, uint8_t **signatu
 	status = 0;
 done:
 	if (status != 0)
-		snprintf(error, length, "signing a JWT with %s failed", tokens->algorithm);
+		snprintf(err, errlen, "signing a JWT with %s failed", tokens->algorithm);
 	free(der);
 	EVP_MD_CTX_free(context);
 	ERR_clear_error();
@@ -618,11 +618,11 @@ static bool verify(struct auth_tokens *tokens, const char *input, size_t input_l
 	return valid;
 }
 
-static int assign_jwt(struct auth_tokens *tokens, const char *user, uint64_t revision, char **token, char *error,
-                      size_t length)
+static int assign_jwt(struct auth_tokens *tokens, const char *user, uint64_t revision, char **token, char *err,
+                      size_t errlen)
 {
 	if (tokens->verify_only) {
-		snprintf(error, length, "auth: token signing attempted with verify-only key");
+		snprintf(err, errlen, "auth: token signing attempted with verify-only key");
 		return -1;
 	}
 	char header_json[64];
@@ -642,7 +642,7 @@ static int assign_jwt(struct auth_tokens *tokens, const char *user, uint64_t rev
 	free(claims_part);
 	uint8_t *signature;
 	size_t signature_length;
-	if (sign(tokens, input, &signature, &signature_length, error, length) != 0) {
+	if (sign(tokens, input, &signature, &signature_length, err, errlen) != 0) {
 		free(input);
 		return -1;
 	}
@@ -709,12 +709,12 @@ done:
 /* ---- the providers ---- */
 
 int auth_tokens_assign(struct auth_tokens *tokens, const char *user, uint64_t revision, const char *simple_prefix,
-                       uint64_t index, uint64_t now_ms, char **token, char *error, size_t length)
+                       uint64_t index, uint64_t now_ms, char **token, char *err, size_t errlen)
 {
 	if (tokens->kind == TOKEN_JWT)
-		return assign_jwt(tokens, user, revision, token, error, length);
+		return assign_jwt(tokens, user, revision, token, err, errlen);
 	if (tokens->kind == TOKEN_NONE) {
-		snprintf(error, length, "auth: authentication failed, invalid user ID or password");
+		snprintf(err, errlen, "auth: authentication failed, invalid user ID or password");
 		return -1;
 	}
 	size_t size = strlen(simple_prefix) + 24;

@@ -28,7 +28,7 @@ struct auth_tokens;
 /* Parses --auth-token (etcd's decomposeOpts, then the provider's options) and reads JWT keys. 0, or -1
  * with etcd's reason in error ("auth: invalid auth options", "auth: missing key data", a key file that
  * cannot be read or parsed, ...). ttl_seconds 0 means etcd's default. */
-int auth_tokens_open(const char *options, uint64_t ttl_seconds, struct auth_tokens **out, char *error, size_t length);
+int auth_tokens_open(const char *options, uint64_t ttl_seconds, struct auth_tokens **out, char *err, size_t errlen);
 void auth_tokens_close(struct auth_tokens *tokens);
 
 /* "simple", "jwt" or "" (none). */
@@ -45,7 +45,7 @@ void auth_tokens_prefix(const struct auth_tokens *tokens, char out[17]);
 /* The token for user (Authenticate's apply): simple: "PREFIX.INDEX", registered while enabled; jwt: signed
  * with revision and an expiry of now + ttl. A malloc'd string in *token; 0, or -1 with the reason. */
 int auth_tokens_assign(struct auth_tokens *tokens, const char *user, uint64_t revision, const char *simple_prefix,
-                       uint64_t index, uint64_t now_ms, char **token, char *error, size_t length);
+                       uint64_t index, uint64_t now_ms, char **token, char *err, size_t errlen);
 
 enum auth_token_lookup {
 	AUTH_TOKEN_VALID,   /* *user (malloc'd) and *revision set */

@@ -118,9 +118,7 @@ static void delete_request_of(const Etcdserverpb__DeleteRangeRequest *request, s
 static Mvccpb__KeyValue **key_values_of(const struct state_kv *kvs, size_t count)
 {
 	size_t slots = count ? count : 1;
-	Mvccpb__KeyValue **pointers = calloc(1, slots * (sizeof(Mvccpb__KeyValue *) + sizeof(Mvccpb__KeyValue)));
-	if (!pointers)
-		abort();
+	Mvccpb__KeyValue **pointers = xcalloc(1, slots * (sizeof(Mvccpb__KeyValue *) + sizeof(Mvccpb__KeyValue)));
 	Mvccpb__KeyValue *values = (Mvccpb__KeyValue *)(pointers + slots);
 	for (size_t k = 0; k < count; k++) {
 		kv_to_proto(&kvs[k], &values[k]);
@@ -132,9 +130,7 @@ static Mvccpb__KeyValue **key_values_of(const struct state_kv *kvs, size_t count
 static Etcdserverpb__RangeResponse *range_response_of(const struct state_range_response *in,
                                                      Etcdserverpb__ResponseHeader *header)
 {
-	Etcdserverpb__RangeResponse *out = calloc(1, sizeof(*out));
-	if (!out)
-		abort();
+	Etcdserverpb__RangeResponse *out = xcalloc(1, sizeof(*out));
 	etcdserverpb__range_response__init(out);
 	out->header = header;
 	out->n_kvs = in->kv_count;
@@ -153,9 +149,7 @@ static void range_response_release(Etcdserverpb__RangeResponse *out)
 static Etcdserverpb__PutResponse *put_response_of(const struct state_put_response *in,
                                                  Etcdserverpb__ResponseHeader *header)
 {
-	Etcdserverpb__PutResponse *out = calloc(1, sizeof(*out) + sizeof(Mvccpb__KeyValue));
-	if (!out)
-		abort();
+	Etcdserverpb__PutResponse *out = xcalloc(1, sizeof(*out) + sizeof(Mvccpb__KeyValue));
 	etcdserverpb__put_response__init(out);
 	out->header = header;
 	if (in->has_prev_kv) {
@@ -169,9 +163,7 @@ static Etcdserverpb__PutResponse *put_response_of(const struct state_put_respons
 static Etcdserverpb__DeleteRangeResponse *delete_response_of(const struct state_delete_response *in,
                                                             Etcdserverpb__ResponseHeader *header)
 {
-	Etcdserverpb__DeleteRangeResponse *out = calloc(1, sizeof(*out));
-	if (!out)
-		abort();
+	Etcdserverpb__DeleteRangeResponse *out = xcalloc(1, sizeof(*out));
 	etcdserverpb__delete_range_response__init(out);
 	out->header = header;
 	out->deleted = in->deleted;
@@ -190,9 +182,7 @@ static void pack_into(struct kv_result *result, enum kv_response_kind kind, cons
 {
 	result->kind = kind;
 	result->response_length = protobuf_c_message_get_packed_size(message);
-	result->response = malloc(result->response_length ? result->response_length : 1);
-	if (!result->response)
-		abort();
+	result->response = xmalloc(result->response_length ? result->response_length : 1);
 	protobuf_c_message_pack(message, result->response);
 	result->grpc_code = GRPC_OK;
 }
@@ -554,9 +544,7 @@ void kv_lease_time_to_live(struct state *state, const Etcdserverpb__LeaseTimeToL
 	} else {
 		out.ttl = remaining_ttl;
 		out.grantedttl = lease.ttl;
-		keys = calloc(lease.key_count ? lease.key_count : 1, sizeof(*keys));
-		if (!keys)
-			abort();
+		keys = xcalloc(lease.key_count ? lease.key_count : 1, sizeof(*keys));
 		for (size_t k = 0; k < lease.key_count; k++) {
 			keys[k].data = (uint8_t *)lease.keys[k].data;
 			keys[k].len = lease.keys[k].len;
@@ -583,9 +571,7 @@ void kv_lease_leases(struct state *state, const struct kv_header *header, struct
 	/* One block holds the pointer array and the LeaseStatus messages it points at. */
 	size_t slots = list.count ? list.count : 1;
 	Etcdserverpb__LeaseStatus **leases =
-	    calloc(1, slots * (sizeof(Etcdserverpb__LeaseStatus *) + sizeof(Etcdserverpb__LeaseStatus)));
-	if (!leases)
-		abort();
+	    xcalloc(1, slots * (sizeof(Etcdserverpb__LeaseStatus *) + sizeof(Etcdserverpb__LeaseStatus)));
 	Etcdserverpb__LeaseStatus *statuses = (Etcdserverpb__LeaseStatus *)(leases + slots);
 	for (size_t k = 0; k < list.count; k++) {
 		etcdserverpb__lease_status__init(&statuses[k]);

@@ -10,22 +10,22 @@
 #include "member_id.h"
 #include "peer_url.h"
 
-int peer_url_parse(const char *text, struct peer_url *url, char *errbuf, size_t errlen)
+int peer_url_parse(const char *text, struct peer_url *url, char *err, size_t errlen)
 {
 	memset(url, 0, sizeof(*url));
 	const char *separator = strstr(text, "://");
 	if (!separator) {
-		snprintf(errbuf, errlen, "URL %s has no scheme (expected http://, https:// or udp://HOST:PORT)", text);
+		snprintf(err, errlen, "URL %s has no scheme (expected http://, https:// or udp://HOST:PORT)", text);
 		return -1;
 	}
 	size_t scheme_length = (size_t)(separator - text);
 	if (scheme_length >= sizeof(url->scheme)) {
-		snprintf(errbuf, errlen, "URL %s: scheme must be http, https or udp", text);
+		snprintf(err, errlen, "URL %s: scheme must be http, https or udp", text);
 		return -1;
 	}
 	memcpy(url->scheme, text, scheme_length);
 	if (strcmp(url->scheme, "http") && strcmp(url->scheme, "https") && strcmp(url->scheme, "udp")) {
-		snprintf(errbuf, errlen, "URL %s: scheme must be http, https or udp", text);
+		snprintf(err, errlen, "URL %s: scheme must be http, https or udp", text);
 		return -1;
 	}
 	const char *host = separator + 3;
@@ -34,7 +34,7 @@ int peer_url_parse(const char *text, struct peer_url *url, char *errbuf, size_t 
 	if (*host == '[') { /* IPv6 literal */
 		host_end = strchr(host, ']');
 		if (!host_end || host_end[1] != ':') {
-			snprintf(errbuf, errlen, "URL %s: expected [IPv6]:PORT", text);
+			snprintf(err, errlen, "URL %s: expected [IPv6]:PORT", text);
 			return -1;
 		}
 		host++;
@@ -42,14 +42,14 @@ int peer_url_parse(const char *text, struct peer_url *url, char *errbuf, size_t 
 	} else {
 		host_end = strrchr(host, ':');
 		if (!host_end) {
-			snprintf(errbuf, errlen, "URL %s has no port (expected %s://HOST:PORT)", text, url->scheme);
+			snprintf(err, errlen, "URL %s has no port (expected %s://HOST:PORT)", text, url->scheme);
 			return -1;
 		}
 		port_text = host_end + 1;
 	}
 	size_t host_length = (size_t)(host_end - host);
 	if (host_length == 0 || host_length >= sizeof(url->host)) {
-		snprintf(errbuf, errlen, "URL %s: missing or too long host", text);
+		snprintf(err, errlen, "URL %s: missing or too long host", text);
 		return -1;
 	}
 	memcpy(url->host, host, host_length);
@@ -57,7 +57,7 @@ int peer_url_parse(const char *text, struct peer_url *url, char *errbuf, size_t 
 	errno = 0;
 	unsigned long port = strtoul(port_text, &end, 10);
 	if (errno || end == port_text || port == 0 || port > 65535 || (*end && strcmp(end, "/") != 0)) {
-		snprintf(errbuf, errlen, "URL %s: invalid port", text);
+		snprintf(err, errlen, "URL %s: invalid port", text);
 		return -1;
 	}
 	url->port = (uint16_t)port;
@@ -85,7 +85,7 @@ void peer_url_list_free(char **urls, size_t count)
 	free(urls);
 }
 
-int peer_url_list_parse(const char *text, char ***urls_out, size_t *count_out, char *errbuf, size_t errlen)
+int peer_url_list_parse(const char *text, char ***urls_out, size_t *count_out, char *err, size_t errlen)
 {
 	char **urls = NULL;
 	size_t count = 0;
@@ -95,9 +95,9 @@ int peer_url_list_parse(const char *text, char ***urls_out, size_t *count_out, c
 		size_t length = comma ? (size_t)(comma - cursor) : strlen(cursor);
 		char *item = trimmed_copy(cursor, length);
 		struct peer_url parsed;
-		if (!*item || peer_url_parse(item, &parsed, errbuf, errlen) != 0) {
+		if (!*item || peer_url_parse(item, &parsed, err, errlen) != 0) {
 			if (!*item)
-				snprintf(errbuf, errlen, "empty URL in list \"%s\"", text);
+				snprintf(err, errlen, "empty URL in list \"%s\"", text);
 			free(item);
 			peer_url_list_free(urls, count);
 			return -1;
@@ -132,11 +132,11 @@ void initial_cluster_free(struct initial_cluster *cluster)
 }
 
 int initial_cluster_parse(const char *text, const char *cluster_token, struct initial_cluster *cluster,
-                          char *errbuf, size_t errlen)
+                          char *err, size_t errlen)
 {
 	memset(cluster, 0, sizeof(*cluster));
 	if (!text || !*text) {
-		snprintf(errbuf, errlen, "--initial-cluster is empty");
+		snprintf(err, errlen, "--initial-cluster is empty");
 		return -1;
 	}
 	const char *cursor = text;
@@ -147,20 +147,20 @@ int initial_cluster_parse(const char *text, const char *cluster_token, struct in
 		char *equals = strchr(item, '=');
 		struct peer_url parsed;
 		if (!equals || equals == item) {
-			snprintf(errbuf, errlen, "--initial-cluster: \"%s\" is not NAME=URL", item);
+			snprintf(err, errlen, "--initial-cluster: \"%s\" is not NAME=URL", item);
 			free(item);
 			goto fail;
 		}
 		*equals = '\0';
 		const char *url = equals + 1;
-		if (peer_url_parse(url, &parsed, errbuf, errlen) != 0) {
+		if (peer_url_parse(url, &parsed, err, errlen) != 0) {
 			free(item);
 			goto fail;
 		}
 		for (size_t m = 0; m < cluster->count; m++)
 			for (size_t u = 0; u < cluster->members[m].peer_urls_count; u++)
 				if (strcmp(cluster->members[m].peer_urls[u], url) == 0) {
-					snprintf(errbuf, errlen, "--initial-cluster: URL %s is given twice", url);
+					snprintf(err, errlen, "--initial-cluster: URL %s is given twice", url);
 					free(item);
 					goto fail;
 				}

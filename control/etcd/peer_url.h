@@ -13,11 +13,11 @@ struct peer_url {
 };
 
 /* Parses one URL; on error returns -1 with a message naming the URL in errbuf. */
-int peer_url_parse(const char *text, struct peer_url *url, char *errbuf, size_t errlen);
+int peer_url_parse(const char *text, struct peer_url *url, char *err, size_t errlen);
 
 /* A comma-separated list of URLs as given to --listen-peer-urls and friends. The caller frees
  * *urls_out with free(); each string with free() too. */
-int peer_url_list_parse(const char *text, char ***urls_out, size_t *count_out, char *errbuf, size_t errlen);
+int peer_url_list_parse(const char *text, char ***urls_out, size_t *count_out, char *err, size_t errlen);
 void peer_url_list_free(char **urls, size_t count);
 
 struct initial_member {
@@ -36,7 +36,7 @@ struct initial_cluster {
 /* Parses `name=url,name=url,...` (a name may repeat to give a member several URLs), computes member and
  * cluster IDs with the token, and rejects empty names, bad URLs and a URL given to two members. */
 int initial_cluster_parse(const char *text, const char *cluster_token, struct initial_cluster *cluster,
-                          char *errbuf, size_t errlen);
+                          char *err, size_t errlen);
 const struct initial_member *initial_cluster_find(const struct initial_cluster *cluster, const char *name);
 void initial_cluster_free(struct initial_cluster *cluster);
 

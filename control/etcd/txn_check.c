@@ -194,7 +194,7 @@ static bool branch_intervals_ok(Etcdserverpb__RequestOp **ops, size_t count)
 	return ok;
 }
 
-int kv_txn_check(const Etcdserverpb__TxnRequest *txn, size_t max_operations, char *error, size_t error_length)
+int kv_txn_check(const Etcdserverpb__TxnRequest *txn, size_t max_operations, char *err, size_t errlen)
 {
 	const char *problem = check_request(txn, max_operations);
 	/* After the cheap checks: they bound the size the interval check walks. */
@@ -203,6 +203,6 @@ int kv_txn_check(const Etcdserverpb__TxnRequest *txn, size_t max_operations, cha
 		problem = "etcdserver: duplicate key given in txn request";
 	if (!problem)
 		return GRPC_OK;
-	snprintf(error, error_length, "%s", problem);
+	snprintf(err, errlen, "%s", problem);
 	return GRPC_INVALID_ARGUMENT;
 }

@@ -14,6 +14,6 @@
  * operations in txn request", "... key is not provided", "... value is provided", "... lease is provided",
  * "... key not found" (an empty op), "... duplicate key given in txn request". max_operations bounds the
  * top level; each nested txn gets what its parent leaves. */
-int kv_txn_check(const Etcdserverpb__TxnRequest *txn, size_t max_operations, char *error, size_t error_length);
+int kv_txn_check(const Etcdserverpb__TxnRequest *txn, size_t max_operations, char *err, size_t errlen);
 
 #endif

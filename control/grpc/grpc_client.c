@@ -248,22 +248,22 @@ static ssize_t read_request(nghttp2_session *session, int32_t stream_id, uint8_t
 	return (ssize_t)n;
 }
 
-static int connect_with_timeout(const char *host, const char *port, uint64_t timeout_ns, char *error, size_t length)
+static int connect_with_timeout(const char *host, const char *port, uint64_t timeout_ns, char *err, size_t errlen)
 {
 	struct addrinfo hints = {0}, *res, *ai;
 	hints.ai_family = AF_UNSPEC;
 	hints.ai_socktype = SOCK_STREAM;
 	int rc = getaddrinfo(strcmp(host, "localhost") ? host : "127.0.0.1", port, &hints, &res);
 	if (rc != 0) {
-		snprintf(error, length, "%s:%s: %s", host, port, gai_strerror(rc));
+		snprintf(err, errlen, "%s:%s: %s", host, port, gai_strerror(rc));
 		return -1;
 	}
 	int fd = -1;
-	int err = 0;
+	int socket_error = 0;
 	for (ai = res; ai; ai = ai->ai_next) {
 		fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, ai->ai_protocol);
 		if (fd < 0) {
-			err = errno;
+			socket_error = errno;
 			continue;
 		}
 		if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0)
@@ -276,22 +276,22 @@ static int connect_with_timeout(const char *host, const char *port, uint64_t tim
 				n = poll(&pfd, 1, ms);
 			while (n < 0 && errno == EINTR);
 			if (n == 1) {
-				socklen_t len = sizeof(err);
-				getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len);
-				if (err == 0)
+				socklen_t len = sizeof(socket_error);
+				getsockopt(fd, SOL_SOCKET, SO_ERROR, &socket_error, &len);
+				if (socket_error == 0)
 					break;
 			} else {
-				err = ETIMEDOUT;
+				socket_error = ETIMEDOUT;
 			}
 		} else {
-			err = errno;
+			socket_error = errno;
 		}
 		close(fd);
 		fd = -1;
 	}
 	freeaddrinfo(res);
 	if (fd < 0) {
-		snprintf(error, length, "connect %s:%s: %s", host, port, strerror(err ? err : ECONNREFUSED));
+		snprintf(err, errlen, "connect %s:%s: %s", host, port, strerror(socket_error ? socket_error : ECONNREFUSED));
 		return -1;
 	}
 	int one = 1;
@@ -299,15 +299,15 @@ static int connect_with_timeout(const char *host, const char *port, uint64_t tim
 	return fd;
 }
 
-struct gconn *gconn_open(const char *host, const char *port, uint64_t timeout_ns, char *error, size_t length)
+struct gconn *gconn_open(const char *host, const char *port, uint64_t timeout_ns, char *err, size_t errlen)
 {
-	int fd = connect_with_timeout(host, port, timeout_ns, error, length);
+	int fd = connect_with_timeout(host, port, timeout_ns, err, errlen);
 	if (fd < 0)
 		return NULL;
 	struct gconn *conn = calloc(1, sizeof(*conn));
 	if (!conn) {
 		close(fd);
-		snprintf(error, length, "out of memory");
+		snprintf(err, errlen, "out of memory");
 		return NULL;
 	}
 	conn->fd = fd;
@@ -325,7 +325,7 @@ struct gconn *gconn_open(const char *host, const char *port, uint64_t timeout_ns
 	int rv = nghttp2_session_client_new(&conn->session, cbs, conn);
 	nghttp2_session_callbacks_del(cbs);
 	if (rv != 0) {
-		snprintf(error, length, "nghttp2_session_client_new: %s", nghttp2_strerror(rv));
+		snprintf(err, errlen, "nghttp2_session_client_new: %s", nghttp2_strerror(rv));
 		close(fd);
 		free(conn);
 		return NULL;

@@ -49,7 +49,7 @@ struct gcall {
 
 /* Connects (blocking, at most timeout_ns) to host:port and prepares the session. NULL with a message
  * naming the address on failure. authority is the :authority header ("127.0.0.1:2379"). */
-struct gconn *gconn_open(const char *host, const char *port, uint64_t timeout_ns, char *error, size_t length);
+struct gconn *gconn_open(const char *host, const char *port, uint64_t timeout_ns, char *err, size_t errlen);
 int gconn_fd(const struct gconn *conn);
 /* Fails every call in flight (UNAVAILABLE "connection closed"), closes the socket, frees. */
 void gconn_close(struct gconn *conn);

@@ -343,11 +343,11 @@ static int on_stream_close(nghttp2_session *session, int32_t stream_id, uint32_t
 	return 0;
 }
 
-int grpc_http2_start(struct grpc_connection *connection, char *error, size_t length)
+int grpc_http2_start(struct grpc_connection *connection, char *err, size_t errlen)
 {
 	nghttp2_session_callbacks *callbacks;
 	if (nghttp2_session_callbacks_new(&callbacks) != 0) {
-		snprintf(error, length, "out of memory");
+		snprintf(err, errlen, "out of memory");
 		return -1;
 	}
 	nghttp2_session_callbacks_set_on_begin_headers_callback(callbacks, on_begin_headers);
@@ -362,7 +362,7 @@ int grpc_http2_start(struct grpc_connection *connection, char *error, size_t len
 	nghttp2_option *option;
 	if (nghttp2_option_new(&option) != 0) {
 		nghttp2_session_callbacks_del(callbacks);
-		snprintf(error, length, "out of memory");
+		snprintf(err, errlen, "out of memory");
 		return -1;
 	}
 	nghttp2_option_set_no_http_messaging(option, 1);
@@ -371,7 +371,7 @@ int grpc_http2_start(struct grpc_connection *connection, char *error, size_t len
 	nghttp2_session_callbacks_del(callbacks);
 	if (result != 0) {
 		connection->session = NULL;
-		snprintf(error, length, "nghttp2_session_server_new: %s", nghttp2_strerror(result));
+		snprintf(err, errlen, "nghttp2_session_server_new: %s", nghttp2_strerror(result));
 		return -1;
 	}
 	const nghttp2_settings_entry settings[] = {
@@ -385,7 +385,7 @@ int grpc_http2_start(struct grpc_connection *connection, char *error, size_t len
 		result = nghttp2_session_set_local_window_size(connection->session, NGHTTP2_FLAG_NONE, 0,
 			CONNECTION_WINDOW);
 	if (result != 0) {
-		snprintf(error, length, "nghttp2 settings: %s", nghttp2_strerror(result));
+		snprintf(err, errlen, "nghttp2 settings: %s", nghttp2_strerror(result));
 		nghttp2_session_del(connection->session);
 		connection->session = NULL;
 		return -1;

@@ -196,7 +196,7 @@ void grpc_server_table_insert(struct grpc_server *server, struct grpc_call *call
 void grpc_server_table_remove(struct grpc_server *server, struct grpc_call *call);
 
 /* grpc_http2.c */
-int grpc_http2_start(struct grpc_connection *connection, char *error, size_t length);
+int grpc_http2_start(struct grpc_connection *connection, char *err, size_t errlen);
 /* Feeds received bytes to nghttp2; -1 when the connection must close. */
 int grpc_http2_receive(struct grpc_connection *connection, const uint8_t *bytes, size_t length);
 /* Moves frames from nghttp2 to connection->output up to the high-water mark; -1 on a fatal error. */

@@ -143,7 +143,7 @@ struct grpc_call *grpc_server_find_call(struct grpc_server *server, uint64_t cal
 
 /* "http://IP:PORT", "https://localhost:PORT", "http://[IPv6]:PORT", an optional trailing '/'. */
 static int parse_listen_url(const char *url, struct sockaddr_storage *address, socklen_t *address_length,
-	bool *secure, char *error, size_t length)
+	bool *secure, char *err, size_t errlen)
 {
 	const char *host;
 	if (strncmp(url, "http://", 7) == 0) {
@@ -153,10 +153,10 @@ static int parse_listen_url(const char *url, struct sockaddr_storage *address, s
 		*secure = true;
 		host = url + 8;
 	} else if (strncmp(url, "unix://", 7) == 0 || strncmp(url, "unixs://", 8) == 0) {
-		snprintf(error, length, "bad listen URL %s: unix socket client URLs are not served", url);
+		snprintf(err, errlen, "bad listen URL %s: unix socket client URLs are not served", url);
 		return -1;
 	} else {
-		snprintf(error, length, "bad listen URL %s: the scheme must be http:// or https://", url);
+		snprintf(err, errlen, "bad listen URL %s: the scheme must be http:// or https://", url);
 		return -1;
 	}
 	const char *host_end;
@@ -167,7 +167,7 @@ static int parse_listen_url(const char *url, struct sockaddr_storage *address, s
 		host++;
 		host_end = strchr(host, ']');
 		if (host_end == NULL || host_end[1] != ':') {
-			snprintf(error, length, "bad listen URL %s: expected [IPv6]:port", url);
+			snprintf(err, errlen, "bad listen URL %s: expected [IPv6]:port", url);
 			return -1;
 		}
 		colon = host_end + 1;
@@ -175,14 +175,14 @@ static int parse_listen_url(const char *url, struct sockaddr_storage *address, s
 	} else {
 		colon = strrchr(host, ':');
 		if (colon == NULL) {
-			snprintf(error, length, "bad listen URL %s: missing port", url);
+			snprintf(err, errlen, "bad listen URL %s: missing port", url);
 			return -1;
 		}
 		host_end = colon;
 	}
 	size_t host_length = (size_t)(host_end - host);
 	if (host_length == 0 || host_length >= sizeof host_text) {
-		snprintf(error, length, "bad listen URL %s: bad host", url);
+		snprintf(err, errlen, "bad listen URL %s: bad host", url);
 		return -1;
 	}
 	memcpy(host_text, host, host_length);
@@ -193,7 +193,7 @@ static int parse_listen_url(const char *url, struct sockaddr_storage *address, s
 	long port = strtol(colon + 1, &port_end, 10);
 	if (port_end == colon + 1 || errno != 0 || port < 0 || port > 65535 ||
 		!(*port_end == '\0' || (port_end[0] == '/' && port_end[1] == '\0'))) {
-		snprintf(error, length, "bad listen URL %s: bad port", url);
+		snprintf(err, errlen, "bad listen URL %s: bad port", url);
 		return -1;
 	}
 
@@ -205,7 +205,7 @@ static int parse_listen_url(const char *url, struct sockaddr_storage *address, s
 		in6->sin6_family = AF_INET6;
 		in6->sin6_port = htons((uint16_t)port);
 		if (inet_pton(AF_INET6, host_text, &in6->sin6_addr) != 1) {
-			snprintf(error, length, "bad listen URL %s: %s is not an IPv6 address", url, host_text);
+			snprintf(err, errlen, "bad listen URL %s: %s is not an IPv6 address", url, host_text);
 			return -1;
 		}
 		*address_length = sizeof *in6;
@@ -214,7 +214,7 @@ static int parse_listen_url(const char *url, struct sockaddr_storage *address, s
 		in4->sin_family = AF_INET;
 		in4->sin_port = htons((uint16_t)port);
 		if (inet_pton(AF_INET, host_text, &in4->sin_addr) != 1) {
-			snprintf(error, length, "bad listen URL %s: the host must be an IP address or localhost", url);
+			snprintf(err, errlen, "bad listen URL %s: the host must be an IP address or localhost", url);
 			return -1;
 		}
 		*address_length = sizeof *in4;
@@ -222,15 +222,15 @@ static int parse_listen_url(const char *url, struct sockaddr_storage *address, s
 	return 0;
 }
 
-static int open_listener(struct grpc_server *server, const char *url, char *error, size_t length)
+static int open_listener(struct grpc_server *server, const char *url, char *err, size_t errlen)
 {
 	struct sockaddr_storage address;
 	socklen_t address_length;
 	bool secure;
-	if (parse_listen_url(url, &address, &address_length, &secure, error, length) != 0)
+	if (parse_listen_url(url, &address, &address_length, &secure, err, errlen) != 0)
 		return -1;
 	if (secure && server->config.tls == NULL) {
-		snprintf(error, length, "listen %s: https needs a certificate and key", url);
+		snprintf(err, errlen, "listen %s: https needs a certificate and key", url);
 		return -1;
 	}
 	/* The same address under both schemes: one socket serving both, as etcd does. */
@@ -244,13 +244,13 @@ static int open_listener(struct grpc_server *server, const char *url, char *erro
 	}
 	int fd = socket(address.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0) {
-		snprintf(error, length, "listen %s: socket: %s", url, strerror(errno));
+		snprintf(err, errlen, "listen %s: socket: %s", url, strerror(errno));
 		return -1;
 	}
 	int one = 1;
 	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
 	if (server->config.reuse_port && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0) {
-		snprintf(error, length, "listen %s: SO_REUSEPORT: %s", url, strerror(errno));
+		snprintf(err, errlen, "listen %s: SO_REUSEPORT: %s", url, strerror(errno));
 		close(fd);
 		return -1;
 	}
@@ -258,12 +258,12 @@ static int open_listener(struct grpc_server *server, const char *url, char *erro
 	if (address.ss_family == AF_INET6)
 		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
 	if (bind(fd, (struct sockaddr *)&address, address_length) != 0) {
-		snprintf(error, length, "listen %s: bind: %s", url, strerror(errno));
+		snprintf(err, errlen, "listen %s: bind: %s", url, strerror(errno));
 		close(fd);
 		return -1;
 	}
 	if (listen(fd, SOMAXCONN) != 0) {
-		snprintf(error, length, "listen %s: listen: %s", url, strerror(errno));
+		snprintf(err, errlen, "listen %s: listen: %s", url, strerror(errno));
 		close(fd);
 		return -1;
 	}
@@ -276,7 +276,7 @@ static int open_listener(struct grpc_server *server, const char *url, char *erro
 	listener->address_length = address_length;
 	struct epoll_event event = { .events = EPOLLIN, .data.ptr = listener };
 	if (epoll_ctl(server->epoll_fd, EPOLL_CTL_ADD, fd, &event) != 0) {
-		snprintf(error, length, "listen %s: epoll_ctl: %s", url, strerror(errno));
+		snprintf(err, errlen, "listen %s: epoll_ctl: %s", url, strerror(errno));
 		close(fd);
 		return -1;
 	}
@@ -291,15 +291,15 @@ static int open_listener(struct grpc_server *server, const char *url, char *erro
 	return 0;
 }
 
-struct grpc_server *grpc_server_open(const struct grpc_server_config *config, char *error, size_t length)
+struct grpc_server *grpc_server_open(const struct grpc_server_config *config, char *err, size_t errlen)
 {
 	if (config->listen_url_count == 0) {
-		snprintf(error, length, "no listen URL");
+		snprintf(err, errlen, "no listen URL");
 		return NULL;
 	}
 	struct grpc_server *server = calloc(1, sizeof *server);
 	if (server == NULL) {
-		snprintf(error, length, "out of memory");
+		snprintf(err, errlen, "out of memory");
 		return NULL;
 	}
 	server->config = *config;
@@ -318,12 +318,12 @@ struct grpc_server *grpc_server_open(const struct grpc_server_config *config, ch
 	server->listeners = calloc(config->listen_url_count, sizeof *server->listeners);
 	server->epoll_fd = epoll_create1(EPOLL_CLOEXEC);
 	if (server->call_table == NULL || server->listeners == NULL || server->epoll_fd < 0) {
-		snprintf(error, length, "grpc server: %s", server->epoll_fd < 0 ? strerror(errno) : "out of memory");
+		snprintf(err, errlen, "grpc server: %s", server->epoll_fd < 0 ? strerror(errno) : "out of memory");
 		grpc_server_close(server);
 		return NULL;
 	}
 	for (size_t i = 0; i < config->listen_url_count; i++) {
-		if (open_listener(server, config->listen_urls[i], error, length) != 0) {
+		if (open_listener(server, config->listen_urls[i], err, errlen) != 0) {
 			grpc_server_close(server);
 			return NULL;
 		}

@@ -90,7 +90,7 @@ struct grpc_server_config {
 
 /* Opens the listening sockets (IPv4 and IPv6 literals, localhost = 127.0.0.1). NULL with a message
  * naming the URL on error (bad URL, https:// without a TLS context, address in use). */
-struct grpc_server *grpc_server_open(const struct grpc_server_config *config, char *error, size_t length);
+struct grpc_server *grpc_server_open(const struct grpc_server_config *config, char *err, size_t errlen);
 /* One fd (an epoll fd of the server's own) that becomes readable when the server has work. */
 int grpc_server_fd(const struct grpc_server *server);
 /* Accepts, reads, runs callbacks, writes what is pending; returns without blocking. */

@@ -137,7 +137,7 @@ static void append_text(char *out, size_t size, const char *text)
 
 /* The OpenSSL cipher list for --cipher-suites ("" when it names only TLS 1.3 suites); -1 with etcd's
  * message for a name it does not know. */
-static int openssl_cipher_list(const char *go_names, char *list, size_t size, char *error, size_t length)
+static int openssl_cipher_list(const char *go_names, char *list, size_t size, char *err, size_t errlen)
 {
 	list[0] = '\0';
 	if (go_names == NULL || go_names[0] == '\0') {
@@ -157,7 +157,7 @@ static int openssl_cipher_list(const char *go_names, char *list, size_t size, ch
 		size_t name_length = comma != NULL ? (size_t)(comma - start) : strlen(start);
 		char name[128];
 		if (name_length >= sizeof name) {
-			snprintf(error, length, "unexpected TLS cipher suite \"%.*s\"", (int)name_length, start);
+			snprintf(err, errlen, "unexpected TLS cipher suite \"%.*s\"", (int)name_length, start);
 			return -1;
 		}
 		memcpy(name, start, name_length);
@@ -165,7 +165,7 @@ static int openssl_cipher_list(const char *go_names, char *list, size_t size, ch
 		const char *openssl = grpc_tls_cipher_openssl_name(name);
 		if (openssl == NULL) {
 			char escaped[256];
-			snprintf(error, length, "unexpected TLS cipher suite \"%s\"", log_json_escape(name, escaped, sizeof escaped));
+			snprintf(err, errlen, "unexpected TLS cipher suite \"%s\"", log_json_escape(name, escaped, sizeof escaped));
 			return -1;
 		}
 		if (openssl[0] != '\0') {
@@ -402,7 +402,7 @@ static void note_alert(const SSL *ssl, int where, int value)
 /* ---- the context ---- */
 
 /* Go's error for a file it cannot read ("open F: no such file or directory"). */
-static bool readable(const char *path, char *error, size_t length)
+static bool readable(const char *path, char *err, size_t errlen)
 {
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0) {
@@ -410,7 +410,7 @@ static bool readable(const char *path, char *error, size_t length)
 		snprintf(reason, sizeof reason, "%s", strerror(errno));
 		if (reason[0] >= 'A' && reason[0] <= 'Z')
 			reason[0] = (char)(reason[0] - 'A' + 'a');
-		snprintf(error, length, "open %s: %s", path, reason);
+		snprintf(err, errlen, "open %s: %s", path, reason);
 		return false;
 	}
 	close(fd);
@@ -426,26 +426,26 @@ static void openssl_reason(char *out, size_t size)
 }
 
 /* An OpenSSL context for the settings, as etcd's TLSInfo.ServerConfig configures Go; NULL with etcd's message. */
-static SSL_CTX *build_ssl_context(const struct grpc_tls_settings *settings, char *error, size_t length)
+static SSL_CTX *build_ssl_context(const struct grpc_tls_settings *settings, char *err, size_t errlen)
 {
 	const char *cert_file = settings->cert_file != NULL ? settings->cert_file : "";
 	const char *key_file = settings->key_file != NULL ? settings->key_file : "";
 	const char *ca_file = settings->trusted_ca_file != NULL ? settings->trusted_ca_file : "";
 	if (cert_file[0] == '\0' || key_file[0] == '\0') {
-		snprintf(error, length, "KeyFile and CertFile must both be present[key: %s, cert: %s]", key_file, cert_file);
+		snprintf(err, errlen, "KeyFile and CertFile must both be present[key: %s, cert: %s]", key_file, cert_file);
 		return NULL;
 	}
 	char cipher_list[1024];
-	if (openssl_cipher_list(settings->cipher_suites, cipher_list, sizeof cipher_list, error, length) != 0)
+	if (openssl_cipher_list(settings->cipher_suites, cipher_list, sizeof cipher_list, err, errlen) != 0)
 		return NULL;
-	if (!readable(cert_file, error, length) || !readable(key_file, error, length) ||
-		(ca_file[0] != '\0' && !readable(ca_file, error, length)))
+	if (!readable(cert_file, err, errlen) || !readable(key_file, err, errlen) ||
+		(ca_file[0] != '\0' && !readable(ca_file, err, errlen)))
 		return NULL;
 
 	ERR_clear_error();
 	SSL_CTX *ssl_context = SSL_CTX_new(TLS_server_method());
 	if (ssl_context == NULL) {
-		snprintf(error, length, "TLS: cannot create an OpenSSL context");
+		snprintf(err, errlen, "TLS: cannot create an OpenSSL context");
 		return NULL;
 	}
 	char reason[256];
@@ -456,29 +456,29 @@ static SSL_CTX *build_ssl_context(const struct grpc_tls_settings *settings, char
 	SSL_CTX_set_mode(ssl_context, SSL_MODE_RELEASE_BUFFERS);
 	SSL_CTX_set_ciphersuites(ssl_context, tls13_suites);
 	if (cipher_list[0] != '\0' && SSL_CTX_set_cipher_list(ssl_context, cipher_list) != 1) {
-		snprintf(error, length, "none of the TLS cipher suites in --cipher-suites is available in this OpenSSL (%s)",
+		snprintf(err, errlen, "none of the TLS cipher suites in --cipher-suites is available in this OpenSSL (%s)",
 			settings->cipher_suites != NULL ? settings->cipher_suites : "");
 		goto fail;
 	}
 	if (SSL_CTX_use_certificate_chain_file(ssl_context, cert_file) != 1) {
 		openssl_reason(reason, sizeof reason);
-		snprintf(error, length, "tls: failed to find any PEM data in certificate input (%s: %s)", cert_file, reason);
+		snprintf(err, errlen, "tls: failed to find any PEM data in certificate input (%s: %s)", cert_file, reason);
 		goto fail;
 	}
 	if (SSL_CTX_use_PrivateKey_file(ssl_context, key_file, SSL_FILETYPE_PEM) != 1) {
 		openssl_reason(reason, sizeof reason);
-		snprintf(error, length, "tls: failed to find any PEM data in key input (%s: %s)", key_file, reason);
+		snprintf(err, errlen, "tls: failed to find any PEM data in key input (%s: %s)", key_file, reason);
 		goto fail;
 	}
 	if (SSL_CTX_check_private_key(ssl_context) != 1) {
 		ERR_clear_error();
-		snprintf(error, length, "tls: private key does not match public key (%s, %s)", cert_file, key_file);
+		snprintf(err, errlen, "tls: private key does not match public key (%s, %s)", cert_file, key_file);
 		goto fail;
 	}
 	if (ca_file[0] != '\0') {
 		if (SSL_CTX_load_verify_locations(ssl_context, ca_file, NULL) != 1) {
 			openssl_reason(reason, sizeof reason);
-			snprintf(error, length, "cannot read the trusted CA file %s: %s", ca_file, reason);
+			snprintf(err, errlen, "cannot read the trusted CA file %s: %s", ca_file, reason);
 			goto fail;
 		}
 		/* The CertificateRequest names the acceptable CAs, as Go's does (clients with several
@@ -536,9 +536,9 @@ static void stamp_files(const struct grpc_tls_context *context, struct file_stam
 	stamp_file(context->trusted_ca_file, &stamps[2]);
 }
 
-struct grpc_tls_context *grpc_tls_context_new(const struct grpc_tls_settings *settings, char *error, size_t length)
+struct grpc_tls_context *grpc_tls_context_new(const struct grpc_tls_settings *settings, char *err, size_t errlen)
 {
-	SSL_CTX *ssl_context = build_ssl_context(settings, error, length);
+	SSL_CTX *ssl_context = build_ssl_context(settings, err, errlen);
 	if (ssl_context == NULL)
 		return NULL;
 	struct grpc_tls_context *context = xcalloc(1, sizeof *context);
@@ -954,11 +954,11 @@ void grpc_tls_connection_end(struct grpc_connection *connection)
 
 /* ---- etcd's --auto-tls ---- */
 
-static int make_directories(const char *path, char *error, size_t length)
+static int make_directories(const char *path, char *err, size_t errlen)
 {
 	char partial[4096];
 	if (strlen(path) >= sizeof partial) {
-		snprintf(error, length, "cannot create cert directory %s: path too long", path);
+		snprintf(err, errlen, "cannot create cert directory %s: path too long", path);
 		return -1;
 	}
 	for (size_t i = 1; path[i - 1] != '\0'; i++) {
@@ -967,7 +967,7 @@ static int make_directories(const char *path, char *error, size_t length)
 		memcpy(partial, path, i);
 		partial[i] = '\0';
 		if (mkdir(partial, 0700) != 0 && errno != EEXIST) {
-			snprintf(error, length, "cannot create cert directory %s: %s", partial, strerror(errno));
+			snprintf(err, errlen, "cannot create cert directory %s: %s", partial, strerror(errno));
 			return -1;
 		}
 	}
@@ -1074,17 +1074,17 @@ static X509 *self_signed_certificate(EVP_PKEY *key, const char *const *hosts, si
 }
 
 /* Writes the key (traditional PEM) or the certificate to a new file of that mode. */
-static int write_pem(const char *path, mode_t mode, EVP_PKEY *key, X509 *certificate, char *error, size_t length)
+static int write_pem(const char *path, mode_t mode, EVP_PKEY *key, X509 *certificate, char *err, size_t errlen)
 {
 	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
 	if (fd < 0) {
-		snprintf(error, length, "cannot write %s: %s", path, strerror(errno));
+		snprintf(err, errlen, "cannot write %s: %s", path, strerror(errno));
 		return -1;
 	}
 	BIO *out = BIO_new_fd(fd, BIO_CLOSE);
 	if (out == NULL) {
 		close(fd);
-		snprintf(error, length, "cannot write %s: out of memory", path);
+		snprintf(err, errlen, "cannot write %s: out of memory", path);
 		return -1;
 	}
 	bool written = key != NULL ? PEM_write_bio_PrivateKey_traditional(out, key, NULL, NULL, 0, NULL, NULL) == 1
@@ -1094,17 +1094,17 @@ static int write_pem(const char *path, mode_t mode, EVP_PKEY *key, X509 *certifi
 	if (!written) {
 		char reason[256];
 		openssl_reason(reason, sizeof reason);
-		snprintf(error, length, "cannot write %s: %s", path, reason);
+		snprintf(err, errlen, "cannot write %s: %s", path, reason);
 		return -1;
 	}
 	return 0;
 }
 
 int grpc_tls_self_signed(const char *directory, const char *const *hosts, size_t host_count, bool *created,
-	char *error, size_t length)
+	char *err, size_t errlen)
 {
 	*created = false;
-	if (make_directories(directory, error, length) != 0)
+	if (make_directories(directory, err, errlen) != 0)
 		return -1;
 	size_t path_size = strlen(directory) + sizeof "/cert.pem";
 	char *cert_path = xmalloc(path_size), *key_path = xmalloc(path_size);
@@ -1123,13 +1123,13 @@ int grpc_tls_self_signed(const char *directory, const char *const *hosts, size_t
 	if (certificate == NULL) {
 		char reason[256];
 		openssl_reason(reason, sizeof reason);
-		snprintf(error, length, "cannot generate a self-signed certificate: %s", reason);
+		snprintf(err, errlen, "cannot generate a self-signed certificate: %s", reason);
 		goto done;
 	}
 	/* The key first, private from the start (0600): "EC PRIVATE KEY", the SEC 1 form Go's
 	 * x509.MarshalECPrivateKey writes. */
-	if (write_pem(key_path, 0600, key, NULL, error, length) != 0 ||
-		write_pem(cert_path, 0644, NULL, certificate, error, length) != 0)
+	if (write_pem(key_path, 0600, key, NULL, err, errlen) != 0 ||
+		write_pem(cert_path, 0644, NULL, certificate, err, errlen) != 0)
 		goto done;
 	*created = true;
 	result = 0;

@@ -33,8 +33,8 @@ struct grpc_tls_context;
 /* Loads the certificate, key and CAs. NULL with etcd's message for the same mistake
  * ("KeyFile and CertFile must both be present[key: ..., cert: ...]", "open FILE: no such file or
  * directory", "unexpected TLS cipher suite \"NAME\"", ...). */
-struct grpc_tls_context *grpc_tls_context_new(const struct grpc_tls_settings *settings, char *error,
-	size_t length);
+struct grpc_tls_context *grpc_tls_context_new(const struct grpc_tls_settings *settings, char *err,
+	size_t errlen);
 void grpc_tls_context_free(struct grpc_tls_context *context);
 
 /* OpenSSL's name of the TLS 1.2 suite Go calls go_name; "" for a TLS 1.3 suite (always on, in Go as in
@@ -46,6 +46,6 @@ const char *grpc_tls_cipher_openssl_name(const char *go_name);
  * or host) as an IP address or DNS name SAN. Existing files are kept. The directory is created (0700).
  * *created tells whether new files were written. 0, or -1 with a message naming what failed. */
 int grpc_tls_self_signed(const char *directory, const char *const *hosts, size_t host_count, bool *created,
-	char *error, size_t length);
+	char *err, size_t errlen);
 
 #endif

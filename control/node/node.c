@@ -122,21 +122,21 @@ void node_post_reply(struct node *node, struct node_reply *reply)
 	reply_mailbox_post(mailbox ? mailbox : &node->operator_inbox, reply);
 }
 
-int node_start_threads(struct node *node, char *error, size_t length)
+int node_start_threads(struct node *node, char *err, size_t errlen)
 {
 	if (core_mailbox_init(&node->core_inbox) || storage_mailbox_init(&node->storage_inbox) ||
 	    snapshot_mailbox_init(&node->snapshot_inbox) || reply_mailbox_init(&node->operator_inbox)) {
-		snprintf(error, length, "cannot create event fds: %s", strerror(errno));
+		snprintf(err, errlen, "cannot create event fds: %s", strerror(errno));
 		return -1;
 	}
 	pthread_mutex_init(&node->membership_lock, NULL);
-	if (node_auth_open(node, error, length) != 0 || node_auth_start(node, error, length) != 0)
+	if (node_auth_open(node, err, errlen) != 0 || node_auth_start(node, err, errlen) != 0)
 		return -1;
 	if (pthread_create(&node->storage_thread, NULL, node_storage_main, node) ||
 	    pthread_create(&node->core_thread, NULL, node_core_main, node) ||
 	    pthread_create(&node->transport_thread, NULL, node_transport_main, node) ||
 	    pthread_create(&node->snapshot_thread, NULL, node_snapshot_main, node)) {
-		snprintf(error, length, "cannot start threads: %s", strerror(errno));
+		snprintf(err, errlen, "cannot start threads: %s", strerror(errno));
 		return -1;
 	}
 	return 0;

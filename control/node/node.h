@@ -375,7 +375,7 @@ struct node {
 
 /* node.c: starts the core, storage and transport threads of a member bootstrap_open has opened; stops
  * and frees everything. */
-int node_start_threads(struct node *node, char *error, size_t length);
+int node_start_threads(struct node *node, char *err, size_t errlen);
 void node_stop(struct node *node);
 void node_close(struct node *node);
 

@@ -16,7 +16,7 @@
 /* etcd's token keeper looks for idle simple tokens once a second. */
 enum { TOKEN_SWEEP_INTERVAL_MS = 1000, BCRYPT_WAKE_MS = 100 };
 
-int node_auth_open(struct node *node, char *error, size_t length)
+int node_auth_open(struct node *node, char *err, size_t errlen)
 {
 	struct node_auth *auth = &node->auth;
 	auth->bcrypt_cost = auth_bcrypt_cost(node->flags.bcrypt_cost);
@@ -30,12 +30,12 @@ int node_auth_open(struct node *node, char *error, size_t length)
 		char escaped[512];
 		log_write("warn", "failed to create token provider", "\"error\":\"%s\"",
 		          log_json_escape(reason, escaped, sizeof(escaped)));
-		snprintf(error, length, "failed to create token provider: %s", reason);
+		snprintf(err, errlen, "failed to create token provider: %s", reason);
 		return -1;
 	}
 	struct auth_store *store = NULL;
 	if (auth_store_load(node->state, &store, reason, sizeof(reason)) != 0) {
-		snprintf(error, length, "%s", reason);
+		snprintf(err, errlen, "%s", reason);
 		auth_tokens_close(auth->tokens);
 		auth->tokens = NULL;
 		return -1;
@@ -47,7 +47,7 @@ int node_auth_open(struct node *node, char *error, size_t length)
 	if (store->enabled)
 		auth_tokens_enable(auth->tokens);
 	if (auth_work_mailbox_init(&auth->inbox) != 0) {
-		snprintf(error, length, "cannot create the bcrypt thread's mailbox: %s", strerror(errno));
+		snprintf(err, errlen, "cannot create the bcrypt thread's mailbox: %s", strerror(errno));
 		return -1;
 	}
 	return 0;
@@ -74,10 +74,10 @@ void node_auth_publish(struct node *node, struct auth_store *store)
 	auth_store_release(old);
 }
 
-int node_auth_reload(struct node *node, struct auth_store **current, char *error, size_t length)
+int node_auth_reload(struct node *node, struct auth_store **current, char *err, size_t errlen)
 {
 	struct auth_store *store = NULL;
-	if (auth_store_load(node->state, &store, error, length) != 0)
+	if (auth_store_load(node->state, &store, err, errlen) != 0)
 		return -1;
 	if (store->enabled && !(*current)->enabled)
 		auth_tokens_enable(node->auth.tokens);
@@ -221,10 +221,10 @@ static void *bcrypt_main(void *argument)
 	return NULL;
 }
 
-int node_auth_start(struct node *node, char *error, size_t length)
+int node_auth_start(struct node *node, char *err, size_t errlen)
 {
 	if (pthread_create(&node->auth.bcrypt_thread, NULL, bcrypt_main, node) != 0) {
-		snprintf(error, length, "cannot start the bcrypt thread: %s", strerror(errno));
+		snprintf(err, errlen, "cannot start the bcrypt thread: %s", strerror(errno));
 		return -1;
 	}
 	node->auth.bcrypt_started = true;

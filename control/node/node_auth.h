@@ -53,8 +53,8 @@ struct node_auth {
 
 /* Before the threads start: the token provider of --auth-token and --auth-token-ttl (etcd's errors for bad
  * options or keys), --bcrypt-cost, and the store kept in the member's state. 0, or -1 with the reason. */
-int node_auth_open(struct node *node, char *error, size_t length);
-int node_auth_start(struct node *node, char *error, size_t length); /* the bcrypt thread */
+int node_auth_open(struct node *node, char *err, size_t errlen);
+int node_auth_start(struct node *node, char *err, size_t errlen); /* the bcrypt thread */
 void node_auth_stop(struct node *node);
 void node_auth_close(struct node *node);
 
@@ -73,7 +73,7 @@ static inline uint64_t node_auth_revision(struct node_auth *auth)
 
 /* Storage thread, after its state was replaced (a snapshot installed): *current becomes the store the new
  * state keeps, published, and the token provider follows its enabled flag. 0, or -1 with the reason. */
-int node_auth_reload(struct node *node, struct auth_store **current, char *error, size_t length);
+int node_auth_reload(struct node *node, struct auth_store **current, char *err, size_t errlen);
 
 /* Who a request's token stands for (etcd's AuthInfoFromCtx), against this member's applied index. */
 enum auth_token_lookup node_auth_resolve_token(struct node *node, const char *token, char **user, uint64_t *revision,

@@ -57,14 +57,14 @@ static int parse_go_duration(const char *text, uint64_t *out_ms)
 	return 0;
 }
 
-int compactor_parse(const char *mode, const char *retention, struct compactor_config *config, char *error,
-                    size_t length)
+int compactor_parse(const char *mode, const char *retention, struct compactor_config *config, char *err,
+                    size_t errlen)
 {
 	memset(config, 0, sizeof(*config));
 	config->check_interval_ms = REVISION_CHECK_MS;
 	bool periodic = strcmp(mode, "periodic") == 0, revision = strcmp(mode, "revision") == 0;
 	if (!periodic && !revision) {
-		snprintf(error, length, "unsupported compaction mode %s", mode);
+		snprintf(err, errlen, "unsupported compaction mode %s", mode);
 		return -1;
 	}
 	/* etcd's parseCompactionRetention: a bare number is revisions or hours, anything else a duration. */
@@ -83,14 +83,14 @@ int compactor_parse(const char *mode, const char *retention, struct compactor_co
 	} else {
 		uint64_t period = 0;
 		if (parse_go_duration(retention, &period) != 0) {
-			snprintf(error, length, "error parsing CompactionRetention: time: invalid duration \"%s\"", retention);
+			snprintf(err, errlen, "error parsing CompactionRetention: time: invalid duration \"%s\"", retention);
 			return -1;
 		}
 		if (period == 0)
 			return 0;
 		if (revision) {
 			/* etcd takes the duration's nanoseconds as a revision count; nobody means that. */
-			snprintf(error, length, "--auto-compaction-retention=%s: revision mode keeps a number of revisions",
+			snprintf(err, errlen, "--auto-compaction-retention=%s: revision mode keeps a number of revisions",
 			         retention);
 			return -1;
 		}

@@ -28,8 +28,8 @@ struct compactor_config {
 };
 
 /* The flags' mode and retention as etcd parses them. 0, or -1 with etcd's message in error. */
-int compactor_parse(const char *mode, const char *retention, struct compactor_config *config, char *error,
-                    size_t length);
+int compactor_parse(const char *mode, const char *retention, struct compactor_config *config, char *err,
+                    size_t errlen);
 
 /* Up to etcd's 10 samples per period plus the one a period ago. */
 #define COMPACTOR_SAMPLES 11

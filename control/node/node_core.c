@@ -51,9 +51,7 @@ struct core_context {
 static uint8_t *pack_raft_message(const Raftpb__Message *message, size_t *length)
 {
 	size_t size = raftpb__message__get_packed_size(message);
-	uint8_t *bytes = malloc(size + 1);
-	if (!bytes)
-		abort();
+	uint8_t *bytes = xmalloc(size + 1);
 	bytes[0] = PEER_RAFT;
 	raftpb__message__pack(message, bytes + 1);
 	*length = size + 1;
@@ -79,9 +77,7 @@ static void send_raft_now(struct node *node, const Raftpb__Message *message)
 
 static void reply_kv_error(struct node *node, uint64_t request_id, int code, const char *text)
 {
-	struct node_reply *reply = calloc(1, sizeof(*reply));
-	if (!reply)
-		abort();
+	struct node_reply *reply = xcalloc(1, sizeof(*reply));
 	reply->request_id = request_id;
 	reply->kv.grpc_code = code;
 	snprintf(reply->kv.error, sizeof(reply->kv.error), "%s", text);
@@ -93,9 +89,7 @@ static void queue_proposal(struct core_context *context, struct node_request *re
 	if (context->proposals_count == context->proposals_capacity) {
 		context->proposals_capacity = context->proposals_capacity ? context->proposals_capacity * 2 : 256;
 		context->proposals =
-		    realloc(context->proposals, context->proposals_capacity * sizeof(struct queued_proposal));
-		if (!context->proposals)
-			abort();
+		    xrealloc(context->proposals, context->proposals_capacity * sizeof(struct queued_proposal));
 	}
 	context->proposals[context->proposals_count].request = request;
 	context->proposals[context->proposals_count].queued_at_ms = clock_monotonic_ms();
@@ -125,11 +119,9 @@ static void packed_entries_free(struct packed_entries *packed)
 static struct packed_entries pack_proposals(const struct queued_proposal *proposals, size_t count)
 {
 	struct packed_entries packed = {0};
-	packed.buffers = calloc(count, sizeof(struct raft_buffer));
-	packed.owned = calloc(count, sizeof(uint8_t *));
-	ProtobufCBinaryData *items = calloc(count, sizeof(ProtobufCBinaryData));
-	if (!packed.buffers || !packed.owned || !items)
-		abort();
+	packed.buffers = xcalloc(count, sizeof(struct raft_buffer));
+	packed.owned = xcalloc(count, sizeof(uint8_t *));
+	ProtobufCBinaryData *items = xcalloc(count, sizeof(ProtobufCBinaryData));
 	size_t first = 0;
 	while (first < count) {
 		size_t last = first, bytes = proposals[first].request->payload_length;
@@ -148,9 +140,7 @@ static struct packed_entries pack_proposals(const struct queued_proposal *propos
 				items[k - first].len = proposals[k].request->payload_length;
 			}
 			size_t length = etcdserverpb__internal_raft_request__get_packed_size(&batch);
-			uint8_t *data = malloc(length);
-			if (!data)
-				abort();
+			uint8_t *data = xmalloc(length);
 			etcdserverpb__internal_raft_request__pack(&batch, data);
 			packed.owned[packed.owned_count++] = data;
 			buffer->data = data;
@@ -215,9 +205,7 @@ static void request_read_index(struct core_context *context, struct node_request
 	}
 	if (context->reads_count == context->reads_capacity) {
 		context->reads_capacity = context->reads_capacity ? context->reads_capacity * 2 : 64;
-		context->reads = realloc(context->reads, context->reads_capacity * sizeof(struct pending_read));
-		if (!context->reads)
-			abort();
+		context->reads = xrealloc(context->reads, context->reads_capacity * sizeof(struct pending_read));
 	}
 	struct pending_read *read = &context->reads[context->reads_count++];
 	read->request_id = request->request_id;
@@ -259,10 +247,8 @@ static void copy_entries(struct storage_job *job, const struct raft_ready *ready
 	for (size_t k = 0; k < ready->entries_count; k++)
 		bytes += ready->entries[k]->data.len;
 	job->entries_count = ready->entries_count;
-	job->entries = calloc(ready->entries_count ? ready->entries_count : 1, sizeof(struct wal_entry));
-	job->entry_data = malloc(bytes ? bytes : 1);
-	if (!job->entries || !job->entry_data)
-		abort();
+	job->entries = xcalloc(ready->entries_count ? ready->entries_count : 1, sizeof(struct wal_entry));
+	job->entry_data = xmalloc(bytes ? bytes : 1);
 	size_t offset = 0;
 	for (size_t k = 0; k < ready->entries_count; k++) {
 		const Raftpb__Entry *entry = ready->entries[k];
@@ -281,9 +267,7 @@ static void copy_entries(struct storage_job *job, const struct raft_ready *ready
 static void copy_committed(struct storage_job *job, const struct raft_ready *ready)
 {
 	job->committed_count = ready->committed_entries_count;
-	job->committed = calloc(job->committed_count ? job->committed_count : 1, sizeof(struct committed_entry));
-	if (!job->committed)
-		abort();
+	job->committed = xcalloc(job->committed_count ? job->committed_count : 1, sizeof(struct committed_entry));
 	for (size_t k = 0; k < job->committed_count; k++) {
 		const Raftpb__Entry *entry = ready->committed_entries[k];
 		struct committed_entry *out = &job->committed[k];
@@ -291,9 +275,7 @@ static void copy_committed(struct storage_job *job, const struct raft_ready *rea
 		out->term = entry->term;
 		out->type = entry->type;
 		out->length = entry->data.len;
-		out->data = malloc(entry->data.len ? entry->data.len : 1);
-		if (!out->data)
-			abort();
+		out->data = xmalloc(entry->data.len ? entry->data.len : 1);
 		if (entry->data.len)
 			memcpy(out->data, entry->data.data, entry->data.len);
 	}
@@ -303,9 +285,7 @@ static void match_read_states(struct core_context *context, struct storage_job *
 {
 	if (ready->read_states_count == 0)
 		return;
-	job->reads = calloc(ready->read_states_count, sizeof(struct pending_read));
-	if (!job->reads)
-		abort();
+	job->reads = xcalloc(ready->read_states_count, sizeof(struct pending_read));
 	for (size_t s = 0; s < ready->read_states_count; s++) {
 		const struct raft_read_state *state = &ready->read_states[s];
 		if (state->context_length != 8)
@@ -367,9 +347,7 @@ static struct storage_job *handle_ready(struct core_context *context, struct raf
 			send_raft_now(node, message);
 	}
 
-	struct storage_job *job = calloc(1, sizeof(*job));
-	if (!job)
-		abort();
+	struct storage_job *job = xcalloc(1, sizeof(*job));
 	if (ready->has_hard_state) {
 		job->has_hard_state = true;
 		job->hard_state.term = ready->hard_state.term;
@@ -381,9 +359,7 @@ static struct storage_job *handle_ready(struct core_context *context, struct raf
 	job->persist_index = ready->persist_index;
 	job->persist_term = ready->persist_term;
 	job->after_persist_count = ready->messages_after_persist_count;
-	job->after_persist = calloc(job->after_persist_count ? job->after_persist_count : 1, sizeof(struct packed_message));
-	if (!job->after_persist)
-		abort();
+	job->after_persist = xcalloc(job->after_persist_count ? job->after_persist_count : 1, sizeof(struct packed_message));
 	for (size_t k = 0; k < ready->messages_after_persist_count; k++) {
 		job->after_persist[k].to = ready->messages_after_persist[k]->to;
 		job->after_persist[k].bytes = pack_raft_message(ready->messages_after_persist[k], &job->after_persist[k].length);

@@ -58,9 +58,7 @@ void lease_clocks_update(struct lease_clocks *clocks, const struct lease_changes
 		if (!clock) {
 			if (clocks->count == clocks->capacity) {
 				clocks->capacity = clocks->capacity ? clocks->capacity * 2 : 64;
-				clocks->clocks = realloc(clocks->clocks, clocks->capacity * sizeof(struct lease_clock));
-				if (!clocks->clocks)
-					abort();
+				clocks->clocks = xrealloc(clocks->clocks, clocks->capacity * sizeof(struct lease_clock));
 			}
 			clock = &clocks->clocks[clocks->count++];
 		}
@@ -97,15 +95,11 @@ static void answer_renew(struct node *node, const struct node_request *request, 
 	response.header = &header;
 	response.id = request->lease_id;
 	response.ttl = ttl < 0 ? 0 : ttl;
-	struct node_reply *reply = calloc(1, sizeof(*reply));
-	if (!reply)
-		abort();
+	struct node_reply *reply = xcalloc(1, sizeof(*reply));
 	reply->request_id = request->request_id;
 	reply->call_id = request->call_id;
 	reply->kv.response_length = etcdserverpb__lease_keep_alive_response__get_packed_size(&response);
-	reply->kv.response = malloc(reply->kv.response_length ? reply->kv.response_length : 1);
-	if (!reply->kv.response)
-		abort();
+	reply->kv.response = xmalloc(reply->kv.response_length ? reply->kv.response_length : 1);
 	etcdserverpb__lease_keep_alive_response__pack(&response, reply->kv.response);
 	node_post_reply(node, reply);
 }
@@ -114,9 +108,7 @@ static void answer_renew(struct node *node, const struct node_request *request, 
 static void answer_time_to_live(struct node *node, struct node_request *request, int64_t remaining)
 {
 	request->lease_remaining_ttl = remaining;
-	struct storage_mail *mail = calloc(1, sizeof(*mail));
-	if (!mail)
-		abort();
+	struct storage_mail *mail = xcalloc(1, sizeof(*mail));
 	mail->kind = STORAGE_MAIL_CLIENT_REQUEST;
 	mail->request = request;
 	storage_mailbox_post(&node->storage_inbox, mail);
@@ -124,9 +116,7 @@ static void answer_time_to_live(struct node *node, struct node_request *request,
 
 static void answer_error(struct node *node, struct node_request *request, int code, const char *text)
 {
-	struct node_reply *reply = calloc(1, sizeof(*reply));
-	if (!reply)
-		abort();
+	struct node_reply *reply = xcalloc(1, sizeof(*reply));
 	reply->request_id = request->request_id;
 	reply->call_id = request->call_id;
 	reply->end_call = request->call_id != 0;
@@ -262,9 +252,7 @@ void lease_clocks_handle_request(struct lease_clocks *clocks, struct node_reques
 	if (clocks->forwarded_count == clocks->forwarded_capacity) {
 		clocks->forwarded_capacity = clocks->forwarded_capacity ? clocks->forwarded_capacity * 2 : 16;
 		clocks->forwarded =
-		    realloc(clocks->forwarded, clocks->forwarded_capacity * sizeof(struct forwarded_lease_request));
-		if (!clocks->forwarded)
-			abort();
+		    xrealloc(clocks->forwarded, clocks->forwarded_capacity * sizeof(struct forwarded_lease_request));
 	}
 	clocks->forwarded[clocks->forwarded_count].request = request;
 	clocks->forwarded[clocks->forwarded_count].sent_ms = clock_monotonic_ms();
@@ -323,16 +311,12 @@ static void propose_revoke(struct lease_clocks *clocks, struct lease_clock *cloc
 	Etcdserverpb__InternalRaftRequest internal = ETCDSERVERPB__INTERNAL_RAFT_REQUEST__INIT;
 	internal.header = &header;
 	internal.lease_revoke = &revoke;
-	struct node_request *request = calloc(1, sizeof(*request));
-	struct core_mail *mail = calloc(1, sizeof(*mail));
-	if (!request || !mail)
-		abort();
+	struct node_request *request = xcalloc(1, sizeof(*request));
+	struct core_mail *mail = xcalloc(1, sizeof(*mail));
 	request->kind = REQUEST_PROPOSE;
 	request->request_id = header.id;
 	request->payload_length = etcdserverpb__internal_raft_request__get_packed_size(&internal);
-	request->payload = malloc(request->payload_length);
-	if (!request->payload)
-		abort();
+	request->payload = xmalloc(request->payload_length);
 	etcdserverpb__internal_raft_request__pack(&internal, request->payload);
 	/* Through the core's own inbox: it joins the next batch like any client write. */
 	mail->kind = CORE_MAIL_REQUEST;

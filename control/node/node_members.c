@@ -6,6 +6,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "alloc.h"
 #include "clock.h"
 #include "log.h"
 #include "member_id.h"
@@ -30,9 +31,7 @@ static struct peer_liveness *liveness_of(struct node *node, uint64_t id)
 	for (size_t k = 0; k < node->liveness_count; k++)
 		if (node->liveness[k].id == id)
 			return &node->liveness[k];
-	struct peer_liveness *grown = realloc(node->liveness, (node->liveness_count + 1) * sizeof(*grown));
-	if (!grown)
-		abort();
+	struct peer_liveness *grown = xrealloc(node->liveness, (node->liveness_count + 1) * sizeof(*grown));
 	node->liveness = grown;
 	struct peer_liveness *entry = &node->liveness[node->liveness_count++];
 	memset(entry, 0, sizeof(*entry));
@@ -97,7 +96,7 @@ static char *dump(json_t *value)
 	char *text = json_dumps(value, JSON_COMPACT);
 	json_decref(value);
 	if (!text)
-		abort();
+		alloc_failed(0); /* jansson fails only for memory here */
 	return text;
 }
 
@@ -106,9 +105,7 @@ static void send_json(struct node *node, uint64_t to, int kind, json_t *value)
 {
 	char *text = dump(value);
 	size_t length = strlen(text);
-	uint8_t *bytes = malloc(length + 1);
-	if (!bytes)
-		abort();
+	uint8_t *bytes = xmalloc(length + 1);
 	bytes[0] = (uint8_t)kind;
 	memcpy(bytes + 1, text, length);
 	node_send_peer(node, to, bytes, length + 1);
@@ -128,9 +125,7 @@ static void complete(struct members_context *context, struct node_request *reque
 		                    "error", error ? error : "", "result", json ? json : ""));
 		free(json);
 	} else {
-		struct node_reply *reply = calloc(1, sizeof(*reply));
-		if (!reply)
-			abort();
+		struct node_reply *reply = xcalloc(1, sizeof(*reply));
 		reply->request_id = request->request_id;
 		reply->grpc_code = code;
 		if (error)
@@ -195,9 +190,7 @@ static void add_pending(struct members_context *context, struct node_request *re
 {
 	if (context->pending_count == context->pending_capacity) {
 		context->pending_capacity = context->pending_capacity ? context->pending_capacity * 2 : 16;
-		context->pending = realloc(context->pending, context->pending_capacity * sizeof(struct pending_change));
-		if (!context->pending)
-			abort();
+		context->pending = xrealloc(context->pending, context->pending_capacity * sizeof(struct pending_change));
 	}
 	context->pending[context->pending_count].request = request;
 	context->pending[context->pending_count].proposed_at_ms = clock_monotonic_ms();
@@ -744,9 +737,7 @@ static struct node_request *request_from_json(json_t *body, uint64_t from)
 	if (json_unpack(body, "{s:s, s:I, s:s, s:o, s:b}", "kind", &kind, "forward_id", &forward_id, "member_id",
 	                &member_id, "peer_urls", &urls, "is_learner", &is_learner) != 0)
 		return NULL;
-	struct node_request *request = calloc(1, sizeof(*request));
-	if (!request)
-		abort();
+	struct node_request *request = xcalloc(1, sizeof(*request));
 	if (!strcmp(kind, "member_add"))
 		request->kind = REQUEST_MEMBER_ADD;
 	else if (!strcmp(kind, "member_remove"))
@@ -768,9 +759,7 @@ static struct node_request *request_from_json(json_t *body, uint64_t from)
 	/* The leader's own request id for the conf change: local id space, answered over the wire. */
 	request->request_id = ((uint64_t)forward_id << 16) ^ from ^ (uint64_t)clock_monotonic_ms() << 40;
 	size_t count = json_is_array(urls) ? json_array_size(urls) : 0;
-	request->peer_urls = calloc(count ? count : 1, sizeof(char *));
-	if (!request->peer_urls)
-		abort();
+	request->peer_urls = xcalloc(count ? count : 1, sizeof(char *));
 	for (size_t k = 0; k < count; k++) {
 		const char *url = json_string_value(json_array_get(urls, k));
 		request->peer_urls[request->peer_urls_count++] = strdup(url ? url : "");
@@ -864,9 +853,7 @@ static void publish_attributes(struct members_context *context)
 	request.header = &header;
 	request.cluster_member_attr_set = &set;
 	size_t length = etcdserverpb__internal_raft_request__get_packed_size(&request);
-	uint8_t *bytes = malloc(length);
-	if (!bytes)
-		abort();
+	uint8_t *bytes = xmalloc(length);
 	etcdserverpb__internal_raft_request__pack(&request, bytes);
 	if (raft_propose(node->raft, bytes, length, NULL) == RAFT_OK)
 		context->attributes_proposed_at_ms = now;

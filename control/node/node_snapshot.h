@@ -38,15 +38,15 @@ void snapshot_keeper_note_entry(struct snapshot_keeper *keeper, uint64_t index, 
 /* After a committed batch: takes a snapshot when --snapshot-count requests were applied since the last
  * (one that cannot be saved, on a full disk, is logged and tried again after as many requests). 0, or -1
  * with a message (the WAL failed: the member must stop). */
-int snapshot_keeper_after_apply(struct snapshot_keeper *keeper, char *error, size_t length);
+int snapshot_keeper_after_apply(struct snapshot_keeper *keeper, char *err, size_t errlen);
 /* After the WAL reported durability: once a snapshot's marker is durable, releases WAL segments before it
  * and prunes old snapshots. 0, or -1 with a message. */
-int snapshot_keeper_after_durable(struct snapshot_keeper *keeper, char *error, size_t length);
+int snapshot_keeper_after_durable(struct snapshot_keeper *keeper, char *err, size_t errlen);
 /* A job carrying a snapshot from the leader, before anything else of the job: makes the WAL marker (and
  * the cut of the log after it) durable, then replaces the state with the snapshot's checkpoint. A crash
  * in between restarts from the marker and installs the checkpoint then (snapshot_recover). The caller
  * publishes the new applied index, after the new state's leases were posted to the core. */
-int snapshot_keeper_install(struct snapshot_keeper *keeper, const struct storage_job *job, char *error, size_t length);
+int snapshot_keeper_install(struct snapshot_keeper *keeper, const struct storage_job *job, char *err, size_t errlen);
 
 /* ---- bootstrap, at restart ---- */
 
@@ -56,6 +56,6 @@ int snapshot_keeper_install(struct snapshot_keeper *keeper, const struct storage
  * the snapshot (a crash while installing one), the checkpoint is installed first. A damaged snapshot is
  * set aside (NAME.broken) and, when the state is not behind it, a new one is taken once running;
  * otherwise this fails naming the file. 0, or -1 with a message. */
-int snapshot_recover(struct node *node, Raftpb__Snapshot **out, char *error, size_t length);
+int snapshot_recover(struct node *node, Raftpb__Snapshot **out, char *err, size_t errlen);
 
 #endif

@@ -56,10 +56,8 @@ static void stop_on_storage_failure(struct storage_context *context, const char 
 		return;
 	context->failed = true;
 	/* Nothing more can be made durable: the core must stop acknowledging. Tell it. */
-	struct storage_done *done = calloc(1, sizeof(*done));
-	struct core_mail *mail = calloc(1, sizeof(*mail));
-	if (!done || !mail)
-		abort();
+	struct storage_done *done = xcalloc(1, sizeof(*done));
+	struct core_mail *mail = xcalloc(1, sizeof(*mail));
 	done->failed = true;
 	snprintf(done->error, sizeof(done->error), "%s: %s", what, error);
 	mail->kind = CORE_MAIL_PERSISTED;
@@ -77,9 +75,7 @@ static void serve_read(struct storage_context *context, uint64_t request_id, con
                        size_t length, uint64_t raft_term)
 {
 	struct node *node = context->node;
-	struct node_reply *reply = calloc(1, sizeof(*reply));
-	if (!reply)
-		abort();
+	struct node_reply *reply = xcalloc(1, sizeof(*reply));
 	reply->request_id = request_id;
 	Etcdserverpb__RangeRequest *range = etcdserverpb__range_request__unpack(NULL, length, range_bytes);
 	if (!range) {
@@ -117,7 +113,7 @@ struct token_assignment {
 };
 
 static int assign_token(void *argument, const char *user, uint64_t revision, const char *simple_prefix, uint64_t index,
-                        char **token, char *error, size_t length)
+                        char **token, char *err, size_t errlen)
 {
 	struct token_assignment *assignment = argument;
 	struct auth_tokens *tokens = assignment->node->auth.tokens;
@@ -125,7 +121,7 @@ static int assign_token(void *argument, const char *user, uint64_t revision, con
 		*token = xstrdup("");
 		return 0;
 	}
-	return auth_tokens_assign(tokens, user, revision, simple_prefix, index, clock_monotonic_ms(), token, error, length);
+	return auth_tokens_assign(tokens, user, revision, simple_prefix, index, clock_monotonic_ms(), token, err, errlen);
 }
 
 static void tokens_enabled(void *argument)
@@ -184,9 +180,7 @@ static void apply_one(struct storage_context *context, const Etcdserverpb__Inter
 {
 	struct node *node = context->node;
 	uint64_t request_id = request->header ? request->header->id : request->id;
-	struct node_reply *reply = calloc(1, sizeof(*reply));
-	if (!reply)
-		abort();
+	struct node_reply *reply = xcalloc(1, sizeof(*reply));
 	reply->request_id = request_id;
 	apply_with_auth(context, request, header, index, request_id, &reply->kv);
 	storage_clients_note_applied(context->clients, request, &reply->kv);
@@ -348,10 +342,8 @@ static void report_durable(struct storage_context *context)
 				slowest_us = now_us - job->written_at_us;
 		}
 		if (job->persist_index || job->after_persist_count) {
-			struct storage_done *done = calloc(1, sizeof(*done));
-			struct core_mail *mail = calloc(1, sizeof(*mail));
-			if (!done || !mail)
-				abort();
+			struct storage_done *done = xcalloc(1, sizeof(*done));
+			struct core_mail *mail = xcalloc(1, sizeof(*mail));
 			done->persist_index = job->persist_index;
 			done->persist_term = job->persist_term;
 			done->after_persist = job->after_persist;
@@ -401,9 +393,7 @@ static void take_job(struct storage_context *context, struct storage_job *job)
 	for (size_t k = 0; k < job->reads_count; k++) {
 		if (context->reads_count == context->reads_capacity) {
 			context->reads_capacity = context->reads_capacity ? context->reads_capacity * 2 : 64;
-			context->reads = realloc(context->reads, context->reads_capacity * sizeof(struct pending_read));
-			if (!context->reads)
-				abort();
+			context->reads = xrealloc(context->reads, context->reads_capacity * sizeof(struct pending_read));
 		}
 		context->reads[context->reads_count++] = job->reads[k];
 	}
@@ -411,9 +401,7 @@ static void take_job(struct storage_context *context, struct storage_job *job)
 	serve_ready_reads(context, job->raft_term);
 	if (context->waiting_count == context->waiting_capacity) {
 		context->waiting_capacity = context->waiting_capacity ? context->waiting_capacity * 2 : 64;
-		context->waiting = realloc(context->waiting, context->waiting_capacity * sizeof(struct storage_job *));
-		if (!context->waiting)
-			abort();
+		context->waiting = xrealloc(context->waiting, context->waiting_capacity * sizeof(struct storage_job *));
 	}
 	context->waiting[context->waiting_count++] = job;
 }

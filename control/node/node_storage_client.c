@@ -13,9 +13,10 @@
 
 /* A watcher catching up from the history reads at most this many events, and at most
  * WATCH_CATCH_UP_SCANNED revisions of any key, per step (one revision is never split); one turn of the
- * storage thread does at most WATCH_CATCH_UP_BUDGET revisions for all catching-up watchers together, so
- * applying never waits long on them. */
-enum { WATCH_CATCH_UP_EVENTS = 500, WATCH_CATCH_UP_SCANNED = 4000, WATCH_CATCH_UP_BUDGET = 4000 };
+ * storage thread spends at most WATCH_CATCH_UP_BUDGET_US on all catching-up watchers together (time,
+ * not a count: a step's cost varies with prev_kv, the disk and the build), so applying never waits long
+ * on them. */
+enum { WATCH_CATCH_UP_EVENTS = 200, WATCH_CATCH_UP_SCANNED = 2000, WATCH_CATCH_UP_BUDGET_US = 20000 };
 /* A watcher whose stream has more than this unsent is parked (etcd: a victim) until its client reads. */
 enum { WATCH_BACKLOG_BYTES = 4 * 1024 * 1024 };
 
@@ -78,10 +79,8 @@ struct storage_clients {
 
 static void post_lease_changes(struct storage_clients *clients, bool reset)
 {
-	struct lease_changes *changes = calloc(1, sizeof(*changes));
-	struct core_mail *mail = calloc(1, sizeof(*mail));
-	if (!changes || !mail)
-		abort();
+	struct lease_changes *changes = xcalloc(1, sizeof(*changes));
+	struct core_mail *mail = xcalloc(1, sizeof(*mail));
 	changes->reset = reset;
 	changes->changes = clients->lease_changes;
 	changes->count = clients->lease_change_count;
@@ -97,9 +96,7 @@ static void note_lease_change(struct storage_clients *clients, int64_t id, int64
 	if (clients->lease_change_count == clients->lease_change_capacity) {
 		clients->lease_change_capacity = clients->lease_change_capacity ? clients->lease_change_capacity * 2 : 16;
 		clients->lease_changes =
-		    realloc(clients->lease_changes, clients->lease_change_capacity * sizeof(struct lease_change));
-		if (!clients->lease_changes)
-			abort();
+		    xrealloc(clients->lease_changes, clients->lease_change_capacity * sizeof(struct lease_change));
 	}
 	struct lease_change *change = &clients->lease_changes[clients->lease_change_count++];
 	change->id = id;
@@ -125,9 +122,7 @@ void storage_clients_note_applied(struct storage_clients *clients, const Etcdser
 
 struct storage_clients *storage_clients_new(struct node *node)
 {
-	struct storage_clients *clients = calloc(1, sizeof(*clients));
-	if (!clients)
-		abort();
+	struct storage_clients *clients = xcalloc(1, sizeof(*clients));
 	clients->node = node;
 	clients->fanned_out_revision = state_revision(node->state);
 	/* The core's clocks start from every lease this member knows. */
@@ -182,9 +177,7 @@ static void fill_header(const struct node *node, Etcdserverpb__ResponseHeader *h
 
 static struct node_reply *new_reply(uint64_t request_id)
 {
-	struct node_reply *reply = calloc(1, sizeof(*reply));
-	if (!reply)
-		abort();
+	struct node_reply *reply = xcalloc(1, sizeof(*reply));
 	reply->request_id = request_id;
 	return reply;
 }
@@ -203,9 +196,7 @@ static void post_message(struct node *node, uint64_t request_id, uint64_t call_i
 	struct node_reply *reply = new_reply(request_id);
 	reply->call_id = call_id;
 	reply->kv.response_length = protobuf_c_message_get_packed_size(message);
-	reply->kv.response = malloc(reply->kv.response_length ? reply->kv.response_length : 1);
-	if (!reply->kv.response)
-		abort();
+	reply->kv.response = xmalloc(reply->kv.response_length ? reply->kv.response_length : 1);
 	protobuf_c_message_pack(message, reply->kv.response);
 	node_post_reply(node, reply);
 }
@@ -585,22 +576,21 @@ static long catch_up_step(struct storage_clients *clients, size_t position)
 
 bool storage_clients_catch_up(struct storage_clients *clients)
 {
-	long budget = WATCH_CATCH_UP_BUDGET;
-	bool progress = true;
-	while (clients->unsynced_count > 0 && budget > 0 && progress) {
+	uint64_t deadline_us = clock_monotonic_us() + WATCH_CATCH_UP_BUDGET_US;
+	bool progress = true, time_left = true;
+	while (clients->unsynced_count > 0 && time_left && progress) {
 		progress = false;
-		for (size_t seen = 0; seen < clients->watcher_count && budget > 0; seen++) {
+		for (size_t seen = 0; seen < clients->watcher_count && time_left; seen++) {
 			if (clients->catch_up_cursor >= clients->watcher_count)
 				clients->catch_up_cursor = 0;
 			size_t position = clients->catch_up_cursor++;
 			struct watcher *watcher = clients->watchers[position];
 			if (watcher->synced || watcher_backlogged(watcher))
 				continue;
-			long scanned = catch_up_step(clients, position);
-			if (scanned < 0)
+			if (catch_up_step(clients, position) < 0)
 				clients->catch_up_cursor = position; /* another watcher moved into this position */
-			budget -= scanned < 0 ? 1 : scanned;
 			progress = true;
+			time_left = clock_monotonic_us() < deadline_us;
 		}
 	}
 	/* Work remains only for watchers whose clients are reading; parked ones wait for the next tick. */

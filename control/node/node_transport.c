@@ -20,9 +20,7 @@ static void deliver(void *argument, const struct transport_message *message)
 		snapshot_mailbox_post(&node->snapshot_inbox, mail);
 		return;
 	}
-	struct core_mail *mail = calloc(1, sizeof(*mail));
-	if (!mail)
-		abort();
+	struct core_mail *mail = xcalloc(1, sizeof(*mail));
 	mail->kind = CORE_MAIL_PEER;
 	mail->peer.from = message->from;
 	mail->peer.length = message->length;

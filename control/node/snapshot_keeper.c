@@ -156,7 +156,7 @@ static void post_taken(struct node *node, uint8_t *record, size_t length, uint64
 	core_mailbox_post(&node->core_inbox, mail);
 }
 
-static int take_snapshot(struct snapshot_keeper *keeper, char *error, size_t length)
+static int take_snapshot(struct snapshot_keeper *keeper, char *err, size_t errlen)
 {
 	struct node *node = keeper->node;
 	uint64_t started = clock_monotonic_ms();
@@ -164,7 +164,7 @@ static int take_snapshot(struct snapshot_keeper *keeper, char *error, size_t len
 	uint64_t term = keeper->applied_term;
 	Raftpb__ConfState *conf = raftpb__conf_state__unpack(NULL, keeper->conf_state_length, keeper->conf_state);
 	if (!conf) {
-		snprintf(error, length, "snapshot at %" PRIu64 ": the configuration to record does not decode", index);
+		snprintf(err, errlen, "snapshot at %" PRIu64 ": the configuration to record does not decode", index);
 		return -1;
 	}
 	struct state_bytes members = state_membership(node->state);
@@ -199,10 +199,10 @@ static int take_snapshot(struct snapshot_keeper *keeper, char *error, size_t len
 	}
 	uint64_t saved = clock_monotonic_ms();
 	struct wal_snapshot_marker marker = {index, term, marker_metadata, marker_length};
-	int rc = wal_save_snapshot(node->wal, &marker, error, length);
+	int rc = wal_save_snapshot(node->wal, &marker, err, errlen);
 	free(marker_metadata);
 	if (rc == 0)
-		rc = wal_submit(node->wal, error, length);
+		rc = wal_submit(node->wal, err, errlen);
 	if (rc != 0) {
 		free(record);
 		return -1;
@@ -226,7 +226,7 @@ static int take_snapshot(struct snapshot_keeper *keeper, char *error, size_t len
 	return 0;
 }
 
-int snapshot_keeper_after_apply(struct snapshot_keeper *keeper, char *error, size_t length)
+int snapshot_keeper_after_apply(struct snapshot_keeper *keeper, char *err, size_t errlen)
 {
 	struct node *node = keeper->node;
 	if (node->flags.snapshot_count == 0)
@@ -237,10 +237,10 @@ int snapshot_keeper_after_apply(struct snapshot_keeper *keeper, char *error, siz
 		return 0;
 	if (!node->snapshot_now && keeper->requests - keeper->requests_at_snapshot < node->flags.snapshot_count)
 		return 0;
-	return take_snapshot(keeper, error, length);
+	return take_snapshot(keeper, err, errlen);
 }
 
-int snapshot_keeper_after_durable(struct snapshot_keeper *keeper, char *error, size_t length)
+int snapshot_keeper_after_durable(struct snapshot_keeper *keeper, char *err, size_t errlen)
 {
 	struct node *node = keeper->node;
 	if (!keeper->release_pending || wal_durable_records(node->wal) < keeper->marker_records)
@@ -250,13 +250,13 @@ int snapshot_keeper_after_durable(struct snapshot_keeper *keeper, char *error, s
 	uint64_t durable_applied = 0;
 	char state_error[256];
 	if (state_sync(node->state, &durable_applied, state_error, sizeof(state_error)) != STATE_OK) {
-		snprintf(error, length, "syncing the state before releasing the WAL: %s", state_error);
+		snprintf(err, errlen, "syncing the state before releasing the WAL: %s", state_error);
 		return -1;
 	}
 	uint64_t upto = keeper->release_index < durable_applied ? keeper->release_index : durable_applied;
 	size_t files_before = wal_segment_files(node->wal);
 	if (node->flags.max_wals > 0 &&
-	    wal_release_keeping(node->wal, upto, (size_t)node->flags.max_wals, error, length) != 0)
+	    wal_release_keeping(node->wal, upto, (size_t)node->flags.max_wals, err, errlen) != 0)
 		return -1;
 	char store_error[512];
 	if (snap_store_prune(node->snapshots, (size_t)node->flags.max_snapshots, store_error, sizeof(store_error)) != 0) {
@@ -272,13 +272,13 @@ int snapshot_keeper_after_durable(struct snapshot_keeper *keeper, char *error, s
 	return 0;
 }
 
-int snapshot_keeper_install(struct snapshot_keeper *keeper, const struct storage_job *job, char *error, size_t length)
+int snapshot_keeper_install(struct snapshot_keeper *keeper, const struct storage_job *job, char *err, size_t errlen)
 {
 	struct node *node = keeper->node;
 	uint64_t started = clock_monotonic_ms();
 	Raftpb__Snapshot *snapshot = raftpb__snapshot__unpack(NULL, job->snapshot_length, job->snapshot);
 	if (!snapshot || !snapshot->metadata || !snapshot->metadata->conf_state) {
-		snprintf(error, length, "the snapshot to install does not decode");
+		snprintf(err, errlen, "the snapshot to install does not decode");
 		if (snapshot)
 			raftpb__snapshot__free_unpacked(snapshot, NULL);
 		return -1;
@@ -286,7 +286,7 @@ int snapshot_keeper_install(struct snapshot_keeper *keeper, const struct storage
 	uint64_t index = snapshot->metadata->index, term = snapshot->metadata->term;
 	struct snap_info info;
 	if (!snap_store_find(node->snapshots, index, &info) || info.term != term) {
-		snprintf(error, length, "the snapshot to install (index %" PRIu64 ", term %" PRIu64 ") is not in %s", index, term,
+		snprintf(err, errlen, "the snapshot to install (index %" PRIu64 ", term %" PRIu64 ") is not in %s", index, term,
 		         snap_store_dir(node->snapshots));
 		raftpb__snapshot__free_unpacked(snapshot, NULL);
 		return -1;
@@ -296,15 +296,15 @@ int snapshot_keeper_install(struct snapshot_keeper *keeper, const struct storage
 	size_t marker_length = 0;
 	uint8_t *marker_metadata = pack_metadata(index, term, snapshot->metadata->conf_state, &marker_length);
 	struct wal_snapshot_marker marker = {index, term, marker_metadata, marker_length};
-	int rc = wal_save_snapshot(node->wal, &marker, error, length);
+	int rc = wal_save_snapshot(node->wal, &marker, err, errlen);
 	free(marker_metadata);
 	if (rc == 0)
-		rc = wal_truncate_after(node->wal, index, error, length);
+		rc = wal_truncate_after(node->wal, index, err, errlen);
 	if (rc == 0)
-		rc = wal_submit(node->wal, error, length);
+		rc = wal_submit(node->wal, err, errlen);
 	uint64_t ignored;
 	while (rc == 0 && !wal_all_durable(node->wal))
-		rc = wal_wait(node->wal, &ignored, error, length);
+		rc = wal_wait(node->wal, &ignored, err, errlen);
 	if (rc != 0) {
 		raftpb__snapshot__free_unpacked(snapshot, NULL);
 		return -1;
@@ -312,7 +312,7 @@ int snapshot_keeper_install(struct snapshot_keeper *keeper, const struct storage
 	char db[4200], state_error[512];
 	snap_store_db_path(node->snapshots, &info, db, sizeof(db));
 	if (state_restore_from_directory(node->state, db, node->member_id, state_error, sizeof(state_error)) != STATE_OK) {
-		snprintf(error, length, "installing the snapshot at %" PRIu64 " from %s: %s", index, db, state_error);
+		snprintf(err, errlen, "installing the snapshot at %" PRIu64 " from %s: %s", index, db, state_error);
 		raftpb__snapshot__free_unpacked(snapshot, NULL);
 		return -1;
 	}
@@ -341,7 +341,7 @@ int snapshot_keeper_install(struct snapshot_keeper *keeper, const struct storage
 
 /* ---- restart ---- */
 
-int snapshot_recover(struct node *node, Raftpb__Snapshot **out, char *error, size_t length)
+int snapshot_recover(struct node *node, Raftpb__Snapshot **out, char *err, size_t errlen)
 {
 	*out = NULL;
 	node->initial_snapshot_index = 0;
@@ -352,7 +352,7 @@ int snapshot_recover(struct node *node, Raftpb__Snapshot **out, char *error, siz
 	Raftpb__SnapshotMetadata *metadata =
 	    raftpb__snapshot_metadata__unpack(NULL, recovered->snapshot.metadata_length, recovered->snapshot.metadata);
 	if (!metadata || !metadata->conf_state || metadata->index != index || metadata->term != term) {
-		snprintf(error, length, "the WAL's snapshot marker at index %" PRIu64 " carries no configuration that "
+		snprintf(err, errlen, "the WAL's snapshot marker at index %" PRIu64 " carries no configuration that "
 		         "decodes: the WAL is damaged", index);
 		if (metadata)
 			raftpb__snapshot_metadata__free_unpacked(metadata, NULL);
@@ -379,7 +379,7 @@ int snapshot_recover(struct node *node, Raftpb__Snapshot **out, char *error, siz
 		if (applied < index) {
 			/* The log before the snapshot is gone and the state does not reach it: nothing here can
 			 * rebuild the state at the snapshot's index. */
-			snprintf(error, length, "the snapshot the WAL continues from is damaged (%s), and the state is behind it "
+			snprintf(err, errlen, "the snapshot the WAL continues from is damaged (%s), and the state is behind it "
 			         "(applied index %" PRIu64 ", snapshot index %" PRIu64 "): remove the member, delete its data dir "
 			         "and add it again, so it receives a snapshot from the leader", fault, applied, index);
 			raftpb__snapshot_metadata__free_unpacked(metadata, NULL);
@@ -394,7 +394,7 @@ int snapshot_recover(struct node *node, Raftpb__Snapshot **out, char *error, siz
 		snap_store_db_path(node->snapshots, &info, db, sizeof(db));
 		if (state_restore_from_directory(node->state, db, node->member_id, state_error, sizeof(state_error)) !=
 		    STATE_OK) {
-			snprintf(error, length, "installing the snapshot at %" PRIu64 " from %s: %s", index, db, state_error);
+			snprintf(err, errlen, "installing the snapshot at %" PRIu64 " from %s: %s", index, db, state_error);
 			raftpb__snapshot_metadata__free_unpacked(metadata, NULL);
 			raftpb__snapshot__free_unpacked(record, NULL);
 			return -1;

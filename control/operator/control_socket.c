@@ -63,14 +63,14 @@ struct control_socket {
 	struct control_socket_stats stats;
 };
 
-static void set_error(char *errbuf, size_t errlen, const char *format, ...) __attribute__((format(printf, 3, 4)));
-static void set_error(char *errbuf, size_t errlen, const char *format, ...)
+static void set_error(char *err, size_t errlen, const char *format, ...) __attribute__((format(printf, 3, 4)));
+static void set_error(char *err, size_t errlen, const char *format, ...)
 {
-	if (!errbuf || errlen == 0)
+	if (!err || errlen == 0)
 		return;
 	va_list args;
 	va_start(args, format);
-	vsnprintf(errbuf, errlen, format, args);
+	vsnprintf(err, errlen, format, args);
 	va_end(args);
 }
 
@@ -219,14 +219,14 @@ json_t *control_json_bytes(const char *data, size_t length, bool *used_base64)
 	return result;
 }
 
-int control_json_get_bytes(const json_t *object, const char *name, char **data, size_t *length, char *errbuf,
+int control_json_get_bytes(const json_t *object, const char *name, char **data, size_t *length, char *err,
                            size_t errlen)
 {
 	json_t *member = json_object_get(object, name);
 	if (!member)
 		return 1;
 	if (!json_is_string(member)) {
-		set_error(errbuf, errlen, "\"%s\" must be a string", name);
+		set_error(err, errlen, "\"%s\" must be a string", name);
 		return -1;
 	}
 	const char *text = json_string_value(member);
@@ -235,13 +235,13 @@ int control_json_get_bytes(const json_t *object, const char *name, char **data, 
 	if (encoding && strcmp(encoding, "base64") == 0) {
 		unsigned char *out = malloc(3 * (text_length / 4) + 3 + 1);
 		if (!out) {
-			set_error(errbuf, errlen, "out of memory");
+			set_error(err, errlen, "out of memory");
 			return -1;
 		}
 		size_t out_length;
 		if (control_base64_decode(text, text_length, out, &out_length) != 0) {
 			free(out);
-			set_error(errbuf, errlen, "\"%s\" is not valid base64", name);
+			set_error(err, errlen, "\"%s\" is not valid base64", name);
 			return -1;
 		}
 		out[out_length] = '\0';
@@ -250,12 +250,12 @@ int control_json_get_bytes(const json_t *object, const char *name, char **data, 
 		return 0;
 	}
 	if (encoding && strcmp(encoding, "text") != 0) {
-		set_error(errbuf, errlen, "unknown encoding \"%s\"", encoding);
+		set_error(err, errlen, "unknown encoding \"%s\"", encoding);
 		return -1;
 	}
 	char *copy = malloc(text_length + 1);
 	if (!copy) {
-		set_error(errbuf, errlen, "out of memory");
+		set_error(err, errlen, "out of memory");
 		return -1;
 	}
 	memcpy(copy, text, text_length);
@@ -603,17 +603,17 @@ static void read_connection(struct control_socket *server, struct connection *co
 
 /* ---- public API ------------------------------------------------------------------------------------- */
 
-struct control_socket *control_socket_open(const struct control_socket_config *config, char *errbuf,
+struct control_socket *control_socket_open(const struct control_socket_config *config, char *err,
                                            size_t errlen)
 {
 	const char *path = config->path;
 	struct sockaddr_un address = {.sun_family = AF_UNIX};
 	if (!path || !*path) {
-		set_error(errbuf, errlen, "control socket path is empty");
+		set_error(err, errlen, "control socket path is empty");
 		return NULL;
 	}
 	if (strlen(path) >= sizeof(address.sun_path)) {
-		set_error(errbuf, errlen, "control socket %s: path longer than %zu bytes", path,
+		set_error(err, errlen, "control socket %s: path longer than %zu bytes", path,
 		          sizeof(address.sun_path) - 1);
 		return NULL;
 	}
@@ -623,39 +623,39 @@ struct control_socket *control_socket_open(const struct control_socket_config *c
 	struct stat st;
 	if (lstat(path, &st) == 0) {
 		if (!S_ISSOCK(st.st_mode)) {
-			set_error(errbuf, errlen, "control socket %s exists and is not a socket", path);
+			set_error(err, errlen, "control socket %s exists and is not a socket", path);
 			return NULL;
 		}
 		int probe = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 		if (probe < 0) {
-			set_error(errbuf, errlen, "control socket %s: socket: %s", path, strerror(errno));
+			set_error(err, errlen, "control socket %s: socket: %s", path, strerror(errno));
 			return NULL;
 		}
 		int rc = connect(probe, (struct sockaddr *)&address, sizeof(address));
 		int saved = errno;
 		close(probe);
 		if (rc == 0 || saved == EAGAIN || saved == EINPROGRESS) {
-			set_error(errbuf, errlen, "control socket %s is in use by another process", path);
+			set_error(err, errlen, "control socket %s is in use by another process", path);
 			return NULL;
 		}
 		if (saved != ECONNREFUSED) {
-			set_error(errbuf, errlen, "control socket %s: cannot check the existing socket: %s", path,
+			set_error(err, errlen, "control socket %s: cannot check the existing socket: %s", path,
 			          strerror(saved));
 			return NULL;
 		}
 		if (unlink(path) != 0 && errno != ENOENT) {
-			set_error(errbuf, errlen, "control socket %s: cannot remove the stale socket: %s", path,
+			set_error(err, errlen, "control socket %s: cannot remove the stale socket: %s", path,
 			          strerror(errno));
 			return NULL;
 		}
 	} else if (errno != ENOENT) {
-		set_error(errbuf, errlen, "control socket %s: %s", path, strerror(errno));
+		set_error(err, errlen, "control socket %s: %s", path, strerror(errno));
 		return NULL;
 	}
 
 	struct control_socket *server = calloc(1, sizeof(*server));
 	if (!server) {
-		set_error(errbuf, errlen, "control socket %s: out of memory", path);
+		set_error(err, errlen, "control socket %s: out of memory", path);
 		return NULL;
 	}
 	server->listen_fd = -1;
@@ -672,42 +672,42 @@ struct control_socket *control_socket_open(const struct control_socket_config *c
 
 	server->listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (server->listen_fd < 0) {
-		set_error(errbuf, errlen, "control socket %s: socket: %s", path, strerror(errno));
+		set_error(err, errlen, "control socket %s: socket: %s", path, strerror(errno));
 		goto fail;
 	}
 	/* The socket file takes the socket inode's mode (less the umask) at bind: 0600 from the first moment,
 	 * without touching the process-wide umask. The chmod after bind covers a umask that removed bits. */
 	if (fchmod(server->listen_fd, 0600) != 0) {
-		set_error(errbuf, errlen, "control socket %s: fchmod: %s", path, strerror(errno));
+		set_error(err, errlen, "control socket %s: fchmod: %s", path, strerror(errno));
 		goto fail;
 	}
 	if (bind(server->listen_fd, (struct sockaddr *)&address, sizeof(address)) != 0) {
-		set_error(errbuf, errlen, "control socket %s: bind: %s", path, strerror(errno));
+		set_error(err, errlen, "control socket %s: bind: %s", path, strerror(errno));
 		goto fail;
 	}
 	if (chmod(path, 0600) != 0 || lstat(path, &st) != 0) {
-		set_error(errbuf, errlen, "control socket %s: chmod: %s", path, strerror(errno));
+		set_error(err, errlen, "control socket %s: chmod: %s", path, strerror(errno));
 		unlink(path);
 		goto fail;
 	}
 	server->socket_dev = st.st_dev;
 	server->socket_ino = st.st_ino;
 	if (listen(server->listen_fd, 64) != 0) {
-		set_error(errbuf, errlen, "control socket %s: listen: %s", path, strerror(errno));
+		set_error(err, errlen, "control socket %s: listen: %s", path, strerror(errno));
 		unlink(path);
 		goto fail;
 	}
 	server->epoll_fd = epoll_create1(EPOLL_CLOEXEC);
 	struct epoll_event event = {.events = EPOLLIN, .data.u64 = LISTENER_TAG};
 	if (server->epoll_fd < 0 || epoll_ctl(server->epoll_fd, EPOLL_CTL_ADD, server->listen_fd, &event) != 0) {
-		set_error(errbuf, errlen, "control socket %s: epoll: %s", path, strerror(errno));
+		set_error(err, errlen, "control socket %s: epoll: %s", path, strerror(errno));
 		unlink(path);
 		goto fail;
 	}
 	return server;
 
 fail_errno:
-	set_error(errbuf, errlen, "control socket %s: %s", path, strerror(errno));
+	set_error(err, errlen, "control socket %s: %s", path, strerror(errno));
 fail:
 	if (server->listen_fd >= 0)
 		close(server->listen_fd);

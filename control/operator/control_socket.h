@@ -99,7 +99,7 @@ struct control_socket_config {
 /* Creates the socket file with mode 0600 and starts listening. A socket file left by a dead process is
  * removed first; if a process still answers on it, fails with "control socket PATH is in use by another
  * process". Returns NULL with a message naming the path in errbuf on failure. */
-struct control_socket *control_socket_open(const struct control_socket_config *config, char *errbuf,
+struct control_socket *control_socket_open(const struct control_socket_config *config, char *err,
                                            size_t errlen);
 
 /* The one file descriptor the owner watches (EPOLLIN) in its own epoll loop: it becomes readable whenever
@@ -155,7 +155,7 @@ char *control_format_hex_id(uint64_t id, char *buf);
 /* Reads the byte string `name` of a request or kv object, honouring "encoding":"base64". On success *data
  * is a malloc'ed buffer with a NUL after the *length bytes; returns 0. Returns 1 when the member is absent,
  * -1 with a message in errbuf when it is not a string or not valid base64. */
-int control_json_get_bytes(const json_t *object, const char *name, char **data, size_t *length, char *errbuf,
+int control_json_get_bytes(const json_t *object, const char *name, char **data, size_t *length, char *err,
                            size_t errlen);
 
 /* Builds the JSON string for bytes: the text itself when they are valid UTF-8 without NUL, else base64

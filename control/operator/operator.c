@@ -437,13 +437,13 @@ static void answer(struct control_context *context, struct node_reply *reply)
 	/* Nobody waits: the client went away, or this answers a request made before a restart. */
 }
 
-int operator_run(struct node *node, char *error, size_t length)
+int operator_run(struct node *node, char *err, size_t errlen)
 {
 	struct control_context context = {.node = node};
 	context.next_request_id = node_request_counter_start();
 	struct control_socket_config config = {
 	    .path = node->flags.control_socket, .handler = handle_request, .handler_context = &context};
-	context.server = control_socket_open(&config, error, length);
+	context.server = control_socket_open(&config, err, errlen);
 	if (!context.server)
 		return -1;
 	sigset_t signals;

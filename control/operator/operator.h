@@ -9,6 +9,6 @@ struct node;
 
 /* Serves the control socket on the calling thread until the node stops (a signal, a removal, a fatal
  * storage error). Returns 0, or -1 with a message when the socket cannot be served. */
-int operator_run(struct node *node, char *error, size_t length);
+int operator_run(struct node *node, char *err, size_t errlen);
 
 #endif

@@ -71,7 +71,7 @@ rocksdb_iterator_t *state_iterator(struct state *state)
 }
 
 int state_get(struct state *state, const uint8_t *key, size_t key_len, char **value,
-              size_t *value_len, char *err, size_t err_len)
+              size_t *value_len, char *err, size_t errlen)
 {
     if (state->batch_open)
         index_batch(state);
@@ -84,18 +84,18 @@ int state_get(struct state *state, const uint8_t *key, size_t key_len, char **va
         *value = rocksdb_get(state->db, state->read_options, (const char *)key, key_len, value_len,
                              &error);
     if (error != NULL)
-        return state_fail_rocksdb(err, err_len, error, "get");
+        return state_fail_rocksdb(err, errlen, error, "get");
     return STATE_OK;
 }
 
 int state_get_committed(struct state *state, const uint8_t *key, size_t key_len, char **value,
-                        size_t *value_len, char *err, size_t err_len)
+                        size_t *value_len, char *err, size_t errlen)
 {
     char *error = NULL;
     *value = rocksdb_get(state->db, state->read_options, (const char *)key, key_len, value_len,
                          &error);
     if (error != NULL)
-        return state_fail_rocksdb(err, err_len, error, "get");
+        return state_fail_rocksdb(err, errlen, error, "get");
     return STATE_OK;
 }
 
@@ -145,10 +145,10 @@ void state_batch_discard(struct state *state)
     state->batch_open = false;
 }
 
-int state_require_batch(const struct state *state, char *err, size_t err_len, const char *what)
+int state_require_batch(const struct state *state, char *err, size_t errlen, const char *what)
 {
     if (!state->batch_open)
-        return state_fail(err, err_len, STATE_ERR_NO_BATCH, "%s needs state_batch_begin first",
+        return state_fail(err, errlen, STATE_ERR_NO_BATCH, "%s needs state_batch_begin first",
                           what);
     return STATE_OK;
 }

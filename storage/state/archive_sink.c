@@ -63,19 +63,19 @@ static void expect(struct state_archive_sink *sink, enum sink_phase phase, size_
     sink->head_need = need;
 }
 
-static int fsync_directory(struct state_archive_sink *sink, char *err, size_t err_len)
+static int fsync_directory(struct state_archive_sink *sink, char *err, size_t errlen)
 {
-    return state_fsync_path(sink->directory, err, err_len);
+    return state_fsync_path(sink->directory, err, errlen);
 }
 
 /* Appends one progress record and makes it durable. */
 static int append_record(struct state_archive_sink *sink, uint8_t type, const uint8_t *body,
-                         size_t body_len, char *err, size_t err_len)
+                         size_t body_len, char *err, size_t errlen)
 {
     uint8_t record[8 + 1 + 8 + STATE_ARCHIVE_NAME_MAX + 32];
     size_t len = 1 + body_len;
     if (8 + len > sizeof record)
-        return state_fail(err, err_len, STATE_ERR_INVALID, "progress record of %zu bytes", len);
+        return state_fail(err, errlen, STATE_ERR_INVALID, "progress record of %zu bytes", len);
     state_put_be32(record, (uint32_t)len);
     record[8] = type;
     memcpy(record + 9, body, body_len);
@@ -87,12 +87,12 @@ static int append_record(struct state_archive_sink *sink, uint8_t type, const ui
         if (wrote < 0 && errno == EINTR)
             continue;
         if (wrote <= 0)
-            return state_fail(err, err_len, STATE_ERR_IO, "write %s/%s: %s", sink->directory,
+            return state_fail(err, errlen, STATE_ERR_IO, "write %s/%s: %s", sink->directory,
                               PROGRESS_NAME, wrote < 0 ? strerror(errno) : "no progress");
         done += (size_t)wrote;
     }
     if (fdatasync(sink->progress_fd) != 0)
-        return state_fail(err, err_len, STATE_ERR_IO, "fdatasync %s/%s: %s", sink->directory,
+        return state_fail(err, errlen, STATE_ERR_IO, "fdatasync %s/%s: %s", sink->directory,
                           PROGRESS_NAME, strerror(errno));
     return STATE_OK;
 }
@@ -172,11 +172,11 @@ static bool read_progress(const char *path, struct progress *progress)
 
 /* Removes every entry of the directory except the progress log and the names progress lists. */
 static int clean_directory(struct state_archive_sink *sink, const struct progress *keep, char *err,
-                           size_t err_len)
+                           size_t errlen)
 {
     DIR *dir = opendir(sink->directory);
     if (dir == NULL)
-        return state_fail(err, err_len, STATE_ERR_IO, "opendir %s: %s", sink->directory,
+        return state_fail(err, errlen, STATE_ERR_IO, "opendir %s: %s", sink->directory,
                           strerror(errno));
     int status = STATE_OK;
     struct dirent *entry;
@@ -188,9 +188,9 @@ static int clean_directory(struct state_archive_sink *sink, const struct progres
             continue;
         char *path = state_path_join(sink->directory, name);
         if (path == NULL)
-            status = state_fail(err, err_len, STATE_ERR_NOMEM, "path");
+            status = state_fail(err, errlen, STATE_ERR_NOMEM, "path");
         else if (state_remove_tree(path) != 0)
-            status = state_fail(err, err_len, STATE_ERR_IO, "remove %s: %s", path,
+            status = state_fail(err, errlen, STATE_ERR_IO, "remove %s: %s", path,
                                 strerror(errno));
         free(path);
     }
@@ -199,32 +199,32 @@ static int clean_directory(struct state_archive_sink *sink, const struct progres
 }
 
 static int open_progress(struct state_archive_sink *sink, bool truncate, char *err,
-                         size_t err_len)
+                         size_t errlen)
 {
     char *path = state_path_join(sink->directory, PROGRESS_NAME);
     if (path == NULL)
-        return state_fail(err, err_len, STATE_ERR_NOMEM, "path");
+        return state_fail(err, errlen, STATE_ERR_NOMEM, "path");
     int flags = O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | (truncate ? O_TRUNC : 0);
     sink->progress_fd = open(path, flags, 0600);
     int status = STATE_OK;
     if (sink->progress_fd < 0)
-        status = state_fail(err, err_len, STATE_ERR_IO, "open %s: %s", path, strerror(errno));
+        status = state_fail(err, errlen, STATE_ERR_IO, "open %s: %s", path, strerror(errno));
     free(path);
     return status;
 }
 
 int state_archive_sink_open(const char *directory, uint64_t identity,
                             struct state_archive_sink **out, uint64_t *resume_offset, char *err,
-                            size_t err_len)
+                            size_t errlen)
 {
     *out = NULL;
     *resume_offset = 0;
     if (mkdir(directory, 0700) != 0 && errno != EEXIST)
-        return state_fail(err, err_len, STATE_ERR_IO, "mkdir %s: %s", directory, strerror(errno));
+        return state_fail(err, errlen, STATE_ERR_IO, "mkdir %s: %s", directory, strerror(errno));
     struct state_archive_sink *sink = calloc(1, sizeof *sink);
     if (sink == NULL || (sink->directory = strdup(directory)) == NULL) {
         free(sink);
-        return state_fail(err, err_len, STATE_ERR_NOMEM, "archive sink");
+        return state_fail(err, errlen, STATE_ERR_NOMEM, "archive sink");
     }
     sink->identity = identity;
     sink->fd = -1;
@@ -240,16 +240,16 @@ int state_archive_sink_open(const char *directory, uint64_t identity,
     if (resume) {
         /* The log may end in a torn record: rewrite it from what was trusted, so appends follow
          * valid records. */
-        status = clean_directory(sink, &progress, err, err_len);
+        status = clean_directory(sink, &progress, err, errlen);
         if (status == STATE_OK)
-            status = open_progress(sink, true, err, err_len);
+            status = open_progress(sink, true, err, errlen);
         uint8_t body[28];
         state_put_be64(body, identity);
         state_put_be32(body + 8, progress.file_count);
         state_put_be64(body + 12, progress.applied_index);
         state_put_be64(body + 20, STATE_ARCHIVE_HEADER_LEN);
         if (status == STATE_OK)
-            status = append_record(sink, RECORD_HEADER, body, sizeof body, err, err_len);
+            status = append_record(sink, RECORD_HEADER, body, sizeof body, err, errlen);
         uint64_t offset = STATE_ARCHIVE_HEADER_LEN;
         for (size_t i = 0; status == STATE_OK && i < progress.name_count; i++) {
             /* Offsets follow from the names and sizes, but the log has them: reuse them as written. */
@@ -267,7 +267,7 @@ int state_archive_sink_open(const char *directory, uint64_t identity,
             state_put_be64(record, offset);
             state_put_be32(record + 8, (uint32_t)name_len);
             memcpy(record + 12, progress.names[i], name_len);
-            status = append_record(sink, RECORD_FILE, record, 12 + name_len, err, err_len);
+            status = append_record(sink, RECORD_FILE, record, 12 + name_len, err, errlen);
         }
         if (status == STATE_OK && offset == progress.offset) {
             sink->file_count = progress.file_count;
@@ -289,11 +289,11 @@ int state_archive_sink_open(const char *directory, uint64_t identity,
         sink->progress_fd = -1;
         /* A file of the log is gone or changed size: start over. */
     }
-    status = clean_directory(sink, NULL, err, err_len);
+    status = clean_directory(sink, NULL, err, errlen);
     if (status == STATE_OK)
-        status = open_progress(sink, true, err, err_len);
+        status = open_progress(sink, true, err, errlen);
     if (status == STATE_OK)
-        status = fsync_directory(sink, err, err_len);
+        status = fsync_directory(sink, err, errlen);
     if (status != STATE_OK) {
         state_archive_sink_close(sink);
         return status;
@@ -309,7 +309,7 @@ static bool safe_name(const char *name)
 }
 
 /* Acts on a completed head (header, name length, file head, data crc, trailer). */
-static int head_complete(struct state_archive_sink *sink, char *err, size_t err_len)
+static int head_complete(struct state_archive_sink *sink, char *err, size_t errlen)
 {
     const uint8_t *head = sink->head;
     switch (sink->phase) {
@@ -317,7 +317,7 @@ static int head_complete(struct state_archive_sink *sink, char *err, size_t err_
         if (memcmp(head, STATE_ARCHIVE_MAGIC, 8) != 0 ||
             state_get_be32(head + 8) != STATE_ARCHIVE_VERSION ||
             state_get_be32(head + 28) != crc32c(0, head, 28))
-            return state_fail(err, err_len, STATE_ERR_CORRUPT, "snapshot header");
+            return state_fail(err, errlen, STATE_ERR_CORRUPT, "snapshot header");
         sink->file_count = state_get_be32(head + 12);
         sink->applied_index = state_get_be64(head + 16);
         uint8_t body[28];
@@ -325,7 +325,7 @@ static int head_complete(struct state_archive_sink *sink, char *err, size_t err_
         state_put_be32(body + 8, sink->file_count);
         state_put_be64(body + 12, sink->applied_index);
         state_put_be64(body + 20, STATE_ARCHIVE_HEADER_LEN);
-        int status = append_record(sink, RECORD_HEADER, body, sizeof body, err, err_len);
+        int status = append_record(sink, RECORD_HEADER, body, sizeof body, err, errlen);
         if (status != STATE_OK)
             return status;
         sink->durable_offset = sink->offset;
@@ -338,7 +338,7 @@ static int head_complete(struct state_archive_sink *sink, char *err, size_t err_
     case PHASE_NAME_LENGTH: {
         uint32_t name_len = state_get_be32(head);
         if (name_len == 0 || name_len > STATE_ARCHIVE_NAME_MAX)
-            return state_fail(err, err_len, STATE_ERR_CORRUPT, "file name length %u", name_len);
+            return state_fail(err, errlen, STATE_ERR_CORRUPT, "file name length %u", name_len);
         sink->phase = PHASE_FILE_HEAD; /* keep the 4 bytes: the crc covers them */
         sink->head_need = 4 + name_len + 12;
         return STATE_OK;
@@ -346,17 +346,17 @@ static int head_complete(struct state_archive_sink *sink, char *err, size_t err_
     case PHASE_FILE_HEAD: {
         size_t name_len = sink->head_need - 16;
         if (state_get_be32(head + 12 + name_len) != crc32c(0, head, 12 + name_len))
-            return state_fail(err, err_len, STATE_ERR_CORRUPT, "file head %u", sink->files_done);
+            return state_fail(err, errlen, STATE_ERR_CORRUPT, "file head %u", sink->files_done);
         memcpy(sink->file_name, head + 4, name_len);
         sink->file_name[name_len] = '\0';
         if (!safe_name(sink->file_name) || memchr(head + 4, '\0', name_len) != NULL)
-            return state_fail(err, err_len, STATE_ERR_CORRUPT, "file name '%s'", sink->file_name);
+            return state_fail(err, errlen, STATE_ERR_CORRUPT, "file name '%s'", sink->file_name);
         char *path = state_path_join(sink->directory, sink->file_name);
         if (path == NULL)
-            return state_fail(err, err_len, STATE_ERR_NOMEM, "path");
+            return state_fail(err, errlen, STATE_ERR_NOMEM, "path");
         sink->fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
         if (sink->fd < 0) {
-            int status = state_fail(err, err_len, STATE_ERR_IO, "create %s: %s", path,
+            int status = state_fail(err, errlen, STATE_ERR_IO, "create %s: %s", path,
                                     strerror(errno));
             free(path);
             return status;
@@ -372,22 +372,22 @@ static int head_complete(struct state_archive_sink *sink, char *err, size_t err_
     }
     case PHASE_FILE_CRC: {
         if (state_get_be32(head) != sink->data_crc)
-            return state_fail(err, err_len, STATE_ERR_CORRUPT, "data of file %s fails its crc",
+            return state_fail(err, errlen, STATE_ERR_CORRUPT, "data of file %s fails its crc",
                               sink->file_name);
         int synced = fsync(sink->fd);
         close(sink->fd);
         sink->fd = -1;
         if (synced != 0)
-            return state_fail(err, err_len, STATE_ERR_IO, "fsync %s/%s: %s", sink->directory,
+            return state_fail(err, errlen, STATE_ERR_IO, "fsync %s/%s: %s", sink->directory,
                               sink->file_name, strerror(errno));
-        int status = fsync_directory(sink, err, err_len);
+        int status = fsync_directory(sink, err, errlen);
         size_t name_len = strlen(sink->file_name);
         uint8_t record[8 + 4 + STATE_ARCHIVE_NAME_MAX];
         state_put_be64(record, sink->offset);
         state_put_be32(record + 8, (uint32_t)name_len);
         memcpy(record + 12, sink->file_name, name_len);
         if (status == STATE_OK)
-            status = append_record(sink, RECORD_FILE, record, 12 + name_len, err, err_len);
+            status = append_record(sink, RECORD_FILE, record, 12 + name_len, err, errlen);
         if (status != STATE_OK)
             return status;
         sink->durable_offset = sink->offset;
@@ -402,16 +402,16 @@ static int head_complete(struct state_archive_sink *sink, char *err, size_t err_
         if (memcmp(head, STATE_ARCHIVE_END_MAGIC, 8) != 0 ||
             state_get_be32(head + 8) != sink->file_count ||
             state_get_be32(head + 12) != crc32c(0, head, 12))
-            return state_fail(err, err_len, STATE_ERR_CORRUPT, "snapshot trailer");
+            return state_fail(err, errlen, STATE_ERR_CORRUPT, "snapshot trailer");
         sink->phase = PHASE_DONE;
         return STATE_OK;
     default:
-        return state_fail(err, err_len, STATE_ERR_CORRUPT, "archive phase %d", (int)sink->phase);
+        return state_fail(err, errlen, STATE_ERR_CORRUPT, "archive phase %d", (int)sink->phase);
     }
 }
 
 static int write_data(struct state_archive_sink *sink, const uint8_t *data, size_t len, char *err,
-                      size_t err_len)
+                      size_t errlen)
 {
     sink->data_crc = crc32c(sink->data_crc, data, len);
     while (len > 0) {
@@ -419,7 +419,7 @@ static int write_data(struct state_archive_sink *sink, const uint8_t *data, size
         if (wrote < 0 && errno == EINTR)
             continue;
         if (wrote <= 0)
-            return state_fail(err, err_len, STATE_ERR_IO, "write %s/%s: %s", sink->directory,
+            return state_fail(err, errlen, STATE_ERR_IO, "write %s/%s: %s", sink->directory,
                               sink->file_name, wrote < 0 ? strerror(errno) : "no progress");
         data += wrote;
         len -= (size_t)wrote;
@@ -428,20 +428,20 @@ static int write_data(struct state_archive_sink *sink, const uint8_t *data, size
 }
 
 int state_archive_sink_write(struct state_archive_sink *sink, const uint8_t *chunk, size_t len,
-                             char *err, size_t err_len)
+                             char *err, size_t errlen)
 {
     int status = STATE_OK;
     while (status == STATE_OK && len > 0) {
         if (sink->phase == PHASE_FAILED)
-            return state_fail(err, err_len, STATE_ERR_INVALID, "the archive already failed");
+            return state_fail(err, errlen, STATE_ERR_INVALID, "the archive already failed");
         if (sink->phase == PHASE_DONE) {
-            status = state_fail(err, err_len, STATE_ERR_CORRUPT, "%zu bytes after the trailer",
+            status = state_fail(err, errlen, STATE_ERR_CORRUPT, "%zu bytes after the trailer",
                                 len);
             break;
         }
         if (sink->phase == PHASE_FILE_DATA) {
             size_t take = len < sink->remaining ? len : (size_t)sink->remaining;
-            status = write_data(sink, chunk, take, err, err_len);
+            status = write_data(sink, chunk, take, err, errlen);
             chunk += take;
             len -= take;
             sink->offset += take;
@@ -459,7 +459,7 @@ int state_archive_sink_write(struct state_archive_sink *sink, const uint8_t *chu
         chunk += take;
         len -= take;
         if (sink->head_have == sink->head_need)
-            status = head_complete(sink, err, err_len);
+            status = head_complete(sink, err, errlen);
     }
     if (status != STATE_OK)
         sink->phase = PHASE_FAILED;
@@ -488,21 +488,21 @@ const char *state_archive_sink_directory(const struct state_archive_sink *sink)
     return sink->directory;
 }
 
-int state_archive_sink_finish(struct state_archive_sink *sink, char *err, size_t err_len)
+int state_archive_sink_finish(struct state_archive_sink *sink, char *err, size_t errlen)
 {
     if (sink->phase != PHASE_DONE)
-        return state_fail(err, err_len, STATE_ERR_CORRUPT, "the snapshot stream is incomplete");
+        return state_fail(err, errlen, STATE_ERR_CORRUPT, "the snapshot stream is incomplete");
     close(sink->progress_fd);
     sink->progress_fd = -1;
     char *path = state_path_join(sink->directory, PROGRESS_NAME);
     if (path == NULL)
-        return state_fail(err, err_len, STATE_ERR_NOMEM, "path");
+        return state_fail(err, errlen, STATE_ERR_NOMEM, "path");
     int status = STATE_OK;
     if (unlink(path) != 0 && errno != ENOENT)
-        status = state_fail(err, err_len, STATE_ERR_IO, "unlink %s: %s", path, strerror(errno));
+        status = state_fail(err, errlen, STATE_ERR_IO, "unlink %s: %s", path, strerror(errno));
     free(path);
     if (status == STATE_OK)
-        status = fsync_directory(sink, err, err_len);
+        status = fsync_directory(sink, err, errlen);
     return status;
 }
 

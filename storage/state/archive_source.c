@@ -53,16 +53,16 @@ static uint64_t file_end(const struct archive_file *file)
 }
 
 static int add_file(struct state_archive_source *source, size_t *capacity, const char *name,
-                    char *err, size_t err_len)
+                    char *err, size_t errlen)
 {
     size_t name_len = strlen(name);
     if (name_len > STATE_ARCHIVE_NAME_MAX)
-        return state_fail(err, err_len, STATE_ERR_INVALID, "file name %s too long", name);
+        return state_fail(err, errlen, STATE_ERR_INVALID, "file name %s too long", name);
     if (source->file_count == *capacity) {
         *capacity = *capacity ? *capacity * 2 : 16;
         struct archive_file *files = realloc(source->files, *capacity * sizeof *files);
         if (files == NULL)
-            return state_fail(err, err_len, STATE_ERR_NOMEM, "file list");
+            return state_fail(err, errlen, STATE_ERR_NOMEM, "file list");
         source->files = files;
     }
     struct archive_file *file = &source->files[source->file_count];
@@ -70,30 +70,30 @@ static int add_file(struct state_archive_source *source, size_t *capacity, const
     file->fd = -1;
     file->name = strdup(name);
     if (file->name == NULL)
-        return state_fail(err, err_len, STATE_ERR_NOMEM, "file list");
+        return state_fail(err, errlen, STATE_ERR_NOMEM, "file list");
     file->name_len = name_len;
     source->file_count++;
     char *path = state_path_join(source->directory, name);
     if (path == NULL)
-        return state_fail(err, err_len, STATE_ERR_NOMEM, "path");
+        return state_fail(err, errlen, STATE_ERR_NOMEM, "path");
     file->fd = open(path, O_RDONLY | O_CLOEXEC);
     struct stat info;
     int status = STATE_OK;
     if (file->fd < 0 || fstat(file->fd, &info) != 0)
-        status = state_fail(err, err_len, STATE_ERR_IO, "open %s: %s", path, strerror(errno));
+        status = state_fail(err, errlen, STATE_ERR_IO, "open %s: %s", path, strerror(errno));
     else if (!S_ISREG(info.st_mode))
-        status = state_fail(err, err_len, STATE_ERR_INVALID, "%s is not a regular file", path);
+        status = state_fail(err, errlen, STATE_ERR_INVALID, "%s is not a regular file", path);
     else
         file->size = (uint64_t)info.st_size;
     free(path);
     return status;
 }
 
-static int list_files(struct state_archive_source *source, char *err, size_t err_len)
+static int list_files(struct state_archive_source *source, char *err, size_t errlen)
 {
     DIR *dir = opendir(source->directory);
     if (dir == NULL)
-        return state_fail(err, err_len, STATE_ERR_IO, "opendir %s: %s", source->directory,
+        return state_fail(err, errlen, STATE_ERR_IO, "opendir %s: %s", source->directory,
                           strerror(errno));
     size_t capacity = 0;
     int status = STATE_OK;
@@ -101,7 +101,7 @@ static int list_files(struct state_archive_source *source, char *err, size_t err
     while (status == STATE_OK && (entry = readdir(dir)) != NULL) {
         if (strcmp(entry->d_name, ".") == 0 || strcmp(entry->d_name, "..") == 0)
             continue;
-        status = add_file(source, &capacity, entry->d_name, err, err_len);
+        status = add_file(source, &capacity, entry->d_name, err, errlen);
     }
     closedir(dir);
     if (status == STATE_OK && source->file_count > 1)
@@ -131,16 +131,16 @@ static void lay_out(struct state_archive_source *source)
 }
 
 int state_archive_source_open(const char *directory, uint64_t applied_index,
-                              struct state_archive_source **out, char *err, size_t err_len)
+                              struct state_archive_source **out, char *err, size_t errlen)
 {
     *out = NULL;
     struct state_archive_source *source = calloc(1, sizeof *source);
     if (source == NULL || (source->directory = strdup(directory)) == NULL) {
         free(source);
-        return state_fail(err, err_len, STATE_ERR_NOMEM, "archive source");
+        return state_fail(err, errlen, STATE_ERR_NOMEM, "archive source");
     }
     source->applied_index = applied_index;
-    int status = list_files(source, err, err_len);
+    int status = list_files(source, err, errlen);
     if (status != STATE_OK) {
         state_archive_source_close(source);
         return status;
@@ -178,7 +178,7 @@ static struct archive_file *file_at(struct state_archive_source *source, uint64_
 }
 
 static int read_data(struct archive_file *file, const char *directory, uint64_t position,
-                     uint8_t *buf, size_t len, char *err, size_t err_len)
+                     uint8_t *buf, size_t len, char *err, size_t errlen)
 {
     size_t done = 0;
     while (done < len) {
@@ -186,7 +186,7 @@ static int read_data(struct archive_file *file, const char *directory, uint64_t 
         if (got < 0 && errno == EINTR)
             continue;
         if (got <= 0)
-            return state_fail(err, err_len, STATE_ERR_IO, "read %s/%s: %s", directory, file->name,
+            return state_fail(err, errlen, STATE_ERR_IO, "read %s/%s: %s", directory, file->name,
                               got < 0 ? strerror(errno) : "file shrank");
         done += (size_t)got;
     }
@@ -198,13 +198,13 @@ static int read_data(struct archive_file *file, const char *directory, uint64_t 
 }
 
 /* The data CRC, reading whatever part of the file the stream has not read in order yet. */
-static int finish_crc(struct archive_file *file, const char *directory, char *err, size_t err_len)
+static int finish_crc(struct archive_file *file, const char *directory, char *err, size_t errlen)
 {
     uint8_t buffer[65536];
     while (file->hashed < file->size) {
         uint64_t left = file->size - file->hashed;
         size_t take = left < sizeof buffer ? (size_t)left : sizeof buffer;
-        int status = read_data(file, directory, file->hashed, buffer, take, err, err_len);
+        int status = read_data(file, directory, file->hashed, buffer, take, err, errlen);
         if (status != STATE_OK)
             return status;
     }
@@ -214,7 +214,7 @@ static int finish_crc(struct archive_file *file, const char *directory, char *er
 /* Fills as much of buf as the part of one file (head, data, crc) at offset gives. */
 static int read_file_part(struct state_archive_source *source, struct archive_file *file,
                           uint64_t offset, uint8_t *buf, size_t len, size_t *got, char *err,
-                          size_t err_len)
+                          size_t errlen)
 {
     uint64_t at = offset - file->head_offset;
     uint64_t head_len = file_head_len(file);
@@ -234,10 +234,10 @@ static int read_file_part(struct state_archive_source *source, struct archive_fi
         uint64_t left = file->size - at;
         size_t take = left < len ? (size_t)left : len;
         *got = take;
-        return read_data(file, source->directory, at, buf, take, err, err_len);
+        return read_data(file, source->directory, at, buf, take, err, errlen);
     }
     at -= file->size;
-    int status = finish_crc(file, source->directory, err, err_len);
+    int status = finish_crc(file, source->directory, err, errlen);
     if (status != STATE_OK)
         return status;
     uint8_t crc[4];
@@ -249,11 +249,11 @@ static int read_file_part(struct state_archive_source *source, struct archive_fi
 }
 
 int state_archive_source_read(struct state_archive_source *source, uint64_t offset, uint8_t *buf,
-                              size_t len, size_t *got, char *err, size_t err_len)
+                              size_t len, size_t *got, char *err, size_t errlen)
 {
     *got = 0;
     if (offset > source->total)
-        return state_fail(err, err_len, STATE_ERR_INVALID,
+        return state_fail(err, errlen, STATE_ERR_INVALID,
                           "offset %llu is beyond the archive's %llu bytes",
                           (unsigned long long)offset, (unsigned long long)source->total);
     uint64_t trailer_at = source->total - STATE_ARCHIVE_TRAILER_LEN;
@@ -272,10 +272,10 @@ int state_archive_source_read(struct state_archive_source *source, uint64_t offs
         } else {
             struct archive_file *file = file_at(source, offset);
             if (file == NULL)
-                return state_fail(err, err_len, STATE_ERR_INVALID, "no file at offset %llu",
+                return state_fail(err, errlen, STATE_ERR_INVALID, "no file at offset %llu",
                                   (unsigned long long)offset);
             int status = read_file_part(source, file, offset, buf + *got, len - *got, &part, err,
-                                        err_len);
+                                        errlen);
             if (status != STATE_OK)
                 return status;
         }

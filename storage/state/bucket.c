@@ -23,37 +23,37 @@ static uint8_t *bucket_key(uint8_t bucket, struct state_bytes name, size_t *leng
 }
 
 int state_bucket_put(struct state *state, uint8_t bucket, struct state_bytes name,
-                     struct state_bytes value, char *err, size_t err_len)
+                     struct state_bytes value, char *err, size_t errlen)
 {
-    int status = state_require_batch(state, err, err_len, "bucket put");
+    int status = state_require_batch(state, err, errlen, "bucket put");
     if (status != STATE_OK)
         return status;
     size_t length;
     uint8_t *key = bucket_key(bucket, name, &length);
     if (key == NULL)
-        return state_fail(err, err_len, STATE_ERR_NOMEM, "bucket key of %zu bytes", name.len);
+        return state_fail(err, errlen, STATE_ERR_NOMEM, "bucket key of %zu bytes", name.len);
     state_batch_put(state, key, length, value.len > 0 ? value.data : (const uint8_t *)"", value.len);
     free(key);
     return STATE_OK;
 }
 
 int state_bucket_delete(struct state *state, uint8_t bucket, struct state_bytes name, char *err,
-                        size_t err_len)
+                        size_t errlen)
 {
-    int status = state_require_batch(state, err, err_len, "bucket delete");
+    int status = state_require_batch(state, err, errlen, "bucket delete");
     if (status != STATE_OK)
         return status;
     size_t length;
     uint8_t *key = bucket_key(bucket, name, &length);
     if (key == NULL)
-        return state_fail(err, err_len, STATE_ERR_NOMEM, "bucket key of %zu bytes", name.len);
+        return state_fail(err, errlen, STATE_ERR_NOMEM, "bucket key of %zu bytes", name.len);
     state_batch_delete(state, key, length);
     free(key);
     return STATE_OK;
 }
 
 int state_bucket_scan(struct state *state, uint8_t bucket, state_bucket_fn callback, void *context,
-                      char *err, size_t err_len)
+                      char *err, size_t errlen)
 {
     const uint8_t prefix[2] = {STATE_PREFIX_BUCKET, bucket};
     rocksdb_iterator_t *iterator = state_iterator(state);
@@ -77,7 +77,7 @@ int state_bucket_scan(struct state *state, uint8_t bucket, state_bucket_fn callb
         char *error = NULL;
         rocksdb_iter_get_error(iterator, &error);
         if (error != NULL)
-            status = state_fail_rocksdb(err, err_len, error, "bucket scan");
+            status = state_fail_rocksdb(err, errlen, error, "bucket scan");
     }
     rocksdb_iter_destroy(iterator);
     return status;

@@ -60,7 +60,7 @@ static void delete_listed(struct state *state, const struct key_list *doomed)
 /* Lists the keys of the revision-order records in [previous compact, revision] and deletes those
  * below `revision` (the previous compaction kept the ones at its revision). */
 static int take_compacted_span(struct state *state, int64_t revision, struct key_list *keys,
-                               char *err, size_t err_len)
+                               char *err, size_t errlen)
 {
     struct key_list doomed = {0};
     uint8_t start[STATE_REVISION_KEY_LEN];
@@ -78,7 +78,7 @@ static int take_compacted_span(struct state *state, int64_t revision, struct key
         const uint8_t *user_key = (const uint8_t *)rocksdb_iter_value(iterator, &user_key_len);
         if (key_list_push(keys, user_key, user_key_len) != STATE_OK ||
             (main < revision && key_list_push(&doomed, key, key_len) != STATE_OK)) {
-            status = state_fail(err, err_len, STATE_ERR_NOMEM, "compaction key list");
+            status = state_fail(err, errlen, STATE_ERR_NOMEM, "compaction key list");
             break;
         }
     }
@@ -92,12 +92,12 @@ static int take_compacted_span(struct state *state, int64_t revision, struct key
 /* Drops the versions of one key that compaction at `revision` makes unreachable, with the
  * revision-order records left pointing at them (those at `revision` itself). */
 static int compact_key(struct state *state, struct state_bytes user_key, int64_t revision,
-                       char *err, size_t err_len)
+                       char *err, size_t errlen)
 {
     size_t seek_len;
     uint8_t *seek = state_key_history(user_key.data, user_key.len, revision, -1, &seek_len);
     if (seek == NULL)
-        return state_fail(err, err_len, STATE_ERR_NOMEM, "key");
+        return state_fail(err, errlen, STATE_ERR_NOMEM, "key");
     rocksdb_iterator_t *iterator = state_iterator(state);
     int status = STATE_OK;
     bool newest = true;
@@ -123,7 +123,7 @@ static int compact_key(struct state *state, struct state_bytes user_key, int64_t
             struct state_kv kv;
             status = state_event_decode(value, value_len, true, &type, &kv);
             if (status != STATE_OK) {
-                status = state_fail(err, err_len, status, "history record at revision %lld",
+                status = state_fail(err, errlen, status, "history record at revision %lld",
                                     (long long)main);
                 break;
             }
@@ -136,7 +136,7 @@ static int compact_key(struct state *state, struct state_bytes user_key, int64_t
         if (drop && (key_list_push(&doomed, key, key_len) != STATE_OK ||
                      (main == revision &&
                       key_list_push(&doomed, revision_key, sizeof revision_key) != STATE_OK))) {
-            status = state_fail(err, err_len, STATE_ERR_NOMEM, "compaction key list");
+            status = state_fail(err, errlen, STATE_ERR_NOMEM, "compaction key list");
             break;
         }
     }
@@ -148,26 +148,26 @@ static int compact_key(struct state *state, struct state_bytes user_key, int64_t
     return status;
 }
 
-int state_compact(struct state *state, int64_t revision, char *err, size_t err_len)
+int state_compact(struct state *state, int64_t revision, char *err, size_t errlen)
 {
-    int status = state_require_batch(state, err, err_len, "state_compact");
+    int status = state_require_batch(state, err, errlen, "state_compact");
     if (status != STATE_OK)
         return status;
     if (revision <= state->working.compact_revision)
-        return state_fail(err, err_len, STATE_ERR_COMPACTED, "compact to %lld, compacted at %lld",
+        return state_fail(err, errlen, STATE_ERR_COMPACTED, "compact to %lld, compacted at %lld",
                           (long long)revision, (long long)state->working.compact_revision);
     if (revision > state->working.revision)
-        return state_fail(err, err_len, STATE_ERR_FUTURE_REV, "compact to %lld, current %lld",
+        return state_fail(err, errlen, STATE_ERR_FUTURE_REV, "compact to %lld, current %lld",
                           (long long)revision, (long long)state->working.revision);
 
     struct key_list keys = {0};
-    status = take_compacted_span(state, revision, &keys, err, err_len);
+    status = take_compacted_span(state, revision, &keys, err, errlen);
     if (status == STATE_OK && keys.count > 1)
         qsort(keys.items, keys.count, sizeof *keys.items, compare_keys);
     for (size_t i = 0; status == STATE_OK && i < keys.count; i++) {
         if (i > 0 && compare_keys(&keys.items[i - 1], &keys.items[i]) == 0)
             continue;
-        status = compact_key(state, keys.items[i], revision, err, err_len);
+        status = compact_key(state, keys.items[i], revision, err, errlen);
     }
     key_list_free(&keys);
     if (status == STATE_OK)

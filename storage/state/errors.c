@@ -17,24 +17,24 @@ const char *state_status_message(int status)
     return status_messages[status];
 }
 
-int state_fail(char *err, size_t err_len, int status, const char *format, ...)
+int state_fail(char *err, size_t errlen, int status, const char *format, ...)
 {
-    if (err == NULL || err_len == 0)
+    if (err == NULL || errlen == 0)
         return status;
-    int used = snprintf(err, err_len, "%s", state_status_message(status));
-    if (format != NULL && format[0] != '\0' && used >= 0 && (size_t)used + 2 < err_len) {
-        snprintf(err + used, err_len - (size_t)used, ": ");
+    int used = snprintf(err, errlen, "%s", state_status_message(status));
+    if (format != NULL && format[0] != '\0' && used >= 0 && (size_t)used + 2 < errlen) {
+        snprintf(err + used, errlen - (size_t)used, ": ");
         va_list args;
         va_start(args, format);
-        vsnprintf(err + used + 2, err_len - (size_t)used - 2, format, args);
+        vsnprintf(err + used + 2, errlen - (size_t)used - 2, format, args);
         va_end(args);
     }
     return status;
 }
 
-int state_fail_rocksdb(char *err, size_t err_len, char *rocksdb_error, const char *what)
+int state_fail_rocksdb(char *err, size_t errlen, char *rocksdb_error, const char *what)
 {
-    int status = state_fail(err, err_len, STATE_ERR_IO, "rocksdb %s: %s", what,
+    int status = state_fail(err, errlen, STATE_ERR_IO, "rocksdb %s: %s", what,
                             rocksdb_error != NULL ? rocksdb_error : "unknown error");
     rocksdb_free(rocksdb_error);
     return status;

@@ -31,13 +31,13 @@ static int event_list_push(struct event_list *list, const struct state_event *ev
 /* Reads the event at (main, sub) of user_key and, when asked, the version before it. */
 static int read_event(struct state *state, const uint8_t *user_key, size_t user_key_len,
                       int64_t main, int64_t sub, bool want_prev_kv, struct state_event *event,
-                      char *err, size_t err_len)
+                      char *err, size_t errlen)
 {
     memset(event, 0, sizeof *event);
     size_t history_len;
     uint8_t *history = state_key_history(user_key, user_key_len, main, sub, &history_len);
     if (history == NULL)
-        return state_fail(err, err_len, STATE_ERR_NOMEM, "key");
+        return state_fail(err, errlen, STATE_ERR_NOMEM, "key");
     rocksdb_iterator_t *iterator = rocksdb_create_iterator(state->db, state->read_options);
     rocksdb_iter_seek(iterator, (const char *)history, history_len);
     int status = STATE_OK;
@@ -47,7 +47,7 @@ static int read_event(struct state *state, const uint8_t *user_key, size_t user_
                              ? (const uint8_t *)rocksdb_iter_key(iterator, &key_len)
                              : NULL;
     if (key == NULL || key_len != history_len || memcmp(key, history, history_len) != 0) {
-        status = state_fail(err, err_len, STATE_ERR_CORRUPT,
+        status = state_fail(err, errlen, STATE_ERR_CORRUPT,
                             "revision %lld.%lld has no history record", (long long)main,
                             (long long)sub);
         reported = true;
@@ -84,7 +84,7 @@ static int read_event(struct state *state, const uint8_t *user_key, size_t user_
         }
     }
     if (status != STATE_OK && !reported)
-        status = state_fail(err, err_len, status, "event at revision %lld", (long long)main);
+        status = state_fail(err, errlen, status, "event at revision %lld", (long long)main);
     if (status != STATE_OK) {
         state_kv_free_fields(&event->kv);
         state_kv_free_fields(&event->prev_kv);
@@ -96,25 +96,25 @@ static int read_event(struct state *state, const uint8_t *user_key, size_t user_
 
 int state_events_read(struct state *state, int64_t from_revision, struct state_bytes key,
                       struct state_bytes range_end, size_t max_events, bool want_prev_kv,
-                      struct state_event_list *out, char *err, size_t err_len)
+                      struct state_event_list *out, char *err, size_t errlen)
 {
     return state_events_read_bounded(state, from_revision, key, range_end, max_events, 0, want_prev_kv, out,
-                                     err, err_len);
+                                     err, errlen);
 }
 
 int state_events_read_bounded(struct state *state, int64_t from_revision, struct state_bytes key,
                               struct state_bytes range_end, size_t max_events, size_t max_scanned,
-                              bool want_prev_kv, struct state_event_list *out, char *err, size_t err_len)
+                              bool want_prev_kv, struct state_event_list *out, char *err, size_t errlen)
 {
     memset(out, 0, sizeof *out);
     if (state->db == NULL)
-        return state_fail(err, err_len, STATE_ERR_INVALID, "the state is closed");
+        return state_fail(err, errlen, STATE_ERR_INVALID, "the state is closed");
     if (from_revision < 1)
         from_revision = 1;
     /* Committed values: events are read from committed state only. From the compact revision
      * itself is allowed (etcd): compaction kept the puts made at it. */
     if (from_revision < state->committed.compact_revision)
-        return state_fail(err, err_len, STATE_ERR_COMPACTED,
+        return state_fail(err, errlen, STATE_ERR_COMPACTED,
                           "events from %lld, compacted at %lld", (long long)from_revision,
                           (long long)state->committed.compact_revision);
     struct state_key_range range;
@@ -151,11 +151,11 @@ int state_events_read_bounded(struct state *state, int64_t from_revision, struct
             continue;
         struct state_event event;
         status = read_event(state, user_key, user_key_len, main, sub, want_prev_kv, &event, err,
-                            err_len);
+                            errlen);
         if (status == STATE_OK && event_list_push(&events, &event) != STATE_OK) {
             state_kv_free_fields(&event.kv);
             state_kv_free_fields(&event.prev_kv);
-            status = state_fail(err, err_len, STATE_ERR_NOMEM, "%zu events", events.count);
+            status = state_fail(err, errlen, STATE_ERR_NOMEM, "%zu events", events.count);
         }
         if (status != STATE_OK)
             break;

@@ -22,14 +22,14 @@ char *state_path_join(const char *dir, const char *name)
     return path;
 }
 
-int state_fsync_path(const char *path, char *err, size_t err_len)
+int state_fsync_path(const char *path, char *err, size_t errlen)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
-        return state_fail(err, err_len, STATE_ERR_IO, "open %s: %s", path, strerror(errno));
+        return state_fail(err, errlen, STATE_ERR_IO, "open %s: %s", path, strerror(errno));
     int status = STATE_OK;
     if (fsync(fd) != 0)
-        status = state_fail(err, err_len, STATE_ERR_IO, "fsync %s: %s", path, strerror(errno));
+        status = state_fail(err, errlen, STATE_ERR_IO, "fsync %s: %s", path, strerror(errno));
     close(fd);
     return status;
 }
@@ -50,23 +50,23 @@ int state_remove_tree(const char *path)
     return nftw(path, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
 
-int state_db_open(struct state *state, char *err, size_t err_len)
+int state_db_open(struct state *state, char *err, size_t errlen)
 {
     char name[32];
     snprintf(name, sizeof name, "db.%u", state->generation);
     char *path = state_path_join(state->root, name);
     if (path == NULL)
-        return state_fail(err, err_len, STATE_ERR_NOMEM, "path");
+        return state_fail(err, errlen, STATE_ERR_NOMEM, "path");
     char *error = NULL;
     state->db = rocksdb_open(state->options, path, &error);
     if (error != NULL) {
         state->db = NULL;
-        int status = state_fail_rocksdb(err, err_len, error, "open");
+        int status = state_fail_rocksdb(err, errlen, error, "open");
         free(path);
         return status;
     }
     free(path);
-    int status = state_meta_load(state, err, err_len);
+    int status = state_meta_load(state, err, errlen);
     if (status != STATE_OK)
         state_db_close(state);
     return status;
@@ -82,11 +82,11 @@ void state_db_close(struct state *state)
     state_key_index_clear(&state->key_index);
 }
 
-int state_fsync_directory_files(const char *path, char *err, size_t err_len)
+int state_fsync_directory_files(const char *path, char *err, size_t errlen)
 {
     DIR *dir = opendir(path);
     if (dir == NULL)
-        return state_fail(err, err_len, STATE_ERR_IO, "opendir %s: %s", path, strerror(errno));
+        return state_fail(err, errlen, STATE_ERR_IO, "opendir %s: %s", path, strerror(errno));
     int status = STATE_OK;
     struct dirent *entry;
     while (status == STATE_OK && (entry = readdir(dir)) != NULL) {
@@ -94,13 +94,13 @@ int state_fsync_directory_files(const char *path, char *err, size_t err_len)
             continue;
         char *file = state_path_join(path, entry->d_name);
         if (file == NULL)
-            status = state_fail(err, err_len, STATE_ERR_NOMEM, "path");
+            status = state_fail(err, errlen, STATE_ERR_NOMEM, "path");
         else
-            status = state_fsync_path(file, err, err_len);
+            status = state_fsync_path(file, err, errlen);
         free(file);
     }
     closedir(dir);
     if (status == STATE_OK)
-        status = state_fsync_path(path, err, err_len);
+        status = state_fsync_path(path, err, errlen);
     return status;
 }

@@ -7,18 +7,18 @@
 #include "keys.h"
 
 int state_hash(struct state *state, int64_t revision, uint32_t *hash, int64_t *hashed_revision,
-               char *err, size_t err_len)
+               char *err, size_t errlen)
 {
     if (state->db == NULL)
-        return state_fail(err, err_len, STATE_ERR_INVALID, "the state is closed");
+        return state_fail(err, errlen, STATE_ERR_INVALID, "the state is closed");
     const struct state_meta *meta = &state->committed;
     if (revision <= 0)
         revision = meta->revision;
     if (revision > meta->revision)
-        return state_fail(err, err_len, STATE_ERR_FUTURE_REV, "hash at %lld, current %lld",
+        return state_fail(err, errlen, STATE_ERR_FUTURE_REV, "hash at %lld, current %lld",
                           (long long)revision, (long long)meta->revision);
     if (revision < meta->compact_revision)
-        return state_fail(err, err_len, STATE_ERR_COMPACTED, "hash at %lld, compacted at %lld",
+        return state_fail(err, errlen, STATE_ERR_COMPACTED, "hash at %lld, compacted at %lld",
                           (long long)revision, (long long)meta->compact_revision);
     uint8_t start = STATE_PREFIX_HISTORY;
     uint32_t crc = 0;
@@ -45,7 +45,7 @@ int state_hash(struct state *state, int64_t revision, uint32_t *hash, int64_t *h
     rocksdb_iter_get_error(iterator, &error);
     rocksdb_iter_destroy(iterator);
     if (error != NULL)
-        return state_fail_rocksdb(err, err_len, error, "iterate");
+        return state_fail_rocksdb(err, errlen, error, "iterate");
     /* The compact revision is part of the MVCC state too (it decides which reads fail). */
     uint8_t compact[8];
     state_put_be64(compact, (uint64_t)meta->compact_revision);

@@ -78,19 +78,19 @@ struct state_write {
 };
 
 /* errors.c: formats "<status message>: <context>" into err; returns status. */
-int state_fail(char *err, size_t err_len, int status, const char *format, ...)
+int state_fail(char *err, size_t errlen, int status, const char *format, ...)
     __attribute__((format(printf, 4, 5)));
 /* Same for a RocksDB error string, which it frees. */
-int state_fail_rocksdb(char *err, size_t err_len, char *rocksdb_error, const char *what);
+int state_fail_rocksdb(char *err, size_t errlen, char *rocksdb_error, const char *what);
 
 /* access.c: reads see the open batch when there is one. */
 rocksdb_iterator_t *state_iterator(struct state *state);
 /* *value is malloc'd (free with rocksdb_free), NULL when the key is absent. */
 int state_get(struct state *state, const uint8_t *key, size_t key_len, char **value,
-              size_t *value_len, char *err, size_t err_len);
+              size_t *value_len, char *err, size_t errlen);
 /* The committed value only (the open batch not looked at). */
 int state_get_committed(struct state *state, const uint8_t *key, size_t key_len, char **value,
-                        size_t *value_len, char *err, size_t err_len);
+                        size_t *value_len, char *err, size_t errlen);
 void state_batch_put(struct state *state, const uint8_t *key, size_t key_len, const uint8_t *value,
                      size_t value_len);
 /* Writes the open batch to RocksDB (*error set by RocksDB on failure); the batch stays open. */
@@ -98,16 +98,16 @@ int state_batch_write(struct state *state, char **error);
 /* Drops the open batch's records and closes it. */
 void state_batch_discard(struct state *state);
 void state_batch_delete(struct state *state, const uint8_t *key, size_t key_len);
-int state_require_batch(const struct state *state, char *err, size_t err_len, const char *what);
+int state_require_batch(const struct state *state, char *err, size_t errlen, const char *what);
 
 /* meta.c */
-int state_meta_load(struct state *state, char *err, size_t err_len);
+int state_meta_load(struct state *state, char *err, size_t errlen);
 void state_meta_stage(struct state *state);
 int state_meta_copy(struct state_meta *to, const struct state_meta *from);
 void state_meta_clear(struct state_meta *meta);
 /* Writes the member id into another RocksDB (a restored snapshot keeps the local id). */
 int state_meta_put_member_id(rocksdb_t *db, const rocksdb_writeoptions_t *options,
-                             uint64_t member_id, char *err, size_t err_len);
+                             uint64_t member_id, char *err, size_t errlen);
 
 /* kv_codec.c: protobuf-c encoding of stored values. */
 int state_kv_encode(const struct state_kv *kv, uint8_t **out, size_t *out_len);
@@ -148,40 +148,40 @@ bool state_key_range_after(const struct state_key_range *range, const uint8_t *u
 typedef int (*state_scan_fn)(void *context, struct state_kv *kv);
 /* Live kvs at the working revision (current prefix), through the batch. */
 int state_scan_current(struct state *state, const struct state_key_range *range, bool keys_only,
-                       state_scan_fn callback, void *context, char *err, size_t err_len);
+                       state_scan_fn callback, void *context, char *err, size_t errlen);
 /* Live kvs as they were at `revision` (history prefix). */
 int state_scan_at(struct state *state, const struct state_key_range *range, int64_t revision,
                   bool keys_only, state_scan_fn callback, void *context, char *err,
-                  size_t err_len);
+                  size_t errlen);
 /* Checks a range revision (<= 0: current) against the working revisions. */
-int state_check_revision(const struct state *state, int64_t revision, char *err, size_t err_len);
+int state_check_revision(const struct state *state, int64_t revision, char *err, size_t errlen);
 
 /* write.c: one put / delete as part of `write` (a standalone op or a txn). */
 int state_apply_put(struct state *state, struct state_write *write,
                     const struct state_put_request *request, struct state_put_response *response,
-                    char *err, size_t err_len);
+                    char *err, size_t errlen);
 int state_apply_delete(struct state *state, struct state_write *write,
                        const struct state_delete_request *request,
-                       struct state_delete_response *response, char *err, size_t err_len);
+                       struct state_delete_response *response, char *err, size_t errlen);
 /* Reads the current version of one key (through the batch). *found false when absent. */
 int state_current_get(struct state *state, struct state_bytes key, bool *found, struct state_kv *kv,
-                      char *err, size_t err_len);
+                      char *err, size_t errlen);
 
 /* lease.c: the checks and attachment records that put and delete make. */
 /* STATE_OK when lease `id` exists, STATE_ERR_LEASE_NOT_FOUND (with context) when not. */
-int state_lease_require(struct state *state, int64_t id, char *err, size_t err_len);
+int state_lease_require(struct state *state, int64_t id, char *err, size_t errlen);
 /* Moves user_key from lease `from` to lease `to` (either may be 0: none) in the batch. */
 int state_lease_move_key(struct state *state, struct state_bytes user_key, int64_t from, int64_t to,
-                         char *err, size_t err_len);
+                         char *err, size_t errlen);
 
 /* files.c: directory helpers for snapshots and restore. */
-int state_fsync_path(const char *path, char *err, size_t err_len);
+int state_fsync_path(const char *path, char *err, size_t errlen);
 /* fsyncs every file of a flat directory, then the directory. */
-int state_fsync_directory_files(const char *path, char *err, size_t err_len);
+int state_fsync_directory_files(const char *path, char *err, size_t errlen);
 int state_remove_tree(const char *path);
 char *state_path_join(const char *dir, const char *name);
 /* Opens the RocksDB in state->root/db.<generation> and loads the meta. */
-int state_db_open(struct state *state, char *err, size_t err_len);
+int state_db_open(struct state *state, char *err, size_t errlen);
 void state_db_close(struct state *state);
 
 #endif

@@ -11,7 +11,7 @@
 
 /* Reads the record of lease `id` (through the batch). *found false when there is none. */
 static int read_lease(struct state *state, int64_t id, bool *found, int64_t *ttl, char *err,
-                      size_t err_len)
+                      size_t errlen)
 {
     *found = false;
     *ttl = 0;
@@ -21,12 +21,12 @@ static int read_lease(struct state *state, int64_t id, bool *found, int64_t *ttl
     state_key_lease(id, key);
     char *value = NULL;
     size_t value_len = 0;
-    int status = state_get(state, key, sizeof key, &value, &value_len, err, err_len);
+    int status = state_get(state, key, sizeof key, &value, &value_len, err, errlen);
     if (status != STATE_OK || value == NULL)
         return status;
     if (value_len < 8) {
         rocksdb_free(value);
-        return state_fail(err, err_len, STATE_ERR_CORRUPT, "lease %llx record has %zu bytes",
+        return state_fail(err, errlen, STATE_ERR_CORRUPT, "lease %llx record has %zu bytes",
                           (unsigned long long)id, value_len);
     }
     *ttl = (int64_t)state_get_be64((const uint8_t *)value);
@@ -35,19 +35,19 @@ static int read_lease(struct state *state, int64_t id, bool *found, int64_t *ttl
     return STATE_OK;
 }
 
-int state_lease_require(struct state *state, int64_t id, char *err, size_t err_len)
+int state_lease_require(struct state *state, int64_t id, char *err, size_t errlen)
 {
     bool found;
     int64_t ttl;
-    int status = read_lease(state, id, &found, &ttl, err, err_len);
+    int status = read_lease(state, id, &found, &ttl, err, errlen);
     if (status == STATE_OK && !found)
-        status = state_fail(err, err_len, STATE_ERR_LEASE_NOT_FOUND, "lease %llx",
+        status = state_fail(err, errlen, STATE_ERR_LEASE_NOT_FOUND, "lease %llx",
                             (unsigned long long)id);
     return status;
 }
 
 int state_lease_move_key(struct state *state, struct state_bytes user_key, int64_t from, int64_t to,
-                         char *err, size_t err_len)
+                         char *err, size_t errlen)
 {
     if (from == to)
         return STATE_OK;
@@ -56,14 +56,14 @@ int state_lease_move_key(struct state *state, struct state_bytes user_key, int64
     if (from != 0) {
         item = state_key_lease_item(from, user_key.data, user_key.len, &item_len);
         if (item == NULL)
-            return state_fail(err, err_len, STATE_ERR_NOMEM, "lease item");
+            return state_fail(err, errlen, STATE_ERR_NOMEM, "lease item");
         state_batch_delete(state, item, item_len);
         free(item);
     }
     if (to != 0) {
         item = state_key_lease_item(to, user_key.data, user_key.len, &item_len);
         if (item == NULL)
-            return state_fail(err, err_len, STATE_ERR_NOMEM, "lease item");
+            return state_fail(err, errlen, STATE_ERR_NOMEM, "lease item");
         state_batch_put(state, item, item_len, (const uint8_t *)"", 0);
         free(item);
     }
@@ -105,7 +105,7 @@ static void bytes_list_free(struct bytes_list *list)
 
 /* Copies the keys attached to lease `id`, in key order. */
 static int attached_keys(struct state *state, int64_t id, struct bytes_list *keys, char *err,
-                         size_t err_len)
+                         size_t errlen)
 {
     uint8_t prefix[STATE_LEASE_KEY_LEN];
     state_key_lease(id, prefix);
@@ -120,7 +120,7 @@ static int attached_keys(struct state *state, int64_t id, struct bytes_list *key
         if (key_len == sizeof prefix)
             continue; /* the lease record itself */
         if (bytes_list_push(keys, key + sizeof prefix, key_len - sizeof prefix) != STATE_OK) {
-            status = state_fail(err, err_len, STATE_ERR_NOMEM, "keys of lease %llx",
+            status = state_fail(err, errlen, STATE_ERR_NOMEM, "keys of lease %llx",
                                 (unsigned long long)id);
             break;
         }
@@ -128,7 +128,7 @@ static int attached_keys(struct state *state, int64_t id, struct bytes_list *key
     char *error = NULL;
     rocksdb_iter_get_error(iterator, &error);
     if (error != NULL && status == STATE_OK)
-        status = state_fail_rocksdb(err, err_len, error, "iterate");
+        status = state_fail_rocksdb(err, errlen, error, "iterate");
     else
         rocksdb_free(error);
     rocksdb_iter_destroy(iterator);
@@ -137,23 +137,23 @@ static int attached_keys(struct state *state, int64_t id, struct bytes_list *key
     return status;
 }
 
-int state_lease_grant(struct state *state, int64_t id, int64_t ttl, char *err, size_t err_len)
+int state_lease_grant(struct state *state, int64_t id, int64_t ttl, char *err, size_t errlen)
 {
-    int status = state_require_batch(state, err, err_len, "state_lease_grant");
+    int status = state_require_batch(state, err, errlen, "state_lease_grant");
     if (status != STATE_OK)
         return status;
     if (id == 0) /* etcd's lessor.Grant answers NoLease with ErrLeaseNotFound */
-        return state_fail(err, err_len, STATE_ERR_LEASE_NOT_FOUND, "lease id 0 is no lease");
+        return state_fail(err, errlen, STATE_ERR_LEASE_NOT_FOUND, "lease id 0 is no lease");
     if (id < 0 || ttl < 0)
-        return state_fail(err, err_len, STATE_ERR_INVALID, "lease %lld with TTL %lld",
+        return state_fail(err, errlen, STATE_ERR_INVALID, "lease %lld with TTL %lld",
                           (long long)id, (long long)ttl);
     bool found;
     int64_t granted;
-    status = read_lease(state, id, &found, &granted, err, err_len);
+    status = read_lease(state, id, &found, &granted, err, errlen);
     if (status != STATE_OK)
         return status;
     if (found)
-        return state_fail(err, err_len, STATE_ERR_LEASE_EXISTS, "lease %llx",
+        return state_fail(err, errlen, STATE_ERR_LEASE_EXISTS, "lease %llx",
                           (unsigned long long)id);
     uint8_t key[STATE_LEASE_KEY_LEN];
     state_key_lease(id, key);
@@ -164,15 +164,15 @@ int state_lease_grant(struct state *state, int64_t id, int64_t ttl, char *err, s
 }
 
 int state_lease_revoke(struct state *state, int64_t id,
-                       struct state_lease_revoke_response *response, char *err, size_t err_len)
+                       struct state_lease_revoke_response *response, char *err, size_t errlen)
 {
     memset(response, 0, sizeof *response);
-    int status = state_require_batch(state, err, err_len, "state_lease_revoke");
+    int status = state_require_batch(state, err, errlen, "state_lease_revoke");
     if (status == STATE_OK)
-        status = state_lease_require(state, id, err, err_len);
+        status = state_lease_require(state, id, err, errlen);
     struct bytes_list keys = {0};
     if (status == STATE_OK)
-        status = attached_keys(state, id, &keys, err, err_len);
+        status = attached_keys(state, id, &keys, err, errlen);
     if (status != STATE_OK)
         return status;
     /* Collected first: the deletes write into the batch the scan read through. */
@@ -180,12 +180,12 @@ int state_lease_revoke(struct state *state, int64_t id,
     for (size_t i = 0; status == STATE_OK && i < keys.count; i++) {
         struct state_delete_request request = {.key = keys.items[i]};
         struct state_delete_response deleted;
-        status = state_apply_delete(state, &write, &request, &deleted, err, err_len);
+        status = state_apply_delete(state, &write, &request, &deleted, err, errlen);
         response->deleted += deleted.deleted;
         state_delete_response_free(&deleted);
         /* The delete detached the key; this also drops an attachment whose key is gone. */
         if (status == STATE_OK)
-            status = state_lease_move_key(state, keys.items[i], id, 0, err, err_len);
+            status = state_lease_move_key(state, keys.items[i], id, 0, err, errlen);
     }
     bytes_list_free(&keys);
     if (status != STATE_OK)
@@ -200,20 +200,20 @@ int state_lease_revoke(struct state *state, int64_t id,
 }
 
 int state_lease_get(struct state *state, int64_t id, bool want_keys, struct state_lease *out,
-                    char *err, size_t err_len)
+                    char *err, size_t errlen)
 {
     memset(out, 0, sizeof *out);
     bool found;
     int64_t ttl;
-    int status = read_lease(state, id, &found, &ttl, err, err_len);
+    int status = read_lease(state, id, &found, &ttl, err, errlen);
     if (status != STATE_OK)
         return status;
     if (!found)
-        return state_fail(err, err_len, STATE_ERR_LEASE_NOT_FOUND, "lease %llx",
+        return state_fail(err, errlen, STATE_ERR_LEASE_NOT_FOUND, "lease %llx",
                           (unsigned long long)id);
     if (want_keys) {
         struct bytes_list keys = {0};
-        status = attached_keys(state, id, &keys, err, err_len);
+        status = attached_keys(state, id, &keys, err, errlen);
         if (status != STATE_OK)
             return status;
         out->keys = keys.items;
@@ -247,7 +247,7 @@ static int lease_list_push(struct state_lease_list *list, size_t *capacity, int6
     return STATE_OK;
 }
 
-int state_lease_list(struct state *state, struct state_lease_list *out, char *err, size_t err_len)
+int state_lease_list(struct state *state, struct state_lease_list *out, char *err, size_t errlen)
 {
     memset(out, 0, sizeof *out);
     size_t capacity = 0;
@@ -266,12 +266,12 @@ int state_lease_list(struct state *state, struct state_lease_list *out, char *er
             size_t value_len;
             const uint8_t *value = (const uint8_t *)rocksdb_iter_value(iterator, &value_len);
             if (value_len < 8)
-                status = state_fail(err, err_len, STATE_ERR_CORRUPT,
+                status = state_fail(err, errlen, STATE_ERR_CORRUPT,
                                     "lease %llx record has %zu bytes", (unsigned long long)id,
                                     value_len);
             else if (lease_list_push(out, &capacity, id, (int64_t)state_get_be64(value)) !=
                      STATE_OK)
-                status = state_fail(err, err_len, STATE_ERR_NOMEM, "lease list");
+                status = state_fail(err, errlen, STATE_ERR_NOMEM, "lease list");
         }
         if (id <= 0 || id == INT64_MAX)
             break;
@@ -282,7 +282,7 @@ int state_lease_list(struct state *state, struct state_lease_list *out, char *er
     char *error = NULL;
     rocksdb_iter_get_error(iterator, &error);
     if (error != NULL && status == STATE_OK)
-        status = state_fail_rocksdb(err, err_len, error, "iterate");
+        status = state_fail_rocksdb(err, errlen, error, "iterate");
     else
         rocksdb_free(error);
     rocksdb_iter_destroy(iterator);

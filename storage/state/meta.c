@@ -15,11 +15,11 @@
 #define META_MEMBERSHIP "mmembership"
 
 static int load_u64(struct state *state, const char *name, uint64_t *out, char *err,
-                    size_t err_len)
+                    size_t errlen)
 {
     char *value = NULL;
     size_t len = 0;
-    int status = state_get(state, (const uint8_t *)name, strlen(name), &value, &len, err, err_len);
+    int status = state_get(state, (const uint8_t *)name, strlen(name), &value, &len, err, errlen);
     if (status != STATE_OK)
         return status;
     *out = 0;
@@ -27,7 +27,7 @@ static int load_u64(struct state *state, const char *name, uint64_t *out, char *
         return STATE_OK;
     if (len != 8) {
         rocksdb_free(value);
-        return state_fail(err, err_len, STATE_ERR_CORRUPT, "meta %s has %zu bytes, want 8",
+        return state_fail(err, errlen, STATE_ERR_CORRUPT, "meta %s has %zu bytes, want 8",
                           name + 1, len);
     }
     *out = state_get_be64((const uint8_t *)value);
@@ -35,19 +35,19 @@ static int load_u64(struct state *state, const char *name, uint64_t *out, char *
     return STATE_OK;
 }
 
-int state_meta_load(struct state *state, char *err, size_t err_len)
+int state_meta_load(struct state *state, char *err, size_t errlen)
 {
     struct state_meta meta = {0};
     uint64_t revision = 0, compact_revision = 0;
-    int status = load_u64(state, META_APPLIED_INDEX, &meta.applied_index, err, err_len);
+    int status = load_u64(state, META_APPLIED_INDEX, &meta.applied_index, err, errlen);
     if (status == STATE_OK)
-        status = load_u64(state, META_REVISION, &revision, err, err_len);
+        status = load_u64(state, META_REVISION, &revision, err, errlen);
     if (status == STATE_OK)
-        status = load_u64(state, META_COMPACT_REVISION, &compact_revision, err, err_len);
+        status = load_u64(state, META_COMPACT_REVISION, &compact_revision, err, errlen);
     if (status == STATE_OK)
-        status = load_u64(state, META_CLUSTER_ID, &meta.cluster_id, err, err_len);
+        status = load_u64(state, META_CLUSTER_ID, &meta.cluster_id, err, errlen);
     if (status == STATE_OK)
-        status = load_u64(state, META_MEMBER_ID, &meta.member_id, err, err_len);
+        status = load_u64(state, META_MEMBER_ID, &meta.member_id, err, errlen);
     if (status != STATE_OK)
         return status;
     /* etcd's store starts at revision 1 (mvcc's currentRev), so a new cluster answers revision 1
@@ -55,21 +55,21 @@ int state_meta_load(struct state *state, char *err, size_t err_len)
     meta.revision = revision == 0 ? 1 : (int64_t)revision;
     meta.compact_revision = (int64_t)compact_revision;
     if (meta.revision < 0 || meta.compact_revision < 0 || meta.compact_revision > meta.revision)
-        return state_fail(err, err_len, STATE_ERR_CORRUPT,
+        return state_fail(err, errlen, STATE_ERR_CORRUPT,
                           "meta revision %lld, compact revision %lld", (long long)meta.revision,
                           (long long)meta.compact_revision);
 
     char *blob = NULL;
     size_t blob_len = 0;
     status = state_get(state, (const uint8_t *)META_MEMBERSHIP, strlen(META_MEMBERSHIP), &blob,
-                       &blob_len, err, err_len);
+                       &blob_len, err, errlen);
     if (status != STATE_OK)
         return status;
     if (blob != NULL && blob_len > 0) {
         meta.membership = malloc(blob_len);
         if (meta.membership == NULL) {
             rocksdb_free(blob);
-            return state_fail(err, err_len, STATE_ERR_NOMEM, "membership of %zu bytes", blob_len);
+            return state_fail(err, errlen, STATE_ERR_NOMEM, "membership of %zu bytes", blob_len);
         }
         memcpy(meta.membership, blob, blob_len);
         meta.membership_len = blob_len;
@@ -80,7 +80,7 @@ int state_meta_load(struct state *state, char *err, size_t err_len)
     state_meta_clear(&state->working);
     state->committed = meta;
     if (state_meta_copy(&state->working, &state->committed) != STATE_OK)
-        return state_fail(err, err_len, STATE_ERR_NOMEM, "membership copy");
+        return state_fail(err, errlen, STATE_ERR_NOMEM, "membership copy");
     return STATE_OK;
 }
 
@@ -126,7 +126,7 @@ void state_meta_clear(struct state_meta *meta)
 }
 
 int state_meta_put_member_id(rocksdb_t *db, const rocksdb_writeoptions_t *options,
-                             uint64_t member_id, char *err, size_t err_len)
+                             uint64_t member_id, char *err, size_t errlen)
 {
     uint8_t bytes[8];
     state_put_be64(bytes, member_id);
@@ -134,6 +134,6 @@ int state_meta_put_member_id(rocksdb_t *db, const rocksdb_writeoptions_t *option
     rocksdb_put(db, options, META_MEMBER_ID, strlen(META_MEMBER_ID), (const char *)bytes,
                 sizeof bytes, &error);
     if (error != NULL)
-        return state_fail_rocksdb(err, err_len, error, "put member id");
+        return state_fail_rocksdb(err, errlen, error, "put member id");
     return STATE_OK;
 }

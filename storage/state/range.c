@@ -67,12 +67,12 @@ static int compare_kvs(const void *left, const void *right, void *context)
 }
 
 int state_range(struct state *state, const struct state_range_request *request,
-                struct state_range_response *response, char *err, size_t err_len)
+                struct state_range_response *response, char *err, size_t errlen)
 {
     memset(response, 0, sizeof *response);
     if (state->db == NULL)
-        return state_fail(err, err_len, STATE_ERR_INVALID, "the state is closed");
-    int status = state_check_revision(state, request->revision, err, err_len);
+        return state_fail(err, errlen, STATE_ERR_INVALID, "the state is closed");
+    int status = state_check_revision(state, request->revision, err, errlen);
     if (status != STATE_OK)
         return status;
 
@@ -96,14 +96,14 @@ int state_range(struct state *state, const struct state_range_request *request,
     bool now = request->revision <= 0 ||
                (revision == state->working.revision && !state->txn_has_writes);
     if (now)
-        status = state_scan_current(state, &range, keys_only, collect, &collector, err, err_len);
+        status = state_scan_current(state, &range, keys_only, collect, &collector, err, errlen);
     else
         status = state_scan_at(state, &range, revision, keys_only, collect, &collector, err,
-                               err_len);
+                               errlen);
     if (status != STATE_OK) {
         state_kv_list_free(&collector.kvs);
         if (status == STATE_ERR_NOMEM)
-            return state_fail(err, err_len, status, "range of %lld keys",
+            return state_fail(err, errlen, status, "range of %lld keys",
                               (long long)collector.count);
         return status;
     }

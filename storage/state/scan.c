@@ -35,15 +35,15 @@ bool state_key_range_after(const struct state_key_range *range, const uint8_t *u
     return state_bytes_compare(user_key, user_key_len, range->end.data, range->end.len) >= 0;
 }
 
-int state_check_revision(const struct state *state, int64_t revision, char *err, size_t err_len)
+int state_check_revision(const struct state *state, int64_t revision, char *err, size_t errlen)
 {
     if (revision <= 0)
         return STATE_OK;
     if (revision > state->working.revision)
-        return state_fail(err, err_len, STATE_ERR_FUTURE_REV, "revision %lld, current %lld",
+        return state_fail(err, errlen, STATE_ERR_FUTURE_REV, "revision %lld, current %lld",
                           (long long)revision, (long long)state->working.revision);
     if (revision < state->working.compact_revision)
-        return state_fail(err, err_len, STATE_ERR_COMPACTED, "revision %lld, compacted at %lld",
+        return state_fail(err, errlen, STATE_ERR_COMPACTED, "revision %lld, compacted at %lld",
                           (long long)revision, (long long)state->working.compact_revision);
     return STATE_OK;
 }
@@ -57,17 +57,17 @@ static int deliver(state_scan_fn callback, void *context, struct state_kv *kv)
 }
 
 int state_scan_current(struct state *state, const struct state_key_range *range, bool keys_only,
-                       state_scan_fn callback, void *context, char *err, size_t err_len)
+                       state_scan_fn callback, void *context, char *err, size_t errlen)
 {
     size_t start_len;
     uint8_t *start = state_key_current(range->key.data, range->key.len, &start_len);
     if (start == NULL)
-        return state_fail(err, err_len, STATE_ERR_NOMEM, "key");
+        return state_fail(err, errlen, STATE_ERR_NOMEM, "key");
     int status = STATE_OK;
     if (range->single) {
         char *value = NULL;
         size_t value_len = 0;
-        status = state_get(state, start, start_len, &value, &value_len, err, err_len);
+        status = state_get(state, start, start_len, &value, &value_len, err, errlen);
         free(start);
         if (status != STATE_OK || value == NULL)
             return status;
@@ -75,7 +75,7 @@ int state_scan_current(struct state *state, const struct state_key_range *range,
         status = state_kv_decode((const uint8_t *)value, value_len, keys_only, &kv);
         rocksdb_free(value);
         if (status != STATE_OK)
-            return state_fail(err, err_len, status, "current value of a key");
+            return state_fail(err, errlen, status, "current value of a key");
         int result = deliver(callback, context, &kv);
         return result == 1 ? STATE_OK : result;
     }
@@ -93,7 +93,7 @@ int state_scan_current(struct state *state, const struct state_key_range *range,
         struct state_kv kv;
         status = state_kv_decode(value, value_len, keys_only, &kv);
         if (status != STATE_OK) {
-            status = state_fail(err, err_len, status, "current value of a key");
+            status = state_fail(err, errlen, status, "current value of a key");
             break;
         }
         int result = deliver(callback, context, &kv);
@@ -105,7 +105,7 @@ int state_scan_current(struct state *state, const struct state_key_range *range,
     char *error = NULL;
     rocksdb_iter_get_error(iterator, &error);
     if (error != NULL && status == STATE_OK)
-        status = state_fail_rocksdb(err, err_len, error, "iterate");
+        status = state_fail_rocksdb(err, errlen, error, "iterate");
     else
         rocksdb_free(error);
     rocksdb_iter_destroy(iterator);
@@ -117,12 +117,12 @@ int state_scan_current(struct state *state, const struct state_key_range *range,
  * or below `revision` and delivers it when it is a put. */
 static int visit_key_at(rocksdb_iterator_t *iterator, const uint8_t *user_key, size_t user_key_len,
                         int64_t revision, bool keys_only, state_scan_fn callback, void *context,
-                        char *err, size_t err_len)
+                        char *err, size_t errlen)
 {
     size_t seek_len;
     uint8_t *seek = state_key_history(user_key, user_key_len, revision, -1, &seek_len);
     if (seek == NULL)
-        return state_fail(err, err_len, STATE_ERR_NOMEM, "key");
+        return state_fail(err, errlen, STATE_ERR_NOMEM, "key");
     rocksdb_iter_seek(iterator, (const char *)seek, seek_len);
     free(seek);
     if (!rocksdb_iter_valid(iterator))
@@ -144,7 +144,7 @@ static int visit_key_at(rocksdb_iterator_t *iterator, const uint8_t *user_key, s
     struct state_kv kv;
     int status = state_event_decode(value, value_len, keys_only, &type, &kv);
     if (status != STATE_OK)
-        return state_fail(err, err_len, status, "history record at revision %lld",
+        return state_fail(err, errlen, status, "history record at revision %lld",
                           (long long)main);
     if (type == STATE_EVENT_DELETE) {
         state_kv_free_fields(&kv);
@@ -155,13 +155,13 @@ static int visit_key_at(rocksdb_iterator_t *iterator, const uint8_t *user_key, s
 
 int state_scan_at(struct state *state, const struct state_key_range *range, int64_t revision,
                   bool keys_only, state_scan_fn callback, void *context, char *err,
-                  size_t err_len)
+                  size_t errlen)
 {
     rocksdb_iterator_t *iterator = state_iterator(state);
     int status = STATE_OK;
     if (range->single) {
         status = visit_key_at(iterator, range->key.data, range->key.len, revision, keys_only,
-                              callback, context, err, err_len);
+                              callback, context, err, errlen);
         rocksdb_iter_destroy(iterator);
         return status == 1 ? STATE_OK : status;
     }
@@ -169,7 +169,7 @@ int state_scan_at(struct state *state, const struct state_key_range *range, int6
     uint8_t *seek = state_key_history_first(range->key.data, range->key.len, &seek_len);
     if (seek == NULL) {
         rocksdb_iter_destroy(iterator);
-        return state_fail(err, err_len, STATE_ERR_NOMEM, "key");
+        return state_fail(err, errlen, STATE_ERR_NOMEM, "key");
     }
     rocksdb_iter_seek(iterator, (const char *)seek, seek_len);
     free(seek);
@@ -186,12 +186,12 @@ int state_scan_at(struct state *state, const struct state_key_range *range, int6
             break;
         }
         int result = visit_key_at(iterator, user_key, user_key_len, revision, keys_only,
-                                  callback, context, err, err_len);
+                                  callback, context, err, errlen);
         if (result == 0) {
             size_t next_len;
             uint8_t *next = state_key_history_after(user_key, user_key_len, &next_len);
             if (next == NULL)
-                result = state_fail(err, err_len, STATE_ERR_NOMEM, "key");
+                result = state_fail(err, errlen, STATE_ERR_NOMEM, "key");
             else
                 rocksdb_iter_seek(iterator, (const char *)next, next_len);
             free(next);

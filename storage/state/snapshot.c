@@ -17,10 +17,10 @@ struct state_snapshot {
 };
 
 int state_checkpoint(struct state *state, const char *directory, uint64_t *applied_index,
-                     char *err, size_t err_len)
+                     char *err, size_t errlen)
 {
     if (state->db == NULL)
-        return state_fail(err, err_len, STATE_ERR_INVALID, "the state is closed");
+        return state_fail(err, errlen, STATE_ERR_INVALID, "the state is closed");
     /* The checkpoint holds exactly what was committed: the open batch, if any, is not in the DB. */
     *applied_index = state->committed.applied_index;
     char *error = NULL;
@@ -34,33 +34,33 @@ int state_checkpoint(struct state *state, const char *directory, uint64_t *appli
         rocksdb_checkpoint_object_destroy(checkpoint);
     }
     if (error != NULL)
-        return state_fail_rocksdb(err, err_len, error, "checkpoint");
+        return state_fail_rocksdb(err, errlen, error, "checkpoint");
     /* RocksDB links and copies the files; only fsync makes the copies and the names durable. */
-    return state_fsync_directory_files(directory, err, err_len);
+    return state_fsync_directory_files(directory, err, errlen);
 }
 
 int state_snapshot_open(struct state *state, struct state_snapshot **out, char *err,
-                        size_t err_len)
+                        size_t errlen)
 {
     *out = NULL;
     if (state->db == NULL)
-        return state_fail(err, err_len, STATE_ERR_INVALID, "the state is closed");
+        return state_fail(err, errlen, STATE_ERR_INVALID, "the state is closed");
     struct state_snapshot *snapshot = calloc(1, sizeof *snapshot);
     if (snapshot == NULL)
-        return state_fail(err, err_len, STATE_ERR_NOMEM, "snapshot");
+        return state_fail(err, errlen, STATE_ERR_NOMEM, "snapshot");
     char name[48];
     snprintf(name, sizeof name, "snapshot.%u", ++state->snapshot_sequence);
     snapshot->directory = state_path_join(state->root, name);
     if (snapshot->directory == NULL) {
         free(snapshot);
-        return state_fail(err, err_len, STATE_ERR_NOMEM, "path");
+        return state_fail(err, errlen, STATE_ERR_NOMEM, "path");
     }
     state_remove_tree(snapshot->directory);
     uint64_t applied_index = 0;
-    int status = state_checkpoint(state, snapshot->directory, &applied_index, err, err_len);
+    int status = state_checkpoint(state, snapshot->directory, &applied_index, err, errlen);
     if (status == STATE_OK)
         status = state_archive_source_open(snapshot->directory, applied_index, &snapshot->source,
-                                           err, err_len);
+                                           err, errlen);
     if (status != STATE_OK) {
         state_snapshot_close(snapshot);
         return status;
@@ -75,10 +75,10 @@ uint64_t state_snapshot_applied_index(const struct state_snapshot *snapshot)
 }
 
 int state_snapshot_next_chunk(struct state_snapshot *snapshot, uint8_t *buf, size_t capacity,
-                              size_t *len, char *err, size_t err_len)
+                              size_t *len, char *err, size_t errlen)
 {
     int status = state_archive_source_read(snapshot->source, snapshot->offset, buf, capacity, len,
-                                           err, err_len);
+                                           err, errlen);
     if (status == STATE_OK)
         snapshot->offset += *len;
     return status;

@@ -69,7 +69,7 @@ struct state_kv {
 
 /* Opens (creating when missing) the state kept under directory `dir`. Leftovers of an interrupted
  * snapshot restore are cleaned up here: the state is either the old one or the new one. */
-int state_open(const char *dir, struct state **out, char *err, size_t err_len);
+int state_open(const char *dir, struct state **out, char *err, size_t errlen);
 /* Closes; a batch still open is discarded (as a crash would). NULL is allowed. */
 void state_close(struct state *state);
 
@@ -86,23 +86,23 @@ struct state_bytes state_membership(const struct state *state);
 
 /* ---- batches: one RocksDB WriteBatch per batch of committed Raft entries -------------------- */
 
-int state_batch_begin(struct state *state, char *err, size_t err_len);
+int state_batch_begin(struct state *state, char *err, size_t errlen);
 /* Writes the batch and the meta (applied index, revision, compact revision, ids, membership)
  * atomically. `applied_index` must be greater than the current applied index. The write is not
  * fsync'd (see storage/README.md); use state_sync before releasing Raft WAL segments. On failure
  * the batch is discarded and the working values roll back to the committed ones. */
-int state_batch_commit(struct state *state, uint64_t applied_index, char *err, size_t err_len);
+int state_batch_commit(struct state *state, uint64_t applied_index, char *err, size_t errlen);
 /* Discards the open batch (no-op without one). */
 void state_batch_abort(struct state *state);
 
 /* Bookkeeping writes, inside a batch: they commit with it. */
 int state_set_ids(struct state *state, uint64_t cluster_id, uint64_t member_id, char *err,
-                  size_t err_len);
-int state_set_membership(struct state *state, struct state_bytes blob, char *err, size_t err_len);
+                  size_t errlen);
+int state_set_membership(struct state *state, struct state_bytes blob, char *err, size_t errlen);
 
 /* Makes everything committed so far durable (fsyncs RocksDB's log) and reports the applied index that
  * is now durable: the Raft WAL may release segments only up to that index. */
-int state_sync(struct state *state, uint64_t *durable_applied_index, char *err, size_t err_len);
+int state_sync(struct state *state, uint64_t *durable_applied_index, char *err, size_t errlen);
 
 /* ---- range ------------------------------------------------------------------------------------ */
 
@@ -147,7 +147,7 @@ struct state_range_response {
 };
 
 int state_range(struct state *state, const struct state_range_request *request,
-                struct state_range_response *response, char *err, size_t err_len);
+                struct state_range_response *response, char *err, size_t errlen);
 void state_range_response_free(struct state_range_response *response);
 
 /* ---- writes (inside a batch) ----------------------------------------------------------------- */
@@ -170,7 +170,7 @@ struct state_put_response {
 /* A put always makes a new revision. It attaches the key to its (new) lease and detaches it from
  * the lease it had; a delete detaches every key it removes. */
 int state_put(struct state *state, const struct state_put_request *request,
-              struct state_put_response *response, char *err, size_t err_len);
+              struct state_put_response *response, char *err, size_t errlen);
 void state_put_response_free(struct state_put_response *response);
 
 struct state_delete_request {
@@ -188,7 +188,7 @@ struct state_delete_response {
 
 /* A delete that removes nothing leaves the revision unchanged (etcd). */
 int state_delete_range(struct state *state, const struct state_delete_request *request,
-                       struct state_delete_response *response, char *err, size_t err_len);
+                       struct state_delete_response *response, char *err, size_t errlen);
 void state_delete_response_free(struct state_delete_response *response);
 
 /* ---- txn -------------------------------------------------------------------------------------- */
@@ -274,7 +274,7 @@ struct state_op_response {
  * delete's the txn's once something was written before (or by) it, the previous one until then.
  * Duplicate-key and operation-count checks are the caller's (etcd makes them before proposing). */
 int state_txn(struct state *state, const struct state_txn_request *request,
-              struct state_txn_response *response, char *err, size_t err_len);
+              struct state_txn_response *response, char *err, size_t errlen);
 void state_txn_response_free(struct state_txn_response *response);
 
 /* ---- leases ---------------------------------------------------------------------------------- */
@@ -307,18 +307,18 @@ struct state_lease_revoke_response {
 /* Inside a batch: grants lease `id` (> 0; 0 is etcd's NoLease: STATE_ERR_LEASE_NOT_FOUND) with
  * `ttl` >= 0, stored as given (etcd's minimum and maximum TTL are the caller's: see kv_apply.h).
  * STATE_ERR_LEASE_EXISTS when the id is taken. No revision. */
-int state_lease_grant(struct state *state, int64_t id, int64_t ttl, char *err, size_t err_len);
+int state_lease_grant(struct state *state, int64_t id, int64_t ttl, char *err, size_t errlen);
 /* Inside a batch: deletes every key attached to the lease as one write (one new main revision,
  * sub-revisions in key order, as etcd's lessor does in one txn; none when no key is attached), then
  * the lease. STATE_ERR_LEASE_NOT_FOUND when it does not exist. */
 int state_lease_revoke(struct state *state, int64_t id,
-                       struct state_lease_revoke_response *response, char *err, size_t err_len);
+                       struct state_lease_revoke_response *response, char *err, size_t errlen);
 /* One lease (and its keys when want_keys); STATE_ERR_LEASE_NOT_FOUND when it does not exist. */
 int state_lease_get(struct state *state, int64_t id, bool want_keys, struct state_lease *out,
-                    char *err, size_t err_len);
+                    char *err, size_t errlen);
 void state_lease_free(struct state_lease *lease);
 /* Every lease with its granted TTL. */
-int state_lease_list(struct state *state, struct state_lease_list *out, char *err, size_t err_len);
+int state_lease_list(struct state *state, struct state_lease_list *out, char *err, size_t errlen);
 void state_lease_list_free(struct state_lease_list *list);
 
 /* ---- buckets ---------------------------------------------------------------------------------- */
@@ -327,21 +327,21 @@ void state_lease_list_free(struct state_lease_list *list);
  * name, kept beside the MVCC data: they change inside a batch (committing with the applied index),
  * snapshots and restores carry them, hash and compaction never see them. */
 int state_bucket_put(struct state *state, uint8_t bucket, struct state_bytes name,
-                     struct state_bytes value, char *err, size_t err_len);
+                     struct state_bytes value, char *err, size_t errlen);
 int state_bucket_delete(struct state *state, uint8_t bucket, struct state_bytes name, char *err,
-                        size_t err_len);
+                        size_t errlen);
 /* Called for each record of the bucket in name order (through the open batch, if any); return 0 to go
  * on, 1 to stop, another status to fail with it. Name and value are valid during the call only. */
 typedef int (*state_bucket_fn)(void *context, struct state_bytes name, struct state_bytes value);
 int state_bucket_scan(struct state *state, uint8_t bucket, state_bucket_fn callback, void *context,
-                      char *err, size_t err_len);
+                      char *err, size_t errlen);
 
 /* ---- compaction ------------------------------------------------------------------------------ */
 
 /* Inside a batch: drops history below `revision`, keeping each key's newest version at or below it
  * unless that version is a delete. Does not change the store revision. Errors: revision <= current
  * compact revision (compacted), revision > store revision (future). */
-int state_compact(struct state *state, int64_t revision, char *err, size_t err_len);
+int state_compact(struct state *state, int64_t revision, char *err, size_t errlen);
 
 /* ---- watch events ----------------------------------------------------------------------------- */
 
@@ -366,12 +366,12 @@ struct state_event_list {
  * the puts made at it are there, a delete made at it is not (compaction drops it), as in etcd. */
 int state_events_read(struct state *state, int64_t from_revision, struct state_bytes key,
                       struct state_bytes range_end, size_t max_events, bool want_prev_kv,
-                      struct state_event_list *out, char *err, size_t err_len);
+                      struct state_event_list *out, char *err, size_t errlen);
 /* The same, stopping also after about max_scanned revision records of any key (0 = no limit), so that a
  * watcher of a rare key catching up over a long history reads it in bounded steps. */
 int state_events_read_bounded(struct state *state, int64_t from_revision, struct state_bytes key,
                               struct state_bytes range_end, size_t max_events, size_t max_scanned,
-                              bool want_prev_kv, struct state_event_list *out, char *err, size_t err_len);
+                              bool want_prev_kv, struct state_event_list *out, char *err, size_t errlen);
 void state_event_list_free(struct state_event_list *list);
 
 /* ---- hash ------------------------------------------------------------------------------------- */
@@ -379,7 +379,7 @@ void state_event_list_free(struct state_event_list *list);
 /* Like etcd HashKV: CRC-32C over every committed MVCC record (key, revision, kv) with revision <=
  * `revision` (<= 0: current). Members that applied the same entries give the same hash. */
 int state_hash(struct state *state, int64_t revision, uint32_t *hash, int64_t *hashed_revision,
-               char *err, size_t err_len);
+               char *err, size_t errlen);
 
 /* ---- snapshots -------------------------------------------------------------------------------- */
 
@@ -387,19 +387,19 @@ int state_hash(struct state *state, int64_t revision, uint32_t *hash, int64_t *h
  * `directory`, which must not exist: the table files are hard links, so it costs no copy. Everything
  * in it is fsync'd before this returns. *applied_index is the applied index it holds. */
 int state_checkpoint(struct state *state, const char *directory, uint64_t *applied_index,
-                     char *err, size_t err_len);
+                     char *err, size_t errlen);
 
 /* A directory of files (a checkpoint) as an archive stream (the format of state_snapshot_*), readable
  * at any offset: a sender resends lost parts and resumes where a receiver stopped without keeping
  * anything in memory. Every file is opened here (the directory may be removed afterwards). */
 struct state_archive_source;
 int state_archive_source_open(const char *directory, uint64_t applied_index,
-                              struct state_archive_source **out, char *err, size_t err_len);
+                              struct state_archive_source **out, char *err, size_t errlen);
 uint64_t state_archive_source_size(const struct state_archive_source *source);
 uint64_t state_archive_source_applied_index(const struct state_archive_source *source);
 /* Copies up to len bytes from offset; *got < len only at the end of the stream. */
 int state_archive_source_read(struct state_archive_source *source, uint64_t offset, uint8_t *buf,
-                              size_t len, size_t *got, char *err, size_t err_len);
+                              size_t len, size_t *got, char *err, size_t errlen);
 void state_archive_source_close(struct state_archive_source *source);
 
 /* Unpacks an archive stream into `directory` (created when missing), refusing any part whose CRC
@@ -410,9 +410,9 @@ void state_archive_source_close(struct state_archive_source *source);
 struct state_archive_sink;
 int state_archive_sink_open(const char *directory, uint64_t identity,
                             struct state_archive_sink **out, uint64_t *resume_offset, char *err,
-                            size_t err_len);
+                            size_t errlen);
 int state_archive_sink_write(struct state_archive_sink *sink, const uint8_t *chunk, size_t len,
-                             char *err, size_t err_len);
+                             char *err, size_t errlen);
 /* True once the trailer was checked: every file is complete. */
 bool state_archive_sink_complete(const struct state_archive_sink *sink);
 uint64_t state_archive_sink_applied_index(const struct state_archive_sink *sink);
@@ -421,7 +421,7 @@ uint64_t state_archive_sink_offset(const struct state_archive_sink *sink);
 uint64_t state_archive_sink_durable_offset(const struct state_archive_sink *sink);
 const char *state_archive_sink_directory(const struct state_archive_sink *sink);
 /* On a complete stream: removes the progress log, leaving exactly the archive's files, durable. */
-int state_archive_sink_finish(struct state_archive_sink *sink, char *err, size_t err_len);
+int state_archive_sink_finish(struct state_archive_sink *sink, char *err, size_t errlen);
 /* Frees the sink; the directory stays as it is (a partial one can be resumed). NULL is allowed. */
 void state_archive_sink_close(struct state_archive_sink *sink);
 
@@ -429,10 +429,10 @@ struct state_snapshot;
 
 /* Takes a RocksDB checkpoint of the committed state (no batch may be open) and streams it as an
  * archive: header, files (each with its CRC-32C), trailer. */
-int state_snapshot_open(struct state *state, struct state_snapshot **out, char *err, size_t err_len);
+int state_snapshot_open(struct state *state, struct state_snapshot **out, char *err, size_t errlen);
 /* Fills buf with up to capacity bytes (capacity >= 1); *len == 0 means the stream is complete. */
 int state_snapshot_next_chunk(struct state_snapshot *snapshot, uint8_t *buf, size_t capacity,
-                              size_t *len, char *err, size_t err_len);
+                              size_t *len, char *err, size_t errlen);
 uint64_t state_snapshot_applied_index(const struct state_snapshot *snapshot);
 /* Removes the checkpoint. NULL is allowed. */
 void state_snapshot_close(struct state_snapshot *snapshot);
@@ -440,13 +440,13 @@ void state_snapshot_close(struct state_snapshot *snapshot);
 struct state_restore;
 
 /* Receives a snapshot stream into a temporary directory beside the state (no batch may be open). */
-int state_restore_begin(struct state *state, struct state_restore **out, char *err, size_t err_len);
+int state_restore_begin(struct state *state, struct state_restore **out, char *err, size_t errlen);
 int state_restore_write(struct state_restore *restore, const uint8_t *chunk, size_t len, char *err,
-                        size_t err_len);
+                        size_t errlen);
 /* Verifies the stream is complete, fsyncs it, keeps the local member id, swaps it in with one
  * rename and reopens the state on it. Consumes `restore` whatever the outcome. On failure before
  * the swap the old state stays in use. */
-int state_restore_finish(struct state_restore *restore, char *err, size_t err_len);
+int state_restore_finish(struct state_restore *restore, char *err, size_t errlen);
 /* Drops the partial stream and its directory. NULL is allowed. */
 void state_restore_abort(struct state_restore *restore);
 
@@ -455,7 +455,7 @@ void state_restore_abort(struct state_restore *restore);
  * shared by hard links, the rest copied). The new state carries member_id (0: the current local
  * one), so a member that never applied anything gets its own id, not the sender's. */
 int state_restore_from_directory(struct state *state, const char *directory, uint64_t member_id,
-                                 char *err, size_t err_len);
+                                 char *err, size_t errlen);
 
 /* Test hook: make state_restore_finish stop right after step `step` (1: files fsync'd, 2: directory
  * renamed, 3: link to it written, 4: link switched) as a crash would, returning STATE_ERR_IO. The

@@ -15,23 +15,23 @@
 #define LINK_TEMP_NAME "current.tmp"
 
 /* Reads root/current; creates it (pointing at db.1) on a fresh directory. */
-static int resolve_generation(struct state *state, char *err, size_t err_len)
+static int resolve_generation(struct state *state, char *err, size_t errlen)
 {
     char *link = state_path_join(state->root, LINK_NAME);
     if (link == NULL)
-        return state_fail(err, err_len, STATE_ERR_NOMEM, "path");
+        return state_fail(err, errlen, STATE_ERR_NOMEM, "path");
     char target[64];
     ssize_t len = readlink(link, target, sizeof target - 1);
     if (len >= 0) {
         target[len] = '\0';
         free(link);
         if (sscanf(target, "db.%u", &state->generation) != 1 || state->generation == 0)
-            return state_fail(err, err_len, STATE_ERR_CORRUPT, "%s/%s points at '%s'",
+            return state_fail(err, errlen, STATE_ERR_CORRUPT, "%s/%s points at '%s'",
                               state->root, LINK_NAME, target);
         return STATE_OK;
     }
     if (errno != ENOENT) {
-        int status = state_fail(err, err_len, STATE_ERR_IO, "readlink %s: %s", link,
+        int status = state_fail(err, errlen, STATE_ERR_IO, "readlink %s: %s", link,
                                 strerror(errno));
         free(link);
         return status;
@@ -40,11 +40,11 @@ static int resolve_generation(struct state *state, char *err, size_t err_len)
     int status = STATE_OK;
     unlink(temp);
     if (temp == NULL)
-        status = state_fail(err, err_len, STATE_ERR_NOMEM, "path");
+        status = state_fail(err, errlen, STATE_ERR_NOMEM, "path");
     else if (symlink("db.1", temp) != 0 || rename(temp, link) != 0)
-        status = state_fail(err, err_len, STATE_ERR_IO, "create %s: %s", link, strerror(errno));
+        status = state_fail(err, errlen, STATE_ERR_IO, "create %s: %s", link, strerror(errno));
     else
-        status = state_fsync_path(state->root, err, err_len);
+        status = state_fsync_path(state->root, err, errlen);
     state->generation = 1;
     free(temp);
     free(link);
@@ -74,15 +74,15 @@ static void remove_leftovers(struct state *state)
     closedir(dir);
 }
 
-int state_open(const char *dir, struct state **out, char *err, size_t err_len)
+int state_open(const char *dir, struct state **out, char *err, size_t errlen)
 {
     *out = NULL;
     if (mkdir(dir, 0700) != 0 && errno != EEXIST)
-        return state_fail(err, err_len, STATE_ERR_IO, "mkdir %s: %s", dir, strerror(errno));
+        return state_fail(err, errlen, STATE_ERR_IO, "mkdir %s: %s", dir, strerror(errno));
     struct state *state = calloc(1, sizeof *state);
     if (state == NULL || (state->root = strdup(dir)) == NULL) {
         free(state);
-        return state_fail(err, err_len, STATE_ERR_NOMEM, "state for %s", dir);
+        return state_fail(err, errlen, STATE_ERR_NOMEM, "state for %s", dir);
     }
     state->options = rocksdb_options_create();
     rocksdb_options_set_create_if_missing(state->options, 1);
@@ -107,10 +107,10 @@ int state_open(const char *dir, struct state **out, char *err, size_t err_len)
     state->plain = rocksdb_writebatch_create();
     state->revisions = rocksdb_writebatch_create();
 
-    int status = resolve_generation(state, err, err_len);
+    int status = resolve_generation(state, err, errlen);
     if (status == STATE_OK) {
         remove_leftovers(state);
-        status = state_db_open(state, err, err_len);
+        status = state_db_open(state, err, errlen);
     }
     if (status != STATE_OK) {
         state_close(state);
@@ -153,14 +153,14 @@ struct state_bytes state_membership(const struct state *state)
     return (struct state_bytes){state->working.membership, state->working.membership_len};
 }
 
-int state_batch_begin(struct state *state, char *err, size_t err_len)
+int state_batch_begin(struct state *state, char *err, size_t errlen)
 {
     if (state->db == NULL)
-        return state_fail(err, err_len, STATE_ERR_INVALID, "the state is closed");
+        return state_fail(err, errlen, STATE_ERR_INVALID, "the state is closed");
     if (state->batch_open)
-        return state_fail(err, err_len, STATE_ERR_BATCH_OPEN, "commit or abort it first");
+        return state_fail(err, errlen, STATE_ERR_BATCH_OPEN, "commit or abort it first");
     if (state->plain == NULL || state->revisions == NULL)
-        return state_fail(err, err_len, STATE_ERR_NOMEM, "write batch");
+        return state_fail(err, errlen, STATE_ERR_NOMEM, "write batch");
     /* RocksDB counts every key comparison in thread-local perf counters unless told not to, per
      * thread: nobody reads them, and they cost a TLS lookup per comparison of every memtable insert.
      * The batch's thread is the one that applies, so it is told here. */
@@ -185,14 +185,14 @@ void state_batch_abort(struct state *state)
     }
 }
 
-int state_batch_commit(struct state *state, uint64_t applied_index, char *err, size_t err_len)
+int state_batch_commit(struct state *state, uint64_t applied_index, char *err, size_t errlen)
 {
-    int status = state_require_batch(state, err, err_len, "state_batch_commit");
+    int status = state_require_batch(state, err, errlen, "state_batch_commit");
     if (status != STATE_OK)
         return status;
     if (applied_index <= state->committed.applied_index) {
         state_batch_abort(state);
-        return state_fail(err, err_len, STATE_ERR_INVALID,
+        return state_fail(err, errlen, STATE_ERR_INVALID,
                           "applied index %llu is not after the committed %llu",
                           (unsigned long long)applied_index,
                           (unsigned long long)state->committed.applied_index);
@@ -202,7 +202,7 @@ int state_batch_commit(struct state *state, uint64_t applied_index, char *err, s
     char *error = NULL;
     if (state_batch_write(state, &error) != STATE_OK) {
         state_batch_abort(state);
-        return state_fail_rocksdb(err, err_len, error, "write batch");
+        return state_fail_rocksdb(err, errlen, error, "write batch");
     }
     state_batch_discard(state);
     state_key_index_batch_commit(&state->key_index);
@@ -214,16 +214,16 @@ int state_batch_commit(struct state *state, uint64_t applied_index, char *err, s
         state->working = state->committed;
         state->working.membership = NULL;
         state->working.membership_len = 0;
-        return state_fail(err, err_len, STATE_ERR_NOMEM,
+        return state_fail(err, errlen, STATE_ERR_NOMEM,
                           "batch committed, but the membership copy failed");
     }
     return STATE_OK;
 }
 
 int state_set_ids(struct state *state, uint64_t cluster_id, uint64_t member_id, char *err,
-                  size_t err_len)
+                  size_t errlen)
 {
-    int status = state_require_batch(state, err, err_len, "state_set_ids");
+    int status = state_require_batch(state, err, errlen, "state_set_ids");
     if (status != STATE_OK)
         return status;
     state->working.cluster_id = cluster_id;
@@ -231,16 +231,16 @@ int state_set_ids(struct state *state, uint64_t cluster_id, uint64_t member_id, 
     return STATE_OK;
 }
 
-int state_set_membership(struct state *state, struct state_bytes blob, char *err, size_t err_len)
+int state_set_membership(struct state *state, struct state_bytes blob, char *err, size_t errlen)
 {
-    int status = state_require_batch(state, err, err_len, "state_set_membership");
+    int status = state_require_batch(state, err, errlen, "state_set_membership");
     if (status != STATE_OK)
         return status;
     uint8_t *copy = NULL;
     if (blob.len > 0) {
         copy = malloc(blob.len);
         if (copy == NULL)
-            return state_fail(err, err_len, STATE_ERR_NOMEM, "membership of %zu bytes", blob.len);
+            return state_fail(err, errlen, STATE_ERR_NOMEM, "membership of %zu bytes", blob.len);
         memcpy(copy, blob.data, blob.len);
     }
     free(state->working.membership);
@@ -249,15 +249,15 @@ int state_set_membership(struct state *state, struct state_bytes blob, char *err
     return STATE_OK;
 }
 
-int state_sync(struct state *state, uint64_t *durable_applied_index, char *err, size_t err_len)
+int state_sync(struct state *state, uint64_t *durable_applied_index, char *err, size_t errlen)
 {
     if (state->db == NULL)
-        return state_fail(err, err_len, STATE_ERR_INVALID, "the state is closed");
+        return state_fail(err, errlen, STATE_ERR_INVALID, "the state is closed");
     char *error = NULL;
     /* Every committed batch is in RocksDB's log; fsyncing the log makes them all durable. */
     rocksdb_flush_wal(state->db, 1, &error);
     if (error != NULL)
-        return state_fail_rocksdb(err, err_len, error, "flush_wal(sync)");
+        return state_fail_rocksdb(err, errlen, error, "flush_wal(sync)");
     *durable_applied_index = state->committed.applied_index;
     return STATE_OK;
 }

@@ -56,12 +56,12 @@ static int check_one(void *context, struct state_kv *kv)
 /* etcd applyCompare: every key of the range must satisfy it; no key at all compares as a zero kv,
  * except that a VALUE compare on nothing is false. */
 static int evaluate(struct state *state, const struct state_compare *compare, bool *holds,
-                    char *err, size_t err_len)
+                    char *err, size_t errlen)
 {
     struct state_key_range range;
     state_key_range_init(&range, compare->key, compare->range_end);
     struct compare_context context = {.compare = compare, .holds = true};
-    int status = state_scan_current(state, &range, false, check_one, &context, err, err_len);
+    int status = state_scan_current(state, &range, false, check_one, &context, err, errlen);
     if (status != STATE_OK)
         return status;
     if (!context.any) {
@@ -88,11 +88,11 @@ static const struct state_op *branch_of(const struct state_txn_request *txn, boo
 }
 
 static int plan(struct state *state, const struct state_txn_request *txn, struct txn_path *path,
-                char *err, size_t err_len)
+                char *err, size_t errlen)
 {
     bool succeeded = true;
     for (size_t i = 0; succeeded && i < txn->compare_count; i++) {
-        int status = evaluate(state, &txn->compares[i], &succeeded, err, err_len);
+        int status = evaluate(state, &txn->compares[i], &succeeded, err, errlen);
         if (status != STATE_OK)
             return status;
     }
@@ -100,7 +100,7 @@ static int plan(struct state *state, const struct state_txn_request *txn, struct
         size_t capacity = path->capacity ? path->capacity * 2 : 8;
         bool *taken = realloc(path->taken, capacity * sizeof *taken);
         if (taken == NULL)
-            return state_fail(err, err_len, STATE_ERR_NOMEM, "txn path of %zu", path->count);
+            return state_fail(err, errlen, STATE_ERR_NOMEM, "txn path of %zu", path->count);
         path->taken = taken;
         path->capacity = capacity;
     }
@@ -110,7 +110,7 @@ static int plan(struct state *state, const struct state_txn_request *txn, struct
     for (size_t i = 0; i < count; i++) {
         if (ops[i].type != STATE_OP_TXN)
             continue;
-        int status = plan(state, &ops[i].request.txn, path, err, err_len);
+        int status = plan(state, &ops[i].request.txn, path, err, errlen);
         if (status != STATE_OK)
             return status;
     }
@@ -118,22 +118,22 @@ static int plan(struct state *state, const struct state_txn_request *txn, struct
 }
 
 static int check_put(struct state *state, const struct state_put_request *put, char *err,
-                     size_t err_len)
+                     size_t errlen)
 {
     int status = STATE_OK;
     if (put->ignore_value || put->ignore_lease) {
         bool found;
         struct state_kv kv;
-        status = state_current_get(state, put->key, &found, &kv, err, err_len);
+        status = state_current_get(state, put->key, &found, &kv, err, errlen);
         if (status == STATE_OK && found)
             state_kv_free_fields(&kv);
         else if (status == STATE_OK)
-            status = state_fail(err, err_len, STATE_ERR_KEY_NOT_FOUND,
+            status = state_fail(err, errlen, STATE_ERR_KEY_NOT_FOUND,
                                 "txn put with ignore_value or ignore_lease on a missing key");
     }
     /* etcd checkRequestPut: the key for ignore_*, then the lease. */
     if (status == STATE_OK && put->lease != 0)
-        status = state_lease_require(state, put->lease, err, err_len);
+        status = state_lease_require(state, put->lease, err, errlen);
     return status;
 }
 
@@ -141,7 +141,7 @@ static int check_put(struct state *state, const struct state_put_request *put, c
  * range revisions, so an error is the one etcd would give first. */
 static int check_tree(struct state *state, const struct state_txn_request *txn,
                       const struct txn_path *path, size_t *cursor, bool puts, char *err,
-                      size_t err_len)
+                      size_t errlen)
 {
     size_t count;
     const struct state_op *ops = branch_of(txn, path->taken[(*cursor)++], &count);
@@ -151,18 +151,18 @@ static int check_tree(struct state *state, const struct state_txn_request *txn,
         switch (op->type) {
         case STATE_OP_RANGE:
             if (!puts)
-                status = state_check_revision(state, op->request.range.revision, err, err_len);
+                status = state_check_revision(state, op->request.range.revision, err, errlen);
             break;
         case STATE_OP_PUT:
             if (puts)
-                status = check_put(state, &op->request.put, err, err_len);
+                status = check_put(state, &op->request.put, err, errlen);
             break;
         case STATE_OP_DELETE_RANGE: break;
         case STATE_OP_TXN:
-            status = check_tree(state, &op->request.txn, path, cursor, puts, err, err_len);
+            status = check_tree(state, &op->request.txn, path, cursor, puts, err, errlen);
             break;
         default:
-            status = state_fail(err, err_len, STATE_ERR_INVALID, "txn op %zu has type %d", i,
+            status = state_fail(err, errlen, STATE_ERR_INVALID, "txn op %zu has type %d", i,
                                 (int)op->type);
         }
         if (status != STATE_OK)
@@ -173,7 +173,7 @@ static int check_tree(struct state *state, const struct state_txn_request *txn,
 
 static int apply_tree(struct state *state, const struct state_txn_request *txn,
                       const struct txn_path *path, size_t *cursor, struct state_write *write,
-                      struct state_txn_response *response, char *err, size_t err_len)
+                      struct state_txn_response *response, char *err, size_t errlen)
 {
     response->succeeded = path->taken[(*cursor)++];
     size_t count;
@@ -181,7 +181,7 @@ static int apply_tree(struct state *state, const struct state_txn_request *txn,
     if (count > 0) {
         response->responses = calloc(count, sizeof *response->responses);
         if (response->responses == NULL)
-            return state_fail(err, err_len, STATE_ERR_NOMEM, "txn of %zu ops", count);
+            return state_fail(err, errlen, STATE_ERR_NOMEM, "txn of %zu ops", count);
     }
     int status = STATE_OK;
     for (size_t i = 0; status == STATE_OK && i < count; i++) {
@@ -191,22 +191,22 @@ static int apply_tree(struct state *state, const struct state_txn_request *txn,
         switch (ops[i].type) {
         case STATE_OP_RANGE:
             state->txn_has_writes = write->sub > 0;
-            status = state_range(state, &ops[i].request.range, &out->response.range, err, err_len);
+            status = state_range(state, &ops[i].request.range, &out->response.range, err, errlen);
             break;
         case STATE_OP_PUT:
             status = state_apply_put(state, write, &ops[i].request.put, &out->response.put, err,
-                                     err_len);
+                                     errlen);
             out->response.put.revision = write->main;
             break;
         case STATE_OP_DELETE_RANGE:
             status = state_apply_delete(state, write, &ops[i].request.delete_range,
-                                        &out->response.delete_range, err, err_len);
+                                        &out->response.delete_range, err, errlen);
             out->response.delete_range.revision =
                 write->sub > 0 ? write->main : state->working.revision;
             break;
         case STATE_OP_TXN:
             status = apply_tree(state, &ops[i].request.txn, path, cursor, write,
-                                &out->response.txn, err, err_len);
+                                &out->response.txn, err, errlen);
             break;
         }
     }
@@ -214,24 +214,24 @@ static int apply_tree(struct state *state, const struct state_txn_request *txn,
 }
 
 int state_txn(struct state *state, const struct state_txn_request *request,
-              struct state_txn_response *response, char *err, size_t err_len)
+              struct state_txn_response *response, char *err, size_t errlen)
 {
     memset(response, 0, sizeof *response);
-    int status = state_require_batch(state, err, err_len, "state_txn");
+    int status = state_require_batch(state, err, errlen, "state_txn");
     if (status != STATE_OK)
         return status;
     struct txn_path path = {0};
-    status = plan(state, request, &path, err, err_len);
+    status = plan(state, request, &path, err, errlen);
     size_t cursor = 0;
     if (status == STATE_OK)
-        status = check_tree(state, request, &path, &cursor, true, err, err_len);
+        status = check_tree(state, request, &path, &cursor, true, err, errlen);
     cursor = 0;
     if (status == STATE_OK)
-        status = check_tree(state, request, &path, &cursor, false, err, err_len);
+        status = check_tree(state, request, &path, &cursor, false, err, errlen);
     struct state_write write = {.main = state->working.revision + 1, .sub = 0};
     cursor = 0;
     if (status == STATE_OK)
-        status = apply_tree(state, request, &path, &cursor, &write, response, err, err_len);
+        status = apply_tree(state, request, &path, &cursor, &write, response, err, errlen);
     free(path.taken);
     state->txn_has_writes = false;
     if (status != STATE_OK) {

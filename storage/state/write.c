@@ -11,50 +11,50 @@
 
 /* The current version through the open batch, or (committed_only) as committed. */
 static int read_current(struct state *state, struct state_bytes key, bool committed_only,
-                        bool *found, struct state_kv *kv, char *err, size_t err_len)
+                        bool *found, struct state_kv *kv, char *err, size_t errlen)
 {
     *found = false;
     size_t current_len;
     uint8_t *current = state_key_current(key.data, key.len, &current_len);
     if (current == NULL)
-        return state_fail(err, err_len, STATE_ERR_NOMEM, "key");
+        return state_fail(err, errlen, STATE_ERR_NOMEM, "key");
     char *value = NULL;
     size_t value_len = 0;
     int status = committed_only
                      ? state_get_committed(state, current, current_len, &value, &value_len, err,
-                                           err_len)
-                     : state_get(state, current, current_len, &value, &value_len, err, err_len);
+                                           errlen)
+                     : state_get(state, current, current_len, &value, &value_len, err, errlen);
     free(current);
     if (status != STATE_OK || value == NULL)
         return status;
     status = state_kv_decode((const uint8_t *)value, value_len, false, kv);
     rocksdb_free(value);
     if (status != STATE_OK)
-        return state_fail(err, err_len, status, "current value of a key");
+        return state_fail(err, errlen, status, "current value of a key");
     *found = true;
     return STATE_OK;
 }
 
 int state_current_get(struct state *state, struct state_bytes key, bool *found, struct state_kv *kv,
-                      char *err, size_t err_len)
+                      char *err, size_t errlen)
 {
-    return read_current(state, key, false, found, kv, err, err_len);
+    return read_current(state, key, false, found, kv, err, errlen);
 }
 
 /* Writes the history record and the revision pointer of one change at write->main/sub. */
 static int record_change(struct state *state, struct state_write *write, enum state_event_type type,
-                         const struct state_kv *kv, char *err, size_t err_len)
+                         const struct state_kv *kv, char *err, size_t errlen)
 {
     uint8_t *event;
     size_t event_len;
     if (state_event_encode(type, kv, &event, &event_len) != STATE_OK)
-        return state_fail(err, err_len, STATE_ERR_NOMEM, "event");
+        return state_fail(err, errlen, STATE_ERR_NOMEM, "event");
     size_t history_len;
     uint8_t *history = state_key_history(kv->key, kv->key_len, write->main, write->sub,
                                          &history_len);
     if (history == NULL) {
         free(event);
-        return state_fail(err, err_len, STATE_ERR_NOMEM, "key");
+        return state_fail(err, errlen, STATE_ERR_NOMEM, "key");
     }
     state_batch_put(state, history, history_len, event, event_len);
     uint8_t revision_key[STATE_REVISION_KEY_LEN];
@@ -68,15 +68,15 @@ static int record_change(struct state *state, struct state_write *write, enum st
 
 int state_apply_put(struct state *state, struct state_write *write,
                     const struct state_put_request *request, struct state_put_response *response,
-                    char *err, size_t err_len)
+                    char *err, size_t errlen)
 {
     memset(response, 0, sizeof *response);
     if (request->key.len == 0)
-        return state_fail(err, err_len, STATE_ERR_INVALID, "etcdserver: key is not provided");
+        return state_fail(err, errlen, STATE_ERR_INVALID, "etcdserver: key is not provided");
     /* etcd's Put looks the lease up before it reads the key (so before ignore_* are checked). */
     int status = STATE_OK;
     if (request->lease != 0)
-        status = state_lease_require(state, request->lease, err, err_len);
+        status = state_lease_require(state, request->lease, err, errlen);
     if (status != STATE_OK)
         return status;
     struct state_kv previous = {0};
@@ -100,7 +100,7 @@ int state_apply_put(struct state *state, struct state_write *write,
          * reads its committed version, without indexing the batch for the read. */
         bool committed_only = !request->prev_kv && !request->ignore_value &&
                               !state->key_index.batch_unreliable;
-        status = read_current(state, request->key, committed_only, &found, &previous, err, err_len);
+        status = read_current(state, request->key, committed_only, &found, &previous, err, errlen);
         if (status != STATE_OK)
             return status;
         meta = (struct state_key_meta){previous.create_revision, previous.mod_revision,
@@ -109,7 +109,7 @@ int state_apply_put(struct state *state, struct state_write *write,
                               &meta);
     }
     if (!found && (request->ignore_value || request->ignore_lease))
-        return state_fail(err, err_len, STATE_ERR_KEY_NOT_FOUND,
+        return state_fail(err, errlen, STATE_ERR_KEY_NOT_FOUND,
                           "put with ignore_value or ignore_lease on a missing key");
 
     struct state_kv kv = {
@@ -137,7 +137,7 @@ int state_apply_put(struct state *state, struct state_write *write,
         free(current);
         if (found)
             state_kv_free_fields(&previous);
-        return state_fail(err, err_len, STATE_ERR_NOMEM, "put");
+        return state_fail(err, errlen, STATE_ERR_NOMEM, "put");
     }
     state_batch_put(state, current, current_len, encoded, encoded_len);
     free(current);
@@ -145,9 +145,9 @@ int state_apply_put(struct state *state, struct state_write *write,
     meta = (struct state_key_meta){kv.create_revision, kv.mod_revision, kv.version, kv.lease};
     state_key_index_note(&state->key_index, kv.key, kv.key_len, true, &meta);
     status = state_lease_move_key(state, request->key, found ? previous.lease : 0, kv.lease, err,
-                                  err_len);
+                                  errlen);
     if (status == STATE_OK)
-        status = record_change(state, write, STATE_EVENT_PUT, &kv, err, err_len);
+        status = record_change(state, write, STATE_EVENT_PUT, &kv, err, errlen);
     if (status == STATE_OK && found && request->prev_kv) {
         response->has_prev_kv = true;
         response->prev_kv = previous; /* hand over the buffers */
@@ -165,7 +165,7 @@ static int collect_deleted(void *context, struct state_kv *kv)
 
 int state_apply_delete(struct state *state, struct state_write *write,
                        const struct state_delete_request *request,
-                       struct state_delete_response *response, char *err, size_t err_len)
+                       struct state_delete_response *response, char *err, size_t errlen)
 {
     memset(response, 0, sizeof *response);
     struct state_key_range range;
@@ -173,28 +173,28 @@ int state_apply_delete(struct state *state, struct state_write *write,
     struct state_kv_list deleted = {0};
     /* Collect first: the scan reads through the batch this loop writes into. */
     int status = state_scan_current(state, &range, !request->prev_kv, collect_deleted, &deleted,
-                                    err, err_len);
+                                    err, errlen);
     if (status == STATE_ERR_NOMEM)
-        status = state_fail(err, err_len, status, "delete of %zu keys", deleted.count);
+        status = state_fail(err, errlen, status, "delete of %zu keys", deleted.count);
     for (size_t i = 0; status == STATE_OK && i < deleted.count; i++) {
         const struct state_kv *victim = &deleted.items[i];
         size_t current_len;
         uint8_t *current = state_key_current(victim->key, victim->key_len, &current_len);
         if (current == NULL) {
-            status = state_fail(err, err_len, STATE_ERR_NOMEM, "key");
+            status = state_fail(err, errlen, STATE_ERR_NOMEM, "key");
             break;
         }
         state_batch_delete(state, current, current_len);
         free(current);
         state_key_index_note(&state->key_index, victim->key, victim->key_len, false, NULL);
         struct state_bytes user_key = {victim->key, victim->key_len};
-        status = state_lease_move_key(state, user_key, victim->lease, 0, err, err_len);
+        status = state_lease_move_key(state, user_key, victim->lease, 0, err, errlen);
         if (status != STATE_OK)
             break;
         /* etcd's tombstone: the key and the revision of the delete, nothing else. */
         struct state_kv tombstone = {.key = victim->key, .key_len = victim->key_len,
                                      .mod_revision = write->main};
-        status = record_change(state, write, STATE_EVENT_DELETE, &tombstone, err, err_len);
+        status = record_change(state, write, STATE_EVENT_DELETE, &tombstone, err, errlen);
     }
     if (status != STATE_OK) {
         state_kv_list_free(&deleted);
@@ -217,14 +217,14 @@ static struct state_write next_write(const struct state *state)
 }
 
 int state_put(struct state *state, const struct state_put_request *request,
-              struct state_put_response *response, char *err, size_t err_len)
+              struct state_put_response *response, char *err, size_t errlen)
 {
     memset(response, 0, sizeof *response);
-    int status = state_require_batch(state, err, err_len, "state_put");
+    int status = state_require_batch(state, err, errlen, "state_put");
     if (status != STATE_OK)
         return status;
     struct state_write write = next_write(state);
-    status = state_apply_put(state, &write, request, response, err, err_len);
+    status = state_apply_put(state, &write, request, response, err, errlen);
     if (status != STATE_OK)
         return status;
     state->working.revision = write.main;
@@ -233,14 +233,14 @@ int state_put(struct state *state, const struct state_put_request *request,
 }
 
 int state_delete_range(struct state *state, const struct state_delete_request *request,
-                       struct state_delete_response *response, char *err, size_t err_len)
+                       struct state_delete_response *response, char *err, size_t errlen)
 {
     memset(response, 0, sizeof *response);
-    int status = state_require_batch(state, err, err_len, "state_delete_range");
+    int status = state_require_batch(state, err, errlen, "state_delete_range");
     if (status != STATE_OK)
         return status;
     struct state_write write = next_write(state);
-    status = state_apply_delete(state, &write, request, response, err, err_len);
+    status = state_apply_delete(state, &write, request, response, err, errlen);
     if (status != STATE_OK)
         return status;
     if (write.sub > 0)

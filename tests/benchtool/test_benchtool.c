@@ -190,20 +190,20 @@ static void test_cdf(void)
 
 /* ---- flags ---- */
 
-static int parse(struct bench_config *cfg, char *error, size_t length, ...)
+static int parse(struct bench_config *cfg, char *err, size_t errlen, ...)
 {
 	char *argv[64];
 	int argc = 0;
 	argv[argc++] = "quorum-bench";
 	va_list ap;
-	va_start(ap, length);
+	va_start(ap, errlen);
 	char *a;
 	while ((a = va_arg(ap, char *)) != NULL && argc < 63)
 		argv[argc++] = a;
 	va_end(ap);
 	argv[argc] = NULL;
 	FILE *devnull = fopen("/dev/null", "w");
-	int rc = bench_parse_args(argc, argv, cfg, devnull, error, length);
+	int rc = bench_parse_args(argc, argv, cfg, devnull, err, errlen);
 	fclose(devnull);
 	return rc;
 }

@@ -410,17 +410,17 @@ static bool run_call(struct worker *w, struct worker_call *c, const char *path, 
 }
 
 /* The value of a Range answer's only kv; NIL_VALUE for no kv. -1 on a malformed answer. */
-static int value_of(const uint8_t *data, size_t length, uint64_t *value, char *error, size_t error_size)
+static int value_of(const uint8_t *data, size_t length, uint64_t *value, char *err, size_t errlen)
 {
 	char text[32];
 	if (length == 0 || length >= sizeof(text)) {
-		snprintf(error, error_size, "value of %zu bytes is not one of ours", length);
+		snprintf(err, errlen, "value of %zu bytes is not one of ours", length);
 		return -1;
 	}
 	memcpy(text, data, length);
 	text[length] = 0;
 	if (parse_u64(text, value) != 0) {
-		snprintf(error, error_size, "value '%s' is not one of ours", text);
+		snprintf(err, errlen, "value '%s' is not one of ours", text);
 		return -1;
 	}
 	return 0;

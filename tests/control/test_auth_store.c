@@ -23,10 +23,10 @@ static uint64_t next_index = 1;
 static struct auth_tokens *tokens;
 
 static int assign_token(void *context, const char *user, uint64_t revision, const char *prefix, uint64_t index,
-                        char **token, char *error, size_t length)
+                        char **token, char *err, size_t errlen)
 {
 	(void)context;
-	return auth_tokens_assign(tokens, user, revision, prefix, index, 1000, token, error, length);
+	return auth_tokens_assign(tokens, user, revision, prefix, index, 1000, token, err, errlen);
 }
 
 static void tokens_enabled(void *context)

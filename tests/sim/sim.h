@@ -163,8 +163,8 @@ void storage_queue_pop(struct sim_storage *storage); /* frees the front item */
 void storage_drop_pending(struct sim_storage *storage); /* a crash: nothing in flight survives */
 /* Makes one item durable. Writes why into error and returns false when the item breaks the storage
  * contract (a gap in the log, entries inside the snapshot). */
-bool storage_apply_item(struct sim_storage *storage, struct sim_persist_item *item, char *error,
-                        size_t error_length);
+bool storage_apply_item(struct sim_storage *storage, struct sim_persist_item *item, char *err,
+                        size_t errlen);
 void storage_set_snapshot(struct sim_storage *storage, uint64_t index, uint64_t term, uint8_t *packed,
                           size_t packed_length); /* takes packed */
 void storage_compact(struct sim_storage *storage, uint64_t index);

@@ -183,8 +183,8 @@ void storage_compact(struct sim_storage *storage, uint64_t index)
 	storage->entries_count -= drop;
 }
 
-bool storage_apply_item(struct sim_storage *storage, struct sim_persist_item *item, char *error,
-                        size_t error_length)
+bool storage_apply_item(struct sim_storage *storage, struct sim_persist_item *item, char *err,
+                        size_t errlen)
 {
 	if (item->has_hard_state) {
 		storage->hard_state = item->hard_state;
@@ -202,18 +202,18 @@ bool storage_apply_item(struct sim_storage *storage, struct sim_persist_item *it
 	}
 	uint64_t first = item->entries[0].index;
 	if (first <= storage->snapshot.index) {
-		snprintf(error, error_length, "Ready entries start at index %llu, inside the stored snapshot (index %llu)",
+		snprintf(err, errlen, "Ready entries start at index %llu, inside the stored snapshot (index %llu)",
 		         (unsigned long long)first, (unsigned long long)storage->snapshot.index);
 		return false;
 	}
 	if (first > storage_last_index(storage) + 1) {
-		snprintf(error, error_length, "Ready entries start at index %llu but the stored log ends at %llu (a gap)",
+		snprintf(err, errlen, "Ready entries start at index %llu but the stored log ends at %llu (a gap)",
 		         (unsigned long long)first, (unsigned long long)storage_last_index(storage));
 		return false;
 	}
 	for (size_t i = 1; i < item->entries_count; i++) {
 		if (item->entries[i].index != first + i) {
-			snprintf(error, error_length, "Ready entries are not contiguous: index %llu follows %llu",
+			snprintf(err, errlen, "Ready entries are not contiguous: index %llu follows %llu",
 			         (unsigned long long)item->entries[i].index, (unsigned long long)item->entries[i - 1].index);
 			return false;
 		}

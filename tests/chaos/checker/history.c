@@ -279,10 +279,10 @@ static int check_processes(struct parser *parser)
 	return status;
 }
 
-int history_parse(FILE *input, const char *name, struct history *history, char *error, size_t error_size)
+int history_parse(FILE *input, const char *name, struct history *history, char *err, size_t errlen)
 {
 	memset(history, 0, sizeof *history);
-	struct parser parser = { .name = name, .error = error, .error_size = error_size, .history = history };
+	struct parser parser = { .name = name, .error = err, .error_size = errlen, .history = history };
 	char *line = NULL;
 	size_t line_capacity = 0;
 	int status = 0;

@@ -44,7 +44,7 @@ struct history {
 
 /* Parses a whole history. On malformed input returns -1 and writes "NAME:LINE: what is wrong" into
  * error; the history is then empty and needs no history_free (calling it is harmless). */
-int history_parse(FILE *input, const char *name, struct history *history, char *error, size_t error_size);
+int history_parse(FILE *input, const char *name, struct history *history, char *err, size_t errlen);
 
 void history_free(struct history *history);
 
