@@ -34,12 +34,14 @@ assert_contains "etcdctl auth status" "COMMANDS:
 	disable	Disables authentication
 	enable	Enables authentication" "$OUT"
 
-# auth_revision REVISION: every member's /metrics shows etcd's gauge of the auth store's revision at REVISION.
+# auth_revision REVISION: every member's /metrics shows etcd's gauge of the auth store's revision at REVISION
+# (a follower may apply the change a moment after the command returned: awaited, bounded).
+auth_revision_is() { [ "$(curl -s "${CLIENT[$1]}/metrics" | grep '^etcd_debugging_auth_revision ')" = \
+	"etcd_debugging_auth_revision $2" ]; }
 auth_revision() {
 	local n
 	for n in infra1 infra2 infra3; do
-		assert_eq "etcd_debugging_auth_revision of $n" "etcd_debugging_auth_revision $1" \
-			"$(curl -s "${CLIENT[$n]}/metrics" | grep '^etcd_debugging_auth_revision ')"
+		wait_until "etcd_debugging_auth_revision $1 on $n" 10 auth_revision_is "$n" "$1"
 	done
 }
 auth_revision 1
