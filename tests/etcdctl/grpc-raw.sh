@@ -41,9 +41,16 @@ grpc_raw() {
 	# A server that answers before it read the request (an unknown method: a trailers-only answer) resets
 	# the rest of the stream, as grpc-go does; curl may then exit 92 although the answer is complete, so
 	# the answer's grpc-status decides.
-	local rc=0
-	curl -s --max-time 20 --http2-prior-knowledge "${headers[@]}" --data-binary @"$TMP/grpc.request" \
-		-D "$TMP/grpc.headers" -o "$TMP/grpc.body" "$url$path" || rc=$?
+	# curl can also lose the answer to that reset (exit 92, no headers written): the call is asked again,
+	# at most three times.
+	local rc attempt
+	for attempt in 1 2 3; do
+		rc=0
+		curl -s --max-time 20 --http2-prior-knowledge "${headers[@]}" --data-binary @"$TMP/grpc.request" \
+			-D "$TMP/grpc.headers" -o "$TMP/grpc.body" "$url$path" || rc=$?
+		[ "$rc" -eq 0 ] || grep -q '^grpc-status:' "$TMP/grpc.headers" 2>/dev/null && break
+		[ "$rc" -eq 92 ] || break
+	done
 	[ "$rc" -eq 0 ] || grep -q '^grpc-status:' "$TMP/grpc.headers" 2>/dev/null || fail "curl $url$path failed ($rc)"
 	GRPC_STATUS=$(sed -n 's/^grpc-status: *\([0-9]*\).*/\1/p' "$TMP/grpc.headers" | tr -d '\r')
 	GRPC_MESSAGE=$(sed -n 's/^grpc-message: *//p' "$TMP/grpc.headers" | tr -d '\r')
