@@ -97,13 +97,6 @@ static bool waiting_take(struct waiting_table *table, uint64_t request_id, struc
 	return true;
 }
 
-/* etcd's ReqTimeout: 5 s for queueing, computation and the disk, plus two election timeouts for a
- * possible election. */
-static uint64_t request_timeout_ms(const struct node *node)
-{
-	return 5000 + 2 * node->flags.election_timeout_ms;
-}
-
 /* A write or linearizable read whose answer has not come within etcd's request timeout (its proposal
  * was lost with a leader that vanished or stopped) is answered as etcd answers it, so the client
  * retries instead of waiting for its own deadline, or for ever without one. Unavailable: the write may
@@ -111,7 +104,7 @@ static uint64_t request_timeout_ms(const struct node *node)
 static void expire_waiting_requests(struct client_thread *thread, uint64_t now_ms)
 {
 	struct node *node = thread->node;
-	uint64_t timeout = request_timeout_ms(node);
+	uint64_t timeout = node_request_timeout_ms(node);
 	uint64_t elected = atomic_load(&node->leader_elected_ms);
 	uint64_t election_window = 2 * node->flags.election_timeout_ms;
 	struct waiting_table *table = &thread->waiting;

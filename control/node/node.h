@@ -395,6 +395,13 @@ void *node_snapshot_main(void *node);
 bool node_request_is_local(const struct node *node, uint64_t request_id);
 /* etcd's ResponseHeader as any thread sees it: the published revision and term. */
 void node_fill_response_header(const struct node *node, Etcdserverpb__ResponseHeader *header);
+/* etcd's ReqTimeout: 5 s for queueing, computation and the disk, plus two election timeouts for a
+ * possible election. Bounds a client request and a stopping leader's hand-over alike. */
+static inline uint64_t node_request_timeout_ms(const struct node *node)
+{
+	return 5000 + 2 * node->flags.election_timeout_ms;
+}
+
 /* Posts a reply to the thread waiting for it (by the channel in its request id). */
 void node_post_reply(struct node *node, struct node_reply *reply);
 

@@ -67,12 +67,6 @@ static void post_to_core(struct control_context *context, struct node_request *r
 	core_mailbox_post(&context->node->core_inbox, mail);
 }
 
-/* etcd's ReqTimeout: 5 s for queueing, computation and the disk, plus two election timeouts. */
-static uint64_t request_timeout_ms(const struct node *node)
-{
-	return 5000 + 2 * node->flags.election_timeout_ms;
-}
-
 static void begin_stop(struct control_context *context)
 {
 	struct node *node = context->node;
@@ -84,7 +78,7 @@ static void begin_stop(struct control_context *context)
 	transfer->request_id = new_request_id(context);
 	context->stop_transfer_request_id = transfer->request_id;
 	context->stop_transfer_started_ms = clock_monotonic_ms();
-	context->stop_transfer_deadline_ms = context->stop_transfer_started_ms + request_timeout_ms(node);
+	context->stop_transfer_deadline_ms = context->stop_transfer_started_ms + node_request_timeout_ms(node);
 	context->stop_transfer_leader = atomic_load(&node->leader_id);
 	post_to_core(context, transfer);
 }
