@@ -167,6 +167,8 @@ struct node_request {
 	struct watch_backlog *watch_backlog; /* REQUEST_WATCH_CREATE: a reference for the watcher (or NULL) */
 	int64_t lease_id;              /* lease renew, time-to-live */
 	int64_t lease_remaining_ttl;   /* time-to-live: the leader's clock, when the storage thread answers */
+	uint64_t leader_term;          /* not 0: a proposal only the leader of this term may make (a lease
+	                                * revoke): dropped, never forwarded, once the member no longer leads in it */
 };
 
 struct node_reply {

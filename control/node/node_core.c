@@ -175,7 +175,20 @@ static void flush_proposals(struct core_context *context)
 		context->proposals_count = kept;
 		return;
 	}
-	size_t count = context->proposals_count;
+	/* A lease revoke decided by the leader of another term, or by a member that no longer leads, is dropped
+	 * here: forwarded to a new leader it would revoke a lease that leader keeps alive. */
+	size_t count = 0;
+	for (size_t k = 0; k < context->proposals_count; k++) {
+		struct node_request *request = context->proposals[k].request;
+		if (request->leader_term && (status.role != RAFT_LEADER || status.term != request->leader_term)) {
+			node_request_free(request);
+			continue;
+		}
+		context->proposals[count++] = context->proposals[k];
+	}
+	context->proposals_count = count;
+	if (count == 0)
+		return;
 	struct packed_entries packed = pack_proposals(context->proposals, count);
 	int rc = raft_propose_batch(node->raft, packed.buffers, packed.count, NULL);
 	packed_entries_free(&packed);
@@ -293,6 +306,10 @@ static void match_read_states(struct core_context *context, struct storage_job *
 		uint64_t request_id = 0;
 		for (int b = 0; b < 8; b++)
 			request_id |= (uint64_t)state->context[b] << (8 * b);
+		struct raft_status status;
+		raft_get_status(context->node->raft, &status);
+		if (lease_clocks_read_confirmed(&context->leases, request_id, status.role == RAFT_LEADER, status.term))
+			continue;
 		for (size_t k = 0; k < context->reads_count; k++) {
 			if (context->reads[k].request_id != request_id)
 				continue;
@@ -522,7 +539,7 @@ static void tick(struct core_context *context)
 	members_tick(&context->members);
 	struct raft_status status;
 	raft_get_status(context->node->raft, &status);
-	lease_clocks_tick(&context->leases, status.role == RAFT_LEADER, status.leader);
+	lease_clocks_tick(&context->leases, status.role == RAFT_LEADER, status.term);
 	compactor_tick(&context->compactor, status.role == RAFT_LEADER);
 }
 

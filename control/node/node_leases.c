@@ -74,6 +74,10 @@ void lease_clocks_update(struct lease_clocks *clocks, const struct lease_changes
  * the next tick would otherwise see a follower's stale expiry and answer "expired". */
 static void sync_leadership(struct lease_clocks *clocks, bool is_leader)
 {
+	if (is_leader != clocks->leader) {
+		clocks->leadership_check_token = 0;
+		clocks->leadership_confirmed_as_of_ms = 0;
+	}
 	if (is_leader && !clocks->leader) {
 		uint64_t now = clock_monotonic_ms();
 		for (size_t k = 0; k < clocks->count; k++) {
@@ -296,7 +300,7 @@ void lease_clocks_handle_peer(struct lease_clocks *clocks, uint64_t from, int ki
 	}
 }
 
-static void propose_revoke(struct lease_clocks *clocks, struct lease_clock *clock)
+static void propose_revoke(struct lease_clocks *clocks, struct lease_clock *clock, uint64_t term)
 {
 	struct node *node = clocks->node;
 	Etcdserverpb__LeaseRevokeRequest revoke = ETCDSERVERPB__LEASE_REVOKE_REQUEST__INIT;
@@ -315,6 +319,7 @@ static void propose_revoke(struct lease_clocks *clocks, struct lease_clock *cloc
 	struct core_mail *mail = xcalloc(1, sizeof(*mail));
 	request->kind = REQUEST_PROPOSE;
 	request->request_id = header.id;
+	request->leader_term = term;
 	request->payload_length = etcdserverpb__internal_raft_request__get_packed_size(&internal);
 	request->payload = xmalloc(request->payload_length);
 	etcdserverpb__internal_raft_request__pack(&internal, request->payload);
@@ -325,21 +330,56 @@ static void propose_revoke(struct lease_clocks *clocks, struct lease_clock *cloc
 	log_write("info", "revoking an expired lease", "\"lease-id\":\"%llx\"", (unsigned long long)clock->id);
 }
 
-void lease_clocks_tick(struct lease_clocks *clocks, bool is_leader, uint64_t leader_id)
+/* Starts a read-index round whose confirmation says this member still led when it began; one at a time,
+ * started again if the core dropped it (a lost leadership drops pending reads). */
+static void begin_leadership_check(struct lease_clocks *clocks, uint64_t now, uint64_t term)
 {
-	(void)leader_id;
+	if (clocks->leadership_check_token && now - clocks->leadership_check_started_ms < REVOKE_RETRY_MS)
+		return;
+	uint64_t token = node_request_id(clocks->node->member_id, 0, clocks->next_counter++);
+	uint8_t context[8];
+	for (int b = 0; b < 8; b++)
+		context[b] = (uint8_t)(token >> (8 * b));
+	if (raft_read_index(clocks->node->raft, context, sizeof(context)) != RAFT_OK) {
+		clocks->leadership_check_token = 0;
+		return;
+	}
+	clocks->leadership_check_token = token;
+	clocks->leadership_check_started_ms = now;
+	clocks->leadership_check_term = term;
+}
+
+bool lease_clocks_read_confirmed(struct lease_clocks *clocks, uint64_t token, bool is_leader, uint64_t term)
+{
+	if (token == 0 || token != clocks->leadership_check_token)
+		return false;
+	clocks->leadership_check_token = 0;
+	if (is_leader && clocks->leader && term == clocks->leadership_check_term)
+		clocks->leadership_confirmed_as_of_ms = clocks->leadership_check_started_ms;
+	return true;
+}
+
+void lease_clocks_tick(struct lease_clocks *clocks, bool is_leader, uint64_t term)
+{
 	uint64_t now = clock_monotonic_ms();
 	sync_leadership(clocks, is_leader);
 	if (is_leader) {
+		bool unconfirmed = false;
 		for (size_t k = 0; k < clocks->count; k++) {
 			struct lease_clock *clock = &clocks->clocks[k];
 			if (clock->expiry_ms > now)
 				continue;
 			if (clock->revoke_sent_ms && now - clock->revoke_sent_ms < REVOKE_RETRY_MS)
 				continue;
+			if (clocks->leadership_confirmed_as_of_ms < clock->expiry_ms) {
+				unconfirmed = true;
+				continue;
+			}
 			clock->revoke_sent_ms = now;
-			propose_revoke(clocks, clock);
+			propose_revoke(clocks, clock, term);
 		}
+		if (unconfirmed)
+			begin_leadership_check(clocks, now, term);
 	}
 	size_t kept = 0;
 	for (size_t k = 0; k < clocks->forwarded_count; k++) {

@@ -53,13 +53,26 @@ struct lease_clocks {
 	 * before it moves the applied index past its entry, and the core reads the applied index before it
 	 * takes its mail (lease_clocks_covered). */
 	uint64_t covered_index;
+	/* etcd's ensureLeadership before revoking: an expired lease is revoked only once a quorum has confirmed,
+	 * through a read-index round begun after the lease expired, that this member still leads. A leader whose
+	 * process stalled past its leases' TTLs while the others elected a new leader (which kept the leases
+	 * alive) would otherwise revoke them all the moment it resumes: its revokes, forwarded to the new
+	 * leader once it steps down, would commit (etcd #15247). */
+	uint64_t leadership_check_token;        /* read-index context of the round in flight; 0: none */
+	uint64_t leadership_check_started_ms;
+	uint64_t leadership_check_term;
+	uint64_t leadership_confirmed_as_of_ms; /* when the latest round a quorum confirmed began */
 };
 
 void lease_clocks_init(struct lease_clocks *clocks, struct node *node);
 void lease_clocks_free(struct lease_clocks *clocks);
 void lease_clocks_update(struct lease_clocks *clocks, const struct lease_changes *changes);
-/* Each heartbeat tick: notices leadership changes, revokes expired leases, fails stale forwards. */
-void lease_clocks_tick(struct lease_clocks *clocks, bool is_leader, uint64_t leader_id);
+/* Each heartbeat tick: notices leadership changes, revokes expired leases (once leadership is confirmed,
+ * above), fails stale forwards. term: Raft's current term. */
+void lease_clocks_tick(struct lease_clocks *clocks, bool is_leader, uint64_t term);
+/* A read state came back: true when its context is the lease clocks' leadership round (then consumed; the
+ * round counts only if this member still leads in the term it began in). */
+bool lease_clocks_read_confirmed(struct lease_clocks *clocks, uint64_t token, bool is_leader, uint64_t term);
 /* REQUEST_LEASE_RENEW and REQUEST_LEASE_TIME_TO_LIVE; takes ownership. commit_index: Raft's, now. */
 void lease_clocks_handle_request(struct lease_clocks *clocks, struct node_request *request, bool is_leader,
                                  uint64_t leader_id, uint64_t commit_index);

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs the Go suite against the real etcd (Debian's etcd-server, 3.4.x), the reference every case was
 # checked against: `tests/goclient/run-against-etcd.sh [PATH/etcd] [GO TEST FLAGS...]`.
-# Builds the suite first (build.sh, into a temp dir; GOCLIENT_GOCACHE keeps Go's build cache between runs)
+# Builds the suite first (tests/lib/go-build.sh, into a temp dir; GOCLIENT_GOCACHE keeps Go's build cache between runs)
 # unless GOCLIENT_TEST names a built goclient.test. Exits 1 if any case failed.
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -17,7 +17,7 @@ trap 'rm -rf "$work"' EXIT
 binary=${GOCLIENT_TEST:-}
 if [ -z "$binary" ]; then
 	binary=$work/goclient.test
-	"$here/build.sh" "$binary" "${GOCLIENT_GOCACHE:-$work/gocache}" || exit 1
+	"$here/../lib/go-build.sh" test "$here" "$binary" "${GOCLIENT_GOCACHE:-$work/gocache}" || exit 1
 fi
 echo "etcd: $("$etcd_bin" --version | head -n 1)"
 "$here/goclient.sh" "$etcd_bin" "$binary" "$@"

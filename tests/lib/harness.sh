@@ -40,6 +40,9 @@ cleanup() {
 	local rc=$? step
 	trap - EXIT INT TERM
 	set +e
+	# A test whose own exit trap ran a command before this one (resuming a stopped member) reaches here with
+	# that command's status: a failed assertion must still fail the test.
+	if [ "$TEST_FAILED" -ne 0 ] && [ "$rc" -eq 0 ]; then rc=1; fi
 	kill_tracked || echo "harness: a process of $TEST_NAME still runs 10 s after SIGKILL" >&2
 	for step in "${CLEANUP_STEPS[@]}"; do eval "$step"; done
 	if [ "$rc" -eq 77 ]; then
