@@ -45,11 +45,14 @@ check_acked() {
 # revision ENDPOINTS: the cluster's current revision (a linearizable read).
 revision() { "$REGRESS_CLIENT" revision -endpoints "$1"; }
 
-# hashkv_equal NAME...: endpoint hashkv gives one hash at one revision on all the named members.
+# hashkv_equal NAME...: endpoint hashkv gives one hash at one revision on all the named members; sets HASHKV
+# ("REVISION HASH" lines, one per distinct answer).
 hashkv_equal() {
 	local out
 	out=$("$ETCDCTL" --endpoints="$(endpoints "$@")" --command-timeout=10s endpoint hashkv -w json 2>/dev/null) ||
 		return 1
-	HASHKV=$(grep -oE '"hash":[0-9]+,"compact_revision":[0-9-]+' <<<"$out" | sort -u)
-	[ "$(wc -l <<<"$HASHKV")" -eq 1 ] && [ "$(grep -o '"hash":' <<<"$out" | wc -l)" -eq $# ]
+	out=$(sed 's/},{"Endpoint"/}\n{"Endpoint"/g' <<<"$out" |
+		sed -nE 's/.*"revision":([0-9]+).*"hash":([0-9]+).*/\1 \2/p')
+	HASHKV=$(sort -u <<<"$out")
+	[ "$(grep -c . <<<"$out")" -eq $# ] && [ "$(grep -c . <<<"$HASHKV")" -eq 1 ]
 }
