@@ -20,4 +20,13 @@ static inline uint64_t clock_monotonic_us(void)
 	return (uint64_t)now.tv_sec * 1000000u + (uint64_t)now.tv_nsec / 1000u;
 }
 
+/* CPU time this thread has used: what a bounded step of work costs, whatever the scheduler did meanwhile
+ * (a wall-clock bound fails on a loaded machine where the thread simply waited for a core). */
+static inline uint64_t clock_thread_cpu_us(void)
+{
+	struct timespec now;
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &now);
+	return (uint64_t)now.tv_sec * 1000000u + (uint64_t)now.tv_nsec / 1000u;
+}
+
 #endif

@@ -1057,6 +1057,7 @@ struct client_api *client_api_start(struct node *node, char *err, size_t errlen)
 		                                  ? UINT32_MAX
 		                                  : (uint32_t)node->flags.max_concurrent_streams,
 		    .http_get = client_http_get,
+		    .on_deadline = client_auth_on_deadline,
 		    .tls = api->tls.context,
 		};
 		thread->server = grpc_server_open(&config, err, errlen);

@@ -22,10 +22,6 @@
 #include "log.h"
 #include "raft_internal_fields.h"
 
-/* A held call is answered this much before its grpc-timeout runs out (the thread wakes every 5 ms while it
- * holds calls), so that etcd's answer, not the deadline's, reaches the client. */
-enum { HELD_DEADLINE_MARGIN_MS = 20 };
-
 static struct client_thread *thread_of(void *context)
 {
 	return context;
@@ -54,14 +50,9 @@ static void hold(struct client_thread *thread, struct grpc_call *call, client_me
 	held->message = xmemdup(length ? message : (const uint8_t *)"", length ? length : 1);
 	held->length = length;
 	held->wait_index = wait_index;
-	/* etcd waits for the index until the call's context ends, then finds the token invalid: the answer
-	 * goes out just before the client's own deadline would end the call, or after etcd's request timeout. */
-	uint64_t now = clock_monotonic_ms(), timeout_ms = 5000 + 2 * thread->node->flags.election_timeout_ms;
-	const char *grpc_timeout = grpc_call_header(call, "grpc-timeout");
-	uint64_t client_ms;
-	if (grpc_timeout && grpc_parse_timeout(grpc_timeout, &client_ms))
-		timeout_ms = client_ms > HELD_DEADLINE_MARGIN_MS ? client_ms - HELD_DEADLINE_MARGIN_MS : 0;
-	held->deadline_ms = now + timeout_ms;
+	/* etcd waits for the index until the call's context ends, then finds the token invalid: at the client's
+	 * grpc-timeout (client_auth_on_deadline, from the server's deadline) or after etcd's request timeout. */
+	held->deadline_ms = clock_monotonic_ms() + 5000 + 2 * thread->node->flags.election_timeout_ms;
 }
 
 bool client_auth_queued_behind(struct client_thread *thread, struct grpc_call *call, client_message_fn on_message,
@@ -125,6 +116,21 @@ void client_auth_pump(struct client_thread *thread)
 			free(attempt->message);
 	}
 	thread->authentication_count = kept;
+}
+
+void client_auth_on_deadline(void *context, struct grpc_call *call)
+{
+	struct client_thread *thread = thread_of(context);
+	uint64_t call_id = grpc_call_id(call);
+	bool held = false;
+	for (size_t k = 0; k < thread->held_count; k++) {
+		if (thread->held[k].call_id == call_id) {
+			thread->held[k].deadline_ms = 0;
+			held = true;
+		}
+	}
+	if (held)
+		client_auth_pump(thread);
 }
 
 void client_auth_close(struct client_thread *thread)

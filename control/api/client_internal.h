@@ -169,6 +169,9 @@ void client_auth_answer(struct client_thread *thread, struct grpc_call *call, co
                         const struct node_reply *reply);
 /* Held messages whose index is applied run again; those past etcd's request timeout are refused. */
 void client_auth_pump(struct client_thread *thread);
+/* The server's on_deadline: a call whose messages wait for their token's index is answered now, the token
+ * found invalid, as etcd answers when the call's context ends — not with the server's DEADLINE_EXCEEDED. */
+void client_auth_on_deadline(void *context, struct grpc_call *call);
 void client_auth_close(struct client_thread *thread);
 
 /* client_streams.c */

@@ -791,6 +791,12 @@ static void expire_deadlines(struct grpc_server *server, uint64_t now)
 		struct grpc_call *call = grpc_server_find_call(server, call_id);
 		if (call == NULL || call->finished)
 			continue;
+		if (server->config.on_deadline != NULL) {
+			server->config.on_deadline(server->config.context, call);
+			call = grpc_server_find_call(server, call_id);
+			if (call == NULL || call->finished)
+				continue;
+		}
 		server->stats.calls_deadline_exceeded++;
 		grpc_call_finish_internal(call, 200, GRPC_DEADLINE_EXCEEDED, "context deadline exceeded");
 	}

@@ -86,6 +86,10 @@ struct grpc_server_config {
 	/* A plain HTTP/1.1 GET (or HEAD) of path (without its query string); return false for 404 (the
 	 * server then frees a body set anyway). May be NULL (every path 404). */
 	bool (*http_get)(void *context, const char *path, struct grpc_http_response *response);
+	/* A call's grpc-timeout ran out while it is still open: the service may answer it now with its own
+	 * error, as a grpc-go handler whose context ended does (etcd tells a call still waiting for its auth
+	 * token's index that the token is invalid). A call left open gets DEADLINE_EXCEEDED. May be NULL. */
+	void (*on_deadline)(void *context, struct grpc_call *call);
 };
 
 /* Opens the listening sockets (IPv4 and IPv6 literals, localhost = 127.0.0.1). NULL with a message

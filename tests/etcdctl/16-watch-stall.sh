@@ -34,7 +34,8 @@ revision() { ctl --endpoints="${CLIENT[$target]}" endpoint status -w json; sed -
 HISTORY_REVISION=$(revision)
 [ "$HISTORY_REVISION" -ge $((HISTORY + 1)) ] || fail "revision $HISTORY_REVISION after $HISTORY puts"
 
-# long_turns: the target's watcher replay steps over 250 ms so far (quorumd's /debug/vars).
+# long_turns: the target's watcher replay steps that used over 250 ms of the storage thread's CPU so far
+# (quorumd's /debug/vars; CPU time, so a loaded machine's scheduling delays do not count).
 long_turns() {
 	curl -sS --max-time 5 "${CLIENT[$target]}/debug/vars" |
 		"$PYTHON" -c 'import json, sys; print(json.load(sys.stdin)["mvcc"]["watch_catch_up_steps_over_250ms"])'

@@ -46,8 +46,9 @@ auth_revision() {
 }
 auth_revision 1
 
-# etcd 3.5's AuthStatus RPC is not etcd 3.4's.
-grpc_raw "${CLIENT[infra1]}" /etcdserverpb.Auth/AuthStatus ""
+# etcd 3.5's AuthStatus RPC is not etcd 3.4's. Asked without a request body: the answer comes from the
+# method's name alone, and a body still on its way would race with the server's reset of the stream.
+grpc_raw "${CLIENT[infra1]}" /etcdserverpb.Auth/AuthStatus -
 assert_eq "Auth.AuthStatus" "12 unknown method AuthStatus for service etcdserverpb.Auth" "$GRPC_STATUS $GRPC_MESSAGE"
 
 # ---- before auth: no users, no roles; enable needs root ----

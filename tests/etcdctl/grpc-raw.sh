@@ -21,15 +21,17 @@ pb_message() {
 }
 
 # grpc_raw URL PATH MESSAGE [HEADER...]: calls PATH (e.g. /etcdserverpb.KV/Range) on URL with MESSAGE (printf
-# escapes of the protobuf request) and extra request HEADERs ("token: ..."); sets GRPC_STATUS and
-# GRPC_MESSAGE from the trailers and leaves the response body (gRPC's length-prefixed messages) in
-# TMP/grpc.body.
+# escapes of the protobuf request; "-": no request body at all, the HEADERS frame ends the client's side) and
+# extra request HEADERs ("token: ..."); sets GRPC_STATUS and GRPC_MESSAGE from the trailers and leaves the
+# response body (gRPC's length-prefixed messages) in TMP/grpc.body.
 grpc_raw() {
 	local url=$1 path=$2 message=$3 header
 	shift 3
 	local headers=(-H "content-type: application/grpc" -H "te: trailers")
 	for header in "$@"; do headers+=(-H "$header"); done
-	printf "$message" >"$TMP/grpc.message"
+	local body=(--data-binary @"$TMP/grpc.request")
+	[ "$message" != - ] || body=(-X POST)
+	printf "${message#-}" >"$TMP/grpc.message"
 	local length
 	length=$(stat -c %s "$TMP/grpc.message")
 	{
@@ -46,7 +48,7 @@ grpc_raw() {
 	local rc attempt
 	for attempt in 1 2 3; do
 		rc=0
-		curl -s --max-time 20 --http2-prior-knowledge "${headers[@]}" --data-binary @"$TMP/grpc.request" \
+		curl -s --max-time 20 --http2-prior-knowledge "${headers[@]}" "${body[@]}" \
 			-D "$TMP/grpc.headers" -o "$TMP/grpc.body" "$url$path" || rc=$?
 		[ "$rc" -eq 0 ] || grep -q '^grpc-status:' "$TMP/grpc.headers" 2>/dev/null && break
 		[ "$rc" -eq 92 ] || break
