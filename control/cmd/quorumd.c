@@ -9,6 +9,7 @@
 #include "alloc.h"
 #include "bootstrap.h"
 #include "client_api.h"
+#include "failpoint.h"
 #include "log.h"
 #include "node.h"
 #include "operator.h"
@@ -42,6 +43,15 @@ int main(int argc, char **argv)
 		free(node);
 		return 1;
 	}
+	if (failpoints_init(getenv("QUORUMD_FAILPOINTS"), error, sizeof(error)) != 0) {
+		fprintf(stderr, "quorumd: %s\n", error);
+		node_flags_free(&node->flags);
+		free(node);
+		return 1;
+	}
+	if (failpoints_armed)
+		log_write("warn", "failpoints armed (a test's QUORUMD_FAILPOINTS)", "\"failpoints\":\"%s\"",
+		         getenv("QUORUMD_FAILPOINTS"));
 	if (node->flags.enable_pprof)
 		log_write("info", "pprof is enabled under /debug/ on the client URLs: /debug/vars has the node's counters "
 		         "as JSON; quorumd has no Go profiler, /debug/pprof/ says how to profile it with perf",

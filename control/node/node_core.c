@@ -15,6 +15,7 @@
 
 #include "alloc.h"
 #include "clock.h"
+#include "failpoint.h"
 #include "log.h"
 #include "node.h"
 #include "node_compactor.h"
@@ -356,6 +357,12 @@ static struct storage_job *handle_ready(struct core_context *context, struct raf
 	}
 	/* Leader's appends and heartbeats leave now, in parallel with our own write (thesis §10.2.1). A
 	 * snapshot goes to the snapshot thread, which streams the state it names with it. */
+	if (ready->messages_count) {
+		if (ready->role == RAFT_LEADER)
+			FAILPOINT("raftBeforeLeaderSend");
+		else
+			FAILPOINT("raftBeforeFollowerSend");
+	}
 	for (size_t k = 0; k < ready->messages_count; k++) {
 		const Raftpb__Message *message = ready->messages[k];
 		if (message->type == RAFT_MSG_SNAP && message->snapshot && message->snapshot->metadata)

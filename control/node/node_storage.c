@@ -16,6 +16,7 @@
 
 #include "alloc.h"
 #include "clock.h"
+#include "failpoint.h"
 #include "log.h"
 #include "node.h"
 #include "node_snapshot.h"
@@ -34,14 +35,8 @@ struct storage_context {
 	struct storage_clients *clients; /* watchers, lease clocks */
 	struct auth_store *auth;         /* the auth store as applied so far (node_auth.h publishes it) */
 	struct snapshot_keeper *keeper;  /* when to snapshot, and what the WAL may release */
+	bool batch_compacts;             /* the batch being applied holds a compaction (its failpoints) */
 };
-
-static uint64_t monotonic_us(void)
-{
-	struct timespec now;
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	return (uint64_t)now.tv_sec * 1000000u + (uint64_t)now.tv_nsec / 1000u;
-}
 
 static void post_reply(struct node *node, struct node_reply *reply)
 {
@@ -182,6 +177,8 @@ static void apply_one(struct storage_context *context, const Etcdserverpb__Inter
 	uint64_t request_id = request->header ? request->header->id : request->id;
 	struct node_reply *reply = xcalloc(1, sizeof(*reply));
 	reply->request_id = request_id;
+	if (request->compaction)
+		context->batch_compacts = true;
 	apply_with_auth(context, request, header, index, request_id, &reply->kv);
 	storage_clients_note_applied(context->clients, request, &reply->kv);
 	if (node_request_is_local(node, request_id))
@@ -211,6 +208,7 @@ static void apply_committed(struct storage_context *context, struct storage_job 
 	uint64_t applied = state_applied_index(node->state);
 	uint64_t last = applied;
 	struct kv_header header = header_for(node, job->raft_term);
+	context->batch_compacts = false;
 	for (size_t k = 0; k < job->committed_count; k++) {
 		struct committed_entry *entry = &job->committed[k];
 		if (entry->index <= applied)
@@ -260,10 +258,16 @@ static void apply_committed(struct storage_context *context, struct storage_job 
 		state_batch_abort(node->state);
 		return;
 	}
+	FAILPOINT("beforeCommit");
+	if (context->batch_compacts)
+		FAILPOINT("compactBeforeCommitScheduledCompact");
 	if (state_batch_commit(node->state, last, error, sizeof(error)) != STATE_OK) {
 		stop_on_storage_failure(context, "state commit", error);
 		return;
 	}
+	FAILPOINT("afterCommit");
+	if (context->batch_compacts)
+		FAILPOINT("compactAfterCommitScheduledCompact");
 	atomic_store(&node->applied_index, last);
 	atomic_store(&node->revision, (uint64_t)state_revision(node->state));
 	atomic_store(&node->db_size, state_db_size(node->state));
@@ -278,6 +282,8 @@ static void write_job(struct storage_context *context, struct storage_job *job)
 	char error[256] = "";
 	if (context->failed)
 		return;
+	if (job->entries_count || job->has_hard_state)
+		FAILPOINT("raftBeforeSave");
 	/* The snapshot-free log: entries, then the hard state that may commit them. */
 	if (job->entries_count &&
 	    wal_append_entries(node->wal, job->entries, job->entries_count, error, sizeof(error)) != 0) {
@@ -293,7 +299,7 @@ static void write_job(struct storage_context *context, struct storage_job *job)
 		return;
 	}
 	job->wal_records_after = wal_appended_records(node->wal);
-	job->written_at_us = monotonic_us();
+	job->written_at_us = clock_monotonic_us();
 }
 
 /* etcd_disk_wal_fsync_duration_seconds: from a job's submit to its records being durable. */
@@ -332,7 +338,9 @@ static void report_durable(struct storage_context *context)
 	size_t done_count = 0;
 	while (done_count < context->waiting_count && context->waiting[done_count]->wal_records_after <= durable)
 		done_count++;
-	uint64_t now_us = done_count ? monotonic_us() : 0;
+	if (done_count)
+		FAILPOINT("raftAfterSave");
+	uint64_t now_us = done_count ? clock_monotonic_us() : 0;
 	uint64_t slowest_us = 0;
 	for (size_t k = 0; k < done_count; k++) {
 		struct storage_job *job = context->waiting[k];

@@ -20,6 +20,7 @@
 
 #include "alloc.h"
 #include "clock.h"
+#include "failpoint.h"
 #include "log.h"
 #include "node_snapshot.h"
 
@@ -185,6 +186,7 @@ static int take_snapshot(struct snapshot_keeper *keeper, char *err, size_t errle
 
 	struct snap_info info;
 	char store_error[512];
+	FAILPOINT("raftBeforeSaveSnap");
 	if (snap_store_create(node->snapshots, node->state, term, record, record_length, &info, store_error,
 	                      sizeof(store_error)) != 0) {
 		/* Nothing changed: the WAL and the state are whole, the log just stays longer. A full disk
@@ -207,6 +209,7 @@ static int take_snapshot(struct snapshot_keeper *keeper, char *err, size_t errle
 		free(record);
 		return -1;
 	}
+	FAILPOINT("raftAfterSaveSnap");
 	keeper->release_pending = true;
 	keeper->release_index = index;
 	keeper->marker_records = wal_appended_records(node->wal);
@@ -258,6 +261,8 @@ int snapshot_keeper_after_durable(struct snapshot_keeper *keeper, char *err, siz
 	if (node->flags.max_wals > 0 &&
 	    wal_release_keeping(node->wal, upto, (size_t)node->flags.max_wals, err, errlen) != 0)
 		return -1;
+	if (node->flags.max_wals > 0)
+		FAILPOINT("raftAfterWALRelease");
 	char store_error[512];
 	if (snap_store_prune(node->snapshots, (size_t)node->flags.max_snapshots, store_error, sizeof(store_error)) != 0) {
 		/* Old snapshots left behind cost disk, not correctness: the next snapshot prunes again. */
@@ -291,6 +296,7 @@ int snapshot_keeper_install(struct snapshot_keeper *keeper, const struct storage
 		raftpb__snapshot__free_unpacked(snapshot, NULL);
 		return -1;
 	}
+	FAILPOINT("raftBeforeApplySnap");
 	/* The marker first, durable, with the log after it cut: from here a restart installs the snapshot
 	 * itself if the state below is not replaced yet. */
 	size_t marker_length = 0;
@@ -327,6 +333,7 @@ int snapshot_keeper_install(struct snapshot_keeper *keeper, const struct storage
 	keeper->ring_start = keeper->ring_count = 0;
 	keeper->requests_at_snapshot = keeper->requests;
 	keeper->snapshot_index = index;
+	FAILPOINT("raftAfterApplySnap");
 	/* The old log is all behind the marker now: release it and the older snapshots. */
 	keeper->release_pending = true;
 	keeper->release_index = index;
