@@ -197,25 +197,47 @@ func checkAcked(endpoints []string, ackedPath string) {
 	}
 	for _, endpoint := range endpoints {
 		client := newClient([]string{endpoint})
+		stored := readAll(client, endpoint)
+		client.Close()
 		for _, put := range puts {
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			response, err := client.Get(ctx, put.key, clientv3.WithSerializable())
-			cancel()
-			if err != nil {
-				fatalf("reading %s through %s: %v", put.key, endpoint, err)
-			}
-			if len(response.Kvs) != 1 {
+			kv, present := stored[put.key]
+			if !present {
 				fatalf("LOST: %s (acknowledged at revision %d) is missing on %s", put.key, put.revision, endpoint)
 			}
-			kv := response.Kvs[0]
-			if string(kv.Value) != put.value || kv.ModRevision != put.revision {
+			if kv.value != put.value || kv.revision != put.revision {
 				fatalf("CHANGED: %s on %s holds %q at revision %d, acknowledged %q at revision %d",
-					put.key, endpoint, kv.Value, kv.ModRevision, put.value, put.revision)
+					put.key, endpoint, kv.value, kv.revision, put.value, put.revision)
 			}
 		}
-		client.Close()
 	}
 	fmt.Printf("check-acked: %d acknowledged puts present on each of %d members\n", len(puts), len(endpoints))
+}
+
+type storedValue struct {
+	value    string
+	revision int64
+}
+
+// readAll reads every key of one member as that member has applied it (serializable), in pages.
+func readAll(client *clientv3.Client, endpoint string) map[string]storedValue {
+	stored := map[string]storedValue{}
+	from := "\x00"
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		response, err := client.Get(ctx, from, clientv3.WithFromKey(), clientv3.WithSerializable(),
+			clientv3.WithLimit(5000), clientv3.WithSort(clientv3.SortByKey, clientv3.SortAscend))
+		cancel()
+		if err != nil {
+			fatalf("reading the keys of %s from %q: %v", endpoint, from, err)
+		}
+		for _, kv := range response.Kvs {
+			stored[string(kv.Key)] = storedValue{string(kv.Value), kv.ModRevision}
+		}
+		if !response.More || len(response.Kvs) == 0 {
+			return stored
+		}
+		from = string(response.Kvs[len(response.Kvs)-1].Key) + "\x00"
+	}
 }
 
 // watchCheck compares a watch through one member with the history read back at each revision from the
