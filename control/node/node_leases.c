@@ -12,6 +12,9 @@
 /* A revoke that has not been applied after this long is proposed again (a lost leadership, a dropped
  * proposal). */
 enum { REVOKE_RETRY_MS = 3000, FORWARD_TIMEOUT_MS = 5000 };
+/* etcd's leaseRevokeRate (1,000 a second), refilled continuously; at most half a second's worth at once, as
+ * etcd's lessor checks every 500 ms and revokes up to leaseRevokeRate / 2 then. */
+enum { REVOKES_PER_SECOND = 1000, REVOKE_BURST = REVOKES_PER_SECOND / 2 };
 /* Peer body: operation, forward id, lease id, value (remaining or granted TTL; -1: no such lease). */
 enum { LEASE_OPERATION_RENEW = 1, LEASE_OPERATION_TIME_TO_LIVE = 2, LEASE_MESSAGE_BYTES = 1 + 8 + 8 + 8 };
 
@@ -364,8 +367,14 @@ void lease_clocks_tick(struct lease_clocks *clocks, bool is_leader, uint64_t ter
 	uint64_t now = clock_monotonic_ms();
 	sync_leadership(clocks, is_leader);
 	if (is_leader) {
+		uint64_t refill = (now - clocks->revoke_allowance_ms) * REVOKES_PER_SECOND / 1000;
+		if (refill > 0) {
+			clocks->revoke_allowance = clocks->revoke_allowance + refill > REVOKE_BURST ? REVOKE_BURST
+			                                                                            : clocks->revoke_allowance + refill;
+			clocks->revoke_allowance_ms = now;
+		}
 		bool unconfirmed = false;
-		for (size_t k = 0; k < clocks->count; k++) {
+		for (size_t k = 0; k < clocks->count && clocks->revoke_allowance > 0; k++) {
 			struct lease_clock *clock = &clocks->clocks[k];
 			if (clock->expiry_ms > now)
 				continue;
@@ -376,6 +385,7 @@ void lease_clocks_tick(struct lease_clocks *clocks, bool is_leader, uint64_t ter
 				continue;
 			}
 			clock->revoke_sent_ms = now;
+			clocks->revoke_allowance--;
 			propose_revoke(clocks, clock, term);
 		}
 		if (unconfirmed)

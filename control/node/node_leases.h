@@ -62,6 +62,10 @@ struct lease_clocks {
 	uint64_t leadership_check_started_ms;
 	uint64_t leadership_check_term;
 	uint64_t leadership_confirmed_as_of_ms; /* when the latest round a quorum confirmed began */
+	/* etcd's lessor revokes at most 1,000 expired leases a second (leaseRevokeRate), so that a storm of
+	 * expiries is spread over time instead of becoming one apply that stalls every other client. */
+	uint64_t revoke_allowance_ms; /* when the allowance was last refilled */
+	uint64_t revoke_allowance;    /* revokes that may be proposed now */
 };
 
 void lease_clocks_init(struct lease_clocks *clocks, struct node *node);

@@ -7,6 +7,8 @@
 //	regress-client check-acked -endpoints URLS -acked FILE
 //	regress-client watch-check -endpoint URL -prefix P -from-rev R -until-rev R [-allow-compacted]
 //	regress-client revision -endpoints URLS
+//	regress-client grant-leases -endpoints URLS -prefix P -count N -ttl SECONDS
+//	regress-client latency -endpoints URLS -prefix P -duration D
 //
 // write puts unique keys (P/<writer>/<n>) and appends "key value revision" to FILE after each
 // acknowledgement (written and flushed before the next put, so a line in FILE means the client was told
@@ -15,6 +17,8 @@
 // (serializable: that member's own state) and fails on any key missing or holding another value.
 // watch-check watches P from -from-rev and requires every revision in [from, until] that wrote under P
 // exactly once, in order, each matching a linearizable read of the history (Get at that revision).
+// grant-leases grants N leases of the TTL (64 at a time) and puts one key P/<n> on each. latency puts one
+// key at a time for the duration and prints the latency distribution; any failed put fails it.
 package main
 
 import (
@@ -23,6 +27,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -73,6 +78,8 @@ func main() {
 	untilRev := flags.Int64("until-rev", 0, "last revision to check")
 	untilRevFile := flags.String("until-rev-file", "",
 		"read the last revision to check from this file once it appears (for a watch started before the writes end)")
+	ttl := flags.Int64("ttl", 5, "lease TTL, seconds")
+	duration := flags.Duration("duration", 10*time.Second, "how long to measure")
 	allowCompacted := flags.Bool("allow-compacted", false,
 		"a watch cancelled as compacted passes if the compaction passed the next revision it owed")
 	_ = flags.Parse(os.Args[2:])
@@ -95,6 +102,10 @@ func main() {
 			fatalf("watch-check needs -endpoint, -prefix, -from-rev > 0 and -until-rev >= -from-rev or -until-rev-file")
 		}
 		watchCheck(*endpointFlag, *prefix, *fromRev, *untilRev, *untilRevFile, *allowCompacted, split(*endpointsFlag))
+	case "grant-leases":
+		grantLeases(split(*endpointsFlag), *prefix, *count, *ttl)
+	case "latency":
+		measureLatency(split(*endpointsFlag), *prefix, *duration)
 	case "revision":
 		client := newClient(split(*endpointsFlag))
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -334,4 +345,65 @@ func verifyAgainstHistory(endpoints []string, prefix string, fromRev, untilRev i
 			fatalf("WRONG: revision %d delivered as %q, the history holds %q", kv.ModRevision, got, want)
 		}
 	}
+}
+
+func grantLeases(endpoints []string, prefix string, count int, ttl int64) {
+	client := newClient(endpoints)
+	defer client.Close()
+	work := make(chan int)
+	failures := make(chan error, 64)
+	var wait sync.WaitGroup
+	for worker := 0; worker < 64; worker++ {
+		wait.Add(1)
+		go func() {
+			defer wait.Done()
+			for n := range work {
+				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+				lease, err := client.Grant(ctx, ttl)
+				if err == nil {
+					_, err = client.Put(ctx, fmt.Sprintf("%s/%06d", prefix, n), "v", clientv3.WithLease(lease.ID))
+				}
+				cancel()
+				if err != nil {
+					select {
+					case failures <- err:
+					default:
+					}
+				}
+			}
+		}()
+	}
+	for n := 0; n < count; n++ {
+		work <- n
+	}
+	close(work)
+	wait.Wait()
+	select {
+	case err := <-failures:
+		fatalf("granting leases: %v", err)
+	default:
+	}
+	fmt.Printf("grant-leases: %d leases of %d s, a key on each\n", count, ttl)
+}
+
+func measureLatency(endpoints []string, prefix string, duration time.Duration) {
+	client := newClient(endpoints)
+	defer client.Close()
+	var latencies []time.Duration
+	end := time.Now().Add(duration)
+	for n := 0; time.Now().Before(end); n++ {
+		started := time.Now()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		_, err := client.Put(ctx, fmt.Sprintf("%s/%06d", prefix, n), "v")
+		cancel()
+		if err != nil {
+			fatalf("put %d failed after %v: %v", n, time.Since(started), err)
+		}
+		latencies = append(latencies, time.Since(started))
+	}
+	sort.Slice(latencies, func(i, j int) bool { return latencies[i] < latencies[j] })
+	at := func(fraction float64) float64 {
+		return float64(latencies[int(fraction*float64(len(latencies)-1))].Microseconds()) / 1000
+	}
+	fmt.Printf("latency: n=%d p50=%.1f p99=%.1f max=%.1f (ms)\n", len(latencies), at(0.5), at(0.99), at(1))
 }
