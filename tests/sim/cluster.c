@@ -117,7 +117,20 @@ void cluster_init(struct sim_cluster *cluster, const struct sim_options *options
 	cluster->network.corrupt_per_thousand = (unsigned)rng_below(&cluster->rng, 8);
 	cluster->network.delay_min = rng_range(&cluster->rng, 0, 3);
 	cluster->network.delay_max = cluster->network.delay_min + rng_range(&cluster->rng, 1, 20);
+	/* The snapshot policy: often small enough that members snapshot and compact many times while the
+	 * faults go on, so lagging, restarted and new members catch up by snapshot. */
+	static const uint64_t snapshot_counts[] = {0, 3, 8, 20, 60};
+	static const uint64_t catchups[] = {0, 1, 5, 25};
+	static const uint64_t snapshot_delays[] = {0, 5, 40, 200};
+	cluster->snapshot_count = snapshot_counts[rng_below(&cluster->rng, 5)];
+	cluster->catchup_entries = catchups[rng_below(&cluster->rng, 4)];
+	cluster->snapshot_delay_max = snapshot_delays[rng_below(&cluster->rng, 4)];
+	if (options->snapshot_policy_given) {
+		cluster->snapshot_count = options->snapshot_count;
+		cluster->catchup_entries = options->catchup_entries;
+	}
 	if (options->demo) {
+		cluster->snapshot_count = 0;
 		/* the story needs a well-behaved cluster: etcd's production settings and a clean network */
 		cluster->pre_vote = true;
 		cluster->check_quorum = true;
@@ -127,8 +140,11 @@ void cluster_init(struct sim_cluster *cluster, const struct sim_options *options
 		cluster->allow_corruption = false;
 	}
 	sim_trace(cluster, "seed %llu: %d members, %s faults, pre-vote %s, check-quorum %s, max message %llu bytes, "
-	          "%d in flight", ULL(seed), options->nodes, cluster->fault_period_max < 100 ? "stormy" : "calm", cluster->pre_vote ? "on" : "off", cluster->check_quorum ? "on" : "off",
-	          ULL(cluster->max_size_per_msg), cluster->max_inflight);
+	          "%d in flight, snapshot every %llu entries (0: random only) keeping %llu, durable within %llu ms",
+	          ULL(seed), options->nodes, cluster->fault_period_max < 100 ? "stormy" : "calm",
+	          cluster->pre_vote ? "on" : "off", cluster->check_quorum ? "on" : "off", ULL(cluster->max_size_per_msg),
+	          cluster->max_inflight, ULL(cluster->snapshot_count), ULL(cluster->catchup_entries),
+	          ULL(cluster->snapshot_delay_max));
 
 	size_t count = (size_t)options->nodes;
 	uint64_t voters[SIM_MAX_MEMBERS];
@@ -154,6 +170,7 @@ void cluster_free(struct sim_cluster *cluster)
 		struct sim_member *member = &cluster->members[i];
 		raft_free(member->raft);
 		storage_free(&member->storage);
+		free(member->capture.conf_state);
 		free(member->reads);
 	}
 	free(cluster->members);
@@ -223,6 +240,12 @@ bool cluster_step(struct sim_cluster *cluster)
 			restart.slot = event.slot;
 			restart.incarnation = member->incarnation;
 			events_push(&cluster->events, &restart);
+		}
+		break;
+	case EVENT_SNAPSHOT:
+		if (member_event_current(cluster, &event) && member->state == MEMBER_ALIVE) {
+			member_finish_snapshot(cluster, event.slot);
+			member_process(cluster, event.slot);
 		}
 		break;
 	case EVENT_HEAL:

@@ -97,6 +97,7 @@ void member_start_initial(struct sim_cluster *cluster, uint64_t id, const uint64
 	if (!member_open(cluster, slot, &empty)) {
 		return;
 	}
+	cluster->members[slot].bootstrap_index = count;
 	int result = raft_bootstrap(cluster->members[slot].raft, voters, count);
 	if (result != RAFT_OK) {
 		sim_fail(cluster, "Bootstrap: raft_bootstrap failed on member %llu: %s",
@@ -127,6 +128,10 @@ static void member_close(struct sim_cluster *cluster, size_t slot)
 	storage_drop_pending(&member->storage);
 	member->app = (struct sim_app_state){0};
 	member->reads_count = 0;
+	/* a snapshot still being written is lost with the process */
+	free(member->capture.conf_state);
+	member->capture = (struct sim_capture){0};
+	member->bootstrap_index = 0; /* a restart puts in force only what was applied */
 	member->incarnation++;
 	(void)cluster;
 }
@@ -183,7 +188,9 @@ void member_restart(struct sim_cluster *cluster, size_t slot)
 	bool opened = !cluster->failed && member_open(cluster, slot, &restore.restore);
 	storage_restore_free(&restore);
 	cluster->restarts++;
+	member->snapshot_mark = member->app.applied;
 	if (opened) {
+		checker_restarted(cluster, slot);
 		member_process(cluster, slot);
 	}
 }
@@ -221,6 +228,10 @@ bool member_take_snapshot(struct sim_cluster *cluster, size_t slot, bool compact
 		return false;
 	}
 	uint64_t index = member->app.applied;
+	checker_snapshot_taken(cluster, slot, index, member->app.applied_term, &member->app);
+	if (cluster->failed) {
+		return false;
+	}
 	uint8_t data[SIM_APP_STATE_BYTES];
 	app_state_encode(&member->app, data);
 	struct raft_conf_view view;
@@ -271,10 +282,138 @@ bool member_take_snapshot(struct sim_cluster *cluster, size_t slot, bool compact
 			return false;
 		}
 		storage_compact(&member->storage, compact_to);
+		cluster->checker.compactions++;
 	}
 	sim_trace(cluster, "member %llu snapshots at %llu and compacts up to %llu", (unsigned long long)member->id,
 	          (unsigned long long)index, (unsigned long long)compact_to);
 	return true;
+}
+
+/* The snapshot policy, as a real node runs it: every snapshot_count applied entries the application
+ * state and the configuration at the applied index are captured; the snapshot becomes durable a little
+ * later (EVENT_SNAPSHOT, member_finish_snapshot), and only then does the core learn it and compact. */
+static void maybe_capture_snapshot(struct sim_cluster *cluster, size_t slot)
+{
+	struct sim_member *member = &cluster->members[slot];
+	if (cluster->snapshot_count == 0 || member->state != MEMBER_ALIVE || member->capture.active ||
+	    member->app.applied < member->snapshot_mark + cluster->snapshot_count ||
+	    member->app.applied <= member->storage.snapshot.index) {
+		return;
+	}
+	checker_snapshot_taken(cluster, slot, member->app.applied, member->app.applied_term, &member->app);
+	if (cluster->failed) {
+		return;
+	}
+	struct raft_conf_view view;
+	raft_get_conf(member->raft, &view);
+	Raftpb__ConfState conf_state;
+	conf_view_to_state(&view, &conf_state);
+	struct sim_capture *capture = &member->capture;
+	capture->active = true;
+	capture->index = member->app.applied;
+	capture->app = member->app;
+	capture->conf_state_length = raftpb__conf_state__get_packed_size(&conf_state);
+	capture->conf_state = malloc(capture->conf_state_length ? capture->conf_state_length : 1);
+	if (capture->conf_state == NULL) {
+		abort();
+	}
+	raftpb__conf_state__pack(&conf_state, capture->conf_state);
+	capture->after_item = member->storage.items_queued;
+	member->snapshot_mark = capture->index;
+	uint64_t delay = rng_range(&cluster->rng, 0, cluster->snapshot_delay_max);
+	sim_trace(cluster, "member %llu takes a snapshot at %llu (durable in %llu ms)", (unsigned long long)member->id,
+	          (unsigned long long)capture->index, (unsigned long long)delay);
+	schedule_member_event(cluster, slot, EVENT_SNAPSHOT, cluster->now + delay);
+}
+
+void member_finish_snapshot(struct sim_cluster *cluster, size_t slot)
+{
+	struct sim_member *member = &cluster->members[slot];
+	if (member->capture.active && member->state == MEMBER_ALIVE &&
+	    member->storage.items_settled < member->capture.after_item) {
+		/* One storage thread writes in order: the writes queued before the snapshot land first (one of
+		 * them may be the leader's snapshot the application state came from). */
+		schedule_member_event(cluster, slot, EVENT_SNAPSHOT, cluster->now + rng_range(&cluster->rng, 1, 10));
+		return;
+	}
+	struct sim_capture capture = member->capture;
+	member->capture = (struct sim_capture){0};
+	if (!capture.active || member->state != MEMBER_ALIVE) {
+		free(capture.conf_state);
+		return;
+	}
+	struct raft_status status;
+	raft_get_status(member->raft, &status);
+	if (capture.index <= member->storage.snapshot.index || capture.index + 1 < status.first_index) {
+		/* A newer snapshot came meanwhile (from the leader, or the workload's own): this one is not needed,
+		 * and storing it would move the durable snapshot backwards. */
+		sim_trace(cluster, "member %llu drops its snapshot at %llu: superseded (durable snapshot %llu, log from %llu)",
+		          (unsigned long long)member->id, (unsigned long long)capture.index,
+		          (unsigned long long)member->storage.snapshot.index, (unsigned long long)status.first_index);
+		cluster->workload.snapshots_superseded++;
+		free(capture.conf_state);
+		return;
+	}
+	Raftpb__ConfState *conf_state = raftpb__conf_state__unpack(NULL, capture.conf_state_length, capture.conf_state);
+	free(capture.conf_state);
+	if (conf_state == NULL) {
+		abort();
+	}
+	uint8_t data[SIM_APP_STATE_BYTES];
+	app_state_encode(&capture.app, data);
+	Raftpb__SnapshotMetadata metadata = RAFTPB__SNAPSHOT_METADATA__INIT;
+	metadata.conf_state = conf_state;
+	metadata.index = capture.index;
+	metadata.term = capture.app.applied_term;
+	Raftpb__Snapshot snapshot = RAFTPB__SNAPSHOT__INIT;
+	snapshot.data.data = data;
+	snapshot.data.len = sizeof(data);
+	snapshot.metadata = &metadata;
+	checker_snapshot_config(cluster, slot, &snapshot, "the snapshot taken");
+	size_t packed_length = raftpb__snapshot__get_packed_size(&snapshot);
+	uint8_t *packed = malloc(packed_length ? packed_length : 1);
+	if (packed == NULL) {
+		abort();
+	}
+	raftpb__snapshot__pack(&snapshot, packed);
+	/* durable before the core hears of it, as on a real node */
+	storage_set_snapshot(&member->storage, capture.index, capture.app.applied_term, packed, packed_length);
+	/* NULL asks the core for the configuration at its applied index: right only when nothing was applied
+	 * since the capture */
+	bool current = capture.index == status.applied && rng_chance(&cluster->rng, 500);
+	int result = raft_create_snapshot(member->raft, capture.index, current ? NULL : conf_state, data, sizeof(data));
+	raftpb__conf_state__free_unpacked(conf_state, NULL);
+	if (result == RAFT_ERR_SNAPSHOT_OUT_OF_DATE) {
+		/* the core installed the leader's snapshot at this very index and has not handed it out yet */
+		cluster->workload.snapshots_superseded++;
+		return;
+	}
+	if (result != RAFT_OK) {
+		sim_fail(cluster, "Snapshot: raft_create_snapshot(%llu) on member %llu failed: %s (applied %llu, log from %llu)",
+		         (unsigned long long)capture.index, (unsigned long long)member->id, raft_strerror(result),
+		         (unsigned long long)status.applied, (unsigned long long)status.first_index);
+		return;
+	}
+	cluster->workload.snapshots_created++;
+	/* Keep catchup_entries entries before the snapshot for followers that lag a little. */
+	uint64_t compact_to = capture.index > cluster->catchup_entries ? capture.index - cluster->catchup_entries : 0;
+	if (compact_to > status.persisted) {
+		compact_to = status.persisted;
+	}
+	if (compact_to >= status.first_index) {
+		result = raft_compact(member->raft, compact_to);
+		if (result != RAFT_OK) {
+			sim_fail(cluster, "Snapshot: raft_compact(%llu) on member %llu failed: %s (log from %llu, persisted %llu, "
+			         "snapshot %llu)", (unsigned long long)compact_to, (unsigned long long)member->id,
+			         raft_strerror(result), (unsigned long long)status.first_index,
+			         (unsigned long long)status.persisted, (unsigned long long)capture.index);
+			return;
+		}
+		storage_compact(&member->storage, compact_to);
+		cluster->checker.compactions++;
+	}
+	sim_trace(cluster, "member %llu's snapshot at %llu is durable; log compacted up to %llu", (unsigned long long)member->id,
+	          (unsigned long long)capture.index, (unsigned long long)compact_to);
 }
 
 /* The item is durable: what waited for it may leave, and the core learns it. */
@@ -471,6 +610,10 @@ static void handle_ready(struct sim_cluster *cluster, size_t slot, struct raft_r
 	}
 	if (last_conf_index != 0 && member->state == MEMBER_ALIVE && !cluster->failed) {
 		checker_config_applied(cluster, slot, last_conf_index);
+	}
+	checker_member_config(cluster, slot, "after a Ready");
+	if (member->state == MEMBER_ALIVE && !cluster->failed) {
+		maybe_capture_snapshot(cluster, slot);
 	}
 	if (member->state == MEMBER_ALIVE && !cluster->failed) {
 		checker_serve_reads(cluster, slot);
