@@ -248,6 +248,9 @@ bool cluster_step(struct sim_cluster *cluster)
 			member_process(cluster, event.slot);
 		}
 		break;
+	case EVENT_SNAPSHOT_REPORT:
+		network_snapshot_report_due(cluster, &event);
+		break;
 	case EVENT_HEAL:
 		if (event.incarnation == (uint32_t)cluster->partitions) {
 			network_heal(cluster);

@@ -70,6 +70,7 @@ enum sim_event_kind {
 	EVENT_HEAL,     /* a partition ends */
 	EVENT_CRASH,    /* a targeted crash of one member (see cluster_on_commit) */
 	EVENT_SNAPSHOT, /* a member's snapshot taken earlier is durable: the core learns it and compacts */
+	EVENT_SNAPSHOT_REPORT, /* the transport's late verdict on a snapshot stream (raft_report_snapshot) */
 };
 
 struct sim_event {
@@ -441,6 +442,7 @@ const char *message_type_name(int type);
 struct sim_message message_pack(const Raftpb__Message *message, uint64_t sender, uint32_t incarnation);
 void network_send_packed(struct sim_cluster *cluster, struct sim_message *message); /* takes bytes */
 void network_deliver(struct sim_cluster *cluster, struct sim_event *event);
+void network_snapshot_report_due(struct sim_cluster *cluster, const struct sim_event *event);
 bool network_connected(const struct sim_cluster *cluster, uint64_t from, uint64_t to);
 void network_partition_random(struct sim_cluster *cluster);
 void network_heal(struct sim_cluster *cluster);
