@@ -567,7 +567,9 @@ static struct sim_conf_digest conf_digest(const uint64_t *const lists[4], const 
 	for (int list = 0; list < 4; list++) {
 		uint64_t ids[2 * SIM_MAX_MEMBERS];
 		size_t count = counts[list] < 2 * SIM_MAX_MEMBERS ? counts[list] : 2 * SIM_MAX_MEMBERS;
-		memcpy(ids, lists[list], count * sizeof(*ids));
+		if (count > 0) {
+			memcpy(ids, lists[list], count * sizeof(*ids));
+		}
 		sort_ids(ids, count);
 		hash = sim_mix(hash, 0x100 + (uint64_t)list);
 		for (size_t i = 0; i < count; i++) {
