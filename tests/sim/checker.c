@@ -417,8 +417,18 @@ void checker_install_snapshot(struct sim_cluster *cluster, size_t slot, const Ra
 	if (cluster->failed) {
 		return;
 	}
-	sim_trace(cluster, "member %llu installs a snapshot at %llu (term %llu)", ULL(member->id), ULL(index),
-	          ULL(snapshot->metadata->term));
+	if (cluster->trace) {
+		const Raftpb__ConfState *conf = snapshot->metadata->conf_state;
+		bool listed = false;
+		for (size_t i = 0; i < conf->n_voters; i++) {
+			listed |= conf->voters[i] == member->id;
+		}
+		for (size_t i = 0; i < conf->n_learners; i++) {
+			listed |= conf->learners[i] == member->id;
+		}
+		sim_trace(cluster, "member %llu installs a snapshot at %llu (term %llu)%s", ULL(member->id), ULL(index),
+		          ULL(snapshot->metadata->term), listed ? "" : ", taken before it was added");
+	}
 	member->app = state;
 	checker->snapshots_installed++;
 }
