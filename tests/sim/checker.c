@@ -379,6 +379,10 @@ void checker_apply_entry(struct sim_cluster *cluster, size_t slot, const Raftpb_
 		if (member->app.writes > checker->writes_applied) {
 			checker->writes_applied = member->app.writes;
 		}
+		if (!marker && index > checker->acknowledged_index) {
+			checker->acknowledged_index = index;
+			checker->acknowledged_writes = member->app.writes;
+		}
 	}
 	checker->applies_checked++;
 	checker->entries_applied++;
@@ -1106,5 +1110,23 @@ void checker_full_logs(struct sim_cluster *cluster)
 			         "on disk", ULL(member->id), ULL(status.last_index), ULL(storage_last_index(&member->storage)));
 		}
 		raft_free_entries(entries, count);
+	}
+}
+
+void checker_acknowledged_writes(struct sim_cluster *cluster)
+{
+	const struct sim_checker *checker = &cluster->checker;
+	for (size_t slot = 0; slot < cluster->members_count && !cluster->failed; slot++) {
+		const struct sim_member *member = &cluster->members[slot];
+		if (member->state != MEMBER_ALIVE || checker_removal_pending(cluster, member->id)) {
+			continue;
+		}
+		if (member->app.applied < checker->fault_acknowledged_index ||
+		    member->app.writes < checker->fault_acknowledged_writes) {
+			sim_fail(cluster, "Durability: after the faults member %llu has applied %llu entries holding %llu writes, but a "
+			         "write was acknowledged at index %llu with %llu writes up to it", ULL(member->id),
+			         ULL(member->app.applied), ULL(member->app.writes), ULL(checker->fault_acknowledged_index),
+			         ULL(checker->fault_acknowledged_writes));
+		}
 	}
 }

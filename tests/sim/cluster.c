@@ -292,6 +292,8 @@ void cluster_begin_quiet_phase(struct sim_cluster *cluster)
 	sim_trace(cluster, "quiet phase: the network heals, loss and corruption stop, crashed members restart, "
 	          "clients stop writing");
 	cluster->quiet = true;
+	cluster->checker.fault_acknowledged_index = cluster->checker.acknowledged_index;
+	cluster->checker.fault_acknowledged_writes = cluster->checker.acknowledged_writes;
 	cluster->network.loss_per_thousand = 0;
 	cluster->network.duplicate_per_thousand = 0;
 	cluster->network.corrupt_per_thousand = 0;
@@ -366,6 +368,7 @@ bool cluster_run(struct sim_cluster *cluster)
 	}
 	if (!cluster->failed) {
 		checker_full_logs(cluster);
+		checker_acknowledged_writes(cluster);
 		sim_trace(cluster, "liveness: every live member applied a new proposal %llu ms into the quiet phase",
 		          ULL(cluster->now + SIM_LIVENESS_TIMEOUTS * SIM_ELECTION_TIMEOUT_MS - deadline));
 	}

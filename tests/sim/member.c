@@ -289,6 +289,31 @@ bool member_take_snapshot(struct sim_cluster *cluster, size_t slot, bool compact
 	return true;
 }
 
+/* Calls the core must refuse without changing anything: compacting what is gone or what no snapshot
+ * covers, a snapshot beyond the applied index. */
+static void check_refused_calls(struct sim_cluster *cluster, size_t slot)
+{
+	struct sim_member *member = &cluster->members[slot];
+	struct raft_status before, after;
+	raft_get_status(member->raft, &before);
+	int gone = before.first_index > 1 ? raft_compact(member->raft, before.first_index - 1) : RAFT_ERR_COMPACTED;
+	int uncovered = raft_compact(member->raft, before.last_index + 1);
+	uint8_t data[SIM_APP_STATE_BYTES] = {0};
+	int ahead = raft_create_snapshot(member->raft, before.applied + 1, NULL, data, sizeof(data));
+	raft_get_status(member->raft, &after);
+	if (gone != RAFT_ERR_COMPACTED || uncovered != RAFT_ERR_UNAVAILABLE || ahead != RAFT_ERR_INVALID_ARGUMENT ||
+	    after.first_index != before.first_index || after.last_index != before.last_index ||
+	    after.applied != before.applied) {
+		sim_fail(cluster, "Snapshot API: member %llu (log %llu..%llu, applied %llu) answered compact(%llu) %s, compact(%llu) "
+		         "%s, create_snapshot(%llu) %s; log now %llu..%llu", (unsigned long long)member->id,
+		         (unsigned long long)before.first_index, (unsigned long long)before.last_index,
+		         (unsigned long long)before.applied, (unsigned long long)(before.first_index - 1), raft_strerror(gone),
+		         (unsigned long long)(before.last_index + 1), raft_strerror(uncovered),
+		         (unsigned long long)(before.applied + 1), raft_strerror(ahead), (unsigned long long)after.first_index,
+		         (unsigned long long)after.last_index);
+	}
+}
+
 /* The snapshot policy, as a real node runs it: every snapshot_count applied entries the application
  * state and the configuration at the applied index are captured; the snapshot becomes durable a little
  * later (EVENT_SNAPSHOT, member_finish_snapshot), and only then does the core learn it and compact. */
@@ -395,6 +420,12 @@ void member_finish_snapshot(struct sim_cluster *cluster, size_t slot)
 		return;
 	}
 	cluster->workload.snapshots_created++;
+	if (rng_chance(&cluster->rng, 100)) {
+		check_refused_calls(cluster, slot);
+		if (cluster->failed) {
+			return;
+		}
+	}
 	/* Keep catchup_entries entries before the snapshot for followers that lag a little. */
 	uint64_t compact_to = capture.index > cluster->catchup_entries ? capture.index - cluster->catchup_entries : 0;
 	if (compact_to > status.persisted) {

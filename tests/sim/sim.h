@@ -301,6 +301,10 @@ struct sim_checker {
 	size_t committed_capacity;
 	uint64_t commit_index; /* highest index any member ever knew committed */
 	uint64_t writes_applied; /* the most client writes any member has applied */
+	uint64_t acknowledged_index; /* highest index of a client write some member applied (acknowledged) */
+	uint64_t acknowledged_writes; /* client writes in the history up to it */
+	uint64_t fault_acknowledged_index; /* the same two when the faults stopped */
+	uint64_t fault_acknowledged_writes;
 	struct sim_seen_slot *seen; /* by index: every (index, term) that entered some log */
 	size_t seen_capacity;
 	struct sim_read *reads;
@@ -486,6 +490,8 @@ void checker_read_issued(struct sim_cluster *cluster, size_t slot, uint64_t cont
 void checker_read_state(struct sim_cluster *cluster, size_t slot, const struct raft_read_state *state);
 void checker_serve_reads(struct sim_cluster *cluster, size_t slot);
 void checker_full_logs(struct sim_cluster *cluster);
+/* After the quiet phase: every live member holds every write acknowledged during the faults. */
+void checker_acknowledged_writes(struct sim_cluster *cluster);
 uint64_t entry_digest(uint64_t index, uint64_t term, int type, const void *data, size_t length);
 
 /* workload.c */
