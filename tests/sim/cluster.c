@@ -125,12 +125,16 @@ void cluster_init(struct sim_cluster *cluster, const struct sim_options *options
 	cluster->snapshot_count = snapshot_counts[rng_below(&cluster->rng, 5)];
 	cluster->catchup_entries = catchups[rng_below(&cluster->rng, 4)];
 	cluster->snapshot_delay_max = snapshot_delays[rng_below(&cluster->rng, 4)];
+	static const unsigned batch_rates[] = {0, 0, 100, 400};
+	cluster->batch_per_thousand = batch_rates[rng_below(&cluster->rng, 4)];
+	cluster->batch_window_max = rng_chance(&cluster->rng, 500) ? 3 : 15;
 	if (options->snapshot_policy_given) {
 		cluster->snapshot_count = options->snapshot_count;
 		cluster->catchup_entries = options->catchup_entries;
 	}
 	if (options->demo) {
 		cluster->snapshot_count = 0;
+		cluster->batch_per_thousand = 0;
 		/* the story needs a well-behaved cluster: etcd's production settings and a clean network */
 		cluster->pre_vote = true;
 		cluster->check_quorum = true;
@@ -140,11 +144,12 @@ void cluster_init(struct sim_cluster *cluster, const struct sim_options *options
 		cluster->allow_corruption = false;
 	}
 	sim_trace(cluster, "seed %llu: %d members, %s faults, pre-vote %s, check-quorum %s, max message %llu bytes, "
-	          "%d in flight, snapshot every %llu entries (0: random only) keeping %llu, durable within %llu ms",
+	          "%d in flight, snapshot every %llu entries (0: random only) keeping %llu, durable within %llu ms, "
+	          "%u/1000 Readys deferred up to %llu ms",
 	          ULL(seed), options->nodes, cluster->fault_period_max < 100 ? "stormy" : "calm",
 	          cluster->pre_vote ? "on" : "off", cluster->check_quorum ? "on" : "off", ULL(cluster->max_size_per_msg),
 	          cluster->max_inflight, ULL(cluster->snapshot_count), ULL(cluster->catchup_entries),
-	          ULL(cluster->snapshot_delay_max));
+	          ULL(cluster->snapshot_delay_max), cluster->batch_per_thousand, ULL(cluster->batch_window_max));
 
 	size_t count = (size_t)options->nodes;
 	uint64_t voters[SIM_MAX_MEMBERS];
@@ -250,6 +255,11 @@ bool cluster_step(struct sim_cluster *cluster)
 		break;
 	case EVENT_SNAPSHOT_REPORT:
 		network_snapshot_report_due(cluster, &event);
+		break;
+	case EVENT_PROCESS:
+		if (member_event_current(cluster, &event) && member->state == MEMBER_ALIVE) {
+			member_end_batch(cluster, event.slot);
+		}
 		break;
 	case EVENT_HEAL:
 		if (event.incarnation == (uint32_t)cluster->partitions) {

@@ -78,6 +78,10 @@ static bool member_open(struct sim_cluster *cluster, size_t slot, const struct r
 		return false;
 	}
 	member->state = MEMBER_ALIVE;
+	struct raft_status status;
+	raft_get_status(member->raft, &status);
+	member->first_index_after_advance = status.first_index;
+	member->batch_until = 0;
 	member->seen_commit = 0;
 	member->seen_role = RAFT_FOLLOWER;
 	member->seen_term = 0;
@@ -228,6 +232,11 @@ bool member_take_snapshot(struct sim_cluster *cluster, size_t slot, bool compact
 		return false;
 	}
 	uint64_t index = member->app.applied;
+	struct raft_status before;
+	raft_get_status(member->raft, &before);
+	if (index + 1 < before.first_index) {
+		return false; /* the leader's snapshot, stepped in this batching turn, is not handed out yet */
+	}
 	checker_snapshot_taken(cluster, slot, index, member->app.applied_term, &member->app);
 	if (cluster->failed) {
 		return false;
@@ -528,6 +537,9 @@ static void handle_ready(struct sim_cluster *cluster, size_t slot, struct raft_r
 		if (ready->snapshot->metadata == NULL) {
 			sim_fail(cluster, "Ready contract: member %llu got a snapshot without metadata", (unsigned long long)member->id);
 			raft_advance(member->raft, ready);
+	struct raft_status status;
+	raft_get_status(member->raft, &status);
+	member->first_index_after_advance = status.first_index;
 			persist_item_free(&item);
 			return;
 		}
@@ -605,6 +617,9 @@ static void handle_ready(struct sim_cluster *cluster, size_t slot, struct raft_r
 	}
 
 	raft_advance(member->raft, ready);
+	struct raft_status status;
+	raft_get_status(member->raft, &status);
+	member->first_index_after_advance = status.first_index;
 
 	if (!cluster->failed && digests != NULL) {
 		checker_record_entries(cluster, slot, digests, ready->entries_count);
@@ -651,7 +666,7 @@ static void handle_ready(struct sim_cluster *cluster, size_t slot, struct raft_r
 	}
 }
 
-void member_process(struct sim_cluster *cluster, size_t slot)
+static void drain_readys(struct sim_cluster *cluster, size_t slot)
 {
 	struct sim_member *member = &cluster->members[slot];
 	int rounds = 0;
@@ -676,5 +691,36 @@ void member_process(struct sim_cluster *cluster, size_t slot)
 	}
 	if (!cluster->failed && member->state == MEMBER_ALIVE) {
 		checker_observe_member(cluster, slot);
+	}
+}
+
+/* A real node's core thread takes every input that arrived (ticks, peer messages, storage reports,
+ * snapshot verdicts, proposals) and only then drains its Readys. Some seeds do that too: a member then
+ * sometimes lets inputs accumulate for a few milliseconds before its next Ready, so that the core sees
+ * several steps, reports and snapshot calls between two Readys. */
+void member_process(struct sim_cluster *cluster, size_t slot)
+{
+	struct sim_member *member = &cluster->members[slot];
+	if (member->state != MEMBER_ALIVE || cluster->failed) {
+		return;
+	}
+	if (member->batch_until > cluster->now) {
+		return; /* its turn ends with EVENT_PROCESS */
+	}
+	if (cluster->batch_per_thousand && raft_has_ready(member->raft) &&
+	    rng_chance(&cluster->rng, cluster->batch_per_thousand)) {
+		member->batch_until = cluster->now + rng_range(&cluster->rng, 1, cluster->batch_window_max);
+		schedule_member_event(cluster, slot, EVENT_PROCESS, member->batch_until);
+		return;
+	}
+	drain_readys(cluster, slot);
+}
+
+void member_end_batch(struct sim_cluster *cluster, size_t slot)
+{
+	struct sim_member *member = &cluster->members[slot];
+	member->batch_until = 0;
+	if (member->state == MEMBER_ALIVE && !cluster->failed) {
+		drain_readys(cluster, slot);
 	}
 }

@@ -71,6 +71,7 @@ enum sim_event_kind {
 	EVENT_CRASH,    /* a targeted crash of one member (see cluster_on_commit) */
 	EVENT_SNAPSHOT, /* a member's snapshot taken earlier is durable: the core learns it and compacts */
 	EVENT_SNAPSHOT_REPORT, /* the transport's late verdict on a snapshot stream (raft_report_snapshot) */
+	EVENT_PROCESS,  /* a member's core thread ends its turn: the Readys of the inputs batched so far */
 };
 
 struct sim_event {
@@ -234,7 +235,10 @@ struct sim_member {
 	uint64_t marker_applied; /* liveness: sequence of a quiet-phase marker this member applied */
 	uint64_t appended_term;  /* Leader Append-Only: the term in which this member last appended as leader */
 	uint64_t appended_last;  /* and the last index it handed to storage then */
-	uint64_t seen_first_index; /* the core's first log index when the checker looked last */
+	/* The core's first log index after the last raft_advance: every message of the next Ready was made
+	 * since, and the first index only grows until a restart. */
+	uint64_t first_index_after_advance;
+	uint64_t batch_until; /* inputs accumulate without a Ready until then (see member_process) */
 	struct sim_capture capture;  /* the snapshot policy's snapshot in progress */
 	uint64_t snapshot_mark;      /* applied index of the policy's last snapshot (the count runs from it) */
 	uint64_t bootstrap_index;    /* raft_bootstrap puts the initial configuration in force at once */
@@ -408,6 +412,9 @@ struct sim_cluster {
 	uint64_t snapshot_count;
 	uint64_t catchup_entries;
 	uint64_t snapshot_delay_max;
+	/* how often a member's core takes several inputs before its next Ready, and for how long at most */
+	unsigned batch_per_thousand;
+	uint64_t batch_window_max;
 };
 
 /* sim_fail records the first failure (the run stops at the end of the step); sim_trace prints a line of
@@ -435,7 +442,9 @@ void member_start_added(struct sim_cluster *cluster, uint64_t id);
 void member_crash(struct sim_cluster *cluster, size_t slot);
 void member_restart(struct sim_cluster *cluster, size_t slot);
 void member_shutdown(struct sim_cluster *cluster, size_t slot);
-void member_process(struct sim_cluster *cluster, size_t slot); /* drains every Ready */
+/* Drains every Ready, unless the member is in a batching turn (then its EVENT_PROCESS does it). */
+void member_process(struct sim_cluster *cluster, size_t slot);
+void member_end_batch(struct sim_cluster *cluster, size_t slot); /* EVENT_PROCESS */
 void member_persist_due(struct sim_cluster *cluster, size_t slot);
 void member_make_app_durable(struct sim_cluster *cluster, size_t slot);
 bool member_take_snapshot(struct sim_cluster *cluster, size_t slot, bool compact_everything);
