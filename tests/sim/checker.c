@@ -537,6 +537,14 @@ void checker_message_sent(struct sim_cluster *cluster, size_t slot, const struct
 		check_snapshot_message(cluster, slot, message);
 		return;
 	}
+	if (message->type == RAFT_MSG_APP_RESP && !message->reject && message->index <= storage_last_index(storage) &&
+	    storage_term_at(storage, message->index) > message->term) {
+		/* the leader of that term never had this entry: the acknowledged one was replaced */
+		sim_fail(cluster, "Ready contract: member %llu acknowledges index %llu to the leader of term %llu (in %s), but "
+		         "its durable log holds an entry of term %llu there", ULL(member->id), ULL(message->index),
+		         ULL(message->term), when, ULL(storage_term_at(storage, message->index)));
+		return;
+	}
 	if (message->type == RAFT_MSG_APP_RESP && !message->reject && message->index > storage_last_index(storage)) {
 		sim_fail(cluster, "Ready contract: member %llu acknowledges entries up to %llu to %llu (in %s) but its durable "
 		         "log ends at %llu", ULL(member->id), ULL(message->index), ULL(message->to), when,
