@@ -317,6 +317,12 @@ void raft_become_candidate(raft_t *r);
 void raft_become_pre_candidate(raft_t *r);
 void raft_become_leader(raft_t *r);
 void raft_send(raft_t *r, Raftpb__Message *message);
+/* An append acknowledgement queued for the next Ready promises that the entries it covers are in the
+ * log that Ready persists. Several inputs may come before that Ready (a node steps everything that
+ * arrived, then takes it): when a later one replaces entries (a newer leader's conflicting suffix, or
+ * its snapshot) the acknowledgements above what the log still holds must not leave, or the leader that
+ * sent those entries would count them as stored here. */
+void raft_withdraw_acknowledgements_above(raft_t *r, uint64_t index);
 Raftpb__Message *raft_new_message(raft_t *r, int type, uint64_t to);
 void raft_reset_randomized_election_timeout(raft_t *r);
 bool raft_promotable(const raft_t *r);

@@ -83,6 +83,19 @@ void raft_send(raft_t *r, Raftpb__Message *message)
 	}
 }
 
+void raft_withdraw_acknowledgements_above(raft_t *r, uint64_t index)
+{
+	struct message_queue *queue = &r->messages_after_persist;
+	size_t kept = 0;
+	for (size_t k = 0; k < queue->count; k++) {
+		const Raftpb__Message *message = queue->items[k];
+		if (message->type == RAFT_MSG_APP_RESP && !message->reject && message->index > index)
+			continue; /* arena memory: freed with the Ready's */
+		queue->items[kept++] = queue->items[k];
+	}
+	queue->count = kept;
+}
+
 uint64_t raft_entries_bytes(const raft_t *r, uint64_t low, uint64_t high)
 {
 	uint64_t bytes = 0;

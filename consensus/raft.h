@@ -236,7 +236,10 @@ struct raft_ready {
 	size_t messages_count;
 
 	/* Send only after hard state, snapshot and entries of this Ready and of every earlier Ready are
-	 * durable: vote requests and grants, append acknowledgements. */
+	 * durable: vote requests and grants, append acknowledgements. Inputs stepped since the last Ready
+	 * may have left older promises here: a grant or request of an earlier term (safe: the hard state
+	 * persisted with them is of a later term, so that vote can never be cast again), but never an
+	 * acknowledgement of entries a later input replaced (those are withdrawn). */
 	Raftpb__Message **messages_after_persist;
 	size_t messages_after_persist_count;
 

@@ -183,6 +183,7 @@ int replication_handle_append(raft_t *r, const Raftpb__Message *message)
 		}
 		if (conflict != 0) {
 			/* Figure 2: delete the conflicting entry and all that follow, append the new ones. */
+			raft_withdraw_acknowledgements_above(r, conflict - 1);
 			log_truncate_after(&r->log, conflict - 1);
 			for (uint64_t index = conflict; index <= last_new; index++) {
 				const Raftpb__Entry *entry = message->entries[index - message->index - 1];
@@ -312,6 +313,9 @@ int replication_handle_snapshot(raft_t *r, const Raftpb__Message *message)
 	struct tracker next;
 	if (conf_change_restore(r, metadata->conf_state, &next) != RAFT_OK)
 		return raft_reject(r, RAFT_ERR_MALFORMED);
+	/* The log is replaced: what was acknowledged beyond the commit index may differ from the
+	 * snapshot's history. */
+	raft_withdraw_acknowledgements_above(r, r->log.committed);
 	log_restore_snapshot(&r->log, metadata->index, metadata->term);
 	if (r->snapshot)
 		raftpb__snapshot__free_unpacked(r->snapshot, NULL);

@@ -79,7 +79,108 @@ static void TestTermNeverWraps(void)
 	}
 }
 
+/* Figure 2 / raft.h's ordering contract: an append acknowledgement promises that the entries it covers
+ * are durable. A core that takes several inputs before its next Ready (as a node's core thread does)
+ * may acknowledge an append from the leader of term T, then, before that Ready, take an append from a
+ * newer leader that replaces those entries. The Ready then persists only the replacement, and the old
+ * acknowledgement must not leave: the old leader, still leading term T, would count entries this
+ * member never stored towards a commit (a committed entry a new leader may then overwrite).
+ * Diagnosis (found by raft-sim with batched inputs): the acknowledgement was queued in
+ * messages_after_persist when the first append was stepped, and the truncation of the conflicting
+ * suffix (log_truncate_after) or a snapshot install (log_restore_snapshot) left it there. Fix: both
+ * withdraw the queued acknowledgements above the point the log still holds. */
+static void TestAcknowledgementWithdrawnWhenEntriesReplacedBeforeReady(void)
+{
+	struct cluster *cluster = cluster_new(3);
+	elect(cluster, 1);
+	struct raft_status before = node_status(cluster, 2);
+	uint64_t last = before.last_index, term = before.term;
+	uint64_t last_term = raft_term_at(node(cluster, 2)->raft, last);
+
+	Raftpb__Message from_old_leader = message(RAFT_MSG_APP, 1, 2, term);
+	from_old_leader.index = last;
+	from_old_leader.log_term = last_term;
+	from_old_leader.commit = before.commit;
+	const uint64_t old_terms[] = {term, term};
+	message_entries(&from_old_leader, last + 1, old_terms, 2);
+	REQUIRE_RC(RAFT_OK, step(cluster, 2, &from_old_leader));
+
+	Raftpb__Message from_new_leader = message(RAFT_MSG_APP, 3, 2, term + 1);
+	from_new_leader.index = last;
+	from_new_leader.log_term = last_term;
+	from_new_leader.commit = before.commit;
+	const uint64_t new_terms[] = {term + 1};
+	message_entries(&from_new_leader, last + 1, new_terms, 1);
+	REQUIRE_RC(RAFT_OK, step(cluster, 2, &from_new_leader));
+
+	drop_queue(cluster);
+	REQUIRE(process_ready(cluster, 2));
+	CHECK_U64("entries persisted end at", last + 1, node_status(cluster, 2).persisted);
+	CHECK_U64("term of the entry persisted", term + 1, raft_term_at(node(cluster, 2)->raft, last + 1));
+	for (size_t k = 0; k < queued_count(cluster, 2, 1, RAFT_MSG_APP_RESP); k++) {
+		const Raftpb__Message *ack = queued(cluster, 2, 1, RAFT_MSG_APP_RESP, k);
+		if (!ack->reject && ack->index > last)
+			test_fail(__FILE__, __LINE__, "member 2 acknowledges index %llu (term %llu) to the old leader, but "
+			          "its log holds term %llu there", (unsigned long long)ack->index,
+			          (unsigned long long)ack->term, (unsigned long long)(term + 1));
+	}
+	const Raftpb__Message *to_new = queued(cluster, 2, 3, RAFT_MSG_APP_RESP, 0);
+	REQUIRE(to_new != NULL);
+	CHECK(!to_new->reject);
+	CHECK_U64("acknowledged to the new leader", last + 1, to_new->index);
+}
+
+/* The same through a snapshot: entries acknowledged to the old leader, then a newer leader's snapshot
+ * below them installed before the Ready. */
+static void TestAcknowledgementWithdrawnWhenSnapshotInstalledBeforeReady(void)
+{
+	struct cluster *cluster = cluster_new(3);
+	elect(cluster, 1);
+	REQUIRE_RC(RAFT_OK, propose(cluster, 1, "a"));
+	stabilize(cluster);
+	struct raft_status before = node_status(cluster, 2);
+	uint64_t last = before.last_index, term = before.term;
+
+	Raftpb__Message from_old_leader = message(RAFT_MSG_APP, 1, 2, term);
+	from_old_leader.index = last;
+	from_old_leader.log_term = raft_term_at(node(cluster, 2)->raft, last);
+	from_old_leader.commit = before.commit;
+	const uint64_t old_terms[] = {term, term, term};
+	message_entries(&from_old_leader, last + 1, old_terms, 3);
+	REQUIRE_RC(RAFT_OK, step(cluster, 2, &from_old_leader));
+
+	/* A snapshot at last + 1 with a newer term: the member's entry there (term T) does not match. */
+	uint64_t voters[] = {1, 2, 3};
+	Raftpb__ConfState conf = RAFTPB__CONF_STATE__INIT;
+	conf.n_voters = 3;
+	conf.voters = voters;
+	Raftpb__SnapshotMetadata metadata = RAFTPB__SNAPSHOT_METADATA__INIT;
+	metadata.index = last + 1;
+	metadata.term = term + 1;
+	metadata.conf_state = &conf;
+	Raftpb__Snapshot snapshot = RAFTPB__SNAPSHOT__INIT;
+	snapshot.metadata = &metadata;
+	Raftpb__Message from_new_leader = message(RAFT_MSG_SNAP, 3, 2, term + 1);
+	from_new_leader.snapshot = &snapshot;
+	REQUIRE_RC(RAFT_OK, step(cluster, 2, &from_new_leader));
+
+	drop_queue(cluster);
+	REQUIRE(process_ready(cluster, 2));
+	for (size_t k = 0; k < queued_count(cluster, 2, 1, RAFT_MSG_APP_RESP); k++) {
+		const Raftpb__Message *ack = queued(cluster, 2, 1, RAFT_MSG_APP_RESP, k);
+		if (!ack->reject && ack->index > last + 1)
+			test_fail(__FILE__, __LINE__, "member 2 acknowledges index %llu to the old leader after installing a "
+			          "snapshot at %llu that replaced it", (unsigned long long)ack->index,
+			          (unsigned long long)(last + 1));
+	}
+	const Raftpb__Message *to_new = queued(cluster, 2, 3, RAFT_MSG_APP_RESP, 0);
+	REQUIRE(to_new != NULL);
+	CHECK_U64("acknowledged to the new leader", last + 1, to_new->index);
+}
+
 const struct test_case regression_tests[] = {
+	{"TestAcknowledgementWithdrawnWhenEntriesReplacedBeforeReady", TestAcknowledgementWithdrawnWhenEntriesReplacedBeforeReady},
+	{"TestAcknowledgementWithdrawnWhenSnapshotInstalledBeforeReady", TestAcknowledgementWithdrawnWhenSnapshotInstalledBeforeReady},
 	{"TestTermNeverWraps", TestTermNeverWraps},
 	{"TestRejectAppendWithPreviousTermAboveTerm", TestRejectAppendWithPreviousTermAboveTerm},
 	{"TestReadIndexConfirmedByLaterHeartbeatRound", TestReadIndexConfirmedByLaterHeartbeatRound},

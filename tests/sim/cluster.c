@@ -117,7 +117,24 @@ void cluster_init(struct sim_cluster *cluster, const struct sim_options *options
 	cluster->network.corrupt_per_thousand = (unsigned)rng_below(&cluster->rng, 8);
 	cluster->network.delay_min = rng_range(&cluster->rng, 0, 3);
 	cluster->network.delay_max = cluster->network.delay_min + rng_range(&cluster->rng, 1, 20);
+	/* The snapshot policy: often small enough that members snapshot and compact many times while the
+	 * faults go on, so lagging, restarted and new members catch up by snapshot. */
+	static const uint64_t snapshot_counts[] = {0, 3, 8, 20, 60};
+	static const uint64_t catchups[] = {0, 1, 5, 25};
+	static const uint64_t snapshot_delays[] = {0, 5, 40, 200};
+	cluster->snapshot_count = snapshot_counts[rng_below(&cluster->rng, 5)];
+	cluster->catchup_entries = catchups[rng_below(&cluster->rng, 4)];
+	cluster->snapshot_delay_max = snapshot_delays[rng_below(&cluster->rng, 4)];
+	static const unsigned batch_rates[] = {0, 0, 100, 400};
+	cluster->batch_per_thousand = batch_rates[rng_below(&cluster->rng, 4)];
+	cluster->batch_window_max = rng_chance(&cluster->rng, 500) ? 3 : 15;
+	if (options->snapshot_policy_given) {
+		cluster->snapshot_count = options->snapshot_count;
+		cluster->catchup_entries = options->catchup_entries;
+	}
 	if (options->demo) {
+		cluster->snapshot_count = 0;
+		cluster->batch_per_thousand = 0;
 		/* the story needs a well-behaved cluster: etcd's production settings and a clean network */
 		cluster->pre_vote = true;
 		cluster->check_quorum = true;
@@ -127,8 +144,12 @@ void cluster_init(struct sim_cluster *cluster, const struct sim_options *options
 		cluster->allow_corruption = false;
 	}
 	sim_trace(cluster, "seed %llu: %d members, %s faults, pre-vote %s, check-quorum %s, max message %llu bytes, "
-	          "%d in flight", ULL(seed), options->nodes, cluster->fault_period_max < 100 ? "stormy" : "calm", cluster->pre_vote ? "on" : "off", cluster->check_quorum ? "on" : "off",
-	          ULL(cluster->max_size_per_msg), cluster->max_inflight);
+	          "%d in flight, snapshot every %llu entries (0: random only) keeping %llu, durable within %llu ms, "
+	          "%u/1000 Readys deferred up to %llu ms",
+	          ULL(seed), options->nodes, cluster->fault_period_max < 100 ? "stormy" : "calm",
+	          cluster->pre_vote ? "on" : "off", cluster->check_quorum ? "on" : "off", ULL(cluster->max_size_per_msg),
+	          cluster->max_inflight, ULL(cluster->snapshot_count), ULL(cluster->catchup_entries),
+	          ULL(cluster->snapshot_delay_max), cluster->batch_per_thousand, ULL(cluster->batch_window_max));
 
 	size_t count = (size_t)options->nodes;
 	uint64_t voters[SIM_MAX_MEMBERS];
@@ -154,6 +175,7 @@ void cluster_free(struct sim_cluster *cluster)
 		struct sim_member *member = &cluster->members[i];
 		raft_free(member->raft);
 		storage_free(&member->storage);
+		free(member->capture.conf_state);
 		free(member->reads);
 	}
 	free(cluster->members);
@@ -225,6 +247,20 @@ bool cluster_step(struct sim_cluster *cluster)
 			events_push(&cluster->events, &restart);
 		}
 		break;
+	case EVENT_SNAPSHOT:
+		if (member_event_current(cluster, &event) && member->state == MEMBER_ALIVE) {
+			member_finish_snapshot(cluster, event.slot);
+			member_process(cluster, event.slot);
+		}
+		break;
+	case EVENT_SNAPSHOT_REPORT:
+		network_snapshot_report_due(cluster, &event);
+		break;
+	case EVENT_PROCESS:
+		if (member_event_current(cluster, &event) && member->state == MEMBER_ALIVE) {
+			member_end_batch(cluster, event.slot);
+		}
+		break;
 	case EVENT_HEAL:
 		if (event.incarnation == (uint32_t)cluster->partitions) {
 			network_heal(cluster);
@@ -266,6 +302,8 @@ void cluster_begin_quiet_phase(struct sim_cluster *cluster)
 	sim_trace(cluster, "quiet phase: the network heals, loss and corruption stop, crashed members restart, "
 	          "clients stop writing");
 	cluster->quiet = true;
+	cluster->checker.fault_acknowledged_index = cluster->checker.acknowledged_index;
+	cluster->checker.fault_acknowledged_writes = cluster->checker.acknowledged_writes;
 	cluster->network.loss_per_thousand = 0;
 	cluster->network.duplicate_per_thousand = 0;
 	cluster->network.corrupt_per_thousand = 0;
@@ -340,6 +378,7 @@ bool cluster_run(struct sim_cluster *cluster)
 	}
 	if (!cluster->failed) {
 		checker_full_logs(cluster);
+		checker_acknowledged_writes(cluster);
 		sim_trace(cluster, "liveness: every live member applied a new proposal %llu ms into the quiet phase",
 		          ULL(cluster->now + SIM_LIVENESS_TIMEOUTS * SIM_ELECTION_TIMEOUT_MS - deadline));
 	}

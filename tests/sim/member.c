@@ -78,6 +78,10 @@ static bool member_open(struct sim_cluster *cluster, size_t slot, const struct r
 		return false;
 	}
 	member->state = MEMBER_ALIVE;
+	struct raft_status status;
+	raft_get_status(member->raft, &status);
+	member->first_index_after_advance = status.first_index;
+	member->batch_until = 0;
 	member->seen_commit = 0;
 	member->seen_role = RAFT_FOLLOWER;
 	member->seen_term = 0;
@@ -97,6 +101,7 @@ void member_start_initial(struct sim_cluster *cluster, uint64_t id, const uint64
 	if (!member_open(cluster, slot, &empty)) {
 		return;
 	}
+	cluster->members[slot].bootstrap_index = count;
 	int result = raft_bootstrap(cluster->members[slot].raft, voters, count);
 	if (result != RAFT_OK) {
 		sim_fail(cluster, "Bootstrap: raft_bootstrap failed on member %llu: %s",
@@ -127,6 +132,10 @@ static void member_close(struct sim_cluster *cluster, size_t slot)
 	storage_drop_pending(&member->storage);
 	member->app = (struct sim_app_state){0};
 	member->reads_count = 0;
+	/* a snapshot still being written is lost with the process */
+	free(member->capture.conf_state);
+	member->capture = (struct sim_capture){0};
+	member->bootstrap_index = 0; /* a restart puts in force only what was applied */
 	member->incarnation++;
 	(void)cluster;
 }
@@ -183,7 +192,9 @@ void member_restart(struct sim_cluster *cluster, size_t slot)
 	bool opened = !cluster->failed && member_open(cluster, slot, &restore.restore);
 	storage_restore_free(&restore);
 	cluster->restarts++;
+	member->snapshot_mark = member->app.applied;
 	if (opened) {
+		checker_restarted(cluster, slot);
 		member_process(cluster, slot);
 	}
 }
@@ -221,6 +232,15 @@ bool member_take_snapshot(struct sim_cluster *cluster, size_t slot, bool compact
 		return false;
 	}
 	uint64_t index = member->app.applied;
+	struct raft_status before;
+	raft_get_status(member->raft, &before);
+	if (index + 1 < before.first_index) {
+		return false; /* the leader's snapshot, stepped in this batching turn, is not handed out yet */
+	}
+	checker_snapshot_taken(cluster, slot, index, member->app.applied_term, &member->app);
+	if (cluster->failed) {
+		return false;
+	}
 	uint8_t data[SIM_APP_STATE_BYTES];
 	app_state_encode(&member->app, data);
 	struct raft_conf_view view;
@@ -271,10 +291,169 @@ bool member_take_snapshot(struct sim_cluster *cluster, size_t slot, bool compact
 			return false;
 		}
 		storage_compact(&member->storage, compact_to);
+		cluster->checker.compactions++;
 	}
 	sim_trace(cluster, "member %llu snapshots at %llu and compacts up to %llu", (unsigned long long)member->id,
 	          (unsigned long long)index, (unsigned long long)compact_to);
 	return true;
+}
+
+/* Calls the core must refuse without changing anything: compacting what is gone or what no snapshot
+ * covers, a snapshot beyond the applied index. */
+static void check_refused_calls(struct sim_cluster *cluster, size_t slot)
+{
+	struct sim_member *member = &cluster->members[slot];
+	struct raft_status before, after;
+	raft_get_status(member->raft, &before);
+	int gone = before.first_index > 1 ? raft_compact(member->raft, before.first_index - 1) : RAFT_ERR_COMPACTED;
+	int uncovered = raft_compact(member->raft, before.last_index + 1);
+	uint8_t data[SIM_APP_STATE_BYTES] = {0};
+	int ahead = raft_create_snapshot(member->raft, before.applied + 1, NULL, data, sizeof(data));
+	raft_get_status(member->raft, &after);
+	if (gone != RAFT_ERR_COMPACTED || uncovered != RAFT_ERR_UNAVAILABLE || ahead != RAFT_ERR_INVALID_ARGUMENT ||
+	    after.first_index != before.first_index || after.last_index != before.last_index ||
+	    after.applied != before.applied) {
+		sim_fail(cluster, "Snapshot API: member %llu (log %llu..%llu, applied %llu) answered compact(%llu) %s, compact(%llu) "
+		         "%s, create_snapshot(%llu) %s; log now %llu..%llu", (unsigned long long)member->id,
+		         (unsigned long long)before.first_index, (unsigned long long)before.last_index,
+		         (unsigned long long)before.applied, (unsigned long long)(before.first_index - 1), raft_strerror(gone),
+		         (unsigned long long)(before.last_index + 1), raft_strerror(uncovered),
+		         (unsigned long long)(before.applied + 1), raft_strerror(ahead), (unsigned long long)after.first_index,
+		         (unsigned long long)after.last_index);
+	}
+}
+
+/* The snapshot policy, as a real node runs it: every snapshot_count applied entries the application
+ * state and the configuration at the applied index are captured; the snapshot becomes durable a little
+ * later (EVENT_SNAPSHOT, member_finish_snapshot), and only then does the core learn it and compact. */
+static void maybe_capture_snapshot(struct sim_cluster *cluster, size_t slot)
+{
+	struct sim_member *member = &cluster->members[slot];
+	if (cluster->snapshot_count == 0 || member->state != MEMBER_ALIVE || member->capture.active ||
+	    member->app.applied < member->snapshot_mark + cluster->snapshot_count ||
+	    member->app.applied <= member->storage.snapshot.index) {
+		return;
+	}
+	checker_snapshot_taken(cluster, slot, member->app.applied, member->app.applied_term, &member->app);
+	if (cluster->failed) {
+		return;
+	}
+	struct raft_conf_view view;
+	raft_get_conf(member->raft, &view);
+	Raftpb__ConfState conf_state;
+	conf_view_to_state(&view, &conf_state);
+	struct sim_capture *capture = &member->capture;
+	capture->active = true;
+	capture->index = member->app.applied;
+	capture->app = member->app;
+	capture->conf_state_length = raftpb__conf_state__get_packed_size(&conf_state);
+	capture->conf_state = malloc(capture->conf_state_length ? capture->conf_state_length : 1);
+	if (capture->conf_state == NULL) {
+		abort();
+	}
+	raftpb__conf_state__pack(&conf_state, capture->conf_state);
+	capture->after_item = member->storage.items_queued;
+	member->snapshot_mark = capture->index;
+	uint64_t delay = rng_range(&cluster->rng, 0, cluster->snapshot_delay_max);
+	sim_trace(cluster, "member %llu takes a snapshot at %llu (durable in %llu ms)", (unsigned long long)member->id,
+	          (unsigned long long)capture->index, (unsigned long long)delay);
+	schedule_member_event(cluster, slot, EVENT_SNAPSHOT, cluster->now + delay);
+}
+
+void member_finish_snapshot(struct sim_cluster *cluster, size_t slot)
+{
+	struct sim_member *member = &cluster->members[slot];
+	if (member->capture.active && member->state == MEMBER_ALIVE &&
+	    member->storage.items_settled < member->capture.after_item) {
+		/* One storage thread writes in order: the writes queued before the snapshot land first (one of
+		 * them may be the leader's snapshot the application state came from). */
+		schedule_member_event(cluster, slot, EVENT_SNAPSHOT, cluster->now + rng_range(&cluster->rng, 1, 10));
+		return;
+	}
+	struct sim_capture capture = member->capture;
+	member->capture = (struct sim_capture){0};
+	if (!capture.active || member->state != MEMBER_ALIVE) {
+		free(capture.conf_state);
+		return;
+	}
+	struct raft_status status;
+	raft_get_status(member->raft, &status);
+	if (capture.index <= member->storage.snapshot.index || capture.index + 1 < status.first_index) {
+		/* A newer snapshot came meanwhile (from the leader, or the workload's own): this one is not needed,
+		 * and storing it would move the durable snapshot backwards. */
+		sim_trace(cluster, "member %llu drops its snapshot at %llu: superseded (durable snapshot %llu, log from %llu)",
+		          (unsigned long long)member->id, (unsigned long long)capture.index,
+		          (unsigned long long)member->storage.snapshot.index, (unsigned long long)status.first_index);
+		cluster->workload.snapshots_superseded++;
+		free(capture.conf_state);
+		return;
+	}
+	Raftpb__ConfState *conf_state = raftpb__conf_state__unpack(NULL, capture.conf_state_length, capture.conf_state);
+	free(capture.conf_state);
+	if (conf_state == NULL) {
+		abort();
+	}
+	uint8_t data[SIM_APP_STATE_BYTES];
+	app_state_encode(&capture.app, data);
+	Raftpb__SnapshotMetadata metadata = RAFTPB__SNAPSHOT_METADATA__INIT;
+	metadata.conf_state = conf_state;
+	metadata.index = capture.index;
+	metadata.term = capture.app.applied_term;
+	Raftpb__Snapshot snapshot = RAFTPB__SNAPSHOT__INIT;
+	snapshot.data.data = data;
+	snapshot.data.len = sizeof(data);
+	snapshot.metadata = &metadata;
+	checker_snapshot_config(cluster, slot, &snapshot, "the snapshot taken");
+	size_t packed_length = raftpb__snapshot__get_packed_size(&snapshot);
+	uint8_t *packed = malloc(packed_length ? packed_length : 1);
+	if (packed == NULL) {
+		abort();
+	}
+	raftpb__snapshot__pack(&snapshot, packed);
+	/* durable before the core hears of it, as on a real node */
+	storage_set_snapshot(&member->storage, capture.index, capture.app.applied_term, packed, packed_length);
+	/* NULL asks the core for the configuration at its applied index: right only when nothing was applied
+	 * since the capture */
+	bool current = capture.index == status.applied && rng_chance(&cluster->rng, 500);
+	int result = raft_create_snapshot(member->raft, capture.index, current ? NULL : conf_state, data, sizeof(data));
+	raftpb__conf_state__free_unpacked(conf_state, NULL);
+	if (result == RAFT_ERR_SNAPSHOT_OUT_OF_DATE) {
+		/* the core installed the leader's snapshot at this very index and has not handed it out yet */
+		cluster->workload.snapshots_superseded++;
+		return;
+	}
+	if (result != RAFT_OK) {
+		sim_fail(cluster, "Snapshot: raft_create_snapshot(%llu) on member %llu failed: %s (applied %llu, log from %llu)",
+		         (unsigned long long)capture.index, (unsigned long long)member->id, raft_strerror(result),
+		         (unsigned long long)status.applied, (unsigned long long)status.first_index);
+		return;
+	}
+	cluster->workload.snapshots_created++;
+	if (rng_chance(&cluster->rng, 100)) {
+		check_refused_calls(cluster, slot);
+		if (cluster->failed) {
+			return;
+		}
+	}
+	/* Keep catchup_entries entries before the snapshot for followers that lag a little. */
+	uint64_t compact_to = capture.index > cluster->catchup_entries ? capture.index - cluster->catchup_entries : 0;
+	if (compact_to > status.persisted) {
+		compact_to = status.persisted;
+	}
+	if (compact_to >= status.first_index) {
+		result = raft_compact(member->raft, compact_to);
+		if (result != RAFT_OK) {
+			sim_fail(cluster, "Snapshot: raft_compact(%llu) on member %llu failed: %s (log from %llu, persisted %llu, "
+			         "snapshot %llu)", (unsigned long long)compact_to, (unsigned long long)member->id,
+			         raft_strerror(result), (unsigned long long)status.first_index,
+			         (unsigned long long)status.persisted, (unsigned long long)capture.index);
+			return;
+		}
+		storage_compact(&member->storage, compact_to);
+		cluster->checker.compactions++;
+	}
+	sim_trace(cluster, "member %llu's snapshot at %llu is durable; log compacted up to %llu", (unsigned long long)member->id,
+	          (unsigned long long)capture.index, (unsigned long long)compact_to);
 }
 
 /* The item is durable: what waited for it may leave, and the core learns it. */
@@ -358,6 +537,9 @@ static void handle_ready(struct sim_cluster *cluster, size_t slot, struct raft_r
 		if (ready->snapshot->metadata == NULL) {
 			sim_fail(cluster, "Ready contract: member %llu got a snapshot without metadata", (unsigned long long)member->id);
 			raft_advance(member->raft, ready);
+	struct raft_status status;
+	raft_get_status(member->raft, &status);
+	member->first_index_after_advance = status.first_index;
 			persist_item_free(&item);
 			return;
 		}
@@ -435,6 +617,9 @@ static void handle_ready(struct sim_cluster *cluster, size_t slot, struct raft_r
 	}
 
 	raft_advance(member->raft, ready);
+	struct raft_status status;
+	raft_get_status(member->raft, &status);
+	member->first_index_after_advance = status.first_index;
 
 	if (!cluster->failed && digests != NULL) {
 		checker_record_entries(cluster, slot, digests, ready->entries_count);
@@ -472,12 +657,16 @@ static void handle_ready(struct sim_cluster *cluster, size_t slot, struct raft_r
 	if (last_conf_index != 0 && member->state == MEMBER_ALIVE && !cluster->failed) {
 		checker_config_applied(cluster, slot, last_conf_index);
 	}
+	checker_member_config(cluster, slot, "after a Ready");
+	if (member->state == MEMBER_ALIVE && !cluster->failed) {
+		maybe_capture_snapshot(cluster, slot);
+	}
 	if (member->state == MEMBER_ALIVE && !cluster->failed) {
 		checker_serve_reads(cluster, slot);
 	}
 }
 
-void member_process(struct sim_cluster *cluster, size_t slot)
+static void drain_readys(struct sim_cluster *cluster, size_t slot)
 {
 	struct sim_member *member = &cluster->members[slot];
 	int rounds = 0;
@@ -502,5 +691,36 @@ void member_process(struct sim_cluster *cluster, size_t slot)
 	}
 	if (!cluster->failed && member->state == MEMBER_ALIVE) {
 		checker_observe_member(cluster, slot);
+	}
+}
+
+/* A real node's core thread takes every input that arrived (ticks, peer messages, storage reports,
+ * snapshot verdicts, proposals) and only then drains its Readys. Some seeds do that too: a member then
+ * sometimes lets inputs accumulate for a few milliseconds before its next Ready, so that the core sees
+ * several steps, reports and snapshot calls between two Readys. */
+void member_process(struct sim_cluster *cluster, size_t slot)
+{
+	struct sim_member *member = &cluster->members[slot];
+	if (member->state != MEMBER_ALIVE || cluster->failed) {
+		return;
+	}
+	if (member->batch_until > cluster->now) {
+		return; /* its turn ends with EVENT_PROCESS */
+	}
+	if (cluster->batch_per_thousand && raft_has_ready(member->raft) &&
+	    rng_chance(&cluster->rng, cluster->batch_per_thousand)) {
+		member->batch_until = cluster->now + rng_range(&cluster->rng, 1, cluster->batch_window_max);
+		schedule_member_event(cluster, slot, EVENT_PROCESS, member->batch_until);
+		return;
+	}
+	drain_readys(cluster, slot);
+}
+
+void member_end_batch(struct sim_cluster *cluster, size_t slot)
+{
+	struct sim_member *member = &cluster->members[slot];
+	member->batch_until = 0;
+	if (member->state == MEMBER_ALIVE && !cluster->failed) {
+		drain_readys(cluster, slot);
 	}
 }

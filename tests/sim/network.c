@@ -94,18 +94,59 @@ static void corrupt_message(struct sim_cluster *cluster, struct sim_message *mes
 	message->corrupt = !decodes(message->bytes, message->length);
 }
 
+/* The verdict on a snapshot stream reaches the sender's core (raft_report_snapshot). A real stream
+ * reports when its last chunk is acknowledged or its connection gives up, which may be long after the
+ * follower installed it, after a newer snapshot was sent, or after leadership moved; and an
+ * acknowledgement lost at the very end fails a stream the follower did install. */
+static void report_snapshot(struct sim_cluster *cluster, const struct sim_message *message, bool failed)
+{
+	struct sim_member *sender = cluster_member_by_id(cluster, message->from);
+	if (sender == NULL || sender->state != MEMBER_ALIVE || sender->incarnation != message->from_incarnation) {
+		return;
+	}
+	if (!cluster->quiet && !failed && rng_chance(&cluster->rng, 50)) {
+		failed = true;
+	}
+	if (cluster->quiet || !rng_chance(&cluster->rng, 300)) {
+		raft_report_snapshot(sender->raft, message->to, failed);
+		return;
+	}
+	struct sim_event event = {0};
+	event.time = cluster->now + rng_range(&cluster->rng, 1, 3 * SIM_ELECTION_TIMEOUT_MS);
+	event.kind = EVENT_SNAPSHOT_REPORT;
+	event.message.from = message->from;
+	event.message.to = message->to;
+	event.message.from_incarnation = message->from_incarnation;
+	event.message.type = RAFT_MSG_SNAP_STATUS;
+	event.message.reject = failed;
+	events_push(&cluster->events, &event);
+}
+
+void network_snapshot_report_due(struct sim_cluster *cluster, const struct sim_event *event)
+{
+	struct sim_member *sender = cluster_member_by_id(cluster, event->message.from);
+	if (sender == NULL || sender->state != MEMBER_ALIVE || sender->incarnation != event->message.from_incarnation) {
+		return;
+	}
+	sim_trace(cluster, "snapshot stream %llu->%llu reports %s late", (unsigned long long)event->message.from,
+	          (unsigned long long)event->message.to, event->message.reject ? "failure" : "success");
+	raft_report_snapshot(sender->raft, event->message.to, event->message.reject);
+}
+
 static void report_unreachable(struct sim_cluster *cluster, const struct sim_message *message)
 {
 	struct sim_member *sender = cluster_member_by_id(cluster, message->from);
 	if (sender == NULL || sender->state != MEMBER_ALIVE || sender->incarnation != message->from_incarnation ||
-	    message->injected || message->corrupt) {
+	    message->injected) {
 		return;
 	}
 	/* The sender's new Ready is taken at the end of the step (cluster_step), not here: this may run
-	 * while the sender is itself sending, and its Readys must stay in order. */
+	 * while the sender is itself sending, and its Readys must stay in order. A snapshot stream always
+	 * ends with a verdict, corrupted or not: the core waits for it (the follower's progress stays in
+	 * snapshot state until then, as in etcd-raft). */
 	if (message->type == RAFT_MSG_SNAP) {
-		raft_report_snapshot(sender->raft, message->to, true);
-	} else if (rng_chance(&cluster->rng, 200)) {
+		report_snapshot(cluster, message, true);
+	} else if (!message->corrupt && rng_chance(&cluster->rng, 200)) {
 		/* a real transport notices a dead peer only sometimes (a failed connect, a timeout) */
 		raft_report_unreachable(sender->raft, message->to);
 	}
@@ -168,7 +209,11 @@ void network_send_packed(struct sim_cluster *cluster, struct sim_message *messag
 	if (cluster->allow_corruption && rng_chance(&cluster->rng, cluster->network.corrupt_per_thousand)) {
 		corrupt_message(cluster, message);
 		if (!message->corrupt) {
-			message_free(message); /* could not make it undecodable: treat it as lost */
+			/* could not make it undecodable: treat it as lost */
+			if (message->type == RAFT_MSG_SNAP) {
+				report_unreachable(cluster, message);
+			}
+			message_free(message);
 			return;
 		}
 	}
@@ -219,10 +264,7 @@ void network_deliver(struct sim_cluster *cluster, struct sim_event *event)
 	member_process(cluster, slot);
 	if (message->type == RAFT_MSG_SNAP && !message->injected) {
 		/* a real snapshot stream ends with a verdict: delivered, or failed (a corrupt chunk fails its CRC) */
-		struct sim_member *sender = cluster_member_by_id(cluster, message->from);
-		if (sender != NULL && sender->state == MEMBER_ALIVE && sender->incarnation == message->from_incarnation) {
-			raft_report_snapshot(sender->raft, message->to, message->corrupt);
-		}
+		report_snapshot(cluster, message, message->corrupt);
 	}
 	message_free(message);
 }

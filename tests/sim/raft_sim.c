@@ -1,6 +1,7 @@
 /* tests/sim/raft_sim.c: build/tests/raft-sim, proof of the Raft core by deterministic simulation.
  *
- *   raft-sim --seeds N --first-seed S --nodes K [--steps M] [--verbose] [--demo]
+ *   raft-sim --seeds N --first-seed S --nodes K [--steps M] [--snapshot-count C --catchup-entries E]
+ *            [--verbose] [--demo]
  *
  * Runs N seeded schedules of a K-member simulated cluster, each a pure function of its seed (see
  * cluster.c for the phases, checker.c for the properties). A failing seed prints what broke and the
@@ -22,9 +23,13 @@
 
 static void usage(FILE *out)
 {
-	fprintf(out, "usage: raft-sim --seeds N --first-seed S --nodes K [--steps M] [--verbose] [--demo]\n"
+	fprintf(out, "usage: raft-sim --seeds N --first-seed S --nodes K [--steps M]\n"
+	             "                [--snapshot-count C --catchup-entries E] [--verbose] [--demo]\n"
 	             "  runs N deterministic simulations of a K-member Raft cluster (seeds S..S+N-1) and checks\n"
-	             "  Raft's safety properties after every step and liveness once the faults stop\n");
+	             "  Raft's safety properties after every step and liveness once the faults stop\n"
+	             "  --snapshot-count C: every member snapshots every C applied entries (0: only occasional\n"
+	             "  random snapshots) and compacts its log up to E entries before the snapshot\n"
+	             "  (--catchup-entries); without them each seed draws its own policy\n");
 }
 
 static bool parse_number(const char *text, uint64_t *out)
@@ -42,12 +47,13 @@ static bool parse_number(const char *text, uint64_t *out)
 int main(int argc, char **argv)
 {
 	struct sim_options options = {.seeds = 1, .first_seed = 1, .nodes = 3};
-	bool steps_given = false;
+	bool steps_given = false, snapshot_count_given = false, catchup_given = false;
 	for (int i = 1; i < argc; i++) {
 		uint64_t value = 0;
 		const char *name = argv[i];
 		bool takes_value = strcmp(name, "--seeds") == 0 || strcmp(name, "--first-seed") == 0 ||
-		                   strcmp(name, "--nodes") == 0 || strcmp(name, "--steps") == 0;
+		                   strcmp(name, "--nodes") == 0 || strcmp(name, "--steps") == 0 ||
+		                   strcmp(name, "--snapshot-count") == 0 || strcmp(name, "--catchup-entries") == 0;
 		if (takes_value) {
 			if (i + 1 >= argc || !parse_number(argv[i + 1], &value)) {
 				fprintf(stderr, "raft-sim: %s needs a non-negative number\n", name);
@@ -69,6 +75,12 @@ int main(int argc, char **argv)
 		} else if (strcmp(name, "--steps") == 0) {
 			options.steps = value;
 			steps_given = true;
+		} else if (strcmp(name, "--snapshot-count") == 0) {
+			options.snapshot_count = value;
+			snapshot_count_given = true;
+		} else if (strcmp(name, "--catchup-entries") == 0) {
+			options.catchup_entries = value;
+			catchup_given = true;
 		} else if (strcmp(name, "--verbose") == 0) {
 			options.verbose = true;
 		} else if (strcmp(name, "--demo") == 0) {
@@ -82,6 +94,11 @@ int main(int argc, char **argv)
 			return 2;
 		}
 	}
+	if (snapshot_count_given != catchup_given) {
+		fprintf(stderr, "raft-sim: --snapshot-count and --catchup-entries go together\n");
+		return 2;
+	}
+	options.snapshot_policy_given = snapshot_count_given;
 	if (!steps_given) {
 		options.steps = DEFAULT_STEPS_PER_MEMBER * (uint64_t)options.nodes;
 	}
@@ -104,10 +121,13 @@ int main(int argc, char **argv)
 			if (options.verbose) {
 				const struct sim_checker *c = &cluster->checker;
 				printf("seed %llu passed: %llu steps, %llu ms simulated, %llu leaders, %llu entries applied, %llu reads "
-				       "checked, %llu snapshots installed, %llu crashes, %llu partitions, %llu/%llu conf changes accepted\n",
+				       "checked, %llu snapshots taken, %llu sent, %llu installed, %llu compactions, %llu configurations "
+				       "checked, %llu crashes, %llu partitions, %llu/%llu conf changes accepted\n",
 				       (unsigned long long)seed, (unsigned long long)cluster->steps, (unsigned long long)cluster->now,
 				       (unsigned long long)c->leaders_checked, (unsigned long long)c->entries_applied,
-				       (unsigned long long)c->reads_checked, (unsigned long long)c->snapshots_installed,
+				       (unsigned long long)c->reads_checked, (unsigned long long)cluster->workload.snapshots_created,
+				       (unsigned long long)c->snapshots_sent, (unsigned long long)c->snapshots_installed,
+				       (unsigned long long)c->compactions, (unsigned long long)c->configs_checked,
 				       (unsigned long long)cluster->crashes, (unsigned long long)cluster->partitions,
 				       (unsigned long long)cluster->workload.conf_changes_accepted,
 				       (unsigned long long)cluster->workload.conf_changes_proposed);
@@ -115,12 +135,16 @@ int main(int argc, char **argv)
 		} else {
 			failed++;
 			printf("seed %llu FAILED: %s\n", (unsigned long long)seed, cluster->failure);
-			char steps[48] = "";
+			char steps[48] = "", policy[80] = "";
 			if (steps_given) {
 				snprintf(steps, sizeof(steps), " --steps %llu", (unsigned long long)options.steps);
 			}
-			printf("  replay: build/tests/raft-sim --seeds 1 --first-seed %llu --nodes %d%s --verbose\n",
-			       (unsigned long long)seed, options.nodes, steps);
+			if (options.snapshot_policy_given) {
+				snprintf(policy, sizeof(policy), " --snapshot-count %llu --catchup-entries %llu",
+				         (unsigned long long)options.snapshot_count, (unsigned long long)options.catchup_entries);
+			}
+			printf("  replay: build/tests/raft-sim --seeds 1 --first-seed %llu --nodes %d%s%s --verbose\n",
+			       (unsigned long long)seed, options.nodes, steps, policy);
 		}
 		cluster_free(cluster);
 		free(cluster);

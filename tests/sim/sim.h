@@ -69,6 +69,9 @@ enum sim_event_kind {
 	EVENT_RESTART,  /* a crashed member comes back */
 	EVENT_HEAL,     /* a partition ends */
 	EVENT_CRASH,    /* a targeted crash of one member (see cluster_on_commit) */
+	EVENT_SNAPSHOT, /* a member's snapshot taken earlier is durable: the core learns it and compacts */
+	EVENT_SNAPSHOT_REPORT, /* the transport's late verdict on a snapshot stream (raft_report_snapshot) */
+	EVENT_PROCESS,  /* a member's core thread ends its turn: the Readys of the inputs batched so far */
 };
 
 struct sim_event {
@@ -152,6 +155,8 @@ struct sim_storage {
 	size_t pending_head;
 	size_t pending_count; /* items at pending[pending_head .. pending_head + pending_count) */
 	size_t pending_capacity;
+	uint64_t items_queued;  /* writes ever queued, and ever completed (or lost in a crash) */
+	uint64_t items_settled;
 };
 
 uint64_t storage_last_index(const struct sim_storage *storage);
@@ -195,6 +200,18 @@ struct sim_pending_read {
 	uint64_t index;   /* serve once the applied index reaches it */
 };
 
+/* A snapshot taken by the snapshot policy (every snapshot_count applied entries) and not yet handed to
+ * the core: a real node takes it on its storage thread and tells the core later, by which time the
+ * core has applied more, or installed a newer snapshot from the leader, or the member has crashed. */
+struct sim_capture {
+	bool active;
+	uint64_t index;             /* the applied index it was taken at */
+	struct sim_app_state app;   /* the application state there */
+	uint8_t *conf_state;        /* packed Raftpb__ConfState: the configuration in force there */
+	size_t conf_state_length;
+	uint64_t after_item;        /* written after the writes queued before it (storage.items_queued) */
+};
+
 struct sim_member {
 	uint64_t id;
 	enum member_state state;
@@ -218,6 +235,13 @@ struct sim_member {
 	uint64_t marker_applied; /* liveness: sequence of a quiet-phase marker this member applied */
 	uint64_t appended_term;  /* Leader Append-Only: the term in which this member last appended as leader */
 	uint64_t appended_last;  /* and the last index it handed to storage then */
+	/* The core's first log index after the last raft_advance: every message of the next Ready was made
+	 * since, and the first index only grows until a restart. */
+	uint64_t first_index_after_advance;
+	uint64_t batch_until; /* inputs accumulate without a Ready until then (see member_process) */
+	struct sim_capture capture;  /* the snapshot policy's snapshot in progress */
+	uint64_t snapshot_mark;      /* applied index of the policy's last snapshot (the count runs from it) */
+	uint64_t bootstrap_index;    /* raft_bootstrap puts the initial configuration in force at once */
 };
 
 /* --- network.c ------------------------------------------------------------------------------------ */
@@ -250,6 +274,21 @@ struct sim_seen_slot {
 	uint32_t capacity;
 };
 
+/* A configuration reduced to what compares: a hash of its sorted id lists (and auto-leave), with a
+ * description for failure messages. */
+struct sim_conf_digest {
+	uint64_t hash;
+	char text[200];
+};
+
+/* The configuration after each committed conf change (known once some member applied it as the last
+ * conf change of a Ready, when its effect can be observed). */
+struct sim_conf_record {
+	uint64_t index;
+	bool known;
+	struct sim_conf_digest conf;
+};
+
 struct sim_read {
 	uint64_t context;
 	size_t slot;
@@ -266,6 +305,10 @@ struct sim_checker {
 	size_t committed_capacity;
 	uint64_t commit_index; /* highest index any member ever knew committed */
 	uint64_t writes_applied; /* the most client writes any member has applied */
+	uint64_t acknowledged_index; /* highest index of a client write some member applied (acknowledged) */
+	uint64_t acknowledged_writes; /* client writes in the history up to it */
+	uint64_t fault_acknowledged_index; /* the same two when the faults stopped */
+	uint64_t fault_acknowledged_writes;
 	struct sim_seen_slot *seen; /* by index: every (index, term) that entered some log */
 	size_t seen_capacity;
 	struct sim_read *reads;
@@ -279,6 +322,10 @@ struct sim_checker {
 		uint64_t index; /* the conf change that removed it */
 	} removals[SIM_MAX_MEMBERS]; /* removed members still running until the removal is durable */
 	size_t removals_count;
+	struct sim_conf_record *conf_history; /* by increasing index: every committed conf change */
+	size_t conf_history_count;
+	size_t conf_history_capacity;
+	uint64_t applied_max; /* the highest index any member applied: conf_history is complete up to it */
 	/* counters for the summary: every check that ran */
 	uint64_t leaders_checked;
 	uint64_t commits_checked;
@@ -288,6 +335,9 @@ struct sim_checker {
 	uint64_t messages_checked;
 	uint64_t rejections_checked;
 	uint64_t snapshots_installed;
+	uint64_t snapshots_sent;
+	uint64_t configs_checked;
+	uint64_t compactions;
 	uint64_t entries_applied;
 };
 
@@ -302,6 +352,7 @@ struct sim_workload {
 	uint64_t conf_changes_accepted;
 	uint64_t transfers;
 	uint64_t snapshots_created;
+	uint64_t snapshots_superseded; /* policy snapshots the core no longer needed when they were ready */
 	uint64_t marker_sequence; /* the quiet phase's current liveness marker (0: none proposed yet) */
 	uint64_t marker_term;
 	uint64_t marker_proposed_at;
@@ -315,6 +366,11 @@ struct sim_options {
 	uint64_t steps; /* events in the fault phase */
 	bool verbose;
 	bool demo;
+	/* The snapshot policy: a snapshot every snapshot_count applied entries, the log compacted up to
+	 * catchup_entries before it. Drawn per seed unless given (snapshot_policy_given). */
+	bool snapshot_policy_given;
+	uint64_t snapshot_count; /* 0: only the workload's occasional random snapshots */
+	uint64_t catchup_entries;
 };
 
 struct sim_cluster;
@@ -352,6 +408,13 @@ struct sim_cluster {
 	uint64_t crashes;
 	uint64_t partitions;
 	uint64_t restarts;
+	/* the seed's snapshot policy (see sim_options) and how long a policy snapshot takes to be durable */
+	uint64_t snapshot_count;
+	uint64_t catchup_entries;
+	uint64_t snapshot_delay_max;
+	/* how often a member's core takes several inputs before its next Ready, and for how long at most */
+	unsigned batch_per_thousand;
+	uint64_t batch_window_max;
 };
 
 /* sim_fail records the first failure (the run stops at the end of the step); sim_trace prints a line of
@@ -379,16 +442,20 @@ void member_start_added(struct sim_cluster *cluster, uint64_t id);
 void member_crash(struct sim_cluster *cluster, size_t slot);
 void member_restart(struct sim_cluster *cluster, size_t slot);
 void member_shutdown(struct sim_cluster *cluster, size_t slot);
-void member_process(struct sim_cluster *cluster, size_t slot); /* drains every Ready */
+/* Drains every Ready, unless the member is in a batching turn (then its EVENT_PROCESS does it). */
+void member_process(struct sim_cluster *cluster, size_t slot);
+void member_end_batch(struct sim_cluster *cluster, size_t slot); /* EVENT_PROCESS */
 void member_persist_due(struct sim_cluster *cluster, size_t slot);
 void member_make_app_durable(struct sim_cluster *cluster, size_t slot);
 bool member_take_snapshot(struct sim_cluster *cluster, size_t slot, bool compact_everything);
+void member_finish_snapshot(struct sim_cluster *cluster, size_t slot); /* EVENT_SNAPSHOT */
 const char *message_type_name(int type);
 
 /* network.c */
 struct sim_message message_pack(const Raftpb__Message *message, uint64_t sender, uint32_t incarnation);
 void network_send_packed(struct sim_cluster *cluster, struct sim_message *message); /* takes bytes */
 void network_deliver(struct sim_cluster *cluster, struct sim_event *event);
+void network_snapshot_report_due(struct sim_cluster *cluster, const struct sim_event *event);
 bool network_connected(const struct sim_cluster *cluster, uint64_t from, uint64_t to);
 void network_partition_random(struct sim_cluster *cluster);
 void network_heal(struct sim_cluster *cluster);
@@ -415,6 +482,16 @@ void checker_message_sent(struct sim_cluster *cluster, size_t slot, const struct
 void checker_hard_state_durable(struct sim_cluster *cluster, size_t slot, const struct sim_hard_state *before,
                                 const struct sim_hard_state *after);
 void checker_config_applied(struct sim_cluster *cluster, size_t slot, uint64_t index);
+/* The member's configuration must be the one in force at its applied index (after every Ready, after a
+ * restart); a snapshot's must be the one at the snapshot's index. */
+void checker_member_config(struct sim_cluster *cluster, size_t slot, const char *when);
+void checker_snapshot_config(struct sim_cluster *cluster, size_t slot, const Raftpb__Snapshot *snapshot,
+                             const char *what);
+/* A restarted member's state (application state, log boundary) against the committed history. */
+void checker_restarted(struct sim_cluster *cluster, size_t slot);
+/* A snapshot a member takes or sends: at a committed index, with the committed state there. */
+void checker_snapshot_taken(struct sim_cluster *cluster, size_t slot, uint64_t index, uint64_t term,
+                            const struct sim_app_state *state);
 /* Shuts down removed members once the remaining ones cannot forget the removal (see checker.c). */
 void checker_retire_removed(struct sim_cluster *cluster);
 bool checker_removal_pending(const struct sim_cluster *cluster, uint64_t id);
@@ -422,6 +499,8 @@ void checker_read_issued(struct sim_cluster *cluster, size_t slot, uint64_t cont
 void checker_read_state(struct sim_cluster *cluster, size_t slot, const struct raft_read_state *state);
 void checker_serve_reads(struct sim_cluster *cluster, size_t slot);
 void checker_full_logs(struct sim_cluster *cluster);
+/* After the quiet phase: every live member holds every write acknowledged during the faults. */
+void checker_acknowledged_writes(struct sim_cluster *cluster);
 uint64_t entry_digest(uint64_t index, uint64_t term, int type, const void *data, size_t length);
 
 /* workload.c */

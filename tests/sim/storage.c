@@ -130,6 +130,7 @@ void storage_queue_push(struct sim_storage *storage, struct sim_persist_item *it
 		}
 	}
 	storage->pending[storage->pending_head + storage->pending_count++] = *item;
+	storage->items_queued++;
 	*item = (struct sim_persist_item){0};
 }
 
@@ -145,6 +146,7 @@ void storage_queue_pop(struct sim_storage *storage)
 	}
 	persist_item_free(&storage->pending[storage->pending_head]);
 	storage->pending_head++;
+	storage->items_settled++;
 	if (--storage->pending_count == 0) {
 		storage->pending_head = 0;
 	}
