@@ -307,8 +307,19 @@ bool client_http_get(void *context, const char *path, struct grpc_http_response 
 	struct node *node = thread->node;
 	struct text text = {0};
 	if (!strcmp(path, "/health")) {
-		/* etcd 3.4: healthy when there is a leader (and no alarm; quorumd raises none). */
+		/* etcd 3.4: unhealthy while any alarm is active (logged as etcd logs it), or without a leader. */
 		bool healthy = atomic_load(&node->leader_id) != 0;
+		if (atomic_load(&node->alarm_count) != 0) {
+			healthy = false;
+			struct alarm_list alarms;
+			node_alarms_copy(node, &alarms);
+			for (size_t k = 0; k < alarms.count; k++) {
+				char alarm[96];
+				alarm_entry_format(&alarms.entries[k], alarm, sizeof(alarm));
+				log_write("warn", "/health error due to an alarm", "\"alarm\":\"%s\"", alarm);
+			}
+			alarm_list_free(&alarms);
+		}
 		append(&text, "{\"health\":\"%s\"}", healthy ? "true" : "false");
 		response->status = healthy ? 200 : 503;
 		response->content_type = "text/plain; charset=utf-8";

@@ -122,6 +122,35 @@ void node_post_reply(struct node *node, struct node_reply *reply)
 	reply_mailbox_post(mailbox ? mailbox : &node->operator_inbox, reply);
 }
 
+void node_alarms_publish(struct node *node, const struct alarm_list *alarms)
+{
+	struct alarm_list copy;
+	alarm_list_copy(&copy, alarms);
+	pthread_mutex_lock(&node->alarms_lock);
+	struct alarm_list old = node->published_alarms;
+	node->published_alarms = copy;
+	atomic_store(&node->alarm_count, (unsigned)copy.count);
+	pthread_mutex_unlock(&node->alarms_lock);
+	alarm_list_free(&old);
+}
+
+void node_alarms_copy(struct node *node, struct alarm_list *out)
+{
+	pthread_mutex_lock(&node->alarms_lock);
+	alarm_list_copy(out, &node->published_alarms);
+	pthread_mutex_unlock(&node->alarms_lock);
+}
+
+bool node_alarm_active(struct node *node, uint64_t member_id, Etcdserverpb__AlarmType type)
+{
+	if (atomic_load(&node->alarm_count) == 0)
+		return false;
+	pthread_mutex_lock(&node->alarms_lock);
+	bool active = alarm_list_has_member(&node->published_alarms, member_id, type);
+	pthread_mutex_unlock(&node->alarms_lock);
+	return active;
+}
+
 int node_start_threads(struct node *node, char *err, size_t errlen)
 {
 	if (core_mailbox_init(&node->core_inbox) || storage_mailbox_init(&node->storage_inbox) ||
@@ -130,6 +159,9 @@ int node_start_threads(struct node *node, char *err, size_t errlen)
 		return -1;
 	}
 	pthread_mutex_init(&node->membership_lock, NULL);
+	pthread_mutex_init(&node->alarms_lock, NULL);
+	node->quota_bytes = space_quota_bytes(node->flags.quota_backend_bytes);
+	space_quota_log(node->flags.quota_backend_bytes);
 	if (node_auth_open(node, err, errlen) != 0 || node_auth_start(node, err, errlen) != 0)
 		return -1;
 	if (pthread_create(&node->storage_thread, NULL, node_storage_main, node) ||
@@ -247,6 +279,7 @@ void node_close(struct node *node)
 		reply_mailbox_destroy(&node->operator_inbox);
 	}
 	node_auth_close(node);
+	alarm_list_free(&node->published_alarms);
 	transport_close(node->transport);
 	if (node->wal)
 		wal_close(node->wal);

@@ -36,6 +36,7 @@ struct storage_context {
 	struct auth_store *auth;         /* the auth store as applied so far (node_auth.h publishes it) */
 	struct snapshot_keeper *keeper;  /* when to snapshot, and what the WAL may release */
 	bool batch_compacts;             /* the batch being applied holds a compaction (its failpoints) */
+	struct alarm_list alarms;        /* the alarms as applied so far (node_alarms_publish publishes them) */
 };
 
 static void post_reply(struct node *node, struct node_reply *reply)
@@ -179,7 +180,19 @@ static void apply_one(struct storage_context *context, const Etcdserverpb__Inter
 	reply->request_id = request_id;
 	if (request->compaction)
 		context->batch_compacts = true;
-	apply_with_auth(context, request, header, index, request_id, &reply->kv);
+	if (request->alarm) {
+		/* etcd's applier takes alarms without an auth check (any client may list and disarm). */
+		char error[256] = "";
+		bool changed = false;
+		if (alarm_apply(&context->alarms, node->state, request->alarm, header, &reply->kv, &changed, error,
+		                sizeof(error)) != 0)
+			stop_on_storage_failure(context, "alarm apply", error);
+		else if (changed)
+			node_alarms_publish(node, &context->alarms);
+	} else if (!alarm_refuses(&context->alarms, request, &reply->kv)) {
+		/* (refused: a NOSPACE alarm is active; etcd's capped applier answers before the auth checks) */
+		apply_with_auth(context, request, header, index, request_id, &reply->kv);
+	}
 	storage_clients_note_applied(context->clients, request, &reply->kv);
 	if (node_request_is_local(node, request_id))
 		post_reply(node, reply);
@@ -377,6 +390,18 @@ static void report_durable(struct storage_context *context)
 	context->waiting_count -= done_count;
 }
 
+/* The alarms the state keeps (at start, and after a snapshot replaced the state), published. */
+static int reload_alarms(struct storage_context *context, char *err, size_t errlen)
+{
+	struct alarm_list loaded;
+	if (alarm_list_load(context->node->state, &loaded, err, errlen) != 0)
+		return -1;
+	alarm_list_free(&context->alarms);
+	context->alarms = loaded;
+	node_alarms_publish(context->node, &context->alarms);
+	return 0;
+}
+
 static void take_job(struct storage_context *context, struct storage_job *job)
 {
 	struct node *node = context->node;
@@ -386,6 +411,8 @@ static void take_job(struct storage_context *context, struct storage_job *job)
 			stop_on_storage_failure(context, "snapshot install", error);
 		} else if (node_auth_reload(node, &context->auth, error, sizeof(error)) != 0) {
 			stop_on_storage_failure(context, "auth store after a snapshot install", error);
+		} else if (reload_alarms(context, error, sizeof(error)) != 0) {
+			stop_on_storage_failure(context, "alarms after a snapshot install", error);
 		} else {
 			/* The leases first: the core must know them before the applied index passes them. */
 			storage_clients_after_restore(context->clients);
@@ -421,6 +448,9 @@ void *node_storage_main(void *argument)
 	context.clients = storage_clients_new(node);
 	context.auth = node_auth_acquire(node);
 	context.keeper = snapshot_keeper_new(node);
+	char load_error[256] = "";
+	if (reload_alarms(&context, load_error, sizeof(load_error)) != 0)
+		stop_on_storage_failure(&context, "alarms", load_error);
 	uint64_t last_tick_ms = clock_monotonic_ms();
 	int epoll = epoll_create1(EPOLL_CLOEXEC);
 	struct epoll_event event = {.events = EPOLLIN};
@@ -493,6 +523,7 @@ void *node_storage_main(void *argument)
 	storage_clients_free(context.clients);
 	auth_store_release(context.auth);
 	snapshot_keeper_free(context.keeper);
+	alarm_list_free(&context.alarms);
 	/* Stopping: what is in flight completes inside wal_close; jobs not yet reported are dropped, as a
 	 * crash would drop them. */
 	for (size_t k = 0; k < context.waiting_count; k++)

@@ -79,8 +79,13 @@ int64_t state_compact_revision(const struct state *state);
 uint64_t state_applied_index(const struct state *state);
 uint64_t state_cluster_id(const struct state *state);
 uint64_t state_member_id(const struct state *state);
-/* Bytes the store takes: SST files plus live write buffers (etcd's "DB SIZE" in endpoint status). */
+/* Bytes the store takes: SST files plus live write buffers (etcd's "DB SIZE" in endpoint status, and
+ * the size the space quota counts). */
 uint64_t state_db_size(struct state *state);
+/* etcd's defragment: flushes the write buffers and compacts the whole key space down to the last level,
+ * so the space of history removed by state_compact (and of deleted keys) is given back. Between batches
+ * only; it takes as long as rewriting the live data (the caller's thread waits). */
+int state_defragment(struct state *state, char *err, size_t errlen);
 /* The opaque membership blob last set (len 0 when never set). Valid until the next state call. */
 struct state_bytes state_membership(const struct state *state);
 

@@ -271,3 +271,27 @@ uint64_t state_db_size(struct state *state)
         memtables = 0;
     return sst + memtables;
 }
+
+int state_defragment(struct state *state, char *err, size_t errlen)
+{
+    if (state->db == NULL)
+        return state_fail(err, errlen, STATE_ERR_INVALID, "the state is closed");
+    if (state->batch_open)
+        return state_fail(err, errlen, STATE_ERR_BATCH_OPEN, "defragment between batches");
+    char *error = NULL;
+    /* The memtables first: what compaction deleted may still sit there, and a flush turns it into tables
+     * the compaction below can drop. */
+    rocksdb_flushoptions_t *flush = rocksdb_flushoptions_create();
+    rocksdb_flushoptions_set_wait(flush, 1);
+    rocksdb_flush(state->db, flush, &error);
+    rocksdb_flushoptions_destroy(flush);
+    if (error != NULL)
+        return state_fail_rocksdb(err, errlen, error, "flush");
+    /* The bottommost level too (kForce): that is where deleted history and its tombstones meet and go. */
+    rocksdb_compactoptions_t *options = rocksdb_compactoptions_create();
+    rocksdb_compactoptions_set_bottommost_level_compaction(options, 2 /* kForce */);
+    rocksdb_compactoptions_set_exclusive_manual_compaction(options, 1);
+    rocksdb_compact_range_opt(state->db, options, NULL, 0, NULL, 0);
+    rocksdb_compactoptions_destroy(options);
+    return STATE_OK;
+}
