@@ -96,6 +96,8 @@ static void metrics(struct node *node, struct text *text)
 	snprintf(labels, sizeof(labels), "{server_id=\"%" PRIx64 "\"}", node->member_id);
 	metric(text, "etcd_server_id", "gauge", "Server or member ID in hexadecimal format. 1 for 'server_id' label with "
 	       "current ID.", labels, 1);
+	metric(text, "etcd_server_quota_backend_bytes", "gauge", "Current backend storage quota size in bytes.", NULL,
+	       (double)node->quota_bytes);
 	metric(text, "etcd_mvcc_db_total_size_in_bytes", "gauge", "Total size of the underlying database physically "
 	       "allocated in bytes.", NULL, (double)atomic_load(&node->db_size));
 	metric(text, "etcd_debugging_mvcc_current_revision", "gauge", "The current revision of store.", NULL,
