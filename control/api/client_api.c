@@ -269,29 +269,11 @@ void client_propose(struct client_thread *thread, struct grpc_call *call, const 
 }
 
 /* etcd's quotaKVServer and quotaLeaseServer: before a Put, Txn or LeaseGrant is even checked, a member
- * whose state would reach the quota with it refuses it and raises its NOSPACE alarm through Raft (once:
- * not again while the alarm is active here, nor more than every 100 ms while the proposal is on its way;
- * etcd proposes it with every refusal). Nobody waits for the alarm entry's answer. */
+ * whose state would reach the quota with it refuses it and raises its NOSPACE alarm through Raft. */
 static bool client_refuse_for_space(struct client_thread *thread, struct grpc_call *call, int64_t cost)
 {
-	struct node *node = thread->node;
-	if (space_quota_available(atomic_load(&node->db_size), cost, node->quota_bytes))
+	if (!node_refuse_for_space(thread->node, cost, client_new_request_id(thread), &thread->nospace_raised_ms))
 		return false;
-	uint64_t now = clock_monotonic_ms();
-	if (!node_alarm_active(node, node->member_id, ETCDSERVERPB__ALARM_TYPE__NOSPACE) &&
-	    now - thread->nospace_raised_ms >= 100) {
-		thread->nospace_raised_ms = now;
-		Etcdserverpb__AlarmRequest alarm = ETCDSERVERPB__ALARM_REQUEST__INIT;
-		alarm.action = ETCDSERVERPB__ALARM_REQUEST__ALARM_ACTION__ACTIVATE;
-		alarm.memberid = node->member_id;
-		alarm.alarm = ETCDSERVERPB__ALARM_TYPE__NOSPACE;
-		uint8_t packed[32];
-		size_t packed_length = etcdserverpb__alarm_request__pack(&alarm, packed);
-		struct node_request *request = client_new_request(thread, REQUEST_PROPOSE);
-		request->payload = wrap_internal(request->request_id, NULL, INTERNAL_RAFT_FIELD_ALARM, packed, packed_length,
-		                                 &request->payload_length);
-		client_post_to_core(thread, request);
-	}
 	grpc_call_finish(call, SPACE_QUOTA_GRPC_CODE, SPACE_QUOTA_ERROR);
 	return true;
 }

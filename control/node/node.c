@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "alloc.h"
+#include "clock.h"
 #include "node.h"
 
 /* ---- frees ---- */
@@ -149,6 +150,36 @@ bool node_alarm_active(struct node *node, uint64_t member_id, Etcdserverpb__Alar
 	bool active = alarm_list_has_member(&node->published_alarms, member_id, type);
 	pthread_mutex_unlock(&node->alarms_lock);
 	return active;
+}
+
+bool node_refuse_for_space(struct node *node, int64_t cost, uint64_t request_id, uint64_t *last_raised_ms)
+{
+	if (space_quota_available(atomic_load(&node->db_size), cost, node->quota_bytes))
+		return false;
+	uint64_t now = clock_monotonic_ms();
+	if (node_alarm_active(node, node->member_id, ETCDSERVERPB__ALARM_TYPE__NOSPACE) || now - *last_raised_ms < 100)
+		return true;
+	*last_raised_ms = now;
+	Etcdserverpb__AlarmRequest alarm = ETCDSERVERPB__ALARM_REQUEST__INIT;
+	alarm.action = ETCDSERVERPB__ALARM_REQUEST__ALARM_ACTION__ACTIVATE;
+	alarm.memberid = node->member_id;
+	alarm.alarm = ETCDSERVERPB__ALARM_TYPE__NOSPACE;
+	Etcdserverpb__RequestHeader header = ETCDSERVERPB__REQUEST_HEADER__INIT;
+	header.id = request_id;
+	Etcdserverpb__InternalRaftRequest internal = ETCDSERVERPB__INTERNAL_RAFT_REQUEST__INIT;
+	internal.header = &header;
+	internal.alarm = &alarm;
+	struct node_request *request = xcalloc(1, sizeof(*request));
+	request->kind = REQUEST_PROPOSE;
+	request->request_id = request_id;
+	request->payload_length = etcdserverpb__internal_raft_request__get_packed_size(&internal);
+	request->payload = xmalloc(request->payload_length);
+	etcdserverpb__internal_raft_request__pack(&internal, request->payload);
+	struct core_mail *mail = xcalloc(1, sizeof(*mail));
+	mail->kind = CORE_MAIL_REQUEST;
+	mail->request = request;
+	core_mailbox_post(&node->core_inbox, mail);
+	return true;
 }
 
 int node_start_threads(struct node *node, char *err, size_t errlen)

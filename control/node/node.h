@@ -417,6 +417,11 @@ static inline uint64_t node_request_timeout_ms(const struct node *node)
 void node_alarms_publish(struct node *node, const struct alarm_list *alarms);
 void node_alarms_copy(struct node *node, struct alarm_list *out);
 bool node_alarm_active(struct node *node, uint64_t member_id, Etcdserverpb__AlarmType type);
+/* etcd's quota check before a Put, Txn or LeaseGrant of this cost is proposed (space_quota_available on this
+ * member's published DB size): true when it must be refused with SPACE_QUOTA_ERROR. Then this member's NOSPACE
+ * alarm is proposed under request_id (nobody need wait for it), unless it is active already or the caller
+ * proposed it less than 100 ms ago (*last_raised_ms, the caller's thread's; etcd proposes it every time). */
+bool node_refuse_for_space(struct node *node, int64_t cost, uint64_t request_id, uint64_t *last_raised_ms);
 
 /* Posts a reply to the thread waiting for it (by the channel in its request id). */
 void node_post_reply(struct node *node, struct node_reply *reply);

@@ -115,6 +115,10 @@ assert_eq "txn with a put (exit code; stderr: $ERR)" 1 "$RC"
 assert_eq "txn with a put (stderr)" "Error: $nospace" "$(grep -v '^{"level"' <<<"$ERR")"
 run_captured bash -c "printf '\ndel a\n\n\n' | etcdctl --endpoints=${CLIENT[s1]} txn"
 assert_eq "txn with a delete" $'SUCCESS\n\n0' "$OUT"
+if ! $is_etcd; then
+	# quorumctl's put through the operator socket meets the same quota.
+	expect_error s1 "Error: $nospace" put through/quorumctl v
+fi
 ectl s1 lease revoke "$lease"
 assert_eq "lease revoke" "lease $lease revoked" "$OUT"
 
