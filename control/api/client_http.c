@@ -310,7 +310,7 @@ bool client_http_get(void *context, const char *path, struct grpc_http_response 
 	struct text text = {0};
 	if (!strcmp(path, "/health")) {
 		/* etcd 3.4: unhealthy while any alarm is active (logged as etcd logs it), or without a leader. */
-		bool healthy = atomic_load(&node->leader_id) != 0;
+		bool healthy = atomic_load(&node->leader_id) != 0 && !atomic_load(&node->disk_full);
 		if (atomic_load(&node->alarm_count) != 0) {
 			healthy = false;
 			struct alarm_list alarms;

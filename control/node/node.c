@@ -152,14 +152,8 @@ bool node_alarm_active(struct node *node, uint64_t member_id, Etcdserverpb__Alar
 	return active;
 }
 
-bool node_refuse_for_space(struct node *node, int64_t cost, uint64_t request_id, uint64_t *last_raised_ms)
+void node_propose_nospace(struct node *node, uint64_t request_id)
 {
-	if (space_quota_available(atomic_load(&node->db_size), cost, node->quota_bytes))
-		return false;
-	uint64_t now = clock_monotonic_ms();
-	if (node_alarm_active(node, node->member_id, ETCDSERVERPB__ALARM_TYPE__NOSPACE) || now - *last_raised_ms < 100)
-		return true;
-	*last_raised_ms = now;
 	Etcdserverpb__AlarmRequest alarm = ETCDSERVERPB__ALARM_REQUEST__INIT;
 	alarm.action = ETCDSERVERPB__ALARM_REQUEST__ALARM_ACTION__ACTIVATE;
 	alarm.memberid = node->member_id;
@@ -179,6 +173,19 @@ bool node_refuse_for_space(struct node *node, int64_t cost, uint64_t request_id,
 	mail->kind = CORE_MAIL_REQUEST;
 	mail->request = request;
 	core_mailbox_post(&node->core_inbox, mail);
+}
+
+bool node_refuse_for_space(struct node *node, int64_t cost, uint64_t request_id, uint64_t *last_raised_ms)
+{
+	if (atomic_load(&node->disk_full) && cost > 0)
+		return true;
+	if (space_quota_available(atomic_load(&node->db_size), cost, node->quota_bytes))
+		return false;
+	uint64_t now = clock_monotonic_ms();
+	if (node_alarm_active(node, node->member_id, ETCDSERVERPB__ALARM_TYPE__NOSPACE) || now - *last_raised_ms < 100)
+		return true;
+	*last_raised_ms = now;
+	node_propose_nospace(node, request_id);
 	return true;
 }
 

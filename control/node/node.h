@@ -320,6 +320,9 @@ struct node {
 	pthread_mutex_t alarms_lock;     /* guards published_alarms */
 	struct alarm_list published_alarms;
 	atomic_uint alarm_count;         /* published_alarms.count, without the lock */
+	/* The WAL or the state ran out of disk space: this member writes nothing more (until restarted), refuses
+	 * writes with etcd's NOSPACE error and serves what it can read (node_storage.c). */
+	atomic_bool disk_full;
 	struct snap_store *snapshots;    /* member/snap: storage thread (takes, installs, prunes) and snapshot
 	                                  * thread (streams, receives); the store is safe for both */
 	struct transport *transport;
@@ -420,8 +423,11 @@ bool node_alarm_active(struct node *node, uint64_t member_id, Etcdserverpb__Alar
 /* etcd's quota check before a Put, Txn or LeaseGrant of this cost is proposed (space_quota_available on this
  * member's published DB size): true when it must be refused with SPACE_QUOTA_ERROR. Then this member's NOSPACE
  * alarm is proposed under request_id (nobody need wait for it), unless it is active already or the caller
- * proposed it less than 100 ms ago (*last_raised_ms, the caller's thread's; etcd proposes it every time). */
+ * proposed it less than 100 ms ago (*last_raised_ms, the caller's thread's; etcd proposes it every time).
+ * A member whose disk is full (disk_full) refuses every such write; its storage thread raised the alarm. */
 bool node_refuse_for_space(struct node *node, int64_t cost, uint64_t request_id, uint64_t *last_raised_ms);
+/* Proposes this member's NOSPACE alarm (ACTIVATE) under request_id; nobody waits for its answer. */
+void node_propose_nospace(struct node *node, uint64_t request_id);
 
 /* Posts a reply to the thread waiting for it (by the channel in its request id). */
 void node_post_reply(struct node *node, struct node_reply *reply);
