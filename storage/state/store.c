@@ -221,28 +221,27 @@ static uint64_t reserve_bytes(struct state *state)
     return STATE_DISK_RESERVE_BYTES + memtables + pending;
 }
 
-/* Whether `bytes` more still leave the reserve free: asked of the file system (statvfs) every second, and at
- * every batch once the estimate (the last answer, less what was written since) comes within 64 MiB of the
- * reserve, so a busy state does not pay two system calls per batch while its disk is far from full. */
+/* Whether `bytes` more still leave the reserve free: the file system (statvfs) and RocksDB (reserve_bytes) are
+ * asked every second, and at every batch once the estimate (the last answer, less what was written since) comes
+ * within 64 MiB of the reserve, so a busy state pays no system call per batch while its disk is far from full. */
 static int check_space(struct state *state, uint64_t bytes, char *err, size_t errlen)
 {
     uint64_t now = monotonic_ms();
-    uint64_t reserve = reserve_bytes(state);
-    uint64_t needed = bytes + reserve;
     if (state->free_checked_ms == 0 || now - state->free_checked_ms >= 1000 ||
-        state->free_bytes_estimate < needed + (UINT64_C(64) << 20)) {
+        state->free_bytes_estimate < bytes + state->reserve_estimate + (UINT64_C(64) << 20)) {
         struct statvfs info;
         if (statvfs(state->root, &info) != 0)
             return STATE_OK; /* no answer: RocksDB's own error will say what is wrong */
         state->free_bytes_estimate = (uint64_t)info.f_bavail * info.f_frsize;
+        state->reserve_estimate = reserve_bytes(state);
         state->free_checked_ms = now;
     }
-    if (state->free_bytes_estimate < needed)
+    if (state->free_bytes_estimate < bytes + state->reserve_estimate)
         return state_fail(err, errlen, STATE_ERR_NOSPACE,
                           "%s has %llu bytes free; a batch of %llu bytes would leave less than the %llu kept for "
                           "RocksDB's flushes and compactions", state->root,
                           (unsigned long long)state->free_bytes_estimate, (unsigned long long)bytes,
-                          (unsigned long long)reserve);
+                          (unsigned long long)state->reserve_estimate);
     state->free_bytes_estimate -= bytes;
     return STATE_OK;
 }
