@@ -183,14 +183,14 @@ cluster_base() {
 start_cluster() {
 	local label=$1 sys=$2 size=$3 base ic="" eps="" i pids="" bin extra
 	base=$(cluster_base "$label" "$size")
+	# 8 GiB quota on both: the 64 KiB value loads write a few GiB of revisions, and the default 2 GiB quota
+	# would turn them into "database space exceeded" errors rather than a measurement.
 	if [ "$sys" = etcd ]; then
 		bin=$ETCD
-		# 8 GiB quota: the 64 KiB value loads write a few GiB of revisions, and etcd's default 2 GiB quota
-		# would turn them into "database space exceeded" errors rather than a measurement.
 		extra="--logger=zap --log-outputs=stderr --quota-backend-bytes=8589934592"
 	else
 		bin=$QD
-		extra="--dataplane=$DATAPLANE"
+		extra="--dataplane=$DATAPLANE --quota-backend-bytes=8589934592"
 	fi
 	# Where member i listens: loopback, or in dpdk mode its namespace's addresses (see the header).
 	local -a peer_ip client_ip

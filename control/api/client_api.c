@@ -268,6 +268,16 @@ void client_propose(struct client_thread *thread, struct grpc_call *call, const 
 	client_post_to_core(thread, request);
 }
 
+/* etcd's quotaKVServer and quotaLeaseServer: before a Put, Txn or LeaseGrant is even checked, a member
+ * whose state would reach the quota with it refuses it and raises its NOSPACE alarm through Raft. */
+static bool client_refuse_for_space(struct client_thread *thread, struct grpc_call *call, int64_t cost)
+{
+	if (!node_refuse_for_space(thread->node, cost, client_new_request_id(thread), &thread->nospace_raised_ms))
+		return false;
+	grpc_call_finish(call, SPACE_QUOTA_GRPC_CODE, SPACE_QUOTA_ERROR);
+	return true;
+}
+
 static void on_range(void *context, struct grpc_call *call, const uint8_t *message, size_t length)
 {
 	struct client_thread *thread = thread_of(context);
@@ -328,6 +338,10 @@ static void on_put(void *context, struct grpc_call *call, const uint8_t *message
 		client_answer_malformed(call);
 		return;
 	}
+	if (client_refuse_for_space(thread_of(context), call, space_quota_cost_put(put))) {
+		etcdserverpb__put_request__free_unpacked(put, NULL);
+		return;
+	}
 	const char *problem = NULL;
 	if (put->key.len == 0)
 		problem = "etcdserver: key is not provided";
@@ -378,6 +392,10 @@ static void on_txn(void *context, struct grpc_call *call, const uint8_t *message
 		client_answer_malformed(call);
 		return;
 	}
+	if (client_refuse_for_space(thread_of(context), call, space_quota_cost_txn(txn))) {
+		etcdserverpb__txn_request__free_unpacked(txn, NULL);
+		return;
+	}
 	char problem[96];
 	int code = kv_txn_check(txn, KV_MAX_TXN_OPERATIONS, problem, sizeof(problem));
 	etcdserverpb__txn_request__free_unpacked(txn, NULL);
@@ -419,6 +437,10 @@ static void on_lease_grant(void *context, struct grpc_call *call, const uint8_t 
 	Etcdserverpb__LeaseGrantRequest *grant = etcdserverpb__lease_grant_request__unpack(NULL, length, message);
 	if (!grant) {
 		client_answer_malformed(call);
+		return;
+	}
+	if (client_refuse_for_space(thread, call, SPACE_QUOTA_LEASE_COST)) {
+		etcdserverpb__lease_grant_request__free_unpacked(grant, NULL);
 		return;
 	}
 	if (grant->ttl > KV_LEASE_MAX_TTL) {
@@ -639,8 +661,8 @@ static void on_hash_kv(void *context, struct grpc_call *call, const uint8_t *mes
 		ask_storage(thread_of(context), call, REQUEST_HASH_KV, message, length);
 }
 
-/* No alarms are raised here (quorumd has no space quota yet): GET lists none, and ACTIVATE/DEACTIVATE
- * change nothing, as on an etcd with no alarm. */
+/* etcd proposes every alarm request, GET included: the applier answers it from the replicated alarms
+ * (space_quota.h). */
 static void on_alarm(void *context, struct grpc_call *call, const uint8_t *message, size_t length)
 {
 	if (client_refuse_on_learner(thread_of(context), call))
@@ -656,16 +678,12 @@ static void on_alarm(void *context, struct grpc_call *call, const uint8_t *messa
 	struct client_auth auth;
 	if (!client_auth_begin(thread, call, on_alarm, message, length, &auth))
 		return;
+	client_propose(thread, call, &auth, INTERNAL_RAFT_FIELD_ALARM, message, length);
 	client_auth_free(&auth);
-	Etcdserverpb__ResponseHeader header = ETCDSERVERPB__RESPONSE_HEADER__INIT;
-	node_fill_response_header(thread->node, &header);
-	Etcdserverpb__AlarmResponse response = ETCDSERVERPB__ALARM_RESPONSE__INIT;
-	response.header = &header;
-	client_answer(call, &response.base);
 }
 
-/* RocksDB reclaims space by its own compactions; there is no bbolt free list to rewrite, so defragment
- * has nothing to do and says so with success, as etcd does on an already compact file. */
+/* RocksDB gives space back by compacting: the storage thread compacts the whole key space (so compacted
+ * history goes), off this thread; the answer waits for it however long it takes, as etcd's defrag. */
 static void on_defragment(void *context, struct grpc_call *call, const uint8_t *message, size_t length)
 {
 	if (client_refuse_on_learner(thread_of(context), call))
@@ -673,11 +691,9 @@ static void on_defragment(void *context, struct grpc_call *call, const uint8_t *
 	struct client_thread *thread = thread_of(context);
 	if (!client_auth_begin_maintenance(thread, call, on_defragment, message, length))
 		return;
-	Etcdserverpb__ResponseHeader header = ETCDSERVERPB__RESPONSE_HEADER__INIT;
-	node_fill_response_header(thread->node, &header);
-	Etcdserverpb__DefragmentResponse response = ETCDSERVERPB__DEFRAGMENT_RESPONSE__INIT;
-	response.header = &header;
-	client_answer(call, &response.base);
+	struct node_request *request = client_new_request(thread, REQUEST_DEFRAGMENT);
+	client_wait(thread, request->request_id, grpc_call_id(call), WAITING_DEFRAGMENT);
+	client_post_to_storage(thread, request);
 }
 
 /* etcd 3.4 serves a learner only Status and serializable Range (isRPCSupportedForLearner). */
@@ -868,7 +884,7 @@ static void answer(struct client_thread *thread, struct node_reply *reply)
 		client_auth_answer(thread, call, &waiting, reply);
 		return;
 	}
-	if (waiting.kind == WAITING_UNARY_KV) {
+	if (waiting.kind == WAITING_UNARY_KV || waiting.kind == WAITING_DEFRAGMENT) {
 		if (reply->kv.grpc_code != GRPC_OK) {
 			grpc_call_finish(call, reply->kv.grpc_code, reply->kv.error);
 			return;

@@ -96,6 +96,8 @@ static void metrics(struct node *node, struct text *text)
 	snprintf(labels, sizeof(labels), "{server_id=\"%" PRIx64 "\"}", node->member_id);
 	metric(text, "etcd_server_id", "gauge", "Server or member ID in hexadecimal format. 1 for 'server_id' label with "
 	       "current ID.", labels, 1);
+	metric(text, "etcd_server_quota_backend_bytes", "gauge", "Current backend storage quota size in bytes.", NULL,
+	       (double)node->quota_bytes);
 	metric(text, "etcd_mvcc_db_total_size_in_bytes", "gauge", "Total size of the underlying database physically "
 	       "allocated in bytes.", NULL, (double)atomic_load(&node->db_size));
 	metric(text, "etcd_debugging_mvcc_current_revision", "gauge", "The current revision of store.", NULL,
@@ -307,8 +309,19 @@ bool client_http_get(void *context, const char *path, struct grpc_http_response 
 	struct node *node = thread->node;
 	struct text text = {0};
 	if (!strcmp(path, "/health")) {
-		/* etcd 3.4: healthy when there is a leader (and no alarm; quorumd raises none). */
-		bool healthy = atomic_load(&node->leader_id) != 0;
+		/* etcd 3.4: unhealthy while any alarm is active (logged as etcd logs it), or without a leader. */
+		bool healthy = atomic_load(&node->leader_id) != 0 && !atomic_load(&node->disk_full);
+		if (atomic_load(&node->alarm_count) != 0) {
+			healthy = false;
+			struct alarm_list alarms;
+			node_alarms_copy(node, &alarms);
+			for (size_t k = 0; k < alarms.count; k++) {
+				char alarm[96];
+				alarm_entry_format(&alarms.entries[k], alarm, sizeof(alarm));
+				log_write("warn", "/health error due to an alarm", "\"alarm\":\"%s\"", alarm);
+			}
+			alarm_list_free(&alarms);
+		}
 		append(&text, "{\"health\":\"%s\"}", healthy ? "true" : "false");
 		response->status = healthy ? 200 : 503;
 		response->content_type = "text/plain; charset=utf-8";

@@ -26,6 +26,7 @@ enum waiting_kind {
 	WAITING_STREAM,           /* replies carry call_id; nothing to match */
 	WAITING_AUTHENTICATE_READ, /* Authenticate's read point is applied here (client_auth.c) */
 	WAITING_AUTHENTICATE,     /* Authenticate's token was made */
+	WAITING_DEFRAGMENT,       /* as WAITING_UNARY_KV, without the request timeout (etcd's defrag has none) */
 };
 
 struct waiting_call {
@@ -105,6 +106,7 @@ struct client_thread {
 	struct authentication *authentications;
 	size_t authentication_count;
 	size_t authentication_capacity;
+	uint64_t nospace_raised_ms; /* when this thread last proposed this member's NOSPACE alarm */
 	atomic_bool stopping;
 };
 

@@ -8,7 +8,7 @@
 #include "alloc.h"
 #include "flags.h"
 
-enum flag_kind { FLAG_STRING, FLAG_UINT, FLAG_BOOL, FLAG_CLUSTER_STATE, FLAG_DURATION_MS };
+enum flag_kind { FLAG_STRING, FLAG_UINT, FLAG_INT, FLAG_BOOL, FLAG_CLUSTER_STATE, FLAG_DURATION_MS };
 
 struct flag_spec {
 	const char *name;
@@ -71,6 +71,9 @@ static const struct flag_spec flag_specs[] = {
 	 "defaulting to hours if no time unit is provided (e.g. '5m'). 'revision' for revision number based retention."},
 	{"auto-compaction-retention", FLAG_STRING, FIELD(auto_compaction_retention), "0",
 	 "Auto compaction retention for mvcc key value store. 0 means disable auto compaction."},
+	{"quota-backend-bytes", FLAG_INT, FIELD(quota_backend_bytes), "0",
+	 "Raise alarms when backend size exceeds the given quota. 0 means use the default quota (2 GiB); a negative "
+	 "value disables the quota."},
 	{"strict-reconfig-check", FLAG_BOOL, FIELD(strict_reconfig_check), "true",
 	 "Reject reconfiguration requests that would cause quorum loss."},
 	{"force-new-cluster", FLAG_BOOL, FIELD(force_new_cluster), "false",
@@ -133,7 +136,7 @@ static const char *const not_yet_flags[] = {
 
 /* etcd 3.4's other flags (`etcd --help`) that quorumd does not implement: named as etcd's in the error. */
 static const char *const etcd_only_flags[] = {
-	"initial-election-tick-advance", "quota-backend-bytes", "backend-batch-interval",
+	"initial-election-tick-advance", "backend-batch-interval",
 	"backend-batch-limit", "max-txn-ops", "grpc-keepalive-min-time",
 	"grpc-keepalive-interval", "grpc-keepalive-timeout", "pre-vote", "enable-v2", "client-crl-file",
 	"client-cert-allowed-hostname", "peer-cert-file",
@@ -244,6 +247,17 @@ static int set_value(const struct flag_spec *spec, struct node_flags *flags, con
 			return -1;
 		}
 		*(uint64_t *)field = parsed;
+		return 0;
+	}
+	case FLAG_INT: {
+		char *end = NULL;
+		errno = 0;
+		long long parsed = strtoll(value, &end, 10);
+		if (errno || end == value || *end) {
+			snprintf(err, errlen, "invalid value \"%s\" for %s %s: must be an integer", value, source, spec->name);
+			return -1;
+		}
+		*(int64_t *)field = parsed;
 		return 0;
 	}
 	case FLAG_BOOL:
@@ -503,6 +517,6 @@ void node_flags_print_help(FILE *out)
 	fprintf(out, "\nBootstrap: --initial-cluster, or discovery with --discovery-srv (DNS SRV records) or "
 	             "--discovery-endpoints\nand --discovery-token (v3 discovery through an etcd-compatible cluster); "
 	             "discovery is used only\nwhen the data dir is new. Not supported: v2 discovery (--discovery URL), "
-	             "the v3 discovery client's\nTLS/auth/timeouts; etcd's peer TLS, v2, proxy, auto-compaction and "
-	             "quota flags are refused\nwith a message naming them.\n");
+	             "the v3 discovery client's\nTLS/auth/timeouts; etcd's peer TLS, v2 and proxy flags are "
+	             "refused\nwith a message naming them.\n");
 }

@@ -40,6 +40,7 @@ struct node_flags {
 	uint64_t max_wals;                /* WAL segment files kept (0: all) */
 	char *auto_compaction_mode;       /* periodic or revision */
 	char *auto_compaction_retention;  /* "0": off; a duration (periodic) or a number of revisions */
+	int64_t quota_backend_bytes;      /* etcd's: 0 = the default (2 GiB), negative = no quota */
 	bool strict_reconfig_check;
 	bool force_new_cluster;
 	char *dataplane;      /* udp or dpdk */

@@ -26,6 +26,8 @@ enum kv_response_kind {
 	KV_RESPONSE_LEASE_REVOKE,       /* LeaseRevokeResponse */
 	KV_RESPONSE_LEASE_TIME_TO_LIVE, /* LeaseTimeToLiveResponse (kv_lease_time_to_live) */
 	KV_RESPONSE_LEASE_LEASES,       /* LeaseLeasesResponse (kv_lease_leases) */
+	KV_RESPONSE_ALARM,              /* AlarmResponse (space_quota.h: alarm_apply) */
+	KV_RESPONSE_DEFRAGMENT,         /* DefragmentResponse */
 };
 
 struct kv_result {

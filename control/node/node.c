@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "alloc.h"
+#include "clock.h"
 #include "node.h"
 
 /* ---- frees ---- */
@@ -122,6 +123,72 @@ void node_post_reply(struct node *node, struct node_reply *reply)
 	reply_mailbox_post(mailbox ? mailbox : &node->operator_inbox, reply);
 }
 
+void node_alarms_publish(struct node *node, const struct alarm_list *alarms)
+{
+	struct alarm_list copy;
+	alarm_list_copy(&copy, alarms);
+	pthread_mutex_lock(&node->alarms_lock);
+	struct alarm_list old = node->published_alarms;
+	node->published_alarms = copy;
+	atomic_store(&node->alarm_count, (unsigned)copy.count);
+	pthread_mutex_unlock(&node->alarms_lock);
+	alarm_list_free(&old);
+}
+
+void node_alarms_copy(struct node *node, struct alarm_list *out)
+{
+	pthread_mutex_lock(&node->alarms_lock);
+	alarm_list_copy(out, &node->published_alarms);
+	pthread_mutex_unlock(&node->alarms_lock);
+}
+
+bool node_alarm_active(struct node *node, uint64_t member_id, Etcdserverpb__AlarmType type)
+{
+	if (atomic_load(&node->alarm_count) == 0)
+		return false;
+	pthread_mutex_lock(&node->alarms_lock);
+	bool active = alarm_list_has_member(&node->published_alarms, member_id, type);
+	pthread_mutex_unlock(&node->alarms_lock);
+	return active;
+}
+
+void node_propose_nospace(struct node *node, uint64_t request_id)
+{
+	Etcdserverpb__AlarmRequest alarm = ETCDSERVERPB__ALARM_REQUEST__INIT;
+	alarm.action = ETCDSERVERPB__ALARM_REQUEST__ALARM_ACTION__ACTIVATE;
+	alarm.memberid = node->member_id;
+	alarm.alarm = ETCDSERVERPB__ALARM_TYPE__NOSPACE;
+	Etcdserverpb__RequestHeader header = ETCDSERVERPB__REQUEST_HEADER__INIT;
+	header.id = request_id;
+	Etcdserverpb__InternalRaftRequest internal = ETCDSERVERPB__INTERNAL_RAFT_REQUEST__INIT;
+	internal.header = &header;
+	internal.alarm = &alarm;
+	struct node_request *request = xcalloc(1, sizeof(*request));
+	request->kind = REQUEST_PROPOSE;
+	request->request_id = request_id;
+	request->payload_length = etcdserverpb__internal_raft_request__get_packed_size(&internal);
+	request->payload = xmalloc(request->payload_length);
+	etcdserverpb__internal_raft_request__pack(&internal, request->payload);
+	struct core_mail *mail = xcalloc(1, sizeof(*mail));
+	mail->kind = CORE_MAIL_REQUEST;
+	mail->request = request;
+	core_mailbox_post(&node->core_inbox, mail);
+}
+
+bool node_refuse_for_space(struct node *node, int64_t cost, uint64_t request_id, uint64_t *last_raised_ms)
+{
+	if (atomic_load(&node->disk_full) && cost > 0)
+		return true;
+	if (space_quota_available(atomic_load(&node->db_size), cost, node->quota_bytes))
+		return false;
+	uint64_t now = clock_monotonic_ms();
+	if (node_alarm_active(node, node->member_id, ETCDSERVERPB__ALARM_TYPE__NOSPACE) || now - *last_raised_ms < 100)
+		return true;
+	*last_raised_ms = now;
+	node_propose_nospace(node, request_id);
+	return true;
+}
+
 int node_start_threads(struct node *node, char *err, size_t errlen)
 {
 	if (core_mailbox_init(&node->core_inbox) || storage_mailbox_init(&node->storage_inbox) ||
@@ -130,6 +197,9 @@ int node_start_threads(struct node *node, char *err, size_t errlen)
 		return -1;
 	}
 	pthread_mutex_init(&node->membership_lock, NULL);
+	pthread_mutex_init(&node->alarms_lock, NULL);
+	node->quota_bytes = space_quota_bytes(node->flags.quota_backend_bytes);
+	space_quota_log(node->flags.quota_backend_bytes);
 	if (node_auth_open(node, err, errlen) != 0 || node_auth_start(node, err, errlen) != 0)
 		return -1;
 	if (pthread_create(&node->storage_thread, NULL, node_storage_main, node) ||
@@ -247,6 +317,7 @@ void node_close(struct node *node)
 		reply_mailbox_destroy(&node->operator_inbox);
 	}
 	node_auth_close(node);
+	alarm_list_free(&node->published_alarms);
 	transport_close(node->transport);
 	if (node->wal)
 		wal_close(node->wal);

@@ -30,6 +30,7 @@
 #include "node_auth.h"
 #include "raft.h"
 #include "snap.h"
+#include "space_quota.h"
 #include "state.h"
 #include "transport.h"
 #include "wal.h"
@@ -135,6 +136,7 @@ enum node_request_kind {
 	REQUEST_LEASE_RENEW,      /* lease_id; the leader renews, others answer TTL -1 to be forwarded */
 	REQUEST_LEASE_TIME_TO_LIVE, /* payload: packed LeaseTimeToLiveRequest */
 	REQUEST_LEASE_LEASES,
+	REQUEST_DEFRAGMENT,       /* etcd's defrag: RocksDB compacts the whole key space (state_defragment) */
 };
 
 /* A Watch stream's unsent bytes, shared by the client thread that owns the call (it writes how much
@@ -312,6 +314,15 @@ struct node {
 	struct wal *wal;                 /* storage thread only */
 	struct state *state;             /* storage thread only */
 	struct node_auth auth;           /* the published auth store, tokens, the bcrypt thread (node_auth.h) */
+	/* The space quota in force (--quota-backend-bytes; 0: none), and the alarms as the storage thread
+	 * last applied them, published for the client threads (Status's errors, /health, the quota check). */
+	int64_t quota_bytes;
+	pthread_mutex_t alarms_lock;     /* guards published_alarms */
+	struct alarm_list published_alarms;
+	atomic_uint alarm_count;         /* published_alarms.count, without the lock */
+	/* The WAL or the state ran out of disk space: this member writes nothing more (until restarted), refuses
+	 * writes with etcd's NOSPACE error and serves what it can read (node_storage.c). */
+	atomic_bool disk_full;
 	struct snap_store *snapshots;    /* member/snap: storage thread (takes, installs, prunes) and snapshot
 	                                  * thread (streams, receives); the store is safe for both */
 	struct transport *transport;
@@ -403,6 +414,20 @@ static inline uint64_t node_request_timeout_ms(const struct node *node)
 {
 	return 5000 + 2 * node->flags.election_timeout_ms;
 }
+
+/* The alarms (space_quota.h): the storage thread publishes each list it applied; any thread copies it
+ * (free the copy with alarm_list_free) or asks about one alarm. */
+void node_alarms_publish(struct node *node, const struct alarm_list *alarms);
+void node_alarms_copy(struct node *node, struct alarm_list *out);
+bool node_alarm_active(struct node *node, uint64_t member_id, Etcdserverpb__AlarmType type);
+/* etcd's quota check before a Put, Txn or LeaseGrant of this cost is proposed (space_quota_available on this
+ * member's published DB size): true when it must be refused with SPACE_QUOTA_ERROR. Then this member's NOSPACE
+ * alarm is proposed under request_id (nobody need wait for it), unless it is active already or the caller
+ * proposed it less than 100 ms ago (*last_raised_ms, the caller's thread's; etcd proposes it every time).
+ * A member whose disk is full (disk_full) refuses every such write; its storage thread raised the alarm. */
+bool node_refuse_for_space(struct node *node, int64_t cost, uint64_t request_id, uint64_t *last_raised_ms);
+/* Proposes this member's NOSPACE alarm (ACTIVATE) under request_id; nobody waits for its answer. */
+void node_propose_nospace(struct node *node, uint64_t request_id);
 
 /* Posts a reply to the thread waiting for it (by the channel in its request id). */
 void node_post_reply(struct node *node, struct node_reply *reply);

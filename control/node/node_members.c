@@ -478,6 +478,23 @@ static char *status_result(struct members_context *context)
 	json_t *errors = json_array();
 	if (status.leader == RAFT_NONE)
 		json_array_append_new(errors, json_string("etcdserver: no leader"));
+	/* etcd 3.4 lists each active alarm in Status's errors too. */
+	struct alarm_list alarms;
+	node_alarms_copy(node, &alarms);
+	/* A member out of disk space cannot apply the alarm it raised: it shows it all the same. */
+	if (atomic_load(&node->disk_full) &&
+	    !alarm_list_has_member(&alarms, node->member_id, ETCDSERVERPB__ALARM_TYPE__NOSPACE)) {
+		struct alarm_entry own = {node->member_id, ETCDSERVERPB__ALARM_TYPE__NOSPACE};
+		char text[96];
+		alarm_entry_format(&own, text, sizeof(text));
+		json_array_append_new(errors, json_string(text));
+	}
+	for (size_t k = 0; k < alarms.count; k++) {
+		char text[96];
+		alarm_entry_format(&alarms.entries[k], text, sizeof(text));
+		json_array_append_new(errors, json_string(text));
+	}
+	alarm_list_free(&alarms);
 	const struct member *self = membership_find(&node->membership, node->member_id);
 	json_t *result = json_pack("{s:o, s:s, s:I, s:s, s:I, s:I, s:I, s:b, s:o}", "header", header_object(node), "version",
 	                           "3.4.0-quorumd", "db_size", (json_int_t)atomic_load(&node->db_size), "leader",

@@ -36,6 +36,9 @@ struct storage_context {
 	struct auth_store *auth;         /* the auth store as applied so far (node_auth.h publishes it) */
 	struct snapshot_keeper *keeper;  /* when to snapshot, and what the WAL may release */
 	bool batch_compacts;             /* the batch being applied holds a compaction (its failpoints) */
+	struct alarm_list alarms;        /* the alarms as applied so far (node_alarms_publish publishes them) */
+	uint64_t disk_full_raised_ms;    /* a full disk: when this member last proposed its NOSPACE alarm */
+	uint64_t disk_full_requests;     /* request ids of those proposals */
 };
 
 static void post_reply(struct node *node, struct node_reply *reply)
@@ -43,12 +46,61 @@ static void post_reply(struct node *node, struct node_reply *reply)
 	node_post_reply(node, reply);
 }
 
+static bool is_no_space(const char *error)
+{
+	return strstr(error, "No space left on device") || strstr(error, state_status_message(STATE_ERR_NOSPACE));
+}
+
+/* A full disk: this member's NOSPACE alarm proposed (and leadership handed over if it leads). */
+static void raise_disk_full_alarm(struct storage_context *context)
+{
+	struct node *node = context->node;
+	if (context->disk_full_requests == 0)
+		context->disk_full_requests = node_request_counter_start();
+	context->disk_full_raised_ms = clock_monotonic_ms();
+	node_propose_nospace(node, node_request_id(node->member_id, 0, context->disk_full_requests++));
+	if (atomic_load(&node->leader_id) == node->member_id) {
+		/* A leader that cannot persist its own log must not lead: the most caught-up voter takes over. */
+		struct node_request *transfer = xcalloc(1, sizeof(*transfer));
+		transfer->kind = REQUEST_MOVE_LEADER;
+		transfer->request_id = node_request_id(node->member_id, 0, context->disk_full_requests++);
+		struct core_mail *mail = xcalloc(1, sizeof(*mail));
+		mail->kind = CORE_MAIL_REQUEST;
+		mail->request = transfer;
+		core_mailbox_post(&node->core_inbox, mail);
+	}
+}
+
+/* The WAL or the state has no room left: nothing more can be made durable here, but nothing is lost either
+ * (the state's batch was not written, the WAL keeps whatever it reported durable). Rather than stopping, the
+ * member stays up as etcd's NOSPACE semantics ask: it raises its NOSPACE alarm through Raft (the others commit
+ * it while they are a quorum, and then every member refuses writes), refuses writes itself, hands leadership
+ * over when it has it, and goes on serving reads from its applied state (serializable reads, watches of what it
+ * applied, hash, status). It writes nothing more: a restart, once space is freed, resumes from its WAL. */
+static void enter_disk_full(struct storage_context *context, const char *what, const char *error)
+{
+	struct node *node = context->node;
+	context->failed = true;
+	atomic_store(&node->disk_full, true);
+	/* etcd's words for its WAL and backend write failures (raft.go, backend's batch_tx.go) name what failed. */
+	bool wal = strncmp(what, "WAL", 3) == 0 || strncmp(what, "releasing", 9) == 0;
+	log_write("error", wal ? "failed to save Raft hard state and entries" : "failed to commit tx",
+	          "\"what\":\"%s\",\"data-dir\":\"%s\",\"error\":\"%s\"", what, node->flags.data_dir, error);
+	log_write("warn", "out of disk space: raising alarm NOSPACE, refusing writes, serving reads until restarted",
+	          "\"member-id\":\"%" PRIx64 "\",\"data-dir\":\"%s\"", node->member_id, node->flags.data_dir);
+	raise_disk_full_alarm(context);
+}
+
 /* The WAL or RocksDB failed: nothing more can be made durable or applied, so the member must stop
- * acknowledging. The core stops the member on this report. */
+ * acknowledging. The core stops the member on this report; a full disk is the exception (enter_disk_full). */
 static void stop_on_storage_failure(struct storage_context *context, const char *what, const char *error)
 {
 	if (context->failed)
 		return;
+	if (is_no_space(error)) {
+		enter_disk_full(context, what, error);
+		return;
+	}
 	context->failed = true;
 	/* Nothing more can be made durable: the core must stop acknowledging. Tell it. */
 	struct storage_done *done = xcalloc(1, sizeof(*done));
@@ -179,7 +231,19 @@ static void apply_one(struct storage_context *context, const Etcdserverpb__Inter
 	reply->request_id = request_id;
 	if (request->compaction)
 		context->batch_compacts = true;
-	apply_with_auth(context, request, header, index, request_id, &reply->kv);
+	if (request->alarm) {
+		/* etcd's applier takes alarms without an auth check (any client may list and disarm). */
+		char error[256] = "";
+		bool changed = false;
+		if (alarm_apply(&context->alarms, node->state, request->alarm, header, &reply->kv, &changed, error,
+		                sizeof(error)) != 0)
+			stop_on_storage_failure(context, "alarm apply", error);
+		else if (changed)
+			node_alarms_publish(node, &context->alarms);
+	} else if (!alarm_refuses(&context->alarms, request, &reply->kv)) {
+		/* (refused: a NOSPACE alarm is active; etcd's capped applier answers before the auth checks) */
+		apply_with_auth(context, request, header, index, request_id, &reply->kv);
+	}
 	storage_clients_note_applied(context->clients, request, &reply->kv);
 	if (node_request_is_local(node, request_id))
 		post_reply(node, reply);
@@ -190,7 +254,7 @@ static void apply_one(struct storage_context *context, const Etcdserverpb__Inter
 static void apply_committed(struct storage_context *context, struct storage_job *job)
 {
 	struct node *node = context->node;
-	if (job->committed_count == 0 && !job->membership_blob)
+	if (context->failed || (job->committed_count == 0 && !job->membership_blob))
 		return;
 	char error[256] = "";
 	if (state_batch_begin(node->state, error, sizeof(error)) != STATE_OK) {
@@ -377,15 +441,35 @@ static void report_durable(struct storage_context *context)
 	context->waiting_count -= done_count;
 }
 
+/* The alarms the state keeps (at start, and after a snapshot replaced the state), published. */
+static int reload_alarms(struct storage_context *context, char *err, size_t errlen)
+{
+	struct alarm_list loaded;
+	if (alarm_list_load(context->node->state, &loaded, err, errlen) != 0)
+		return -1;
+	alarm_list_free(&context->alarms);
+	context->alarms = loaded;
+	node_alarms_publish(context->node, &context->alarms);
+	return 0;
+}
+
 static void take_job(struct storage_context *context, struct storage_job *job)
 {
 	struct node *node = context->node;
+	if (context->failed) {
+		/* Nothing of it can be written or applied (a full disk; otherwise the member is stopping): its reads
+		 * time out at their clients, its messages (acknowledgements) are never sent. */
+		storage_job_free(job);
+		return;
+	}
 	if (job->snapshot && !context->failed) {
 		char error[512] = "";
 		if (snapshot_keeper_install(context->keeper, job, error, sizeof(error)) != 0) {
 			stop_on_storage_failure(context, "snapshot install", error);
 		} else if (node_auth_reload(node, &context->auth, error, sizeof(error)) != 0) {
 			stop_on_storage_failure(context, "auth store after a snapshot install", error);
+		} else if (reload_alarms(context, error, sizeof(error)) != 0) {
+			stop_on_storage_failure(context, "alarms after a snapshot install", error);
 		} else {
 			/* The leases first: the core must know them before the applied index passes them. */
 			storage_clients_after_restore(context->clients);
@@ -421,6 +505,9 @@ void *node_storage_main(void *argument)
 	context.clients = storage_clients_new(node);
 	context.auth = node_auth_acquire(node);
 	context.keeper = snapshot_keeper_new(node);
+	char load_error[256] = "";
+	if (reload_alarms(&context, load_error, sizeof(load_error)) != 0)
+		stop_on_storage_failure(&context, "alarms", load_error);
 	uint64_t last_tick_ms = clock_monotonic_ms();
 	int epoll = epoll_create1(EPOLL_CLOEXEC);
 	struct epoll_event event = {.events = EPOLLIN};
@@ -477,6 +564,11 @@ void *node_storage_main(void *argument)
 			last_tick_ms = now;
 			storage_clients_tick(context.clients);
 		}
+		/* This member cannot see its alarm applied (it applies nothing now), and a proposal may be lost (to a
+		 * leader change, its own hand-over): proposed again every 2 s; the others apply an active one as a
+		 * no-op. */
+		if (atomic_load(&node->disk_full) && now - context.disk_full_raised_ms >= 2000)
+			raise_disk_full_alarm(&context);
 		/* Between batches, never inside one: a watcher reading history sees only committed revisions. Its
 		 * bound is on the thread's CPU time: the replay's own cost, not time spent waiting for a core. */
 		uint64_t catch_up_started_us = clock_thread_cpu_us();
@@ -493,6 +585,7 @@ void *node_storage_main(void *argument)
 	storage_clients_free(context.clients);
 	auth_store_release(context.auth);
 	snapshot_keeper_free(context.keeper);
+	alarm_list_free(&context.alarms);
 	/* Stopping: what is in flight completes inside wal_close; jobs not yet reported are dropped, as a
 	 * crash would drop them. */
 	for (size_t k = 0; k < context.waiting_count; k++)

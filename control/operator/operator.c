@@ -40,6 +40,7 @@ struct control_context {
 	uint64_t stop_transfer_started_ms;
 	uint64_t stop_transfer_deadline_ms;
 	uint64_t stop_transfer_leader;
+	uint64_t nospace_raised_ms; /* when this thread last proposed this member's NOSPACE alarm */
 };
 
 static uint64_t new_request_id(struct control_context *context)
@@ -177,6 +178,12 @@ static void handle_put(struct control_context *context, struct control_request *
 		goto done;
 	if (put.key.len == 0) {
 		control_socket_reply_error(context->server, request, "InvalidArgument", "etcdserver: key is not provided");
+		goto done;
+	}
+	/* The space quota, as for a client's put. */
+	if (node_refuse_for_space(context->node, space_quota_cost_put(&put), new_request_id(context),
+	                          &context->nospace_raised_ms)) {
+		control_socket_reply_error(context->server, request, "ResourceExhausted", "%s", SPACE_QUOTA_ERROR);
 		goto done;
 	}
 	Etcdserverpb__InternalRaftRequest internal = ETCDSERVERPB__INTERNAL_RAFT_REQUEST__INIT;

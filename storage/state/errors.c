@@ -1,6 +1,7 @@
 /* storage/state/errors.c: the status table and the caller-buffer error messages. */
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "internal.h"
 
@@ -34,7 +35,9 @@ int state_fail(char *err, size_t errlen, int status, const char *format, ...)
 
 int state_fail_rocksdb(char *err, size_t errlen, char *rocksdb_error, const char *what)
 {
-    int status = state_fail(err, errlen, STATE_ERR_IO, "rocksdb %s: %s", what,
+    int code = rocksdb_error != NULL && strstr(rocksdb_error, "No space left on device") != NULL ? STATE_ERR_NOSPACE
+                                                                                                  : STATE_ERR_IO;
+    int status = state_fail(err, errlen, code, "rocksdb %s: %s", what,
                             rocksdb_error != NULL ? rocksdb_error : "unknown error");
     rocksdb_free(rocksdb_error);
     return status;

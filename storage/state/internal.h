@@ -69,6 +69,9 @@ struct state {
     unsigned snapshot_sequence;  /* names checkpoint directories */
     bool txn_has_writes; /* a txn branch wrote: the working revision no longer means "now" */
     struct state_key_index key_index; /* follows every write of a current ('c') record */
+    uint64_t free_bytes_estimate; /* the file system's free bytes at the last statvfs, less what was written since */
+    uint64_t free_checked_ms;     /* when that statvfs was made (monotonic; 0: never) */
+    uint64_t reserve_estimate;    /* what RocksDB may write on its own, as of that statvfs (store.c) */
 };
 
 /* The main revision of the write being applied and the next sub-revision in it. */

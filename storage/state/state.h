@@ -34,7 +34,8 @@
     X(STATE_ERR_CORRUPT, "corrupt data")                                          \
     X(STATE_ERR_NOMEM, "out of memory")                                           \
     X(STATE_ERR_LEASE_NOT_FOUND, "etcdserver: requested lease not found")         \
-    X(STATE_ERR_LEASE_EXISTS, "etcdserver: lease already exists")
+    X(STATE_ERR_LEASE_EXISTS, "etcdserver: lease already exists")                \
+    X(STATE_ERR_NOSPACE, "no space left on device")
 
 enum state_status {
 #define STATE_STATUS_ENUM(name, message) name,
@@ -79,8 +80,14 @@ int64_t state_compact_revision(const struct state *state);
 uint64_t state_applied_index(const struct state *state);
 uint64_t state_cluster_id(const struct state *state);
 uint64_t state_member_id(const struct state *state);
-/* Bytes the store takes: SST files plus live write buffers (etcd's "DB SIZE" in endpoint status). */
+/* Bytes the store takes: SST files plus live write buffers (etcd's "DB SIZE" in endpoint status, and
+ * the size the space quota counts). */
 uint64_t state_db_size(struct state *state);
+/* etcd's defragment: flushes the write buffers and compacts the whole key space down to the last level,
+ * so the space of history removed by state_compact (and of deleted keys) is given back. Between batches
+ * only; it takes as long as rewriting the live data (the caller's thread waits). STATE_ERR_NOSPACE when the
+ * file system has less free than the state's size plus STATE_DISK_RESERVE_BYTES (the rewrite needs it). */
+int state_defragment(struct state *state, char *err, size_t errlen);
 /* The opaque membership blob last set (len 0 when never set). Valid until the next state call. */
 struct state_bytes state_membership(const struct state *state);
 
@@ -90,8 +97,13 @@ int state_batch_begin(struct state *state, char *err, size_t errlen);
 /* Writes the batch and the meta (applied index, revision, compact revision, ids, membership)
  * atomically. `applied_index` must be greater than the current applied index. The write is not
  * fsync'd (see storage/README.md); use state_sync before releasing Raft WAL segments. On failure
- * the batch is discarded and the working values roll back to the committed ones. */
+ * the batch is discarded and the working values roll back to the committed ones.
+ * STATE_ERR_NOSPACE (nothing written) when the state's file system would keep less free after the
+ * batch than RocksDB may still write on its own (its write buffers' flush, its pending compactions'
+ * estimate, and STATE_DISK_RESERVE_BYTES more), or RocksDB itself ran out of space: RocksDB must never
+ * meet a full disk (it cannot recover from that, and some builds abort). */
 int state_batch_commit(struct state *state, uint64_t applied_index, char *err, size_t errlen);
+#define STATE_DISK_RESERVE_BYTES (UINT64_C(8) << 20)
 /* Discards the open batch (no-op without one). */
 void state_batch_abort(struct state *state);
 

@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -185,6 +187,65 @@ void state_batch_abort(struct state *state)
     }
 }
 
+static uint64_t monotonic_ms(void)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (uint64_t)now.tv_sec * 1000u + (uint64_t)now.tv_nsec / 1000000u;
+}
+
+/* Bytes of the open batch's records, as RocksDB will log them. */
+static uint64_t batch_bytes(const struct state *state)
+{
+    size_t size = 0, more = 0;
+    if (state->batch != NULL) {
+        rocksdb_writebatch_wi_data(state->batch, &size);
+    } else {
+        rocksdb_writebatch_data(state->plain, &size);
+        rocksdb_writebatch_data(state->revisions, &more);
+    }
+    return (uint64_t)size + more;
+}
+
+/* What RocksDB may still write on its own, besides a batch's log record: its write buffers when they are
+ * flushed into a table file, the rewrite its pending compactions estimate, and STATE_DISK_RESERVE_BYTES more
+ * (the log itself, manifests, files being replaced). A flush or compaction that meets a full disk leaves
+ * RocksDB broken (the Debian build aborts), so that much is kept free. */
+static uint64_t reserve_bytes(struct state *state)
+{
+    uint64_t memtables = 0, pending = 0;
+    if (rocksdb_property_int(state->db, "rocksdb.cur-size-all-mem-tables", &memtables) != 0)
+        memtables = 0;
+    if (rocksdb_property_int(state->db, "rocksdb.estimate-pending-compaction-bytes", &pending) != 0)
+        pending = 0;
+    return STATE_DISK_RESERVE_BYTES + memtables + pending;
+}
+
+/* Whether `bytes` more still leave the reserve free: the file system (statvfs) and RocksDB (reserve_bytes) are
+ * asked every second, and at every batch once the estimate (the last answer, less what was written since) comes
+ * within 64 MiB of the reserve, so a busy state pays no system call per batch while its disk is far from full. */
+static int check_space(struct state *state, uint64_t bytes, char *err, size_t errlen)
+{
+    uint64_t now = monotonic_ms();
+    if (state->free_checked_ms == 0 || now - state->free_checked_ms >= 1000 ||
+        state->free_bytes_estimate < bytes + state->reserve_estimate + (UINT64_C(64) << 20)) {
+        struct statvfs info;
+        if (statvfs(state->root, &info) != 0)
+            return STATE_OK; /* no answer: RocksDB's own error will say what is wrong */
+        state->free_bytes_estimate = (uint64_t)info.f_bavail * info.f_frsize;
+        state->reserve_estimate = reserve_bytes(state);
+        state->free_checked_ms = now;
+    }
+    if (state->free_bytes_estimate < bytes + state->reserve_estimate)
+        return state_fail(err, errlen, STATE_ERR_NOSPACE,
+                          "%s has %llu bytes free; a batch of %llu bytes would leave less than the %llu kept for "
+                          "RocksDB's flushes and compactions", state->root,
+                          (unsigned long long)state->free_bytes_estimate, (unsigned long long)bytes,
+                          (unsigned long long)state->reserve_estimate);
+    state->free_bytes_estimate -= bytes;
+    return STATE_OK;
+}
+
 int state_batch_commit(struct state *state, uint64_t applied_index, char *err, size_t errlen)
 {
     int status = state_require_batch(state, err, errlen, "state_batch_commit");
@@ -199,6 +260,11 @@ int state_batch_commit(struct state *state, uint64_t applied_index, char *err, s
     }
     state->working.applied_index = applied_index;
     state_meta_stage(state);
+    status = check_space(state, batch_bytes(state), err, errlen);
+    if (status != STATE_OK) {
+        state_batch_abort(state);
+        return status;
+    }
     char *error = NULL;
     if (state_batch_write(state, &error) != STATE_OK) {
         state_batch_abort(state);
@@ -270,4 +336,34 @@ uint64_t state_db_size(struct state *state)
     if (rocksdb_property_int(state->db, "rocksdb.cur-size-all-mem-tables", &memtables) != 0)
         memtables = 0;
     return sst + memtables;
+}
+
+int state_defragment(struct state *state, char *err, size_t errlen)
+{
+    if (state->db == NULL)
+        return state_fail(err, errlen, STATE_ERR_INVALID, "the state is closed");
+    if (state->batch_open)
+        return state_fail(err, errlen, STATE_ERR_BATCH_OPEN, "defragment between batches");
+    /* A compaction writes the live data anew before it drops the old files: that much must be free. */
+    state->free_checked_ms = 0;
+    int status = check_space(state, state_db_size(state), err, errlen);
+    if (status != STATE_OK)
+        return status;
+    char *error = NULL;
+    /* The memtables first: what compaction deleted may still sit there, and a flush turns it into tables
+     * the compaction below can drop. */
+    rocksdb_flushoptions_t *flush = rocksdb_flushoptions_create();
+    rocksdb_flushoptions_set_wait(flush, 1);
+    rocksdb_flush(state->db, flush, &error);
+    rocksdb_flushoptions_destroy(flush);
+    if (error != NULL)
+        return state_fail_rocksdb(err, errlen, error, "flush");
+    /* The bottommost level too (kForce): that is where deleted history and its tombstones meet and go. */
+    rocksdb_compactoptions_t *options = rocksdb_compactoptions_create();
+    rocksdb_compactoptions_set_bottommost_level_compaction(options, 2 /* kForce */);
+    rocksdb_compactoptions_set_exclusive_manual_compaction(options, 1);
+    rocksdb_compact_range_opt(state->db, options, NULL, 0, NULL, 0);
+    rocksdb_compactoptions_destroy(options);
+    state->free_checked_ms = 0; /* space came back: ask again */
+    return STATE_OK;
 }

@@ -36,7 +36,22 @@ static void test_defaults(void)
 	CHECK(strcmp(flags.auth_token, "simple") == 0 && flags.auth_token_ttl == 300 && flags.bcrypt_cost == 10,
 	      "etcd's auth defaults: %s %llu %llu", flags.auth_token, (unsigned long long)flags.auth_token_ttl,
 	      (unsigned long long)flags.bcrypt_cost);
+	CHECK(flags.quota_backend_bytes == 0, "etcd's --quota-backend-bytes default (0: 2 GiB): %lld",
+	      (long long)flags.quota_backend_bytes);
 	node_flags_free(&flags);
+	char *quota[] = {"quorumd", "--quota-backend-bytes=-1", NULL};
+	char *quota_environment[] = {"ETCD_QUOTA_BACKEND_BYTES=16777216", NULL};
+	CHECK(parse(quota, environment, &flags, error) == 0 && flags.quota_backend_bytes == -1,
+	      "a negative quota (no quota) is etcd's too: %s", error);
+	node_flags_free(&flags);
+	char *no_quota_flag[] = {"quorumd", NULL};
+	CHECK(parse(no_quota_flag, quota_environment, &flags, error) == 0 && flags.quota_backend_bytes == 16777216,
+	      "ETCD_QUOTA_BACKEND_BYTES: %s", error);
+	node_flags_free(&flags);
+	char *quota_bad[] = {"quorumd", "--quota-backend-bytes=16MiB", NULL};
+	char *none_environment[] = {NULL};
+	CHECK(parse(quota_bad, none_environment, &flags, error) != 0 && strstr(error, "quota-backend-bytes"),
+	      "a quota that is no integer is refused naming the flag: %s", error);
 	char *auth[] = {"quorumd", "--auth-token", "jwt,pub-key=/k.pub,priv-key=/k,sign-method=ES256", "--bcrypt-cost=4",
 	                NULL};
 	char *auth_environment[] = {"ETCD_AUTH_TOKEN_TTL=60", "ETCD_BCRYPT_COST=12", NULL};

@@ -203,6 +203,7 @@ static void test_named_field_numbers(void)
 	check_field_number(&etcdserverpb__request_header__descriptor, "ID", REQUEST_HEADER_FIELD_ID);
 	check_field_number(&etcdserverpb__request_header__descriptor, "username", REQUEST_HEADER_FIELD_USERNAME);
 	check_field_number(&etcdserverpb__request_header__descriptor, "auth_revision", REQUEST_HEADER_FIELD_AUTH_REVISION);
+	check_field_number(internal, "alarm", INTERNAL_RAFT_FIELD_ALARM);
 	check_field_number(internal, "auth_enable", INTERNAL_RAFT_FIELD_AUTH_ENABLE);
 	check_field_number(internal, "auth_disable", INTERNAL_RAFT_FIELD_AUTH_DISABLE);
 	check_field_number(internal, "authenticate", INTERNAL_RAFT_FIELD_AUTHENTICATE);
