@@ -9,6 +9,9 @@
 //	regress-client revision -endpoints URLS
 //	regress-client grant-leases -endpoints URLS -prefix P -count N -ttl SECONDS
 //	regress-client latency -endpoints URLS -prefix P -duration D
+//	regress-client watch-record -endpoints URLS -prefix P -from-rev R -until-rev-file F -out FILE
+//	regress-client lease-churn -endpoints URLS -prefix P -ttl S -until-file F
+//	regress-client lease-gone -endpoints URLS -prefix P -duration D
 //
 // write puts unique keys (P/<writer>/<n>) and appends "key value revision" to FILE after each
 // acknowledgement (written and flushed before the next put, so a line in FILE means the client was told
@@ -19,6 +22,18 @@
 // exactly once, in order, each matching a linearizable read of the history (Get at that revision).
 // grant-leases grants N leases of the TTL (64 at a time) and puts one key P/<n> on each. latency puts one
 // key at a time for the duration and prints the latency distribution; any failed put fails it.
+// watch-record watches P from R through any of the endpoints for as long as it takes (tests/chaos runs it
+// across every fault), with etcd's require-leader option, and after each cancellation or broken stream
+// watches again from the revision after the last one it got, as a client resuming does; it writes
+// "REVISION KEY VALUE PREVIOUS_VALUE" (or "-") per event, fails at once on an event out of order or
+// repeated, and stops once it has the revision the until file names.
+// lease-churn runs leases with a key each until the until file appears, in three ways in turn: revoked
+// half a second after the grant (the key must then be gone for a linearizable read at once), left to
+// expire, or kept alive every second (after each renewal answered with a TTL, a linearizable read made
+// within the second must still find the key: a lease renewed is not revoked). Failures under faults are
+// expected and skipped; a broken promise fails it. lease-gone waits (up to the duration) until no key is
+// left under P on any of the endpoints (each read serializable, its own state): every lease's key, revoked
+// or expired, deleted on every member.
 package main
 
 import (
@@ -71,6 +86,7 @@ func main() {
 	endpointFlag := flags.String("endpoint", "", "one client URL")
 	prefix := flags.String("prefix", "", "key prefix")
 	ackedFile := flags.String("acked", "", "file of acknowledged puts")
+	flags.StringVar(ackedFile, "out", "", "watch-record: the events' file")
 	concurrency := flags.Int("concurrency", 8, "writers")
 	count := flags.Int("count", 0, "puts per writer (0: until -until-file exists)")
 	untilFile := flags.String("until-file", "", "stop writing once this file exists")
@@ -106,6 +122,15 @@ func main() {
 		grantLeases(split(*endpointsFlag), *prefix, *count, *ttl)
 	case "latency":
 		measureLatency(split(*endpointsFlag), *prefix, *duration)
+	case "watch-record":
+		if *fromRev <= 0 || *untilRevFile == "" || *ackedFile == "" {
+			fatalf("watch-record needs -from-rev > 0, -until-rev-file and -out")
+		}
+		watchRecord(split(*endpointsFlag), *prefix, *fromRev, *untilRevFile, *ackedFile)
+	case "lease-churn":
+		leaseChurn(split(*endpointsFlag), *prefix, *ttl, *untilFile)
+	case "lease-gone":
+		leaseGone(split(*endpointsFlag), *prefix, *duration)
 	case "revision":
 		client := newClient(split(*endpointsFlag))
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -406,4 +431,178 @@ func measureLatency(endpoints []string, prefix string, duration time.Duration) {
 		return float64(latencies[int(fraction*float64(len(latencies)-1))].Microseconds()) / 1000
 	}
 	fmt.Printf("latency: n=%d p50=%.1f p99=%.1f max=%.1f (ms)\n", len(latencies), at(0.5), at(0.99), at(1))
+}
+
+// readUntil gives the revision in the file once it is there, whole (ends with a newline); 0 before.
+func readUntil(path string) int64 {
+	text, err := os.ReadFile(path)
+	if err != nil || !strings.HasSuffix(string(text), "\n") {
+		return 0
+	}
+	revision, err := strconv.ParseInt(strings.TrimSpace(string(text)), 10, 64)
+	if err != nil || revision <= 0 {
+		fatalf("%s: %q is not a revision", path, text)
+	}
+	return revision
+}
+
+func watchRecord(endpoints []string, prefix string, fromRev int64, untilRevFile, outPath string) {
+	client := newClient(endpoints)
+	defer client.Close()
+	out, err := os.Create(outPath)
+	if err != nil {
+		fatalf("%v", err)
+	}
+	defer out.Close()
+	writer := bufio.NewWriter(out)
+	defer writer.Flush()
+	next, events, watches := fromRev, 0, 0
+	poll := time.NewTicker(200 * time.Millisecond)
+	defer poll.Stop()
+	for {
+		if until := readUntil(untilRevFile); until > 0 && next > until {
+			break
+		}
+		watches++
+		ctx, cancel := context.WithCancel(clientv3.WithRequireLeader(context.Background()))
+		watch := client.Watch(ctx, prefix, clientv3.WithPrefix(), clientv3.WithRev(next), clientv3.WithPrevKV())
+		for open := true; open; {
+			select {
+			case <-poll.C:
+				if until := readUntil(untilRevFile); until > 0 && next > until {
+					open = false
+				}
+				continue
+			case response, ok := <-watch:
+				if !ok || response.Canceled || response.Err() != nil {
+					if response.CompactRevision != 0 {
+						fatalf("the watch was cancelled as compacted at %d, owing revision %d", response.CompactRevision, next)
+					}
+					open = false // a lost leader, a broken stream: watch again from next
+					continue
+				}
+				for _, event := range response.Events {
+					revision := event.Kv.ModRevision
+					if revision < next {
+						fatalf("ORDER or DUPLICATE: revision %d (%s) after %d (watch %d)", revision, event.Kv.Key, next-1, watches)
+					}
+					value, previous := string(event.Kv.Value), "-"
+					if event.Type == clientv3.EventTypeDelete {
+						value = "<deleted>"
+					}
+					if event.PrevKv != nil {
+						previous = string(event.PrevKv.Value)
+					}
+					fmt.Fprintf(writer, "%d %s %s %s\n", revision, event.Kv.Key, value, previous)
+					next = revision + 1
+					events++
+				}
+			}
+		}
+		cancel()
+		if until := readUntil(untilRevFile); until == 0 || next <= until {
+			time.Sleep(100 * time.Millisecond) // not a busy loop while no member can serve a watch
+		}
+	}
+	fmt.Printf("watch-record: %d events from %d to %d in %d watches\n", events, fromRev, next-1, watches)
+}
+
+func leaseChurn(endpoints []string, prefix string, ttl int64, untilFile string) {
+	client := newClient(endpoints)
+	defer client.Close()
+	stopRequested := func() bool { _, err := os.Stat(untilFile); return err == nil }
+	var counts [4]int64 // revoked, abandoned, renewals checked, operations failed
+	var countLock sync.Mutex
+	count := func(k int) { countLock.Lock(); counts[k]++; countLock.Unlock() }
+	call := func() (context.Context, context.CancelFunc) {
+		return context.WithTimeout(context.Background(), 3*time.Second)
+	}
+	var wait sync.WaitGroup
+	for worker := 0; worker < 4; worker++ {
+		wait.Add(1)
+		go func(worker int) {
+			defer wait.Done()
+			for n := 0; !stopRequested(); n++ {
+				key := fmt.Sprintf("%s/%d/%06d", prefix, worker, n)
+				ctx, cancel := call()
+				lease, err := client.Grant(ctx, ttl)
+				if err == nil {
+					_, err = client.Put(ctx, key, "v", clientv3.WithLease(lease.ID))
+				}
+				cancel()
+				if err != nil {
+					count(3)
+					time.Sleep(100 * time.Millisecond)
+					continue
+				}
+				switch n % 3 {
+				case 0: // revoked: the key is gone for a linearizable read right after the answer
+					time.Sleep(500 * time.Millisecond)
+					ctx, cancel := call()
+					if _, err := client.Revoke(ctx, lease.ID); err != nil {
+						cancel()
+						count(3)
+						continue
+					}
+					response, err := client.Get(ctx, key)
+					cancel()
+					if err == nil && len(response.Kvs) != 0 {
+						fatalf("REVOKE: %s still there after its lease %x was revoked", key, lease.ID)
+					}
+					count(0)
+				case 1: // left to expire
+					count(1)
+				case 2: // kept alive until the run stops (or a fault makes it expire)
+					for !stopRequested() {
+						time.Sleep(time.Second)
+						ctx, cancel := call()
+						renewed, err := client.KeepAliveOnce(ctx, lease.ID)
+						answeredAt := time.Now()
+						if err != nil || renewed.TTL <= 0 {
+							cancel()
+							count(3)
+							break // expired (a fault outlasted the TTL) or unknown: left to expire
+						}
+						response, err := client.Get(ctx, key)
+						cancel()
+						if err == nil && time.Since(answeredAt) < time.Second && len(response.Kvs) == 0 {
+							fatalf("RENEWAL: lease %x renewed with TTL %d, but its key %s is gone", lease.ID, renewed.TTL, key)
+						}
+						if err == nil {
+							count(2)
+						}
+					}
+				}
+			}
+		}(worker)
+	}
+	wait.Wait()
+	fmt.Printf("lease-churn: %d revoked and checked, %d left to expire, %d renewals checked, %d calls failed\n",
+		counts[0], counts[1], counts[2], counts[3])
+}
+
+func leaseGone(endpoints []string, prefix string, duration time.Duration) {
+	deadline := time.Now().Add(duration)
+	for _, endpoint := range endpoints {
+		client := newClient([]string{endpoint})
+		for {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			response, err := client.Get(ctx, prefix, clientv3.WithPrefix(), clientv3.WithSerializable(), clientv3.WithCountOnly())
+			cancel()
+			if err == nil && response.Count == 0 {
+				break
+			}
+			if time.Now().After(deadline) {
+				left := int64(-1)
+				if err == nil {
+					left = response.Count
+				}
+				fatalf("EXPIRY: %d keys of revoked or expired leases still under %s on %s after %v (%v)", left, prefix,
+					endpoint, duration, err)
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+		client.Close()
+	}
+	fmt.Printf("lease-gone: no lease key left under %s on any of %d members\n", prefix, len(endpoints))
 }
