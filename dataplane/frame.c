@@ -95,6 +95,7 @@ void frame_read_header(const uint8_t in[FRAME_HEADER_SIZE], struct frame_header 
 	h->to = get64(in + 32);
 	h->message_id = get64(in + 40);
 	h->crc = get32(in + FRAME_CRC_OFFSET);
+	h->counter = get64(in + FRAME_COUNTER_OFFSET);
 	memcpy(h->mac, in + FRAME_MAC_OFFSET, FRAME_MAC_SIZE);
 }
 
@@ -194,12 +195,14 @@ enum frame_error frame_parse(const uint8_t *datagram, size_t length, size_t max_
 		return FRAME_ERR_VERSION;
 	if ((size_t)h.fragment_length != length - FRAME_HEADER_SIZE)
 		return FRAME_ERR_LENGTH;
-	if (frame_compute_crc(datagram, length) != h.crc)
-		return FRAME_ERR_CRC;
-	if (h.flags != 0)
-		return FRAME_ERR_FLAGS;
-	if (get32(datagram + 52) != 0)
-		return FRAME_ERR_RESERVED;
+	if (h.flags != FRAME_FLAG_SEALED) {
+		if (frame_compute_crc(datagram, length) != h.crc)
+			return FRAME_ERR_CRC;
+		if (h.flags != 0)
+			return FRAME_ERR_FLAGS;
+		if (get32(datagram + 52) != 0)
+			return FRAME_ERR_RESERVED;
+	}
 	if (h.fragment_count == 0)
 		return FRAME_ERR_COUNT_ZERO;
 	if (h.fragment_index >= h.fragment_count)

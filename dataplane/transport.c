@@ -91,7 +91,7 @@ int transport_core_create(const struct transport_config *config, transport_clock
 	if (!core)
 		return transport_error(err, errlen, -ENOMEM, "transport: out of memory");
 	core->config = *config;
-	core->config.peer_key_file = NULL; /* the caller's string; only the key derived from it is kept */
+	core->config.frame_key_file = NULL; /* the caller's string; only the key derived from it is kept */
 	core->clock = clock ? clock : transport_monotonic_ns;
 	core->clock_arg = clock_arg;
 	pthread_mutex_init(&core->removed_lock, NULL);
@@ -111,13 +111,13 @@ int transport_core_create(const struct transport_config *config, transport_clock
 			return transport_error(err, errlen, rv, "transport: fault layer: %s", strerror(-rv));
 		}
 	}
-	if (config->peer_key_file && *config->peer_key_file) {
+	if (config->frame_key_file && *config->frame_key_file) {
 		uint8_t key[FRAME_MAC_KEY_SIZE];
-		rv = frame_mac_load_key_file(config->peer_key_file, key, err, errlen);
+		rv = frame_mac_load_key_file(config->frame_key_file, key, err, errlen);
 		if (rv == 0 && (frame_mac_create(key, &core->send_mac) != 0 ||
 			frame_mac_create(key, &core->receive_mac) != 0))
-			rv = transport_error(err, errlen, -EIO, "peer key file %s: libcrypto has no keyed BLAKE2b "
-				"(EVP_MAC BLAKE2BMAC)", config->peer_key_file);
+			rv = transport_error(err, errlen, -EIO, "peer frame key file %s: libcrypto has no keyed BLAKE2b "
+				"(EVP_MAC BLAKE2BMAC)", config->frame_key_file);
 		OPENSSL_cleanse(key, sizeof key);
 		if (rv < 0) {
 			transport_core_destroy(core);

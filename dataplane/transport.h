@@ -52,7 +52,7 @@ struct transport_config {
 	size_t socket_buffer;          /* SO_RCVBUF and SO_SNDBUF: 8 MiB (forced when privileged, else the
 	                                * kernel caps it at net.core.rmem_max / wmem_max) */
 	struct fault_config fault;     /* test only: off unless fault.enabled (receive side) */
-	const char *peer_key_file;     /* the cluster's shared secret: every frame sent carries a keyed MAC
+	const char *frame_key_file;     /* the cluster's shared secret: every frame sent carries a keyed MAC
 	                                * of it and frames without the right one are dropped (drop_bad_mac);
 	                                * read once at open (unreadable, empty or under 16 bytes: refused),
 	                                * the pointer is not kept. NULL or "": frames carry zeros in the mac

@@ -505,15 +505,15 @@ static int open_transport(const struct node *node, const struct transport_config
 {
 	struct transport_config with_node_settings = *given;
 	const struct transport_config *config = &with_node_settings;
-	with_node_settings.peer_key_file = node->flags.peer_key_file;
+	with_node_settings.frame_key_file = node->flags.peer_frame_key_file;
 	/* Without a key any host that reaches the peer port can send votes and appends in a member's name. */
-	if (!node->flags.peer_key_file || !*node->flags.peer_key_file)
-		log_write("warn", "peer traffic is unauthenticated: no --peer-key-file", "\"listen-peer-url\":\"%s:%u\"",
-		         listen->host, (unsigned)listen->port);
+	if (!node->flags.peer_frame_key_file || !*node->flags.peer_frame_key_file)
+		log_write("warn", "peer traffic is unauthenticated: no --peer-cert-file nor --peer-frame-key-file",
+		         "\"listen-peer-url\":\"%s:%u\"", listen->host, (unsigned)listen->port);
 	else {
-		char *escaped = json_escaped_copy(node->flags.peer_key_file);
-		log_write("info", "peer frames carry a MAC keyed from the peer key file", "\"peer-key-file\":\"%s\"",
-		          escaped);
+		char *escaped = json_escaped_copy(node->flags.peer_frame_key_file);
+		log_write("info", "peer frames carry a MAC keyed from the peer frame key file",
+		          "\"peer-frame-key-file\":\"%s\"", escaped);
 		free(escaped);
 	}
 	/* Test only: the chaos tests delay, duplicate and reorder peer frames with the transport's fault layer,

@@ -2,7 +2,7 @@
  * one sender thread and one receiver thread (the node's arrangement), with 1400-byte frames (Ethernet)
  * and 65507-byte frames (loopback). A program, not a test: it prints a table and decides nothing.
  * Run: build/tests/dataplane/dataplane-udp-bench [seconds per row, default 1] [peer key file]
- * With a key file both members seal and check every frame (--peer-key-file), and the MAC's own cost per
+ * With a key file both members seal and check every frame (--peer-frame-key-file), and the MAC's own cost per
  * frame (seal on one side plus verify on the other, one thread) is printed first. */
 #include "udp.h"
 #include "frame_mac.h"
@@ -85,7 +85,7 @@ static struct transport *open_member(uint64_t id, size_t max_datagram)
 	c.cluster_id = 1;
 	c.member_id = id;
 	c.max_datagram = max_datagram;
-	c.peer_key_file = key_file;
+	c.frame_key_file = key_file;
 	struct transport *t = NULL;
 	char err[256];
 	CHECK_OK(udp_transport_open(&c, "127.0.0.1", 0, &t, err, sizeof err), err);
