@@ -77,8 +77,12 @@ void frame_write_header(const struct frame_header *h, uint8_t out[FRAME_HEADER_S
 	put64(out + 24, h->from);
 	put64(out + 32, h->to);
 	put64(out + 40, h->message_id);
-	put32(out + FRAME_CRC_OFFSET, h->crc);
-	put32(out + 52, 0);
+	if (h->flags == FRAME_FLAG_SEALED) {
+		put64(out + FRAME_COUNTER_OFFSET, h->counter);
+	} else {
+		put32(out + FRAME_CRC_OFFSET, h->crc);
+		put32(out + 52, 0);
+	}
 	memcpy(out + FRAME_MAC_OFFSET, h->mac, FRAME_MAC_SIZE);
 }
 
