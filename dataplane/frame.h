@@ -137,7 +137,8 @@ enum frame_error frame_parse(const uint8_t *datagram, size_t length, size_t max_
 	struct frame_header *header, const uint8_t **payload);
 
 /* Header codec without checks, for tests that build malformed frames. frame_write_header writes the
- * crc field as given (a sealed header: its counter); frame_compute_crc returns the CRC of a complete frame as defined above. */
+ * crc field as given (a sealed header: its counter); frame_compute_crc returns the CRC of a complete
+ * frame as defined above. */
 void frame_write_header(const struct frame_header *header, uint8_t out[FRAME_HEADER_SIZE]);
 void frame_read_header(const uint8_t in[FRAME_HEADER_SIZE], struct frame_header *header);
 uint32_t frame_compute_crc(const uint8_t *frame, size_t length);
