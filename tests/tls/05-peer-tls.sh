@@ -4,7 +4,8 @@
 # list shows the https:// peer URLs (pinned against etcd 3.4.23); a member killed and restarted handshakes
 # again and catches up. quorumd only: every member logs its TLS 1.3 sessions; the transport counters
 # (/debug/vars) show sessions installed, re-keys every 3 s (QUORUMD_TEST_PEER_REKEY_MS) while writes go on,
-# and no frame dropped as bad, replayed or session-less once the cluster is up. Ports 27400-27499.
+# and no frame dropped as bad, replayed or session-less once the cluster is up. Then three members with
+# --peer-auto-tls (self-signed peer certificates in DATA_DIR/fixtures/peer) commit. Ports 27400-27499.
 source "$(dirname "$(realpath "$0")")/lib.sh"
 
 add_tls_member infra1 27410
@@ -96,5 +97,27 @@ if [ "$KIND" = quorumd ]; then
 fi
 
 for n in infra1 infra2 infra3; do stop_member "$n"; done
+
+# ---- --peer-auto-tls: self-signed peer certificates made at start, not verified ----
+add_tls_member auto1 27450
+add_tls_member auto2 27460
+add_tls_member auto3 27470
+for n in auto1 auto2 auto3; do PEER[$n]=${PEER[$n]/http:/https:}; done
+ic=$(initial_cluster auto1 auto2 auto3)
+for n in auto1 auto2 auto3; do
+	# shellcheck disable=SC2046
+	start_member "$n" "$ic" new $(tls_flags infra1) --peer-auto-tls
+done
+wait_ready 30 auto1 auto2 auto3
+expect_out "OK" --endpoints="$(endpoints auto1 auto2 auto3)" put auto tls
+expect_out "tls" --endpoints="${CLIENT[auto3]}" get auto --print-value-only
+for n in auto1 auto2 auto3; do
+	cert="$(data_dir "$n")/fixtures/peer/cert.pem"
+	[ -s "$cert" ] && [ -s "$(data_dir "$n")/fixtures/peer/key.pem" ] || fail "$n made no peer certificate in fixtures/peer"
+	log_line_has "$n" '"msg":"created cert file"' "fixtures/peer/cert.pem" || fail "$n did not log its new peer certificate"
+	san=$(openssl x509 -in "$cert" -noout -ext subjectAltName 2>/dev/null | tail -n 1 | tr -d ' ')
+	assert_eq "$n's self-signed peer certificate's SAN" "IPAddress:127.0.0.1" "$san"
+done
+for n in auto1 auto2 auto3; do stop_member "$n"; done
 assert_no_sanitizer_reports
 log "ok"
