@@ -59,6 +59,11 @@ struct tls_attempt {
 	uint64_t backoff_ms;
 	uint64_t logged_ms;
 	char last_error[256];
+	/* The member at this address said it is another one (a placeholder id for a member answering a join,
+	 * once that member runs under its own id): not dialled again until the address changes. */
+	bool other_member;
+	char other_host[256];
+	uint16_t other_port;
 };
 
 struct peer_tls {
@@ -103,6 +108,8 @@ static void describe_failure(SSL *ssl, char *out, size_t size)
 		snprintf(out, size, "certificate verify failed: %s", X509_verify_cert_error_string(verify));
 	else if (code)
 		snprintf(out, size, "%s", reason);
+	else if (errno == EAGAIN || errno == EWOULDBLOCK)
+		snprintf(out, size, "no answer within %d ms", IO_TIMEOUT_MS);
 	else if (errno)
 		snprintf(out, size, "%s", strerror(errno));
 	else
@@ -298,11 +305,25 @@ static void accept_one(struct peer_tls *tls)
 		snprintf(why, sizeof why, "member %llx is of cluster %llx, not ours (%llx)", (unsigned long long)peer,
 			(unsigned long long)cluster, (unsigned long long)tls->cluster_id);
 	}
-	uint8_t hello[HELLO_SIZE];
+	uint8_t hello[HELLO_SIZE], go = 0;
 	format_hello(tls, hello);
 	if (ok && SSL_write(ssl, hello, sizeof hello) != (int)sizeof hello) {
 		ok = false;
 		describe_failure(ssl, why, sizeof why);
+	}
+	/* The lower id dials. A higher one dialling us dialled a placeholder id (a member answering our join
+	 * query, now that we run under our own id): refused, so it cannot replace the session we dialled
+	 * ourselves; our hello, already sent, tells it who is here, and it stops (see dial). */
+	if (ok && tls->member_id != 0 && peer > tls->member_id) {
+		ok = false;
+		snprintf(why, sizeof why, "member %llx dialled member %llx, whose id is lower (the lower id dials)",
+			(unsigned long long)peer, (unsigned long long)tls->member_id);
+	}
+	/* Keys only once the client accepted who we are (one byte): a client that dialled an address now
+	 * held by another member closes instead, and nothing of ours is replaced. */
+	if (ok && (SSL_read(ssl, &go, 1) != 1 || go != 1)) {
+		ok = false;
+		snprintf(why, sizeof why, "the client closed after our hello (it dialled another member at this address)");
 	}
 	int64_t token = ok ? install_keys(tls, ssl, peer, false) : -1;
 	if (!ok || token < 0) {
@@ -383,7 +404,7 @@ static bool is_ip_address(const char *host)
 }
 
 /* Dials peer, handshakes and installs keys; false with the reason in why. */
-static bool dial(struct peer_tls *tls, const struct tls_peer *peer, char *why, size_t why_size)
+static bool dial(struct peer_tls *tls, const struct tls_peer *peer, bool *other_member, char *why, size_t why_size)
 {
 	int fd = connect_with_timeout(peer->host, peer->port, why, why_size);
 	if (fd < 0)
@@ -421,6 +442,19 @@ static bool dial(struct peer_tls *tls, const struct tls_peer *peer, char *why, s
 	 * connection or its alert, before any key is used. */
 	if (ok && !read_hello(ssl, &their_id, &their_cluster, why, why_size))
 		ok = false;
+	if (ok && tls->member_id != 0 && their_id != 0 && their_id != peer->id) {
+		/* An id of 0 is a joining member, whom the node knows by a placeholder id; and while we join, we
+		 * know the others by placeholders. */
+		ok = false;
+		*other_member = true;
+		snprintf(why, why_size, "the member at %s:%u is %llx, not %llx", peer->host, peer->port,
+			(unsigned long long)their_id, (unsigned long long)peer->id);
+	}
+	const uint8_t go = 1;
+	if (ok && SSL_write(ssl, &go, 1) != 1) {
+		ok = false;
+		describe_failure(ssl, why, why_size);
+	}
 	/* Keys are filed under the id we dialled: in join mode that is a placeholder the node chose, and the
 	 * node sends under it. */
 	int64_t token = ok ? install_keys(tls, ssl, peer->id, true) : -1;
@@ -464,10 +498,23 @@ static void dial_peers(struct peer_tls *tls, const struct tls_peer *peers, size_
 		struct tls_attempt *attempt = attempt_for(tls, peer->id);
 		if (!attempt || now < attempt->next_ms)
 			continue;
+		if (attempt->other_member && attempt->other_port == peer->port && strcmp(attempt->other_host, peer->host) == 0)
+			continue;
+		attempt->other_member = false;
 		char why[300] = "";
-		if (dial(tls, peer, why, sizeof why)) {
+		bool other_member = false;
+		if (dial(tls, peer, &other_member, why, sizeof why)) {
 			attempt->backoff_ms = 0;
 			attempt->last_error[0] = '\0';
+			continue;
+		}
+		if (other_member) {
+			char escaped_why[600];
+			log_write("info", "peer TLS: not dialling a placeholder again", "\"remote-peer-id\":\"%llx\",\"reason\":\"%s\"",
+				(unsigned long long)peer->id, log_json_escape(why, escaped_why, sizeof escaped_why));
+			attempt->other_member = true;
+			snprintf(attempt->other_host, sizeof attempt->other_host, "%s", peer->host);
+			attempt->other_port = peer->port;
 			continue;
 		}
 		attempt->backoff_ms = attempt->backoff_ms ? attempt->backoff_ms * 2 : RETRY_FIRST_MS;

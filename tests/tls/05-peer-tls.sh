@@ -2,7 +2,7 @@
 # tests/tls/05-peer-tls.sh: three members with etcd's peer TLS flags (https:// peer URLs, --peer-cert-file,
 # --peer-key-file, --peer-trusted-ca-file, --peer-client-cert-auth) and client TLS: writes commit, member
 # list shows the https:// peer URLs (pinned against etcd 3.4.23); a member killed and restarted handshakes
-# again and catches up. quorumd only: every member logs its TLS 1.3 sessions; the transport counters
+# again and catches up; a fourth member added with member add joins (--initial-cluster-state existing). quorumd only: every member logs its TLS 1.3 sessions; the transport counters
 # (/debug/vars) show sessions installed, re-keys every 3 s (QUORUMD_TEST_PEER_REKEY_MS) while writes go on,
 # and no frame dropped as bad, replayed or session-less once the cluster is up. Then three members with
 # --peer-auto-tls (self-signed peer certificates in DATA_DIR/fixtures/peer) commit. Ports 27400-27499.
@@ -96,7 +96,18 @@ if [ "$KIND" = quorumd ]; then
 	done
 fi
 
-for n in infra1 infra2 infra3; do stop_member "$n"; done
+# ---- member add: a fourth member joins over peer TLS (it asks the others for the member list first) ----
+add_tls_member infra4 27440
+PEER[infra4]=${PEER[infra4]/http:/https:}
+ctl_retry_unhealthy 15 --endpoints="$all" member add infra4 --peer-urls="${PEER[infra4]}"
+# shellcheck disable=SC2046
+start_member infra4 "$(initial_cluster infra1 infra2 infra3 infra4)" existing $(tls_flags infra1) $(peer_flags infra3)
+wait_ready 30 infra1 infra2 infra3 infra4
+expect_out "OK" --endpoints="${CLIENT[infra4]}" put after-add yes
+expect_out "yes" --endpoints="${CLIENT[infra1]}" get after-add --print-value-only
+wait_until "infra4 serves the writes made before it joined" 15 value_on infra4 after-kill yes
+
+for n in infra1 infra2 infra3 infra4; do stop_member "$n"; done
 
 # ---- --peer-auto-tls: self-signed peer certificates made at start, not verified ----
 add_tls_member auto1 27450
