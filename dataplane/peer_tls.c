@@ -96,24 +96,52 @@ static uint64_t now_ms(void)
 	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
-/* OpenSSL's reason for the last failure, with the certificate verification result when that failed. */
-static void describe_failure(SSL *ssl, char *out, size_t size)
+/* Go's words (crypto/x509, as etcd logs them) for a certificate OpenSSL refused, so operators and tests see
+ * the same reasons from quorumd and etcd. */
+static const char *go_x509_text(long code)
+{
+	switch (code) {
+	case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT:
+	case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY:
+	case X509_V_ERR_UNABLE_TO_VERIFY_LEAF_SIGNATURE:
+	case X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT:
+	case X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN:
+	case X509_V_ERR_CERT_UNTRUSTED:
+		return "x509: certificate signed by unknown authority";
+	case X509_V_ERR_CERT_HAS_EXPIRED:
+	case X509_V_ERR_CERT_NOT_YET_VALID:
+		return "x509: certificate has expired or is not yet valid";
+	case X509_V_ERR_INVALID_PURPOSE:
+		return "x509: certificate specifies an incompatible key usage";
+	case X509_V_ERR_IP_ADDRESS_MISMATCH:
+	case X509_V_ERR_HOSTNAME_MISMATCH:
+		return "x509: certificate is not valid for the peer URL's host";
+	default:
+		return NULL;
+	}
+}
+
+/* The reason for the last failure: a refused certificate in Go's words (with OpenSSL's), else OpenSSL's. */
+static void describe_failure(SSL *ssl, bool server, char *out, size_t size)
 {
 	unsigned long code = ERR_peek_last_error();
 	long verify = ssl ? SSL_get_verify_result(ssl) : X509_V_OK;
 	char reason[200] = "";
 	if (code)
 		ERR_error_string_n(code, reason, sizeof reason);
-	if (verify != X509_V_OK)
-		snprintf(out, size, "certificate verify failed: %s", X509_verify_cert_error_string(verify));
-	else if (code)
+	if (verify != X509_V_OK) {
+		const char *go = go_x509_text(verify);
+		snprintf(out, size, "%s%s (OpenSSL: %s)", server ? "tls: failed to verify client certificate: " : "",
+			go ? go : "x509: certificate verify failed", X509_verify_cert_error_string(verify));
+	} else if (code) {
 		snprintf(out, size, "%s", reason);
-	else if (errno == EAGAIN || errno == EWOULDBLOCK)
+	} else if (errno == EAGAIN || errno == EWOULDBLOCK) {
 		snprintf(out, size, "no answer within %d ms", IO_TIMEOUT_MS);
-	else if (errno)
+	} else if (errno) {
 		snprintf(out, size, "%s", strerror(errno));
-	else
+	} else {
 		snprintf(out, size, "connection closed during the handshake");
+	}
 	ERR_clear_error();
 }
 
@@ -155,7 +183,7 @@ static bool read_hello(SSL *ssl, uint64_t *member_id, uint64_t *cluster_id, char
 	while (got < HELLO_SIZE) {
 		int n = SSL_read(ssl, hello + got, (int)(HELLO_SIZE - got));
 		if (n <= 0) {
-			describe_failure(ssl, why, why_size);
+			describe_failure(ssl, false, why, why_size);
 			return false;
 		}
 		got += (size_t)n;
@@ -292,7 +320,7 @@ static void accept_one(struct peer_tls *tls)
 		errno = 0;
 		ok = SSL_accept(ssl) == 1;
 		if (!ok)
-			describe_failure(ssl, why, sizeof why);
+			describe_failure(ssl, true, why, sizeof why);
 	}
 	if (ok && !common_name_allowed(tls, ssl)) {
 		ok = false;
@@ -309,7 +337,7 @@ static void accept_one(struct peer_tls *tls)
 	format_hello(tls, hello);
 	if (ok && SSL_write(ssl, hello, sizeof hello) != (int)sizeof hello) {
 		ok = false;
-		describe_failure(ssl, why, sizeof why);
+		describe_failure(ssl, true, why, sizeof why);
 	}
 	/* The lower id dials. A higher one dialling us dialled a placeholder id (a member answering our join
 	 * query, now that we run under our own id): refused, so it cannot replace the session we dialled
@@ -429,13 +457,13 @@ static bool dial(struct peer_tls *tls, const struct tls_peer *peer, bool *other_
 	errno = 0;
 	if (ok && SSL_connect(ssl) != 1) {
 		ok = false;
-		describe_failure(ssl, why, why_size);
+		describe_failure(ssl, false, why, why_size);
 	} else if (ok && !common_name_allowed(tls, ssl)) {
 		ok = false;
 		snprintf(why, why_size, "client certificate authentication failed");
 	} else if (ok && SSL_write(ssl, hello, sizeof hello) != (int)sizeof hello) {
 		ok = false;
-		describe_failure(ssl, why, why_size);
+		describe_failure(ssl, false, why, why_size);
 	}
 	uint64_t their_id = 0, their_cluster = 0;
 	/* The server reads our certificate after its handshake ends: a refusal shows here, as a closed
@@ -453,7 +481,7 @@ static bool dial(struct peer_tls *tls, const struct tls_peer *peer, bool *other_
 	const uint8_t go = 1;
 	if (ok && SSL_write(ssl, &go, 1) != 1) {
 		ok = false;
-		describe_failure(ssl, why, why_size);
+		describe_failure(ssl, false, why, why_size);
 	}
 	/* Keys are filed under the id we dialled: in join mode that is a placeholder the node chose, and the
 	 * node sends under it. */

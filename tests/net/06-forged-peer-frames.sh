@@ -126,7 +126,7 @@ stop_trio k
 start_trio o "" "" ""
 wait_ready 60 o1 o2 o3
 for n in o1 o2 o3; do
-	log_has "$n" "peer traffic is unauthenticated: no --peer-frame-key-file" || fail "$n did not warn about unauthenticated peers"
+	log_has "$n" "peer traffic is unauthenticated: no --peer-cert-file nor --peer-frame-key-file" || fail "$n did not warn about unauthenticated peers"
 	put_get "$n" "before-$n" v
 done
 wait_until "every member applied the leader's index" 20 applied_converged o1 o2 o3
