@@ -42,6 +42,8 @@ static void *receive_loop(void *arg)
 static const char *key_file;
 static bool aead;
 
+static uint64_t thread_cpu_ns(void);
+
 /* CPU ns per frame to seal and to open frames of each size with AES-256-GCM, one thread. */
 static void aead_cost(void)
 {
