@@ -95,9 +95,11 @@ for i in 1 2 3; do
 done
 log "forged plain frames: dropped and counted (drop_bad_seal), term $term unchanged"
 
-# Sealed frames to member 2, captured on its bridge port while writes go through, then sent again.
+# Sealed frames to member 2, captured on its bridge port while writes go through (everything: picked below),
+# then sent again. --immediate-mode: otherwise tcpdump's ring hands packets over in blocks of up to a second,
+# and the capture, this short, would end before its first block.
 : >"$TMP/tcpdump.err"
-in_seg tcpdump -i qb2 -nn -U -s 0 -w "$TMP/to-m2.pcap" "udp and dst host $(member_ip 2) and dst port 2380" \
+in_seg tcpdump -i qb2 --immediate-mode -nn -U -s 0 -w "$TMP/to-m2.pcap" \
 	2>"$TMP/tcpdump.err" &
 TCPDUMP_PID=$!
 track_pid "$TCPDUMP_PID"
@@ -117,6 +119,10 @@ while at + 16 <= len(data):
     if len(packet) < 14 + 20 + 8 or packet[12:14] != b"\x08\x00":
         continue
     ihl = (packet[14] & 0x0f) * 4
+    if packet[14 + 9] != 17 or socket.inet_ntoa(packet[14 + 16:14 + 20]) != sys.argv[2]:
+        continue                                     # UDP to member 2 only
+    if struct.unpack_from(">H", packet, 14 + ihl + 2)[0] != 2380:
+        continue
     payload = packet[14 + ihl + 8:]
     if payload[:4] == b"QRDF" and payload[5] == 1:   # sealed frames only
         frames.append(payload)

@@ -28,7 +28,7 @@ tcpdump_listening() { grep -q "listening on lo" "$TMP/tcpdump.err"; }
 capture() {
 	local scheme=$1 base=$2 n extra
 	: >"$TMP/tcpdump.err"
-	tcpdump -i lo -nn -U -s 0 -w "$TMP/$scheme.pcap" "portrange $base-$((base + 49))" 2>"$TMP/tcpdump.err" &
+	tcpdump -i lo --immediate-mode -nn -U -s 0 -w "$TMP/$scheme.pcap" "portrange $base-$((base + 49))" 2>"$TMP/tcpdump.err" &
 	TCPDUMP_PID=$!
 	track_pid "$TCPDUMP_PID"
 	wait_until "tcpdump listening" 10 tcpdump_listening
