@@ -77,8 +77,12 @@ void frame_write_header(const struct frame_header *h, uint8_t out[FRAME_HEADER_S
 	put64(out + 24, h->from);
 	put64(out + 32, h->to);
 	put64(out + 40, h->message_id);
-	put32(out + FRAME_CRC_OFFSET, h->crc);
-	put32(out + 52, 0);
+	if (h->flags == FRAME_FLAG_SEALED) {
+		put64(out + FRAME_COUNTER_OFFSET, h->counter);
+	} else {
+		put32(out + FRAME_CRC_OFFSET, h->crc);
+		put32(out + 52, 0);
+	}
 	memcpy(out + FRAME_MAC_OFFSET, h->mac, FRAME_MAC_SIZE);
 }
 
@@ -95,6 +99,7 @@ void frame_read_header(const uint8_t in[FRAME_HEADER_SIZE], struct frame_header 
 	h->to = get64(in + 32);
 	h->message_id = get64(in + 40);
 	h->crc = get32(in + FRAME_CRC_OFFSET);
+	h->counter = get64(in + FRAME_COUNTER_OFFSET);
 	memcpy(h->mac, in + FRAME_MAC_OFFSET, FRAME_MAC_SIZE);
 }
 
@@ -194,12 +199,14 @@ enum frame_error frame_parse(const uint8_t *datagram, size_t length, size_t max_
 		return FRAME_ERR_VERSION;
 	if ((size_t)h.fragment_length != length - FRAME_HEADER_SIZE)
 		return FRAME_ERR_LENGTH;
-	if (frame_compute_crc(datagram, length) != h.crc)
-		return FRAME_ERR_CRC;
-	if (h.flags != 0)
-		return FRAME_ERR_FLAGS;
-	if (get32(datagram + 52) != 0)
-		return FRAME_ERR_RESERVED;
+	if (h.flags != FRAME_FLAG_SEALED) {
+		if (frame_compute_crc(datagram, length) != h.crc)
+			return FRAME_ERR_CRC;
+		if (h.flags != 0)
+			return FRAME_ERR_FLAGS;
+		if (get32(datagram + 52) != 0)
+			return FRAME_ERR_RESERVED;
+	}
 	if (h.fragment_count == 0)
 		return FRAME_ERR_COUNT_ZERO;
 	if (h.fragment_index >= h.fragment_count)

@@ -9,7 +9,7 @@
  *   offset size field
  *        0    4 magic            0x46445251: the bytes 'Q' 'R' 'D' 'F'
  *        4    1 version          1
- *        5    1 flags            no flag defined in version 1: must be 0
+ *        5    1 flags            0, or FRAME_FLAG_SEALED (peer TLS, frame_seal.h); no other flag
  *        6    2 fragment_index   0 .. fragment_count-1
  *        8    2 fragment_count   >= 1
  *       10    2 fragment_length  payload bytes in this frame
@@ -21,7 +21,7 @@
  *       48    4 crc32c           CRC32C of the header with this field zeroed, then of the payload
  *       52    4 reserved         must be 0
  *       56   16 mac              keyed BLAKE2b of the frame (frame_mac.h) when the cluster has a key
- *                                  (--peer-key-file); zeros without one, and then not checked
+ *                                  (--peer-frame-key-file); zeros without one, and then not checked
  *       72    - payload
  *
  * Fragmentation is an even split, so a receiver needs no offset field: with L = message_length and
@@ -33,7 +33,12 @@
  * The MAC covers the header (crc32c and mac fields taken as zeros) and the payload of this one frame, so
  * every fragment is authenticated on its own, before reassembly. The sender writes the MAC, then the
  * CRC32C (which covers the mac field). frame_parse checks the CRC, not the MAC: the transport does that
- * (transport.c) when it has a key. */
+ * (transport.c) when it has a key.
+ *
+ * A sealed frame (flags FRAME_FLAG_SEALED, peer TLS: frame_seal.h) uses offsets 48..55 for its 64-bit
+ * nonce counter and the mac field for its AES-256-GCM tag; its payload is ciphertext. It has no CRC: the
+ * tag covers every byte, so frame_parse skips the CRC and reserved checks for it and the transport opens
+ * it before anything else looks at it. */
 #ifndef QUORUMD_DATAPLANE_FRAME_H
 #define QUORUMD_DATAPLANE_FRAME_H
 
@@ -46,6 +51,8 @@
 #define FRAME_MAC_SIZE 16u
 #define FRAME_CRC_OFFSET 48u
 #define FRAME_MAC_OFFSET 56u
+#define FRAME_FLAG_SEALED 0x01u
+#define FRAME_COUNTER_OFFSET 48u
 #define FRAME_MAX_FRAGMENTS 65535u
 /* A UDP datagram over IPv4 carries at most 65507 bytes. */
 #define FRAME_MAX_DATAGRAM 65507u
@@ -86,8 +93,9 @@ struct frame_header {
 	uint64_t from;
 	uint64_t to;
 	uint64_t message_id;
-	uint32_t crc;
-	uint8_t mac[FRAME_MAC_SIZE];
+	uint32_t crc;                /* plain frames */
+	uint64_t counter;            /* sealed frames: the nonce counter (offsets 48..55) */
+	uint8_t mac[FRAME_MAC_SIZE]; /* plain: the MAC; sealed: the GCM tag */
 };
 
 /* Who sends what to whom: the header fields that are the same in every fragment of a message. */
@@ -124,12 +132,13 @@ size_t frame_encode(const struct frame_address *address, const uint8_t *message,
  * message_length against max_message_length, and the CRC. On FRAME_OK fills *header and points *payload
  * at the fragment's bytes inside datagram. Checks run in this order, so a flipped bit in a well-formed
  * frame reports FRAME_ERR_CRC: SHORT, MAGIC, VERSION, LENGTH, CRC, FLAGS, RESERVED, COUNT_ZERO, INDEX,
- * TOO_BIG, GEOMETRY. */
+ * TOO_BIG, GEOMETRY. A sealed frame skips CRC and RESERVED (its tag is checked by frame_seal_open). */
 enum frame_error frame_parse(const uint8_t *datagram, size_t length, size_t max_message_length,
 	struct frame_header *header, const uint8_t **payload);
 
 /* Header codec without checks, for tests that build malformed frames. frame_write_header writes the
- * crc field as given; frame_compute_crc returns the CRC of a complete frame as defined above. */
+ * crc field as given (a sealed header: its counter); frame_compute_crc returns the CRC of a complete
+ * frame as defined above. */
 void frame_write_header(const struct frame_header *header, uint8_t out[FRAME_HEADER_SIZE]);
 void frame_read_header(const uint8_t in[FRAME_HEADER_SIZE], struct frame_header *header);
 uint32_t frame_compute_crc(const uint8_t *frame, size_t length);

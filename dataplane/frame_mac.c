@@ -37,7 +37,7 @@ int frame_mac_load_key_file(const char *path, uint8_t key[FRAME_MAC_KEY_SIZE], c
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0) {
 		int e = errno;
-		snprintf(err, errlen, "peer key file %s: cannot read: %s", path, strerror(e));
+		snprintf(err, errlen, "peer frame key file %s: cannot read: %s", path, strerror(e));
 		return -e;
 	}
 	/* One byte more than allowed, so an oversized file is seen as such. */
@@ -45,7 +45,7 @@ int frame_mac_load_key_file(const char *path, uint8_t key[FRAME_MAC_KEY_SIZE], c
 	uint8_t *bytes = malloc(capacity);
 	if (!bytes) {
 		close(fd);
-		snprintf(err, errlen, "peer key file %s: out of memory", path);
+		snprintf(err, errlen, "peer frame key file %s: out of memory", path);
 		return -ENOMEM;
 	}
 	size_t length = 0;
@@ -56,7 +56,7 @@ int frame_mac_load_key_file(const char *path, uint8_t key[FRAME_MAC_KEY_SIZE], c
 			continue;
 		if (n < 0) {
 			rv = -errno;
-			snprintf(err, errlen, "peer key file %s: cannot read: %s", path, strerror(errno));
+			snprintf(err, errlen, "peer frame key file %s: cannot read: %s", path, strerror(errno));
 			break;
 		}
 		if (n == 0)
@@ -66,18 +66,18 @@ int frame_mac_load_key_file(const char *path, uint8_t key[FRAME_MAC_KEY_SIZE], c
 	close(fd);
 	if (rv == 0 && length == 0) {
 		rv = -EINVAL;
-		snprintf(err, errlen, "peer key file %s: empty (put at least %u secret bytes in it, e.g. head -c 32 "
+		snprintf(err, errlen, "peer frame key file %s: empty (put at least %u secret bytes in it, e.g. head -c 32 "
 			"/dev/urandom > FILE, the same file on every member)", path, FRAME_MAC_MIN_KEY_FILE);
 	} else if (rv == 0 && length < FRAME_MAC_MIN_KEY_FILE) {
 		rv = -EINVAL;
-		snprintf(err, errlen, "peer key file %s: %zu bytes, need at least %u (e.g. head -c 32 /dev/urandom "
+		snprintf(err, errlen, "peer frame key file %s: %zu bytes, need at least %u (e.g. head -c 32 /dev/urandom "
 			"> FILE, the same file on every member)", path, length, FRAME_MAC_MIN_KEY_FILE);
 	} else if (rv == 0 && length > FRAME_MAC_MAX_KEY_FILE) {
 		rv = -EFBIG;
-		snprintf(err, errlen, "peer key file %s: over %u bytes: not a key file", path, FRAME_MAC_MAX_KEY_FILE);
+		snprintf(err, errlen, "peer frame key file %s: over %u bytes: not a key file", path, FRAME_MAC_MAX_KEY_FILE);
 	} else if (rv == 0 && frame_mac_derive_key(bytes, length, key) != 0) {
 		rv = -EIO;
-		snprintf(err, errlen, "peer key file %s: libcrypto has no BLAKE2b-512", path);
+		snprintf(err, errlen, "peer frame key file %s: libcrypto has no BLAKE2b-512", path);
 	}
 	OPENSSL_cleanse(bytes, length);
 	free(bytes);

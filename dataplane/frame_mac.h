@@ -1,5 +1,5 @@
 /* dataplane/frame_mac.h: the keyed MAC peer frames carry in their 16-byte mac field (frame.h, offset 56),
- * so that only holders of the cluster's key file (--peer-key-file) can send frames a member accepts.
+ * so that only holders of the cluster's key file (--peer-frame-key-file) can send frames a member accepts.
  *
  * Algorithm: keyed BLAKE2b (RFC 7693) with a 16-byte output (BLAKE2b's digest_length parameter set to 16:
  * a native short output, not a truncation), the 64-byte key below, and the personalisation string
@@ -41,7 +41,7 @@ struct frame_mac;
 int frame_mac_derive_key(const uint8_t *bytes, size_t length, uint8_t key[FRAME_MAC_KEY_SIZE]);
 
 /* Reads path and derives the key. On failure returns -errno and writes a message naming the file into
- * err (may be NULL): "peer key file /etc/quorumd/peer.key: cannot read: No such file or directory", "...: empty",
+ * err (may be NULL): "peer frame key file /etc/quorumd/peer.key: cannot read: No such file or directory", "...: empty",
  * "...: 7 bytes, need at least 16 ...", "...: over 1048576 bytes ...". */
 int frame_mac_load_key_file(const char *path, uint8_t key[FRAME_MAC_KEY_SIZE], char *err, size_t errlen);
 

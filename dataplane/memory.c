@@ -277,6 +277,8 @@ static int memory_send(struct transport *t, uint64_t to, const uint8_t *data, si
 	if (find_peer(m, to) < 0) {
 		return transport_core_unknown_peer(core, to, err, errlen);
 	}
+	if (core->sealed && !transport_core_session_ready(core, to))
+		return transport_core_no_session(core, to, err, errlen);
 	struct frame_address address;
 	uint16_t count;
 	int rv = transport_core_prepare(core, to, length, &address, &count, err, errlen);
@@ -294,7 +296,7 @@ static int memory_send(struct transport *t, uint64_t to, const uint8_t *data, si
 		}
 		d->next = NULL;
 		d->to = to;
-		d->length = transport_core_encode(core, &address, data, length, count, i, d->data, max);
+		d->length = transport_core_encode(core, to, &address, data, length, count, i, d->data, max);
 		if (d->length == 0) {
 			free(d);
 			transport_core_count(core, TRANSPORT_COUNTER_drop_send_error, (uint64_t)(count - i));

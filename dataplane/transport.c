@@ -13,6 +13,8 @@
 
 #include <openssl/crypto.h>
 
+#include "peer_tls.h"
+
 /* transport_counters() copies the atomics onto the struct's leading uint64_t fields by index. */
 _Static_assert(offsetof(struct transport_counters, parse_errors) == TRANSPORT_COUNTER_COUNT * sizeof(uint64_t),
 	"struct transport_counters must start with exactly the TRANSPORT_COUNTERS fields");
@@ -91,10 +93,11 @@ int transport_core_create(const struct transport_config *config, transport_clock
 	if (!core)
 		return transport_error(err, errlen, -ENOMEM, "transport: out of memory");
 	core->config = *config;
-	core->config.peer_key_file = NULL; /* the caller's string; only the key derived from it is kept */
+	core->config.frame_key_file = NULL; /* the caller's string; only the key derived from it is kept */
 	core->clock = clock ? clock : transport_monotonic_ns;
 	core->clock_arg = clock_arg;
 	pthread_mutex_init(&core->removed_lock, NULL);
+	pthread_mutex_init(&core->sessions_lock, NULL);
 	struct reassembly_config rc = {
 		.memory_limit = config->reassembly_memory,
 		.timeout_ns = (uint64_t)config->reassembly_timeout_ms * 1000000u,
@@ -111,13 +114,28 @@ int transport_core_create(const struct transport_config *config, transport_clock
 			return transport_error(err, errlen, rv, "transport: fault layer: %s", strerror(-rv));
 		}
 	}
-	if (config->peer_key_file && *config->peer_key_file) {
+	core->sealed = config->sealed || config->peer_tls != NULL;
+	if (core->sealed && config->frame_key_file && *config->frame_key_file) {
+		transport_core_destroy(core);
+		return transport_error(err, errlen, -EINVAL, "peer TLS and a peer frame key file are exclusive: "
+			"sealed frames are authenticated already");
+	}
+	if (core->sealed) {
+		core->send_sessions = calloc(TRANSPORT_MAX_SESSIONS, sizeof *core->send_sessions);
+		core->receive_sessions = calloc(TRANSPORT_MAX_SESSIONS, sizeof *core->receive_sessions);
+		core->opened = malloc(FRAME_MAX_DATAGRAM);
+		if (!core->send_sessions || !core->receive_sessions || !core->opened) {
+			transport_core_destroy(core);
+			return transport_error(err, errlen, -ENOMEM, "transport: out of memory");
+		}
+	}
+	if (config->frame_key_file && *config->frame_key_file) {
 		uint8_t key[FRAME_MAC_KEY_SIZE];
-		rv = frame_mac_load_key_file(config->peer_key_file, key, err, errlen);
+		rv = frame_mac_load_key_file(config->frame_key_file, key, err, errlen);
 		if (rv == 0 && (frame_mac_create(key, &core->send_mac) != 0 ||
 			frame_mac_create(key, &core->receive_mac) != 0))
-			rv = transport_error(err, errlen, -EIO, "peer key file %s: libcrypto has no keyed BLAKE2b "
-				"(EVP_MAC BLAKE2BMAC)", config->peer_key_file);
+			rv = transport_error(err, errlen, -EIO, "peer frame key file %s: libcrypto has no keyed BLAKE2b "
+				"(EVP_MAC BLAKE2BMAC)", config->frame_key_file);
 		OPENSSL_cleanse(key, sizeof key);
 		if (rv < 0) {
 			transport_core_destroy(core);
@@ -142,6 +160,22 @@ void transport_core_destroy(struct transport_core *core)
 	fault_destroy(core->fault);
 	frame_mac_destroy(core->send_mac);
 	frame_mac_destroy(core->receive_mac);
+	peer_tls_stop(core->peer_tls); /* first: its thread installs keys */
+	if (core->send_sessions)
+		for (size_t i = 0; i < TRANSPORT_MAX_SESSIONS; i++)
+			frame_cipher_destroy(core->send_sessions[i].cipher);
+	if (core->receive_sessions)
+		for (size_t i = 0; i < TRANSPORT_MAX_SESSIONS; i++) {
+			frame_cipher_destroy(core->receive_sessions[i].current);
+			frame_cipher_destroy(core->receive_sessions[i].previous);
+		}
+	free(core->send_sessions);
+	if (core->receive_sessions)
+		OPENSSL_cleanse(core->receive_sessions, TRANSPORT_MAX_SESSIONS * sizeof *core->receive_sessions);
+	free(core->receive_sessions);
+	free(core->opened);
+	OPENSSL_cleanse(core->sessions, sizeof core->sessions);
+	pthread_mutex_destroy(&core->sessions_lock);
 	pthread_mutex_destroy(&core->removed_lock);
 	free(core);
 }
@@ -176,6 +210,199 @@ int transport_mark_removed(struct transport *t, uint64_t id)
 bool transport_authenticated(const struct transport *t)
 {
 	return t->core->receive_mac != NULL;
+}
+
+bool transport_sealed(const struct transport *t)
+{
+	return t->core->sealed;
+}
+
+/* ---- sessions (sealed frames) ---- */
+
+static int find_session(const struct transport_core *core, uint64_t peer)
+{
+	size_t n = atomic_load_explicit(&core->session_count, memory_order_acquire);
+	for (size_t i = 0; i < n; i++)
+		if (atomic_load_explicit(&core->sessions[i].peer, memory_order_relaxed) == peer)
+			return (int)i;
+	return -1;
+}
+
+int64_t transport_install_session(struct transport *t, uint64_t peer, const uint8_t send_key[TRANSPORT_SESSION_KEY_SIZE],
+	const uint8_t receive_key[TRANSPORT_SESSION_KEY_SIZE])
+{
+	struct transport_core *core = t->core;
+	if (!core->sealed)
+		return -EINVAL;
+	pthread_mutex_lock(&core->sessions_lock);
+	int i = find_session(core, peer);
+	if (i < 0) {
+		size_t n = atomic_load_explicit(&core->session_count, memory_order_relaxed);
+		if (n == TRANSPORT_MAX_SESSIONS) {
+			pthread_mutex_unlock(&core->sessions_lock);
+			return -ENOSPC;
+		}
+		atomic_store_explicit(&core->sessions[n].peer, peer, memory_order_relaxed);
+		atomic_store_explicit(&core->sessions[n].generation, 0, memory_order_relaxed);
+		atomic_store_explicit(&core->session_count, n + 1, memory_order_release);
+		i = (int)n;
+	}
+	struct transport_session_slot *slot = &core->sessions[i];
+	memcpy(slot->send_key, send_key, TRANSPORT_SESSION_KEY_SIZE);
+	memcpy(slot->receive_key, receive_key, TRANSPORT_SESSION_KEY_SIZE);
+	atomic_store_explicit(&slot->frames_sent, 0, memory_order_relaxed);
+	uint64_t generation = ++core->next_generation;
+	atomic_store_explicit(&slot->generation, generation, memory_order_release);
+	pthread_mutex_unlock(&core->sessions_lock);
+	transport_core_count(core, TRANSPORT_COUNTER_sessions_installed, 1);
+	return (int64_t)generation;
+}
+
+void transport_drop_session(struct transport *t, uint64_t peer, int64_t token)
+{
+	struct transport_core *core = t->core;
+	pthread_mutex_lock(&core->sessions_lock);
+	int i = find_session(core, peer);
+	if (i >= 0) {
+		struct transport_session_slot *slot = &core->sessions[i];
+		uint64_t generation = atomic_load_explicit(&slot->generation, memory_order_relaxed);
+		if (token == 0 || (uint64_t)token == generation) {
+			OPENSSL_cleanse(slot->send_key, sizeof slot->send_key);
+			OPENSSL_cleanse(slot->receive_key, sizeof slot->receive_key);
+			atomic_store_explicit(&slot->generation, 0, memory_order_release);
+		}
+	}
+	pthread_mutex_unlock(&core->sessions_lock);
+}
+
+uint64_t transport_session_frames_sent(const struct transport *t, uint64_t peer)
+{
+	int i = find_session(t->core, peer);
+	return i < 0 ? 0 : atomic_load_explicit(&t->core->sessions[i].frames_sent, memory_order_relaxed);
+}
+
+/* The send thread's cipher for slot i, rebuilt when the slot's keys changed; NULL without keys. */
+static struct transport_send_session *send_session(struct transport_core *core, int i)
+{
+	struct transport_session_slot *slot = &core->sessions[i];
+	struct transport_send_session *session = &core->send_sessions[i];
+	if (atomic_load_explicit(&slot->generation, memory_order_acquire) != session->generation) {
+		uint8_t key[TRANSPORT_SESSION_KEY_SIZE];
+		pthread_mutex_lock(&core->sessions_lock);
+		uint64_t generation = atomic_load_explicit(&slot->generation, memory_order_relaxed);
+		memcpy(key, slot->send_key, sizeof key);
+		pthread_mutex_unlock(&core->sessions_lock);
+		frame_cipher_destroy(session->cipher);
+		session->cipher = NULL;
+		session->counter = 0;
+		session->generation = generation;
+		if (generation != 0 && frame_cipher_create(key, true, &session->cipher) != 0)
+			session->cipher = NULL;
+		OPENSSL_cleanse(key, sizeof key);
+	}
+	return session->cipher ? session : NULL;
+}
+
+/* The receive thread's ciphers for slot i: a new key becomes current and the one it replaces stays as
+ * previous (frames sealed before the peer switched still open); no keys clears both. */
+static struct transport_receive_session *receive_session(struct transport_core *core, int i)
+{
+	struct transport_session_slot *slot = &core->sessions[i];
+	struct transport_receive_session *session = &core->receive_sessions[i];
+	if (atomic_load_explicit(&slot->generation, memory_order_acquire) != session->generation) {
+		uint8_t key[TRANSPORT_SESSION_KEY_SIZE];
+		pthread_mutex_lock(&core->sessions_lock);
+		uint64_t generation = atomic_load_explicit(&slot->generation, memory_order_relaxed);
+		memcpy(key, slot->receive_key, sizeof key);
+		pthread_mutex_unlock(&core->sessions_lock);
+		session->generation = generation;
+		if (generation == 0) {
+			frame_cipher_destroy(session->current);
+			frame_cipher_destroy(session->previous);
+			session->current = session->previous = NULL;
+		} else if (!session->current || CRYPTO_memcmp(key, session->key, sizeof key) != 0) {
+			struct frame_cipher *cipher = NULL;
+			if (frame_cipher_create(key, false, &cipher) == 0) {
+				frame_cipher_destroy(session->previous);
+				session->previous = session->current;
+				session->previous_window = session->current_window;
+				session->current = cipher;
+				frame_replay_init(&session->current_window);
+				memcpy(session->key, key, sizeof key);
+			}
+		}
+		OPENSSL_cleanse(key, sizeof key);
+	}
+	return session->current ? session : NULL;
+}
+
+bool transport_core_session_ready(struct transport_core *core, uint64_t to)
+{
+	int i = find_session(core, to);
+	return i >= 0 && send_session(core, i) != NULL;
+}
+
+int transport_core_no_session(struct transport_core *core, uint64_t to, char *err, size_t errlen)
+{
+	transport_core_count(core, TRANSPORT_COUNTER_unsent_no_session, 1);
+	return transport_error(err, errlen, -ENOTCONN, "send to member %llx: no peer TLS session with it yet",
+		(unsigned long long)to);
+}
+
+/* Opens a sealed frame from its sender's session into core->opened. True when it opened and its counter
+ * is new under the key that opened it (then marked); false counted as bad_seal, replayed or no_session. */
+static bool open_sealed(struct transport_core *core, const struct frame_header *h, const uint8_t *datagram,
+	size_t length)
+{
+	int i = find_session(core, h->from);
+	struct transport_receive_session *session = i < 0 ? NULL : receive_session(core, i);
+	if (!session) {
+		transport_core_count(core, TRANSPORT_COUNTER_drop_no_session, 1);
+		return false;
+	}
+	struct {
+		struct frame_cipher *cipher;
+		struct frame_replay_window *window;
+	} keys[2] = {{session->current, &session->current_window}, {session->previous, &session->previous_window}};
+	for (int k = 0; k < 2; k++) {
+		if (!keys[k].cipher || frame_open(keys[k].cipher, datagram, length, core->opened) != 0)
+			continue;
+		if (frame_replay_check(keys[k].window, h->counter) != FRAME_REPLAY_NEW) {
+			transport_core_count(core, TRANSPORT_COUNTER_drop_replayed, 1);
+			return false;
+		}
+		frame_replay_accept(keys[k].window, h->counter);
+		return true;
+	}
+	transport_core_count(core, TRANSPORT_COUNTER_drop_bad_seal, 1);
+	return false;
+}
+
+/* ---- peer TLS hooks ---- */
+
+int transport_core_start_peer_tls(struct transport_core *core, struct transport *t, const char *host, uint16_t port,
+	char *err, size_t errlen)
+{
+	/* config.peer_tls is still the caller's here (the open call has not returned); peer_tls_start copies
+	 * what it needs and the pointer is dropped. */
+	const struct peer_tls_settings *settings = core->config.peer_tls;
+	core->config.peer_tls = NULL;
+	if (!settings)
+		return 0;
+	return peer_tls_start(settings, t, core->config.member_id, core->config.cluster_id, host, port, &core->peer_tls,
+		err, errlen);
+}
+
+void transport_core_peer_address(struct transport_core *core, uint64_t id, const char *host, uint16_t port)
+{
+	if (core->peer_tls)
+		peer_tls_set_peer(core->peer_tls, id, host, port);
+}
+
+void transport_core_peer_removed(struct transport_core *core, uint64_t id)
+{
+	if (core->peer_tls)
+		peer_tls_remove_peer(core->peer_tls, id);
 }
 
 bool transport_is_removed(const struct transport *t, uint64_t id)
@@ -276,6 +503,17 @@ static void process(struct transport_core *core, const uint8_t *datagram, size_t
 			TRANSPORT_COUNTER_drop_malformed, 1);
 		return;
 	}
+	/* Sealed or not must match what this transport does; a sealed frame opens before anything else
+	 * looks at it, for the reasons the MAC below is checked first. */
+	if (core->sealed != (h.flags == FRAME_FLAG_SEALED)) {
+		transport_core_count(core, TRANSPORT_COUNTER_drop_bad_seal, 1);
+		return;
+	}
+	if (core->sealed) {
+		if (!open_sealed(core, &h, datagram, length))
+			return;
+		payload = core->opened;
+	}
 	/* With a key, nothing else looks at a frame before its MAC is checked: not the filters (a forged
 	 * frame must not trigger on_removed_member) and not reassembly (a forged fragment must not take
 	 * memory or the place of a genuine one). */
@@ -369,11 +607,19 @@ int transport_core_unknown_peer(struct transport_core *core, uint64_t to, char *
 		(unsigned long long)to);
 }
 
-size_t transport_core_encode(struct transport_core *core, const struct frame_address *address,
+size_t transport_core_encode(struct transport_core *core, uint64_t peer, const struct frame_address *address,
 	const uint8_t *message, size_t message_length, uint16_t count, uint16_t index, uint8_t *out,
 	size_t out_size)
 {
 	size_t size = frame_encode(address, message, message_length, count, index, out, out_size);
+	if (size && core->sealed) {
+		int i = find_session(core, peer);
+		struct transport_send_session *session = i < 0 ? NULL : send_session(core, i);
+		if (!session || frame_seal(session->cipher, ++session->counter, out, size) != 0)
+			return 0;
+		atomic_store_explicit(&core->sessions[i].frames_sent, session->counter, memory_order_relaxed);
+		return size;
+	}
 	if (size && core->send_mac && frame_mac_seal(core->send_mac, out, size) != 0)
 		return 0;
 	return size;

@@ -52,11 +52,19 @@ struct transport_config {
 	size_t socket_buffer;          /* SO_RCVBUF and SO_SNDBUF: 8 MiB (forced when privileged, else the
 	                                * kernel caps it at net.core.rmem_max / wmem_max) */
 	struct fault_config fault;     /* test only: off unless fault.enabled (receive side) */
-	const char *peer_key_file;     /* the cluster's shared secret: every frame sent carries a keyed MAC
+	const char *frame_key_file;     /* the cluster's shared secret: every frame sent carries a keyed MAC
 	                                * of it and frames without the right one are dropped (drop_bad_mac);
 	                                * read once at open (unreadable, empty or under 16 bytes: refused),
 	                                * the pointer is not kept. NULL or "": frames carry zeros in the mac
 	                                * field and none is checked (frame_mac.h) */
+	/* Peer TLS (peer_tls.h): with settings, the transport runs TLS 1.3 handshakes with its peers over TCP
+	 * on its own port number, on a thread of its own, and seals every frame with AES-256-GCM under the
+	 * keys each handshake exports (frame_seal.h); nothing is sent to or taken from a member without a
+	 * session. NULL: off. Not with frame_key_file. Read at open; the pointer is not kept. */
+	const struct peer_tls_settings *peer_tls;
+	/* Frames sealed as with peer_tls, but the keys come from transport_install_session only (tests, and
+	 * transports without a TCP side: memory). Implied by peer_tls. */
+	bool sealed;
 	/* Called on the receive thread for each frame dropped because its sender was removed (NULL: none). */
 	void (*on_removed_member)(void *arg, uint64_t from);
 	void *on_removed_member_arg;
@@ -86,7 +94,14 @@ struct transport_config {
 	X(fault_reordered, "test fault layer: frames reordered")                                   \
 	X(drop_ring_full, "frames dropped: a ring between the dpdk lcore and the node was full")   \
 	X(drop_no_mbuf, "frames dropped: the dpdk mbuf pool was empty")                            \
-	X(drop_no_neighbour, "frames not sent: the peer's MAC address did not resolve (ARP)")
+	X(drop_no_neighbour, "frames not sent: the peer's MAC address did not resolve (ARP)")           \
+	X(drop_bad_seal, "frames dropped: peer TLS on and the frame did not open (forged, altered, another " \
+		"session's key, or not sealed), or a sealed frame without peer TLS")                    \
+	X(drop_replayed, "frames dropped: sealed frame whose counter was seen before or is below the replay " \
+		"window")                                                                          \
+	X(drop_no_session, "frames dropped: peer TLS on and no session with the sender")                \
+	X(unsent_no_session, "messages not sent: peer TLS on and no session with the member yet")       \
+	X(sessions_installed, "peer TLS sessions installed (handshakes completed, re-keys included)")
 
 struct transport_counters {
 #define TRANSPORT_COUNTER_FIELD(name, meaning) uint64_t name;
@@ -202,6 +217,27 @@ static inline const char *transport_name(const struct transport *t)
 
 /* True when the transport was opened with a peer key file: its frames carry a MAC and it checks them. */
 bool transport_authenticated(const struct transport *t);
+
+/* True when frames are sealed (peer TLS, or config.sealed). */
+bool transport_sealed(const struct transport *t);
+
+#define TRANSPORT_SESSION_KEY_SIZE 32u
+/* At most this many members have sessions over a transport's life (each keeps its slot). */
+#define TRANSPORT_MAX_SESSIONS 256u
+
+/* Installs the keys of a session with member peer, replacing earlier ones: frames to peer are sealed
+ * with send_key (counters from 1), frames from it opened with receive_key — or with the receive key it
+ * replaces, until that one is replaced in turn, so frames in flight across a re-key still open. Any
+ * thread; the data path picks the keys up at its next frame for that peer. Returns a token for
+ * transport_drop_session (> 0), or -ENOSPC after TRANSPORT_MAX_SESSIONS members, -EINVAL when the
+ * transport does not seal. peer_tls.c calls it after each handshake; tests call it with fixed keys. */
+int64_t transport_install_session(struct transport *t, uint64_t peer, const uint8_t send_key[TRANSPORT_SESSION_KEY_SIZE],
+	const uint8_t receive_key[TRANSPORT_SESSION_KEY_SIZE]);
+/* Forgets the session with peer if token is the one its keys were installed with (0: whatever they
+ * are): nothing more is sent to it or taken from it until the next install. Any thread. */
+void transport_drop_session(struct transport *t, uint64_t peer, int64_t token);
+/* Frames sealed so far under the current send key to peer (for re-keying before counters run long). */
+uint64_t transport_session_frames_sent(const struct transport *t, uint64_t peer);
 
 /* Frames from member id are dropped from now on (counted drop_removed_member). Permanent, as member
  * ids are never reused. 0, or -ENOSPC after TRANSPORT_MAX_REMOVED ids. */

@@ -14,6 +14,7 @@
 
 #include "fault.h"
 #include "frame_mac.h"
+#include "frame_seal.h"
 #include "reassembly.h"
 #include "transport.h"
 
@@ -44,6 +45,34 @@ struct transport_core {
 	uint64_t next_message_id;
 	struct frame_mac *send_mac;    /* NULL without a key file; the send thread's own context, since a
 	                                * libcrypto context must not be shared between threads */
+
+	/* sealed frames (peer TLS): slots are written by whoever installs keys (the handshake thread),
+	 * under sessions_lock, and published with a release store of their generation; each data thread
+	 * keeps its own ciphers per slot and rebuilds them when it sees the generation change. */
+	bool sealed;
+	struct peer_tls *peer_tls;     /* the handshake thread, when config.peer_tls was given */
+	pthread_mutex_t sessions_lock;
+	uint64_t next_generation;      /* under sessions_lock */
+	_Atomic size_t session_count;
+	struct transport_session_slot {
+		_Atomic uint64_t peer;
+		_Atomic uint64_t generation;   /* 0: no keys */
+		_Atomic uint64_t frames_sent;  /* written by the send thread */
+		uint8_t send_key[TRANSPORT_SESSION_KEY_SIZE];
+		uint8_t receive_key[TRANSPORT_SESSION_KEY_SIZE];
+	} sessions[TRANSPORT_MAX_SESSIONS];
+	struct transport_send_session {
+		uint64_t generation;
+		struct frame_cipher *cipher;
+		uint64_t counter;
+	} *send_sessions;              /* send thread's, one per slot */
+	struct transport_receive_session {
+		uint64_t generation;
+		uint8_t key[TRANSPORT_SESSION_KEY_SIZE];
+		struct frame_cipher *current, *previous;
+		struct frame_replay_window current_window, previous_window;
+	} *receive_sessions;           /* receive thread's, one per slot */
+	uint8_t *opened;               /* receive thread: one frame's plaintext payload */
 
 	/* any thread */
 	pthread_mutex_t removed_lock;  /* serialises writers; readers use removed_count */
@@ -87,11 +116,24 @@ int transport_core_unknown_peer(struct transport_core *core, uint64_t to, char *
 int transport_core_prepare(struct transport_core *core, uint64_t to, size_t length, struct frame_address *address,
 	uint16_t *count, char *err, size_t errlen);
 
-/* Send side: frame_encode, then, with a key, the MAC (and the CRC again, which covers it). Returns the
- * frame's size, or 0 when the span is invalid, out too small or libcrypto failed. */
-size_t transport_core_encode(struct transport_core *core, const struct frame_address *address,
+/* Send side: frame_encode, then, with a key, the MAC (and the CRC again, which covers it), or, sealed, the
+ * AEAD under the session with peer (the member the frame goes to). Returns the frame's size, or 0 when the
+ * span is invalid, out too small, there is no session or libcrypto failed. */
+size_t transport_core_encode(struct transport_core *core, uint64_t peer, const struct frame_address *address,
 	const uint8_t *message, size_t message_length, uint16_t count, uint16_t index, uint8_t *out,
 	size_t out_size);
+
+/* Send side, sealed transports: true when member to has a session (else nothing may go to it). */
+bool transport_core_session_ready(struct transport_core *core, uint64_t to);
+/* A send to a member without a session: counted (unsent_no_session), and -ENOTCONN naming it. */
+int transport_core_no_session(struct transport_core *core, uint64_t to, char *err, size_t errlen);
+
+/* Starts the peer TLS thread (config.peer_tls) once the transport listens on host:port; add_peer and
+ * remove_peer report peers' addresses to it. No-ops without peer TLS. */
+int transport_core_start_peer_tls(struct transport_core *core, struct transport *t, const char *host, uint16_t port,
+	char *err, size_t errlen);
+void transport_core_peer_address(struct transport_core *core, uint64_t id, const char *host, uint16_t port);
+void transport_core_peer_removed(struct transport_core *core, uint64_t id);
 
 /* snprintf into err when err is not NULL; returns code. */
 int transport_error(char *err, size_t errlen, int code, const char *format, ...)

@@ -239,6 +239,9 @@ int udp_transport_open(const struct transport_config *config, const char *host, 
 		goto fail;
 	}
 	format_address(&local, u->host, sizeof u->host, &u->port);
+	rv = transport_core_start_peer_tls(u->base.core, &u->base, u->host, u->port, err, errlen);
+	if (rv < 0)
+		goto fail;
 	*out = &u->base;
 	return 0;
 fail:
@@ -324,6 +327,7 @@ static int udp_add_peer(struct transport *t, uint64_t id, const char *host, uint
 	peer->id = id;
 	peer->address = address;
 	peer->address_length = length;
+	transport_core_peer_address(u->base.core, id, host, port);
 	return 0;
 }
 
@@ -334,6 +338,7 @@ static int udp_remove_peer(struct transport *t, uint64_t id)
 	if (!peer)
 		return -ENOENT;
 	*peer = u->tx.peers[--u->tx.peer_count];
+	transport_core_peer_removed(u->base.core, id);
 	return 0;
 }
 
@@ -402,6 +407,8 @@ static int udp_send(struct transport *t, uint64_t to, const uint8_t *data, size_
 	if (!peer) {
 		return transport_core_unknown_peer(core, to, err, errlen);
 	}
+	if (core->sealed && !transport_core_session_ready(core, to))
+		return transport_core_no_session(core, to, err, errlen);
 	struct frame_address address;
 	uint16_t count;
 	int rv = transport_core_prepare(core, to, length, &address, &count, err, errlen);
@@ -417,7 +424,7 @@ static int udp_send(struct transport *t, uint64_t to, const uint8_t *data, size_
 		}
 		size_t slot = u->tx.queued;
 		uint8_t *frame = u->tx.frames + slot * max;
-		size_t size = transport_core_encode(core, &address, data, length, count, i, frame, max);
+		size_t size = transport_core_encode(core, to, &address, data, length, count, i, frame, max);
 		if (size == 0) {
 			/* Only a libcrypto failure gets here (the span and size were checked): the frame is not
 			 * sent, Raft retries the message. */

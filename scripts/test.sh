@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 . scripts/deps.sh
 quorumd_install_packages
 quorumd_build build
-CC=clang quorumd_build build-fuzz -Dfuzz=true -- tests/fuzz/fuzz-{raft-step,frame,control-socket,flags,grpc,tls,wal}
+CC=clang quorumd_build build-fuzz -Dfuzz=true -- tests/fuzz/fuzz-{raft-step,frame,sealed-frame,control-socket,flags,grpc,tls,wal}
 quorumd_build build-sanitize -Db_sanitize=address,undefined -Db_lundef=false -Dfuzz_build_dir="$PWD/build-fuzz"
 # A build-sanitize/ configured earlier without the fuzz targets gets them too.
 meson configure build-sanitize -Dfuzz_build_dir="$PWD/build-fuzz" >/dev/null

@@ -17,10 +17,12 @@
 #include "bootstrap.h"
 #include "clock.h"
 #include "discovery.h"
+#include "grpc_tls.h"
 #include "log.h"
 #include "node.h"
 #include "node_compactor.h"
 #include "node_snapshot.h"
+#include "peer_tls.h"
 #include "peer_url.h"
 #include "udp.h"
 #ifdef QUORUMD_HAVE_DPDK
@@ -499,21 +501,120 @@ static int validate_initial_cluster(const struct membership *existing, const str
 	return rc;
 }
 
+/* etcd's peer TLS set-up (embed.configurePeerListeners, etcd 3.4) from the flags: --peer-auto-tls makes a
+ * self-signed certificate in DATA_DIR/fixtures/peer unless certificates are given; TLS is on when the
+ * listen peer URL is https (an http URL with certificates is served in clear, with etcd's warning; an https
+ * URL without them stops quorumd with etcd's error). Fills settings (strings in *owned, freed by the
+ * caller) and returns 1 when peer TLS is on, 0 when off, -1 on error. */
+static int peer_tls_prepare(const struct node *node, const struct peer_url *listen, struct peer_tls_settings *settings,
+                            char **owned, char *err, size_t errlen)
+{
+	const struct node_flags *flags = &node->flags;
+	memset(settings, 0, sizeof(*settings));
+	settings->cert_file = flags->peer_cert_file;
+	settings->key_file = flags->peer_key_file;
+	settings->trusted_ca_file = flags->peer_trusted_ca_file;
+	settings->client_cert_auth = flags->peer_client_cert_auth;
+	settings->allowed_cn = flags->peer_cert_allowed_cn;
+	bool certificate_given = *flags->peer_cert_file || *flags->peer_key_file;
+	bool https = strcmp(listen->scheme, "https") == 0;
+	if (flags->peer_auto_tls && certificate_given) {
+		log_write("warn", "ignoring peer auto TLS since certs given", NULL);
+	} else if (flags->peer_auto_tls && https) {
+		size_t directory_size = strlen(flags->data_dir) + sizeof("/fixtures/peer");
+		char *directory = xmalloc(directory_size);
+		snprintf(directory, directory_size, "%s/fixtures/peer", flags->data_dir);
+		char host_port[300];
+		snprintf(host_port, sizeof(host_port), strchr(listen->host, ':') ? "[%s]:%u" : "%s:%u", listen->host,
+		         (unsigned)listen->port);
+		const char *hosts[] = {host_port};
+		bool created = false;
+		if (grpc_tls_self_signed(directory, hosts, 1, &created, err, errlen) != 0) {
+			free(directory);
+			return -1;
+		}
+		size_t path_size = directory_size + sizeof("/cert.pem");
+		owned[0] = xmalloc(path_size);
+		owned[1] = xmalloc(path_size);
+		snprintf(owned[0], path_size, "%s/cert.pem", directory);
+		snprintf(owned[1], path_size, "%s/key.pem", directory);
+		free(directory);
+		settings->cert_file = owned[0];
+		settings->key_file = owned[1];
+		/* etcd's self-signed peers do not verify each other (TLSInfo.selfCert: InsecureSkipVerify), and
+		 * the generated TLS configuration replaces the trusted CA and client-cert-auth. */
+		settings->trusted_ca_file = "";
+		settings->client_cert_auth = false;
+		settings->skip_verify = true;
+		if (created) {
+			char escaped[4096];
+			log_write("info", "created cert file", "\"path\":\"%s\"", log_json_escape(owned[0], escaped, sizeof(escaped)));
+			log_write("info", "created key file", "\"path\":\"%s\"", log_json_escape(owned[1], escaped, sizeof(escaped)));
+		}
+		certificate_given = true;
+	}
+	if (certificate_given) {
+		char info[8192], escaped[8192 + 512];
+		snprintf(info, sizeof(info), "cert = %s, key = %s, trusted-ca = %s, client-cert-auth = %s, crl-file = ",
+		         settings->cert_file, settings->key_file, settings->trusted_ca_file,
+		         settings->client_cert_auth ? "true" : "false");
+		log_write("info", "starting with peer TLS", "\"tls-info\":\"%s\",\"cipher-suites\":[]",
+		          log_json_escape(info, escaped, sizeof(escaped)));
+	}
+	if (!https) {
+		if (certificate_given) {
+			char url[300], escaped[700];
+			snprintf(url, sizeof(url), strchr(listen->host, ':') ? "http://[%s]:%u" : "http://%s:%u", listen->host,
+			         (unsigned)listen->port);
+			log_write("warn", "scheme is HTTP while key and cert files are present; ignoring key and cert files",
+			          "\"peer-url\":\"%s\"", log_json_escape(url, escaped, sizeof(escaped)));
+		}
+		return 0;
+	}
+	if (!certificate_given) {
+		snprintf(err, errlen, strchr(listen->host, ':') ? "cannot listen on TLS for [%s]:%u: KeyFile and CertFile are "
+		         "not presented" : "cannot listen on TLS for %s:%u: KeyFile and CertFile are not presented",
+		         listen->host, (unsigned)listen->port);
+		return -1;
+	}
+	/* Test only: a short re-key interval, so a test sees a periodic re-key happen. */
+	const char *rekey = getenv("QUORUMD_TEST_PEER_REKEY_MS");
+	if (rekey && *rekey)
+		settings->rekey_interval_ms = strtoull(rekey, NULL, 10);
+	return 1;
+}
+
 /* The peer transport --dataplane names, listening on this member's peer URL. */
 static int open_transport(const struct node *node, const struct transport_config *given,
                           const struct peer_url *listen, struct transport **out, char *err, size_t errlen)
 {
 	struct transport_config with_node_settings = *given;
 	const struct transport_config *config = &with_node_settings;
-	with_node_settings.peer_key_file = node->flags.peer_key_file;
-	/* Without a key any host that reaches the peer port can send votes and appends in a member's name. */
-	if (!node->flags.peer_key_file || !*node->flags.peer_key_file)
-		log_write("warn", "peer traffic is unauthenticated: no --peer-key-file", "\"listen-peer-url\":\"%s:%u\"",
-		         listen->host, (unsigned)listen->port);
-	else {
-		char *escaped = json_escaped_copy(node->flags.peer_key_file);
-		log_write("info", "peer frames carry a MAC keyed from the peer key file", "\"peer-key-file\":\"%s\"",
-		          escaped);
+	struct peer_tls_settings tls;
+	char *owned[2] = {NULL, NULL};
+	int tls_on = peer_tls_prepare(node, listen, &tls, owned, err, errlen);
+	if (tls_on < 0)
+		return -EINVAL;
+	int rc = 0;
+	if (tls_on && *node->flags.peer_frame_key_file) {
+		snprintf(err, errlen, "--peer-frame-key-file and peer TLS (an https peer URL with --peer-cert-file or "
+		         "--peer-auto-tls) are exclusive: peer TLS authenticates and encrypts every frame already");
+		rc = -EINVAL;
+		goto done;
+	}
+	with_node_settings.frame_key_file = node->flags.peer_frame_key_file;
+	with_node_settings.peer_tls = tls_on ? &tls : NULL;
+	if (tls_on) {
+		log_write("info", "peer frames are sealed with keys from TLS handshakes", "\"listen-peer-url\":\"%s:%u\"",
+		          listen->host, (unsigned)listen->port);
+	} else if (!*node->flags.peer_frame_key_file) {
+		/* Without a key any host that reaches the peer port can send votes and appends in a member's name. */
+		log_write("warn", "peer traffic is unauthenticated: no --peer-cert-file nor --peer-frame-key-file",
+		         "\"listen-peer-url\":\"%s:%u\"", listen->host, (unsigned)listen->port);
+	} else {
+		char *escaped = json_escaped_copy(node->flags.peer_frame_key_file);
+		log_write("info", "peer frames carry a MAC keyed from the peer frame key file",
+		          "\"peer-frame-key-file\":\"%s\"", escaped);
 		free(escaped);
 	}
 	/* Test only: the chaos tests delay, duplicate and reorder peer frames with the transport's fault layer,
@@ -523,7 +624,8 @@ static int open_transport(const struct node *node, const struct transport_config
 		char fault_error[256];
 		if (fault_config_parse(faults, &with_node_settings.fault, fault_error, sizeof(fault_error)) != 0) {
 			snprintf(err, errlen, "QUORUMD_TEST_PEER_FAULTS: %s", fault_error);
-			return -EINVAL;
+			rc = -EINVAL;
+			goto done;
 		}
 		log_write("warn", "test fault layer on: peer frames are dropped, delayed, duplicated or reordered on "
 		         "purpose", "\"faults\":\"%s\"", faults);
@@ -536,12 +638,18 @@ static int open_transport(const struct node *node, const struct transport_config
 		options.neighbours = node->flags.dpdk_neighbors;
 		if (dpdk_idle_parse(node->flags.dataplane_idle, &options.idle) != 0) {
 			snprintf(err, errlen, "invalid --dataplane-idle=%s", node->flags.dataplane_idle);
-			return -EINVAL;
+			rc = -EINVAL;
+			goto done;
 		}
-		return dpdk_transport_open(config, &options, listen->host, listen->port, out, err, errlen);
+		rc = dpdk_transport_open(config, &options, listen->host, listen->port, out, err, errlen);
+		goto done;
 #endif
 	}
-	return udp_transport_open(config, listen->host, listen->port, out, err, errlen);
+	rc = udp_transport_open(config, listen->host, listen->port, out, err, errlen);
+done:
+	free(owned[0]);
+	free(owned[1]);
+	return rc;
 }
 
 static int join_existing_cluster(struct node *node, char *err, size_t errlen)

@@ -94,9 +94,15 @@ static const struct flag_spec flag_specs[] = {
 	{"enable-pprof", FLAG_BOOL, FIELD(enable_pprof), "false",
 	 "Serve /debug/vars (the node's counters as JSON) and /debug/pprof/ (how to profile a C node: perf) on the "
 	 "client URLs."},
-	{"peer-key-file", FLAG_STRING, FIELD(peer_key_file), "",
-	 "File whose bytes key the MAC on every peer frame; the same file on every member (quorumd's meaning: "
-	 "etcd's flag of this name is a TLS key). Without it peers are unauthenticated."},
+	{"peer-cert-file", FLAG_STRING, FIELD(peer_cert_file), "", "Path to the peer server TLS cert file."},
+	{"peer-key-file", FLAG_STRING, FIELD(peer_key_file), "", "Path to the peer server TLS key file."},
+	{"peer-client-cert-auth", FLAG_BOOL, FIELD(peer_client_cert_auth), "false", "Enable peer client cert authentication."},
+	{"peer-trusted-ca-file", FLAG_STRING, FIELD(peer_trusted_ca_file), "", "Path to the peer server TLS trusted CA file."},
+	{"peer-cert-allowed-cn", FLAG_STRING, FIELD(peer_cert_allowed_cn), "", "Allowed CN for inter peer authentication."},
+	{"peer-auto-tls", FLAG_BOOL, FIELD(peer_auto_tls), "false", "Peer TLS using generated certificates"},
+	{"peer-frame-key-file", FLAG_STRING, FIELD(peer_frame_key_file), "",
+	 "File whose bytes key a MAC on every peer frame, the same file on every member (quorumd's own, lighter than "
+	 "peer TLS: authenticated, not encrypted). Without it or peer TLS, peers are unauthenticated."},
 	{"auth-token", FLAG_STRING, FIELD(auth_token), "simple",
 	 "Auth token type and its options: 'simple' (random tokens known to the members, forgotten after "
 	 "--auth-token-ttl unused) or 'jwt,pub-key=PATH,priv-key=PATH,sign-method=RS256|ES256|...[,ttl=5m]'."},
@@ -139,9 +145,7 @@ static const char *const etcd_only_flags[] = {
 	"initial-election-tick-advance", "backend-batch-interval",
 	"backend-batch-limit", "max-txn-ops", "grpc-keepalive-min-time",
 	"grpc-keepalive-interval", "grpc-keepalive-timeout", "pre-vote", "enable-v2", "client-crl-file",
-	"client-cert-allowed-hostname", "peer-cert-file",
-	"peer-client-cert-auth", "peer-trusted-ca-file", "peer-cert-allowed-cn", "peer-cert-allowed-hostname",
-	"peer-auto-tls", "peer-crl-file", "cors", "host-whitelist",
+	"client-cert-allowed-hostname", "peer-cert-allowed-hostname", "peer-crl-file", "cors", "host-whitelist",
 	"metrics", "proxy", "proxy-failure-wait", "proxy-refresh-interval", "proxy-dial-timeout",
 	"proxy-write-timeout", "proxy-read-timeout", "experimental-initial-corrupt-check",
 	"experimental-corrupt-check-time", "experimental-enable-v2v3", "experimental-backend-bbolt-freelist-type",
@@ -466,6 +470,15 @@ int node_flags_parse(int argc, char **argv, char **environment, struct node_flag
 				break;
 			start = comma + 1;
 		}
+	}
+	/* etcd stops on half a peer TLS configuration whatever the peer URLs' scheme (TLSInfo validation at
+	 * start). Said with the flags' names too: before peer TLS, quorumd's --peer-key-file was a frame MAC key,
+	 * so an old command line lands here and must say where that key went. */
+	if ((*flags->peer_cert_file != '\0') != (*flags->peer_key_file != '\0')) {
+		snprintf(err, errlen, "KeyFile and CertFile must both be present[key: %s, cert: %s] (--peer-key-file is "
+		         "the peer TLS private key and needs --peer-cert-file, as in etcd; quorumd's shared frame MAC key "
+		         "is --peer-frame-key-file)", flags->peer_key_file, flags->peer_cert_file);
+		goto fail;
 	}
 	if (flags->heartbeat_interval_ms == 0) {
 		snprintf(err, errlen, "--heartbeat-interval must be greater than 0");

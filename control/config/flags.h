@@ -52,7 +52,15 @@ struct node_flags {
 	char *log_outputs;    /* default (= stderr), stderr, stdout or file paths, comma-separated */
 	char *log_level;      /* debug, info, warn or error */
 	bool enable_pprof;
-	char *peer_key_file;          /* "": peers unauthenticated */
+	/* Peer TLS, as etcd's flags of these names (dataplane/peer_tls.h): a TLS 1.3 handshake between members
+	 * keys the AEAD sealing every peer frame. */
+	char *peer_cert_file;
+	char *peer_key_file;          /* etcd's meaning: the peer TLS private key */
+	char *peer_trusted_ca_file;
+	bool peer_client_cert_auth;
+	bool peer_auto_tls;
+	char *peer_cert_allowed_cn;
+	char *peer_frame_key_file;    /* quorumd's own, the lighter option: a shared MAC key; "": none */
 	char *auth_token;             /* etcd's token provider: simple, jwt,OPTIONS or "" */
 	uint64_t auth_token_ttl;      /* seconds a simple token may stay unused */
 	uint64_t bcrypt_cost;         /* bcrypt's cost for users' passwords */

@@ -749,6 +749,10 @@ int dpdk_transport_open(const struct transport_config *config, const struct dpdk
 		stack_neighbours_init(&t->lcore->neighbours);
 		rv = load_neighbours(t, options->neighbours, err, errlen);
 	}
+	/* Peer TLS handshakes go over the kernel's TCP on the same address and port number (peer_tls.h):
+	 * the address must be reachable through the kernel too. */
+	if (rv == 0)
+		rv = transport_core_start_peer_tls(t->base.core, &t->base, t->host, port, err, errlen);
 	if (rv == 0) {
 		/* Earlier opens may have left frames behind. */
 		free_ring(runtime.rx_ring);
@@ -864,6 +868,7 @@ static int dpdk_add_peer(struct transport *base, uint64_t id, const char *host, 
 	peer->id = id;
 	peer->ip = ip;
 	peer->port = port;
+	transport_core_peer_address(t->base.core, id, host, port);
 	return 0;
 }
 
@@ -874,6 +879,7 @@ static int dpdk_remove_peer(struct transport *base, uint64_t id)
 	if (!peer)
 		return -ENOENT;
 	*peer = t->tx.peers[--t->tx.peer_count];
+	transport_core_peer_removed(t->base.core, id);
 	return 0;
 }
 
@@ -918,6 +924,8 @@ static int dpdk_send(struct transport *base, uint64_t to, const uint8_t *data, s
 	const struct dpdk_peer *peer = find_peer(t, to);
 	if (!peer)
 		return transport_core_unknown_peer(core, to, err, errlen);
+	if (core->sealed && !transport_core_session_ready(core, to))
+		return transport_core_no_session(core, to, err, errlen);
 	struct frame_address address;
 	uint16_t count;
 	int rv = transport_core_prepare(core, to, length, &address, &count, err, errlen);
@@ -947,7 +955,7 @@ static int dpdk_send(struct transport *base, uint64_t to, const uint8_t *data, s
 			return transport_error(err, errlen, -EMSGSIZE, "dpdk: frame of %zu bytes does not fit an mbuf",
 				frame_size);
 		}
-		if (transport_core_encode(core, &address, data, length, count, i, p + STACK_IPV4_HEADER + STACK_UDP_HEADER,
+		if (transport_core_encode(core, to, &address, data, length, count, i, p + STACK_IPV4_HEADER + STACK_UDP_HEADER,
 			frame_size) != frame_size) {
 			/* The span was checked above: only the MAC (libcrypto) can fail here. */
 			rte_pktmbuf_free(m);

@@ -223,8 +223,16 @@ static void test_unknown_flags(void)
 	expect_error(single_dash, none, "-no-such-flag");
 	char *etcd_only[] = {"quorumd", "--enable-v2=true", NULL};
 	expect_error(etcd_only, none, "--enable-v2 is an etcd flag that quorumd does not support");
-	char *peer_tls[] = {"quorumd", "--peer-cert-file", "/etc/ssl/x.pem", NULL};
-	expect_error(peer_tls, none, "--peer-cert-file is an etcd flag");
+	char *peer_crl[] = {"quorumd", "--peer-crl-file", "/etc/ssl/x.crl", NULL};
+	expect_error(peer_crl, none, "--peer-crl-file is an etcd flag");
+	/* Half a peer TLS configuration stops quorumd as it stops etcd, naming both flags and where the old
+	 * meaning of --peer-key-file (a frame MAC key) went. */
+	char *key_alone[] = {"quorumd", "--peer-key-file", "/etc/quorumd/peer.key", NULL};
+	expect_error(key_alone, none, "KeyFile and CertFile must both be present[key: /etc/quorumd/peer.key, cert: ] "
+	             "(--peer-key-file is the peer TLS private key and needs --peer-cert-file");
+	expect_error(key_alone, none, "--peer-frame-key-file");
+	char *cert_alone[] = {"quorumd", "--peer-cert-file", "/etc/ssl/x.pem", NULL};
+	expect_error(cert_alone, none, "KeyFile and CertFile must both be present[key: , cert: /etc/ssl/x.pem]");
 	/* Bootstrap discovery: etcd's rules (embed.Config.Validate). One way to bootstrap only; a discovery flag
 	 * replaces the default --initial-cluster but not an explicit one; token and endpoints go together. */
 	char *conflict[] = {"quorumd", "--discovery-srv", "example.com", "--initial-cluster", "a=http://127.0.0.1:2380",

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # tests/dataplane/mac_cluster_bench.sh PATH/quorumd PATH/quorumctl [SECONDS] [VALUE_BYTES] [ROUNDS]: what the
 # peer frames' MAC costs a cluster. Not a test: starts three members on loopback (--dataplane=udp), once
-# with a shared --peer-key-file and once without, ROUNDS times alternating (default 2), and prints
+# with a shared --peer-frame-key-file and once without, ROUNDS times alternating (default 2), and prints
 # bench/dataplane_load.py's writes/s and p50/p99 commit latency through the leader, 1 and 64 puts in
 # flight, for each. Uses tests/cluster/lib.sh (its cleanup stops the members and removes the temp dir).
 SECONDS_PER_RUN=${3:-5}
@@ -29,5 +29,5 @@ run() { # run LABEL PREFIX [quorumd flags...]
 
 for ((r = 1; r <= ROUNDS; r++)); do
 	run "no key  " "n$r"
-	run "with key" "k$r" --peer-key-file "$TMP/peer.key"
+	run "with key" "k$r" --peer-frame-key-file "$TMP/peer.key"
 done

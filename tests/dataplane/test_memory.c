@@ -395,7 +395,7 @@ static void test_restart(void)
 
 static void test_counter_names(void)
 {
-	CHECK_EQ(transport_counter_count(), 23);
+	CHECK_EQ(transport_counter_count(), 28);
 	CHECK(strcmp(transport_counter_name(0), "packets_in") == 0);
 	CHECK(strcmp(transport_counter_name(6), "drop_bad_crc") == 0);
 	CHECK(strcmp(transport_counter_name(8), "drop_bad_mac") == 0);

@@ -5,7 +5,7 @@
  * Input: byte 0 configures the run (bit 0: fix up the CRC of every datagram of 72 bytes or more before
  * parsing, so mutations get past the CRC check and reach the geometry checks and the reassembler; bits
  * 1-2: the reassembler's memory limit, 4 KiB .. 16 MiB; bits 3-4: the largest message accepted; bit 5:
- * a short reassembly timeout; bit 6: keyed, as a transport with --peer-key-file: each datagram's MAC
+ * a short reassembly timeout; bit 6: keyed, as a transport with --peer-frame-key-file: each datagram's MAC
  * (dataplane/frame_mac.h, under the fixed key below) is checked after frame_parse and only a frame that
  * passes reaches the reassembler; bit 7, with bit 6: seal every datagram with that key first (MAC and
  * CRC), so mutations get past the MAC check too). Then records: a 2-byte little-endian length L, a time step byte (the

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # tests/net/06-forged-peer-frames.sh PATH/quorumd PATH/quorumctl PATH/forge-peer-frame: authenticated peers
-# (--peer-key-file, dataplane/frame_mac.h). Three members on one bridge: member 1 on --dataplane=dpdk (its
+# (--peer-frame-key-file, dataplane/frame_mac.h). Three members on one bridge: member 1 on --dataplane=dpdk (its
 # af_packet port on qv1, 10.77.0.1 in its own stack), members 2 and 3 on --dataplane=udp each in a namespace
 # of its own (10.77.0.2-3), so both transports seal and check; and an outsider on the same segment
 # (10.77.0.4, a namespace of its own) running forge-peer-frame:
@@ -37,7 +37,7 @@ start_trio() {
 	ic=$(initial_cluster "${p}1" "${p}2" "${p}3")
 	for i in 1 2 3; do
 		local key=()
-		[ -z "${!i}" ] || key=(--peer-key-file "${!i}")
+		[ -z "${!i}" ] || key=(--peer-frame-key-file "${!i}")
 		if [ "$i" = 1 ]; then
 			start_dpdk "$p$i" "$ic" new "${key[@]}"
 		else
@@ -94,7 +94,7 @@ forged_keys() {
 start_trio k "$KEY" "$KEY" "$KEY"
 wait_ready 60 k1 k2 k3
 for n in k1 k2 k3; do
-	log_has "$n" "peer frames carry a MAC keyed from the peer key file" || fail "$n did not log its key file"
+	log_has "$n" "peer frames carry a MAC keyed from the peer frame key file" || fail "$n did not log its key file"
 	log_has "$n" "peer traffic is unauthenticated" && fail "$n warned about unauthenticated peers despite its key"
 	put_get "$n" "before-$n" v
 done
@@ -126,7 +126,7 @@ stop_trio k
 start_trio o "" "" ""
 wait_ready 60 o1 o2 o3
 for n in o1 o2 o3; do
-	log_has "$n" "peer traffic is unauthenticated: no --peer-key-file" || fail "$n did not warn about unauthenticated peers"
+	log_has "$n" "peer traffic is unauthenticated: no --peer-cert-file nor --peer-frame-key-file" || fail "$n did not warn about unauthenticated peers"
 	put_get "$n" "before-$n" v
 done
 wait_until "every member applied the leader's index" 20 applied_converged o1 o2 o3
@@ -172,8 +172,8 @@ stop_trio d
 # ---- 4. a short key file is refused at start ----
 printf 'too short' >"$TMP/short.key"
 add_dpdk_member s1 2
-start_udp s1 2 "s1=${PEER[s1]}" --peer-key-file "$TMP/short.key"
+start_udp s1 2 "s1=${PEER[s1]}" --peer-frame-key-file "$TMP/short.key"
 wait_exit s1 10
 [ "$EXIT_CODE" -ne 0 ] || fail "quorumd started with a 9-byte key file"
-log_has s1 "peer key file $TMP/short.key: 9 bytes, need at least 16" || fail "no error naming the short key file: $(tail -n 3 "$TMP/s1.log")"
+log_has s1 "peer frame key file $TMP/short.key: 9 bytes, need at least 16" || fail "no error naming the short key file: $(tail -n 3 "$TMP/s1.log")"
 log "a 9-byte key file: quorumd exited $EXIT_CODE naming it"

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # tests/tls/02-flags.sh: etcd's client TLS flags one member at a time: the combinations etcd refuses, with its
 # words; the ETCD_* variables; --cipher-suites; --auto-tls (etcd's self-signed certificate, kept across a
-# restart); http:// and https:// client URLs at once. Each member is a new one-member cluster; the same script
+# restart); http:// and https:// client URLs at once; an https:// peer URL without peer certificates, and an
+# http:// one with them. Each member is a new one-member cluster; the same script
 # against etcd 3.4.23 checks the expectations. Ports 27200-27299.
 source "$(dirname "$(realpath "$0")")/lib.sh"
 
@@ -52,7 +53,23 @@ solo missing-file
 CLIENT[missing-file]=https://127.0.0.1:27209
 expect_start_error missing-file "open $PKI/missing.pem: no such file or directory" --cert-file "$PKI/missing.pem" \
 	--key-file "$PKI/infra1-key.pem"
+
+# Peer TLS: an https:// peer URL needs the peer certificate (etcd's configurePeerListeners).
+solo peer-no-cert
+PEER[peer-no-cert]=https://127.0.0.1:27210
+expect_start_error peer-no-cert "cannot listen on TLS for 127.0.0.1:27210: KeyFile and CertFile are not presented"
 log "etcd's errors: ok"
+
+# An http:// peer URL with peer certificates stays cleartext, with etcd's warning and its TLS info line.
+solo peer-http
+start_member peer-http "$(initial_cluster peer-http)" new --peer-cert-file "$PKI/infra1.pem" \
+	--peer-key-file "$PKI/infra1-key.pem"
+wait_ready 30 peer-http
+log_line_has peer-http '"msg":"starting with peer TLS","tls-info":"cert = '"$PKI"'/infra1.pem, key = '"$PKI"'/infra1-key.pem, trusted-ca = , client-cert-auth = false, crl-file = ","cipher-suites":[]' ||
+	fail "peer-http: no 'starting with peer TLS' line"
+log_line_has peer-http '"msg":"scheme is HTTP while key and cert files are present; ignoring key and cert files","peer-url":"http://127.0.0.1:27210"' ||
+	fail "peer-http: no warning about the http:// peer URL"
+stop_member peer-http
 
 # ---- the ETCD_* variables, and --cipher-suites (TLS 1.2 only: Go does not let TLS 1.3's be chosen) ----
 solo by-environment

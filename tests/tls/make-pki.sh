@@ -13,6 +13,12 @@
 #   expired-client.pem (+ -key.pem) a client certificate signed by ca.pem that expired in 2021
 #   expired-server.pem (+ -key.pem) a server certificate for 127.0.0.1 signed by ca.pem that expired in 2021
 #   wrong-ip-client.pem (+ -key.pem) a client certificate signed by ca.pem whose only SAN is IP:10.11.12.13
+#   peer1.pem peer2.pem peer3.pem (+ -key.pem)
+#                                  peer certificates sharing CN=quorumd-peer (--peer-cert-allowed-cn), serverAuth
+#                                  and clientAuth, SAN IP:127.0.0.1, signed by ca.pem
+#   intruder.pem (+ -key.pem)      the same, but CN=intruder
+#   other-peer.pem (+ -key.pem)    a peer certificate (CN=infra3, serverAuth and clientAuth, IP:127.0.0.1) signed
+#                                  by other-ca.pem
 set -euo pipefail
 dir=${1:?usage: make-pki.sh DIR}
 cd "$dir"
@@ -75,4 +81,9 @@ sign other-server other-ca rsa "/CN=other" "$server_ext"
 sign expired-client ca ec "/CN=expired" "$client_ext" 20200101000000Z 20210101000000Z
 sign expired-server ca rsa "/CN=expired" "$server_ext" 20200101000000Z 20210101000000Z
 sign wrong-ip-client ca ec "/CN=wrong-ip" "$client_ext;subjectAltName=IP:10.11.12.13"
+for peer in peer1 peer2 peer3; do
+	sign "$peer" ca ec "/CN=quorumd-peer" "$server_ext"
+done
+sign intruder ca ec "/CN=intruder" "$server_ext"
+sign other-peer other-ca ec "/CN=infra3" "$server_ext"
 rm -rf ./*.db ./*.srl

@@ -1,0 +1,826 @@
+/* dataplane/peer_tls.c: peer TLS handshakes on a thread of their own, keys into the transport (peer_tls.h). */
+#include "peer_tls.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <arpa/inet.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+
+#include "log.h"
+#include "transport.h"
+
+#define HELLO_SIZE 24u                 /* "QRDP", version, 3 zero bytes, member id, cluster id */
+#define HELLO_VERSION 1u
+#define IO_TIMEOUT_MS 3000
+#define CONNECT_TIMEOUT_MS 1000
+#define RETRY_FIRST_MS 200u
+#define RETRY_MAX_MS 5000u
+#define LOG_REPEAT_MS 30000u
+#define DEFAULT_REKEY_INTERVAL_MS (3600u * 1000u)
+#define DEFAULT_REKEY_FRAMES ((uint64_t)1 << 32)
+#define MAX_LINKS TRANSPORT_MAX_SESSIONS
+
+struct tls_peer {
+	uint64_t id;
+	char host[256];
+	uint16_t port;
+};
+
+/* A session's connection. */
+struct tls_link {
+	int fd;
+	SSL *ssl;
+	uint64_t peer;
+	int64_t token;
+	bool dialled;
+	uint64_t established_ms;
+};
+
+/* Dialling state per peer. */
+struct tls_attempt {
+	uint64_t peer;
+	uint64_t next_ms;
+	uint64_t backoff_ms;
+	uint64_t logged_ms;
+	char last_error[256];
+	/* The member at this address said it is another one (a placeholder id for a member answering a join,
+	 * once that member runs under its own id): not dialled again until the address changes. */
+	bool other_member;
+	char other_host[256];
+	uint16_t other_port;
+};
+
+struct peer_tls {
+	SSL_CTX *context;
+	struct transport *transport;
+	uint64_t member_id, cluster_id;
+	bool client_cert_auth, skip_verify, ask_client_certificate;
+	char *allowed_cn;
+	uint64_t rekey_interval_ms, rekey_frames;
+	int listen_fd, wake_fd;
+	pthread_t thread;
+	bool started;
+	_Atomic bool stop;
+
+	pthread_mutex_t lock;          /* peers: written by the transport's send side, read by the thread */
+	struct tls_peer *peers;
+	size_t peer_count, peer_capacity;
+
+	/* thread only */
+	struct tls_link links[MAX_LINKS];
+	size_t link_count;
+	struct tls_attempt attempts[MAX_LINKS];
+	size_t attempt_count;
+};
+
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* Go's words (crypto/x509, as etcd logs them) for a certificate OpenSSL refused, so operators and tests see
+ * the same reasons from quorumd and etcd. */
+static const char *go_x509_text(long code)
+{
+	switch (code) {
+	case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT:
+	case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY:
+	case X509_V_ERR_UNABLE_TO_VERIFY_LEAF_SIGNATURE:
+	case X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT:
+	case X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN:
+	case X509_V_ERR_CERT_UNTRUSTED:
+		return "x509: certificate signed by unknown authority";
+	case X509_V_ERR_CERT_HAS_EXPIRED:
+	case X509_V_ERR_CERT_NOT_YET_VALID:
+		return "x509: certificate has expired or is not yet valid";
+	case X509_V_ERR_INVALID_PURPOSE:
+		return "x509: certificate specifies an incompatible key usage";
+	case X509_V_ERR_IP_ADDRESS_MISMATCH:
+	case X509_V_ERR_HOSTNAME_MISMATCH:
+		return "x509: certificate is not valid for the peer URL's host";
+	default:
+		return NULL;
+	}
+}
+
+/* The reason for the last failure: a refused certificate in Go's words (with OpenSSL's), else OpenSSL's. */
+static void describe_failure(SSL *ssl, bool server, char *out, size_t size)
+{
+	unsigned long code = ERR_peek_last_error();
+	long verify = ssl ? SSL_get_verify_result(ssl) : X509_V_OK;
+	char reason[200] = "";
+	if (code)
+		ERR_error_string_n(code, reason, sizeof reason);
+	if (verify != X509_V_OK) {
+		const char *go = go_x509_text(verify);
+		snprintf(out, size, "%s%s (OpenSSL: %s)", server ? "tls: failed to verify client certificate: " : "",
+			go ? go : "x509: certificate verify failed", X509_verify_cert_error_string(verify));
+	} else if (code) {
+		snprintf(out, size, "%s", reason);
+	} else if (errno == EAGAIN || errno == EWOULDBLOCK) {
+		snprintf(out, size, "no answer within %d ms", IO_TIMEOUT_MS);
+	} else if (errno) {
+		snprintf(out, size, "%s", strerror(errno));
+	} else {
+		snprintf(out, size, "connection closed during the handshake");
+	}
+	ERR_clear_error();
+}
+
+static void set_timeouts(int fd, int ms)
+{
+	struct timeval tv = {.tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000};
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+}
+
+static void put64(uint8_t *p, uint64_t v)
+{
+	for (int i = 0; i < 8; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static uint64_t get64(const uint8_t *p)
+{
+	uint64_t v = 0;
+	for (int i = 7; i >= 0; i--)
+		v = (v << 8) | p[i];
+	return v;
+}
+
+static void format_hello(const struct peer_tls *tls, uint8_t hello[HELLO_SIZE])
+{
+	memset(hello, 0, HELLO_SIZE);
+	memcpy(hello, "QRDP", 4);
+	hello[4] = HELLO_VERSION;
+	put64(hello + 8, tls->member_id);
+	put64(hello + 16, tls->cluster_id);
+}
+
+/* Reads exactly HELLO_SIZE bytes of the other side's hello; its ids on success. */
+static bool read_hello(SSL *ssl, uint64_t *member_id, uint64_t *cluster_id, char *why, size_t why_size)
+{
+	uint8_t hello[HELLO_SIZE];
+	size_t got = 0;
+	while (got < HELLO_SIZE) {
+		int n = SSL_read(ssl, hello + got, (int)(HELLO_SIZE - got));
+		if (n <= 0) {
+			describe_failure(ssl, false, why, why_size);
+			return false;
+		}
+		got += (size_t)n;
+	}
+	if (memcmp(hello, "QRDP", 4) != 0 || hello[4] != HELLO_VERSION) {
+		snprintf(why, why_size, "not a quorumd peer (unexpected hello)");
+		return false;
+	}
+	*member_id = get64(hello + 8);
+	*cluster_id = get64(hello + 16);
+	return true;
+}
+
+/* etcd's AllowedCN check, on whichever side we are. */
+static bool common_name_allowed(const struct peer_tls *tls, SSL *ssl)
+{
+	if (!tls->allowed_cn)
+		return true;
+	X509 *certificate = SSL_get1_peer_certificate(ssl);
+	if (!certificate)
+		return false;
+	char name[256] = "";
+	X509_NAME_get_text_by_NID(X509_get_subject_name(certificate), NID_commonName, name, sizeof name);
+	X509_free(certificate);
+	return strcmp(name, tls->allowed_cn) == 0;
+}
+
+static void certificate_common_name(SSL *ssl, char *out, size_t size)
+{
+	out[0] = '\0';
+	X509 *certificate = SSL_get1_peer_certificate(ssl);
+	if (certificate) {
+		X509_NAME_get_text_by_NID(X509_get_subject_name(certificate), NID_commonName, out, (int)size);
+		X509_free(certificate);
+	}
+}
+
+/* Exports both directions' keys and installs them; the token, or < 0. */
+static int64_t install_keys(struct peer_tls *tls, SSL *ssl, uint64_t peer, bool dialled)
+{
+	uint8_t client_to_server[TRANSPORT_SESSION_KEY_SIZE], server_to_client[TRANSPORT_SESSION_KEY_SIZE];
+	if (SSL_export_keying_material(ssl, client_to_server, sizeof client_to_server, PEER_TLS_LABEL_CLIENT_TO_SERVER,
+		strlen(PEER_TLS_LABEL_CLIENT_TO_SERVER), NULL, 0, 0) != 1 ||
+		SSL_export_keying_material(ssl, server_to_client, sizeof server_to_client, PEER_TLS_LABEL_SERVER_TO_CLIENT,
+		strlen(PEER_TLS_LABEL_SERVER_TO_CLIENT), NULL, 0, 0) != 1)
+		return -EIO;
+	int64_t token = dialled ? transport_install_session(tls->transport, peer, client_to_server, server_to_client)
+		: transport_install_session(tls->transport, peer, server_to_client, client_to_server);
+	OPENSSL_cleanse(client_to_server, sizeof client_to_server);
+	OPENSSL_cleanse(server_to_client, sizeof server_to_client);
+	return token;
+}
+
+static void close_link(struct peer_tls *tls, size_t i, bool drop_keys)
+{
+	struct tls_link *link = &tls->links[i];
+	if (drop_keys)
+		transport_drop_session(tls->transport, link->peer, link->token);
+	SSL_free(link->ssl);
+	close(link->fd);
+	tls->links[i] = tls->links[--tls->link_count];
+}
+
+/* Adds an established connection, replacing any older one with the same peer (its keys are replaced
+ * already, so they are not dropped). */
+static void add_link(struct peer_tls *tls, int fd, SSL *ssl, uint64_t peer, int64_t token, bool dialled)
+{
+	for (size_t i = 0; i < tls->link_count; i++)
+		if (tls->links[i].peer == peer) {
+			close_link(tls, i, false);
+			break;
+		}
+	if (tls->link_count == MAX_LINKS) {
+		transport_drop_session(tls->transport, peer, token);
+		SSL_free(ssl);
+		close(fd);
+		return;
+	}
+	int flags = fcntl(fd, F_GETFL);
+	fcntl(fd, F_SETFL, flags | O_NONBLOCK);
+	tls->links[tls->link_count++] = (struct tls_link){
+		.fd = fd, .ssl = ssl, .peer = peer, .token = token, .dialled = dialled, .established_ms = now_ms(),
+	};
+}
+
+static void log_established(SSL *ssl, uint64_t peer, const char *role, const char *address)
+{
+	char name[256], escaped_name[512], escaped_address[512];
+	certificate_common_name(ssl, name, sizeof name);
+	log_write("info", "peer TLS session established",
+		"\"remote-peer-id\":\"%llx\",\"role\":\"%s\",\"address\":\"%s\",\"version\":\"%s\",\"cipher\":\"%s\","
+		"\"peer-cn\":\"%s\"", (unsigned long long)peer, role, log_json_escape(address, escaped_address,
+		sizeof escaped_address), SSL_get_version(ssl), SSL_get_cipher_name(ssl),
+		log_json_escape(name, escaped_name, sizeof escaped_name));
+}
+
+/* ---- the listening side ---- */
+
+static void reject(const char *remote, const char *error)
+{
+	char escaped_remote[256], escaped_error[512];
+	/* etcd's line for a refused peer or client handshake (its embed listeners' TLS error log). */
+	log_write("warn", "rejected connection", "\"remote-addr\":\"%s\",\"server-name\":\"\",\"error\":\"%s\"",
+		log_json_escape(remote, escaped_remote, sizeof escaped_remote),
+		log_json_escape(error, escaped_error, sizeof escaped_error));
+}
+
+static void accept_one(struct peer_tls *tls)
+{
+	struct sockaddr_storage from;
+	socklen_t from_length = sizeof from;
+	int fd = accept4(tls->listen_fd, (struct sockaddr *)&from, &from_length, SOCK_CLOEXEC);
+	if (fd < 0)
+		return;
+	char host[INET6_ADDRSTRLEN] = "?", remote[INET6_ADDRSTRLEN + 8];
+	uint16_t port = 0;
+	if (from.ss_family == AF_INET) {
+		inet_ntop(AF_INET, &((struct sockaddr_in *)&from)->sin_addr, host, sizeof host);
+		port = ntohs(((struct sockaddr_in *)&from)->sin_port);
+	} else if (from.ss_family == AF_INET6) {
+		inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&from)->sin6_addr, host, sizeof host);
+		port = ntohs(((struct sockaddr_in6 *)&from)->sin6_port);
+	}
+	snprintf(remote, sizeof remote, "%s:%u", host, port);
+	/* A client that stalls holds this thread for at most the I/O timeout. */
+	set_timeouts(fd, IO_TIMEOUT_MS);
+	SSL *ssl = SSL_new(tls->context);
+	char why[300] = "";
+	uint64_t peer = 0, cluster = 0;
+	bool ok = ssl != NULL && SSL_set_fd(ssl, fd) == 1;
+	if (ok) {
+		SSL_set_verify(ssl, tls->ask_client_certificate && !tls->skip_verify ?
+			SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT : SSL_VERIFY_NONE, NULL);
+		errno = 0;
+		ok = SSL_accept(ssl) == 1;
+		if (!ok)
+			describe_failure(ssl, true, why, sizeof why);
+	}
+	if (ok && !common_name_allowed(tls, ssl)) {
+		ok = false;
+		snprintf(why, sizeof why, "client certificate authentication failed");
+	}
+	if (ok)
+		ok = read_hello(ssl, &peer, &cluster, why, sizeof why);
+	if (ok && cluster != 0 && tls->cluster_id != 0 && cluster != tls->cluster_id) {
+		ok = false;
+		snprintf(why, sizeof why, "member %llx is of cluster %llx, not ours (%llx)", (unsigned long long)peer,
+			(unsigned long long)cluster, (unsigned long long)tls->cluster_id);
+	}
+	uint8_t hello[HELLO_SIZE], go = 0;
+	format_hello(tls, hello);
+	if (ok && SSL_write(ssl, hello, sizeof hello) != (int)sizeof hello) {
+		ok = false;
+		describe_failure(ssl, true, why, sizeof why);
+	}
+	/* The lower id dials. A higher one dialling us dialled a placeholder id (a member answering our join
+	 * query, now that we run under our own id): refused, so it cannot replace the session we dialled
+	 * ourselves; our hello, already sent, tells it who is here, and it stops (see dial). */
+	if (ok && tls->member_id != 0 && peer > tls->member_id) {
+		ok = false;
+		snprintf(why, sizeof why, "member %llx dialled member %llx, whose id is lower (the lower id dials)",
+			(unsigned long long)peer, (unsigned long long)tls->member_id);
+	}
+	/* Keys only once the client accepted who we are (one byte): a client that dialled an address now
+	 * held by another member closes instead, and nothing of ours is replaced. */
+	if (ok && (SSL_read(ssl, &go, 1) != 1 || go != 1)) {
+		ok = false;
+		snprintf(why, sizeof why, "the client closed after our hello (it dialled another member at this address)");
+	}
+	int64_t token = ok ? install_keys(tls, ssl, peer, false) : -1;
+	if (!ok || token < 0) {
+		if (ok)
+			snprintf(why, sizeof why, "cannot install the session's keys (%lld)", (long long)token);
+		reject(remote, why);
+		if (ssl) {
+			SSL_shutdown(ssl);
+			SSL_free(ssl);
+		}
+		close(fd);
+		return;
+	}
+	log_established(ssl, peer, "server", remote);
+	add_link(tls, fd, ssl, peer, token, false);
+}
+
+/* ---- the dialling side ---- */
+
+static struct tls_attempt *attempt_for(struct peer_tls *tls, uint64_t peer)
+{
+	for (size_t i = 0; i < tls->attempt_count; i++)
+		if (tls->attempts[i].peer == peer)
+			return &tls->attempts[i];
+	if (tls->attempt_count == MAX_LINKS)
+		return NULL;
+	struct tls_attempt *a = &tls->attempts[tls->attempt_count++];
+	memset(a, 0, sizeof *a);
+	a->peer = peer;
+	return a;
+}
+
+static int connect_with_timeout(const char *host, uint16_t port, char *why, size_t why_size)
+{
+	char service[8];
+	snprintf(service, sizeof service, "%u", port);
+	struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *list = NULL;
+	int rv = getaddrinfo(host, service, &hints, &list);
+	if (rv != 0 || !list) {
+		snprintf(why, why_size, "resolve %s: %s", host, rv ? gai_strerror(rv) : "no address");
+		return -1;
+	}
+	int fd = socket(list->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0) {
+		snprintf(why, why_size, "socket: %s", strerror(errno));
+		freeaddrinfo(list);
+		return -1;
+	}
+	rv = connect(fd, list->ai_addr, list->ai_addrlen);
+	freeaddrinfo(list);
+	if (rv < 0 && errno == EINPROGRESS) {
+		struct pollfd p = {.fd = fd, .events = POLLOUT};
+		int error = 0;
+		socklen_t length = sizeof error;
+		if (poll(&p, 1, CONNECT_TIMEOUT_MS) != 1) {
+			error = ETIMEDOUT;
+		} else if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &length) != 0) {
+			error = errno;
+		}
+		rv = error ? -1 : 0;
+		errno = error;
+	}
+	if (rv < 0) {
+		snprintf(why, why_size, "dial tcp %s:%u: %s", host, port, strerror(errno));
+		close(fd);
+		return -1;
+	}
+	fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+	int one = 1;
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+	return fd;
+}
+
+static bool is_ip_address(const char *host)
+{
+	struct in6_addr scratch;
+	return inet_pton(AF_INET, host, &scratch) == 1 || inet_pton(AF_INET6, host, &scratch) == 1;
+}
+
+/* Dials peer, handshakes and installs keys; false with the reason in why. */
+static bool dial(struct peer_tls *tls, const struct tls_peer *peer, bool *other_member, char *why, size_t why_size)
+{
+	int fd = connect_with_timeout(peer->host, peer->port, why, why_size);
+	if (fd < 0)
+		return false;
+	set_timeouts(fd, IO_TIMEOUT_MS);
+	SSL *ssl = SSL_new(tls->context);
+	bool ok = ssl != NULL && SSL_set_fd(ssl, fd) == 1;
+	if (ok && !tls->skip_verify) {
+		SSL_set_verify(ssl, SSL_VERIFY_PEER, NULL);
+		X509_VERIFY_PARAM *param = SSL_get0_param(ssl);
+		if (is_ip_address(peer->host)) {
+			ok = X509_VERIFY_PARAM_set1_ip_asc(param, peer->host) == 1;
+		} else {
+			ok = X509_VERIFY_PARAM_set1_host(param, peer->host, 0) == 1 &&
+				SSL_set_tlsext_host_name(ssl, peer->host) == 1;
+		}
+	} else if (ok) {
+		SSL_set_verify(ssl, SSL_VERIFY_NONE, NULL);
+	}
+	uint8_t hello[HELLO_SIZE];
+	format_hello(tls, hello);
+	errno = 0;
+	if (ok && SSL_connect(ssl) != 1) {
+		ok = false;
+		describe_failure(ssl, false, why, why_size);
+	} else if (ok && !common_name_allowed(tls, ssl)) {
+		ok = false;
+		snprintf(why, why_size, "client certificate authentication failed");
+	} else if (ok && SSL_write(ssl, hello, sizeof hello) != (int)sizeof hello) {
+		ok = false;
+		describe_failure(ssl, false, why, why_size);
+	}
+	uint64_t their_id = 0, their_cluster = 0;
+	/* The server reads our certificate after its handshake ends: a refusal shows here, as a closed
+	 * connection or its alert, before any key is used. */
+	if (ok && !read_hello(ssl, &their_id, &their_cluster, why, why_size))
+		ok = false;
+	if (ok && tls->member_id != 0 && their_id != 0 && their_id != peer->id) {
+		/* An id of 0 is a joining member, whom the node knows by a placeholder id; and while we join, we
+		 * know the others by placeholders. */
+		ok = false;
+		*other_member = true;
+		snprintf(why, why_size, "the member at %s:%u is %llx, not %llx", peer->host, peer->port,
+			(unsigned long long)their_id, (unsigned long long)peer->id);
+	}
+	const uint8_t go = 1;
+	if (ok && SSL_write(ssl, &go, 1) != 1) {
+		ok = false;
+		describe_failure(ssl, false, why, why_size);
+	}
+	/* Keys are filed under the id we dialled: in join mode that is a placeholder the node chose, and the
+	 * node sends under it. */
+	int64_t token = ok ? install_keys(tls, ssl, peer->id, true) : -1;
+	if (ok && token < 0) {
+		snprintf(why, why_size, "cannot install the session's keys (%lld)", (long long)token);
+		ok = false;
+	}
+	if (!ok) {
+		if (ssl)
+			SSL_free(ssl);
+		close(fd);
+		return false;
+	}
+	char address[300];
+	snprintf(address, sizeof address, "%s:%u", peer->host, peer->port);
+	log_established(ssl, peer->id, "client", address);
+	add_link(tls, fd, ssl, peer->id, token, true);
+	return true;
+}
+
+static struct tls_link *link_for(struct peer_tls *tls, uint64_t peer)
+{
+	for (size_t i = 0; i < tls->link_count; i++)
+		if (tls->links[i].peer == peer)
+			return &tls->links[i];
+	return NULL;
+}
+
+/* Dials each peer above our id that has no session, or whose session is due for a new key. */
+static void dial_peers(struct peer_tls *tls, const struct tls_peer *peers, size_t count)
+{
+	for (size_t p = 0; p < count && !atomic_load(&tls->stop); p++) {
+		const struct tls_peer *peer = &peers[p];
+		if (peer->id <= tls->member_id)
+			continue;
+		uint64_t now = now_ms();
+		struct tls_link *link = link_for(tls, peer->id);
+		if (link && now - link->established_ms < tls->rekey_interval_ms &&
+			transport_session_frames_sent(tls->transport, peer->id) < tls->rekey_frames)
+			continue;
+		struct tls_attempt *attempt = attempt_for(tls, peer->id);
+		if (!attempt || now < attempt->next_ms)
+			continue;
+		if (attempt->other_member && attempt->other_port == peer->port && strcmp(attempt->other_host, peer->host) == 0)
+			continue;
+		attempt->other_member = false;
+		char why[300] = "";
+		bool other_member = false;
+		if (dial(tls, peer, &other_member, why, sizeof why)) {
+			attempt->backoff_ms = 0;
+			attempt->last_error[0] = '\0';
+			continue;
+		}
+		if (other_member) {
+			char escaped_why[600];
+			log_write("info", "peer TLS: not dialling a placeholder again", "\"remote-peer-id\":\"%llx\",\"reason\":\"%s\"",
+				(unsigned long long)peer->id, log_json_escape(why, escaped_why, sizeof escaped_why));
+			attempt->other_member = true;
+			snprintf(attempt->other_host, sizeof attempt->other_host, "%s", peer->host);
+			attempt->other_port = peer->port;
+			continue;
+		}
+		attempt->backoff_ms = attempt->backoff_ms ? attempt->backoff_ms * 2 : RETRY_FIRST_MS;
+		if (attempt->backoff_ms > RETRY_MAX_MS)
+			attempt->backoff_ms = RETRY_MAX_MS;
+		attempt->next_ms = now_ms() + attempt->backoff_ms;
+		if (strcmp(why, attempt->last_error) != 0 || now - attempt->logged_ms >= LOG_REPEAT_MS) {
+			char escaped_why[600], escaped_host[512];
+			log_write("warn", "peer TLS handshake failed",
+				"\"remote-peer-id\":\"%llx\",\"address\":\"%s:%u\",\"error\":\"%s\"", (unsigned long long)peer->id,
+				log_json_escape(peer->host, escaped_host, sizeof escaped_host), peer->port,
+				log_json_escape(why, escaped_why, sizeof escaped_why));
+			snprintf(attempt->last_error, sizeof attempt->last_error, "%s", why);
+			attempt->logged_ms = now;
+		}
+	}
+}
+
+/* ---- the thread ---- */
+
+static void *run(void *argument)
+{
+	struct peer_tls *tls = argument;
+	struct tls_peer *peers = NULL;
+	size_t capacity = 0;
+	while (!atomic_load(&tls->stop)) {
+		pthread_mutex_lock(&tls->lock);
+		size_t count = tls->peer_count;
+		if (count > capacity) {
+			struct tls_peer *grown = realloc(peers, count * sizeof *grown);
+			if (grown) {
+				peers = grown;
+				capacity = count;
+			} else {
+				count = capacity;
+			}
+		}
+		if (count)
+			memcpy(peers, tls->peers, count * sizeof *peers);
+		pthread_mutex_unlock(&tls->lock);
+
+		/* Sessions we dialled with members no longer among the peers end. */
+		for (size_t i = 0; i < tls->link_count;) {
+			bool known = !tls->links[i].dialled;
+			for (size_t p = 0; p < count && !known; p++)
+				known = peers[p].id == tls->links[i].peer;
+			if (known)
+				i++;
+			else
+				close_link(tls, i, true);
+		}
+		dial_peers(tls, peers, count);
+
+		struct pollfd fds[2 + MAX_LINKS];
+		fds[0] = (struct pollfd){.fd = tls->listen_fd, .events = POLLIN};
+		fds[1] = (struct pollfd){.fd = tls->wake_fd, .events = POLLIN};
+		size_t links = tls->link_count;
+		for (size_t i = 0; i < links; i++)
+			fds[2 + i] = (struct pollfd){.fd = tls->links[i].fd, .events = POLLIN};
+		if (poll(fds, 2 + links, 200) <= 0)
+			continue;
+		if (fds[1].revents) {
+			uint64_t drained;
+			ssize_t r = read(tls->wake_fd, &drained, sizeof drained);
+			(void)r;
+		}
+		/* Links first (accepting may reorder them). Nothing is expected on a link: whatever arrives is
+		 * read and dropped; an end (EOF, error, close_notify) ends the session. */
+		for (size_t i = links; i-- > 0;) {
+			if (!fds[2 + i].revents || i >= tls->link_count)
+				continue;
+			struct tls_link *link = &tls->links[i];
+			char scratch[256];
+			int n = SSL_read(link->ssl, scratch, sizeof scratch);
+			int error = n > 0 ? SSL_ERROR_NONE : SSL_get_error(link->ssl, n);
+			if (error == SSL_ERROR_NONE || error == SSL_ERROR_WANT_READ || error == SSL_ERROR_WANT_WRITE)
+				continue;
+			ERR_clear_error();
+			log_write("info", "peer TLS session closed", "\"remote-peer-id\":\"%llx\"",
+				(unsigned long long)link->peer);
+			close_link(tls, i, true);
+		}
+		if (fds[0].revents & POLLIN)
+			accept_one(tls);
+	}
+	free(peers);
+	return NULL;
+}
+
+/* ---- set-up ---- */
+
+static SSL_CTX *build_context(const struct peer_tls_settings *settings, char *err, size_t errlen)
+{
+	SSL_CTX *context = SSL_CTX_new(TLS_method());
+	if (!context) {
+		snprintf(err, errlen, "peer TLS: out of memory");
+		return NULL;
+	}
+	char reason[256] = "";
+	const char *what = NULL, *file = NULL;
+	SSL_CTX_set_min_proto_version(context, TLS1_3_VERSION);
+	SSL_CTX_set_num_tickets(context, 0);
+	SSL_CTX_set_session_cache_mode(context, SSL_SESS_CACHE_OFF);
+	if (SSL_CTX_use_certificate_chain_file(context, settings->cert_file) != 1) {
+		what = "cannot load certificate";
+		file = settings->cert_file;
+	} else if (SSL_CTX_use_PrivateKey_file(context, settings->key_file, SSL_FILETYPE_PEM) != 1) {
+		what = "cannot load private key";
+		file = settings->key_file;
+	} else if (SSL_CTX_check_private_key(context) != 1) {
+		what = "private key does not match the certificate";
+		file = settings->key_file;
+	} else if (settings->trusted_ca_file && *settings->trusted_ca_file) {
+		if (SSL_CTX_load_verify_locations(context, settings->trusted_ca_file, NULL) != 1) {
+			what = "cannot load trusted CA file";
+			file = settings->trusted_ca_file;
+		}
+	} else if (SSL_CTX_set_default_verify_paths(context) != 1) {
+		what = "cannot load the system's CAs";
+		file = "";
+	}
+	if (what) {
+		unsigned long code = ERR_peek_last_error();
+		if (code)
+			ERR_error_string_n(code, reason, sizeof reason);
+		ERR_clear_error();
+		snprintf(err, errlen, "peer TLS: %s %s: %s", what, file, reason);
+		SSL_CTX_free(context);
+		return NULL;
+	}
+	return context;
+}
+
+static int listen_on(const char *host, uint16_t port, char *err, size_t errlen)
+{
+	char service[8];
+	snprintf(service, sizeof service, "%u", port);
+	struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE}, *list = NULL;
+	int rv = getaddrinfo(host, service, &hints, &list);
+	if (rv != 0 || !list) {
+		snprintf(err, errlen, "peer TLS: listen %s:%u: %s", host, port, rv ? gai_strerror(rv) : "no address");
+		return -EINVAL;
+	}
+	int fd = socket(list->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	int one = 1, off = 0;
+	if (fd >= 0) {
+		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+		if (list->ai_family == AF_INET6)
+			setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &off, sizeof off);
+	}
+	if (fd < 0 || bind(fd, list->ai_addr, list->ai_addrlen) != 0 || listen(fd, 64) != 0) {
+		int e = errno;
+		snprintf(err, errlen, "peer TLS: listen tcp %s:%u: %s", host, port, strerror(e));
+		if (fd >= 0)
+			close(fd);
+		freeaddrinfo(list);
+		return -e;
+	}
+	freeaddrinfo(list);
+	return fd;
+}
+
+int peer_tls_start(const struct peer_tls_settings *settings, struct transport *t, uint64_t member_id,
+	uint64_t cluster_id, const char *host, uint16_t port, struct peer_tls **out, char *err, size_t errlen)
+{
+	struct peer_tls *tls = calloc(1, sizeof *tls);
+	if (!tls) {
+		snprintf(err, errlen, "peer TLS: out of memory");
+		return -ENOMEM;
+	}
+	tls->listen_fd = tls->wake_fd = -1;
+	pthread_mutex_init(&tls->lock, NULL);
+	tls->transport = t;
+	tls->member_id = member_id;
+	tls->cluster_id = cluster_id;
+	tls->client_cert_auth = settings->client_cert_auth;
+	tls->skip_verify = settings->skip_verify;
+	tls->ask_client_certificate = settings->client_cert_auth ||
+		(settings->trusted_ca_file && *settings->trusted_ca_file);
+	tls->allowed_cn = settings->allowed_cn && *settings->allowed_cn ? strdup(settings->allowed_cn) : NULL;
+	tls->rekey_interval_ms = settings->rekey_interval_ms ? settings->rekey_interval_ms : DEFAULT_REKEY_INTERVAL_MS;
+	tls->rekey_frames = settings->rekey_frames ? settings->rekey_frames : DEFAULT_REKEY_FRAMES;
+	int rv = 0;
+	tls->context = build_context(settings, err, errlen);
+	if (!tls->context)
+		rv = -EINVAL;
+	if (rv == 0) {
+		tls->listen_fd = listen_on(host, port, err, errlen);
+		if (tls->listen_fd < 0)
+			rv = tls->listen_fd;
+	}
+	if (rv == 0) {
+		tls->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+		if (tls->wake_fd < 0) {
+			rv = -errno;
+			snprintf(err, errlen, "peer TLS: eventfd: %s", strerror(errno));
+		}
+	}
+	if (rv == 0) {
+		int e = pthread_create(&tls->thread, NULL, run, tls);
+		if (e != 0) {
+			rv = -e;
+			snprintf(err, errlen, "peer TLS: thread: %s", strerror(e));
+		} else {
+			tls->started = true;
+		}
+	}
+	if (rv != 0) {
+		peer_tls_stop(tls);
+		return rv;
+	}
+	*out = tls;
+	return 0;
+}
+
+static void wake(struct peer_tls *tls)
+{
+	uint64_t one = 1;
+	ssize_t w = write(tls->wake_fd, &one, sizeof one);
+	(void)w;
+}
+
+void peer_tls_set_peer(struct peer_tls *tls, uint64_t id, const char *host, uint16_t port)
+{
+	pthread_mutex_lock(&tls->lock);
+	struct tls_peer *peer = NULL;
+	for (size_t i = 0; i < tls->peer_count && !peer; i++)
+		if (tls->peers[i].id == id)
+			peer = &tls->peers[i];
+	if (!peer && tls->peer_count == tls->peer_capacity) {
+		size_t capacity = tls->peer_capacity ? tls->peer_capacity * 2 : 8;
+		struct tls_peer *grown = realloc(tls->peers, capacity * sizeof *grown);
+		if (grown) {
+			tls->peers = grown;
+			tls->peer_capacity = capacity;
+		}
+	}
+	if (!peer && tls->peer_count < tls->peer_capacity)
+		peer = &tls->peers[tls->peer_count++];
+	if (peer) {
+		peer->id = id;
+		snprintf(peer->host, sizeof peer->host, "%s", host);
+		peer->port = port;
+	}
+	pthread_mutex_unlock(&tls->lock);
+	wake(tls);
+}
+
+void peer_tls_remove_peer(struct peer_tls *tls, uint64_t id)
+{
+	pthread_mutex_lock(&tls->lock);
+	for (size_t i = 0; i < tls->peer_count; i++)
+		if (tls->peers[i].id == id) {
+			tls->peers[i] = tls->peers[--tls->peer_count];
+			break;
+		}
+	pthread_mutex_unlock(&tls->lock);
+	wake(tls);
+}
+
+void peer_tls_stop(struct peer_tls *tls)
+{
+	if (!tls)
+		return;
+	if (tls->started) {
+		atomic_store(&tls->stop, true);
+		wake(tls);
+		pthread_join(tls->thread, NULL);
+	}
+	while (tls->link_count)
+		close_link(tls, tls->link_count - 1, false);
+	if (tls->listen_fd >= 0)
+		close(tls->listen_fd);
+	if (tls->wake_fd >= 0)
+		close(tls->wake_fd);
+	SSL_CTX_free(tls->context);
+	free(tls->allowed_cn);
+	free(tls->peers);
+	pthread_mutex_destroy(&tls->lock);
+	free(tls);
+}
