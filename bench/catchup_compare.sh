@@ -268,7 +268,7 @@ measure quorumd
 mib() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
 sec() { awk -v m="$1" 'BEGIN { printf "%.2f", m / 1000 }'; }
 ratio() { awk -v q="$2" -v e="$1" 'BEGIN { if (e > 0) printf "%.2f", q / e; else print "-" }'; }
-row() { printf '%-56s | %17s %17s %6s\n' "$@"; }
+row() { printf '%-60s | %17s %17s %6s\n' "$@"; }
 {
 	echo "catch-up and restart: etcd $ETCD_VERSION against quorumd, 3 members on loopback, one at a time, $(nproc) CPUs"
 	echo "load: puts of 256-byte values over 10,000 keys, 64 clients on 3 connections (quorum-bench)"
