@@ -20,7 +20,7 @@
 # every exit path.
 #
 # Defaults: M = 1,000,000, N = 250,000, S = 10,000 (issue 15's sizes; ~15-20 minutes on 2 cores).
-# --quick: M = 10,000, N = 12,000, S = 1,000 (a smoke run of under 30 s: snapshots still taken and sent).
+# --quick: M = 5,000, N = 8,000, S = 500 (a smoke run of under 30 s: snapshots still taken and sent).
 # Environment: CATCHUP_BASE_PORT (default 64000; ports BASE+11 .. BASE+32), COMPARE_TMPDIR (where the data
 # dirs go, default /var/tmp; not a tmpfs), ETCD, QUORUMD, QUORUM_BENCH, KEEP_TMP=1.
 set -euo pipefail
@@ -49,7 +49,7 @@ while [ $# -gt 0 ]; do
 	esac
 done
 if [ "$QUICK" = 1 ]; then
-	PUTS=${PUTS:-10000} BEHIND=${BEHIND:-12000} SNAPSHOT_COUNT=${SNAPSHOT_COUNT:-1000}
+	PUTS=${PUTS:-5000} BEHIND=${BEHIND:-8000} SNAPSHOT_COUNT=${SNAPSHOT_COUNT:-500}
 else
 	PUTS=${PUTS:-1000000} BEHIND=${BEHIND:-250000} SNAPSHOT_COUNT=${SNAPSHOT_COUNT:-10000}
 fi

@@ -84,8 +84,8 @@ if ! CATCHUP_BASE_PORT=63700 "$ROOT/bench/catchup_compare.sh" --build "$BUILD" -
 	tail -n 40 "$OUT/catchup.stderr"
 else
 	for sys in etcd quorumd; do
-		jq -e --arg s "$sys" 'select(.system == $s) | .restart_ms > 0 and .catchup_ms > 0 and
-			.caught_up_by == "snapshot" and (.rss_kib | all(. > 0)) and .leader_before_kib > 0' \
+		jq -s -e --arg s "$sys" 'any(.[]; .system == $s and .restart_ms > 0 and .catchup_ms > 0 and
+			.caught_up_by == "snapshot" and (.rss_kib | all(. > 0)) and .leader_before_kib > 0)' \
 			"$OUT/catchup/results.jsonl" >/dev/null || fail "catchup_compare.sh: $sys not measured, or caught up without a snapshot"
 	done
 	data=$(sed -n 's/.*data under \(\S*\)$/\1/p' "$OUT/catchup.stderr" | head -n 1 || true)
