@@ -83,10 +83,11 @@ int bench_print_status(const struct bench_config *cfg, FILE *out)
 			fprintf(out, "%s{\"endpoint\":\"%s\",\"ok\":%s", i ? "," : "", ep->url, ok ? "true" : "false");
 			if (ok)
 				fprintf(out, ",\"member_id\":\"%llx\",\"leader\":\"%llx\",\"is_leader\":%s,\"version\":\"%s\","
-				             "\"db_size\":%lld,\"raft_term\":%llu,\"raft_index\":%llu}",
+				             "\"db_size\":%lld,\"raft_term\":%llu,\"raft_index\":%llu,\"raft_applied_index\":%llu}",
 				    (unsigned long long)st.member_id, (unsigned long long)st.leader,
 				    st.leader == st.member_id ? "true" : "false", st.version, (long long)st.db_size,
-				    (unsigned long long)st.raft_term, (unsigned long long)st.raft_index);
+				    (unsigned long long)st.raft_term, (unsigned long long)st.raft_index,
+				    (unsigned long long)st.applied_index);
 			else {
 				fprintf(out, ",\"code\":\"%s\",\"message\":\"", grpc_status_name(st.code));
 				for (const char *p = st.message; *p; p++)

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# tests/benchtool/compare_smoke.sh BUILD_DIR: bench/compare.sh --quick end to end (~2-3 minutes).
+# tests/benchtool/compare_smoke.sh BUILD_DIR: bench/compare.sh --quick end to end (~2-3 minutes), then
+# bench/catchup_compare.sh --quick (under 30 s).
 #
 # Checks that the comparison machinery works, never how fast anything is: both systems answered every
 # load of the published set, the sweeps, cluster sizes 1 and 5 and the open loop with a non-zero
@@ -75,8 +76,33 @@ else
 	! ps -eo args | grep -F -- "$data" | grep -v grep >/dev/null || fail "a process still runs from $data"
 fi
 
-# The table goes to the test log either way (a smoke run's figures: for reading, never for judging).
+# bench/catchup_compare.sh --quick (issue 15): both systems restarted a follower and caught one up by
+# snapshot, and nothing was left behind. Its own ports, next to compare.sh's block above.
+if ! CATCHUP_BASE_PORT=63700 "$ROOT/bench/catchup_compare.sh" --build "$BUILD" --quick --out "$OUT/catchup" \
+	>"$OUT/catchup.stdout" 2>"$OUT/catchup.stderr"; then
+	fail "bench/catchup_compare.sh --quick exited non-zero"
+	tail -n 40 "$OUT/catchup.stderr"
+else
+	for sys in etcd quorumd; do
+		jq -s -e --arg s "$sys" 'any(.[]; .system == $s and .restart_ms > 0 and .catchup_ms > 0 and
+			.caught_up_by == "snapshot" and (.rss_kib | all(. > 0)) and .leader_before_kib > 0)' \
+			"$OUT/catchup/results.jsonl" >/dev/null || fail "catchup_compare.sh: $sys not measured, or caught up without a snapshot"
+	done
+	data=$(sed -n 's/.*data under \(\S*\)$/\1/p' "$OUT/catchup.stderr" | head -n 1 || true)
+	if [ -z "$data" ]; then
+		fail "no \"data under\" line in catchup_compare.sh's log"
+	else
+		[ ! -e "$data" ] || fail "$data left behind by catchup_compare.sh"
+		# shellcheck disable=SC2009
+		! ps -eo args | grep -F -- "$data" | grep -v grep >/dev/null || fail "a process still runs from $data"
+	fi
+fi
+
+# The tables go to the test log either way (a smoke run's figures: for reading, never for judging).
 echo "---- table ----"
 cat "$R/table.txt"
+echo "---- catch-up table ----"
+cat "$OUT/catchup/table.txt" 2>/dev/null || true
 [ "$failures" = 0 ] || exit 1
-echo "ok: compare.sh --quick measured both systems everywhere, wrote the table and 4 plots, left nothing behind"
+echo "ok: compare.sh --quick measured both systems everywhere, wrote the table and 4 plots, left nothing behind;"
+echo "    catchup_compare.sh --quick caught a follower up by snapshot in both and left nothing behind"
