@@ -1075,6 +1075,10 @@ struct client_api *client_api_start(struct node *node, char *err, size_t errlen)
 		    .http_get = client_http_get,
 		    .on_deadline = client_auth_on_deadline,
 		    .tls = api->tls.context,
+		    .gateway_routes = client_gateway_routes,
+		    .gateway_route_count = client_gateway_route_count,
+		    .gateway_prefixes = client_gateway_prefixes,
+		    .gateway_prefix_count = client_gateway_prefix_count,
 		};
 		thread->server = grpc_server_open(&config, err, errlen);
 		if (!thread->server) {
@@ -1086,6 +1090,8 @@ struct client_api *client_api_start(struct node *node, char *err, size_t errlen)
 			metrics.listen_urls = (const char *const *)metrics_urls;
 			metrics.listen_url_count = metrics_url_count;
 			metrics.method_count = 0;
+			metrics.gateway_route_count = 0;
+			metrics.gateway_prefix_count = 0;
 			metrics.tls_check_client_address = true;
 			thread->metrics_server = grpc_server_open(&metrics, err, errlen);
 			if (!thread->metrics_server) {

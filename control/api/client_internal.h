@@ -1,6 +1,6 @@
 /* control/api/client_internal.h: what the client API's files share (client_api.c: threads, calls, unary
  * services; client_streams.c: Watch, LeaseKeepAlive, Snapshot; client_http.c: /health, /version,
- * /metrics). Not for use outside client_*.c. */
+ * /metrics; client_gateway.c: the JSON gateway's paths). Not for use outside client_*.c. */
 #ifndef QUORUMD_CONTROL_CLIENT_INTERNAL_H
 #define QUORUMD_CONTROL_CLIENT_INTERNAL_H
 
@@ -175,6 +175,12 @@ void client_auth_pump(struct client_thread *thread);
  * found invalid, as etcd answers when the call's context ends — not with the server's DEADLINE_EXCEEDED. */
 void client_auth_on_deadline(void *context, struct grpc_call *call);
 void client_auth_close(struct client_thread *thread);
+
+/* client_gateway.c: etcd's JSON gateway paths, each a method above. */
+extern const struct grpc_gateway_route client_gateway_routes[];
+extern const size_t client_gateway_route_count;
+extern const char *const client_gateway_prefixes[];
+extern const size_t client_gateway_prefix_count;
 
 /* client_streams.c */
 extern const struct grpc_method client_stream_methods[];

@@ -219,6 +219,10 @@ void grpc_call_finish_internal(struct grpc_call *call, int http_status, int grpc
 			call->method->on_close(call->connection->server->config.context, call, true);
 	}
 	call->service_done = true;
+	if (call->gateway != NULL) {
+		grpc_gateway_finish(call, grpc_status, message);
+		return;
+	}
 	finish_submit(call, http_status, grpc_status, message);
 }
 
@@ -244,7 +248,8 @@ const char *grpc_call_header(const struct grpc_call *call, const char *name)
 
 bool grpc_call_peer_common_name(const struct grpc_call *call, char *out, size_t size)
 {
-	return call->connection != NULL && grpc_tls_peer_common_name(call->connection, out, size);
+	/* etcd's gateway calls its own gRPC server: the client's certificate never reaches the call. */
+	return call->connection != NULL && call->gateway == NULL && grpc_tls_peer_common_name(call->connection, out, size);
 }
 
 void grpc_call_set_user(struct grpc_call *call, void *user)
@@ -261,6 +266,8 @@ int grpc_call_send(struct grpc_call *call, const uint8_t *message, size_t length
 {
 	if (call == NULL || call->finished || !call->in_table || call->connection->closed || length > UINT32_MAX)
 		return -1;
+	if (call->gateway != NULL)
+		return grpc_gateway_send(call, message, length);
 	uint8_t prefix[5] = { 0, (uint8_t)(length >> 24), (uint8_t)(length >> 16), (uint8_t)(length >> 8),
 		(uint8_t)length };
 	if (grpc_buffer_append(&call->output, prefix, 5) != 0)
@@ -284,6 +291,8 @@ int grpc_call_send(struct grpc_call *call, const uint8_t *message, size_t length
 
 size_t grpc_call_pending_bytes(const struct grpc_call *call)
 {
+	if (call != NULL && call->gateway != NULL)
+		return grpc_connection_pending_output(call->connection);
 	return call != NULL ? grpc_buffer_length(&call->output) : 0;
 }
 
@@ -292,5 +301,9 @@ void grpc_call_finish(struct grpc_call *call, int grpc_status, const char *messa
 	if (call == NULL || call->finished || !call->in_table || call->connection->closed)
 		return;
 	call->service_done = true;
+	if (call->gateway != NULL) {
+		grpc_gateway_finish(call, grpc_status, message);
+		return;
+	}
 	finish_submit(call, 200, grpc_status, message);
 }

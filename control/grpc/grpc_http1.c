@@ -1,7 +1,9 @@
-/* control/grpc/grpc_http1.c: plain HTTP/1.1 GET and HEAD on the client port (/health, /version,
- * /metrics for curl and Prometheus). Bodiless requests only; keep-alive unless the client says
- * Connection: close (or speaks HTTP/1.0 without keep-alive); a request head over
- * GRPC_HTTP1_MAX_REQUEST or one we cannot parse gets a 400 and the connection closes. */
+/* control/grpc/grpc_http1.c: plain HTTP/1.1 on the client port: GET and HEAD (/health, /version,
+ * /metrics for curl and Prometheus), and POSTs of the JSON gateway (grpc_gateway.c), whose bodies are
+ * read by Content-Length (with "100 Continue" when the client expects it). Keep-alive unless the client
+ * says Connection: close (or speaks HTTP/1.0 without keep-alive); requests are answered one at a time,
+ * in order. A request head over GRPC_HTTP1_MAX_REQUEST, one we cannot parse, a chunked body or a body
+ * outside the gateway gets a 400 and the connection closes. */
 #include "grpc_internal.h"
 
 #include <stdio.h>
@@ -9,17 +11,25 @@
 #include <string.h>
 #include <strings.h>
 
-static const char *reason_phrase(int status)
+const char *grpc_http_reason(int status)
 {
 	switch (status) {
 	case 200: return "OK";
 	case 204: return "No Content";
 	case 400: return "Bad Request";
+	case 401: return "Unauthorized";
+	case 403: return "Forbidden";
 	case 404: return "Not Found";
 	case 405: return "Method Not Allowed";
+	case 408: return "Request Timeout";
+	case 409: return "Conflict";
+	case 412: return "Precondition Failed";
+	case 413: return "Request Entity Too Large";
 	case 429: return "Too Many Requests";
 	case 500: return "Internal Server Error";
+	case 501: return "Not Implemented";
 	case 503: return "Service Unavailable";
+	case 504: return "Gateway Timeout";
 	default: return status < 300 ? "OK" : status < 500 ? "Client Error" : "Server Error";
 	}
 }
@@ -29,7 +39,7 @@ static int respond(struct grpc_connection *connection, int status, const char *c
 {
 	char head[512];
 	int length = snprintf(head, sizeof head,
-		"HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n%s%s\r\n", status, reason_phrase(status),
+		"HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n%s%s\r\n", status, grpc_http_reason(status),
 		content_type != NULL ? content_type : "text/plain; charset=utf-8", body_length,
 		status == 405 ? "Allow: GET\r\n" : "", connection->close_after_write ? "Connection: close\r\n" : "");
 	if (length < 0 || (size_t)length >= sizeof head)
@@ -70,7 +80,35 @@ static bool list_identified(const char *value, size_t length, const char *token)
 	return false;
 }
 
-/* One complete request head of head_length bytes at the front of the input. */
+/* Outside the gateway the answers are plain text, as etcd's mux writes them. */
+static int respond_plain(struct grpc_connection *connection, int status, const char *body, bool gateway_headers)
+{
+	char head[768];
+	int length = snprintf(head, sizeof head,
+		"HTTP/1.1 %d %s\r\n%sContent-Type: text/plain; charset=utf-8\r\nX-Content-Type-Options: nosniff\r\n"
+		"Content-Length: %zu\r\n%s\r\n",
+		status, grpc_http_reason(status),
+		gateway_headers ? "Access-Control-Allow-Headers: accept, content-type, authorization\r\n"
+				  "Access-Control-Allow-Methods: POST, GET, OPTIONS, PUT, DELETE\r\n"
+				  "Access-Control-Allow-Origin: *\r\n" : "",
+		strlen(body), connection->close_after_write ? "Connection: close\r\n" : "");
+	if (length < 0 || (size_t)length >= sizeof head)
+		return -1;
+	if (grpc_buffer_append(&connection->output, head, (size_t)length) != 0)
+		return -1;
+	return grpc_buffer_append(&connection->output, body, strlen(body));
+}
+
+/* A request body's bound (grpc_internal.h: GRPC_GATEWAY_BODY_FACTOR). */
+static size_t body_limit(const struct grpc_server *server)
+{
+	return server->config.max_message_bytes * GRPC_GATEWAY_BODY_FACTOR;
+}
+
+enum { ANSWERED = 0, NEED_MORE = 1 };
+
+/* One complete request head of head_length bytes at the front of the input: ANSWERED (the request and
+ * its body consumed), NEED_MORE (its body is still coming), -1 (the connection must close). */
 static int answer(struct grpc_connection *connection, const char *head, size_t head_length)
 {
 	struct grpc_server *server = connection->server;
@@ -99,30 +137,44 @@ static int answer(struct grpc_connection *connection, const char *head, size_t h
 		return bad_request(connection);
 
 	bool keep_alive = !http10;
+	bool expect_continue = false;
+	size_t content_length = 0;
+	char *authorization = NULL;
 	const char *line = line_end + 2;
 	const char *end = head + head_length - 2; /* the empty line's CRLF */
 	while (line < end) {
 		const char *next = memchr(line, '\r', (size_t)(end - line) + 1);
 		if (next == NULL || next[1] != '\n')
-			return bad_request(connection);
+			goto bad;
 		const char *colon = memchr(line, ':', (size_t)(next - line));
 		if (colon == NULL || colon == line)
-			return bad_request(connection);
+			goto bad;
 		size_t name_length = (size_t)(colon - line);
 		const char *value = colon + 1;
 		while (value < next && (*value == ' ' || *value == '\t'))
 			value++;
 		size_t value_length = (size_t)(next - value);
+		while (value_length > 0 && (value[value_length - 1] == ' ' || value[value_length - 1] == '\t'))
+			value_length--;
 		if (name_length == 10 && strncasecmp(line, "connection", 10) == 0) {
 			if (list_identified(value, value_length, "close"))
 				keep_alive = false;
 			else if (list_identified(value, value_length, "keep-alive"))
 				keep_alive = true;
-		} else if ((name_length == 14 && strncasecmp(line, "content-length", 14) == 0 &&
-				!(value_length == 1 && value[0] == '0')) ||
-			(name_length == 17 && strncasecmp(line, "transfer-encoding", 17) == 0)) {
-			/* We never read request bodies, so we could not find the next request. */
-			return bad_request(connection);
+		} else if (name_length == 14 && strncasecmp(line, "content-length", 14) == 0) {
+			if (value_length == 0 || value_length > 15 || strspn(value, "0123456789") < value_length)
+				goto bad;
+			content_length = (size_t)strtoull(value, NULL, 10);
+		} else if (name_length == 17 && strncasecmp(line, "transfer-encoding", 17) == 0) {
+			/* Chunked request bodies are not read: we could not find the next request. */
+			goto bad;
+		} else if (name_length == 6 && strncasecmp(line, "expect", 6) == 0) {
+			expect_continue = value_length == 12 && strncasecmp(value, "100-continue", 12) == 0;
+		} else if (name_length == 13 && strncasecmp(line, "authorization", 13) == 0) {
+			free(authorization);
+			authorization = strndup(value, value_length);
+			if (authorization == NULL)
+				return -1;
 		}
 		line = next + 2;
 	}
@@ -134,23 +186,84 @@ static int answer(struct grpc_connection *connection, const char *head, size_t h
 	if (query != NULL)
 		path_length = (size_t)(query - target);
 	char *path = strndup(target, path_length);
-	if (path == NULL)
+	if (path == NULL) {
+		free(authorization);
 		return -1;
-	grpc_buffer_consume(&connection->input, head_length);
+	}
+	bool under_prefix;
+	const struct grpc_gateway_route *route = grpc_gateway_find(server, path, &under_prefix);
+	if (content_length > 0) {
+		/* Only the gateway reads bodies; elsewhere we could not tell where the next request starts. */
+		if (!under_prefix) {
+			free(path);
+			goto bad;
+		}
+		if (content_length > body_limit(server)) {
+			char message[160];
+			snprintf(message, sizeof message, "request body larger than max (%zu vs. %zu)", content_length,
+				body_limit(server));
+			free(path);
+			free(authorization);
+			connection->close_after_write = true;
+			grpc_buffer_consume(&connection->input, grpc_buffer_length(&connection->input));
+			return grpc_gateway_write_error(connection, GRPC_RESOURCE_EXHAUSTED, message, false, 413);
+		}
+		if (grpc_buffer_length(&connection->input) - head_length < content_length) {
+			if (expect_continue && !connection->continue_sent) {
+				static const char go_on[] = "HTTP/1.1 100 Continue\r\n\r\n";
+				connection->continue_sent = true;
+				if (grpc_buffer_append(&connection->output, go_on, sizeof go_on - 1) != 0) {
+					free(path);
+					free(authorization);
+					return -1;
+				}
+			}
+			free(path);
+			free(authorization);
+			return NEED_MORE;
+		}
+	}
+	connection->continue_sent = false;
 	server->stats.http_requests++;
-	if (!keep_alive)
-		connection->close_after_write = true;
-
-	/* etcd's /health and /version refuse other methods with 405. The connection closes then: a body we do
-	 * not read would be taken for the next request. */
-	if (other_method)
-		connection->close_after_write = true;
-	struct grpc_http_answer reply;
-	grpc_http_answer(server, method, path, &reply);
+	int result;
+	if (route != NULL && strcmp(method, "POST") == 0) {
+		/* The body is copied out: the call may outlive the input's next reallocation. */
+		char *body = malloc(content_length + 1);
+		if (body == NULL) {
+			free(path);
+			free(authorization);
+			return -1;
+		}
+		memcpy(body, (const char *)connection->input.data + connection->input.start + head_length, content_length);
+		grpc_buffer_consume(&connection->input, head_length + content_length);
+		result = grpc_gateway_start(connection, route, body, content_length, authorization, !keep_alive);
+		free(body);
+	} else if (under_prefix) {
+		/* grpc-gateway's mux: another method on a route is 405, an unknown path 404, in its words. */
+		grpc_buffer_consume(&connection->input, head_length + content_length);
+		if (!keep_alive)
+			connection->close_after_write = true;
+		result = respond_plain(connection, route != NULL ? 405 : 404,
+			route != NULL ? "Method Not Allowed\n" : "Not Found\n", true);
+	} else {
+		grpc_buffer_consume(&connection->input, head_length);
+		if (!keep_alive)
+			connection->close_after_write = true;
+		/* etcd's /health and /version refuse other methods with 405. The connection closes then: a body we
+		 * do not read would be taken for the next request. */
+		if (other_method)
+			connection->close_after_write = true;
+		struct grpc_http_answer reply;
+		grpc_http_answer(server, method, path, &reply);
+		result = respond(connection, reply.status, reply.content_type, reply.body, reply.body_length, head_only);
+		grpc_http_answer_free(&reply);
+	}
 	free(path);
-	int result = respond(connection, reply.status, reply.content_type, reply.body, reply.body_length, head_only);
-	grpc_http_answer_free(&reply);
+	free(authorization);
 	return result;
+bad:
+	free(authorization);
+	return bad_request(connection);
 }
 
 void grpc_http_answer(struct grpc_server *server, const char *method, const char *path,
@@ -196,9 +309,16 @@ void grpc_http_answer_free(struct grpc_http_answer *answer)
 	answer->body = NULL;
 }
 
+bool grpc_http1_wants_input(const struct grpc_connection *connection)
+{
+	return connection->http1_call == NULL || grpc_buffer_length(&connection->input) < GRPC_HTTP1_MAX_REQUEST;
+}
+
 int grpc_http1_process(struct grpc_connection *connection)
 {
-	while (!connection->close_after_write && grpc_buffer_length(&connection->output) < GRPC_OUTPUT_HIGH_WATER) {
+	grpc_gateway_free_ended(connection);
+	while (!connection->close_after_write && connection->http1_call == NULL &&
+		grpc_buffer_length(&connection->output) < GRPC_OUTPUT_HIGH_WATER) {
 		size_t available = grpc_buffer_length(&connection->input);
 		if (available == 0)
 			return 0;
@@ -212,8 +332,11 @@ int grpc_http1_process(struct grpc_connection *connection)
 		size_t head_length = (size_t)(blank - head) + 4;
 		if (head_length > GRPC_HTTP1_MAX_REQUEST)
 			return bad_request(connection);
-		if (answer(connection, head, head_length) != 0)
+		int result = answer(connection, head, head_length);
+		if (result < 0)
 			return -1;
+		if (result == NEED_MORE)
+			return 0;
 		/* A pipelined request already waiting starts its clock now. */
 		connection->opened_ms = grpc_now_ms();
 	}

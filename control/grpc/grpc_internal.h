@@ -108,6 +108,13 @@ struct grpc_call {
 	uint64_t deadline_ms;      /* from grpc-timeout (monotonic ms); 0: none */
 	int grpc_status;
 	char *grpc_message;       /* percent-encoded */
+
+	/* A JSON gateway call (grpc_gateway.c) on an HTTP/1.1 connection; NULL: a gRPC call. */
+	const struct grpc_gateway_route *gateway;
+	bool gateway_head_written;   /* the response's status line and headers are out */
+	bool gateway_body_ended;     /* every request of the body was delivered */
+	bool gateway_close;          /* the connection closes after this response (Connection: close) */
+	uint64_t gateway_answers;    /* response messages sent */
 };
 
 struct grpc_connection {
@@ -140,6 +147,11 @@ struct grpc_connection {
 
 	nghttp2_session *session;
 	struct grpc_call *calls;    /* every call of this connection */
+
+	/* HTTP/1.1: the gateway call whose response is being written. Requests are answered one at a time
+	 * in order, so pipelined ones wait in input until it ends. */
+	struct grpc_call *http1_call;
+	bool continue_sent;         /* "100 Continue" answered the request whose body is awaited */
 };
 
 struct grpc_server {
@@ -236,8 +248,39 @@ void grpc_tls_connection_end(struct grpc_connection *connection);
 bool grpc_tls_peer_common_name(const struct grpc_connection *connection, char *out, size_t size);
 
 /* grpc_http1.c */
-/* Parses and answers complete requests in connection->input; -1 when the connection must close. */
+/* Parses and answers complete requests in connection->input, one at a time (not while a gateway call
+ * is open); frees the gateway calls that ended. -1 when the connection must close. */
 int grpc_http1_process(struct grpc_connection *connection);
+/* Whether the connection should read more: not while a gateway call is open and a request head's
+ * worth of pipelined input already waits. */
+bool grpc_http1_wants_input(const struct grpc_connection *connection);
+/* "OK", "Not Found", ... */
+const char *grpc_http_reason(int status);
+
+/* grpc_gateway.c */
+/* A request body's bound: a JSON body holds a message of at most max_message_bytes in base64 and
+ * names, so it may be larger by about a third; twice is room enough. Beyond, 413. */
+#define GRPC_GATEWAY_BODY_FACTOR 2
+/* The route of path (no query string); NULL when none. *under_prefix: the path is under a gateway
+ * prefix (its 404 is grpc-gateway's "Not Found"). */
+const struct grpc_gateway_route *grpc_gateway_find(const struct grpc_server *server, const char *path,
+	bool *under_prefix);
+/* Turns a complete request into a call of the route's method and delivers its messages, or answers
+ * the error (a body that is not JSON, or not the request message). authorization: the header's value
+ * or NULL. -1 when out of memory (the connection closes). */
+int grpc_gateway_start(struct grpc_connection *connection, const struct grpc_gateway_route *route,
+	const char *body, size_t body_length, const char *authorization, bool close_after);
+/* An error in the gateway's JSON form, not bound to a call: HTTP status, gRPC code, text; chunked with
+ * grpc-gateway's trailer when it is a call's error (as etcd's), with a Content-Length otherwise. */
+int grpc_gateway_write_error(struct grpc_connection *connection, int grpc_code, const char *message, bool call_error,
+	int http_status);
+/* grpc_call_send, grpc_call_finish and grpc_call_finish_internal of a gateway call. */
+int grpc_gateway_send(struct grpc_call *call, const uint8_t *message, size_t length);
+void grpc_gateway_finish(struct grpc_call *call, int grpc_status, const char *message);
+/* The connection closes: open gateway calls are cancelled (on_close, cancelled), all are freed. */
+void grpc_gateway_teardown(struct grpc_connection *connection);
+/* Frees the connection's gateway calls that ended (they stay until no service can be using them). */
+void grpc_gateway_free_ended(struct grpc_connection *connection);
 
 /* A plain HTTP request (HTTP/1.1, or HTTP/2 without a gRPC content-type on a TLS connection, as etcd's
  * grpcHandlerFunc routes it): what to answer. */

@@ -356,7 +356,8 @@ static void connection_set_events(struct grpc_connection *connection)
 		return;
 	uint32_t events = 0;
 	bool output_waiting = grpc_connection_pending_output(connection) > 0;
-	if (grpc_connection_pending_output(connection) < GRPC_OUTPUT_HIGH_WATER && !connection->close_after_write)
+	if (grpc_connection_pending_output(connection) < GRPC_OUTPUT_HIGH_WATER && !connection->close_after_write &&
+		(connection->mode != GRPC_MODE_HTTP1 || grpc_http1_wants_input(connection)))
 		events |= EPOLLIN;
 	if (output_waiting || connection->dirty)
 		events |= EPOLLOUT;
@@ -394,6 +395,8 @@ void grpc_connection_close(struct grpc_connection *connection, bool bad_input)
 	connection->fd = -1;
 	if (connection->session != NULL)
 		grpc_http2_teardown(connection);
+	if (connection->mode == GRPC_MODE_HTTP1)
+		grpc_gateway_teardown(connection);
 	grpc_buffer_free(&connection->input);
 	grpc_buffer_free(&connection->output);
 	if (connection->previous != NULL)
@@ -553,7 +556,8 @@ static void connection_handle(struct grpc_connection *connection, uint32_t event
 	if (events & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
 		uint8_t bytes[65536];
 		while (budget > 0 && !connection->closed &&
-			grpc_connection_pending_output(connection) < GRPC_OUTPUT_HIGH_WATER && !connection->close_after_write) {
+			grpc_connection_pending_output(connection) < GRPC_OUTPUT_HIGH_WATER && !connection->close_after_write &&
+			(connection->mode != GRPC_MODE_HTTP1 || grpc_http1_wants_input(connection))) {
 			ssize_t got = recv(connection->fd, bytes, sizeof bytes, 0);
 			if (got < 0) {
 				if (errno == EINTR)
@@ -597,8 +601,8 @@ static void connection_handle(struct grpc_connection *connection, uint32_t event
 	if (connection_flush(connection) != 0)
 		return;
 	if (connection->mode == GRPC_MODE_HTTP1 && grpc_connection_pending_output(connection) == 0 &&
-		grpc_buffer_length(&connection->input) > 0) {
-		/* Pipelined requests left while the output was full. */
+		(grpc_buffer_length(&connection->input) > 0 || connection->calls != NULL)) {
+		/* Pipelined requests left while the output was full or a gateway call was open; ended calls. */
 		if (grpc_http1_process(connection) != 0) {
 			grpc_connection_close(connection, true);
 			return;
@@ -698,7 +702,8 @@ static void close_stalled_connections(struct grpc_server *server, uint64_t now)
 	while (connection != NULL) {
 		struct grpc_connection *next = connection->next;
 		bool stalled = connection->mode == GRPC_MODE_DETECTING ||
-			(connection->mode == GRPC_MODE_HTTP1 && grpc_buffer_length(&connection->input) > 0);
+			(connection->mode == GRPC_MODE_HTTP1 && connection->http1_call == NULL &&
+				grpc_buffer_length(&connection->input) > 0);
 		if ((stalled && now - connection->opened_ms > GRPC_IDLE_HANDSHAKE_MS) ||
 			(connection->lingering_until_ms != 0 && now >= connection->lingering_until_ms))
 			grpc_connection_close(connection, false);
@@ -820,6 +825,12 @@ static void flush_dirty_connections(struct grpc_server *server)
 		connection->dirty = false;
 		if (connection->closed)
 			continue;
+		/* A gateway call that ended: the next pipelined request's turn. */
+		if (connection->mode == GRPC_MODE_HTTP1 && connection->http1_call == NULL && connection->calls != NULL &&
+			grpc_http1_process(connection) != 0) {
+			grpc_connection_close(connection, true);
+			continue;
+		}
 		if (connection_flush(connection) == 0)
 			connection_set_events(connection);
 	}

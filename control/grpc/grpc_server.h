@@ -62,6 +62,31 @@ struct grpc_http_response {
 };
 
 struct grpc_tls_context;
+struct ProtobufCMessageDescriptor;
+
+/* etcd's gRPC JSON gateway on the same port: an HTTP/1.1 POST of a JSON request to a gateway path is a
+ * call of a registered method, the same the gRPC clients reach. The server turns the JSON body into the
+ * request message (grpc_json.h), the service sees an ordinary call (it cannot tell), and its answers
+ * go back as JSON: a unary one as the response body, a stream's as chunks of {"result":...}, an error
+ * as {"error":...,"message":...,"code":N} with the HTTP status grpc-gateway maps the code to. */
+enum grpc_gateway_end {
+	/* The end of the request body is the client's half-close (unary calls). */
+	GRPC_GATEWAY_END_HALF_CLOSE,
+	/* The call ends once each request in the body has had one answer (etcd's LeaseKeepAlive server
+	 * answers every request in turn and returns at the end of its input). */
+	GRPC_GATEWAY_END_AFTER_ANSWERS,
+	/* The call lasts until the client disconnects (etcd's Watch server keeps streaming after the end
+	 * of its input). */
+	GRPC_GATEWAY_END_CLIENT_GONE,
+};
+
+struct grpc_gateway_route {
+	const char *http_path;   /* after a gateway prefix: "kv/put" */
+	const char *method_path; /* a path of config.methods: "/etcdserverpb.KV/Put" */
+	const struct ProtobufCMessageDescriptor *request;
+	const struct ProtobufCMessageDescriptor *response;
+	enum grpc_gateway_end end;
+};
 
 struct grpc_server_config {
 	/* "http://127.0.0.1:2379", "https://[::1]:2379"; the host must be an IP address or localhost. The same
@@ -90,6 +115,12 @@ struct grpc_server_config {
 	 * error, as a grpc-go handler whose context ended does (etcd tells a call still waiting for its auth
 	 * token's index that the token is invalid). A call left open gets DEADLINE_EXCEEDED. May be NULL. */
 	void (*on_deadline)(void *context, struct grpc_call *call);
+	/* The JSON gateway: routes under each prefix ("/v3/", "/v3beta/"). A POST elsewhere under a prefix
+	 * is a 404 ("Not Found"), another method on a route a 405. None: no gateway. */
+	const struct grpc_gateway_route *gateway_routes;
+	size_t gateway_route_count;
+	const char *const *gateway_prefixes;
+	size_t gateway_prefix_count;
 };
 
 /* Opens the listening sockets (IPv4 and IPv6 literals, localhost = 127.0.0.1). NULL with a message
