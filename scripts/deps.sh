@@ -4,7 +4,7 @@
 set -euo pipefail
 QUORUMD_PACKAGES=(meson ninja-build gcc pkg-config clang libclang-rt-14-dev python3
   protobuf-c-compiler libprotobuf-c-dev liburing-dev librocksdb-dev libssl-dev libjansson-dev libnghttp2-dev etcd-client etcd-server
-  libdpdk-dev iproute2 iputils-ping nftables curl dnsmasq-base gnuplot-nox
+  libdpdk-dev iproute2 iputils-ping nftables curl jq dnsmasq-base gnuplot-nox
   openssl golang-go golang-etcd-server-dev libfuse3-dev fuse3 tcpdump)
 
 quorumd_install_packages() {

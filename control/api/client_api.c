@@ -801,6 +801,8 @@ static void answer_members(struct grpc_call *call, enum waiting_kind kind, json_
 {
 	Etcdserverpb__ResponseHeader header = ETCDSERVERPB__RESPONSE_HEADER__INIT;
 	header_from_json(json, &header);
+	/* etcd's Cluster service fills cluster, member and term only (its header() has no revision). */
+	header.revision = 0;
 	struct member_array members = members_from_json(json_object_get(json, "members"));
 	switch (kind) {
 	case WAITING_MEMBER_ADD: {

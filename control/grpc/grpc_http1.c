@@ -275,9 +275,9 @@ void grpc_http_answer(struct grpc_server *server, const char *method, const char
 	bool head = strcmp(method, "HEAD") == 0;
 	struct grpc_http_response response = { 0 };
 	bool found = false;
-	if (head || strcmp(method, "GET") == 0)
-		found = server->config.http_get != NULL && server->config.http_get(server->config.context, path, &response);
-	else
+	found = server->config.http_get != NULL && server->config.http_get(server->config.context, path, &response);
+	/* Go's mux: an unknown path is a 404 whatever the method; a known one refuses other methods. */
+	if (found && !head && strcmp(method, "GET") != 0)
 		answer->status = 405;
 	if (found && head && response.get_only)
 		answer->status = 405;

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every tests/etcdctl script against the real etcd (Debian's etcd-server, 3.4.x), the reference the
-# expected outputs were taken from: `tests/etcdctl/run-against-etcd.sh [PATH/etcd] [SCRIPT...]`.
+# expected outputs were taken from: `tests/etcdctl/run-against-etcd.sh [PATH/etcd] [SCRIPT...]` (a SCRIPT with a
+# slash is a path, so other suites' scripts run through it too: tests/gateway/run-against-etcd.sh).
 # Prints each script's verdict and time, and exits 1 if any failed. Needs etcd and etcdctl on PATH or given.
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -18,10 +19,15 @@ echo "etcd: $("$etcd_bin" --version | head -n 1); $(etcdctl version | head -n 1)
 failed=()
 total_start=$SECONDS
 for s in "${scripts[@]}"; do
+	# A path (another suite's script, tests/gateway's) runs as given; a name is one of ours.
+	case $s in
+	*/*) script=$s ;;
+	*) script=$here/$(basename "$s" .sh).sh ;;
+	esac
 	s=$(basename "$s" .sh)
 	start=$SECONDS
 	log=$(mktemp "/tmp/etcdctl-$s.XXXXXX.log")
-	if "$here/$s.sh" "$etcd_bin" >"$log" 2>&1; then
+	if "$script" "$etcd_bin" >"$log" 2>&1; then
 		printf 'PASS %-26s %4d s\n' "$s" $((SECONDS - start))
 		rm -f "$log"
 	else
