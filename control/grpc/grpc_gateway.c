@@ -158,8 +158,10 @@ static bool only_space(const char *text, size_t length)
 }
 
 /* The body's request messages: one for a unary call (an empty body is the empty message, as Go's
- * decoder's EOF is ignored there), a sequence of JSON values for a stream. -1 with the error text;
- * *too_large when a message is over max_message_bytes (gRPC's RESOURCE_EXHAUSTED, not a decode error). */
+ * decoder's EOF is ignored there), a sequence of JSON values for a stream, which ends at the first
+ * value that does not decode when that is not the first (grpc-gateway stops sending there). -1 with the
+ * error text; *too_large when a message is over max_message_bytes (gRPC's RESOURCE_EXHAUSTED, not a
+ * decode error). */
 static int decode_body(const struct grpc_server *server, const struct grpc_gateway_route *route, bool stream,
 	const char *body, size_t body_length, struct packed_request **out, size_t *count, bool *too_large, char *err,
 	size_t errlen)
@@ -180,6 +182,8 @@ static int decode_body(const struct grpc_server *server, const struct grpc_gatew
 			json_error_t error;
 			json = json_loadb(body + offset, body_length - offset, JSON_DISABLE_EOF_CHECK | JSON_DECODE_ANY, &error);
 			if (json == NULL) {
+				if (*count > 0)
+					break;
 				grpc_json_syntax_error(&error, body_length - offset, err, errlen);
 				goto failed;
 			}
@@ -189,6 +193,8 @@ static int decode_body(const struct grpc_server *server, const struct grpc_gatew
 		size_t length;
 		uint8_t *packed = pack_request(route, json, &length, err, errlen);
 		json_decref(json);
+		if (packed == NULL && *count > 0)
+			break;
 		if (packed == NULL)
 			goto failed;
 		if (length > server->config.max_message_bytes) {
@@ -258,8 +264,9 @@ int grpc_gateway_start(struct grpc_connection *connection, const struct grpc_gat
 	if (decode_body(server, route, stream, body, body_length, &requests, &count, &too_large, error, sizeof error) != 0) {
 		if (close_after)
 			connection->close_after_write = true;
-		return grpc_gateway_write_error(connection, too_large ? GRPC_RESOURCE_EXHAUSTED : GRPC_INVALID_ARGUMENT, error,
-			too_large, 0);
+		/* A stream's first request that does not decode is a plain error to grpc-gateway: Unknown, 500. */
+		int code = too_large ? GRPC_RESOURCE_EXHAUSTED : stream ? GRPC_UNKNOWN : GRPC_INVALID_ARGUMENT;
+		return grpc_gateway_write_error(connection, code, error, too_large, 0);
 	}
 	struct grpc_call *call = grpc_call_new(connection, 0);
 	if (call == NULL) {

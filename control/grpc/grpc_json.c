@@ -7,6 +7,7 @@
 #include <math.h>
 #include <openssl/evp.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -299,11 +300,60 @@ static int read_integer(const ProtobufCFieldDescriptor *field, const json_t *val
 		*signed_out = strtoll(text, &end, 10);
 		*unsigned_out = (uint64_t)*signed_out;
 	}
+	if (end != text && *end != '\0' && *end != '.' && *end != 'e' && *end != 'E') {
+		/* jsonpb reads the unquoted text as JSON: a number followed by something else. */
+		snprintf(err, errlen, "invalid character '%c' after top-level value", *end);
+		return -1;
+	}
 	if (errno != 0 || *end != '\0') {
 		snprintf(err, errlen, "json: cannot unmarshal number %s into Go value of type %s", text, go_type(field->type));
 		return -1;
 	}
 	return 0;
+}
+
+/* Go's name of an enum type: the package, then the nesting joined by '_' ("etcdserverpb.RangeRequest_SortOrder"). */
+static void go_enum_name(const ProtobufCEnumDescriptor *descriptor, char *out, size_t size)
+{
+	size_t package_length = descriptor->package_name != NULL ? strlen(descriptor->package_name) : 0;
+	snprintf(out, size, "%s", descriptor->name);
+	for (char *c = out + (package_length > 0 ? package_length + 1 : 0); c < out + strlen(out); c++)
+		if (*c == '.')
+			*c = '_';
+}
+
+static bool base64_letter(char c)
+{
+	return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '+' || c == '/';
+}
+
+/* Go's StdEncoding.Decode's verdict, with its error offsets (EVP_DecodeBlock would take whitespace and
+ * misplaced padding); SIZE_MAX when valid. *padding: the '=' at the end. */
+static size_t base64_invalid_at(const char *text, size_t length, size_t *padding)
+{
+	*padding = 0;
+	size_t at = 0;
+	while (at < length) {
+		for (size_t j = 0; j < 4; j++) {
+			if (at == length)
+				return j == 0 ? SIZE_MAX : at - j;
+			char c = text[at++];
+			if (base64_letter(c))
+				continue;
+			if (c != '=' || j < 2)
+				return at - 1;
+			if (j == 2) {
+				if (at == length)
+					return length;
+				if (text[at] != '=')
+					return at - 1;
+				at++;
+			}
+			*padding = 4 - j;
+			return at < length ? at : SIZE_MAX;
+		}
+	}
+	return SIZE_MAX;
 }
 
 static int base64_decode(const char *text, ProtobufCBinaryData *out, char *err, size_t errlen)
@@ -313,22 +363,10 @@ static int base64_decode(const char *text, ProtobufCBinaryData *out, char *err, 
 	out->data = NULL;
 	if (length == 0)
 		return 0;
-	/* EVP_DecodeBlock takes whitespace and misplaced padding that Go's StdEncoding refuses: checked here. */
-	size_t padding = 0;
-	for (size_t i = 0; i < length; i++) {
-		char c = text[i];
-		bool alphabet = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '+' || c == '/';
-		if (c == '=' && i + 2 >= length && length % 4 == 0 && (i + 1 == length || text[i + 1] == '=')) {
-			padding++;
-			continue;
-		}
-		if (!alphabet || padding > 0) {
-			snprintf(err, errlen, "illegal base64 data at input byte %zu", i);
-			return -1;
-		}
-	}
-	if (length % 4 != 0) {
-		snprintf(err, errlen, "illegal base64 data at input byte %zu", length - length % 4);
+	size_t padding;
+	size_t invalid = base64_invalid_at(text, length, &padding);
+	if (invalid != SIZE_MAX) {
+		snprintf(err, errlen, "illegal base64 data at input byte %zu", invalid);
 		return -1;
 	}
 	out->data = malloc(length / 4 * 3 + 1);
@@ -402,11 +440,13 @@ static int read_value(const ProtobufCFieldDescriptor *field, const json_t *value
 		return 0;
 	case PROTOBUF_C_TYPE_ENUM: {
 		const ProtobufCEnumDescriptor *enum_descriptor = field->descriptor;
+		char name[256];
 		if (json_is_string(value)) {
 			const ProtobufCEnumValue *named =
 				protobuf_c_enum_descriptor_get_value_by_name(enum_descriptor, json_string_value(value));
 			if (named == NULL) {
-				snprintf(err, errlen, "unknown value \"%s\" for enum %s", json_string_value(value), enum_descriptor->name);
+				go_enum_name(enum_descriptor, name, sizeof name);
+				snprintf(err, errlen, "unknown value \"%s\" for enum %s", json_string_value(value), name);
 				return -1;
 			}
 			*(int32_t *)slot = named->value;
@@ -449,7 +489,8 @@ static int read_value(const ProtobufCFieldDescriptor *field, const json_t *value
 ProtobufCMessage *grpc_json_to_message(const ProtobufCMessageDescriptor *descriptor, const json_t *json, char *err,
 	size_t errlen)
 {
-	if (!json_is_object(json)) {
+	bool null = json_is_null(json); /* Go's decoder leaves the message as it was */
+	if (!null && !json_is_object(json)) {
 		snprintf(err, errlen, "json: cannot unmarshal %s into Go value of type map[string]json.RawMessage",
 			json_kind(json));
 		return NULL;
@@ -460,7 +501,7 @@ ProtobufCMessage *grpc_json_to_message(const ProtobufCMessageDescriptor *descrip
 		return NULL;
 	}
 	descriptor->message_init(message);
-	for (unsigned i = 0; i < descriptor->n_fields; i++) {
+	for (unsigned i = 0; !null && i < descriptor->n_fields; i++) {
 		const ProtobufCFieldDescriptor *field = &descriptor->fields[i];
 		json_t *value = json_object_get(json, field->name);
 		if (value == NULL) {
@@ -473,8 +514,9 @@ ProtobufCMessage *grpc_json_to_message(const ProtobufCMessageDescriptor *descrip
 		void *slot = (char *)message + field->offset;
 		if (field->label == PROTOBUF_C_LABEL_REPEATED) {
 			if (!json_is_array(value)) {
-				snprintf(err, errlen, "json: cannot unmarshal %s into Go value of type []%s", json_kind(value),
-					go_type(field->type));
+				/* jsonpb reads a list into []json.RawMessage first. */
+				snprintf(err, errlen, "json: cannot unmarshal %s into Go value of type []json.RawMessage",
+					json_kind(value));
 				goto failed;
 			}
 			size_t count = json_array_size(value);
@@ -519,8 +561,9 @@ failed:
 void grpc_json_syntax_error(const json_error_t *error, size_t input_length, char *err, size_t errlen)
 {
 	/* jansson: "'}' expected near 'x'", "invalid token near 'abc'", "... near end of file". */
+	(void)input_length;
 	const char *near = strstr(error->text, "near '");
-	if ((size_t)error->position >= input_length || near == NULL || strstr(error->text, "end of file") != NULL) {
+	if (near == NULL || near[6] == '\0' || strstr(error->text, "end of file") != NULL) {
 		snprintf(err, errlen, "unexpected EOF");
 		return;
 	}

@@ -123,6 +123,28 @@ expect /v3/kv/range '{"key":"Zm9v","limit":"abc"}' 400 \
 	"{\"error\":\"invalid character 'a' looking for beginning of value\",\"message\":\"invalid character 'a' looking for beginning of value\",\"code\":3}"
 expect /v3/kv/range '' 400 \
 	'{"error":"etcdserver: key is not provided","message":"etcdserver: key is not provided","code":3}'
+# Go's words for JSON that does not parse or does not fit the message (jsonpb's), as etcd's gateway answers.
+for case in \
+	'{"key":"Zm9v",}|invalid character '"'}'"' looking for beginning of object key string' \
+	'{"key" "Zm9v"}|invalid character '"'\\\"'"' after object key' \
+	'{"key":"Zm9v","range_end":[1,2}|invalid character '"'}'"' after array element' \
+	'xyz|invalid character '"'x'"' looking for beginning of value' \
+	'[1]|json: cannot unmarshal array into Go value of type map[string]json.RawMessage' \
+	'{"key":1}|json: cannot unmarshal number into Go value of type []uint8' \
+	'{"key":"YQ="}|illegal base64 data at input byte 3' \
+	'{"key":"Y Q=="}|illegal base64 data at input byte 1' \
+	'{"key":"YQ==","limit":1.5}|json: cannot unmarshal number 1.5 into Go value of type int64' \
+	'{"key":"YQ==","limit":"-1x"}|invalid character '"'x'"' after top-level value' \
+	'{"key":"YQ==","serializable":"yes"}|json: cannot unmarshal string into Go value of type bool' \
+	'{"key":"YQ==","sort_order":"BOGUS"}|unknown value \"BOGUS\" for enum etcdserverpb.RangeRequest_SortOrder'; do
+	expect /v3/kv/range "${case%%|*}" 400 "{\"error\":\"${case#*|}\",\"message\":\"${case#*|}\",\"code\":3}"
+done
+expect /v3/kv/txn '{"compare":[],"success":{"a":1}}' 400 \
+	'{"error":"json: cannot unmarshal object into Go value of type []json.RawMessage","message":"json: cannot unmarshal object into Go value of type []json.RawMessage","code":3}'
+expect /v3/kv/range 'null' 400 \
+	'{"error":"etcdserver: key is not provided","message":"etcdserver: key is not provided","code":3}'
+# A stream's first request that does not decode: grpc-gateway's plain error, Unknown (2), 500.
+expect /v3/watch '{"create_request":{"key":"Zm9v"' 500 '{"error":"unexpected EOF","message":"unexpected EOF","code":2}'
 # An unknown path under /v3/ (grpc-gateway's 404) and outside it (Go's mux), a GET of a gateway path.
 expect /v3/kv/nothing '{}' 404 'Not Found'
 expect /foo '' 404 '404 page not found'
