@@ -45,6 +45,7 @@ void grpc_call_free(struct grpc_call *call)
 	free(call->message);
 	free(call->grpc_message);
 	grpc_buffer_free(&call->output);
+	grpc_buffer_free(&call->gateway_body);
 	free(call);
 }
 
@@ -291,7 +292,7 @@ int grpc_call_send(struct grpc_call *call, const uint8_t *message, size_t length
 
 size_t grpc_call_pending_bytes(const struct grpc_call *call)
 {
-	if (call != NULL && call->gateway != NULL)
+	if (call != NULL && call->gateway != NULL && call->connection->mode == GRPC_MODE_HTTP1)
 		return grpc_connection_pending_output(call->connection);
 	return call != NULL ? grpc_buffer_length(&call->output) : 0;
 }

@@ -47,6 +47,13 @@ const struct grpc_gateway_route *grpc_gateway_find(const struct grpc_server *ser
 	return NULL;
 }
 
+size_t grpc_gateway_body_limit(const struct grpc_server *server)
+{
+	return server->config.max_message_bytes * GRPC_GATEWAY_BODY_FACTOR;
+}
+
+/* ---- the response, on either transport ---- */
+
 static int write_head(struct grpc_connection *connection, int status, bool chunked, bool with_metadata,
 	bool with_trailer, size_t content_length, bool close_after)
 {
@@ -74,6 +81,112 @@ static int write_chunk(struct grpc_connection *connection, const char *bytes, si
 	return 0;
 }
 
+static bool on_http1(const struct grpc_call *call)
+{
+	return call->connection->mode == GRPC_MODE_HTTP1;
+}
+
+/* HTTP/2: nghttp2 pulls the body from the call's output, deferring until there is more or the call
+ * ended; grpc-gateway's trailer follows a call's error. */
+static ssize_t read_body(nghttp2_session *session, int32_t stream_id, uint8_t *buffer, size_t length,
+	uint32_t *data_flags, nghttp2_data_source *source, void *user_data)
+{
+	(void)user_data;
+	struct grpc_call *call = source->ptr;
+	size_t available = grpc_buffer_length(&call->output);
+	if (available == 0 && !call->finished) {
+		call->data_deferred = true;
+		return NGHTTP2_ERR_DEFERRED;
+	}
+	size_t take = available < length ? available : length;
+	if (take > 0) {
+		memcpy(buffer, call->output.data + call->output.start, take);
+		grpc_buffer_consume(&call->output, take);
+	}
+	if (call->finished && grpc_buffer_length(&call->output) == 0) {
+		*data_flags |= NGHTTP2_DATA_FLAG_EOF;
+		if (call->gateway_trailer) {
+			*data_flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
+			nghttp2_nv trailer[] = { { (uint8_t *)"grpc-trailer-content-type", (uint8_t *)"application/grpc", 25, 16,
+				NGHTTP2_NV_FLAG_NONE } };
+			nghttp2_submit_trailer(session, stream_id, trailer, 1);
+		}
+	}
+	return (ssize_t)take;
+}
+
+static void resume_output(struct grpc_call *call)
+{
+	if (!on_http1(call) && call->data_deferred) {
+		call->data_deferred = false;
+		nghttp2_session_resume_data(call->connection->session, call->stream_id);
+	}
+	grpc_connection_mark_dirty(call->connection);
+}
+
+/* The status line and headers: chunked (a stream, or an error etcd writes so) or with a Content-Length. */
+static int out_head(struct grpc_call *call, int status, bool chunked, bool with_metadata, bool with_trailer,
+	size_t content_length)
+{
+	call->gateway_head_written = true;
+	if (on_http1(call))
+		return write_head(call->connection, status, chunked, with_metadata, with_trailer, content_length,
+			call->gateway_close);
+	char status_text[8], length_text[24];
+	snprintf(status_text, sizeof status_text, "%d", status);
+	snprintf(length_text, sizeof length_text, "%zu", content_length);
+#define HEADER(name, value) { (uint8_t *)(name), (uint8_t *)(value), strlen(name), strlen(value), NGHTTP2_NV_FLAG_NONE }
+	nghttp2_nv headers[8] = {
+		HEADER(":status", status_text),
+		HEADER("access-control-allow-headers", "accept, content-type, authorization"),
+		HEADER("access-control-allow-methods", "POST, GET, OPTIONS, PUT, DELETE"),
+		HEADER("access-control-allow-origin", "*"),
+		HEADER("content-type", "application/json"),
+	};
+	size_t count = 5;
+	if (with_metadata)
+		headers[count++] = (nghttp2_nv)HEADER("grpc-metadata-content-type", "application/grpc");
+	if (with_trailer)
+		headers[count++] = (nghttp2_nv)HEADER("trailer", "Grpc-Trailer-Content-Type");
+	if (!chunked)
+		headers[count++] = (nghttp2_nv)HEADER("content-length", length_text);
+#undef HEADER
+	nghttp2_data_provider provider = { .source.ptr = call, .read_callback = read_body };
+	call->headers_submitted = true;
+	return nghttp2_submit_response(call->connection->session, call->stream_id, headers, count, &provider) == 0 ? 0 : -1;
+}
+
+/* Body bytes: a chunk of their own when chunked (on HTTP/2, DATA frames do that). */
+static int out_body(struct grpc_call *call, const char *bytes, size_t length, bool chunked)
+{
+	int result;
+	if (on_http1(call))
+		result = chunked ? write_chunk(call->connection, bytes, length)
+				 : grpc_buffer_append(&call->connection->output, bytes, length);
+	else
+		result = grpc_buffer_append(&call->output, bytes, length);
+	resume_output(call);
+	return result;
+}
+
+/* The end of the body (the call is finished by now), with grpc-gateway's trailer or not. */
+static int out_end(struct grpc_call *call, bool chunked, bool with_trailer)
+{
+	int result = 0;
+	if (on_http1(call)) {
+		static const char last[] = "0\r\n\r\n";
+		static const char last_with_trailer[] = "0\r\nGrpc-Trailer-Content-Type: application/grpc\r\n\r\n";
+		if (chunked && with_trailer)
+			result = grpc_buffer_append(&call->connection->output, last_with_trailer, sizeof last_with_trailer - 1);
+		else if (chunked)
+			result = grpc_buffer_append(&call->connection->output, last, sizeof last - 1);
+	} else {
+		call->gateway_trailer = with_trailer;
+	}
+	resume_output(call);
+	return result;
+}
+
 static char *error_body(int grpc_code, const char *message, size_t *length)
 {
 	json_t *error = json_object();
@@ -86,30 +199,61 @@ static char *error_body(int grpc_code, const char *message, size_t *length)
 	return text;
 }
 
-int grpc_gateway_write_error(struct grpc_connection *connection, int grpc_code, const char *message, bool call_error,
-	int http_status)
+int grpc_gateway_write_error(struct grpc_connection *connection, int grpc_code, const char *message, int http_status)
 {
 	size_t length;
 	char *body = error_body(grpc_code, message, &length);
 	if (body == NULL)
 		return -1;
-	int status = http_status != 0 ? http_status : http_status_of(grpc_code);
-	int result;
-	if (call_error) {
-		static const char trailer[] = "0\r\nGrpc-Trailer-Content-Type: application/grpc\r\n\r\n";
-		result = write_head(connection, status, true, false, true, 0, connection->close_after_write);
-		if (result == 0)
-			result = write_chunk(connection, body, length);
-		if (result == 0)
-			result = grpc_buffer_append(&connection->output, trailer, sizeof trailer - 1);
-	} else {
-		result = write_head(connection, status, false, false, false, length, connection->close_after_write);
-		if (result == 0)
-			result = grpc_buffer_append(&connection->output, body, length);
-	}
+	int result = write_head(connection, http_status, false, false, false, length, connection->close_after_write);
+	if (result == 0)
+		result = grpc_buffer_append(&connection->output, body, length);
 	free(body);
 	grpc_connection_mark_dirty(connection);
 	return result;
+}
+
+/* The call is over for everyone: late answers find nothing, the next pipelined request may start. */
+static void end_call(struct grpc_call *call)
+{
+	struct grpc_connection *connection = call->connection;
+	call->finished = true;
+	call->service_done = true;
+	call->discarding = true;
+	grpc_server_table_remove(connection->server, call);
+	if (connection->http1_call == call)
+		connection->http1_call = NULL;
+	if (call->gateway_close)
+		connection->close_after_write = true;
+}
+
+/* An error as etcd's gateway answers it: a call's error (chunked, with the trailer), or a request that
+ * never became one (a Content-Length). Ends the call. */
+static void answer_error(struct grpc_call *call, int grpc_code, const char *message, bool call_error, int http_status)
+{
+	end_call(call);
+	size_t length;
+	char *body = error_body(grpc_code, message, &length);
+	if (body == NULL)
+		return;
+	/* etcd's HTTP/1.1 answer to a call's error is chunked with a trailer; its HTTP/2 one has a length and
+	 * the metadata header instead (Go's HTTP/2 writer). */
+	bool chunked = call_error && on_http1(call);
+	bool metadata = call_error && !on_http1(call);
+	if (out_head(call, http_status != 0 ? http_status : http_status_of(grpc_code), chunked, metadata, chunked,
+		length) == 0)
+		out_body(call, body, length, chunked);
+	out_end(call, chunked, chunked);
+	free(body);
+}
+
+void grpc_gateway_refuse_body(struct grpc_call *call, size_t body_length)
+{
+	char message[160];
+	snprintf(message, sizeof message, "request body larger than max (%zu vs. %zu)", body_length,
+		grpc_gateway_body_limit(call->connection->server));
+	grpc_buffer_free(&call->gateway_body);
+	answer_error(call, GRPC_RESOURCE_EXHAUSTED, message, false, 413);
 }
 
 static const struct grpc_method *method_of(const struct grpc_server *server, const char *path)
@@ -249,37 +393,16 @@ static void end_answered(struct grpc_call *call)
 int grpc_gateway_start(struct grpc_connection *connection, const struct grpc_gateway_route *route,
 	const char *body, size_t body_length, const char *authorization, bool close_after)
 {
-	struct grpc_server *server = connection->server;
-	const struct grpc_method *method = method_of(server, route->method_path);
-	if (method == NULL) {
-		if (close_after)
-			connection->close_after_write = true;
-		return grpc_gateway_write_error(connection, GRPC_UNIMPLEMENTED, "the method of this path is not served", true, 0);
-	}
-	bool stream = method->kind != GRPC_METHOD_UNARY;
-	struct packed_request *requests;
-	size_t count;
-	bool too_large;
-	char error[512];
-	if (decode_body(server, route, stream, body, body_length, &requests, &count, &too_large, error, sizeof error) != 0) {
-		if (close_after)
-			connection->close_after_write = true;
-		/* A stream's first request that does not decode is a plain error to grpc-gateway: Unknown, 500. */
-		int code = too_large ? GRPC_RESOURCE_EXHAUSTED : stream ? GRPC_UNKNOWN : GRPC_INVALID_ARGUMENT;
-		return grpc_gateway_write_error(connection, code, error, too_large, 0);
-	}
 	struct grpc_call *call = grpc_call_new(connection, 0);
-	if (call == NULL) {
-		free_requests(requests, count);
+	if (call == NULL)
 		return -1;
-	}
 	call->gateway = route;
 	call->gateway_close = close_after;
-	call->method = method;
 	call->path = strdup(route->method_path);
 	call->http_method = strdup("POST");
 	if (authorization != NULL) {
-		/* grpc-gateway passes Authorization on as the "authorization" metadata etcd reads a token from. */
+		/* grpc-gateway passes Authorization on as the "authorization" metadata etcd reads a token from
+		 * (HTTP/2 requests have it among their headers already). */
 		struct grpc_header *header = calloc(1, sizeof *header);
 		if (header != NULL) {
 			header->name = strdup("authorization");
@@ -294,6 +417,31 @@ int grpc_gateway_start(struct grpc_connection *connection, const struct grpc_gat
 		}
 	}
 	connection->http1_call = call;
+	grpc_gateway_run(call, body, body_length);
+	return 0;
+}
+
+void grpc_gateway_run(struct grpc_call *call, const char *body, size_t body_length)
+{
+	struct grpc_server *server = call->connection->server;
+	const struct grpc_gateway_route *route = call->gateway;
+	const struct grpc_method *method = method_of(server, route->method_path);
+	if (method == NULL) {
+		answer_error(call, GRPC_UNIMPLEMENTED, "the method of this path is not served", true, 0);
+		return;
+	}
+	bool stream = method->kind != GRPC_METHOD_UNARY;
+	struct packed_request *requests;
+	size_t count;
+	bool too_large;
+	char error[512];
+	if (decode_body(server, route, stream, body, body_length, &requests, &count, &too_large, error, sizeof error) != 0) {
+		/* A stream's first request that does not decode is a plain error to grpc-gateway: Unknown, 500. */
+		int code = too_large ? GRPC_RESOURCE_EXHAUSTED : stream ? GRPC_UNKNOWN : GRPC_INVALID_ARGUMENT;
+		answer_error(call, code, error, too_large, 0);
+		return;
+	}
+	call->method = method;
 	server->stats.calls_started++;
 	uint64_t call_id = call->id;
 	for (size_t i = 0; i < count && call_alive(server, call_id); i++) {
@@ -302,7 +450,7 @@ int grpc_gateway_start(struct grpc_connection *connection, const struct grpc_gat
 	}
 	free_requests(requests, count);
 	if (!call_alive(server, call_id))
-		return 0;
+		return;
 	call->gateway_body_ended = true;
 	switch (route->end) {
 	case GRPC_GATEWAY_END_HALF_CLOSE:
@@ -317,12 +465,10 @@ int grpc_gateway_start(struct grpc_connection *connection, const struct grpc_gat
 	case GRPC_GATEWAY_END_CLIENT_GONE:
 		break;
 	}
-	return 0;
 }
 
 int grpc_gateway_send(struct grpc_call *call, const uint8_t *message, size_t length)
 {
-	struct grpc_connection *connection = call->connection;
 	bool stream = call->method->kind != GRPC_METHOD_UNARY;
 	if (!stream && call->gateway_head_written)
 		return -1; /* a unary call answers once */
@@ -347,17 +493,15 @@ int grpc_gateway_send(struct grpc_call *call, const uint8_t *message, size_t len
 	size_t text_length = strlen(text);
 	int result = 0;
 	if (!call->gateway_head_written)
-		result = write_head(connection, 200, stream, true, false, text_length, call->gateway_close);
-	call->gateway_head_written = true;
+		result = out_head(call, 200, stream, true, false, text_length);
 	if (result == 0 && stream) {
 		/* grpc-gateway writes each message, then a newline, and flushes: one chunk here. */
 		text[text_length] = '\n';
-		result = write_chunk(connection, text, text_length + 1);
+		result = out_body(call, text, text_length + 1, true);
 	} else if (result == 0) {
-		result = grpc_buffer_append(&connection->output, text, text_length);
+		result = out_body(call, text, text_length, false);
 	}
 	free(text);
-	grpc_connection_mark_dirty(connection);
 	call->gateway_answers++;
 	if (call->gateway->end == GRPC_GATEWAY_END_AFTER_ANSWERS && call->gateway_body_ended &&
 		call->gateway_answers >= call->messages_delivered)
@@ -369,36 +513,26 @@ void grpc_gateway_finish(struct grpc_call *call, int grpc_status, const char *me
 {
 	if (call->finished)
 		return;
-	struct grpc_connection *connection = call->connection;
-	struct grpc_server *server = connection->server;
-	call->finished = true;
-	call->service_done = true;
-	call->discarding = true;
-	grpc_server_table_remove(server, call);
-	if (connection->http1_call == call)
-		connection->http1_call = NULL;
-	if (call->gateway_close)
-		connection->close_after_write = true;
 	const char *text = message != NULL ? message : "";
-	bool stream = call->method->kind != GRPC_METHOD_UNARY;
+	bool stream = call->method != NULL && call->method->kind != GRPC_METHOD_UNARY;
 	if (!stream) {
-		if (call->gateway_head_written)
-			; /* answered; a status after the answer has nowhere to go */
-		else if (grpc_status == GRPC_OK)
-			(void)(write_head(connection, 200, false, true, false, 2, call->gateway_close) == 0 &&
-				grpc_buffer_append(&connection->output, "{}", 2) == 0);
-		else
-			grpc_gateway_write_error(connection, grpc_status, text, true, 0);
-		grpc_connection_mark_dirty(connection);
+		if (grpc_status != GRPC_OK && !call->gateway_head_written) {
+			answer_error(call, grpc_status, text, true, 0);
+			return;
+		}
+		end_call(call);
+		/* Answered already (a status after the answer has nowhere to go), or an OK without a message. */
+		if (!call->gateway_head_written && out_head(call, 200, false, true, false, 2) == 0)
+			out_body(call, "{}", 2, false);
+		out_end(call, false, false);
 		return;
 	}
-	int result = 0;
+	end_call(call);
 	if (grpc_status != GRPC_OK) {
 		/* grpc-gateway's stream error: the status line only when nothing was written yet. */
 		int http_status = http_status_of(grpc_status);
 		if (!call->gateway_head_written)
-			result = write_head(connection, http_status, true, true, false, 0, call->gateway_close);
-		call->gateway_head_written = true;
+			out_head(call, http_status, true, true, false, 0);
 		json_t *inner = json_object();
 		json_object_set_new(inner, "grpc_code", json_integer(grpc_status));
 		json_object_set_new(inner, "http_code", json_integer(http_status));
@@ -408,15 +542,13 @@ void grpc_gateway_finish(struct grpc_call *call, int grpc_status, const char *me
 		json_object_set_new(outer, "error", inner);
 		char *body = json_dumps(outer, JSON_COMPACT);
 		json_decref(outer);
-		if (result == 0 && body != NULL)
-			result = write_chunk(connection, body, strlen(body));
+		if (body != NULL)
+			out_body(call, body, strlen(body), true);
 		free(body);
 	}
-	if (result == 0 && !call->gateway_head_written)
-		result = write_head(connection, 200, true, true, false, 0, call->gateway_close);
-	if (result == 0)
-		grpc_buffer_append(&connection->output, "0\r\n\r\n", 5);
-	grpc_connection_mark_dirty(connection);
+	if (!call->gateway_head_written)
+		out_head(call, 200, true, true, false, 0);
+	out_end(call, true, false);
 }
 
 void grpc_gateway_free_ended(struct grpc_connection *connection)

@@ -99,12 +99,6 @@ static int respond_plain(struct grpc_connection *connection, int status, const c
 	return grpc_buffer_append(&connection->output, body, strlen(body));
 }
 
-/* A request body's bound (grpc_internal.h: GRPC_GATEWAY_BODY_FACTOR). */
-static size_t body_limit(const struct grpc_server *server)
-{
-	return server->config.max_message_bytes * GRPC_GATEWAY_BODY_FACTOR;
-}
-
 enum { ANSWERED = 0, NEED_MORE = 1 };
 
 /* One complete request head of head_length bytes at the front of the input: ANSWERED (the request and
@@ -198,15 +192,15 @@ static int answer(struct grpc_connection *connection, const char *head, size_t h
 			free(path);
 			goto bad;
 		}
-		if (content_length > body_limit(server)) {
+		if (content_length > grpc_gateway_body_limit(server)) {
 			char message[160];
 			snprintf(message, sizeof message, "request body larger than max (%zu vs. %zu)", content_length,
-				body_limit(server));
+				grpc_gateway_body_limit(server));
 			free(path);
 			free(authorization);
 			connection->close_after_write = true;
 			grpc_buffer_consume(&connection->input, grpc_buffer_length(&connection->input));
-			return grpc_gateway_write_error(connection, GRPC_RESOURCE_EXHAUSTED, message, false, 413);
+			return grpc_gateway_write_error(connection, GRPC_RESOURCE_EXHAUSTED, message, 413);
 		}
 		if (grpc_buffer_length(&connection->input) - head_length < content_length) {
 			if (expect_continue && !connection->continue_sent) {

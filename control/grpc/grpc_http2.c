@@ -37,6 +37,14 @@ static void service_close(struct grpc_call *call, bool cancelled)
 static void client_half_closed(struct grpc_call *call)
 {
 	call->half_closed_by_client = true;
+	if (call->gateway != NULL && call->method == NULL && !call->finished) {
+		/* A gateway request's body is complete. */
+		struct grpc_buffer body = call->gateway_body;
+		memset(&call->gateway_body, 0, sizeof call->gateway_body);
+		grpc_gateway_run(call, body.data != NULL ? (const char *)body.data + body.start : "", grpc_buffer_length(&body));
+		grpc_buffer_free(&body);
+		return;
+	}
 	if (call->service_done || call->method == NULL)
 		return;
 	if (call->prefix_have > 0) {
@@ -94,12 +102,41 @@ static void answer_http(struct grpc_call *call)
 	grpc_http_answer_free(&answer);
 }
 
+/* A JSON gateway request over HTTP/2 (a TLS client that chose h2, as curl does): a POST to a route is
+ * a gateway call whose body is collected until the stream's end; under a prefix, another method or path
+ * is grpc-gateway's 405 or 404. False: not the gateway's. */
+static bool route_gateway(struct grpc_call *call)
+{
+	struct grpc_server *server = call->connection->server;
+	const char *target = call->path != NULL ? call->path : "/";
+	char *path = xstrndup(target, strcspn(target, "?"));
+	bool under_prefix;
+	const struct grpc_gateway_route *gateway = grpc_gateway_find(server, path, &under_prefix);
+	free(path);
+	if (!under_prefix)
+		return false;
+	server->stats.http_requests++;
+	if (gateway != NULL && call->http_method != NULL && strcmp(call->http_method, "POST") == 0) {
+		call->gateway = gateway;
+		return true;
+	}
+	static const char method_not_allowed[] = "Method Not Allowed\n", not_found[] = "Not Found\n";
+	struct grpc_http_answer answer = {
+		.status = gateway != NULL ? 405 : 404,
+		.body = gateway != NULL ? method_not_allowed : not_found,
+		.body_length = gateway != NULL ? sizeof method_not_allowed - 1 : sizeof not_found - 1,
+	};
+	grpc_call_respond_http(call, &answer, false);
+	return true;
+}
+
 static void route(struct grpc_call *call)
 {
 	struct grpc_server *server = call->connection->server;
 	const char *content_type = grpc_call_header(call, "content-type");
 	if (call->connection->tls != NULL && (content_type == NULL || strstr(content_type, "application/grpc") == NULL)) {
-		answer_http(call);
+		if (!route_gateway(call))
+			answer_http(call);
 		return;
 	}
 	if (call->http_method == NULL || strcmp(call->http_method, "POST") != 0) {
@@ -156,6 +193,15 @@ static int on_data_chunk_recv(nghttp2_session *session, uint8_t flags, int32_t s
 	if (connection->closed || call == NULL)
 		return 0;
 	size_t max = connection->server->config.max_message_bytes;
+	if (call->gateway != NULL && call->method == NULL && !call->finished) {
+		size_t limit = grpc_gateway_body_limit(connection->server);
+		size_t have = grpc_buffer_length(&call->gateway_body);
+		if (have + length > limit)
+			grpc_gateway_refuse_body(call, have + length);
+		else if (grpc_buffer_append(&call->gateway_body, data, length) != 0)
+			grpc_gateway_refuse_body(call, have + length);
+		return 0;
+	}
 	while (length > 0 && !call->discarding && call->method != NULL) {
 		if (call->prefix_have < 5) {
 			size_t take = 5 - call->prefix_have < length ? 5 - call->prefix_have : length;

@@ -109,9 +109,13 @@ struct grpc_call {
 	int grpc_status;
 	char *grpc_message;       /* percent-encoded */
 
-	/* A JSON gateway call (grpc_gateway.c) on an HTTP/1.1 connection; NULL: a gRPC call. */
+	/* A JSON gateway call (grpc_gateway.c), on an HTTP/1.1 connection or an HTTP/2 stream of a TLS one;
+	 * NULL: a gRPC call. On HTTP/2 the body is collected until the client ends the stream, and the
+	 * response goes out through output like a gRPC call's. */
 	const struct grpc_gateway_route *gateway;
+	struct grpc_buffer gateway_body;  /* HTTP/2: the request body so far */
 	bool gateway_head_written;   /* the response's status line and headers are out */
+	bool gateway_trailer;        /* HTTP/2: the response ends with grpc-gateway's trailer */
 	bool gateway_body_ended;     /* every request of the body was delivered */
 	bool gateway_close;          /* the connection closes after this response (Connection: close) */
 	uint64_t gateway_answers;    /* response messages sent */
@@ -265,15 +269,20 @@ const char *grpc_http_reason(int status);
  * prefix (its 404 is grpc-gateway's "Not Found"). */
 const struct grpc_gateway_route *grpc_gateway_find(const struct grpc_server *server, const char *path,
 	bool *under_prefix);
-/* Turns a complete request into a call of the route's method and delivers its messages, or answers
- * the error (a body that is not JSON, or not the request message). authorization: the header's value
- * or NULL. -1 when out of memory (the connection closes). */
+/* HTTP/1.1: turns a complete request into a call of the route's method (grpc_gateway_run).
+ * authorization: the header's value or NULL. -1 when out of memory (the connection closes). */
 int grpc_gateway_start(struct grpc_connection *connection, const struct grpc_gateway_route *route,
 	const char *body, size_t body_length, const char *authorization, bool close_after);
-/* An error in the gateway's JSON form, not bound to a call: HTTP status, gRPC code, text; chunked with
- * grpc-gateway's trailer when it is a call's error (as etcd's), with a Content-Length otherwise. */
-int grpc_gateway_write_error(struct grpc_connection *connection, int grpc_code, const char *message, bool call_error,
-	int http_status);
+/* The whole body of a gateway call is here: its requests go to the method, or the error (a body that is
+ * not JSON, or not the request message) is answered. */
+void grpc_gateway_run(struct grpc_call *call, const char *body, size_t body_length);
+/* HTTP/1.1, a request refused before it has a call (a body over the bound): the gateway's JSON error
+ * with a Content-Length. */
+int grpc_gateway_write_error(struct grpc_connection *connection, int grpc_code, const char *message, int http_status);
+/* HTTP/2: a body over the bound; the call ends with the same error. */
+void grpc_gateway_refuse_body(struct grpc_call *call, size_t body_length);
+/* The bound of a request body (GRPC_GATEWAY_BODY_FACTOR). */
+size_t grpc_gateway_body_limit(const struct grpc_server *server);
 /* grpc_call_send, grpc_call_finish and grpc_call_finish_internal of a gateway call. */
 int grpc_gateway_send(struct grpc_call *call, const uint8_t *message, size_t length);
 void grpc_gateway_finish(struct grpc_call *call, int grpc_status, const char *message);
