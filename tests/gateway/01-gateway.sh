@@ -239,3 +239,7 @@ wait "$stuck" || true
 assert_eq "the put without a quorum, once it times out" \
 	'503 {"error":"etcdserver: request timed out","message":"etcdserver: request timed out","code":14}' \
 	"$(cat "$TMP/stuck.status") $(cat "$TMP/stuck.body")"
+
+# ---- a clean stop; no sanitizer report in any log (the suite also runs on build-sanitize) ----
+stop_member infra1
+assert_no_sanitizer_reports

@@ -57,3 +57,7 @@ for version in --http1.1 --http2; do
 {\"result\":$(hdr $revision),\"events\":[{\"kv\":{\"key\":\"dw==\",\"create_revision\":\"4\",\"mod_revision\":\"$revision\",\"version\":\"$((revision - 3))\",\"value\":\"MQ==\"}}]}}" \
 		"$(sed -E 's/"raft_term":"[0-9]+"/"raft_term":"T"/g' "$TMP/watch$version")"
 done
+
+# ---- a clean stop (the watches still open); no sanitizer report in any log ----
+for n in infra1 infra2 infra3; do stop_member "$n"; done
+assert_no_sanitizer_reports
