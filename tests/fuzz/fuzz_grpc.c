@@ -1,6 +1,7 @@
 /* tests/fuzz/fuzz_grpc.c: libFuzzer target for the client request path: bytes a client sends to a
  * client URL, read by the real gRPC server (control/grpc/grpc_server.h: connection detection, HTTP/2
- * through nghttp2, gRPC message framing, HTTP/1.1 GETs) over a real loopback TCP connection, and handed
+ * through nghttp2, gRPC message framing, HTTP/1.1 GETs, the JSON gateway's POSTs: bodies, JSON to protobuf
+ * and back) over a real loopback TCP connection, and handed
  * to a small etcd service that unpacks the messages as etcd's RangeRequest / PutRequest / WatchRequest
  * (control/proto) and answers.
  *
@@ -234,6 +235,17 @@ static const struct grpc_method methods[] = {
 	{"/etcdserverpb.Watch/Watch", GRPC_METHOD_BIDI_STREAM, on_watch, on_close},
 };
 
+/* The same methods through the JSON gateway (HTTP/1.1 POSTs under /v3/). */
+static const struct grpc_gateway_route gateway_routes[] = {
+	{"kv/range", "/etcdserverpb.KV/Range", &etcdserverpb__range_request__descriptor,
+		&etcdserverpb__range_response__descriptor, GRPC_GATEWAY_END_HALF_CLOSE},
+	{"kv/put", "/etcdserverpb.KV/Put", &etcdserverpb__put_request__descriptor, &etcdserverpb__put_response__descriptor,
+		GRPC_GATEWAY_END_HALF_CLOSE},
+	{"watch", "/etcdserverpb.Watch/Watch", &etcdserverpb__watch_request__descriptor,
+		&etcdserverpb__watch_response__descriptor, GRPC_GATEWAY_END_CLIENT_GONE},
+};
+static const char *const gateway_prefixes[] = {"/v3/"};
+
 static void open_server(void)
 {
 	const char *urls[] = {"http://127.0.0.1:0"};
@@ -245,6 +257,10 @@ static void open_server(void)
 		.max_message_bytes = 64 * 1024,
 		.max_concurrent_streams = 16,
 		.http_get = http_get,
+		.gateway_routes = gateway_routes,
+		.gateway_route_count = sizeof gateway_routes / sizeof gateway_routes[0],
+		.gateway_prefixes = gateway_prefixes,
+		.gateway_prefix_count = 1,
 	};
 	char error[256];
 	server = grpc_server_open(&config, error, sizeof error);

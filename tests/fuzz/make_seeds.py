@@ -230,6 +230,19 @@ def grpc_seeds():
           h2c_call("/etcdserverpb.KV/Range", range_request))
     write("grpc", "http1-health", b"\x00GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
           b"GET /version HTTP/1.1\r\nConnection: close\r\n\r\n")
+    # The JSON gateway: pipelined POSTs (a put, a range with a bad body, a watch that stays open).
+    def post(path, body, extra=b""):
+        return (b"POST " + path + b" HTTP/1.1\r\nHost: 127.0.0.1\r\n" + extra +
+                b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+    write("grpc", "http1-gateway",
+          b"\x00" + post(b"/v3/kv/put", b'{"key":"Zm9v","value":"YmFy","lease":"7","prev_kv":true}') +
+          post(b"/v3/kv/range", b'{"key":"Zm9v","range_end":"Zm9w","limit":1.5,"sort_order":"DESCEND"}') +
+          post(b"/v3/kv/nothing", b"{}") +
+          post(b"/v3/watch", b'{"create_request":{"key":"Zm9v","filters":["NOPUT"]}} {"cancel_request":{}}',
+               b"Connection: close\r\n"))
+    write("grpc", "http1-gateway-continue",
+          b"\x08" + post(b"/v3/kv/put", b'{"key":"YQ==","value":"Yg=="}', b"Expect: 100-continue\r\n") +
+          post(b"/v3/kv/range", b'{"key":"YQ=",}'))
 
 
 if __name__ == "__main__":
