@@ -797,12 +797,14 @@ static void member_array_free(struct member_array *array)
 	free(array->pointers);
 }
 
-static void answer_members(struct grpc_call *call, enum waiting_kind kind, json_t *json)
+static void answer_members(struct client_thread *thread, struct grpc_call *call, enum waiting_kind kind, json_t *json)
 {
 	Etcdserverpb__ResponseHeader header = ETCDSERVERPB__RESPONSE_HEADER__INIT;
 	header_from_json(json, &header);
-	/* etcd's Cluster service fills cluster, member and term only (its header() has no revision). */
+	/* etcd's Cluster service fills cluster, member and term only (its header() has no revision), and the
+	 * member is the one answering, not the one whose core made the result (a change is the leader's). */
 	header.revision = 0;
+	header.member_id = thread->node->member_id;
 	struct member_array members = members_from_json(json_object_get(json, "members"));
 	switch (kind) {
 	case WAITING_MEMBER_ADD: {
@@ -921,7 +923,7 @@ static void answer(struct client_thread *thread, struct node_reply *reply)
 		response.header = &header;
 		client_answer(call, &response.base);
 	} else {
-		answer_members(call, waiting.kind, json);
+		answer_members(thread, call, waiting.kind, json);
 	}
 	json_decref(json);
 }

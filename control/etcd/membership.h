@@ -27,11 +27,12 @@ struct membership {
 	size_t removed_count;
 };
 
-/* etcd's errors, with etcd's texts (etcdserver/errors.go, membership/errors.go). */
+/* etcd's errors, with the texts its v3 API answers them with (v3rpc maps membership's "ID removed" to
+ * "member not found" too). */
 #define MEMBERSHIP_ERROR_LIST(X)                                                                        \
 	X(MEMBERSHIP_OK, "ok")                                                                            \
 	X(MEMBERSHIP_ERR_ID_NOT_FOUND, "etcdserver: member not found")                                    \
-	X(MEMBERSHIP_ERR_ID_REMOVED, "etcdserver: member was removed")                                    \
+	X(MEMBERSHIP_ERR_ID_REMOVED, "etcdserver: member not found")                                      \
 	X(MEMBERSHIP_ERR_ID_EXISTS, "etcdserver: member ID already exist")                                \
 	X(MEMBERSHIP_ERR_PEER_URL_EXISTS, "etcdserver: Peer URLs already exists")                         \
 	X(MEMBERSHIP_ERR_NOT_ENOUGH_STARTED, "etcdserver: re-configuration failed due to not enough started members") \

@@ -116,6 +116,33 @@ assert_eq "status (values masked)" \
 	'{"header":{"cluster_id":"15464393345587868995","member_id":"2172841939421890696","revision":"11","raft_term":"string"},"version":"string","dbSize":"string","leader":"string","raftIndex":"string","raftTerm":"string","raftAppliedIndex":"string","dbSizeInUse":"string"}' \
 	"$(jq -c '(.version, .dbSize, .leader, .raftIndex, .raftTerm, .raftAppliedIndex, .dbSizeInUse, .header.raft_term) |= type' <<<"$BODY")"
 
+# A learner added, updated, refused promotion (it never started, so it is not in sync), removed. Its ID is
+# random: masked as "NEW".
+members='{"ID":"2172841939421890696","name":"infra1","peerURLs":["http://127.0.0.1:28610"],"clientURLs":["http://127.0.0.1:28609"]},{"ID":"9914476163178682117","name":"infra2","peerURLs":["http://127.0.0.1:28620"],"clientURLs":["http://127.0.0.1:28619"]},{"ID":"13508827846498313379","name":"infra3","peerURLs":["http://127.0.0.1:28630"],"clientURLs":["http://127.0.0.1:28629"]}'
+# etcd refuses a member until every member has been connected for 5 s ("unhealthy cluster", 503): retried.
+try_member_add() {
+	post /v3/cluster/member/add '{"peerURLs":["http://127.0.0.1:28640"],"isLearner":true}'
+	[ "$STATUS" = 200 ] && return 0
+	[ "$STATUS $BODY" = '503 {"error":"etcdserver: unhealthy cluster","message":"etcdserver: unhealthy cluster","code":14}' ] ||
+		fail "member add: $STATUS $BODY"
+	return 1
+}
+wait_until "member add accepted" 15 try_member_add
+new_id=$(jq -r .member.ID <<<"$BODY")
+mask_new() { sed "s/\"$new_id\"/\"NEW\"/g" <<<"$BODY"; }
+# The list is in ID order, where the new member's random ID falls anywhere: sorted by name (it has none yet).
+assert_eq "member add" "$H,\"raft_term\":\"T\"},\"member\":{\"ID\":\"NEW\",\"peerURLs\":[\"http://127.0.0.1:28640\"],\"isLearner\":true},\"members\":[{\"ID\":\"NEW\",\"peerURLs\":[\"http://127.0.0.1:28640\"],\"isLearner\":true},$members]}" \
+	"$(jq -c '.members |= sort_by(.name)' <<<"$(mask_new)")"
+post /v3/cluster/member/update "{\"ID\":\"$new_id\",\"peerURLs\":[\"http://127.0.0.1:28641\"]}"
+assert_eq "member update" "200 $H,\"raft_term\":\"T\"}}" "$STATUS $(jq -c 'del(.members)' <<<"$BODY")"
+expect /v3/cluster/member/promote "{\"ID\":\"$new_id\"}" 412 \
+	'{"error":"etcdserver: can only promote a learner member which is in sync with leader","message":"etcdserver: can only promote a learner member which is in sync with leader","code":9}'
+post /v3/cluster/member/remove "{\"ID\":\"$new_id\"}"
+assert_eq "member remove" "200 $H,\"raft_term\":\"T\"},\"members\":[$members]}" \
+	"$STATUS $BODY"
+expect /v3/cluster/member/remove "{\"ID\":\"$new_id\"}" 404 \
+	'{"error":"etcdserver: member not found","message":"etcdserver: member not found","code":5}'
+
 # etcd answers these two without a header.
 expect /v3/maintenance/alarm '{"action":"GET"}' 200 '{}'
 expect /v3/maintenance/defragment '{}' 200 '{}'
