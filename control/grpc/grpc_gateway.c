@@ -193,9 +193,8 @@ static char *error_body(int grpc_code, const char *message, size_t *length)
 	json_object_set_new(error, "error", json_string(message));
 	json_object_set_new(error, "message", json_string(message));
 	json_object_set_new(error, "code", json_integer(grpc_code));
-	char *text = json_dumps(error, JSON_COMPACT);
+	char *text = grpc_json_dump(error, length);
 	json_decref(error);
-	*length = text != NULL ? strlen(text) : 0;
 	return text;
 }
 
@@ -390,6 +389,8 @@ static void end_answered(struct grpc_call *call)
 	grpc_gateway_finish(call, GRPC_OK, NULL);
 }
 
+static void run(struct grpc_call *call, const char *body, size_t body_length);
+
 int grpc_gateway_start(struct grpc_connection *connection, const struct grpc_gateway_route *route,
 	const char *body, size_t body_length, const char *authorization, bool close_after)
 {
@@ -422,6 +423,19 @@ int grpc_gateway_start(struct grpc_connection *connection, const struct grpc_gat
 }
 
 void grpc_gateway_run(struct grpc_call *call, const char *body, size_t body_length)
+{
+	/* Go's decoder takes bytes that are not UTF-8 as U+FFFD; jansson would refuse the body. */
+	size_t fixed_length;
+	char *fixed = grpc_json_fix_utf8(body, body_length, &fixed_length);
+	if (fixed != NULL) {
+		run(call, fixed, fixed_length);
+		free(fixed);
+	} else {
+		run(call, body, body_length);
+	}
+}
+
+static void run(struct grpc_call *call, const char *body, size_t body_length)
 {
 	struct grpc_server *server = call->connection->server;
 	const struct grpc_gateway_route *route = call->gateway;
@@ -486,11 +500,11 @@ int grpc_gateway_send(struct grpc_call *call, const uint8_t *message, size_t len
 			json = NULL;
 		}
 	}
-	char *text = json != NULL ? json_dumps(json, JSON_COMPACT) : NULL;
+	size_t text_length = 0;
+	char *text = json != NULL ? grpc_json_dump(json, &text_length) : NULL;
 	json_decref(json);
 	if (text == NULL)
 		return -1;
-	size_t text_length = strlen(text);
 	int result = 0;
 	if (!call->gateway_head_written)
 		result = out_head(call, 200, stream, true, false, text_length);
@@ -540,10 +554,11 @@ void grpc_gateway_finish(struct grpc_call *call, int grpc_status, const char *me
 		json_object_set_new(inner, "http_status", json_string(grpc_http_reason(http_status)));
 		json_t *outer = json_object();
 		json_object_set_new(outer, "error", inner);
-		char *body = json_dumps(outer, JSON_COMPACT);
+		size_t body_length = 0;
+		char *body = grpc_json_dump(outer, &body_length);
 		json_decref(outer);
 		if (body != NULL)
-			out_body(call, body, strlen(body), true);
+			out_body(call, body, body_length, true);
 		free(body);
 	}
 	if (!call->gateway_head_written)

@@ -62,6 +62,79 @@ static json_t *base64_string(const uint8_t *data, size_t length)
 	return value;
 }
 
+/* The length of the valid UTF-8 sequence at text (at most length bytes), 0 when there is none. */
+static size_t utf8_sequence(const unsigned char *text, size_t length)
+{
+	unsigned char c = text[0];
+	size_t need;
+	uint32_t point;
+	if (c < 0x80)
+		return 1;
+	if (c >= 0xC2 && c <= 0xDF) {
+		need = 2;
+		point = c & 0x1F;
+	} else if (c >= 0xE0 && c <= 0xEF) {
+		need = 3;
+		point = c & 0x0F;
+	} else if (c >= 0xF0 && c <= 0xF4) {
+		need = 4;
+		point = c & 0x07;
+	} else {
+		return 0;
+	}
+	if (length < need)
+		return 0;
+	for (size_t i = 1; i < need; i++) {
+		if ((text[i] & 0xC0) != 0x80)
+			return 0;
+		point = point << 6 | (text[i] & 0x3F);
+	}
+	bool overlong = (need == 3 && point < 0x800) || (need == 4 && point < 0x10000);
+	if (overlong || point > 0x10FFFF || (point >= 0xD800 && point <= 0xDFFF))
+		return 0;
+	return need;
+}
+
+char *grpc_json_fix_utf8(const char *text, size_t length, size_t *fixed_length)
+{
+	size_t at = 0;
+	while (at < length && utf8_sequence((const unsigned char *)text + at, length - at) != 0)
+		at += utf8_sequence((const unsigned char *)text + at, length - at);
+	if (at == length)
+		return NULL;
+	char *fixed = malloc(3 * length + 1);
+	if (fixed == NULL)
+		return NULL;
+	size_t used = 0;
+	for (at = 0; at < length;) {
+		size_t sequence = utf8_sequence((const unsigned char *)text + at, length - at);
+		if (sequence == 0) {
+			memcpy(fixed + used, "\xEF\xBF\xBD", 3);
+			used += 3;
+			at++;
+		} else {
+			memcpy(fixed + used, text + at, sequence);
+			used += sequence;
+			at += sequence;
+		}
+	}
+	fixed[used] = '\0';
+	*fixed_length = used;
+	return fixed;
+}
+
+/* A JSON string of text; bytes that are not UTF-8 become U+FFFD, as Go's encoder writes them. */
+static json_t *string_json(const char *text)
+{
+	size_t length = strlen(text), fixed_length;
+	char *fixed = grpc_json_fix_utf8(text, length, &fixed_length);
+	if (fixed == NULL)
+		return json_stringn_nocheck(text, length);
+	json_t *value = json_stringn_nocheck(fixed, fixed_length);
+	free(fixed);
+	return value;
+}
+
 static json_t *value_json(const ProtobufCFieldDescriptor *field, const void *slot)
 {
 	char text[32];
@@ -95,8 +168,7 @@ static json_t *value_json(const ProtobufCFieldDescriptor *field, const void *slo
 	}
 	case PROTOBUF_C_TYPE_STRING: {
 		const char *string = *(char *const *)slot;
-		/* Not checked as UTF-8: a key's name is the client's bytes, and Go writes what it got too. */
-		return json_stringn_nocheck(string != NULL ? string : "", string != NULL ? strlen(string) : 0);
+		return string_json(string != NULL ? string : "");
 	}
 	case PROTOBUF_C_TYPE_BYTES: {
 		const ProtobufCBinaryData *bytes = slot;
@@ -558,6 +630,63 @@ failed:
 	return NULL;
 }
 
+char *grpc_json_dump(const json_t *json, size_t *length)
+{
+	char *text = json_dumps(json, JSON_COMPACT);
+	if (text == NULL)
+		return NULL;
+	/* Go's encoder escapes <, > and & (HTML-safe), U+2028 and U+2029, and writes \b and \f as \u escapes.
+	 * None of these bytes is JSON's own syntax, so they are in strings wherever they are. */
+	size_t extra = 0;
+	for (const char *c = text; *c != '\0'; c++)
+		if (*c == '<' || *c == '>' || *c == '&' || (c[0] == '\\' && (c[1] == 'b' || c[1] == 'f')) ||
+			((unsigned char)c[0] == 0xE2 && (unsigned char)c[1] == 0x80 &&
+				((unsigned char)c[2] == 0xA8 || (unsigned char)c[2] == 0xA9)))
+			extra += 5;
+	if (extra == 0) {
+		*length = strlen(text);
+		return text;
+	}
+	char *escaped = malloc(strlen(text) + extra + 1);
+	if (escaped == NULL) {
+		free(text);
+		return NULL;
+	}
+	size_t used = 0;
+	for (const char *c = text; *c != '\0'; c++) {
+		const char *replacement = NULL;
+		size_t skip = 0;
+		if (*c == '<')
+			replacement = "\\u003c";
+		else if (*c == '>')
+			replacement = "\\u003e";
+		else if (*c == '&')
+			replacement = "\\u0026";
+		else if (c[0] == '\\' && (c[1] == 'b' || c[1] == 'f'))
+			replacement = c[1] == 'b' ? "\\u0008" : "\\u000c", skip = 1;
+		else if ((unsigned char)c[0] == 0xE2 && (unsigned char)c[1] == 0x80 &&
+			((unsigned char)c[2] == 0xA8 || (unsigned char)c[2] == 0xA9))
+			replacement = (unsigned char)c[2] == 0xA8 ? "\\u2028" : "\\u2029", skip = 2;
+		else if (c[0] == '\\' && c[1] != '\0') {
+			/* Another escape: copied whole, so that its second byte is not taken for one of the above. */
+			escaped[used++] = *c++;
+			escaped[used++] = *c;
+			continue;
+		}
+		if (replacement != NULL) {
+			memcpy(escaped + used, replacement, 6);
+			used += 6;
+			c += skip;
+		} else {
+			escaped[used++] = *c;
+		}
+	}
+	escaped[used] = '\0';
+	free(text);
+	*length = used;
+	return escaped;
+}
+
 void grpc_json_syntax_error(const json_error_t *error, size_t input_length, char *err, size_t errlen)
 {
 	/* jansson: "'}' expected near 'x'", "invalid token near 'abc'", "... near end of file". */
@@ -567,7 +696,13 @@ void grpc_json_syntax_error(const json_error_t *error, size_t input_length, char
 		snprintf(err, errlen, "unexpected EOF");
 		return;
 	}
-	char character = near[6];
+	/* Go's scanner quotes the offending byte as if it were a rune: 0xC3, the start of "é", is 'Ã'. */
+	char character[4];
+	unsigned char byte = (unsigned char)near[6];
+	if (byte < 0x80)
+		snprintf(character, sizeof character, "%c", byte);
+	else
+		snprintf(character, sizeof character, "%c%c", 0xC0 | byte >> 6, 0x80 | (byte & 0x3F));
 	const char *context = "looking for beginning of value";
 	if (strstr(error->text, "string or '}' expected") != NULL)
 		context = "looking for beginning of object key string";
@@ -577,8 +712,8 @@ void grpc_json_syntax_error(const json_error_t *error, size_t input_length, char
 		context = "after object key:value pair";
 	else if (strstr(error->text, "']' expected") != NULL)
 		context = "after array element";
-	if (character == '\'')
+	if (strcmp(character, "'") == 0)
 		snprintf(err, errlen, "invalid character '\\'' %s", context);
 	else
-		snprintf(err, errlen, "invalid character '%c' %s", character, context);
+		snprintf(err, errlen, "invalid character '%s' %s", character, context);
 }

@@ -25,6 +25,15 @@ json_t *grpc_json_from_message(const ProtobufCMessage *message);
 ProtobufCMessage *grpc_json_to_message(const ProtobufCMessageDescriptor *descriptor, const json_t *json, char *err,
 	size_t errlen);
 
+/* text with every byte that is not part of valid UTF-8 replaced by U+FFFD, as Go's JSON decoder and
+ * encoder read and write strings: a malloc'd copy of *fixed_length bytes, or NULL when text is valid
+ * already (or out of memory). */
+char *grpc_json_fix_utf8(const char *text, size_t length, size_t *fixed_length);
+
+/* json as Go's encoder writes it: compact, with <, >, &, U+2028, U+2029 escaped (\u003c ...). A malloc'd
+ * string of *length bytes, NULL when out of memory. */
+char *grpc_json_dump(const json_t *json, size_t *length);
+
 /* jansson's parse error of an input of input_length bytes in the words of Go's encoding/json, which
  * etcd's gateway answers: "unexpected EOF", "invalid character 'x' looking for beginning of value". */
 void grpc_json_syntax_error(const json_error_t *error, size_t input_length, char *err, size_t errlen);

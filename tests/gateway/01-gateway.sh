@@ -160,6 +160,7 @@ for case in \
 	'{"key" "Zm9v"}|invalid character '"'\\\"'"' after object key' \
 	'{"key":"Zm9v","range_end":[1,2}|invalid character '"'}'"' after array element' \
 	'xyz|invalid character '"'x'"' looking for beginning of value' \
+	'{"key":"Zm9v",é}|invalid character '"'Ã'"' looking for beginning of object key string' \
 	'[1]|json: cannot unmarshal array into Go value of type map[string]json.RawMessage' \
 	'{"key":1}|json: cannot unmarshal number into Go value of type []uint8' \
 	'{"key":"YQ="}|illegal base64 data at input byte 3' \
@@ -230,6 +231,9 @@ expect /v3/auth/user/add '{"name":"alice","password":"alicepw"}' 200 "$(hdr 12)}
 expect /v3/auth/role/add '{"name":"reader"}' 200 "$(hdr 12)}"
 expect /v3/auth/role/grant '{"name":"reader","perm":{"permType":"READ","key":"cA=="}}' 200 "$(hdr 12)}"
 expect /v3/auth/user/grant '{"user":"alice","role":"reader"}' 200 "$(hdr 12)}"
+# Names come back as Go writes strings: <, >, & and U+2028 escaped.
+expect /v3/auth/user/add '{"name":"x<y&z>\u2028","password":"pw"}' 200 "$(hdr 12)}"
+expect /v3/auth/user/list '{}' 200 "$(hdr 12),\"users\":[\"alice\",\"root\",\"x\\u003cy\\u0026z\\u003e\\u2028\"]}"
 expect /v3/auth/enable '{}' 200 "$(hdr 12)}"
 expect /v3/auth/authenticate '{"name":"alice","password":"wrong"}' 400 \
 	'{"error":"etcdserver: authentication failed, invalid user ID or password","message":"etcdserver: authentication failed, invalid user ID or password","code":3}'
