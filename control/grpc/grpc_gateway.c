@@ -1,4 +1,5 @@
-/* control/grpc/grpc_gateway.c: etcd 3.4's gRPC JSON gateway on HTTP/1.1. A POST's JSON body becomes
+/* control/grpc/grpc_gateway.c: etcd 3.4's gRPC JSON gateway, on HTTP/1.1 and (a TLS client that chose h2)
+ * on HTTP/2 streams. A POST's JSON body becomes
  * the request message(s) of an ordinary call of the route's method; the service's answers come back
  * through grpc_call_send and grpc_call_finish, which land here for these calls and write JSON where a
  * gRPC call would queue frames. The response heads, bodies and error shapes are those etcd 3.4.23's
@@ -7,8 +8,8 @@
  * - unary: 200, Content-Type application/json, Grpc-Metadata-Content-Type, Content-Length, the message;
  * - streams: 200, chunked, one chunk per message: {"result":MESSAGE} and a newline; an error after the
  *   first answer: {"error":{"grpc_code":N,"http_code":H,"message":"...","http_status":"..."}};
- * - a call's error: HTTP status by grpc-gateway's table, chunked with a Grpc-Trailer-Content-Type
- *   trailer, {"error":"TEXT","message":"TEXT","code":N};
+ * - a call's error: HTTP status by grpc-gateway's table, {"error":"TEXT","message":"TEXT","code":N},
+ *   chunked with a Grpc-Trailer-Content-Type trailer on HTTP/1.1 (with a length on HTTP/2);
  * - a body that does not decode: 400 with a Content-Length and the same shape, code 3, Go's text.
  *
  * Every response carries etcd's default CORS headers. */
