@@ -1,6 +1,7 @@
 /* control/grpc/grpc_server.h: gRPC over HTTP/2 (prior knowledge on http:// endpoints as etcd clients use
  * it, ALPN "h2" over TLS on https:// ones), served with nghttp2; plain HTTP/1.1 GETs on the same port
- * (/health, /version, /metrics), told apart by the first bytes of a connection. TLS: grpc_tls.h.
+ * (/health, /version, /metrics) and the JSON gateway's POSTs, told apart by the first bytes of a
+ * connection. TLS: grpc_tls.h.
  *
  * One server is driven by one thread: it sleeps in epoll on grpc_server_fd() (with its other fds) and
  * calls grpc_server_process() whenever that fd is readable (or at least every 100 ms, for timeouts).
@@ -64,8 +65,8 @@ struct grpc_http_response {
 struct grpc_tls_context;
 struct ProtobufCMessageDescriptor;
 
-/* etcd's gRPC JSON gateway on the same port: an HTTP/1.1 POST of a JSON request to a gateway path is a
- * call of a registered method, the same the gRPC clients reach. The server turns the JSON body into the
+/* etcd's gRPC JSON gateway on the same port: an HTTP/1.1 POST of a JSON request to a gateway path (or an
+ * HTTP/2 one on a TLS connection, where etcd serves non-gRPC requests too) is a call of a registered method, the same the gRPC clients reach. The server turns the JSON body into the
  * request message (grpc_json.h), the service sees an ordinary call (it cannot tell), and its answers
  * go back as JSON: a unary one as the response body, a stream's as chunks of {"result":...}, an error
  * as {"error":...,"message":...,"code":N} with the HTTP status grpc-gateway maps the code to. */
