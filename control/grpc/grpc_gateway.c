@@ -221,8 +221,11 @@ static void end_call(struct grpc_call *call)
 	call->service_done = true;
 	call->discarding = true;
 	grpc_server_table_remove(connection->server, call);
-	if (connection->http1_call == call)
+	if (connection->http1_call == call) {
 		connection->http1_call = NULL;
+		/* A pipelined request waiting behind this call starts its clock now. */
+		connection->opened_ms = grpc_now_ms();
+	}
 	if (call->gateway_close)
 		connection->close_after_write = true;
 }
