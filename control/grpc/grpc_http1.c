@@ -1,9 +1,9 @@
 /* control/grpc/grpc_http1.c: plain HTTP/1.1 on the client port: GET and HEAD (/health, /version,
  * /metrics for curl and Prometheus), and POSTs of the JSON gateway (grpc_gateway.c), whose bodies are
- * read by Content-Length (with "100 Continue" when the client expects it). Keep-alive unless the client
+ * read by Content-Length or chunked (with "100 Continue" when the client expects it). Keep-alive unless the client
  * says Connection: close (or speaks HTTP/1.0 without keep-alive); requests are answered one at a time,
- * in order. A request head over GRPC_HTTP1_MAX_REQUEST, one we cannot parse, a chunked body or a body
- * outside the gateway gets a 400 and the connection closes. */
+ * in order. A request head over GRPC_HTTP1_MAX_REQUEST, one we cannot parse, another transfer coding or a
+ * body outside the gateway gets a 400 and the connection closes. */
 #include "grpc_internal.h"
 
 #include <stdio.h>
@@ -101,6 +101,83 @@ static int respond_plain(struct grpc_connection *connection, int status, const c
 
 enum { ANSWERED = 0, NEED_MORE = 1 };
 
+enum dechunk_result { DECHUNK_DONE, DECHUNK_NEED_MORE, DECHUNK_MALFORMED, DECHUNK_TOO_LARGE };
+
+/* A chunked body at data (available bytes so far): its chunks' sizes, each "SIZE[;extension]" CRLF, the
+ * data, CRLF; a zero size, trailer lines and an empty line end it. DONE: *body is the data (malloc'd,
+ * *body_length bytes) and *wire_length the bytes it took. TOO_LARGE once the data passes limit
+ * (*body_length: the data seen). */
+static enum dechunk_result dechunk(const char *data, size_t available, size_t limit, char **body,
+	size_t *body_length, size_t *wire_length, const char **malformed)
+{
+	*malformed = "malformed chunked encoding"; /* Go's chunked reader's words, below for the others */
+	*body = NULL;
+	*body_length = 0;
+	char *copy = NULL;
+	/* Two walks: the first measures and checks, the second copies into a body of the right size. */
+	for (int walk = 0; walk < 2; walk++) {
+		size_t at = 0, total = 0;
+		for (;;) {
+			const char *line_end = memmem(data + at, available - at, "\r\n", 2);
+			if (line_end == NULL && available - at > 4096)
+				*malformed = "header line too long";
+			if (line_end == NULL)
+				return available - at > 4096 ? DECHUNK_MALFORMED : DECHUNK_NEED_MORE;
+			size_t line_length = (size_t)(line_end - (data + at));
+			size_t digits = 0, size = 0;
+			while (digits < line_length && strchr("0123456789abcdefABCDEF", data[at + digits]) != NULL &&
+				data[at + digits] != '\0') {
+				char c = data[at + digits];
+				size = size * 16 + (size_t)(c <= '9' ? c - '0' : (c | 0x20) - 'a' + 10);
+				if (++digits > 12) {
+					*malformed = "http chunk length too large";
+					return DECHUNK_MALFORMED;
+				}
+			}
+			if (digits == 0 || (digits < line_length && data[at + digits] != ';')) {
+				*malformed = "invalid byte in chunk length";
+				return DECHUNK_MALFORMED;
+			}
+			at += line_length + 2;
+			if (size == 0) {
+				for (;;) {
+					const char *trailer_end = memmem(data + at, available - at, "\r\n", 2);
+					if (trailer_end == NULL)
+						return available - at > 8192 ? DECHUNK_MALFORMED : DECHUNK_NEED_MORE;
+					size_t trailer_length = (size_t)(trailer_end - (data + at));
+					at += trailer_length + 2;
+					if (trailer_length == 0)
+						break;
+				}
+				break;
+			}
+			/* The framing counts too: tiny chunks must not make the input many times the body's bound. */
+			if (total + size > limit || at > 2 * limit) {
+				*body_length = total + size > limit ? total + size : at;
+				return DECHUNK_TOO_LARGE;
+			}
+			if (available - at < size + 2)
+				return DECHUNK_NEED_MORE;
+			if (memcmp(data + at + size, "\r\n", 2) != 0)
+				return DECHUNK_MALFORMED;
+			if (copy != NULL)
+				memcpy(copy + total, data + at, size);
+			total += size;
+			at += size + 2;
+		}
+		if (walk == 0) {
+			copy = malloc(total + 1);
+			if (copy == NULL)
+				return DECHUNK_MALFORMED;
+		} else {
+			*body = copy;
+			*body_length = total;
+			*wire_length = at;
+		}
+	}
+	return DECHUNK_DONE;
+}
+
 /* One complete request head of head_length bytes at the front of the input: ANSWERED (the request and
  * its body consumed), NEED_MORE (its body is still coming), -1 (the connection must close). */
 static int answer(struct grpc_connection *connection, const char *head, size_t head_length)
@@ -132,6 +209,7 @@ static int answer(struct grpc_connection *connection, const char *head, size_t h
 
 	bool keep_alive = !http10;
 	bool expect_continue = false;
+	bool chunked = false;
 	size_t content_length = 0;
 	char *authorization = NULL;
 	const char *line = line_end + 2;
@@ -160,8 +238,11 @@ static int answer(struct grpc_connection *connection, const char *head, size_t h
 				goto bad;
 			content_length = (size_t)strtoull(value, NULL, 10);
 		} else if (name_length == 17 && strncasecmp(line, "transfer-encoding", 17) == 0) {
-			/* Chunked request bodies are not read: we could not find the next request. */
-			goto bad;
+			/* Only chunked is read (it wins over a Content-Length); another coding would hide where
+			 * the next request starts. */
+			if (!(value_length == 7 && strncasecmp(value, "chunked", 7) == 0))
+				goto bad;
+			chunked = true;
 		} else if (name_length == 6 && strncasecmp(line, "expect", 6) == 0) {
 			expect_continue = value_length == 12 && strncasecmp(value, "100-continue", 12) == 0;
 		} else if (name_length == 13 && strncasecmp(line, "authorization", 13) == 0) {
@@ -186,15 +267,34 @@ static int answer(struct grpc_connection *connection, const char *head, size_t h
 	}
 	bool under_prefix;
 	const struct grpc_gateway_route *route = grpc_gateway_find(server, path, &under_prefix);
-	if (content_length > 0) {
+	size_t wire_length = content_length; /* the body's bytes on the connection */
+	size_t body_length = content_length;
+	char *chunked_body = NULL;
+	if (content_length > 0 || chunked) {
 		/* Only the gateway reads bodies; elsewhere we could not tell where the next request starts. */
 		if (!under_prefix) {
 			free(path);
 			goto bad;
 		}
-		if (content_length > grpc_gateway_body_limit(server)) {
+		int chunks = DECHUNK_DONE;
+		const char *malformed = NULL;
+		if (chunked) {
+			const char *data = (const char *)connection->input.data + connection->input.start + head_length;
+			chunks = dechunk(data, grpc_buffer_length(&connection->input) - head_length, grpc_gateway_body_limit(server),
+				&chunked_body, &body_length, &wire_length, &malformed);
+			if (chunks == DECHUNK_MALFORMED) {
+				/* Go's body reader fails, and the gateway answers its error; the connection closes. */
+				free(path);
+				free(authorization);
+				connection->close_after_write = true;
+				connection->bad_input = true;
+				grpc_buffer_consume(&connection->input, grpc_buffer_length(&connection->input));
+				return grpc_gateway_write_error(connection, GRPC_INVALID_ARGUMENT, malformed, 400);
+			}
+		}
+		if (body_length > grpc_gateway_body_limit(server)) {
 			char message[160];
-			snprintf(message, sizeof message, "request body larger than max (%zu vs. %zu)", content_length,
+			snprintf(message, sizeof message, "request body larger than max (%zu vs. %zu)", body_length,
 				grpc_gateway_body_limit(server));
 			free(path);
 			free(authorization);
@@ -202,7 +302,7 @@ static int answer(struct grpc_connection *connection, const char *head, size_t h
 			grpc_buffer_consume(&connection->input, grpc_buffer_length(&connection->input));
 			return grpc_gateway_write_error(connection, GRPC_RESOURCE_EXHAUSTED, message, 413);
 		}
-		if (grpc_buffer_length(&connection->input) - head_length < content_length) {
+		if (chunks == DECHUNK_NEED_MORE || (!chunked && grpc_buffer_length(&connection->input) - head_length < content_length)) {
 			if (expect_continue && !connection->continue_sent) {
 				static const char go_on[] = "HTTP/1.1 100 Continue\r\n\r\n";
 				connection->continue_sent = true;
@@ -222,19 +322,23 @@ static int answer(struct grpc_connection *connection, const char *head, size_t h
 	int result;
 	if (route != NULL && strcmp(method, "POST") == 0) {
 		/* The body is copied out: the call may outlive the input's next reallocation. */
-		char *body = malloc(content_length + 1);
+		char *body = chunked_body;
+		if (body == NULL)
+			body = malloc(content_length + 1);
 		if (body == NULL) {
 			free(path);
 			free(authorization);
 			return -1;
 		}
-		memcpy(body, (const char *)connection->input.data + connection->input.start + head_length, content_length);
-		grpc_buffer_consume(&connection->input, head_length + content_length);
-		result = grpc_gateway_start(connection, route, body, content_length, authorization, !keep_alive);
+		if (!chunked)
+			memcpy(body, (const char *)connection->input.data + connection->input.start + head_length, content_length);
+		grpc_buffer_consume(&connection->input, head_length + wire_length);
+		result = grpc_gateway_start(connection, route, body, body_length, authorization, !keep_alive);
 		free(body);
 	} else if (under_prefix) {
 		/* grpc-gateway's mux: another method on a route is 405, an unknown path 404, in its words. */
-		grpc_buffer_consume(&connection->input, head_length + content_length);
+		free(chunked_body);
+		grpc_buffer_consume(&connection->input, head_length + wire_length);
 		if (!keep_alive)
 			connection->close_after_write = true;
 		result = respond_plain(connection, route != NULL ? 405 : 404,
