@@ -14,6 +14,13 @@ source "$(dirname "$0")/../etcdctl/lib.sh"
 command -v curl >/dev/null || { echo "$0: curl not found (Debian package curl)" >&2; exit 2; }
 command -v jq >/dev/null || { echo "$0: jq not found (Debian package jq)" >&2; exit 2; }
 
+# quorumd's infra1 also serves /debug/vars (its client connection count, checked after the watch).
+member_flags() {
+	# shellcheck disable=SC2207 # TMP has no spaces
+	MEMBER_CMD+=($(server_flags "$1"))
+	[ "$KIND" != quorumd ] || [ "$1" != infra1 ] || MEMBER_CMD+=(--enable-pprof)
+}
+
 add_member infra1 28610
 add_member infra2 28620
 add_member infra3 28630
@@ -93,7 +100,8 @@ expect /v3/kv/range '{"key":"bGVhc2Vk"}' 200 "$(hdr 9)}"
 # ---- watch: a stream of {"result":...} lines; a put and a delete arrive as events ----
 curl -sS -N --max-time 20 -X POST "$U/v3/watch" -d '{"create_request":{"key":"Zm9v","prev_kv":true}}' \
 	>"$TMP/watch.out" 2>"$TMP/watch.err" &
-track_pid $!
+watch_pid=$!
+track_pid "$watch_pid"
 watch_lines() { [ "$(grep -c . "$TMP/watch.out")" -ge "$1" ]; }
 wait_until "the watch's created response" 10 watch_lines 1
 expect /v3/kv/put '{"key":"Zm9v","value":"YmF6"}' 200 "$(hdr 10)}"
@@ -103,6 +111,13 @@ assert_eq "watch stream" "{\"result\":$(hdr 9),\"created\":true}}
 {\"result\":$(hdr 10),\"events\":[{\"kv\":{\"key\":\"Zm9v\",\"create_revision\":\"2\",\"mod_revision\":\"10\",\"version\":\"3\",\"value\":\"YmF6\"},\"prev_kv\":{\"key\":\"Zm9v\",\"create_revision\":\"2\",\"mod_revision\":\"5\",\"version\":\"2\",\"value\":\"YmFy\"}}]}}
 {\"result\":$(hdr 11),\"events\":[{\"type\":\"DELETE\",\"kv\":{\"key\":\"Zm9v\",\"mod_revision\":\"11\"},\"prev_kv\":{\"key\":\"Zm9v\",\"create_revision\":\"2\",\"mod_revision\":\"10\",\"version\":\"3\",\"value\":\"YmF6\"}}]}}" \
 	"$(sed -E 's/"raft_term":"[0-9]+"/"raft_term":"T"/g' "$TMP/watch.out")"
+
+# The watch lasts as long as its client. quorumd's /debug/vars (infra1 runs with --enable-pprof) counts the
+# client connections: the watch's and the one asking, then the asking one alone once curl is gone.
+open_connections() { curl -sS --max-time 5 "$U/debug/vars" | jq -r .client.connections_open; }
+[ "$KIND" != quorumd ] || assert_eq "client connections while the watch is open" 2 "$(open_connections)"
+kill "$watch_pid"
+[ "$KIND" != quorumd ] || wait_until "the watch's connection closed with its client" 10 eval '[ "$(open_connections)" = 1 ]'
 
 # ---- cluster and maintenance ----
 post /v3/cluster/member/list '{}'
