@@ -279,10 +279,8 @@ static void defragment(struct storage_clients *clients, struct node_request *req
 	log_write("info", "defragmented", "\"path\":\"%s\",\"current-db-size-bytes-diff\":%" PRId64 ",\"current-db-size-bytes\":%"
 	          PRIu64 ",\"current-db-size\":\"%s\",\"took\":\"%" PRIu64 ".%03" PRIu64 "ms\"",
 	          node->member_dir, (int64_t)after - (int64_t)before, after, after_text, took_us / 1000, took_us % 1000);
-	Etcdserverpb__ResponseHeader header = ETCDSERVERPB__RESPONSE_HEADER__INIT;
-	fill_header(node, &header);
+	/* No header, as etcd's maintenance server answers a defragment ({} through its gateway). */
 	Etcdserverpb__DefragmentResponse response = ETCDSERVERPB__DEFRAGMENT_RESPONSE__INIT;
-	response.header = &header;
 	post_message(node, request->request_id, 0, &response.base);
 }
 

@@ -94,9 +94,8 @@ static Etcdserverpb__AlarmResponse *alarm(struct state *state, struct alarm_list
 	CHECK(result.grpc_code == GRPC_OK && result.kind == KV_RESPONSE_ALARM, "alarm apply: %s", result.error);
 	Etcdserverpb__AlarmResponse *response =
 	    etcdserverpb__alarm_response__unpack(NULL, result.response_length, result.response);
-	CHECK(response && response->header && response->header->cluster_id == header.cluster_id &&
-	          response->header->raft_term == 7,
-	      "the response header");
+	/* etcd's applier answers an alarm request without a header. */
+	CHECK(response && !response->header, "the response has no header, as etcd's");
 	kv_result_free(&result);
 	return response;
 }
