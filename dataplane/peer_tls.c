@@ -72,6 +72,7 @@ struct peer_tls {
 	uint64_t member_id, cluster_id;
 	bool client_cert_auth, skip_verify, ask_client_certificate;
 	char *allowed_cn;
+	char *allowed_hostname;
 	uint64_t rekey_interval_ms, rekey_frames;
 	int listen_fd, wake_fd;
 	pthread_t thread;
@@ -121,15 +122,71 @@ static const char *go_x509_text(long code)
 	}
 }
 
+/* What the verify callback saw of one handshake (SSL app data). */
+struct verify_note {
+	char revoked[96]; /* etcd's words for a revoked certificate, when one was */
+};
+
+/* etcd's --peer-crl-file only refuses certificates the file lists; OpenSSL's complaints about the CRL
+ * itself (another issuer's certificate, out of date, bad signature) are let through. */
+static bool crl_complaint(int code)
+{
+	switch (code) {
+	case X509_V_ERR_UNABLE_TO_GET_CRL:
+	case X509_V_ERR_UNABLE_TO_GET_CRL_ISSUER:
+	case X509_V_ERR_UNABLE_TO_DECRYPT_CRL_SIGNATURE:
+	case X509_V_ERR_CRL_SIGNATURE_FAILURE:
+	case X509_V_ERR_CRL_NOT_YET_VALID:
+	case X509_V_ERR_CRL_HAS_EXPIRED:
+	case X509_V_ERR_ERROR_IN_CRL_LAST_UPDATE_FIELD:
+	case X509_V_ERR_ERROR_IN_CRL_NEXT_UPDATE_FIELD:
+	case X509_V_ERR_KEYUSAGE_NO_CRL_SIGN:
+	case X509_V_ERR_DIFFERENT_CRL_SCOPE:
+	case X509_V_ERR_CRL_PATH_VALIDATION_ERROR:
+		return true;
+	default:
+		return false;
+	}
+}
+
+static int verify_peer(int preverify_ok, X509_STORE_CTX *store)
+{
+	if (preverify_ok)
+		return 1;
+	int code = X509_STORE_CTX_get_error(store);
+	if (crl_complaint(code)) {
+		X509_STORE_CTX_set_error(store, X509_V_OK);
+		return 1;
+	}
+	SSL *ssl = X509_STORE_CTX_get_ex_data(store, SSL_get_ex_data_X509_STORE_CTX_idx());
+	struct verify_note *note = ssl ? SSL_get_app_data(ssl) : NULL;
+	X509 *certificate = X509_STORE_CTX_get_current_cert(store);
+	if (code == X509_V_ERR_CERT_REVOKED && note && certificate) {
+		/* transport.checkCRL's words: the serial's big-endian bytes in lower-case hexadecimal (Go's %x). */
+		char serial[2 * 64 + 1] = "";
+		BIGNUM *number = ASN1_INTEGER_to_BN(X509_get0_serialNumber(certificate), NULL);
+		unsigned char bytes[64];
+		int length = number && BN_num_bytes(number) <= (int)sizeof bytes ? BN_bn2bin(number, bytes) : 0;
+		for (int i = 0; i < length; i++)
+			snprintf(serial + 2 * i, 3, "%02x", bytes[i]);
+		BN_free(number);
+		snprintf(note->revoked, sizeof note->revoked, "transport: certificate serial %s revoked", serial);
+	}
+	return 0;
+}
+
 /* The reason for the last failure: a refused certificate in Go's words (with OpenSSL's), else OpenSSL's. */
 static void describe_failure(SSL *ssl, bool server, char *out, size_t size)
 {
 	unsigned long code = ERR_peek_last_error();
 	long verify = ssl ? SSL_get_verify_result(ssl) : X509_V_OK;
+	const struct verify_note *note = ssl ? SSL_get_app_data(ssl) : NULL;
 	char reason[200] = "";
 	if (code)
 		ERR_error_string_n(code, reason, sizeof reason);
-	if (verify != X509_V_OK) {
+	if (verify == X509_V_ERR_CERT_REVOKED && note && note->revoked[0]) {
+		snprintf(out, size, "%s", note->revoked);
+	} else if (verify != X509_V_OK) {
 		const char *go = go_x509_text(verify);
 		snprintf(out, size, "%s%s (OpenSSL: %s)", server ? "tls: failed to verify client certificate: " : "",
 			go ? go : "x509: certificate verify failed", X509_verify_cert_error_string(verify));
@@ -197,18 +254,35 @@ static bool read_hello(SSL *ssl, uint64_t *member_id, uint64_t *cluster_id, char
 	return true;
 }
 
-/* etcd's AllowedCN check, on whichever side we are. */
-static bool common_name_allowed(const struct peer_tls *tls, SSL *ssl)
+static bool is_ip_address(const char *host)
 {
-	if (!tls->allowed_cn)
+	struct in6_addr scratch;
+	return inet_pton(AF_INET, host, &scratch) == 1 || inet_pton(AF_INET6, host, &scratch) == 1;
+}
+
+/* etcd's AllowedCN or AllowedHostname check (exclusive), on whichever side we are. The hostname as Go's
+ * Certificate.VerifyHostname: an IP address against the IP SANs, a name against the DNS SANs (a wildcard
+ * for the leftmost label only), never the CN. */
+static bool certificate_allowed(const struct peer_tls *tls, SSL *ssl)
+{
+	if (!tls->allowed_cn && !tls->allowed_hostname)
 		return true;
 	X509 *certificate = SSL_get1_peer_certificate(ssl);
 	if (!certificate)
 		return false;
-	char name[256] = "";
-	X509_NAME_get_text_by_NID(X509_get_subject_name(certificate), NID_commonName, name, sizeof name);
+	bool allowed;
+	if (tls->allowed_cn) {
+		char name[256] = "";
+		X509_NAME_get_text_by_NID(X509_get_subject_name(certificate), NID_commonName, name, sizeof name);
+		allowed = strcmp(name, tls->allowed_cn) == 0;
+	} else if (is_ip_address(tls->allowed_hostname)) {
+		allowed = X509_check_ip_asc(certificate, tls->allowed_hostname, 0) == 1;
+	} else {
+		allowed = X509_check_host(certificate, tls->allowed_hostname, 0, X509_CHECK_FLAG_NEVER_CHECK_SUBJECT |
+			X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS, NULL) == 1;
+	}
 	X509_free(certificate);
-	return strcmp(name, tls->allowed_cn) == 0;
+	return allowed;
 }
 
 static void certificate_common_name(SSL *ssl, char *out, size_t size)
@@ -313,16 +387,18 @@ static void accept_one(struct peer_tls *tls)
 	SSL *ssl = SSL_new(tls->context);
 	char why[300] = "";
 	uint64_t peer = 0, cluster = 0;
+	struct verify_note note = {.revoked = ""};
 	bool ok = ssl != NULL && SSL_set_fd(ssl, fd) == 1;
 	if (ok) {
+		SSL_set_app_data(ssl, &note);
 		SSL_set_verify(ssl, tls->ask_client_certificate && !tls->skip_verify ?
-			SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT : SSL_VERIFY_NONE, NULL);
+			SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT : SSL_VERIFY_NONE, verify_peer);
 		errno = 0;
 		ok = SSL_accept(ssl) == 1;
 		if (!ok)
 			describe_failure(ssl, true, why, sizeof why);
 	}
-	if (ok && !common_name_allowed(tls, ssl)) {
+	if (ok && !certificate_allowed(tls, ssl)) {
 		ok = false;
 		snprintf(why, sizeof why, "client certificate authentication failed");
 	}
@@ -365,6 +441,7 @@ static void accept_one(struct peer_tls *tls)
 		close(fd);
 		return;
 	}
+	SSL_set_app_data(ssl, NULL); /* the note lives on this stack */
 	log_established(ssl, peer, "server", remote);
 	add_link(tls, fd, ssl, peer, token, false);
 }
@@ -425,12 +502,6 @@ static int connect_with_timeout(const char *host, uint16_t port, char *why, size
 	return fd;
 }
 
-static bool is_ip_address(const char *host)
-{
-	struct in6_addr scratch;
-	return inet_pton(AF_INET, host, &scratch) == 1 || inet_pton(AF_INET6, host, &scratch) == 1;
-}
-
 /* Dials peer, handshakes and installs keys; false with the reason in why. */
 static bool dial(struct peer_tls *tls, const struct tls_peer *peer, bool *other_member, char *why, size_t why_size)
 {
@@ -439,9 +510,12 @@ static bool dial(struct peer_tls *tls, const struct tls_peer *peer, bool *other_
 		return false;
 	set_timeouts(fd, IO_TIMEOUT_MS);
 	SSL *ssl = SSL_new(tls->context);
+	struct verify_note note = {.revoked = ""};
 	bool ok = ssl != NULL && SSL_set_fd(ssl, fd) == 1;
+	if (ok)
+		SSL_set_app_data(ssl, &note);
 	if (ok && !tls->skip_verify) {
-		SSL_set_verify(ssl, SSL_VERIFY_PEER, NULL);
+		SSL_set_verify(ssl, SSL_VERIFY_PEER, verify_peer);
 		X509_VERIFY_PARAM *param = SSL_get0_param(ssl);
 		if (is_ip_address(peer->host)) {
 			ok = X509_VERIFY_PARAM_set1_ip_asc(param, peer->host) == 1;
@@ -458,7 +532,7 @@ static bool dial(struct peer_tls *tls, const struct tls_peer *peer, bool *other_
 	if (ok && SSL_connect(ssl) != 1) {
 		ok = false;
 		describe_failure(ssl, false, why, why_size);
-	} else if (ok && !common_name_allowed(tls, ssl)) {
+	} else if (ok && !certificate_allowed(tls, ssl)) {
 		ok = false;
 		snprintf(why, why_size, "client certificate authentication failed");
 	} else if (ok && SSL_write(ssl, hello, sizeof hello) != (int)sizeof hello) {
@@ -498,6 +572,7 @@ static bool dial(struct peer_tls *tls, const struct tls_peer *peer, bool *other_
 	}
 	char address[300];
 	snprintf(address, sizeof address, "%s:%u", peer->host, peer->port);
+	SSL_set_app_data(ssl, NULL); /* the note lives on this stack */
 	log_established(ssl, peer->id, "client", address);
 	add_link(tls, fd, ssl, peer->id, token, true);
 	return true;
@@ -664,6 +739,18 @@ static SSL_CTX *build_context(const struct peer_tls_settings *settings, char *er
 		what = "cannot load the system's CAs";
 		file = "";
 	}
+	if (!what && settings->crl_file && *settings->crl_file) {
+		/* etcd's x509.ParseCRL takes PEM or DER. */
+		X509_LOOKUP *lookup = X509_STORE_add_lookup(SSL_CTX_get_cert_store(context), X509_LOOKUP_file());
+		if (!lookup || (X509_load_crl_file(lookup, settings->crl_file, X509_FILETYPE_PEM) <= 0 &&
+			X509_load_crl_file(lookup, settings->crl_file, X509_FILETYPE_ASN1) <= 0)) {
+			what = "cannot load CRL file";
+			file = settings->crl_file;
+		} else {
+			ERR_clear_error();
+			X509_VERIFY_PARAM_set_flags(SSL_CTX_get0_param(context), X509_V_FLAG_CRL_CHECK);
+		}
+	}
 	if (what) {
 		unsigned long code = ERR_peek_last_error();
 		if (code)
@@ -723,6 +810,8 @@ int peer_tls_start(const struct peer_tls_settings *settings, struct transport *t
 	tls->ask_client_certificate = settings->client_cert_auth ||
 		(settings->trusted_ca_file && *settings->trusted_ca_file);
 	tls->allowed_cn = settings->allowed_cn && *settings->allowed_cn ? strdup(settings->allowed_cn) : NULL;
+	tls->allowed_hostname = settings->allowed_hostname && *settings->allowed_hostname ?
+		strdup(settings->allowed_hostname) : NULL;
 	tls->rekey_interval_ms = settings->rekey_interval_ms ? settings->rekey_interval_ms : DEFAULT_REKEY_INTERVAL_MS;
 	tls->rekey_frames = settings->rekey_frames ? settings->rekey_frames : DEFAULT_REKEY_FRAMES;
 	int rv = 0;
@@ -820,6 +909,7 @@ void peer_tls_stop(struct peer_tls *tls)
 		close(tls->wake_fd);
 	SSL_CTX_free(tls->context);
 	free(tls->allowed_cn);
+	free(tls->allowed_hostname);
 	free(tls->peers);
 	pthread_mutex_destroy(&tls->lock);
 	free(tls);

@@ -21,7 +21,10 @@
  * (--peer-auto-tls: self-signed, as etcd, which skips verification then). The server asks for and checks
  * the client's certificate when client_cert_auth is set or a trusted CA file is given (etcd 3.4's
  * TLSInfo.ServerConfig). allowed_cn: the other side's certificate must have that CN, on both sides
- * (etcd's "client certificate authentication failed"). A refused handshake is logged on the listening
+ * (etcd's "client certificate authentication failed"); allowed_hostname likewise, a SAN. crl_file: OpenSSL's
+ * CRL checking of the other side's (leaf) certificate, on both sides too — etcd checks its CRL only where it
+ * listens, but each of its members dials every other and so meets each certificate as a listener; with one
+ * connection per pair, only checking both ends keeps a revoked member out whichever end it is. A refused handshake is logged on the listening
  * side as etcd's "rejected connection", on the dialling side as "peer TLS handshake failed" (at most
  * once per peer and reason every 30 s). */
 #ifndef QUORUMD_DATAPLANE_PEER_TLS_H
@@ -40,6 +43,12 @@ struct peer_tls_settings {
 	bool client_cert_auth;
 	bool skip_verify;             /* --peer-auto-tls: certificates are not verified */
 	const char *allowed_cn;       /* NULL or "": any */
+	/* etcd's --peer-cert-allowed-hostname (exclusive with allowed_cn): the other side's certificate must be
+	 * valid for this name or IP address by its SANs, on both sides. NULL or "": any. */
+	const char *allowed_hostname;
+	/* etcd's --peer-crl-file (PEM or DER): a certificate it lists is refused, "transport: certificate
+	 * serial ... revoked", where certificates are verified. NULL or "": none. */
+	const char *crl_file;
 	uint64_t rekey_interval_ms;   /* 0: one hour */
 	uint64_t rekey_frames;        /* 0: 2^32 */
 };

@@ -197,6 +197,8 @@ struct client_tls {
 	char *key_file;
 	char *trusted_ca_file;
 	bool client_cert_auth;
+	char *crl_file;                   /* --client-crl-file ("" with --auto-tls's certificate, as etcd) */
+	char *allowed_hostname;           /* --client-cert-allowed-hostname (likewise) */
 };
 /* etcd's checks and set-up for client TLS, in etcd's order and words: the --cipher-suites names, --auto-tls
  * (writes DATA_DIR/fixtures/client/{cert,key}.pem), every https:// client and metrics URL needing a

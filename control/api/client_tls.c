@@ -85,8 +85,9 @@ static void cipher_suites_json(const char *names, char *out, size_t size)
 static void log_starting_with_tls(const struct client_tls *tls, const char *cipher_suites)
 {
 	char info[8192], escaped[8192 + 512], suites[2048];
-	snprintf(info, sizeof info, "cert = %s, key = %s, trusted-ca = %s, client-cert-auth = %s, crl-file = ",
-		tls->cert_file, tls->key_file, tls->trusted_ca_file, tls->client_cert_auth ? "true" : "false");
+	snprintf(info, sizeof info, "cert = %s, key = %s, trusted-ca = %s, client-cert-auth = %s, crl-file = %s",
+		tls->cert_file, tls->key_file, tls->trusted_ca_file, tls->client_cert_auth ? "true" : "false",
+		tls->crl_file);
 	cipher_suites_json(cipher_suites, suites, sizeof suites);
 	log_write("info", "starting with client TLS", "\"tls-info\":\"%s\",\"cipher-suites\":%s",
 		log_json_escape(info, escaped, sizeof escaped), suites);
@@ -102,6 +103,8 @@ int client_tls_prepare(struct client_tls *tls, const struct node_flags *flags, c
 	tls->key_file = xstrdup(flags->key_file);
 	tls->trusted_ca_file = xstrdup(flags->trusted_ca_file);
 	tls->client_cert_auth = flags->client_cert_auth;
+	tls->crl_file = xstrdup(flags->client_crl_file);
+	tls->allowed_hostname = xstrdup(flags->client_cert_allowed_hostname);
 	bool certificate_given = tls->cert_file[0] != '\0' || tls->key_file[0] != '\0';
 
 	if (flags->auto_tls && certificate_given) {
@@ -138,6 +141,11 @@ int client_tls_prepare(struct client_tls *tls, const struct node_flags *flags, c
 		snprintf(tls->key_file, path_size, "%s/key.pem", directory);
 		tls->trusted_ca_file = xstrdup("");
 		tls->client_cert_auth = false;
+		/* etcd's self-signed TLSInfo has no CRL and no allowed hostname either. */
+		free(tls->crl_file);
+		free(tls->allowed_hostname);
+		tls->crl_file = xstrdup("");
+		tls->allowed_hostname = xstrdup("");
 		free(directory);
 		if (created) {
 			char escaped[4096];
@@ -205,6 +213,8 @@ int client_tls_prepare(struct client_tls *tls, const struct node_flags *flags, c
 		.trusted_ca_file = tls->trusted_ca_file,
 		.client_cert_auth = tls->client_cert_auth,
 		.cipher_suites = flags->cipher_suites,
+		.crl_file = tls->crl_file,
+		.allowed_hostname = tls->allowed_hostname,
 	};
 	tls->context = grpc_tls_context_new(&settings, err, errlen);
 	if (tls->context == NULL) {
@@ -235,5 +245,7 @@ void client_tls_release(struct client_tls *tls)
 	free(tls->cert_file);
 	free(tls->key_file);
 	free(tls->trusted_ca_file);
+	free(tls->crl_file);
+	free(tls->allowed_hostname);
 	memset(tls, 0, sizeof *tls);
 }

@@ -516,6 +516,8 @@ static int peer_tls_prepare(const struct node *node, const struct peer_url *list
 	settings->trusted_ca_file = flags->peer_trusted_ca_file;
 	settings->client_cert_auth = flags->peer_client_cert_auth;
 	settings->allowed_cn = flags->peer_cert_allowed_cn;
+	settings->allowed_hostname = flags->peer_cert_allowed_hostname;
+	settings->crl_file = flags->peer_crl_file;
 	bool certificate_given = *flags->peer_cert_file || *flags->peer_key_file;
 	bool https = strcmp(listen->scheme, "https") == 0;
 	if (flags->peer_auto_tls && certificate_given) {
@@ -546,6 +548,8 @@ static int peer_tls_prepare(const struct node *node, const struct peer_url *list
 		settings->trusted_ca_file = "";
 		settings->client_cert_auth = false;
 		settings->skip_verify = true;
+		settings->crl_file = "";
+		settings->allowed_hostname = "";
 		if (created) {
 			char escaped[4096];
 			log_write("info", "created cert file", "\"path\":\"%s\"", log_json_escape(owned[0], escaped, sizeof(escaped)));
@@ -555,9 +559,9 @@ static int peer_tls_prepare(const struct node *node, const struct peer_url *list
 	}
 	if (certificate_given) {
 		char info[8192], escaped[8192 + 512];
-		snprintf(info, sizeof(info), "cert = %s, key = %s, trusted-ca = %s, client-cert-auth = %s, crl-file = ",
+		snprintf(info, sizeof(info), "cert = %s, key = %s, trusted-ca = %s, client-cert-auth = %s, crl-file = %s",
 		         settings->cert_file, settings->key_file, settings->trusted_ca_file,
-		         settings->client_cert_auth ? "true" : "false");
+		         settings->client_cert_auth ? "true" : "false", settings->crl_file);
 		log_write("info", "starting with peer TLS", "\"tls-info\":\"%s\",\"cipher-suites\":[]",
 		          log_json_escape(info, escaped, sizeof(escaped)));
 	}
@@ -575,6 +579,12 @@ static int peer_tls_prepare(const struct node *node, const struct peer_url *list
 		snprintf(err, errlen, strchr(listen->host, ':') ? "cannot listen on TLS for [%s]:%u: KeyFile and CertFile are "
 		         "not presented" : "cannot listen on TLS for %s:%u: KeyFile and CertFile are not presented",
 		         listen->host, (unsigned)listen->port);
+		return -1;
+	}
+	/* etcd's TLSInfo.ServerConfig refuses both, when the listener is made. */
+	if (*settings->allowed_cn && *settings->allowed_hostname) {
+		snprintf(err, errlen, "AllowedCN and AllowedHostname are mutually exclusive (cn=\"%s\", hostname=\"%s\")",
+		         settings->allowed_cn, settings->allowed_hostname);
 		return -1;
 	}
 	/* Test only: a short re-key interval, so a test sees a periodic re-key happen. */

@@ -45,6 +45,10 @@ static const struct flag_spec flag_specs[] = {
 	{"key-file", FLAG_STRING, FIELD(key_file), "", "Path to the client server TLS key file."},
 	{"client-cert-auth", FLAG_BOOL, FIELD(client_cert_auth), "false", "Enable client cert authentication."},
 	{"trusted-ca-file", FLAG_STRING, FIELD(trusted_ca_file), "", "Path to the client server TLS trusted CA cert file."},
+	{"client-crl-file", FLAG_STRING, FIELD(client_crl_file), "",
+	 "Path to the client certificate revocation list file."},
+	{"client-cert-allowed-hostname", FLAG_STRING, FIELD(client_cert_allowed_hostname), "",
+	 "Allowed TLS hostname for client cert authentication."},
 	{"auto-tls", FLAG_BOOL, FIELD(auto_tls), "false", "Client TLS using generated certificates"},
 	{"cipher-suites", FLAG_STRING, FIELD(cipher_suites), "",
 	 "Comma-separated list of supported TLS cipher suites between client/server (etcd's Go names; empty: Go's "
@@ -99,6 +103,9 @@ static const struct flag_spec flag_specs[] = {
 	{"peer-client-cert-auth", FLAG_BOOL, FIELD(peer_client_cert_auth), "false", "Enable peer client cert authentication."},
 	{"peer-trusted-ca-file", FLAG_STRING, FIELD(peer_trusted_ca_file), "", "Path to the peer server TLS trusted CA file."},
 	{"peer-cert-allowed-cn", FLAG_STRING, FIELD(peer_cert_allowed_cn), "", "Allowed CN for inter peer authentication."},
+	{"peer-cert-allowed-hostname", FLAG_STRING, FIELD(peer_cert_allowed_hostname), "",
+	 "Allowed TLS hostname for inter peer authentication."},
+	{"peer-crl-file", FLAG_STRING, FIELD(peer_crl_file), "", "Path to the peer certificate revocation list file."},
 	{"peer-auto-tls", FLAG_BOOL, FIELD(peer_auto_tls), "false", "Peer TLS using generated certificates"},
 	{"peer-frame-key-file", FLAG_STRING, FIELD(peer_frame_key_file), "",
 	 "File whose bytes key a MAC on every peer frame, the same file on every member (quorumd's own, lighter than "
@@ -144,8 +151,7 @@ static const char *const not_yet_flags[] = {
 static const char *const etcd_only_flags[] = {
 	"initial-election-tick-advance", "backend-batch-interval",
 	"backend-batch-limit", "max-txn-ops", "grpc-keepalive-min-time",
-	"grpc-keepalive-interval", "grpc-keepalive-timeout", "pre-vote", "enable-v2", "client-crl-file",
-	"client-cert-allowed-hostname", "peer-cert-allowed-hostname", "peer-crl-file", "cors", "host-whitelist",
+	"grpc-keepalive-interval", "grpc-keepalive-timeout", "pre-vote", "enable-v2", "cors", "host-whitelist",
 	"metrics", "proxy", "proxy-failure-wait", "proxy-refresh-interval", "proxy-dial-timeout",
 	"proxy-write-timeout", "proxy-read-timeout", "experimental-initial-corrupt-check",
 	"experimental-corrupt-check-time", "experimental-enable-v2v3", "experimental-backend-bbolt-freelist-type",

@@ -27,6 +27,8 @@ struct node_flags {
 	char *key_file;
 	char *trusted_ca_file;
 	bool client_cert_auth;
+	char *client_crl_file;               /* PEM or DER CRL: client certificates it lists are refused */
+	char *client_cert_allowed_hostname;  /* a client certificate must be valid for it (SAN) */
 	bool auto_tls;
 	char *cipher_suites;  /* Go's names, comma-separated; "" = Go's defaults */
 	uint64_t max_request_bytes;
@@ -60,6 +62,8 @@ struct node_flags {
 	bool peer_client_cert_auth;
 	bool peer_auto_tls;
 	char *peer_cert_allowed_cn;
+	char *peer_cert_allowed_hostname;  /* exclusive with peer_cert_allowed_cn, as in etcd */
+	char *peer_crl_file;
 	char *peer_frame_key_file;    /* quorumd's own, the lighter option: a shared MAC key; "": none */
 	char *auth_token;             /* etcd's token provider: simple, jwt,OPTIONS or "" */
 	uint64_t auth_token_ttl;      /* seconds a simple token may stay unused */

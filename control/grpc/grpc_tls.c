@@ -52,9 +52,9 @@ struct grpc_tls_context {
 	 * its last connection ends. */
 	pthread_mutex_t mutex;
 	SSL_CTX *ssl_context;
-	char *cert_file, *key_file, *trusted_ca_file, *cipher_suites;
+	char *cert_file, *key_file, *trusted_ca_file, *cipher_suites, *crl_file, *allowed_hostname;
 	bool client_cert_auth;
-	struct file_stamp stamps[3]; /* cert, key, CA */
+	struct file_stamp stamps[4]; /* cert, key, CA, CRL */
 	uint64_t checked_ms;
 };
 
@@ -71,6 +71,9 @@ struct grpc_tls_connection {
 	bool handshake_done;
 	bool broken;          /* a fatal TLS error: no close_notify after it */
 	char failure[320];    /* why the handshake failed, in Go's words, when a callback knew first */
+	/* The refused certificate's "ip-addresses" and "dns-names" log fields, when etcd would have had the
+	 * certificate in hand (a revoked one, or one refused by --client-cert-allowed-hostname). */
+	char failure_names[1024];
 };
 
 /* ---- etcd's cipher suite names ---- */
@@ -298,14 +301,70 @@ static struct grpc_tls_connection *connection_of(const SSL *ssl)
 	return SSL_get_app_data(ssl);
 }
 
+static void certificate_names_fields(X509 *certificate, char *out, size_t size);
+
+/* etcd's --client-crl-file only refuses certificates the file lists: it does not verify the CRL, does not
+ * look at its dates and has nothing to say about a certificate whose CA issued no CRL. OpenSSL's CRL
+ * checking wants a valid, current CRL from the certificate's issuer; these are its complaints about the
+ * CRL rather than about the certificate, let through so that only a listed serial refuses. */
+static bool crl_complaint(int code)
+{
+	switch (code) {
+	case X509_V_ERR_UNABLE_TO_GET_CRL:
+	case X509_V_ERR_UNABLE_TO_GET_CRL_ISSUER:
+	case X509_V_ERR_UNABLE_TO_DECRYPT_CRL_SIGNATURE:
+	case X509_V_ERR_CRL_SIGNATURE_FAILURE:
+	case X509_V_ERR_CRL_NOT_YET_VALID:
+	case X509_V_ERR_CRL_HAS_EXPIRED:
+	case X509_V_ERR_ERROR_IN_CRL_LAST_UPDATE_FIELD:
+	case X509_V_ERR_ERROR_IN_CRL_NEXT_UPDATE_FIELD:
+	case X509_V_ERR_KEYUSAGE_NO_CRL_SIGN:
+	case X509_V_ERR_DIFFERENT_CRL_SCOPE:
+	case X509_V_ERR_CRL_PATH_VALIDATION_ERROR:
+		return true;
+	default:
+		return false;
+	}
+}
+
+/* etcd's words for a revoked certificate (transport.checkCRL): the serial's big-endian bytes in lower-case
+ * hexadecimal, as Go's %x prints them. */
+static void describe_revoked(X509 *certificate, char *out, size_t size)
+{
+	char serial[2 * 64 + 1] = "";
+	BIGNUM *number = certificate != NULL ? ASN1_INTEGER_to_BN(X509_get0_serialNumber(certificate), NULL) : NULL;
+	unsigned char bytes[64];
+	int length = number != NULL && BN_num_bytes(number) <= (int)sizeof bytes ? BN_bn2bin(number, bytes) : 0;
+	for (int i = 0; i < length; i++)
+		snprintf(serial + 2 * i, 3, "%02x", bytes[i]);
+	BN_free(number);
+	snprintf(out, size, "transport: certificate serial %s revoked", serial);
+}
+
 static int verify_client(int preverify_ok, X509_STORE_CTX *store)
 {
 	if (preverify_ok)
 		return 1;
+	int code = X509_STORE_CTX_get_error(store);
+	if (crl_complaint(code)) {
+		/* Cleared, or it would stay the connection's verify result (read by grpc_tls_peer_common_name). */
+		X509_STORE_CTX_set_error(store, X509_V_OK);
+		return 1;
+	}
 	SSL *ssl = X509_STORE_CTX_get_ex_data(store, SSL_get_ex_data_X509_STORE_CTX_idx());
 	struct grpc_tls_connection *tls = ssl != NULL ? connection_of(ssl) : NULL;
-	if (tls != NULL && tls->failure[0] == '\0')
+	if (tls == NULL || tls->failure[0] != '\0')
+		return 0;
+	if (code == X509_V_ERR_CERT_REVOKED) {
+		describe_revoked(X509_STORE_CTX_get_current_cert(store), tls->failure, sizeof tls->failure);
+		certificate_names_fields(X509_STORE_CTX_get0_cert(store), tls->failure_names, sizeof tls->failure_names);
+	} else if (code == X509_V_ERR_HOSTNAME_MISMATCH || code == X509_V_ERR_IP_ADDRESS_MISMATCH) {
+		/* --client-cert-allowed-hostname (etcd's TLSInfo.AllowedHostname: VerifyPeerCertificate's error). */
+		snprintf(tls->failure, sizeof tls->failure, "client certificate authentication failed");
+		certificate_names_fields(X509_STORE_CTX_get0_cert(store), tls->failure_names, sizeof tls->failure_names);
+	} else {
 		describe_verify_error(store, tls->failure, sizeof tls->failure);
+	}
 	return 0;
 }
 
@@ -431,6 +490,8 @@ static SSL_CTX *build_ssl_context(const struct grpc_tls_settings *settings, char
 	const char *cert_file = settings->cert_file != NULL ? settings->cert_file : "";
 	const char *key_file = settings->key_file != NULL ? settings->key_file : "";
 	const char *ca_file = settings->trusted_ca_file != NULL ? settings->trusted_ca_file : "";
+	const char *crl_file = settings->crl_file != NULL ? settings->crl_file : "";
+	const char *allowed_hostname = settings->allowed_hostname != NULL ? settings->allowed_hostname : "";
 	if (cert_file[0] == '\0' || key_file[0] == '\0') {
 		snprintf(err, errlen, "KeyFile and CertFile must both be present[key: %s, cert: %s]", key_file, cert_file);
 		return NULL;
@@ -439,7 +500,8 @@ static SSL_CTX *build_ssl_context(const struct grpc_tls_settings *settings, char
 	if (openssl_cipher_list(settings->cipher_suites, cipher_list, sizeof cipher_list, err, errlen) != 0)
 		return NULL;
 	if (!readable(cert_file, err, errlen) || !readable(key_file, err, errlen) ||
-		(ca_file[0] != '\0' && !readable(ca_file, err, errlen)))
+		(ca_file[0] != '\0' && !readable(ca_file, err, errlen)) ||
+		(crl_file[0] != '\0' && !readable(crl_file, err, errlen)))
 		return NULL;
 
 	ERR_clear_error();
@@ -488,6 +550,36 @@ static SSL_CTX *build_ssl_context(const struct grpc_tls_settings *settings, char
 			SSL_CTX_set_client_CA_list(ssl_context, names);
 		ERR_clear_error();
 	}
+	/* The CRL and the allowed hostname only matter where client certificates are verified, as in etcd
+	 * (its CRL check reads the certificates a verified handshake brought; Go calls VerifyPeerCertificate
+	 * only when it asked for a certificate). */
+	if (crl_file[0] != '\0') {
+		/* etcd's x509.ParseCRL takes PEM or DER. */
+		X509_LOOKUP *lookup = X509_STORE_add_lookup(SSL_CTX_get_cert_store(ssl_context), X509_LOOKUP_file());
+		if (lookup == NULL || (X509_load_crl_file(lookup, crl_file, X509_FILETYPE_PEM) <= 0 &&
+			X509_load_crl_file(lookup, crl_file, X509_FILETYPE_ASN1) <= 0)) {
+			openssl_reason(reason, sizeof reason);
+			snprintf(err, errlen, "cannot read the CRL file %s: %s", crl_file, reason);
+			goto fail;
+		}
+		ERR_clear_error();
+		X509_VERIFY_PARAM_set_flags(SSL_CTX_get0_param(ssl_context), X509_V_FLAG_CRL_CHECK);
+	}
+	if (allowed_hostname[0] != '\0') {
+		/* Go's Certificate.VerifyHostname: an IP address against the IP SANs, a name against the DNS
+		 * SANs (a wildcard for the leftmost label only), never the CN. */
+		X509_VERIFY_PARAM *param = SSL_CTX_get0_param(ssl_context);
+		X509_VERIFY_PARAM_set_hostflags(param, X509_CHECK_FLAG_NEVER_CHECK_SUBJECT |
+			X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+		unsigned char address[16];
+		bool is_ip = inet_pton(AF_INET, allowed_hostname, address) == 1 ||
+			inet_pton(AF_INET6, allowed_hostname, address) == 1;
+		if ((is_ip ? X509_VERIFY_PARAM_set1_ip_asc(param, allowed_hostname) :
+			X509_VERIFY_PARAM_set1_host(param, allowed_hostname, 0)) != 1) {
+			snprintf(err, errlen, "cannot use %s as the allowed client certificate hostname", allowed_hostname);
+			goto fail;
+		}
+	}
 	if (ca_file[0] != '\0' || settings->client_cert_auth) {
 		if (ca_file[0] == '\0')
 			SSL_CTX_set_default_verify_paths(ssl_context);
@@ -529,11 +621,12 @@ static bool same_stamp(const struct file_stamp *a, const struct file_stamp *b)
 		a->modified.tv_sec == b->modified.tv_sec && a->modified.tv_nsec == b->modified.tv_nsec;
 }
 
-static void stamp_files(const struct grpc_tls_context *context, struct file_stamp stamps[3])
+static void stamp_files(const struct grpc_tls_context *context, struct file_stamp stamps[4])
 {
 	stamp_file(context->cert_file, &stamps[0]);
 	stamp_file(context->key_file, &stamps[1]);
 	stamp_file(context->trusted_ca_file, &stamps[2]);
+	stamp_file(context->crl_file, &stamps[3]);
 }
 
 struct grpc_tls_context *grpc_tls_context_new(const struct grpc_tls_settings *settings, char *err, size_t errlen)
@@ -548,6 +641,8 @@ struct grpc_tls_context *grpc_tls_context_new(const struct grpc_tls_settings *se
 	context->key_file = xstrdup(settings->key_file);
 	context->trusted_ca_file = xstrdup(settings->trusted_ca_file != NULL ? settings->trusted_ca_file : "");
 	context->cipher_suites = xstrdup(settings->cipher_suites != NULL ? settings->cipher_suites : "");
+	context->crl_file = xstrdup(settings->crl_file != NULL ? settings->crl_file : "");
+	context->allowed_hostname = xstrdup(settings->allowed_hostname != NULL ? settings->allowed_hostname : "");
 	context->client_cert_auth = settings->client_cert_auth;
 	stamp_files(context, context->stamps);
 	context->checked_ms = grpc_now_ms();
@@ -564,10 +659,10 @@ static void reload_if_changed(struct grpc_tls_context *context)
 	if (now - context->checked_ms < GRPC_TLS_RELOAD_CHECK_MS)
 		return;
 	context->checked_ms = now;
-	struct file_stamp stamps[3];
+	struct file_stamp stamps[4];
 	stamp_files(context, stamps);
 	if (same_stamp(&stamps[0], &context->stamps[0]) && same_stamp(&stamps[1], &context->stamps[1]) &&
-		same_stamp(&stamps[2], &context->stamps[2]))
+		same_stamp(&stamps[2], &context->stamps[2]) && same_stamp(&stamps[3], &context->stamps[3]))
 		return;
 	memcpy(context->stamps, stamps, sizeof stamps);
 	struct grpc_tls_settings settings = {
@@ -576,6 +671,8 @@ static void reload_if_changed(struct grpc_tls_context *context)
 		.trusted_ca_file = context->trusted_ca_file,
 		.client_cert_auth = context->client_cert_auth,
 		.cipher_suites = context->cipher_suites,
+		.crl_file = context->crl_file,
+		.allowed_hostname = context->allowed_hostname,
 	};
 	char error[512], escaped_error[1100], escaped_cert[1100], escaped_key[1100];
 	log_json_escape(context->cert_file, escaped_cert, sizeof escaped_cert);
@@ -603,6 +700,8 @@ void grpc_tls_context_free(struct grpc_tls_context *context)
 	free(context->key_file);
 	free(context->trusted_ca_file);
 	free(context->cipher_suites);
+	free(context->crl_file);
+	free(context->allowed_hostname);
 	free(context);
 }
 
@@ -754,7 +853,7 @@ static void handshake_failed(struct grpc_tls_connection *tls)
 	else
 		snprintf(error, sizeof error, "tls: handshake failed");
 	ERR_clear_error();
-	log_rejection(tls, error, NULL);
+	log_rejection(tls, error, tls->failure[0] != '\0' && tls->failure_names[0] != '\0' ? tls->failure_names : NULL);
 	tls->broken = true;
 	grpc_connection_linger(tls->connection);
 }
@@ -770,6 +869,33 @@ static void append_json_array(char *out, size_t size, char items[][256], size_t 
 		append_text(out, size, "\"");
 	}
 	append_text(out, size, "]");
+}
+
+/* The "ip-addresses" and "dns-names" fields etcd logs for a refused certificate it holds. */
+static void certificate_names_fields(X509 *certificate, char *out, size_t size)
+{
+	enum { MAX_NAMES = 16 };
+	char ips[MAX_NAMES][256], dns_names[MAX_NAMES][256];
+	size_t ip_count = 0, dns_count = 0;
+	GENERAL_NAMES *names = certificate != NULL ? X509_get_ext_d2i(certificate, NID_subject_alt_name, NULL, NULL) : NULL;
+	for (int i = 0; names != NULL && i < sk_GENERAL_NAME_num(names); i++) {
+		const GENERAL_NAME *name = sk_GENERAL_NAME_value(names, i);
+		if (name->type == GEN_IPADD && ip_count < MAX_NAMES) {
+			int length = ASN1_STRING_length(name->d.iPAddress);
+			if (length == 4 || length == 16)
+				inet_ntop(length == 4 ? AF_INET : AF_INET6, ASN1_STRING_get0_data(name->d.iPAddress),
+					ips[ip_count++], sizeof ips[0]);
+		} else if (name->type == GEN_DNS && dns_count < MAX_NAMES) {
+			snprintf(dns_names[dns_count++], sizeof dns_names[0], "%.*s", ASN1_STRING_length(name->d.dNSName),
+				(const char *)ASN1_STRING_get0_data(name->d.dNSName));
+		}
+	}
+	GENERAL_NAMES_free(names);
+	out[0] = '\0';
+	append_text(out, size, "\"ip-addresses\":");
+	append_json_array(out, size, ips, ip_count);
+	append_text(out, size, ",\"dns-names\":");
+	append_json_array(out, size, dns_names, dns_count);
 }
 
 /* etcd's metrics listeners (transport.checkSAN): a client certificate with IP SANs must name the

@@ -26,6 +26,15 @@ struct grpc_tls_settings {
 	/* etcd's --cipher-suites: Go's names, comma-separated, for TLS 1.2 (TLS 1.3 names are accepted and
 	 * change nothing, as in Go). NULL or "": Go 1.19's default list. */
 	const char *cipher_suites;
+	/* etcd's --client-crl-file: a CRL (PEM or DER); a verified client certificate whose serial it lists
+	 * is refused ("transport: certificate serial ... revoked"). Checked with OpenSSL's CRL checking of
+	 * the leaf; complaints about the CRL itself (another issuer, out of date, bad signature) refuse
+	 * nothing, as etcd reads only the serials. Re-read when the file changes. NULL or "": none. */
+	const char *crl_file;
+	/* etcd's --client-cert-allowed-hostname: a verified client certificate must be valid for this host
+	 * name or IP address by its SANs (Go's VerifyHostname, never the CN), else "client certificate
+	 * authentication failed". NULL or "": any. */
+	const char *allowed_hostname;
 };
 
 struct grpc_tls_context;

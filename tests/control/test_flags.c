@@ -223,8 +223,8 @@ static void test_unknown_flags(void)
 	expect_error(single_dash, none, "-no-such-flag");
 	char *etcd_only[] = {"quorumd", "--enable-v2=true", NULL};
 	expect_error(etcd_only, none, "--enable-v2 is an etcd flag that quorumd does not support");
-	char *peer_crl[] = {"quorumd", "--peer-crl-file", "/etc/ssl/x.crl", NULL};
-	expect_error(peer_crl, none, "--peer-crl-file is an etcd flag");
+	char *cors[] = {"quorumd", "--cors", "*", NULL};
+	expect_error(cors, none, "--cors is an etcd flag");
 	/* Half a peer TLS configuration stops quorumd as it stops etcd, naming both flags and where the old
 	 * meaning of --peer-key-file (a frame MAC key) went. */
 	char *key_alone[] = {"quorumd", "--peer-key-file", "/etc/quorumd/peer.key", NULL};

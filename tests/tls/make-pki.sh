@@ -19,6 +19,13 @@
 #   intruder.pem (+ -key.pem)      the same, but CN=intruder
 #   other-peer.pem (+ -key.pem)    a peer certificate (CN=infra3, serverAuth and clientAuth, IP:127.0.0.1) signed
 #                                  by other-ca.pem
+#   revoked-client.pem (+ -key.pem) a client certificate (CN=revoked) signed by ca.pem, revoked in ca.crl
+#   revoked-peer.pem (+ -key.pem)  a peer certificate like peer1.pem (CN=quorumd-peer), revoked in ca.crl
+#   ca.crl                         ca.pem's CRL (PEM, valid 30 days) revoking revoked-client.pem and revoked-peer.pem
+#   other-ca.crl                   other-ca.pem's CRL revoking nothing (a CRL from a CA the certificate is not from)
+#   host-client.pem (+ -key.pem)   a client certificate (CN=client, SAN DNS:client.example.com) signed by ca.pem
+#   cn-host-client.pem (+ -key.pem) a client certificate whose CN is client.example.com, without SANs
+#   stranger-peer.pem (+ -key.pem) a peer certificate (CN=quorumd-peer, SAN IP:127.0.0.1, DNS:stranger.example)
 set -euo pipefail
 dir=${1:?usage: make-pki.sh DIR}
 cd "$dir"
@@ -86,4 +93,36 @@ for peer in peer1 peer2 peer3; do
 done
 sign intruder ca ec "/CN=intruder" "$server_ext"
 sign other-peer other-ca ec "/CN=infra3" "$server_ext"
+sign revoked-client ca ec "/CN=revoked" "$client_ext"
+sign revoked-peer ca ec "/CN=quorumd-peer" "$server_ext"
+sign host-client ca ec "/CN=client" "$client_ext;subjectAltName=DNS:client.example.com"
+sign cn-host-client ca ec "/CN=client.example.com" "$client_ext"
+sign stranger-peer ca ec "/CN=quorumd-peer" "${server_ext%,DNS:localhost},DNS:stranger.example"
+
+# crl CA CERT...: CA.crl revoking each CERT (openssl ca keeps the revocations in a throw-away database).
+crl() {
+	local ca=$1 cert
+	shift
+	rm -rf "$ca.crldb"
+	mkdir "$ca.crldb"
+	: >"$ca.crldb/index.txt"
+	cat >"$ca.crldb/ca.cnf" <<-CNF
+		[ca]
+		default_ca = test
+		[test]
+		database = $PWD/$ca.crldb/index.txt
+		default_md = sha256
+		crlnumber = $PWD/$ca.crldb/crlnumber
+	CNF
+	echo 01 >"$ca.crldb/crlnumber"
+	for cert in "$@"; do
+		openssl ca -batch -config "$ca.crldb/ca.cnf" -cert "$ca.pem" -keyfile "$ca-key.pem" -revoke "$cert" \
+			-crl_reason keyCompromise 2>/dev/null
+	done
+	openssl ca -batch -config "$ca.crldb/ca.cnf" -cert "$ca.pem" -keyfile "$ca-key.pem" -gencrl -crldays 30 \
+		-out "$ca.crl" 2>/dev/null
+	rm -rf "$ca.crldb"
+}
+crl ca revoked-client.pem revoked-peer.pem
+crl other-ca
 rm -rf ./*.db ./*.srl
