@@ -30,6 +30,7 @@ struct client_api {
 	struct client_thread *threads;
 	size_t thread_count;
 	struct grpc_method *methods; /* the servers keep pointers into it */
+	struct grpc_method_counters *method_counters; /* parallel to methods, shared by every thread's server */
 	struct client_tls tls;       /* the servers share its context */
 };
 
@@ -123,6 +124,8 @@ static void expire_waiting_requests(struct client_thread *thread, uint64_t now_m
 		uint64_t request_id = waiting->request_id;
 		if (!waiting_take(table, request_id, &expired))
 			continue;
+		if (expired.proposal)
+			atomic_fetch_sub_explicit(&node->proposals_pending, 1, memory_order_relaxed);
 		slot--; /* the backward shift may have moved another entry into this slot */
 		struct grpc_call *call = grpc_server_find_call(thread->server, expired.call_id);
 		if (call)
@@ -264,7 +267,11 @@ void client_propose(struct client_thread *thread, struct grpc_call *call, const 
 		grpc_call_finish(call, GRPC_INVALID_ARGUMENT, "etcdserver: request is too large");
 		return;
 	}
-	client_wait(thread, request->request_id, grpc_call_id(call), WAITING_UNARY_KV);
+	/* etcd_server_proposals_pending: etcd counts a proposal from its start to its answer or timeout. */
+	struct waiting_call waiting = {.request_id = request->request_id, .call_id = grpc_call_id(call),
+	                               .kind = WAITING_UNARY_KV, .started_ms = clock_monotonic_ms(), .proposal = true};
+	waiting_put(&thread->waiting, &waiting);
+	atomic_fetch_add_explicit(&thread->node->proposals_pending, 1, memory_order_relaxed);
 	client_post_to_core(thread, request);
 }
 
@@ -872,6 +879,8 @@ static void answer(struct client_thread *thread, struct node_reply *reply)
 	struct waiting_call waiting;
 	if (!waiting_take(&thread->waiting, reply->request_id, &waiting))
 		return; /* a request made before a restart, or by another channel's earlier life */
+	if (waiting.proposal)
+		atomic_fetch_sub_explicit(&thread->node->proposals_pending, 1, memory_order_relaxed);
 	struct grpc_call *call = grpc_server_find_call(thread->server, waiting.call_id);
 	if (!call)
 		return; /* the client went away; the write, if any, still happened */
@@ -1037,6 +1046,7 @@ struct client_api *client_api_start(struct node *node, char *err, size_t errlen)
 	memcpy(methods + unary_count, client_stream_methods, client_stream_method_count * sizeof(struct grpc_method));
 	memcpy(methods + unary_count + client_stream_method_count, client_auth_methods,
 	       client_auth_method_count * sizeof(struct grpc_method));
+	api->method_counters = xcalloc(method_count, sizeof(struct grpc_method_counters));
 
 	char **urls, **metrics_urls;
 	size_t url_count, metrics_url_count;
@@ -1060,6 +1070,9 @@ struct client_api *client_api_start(struct node *node, char *err, size_t errlen)
 		thread->node = node;
 		thread->channel = (unsigned)k + 1;
 		thread->next_counter = counter;
+		thread->methods = methods;
+		thread->method_counters = api->method_counters;
+		thread->method_count = method_count;
 		if (reply_mailbox_init(&thread->inbox) != 0) {
 			snprintf(err, errlen, "cannot create a client thread's mailbox");
 			failed = 1;
@@ -1071,6 +1084,7 @@ struct client_api *client_api_start(struct node *node, char *err, size_t errlen)
 		    .reuse_port = true,
 		    .methods = methods,
 		    .method_count = method_count,
+		    .method_counters = api->method_counters,
 		    .context = thread,
 		    .max_message_bytes = node->flags.max_request_bytes + GRPC_OVERHEAD_BYTES,
 		    .max_concurrent_streams = node->flags.max_concurrent_streams > UINT32_MAX
@@ -1096,6 +1110,7 @@ struct client_api *client_api_start(struct node *node, char *err, size_t errlen)
 			metrics.method_count = 0;
 			metrics.gateway_route_count = 0;
 			metrics.gateway_prefix_count = 0;
+			metrics.method_counters = NULL;
 			metrics.tls_check_client_address = true;
 			thread->metrics_server = grpc_server_open(&metrics, err, errlen);
 			if (!thread->metrics_server) {
@@ -1174,5 +1189,6 @@ void client_api_stop(struct client_api *api)
 	client_tls_release(&api->tls);
 	free(api->threads);
 	free(api->methods);
+	free(api->method_counters);
 	free(api);
 }

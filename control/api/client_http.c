@@ -18,115 +18,179 @@
 #include "client_internal.h"
 #include "log.h"
 #include "process_metrics.h"
-
-struct text {
-	char *data;
-	size_t length;
-	size_t capacity;
-};
-
-static void append(struct text *text, const char *format, ...) __attribute__((format(printf, 2, 3)));
-
-static void append(struct text *text, const char *format, ...)
-{
-	for (;;) {
-		va_list arguments;
-		va_start(arguments, format);
-		size_t room = text->capacity - text->length;
-		int written = vsnprintf(text->data ? text->data + text->length : NULL, room, format, arguments);
-		va_end(arguments);
-		if (written < 0)
-			return;
-		if ((size_t)written < room) {
-			text->length += (size_t)written;
-			return;
-		}
-		text->capacity = (text->capacity + (size_t)written + 1) * 2;
-		text->data = xrealloc(text->data, text->capacity);
-	}
-}
-
-static void metric(struct text *text, const char *name, const char *type, const char *help, const char *labels,
-                   double value)
-{
-	char number[40];
-	prometheus_number(value, number, sizeof(number));
-	append(text, "# HELP %s %s\n# TYPE %s %s\n%s%s %s\n", name, help, name, type, name, labels ? labels : "",
-	       number);
-}
+#include "prometheus_text.h"
 
 /* Prometheus' process collector, which etcd registers: names, help texts and types as etcd 3.4 serves them.
  * `etcdctl check datascale` reads process_resident_memory_bytes before and after its writes. */
-static void process_metrics(struct text *text)
+static void process_metrics(struct prometheus_text *text)
 {
 	struct process_metrics process;
 	char error[96];
 	if (process_metrics_read(&process, error, sizeof(error)) != 0)
 		log_write("warn", "process metrics incomplete", "\"error\":\"%s\"", error);
-	metric(text, "process_cpu_seconds_total", "counter", "Total user and system CPU time spent in seconds.", NULL,
+	prometheus_metric(text, "process_cpu_seconds_total", "counter", "Total user and system CPU time spent in seconds.", NULL,
 	       process.cpu_seconds);
-	metric(text, "process_max_fds", "gauge", "Maximum number of open file descriptors.", NULL, process.max_fds);
-	metric(text, "process_open_fds", "gauge", "Number of open file descriptors.", NULL, process.open_fds);
-	metric(text, "process_resident_memory_bytes", "gauge", "Resident memory size in bytes.", NULL,
+	prometheus_metric(text, "process_max_fds", "gauge", "Maximum number of open file descriptors.", NULL, process.max_fds);
+	prometheus_metric(text, "process_open_fds", "gauge", "Number of open file descriptors.", NULL, process.open_fds);
+	prometheus_metric(text, "process_resident_memory_bytes", "gauge", "Resident memory size in bytes.", NULL,
 	       process.resident_bytes);
-	metric(text, "process_start_time_seconds", "gauge", "Start time of the process since unix epoch in seconds.",
+	prometheus_metric(text, "process_start_time_seconds", "gauge", "Start time of the process since unix epoch in seconds.",
 	       NULL, process.start_time_seconds);
-	metric(text, "process_virtual_memory_bytes", "gauge", "Virtual memory size in bytes.", NULL,
+	prometheus_metric(text, "process_virtual_memory_bytes", "gauge", "Virtual memory size in bytes.", NULL,
 	       process.virtual_bytes);
-	metric(text, "process_virtual_memory_max_bytes", "gauge", "Maximum amount of virtual memory available in bytes.",
+	prometheus_metric(text, "process_virtual_memory_max_bytes", "gauge", "Maximum amount of virtual memory available in bytes.",
 	       NULL, process.virtual_max_bytes);
 }
 
-static void metrics(struct node *node, struct text *text)
+/* etcd_network_peer_*: one series per peer slot in use (the label is the member ID in hex, as etcd
+ * prints it). A failure counter with no failures yet has no series, and then, as in etcd (a vector
+ * without children), no HELP or TYPE either. */
+enum peer_counter { PEER_SENT_BYTES, PEER_RECEIVED_BYTES, PEER_SENT_FAILURES, PEER_RECEIVED_FAILURES };
+
+static uint64_t peer_counter_value(const struct node_peer_metrics *peer, enum peer_counter which)
 {
+	switch (which) {
+	case PEER_SENT_BYTES:
+		return atomic_load_explicit(&peer->sent_bytes, memory_order_relaxed);
+	case PEER_RECEIVED_BYTES:
+		return atomic_load_explicit(&peer->received_bytes, memory_order_relaxed);
+	case PEER_SENT_FAILURES:
+		return atomic_load_explicit(&peer->sent_failures, memory_order_relaxed);
+	default:
+		return atomic_load_explicit(&peer->received_failures, memory_order_relaxed);
+	}
+}
+
+static void peer_counter(struct prometheus_text *text, const struct node *node, const char *name, const char *help,
+                         const char *label, enum peer_counter which, bool only_nonzero)
+{
+	bool family = false;
+	for (size_t k = 0; k < NODE_PEER_METRIC_SLOTS; k++) {
+		const struct node_peer_metrics *peer = &node->peer_metrics[k];
+		uint64_t id = atomic_load_explicit(&peer->id, memory_order_acquire);
+		uint64_t value = peer_counter_value(peer, which);
+		if (!id || (only_nonzero && !value))
+			continue;
+		if (!family)
+			prometheus_family(text, name, "counter", help);
+		family = true;
+		char labels[64];
+		snprintf(labels, sizeof(labels), "%s=\"%" PRIx64 "\"", label, id);
+		prometheus_sample(text, name, labels, (double)value);
+	}
+}
+
+static void peer_metrics(struct prometheus_text *text, const struct node *node)
+{
+	peer_counter(text, node, "etcd_network_peer_received_bytes_total", "The total number of bytes received from peers.",
+	             "From", PEER_RECEIVED_BYTES, false);
+	peer_counter(text, node, "etcd_network_peer_received_failures_total",
+	             "The total number of receive failures from peers.", "From", PEER_RECEIVED_FAILURES, true);
+	/* A peer never timed yet (nothing observed) has no series, as in etcd before its first probe. */
+	bool family = false;
+	for (size_t k = 0; k < NODE_PEER_METRIC_SLOTS; k++) {
+		const struct node_peer_metrics *peer = &node->peer_metrics[k];
+		uint64_t id = atomic_load_explicit(&peer->id, memory_order_acquire);
+		struct histogram_reading reading;
+		histogram_read(&peer->round_trip, &reading);
+		if (!id || !reading.count)
+			continue;
+		if (!family)
+			prometheus_family(text, "etcd_network_peer_round_trip_time_seconds", "histogram",
+			                  "Round-Trip-Time histogram between peers");
+		family = true;
+		char labels[64];
+		snprintf(labels, sizeof(labels), "To=\"%" PRIx64 "\"", id);
+		prometheus_histogram_series(text, "etcd_network_peer_round_trip_time_seconds", labels, &peer->round_trip);
+	}
+	peer_counter(text, node, "etcd_network_peer_sent_bytes_total", "The total number of bytes sent to peers.", "To",
+	             PEER_SENT_BYTES, false);
+	peer_counter(text, node, "etcd_network_peer_sent_failures_total", "The total number of send failures from peers.",
+	             "To", PEER_SENT_FAILURES, true);
+}
+
+/* etcd's own series, with etcd 3.4.23's names, help texts, types and labels (README.md lists what feeds
+ * each). Families in etcd's (client_golang's) order: sorted by name. */
+static void metrics(struct client_thread *thread, struct prometheus_text *text)
+{
+	struct node *node = thread->node;
 	uint64_t leader = atomic_load(&node->leader_id);
-	metric(text, "etcd_server_has_leader", "gauge", "Whether or not a leader exists. 1 is existence, 0 is not.", NULL,
-	       leader != 0);
-	metric(text, "etcd_server_is_leader", "gauge", "Whether or not this member is a leader. 1 if is, 0 otherwise.",
-	       NULL, leader != 0 && leader == node->member_id);
-	metric(text, "etcd_server_leader_changes_seen_total", "counter", "The number of leader changes seen.", NULL,
-	       (double)atomic_load(&node->leader_changes));
-	metric(text, "etcd_server_proposals_committed_total", "counter", "The total number of consensus proposals committed.",
-	       NULL, (double)atomic_load(&node->raft_index));
-	metric(text, "etcd_server_proposals_applied_total", "counter", "The total number of consensus proposals applied.",
-	       NULL, (double)atomic_load(&node->applied_index));
-	metric(text, "etcd_server_proposals_failed_total", "counter", "The total number of failed proposals seen.", NULL,
-	       (double)atomic_load(&node->proposals_failed));
+	prometheus_metric(text, "etcd_cluster_version", "gauge",
+	                  "Which version is running. 1 for 'cluster_version' label with current cluster version",
+	                  "cluster_version=\"3.4\"", 1);
+	prometheus_metric(text, "etcd_debugging_auth_revision", "gauge", "The current revision of auth store.", NULL,
+	                  (double)node_auth_revision(&node->auth));
+	prometheus_metric(text, "etcd_debugging_mvcc_current_revision", "gauge", "The current revision of store.", NULL,
+	                  (double)atomic_load(&node->revision));
+	prometheus_metric(text, "etcd_debugging_mvcc_db_total_size_in_bytes", "gauge",
+	                  "Total size of the underlying database physically allocated in bytes.", NULL,
+	                  (double)atomic_load(&node->db_size));
+	prometheus_histogram(text, "etcd_disk_backend_commit_duration_seconds",
+	                     "The latency distributions of commit called by backend.", NULL, &node->backend_commit_duration);
+	prometheus_histogram(text, "etcd_disk_backend_snapshot_duration_seconds",
+	                     "The latency distribution of backend snapshots.", NULL, &node->backend_snapshot_duration);
+	prometheus_histogram(text, "etcd_disk_wal_fsync_duration_seconds", "The latency distributions of fsync called by WAL.",
+	                     NULL, &node->wal_fsync_duration);
+	prometheus_metric(text, "etcd_mvcc_db_total_size_in_bytes", "gauge",
+	                  "Total size of the underlying database physically allocated in bytes.", NULL,
+	                  (double)atomic_load(&node->db_size));
+	prometheus_metric(text, "etcd_mvcc_db_total_size_in_use_in_bytes", "gauge",
+	                  "Total size of the underlying database logically in use in bytes.", NULL,
+	                  (double)atomic_load(&node->db_size_in_use));
+	peer_metrics(text, node);
+	prometheus_metric(text, "etcd_server_has_leader", "gauge", "Whether or not a leader exists. 1 is existence, 0 is not.",
+	                  NULL, leader != 0);
+	prometheus_metric(text, "etcd_server_heartbeat_send_failures_total", "counter",
+	                  "The total number of leader heartbeat send failures (likely overloaded from slow disk).", NULL,
+	                  (double)atomic_load(&node->heartbeat_send_failures));
 	char labels[64];
-	snprintf(labels, sizeof(labels), "{server_id=\"%" PRIx64 "\"}", node->member_id);
-	metric(text, "etcd_server_id", "gauge", "Server or member ID in hexadecimal format. 1 for 'server_id' label with "
-	       "current ID.", labels, 1);
-	metric(text, "etcd_server_quota_backend_bytes", "gauge", "Current backend storage quota size in bytes.", NULL,
-	       (double)node->quota_bytes);
-	metric(text, "etcd_mvcc_db_total_size_in_bytes", "gauge", "Total size of the underlying database physically "
-	       "allocated in bytes.", NULL, (double)atomic_load(&node->db_size));
-	metric(text, "etcd_debugging_mvcc_current_revision", "gauge", "The current revision of store.", NULL,
-	       (double)atomic_load(&node->revision));
-	metric(text, "etcd_debugging_auth_revision", "gauge", "The current revision of auth store.", NULL,
-	       (double)node_auth_revision(&node->auth));
+	snprintf(labels, sizeof(labels), "server_id=\"%" PRIx64 "\"", node->member_id);
+	prometheus_metric(text, "etcd_server_id", "gauge",
+	                  "Server or member ID in hexadecimal format. 1 for 'server_id' label with current ID.", labels, 1);
+	prometheus_metric(text, "etcd_server_is_leader", "gauge", "Whether or not this member is a leader. 1 if is, 0 otherwise.",
+	                  NULL, leader != 0 && leader == node->member_id);
+	prometheus_metric(text, "etcd_server_is_learner", "gauge",
+	                  "Whether or not this member is a learner. 1 if is, 0 otherwise.", NULL,
+	                  atomic_load(&node->is_learner));
+	prometheus_metric(text, "etcd_server_leader_changes_seen_total", "counter", "The number of leader changes seen.", NULL,
+	                  (double)atomic_load(&node->leader_changes));
+	/* Gauges in etcd 3.4 (it sets them to the Raft indexes), though named _total. */
+	prometheus_metric(text, "etcd_server_proposals_applied_total", "gauge",
+	                  "The total number of consensus proposals applied.", NULL, (double)atomic_load(&node->applied_index));
+	prometheus_metric(text, "etcd_server_proposals_committed_total", "gauge",
+	                  "The total number of consensus proposals committed.", NULL,
+	                  (double)atomic_load(&node->commit_index));
+	prometheus_metric(text, "etcd_server_proposals_failed_total", "counter", "The total number of failed proposals seen.",
+	                  NULL, (double)atomic_load(&node->proposals_failed));
+	prometheus_metric(text, "etcd_server_proposals_pending", "gauge", "The current number of pending proposals to commit.",
+	                  NULL, (double)atomic_load(&node->proposals_pending));
+	prometheus_metric(text, "etcd_server_quota_backend_bytes", "gauge", "Current backend storage quota size in bytes.",
+	                  NULL, (double)node->quota_bytes);
+	prometheus_metric(text, "etcd_server_slow_apply_total", "counter",
+	                  "The total number of slow apply requests (likely overloaded from slow disk).", NULL,
+	                  (double)atomic_load(&node->slow_applies));
+	prometheus_metric(text, "etcd_server_version", "gauge",
+	                  "Which version is running. 1 for 'server_version' label with current version.",
+	                  "server_version=\"3.4.0-quorumd\"", 1);
+
+	/* go-grpc-prometheus' counters of the client URLs' gRPC methods, all threads together. */
+	if (thread->method_counters) {
+		size_t length = 0;
+		char *grpc = grpc_method_counters_prometheus(thread->methods, thread->method_counters, thread->method_count,
+		                                             &length);
+		prometheus_append(text, "%.*s", (int)length, grpc ? grpc : "");
+		free(grpc);
+	}
+
+	process_metrics(text);
 
 	/* quorumd's own: the peer transport (udp or dpdk), packets, bytes and drops by reason. */
 	struct transport_counters counters = transport_counters(node->transport);
-	append(text, "# HELP quorumd_transport_total Peer transport counters by name (packets, bytes, drops by reason).\n"
-	             "# TYPE quorumd_transport_total counter\n");
+	prometheus_append(text, "# HELP quorumd_transport_total Peer transport counters by name (packets, bytes, drops by reason).\n"
+	                        "# TYPE quorumd_transport_total counter\n");
 	for (size_t k = 0; k < transport_counter_count(); k++)
-		append(text, "quorumd_transport_total{counter=\"%s\"} %" PRIu64 "\n", transport_counter_name(k),
-		       (uint64_t)transport_counter_value(&counters, k));
-
-	const char *fsync = "etcd_disk_wal_fsync_duration_seconds";
-	append(text, "# HELP %s The latency distributions of fsync called by WAL.\n# TYPE %s histogram\n", fsync, fsync);
-	uint64_t cumulative = 0;
-	double bound = 0.001;
-	for (int k = 0; k < NODE_FSYNC_BUCKETS; k++, bound *= 2) {
-		cumulative += atomic_load(&node->wal_fsync_buckets[k]);
-		append(text, "%s_bucket{le=\"%g\"} %" PRIu64 "\n", fsync, bound, cumulative);
-	}
-	uint64_t count = atomic_load(&node->wal_fsyncs);
-	append(text, "%s_bucket{le=\"+Inf\"} %" PRIu64 "\n", fsync, count);
-	append(text, "%s_sum %.6f\n%s_count %" PRIu64 "\n", fsync,
-	       (double)atomic_load(&node->wal_fsync_microseconds) / 1e6, fsync, count);
-
-	process_metrics(text);
+		prometheus_append(text, "quorumd_transport_total{counter=\"%s\"} %" PRIu64 "\n", transport_counter_name(k),
+		                  (uint64_t)transport_counter_value(&counters, k));
 }
 
 /* ---- /debug/ (--enable-pprof) ---- */
@@ -182,22 +246,18 @@ static json_t *debug_vars(struct client_thread *thread)
 
 	/* The fsync histogram as /metrics has it: counts per bucket (not cumulative), upper bound in seconds. */
 	json_t *fsync = json_object();
-	uint64_t fsyncs = atomic_load(&node->wal_fsyncs);
-	uint64_t microseconds = atomic_load(&node->wal_fsync_microseconds);
-	json_object_set_new(fsync, "count", json_integer((json_int_t)fsyncs));
-	json_object_set_new(fsync, "total_seconds", json_real((double)microseconds / 1e6));
-	json_object_set_new(fsync, "mean_seconds", json_real(fsyncs ? (double)microseconds / 1e6 / (double)fsyncs : 0));
+	struct histogram_reading reading;
+	histogram_read(&node->wal_fsync_duration, &reading);
+	json_object_set_new(fsync, "count", json_integer((json_int_t)reading.count));
+	json_object_set_new(fsync, "total_seconds", json_real(reading.sum_seconds));
+	json_object_set_new(fsync, "mean_seconds", json_real(reading.count ? reading.sum_seconds / (double)reading.count : 0));
 	json_t *buckets = json_object();
-	double bound = 0.001;
-	uint64_t below = 0;
-	for (int k = 0; k < NODE_FSYNC_BUCKETS; k++, bound *= 2) {
+	for (int k = 0; k < reading.bucket_count; k++) {
 		char name[32];
-		snprintf(name, sizeof(name), "le_%g", bound);
-		uint64_t count = atomic_load(&node->wal_fsync_buckets[k]);
-		below += count;
-		json_object_set_new(buckets, name, json_integer((json_int_t)count));
+		snprintf(name, sizeof(name), "le_%g", histogram_bound(&node->wal_fsync_duration, k));
+		json_object_set_new(buckets, name, json_integer((json_int_t)reading.buckets[k]));
 	}
-	json_object_set_new(buckets, "le_inf", json_integer((json_int_t)(fsyncs > below ? fsyncs - below : 0)));
+	json_object_set_new(buckets, "le_inf", json_integer((json_int_t)reading.buckets[reading.bucket_count]));
 	json_object_set_new(fsync, "buckets", buckets);
 
 	/* Transport counters, as the control socket's `counters` command reads them. */
@@ -273,7 +333,7 @@ static const char pprof_page[] =
 
 /* /debug/...: true when answered (false: 404). */
 static bool debug_get(struct client_thread *thread, const char *path, struct grpc_http_response *response,
-                      struct text *text)
+                      struct prometheus_text *text)
 {
 	if (!strcmp(path, "/debug/vars")) {
 		json_t *vars = debug_vars(thread);
@@ -281,21 +341,21 @@ static bool debug_get(struct client_thread *thread, const char *path, struct grp
 		json_decref(vars);
 		if (!body)
 			alloc_failed(0); /* jansson fails only for memory here */
-		append(text, "%s\n", body);
+		prometheus_append(text, "%s\n", body);
 		free(body);
 		response->status = 200;
 		response->content_type = "application/json; charset=utf-8";
 		return true;
 	}
 	if (!strcmp(path, "/debug/pprof") || !strcmp(path, "/debug/pprof/")) {
-		append(text, "%s", pprof_page);
+		prometheus_append(text, "%s", pprof_page);
 		response->status = 200;
 		response->content_type = "text/plain; charset=utf-8";
 		return true;
 	}
 	if (!strncmp(path, "/debug/pprof/", 13)) {
 		/* A Go profile (profile, heap, goroutine, ...): not something a C node has. */
-		append(text, "%s is Go's profiler, which quorumd (a C program) does not have.\n\n%s", path, pprof_page);
+		prometheus_append(text, "%s is Go's profiler, which quorumd (a C program) does not have.\n\n%s", path, pprof_page);
 		response->status = 501;
 		response->content_type = "text/plain; charset=utf-8";
 		return true;
@@ -307,7 +367,7 @@ bool client_http_get(void *context, const char *path, struct grpc_http_response 
 {
 	struct client_thread *thread = context;
 	struct node *node = thread->node;
-	struct text text = {0};
+	struct prometheus_text text = {0};
 	if (!strcmp(path, "/health")) {
 		/* etcd 3.4: unhealthy while any alarm is active (logged as etcd logs it), or without a leader. */
 		bool healthy = atomic_load(&node->leader_id) != 0 && !atomic_load(&node->disk_full);
@@ -322,17 +382,17 @@ bool client_http_get(void *context, const char *path, struct grpc_http_response 
 			}
 			alarm_list_free(&alarms);
 		}
-		append(&text, "{\"health\":\"%s\"}", healthy ? "true" : "false");
+		prometheus_append(&text, "{\"health\":\"%s\"}", healthy ? "true" : "false");
 		response->status = healthy ? 200 : 503;
 		response->content_type = "text/plain; charset=utf-8";
 		response->get_only = true;
 	} else if (!strcmp(path, "/version")) {
-		append(&text, "{\"etcdserver\":\"3.4.0-quorumd\",\"etcdcluster\":\"3.4.0\"}");
+		prometheus_append(&text, "{\"etcdserver\":\"3.4.0-quorumd\",\"etcdcluster\":\"3.4.0\"}");
 		response->status = 200;
 		response->content_type = "application/json";
 		response->get_only = true;
 	} else if (!strcmp(path, "/metrics")) {
-		metrics(node, &text);
+		metrics(thread, &text);
 		response->status = 200;
 		response->content_type = "text/plain; version=0.0.4; charset=utf-8";
 	} else if (node->flags.enable_pprof && !strncmp(path, "/debug/", 7) && debug_get(thread, path, response, &text)) {

@@ -34,6 +34,7 @@ struct waiting_call {
 	uint64_t call_id;
 	enum waiting_kind kind;
 	uint64_t started_ms; /* monotonic: etcd's request timeout counts from here */
+	bool proposal;       /* a client_propose: counted in the node's proposals_pending until taken */
 	/* A read checked against the auth store at this revision: refused if the store moved before the answer
 	 * (etcd's doSerialize). 0: no token, nothing to recheck. */
 	uint64_t auth_revision;
@@ -50,6 +51,7 @@ struct snapshot_stream {
 	uint64_t call_id;
 	struct state_snapshot *snapshot;
 	uint64_t sent_bytes;
+	uint64_t opened_ns;           /* monotonic: etcd_disk_backend_snapshot_duration_seconds runs from here */
 	struct evp_md_ctx_st *sha256; /* over everything sent: the stream ends with it, as etcd's does */
 };
 
@@ -88,6 +90,10 @@ struct client_thread {
 	struct reply_mailbox inbox;
 	struct grpc_server *server;
 	struct grpc_server *metrics_server; /* --listen-metrics-urls (first thread only) */
+	/* Every thread's servers serve these methods and count into these (grpc_server.h), for /metrics. */
+	const struct grpc_method *methods;
+	struct grpc_method_counters *method_counters;
+	size_t method_count;
 	struct waiting_table waiting;
 	uint64_t next_counter;
 	uint64_t last_timeout_sweep_ms;

@@ -275,6 +275,7 @@ void client_streams_snapshot_ready(struct client_thread *thread, uint64_t call_i
 	stream->call_id = call_id;
 	stream->snapshot = snapshot;
 	stream->sent_bytes = 0;
+	stream->opened_ns = clock_monotonic_ns();
 	stream->sha256 = EVP_MD_CTX_new();
 	if (!stream->sha256 || EVP_DigestInit_ex(stream->sha256, EVP_sha256(), NULL) != 1)
 		abort();
@@ -349,6 +350,8 @@ void client_streams_pump(struct client_thread *thread)
 	size_t kept = 0;
 	for (size_t k = 0; k < thread->snapshot_count; k++) {
 		if (pump_one(thread, &thread->snapshots[k], chunk)) {
+			histogram_observe_ns(&thread->node->backend_snapshot_duration,
+			                     clock_monotonic_ns() - thread->snapshots[k].opened_ns);
 			state_snapshot_close(thread->snapshots[k].snapshot);
 			EVP_MD_CTX_free(thread->snapshots[k].sha256);
 		} else

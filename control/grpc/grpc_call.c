@@ -24,9 +24,32 @@ struct grpc_call *grpc_call_new(struct grpc_connection *connection, int32_t stre
 	return call;
 }
 
+struct grpc_method_counters *grpc_call_counters(const struct grpc_call *call)
+{
+	const struct grpc_server_config *config = &call->connection->server->config;
+	/* JSON gateway calls are not gRPC calls here (etcd's gateway loops back through gRPC and is counted:
+	 * a difference the README names). */
+	if (call->method == NULL || call->gateway != NULL || config->method_counters == NULL)
+		return NULL;
+	return &config->method_counters[call->method - config->methods];
+}
+
+void grpc_call_count_handled(struct grpc_call *call, int code)
+{
+	struct grpc_method_counters *counters = grpc_call_counters(call);
+	if (counters == NULL || call->handled_counted)
+		return;
+	call->handled_counted = true;
+	if (code < 0 || code >= GRPC_STATUS_CODE_COUNT)
+		code = GRPC_UNKNOWN;
+	atomic_fetch_add_explicit(&counters->handled[code], 1, memory_order_relaxed);
+}
+
 void grpc_call_free(struct grpc_call *call)
 {
 	struct grpc_connection *connection = call->connection;
+	/* Gone before it was finished: the client cancelled it (a reset, or its connection closed). */
+	grpc_call_count_handled(call, GRPC_CANCELLED);
 	if (call->connection_previous != NULL)
 		call->connection_previous->connection_next = call->connection_next;
 	else
@@ -220,6 +243,7 @@ void grpc_call_finish_internal(struct grpc_call *call, int http_status, int grpc
 			call->method->on_close(call->connection->server->config.context, call, true);
 	}
 	call->service_done = true;
+	grpc_call_count_handled(call, grpc_status);
 	if (call->gateway != NULL) {
 		grpc_gateway_finish(call, grpc_status, message);
 		return;
@@ -280,6 +304,9 @@ int grpc_call_send(struct grpc_call *call, const uint8_t *message, size_t length
 			call->output.start = call->output.end = 0;
 		return -1;
 	}
+	struct grpc_method_counters *counters = grpc_call_counters(call);
+	if (counters != NULL)
+		atomic_fetch_add_explicit(&counters->messages_sent, 1, memory_order_relaxed);
 	if (!call->headers_submitted) {
 		if (submit_headers(call) != 0)
 			return -1;
@@ -302,6 +329,7 @@ void grpc_call_finish(struct grpc_call *call, int grpc_status, const char *messa
 	if (call == NULL || call->finished || !call->in_table || call->connection->closed)
 		return;
 	call->service_done = true;
+	grpc_call_count_handled(call, grpc_status);
 	if (call->gateway != NULL) {
 		grpc_gateway_finish(call, grpc_status, message);
 		return;

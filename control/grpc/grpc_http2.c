@@ -155,6 +155,9 @@ static void route(struct grpc_call *call)
 		if (call->path != NULL && strcmp(server->config.methods[i].path, call->path) == 0) {
 			call->method = &server->config.methods[i];
 			server->stats.calls_started++;
+			struct grpc_method_counters *counters = grpc_call_counters(call);
+			if (counters != NULL)
+				atomic_fetch_add_explicit(&counters->started, 1, memory_order_relaxed);
 			if (call->deadline_ms != 0)
 				grpc_server_track_deadline(server, call);
 			return;
@@ -173,6 +176,9 @@ static void deliver(struct grpc_call *call, const uint8_t *message, size_t lengt
 		return;
 	}
 	call->messages_delivered++;
+	struct grpc_method_counters *counters = grpc_call_counters(call);
+	if (counters != NULL)
+		atomic_fetch_add_explicit(&counters->messages_received, 1, memory_order_relaxed);
 	call->method->on_message(call->connection->server->config.context, call, message, length);
 }
 

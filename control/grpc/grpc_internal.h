@@ -97,6 +97,7 @@ struct grpc_call {
 	size_t message_have;
 	bool discarding;          /* finished or failed: later request bytes are dropped */
 	uint64_t messages_delivered;
+	bool handled_counted;     /* grpc_server_handled_total has this call (grpc_call_count_handled) */
 
 	/* Response. */
 	struct grpc_buffer output; /* length-prefixed messages not yet taken by nghttp2 */
@@ -224,6 +225,10 @@ void grpc_http2_teardown(struct grpc_connection *connection);
 /* grpc_call.c */
 struct grpc_call *grpc_call_new(struct grpc_connection *connection, int32_t stream_id);
 void grpc_call_free(struct grpc_call *call);
+/* The method's counters (grpc_server.h), NULL when the call has no method or the server counts none. */
+struct grpc_method_counters *grpc_call_counters(const struct grpc_call *call);
+/* Counts the call in grpc_server_handled_total under code, once (later calls do nothing). */
+void grpc_call_count_handled(struct grpc_call *call, int code);
 /* Finishes a call the service never saw or that broke the protocol (status, optional :status). */
 void grpc_call_finish_internal(struct grpc_call *call, int http_status, int grpc_status, const char *message);
 void grpc_percent_encode(const char *text, char *out, size_t out_size);

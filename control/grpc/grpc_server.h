@@ -24,6 +24,7 @@
 #ifndef QUORUMD_CONTROL_GRPC_SERVER_H
 #define QUORUMD_CONTROL_GRPC_SERVER_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -53,6 +54,27 @@ struct grpc_method {
 	 * answered INTERNAL by the server (on_close(true) if the service had the first). */
 	void (*on_close)(void *context, struct grpc_call *call, bool cancelled);
 };
+
+/* go-grpc-prometheus' server counters of one method (grpc_server_started_total, _handled_total by code,
+ * _msg_received_total, _msg_sent_total). One per method, shared by every server serving the method table
+ * (each thread's): relaxed atomic adds, so no lock on a call's path. handled counts a call once, when
+ * it is finished (by the service or the server: a deadline, a cardinality violation) or, when the client
+ * went away first, as Canceled, which is what a Go handler returns on a cancelled context. */
+enum { GRPC_STATUS_CODE_COUNT = 17 };
+struct grpc_method_counters {
+	atomic_uint_fast64_t started;
+	atomic_uint_fast64_t messages_received;
+	atomic_uint_fast64_t messages_sent;
+	atomic_uint_fast64_t handled[GRPC_STATUS_CODE_COUNT];
+};
+
+/* The counters in Prometheus' text format, as etcd 3.4.23 (go-grpc-prometheus with every method
+ * initialised) serves them: for each of the four counters its HELP and TYPE lines, then one series per
+ * method (and per code for handled, all 17 of them even at 0), labels grpc_code, grpc_method,
+ * grpc_service and grpc_type ("unary", "server_stream", "bidi_stream"), series sorted by their label
+ * values as client_golang sorts them. Malloc'd text, its length in *length. */
+char *grpc_method_counters_prometheus(const struct grpc_method *methods, const struct grpc_method_counters *counters,
+                                      size_t method_count, size_t *length);
 
 struct grpc_http_response {
 	int status;                  /* 200, 404, 503 ... */
@@ -102,6 +124,8 @@ struct grpc_server_config {
 	bool reuse_port;                /* SO_REUSEPORT, for one server per client thread */
 	const struct grpc_method *methods;
 	size_t method_count;
+	/* One per method, parallel to methods (grpc_method_counters above); NULL: not counted. */
+	struct grpc_method_counters *method_counters;
 	void *context;                  /* passed to every callback */
 	size_t max_message_bytes;       /* largest request message accepted (etcd: max-request-bytes + 512 KiB); 0 = 4 MiB */
 	uint32_t max_concurrent_streams;/* per connection; 0 = 1000 */

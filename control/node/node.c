@@ -189,8 +189,41 @@ bool node_refuse_for_space(struct node *node, int64_t cost, uint64_t request_id,
 	return true;
 }
 
+struct node_peer_metrics *node_peer_metrics_of(struct node *node, uint64_t id)
+{
+	if (id == 0 || id == JOIN_REPLY_PEER)
+		return NULL;
+	for (size_t k = 0; k < NODE_PEER_METRIC_SLOTS; k++) {
+		struct node_peer_metrics *slot = &node->peer_metrics[k];
+		uint_fast64_t holder = atomic_load_explicit(&slot->id, memory_order_acquire);
+		if (holder == id)
+			return slot;
+		/* The core and transport threads may both take a slot for the same id at once: the one whose swap
+		 * fails finds the other's id there and shares the slot; another id there means: try the next. */
+		if (holder == 0) {
+			uint_fast64_t expected = 0;
+			if (atomic_compare_exchange_strong_explicit(&slot->id, &expected, id, memory_order_acq_rel,
+			                                            memory_order_acquire) ||
+			    expected == id)
+				return slot;
+		}
+	}
+	return NULL;
+}
+
+/* etcd's buckets (prometheus.ExponentialBuckets as etcd's metrics.go files declare them). */
+static void metrics_init(struct node *node)
+{
+	histogram_init(&node->wal_fsync_duration, 0.001, 2, 14);
+	histogram_init(&node->backend_commit_duration, 0.001, 2, 14);
+	histogram_init(&node->backend_snapshot_duration, 0.01, 2, 17);
+	for (size_t k = 0; k < NODE_PEER_METRIC_SLOTS; k++)
+		histogram_init(&node->peer_metrics[k].round_trip, 0.0001, 2, 16);
+}
+
 int node_start_threads(struct node *node, char *err, size_t errlen)
 {
+	metrics_init(node);
 	if (core_mailbox_init(&node->core_inbox) || storage_mailbox_init(&node->storage_inbox) ||
 	    snapshot_mailbox_init(&node->snapshot_inbox) || reply_mailbox_init(&node->operator_inbox)) {
 		snprintf(err, errlen, "cannot create event fds: %s", strerror(errno));

@@ -24,6 +24,7 @@
 #include <stdint.h>
 
 #include "flags.h"
+#include "histogram.h"
 #include "kv_apply.h"
 #include "mailbox.h"
 #include "membership.h"
@@ -38,7 +39,8 @@
 /* What travels between members besides Raft itself: the first byte of every transport message. */
 enum peer_envelope {
 	PEER_RAFT = 1,           /* a packed raftpb.Message */
-	PEER_PING = 2,           /* liveness for etcd's "connected" checks; body: nothing */
+	PEER_PING = 2,           /* liveness for etcd's "connected" checks; body: nothing, or the sender's
+	                          * monotonic clock in ns (8 bytes, little-endian), to be echoed in a PEER_PONG */
 	PEER_MEMBER_REQUEST = 3, /* a member operation forwarded to the leader; body: JSON */
 	PEER_MEMBER_REPLY = 4,   /* its answer; body: JSON */
 	PEER_CLUSTER_QUERY = 5,  /* a member starting with --initial-cluster-state existing asks for the members */
@@ -47,6 +49,8 @@ enum peer_envelope {
 	PEER_LEASE_REQUEST = 8,  /* a lease renew or time-to-live for the leader's clocks (node_leases.c) */
 	PEER_LEASE_REPLY = 9,
 	PEER_SNAPSHOT = 10,      /* a snapshot stream message (dataplane/snapshot_stream.h) */
+	PEER_PONG = 11,          /* the answer to a PEER_PING carrying the sender's clock: that clock echoed
+	                          * (8 bytes), which gives the sender the round trip (node_peer_metrics) */
 	/* Not on the wire: the transport thread telling the core that a removed member sent a frame. */
 	PEER_REMOVED_MEMBER_SEEN = 100,
 };
@@ -292,9 +296,24 @@ MAILBOX_OF(reply_mailbox, struct node_reply)
 
 /* ---- the node ---- */
 
+/* etcd's rafthttp metrics for one peer (etcd_network_peer_*), in a fixed table: a slot is taken for a member
+ * id the first time something is sent to or received from it (compare-and-swap of id from 0) and kept;
+ * readers skip slots whose id is 0. Each counter has one writer thread (named), read by /metrics. */
+struct node_peer_metrics {
+	atomic_uint_fast64_t id;
+	atomic_uint_fast64_t sent_bytes;        /* core thread: message bytes handed to the transport */
+	atomic_uint_fast64_t sent_failures;     /* core thread: messages the transport refused */
+	atomic_uint_fast64_t received_bytes;    /* transport thread: bytes of whole messages delivered */
+	atomic_uint_fast64_t received_failures; /* core thread: messages from the peer that did not decode */
+	struct histogram round_trip;            /* core thread: PEER_PING sent → its PEER_PONG back */
+	uint64_t last_heartbeat_ms;             /* core thread only: the last MsgHeartbeat sent to it */
+};
+/* The slot of member id, taken if need be; NULL for id 0, the join scratch id, or a full table. */
+struct node_peer_metrics *node_peer_metrics_of(struct node *node, uint64_t id);
+
 /* Request ids: our member id's low 16 bits (etcd's idutil: only the proposing member answers), the reply
  * channel in the next 4 bits (which thread waits for the answer), then a counter. */
-enum { NODE_REPLY_CHANNELS = 16, NODE_REQUEST_COUNTER_BITS = 44, NODE_FSYNC_BUCKETS = 14 };
+enum { NODE_REPLY_CHANNELS = 16, NODE_REQUEST_COUNTER_BITS = 44, NODE_PEER_METRIC_SLOTS = 32 };
 uint64_t node_request_id(uint64_t member_id, unsigned channel, uint64_t counter);
 /* A starting counter that keeps growing across restarts (the clock, like etcd's idutil). */
 uint64_t node_request_counter_start(void);
@@ -380,10 +399,19 @@ struct node {
 	/* Steps of watchers catching up from the history that took over 250 ms: each is bounded so that
 	 * applying never waits long on a watcher (/debug/vars). */
 	atomic_uint_fast64_t watch_catch_up_steps_over_250ms;
-	atomic_uint_fast64_t wal_fsyncs;
-	atomic_uint_fast64_t wal_fsync_microseconds;
-	/* etcd's buckets for etcd_disk_wal_fsync_duration_seconds: 1 ms doubling, 14 of them. */
-	atomic_uint_fast64_t wal_fsync_buckets[NODE_FSYNC_BUCKETS];
+	/* etcd's histograms, etcd's buckets (node_start_threads sets them up; README of api/ for each):
+	 * WAL records submitted → durable (1 ms doubling, 14), the state's batch commit to RocksDB (1 ms
+	 * doubling, 14), a snapshot of the state streamed to a follower or a Maintenance.Snapshot client
+	 * (10 ms doubling, 17). */
+	struct histogram wal_fsync_duration;
+	struct histogram backend_commit_duration;
+	struct histogram backend_snapshot_duration;
+	atomic_uint_fast64_t commit_index;          /* core thread: the Raft commit index */
+	atomic_uint_fast64_t proposals_pending;     /* client threads: proposals made and not yet answered */
+	atomic_uint_fast64_t heartbeat_send_failures; /* core thread: a heartbeat late or refused */
+	atomic_uint_fast64_t slow_applies;          /* storage thread: requests whose apply took over 100 ms */
+	atomic_uint_fast64_t db_size_in_use;        /* storage thread: RocksDB's live data estimate */
+	struct node_peer_metrics peer_metrics[NODE_PEER_METRIC_SLOTS];
 };
 
 /* node.c: starts the core, storage and transport threads of a member bootstrap_open has opened; stops

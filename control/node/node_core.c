@@ -59,19 +59,67 @@ static uint8_t *pack_raft_message(const Raftpb__Message *message, size_t *length
 	return bytes;
 }
 
-void node_send_peer(struct node *node, uint64_t to, const uint8_t *bytes, size_t length)
+/* Sends and counts (etcd_network_peer_sent_bytes_total / _sent_failures_total); false when refused. */
+static bool send_counted(struct node *node, uint64_t to, const uint8_t *bytes, size_t length)
 {
 	char error[256];
 	int rc = transport_send(node->transport, to, bytes, length, error, sizeof(error));
-	(void)rc; /* unreachable or refused: counted by the transport, and Raft retries */
+	struct node_peer_metrics *metrics = node_peer_metrics_of(node, to);
+	if (metrics && rc < 0)
+		atomic_fetch_add_explicit(&metrics->sent_failures, 1, memory_order_relaxed);
+	else if (metrics)
+		atomic_fetch_add_explicit(&metrics->sent_bytes, length, memory_order_relaxed);
+	return rc >= 0;
+}
+
+void node_send_peer(struct node *node, uint64_t to, const uint8_t *bytes, size_t length)
+{
+	/* unreachable or refused: counted, and Raft retries */
+	(void)send_counted(node, to, bytes, length);
+}
+
+/* etcd_server_heartbeat_send_failures_total, as etcd's timeout detector counts it: a heartbeat to a peer
+ * that leaves more than two heartbeat intervals after the previous one (the leader was too busy, most
+ * likely waiting on its disk), or that the transport refused. */
+static void note_heartbeat(struct node *node, uint64_t to, bool sent)
+{
+	struct node_peer_metrics *metrics = node_peer_metrics_of(node, to);
+	if (!metrics)
+		return;
+	uint64_t now = clock_monotonic_ms();
+	bool late = metrics->last_heartbeat_ms != 0 && now - metrics->last_heartbeat_ms > 2 * node->flags.heartbeat_interval_ms;
+	metrics->last_heartbeat_ms = now;
+	if (late || !sent) {
+		atomic_fetch_add_explicit(&node->heartbeat_send_failures, 1, memory_order_relaxed);
+		if (late)
+			log_write("warn", "leader failed to send out heartbeat on time; took too long, leader is overloaded "
+			          "likely from slow disk", "\"to\":\"%" PRIx64 "\",\"heartbeat-interval\":\"%" PRIu64 "ms\"", to,
+			          node->flags.heartbeat_interval_ms);
+	}
 }
 
 static void send_raft_now(struct node *node, const Raftpb__Message *message)
 {
 	size_t length;
 	uint8_t *bytes = pack_raft_message(message, &length);
-	node_send_peer(node, message->to, bytes, length);
+	bool sent = send_counted(node, message->to, bytes, length);
+	if (message->type == RAFT_MSG_HEARTBEAT)
+		note_heartbeat(node, message->to, sent);
 	free(bytes);
+}
+
+/* A PEER_PONG: our clock from the ping it answers, so now minus it is the round trip to that member. */
+static void observe_round_trip(struct node *node, uint64_t from, const uint8_t *body, size_t length)
+{
+	struct node_peer_metrics *metrics = node_peer_metrics_of(node, from);
+	if (!metrics || length != 8)
+		return;
+	uint64_t sent_ns = 0;
+	for (int b = 0; b < 8; b++)
+		sent_ns |= (uint64_t)body[b] << (8 * b);
+	uint64_t now = clock_monotonic_ns();
+	if (sent_ns <= now)
+		histogram_observe_ns(&metrics->round_trip, now - sent_ns);
 }
 
 /* ---- requests from the control thread ---- */
@@ -342,6 +390,10 @@ static struct storage_job *handle_ready(struct core_context *context, struct raf
 	struct node *node = context->node;
 	if (ready->soft_state_changed) {
 		uint64_t previous = atomic_exchange(&node->leader_id, ready->leader);
+		/* A new leadership starts the heartbeat clocks afresh (etcd resets its timeout detector). */
+		if (previous != ready->leader)
+			for (size_t k = 0; k < NODE_PEER_METRIC_SLOTS; k++)
+				node->peer_metrics[k].last_heartbeat_ms = 0;
 		if (previous != ready->leader && ready->leader != RAFT_NONE) {
 			atomic_fetch_add(&node->leader_changes, 1);
 			atomic_store(&node->leader_elected_ms, clock_monotonic_ms());
@@ -378,6 +430,7 @@ static struct storage_job *handle_ready(struct core_context *context, struct raf
 		job->hard_state.vote = ready->hard_state.vote;
 		job->hard_state.commit = ready->hard_state.commit;
 		atomic_store(&node->raft_term, ready->hard_state.term);
+		atomic_store(&node->commit_index, ready->hard_state.commit);
 	}
 	copy_entries(job, ready);
 	job->persist_index = ready->persist_index;
@@ -522,9 +575,23 @@ static void handle_peer(struct core_context *context, const struct peer_message 
 		}
 		break;
 	case PEER_RAFT:
-		raft_step_bytes(node->raft, message->bytes + 1, message->length - 1);
+		if (raft_step_bytes(node->raft, message->bytes + 1, message->length - 1) == RAFT_ERR_MALFORMED) {
+			/* etcd_network_peer_received_failures_total: a message from the peer we could not read. */
+			struct node_peer_metrics *metrics = node_peer_metrics_of(node, message->from);
+			if (metrics)
+				atomic_fetch_add_explicit(&metrics->received_failures, 1, memory_order_relaxed);
+		}
 		break;
 	case PEER_PING:
+		if (message->length == 9) {
+			uint8_t pong[9];
+			memcpy(pong, message->bytes, sizeof(pong));
+			pong[0] = PEER_PONG;
+			node_send_peer(node, message->from, pong, sizeof(pong));
+		}
+		break;
+	case PEER_PONG:
+		observe_round_trip(node, message->from, message->bytes + 1, message->length - 1);
 		break;
 	case PEER_LEASE_REQUEST:
 	case PEER_LEASE_REPLY: {

@@ -881,10 +881,14 @@ static void publish_attributes(struct members_context *context)
 void members_tick(struct members_context *context)
 {
 	struct node *node = context->node;
-	uint8_t ping = PEER_PING;
+	/* Each ping carries our clock; the PEER_PONG that echoes it times the round trip to that member. */
+	uint8_t ping[9] = {PEER_PING};
+	uint64_t sent_ns = clock_monotonic_ns();
+	for (int b = 0; b < 8; b++)
+		ping[1 + b] = (uint8_t)(sent_ns >> (8 * b));
 	for (size_t k = 0; k < node->membership.count; k++)
 		if (node->membership.members[k].id != node->member_id)
-			node_send_peer(node, node->membership.members[k].id, &ping, 1);
+			node_send_peer(node, node->membership.members[k].id, ping, sizeof(ping));
 	publish_attributes(context);
 	uint64_t now = clock_monotonic_ms();
 	struct raft_status status;

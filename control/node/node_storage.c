@@ -222,6 +222,8 @@ static void apply_with_auth(struct storage_context *context, const Etcdserverpb_
 }
 
 /* One client request: applied in the open batch, answered if it was made on this member. */
+enum { SLOW_APPLY_NANOSECONDS = 100 * 1000 * 1000 };
+
 static void apply_one(struct storage_context *context, const Etcdserverpb__InternalRaftRequest *request,
                       const struct kv_header *header, uint64_t index)
 {
@@ -231,6 +233,7 @@ static void apply_one(struct storage_context *context, const Etcdserverpb__Inter
 	reply->request_id = request_id;
 	if (request->compaction)
 		context->batch_compacts = true;
+	uint64_t started_ns = clock_monotonic_ns();
 	if (request->alarm) {
 		/* etcd's applier takes alarms without an auth check (any client may list and disarm). */
 		char error[256] = "";
@@ -244,6 +247,9 @@ static void apply_one(struct storage_context *context, const Etcdserverpb__Inter
 		/* (refused: a NOSPACE alarm is active; etcd's capped applier answers before the auth checks) */
 		apply_with_auth(context, request, header, index, request_id, &reply->kv);
 	}
+	/* etcd_server_slow_apply_total: etcd counts an apply over its warnApplyDuration, 100 ms. */
+	if (clock_monotonic_ns() - started_ns > SLOW_APPLY_NANOSECONDS)
+		atomic_fetch_add_explicit(&node->slow_applies, 1, memory_order_relaxed);
 	storage_clients_note_applied(context->clients, request, &reply->kv);
 	if (node_request_is_local(node, request_id))
 		post_reply(node, reply);
@@ -325,16 +331,20 @@ static void apply_committed(struct storage_context *context, struct storage_job 
 	FAILPOINT("beforeCommit");
 	if (context->batch_compacts)
 		FAILPOINT("compactBeforeCommitScheduledCompact");
+	/* etcd_disk_backend_commit_duration_seconds: etcd times its bolt transaction's commit; this is ours. */
+	uint64_t commit_started_ns = clock_monotonic_ns();
 	if (state_batch_commit(node->state, last, error, sizeof(error)) != STATE_OK) {
 		stop_on_storage_failure(context, "state commit", error);
 		return;
 	}
+	histogram_observe_ns(&node->backend_commit_duration, clock_monotonic_ns() - commit_started_ns);
 	FAILPOINT("afterCommit");
 	if (context->batch_compacts)
 		FAILPOINT("compactAfterCommitScheduledCompact");
 	atomic_store(&node->applied_index, last);
 	atomic_store(&node->revision, (uint64_t)state_revision(node->state));
 	atomic_store(&node->db_size, state_db_size(node->state));
+	atomic_store(&node->db_size_in_use, state_db_size_in_use(node->state));
 	storage_clients_after_apply(context->clients);
 	if (snapshot_keeper_after_apply(context->keeper, error, sizeof(error)) != 0)
 		stop_on_storage_failure(context, "snapshot", error);
@@ -369,15 +379,7 @@ static void write_job(struct storage_context *context, struct storage_job *job)
 /* etcd_disk_wal_fsync_duration_seconds: from a job's submit to its records being durable. */
 static void count_fsync(struct node *node, uint64_t microseconds)
 {
-	atomic_fetch_add(&node->wal_fsyncs, 1);
-	atomic_fetch_add(&node->wal_fsync_microseconds, microseconds);
-	uint64_t bound = 1000;
-	for (int k = 0; k < NODE_FSYNC_BUCKETS; k++, bound *= 2) {
-		if (microseconds <= bound) {
-			atomic_fetch_add(&node->wal_fsync_buckets[k], 1);
-			break;
-		}
-	}
+	histogram_observe_ns(&node->wal_fsync_duration, microseconds * 1000);
 }
 
 /* Seconds as Go's time.Duration prints them ("1.5s", "2.000031s"), the form etcd's zap logs use. */
@@ -476,6 +478,7 @@ static void take_job(struct storage_context *context, struct storage_job *job)
 			atomic_store(&node->applied_index, state_applied_index(node->state));
 			atomic_store(&node->revision, (uint64_t)state_revision(node->state));
 			atomic_store(&node->db_size, state_db_size(node->state));
+			atomic_store(&node->db_size_in_use, state_db_size_in_use(node->state));
 		}
 	}
 	if (job->conf_state)

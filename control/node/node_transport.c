@@ -10,6 +10,9 @@
 static void deliver(void *argument, const struct transport_message *message)
 {
 	struct node *node = argument;
+	struct node_peer_metrics *metrics = node_peer_metrics_of(node, message->from);
+	if (metrics)
+		atomic_fetch_add_explicit(&metrics->received_bytes, message->length, memory_order_relaxed);
 	/* Snapshot streams go straight to their thread: their chunks would only pass through the core. */
 	if (message->length > 0 && message->data[0] == PEER_SNAPSHOT) {
 		struct snapshot_mail *mail = xcalloc(1, sizeof(*mail));

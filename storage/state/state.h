@@ -88,6 +88,9 @@ uint64_t state_db_size(struct state *state);
  * only; it takes as long as rewriting the live data (the caller's thread waits). STATE_ERR_NOSPACE when the
  * file system has less free than the state's size plus STATE_DISK_RESERVE_BYTES (the rewrite needs it). */
 int state_defragment(struct state *state, char *err, size_t errlen);
+/* The bytes of it that hold live data (RocksDB's estimate-live-data-size, plus the memtables): what a
+ * compaction of the files would keep, etcd's "size in use" of its bolt file. */
+uint64_t state_db_size_in_use(struct state *state);
 /* The opaque membership blob last set (len 0 when never set). Valid until the next state call. */
 struct state_bytes state_membership(const struct state *state);
 

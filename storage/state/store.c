@@ -328,6 +328,16 @@ int state_sync(struct state *state, uint64_t *durable_applied_index, char *err, 
     return STATE_OK;
 }
 
+uint64_t state_db_size_in_use(struct state *state)
+{
+    uint64_t live = 0, memtables = 0;
+    if (rocksdb_property_int(state->db, "rocksdb.estimate-live-data-size", &live) != 0)
+        live = 0;
+    if (rocksdb_property_int(state->db, "rocksdb.cur-size-all-mem-tables", &memtables) != 0)
+        memtables = 0;
+    return live + memtables;
+}
+
 uint64_t state_db_size(struct state *state)
 {
     uint64_t sst = 0, memtables = 0;
