@@ -137,6 +137,16 @@ static void metrics(struct client_thread *thread, struct prometheus_text *text)
 	prometheus_metric(text, "etcd_mvcc_db_total_size_in_use_in_bytes", "gauge",
 	                  "Total size of the underlying database logically in use in bytes.", NULL,
 	                  (double)atomic_load(&node->db_size_in_use));
+	/* etcd counts what its gRPC codec marshals and unmarshals: every message's bytes, all methods. */
+	uint64_t grpc_received = 0, grpc_sent = 0;
+	for (size_t k = 0; thread->method_counters && k < thread->method_count; k++) {
+		grpc_received += atomic_load_explicit(&thread->method_counters[k].message_bytes_received, memory_order_relaxed);
+		grpc_sent += atomic_load_explicit(&thread->method_counters[k].message_bytes_sent, memory_order_relaxed);
+	}
+	prometheus_metric(text, "etcd_network_client_grpc_received_bytes_total", "counter",
+	                  "The total number of bytes received from grpc clients.", NULL, (double)grpc_received);
+	prometheus_metric(text, "etcd_network_client_grpc_sent_bytes_total", "counter",
+	                  "The total number of bytes sent to grpc clients.", NULL, (double)grpc_sent);
 	peer_metrics(text, node);
 	prometheus_metric(text, "etcd_server_has_leader", "gauge", "Whether or not a leader exists. 1 is existence, 0 is not.",
 	                  NULL, leader != 0);

@@ -305,8 +305,10 @@ int grpc_call_send(struct grpc_call *call, const uint8_t *message, size_t length
 		return -1;
 	}
 	struct grpc_method_counters *counters = grpc_call_counters(call);
-	if (counters != NULL)
+	if (counters != NULL) {
 		atomic_fetch_add_explicit(&counters->messages_sent, 1, memory_order_relaxed);
+		atomic_fetch_add_explicit(&counters->message_bytes_sent, length, memory_order_relaxed);
+	}
 	if (!call->headers_submitted) {
 		if (submit_headers(call) != 0)
 			return -1;

@@ -177,8 +177,10 @@ static void deliver(struct grpc_call *call, const uint8_t *message, size_t lengt
 	}
 	call->messages_delivered++;
 	struct grpc_method_counters *counters = grpc_call_counters(call);
-	if (counters != NULL)
+	if (counters != NULL) {
 		atomic_fetch_add_explicit(&counters->messages_received, 1, memory_order_relaxed);
+		atomic_fetch_add_explicit(&counters->message_bytes_received, length, memory_order_relaxed);
+	}
 	call->method->on_message(call->connection->server->config.context, call, message, length);
 }
 

@@ -66,6 +66,8 @@ struct grpc_method_counters {
 	atomic_uint_fast64_t messages_received;
 	atomic_uint_fast64_t messages_sent;
 	atomic_uint_fast64_t handled[GRPC_STATUS_CODE_COUNT];
+	atomic_uint_fast64_t message_bytes_received; /* request messages' bytes, without gRPC's 5-byte prefix */
+	atomic_uint_fast64_t message_bytes_sent;     /* response messages' bytes, likewise */
 };
 
 /* The counters in Prometheus' text format, as etcd 3.4.23 (go-grpc-prometheus with every method
