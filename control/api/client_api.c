@@ -124,8 +124,11 @@ static void expire_waiting_requests(struct client_thread *thread, uint64_t now_m
 		uint64_t request_id = waiting->request_id;
 		if (!waiting_take(table, request_id, &expired))
 			continue;
-		if (expired.proposal)
+		if (expired.proposal) {
+			/* etcd_server_proposals_failed_total: etcd counts a proposal whose wait ran out. */
 			atomic_fetch_sub_explicit(&node->proposals_pending, 1, memory_order_relaxed);
+			atomic_fetch_add_explicit(&node->proposals_failed, 1, memory_order_relaxed);
+		}
 		slot--; /* the backward shift may have moved another entry into this slot */
 		struct grpc_call *call = grpc_server_find_call(thread->server, expired.call_id);
 		if (call)

@@ -215,6 +215,7 @@ static void flush_proposals(struct core_context *context)
 		for (size_t k = 0; k < context->proposals_count; k++) {
 			struct queued_proposal *proposal = &context->proposals[k];
 			if (now - proposal->queued_at_ms > REQUEST_TIMEOUT_MS) {
+				atomic_fetch_add_explicit(&node->proposals_failed, 1, memory_order_relaxed);
 				reply_kv_error(node, proposal->request->request_id, GRPC_UNAVAILABLE, "etcdserver: request timed out");
 				node_request_free(proposal->request);
 			} else {
@@ -243,7 +244,8 @@ static void flush_proposals(struct core_context *context)
 	packed_entries_free(&packed);
 	for (size_t k = 0; k < count; k++) {
 		if (rc != RAFT_OK) {
-			/* etcd answers a dropped proposal with a retryable error. */
+			/* etcd answers a dropped proposal with a retryable error (and counts it failed). */
+			atomic_fetch_add_explicit(&node->proposals_failed, 1, memory_order_relaxed);
 			reply_kv_error(node, context->proposals[k].request->request_id, GRPC_UNAVAILABLE,
 			               rc == RAFT_ERR_TOO_LARGE ? "etcdserver: too many requests"
 			                                        : "etcdserver: leader changed");
