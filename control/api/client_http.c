@@ -9,7 +9,6 @@
 #include <inttypes.h>
 #include <jansson.h>
 #include <unistd.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,18 +27,19 @@ static void process_metrics(struct prometheus_text *text)
 	char error[96];
 	if (process_metrics_read(&process, error, sizeof(error)) != 0)
 		log_write("warn", "process metrics incomplete", "\"error\":\"%s\"", error);
-	prometheus_metric(text, "process_cpu_seconds_total", "counter", "Total user and system CPU time spent in seconds.", NULL,
-	       process.cpu_seconds);
-	prometheus_metric(text, "process_max_fds", "gauge", "Maximum number of open file descriptors.", NULL, process.max_fds);
+	prometheus_metric(text, "process_cpu_seconds_total", "counter", "Total user and system CPU time spent in seconds.",
+	                  NULL, process.cpu_seconds);
+	prometheus_metric(text, "process_max_fds", "gauge", "Maximum number of open file descriptors.", NULL,
+	                  process.max_fds);
 	prometheus_metric(text, "process_open_fds", "gauge", "Number of open file descriptors.", NULL, process.open_fds);
 	prometheus_metric(text, "process_resident_memory_bytes", "gauge", "Resident memory size in bytes.", NULL,
-	       process.resident_bytes);
-	prometheus_metric(text, "process_start_time_seconds", "gauge", "Start time of the process since unix epoch in seconds.",
-	       NULL, process.start_time_seconds);
+	                  process.resident_bytes);
+	prometheus_metric(text, "process_start_time_seconds", "gauge",
+	                  "Start time of the process since unix epoch in seconds.", NULL, process.start_time_seconds);
 	prometheus_metric(text, "process_virtual_memory_bytes", "gauge", "Virtual memory size in bytes.", NULL,
-	       process.virtual_bytes);
-	prometheus_metric(text, "process_virtual_memory_max_bytes", "gauge", "Maximum amount of virtual memory available in bytes.",
-	       NULL, process.virtual_max_bytes);
+	                  process.virtual_bytes);
+	prometheus_metric(text, "process_virtual_memory_max_bytes", "gauge",
+	                  "Maximum amount of virtual memory available in bytes.", NULL, process.virtual_max_bytes);
 }
 
 /* etcd_network_peer_*: one series per peer slot in use (the label is the member ID in hex, as etcd
