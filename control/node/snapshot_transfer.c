@@ -192,6 +192,8 @@ static void reap_outgoing(struct transfer *transfer)
 		}
 		const struct stream_counters *counters = stream_sender_counters(outgoing->sender);
 		uint64_t took = clock_monotonic_ms() - outgoing->started_ms;
+		/* etcd_disk_backend_snapshot_duration_seconds: etcd times its backend snapshot until the send ends. */
+		histogram_observe_ns(&transfer->node->backend_snapshot_duration, took * 1000000u);
 		if (state == STREAM_STATE_SUCCEEDED) {
 			atomic_fetch_add(&transfer->node->snapshots_sent, 1);
 			log_write("info", "sent database snapshot",

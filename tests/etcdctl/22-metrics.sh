@@ -4,8 +4,9 @@
 # TYPE and label names (the list below was taken from etcd 3.4.23's own /metrics), the text is well formed
 # (one TYPE per family, histograms' buckets cumulative up to le="+Inf" = _count), and the counters moved with
 # what was done: bytes sent to and received from each peer (labelled by its member ID), gRPC calls by method
-# and code (the puts, the gets, the watch stream and its messages), backend commits and WAL fsyncs, the
-# round trip to each peer, Raft's committed and applied indexes, leadership. Runs against etcd 3.4.23 too.
+# and code (the puts, the gets, the watch stream and its messages, a snapshot stream), backend commits,
+# backend snapshots and WAL fsyncs, the round trip to each peer, Raft's committed and applied indexes,
+# leadership. Runs against etcd 3.4.23 too.
 # Ports: 287x0 (client 287x9), metrics 287x1.
 source "$(dirname "$0")/lib.sh"
 command -v curl >/dev/null || { echo "$0: curl not found (Debian package curl)" >&2; exit 2; }
@@ -57,6 +58,9 @@ watch_started() {
 wait_until "the follower counted the watch stream and its created response" 10 watch_started
 expect_out OK "$L" put /metrics/watched seen
 wait_until "the watch saw the put" 10 grep -qx seen "$TMP/watch"
+
+# A snapshot of the follower (Maintenance.Snapshot, a server stream): its backend snapshot is timed.
+ctl_ok "$F" snapshot save "$TMP/follower.db"
 
 # The round trip to each peer: etcd measures it with its prober (the first figure after about 5 s),
 # quorumd with every heartbeat's ping; either way the leader has one for each peer within a bounded wait.
@@ -228,6 +232,12 @@ at_least "follower: Watch responses sent (created, the event)" \
 	"$(value "$follower_text" "grpc_server_msg_sent_total$watch_series")" 2
 assert_eq "follower: the open Watch stream is not handled yet" 0 \
 	"$(value "$follower_text" 'grpc_server_handled_total{grpc_code="OK",grpc_method="Watch",grpc_service="etcdserverpb.Watch",grpc_type="bidi_stream"}')"
+snapshot_series='{grpc_method="Snapshot",grpc_service="etcdserverpb.Maintenance",grpc_type="server_stream"}'
+assert_eq "follower: Snapshot streams started" 1 "$(value "$follower_text" "grpc_server_started_total$snapshot_series")"
+assert_eq "follower: Snapshot streams answered OK" 1 "$(value "$follower_text" \
+	'grpc_server_handled_total{grpc_code="OK",grpc_method="Snapshot",grpc_service="etcdserverpb.Maintenance",grpc_type="server_stream"}')"
+at_least "follower: Snapshot messages sent" "$(value "$follower_text" "grpc_server_msg_sent_total$snapshot_series")" 1
+assert_eq "follower: backend snapshots timed" 1 "$(value "$follower_text" etcd_disk_backend_snapshot_duration_seconds_count)"
 at_least "follower: client gRPC bytes sent" "$(value "$follower_text" etcd_network_client_grpc_sent_bytes_total)" 1
 at_least "follower: client gRPC bytes received" "$(value "$follower_text" etcd_network_client_grpc_received_bytes_total)" 1
 for peer in infra1 infra2 infra3; do
