@@ -110,6 +110,7 @@ etcd_server_proposals_applied_total gauge -
 etcd_server_proposals_committed_total gauge -
 etcd_server_proposals_failed_total counter -
 etcd_server_proposals_pending gauge -
+etcd_server_quota_backend_bytes gauge -
 etcd_server_slow_apply_total counter -
 etcd_server_version gauge server_version
 grpc_server_handled_total counter grpc_code,grpc_method,grpc_service,grpc_type
