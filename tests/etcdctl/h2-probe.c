@@ -307,6 +307,8 @@ static void read_frames(int timeout_ms)
 	struct pollfd pfd = { .fd = fd, .events = POLLIN };
 	if (poll(&pfd, 1, timeout_ms) <= 0)
 		return;
+	if (in_length == sizeof in)
+		die("a frame larger than the receive buffer");
 	ssize_t n = recv(fd, in + in_length, sizeof in - in_length, MSG_DONTWAIT);
 	if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
 		eof = true;
