@@ -2,7 +2,7 @@
 # bench/compare.sh: the real etcd 3.4 and quorumd side by side, measured by the same load generator.
 #
 #   bench/compare.sh [--build DIR] [--quick] [--seconds S] [--out DIR] [--publish] [--no-check-perf]
-#                    [--dataplane udp|dpdk]
+#                    [--dataplane udp|dpdk] [--tls]
 #
 # One system at a time (etcd first, then quorumd), each as a three-member cluster on loopback with its
 # data under one temp dir on the same disk, both fsyncing before they acknowledge; then a one-member and
@@ -33,6 +33,15 @@
 # bridge (tests/lib/netns.sh builds it) and the clients run in the bridge's namespace: etcd's
 # members own 10.77.0.I on their veth; a quorumd member's DPDK stack owns 10.77.0.I for its peers and the
 # kernel holds 10.77.1.I on the same veth for its clients. Both systems cross the same veths and bridge.
+# --tls: the cost of TLS instead of the whole table. A PKI made with the openssl CLI in the run's temp dir
+# (tests/tls/make-pki.sh: a CA, member certificates for 127.0.0.1 with serverAuth and clientAuth, a client
+# certificate); each system runs as a three-member cluster twice, once plain and once with client TLS
+# (--cert-file, --key-file, --trusted-ca-file, --client-cert-auth; quorum-bench with --cacert, --cert, --key)
+# and peer TLS (--peer-cert-file, --peer-key-file, --peer-trusted-ca-file, --peer-client-cert-auth, https://
+# peer URLs) on the same certificates, under put 1 client, put 1,000 clients / 100 conns and range l
+# 1,000 / 100; it prints quorumd / etcd for each with and without TLS, and whether the lead held within
+# 10% (the TLS ratio at least 0.9 times the plain one). For reading: nothing fails on it. No plots, no
+# check perf; not with --dataplane dpdk.
 # Environment: COMPARE_BASE_PORT (default 61000; the clusters use BASE+11 .. BASE+552, a cluster's block
 # moved up by 600 while one of its ports is taken), COMPARE_TMPDIR (where the data dirs go, default /var/tmp; not a tmpfs),
 # ETCD, QUORUMD, QUORUM_BENCH, FSYNC_PROBE (binaries other than DIR's), KEEP_TMP=1 (keep data and logs).
@@ -44,6 +53,7 @@ QUICK=0
 OUT=""
 PUBLISH=0
 DATAPLANE=udp
+TLS=0
 SECS=""
 CHECK_PERF=""
 while [ $# -gt 0 ]; do
@@ -59,8 +69,9 @@ while [ $# -gt 0 ]; do
 	--no-check-perf) CHECK_PERF=0; shift ;;
 	--dataplane) DATAPLANE=$2; shift 2 ;;
 	--dataplane=*) DATAPLANE=${1#*=}; shift ;;
+	--tls) TLS=1; shift ;;
 	-h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
-	*) echo "compare.sh: $1: unknown option (--build DIR, --quick, --seconds S, --out DIR, --publish, --no-check-perf, --dataplane udp|dpdk)" >&2
+	*) echo "compare.sh: $1: unknown option (--build DIR, --quick, --seconds S, --out DIR, --publish, --no-check-perf, --dataplane udp|dpdk, --tls)" >&2
 		exit 2 ;;
 	esac
 done
@@ -75,6 +86,14 @@ if [ "$DATAPLANE" = dpdk ] && [ "$(id -u)" != 0 ]; then
 	echo "compare.sh: --dataplane dpdk needs root (network namespaces, af_packet)" >&2
 	exit 2
 fi
+if [ "$TLS" = 1 ] && [ "$DATAPLANE" = dpdk ]; then
+	echo "compare.sh: --tls runs on loopback only (peer TLS handshakes need the kernel's TCP on the peer address)" >&2
+	exit 2
+fi
+if [ "$TLS" = 1 ] && [ "$PUBLISH" = 1 ]; then
+	echo "compare.sh: --publish takes the whole table, not --tls" >&2
+	exit 2
+fi
 [[ "$SECS" =~ ^[0-9]+$ ]] && [ "$SECS" -ge 1 ] || { echo "compare.sh: --seconds: expected a whole number >= 1" >&2; exit 2; }
 # The published copy is what the README shows: never a smoke run.
 if [ "$PUBLISH" = 1 ] && [ "$QUICK" = 1 ]; then
@@ -82,7 +101,7 @@ if [ "$PUBLISH" = 1 ] && [ "$QUICK" = 1 ]; then
 	exit 2
 fi
 if [ -z "$CHECK_PERF" ]; then
-	if [ "$QUICK" = 1 ]; then CHECK_PERF=0; else CHECK_PERF=1; fi
+	if [ "$QUICK" = 1 ] || [ "$TLS" = 1 ]; then CHECK_PERF=0; else CHECK_PERF=1; fi
 fi
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -98,7 +117,7 @@ for f in "$QB" "$QD" "$FP"; do
 	[ -x "$f" ] || { echo "compare.sh: $f not built (meson setup $BUILD && ninja -C $BUILD)" >&2; exit 2; }
 done
 [ -n "$ETCD" ] && [ -x "$ETCD" ] || { echo "compare.sh: no etcd binary (apt-get install etcd-server, or ETCD=PATH)" >&2; exit 2; }
-for t in jq etcdctl gnuplot ss timeout; do
+for t in jq etcdctl gnuplot ss timeout openssl; do
 	command -v "$t" >/dev/null || { echo "compare.sh: needs $t" >&2; exit 2; }
 done
 # awk reads all of its input: `| head -n 1` could kill the writer with SIGPIPE, fatal under pipefail.
@@ -121,6 +140,7 @@ TMP=$(mktemp -d "$DATA_PARENT/qcompare.XXXXXX")
 declare -A PIDS=()   # cluster label -> "pid pid ..."
 declare -A EPS=()    # cluster label -> client URLs, comma-separated
 declare -A DOWN=()   # cluster label -> why it is not measured (empty: measured)
+declare -A CLIENT_TLS=() # cluster label -> the TLS flags quorum-bench and etcdctl take for it (empty: plain)
 
 cleanup() {
 	local rc=$?
@@ -159,7 +179,8 @@ fi
 # member i of a cluster listens for clients on BLOCK+10i+1 and for peers on BLOCK+10i+2 (i = 1..5).
 # The default base lies above Linux's ephemeral range (32768-60999), where the hundreds of client
 # connections of a load cannot be holding one of them, and above the test suites' 12380-47999.
-declare -A BLOCK=([etcd3]=0 [quorumd3]=100 [etcd1]=200 [quorumd1]=300 [etcd5]=400 [quorumd5]=500)
+declare -A BLOCK=([etcd3]=0 [quorumd3]=100 [etcd1]=200 [quorumd1]=300 [etcd5]=400 [quorumd5]=500
+	[etcd3tls]=50 [quorumd3tls]=150)
 port_busy() { [ -n "$(ss -Htuan exclude time-wait "( sport = :$1 )" 2>/dev/null)" ]; }
 # cluster_base LABEL SIZE: the first of BASE+BLOCK, +600, +1200, ... whose ports for SIZE members nobody
 # holds right now (TCP, or UDP for quorumd's peers), checked just before the cluster starts.
@@ -179,9 +200,11 @@ cluster_base() {
 	echo $((BASE + ${BLOCK[$1]}))
 }
 
-# start_cluster LABEL SYSTEM SIZE: members LABEL-1 .. LABEL-SIZE, etcd's flags for both binaries.
+# start_cluster LABEL SYSTEM SIZE [tls]: members LABEL-1 .. LABEL-SIZE, etcd's flags for both binaries; with
+# tls, https:// client and peer URLs with etcd's TLS flags on the run's PKI (member i has infraI's
+# certificate, serverAuth and clientAuth, for both sides).
 start_cluster() {
-	local label=$1 sys=$2 size=$3 base ic="" eps="" i pids="" bin extra
+	local label=$1 sys=$2 size=$3 tls=${4:-} base ic="" eps="" i pids="" bin extra scheme=http
 	base=$(cluster_base "$label" "$size")
 	# 8 GiB quota on both: the 64 KiB value loads write a few GiB of revisions, and the default 2 GiB quota
 	# would turn them into "database space exceeded" errors rather than a measurement.
@@ -191,6 +214,12 @@ start_cluster() {
 	else
 		bin=$QD
 		extra="--dataplane=$DATAPLANE --quota-backend-bytes=8589934592"
+	fi
+	if [ -n "$tls" ]; then
+		scheme=https
+		CLIENT_TLS[$label]="--cacert=$PKI/ca.pem --cert=$PKI/client.pem --key=$PKI/client-key.pem"
+	else
+		CLIENT_TLS[$label]=""
 	fi
 	# Where member i listens: loopback, or in dpdk mode its namespace's addresses (see the header).
 	local -a peer_ip client_ip
@@ -202,13 +231,19 @@ start_cluster() {
 		else
 			peer_ip[i]=10.77.0.$i client_ip[i]=10.77.1.$i
 		fi
-		ic+="${ic:+,}$label-$i=http://${peer_ip[i]}:$((base + 10 * i + 2))"
-		eps+="${eps:+,}http://${client_ip[i]}:$((base + 10 * i + 1))"
+		ic+="${ic:+,}$label-$i=$scheme://${peer_ip[i]}:$((base + 10 * i + 2))"
+		eps+="${eps:+,}$scheme://${client_ip[i]}:$((base + 10 * i + 1))"
 	done
 	for ((i = 1; i <= size; i++)); do
 		local dir=$TMP/$label-$i
-		local -a inns=() dpdk=()
+		local -a inns=() dpdk=() tlsflags=()
 		mkdir -p "$dir"
+		if [ -n "$tls" ]; then
+			local cert=$PKI/infra$(((i - 1) % 3 + 1))
+			tlsflags=(--cert-file "$cert.pem" --key-file "$cert-key.pem" --trusted-ca-file "$PKI/ca.pem" --client-cert-auth
+				--peer-cert-file "$cert.pem" --peer-key-file "$cert-key.pem" --peer-trusted-ca-file "$PKI/ca.pem"
+				--peer-client-cert-auth)
+		fi
 		if [ -n "$NS" ]; then
 			inns=(ip netns exec "$NS-$i")
 			ip -n "$NS-$i" addr flush dev "qv$i"
@@ -222,12 +257,12 @@ start_cluster() {
 		fi
 		# shellcheck disable=SC2086
 		"${inns[@]}" "$bin" --name "$label-$i" --data-dir "$dir" \
-			--listen-client-urls "http://${client_ip[i]}:$((base + 10 * i + 1))" \
-			--advertise-client-urls "http://${client_ip[i]}:$((base + 10 * i + 1))" \
-			--listen-peer-urls "http://${peer_ip[i]}:$((base + 10 * i + 2))" \
-			--initial-advertise-peer-urls "http://${peer_ip[i]}:$((base + 10 * i + 2))" \
+			--listen-client-urls "$scheme://${client_ip[i]}:$((base + 10 * i + 1))" \
+			--advertise-client-urls "$scheme://${client_ip[i]}:$((base + 10 * i + 1))" \
+			--listen-peer-urls "$scheme://${peer_ip[i]}:$((base + 10 * i + 2))" \
+			--initial-advertise-peer-urls "$scheme://${peer_ip[i]}:$((base + 10 * i + 2))" \
 			--initial-cluster-token "compare-$label" --initial-cluster "$ic" --initial-cluster-state new \
-			$extra "${dpdk[@]}" >"$TMP/$label-$i.log" 2>&1 &
+			$extra "${dpdk[@]}" "${tlsflags[@]}" >"$TMP/$label-$i.log" 2>&1 &
 		track_pid "$!"
 		pids+="$! "
 	done
@@ -258,7 +293,8 @@ wait_ready() {
 				return
 			fi
 		done
-		if out=$("${CLIENT[@]}" "$QB" --endpoints="${EPS[$label]}" --dial-timeout=1s status --json 2>&1) &&
+		# shellcheck disable=SC2086
+		if out=$("${CLIENT[@]}" "$QB" --endpoints="${EPS[$label]}" ${CLIENT_TLS[$label]} --dial-timeout=1s status --json 2>&1) &&
 			[ "$(jq '[.endpoints[] | select(.is_leader)] | length' <<<"$out" 2>/dev/null)" = 1 ]; then
 			DOWN[$label]=""
 			return
@@ -338,8 +374,9 @@ bench() {
 	local attempt rc
 	for attempt in 1 2 3; do
 		rc=0
-		json=$(timeout --foreground -k 5 $((SECS + 60)) "${CLIENT[@]}" "$QB" --endpoints="${EPS[$label]}" --progress=false \
-			--json "$@" 2>"$TMP/qb.err") || rc=$?
+		# shellcheck disable=SC2086
+		json=$(timeout --foreground -k 5 $((SECS + 60)) "${CLIENT[@]}" "$QB" --endpoints="${EPS[$label]}" ${CLIENT_TLS[$label]} \
+			--progress=false --json "$@" 2>"$TMP/qb.err") || rc=$?
 		[ "$rc" = 1 ] && [ "$attempt" -lt 3 ] || break
 		log "$sys, $id: quorum-bench could not start ($(tail -n 1 "$TMP/qb.err" | cut -c1-120)); again in 2 s"
 		NOTES+=("$sys, $id: try $attempt could not start: $(tail -n 1 "$TMP/qb.err" | cut -c1-200)")
@@ -353,7 +390,8 @@ bench() {
 	t1=$(cpu_ticks "$label")
 	jq -c --arg sys "$sys" --arg id "$id" --argjson members "${SIZE[$id]:-3}" --arg dp "$DATAPLANE" \
 		--argjson cpu "$(awk -v t=$((t1 - t0)) -v hz="$HZ" 'BEGIN { printf "%.3f", t / hz }')" \
-		'{system: $sys, load: $id, members: $members, dataplane: $dp, server_cpu_s: $cpu} + .' <<<"$json" >>"$RAW"
+		--argjson tls "$([ -n "${CLIENT_TLS[$label]:-}" ] && echo true || echo false)" \
+		'{system: $sys, load: $id, members: $members, dataplane: $dp, tls: $tls, server_cpu_s: $cpu} + .' <<<"$json" >>"$RAW"
 	ok=$(jq .ok <<<"$json")
 	if [ "$ok" -eq 0 ]; then
 		NOTES+=("$sys, $id: no request succeeded: $(jq -r '.error_details[0] | "\(.count) x \(.name): \(.message)"' <<<"$json")")
@@ -455,6 +493,81 @@ open_loop() {
 	OPEN[$sys]=$LAST
 }
 
+# ---- --tls: what TLS costs each system ----
+# The same three loads against a plain and a TLS three-member cluster of each system, the two systems
+# alternating (etcd plain, quorumd plain, etcd TLS, quorumd TLS) so that each ratio compares neighbours.
+TLS_LOADS=(put1 put1000 rl1000)
+PKI=""
+measure_tls() {
+	local variant sys label id
+	for variant in plain tls; do
+		for sys in etcd quorumd; do
+			label=${sys}3
+			[ "$variant" = plain ] || label=${sys}3tls
+			log "$sys ($variant): starting 3 members"
+			if [ "$variant" = tls ]; then start_cluster "$label" "$sys" 3 tls; else start_cluster "$label" "$sys" 3; fi
+			wait_ready "$label"
+			if [ -n "${DOWN[$label]}" ]; then
+				log "$sys ($variant): not measured: ${DOWN[$label]}"
+				NOTES+=("$sys ($variant): not measured: ${DOWN[$label]}")
+				stop_cluster "$label"
+				continue
+			fi
+			# shellcheck disable=SC2086
+			ETCDCTL_API=3 etcdctl --endpoints="${EPS[$label]}" ${CLIENT_TLS[$label]} put "$RANGE_KEY" \
+				"$(head -c 256 /dev/zero | tr '\0' v)" >/dev/null 2>"$TMP/etcdctl.err" ||
+				log "$sys ($variant): etcdctl put $RANGE_KEY failed: $(cat "$TMP/etcdctl.err")"
+			for id in "${TLS_LOADS[@]}"; do
+				log "$sys ($variant): ${NAME[$id]}"
+				# shellcheck disable=SC2086
+				bench "$sys" "$label" "$id" ${ARGS[$id]}
+				RESULT[$sys|$id|$variant]=$LAST
+			done
+			stop_cluster "$label"
+		done
+	done
+}
+
+# tls_table: per load, both systems' op/s plain and with TLS, the ratios, and whether the lead held.
+tls_table() {
+	local id v e q r e50 q50 held all=yes
+	declare -A RATIO=()
+	printf 'TLS cost: etcd %s vs quorumd (--dataplane=udp), 3 members on loopback, one system at a time, %s cores, %s\n' \
+		"$ETCD_VERSION" "$(nproc)" "$(date -u +%FT%TZ)"
+	printf 'command: %s   (%s s per load; load average at the end: %s)\n' "$COMMAND_LINE" "$SECS" \
+		"$(cut -d' ' -f1-3 /proc/loadavg)"
+	echo "TLS: client TLS (--cert-file --key-file --trusted-ca-file --client-cert-auth; the load generator shows a"
+	echo "client certificate) and peer TLS (--peer-cert-file --peer-key-file --peer-trusted-ca-file --peer-client-cert-auth)"
+	echo
+	printf '%-30s | %-7s | %10s %10s %6s | %17s\n' "load (3 members)" "" "etcd op/s" "quorumd" "ratio" "p50 ms etcd/qd"
+	rule
+	for id in "${TLS_LOADS[@]}"; do
+		for v in plain tls; do
+			e=${RESULT[etcd|$id|$v]:-n/a}
+			q=${RESULT[quorumd|$id|$v]:-n/a}
+			read -r e e50 _ <<<"$e"
+			read -r q q50 _ <<<"$q"
+			r=$(ratio "$e" "$q")
+			RATIO[$id|$v]=$r
+			numv e "$e" 0; numv q "$q" 0; numv e50 "${e50:--}"; numv q50 "${q50:--}"
+			printf '%-30s | %-7s | %10s %10s %6s | %17s\n' "${NAME[$id]}" "$v" "$e" "$q" "$r" "$e50/$q50"
+		done
+	done
+	rule
+	echo "lead held within 10% (ratio with TLS >= 0.9 x ratio without; for reading, nothing fails on it):"
+	for id in "${TLS_LOADS[@]}"; do
+		held=$(awk -v p="${RATIO[$id|plain]}" -v t="${RATIO[$id|tls]}" 'BEGIN {
+			if (p !~ /^[0-9.]+$/ || t !~ /^[0-9.]+$/) { print "-"; exit }
+			printf "%s (%.2f of the plain ratio)", (t + 0 >= 0.9 * p) ? "held" : "not held", (p > 0) ? t / p : 0 }')
+		[[ "$held" == held* ]] || all=no
+		printf '  %-30s plain %6s  TLS %6s  %s\n' "${NAME[$id]}" "${RATIO[$id|plain]}" "${RATIO[$id|tls]}" "$held"
+	done
+	printf 'lead held within 10%%: %s\n' "$all"
+	rule
+	for note in "${NOTES[@]}"; do printf 'note: %s\n' "$note"; done
+	echo "ratio = quorumd / etcd; op/s counts successful requests"
+}
+
 # ---- run ----
 FSTYPE=$(df --output=fstype "$TMP" | tail -n 1)
 if [ -n "$NS" ]; then
@@ -467,7 +580,7 @@ log "results in $OUT; data under $TMP ($FSTYPE); ports from $BASE; $SECS s per l
 # row compares with the lower p50 of the two, the stricter floor.
 declare -A FSYNC=()
 FSYNC_P50=""
-for mode in append overwrite; do
+[ "$TLS" = 1 ] || for mode in append overwrite; do
 	log "bare write + fdatasync in $TMP ($mode)"
 	FSYNC[$mode]=$("$FP" --mode "$mode" --count 2000 --max-seconds 2 "$TMP" || true)
 	[ -n "${FSYNC[$mode]}" ] || continue
@@ -475,10 +588,19 @@ for mode in append overwrite; do
 	p=$(jq .p50_ms <<<"${FSYNC[$mode]}")
 	if [ -z "$FSYNC_P50" ] || awk -v a="$p" -v b="$FSYNC_P50" 'BEGIN { exit !(a < b) }'; then FSYNC_P50=$p; fi
 done
-log "etcd $ETCD_VERSION: $ETCD"
-measure etcd
-log "quorumd: $QD"
-measure quorumd
+if [ "$TLS" = 1 ]; then
+	PKI=$TMP/pki
+	mkdir -p "$PKI"
+	log "the PKI (tests/tls/make-pki.sh) in $PKI"
+	bash tests/tls/make-pki.sh "$PKI" >"$TMP/pki.log" 2>&1 || { echo "compare.sh: tests/tls/make-pki.sh failed" >&2; exit 1; }
+	log "etcd $ETCD_VERSION: $ETCD; quorumd: $QD"
+	measure_tls
+else
+	log "etcd $ETCD_VERSION: $ETCD"
+	measure etcd
+	log "quorumd: $QD"
+	measure quorumd
+fi
 
 # ---- the table ----
 # The table is built from many small cells. A command substitution forks, and a fork costs tens of
@@ -696,6 +818,11 @@ plots() {
 	fi
 }
 
+if [ "$TLS" = 1 ]; then
+	tls_table | tee "$OUT/table.txt"
+	echo "results: $OUT"
+	exit 0
+fi
 plots
 table | tee "$OUT/table.txt"
 echo "results: $OUT ($(cd "$OUT" && ls -- *.png 2>/dev/null | tr '\n' ' '))"

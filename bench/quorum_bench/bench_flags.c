@@ -66,9 +66,10 @@ static const struct flag_def flags[] = {
 	{"seed", FLAG_U64, AT_ANY, OFF(seed), 0, UINT64_MAX},
 	{"cdf-out", FLAG_PATH, AT_ANY, OFF(cdf_out), 0, 0},
 	{"sample", FLAG_IGNORED, AT_ANY, 0, 0, 0},
-	{"cert", FLAG_UNSUPPORTED, AT_ANY, 0, 0, 0},
-	{"key", FLAG_UNSUPPORTED, AT_ANY, 0, 0, 0},
-	{"cacert", FLAG_UNSUPPORTED, AT_ANY, 0, 0, 0},
+	{"cert", FLAG_PATH, AT_ANY, OFF(cert_file), 0, 0},
+	{"key", FLAG_PATH, AT_ANY, OFF(key_file), 0, 0},
+	{"cacert", FLAG_PATH, AT_ANY, OFF(ca_file), 0, 0},
+	{"insecure-skip-tls-verify", FLAG_BOOL, AT_ANY, OFF(insecure_skip_verify), 0, 0},
 	{"user", FLAG_UNSUPPORTED, AT_ANY, 0, 0, 0},
 	{"key-size", FLAG_UINT, AT_PUT | AT_TXN | AT_MIXED, OFF(key_size), 1, 1u << 20},
 	{"val-size", FLAG_UINT, AT_PUT | AT_TXN | AT_MIXED, OFF(val_size), 0, 64u << 20},
@@ -107,10 +108,15 @@ void bench_usage(FILE *out)
 	fputs(
 	    "usage: quorum-bench [global flags] WORKLOAD [ARGS] [workload flags]\n"
 	    "\n"
-	    "Load generator for the etcd v3 gRPC API (HTTP/2 cleartext): measures etcd and quorumd alike.\n"
+	    "Load generator for the etcd v3 gRPC API (HTTP/2, cleartext or TLS): measures etcd and quorumd alike.\n"
 	    "\n"
 	    "global flags (also accepted after the workload):\n"
-	    "  --endpoints=URL,URL   gRPC endpoints, http://host:port or host:port (127.0.0.1:2379)\n"
+	    "  --endpoints=URL,URL   gRPC endpoints, http://host:port, https://host:port (TLS) or host:port\n"
+	    "                        (127.0.0.1:2379)\n"
+	    "  --cacert=FILE         TLS: the CAs of the servers' certificates (the system's without it)\n"
+	    "  --cert=FILE --key=FILE  TLS: a client certificate and its key\n"
+	    "  --insecure-skip-tls-verify  TLS: the servers' certificates are not checked\n"
+	    "                        (any of these four makes every endpoint TLS, as etcd's clients do)\n"
 	    "  --conns=N             HTTP/2 connections (1); client i uses connection i mod N,\n"
 	    "                        connection j endpoint j mod (number of endpoints)\n"
 	    "  --clients=N           requests in flight at once, as streams over the connections (1)\n"
@@ -223,12 +229,14 @@ int bench_parse_endpoint(const char *text, struct bench_endpoint *ep, char *err,
 	memset(ep, 0, sizeof(*ep));
 	snprintf(ep->url, sizeof(ep->url), "%s", text);
 	const char *p = text;
-	if (strncmp(p, "https://", 8) == 0 || strncmp(p, "unixs://", 8) == 0)
-		return fail(err, errlen, "--endpoints: %s: TLS is not supported (use http://)", text);
-	if (strncmp(p, "http://", 7) == 0)
+	if (strncmp(p, "https://", 8) == 0) {
+		ep->tls = true;
+		p += 8;
+	} else if (strncmp(p, "http://", 7) == 0) {
 		p += 7;
-	else if (strstr(p, "://"))
-		return fail(err, errlen, "--endpoints: %s: only http:// endpoints are supported", text);
+	} else if (strstr(p, "://")) {
+		return fail(err, errlen, "--endpoints: %s: only http:// and https:// endpoints are supported", text);
+	}
 	const char *host = p, *host_end, *colon;
 	if (*p == '[') {
 		host = p + 1;
@@ -472,7 +480,7 @@ static int apply_flag(struct bench_config *cfg, const struct flag_def *f, const 
 	case FLAG_IGNORED:
 		break;
 	case FLAG_UNSUPPORTED:
-		return fail(err, errlen, "--%s: not supported by quorum-bench (plain http://, no auth, no compaction)",
+		return fail(err, errlen, "--%s: not supported by quorum-bench (no auth, no compaction)",
 		    f->name);
 	}
 	return 0;
@@ -576,6 +584,11 @@ int bench_parse_args(int argc, char **argv, struct bench_config *cfg, FILE *out,
 		cfg->duration_ns = 0;
 	if (rate_given && cfg->rate > 0 && cfg->rate < 0.001)
 		return fail(err, errlen, "--rate: %g requests/s is too slow (0 means closed loop)", cfg->rate);
+	if ((cfg->cert_file != NULL) != (cfg->key_file != NULL))
+		return fail(err, errlen, "--cert and --key: give both or neither");
+	if (cfg->ca_file || cfg->cert_file || cfg->insecure_skip_verify)
+		for (size_t i = 0; i < cfg->endpoint_count; i++)
+			cfg->endpoints[i].tls = true; /* etcd's clients: TLS settings make every endpoint TLS */
 	if (cfg->conns > cfg->clients)
 		cfg->conns = cfg->clients; /* etcd's benchmark would leave the extra connections idle */
 	if (cfg->threads > cfg->conns)

@@ -28,7 +28,10 @@ struct bench_endpoint {
 	char host[256];  /* "127.0.0.1", "localhost", "::1" (no brackets) */
 	char port[8];
 	char url[300];   /* as given, for messages and reports */
+	bool tls;        /* https://, or any TLS flag given */
 };
+
+struct gconn_tls;
 
 #define BENCH_DEFAULT_TOTAL 10000 /* etcd's --total default */
 
@@ -61,6 +64,10 @@ struct bench_config {
 	const char *range_end;     /* range: END or NULL */
 	uint64_t seed;             /* PRNG seed for keys and the read/write draw */
 	const char *cdf_out;       /* --cdf-out: file for the latency CDF (points into argv), or NULL */
+	/* TLS, as etcd's benchmark: --cacert, --cert, --key (point into argv, or NULL), --insecure-skip-tls-verify. */
+	const char *ca_file, *cert_file, *key_file;
+	bool insecure_skip_verify;
+	struct gconn_tls *tls;     /* made by main from those when an endpoint is TLS; NULL otherwise */
 };
 
 /* Fills cfg (defaults first). 0 on success; 1 when --help was asked (usage already printed to out);

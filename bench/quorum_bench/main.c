@@ -4,6 +4,7 @@
  * connect, run the workload and print the report. Exit 0 when the run happened (failed requests are
  * results, not errors), 1 when it could not start (no connection, no leader). */
 #include "bench_flags.h"
+#include "grpc_client.h"
 #include "report.h"
 #include "runner.h"
 #include "status.h"
@@ -11,24 +12,43 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+static void free_config(struct bench_config *cfg)
+{
+	gconn_tls_free(cfg->tls);
+	cfg->tls = NULL;
+	bench_config_free(cfg);
+}
+
 int main(int argc, char **argv)
 {
 	struct bench_config cfg;
 	char error[1024];
 	int rc = bench_parse_args(argc, argv, &cfg, stdout, error, sizeof(error));
 	if (rc == 1) {
-		bench_config_free(&cfg);
+		free_config(&cfg);
 		return 0;
 	}
 	if (rc != 0) {
 		fprintf(stderr, "quorum-bench: %s\n", error);
 		fprintf(stderr, "(quorum-bench --help lists the flags)\n");
-		bench_config_free(&cfg);
+		free_config(&cfg);
 		return 2;
+	}
+	bool any_tls = false;
+	for (size_t i = 0; i < cfg.endpoint_count; i++)
+		any_tls = any_tls || cfg.endpoints[i].tls;
+	if (any_tls) {
+		cfg.tls = gconn_tls_new(cfg.ca_file, cfg.cert_file, cfg.key_file, cfg.insecure_skip_verify, error,
+		    sizeof(error));
+		if (!cfg.tls) {
+			fprintf(stderr, "quorum-bench: %s\n", error);
+			free_config(&cfg);
+			return 2;
+		}
 	}
 	if (cfg.workload == BENCH_STATUS) {
 		rc = bench_print_status(&cfg, stdout);
-		bench_config_free(&cfg);
+		free_config(&cfg);
 		return rc;
 	}
 	const struct bench_endpoint *endpoints = cfg.endpoints;
@@ -37,7 +57,7 @@ int main(int argc, char **argv)
 		size_t leader;
 		if (bench_find_leader(&cfg, &leader, error, sizeof(error)) != 0) {
 			fprintf(stderr, "quorum-bench: --target-leader: no endpoint is the leader (%s)\n", error);
-			bench_config_free(&cfg);
+			free_config(&cfg);
 			return 1;
 		}
 		endpoints = &cfg.endpoints[leader];
@@ -53,7 +73,7 @@ int main(int argc, char **argv)
 	if (bench_run(&cfg, endpoints, endpoint_count, results, error, sizeof(error)) != 0) {
 		fprintf(stderr, "quorum-bench: %s\n", error);
 		free(results);
-		bench_config_free(&cfg);
+		free_config(&cfg);
 		return 1;
 	}
 	bench_report(&cfg, endpoints, endpoint_count, results, stdout);
@@ -69,6 +89,6 @@ int main(int argc, char **argv)
 		}
 	}
 	free(results);
-	bench_config_free(&cfg);
+	free_config(&cfg);
 	return rc;
 }

@@ -320,7 +320,8 @@ static void tick(struct bench_thread *t, uint64_t now)
 			continue;
 		char error[200];
 		uint64_t dial = cfg->dial_timeout_ns < 1000000000ull ? cfg->dial_timeout_ns : 1000000000ull;
-		c->g = gconn_open(c->endpoint->host, c->endpoint->port, dial, error, sizeof(error));
+		c->g = gconn_open_tls(c->endpoint->host, c->endpoint->port, c->endpoint->tls ? cfg->tls : NULL, dial, error,
+		    sizeof(error));
 		if (!c->g) {
 			snprintf(c->last_error, sizeof(c->last_error), "%s", error);
 			c->retry_at = now + RECONNECT_DELAY_NS;
@@ -485,7 +486,8 @@ int bench_run(const struct bench_config *cfg, const struct bench_endpoint *endpo
 			goto out;
 		}
 		t->conns[t->conn_count++] = c;
-		c->g = gconn_open(c->endpoint->host, c->endpoint->port, cfg->dial_timeout_ns, err, errlen);
+		c->g = gconn_open_tls(c->endpoint->host, c->endpoint->port, c->endpoint->tls ? cfg->tls : NULL,
+		    cfg->dial_timeout_ns, err, errlen);
 		if (!c->g)
 			goto out;
 		conn_register(t, c);

@@ -8,7 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-int bench_status(const struct bench_endpoint *ep, uint64_t timeout_ns, struct endpoint_status *st)
+int bench_status(const struct bench_endpoint *ep, const struct gconn_tls *tls, uint64_t timeout_ns,
+    struct endpoint_status *st)
 {
 	memset(st, 0, sizeof(*st));
 	Etcdserverpb__StatusRequest req = ETCDSERVERPB__STATUS_REQUEST__INIT;
@@ -16,8 +17,8 @@ int bench_status(const struct bench_endpoint *ep, uint64_t timeout_ns, struct en
 	size_t n = etcdserverpb__status_request__pack(&req, packed);
 	uint8_t *reply;
 	size_t reply_length;
-	st->code = gconn_call_sync(ep->host, ep->port, "/etcdserverpb.Maintenance/Status", packed, n, timeout_ns, &reply,
-	    &reply_length, st->message, sizeof(st->message));
+	st->code = gconn_call_sync_tls(ep->host, ep->port, ep->tls ? tls : NULL, "/etcdserverpb.Maintenance/Status", packed,
+	    n, timeout_ns, &reply, &reply_length, st->message, sizeof(st->message));
 	if (st->code != 0) {
 		free(reply);
 		return -1;
@@ -48,7 +49,7 @@ int bench_find_leader(const struct bench_config *cfg, size_t *leader_index, char
 	err[0] = '\0';
 	for (size_t i = 0; i < cfg->endpoint_count; i++) {
 		struct endpoint_status st;
-		if (bench_status(&cfg->endpoints[i], cfg->dial_timeout_ns, &st) != 0) {
+		if (bench_status(&cfg->endpoints[i], cfg->tls, cfg->dial_timeout_ns, &st) != 0) {
 			if (off < errlen)
 				off += (size_t)snprintf(err + off, errlen - off, "%s%s: %s: %s", off ? "; " : "",
 				    cfg->endpoints[i].url, grpc_status_name(st.code), st.message);
@@ -76,7 +77,7 @@ int bench_print_status(const struct bench_config *cfg, FILE *out)
 	for (size_t i = 0; i < cfg->endpoint_count; i++) {
 		struct endpoint_status st;
 		const struct bench_endpoint *ep = &cfg->endpoints[i];
-		bool ok = bench_status(ep, cfg->dial_timeout_ns, &st) == 0;
+		bool ok = bench_status(ep, cfg->tls, cfg->dial_timeout_ns, &st) == 0;
 		failed += !ok;
 		if (cfg->json) {
 			/* Only hex numbers, a version and the status name: nothing to escape but the message. */

@@ -21,7 +21,8 @@ struct endpoint_status {
 };
 
 /* One Status call on a connection of its own. 0, or -1 with st->code and st->message. */
-int bench_status(const struct bench_endpoint *ep, uint64_t timeout_ns, struct endpoint_status *st);
+int bench_status(const struct bench_endpoint *ep, const struct gconn_tls *tls, uint64_t timeout_ns,
+    struct endpoint_status *st);
 /* The endpoint that says it is the leader (its member ID equals the leader it reports). -1 with what
  * each endpoint said when none does. */
 int bench_find_leader(const struct bench_config *cfg, size_t *leader_index, char *err, size_t errlen);

@@ -1,5 +1,8 @@
 /* control/grpc/grpc_client.c: unary gRPC over an nghttp2 client session (see grpc_client.h).
  *
+ * With TLS the socket is driven by OpenSSL in non-blocking mode (SSL_read / SSL_write on the fd); the
+ * handshake is done in gconn_open, within the dial timeout, so the loop only ever sees an open session.
+ *
  * Output is gathered from nghttp2_session_mem_send into one buffer per connection and written with one
  * send() per loop turn (or when 64 KiB piled up), so a turn that completes and restarts a hundred calls
  * costs one syscall. Input is read with recv() into a stack buffer and fed to nghttp2_session_mem_recv;
@@ -11,7 +14,11 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <arpa/inet.h>
 #include <nghttp2/nghttp2.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,8 +33,14 @@
 #define STREAM_WINDOW (16 * 1024 * 1024)
 #define CONNECTION_WINDOW (256 * 1024 * 1024)
 
+struct gconn_tls {
+	SSL_CTX *context;
+	bool skip_verify;
+};
+
 struct gconn {
 	int fd;
+	SSL *ssl; /* NULL: cleartext */
 	nghttp2_session *session;
 	char authority[300];
 	struct gcall *calls; /* in flight, doubly linked */
@@ -299,8 +312,160 @@ static int connect_with_timeout(const char *host, const char *port, uint64_t tim
 	return fd;
 }
 
+/* ---- TLS ---- */
+
+static void openssl_reason(char *out, size_t size)
+{
+	unsigned long code = ERR_peek_last_error();
+	const char *reason = code ? ERR_reason_error_string(code) : NULL;
+	snprintf(out, size, "%s", reason ? reason : "unknown error");
+	ERR_clear_error();
+}
+
+struct gconn_tls *gconn_tls_new(const char *ca_file, const char *cert_file, const char *key_file, bool skip_verify,
+    char *err, size_t errlen)
+{
+	char reason[200];
+	if ((cert_file && *cert_file) != (key_file && *key_file)) {
+		snprintf(err, errlen, "TLS: a client certificate needs its key and a key its certificate (--cert and --key)");
+		return NULL;
+	}
+	SSL_CTX *context = SSL_CTX_new(TLS_client_method());
+	if (!context) {
+		snprintf(err, errlen, "TLS: cannot create an OpenSSL context");
+		return NULL;
+	}
+	SSL_CTX_set_min_proto_version(context, TLS1_2_VERSION);
+	/* Records go out as they are written; the reads are one record at a time (no read-ahead), so what
+	 * OpenSSL has not handed us yet is still in the socket and epoll keeps saying so. */
+	SSL_CTX_set_mode(context, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+	static const unsigned char alpn[] = {2, 'h', '2'};
+	SSL_CTX_set_alpn_protos(context, alpn, sizeof alpn);
+	if (ca_file && *ca_file) {
+		if (SSL_CTX_load_verify_locations(context, ca_file, NULL) != 1) {
+			openssl_reason(reason, sizeof reason);
+			snprintf(err, errlen, "TLS: cannot read the CA file %s: %s", ca_file, reason);
+			goto fail;
+		}
+	} else if (SSL_CTX_set_default_verify_paths(context) != 1) {
+		openssl_reason(reason, sizeof reason);
+		snprintf(err, errlen, "TLS: cannot load the system's CAs: %s", reason);
+		goto fail;
+	}
+	if (cert_file && *cert_file) {
+		if (SSL_CTX_use_certificate_chain_file(context, cert_file) != 1) {
+			openssl_reason(reason, sizeof reason);
+			snprintf(err, errlen, "TLS: cannot read the certificate %s: %s", cert_file, reason);
+			goto fail;
+		}
+		if (SSL_CTX_use_PrivateKey_file(context, key_file, SSL_FILETYPE_PEM) != 1) {
+			openssl_reason(reason, sizeof reason);
+			snprintf(err, errlen, "TLS: cannot read the key %s: %s", key_file, reason);
+			goto fail;
+		}
+		if (SSL_CTX_check_private_key(context) != 1) {
+			ERR_clear_error();
+			snprintf(err, errlen, "TLS: the key %s does not match the certificate %s", key_file, cert_file);
+			goto fail;
+		}
+	}
+	SSL_CTX_set_verify(context, skip_verify ? SSL_VERIFY_NONE : SSL_VERIFY_PEER, NULL);
+	struct gconn_tls *tls = calloc(1, sizeof(*tls));
+	if (!tls) {
+		snprintf(err, errlen, "out of memory");
+		goto fail;
+	}
+	tls->context = context;
+	tls->skip_verify = skip_verify;
+	return tls;
+fail:
+	SSL_CTX_free(context);
+	return NULL;
+}
+
+void gconn_tls_free(struct gconn_tls *tls)
+{
+	if (!tls)
+		return;
+	SSL_CTX_free(tls->context);
+	free(tls);
+}
+
+/* The handshake on the non-blocking socket, waiting in poll() until deadline. 0, or -1 with a message. */
+static int tls_handshake(struct gconn *conn, const struct gconn_tls *tls, const char *host, const char *port,
+    uint64_t deadline, char *err, size_t errlen)
+{
+	conn->ssl = SSL_new(tls->context);
+	if (!conn->ssl || SSL_set_fd(conn->ssl, conn->fd) != 1) {
+		snprintf(err, errlen, "TLS: cannot create a session for %s:%s", host, port);
+		ERR_clear_error();
+		return -1;
+	}
+	unsigned char scratch[16];
+	bool ip = inet_pton(AF_INET, host, scratch) == 1 || inet_pton(AF_INET6, host, scratch) == 1;
+	if (!ip)
+		SSL_set_tlsext_host_name(conn->ssl, host);
+	if (!tls->skip_verify) {
+		X509_VERIFY_PARAM *param = SSL_get0_param(conn->ssl);
+		if ((ip ? X509_VERIFY_PARAM_set1_ip_asc(param, host) : X509_VERIFY_PARAM_set1_host(param, host, 0)) != 1) {
+			snprintf(err, errlen, "TLS: cannot verify against the host %s", host);
+			ERR_clear_error();
+			return -1;
+		}
+	}
+	for (;;) {
+		ERR_clear_error();
+		int rv = SSL_connect(conn->ssl);
+		if (rv == 1)
+			break;
+		int error = SSL_get_error(conn->ssl, rv);
+		short events = error == SSL_ERROR_WANT_READ ? POLLIN : error == SSL_ERROR_WANT_WRITE ? POLLOUT : 0;
+		uint64_t now = mono_ns();
+		if (events && now < deadline) {
+			struct pollfd pfd = {.fd = conn->fd, .events = events};
+			if (poll(&pfd, 1, (int)((deadline - now) / 1000000) + 1) >= 0 || errno == EINTR)
+				continue;
+		}
+		long verify = SSL_get_verify_result(conn->ssl);
+		char reason[200];
+		if (verify != X509_V_OK)
+			snprintf(reason, sizeof reason, "certificate verify failed: %s", X509_verify_cert_error_string(verify));
+		else if (events)
+			snprintf(reason, sizeof reason, "no answer within the dial timeout");
+		else if (ERR_peek_last_error())
+			openssl_reason(reason, sizeof reason);
+		else
+			snprintf(reason, sizeof reason, "connection closed during the handshake");
+		snprintf(err, errlen, "TLS handshake with %s:%s: %s", host, port, reason);
+		ERR_clear_error();
+		return -1;
+	}
+	const unsigned char *protocol = NULL;
+	unsigned int protocol_length = 0;
+	SSL_get0_alpn_selected(conn->ssl, &protocol, &protocol_length);
+	if (protocol_length != 2 || memcmp(protocol, "h2", 2) != 0) {
+		snprintf(err, errlen, "TLS handshake with %s:%s: the server did not agree to HTTP/2 (ALPN h2)", host, port);
+		return -1;
+	}
+	return 0;
+}
+
+static void free_conn(struct gconn *conn)
+{
+	SSL_free(conn->ssl);
+	close(conn->fd);
+	free(conn);
+}
+
 struct gconn *gconn_open(const char *host, const char *port, uint64_t timeout_ns, char *err, size_t errlen)
 {
+	return gconn_open_tls(host, port, NULL, timeout_ns, err, errlen);
+}
+
+struct gconn *gconn_open_tls(const char *host, const char *port, const struct gconn_tls *tls, uint64_t timeout_ns,
+    char *err, size_t errlen)
+{
+	uint64_t deadline = mono_ns() + timeout_ns;
 	int fd = connect_with_timeout(host, port, timeout_ns, err, errlen);
 	if (fd < 0)
 		return NULL;
@@ -311,6 +476,10 @@ struct gconn *gconn_open(const char *host, const char *port, uint64_t timeout_ns
 		return NULL;
 	}
 	conn->fd = fd;
+	if (tls && tls_handshake(conn, tls, host, port, deadline, err, errlen) != 0) {
+		free_conn(conn);
+		return NULL;
+	}
 	conn->alive = true;
 	if (strchr(host, ':'))
 		snprintf(conn->authority, sizeof(conn->authority), "[%s]:%s", host, port);
@@ -326,8 +495,7 @@ struct gconn *gconn_open(const char *host, const char *port, uint64_t timeout_ns
 	nghttp2_session_callbacks_del(cbs);
 	if (rv != 0) {
 		snprintf(err, errlen, "nghttp2_session_client_new: %s", nghttp2_strerror(rv));
-		close(fd);
-		free(conn);
+		free_conn(conn);
 		return NULL;
 	}
 	nghttp2_settings_entry settings[] = {
@@ -372,9 +540,8 @@ void gconn_close(struct gconn *conn)
 	conn_fail(conn, "%s", "connection closed");
 	conn->closing = true;
 	nghttp2_session_del(conn->session);
-	close(conn->fd);
 	free(conn->out);
-	free(conn);
+	free_conn(conn);
 }
 
 void gcall_free(struct gcall *call)
@@ -417,7 +584,7 @@ int gconn_start_call(struct gconn *conn, struct gcall *call, const char *path, c
 
 	const nghttp2_nv headers[] = {
 		NV(":method", "POST"),
-		NV(":scheme", "http"),
+		NV(":scheme", conn->ssl ? "https" : "http"),
 		NV(":path", path),
 		NV(":authority", conn->authority),
 		NV("content-type", "application/grpc"),
@@ -456,21 +623,70 @@ void gconn_cancel(struct gconn *conn, struct gcall *call, int status, const char
 	}
 }
 
+/* recv()'s contract on the TLS session: > 0 bytes, 0 at the end (close_notify or EOF), -1 with errno
+ * (EAGAIN while a record is incomplete, EPROTO for a TLS error). */
+static ssize_t tls_receive(struct gconn *conn, uint8_t *buf, size_t size)
+{
+	ERR_clear_error();
+	int n = SSL_read(conn->ssl, buf, (int)size);
+	if (n > 0)
+		return n;
+	switch (SSL_get_error(conn->ssl, n)) {
+	case SSL_ERROR_WANT_READ:
+	case SSL_ERROR_WANT_WRITE:
+		errno = EAGAIN;
+		return -1;
+	case SSL_ERROR_ZERO_RETURN:
+		return 0;
+	case SSL_ERROR_SYSCALL:
+		if (errno == 0 || ERR_peek_last_error() == 0)
+			return errno ? -1 : 0;
+		/* fall through */
+	default:
+		ERR_clear_error();
+		errno = EPROTO;
+		return -1;
+	}
+}
+
+/* send()'s contract on the TLS session. */
+static ssize_t tls_send(struct gconn *conn, const uint8_t *data, size_t length)
+{
+	ERR_clear_error();
+	int n = SSL_write(conn->ssl, data, length > INT32_MAX ? INT32_MAX : (int)length);
+	if (n > 0)
+		return n;
+	switch (SSL_get_error(conn->ssl, n)) {
+	case SSL_ERROR_WANT_READ:
+	case SSL_ERROR_WANT_WRITE:
+		errno = EAGAIN;
+		return -1;
+	case SSL_ERROR_SYSCALL:
+		if (errno)
+			return -1;
+		/* fall through */
+	default:
+		ERR_clear_error();
+		errno = EPROTO;
+		return -1;
+	}
+}
+
 void gconn_on_event(struct gconn *conn, uint32_t events)
 {
 	if (!conn->alive)
 		return;
 	if (events & (EPOLLIN | EPOLLERR | EPOLLHUP)) {
 		uint8_t buf[READ_CHUNK];
-		for (int i = 0; i < 8; i++) {
-			ssize_t n = recv(conn->fd, buf, sizeof(buf), 0);
+		for (int i = 0; i < 8 || (conn->ssl && SSL_pending(conn->ssl) > 0); i++) {
+			ssize_t n = conn->ssl ? tls_receive(conn, buf, sizeof(buf)) : recv(conn->fd, buf, sizeof(buf), 0);
 			if (n > 0) {
 				ssize_t rv = nghttp2_session_mem_recv(conn->session, buf, (size_t)n);
 				if (rv < 0) {
 					conn_fail(conn, "HTTP/2 error: %s", nghttp2_strerror((int)rv));
 					return;
 				}
-				if ((size_t)n < sizeof(buf))
+				if (!conn->ssl && (size_t)n < sizeof(buf))
 					break;
 			} else if (n == 0) {
 				conn_fail(conn, "%s", "connection closed by the server");
@@ -528,7 +744,8 @@ void gconn_flush(struct gconn *conn)
 			conn->want_write = false;
 			break;
 		}
-		ssize_t w = send(conn->fd, conn->out + conn->out_off, conn->out_len - conn->out_off, MSG_NOSIGNAL);
+		ssize_t w = conn->ssl ? tls_send(conn, conn->out + conn->out_off, conn->out_len - conn->out_off)
+		                      : send(conn->fd, conn->out + conn->out_off, conn->out_len - conn->out_off, MSG_NOSIGNAL);
 		if (w < 0) {
 			if (errno == EINTR)
 				continue;
@@ -580,10 +797,18 @@ static void sync_done(struct gcall *call, int status, const char *message, const
 int gconn_call_sync(const char *host, const char *port, const char *path, const uint8_t *request, size_t length,
     uint64_t timeout_ns, uint8_t **response, size_t *response_length, char *message, size_t message_length)
 {
+	return gconn_call_sync_tls(host, port, NULL, path, request, length, timeout_ns, response, response_length, message,
+	    message_length);
+}
+
+int gconn_call_sync_tls(const char *host, const char *port, const struct gconn_tls *tls, const char *path,
+    const uint8_t *request, size_t length, uint64_t timeout_ns, uint8_t **response, size_t *response_length,
+    char *message, size_t message_length)
+{
 	*response = NULL;
 	*response_length = 0;
 	uint64_t deadline = mono_ns() + timeout_ns;
-	struct gconn *conn = gconn_open(host, port, timeout_ns, message, message_length);
+	struct gconn *conn = gconn_open_tls(host, port, tls, timeout_ns, message, message_length);
 	if (!conn)
 		return GRPC_UNAVAILABLE;
 	struct sync_call s = {0};

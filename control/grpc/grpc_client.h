@@ -1,5 +1,6 @@
-/* control/grpc/grpc_client.h: unary gRPC calls over one HTTP/2 cleartext connection (prior
- * knowledge, as etcd clients speak to http:// endpoints), with nghttp2's client session.
+/* control/grpc/grpc_client.h: unary gRPC calls over one HTTP/2 connection, cleartext with prior knowledge
+ * (as etcd clients speak to http:// endpoints) or TLS with ALPN h2 (https:// endpoints, OpenSSL), with
+ * nghttp2's client session.
  *
  * A gconn owns a non-blocking socket and an nghttp2 session; it never blocks after gconn_open and has
  * no thread or loop of its own. The owner registers gconn_fd() in its epoll set (the epoll data is the
@@ -27,6 +28,7 @@ const char *grpc_status_name(int code);
 
 struct gconn;
 struct gcall;
+struct gconn_tls;
 
 typedef void (*gcall_done_fn)(struct gcall *call, int status, const char *message, const uint8_t *response,
     size_t response_length);
@@ -50,7 +52,20 @@ struct gcall {
 /* Connects (blocking, at most timeout_ns) to host:port and prepares the session. NULL with a message
  * naming the address on failure. authority is the :authority header ("127.0.0.1:2379"). */
 struct gconn *gconn_open(const char *host, const char *port, uint64_t timeout_ns, char *err, size_t errlen);
+/* The same over TLS (tls NULL: cleartext): the handshake is done here, within timeout_ns, so the connection
+ * returned is as ready as a cleartext one. The server's certificate must chain to the CAs and be valid for
+ * host (an IP address against its IP SANs, a name against its DNS SANs, also sent as SNI). */
+struct gconn *gconn_open_tls(const char *host, const char *port, const struct gconn_tls *tls, uint64_t timeout_ns,
+    char *err, size_t errlen);
 int gconn_fd(const struct gconn *conn);
+
+/* A TLS client configuration any number of connections (and threads) share: the CAs that sign the servers'
+ * certificates (ca_file; NULL or "": the system's), an optional client certificate and key (both or
+ * neither), ALPN h2, TLS 1.2 or 1.3. skip_verify: the server's certificate is not checked. NULL with a
+ * message naming the file on failure. */
+struct gconn_tls *gconn_tls_new(const char *ca_file, const char *cert_file, const char *key_file, bool skip_verify,
+    char *err, size_t errlen);
+void gconn_tls_free(struct gconn_tls *tls);
 /* Fails every call in flight (UNAVAILABLE "connection closed"), closes the socket, frees. */
 void gconn_close(struct gconn *conn);
 
@@ -79,6 +94,9 @@ void gcall_free(struct gcall *call); /* frees its buffers (not the struct) */
  * *response (caller frees). */
 int gconn_call_sync(const char *host, const char *port, const char *path, const uint8_t *request, size_t length,
     uint64_t timeout_ns, uint8_t **response, size_t *response_length, char *message, size_t message_length);
+int gconn_call_sync_tls(const char *host, const char *port, const struct gconn_tls *tls, const char *path,
+    const uint8_t *request, size_t length, uint64_t timeout_ns, uint8_t **response, size_t *response_length,
+    char *message, size_t message_length);
 
 uint64_t mono_ns(void);
 

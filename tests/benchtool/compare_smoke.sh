@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # tests/benchtool/compare_smoke.sh BUILD_DIR: bench/compare.sh --quick end to end (~2-3 minutes), then
-# bench/catchup_compare.sh --quick (under 30 s).
+# bench/catchup_compare.sh --quick (under 30 s), then bench/compare.sh --tls --quick (under a minute).
 #
 # Checks that the comparison machinery works, never how fast anything is: both systems answered every
 # load of the published set, the sweeps, cluster sizes 1 and 5 and the open loop with a non-zero
@@ -98,11 +98,40 @@ else
 	fi
 fi
 
+# bench/compare.sh --tls --quick (issue 19): each system plain and with client and peer TLS, the three loads
+# of the cost row answered in both, the ratios and the "lead held" line printed (never judged here).
+if ! COMPARE_BASE_PORT=64000 "$ROOT/bench/compare.sh" --build "$BUILD" --tls --quick --out "$OUT/tls" \
+	>"$OUT/tls.stdout" 2>"$OUT/tls.stderr"; then
+	fail "bench/compare.sh --tls --quick exited non-zero"
+	tail -n 40 "$OUT/tls.stderr"
+else
+	summary=$(jq -r 'select(.tool == "quorum-bench") | "\(.system) \(.load) \(.tls) \(.ok > 0 and .throughput > 0)"' \
+		"$OUT/tls/raw.jsonl")
+	for sys in etcd quorumd; do
+		for load in put1 put1000 rl1000; do
+			for tls in false true; do
+				[ "$(grep -c "^$sys $load $tls true$" <<<"$summary" || true)" = 1 ] ||
+					fail "--tls: $sys $load (tls $tls): not one successful result line"
+			done
+		done
+	done
+	grep -qE '^lead held within 10%: (yes|no)$' "$OUT/tls/table.txt" || fail "--tls: no \"lead held within 10%\" line"
+	for rowname in "put 1 client, 1 conn" "put 1000 clients, 100 conns" "range l 1000/100"; do
+		[ "$(grep -cE "^$rowname +\| (plain|tls) +\| +[0-9]+ +[0-9]+ +[0-9.]+ \|" "$OUT/tls/table.txt")" = 2 ] ||
+			fail "--tls: row \"$rowname\" lacks figures plain and with TLS"
+	done
+	data=$(sed -n 's/.*data under \(\S*\) .*/\1/p' "$OUT/tls.stderr" | head -n 1 || true)
+	[ -n "$data" ] && [ ! -e "$data" ] || fail "--tls: data dir \"$data\" left behind (or not logged)"
+fi
+
 # The tables go to the test log either way (a smoke run's figures: for reading, never for judging).
 echo "---- table ----"
 cat "$R/table.txt"
 echo "---- catch-up table ----"
 cat "$OUT/catchup/table.txt" 2>/dev/null || true
+echo "---- TLS cost table ----"
+cat "$OUT/tls/table.txt" 2>/dev/null || true
 [ "$failures" = 0 ] || exit 1
 echo "ok: compare.sh --quick measured both systems everywhere, wrote the table and 4 plots, left nothing behind;"
-echo "    catchup_compare.sh --quick caught a follower up by snapshot in both and left nothing behind"
+echo "    catchup_compare.sh --quick caught a follower up by snapshot in both and left nothing behind;"
+echo "    compare.sh --tls --quick measured both systems plain and with TLS and printed the lead-held line"
