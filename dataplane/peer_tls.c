@@ -1,4 +1,9 @@
-/* dataplane/peer_tls.c: peer TLS handshakes on a thread of their own, keys into the transport (peer_tls.h). */
+/* dataplane/peer_tls.c: peer TLS handshakes on a thread of their own, keys into the transport (peer_tls.h).
+ *
+ * The thread is an event loop: every socket is non-blocking, and each handshake in progress (dialled or
+ * accepted) is a small state machine — connect, TLS handshake, hello out, hello in, the one-byte go — that
+ * moves whenever poll says its socket is ready. A connection that never speaks holds only its own slot until
+ * its deadline, never the others' handshakes. */
 #include "peer_tls.h"
 
 #include <errno.h>
@@ -27,8 +32,10 @@
 
 #define HELLO_SIZE 24u                 /* "QRDP", version, 3 zero bytes, member id, cluster id */
 #define HELLO_VERSION 1u
-#define IO_TIMEOUT_MS 3000
-#define CONNECT_TIMEOUT_MS 1000
+#define HANDSHAKE_TIMEOUT_MS 3000    /* connect, handshake, hellos and go, all told */
+#define MAX_ACCEPTING 32u              /* accepted connections still handshaking; beyond, the oldest goes */
+#define MAX_PENDING (MAX_ACCEPTING + 64u)
+#define POLL_MS 200
 #define RETRY_FIRST_MS 200u
 #define RETRY_MAX_MS 5000u
 #define LOG_REPEAT_MS 30000u
@@ -50,6 +57,37 @@ struct tls_link {
 	int64_t token;
 	bool dialled;
 	uint64_t established_ms;
+};
+
+/* What the verify callback saw of one handshake (SSL app data). */
+struct verify_note {
+	char revoked[96]; /* etcd's words for a revoked certificate, when one was */
+};
+
+enum handshake_step {
+	STEP_CONNECT,      /* dialled: waiting for the TCP connection */
+	STEP_HANDSHAKE,    /* SSL_connect / SSL_accept */
+	STEP_WRITE_HELLO,
+	STEP_READ_HELLO,
+	STEP_WRITE_GO,     /* dialled: the byte that accepts the listener's hello */
+	STEP_READ_GO,      /* accepted: waiting for it */
+};
+
+/* A handshake in progress. Heap-allocated, so the verify note the SSL points at stays put. */
+struct tls_pending {
+	int fd;
+	SSL *ssl;
+	bool dialled;
+	enum handshake_step step;
+	short events;               /* what poll waits for */
+	uint64_t started_ms, deadline_ms;
+	struct verify_note note;
+	struct tls_peer peer;       /* dialled: whom */
+	char remote[INET6_ADDRSTRLEN + 8]; /* accepted: from where */
+	uint8_t hello_in[HELLO_SIZE];
+	size_t hello_in_length;
+	uint64_t their_id, their_cluster;
+	bool other_member;          /* dialled: the member at the address is another one */
 };
 
 /* Dialling state per peer. */
@@ -78,6 +116,9 @@ struct peer_tls {
 	pthread_t thread;
 	bool started;
 	_Atomic bool stop;
+	/* The files, kept to build a new context on reload (SIGHUP), and the reload requests seen. */
+	struct peer_tls_settings files;
+	unsigned reloads_seen;
 
 	pthread_mutex_t lock;          /* peers: written by the transport's send side, read by the thread */
 	struct tls_peer *peers;
@@ -88,7 +129,12 @@ struct peer_tls {
 	size_t link_count;
 	struct tls_attempt attempts[MAX_LINKS];
 	size_t attempt_count;
+	struct tls_pending *pending[MAX_PENDING];
+	size_t pending_count;
 };
+
+/* Requests to re-read the certificate files (peer_tls_reload_all), a counter every thread compares. */
+static atomic_uint reload_requests;
 
 static uint64_t now_ms(void)
 {
@@ -121,11 +167,6 @@ static const char *go_x509_text(long code)
 		return NULL;
 	}
 }
-
-/* What the verify callback saw of one handshake (SSL app data). */
-struct verify_note {
-	char revoked[96]; /* etcd's words for a revoked certificate, when one was */
-};
 
 /* etcd's --peer-crl-file only refuses certificates the file lists; OpenSSL's complaints about the CRL
  * itself (another issuer's certificate, out of date, bad signature) are let through. */
@@ -192,21 +233,12 @@ static void describe_failure(SSL *ssl, bool server, char *out, size_t size)
 			go ? go : "x509: certificate verify failed", X509_verify_cert_error_string(verify));
 	} else if (code) {
 		snprintf(out, size, "%s", reason);
-	} else if (errno == EAGAIN || errno == EWOULDBLOCK) {
-		snprintf(out, size, "no answer within %d ms", IO_TIMEOUT_MS);
-	} else if (errno) {
+	} else if (errno && errno != EAGAIN && errno != EWOULDBLOCK) {
 		snprintf(out, size, "%s", strerror(errno));
 	} else {
 		snprintf(out, size, "connection closed during the handshake");
 	}
 	ERR_clear_error();
-}
-
-static void set_timeouts(int fd, int ms)
-{
-	struct timeval tv = {.tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000};
-	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
 }
 
 static void put64(uint8_t *p, uint64_t v)
@@ -230,28 +262,6 @@ static void format_hello(const struct peer_tls *tls, uint8_t hello[HELLO_SIZE])
 	hello[4] = HELLO_VERSION;
 	put64(hello + 8, tls->member_id);
 	put64(hello + 16, tls->cluster_id);
-}
-
-/* Reads exactly HELLO_SIZE bytes of the other side's hello; its ids on success. */
-static bool read_hello(SSL *ssl, uint64_t *member_id, uint64_t *cluster_id, char *why, size_t why_size)
-{
-	uint8_t hello[HELLO_SIZE];
-	size_t got = 0;
-	while (got < HELLO_SIZE) {
-		int n = SSL_read(ssl, hello + got, (int)(HELLO_SIZE - got));
-		if (n <= 0) {
-			describe_failure(ssl, false, why, why_size);
-			return false;
-		}
-		got += (size_t)n;
-	}
-	if (memcmp(hello, "QRDP", 4) != 0 || hello[4] != HELLO_VERSION) {
-		snprintf(why, why_size, "not a quorumd peer (unexpected hello)");
-		return false;
-	}
-	*member_id = get64(hello + 8);
-	*cluster_id = get64(hello + 16);
-	return true;
 }
 
 static bool is_ip_address(const char *host)
@@ -336,8 +346,6 @@ static void add_link(struct peer_tls *tls, int fd, SSL *ssl, uint64_t peer, int6
 		close(fd);
 		return;
 	}
-	int flags = fcntl(fd, F_GETFL);
-	fcntl(fd, F_SETFL, flags | O_NONBLOCK);
 	tls->links[tls->link_count++] = (struct tls_link){
 		.fd = fd, .ssl = ssl, .peer = peer, .token = token, .dialled = dialled, .established_ms = now_ms(),
 	};
@@ -354,8 +362,6 @@ static void log_established(SSL *ssl, uint64_t peer, const char *role, const cha
 		log_json_escape(name, escaped_name, sizeof escaped_name));
 }
 
-/* ---- the listening side ---- */
-
 static void reject(const char *remote, const char *error)
 {
 	char escaped_remote[256], escaped_error[512];
@@ -365,88 +371,165 @@ static void reject(const char *remote, const char *error)
 		log_json_escape(error, escaped_error, sizeof escaped_error));
 }
 
-static void accept_one(struct peer_tls *tls)
+/* ---- handshakes in progress ---- */
+
+static void free_pending(struct tls_pending *p)
 {
-	struct sockaddr_storage from;
-	socklen_t from_length = sizeof from;
-	int fd = accept4(tls->listen_fd, (struct sockaddr *)&from, &from_length, SOCK_CLOEXEC);
-	if (fd < 0)
-		return;
-	char host[INET6_ADDRSTRLEN] = "?", remote[INET6_ADDRSTRLEN + 8];
-	uint16_t port = 0;
-	if (from.ss_family == AF_INET) {
-		inet_ntop(AF_INET, &((struct sockaddr_in *)&from)->sin_addr, host, sizeof host);
-		port = ntohs(((struct sockaddr_in *)&from)->sin_port);
-	} else if (from.ss_family == AF_INET6) {
-		inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&from)->sin6_addr, host, sizeof host);
-		port = ntohs(((struct sockaddr_in6 *)&from)->sin6_port);
-	}
-	snprintf(remote, sizeof remote, "%s:%u", host, port);
-	/* A client that stalls holds this thread for at most the I/O timeout. */
-	set_timeouts(fd, IO_TIMEOUT_MS);
-	SSL *ssl = SSL_new(tls->context);
-	char why[300] = "";
-	uint64_t peer = 0, cluster = 0;
-	struct verify_note note = {.revoked = ""};
-	bool ok = ssl != NULL && SSL_set_fd(ssl, fd) == 1;
-	if (ok) {
-		SSL_set_app_data(ssl, &note);
-		SSL_set_verify(ssl, tls->ask_client_certificate && !tls->skip_verify ?
-			SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT : SSL_VERIFY_NONE, verify_peer);
-		errno = 0;
-		ok = SSL_accept(ssl) == 1;
-		if (!ok)
-			describe_failure(ssl, true, why, sizeof why);
-	}
-	if (ok && !certificate_allowed(tls, ssl)) {
-		ok = false;
-		snprintf(why, sizeof why, "client certificate authentication failed");
-	}
-	if (ok)
-		ok = read_hello(ssl, &peer, &cluster, why, sizeof why);
-	if (ok && cluster != 0 && tls->cluster_id != 0 && cluster != tls->cluster_id) {
-		ok = false;
-		snprintf(why, sizeof why, "member %llx is of cluster %llx, not ours (%llx)", (unsigned long long)peer,
-			(unsigned long long)cluster, (unsigned long long)tls->cluster_id);
-	}
-	uint8_t hello[HELLO_SIZE], go = 0;
-	format_hello(tls, hello);
-	if (ok && SSL_write(ssl, hello, sizeof hello) != (int)sizeof hello) {
-		ok = false;
-		describe_failure(ssl, true, why, sizeof why);
-	}
-	/* The lower id dials. A higher one dialling us dialled a placeholder id (a member answering our join
-	 * query, now that we run under our own id): refused, so it cannot replace the session we dialled
-	 * ourselves; our hello, already sent, tells it who is here, and it stops (see dial). */
-	if (ok && tls->member_id != 0 && peer > tls->member_id) {
-		ok = false;
-		snprintf(why, sizeof why, "member %llx dialled member %llx, whose id is lower (the lower id dials)",
-			(unsigned long long)peer, (unsigned long long)tls->member_id);
-	}
-	/* Keys only once the client accepted who we are (one byte): a client that dialled an address now
-	 * held by another member closes instead, and nothing of ours is replaced. */
-	if (ok && (SSL_read(ssl, &go, 1) != 1 || go != 1)) {
-		ok = false;
-		snprintf(why, sizeof why, "the client closed after our hello (it dialled another member at this address)");
-	}
-	int64_t token = ok ? install_keys(tls, ssl, peer, false) : -1;
-	if (!ok || token < 0) {
-		if (ok)
-			snprintf(why, sizeof why, "cannot install the session's keys (%lld)", (long long)token);
-		reject(remote, why);
-		if (ssl) {
-			SSL_shutdown(ssl);
-			SSL_free(ssl);
-		}
-		close(fd);
-		return;
-	}
-	SSL_set_app_data(ssl, NULL); /* the note lives on this stack */
-	log_established(ssl, peer, "server", remote);
-	add_link(tls, fd, ssl, peer, token, false);
+	if (p->ssl)
+		SSL_free(p->ssl);
+	if (p->fd >= 0)
+		close(p->fd);
+	free(p);
 }
 
-/* ---- the dialling side ---- */
+static void remove_pending(struct peer_tls *tls, size_t i)
+{
+	free_pending(tls->pending[i]);
+	tls->pending[i] = tls->pending[--tls->pending_count];
+}
+
+/* After an SSL call returned rv <= 0: true (and what to poll for) when it only has to wait. */
+static bool must_wait(struct tls_pending *p, int rv)
+{
+	switch (SSL_get_error(p->ssl, rv)) {
+	case SSL_ERROR_WANT_READ:
+		p->events = POLLIN;
+		return true;
+	case SSL_ERROR_WANT_WRITE:
+		p->events = POLLOUT;
+		return true;
+	default:
+		return false;
+	}
+}
+
+/* Moves a handshake as far as its socket allows: 0 waiting (p->events set), 1 done (keys may be installed),
+ * -1 failed with the reason in why. */
+static int advance(struct peer_tls *tls, struct tls_pending *p, char *why, size_t why_size)
+{
+	static const uint8_t go_byte = 1;
+	for (;;) {
+		int rv;
+		errno = 0;
+		ERR_clear_error();
+		switch (p->step) {
+		case STEP_CONNECT: {
+			int error = 0;
+			socklen_t length = sizeof error;
+			if (getsockopt(p->fd, SOL_SOCKET, SO_ERROR, &error, &length) != 0)
+				error = errno;
+			if (error) {
+				snprintf(why, why_size, "dial tcp %s:%u: %s", p->peer.host, p->peer.port, strerror(error));
+				return -1;
+			}
+			p->step = STEP_HANDSHAKE;
+			continue;
+		}
+		case STEP_HANDSHAKE:
+			rv = p->dialled ? SSL_connect(p->ssl) : SSL_accept(p->ssl);
+			if (rv != 1) {
+				if (must_wait(p, rv))
+					return 0;
+				describe_failure(p->ssl, !p->dialled, why, why_size);
+				return -1;
+			}
+			if (!certificate_allowed(tls, p->ssl)) {
+				snprintf(why, why_size, "client certificate authentication failed");
+				return -1;
+			}
+			/* The dialling side speaks first; the listener answers once it knows who dialled. */
+			p->step = p->dialled ? STEP_WRITE_HELLO : STEP_READ_HELLO;
+			continue;
+		case STEP_WRITE_HELLO: {
+			uint8_t hello[HELLO_SIZE];
+			format_hello(tls, hello);
+			/* Without partial writes a record goes whole or not at all, so a retry repeats the same bytes. */
+			rv = SSL_write(p->ssl, hello, sizeof hello);
+			if (rv <= 0) {
+				if (must_wait(p, rv))
+					return 0;
+				describe_failure(p->ssl, !p->dialled, why, why_size);
+				return -1;
+			}
+			if (p->dialled) {
+				p->step = STEP_READ_HELLO;
+				continue;
+			}
+			/* The lower id dials. A higher one dialling us dialled a placeholder id (a member answering our
+			 * join query, now that we run under our own id): refused, so it cannot replace the session we
+			 * dialled ourselves; our hello, already sent, tells it who is here, and it stops. */
+			if (tls->member_id != 0 && p->their_id > tls->member_id) {
+				snprintf(why, why_size, "member %llx dialled member %llx, whose id is lower (the lower id dials)",
+					(unsigned long long)p->their_id, (unsigned long long)tls->member_id);
+				return -1;
+			}
+			p->step = STEP_READ_GO;
+			continue;
+		}
+		case STEP_READ_HELLO:
+			rv = SSL_read(p->ssl, p->hello_in + p->hello_in_length, (int)(HELLO_SIZE - p->hello_in_length));
+			if (rv <= 0) {
+				if (must_wait(p, rv))
+					return 0;
+				/* The server reads our certificate after its handshake ends: a refusal shows here, as a
+				 * closed connection or its alert, before any key is used. */
+				describe_failure(p->ssl, !p->dialled, why, why_size);
+				return -1;
+			}
+			p->hello_in_length += (size_t)rv;
+			if (p->hello_in_length < HELLO_SIZE)
+				continue;
+			if (memcmp(p->hello_in, "QRDP", 4) != 0 || p->hello_in[4] != HELLO_VERSION) {
+				snprintf(why, why_size, "not a quorumd peer (unexpected hello)");
+				return -1;
+			}
+			p->their_id = get64(p->hello_in + 8);
+			p->their_cluster = get64(p->hello_in + 16);
+			if (p->dialled) {
+				if (tls->member_id != 0 && p->their_id != 0 && p->their_id != p->peer.id) {
+					/* An id of 0 is a joining member, whom the node knows by a placeholder id; and while we
+					 * join, we know the others by placeholders. */
+					p->other_member = true;
+					snprintf(why, why_size, "the member at %s:%u is %llx, not %llx", p->peer.host, p->peer.port,
+						(unsigned long long)p->their_id, (unsigned long long)p->peer.id);
+					return -1;
+				}
+				p->step = STEP_WRITE_GO;
+				continue;
+			}
+			if (p->their_cluster != 0 && tls->cluster_id != 0 && p->their_cluster != tls->cluster_id) {
+				snprintf(why, why_size, "member %llx is of cluster %llx, not ours (%llx)",
+					(unsigned long long)p->their_id, (unsigned long long)p->their_cluster,
+					(unsigned long long)tls->cluster_id);
+				return -1;
+			}
+			p->step = STEP_WRITE_HELLO;
+			continue;
+		case STEP_WRITE_GO:
+			rv = SSL_write(p->ssl, &go_byte, 1);
+			if (rv <= 0) {
+				if (must_wait(p, rv))
+					return 0;
+				describe_failure(p->ssl, false, why, why_size);
+				return -1;
+			}
+			return 1;
+		case STEP_READ_GO: {
+			/* Keys only once the client accepted who we are: a client that dialled an address now held by
+			 * another member closes instead, and nothing of ours is replaced. */
+			uint8_t go = 0;
+			rv = SSL_read(p->ssl, &go, 1);
+			if (rv <= 0 && must_wait(p, rv))
+				return 0;
+			if (rv != 1 || go != 1) {
+				snprintf(why, why_size, "the client closed after our hello (it dialled another member at this address)");
+				return -1;
+			}
+			return 1;
+		}
+		}
+	}
+}
 
 static struct tls_attempt *attempt_for(struct peer_tls *tls, uint64_t peer)
 {
@@ -461,7 +544,171 @@ static struct tls_attempt *attempt_for(struct peer_tls *tls, uint64_t peer)
 	return a;
 }
 
-static int connect_with_timeout(const char *host, uint16_t port, char *why, size_t why_size)
+/* A dial that failed: back off (200 ms doubling to 5 s) and log, once per reason every 30 s. */
+static void dial_failed(struct peer_tls *tls, const struct tls_peer *peer, bool other_member, const char *why)
+{
+	struct tls_attempt *attempt = attempt_for(tls, peer->id);
+	if (!attempt)
+		return;
+	uint64_t now = now_ms();
+	char escaped_why[600];
+	if (other_member) {
+		log_write("info", "peer TLS: not dialling a placeholder again", "\"remote-peer-id\":\"%llx\",\"reason\":\"%s\"",
+			(unsigned long long)peer->id, log_json_escape(why, escaped_why, sizeof escaped_why));
+		attempt->other_member = true;
+		snprintf(attempt->other_host, sizeof attempt->other_host, "%s", peer->host);
+		attempt->other_port = peer->port;
+		return;
+	}
+	attempt->backoff_ms = attempt->backoff_ms ? attempt->backoff_ms * 2 : RETRY_FIRST_MS;
+	if (attempt->backoff_ms > RETRY_MAX_MS)
+		attempt->backoff_ms = RETRY_MAX_MS;
+	attempt->next_ms = now + attempt->backoff_ms;
+	if (strcmp(why, attempt->last_error) != 0 || now - attempt->logged_ms >= LOG_REPEAT_MS) {
+		char escaped_host[512];
+		log_write("warn", "peer TLS handshake failed",
+			"\"remote-peer-id\":\"%llx\",\"address\":\"%s:%u\",\"error\":\"%s\"", (unsigned long long)peer->id,
+			log_json_escape(peer->host, escaped_host, sizeof escaped_host), peer->port,
+			log_json_escape(why, escaped_why, sizeof escaped_why));
+		snprintf(attempt->last_error, sizeof attempt->last_error, "%s", why);
+		attempt->logged_ms = now;
+	}
+}
+
+/* A handshake ended: install its keys and keep its connection, or log why not. Frees p either way. */
+static void finish_pending(struct peer_tls *tls, struct tls_pending *p, int result, const char *failure)
+{
+	char why[400];
+	snprintf(why, sizeof why, "%s", failure ? failure : "");
+	int64_t token = -1;
+	if (result == 1) {
+		/* Keys are filed under the id we dialled: in join mode that is a placeholder the node chose, and the
+		 * node sends under it. */
+		token = install_keys(tls, p->ssl, p->dialled ? p->peer.id : p->their_id, p->dialled);
+		if (token < 0) {
+			snprintf(why, sizeof why, "cannot install the session's keys (%lld)", (long long)token);
+			result = -1;
+		}
+	}
+	if (result != 1) {
+		if (p->dialled) {
+			dial_failed(tls, &p->peer, p->other_member, why);
+		} else {
+			reject(p->remote, why);
+			if (p->ssl && p->step > STEP_HANDSHAKE)
+				SSL_shutdown(p->ssl);
+		}
+		free_pending(p);
+		return;
+	}
+	SSL_set_app_data(p->ssl, NULL); /* the note goes with p */
+	if (p->dialled) {
+		struct tls_attempt *attempt = attempt_for(tls, p->peer.id);
+		if (attempt) {
+			attempt->backoff_ms = 0;
+			attempt->last_error[0] = '\0';
+		}
+		char address[300];
+		snprintf(address, sizeof address, "%s:%u", p->peer.host, p->peer.port);
+		log_established(p->ssl, p->peer.id, "client", address);
+		add_link(tls, p->fd, p->ssl, p->peer.id, token, true);
+	} else {
+		log_established(p->ssl, p->their_id, "server", p->remote);
+		add_link(tls, p->fd, p->ssl, p->their_id, token, false);
+	}
+	p->fd = -1;
+	p->ssl = NULL;
+	free_pending(p);
+}
+
+static struct tls_pending *new_pending(struct peer_tls *tls, int fd, bool dialled)
+{
+	struct tls_pending *p = calloc(1, sizeof *p);
+	if (!p)
+		return NULL;
+	p->fd = fd;
+	p->dialled = dialled;
+	p->started_ms = now_ms();
+	p->deadline_ms = p->started_ms + HANDSHAKE_TIMEOUT_MS;
+	p->ssl = SSL_new(tls->context);
+	if (!p->ssl || SSL_set_fd(p->ssl, fd) != 1) {
+		ERR_clear_error();
+		free_pending(p);
+		return NULL;
+	}
+	SSL_set_app_data(p->ssl, &p->note);
+	return p;
+}
+
+/* Runs a new handshake as far as it goes at once, then files it (or finishes it). */
+static void begin(struct peer_tls *tls, struct tls_pending *p)
+{
+	if (p->step != STEP_CONNECT) {
+		char why[400] = "";
+		int result = advance(tls, p, why, sizeof why);
+		if (result != 0) {
+			finish_pending(tls, p, result, why);
+			return;
+		}
+	}
+	tls->pending[tls->pending_count++] = p;
+}
+
+/* ---- the listening side ---- */
+
+/* Takes one connection off the listen queue and starts its handshake; false when there was none. */
+static bool accept_one(struct peer_tls *tls)
+{
+	struct sockaddr_storage from;
+	socklen_t from_length = sizeof from;
+	int fd = accept4(tls->listen_fd, (struct sockaddr *)&from, &from_length, SOCK_CLOEXEC | SOCK_NONBLOCK);
+	if (fd < 0)
+		return false;
+	char host[INET6_ADDRSTRLEN] = "?";
+	uint16_t port = 0;
+	if (from.ss_family == AF_INET) {
+		inet_ntop(AF_INET, &((struct sockaddr_in *)&from)->sin_addr, host, sizeof host);
+		port = ntohs(((struct sockaddr_in *)&from)->sin_port);
+	} else if (from.ss_family == AF_INET6) {
+		inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&from)->sin6_addr, host, sizeof host);
+		port = ntohs(((struct sockaddr_in6 *)&from)->sin6_port);
+	}
+	/* A flood of connections that never finish cannot take every slot: past MAX_ACCEPTING the oldest
+	 * accepted one goes (a genuine member retries). */
+	size_t accepting = 0, oldest = MAX_PENDING;
+	for (size_t i = 0; i < tls->pending_count; i++) {
+		if (tls->pending[i]->dialled)
+			continue;
+		accepting++;
+		if (oldest == MAX_PENDING || tls->pending[i]->started_ms < tls->pending[oldest]->started_ms)
+			oldest = i;
+	}
+	if ((accepting >= MAX_ACCEPTING || tls->pending_count == MAX_PENDING) && oldest != MAX_PENDING) {
+		reject(tls->pending[oldest]->remote, "handshake abandoned: too many peer handshakes in progress");
+		remove_pending(tls, oldest);
+	}
+	if (tls->pending_count == MAX_PENDING) {
+		close(fd);
+		return true;
+	}
+	struct tls_pending *p = new_pending(tls, fd, false);
+	if (!p) {
+		close(fd);
+		return true;
+	}
+	snprintf(p->remote, sizeof p->remote, "%s:%u", host, port);
+	SSL_set_verify(p->ssl, tls->ask_client_certificate && !tls->skip_verify ?
+		SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT : SSL_VERIFY_NONE, verify_peer);
+	p->step = STEP_HANDSHAKE;
+	begin(tls, p);
+	return true;
+}
+
+/* ---- the dialling side ---- */
+
+/* Starts a connection without waiting for it: the fd (connected, or connecting when *in_progress), or -1
+ * with the reason. */
+static int connect_start(const char *host, uint16_t port, bool *in_progress, char *why, size_t why_size)
 {
 	char service[8];
 	snprintf(service, sizeof service, "%u", port);
@@ -477,105 +724,66 @@ static int connect_with_timeout(const char *host, uint16_t port, char *why, size
 		freeaddrinfo(list);
 		return -1;
 	}
+	int one = 1;
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 	rv = connect(fd, list->ai_addr, list->ai_addrlen);
 	freeaddrinfo(list);
-	if (rv < 0 && errno == EINPROGRESS) {
-		struct pollfd p = {.fd = fd, .events = POLLOUT};
-		int error = 0;
-		socklen_t length = sizeof error;
-		if (poll(&p, 1, CONNECT_TIMEOUT_MS) != 1) {
-			error = ETIMEDOUT;
-		} else if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &length) != 0) {
-			error = errno;
-		}
-		rv = error ? -1 : 0;
-		errno = error;
-	}
-	if (rv < 0) {
+	*in_progress = rv < 0 && errno == EINPROGRESS;
+	if (rv < 0 && !*in_progress) {
 		snprintf(why, why_size, "dial tcp %s:%u: %s", host, port, strerror(errno));
 		close(fd);
 		return -1;
 	}
-	fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
-	int one = 1;
-	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 	return fd;
 }
 
-/* Dials peer, handshakes and installs keys; false with the reason in why. */
-static bool dial(struct peer_tls *tls, const struct tls_peer *peer, bool *other_member, char *why, size_t why_size)
+static bool dialling(const struct peer_tls *tls, uint64_t peer)
 {
-	int fd = connect_with_timeout(peer->host, peer->port, why, why_size);
-	if (fd < 0)
-		return false;
-	set_timeouts(fd, IO_TIMEOUT_MS);
-	SSL *ssl = SSL_new(tls->context);
-	struct verify_note note = {.revoked = ""};
-	bool ok = ssl != NULL && SSL_set_fd(ssl, fd) == 1;
-	if (ok)
-		SSL_set_app_data(ssl, &note);
-	if (ok && !tls->skip_verify) {
-		SSL_set_verify(ssl, SSL_VERIFY_PEER, verify_peer);
-		X509_VERIFY_PARAM *param = SSL_get0_param(ssl);
+	for (size_t i = 0; i < tls->pending_count; i++)
+		if (tls->pending[i]->dialled && tls->pending[i]->peer.id == peer)
+			return true;
+	return false;
+}
+
+/* Starts a handshake with peer; its end comes through finish_pending. */
+static void dial(struct peer_tls *tls, const struct tls_peer *peer)
+{
+	char why[400] = "";
+	bool in_progress = false;
+	int fd = connect_start(peer->host, peer->port, &in_progress, why, sizeof why);
+	if (fd < 0) {
+		dial_failed(tls, peer, false, why);
+		return;
+	}
+	struct tls_pending *p = tls->pending_count < MAX_PENDING ? new_pending(tls, fd, true) : NULL;
+	if (!p) {
+		close(fd);
+		dial_failed(tls, peer, false, "no room for another handshake");
+		return;
+	}
+	p->peer = *peer;
+	bool ok = true;
+	if (!tls->skip_verify) {
+		SSL_set_verify(p->ssl, SSL_VERIFY_PEER, verify_peer);
+		X509_VERIFY_PARAM *param = SSL_get0_param(p->ssl);
 		if (is_ip_address(peer->host)) {
 			ok = X509_VERIFY_PARAM_set1_ip_asc(param, peer->host) == 1;
 		} else {
 			ok = X509_VERIFY_PARAM_set1_host(param, peer->host, 0) == 1 &&
-				SSL_set_tlsext_host_name(ssl, peer->host) == 1;
+				SSL_set_tlsext_host_name(p->ssl, peer->host) == 1;
 		}
-	} else if (ok) {
-		SSL_set_verify(ssl, SSL_VERIFY_NONE, NULL);
-	}
-	uint8_t hello[HELLO_SIZE];
-	format_hello(tls, hello);
-	errno = 0;
-	if (ok && SSL_connect(ssl) != 1) {
-		ok = false;
-		describe_failure(ssl, false, why, why_size);
-	} else if (ok && !certificate_allowed(tls, ssl)) {
-		ok = false;
-		snprintf(why, why_size, "client certificate authentication failed");
-	} else if (ok && SSL_write(ssl, hello, sizeof hello) != (int)sizeof hello) {
-		ok = false;
-		describe_failure(ssl, false, why, why_size);
-	}
-	uint64_t their_id = 0, their_cluster = 0;
-	/* The server reads our certificate after its handshake ends: a refusal shows here, as a closed
-	 * connection or its alert, before any key is used. */
-	if (ok && !read_hello(ssl, &their_id, &their_cluster, why, why_size))
-		ok = false;
-	if (ok && tls->member_id != 0 && their_id != 0 && their_id != peer->id) {
-		/* An id of 0 is a joining member, whom the node knows by a placeholder id; and while we join, we
-		 * know the others by placeholders. */
-		ok = false;
-		*other_member = true;
-		snprintf(why, why_size, "the member at %s:%u is %llx, not %llx", peer->host, peer->port,
-			(unsigned long long)their_id, (unsigned long long)peer->id);
-	}
-	const uint8_t go = 1;
-	if (ok && SSL_write(ssl, &go, 1) != 1) {
-		ok = false;
-		describe_failure(ssl, false, why, why_size);
-	}
-	/* Keys are filed under the id we dialled: in join mode that is a placeholder the node chose, and the
-	 * node sends under it. */
-	int64_t token = ok ? install_keys(tls, ssl, peer->id, true) : -1;
-	if (ok && token < 0) {
-		snprintf(why, why_size, "cannot install the session's keys (%lld)", (long long)token);
-		ok = false;
+	} else {
+		SSL_set_verify(p->ssl, SSL_VERIFY_NONE, NULL);
 	}
 	if (!ok) {
-		if (ssl)
-			SSL_free(ssl);
-		close(fd);
-		return false;
+		ERR_clear_error();
+		snprintf(why, sizeof why, "cannot verify certificates against the host %s", peer->host);
+		finish_pending(tls, p, -1, why);
+		return;
 	}
-	char address[300];
-	snprintf(address, sizeof address, "%s:%u", peer->host, peer->port);
-	SSL_set_app_data(ssl, NULL); /* the note lives on this stack */
-	log_established(ssl, peer->id, "client", address);
-	add_link(tls, fd, ssl, peer->id, token, true);
-	return true;
+	p->step = in_progress ? STEP_CONNECT : STEP_HANDSHAKE;
+	p->events = POLLOUT;
+	begin(tls, p);
 }
 
 static struct tls_link *link_for(struct peer_tls *tls, uint64_t peer)
@@ -586,12 +794,13 @@ static struct tls_link *link_for(struct peer_tls *tls, uint64_t peer)
 	return NULL;
 }
 
-/* Dials each peer above our id that has no session, or whose session is due for a new key. */
+/* Starts a handshake with each peer above our id that has no session, or whose session is due for a new
+ * key, unless one is under way. */
 static void dial_peers(struct peer_tls *tls, const struct tls_peer *peers, size_t count)
 {
 	for (size_t p = 0; p < count && !atomic_load(&tls->stop); p++) {
 		const struct tls_peer *peer = &peers[p];
-		if (peer->id <= tls->member_id)
+		if (peer->id <= tls->member_id || dialling(tls, peer->id))
 			continue;
 		uint64_t now = now_ms();
 		struct tls_link *link = link_for(tls, peer->id);
@@ -604,36 +813,32 @@ static void dial_peers(struct peer_tls *tls, const struct tls_peer *peers, size_
 		if (attempt->other_member && attempt->other_port == peer->port && strcmp(attempt->other_host, peer->host) == 0)
 			continue;
 		attempt->other_member = false;
-		char why[300] = "";
-		bool other_member = false;
-		if (dial(tls, peer, &other_member, why, sizeof why)) {
-			attempt->backoff_ms = 0;
-			attempt->last_error[0] = '\0';
-			continue;
-		}
-		if (other_member) {
-			char escaped_why[600];
-			log_write("info", "peer TLS: not dialling a placeholder again", "\"remote-peer-id\":\"%llx\",\"reason\":\"%s\"",
-				(unsigned long long)peer->id, log_json_escape(why, escaped_why, sizeof escaped_why));
-			attempt->other_member = true;
-			snprintf(attempt->other_host, sizeof attempt->other_host, "%s", peer->host);
-			attempt->other_port = peer->port;
-			continue;
-		}
-		attempt->backoff_ms = attempt->backoff_ms ? attempt->backoff_ms * 2 : RETRY_FIRST_MS;
-		if (attempt->backoff_ms > RETRY_MAX_MS)
-			attempt->backoff_ms = RETRY_MAX_MS;
-		attempt->next_ms = now_ms() + attempt->backoff_ms;
-		if (strcmp(why, attempt->last_error) != 0 || now - attempt->logged_ms >= LOG_REPEAT_MS) {
-			char escaped_why[600], escaped_host[512];
-			log_write("warn", "peer TLS handshake failed",
-				"\"remote-peer-id\":\"%llx\",\"address\":\"%s:%u\",\"error\":\"%s\"", (unsigned long long)peer->id,
-				log_json_escape(peer->host, escaped_host, sizeof escaped_host), peer->port,
-				log_json_escape(why, escaped_why, sizeof escaped_why));
-			snprintf(attempt->last_error, sizeof attempt->last_error, "%s", why);
-			attempt->logged_ms = now;
-		}
+		dial(tls, peer);
 	}
+}
+
+/* ---- reload ---- */
+
+static SSL_CTX *build_context(const struct peer_tls_settings *settings, char *err, size_t errlen);
+
+/* A new context from the same files (SIGHUP): new handshakes use it, sessions up keep theirs. A file that
+ * does not load keeps the previous context, said in the log. */
+static void reload(struct peer_tls *tls)
+{
+	char error[512] = "", escaped_error[1100], escaped_cert[1100], escaped_key[1100];
+	log_json_escape(tls->files.cert_file ? tls->files.cert_file : "", escaped_cert, sizeof escaped_cert);
+	log_json_escape(tls->files.key_file ? tls->files.key_file : "", escaped_key, sizeof escaped_key);
+	SSL_CTX *fresh = build_context(&tls->files, error, sizeof error);
+	if (!fresh) {
+		log_write("warn", "peer TLS: cannot reload the certificates; still using the previous ones",
+			"\"cert-file\":\"%s\",\"key-file\":\"%s\",\"error\":\"%s\"", escaped_cert, escaped_key,
+			log_json_escape(error, escaped_error, sizeof escaped_error));
+		return;
+	}
+	SSL_CTX_free(tls->context); /* sessions and handshakes under way hold their own reference */
+	tls->context = fresh;
+	log_write("info", "peer TLS: reloaded the certificates", "\"cert-file\":\"%s\",\"key-file\":\"%s\"", escaped_cert,
+		escaped_key);
 }
 
 /* ---- the thread ---- */
@@ -644,6 +849,11 @@ static void *run(void *argument)
 	struct tls_peer *peers = NULL;
 	size_t capacity = 0;
 	while (!atomic_load(&tls->stop)) {
+		unsigned reloads = atomic_load(&reload_requests);
+		if (reloads != tls->reloads_seen) {
+			tls->reloads_seen = reloads;
+			reload(tls);
+		}
 		pthread_mutex_lock(&tls->lock);
 		size_t count = tls->peer_count;
 		if (count > capacity) {
@@ -671,21 +881,31 @@ static void *run(void *argument)
 		}
 		dial_peers(tls, peers, count);
 
-		struct pollfd fds[2 + MAX_LINKS];
+		struct pollfd fds[2 + MAX_LINKS + MAX_PENDING];
 		fds[0] = (struct pollfd){.fd = tls->listen_fd, .events = POLLIN};
 		fds[1] = (struct pollfd){.fd = tls->wake_fd, .events = POLLIN};
-		size_t links = tls->link_count;
+		size_t links = tls->link_count, pendings = tls->pending_count;
 		for (size_t i = 0; i < links; i++)
 			fds[2 + i] = (struct pollfd){.fd = tls->links[i].fd, .events = POLLIN};
-		if (poll(fds, 2 + links, 200) <= 0)
+		uint64_t now = now_ms();
+		int timeout = POLL_MS;
+		for (size_t i = 0; i < pendings; i++) {
+			const struct tls_pending *p = tls->pending[i];
+			fds[2 + links + i] = (struct pollfd){.fd = p->fd, .events = p->events};
+			int left = p->deadline_ms > now ? (int)(p->deadline_ms - now) : 0;
+			if (left < timeout)
+				timeout = left;
+		}
+		int ready = poll(fds, 2 + links + pendings, timeout);
+		if (ready < 0)
 			continue;
 		if (fds[1].revents) {
 			uint64_t drained;
 			ssize_t r = read(tls->wake_fd, &drained, sizeof drained);
 			(void)r;
 		}
-		/* Links first (accepting may reorder them). Nothing is expected on a link: whatever arrives is
-		 * read and dropped; an end (EOF, error, close_notify) ends the session. */
+		/* Links first (finished handshakes may reorder them). Nothing is expected on a link: whatever
+		 * arrives is read and dropped; an end (EOF, error, close_notify) ends the session. */
 		for (size_t i = links; i-- > 0;) {
 			if (!fds[2 + i].revents || i >= tls->link_count)
 				continue;
@@ -700,8 +920,28 @@ static void *run(void *argument)
 				(unsigned long long)link->peer);
 			close_link(tls, i, true);
 		}
+		/* Handshakes whose socket is ready move on; those past their deadline end. Descending, so that a
+		 * removal (the last one moved into its slot) never skips one not yet looked at. */
+		now = now_ms();
+		for (size_t i = pendings; i-- > 0;) {
+			struct tls_pending *p = tls->pending[i];
+			char why[400] = "";
+			int result = 0;
+			if (fds[2 + links + i].revents) {
+				result = advance(tls, p, why, sizeof why);
+			}
+			if (result == 0 && now >= p->deadline_ms) {
+				result = -1;
+				snprintf(why, sizeof why, "no answer within %d ms", HANDSHAKE_TIMEOUT_MS);
+			}
+			if (result == 0)
+				continue;
+			tls->pending[i] = tls->pending[--tls->pending_count];
+			finish_pending(tls, p, result, why);
+		}
 		if (fds[0].revents & POLLIN)
-			accept_one(tls);
+			for (int k = 0; k < 16 && accept_one(tls); k++)
+				;
 	}
 	free(peers);
 	return NULL;
@@ -748,7 +988,10 @@ static SSL_CTX *build_context(const struct peer_tls_settings *settings, char *er
 			file = settings->crl_file;
 		} else {
 			ERR_clear_error();
-			X509_VERIFY_PARAM_set_flags(SSL_CTX_get0_param(context), X509_V_FLAG_CRL_CHECK);
+			/* The whole chain, not the leaf alone: etcd checks the serial of every certificate the other side
+			 * sent, so a revoked intermediate CA refuses what it signed. */
+			X509_VERIFY_PARAM_set_flags(SSL_CTX_get0_param(context),
+				X509_V_FLAG_CRL_CHECK | X509_V_FLAG_CRL_CHECK_ALL);
 		}
 	}
 	if (what) {
@@ -814,6 +1057,13 @@ int peer_tls_start(const struct peer_tls_settings *settings, struct transport *t
 		strdup(settings->allowed_hostname) : NULL;
 	tls->rekey_interval_ms = settings->rekey_interval_ms ? settings->rekey_interval_ms : DEFAULT_REKEY_INTERVAL_MS;
 	tls->rekey_frames = settings->rekey_frames ? settings->rekey_frames : DEFAULT_REKEY_FRAMES;
+	tls->files = (struct peer_tls_settings){
+		.cert_file = settings->cert_file ? strdup(settings->cert_file) : NULL,
+		.key_file = settings->key_file ? strdup(settings->key_file) : NULL,
+		.trusted_ca_file = settings->trusted_ca_file ? strdup(settings->trusted_ca_file) : NULL,
+		.crl_file = settings->crl_file ? strdup(settings->crl_file) : NULL,
+	};
+	tls->reloads_seen = atomic_load(&reload_requests);
 	int rv = 0;
 	tls->context = build_context(settings, err, errlen);
 	if (!tls->context)
@@ -903,6 +1153,12 @@ void peer_tls_stop(struct peer_tls *tls)
 	}
 	while (tls->link_count)
 		close_link(tls, tls->link_count - 1, false);
+	while (tls->pending_count)
+		remove_pending(tls, tls->pending_count - 1);
+	free((char *)tls->files.cert_file);
+	free((char *)tls->files.key_file);
+	free((char *)tls->files.trusted_ca_file);
+	free((char *)tls->files.crl_file);
 	if (tls->listen_fd >= 0)
 		close(tls->listen_fd);
 	if (tls->wake_fd >= 0)
@@ -913,4 +1169,9 @@ void peer_tls_stop(struct peer_tls *tls)
 	free(tls->peers);
 	pthread_mutex_destroy(&tls->lock);
 	free(tls);
+}
+
+void peer_tls_reload_all(void)
+{
+	atomic_fetch_add(&reload_requests, 1);
 }

@@ -3,7 +3,9 @@
  * --peer-client-cert-auth, --peer-auto-tls, --peer-cert-allowed-cn).
  *
  * A thread of its own per transport (the dataplane's poll loops never wait for it) listens on TCP at the
- * transport's address and port number (TCP and UDP ports are separate spaces) and, for every peer whose
+ * transport's address and port number (TCP and UDP ports are separate spaces), runs every handshake
+ * non-blocking in its poll loop (each bounded by 3 s, at most 32 accepted ones at once: a silent connection
+ * delays no other handshake) and, for every peer whose
  * member id is above ours, dials it; so each pair of members has one TCP connection, opened by the lower
  * id (a joining member, id 0, dials everyone). After the handshake (OpenSSL, TLS 1.3 only) the client
  * sends "QRDP", a version byte and its member and cluster ids, the server answers with its own; both then
@@ -65,6 +67,12 @@ int peer_tls_start(const struct peer_tls_settings *settings, struct transport *t
 /* The thread dials members above our id at these addresses. Any thread. */
 void peer_tls_set_peer(struct peer_tls *tls, uint64_t id, const char *host, uint16_t port);
 void peer_tls_remove_peer(struct peer_tls *tls, uint64_t id);
+/* Asks every peer TLS thread of the process to re-read its certificate, key, CA and CRL files (quorumd calls it
+ * on SIGHUP; async-signal-safe, one atomic increment). Each thread builds a new context from the same paths
+ * within 200 ms: handshakes from then on use it, sessions up keep their keys. A file that does not load keeps
+ * the previous context, logged as "peer TLS: cannot reload the certificates; still using the previous ones"
+ * with the error; success is logged as "peer TLS: reloaded the certificates". */
+void peer_tls_reload_all(void);
 /* Stops the thread and closes every connection. NULL: nothing. */
 void peer_tls_stop(struct peer_tls *tls);
 

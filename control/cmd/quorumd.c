@@ -1,5 +1,6 @@
 /* control/cmd/quorumd.c: the quorumd command. Flags and ETCD_* variables in, a running member out; exit code 1
  * with a message naming the problem when it cannot start. */
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,11 +11,46 @@
 #include "bootstrap.h"
 #include "client_api.h"
 #include "failpoint.h"
+#include "grpc_tls.h"
 #include "log.h"
 #include "node.h"
 #include "operator.h"
+#include "peer_tls.h"
 
 extern char **environ;
+
+/* SIGHUP: the TLS certificates (peer and client) are read again from their files; new handshakes use them.
+ * (etcd reads its files at every handshake and has no SIGHUP; quorumd reads client certificates again when
+ * they change, and peer certificates when told.) A thread of its own waits for it, the signal being blocked
+ * everywhere else. */
+static void *reload_on_sighup(void *argument)
+{
+	(void)argument;
+	sigset_t hangup;
+	sigemptyset(&hangup);
+	sigaddset(&hangup, SIGHUP);
+	for (;;) {
+		int signal_number = 0;
+		if (sigwait(&hangup, &signal_number) != 0 || signal_number != SIGHUP)
+			continue;
+		log_write("info", "received SIGHUP: reloading the TLS certificates", "\"signal\":\"SIGHUP\"");
+		peer_tls_reload_all();
+		grpc_tls_reload_all();
+	}
+	return NULL;
+}
+
+static pthread_t sighup_thread;
+static bool sighup_thread_started;
+
+static void stop_sighup_thread(void)
+{
+	if (!sighup_thread_started)
+		return;
+	pthread_cancel(sighup_thread); /* sigwait is a cancellation point */
+	pthread_join(sighup_thread, NULL);
+	sighup_thread_started = false;
+}
 
 int main(int argc, char **argv)
 {
@@ -63,13 +99,16 @@ int main(int argc, char **argv)
 		descriptors.rlim_cur = descriptors.rlim_max;
 		setrlimit(RLIMIT_NOFILE, &descriptors);
 	}
-	/* Signals are taken by the control thread through a signalfd: block them in every thread. */
+	/* SIGINT and SIGTERM are taken by the control thread through a signalfd, SIGHUP by a thread of its own:
+	 * block them in every thread. */
 	sigset_t signals;
 	sigemptyset(&signals);
 	sigaddset(&signals, SIGINT);
 	sigaddset(&signals, SIGTERM);
+	sigaddset(&signals, SIGHUP);
 	pthread_sigmask(SIG_BLOCK, &signals, NULL);
 	signal(SIGPIPE, SIG_IGN);
+	sighup_thread_started = pthread_create(&sighup_thread, NULL, reload_on_sighup, NULL) == 0;
 
 	int exit_code = 0;
 	if (bootstrap_open(node, error, sizeof(error)) != 0 || node_start_threads(node, error, sizeof(error)) != 0) {
@@ -79,6 +118,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "quorumd: %s\n", error);
 		node_close(node);
 		free(node);
+		stop_sighup_thread();
 		return 1;
 	}
 	struct client_api *client_api = client_api_start(node, error, sizeof(error));
@@ -90,6 +130,7 @@ int main(int argc, char **argv)
 		node_stop(node);
 		node_close(node);
 		free(node);
+		stop_sighup_thread();
 		return 1;
 	}
 	if (operator_run(node, error, sizeof(error)) != 0) {
@@ -103,5 +144,6 @@ int main(int argc, char **argv)
 		exit_code = atomic_load(&node->exit_code);
 	node_close(node);
 	free(node);
+	stop_sighup_thread();
 	return exit_code;
 }

@@ -30,6 +30,7 @@
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -56,7 +57,16 @@ struct grpc_tls_context {
 	bool client_cert_auth;
 	struct file_stamp stamps[4]; /* cert, key, CA, CRL */
 	uint64_t checked_ms;
+	unsigned reloads_seen; /* grpc_tls_reload_all's requests this context has acted on */
 };
+
+/* Requests to re-read the files whether or not they look changed (grpc_tls_reload_all, on SIGHUP). */
+static atomic_uint reload_requests;
+
+void grpc_tls_reload_all(void)
+{
+	atomic_fetch_add(&reload_requests, 1);
+}
 
 struct grpc_tls_connection {
 	struct grpc_connection *connection;
@@ -563,7 +573,10 @@ static SSL_CTX *build_ssl_context(const struct grpc_tls_settings *settings, char
 			goto fail;
 		}
 		ERR_clear_error();
-		X509_VERIFY_PARAM_set_flags(SSL_CTX_get0_param(ssl_context), X509_V_FLAG_CRL_CHECK);
+		/* The whole chain, not the leaf alone: etcd checks the serial of every certificate the other side
+		 * sent, so a revoked intermediate CA refuses what it signed. */
+		X509_VERIFY_PARAM_set_flags(SSL_CTX_get0_param(ssl_context),
+			X509_V_FLAG_CRL_CHECK | X509_V_FLAG_CRL_CHECK_ALL);
 	}
 	if (allowed_hostname[0] != '\0') {
 		/* Go's Certificate.VerifyHostname: an IP address against the IP SANs, a name against the DNS
@@ -646,6 +659,7 @@ struct grpc_tls_context *grpc_tls_context_new(const struct grpc_tls_settings *se
 	context->client_cert_auth = settings->client_cert_auth;
 	stamp_files(context, context->stamps);
 	context->checked_ms = grpc_now_ms();
+	context->reloads_seen = atomic_load(&reload_requests);
 	return context;
 }
 
@@ -656,12 +670,15 @@ struct grpc_tls_context *grpc_tls_context_new(const struct grpc_tls_settings *se
 static void reload_if_changed(struct grpc_tls_context *context)
 {
 	uint64_t now = grpc_now_ms();
-	if (now - context->checked_ms < GRPC_TLS_RELOAD_CHECK_MS)
+	unsigned reloads = atomic_load(&reload_requests);
+	bool asked = reloads != context->reloads_seen;
+	if (!asked && now - context->checked_ms < GRPC_TLS_RELOAD_CHECK_MS)
 		return;
 	context->checked_ms = now;
+	context->reloads_seen = reloads;
 	struct file_stamp stamps[4];
 	stamp_files(context, stamps);
-	if (same_stamp(&stamps[0], &context->stamps[0]) && same_stamp(&stamps[1], &context->stamps[1]) &&
+	if (!asked && same_stamp(&stamps[0], &context->stamps[0]) && same_stamp(&stamps[1], &context->stamps[1]) &&
 		same_stamp(&stamps[2], &context->stamps[2]) && same_stamp(&stamps[3], &context->stamps[3]))
 		return;
 	memcpy(context->stamps, stamps, sizeof stamps);

@@ -46,6 +46,11 @@ struct grpc_tls_context *grpc_tls_context_new(const struct grpc_tls_settings *se
 	size_t errlen);
 void grpc_tls_context_free(struct grpc_tls_context *context);
 
+/* Makes every context of the process re-read its files at its next new connection, changed or not (quorumd
+ * calls it on SIGHUP; async-signal-safe, one atomic increment). A broken file keeps the previous
+ * certificate, logged as for a renewal. */
+void grpc_tls_reload_all(void);
+
 /* OpenSSL's name of the TLS 1.2 suite Go calls go_name; "" for a TLS 1.3 suite (always on, in Go as in
  * OpenSSL); NULL for a name etcd refuses ("unexpected TLS cipher suite"). */
 const char *grpc_tls_cipher_openssl_name(const char *go_name);

@@ -26,6 +26,11 @@
 #   host-client.pem (+ -key.pem)   a client certificate (CN=client, SAN DNS:client.example.com) signed by ca.pem
 #   cn-host-client.pem (+ -key.pem) a client certificate whose CN is client.example.com, without SANs
 #   stranger-peer.pem (+ -key.pem) a peer certificate (CN=quorumd-peer, SAN IP:127.0.0.1, DNS:stranger.example)
+#   intermediate-ca.pem (+ -key.pem) an intermediate CA signed by ca.pem
+#   intermediate-client.pem (+ -key.pem) a client certificate (CN=client) signed by intermediate-ca.pem, the file
+#                                  holding it and then intermediate-ca.pem (the chain a client sends)
+#   intermediate-peer.pem (+ -key.pem) a peer certificate like peer1.pem signed by intermediate-ca.pem, chained so too
+#   ca-intermediate.crl            ca.pem's CRL revoking intermediate-ca.pem (and nothing a leaf is)
 set -euo pipefail
 dir=${1:?usage: make-pki.sh DIR}
 cd "$dir"
@@ -98,6 +103,13 @@ sign revoked-peer ca ec "/CN=quorumd-peer" "$server_ext"
 sign host-client ca ec "/CN=client" "$client_ext;subjectAltName=DNS:client.example.com"
 sign cn-host-client ca ec "/CN=client.example.com" "$client_ext"
 sign stranger-peer ca ec "/CN=quorumd-peer" "${server_ext%,DNS:localhost},DNS:stranger.example"
+sign intermediate-ca ca rsa "/CN=quorumd test intermediate CA" \
+	'basicConstraints=critical,CA:TRUE;keyUsage=critical,keyCertSign,cRLSign'
+sign intermediate-client intermediate-ca ec "/CN=client" "$client_ext"
+sign intermediate-peer intermediate-ca ec "/CN=quorumd-peer" "$server_ext"
+for leaf in intermediate-client intermediate-peer; do
+	cat intermediate-ca.pem >>"$leaf.pem"
+done
 
 # crl CA CERT...: CA.crl revoking each CERT (openssl ca keeps the revocations in a throw-away database).
 crl() {
@@ -123,6 +135,9 @@ crl() {
 		-out "$ca.crl" 2>/dev/null
 	rm -rf "$ca.crldb"
 }
-crl ca revoked-client.pem revoked-peer.pem
 crl other-ca
+# ca.pem's CRL of the intermediate CA first (crl writes ca.crl), then ca.crl itself.
+crl ca intermediate-ca.pem
+mv ca.crl ca-intermediate.crl
+crl ca revoked-client.pem revoked-peer.pem
 rm -rf ./*.db ./*.srl
