@@ -41,6 +41,7 @@ struct gconn_tls {
 struct gconn {
 	int fd;
 	SSL *ssl; /* NULL: cleartext */
+	char tls_error[160]; /* OpenSSL's reason when a TLS read or write failed (errno is EPROTO then) */
 	nghttp2_session *session;
 	char authority[300];
 	struct gcall *calls; /* in flight, doubly linked */
@@ -643,7 +644,7 @@ static ssize_t tls_receive(struct gconn *conn, uint8_t *buf, size_t size)
 			return errno ? -1 : 0;
 		/* fall through */
 	default:
-		ERR_clear_error();
+		openssl_reason(conn->tls_error, sizeof(conn->tls_error));
 		errno = EPROTO;
 		return -1;
 	}
@@ -666,10 +667,16 @@ static ssize_t tls_send(struct gconn *conn, const uint8_t *data, size_t length)
 			return -1;
 		/* fall through */
 	default:
-		ERR_clear_error();
+		openssl_reason(conn->tls_error, sizeof(conn->tls_error));
 		errno = EPROTO;
 		return -1;
 	}
+}
+
+/* What failed, for a read or write that returned -1. */
+static const char *io_error(const struct gconn *conn)
+{
+	return errno == EPROTO && conn->tls_error[0] ? conn->tls_error : strerror(errno);
 }
 
 void gconn_on_event(struct gconn *conn, uint32_t events)
@@ -696,7 +703,7 @@ void gconn_on_event(struct gconn *conn, uint32_t events)
 			} else if (errno == EAGAIN || errno == EWOULDBLOCK) {
 				break;
 			} else {
-				conn_fail(conn, "recv: %s", strerror(errno));
+				conn_fail(conn, "recv: %s", io_error(conn));
 				return;
 			}
 		}
@@ -753,7 +760,7 @@ void gconn_flush(struct gconn *conn)
 				conn->want_write = true;
 				return;
 			}
-			conn_fail(conn, "send: %s", strerror(errno));
+			conn_fail(conn, "send: %s", io_error(conn));
 			return;
 		}
 		conn->out_off += (size_t)w;
