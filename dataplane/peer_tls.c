@@ -7,7 +7,6 @@
 #include "peer_tls.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -32,7 +31,7 @@
 
 #define HELLO_SIZE 24u                 /* "QRDP", version, 3 zero bytes, member id, cluster id */
 #define HELLO_VERSION 1u
-#define HANDSHAKE_TIMEOUT_MS 3000    /* connect, handshake, hellos and go, all told */
+#define HANDSHAKE_TIMEOUT_MS 3000      /* connect, handshake, hellos and go, all told */
 #define MAX_ACCEPTING 32u              /* accepted connections still handshaking; beyond, the oldest goes */
 #define MAX_PENDING (MAX_ACCEPTING + 64u)
 #define POLL_MS 200
