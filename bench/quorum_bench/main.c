@@ -9,6 +9,7 @@
 #include "runner.h"
 #include "status.h"
 
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -38,6 +39,9 @@ int main(int argc, char **argv)
 	for (size_t i = 0; i < cfg.endpoint_count; i++)
 		any_tls = any_tls || cfg.endpoints[i].tls;
 	if (any_tls) {
+		/* OpenSSL writes to the socket without MSG_NOSIGNAL: a server that closes on us (one refusing our
+		 * certificate) must be an error on that connection, not the end of the run. */
+		signal(SIGPIPE, SIG_IGN);
 		cfg.tls = gconn_tls_new(cfg.ca_file, cfg.cert_file, cfg.key_file, cfg.insecure_skip_verify, error,
 		    sizeof(error));
 		if (!cfg.tls) {

@@ -54,7 +54,8 @@ struct gcall {
 struct gconn *gconn_open(const char *host, const char *port, uint64_t timeout_ns, char *err, size_t errlen);
 /* The same over TLS (tls NULL: cleartext): the handshake is done here, within timeout_ns, so the connection
  * returned is as ready as a cleartext one. The server's certificate must chain to the CAs and be valid for
- * host (an IP address against its IP SANs, a name against its DNS SANs, also sent as SNI). */
+ * host (an IP address against its IP SANs, a name against its DNS SANs, also sent as SNI). OpenSSL writes to the
+ * socket with write(), so a TLS user must ignore SIGPIPE (a server closing first would kill the process). */
 struct gconn *gconn_open_tls(const char *host, const char *port, const struct gconn_tls *tls, uint64_t timeout_ns,
     char *err, size_t errlen);
 int gconn_fd(const struct gconn *conn);
