@@ -130,6 +130,7 @@ struct peer_tls {
 	size_t attempt_count;
 	struct tls_pending *pending[MAX_PENDING];
 	size_t pending_count;
+	uint64_t abandoned, abandoned_logged_ms; /* accepted handshakes dropped for room, and when last logged */
 };
 
 /* Requests to re-read the certificate files (peer_tls_reload_all), a counter every thread compares. */
@@ -672,19 +673,35 @@ static bool accept_one(struct peer_tls *tls)
 		inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&from)->sin6_addr, host, sizeof host);
 		port = ntohs(((struct sockaddr_in6 *)&from)->sin6_port);
 	}
-	/* A flood of connections that never finish cannot take every slot: past MAX_ACCEPTING the oldest
-	 * accepted one goes (a genuine member retries). */
-	size_t accepting = 0, oldest = MAX_PENDING;
+	/* A flood of connections that never finish cannot take every slot: past MAX_ACCEPTING one goes, the oldest
+	 * of those that have not sent a ClientHello yet (a member's handshake has, within a round trip), else the
+	 * oldest. Such drops are logged at most once a second, with their count, so a flood cannot flood the log. */
+	size_t accepting = 0, oldest = MAX_PENDING, oldest_silent = MAX_PENDING;
 	for (size_t i = 0; i < tls->pending_count; i++) {
-		if (tls->pending[i]->dialled)
+		const struct tls_pending *p = tls->pending[i];
+		if (p->dialled)
 			continue;
 		accepting++;
-		if (oldest == MAX_PENDING || tls->pending[i]->started_ms < tls->pending[oldest]->started_ms)
+		if (oldest == MAX_PENDING || p->started_ms < tls->pending[oldest]->started_ms)
 			oldest = i;
+		if (SSL_get_state(p->ssl) == TLS_ST_BEFORE &&
+			(oldest_silent == MAX_PENDING || p->started_ms < tls->pending[oldest_silent]->started_ms))
+			oldest_silent = i;
 	}
 	if ((accepting >= MAX_ACCEPTING || tls->pending_count == MAX_PENDING) && oldest != MAX_PENDING) {
-		reject(tls->pending[oldest]->remote, "handshake abandoned: too many peer handshakes in progress");
-		remove_pending(tls, oldest);
+		size_t victim = oldest_silent != MAX_PENDING ? oldest_silent : oldest;
+		tls->abandoned++;
+		uint64_t now = now_ms();
+		if (now - tls->abandoned_logged_ms >= 1000) {
+			char why[120];
+			snprintf(why, sizeof why,
+				"handshake abandoned: too many peer handshakes in progress (%llu since the last such line)",
+				(unsigned long long)tls->abandoned);
+			reject(tls->pending[victim]->remote, why);
+			tls->abandoned = 0;
+			tls->abandoned_logged_ms = now;
+		}
+		remove_pending(tls, victim);
 	}
 	if (tls->pending_count == MAX_PENDING) {
 		close(fd);

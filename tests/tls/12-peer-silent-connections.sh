@@ -5,7 +5,9 @@
 # port for the whole test. Handshakes of one at a time would each wait out a silent connection first (12 of them:
 # 36 s); in the event loop they do not wait at all. With the silent connections held: infra2 killed and
 # restarted handshakes with both others and commits a write within 10 s of its start; the members log the silent
-# ones' end as a refusal ("no answer within 3000 ms"). quorumd only (etcd's peers have no such handshake: they
+# ones' end as a refusal ("no answer within 3000 ms"). Then 40 more at infra1 alone, beyond the 32 a member keeps
+# handshaking: the oldest silent ones are dropped (logged at most once a second) and infra3, restarted, still
+# handshakes with infra1 and commits. quorumd only (etcd's peers have no such handshake: they
 # are HTTPS servers). Ports 27950-27999.
 source "$(dirname "$(realpath "$0")")/lib.sh"
 [ "$KIND" = quorumd ] || { echo "12-peer-silent-connections: quorumd only; skipped" >&2; exit 77; }
@@ -94,7 +96,28 @@ took=$((SECONDS - started))
 log "infra2: sessions with both others and a committed write ~$took s after its start, with 36 silent connections held"
 [ "$took" -le 10 ] || fail "infra2 took $took s to handshake and commit (want at most 10)"
 pid_alive "$silent_pid" || fail "the silent client stopped: $(cat "$TMP/silent.out")"
-kill_pids "$silent_pid" || true
+
+# More silent connections than a member keeps handshaking (32): infra1 drops the oldest silent ones (the client
+# reopens them at once, so they churn), logging the drops at most once a second; a member's handshake, which
+# speaks at once, is not among those dropped: infra3 restarted handshakes with infra1 and commits.
+"$PYTHON" "$TMP/silent.py" 40 "${PEER[infra1]##*:}" >"$TMP/flood.out" 2>&1 &
+track_pid "$!"
+flood_pid=$!
+wait_until "infra1 drops silent connections beyond 32" 10 log_line_has infra1 '"msg":"rejected connection"' \
+	'"error":"handshake abandoned: too many peer handshakes in progress ('
+kill9 infra3
+echo "restart mark" >>"$TMP/infra3.log"
+started=$SECONDS
+start infra3
+wait_until "restarted infra3 handshakes with infra1 through the flood" 10 established_with infra3 "${ids[0]}"
+wait_until "restarted infra3 commits a write" 10 eval \
+	'ctl --endpoints="${CLIENT[infra3]}" --dial-timeout=1s --command-timeout=2s put after-flood yes; [ "$OUT" = OK ]'
+log "infra3: a session with infra1 and a committed write ~$((SECONDS - started)) s after its start, infra1 flooded"
+drop_lines=$(grep -c '"error":"handshake abandoned' "$TMP/infra1.log" || true)
+flood_seconds=$((SECONDS - started + 10))
+[ "$drop_lines" -le "$flood_seconds" ] ||
+	fail "infra1 logged $drop_lines drop lines in at most $flood_seconds s (want at most one a second)"
+kill_pids "$flood_pid" "$silent_pid" || true
 
 stop_all_and_check infra1 infra2 infra3
 log "ok"
