@@ -26,6 +26,8 @@
 # perf with DWARF unwinding, python3, jq, ss.
 set -euo pipefail
 
+COMMAND_LINE="bench/cpu_budget.sh $*"
+
 # ---- the stage table: STAGE  PATTERN ----
 # PATTERN is a Python regular expression searched in each frame's "WHERE:FUNCTION", where WHERE is the
 # source file (relative to the repository; read from the build's object files, so static functions are
@@ -56,6 +58,8 @@ transport   ^control/node/node_transport\.c:
 reply       \[kernel\.kallsyms\]:(tcp_sendmsg|__x64_sys_sendto|__x64_sys_writev)$
 reply       ^control/api/client_api\.c:(answer|client_answer)$
 reply       ^control/grpc/grpc_call\.c:(grpc_call_send|grpc_call_finish|grpc_call_finish_internal|read_response|submit_trailers|submit_headers|finish_submit|resume)$
+reply       ^control/grpc/grpc_http2\.c:grpc_http2_fill_output$
+reply       ^control/grpc/grpc_call\.c:grpc_call_free$
 reply       ^control/grpc/grpc_server\.c:(grpc_server_flush|flush_dirty_connections|connection_flush|grpc_server_hold_output)$
 reply       ^control/etcd/kv_apply\.c:pack_into$
 reply       ^control/node/(node\.c|node_storage\.c):(node_post_reply|post_reply|node_reply_free|node_fill_response_header)$
@@ -112,7 +116,6 @@ done
 [ "$(id -u)" = 0 ] || { echo "cpu_budget.sh: needs root (perf record -a)" >&2; exit 2; }
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-COMMAND_LINE="bench/cpu_budget.sh $*"
 cd "$ROOT"
 source tests/lib/proc.sh
 QB=${QUORUM_BENCH:-$BUILD/bench/quorum-bench}
