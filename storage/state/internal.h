@@ -64,6 +64,7 @@ struct state {
     struct state_meta working;   /* committed + the open batch */
     bool batch_open;
     rocksdb_writebatch_t *plain;     /* the open batch's records while nothing read through it */
+    rocksdb_writebatch_t *history;   /* its history records, written after the others (access.c) */
     rocksdb_writebatch_t *revisions; /* its revision records, written last (access.c) */
     rocksdb_writebatch_wi_t *batch;  /* the open batch once indexed for a read: holds everything */
     unsigned snapshot_sequence;  /* names checkpoint directories */
@@ -72,6 +73,8 @@ struct state {
     uint64_t free_bytes_estimate; /* the file system's free bytes at the last statvfs, less what was written since */
     uint64_t free_checked_ms;     /* when that statvfs was made (monotonic; 0: never) */
     uint64_t reserve_estimate;    /* what RocksDB may write on its own, as of that statvfs (store.c) */
+    uint8_t *scratch;             /* state_scratch's buffer (access.c) */
+    size_t scratch_capacity;
 };
 
 /* The main revision of the write being applied and the next sub-revision in it. */
@@ -96,6 +99,17 @@ int state_get_committed(struct state *state, const uint8_t *key, size_t key_len,
                         size_t *value_len, char *err, size_t errlen);
 void state_batch_put(struct state *state, const uint8_t *key, size_t key_len, const uint8_t *value,
                      size_t value_len);
+/* One record whose key and value are each the concatenation of `parts` pieces (RocksDB copies them
+ * into the batch once, so nobody assembles them first). The key's first piece starts with its prefix. */
+struct state_piece {
+    const void *data;
+    size_t len;
+};
+void state_batch_put_pieces(struct state *state, const struct state_piece *key, int key_parts,
+                            const struct state_piece *value, int value_parts);
+/* A buffer of at least `size` bytes for encoding one record, reused by the next: the batch copies
+ * what it is given, so a put needs no allocation of its own. NULL when out of memory. */
+uint8_t *state_scratch(struct state *state, size_t size);
 /* Writes the open batch to RocksDB (*error set by RocksDB on failure); the batch stays open. */
 int state_batch_write(struct state *state, char **error);
 /* Drops the open batch's records and closes it. */
@@ -113,9 +127,15 @@ int state_meta_put_member_id(rocksdb_t *db, const rocksdb_writeoptions_t *option
                              uint64_t member_id, char *err, size_t errlen);
 
 /* kv_codec.c: protobuf-c encoding of stored values. */
-int state_kv_encode(const struct state_kv *kv, uint8_t **out, size_t *out_len);
-int state_event_encode(enum state_event_type type, const struct state_kv *kv, uint8_t **out,
-                       size_t *out_len);
+/* A KeyValue packed into a buffer of state_kv_packed_size(kv) bytes; returns how many were written. */
+size_t state_kv_packed_size(const struct state_kv *kv);
+size_t state_kv_pack(const struct state_kv *kv, uint8_t *out);
+/* An mvccpb.Event of `type` holding a kv packed into kv_packed_len bytes is the bytes written to out
+ * (returns how many) followed by that kv's packed bytes: what protobuf-c packs for the Event, without
+ * packing the kv again. */
+#define STATE_EVENT_PREFIX_MAX 13
+size_t state_event_prefix(enum state_event_type type, size_t kv_packed_len,
+                          uint8_t out[STATE_EVENT_PREFIX_MAX]);
 /* Decodes a stored KeyValue; `kv` fields are malloc'd. keys_only leaves value NULL. */
 int state_kv_decode(const uint8_t *data, size_t len, bool keys_only, struct state_kv *kv);
 int state_event_decode(const uint8_t *data, size_t len, bool keys_only,

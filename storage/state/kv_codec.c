@@ -20,36 +20,40 @@ static void kv_to_message(const struct state_kv *kv, Mvccpb__KeyValue *message)
     message->lease = kv->lease;
 }
 
-int state_kv_encode(const struct state_kv *kv, uint8_t **out, size_t *out_len)
+size_t state_kv_packed_size(const struct state_kv *kv)
 {
     Mvccpb__KeyValue message;
     kv_to_message(kv, &message);
-    size_t len = mvccpb__key_value__get_packed_size(&message);
-    uint8_t *buffer = malloc(len + 1);
-    if (buffer == NULL)
-        return STATE_ERR_NOMEM;
-    *out_len = mvccpb__key_value__pack(&message, buffer);
-    *out = buffer;
-    return STATE_OK;
+    return mvccpb__key_value__get_packed_size(&message);
 }
 
-int state_event_encode(enum state_event_type type, const struct state_kv *kv, uint8_t **out,
-                       size_t *out_len)
+size_t state_kv_pack(const struct state_kv *kv, uint8_t *out)
 {
-    Mvccpb__KeyValue kv_message;
-    kv_to_message(kv, &kv_message);
-    Mvccpb__Event message;
-    mvccpb__event__init(&message);
-    message.type = type == STATE_EVENT_DELETE ? MVCCPB__EVENT__EVENT_TYPE__DELETE
-                                              : MVCCPB__EVENT__EVENT_TYPE__PUT;
-    message.kv = &kv_message;
-    size_t len = mvccpb__event__get_packed_size(&message);
-    uint8_t *buffer = malloc(len + 1);
-    if (buffer == NULL)
-        return STATE_ERR_NOMEM;
-    *out_len = mvccpb__event__pack(&message, buffer);
-    *out = buffer;
-    return STATE_OK;
+    Mvccpb__KeyValue message;
+    kv_to_message(kv, &message);
+    return mvccpb__key_value__pack(&message, out);
+}
+
+/* mvccpb.Event is {type = 1 (enum), kv = 2 (KeyValue), prev_kv = 3}, and protobuf-c packs fields in
+ * field-number order, leaving out proto3 defaults: a PUT (0) is the kv field alone, a DELETE has the
+ * type first. So an event's bytes are these few followed by the kv's packed bytes, byte for byte what
+ * mvccpb__event__pack writes (tests/state/test_codec.c holds the two together), and a put's history
+ * record can reuse the bytes of its current record instead of packing the value a second time. */
+size_t state_event_prefix(enum state_event_type type, size_t kv_packed_len,
+                          uint8_t out[STATE_EVENT_PREFIX_MAX])
+{
+    size_t at = 0;
+    if (type == STATE_EVENT_DELETE) {
+        out[at++] = 1u << 3 | 0; /* field 1, varint */
+        out[at++] = MVCCPB__EVENT__EVENT_TYPE__DELETE;
+    }
+    out[at++] = 2u << 3 | 2; /* field 2, length-delimited */
+    uint64_t length = kv_packed_len;
+    do {
+        out[at++] = (uint8_t)(length & 0x7f) | (length > 0x7f ? 0x80 : 0);
+        length >>= 7;
+    } while (length != 0);
+    return at;
 }
 
 static uint8_t *copy_bytes(const uint8_t *data, size_t len)

@@ -107,6 +107,7 @@ int state_open(const char *dir, struct state **out, char *err, size_t errlen)
     state->sync_write_options = rocksdb_writeoptions_create();
     rocksdb_writeoptions_set_sync(state->sync_write_options, 1);
     state->plain = rocksdb_writebatch_create();
+    state->history = rocksdb_writebatch_create();
     state->revisions = rocksdb_writebatch_create();
 
     int status = resolve_generation(state, err, errlen);
@@ -131,12 +132,15 @@ void state_close(struct state *state)
     state_meta_clear(&state->working);
     if (state->plain != NULL)
         rocksdb_writebatch_destroy(state->plain);
+    if (state->history != NULL)
+        rocksdb_writebatch_destroy(state->history);
     if (state->revisions != NULL)
         rocksdb_writebatch_destroy(state->revisions);
     rocksdb_writeoptions_destroy(state->sync_write_options);
     rocksdb_writeoptions_destroy(state->write_options);
     rocksdb_readoptions_destroy(state->read_options);
     rocksdb_options_destroy(state->options);
+    free(state->scratch);
     free(state->root);
     free(state);
 }
@@ -161,7 +165,7 @@ int state_batch_begin(struct state *state, char *err, size_t errlen)
         return state_fail(err, errlen, STATE_ERR_INVALID, "the state is closed");
     if (state->batch_open)
         return state_fail(err, errlen, STATE_ERR_BATCH_OPEN, "commit or abort it first");
-    if (state->plain == NULL || state->revisions == NULL)
+    if (state->plain == NULL || state->history == NULL || state->revisions == NULL)
         return state_fail(err, errlen, STATE_ERR_NOMEM, "write batch");
     /* RocksDB counts every key comparison in thread-local perf counters unless told not to, per
      * thread: nobody reads them, and they cost a TLS lookup per comparison of every memtable insert.
@@ -201,8 +205,11 @@ static uint64_t batch_bytes(const struct state *state)
     if (state->batch != NULL) {
         rocksdb_writebatch_wi_data(state->batch, &size);
     } else {
+        size_t history = 0;
         rocksdb_writebatch_data(state->plain, &size);
+        rocksdb_writebatch_data(state->history, &history);
         rocksdb_writebatch_data(state->revisions, &more);
+        more += history;
     }
     return (uint64_t)size + more;
 }

@@ -1,7 +1,9 @@
 /* storage/state/write.c: Put and DeleteRange as etcd's mvcc applies them. Each change writes three
  * records into the batch: the current version (or its removal), the history record keyed by key and
  * revision, and the revision-order pointer the watch events are read from; plus, when the key's
- * lease changes, its attachment records (lease.c). A standalone put or delete is its own write
+ * lease changes, its attachment records (lease.c). A put packs its KeyValue once, into the state's
+ * scratch buffer, for both the current and the history record, and hands RocksDB keys and values in
+ * pieces: no allocation per put. A standalone put or delete is its own write
  * transaction: one new main revision, unless a delete removes nothing. */
 #include <stdlib.h>
 #include <string.h>
@@ -41,29 +43,52 @@ int state_current_get(struct state *state, struct state_bytes key, bool *found, 
     return read_current(state, key, false, found, kv, err, errlen);
 }
 
-/* Writes the history record and the revision pointer of one change at write->main/sub. */
+static const uint8_t current_prefix = STATE_PREFIX_CURRENT;
+static const uint8_t history_prefix = STATE_PREFIX_HISTORY;
+
+/* Writes the history record and the revision pointer of one change at write->main/sub. `packed` is kv
+ * packed (state_kv_pack): the event is a few bytes in front of it. The keys are given in pieces, so
+ * nothing is assembled first, unless the user key holds a zero byte and must be escaped (keys.h). */
 static int record_change(struct state *state, struct state_write *write, enum state_event_type type,
-                         const struct state_kv *kv, char *err, size_t errlen)
+                         const struct state_kv *kv, const uint8_t *packed, size_t packed_len,
+                         char *err, size_t errlen)
 {
-    uint8_t *event;
-    size_t event_len;
-    if (state_event_encode(type, kv, &event, &event_len) != STATE_OK)
-        return state_fail(err, errlen, STATE_ERR_NOMEM, "event");
-    size_t history_len;
-    uint8_t *history = state_key_history(kv->key, kv->key_len, write->main, write->sub,
-                                         &history_len);
-    if (history == NULL) {
-        free(event);
-        return state_fail(err, errlen, STATE_ERR_NOMEM, "key");
+    uint8_t event_prefix[STATE_EVENT_PREFIX_MAX];
+    struct state_piece event[2] = {
+        {event_prefix, state_event_prefix(type, packed_len, event_prefix)},
+        {packed, packed_len},
+    };
+    if (kv->key_len > 0 && memchr(kv->key, 0, kv->key_len) == NULL) {
+        uint8_t tail[2 + 16] = {0x00, 0x01}; /* end of key, then ~main ~sub */
+        state_put_be64(tail + 2, ~(uint64_t)write->main);
+        state_put_be64(tail + 10, ~(uint64_t)write->sub);
+        struct state_piece history[3] = {
+            {&history_prefix, 1}, {kv->key, kv->key_len}, {tail, sizeof tail}};
+        state_batch_put_pieces(state, history, 3, event, 2);
+    } else {
+        size_t history_len;
+        uint8_t *history = state_key_history(kv->key, kv->key_len, write->main, write->sub,
+                                             &history_len);
+        if (history == NULL)
+            return state_fail(err, errlen, STATE_ERR_NOMEM, "key");
+        struct state_piece key = {history, history_len};
+        state_batch_put_pieces(state, &key, 1, event, 2);
+        free(history);
     }
-    state_batch_put(state, history, history_len, event, event_len);
     uint8_t revision_key[STATE_REVISION_KEY_LEN];
     state_key_revision(write->main, write->sub, revision_key);
     state_batch_put(state, revision_key, sizeof revision_key, kv->key, kv->key_len);
-    free(history);
-    free(event);
     write->sub++;
     return STATE_OK;
+}
+
+/* kv packed into the state's scratch buffer; NULL when out of memory. */
+static uint8_t *pack_kv(struct state *state, const struct state_kv *kv, size_t *packed_len)
+{
+    uint8_t *packed = state_scratch(state, state_kv_packed_size(kv));
+    if (packed != NULL)
+        *packed_len = state_kv_pack(kv, packed);
+    return packed;
 }
 
 int state_apply_put(struct state *state, struct state_write *write,
@@ -129,25 +154,25 @@ int state_apply_put(struct state *state, struct state_write *write,
     if (request->ignore_lease)
         kv.lease = previous.lease;
 
-    uint8_t *encoded;
-    size_t encoded_len;
-    size_t current_len;
-    uint8_t *current = state_key_current(kv.key, kv.key_len, &current_len);
-    if (current == NULL || state_kv_encode(&kv, &encoded, &encoded_len) != STATE_OK) {
-        free(current);
+    /* Packed once: the current record's value, and the history record's after its event prefix.
+     * Nothing between here and record_change may use the scratch buffer. */
+    size_t packed_len;
+    uint8_t *packed = pack_kv(state, &kv, &packed_len);
+    if (packed == NULL) {
         if (found)
             state_kv_free_fields(&previous);
         return state_fail(err, errlen, STATE_ERR_NOMEM, "put");
     }
-    state_batch_put(state, current, current_len, encoded, encoded_len);
-    free(current);
-    free(encoded);
+    struct state_piece current[2] = {{&current_prefix, 1}, {kv.key, kv.key_len}};
+    struct state_piece value = {packed, packed_len};
+    state_batch_put_pieces(state, current, 2, &value, 1);
     meta = (struct state_key_meta){kv.create_revision, kv.mod_revision, kv.version, kv.lease};
     state_key_index_note(&state->key_index, kv.key, kv.key_len, true, &meta);
     status = state_lease_move_key(state, request->key, found ? previous.lease : 0, kv.lease, err,
                                   errlen);
     if (status == STATE_OK)
-        status = record_change(state, write, STATE_EVENT_PUT, &kv, err, errlen);
+        status = record_change(state, write, STATE_EVENT_PUT, &kv, packed, packed_len, err,
+                               errlen);
     if (status == STATE_OK && found && request->prev_kv) {
         response->has_prev_kv = true;
         response->prev_kv = previous; /* hand over the buffers */
@@ -194,7 +219,14 @@ int state_apply_delete(struct state *state, struct state_write *write,
         /* etcd's tombstone: the key and the revision of the delete, nothing else. */
         struct state_kv tombstone = {.key = victim->key, .key_len = victim->key_len,
                                      .mod_revision = write->main};
-        status = record_change(state, write, STATE_EVENT_DELETE, &tombstone, err, errlen);
+        size_t packed_len;
+        uint8_t *packed = pack_kv(state, &tombstone, &packed_len);
+        if (packed == NULL) {
+            status = state_fail(err, errlen, STATE_ERR_NOMEM, "delete");
+            break;
+        }
+        status = record_change(state, write, STATE_EVENT_DELETE, &tombstone, packed, packed_len,
+                               err, errlen);
     }
     if (status != STATE_OK) {
         state_kv_list_free(&deleted);
