@@ -3,10 +3,12 @@
  * storage thread applies committed Raft entries. 8-byte keys from 100000, 256-byte values, in two
  * orders: random (xorshift) and sequential (each put the next key, wrapping, as etcd's benchmark and
  * quorum-bench --sequential-keys write them). Prints puts per second, the ratio to batches of one put,
- * and the process's CPU (every thread: RocksDB's flushes and compactions too) per put. Never decides
+ * and the process's CPU (every thread: RocksDB's flushes and compactions too) per put. Then reads:
+ * what the current records ('c') save against reading each key's newest history record ('h'), which
+ * is what a store keeping one record per put would read (storage/state/README.md). Never decides
  * pass/fail.
  * Usage: apply-bench [total puts per batch size, default 200000] [directory, default /tmp]
- *                    [random|sequential|both, default both] */
+ *                    [random|sequential|reads|all, default all] */
 #include <ftw.h>
 #include <sys/resource.h>
 #include <stdint.h>
@@ -101,15 +103,143 @@ out:
     return rate;
 }
 
+/* The time of one range of every key at `revision` (0: now), in seconds; < 0 on error. */
+static double time_range(struct state *state, int64_t revision, size_t *keys)
+{
+    char err[256];
+    struct state_range_request request = {.key = {(const uint8_t *)"\0", 1},
+                                          .range_end = {(const uint8_t *)"\0", 1},
+                                          .revision = revision};
+    struct state_range_response response;
+    double start = now_seconds();
+    if (state_range(state, &request, &response, err, sizeof err) != STATE_OK) {
+        fprintf(stderr, "range: %s\n", err);
+        return -1;
+    }
+    double took = now_seconds() - start;
+    *keys = response.kv_count;
+    state_range_response_free(&response);
+    return took;
+}
+
+/* The time of `count` one-key ranges of random keys at `revision`, in seconds; < 0 on error. */
+static double time_gets(struct state *state, int64_t revision, size_t count)
+{
+    char err[256];
+    uint64_t seed = 0x9e3779b97f4a7c15ull;
+    double start = now_seconds();
+    for (size_t i = 0; i < count; i++) {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        char key[9];
+        snprintf(key, sizeof key, "%08u", (unsigned)(seed % KEY_SPACE));
+        struct state_range_request request = {.key = {(const uint8_t *)key, 8}, .revision = revision};
+        struct state_range_response response;
+        if (state_range(state, &request, &response, err, sizeof err) != STATE_OK ||
+            response.kv_count != 1) {
+            fprintf(stderr, "get %s: %s\n", key, err);
+            state_range_response_free(&response);
+            return -1;
+        }
+        state_range_response_free(&response);
+    }
+    return now_seconds() - start;
+}
+
+/* Every key written twice, compacted into table files (defragment), then read both ways: at the
+ * current revision through the 'c' records, and one revision earlier through the 'h' records (one seek
+ * per key for the newest version at or below it): the same answers but one key's value. */
+static int reads(const char *base)
+{
+    char dir[256];
+    snprintf(dir, sizeof dir, "%s/apply-bench-XXXXXX", base);
+    if (mkdtemp(dir) == NULL) {
+        perror("mkdtemp");
+        return -1;
+    }
+    char root[300];
+    snprintf(root, sizeof root, "%s/state", dir);
+    char err[256];
+    struct state *state;
+    int result = -1;
+    if (state_open(root, &state, err, sizeof err) != STATE_OK) {
+        fprintf(stderr, "state_open: %s\n", err);
+        nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+        return -1;
+    }
+    uint8_t value[VALUE_SIZE];
+    memset(value, 'v', sizeof value);
+    uint64_t index = 0;
+    for (size_t done = 0; done < 2 * (size_t)KEY_SPACE;) {
+        if (state_batch_begin(state, err, sizeof err) != STATE_OK)
+            goto fail;
+        for (size_t i = 0; i < 1024 && done < 2 * (size_t)KEY_SPACE; i++, done++) {
+            char key[9];
+            snprintf(key, sizeof key, "%08u", (unsigned)(done % KEY_SPACE));
+            struct state_put_request request = {.key = {(const uint8_t *)key, 8},
+                                                .value = {value, sizeof value}};
+            struct state_put_response response;
+            if (state_put(state, &request, &response, err, sizeof err) != STATE_OK)
+                goto fail;
+            state_put_response_free(&response);
+        }
+        if (state_batch_commit(state, ++index, err, sizeof err) != STATE_OK)
+            goto fail;
+    }
+    if (state_defragment(state, err, sizeof err) != STATE_OK)
+        goto fail;
+    int64_t before = state_revision(state) - 1;
+    enum { ROUNDS = 5, GETS = 20000 };
+    double range_now = 1e9, range_before = 1e9, get_now = 1e9, get_before = 1e9;
+    size_t keys_now = 0, keys_before = 0;
+    for (int round = 0; round < ROUNDS; round++) { /* the best of each, rounds interleaved */
+        double t;
+        if ((t = time_range(state, 0, &keys_now)) < 0)
+            goto out;
+        range_now = t < range_now ? t : range_now;
+        if ((t = time_range(state, before, &keys_before)) < 0)
+            goto out;
+        range_before = t < range_before ? t : range_before;
+        if ((t = time_gets(state, 0, GETS)) < 0)
+            goto out;
+        get_now = t < get_now ? t : get_now;
+        if ((t = time_gets(state, before, GETS)) < 0)
+            goto out;
+        get_before = t < get_before ? t : get_before;
+    }
+    printf("reads: %u keys written twice each, defragmented into table files; best of %d\n", KEY_SPACE,
+           ROUNDS);
+    printf("%28s %22s %22s %8s\n", "", "current records ('c')", "history records ('h')", "h / c");
+    printf("%28s %22.1f %22.1f %7.2fx\n", "range of every key, ms", range_now * 1e3, range_before * 1e3,
+           range_before / range_now);
+    printf("%28s %22.2f %22.2f %7.2fx\n", "one key, µs per get", get_now * 1e6 / GETS,
+           get_before * 1e6 / GETS, get_before / get_now);
+    if (keys_now != KEY_SPACE || keys_before != KEY_SPACE)
+        fprintf(stderr, "apply-bench: a range returned %zu and %zu keys, not %u\n", keys_now, keys_before,
+                KEY_SPACE);
+    else
+        result = 0;
+    goto out;
+fail:
+    fprintf(stderr, "reads: %s\n", err);
+out:
+    state_close(state);
+    nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+    return result;
+}
+
 int main(int argc, char **argv)
 {
     size_t total = argc > 1 ? strtoul(argv[1], NULL, 10) : 200000;
     const char *base = argc > 2 ? argv[2] : "/tmp";
-    const char *order = argc > 3 ? argv[3] : "both";
-    bool random_keys = strcmp(order, "random") == 0 || strcmp(order, "both") == 0;
-    bool sequential_keys = strcmp(order, "sequential") == 0 || strcmp(order, "both") == 0;
-    if (total == 0 || (!random_keys && !sequential_keys)) {
-        fprintf(stderr, "usage: %s [total puts per batch size] [directory] [random|sequential|both]\n",
+    const char *order = argc > 3 ? argv[3] : "all";
+    bool all = strcmp(order, "all") == 0;
+    bool random_keys = all || strcmp(order, "random") == 0;
+    bool sequential_keys = all || strcmp(order, "sequential") == 0;
+    bool read_back = all || strcmp(order, "reads") == 0;
+    if (total == 0 || (!random_keys && !sequential_keys && !read_back)) {
+        fprintf(stderr, "usage: %s [total puts per batch size] [directory] [random|sequential|reads|all]\n",
                 argv[0]);
         return 2;
     }
@@ -134,5 +264,7 @@ int main(int argc, char **argv)
             fflush(stdout);
         }
     }
+    if (read_back && reads(base) != 0)
+        return 1;
     return 0;
 }
