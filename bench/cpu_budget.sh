@@ -235,14 +235,24 @@ SUMMARY=$OUT/budget.tsv
 : >"$SUMMARY"
 for id in "${LOAD_IDS[@]}"; do
 	log "${LOAD_NAME[$id]}: recording"
-	# perf starts first and stops after the load: every put of the run happened while it sampled, and the
-	# few idle heartbeats around it cost next to nothing.
-	"$PERF" record -q -a -o "$TMP/$id.data" -F "$FREQ" --call-graph dwarf,16384 -e cpu-clock \
-		-e 'context-switches/period=1,call-graph=no/' >"$TMP/perf-$id.log" 2>&1 &
+	# perf samples from before the first put until after the last one; the few idle heartbeats around the
+	# load cost next to nothing.
+	# perf starts with its events disabled and enables them when told on its control fifo; its "ack" says
+	# they are on, so no put runs before sampling does.
+	rm -f "$TMP/ctl" "$TMP/ack"
+	mkfifo "$TMP/ctl" "$TMP/ack"
+	exec {ctl_fd}<>"$TMP/ctl" {ack_fd}<>"$TMP/ack"
+	"$PERF" record -q -a -D -1 --control "fifo:$TMP/ctl,$TMP/ack" -o "$TMP/$id.data" -F "$FREQ" \
+		--call-graph dwarf,16384 -e cpu-clock -e 'context-switches/period=1,call-graph=no/' \
+		>"$TMP/perf-$id.log" 2>&1 &
 	perf_pid=$!
 	track_pid "$perf_pid"
+	echo enable >&"$ctl_fd"
+	reply=""
+	read -r -t 30 reply <&"$ack_fd" || true
+	[ "$reply" = ack ] || { echo "cpu_budget.sh: perf record did not start sampling within 30 s" >&2; exit 1; }
+	exec {ctl_fd}>&- {ack_fd}>&-
 	ticks_before=("$(cpu_ticks "$LEADER")" "$(cpu_ticks "$FOLLOWER")")
-	sleep 1 # perf's ring buffers are mapped before the first put (its startup is not a condition we can poll)
 	# shellcheck disable=SC2086
 	json=$(timeout --foreground -k 5 $((SECS + 60)) "$QB" --endpoints="$LEADER_EP" --progress=false --json \
 		--duration="${SECS}s" ${LOAD_ARGS[$id]} $PUT 2>"$TMP/qb-$id.err") ||
