@@ -884,6 +884,8 @@ int bootstrap_open(struct node *node, char *err, size_t errlen)
 		return -1;
 	struct wal_options options;
 	wal_options_init(&options);
+	/* Segments fitted to a small disk must still take the largest entry a client may send. */
+	options.min_segment_size = node->flags.max_request_bytes + (64u << 10);
 	/* Test only: small segments, so a test sees WAL segments released after a few thousand writes rather
 	 * than after 64 MiB of them. Not a flag, so an operator cannot set it by accident. */
 	const char *segment_bytes = getenv("QUORUMD_TEST_WAL_SEGMENT_BYTES");

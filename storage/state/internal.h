@@ -75,6 +75,8 @@ struct state {
     uint64_t reserve_estimate;    /* what RocksDB may write on its own, as of that statvfs (store.c) */
     uint8_t *scratch;             /* state_scratch's buffer (access.c) */
     size_t scratch_capacity;
+    uint64_t reserve_base;        /* the part of it besides write buffers and compactions (STATE_DISK_RESERVE_BYTES,
+                                   * less on a small file system: store.c, fit_to_free_space) */
 };
 
 /* The main revision of the write being applied and the next sub-revision in it. */

@@ -69,7 +69,9 @@ struct state_kv {
 /* ---- opening, bookkeeping -------------------------------------------------------------------- */
 
 /* Opens (creating when missing) the state kept under directory `dir`. Leftovers of an interrupted
- * snapshot restore are cleaned up here: the state is either the old one or the new one. */
+ * snapshot restore are cleaned up here: the state is either the old one or the new one. On a file system
+ * with less than 512 MiB free, RocksDB's write buffer (and so its preallocated log) is an eighth of the
+ * free space instead of 64 MiB, with a warning in the log, so a member starts in a few MiB. */
 int state_open(const char *dir, struct state **out, char *err, size_t errlen);
 /* Closes; a batch still open is discarded (as a crash would). NULL is allowed. */
 void state_close(struct state *state);
@@ -103,7 +105,8 @@ int state_batch_begin(struct state *state, char *err, size_t errlen);
  * the batch is discarded and the working values roll back to the committed ones.
  * STATE_ERR_NOSPACE (nothing written) when the state's file system would keep less free after the
  * batch than RocksDB may still write on its own (its write buffers' flush, its pending compactions'
- * estimate, and STATE_DISK_RESERVE_BYTES more), or RocksDB itself ran out of space: RocksDB must never
+ * estimate, and STATE_DISK_RESERVE_BYTES more: less, 2 MiB up to it, when state_open found little free space
+ * and made RocksDB's write buffers smaller), or RocksDB itself ran out of space: RocksDB must never
  * meet a full disk (it cannot recover from that, and some builds abort). */
 int state_batch_commit(struct state *state, uint64_t applied_index, char *err, size_t errlen);
 #define STATE_DISK_RESERVE_BYTES (UINT64_C(8) << 20)

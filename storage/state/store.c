@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "internal.h"
+#include "log.h"
 
 #define LINK_NAME "current"
 #define LINK_TEMP_NAME "current.tmp"
@@ -76,6 +77,40 @@ static void remove_leftovers(struct state *state)
     closedir(dir);
 }
 
+/* RocksDB's defaults take about 70 MiB of a disk before the first write: its log is preallocated to 1.1
+ * times the write buffer (64 MiB), its manifest to 4 MiB, and the reserve check_space keeps counts the
+ * write buffers besides STATE_DISK_RESERVE_BYTES. On a file system where that is more than an eighth of
+ * the free space, the write buffer is made an eighth of it (at least 1 MiB), the manifest's preallocation
+ * 64 KiB and the base reserve twice the write buffer (2 to 8 MiB), with a warning naming the free space:
+ * a member then starts and restarts in a few MiB. Smaller write buffers mean smaller, more frequent
+ * flushes; nothing else changes. */
+static void fit_to_free_space(struct state *state)
+{
+    const uint64_t write_buffer = UINT64_C(64) << 20; /* RocksDB's default */
+    state->reserve_base = STATE_DISK_RESERVE_BYTES;
+    struct statvfs info;
+    if (statvfs(state->root, &info) != 0)
+        return;
+    uint64_t free_bytes = (uint64_t)info.f_bavail * info.f_frsize;
+    if (free_bytes / 8 >= write_buffer)
+        return;
+    uint64_t fitted = free_bytes / 8 / (UINT64_C(64) << 10) * (UINT64_C(64) << 10);
+    if (fitted < (UINT64_C(1) << 20))
+        fitted = UINT64_C(1) << 20;
+    rocksdb_options_set_write_buffer_size(state->options, (size_t)fitted);
+    rocksdb_options_set_manifest_preallocation_size(state->options, (size_t)64 << 10);
+    state->reserve_base = 2 * fitted;
+    if (state->reserve_base < (UINT64_C(2) << 20))
+        state->reserve_base = UINT64_C(2) << 20;
+    if (state->reserve_base > STATE_DISK_RESERVE_BYTES)
+        state->reserve_base = STATE_DISK_RESERVE_BYTES;
+    char escaped[512];
+    log_write("warn", "little free space for the state; using smaller RocksDB write buffers",
+              "\"state-dir\":\"%s\",\"free-bytes\":%llu,\"write-buffer-bytes\":%llu,\"reserved-bytes\":%llu",
+              log_json_escape(state->root, escaped, sizeof escaped), (unsigned long long)free_bytes,
+              (unsigned long long)fitted, (unsigned long long)state->reserve_base);
+}
+
 int state_open(const char *dir, struct state **out, char *err, size_t errlen)
 {
     *out = NULL;
@@ -101,6 +136,7 @@ int state_open(const char *dir, struct state **out, char *err, size_t errlen)
     rocksdb_block_based_options_destroy(table_options);
     rocksdb_options_set_memtable_prefix_bloom_size_ratio(state->options, 0.02);
     rocksdb_options_set_memtable_whole_key_filtering(state->options, 1);
+    fit_to_free_space(state);
     state->read_options = rocksdb_readoptions_create();
     state->write_options = rocksdb_writeoptions_create();
     rocksdb_writeoptions_set_sync(state->write_options, 0);
@@ -215,8 +251,8 @@ static uint64_t batch_bytes(const struct state *state)
 }
 
 /* What RocksDB may still write on its own, besides a batch's log record: its write buffers when they are
- * flushed into a table file, the rewrite its pending compactions estimate, and STATE_DISK_RESERVE_BYTES more
- * (the log itself, manifests, files being replaced). A flush or compaction that meets a full disk leaves
+ * flushed into a table file, the rewrite its pending compactions estimate, and reserve_base more
+ * (STATE_DISK_RESERVE_BYTES, less on a small file system: the log itself, manifests, files being replaced). A flush or compaction that meets a full disk leaves
  * RocksDB broken (the Debian build aborts), so that much is kept free. */
 static uint64_t reserve_bytes(struct state *state)
 {
@@ -225,7 +261,7 @@ static uint64_t reserve_bytes(struct state *state)
         memtables = 0;
     if (rocksdb_property_int(state->db, "rocksdb.estimate-pending-compaction-bytes", &pending) != 0)
         pending = 0;
-    return STATE_DISK_RESERVE_BYTES + memtables + pending;
+    return state->reserve_base + memtables + pending;
 }
 
 /* Whether `bytes` more still leave the reserve free: the file system (statvfs) and RocksDB (reserve_bytes) are

@@ -21,6 +21,15 @@
 
 enum file_kind { FILE_OPEN = 1, FILE_CLOSED = 2 };
 
+/* How far past the end of the records recovery reads the newest open segment (and a segment without a
+ * header), looking for what a crash left there. A segment is preallocated (64 MiB by default) and often
+ * zero-filled, so reading all of it cost a restart a whole segment's read from the disk when a few KiB
+ * were written. Nothing past the end may stay, though: a write the crash cut short can leave records
+ * anywhere its batch reached, and stale records behind the end would be read as the log's continuation once
+ * new appends reach them. So what lies beyond the window is not read but made zero (fallocate), unless the
+ * file system says it holds no data there (SEEK_DATA: only holes and unwritten extents). */
+#define TAIL_WINDOW_BYTES (1024u * 1024u)
+
 struct segment_file {
 	char name[WAL_SEGMENT_NAME_MAX];
 	enum file_kind kind;
@@ -31,7 +40,7 @@ struct segment_file {
 	uint64_t capacity;
 	bool has_header;
 	uint64_t sequence;
-	bool all_zero;
+	bool all_zero;               /* no header: zero within the first TAIL_WINDOW_BYTES (or the file) */
 	bool reuse;                  /* an unused prepared segment that keeps its place in the sequence */
 };
 
@@ -60,6 +69,7 @@ struct segment_summary {
 	uint64_t index_before;
 	uint64_t end;             /* offset after the last good record */
 	uint64_t damaged_end;     /* offset after the last non-zero byte past end (torn tail) */
+	uint64_t unread_from;     /* bytes from here to the file's end were not read (TAIL_WINDOW_BYTES) */
 };
 
 static void drop_entries_from(struct replay *replay, uint64_t index)
@@ -87,6 +97,11 @@ static size_t last_non_zero_end(const uint8_t *bytes, size_t from, size_t size)
 		if (bytes[i - 1] != 0)
 			return i;
 	return from;
+}
+
+static size_t tail_window_end(size_t from, size_t size)
+{
+	return size - from > TAIL_WINDOW_BYTES ? from + TAIL_WINDOW_BYTES : size;
 }
 
 static int corrupt(const char *dir, const char *name, uint64_t offset, const char *why, char *err,
@@ -245,7 +260,10 @@ static int read_header(struct wal *wal, struct segment_file *file, char *err, si
 	struct wal_record_view view;
 	const char *why;
 	enum wal_record_status status = wal_record_parse(file->map, file->size, file->capacity, 0, &view, &why);
-	file->all_zero = last_non_zero_end(file->map, 0, file->size) == 0;
+	/* Only a file without a header needs it (check_headless); whatever lies past the window is zeroed if
+	 * the file is taken back (adopt_prepared), and the file is deleted otherwise. */
+	if (status != WAL_RECORD_OK)
+		file->all_zero = last_non_zero_end(file->map, 0, tail_window_end(0, file->size)) == 0;
 	if (status == WAL_RECORD_CORRUPT)
 		return corrupt(wal->dir, file->name, 0, why, err, errlen);
 	if (status != WAL_RECORD_OK)
@@ -372,7 +390,22 @@ static int scan_segment(struct wal *wal, struct segment_file *file, bool last, s
 			continue;
 		}
 		summary->end = offset;
-		summary->damaged_end = last_non_zero_end(file->map, offset, file->size);
+		/* A closed or older segment is read to its end (a record that did not fit is all that can follow
+		 * its last one); the newest open segment only through the window, and through the torn record
+		 * at its end when its length can be read, and repair_last_segment clears the rest. */
+		size_t scan_end = file->size;
+		if (last && file->kind == FILE_OPEN) {
+			scan_end = tail_window_end(offset, file->size);
+			if (status == WAL_RECORD_TORN && offset + WAL_RECORD_HEADER_SIZE <= file->size) {
+				const uint8_t *length = file->map + offset;
+				uint64_t record_end = offset + WAL_RECORD_HEADER_SIZE + ((uint64_t)length[0] |
+						(uint64_t)length[1] << 8 | (uint64_t)length[2] << 16 | (uint64_t)length[3] << 24);
+				if (record_end > scan_end)
+					scan_end = record_end < file->size ? (size_t)record_end : file->size;
+			}
+		}
+		summary->unread_from = scan_end;
+		summary->damaged_end = last_non_zero_end(file->map, offset, scan_end);
 		if (summary->damaged_end == offset)
 			return 0; /* the clean end: zeros (or the end of the file) from here on */
 		if (!last)
@@ -404,26 +437,59 @@ static int check_closed_name(struct wal *wal, const struct segment_file *file, c
 	return 0;
 }
 
-/* Zeroes what a torn write left behind the last good record, restores the preallocated size and makes
- * the segment durable (its records may have been only in the page cache of a crashed process). */
+/* Makes [from, from + length) of a file read as zero, keeping its blocks allocated. */
+static int zero_range(struct wal *wal, const struct segment_file *file, uint64_t from, uint64_t length,
+		const char *what, char *err, size_t errlen)
+{
+	if (length == 0 || fallocate(file->fd, FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE, (off_t)from,
+			(off_t)length) == 0)
+		return 0;
+	static const uint8_t zeros[4096];
+	for (uint64_t done = 0; done < length;) {
+		size_t piece = length - done < sizeof zeros ? (size_t)(length - done) : sizeof zeros;
+		ssize_t wrote = pwrite(file->fd, zeros, piece, (off_t)(from + done));
+		if (wrote <= 0)
+			return wal_error(err, errlen, wrote < 0 ? errno : EIO, "%s/%s: zeroing %s at offset %" PRIu64
+					": %s", wal->dir, file->name, what, from + done, strerror(wrote < 0 ? errno : EIO));
+		done += (uint64_t)wrote;
+	}
+	return 0;
+}
+
+/* Makes the part of a file recovery did not read, [from, its end), zero, without reading it when the file
+ * system can tell or do it: nothing to do when SEEK_DATA finds only holes and unwritten extents there;
+ * else fallocate's ZERO_RANGE. Only where neither works is it read, and what is not zero written over. */
+static int clear_unread(struct wal *wal, const struct segment_file *file, uint64_t from, char *err, size_t errlen)
+{
+	if (from >= file->size)
+		return 0;
+	off_t data = lseek(file->fd, (off_t)from, SEEK_DATA);
+	if (data < 0 && errno == ENXIO)
+		return 0;
+	if (data >= 0) {
+		if ((uint64_t)data >= file->size)
+			return 0;
+		from = (uint64_t)data;
+	}
+	uint64_t length = file->size - from;
+	if (fallocate(file->fd, FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE, (off_t)from, (off_t)length) == 0)
+		return 0;
+	uint64_t end = last_non_zero_end(file->map, from, file->size);
+	return zero_range(wal, file, from, end - from, "the unread tail", err, errlen);
+}
+
+/* Zeroes what a torn write left behind the last good record, and whatever may lie past what was read,
+ * restores the preallocated size and makes the segment durable (its records may have been only in the
+ * page cache of a crashed process). */
 static int repair_last_segment(struct wal *wal, struct segment_file *file, const struct segment_summary *summary,
 		char *err, size_t errlen)
 {
-	if (summary->damaged_end > summary->end) {
-		off_t length = (off_t)(summary->damaged_end - summary->end);
-		if (fallocate(file->fd, FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE, (off_t)summary->end, length) != 0) {
-			static const uint8_t zeros[4096];
-			for (off_t done = 0; done < length;) {
-				size_t piece = (size_t)(length - done) < sizeof zeros ? (size_t)(length - done) : sizeof zeros;
-				ssize_t wrote = pwrite(file->fd, zeros, piece, (off_t)summary->end + done);
-				if (wrote <= 0)
-					return wal_error(err, errlen, wrote < 0 ? errno : EIO, "%s/%s: zeroing the torn "
-							"tail at offset %" PRIu64 ": %s", wal->dir, file->name,
-							summary->end, strerror(wrote < 0 ? errno : EIO));
-				done += wrote;
-			}
-		}
-	}
+	int rc = zero_range(wal, file, summary->end, summary->damaged_end - summary->end, "the torn tail", err,
+			errlen);
+	if (rc == 0)
+		rc = clear_unread(wal, file, summary->unread_from, err, errlen);
+	if (rc != 0)
+		return rc;
 	if (file->size < file->capacity && fallocate(file->fd, 0, 0, (off_t)file->capacity) != 0)
 		return wal_error(err, errlen, errno, "%s/%s: fallocate: %s", wal->dir, file->name, strerror(errno));
 	if (fdatasync(file->fd) != 0)
@@ -527,7 +593,8 @@ static int check_headless(struct wal *wal, struct segment_file *files, size_t da
 				return corrupt(wal->dir, file->name, 0, "damaged segment header", err, errlen);
 			torn_seen = true;
 			wal->recovered.info.torn_tail = true;
-			wal->recovered.info.truncated_bytes += last_non_zero_end(file->map, 0, file->size);
+			wal->recovered.info.truncated_bytes += last_non_zero_end(file->map, 0,
+					tail_window_end(0, file->size));
 		}
 	}
 	return 0;
@@ -598,6 +665,12 @@ static int adopt_prepared(struct wal *wal, struct segment_file *files, size_t da
 		if (fallocate(segment->fd, 0, 0, (off_t)segment->capacity) != 0 || fsync(wal->dir_fd) != 0)
 			return wal_error(err, errlen, errno, "%s/%s: preparing again: %s", wal->dir, file->name,
 					strerror(errno));
+		/* Only its first TAIL_WINDOW_BYTES were read: the rest must be zero before records go in. */
+		int rc = clear_unread(wal, file, tail_window_end(0, file->size), err, errlen);
+		if (rc == 0 && fdatasync(file->fd) != 0)
+			rc = wal_error(err, errlen, errno, "%s/%s: fdatasync: %s", wal->dir, file->name, strerror(errno));
+		if (rc != 0)
+			return rc;
 		if (wal->options.direct_io) {
 			if (posix_memalign((void **)&segment->tail_block, WAL_DIRECT_ALIGNMENT, WAL_DIRECT_ALIGNMENT))
 				return wal_error(err, errlen, ENOMEM, "%s/%s: out of memory", wal->dir, file->name);

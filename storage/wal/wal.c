@@ -1,6 +1,7 @@
 /* storage/wal/wal.c: the public calls of the wal: opening and closing, checking arguments, and handing
  * records to encode.c and batches to writer.c. */
 #include "error.h"
+#include "log.h"
 #include "wal_internal.h"
 
 #include <errno.h>
@@ -10,6 +11,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 void wal_options_init(struct wal_options *options)
@@ -19,6 +21,8 @@ void wal_options_init(struct wal_options *options)
 	options->ring_entries = 64;
 	options->pipeline_depth = WAL_DEFAULT_PIPELINE_DEPTH;
 	options->zero_segments = true;
+	options->fit_free_space = true;
+	options->min_segment_size = 0;
 }
 
 static int report_failure(const struct wal *wal, char *err, size_t errlen)
@@ -42,6 +46,32 @@ static int check_options(const char *dir, const struct wal_options *options, cha
 	return 0;
 }
 
+/* The segment size to prepare new segments with: the one asked for, unless the two segments a new wal
+ * prepares at once (the active one and the one ahead) would take more than a quarter of the free space.
+ * Then an eighth of it each, never below what the largest record needs, with a warning: etcd's 64 MiB
+ * segments on a nearly full disk would make a member that cannot start at all. */
+static uint64_t fitted_segment_size(const char *dir, const struct wal_options *options)
+{
+	uint64_t asked = options->segment_size;
+	uint64_t floor = options->min_segment_size ? options->min_segment_size : WAL_DEFAULT_MIN_SEGMENT_SIZE;
+	floor = (floor + WAL_DIRECT_ALIGNMENT - 1) / WAL_DIRECT_ALIGNMENT * WAL_DIRECT_ALIGNMENT;
+	struct statvfs info;
+	if (!options->fit_free_space || asked <= floor || statvfs(dir, &info) != 0)
+		return asked;
+	uint64_t free_bytes = (uint64_t)info.f_bavail * info.f_frsize;
+	if (free_bytes / 8 >= asked)
+		return asked;
+	uint64_t size = free_bytes / 8 / WAL_DIRECT_ALIGNMENT * WAL_DIRECT_ALIGNMENT;
+	if (size < floor)
+		size = floor;
+	char escaped[512];
+	log_write("warn", "little free space for the WAL; using smaller segments",
+			"\"wal-dir\":\"%s\",\"free-bytes\":%" PRIu64 ",\"segment-bytes\":%" PRIu64
+			",\"default-segment-bytes\":%" PRIu64, log_json_escape(dir, escaped, sizeof escaped), free_bytes,
+			size, asked);
+	return size;
+}
+
 int wal_open(const char *dir, const struct wal_options *options, struct wal **out, char *err, size_t errlen)
 {
 	*out = NULL;
@@ -61,6 +91,7 @@ int wal_open(const char *dir, const struct wal_options *options, struct wal **ou
 		return wal_error(err, errlen, ENOMEM, "%s: out of memory", dir);
 	}
 	wal->options = *options;
+	wal->options.segment_size = fitted_segment_size(dir, options);
 	if (wal->options.pipeline_depth == 0)
 		wal->options.pipeline_depth = WAL_DEFAULT_PIPELINE_DEPTH;
 	wal->event_fd = -1;
@@ -89,7 +120,7 @@ int wal_open(const char *dir, const struct wal_options *options, struct wal **ou
 		goto fail;
 	if (wal->active == NULL) {
 		struct wal_segment *segment;
-		rc = wal_segment_prepare(wal->dir_fd, dir, wal->next_sequence, options->segment_size,
+		rc = wal_segment_prepare(wal->dir_fd, dir, wal->next_sequence, wal->options.segment_size,
 				options->direct_io, &segment, err, errlen);
 		if (rc != 0)
 			goto fail;
@@ -104,6 +135,7 @@ int wal_open(const char *dir, const struct wal_options *options, struct wal **ou
 	/* Not fatal: on a full disk the log must still open. Retried after each batch, and reported when a
 	 * new segment is really needed. */
 	wal_writer_prepare_ahead(wal, NULL, 0);
+	wal->recovered.info.segment_size = wal->options.segment_size;
 	wal->durable_index = wal->last_index;
 	wal->has_durable_snapshot = wal->has_snapshot;
 	wal->durable_snapshot_index = wal->snapshot.index;

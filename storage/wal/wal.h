@@ -35,7 +35,19 @@ struct wal_options {
 	 * (or a host allocation) that an overwrite does not. The saving is per fdatasync and the cost per
 	 * byte, so it pauses while recent batches average more than 32 KiB. */
 	bool zero_segments;
+	/* Size segments to the free space of the wal's file system at open (default true): when two segments
+	 * of segment_size would take more than a quarter of what statvfs says is free, segments are made
+	 * smaller (an eighth of the free space each, in WAL_DIRECT_ALIGNMENT multiples), never below
+	 * min_segment_size, and a warning naming the free space is logged. A member then starts in a few MiB. */
+	bool fit_free_space;
+	/* The smallest segment fitting may choose: it must hold the largest record the owner appends (an
+	 * entry's data plus about 100 bytes) after a segment's opening records (about 2.2 KiB). 0 means
+	 * WAL_DEFAULT_MIN_SEGMENT_SIZE. Segments requested smaller than this are never changed. */
+	uint64_t min_segment_size;
 };
+
+/* 2 MiB: a 1.5 MiB entry (etcd's default --max-request-bytes) with its framing fits. */
+#define WAL_DEFAULT_MIN_SEGMENT_SIZE (2u * 1024u * 1024u)
 
 struct wal_entry {
 	uint64_t term;
@@ -69,6 +81,7 @@ struct wal_recovery_info {
 	uint64_t records;            /* records read */
 	char last_segment[64];       /* file name of the segment appends continue in ("" if none) */
 	uint64_t end_offset;         /* where the next record goes in last_segment */
+	uint64_t segment_size;       /* the size new segments get (options.segment_size, or fitted smaller) */
 };
 
 /* What was on disk when the wal was opened. Entries are those after the snapshot marker, in index
@@ -84,7 +97,7 @@ struct wal_recovered {
 	struct wal_recovery_info info;
 };
 
-/* 64 MiB segments, buffered, a 64-entry ring, a pipeline of 2, zero-filled segments. */
+/* 64 MiB segments (fitted to the free space), buffered, a 64-entry ring, a pipeline of 2, zero-filled segments. */
 void wal_options_init(struct wal_options *options);
 
 /* Opens (creating if needed) the wal in dir (options NULL: the defaults), recovers its contents and prepares the segments that
