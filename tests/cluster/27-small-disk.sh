@@ -1,0 +1,109 @@
+#!/usr/bin/env bash
+# issue 18: a member starts and restarts in a few MiB of free space. Three members, each data dir on its own
+# 42 MiB ext4 file system (about 30 MiB free after mkfs; loop mounts, so the test needs root: without root or
+# loop devices it is skipped, exit 77), with quorumd's defaults (no test-size WAL segments). Before, a new
+# member took about 200 MiB at once (two preallocated 64 MiB WAL segments, RocksDB's 70 MiB preallocated
+# log) and could not start. Now each logs that it sized its WAL segments and RocksDB's write buffer to the
+# free space (naming it), starts using at most 16 MiB of its file system, takes 40 puts of 100 KiB (4 MiB,
+# more than one WAL segment) and 200 small ones, and after a restart of all three (SIGTERM) and then a
+# SIGKILL and restart of one, every acknowledged put is read back from each member; writes go on.
+# Ports: 482x0.
+source "$(dirname "$0")/lib.sh"
+command -v etcdctl >/dev/null || fail "etcdctl (Debian's etcd-client) is needed"
+export ETCDCTL_API=3
+if [ "$(id -u)" -ne 0 ] || ! command -v mkfs.ext4 >/dev/null || ! command -v losetup >/dev/null; then
+	echo "skipped: needs root, mkfs.ext4 and losetup for small loop-mounted file systems" >&2
+	exit 77
+fi
+all=(s1 s2 s3)
+add_member s1 48210
+add_member s2 48220
+add_member s3 48230
+ic=$(initial_cluster "${all[@]}")
+declare -A LOOP
+release_file_system() {
+	umount "$TMP/$1-fs" 2>/dev/null || umount -l "$TMP/$1-fs" 2>/dev/null
+	losetup -d "${LOOP[$1]}" 2>/dev/null
+}
+for n in "${all[@]}"; do
+	image=$TMP/$n.img
+	mkdir -p "$TMP/$n-fs"
+	truncate -s 42M "$image"
+	mkfs.ext4 -q -F "$image" || fail "mkfs.ext4 $image"
+	LOOP[$n]=$(losetup --find --show "$image") || { echo "skipped: no loop device" >&2; exit 77; }
+	at_cleanup release_file_system "$n"
+	mount "${LOOP[$n]}" "$TMP/$n-fs" || fail "mount ${LOOP[$n]}"
+done
+data_dir() { echo "$TMP/$1-fs/$1"; }
+used_bytes() { df -B1 --output=used "$TMP/$1-fs" | tail -n 1 | tr -d ' '; }
+free_bytes() { df -B1 --output=avail "$TMP/$1-fs" | tail -n 1 | tr -d ' '; }
+e() { local n=$1; shift; etcdctl --endpoints="${CLIENT[$n]}" --command-timeout=10s "$@"; }
+healthy() { e "$1" endpoint health >/dev/null 2>&1; }
+start() {
+	member_cmd "$1" "$ic" "${2:-new}"
+	start_raw "$1" "${MEMBER_CMD[@]}"
+}
+
+declare -A USED_BEFORE
+for n in "${all[@]}"; do
+	USED_BEFORE[$n]=$(used_bytes "$n")
+	log "$n's file system before start: $(free_bytes "$n") bytes free"
+done
+for n in "${all[@]}"; do start "$n"; done
+for n in "${all[@]}"; do wait_until "$n answers a linearizable read" 30 healthy "$n"; done
+for n in "${all[@]}"; do
+	taken=$(($(used_bytes "$n") - USED_BEFORE[$n]))
+	log "$n took $taken bytes at start; WAL: $(ls -l "$(data_dir "$n")/member/wal" | awk 'NR > 1 { printf "%s %s  ", $9, $5 }')"
+	[ "$taken" -le $((16 * 1024 * 1024)) ] || fail "$n took $taken bytes of its file system at start (more than 16 MiB)"
+	grep '"msg":"little free space for the WAL; using smaller segments"' "$TMP/$n.log" | grep -q '"free-bytes":[0-9]' ||
+		fail "$n did not log that it sized its WAL segments to the free space"
+	grep '"msg":"little free space for the state; using smaller RocksDB write buffers"' "$TMP/$n.log" |
+		grep -q '"free-bytes":[0-9]' || fail "$n did not log that it sized RocksDB's write buffer to the free space"
+	for segment in "$(data_dir "$n")"/member/wal/*; do
+		size=$(stat -c %s "$segment")
+		[ "$size" -lt $((64 * 1024 * 1024)) ] || fail "$segment is $size bytes: not sized to the free space"
+	done
+done
+
+# Writes: 40 puts of 100 KiB (more than one 4 MiB WAL segment), then 200 small ones, all through s1.
+value=$(head -c 102400 /dev/zero | tr '\0' 'v')
+for i in $(seq 1 40); do
+	run_captured e s1 put "big$i" "$value"
+	assert_eq "put big$i" OK "$OUT"
+done
+for i in $(seq 1 200); do
+	run_captured e s1 put "small$i" "value-$i"
+	assert_eq "put small$i" OK "$OUT"
+done
+for n in "${all[@]}"; do log "$n after the puts: $(free_bytes "$n") bytes free, WAL $(ls "$(data_dir "$n")/member/wal" | tr '\n' ' ')"; done
+
+# every_put NAME: NAME serves all 240 acknowledged puts (a serializable read of its own state).
+every_put() {
+	[ "$(e "$1" get big --prefix --keys-only --consistency=s | grep -c '^big')" = 40 ] &&
+		[ "$(e "$1" get small --prefix --keys-only --consistency=s | grep -c '^small')" = 200 ] &&
+		[ "$(e "$1" get big40 --print-value-only --consistency=s | wc -c)" = 102401 ] &&
+		[ "$(e "$1" get small200 --print-value-only --consistency=s)" = value-200 ]
+}
+for n in "${all[@]}"; do wait_until "$n has every acknowledged put" 20 every_put "$n"; done
+
+# All three restart (SIGTERM), on the same small file systems.
+for n in "${all[@]}"; do stop_member "$n"; done
+for n in "${all[@]}"; do start "$n" existing; done
+for n in "${all[@]}"; do wait_until "$n answers a linearizable read after its restart" 30 healthy "$n"; done
+for n in "${all[@]}"; do wait_until "$n has every acknowledged put after the restart" 20 every_put "$n"; done
+! grep -q 'Assertion\|Aborted\|No space left' "$TMP/s1.log" "$TMP/s2.log" "$TMP/s3.log" ||
+	fail "a member ran out of space or aborted"
+
+# A crash (SIGKILL) of s2 while s1 takes puts, then s2 restarted: nothing acknowledged is lost.
+for i in $(seq 201 230); do
+	run_captured e s1 put "small$i" "value-$i"
+	assert_eq "put small$i" OK "$OUT"
+	[ "$i" != 215 ] || kill9 s2
+done
+start s2 existing
+wait_until "s2 answers a linearizable read after SIGKILL and restart" 30 healthy s2
+has_all_230() { [ "$(e "$1" get small --prefix --keys-only --consistency=s | grep -c '^small')" = 230 ]; }
+for n in "${all[@]}"; do wait_until "$n has all 230 small puts" 20 has_all_230 "$n"; done
+run_captured e s2 put after restart
+assert_eq "put through s2 after its restart" OK "$OUT"
+for n in "${all[@]}"; do log "$n at the end: $(free_bytes "$n") bytes free"; done
