@@ -70,8 +70,9 @@ struct state_kv {
 
 /* Opens (creating when missing) the state kept under directory `dir`. Leftovers of an interrupted
  * snapshot restore are cleaned up here: the state is either the old one or the new one. On a file system
- * with less than 512 MiB free, RocksDB's write buffer (and so its preallocated log) is an eighth of the
- * free space instead of 64 MiB, with a warning in the log, so a member starts in a few MiB. */
+ * with less than 256 MiB free, RocksDB's write buffer (and so its preallocated log) is a quarter of the
+ * free space (an eighth below 64 MiB) instead of 64 MiB, with a warning in the log, so a member starts in
+ * a few MiB. */
 int state_open(const char *dir, struct state **out, char *err, size_t errlen);
 /* Closes; a batch still open is discarded (as a crash would). NULL is allowed. */
 void state_close(struct state *state);

@@ -79,11 +79,12 @@ static void remove_leftovers(struct state *state)
 
 /* RocksDB's defaults take about 70 MiB of a disk before the first write: its log is preallocated to 1.1
  * times the write buffer (64 MiB), its manifest to 4 MiB, and the reserve check_space keeps counts the
- * write buffers besides STATE_DISK_RESERVE_BYTES. On a file system where that is more than an eighth of
- * the free space, the write buffer is made an eighth of it (at least 1 MiB), the manifest's preallocation
- * 64 KiB and the base reserve twice the write buffer (2 to 8 MiB), with a warning naming the free space:
- * a member then starts and restarts in a few MiB. Smaller write buffers mean smaller, more frequent
- * flushes; nothing else changes. */
+ * write buffers besides STATE_DISK_RESERVE_BYTES. Where the free space is less than four write buffers, the
+ * write buffer is made a quarter of it, or an eighth below 64 MiB free (at least 1 MiB, in 64 KiB steps),
+ * the manifest's preallocation 64 KiB and the base reserve twice the write buffer (2 to 8 MiB), with a
+ * warning naming the free space: a member then starts and restarts in a few MiB. Not smaller than needed:
+ * every flush adds a level-0 file, and from four of them on RocksDB's pending-compaction estimate (all of
+ * level 0, which check_space keeps free) makes a disk of 100-odd MiB look full (tests/cluster/25-disk-full). */
 static void fit_to_free_space(struct state *state)
 {
     const uint64_t write_buffer = UINT64_C(64) << 20; /* RocksDB's default */
@@ -92,9 +93,10 @@ static void fit_to_free_space(struct state *state)
     if (statvfs(state->root, &info) != 0)
         return;
     uint64_t free_bytes = (uint64_t)info.f_bavail * info.f_frsize;
-    if (free_bytes / 8 >= write_buffer)
+    if (free_bytes / 4 >= write_buffer)
         return;
-    uint64_t fitted = free_bytes / 8 / (UINT64_C(64) << 10) * (UINT64_C(64) << 10);
+    uint64_t fitted = free_bytes < (UINT64_C(64) << 20) ? free_bytes / 8 : free_bytes / 4;
+    fitted = fitted / (UINT64_C(64) << 10) * (UINT64_C(64) << 10);
     if (fitted < (UINT64_C(1) << 20))
         fitted = UINT64_C(1) << 20;
     rocksdb_options_set_write_buffer_size(state->options, (size_t)fitted);
