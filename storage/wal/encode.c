@@ -98,6 +98,59 @@ static int put_lent_entry(struct wal *wal, Walpb__Entry *message, char *err, siz
 	return 0;
 }
 
+/* protobuf's key of HardState.padding (field 15, length-delimited). */
+#define HARD_STATE_PADDING_KEY ((15u << 3) | 2u)
+
+static size_t varint_size(uint64_t value)
+{
+	size_t size = 1;
+	while (value >= 0x80) {
+		value >>= 7;
+		size++;
+	}
+	return size;
+}
+
+bool wal_encode_padding(struct wal *wal, struct wal_chunk *chunk, uint64_t boundary)
+{
+	struct wal_segment *segment = chunk->segment;
+	if (!wal->has_hard_state || segment != wal->active || segment->write_offset == 0 || wal->failed)
+		return false;
+	uint64_t gap = boundary - segment->write_offset % boundary;
+	if (gap == boundary)
+		return true;
+	Walpb__HardState state = WALPB__HARD_STATE__INIT;
+	state.term = wal->hard_state.term;
+	state.vote = wal->hard_state.vote;
+	state.commit = wal->hard_state.commit;
+	size_t fields = protobuf_c_message_get_packed_size(&state.base);
+	/* The filler's length varint may take one or two bytes; a gap too small for the record (or one where
+	 * neither length fits exactly) takes the next boundary. */
+	for (unsigned attempt = 0; attempt < 2; attempt++, gap += boundary) {
+		for (size_t length_bytes = 1; length_bytes <= 2; length_bytes++) {
+			size_t fixed = WAL_RECORD_HEADER_SIZE + fields + 1 + length_bytes;
+			if (gap < fixed || varint_size(gap - fixed) != length_bytes)
+				continue;
+			size_t filler = gap - fixed;
+			if (segment->write_offset + gap > segment->capacity ||
+					wal_writer_reserve(wal, chunk, gap, NULL, 0) != 0)
+				return false;
+			uint8_t *record = chunk->buffer + chunk->length;
+			uint8_t *out = record + WAL_RECORD_HEADER_SIZE;
+			out += protobuf_c_message_pack(&state.base, out);
+			*out++ = HARD_STATE_PADDING_KEY;
+			out += put_varint(out, filler);
+			/* Not zeros: a whole sector of zeros inside a record is what recovery takes for a torn write. */
+			memset(out, 0xff, filler);
+			wal_record_seal(record, WAL_RECORD_HARD_STATE, (uint32_t)(gap - WAL_RECORD_HEADER_SIZE));
+			chunk->length += gap;
+			segment->write_offset += gap;
+			return true;
+		}
+	}
+	return false;
+}
+
 static int put_snapshot(struct wal *wal, char *err, size_t errlen)
 {
 	Walpb__SnapshotMarker marker = WALPB__SNAPSHOT_MARKER__INIT;

@@ -126,6 +126,8 @@ struct wal {
 	bool batch_failed;               /* a batch failed: start nothing, drain, then fail the wal */
 	size_t max_chunks_per_batch;
 	uint64_t page_size;              /* buffered batches overlap only from a page boundary (writer.c) */
+	bool held_inside_page;           /* a batch waited because the one in flight ended inside a page */
+	uint64_t padding_bytes;          /* written to end buffered batches on page boundaries (for tests) */
 	wal_completion_filter completion_filter;
 	void *completion_filter_context;
 
@@ -157,6 +159,10 @@ int wal_encode_entry(struct wal *wal, const struct wal_entry *entry, bool lend, 
 int wal_encode_hard_state(struct wal *wal, char *err, size_t errlen);
 int wal_encode_snapshot(struct wal *wal, char *err, size_t errlen);
 int wal_encode_truncate(struct wal *wal, uint64_t after_index, char *err, size_t errlen);
+/* Ends chunk, the last pending one of the active segment, on a multiple of boundary with a hard state record
+ * (the current one, with filler in its padding field). Not counted as an appended record. False when it
+ * cannot (no hard state yet, no room left in the segment, out of memory): the chunk is unchanged then. */
+bool wal_encode_padding(struct wal *wal, struct wal_chunk *chunk, uint64_t boundary);
 /* Checks that a record with this payload size fits in an empty segment. */
 int wal_check_record_size(const struct wal *wal, size_t payload_length, char *err, size_t errlen);
 

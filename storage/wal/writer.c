@@ -27,8 +27,10 @@
  *   the new batch would copy its first records into the page the previous batch's fdatasync is sending to
  *   the disk, and a power cut could keep a sector holding part of a record, non-zero but incomplete, which
  *   recovery must call corruption (rule 4 of the README). With one batch at a time no page is ever written
- *   while under writeback. So buffered batches overlap only when the previous one ended on a page boundary;
- *   O_DIRECT writes from the wal's own buffers and overlaps after every write.
+ *   while under writeback. So buffered batches overlap only when the previous one ended on a page boundary,
+ *   and a batch that starts next to one in flight, or after waiting for the page rule, is padded to a page
+ *   boundary (encode.c, wal_encode_padding) so that the one after it may overlap; O_DIRECT writes from the
+ *   wal's own buffers and overlaps after every write.
  *
  * Batches in flight at once fdatasync one file through different open file descriptions (one per
  * pipeline slot). Linux reports a writeback error once per open file description: two fdatasyncs through
@@ -384,8 +386,12 @@ static bool may_join_pipeline(struct wal *wal, const struct wal_chunk *chunk)
 		if (in_flight->segment != chunk->segment || in_flight->records_offset == 0)
 			return false;
 	}
-	if (!wal->options.direct_io)
-		return chunk->file_offset % wal->page_size == 0;
+	if (!wal->options.direct_io) {
+		if (chunk->file_offset % wal->page_size == 0)
+			return true;
+		wal->held_inside_page = true;
+		return false;
+	}
 	const struct wal_chunk *newest = batch_at(wal, wal->batch_count - 1)->chunks.items[0];
 	/* By induction every earlier write completed too: each batch waited for the one before it. */
 	return newest->write_done;
@@ -428,6 +434,16 @@ int wal_writer_start_batch(struct wal *wal)
 			while (take < wal->pending.count && take < wal->max_chunks_per_batch &&
 					writable(wal, wal->pending.items[take]->segment))
 				take++;
+		/* Buffered, groups arriving apart (a batch already in flight, or one that had to wait because the
+		 * batch before it ended inside a page): this batch is padded to a page boundary, so the next one may
+		 * start while its fdatasync runs. Alone (one group in lockstep, one proposer) nothing is padded. */
+		if (!wal->options.direct_io && take == 1 && wal->pending.count == 1 && wal->options.pipeline_depth > 1 &&
+				(wal->batch_count > 0 || wal->held_inside_page)) {
+			uint64_t before = first->segment->write_offset;
+			if (wal_encode_padding(wal, first, wal->page_size))
+				wal->padding_bytes += first->segment->write_offset - before;
+		}
+		wal->held_inside_page = false;
 		struct wal_batch *batch = batch_at(wal, wal->batch_count);
 		batch->sequence = wal->next_batch_sequence++;
 		batch->chunks.count = 0;

@@ -333,6 +333,60 @@ static void test_buffered_batch_waits_inside_a_page(void)
 	check_recovered(dir, 0, 15);
 }
 
+/* Buffered, groups arriving apart: once a batch had to wait because the batch in flight ended inside a page,
+ * it is padded to a page boundary when it starts (a hard state record with filler), and so is every batch
+ * that starts next to one in flight: the next group's write then runs while the previous fdatasync does.
+ * The log and the hard state read back unchanged; a batch alone is never padded. */
+static void test_buffered_padding_lets_batches_overlap(void)
+{
+	const char *dir = test_temp_dir("pipeline-padding");
+	struct wal *wal = open_wal(dir, 0, 2);
+	char err[256];
+	const struct wal_hard_state state = { 3, 2, 4 };
+	CHECK_OK(wal_set_hard_state(wal, &state, err, sizeof err), err);
+	test_append_range(wal, 1, 5, 1, MAX_LENGTH);
+	CHECK(test_sync(wal) == 5);
+	CHECK(wal->padding_bytes == 0); /* one batch at a time: nothing padded */
+	hold_completions(wal);
+	test_append_range(wal, 6, 10, 1, MAX_LENGTH);
+	if (wal->active->write_offset % wal->page_size == 0)
+		CHECK_OK(wal_set_hard_state(wal, &state, err, sizeof err), err);
+	submit(wal);
+	uint64_t first = sequence_of(wal, 0);
+	test_append_range(wal, 11, 15, 1, MAX_LENGTH);
+	submit(wal);
+	CHECK(wal->batch_count == 1 && wal->pending.count == 1); /* waits: the first batch ends inside a page */
+	collect(wal, 2);
+	deliver(wal, take(first, WAL_OPERATION_WRITE));
+	deliver(wal, take(first, WAL_OPERATION_SYNC));
+	CHECK(wal_durable_index(wal) == 10);
+	/* The waiting batch started, padded to the page boundary. */
+	CHECK(wal->batch_count == 1 && wal->pending.count == 0);
+	CHECK(wal->padding_bytes > 0 && wal->active->write_offset % wal->page_size == 0);
+	uint64_t second = sequence_of(wal, 0);
+	/* The next group starts at once, next to it, and is padded as well. */
+	test_append_range(wal, 16, 20, 1, MAX_LENGTH);
+	submit(wal);
+	CHECK(wal->batch_count == 2 && wal->pending.count == 0);
+	CHECK(wal->active->write_offset % wal->page_size == 0);
+	uint64_t third = sequence_of(wal, 1);
+	collect(wal, 4);
+	deliver(wal, take(second, WAL_OPERATION_WRITE));
+	deliver(wal, take(second, WAL_OPERATION_SYNC));
+	deliver(wal, take(third, WAL_OPERATION_WRITE));
+	deliver(wal, take(third, WAL_OPERATION_SYNC));
+	CHECK(wal_durable_index(wal) == 20);
+	wal->completion_filter = NULL;
+	CHECK(wal_all_durable(wal));
+	wal_close(wal);
+	check_recovered(dir, 0, 20);
+	wal = open_wal(dir, 0, 0);
+	const struct wal_recovered *recovered = wal_recovered(wal);
+	CHECK(recovered->has_hard_state && recovered->hard_state.term == 3 && recovered->hard_state.vote == 2 &&
+			recovered->hard_state.commit == 4);
+	wal_close(wal);
+}
+
 /* O_DIRECT: the next batch's first block rewrites the previous batch's last one, so it starts only once
  * that write completed, while the previous fdatasync may still run. */
 static void test_direct_io_waits_for_previous_write(void)
@@ -462,6 +516,7 @@ int main(void)
 	test_failed_fdatasync_behind_completed_batch();
 	test_truncation_in_later_batch();
 	test_buffered_batch_waits_inside_a_page();
+	test_buffered_padding_lets_batches_overlap();
 	test_direct_io_waits_for_previous_write();
 	test_roll_over_waits_for_the_pipeline();
 	test_lent_entries_write_the_same_bytes();
