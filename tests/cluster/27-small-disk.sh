@@ -7,7 +7,7 @@
 # free space (naming it), starts using at most 16 MiB of its file system, takes 40 puts of 100 KiB (4 MiB,
 # more than one WAL segment) and 200 small ones, and after a restart of all three (SIGTERM) and then a
 # SIGKILL and restart of a follower during puts, every acknowledged put is read back from each member; writes
-# go on.
+# go on. Last, s3 restarts with its file system filled to 6 MiB free, serves every put and applies new ones.
 # Ports: 482x0.
 source "$(dirname "$0")/lib.sh"
 command -v etcdctl >/dev/null || fail "etcdctl (Debian's etcd-client) is needed"
@@ -111,4 +111,20 @@ has_all_230() { [ "$(e "$1" get small --prefix --keys-only --consistency=s | gre
 for n in "${all[@]}"; do wait_until "$n has all 230 small puts" 20 has_all_230 "$n"; done
 run_captured e "$victim" put after restart
 assert_eq "put through $victim after its restart" OK "$OUT"
+
+# A restart with a few MiB free: s3's file system filled with ballast to 6 MiB free, s3 restarted (SIGTERM
+# first). It starts, has every put, and takes more writes.
+stop_member s3
+fallocate -l $(($(free_bytes s3) - 6 * 1024 * 1024)) "$TMP/s3-fs/ballast" || fail "ballast on s3's file system"
+log "s3's file system with ballast: $(free_bytes s3) bytes free"
+start s3 existing
+wait_until "s3 answers a linearizable read after a restart with 6 MiB free" 30 healthy s3
+wait_until "s3 has all 230 small puts after a restart with 6 MiB free" 20 has_all_230 s3
+for i in $(seq 231 250); do
+	run_captured e s1 put "small$i" "value-$i"
+	assert_eq "put small$i with s3 at 6 MiB free" OK "$OUT"
+done
+s3_has_250() { [ "$(e s3 get small250 --print-value-only --consistency=s)" = value-250 ]; }
+wait_until "s3 applies puts with 6 MiB free" 20 s3_has_250
+! grep -q 'Assertion\|Aborted\|out of disk space' "$TMP/s3.log" || fail "s3 ran out of space or aborted with 6 MiB free"
 for n in "${all[@]}"; do log "$n at the end: $(free_bytes "$n") bytes free"; done
