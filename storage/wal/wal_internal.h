@@ -71,6 +71,8 @@ struct wal_batch {
 	struct wal_chunk *failed_chunk;
 	bool failed_write;
 	uint64_t failed_offset;
+	bool padded;                     /* ends on a page boundary thanks to wal_encode_padding */
+	bool joined;                     /* another batch started while it was in flight */
 };
 
 /* Tests only: sees each completion of a batch's request before the wal does. Returning false keeps it
@@ -127,6 +129,7 @@ struct wal {
 	size_t max_chunks_per_batch;
 	uint64_t page_size;              /* buffered batches overlap only from a page boundary (writer.c) */
 	bool held_inside_page;           /* a batch waited because the one in flight ended inside a page */
+	unsigned padding_skips;          /* waits not answered with padding, after a padded batch no batch joined */
 	uint64_t padding_bytes;          /* written to end buffered batches on page boundaries (for tests) */
 	wal_completion_filter completion_filter;
 	void *completion_filter_context;

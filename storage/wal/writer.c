@@ -62,6 +62,9 @@ static const char *const prepare_step_names[PREPARE_STEPS] = { "fallocate", "fda
  * conversion. */
 enum zero_step { ZERO_WRITE, ZERO_START_WRITEBACK, ZERO_FDATASYNC };
 
+/* Waits that go unpadded after a padded batch that no other batch joined (see wal_writer_start_batch). */
+#define PADDING_SKIPS 16u
+
 int wal_fail(struct wal *wal, int error_number, const char *format, ...)
 {
 	if (!wal->failed) {
@@ -436,15 +439,32 @@ int wal_writer_start_batch(struct wal *wal)
 				take++;
 		/* Buffered, groups arriving apart (a batch already in flight, or one that had to wait because the
 		 * batch before it ended inside a page): this batch is padded to a page boundary, so the next one may
-		 * start while its fdatasync runs. Alone (one group in lockstep, one proposer) nothing is padded. */
-		if (!wal->options.direct_io && take == 1 && wal->pending.count == 1 && wal->options.pipeline_depth > 1 &&
-				(wal->batch_count > 0 || wal->held_inside_page)) {
+		 * start while its fdatasync runs. Alone (one group in lockstep, one proposer) nothing is padded. A
+		 * wait alone is weak evidence: one client's entry waiting for the hard state batch before it is
+		 * followed by nothing while it is in flight. So after a padded batch that no batch joined, the next
+		 * PADDING_SKIPS waits are not answered with padding (one padded batch in 17 in that pattern). */
+		bool pad = false;
+		if (!wal->options.direct_io && take == 1 && wal->pending.count == 1 && wal->options.pipeline_depth > 1) {
+			if (wal->batch_count > 0)
+				pad = true;
+			else if (wal->held_inside_page && wal->padding_skips > 0)
+				wal->padding_skips--;
+			else
+				pad = wal->held_inside_page;
+		}
+		if (pad) {
 			uint64_t before = first->segment->write_offset;
 			if (wal_encode_padding(wal, first, wal->page_size))
 				wal->padding_bytes += first->segment->write_offset - before;
+			else
+				pad = false;
 		}
 		wal->held_inside_page = false;
+		for (size_t age = 0; age < wal->batch_count; age++)
+			batch_at(wal, age)->joined = true;
 		struct wal_batch *batch = batch_at(wal, wal->batch_count);
+		batch->padded = pad;
+		batch->joined = false;
 		batch->sequence = wal->next_batch_sequence++;
 		batch->chunks.count = 0;
 		batch->operations = 0;
@@ -785,6 +805,8 @@ static void retire_oldest_batch(struct wal *wal)
 		if (push_chunk(&wal->spare, chunk) != 0)
 			free_chunk(chunk);
 	}
+	if (batch->padded && !batch->joined)
+		wal->padding_skips = PADDING_SKIPS;
 	batch->chunks.count = 0;
 	wal->batch_first = (wal->batch_first + 1) % WAL_MAX_PIPELINE_DEPTH;
 	wal->batch_count--;

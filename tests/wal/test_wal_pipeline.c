@@ -387,6 +387,40 @@ static void test_buffered_padding_lets_batches_overlap(void)
 	wal_close(wal);
 }
 
+/* Buffered, one client's pattern: an entry's batch in flight, then a hard state batch that waits for it and
+ * that nothing joins while it is in flight. The first such wait is answered with padding; after that padded
+ * batch went unjoined, the next waits are not (the padding would cost bytes and buy nothing). */
+static void test_buffered_padding_backs_off(void)
+{
+	const char *dir = test_temp_dir("pipeline-backoff");
+	struct wal *wal = open_wal(dir, 0, 2);
+	char err[256];
+	struct wal_hard_state state = { 1, 1, 0 };
+	CHECK_OK(wal_set_hard_state(wal, &state, err, sizeof err), err);
+	test_append_range(wal, 1, 5, 1, MAX_LENGTH);
+	CHECK(test_sync(wal) == 5);
+	uint64_t padded_first = 0;
+	for (uint64_t round = 0; round < 4; round++) {
+		test_append_range(wal, 6 + round, 6 + round, 1, MAX_LENGTH);
+		if (wal->active->write_offset % wal->page_size == 0)
+			CHECK_OK(wal_set_hard_state(wal, &state, err, sizeof err), err);
+		submit(wal);
+		state.commit = 6 + round;
+		CHECK_OK(wal_set_hard_state(wal, &state, err, sizeof err), err);
+		submit(wal);
+		CHECK(wal->batch_count == 1 && wal->pending.count == 1); /* the hard state waits */
+		CHECK(test_sync(wal) == 6 + round);
+		if (round == 0) {
+			padded_first = wal->padding_bytes;
+			CHECK(padded_first > 0);
+		} else {
+			CHECK(wal->padding_bytes == padded_first);
+		}
+	}
+	wal_close(wal);
+	check_recovered(dir, 0, 9);
+}
+
 /* O_DIRECT: the next batch's first block rewrites the previous batch's last one, so it starts only once
  * that write completed, while the previous fdatasync may still run. */
 static void test_direct_io_waits_for_previous_write(void)
@@ -517,6 +551,7 @@ int main(void)
 	test_truncation_in_later_batch();
 	test_buffered_batch_waits_inside_a_page();
 	test_buffered_padding_lets_batches_overlap();
+	test_buffered_padding_backs_off();
 	test_direct_io_waits_for_previous_write();
 	test_roll_over_waits_for_the_pipeline();
 	test_lent_entries_write_the_same_bytes();
