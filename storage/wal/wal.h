@@ -102,7 +102,9 @@ void wal_options_init(struct wal_options *options);
 
 /* Opens (creating if needed) the wal in dir (options NULL: the defaults), recovers its contents and prepares the segments that
  * appends will use. A torn tail of the last segment is cut off; any other damage makes it fail with a
- * message naming the file and byte offset. */
+ * message naming the file and byte offset. New segments get options->segment_size, or less on a file system
+ * with little free space (options->fit_free_space; the size chosen is in wal_recovered()->info.segment_size).
+ * The newest segment is read only 1 MiB past its last record; the rest of it is made zero unread. */
 int wal_open(const char *dir, const struct wal_options *options, struct wal **out, char *err, size_t errlen);
 
 /* The recovered contents; valid until wal_recovered_release() or wal_close(). */
