@@ -135,6 +135,9 @@ struct transport_ops {
 	/* receive side */
 	int (*poll)(struct transport *t, int timeout_ms, transport_deliver_fn deliver, void *arg, char *err,
 		size_t errlen);
+	/* receive side, optional: for an fd that is rung only for a receiver that said it sleeps (dpdk) */
+	bool (*sleep_begin)(struct transport *t);
+	void (*sleep_end)(struct transport *t);
 	/* any thread */
 	int (*fd)(const struct transport *t);
 	int (*local_address)(const struct transport *t, char *host, size_t hostlen, uint16_t *port);
@@ -189,12 +192,35 @@ static inline int transport_poll(struct transport *t, int timeout_ms, transport_
 	return t->ops->poll(t, timeout_ms, deliver, arg, err, errlen);
 }
 
-/* A file descriptor that is readable (level-triggered EPOLLIN) while transport_poll has work, or -1
- * (DPDK polls). One poll reads at most a bounded number of batches, so use level-triggered epoll.
- * With the fault layer's delay on, also call transport_poll within transport_next_wakeup_ms. */
+/* A file descriptor to wait on for received frames (level-triggered EPOLLIN), or -1 (poll on a timer).
+ * For most transports it is readable while transport_poll has work; one poll reads at most a bounded
+ * number of batches, so use level-triggered epoll. Where transport_needs_polling says so (dpdk), it is
+ * rung only between transport_sleep_begin and transport_sleep_end: call transport_poll every loop turn
+ * (it costs no system call there) and bracket the sleep. With the fault layer's delay on, also call
+ * transport_poll within transport_next_wakeup_ms. */
 static inline int transport_fd(const struct transport *t)
 {
 	return t->ops->fd(t);
+}
+
+/* True when transport_fd alone does not tell that frames wait (see transport_fd). */
+static inline bool transport_needs_polling(const struct transport *t)
+{
+	return t->ops->sleep_begin != NULL;
+}
+
+/* Receive side, before a loop sleeps on transport_fd: false when frames already wait (do not sleep;
+ * transport_sleep_end is not needed then). */
+static inline bool transport_sleep_begin(struct transport *t)
+{
+	return t->ops->sleep_begin ? t->ops->sleep_begin(t) : true;
+}
+
+/* Receive side, after the sleep transport_sleep_begin allowed. */
+static inline void transport_sleep_end(struct transport *t)
+{
+	if (t->ops->sleep_end)
+		t->ops->sleep_end(t);
 }
 
 /* The bound address (after binding port 0, the port the kernel chose). */

@@ -54,20 +54,10 @@ void node_reply_free(struct node_reply *reply)
 	free(reply);
 }
 
-static void free_packed(struct packed_message *messages, size_t count)
-{
-	for (size_t k = 0; k < count; k++)
-		free(messages[k].bytes);
-	free(messages);
-}
-
 void storage_job_free(struct storage_job *job)
 {
 	if (!job)
 		return;
-	free(job->entries);
-	free(job->entry_data);
-	free_packed(job->after_persist, job->after_persist_count);
 	for (size_t k = 0; k < job->committed_count; k++)
 		free(job->committed[k].data);
 	free(job->committed);
@@ -78,14 +68,6 @@ void storage_job_free(struct storage_job *job)
 		free(job->reads[k].range_request);
 	free(job->reads);
 	free(job);
-}
-
-void storage_done_free(struct storage_done *done)
-{
-	if (!done)
-		return;
-	free_packed(done->after_persist, done->after_persist_count);
-	free(done);
 }
 
 bool node_request_is_local(const struct node *node, uint64_t request_id)
@@ -237,7 +219,6 @@ int node_start_threads(struct node *node, char *err, size_t errlen)
 		return -1;
 	if (pthread_create(&node->storage_thread, NULL, node_storage_main, node) ||
 	    pthread_create(&node->core_thread, NULL, node_core_main, node) ||
-	    pthread_create(&node->transport_thread, NULL, node_transport_main, node) ||
 	    pthread_create(&node->snapshot_thread, NULL, node_snapshot_main, node)) {
 		snprintf(err, errlen, "cannot start threads: %s", strerror(errno));
 		return -1;
@@ -255,8 +236,7 @@ void node_stop(struct node *node)
 	storage_stop->kind = STORAGE_MAIL_STOP;
 	core_mailbox_post(&node->core_inbox, stop);
 	pthread_join(node->core_thread, NULL);
-	pthread_join(node->transport_thread, NULL);
-	/* After the transport: nothing posts to the snapshot thread any more. Its streams end unfinished;
+	/* After the core (the transport's receiver): nothing posts to the snapshot thread any more. Its streams end unfinished;
 	 * a receiver's sink keeps what it has for the next offer. */
 	struct snapshot_mail *snapshot_stop = xcalloc(1, sizeof(*snapshot_stop));
 	snapshot_stop->kind = SNAPSHOT_MAIL_STOP;
@@ -276,8 +256,8 @@ static void release_core_mail(struct core_mail *mail)
 	case CORE_MAIL_REQUEST:
 		node_request_free(mail->request);
 		break;
-	case CORE_MAIL_PERSISTED:
-		storage_done_free(mail->persisted);
+	case CORE_MAIL_STORAGE_FAILED:
+		free(mail->failure);
 		break;
 	case CORE_MAIL_LEASES:
 		free(mail->leases->changes);

@@ -1,20 +1,23 @@
 /* control/node/node.h: one quorumd member at run time — the threads that own its parts and the typed
  * mail between them:
  *
- *   transport thread  receives peer frames, hands whole messages to the core          (node_transport.c)
- *   core thread       owns the Raft core and the member list; batches proposals; sends  (node_core.c)
- *   storage thread    owns the WAL and the state machine: persists, then applies; takes
- *                     and installs snapshots                                           (node_storage.c,
- *                                                                                       snapshot_keeper.c)
+ *   core thread       the run-to-completion Raft loop: receives peer frames, steps the Raft core, writes
+ *                     each Ready to the WAL (io_uring group commit) and reaps its fsyncs, sends to peers;
+ *                     owns the member list and batches proposals                    (node_core.c,
+ *                                                                                    node_core_wal.c)
+ *   storage thread    owns the state machine: applies committed entries, serves reads and watchers;
+ *                     takes and installs snapshots of the state               (node_storage.c,
+ *                                                                              snapshot_keeper.c)
  *   snapshot thread   streams snapshots to followers and receives the leader's         (snapshot_transfer.c)
  *   operator thread   serves the control socket; turns requests into proposals/reads    (operator/)
  *   client threads    serve etcd's API on the client URLs (--client-threads of them)      (api/)
  *
  * The member is opened by bootstrap/ (bootstrap_open), then node_start_threads starts the first three.
- * Threads talk only through three mailboxes (core_mailbox, storage_mailbox, reply_mailbox below), each
- * typed by the one message struct it carries; every message kind names its sender and receiver, and
- * the receiver frees it. The write-path rework moves the core, storage and transport work onto one
- * run-to-completion loop; the mail types are the seams it keeps. */
+ * Threads talk only through mailboxes (core_mailbox, storage_mailbox, snapshot_mailbox, reply_mailbox
+ * below), each typed by the one message struct it carries; every message kind names its sender and
+ * receiver, and the receiver frees it. A put on the leader crosses three batched hand-offs (client →
+ * core, core → storage, storage → client); a follower receives, persists and acknowledges an append on
+ * the core thread alone. */
 #ifndef QUORUMD_CONTROL_NODE_H
 #define QUORUMD_CONTROL_NODE_H
 
@@ -51,7 +54,7 @@ enum peer_envelope {
 	PEER_SNAPSHOT = 10,      /* a snapshot stream message (dataplane/snapshot_stream.h) */
 	PEER_PONG = 11,          /* the answer to a PEER_PING carrying the sender's clock: that clock echoed
 	                          * (8 bytes), which gives the sender the round trip (node_peer_metrics) */
-	/* Not on the wire: the transport thread telling the core that a removed member sent a frame. */
+	/* Not on the wire: the transport telling the core that a removed member sent a frame. */
 	PEER_REMOVED_MEMBER_SEEN = 100,
 };
 
@@ -82,39 +85,27 @@ struct pending_read {
 	size_t range_request_length;
 };
 
+/* The part of a Ready the storage thread handles; the core wrote the rest (entries, hard state, the
+ * snapshot's WAL marker) to the WAL itself. Committed entries are durable here already (raft.h). */
 struct storage_job {
-	bool has_hard_state;
-	struct wal_hard_state hard_state;
-	struct wal_entry *entries;      /* data copied into entry_data */
-	size_t entries_count;
-	uint8_t *entry_data;
-	uint64_t persist_index;         /* report these once durable (0: nothing to report) */
-	uint64_t persist_term;
-	struct packed_message *after_persist;
-	size_t after_persist_count;
 	struct committed_entry *committed;
 	size_t committed_count;
 	char *membership_blob;          /* the member list after the committed entries, when it changed */
 	struct pending_read *reads;
 	size_t reads_count;
 	uint64_t raft_term;
-	uint8_t *snapshot;              /* a snapshot from the leader to install first: packed raftpb.Snapshot */
+	uint8_t *snapshot;              /* a snapshot from the leader to install first: packed raftpb.Snapshot;
+	                                 * its WAL marker is durable already */
 	size_t snapshot_length;
 	uint8_t *conf_state;            /* the configuration after the committed entries, packed raftpb.ConfState,
 	                                 * when one of them changed it (the storage thread's snapshots record it) */
 	size_t conf_state_length;
-	uint64_t wal_records_after;     /* storage thread: WAL records appended up to this job */
-	uint64_t written_at_us;         /* storage thread: when it was submitted to the WAL */
 };
 
 /* ---- storage → core ---- */
 
-struct storage_done {
-	uint64_t persist_index;
-	uint64_t persist_term;
-	struct packed_message *after_persist;
-	size_t after_persist_count;
-	bool failed;                    /* the WAL failed: the member must stop */
+/* The state machine failed (other than a full disk): the core stops the member. */
+struct storage_failure {
 	char error[256];
 };
 
@@ -208,6 +199,8 @@ struct snapshot_taken {
 	uint8_t *record;        /* packed raftpb.Snapshot: metadata (index, term, configuration), data (members) */
 	size_t length;
 	uint64_t compact_index; /* the log may drop entries up to here (0: keep them) */
+	uint64_t durable_applied; /* the state is durable up to this applied index: the WAL may forget entries
+	                           * up to min(snapshot index, this) once the core's marker is durable */
 };
 
 /* ---- the snapshot thread ↔ core ---- */
@@ -229,9 +222,9 @@ struct peer_message {
 
 /* The core thread's mail. The receiver (core) frees the mail and what it carries. */
 enum core_mail_kind {
-	CORE_MAIL_PEER,       /* transport thread (also bootstrap's removed-member hook) → core: peer */
+	CORE_MAIL_PEER,       /* snapshot thread (a MsgSnap whose state is on disk) → core: peer */
 	CORE_MAIL_REQUEST,    /* client, operator or core (lease expiry) → core: request */
-	CORE_MAIL_PERSISTED,  /* storage → core: persisted (what the WAL made durable, or its failure) */
+	CORE_MAIL_STORAGE_FAILED, /* storage → core: failure, the state machine cannot go on */
 	CORE_MAIL_LEASES,     /* storage → core: leases */
 	CORE_MAIL_SNAPSHOT_TAKEN, /* storage → core: taken */
 	CORE_MAIL_SNAPSHOT_OUT,   /* snapshot thread → core: peer, a stream message to send (from = the peer) */
@@ -243,7 +236,7 @@ struct core_mail {
 	union {
 		struct peer_message peer;
 		struct node_request *request;
-		struct storage_done *persisted;
+		struct storage_failure *failure;
 		struct lease_changes *leases;
 		struct snapshot_taken taken;
 		struct snapshot_status status;
@@ -271,7 +264,8 @@ MAILBOX_OF(storage_mailbox, struct storage_mail)
 /* The snapshot thread's mail. The receiver (snapshot) frees the mail and what it carries. */
 enum snapshot_mail_kind {
 	SNAPSHOT_MAIL_SEND, /* core → snapshot: send, a MsgSnap the core addressed to a follower */
-	SNAPSHOT_MAIL_PEER, /* transport → snapshot: peer, a stream message (envelope byte first) */
+	SNAPSHOT_MAIL_PEER, /* core (as the transport's receiver) → snapshot: peer, a stream message
+	                     * (envelope byte first) */
 	SNAPSHOT_MAIL_STOP, /* node_stop → snapshot */
 };
 struct snapshot_send {
@@ -303,7 +297,7 @@ struct node_peer_metrics {
 	atomic_uint_fast64_t id;
 	atomic_uint_fast64_t sent_bytes;        /* core thread: message bytes handed to the transport */
 	atomic_uint_fast64_t sent_failures;     /* core thread: messages the transport refused */
-	atomic_uint_fast64_t received_bytes;    /* transport thread: bytes of whole messages delivered */
+	atomic_uint_fast64_t received_bytes;    /* core thread: bytes of whole messages the transport delivered */
 	atomic_uint_fast64_t received_failures; /* core thread: messages from the peer that did not decode */
 	struct histogram round_trip;            /* core thread: PEER_PING sent → its PEER_PONG back */
 	uint64_t last_heartbeat_ms;             /* core thread only: the last MsgHeartbeat sent to it */
@@ -330,7 +324,7 @@ struct node {
 	char *published_membership;      /* a JSON copy for other threads */
 	atomic_bool is_learner;          /* this member, in the published membership */
 
-	struct wal *wal;                 /* storage thread only */
+	struct wal *wal;                 /* core thread only (bootstrap before the threads start) */
 	struct state *state;             /* storage thread only */
 	struct node_auth auth;           /* the published auth store, tokens, the bcrypt thread (node_auth.h) */
 	/* The space quota in force (--quota-backend-bytes; 0: none), and the alarms as the storage thread
@@ -363,7 +357,6 @@ struct node {
 
 	pthread_t core_thread;
 	pthread_t storage_thread;
-	pthread_t transport_thread;
 	pthread_t snapshot_thread;
 	atomic_bool stopping;
 	atomic_int exit_code;
@@ -414,7 +407,7 @@ struct node {
 	struct node_peer_metrics peer_metrics[NODE_PEER_METRIC_SLOTS];
 };
 
-/* node.c: starts the core, storage and transport threads of a member bootstrap_open has opened; stops
+/* node.c: starts the core, storage and snapshot threads of a member bootstrap_open has opened; stops
  * and frees everything. */
 int node_start_threads(struct node *node, char *err, size_t errlen);
 void node_stop(struct node *node);
@@ -424,11 +417,9 @@ void node_close(struct node *node);
 void node_request_free(struct node_request *request);
 void node_reply_free(struct node_reply *reply);
 void storage_job_free(struct storage_job *job);
-void storage_done_free(struct storage_done *done);
 
 void *node_core_main(void *node);
 void *node_storage_main(void *node);
-void *node_transport_main(void *node);
 void *node_snapshot_main(void *node);
 
 /* Member IDs of requests made here carry our member id in the top 16 bits (etcd's idutil), so a

@@ -1,9 +1,13 @@
-/* control/node/node_core.c: the Raft core thread. It alone touches the Raft core and the member list.
+/* control/node/node_core.c: the Raft core thread, a run-to-completion loop. It alone touches the Raft core,
+ * the member list, the WAL and the transport's receive side.
  *
- * Loop: take everything waiting (peer messages, client requests, storage completions), tick when the
- * heartbeat timer fired, propose all queued client writes as one batch, then turn each Ready into a
- * storage job plus messages sent now, and flush the transport once. This is the one batching point (as
- * redis' beforeSleep is for its writes): many clients, one Raft append, one WAL write. */
+ * Loop: receive what the transport has (each message stepped at once, no copy, no hand-off), take the
+ * fsyncs the WAL completed (held acknowledgements leave, raft_persisted), take the mail (client requests,
+ * snapshot and lease news), tick when the heartbeat timer fired, propose all queued client writes as one
+ * batch, then for each Ready: send the leader's messages, write the WAL (node_core_wal.c) and hand what
+ * is committed to the storage thread; flush the transport once. This is the one batching point (as
+ * redis' beforeSleep is for its writes): many clients, one Raft append, one WAL write; and a follower
+ * receives, persists and acknowledges an append without leaving this thread. */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -19,6 +23,7 @@
 #include "log.h"
 #include "node.h"
 #include "node_compactor.h"
+#include "node_core_wal.h"
 #include "node_leases.h"
 #include "node_members.h"
 #include "node_snapshot.h"
@@ -43,6 +48,7 @@ struct core_context {
 	struct members_context members;
 	struct lease_clocks leases;
 	struct compactor compactor;
+	struct core_wal *wal;
 	bool stop_after_ready;             /* removed from the cluster: stop once this Ready is handled */
 };
 
@@ -305,29 +311,6 @@ static void handle_request(struct core_context *context, struct node_request *re
 
 /* ---- the Ready ---- */
 
-static void copy_entries(struct storage_job *job, const struct raft_ready *ready)
-{
-	size_t bytes = 0;
-	for (size_t k = 0; k < ready->entries_count; k++)
-		bytes += ready->entries[k]->data.len;
-	job->entries_count = ready->entries_count;
-	job->entries = xcalloc(ready->entries_count ? ready->entries_count : 1, sizeof(struct wal_entry));
-	job->entry_data = xmalloc(bytes ? bytes : 1);
-	size_t offset = 0;
-	for (size_t k = 0; k < ready->entries_count; k++) {
-		const Raftpb__Entry *entry = ready->entries[k];
-		struct wal_entry *out = &job->entries[k];
-		out->term = entry->term;
-		out->index = entry->index;
-		out->type = (uint32_t)entry->type;
-		out->data = job->entry_data + offset;
-		out->data_length = entry->data.len;
-		if (entry->data.len)
-			memcpy(job->entry_data + offset, entry->data.data, entry->data.len);
-		offset += entry->data.len;
-	}
-}
-
 static void copy_committed(struct storage_job *job, const struct raft_ready *ready)
 {
 	job->committed_count = ready->committed_entries_count;
@@ -386,7 +369,8 @@ static void hand_snapshot_over(struct node *node, const Raftpb__Message *message
 	snapshot_mailbox_post(&node->snapshot_inbox, mail);
 }
 
-/* The storage job for one Ready; posted after raft_advance (post_job). */
+/* One Ready: messages sent, the WAL written, and the storage thread's part returned as a job, posted after
+ * raft_advance (post_job). */
 static struct storage_job *handle_ready(struct core_context *context, struct raft_ready *ready)
 {
 	struct node *node = context->node;
@@ -425,24 +409,24 @@ static struct storage_job *handle_ready(struct core_context *context, struct raf
 			send_raft_now(node, message);
 	}
 
-	struct storage_job *job = xcalloc(1, sizeof(*job));
 	if (ready->has_hard_state) {
-		job->has_hard_state = true;
-		job->hard_state.term = ready->hard_state.term;
-		job->hard_state.vote = ready->hard_state.vote;
-		job->hard_state.commit = ready->hard_state.commit;
 		atomic_store(&node->raft_term, ready->hard_state.term);
 		atomic_store(&node->commit_index, ready->hard_state.commit);
 	}
-	copy_entries(job, ready);
-	job->persist_index = ready->persist_index;
-	job->persist_term = ready->persist_term;
-	job->after_persist_count = ready->messages_after_persist_count;
-	job->after_persist = xcalloc(job->after_persist_count ? job->after_persist_count : 1, sizeof(struct packed_message));
-	for (size_t k = 0; k < ready->messages_after_persist_count; k++) {
-		job->after_persist[k].to = ready->messages_after_persist[k]->to;
-		job->after_persist[k].bytes = pack_raft_message(ready->messages_after_persist[k], &job->after_persist[k].length);
+	/* Our own write: a snapshot's marker, the entries, the hard state; what may leave only once they are
+	 * durable waits in the WAL's queue. */
+	size_t after_persist_count = ready->messages_after_persist_count;
+	struct packed_message *after_persist = NULL;
+	if (after_persist_count) {
+		after_persist = xcalloc(after_persist_count, sizeof(struct packed_message));
+		for (size_t k = 0; k < after_persist_count; k++) {
+			after_persist[k].to = ready->messages_after_persist[k]->to;
+			after_persist[k].bytes = pack_raft_message(ready->messages_after_persist[k], &after_persist[k].length);
+		}
 	}
+	core_wal_write_ready(context->wal, ready, after_persist, after_persist_count);
+
+	struct storage_job *job = xcalloc(1, sizeof(*job));
 	if (ready->snapshot) {
 		/* A snapshot from the leader: the storage thread installs it before anything else of this job,
 		 * and the member list is the one it carries. */
@@ -482,6 +466,12 @@ static bool changes_configuration(const struct raft_ready *ready)
  * configuration after them is known, for the snapshots the storage thread takes. */
 static void post_job(struct node *node, struct storage_job *job, bool configuration_changed)
 {
+	/* Nothing for the storage thread: no wake-up. */
+	if (job->committed_count == 0 && job->reads_count == 0 && !job->snapshot && !job->membership_blob &&
+	    !job->conf_state && !configuration_changed) {
+		storage_job_free(job);
+		return;
+	}
 	if (configuration_changed) {
 		free(job->conf_state);
 		job->conf_state = snapshot_pack_conf_state(node->raft, &job->conf_state_length);
@@ -494,8 +484,9 @@ static void post_job(struct node *node, struct storage_job *job, bool configurat
 
 /* The storage thread took a snapshot: followers that need one get this, and the log before it (but the
  * catch-up entries) goes. */
-static void snapshot_taken(struct node *node, const struct snapshot_taken *taken)
+static void snapshot_taken(struct core_context *context, const struct snapshot_taken *taken)
 {
+	struct node *node = context->node;
 	Raftpb__Snapshot *snapshot = raftpb__snapshot__unpack(NULL, taken->length, taken->record);
 	if (!snapshot || !snapshot->metadata) {
 		log_write("error", "a snapshot record does not decode", NULL);
@@ -511,6 +502,12 @@ static void snapshot_taken(struct node *node, const struct snapshot_taken *taken
 		raftpb__snapshot__free_unpacked(snapshot, NULL);
 		return;
 	}
+	size_t metadata_length = raftpb__snapshot_metadata__get_packed_size(snapshot->metadata);
+	uint8_t *metadata = xmalloc(metadata_length ? metadata_length : 1);
+	raftpb__snapshot_metadata__pack(snapshot->metadata, metadata);
+	core_wal_mark_snapshot(context->wal, index, snapshot->metadata->term, metadata, metadata_length,
+	                       taken->durable_applied);
+	free(metadata);
 	int rc = raft_create_snapshot(node->raft, index, snapshot->metadata->conf_state, snapshot->data.data,
 	                              snapshot->data.len);
 	raftpb__snapshot__free_unpacked(snapshot, NULL);
@@ -530,22 +527,14 @@ static void snapshot_taken(struct node *node, const struct snapshot_taken *taken
 		          taken->compact_index, raft_strerror(rc));
 }
 
-static void handle_storage_done(struct core_context *context, struct storage_done *done)
+static void handle_storage_failed(struct core_context *context, const struct storage_failure *failure)
 {
 	struct node *node = context->node;
-	if (done->failed) {
-		log_write("error", "storage failed; stopping without acknowledging anything more",
-		         "\"error\":\"%s\"", done->error);
-		atomic_store(&node->exit_code, 1);
-		atomic_store(&node->stopping, true);
-		storage_done_free(done);
-		return;
-	}
-	for (size_t k = 0; k < done->after_persist_count; k++)
-		node_send_peer(node, done->after_persist[k].to, done->after_persist[k].bytes, done->after_persist[k].length);
-	if (done->persist_index)
-		raft_persisted(node->raft, done->persist_index, done->persist_term);
-	storage_done_free(done);
+	char escaped[600];
+	log_write("error", "storage failed; stopping without acknowledging anything more", "\"error\":\"%s\"",
+	          log_json_escape(failure->error, escaped, sizeof(escaped)));
+	atomic_store(&node->exit_code, 1);
+	atomic_store(&node->stopping, true);
 }
 
 static void handle_peer(struct core_context *context, const struct peer_message *message)
@@ -619,12 +608,91 @@ static void tick(struct core_context *context)
 	compactor_tick(&context->compactor, status.role == RAFT_LEADER);
 }
 
+/* The transport's receive side delivers here, on this thread: a message is stepped while the transport
+ * still holds its bytes, and only snapshot streams leave for their own thread. */
+static void deliver_peer(void *argument, const struct transport_message *message)
+{
+	struct core_context *context = argument;
+	struct node *node = context->node;
+	struct node_peer_metrics *metrics = node_peer_metrics_of(node, message->from);
+	if (metrics)
+		atomic_fetch_add_explicit(&metrics->received_bytes, message->length, memory_order_relaxed);
+	if (message->length > 0 && message->data[0] == PEER_SNAPSHOT) {
+		struct snapshot_mail *mail = xcalloc(1, sizeof(*mail));
+		mail->kind = SNAPSHOT_MAIL_PEER;
+		mail->peer.from = message->from;
+		mail->peer.length = message->length;
+		mail->peer.bytes = xmemdup(message->data, message->length);
+		snapshot_mailbox_post(&node->snapshot_inbox, mail);
+		return;
+	}
+	struct peer_message view = {message->from, (uint8_t *)message->data, message->length};
+	handle_peer(context, &view);
+}
+
+static void handle_mail(struct core_context *context, struct core_mail *mail, bool *stop)
+{
+	struct node *node = context->node;
+	switch (mail->kind) {
+	case CORE_MAIL_PEER:
+		handle_peer(context, &mail->peer);
+		free(mail->peer.bytes);
+		break;
+	case CORE_MAIL_REQUEST:
+		handle_request(context, mail->request);
+		break;
+	case CORE_MAIL_STORAGE_FAILED:
+		handle_storage_failed(context, mail->failure);
+		free(mail->failure);
+		break;
+	case CORE_MAIL_LEASES:
+		lease_clocks_update(&context->leases, mail->leases);
+		free(mail->leases->changes);
+		free(mail->leases);
+		break;
+	case CORE_MAIL_SNAPSHOT_TAKEN:
+		snapshot_taken(context, &mail->taken);
+		free(mail->taken.record);
+		break;
+	case CORE_MAIL_SNAPSHOT_OUT:
+		node_send_peer(node, mail->peer.from, mail->peer.bytes, mail->peer.length);
+		free(mail->peer.bytes);
+		break;
+	case CORE_MAIL_SNAPSHOT_STATUS:
+		raft_report_snapshot(node->raft, mail->status.peer, mail->status.failed);
+		break;
+	case CORE_MAIL_STOP:
+		*stop = true;
+		break;
+	}
+	free(mail);
+}
+
+/* Every Ready the inputs produced, and those that durability reported meanwhile produces (a leader alone,
+ * or the commit its own fsync completes). */
+static void drain_readies(struct core_context *context)
+{
+	struct node *node = context->node;
+	do {
+		struct raft_ready ready;
+		while (raft_ready(node->raft, &ready)) {
+			struct storage_job *job = handle_ready(context, &ready);
+			bool configuration_changed = changes_configuration(&ready);
+			raft_advance(node->raft, &ready);
+			post_job(node, job, configuration_changed);
+		}
+	} while (core_wal_report_durable(context->wal, false));
+}
+
+enum core_event { EVENT_MAIL = 1, EVENT_TIMER = 2, EVENT_WAL = 3, EVENT_TRANSPORT = 4 };
+
 void *node_core_main(void *argument)
 {
 	struct node *node = argument;
 	struct core_context context = {.node = node};
 	members_context_init(&context.members, node);
 	lease_clocks_init(&context.leases, node);
+	context.wal = core_wal_new(node);
 	/* Checked by bootstrap already: this parse cannot fail. */
 	struct compactor_config compaction;
 	char compaction_error[256];
@@ -640,69 +708,64 @@ void *node_core_main(void *argument)
 	interval.it_value = interval.it_interval;
 	timerfd_settime(timer, 0, &interval, NULL);
 	struct epoll_event event = {.events = EPOLLIN};
-	event.data.u32 = 1;
+	event.data.u32 = EVENT_MAIL;
 	epoll_ctl(epoll, EPOLL_CTL_ADD, core_mailbox_fd(&node->core_inbox), &event);
-	event.data.u32 = 2;
+	event.data.u32 = EVENT_TIMER;
 	epoll_ctl(epoll, EPOLL_CTL_ADD, timer, &event);
+	event.data.u32 = EVENT_WAL;
+	epoll_ctl(epoll, EPOLL_CTL_ADD, core_wal_event_fd(context.wal), &event);
+	int transport_wait_fd = transport_fd(node->transport);
+	if (transport_wait_fd >= 0) {
+		event.data.u32 = EVENT_TRANSPORT;
+		epoll_ctl(epoll, EPOLL_CTL_ADD, transport_wait_fd, &event);
+	}
 
+	/* A transport whose fd does not say everything (a DPDK ring rings its fd only for a receiver that said
+	 * it sleeps) is looked at every turn: that costs no system call. */
+	bool poll_every_turn = transport_wait_fd < 0 || transport_needs_polling(node->transport);
 	while (!atomic_load(&node->stopping)) {
-		struct epoll_event events[4];
-		int ready_count = epoll_wait(epoll, events, 4, 200);
+		int timeout = 200;
+		int transport_due = transport_next_wakeup_ms(node->transport); /* a delayed fault-layer frame */
+		if (transport_due >= 0 && transport_due < timeout)
+			timeout = transport_due;
+		if (transport_wait_fd < 0 && timeout > 1)
+			timeout = 1;
+		bool asleep = timeout > 0 && transport_sleep_begin(node->transport);
+		struct epoll_event events[8];
+		int ready_count = epoll_wait(epoll, events, 8, asleep ? timeout : 0);
+		if (asleep)
+			transport_sleep_end(node->transport);
 		if (ready_count < 0 && errno != EINTR)
 			break;
 		/* Only the fds epoll named are read: every syscall costs a VM exit here, and a loop turn
-		 * under load is woken by the inbox alone. */
-		bool timer_fired = false, mail_waiting = false;
+		 * under load is woken by its inputs alone. */
+		bool timer_fired = false, mail_waiting = false, wal_completed = false, frames_waiting = false;
 		for (int k = 0; k < ready_count; k++) {
-			timer_fired |= events[k].data.u32 == 2;
-			mail_waiting |= events[k].data.u32 == 1;
+			timer_fired |= events[k].data.u32 == EVENT_TIMER;
+			mail_waiting |= events[k].data.u32 == EVENT_MAIL;
+			wal_completed |= events[k].data.u32 == EVENT_WAL;
+			frames_waiting |= events[k].data.u32 == EVENT_TRANSPORT;
 		}
 		uint64_t expirations = 0;
 		if (timer_fired && read(timer, &expirations, sizeof(expirations)) == sizeof(expirations)) {
 			for (uint64_t k = 0; k < expirations && k < 10; k++)
 				tick(&context);
 		}
+		/* Durability first: the acknowledgements it releases are the cluster's commit. */
+		if (wal_completed)
+			(void)core_wal_report_durable(context.wal, true);
+		/* A bounded number of datagram batches per turn (level-triggered: the rest wakes the next turn), so
+		 * a flood of peer frames cannot starve the mail. */
+		char error[256];
+		if (frames_waiting || poll_every_turn || transport_due >= 0)
+			(void)transport_poll(node->transport, 0, deliver_peer, &context, error, sizeof(error));
 		/* Read before the mail is taken: the lease changes of every entry up to here are in it. */
 		uint64_t applied_before_mail = atomic_load(&node->applied_index);
 		struct core_mail **items = NULL;
 		size_t count = mail_waiting ? core_mailbox_take_all(&node->core_inbox, &items) : 0;
 		bool stop = false;
-		for (size_t k = 0; k < count; k++) {
-			struct core_mail *mail = items[k];
-			switch (mail->kind) {
-			case CORE_MAIL_PEER:
-				handle_peer(&context, &mail->peer);
-				break;
-			case CORE_MAIL_REQUEST:
-				handle_request(&context, mail->request);
-				break;
-			case CORE_MAIL_PERSISTED:
-				handle_storage_done(&context, mail->persisted);
-				break;
-			case CORE_MAIL_LEASES:
-				lease_clocks_update(&context.leases, mail->leases);
-				free(mail->leases->changes);
-				free(mail->leases);
-				break;
-			case CORE_MAIL_SNAPSHOT_TAKEN:
-				snapshot_taken(node, &mail->taken);
-				free(mail->taken.record);
-				break;
-			case CORE_MAIL_SNAPSHOT_OUT:
-				node_send_peer(node, mail->peer.from, mail->peer.bytes, mail->peer.length);
-				free(mail->peer.bytes);
-				break;
-			case CORE_MAIL_SNAPSHOT_STATUS:
-				raft_report_snapshot(node->raft, mail->status.peer, mail->status.failed);
-				break;
-			case CORE_MAIL_STOP:
-				stop = true;
-				break;
-			}
-			if (mail->kind == CORE_MAIL_PEER)
-				free(mail->peer.bytes);
-			free(mail);
-		}
+		for (size_t k = 0; k < count; k++)
+			handle_mail(&context, items[k], &stop);
 		free(items);
 		/* Only with mail taken: an applied index read while the mail that goes with it was not taken
 		 * would cover lease changes the clocks have not seen. */
@@ -713,14 +776,7 @@ void *node_core_main(void *argument)
 		}
 		flush_proposals(&context);
 		members_after_inputs(&context.members);
-		struct raft_ready ready;
-		while (raft_ready(node->raft, &ready)) {
-			struct storage_job *job = handle_ready(&context, &ready);
-			bool configuration_changed = changes_configuration(&ready);
-			raft_advance(node->raft, &ready);
-			post_job(node, job, configuration_changed);
-		}
-		char error[256];
+		drain_readies(&context);
 		transport_flush(node->transport, error, sizeof(error));
 		if (stop)
 			break;
@@ -741,6 +797,7 @@ void *node_core_main(void *argument)
 	free(context.reads);
 	members_context_free(&context.members);
 	lease_clocks_free(&context.leases);
+	core_wal_free(context.wal);
 	close(timer);
 	close(epoll);
 	return NULL;

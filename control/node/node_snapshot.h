@@ -1,10 +1,11 @@
 /* control/node/node_snapshot.h: Raft snapshots on a member.
  *
  *   storage thread   takes a snapshot every --snapshot-count applied requests (snapshot_keeper.c): a
- *                    checkpoint of the state with its Raft record in member/snap, then the WAL marker;
- *                    the core keeps the record for followers and compacts its log; once the marker is
- *                    durable, WAL segments and old snapshots beyond --max-wals / --max-snapshots go.
- *                    It also installs a snapshot received from the leader.
+ *                    checkpoint of the state with its Raft record in member/snap, the state synced;
+ *                    then the core writes the WAL marker, keeps the record for followers and compacts
+ *                    its log; once the marker is durable, WAL segments and old snapshots beyond
+ *                    --max-wals / --max-snapshots go (node_core_wal.c). It also installs a snapshot
+ *                    received from the leader, whose marker the core made durable first.
  *   snapshot thread  streams snapshots to followers whose next entry was compacted, and receives the
  *                    leader's (snapshot_transfer.c, over dataplane/snapshot_stream.h).
  *   bootstrap        finds the snapshot the WAL continues from at restart (snapshot_recover).
@@ -37,14 +38,11 @@ void snapshot_keeper_note_conf(struct snapshot_keeper *keeper, const uint8_t *co
 void snapshot_keeper_note_entry(struct snapshot_keeper *keeper, uint64_t index, uint64_t term, uint64_t requests);
 /* After a committed batch: takes a snapshot when --snapshot-count requests were applied since the last
  * (one that cannot be saved, on a full disk, is logged and tried again after as many requests). 0, or -1
- * with a message (the WAL failed: the member must stop). */
+ * with a message (the state could not be synced: the member must stop). */
 int snapshot_keeper_after_apply(struct snapshot_keeper *keeper, char *err, size_t errlen);
-/* After the WAL reported durability: once a snapshot's marker is durable, releases WAL segments before it
- * and prunes old snapshots. 0, or -1 with a message. */
-int snapshot_keeper_after_durable(struct snapshot_keeper *keeper, char *err, size_t errlen);
-/* A job carrying a snapshot from the leader, before anything else of the job: makes the WAL marker (and
- * the cut of the log after it) durable, then replaces the state with the snapshot's checkpoint. A crash
- * in between restarts from the marker and installs the checkpoint then (snapshot_recover). The caller
+/* A job carrying a snapshot from the leader, before anything else of the job: replaces the state with the
+ * snapshot's checkpoint (the core made the WAL marker and the cut of the log after it durable first). A
+ * crash in between restarts from the marker and installs the checkpoint then (snapshot_recover). The caller
  * publishes the new applied index, after the new state's leases were posted to the core. */
 int snapshot_keeper_install(struct snapshot_keeper *keeper, const struct storage_job *job, char *err, size_t errlen);
 

@@ -1,10 +1,9 @@
-/* control/node/node_storage.c: the storage thread. It owns the WAL and the state machine.
+/* control/node/node_storage.c: the storage thread. It owns the state machine (the WAL is the core
+ * thread's: node_core_wal.c).
  *
- * Each storage job (one Raft Ready) is written to the WAL at once and joins the group commit; when the
- * WAL reports its records durable, the job's persisted mark and its held-back messages go back to the
- * core thread, in job order. Committed entries are applied as soon as they arrive (the core hands out
- * only entries that are committed and durable here), one state batch per job, with the applied index in
- * the same batch. Linearizable reads wait here until the applied index reaches their read index. */
+ * Each storage job (the committed part of one Raft Ready) is applied as soon as it arrives (the core hands
+ * out only entries that are committed and durable in its WAL), one state batch per job, with the applied
+ * index in the same batch. Linearizable reads wait here until the applied index reaches their read index. */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -24,9 +23,6 @@
 
 struct storage_context {
 	struct node *node;
-	struct storage_job **waiting; /* jobs written but not yet durable, oldest first */
-	size_t waiting_count;
-	size_t waiting_capacity;
 	struct pending_read *reads;   /* linearizable reads waiting for their index */
 	size_t reads_count;
 	size_t reads_capacity;
@@ -71,8 +67,8 @@ static void raise_disk_full_alarm(struct storage_context *context)
 	}
 }
 
-/* The WAL or the state has no room left: nothing more can be made durable here, but nothing is lost either
- * (the state's batch was not written, the WAL keeps whatever it reported durable). Rather than stopping, the
+/* The state has no room left (the WAL's full disk comes the same way, from the core: node->disk_full):
+ * nothing more can be made durable here, but nothing is lost either (the state's batch was not written). Rather than stopping, the
  * member stays up as etcd's NOSPACE semantics ask: it raises its NOSPACE alarm through Raft (the others commit
  * it while they are a quorum, and then every member refuses writes), refuses writes itself, hands leadership
  * over when it has it, and goes on serving reads from its applied state (serializable reads, watches of what it
@@ -82,17 +78,16 @@ static void enter_disk_full(struct storage_context *context, const char *what, c
 	struct node *node = context->node;
 	context->failed = true;
 	atomic_store(&node->disk_full, true);
-	/* etcd's words for its WAL and backend write failures (raft.go, backend's batch_tx.go) name what failed. */
-	bool wal = strncmp(what, "WAL", 3) == 0 || strncmp(what, "releasing", 9) == 0;
-	log_write("error", wal ? "failed to save Raft hard state and entries" : "failed to commit tx",
+	/* etcd's words for its backend write failures (backend's batch_tx.go). */
+	log_write("error", "failed to commit tx",
 	          "\"what\":\"%s\",\"data-dir\":\"%s\",\"error\":\"%s\"", what, node->flags.data_dir, error);
 	log_write("warn", "out of disk space: raising alarm NOSPACE, refusing writes, serving reads until restarted",
 	          "\"member-id\":\"%" PRIx64 "\",\"data-dir\":\"%s\"", node->member_id, node->flags.data_dir);
 	raise_disk_full_alarm(context);
 }
 
-/* The WAL or RocksDB failed: nothing more can be made durable or applied, so the member must stop
- * acknowledging. The core stops the member on this report; a full disk is the exception (enter_disk_full). */
+/* RocksDB failed: nothing more can be applied, so the member must stop acknowledging. The core stops the
+ * member on this report; a full disk is the exception (enter_disk_full). */
 static void stop_on_storage_failure(struct storage_context *context, const char *what, const char *error)
 {
 	if (context->failed)
@@ -102,13 +97,12 @@ static void stop_on_storage_failure(struct storage_context *context, const char 
 		return;
 	}
 	context->failed = true;
-	/* Nothing more can be made durable: the core must stop acknowledging. Tell it. */
-	struct storage_done *done = xcalloc(1, sizeof(*done));
+	/* Nothing more can be applied: the core must stop acknowledging. Tell it. */
+	struct storage_failure *failure = xcalloc(1, sizeof(*failure));
 	struct core_mail *mail = xcalloc(1, sizeof(*mail));
-	done->failed = true;
-	snprintf(done->error, sizeof(done->error), "%s: %s", what, error);
-	mail->kind = CORE_MAIL_PERSISTED;
-	mail->persisted = done;
+	snprintf(failure->error, sizeof(failure->error), "%s: %s", what, error);
+	mail->kind = CORE_MAIL_STORAGE_FAILED;
+	mail->failure = failure;
 	core_mailbox_post(&context->node->core_inbox, mail);
 }
 
@@ -350,99 +344,6 @@ static void apply_committed(struct storage_context *context, struct storage_job 
 		stop_on_storage_failure(context, "snapshot", error);
 }
 
-static void write_job(struct storage_context *context, struct storage_job *job)
-{
-	struct node *node = context->node;
-	char error[256] = "";
-	if (context->failed)
-		return;
-	if (job->entries_count || job->has_hard_state)
-		FAILPOINT("raftBeforeSave");
-	/* The snapshot-free log: entries, then the hard state that may commit them. */
-	if (job->entries_count &&
-	    wal_append_entries(node->wal, job->entries, job->entries_count, error, sizeof(error)) != 0) {
-		stop_on_storage_failure(context, "WAL append", error);
-		return;
-	}
-	if (job->has_hard_state && wal_set_hard_state(node->wal, &job->hard_state, error, sizeof(error)) != 0) {
-		stop_on_storage_failure(context, "WAL hard state", error);
-		return;
-	}
-	if (wal_submit(node->wal, error, sizeof(error)) != 0) {
-		stop_on_storage_failure(context, "WAL submit", error);
-		return;
-	}
-	job->wal_records_after = wal_appended_records(node->wal);
-	job->written_at_us = clock_monotonic_us();
-}
-
-/* etcd_disk_wal_fsync_duration_seconds: from a job's submit to its records being durable. */
-static void count_fsync(struct node *node, uint64_t microseconds)
-{
-	histogram_observe_ns(&node->wal_fsync_duration, microseconds * 1000);
-}
-
-/* Seconds as Go's time.Duration prints them ("1.5s", "2.000031s"), the form etcd's zap logs use. */
-static void format_go_seconds(uint64_t microseconds, char *out, size_t size)
-{
-	int length = snprintf(out, size, "%" PRIu64 ".%06" PRIu64, microseconds / 1000000, microseconds % 1000000);
-	while (length > 0 && out[length - 1] == '0')
-		out[--length] = '\0';
-	if (length > 0 && out[length - 1] == '.')
-		out[--length] = '\0';
-	snprintf(out + length, size - (size_t)length, "s");
-}
-
-/* etcd's warning for a WAL sync slower than a second (wal.go, warnSyncDuration): operators grep for it
- * when a disk is failing or shared. One line per group commit, with its slowest job's time. */
-#define SLOW_FDATASYNC_MICROSECONDS 1000000u
-
-static void report_durable(struct storage_context *context)
-{
-	struct node *node = context->node;
-	uint64_t durable = wal_durable_records(node->wal);
-	size_t done_count = 0;
-	while (done_count < context->waiting_count && context->waiting[done_count]->wal_records_after <= durable)
-		done_count++;
-	if (done_count)
-		FAILPOINT("raftAfterSave");
-	uint64_t now_us = done_count ? clock_monotonic_us() : 0;
-	uint64_t slowest_us = 0;
-	for (size_t k = 0; k < done_count; k++) {
-		struct storage_job *job = context->waiting[k];
-		if (job->entries_count || job->has_hard_state) {
-			count_fsync(node, now_us - job->written_at_us);
-			if (now_us - job->written_at_us > slowest_us)
-				slowest_us = now_us - job->written_at_us;
-		}
-		if (job->persist_index || job->after_persist_count) {
-			struct storage_done *done = xcalloc(1, sizeof(*done));
-			struct core_mail *mail = xcalloc(1, sizeof(*mail));
-			done->persist_index = job->persist_index;
-			done->persist_term = job->persist_term;
-			done->after_persist = job->after_persist;
-			done->after_persist_count = job->after_persist_count;
-			job->after_persist = NULL;
-			job->after_persist_count = 0;
-			mail->kind = CORE_MAIL_PERSISTED;
-			mail->persisted = done;
-			core_mailbox_post(&node->core_inbox, mail);
-		}
-		storage_job_free(job);
-	}
-	if (slowest_us > SLOW_FDATASYNC_MICROSECONDS) {
-		char took[32], expected[32];
-		format_go_seconds(slowest_us, took, sizeof(took));
-		format_go_seconds(SLOW_FDATASYNC_MICROSECONDS, expected, sizeof(expected));
-		log_write("warn", "slow fdatasync", "\"took\":\"%s\",\"expected-duration\":\"%s\"", took, expected);
-	}
-	if (done_count == 0)
-		return; /* also: waiting may still be NULL, and memmove must not see it */
-	memmove(context->waiting, context->waiting + done_count,
-	        (context->waiting_count - done_count) * sizeof(struct storage_job *));
-	context->waiting_count -= done_count;
-}
-
 /* The alarms the state keeps (at start, and after a snapshot replaced the state), published. */
 static int reload_alarms(struct storage_context *context, char *err, size_t errlen)
 {
@@ -483,7 +384,6 @@ static void take_job(struct storage_context *context, struct storage_job *job)
 	}
 	if (job->conf_state)
 		snapshot_keeper_note_conf(context->keeper, job->conf_state, job->conf_state_length);
-	write_job(context, job);
 	apply_committed(context, job);
 	for (size_t k = 0; k < job->reads_count; k++) {
 		if (context->reads_count == context->reads_capacity) {
@@ -494,11 +394,7 @@ static void take_job(struct storage_context *context, struct storage_job *job)
 	}
 	job->reads_count = 0;
 	serve_ready_reads(context, job->raft_term);
-	if (context->waiting_count == context->waiting_capacity) {
-		context->waiting_capacity = context->waiting_capacity ? context->waiting_capacity * 2 : 64;
-		context->waiting = xrealloc(context->waiting, context->waiting_capacity * sizeof(struct storage_job *));
-	}
-	context->waiting[context->waiting_count++] = job;
+	storage_job_free(job);
 }
 
 void *node_storage_main(void *argument)
@@ -516,8 +412,6 @@ void *node_storage_main(void *argument)
 	struct epoll_event event = {.events = EPOLLIN};
 	event.data.u32 = 1;
 	epoll_ctl(epoll, EPOLL_CTL_ADD, storage_mailbox_fd(&node->storage_inbox), &event);
-	event.data.u32 = 2;
-	epoll_ctl(epoll, EPOLL_CTL_ADD, wal_event_fd(node->wal), &event);
 	bool running = true;
 	bool catching_up = false; /* watchers still reading history: poll instead of sleeping */
 	while (running) {
@@ -554,14 +448,6 @@ void *node_storage_main(void *argument)
 			free(mail);
 		}
 		free(items);
-		char error[256] = "";
-		uint64_t durable = 0;
-		if (!context.failed && wal_reap(node->wal, &durable, error, sizeof(error)) != 0)
-			stop_on_storage_failure(&context, "WAL write", error);
-		if (!context.failed)
-			report_durable(&context);
-		if (!context.failed && snapshot_keeper_after_durable(context.keeper, error, sizeof(error)) != 0)
-			stop_on_storage_failure(&context, "releasing the WAL", error);
 		uint64_t now = clock_monotonic_ms();
 		if (now - last_tick_ms >= 100) {
 			last_tick_ms = now;
@@ -589,11 +475,6 @@ void *node_storage_main(void *argument)
 	auth_store_release(context.auth);
 	snapshot_keeper_free(context.keeper);
 	alarm_list_free(&context.alarms);
-	/* Stopping: what is in flight completes inside wal_close; jobs not yet reported are dropped, as a
-	 * crash would drop them. */
-	for (size_t k = 0; k < context.waiting_count; k++)
-		storage_job_free(context.waiting[k]);
-	free(context.waiting);
 	for (size_t k = 0; k < context.reads_count; k++)
 		free(context.reads[k].range_request);
 	free(context.reads);

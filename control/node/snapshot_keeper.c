@@ -8,11 +8,12 @@
  * N requests before the snapshot, so its memory follows N requests whatever the batching.
  *
  * Taking one, in order: the checkpoint and its Raft record in member/snap, made durable (snap_store);
- * the WAL marker, with the configuration; then the core is told (it keeps the record for followers and
- * compacts its log). Once the marker is durable, RocksDB's log is fsync'd (state_sync) and WAL segments
- * wholly before the snapshot are deleted beyond --max-wals files, then snapshots beyond
- * --max-snapshots. A crash anywhere leaves either the old marker (its snapshot is still there: pruning
- * comes after) or the new one (its snapshot was durable before it). */
+ * RocksDB's log fsync'd (state_sync), so the state is durable at least up to the snapshot; then the core
+ * is told: it writes the WAL marker with the configuration, keeps the record for followers and compacts
+ * its log, and once the marker is durable deletes WAL segments wholly before the snapshot beyond
+ * --max-wals files, then snapshots beyond --max-snapshots (node_core_wal.c). A crash anywhere leaves
+ * either the old marker (its snapshot is still there: pruning comes after) or the new one (its snapshot
+ * was durable before it). */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -46,9 +47,6 @@ struct snapshot_keeper {
 	size_t ring_start;
 	size_t ring_count;
 	uint64_t snapshot_index;
-	bool release_pending;   /* a marker whose durability releases the WAL before it */
-	uint64_t release_index;
-	uint64_t marker_records;
 };
 
 uint8_t *snapshot_pack_conf_state(const raft_t *raft, size_t *length)
@@ -135,25 +133,14 @@ static uint64_t compact_index(const struct snapshot_keeper *keeper, uint64_t sna
 	return 0;
 }
 
-static uint8_t *pack_metadata(uint64_t index, uint64_t term, Raftpb__ConfState *conf, size_t *length)
-{
-	Raftpb__SnapshotMetadata metadata = RAFTPB__SNAPSHOT_METADATA__INIT;
-	metadata.index = index;
-	metadata.term = term;
-	metadata.conf_state = conf;
-	*length = raftpb__snapshot_metadata__get_packed_size(&metadata);
-	uint8_t *bytes = xmalloc(*length);
-	raftpb__snapshot_metadata__pack(&metadata, bytes);
-	return bytes;
-}
-
-static void post_taken(struct node *node, uint8_t *record, size_t length, uint64_t compact)
+static void post_taken(struct node *node, uint8_t *record, size_t length, uint64_t compact, uint64_t durable_applied)
 {
 	struct core_mail *mail = xcalloc(1, sizeof(*mail));
 	mail->kind = CORE_MAIL_SNAPSHOT_TAKEN;
 	mail->taken.record = record;
 	mail->taken.length = length;
 	mail->taken.compact_index = compact;
+	mail->taken.durable_applied = durable_applied;
 	core_mailbox_post(&node->core_inbox, mail);
 }
 
@@ -180,8 +167,6 @@ static int take_snapshot(struct snapshot_keeper *keeper, char *err, size_t errle
 	size_t record_length = raftpb__snapshot__get_packed_size(&snapshot);
 	uint8_t *record = xmalloc(record_length);
 	raftpb__snapshot__pack(&snapshot, record);
-	size_t marker_length = 0;
-	uint8_t *marker_metadata = pack_metadata(index, term, conf, &marker_length);
 	raftpb__conf_state__free_unpacked(conf, NULL);
 
 	struct snap_info info;
@@ -196,25 +181,19 @@ static int take_snapshot(struct snapshot_keeper *keeper, char *err, size_t errle
 		          index, log_json_escape(store_error, escaped, sizeof(escaped)));
 		keeper->requests_at_snapshot = keeper->requests;
 		free(record);
-		free(marker_metadata);
 		return 0;
 	}
 	uint64_t saved = clock_monotonic_ms();
-	struct wal_snapshot_marker marker = {index, term, marker_metadata, marker_length};
-	int rc = wal_save_snapshot(node->wal, &marker, err, errlen);
-	free(marker_metadata);
-	if (rc == 0)
-		rc = wal_submit(node->wal, err, errlen);
-	if (rc != 0) {
+	/* The WAL may forget an entry only once RocksDB's copy of its effect is durable. */
+	uint64_t durable_applied = 0;
+	char state_error[256];
+	if (state_sync(node->state, &durable_applied, state_error, sizeof(state_error)) != STATE_OK) {
+		snprintf(err, errlen, "syncing the state after a snapshot: %s", state_error);
 		free(record);
 		return -1;
 	}
-	FAILPOINT("raftAfterSaveSnap");
-	keeper->release_pending = true;
-	keeper->release_index = index;
-	keeper->marker_records = wal_appended_records(node->wal);
 	uint64_t compact = compact_index(keeper, index);
-	post_taken(node, record, record_length, compact);
+	post_taken(node, record, record_length, compact, durable_applied);
 	keeper->requests_at_snapshot = keeper->requests;
 	keeper->snapshot_index = index;
 	node->snapshot_now = false;
@@ -223,7 +202,7 @@ static int take_snapshot(struct snapshot_keeper *keeper, char *err, size_t errle
 	char path[4200];
 	log_write("info", "saved snapshot",
 	          "\"snapshot-index\":%" PRIu64 ",\"snapshot-term\":%" PRIu64 ",\"snapshot-dir\":\"%s\",\"compact-index\":%" PRIu64
-	          ",\"took-ms\":%" PRIu64 ",\"wal-marker-ms\":%" PRIu64,
+	          ",\"took-ms\":%" PRIu64 ",\"state-sync-ms\":%" PRIu64,
 	          index, term, log_json_escape(snap_store_dir(node->snapshots), path, sizeof(path)), compact,
 	          saved - started, clock_monotonic_ms() - saved);
 	return 0;
@@ -241,40 +220,6 @@ int snapshot_keeper_after_apply(struct snapshot_keeper *keeper, char *err, size_
 	if (!node->snapshot_now && keeper->requests - keeper->requests_at_snapshot < node->flags.snapshot_count)
 		return 0;
 	return take_snapshot(keeper, err, errlen);
-}
-
-int snapshot_keeper_after_durable(struct snapshot_keeper *keeper, char *err, size_t errlen)
-{
-	struct node *node = keeper->node;
-	if (!keeper->release_pending || wal_durable_records(node->wal) < keeper->marker_records)
-		return 0;
-	keeper->release_pending = false;
-	/* The WAL may forget an entry only once RocksDB's copy of its effect is durable. */
-	uint64_t durable_applied = 0;
-	char state_error[256];
-	if (state_sync(node->state, &durable_applied, state_error, sizeof(state_error)) != STATE_OK) {
-		snprintf(err, errlen, "syncing the state before releasing the WAL: %s", state_error);
-		return -1;
-	}
-	uint64_t upto = keeper->release_index < durable_applied ? keeper->release_index : durable_applied;
-	size_t files_before = wal_segment_files(node->wal);
-	if (node->flags.max_wals > 0 &&
-	    wal_release_keeping(node->wal, upto, (size_t)node->flags.max_wals, err, errlen) != 0)
-		return -1;
-	if (node->flags.max_wals > 0)
-		FAILPOINT("raftAfterWALRelease");
-	char store_error[512];
-	if (snap_store_prune(node->snapshots, (size_t)node->flags.max_snapshots, store_error, sizeof(store_error)) != 0) {
-		/* Old snapshots left behind cost disk, not correctness: the next snapshot prunes again. */
-		char escaped[600];
-		log_write("warn", "failed to remove old snapshots", "\"error\":\"%s\"",
-		          log_json_escape(store_error, escaped, sizeof(escaped)));
-	}
-	size_t files_after = wal_segment_files(node->wal);
-	if (files_after < files_before)
-		log_write("info", "released WAL segments", "\"released-up-to-index\":%" PRIu64 ",\"segments-removed\":%zu"
-		          ",\"segments-kept\":%zu", upto, files_before - files_after, files_after);
-	return 0;
 }
 
 int snapshot_keeper_install(struct snapshot_keeper *keeper, const struct storage_job *job, char *err, size_t errlen)
@@ -296,25 +241,8 @@ int snapshot_keeper_install(struct snapshot_keeper *keeper, const struct storage
 		raftpb__snapshot__free_unpacked(snapshot, NULL);
 		return -1;
 	}
-	FAILPOINT("raftBeforeApplySnap");
-	/* The marker first, durable, with the log after it cut: from here a restart installs the snapshot
-	 * itself if the state below is not replaced yet. */
-	size_t marker_length = 0;
-	uint8_t *marker_metadata = pack_metadata(index, term, snapshot->metadata->conf_state, &marker_length);
-	struct wal_snapshot_marker marker = {index, term, marker_metadata, marker_length};
-	int rc = wal_save_snapshot(node->wal, &marker, err, errlen);
-	free(marker_metadata);
-	if (rc == 0)
-		rc = wal_truncate_after(node->wal, index, err, errlen);
-	if (rc == 0)
-		rc = wal_submit(node->wal, err, errlen);
-	uint64_t ignored;
-	while (rc == 0 && !wal_all_durable(node->wal))
-		rc = wal_wait(node->wal, &ignored, err, errlen);
-	if (rc != 0) {
-		raftpb__snapshot__free_unpacked(snapshot, NULL);
-		return -1;
-	}
+	/* The core made the marker durable, with the log after it cut: from here a restart installs the
+	 * snapshot itself if the state below is not replaced yet. */
 	char db[4200], state_error[512];
 	snap_store_db_path(node->snapshots, &info, db, sizeof(db));
 	if (state_restore_from_directory(node->state, db, node->member_id, state_error, sizeof(state_error)) != STATE_OK) {
@@ -334,10 +262,6 @@ int snapshot_keeper_install(struct snapshot_keeper *keeper, const struct storage
 	keeper->requests_at_snapshot = keeper->requests;
 	keeper->snapshot_index = index;
 	FAILPOINT("raftAfterApplySnap");
-	/* The old log is all behind the marker now: release it and the older snapshots. */
-	keeper->release_pending = true;
-	keeper->release_index = index;
-	keeper->marker_records = wal_appended_records(node->wal);
 	/* The applied index is published by the caller, once the new state's leases reached the core. */
 	atomic_store(&node->snapshot_index, index);
 	atomic_fetch_add(&node->snapshots_installed, 1);

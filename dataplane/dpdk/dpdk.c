@@ -811,10 +811,10 @@ int dpdk_transport_port_info(const struct transport *t, char *mac, size_t maclen
 	return 0;
 }
 
-static int dpdk_fd(const struct transport *t)
+/* Rung by the lcore only while the receiver sleeps (dpdk_sleep_begin .. dpdk_sleep_end). */
+static int dpdk_fd(const struct transport *base)
 {
-	(void)t;
-	return -1; /* DPDK polls: call transport_poll with a timeout */
+	return dpdk_of_const(base)->receive_event;
 }
 
 static int dpdk_local_address(const struct transport *base, char *host, size_t hostlen, uint16_t *port)
@@ -1007,6 +1007,25 @@ static void receive_wait(struct dpdk_transport *t, int timeout_ms)
 	drain_event(t->receive_event);
 }
 
+/* The receiver (an epoll loop) is about to sleep on receive_event: the lcore rings it from now on. */
+static bool dpdk_sleep_begin(struct transport *base)
+{
+	struct dpdk_transport *t = dpdk_of(base);
+	atomic_store_explicit(&t->receiver_waiting, 1, memory_order_relaxed);
+	atomic_thread_fence(memory_order_seq_cst);
+	if (rte_ring_count(runtime.rx_ring) == 0)
+		return true;
+	atomic_store_explicit(&t->receiver_waiting, 0, memory_order_relaxed);
+	return false;
+}
+
+static void dpdk_sleep_end(struct transport *base)
+{
+	struct dpdk_transport *t = dpdk_of(base);
+	atomic_store_explicit(&t->receiver_waiting, 0, memory_order_relaxed);
+	drain_event(t->receive_event);
+}
+
 static int dpdk_poll(struct transport *base, int timeout_ms, transport_deliver_fn deliver, void *arg, char *err,
 	size_t errlen)
 {
@@ -1057,6 +1076,8 @@ static const struct transport_ops dpdk_ops = {
 	.send = dpdk_send,
 	.flush = dpdk_flush,
 	.poll = dpdk_poll,
+	.sleep_begin = dpdk_sleep_begin,
+	.sleep_end = dpdk_sleep_end,
 	.fd = dpdk_fd,
 	.local_address = dpdk_local_address,
 	.close = dpdk_close,

@@ -1,0 +1,334 @@
+/* control/node/node_core_wal.c: the WAL on the core thread (node_core_wal.h). */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "alloc.h"
+#include "clock.h"
+#include "failpoint.h"
+#include "log.h"
+#include "node_core_wal.h"
+#include "node_members.h"
+
+/* One Ready's promises, released once the WAL's durable record count reaches records_after. */
+struct durable_wait {
+	uint64_t records_after;
+	uint64_t persist_index; /* 0: nothing to report */
+	uint64_t persist_term;
+	struct packed_message *after_persist;
+	size_t after_persist_count;
+	uint64_t written_at_us; /* 0: the Ready wrote nothing (no fsync to time) */
+};
+
+struct core_wal {
+	struct node *node;
+	struct durable_wait *waits; /* oldest first, from waits_head */
+	size_t waits_head;
+	size_t waits_count;
+	size_t waits_capacity;
+	bool failed;
+	bool release_pending;       /* a snapshot marker whose durability releases the WAL before it */
+	uint64_t release_up_to;
+	uint64_t marker_records;
+	uint64_t marker_index;      /* the newest marker written: an older one must never follow it */
+	struct wal_entry *entries;  /* scratch for one Ready's entries (their data stays the core's) */
+	size_t entries_capacity;
+};
+
+struct core_wal *core_wal_new(struct node *node)
+{
+	struct core_wal *wal = xcalloc(1, sizeof(*wal));
+	wal->node = node;
+	wal->marker_index = node->initial_snapshot_index;
+	return wal;
+}
+
+static void free_packed(struct packed_message *messages, size_t count)
+{
+	for (size_t k = 0; k < count; k++)
+		free(messages[k].bytes);
+	free(messages);
+}
+
+void core_wal_free(struct core_wal *wal)
+{
+	if (!wal)
+		return;
+	for (size_t k = 0; k < wal->waits_count; k++) {
+		struct durable_wait *wait = &wal->waits[wal->waits_head + k];
+		free_packed(wait->after_persist, wait->after_persist_count);
+	}
+	free(wal->waits);
+	free(wal->entries);
+	free(wal);
+}
+
+int core_wal_event_fd(const struct core_wal *wal)
+{
+	return wal_event_fd(wal->node->wal);
+}
+
+bool core_wal_writable(const struct core_wal *wal)
+{
+	return !wal->failed;
+}
+
+/* The WAL cannot write. A full disk keeps the member up on etcd's NOSPACE terms (the storage thread raises
+ * the alarm and hands leadership over; reads go on); anything else stops it, acknowledging nothing more. */
+static void fail(struct core_wal *wal, const char *what, int rc, const char *error)
+{
+	struct node *node = wal->node;
+	if (wal->failed)
+		return;
+	wal->failed = true;
+	char escaped[600];
+	log_json_escape(error, escaped, sizeof(escaped));
+	if (rc == -ENOSPC || strstr(error, "No space left on device")) {
+		/* etcd's words for a WAL write that failed (raft.go). */
+		log_write("error", "failed to save Raft hard state and entries", "\"what\":\"%s\",\"data-dir\":\"%s\",\"error\":\"%s\"",
+		          what, node->flags.data_dir, escaped);
+		log_write("warn", "out of disk space: raising alarm NOSPACE, refusing writes, serving reads until restarted",
+		          "\"member-id\":\"%" PRIx64 "\",\"data-dir\":\"%s\"", node->member_id, node->flags.data_dir);
+		atomic_store(&node->disk_full, true);
+		return;
+	}
+	log_write("error", "storage failed; stopping without acknowledging anything more", "\"error\":\"%s: %s\"", what,
+	          escaped);
+	atomic_store(&node->exit_code, 1);
+	atomic_store(&node->stopping, true);
+}
+
+static struct durable_wait *queue_wait(struct core_wal *wal)
+{
+	if (wal->waits_head + wal->waits_count == wal->waits_capacity) {
+		if (wal->waits_head > 0) {
+			memmove(wal->waits, wal->waits + wal->waits_head, wal->waits_count * sizeof(*wal->waits));
+			wal->waits_head = 0;
+		} else {
+			wal->waits_capacity = wal->waits_capacity ? wal->waits_capacity * 2 : 64;
+			wal->waits = xrealloc(wal->waits, wal->waits_capacity * sizeof(*wal->waits));
+		}
+	}
+	struct durable_wait *wait = &wal->waits[wal->waits_head + wal->waits_count++];
+	memset(wait, 0, sizeof(*wait));
+	return wait;
+}
+
+/* A snapshot from the leader: its marker first, durable, with the log after it cut, before anything of
+ * the Ready that follows it. From here a restart installs the snapshot itself if the state below was not
+ * replaced yet (snapshot_recover); the storage thread replaces it next. */
+static int write_install_marker(struct core_wal *wal, const Raftpb__Snapshot *snapshot, char *err, size_t errlen)
+{
+	struct node *node = wal->node;
+	const Raftpb__SnapshotMetadata *metadata = snapshot->metadata;
+	if (!metadata || !metadata->conf_state) {
+		snprintf(err, errlen, "the snapshot to install carries no configuration");
+		return -EINVAL;
+	}
+	struct snap_info info;
+	if (!snap_store_find(node->snapshots, metadata->index, &info) || info.term != metadata->term) {
+		snprintf(err, errlen, "the snapshot to install (index %" PRIu64 ", term %" PRIu64 ") is not in %s",
+		         metadata->index, metadata->term, snap_store_dir(node->snapshots));
+		return -ENOENT;
+	}
+	FAILPOINT("raftBeforeApplySnap");
+	size_t length = raftpb__snapshot_metadata__get_packed_size(metadata);
+	uint8_t *packed = xmalloc(length ? length : 1);
+	raftpb__snapshot_metadata__pack(metadata, packed);
+	struct wal_snapshot_marker marker = {metadata->index, metadata->term, packed, length};
+	int rc = wal_save_snapshot(node->wal, &marker, err, errlen);
+	free(packed);
+	if (rc == 0)
+		rc = wal_truncate_after(node->wal, metadata->index, err, errlen);
+	if (rc == 0)
+		rc = wal_submit(node->wal, err, errlen);
+	uint64_t ignored;
+	while (rc == 0 && !wal_all_durable(node->wal))
+		rc = wal_wait(node->wal, &ignored, err, errlen);
+	if (rc != 0)
+		return rc;
+	/* The old log is all behind the marker now. */
+	wal->marker_index = metadata->index;
+	wal->release_pending = true;
+	wal->release_up_to = metadata->index;
+	wal->marker_records = wal_appended_records(node->wal);
+	return 0;
+}
+
+void core_wal_write_ready(struct core_wal *wal, const struct raft_ready *ready, struct packed_message *after_persist,
+                          size_t after_persist_count)
+{
+	struct node *node = wal->node;
+	char error[512] = "";
+	if (wal->failed) {
+		/* Nothing more becomes durable here: its acknowledgements are never sent. */
+		free_packed(after_persist, after_persist_count);
+		return;
+	}
+	bool writes = ready->entries_count || ready->has_hard_state || ready->snapshot;
+	if (writes)
+		FAILPOINT("raftBeforeSave");
+	int rc = 0;
+	const char *what = "WAL snapshot marker";
+	if (ready->snapshot)
+		rc = write_install_marker(wal, ready->snapshot, error, sizeof(error));
+	if (rc == 0 && ready->entries_count) {
+		what = "WAL append";
+		if (ready->entries_count > wal->entries_capacity) {
+			wal->entries_capacity = ready->entries_count * 2;
+			wal->entries = xrealloc(wal->entries, wal->entries_capacity * sizeof(*wal->entries));
+		}
+		/* The WAL copies the data into its write buffer: the core's log may drop it before the write ends. */
+		for (size_t k = 0; k < ready->entries_count; k++) {
+			const Raftpb__Entry *entry = ready->entries[k];
+			wal->entries[k] = (struct wal_entry){entry->term, entry->index, (uint32_t)entry->type, entry->data.data,
+			                                     entry->data.len};
+		}
+		rc = wal_append_entries(node->wal, wal->entries, ready->entries_count, error, sizeof(error));
+	}
+	if (rc == 0 && ready->has_hard_state) {
+		what = "WAL hard state";
+		struct wal_hard_state hard_state = {ready->hard_state.term, ready->hard_state.vote, ready->hard_state.commit};
+		rc = wal_set_hard_state(node->wal, &hard_state, error, sizeof(error));
+	}
+	if (rc == 0 && writes) {
+		what = "WAL submit";
+		rc = wal_submit(node->wal, error, sizeof(error));
+	}
+	if (rc != 0) {
+		fail(wal, what, rc, error);
+		free_packed(after_persist, after_persist_count);
+		return;
+	}
+	if (!ready->persist_index && after_persist_count == 0)
+		return;
+	struct durable_wait *wait = queue_wait(wal);
+	wait->records_after = wal_appended_records(node->wal);
+	wait->persist_index = ready->persist_index;
+	wait->persist_term = ready->persist_term;
+	wait->after_persist = after_persist;
+	wait->after_persist_count = after_persist_count;
+	wait->written_at_us = writes ? clock_monotonic_us() : 0;
+}
+
+void core_wal_mark_snapshot(struct core_wal *wal, uint64_t index, uint64_t term, const uint8_t *metadata,
+                            size_t metadata_length, uint64_t durable_applied)
+{
+	struct node *node = wal->node;
+	/* A snapshot from the leader was installed past it meanwhile: recovery reads the newest marker. */
+	if (wal->failed || index <= wal->marker_index)
+		return;
+	char error[512] = "";
+	struct wal_snapshot_marker marker = {index, term, metadata, metadata_length};
+	int rc = wal_save_snapshot(node->wal, &marker, error, sizeof(error));
+	if (rc == 0)
+		rc = wal_submit(node->wal, error, sizeof(error));
+	if (rc != 0) {
+		fail(wal, "WAL snapshot marker", rc, error);
+		return;
+	}
+	FAILPOINT("raftAfterSaveSnap");
+	wal->marker_index = index;
+	wal->release_pending = true;
+	/* The WAL may forget an entry only once RocksDB's copy of its effect is durable. */
+	wal->release_up_to = index < durable_applied ? index : durable_applied;
+	wal->marker_records = wal_appended_records(node->wal);
+}
+
+/* Once a snapshot's marker is durable: WAL segments wholly before it go (beyond --max-wals files), then
+ * snapshots beyond --max-snapshots. A crash anywhere leaves either the old marker (its snapshot is still
+ * there: pruning comes after) or the new one (its snapshot was durable before it). */
+static void release_behind_marker(struct core_wal *wal)
+{
+	struct node *node = wal->node;
+	if (!wal->release_pending || wal_durable_records(node->wal) < wal->marker_records)
+		return;
+	wal->release_pending = false;
+	char error[512] = "";
+	size_t files_before = wal_segment_files(node->wal);
+	if (node->flags.max_wals > 0) {
+		int rc = wal_release_keeping(node->wal, wal->release_up_to, (size_t)node->flags.max_wals, error, sizeof(error));
+		if (rc != 0) {
+			fail(wal, "releasing the WAL", rc, error);
+			return;
+		}
+		FAILPOINT("raftAfterWALRelease");
+	}
+	char escaped[600];
+	if (snap_store_prune(node->snapshots, (size_t)node->flags.max_snapshots, error, sizeof(error)) != 0)
+		/* Old snapshots left behind cost disk, not correctness: the next snapshot prunes again. */
+		log_write("warn", "failed to remove old snapshots", "\"error\":\"%s\"",
+		          log_json_escape(error, escaped, sizeof(escaped)));
+	size_t files_after = wal_segment_files(node->wal);
+	if (files_after < files_before)
+		log_write("info", "released WAL segments", "\"released-up-to-index\":%" PRIu64 ",\"segments-removed\":%zu"
+		          ",\"segments-kept\":%zu", wal->release_up_to, files_before - files_after, files_after);
+}
+
+/* Seconds as Go's time.Duration prints them ("1.5s", "2.000031s"), the form etcd's zap logs use. */
+static void format_go_seconds(uint64_t microseconds, char *out, size_t size)
+{
+	int length = snprintf(out, size, "%" PRIu64 ".%06" PRIu64, microseconds / 1000000, microseconds % 1000000);
+	while (length > 0 && out[length - 1] == '0')
+		out[--length] = '\0';
+	if (length > 0 && out[length - 1] == '.')
+		out[--length] = '\0';
+	snprintf(out + length, size - (size_t)length, "s");
+}
+
+/* etcd's warning for a WAL sync slower than a second (wal.go, warnSyncDuration): operators grep for it
+ * when a disk is failing or shared. One line per group commit, with its slowest Ready's time. */
+#define SLOW_FDATASYNC_MICROSECONDS 1000000u
+
+bool core_wal_report_durable(struct core_wal *wal, bool reap)
+{
+	struct node *node = wal->node;
+	if (wal->failed)
+		return false;
+	if (reap) {
+		char error[512] = "";
+		uint64_t durable_index = 0;
+		int rc = wal_reap(node->wal, &durable_index, error, sizeof(error));
+		if (rc != 0) {
+			fail(wal, "WAL write", rc, error);
+			return false;
+		}
+	}
+	uint64_t durable = wal_durable_records(node->wal);
+	size_t done = 0;
+	while (done < wal->waits_count && wal->waits[wal->waits_head + done].records_after <= durable)
+		done++;
+	if (done)
+		FAILPOINT("raftAfterSave");
+	uint64_t now_us = done ? clock_monotonic_us() : 0;
+	uint64_t slowest_us = 0;
+	for (size_t k = 0; k < done; k++) {
+		struct durable_wait *wait = &wal->waits[wal->waits_head + k];
+		if (wait->written_at_us) {
+			uint64_t took_us = now_us - wait->written_at_us;
+			/* etcd_disk_wal_fsync_duration_seconds: from a Ready's submit to its records being durable. */
+			histogram_observe_ns(&node->wal_fsync_duration, took_us * 1000);
+			if (took_us > slowest_us)
+				slowest_us = took_us;
+		}
+		for (size_t m = 0; m < wait->after_persist_count; m++)
+			node_send_peer(node, wait->after_persist[m].to, wait->after_persist[m].bytes, wait->after_persist[m].length);
+		free_packed(wait->after_persist, wait->after_persist_count);
+		if (wait->persist_index)
+			raft_persisted(node->raft, wait->persist_index, wait->persist_term);
+	}
+	wal->waits_head += done;
+	wal->waits_count -= done;
+	if (wal->waits_count == 0)
+		wal->waits_head = 0;
+	if (slowest_us > SLOW_FDATASYNC_MICROSECONDS) {
+		char took[32], expected[32];
+		format_go_seconds(slowest_us, took, sizeof(took));
+		format_go_seconds(SLOW_FDATASYNC_MICROSECONDS, expected, sizeof(expected));
+		log_write("warn", "slow fdatasync", "\"took\":\"%s\",\"expected-duration\":\"%s\"", took, expected);
+	}
+	release_behind_marker(wal);
+	return done > 0;
+}
