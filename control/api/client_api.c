@@ -958,13 +958,16 @@ static void *client_thread_main(void *argument)
 	uint64_t last_process_ms = 0;
 	while (!atomic_load(&thread->stopping)) {
 		struct epoll_event events[8];
-		int ready = epoll_wait(epoll, events, 8, thread->snapshot_count || thread->held_count ? 5 : 100);
+		bool asleep = reply_mailbox_sleep_begin(&thread->inbox);
+		int ready = epoll_wait(epoll, events, 8, !asleep ? 0 : thread->snapshot_count || thread->held_count ? 5 : 100);
+		if (asleep)
+			reply_mailbox_sleep_end(&thread->inbox);
 		if (ready < 0 && errno != EINTR)
 			break;
 		/* Only what epoll named is looked at (each look is a syscall, and a syscall a VM exit here);
 		 * a quiet turn (the timeout) still runs the servers for their timers. */
 		uint64_t now_ms = clock_monotonic_ms();
-		bool timers_due = ready <= 0 || now_ms - last_process_ms >= 100;
+		bool timers_due = (asleep && ready == 0) || now_ms - last_process_ms >= 100;
 		bool clients_ready = timers_due, metrics_ready = timers_due, mail_waiting = false;
 		for (int k = 0; k < ready; k++) {
 			clients_ready |= events[k].data.u32 == 1;
@@ -984,7 +987,9 @@ static void *client_thread_main(void *argument)
 		/* The answers of this turn go out together below: one send per connection. */
 		grpc_server_hold_output(thread->server);
 		struct node_reply **items = NULL;
-		size_t count = mail_waiting ? reply_mailbox_take_all(&thread->inbox, &items) : 0;
+		if (mail_waiting)
+			reply_mailbox_doorbell_heard(&thread->inbox);
+		size_t count = reply_mailbox_waiting(&thread->inbox) ? reply_mailbox_take_all(&thread->inbox, &items) : 0;
 		for (size_t k = 0; k < count; k++) {
 			answer(thread, items[k]);
 			node_reply_free(items[k]);
@@ -1081,6 +1086,8 @@ struct client_api *client_api_start(struct node *node, char *err, size_t errlen)
 			failed = 1;
 			break;
 		}
+		/* The thread loops anyway: the storage thread rings only while it sleeps (mailbox.h). */
+		reply_mailbox_owner_polls(&thread->inbox);
 		struct grpc_server_config config = {
 		    .listen_urls = (const char *const *)urls,
 		    .listen_url_count = url_count,

@@ -1,4 +1,4 @@
-/* control/node/mailbox.c: a mutex-protected pointer queue with an eventfd doorbell. */
+/* control/node/mailbox.c: a mutex-protected pointer queue with an eventfd doorbell (mailbox.h). */
 #include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -39,26 +39,68 @@ void mailbox_post(struct mailbox *mailbox, void *item)
 	}
 	bool was_empty = mailbox->count == 0;
 	mailbox->items[mailbox->count++] = item;
+	atomic_store_explicit(&mailbox->waiting, mailbox->count, memory_order_release);
 	pthread_mutex_unlock(&mailbox->lock);
-	/* Ring only on the first item: the owner drains everything at once. */
-	if (was_empty) {
+	bool ring;
+	if (atomic_load_explicit(&mailbox->owner_polls, memory_order_relaxed)) {
+		/* Pairs with mailbox_sleep_begin: either the owner sees the item, or this sees it asleep. */
+		atomic_thread_fence(memory_order_seq_cst);
+		ring = atomic_load_explicit(&mailbox->owner_asleep, memory_order_relaxed) &&
+		       !atomic_exchange_explicit(&mailbox->rung, true, memory_order_relaxed);
+	} else {
+		/* Ring only on the first item: the owner drains everything at once. */
+		ring = was_empty;
+	}
+	if (ring) {
 		uint64_t one = 1;
 		ssize_t written = write(mailbox->event_fd, &one, sizeof(one));
 		(void)written; /* EAGAIN means the counter is already non-zero: the owner will wake */
 	}
 }
 
-size_t mailbox_take_all(struct mailbox *mailbox, void ***items)
+void mailbox_owner_polls(struct mailbox *mailbox)
 {
+	atomic_store(&mailbox->owner_polls, true);
+}
+
+bool mailbox_sleep_begin(struct mailbox *mailbox)
+{
+	atomic_store_explicit(&mailbox->owner_asleep, true, memory_order_relaxed);
+	atomic_thread_fence(memory_order_seq_cst);
+	if (atomic_load_explicit(&mailbox->waiting, memory_order_relaxed) == 0)
+		return true;
+	atomic_store_explicit(&mailbox->owner_asleep, false, memory_order_relaxed);
+	return false;
+}
+
+void mailbox_sleep_end(struct mailbox *mailbox)
+{
+	atomic_store_explicit(&mailbox->owner_asleep, false, memory_order_relaxed);
+}
+
+void mailbox_doorbell_heard(struct mailbox *mailbox)
+{
+	/* Cleared before the read: a sender that rings after it is read next time, never lost. */
+	atomic_store_explicit(&mailbox->rung, false, memory_order_relaxed);
 	uint64_t value;
 	ssize_t got = read(mailbox->event_fd, &value, sizeof(value));
 	(void)got;
+}
+
+size_t mailbox_take_all(struct mailbox *mailbox, void ***items)
+{
+	if (!atomic_load_explicit(&mailbox->owner_polls, memory_order_relaxed)) {
+		uint64_t value;
+		ssize_t got = read(mailbox->event_fd, &value, sizeof(value));
+		(void)got;
+	}
 	pthread_mutex_lock(&mailbox->lock);
 	size_t count = mailbox->count;
 	*items = mailbox->items;
 	mailbox->items = NULL;
 	mailbox->count = 0;
 	mailbox->capacity = 0;
+	atomic_store_explicit(&mailbox->waiting, 0, memory_order_relaxed);
 	pthread_mutex_unlock(&mailbox->lock);
 	return count;
 }

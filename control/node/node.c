@@ -217,6 +217,9 @@ int node_start_threads(struct node *node, char *err, size_t errlen)
 	space_quota_log(node->flags.quota_backend_bytes);
 	if (node_auth_open(node, err, errlen) != 0 || node_auth_start(node, err, errlen) != 0)
 		return -1;
+	/* Their owners loop anyway: senders ring only while an owner sleeps (mailbox.h). */
+	core_mailbox_owner_polls(&node->core_inbox);
+	storage_mailbox_owner_polls(&node->storage_inbox);
 	if (pthread_create(&node->storage_thread, NULL, node_storage_main, node) ||
 	    pthread_create(&node->core_thread, NULL, node_core_main, node) ||
 	    pthread_create(&node->snapshot_thread, NULL, node_snapshot_main, node)) {

@@ -730,11 +730,16 @@ void *node_core_main(void *argument)
 			timeout = transport_due;
 		if (transport_wait_fd < 0 && timeout > 1)
 			timeout = 1;
-		bool asleep = timeout > 0 && transport_sleep_begin(node->transport);
+		/* Sleep only when neither the mailbox nor the transport has something: both ring their fds only
+		 * while this loop said it sleeps, so a busy loop costs its senders no system call. */
+		bool mail_asleep = timeout > 0 && core_mailbox_sleep_begin(&node->core_inbox);
+		bool transport_asleep = mail_asleep && transport_sleep_begin(node->transport);
 		struct epoll_event events[8];
-		int ready_count = epoll_wait(epoll, events, 8, asleep ? timeout : 0);
-		if (asleep)
+		int ready_count = epoll_wait(epoll, events, 8, transport_asleep ? timeout : 0);
+		if (transport_asleep)
 			transport_sleep_end(node->transport);
+		if (mail_asleep)
+			core_mailbox_sleep_end(&node->core_inbox);
 		if (ready_count < 0 && errno != EINTR)
 			break;
 		/* Only the fds epoll named are read: every syscall costs a VM exit here, and a loop turn
@@ -762,7 +767,9 @@ void *node_core_main(void *argument)
 		/* Read before the mail is taken: the lease changes of every entry up to here are in it. */
 		uint64_t applied_before_mail = atomic_load(&node->applied_index);
 		struct core_mail **items = NULL;
-		size_t count = mail_waiting ? core_mailbox_take_all(&node->core_inbox, &items) : 0;
+		if (mail_waiting)
+			core_mailbox_doorbell_heard(&node->core_inbox);
+		size_t count = core_mailbox_waiting(&node->core_inbox) ? core_mailbox_take_all(&node->core_inbox, &items) : 0;
 		bool stop = false;
 		for (size_t k = 0; k < count; k++)
 			handle_mail(&context, items[k], &stop);

@@ -416,16 +416,20 @@ void *node_storage_main(void *argument)
 	bool catching_up = false; /* watchers still reading history: poll instead of sleeping */
 	while (running) {
 		struct epoll_event events[4];
-		int ready = epoll_wait(epoll, events, 4, catching_up ? 0 : 100);
+		/* The senders ring the inbox only while this thread said it sleeps (mailbox.h). */
+		bool asleep = !catching_up && storage_mailbox_sleep_begin(&node->storage_inbox);
+		int ready = epoll_wait(epoll, events, 4, asleep ? 100 : 0);
+		if (asleep)
+			storage_mailbox_sleep_end(&node->storage_inbox);
 		if (ready < 0 && errno != EINTR)
 			break;
 		uint64_t turn_started_us = clock_monotonic_us();
 		/* The inbox's eventfd is read only when epoll named it (a syscall is a VM exit here). */
-		bool mail_waiting = false;
 		for (int k = 0; k < ready; k++)
-			mail_waiting |= events[k].data.u32 == 1;
+			if (events[k].data.u32 == 1)
+				storage_mailbox_doorbell_heard(&node->storage_inbox);
 		struct storage_mail **items = NULL;
-		size_t count = mail_waiting ? storage_mailbox_take_all(&node->storage_inbox, &items) : 0;
+		size_t count = storage_mailbox_waiting(&node->storage_inbox) ? storage_mailbox_take_all(&node->storage_inbox, &items) : 0;
 		for (size_t k = 0; k < count; k++) {
 			struct storage_mail *mail = items[k];
 			switch (mail->kind) {
