@@ -994,7 +994,7 @@ static void *client_thread_main(void *argument)
 			answer(thread, items[k]);
 			node_reply_free(items[k]);
 		}
-		free(items);
+		reply_mailbox_give_back(&thread->inbox, items);
 		client_streams_pump(thread);
 		client_auth_pump(thread);
 		/* What the answers queued goes out now, not at the next wake-up. */

@@ -59,9 +59,7 @@ void grpc_call_free(struct grpc_call *call)
 	while (call->headers != NULL) {
 		struct grpc_header *header = call->headers;
 		call->headers = header->next;
-		free(header->name);
-		free(header->value);
-		free(header);
+		free(header); /* its strings live in the same block */
 	}
 	free(call->path);
 	free(call->http_method);
@@ -295,7 +293,9 @@ int grpc_call_send(struct grpc_call *call, const uint8_t *message, size_t length
 		return grpc_gateway_send(call, message, length);
 	uint8_t prefix[5] = { 0, (uint8_t)(length >> 24), (uint8_t)(length >> 16), (uint8_t)(length >> 8),
 		(uint8_t)length };
-	if (grpc_buffer_append(&call->output, prefix, 5) != 0)
+	/* Sized to the answer: a call's output is usually one small message, and a default-sized buffer
+	 * (4 KiB, past malloc's per-thread cache) cost more than the answer itself. */
+	if (grpc_buffer_reserve(&call->output, 5 + length) != 0 || grpc_buffer_append(&call->output, prefix, 5) != 0)
 		return -1;
 	if (grpc_buffer_append(&call->output, message, length) != 0) {
 		/* A failed append changes nothing: only the prefix is to take back. */

@@ -33,6 +33,9 @@ struct grpc_buffer {
 };
 
 int grpc_buffer_append(struct grpc_buffer *buffer, const void *bytes, size_t length);
+/* An empty buffer gets room for exactly length bytes (rounded up to 64) instead of append's default 4 KiB;
+ * a buffer in use is left to append. */
+int grpc_buffer_reserve(struct grpc_buffer *buffer, size_t length);
 static inline size_t grpc_buffer_length(const struct grpc_buffer *buffer)
 {
 	return buffer->end - buffer->start;

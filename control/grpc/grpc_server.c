@@ -64,6 +64,20 @@ int grpc_buffer_append(struct grpc_buffer *buffer, const void *bytes, size_t len
 	return 0;
 }
 
+int grpc_buffer_reserve(struct grpc_buffer *buffer, size_t length)
+{
+	/* A buffer in use grows in grpc_buffer_append as before. */
+	if (buffer->capacity != 0)
+		return 0;
+	size_t capacity = (length + 63) & ~(size_t)63;
+	buffer->data = malloc(capacity ? capacity : 64);
+	if (buffer->data == NULL)
+		return -1;
+	buffer->capacity = capacity ? capacity : 64;
+	buffer->start = buffer->end = 0;
+	return 0;
+}
+
 void grpc_buffer_consume(struct grpc_buffer *buffer, size_t length)
 {
 	buffer->start += length;

@@ -25,6 +25,7 @@ void mailbox_destroy(struct mailbox *mailbox)
 		close(mailbox->event_fd);
 	pthread_mutex_destroy(&mailbox->lock);
 	free(mailbox->items);
+	free(mailbox->spare);
 	memset(mailbox, 0, sizeof(*mailbox));
 	mailbox->event_fd = -1;
 }
@@ -98,11 +99,33 @@ size_t mailbox_take_all(struct mailbox *mailbox, void ***items)
 	size_t count = mailbox->count;
 	*items = mailbox->items;
 	mailbox->items = NULL;
+	mailbox->taken_capacity = mailbox->capacity;
+	mailbox->items = mailbox->spare;
+	mailbox->capacity = mailbox->spare ? mailbox->spare_capacity : 0;
+	mailbox->spare = NULL;
 	mailbox->count = 0;
-	mailbox->capacity = 0;
 	atomic_store_explicit(&mailbox->waiting, 0, memory_order_relaxed);
 	pthread_mutex_unlock(&mailbox->lock);
 	return count;
+}
+
+void mailbox_give_back(struct mailbox *mailbox, void **items)
+{
+	if (items == NULL)
+		return;
+	pthread_mutex_lock(&mailbox->lock);
+	/* Growing a fresh array every batch (realloc past malloc's small sizes) cost more than the batch. */
+	if (mailbox->spare == NULL && mailbox->items == NULL) {
+		mailbox->items = items;
+		mailbox->capacity = mailbox->taken_capacity;
+		items = NULL;
+	} else if (mailbox->spare == NULL) {
+		mailbox->spare = items;
+		mailbox->spare_capacity = mailbox->taken_capacity;
+		items = NULL;
+	}
+	pthread_mutex_unlock(&mailbox->lock);
+	free(items);
 }
 
 int mailbox_fd(const struct mailbox *mailbox)

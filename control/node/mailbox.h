@@ -22,6 +22,9 @@ struct mailbox {
 	size_t count;
 	size_t capacity;
 	int event_fd;
+	void **spare;             /* the owner's last array, given back for the next batch */
+	size_t spare_capacity;
+	size_t taken_capacity;
 	atomic_bool owner_polls;  /* set once, by node_start_threads */
 	atomic_size_t waiting;    /* count, readable without the lock */
 	atomic_bool owner_asleep;
@@ -32,8 +35,11 @@ struct mailbox {
 int mailbox_init(struct mailbox *mailbox);
 void mailbox_destroy(struct mailbox *mailbox);
 void mailbox_post(struct mailbox *mailbox, void *item);
-/* Moves every waiting item into *items (an array the caller frees with free()) and clears the eventfd. */
+/* Moves every waiting item into *items (an array the caller frees with free(), or better gives back with
+ * mailbox_give_back, so the next batches reuse it instead of growing a new array each time) and clears the
+ * eventfd. */
 size_t mailbox_take_all(struct mailbox *mailbox, void ***items);
+void mailbox_give_back(struct mailbox *mailbox, void **items);
 int mailbox_fd(const struct mailbox *mailbox);
 /* The owner's side of the sleep protocol (see above): call mailbox_owner_polls before the first post; then
  * before sleeping, mailbox_sleep_begin (false: mail is waiting, do not sleep), after the sleep it allowed
@@ -63,6 +69,10 @@ static inline bool mailbox_waiting(struct mailbox *mailbox)
 	static inline void name##_sleep_end(struct name *box) { mailbox_sleep_end(&box->untyped); }            \
 	static inline void name##_doorbell_heard(struct name *box) { mailbox_doorbell_heard(&box->untyped); }  \
 	static inline bool name##_waiting(struct name *box) { return mailbox_waiting(&box->untyped); }        \
+	static inline void name##_give_back(struct name *box, item_type **items)                              \
+	{                                                                                                      \
+		mailbox_give_back(&box->untyped, (void **)items);                                                 \
+	}                                                                                                      \
 	static inline size_t name##_take_all(struct name *box, item_type ***items)                            \
 	{                                                                                                      \
 		void **untyped_items = NULL;                                                                       \

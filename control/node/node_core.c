@@ -736,12 +736,18 @@ void *node_core_main(void *argument)
 		bool transport_asleep = mail_asleep && transport_sleep_begin(node->transport);
 		struct epoll_event events[8];
 		int ready_count = epoll_wait(epoll, events, 8, transport_asleep ? timeout : 0);
+		int wait_errno = errno;
 		if (transport_asleep)
 			transport_sleep_end(node->transport);
 		if (mail_asleep)
 			core_mailbox_sleep_end(&node->core_inbox);
-		if (ready_count < 0 && errno != EINTR)
+		if (ready_count < 0 && wait_errno != EINTR) {
+			log_write("error", "the core thread cannot wait for its inputs; stopping", "\"error\":\"%s\"",
+			          strerror(wait_errno));
+			atomic_store(&node->exit_code, 1);
+			atomic_store(&node->stopping, true);
 			break;
+		}
 		/* Only the fds epoll named are read: every syscall costs a VM exit here, and a loop turn
 		 * under load is woken by its inputs alone. */
 		bool timer_fired = false, mail_waiting = false, wal_completed = false, frames_waiting = false;
@@ -773,10 +779,11 @@ void *node_core_main(void *argument)
 		bool stop = false;
 		for (size_t k = 0; k < count; k++)
 			handle_mail(&context, items[k], &stop);
-		free(items);
-		/* Only with mail taken: an applied index read while the mail that goes with it was not taken
-		 * would cover lease changes the clocks have not seen. */
-		if (count && (context.leases.waiting_count || applied_before_mail > context.leases.covered_index)) {
+		core_mailbox_give_back(&node->core_inbox, items);
+		/* The mailbox was looked at after the applied index was read, every turn: whatever lease changes
+		 * the storage thread posted before it applied up to there were taken just now, so the clocks cover
+		 * it (with no mail at all too: the storage thread posts to the core only when leases change). */
+		if (context.leases.waiting_count || applied_before_mail > context.leases.covered_index) {
 			struct raft_status status;
 			raft_get_status(node->raft, &status);
 			lease_clocks_covered(&context.leases, applied_before_mail, status.role == RAFT_LEADER);

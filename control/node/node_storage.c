@@ -451,7 +451,7 @@ void *node_storage_main(void *argument)
 			}
 			free(mail);
 		}
-		free(items);
+		storage_mailbox_give_back(&node->storage_inbox, items);
 		uint64_t now = clock_monotonic_ms();
 		if (now - last_tick_ms >= 100) {
 			last_tick_ms = now;
