@@ -408,6 +408,12 @@ static struct storage_job *handle_ready(struct core_context *context, struct raf
 		else
 			send_raft_now(node, message);
 	}
+	/* Out before our own write is even submitted: a buffered write copies the entries into the page cache
+	 * inside the submit, and the followers' fsyncs are what the commit waits for. */
+	if (ready->messages_count && ready->entries_count) {
+		char flush_error[256];
+		transport_flush(node->transport, flush_error, sizeof(flush_error));
+	}
 
 	if (ready->has_hard_state) {
 		atomic_store(&node->raft_term, ready->hard_state.term);
