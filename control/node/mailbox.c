@@ -81,11 +81,15 @@ void mailbox_sleep_end(struct mailbox *mailbox)
 
 void mailbox_doorbell_heard(struct mailbox *mailbox)
 {
-	/* Cleared before the read: a sender that rings after it is read next time, never lost. */
-	atomic_store_explicit(&mailbox->rung, false, memory_order_relaxed);
+	/* Read first, then cleared: cleared first, a sender that saw the owner asleep could set it again and
+	 * write between the two, the read would swallow that write, and the flag would stay set with no ring
+	 * pending — every later sender would then skip its ring (tests/control/test_mailbox.c caught that).
+	 * In this order a sender that finds the flag still set skipped its ring, but its item is already
+	 * queued, and the owner takes the mail after this. */
 	uint64_t value;
 	ssize_t got = read(mailbox->event_fd, &value, sizeof(value));
 	(void)got;
+	atomic_store_explicit(&mailbox->rung, false, memory_order_seq_cst);
 }
 
 size_t mailbox_take_all(struct mailbox *mailbox, void ***items)

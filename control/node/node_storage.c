@@ -20,6 +20,7 @@
 #include "node.h"
 #include "node_snapshot.h"
 #include "node_storage_client.h"
+#include "raft_internal_fields.h"
 
 struct storage_context {
 	struct node *node;
@@ -35,6 +36,7 @@ struct storage_context {
 	struct alarm_list alarms;        /* the alarms as applied so far (node_alarms_publish publishes them) */
 	uint64_t disk_full_raised_ms;    /* a full disk: when this member last proposed its NOSPACE alarm */
 	uint64_t disk_full_requests;     /* request ids of those proposals */
+	ProtobufCBinaryData *batch_items; /* scratch: the requests of one batch entry (scan_batch) */
 };
 
 static void post_reply(struct node *node, struct node_reply *reply)
@@ -251,6 +253,58 @@ static void apply_one(struct storage_context *context, const Etcdserverpb__Inter
 		node_reply_free(reply);
 }
 
+/* A varint at *at, within end; false when it runs past end or past 64 bits. */
+static bool read_varint(const uint8_t **at, const uint8_t *end, uint64_t *value)
+{
+	*value = 0;
+	for (unsigned shift = 0; shift < 64 && *at < end; shift += 7) {
+		uint8_t byte = *(*at)++;
+		*value |= (uint64_t)(byte & 0x7f) << shift;
+		if (!(byte & 0x80))
+			return true;
+	}
+	return false;
+}
+
+/* The requests of a batch entry, found in place: the core packs such an entry with `batch` fields only
+ * (node_core.c), and unpacking it whole would copy every request once more before each is unpacked. Fills
+ * items (capacity given) and returns how many, or -1 when the entry is not a batch of this shape or holds
+ * more than capacity (the caller unpacks it then). */
+static long scan_batch(const uint8_t *data, size_t length, ProtobufCBinaryData *items, size_t capacity)
+{
+	const uint8_t *at = data, *end = data + length;
+	size_t count = 0;
+	while (at < end) {
+		uint64_t tag, size;
+		if (!read_varint(&at, end, &tag) ||
+		    tag != PROTOBUF_TAG(INTERNAL_RAFT_FIELD_BATCH, PROTOBUF_WIRE_LENGTH_DELIMITED) ||
+		    !read_varint(&at, end, &size) || size > (uint64_t)(end - at) || count == capacity)
+			return -1;
+		items[count++] = (ProtobufCBinaryData){(size_t)size, (uint8_t *)at};
+		at += size;
+	}
+	return count > 0 ? (long)count : -1;
+}
+
+enum { BATCH_SCAN_CAPACITY = 4096 };
+
+/* Several client requests in one entry: applied in order, each answered on its own. */
+static void apply_batch(struct storage_context *context, const ProtobufCBinaryData *items, size_t count,
+                        const struct kv_header *header, uint64_t index)
+{
+	for (size_t b = 0; b < count; b++) {
+		Etcdserverpb__InternalRaftRequest *inner =
+		    etcdserverpb__internal_raft_request__unpack(NULL, items[b].len, items[b].data);
+		if (!inner) {
+			log_write("warn", "skipping a batched request that does not decode", "\"index\":%" PRIu64 ",\"position\":%zu",
+			          index, b);
+			continue;
+		}
+		apply_one(context, inner, header, index);
+		etcdserverpb__internal_raft_request__free_unpacked(inner, NULL);
+	}
+}
+
 static void apply_committed(struct storage_context *context, struct storage_job *job)
 {
 	struct node *node = context->node;
@@ -282,6 +336,13 @@ static void apply_committed(struct storage_context *context, struct storage_job 
 			snapshot_keeper_note_entry(context->keeper, entry->index, entry->term, 1);
 			continue; /* membership changes arrive as the blob; empty entries are a new leader's */
 		}
+		long batched = scan_batch(entry->data, entry->length, context->batch_items, BATCH_SCAN_CAPACITY);
+		if (batched > 0) {
+			/* --snapshot-count counts client requests, however many one entry holds. */
+			snapshot_keeper_note_entry(context->keeper, entry->index, entry->term, (uint64_t)batched);
+			apply_batch(context, context->batch_items, (size_t)batched, &header, entry->index);
+			continue;
+		}
 		Etcdserverpb__InternalRaftRequest *request =
 		    etcdserverpb__internal_raft_request__unpack(NULL, entry->length, entry->data);
 		/* --snapshot-count counts client requests, however many one entry holds. */
@@ -292,18 +353,7 @@ static void apply_committed(struct storage_context *context, struct storage_job 
 			continue;
 		}
 		if (request->n_batch) {
-			/* Several client requests in one entry: applied in order, each answered on its own. */
-			for (size_t b = 0; b < request->n_batch; b++) {
-				Etcdserverpb__InternalRaftRequest *inner = etcdserverpb__internal_raft_request__unpack(
-				    NULL, request->batch[b].len, request->batch[b].data);
-				if (!inner) {
-					log_write("warn", "skipping a batched request that does not decode",
-					         "\"index\":%" PRIu64 ",\"position\":%zu", entry->index, b);
-					continue;
-				}
-				apply_one(context, inner, &header, entry->index);
-				etcdserverpb__internal_raft_request__free_unpacked(inner, NULL);
-			}
+			apply_batch(context, request->batch, request->n_batch, &header, entry->index);
 		} else if (!request->cluster_member_attr_set) {
 			/* (member attributes: the core thread keeps the member list; the blob below persists it) */
 			apply_one(context, request, &header, entry->index);
@@ -404,6 +454,7 @@ void *node_storage_main(void *argument)
 	context.clients = storage_clients_new(node);
 	context.auth = node_auth_acquire(node);
 	context.keeper = snapshot_keeper_new(node);
+	context.batch_items = xcalloc(BATCH_SCAN_CAPACITY, sizeof(*context.batch_items));
 	char load_error[256] = "";
 	if (reload_alarms(&context, load_error, sizeof(load_error)) != 0)
 		stop_on_storage_failure(&context, "alarms", load_error);
@@ -478,6 +529,7 @@ void *node_storage_main(void *argument)
 	storage_clients_free(context.clients);
 	auth_store_release(context.auth);
 	snapshot_keeper_free(context.keeper);
+	free(context.batch_items);
 	alarm_list_free(&context.alarms);
 	for (size_t k = 0; k < context.reads_count; k++)
 		free(context.reads[k].range_request);
