@@ -3,7 +3,7 @@
 # Sourced by demo.sh and test.sh so that either one alone sets up a fresh machine.
 set -euo pipefail
 QUORUMD_PACKAGES=(meson ninja-build gcc pkg-config clang libclang-rt-14-dev python3
-  protobuf-c-compiler libprotobuf-c-dev liburing-dev librocksdb-dev libjemalloc-dev libssl-dev libjansson-dev libnghttp2-dev etcd-client etcd-server
+  protobuf-c-compiler libprotobuf-c-dev liburing-dev librocksdb-dev libssl-dev libjansson-dev libnghttp2-dev etcd-client etcd-server
   libdpdk-dev iproute2 iputils-ping nftables curl jq dnsmasq-base gnuplot-nox
   openssl golang-go golang-etcd-server-dev libfuse3-dev fuse3 tcpdump)
 

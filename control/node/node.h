@@ -222,7 +222,7 @@ struct peer_message {
 
 /* The core thread's mail. The receiver (core) frees the mail and what it carries. */
 enum core_mail_kind {
-	CORE_MAIL_PEER,       /* snapshot thread (a MsgSnap whose state is on disk) → core: peer */
+	CORE_MAIL_PEER,       /* snapshot thread (a MsgSnap whose state is on disk), the transport's removed-member hook → core: peer */
 	CORE_MAIL_REQUEST,    /* client, operator or core (lease expiry) → core: request */
 	CORE_MAIL_STORAGE_FAILED, /* storage → core: failure, the state machine cannot go on */
 	CORE_MAIL_LEASES,     /* storage → core: leases */

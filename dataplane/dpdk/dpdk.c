@@ -1007,10 +1007,17 @@ static void receive_wait(struct dpdk_transport *t, int timeout_ms)
 	drain_event(t->receive_event);
 }
 
-/* The receiver (an epoll loop) is about to sleep on receive_event: the lcore rings it from now on. */
+/* The receiver (an epoll loop) is about to sleep on receive_event: the lcore rings it from now on. With
+ * --dataplane-idle=poll it never sleeps (the receiving thread polls as the lcore does); adaptive, it first
+ * yields for RECEIVE_SPIN_NS, as the reply to a frame just sent usually comes within that. */
 static bool dpdk_sleep_begin(struct transport *base)
 {
 	struct dpdk_transport *t = dpdk_of(base);
+	if (t->idle == DPDK_IDLE_POLL)
+		return false;
+	uint64_t start = transport_monotonic_ns(NULL);
+	while (rte_ring_count(runtime.rx_ring) == 0 && transport_monotonic_ns(NULL) - start < RECEIVE_SPIN_NS)
+		sched_yield();
 	atomic_store_explicit(&t->receiver_waiting, 1, memory_order_relaxed);
 	atomic_thread_fence(memory_order_seq_cst);
 	if (rte_ring_count(runtime.rx_ring) == 0)
