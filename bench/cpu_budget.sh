@@ -44,15 +44,15 @@ handoff     libc\.so[.0-9]*:(epoll_wait|epoll_pwait|__poll|poll|ppoll)$
 handoff     \[kernel\.kallsyms\]:(eventfd_write|eventfd_read|__x64_sys_eventfd)
 handoff     ^control/node/mailbox\.c:
 handoff     libc\.so[.0-9]*:(pthread_mutex_|pthread_cond_|__pthread_mutex_|__pthread_cond_|___pthread_cond_|__lll_lock)
-# WAL: io_uring submissions and their workers, the fdatasync, the WAL's own code and the storage thread's glue
+# WAL: io_uring submissions and their workers, the fdatasync, the WAL's own code and the core thread's glue
 wal         \[kernel\.kallsyms\]:(__x64_sys_fdatasync|__x64_sys_fsync|vfs_fsync_range|io_fsync)$
 wal         \[kernel\.kallsyms\]:_*(x64_sys_io_uring_enter|io_wq_worker|io_worker_handle_work|io_issue_sqe|io_submit_sqes|io_uring_)
 wal         ^storage/wal/
-wal         ^control/node/node_storage\.c:(write_job|report_durable|count_fsync|take_job)$
+wal         ^control/node/node_core_wal\.c:
 # replication transport: the peer sockets (the kernel's UDP send and receive) and dataplane/
 transport   \[kernel\.kallsyms\]:(udp_sendmsg|udp_recvmsg|__x64_sys_sendmmsg|__x64_sys_recvmmsg|__x64_sys_sendmsg|__x64_sys_recvmsg|__udp4_lib_rcv|udp_queue_rcv)
 transport   ^dataplane/
-transport   ^control/node/node_transport\.c:
+transport   ^control/node/node_core\.c:deliver_peer$
 # reply: the client thread answering from its reply mailbox (gRPC response, trailers, the socket write) and
 # the packing of the response where the entry is applied
 reply       \[kernel\.kallsyms\]:(tcp_sendmsg|__x64_sys_sendto|__x64_sys_writev)$
