@@ -408,18 +408,9 @@ int grpc_gateway_start(struct grpc_connection *connection, const struct grpc_gat
 	if (authorization != NULL) {
 		/* grpc-gateway passes Authorization on as the "authorization" metadata etcd reads a token from
 		 * (HTTP/2 requests have it among their headers already). */
-		struct grpc_header *header = calloc(1, sizeof *header);
-		if (header != NULL) {
-			header->name = strdup("authorization");
-			header->value = strdup(authorization);
-			if (header->name == NULL || header->value == NULL) {
-				free(header->name);
-				free(header->value);
-				free(header);
-			} else {
-				call->headers = header;
-			}
-		}
+		struct grpc_header *header = grpc_header_new("authorization", 13, authorization, strlen(authorization));
+		if (header != NULL)
+			call->headers = header;
 	}
 	connection->http1_call = call;
 	grpc_gateway_run(call, body, body_length);

@@ -325,17 +325,9 @@ static int on_header(nghttp2_session *session, const nghttp2_frame *frame, const
 				call->deadline_ms = grpc_now_ms() + milliseconds;
 		}
 	}
-	/* One allocation per header, its strings behind it: a call keeps a handful, and each was three
-	 * mallocs and three frees on every request. */
-	struct grpc_header *header = malloc(sizeof *header + name_length + 1 + value_length + 1);
+	struct grpc_header *header = grpc_header_new((const char *)name, name_length, (const char *)value, value_length);
 	if (header == NULL)
 		return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
-	header->name = (char *)(header + 1);
-	memcpy(header->name, name, name_length);
-	header->name[name_length] = '\0';
-	header->value = header->name + name_length + 1;
-	memcpy(header->value, value, value_length);
-	header->value[value_length] = '\0';
 	header->next = call->headers;
 	call->headers = header;
 	return 0;

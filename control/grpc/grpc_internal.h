@@ -71,6 +71,8 @@ struct grpc_header {
 	char *name;
 	char *value;
 };
+/* A header and its two strings in one block (free() it whole); NULL when out of memory. */
+struct grpc_header *grpc_header_new(const char *name, size_t name_length, const char *value, size_t value_length);
 
 struct grpc_connection;
 struct grpc_http_answer;
