@@ -28,6 +28,9 @@ const char *const failpoint_names[] = {
     "raftAfterWALRelease",      /* WAL segments before a snapshot just deleted */
     "raftBeforeApplySnap",      /* a snapshot from the leader about to replace the state */
     "raftAfterApplySnap",       /* the state replaced, the WAL not yet told */
+    "defragBeforeCopy",         /* a defragmentation about to rewrite the state (etcd: before the copy) */
+    "defragBeforeRename",       /* the state rewritten, the defragmentation not yet answered (etcd: the copy
+                                 * done, not yet renamed over the database) */
     NULL,
 };
 

@@ -11,6 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "failpoint.h"
 #include "internal.h"
 #include "log.h"
 
@@ -405,6 +406,9 @@ int state_defragment(struct state *state, char *err, size_t errlen)
     if (status != STATE_OK)
         return status;
     char *error = NULL;
+    /* etcd's defragmentation copies its bolt file and renames the copy over it; RocksDB rewrites its tables
+     * under its own MANIFEST instead, so etcd's two points are before the rewrite starts and once it is done. */
+    FAILPOINT("defragBeforeCopy");
     /* The memtables first: what compaction deleted may still sit there, and a flush turns it into tables
      * the compaction below can drop. */
     rocksdb_flushoptions_t *flush = rocksdb_flushoptions_create();
@@ -419,6 +423,7 @@ int state_defragment(struct state *state, char *err, size_t errlen)
     rocksdb_compactoptions_set_exclusive_manual_compaction(options, 1);
     rocksdb_compact_range_opt(state->db, options, NULL, 0, NULL, 0);
     rocksdb_compactoptions_destroy(options);
+    FAILPOINT("defragBeforeRename");
     state->free_checked_ms = 0; /* space came back: ask again */
     return STATE_OK;
 }

@@ -2,7 +2,8 @@
 # quorumd's failpoints (common/failpoint.h, armed through QUORUMD_FAILPOINTS; etcd's own names): a member is
 # crashed (SIGKILL from inside, as a power cut leaves the process) at every point in turn — writing and
 # syncing the WAL, sending as leader and as follower, committing applied entries to RocksDB and doing so
-# with a compaction, saving a snapshot, releasing WAL segments, installing the leader's snapshot — while
+# with a compaction, saving a snapshot, releasing WAL segments, installing the leader's snapshot, before and
+# after defragmenting the state — while
 # eight writers and a compactor run through all three members; once it has died there it is restarted
 # unarmed. Then the leader stalls 2 s before a WAL write. At the end every acknowledged put is on every
 # member with its value and revision, and `endpoint hashkv` gives one hash at one revision on all three.
@@ -86,6 +87,15 @@ for point in raftBeforeApplySnap raftAfterApplySnap; do
 	wait_until "300 more puts while $victim is down" 60 acked_at_least $(($(acked_count) + 300))
 	crash_at "$point" crash "$victim"
 done
+# etcd's defragmentation points: the member defragments its state (etcdctl defrag through it) under the load and
+# the compactor, and dies before the rewrite starts or once it is done; the crash's failure of the call is expected.
+defrag_through() {
+	wait_until "$1 answering before its defragmentation" 30 all_healthy "$1"
+	"$ETCDCTL" --endpoints="${CLIENT[$1]}" --command-timeout=60s defrag >>"$TMP/defrag.log" 2>&1 &
+	track_pid "$!"
+}
+crash_at defragBeforeCopy crash m1 defrag_through
+crash_at defragBeforeRename crash m2 defrag_through
 # A stall instead of a crash: the leader stops 2 s before one WAL write; the others may elect another.
 stalled=$(leader)
 stop_member "$stalled"
