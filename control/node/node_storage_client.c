@@ -55,6 +55,13 @@ struct key_watchers {
 	size_t capacity;
 };
 
+/* A WatchProgressRequest answered later: its stream (the call on one client thread's channel) still had a
+ * watcher catching up from the history when it came. */
+struct deferred_progress {
+	uint64_t request_id;
+	uint64_t call_id;
+};
+
 struct storage_clients {
 	struct node *node;
 	struct watcher **watchers;  /* every watcher */
@@ -72,6 +79,9 @@ struct storage_clients {
 	size_t touched_count;
 	size_t touched_capacity;
 	int64_t fanned_out_revision; /* events up to here went to every synced watcher */
+	struct deferred_progress *deferred_progress; /* progress requests waiting for their stream to catch up */
+	size_t deferred_progress_count;
+	size_t deferred_progress_capacity;
 	struct lease_change *lease_changes; /* applied since the last batch, for the core's clocks */
 	size_t lease_change_count;
 	size_t lease_change_capacity;
@@ -163,6 +173,7 @@ void storage_clients_free(struct storage_clients *clients)
 	free(clients->range_watchers);
 	free(clients->touched);
 	free(clients->lease_changes);
+	free(clients->deferred_progress);
 	free(clients);
 }
 
@@ -603,6 +614,8 @@ static long catch_up_step(struct storage_clients *clients, size_t position)
 	return scanned > 0 ? scanned : 1;
 }
 
+static void send_deferred_progress(struct storage_clients *clients);
+
 bool storage_clients_catch_up(struct storage_clients *clients)
 {
 	uint64_t deadline_us = clock_monotonic_us() + WATCH_CATCH_UP_BUDGET_US;
@@ -622,6 +635,8 @@ bool storage_clients_catch_up(struct storage_clients *clients)
 			time_left = clock_monotonic_us() < deadline_us;
 		}
 	}
+	if (clients->deferred_progress_count)
+		send_deferred_progress(clients);
 	/* Work remains only for watchers whose clients are reading; parked ones wait for the next tick. */
 	for (size_t k = 0; k < clients->watcher_count; k++)
 		if (!clients->watchers[k]->synced && !watcher_backlogged(clients->watchers[k]))
@@ -679,15 +694,78 @@ static void watch_cancel(struct storage_clients *clients, const struct node_requ
 	}
 }
 
-/* etcd: a response with watch id -1 and no events, sent after every event already sent on the stream. */
-static void watch_progress(struct storage_clients *clients, const struct node_request *request)
+/* One gRPC stream: the call on the client thread (reply channel) that owns it. */
+static bool same_stream(uint64_t request_id, uint64_t call_id, uint64_t other_request_id, uint64_t other_call_id)
+{
+	unsigned channel = (unsigned)(request_id >> NODE_REQUEST_COUNTER_BITS) & 0xf;
+	unsigned other_channel = (unsigned)(other_request_id >> NODE_REQUEST_COUNTER_BITS) & 0xf;
+	return call_id == other_call_id && channel == other_channel;
+}
+
+/* How many watchers the stream has, and whether each of them has been sent every event so far. */
+static bool stream_synced(const struct storage_clients *clients, uint64_t request_id, uint64_t call_id,
+                          size_t *watcher_count)
+{
+	*watcher_count = 0;
+	for (size_t k = 0; k < clients->watcher_count; k++) {
+		const struct watcher *watcher = clients->watchers[k];
+		if (!same_stream(watcher->reply_request_id, watcher->call_id, request_id, call_id))
+			continue;
+		(*watcher_count)++;
+		if (!watcher->synced)
+			return false;
+	}
+	return true;
+}
+
+static void send_progress(struct storage_clients *clients, uint64_t request_id, uint64_t call_id)
 {
 	Etcdserverpb__ResponseHeader header = ETCDSERVERPB__RESPONSE_HEADER__INIT;
 	fill_header(clients->node, &header);
 	Etcdserverpb__WatchResponse response = ETCDSERVERPB__WATCH_RESPONSE__INIT;
 	response.header = &header;
 	response.watch_id = -1;
-	post_message(clients->node, request->request_id, request->call_id, &response.base);
+	post_message(clients->node, request_id, call_id, &response.base);
+}
+
+/* etcd: a response with watch id -1 and no events at the current revision, which promises that every event
+ * up to it was sent on the stream (bookmarkable). So it goes out only once every watcher of the stream has
+ * caught up: until then it waits (as later etcd releases defer it; one per stream is enough, as there). */
+static void watch_progress(struct storage_clients *clients, const struct node_request *request)
+{
+	size_t watchers;
+	if (stream_synced(clients, request->request_id, request->call_id, &watchers)) {
+		send_progress(clients, request->request_id, request->call_id);
+		return;
+	}
+	for (size_t k = 0; k < clients->deferred_progress_count; k++)
+		if (same_stream(clients->deferred_progress[k].request_id, clients->deferred_progress[k].call_id,
+		                request->request_id, request->call_id))
+			return;
+	if (clients->deferred_progress_count == clients->deferred_progress_capacity) {
+		clients->deferred_progress_capacity = clients->deferred_progress_capacity ? clients->deferred_progress_capacity * 2 : 8;
+		clients->deferred_progress = xreallocarray(clients->deferred_progress, clients->deferred_progress_capacity,
+		                                           sizeof(*clients->deferred_progress));
+	}
+	clients->deferred_progress[clients->deferred_progress_count++] =
+	    (struct deferred_progress){request->request_id, request->call_id};
+}
+
+/* The deferred progress requests whose streams have caught up are answered; those whose streams lost every
+ * watcher (cancelled, the call closed) are dropped. */
+static void send_deferred_progress(struct storage_clients *clients)
+{
+	for (size_t k = 0; k < clients->deferred_progress_count;) {
+		struct deferred_progress pending = clients->deferred_progress[k];
+		size_t watchers;
+		if (!stream_synced(clients, pending.request_id, pending.call_id, &watchers)) {
+			k++;
+			continue;
+		}
+		if (watchers > 0)
+			send_progress(clients, pending.request_id, pending.call_id);
+		clients->deferred_progress[k] = clients->deferred_progress[--clients->deferred_progress_count];
+	}
 }
 
 static void match(struct storage_clients *clients, struct watcher *watcher, size_t event_index)
@@ -811,6 +889,8 @@ void storage_clients_tick(struct storage_clients *clients)
 {
 	/* etcd: every --experimental-watch-progress-notify-interval, a watcher that asked for progress
 	 * notifications and was sent nothing meanwhile gets one, if it is synced (has every event so far). */
+	if (clients->deferred_progress_count)
+		send_deferred_progress(clients);
 	uint64_t now = clock_monotonic_ms();
 	uint64_t interval = clients->node->flags.watch_progress_notify_interval_ms;
 	for (size_t k = 0; k < clients->watcher_count; k++) {
