@@ -9,9 +9,10 @@
 //	regress-client revision -endpoints URLS
 //	regress-client grant-leases -endpoints URLS -prefix P -count N -ttl SECONDS
 //	regress-client latency -endpoints URLS -prefix P -duration D
-//	regress-client watch-record -endpoints URLS -prefix P -from-rev R -until-rev-file F -out FILE
+//	regress-client watch-record -endpoints URLS -prefix P -from-rev R -until-rev-file F -out FILE [-progress-every D]
 //	regress-client lease-churn -endpoints URLS -prefix P -ttl S -until-file F
 //	regress-client lease-gone -endpoints URLS -prefix P -duration D
+//	regress-client progress-check -endpoints URL -prefix P -from-rev R
 //
 // write puts unique keys (P/<writer>/<n>) and appends "key value revision" to FILE after each
 // acknowledgement (written and flushed before the next put, so a line in FILE means the client was told
@@ -26,14 +27,20 @@
 // across every fault), with etcd's require-leader option, and after each cancellation or broken stream
 // watches again from the revision after the last one it got, as a client resuming does; it writes
 // "REVISION KEY VALUE PREVIOUS_VALUE" (or "-") per event, fails at once on an event out of order or
-// repeated, and stops once it has the revision the until file names.
+// repeated, and stops once it has the revision the until file names. With -progress-every it also checks etcd's
+// bookmarkable guarantee on progress notifications, asked for and periodic (see watchRecord).
 // lease-churn runs leases with a key each until the until file appears, in three ways in turn: revoked
 // half a second after the grant (the key must then be gone for a linearizable read at once), left to
 // expire, or kept alive every second (after each renewal answered with a TTL, a linearizable read made
 // within the second must still find the key: a lease renewed is not revoked). Failures under faults are
 // expected and skipped; a broken promise fails it. lease-gone waits (up to the duration) until no key is
 // left under P on any of the endpoints (each read serializable, its own state): every lease's key, revoked
-// or expired, deleted on every member.
+// or expired, deleted on every member. progress-check watches P from R through one member and asks for progress
+// every 5 ms from the moment the watch is created, while the member is still sending it the history: each
+// progress notification at revision R' must come after every event up to R' (etcd's bookmarkable guarantee) and
+// R' never goes backwards; it stops at the first notification at or past the revision the member had when the
+// check began, and every key under P up to that revision must have been delivered (the writers never reuse or
+// delete a key, so the keys are the history).
 package main
 
 import (
@@ -49,7 +56,11 @@ import (
 	"time"
 
 	"go.etcd.io/etcd/clientv3"
+	"go.etcd.io/etcd/etcdserver/api/v3rpc/rpctypes"
+	pb "go.etcd.io/etcd/etcdserver/etcdserverpb"
+	"go.etcd.io/etcd/mvcc/mvccpb"
 	"go.uber.org/zap"
+	"google.golang.org/grpc/metadata"
 )
 
 func usage() {
@@ -96,6 +107,8 @@ func main() {
 		"read the last revision to check from this file once it appears (for a watch started before the writes end)")
 	ttl := flags.Int64("ttl", 5, "lease TTL, seconds")
 	duration := flags.Duration("duration", 10*time.Second, "how long to measure")
+	progressEvery := flags.Duration("progress-every", 0,
+		"watch-record: ask for progress this often and check the bookmarkable guarantee (0: no progress)")
 	allowCompacted := flags.Bool("allow-compacted", false,
 		"a watch cancelled as compacted passes if the compaction passed the next revision it owed")
 	_ = flags.Parse(os.Args[2:])
@@ -126,11 +139,16 @@ func main() {
 		if *fromRev <= 0 || *untilRevFile == "" || *ackedFile == "" {
 			fatalf("watch-record needs -from-rev > 0, -until-rev-file and -out")
 		}
-		watchRecord(split(*endpointsFlag), *prefix, *fromRev, *untilRevFile, *ackedFile)
+		watchRecord(split(*endpointsFlag), *prefix, *fromRev, *untilRevFile, *ackedFile, *progressEvery)
 	case "lease-churn":
 		leaseChurn(split(*endpointsFlag), *prefix, *ttl, *untilFile)
 	case "lease-gone":
 		leaseGone(split(*endpointsFlag), *prefix, *duration)
+	case "progress-check":
+		if *prefix == "" || *fromRev <= 0 {
+			fatalf("progress-check needs -prefix and -from-rev > 0")
+		}
+		progressCheck(split(*endpointsFlag), *prefix, *fromRev)
 	case "revision":
 		client := newClient(split(*endpointsFlag))
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -446,7 +464,16 @@ func readUntil(path string) int64 {
 	return revision
 }
 
-func watchRecord(endpoints []string, prefix string, fromRev int64, untilRevFile, outPath string) {
+// watchRecord keeps one watch on the prefix going across every fault. It speaks etcd's Watch RPC itself (not
+// clientv3's Watcher, which resumes a broken stream on another member without telling), so each stream is one
+// watch from one member: created, its events, its progress notifications, then its end (a lost leader with
+// the require-leader option, a broken stream), after which a new stream watches again from the revision after
+// the last event, as a resuming client does. With -progress-every it also asks for progress on the stream
+// (WatchProgressRequest) that often, and the watch asks for etcd's periodic progress notifications
+// (progress_notify), and both are checked for etcd's bookmarkable guarantee: a progress notification at
+// revision R means every event up to R was delivered, so no event at or below the highest R seen may come
+// later (on this stream or a resumed one), and on one stream R never goes backwards.
+func watchRecord(endpoints []string, prefix string, fromRev int64, untilRevFile, outPath string, progressEvery time.Duration) {
 	client := newClient(endpoints)
 	defer client.Close()
 	out, err := os.Create(outPath)
@@ -457,28 +484,91 @@ func watchRecord(endpoints []string, prefix string, fromRev int64, untilRevFile,
 	writer := bufio.NewWriter(out)
 	defer writer.Flush()
 	next, events, watches := fromRev, 0, 0
-	poll := time.NewTicker(200 * time.Millisecond)
-	defer poll.Stop()
-	for {
-		if until := readUntil(untilRevFile); until > 0 && next > until {
-			break
-		}
+	var bookmark int64 // the highest revision a progress notification vouched for
+	var requested, periodic, progressRequests int
+	done := func() bool { until := readUntil(untilRevFile); return until > 0 && next > until }
+	rangeEnd := []byte(clientv3.GetPrefixRangeEnd(prefix))
+	for !done() {
 		watches++
-		ctx, cancel := context.WithCancel(clientv3.WithRequireLeader(context.Background()))
-		watch := client.Watch(ctx, prefix, clientv3.WithPrefix(), clientv3.WithRev(next), clientv3.WithPrevKV())
-		for open := true; open; {
+		ctx, cancel := context.WithCancel(metadata.AppendToOutgoingContext(context.Background(),
+			rpctypes.MetadataRequireLeaderKey, rpctypes.MetadataHasLeader))
+		stream, err := pb.NewWatchClient(client.ActiveConnection()).Watch(ctx)
+		if err == nil {
+			err = stream.Send(&pb.WatchRequest{RequestUnion: &pb.WatchRequest_CreateRequest{
+				CreateRequest: &pb.WatchCreateRequest{Key: []byte(prefix), RangeEnd: rangeEnd, StartRevision: next,
+					PrevKv: true, ProgressNotify: progressEvery > 0}}})
+		}
+		if err != nil {
+			cancel()
+			time.Sleep(100 * time.Millisecond) // not a busy loop while no member can serve a watch
+			continue
+		}
+		responses := make(chan *pb.WatchResponse)
+		go func() {
+			defer close(responses)
+			for {
+				response, err := stream.Recv()
+				if err != nil {
+					return
+				}
+				select {
+				case responses <- response:
+				case <-ctx.Done():
+					return
+				}
+			}
+		}()
+		poll := time.NewTicker(200 * time.Millisecond)
+		var progressTick <-chan time.Time
+		var progressTicker *time.Ticker
+		if progressEvery > 0 {
+			progressTicker = time.NewTicker(progressEvery)
+			progressTick = progressTicker.C
+		}
+		var watchID int64 = -2 // none yet
+		var lastProgress int64
+	stream:
+		for {
 			select {
 			case <-poll.C:
-				if until := readUntil(untilRevFile); until > 0 && next > until {
-					open = false
+				if done() {
+					break stream
 				}
-				continue
-			case response, ok := <-watch:
-				if !ok || response.Canceled || response.Err() != nil {
-					if response.CompactRevision != 0 {
-						fatalf("the watch was cancelled as compacted at %d, owing revision %d", response.CompactRevision, next)
+			case <-progressTick:
+				// (this goroutine is the stream's only sender once the create went out)
+				if watchID >= 0 && stream.Send(&pb.WatchRequest{RequestUnion: &pb.WatchRequest_ProgressRequest{
+					ProgressRequest: &pb.WatchProgressRequest{}}}) == nil {
+					progressRequests++
+				}
+			case response, open := <-responses:
+				if !open {
+					break stream // a broken stream: watch again from next
+				}
+				if response.CompactRevision != 0 {
+					fatalf("the watch was cancelled as compacted at %d, owing revision %d", response.CompactRevision, next)
+				}
+				if response.Canceled {
+					break stream // a lost leader: watch again from next
+				}
+				if response.Created {
+					watchID = response.WatchId
+					continue
+				}
+				if len(response.Events) == 0 {
+					revision := response.Header.GetRevision()
+					if revision < lastProgress {
+						fatalf("BOOKMARK: progress notification at revision %d after one at %d on the same watch (watch %d)",
+							revision, lastProgress, watches)
 					}
-					open = false // a lost leader, a broken stream: watch again from next
+					lastProgress = revision
+					if revision > bookmark {
+						bookmark = revision
+					}
+					if response.WatchId == -1 {
+						requested++
+					} else {
+						periodic++
+					}
 					continue
 				}
 				for _, event := range response.Events {
@@ -486,8 +576,12 @@ func watchRecord(endpoints []string, prefix string, fromRev int64, untilRevFile,
 					if revision < next {
 						fatalf("ORDER or DUPLICATE: revision %d (%s) after %d (watch %d)", revision, event.Kv.Key, next-1, watches)
 					}
+					if revision <= bookmark {
+						fatalf("BOOKMARK: revision %d (%s) delivered after a progress notification at %d (watch %d)",
+							revision, event.Kv.Key, bookmark, watches)
+					}
 					value, previous := string(event.Kv.Value), "-"
-					if event.Type == clientv3.EventTypeDelete {
+					if event.Type == mvccpb.DELETE {
 						value = "<deleted>"
 					}
 					if event.PrevKv != nil {
@@ -499,12 +593,18 @@ func watchRecord(endpoints []string, prefix string, fromRev int64, untilRevFile,
 				}
 			}
 		}
+		poll.Stop()
+		if progressTicker != nil {
+			progressTicker.Stop()
+		}
 		cancel()
-		if until := readUntil(untilRevFile); until == 0 || next <= until {
-			time.Sleep(100 * time.Millisecond) // not a busy loop while no member can serve a watch
+		if !done() {
+			time.Sleep(100 * time.Millisecond)
 		}
 	}
-	fmt.Printf("watch-record: %d events from %d to %d in %d watches\n", events, fromRev, next-1, watches)
+	fmt.Printf("watch-record: %d events from %d to %d in %d watches; %d progress notifications checked "+
+		"(%d answering %d requests, %d periodic), highest at revision %d\n", events, fromRev, next-1, watches,
+		requested+periodic, requested, progressRequests, periodic, bookmark)
 }
 
 func leaseChurn(endpoints []string, prefix string, ttl int64, untilFile string) {
@@ -605,4 +705,98 @@ func leaseGone(endpoints []string, prefix string, duration time.Duration) {
 		client.Close()
 	}
 	fmt.Printf("lease-gone: no lease key left under %s on any of %d members\n", prefix, len(endpoints))
+}
+
+func progressCheck(endpoints []string, prefix string, fromRev int64) {
+	client := newClient(endpoints)
+	defer client.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	head, err := client.Get(ctx, prefix, clientv3.WithPrefix(), clientv3.WithCountOnly())
+	if err != nil {
+		fatalf("reading the revision: %v", err)
+	}
+	target, keys := head.Header.Revision, head.Count
+	stream, err := pb.NewWatchClient(client.ActiveConnection()).Watch(ctx)
+	if err == nil {
+		err = stream.Send(&pb.WatchRequest{RequestUnion: &pb.WatchRequest_CreateRequest{
+			CreateRequest: &pb.WatchCreateRequest{Key: []byte(prefix), RangeEnd: []byte(clientv3.GetPrefixRangeEnd(prefix)),
+				StartRevision: fromRev}}})
+	}
+	if err != nil {
+		fatalf("watching %s: %v", prefix, err)
+	}
+	responses := make(chan *pb.WatchResponse)
+	go func() {
+		defer close(responses)
+		for {
+			response, err := stream.Recv()
+			if err != nil {
+				return
+			}
+			select {
+			case responses <- response:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	ask := time.NewTicker(5 * time.Millisecond)
+	defer ask.Stop()
+	var bookmark, next int64 = 0, fromRev
+	var events, delivered, progress, asked, eventsBeforeFirst int64 = 0, 0, 0, 0, -1
+	created := false
+	for bookmark < target {
+		select {
+		case <-ask.C:
+			if created && stream.Send(&pb.WatchRequest{RequestUnion: &pb.WatchRequest_ProgressRequest{
+				ProgressRequest: &pb.WatchProgressRequest{}}}) == nil {
+				asked++
+			}
+		case response, open := <-responses:
+			if !open {
+				fatalf("the watch stream ended after %d events (%v)", events, ctx.Err())
+			}
+			if response.Canceled || response.CompactRevision != 0 {
+				fatalf("the watch was cancelled: %q (compact revision %d)", response.CancelReason, response.CompactRevision)
+			}
+			if response.Created {
+				created = true
+				continue
+			}
+			if len(response.Events) == 0 {
+				revision := response.Header.GetRevision()
+				if revision < bookmark {
+					fatalf("BOOKMARK: progress notification at revision %d after one at %d", revision, bookmark)
+				}
+				bookmark = revision
+				progress++
+				if eventsBeforeFirst < 0 {
+					eventsBeforeFirst = events
+				}
+				continue
+			}
+			for _, event := range response.Events {
+				revision := event.Kv.ModRevision
+				if revision <= bookmark {
+					fatalf("BOOKMARK: revision %d (%s) delivered after a progress notification at %d (%d events before it)",
+						revision, event.Kv.Key, bookmark, events)
+				}
+				if revision < next {
+					fatalf("ORDER or DUPLICATE: revision %d (%s) after %d", revision, event.Kv.Key, next-1)
+				}
+				next = revision + 1
+				events++
+				if revision <= target {
+					delivered++
+				}
+			}
+		}
+	}
+	if delivered != keys {
+		fatalf("MISSED: a progress notification at %d came after %d events up to revision %d, but %s holds %d keys then",
+			bookmark, delivered, target, prefix, keys)
+	}
+	fmt.Printf("progress-check: %d events up to revision %d, %d progress notifications for %d requests, the first after %d events\n",
+		delivered, target, progress, asked, eventsBeforeFirst)
 }
