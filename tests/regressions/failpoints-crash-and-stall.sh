@@ -51,6 +51,9 @@ crash_at() {
 	[ -z "${4:-}" ] || "$4" "$victim"
 	wait_until "$victim to crash at $point" 60 not_running "$victim"
 	fired_at "$victim" "$point" || fail "$victim died, but not at $point: $(grep -v '"level":"info"' "$TMP/$victim.log" | tail -n 5)"
+	# Its main thread is a zombie once it died, but the other threads may still be tearing down (io_uring) with
+	# the WAL's lock held: reaping waits until the whole process is gone, so the restart finds the lock free.
+	reap_pid "${PID[$victim]}"
 	unset "PID[$victim]"
 	log "$victim crashed at $point with $(acked_count) puts acknowledged"
 	start_armed "$victim"
