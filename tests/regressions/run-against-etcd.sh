@@ -12,7 +12,7 @@ work=$(mktemp -d /tmp/regressions-etcd.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 "$here/../lib/go-build.sh" command "$here/tool" "$work/regress-client" "${REGRESS_GOCACHE:-$work/gocache}" || exit 1
 lazyfs=${LAZYFS:-$here/../../build/tests/lazyfs/lazyfs}
-if [ $# -gt 0 ]; then scripts=("$@"); else scripts=("$here"/etcd-*.sh "$here"/lease-expiry-storm.sh "$here"/power-loss-lazyfs.sh); fi
+if [ $# -gt 0 ]; then scripts=("$@"); else scripts=("$here"/etcd-*.sh "$here"/lease-expiry-storm.sh "$here"/power-loss-lazyfs.sh "$here"/watch-progress-bookmarkable.sh); fi
 failed=0
 for s in "${scripts[@]}"; do
 	s=$(basename "$s" .sh)
