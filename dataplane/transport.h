@@ -8,12 +8,13 @@
  * Threading contract (no locks on the data path):
  * - Send side: transport_add_peer, transport_remove_peer, transport_send and transport_flush are called
  *   by one thread at a time (the Raft core thread). They touch only send-side state.
- * - Receive side: transport_poll is called by one thread at a time (the transport thread), which may be
- *   another thread than the send side. It touches only receive-side state.
+ * - Receive side: transport_poll, transport_sleep_begin and transport_sleep_end are called by one thread at
+ *   a time, which may be another thread than the send side (the node's core thread plays both roles; deliver
+ *   may send). They touch only receive-side state.
  * - Any thread: transport_mark_removed, transport_is_removed, transport_counters, transport_fd,
  *   transport_local_address.
  * - transport_close after both sides have stopped.
- * One thread may play both roles (tests do).
+ * One thread may play both roles (the node's core thread and tests do).
  *
  * Errors: functions returning int return 0 (or a count) on success and -errno on failure, and write a
  * message naming what failed into err (err may be NULL), e.g. "bind 127.0.0.1:12380: Address already in

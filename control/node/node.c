@@ -180,7 +180,7 @@ struct node_peer_metrics *node_peer_metrics_of(struct node *node, uint64_t id)
 		uint_fast64_t holder = atomic_load_explicit(&slot->id, memory_order_acquire);
 		if (holder == id)
 			return slot;
-		/* The core and transport threads may both take a slot for the same id at once: the one whose swap
+		/* Two threads may take a slot for the same id at once (only the core counts today): the one whose swap
 		 * fails finds the other's id there and shares the slot; another id there means: try the next. */
 		if (holder == 0) {
 			uint_fast64_t expected = 0;
