@@ -4,6 +4,7 @@
  * and byte offset. It never drops an entry silently: a closed segment must hold exactly the range its
  * name says, and a gap in the segment sequence or in the entry indexes is an error. */
 #include "error.h"
+#include "log.h"
 #include "record.h"
 #include "wal.pb-c.h"
 #include "wal_internal.h"
@@ -647,6 +648,26 @@ static int adopt_prepared(struct wal *wal, struct segment_file *files, size_t da
 		struct segment_file *file = &files[i];
 		if (!file->reuse)
 			continue;
+		/* A crash (or a close) may have interrupted its preparation: allocate again, a no-op when complete.
+		 * The one prepared ahead is not needed yet: on a full disk it is removed rather than stopping the
+		 * start (the next segment is prepared when the active one fills, and a full disk then takes the
+		 * member's NOSPACE path). */
+		if (wal->active != NULL) {
+			int probe = openat(wal->dir_fd, file->name, O_RDWR | O_CLOEXEC);
+			if (probe >= 0 && fallocate(probe, 0, 0, (off_t)file->capacity) != 0 && errno == ENOSPC) {
+				close(probe);
+				if (unlinkat(wal->dir_fd, file->name, 0) != 0 || fsync(wal->dir_fd) != 0)
+					return wal_error(err, errlen, errno, "%s/%s: removing a segment there is no room for: %s",
+							wal->dir, file->name, strerror(errno));
+				char escaped[512];
+				log_write("warn", "no room to prepare the next WAL segment at start; it is prepared when needed",
+						"\"wal-dir\":\"%s\",\"segment\":\"%s\"", log_json_escape(wal->dir, escaped, sizeof escaped),
+						file->name);
+				continue;
+			}
+			if (probe >= 0)
+				close(probe);
+		}
 		struct wal_segment *segment = calloc(1, sizeof *segment);
 		if (segment == NULL || wal_add_segment(wal, segment) != 0) {
 			free(segment);
