@@ -9,6 +9,7 @@
 
 #include "alloc.h"
 #include "clock.h"
+#include "log.h"
 #include "node.h"
 
 /* ---- frees ---- */
@@ -132,6 +133,15 @@ bool node_alarm_active(struct node *node, uint64_t member_id, Etcdserverpb__Alar
 	bool active = alarm_list_has_member(&node->published_alarms, member_id, type);
 	pthread_mutex_unlock(&node->alarms_lock);
 	return active;
+}
+
+void node_stop_on_storage_failure(struct node *node, const char *error)
+{
+	char escaped[600];
+	log_write("error", "storage failed; stopping without acknowledging anything more", "\"error\":\"%s\"",
+	          log_json_escape(error, escaped, sizeof(escaped)));
+	atomic_store(&node->exit_code, 1);
+	atomic_store(&node->stopping, true);
 }
 
 void node_propose_nospace(struct node *node, uint64_t request_id)

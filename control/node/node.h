@@ -448,6 +448,10 @@ bool node_refuse_for_space(struct node *node, int64_t cost, uint64_t request_id,
 /* Proposes this member's NOSPACE alarm (ACTIVATE) under request_id; nobody waits for its answer. */
 void node_propose_nospace(struct node *node, uint64_t request_id);
 
+/* Storage (the WAL or the state machine) failed for another reason than a full disk: logs error (what
+ * failed and why) and stops the member with exit code 1, acknowledging nothing more. Core thread. */
+void node_stop_on_storage_failure(struct node *node, const char *error);
+
 /* Posts a reply to the thread waiting for it (by the channel in its request id). */
 void node_post_reply(struct node *node, struct node_reply *reply);
 

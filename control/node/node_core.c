@@ -533,16 +533,6 @@ static void snapshot_taken(struct core_context *context, const struct snapshot_t
 		          taken->compact_index, raft_strerror(rc));
 }
 
-static void handle_storage_failed(struct core_context *context, const struct storage_failure *failure)
-{
-	struct node *node = context->node;
-	char escaped[600];
-	log_write("error", "storage failed; stopping without acknowledging anything more", "\"error\":\"%s\"",
-	          log_json_escape(failure->error, escaped, sizeof(escaped)));
-	atomic_store(&node->exit_code, 1);
-	atomic_store(&node->stopping, true);
-}
-
 static void handle_peer(struct core_context *context, const struct peer_message *message)
 {
 	struct node *node = context->node;
@@ -648,7 +638,7 @@ static void handle_mail(struct core_context *context, struct core_mail *mail, bo
 		handle_request(context, mail->request);
 		break;
 	case CORE_MAIL_STORAGE_FAILED:
-		handle_storage_failed(context, mail->failure);
+		node_stop_on_storage_failure(node, mail->failure->error);
 		free(mail->failure);
 		break;
 	case CORE_MAIL_LEASES:

@@ -83,9 +83,9 @@ static void fail(struct core_wal *wal, const char *what, int rc, const char *err
 	if (wal->failed)
 		return;
 	wal->failed = true;
-	char escaped[600];
-	log_json_escape(error, escaped, sizeof(escaped));
 	if (rc == -ENOSPC || strstr(error, "No space left on device")) {
+		char escaped[600];
+		log_json_escape(error, escaped, sizeof(escaped));
 		/* etcd's words for a WAL write that failed (raft.go). */
 		log_write("error", "failed to save Raft hard state and entries", "\"what\":\"%s\",\"data-dir\":\"%s\",\"error\":\"%s\"",
 		          what, node->flags.data_dir, escaped);
@@ -94,10 +94,19 @@ static void fail(struct core_wal *wal, const char *what, int rc, const char *err
 		atomic_store(&node->disk_full, true);
 		return;
 	}
-	log_write("error", "storage failed; stopping without acknowledging anything more", "\"error\":\"%s: %s\"", what,
-	          escaped);
-	atomic_store(&node->exit_code, 1);
-	atomic_store(&node->stopping, true);
+	char what_and_error[600];
+	snprintf(what_and_error, sizeof(what_and_error), "%s: %s", what, error);
+	node_stop_on_storage_failure(node, what_and_error);
+}
+
+/* A snapshot marker just appended: once it is durable, release_behind_marker lets the WAL go up to
+ * release_up_to; no older marker may follow it. */
+static void expect_marker(struct core_wal *wal, uint64_t index, uint64_t release_up_to)
+{
+	wal->marker_index = index;
+	wal->release_pending = true;
+	wal->release_up_to = release_up_to;
+	wal->marker_records = wal_appended_records(wal->node->wal);
 }
 
 static struct durable_wait *queue_wait(struct core_wal *wal)
@@ -150,10 +159,7 @@ static int write_install_marker(struct core_wal *wal, const Raftpb__Snapshot *sn
 	if (rc != 0)
 		return rc;
 	/* The old log is all behind the marker now. */
-	wal->marker_index = metadata->index;
-	wal->release_pending = true;
-	wal->release_up_to = metadata->index;
-	wal->marker_records = wal_appended_records(node->wal);
+	expect_marker(wal, metadata->index, metadata->index);
 	return 0;
 }
 
@@ -230,11 +236,8 @@ void core_wal_mark_snapshot(struct core_wal *wal, uint64_t index, uint64_t term,
 		return;
 	}
 	FAILPOINT("raftAfterSaveSnap");
-	wal->marker_index = index;
-	wal->release_pending = true;
 	/* The WAL may forget an entry only once RocksDB's copy of its effect is durable. */
-	wal->release_up_to = index < durable_applied ? index : durable_applied;
-	wal->marker_records = wal_appended_records(node->wal);
+	expect_marker(wal, index, index < durable_applied ? index : durable_applied);
 }
 
 /* Once a snapshot's marker is durable: WAL segments wholly before it go (beyond --max-wals files), then
