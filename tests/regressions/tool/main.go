@@ -473,6 +473,27 @@ func readUntil(path string) int64 {
 // (progress_notify), and both are checked for etcd's bookmarkable guarantee: a progress notification at
 // revision R means every event up to R was delivered, so no event at or below the highest R seen may come
 // later (on this stream or a resumed one), and on one stream R never goes backwards.
+// receiveWatchResponses hands a Watch stream's responses over a channel, so a caller can select on them
+// beside its tickers; the channel closes when the stream ends or ctx is done.
+func receiveWatchResponses(ctx context.Context, stream pb.Watch_WatchClient) <-chan *pb.WatchResponse {
+	responses := make(chan *pb.WatchResponse)
+	go func() {
+		defer close(responses)
+		for {
+			response, err := stream.Recv()
+			if err != nil {
+				return
+			}
+			select {
+			case responses <- response:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return responses
+}
+
 func watchRecord(endpoints []string, prefix string, fromRev int64, untilRevFile, outPath string, progressEvery time.Duration) {
 	client := newClient(endpoints)
 	defer client.Close()
@@ -503,21 +524,7 @@ func watchRecord(endpoints []string, prefix string, fromRev int64, untilRevFile,
 			time.Sleep(100 * time.Millisecond) // not a busy loop while no member can serve a watch
 			continue
 		}
-		responses := make(chan *pb.WatchResponse)
-		go func() {
-			defer close(responses)
-			for {
-				response, err := stream.Recv()
-				if err != nil {
-					return
-				}
-				select {
-				case responses <- response:
-				case <-ctx.Done():
-					return
-				}
-			}
-		}()
+		responses := receiveWatchResponses(ctx, stream)
 		poll := time.NewTicker(200 * time.Millisecond)
 		var progressTick <-chan time.Time
 		var progressTicker *time.Ticker
@@ -726,21 +733,7 @@ func progressCheck(endpoints []string, prefix string, fromRev int64) {
 	if err != nil {
 		fatalf("watching %s: %v", prefix, err)
 	}
-	responses := make(chan *pb.WatchResponse)
-	go func() {
-		defer close(responses)
-		for {
-			response, err := stream.Recv()
-			if err != nil {
-				return
-			}
-			select {
-			case responses <- response:
-			case <-ctx.Done():
-				return
-			}
-		}
-	}()
+	responses := receiveWatchResponses(ctx, stream)
 	ask := time.NewTicker(5 * time.Millisecond)
 	defer ask.Stop()
 	var bookmark, next int64 = 0, fromRev
