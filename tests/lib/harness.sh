@@ -28,6 +28,9 @@ source "$HARNESS_DIR/proc.sh"
 TEST_NAME=$(basename "$0" .sh)
 TMP=$(mktemp -d "/tmp/${TMP_PREFIX:-qt}-${TEST_NAME%%-*}.XXXXXX")
 TEST_FAILED=0
+# The first failure's one-line reason, repeated on the closing FAIL line: CI keeps only an output's tail, and
+# the members' log tails printed on failure would otherwise push the reason out of it.
+FAILURE_REASON=
 HARNESS_LABEL=${HARNESS_LABEL:-}
 CLEANUP_STEPS=()
 
@@ -38,7 +41,7 @@ at_cleanup() { CLEANUP_STEPS+=("$(printf '%q ' "$@")"); }
 
 cleanup() {
 	local rc=$? step
-	trap - EXIT INT TERM
+	trap - EXIT INT TERM ERR
 	set +e
 	# A test whose own exit trap ran a command before this one (resuming a stopped member) reaches here with
 	# that command's status: a failed assertion must still fail the test.
@@ -54,7 +57,7 @@ cleanup() {
 			echo "---- last lines of $(basename "$f") ----" >&2
 			tail -n 30 "$f" >&2
 		done
-		echo "FAIL: $TEST_NAME$HARNESS_LABEL (exit code $rc)" >&2
+		echo "FAIL: $TEST_NAME$HARNESS_LABEL (exit code $rc)${FAILURE_REASON:+: $FAILURE_REASON}" >&2
 	else
 		echo "PASS: $TEST_NAME$HARNESS_LABEL ($SECONDS s)" >&2
 	fi
@@ -62,11 +65,20 @@ cleanup() {
 	exit "$rc"
 }
 trap cleanup EXIT
+# A command that fails outside an assertion ends the test through set -e: name it and where it was.
+set -E
+trap 'record_failure "command failed (status $?) at ${BASH_SOURCE[0]##*/}:$LINENO: $BASH_COMMAND"' ERR
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-fail() {
+# record_failure REASON: marks the test failed, keeping the first reason for the closing line.
+record_failure() {
 	TEST_FAILED=1
+	[ -n "$FAILURE_REASON" ] || FAILURE_REASON=$1
+}
+
+fail() {
+	record_failure "ASSERTION FAILED: $*"
 	echo "ASSERTION FAILED: $*" >&2
 	exit 1
 }
@@ -74,7 +86,7 @@ fail() {
 # assert_eq DESCRIPTION EXPECTED ACTUAL
 assert_eq() {
 	if [ "$2" != "$3" ]; then
-		TEST_FAILED=1
+		record_failure "ASSERTION FAILED: $1"
 		{
 			echo "ASSERTION FAILED: $1"
 			echo "--- expected ---"
@@ -92,7 +104,7 @@ assert_eq() {
 assert_contains() {
 	case "$3" in
 	*"$2"*) ;;
-	*) TEST_FAILED=1
+	*) record_failure "ASSERTION FAILED: $1"
 	   printf 'ASSERTION FAILED: %s\n--- expected to contain ---\n%s\n--- actual ---\n%s\n' "$1" "$2" "$3" >&2
 	   exit 1 ;;
 	esac
@@ -101,7 +113,7 @@ assert_contains() {
 # assert_match DESCRIPTION EXTENDED_REGEX ACTUAL: ACTUAL as a whole (all its lines) matches the regex.
 assert_match() {
 	if ! [[ "$3" =~ ^$2$ ]]; then
-		TEST_FAILED=1
+		record_failure "ASSERTION FAILED: $1"
 		printf 'ASSERTION FAILED: %s\n--- expected to match ---\n%s\n--- actual ---\n%s\n' "$1" "$2" "$3" >&2
 		exit 1
 	fi
@@ -118,7 +130,7 @@ run_captured() {
 # assert_captured_ok DESCRIPTION: the last run_captured command (DESCRIPTION names it) exited 0.
 assert_captured_ok() {
 	[ "$RC" -eq 0 ] && return 0
-	TEST_FAILED=1
+	record_failure "ASSERTION FAILED: $1 exited $RC"
 	printf 'ASSERTION FAILED: %s exited %s\nstdout: %s\nstderr: %s\n' "$1" "$RC" "$OUT" "$ERR" >&2
 	exit 1
 }
