@@ -64,6 +64,7 @@ struct configuration {
 	char name[80];
 	enum kind kind;
 	bool direct_io;
+	bool dsync_writes;      /* wal rows: RWF_DSYNC writes instead of fdatasync */
 	size_t write_size;       /* bare: bytes per write */
 	unsigned group_entries;  /* bare: entries that write stands for; wal: proposers */
 	unsigned waves;          /* wal: groups of proposers that submit separately */
@@ -211,6 +212,7 @@ static void start_wal(struct configuration *configuration, size_t index, unsigne
 	struct wal_options options;
 	wal_options_init(&options);
 	options.direct_io = configuration->direct_io;
+	options.dsync_writes = configuration->dsync_writes;
 	if (pipeline_depth != 0)
 		options.pipeline_depth = pipeline_depth;
 	if (no_zero_segments)
@@ -395,6 +397,33 @@ static size_t aligned(size_t size, bool direct_io)
 	return direct_io ? (size + ALIGNMENT - 1) / ALIGNMENT * ALIGNMENT : size;
 }
 
+/* The wal rows of one write mode, each pointing at the disk row of its group size. */
+static void add_wal_rows(const char *mode, bool direct_io, bool dsync_writes, unsigned waves,
+		struct configuration *disk_rows[3], struct configuration *written_rows[3])
+{
+	static const unsigned proposer_counts[] = { 1, 8, 64 };
+	for (size_t i = 0; i < 3; i++) {
+		struct configuration *wal = add_configuration(WAL, direct_io);
+		wal->dsync_writes = dsync_writes;
+		wal->group_entries = proposer_counts[i];
+		wal->waves = 1;
+		wal->disk = disk_rows[i];
+		wal->disk_written = written_rows[i];
+		snprintf(wal->name, sizeof wal->name, "wal %s: %u proposer%s", mode, proposer_counts[i],
+				proposer_counts[i] == 1 ? "" : "s");
+	}
+	for (size_t i = 1; i < 3 && waves > 1; i++) {
+		struct configuration *wal = add_configuration(WAL, direct_io);
+		wal->dsync_writes = dsync_writes;
+		wal->group_entries = proposer_counts[i];
+		wal->waves = waves;
+		wal->disk = disk_rows[i];
+		wal->disk_written = written_rows[i];
+		snprintf(wal->name, sizeof wal->name, "wal %s: %u proposers in %u waves", mode, proposer_counts[i],
+				waves);
+	}
+}
+
 /* The rows of one mode: the disk's rates, then the wal's, each wal row pointing at its disk row. */
 static void add_mode(bool direct_io, unsigned waves)
 {
@@ -420,24 +449,10 @@ static void add_mode(bool direct_io, unsigned waves)
 		snprintf(overwrite->name, sizeof overwrite->name, "disk %s: the same over written blocks", mode);
 		written_rows[i] = overwrite;
 	}
-	for (size_t i = 0; i < 3; i++) {
-		struct configuration *wal = add_configuration(WAL, direct_io);
-		wal->group_entries = proposer_counts[i];
-		wal->waves = 1;
-		wal->disk = disk_rows[i];
-		wal->disk_written = written_rows[i];
-		snprintf(wal->name, sizeof wal->name, "wal %s: %u proposer%s", mode, proposer_counts[i],
-				proposer_counts[i] == 1 ? "" : "s");
-	}
-	for (size_t i = 1; i < 3 && waves > 1; i++) {
-		struct configuration *wal = add_configuration(WAL, direct_io);
-		wal->group_entries = proposer_counts[i];
-		wal->waves = waves;
-		wal->disk = disk_rows[i];
-		wal->disk_written = written_rows[i];
-		snprintf(wal->name, sizeof wal->name, "wal %s: %u proposers in %u waves", mode, proposer_counts[i],
-				waves);
-	}
+	add_wal_rows(mode, direct_io, false, waves, disk_rows, written_rows);
+	/* The node's mode: each write carries RWF_DSYNC, no fdatasync; against the same disk rows. */
+	if (direct_io)
+		add_wal_rows("O_DIRECT+RWF_DSYNC", true, true, waves, disk_rows, written_rows);
 }
 
 int main(int argc, char **argv)
@@ -491,7 +506,7 @@ int main(int argc, char **argv)
 					"  --depth D        the wal's pipeline depth (default: the wal's default)\n"
 					"  --waves W        the rows in waves split the proposers into W groups (default 2;\n"
 					"                   1 leaves those rows out)\n"
-					"  --direct         also the O_DIRECT rows\n"
+					"  --direct         also the O_DIRECT rows, and the wal's O_DIRECT+RWF_DSYNC rows\n"
 					"  --no-zero-segments  the wal's segments are only preallocated, not zero-filled\n", argv[0]);
 			return option == 'h' ? 0 : 2;
 		}

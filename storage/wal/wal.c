@@ -12,12 +12,14 @@
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 void wal_options_init(struct wal_options *options)
 {
 	options->segment_size = WAL_DEFAULT_SEGMENT_SIZE;
 	options->direct_io = false;
+	options->dsync_writes = false;
 	options->ring_entries = 64;
 	options->pipeline_depth = WAL_DEFAULT_PIPELINE_DEPTH;
 	options->zero_segments = true;
@@ -72,6 +74,58 @@ static uint64_t fitted_segment_size(const char *dir, const struct wal_options *o
 	return size;
 }
 
+/* Whether this file system takes what options ask for: an O_DIRECT write (tmpfs before Linux 6.6, some FUSE
+ * file systems refuse it) and, with dsync_writes, a write carrying RWF_DSYNC. One aligned block is written
+ * to a scratch file, which is removed again. */
+static bool write_mode_supported_at(int dir_fd, const struct wal_options *options, int *error_number)
+{
+	static const char probe_name[] = ".write-mode-probe";
+	*error_number = 0;
+	int fd = openat(dir_fd, probe_name, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC | O_DIRECT, 0600);
+	if (fd < 0) {
+		*error_number = errno;
+		/* The file may exist all the same: the refusal comes after creating it. */
+		unlinkat(dir_fd, probe_name, 0);
+		return false;
+	}
+	void *block = NULL;
+	bool supported = posix_memalign(&block, WAL_DIRECT_ALIGNMENT, WAL_DIRECT_ALIGNMENT) == 0;
+	if (supported) {
+		memset(block, 0, WAL_DIRECT_ALIGNMENT);
+		struct iovec vector = { block, WAL_DIRECT_ALIGNMENT };
+		ssize_t written = pwritev2(fd, &vector, 1, 0, options->dsync_writes ? RWF_DSYNC : 0);
+		if (written != (ssize_t)WAL_DIRECT_ALIGNMENT) {
+			*error_number = written < 0 ? errno : EIO;
+			supported = false;
+		}
+		free(block);
+	} else {
+		*error_number = ENOMEM;
+	}
+	close(fd);
+	unlinkat(dir_fd, probe_name, 0);
+	return supported;
+}
+
+bool wal_write_mode_supported(const char *dir, const struct wal_options *options, int *error_number)
+{
+	int dir_fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dir_fd < 0) {
+		*error_number = errno;
+		return false;
+	}
+	bool supported = !options->direct_io || write_mode_supported_at(dir_fd, options, error_number);
+	close(dir_fd);
+	return supported;
+}
+
+const char *wal_write_mode(const struct wal *wal)
+{
+	if (!wal->options.direct_io)
+		return wal->options.dsync_writes ? "buffered writes with RWF_DSYNC" : "buffered writes, then fdatasync";
+	return wal->options.dsync_writes ? "O_DIRECT writes with RWF_DSYNC" : "O_DIRECT writes, then fdatasync";
+}
+
 int wal_open(const char *dir, const struct wal_options *options, struct wal **out, char *err, size_t errlen)
 {
 	*out = NULL;
@@ -112,6 +166,18 @@ int wal_open(const char *dir, const struct wal_options *options, struct wal **ou
 		rc = wal_error(err, errlen, errno, "%s: open: %s", dir, strerror(errno));
 		goto fail;
 	}
+	int refused;
+	if (wal->options.direct_io && !write_mode_supported_at(wal->dir_fd, &wal->options, &refused)) {
+		const char *asked = wal_write_mode(wal);
+		/* Buffered RWF_DSYNC writes would still run in io_uring's worker threads: fdatasync is as fast. */
+		wal->options.dsync_writes = false;
+		if (!write_mode_supported_at(wal->dir_fd, &wal->options, &refused))
+			wal->options.direct_io = false;
+		char escaped[512];
+		log_write("warn", "the WAL's file system refuses its write mode; falling back",
+				"\"wal-dir\":\"%s\",\"refused\":\"%s\",\"error\":\"%s\",\"write-mode\":\"%s\"",
+				log_json_escape(dir, escaped, sizeof escaped), asked, strerror(refused), wal_write_mode(wal));
+	}
 	rc = wal_recover(wal, err, errlen);
 	if (rc != 0)
 		goto fail;
@@ -121,7 +187,7 @@ int wal_open(const char *dir, const struct wal_options *options, struct wal **ou
 	if (wal->active == NULL) {
 		struct wal_segment *segment;
 		rc = wal_segment_prepare(wal->dir_fd, dir, wal->next_sequence, wal->options.segment_size,
-				options->direct_io, &segment, err, errlen);
+				wal->options.direct_io, &segment, err, errlen);
 		if (rc != 0)
 			goto fail;
 		if (wal_add_segment(wal, segment) != 0) {

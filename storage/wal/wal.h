@@ -27,6 +27,12 @@ struct wal;
 struct wal_options {
 	uint64_t segment_size;  /* bytes per segment file; a multiple of WAL_DIRECT_ALIGNMENT, 16 KiB..1 GiB */
 	bool direct_io;         /* O_DIRECT writes from aligned buffers instead of the page cache */
+	/* Each write carries RWF_DSYNC (it completes once its range is durable) instead of being linked to an
+	 * fdatasync. With direct_io this is the fast path: io_uring issues an O_DIRECT write from the
+	 * submitting thread, where an fdatasync always runs in one of its worker threads, so a commit costs no
+	 * worker wake-up. Batches then never overlap (a batch's write is its sync). wal_open falls back to
+	 * fdatasync, and to buffered writes, on a file system that refuses either (logged; wal_write_mode). */
+	bool dsync_writes;
 	unsigned ring_entries;  /* io_uring submission queue size, 8..4096; bounds segments per chain */
 	unsigned pipeline_depth; /* write+fdatasync chains in flight at once, 1..8; 0 means the default, 2 */
 	/* Write zeros over the segment prepared ahead, in the background and in pieces paced by the active
@@ -160,11 +166,19 @@ bool wal_all_durable(const struct wal *wal);
  * and wait until wal_durable_records() reaches that number. */
 uint64_t wal_appended_records(const struct wal *wal);
 uint64_t wal_durable_records(const struct wal *wal);
-/* Number of fdatasync calls completed since open (one per segment touched by a batch). */
+/* Number of syncs completed since open (one per segment touched by a batch: an fdatasync, or in
+ * dsync_writes mode the RWF_DSYNC write). */
 uint64_t wal_sync_count(const struct wal *wal);
 
 /* Waits for the batches in flight (if any), then closes everything. Buffered records that were never
  * submitted are dropped, as a crash would drop them. */
 void wal_close(struct wal *wal);
+
+/* How the wal writes, after wal_open's fallbacks, e.g. "O_DIRECT writes with RWF_DSYNC" (for the log). */
+const char *wal_write_mode(const struct wal *wal);
+/* Whether the file system of the existing directory dir takes options' write mode (an aligned O_DIRECT
+ * write, with RWF_DSYNC when options ask for it), tried with a scratch file. wal_open asks this itself;
+ * false sets *error_number to what refused it. */
+bool wal_write_mode_supported(const char *dir, const struct wal_options *options, int *error_number);
 
 #endif

@@ -322,7 +322,7 @@ static int sync_fd_for(struct wal *wal, const struct wal_batch *batch, struct wa
 static int queue_chain(struct wal *wal, struct wal_batch *batch)
 {
 	/* Every descriptor first: a failure must not leave half a chain in the submission queue. */
-	for (size_t i = 0; i < batch->chunks.count; i++) {
+	for (size_t i = 0; i < batch->chunks.count && !wal->options.dsync_writes; i++) {
 		struct wal_chunk *chunk = batch->chunks.items[i];
 		if (!chunk->sync_done && sync_fd_for(wal, batch, chunk->segment) < 0)
 			return wal_fail(wal, errno, "%s/%s: open for fdatasync: %s", wal->dir, chunk->segment->name,
@@ -347,7 +347,13 @@ static int queue_chain(struct wal *wal, struct wal_batch *batch)
 						chunk->file_offset + chunk->written);
 			io_uring_sqe_set_flags(sqe, IOSQE_IO_LINK);
 			io_uring_sqe_set_data64(sqe, operation_tag(batch->sequence, i, WAL_OPERATION_WRITE));
+			last = sqe;
 			queued++;
+			if (wal->options.dsync_writes) {
+				/* The write is its own fdatasync: it completes once its range is durable. */
+				sqe->rw_flags = RWF_DSYNC;
+				continue;
+			}
 		}
 		struct io_uring_sqe *sqe = io_uring_get_sqe(&wal->ring);
 		if (sqe == NULL)
@@ -395,6 +401,7 @@ static bool may_join_pipeline(struct wal *wal, const struct wal_chunk *chunk)
 		wal->held_inside_page = true;
 		return false;
 	}
+	/* With RWF_DSYNC a completed write is a finished batch: such batches never overlap. */
 	const struct wal_chunk *newest = batch_at(wal, wal->batch_count - 1)->chunks.items[0];
 	/* By induction every earlier write completed too: each batch waited for the one before it. */
 	return newest->write_done;
@@ -876,6 +883,9 @@ static int handle_completion(struct wal *wal, uint64_t tag, int result)
 		chunk->written += (size_t)result;
 		if (chunk->written >= chunk->write_length)
 			chunk->write_done = true;
+		/* RWF_DSYNC: what a write wrote is durable when it completes, a short write's part too. */
+		if (wal->options.dsync_writes)
+			chunk->sync_done = chunk->write_done;
 	}
 	return batch->operations == 0 ? finish_chain(wal, batch) : 0;
 }

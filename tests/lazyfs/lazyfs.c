@@ -5,8 +5,8 @@
  *
  * Every name operation (create, mkdir, unlink, rename, link, ...) goes straight to BACKING_DIR. File
  * contents and sizes do not: a write lands in this process's memory (4 KiB pages per file) and reaches
- * BACKING_DIR only when that file is fsynced or fdatasynced (then the dirty pages are written, the size
- * set and the backing file fsynced). Reads see the cached pages over the backing file, as a page cache
+ * BACKING_DIR only when that file is fsynced or fdatasynced, or written with O_DSYNC / RWF_DSYNC (then
+ * the dirty pages are written, the size set and the backing file fsynced). Reads see the cached pages over the backing file, as a page cache
  * does. Killing this process is the power cut: every write not yet synced is gone, exactly what a disk
  * loses when the machine loses power; mounting BACKING_DIR again shows only what was synced.
  *
@@ -352,8 +352,11 @@ static int lazy_write(const char *path, const char *buffer, size_t size, off_t o
 	}
 	if (offset + (int64_t)size > file->size)
 		file->size = offset + (int64_t)size;
+	/* A write through an O_DSYNC / O_SYNC descriptor, or one carrying RWF_DSYNC (the kernel passes it in the
+	 * write's flags), returns only once durable, as on a real disk: the file is synced before answering. */
+	int rc = (info->flags & O_DSYNC) ? sync_file(path, fd) : 0;
 	pthread_mutex_unlock(&lock);
-	return (int)size;
+	return rc != 0 ? rc : (int)size;
 }
 
 static int lazy_truncate(const char *path, off_t size, struct fuse_file_info *info)

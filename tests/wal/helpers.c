@@ -135,9 +135,15 @@ uint64_t test_sync(struct wal *wal)
 	return wal_durable_index(wal);
 }
 
-void test_options(struct wal_options *options, uint64_t segment_size, int direct_io)
+const char *test_write_mode_name(int write_mode)
+{
+	return write_mode == TEST_BUFFERED ? "buffered" : write_mode == TEST_DIRECT ? "O_DIRECT" : "O_DIRECT+RWF_DSYNC";
+}
+
+void test_options(struct wal_options *options, uint64_t segment_size, int write_mode)
 {
 	wal_options_init(options);
 	options->segment_size = segment_size;
-	options->direct_io = direct_io != 0;
+	options->direct_io = write_mode != TEST_BUFFERED;
+	options->dsync_writes = write_mode == TEST_DIRECT_DSYNC;
 }

@@ -48,6 +48,9 @@ void test_append_range(struct wal *wal, uint64_t first, uint64_t last, uint64_t 
 /* Submits and waits until everything appended is durable; returns the durable index. */
 uint64_t test_sync(struct wal *wal);
 
-void test_options(struct wal_options *options, uint64_t segment_size, int direct_io);
+/* The wal's three write modes; a test's `direct_io` argument takes these values (any non-zero is O_DIRECT). */
+enum test_write_mode { TEST_BUFFERED = 0, TEST_DIRECT = 1, TEST_DIRECT_DSYNC = 2 };
+const char *test_write_mode_name(int write_mode);
+void test_options(struct wal_options *options, uint64_t segment_size, int write_mode);
 
 #endif

@@ -632,9 +632,11 @@ int main(void)
 {
 	test_round_trip(0);
 	test_round_trip(1);
+	test_round_trip(2);
 	test_group_commit();
 	test_roll_over(0);
 	test_roll_over(1);
+	test_roll_over(2);
 	test_truncate();
 	test_release();
 	test_marker_metadata_and_keeping();

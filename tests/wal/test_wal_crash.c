@@ -64,7 +64,7 @@ static size_t parse_lines(char *buffer, size_t length, uint64_t *acknowledged, b
 
 /* Runs the writer, kills it run_ms after it opened the wal (or, with during_open, run_ms after it
  * started, which often lands inside recovery), and returns the highest acknowledged index. */
-static uint64_t run_writer(const char *writer, const char *dir, bool direct, double run_ms, bool during_open)
+static uint64_t run_writer(const char *writer, const char *dir, int write_mode, double run_ms, bool during_open)
 {
 	int pipe_fds[2];
 	CHECK(pipe(pipe_fds) == 0);
@@ -74,7 +74,8 @@ static uint64_t run_writer(const char *writer, const char *dir, bool direct, dou
 		dup2(pipe_fds[1], STDOUT_FILENO);
 		close(pipe_fds[0]);
 		close(pipe_fds[1]);
-		execl(writer, writer, dir, direct ? "direct" : "buffered", "2000", (char *)NULL);
+		execl(writer, writer, dir, write_mode == TEST_DIRECT ? "direct" : write_mode == TEST_DIRECT_DSYNC ? "dsync"
+				: "buffered", "2000", (char *)NULL);
 		_exit(127);
 	}
 	close(pipe_fds[1]);
@@ -222,12 +223,13 @@ int main(int argc, char **argv)
 	uint64_t last = 0, acknowledged_total = 0;
 	double started = now_ms();
 	for (int round = 0; round < ROUNDS; round++) {
-		bool direct = direct_supported && round % 2 == 1;
+		/* Rounds take turns: buffered, O_DIRECT, O_DIRECT with RWF_DSYNC (one log, written in every mode). */
+		int write_mode = direct_supported ? round % 3 : TEST_BUFFERED;
 		/* Every seventh round dies early, often inside recovery; the others from 1 to 100 ms after
 		 * the wal was opened. */
 		bool during_open = round % 7 == 3;
 		double run_ms = during_open ? 1.0 + (double)(next_random() % 20) : 1.0 + (double)(next_random() % 100);
-		uint64_t acknowledged = run_writer(argv[1], dir, direct, run_ms, during_open);
+		uint64_t acknowledged = run_writer(argv[1], dir, write_mode, run_ms, during_open);
 		if (acknowledged > acknowledged_total)
 			acknowledged_total = acknowledged;
 		struct wal_recovery_info info;

@@ -93,7 +93,7 @@ static void test_write_error_fails_the_wal(int direct_io)
 	uint64_t durable = 0;
 	while (rc == 0 && !wal_all_durable(wal))
 		rc = wal_wait(wal, &durable, err, sizeof err);
-	printf("  %s: %s\n", direct_io ? "O_DIRECT" : "buffered", err);
+	printf("  %s: %s\n", test_write_mode_name(direct_io), err);
 	CHECK(rc == -EFBIG);
 	CHECK(strstr(err, dir) != NULL && strstr(err, "write at offset") != NULL);
 	CHECK(wal_durable_index(wal) == 100);
@@ -158,6 +158,7 @@ int main(void)
 	test_short_write_resumed();
 	test_write_error_fails_the_wal(0);
 	test_write_error_fails_the_wal(1);
+	test_write_error_fails_the_wal(2);
 	test_zero_fill_cut_short();
 	printf("wal I/O error tests passed\n");
 	return 0;

@@ -450,6 +450,37 @@ static void test_direct_io_waits_for_previous_write(void)
 	check_recovered(dir, 1, 15);
 }
 
+/* O_DIRECT writes carrying RWF_DSYNC: a batch's write is its sync (no fdatasync request), so the next
+ * batch starts only once the previous one is durable, and never next to it. */
+static void test_dsync_batches_one_at_a_time(void)
+{
+	const char *dir = test_temp_dir("pipeline-dsync");
+	if (!test_direct_io_supported(dir))
+		return;
+	struct wal *wal = open_wal(dir, TEST_DIRECT_DSYNC, 2);
+	test_append_range(wal, 1, 5, 1, MAX_LENGTH);
+	CHECK(test_sync(wal) == 5);
+	hold_completions(wal);
+	test_append_range(wal, 6, 10, 1, MAX_LENGTH);
+	submit(wal);
+	uint64_t first = sequence_of(wal, 0);
+	test_append_range(wal, 11, 15, 1, MAX_LENGTH);
+	submit(wal);
+	CHECK(wal->batch_count == 1 && wal->pending.count == 1);
+	collect(wal, 1); /* the write alone */
+	deliver(wal, take(first, WAL_OPERATION_WRITE));
+	CHECK(wal_durable_index(wal) == 10); /* durable with its write */
+	CHECK(wal->batch_count == 1 && wal->pending.count == 0);
+	uint64_t second = sequence_of(wal, 0);
+	collect(wal, 1);
+	deliver(wal, take(second, WAL_OPERATION_WRITE));
+	CHECK(wal_durable_index(wal) == 15);
+	wal->completion_filter = NULL;
+	CHECK(wal_all_durable(wal) && wal->padding_bytes == 0);
+	wal_close(wal);
+	check_recovered(dir, TEST_DIRECT_DSYNC, 15);
+}
+
 /* Records that roll into the next segment wait until everything before them is durable (a crash must not
  * leave data in a later segment behind a torn earlier one), and so does a batch behind the one that writes
  * a segment's header. */
@@ -553,6 +584,7 @@ int main(void)
 	test_buffered_padding_lets_batches_overlap();
 	test_buffered_padding_backs_off();
 	test_direct_io_waits_for_previous_write();
+	test_dsync_batches_one_at_a_time();
 	test_roll_over_waits_for_the_pipeline();
 	test_lent_entries_write_the_same_bytes();
 	printf("wal pipeline tests passed\n");
