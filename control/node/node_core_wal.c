@@ -297,7 +297,8 @@ enum { RESUME_CHECK_MS = 1000 };
  * reported durable): what Raft handed out after that point is appended again from the Raft log (entries the
  * failed batches held, and those of the Readies dropped while full), with the current hard state, and
  * reported persisted once durable. The acknowledgements dropped meanwhile are not sent again: the leader's
- * next heartbeat finds this follower behind and sends the entries again. */
+ * next heartbeat finds this follower behind and sends the entries again, and this time they are acknowledged
+ * from what is durable. */
 static int rewrite_after_resume(struct core_wal *wal, uint64_t durable_before, size_t *rewritten, char *err,
                                 size_t errlen)
 {
@@ -366,6 +367,19 @@ static bool try_resume(struct core_wal *wal)
 		return false; /* still no room */
 	size_t rewritten = 0;
 	if (rc == 0) {
+		/* The messages of Readies whose records were not durable when the WAL failed promise what the disk
+		 * may never have held (an acknowledgement of an entry a new leader has replaced since, a vote of an
+		 * older hard state): dropped, as the network may drop them. Their persisted marks stay: Raft ignores
+		 * a mark whose term no longer matches, and the rewrite makes the rest true before they are released. */
+		uint64_t durable_records = wal_durable_records(node->wal);
+		for (size_t k = 0; k < wal->waits_count; k++) {
+			struct durable_wait *wait = &wal->waits[wal->waits_head + k];
+			if (wait->records_after <= durable_records)
+				continue;
+			free_packed(wait->after_persist, wait->after_persist_count);
+			wait->after_persist = NULL;
+			wait->after_persist_count = 0;
+		}
 		/* The markers written while full may be lost: release only behind one the resumed WAL holds. */
 		const struct wal_recovered *recovered = wal_recovered(node->wal);
 		wal->release_pending = false;

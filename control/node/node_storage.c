@@ -102,7 +102,22 @@ static void enter_disk_full(struct storage_context *context, const char *what, c
 }
 
 /* RocksDB failed: nothing more can be applied, so the member must stop acknowledging. The core stops the
- * member on this report; a full disk is the exception (enter_disk_full). */
+ * member on this report. */
+static void stop_member(struct storage_context *context, const char *what, const char *error)
+{
+	if (context->failed)
+		return;
+	context->failed = true;
+	/* Nothing more can be applied: the core must stop acknowledging. Tell it. */
+	struct storage_failure *failure = xcalloc(1, sizeof(*failure));
+	struct core_mail *mail = xcalloc(1, sizeof(*mail));
+	snprintf(failure->error, sizeof(failure->error), "%s: %s", what, error);
+	mail->kind = CORE_MAIL_STORAGE_FAILED;
+	mail->failure = failure;
+	core_mailbox_post(&context->node->core_inbox, mail);
+}
+
+/* A full disk is the exception (enter_disk_full): the member stays up. */
 static void stop_on_storage_failure(struct storage_context *context, const char *what, const char *error)
 {
 	if (context->failed)
@@ -112,14 +127,7 @@ static void stop_on_storage_failure(struct storage_context *context, const char 
 			enter_disk_full(context, what, error);
 		return;
 	}
-	context->failed = true;
-	/* Nothing more can be applied: the core must stop acknowledging. Tell it. */
-	struct storage_failure *failure = xcalloc(1, sizeof(*failure));
-	struct core_mail *mail = xcalloc(1, sizeof(*mail));
-	snprintf(failure->error, sizeof(failure->error), "%s: %s", what, error);
-	mail->kind = CORE_MAIL_STORAGE_FAILED;
-	mail->failure = failure;
-	core_mailbox_post(&context->node->core_inbox, mail);
+	stop_member(context, what, error);
 }
 
 static struct kv_header header_for(const struct node *node, uint64_t raft_term)
@@ -555,7 +563,8 @@ static void try_resume(struct storage_context *context)
 		return;
 	context->disk_full = false;
 	if (status != STATE_OK) {
-		stop_on_storage_failure(context, "resuming the state after a full disk", error);
+		/* (RocksDB could not be opened again: the state is closed, even if it says the disk is full) */
+		stop_member(context, "resuming the state after a full disk", error);
 	} else if (reload_alarms(context, error, sizeof(error)) != 0) {
 		stop_on_storage_failure(context, "alarms after a full disk", error);
 	} else if (node_auth_reload(node, &context->auth, error, sizeof(error)) != 0) {

@@ -116,8 +116,8 @@ int state_batch_commit(struct state *state, uint64_t applied_index, char *err, s
  * state_batch_commit keeps, plus 1 MiB. A batch the reserve check refused left RocksDB as it was; a write
  * RocksDB itself failed leaves it refusing every later write (its background error, which the C API cannot
  * clear), so then RocksDB is closed and opened again, replaying its log: every batch it acknowledged is there,
- * and the key index starts empty. If that open fails the state stays closed (reads answer "the state is
- * closed") until a later call opens it. */
+ * and the key index starts empty. If that open fails the state is closed: STATE_ERR_IO (never NOSPACE,
+ * whatever RocksDB said), and the owner must stop (a restart opens it). */
 int state_resume(struct state *state, char *err, size_t errlen);
 /* Discards the open batch (no-op without one). */
 void state_batch_abort(struct state *state);

@@ -338,25 +338,21 @@ int state_resume(struct state *state, char *err, size_t errlen)
     if (state->batch_open)
         return state_fail(err, errlen, STATE_ERR_BATCH_OPEN, "resume between batches");
     const uint64_t margin = UINT64_C(1) << 20; /* so a batch or two fits: no resume only to fail again */
-    if (state->db != NULL) {
-        state->free_checked_ms = 0; /* ask the file system now */
-        int status = check_space(state, margin, err, errlen);
-        if (status != STATE_OK)
-            return status;
-        state->free_checked_ms = 0; /* the margin was not written */
-    } else {
-        struct statvfs info;
-        if (statvfs(state->root, &info) == 0 &&
-            (uint64_t)info.f_bavail * info.f_frsize < state->reserve_base + margin)
-            return state_fail(err, errlen, STATE_ERR_NOSPACE, "%s has %llu bytes free, less than the %llu kept",
-                              state->root, (unsigned long long)info.f_bavail * info.f_frsize,
-                              (unsigned long long)(state->reserve_base + margin));
-    }
-    if (state->db != NULL && !state->write_failed)
+    if (state->db == NULL)
+        return state_fail(err, errlen, STATE_ERR_INVALID, "the state is closed");
+    state->free_checked_ms = 0; /* ask the file system now */
+    int status = check_space(state, margin, err, errlen);
+    if (status != STATE_OK)
+        return status;
+    state->free_checked_ms = 0; /* the margin was not written */
+    if (!state->write_failed)
         return STATE_OK;
     state_db_close(state);
     state->write_failed = false;
-    return state_db_open(state, err, errlen);
+    char open_error[400] = "";
+    if (state_db_open(state, open_error, sizeof open_error) != STATE_OK)
+        return state_fail(err, errlen, STATE_ERR_IO, "reopening RocksDB after a full disk: %s", open_error);
+    return STATE_OK;
 }
 
 int state_set_ids(struct state *state, uint64_t cluster_id, uint64_t member_id, char *err,
