@@ -333,9 +333,11 @@ struct node {
 	pthread_mutex_t alarms_lock;     /* guards published_alarms */
 	struct alarm_list published_alarms;
 	atomic_uint alarm_count;         /* published_alarms.count, without the lock */
-	/* The WAL or the state ran out of disk space: this member writes nothing more (until restarted), refuses
-	 * writes with etcd's NOSPACE error and serves what it can read (node_storage.c). */
-	atomic_bool disk_full;
+	/* The WAL or the state ran out of disk space (NODE_DISK_FULL_* bits; 0: neither): this member writes
+	 * nothing more until its disk has room again, refuses writes with etcd's NOSPACE error and serves what it
+	 * can read; once both resumed, it goes on refusing until it has applied its own NOSPACE alarm, which then
+	 * refuses writes cluster-wide until an operator disarms it (node_storage.c). Any bit set: "disk full". */
+	atomic_uint disk_full;
 	struct snap_store *snapshots;    /* member/snap: storage thread (takes, installs, prunes) and snapshot
 	                                  * thread (streams, receives); the store is safe for both */
 	struct transport *transport;
@@ -447,6 +449,9 @@ bool node_alarm_active(struct node *node, uint64_t member_id, Etcdserverpb__Alar
 bool node_refuse_for_space(struct node *node, int64_t cost, uint64_t request_id, uint64_t *last_raised_ms);
 /* Proposes this member's NOSPACE alarm (ACTIVATE) under request_id; nobody waits for its answer. */
 void node_propose_nospace(struct node *node, uint64_t request_id);
+/* node->disk_full's bits: the WAL (core thread) or the state (storage thread) cannot write; this member's NOSPACE
+ * alarm was not yet seen applied since its disk filled (storage thread). */
+enum { NODE_DISK_FULL_WAL = 1u, NODE_DISK_FULL_STATE = 2u, NODE_DISK_FULL_ALARM_UNSEEN = 4u };
 
 /* Storage (the WAL or the state machine) failed for another reason than a full disk: logs error (what
  * failed and why) and stops the member with exit code 1, acknowledging nothing more. Core thread. */

@@ -29,6 +29,8 @@ struct core_wal {
 	size_t waits_count;
 	size_t waits_capacity;
 	bool failed;
+	bool no_space;              /* failed for want of disk space: resumed once there is room (try_resume) */
+	uint64_t resume_checked_ms;
 	bool release_pending;       /* a snapshot marker whose durability releases the WAL before it */
 	uint64_t release_up_to;
 	uint64_t marker_records;
@@ -76,7 +78,8 @@ bool core_wal_writable(const struct core_wal *wal)
 }
 
 /* The WAL cannot write. A full disk keeps the member up on etcd's NOSPACE terms (the storage thread raises
- * the alarm and hands leadership over; reads go on); anything else stops it, acknowledging nothing more. */
+ * the alarm and hands leadership over; reads go on) until there is room again (try_resume); anything else
+ * stops it, acknowledging nothing more. */
 static void fail(struct core_wal *wal, const char *what, int rc, const char *error)
 {
 	struct node *node = wal->node;
@@ -89,9 +92,11 @@ static void fail(struct core_wal *wal, const char *what, int rc, const char *err
 		/* etcd's words for a WAL write that failed (raft.go). */
 		log_write("error", "failed to save Raft hard state and entries", "\"what\":\"%s\",\"data-dir\":\"%s\",\"error\":\"%s\"",
 		          what, node->flags.data_dir, escaped);
-		log_write("warn", "out of disk space: raising alarm NOSPACE, refusing writes, serving reads until restarted",
+		log_write("warn", "out of disk space: raising alarm NOSPACE, refusing writes, serving reads until the disk has room again",
 		          "\"member-id\":\"%" PRIx64 "\",\"data-dir\":\"%s\"", node->member_id, node->flags.data_dir);
-		atomic_store(&node->disk_full, true);
+		wal->no_space = true;
+		wal->resume_checked_ms = clock_monotonic_ms();
+		atomic_fetch_or(&node->disk_full, NODE_DISK_FULL_WAL | NODE_DISK_FULL_ALARM_UNSEEN);
 		return;
 	}
 	char what_and_error[600];
@@ -285,11 +290,129 @@ static void format_go_seconds(uint64_t microseconds, char *out, size_t size)
  * when a disk is failing or shared. One line per group commit, with its slowest Ready's time. */
 #define SLOW_FDATASYNC_MICROSECONDS 1000000u
 
+/* While the disk is full, how often the WAL looks for room again (a statvfs; a resume costs a recovery). */
+enum { RESUME_CHECK_MS = 1000 };
+
+/* The WAL was resumed (wal_resume: it continues from what is on disk, which holds at least everything it
+ * reported durable): what Raft handed out after that point is appended again from the Raft log (entries the
+ * failed batches held, and those of the Readies dropped while full), with the current hard state, and
+ * reported persisted once durable. The acknowledgements dropped meanwhile are not sent again: the leader's
+ * next heartbeat finds this follower behind and sends the entries again, and this time they are acknowledged
+ * from what is durable. */
+static int rewrite_after_resume(struct core_wal *wal, uint64_t durable_before, size_t *rewritten, char *err,
+                                size_t errlen)
+{
+	struct node *node = wal->node;
+	struct raft_status status;
+	raft_get_status(node->raft, &status);
+	uint64_t from = durable_before + 1;
+	int rc = 0;
+	*rewritten = 0;
+	if (status.last_index >= from) {
+		Raftpb__Entry **entries = NULL;
+		size_t count = 0;
+		int raft_rc = raft_copy_entries(node->raft, from, status.last_index + 1, &entries, &count);
+		if (raft_rc != RAFT_OK) {
+			/* Only a snapshot from the leader, installed while the disk was full, moves the log's start past
+			 * what the WAL holds: its marker is in the snapshot store, and a restart writes it. */
+			snprintf(err, errlen, "entries %" PRIu64 "-%" PRIu64 " to write again are not in the Raft log: %s", from,
+			         status.last_index, raft_strerror(raft_rc));
+			return -EINVAL;
+		}
+		if (count > wal->entries_capacity) {
+			wal->entries_capacity = count;
+			wal->entries = xrealloc(wal->entries, wal->entries_capacity * sizeof(*wal->entries));
+		}
+		for (size_t k = 0; k < count; k++)
+			wal->entries[k] = (struct wal_entry){entries[k]->term, entries[k]->index, (uint32_t)entries[k]->type,
+			                                     entries[k]->data.data, entries[k]->data.len};
+		rc = wal_append_entries(node->wal, wal->entries, count, err, errlen);
+		raft_free_entries(entries, count);
+		*rewritten = count;
+	}
+	/* Records of a batch that was never reported may hold entries Raft replaced by a shorter log since. */
+	if (rc == 0 && wal_last_index(node->wal) > status.last_index)
+		rc = wal_truncate_after(node->wal, status.last_index, err, errlen);
+	if (rc == 0) {
+		struct wal_hard_state hard_state = {status.term, status.vote, status.commit};
+		rc = wal_set_hard_state(node->wal, &hard_state, err, errlen);
+	}
+	if (rc == 0)
+		rc = wal_submit(node->wal, err, errlen);
+	if (rc != 0)
+		return rc;
+	uint64_t last_term = status.last_index ? raft_term_at(node->raft, status.last_index) : 0;
+	struct durable_wait *wait = queue_wait(wal);
+	wait->records_after = wal_appended_records(node->wal);
+	wait->persist_index = last_term ? status.last_index : 0;
+	wait->persist_term = last_term;
+	wait->written_at_us = clock_monotonic_us();
+	return 0;
+}
+
+/* A WAL failed on a full disk looks for room every RESUME_CHECK_MS; once wal_resume finds it, the WAL goes on
+ * (rewrite_after_resume). True when it resumed (a Ready may be waiting). A failure other than a full disk
+ * stops the member. */
+static bool try_resume(struct core_wal *wal)
+{
+	struct node *node = wal->node;
+	uint64_t now = clock_monotonic_ms();
+	if (!wal->no_space || now - wal->resume_checked_ms < RESUME_CHECK_MS)
+		return false;
+	wal->resume_checked_ms = now;
+	uint64_t durable_before = wal_durable_index(node->wal);
+	char error[512] = "";
+	int rc = wal_resume(node->wal, error, sizeof(error));
+	if (rc == -ENOSPC)
+		return false; /* still no room */
+	size_t rewritten = 0;
+	if (rc == 0) {
+		/* The messages of Readies whose records were not durable when the WAL failed promise what the disk
+		 * may never have held (an acknowledgement of an entry a new leader has replaced since, a vote of an
+		 * older hard state): dropped, as the network may drop them. Their persisted marks stay: Raft ignores
+		 * a mark whose term no longer matches, and the rewrite makes the rest true before they are released. */
+		uint64_t durable_records = wal_durable_records(node->wal);
+		for (size_t k = 0; k < wal->waits_count; k++) {
+			struct durable_wait *wait = &wal->waits[wal->waits_head + k];
+			if (wait->records_after <= durable_records)
+				continue;
+			free_packed(wait->after_persist, wait->after_persist_count);
+			wait->after_persist = NULL;
+			wait->after_persist_count = 0;
+		}
+		/* The markers written while full may be lost: release only behind one the resumed WAL holds. */
+		const struct wal_recovered *recovered = wal_recovered(node->wal);
+		wal->release_pending = false;
+		wal->marker_index = recovered->has_snapshot ? recovered->snapshot.index : 0;
+		rc = rewrite_after_resume(wal, durable_before, &rewritten, error, sizeof(error));
+	}
+	char escaped[600];
+	if (rc == -ENOSPC) {
+		log_write("warn", "the disk had room for the WAL, but not enough: still out of disk space",
+		          "\"data-dir\":\"%s\",\"error\":\"%s\"", node->flags.data_dir,
+		          log_json_escape(error, escaped, sizeof(escaped)));
+		return false;
+	}
+	if (rc != 0) {
+		wal->no_space = false;
+		char what_and_error[600];
+		snprintf(what_and_error, sizeof(what_and_error), "resuming the WAL after a full disk: %s", error);
+		node_stop_on_storage_failure(node, what_and_error);
+		return false;
+	}
+	wal->failed = false;
+	wal->no_space = false;
+	atomic_fetch_and(&node->disk_full, ~(unsigned)NODE_DISK_FULL_WAL);
+	log_write("info", "the disk has room again: WAL resumed", "\"data-dir\":\"%s\",\"durable-index\":%" PRIu64
+	          ",\"entries-written-again\":%zu", node->flags.data_dir, durable_before, rewritten);
+	return true;
+}
+
 bool core_wal_report_durable(struct core_wal *wal, bool reap)
 {
 	struct node *node = wal->node;
 	if (wal->failed)
-		return false;
+		return try_resume(wal);
 	if (reap) {
 		char error[512] = "";
 		uint64_t durable_index = 0;

@@ -15,8 +15,10 @@
  * --max-snapshots.
  *
  * Failures: a full disk raises the member's NOSPACE path (node->disk_full: the storage thread proposes the
- * alarm and hands leadership over) and nothing more is written or reported durable; any other WAL error
- * stops the member without acknowledging anything more. Core thread only. */
+ * alarm and hands leadership over) and nothing more is written or reported durable until the disk has room
+ * again: then (looked for every second, from core_wal_report_durable) the WAL resumes from what is on disk
+ * and what Raft handed out after its durable index is written again. Any other WAL error stops the member
+ * without acknowledging anything more. Core thread only. */
 #ifndef QUORUMD_CONTROL_NODE_CORE_WAL_H
 #define QUORUMD_CONTROL_NODE_CORE_WAL_H
 
@@ -43,10 +45,11 @@ void core_wal_write_ready(struct core_wal *wal, const struct raft_ready *ready, 
 void core_wal_mark_snapshot(struct core_wal *wal, uint64_t index, uint64_t term, const uint8_t *metadata,
                             size_t metadata_length, uint64_t durable_applied);
 /* Takes completed fsyncs when reap is set (the event fd fired), then releases every queued Ready that is
- * durable: sends its messages, reports raft_persisted. True when it released something (a new Ready may
- * be waiting in the core). */
+ * durable: sends its messages, reports raft_persisted. A WAL failed on a full disk instead looks for room
+ * (at most once a second) and resumes. True when it released or resumed something (a new Ready may be
+ * waiting in the core). */
 bool core_wal_report_durable(struct core_wal *wal, bool reap);
-/* False once the WAL failed or the disk is full: the member writes nothing more. */
+/* False while the WAL is failed or the disk is full: the member writes nothing. */
 bool core_wal_writable(const struct core_wal *wal);
 
 #endif

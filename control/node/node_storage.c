@@ -28,7 +28,15 @@ struct storage_context {
 	size_t reads_count;
 	size_t reads_capacity;
 	bool ids_saved;
-	bool failed;
+	bool failed;                     /* the state failed for another reason than space: the member stops */
+	bool disk_full;                  /* the state had no room: jobs wait in `held` until it has */
+	struct storage_job **held;       /* jobs not applied yet, oldest first from held_head */
+	size_t held_head;
+	size_t held_count;
+	size_t held_capacity;
+	uint64_t resume_checked_ms;
+	uint64_t answered_through;       /* entries whose answers a batch that then failed posted already */
+	uint64_t noted_through;          /* entries the snapshot keeper counted (a retried batch counts once) */
 	struct storage_clients *clients; /* watchers, lease clocks */
 	struct auth_store *auth;         /* the auth store as applied so far (node_auth.h publishes it) */
 	struct snapshot_keeper *keeper;  /* when to snapshot, and what the WAL may release */
@@ -49,7 +57,8 @@ static bool is_no_space(const char *error)
 	return strstr(error, "No space left on device") || strstr(error, state_status_message(STATE_ERR_NOSPACE));
 }
 
-/* A full disk: this member's NOSPACE alarm proposed (and leadership handed over if it leads). */
+/* A full disk: this member's NOSPACE alarm proposed (and leadership handed over if it leads and still cannot
+ * write). */
 static void raise_disk_full_alarm(struct storage_context *context)
 {
 	struct node *node = context->node;
@@ -57,7 +66,8 @@ static void raise_disk_full_alarm(struct storage_context *context)
 		context->disk_full_requests = node_request_counter_start();
 	context->disk_full_raised_ms = clock_monotonic_ms();
 	node_propose_nospace(node, node_request_id(node->member_id, 0, context->disk_full_requests++));
-	if (atomic_load(&node->leader_id) == node->member_id) {
+	bool cannot_write = atomic_load(&node->disk_full) & (NODE_DISK_FULL_WAL | NODE_DISK_FULL_STATE);
+	if (cannot_write && atomic_load(&node->leader_id) == node->member_id) {
 		/* A leader that cannot persist its own log must not lead: the most caught-up voter takes over. */
 		struct node_request *transfer = xcalloc(1, sizeof(*transfer));
 		transfer->kind = REQUEST_MOVE_LEADER;
@@ -70,34 +80,33 @@ static void raise_disk_full_alarm(struct storage_context *context)
 }
 
 /* The state has no room left (the WAL's full disk comes the same way, from the core: node->disk_full):
- * nothing more can be made durable here, but nothing is lost either (the state's batch was not written). Rather than stopping, the
- * member stays up as etcd's NOSPACE semantics ask: it raises its NOSPACE alarm through Raft (the others commit
- * it while they are a quorum, and then every member refuses writes), refuses writes itself, hands leadership
- * over when it has it, and goes on serving reads from its applied state (serializable reads, watches of what it
- * applied, hash, status). It writes nothing more: a restart, once space is freed, resumes from its WAL. */
+ * nothing more can be made durable here, but nothing is lost either (the state's batch was not written). Rather
+ * than stopping, the member stays up as etcd's NOSPACE semantics ask: it raises its NOSPACE alarm through Raft
+ * (the others commit it while they are a quorum, and then every member refuses writes), refuses writes itself,
+ * hands leadership over when it has it, and goes on serving reads from its applied state (serializable reads,
+ * watches of what it applied, hash, status). The job that failed and every later one wait, in order, until
+ * the disk has room again (try_resume). */
 static void enter_disk_full(struct storage_context *context, const char *what, const char *error)
 {
 	struct node *node = context->node;
-	context->failed = true;
-	atomic_store(&node->disk_full, true);
+	context->disk_full = true;
+	context->resume_checked_ms = clock_monotonic_ms();
+	atomic_fetch_or(&node->disk_full, NODE_DISK_FULL_STATE | NODE_DISK_FULL_ALARM_UNSEEN);
+	char escaped[600];
 	/* etcd's words for its backend write failures (backend's batch_tx.go). */
-	log_write("error", "failed to commit tx",
-	          "\"what\":\"%s\",\"data-dir\":\"%s\",\"error\":\"%s\"", what, node->flags.data_dir, error);
-	log_write("warn", "out of disk space: raising alarm NOSPACE, refusing writes, serving reads until restarted",
+	log_write("error", "failed to commit tx", "\"what\":\"%s\",\"data-dir\":\"%s\",\"error\":\"%s\"", what,
+	          node->flags.data_dir, log_json_escape(error, escaped, sizeof(escaped)));
+	log_write("warn", "out of disk space: raising alarm NOSPACE, refusing writes, serving reads until the disk has room again",
 	          "\"member-id\":\"%" PRIx64 "\",\"data-dir\":\"%s\"", node->member_id, node->flags.data_dir);
 	raise_disk_full_alarm(context);
 }
 
 /* RocksDB failed: nothing more can be applied, so the member must stop acknowledging. The core stops the
- * member on this report; a full disk is the exception (enter_disk_full). */
-static void stop_on_storage_failure(struct storage_context *context, const char *what, const char *error)
+ * member on this report. */
+static void stop_member(struct storage_context *context, const char *what, const char *error)
 {
 	if (context->failed)
 		return;
-	if (is_no_space(error)) {
-		enter_disk_full(context, what, error);
-		return;
-	}
 	context->failed = true;
 	/* Nothing more can be applied: the core must stop acknowledging. Tell it. */
 	struct storage_failure *failure = xcalloc(1, sizeof(*failure));
@@ -106,6 +115,19 @@ static void stop_on_storage_failure(struct storage_context *context, const char 
 	mail->kind = CORE_MAIL_STORAGE_FAILED;
 	mail->failure = failure;
 	core_mailbox_post(&context->node->core_inbox, mail);
+}
+
+/* A full disk is the exception (enter_disk_full): the member stays up. */
+static void stop_on_storage_failure(struct storage_context *context, const char *what, const char *error)
+{
+	if (context->failed)
+		return;
+	if (is_no_space(error)) {
+		if (!context->disk_full)
+			enter_disk_full(context, what, error);
+		return;
+	}
+	stop_member(context, what, error);
 }
 
 static struct kv_header header_for(const struct node *node, uint64_t raft_term)
@@ -247,7 +269,9 @@ static void apply_one(struct storage_context *context, const Etcdserverpb__Inter
 	if (clock_monotonic_ns() - started_ns > SLOW_APPLY_NANOSECONDS)
 		atomic_fetch_add_explicit(&node->slow_applies, 1, memory_order_relaxed);
 	storage_clients_note_applied(context->clients, request, &reply->kv);
-	if (node_request_is_local(node, request_id))
+	/* (an entry of a batch that failed for want of space and is applied again was answered the first time,
+	 * with the same result) */
+	if (node_request_is_local(node, request_id) && index > context->answered_through)
 		post_reply(node, reply);
 	else
 		node_reply_free(reply);
@@ -305,21 +329,25 @@ static void apply_batch(struct storage_context *context, const ProtobufCBinaryDa
 	}
 }
 
-static void apply_committed(struct storage_context *context, struct storage_job *job)
+/* Applies the job's committed entries in one state batch. False when the batch was not written: the state had
+ * no room (context->disk_full: the job is applied again later) or failed (context->failed). */
+static bool apply_committed(struct storage_context *context, struct storage_job *job)
 {
 	struct node *node = context->node;
-	if (context->failed || (job->committed_count == 0 && !job->membership_blob))
-		return;
+	if (context->failed)
+		return false;
+	if (job->committed_count == 0 && !job->membership_blob)
+		return true;
 	char error[256] = "";
 	if (state_batch_begin(node->state, error, sizeof(error)) != STATE_OK) {
 		stop_on_storage_failure(context, "state batch", error);
-		return;
+		return false;
 	}
 	if (!context->ids_saved && state_cluster_id(node->state) == 0) {
 		if (state_set_ids(node->state, node->cluster_id, node->member_id, error, sizeof(error)) != STATE_OK) {
 			state_batch_abort(node->state);
 			stop_on_storage_failure(context, "state ids", error);
-			return;
+			return false;
 		}
 		context->ids_saved = true;
 	}
@@ -332,22 +360,27 @@ static void apply_committed(struct storage_context *context, struct storage_job 
 		if (entry->index <= applied)
 			continue; /* applied before a restart: the applied index is exact, this never repeats work */
 		last = entry->index;
+		bool noted = entry->index <= context->noted_through;
+		context->noted_through = entry->index;
 		if (entry->type != RAFT_ENTRY_NORMAL || entry->length == 0) {
-			snapshot_keeper_note_entry(context->keeper, entry->index, entry->term, 1);
+			if (!noted)
+				snapshot_keeper_note_entry(context->keeper, entry->index, entry->term, 1);
 			continue; /* membership changes arrive as the blob; empty entries are a new leader's */
 		}
 		long batched = scan_batch(entry->data, entry->length, context->batch_items, BATCH_SCAN_CAPACITY);
 		if (batched > 0) {
 			/* --snapshot-count counts client requests, however many one entry holds. */
-			snapshot_keeper_note_entry(context->keeper, entry->index, entry->term, (uint64_t)batched);
+			if (!noted)
+				snapshot_keeper_note_entry(context->keeper, entry->index, entry->term, (uint64_t)batched);
 			apply_batch(context, context->batch_items, (size_t)batched, &header, entry->index);
 			continue;
 		}
 		Etcdserverpb__InternalRaftRequest *request =
 		    etcdserverpb__internal_raft_request__unpack(NULL, entry->length, entry->data);
 		/* --snapshot-count counts client requests, however many one entry holds. */
-		snapshot_keeper_note_entry(context->keeper, entry->index, entry->term,
-		                           request && request->n_batch ? request->n_batch : 1);
+		if (!noted)
+			snapshot_keeper_note_entry(context->keeper, entry->index, entry->term,
+			                           request && request->n_batch ? request->n_batch : 1);
 		if (!request) {
 			log_write("warn", "skipping an entry that does not decode", "\"index\":%" PRIu64, entry->index);
 			continue;
@@ -365,12 +398,12 @@ static void apply_committed(struct storage_context *context, struct storage_job 
 		if (state_set_membership(node->state, blob, error, sizeof(error)) != STATE_OK) {
 			state_batch_abort(node->state);
 			stop_on_storage_failure(context, "state membership", error);
-			return;
+			return false;
 		}
 	}
 	if (last == applied) {
 		state_batch_abort(node->state);
-		return;
+		return true;
 	}
 	FAILPOINT("beforeCommit");
 	if (context->batch_compacts)
@@ -378,8 +411,11 @@ static void apply_committed(struct storage_context *context, struct storage_job 
 	/* etcd_disk_backend_commit_duration_seconds: etcd times its bolt transaction's commit; this is ours. */
 	uint64_t commit_started_ns = clock_monotonic_ns();
 	if (state_batch_commit(node->state, last, error, sizeof(error)) != STATE_OK) {
+		/* Its local requests were answered as they were applied: not again when it is retried. */
+		if (last > context->answered_through)
+			context->answered_through = last;
 		stop_on_storage_failure(context, "state commit", error);
-		return;
+		return false;
 	}
 	histogram_observe_ns(&node->backend_commit_duration, clock_monotonic_ns() - commit_started_ns);
 	FAILPOINT("afterCommit");
@@ -390,8 +426,10 @@ static void apply_committed(struct storage_context *context, struct storage_job 
 	atomic_store(&node->db_size, state_db_size(node->state));
 	atomic_store(&node->db_size_in_use, state_db_size_in_use(node->state));
 	storage_clients_after_apply(context->clients);
+	/* (a snapshot that finds no room is taken again after a later batch, once the disk has room) */
 	if (snapshot_keeper_after_apply(context->keeper, error, sizeof(error)) != 0)
 		stop_on_storage_failure(context, "snapshot", error);
+	return true;
 }
 
 /* The alarms the state keeps (at start, and after a snapshot replaced the state), published. */
@@ -406,15 +444,12 @@ static int reload_alarms(struct storage_context *context, char *err, size_t errl
 	return 0;
 }
 
-static void take_job(struct storage_context *context, struct storage_job *job)
+/* One job: a snapshot to install, the committed entries, the reads waiting for them. False when the state had
+ * no room for it (context->disk_full): the job is kept and run again once it has, without what it finished
+ * (an installed snapshot). */
+static bool run_job(struct storage_context *context, struct storage_job *job)
 {
 	struct node *node = context->node;
-	if (context->failed) {
-		/* Nothing of it can be written or applied (a full disk; otherwise the member is stopping): its reads
-		 * time out at their clients, its messages (acknowledgements) are never sent. */
-		storage_job_free(job);
-		return;
-	}
 	if (job->snapshot && !context->failed) {
 		char error[512] = "";
 		if (snapshot_keeper_install(context->keeper, job, error, sizeof(error)) != 0) {
@@ -430,11 +465,16 @@ static void take_job(struct storage_context *context, struct storage_job *job)
 			atomic_store(&node->revision, (uint64_t)state_revision(node->state));
 			atomic_store(&node->db_size, state_db_size(node->state));
 			atomic_store(&node->db_size_in_use, state_db_size_in_use(node->state));
+			free(job->snapshot);
+			job->snapshot = NULL;
 		}
+		if (context->disk_full)
+			return false;
 	}
 	if (job->conf_state)
 		snapshot_keeper_note_conf(context->keeper, job->conf_state, job->conf_state_length);
-	apply_committed(context, job);
+	if (!apply_committed(context, job) && context->disk_full)
+		return false;
 	for (size_t k = 0; k < job->reads_count; k++) {
 		if (context->reads_count == context->reads_capacity) {
 			context->reads_capacity = context->reads_capacity ? context->reads_capacity * 2 : 64;
@@ -444,7 +484,123 @@ static void take_job(struct storage_context *context, struct storage_job *job)
 	}
 	job->reads_count = 0;
 	serve_ready_reads(context, job->raft_term);
-	storage_job_free(job);
+	return true;
+}
+
+static void hold_job(struct storage_context *context, struct storage_job *job)
+{
+	if (context->held_head + context->held_count == context->held_capacity) {
+		if (context->held_head > 0) {
+			memmove(context->held, context->held + context->held_head, context->held_count * sizeof(*context->held));
+			context->held_head = 0;
+		} else {
+			context->held_capacity = context->held_capacity ? context->held_capacity * 2 : 64;
+			context->held = xrealloc(context->held, context->held_capacity * sizeof(*context->held));
+		}
+	}
+	context->held[context->held_head + context->held_count++] = job;
+}
+
+static void free_held(struct storage_context *context)
+{
+	for (size_t k = 0; k < context->held_count; k++)
+		storage_job_free(context->held[context->held_head + k]);
+	context->held_head = context->held_count = 0;
+}
+
+/* The jobs that waited for room, in order, until one finds none again. */
+static void run_held(struct storage_context *context)
+{
+	while (!context->disk_full && !context->failed && context->held_count > 0) {
+		struct storage_job *job = context->held[context->held_head];
+		if (!run_job(context, job))
+			break; /* no room again: it stays first */
+		storage_job_free(job);
+		context->held_head++;
+		context->held_count--;
+	}
+	if (context->failed)
+		free_held(context);
+	if (context->held_count == 0)
+		context->held_head = 0;
+}
+
+static void take_job(struct storage_context *context, struct storage_job *job)
+{
+	if (context->failed) {
+		/* The member is stopping: its reads time out at their clients, its messages are never sent. */
+		storage_job_free(job);
+		return;
+	}
+	if (context->disk_full || context->held_count > 0) {
+		hold_job(context, job);
+		return;
+	}
+	if (run_job(context, job))
+		storage_job_free(job);
+	else if (context->failed)
+		storage_job_free(job);
+	else
+		hold_job(context, job);
+}
+
+/* While the disk is full, how often the state looks for room again (a statvfs). */
+enum { RESUME_CHECK_MS = 1000 };
+
+/* The state had no room: once it has again (state_resume; RocksDB reopened if its own write failed), the
+ * in-memory alarms and auth store go back to what the state holds (the failed batch changed them as it
+ * applied) and the held jobs are applied, the failed one first. */
+static void try_resume(struct storage_context *context)
+{
+	struct node *node = context->node;
+	uint64_t now = clock_monotonic_ms();
+	if (!context->disk_full || context->failed || now - context->resume_checked_ms < RESUME_CHECK_MS)
+		return;
+	context->resume_checked_ms = now;
+	char error[512] = "";
+	int status = state_resume(node->state, error, sizeof(error));
+	if (status == STATE_ERR_NOSPACE)
+		return;
+	context->disk_full = false;
+	if (status != STATE_OK) {
+		/* (RocksDB could not be opened again: the state is closed, even if it says the disk is full) */
+		stop_member(context, "resuming the state after a full disk", error);
+	} else if (reload_alarms(context, error, sizeof(error)) != 0) {
+		stop_on_storage_failure(context, "alarms after a full disk", error);
+	} else if (node_auth_reload(node, &context->auth, error, sizeof(error)) != 0) {
+		stop_on_storage_failure(context, "auth store after a full disk", error);
+	}
+	if (context->failed) {
+		free_held(context);
+		return;
+	}
+	atomic_fetch_and(&node->disk_full, ~(unsigned)NODE_DISK_FULL_STATE);
+	log_write("info", "the disk has room again: applying resumed", "\"data-dir\":\"%s\",\"applied-index\":%" PRIu64
+	          ",\"waiting-jobs\":%zu", node->flags.data_dir, state_applied_index(node->state), context->held_count);
+	run_held(context);
+}
+
+/* A member whose disk filled proposes its NOSPACE alarm every 2 s: it cannot see its alarm applied while it
+ * applies nothing, and a proposal may be lost (to a leader change, its own hand-over); the others apply an
+ * active one as a no-op. Once the WAL and the state both resumed, it goes on refusing writes until it has
+ * applied its own alarm (with every member full, none could commit it before), which from then on refuses
+ * writes on every member until an operator disarms it, as in etcd. */
+static void watch_disk_full(struct storage_context *context, uint64_t now)
+{
+	struct node *node = context->node;
+	unsigned full = atomic_load(&node->disk_full);
+	if (full == 0)
+		return;
+	if (!(full & (NODE_DISK_FULL_WAL | NODE_DISK_FULL_STATE)) &&
+	    alarm_list_has_member(&context->alarms, node->member_id, ETCDSERVERPB__ALARM_TYPE__NOSPACE)) {
+		atomic_fetch_and(&node->disk_full, ~(unsigned)NODE_DISK_FULL_ALARM_UNSEEN);
+		log_write("info", "the disk has room again: member writing; writes stay refused until the NOSPACE alarm is "
+		          "disarmed", "\"member-id\":\"%" PRIx64 "\",\"data-dir\":\"%s\",\"applied-index\":%" PRIu64,
+		          node->member_id, node->flags.data_dir, state_applied_index(node->state));
+		return;
+	}
+	if (now - context->disk_full_raised_ms >= 2000)
+		raise_disk_full_alarm(context);
 }
 
 void *node_storage_main(void *argument)
@@ -508,11 +664,8 @@ void *node_storage_main(void *argument)
 			last_tick_ms = now;
 			storage_clients_tick(context.clients);
 		}
-		/* This member cannot see its alarm applied (it applies nothing now), and a proposal may be lost (to a
-		 * leader change, its own hand-over): proposed again every 2 s; the others apply an active one as a
-		 * no-op. */
-		if (atomic_load(&node->disk_full) && now - context.disk_full_raised_ms >= 2000)
-			raise_disk_full_alarm(&context);
+		try_resume(&context);
+		watch_disk_full(&context, now);
 		/* Between batches, never inside one: a watcher reading history sees only committed revisions. Its
 		 * bound is on the thread's CPU time: the replay's own cost, not time spent waiting for a core. */
 		uint64_t catch_up_started_us = clock_thread_cpu_us();
@@ -526,6 +679,8 @@ void *node_storage_main(void *argument)
 			          "\"expected-duration\":\"500ms\"", turn_us / 1000);
 		}
 	}
+	free_held(&context);
+	free(context.held);
 	storage_clients_free(context.clients);
 	auth_store_release(context.auth);
 	snapshot_keeper_free(context.keeper);

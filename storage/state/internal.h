@@ -77,6 +77,7 @@ struct state {
     size_t scratch_capacity;
     uint64_t reserve_base;        /* the part of it besides write buffers and compactions (STATE_DISK_RESERVE_BYTES,
                                    * less on a small file system: store.c, fit_to_free_space) */
+    bool write_failed;            /* RocksDB failed a write: it refuses every later one until reopened (state_resume) */
 };
 
 /* The main revision of the write being applied and the next sub-revision in it. */

@@ -111,6 +111,14 @@ int state_batch_begin(struct state *state, char *err, size_t errlen);
  * meet a full disk (it cannot recover from that, and some builds abort). */
 int state_batch_commit(struct state *state, uint64_t applied_index, char *err, size_t errlen);
 #define STATE_DISK_RESERVE_BYTES (UINT64_C(8) << 20)
+/* After STATE_ERR_NOSPACE from a batch, between batches: STATE_OK once the state takes batches again, and
+ * STATE_ERR_NOSPACE (nothing changed) while its file system still has less free than the reserve
+ * state_batch_commit keeps, plus 1 MiB. A batch the reserve check refused left RocksDB as it was; a write
+ * RocksDB itself failed leaves it refusing every later write (its background error, which the C API cannot
+ * clear), so then RocksDB is closed and opened again, replaying its log: every batch it acknowledged is there,
+ * and the key index starts empty. If that open fails the state is closed: STATE_ERR_IO (never NOSPACE,
+ * whatever RocksDB said), and the owner must stop (a restart opens it). */
+int state_resume(struct state *state, char *err, size_t errlen);
 /* Discards the open batch (no-op without one). */
 void state_batch_abort(struct state *state);
 

@@ -314,6 +314,7 @@ int state_batch_commit(struct state *state, uint64_t applied_index, char *err, s
     char *error = NULL;
     if (state_batch_write(state, &error) != STATE_OK) {
         state_batch_abort(state);
+        state->write_failed = true;
         return state_fail_rocksdb(err, errlen, error, "write batch");
     }
     state_batch_discard(state);
@@ -329,6 +330,28 @@ int state_batch_commit(struct state *state, uint64_t applied_index, char *err, s
         return state_fail(err, errlen, STATE_ERR_NOMEM,
                           "batch committed, but the membership copy failed");
     }
+    return STATE_OK;
+}
+
+int state_resume(struct state *state, char *err, size_t errlen)
+{
+    if (state->batch_open)
+        return state_fail(err, errlen, STATE_ERR_BATCH_OPEN, "resume between batches");
+    const uint64_t margin = UINT64_C(1) << 20; /* so a batch or two fits: no resume only to fail again */
+    if (state->db == NULL)
+        return state_fail(err, errlen, STATE_ERR_INVALID, "the state is closed");
+    state->free_checked_ms = 0; /* ask the file system now */
+    int status = check_space(state, margin, err, errlen);
+    if (status != STATE_OK)
+        return status;
+    state->free_checked_ms = 0; /* the margin was not written */
+    if (!state->write_failed)
+        return STATE_OK;
+    state_db_close(state);
+    state->write_failed = false;
+    char open_error[400] = "";
+    if (state_db_open(state, open_error, sizeof open_error) != STATE_OK)
+        return state_fail(err, errlen, STATE_ERR_IO, "reopening RocksDB after a full disk: %s", open_error);
     return STATE_OK;
 }
 
@@ -368,8 +391,10 @@ int state_sync(struct state *state, uint64_t *durable_applied_index, char *err, 
     char *error = NULL;
     /* Every committed batch is in RocksDB's log; fsyncing the log makes them all durable. */
     rocksdb_flush_wal(state->db, 1, &error);
-    if (error != NULL)
+    if (error != NULL) {
+        state->write_failed = true;
         return state_fail_rocksdb(err, errlen, error, "flush_wal(sync)");
+    }
     *durable_applied_index = state->committed.applied_index;
     return STATE_OK;
 }

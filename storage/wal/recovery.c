@@ -295,6 +295,9 @@ static int list_files(struct wal *wal, struct segment_file **out, size_t *count,
 			close(fd);
 		return wal_error(err, errlen, errno, "%s: reading the directory: %s", wal->dir, strerror(errno));
 	}
+	/* The dup shares dir_fd's position, which an earlier listing (wal_resume runs recovery again) left
+	 * at the end. */
+	rewinddir(directory);
 	struct segment_file *files = NULL;
 	size_t used = 0, capacity = 0;
 	int rc = 0;

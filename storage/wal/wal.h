@@ -142,6 +142,15 @@ int wal_release_before(struct wal *wal, uint64_t snapshot_index, char *err, size
 int wal_release_keeping(struct wal *wal, uint64_t snapshot_index, size_t keep_files, char *err, size_t errlen);
 /* Segment files holding records (closed ones and the one being written). */
 size_t wal_segment_files(const struct wal *wal);
+/* After a full disk failed the wal (-ENOSPC), resumes it once its file system has room for a new segment
+ * again: -ENOSPC, with nothing changed, while it has not. The wal continues from what is on disk, as a
+ * wal_open would (recovery in place, the directory lock kept): everything reported durable is there;
+ * records that were not reported are there or not. wal_durable_index() and wal_last_index() become the
+ * recovered log's last index, wal_recovered() says what it holds, and the record counts go on from where
+ * they were (wal_durable_records() does not move until new records are durable), so the owner re-appends
+ * what it had appended after the old durable index and the hard state, then waits as usual. Any other
+ * failure, or one recovery refuses, leaves the wal failed with that error. */
+int wal_resume(struct wal *wal, char *err, size_t errlen);
 
 /* Starts a write+fdatasync of everything buffered, unless the pipeline is full or the records must wait
  * for the chains in flight (a new segment, an O_DIRECT block still being written); then they go out from

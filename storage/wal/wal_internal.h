@@ -198,6 +198,8 @@ int wal_writer_prepare_ahead(struct wal *wal, char *err, size_t errlen);
 void wal_writer_prepare_ahead_async(struct wal *wal);
 /* Waits for every request in the kernel to complete, ignoring results (for closing). */
 void wal_writer_drain(struct wal *wal);
+/* After wal_writer_drain: drops every pending and unreported batch and the pipeline's state (wal_resume). */
+void wal_writer_forget(struct wal *wal);
 int wal_fail(struct wal *wal, int error_number, const char *format, ...) __attribute__((format(printf, 3, 4)));
 int wal_add_segment(struct wal *wal, struct wal_segment *segment);
 

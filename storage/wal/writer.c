@@ -999,3 +999,22 @@ void wal_writer_drain(struct wal *wal)
 		io_uring_cqe_seen(&wal->ring, cqe);
 	}
 }
+
+void wal_writer_forget(struct wal *wal)
+{
+	/* Only after wal_writer_drain: no request of these chunks is left in the kernel. */
+	free_chunks(&wal->pending);
+	for (size_t slot = 0; slot < WAL_MAX_PIPELINE_DEPTH; slot++)
+		free_chunks(&wal->batches[slot].chunks);
+	wal->batch_first = 0;
+	wal->batch_count = 0;
+	wal->batch_operations = 0;
+	wal->batch_failed = false;
+	wal->held_inside_page = false;
+	wal->padding_skips = 0;
+	wal->preparing = NULL;
+	wal->prepare_operations = 0;
+	wal->prepare_result = 0;
+	wal->zeroing = NULL;
+	wal->zero_operations = 0;
+}

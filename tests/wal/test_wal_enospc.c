@@ -1,7 +1,9 @@
 /* tests/wal/test_wal_enospc.c: a full disk. The wal runs on a small tmpfs mounted by this test in a
  * private mount namespace (so the mount disappears with the process even if a check fails); appends go on
  * until a new segment cannot be preallocated, after which the wal is failed: every append reports the
- * same ENOSPC, and everything reported durable before is still there after remounting bigger. */
+ * same ENOSPC, and resuming is refused while the disk is full. Remounted bigger, the same wal resumes
+ * (wal_resume), takes the entries after the durable index again and more, and everything is there when it
+ * is opened again. */
 #include "helpers.h"
 
 #include <errno.h>
@@ -78,13 +80,41 @@ int main(void)
 	uint64_t durable = 0;
 	CHECK(wal_reap(wal, &durable, again, sizeof again) == -ENOSPC);
 	CHECK(durable == acknowledged);
+	/* Still full: resuming is refused and changes nothing. */
+	CHECK(wal_resume(wal, again, sizeof again) == -ENOSPC);
+	CHECK(strstr(again, "a WAL segment needs") != NULL);
+	CHECK(wal_append_entries(wal, &entry, 1, again, sizeof again) == -ENOSPC);
+
+	/* Space comes back: the same wal resumes from what is on disk. The owner appends again what it had
+	 * appended after the durable index, then goes on; everything ends up durable. */
+	CHECK(mount(NULL, mount_point, NULL, MS_REMOUNT, "size=4m") == 0);
+	CHECK_OK(wal_resume(wal, err, sizeof err), err);
+	CHECK(wal_durable_index(wal) >= acknowledged);
+	CHECK(wal_last_index(wal) == wal_durable_index(wal));
+	uint64_t records_before = wal_durable_records(wal);
+	uint64_t last = index + 50;
+	for (uint64_t i = acknowledged + 1; i <= last; i++) {
+		uint8_t data[MAX_LENGTH];
+		size_t length = test_entry_length(i, 1, MAX_LENGTH);
+		test_entry_fill(i, 1, data, length);
+		struct wal_entry again_entry = { .term = 1, .index = i, .type = (uint32_t)(i % 3), .data = data,
+			.data_length = length };
+		CHECK_OK(wal_append_entries(wal, &again_entry, 1, err, sizeof err), err);
+	}
+	CHECK_OK(wal_set_hard_state(wal, &state, err, sizeof err), err);
+	CHECK_OK(wal_submit(wal, err, sizeof err), err);
+	while (!wal_all_durable(wal))
+		CHECK_OK(wal_wait(wal, &durable, err, sizeof err), err);
+	CHECK(durable == last);
+	CHECK(wal_durable_records(wal) > records_before);
+	CHECK(wal_durable_records(wal) == wal_appended_records(wal));
 	wal_close(wal);
 
-	/* Free space, reopen: every acknowledged entry is intact. */
-	CHECK(mount(NULL, mount_point, NULL, MS_REMOUNT, "size=4m") == 0);
+	/* Reopened: every entry, the acknowledged ones and those written after the resume, is intact. */
 	CHECK_OK(wal_open(dir, &options, &wal, err, sizeof err), err);
 	const struct wal_recovered *recovered = wal_recovered(wal);
-	CHECK(recovered->entry_count >= acknowledged);
+	CHECK(recovered->entry_count == last);
+	CHECK(recovered->has_hard_state && recovered->hard_state.commit == 1);
 	for (size_t i = 0; i < recovered->entry_count; i++) {
 		CHECK(recovered->entries[i].index == i + 1);
 		CHECK(test_entry_matches(&recovered->entries[i], MAX_LENGTH));
