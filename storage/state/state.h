@@ -130,6 +130,9 @@ int state_set_membership(struct state *state, struct state_bytes blob, char *err
 /* Makes everything committed so far durable (fsyncs RocksDB's log) and reports the applied index that
  * is now durable: the Raft WAL may release segments only up to that index. */
 int state_sync(struct state *state, uint64_t *durable_applied_index, char *err, size_t errlen);
+/* Starts writing the memtables into table files in RocksDB's background threads and returns at once: a
+ * checkpoint (state_checkpoint) taken soon after then has little left to flush on the caller's thread. */
+int state_flush_in_background(struct state *state, char *err, size_t errlen);
 
 /* ---- range ------------------------------------------------------------------------------------ */
 

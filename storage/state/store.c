@@ -399,6 +399,20 @@ int state_sync(struct state *state, uint64_t *durable_applied_index, char *err, 
     return STATE_OK;
 }
 
+int state_flush_in_background(struct state *state, char *err, size_t errlen)
+{
+    if (state->db == NULL)
+        return state_fail(err, errlen, STATE_ERR_INVALID, "the state is closed");
+    char *error = NULL;
+    rocksdb_flushoptions_t *flush = rocksdb_flushoptions_create();
+    rocksdb_flushoptions_set_wait(flush, 0);
+    rocksdb_flush(state->db, flush, &error);
+    rocksdb_flushoptions_destroy(flush);
+    if (error != NULL)
+        return state_fail_rocksdb(err, errlen, error, "flush (in the background)");
+    return STATE_OK;
+}
+
 uint64_t state_db_size_in_use(struct state *state)
 {
     uint64_t live = 0, memtables = 0;
