@@ -15,7 +15,6 @@
 # Ports: 480x0.
 source "$(dirname "$0")/lib.sh"
 command -v etcdctl >/dev/null || fail "etcdctl (Debian's etcd-client) is needed"
-export ETCDCTL_API=3
 all=(s1 s2 s3)
 add_member s1 48010
 add_member s2 48020
@@ -29,20 +28,11 @@ member_flags() {
 	# A follower that missed the filling catches up by snapshot (etcd 3.4 keeps 5,000 entries, so it replays them).
 	$is_etcd || MEMBER_CMD+=(--snapshot-catchup-entries 2)
 }
-nospace="etcdserver: mvcc: database space exceeded"
 
-e() { local n=$1; shift; etcdctl --endpoints="${CLIENT[$n]}" --command-timeout=5s "$@"; }
-# ectl NAME ARGS...: etcdctl against NAME; sets OUT, ERR (without clientv3's retry warnings) and RC.
-ectl() {
-	run_captured e "$@"
-	ERR=$(grep -v '^{"level":"warn"' <<<"$ERR" || true)
-}
-healthy() { e "$1" endpoint health >/dev/null 2>&1; }
 wait_healthy() { local n; for n in "$@"; do wait_until "$n answers a linearizable read" 20 healthy "$n"; done; }
 # status_json NAME: `endpoint status -w json` of NAME (empty when it does not answer).
 status_json() { e "$1" endpoint status -w json 2>/dev/null || true; }
 db_size() { status_json "$1" | sed -n 's/.*"dbSize":\([0-9]*\).*/\1/p'; }
-decimal_id() { "$PYTHON" -c 'import sys; print(int(sys.argv[1], 16))' "$(e "$1" endpoint status | awk -F', ' '{ print $2 }')"; }
 health_body() { curl -s --max-time 3 "${CLIENT[$1]}/health"; }
 reports_alarm() { status_json "$1" | grep -qF "\"$alarm\""; }
 

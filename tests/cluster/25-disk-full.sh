@@ -11,40 +11,17 @@
 # 24 MiB of ballast freed), s3 restarted catches up with nothing lost, `alarm disarm`, and a put works.
 # Ports: 481x0.
 source "$(dirname "$0")/lib.sh"
-command -v etcdctl >/dev/null || fail "etcdctl (Debian's etcd-client) is needed"
-export ETCDCTL_API=3
-if [ "$(id -u)" -ne 0 ] || ! command -v mkfs.ext4 >/dev/null || ! command -v losetup >/dev/null; then
-	echo "skipped: needs root, mkfs.ext4 and losetup for a small loop-mounted file system" >&2
-	exit 77
-fi
+require_small_file_systems
 all=(s1 s2 s3)
 add_member s1 48110
 add_member s2 48120
 add_member s3 48130
 ic=$(initial_cluster "${all[@]}")
-image=$TMP/s3.img
 mount_point=$TMP/s3-fs
-mkdir -p "$mount_point"
-truncate -s 160M "$image"
-mkfs.ext4 -q -F "$image" || fail "mkfs.ext4 $image"
-loop=$(losetup --find --show "$image") || { echo "skipped: no loop device" >&2; exit 77; }
-release_file_system() {
-	umount "$mount_point" 2>/dev/null || umount -l "$mount_point" 2>/dev/null
-	losetup -d "$loop" 2>/dev/null
-}
-at_cleanup release_file_system
-mount "$loop" "$mount_point" || fail "mount $loop"
+small_file_system 160M "$mount_point"
 # 24 MiB of ballast, freed later to give the space back.
 dd if=/dev/zero of="$mount_point/ballast" bs=1M count=24 status=none || fail "ballast"
 data_dir() { if [ "$1" = s3 ]; then echo "$mount_point/s3"; else echo "$TMP/$1"; fi; }
-nospace="etcdserver: mvcc: database space exceeded"
-e() { local n=$1; shift; etcdctl --endpoints="${CLIENT[$n]}" --command-timeout=5s "$@"; }
-ectl() {
-	run_captured e "$@"
-	ERR=$(grep -v '^{"level":"warn"' <<<"$ERR" || true)
-}
-healthy() { e "$1" endpoint health >/dev/null 2>&1; }
-decimal_id() { "$PYTHON" -c 'import sys; print(int(sys.argv[1], 16))' "$(e "$1" endpoint status | awk -F', ' '{ print $2 }')"; }
 health_body() { curl -s --max-time 3 "${CLIENT[$1]}/health"; }
 start() {
 	member_cmd "$1" "$ic" new

@@ -10,36 +10,17 @@
 # go on. Last, s3 restarts with its file system filled to 6 MiB free, serves every put and applies new ones.
 # Ports: 482x0.
 source "$(dirname "$0")/lib.sh"
-command -v etcdctl >/dev/null || fail "etcdctl (Debian's etcd-client) is needed"
-export ETCDCTL_API=3
-if [ "$(id -u)" -ne 0 ] || ! command -v mkfs.ext4 >/dev/null || ! command -v losetup >/dev/null; then
-	echo "skipped: needs root, mkfs.ext4 and losetup for small loop-mounted file systems" >&2
-	exit 77
-fi
+require_small_file_systems
 all=(s1 s2 s3)
 add_member s1 48210
 add_member s2 48220
 add_member s3 48230
 ic=$(initial_cluster "${all[@]}")
-declare -A LOOP
-release_file_system() {
-	umount "$TMP/$1-fs" 2>/dev/null || umount -l "$TMP/$1-fs" 2>/dev/null
-	losetup -d "${LOOP[$1]}" 2>/dev/null
-}
-for n in "${all[@]}"; do
-	image=$TMP/$n.img
-	mkdir -p "$TMP/$n-fs"
-	truncate -s 42M "$image"
-	mkfs.ext4 -q -F "$image" || fail "mkfs.ext4 $image"
-	LOOP[$n]=$(losetup --find --show "$image") || { echo "skipped: no loop device" >&2; exit 77; }
-	at_cleanup release_file_system "$n"
-	mount "${LOOP[$n]}" "$TMP/$n-fs" || fail "mount ${LOOP[$n]}"
-done
+for n in "${all[@]}"; do small_file_system 42M "$TMP/$n-fs"; done
 data_dir() { echo "$TMP/$1-fs/$1"; }
 used_bytes() { df -B1 --output=used "$TMP/$1-fs" | tail -n 1 | tr -d ' '; }
 free_bytes() { df -B1 --output=avail "$TMP/$1-fs" | tail -n 1 | tr -d ' '; }
-e() { local n=$1; shift; etcdctl --endpoints="${CLIENT[$n]}" --command-timeout=10s "$@"; }
-healthy() { e "$1" endpoint health >/dev/null 2>&1; }
+ETCDCTL_TIMEOUT=10s
 start() {
 	member_cmd "$1" "$ic" "${2:-new}"
 	start_raw "$1" "${MEMBER_CMD[@]}"

@@ -10,39 +10,16 @@
 # put acknowledged before the disk filled is read back, byte for byte, from s3, and its key from each member;
 # restarted, s3 opens the WAL it wrote after resuming and still has everything. Ports: 483x0.
 source "$(dirname "$0")/lib.sh"
-command -v etcdctl >/dev/null || fail "etcdctl (Debian's etcd-client) is needed"
-export ETCDCTL_API=3
-if [ "$(id -u)" -ne 0 ] || ! command -v mkfs.ext4 >/dev/null || ! command -v losetup >/dev/null; then
-	echo "skipped: needs root, mkfs.ext4 and losetup for a small loop-mounted file system" >&2
-	exit 77
-fi
+require_small_file_systems
 all=(s1 s2 s3)
 add_member s1 48310
 add_member s2 48320
 add_member s3 48330
 ic=$(initial_cluster "${all[@]}")
-image=$TMP/s3-wal.img
 mount_point=$TMP/s3-wal-fs
-mkdir -p "$mount_point"
-truncate -s 32M "$image"
-mkfs.ext4 -q -F "$image" || fail "mkfs.ext4 $image"
-loop=$(losetup --find --show "$image") || { echo "skipped: no loop device" >&2; exit 77; }
-release_file_system() {
-	umount "$mount_point" 2>/dev/null || umount -l "$mount_point" 2>/dev/null
-	losetup -d "$loop" 2>/dev/null
-}
-at_cleanup release_file_system
-mount "$loop" "$mount_point" || fail "mount $loop"
+small_file_system 32M "$mount_point"
 dd if=/dev/zero of="$mount_point/ballast" bs=1M count=12 status=none || fail "ballast"
 member_flags() { if [ "$1" = s3 ]; then MEMBER_CMD+=(--wal-dir "$mount_point/wal"); fi; }
-nospace="etcdserver: mvcc: database space exceeded"
-e() { local n=$1; shift; etcdctl --endpoints="${CLIENT[$n]}" --command-timeout=5s "$@"; }
-ectl() {
-	run_captured e "$@"
-	ERR=$(grep -v '^{"level":"warn"' <<<"$ERR" || true)
-}
-healthy() { e "$1" endpoint health >/dev/null 2>&1; }
-decimal_id() { "$PYTHON" -c 'import sys; print(int(sys.argv[1], 16))' "$(e "$1" endpoint status | awk -F', ' '{ print $2 }')"; }
 start() {
 	member_cmd "$1" "$ic" new
 	start_raw "$1" env QUORUMD_TEST_WAL_SEGMENT_BYTES=$((4 * 1024 * 1024)) "${MEMBER_CMD[@]}"

@@ -10,41 +10,15 @@
 # disarm` (which lists the three alarms), then succeed through every member. Every acknowledged put, the one
 # made while the disks were full too, is read back from every member. Ports: 484x0.
 source "$(dirname "$0")/lib.sh"
-command -v etcdctl >/dev/null || fail "etcdctl (Debian's etcd-client) is needed"
-export ETCDCTL_API=3
-if [ "$(id -u)" -ne 0 ] || ! command -v mkfs.ext4 >/dev/null || ! command -v losetup >/dev/null; then
-	echo "skipped: needs root, mkfs.ext4 and losetup for small loop-mounted file systems" >&2
-	exit 77
-fi
+require_small_file_systems
 all=(s1 s2 s3)
 add_member s1 48410
 add_member s2 48420
 add_member s3 48430
 ic=$(initial_cluster "${all[@]}")
-declare -A LOOP
-release_file_system() {
-	umount "$TMP/$1-fs" 2>/dev/null || umount -l "$TMP/$1-fs" 2>/dev/null
-	losetup -d "${LOOP[$1]}" 2>/dev/null
-}
-for n in "${all[@]}"; do
-	image=$TMP/$n.img
-	mkdir -p "$TMP/$n-fs"
-	truncate -s 64M "$image"
-	mkfs.ext4 -q -F "$image" || fail "mkfs.ext4 $image"
-	LOOP[$n]=$(losetup --find --show "$image") || { echo "skipped: no loop device" >&2; exit 77; }
-	at_cleanup release_file_system "$n"
-	mount "${LOOP[$n]}" "$TMP/$n-fs" || fail "mount ${LOOP[$n]}"
-done
+for n in "${all[@]}"; do small_file_system 64M "$TMP/$n-fs"; done
 data_dir() { echo "$TMP/$1-fs/$1"; }
 free_bytes() { df -B1 --output=avail "$TMP/$1-fs" | tail -n 1 | tr -d ' '; }
-nospace="etcdserver: mvcc: database space exceeded"
-e() { local n=$1; shift; etcdctl --endpoints="${CLIENT[$n]}" --command-timeout=5s "$@"; }
-ectl() {
-	run_captured e "$@"
-	ERR=$(grep -v '^{"level":"warn"' <<<"$ERR" || true)
-}
-healthy() { e "$1" endpoint health >/dev/null 2>&1; }
-decimal_id() { "$PYTHON" -c 'import sys; print(int(sys.argv[1], 16))' "$(e "$1" endpoint status | awk -F', ' '{ print $2 }')"; }
 start() {
 	member_cmd "$1" "$ic" new
 	start_raw "$1" env QUORUMD_TEST_WAL_SEGMENT_BYTES=$((4 * 1024 * 1024)) "${MEMBER_CMD[@]}"

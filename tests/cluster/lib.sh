@@ -5,7 +5,8 @@
 # The test lifecycle (temp dir, cleanup of every PID started, failure log tails, assertions, wait_until) and
 # the members (add_member, start_member, running, kill9, stop_member, wait_exit, ...) are tests/lib/harness.sh's.
 # Here: a member's data dir is TMP/NAME, created when it is declared, so its control socket is
-# TMP/NAME/control.sock; and the quorumctl helpers. Each test uses its own fixed peer ports (passed to
+# TMP/NAME/control.sock; the quorumctl helpers; and for the space and disk tests, etcdctl against one member
+# and small loop-mounted file systems. Each test uses its own fixed peer ports (passed to
 # add_member), so tests cannot collide with each other.
 set -euo pipefail
 
@@ -160,4 +161,44 @@ wait_ready() {
 # log_ms LOGLINE: the line's "ts" (UTC time of day) in milliseconds.
 log_ms() {
 	sed -n 's/.*"ts":"[^T]*T\([0-9:.]*\)Z".*/\1/p' <<<"$1" | awk -F: '{ printf "%d\n", ($1 * 3600 + $2 * 60 + $3) * 1000 }'
+}
+
+# ---- etcdctl against one member, and small file systems (the space and disk tests, 24-29) ----
+export ETCDCTL_API=3
+nospace="etcdserver: mvcc: database space exceeded"
+ETCDCTL_TIMEOUT=${ETCDCTL_TIMEOUT:-5s}
+# e NAME ARGS...: etcdctl ARGS against member NAME's client URL.
+e() { local n=$1; shift; etcdctl --endpoints="${CLIENT[$n]}" --command-timeout="$ETCDCTL_TIMEOUT" "$@"; }
+# ectl NAME ARGS...: the same; sets OUT, ERR (without clientv3's retry warnings) and RC.
+ectl() {
+	run_captured e "$@"
+	ERR=$(grep -v '^{"level":"warn"' <<<"$ERR" || true)
+}
+healthy() { e "$1" endpoint health >/dev/null 2>&1; }
+# decimal_id NAME: the member's ID as etcdctl's JSON prints it.
+decimal_id() { "$PYTHON" -c 'import sys; print(int(sys.argv[1], 16))' "$(e "$1" endpoint status | awk -F', ' '{ print $2 }')"; }
+
+# require_small_file_systems: skips the test (exit 77) unless it can make loop-mounted file systems.
+require_small_file_systems() {
+	command -v etcdctl >/dev/null || fail "etcdctl (Debian's etcd-client) is needed"
+	if [ "$(id -u)" -ne 0 ] || ! command -v mkfs.ext4 >/dev/null || ! command -v losetup >/dev/null; then
+		echo "skipped: needs root, mkfs.ext4 and losetup for small loop-mounted file systems" >&2
+		exit 77
+	fi
+}
+# small_file_system SIZE MOUNT_POINT: a fresh ext4 file system of SIZE (truncate's units, e.g. 64M) in an
+# image next to MOUNT_POINT, loop-mounted there until the test ends (unmounted and detached by at_cleanup,
+# also on failure); skipped (exit 77) without a free loop device.
+small_file_system() {
+	local size=$1 mount_point=$2 image=$2.img loop
+	mkdir -p "$mount_point"
+	truncate -s "$size" "$image"
+	mkfs.ext4 -q -F "$image" || fail "mkfs.ext4 $image"
+	loop=$(losetup --find --show "$image") || { echo "skipped: no loop device" >&2; exit 77; }
+	at_cleanup release_small_file_system "$mount_point" "$loop"
+	mount "$loop" "$mount_point" || fail "mount $loop"
+}
+release_small_file_system() {
+	umount "$1" 2>/dev/null || umount -l "$1" 2>/dev/null
+	losetup -d "$2" 2>/dev/null
 }
