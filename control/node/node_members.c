@@ -13,6 +13,7 @@
 #include "node_members.h"
 #include "peer_url.h"
 #include "raft_internal.pb-c.h"
+#include "raft_internal_fields.h"
 
 enum { MEMBER_REQUEST_TIMEOUT_MS = 7000, ATTRIBUTES_RETRY_MS = 2000 };
 /* etcd promotes a learner only when its log has reached 90% of the leader's (readyPercent). */
@@ -666,15 +667,11 @@ static bool apply_conf_change(struct members_context *context, const Raftpb__Ent
 	return changed;
 }
 
-/* varint(PROTOBUF_TAG(INTERNAL_RAFT_FIELD_CLUSTER_MEMBER_ATTR_SET, PROTOBUF_WIRE_LENGTH_DELIMITED)), the
- * bytes that start a member-attributes field (tests/control/test_proto.c checks them). */
-static const uint8_t attributes_tag[] = {0x82, 0xf1, 0x04};
-
 static bool apply_attributes(struct members_context *context, const Raftpb__Entry *entry)
 {
 	struct node *node = context->node;
-	/* Most entries are client writes: skip the decode unless the field's tag can be there. */
-	if (!memmem(entry->data.data, entry->data.len, attributes_tag, sizeof(attributes_tag)))
+	/* Most entries are client writes: skip the decode unless the entry has the field. */
+	if (!protobuf_has_field(entry->data.data, entry->data.len, INTERNAL_RAFT_FIELD_CLUSTER_MEMBER_ATTR_SET))
 		return false;
 	Etcdserverpb__InternalRaftRequest *request =
 	    etcdserverpb__internal_raft_request__unpack(NULL, entry->data.len, entry->data.data);

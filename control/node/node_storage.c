@@ -277,19 +277,6 @@ static void apply_one(struct storage_context *context, const Etcdserverpb__Inter
 		node_reply_free(reply);
 }
 
-/* A varint at *at, within end; false when it runs past end or past 64 bits. */
-static bool read_varint(const uint8_t **at, const uint8_t *end, uint64_t *value)
-{
-	*value = 0;
-	for (unsigned shift = 0; shift < 64 && *at < end; shift += 7) {
-		uint8_t byte = *(*at)++;
-		*value |= (uint64_t)(byte & 0x7f) << shift;
-		if (!(byte & 0x80))
-			return true;
-	}
-	return false;
-}
-
 /* The requests of a batch entry, found in place: the core packs such an entry with `batch` fields only
  * (node_core.c), and unpacking it whole would copy every request once more before each is unpacked. Fills
  * items (capacity given) and returns how many, or -1 when the entry is not a batch of this shape or holds
@@ -300,9 +287,9 @@ static long scan_batch(const uint8_t *data, size_t length, ProtobufCBinaryData *
 	size_t count = 0;
 	while (at < end) {
 		uint64_t tag, size;
-		if (!read_varint(&at, end, &tag) ||
+		if (!protobuf_read_varint(&at, end, &tag) ||
 		    tag != PROTOBUF_TAG(INTERNAL_RAFT_FIELD_BATCH, PROTOBUF_WIRE_LENGTH_DELIMITED) ||
-		    !read_varint(&at, end, &size) || size > (uint64_t)(end - at) || count == capacity)
+		    !protobuf_read_varint(&at, end, &size) || size > (uint64_t)(end - at) || count == capacity)
 			return -1;
 		items[count++] = (ProtobufCBinaryData){(size_t)size, (uint8_t *)at};
 		at += size;

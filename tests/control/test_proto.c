@@ -230,16 +230,58 @@ static void test_named_field_numbers(void)
 	check_field_number(internal, "header", INTERNAL_RAFT_FIELD_HEADER);
 	check_field_number(internal, "cluster_member_attr_set", INTERNAL_RAFT_FIELD_CLUSTER_MEMBER_ATTR_SET);
 	check_field_number(internal, "batch", INTERNAL_RAFT_FIELD_BATCH);
-	/* The three bytes node_members.c scans entries for. */
-	uint64_t tag = PROTOBUF_TAG(INTERNAL_RAFT_FIELD_CLUSTER_MEMBER_ATTR_SET, PROTOBUF_WIRE_LENGTH_DELIMITED);
-	const uint8_t expected[] = {0x82, 0xf1, 0x04};
-	uint8_t varint[10];
-	size_t length = 0;
-	for (; tag >= 0x80; tag >>= 7)
-		varint[length++] = (uint8_t)(tag | 0x80);
-	varint[length++] = (uint8_t)tag;
-	if (length != sizeof(expected) || memcmp(varint, expected, length) != 0) {
-		printf("FAIL: the member-attributes tag is not 82 f1 04\n");
+}
+
+/* protobuf_has_field: node_members.c finds member-attributes entries with it, field by field. */
+static void test_has_field(void)
+{
+	char *client_urls[] = {"http://127.0.0.1:2379"};
+	Membershippb__Attributes attributes = MEMBERSHIPPB__ATTRIBUTES__INIT;
+	attributes.name = "n1";
+	attributes.n_client_urls = 1;
+	attributes.client_urls = client_urls;
+	Membershippb__ClusterMemberAttrSetRequest attr_set = MEMBERSHIPPB__CLUSTER_MEMBER_ATTR_SET_REQUEST__INIT;
+	attr_set.member_id = 42;
+	attr_set.member_attributes = &attributes;
+	Etcdserverpb__RequestHeader header = ETCDSERVERPB__REQUEST_HEADER__INIT;
+	header.id = 7;
+	Etcdserverpb__InternalRaftRequest request = ETCDSERVERPB__INTERNAL_RAFT_REQUEST__INIT;
+	request.header = &header;
+	request.cluster_member_attr_set = &attr_set;
+	uint8_t packed[256];
+	size_t length = protobuf_c_message_pack(&request.base, packed);
+	if (!protobuf_has_field(packed, length, INTERNAL_RAFT_FIELD_CLUSTER_MEMBER_ATTR_SET) ||
+	    !protobuf_has_field(packed, length, INTERNAL_RAFT_FIELD_HEADER) ||
+	    protobuf_has_field(packed, length, INTERNAL_RAFT_FIELD_PUT)) {
+		printf("FAIL: protobuf_has_field on a member-attributes request\n");
+		failures++;
+	}
+	/* A put whose value holds the attribute field's tag bytes (82 f1 04): a scan of the bytes would find
+	 * them, a walk of the fields does not. */
+	static uint8_t value[65536];
+	for (size_t k = 0; k + 3 <= sizeof(value); k += 3)
+		memcpy(value + k, "\x82\xf1\x04", 3);
+	Etcdserverpb__PutRequest put = ETCDSERVERPB__PUT_REQUEST__INIT;
+	put.key = (ProtobufCBinaryData){1, (uint8_t *)"k"};
+	put.value = (ProtobufCBinaryData){sizeof(value), value};
+	Etcdserverpb__InternalRaftRequest put_request = ETCDSERVERPB__INTERNAL_RAFT_REQUEST__INIT;
+	put_request.header = &header;
+	put_request.put = &put;
+	static uint8_t put_packed[65536 + 256];
+	size_t put_length = protobuf_c_message_pack(&put_request.base, put_packed);
+	if (protobuf_has_field(put_packed, put_length, INTERNAL_RAFT_FIELD_CLUSTER_MEMBER_ATTR_SET) ||
+	    !protobuf_has_field(put_packed, put_length, INTERNAL_RAFT_FIELD_PUT)) {
+		printf("FAIL: protobuf_has_field on a put holding the attribute tag's bytes\n");
+		failures++;
+	}
+	/* Fixed-width fields are stepped over; a length past the end, or a cut varint, is not a message. */
+	const uint8_t fixed[] = {0x09, 1, 2, 3, 4, 5, 6, 7, 8, 0x15, 1, 2, 3, 4, 0x82, 0xf1, 0x04, 0x00};
+	const uint8_t overlong[] = {0x22, 0x7f, 0x01};
+	const uint8_t cut[] = {0x82, 0xf1};
+	if (!protobuf_has_field(fixed, sizeof(fixed), INTERNAL_RAFT_FIELD_CLUSTER_MEMBER_ATTR_SET) ||
+	    protobuf_has_field(overlong, sizeof(overlong), INTERNAL_RAFT_FIELD_CLUSTER_MEMBER_ATTR_SET) ||
+	    protobuf_has_field(cut, sizeof(cut), INTERNAL_RAFT_FIELD_CLUSTER_MEMBER_ATTR_SET)) {
+		printf("FAIL: protobuf_has_field on hand-made bytes\n");
 		failures++;
 	}
 }
@@ -252,6 +294,7 @@ int main(void)
 	test_member_add_request_bytes();
 	test_internal_raft_request_unpack();
 	test_cluster_member_attr_set_bytes();
+	test_has_field();
 	if (failures != 0) {
 		printf("%d failure(s)\n", failures);
 		return 1;
