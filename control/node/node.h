@@ -81,6 +81,7 @@ struct committed_entry {
 struct pending_read {
 	uint64_t request_id;
 	uint64_t read_index;
+	uint64_t batch;         /* the core's read index request it waits for (0: not asked yet) */
 	uint8_t *range_request; /* packed etcdserverpb.RangeRequest */
 	size_t range_request_length;
 };

@@ -42,9 +42,11 @@ struct core_context {
 	struct queued_proposal *proposals; /* waiting for a leader */
 	size_t proposals_count;
 	size_t proposals_capacity;
-	struct pending_read *reads;        /* asked for a read index, waiting for it */
+	struct pending_read *reads;        /* waiting for a read index: batch 0 not asked for yet */
 	size_t reads_count;
 	size_t reads_capacity;
+	size_t reads_unasked;              /* of those, how many wait for the turn's read index request */
+	uint64_t read_batches;             /* read index requests made, for their tokens */
 	struct members_context members;
 	struct lease_clocks leases;
 	struct compactor compactor;
@@ -261,18 +263,13 @@ static void flush_proposals(struct core_context *context)
 	context->proposals_count = 0;
 }
 
+/* A linearizable read waits for the read index request of its turn: every read that arrived in one turn of
+ * the loop shares one request (flush_reads), as etcd's server shares one among the reads waiting for it. The
+ * index it returns is the commit index once leadership was confirmed after all of them arrived, so each of
+ * them may be served at it. One Raft read index per read instead cost a heartbeat broadcast and its
+ * answers per read. */
 static void request_read_index(struct core_context *context, struct node_request *request)
 {
-	struct node *node = context->node;
-	uint8_t token[8];
-	for (int b = 0; b < 8; b++)
-		token[b] = (uint8_t)(request->request_id >> (8 * b));
-	int rc = raft_read_index(node->raft, token, sizeof(token));
-	if (rc != RAFT_OK) {
-		reply_kv_error(node, request->request_id, GRPC_UNAVAILABLE, "etcdserver: no leader");
-		node_request_free(request);
-		return;
-	}
 	if (context->reads_count == context->reads_capacity) {
 		context->reads_capacity = context->reads_capacity ? context->reads_capacity * 2 : 64;
 		context->reads = xrealloc(context->reads, context->reads_capacity * sizeof(struct pending_read));
@@ -280,10 +277,44 @@ static void request_read_index(struct core_context *context, struct node_request
 	struct pending_read *read = &context->reads[context->reads_count++];
 	read->request_id = request->request_id;
 	read->read_index = 0;
+	read->batch = 0;
 	read->range_request = request->payload;
 	read->range_request_length = request->payload_length;
 	request->payload = NULL;
 	node_request_free(request);
+	context->reads_unasked++;
+}
+
+/* The token of a batch's read index request: a marker byte, so that no lease request's 8-byte token (its
+ * request id) is taken for one, then the batch number. */
+enum { READ_BATCH_MARKER = 'R', READ_BATCH_TOKEN_LENGTH = 9 };
+
+static void flush_reads(struct core_context *context)
+{
+	if (context->reads_unasked == 0)
+		return;
+	struct node *node = context->node;
+	uint64_t batch = ++context->read_batches;
+	uint8_t token[READ_BATCH_TOKEN_LENGTH] = {READ_BATCH_MARKER};
+	for (int b = 0; b < 8; b++)
+		token[1 + b] = (uint8_t)(batch >> (8 * b));
+	int rc = raft_read_index(node->raft, token, sizeof(token));
+	for (size_t k = 0; k < context->reads_count;) {
+		struct pending_read *read = &context->reads[k];
+		if (read->batch != 0) {
+			k++;
+			continue;
+		}
+		if (rc == RAFT_OK) {
+			read->batch = batch;
+			k++;
+			continue;
+		}
+		reply_kv_error(node, read->request_id, GRPC_UNAVAILABLE, "etcdserver: no leader");
+		free(read->range_request);
+		*read = context->reads[--context->reads_count];
+	}
+	context->reads_unasked = 0;
 }
 
 static void handle_request(struct core_context *context, struct node_request *request)
@@ -332,27 +363,40 @@ static void match_read_states(struct core_context *context, struct storage_job *
 {
 	if (ready->read_states_count == 0)
 		return;
-	job->reads = xcalloc(ready->read_states_count, sizeof(struct pending_read));
+	size_t capacity = 0;
 	for (size_t s = 0; s < ready->read_states_count; s++) {
 		const struct raft_read_state *state = &ready->read_states[s];
-		if (state->context_length != 8)
+		if (state->context_length == 8) {
+			/* A lease request's (its request id): the lease clocks wait for it. */
+			uint64_t request_id = 0;
+			for (int b = 0; b < 8; b++)
+				request_id |= (uint64_t)state->context[b] << (8 * b);
+			struct raft_status status;
+			raft_get_status(context->node->raft, &status);
+			lease_clocks_read_confirmed(&context->leases, request_id, status.role == RAFT_LEADER, status.term);
 			continue;
-		uint64_t request_id = 0;
+		}
+		if (state->context_length != READ_BATCH_TOKEN_LENGTH || state->context[0] != READ_BATCH_MARKER)
+			continue;
+		uint64_t batch = 0;
 		for (int b = 0; b < 8; b++)
-			request_id |= (uint64_t)state->context[b] << (8 * b);
-		struct raft_status status;
-		raft_get_status(context->node->raft, &status);
-		if (lease_clocks_read_confirmed(&context->leases, request_id, status.role == RAFT_LEADER, status.term))
-			continue;
+			batch |= (uint64_t)state->context[1 + b] << (8 * b);
+		/* Every read of the batch goes to the storage thread with its index; the others keep their order. */
+		size_t kept = 0;
 		for (size_t k = 0; k < context->reads_count; k++) {
-			if (context->reads[k].request_id != request_id)
-				continue;
 			struct pending_read read = context->reads[k];
+			if (read.batch != batch) {
+				context->reads[kept++] = read;
+				continue;
+			}
+			if (job->reads_count == capacity) {
+				capacity = capacity ? capacity * 2 : 16;
+				job->reads = xrealloc(job->reads, capacity * sizeof(struct pending_read));
+			}
 			read.read_index = state->index;
 			job->reads[job->reads_count++] = read;
-			context->reads[k] = context->reads[--context->reads_count];
-			break;
 		}
+		context->reads_count = kept;
 	}
 }
 
@@ -785,6 +829,7 @@ void *node_core_main(void *argument)
 			lease_clocks_covered(&context.leases, applied_before_mail, status.role == RAFT_LEADER);
 		}
 		flush_proposals(&context);
+		flush_reads(&context);
 		members_after_inputs(&context.members);
 		drain_readies(&context);
 		transport_flush(node->transport, error, sizeof(error));
