@@ -173,6 +173,8 @@ struct grpc_server {
 
 	struct grpc_connection *connections;
 	size_t connection_count;
+	nghttp2_session_callbacks *http2_callbacks; /* every HTTP/2 session's, made at the first one */
+	nghttp2_option *http2_option;
 	struct grpc_connection *dirty;
 	struct grpc_connection *dead;
 	bool processing;
@@ -226,6 +228,8 @@ int grpc_http2_fill_output(struct grpc_connection *connection);
 bool grpc_http2_finished(const struct grpc_connection *connection);
 /* Ends every call (on_close(cancelled = true) where the service still owned it) and the session. */
 void grpc_http2_teardown(struct grpc_connection *connection);
+/* Frees what grpc_http2_start made once for the server (its nghttp2 callbacks and options). */
+void grpc_http2_release_setup(struct grpc_server *server);
 
 /* grpc_call.c */
 struct grpc_call *grpc_call_new(struct grpc_connection *connection, int32_t stream_id);

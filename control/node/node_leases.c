@@ -12,9 +12,11 @@
 /* A revoke that has not been applied after this long is proposed again (a lost leadership, a dropped
  * proposal). */
 enum { REVOKE_RETRY_MS = 3000, FORWARD_TIMEOUT_MS = 5000 };
-/* etcd's leaseRevokeRate (1,000 a second), refilled continuously; at most half a second's worth at once, as
- * etcd's lessor checks every 500 ms and revokes up to leaseRevokeRate / 2 then. */
-enum { REVOKES_PER_SECOND = 1000, REVOKE_BURST = REVOKES_PER_SECOND / 2 };
+/* etcd's leaseRevokeRate (1,000 a second), refilled continuously. At most one heartbeat tick's worth is
+ * proposed at once (100 at etcd's default 100 ms): the revokes of one tick join one batch, applied as one
+ * step that every other write waits behind, so etcd's burst of half a second's worth (its lessor checks
+ * every 500 ms) would make that step five times longer for no gain in rate. */
+enum { REVOKES_PER_SECOND = 1000 };
 /* Peer body: operation, forward id, lease id, value (remaining or granted TTL; -1: no such lease). */
 enum { LEASE_OPERATION_RENEW = 1, LEASE_OPERATION_TIME_TO_LIVE = 2, LEASE_MESSAGE_BYTES = 1 + 8 + 8 + 8 };
 
@@ -28,6 +30,7 @@ void lease_clocks_init(struct lease_clocks *clocks, struct node *node)
 void lease_clocks_free(struct lease_clocks *clocks)
 {
 	free(clocks->clocks);
+	free(clocks->slots);
 	for (size_t k = 0; k < clocks->forwarded_count; k++)
 		node_request_free(clocks->forwarded[k].request);
 	free(clocks->forwarded);
@@ -37,34 +40,102 @@ void lease_clocks_free(struct lease_clocks *clocks)
 	memset(clocks, 0, sizeof(*clocks));
 }
 
+/* ---- the index of clocks by lease id ---- */
+
+static size_t slot_of(const struct lease_clocks *clocks, int64_t id)
+{
+	uint64_t hash = (uint64_t)id * 0x9e3779b97f4a7c15u; /* lease ids are often sequential */
+	return (size_t)(hash >> 32) & (clocks->slot_capacity - 1);
+}
+
+/* The slot holding id, or the free slot where it would go. */
+static size_t probe(const struct lease_clocks *clocks, int64_t id)
+{
+	size_t slot = slot_of(clocks, id);
+	while (clocks->slots[slot] != 0 && clocks->clocks[clocks->slots[slot] - 1].id != id)
+		slot = (slot + 1) & (clocks->slot_capacity - 1);
+	return slot;
+}
+
+static void index_rebuild(struct lease_clocks *clocks, size_t capacity)
+{
+	free(clocks->slots);
+	clocks->slot_capacity = capacity;
+	clocks->slots = xcalloc(capacity, sizeof(*clocks->slots));
+	for (size_t k = 0; k < clocks->count; k++)
+		clocks->slots[probe(clocks, clocks->clocks[k].id)] = (uint32_t)(k + 1);
+}
+
+/* Linear probing's deletion: the entries after the freed slot that could sit in it move back. */
+static void index_remove_slot(struct lease_clocks *clocks, size_t freed)
+{
+	size_t mask = clocks->slot_capacity - 1;
+	clocks->slots[freed] = 0;
+	for (size_t slot = (freed + 1) & mask; clocks->slots[slot] != 0; slot = (slot + 1) & mask) {
+		size_t home = slot_of(clocks, clocks->clocks[clocks->slots[slot] - 1].id);
+		/* It may move to freed unless its home lies cyclically in (freed, slot]. */
+		bool stays = freed <= slot ? (home > freed && home <= slot) : (home > freed || home <= slot);
+		if (stays)
+			continue;
+		clocks->slots[freed] = clocks->slots[slot];
+		clocks->slots[slot] = 0;
+		freed = slot;
+	}
+}
+
 static struct lease_clock *find(struct lease_clocks *clocks, int64_t id)
 {
-	for (size_t k = 0; k < clocks->count; k++)
-		if (clocks->clocks[k].id == id)
-			return &clocks->clocks[k];
-	return NULL;
+	if (clocks->slot_capacity == 0)
+		return NULL;
+	uint32_t position = clocks->slots[probe(clocks, id)];
+	return position ? &clocks->clocks[position - 1] : NULL;
+}
+
+/* A new clock for id (not in the clocks yet), uninitialised but for its id. */
+static struct lease_clock *clock_add(struct lease_clocks *clocks, int64_t id)
+{
+	if (clocks->count == clocks->capacity) {
+		clocks->capacity = clocks->capacity ? clocks->capacity * 2 : 64;
+		clocks->clocks = xrealloc(clocks->clocks, clocks->capacity * sizeof(struct lease_clock));
+	}
+	if (2 * (clocks->count + 1) > clocks->slot_capacity)
+		index_rebuild(clocks, clocks->slot_capacity ? 2 * clocks->slot_capacity : 128);
+	struct lease_clock *clock = &clocks->clocks[clocks->count++];
+	clock->id = id;
+	clocks->slots[probe(clocks, id)] = (uint32_t)clocks->count;
+	return clock;
+}
+
+/* The last clock moves into the removed one's place. */
+static void clock_remove(struct lease_clocks *clocks, struct lease_clock *clock)
+{
+	index_remove_slot(clocks, probe(clocks, clock->id));
+	struct lease_clock *last = &clocks->clocks[clocks->count - 1];
+	if (clock != last) {
+		clocks->slots[probe(clocks, last->id)] = (uint32_t)(clock - clocks->clocks + 1);
+		*clock = *last;
+	}
+	clocks->count--;
 }
 
 void lease_clocks_update(struct lease_clocks *clocks, const struct lease_changes *changes)
 {
-	if (changes->reset)
+	if (changes->reset) {
 		clocks->count = 0;
+		if (clocks->slot_capacity)
+			memset(clocks->slots, 0, clocks->slot_capacity * sizeof(*clocks->slots));
+	}
 	uint64_t now = clock_monotonic_ms();
 	for (size_t k = 0; k < changes->count; k++) {
 		const struct lease_change *change = &changes->changes[k];
 		struct lease_clock *clock = find(clocks, change->id);
 		if (change->revoked) {
 			if (clock)
-				*clock = clocks->clocks[--clocks->count];
+				clock_remove(clocks, clock);
 			continue;
 		}
-		if (!clock) {
-			if (clocks->count == clocks->capacity) {
-				clocks->capacity = clocks->capacity ? clocks->capacity * 2 : 64;
-				clocks->clocks = xrealloc(clocks->clocks, clocks->capacity * sizeof(struct lease_clock));
-			}
-			clock = &clocks->clocks[clocks->count++];
-		}
+		if (!clock)
+			clock = clock_add(clocks, change->id);
 		clock->id = change->id;
 		clock->ttl = change->ttl;
 		clock->expiry_ms = now + (uint64_t)change->ttl * 1000u;
@@ -367,10 +438,13 @@ void lease_clocks_tick(struct lease_clocks *clocks, bool is_leader, uint64_t ter
 	uint64_t now = clock_monotonic_ms();
 	sync_leadership(clocks, is_leader);
 	if (is_leader) {
+		uint64_t burst = REVOKES_PER_SECOND * clocks->node->flags.heartbeat_interval_ms / 1000;
+		if (burst < 1)
+			burst = 1;
 		uint64_t refill = (now - clocks->revoke_allowance_ms) * REVOKES_PER_SECOND / 1000;
 		if (refill > 0) {
-			clocks->revoke_allowance = clocks->revoke_allowance + refill > REVOKE_BURST ? REVOKE_BURST
-			                                                                            : clocks->revoke_allowance + refill;
+			clocks->revoke_allowance = clocks->revoke_allowance + refill > burst ? burst
+			                                                                     : clocks->revoke_allowance + refill;
 			clocks->revoke_allowance_ms = now;
 		}
 		bool unconfirmed = false;

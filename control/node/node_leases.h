@@ -41,6 +41,12 @@ struct lease_clocks {
 	struct lease_clock *clocks;
 	size_t count;
 	size_t capacity;
+	/* Where each lease's clock is in clocks: open addressing by id (linear probing, a power of two, at
+	 * most half full), each slot the clock's position + 1 (0: free). A grant or revoke finds its clock in
+	 * constant time, not by a scan: granting or revoking 10,000 leases was 10^8 comparisons on the core
+	 * thread, which every write waits for. */
+	uint32_t *slots;
+	size_t slot_capacity;
 	bool leader;
 	uint64_t next_counter;
 	struct forwarded_lease_request *forwarded;

@@ -14,8 +14,9 @@
 /* A watcher catching up from the history reads at most this many events, and at most
  * WATCH_CATCH_UP_SCANNED revisions of any key, per step (one revision is never split); one turn of the
  * storage thread spends at most WATCH_CATCH_UP_BUDGET_US on all catching-up watchers together (time,
- * not a count: a step's cost varies with prev_kv, the disk and the build), so applying never waits long
- * on them. */
+ * not a count: a step's cost varies with prev_kv, the disk and the build), and less when mail comes for
+ * the thread meanwhile (a batch to apply, a read): that is served after the current step, so a put waits
+ * on one step of a replay, not on a whole turn of them. */
 enum { WATCH_CATCH_UP_EVENTS = 200, WATCH_CATCH_UP_SCANNED = 2000, WATCH_CATCH_UP_BUDGET_US = 20000 };
 /* A watcher whose stream has more than this unsent is parked (etcd: a victim) until its client reads. */
 enum { WATCH_BACKLOG_BYTES = 4 * 1024 * 1024 };
@@ -632,7 +633,8 @@ bool storage_clients_catch_up(struct storage_clients *clients)
 			if (catch_up_step(clients, position) < 0)
 				clients->catch_up_cursor = position; /* another watcher moved into this position */
 			progress = true;
-			time_left = clock_monotonic_us() < deadline_us;
+			time_left = clock_monotonic_us() < deadline_us &&
+			            !storage_mailbox_waiting(&clients->node->storage_inbox);
 		}
 	}
 	if (clients->deferred_progress_count)

@@ -79,7 +79,12 @@ static void index_batch(struct state *state)
 
 rocksdb_iterator_t *state_iterator(struct state *state)
 {
-    rocksdb_iterator_t *base = rocksdb_create_iterator(state->db, state->read_options);
+    return state_iterator_with(state, state->read_options);
+}
+
+rocksdb_iterator_t *state_iterator_with(struct state *state, rocksdb_readoptions_t *options)
+{
+    rocksdb_iterator_t *base = rocksdb_create_iterator(state->db, options);
     if (!state->batch_open)
         return base;
     index_batch(state);

@@ -28,8 +28,9 @@ static int event_list_push(struct event_list *list, const struct state_event *ev
     return STATE_OK;
 }
 
-/* Reads the event at (main, sub) of user_key and, when asked, the version before it. */
-static int read_event(struct state *state, const uint8_t *user_key, size_t user_key_len,
+/* Reads the event at (main, sub) of user_key and, when asked, the version before it, through iterator
+ * (which it seeks: one iterator serves every event of a read, as creating one costs more than the seek). */
+static int read_event(rocksdb_iterator_t *iterator, const uint8_t *user_key, size_t user_key_len,
                       int64_t main, int64_t sub, bool want_prev_kv, struct state_event *event,
                       char *err, size_t errlen)
 {
@@ -38,7 +39,6 @@ static int read_event(struct state *state, const uint8_t *user_key, size_t user_
     uint8_t *history = state_key_history(user_key, user_key_len, main, sub, &history_len);
     if (history == NULL)
         return state_fail(err, errlen, STATE_ERR_NOMEM, "key");
-    rocksdb_iterator_t *iterator = rocksdb_create_iterator(state->db, state->read_options);
     rocksdb_iter_seek(iterator, (const char *)history, history_len);
     int status = STATE_OK;
     bool reported = false; /* err already says what went wrong */
@@ -89,7 +89,6 @@ static int read_event(struct state *state, const uint8_t *user_key, size_t user_
         state_kv_free_fields(&event->kv);
         state_kv_free_fields(&event->prev_kv);
     }
-    rocksdb_iter_destroy(iterator);
     free(history);
     return status;
 }
@@ -123,6 +122,7 @@ int state_events_read_bounded(struct state *state, int64_t from_revision, struct
     uint8_t start[STATE_REVISION_KEY_LEN];
     state_key_revision(from_revision, 0, start);
     rocksdb_iterator_t *iterator = rocksdb_create_iterator(state->db, state->read_options);
+    rocksdb_iterator_t *history_iterator = NULL; /* made at the first event in range */
     struct event_list events = {0};
     int status = STATE_OK;
     int64_t next_revision = state->committed.revision + 1;
@@ -150,7 +150,9 @@ int state_events_read_bounded(struct state *state, int64_t from_revision, struct
         if (!inside)
             continue;
         struct state_event event;
-        status = read_event(state, user_key, user_key_len, main, sub, want_prev_kv, &event, err,
+        if (history_iterator == NULL)
+            history_iterator = rocksdb_create_iterator(state->db, state->read_options);
+        status = read_event(history_iterator, user_key, user_key_len, main, sub, want_prev_kv, &event, err,
                             errlen);
         if (status == STATE_OK && event_list_push(&events, &event) != STATE_OK) {
             state_kv_free_fields(&event.kv);
@@ -161,6 +163,8 @@ int state_events_read_bounded(struct state *state, int64_t from_revision, struct
             break;
     }
     rocksdb_iter_destroy(iterator);
+    if (history_iterator != NULL)
+        rocksdb_iter_destroy(history_iterator);
     out->events = events.items;
     out->count = events.count;
     out->next_revision = next_revision < from_revision ? from_revision : next_revision;

@@ -94,6 +94,10 @@ int state_fail_rocksdb(char *err, size_t errlen, char *rocksdb_error, const char
 
 /* access.c: reads see the open batch when there is one. */
 rocksdb_iterator_t *state_iterator(struct state *state);
+/* The same, reading with `options` (which must outlive the iterator): an iterate_upper_bound there stops
+ * the iterator at the bound instead of stepping over every deleted key after the last live one in range
+ * (RocksDB's Next skips tombstones until it finds a live key, however far away). */
+rocksdb_iterator_t *state_iterator_with(struct state *state, rocksdb_readoptions_t *options);
 /* *value is malloc'd (free with rocksdb_free), NULL when the key is absent. */
 int state_get(struct state *state, const uint8_t *key, size_t key_len, char **value,
               size_t *value_len, char *err, size_t errlen);

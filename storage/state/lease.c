@@ -109,7 +109,18 @@ static int attached_keys(struct state *state, int64_t id, struct bytes_list *key
 {
     uint8_t prefix[STATE_LEASE_KEY_LEN];
     state_key_lease(id, prefix);
-    rocksdb_iterator_t *iterator = state_iterator(state);
+    /* Bounded by the next lease's prefix: after a storm of revokes the leases next to this one are runs of
+     * deleted records, which an unbounded Next would step over one by one, a cost that grew with every
+     * revoke (most of the storage thread in a 10,000-lease expiry). */
+    uint8_t bound[STATE_LEASE_KEY_LEN];
+    state_key_lease(id, bound);
+    size_t carry = sizeof bound;
+    while (carry > 0 && ++bound[carry - 1] == 0)
+        carry--;
+    rocksdb_readoptions_t *options = rocksdb_readoptions_create();
+    if (carry > 0)
+        rocksdb_readoptions_set_iterate_upper_bound(options, (const char *)bound, sizeof bound);
+    rocksdb_iterator_t *iterator = state_iterator_with(state, options);
     int status = STATE_OK;
     for (rocksdb_iter_seek(iterator, (const char *)prefix, sizeof prefix);
          rocksdb_iter_valid(iterator); rocksdb_iter_next(iterator)) {
@@ -132,6 +143,7 @@ static int attached_keys(struct state *state, int64_t id, struct bytes_list *key
     else
         rocksdb_free(error);
     rocksdb_iter_destroy(iterator);
+    rocksdb_readoptions_destroy(options);
     if (status != STATE_OK)
         bytes_list_free(keys);
     return status;

@@ -4,7 +4,8 @@
 # through another member. Every leased key must be gone within the TTL plus 20 s, no put may fail, and the
 # slowest put must stay under 2 s (the figures — p50, p99, max — are printed: on a quiet machine the goal is
 # a p99 under 100 ms; the bound here leaves room for a loaded CI machine under the sanitizers). quorumd's
-# revokes must be spread as etcd's lessor spreads them (at most 1,000 a second after a burst of 500): the
+# revokes must be spread at least as etcd's lessor spreads them (at most 1,000 a second after a burst of 500;
+# quorumd's burst is one heartbeat tick's worth, 100): the
 # members' "revoking an expired lease" lines span at least 9 s — revoked all at once, they made one apply
 # that stalled puts for a second. Also runs against etcd 3.4.23 (run-against-etcd.sh), which prints its own
 # figures (p99 12 ms, max 153 ms here).
