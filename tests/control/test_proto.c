@@ -48,6 +48,20 @@ static void check_packed(const char *name, const ProtobufCMessage *message, cons
 	}
 }
 
+/* Member 42's attributes (name n1, client URL http://127.0.0.1:2379), as a member publishes them. */
+static Membershippb__ClusterMemberAttrSetRequest *member_42_attributes(void)
+{
+	static char *client_urls[] = {"http://127.0.0.1:2379"};
+	static Membershippb__Attributes attributes = MEMBERSHIPPB__ATTRIBUTES__INIT;
+	static Membershippb__ClusterMemberAttrSetRequest attr_set = MEMBERSHIPPB__CLUSTER_MEMBER_ATTR_SET_REQUEST__INIT;
+	attributes.name = "n1";
+	attributes.n_client_urls = 1;
+	attributes.client_urls = client_urls;
+	attr_set.member_id = 42;
+	attr_set.member_attributes = &attributes;
+	return &attr_set;
+}
+
 /* PutRequest: key = 1 (bytes), value = 2 (bytes), lease = 3, prev_kv = 4 (bool). */
 static const uint8_t put_foo_bar[] = {
     0x0a, 0x03, 'f', 'o', 'o', /* key:     field 1, wire type 2 -> tag (1 << 3) | 2 = 0x0a, length 3 */
@@ -173,16 +187,8 @@ static void test_cluster_member_attr_set_bytes(void)
 	    0x12, 0x15, 'h', 't', 't', 'p', ':', '/', '/', '1', '2', '7', '.', '0', '.', '0', '.', '1', ':',
 	    '2', '3', '7', '9',
 	};
-	char *client_urls[] = {"http://127.0.0.1:2379"};
-	Membershippb__Attributes attributes = MEMBERSHIPPB__ATTRIBUTES__INIT;
-	attributes.name = "n1";
-	attributes.n_client_urls = 1;
-	attributes.client_urls = client_urls;
-	Membershippb__ClusterMemberAttrSetRequest attr_set = MEMBERSHIPPB__CLUSTER_MEMBER_ATTR_SET_REQUEST__INIT;
-	attr_set.member_id = 42;
-	attr_set.member_attributes = &attributes;
 	Etcdserverpb__InternalRaftRequest request = ETCDSERVERPB__INTERNAL_RAFT_REQUEST__INIT;
-	request.cluster_member_attr_set = &attr_set;
+	request.cluster_member_attr_set = member_42_attributes();
 	check_packed("InternalRaftRequest.cluster_member_attr_set", &request.base, expected, sizeof(expected));
 }
 
@@ -235,19 +241,11 @@ static void test_named_field_numbers(void)
 /* protobuf_has_field: node_members.c finds member-attributes entries with it, field by field. */
 static void test_has_field(void)
 {
-	char *client_urls[] = {"http://127.0.0.1:2379"};
-	Membershippb__Attributes attributes = MEMBERSHIPPB__ATTRIBUTES__INIT;
-	attributes.name = "n1";
-	attributes.n_client_urls = 1;
-	attributes.client_urls = client_urls;
-	Membershippb__ClusterMemberAttrSetRequest attr_set = MEMBERSHIPPB__CLUSTER_MEMBER_ATTR_SET_REQUEST__INIT;
-	attr_set.member_id = 42;
-	attr_set.member_attributes = &attributes;
 	Etcdserverpb__RequestHeader header = ETCDSERVERPB__REQUEST_HEADER__INIT;
 	header.id = 7;
 	Etcdserverpb__InternalRaftRequest request = ETCDSERVERPB__INTERNAL_RAFT_REQUEST__INIT;
 	request.header = &header;
-	request.cluster_member_attr_set = &attr_set;
+	request.cluster_member_attr_set = member_42_attributes();
 	uint8_t packed[256];
 	size_t length = protobuf_c_message_pack(&request.base, packed);
 	if (!protobuf_has_field(packed, length, INTERNAL_RAFT_FIELD_CLUSTER_MEMBER_ATTR_SET) ||

@@ -5,7 +5,11 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <unistd.h>
 
 #define MAX_TEMP_DIRS 32
@@ -146,4 +150,37 @@ void test_options(struct wal_options *options, uint64_t segment_size, int write_
 	options->segment_size = segment_size;
 	options->direct_io = write_mode != TEST_BUFFERED;
 	options->dsync_writes = write_mode == TEST_DIRECT_DSYNC;
+}
+
+bool test_private_mount_namespace(const char *prefix)
+{
+	static bool entered;
+	if (entered)
+		return true;
+	if (unshare(CLONE_NEWNS) != 0 || mount("none", "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0) {
+		printf("%scannot create a private mount namespace (%s); needs root\n", prefix, strerror(errno));
+		return false;
+	}
+	entered = true;
+	return true;
+}
+
+static char private_mount_point[512];
+
+static void unmount_private_at_exit(void)
+{
+	umount2(private_mount_point, MNT_DETACH);
+}
+
+const char *test_mount_private(const char *name, const char *fstype, const char *options)
+{
+	if (!test_private_mount_namespace("skipped: "))
+		return NULL;
+	snprintf(private_mount_point, sizeof private_mount_point, "%s", test_temp_dir(name));
+	if (mount(fstype, private_mount_point, fstype, 0, options) != 0) {
+		printf("skipped: cannot mount %s (%s)\n", fstype, strerror(errno));
+		return NULL;
+	}
+	atexit(unmount_private_at_exit);
+	return private_mount_point;
 }

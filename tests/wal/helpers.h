@@ -5,6 +5,7 @@
 
 #include "wal.h"
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,6 +33,13 @@ extern char test_reproduce[256];
 
 /* 1 when dir's file system accepts O_DIRECT (tmpfs before Linux 6.6 does not). */
 int test_direct_io_supported(const char *dir);
+
+/* Enters a private mount namespace (once per process), so that what the test mounts vanishes with it. False,
+ * after printing why (prefix, then the reason), when it may not: not root. */
+bool test_private_mount_namespace(const char *prefix);
+/* In that namespace, mounts fstype (options may be NULL) over a fresh temporary directory named after name,
+ * unmounted at exit. Returns the mount point, or NULL after printing why it cannot: the test then skips. */
+const char *test_mount_private(const char *name, const char *fstype, const char *options);
 
 /* Creates a fresh directory under $TMPDIR (or /tmp), removed at exit even when a check fails. */
 const char *test_temp_dir(const char *label);

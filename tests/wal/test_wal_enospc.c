@@ -15,30 +15,13 @@
 #define MAX_LENGTH 1024
 #define SEGMENT_SIZE (64u * 1024u)
 
-static char mount_point[256];
-static int mounted;
-
-static void unmount_at_exit(void)
-{
-	if (mounted)
-		umount2(mount_point, MNT_DETACH);
-	mounted = 0;
-}
 
 int main(void)
 {
-	if (unshare(CLONE_NEWNS) != 0 || mount("none", "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0) {
-		printf("skipped: cannot create a private mount namespace (%s); needs root\n", strerror(errno));
-		return TEST_SKIP;
-	}
-	snprintf(mount_point, sizeof mount_point, "%s", test_temp_dir("enospc"));
 	/* Room for the segment in use, the one prepared ahead and a little more. */
-	if (mount("tmpfs", mount_point, "tmpfs", 0, "size=200k") != 0) {
-		printf("skipped: cannot mount tmpfs (%s)\n", strerror(errno));
+	const char *mount_point = test_mount_private("enospc", "tmpfs", "size=200k");
+	if (mount_point == NULL)
 		return TEST_SKIP;
-	}
-	mounted = 1;
-	atexit(unmount_at_exit);
 	char dir[300];
 	snprintf(dir, sizeof dir, "%s/wal", mount_point);
 
@@ -120,7 +103,6 @@ int main(void)
 		CHECK(test_entry_matches(&recovered->entries[i], MAX_LENGTH));
 	}
 	wal_close(wal);
-	unmount_at_exit();
 	printf("wal ENOSPC test passed\n");
 	return 0;
 }

@@ -109,11 +109,8 @@ static void fitted_on_tmpfs(const char *size, uint64_t expected_max, uint64_t ex
 
 static void test_fitted_segments(void)
 {
-	if (unshare(CLONE_NEWNS) != 0 || mount("none", "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0) {
-		printf("  skipped the tmpfs part: cannot create a private mount namespace (%s); needs root\n",
-				strerror(errno));
+	if (!test_private_mount_namespace("  skipped the tmpfs part: "))
 		return;
-	}
 	snprintf(mount_point, sizeof mount_point, "%s", test_temp_dir("space"));
 	atexit(unmount_at_exit);
 	/* An eighth of the free space: 3 MiB (a little less: tmpfs counts its own blocks). */

@@ -15,15 +15,6 @@
 #define MAX_LENGTH 3000
 #define SEGMENT_SIZE (256u * 1024u)
 
-static char mount_point[256];
-static int mounted;
-
-static void unmount_at_exit(void)
-{
-	if (mounted)
-		umount2(mount_point, MNT_DETACH);
-	mounted = 0;
-}
 
 static unsigned directory_entries(const char *dir)
 {
@@ -98,17 +89,9 @@ static void test_dsync_kept_where_supported(void)
 
 static int test_fallback_on_ramfs(void)
 {
-	if (unshare(CLONE_NEWNS) != 0 || mount("none", "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0) {
-		printf("skipped: cannot create a private mount namespace (%s); needs root\n", strerror(errno));
+	const char *mount_point = test_mount_private("ramfs", "ramfs", NULL);
+	if (mount_point == NULL)
 		return TEST_SKIP;
-	}
-	snprintf(mount_point, sizeof mount_point, "%s", test_temp_dir("ramfs"));
-	if (mount("ramfs", mount_point, "ramfs", 0, NULL) != 0) {
-		printf("skipped: cannot mount ramfs (%s)\n", strerror(errno));
-		return TEST_SKIP;
-	}
-	mounted = 1;
-	atexit(unmount_at_exit);
 	struct wal_options options;
 	test_options(&options, SEGMENT_SIZE, TEST_DIRECT_DSYNC);
 	int refused = 0;
