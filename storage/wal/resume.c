@@ -82,11 +82,6 @@ int wal_resume(struct wal *wal, char *err, size_t errlen)
 		wal_fail(wal, rc, "%s", err != NULL && errlen > 0 ? err : failure);
 		return rc;
 	}
-	/* Not fatal, as at open: retried after each batch. */
-	wal_writer_prepare_ahead(wal, NULL, 0);
-	wal->recovered.info.segment_size = wal->options.segment_size;
-	wal->durable_index = wal->last_index;
-	wal->has_durable_snapshot = wal->has_snapshot;
-	wal->durable_snapshot_index = wal->snapshot.index;
+	wal_ready_after_recovery(wal);
 	return 0;
 }

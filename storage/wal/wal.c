@@ -126,6 +126,17 @@ const char *wal_write_mode(const struct wal *wal)
 	return wal->options.dsync_writes ? "O_DIRECT writes with RWF_DSYNC" : "O_DIRECT writes, then fdatasync";
 }
 
+void wal_ready_after_recovery(struct wal *wal)
+{
+	/* Not fatal: on a full disk the log must still open. Retried after each batch, and reported when a
+	 * new segment is really needed. */
+	wal_writer_prepare_ahead(wal, NULL, 0);
+	wal->recovered.info.segment_size = wal->options.segment_size;
+	wal->durable_index = wal->last_index;
+	wal->has_durable_snapshot = wal->has_snapshot;
+	wal->durable_snapshot_index = wal->snapshot.index;
+}
+
 int wal_open(const char *dir, const struct wal_options *options, struct wal **out, char *err, size_t errlen)
 {
 	*out = NULL;
@@ -198,13 +209,7 @@ int wal_open(const char *dir, const struct wal_options *options, struct wal **ou
 		wal->next_sequence++;
 		wal->active = segment;
 	}
-	/* Not fatal: on a full disk the log must still open. Retried after each batch, and reported when a
-	 * new segment is really needed. */
-	wal_writer_prepare_ahead(wal, NULL, 0);
-	wal->recovered.info.segment_size = wal->options.segment_size;
-	wal->durable_index = wal->last_index;
-	wal->has_durable_snapshot = wal->has_snapshot;
-	wal->durable_snapshot_index = wal->snapshot.index;
+	wal_ready_after_recovery(wal);
 	*out = wal;
 	return 0;
 fail:

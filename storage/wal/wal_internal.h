@@ -203,4 +203,8 @@ void wal_writer_forget(struct wal *wal);
 int wal_fail(struct wal *wal, int error_number, const char *format, ...) __attribute__((format(printf, 3, 4)));
 int wal_add_segment(struct wal *wal, struct wal_segment *segment);
 
+/* After recovery (wal_open, wal_resume): the segment ahead prepared (failure not fatal) and everything
+ * recovered counted durable. */
+void wal_ready_after_recovery(struct wal *wal);
+
 #endif
