@@ -399,15 +399,22 @@ int state_sync(struct state *state, uint64_t *durable_applied_index, char *err, 
     return STATE_OK;
 }
 
+/* Writes the memtables into table files, waiting for it or only starting it in RocksDB's own threads; a
+ * failure is RocksDB's message in *error. */
+static void flush_memtables(struct state *state, bool wait, char **error)
+{
+    rocksdb_flushoptions_t *flush = rocksdb_flushoptions_create();
+    rocksdb_flushoptions_set_wait(flush, wait ? 1 : 0);
+    rocksdb_flush(state->db, flush, error);
+    rocksdb_flushoptions_destroy(flush);
+}
+
 int state_flush_in_background(struct state *state, char *err, size_t errlen)
 {
     if (state->db == NULL)
         return state_fail(err, errlen, STATE_ERR_INVALID, "the state is closed");
     char *error = NULL;
-    rocksdb_flushoptions_t *flush = rocksdb_flushoptions_create();
-    rocksdb_flushoptions_set_wait(flush, 0);
-    rocksdb_flush(state->db, flush, &error);
-    rocksdb_flushoptions_destroy(flush);
+    flush_memtables(state, false, &error);
     if (error != NULL)
         return state_fail_rocksdb(err, errlen, error, "flush (in the background)");
     return STATE_OK;
@@ -450,10 +457,7 @@ int state_defragment(struct state *state, char *err, size_t errlen)
     FAILPOINT("defragBeforeCopy");
     /* The memtables first: what compaction deleted may still sit there, and a flush turns it into tables
      * the compaction below can drop. */
-    rocksdb_flushoptions_t *flush = rocksdb_flushoptions_create();
-    rocksdb_flushoptions_set_wait(flush, 1);
-    rocksdb_flush(state->db, flush, &error);
-    rocksdb_flushoptions_destroy(flush);
+    flush_memtables(state, true, &error);
     if (error != NULL)
         return state_fail_rocksdb(err, errlen, error, "flush");
     /* The bottommost level too (kForce): that is where deleted history and its tombstones meet and go. */

@@ -321,8 +321,9 @@ static int sync_fd_for(struct wal *wal, const struct wal_batch *batch, struct wa
  * and submits it. */
 static int queue_chain(struct wal *wal, struct wal_batch *batch)
 {
-	/* Every descriptor first: a failure must not leave half a chain in the submission queue. */
-	for (size_t i = 0; i < batch->chunks.count && !wal->options.dsync_writes; i++) {
+	/* Every descriptor first: a failure must not leave half a chain in the submission queue (RWF_DSYNC
+	 * writes need none). */
+	for (size_t i = 0; !wal->options.dsync_writes && i < batch->chunks.count; i++) {
 		struct wal_chunk *chunk = batch->chunks.items[i];
 		if (!chunk->sync_done && sync_fd_for(wal, batch, chunk->segment) < 0)
 			return wal_fail(wal, errno, "%s/%s: open for fdatasync: %s", wal->dir, chunk->segment->name,
