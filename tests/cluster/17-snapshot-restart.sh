@@ -16,10 +16,7 @@ add_member s2 47120
 add_member s3 47130
 ic=$(initial_cluster "${all[@]}")
 member_flags() { MEMBER_CMD+=(--snapshot-count 400 --snapshot-catchup-entries 100 --max-snapshots 2 --max-wals 2); }
-start() {
-	member_cmd "$1" "$ic" new
-	start_raw "$1" env QUORUMD_TEST_WAL_SEGMENT_BYTES=131072 "${MEMBER_CMD[@]}"
-}
+start() { start_with_wal_segments "$1" 131072 "$ic"; }
 for n in "${all[@]}"; do start "$n"; done
 wait_ready 15 "${all[@]}"
 put_get s1 before/snapshots 1
@@ -65,8 +62,7 @@ put_get s3 after/restarts 3
 wait_until "every member applied the last put" 30 converged_and_equal "${all[@]}"
 before=$HASH
 for n in "${all[@]}"; do kill9 "$n"; done
-member_cmd s1 "$ic" new
-start_raw s1 env QUORUMD_TEST_WAL_SEGMENT_BYTES=131072 "${MEMBER_CMD[@]}" --force-new-cluster
+start_with_wal_segments s1 131072 "$ic" --force-new-cluster
 wait_leader 15 s1
 assert_eq "hashkv of s1 forced into a one-member cluster" "$before" "$(hashkv s1)"
 ctl_ok s1 member list

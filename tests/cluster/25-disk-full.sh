@@ -23,11 +23,8 @@ small_file_system 160M "$mount_point"
 dd if=/dev/zero of="$mount_point/ballast" bs=1M count=24 status=none || fail "ballast"
 data_dir() { if [ "$1" = s3 ]; then echo "$mount_point/s3"; else echo "$TMP/$1"; fi; }
 health_body() { curl -s --max-time 3 "${CLIENT[$1]}/health"; }
-start() {
-	member_cmd "$1" "$ic" new
-	# Small WAL segments on the small file system (64 MiB ones would not fit twice).
-	start_raw "$1" env QUORUMD_TEST_WAL_SEGMENT_BYTES=$((4 * 1024 * 1024)) "${MEMBER_CMD[@]}"
-}
+# Small WAL segments on the small file system (64 MiB ones would not fit twice).
+start() { start_with_wal_segments "$1" $((4 * 1024 * 1024)) "$ic"; }
 
 for n in "${all[@]}"; do start "$n"; done
 for n in "${all[@]}"; do wait_until "$n answers a linearizable read" 20 healthy "$n"; done

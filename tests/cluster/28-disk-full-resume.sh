@@ -20,10 +20,7 @@ mount_point=$TMP/s3-wal-fs
 small_file_system 32M "$mount_point"
 dd if=/dev/zero of="$mount_point/ballast" bs=1M count=12 status=none || fail "ballast"
 member_flags() { if [ "$1" = s3 ]; then MEMBER_CMD+=(--wal-dir "$mount_point/wal"); fi; }
-start() {
-	member_cmd "$1" "$ic" new
-	start_raw "$1" env QUORUMD_TEST_WAL_SEGMENT_BYTES=$((4 * 1024 * 1024)) "${MEMBER_CMD[@]}"
-}
+start() { start_with_wal_segments "$1" $((4 * 1024 * 1024)) "$ic"; }
 
 for n in "${all[@]}"; do start "$n"; done
 for n in "${all[@]}"; do wait_until "$n answers a linearizable read" 20 healthy "$n"; done

@@ -19,10 +19,7 @@ ic=$(initial_cluster "${all[@]}")
 for n in "${all[@]}"; do small_file_system 64M "$TMP/$n-fs"; done
 data_dir() { echo "$TMP/$1-fs/$1"; }
 free_bytes() { df -B1 --output=avail "$TMP/$1-fs" | tail -n 1 | tr -d ' '; }
-start() {
-	member_cmd "$1" "$ic" new
-	start_raw "$1" env QUORUMD_TEST_WAL_SEGMENT_BYTES=$((4 * 1024 * 1024)) "${MEMBER_CMD[@]}"
-}
+start() { start_with_wal_segments "$1" $((4 * 1024 * 1024)) "$ic"; }
 
 for n in "${all[@]}"; do start "$n"; done
 for n in "${all[@]}"; do wait_until "$n answers a linearizable read" 30 healthy "$n"; done

@@ -202,3 +202,13 @@ release_small_file_system() {
 	umount "$1" 2>/dev/null || umount -l "$1" 2>/dev/null
 	losetup -d "$2" 2>/dev/null
 }
+
+# start_with_wal_segments NAME BYTES INITIAL_CLUSTER [FLAGS...]: member NAME started (state new) with WAL
+# segments of BYTES, a test setting (QUORUMD_TEST_WAL_SEGMENT_BYTES): segments released after a few thousand
+# writes, or small enough to fit twice on a small file system; FLAGS appended.
+start_with_wal_segments() {
+	local name=$1 bytes=$2
+	member_cmd "$name" "$3" new
+	shift 3
+	start_raw "$name" env QUORUMD_TEST_WAL_SEGMENT_BYTES="$bytes" "${MEMBER_CMD[@]}" "$@"
+}
