@@ -289,6 +289,8 @@ static void request_read_index(struct core_context *context, struct node_request
  * request id) is taken for one, then the batch number. */
 enum { READ_BATCH_MARKER = 'R', READ_BATCH_TOKEN_LENGTH = 9 };
 
+/* The reads not asked for yet are the last reads_unasked of the array: reads are only appended, and taken
+ * out in order (match_read_states). */
 static void flush_reads(struct core_context *context)
 {
 	if (context->reads_unasked == 0)
@@ -299,21 +301,18 @@ static void flush_reads(struct core_context *context)
 	for (int b = 0; b < 8; b++)
 		token[1 + b] = (uint8_t)(batch >> (8 * b));
 	int rc = raft_read_index(node->raft, token, sizeof(token));
-	for (size_t k = 0; k < context->reads_count;) {
+	size_t first = context->reads_count - context->reads_unasked;
+	for (size_t k = first; k < context->reads_count; k++) {
 		struct pending_read *read = &context->reads[k];
-		if (read->batch != 0) {
-			k++;
-			continue;
-		}
 		if (rc == RAFT_OK) {
 			read->batch = batch;
-			k++;
 			continue;
 		}
 		reply_kv_error(node, read->request_id, GRPC_UNAVAILABLE, "etcdserver: no leader");
 		free(read->range_request);
-		*read = context->reads[--context->reads_count];
 	}
+	if (rc != RAFT_OK)
+		context->reads_count = first;
 	context->reads_unasked = 0;
 }
 
