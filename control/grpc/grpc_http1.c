@@ -4,6 +4,7 @@
  * says Connection: close (or speaks HTTP/1.0 without keep-alive); requests are answered one at a time,
  * in order. A request head over GRPC_HTTP1_MAX_REQUEST, one we cannot parse, another transfer coding or a
  * body outside the gateway gets a 400 and the connection closes. */
+#include "alloc.h"
 #include "grpc_internal.h"
 
 #include <stdio.h>
@@ -166,9 +167,7 @@ static enum dechunk_result dechunk(const char *data, size_t available, size_t li
 			at += size + 2;
 		}
 		if (walk == 0) {
-			copy = malloc(total + 1);
-			if (copy == NULL)
-				return DECHUNK_MALFORMED;
+			copy = xmalloc(total + 1);
 		} else {
 			*body = copy;
 			*body_length = total;
@@ -178,49 +177,58 @@ static enum dechunk_result dechunk(const char *data, size_t available, size_t li
 	return DECHUNK_DONE;
 }
 
-/* One complete request head of head_length bytes at the front of the input: ANSWERED (the request and
- * its body consumed), NEED_MORE (its body is still coming), -1 (the connection must close). */
-static int answer(struct grpc_connection *connection, const char *head, size_t head_length)
-{
-	struct grpc_server *server = connection->server;
-	const char *line_end = memchr(head, '\r', head_length);
-	if (line_end == NULL || line_end[1] != '\n')
-		return bad_request(connection);
-	const char *space = memchr(head, ' ', (size_t)(line_end - head));
-	if (space == NULL)
-		return bad_request(connection);
+/* What answer() needs from a request's head; authorization is owned. */
+struct request_head {
 	char method[16];
-	snprintf(method, sizeof method, "%.*s", (int)(space - head), head);
-	bool head_only = strcmp(method, "HEAD") == 0;
-	bool other_method = !head_only && strcmp(method, "GET") != 0; /* answered 405 below, once the head is checked */
-	const char *target = space + 1;
-	const char *target_end = memchr(target, ' ', (size_t)(line_end - target));
-	if (target_end == NULL || target == target_end || target[0] != '/')
-		return bad_request(connection);
-	const char *version = target_end + 1;
-	size_t version_length = (size_t)(line_end - version);
-	bool http10;
-	if (version_length == 8 && memcmp(version, "HTTP/1.1", 8) == 0)
-		http10 = false;
-	else if (version_length == 8 && memcmp(version, "HTTP/1.0", 8) == 0)
-		http10 = true;
-	else
-		return bad_request(connection);
+	bool head_only;    /* HEAD: the answer without its body */
+	bool other_method; /* neither GET nor HEAD: 405 outside the gateway, once the head is checked */
+	const char *target;
+	size_t target_length;
+	bool keep_alive;
+	bool expect_continue;
+	bool chunked;
+	size_t content_length;
+	char *authorization;
+};
 
-	bool keep_alive = !http10;
-	bool expect_continue = false;
-	bool chunked = false;
-	size_t content_length = 0;
-	char *authorization = NULL;
-	const char *line = line_end + 2;
-	const char *end = head + head_length - 2; /* the empty line's CRLF */
+/* "METHOD /target HTTP/1.x\r\n"; *line_end is left at the line's CR. */
+static bool parse_request_line(const char *head, size_t head_length, struct request_head *request,
+	const char **line_end)
+{
+	const char *end = memchr(head, '\r', head_length);
+	if (end == NULL || end[1] != '\n')
+		return false;
+	const char *space = memchr(head, ' ', (size_t)(end - head));
+	if (space == NULL)
+		return false;
+	snprintf(request->method, sizeof request->method, "%.*s", (int)(space - head), head);
+	request->head_only = strcmp(request->method, "HEAD") == 0;
+	request->other_method = !request->head_only && strcmp(request->method, "GET") != 0;
+	const char *target = space + 1;
+	const char *target_end = memchr(target, ' ', (size_t)(end - target));
+	if (target_end == NULL || target == target_end || target[0] != '/')
+		return false;
+	request->target = target;
+	request->target_length = (size_t)(target_end - target);
+	const char *version = target_end + 1;
+	size_t version_length = (size_t)(end - version);
+	if (version_length != 8 || (memcmp(version, "HTTP/1.1", 8) != 0 && memcmp(version, "HTTP/1.0", 8) != 0))
+		return false;
+	request->keep_alive = version[7] == '1'; /* HTTP/1.0 closes unless it asks otherwise */
+	*line_end = end;
+	return true;
+}
+
+/* The header fields between the request line's CRLF and the empty line's. */
+static bool parse_header_fields(const char *line, const char *end, struct request_head *request)
+{
 	while (line < end) {
 		const char *next = memchr(line, '\r', (size_t)(end - line) + 1);
 		if (next == NULL || next[1] != '\n')
-			goto bad;
+			return false;
 		const char *colon = memchr(line, ':', (size_t)(next - line));
 		if (colon == NULL || colon == line)
-			goto bad;
+			return false;
 		size_t name_length = (size_t)(colon - line);
 		const char *value = colon + 1;
 		while (value < next && (*value == ' ' || *value == '\t'))
@@ -230,138 +238,165 @@ static int answer(struct grpc_connection *connection, const char *head, size_t h
 			value_length--;
 		if (name_length == 10 && strncasecmp(line, "connection", 10) == 0) {
 			if (list_identified(value, value_length, "close"))
-				keep_alive = false;
+				request->keep_alive = false;
 			else if (list_identified(value, value_length, "keep-alive"))
-				keep_alive = true;
+				request->keep_alive = true;
 		} else if (name_length == 14 && strncasecmp(line, "content-length", 14) == 0) {
 			if (value_length == 0 || value_length > 15 || strspn(value, "0123456789") < value_length)
-				goto bad;
-			content_length = (size_t)strtoull(value, NULL, 10);
+				return false;
+			request->content_length = (size_t)strtoull(value, NULL, 10);
 		} else if (name_length == 17 && strncasecmp(line, "transfer-encoding", 17) == 0) {
 			/* Only chunked is read (it wins over a Content-Length); another coding would hide where
 			 * the next request starts. */
 			if (!(value_length == 7 && strncasecmp(value, "chunked", 7) == 0))
-				goto bad;
-			chunked = true;
+				return false;
+			request->chunked = true;
 		} else if (name_length == 6 && strncasecmp(line, "expect", 6) == 0) {
-			expect_continue = value_length == 12 && strncasecmp(value, "100-continue", 12) == 0;
+			request->expect_continue = value_length == 12 && strncasecmp(value, "100-continue", 12) == 0;
 		} else if (name_length == 13 && strncasecmp(line, "authorization", 13) == 0) {
-			free(authorization);
-			authorization = strndup(value, value_length);
-			if (authorization == NULL)
-				return -1;
+			free(request->authorization);
+			request->authorization = xstrndup(value, value_length);
 		}
 		line = next + 2;
 	}
+	return true;
+}
 
+/* A gateway request's body, whole: NEED_MORE while it has not all arrived (after "100 Continue" when the
+ * client expects it), ANSWERED with *body (owned) and *wire_length (its bytes on the connection, chunk
+ * framing included), or the result of answering an error. */
+static int read_gateway_body(struct grpc_connection *connection, const struct request_head *request,
+	size_t head_length, char **body, size_t *body_length, size_t *wire_length, bool *answered)
+{
+	struct grpc_server *server = connection->server;
+	const char *data = (const char *)connection->input.data + connection->input.start + head_length;
+	size_t available = grpc_buffer_length(&connection->input) - head_length;
+	*answered = false;
+	*body = NULL;
+	*body_length = *wire_length = request->content_length;
+	int chunks = DECHUNK_DONE;
+	if (request->chunked) {
+		const char *malformed = NULL;
+		chunks = dechunk(data, available, grpc_gateway_body_limit(server), body, body_length, wire_length,
+			&malformed);
+		if (chunks == DECHUNK_MALFORMED) {
+			/* Go's body reader fails, and the gateway answers its error; the connection closes. */
+			*answered = true;
+			connection->close_after_write = true;
+			connection->bad_input = true;
+			grpc_buffer_consume(&connection->input, grpc_buffer_length(&connection->input));
+			return grpc_gateway_write_error(connection, GRPC_INVALID_ARGUMENT, malformed, 400);
+		}
+	}
+	if (*body_length > grpc_gateway_body_limit(server)) {
+		char message[160];
+		snprintf(message, sizeof message, "request body larger than max (%zu vs. %zu)", *body_length,
+			grpc_gateway_body_limit(server));
+		free(*body);
+		*body = NULL;
+		*answered = true;
+		connection->close_after_write = true;
+		grpc_buffer_consume(&connection->input, grpc_buffer_length(&connection->input));
+		return grpc_gateway_write_error(connection, GRPC_RESOURCE_EXHAUSTED, message, 413);
+	}
+	if (chunks == DECHUNK_NEED_MORE || (!request->chunked && available < request->content_length)) {
+		free(*body);
+		*body = NULL;
+		if (request->expect_continue && !connection->continue_sent) {
+			static const char go_on[] = "HTTP/1.1 100 Continue\r\n\r\n";
+			connection->continue_sent = true;
+			if (grpc_buffer_append(&connection->output, go_on, sizeof go_on - 1) != 0)
+				return -1;
+		}
+		return NEED_MORE;
+	}
+	/* The body is copied out: the call may outlive the input's next reallocation. */
+	if (!request->chunked) {
+		*body = xmalloc(request->content_length + 1);
+		memcpy(*body, data, request->content_length);
+	}
+	return ANSWERED;
+}
+
+/* Answers a parsed request: a gateway call, the gateway's 404/405, or /health, /version, /metrics. */
+static int answer_request(struct grpc_connection *connection, const struct request_head *request,
+	size_t head_length)
+{
+	struct grpc_server *server = connection->server;
 	/* The service sees the path alone; a query string (/health?serializable=true) is not its business
 	 * yet. */
-	size_t path_length = (size_t)(target_end - target);
-	const char *query = memchr(target, '?', path_length);
+	size_t path_length = request->target_length;
+	const char *query = memchr(request->target, '?', path_length);
 	if (query != NULL)
-		path_length = (size_t)(query - target);
-	char *path = strndup(target, path_length);
-	if (path == NULL) {
-		free(authorization);
-		return -1;
-	}
+		path_length = (size_t)(query - request->target);
+	char *path = xstrndup(request->target, path_length);
 	bool under_prefix;
 	const struct grpc_gateway_route *route = grpc_gateway_find(server, path, &under_prefix);
-	size_t wire_length = content_length; /* the body's bytes on the connection */
-	size_t body_length = content_length;
-	char *chunked_body = NULL;
-	if (content_length > 0 || chunked) {
+	char *body = NULL;
+	size_t body_length = 0, wire_length = 0;
+	if (request->content_length > 0 || request->chunked) {
 		/* Only the gateway reads bodies; elsewhere we could not tell where the next request starts. */
 		if (!under_prefix) {
 			free(path);
-			goto bad;
+			return bad_request(connection);
 		}
-		int chunks = DECHUNK_DONE;
-		const char *malformed = NULL;
-		if (chunked) {
-			const char *data = (const char *)connection->input.data + connection->input.start + head_length;
-			chunks = dechunk(data, grpc_buffer_length(&connection->input) - head_length, grpc_gateway_body_limit(server),
-				&chunked_body, &body_length, &wire_length, &malformed);
-			if (chunks == DECHUNK_MALFORMED) {
-				/* Go's body reader fails, and the gateway answers its error; the connection closes. */
-				free(path);
-				free(authorization);
-				connection->close_after_write = true;
-				connection->bad_input = true;
-				grpc_buffer_consume(&connection->input, grpc_buffer_length(&connection->input));
-				return grpc_gateway_write_error(connection, GRPC_INVALID_ARGUMENT, malformed, 400);
-			}
-		}
-		if (body_length > grpc_gateway_body_limit(server)) {
-			char message[160];
-			snprintf(message, sizeof message, "request body larger than max (%zu vs. %zu)", body_length,
-				grpc_gateway_body_limit(server));
+		bool answered;
+		int read = read_gateway_body(connection, request, head_length, &body, &body_length, &wire_length,
+			&answered);
+		if (answered || read != ANSWERED) {
 			free(path);
-			free(authorization);
-			connection->close_after_write = true;
-			grpc_buffer_consume(&connection->input, grpc_buffer_length(&connection->input));
-			return grpc_gateway_write_error(connection, GRPC_RESOURCE_EXHAUSTED, message, 413);
-		}
-		if (chunks == DECHUNK_NEED_MORE || (!chunked && grpc_buffer_length(&connection->input) - head_length < content_length)) {
-			if (expect_continue && !connection->continue_sent) {
-				static const char go_on[] = "HTTP/1.1 100 Continue\r\n\r\n";
-				connection->continue_sent = true;
-				if (grpc_buffer_append(&connection->output, go_on, sizeof go_on - 1) != 0) {
-					free(path);
-					free(authorization);
-					return -1;
-				}
-			}
-			free(path);
-			free(authorization);
-			return NEED_MORE;
+			return read;
 		}
 	}
 	connection->continue_sent = false;
 	server->stats.http_requests++;
 	int result;
-	if (route != NULL && strcmp(method, "POST") == 0) {
-		/* The body is copied out: the call may outlive the input's next reallocation. */
-		char *body = chunked_body;
+	if (route != NULL && strcmp(request->method, "POST") == 0) {
 		if (body == NULL)
-			body = malloc(content_length + 1);
-		if (body == NULL) {
-			free(path);
-			free(authorization);
-			return -1;
-		}
-		if (!chunked)
-			memcpy(body, (const char *)connection->input.data + connection->input.start + head_length, content_length);
+			body = xcalloc(1, 1);
 		grpc_buffer_consume(&connection->input, head_length + wire_length);
-		result = grpc_gateway_start(connection, route, body, body_length, authorization, !keep_alive);
-		free(body);
+		result = grpc_gateway_start(connection, route, body, body_length, request->authorization,
+			!request->keep_alive);
 	} else if (under_prefix) {
 		/* grpc-gateway's mux: another method on a route is 405, an unknown path 404, in its words. */
-		free(chunked_body);
 		grpc_buffer_consume(&connection->input, head_length + wire_length);
-		if (!keep_alive)
+		if (!request->keep_alive)
 			connection->close_after_write = true;
 		result = respond_plain(connection, route != NULL ? 405 : 404,
 			route != NULL ? "Method Not Allowed\n" : "Not Found\n", true);
 	} else {
 		grpc_buffer_consume(&connection->input, head_length);
-		if (!keep_alive)
-			connection->close_after_write = true;
 		/* etcd's /health and /version refuse other methods with 405. The connection closes then: a body we
 		 * do not read would be taken for the next request. */
-		if (other_method)
+		if (!request->keep_alive || request->other_method)
 			connection->close_after_write = true;
 		struct grpc_http_answer reply;
-		grpc_http_answer(server, method, path, &reply);
-		result = respond(connection, reply.status, reply.content_type, reply.body, reply.body_length, head_only);
+		grpc_http_answer(server, request->method, path, &reply);
+		result = respond(connection, reply.status, reply.content_type, reply.body, reply.body_length,
+			request->head_only);
 		grpc_http_answer_free(&reply);
 	}
+	free(body);
 	free(path);
-	free(authorization);
 	return result;
-bad:
-	free(authorization);
-	return bad_request(connection);
+}
+
+/* One complete request head of head_length bytes at the front of the input: ANSWERED (the request and
+ * its body consumed), NEED_MORE (its body is still coming), -1 (the connection must close). */
+static int answer(struct grpc_connection *connection, const char *head, size_t head_length)
+{
+	struct request_head request = {0};
+	const char *line_end;
+	if (!parse_request_line(head, head_length, &request, &line_end))
+		return bad_request(connection);
+	/* head ends with the empty line's CRLF */
+	if (!parse_header_fields(line_end + 2, head + head_length - 2, &request)) {
+		free(request.authorization);
+		return bad_request(connection);
+	}
+	int result = answer_request(connection, &request, head_length);
+	free(request.authorization);
+	return result;
 }
 
 void grpc_http_answer(struct grpc_server *server, const char *method, const char *path,
