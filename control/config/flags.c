@@ -317,21 +317,15 @@ static void environment_name(const char *flag, char *out, size_t size)
 	out[k] = '\0';
 }
 
-int node_flags_parse(int argc, char **argv, char **environment, struct node_flags *flags, char *err,
-                     size_t errlen, FILE *warnings)
+/* The command line, over the defaults; given[] records which flags it set. */
+static int read_command_line(int argc, char **argv, struct node_flags *flags, bool *given, char *err, size_t errlen,
+                             FILE *warnings)
 {
-	memset(flags, 0, sizeof(*flags));
-	bool given[FLAG_COUNT] = {false};
-	for (size_t k = 0; k < FLAG_COUNT; k++)
-		if (flag_specs[k].default_value &&
-		    set_value(&flag_specs[k], flags, flag_specs[k].default_value, "default", err, errlen) != 0)
-			goto fail;
-
 	for (int i = 1; i < argc; i++) {
 		const char *argument = argv[i];
 		if (argument[0] != '-' || argument[1] == '\0') {
 			snprintf(err, errlen, "'%s' is not a valid flag", argument);
-			goto fail;
+			return -1;
 		}
 		const char *name = argument + (argument[1] == '-' ? 2 : 1);
 		const char *equals = strchr(name, '=');
@@ -339,7 +333,7 @@ int node_flags_parse(int argc, char **argv, char **environment, struct node_flag
 		const struct flag_spec *spec = find_flag(name, name_length);
 		if (!spec) {
 			unknown_flag_error(name, name_length, "flag", err, errlen);
-			goto fail;
+			return -1;
 		}
 		size_t index = (size_t)(spec - flag_specs);
 		const char *value;
@@ -351,15 +345,44 @@ int node_flags_parse(int argc, char **argv, char **environment, struct node_flag
 			value = argv[++i];
 		} else {
 			snprintf(err, errlen, "flag needs an argument: --%s", spec->name);
-			goto fail;
+			return -1;
 		}
 		if (given[index] && warnings)
 			fprintf(warnings, "warning: --%s given more than once; the last value is used\n", spec->name);
 		if (set_value(spec, flags, value, "flag", err, errlen) != 0)
-			goto fail;
+			return -1;
 		given[index] = true;
 	}
+	return 0;
+}
 
+/* An ETCD_ variable that names no flag quorumd has: refused when it names a discovery flag quorumd does not
+ * take, since silently bootstrapping without it would make a different cluster than the operator asked
+ * for; otherwise a warning, as etcd's. */
+static int unknown_environment_variable(const char *variable, const char *equals, char *err, size_t errlen,
+                                        FILE *warnings)
+{
+	char flag[96];
+	size_t length = 0;
+	for (const char *c = variable + 5; c < equals && length + 1 < sizeof(flag); c++)
+		flag[length++] = *c == '_' ? '-' : (char)tolower((unsigned char)*c);
+	flag[length] = '\0';
+	if (in_list(not_yet_flags, sizeof(not_yet_flags) / sizeof(not_yet_flags[0]), flag, length) ||
+	    in_list(v2_discovery_flags, sizeof(v2_discovery_flags) / sizeof(v2_discovery_flags[0]), flag, length)) {
+		char source[128];
+		snprintf(source, sizeof(source), "environment variable %.*s for flag", (int)(equals - variable), variable);
+		unknown_flag_error(flag, length, source, err, errlen);
+		return -1;
+	}
+	if (warnings)
+		fprintf(warnings, "warning: unrecognized environment variable %.*s\n", (int)(equals - variable), variable);
+	return 0;
+}
+
+/* etcd's ETCD_<FLAG> variables, for the flags the command line did not give. */
+static int read_environment(char **environment, struct node_flags *flags, bool *given, char *err, size_t errlen,
+                            FILE *warnings)
+{
 	for (char **variable = environment; variable && *variable; variable++) {
 		if (strncmp(*variable, "ETCD_", 5) != 0)
 			continue;
@@ -375,25 +398,8 @@ int node_flags_parse(int argc, char **argv, char **environment, struct node_flag
 				spec = &flag_specs[k];
 		}
 		if (!spec) {
-			/* A discovery variable is refused like its flag: silently bootstrapping without it would
-			 * make a different cluster than the operator asked for. */
-			char flag[96];
-			size_t length = 0;
-			for (const char *c = *variable + 5; c < equals && length + 1 < sizeof(flag); c++)
-				flag[length++] = *c == '_' ? '-' : (char)tolower((unsigned char)*c);
-			flag[length] = '\0';
-			if (in_list(not_yet_flags, sizeof(not_yet_flags) / sizeof(not_yet_flags[0]), flag, length) ||
-			    in_list(v2_discovery_flags, sizeof(v2_discovery_flags) / sizeof(v2_discovery_flags[0]), flag,
-			            length)) {
-				char source[128];
-				snprintf(source, sizeof(source), "environment variable %.*s for flag", (int)(equals - *variable),
-				         *variable);
-				unknown_flag_error(flag, length, source, err, errlen);
-				goto fail;
-			}
-			if (warnings)
-				fprintf(warnings, "warning: unrecognized environment variable %.*s\n",
-				        (int)(equals - *variable), *variable);
+			if (unknown_environment_variable(*variable, equals, err, errlen, warnings) != 0)
+				return -1;
 			continue;
 		}
 		size_t index = (size_t)(spec - flag_specs);
@@ -406,10 +412,121 @@ int node_flags_parse(int argc, char **argv, char **environment, struct node_flag
 		char source[96];
 		snprintf(source, sizeof(source), "environment variable %.*s for", (int)(equals - *variable), *variable);
 		if (set_value(spec, flags, equals + 1, source, err, errlen) != 0)
-			goto fail;
+			return -1;
 		given[index] = true;
 	}
+	return 0;
+}
 
+/* Values that are one of a few words. */
+static int check_choices(const struct node_flags *flags, char *err, size_t errlen)
+{
+	if (strcmp(flags->dataplane, "udp") != 0 && strcmp(flags->dataplane, "dpdk") != 0) {
+		snprintf(err, errlen, "invalid value \"%s\" for flag --dataplane: valid values are \"udp\" and \"dpdk\"",
+		         flags->dataplane);
+		return -1;
+	}
+	if (strcmp(flags->dataplane_idle, "adaptive") != 0 && strcmp(flags->dataplane_idle, "poll") != 0) {
+		snprintf(err, errlen,
+		         "invalid value \"%s\" for flag --dataplane-idle: valid values are \"adaptive\" and \"poll\"",
+		         flags->dataplane_idle);
+		return -1;
+	}
+	if (strcmp(flags->logger, "zap") != 0) {
+		snprintf(err, errlen, "invalid value \"%s\" for flag --logger: quorumd writes zap's JSON lines "
+		         "(\"zap\")", flags->logger);
+		return -1;
+	}
+	if (strcmp(flags->log_level, "debug") && strcmp(flags->log_level, "info") && strcmp(flags->log_level, "warn") &&
+	    strcmp(flags->log_level, "error")) {
+		snprintf(err, errlen, "invalid value \"%s\" for flag --log-level: valid values are debug, info, warn "
+		         "and error", flags->log_level);
+		return -1;
+	}
+	return 0;
+}
+
+/* etcd's bootstrap rules (embed.Config.Validate, etcd 3.6 wording since v3 discovery is 3.6's): a discovery
+ * flag replaces the default --initial-cluster, and only one way to bootstrap may be given. */
+static int check_bootstrap(struct node_flags *flags, const bool *given, char *err, size_t errlen)
+{
+	bool discovering = *flags->discovery_srv || *flags->discovery_endpoints;
+	if (discovering && !given[find_flag("initial-cluster", strlen("initial-cluster")) - flag_specs]) {
+		free(flags->initial_cluster);
+		flags->initial_cluster = xstrdup("");
+	}
+	if ((*flags->initial_cluster != '\0') + (*flags->discovery_srv != '\0') + (*flags->discovery_endpoints != '\0') > 1) {
+		snprintf(err, errlen, "multiple discovery or bootstrap flags are set. Choose one of \"initial-cluster\", "
+		         "\"discovery\", \"discovery-endpoints\" or \"discovery-srv\"");
+		return -1;
+	}
+	if ((*flags->discovery_token != '\0') != (*flags->discovery_endpoints != '\0')) {
+		snprintf(err, errlen, "both --discovery-token and --discovery-endpoints must be set");
+		return -1;
+	}
+	if (*flags->discovery_endpoints) {
+		const char *start = flags->discovery_endpoints;
+		for (;;) {
+			const char *comma = strchr(start, ',');
+			size_t part = comma ? (size_t)(comma - start) : strlen(start);
+			size_t blank = 0;
+			while (blank < part && isspace((unsigned char)start[blank]))
+				blank++;
+			if (blank == part) {
+				snprintf(err, errlen, "--discovery-endpoints must not contain empty endpoints");
+				return -1;
+			}
+			if (!comma)
+				break;
+			start = comma + 1;
+		}
+	}
+	return 0;
+}
+
+/* Rules between flags: peer TLS pairs, heartbeat and election timeout. */
+static int check_combinations(const struct node_flags *flags, char *err, size_t errlen)
+{
+	/* etcd stops on half a peer TLS configuration whatever the peer URLs' scheme (TLSInfo validation at
+	 * start). Said with the flags' names too: before peer TLS, quorumd's --peer-key-file was a frame MAC key,
+	 * so an old command line lands here and must say where that key went. */
+	if ((*flags->peer_cert_file != '\0') != (*flags->peer_key_file != '\0')) {
+		snprintf(err, errlen, "KeyFile and CertFile must both be present[key: %s, cert: %s] (--peer-key-file is "
+		         "the peer TLS private key and needs --peer-cert-file, as in etcd; quorumd's shared frame MAC key "
+		         "is --peer-frame-key-file)", flags->peer_key_file, flags->peer_cert_file);
+		return -1;
+	}
+	if (flags->heartbeat_interval_ms == 0) {
+		snprintf(err, errlen, "--heartbeat-interval must be greater than 0");
+		return -1;
+	}
+	/* etcd's own rule: the election timeout is at least five heartbeats, and at most 50 s. */
+	if (flags->election_timeout_ms < 5 * flags->heartbeat_interval_ms) {
+		snprintf(err, errlen, "--election-timeout[%llums] should be at least as 5 times as "
+		         "--heartbeat-interval[%llums]", (unsigned long long)flags->election_timeout_ms,
+		         (unsigned long long)flags->heartbeat_interval_ms);
+		return -1;
+	}
+	if (flags->election_timeout_ms > 50000) {
+		snprintf(err, errlen, "--election-timeout[%llums] is too long, and should be set less than 50000ms",
+		         (unsigned long long)flags->election_timeout_ms);
+		return -1;
+	}
+	return 0;
+}
+
+int node_flags_parse(int argc, char **argv, char **environment, struct node_flags *flags, char *err,
+                     size_t errlen, FILE *warnings)
+{
+	memset(flags, 0, sizeof(*flags));
+	bool given[FLAG_COUNT] = {false};
+	for (size_t k = 0; k < FLAG_COUNT; k++)
+		if (flag_specs[k].default_value &&
+		    set_value(&flag_specs[k], flags, flag_specs[k].default_value, "default", err, errlen) != 0)
+			goto fail;
+	if (read_command_line(argc, argv, flags, given, err, errlen, warnings) != 0 ||
+	    read_environment(environment, flags, given, err, errlen, warnings) != 0)
+		goto fail;
 	if (flags->help || flags->version)
 		return 0;
 	if (!flags->data_dir) {
@@ -422,86 +539,9 @@ int node_flags_parse(int argc, char **argv, char **environment, struct node_flag
 		flags->control_socket = xmalloc(length);
 		snprintf(flags->control_socket, length, "%s/control.sock", flags->data_dir);
 	}
-	if (strcmp(flags->dataplane, "udp") != 0 && strcmp(flags->dataplane, "dpdk") != 0) {
-		snprintf(err, errlen, "invalid value \"%s\" for flag --dataplane: valid values are \"udp\" and \"dpdk\"",
-		         flags->dataplane);
+	if (check_choices(flags, err, errlen) != 0 || check_bootstrap(flags, given, err, errlen) != 0 ||
+	    check_combinations(flags, err, errlen) != 0)
 		goto fail;
-	}
-	if (strcmp(flags->dataplane_idle, "adaptive") != 0 && strcmp(flags->dataplane_idle, "poll") != 0) {
-		snprintf(err, errlen,
-		         "invalid value \"%s\" for flag --dataplane-idle: valid values are \"adaptive\" and \"poll\"",
-		         flags->dataplane_idle);
-		goto fail;
-	}
-	if (strcmp(flags->logger, "zap") != 0) {
-		snprintf(err, errlen, "invalid value \"%s\" for flag --logger: quorumd writes zap's JSON lines "
-		         "(\"zap\")", flags->logger);
-		goto fail;
-	}
-	if (strcmp(flags->log_level, "debug") && strcmp(flags->log_level, "info") && strcmp(flags->log_level, "warn") &&
-	    strcmp(flags->log_level, "error")) {
-		snprintf(err, errlen, "invalid value \"%s\" for flag --log-level: valid values are debug, info, warn "
-		         "and error", flags->log_level);
-		goto fail;
-	}
-	/* etcd's bootstrap rules (embed.Config.Validate, etcd 3.6 wording since v3 discovery is 3.6's): a
-	 * discovery flag replaces the default --initial-cluster, and only one way to bootstrap may be given. */
-	bool discovering = *flags->discovery_srv || *flags->discovery_endpoints;
-	if (discovering && !given[find_flag("initial-cluster", strlen("initial-cluster")) - flag_specs]) {
-		free(flags->initial_cluster);
-		flags->initial_cluster = xstrdup("");
-	}
-	if ((*flags->initial_cluster != '\0') + (*flags->discovery_srv != '\0') + (*flags->discovery_endpoints != '\0') > 1) {
-		snprintf(err, errlen, "multiple discovery or bootstrap flags are set. Choose one of \"initial-cluster\", "
-		         "\"discovery\", \"discovery-endpoints\" or \"discovery-srv\"");
-		goto fail;
-	}
-	if ((*flags->discovery_token != '\0') != (*flags->discovery_endpoints != '\0')) {
-		snprintf(err, errlen, "both --discovery-token and --discovery-endpoints must be set");
-		goto fail;
-	}
-	if (*flags->discovery_endpoints) {
-		const char *start = flags->discovery_endpoints;
-		for (;;) {
-			const char *comma = strchr(start, ',');
-			size_t part = comma ? (size_t)(comma - start) : strlen(start);
-			size_t blank = 0;
-			while (blank < part && isspace((unsigned char)start[blank]))
-				blank++;
-			if (blank == part) {
-				snprintf(err, errlen, "--discovery-endpoints must not contain empty endpoints");
-				goto fail;
-			}
-			if (!comma)
-				break;
-			start = comma + 1;
-		}
-	}
-	/* etcd stops on half a peer TLS configuration whatever the peer URLs' scheme (TLSInfo validation at
-	 * start). Said with the flags' names too: before peer TLS, quorumd's --peer-key-file was a frame MAC key,
-	 * so an old command line lands here and must say where that key went. */
-	if ((*flags->peer_cert_file != '\0') != (*flags->peer_key_file != '\0')) {
-		snprintf(err, errlen, "KeyFile and CertFile must both be present[key: %s, cert: %s] (--peer-key-file is "
-		         "the peer TLS private key and needs --peer-cert-file, as in etcd; quorumd's shared frame MAC key "
-		         "is --peer-frame-key-file)", flags->peer_key_file, flags->peer_cert_file);
-		goto fail;
-	}
-	if (flags->heartbeat_interval_ms == 0) {
-		snprintf(err, errlen, "--heartbeat-interval must be greater than 0");
-		goto fail;
-	}
-	/* etcd's own rule: the election timeout is at least five heartbeats, and at most 50 s. */
-	if (flags->election_timeout_ms < 5 * flags->heartbeat_interval_ms) {
-		snprintf(err, errlen, "--election-timeout[%llums] should be at least as 5 times as "
-		         "--heartbeat-interval[%llums]", (unsigned long long)flags->election_timeout_ms,
-		         (unsigned long long)flags->heartbeat_interval_ms);
-		goto fail;
-	}
-	if (flags->election_timeout_ms > 50000) {
-		snprintf(err, errlen, "--election-timeout[%llums] is too long, and should be set less than 50000ms",
-		         (unsigned long long)flags->election_timeout_ms);
-		goto fail;
-	}
 	return 0;
 fail:
 	node_flags_free(flags);
