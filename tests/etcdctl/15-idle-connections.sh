@@ -5,8 +5,11 @@
 # limit (10,000) the member closes the least recently active idle connection to make room (a held one
 # reports closed at the end); etcd 3.4.23 answers the same probes unaffected (run-against-etcd.sh).
 # The bound is 1 s per request so that a loaded CI machine under ASan does not fail it; the times are
-# printed (on a quiet machine they are a few milliseconds).
-# Usage: 15-idle-connections.sh PATH/quorumd|PATH/etcd [PATH/h2-probe]
+# printed (on a quiet machine they are a few milliseconds). Those times are mostly etcdctl's own start, so the
+# member itself is measured by one quorum-bench client on a connection of its own: 1,000 puts before the idle
+# connections come and 1,000 while they are held, p99 and max of each printed; with them held its p99 must stay
+# under the issue's 100 ms.
+# Usage: 15-idle-connections.sh PATH/quorumd|PATH/etcd [PATH/h2-probe [PATH/quorum-bench]]
 # Ports: 282x0 (client 282x9).
 source "$(dirname "$0")/lib.sh"
 
@@ -17,6 +20,13 @@ if [ -z "$PROBE" ]; then
 	done
 fi
 [ -n "$PROBE" ] && [ -x "$PROBE" ] || { echo "$0: h2-probe not found (give it as the second argument)" >&2; exit 2; }
+BENCH=${3:-${QUORUM_BENCH:-}}
+if [ -z "$BENCH" ]; then
+	for c in "$(dirname "$TARGET")/../bench/quorum-bench" "$(dirname "$0")/../../build/bench/quorum-bench"; do
+		[ -x "$c" ] && { BENCH=$c; break; }
+	done
+fi
+[ -n "$BENCH" ] && [ -x "$BENCH" ] || { echo "$0: quorum-bench not found (give it as the third argument)" >&2; exit 2; }
 command -v curl >/dev/null || { echo "$0: curl not found (Debian package curl)" >&2; exit 2; }
 IDLE=10000
 # The probe holds IDLE sockets; the members raise their own limit (quorumd to the hard limit, as Go does).
@@ -30,6 +40,13 @@ start_new_cluster infra1 infra2 infra3
 wait_ready 20 infra1 infra2 infra3
 target=infra1
 port=${CLIENT[$target]##*:}
+# measure_puts FILE: one client's 1,000 puts through the target; prints "p99 max" in ms.
+measure_puts() {
+	"$BENCH" --endpoints="${CLIENT[$target]#http://}" --clients=1 --total=1000 --progress=false --json \
+		put --key-size=16 --val-size=256 --key-space-size=100 >"$1" || fail "quorum-bench puts: $(cat "$1")"
+	"$PYTHON" -c 'import json, sys; l = json.load(open(sys.argv[1]))["latency_ms"]; print(l["p99"], l["max"])' "$1"
+}
+read -r p99_before max_before < <(measure_puts "$TMP/puts-before.json")
 
 mkfifo "$TMP/idle.in"
 "$PROBE" "$port" idle "$IDLE" 120 <"$TMP/idle.in" >"$TMP/idle.out" 2>"$TMP/idle.err" &
@@ -38,24 +55,34 @@ track_pid "$PROBE_PID"
 exec 7>"$TMP/idle.in" # the probe holds its connections until this closes
 held() { grep -q "^held $IDLE\$" "$TMP/idle.out"; }
 wait_until "$IDLE idle connections to $target" 60 held
+read -r p99_held max_held < <(measure_puts "$TMP/puts-held.json")
+log "one client's puts with $IDLE idle connections held: p99 ${p99_held} ms, max ${max_held} ms (before they came: p99 ${p99_before} ms, max ${max_before} ms)"
+awk -v p="$p99_held" 'BEGIN { exit !(p < 100) }' ||
+	fail "one client's puts with $IDLE idle connections held: p99 ${p99_held} ms (bound 100 ms)"
 
 worst_ms=0
-note() { [ "$1" -le "$worst_ms" ] || worst_ms=$1; }
+timings=""
+# note LABEL MS: one request's time, kept for the log line and the worst
+note() {
+	timings+=" $1=$2"
+	[ "$2" -le "$worst_ms" ] || worst_ms=$2
+}
 for i in $(seq 1 10); do
 	result=$(curl -sS -o /dev/null -w '%{http_code} %{time_total}' --max-time 5 "${CLIENT[$target]}/health") ||
 		fail "/health on $target with $IDLE idle connections held: curl failed ($result)"
 	code=${result%% *}
 	ms=$(awk -v t="${result##* }" 'BEGIN { printf "%d", t * 1000 }')
 	assert_eq "/health status with $IDLE idle connections held" 200 "$code"
-	note "$ms"
+	note health "$ms"
 	started=$(date +%s%N)
 	ctl_ok --endpoints="${CLIENT[$target]}" --command-timeout=5s put "busy/$i" "$i"
 	ctl_ok --endpoints="${CLIENT[$target]}" --command-timeout=5s get "busy/$i"
 	assert_eq "get busy/$i" "busy/$i
 $i" "$OUT"
-	note $((($(date +%s%N) - started) / 1000000 / 2))
+	note put+get/2 $((($(date +%s%N) - started) / 1000000 / 2))
 done
 log "with $IDLE idle HTTP/2 connections held: worst /health, put or get ${worst_ms} ms"
+log "each request, in order (ms):$timings"
 [ "$worst_ms" -lt 1000 ] || fail "a request took ${worst_ms} ms with $IDLE idle connections held (bound 1000 ms)"
 
 exec 7>&-
