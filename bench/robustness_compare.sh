@@ -8,7 +8,7 @@
 #
 # | probe | what is measured |
 # | leader loss | seconds until a put through a follower, pending on a SIGSTOPped leader, is answered |
-# | idle connections | worst /health, put or get with 10,000 idle HTTP/2 connections held on the member |
+# | idle connections | worst /health, put or get (etcdctl, its start included) with 10,000 idle HTTP/2 connections held on the member; one connected client's put p99 and max meanwhile |
 # | stuck watcher | put p99 and max while a watcher replays 100,000 revisions and stops reading |
 # | history replay | put p99 and max while four more watchers replay the history with previous values |
 # | lease storm | put p99 and max while 10,000 leases expire together |
@@ -54,7 +54,10 @@ figures() {
 	leader-loss)
 		FIGURE[$name/$kind/answered_s]=$(sed -n 's/.*with the leader .* stopped: rc [0-9]* after \([0-9]*\) s.*/\1/p' "$log" | head -n 1) ;;
 	idle)
-		FIGURE[$name/$kind/worst_ms]=$(sed -n 's/.*worst \/health, put or get \([0-9.]*\) ms.*/\1/p' "$log" | head -n 1) ;;
+		FIGURE[$name/$kind/worst_ms]=$(sed -n 's/.*worst \/health, put or get \([0-9.]*\) ms.*/\1/p' "$log" | head -n 1)
+		line=$(grep -m1 "one client's puts with .* idle connections held" "$log")
+		FIGURE[$name/$kind/held_p99]=$(sed -n 's/.*held: p99 \([0-9.]*\) ms.*/\1/p' <<<"$line")
+		FIGURE[$name/$kind/held_max]=$(sed -n 's/.*held: p99 [0-9.]* ms, max \([0-9.]*\) ms.*/\1/p' <<<"$line") ;;
 	watch)
 		line=$(grep -m1 'puts while a watcher replays the history and stops reading' "$log")
 		FIGURE[$name/$kind/stuck_p99]=$(sed -n 's/.*p99 \([0-9.]*\) ms.*/\1/p' <<<"$line")
@@ -73,6 +76,7 @@ declare -A STATUS=()
 probes=(leader-loss idle watch lease-storm)
 declare -A SCRIPT=([leader-loss]=tests/etcdctl/14-leader-loss.sh [idle]=tests/etcdctl/15-idle-connections.sh
 	[watch]=tests/etcdctl/16-watch-stall.sh [lease-storm]=tests/regressions/lease-expiry-storm.sh)
+export QUORUM_BENCH=$BUILD/bench/quorum-bench # 15-idle-connections' connected client
 declare -A TOOL=([leader-loss]=/bin/true [idle]=$BUILD/tests/etcdctl/h2-probe [watch]=$BUILD/bench/quorum-bench
 	[lease-storm]=$BUILD/tests/regress-client)
 for name in "${probes[@]}"; do
@@ -99,6 +103,8 @@ printf '| %-44s | %14s | %14s | %6s |\n' "probe" "etcd 3.4" "quorumd" "q / e"
 printf '|%s|%s|%s|%s|\n' "$(printf -- '-%.0s' {1..46})" "$(printf -- '-%.0s' {1..16})" "$(printf -- '-%.0s' {1..16})" "--------"
 row "leader loss: put answered after" leader-loss answered_s s
 row "10,000 idle connections: worst request" idle worst_ms ms
+row "10,000 idle connections: put p99" idle held_p99 ms
+row "10,000 idle connections: put max" idle held_max ms
 row "stuck watcher: put p99" watch stuck_p99 ms
 row "stuck watcher: put max" watch stuck_max ms
 row "four watchers replaying: put p99" watch replay_p99 ms
