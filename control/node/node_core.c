@@ -725,6 +725,128 @@ static void drain_readies(struct core_context *context)
 
 enum core_event { EVENT_MAIL = 1, EVENT_TIMER = 2, EVENT_WAL = 3, EVENT_TRANSPORT = 4 };
 
+/* What the core thread waits on: its mailbox, the tick timer, the WAL's completions and the transport. */
+struct core_inputs {
+	int epoll;
+	int timer;
+	int transport_fd;     /* < 0: the transport has no fd to wait on */
+	bool poll_every_turn; /* the transport is looked at every turn, not only when its fd says so */
+};
+
+static void core_inputs_open(struct node *node, struct core_wal *wal, struct core_inputs *inputs)
+{
+	inputs->epoll = epoll_create1(EPOLL_CLOEXEC);
+	inputs->timer = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+	struct itimerspec interval = {0};
+	interval.it_interval.tv_sec = (time_t)(node->flags.heartbeat_interval_ms / 1000);
+	interval.it_interval.tv_nsec = (long)(node->flags.heartbeat_interval_ms % 1000) * 1000000L;
+	interval.it_value = interval.it_interval;
+	timerfd_settime(inputs->timer, 0, &interval, NULL);
+	struct epoll_event event = {.events = EPOLLIN};
+	event.data.u32 = EVENT_MAIL;
+	epoll_ctl(inputs->epoll, EPOLL_CTL_ADD, core_mailbox_fd(&node->core_inbox), &event);
+	event.data.u32 = EVENT_TIMER;
+	epoll_ctl(inputs->epoll, EPOLL_CTL_ADD, inputs->timer, &event);
+	event.data.u32 = EVENT_WAL;
+	epoll_ctl(inputs->epoll, EPOLL_CTL_ADD, core_wal_event_fd(wal), &event);
+	inputs->transport_fd = transport_fd(node->transport);
+	if (inputs->transport_fd >= 0) {
+		event.data.u32 = EVENT_TRANSPORT;
+		epoll_ctl(inputs->epoll, EPOLL_CTL_ADD, inputs->transport_fd, &event);
+	}
+	/* A transport whose fd does not say everything (a DPDK ring rings its fd only for a receiver that said
+	 * it sleeps) is looked at every turn: that costs no system call. */
+	inputs->poll_every_turn = inputs->transport_fd < 0 || transport_needs_polling(node->transport);
+}
+
+/* One turn of the core's loop: waits for inputs unless some are waiting already, then ticks, reports WAL
+ * durability, takes peer frames and mail, proposes, and hands out what Raft made ready. False when the
+ * thread must stop now. */
+static bool core_turn(struct core_context *context, const struct core_inputs *inputs)
+{
+	struct node *node = context->node;
+	int timeout = 200;
+	int transport_due = transport_next_wakeup_ms(node->transport); /* a delayed fault-layer frame */
+	if (transport_due >= 0 && transport_due < timeout)
+		timeout = transport_due;
+	if (inputs->transport_fd < 0 && timeout > 1)
+		timeout = 1;
+	/* Sleep only when neither the mailbox nor the transport has something: both ring their fds only
+	 * while this loop said it sleeps, so a busy loop costs its senders no system call. */
+	bool mail_asleep = timeout > 0 && core_mailbox_sleep_begin(&node->core_inbox);
+	bool transport_asleep = mail_asleep && transport_sleep_begin(node->transport);
+	struct epoll_event events[8];
+	int ready_count = epoll_wait(inputs->epoll, events, 8, transport_asleep ? timeout : 0);
+	int wait_errno = errno;
+	if (transport_asleep)
+		transport_sleep_end(node->transport);
+	if (mail_asleep)
+		core_mailbox_sleep_end(&node->core_inbox);
+	if (ready_count < 0 && wait_errno != EINTR) {
+		log_write("error", "the core thread cannot wait for its inputs; stopping", "\"error\":\"%s\"",
+		          strerror(wait_errno));
+		atomic_store(&node->exit_code, 1);
+		atomic_store(&node->stopping, true);
+		return false;
+	}
+	/* Only the fds epoll named are read: every syscall costs a VM exit here, and a loop turn
+	 * under load is woken by its inputs alone. */
+	bool timer_fired = false, mail_waiting = false, wal_completed = false, frames_waiting = false;
+	for (int k = 0; k < ready_count; k++) {
+		timer_fired |= events[k].data.u32 == EVENT_TIMER;
+		mail_waiting |= events[k].data.u32 == EVENT_MAIL;
+		wal_completed |= events[k].data.u32 == EVENT_WAL;
+		frames_waiting |= events[k].data.u32 == EVENT_TRANSPORT;
+	}
+	uint64_t expirations = 0;
+	if (timer_fired && read(inputs->timer, &expirations, sizeof(expirations)) == sizeof(expirations)) {
+		for (uint64_t k = 0; k < expirations && k < 10; k++)
+			tick(context);
+	}
+	/* Durability first: the acknowledgements it releases are the cluster's commit. */
+	if (wal_completed)
+		(void)core_wal_report_durable(context->wal, true);
+	/* A bounded number of datagram batches per turn (level-triggered: the rest wakes the next turn), so
+	 * a flood of peer frames cannot starve the mail. */
+	char error[256];
+	if (frames_waiting || inputs->poll_every_turn || transport_due >= 0)
+		(void)transport_poll(node->transport, 0, deliver_peer, context, error, sizeof(error));
+	/* Read before the mail is taken: the lease changes of every entry up to here are in it. */
+	uint64_t applied_before_mail = atomic_load(&node->applied_index);
+	struct core_mail **items = NULL;
+	if (mail_waiting)
+		core_mailbox_doorbell_heard(&node->core_inbox);
+	size_t count = core_mailbox_waiting(&node->core_inbox) ? core_mailbox_take_all(&node->core_inbox, &items) : 0;
+	bool stop = false;
+	for (size_t k = 0; k < count; k++)
+		handle_mail(context, items[k], &stop);
+	core_mailbox_give_back(&node->core_inbox, items);
+	/* The mailbox was looked at after the applied index was read, every turn: whatever lease changes
+	 * the storage thread posted before it applied up to there were taken just now, so the clocks cover
+	 * it (with no mail at all too: the storage thread posts to the core only when leases change). */
+	if (context->leases.waiting_count || applied_before_mail > context->leases.covered_index) {
+		struct raft_status status;
+		raft_get_status(node->raft, &status);
+		lease_clocks_covered(&context->leases, applied_before_mail, status.role == RAFT_LEADER);
+	}
+	flush_proposals(context);
+	flush_reads(context);
+	members_after_inputs(&context->members);
+	drain_readies(context);
+	transport_flush(node->transport, error, sizeof(error));
+	if (stop)
+		return false;
+	if (context->stop_after_ready) {
+		log_write("warn", "the member has been permanently removed from the cluster",
+		         "\"member-id\":\"%" PRIx64 "\"", node->member_id);
+		log_write("warn", "the data-dir used by this member must be removed", "\"data-dir\":\"%s\"",
+		         node->flags.data_dir);
+		atomic_store(&node->exit_code, 0);
+		atomic_store(&node->stopping, true);
+	}
+	return true;
+}
+
 void *node_core_main(void *argument)
 {
 	struct node *node = argument;
@@ -739,110 +861,10 @@ void *node_core_main(void *argument)
 	                    compaction_error, sizeof(compaction_error)) != 0)
 		compaction.mode = COMPACTOR_OFF;
 	compactor_init(&context.compactor, node, &compaction);
-	int epoll = epoll_create1(EPOLL_CLOEXEC);
-	int timer = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
-	struct itimerspec interval = {0};
-	interval.it_interval.tv_sec = (time_t)(node->flags.heartbeat_interval_ms / 1000);
-	interval.it_interval.tv_nsec = (long)(node->flags.heartbeat_interval_ms % 1000) * 1000000L;
-	interval.it_value = interval.it_interval;
-	timerfd_settime(timer, 0, &interval, NULL);
-	struct epoll_event event = {.events = EPOLLIN};
-	event.data.u32 = EVENT_MAIL;
-	epoll_ctl(epoll, EPOLL_CTL_ADD, core_mailbox_fd(&node->core_inbox), &event);
-	event.data.u32 = EVENT_TIMER;
-	epoll_ctl(epoll, EPOLL_CTL_ADD, timer, &event);
-	event.data.u32 = EVENT_WAL;
-	epoll_ctl(epoll, EPOLL_CTL_ADD, core_wal_event_fd(context.wal), &event);
-	int transport_wait_fd = transport_fd(node->transport);
-	if (transport_wait_fd >= 0) {
-		event.data.u32 = EVENT_TRANSPORT;
-		epoll_ctl(epoll, EPOLL_CTL_ADD, transport_wait_fd, &event);
-	}
-
-	/* A transport whose fd does not say everything (a DPDK ring rings its fd only for a receiver that said
-	 * it sleeps) is looked at every turn: that costs no system call. */
-	bool poll_every_turn = transport_wait_fd < 0 || transport_needs_polling(node->transport);
-	while (!atomic_load(&node->stopping)) {
-		int timeout = 200;
-		int transport_due = transport_next_wakeup_ms(node->transport); /* a delayed fault-layer frame */
-		if (transport_due >= 0 && transport_due < timeout)
-			timeout = transport_due;
-		if (transport_wait_fd < 0 && timeout > 1)
-			timeout = 1;
-		/* Sleep only when neither the mailbox nor the transport has something: both ring their fds only
-		 * while this loop said it sleeps, so a busy loop costs its senders no system call. */
-		bool mail_asleep = timeout > 0 && core_mailbox_sleep_begin(&node->core_inbox);
-		bool transport_asleep = mail_asleep && transport_sleep_begin(node->transport);
-		struct epoll_event events[8];
-		int ready_count = epoll_wait(epoll, events, 8, transport_asleep ? timeout : 0);
-		int wait_errno = errno;
-		if (transport_asleep)
-			transport_sleep_end(node->transport);
-		if (mail_asleep)
-			core_mailbox_sleep_end(&node->core_inbox);
-		if (ready_count < 0 && wait_errno != EINTR) {
-			log_write("error", "the core thread cannot wait for its inputs; stopping", "\"error\":\"%s\"",
-			          strerror(wait_errno));
-			atomic_store(&node->exit_code, 1);
-			atomic_store(&node->stopping, true);
-			break;
-		}
-		/* Only the fds epoll named are read: every syscall costs a VM exit here, and a loop turn
-		 * under load is woken by its inputs alone. */
-		bool timer_fired = false, mail_waiting = false, wal_completed = false, frames_waiting = false;
-		for (int k = 0; k < ready_count; k++) {
-			timer_fired |= events[k].data.u32 == EVENT_TIMER;
-			mail_waiting |= events[k].data.u32 == EVENT_MAIL;
-			wal_completed |= events[k].data.u32 == EVENT_WAL;
-			frames_waiting |= events[k].data.u32 == EVENT_TRANSPORT;
-		}
-		uint64_t expirations = 0;
-		if (timer_fired && read(timer, &expirations, sizeof(expirations)) == sizeof(expirations)) {
-			for (uint64_t k = 0; k < expirations && k < 10; k++)
-				tick(&context);
-		}
-		/* Durability first: the acknowledgements it releases are the cluster's commit. */
-		if (wal_completed)
-			(void)core_wal_report_durable(context.wal, true);
-		/* A bounded number of datagram batches per turn (level-triggered: the rest wakes the next turn), so
-		 * a flood of peer frames cannot starve the mail. */
-		char error[256];
-		if (frames_waiting || poll_every_turn || transport_due >= 0)
-			(void)transport_poll(node->transport, 0, deliver_peer, &context, error, sizeof(error));
-		/* Read before the mail is taken: the lease changes of every entry up to here are in it. */
-		uint64_t applied_before_mail = atomic_load(&node->applied_index);
-		struct core_mail **items = NULL;
-		if (mail_waiting)
-			core_mailbox_doorbell_heard(&node->core_inbox);
-		size_t count = core_mailbox_waiting(&node->core_inbox) ? core_mailbox_take_all(&node->core_inbox, &items) : 0;
-		bool stop = false;
-		for (size_t k = 0; k < count; k++)
-			handle_mail(&context, items[k], &stop);
-		core_mailbox_give_back(&node->core_inbox, items);
-		/* The mailbox was looked at after the applied index was read, every turn: whatever lease changes
-		 * the storage thread posted before it applied up to there were taken just now, so the clocks cover
-		 * it (with no mail at all too: the storage thread posts to the core only when leases change). */
-		if (context.leases.waiting_count || applied_before_mail > context.leases.covered_index) {
-			struct raft_status status;
-			raft_get_status(node->raft, &status);
-			lease_clocks_covered(&context.leases, applied_before_mail, status.role == RAFT_LEADER);
-		}
-		flush_proposals(&context);
-		flush_reads(&context);
-		members_after_inputs(&context.members);
-		drain_readies(&context);
-		transport_flush(node->transport, error, sizeof(error));
-		if (stop)
-			break;
-		if (context.stop_after_ready) {
-			log_write("warn", "the member has been permanently removed from the cluster",
-			         "\"member-id\":\"%" PRIx64 "\"", node->member_id);
-			log_write("warn", "the data-dir used by this member must be removed", "\"data-dir\":\"%s\"",
-			         node->flags.data_dir);
-			atomic_store(&node->exit_code, 0);
-			atomic_store(&node->stopping, true);
-		}
-	}
+	struct core_inputs inputs;
+	core_inputs_open(node, context.wal, &inputs);
+	while (!atomic_load(&node->stopping) && core_turn(&context, &inputs))
+		;
 	for (size_t k = 0; k < context.proposals_count; k++)
 		node_request_free(context.proposals[k].request);
 	free(context.proposals);
@@ -852,7 +874,7 @@ void *node_core_main(void *argument)
 	members_context_free(&context.members);
 	lease_clocks_free(&context.leases);
 	core_wal_free(context.wal);
-	close(timer);
-	close(epoll);
+	close(inputs.timer);
+	close(inputs.epoll);
 	return NULL;
 }
