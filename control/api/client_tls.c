@@ -93,6 +93,94 @@ static void log_starting_with_tls(const struct client_tls *tls, const char *ciph
 		log_json_escape(info, escaped, sizeof escaped), suites);
 }
 
+/* --auto-tls: etcd's ClientSelfCert, a certificate for the hosts of every listen client URL, in
+ * DATA_DIR/fixtures/client. It replaces the whole TLS configuration, so --trusted-ca-file and
+ * --client-cert-auth no longer apply (etcd logs "client-cert-auth = false" then too). */
+static int use_self_signed(struct client_tls *tls, const struct node_flags *flags, char *const *urls, size_t url_count,
+	char *err, size_t errlen)
+{
+	size_t directory_size = strlen(flags->data_dir) + sizeof "/fixtures/client";
+	char *directory = xmalloc(directory_size);
+	snprintf(directory, directory_size, "%s/fixtures/client", flags->data_dir);
+	char **hosts = xcalloc(url_count + 1, sizeof *hosts);
+	for (size_t k = 0; k < url_count; k++) {
+		hosts[k] = xmalloc(256);
+		host_port_of(urls[k], hosts[k], 256);
+	}
+	bool created = false;
+	int made = grpc_tls_self_signed(directory, (const char *const *)hosts, url_count, &created, err, errlen);
+	for (size_t k = 0; k < url_count; k++)
+		free(hosts[k]);
+	free(hosts);
+	if (made != 0) {
+		free(directory);
+		return -1;
+	}
+	free(tls->cert_file);
+	free(tls->key_file);
+	free(tls->trusted_ca_file);
+	size_t path_size = directory_size + sizeof "/cert.pem";
+	tls->cert_file = xmalloc(path_size);
+	tls->key_file = xmalloc(path_size);
+	snprintf(tls->cert_file, path_size, "%s/cert.pem", directory);
+	snprintf(tls->key_file, path_size, "%s/key.pem", directory);
+	tls->trusted_ca_file = xstrdup("");
+	tls->client_cert_auth = false;
+	/* etcd's self-signed TLSInfo has no CRL and no allowed hostname either. */
+	free(tls->crl_file);
+	free(tls->allowed_hostname);
+	tls->crl_file = xstrdup("");
+	tls->allowed_hostname = xstrdup("");
+	free(directory);
+	if (created) {
+		char escaped[4096];
+		log_write("info", "created cert file", "\"path\":\"%s\"",
+			log_json_escape(tls->cert_file, escaped, sizeof escaped));
+		log_write("info", "created key file", "\"path\":\"%s\"",
+			log_json_escape(tls->key_file, escaped, sizeof escaped));
+	}
+	return 0;
+}
+
+/* Every https:// client or metrics URL needs a certificate; an http:// one with TLS flags given is served in
+ * the clear with etcd's warnings. Says whether any URL, and any client URL, is https. */
+static int check_https_urls(const struct client_tls *tls, bool certificate_given, char *const *urls, size_t url_count,
+	char *const *metrics_urls, size_t metrics_url_count, bool *any_https, bool *any_https_client, char *err, size_t errlen)
+{
+	*any_https = *any_https_client = false;
+	for (size_t k = 0; k < url_count; k++) {
+		char escaped[1024];
+		log_json_escape(urls[k], escaped, sizeof escaped);
+		if (!is_https(urls[k])) {
+			if (certificate_given)
+				log_write("warn", "scheme is HTTP while key and cert files are present; ignoring key and cert files",
+					"\"client-url\":\"%s\"", escaped);
+			if (tls->client_cert_auth)
+				log_write("warn", "scheme is HTTP while --client-cert-auth is enabled; ignoring client cert auth for "
+					"this URL", "\"client-url\":\"%s\"", escaped);
+			continue;
+		}
+		if (!certificate_given) {
+			snprintf(err, errlen, "TLS key/cert (--cert-file, --key-file) must be provided for client url %s with "
+				"HTTPS scheme", urls[k]);
+			return -1;
+		}
+		*any_https = *any_https_client = true;
+	}
+	for (size_t k = 0; k < metrics_url_count; k++) {
+		if (!is_https(metrics_urls[k]))
+			continue;
+		if (!certificate_given) {
+			char host_port[256];
+			host_port_of(metrics_urls[k], host_port, sizeof host_port);
+			snprintf(err, errlen, "cannot listen on TLS for %s: KeyFile and CertFile are not presented", host_port);
+			return -1;
+		}
+		*any_https = true;
+	}
+	return 0;
+}
+
 int client_tls_prepare(struct client_tls *tls, const struct node_flags *flags, char *const *urls, size_t url_count,
 	char *const *metrics_urls, size_t metrics_url_count, char *err, size_t errlen)
 {
@@ -110,85 +198,18 @@ int client_tls_prepare(struct client_tls *tls, const struct node_flags *flags, c
 	if (flags->auto_tls && certificate_given) {
 		log_write("warn", "ignoring client auto TLS since certs given", NULL);
 	} else if (flags->auto_tls) {
-		/* etcd's ClientSelfCert: a certificate for the hosts of every listen client URL, in
-		 * DATA_DIR/fixtures/client. It replaces the whole TLS configuration, so --trusted-ca-file and
-		 * --client-cert-auth no longer apply (etcd logs "client-cert-auth = false" then too). */
-		size_t directory_size = strlen(flags->data_dir) + sizeof "/fixtures/client";
-		char *directory = xmalloc(directory_size);
-		snprintf(directory, directory_size, "%s/fixtures/client", flags->data_dir);
-		char **hosts = xcalloc(url_count + 1, sizeof *hosts);
-		for (size_t k = 0; k < url_count; k++) {
-			hosts[k] = xmalloc(256);
-			host_port_of(urls[k], hosts[k], 256);
-		}
-		bool created = false;
-		int made = grpc_tls_self_signed(directory, (const char *const *)hosts, url_count, &created, err, errlen);
-		for (size_t k = 0; k < url_count; k++)
-			free(hosts[k]);
-		free(hosts);
-		if (made != 0) {
-			free(directory);
+		if (use_self_signed(tls, flags, urls, url_count, err, errlen) != 0) {
 			client_tls_release(tls);
 			return -1;
-		}
-		free(tls->cert_file);
-		free(tls->key_file);
-		free(tls->trusted_ca_file);
-		size_t path_size = directory_size + sizeof "/cert.pem";
-		tls->cert_file = xmalloc(path_size);
-		tls->key_file = xmalloc(path_size);
-		snprintf(tls->cert_file, path_size, "%s/cert.pem", directory);
-		snprintf(tls->key_file, path_size, "%s/key.pem", directory);
-		tls->trusted_ca_file = xstrdup("");
-		tls->client_cert_auth = false;
-		/* etcd's self-signed TLSInfo has no CRL and no allowed hostname either. */
-		free(tls->crl_file);
-		free(tls->allowed_hostname);
-		tls->crl_file = xstrdup("");
-		tls->allowed_hostname = xstrdup("");
-		free(directory);
-		if (created) {
-			char escaped[4096];
-			log_write("info", "created cert file", "\"path\":\"%s\"",
-				log_json_escape(tls->cert_file, escaped, sizeof escaped));
-			log_write("info", "created key file", "\"path\":\"%s\"",
-				log_json_escape(tls->key_file, escaped, sizeof escaped));
 		}
 		certificate_given = true;
 	}
 
-	bool any_https = false, any_https_client = false;
-	for (size_t k = 0; k < url_count; k++) {
-		char escaped[1024];
-		log_json_escape(urls[k], escaped, sizeof escaped);
-		if (!is_https(urls[k])) {
-			if (certificate_given)
-				log_write("warn", "scheme is HTTP while key and cert files are present; ignoring key and cert files",
-					"\"client-url\":\"%s\"", escaped);
-			if (tls->client_cert_auth)
-				log_write("warn", "scheme is HTTP while --client-cert-auth is enabled; ignoring client cert auth for "
-					"this URL", "\"client-url\":\"%s\"", escaped);
-			continue;
-		}
-		if (!certificate_given) {
-			snprintf(err, errlen, "TLS key/cert (--cert-file, --key-file) must be provided for client url %s with "
-				"HTTPS scheme", urls[k]);
-			client_tls_release(tls);
-			return -1;
-		}
-		any_https = any_https_client = true;
-	}
-	for (size_t k = 0; k < metrics_url_count; k++) {
-		if (!is_https(metrics_urls[k]))
-			continue;
-		if (!certificate_given) {
-			char host_port[256];
-			host_port_of(metrics_urls[k], host_port, sizeof host_port);
-			snprintf(err, errlen, "cannot listen on TLS for %s: KeyFile and CertFile are not presented", host_port);
-			client_tls_release(tls);
-			return -1;
-		}
-		any_https = true;
+	bool any_https, any_https_client;
+	if (check_https_urls(tls, certificate_given, urls, url_count, metrics_urls, metrics_url_count, &any_https,
+		&any_https_client, err, errlen) != 0) {
+		client_tls_release(tls);
+		return -1;
 	}
 	if (!any_https) {
 		/* etcd says so whenever certificates are given, even when no URL uses them. */
