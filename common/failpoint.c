@@ -26,7 +26,9 @@ const char *const failpoint_names[] = {
     "raftBeforeSaveSnap",       /* a snapshot about to be written */
     "raftAfterSaveSnap",        /* the snapshot and its WAL marker written, the log not yet compacted */
     "raftAfterWALRelease",      /* WAL segments before a snapshot just deleted */
-    "raftBeforeApplySnap",      /* a snapshot from the leader about to replace the state */
+    "raftBeforeApplySnap",      /* a snapshot from the leader received, its WAL marker not yet written */
+    "applyBeforeOpenSnapshot",  /* its WAL marker durable, the state not yet replaced (etcd: the snapshot
+                                 * persisted, its backend not yet opened) */
     "raftAfterApplySnap",       /* the state replaced, the WAL not yet told */
     "defragBeforeCopy",         /* a defragmentation about to rewrite the state (etcd: before the copy) */
     "defragBeforeRename",       /* the state rewritten, the defragmentation not yet answered (etcd: the copy

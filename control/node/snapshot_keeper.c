@@ -261,6 +261,7 @@ int snapshot_keeper_install(struct snapshot_keeper *keeper, const struct storage
 	}
 	/* The core made the marker durable, with the log after it cut: from here a restart installs the
 	 * snapshot itself if the state below is not replaced yet. */
+	FAILPOINT("applyBeforeOpenSnapshot");
 	char db[4200], state_error[512];
 	snap_store_db_path(node->snapshots, &info, db, sizeof(db));
 	if (state_restore_from_directory(node->state, db, node->member_id, state_error, sizeof(state_error)) != STATE_OK) {

@@ -4,8 +4,9 @@
 # follower's incoming peer frames delayed 5 ms), so a 1-2 MB snapshot takes many seconds.
 # (1) The receiving follower is SIGKILLed once its sink has completed a file; restarted, it resumes the same
 #     snapshot from where its sink stands ("resumed-at-byte" > 0) instead of from the start, and catches up.
-# (2) The sending leader is SIGKILLed mid-transfer; the new leader sends its own snapshot and the follower
-#     catches up from it. The old leader restarted, all three agree on `etcdctl endpoint hashkv`.
+# (2) The sending leader is SIGKILLed mid-transfer, just after it acknowledged a put; the new leader sends its
+#     own snapshot and the follower catches up from it, with that put. The old leader restarted, all three
+#     agree on `etcdctl endpoint hashkv`.
 # Ports: 475x0.
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/snapshot_helpers.sh"
@@ -63,11 +64,18 @@ start "$follower" delay=5
 wait_until "$follower receives a snapshot" 30 receiving
 wait_until "$follower's sink completed a file" 60 sink_has_a_file
 old_leader=$(leader_among "${others[@]}") || fail "no leader among ${others[*]}"
+# A write the sender acknowledged while it was sending: the kill must not lose it.
+put_get "$old_leader" during/sending 1
+log_has "$follower" '"msg":"applied snapshot"' && fail "the transfer finished before the sender could be killed"
 kill9 "$old_leader"
 survivors=()
 for n in "${all[@]}"; do [ "$n" = "$old_leader" ] || survivors+=("$n"); done
 wait_until "$follower caught up from the new leader" 120 converged_and_equal "${survivors[@]}"
 log_has "$follower" '"msg":"applied snapshot"' || fail "$follower caught up without installing a snapshot"
+for n in "${survivors[@]}"; do
+	ctl_ok "$n" get during/sending --consistency=s
+	assert_eq "during/sending on $n after the sender's kill" $'during/sending\n1' "$OUT"
+done
 start "$old_leader"
 wait_until "all three converged" 60 converged_and_equal "${all[@]}"
 put_get "$follower" after/interruptions 1

@@ -9,9 +9,10 @@
 # member's `endpoint status` lists the alarm in ERRORS and /health says false; reads, deletes, a txn without a
 # put and a lease revoke work, while a lease grant and a txn with a put are refused. s3 restarted catches up
 # (quorumd: by snapshot, --snapshot-count 5) and reports the alarm; s2 restarted still has it. Then the
-# recovery: the revision from `endpoint status -w json`, `compaction`, `defrag` of the three (each member's
-# DB SIZE drops below a quarter of the quota), a put through s2 still refused (the alarm, not the size, now
-# refuses it), `alarm disarm` prints the alarm, `alarm list` is empty, `put newkey 123` prints OK.
+# recovery, with the guide's commands: the revision from `endpoint status -w json`, `compact`, `defrag` of the
+# three (each member's DB SIZE drops below a quarter of the quota), a put through s2 still refused (the alarm,
+# not the size, now refuses it), `alarm disarm` prints the alarm, `alarm list` is empty, `put newkey 123`
+# prints OK.
 # Ports: 480x0.
 source "$(dirname "$0")/lib.sh"
 command -v etcdctl >/dev/null || fail "etcdctl (Debian's etcd-client) is needed"
@@ -135,8 +136,9 @@ assert_eq "alarm list through s2 after its restart" "$listed" "$(sort <<<"$OUT")
 # etcd's recovery sequence.
 rev=$(status_json s1 | grep -Eo '"revision":[0-9]*' | grep -Eo '[0-9].*')
 [ -n "$rev" ] || fail "no revision in endpoint status"
-ectl s1 compaction "$rev"
-assert_eq "compaction" "compacted revision $rev" "$OUT"
+# `compact`, as the guide spells it (etcdctl's prefix for `compaction`).
+ectl s1 compact "$rev"
+assert_eq "compact" "compacted revision $rev" "$OUT"
 declare -A before=()
 for n in "${all[@]}"; do before[$n]=$(db_size "$n"); done
 run_captured etcdctl --endpoints="$(endpoints "${all[@]}")" --command-timeout=30s defrag

@@ -2,8 +2,9 @@
 # quorumd's failpoints (common/failpoint.h, armed through QUORUMD_FAILPOINTS; etcd's own names): a member is
 # crashed (SIGKILL from inside, as a power cut leaves the process) at every point in turn — writing and
 # syncing the WAL, sending as leader and as follower, committing applied entries to RocksDB and doing so
-# with a compaction, saving a snapshot, releasing WAL segments, installing the leader's snapshot, before and
-# after defragmenting the state — while
+# with a compaction, saving a snapshot, releasing WAL segments, installing the leader's snapshot (before its
+# WAL marker, between the marker and the state's swap, after the swap), before and after defragmenting the
+# state — while
 # eight writers and a compactor run through all three members; once it has died there it is restarted
 # unarmed. Then the leader stalls 2 s before a WAL write. At the end every acknowledged put is on every
 # member with its value and revision, and `endpoint hashkv` gives one hash at one revision on all three.
@@ -83,12 +84,19 @@ crash_at raftBeforeSaveSnap crash m1
 crash_at raftAfterSaveSnap crash m2
 crash_at raftAfterWALRelease crash m3
 crash_at raftBeforeFollowerSend 20*crash "$(follower)"
-# The leader's snapshot reaches a member that missed more than the 20 entries kept behind it.
-for point in raftBeforeApplySnap raftAfterApplySnap; do
+# The leader's snapshot reaches a member that missed more than the 20 entries kept behind it: it dies once the
+# snapshot is received (before its WAL marker), between the durable marker and the state's swap, and once the
+# state is swapped.
+restored_count() { grep -c '"msg":"restored the state from the snapshot the WAL continues from' "$TMP/$1.log" || true; }
+for point in raftBeforeApplySnap applyBeforeOpenSnapshot raftAfterApplySnap; do
 	victim=$(follower)
 	stop_member "$victim"
 	wait_until "300 more puts while $victim is down" 60 acked_at_least $(($(acked_count) + 300))
+	restored=$(restored_count "$victim")
 	crash_at "$point" crash "$victim"
+	# Killed with the marker durable and the old state below it, the restart installs the snapshot first.
+	[ "$point" != applyBeforeOpenSnapshot ] || [ "$(restored_count "$victim")" -gt "$restored" ] ||
+		fail "$victim restarted after $point without installing the snapshot its WAL continues from"
 done
 # etcd's defragmentation points: the member defragments its state (etcdctl defrag through it) under the load and
 # the compactor, and dies before the rewrite starts or once it is done; the crash's failure of the call is expected.
