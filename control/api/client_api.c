@@ -1026,6 +1026,81 @@ static void free_urls(char **urls, size_t count)
 	free(urls);
 }
 
+/* Every gRPC method the client URLs serve: the unary ones, the streams', the Auth service's. */
+static struct grpc_method *every_method(size_t *count)
+{
+	size_t unary_count = sizeof(unary_methods) / sizeof(unary_methods[0]);
+	*count = unary_count + client_stream_method_count + client_auth_method_count;
+	struct grpc_method *methods = xcalloc(*count, sizeof(struct grpc_method));
+	memcpy(methods, unary_methods, sizeof(unary_methods));
+	memcpy(methods + unary_count, client_stream_methods, client_stream_method_count * sizeof(struct grpc_method));
+	memcpy(methods + unary_count + client_stream_method_count, client_auth_methods,
+	       client_auth_method_count * sizeof(struct grpc_method));
+	return methods;
+}
+
+/* Client thread k's mailbox and its server on the client URLs (all threads share the port through
+ * SO_REUSEPORT); the first thread also serves the metrics URLs. The thread is not started yet. */
+static int open_client_thread(struct client_api *api, size_t k, struct grpc_method *methods, size_t method_count,
+                              uint64_t counter, char **urls, size_t url_count, char **metrics_urls,
+                              size_t metrics_url_count, char *err, size_t errlen)
+{
+	struct node *node = api->node;
+	struct client_thread *thread = &api->threads[k];
+	thread->node = node;
+	thread->channel = (unsigned)k + 1;
+	thread->next_counter = counter;
+	thread->methods = methods;
+	thread->method_counters = api->method_counters;
+	thread->method_count = method_count;
+	if (reply_mailbox_init(&thread->inbox) != 0) {
+		snprintf(err, errlen, "cannot create a client thread's mailbox");
+		return -1;
+	}
+	/* The thread loops anyway: the storage thread rings only while it sleeps (mailbox.h). */
+	reply_mailbox_owner_polls(&thread->inbox);
+	struct grpc_server_config config = {
+	    .listen_urls = (const char *const *)urls,
+	    .listen_url_count = url_count,
+	    .reuse_port = true,
+	    .methods = methods,
+	    .method_count = method_count,
+	    .method_counters = api->method_counters,
+	    .context = thread,
+	    .max_message_bytes = node->flags.max_request_bytes + GRPC_OVERHEAD_BYTES,
+	    .max_concurrent_streams = node->flags.max_concurrent_streams > UINT32_MAX
+	                                  ? UINT32_MAX
+	                                  : (uint32_t)node->flags.max_concurrent_streams,
+	    .http_get = client_http_get,
+	    .on_deadline = client_auth_on_deadline,
+	    .tls = api->tls.context,
+	    .gateway_routes = client_gateway_routes,
+	    .gateway_route_count = client_gateway_route_count,
+	    .gateway_prefixes = client_gateway_prefixes,
+	    .gateway_prefix_count = client_gateway_prefix_count,
+	};
+	thread->server = grpc_server_open(&config, err, errlen);
+	if (!thread->server) {
+		return -1;
+	}
+	if (k == 0 && metrics_url_count) {
+		struct grpc_server_config metrics = config;
+		metrics.listen_urls = (const char *const *)metrics_urls;
+		metrics.listen_url_count = metrics_url_count;
+		metrics.method_count = 0;
+		metrics.gateway_route_count = 0;
+		metrics.gateway_prefix_count = 0;
+		metrics.method_counters = NULL;
+		metrics.tls_check_client_address = true;
+		thread->metrics_server = grpc_server_open(&metrics, err, errlen);
+		if (!thread->metrics_server) {
+			return -1;
+		}
+	}
+	node->reply_channels[thread->channel] = &thread->inbox;
+	return 0;
+}
+
 struct client_api *client_api_start(struct node *node, char *err, size_t errlen)
 {
 	uint64_t thread_count = node->flags.client_threads;
@@ -1047,13 +1122,8 @@ struct client_api *client_api_start(struct node *node, char *err, size_t errlen)
 	api->threads = xcalloc(thread_count, sizeof(struct client_thread));
 	api->thread_count = thread_count;
 
-	size_t unary_count = sizeof(unary_methods) / sizeof(unary_methods[0]);
-	size_t method_count = unary_count + client_stream_method_count + client_auth_method_count;
-	struct grpc_method *methods = xcalloc(method_count, sizeof(struct grpc_method));
-	memcpy(methods, unary_methods, sizeof(unary_methods));
-	memcpy(methods + unary_count, client_stream_methods, client_stream_method_count * sizeof(struct grpc_method));
-	memcpy(methods + unary_count + client_stream_method_count, client_auth_methods,
-	       client_auth_method_count * sizeof(struct grpc_method));
+	size_t method_count;
+	struct grpc_method *methods = every_method(&method_count);
 	api->method_counters = xcalloc(method_count, sizeof(struct grpc_method_counters));
 
 	char **urls, **metrics_urls;
@@ -1073,63 +1143,10 @@ struct client_api *client_api_start(struct node *node, char *err, size_t errlen)
 	if (!probe_server)
 		failed = 1;
 	grpc_server_close(probe_server);
-	for (size_t k = 0; k < thread_count && !failed; k++) {
-		struct client_thread *thread = &api->threads[k];
-		thread->node = node;
-		thread->channel = (unsigned)k + 1;
-		thread->next_counter = counter;
-		thread->methods = methods;
-		thread->method_counters = api->method_counters;
-		thread->method_count = method_count;
-		if (reply_mailbox_init(&thread->inbox) != 0) {
-			snprintf(err, errlen, "cannot create a client thread's mailbox");
+	for (size_t k = 0; k < thread_count && !failed; k++)
+		if (open_client_thread(api, k, methods, method_count, counter, urls, url_count, metrics_urls, metrics_url_count,
+		                       err, errlen) != 0)
 			failed = 1;
-			break;
-		}
-		/* The thread loops anyway: the storage thread rings only while it sleeps (mailbox.h). */
-		reply_mailbox_owner_polls(&thread->inbox);
-		struct grpc_server_config config = {
-		    .listen_urls = (const char *const *)urls,
-		    .listen_url_count = url_count,
-		    .reuse_port = true,
-		    .methods = methods,
-		    .method_count = method_count,
-		    .method_counters = api->method_counters,
-		    .context = thread,
-		    .max_message_bytes = node->flags.max_request_bytes + GRPC_OVERHEAD_BYTES,
-		    .max_concurrent_streams = node->flags.max_concurrent_streams > UINT32_MAX
-		                                  ? UINT32_MAX
-		                                  : (uint32_t)node->flags.max_concurrent_streams,
-		    .http_get = client_http_get,
-		    .on_deadline = client_auth_on_deadline,
-		    .tls = api->tls.context,
-		    .gateway_routes = client_gateway_routes,
-		    .gateway_route_count = client_gateway_route_count,
-		    .gateway_prefixes = client_gateway_prefixes,
-		    .gateway_prefix_count = client_gateway_prefix_count,
-		};
-		thread->server = grpc_server_open(&config, err, errlen);
-		if (!thread->server) {
-			failed = 1;
-			break;
-		}
-		if (k == 0 && metrics_url_count) {
-			struct grpc_server_config metrics = config;
-			metrics.listen_urls = (const char *const *)metrics_urls;
-			metrics.listen_url_count = metrics_url_count;
-			metrics.method_count = 0;
-			metrics.gateway_route_count = 0;
-			metrics.gateway_prefix_count = 0;
-			metrics.method_counters = NULL;
-			metrics.tls_check_client_address = true;
-			thread->metrics_server = grpc_server_open(&metrics, err, errlen);
-			if (!thread->metrics_server) {
-				failed = 1;
-				break;
-			}
-		}
-		node->reply_channels[thread->channel] = &thread->inbox;
-	}
 	if (!failed) {
 		client_tls_log_serving(urls, url_count);
 		for (size_t k = 0; k < metrics_url_count; k++) {
