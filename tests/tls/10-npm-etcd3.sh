@@ -2,9 +2,11 @@
 # tests/tls/10-npm-etcd3.sh: npm's etcd3 client (1.1.2, on @grpc/grpc-js) over TLS against a one-member cluster
 # with --client-cert-auth and --client-crl-file: put, get, txn, watch, a lease and member list with the trusted
 # certificate; no client certificate, a revoked one and trusting another CA refused (npm-client/client.js). The
-# package is installed once with npm into BUILD/npm-etcd3 (BUILD: quorumd's build dir, or NPM_ETCD3_DIR) and
-# reused offline; without node and npm, or with the package absent and the registry unreachable (a test network
-# namespace has no route out), the test is skipped (exit 77). Pinned against etcd 3.4.23. Ports 27740-27749.
+# package is in BUILD/npm-etcd3 (BUILD: quorumd's build dir; build/ against etcd; or NPM_ETCD3_DIR), put there
+# ahead by scripts/test.sh's set-up (quorumd_install_npm_etcd3 in scripts/deps.sh) since the tests run in network
+# namespaces with no route out; when it is not there the test installs it itself if the registry answers. Only
+# without node and npm, or with the package absent and the registry unreachable, is the test skipped (exit 77).
+# Pinned against etcd 3.4.23. Ports 27740-27749.
 source "$(dirname "$(realpath "$0")")/lib.sh"
 
 if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
@@ -17,10 +19,11 @@ else
 	default_dir=$TLS_DIR/../../build/npm-etcd3
 fi
 NPM_DIR=${NPM_ETCD3_DIR:-$default_dir}
-if [ ! -f "$NPM_DIR/node_modules/etcd3/package.json" ]; then
+if ! grep -qs '"version": *"1.1.2"' "$NPM_DIR/node_modules/etcd3/package.json"; then
 	mkdir -p "$NPM_DIR"
 	if ! timeout 30 npm ping --cache "$NPM_DIR/.npm-cache" --fetch-retries=0 --fetch-timeout=10000 >/dev/null 2>&1; then
-		log "skipped: etcd3 is not installed in $NPM_DIR and the npm registry is unreachable"
+		log "skipped: etcd3 1.1.2 is not installed in $NPM_DIR and the npm registry is unreachable" \
+			"(install it where the registry answers: . scripts/deps.sh; quorumd_install_npm_etcd3 $(dirname "$NPM_DIR"))"
 		exit 77
 	fi
 	timeout 180 npm install --prefix "$NPM_DIR" --cache "$NPM_DIR/.npm-cache" --no-audit --no-fund --no-save \
