@@ -1,10 +1,13 @@
 /* control/api/client_streams.c: etcd's streaming RPCs — Watch and LeaseKeepAlive (bidirectional) and
  * Maintenance.Snapshot (server stream).
  *
- * Watch: this thread answers create and cancel at once (etcd's created / canceled responses, watch IDs
- * numbered per stream from 0), and the storage thread sends the events (node_storage_client.c) on the
- * same call through this thread's mailbox. A watch from "now" is pinned here to the revision the
- * created response shows, so an event committed between the two can never fall in a gap.
+ * Watch: this thread answers create and cancel at once (etcd's created / canceled responses), and the
+ * storage thread sends the events (node_storage_client.c) on the same call through this thread's mailbox.
+ * The watch IDs in use on a stream are known here, as etcd's watch stream knows them: a client may choose
+ * one (refused while in use), automatic ones count from 0 stepping over those in use, and a cancel is
+ * answered only for an ID in use (one cancelled by compaction stays in use until the client cancels it).
+ * A watch from "now" is pinned here to the revision the created response shows, so an event committed
+ * between the two can never fall in a gap.
  * Snapshot: the storage thread takes the checkpoint; this thread streams it at the client's pace,
  * never holding more than SNAPSHOT_BUFFERED_BYTES unsent. Like etcd's, the stream ends with the SHA-256
  * of everything before it, placed so that the file's size is 32 past a multiple of 512 (etcdctl
@@ -23,6 +26,8 @@ enum { SNAPSHOT_CHUNK_BYTES = 64 * 1024, SNAPSHOT_BUFFERED_BYTES = 1024 * 1024 }
 
 struct watch_stream {
 	int64_t next_watch_id;
+	int64_t *watch_ids; /* in use on the stream, ascending */
+	size_t watch_id_count, watch_id_capacity;
 	struct watch_backlog *backlog; /* this stream's unsent bytes, for its watchers on the storage thread */
 };
 
@@ -52,14 +57,70 @@ static void send_watch_response(struct client_thread *thread, struct grpc_call *
 }
 
 static void post_watch(struct client_thread *thread, struct grpc_call *call, enum node_request_kind kind,
-                       int64_t watch_id, uint8_t *payload, size_t payload_length)
+                       int64_t watch_id)
 {
 	struct node_request *request = client_new_request(thread, kind);
 	request->call_id = grpc_call_id(call);
 	request->watch_id = watch_id;
-	request->payload = payload;
-	request->payload_length = payload_length;
 	client_post_to_storage(thread, request);
+}
+
+static void cancel_every_watch(struct client_thread *thread, struct grpc_call *call)
+{
+	struct node_request *request = client_new_request(thread, REQUEST_WATCH_CANCEL);
+	request->call_id = grpc_call_id(call);
+	request->every_watch_of_call = true;
+	client_post_to_storage(thread, request);
+}
+
+/* Where watch_id is, or would go, in the stream's ascending IDs (a stream may hold many watches). */
+static size_t watch_id_position(const struct watch_stream *stream, int64_t watch_id, bool *found)
+{
+	size_t low = 0, high = stream->watch_id_count;
+	while (low < high) {
+		size_t middle = low + (high - low) / 2;
+		if (stream->watch_ids[middle] < watch_id)
+			low = middle + 1;
+		else
+			high = middle;
+	}
+	*found = low < stream->watch_id_count && stream->watch_ids[low] == watch_id;
+	return low;
+}
+
+static bool watch_id_in_use(const struct watch_stream *stream, int64_t watch_id)
+{
+	bool found;
+	watch_id_position(stream, watch_id, &found);
+	return found;
+}
+
+static void watch_id_take(struct watch_stream *stream, int64_t watch_id)
+{
+	bool found;
+	size_t position = watch_id_position(stream, watch_id, &found);
+	if (found)
+		return;
+	if (stream->watch_id_count == stream->watch_id_capacity) {
+		stream->watch_id_capacity = stream->watch_id_capacity ? 2 * stream->watch_id_capacity : 8;
+		stream->watch_ids = xreallocarray(stream->watch_ids, stream->watch_id_capacity, sizeof(*stream->watch_ids));
+	}
+	memmove(stream->watch_ids + position + 1, stream->watch_ids + position,
+	        (stream->watch_id_count - position) * sizeof(*stream->watch_ids));
+	stream->watch_ids[position] = watch_id;
+	stream->watch_id_count++;
+}
+
+static bool watch_id_release(struct watch_stream *stream, int64_t watch_id)
+{
+	bool found;
+	size_t position = watch_id_position(stream, watch_id, &found);
+	if (!found)
+		return false;
+	memmove(stream->watch_ids + position, stream->watch_ids + position + 1,
+	        (stream->watch_id_count - position - 1) * sizeof(*stream->watch_ids));
+	stream->watch_id_count--;
+	return true;
 }
 
 static struct watch_stream *start_watch_stream(struct client_thread *thread, struct grpc_call *call)
@@ -90,6 +151,7 @@ static void end_watch_stream(struct client_thread *thread, struct grpc_call *cal
 		}
 	}
 	watch_backlog_release(stream->backlog);
+	free(stream->watch_ids);
 	free(stream);
 	grpc_call_set_user(call, NULL);
 }
@@ -132,24 +194,48 @@ static bool watch_refused(struct client_thread *thread, struct grpc_call *call, 
 	return true;
 }
 
+/* etcd's watch stream refuses a range with key >= range_end (the key "" taken as "\0"); a range end of
+ * "\0" is every key from key on, and none is the key alone. */
+static bool watch_range_empty(const Etcdserverpb__WatchCreateRequest *create)
+{
+	const ProtobufCBinaryData *end = &create->range_end;
+	if (end->len == 0 || (end->len == 1 && end->data[0] == 0))
+		return false;
+	const uint8_t zero = 0;
+	const uint8_t *key = create->key.len ? create->key.data : &zero;
+	size_t key_length = create->key.len ? create->key.len : 1;
+	size_t common = key_length < end->len ? key_length : end->len;
+	int order = memcmp(key, end->data, common);
+	return order > 0 || (order == 0 && key_length >= end->len);
+}
+
 static void watch_create(struct client_thread *thread, struct grpc_call *call, struct watch_stream *stream,
                          Etcdserverpb__WatchCreateRequest *create, const struct client_auth *auth)
 {
 	/* etcdctl watch asks (metadata hasleader=true) to be refused while there is no leader. */
 	const char *require_leader = grpc_call_header(call, "hasleader");
 	if (require_leader && !strcmp(require_leader, "true") && atomic_load(&thread->node->leader_id) == 0) {
-		post_watch(thread, call, REQUEST_WATCH_CANCEL, -1, NULL, 0);
+		cancel_every_watch(thread, call);
 		end_watch_stream(thread, call);
 		grpc_call_finish(call, GRPC_UNAVAILABLE, "etcdserver: no leader");
 		return;
 	}
 	if (watch_refused(thread, call, watch_permission(thread, auth, create)))
 		return;
+	if (watch_range_empty(create)) {
+		send_watch_response(thread, call, -1, true, true, "mvcc: watcher range is empty");
+		return;
+	}
 	int64_t watch_id = create->watch_id;
-	if (watch_id == 0)
+	if (watch_id == 0) {
+		while (watch_id_in_use(stream, stream->next_watch_id))
+			stream->next_watch_id++;
 		watch_id = stream->next_watch_id++;
-	else if (watch_id >= stream->next_watch_id)
-		stream->next_watch_id = watch_id + 1;
+	} else if (watch_id_in_use(stream, watch_id)) {
+		send_watch_response(thread, call, -1, true, true, "mvcc: duplicate watch ID provided on the WatchStream");
+		return;
+	}
+	watch_id_take(stream, watch_id);
 	/* Pinned to what the created response says is current: nothing committed in between is missed. */
 	int64_t current = (int64_t)atomic_load(&thread->node->revision);
 	if (create->start_revision <= 0)
@@ -180,7 +266,7 @@ static void on_watch_message(void *context, struct grpc_call *call, const uint8_
 		stream = start_watch_stream(thread, call);
 	Etcdserverpb__WatchRequest *request = etcdserverpb__watch_request__unpack(NULL, length, message);
 	if (!request) {
-		post_watch(thread, call, REQUEST_WATCH_CANCEL, -1, NULL, 0);
+		cancel_every_watch(thread, call);
 		end_watch_stream(thread, call);
 		client_answer_malformed(call);
 		return;
@@ -202,11 +288,14 @@ static void on_watch_message(void *context, struct grpc_call *call, const uint8_
 		break;
 	}
 	case ETCDSERVERPB__WATCH_REQUEST__REQUEST_UNION_CANCEL_REQUEST:
-		post_watch(thread, call, REQUEST_WATCH_CANCEL, request->cancel_request->watch_id, NULL, 0);
-		send_watch_response(thread, call, request->cancel_request->watch_id, false, true, NULL);
+		/* etcd answers nothing for an ID the stream does not have. */
+		if (watch_id_release(stream, request->cancel_request->watch_id)) {
+			post_watch(thread, call, REQUEST_WATCH_CANCEL, request->cancel_request->watch_id);
+			send_watch_response(thread, call, request->cancel_request->watch_id, false, true, NULL);
+		}
 		break;
 	case ETCDSERVERPB__WATCH_REQUEST__REQUEST_UNION_PROGRESS_REQUEST:
-		post_watch(thread, call, REQUEST_WATCH_PROGRESS, 0, NULL, 0);
+		post_watch(thread, call, REQUEST_WATCH_PROGRESS, 0);
 		break;
 	default:
 		break; /* an empty request: etcd ignores it too */
@@ -217,7 +306,7 @@ static void on_watch_message(void *context, struct grpc_call *call, const uint8_
 static void on_watch_close(void *context, struct grpc_call *call, bool cancelled)
 {
 	struct client_thread *thread = thread_of(context);
-	post_watch(thread, call, REQUEST_WATCH_CANCEL, -1, NULL, 0);
+	cancel_every_watch(thread, call);
 	end_watch_stream(thread, call);
 	if (!cancelled)
 		grpc_call_finish(call, GRPC_OK, NULL);

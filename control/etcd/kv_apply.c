@@ -250,6 +250,24 @@ static void apply_delete(struct state *state, const Etcdserverpb__DeleteRangeReq
 	state_delete_response_free(&response);
 }
 
+static bool compare_union_matches_target(const Etcdserverpb__Compare *in)
+{
+	switch (in->target) {
+	case ETCDSERVERPB__COMPARE__COMPARE_TARGET__VERSION:
+		return in->target_union_case == ETCDSERVERPB__COMPARE__TARGET_UNION_VERSION;
+	case ETCDSERVERPB__COMPARE__COMPARE_TARGET__CREATE:
+		return in->target_union_case == ETCDSERVERPB__COMPARE__TARGET_UNION_CREATE_REVISION;
+	case ETCDSERVERPB__COMPARE__COMPARE_TARGET__MOD:
+		return in->target_union_case == ETCDSERVERPB__COMPARE__TARGET_UNION_MOD_REVISION;
+	case ETCDSERVERPB__COMPARE__COMPARE_TARGET__VALUE:
+		return in->target_union_case == ETCDSERVERPB__COMPARE__TARGET_UNION_VALUE;
+	case ETCDSERVERPB__COMPARE__COMPARE_TARGET__LEASE:
+		return in->target_union_case == ETCDSERVERPB__COMPARE__TARGET_UNION_LEASE;
+	default:
+		return false;
+	}
+}
+
 static void convert_compare(const Etcdserverpb__Compare *in, struct state_compare *out)
 {
 	memset(out, 0, sizeof(*out));
@@ -257,6 +275,10 @@ static void convert_compare(const Etcdserverpb__Compare *in, struct state_compar
 	out->target = (enum state_compare_target)in->target;
 	out->key = bytes_of(in->key);
 	out->range_end = bytes_of(in->range_end);
+	/* etcd's compareKV reads the target value only from the union member of the compare's own target: a
+	 * value given for another target (or none) compares as zero or the empty value. */
+	if (!compare_union_matches_target(in))
+		return;
 	switch (in->target_union_case) {
 	case ETCDSERVERPB__COMPARE__TARGET_UNION_VERSION:
 		out->number = in->version;

@@ -127,7 +127,7 @@ enum node_request_kind {
 	REQUEST_HASH_KV,          /* payload: packed HashKVRequest */
 	REQUEST_SNAPSHOT,         /* reply carries an open state_snapshot the client thread streams */
 	REQUEST_WATCH_CREATE,     /* payload: packed WatchCreateRequest; call_id, watch_id */
-	REQUEST_WATCH_CANCEL,     /* call_id, watch_id (-1: every watch of the call) */
+	REQUEST_WATCH_CANCEL,     /* call_id, watch_id (or every_watch_of_call) */
 	REQUEST_WATCH_PROGRESS,   /* call_id: a progress response, after every event already sent */
 	REQUEST_LEASE_RENEW,      /* lease_id; the leader renews, others answer TTL -1 to be forwarded */
 	REQUEST_LEASE_TIME_TO_LIVE, /* payload: packed LeaseTimeToLiveRequest */
@@ -161,7 +161,8 @@ struct node_request {
 	uint64_t from_peer;            /* a request forwarded by another member (0: local) */
 	uint64_t peer_request_id;
 	uint64_t call_id;              /* watch requests: the gRPC call (stream) they belong to */
-	int64_t watch_id;
+	int64_t watch_id;              /* any value: etcd lets a client choose any ID, negative ones too */
+	bool every_watch_of_call;      /* REQUEST_WATCH_CANCEL: the stream ended, cancel all its watches */
 	struct watch_backlog *watch_backlog; /* REQUEST_WATCH_CREATE: a reference for the watcher (or NULL) */
 	int64_t lease_id;              /* lease renew, time-to-live */
 	int64_t lease_remaining_ttl;   /* time-to-live: the leader's clock, when the storage thread answers */

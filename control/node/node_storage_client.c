@@ -689,7 +689,7 @@ static void watch_cancel(struct storage_clients *clients, const struct node_requ
 		struct watcher *watcher = clients->watchers[k];
 		unsigned channel = (unsigned)(watcher->reply_request_id >> NODE_REQUEST_COUNTER_BITS) & 0xf;
 		if (watcher->call_id == request->call_id && channel == request_channel &&
-		    (request->watch_id < 0 || watcher->watch_id == request->watch_id))
+		    (request->every_watch_of_call || watcher->watch_id == request->watch_id))
 			watcher_remove_at(clients, k); /* the last watcher moved here: look at k again */
 		else
 			k++;

@@ -21,7 +21,8 @@ static bool result_holds(enum state_compare_result result, int order)
     case STATE_COMPARE_LESS: return order < 0;
     case STATE_COMPARE_NOT_EQUAL: return order != 0;
     }
-    return false;
+    /* etcd's compareKV: a result it does not know holds (the request is not refused). */
+    return true;
 }
 
 static int compare_numbers(int64_t a, int64_t b) { return a < b ? -1 : a > b ? 1 : 0; }

@@ -275,3 +275,87 @@ func TestTxnDuplicateKeys(t *testing.T) {
 		t.Errorf("raw duplicate put: %v", err)
 	}
 }
+
+// The request ops of a txn with their own fields: a put's lease, prev_kv, ignore_value and
+// ignore_lease, a delete's range_end and prev_kv, a range's limit, sort, count_only and revision,
+// and etcd's refusals of a put's fields inside a txn.
+func TestTxnRequestOps(t *testing.T) {
+	client := newClient(t)
+	p := keyPrefix(t, client)
+	lease, err := client.Grant(timeout(t, 10*time.Second), 60)
+	if err != nil {
+		t.Fatalf("lease grant: %v", err)
+	}
+	t.Cleanup(func() { client.Revoke(timeout(t, 10*time.Second), lease.ID) })
+	first := mustPut(t, client, p+"k", "v1").Header.Revision
+	mustPut(t, client, p+"d1", "x")
+	mustPut(t, client, p+"d2", "y")
+	commit := func(what string, ops ...clientv3.Op) *clientv3.TxnResponse {
+		t.Helper()
+		resp, err := client.Txn(timeout(t, 10*time.Second)).Then(ops...).Commit()
+		if err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+		return resp
+	}
+
+	resp := commit("put with prev_kv and lease, delete with prev_kv",
+		clientv3.OpPut(p+"k", "v2", clientv3.WithPrevKV(), clientv3.WithLease(lease.ID)),
+		clientv3.OpDelete(p+"d", clientv3.WithPrefix(), clientv3.WithPrevKV()),
+		clientv3.OpGet(p, clientv3.WithPrefix(), clientv3.WithCountOnly()),
+		clientv3.OpGet(p, clientv3.WithPrefix(), clientv3.WithRev(first)))
+	rev := resp.Header.Revision
+	if prev := resp.Responses[0].GetResponsePut().PrevKv; prev == nil || string(prev.Value) != "v1" || prev.ModRevision != first {
+		t.Errorf("put's prev_kv: %v, want v1 at %d", prev, first)
+	}
+	del := resp.Responses[1].GetResponseDeleteRange()
+	if del.Deleted != 2 || len(del.PrevKvs) != 2 || string(del.PrevKvs[0].Value) != "x" || string(del.PrevKvs[1].Value) != "y" {
+		t.Errorf("delete's prev_kv: %+v, want d1=x and d2=y", del)
+	}
+	if r := resp.Responses[2].GetResponseRange(); r.Count != 1 || len(r.Kvs) != 0 {
+		t.Errorf("count_only inside the txn, after its delete: %+v, want count 1 and no kvs", r)
+	}
+	if r := resp.Responses[3].GetResponseRange(); r.Count != 1 || len(r.Kvs) != 1 || string(r.Kvs[0].Value) != "v1" {
+		t.Errorf("a range at a past revision inside the txn: %+v, want k=v1 alone", r)
+	}
+	kv := mustGet(t, client, p+"k").Kvs[0]
+	if string(kv.Value) != "v2" || kv.Lease != int64(lease.ID) || kv.ModRevision != rev || kv.Version != 2 {
+		t.Errorf("k after the txn: %+v, want v2 with the lease at %d, version 2", kv, rev)
+	}
+
+	commit("put with ignore_value and ignore_lease", clientv3.OpPut(p+"k", "", clientv3.WithIgnoreValue(), clientv3.WithIgnoreLease()))
+	kv = mustGet(t, client, p+"k").Kvs[0]
+	if string(kv.Value) != "v2" || kv.Lease != int64(lease.ID) || kv.Version != 3 {
+		t.Errorf("k after ignore_value and ignore_lease: %+v, want v2 with the lease, version 3", kv)
+	}
+	commit("put with ignore_lease", clientv3.OpPut(p+"k", "v3", clientv3.WithIgnoreLease()), clientv3.OpPut(p+"l", "1"), clientv3.OpPut(p+"m", "2"))
+	kv = mustGet(t, client, p+"k").Kvs[0]
+	if string(kv.Value) != "v3" || kv.Lease != int64(lease.ID) {
+		t.Errorf("k after ignore_lease: %+v, want v3 with the lease", kv)
+	}
+	resp = commit("a range with limit and sort", clientv3.OpGet(p, clientv3.WithPrefix(), clientv3.WithLimit(1),
+		clientv3.WithSort(clientv3.SortByKey, clientv3.SortDescend)))
+	if r := resp.Responses[0].GetResponseRange(); len(r.Kvs) != 1 || string(r.Kvs[0].Key) != p+"m" || !r.More || r.Count != 3 {
+		t.Errorf("limit 1, keys descending: %+v, want m, more, count 3", r)
+	}
+
+	refusals := []struct {
+		name string
+		op   clientv3.Op
+		want error
+	}{
+		{"ignore_value on a missing key", clientv3.OpPut(p+"missing", "", clientv3.WithIgnoreValue()), rpctypes.ErrKeyNotFound},
+		{"ignore_value with a value", clientv3.OpPut(p+"k", "x", clientv3.WithIgnoreValue()), rpctypes.ErrValueProvided},
+		{"ignore_lease with a lease", clientv3.OpPut(p+"k", "x", clientv3.WithIgnoreLease(), clientv3.WithLease(lease.ID)), rpctypes.ErrLeaseProvided},
+		{"an unknown lease", clientv3.OpPut(p+"k", "x", clientv3.WithLease(clientv3.LeaseID(0x7fff0000))), rpctypes.ErrLeaseNotFound},
+	}
+	for _, c := range refusals {
+		_, err := client.Txn(timeout(t, 10*time.Second)).Then(c.op).Commit()
+		if err != c.want {
+			t.Errorf("%s in a txn: %v, want %v", c.name, err, c.want)
+		}
+	}
+	if kv = mustGet(t, client, p+"k").Kvs[0]; string(kv.Value) != "v3" {
+		t.Errorf("k after the refused txns: %q, want v3", kv.Value)
+	}
+}
