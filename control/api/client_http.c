@@ -21,7 +21,7 @@
 
 /* Prometheus' process collector, which etcd registers: names, help texts and types as etcd 3.4 serves them.
  * `etcdctl check datascale` reads process_resident_memory_bytes before and after its writes. */
-static void process_metrics(struct prometheus_text *text)
+static void process_metrics(struct text_buffer *text)
 {
 	struct process_metrics process;
 	char error[96];
@@ -61,7 +61,7 @@ static uint64_t peer_counter_value(const struct node_peer_metrics *peer, enum pe
 	}
 }
 
-static void peer_counter(struct prometheus_text *text, const struct node *node, const char *name, const char *help,
+static void peer_counter(struct text_buffer *text, const struct node *node, const char *name, const char *help,
                          const char *label, enum peer_counter which, bool only_nonzero)
 {
 	bool family = false;
@@ -80,7 +80,7 @@ static void peer_counter(struct prometheus_text *text, const struct node *node, 
 	}
 }
 
-static void peer_metrics(struct prometheus_text *text, const struct node *node)
+static void peer_metrics(struct text_buffer *text, const struct node *node)
 {
 	peer_counter(text, node, "etcd_network_peer_received_bytes_total", "The total number of bytes received from peers.",
 	             "From", PEER_RECEIVED_BYTES, false);
@@ -111,7 +111,7 @@ static void peer_metrics(struct prometheus_text *text, const struct node *node)
 
 /* etcd's own series, with etcd 3.4.23's names, help texts, types and labels (README.md lists what feeds
  * each). Families in etcd's (client_golang's) order: sorted by name. */
-static void metrics(struct client_thread *thread, struct prometheus_text *text)
+static void metrics(struct client_thread *thread, struct text_buffer *text)
 {
 	struct node *node = thread->node;
 	uint64_t leader = atomic_load(&node->leader_id);
@@ -188,7 +188,7 @@ static void metrics(struct client_thread *thread, struct prometheus_text *text)
 		size_t length = 0;
 		char *grpc = grpc_method_counters_prometheus(thread->methods, thread->method_counters, thread->method_count,
 		                                             &length);
-		prometheus_append(text, "%.*s", (int)length, grpc ? grpc : "");
+		text_buffer_append(text, "%.*s", (int)length, grpc ? grpc : "");
 		free(grpc);
 	}
 
@@ -196,10 +196,10 @@ static void metrics(struct client_thread *thread, struct prometheus_text *text)
 
 	/* quorumd's own: the peer transport (udp or dpdk), packets, bytes and drops by reason. */
 	struct transport_counters counters = transport_counters(node->transport);
-	prometheus_append(text, "# HELP quorumd_transport_total Peer transport counters by name (packets, bytes, drops by reason).\n"
+	text_buffer_append(text, "# HELP quorumd_transport_total Peer transport counters by name (packets, bytes, drops by reason).\n"
 	                        "# TYPE quorumd_transport_total counter\n");
 	for (size_t k = 0; k < transport_counter_count(); k++)
-		prometheus_append(text, "quorumd_transport_total{counter=\"%s\"} %" PRIu64 "\n", transport_counter_name(k),
+		text_buffer_append(text, "quorumd_transport_total{counter=\"%s\"} %" PRIu64 "\n", transport_counter_name(k),
 		                  (uint64_t)transport_counter_value(&counters, k));
 }
 
@@ -343,7 +343,7 @@ static const char pprof_page[] =
 
 /* /debug/...: true when answered (false: 404). */
 static bool debug_get(struct client_thread *thread, const char *path, struct grpc_http_response *response,
-                      struct prometheus_text *text)
+                      struct text_buffer *text)
 {
 	if (!strcmp(path, "/debug/vars")) {
 		json_t *vars = debug_vars(thread);
@@ -351,21 +351,21 @@ static bool debug_get(struct client_thread *thread, const char *path, struct grp
 		json_decref(vars);
 		if (!body)
 			alloc_failed(0); /* jansson fails only for memory here */
-		prometheus_append(text, "%s\n", body);
+		text_buffer_append(text, "%s\n", body);
 		free(body);
 		response->status = 200;
 		response->content_type = "application/json; charset=utf-8";
 		return true;
 	}
 	if (!strcmp(path, "/debug/pprof") || !strcmp(path, "/debug/pprof/")) {
-		prometheus_append(text, "%s", pprof_page);
+		text_buffer_append(text, "%s", pprof_page);
 		response->status = 200;
 		response->content_type = "text/plain; charset=utf-8";
 		return true;
 	}
 	if (!strncmp(path, "/debug/pprof/", 13)) {
 		/* A Go profile (profile, heap, goroutine, ...): not something a C node has. */
-		prometheus_append(text, "%s is Go's profiler, which quorumd (a C program) does not have.\n\n%s", path, pprof_page);
+		text_buffer_append(text, "%s is Go's profiler, which quorumd (a C program) does not have.\n\n%s", path, pprof_page);
 		response->status = 501;
 		response->content_type = "text/plain; charset=utf-8";
 		return true;
@@ -377,7 +377,7 @@ bool client_http_get(void *context, const char *path, struct grpc_http_response 
 {
 	struct client_thread *thread = context;
 	struct node *node = thread->node;
-	struct prometheus_text text = {0};
+	struct text_buffer text = {0};
 	if (!strcmp(path, "/health")) {
 		/* etcd 3.4: unhealthy while any alarm is active (logged as etcd logs it), or without a leader. */
 		bool healthy = atomic_load(&node->leader_id) != 0 && !atomic_load(&node->disk_full);
@@ -392,12 +392,12 @@ bool client_http_get(void *context, const char *path, struct grpc_http_response 
 			}
 			alarm_list_free(&alarms);
 		}
-		prometheus_append(&text, "{\"health\":\"%s\"}", healthy ? "true" : "false");
+		text_buffer_append(&text, "{\"health\":\"%s\"}", healthy ? "true" : "false");
 		response->status = healthy ? 200 : 503;
 		response->content_type = "text/plain; charset=utf-8";
 		response->get_only = true;
 	} else if (!strcmp(path, "/version")) {
-		prometheus_append(&text, "{\"etcdserver\":\"3.4.0-quorumd\",\"etcdcluster\":\"3.4.0\"}");
+		text_buffer_append(&text, "{\"etcdserver\":\"3.4.0-quorumd\",\"etcdcluster\":\"3.4.0\"}");
 		response->status = 200;
 		response->content_type = "application/json";
 		response->get_only = true;

@@ -3,54 +3,33 @@
 
 #include <inttypes.h>
 #include <stdbool.h>
-#include <stdarg.h>
 #include <stdio.h>
 
-#include "alloc.h"
 #include "process_metrics.h"
 
-void prometheus_append(struct prometheus_text *text, const char *format, ...)
+void prometheus_family(struct text_buffer *text, const char *name, const char *type, const char *help)
 {
-	for (;;) {
-		va_list arguments;
-		va_start(arguments, format);
-		size_t room = text->capacity - text->length;
-		int written = vsnprintf(text->data ? text->data + text->length : NULL, room, format, arguments);
-		va_end(arguments);
-		if (written < 0)
-			return;
-		if ((size_t)written < room) {
-			text->length += (size_t)written;
-			return;
-		}
-		text->capacity = (text->capacity + (size_t)written + 1) * 2;
-		text->data = xrealloc(text->data, text->capacity);
-	}
+	text_buffer_append(text, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
-void prometheus_family(struct prometheus_text *text, const char *name, const char *type, const char *help)
-{
-	prometheus_append(text, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
-}
-
-void prometheus_sample(struct prometheus_text *text, const char *name, const char *labels, double value)
+void prometheus_sample(struct text_buffer *text, const char *name, const char *labels, double value)
 {
 	char number[40];
 	prometheus_number(value, number, sizeof(number));
 	if (labels && *labels)
-		prometheus_append(text, "%s{%s} %s\n", name, labels, number);
+		text_buffer_append(text, "%s{%s} %s\n", name, labels, number);
 	else
-		prometheus_append(text, "%s %s\n", name, number);
+		text_buffer_append(text, "%s %s\n", name, number);
 }
 
-void prometheus_metric(struct prometheus_text *text, const char *name, const char *type, const char *help,
+void prometheus_metric(struct text_buffer *text, const char *name, const char *type, const char *help,
                        const char *labels, double value)
 {
 	prometheus_family(text, name, type, help);
 	prometheus_sample(text, name, labels, value);
 }
 
-void prometheus_histogram_series(struct prometheus_text *text, const char *name, const char *labels,
+void prometheus_histogram_series(struct text_buffer *text, const char *name, const char *labels,
                                  const struct histogram *histogram)
 {
 	struct histogram_reading reading;
@@ -61,21 +40,21 @@ void prometheus_histogram_series(struct prometheus_text *text, const char *name,
 		cumulative += reading.buckets[k];
 		char bound[40];
 		prometheus_number(histogram_bound(histogram, k), bound, sizeof(bound));
-		prometheus_append(text, "%s_bucket{%s%sle=\"%s\"} %" PRIu64 "\n", name, labelled ? labels : "",
+		text_buffer_append(text, "%s_bucket{%s%sle=\"%s\"} %" PRIu64 "\n", name, labelled ? labels : "",
 		                  labelled ? "," : "", bound, cumulative);
 	}
-	prometheus_append(text, "%s_bucket{%s%sle=\"+Inf\"} %" PRIu64 "\n", name, labelled ? labels : "",
+	text_buffer_append(text, "%s_bucket{%s%sle=\"+Inf\"} %" PRIu64 "\n", name, labelled ? labels : "",
 	                  labelled ? "," : "", reading.count);
 	char sum[40];
 	prometheus_number(reading.sum_seconds, sum, sizeof(sum));
 	if (labelled)
-		prometheus_append(text, "%s_sum{%s} %s\n%s_count{%s} %" PRIu64 "\n", name, labels, sum, name, labels,
+		text_buffer_append(text, "%s_sum{%s} %s\n%s_count{%s} %" PRIu64 "\n", name, labels, sum, name, labels,
 		                  reading.count);
 	else
-		prometheus_append(text, "%s_sum %s\n%s_count %" PRIu64 "\n", name, sum, name, reading.count);
+		text_buffer_append(text, "%s_sum %s\n%s_count %" PRIu64 "\n", name, sum, name, reading.count);
 }
 
-void prometheus_histogram(struct prometheus_text *text, const char *name, const char *help, const char *labels,
+void prometheus_histogram(struct text_buffer *text, const char *name, const char *help, const char *labels,
                           const struct histogram *histogram)
 {
 	prometheus_family(text, name, "histogram", help);

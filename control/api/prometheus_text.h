@@ -8,28 +8,21 @@
 #include <stddef.h>
 
 #include "histogram.h"
+#include "text_buffer.h"
 
-/* A growing text buffer (data is malloc'd, NUL-terminated once anything was appended). */
-struct prometheus_text {
-	char *data;
-	size_t length;
-	size_t capacity;
-};
-
-void prometheus_append(struct prometheus_text *text, const char *format, ...) __attribute__((format(printf, 2, 3)));
 /* "# HELP name help\n# TYPE name type\n". */
-void prometheus_family(struct prometheus_text *text, const char *name, const char *type, const char *help);
+void prometheus_family(struct text_buffer *text, const char *name, const char *type, const char *help);
 /* "name{labels} value\n"; labels without braces ("To=\"5\""), NULL or "" for none. */
-void prometheus_sample(struct prometheus_text *text, const char *name, const char *labels, double value);
+void prometheus_sample(struct text_buffer *text, const char *name, const char *labels, double value);
 /* One metric of one sample: family and sample. */
-void prometheus_metric(struct prometheus_text *text, const char *name, const char *type, const char *help,
+void prometheus_metric(struct text_buffer *text, const char *name, const char *type, const char *help,
                        const char *labels, double value);
 /* The series of one histogram: name_bucket{labels,le="..."} (cumulative), le="+Inf", name_sum{labels},
  * name_count{labels}. labels as for prometheus_sample. */
-void prometheus_histogram_series(struct prometheus_text *text, const char *name, const char *labels,
+void prometheus_histogram_series(struct text_buffer *text, const char *name, const char *labels,
                                  const struct histogram *histogram);
 /* family and series of a histogram with at most one label set. */
-void prometheus_histogram(struct prometheus_text *text, const char *name, const char *help, const char *labels,
+void prometheus_histogram(struct text_buffer *text, const char *name, const char *help, const char *labels,
                           const struct histogram *histogram);
 
 #endif

@@ -11,7 +11,6 @@
 #include <netinet/in.h>
 #include <resolv.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,74 +23,50 @@
 #include "log.h"
 #include "peer_url.h"
 #include "rpc.pb-c.h"
+#include "text_buffer.h"
 
 /* node.c's zap-style logger. node.h is not included: it brings kv_apply.h, whose gRPC status names clash
  * with grpc_client.h's. */
 void log_write(const char *level, const char *message, const char *fields_format, ...)
 	__attribute__((format(printf, 3, 4)));
 
-/* ---- small helpers: a growing string, JSON escaping for log fields, waiting that a signal cuts short ---- */
-
-struct text {
-	char *data;
-	size_t length, capacity;
-};
-
-static void text_append(struct text *text, const char *format, ...) __attribute__((format(printf, 2, 3)));
-static void text_append(struct text *text, const char *format, ...)
-{
-	for (;;) {
-		size_t room = text->capacity - text->length;
-		va_list arguments;
-		va_start(arguments, format);
-		int written = vsnprintf(text->data ? text->data + text->length : NULL, room, format, arguments);
-		va_end(arguments);
-		if (written < 0)
-			alloc_failed(room); /* the formats here are fixed: only memory can fail */
-		if ((size_t)written < room) {
-			text->length += (size_t)written;
-			return;
-		}
-		text->capacity = text->capacity * 2 + (size_t)written + 64;
-		text->data = xrealloc(text->data, text->capacity);
-	}
-}
+/* ---- small helpers: handing over a text, JSON escaping for log fields, waiting that a signal cuts short ---- */
 
 /* The text (or "") with ownership passed to the caller. */
-static char *text_take(struct text *text)
+static char *text_take(struct text_buffer *text)
 {
 	if (!text->data)
-		text_append(text, "%s", "");
+		text_buffer_append(text, "%s", "");
 	char *data = text->data;
 	memset(text, 0, sizeof(*text));
 	return data;
 }
 
-static void text_append_json(struct text *text, const char *value)
+static void text_append_json(struct text_buffer *text, const char *value)
 {
-	text_append(text, "\"");
+	text_buffer_append(text, "\"");
 	for (const unsigned char *c = (const unsigned char *)value; *c; c++) {
 		if (*c == '"' || *c == '\\')
-			text_append(text, "\\%c", *c);
+			text_buffer_append(text, "\\%c", *c);
 		else if (*c < 0x20)
-			text_append(text, "\\u%04x", *c);
+			text_buffer_append(text, "\\u%04x", *c);
 		else
-			text_append(text, "%c", *c);
+			text_buffer_append(text, "%c", *c);
 	}
-	text_append(text, "\"");
+	text_buffer_append(text, "\"");
 }
 
 /* A JSON array of the comma-separated items of list. */
-static void text_append_json_list(struct text *text, const char *list)
+static void text_append_json_list(struct text_buffer *text, const char *list)
 {
-	text_append(text, "[");
+	text_buffer_append(text, "[");
 	const char *start = list;
 	bool first = true;
 	while (*start) {
 		const char *comma = strchr(start, ',');
 		size_t part = comma ? (size_t)(comma - start) : strlen(start);
 		char *item = xstrndup(start, part);
-		text_append(text, "%s", first ? "" : ",");
+		text_buffer_append(text, "%s", first ? "" : ",");
 		text_append_json(text, item);
 		free(item);
 		first = false;
@@ -99,7 +74,7 @@ static void text_append_json_list(struct text *text, const char *list)
 			break;
 		start = comma + 1;
 	}
-	text_append(text, "]");
+	text_buffer_append(text, "]");
 }
 
 /* Sleeps up to milliseconds; -1 when SIGINT or SIGTERM came (main.c blocks both for its signalfd, so they
@@ -260,7 +235,7 @@ struct advertised {
 
 /* One service (etcd's GetCluster for one scheme): appends `NAME=SCHEME://HOST:PORT` items to cluster. */
 static int srv_service(const char *service, const char *scheme, const char *domain, const char *name,
-                       const struct advertised *self, size_t self_count, struct text *cluster, char *err,
+                       const struct advertised *self, size_t self_count, struct text_buffer *cluster, char *err,
                        size_t errlen)
 {
 	char query[NS_MAXDNAME + 64];
@@ -301,7 +276,7 @@ static int srv_service(const char *service, const char *scheme, const char *doma
 		snprintf(temporary, sizeof(temporary), "%u", temporary_name);
 		if (!match)
 			temporary_name++;
-		text_append(cluster, "%s%s=%s://%s", cluster->length ? "," : "", match ? name : temporary, scheme,
+		text_buffer_append(cluster, "%s%s=%s://%s", cluster->length ? "," : "", match ? name : temporary, scheme,
 		            host_port);
 		added++;
 	}
@@ -316,19 +291,19 @@ static int srv_service(const char *service, const char *scheme, const char *doma
 static void log_srv_service(const char *scheme, const char *service, const char *name, const char *domain,
                             const char *advertise_peer_urls, const char *found, const char *error)
 {
-	struct text fields = {0};
-	text_append(&fields, "\"service-scheme\":\"%s\",\"service-name\":", scheme);
+	struct text_buffer fields = {0};
+	text_buffer_append(&fields, "\"service-scheme\":\"%s\",\"service-name\":", scheme);
 	text_append_json(&fields, service);
-	text_append(&fields, ",\"server-name\":");
+	text_buffer_append(&fields, ",\"server-name\":");
 	text_append_json(&fields, name);
-	text_append(&fields, ",\"discovery-srv\":");
+	text_buffer_append(&fields, ",\"discovery-srv\":");
 	text_append_json(&fields, domain);
-	text_append(&fields, ",\"advertise-peer-urls\":");
+	text_buffer_append(&fields, ",\"advertise-peer-urls\":");
 	text_append_json_list(&fields, advertise_peer_urls);
-	text_append(&fields, ",\"found-cluster\":");
+	text_buffer_append(&fields, ",\"found-cluster\":");
 	text_append_json_list(&fields, found);
 	if (error && *error) {
-		text_append(&fields, ",\"error\":");
+		text_buffer_append(&fields, ",\"error\":");
 		text_append_json(&fields, error);
 	}
 	char *line = text_take(&fields);
@@ -376,19 +351,19 @@ int discovery_srv_cluster(const char *domain, const char *service_suffix, const 
 
 	/* etcd 3.5 and later combine both services and fail only when neither gave a member (3.4.23 used the
 	 * http records only when their lookup failed: a bug, fixed upstream, not copied here). */
-	struct text cluster = {0};
+	struct text_buffer cluster = {0};
 	char https_error[2048] = "", http_error[2048] = "";
-	struct text https_cluster = {0};
+	struct text_buffer https_cluster = {0};
 	if (srv_service(https_service, "https", domain, name, self, url_count, &https_cluster, https_error,
 	                sizeof(https_error)) == 0)
-		text_append(&cluster, "%s", https_cluster.data);
+		text_buffer_append(&cluster, "%s", https_cluster.data);
 	free(https_cluster.data);
 	log_srv_service("https", https_service, name, domain, advertise_peer_urls, cluster.data ? cluster.data : "",
 	                https_error);
-	struct text http_cluster = {0};
+	struct text_buffer http_cluster = {0};
 	if (srv_service(http_service, "http", domain, name, self, url_count, &http_cluster, http_error,
 	                sizeof(http_error)) == 0)
-		text_append(&cluster, "%s%s", cluster.length ? "," : "", http_cluster.data);
+		text_buffer_append(&cluster, "%s%s", cluster.length ? "," : "", http_cluster.data);
 	free(http_cluster.data);
 	log_srv_service("http", http_service, name, domain, advertise_peer_urls, cluster.data ? cluster.data : "",
 	                http_error);
@@ -399,8 +374,8 @@ int discovery_srv_cluster(const char *domain, const char *service_suffix, const 
 	char joined[4200];
 	snprintf(joined, sizeof(joined), "%s%s%s", https_error, *https_error && *http_error ? "; " : "", http_error);
 	if (*joined) {
-		struct text fields = {0};
-		text_append(&fields, "\"error\":");
+		struct text_buffer fields = {0};
+		text_buffer_append(&fields, "\"error\":");
 		text_append_json(&fields, joined);
 		char *line = text_take(&fields);
 		log_write("warn", "failed to resolve during SRV discovery", "%s", line);
@@ -417,9 +392,9 @@ int discovery_srv_cluster(const char *domain, const char *service_suffix, const 
 	for (char *item = found; item && *item;) {
 		char *comma = strchr(item, ',');
 		size_t item_length = comma ? (size_t)(comma - item) : strlen(item);
-		struct text fields = {0};
+		struct text_buffer fields = {0};
 		char *node_text = xstrndup(item, item_length);
-		text_append(&fields, "\"node\":");
+		text_buffer_append(&fields, "\"node\":");
 		text_append_json(&fields, node_text);
 		free(node_text);
 		char *line = text_take(&fields);
@@ -631,10 +606,10 @@ static int get_cluster_size(struct discovery *discovery, enum check_result *resu
 {
 	Etcdserverpb__RangeResponse *response = range(discovery, discovery->size_key, false);
 	if (!response) {
-		struct text fields = {0};
-		text_append(&fields, "\"clusterSizeKey\":");
+		struct text_buffer fields = {0};
+		text_buffer_append(&fields, "\"clusterSizeKey\":");
 		text_append_json(&fields, discovery->size_key);
-		text_append(&fields, ",\"error\":");
+		text_buffer_append(&fields, ",\"error\":");
 		text_append_json(&fields, discovery->last_error);
 		char *line = text_take(&fields);
 		discovery_log(discovery, "warn", "failed to get cluster size from discovery service", line);
@@ -706,10 +681,10 @@ static int create_size_key(struct discovery *discovery)
 		snprintf(discovery->last_error, sizeof(discovery->last_error), "malformed TxnResponse");
 		return 1;
 	}
-	struct text fields = {0};
-	text_append(&fields, "\"clusterSizeKey\":");
+	struct text_buffer fields = {0};
+	text_buffer_append(&fields, "\"clusterSizeKey\":");
 	text_append_json(&fields, discovery->size_key);
-	text_append(&fields, ",\"clusterSize\":%" PRIu64 ",\"created\":%s", discovery->config->expected_size,
+	text_buffer_append(&fields, ",\"clusterSize\":%" PRIu64 ",\"created\":%s", discovery->config->expected_size,
 	            response->succeeded ? "true" : "false");
 	char *line = text_take(&fields);
 	discovery_log(discovery, "info", "set the cluster size key from --discovery-cluster-size", line);
@@ -738,10 +713,10 @@ static int get_cluster_members(struct discovery *discovery)
 {
 	Etcdserverpb__RangeResponse *response = range(discovery, discovery->members_prefix, true);
 	if (!response) {
-		struct text fields = {0};
-		text_append(&fields, "\"membersKeyPrefix\":");
+		struct text_buffer fields = {0};
+		text_buffer_append(&fields, "\"membersKeyPrefix\":");
 		text_append_json(&fields, discovery->members_prefix);
-		text_append(&fields, ",\"error\":");
+		text_buffer_append(&fields, ",\"error\":");
 		text_append_json(&fields, discovery->last_error);
 		char *line = text_take(&fields);
 		discovery_log(discovery, "warn", "failed to get cluster members from discovery service", line);
@@ -761,10 +736,10 @@ static int get_cluster_members(struct discovery *discovery)
 		else if (is_known(members, count, key))
 			problem = "found duplicate peer from discovery service";
 		if (problem || !is_known(discovery->members, discovery->member_count, key)) {
-			struct text fields = {0};
-			text_append(&fields, "\"memberKey\":");
+			struct text_buffer fields = {0};
+			text_buffer_append(&fields, "\"memberKey\":");
 			text_append_json(&fields, key);
-			text_append(&fields, ",\"memberInfo\":");
+			text_buffer_append(&fields, ",\"memberInfo\":");
 			text_append_json(&fields, value);
 			char *line = text_take(&fields);
 			discovery_log(discovery, problem ? "warn" : "info", problem ? problem : "found peer from discovery service",
@@ -838,11 +813,11 @@ static int register_self(struct discovery *discovery)
 		size_t bytes_length = 0;
 		int status = discovery_call(discovery, "/etcdserverpb.KV/Put", &request.base, &bytes, &bytes_length);
 		free(bytes);
-		struct text fields = {0};
-		text_append(&fields, "\"memberKey\":");
+		struct text_buffer fields = {0};
+		text_buffer_append(&fields, "\"memberKey\":");
 		text_append_json(&fields, discovery->self_key);
 		if (status == GRPC_OK) {
-			text_append(&fields, ",\"memberInfo\":");
+			text_buffer_append(&fields, ",\"memberInfo\":");
 			text_append_json(&fields, discovery->self_value);
 			char *line = text_take(&fields);
 			discovery_log(discovery, "info", "register member itself successfully", line);
@@ -850,7 +825,7 @@ static int register_self(struct discovery *discovery)
 			discovery->retries = 0;
 			return 0;
 		}
-		text_append(&fields, ",\"error\":");
+		text_buffer_append(&fields, ",\"error\":");
 		text_append_json(&fields, discovery->last_error);
 		char *line = text_take(&fields);
 		discovery_log(discovery, "warn", "failed to register members itself to the discovery service", line);
@@ -920,9 +895,9 @@ static char *registration_value(const char *name, const char *advertise_peer_url
 			pairs[j] = pairs[j - 1];
 			pairs[j - 1] = swap;
 		}
-	struct text value = {0};
+	struct text_buffer value = {0};
 	for (size_t k = 0; k < count; k++) {
-		text_append(&value, "%s%s", k ? "," : "", pairs[k]);
+		text_buffer_append(&value, "%s%s", k ? "," : "", pairs[k]);
 		free(pairs[k]);
 	}
 	free(pairs);
@@ -933,10 +908,10 @@ int discovery_v3_join(const struct discovery_v3_config *config, char **initial_c
 {
 	*initial_cluster = NULL;
 	struct discovery discovery = {.config = config};
-	struct text context = {0};
-	text_append(&context, "\"discovery-token\":");
+	struct text_buffer context = {0};
+	text_buffer_append(&context, "\"discovery-token\":");
 	text_append_json(&context, config->token);
-	text_append(&context, ",\"discovery-endpoints\":");
+	text_buffer_append(&context, ",\"discovery-endpoints\":");
 	text_append_json(&context, config->endpoints);
 	discovery.log_context = text_take(&context);
 	int rc = -1;
@@ -969,9 +944,9 @@ int discovery_v3_join(const struct discovery_v3_config *config, char **initial_c
 	}
 	/* etcd's getInitClusterStr: the first `size` registrations; a URL that does not parse is
 	 * ErrInvalidURL. */
-	struct text joined = {0};
+	struct text_buffer joined = {0};
 	for (size_t k = 0; k < discovery.member_count && k < discovery.size; k++)
-		text_append(&joined, "%s%s", k ? "," : "", discovery.members[k].value);
+		text_buffer_append(&joined, "%s%s", k ? "," : "", discovery.members[k].value);
 	cluster = text_take(&joined);
 	if (!failure) {
 		struct initial_cluster parsed;
@@ -981,11 +956,11 @@ int discovery_v3_join(const struct discovery_v3_config *config, char **initial_c
 		else
 			initial_cluster_free(&parsed);
 	}
-	struct text fields = {0};
-	text_append(&fields, "\"cluster\":");
+	struct text_buffer fields = {0};
+	text_buffer_append(&fields, "\"cluster\":");
 	text_append_json(&fields, failure ? "" : cluster);
 	if (failure) {
-		text_append(&fields, ",\"error\":");
+		text_buffer_append(&fields, ",\"error\":");
 		text_append_json(&fields, failure);
 		snprintf(err, errlen, "failed to join discovery cluster (%s)", failure);
 	}

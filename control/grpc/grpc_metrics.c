@@ -2,7 +2,6 @@
  * go-grpc-prometheus registers them in etcd (every method initialised, so a series exists before its
  * first call and rate() works from the start). */
 #include <inttypes.h>
-#include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,32 +10,7 @@
 #include "alloc.h"
 #include "grpc_server.h"
 #include "grpc_status.h"
-
-struct text {
-	char *data;
-	size_t length, capacity;
-};
-
-static void append(struct text *text, const char *format, ...) __attribute__((format(printf, 2, 3)));
-
-static void append(struct text *text, const char *format, ...)
-{
-	for (;;) {
-		va_list arguments;
-		va_start(arguments, format);
-		size_t room = text->capacity - text->length;
-		int written = vsnprintf(text->data ? text->data + text->length : NULL, room, format, arguments);
-		va_end(arguments);
-		if (written < 0)
-			return;
-		if ((size_t)written < room) {
-			text->length += (size_t)written;
-			return;
-		}
-		text->capacity = (text->capacity + (size_t)written + 1) * 2;
-		text->data = xrealloc(text->data, text->capacity);
-	}
-}
+#include "text_buffer.h"
 
 /* A method's labels: "/etcdserverpb.KV/Put" is service "etcdserverpb.KV", method "Put". */
 struct method_labels {
@@ -81,13 +55,13 @@ static int compare_codes(const void *left, const void *right)
 	              grpc_code_name(*(const int *)right, b_buffer, sizeof(b_buffer)));
 }
 
-static void method_series(struct text *text, const char *name, const struct method_labels *labels, size_t count,
+static void method_series(struct text_buffer *text, const char *name, const struct method_labels *labels, size_t count,
                           const struct grpc_method_counters *counters, size_t field_offset)
 {
 	for (size_t k = 0; k < count; k++) {
 		const atomic_uint_fast64_t *value =
 		    (const atomic_uint_fast64_t *)((const char *)&counters[labels[k].index] + field_offset);
-		append(text, "%s{grpc_method=\"%s\",grpc_service=\"%.*s\",grpc_type=\"%s\"} %" PRIu64 "\n", name,
+		text_buffer_append(text, "%s{grpc_method=\"%s\",grpc_service=\"%.*s\",grpc_type=\"%s\"} %" PRIu64 "\n", name,
 		       labels[k].method, labels[k].service_length, labels[k].service, labels[k].type,
 		       (uint64_t)atomic_load_explicit(value, memory_order_relaxed));
 	}
@@ -116,30 +90,30 @@ char *grpc_method_counters_prometheus(const struct grpc_method *methods, const s
 		codes[code] = code;
 	qsort(codes, GRPC_STATUS_CODE_COUNT, sizeof(int), compare_codes);
 
-	struct text text = {0};
+	struct text_buffer text = {0};
 	/* client_golang writes the families sorted by name. */
-	append(&text, "# HELP grpc_server_handled_total Total number of RPCs completed on the server, regardless of "
+	text_buffer_append(&text, "# HELP grpc_server_handled_total Total number of RPCs completed on the server, regardless of "
 	              "success or failure.\n# TYPE grpc_server_handled_total counter\n");
 	for (int c = 0; c < GRPC_STATUS_CODE_COUNT; c++) {
 		char buffer[16];
 		const char *code_name = grpc_code_name(codes[c], buffer, sizeof(buffer));
 		for (size_t k = 0; k < count; k++)
-			append(&text,
+			text_buffer_append(&text,
 			       "grpc_server_handled_total{grpc_code=\"%s\",grpc_method=\"%s\",grpc_service=\"%.*s\","
 			       "grpc_type=\"%s\"} %" PRIu64 "\n",
 			       code_name, labels[k].method, labels[k].service_length, labels[k].service, labels[k].type,
 			       (uint64_t)atomic_load_explicit(&counters[labels[k].index].handled[codes[c]],
 			                                      memory_order_relaxed));
 	}
-	append(&text, "# HELP grpc_server_msg_received_total Total number of RPC stream messages received on the "
+	text_buffer_append(&text, "# HELP grpc_server_msg_received_total Total number of RPC stream messages received on the "
 	              "server.\n# TYPE grpc_server_msg_received_total counter\n");
 	method_series(&text, "grpc_server_msg_received_total", labels, count, counters,
 	              offsetof(struct grpc_method_counters, messages_received));
-	append(&text, "# HELP grpc_server_msg_sent_total Total number of gRPC stream messages sent by the server.\n"
+	text_buffer_append(&text, "# HELP grpc_server_msg_sent_total Total number of gRPC stream messages sent by the server.\n"
 	              "# TYPE grpc_server_msg_sent_total counter\n");
 	method_series(&text, "grpc_server_msg_sent_total", labels, count, counters,
 	              offsetof(struct grpc_method_counters, messages_sent));
-	append(&text, "# HELP grpc_server_started_total Total number of RPCs started on the server.\n"
+	text_buffer_append(&text, "# HELP grpc_server_started_total Total number of RPCs started on the server.\n"
 	              "# TYPE grpc_server_started_total counter\n");
 	method_series(&text, "grpc_server_started_total", labels, count, counters,
 	              offsetof(struct grpc_method_counters, started));

@@ -9,17 +9,17 @@
 
 #include "check.h"
 
-static void expect_text(const char *what, struct prometheus_text *text, const char *want)
+static void expect_text(const char *what, struct text_buffer *text, const char *want)
 {
 	const char *got = text->data ? text->data : "";
 	CHECK(strcmp(got, want) == 0, "%s:\n--- got\n%s--- want\n%s", what, got, want);
 	free(text->data);
-	*text = (struct prometheus_text){0};
+	*text = (struct text_buffer){0};
 }
 
 int main(void)
 {
-	struct prometheus_text text = {0};
+	struct text_buffer text = {0};
 	struct histogram histogram;
 	histogram_init(&histogram, 0.001, 2, 3);
 	/* 0.5 ms and 1 ms (on the bound: counted in it), 3 ms, 2.5 s (above every bound). */
