@@ -26,6 +26,7 @@
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
+#include "certificate_checks.h"
 #include "log.h"
 #include "transport.h"
 
@@ -144,75 +145,26 @@ static uint64_t now_ms(void)
 }
 
 /* Go's words (crypto/x509, as etcd logs them) for a certificate OpenSSL refused, so operators and tests see
- * the same reasons from quorumd and etcd. */
+ * the same reasons from quorumd and etcd; a name the peer URL's host does not match in the peer
+ * transport's own. */
 static const char *go_x509_text(long code)
 {
-	switch (code) {
-	case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT:
-	case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY:
-	case X509_V_ERR_UNABLE_TO_VERIFY_LEAF_SIGNATURE:
-	case X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT:
-	case X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN:
-	case X509_V_ERR_CERT_UNTRUSTED:
-		return "x509: certificate signed by unknown authority";
-	case X509_V_ERR_CERT_HAS_EXPIRED:
-	case X509_V_ERR_CERT_NOT_YET_VALID:
-		return "x509: certificate has expired or is not yet valid";
-	case X509_V_ERR_INVALID_PURPOSE:
-		return "x509: certificate specifies an incompatible key usage";
-	case X509_V_ERR_IP_ADDRESS_MISMATCH:
-	case X509_V_ERR_HOSTNAME_MISMATCH:
+	if (code == X509_V_ERR_IP_ADDRESS_MISMATCH || code == X509_V_ERR_HOSTNAME_MISMATCH)
 		return "x509: certificate is not valid for the peer URL's host";
-	default:
-		return NULL;
-	}
-}
-
-/* etcd's --peer-crl-file only refuses certificates the file lists; OpenSSL's complaints about the CRL
- * itself (another issuer's certificate, out of date, bad signature) are let through. */
-static bool crl_complaint(int code)
-{
-	switch (code) {
-	case X509_V_ERR_UNABLE_TO_GET_CRL:
-	case X509_V_ERR_UNABLE_TO_GET_CRL_ISSUER:
-	case X509_V_ERR_UNABLE_TO_DECRYPT_CRL_SIGNATURE:
-	case X509_V_ERR_CRL_SIGNATURE_FAILURE:
-	case X509_V_ERR_CRL_NOT_YET_VALID:
-	case X509_V_ERR_CRL_HAS_EXPIRED:
-	case X509_V_ERR_ERROR_IN_CRL_LAST_UPDATE_FIELD:
-	case X509_V_ERR_ERROR_IN_CRL_NEXT_UPDATE_FIELD:
-	case X509_V_ERR_KEYUSAGE_NO_CRL_SIGN:
-	case X509_V_ERR_DIFFERENT_CRL_SCOPE:
-	case X509_V_ERR_CRL_PATH_VALIDATION_ERROR:
-		return true;
-	default:
-		return false;
-	}
+	return certificate_go_error_text(code);
 }
 
 static int verify_peer(int preverify_ok, X509_STORE_CTX *store)
 {
-	if (preverify_ok)
+	/* --peer-crl-file refuses only the serials it lists (certificate_checks.h). */
+	if (certificate_verify_passes(preverify_ok, store))
 		return 1;
 	int code = X509_STORE_CTX_get_error(store);
-	if (crl_complaint(code)) {
-		X509_STORE_CTX_set_error(store, X509_V_OK);
-		return 1;
-	}
 	SSL *ssl = X509_STORE_CTX_get_ex_data(store, SSL_get_ex_data_X509_STORE_CTX_idx());
 	struct verify_note *note = ssl ? SSL_get_app_data(ssl) : NULL;
 	X509 *certificate = X509_STORE_CTX_get_current_cert(store);
-	if (code == X509_V_ERR_CERT_REVOKED && note && certificate) {
-		/* transport.checkCRL's words: the serial's big-endian bytes in lower-case hexadecimal (Go's %x). */
-		char serial[2 * 64 + 1] = "";
-		BIGNUM *number = ASN1_INTEGER_to_BN(X509_get0_serialNumber(certificate), NULL);
-		unsigned char bytes[64];
-		int length = number && BN_num_bytes(number) <= (int)sizeof bytes ? BN_bn2bin(number, bytes) : 0;
-		for (int i = 0; i < length; i++)
-			snprintf(serial + 2 * i, 3, "%02x", bytes[i]);
-		BN_free(number);
-		snprintf(note->revoked, sizeof note->revoked, "transport: certificate serial %s revoked", serial);
-	}
+	if (code == X509_V_ERR_CERT_REVOKED && note && certificate)
+		certificate_describe_revoked(certificate, note->revoked, sizeof note->revoked);
 	return 0;
 }
 
@@ -264,12 +216,6 @@ static void format_hello(const struct peer_tls *tls, uint8_t hello[HELLO_SIZE])
 	put64(hello + 16, tls->cluster_id);
 }
 
-static bool is_ip_address(const char *host)
-{
-	struct in6_addr scratch;
-	return inet_pton(AF_INET, host, &scratch) == 1 || inet_pton(AF_INET6, host, &scratch) == 1;
-}
-
 /* etcd's AllowedCN or AllowedHostname check (exclusive), on whichever side we are. The hostname as Go's
  * Certificate.VerifyHostname: an IP address against the IP SANs, a name against the DNS SANs (a wildcard
  * for the leftmost label only), never the CN. */
@@ -285,7 +231,7 @@ static bool certificate_allowed(const struct peer_tls *tls, SSL *ssl)
 		char name[256] = "";
 		X509_NAME_get_text_by_NID(X509_get_subject_name(certificate), NID_commonName, name, sizeof name);
 		allowed = strcmp(name, tls->allowed_cn) == 0;
-	} else if (is_ip_address(tls->allowed_hostname)) {
+	} else if (certificate_host_is_ip(tls->allowed_hostname)) {
 		allowed = X509_check_ip_asc(certificate, tls->allowed_hostname, 0) == 1;
 	} else {
 		allowed = X509_check_host(certificate, tls->allowed_hostname, 0, X509_CHECK_FLAG_NEVER_CHECK_SUBJECT |
@@ -782,12 +728,8 @@ static void dial(struct peer_tls *tls, const struct tls_peer *peer)
 	if (!tls->skip_verify) {
 		SSL_set_verify(p->ssl, SSL_VERIFY_PEER, verify_peer);
 		X509_VERIFY_PARAM *param = SSL_get0_param(p->ssl);
-		if (is_ip_address(peer->host)) {
-			ok = X509_VERIFY_PARAM_set1_ip_asc(param, peer->host) == 1;
-		} else {
-			ok = X509_VERIFY_PARAM_set1_host(param, peer->host, 0) == 1 &&
-				SSL_set_tlsext_host_name(p->ssl, peer->host) == 1;
-		}
+		ok = certificate_expect_host(param, peer->host) &&
+			(certificate_host_is_ip(peer->host) || SSL_set_tlsext_host_name(p->ssl, peer->host) == 1);
 	} else {
 		SSL_set_verify(p->ssl, SSL_VERIFY_NONE, NULL);
 	}

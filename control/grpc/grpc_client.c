@@ -14,7 +14,6 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <arpa/inet.h>
 #include <nghttp2/nghttp2.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
@@ -27,6 +26,8 @@
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "certificate_checks.h"
 
 #define OUT_GATHER (64 * 1024)
 #define READ_CHUNK (64 * 1024)
@@ -402,13 +403,10 @@ static int tls_handshake(struct gconn *conn, const struct gconn_tls *tls, const 
 		ERR_clear_error();
 		return -1;
 	}
-	unsigned char scratch[16];
-	bool ip = inet_pton(AF_INET, host, scratch) == 1 || inet_pton(AF_INET6, host, scratch) == 1;
-	if (!ip)
+	if (!certificate_host_is_ip(host))
 		SSL_set_tlsext_host_name(conn->ssl, host);
 	if (!tls->skip_verify) {
-		X509_VERIFY_PARAM *param = SSL_get0_param(conn->ssl);
-		if ((ip ? X509_VERIFY_PARAM_set1_ip_asc(param, host) : X509_VERIFY_PARAM_set1_host(param, host, 0)) != 1) {
+		if (!certificate_expect_host(SSL_get0_param(conn->ssl), host)) {
 			snprintf(err, errlen, "TLS: cannot verify against the host %s", host);
 			ERR_clear_error();
 			return -1;

@@ -12,6 +12,7 @@
  * callback notes why (the verify callback, the ClientHello and ALPN callbacks, an alert from the
  * client) and the log line uses that. */
 #include "alloc.h"
+#include "certificate_checks.h"
 #include "grpc_internal.h"
 #include "grpc_tls.h"
 #include "log.h"
@@ -278,28 +279,15 @@ static void describe_verify_error(X509_STORE_CTX *store, char *out, size_t size)
 	int code = X509_STORE_CTX_get_error(store);
 	if (leaf != NULL && describe_validity(leaf, x509_text, sizeof x509_text)) {
 		/* written */
+	} else if ((code == X509_V_ERR_CERT_HAS_EXPIRED || code == X509_V_ERR_CERT_NOT_YET_VALID) && failing != NULL &&
+	           describe_validity(failing, x509_text, sizeof x509_text)) {
+		/* written */
 	} else {
-		switch (code) {
-		case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT:
-		case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY:
-		case X509_V_ERR_UNABLE_TO_VERIFY_LEAF_SIGNATURE:
-		case X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT:
-		case X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN:
-		case X509_V_ERR_CERT_UNTRUSTED:
-			snprintf(x509_text, sizeof x509_text, "x509: certificate signed by unknown authority");
-			break;
-		case X509_V_ERR_CERT_HAS_EXPIRED:
-		case X509_V_ERR_CERT_NOT_YET_VALID:
-			if (failing == NULL || !describe_validity(failing, x509_text, sizeof x509_text))
-				snprintf(x509_text, sizeof x509_text, "x509: certificate has expired or is not yet valid");
-			break;
-		case X509_V_ERR_INVALID_PURPOSE:
-			snprintf(x509_text, sizeof x509_text, "x509: certificate specifies an incompatible key usage");
-			break;
-		default:
+		const char *go = certificate_go_error_text(code);
+		if (go != NULL)
+			snprintf(x509_text, sizeof x509_text, "%s", go);
+		else
 			snprintf(x509_text, sizeof x509_text, "x509: %s", X509_verify_cert_error_string(code));
-			break;
-		}
 	}
 	snprintf(out, size, "tls: failed to verify client certificate: %s", x509_text);
 }
@@ -313,60 +301,19 @@ static struct grpc_tls_connection *connection_of(const SSL *ssl)
 
 static void certificate_names_fields(X509 *certificate, char *out, size_t size);
 
-/* etcd's --client-crl-file only refuses certificates the file lists: it does not verify the CRL, does not
- * look at its dates and has nothing to say about a certificate whose CA issued no CRL. OpenSSL's CRL
- * checking wants a valid, current CRL from the certificate's issuer; these are its complaints about the
- * CRL rather than about the certificate, let through so that only a listed serial refuses. */
-static bool crl_complaint(int code)
-{
-	switch (code) {
-	case X509_V_ERR_UNABLE_TO_GET_CRL:
-	case X509_V_ERR_UNABLE_TO_GET_CRL_ISSUER:
-	case X509_V_ERR_UNABLE_TO_DECRYPT_CRL_SIGNATURE:
-	case X509_V_ERR_CRL_SIGNATURE_FAILURE:
-	case X509_V_ERR_CRL_NOT_YET_VALID:
-	case X509_V_ERR_CRL_HAS_EXPIRED:
-	case X509_V_ERR_ERROR_IN_CRL_LAST_UPDATE_FIELD:
-	case X509_V_ERR_ERROR_IN_CRL_NEXT_UPDATE_FIELD:
-	case X509_V_ERR_KEYUSAGE_NO_CRL_SIGN:
-	case X509_V_ERR_DIFFERENT_CRL_SCOPE:
-	case X509_V_ERR_CRL_PATH_VALIDATION_ERROR:
-		return true;
-	default:
-		return false;
-	}
-}
-
-/* etcd's words for a revoked certificate (transport.checkCRL): the serial's big-endian bytes in lower-case
- * hexadecimal, as Go's %x prints them. */
-static void describe_revoked(X509 *certificate, char *out, size_t size)
-{
-	char serial[2 * 64 + 1] = "";
-	BIGNUM *number = certificate != NULL ? ASN1_INTEGER_to_BN(X509_get0_serialNumber(certificate), NULL) : NULL;
-	unsigned char bytes[64];
-	int length = number != NULL && BN_num_bytes(number) <= (int)sizeof bytes ? BN_bn2bin(number, bytes) : 0;
-	for (int i = 0; i < length; i++)
-		snprintf(serial + 2 * i, 3, "%02x", bytes[i]);
-	BN_free(number);
-	snprintf(out, size, "transport: certificate serial %s revoked", serial);
-}
-
 static int verify_client(int preverify_ok, X509_STORE_CTX *store)
 {
-	if (preverify_ok)
+	/* --client-crl-file refuses only the serials it lists; a CRL complaint cleared, or it would stay the
+	 * connection's verify result (read by grpc_tls_peer_common_name). */
+	if (certificate_verify_passes(preverify_ok, store))
 		return 1;
 	int code = X509_STORE_CTX_get_error(store);
-	if (crl_complaint(code)) {
-		/* Cleared, or it would stay the connection's verify result (read by grpc_tls_peer_common_name). */
-		X509_STORE_CTX_set_error(store, X509_V_OK);
-		return 1;
-	}
 	SSL *ssl = X509_STORE_CTX_get_ex_data(store, SSL_get_ex_data_X509_STORE_CTX_idx());
 	struct grpc_tls_connection *tls = ssl != NULL ? connection_of(ssl) : NULL;
 	if (tls == NULL || tls->failure[0] != '\0')
 		return 0;
 	if (code == X509_V_ERR_CERT_REVOKED) {
-		describe_revoked(X509_STORE_CTX_get_current_cert(store), tls->failure, sizeof tls->failure);
+		certificate_describe_revoked(X509_STORE_CTX_get_current_cert(store), tls->failure, sizeof tls->failure);
 		certificate_names_fields(X509_STORE_CTX_get0_cert(store), tls->failure_names, sizeof tls->failure_names);
 	} else if (code == X509_V_ERR_HOSTNAME_MISMATCH || code == X509_V_ERR_IP_ADDRESS_MISMATCH) {
 		/* --client-cert-allowed-hostname (etcd's TLSInfo.AllowedHostname: VerifyPeerCertificate's error). */
@@ -584,11 +531,7 @@ static SSL_CTX *build_ssl_context(const struct grpc_tls_settings *settings, char
 		X509_VERIFY_PARAM *param = SSL_CTX_get0_param(ssl_context);
 		X509_VERIFY_PARAM_set_hostflags(param, X509_CHECK_FLAG_NEVER_CHECK_SUBJECT |
 			X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
-		unsigned char address[16];
-		bool is_ip = inet_pton(AF_INET, allowed_hostname, address) == 1 ||
-			inet_pton(AF_INET6, allowed_hostname, address) == 1;
-		if ((is_ip ? X509_VERIFY_PARAM_set1_ip_asc(param, allowed_hostname) :
-			X509_VERIFY_PARAM_set1_host(param, allowed_hostname, 0)) != 1) {
+		if (!certificate_expect_host(param, allowed_hostname)) {
 			snprintf(err, errlen, "cannot use %s as the allowed client certificate hostname", allowed_hostname);
 			goto fail;
 		}
