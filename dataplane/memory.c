@@ -274,14 +274,9 @@ static int memory_send(struct transport *t, uint64_t to, const uint8_t *data, si
 {
 	struct memory_transport *m = (struct memory_transport *)t;
 	struct transport_core *core = m->base.core;
-	if (find_peer(m, to) < 0) {
-		return transport_core_unknown_peer(core, to, err, errlen);
-	}
-	if (core->sealed && !transport_core_session_ready(core, to))
-		return transport_core_no_session(core, to, err, errlen);
 	struct frame_address address;
 	uint16_t count;
-	int rv = transport_core_prepare(core, to, length, &address, &count, err, errlen);
+	int rv = transport_core_prepare(core, to, find_peer(m, to) >= 0, length, &address, &count, err, errlen);
 	if (rv < 0)
 		return rv;
 	size_t max = core->config.max_datagram;

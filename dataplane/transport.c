@@ -336,19 +336,6 @@ static struct transport_receive_session *receive_session(struct transport_core *
 	return session->current ? session : NULL;
 }
 
-bool transport_core_session_ready(struct transport_core *core, uint64_t to)
-{
-	int i = find_session(core, to);
-	return i >= 0 && send_session(core, i) != NULL;
-}
-
-int transport_core_no_session(struct transport_core *core, uint64_t to, char *err, size_t errlen)
-{
-	transport_core_count(core, TRANSPORT_COUNTER_unsent_no_session, 1);
-	return transport_error(err, errlen, -ENOTCONN, "send to member %llx: no peer TLS session with it yet",
-		(unsigned long long)to);
-}
-
 /* Opens a sealed frame from its sender's session into core->opened. True when it opened and its counter
  * is new under the key that opened it (then marked); false counted as bad_seal, replayed or no_session. */
 static bool open_sealed(struct transport_core *core, const struct frame_header *h, const uint8_t *datagram,
@@ -600,13 +587,6 @@ int transport_core_end(struct transport_core *core)
 
 /* ---- send side ---- */
 
-int transport_core_unknown_peer(struct transport_core *core, uint64_t to, char *err, size_t errlen)
-{
-	transport_core_count(core, TRANSPORT_COUNTER_drop_unknown_peer, 1);
-	return transport_error(err, errlen, -EHOSTUNREACH, "send to member %llx: no peer address",
-		(unsigned long long)to);
-}
-
 size_t transport_core_encode(struct transport_core *core, uint64_t peer, const struct frame_address *address,
 	const uint8_t *message, size_t message_length, uint16_t count, uint16_t index, uint8_t *out,
 	size_t out_size)
@@ -625,9 +605,22 @@ size_t transport_core_encode(struct transport_core *core, uint64_t peer, const s
 	return size;
 }
 
-int transport_core_prepare(struct transport_core *core, uint64_t to, size_t length, struct frame_address *address,
-	uint16_t *count, char *err, size_t errlen)
+int transport_core_prepare(struct transport_core *core, uint64_t to, bool has_address, size_t length,
+	struct frame_address *address, uint16_t *count, char *err, size_t errlen)
 {
+	if (!has_address) {
+		transport_core_count(core, TRANSPORT_COUNTER_drop_unknown_peer, 1);
+		return transport_error(err, errlen, -EHOSTUNREACH, "send to member %llx: no peer address",
+			(unsigned long long)to);
+	}
+	if (core->sealed) {
+		int i = find_session(core, to);
+		if (i < 0 || send_session(core, i) == NULL) {
+			transport_core_count(core, TRANSPORT_COUNTER_unsent_no_session, 1);
+			return transport_error(err, errlen, -ENOTCONN, "send to member %llx: no peer TLS session with it yet",
+				(unsigned long long)to);
+		}
+	}
 	if (length > core->config.max_message)
 		return transport_error(err, errlen, -EMSGSIZE,
 			"send to member %llx: message of %zu bytes over the maximum of %zu",

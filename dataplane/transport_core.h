@@ -108,13 +108,12 @@ void transport_core_tick(struct transport_core *core, uint64_t now_ns);
 uint64_t transport_core_deadline(const struct transport_core *core);
 int transport_core_end(struct transport_core *core);
 
-/* A send to a member without an address: counted, and -EHOSTUNREACH with a message naming it. */
-int transport_core_unknown_peer(struct transport_core *core, uint64_t to, char *err, size_t errlen);
-
-/* Send side: checks the size (-EMSGSIZE with message) and returns the frame count and a fresh message
- * id; counts messages_out. */
-int transport_core_prepare(struct transport_core *core, uint64_t to, size_t length, struct frame_address *address,
-	uint16_t *count, char *err, size_t errlen);
+/* Send side, first of all: refuses a member the transport has no address for (has_address false:
+ * -EHOSTUNREACH naming it, counted drop_unknown_peer) and, sealed, one without a session yet (-ENOTCONN,
+ * counted unsent_no_session; Raft retries); then checks the size (-EMSGSIZE with message) and returns the
+ * frame count and a fresh message id; counts messages_out. */
+int transport_core_prepare(struct transport_core *core, uint64_t to, bool has_address, size_t length,
+	struct frame_address *address, uint16_t *count, char *err, size_t errlen);
 
 /* Send side: frame_encode, then, with a key, the MAC (and the CRC again, which covers it), or, sealed, the
  * AEAD under the session with peer (the member the frame goes to). Returns the frame's size, or 0 when the
@@ -122,11 +121,6 @@ int transport_core_prepare(struct transport_core *core, uint64_t to, size_t leng
 size_t transport_core_encode(struct transport_core *core, uint64_t peer, const struct frame_address *address,
 	const uint8_t *message, size_t message_length, uint16_t count, uint16_t index, uint8_t *out,
 	size_t out_size);
-
-/* Send side, sealed transports: true when member to has a session (else nothing may go to it). */
-bool transport_core_session_ready(struct transport_core *core, uint64_t to);
-/* A send to a member without a session: counted (unsent_no_session), and -ENOTCONN naming it. */
-int transport_core_no_session(struct transport_core *core, uint64_t to, char *err, size_t errlen);
 
 /* Starts the peer TLS thread (config.peer_tls) once the transport listens on host:port; add_peer and
  * remove_peer report peers' addresses to it. No-ops without peer TLS. */

@@ -404,14 +404,9 @@ static int udp_send(struct transport *t, uint64_t to, const uint8_t *data, size_
 	struct udp_transport *u = udp_of(t);
 	struct transport_core *core = u->base.core;
 	const struct udp_peer *peer = find_peer(u, to);
-	if (!peer) {
-		return transport_core_unknown_peer(core, to, err, errlen);
-	}
-	if (core->sealed && !transport_core_session_ready(core, to))
-		return transport_core_no_session(core, to, err, errlen);
 	struct frame_address address;
 	uint16_t count;
-	int rv = transport_core_prepare(core, to, length, &address, &count, err, errlen);
+	int rv = transport_core_prepare(core, to, peer != NULL, length, &address, &count, err, errlen);
 	if (rv < 0)
 		return rv;
 	size_t max = core->config.max_datagram;

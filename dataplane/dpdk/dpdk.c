@@ -922,13 +922,9 @@ static int dpdk_send(struct transport *base, uint64_t to, const uint8_t *data, s
 	struct dpdk_transport *t = dpdk_of(base);
 	struct transport_core *core = t->base.core;
 	const struct dpdk_peer *peer = find_peer(t, to);
-	if (!peer)
-		return transport_core_unknown_peer(core, to, err, errlen);
-	if (core->sealed && !transport_core_session_ready(core, to))
-		return transport_core_no_session(core, to, err, errlen);
 	struct frame_address address;
 	uint16_t count;
-	int rv = transport_core_prepare(core, to, length, &address, &count, err, errlen);
+	int rv = transport_core_prepare(core, to, peer != NULL, length, &address, &count, err, errlen);
 	if (rv < 0)
 		return rv;
 	int first_error = 0;
