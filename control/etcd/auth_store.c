@@ -869,6 +869,30 @@ static void log_role(const char *message, const char *role)
 	log_write("info", message, "\"role-name\":\"%s\"", log_json_escape(role, escaped, sizeof(escaped)));
 }
 
+/* Every change moves the auth revision on, written in the same batch as what changed (run->next, which
+ * change() made). */
+static void commit(struct apply_run *run)
+{
+	note_write(run, commit_revision(run->next, run->state, run->error, sizeof(run->error)));
+}
+
+/* The end of a change to one user (or role): its record, the revision, and the line etcd logs. */
+static enum auth_status user_changed(struct apply_run *run, const struct auth_user *user, const char *message)
+{
+	note_write(run, save_user(run->state, user, run->error, sizeof(run->error)));
+	commit(run);
+	log_user(message, user->name);
+	return AUTH_OK;
+}
+
+static enum auth_status role_changed(struct apply_run *run, const struct auth_role *role, const char *message)
+{
+	note_write(run, save_role(run->state, role, run->error, sizeof(run->error)));
+	commit(run);
+	log_role(message, role->name);
+	return AUTH_OK;
+}
+
 static enum auth_status apply_enable(struct apply_run *run)
 {
 	if (run->current->enabled) {
@@ -896,7 +920,7 @@ static enum auth_status apply_disable(struct apply_run *run)
 	struct auth_store *store = change(run);
 	store->enabled = false;
 	note_write(run, save_enabled(run->state, false, run->error, sizeof(run->error)));
-	note_write(run, commit_revision(store, run->state, run->error, sizeof(run->error)));
+	commit(run);
 	if (run->hooks && run->hooks->disabled)
 		run->hooks->disabled(run->hooks->context);
 	log_write("info", "disabled authentication", NULL);
@@ -930,10 +954,7 @@ static enum auth_status apply_user_add(struct apply_run *run, const Etcdserverpb
 	user->password_hash = hash;
 	user->no_password = no_password;
 	user->roles = xcalloc(1, sizeof(char *));
-	note_write(run, save_user(run->state, user, run->error, sizeof(run->error)));
-	note_write(run, commit_revision(store, run->state, run->error, sizeof(run->error)));
-	log_user("added a user", name);
-	return AUTH_OK;
+	return user_changed(run, user, "added a user");
 }
 
 static enum auth_status apply_user_delete(struct apply_run *run, const char *name)
@@ -947,7 +968,7 @@ static enum auth_status apply_user_delete(struct apply_run *run, const char *nam
 	struct auth_store *store = change(run);
 	remove_user(store, user_of(store, name));
 	note_write(run, state_bucket_delete(run->state, BUCKET_USERS, name_bytes(name), run->error, sizeof(run->error)));
-	note_write(run, commit_revision(store, run->state, run->error, sizeof(run->error)));
+	commit(run);
 	if (run->hooks && run->hooks->user_invalidated)
 		run->hooks->user_invalidated(run->hooks->context, name);
 	log_user("deleted a user", name);
@@ -978,7 +999,7 @@ static enum auth_status apply_change_password(struct apply_run *run,
 	free(user->password_hash);
 	user->password_hash = hash;
 	note_write(run, save_user(run->state, user, run->error, sizeof(run->error)));
-	note_write(run, commit_revision(store, run->state, run->error, sizeof(run->error)));
+	commit(run);
 	if (run->hooks && run->hooks->user_invalidated)
 		run->hooks->user_invalidated(run->hooks->context, name);
 	log_user("changed a password of a user", name);
@@ -1010,10 +1031,7 @@ static enum auth_status apply_grant_role(struct apply_run *run, const char *name
 	memmove(&user->roles[at + 1], &user->roles[at], (user->role_count - at) * sizeof(char *));
 	user->roles[at] = xstrdup(role_name);
 	user->role_count++;
-	note_write(run, save_user(run->state, user, run->error, sizeof(run->error)));
-	note_write(run, commit_revision(store, run->state, run->error, sizeof(run->error)));
-	log_user("granted a role to a user", name);
-	return AUTH_OK;
+	return user_changed(run, user, "granted a role to a user");
 }
 
 /* Removes role_name from user's roles; false when it was not there. */
@@ -1045,10 +1063,7 @@ static enum auth_status apply_revoke_role(struct apply_run *run, const char *nam
 	struct auth_store *store = change(run);
 	struct auth_user *user = user_of(store, name);
 	drop_role(user, role_name);
-	note_write(run, save_user(run->state, user, run->error, sizeof(run->error)));
-	note_write(run, commit_revision(store, run->state, run->error, sizeof(run->error)));
-	log_user("revoked a role from a user", name);
-	return AUTH_OK;
+	return user_changed(run, user, "revoked a role from a user");
 }
 
 static enum auth_status apply_role_add(struct apply_run *run, const char *name)
@@ -1060,10 +1075,7 @@ static enum auth_status apply_role_add(struct apply_run *run, const char *name)
 	struct auth_store *store = change(run);
 	struct auth_role *role = insert_role(store, name);
 	role->permissions = xcalloc(1, sizeof(struct auth_permission));
-	note_write(run, save_role(run->state, role, run->error, sizeof(run->error)));
-	note_write(run, commit_revision(store, run->state, run->error, sizeof(run->error)));
-	log_role("created a role", name);
-	return AUTH_OK;
+	return role_changed(run, role, "created a role");
 }
 
 static enum auth_status apply_role_delete(struct apply_run *run, const char *name)
@@ -1080,7 +1092,7 @@ static enum auth_status apply_role_delete(struct apply_run *run, const char *nam
 	for (size_t k = 0; k < store->user_count; k++)
 		if (drop_role(&store->users[k], name))
 			note_write(run, save_user(run->state, &store->users[k], run->error, sizeof(run->error)));
-	note_write(run, commit_revision(store, run->state, run->error, sizeof(run->error)));
+	commit(run);
 	log_role("deleted a role", name);
 	return AUTH_OK;
 }
@@ -1128,10 +1140,7 @@ static enum auth_status apply_grant_permission(struct apply_run *run,
 		permission->range_end_length = granted->range_end.len;
 		role->permission_count++;
 	}
-	note_write(run, save_role(run->state, role, run->error, sizeof(run->error)));
-	note_write(run, commit_revision(store, run->state, run->error, sizeof(run->error)));
-	log_role("granted/updated a permission to a user", name);
-	return AUTH_OK;
+	return role_changed(run, role, "granted/updated a permission to a user");
 }
 
 static enum auth_status apply_revoke_permission(struct apply_run *run,
@@ -1162,10 +1171,7 @@ static enum auth_status apply_revoke_permission(struct apply_run *run,
 			role->permissions[kept++] = *permission;
 	}
 	role->permission_count = kept;
-	note_write(run, save_role(run->state, role, run->error, sizeof(run->error)));
-	note_write(run, commit_revision(store, run->state, run->error, sizeof(run->error)));
-	log_role("revoked a permission on range", name);
-	return AUTH_OK;
+	return role_changed(run, role, "revoked a permission on range");
 }
 
 /* ---- responses ---- */
