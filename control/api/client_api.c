@@ -278,6 +278,44 @@ void client_propose(struct client_thread *thread, struct grpc_call *call, const 
 	client_post_to_core(thread, request);
 }
 
+/* A request that would change the cluster: refused on a learner, answered as malformed when it does not
+ * decode. The decoded message, or NULL when the call was answered. */
+static ProtobufCMessage *decode_change(struct client_thread *thread, struct grpc_call *call,
+                                       const ProtobufCMessageDescriptor *descriptor, const uint8_t *message,
+                                       size_t length)
+{
+	if (client_refuse_on_learner(thread, call))
+		return NULL;
+	ProtobufCMessage *decoded = protobuf_c_message_unpack(descriptor, NULL, length, message);
+	if (!decoded)
+		client_answer_malformed(call);
+	return decoded;
+}
+
+/* The client's own bytes proposed once its token resolved; on_message runs again if the token was held
+ * behind an entry this member has not applied yet. */
+static void propose_authorized(struct client_thread *thread, struct grpc_call *call, client_message_fn on_message,
+                               enum internal_raft_request_field field, const uint8_t *message, size_t length)
+{
+	struct client_auth auth;
+	if (!client_auth_begin(thread, call, on_message, message, length, &auth))
+		return;
+	client_propose(thread, call, &auth, field, message, length);
+	client_auth_free(&auth);
+}
+
+void client_propose_as_sent(void *context, struct grpc_call *call, const uint8_t *message, size_t length,
+                            const ProtobufCMessageDescriptor *descriptor, enum internal_raft_request_field field,
+                            client_message_fn self)
+{
+	struct client_thread *thread = thread_of(context);
+	ProtobufCMessage *decoded = decode_change(thread, call, descriptor, message, length);
+	if (!decoded)
+		return;
+	protobuf_c_message_free_unpacked(decoded, NULL);
+	propose_authorized(thread, call, self, field, message, length);
+}
+
 /* etcd's quotaKVServer and quotaLeaseServer: before a Put, Txn or LeaseGrant is even checked, a member
  * whose state would reach the quota with it refuses it and raises its NOSPACE alarm through Raft. */
 static bool client_refuse_for_space(struct client_thread *thread, struct grpc_call *call, int64_t cost)
@@ -364,11 +402,7 @@ static void on_put(void *context, struct grpc_call *call, const uint8_t *message
 		grpc_call_finish(call, GRPC_INVALID_ARGUMENT, problem);
 		return;
 	}
-	struct client_auth auth;
-	if (!client_auth_begin(thread_of(context), call, on_put, message, length, &auth))
-		return;
-	client_propose(thread_of(context), call, &auth, INTERNAL_RAFT_FIELD_PUT, message, length);
-	client_auth_free(&auth);
+	propose_authorized(thread_of(context), call, on_put, INTERNAL_RAFT_FIELD_PUT, message, length);
 }
 
 static void on_delete_range(void *context, struct grpc_call *call, const uint8_t *message, size_t length)
@@ -386,11 +420,7 @@ static void on_delete_range(void *context, struct grpc_call *call, const uint8_t
 		grpc_call_finish(call, GRPC_INVALID_ARGUMENT, "etcdserver: key is not provided");
 		return;
 	}
-	struct client_auth auth;
-	if (!client_auth_begin(thread_of(context), call, on_delete_range, message, length, &auth))
-		return;
-	client_propose(thread_of(context), call, &auth, INTERNAL_RAFT_FIELD_DELETE_RANGE, message, length);
-	client_auth_free(&auth);
+	propose_authorized(thread_of(context), call, on_delete_range, INTERNAL_RAFT_FIELD_DELETE_RANGE, message, length);
 }
 
 static void on_txn(void *context, struct grpc_call *call, const uint8_t *message, size_t length)
@@ -413,28 +443,13 @@ static void on_txn(void *context, struct grpc_call *call, const uint8_t *message
 		grpc_call_finish(call, code, problem);
 		return;
 	}
-	struct client_auth auth;
-	if (!client_auth_begin(thread_of(context), call, on_txn, message, length, &auth))
-		return;
-	client_propose(thread_of(context), call, &auth, INTERNAL_RAFT_FIELD_TXN, message, length);
-	client_auth_free(&auth);
+	propose_authorized(thread_of(context), call, on_txn, INTERNAL_RAFT_FIELD_TXN, message, length);
 }
 
 static void on_compact(void *context, struct grpc_call *call, const uint8_t *message, size_t length)
 {
-	if (client_refuse_on_learner(thread_of(context), call))
-		return;
-	Etcdserverpb__CompactionRequest *compaction = etcdserverpb__compaction_request__unpack(NULL, length, message);
-	if (!compaction) {
-		client_answer_malformed(call);
-		return;
-	}
-	etcdserverpb__compaction_request__free_unpacked(compaction, NULL);
-	struct client_auth auth;
-	if (!client_auth_begin(thread_of(context), call, on_compact, message, length, &auth))
-		return;
-	client_propose(thread_of(context), call, &auth, INTERNAL_RAFT_FIELD_COMPACTION, message, length);
-	client_auth_free(&auth);
+	client_propose_as_sent(context, call, message, length, &etcdserverpb__compaction_request__descriptor,
+	                       INTERNAL_RAFT_FIELD_COMPACTION, on_compact);
 }
 
 /* ---- Lease (unary) ---- */
@@ -479,19 +494,8 @@ static void on_lease_grant(void *context, struct grpc_call *call, const uint8_t 
 
 static void on_lease_revoke(void *context, struct grpc_call *call, const uint8_t *message, size_t length)
 {
-	if (client_refuse_on_learner(thread_of(context), call))
-		return;
-	Etcdserverpb__LeaseRevokeRequest *revoke = etcdserverpb__lease_revoke_request__unpack(NULL, length, message);
-	if (!revoke) {
-		client_answer_malformed(call);
-		return;
-	}
-	etcdserverpb__lease_revoke_request__free_unpacked(revoke, NULL);
-	struct client_auth auth;
-	if (!client_auth_begin(thread_of(context), call, on_lease_revoke, message, length, &auth))
-		return;
-	client_propose(thread_of(context), call, &auth, INTERNAL_RAFT_FIELD_LEASE_REVOKE, message, length);
-	client_auth_free(&auth);
+	client_propose_as_sent(context, call, message, length, &etcdserverpb__lease_revoke_request__descriptor,
+	                       INTERNAL_RAFT_FIELD_LEASE_REVOKE, on_lease_revoke);
 }
 
 static void ask_storage(struct client_thread *thread, struct grpc_call *call, enum node_request_kind kind,
@@ -583,13 +587,9 @@ static void member_id_request(void *context, struct grpc_call *call, const uint8
                               enum waiting_kind waiting)
 {
 	struct client_thread *thread = thread_of(context);
-	if (client_refuse_on_learner(thread, call))
+	ProtobufCMessage *decoded = decode_change(thread, call, descriptor, message, length);
+	if (!decoded)
 		return;
-	ProtobufCMessage *decoded = protobuf_c_message_unpack(descriptor, NULL, length, message);
-	if (!decoded) {
-		client_answer_malformed(call);
-		return;
-	}
 	const ProtobufCFieldDescriptor *field = protobuf_c_message_descriptor_get_field(descriptor, 1);
 	struct node_request *request = client_new_request(thread, kind);
 	memcpy(&request->member_id, (const char *)decoded + field->offset, sizeof(uint64_t));
@@ -675,21 +675,8 @@ static void on_hash_kv(void *context, struct grpc_call *call, const uint8_t *mes
  * (space_quota.h). */
 static void on_alarm(void *context, struct grpc_call *call, const uint8_t *message, size_t length)
 {
-	if (client_refuse_on_learner(thread_of(context), call))
-		return;
-	struct client_thread *thread = thread_of(context);
-	Etcdserverpb__AlarmRequest *alarm = etcdserverpb__alarm_request__unpack(NULL, length, message);
-	if (!alarm) {
-		client_answer_malformed(call);
-		return;
-	}
-	etcdserverpb__alarm_request__free_unpacked(alarm, NULL);
-	/* etcd proposes an alarm request, which resolves its token first. */
-	struct client_auth auth;
-	if (!client_auth_begin(thread, call, on_alarm, message, length, &auth))
-		return;
-	client_propose(thread, call, &auth, INTERNAL_RAFT_FIELD_ALARM, message, length);
-	client_auth_free(&auth);
+	client_propose_as_sent(context, call, message, length, &etcdserverpb__alarm_request__descriptor,
+	                       INTERNAL_RAFT_FIELD_ALARM, on_alarm);
 }
 
 /* RocksDB gives space back by compacting: the storage thread compacts the whole key space (so compacted

@@ -308,30 +308,11 @@ static void propose_internal(struct client_thread *thread, struct grpc_call *cal
 }
 
 /* The Auth requests that go through Raft as the client sent them, with the caller's token in the header. */
-static void propose_as_sent(void *context, struct grpc_call *call, const uint8_t *message, size_t length,
-                            const ProtobufCMessageDescriptor *descriptor, enum internal_raft_request_field field,
-                            client_message_fn self)
-{
-	struct client_thread *thread = thread_of(context);
-	if (client_refuse_on_learner(thread, call))
-		return;
-	ProtobufCMessage *decoded = protobuf_c_message_unpack(descriptor, NULL, length, message);
-	if (!decoded) {
-		client_answer_malformed(call);
-		return;
-	}
-	protobuf_c_message_free_unpacked(decoded, NULL);
-	struct client_auth auth;
-	if (!client_auth_begin(thread, call, self, message, length, &auth))
-		return;
-	client_propose(thread, call, &auth, field, message, length);
-	client_auth_free(&auth);
-}
-
 #define PROPOSED_AS_SENT(handler, message_name, field)                                                               \
-	static void handler(void *context, struct grpc_call *call, const uint8_t *message, size_t length)                \
-	{                                                                                                                \
-		propose_as_sent(context, call, message, length, &etcdserverpb__##message_name##__descriptor, field, handler); \
+	static void handler(void *context, struct grpc_call *call, const uint8_t *message, size_t length)                   \
+	{                                                                                                                   \
+		client_propose_as_sent(context, call, message, length, &etcdserverpb__##message_name##__descriptor, field,         \
+		                       handler);                                                                                   \
 	}
 
 PROPOSED_AS_SENT(on_auth_enable, auth_enable_request, INTERNAL_RAFT_FIELD_AUTH_ENABLE)

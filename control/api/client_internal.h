@@ -134,6 +134,12 @@ void client_wait_read(struct client_thread *thread, uint64_t request_id, uint64_
  * carries the request id and auth's user and revision; the apply answers it. */
 void client_propose(struct client_thread *thread, struct grpc_call *call, const struct client_auth *auth,
                     enum internal_raft_request_field field, const uint8_t *message, size_t length);
+/* A request proposed as the client sent it (etcd checks nothing before Raft but that it decodes): refused on
+ * a learner, malformed refused, then client_propose once the token resolved; self is the calling handler,
+ * run again if the token is held. */
+void client_propose_as_sent(void *context, struct grpc_call *call, const uint8_t *message, size_t length,
+                            const ProtobufCMessageDescriptor *descriptor, enum internal_raft_request_field field,
+                            client_message_fn self);
 void client_post_to_core(struct client_thread *thread, struct node_request *request);
 void client_post_to_storage(struct client_thread *thread, struct node_request *request);
 /* Sends one message and finishes the call with OK. */
