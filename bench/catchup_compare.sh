@@ -64,8 +64,7 @@ CATCHUP_ENTRIES=5000
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
 source tests/lib/proc.sh
-QB=${QUORUM_BENCH:-$BUILD/bench/quorum-bench}
-QD=${QUORUMD:-$BUILD/control/quorumd}
+source bench/lib.sh
 ETCD=${ETCD:-$(command -v etcd || true)}
 BASE=${CATCHUP_BASE_PORT:-64000}
 for f in "$QB" "$QD"; do
@@ -78,30 +77,9 @@ ETCD_VERSION=$("$ETCD" --version | awk 'NR == 1 { print $3 }')
 [ -n "$OUT" ] || OUT=bench/results/catchup-$(date -u +%Y%m%dT%H%M%S)
 mkdir -p "$OUT"
 OUT=$(cd "$OUT" && pwd)
-DATA_PARENT=${COMPARE_TMPDIR:-/var/tmp}
-if [ "$(stat -f -c %T "$DATA_PARENT")" = tmpfs ]; then
-	echo "catchup_compare.sh: $DATA_PARENT is a tmpfs; set COMPARE_TMPDIR to a directory on the disk to measure" >&2
-	exit 2
-fi
-TMP=$(mktemp -d "$DATA_PARENT/qcatchup.XXXXXX")
+bench_scratch_dir COMPARE_TMPDIR qcatchup
 
-cleanup() {
-	local rc=$?
-	trap - EXIT INT TERM
-	kill_tracked || echo "catchup_compare.sh: a process still runs 10 s after SIGKILL" >&2
-	if [ "$rc" -ne 0 ] && [ "$rc" != 130 ] && [ "$rc" != 143 ]; then
-		for f in "$TMP"/*.log; do
-			[ -e "$f" ] || continue
-			echo "---- last lines of $(basename "$f") ----" >&2
-			tail -n 15 "$f" >&2 || true
-		done
-	fi
-	if [ -n "${KEEP_TMP:-}" ]; then echo "catchup_compare.sh: kept $TMP" >&2; else rm -rf "$TMP"; fi
-	exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+bench_exit_trap
 
 log() { printf '[%s catchup] %s\n' "$(date +%T)" "$*" >&2; }
 die() { log "$*"; exit 1; }

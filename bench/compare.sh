@@ -107,9 +107,8 @@ fi
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
 source tests/lib/proc.sh
+source bench/lib.sh
 source tests/lib/netns.sh
-QB=${QUORUM_BENCH:-$BUILD/bench/quorum-bench}
-QD=${QUORUMD:-$BUILD/control/quorumd}
 FP=${FSYNC_PROBE:-$BUILD/bench/fsync-probe}
 ETCD=${ETCD:-$(command -v etcd || true)}
 BASE=${COMPARE_BASE_PORT:-61000}
@@ -130,38 +129,13 @@ OUT=$(cd "$OUT" && pwd)
 RAW=$OUT/raw.jsonl
 : >"$RAW"
 
-# The data dirs must sit on a real disk: fdatasync on a tmpfs costs nothing and would flatter both.
-DATA_PARENT=${COMPARE_TMPDIR:-/var/tmp}
-if [ "$(stat -f -c %T "$DATA_PARENT")" = tmpfs ]; then
-	echo "compare.sh: $DATA_PARENT is a tmpfs; set COMPARE_TMPDIR to a directory on the disk to measure" >&2
-	exit 2
-fi
-TMP=$(mktemp -d "$DATA_PARENT/qcompare.XXXXXX")
+bench_scratch_dir COMPARE_TMPDIR qcompare
 declare -A PIDS=()   # cluster label -> "pid pid ..."
 declare -A EPS=()    # cluster label -> client URLs, comma-separated
 declare -A DOWN=()   # cluster label -> why it is not measured (empty: measured)
 declare -A CLIENT_TLS=() # cluster label -> the TLS flags quorum-bench and etcdctl take for it (empty: plain)
 
-cleanup() {
-	local rc=$?
-	trap - EXIT INT TERM
-	kill_tracked || echo "compare.sh: a process still runs 10 s after SIGKILL" >&2
-	seg_delete
-	if [ "$rc" = 130 ] || [ "$rc" = 143 ]; then
-		echo "compare.sh: interrupted; stopped everything it started" >&2
-	elif [ "$rc" -ne 0 ]; then
-		for f in "$TMP"/*.log; do
-			[ -e "$f" ] || continue
-			echo "---- last lines of $(basename "$f") ----" >&2
-			tail -n 15 "$f" >&2 || true
-		done
-	fi
-	if [ -n "${KEEP_TMP:-}" ]; then echo "compare.sh: kept $TMP" >&2; else rm -rf "$TMP"; fi
-	exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+bench_exit_trap seg_delete
 
 log() { printf '[%s compare] %s\n' "$(date +%T)" "$*" >&2; }
 
@@ -181,7 +155,6 @@ fi
 # connections of a load cannot be holding one of them, and above the test suites' 12380-47999.
 declare -A BLOCK=([etcd3]=0 [quorumd3]=100 [etcd1]=200 [quorumd1]=300 [etcd5]=400 [quorumd5]=500
 	[etcd3tls]=50 [quorumd3tls]=150)
-port_busy() { [ -n "$(ss -Htuan exclude time-wait "( sport = :$1 )" 2>/dev/null)" ]; }
 # cluster_base LABEL SIZE: the first of BASE+BLOCK, +600, +1200, ... whose ports for SIZE members nobody
 # holds right now (TCP, or UDP for quorumd's peers), checked just before the cluster starts.
 cluster_base() {
@@ -192,7 +165,7 @@ cluster_base() {
 		b=$((BASE + ${BLOCK[$1]} + 600 * k))
 		((b + 52 <= 65535)) || break
 		for ((m = 1; m <= $2; m++)); do
-			if port_busy $((b + 10 * m + 1)) || port_busy $((b + 10 * m + 2)); then continue 2; fi
+			if bench_port_busy $((b + 10 * m + 1)) || bench_port_busy $((b + 10 * m + 2)); then continue 2; fi
 		done
 		echo "$b"
 		return

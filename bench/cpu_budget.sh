@@ -118,8 +118,7 @@ done
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
 source tests/lib/proc.sh
-QB=${QUORUM_BENCH:-$BUILD/bench/quorum-bench}
-QD=${QUORUMD:-$BUILD/control/quorumd}
+source bench/lib.sh
 PERF=${PERF:-perf}
 for f in "$QB" "$QD"; do
 	[ -x "$f" ] || { echo "cpu_budget.sh: $f not built (meson setup $BUILD --buildtype=release && ninja -C $BUILD)" >&2; exit 2; }
@@ -134,31 +133,10 @@ RUN_ID=$(date -u +%Y%m%dT%H%M%S)
 [ -n "$OUT" ] || OUT=bench/results/cpu-budget-$RUN_ID
 mkdir -p "$OUT"
 OUT=$(cd "$OUT" && pwd)
-DATA_PARENT=${BUDGET_TMPDIR:-/var/tmp}
-if [ "$(stat -f -c %T "$DATA_PARENT")" = tmpfs ]; then
-	echo "cpu_budget.sh: $DATA_PARENT is a tmpfs (fdatasync there costs nothing); set BUDGET_TMPDIR" >&2
-	exit 2
-fi
-TMP=$(mktemp -d "$DATA_PARENT/qbudget.XXXXXX")
+bench_scratch_dir BUDGET_TMPDIR qbudget
 PIDS=()
 
-cleanup() {
-	local rc=$?
-	trap - EXIT INT TERM
-	kill_tracked || echo "cpu_budget.sh: a process still runs 10 s after SIGKILL" >&2
-	if [ "$rc" -ne 0 ] && [ "$rc" != 130 ] && [ "$rc" != 143 ]; then
-		for f in "$TMP"/*.log; do
-			[ -e "$f" ] || continue
-			echo "---- last lines of $(basename "$f") ----" >&2
-			tail -n 15 "$f" >&2 || true
-		done
-	fi
-	if [ -n "${KEEP_TMP:-}" ]; then echo "cpu_budget.sh: kept $TMP" >&2; else rm -rf "$TMP"; fi
-	exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+bench_exit_trap
 log() { printf '[%s budget] %s\n' "$(date +%T)" "$*" >&2; }
 
 # ---- symbol -> source file, from the build's object files ----
@@ -178,12 +156,11 @@ done < <(find "$BUILD" -name '*.o' -path '*.p/*' -not -path '*/tests/*' -not -pa
 [ -s "$SYMBOLS" ] || { echo "cpu_budget.sh: no object files under $BUILD" >&2; exit 2; }
 
 # ---- the cluster ----
-port_busy() { [ -n "$(ss -Htuan exclude time-wait "( sport = :$1 )" 2>/dev/null)" ]; }
 BASE=${BUDGET_BASE_PORT:-62000}
 for ((k = 0; k < 20; k++)); do
 	busy=0
 	for m in 1 2 3; do
-		if port_busy $((BASE + 10 * m + 1)) || port_busy $((BASE + 10 * m + 2)); then busy=1; fi
+		if bench_port_busy $((BASE + 10 * m + 1)) || bench_port_busy $((BASE + 10 * m + 2)); then busy=1; fi
 	done
 	[ "$busy" = 1 ] || break
 	BASE=$((BASE + 100))
