@@ -2,7 +2,7 @@
 # bench/compare.sh: the real etcd 3.4 and quorumd side by side, measured by the same load generator.
 #
 #   bench/compare.sh [--build DIR] [--quick] [--seconds S] [--out DIR] [--publish] [--no-check-perf]
-#                    [--dataplane udp|dpdk] [--tls]
+#                    [--dataplane udp|dpdk] [--tls | --tls-layers]
 #
 # One system at a time (etcd first, then quorumd), each as a three-member cluster on loopback with its
 # data under one temp dir on the same disk, both fsyncing before they acknowledge; then a one-member and
@@ -41,8 +41,10 @@
 # peer URLs) on the same certificates, under put 1 client, put 1,000 clients / 100 conns and range l
 # 1,000 / 100; it prints quorumd / etcd for each with and without TLS, and whether the lead held within
 # 10% (the TLS ratio at least 0.9 times the plain one). For reading: nothing fails on it. No plots, no
-# check perf; not with --dataplane dpdk.
-# Environment: COMPARE_BASE_PORT (default 61000; the clusters use BASE+11 .. BASE+552, a cluster's block
+# check perf; not with --dataplane dpdk. --tls-layers: the same with each layer alone too — client TLS only
+# (https:// client URLs, plain peers) and peer TLS only (sealed peers, plain clients) between plain and both —
+# so each layer's cost shows: every system's op/s with the layer over its op/s plain.
+# Environment: COMPARE_BASE_PORT (default 61000; the clusters use BASE+11 .. BASE+582, a cluster's block
 # moved up by 600 while one of its ports is taken), COMPARE_TMPDIR (where the data dirs go, default /var/tmp; not a tmpfs),
 # ETCD, QUORUMD, QUORUM_BENCH, FSYNC_PROBE (binaries other than DIR's), KEEP_TMP=1 (keep data and logs).
 set -euo pipefail
@@ -54,6 +56,7 @@ OUT=""
 PUBLISH=0
 DATAPLANE=udp
 TLS=0
+TLS_VARIANTS=(plain tls) # --tls-layers adds client (client TLS only) and peer (peer TLS only)
 SECS=""
 CHECK_PERF=""
 while [ $# -gt 0 ]; do
@@ -70,8 +73,9 @@ while [ $# -gt 0 ]; do
 	--dataplane) DATAPLANE=$2; shift 2 ;;
 	--dataplane=*) DATAPLANE=${1#*=}; shift ;;
 	--tls) TLS=1; shift ;;
+	--tls-layers) TLS=1; TLS_VARIANTS=(plain client peer tls); shift ;;
 	-h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
-	*) echo "compare.sh: $1: unknown option (--build DIR, --quick, --seconds S, --out DIR, --publish, --no-check-perf, --dataplane udp|dpdk, --tls)" >&2
+	*) echo "compare.sh: $1: unknown option (--build DIR, --quick, --seconds S, --out DIR, --publish, --no-check-perf, --dataplane udp|dpdk, --tls, --tls-layers)" >&2
 		exit 2 ;;
 	esac
 done
@@ -154,7 +158,7 @@ fi
 # The default base lies above Linux's ephemeral range (32768-60999), where the hundreds of client
 # connections of a load cannot be holding one of them, and above the test suites' 12380-47999.
 declare -A BLOCK=([etcd3]=0 [quorumd3]=100 [etcd1]=200 [quorumd1]=300 [etcd5]=400 [quorumd5]=500
-	[etcd3tls]=50 [quorumd3tls]=150)
+	[etcd3tls]=50 [quorumd3tls]=150 [etcd3client]=250 [quorumd3client]=350 [etcd3peer]=450 [quorumd3peer]=550)
 # cluster_base LABEL SIZE: the first of BASE+BLOCK, +600, +1200, ... whose ports for SIZE members nobody
 # holds right now (TCP, or UDP for quorumd's peers), checked just before the cluster starts.
 cluster_base() {
@@ -173,11 +177,11 @@ cluster_base() {
 	echo $((BASE + ${BLOCK[$1]}))
 }
 
-# start_cluster LABEL SYSTEM SIZE [tls]: members LABEL-1 .. LABEL-SIZE, etcd's flags for both binaries; with
-# tls, https:// client and peer URLs with etcd's TLS flags on the run's PKI (member i has infraI's
-# certificate, serverAuth and clientAuth, for both sides).
+# start_cluster LABEL SYSTEM SIZE [tls|client|peer]: members LABEL-1 .. LABEL-SIZE, etcd's flags for both
+# binaries; with tls, https:// client and peer URLs with etcd's TLS flags on the run's PKI (member i has
+# infraI's certificate, serverAuth and clientAuth, for both sides); client or peer: that side only.
 start_cluster() {
-	local label=$1 sys=$2 size=$3 tls=${4:-} base ic="" eps="" i pids="" bin extra scheme=http
+	local label=$1 sys=$2 size=$3 tls=${4:-} base ic="" eps="" i pids="" bin extra scheme=http peer_scheme=http
 	base=$(cluster_base "$label" "$size")
 	# 8 GiB quota on both: the 64 KiB value loads write a few GiB of revisions, and the default 2 GiB quota
 	# would turn them into "database space exceeded" errors rather than a measurement.
@@ -188,12 +192,12 @@ start_cluster() {
 		bin=$QD
 		extra="--dataplane=$DATAPLANE --quota-backend-bytes=8589934592"
 	fi
-	if [ -n "$tls" ]; then
+	CLIENT_TLS[$label]=""
+	if [ "$tls" = tls ] || [ "$tls" = client ]; then
 		scheme=https
 		CLIENT_TLS[$label]="--cacert=$PKI/ca.pem --cert=$PKI/client.pem --key=$PKI/client-key.pem"
-	else
-		CLIENT_TLS[$label]=""
 	fi
+	[ "$tls" != tls ] && [ "$tls" != peer ] || peer_scheme=https
 	# Where member i listens: loopback, or in dpdk mode its namespace's addresses (see the header).
 	local -a peer_ip client_ip
 	for ((i = 1; i <= size; i++)); do
@@ -204,19 +208,18 @@ start_cluster() {
 		else
 			peer_ip[i]=10.77.0.$i client_ip[i]=10.77.1.$i
 		fi
-		ic+="${ic:+,}$label-$i=$scheme://${peer_ip[i]}:$((base + 10 * i + 2))"
+		ic+="${ic:+,}$label-$i=$peer_scheme://${peer_ip[i]}:$((base + 10 * i + 2))"
 		eps+="${eps:+,}$scheme://${client_ip[i]}:$((base + 10 * i + 1))"
 	done
 	for ((i = 1; i <= size; i++)); do
 		local dir=$TMP/$label-$i
 		local -a inns=() dpdk=() tlsflags=()
 		mkdir -p "$dir"
-		if [ -n "$tls" ]; then
-			local cert=$PKI/infra$(((i - 1) % 3 + 1))
-			tlsflags=(--cert-file "$cert.pem" --key-file "$cert-key.pem" --trusted-ca-file "$PKI/ca.pem" --client-cert-auth
-				--peer-cert-file "$cert.pem" --peer-key-file "$cert-key.pem" --peer-trusted-ca-file "$PKI/ca.pem"
-				--peer-client-cert-auth)
-		fi
+		local cert=$PKI/infra$(((i - 1) % 3 + 1))
+		[ "$scheme" = http ] || tlsflags+=(--cert-file "$cert.pem" --key-file "$cert-key.pem"
+			--trusted-ca-file "$PKI/ca.pem" --client-cert-auth)
+		[ "$peer_scheme" = http ] || tlsflags+=(--peer-cert-file "$cert.pem" --peer-key-file "$cert-key.pem"
+			--peer-trusted-ca-file "$PKI/ca.pem" --peer-client-cert-auth)
 		if [ -n "$NS" ]; then
 			inns=(ip netns exec "$NS-$i")
 			ip -n "$NS-$i" addr flush dev "qv$i"
@@ -232,8 +235,8 @@ start_cluster() {
 		"${inns[@]}" "$bin" --name "$label-$i" --data-dir "$dir" \
 			--listen-client-urls "$scheme://${client_ip[i]}:$((base + 10 * i + 1))" \
 			--advertise-client-urls "$scheme://${client_ip[i]}:$((base + 10 * i + 1))" \
-			--listen-peer-urls "$scheme://${peer_ip[i]}:$((base + 10 * i + 2))" \
-			--initial-advertise-peer-urls "$scheme://${peer_ip[i]}:$((base + 10 * i + 2))" \
+			--listen-peer-urls "$peer_scheme://${peer_ip[i]}:$((base + 10 * i + 2))" \
+			--initial-advertise-peer-urls "$peer_scheme://${peer_ip[i]}:$((base + 10 * i + 2))" \
 			--initial-cluster-token "compare-$label" --initial-cluster "$ic" --initial-cluster-state new \
 			$extra "${dpdk[@]}" "${tlsflags[@]}" >"$TMP/$label-$i.log" 2>&1 &
 		track_pid "$!"
@@ -467,18 +470,19 @@ open_loop() {
 }
 
 # ---- --tls: what TLS costs each system ----
-# The same three loads against a plain and a TLS three-member cluster of each system, the two systems
-# alternating (etcd plain, quorumd plain, etcd TLS, quorumd TLS) so that each ratio compares neighbours.
+# The same three loads against a plain and a TLS three-member cluster of each system (--tls-layers: also
+# client TLS only and peer TLS only), the two systems alternating (etcd plain, quorumd plain, etcd TLS,
+# quorumd TLS, ...) so that each ratio compares neighbours.
 TLS_LOADS=(put1 put1000 rl1000)
 PKI=""
 measure_tls() {
 	local variant sys label id
-	for variant in plain tls; do
+	for variant in "${TLS_VARIANTS[@]}"; do
 		for sys in etcd quorumd; do
 			label=${sys}3
-			[ "$variant" = plain ] || label=${sys}3tls
+			[ "$variant" = plain ] || label=${sys}3$variant
 			log "$sys ($variant): starting 3 members"
-			if [ "$variant" = tls ]; then start_cluster "$label" "$sys" 3 tls; else start_cluster "$label" "$sys" 3; fi
+			if [ "$variant" = plain ]; then start_cluster "$label" "$sys" 3; else start_cluster "$label" "$sys" 3 "$variant"; fi
 			wait_ready "$label"
 			if [ -n "${DOWN[$label]}" ]; then
 				log "$sys ($variant): not measured: ${DOWN[$label]}"
@@ -515,7 +519,7 @@ tls_table() {
 	printf '%-30s | %-7s | %10s %10s %6s | %17s\n' "load (3 members)" "" "etcd op/s" "quorumd" "ratio" "p50 ms etcd/qd"
 	rule
 	for id in "${TLS_LOADS[@]}"; do
-		for v in plain tls; do
+		for v in "${TLS_VARIANTS[@]}"; do
 			e=${RESULT[etcd|$id|$v]:-n/a}
 			q=${RESULT[quorumd|$id|$v]:-n/a}
 			read -r e e50 _ <<<"$e"
@@ -536,6 +540,24 @@ tls_table() {
 		printf '  %-30s plain %6s  TLS %6s  %s\n' "${NAME[$id]}" "${RATIO[$id|plain]}" "${RATIO[$id|tls]}" "$held"
 	done
 	printf 'lead held within 10%%: %s\n' "$all"
+	if [ "${#TLS_VARIANTS[@]}" -gt 2 ]; then
+		rule
+		echo "each layer's cost: op/s with it / op/s plain (client = client TLS only, peer = peer TLS only, tls = both)"
+		local sys line base_ops ops
+		for id in "${TLS_LOADS[@]}"; do
+			for sys in etcd quorumd; do
+				read -r base_ops _ <<<"${RESULT[$sys|$id|plain]:-n/a}"
+				line=""
+				for v in "${TLS_VARIANTS[@]}"; do
+					[ "$v" != plain ] || continue
+					read -r ops _ <<<"${RESULT[$sys|$id|$v]:-n/a}"
+					line+=$(awk -v v="$v" -v a="$ops" -v b="$base_ops" 'BEGIN {
+						if (a ~ /^[0-9.]+$/ && b + 0 > 0) printf "  %s %.2f", v, a / b; else printf "  %s -", v }')
+				done
+				printf '  %-30s %-8s%s\n' "${NAME[$id]}" "$sys" "$line"
+			done
+		done
+	fi
 	rule
 	for note in "${NOTES[@]}"; do printf 'note: %s\n' "$note"; done
 	echo "ratio = quorumd / etcd; op/s counts successful requests"
