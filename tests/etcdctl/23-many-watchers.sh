@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Watchers on one key do not slow down puts to other keys: on the member that takes the writes, 64 clients'
-# puts to other keys (quorum-bench, 20,000 puts) are measured without watchers, then with 10,000 watchers held
+# puts to other keys (quorum-bench, the faster of two runs of 20,000 puts, after a warm-up of as many) are
+# measured without watchers, then with 10,000 watchers held
 # open on one key (regress-client watch-many: etcd's Go client, the watchers spread over 10 gRPC Watch
 # streams). The put rate with the watchers must be at least half the rate without (on a quiet machine the two
 # are within noise; the bound is loose for a loaded CI machine under ASan). Then the watched key is put once:
@@ -38,17 +39,25 @@ endpoint=${CLIENT[$target]#http://}
 # quorum-bench's keys are 16 bytes (varints padded with zero bytes): never this one.
 watched=many-watchers/watched
 
-# measure_puts LABEL: 64 clients' 20,000 puts through the target; sets RATE (puts/s) and P99 (ms).
+# measure_puts LABEL: 64 clients' 20,000 puts through the target, twice; sets RATE (puts/s) and P99 (ms) from
+# the faster of the two (a loaded machine's stalls hit one run or the other, rarely both alike).
 measure_puts() {
-	"$BENCH" --endpoints="$endpoint" --conns=4 --clients=64 --total=20000 --progress=false --json \
-		put --key-size=16 --val-size=256 --key-space-size=10000 >"$TMP/puts.json" ||
-		fail "puts $1: $(cat "$TMP/puts.json")"
-	read -r RATE P99 < <("$PYTHON" -c '
+	local run rate p99
+	RATE=0
+	for run in 1 2; do
+		"$BENCH" --endpoints="$endpoint" --conns=4 --clients=64 --total=20000 --progress=false --json \
+			put --key-size=16 --val-size=256 --key-space-size=10000 >"$TMP/puts.json" ||
+			fail "puts $1: $(cat "$TMP/puts.json")"
+		read -r rate p99 < <("$PYTHON" -c '
 import json, sys
 result = json.load(open(sys.argv[1]))
 print("%.0f" % result["throughput"], result["latency_ms"]["p99"])' "$TMP/puts.json")
+		[ "$rate" -le "$RATE" ] || { RATE=$rate; P99=$p99; }
+	done
 }
 
+# A warm-up, so that both measurements find the same keys already written.
+measure_puts "as a warm-up"
 measure_puts "without watchers"
 rate_without=$RATE
 p99_without=$P99
