@@ -34,6 +34,9 @@ BENCH=$(find_tool quorum-bench "${3:-${QUORUM_BENCH:-}}" bench/quorum-bench)
 PUTS=${STUCK_WATCHER_PUTS:-100000}
 [[ "$PUTS" =~ ^[0-9]+$ ]] && [ "$PUTS" -ge 10000 ] || fail "STUCK_WATCHER_PUTS=$PUTS: a whole number of at least 10,000"
 BOUND_MIB=64
+# Under ASan, freed memory waits in its quarantine (256 MiB by default) before it is reused, so RSS grows with
+# any churn until the quarantine is full: a small one keeps the figure the member's own.
+export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}quarantine_size_mb=16"
 
 add_member infra1 29110
 add_member infra2 29120
