@@ -75,6 +75,9 @@ struct storage_clients {
 	size_t range_watcher_count;
 	size_t range_watcher_capacity;
 	size_t unsynced_count;
+	/* Kept with the synced flags, so that neither a fan-out nor a storage turn walks every watcher: with
+	 * 10,000 watchers on one key, those walks halved the put rate to other keys. */
+	size_t synced_prev_kv_count;
 	size_t catch_up_cursor;     /* round robin over the catching-up watchers */
 	struct watcher **touched;   /* watchers with matches in the fan-out under way */
 	size_t touched_count;
@@ -548,6 +551,8 @@ static void watcher_add(struct storage_clients *clients, struct watcher *watcher
 	index_add(clients, watcher);
 	if (!watcher->synced)
 		clients->unsynced_count++;
+	else if (watcher->prev_kv)
+		clients->synced_prev_kv_count++;
 }
 
 static void watcher_remove_at(struct storage_clients *clients, size_t position)
@@ -556,6 +561,8 @@ static void watcher_remove_at(struct storage_clients *clients, size_t position)
 	index_remove(clients, watcher);
 	if (!watcher->synced)
 		clients->unsynced_count--;
+	else if (watcher->prev_kv)
+		clients->synced_prev_kv_count--;
 	clients->watchers[position] = clients->watchers[--clients->watcher_count];
 	watcher_free(watcher);
 }
@@ -566,6 +573,8 @@ static void watcher_park(struct storage_clients *clients, struct watcher *watche
 		return;
 	watcher->synced = false;
 	clients->unsynced_count++;
+	if (watcher->prev_kv)
+		clients->synced_prev_kv_count--;
 }
 
 static void watcher_join(struct storage_clients *clients, struct watcher *watcher)
@@ -574,6 +583,8 @@ static void watcher_join(struct storage_clients *clients, struct watcher *watche
 		return;
 	watcher->synced = true;
 	clients->unsynced_count--;
+	if (watcher->prev_kv)
+		clients->synced_prev_kv_count++;
 	if (watcher->next_revision <= clients->fanned_out_revision)
 		watcher->next_revision = clients->fanned_out_revision + 1;
 }
@@ -639,6 +650,8 @@ bool storage_clients_catch_up(struct storage_clients *clients)
 	}
 	if (clients->deferred_progress_count)
 		send_deferred_progress(clients);
+	if (clients->unsynced_count == 0)
+		return false;
 	/* Work remains only for watchers whose clients are reading; parked ones wait for the next tick. */
 	for (size_t k = 0; k < clients->watcher_count; k++)
 		if (!clients->watchers[k]->synced && !watcher_backlogged(clients->watchers[k]))
@@ -827,9 +840,7 @@ void storage_clients_after_apply(struct storage_clients *clients)
 		clients->fanned_out_revision = current;
 		return;
 	}
-	bool want_prev_kv = false;
-	for (size_t k = 0; k < clients->watcher_count; k++)
-		want_prev_kv |= clients->watchers[k]->synced && clients->watchers[k]->prev_kv;
+	bool want_prev_kv = clients->synced_prev_kv_count > 0;
 	/* Every key: read the new events once, then each watcher takes its own. */
 	static const uint8_t zero = 0;
 	struct state_bytes all_keys = {&zero, 1}, empty = {NULL, 0};

@@ -19,6 +19,16 @@
  *                                  then nothing; prints "held N" once all are open (connections the server
  *                                  closed meanwhile are counted in "closed=C" on a last line), holds them
  *                                  SECONDS (or until stdin closes), then exits
+ *   h2-probe PORT put KEY VALUE SECONDS
+ *                                  one Put sent without a grpc-timeout header (a client with no deadline of its
+ *                                  own), waited for up to SECONDS: "put grpc-status=N message=TEXT after=MS"
+ *                                  (or "put no-answer after=MS", "put rst=CODE after=MS")
+ *   h2-probe PORT stuck-watch PREFIX
+ *                                  a Watch of every key under PREFIX ("": every key) on a connection whose windows are open
+ *                                  wide (16 MiB per stream, 1 GiB for the connection); prints "watching" once
+ *                                  the watch is created, then never reads the socket again until stdin closes
+ *                                  (the server's sends back up in its own memory), then resets the connection
+ *                                  and prints "gone"
  *
  * Kinds: random (random bytes, no preface), bad-preface, data-stream0, bad-hpack, settings-length,
  * oversized-frame, even-stream, window-overflow, abort-mid-frame (half a frame, then the client closes),
@@ -716,10 +726,80 @@ static int idle(int count, int seconds)
 	return 0;
 }
 
+static int put(const char *key, const char *value, int seconds)
+{
+	setup_streams(1);
+	start_connection();
+	uint64_t started = now_ms();
+	uint8_t request[512];
+	if (strlen(key) > 127 || strlen(value) > 127)
+		die("key and value must be under 128 bytes");
+	size_t length = put_request(request, key, value);
+	send_headers(1, "/etcdserverpb.KV/Put", "application/grpc", false);
+	send_message(1, 0, (uint32_t)length, request, length, true);
+	wait_done(1, seconds * 1000);
+	struct stream *s = stream_of(1);
+	if (s->reset)
+		printf("put rst=%u", s->reset_code);
+	else if (!s->done)
+		printf("put no-answer");
+	else
+		printf("put grpc-status=%d message=%s", s->grpc_status, s->message);
+	printf(" after=%llu\n", (unsigned long long)(now_ms() - started));
+	return 0;
+}
+
+/* A watcher whose client stops reading: what the server still sends has nowhere to go but its own memory. */
+static int stuck_watch(const char *prefix)
+{
+	/* WatchRequest{create_request{key, range_end}}: PREFIX up to PREFIX with its last byte + 1, or for "" (as
+	 * etcdctl's --prefix '') every key: key "\0", range_end "\0". */
+	size_t length = strlen(prefix);
+	if (length > 100)
+		die("the prefix must be at most 100 bytes");
+	uint8_t key[101] = { 0 }, end[101] = { 0 };
+	size_t key_length = 1;
+	if (length > 0) {
+		memcpy(key, prefix, length);
+		memcpy(end, prefix, length);
+		end[length - 1]++;
+		key_length = length;
+	}
+	uint8_t create[256];
+	size_t at = 0;
+	create[at++] = 0x0a;
+	create[at++] = (uint8_t)(2 * (2 + key_length));
+	create[at++] = 0x0a;
+	create[at++] = (uint8_t)key_length;
+	memcpy(create + at, key, key_length);
+	at += key_length;
+	create[at++] = 0x12;
+	create[at++] = (uint8_t)key_length;
+	memcpy(create + at, end, key_length);
+	at += key_length;
+	setup_streams(1);
+	start_connection();
+	send_headers(1, "/etcdserverpb.Watch/Watch", "application/grpc", false);
+	send_message(1, 0, (uint32_t)at, create, at, false);
+	if (!wait_data(1, 10000))
+		die("the watch was not created within 10 s");
+	printf("watching\n");
+	fflush(stdout);
+	char byte;
+	while (read(0, &byte, 1) > 0)
+		;
+	struct linger abort_close = { .l_onoff = 1, .l_linger = 0 };
+	setsockopt(fd, SOL_SOCKET, SO_LINGER, &abort_close, sizeof abort_close);
+	close(fd);
+	printf("gone\n");
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	if (argc < 3)
-		die("usage: h2-probe PORT garbage | broken KIND | many N PREFIX | idle N SECONDS");
+		die("usage: h2-probe PORT garbage | broken KIND | many N PREFIX | idle N SECONDS | put KEY VALUE SECONDS | "
+		    "stuck-watch PREFIX");
 	port_of_probe = atoi(argv[1]);
 	connect_to(port_of_probe);
 	if (nghttp2_hd_deflate_new(&deflater, 4096) != 0 || nghttp2_hd_inflate_new(&inflater) != 0)
@@ -734,5 +814,10 @@ int main(int argc, char **argv)
 		return many(atoi(argv[3]), argv[4]);
 	if (!strcmp(argv[2], "idle") && argc == 5)
 		return idle(atoi(argv[3]), atoi(argv[4]));
-	die("usage: h2-probe PORT garbage | broken KIND | many N PREFIX | idle N SECONDS");
+	if (!strcmp(argv[2], "put") && argc == 6)
+		return put(argv[3], argv[4], atoi(argv[5]));
+	if (!strcmp(argv[2], "stuck-watch") && argc == 4)
+		return stuck_watch(argv[3]);
+	die("usage: h2-probe PORT garbage | broken KIND | many N PREFIX | idle N SECONDS | put KEY VALUE SECONDS | "
+	    "stuck-watch PREFIX");
 }

@@ -13,6 +13,7 @@
 //	regress-client lease-churn -endpoints URLS -prefix P -ttl S -until-file F
 //	regress-client lease-gone -endpoints URLS -prefix P -duration D
 //	regress-client progress-check -endpoints URL -prefix P -from-rev R
+//	regress-client watch-many -endpoints URL -key K -count N -streams S -ready-file F -duration D
 //
 // write puts unique keys (P/<writer>/<n>) and appends "key value revision" to FILE after each
 // acknowledgement (written and flushed before the next put, so a line in FILE means the client was told
@@ -40,7 +41,11 @@
 // progress notification at revision R' must come after every event up to R' (etcd's bookmarkable guarantee) and
 // R' never goes backwards; it stops at the first notification at or past the revision the member had when the
 // check began, and every key under P up to that revision must have been delivered (the writers never reuse or
-// delete a key, so the keys are the history).
+// delete a key, so the keys are the history). watch-many opens N watchers on the one key K through one member,
+// spread evenly over S gRPC Watch streams (clientv3 opens one stream per distinct context, as an application
+// with many contexts does), waits until every one is created (etcd's created notification), writes "N\n" to the
+// ready file, and then waits up to the duration for the key to be put: every watcher must get exactly one
+// event, a PUT of K, and none may be cancelled or closed; it prints "watch-many: N of N watchers got the put".
 package main
 
 import (
@@ -111,6 +116,9 @@ func main() {
 		"watch-record: ask for progress this often and check the bookmarkable guarantee (0: no progress)")
 	allowCompacted := flags.Bool("allow-compacted", false,
 		"a watch cancelled as compacted passes if the compaction passed the next revision it owed")
+	key := flags.String("key", "", "watch-many: the key every watcher watches")
+	streams := flags.Int("streams", 10, "watch-many: gRPC Watch streams to spread the watchers over")
+	readyFile := flags.String("ready-file", "", "watch-many: written once every watcher is created")
 	_ = flags.Parse(os.Args[2:])
 	split := func(list string) []string {
 		if list == "" {
@@ -149,6 +157,11 @@ func main() {
 			fatalf("progress-check needs -prefix and -from-rev > 0")
 		}
 		progressCheck(split(*endpointsFlag), *prefix, *fromRev)
+	case "watch-many":
+		if *key == "" || *count <= 0 || *streams <= 0 || *readyFile == "" {
+			fatalf("watch-many needs -key, -count > 0, -streams > 0 and -ready-file")
+		}
+		watchMany(split(*endpointsFlag), *key, *count, *streams, *readyFile, *duration)
 	case "revision":
 		client := newClient(split(*endpointsFlag))
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -792,4 +805,77 @@ func progressCheck(endpoints []string, prefix string, fromRev int64) {
 	}
 	fmt.Printf("progress-check: %d events up to revision %d, %d progress notifications for %d requests, the first after %d events\n",
 		delivered, target, progress, asked, eventsBeforeFirst)
+}
+
+// streamKey makes contexts distinct, so clientv3 gives each its own Watch stream.
+type streamKey struct{}
+
+func watchMany(endpoints []string, key string, count, streams int, readyFile string, duration time.Duration) {
+	client := newClient(endpoints)
+	defer client.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	contexts := make([]context.Context, streams)
+	for s := range contexts {
+		contexts[s] = context.WithValue(ctx, streamKey{}, s)
+	}
+	created := make(chan int, count)
+	results := make(chan string, count)
+	for w := 0; w < count; w++ {
+		go func(w int) {
+			watch := client.Watch(contexts[w%streams], key, clientv3.WithCreatedNotify())
+			events := 0
+			for response := range watch {
+				if response.Created {
+					created <- w
+					continue
+				}
+				if err := response.Err(); err != nil {
+					results <- fmt.Sprintf("watcher %d: %v", w, err)
+					return
+				}
+				if response.Canceled {
+					results <- fmt.Sprintf("watcher %d cancelled (compact revision %d)", w, response.CompactRevision)
+					return
+				}
+				for _, event := range response.Events {
+					events++
+					if event.Type != mvccpb.PUT || string(event.Kv.Key) != key || events > 1 {
+						results <- fmt.Sprintf("watcher %d: event %d is %s %q", w, events, event.Type, event.Kv.Key)
+						return
+					}
+				}
+				if events == 1 {
+					results <- ""
+					return
+				}
+			}
+			results <- fmt.Sprintf("watcher %d: its channel closed after %d events", w, events)
+		}(w)
+	}
+	deadline := time.After(duration)
+	for n := 0; n < count; n++ {
+		select {
+		case <-created:
+		case problem := <-results:
+			fatalf("before all %d watchers were created: %s", count, problem)
+		case <-deadline:
+			fatalf("%d of %d watchers created after %v", n, count, duration)
+		}
+	}
+	if err := os.WriteFile(readyFile, []byte(fmt.Sprintf("%d\n", count)), 0o644); err != nil {
+		fatalf("%v", err)
+	}
+	fmt.Printf("watch-many: %d watchers created on %d streams\n", count, streams)
+	for n := 0; n < count; n++ {
+		select {
+		case problem := <-results:
+			if problem != "" {
+				fatalf("%s", problem)
+			}
+		case <-deadline:
+			fatalf("%d of %d watchers got the put of %s within %v", n, count, key, duration)
+		}
+	}
+	fmt.Printf("watch-many: %d of %d watchers got the put\n", count, count)
 }
