@@ -3,8 +3,9 @@
 # puts to other keys (quorum-bench, the faster of two runs of 20,000 puts, after a warm-up of as many) are
 # measured without watchers, then with 10,000 watchers held
 # open on one key (regress-client watch-many: etcd's Go client, the watchers spread over 10 gRPC Watch
-# streams). The put rate with the watchers must be at least half the rate without (on a quiet machine the two
-# are within noise; the bound is loose for a loaded CI machine under ASan). Then the watched key is put once:
+# streams). The put rate with the watchers must be at least 0.35 of the rate without: on a quiet machine the
+# two are within noise, but on a loaded one single runs gave 0.47-1.41 for either server, even with one watcher;
+# the regression this guards against (below) was 0.2. Then the watched key is put once:
 # every one of the 10,000 watchers must get exactly that one event. Both rates and p99s are printed
 # ("puts without watchers: R/s, p99 P ms" and "puts with 10,000 watchers on one key: ..., with/without Q").
 # Before quorumd matched events to watchers through an index, the rate fell from 19.0k/s to 3.9k/s. etcd
@@ -76,8 +77,8 @@ wait_until "$WATCHERS watchers on $watched created on $target" 120 ready
 measure_puts "with $WATCHERS watchers on one key"
 ratio=$(awk -v w="$RATE" -v o="$rate_without" 'BEGIN { printf "%.2f", w / o }')
 log "puts with $WATCHERS watchers on one key: ${RATE}/s, p99 ${P99} ms, with/without $ratio"
-awk -v r="$ratio" 'BEGIN { exit !(r >= 0.5) }' ||
-	fail "the put rate with $WATCHERS watchers on another key is $ratio of the rate without (bound: 0.5)"
+awk -v r="$ratio" 'BEGIN { exit !(r >= 0.35) }' ||
+	fail "the put rate with $WATCHERS watchers on another key is $ratio of the rate without (bound: 0.35)"
 
 ctl_ok --endpoints="${CLIENT[$target]}" put "$watched" finally
 all_got_it() { ! pid_alive "$WATCHERS_PID"; }
