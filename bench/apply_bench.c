@@ -47,16 +47,13 @@ static double cpu_seconds(void)
            (double)usage.ru_stime.tv_sec + (double)usage.ru_stime.tv_usec / 1e6;
 }
 
-/* Applies `total` puts in batches of `batch_size`; returns puts per second, < 0 on error, and the
- * CPU microseconds per put in *cpu_per_put. */
-static double run(const char *base, size_t batch_size, size_t total, bool sequential,
-                  double *cpu_per_put)
+/* A state in a new directory under base (its path in dir); NULL, with the reason printed, if it cannot be made. */
+static struct state *scratch_state_open(const char *base, char *dir, size_t dir_size)
 {
-    char dir[256];
-    snprintf(dir, sizeof dir, "%s/apply-bench-XXXXXX", base);
+    snprintf(dir, dir_size, "%s/apply-bench-XXXXXX", base);
     if (mkdtemp(dir) == NULL) {
         perror("mkdtemp");
-        return -1;
+        return NULL;
     }
     char root[300];
     snprintf(root, sizeof root, "%s/state", dir);
@@ -65,8 +62,27 @@ static double run(const char *base, size_t batch_size, size_t total, bool sequen
     if (state_open(root, &state, err, sizeof err) != STATE_OK) {
         fprintf(stderr, "state_open: %s\n", err);
         nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
-        return -1;
+        return NULL;
     }
+    return state;
+}
+
+static void scratch_state_close(struct state *state, const char *dir)
+{
+    state_close(state);
+    nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/* Applies `total` puts in batches of `batch_size`; returns puts per second, < 0 on error, and the
+ * CPU microseconds per put in *cpu_per_put. */
+static double run(const char *base, size_t batch_size, size_t total, bool sequential,
+                  double *cpu_per_put)
+{
+    char dir[256];
+    char err[256];
+    struct state *state = scratch_state_open(base, dir, sizeof dir);
+    if (state == NULL)
+        return -1;
     uint8_t value[VALUE_SIZE];
     memset(value, 'v', sizeof value);
     uint64_t seed = 0x2545f4914f6cdd1dull;
@@ -100,8 +116,7 @@ static double run(const char *base, size_t batch_size, size_t total, bool sequen
 fail:
     fprintf(stderr, "apply failed: %s\n", err);
 out:
-    state_close(state);
-    nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+    scratch_state_close(state, dir);
     return rate;
 }
 
@@ -149,46 +164,46 @@ static double time_gets(struct state *state, int64_t revision, size_t count)
     return now_seconds() - start;
 }
 
+/* count puts of 256-byte values in batches of batch_size; put i writes key (i * stride) % key_space, printed
+ * with format (its length is the key's). */
+static int put_keys(struct state *state, size_t count, size_t batch_size, size_t key_space, size_t stride,
+                    const char *format, char *err, size_t errlen)
+{
+    uint8_t value[VALUE_SIZE];
+    memset(value, 'v', sizeof value);
+    uint64_t index = 0;
+    for (size_t done = 0; done < count;) {
+        if (state_batch_begin(state, err, errlen) != STATE_OK)
+            return -1;
+        for (size_t i = 0; i < batch_size && done < count; i++, done++) {
+            char key[32];
+            int length = snprintf(key, sizeof key, format, (done * stride) % key_space);
+            struct state_put_request request = {.key = {(const uint8_t *)key, (size_t)length},
+                                                .value = {value, sizeof value}};
+            struct state_put_response response;
+            if (state_put(state, &request, &response, err, errlen) != STATE_OK)
+                return -1;
+            state_put_response_free(&response);
+        }
+        if (state_batch_commit(state, ++index, err, errlen) != STATE_OK)
+            return -1;
+    }
+    return 0;
+}
+
 /* Every key written twice, compacted into table files (defragment), then read both ways: at the
  * current revision through the 'c' records, and one revision earlier through the 'h' records (one seek
  * per key for the newest version at or below it): the same answers but one key's value. */
 static int reads(const char *base)
 {
     char dir[256];
-    snprintf(dir, sizeof dir, "%s/apply-bench-XXXXXX", base);
-    if (mkdtemp(dir) == NULL) {
-        perror("mkdtemp");
-        return -1;
-    }
-    char root[300];
-    snprintf(root, sizeof root, "%s/state", dir);
     char err[256];
-    struct state *state;
-    int result = -1;
-    if (state_open(root, &state, err, sizeof err) != STATE_OK) {
-        fprintf(stderr, "state_open: %s\n", err);
-        nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+    struct state *state = scratch_state_open(base, dir, sizeof dir);
+    if (state == NULL)
         return -1;
-    }
-    uint8_t value[VALUE_SIZE];
-    memset(value, 'v', sizeof value);
-    uint64_t index = 0;
-    for (size_t done = 0; done < 2 * (size_t)KEY_SPACE;) {
-        if (state_batch_begin(state, err, sizeof err) != STATE_OK)
-            goto fail;
-        for (size_t i = 0; i < 1024 && done < 2 * (size_t)KEY_SPACE; i++, done++) {
-            char key[9];
-            snprintf(key, sizeof key, "%08u", (unsigned)(done % KEY_SPACE));
-            struct state_put_request request = {.key = {(const uint8_t *)key, 8},
-                                                .value = {value, sizeof value}};
-            struct state_put_response response;
-            if (state_put(state, &request, &response, err, sizeof err) != STATE_OK)
-                goto fail;
-            state_put_response_free(&response);
-        }
-        if (state_batch_commit(state, ++index, err, sizeof err) != STATE_OK)
-            goto fail;
-    }
+    int result = -1;
+    if (put_keys(state, 2 * (size_t)KEY_SPACE, 1024, KEY_SPACE, 1, "%08zu", err, sizeof err) != 0)
+        goto fail;
     if (state_defragment(state, err, sizeof err) != STATE_OK)
         goto fail;
     int64_t before = state_revision(state) - 1;
@@ -226,8 +241,7 @@ static int reads(const char *base)
 fail:
     fprintf(stderr, "reads: %s\n", err);
 out:
-    state_close(state);
-    nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+    scratch_state_close(state, dir);
     return result;
 }
 
@@ -265,40 +279,13 @@ static int replay(const char *base)
 {
     enum { HISTORY = 100000, REPLAY_KEYS = 1000, ROUNDS = 3 };
     char dir[256];
-    snprintf(dir, sizeof dir, "%s/apply-bench-XXXXXX", base);
-    if (mkdtemp(dir) == NULL) {
-        perror("mkdtemp");
-        return -1;
-    }
-    char root[300];
-    snprintf(root, sizeof root, "%s/state", dir);
     char err[256];
-    struct state *state;
-    int result = -1;
-    if (state_open(root, &state, err, sizeof err) != STATE_OK) {
-        fprintf(stderr, "state_open: %s\n", err);
-        nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+    struct state *state = scratch_state_open(base, dir, sizeof dir);
+    if (state == NULL)
         return -1;
-    }
-    uint8_t value[VALUE_SIZE];
-    memset(value, 'v', sizeof value);
-    uint64_t index = 0;
-    for (size_t done = 0; done < HISTORY;) {
-        if (state_batch_begin(state, err, sizeof err) != STATE_OK)
-            goto fail;
-        for (size_t i = 0; i < 64 && done < HISTORY; i++, done++) {
-            char key[17];
-            snprintf(key, sizeof key, "key-%012zu", (done * 7919) % REPLAY_KEYS);
-            struct state_put_request request = {.key = {(const uint8_t *)key, 16},
-                                                .value = {value, sizeof value}};
-            struct state_put_response response;
-            if (state_put(state, &request, &response, err, sizeof err) != STATE_OK)
-                goto fail;
-            state_put_response_free(&response);
-        }
-        if (state_batch_commit(state, ++index, err, sizeof err) != STATE_OK)
-            goto fail;
-    }
+    int result = -1;
+    if (put_keys(state, HISTORY, 64, REPLAY_KEYS, 7919, "key-%012zu", err, sizeof err) != 0)
+        goto fail;
     double plain = 1e9, with_prev = 1e9;
     for (int round = 0; round < ROUNDS; round++) { /* the best of each, rounds interleaved */
         double t;
@@ -321,8 +308,7 @@ static int replay(const char *base)
 fail:
     fprintf(stderr, "replay: %s\n", err);
 out:
-    state_close(state);
-    nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+    scratch_state_close(state, dir);
     return result;
 }
 

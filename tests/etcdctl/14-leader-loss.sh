@@ -15,13 +15,7 @@
 # Ports: 281x0 (client 281x9).
 source "$(dirname "$0")/lib.sh"
 
-PROBE=${2:-${H2_PROBE:-}}
-if [ -z "$PROBE" ]; then
-	for c in "$(dirname "$TARGET")/../tests/etcdctl/h2-probe" "$(dirname "$0")/../../build/tests/etcdctl/h2-probe"; do
-		[ -x "$c" ] && { PROBE=$c; break; }
-	done
-fi
-[ -n "$PROBE" ] && [ -x "$PROBE" ] || { echo "$0: h2-probe not found (give it as the second argument)" >&2; exit 2; }
+find_tool PROBE h2-probe "${2:-${H2_PROBE:-}}" tests/etcdctl/h2-probe
 
 add_member infra1 28110
 add_member infra2 28120

@@ -13,20 +13,8 @@
 # Ports: 282x0 (client 282x9).
 source "$(dirname "$0")/lib.sh"
 
-PROBE=${2:-${H2_PROBE:-}}
-if [ -z "$PROBE" ]; then
-	for c in "$(dirname "$TARGET")/../tests/etcdctl/h2-probe" "$(dirname "$0")/../../build/tests/etcdctl/h2-probe"; do
-		[ -x "$c" ] && { PROBE=$c; break; }
-	done
-fi
-[ -n "$PROBE" ] && [ -x "$PROBE" ] || { echo "$0: h2-probe not found (give it as the second argument)" >&2; exit 2; }
-BENCH=${3:-${QUORUM_BENCH:-}}
-if [ -z "$BENCH" ]; then
-	for c in "$(dirname "$TARGET")/../bench/quorum-bench" "$(dirname "$0")/../../build/bench/quorum-bench"; do
-		[ -x "$c" ] && { BENCH=$c; break; }
-	done
-fi
-[ -n "$BENCH" ] && [ -x "$BENCH" ] || { echo "$0: quorum-bench not found (give it as the third argument)" >&2; exit 2; }
+find_tool PROBE h2-probe "${2:-${H2_PROBE:-}}" tests/etcdctl/h2-probe
+find_tool BENCH quorum-bench "${3:-${QUORUM_BENCH:-}}" bench/quorum-bench
 command -v curl >/dev/null || { echo "$0: curl not found (Debian package curl)" >&2; exit 2; }
 IDLE=10000
 # The probe holds IDLE sockets; the members raise their own limit (quorumd to the hard limit, as Go does).

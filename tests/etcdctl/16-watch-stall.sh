@@ -11,13 +11,7 @@
 # Ports: 283x0 (client 283x9).
 source "$(dirname "$0")/lib.sh"
 
-BENCH=${2:-${QUORUM_BENCH:-}}
-if [ -z "$BENCH" ]; then
-	for c in "$(dirname "$TARGET")/../bench/quorum-bench" "$(dirname "$0")/../../build/bench/quorum-bench"; do
-		[ -x "$c" ] && { BENCH=$c; break; }
-	done
-fi
-[ -n "$BENCH" ] && [ -x "$BENCH" ] || { echo "$0: quorum-bench not found (give it as the second argument)" >&2; exit 2; }
+find_tool BENCH quorum-bench "${2:-${QUORUM_BENCH:-}}" bench/quorum-bench
 HISTORY=${WATCH_STALL_HISTORY:-100000}
 [[ "$HISTORY" =~ ^[0-9]+$ ]] && [ "$HISTORY" -ge 1000 ] || fail "WATCH_STALL_HISTORY=$HISTORY: a whole number of at least 1,000"
 

@@ -15,19 +15,8 @@
 # Ports: 289x0 (client 289x9).
 source "$(dirname "$0")/lib.sh"
 
-# find_tool NAME GIVEN RELATIVE_PATH: GIVEN, or the tool in the build dir beside quorumd or under build/.
-find_tool() {
-	local c
-	if [ -n "$2" ]; then echo "$2"; return 0; fi
-	for c in "$(dirname "$TARGET")/../$3" "$(dirname "$0")/../../build/$3"; do
-		[ -x "$c" ] && { echo "$c"; return 0; }
-	done
-	echo "$0: $1 not found (give it as an argument)" >&2
-	exit 2
-}
-BENCH=$(find_tool quorum-bench "${2:-${QUORUM_BENCH:-}}" bench/quorum-bench)
-CLIENT_TOOL=$(find_tool regress-client "${3:-${REGRESS_CLIENT:-}}" tests/regress-client)
-[ -x "$BENCH" ] && [ -x "$CLIENT_TOOL" ] || { echo "$0: $BENCH or $CLIENT_TOOL is not executable" >&2; exit 2; }
+find_tool BENCH quorum-bench "${2:-${QUORUM_BENCH:-}}" bench/quorum-bench
+find_tool CLIENT_TOOL regress-client "${3:-${REGRESS_CLIENT:-}}" tests/regress-client
 WATCHERS=${WATCHERS:-10000}
 
 add_member infra1 28910

@@ -18,18 +18,8 @@
 # Ports: 291x0 (client 291x9).
 source "$(dirname "$0")/lib.sh"
 
-# find_tool NAME GIVEN RELATIVE_PATH: GIVEN, or the tool in the build dir beside quorumd or under build/.
-find_tool() {
-	local c
-	if [ -n "$2" ]; then echo "$2"; return 0; fi
-	for c in "$(dirname "$TARGET")/../$3" "$(dirname "$0")/../../build/$3"; do
-		[ -x "$c" ] && { echo "$c"; return 0; }
-	done
-	echo "$0: $1 not found (give it as an argument)" >&2
-	exit 2
-}
-PROBE=$(find_tool h2-probe "${2:-${H2_PROBE:-}}" tests/etcdctl/h2-probe)
-BENCH=$(find_tool quorum-bench "${3:-${QUORUM_BENCH:-}}" bench/quorum-bench)
+find_tool PROBE h2-probe "${2:-${H2_PROBE:-}}" tests/etcdctl/h2-probe
+find_tool BENCH quorum-bench "${3:-${QUORUM_BENCH:-}}" bench/quorum-bench
 [ -x "$PROBE" ] && [ -x "$BENCH" ] || { echo "$0: $PROBE or $BENCH is not executable" >&2; exit 2; }
 PUTS=${STUCK_WATCHER_PUTS:-100000}
 [[ "$PUTS" =~ ^[0-9]+$ ]] && [ "$PUTS" -ge 10000 ] || fail "STUCK_WATCHER_PUTS=$PUTS: a whole number of at least 10,000"

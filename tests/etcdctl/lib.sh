@@ -283,3 +283,17 @@ ctl_retry_unhealthy() {
 	}
 	wait_until "etcdctl $* accepted" "$t" _try_member_change "$@"
 }
+
+# find_tool VAR NAME GIVEN RELATIVE_PATH: sets VAR to GIVEN (a test's argument or environment variable), or to
+# the tool NAME at RELATIVE_PATH in the build dir beside the server under test or under build/; a usage error
+# (exit 2) when there is none.
+find_tool() {
+	local candidate found=$3
+	if [ -z "$found" ]; then
+		for candidate in "$(dirname "$TARGET")/../$4" "$(dirname "$0")/../../build/$4"; do
+			[ -x "$candidate" ] && { found=$candidate; break; }
+		done
+	fi
+	[ -n "$found" ] && [ -x "$found" ] || { echo "$0: $2 not found (give its path as an argument)" >&2; exit 2; }
+	printf -v "$1" '%s' "$found"
+}
