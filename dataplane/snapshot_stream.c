@@ -8,6 +8,8 @@
  * later chunks arrived (the receiver's bits play the part of duplicate ACKs). */
 #include "snapshot_stream.h"
 
+#include "little_endian.h"
+
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -37,40 +39,12 @@ static bool config_valid(const struct stream_config *config)
 
 /* ---- encoding ---- */
 
-static void put_u32(uint8_t *out, uint32_t value)
-{
-	for (int i = 0; i < 4; i++)
-		out[i] = (uint8_t)(value >> (8 * i));
-}
-
-static void put_u64(uint8_t *out, uint64_t value)
-{
-	for (int i = 0; i < 8; i++)
-		out[i] = (uint8_t)(value >> (8 * i));
-}
-
-static uint32_t get_u32(const uint8_t *in)
-{
-	uint32_t value = 0;
-	for (int i = 3; i >= 0; i--)
-		value = value << 8 | in[i];
-	return value;
-}
-
-static uint64_t get_u64(const uint8_t *in)
-{
-	uint64_t value = 0;
-	for (int i = 7; i >= 0; i--)
-		value = value << 8 | in[i];
-	return value;
-}
-
 #define PREFIX 9 /* kind, stream id */
 
 static size_t put_prefix(uint8_t *out, enum stream_kind kind, uint64_t stream_id)
 {
 	out[0] = (uint8_t)kind;
-	put_u64(out + 1, stream_id);
+	little_endian_put64(out + 1, stream_id);
 	return PREFIX;
 }
 
@@ -79,7 +53,7 @@ bool stream_message_peek(const uint8_t *message, size_t length, enum stream_kind
 	if (length < PREFIX || message[0] < STREAM_OFFER || message[0] > STREAM_ABORT)
 		return false;
 	*kind = (enum stream_kind)message[0];
-	*stream_id = get_u64(message + 1);
+	*stream_id = little_endian_get64(message + 1);
 	return true;
 }
 
@@ -197,11 +171,11 @@ static void send_offer(struct stream_sender *sender, uint64_t now)
 	if (message == NULL)
 		return; /* the offer timer tries again */
 	size_t at = put_prefix(message, STREAM_OFFER, sender->id);
-	put_u64(message + at, sender->total);
-	put_u64(message + at + 8, sender->identity);
-	put_u32(message + at + 16, sender->config.chunk_size);
-	put_u32(message + at + 20, sender->config.window);
-	put_u32(message + at + 24, (uint32_t)sender->header_length);
+	little_endian_put64(message + at, sender->total);
+	little_endian_put64(message + at + 8, sender->identity);
+	little_endian_put32(message + at + 16, sender->config.chunk_size);
+	little_endian_put32(message + at + 20, sender->config.window);
+	little_endian_put32(message + at + 24, (uint32_t)sender->header_length);
 	memcpy(message + at + 28, sender->header, sender->header_length);
 	sender_send(sender, message, length);
 	free(message);
@@ -220,7 +194,7 @@ static bool send_chunk(struct stream_sender *sender, uint64_t offset)
 {
 	size_t length = (size_t)chunk_length(sender, offset);
 	size_t at = put_prefix(sender->buffer, STREAM_DATA, sender->id);
-	put_u64(sender->buffer + at, offset);
+	little_endian_put64(sender->buffer + at, offset);
 	at += 8;
 	if (length > 0) {
 		char error[200] = "";
@@ -393,7 +367,7 @@ void stream_sender_receive(struct stream_sender *sender, uint64_t now, const uin
 	case STREAM_ACCEPT: {
 		if (body_length < 8 || sender->state != STREAM_STATE_OFFERING)
 			return;
-		uint64_t resume = get_u64(body);
+		uint64_t resume = little_endian_get64(body);
 		if (resume > sender->total) {
 			sender_fail(sender, true, "the receiver resumes at %llu, beyond the stream's %llu bytes",
 					(unsigned long long)resume, (unsigned long long)sender->total);
@@ -410,7 +384,7 @@ void stream_sender_receive(struct stream_sender *sender, uint64_t now, const uin
 	}
 	case STREAM_ACK:
 		if (body_length >= 16 && sender->state == STREAM_STATE_SENDING)
-			take_ack(sender, now, get_u64(body), get_u64(body + 8));
+			take_ack(sender, now, little_endian_get64(body), little_endian_get64(body + 8));
 		return;
 	case STREAM_DONE:
 		if (body_length < 1)
@@ -587,7 +561,7 @@ static void send_accept(struct stream_receiver *receiver)
 {
 	uint8_t message[PREFIX + 8];
 	size_t at = put_prefix(message, STREAM_ACCEPT, receiver->id);
-	put_u64(message + at, receiver->received);
+	little_endian_put64(message + at, receiver->received);
 	receiver_send(receiver, receiver->peer, message, sizeof message);
 }
 
@@ -606,8 +580,8 @@ static void send_ack(struct stream_receiver *receiver)
 	}
 	uint8_t message[PREFIX + 16];
 	size_t at = put_prefix(message, STREAM_ACK, receiver->id);
-	put_u64(message + at, receiver->received);
-	put_u64(message + at + 8, bits);
+	little_endian_put64(message + at, receiver->received);
+	little_endian_put64(message + at + 8, bits);
 	receiver_send(receiver, receiver->peer, message, sizeof message);
 }
 
@@ -651,11 +625,11 @@ static void take_offer(struct stream_receiver *receiver, uint64_t now, uint64_t 
 	struct stream_offer offer = {
 		.peer = peer,
 		.stream_id = id,
-		.total = get_u64(body),
-		.identity = get_u64(body + 8),
-		.chunk_size = get_u32(body + 16),
-		.window = get_u32(body + 20),
-		.header_length = get_u32(body + 24),
+		.total = little_endian_get64(body),
+		.identity = little_endian_get64(body + 8),
+		.chunk_size = little_endian_get32(body + 16),
+		.window = little_endian_get32(body + 20),
+		.header_length = little_endian_get32(body + 24),
 		.header = body + 28,
 	};
 	if (offer.header_length != body_length - 28 || offer.chunk_size == 0 || offer.chunk_size > STREAM_MAX_CHUNK ||
@@ -739,7 +713,7 @@ static void take_data(struct stream_receiver *receiver, uint64_t now, uint64_t p
 	}
 	if (body_length < 8)
 		return;
-	uint64_t offset = get_u64(body);
+	uint64_t offset = little_endian_get64(body);
 	const uint8_t *data = body + 8;
 	size_t length = body_length - 8;
 	if (length == 0) {

@@ -20,6 +20,7 @@
 #include "alloc.h"
 #include "clock.h"
 #include "failpoint.h"
+#include "little_endian.h"
 #include "log.h"
 #include "node.h"
 #include "node_compactor.h"
@@ -122,9 +123,7 @@ static void observe_round_trip(struct node *node, uint64_t from, const uint8_t *
 	struct node_peer_metrics *metrics = node_peer_metrics_of(node, from);
 	if (!metrics || length != 8)
 		return;
-	uint64_t sent_ns = 0;
-	for (int b = 0; b < 8; b++)
-		sent_ns |= (uint64_t)body[b] << (8 * b);
+	uint64_t sent_ns = little_endian_get64(body);
 	uint64_t now = clock_monotonic_ns();
 	if (sent_ns <= now)
 		histogram_observe_ns(&metrics->round_trip, now - sent_ns);
@@ -298,8 +297,7 @@ static void flush_reads(struct core_context *context)
 	struct node *node = context->node;
 	uint64_t batch = ++context->read_batches;
 	uint8_t token[READ_BATCH_TOKEN_LENGTH] = {READ_BATCH_MARKER};
-	for (int b = 0; b < 8; b++)
-		token[1 + b] = (uint8_t)(batch >> (8 * b));
+	little_endian_put64(token + 1, batch);
 	int rc = raft_read_index(node->raft, token, sizeof(token));
 	size_t first = context->reads_count - context->reads_unasked;
 	for (size_t k = first; k < context->reads_count; k++) {
@@ -367,9 +365,7 @@ static void match_read_states(struct core_context *context, struct storage_job *
 		const struct raft_read_state *state = &ready->read_states[s];
 		if (state->context_length == 8) {
 			/* A lease request's (its request id): the lease clocks wait for it. */
-			uint64_t request_id = 0;
-			for (int b = 0; b < 8; b++)
-				request_id |= (uint64_t)state->context[b] << (8 * b);
+			uint64_t request_id = little_endian_get64(state->context);
 			struct raft_status status;
 			raft_get_status(context->node->raft, &status);
 			lease_clocks_read_confirmed(&context->leases, request_id, status.role == RAFT_LEADER, status.term);
@@ -377,9 +373,7 @@ static void match_read_states(struct core_context *context, struct storage_job *
 		}
 		if (state->context_length != READ_BATCH_TOKEN_LENGTH || state->context[0] != READ_BATCH_MARKER)
 			continue;
-		uint64_t batch = 0;
-		for (int b = 0; b < 8; b++)
-			batch |= (uint64_t)state->context[1 + b] << (8 * b);
+		uint64_t batch = little_endian_get64(state->context + 1);
 		/* Every read of the batch goes to the storage thread with its index; the others keep their order. */
 		size_t kept = 0;
 		for (size_t k = 0; k < context->reads_count; k++) {

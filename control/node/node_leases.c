@@ -5,6 +5,7 @@
 
 #include "alloc.h"
 #include "clock.h"
+#include "little_endian.h"
 #include "log.h"
 #include "node_leases.h"
 #include "raft_internal.pb-c.h"
@@ -230,29 +231,15 @@ static void complete(struct lease_clocks *clocks, struct node_request *request, 
 	}
 }
 
-static void put_u64(uint8_t *out, uint64_t value)
-{
-	for (int b = 0; b < 8; b++)
-		out[b] = (uint8_t)(value >> (8 * b));
-}
-
-static uint64_t get_u64(const uint8_t *in)
-{
-	uint64_t value = 0;
-	for (int b = 0; b < 8; b++)
-		value |= (uint64_t)in[b] << (8 * b);
-	return value;
-}
-
 static void send_lease_message(struct node *node, uint64_t to, int kind, int operation, uint64_t forward_id,
                                int64_t lease_id, int64_t value)
 {
 	uint8_t bytes[1 + LEASE_MESSAGE_BYTES];
 	bytes[0] = (uint8_t)kind;
 	bytes[1] = (uint8_t)operation;
-	put_u64(bytes + 2, forward_id);
-	put_u64(bytes + 10, (uint64_t)lease_id);
-	put_u64(bytes + 18, (uint64_t)value);
+	little_endian_put64(bytes + 2, forward_id);
+	little_endian_put64(bytes + 10, (uint64_t)lease_id);
+	little_endian_put64(bytes + 18, (uint64_t)value);
 	char error[256];
 	transport_send(node->transport, to, bytes, sizeof(bytes), error, sizeof(error));
 }
@@ -344,9 +331,9 @@ void lease_clocks_handle_peer(struct lease_clocks *clocks, uint64_t from, int ki
 	if (length != LEASE_MESSAGE_BYTES)
 		return;
 	int operation = body[0];
-	uint64_t forward_id = get_u64(body + 1);
-	int64_t lease_id = (int64_t)get_u64(body + 9);
-	int64_t value = (int64_t)get_u64(body + 17);
+	uint64_t forward_id = little_endian_get64(body + 1);
+	int64_t lease_id = (int64_t)little_endian_get64(body + 9);
+	int64_t value = (int64_t)little_endian_get64(body + 17);
 	if (operation != LEASE_OPERATION_RENEW && operation != LEASE_OPERATION_TIME_TO_LIVE)
 		return;
 	sync_leadership(clocks, is_leader);
@@ -412,8 +399,7 @@ static void begin_leadership_check(struct lease_clocks *clocks, uint64_t now, ui
 		return;
 	uint64_t token = node_request_id(clocks->node->member_id, 0, clocks->next_counter++);
 	uint8_t context[8];
-	for (int b = 0; b < 8; b++)
-		context[b] = (uint8_t)(token >> (8 * b));
+	little_endian_put64(context, token);
 	if (raft_read_index(clocks->node->raft, context, sizeof(context)) != RAFT_OK) {
 		clocks->leadership_check_token = 0;
 		return;

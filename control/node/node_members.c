@@ -8,6 +8,7 @@
 
 #include "alloc.h"
 #include "clock.h"
+#include "little_endian.h"
 #include "log.h"
 #include "member_id.h"
 #include "node_members.h"
@@ -881,8 +882,7 @@ void members_tick(struct members_context *context)
 	/* Each ping carries our clock; the PEER_PONG that echoes it times the round trip to that member. */
 	uint8_t ping[9] = {PEER_PING};
 	uint64_t sent_ns = clock_monotonic_ns();
-	for (int b = 0; b < 8; b++)
-		ping[1 + b] = (uint8_t)(sent_ns >> (8 * b));
+	little_endian_put64(ping + 1, sent_ns);
 	for (size_t k = 0; k < node->membership.count; k++)
 		if (node->membership.members[k].id != node->member_id)
 			node_send_peer(node, node->membership.members[k].id, ping, sizeof(ping));
