@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "alloc.h"
+#include "bytes_compare.h"
 #include "client_internal.h"
 #include "clock.h"
 #include "log.h"
@@ -204,9 +205,7 @@ static bool watch_range_empty(const Etcdserverpb__WatchCreateRequest *create)
 	const uint8_t zero = 0;
 	const uint8_t *key = create->key.len ? create->key.data : &zero;
 	size_t key_length = create->key.len ? create->key.len : 1;
-	size_t common = key_length < end->len ? key_length : end->len;
-	int order = memcmp(key, end->data, common);
-	return order > 0 || (order == 0 && key_length >= end->len);
+	return bytes_compare(key, key_length, end->data, end->len) >= 0;
 }
 
 static void watch_create(struct client_thread *thread, struct grpc_call *call, struct watch_stream *stream,

@@ -11,6 +11,7 @@
 #include "alloc.h"
 #include "auth_password.h"
 #include "auth_store.h"
+#include "bytes_compare.h"
 #include "log.h"
 
 /* Buckets and names of the records, etcd's bucket and key names. */
@@ -59,15 +60,6 @@ struct auth_interval {
 	uint8_t *end; /* length 0: no end */
 	size_t end_length;
 };
-
-static int bytes_compare(const uint8_t *a, size_t a_length, const uint8_t *b, size_t b_length)
-{
-	size_t common = a_length < b_length ? a_length : b_length;
-	int order = common ? memcmp(a, b, common) : 0;
-	if (order != 0)
-		return order < 0 ? -1 : 1;
-	return a_length < b_length ? -1 : a_length > b_length ? 1 : 0;
-}
 
 static int affine_compare(const uint8_t *a, size_t a_length, const uint8_t *b, size_t b_length)
 {

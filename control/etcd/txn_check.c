@@ -7,16 +7,13 @@
 #include <string.h>
 
 #include "alloc.h"
+#include "bytes_compare.h"
 #include "grpc_status.h"
 #include "txn_check.h"
 
-static int bytes_compare(ProtobufCBinaryData a, ProtobufCBinaryData b)
+static int binary_compare(ProtobufCBinaryData a, ProtobufCBinaryData b)
 {
-	size_t common = a.len < b.len ? a.len : b.len;
-	int order = common ? memcmp(a.data, b.data, common) : 0;
-	if (order != 0)
-		return order;
-	return a.len < b.len ? -1 : a.len > b.len ? 1 : 0;
+	return bytes_compare(a.data, a.len, b.data, b.len);
 }
 
 /* ---- checkTxnRequest ---- */
@@ -98,7 +95,7 @@ struct deleted_list {
 static bool set_has(const struct key_set *set, ProtobufCBinaryData key)
 {
 	for (size_t k = 0; k < set->count; k++)
-		if (bytes_compare(set->keys[k], key) == 0)
+		if (binary_compare(set->keys[k], key) == 0)
 			return true;
 	return false;
 }
@@ -127,8 +124,8 @@ static bool deleted_has(const struct deleted_list *list, ProtobufCBinaryData key
 {
 	for (size_t k = 0; k < list->count; k++) {
 		const struct deleted *range = &list->items[k];
-		if (range->point ? bytes_compare(key, range->begin) == 0
-		                 : bytes_compare(range->begin, key) <= 0 && bytes_compare(key, range->end) < 0)
+		if (range->point ? binary_compare(key, range->begin) == 0
+		                 : binary_compare(range->begin, key) <= 0 && binary_compare(key, range->end) < 0)
 			return true;
 	}
 	return false;

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bytes_compare.h"
 #include "internal.h"
 #include "keys.h"
 
@@ -46,7 +47,7 @@ static void key_list_free(struct key_list *list)
 static int compare_keys(const void *left, const void *right)
 {
     const struct state_bytes *a = left, *b = right;
-    return state_bytes_compare(a->data, a->len, b->data, b->len);
+    return bytes_compare(a->data, a->len, b->data, b->len);
 }
 
 /* Deletes the listed RocksDB keys. Only once the iterator that found them is gone: writing to the
@@ -111,7 +112,7 @@ static int compact_key(struct state *state, struct state_bytes user_key, int64_t
         int64_t main, sub;
         if (!state_key_history_parse(key, key_len, &found, &found_len, &main, &sub))
             break;
-        bool same = state_bytes_compare(found, found_len, user_key.data, user_key.len) == 0;
+        bool same = bytes_compare(found, found_len, user_key.data, user_key.len) == 0;
         free(found);
         if (!same)
             break;

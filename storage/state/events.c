@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bytes_compare.h"
 #include "internal.h"
 #include "keys.h"
 
@@ -67,7 +68,7 @@ static int read_event(rocksdb_iterator_t *iterator, const uint8_t *user_key, siz
             int64_t previous_main, previous_sub;
             if (state_key_history_parse(key, key_len, &previous_key, &previous_len,
                                         &previous_main, &previous_sub) &&
-                state_bytes_compare(previous_key, previous_len, user_key, user_key_len) == 0) {
+                bytes_compare(previous_key, previous_len, user_key, user_key_len) == 0) {
                 size_t value_len;
                 const uint8_t *value = (const uint8_t *)rocksdb_iter_value(iterator, &value_len);
                 enum state_event_type type;
@@ -145,7 +146,7 @@ int state_events_read_bounded(struct state *state, int64_t from_revision, struct
         size_t user_key_len;
         const uint8_t *user_key = (const uint8_t *)rocksdb_iter_value(iterator, &user_key_len);
         bool inside =
-            state_bytes_compare(user_key, user_key_len, range.key.data, range.key.len) >= 0 &&
+            bytes_compare(user_key, user_key_len, range.key.data, range.key.len) >= 0 &&
             !state_key_range_after(&range, user_key, user_key_len);
         if (!inside)
             continue;

@@ -169,7 +169,6 @@ struct state_key_range {
 };
 void state_key_range_init(struct state_key_range *range, struct state_bytes key,
                           struct state_bytes range_end);
-int state_bytes_compare(const uint8_t *a, size_t a_len, const uint8_t *b, size_t b_len);
 /* True when user_key sorts at or after the range's end (a scan in key order can stop). */
 bool state_key_range_after(const struct state_key_range *range, const uint8_t *user_key,
                            size_t user_key_len);

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bytes_compare.h"
 #include "internal.h"
 
 struct range_collector {
@@ -54,14 +55,14 @@ static int compare_kvs(const void *left, const void *right, void *context)
         break;
     case STATE_SORT_BY_MOD: order = compare_numbers(a->mod_revision, b->mod_revision); break;
     case STATE_SORT_BY_VALUE:
-        order = state_bytes_compare(a->value, a->value_len, b->value, b->value_len);
+        order = bytes_compare(a->value, a->value_len, b->value, b->value_len);
         break;
     case STATE_SORT_BY_KEY: break;
     }
     if (spec->order == STATE_SORT_DESCEND)
         order = -order;
     if (order == 0) /* keys are unique: a total order, the same on every member */
-        order = state_bytes_compare(a->key, a->key_len, b->key, b->key_len) *
+        order = bytes_compare(a->key, a->key_len, b->key, b->key_len) *
                 (spec->target == STATE_SORT_BY_KEY && spec->order == STATE_SORT_DESCEND ? -1 : 1);
     return order;
 }

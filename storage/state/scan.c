@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bytes_compare.h"
 #include "internal.h"
 #include "keys.h"
 
@@ -16,23 +17,14 @@ void state_key_range_init(struct state_key_range *range, struct state_bytes key,
     range->unbounded = range_end.len == 1 && range_end.data[0] == 0;
 }
 
-int state_bytes_compare(const uint8_t *a, size_t a_len, const uint8_t *b, size_t b_len)
-{
-    size_t common = a_len < b_len ? a_len : b_len;
-    int order = common > 0 ? memcmp(a, b, common) : 0;
-    if (order != 0)
-        return order;
-    return a_len < b_len ? -1 : a_len > b_len ? 1 : 0;
-}
-
 bool state_key_range_after(const struct state_key_range *range, const uint8_t *user_key,
                            size_t user_key_len)
 {
     if (range->single)
-        return state_bytes_compare(user_key, user_key_len, range->key.data, range->key.len) > 0;
+        return bytes_compare(user_key, user_key_len, range->key.data, range->key.len) > 0;
     if (range->unbounded)
         return false;
-    return state_bytes_compare(user_key, user_key_len, range->end.data, range->end.len) >= 0;
+    return bytes_compare(user_key, user_key_len, range->end.data, range->end.len) >= 0;
 }
 
 int state_check_revision(const struct state *state, int64_t revision, char *err, size_t errlen)
@@ -134,7 +126,7 @@ static int visit_key_at(rocksdb_iterator_t *iterator, const uint8_t *user_key, s
     int64_t main, sub;
     if (!state_key_history_parse(key, key_len, &found_key, &found_len, &main, &sub))
         return STATE_OK; /* past the history prefix */
-    bool same = state_bytes_compare(found_key, found_len, user_key, user_key_len) == 0;
+    bool same = bytes_compare(found_key, found_len, user_key, user_key_len) == 0;
     free(found_key);
     if (!same)
         return STATE_OK; /* every version of the key is newer than revision */

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bytes_compare.h"
 #include "internal.h"
 
 struct compare_context {
@@ -36,7 +37,7 @@ static bool kv_holds(const struct state_compare *compare, const struct state_kv 
     case STATE_TARGET_MOD: order = compare_numbers(kv->mod_revision, compare->number); break;
     case STATE_TARGET_LEASE: order = compare_numbers(kv->lease, compare->number); break;
     case STATE_TARGET_VALUE:
-        order = state_bytes_compare(kv->value, kv->value_len, compare->value.data,
+        order = bytes_compare(kv->value, kv->value_len, compare->value.data,
                                     compare->value.len);
         break;
     }
