@@ -137,7 +137,6 @@ void lease_clocks_update(struct lease_clocks *clocks, const struct lease_changes
 		}
 		if (!clock)
 			clock = clock_add(clocks, change->id);
-		clock->id = change->id;
 		clock->ttl = change->ttl;
 		clock->expiry_ms = now + (uint64_t)change->ttl * 1000u;
 		clock->revoke_sent_ms = 0;

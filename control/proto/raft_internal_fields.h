@@ -86,24 +86,23 @@ static inline bool protobuf_has_field(const uint8_t *data, size_t length, uint64
 		case PROTOBUF_WIRE_VARINT:
 			if (!protobuf_read_varint(&at, end, &size))
 				return false;
-			break;
+			continue;
 		case PROTOBUF_WIRE_FIXED64:
 			size = 8;
-			goto skip;
+			break;
 		case PROTOBUF_WIRE_FIXED32:
 			size = 4;
-			goto skip;
+			break;
 		case PROTOBUF_WIRE_LENGTH_DELIMITED:
 			if (!protobuf_read_varint(&at, end, &size))
 				return false;
-		skip:
-			if (size > (uint64_t)(end - at))
-				return false;
-			at += size;
 			break;
 		default:
 			return false; /* groups: not in etcd's messages */
 		}
+		if (size > (uint64_t)(end - at))
+			return false;
+		at += size;
 	}
 	return false;
 }
