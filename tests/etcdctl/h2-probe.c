@@ -393,17 +393,20 @@ static void send_message(int32_t id, uint8_t flag, uint32_t declared, const uint
 	free(m);
 }
 
+/* A protobuf bytes field under 128 bytes at out: its tag byte, its length, its bytes; returns the bytes written. */
+static size_t put_bytes_field(uint8_t *out, uint8_t tag, const void *data, size_t length)
+{
+	out[0] = tag;
+	out[1] = (uint8_t)length;
+	memcpy(out + 2, data, length);
+	return 2 + length;
+}
+
+/* PutRequest{key: 1, value: 2} */
 static size_t put_request(uint8_t *out, const char *key, const char *value)
 {
-	size_t k = strlen(key), v = strlen(value), at = 0;
-	out[at++] = 0x0a;
-	out[at++] = (uint8_t)k;
-	memcpy(out + at, key, k);
-	at += k;
-	out[at++] = 0x12;
-	out[at++] = (uint8_t)v;
-	memcpy(out + at, value, v);
-	return at + v;
+	size_t at = put_bytes_field(out, 0x0a, key, strlen(key));
+	return at + put_bytes_field(out + at, 0x12, value, strlen(value));
 }
 
 static void setup_streams(size_t count)
@@ -769,14 +772,8 @@ static int stuck_watch(const char *prefix)
 	size_t at = 0;
 	create[at++] = 0x0a;
 	create[at++] = (uint8_t)(2 * (2 + key_length));
-	create[at++] = 0x0a;
-	create[at++] = (uint8_t)key_length;
-	memcpy(create + at, key, key_length);
-	at += key_length;
-	create[at++] = 0x12;
-	create[at++] = (uint8_t)key_length;
-	memcpy(create + at, end, key_length);
-	at += key_length;
+	at += put_bytes_field(create + at, 0x0a, key, key_length);
+	at += put_bytes_field(create + at, 0x12, end, key_length);
 	setup_streams(1);
 	start_connection();
 	send_headers(1, "/etcdserverpb.Watch/Watch", "application/grpc", false);
