@@ -28,13 +28,8 @@ start_new_cluster infra1 infra2 infra3
 wait_ready 20 infra1 infra2 infra3
 target=infra1
 port=${CLIENT[$target]##*:}
-# measure_puts FILE: one client's 1,000 puts through the target; prints "p99 max" in ms.
-measure_puts() {
-	"$BENCH" --endpoints="${CLIENT[$target]#http://}" --clients=1 --total=1000 --progress=false --json \
-		put --key-size=16 --val-size=256 --key-space-size=100 >"$1" || fail "quorum-bench puts: $(cat "$1")"
-	"$PYTHON" -c 'import json, sys; l = json.load(open(sys.argv[1]))["latency_ms"]; print(l["p99"], l["max"])' "$1"
-}
-read -r p99_before max_before < <(measure_puts "$TMP/puts-before.json")
+one_client_puts "${CLIENT[$target]#http://}" "$TMP/puts-before.json"
+p99_before=$PUTS_P99 max_before=$PUTS_MAX
 
 mkfifo "$TMP/idle.in"
 "$PROBE" "$port" idle "$IDLE" 120 <"$TMP/idle.in" >"$TMP/idle.out" 2>"$TMP/idle.err" &
@@ -43,7 +38,8 @@ track_pid "$PROBE_PID"
 exec 7>"$TMP/idle.in" # the probe holds its connections until this closes
 held() { grep -q "^held $IDLE\$" "$TMP/idle.out"; }
 wait_until "$IDLE idle connections to $target" 60 held
-read -r p99_held max_held < <(measure_puts "$TMP/puts-held.json")
+one_client_puts "${CLIENT[$target]#http://}" "$TMP/puts-held.json"
+p99_held=$PUTS_P99 max_held=$PUTS_MAX
 log "one client's puts with $IDLE idle connections held: p99 ${p99_held} ms, max ${max_held} ms (before they came: p99 ${p99_before} ms, max ${max_before} ms)"
 awk -v p="$p99_held" 'BEGIN { exit !(p < 100) }' ||
 	fail "one client's puts with $IDLE idle connections held: p99 ${p99_held} ms (bound 100 ms)"

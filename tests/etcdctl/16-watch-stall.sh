@@ -42,13 +42,8 @@ long_turns() {
 # measure_puts LABEL BOUNDED: one client's 1,000 puts through the target; with BOUNDED "yes" it fails
 # past p99 100 ms or max 2 s, otherwise the figures are printed only.
 measure_puts() {
-	"$BENCH" --endpoints="$endpoint" --clients=1 --total=1000 --progress=false --json \
-		put --key-size=16 --val-size=256 --key-space-size=100 >"$TMP/puts.json" ||
-		fail "puts while $1: $(cat "$TMP/puts.json")"
-	read -r p99 max < <("$PYTHON" -c '
-import json, sys
-latency = json.load(open(sys.argv[1]))["latency_ms"]
-print(latency["p99"], latency["max"])' "$TMP/puts.json")
+	one_client_puts "$endpoint" "$TMP/puts.json"
+	local p99=$PUTS_P99 max=$PUTS_MAX
 	log "puts while $1: p99 ${p99} ms, max ${max} ms"
 	[ "$KIND" = quorumd ] && [ "$2" = yes ] || return 0
 	awk -v p="$p99" -v m="$max" 'BEGIN { exit !(p < 100 && m < 2000) }' ||

@@ -297,3 +297,14 @@ find_tool() {
 	[ -n "$found" ] && [ -x "$found" ] || { echo "$0: $2 not found (give its path as an argument)" >&2; exit 2; }
 	printf -v "$1" '%s' "$found"
 }
+
+# one_client_puts ENDPOINT FILE: one client's 1,000 puts of 256-byte values through ENDPOINT (host:port) with
+# quorum-bench (BENCH), its JSON report kept in FILE; sets PUTS_P99 and PUTS_MAX (ms). A failed run fails the test.
+one_client_puts() {
+	"$BENCH" --endpoints="$1" --clients=1 --total=1000 --progress=false --json \
+		put --key-size=16 --val-size=256 --key-space-size=100 >"$2" || fail "quorum-bench puts through $1: $(cat "$2")"
+	read -r PUTS_P99 PUTS_MAX < <("$PYTHON" -c '
+import json, sys
+latency = json.load(open(sys.argv[1]))["latency_ms"]
+print(latency["p99"], latency["max"])' "$2")
+}
