@@ -307,4 +307,6 @@ one_client_puts() {
 import json, sys
 latency = json.load(open(sys.argv[1]))["latency_ms"]
 print(latency["p99"], latency["max"])' "$2")
+	[[ "$PUTS_P99" =~ ^[0-9.]+$ && "$PUTS_MAX" =~ ^[0-9.]+$ ]] ||
+		fail "quorum-bench's report in $2 has no p99 and max latency: $(head -c 300 "$2")"
 }
