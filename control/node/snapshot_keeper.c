@@ -8,7 +8,7 @@
  * N requests before the snapshot, so its memory follows N requests whatever the batching.
  *
  * Taking one, in order: the checkpoint and its Raft record in member/snap, made durable (snap_store);
- * RocksDB's log fsync'd (state_sync), so the state is durable at least up to the snapshot; then the core
+ * the memtables flushed (state_sync), so the state is durable at least up to the snapshot; then the core
  * is told: it writes the WAL marker with the configuration, keeps the record for followers and compacts
  * its log, and once the marker is durable deletes WAL segments wholly before the snapshot beyond
  * --max-wals files, then snapshots beyond --max-snapshots (node_core_wal.c). A crash anywhere leaves

@@ -101,8 +101,9 @@ struct state_bytes state_membership(const struct state *state);
 
 int state_batch_begin(struct state *state, char *err, size_t errlen);
 /* Writes the batch and the meta (applied index, revision, compact revision, ids, membership)
- * atomically. `applied_index` must be greater than the current applied index. The write is not
- * fsync'd (see storage/README.md); use state_sync before releasing Raft WAL segments. On failure
+ * atomically. `applied_index` must be greater than the current applied index. The write goes to the
+ * memtables only, in no log of RocksDB's: a crash loses it until a flush (see storage/README.md); use
+ * state_sync before releasing Raft WAL segments. On failure
  * the batch is discarded and the working values roll back to the committed ones.
  * STATE_ERR_NOSPACE (nothing written) when the state's file system would keep less free after the
  * batch than RocksDB may still write on its own (its write buffers' flush, its pending compactions'
@@ -115,9 +116,11 @@ int state_batch_commit(struct state *state, uint64_t applied_index, char *err, s
  * STATE_ERR_NOSPACE (nothing changed) while its file system still has less free than the reserve
  * state_batch_commit keeps, plus 1 MiB. A batch the reserve check refused left RocksDB as it was; a write
  * RocksDB itself failed leaves it refusing every later write (its background error, which the C API cannot
- * clear), so then RocksDB is closed and opened again, replaying its log: every batch it acknowledged is there,
- * and the key index starts empty. If that open fails the state is closed: STATE_ERR_IO (never NOSPACE,
- * whatever RocksDB said), and the owner must stop (a restart opens it). */
+ * clear), so then RocksDB is closed and opened again, and the key index starts empty. Batches are written to no
+ * log of RocksDB's, so that open finds the state as its last flush left it: if that is behind the applied
+ * index, STATE_ERR_IO, and the owner must stop (a restart applies the lost batches again from the Raft WAL).
+ * If the open fails the state is closed: STATE_ERR_IO (never NOSPACE, whatever RocksDB said), and the
+ * owner must stop (a restart opens it). */
 int state_resume(struct state *state, char *err, size_t errlen);
 /* Discards the open batch (no-op without one). */
 void state_batch_abort(struct state *state);
@@ -127,8 +130,9 @@ int state_set_ids(struct state *state, uint64_t cluster_id, uint64_t member_id, 
                   size_t errlen);
 int state_set_membership(struct state *state, struct state_bytes blob, char *err, size_t errlen);
 
-/* Makes everything committed so far durable (fsyncs RocksDB's log) and reports the applied index that
- * is now durable: the Raft WAL may release segments only up to that index. */
+/* Makes everything committed so far durable (flushes the memtables into table files: batches are written
+ * to no log of RocksDB's) and reports the applied index that is now durable: the Raft WAL may release
+ * segments only up to that index. */
 int state_sync(struct state *state, uint64_t *durable_applied_index, char *err, size_t errlen);
 /* Starts writing the memtables into table files in RocksDB's background threads and returns at once: a
  * checkpoint (state_checkpoint) taken soon after then has little left to flush on the caller's thread. */
