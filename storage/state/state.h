@@ -118,7 +118,8 @@ int state_batch_commit(struct state *state, uint64_t applied_index, char *err, s
  * RocksDB itself failed leaves it refusing every later write (its background error, which the C API cannot
  * clear), so then RocksDB is closed and opened again, and the key index starts empty. Batches are written to no
  * log of RocksDB's, so that open finds the state as its last flush left it: if that is behind the applied
- * index, STATE_ERR_IO, and the owner must stop (a restart applies the lost batches again from the Raft WAL).
+ * index, the state is closed again, its applied index and revision as they were (nothing older is ever
+ * served), STATE_ERR_IO, and the owner must stop (a restart applies the lost batches again from the WAL).
  * If the open fails the state is closed: STATE_ERR_IO (never NOSPACE, whatever RocksDB said), and the
  * owner must stop (a restart opens it). */
 int state_resume(struct state *state, char *err, size_t errlen);

@@ -355,21 +355,35 @@ int state_resume(struct state *state, char *err, size_t errlen)
     state->free_checked_ms = 0; /* the margin was not written */
     if (!state->write_failed)
         return STATE_OK;
-    uint64_t applied_before = state->committed.applied_index;
+    /* The meta as it was: what the owner has served so far. A reopen that comes back behind it must
+     * leave the state closed at it, never serving an older revision for a moment (a watcher would see
+     * a progress notification go back in time). */
+    struct state_meta committed_before = state->committed, working_before = state->working;
+    state->committed.membership = NULL;
+    state->working.membership = NULL;
     state_db_close(state);
     state->write_failed = false;
     char open_error[400] = "";
-    if (state_db_open(state, open_error, sizeof open_error) != STATE_OK)
+    status = state_db_open(state, open_error, sizeof open_error);
+    if (status == STATE_OK && state->committed.applied_index == committed_before.applied_index) {
+        free(committed_before.membership);
+        free(working_before.membership);
+        return STATE_OK;
+    }
+    uint64_t applied_found = state->committed.applied_index;
+    state_db_close(state);
+    state_meta_clear(&state->committed);
+    state_meta_clear(&state->working);
+    state->committed = committed_before;
+    state->working = working_before;
+    if (status != STATE_OK)
         return state_fail(err, errlen, STATE_ERR_IO, "reopening RocksDB after a full disk: %s", open_error);
     /* Batches still in the memtables when RocksDB failed are gone (they are in no log of its own): the
      * owner cannot go on from its applied index, but a restart applies them again from the Raft WAL. */
-    if (state->committed.applied_index != applied_before)
-        return state_fail(err, errlen, STATE_ERR_IO,
-                          "reopening RocksDB after a full disk lost the batches it had not written to table "
-                          "files (applied index %llu, now %llu); a restart applies them again from the WAL",
-                          (unsigned long long)applied_before,
-                          (unsigned long long)state->committed.applied_index);
-    return STATE_OK;
+    return state_fail(err, errlen, STATE_ERR_IO,
+                      "reopening RocksDB after a full disk lost the batches it had not written to table "
+                      "files (applied index %llu, found %llu); a restart applies them again from the WAL",
+                      (unsigned long long)committed_before.applied_index, (unsigned long long)applied_found);
 }
 
 int state_set_ids(struct state *state, uint64_t cluster_id, uint64_t member_id, char *err,
