@@ -188,7 +188,18 @@ static int take_snapshot(struct snapshot_keeper *keeper, char *err, size_t errle
 	/* The WAL may forget an entry only once RocksDB's copy of its effect is durable. */
 	uint64_t durable_applied = 0;
 	char state_error[256];
-	if (state_sync(node->state, &durable_applied, state_error, sizeof(state_error)) != STATE_OK) {
+	int sync_status = state_sync(node->state, &durable_applied, state_error, sizeof(state_error));
+	if (sync_status == STATE_ERR_NOSPACE) {
+		/* The flush was refused before it began (a flush onto a full disk breaks RocksDB): the snapshot on
+		 * disk has no marker, as after a crash here, and the WAL keeps everything. */
+		char escaped[300];
+		log_write("warn", "failed to save snapshot; trying again later", "\"snapshot-index\":%" PRIu64 ",\"error\":\"%s\"",
+		          index, log_json_escape(state_error, escaped, sizeof(escaped)));
+		keeper->requests_at_snapshot = keeper->requests;
+		free(record);
+		return 0;
+	}
+	if (sync_status != STATE_OK) {
 		snprintf(err, errlen, "syncing the state after a snapshot: %s", state_error);
 		free(record);
 		return -1;

@@ -213,4 +213,8 @@ char *state_path_join(const char *dir, const char *name);
 int state_db_open(struct state *state, char *err, size_t errlen);
 void state_db_close(struct state *state);
 
+/* store.c: STATE_ERR_NOSPACE unless `bytes` more leave free what RocksDB may still write on its own (its
+ * flushes and compactions, and the reserve): see state_batch_commit. */
+int state_check_space(struct state *state, uint64_t bytes, char *err, size_t errlen);
+
 #endif

@@ -21,6 +21,11 @@ int state_checkpoint(struct state *state, const char *directory, uint64_t *appli
 {
     if (state->db == NULL)
         return state_fail(err, errlen, STATE_ERR_INVALID, "the state is closed");
+    /* The checkpoint flushes the memtables first: not onto a full disk (state_sync says why). */
+    state->free_checked_ms = 0;
+    int status = state_check_space(state, 0, err, errlen);
+    if (status != STATE_OK)
+        return status;
     /* The checkpoint holds exactly what was committed: the open batch, if any, is not in the DB. */
     *applied_index = state->committed.applied_index;
     char *error = NULL;
