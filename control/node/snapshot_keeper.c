@@ -48,7 +48,13 @@ struct snapshot_keeper {
 	size_t ring_count;
 	uint64_t snapshot_index;
 	bool flushed_ahead; /* the memtables were flushed ahead of the coming snapshot */
+	uint64_t flushed_ahead_at_ms;
 };
+
+/* How long a snapshot may wait past its count for the flush ahead to finish in RocksDB's threads before
+ * the checkpoint waits for it on this thread: under a load that keeps the disk busy a flush can take
+ * seconds, and the snapshot must not fall behind its count by more than about a second's requests. */
+#define FLUSH_AHEAD_WAIT_MAX_MS 1000
 
 uint8_t *snapshot_pack_conf_state(const raft_t *raft, size_t *length)
 {
@@ -233,11 +239,13 @@ int snapshot_keeper_after_apply(struct snapshot_keeper *keeper, char *err, size_
 	if (!node->snapshot_now && since_snapshot < node->flags.snapshot_count) {
 		/* The checkpoint flushes RocksDB's memtables on this thread, tens to hundreds of milliseconds of
 		 * applying nothing when they hold a whole interval's writes: most of them are flushed by RocksDB's
-		 * own threads ahead of it, so the checkpoint has only the last eighth left (not below 1,000
-		 * requests an interval: there the memtables are small anyway, and every flush adds a table file). */
-		if (!keeper->flushed_ahead && since_snapshot >= node->flags.snapshot_count - node->flags.snapshot_count / 8 &&
+		 * own threads ahead of it, so the checkpoint has only the last thirty-second, or what was applied
+		 * while that flush ran (below), left (not below 1,000 requests an interval: there the memtables
+		 * are small anyway, and every flush adds a table file). */
+		if (!keeper->flushed_ahead && since_snapshot >= node->flags.snapshot_count - node->flags.snapshot_count / 32 &&
 		    node->flags.snapshot_count >= 1000) {
 			keeper->flushed_ahead = true;
+			keeper->flushed_ahead_at_ms = clock_monotonic_ms();
 			char flush_error[512];
 			if (state_flush_in_background(node->state, flush_error, sizeof(flush_error)) != STATE_OK) {
 				char escaped[600];
@@ -247,6 +255,13 @@ int snapshot_keeper_after_apply(struct snapshot_keeper *keeper, char *err, size_
 		}
 		return 0;
 	}
+	/* The count is reached. While the flush ahead still runs, the checkpoint would wait for it on this
+	 * thread, applying nothing, and then flush all that came since: instead this thread goes on applying
+	 * and takes the checkpoint after the first batch that finds the flush done (state_flush_done). No
+	 * flush is added (each is a level-0 file, and every fourth starts a compaction). */
+	if (!node->snapshot_now && keeper->flushed_ahead && !state_flush_done(node->state) &&
+	    clock_monotonic_ms() - keeper->flushed_ahead_at_ms < FLUSH_AHEAD_WAIT_MAX_MS)
+		return 0;
 	keeper->flushed_ahead = false;
 	return take_snapshot(keeper, err, errlen);
 }
@@ -291,6 +306,7 @@ int snapshot_keeper_install(struct snapshot_keeper *keeper, const struct storage
 	keeper->ring_start = keeper->ring_count = 0;
 	keeper->requests_at_snapshot = keeper->requests;
 	keeper->snapshot_index = index;
+	keeper->flushed_ahead = false;
 	FAILPOINT("raftAfterApplySnap");
 	/* The applied index is published by the caller, once the new state's leases reached the core. */
 	atomic_store(&node->snapshot_index, index);

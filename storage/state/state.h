@@ -138,6 +138,9 @@ int state_sync(struct state *state, uint64_t *durable_applied_index, char *err, 
 /* Starts writing the memtables into table files in RocksDB's background threads and returns at once: a
  * checkpoint (state_checkpoint) taken soon after then has little left to flush on the caller's thread. */
 int state_flush_in_background(struct state *state, char *err, size_t errlen);
+/* No memtable waits to be flushed (every flush started is done): a checkpoint now flushes only what was
+ * written since. */
+bool state_flush_done(struct state *state);
 
 /* ---- range ------------------------------------------------------------------------------------ */
 
