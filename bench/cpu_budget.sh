@@ -3,15 +3,17 @@
 # follower, from perf samples attributed by function and source file (issue 16's CPU budget).
 #
 #   bench/cpu_budget.sh [--build DIR] [--seconds S] [--freq HZ] [--out DIR] [--keep-perf]
+#                       [--val-size BYTES] [--load CLIENTS/CONNS]...
 #
 # Builds nothing: takes the binaries of --build DIR (default build/; measure a release build:
 # `meson setup build-release --buildtype=release`). Starts a three-member quorumd cluster on loopback
 # (--dataplane=udp, data under $BUDGET_TMPDIR, default /var/tmp, refused if a tmpfs), then for each load
-# runs quorum-bench puts against the leader (8-byte sequential keys, 256-byte values) while
+# runs quorum-bench puts against the leader (8-byte sequential keys, --val-size bytes, default 256) while
 # `perf record -a` samples every CPU (cpu-clock with DWARF call graphs, plus every context switch), and
 # keeps the samples of the leader's and one follower's processes (all their threads, io_uring's iou-wrk
 # workers included: they carry the process id). Loads: 1 client / 1 connection, then 1,000 clients /
-# 100 connections, S seconds each (default 8).
+# 100 connections, S seconds each (default 8); --load CLIENTS/CONNS (repeatable) runs those instead, e.g.
+# --val-size 65536 --load 256/32 for the 64 KiB row of compare.sh's value-size sweep.
 #
 # Each sample's call chain is walked from the leaf towards the thread's root; the first frame that matches
 # a row of STAGE_RULES below decides the stage (rows are tried in table order for each frame). Frames that
@@ -95,6 +97,8 @@ SECS=8
 FREQ=499
 OUT=""
 KEEP_PERF=0
+VAL_SIZE=256
+LOADS=()
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--build) BUILD=$2; shift 2 ;;
@@ -106,12 +110,20 @@ while [ $# -gt 0 ]; do
 	--out) OUT=$2; shift 2 ;;
 	--out=*) OUT=${1#*=}; shift ;;
 	--keep-perf) KEEP_PERF=1; shift ;;
+	--val-size) VAL_SIZE=$2; shift 2 ;;
+	--val-size=*) VAL_SIZE=${1#*=}; shift ;;
+	--load) LOADS+=("$2"); shift 2 ;;
+	--load=*) LOADS+=("${1#*=}"); shift ;;
 	-h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
-	*) echo "cpu_budget.sh: $1: unknown option (--build DIR, --seconds S, --freq HZ, --out DIR, --keep-perf)" >&2
+	*) echo "cpu_budget.sh: $1: unknown option (--build DIR, --seconds S, --freq HZ, --out DIR, --keep-perf, --val-size BYTES, --load CLIENTS/CONNS)" >&2
 		exit 2 ;;
 	esac
 done
 [[ "$SECS" =~ ^[0-9]+$ ]] && [ "$SECS" -ge 1 ] || { echo "cpu_budget.sh: --seconds: a whole number >= 1" >&2; exit 2; }
+[[ "$VAL_SIZE" =~ ^[0-9]+$ ]] && [ "$VAL_SIZE" -ge 1 ] || { echo "cpu_budget.sh: --val-size: a whole number of bytes >= 1" >&2; exit 2; }
+for l in "${LOADS[@]}"; do
+	[[ "$l" =~ ^[1-9][0-9]*/[1-9][0-9]*$ ]] || { echo "cpu_budget.sh: --load: CLIENTS/CONNS, e.g. 256/32, not \"$l\"" >&2; exit 2; }
+done
 [[ "$FREQ" =~ ^[0-9]+$ ]] && [ "$FREQ" -ge 10 ] || { echo "cpu_budget.sh: --freq: a whole number >= 10" >&2; exit 2; }
 [ "$(id -u)" = 0 ] || { echo "cpu_budget.sh: needs root (perf record -a)" >&2; exit 2; }
 
@@ -185,6 +197,8 @@ done
 
 # cpu_ticks PID: utime + stime of every thread of PID, in clock ticks.
 cpu_ticks() { awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$1/stat"; }
+# minor_faults PID: the page faults every thread of PID took (fresh memory from the kernel each time).
+minor_faults() { awk '{ sub(/^.*\) /, ""); print $8 }' "/proc/$1/stat"; }
 HZ=$(getconf CLK_TCK)
 
 # The leader: the endpoint whose Status says so, within 30 s.
@@ -204,10 +218,21 @@ done
 log "leader pid $LEADER ($LEADER_EP), follower pid $FOLLOWER; ${SECS} s per load, cpu-clock at $FREQ Hz"
 
 # ---- the loads ----
-PUT="put --key-size=8 --sequential-keys --val-size=256"
+PUT="put --key-size=8 --sequential-keys --val-size=$VAL_SIZE"
 LOAD_IDS=(put1 put1000)
 declare -A LOAD_NAME=([put1]="put 1 client, 1 conn" [put1000]="put 1000 clients, 100 conns")
 declare -A LOAD_ARGS=([put1]="--conns=1 --clients=1" [put1000]="--conns=100 --clients=1000")
+if [ "${#LOADS[@]}" -gt 0 ]; then
+	LOAD_IDS=()
+	for l in "${LOADS[@]}"; do
+		id="put${l%/*}_${l#*/}"
+		# the same load twice (a warm-up, then a run on the warmed members) gets a second id
+		while [ -n "${LOAD_NAME[$id]:-}" ]; do id+="+"; done
+		LOAD_IDS+=("$id")
+		LOAD_NAME[$id]="put ${l%/*} clients, ${l#*/} conns"
+		LOAD_ARGS[$id]="--conns=${l#*/} --clients=${l%/*}"
+	done
+fi
 SUMMARY=$OUT/budget.tsv
 : >"$SUMMARY"
 for id in "${LOAD_IDS[@]}"; do
@@ -230,6 +255,7 @@ for id in "${LOAD_IDS[@]}"; do
 	[ "$reply" = ack ] || { echo "cpu_budget.sh: perf record did not start sampling within 30 s" >&2; exit 1; }
 	exec {ctl_fd}>&- {ack_fd}>&-
 	ticks_before=("$(cpu_ticks "$LEADER")" "$(cpu_ticks "$FOLLOWER")")
+	faults_before=("$(minor_faults "$LEADER")" "$(minor_faults "$FOLLOWER")")
 	# shellcheck disable=SC2086
 	json=$(timeout --foreground -k 5 $((SECS + 60)) "$QB" --endpoints="$LEADER_EP" --progress=false --json \
 		--duration="${SECS}s" ${LOAD_ARGS[$id]} $PUT 2>"$TMP/qb-$id.err") ||
@@ -237,6 +263,7 @@ for id in "${LOAD_IDS[@]}"; do
 	kill -INT "$perf_pid"
 	wait "$perf_pid" || true
 	ticks_after=("$(cpu_ticks "$LEADER")" "$(cpu_ticks "$FOLLOWER")")
+	faults_after=("$(minor_faults "$LEADER")" "$(minor_faults "$FOLLOWER")")
 	ok=$(jq .ok <<<"$json")
 	[ "$ok" -gt 0 ] || { echo "cpu_budget.sh: ${LOAD_NAME[$id]}: no put succeeded" >&2; exit 1; }
 	printf '%s\t%s\t%s\t%s\t%s\n' "$id" "$ok" "$(jq .throughput <<<"$json")" "$(jq .latency_ms.p50 <<<"$json")" \
@@ -246,6 +273,8 @@ for id in "${LOAD_IDS[@]}"; do
 	for r in 0 1; do
 		printf '%s proc_total %s\n' "$([ "$r" = 0 ] && echo leader || echo follower)" \
 			"$(awk -v t=$((ticks_after[r] - ticks_before[r])) -v hz="$HZ" -v n="$ok" 'BEGIN { printf "%.1f", t / hz * 1e6 / n }')"
+		printf '%s page_faults %s\n' "$([ "$r" = 0 ] && echo leader || echo follower)" \
+			"$(awk -v f=$((faults_after[r] - faults_before[r])) -v n="$ok" 'BEGIN { printf "%.1f", f / n }')"
 	done >"$TMP/$id.proc"
 	log "${LOAD_NAME[$id]}: $ok puts; attributing samples"
 	"$PERF" script -i "$TMP/$id.data" --pid "$LEADER,$FOLLOWER" --no-inline -F pid,event,period,ip,sym,dso 2>/dev/null |
@@ -259,18 +288,19 @@ done
 
 # ---- the table ----
 {
-	printf 'CPU per put (µs) by stage, 3 members on loopback (udp), puts of 256 B to the leader, %s s per load\n' "$SECS"
+	printf 'CPU per put (µs) by stage, 3 members on loopback (udp), puts of %s B to the leader, %s s per load\n' "$VAL_SIZE" "$SECS"
 	printf '%-52s' "stage"
 	for id in "${LOAD_IDS[@]}"; do printf ' | %-25s' "${LOAD_NAME[$id]}"; done
 	printf '\n%-52s' ""
 	for id in "${LOAD_IDS[@]}"; do printf ' | %12s %12s' leader follower; done
 	printf '\n'
-	for stage in "${STAGES[@]}" total proc_total unattributed_pct ctxsw; do
+	for stage in "${STAGES[@]}" total proc_total unattributed_pct ctxsw page_faults; do
 		case "$stage" in
 		total) title="total µs per put (perf samples)" ;;
 		proc_total) title="total µs per put (/proc utime+stime, check)" ;;
 		unattributed_pct) title="share of samples with no stage (other), %" ;;
 		ctxsw) title="context switches per put" ;;
+		page_faults) title="page faults per put (/proc minflt)" ;;
 		*) title=${STAGE_TITLE[$stage]} ;;
 		esac
 		printf '%-52s' "$title"

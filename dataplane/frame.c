@@ -155,22 +155,20 @@ enum frame_error frame_fragment_span(uint32_t message_length, uint16_t count, ui
 	return FRAME_OK;
 }
 
-size_t frame_encode(const struct frame_address *address, const uint8_t *message, size_t message_length,
-	uint16_t count, uint16_t index, uint8_t *out, size_t out_size)
+/* The header of fragment index with its CRC field still zero, and the fragment's span. */
+static int fragment_header(const struct frame_address *address, size_t message_length, uint16_t count,
+	uint16_t index, uint8_t out[FRAME_HEADER_SIZE], size_t *offset, size_t *length)
 {
 	if (message_length > UINT32_MAX)
-		return 0;
-	size_t offset, length;
-	if (frame_fragment_span((uint32_t)message_length, count, index, &offset, &length) != FRAME_OK)
-		return 0;
-	if (out_size < FRAME_HEADER_SIZE + length)
-		return 0;
+		return -1;
+	if (frame_fragment_span((uint32_t)message_length, count, index, offset, length) != FRAME_OK)
+		return -1;
 	struct frame_header h = {
 		.version = FRAME_VERSION,
 		.flags = 0,
 		.fragment_index = index,
 		.fragment_count = count,
-		.fragment_length = (uint16_t)length,
+		.fragment_length = (uint16_t)*length,
 		.message_length = (uint32_t)message_length,
 		.cluster_id = address->cluster_id,
 		.from = address->from,
@@ -179,11 +177,38 @@ size_t frame_encode(const struct frame_address *address, const uint8_t *message,
 		.crc = 0,
 	};
 	frame_write_header(&h, out);
+	return 0;
+}
+
+size_t frame_encode(const struct frame_address *address, const uint8_t *message, size_t message_length,
+	uint16_t count, uint16_t index, uint8_t *out, size_t out_size)
+{
+	size_t offset, length;
+	if (message_length > UINT32_MAX ||
+		frame_fragment_span((uint32_t)message_length, count, index, &offset, &length) != FRAME_OK ||
+		out_size < FRAME_HEADER_SIZE + length)
+		return 0;
+	if (fragment_header(address, message_length, count, index, out, &offset, &length) != 0)
+		return 0;
 	if (length > 0)
 		memcpy(out + FRAME_HEADER_SIZE, message + offset, length);
 	size_t size = FRAME_HEADER_SIZE + length;
 	put32(out + FRAME_CRC_OFFSET, frame_compute_crc(out, size));
 	return size;
+}
+
+int frame_encode_header(const struct frame_address *address, const uint8_t *message, size_t message_length,
+	uint16_t count, uint16_t index, uint8_t out[FRAME_HEADER_SIZE], size_t *payload_offset,
+	size_t *payload_length)
+{
+	if (fragment_header(address, message_length, count, index, out, payload_offset, payload_length) != 0)
+		return -1;
+	/* The CRC field is zero in out, as the CRC's definition takes it. */
+	uint32_t crc = crc32c(0, out, FRAME_HEADER_SIZE);
+	if (*payload_length > 0)
+		crc = crc32c(crc, message + *payload_offset, *payload_length);
+	put32(out + FRAME_CRC_OFFSET, crc);
+	return 0;
 }
 
 enum frame_error frame_parse(const uint8_t *datagram, size_t length, size_t max_message_length,

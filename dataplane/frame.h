@@ -128,6 +128,14 @@ enum frame_error frame_fragment_span(uint32_t message_length, uint16_t count, ui
 size_t frame_encode(const struct frame_address *address, const uint8_t *message, size_t message_length,
 	uint16_t count, uint16_t index, uint8_t *out, size_t out_size);
 
+/* frame_encode without the copy: writes only fragment index's 72-byte header (its CRC over the header
+ * and the fragment where it lies in message) and returns the fragment's span, for a sender that hands
+ * the kernel header and fragment as two pieces of one datagram. Plain frames only (no MAC, not sealed).
+ * -1 when the span is invalid. */
+int frame_encode_header(const struct frame_address *address, const uint8_t *message, size_t message_length,
+	uint16_t count, uint16_t index, uint8_t out[FRAME_HEADER_SIZE], size_t *payload_offset,
+	size_t *payload_length);
+
 /* Validates a received datagram: every field, lengths against the datagram, the fragment geometry,
  * message_length against max_message_length, and the CRC. On FRAME_OK fills *header and points *payload
  * at the fragment's bytes inside datagram. Checks run in this order, so a flipped bit in a well-formed

@@ -25,6 +25,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 
 #include "fault.h"
 #include "frame.h"
@@ -133,6 +134,10 @@ struct transport_ops {
 	int (*send)(struct transport *t, uint64_t to, const uint8_t *data, size_t length, char *err,
 		size_t errlen);
 	int (*flush)(struct transport *t, char *err, size_t errlen);
+	/* send side, optional: send taking a malloc'd message it frees once its frames left (udp points
+	 * plain frames at it instead of copying); NULL: transport_send_owned sends a copy and frees */
+	int (*send_owned)(struct transport *t, uint64_t to, uint8_t *data, size_t length, char *err,
+		size_t errlen);
 	/* receive side */
 	int (*poll)(struct transport *t, int timeout_ms, transport_deliver_fn deliver, void *arg, char *err,
 		size_t errlen);
@@ -175,6 +180,20 @@ static inline int transport_send(struct transport *t, uint64_t to, const uint8_t
 	char *err, size_t errlen)
 {
 	return t->ops->send(t, to, data, length, err, errlen);
+}
+
+/* transport_send for a message the caller gives away: data is a malloc'd buffer the transport frees
+ * (free()) once its frames have left, or at once when it queued none. Same returns. A transport that
+ * sends from the caller's bytes (udp with plain frames: a header per frame and the fragment where it lies
+ * in data, no copy) saves a copy of every fragment; the others copy as transport_send does. */
+static inline int transport_send_owned(struct transport *t, uint64_t to, uint8_t *data, size_t length,
+	char *err, size_t errlen)
+{
+	if (t->ops->send_owned)
+		return t->ops->send_owned(t, to, data, length, err, errlen);
+	int rv = t->ops->send(t, to, data, length, err, errlen);
+	free(data);
+	return rv;
 }
 
 /* Sends every queued frame, in as few system calls as possible. Frames the socket refuses are dropped

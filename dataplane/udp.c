@@ -41,9 +41,12 @@ struct udp_send_side {
 	size_t peer_count;
 	size_t peer_capacity;
 	size_t queued;                /* frames in the queue */
-	uint8_t *frames;              /* send_queue slots of max_datagram bytes */
+	uint8_t *frames;              /* send_queue slots of max_datagram bytes (a zero-copy frame uses 72) */
 	struct mmsghdr *messages;
-	struct iovec *iovecs;
+	struct iovec *iovecs;         /* two per slot: the frame (or its header), the fragment in the message */
+	uint8_t **owned;              /* messages given with send_owned whose frames are queued: freed by flush */
+	size_t owned_count;
+	size_t owned_capacity;
 	union udp_address *addresses;
 	uint64_t *destinations;       /* member id per queued frame, for error messages */
 };
@@ -161,12 +164,21 @@ static void set_buffer(int fd, int force_option, int option, size_t bytes)
 		(void)setsockopt(fd, SOL_SOCKET, option, &value, sizeof value); /* capped by rmem_max: fine */
 }
 
+static void free_owned(struct udp_transport *u)
+{
+	for (size_t i = 0; i < u->tx.owned_count; i++)
+		free(u->tx.owned[i]);
+	u->tx.owned_count = 0;
+}
+
 static void free_sides(struct udp_transport *u)
 {
 	free(u->tx.peers);
 	free(u->tx.frames);
 	free(u->tx.messages);
 	free(u->tx.iovecs);
+	free_owned(u);
+	free(u->tx.owned);
 	free(u->tx.addresses);
 	free(u->tx.destinations);
 	free(u->rx.buffers);
@@ -190,7 +202,7 @@ int udp_transport_open(const struct transport_config *config, const char *host, 
 	size_t queue = config->send_queue, batch = config->receive_batch;
 	u->tx.frames = malloc(queue * config->max_datagram);
 	u->tx.messages = calloc(queue, sizeof *u->tx.messages);
-	u->tx.iovecs = calloc(queue, sizeof *u->tx.iovecs);
+	u->tx.iovecs = calloc(2 * queue, sizeof *u->tx.iovecs);
 	u->tx.addresses = calloc(queue, sizeof *u->tx.addresses);
 	u->tx.destinations = calloc(queue, sizeof *u->tx.destinations);
 	u->rx.buffers = malloc(batch * RECEIVE_SLOT);
@@ -365,7 +377,7 @@ static int udp_flush(struct transport *t, char *err, size_t errlen)
 		if (r > 0) {
 			uint64_t bytes = 0;
 			for (int i = 0; i < r; i++)
-				bytes += u->tx.iovecs[sent + (size_t)i].iov_len;
+				bytes += u->tx.messages[sent + (size_t)i].msg_len;
 			transport_core_count(core, TRANSPORT_COUNTER_packets_out, (uint64_t)r);
 			transport_core_count(core, TRANSPORT_COUNTER_bytes_out, bytes);
 			sent += (size_t)r;
@@ -395,6 +407,7 @@ static int udp_flush(struct transport *t, char *err, size_t errlen)
 		sent++;
 	}
 	u->tx.queued = 0;
+	free_owned(u);
 	return first_error;
 }
 
@@ -432,15 +445,88 @@ static int udp_send(struct transport *t, uint64_t to, const uint8_t *data, size_
 		u->tx.queued++;
 		u->tx.addresses[slot] = peer->address;
 		u->tx.destinations[slot] = to;
-		u->tx.iovecs[slot].iov_base = frame;
-		u->tx.iovecs[slot].iov_len = size;
+		struct iovec *iov = &u->tx.iovecs[2 * slot];
+		iov[0].iov_base = frame;
+		iov[0].iov_len = size;
 		struct msghdr *h = &u->tx.messages[slot].msg_hdr;
 		memset(h, 0, sizeof *h);
 		h->msg_name = &u->tx.addresses[slot];
 		h->msg_namelen = peer->address_length;
-		h->msg_iov = &u->tx.iovecs[slot];
+		h->msg_iov = iov;
 		h->msg_iovlen = 1;
 	}
+	return first_error;
+}
+
+/* Plain frames straight from the message: each datagram is two pieces, the 72-byte header written into
+ * its slot and the fragment where it lies in data, which the kernel copies once into the packet. data
+ * stays alive until the flush that sends its last frame (a flush in the middle, when the queue fills,
+ * frees only the messages registered before this one). A MAC or a seal needs the frame in one buffer:
+ * those copy as udp_send does. */
+static int udp_send_owned(struct transport *t, uint64_t to, uint8_t *data, size_t length, char *err,
+	size_t errlen)
+{
+	struct udp_transport *u = udp_of(t);
+	struct transport_core *core = u->base.core;
+	if (core->sealed || core->send_mac) {
+		int rv = udp_send(t, to, data, length, err, errlen);
+		free(data);
+		return rv;
+	}
+	const struct udp_peer *peer = find_peer(u, to);
+	struct frame_address address;
+	uint16_t count;
+	int rv = transport_core_prepare(core, to, peer != NULL, length, &address, &count, err, errlen);
+	if (rv < 0) {
+		free(data);
+		return rv;
+	}
+	if (u->tx.owned_count == u->tx.owned_capacity) {
+		size_t capacity = u->tx.owned_capacity ? u->tx.owned_capacity * 2 : 64;
+		uint8_t **grown = realloc(u->tx.owned, capacity * sizeof *grown);
+		if (!grown) {
+			rv = udp_send(t, to, data, length, err, errlen);
+			free(data);
+			return rv;
+		}
+		u->tx.owned = grown;
+		u->tx.owned_capacity = capacity;
+	}
+	size_t max = core->config.max_datagram;
+	int first_error = 0;
+	for (uint16_t i = 0; i < count; i++) {
+		if (u->tx.queued == core->config.send_queue) {
+			rv = udp_flush(t, err, errlen);
+			if (rv < 0 && !first_error)
+				first_error = rv;
+		}
+		size_t slot = u->tx.queued;
+		uint8_t *header = u->tx.frames + slot * max;
+		size_t offset, fragment;
+		/* The span was checked by prepare; a failure here is a bug, and the frame is not sent. */
+		if (frame_encode_header(&address, data, length, count, i, header, &offset, &fragment) != 0) {
+			transport_core_count(core, TRANSPORT_COUNTER_drop_send_error, 1);
+			if (!first_error)
+				first_error = transport_error(err, errlen, -EIO, "send to member %llx: fragment %u of %u "
+					"has no valid span", (unsigned long long)to, i, count);
+			continue;
+		}
+		u->tx.queued++;
+		u->tx.addresses[slot] = peer->address;
+		u->tx.destinations[slot] = to;
+		struct iovec *iov = &u->tx.iovecs[2 * slot];
+		iov[0].iov_base = header;
+		iov[0].iov_len = FRAME_HEADER_SIZE;
+		iov[1].iov_base = data + offset;
+		iov[1].iov_len = fragment;
+		struct msghdr *h = &u->tx.messages[slot].msg_hdr;
+		memset(h, 0, sizeof *h);
+		h->msg_name = &u->tx.addresses[slot];
+		h->msg_namelen = peer->address_length;
+		h->msg_iov = iov;
+		h->msg_iovlen = fragment ? 2 : 1;
+	}
+	u->tx.owned[u->tx.owned_count++] = data;
 	return first_error;
 }
 
@@ -509,6 +595,7 @@ static const struct transport_ops udp_ops = {
 	.remove_peer = udp_remove_peer,
 	.send = udp_send,
 	.flush = udp_flush,
+	.send_owned = udp_send_owned,
 	.poll = udp_poll,
 	.fd = udp_fd,
 	.local_address = udp_local_address,

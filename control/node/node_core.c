@@ -68,17 +68,21 @@ static uint8_t *pack_raft_message(const Raftpb__Message *message, size_t *length
 	return bytes;
 }
 
-/* Sends and counts (etcd_network_peer_sent_bytes_total / _sent_failures_total); false when refused. */
-static bool send_counted(struct node *node, uint64_t to, const uint8_t *bytes, size_t length)
+/* Counts a send (etcd_network_peer_sent_bytes_total / _sent_failures_total); false when refused. */
+static bool count_sent(struct node *node, uint64_t to, size_t length, int rc)
 {
-	char error[256];
-	int rc = transport_send(node->transport, to, bytes, length, error, sizeof(error));
 	struct node_peer_metrics *metrics = node_peer_metrics_of(node, to);
 	if (metrics && rc < 0)
 		atomic_fetch_add_explicit(&metrics->sent_failures, 1, memory_order_relaxed);
 	else if (metrics)
 		atomic_fetch_add_explicit(&metrics->sent_bytes, length, memory_order_relaxed);
 	return rc >= 0;
+}
+
+static bool send_counted(struct node *node, uint64_t to, const uint8_t *bytes, size_t length)
+{
+	char error[256];
+	return count_sent(node, to, length, transport_send(node->transport, to, bytes, length, error, sizeof(error)));
 }
 
 void node_send_peer(struct node *node, uint64_t to, const uint8_t *bytes, size_t length)
@@ -111,10 +115,13 @@ static void send_raft_now(struct node *node, const Raftpb__Message *message)
 {
 	size_t length;
 	uint8_t *bytes = pack_raft_message(message, &length);
-	bool sent = send_counted(node, message->to, bytes, length);
+	/* The transport takes the packed message: the kernel transport sends its frames from it (a header
+	 * per frame, the fragment where it lies) instead of copying every fragment of a big append. */
+	char error[256];
+	bool sent = count_sent(node, message->to, length,
+	                       transport_send_owned(node->transport, message->to, bytes, length, error, sizeof(error)));
 	if (message->type == RAFT_MSG_HEARTBEAT)
 		note_heartbeat(node, message->to, sent);
-	free(bytes);
 }
 
 /* A PEER_PONG: our clock from the ping it answers, so now minus it is the round trip to that member. */

@@ -1,5 +1,5 @@
 /* tests/dataplane/test_frame.c: frame encode/parse round trips (up to the maximum datagram and fragment
- * count), the byte layout documented in frame.h, and every parse error reason. */
+ * count; frame_encode_header's header the same as frame_encode's), the byte layout documented in frame.h, and every parse error reason. */
 #include "frame.h"
 #include "helpers.h"
 
@@ -42,6 +42,14 @@ static size_t round_trip(size_t length, size_t max_datagram)
 		CHECK(frame_fragment_span((uint32_t)length, (uint16_t)count, (uint16_t)i, &offset, &span) == FRAME_OK);
 		CHECK_EQ(offset, covered);
 		CHECK_EQ(span, h.fragment_length);
+		/* The header alone (the zero-copy send's) is byte for byte the frame's header, CRC included. */
+		uint8_t header[FRAME_HEADER_SIZE];
+		size_t header_offset = 0, header_span = 0;
+		CHECK_EQ(frame_encode_header(&address, message, length, (uint16_t)count, (uint16_t)i, header,
+			&header_offset, &header_span), 0);
+		CHECK_EQ(header_offset, offset);
+		CHECK_EQ(header_span, span);
+		CHECK(memcmp(header, frame, FRAME_HEADER_SIZE) == 0, "length %zu fragment %zu: header differs", length, i);
 		memcpy(rebuilt + offset, payload, span);
 		covered += span;
 	}
@@ -81,6 +89,8 @@ static void test_round_trips(void)
 	memset(message, 7, sizeof message);
 	CHECK_EQ(frame_encode(&address, message, sizeof message, 1, 0, out, sizeof out), 0);
 	CHECK_EQ(frame_encode(&address, message, sizeof message, 1, 1, out, sizeof out), 0);
+	size_t offset, span;
+	CHECK_EQ(frame_encode_header(&address, message, sizeof message, 1, 1, out, &offset, &span), -1);
 }
 
 static uint64_t le(const uint8_t *p, int n)
