@@ -295,6 +295,11 @@ static void release_snapshot_mail(struct snapshot_mail *mail)
 		free(mail->send.message);
 	else if (mail->kind == SNAPSHOT_MAIL_PEER)
 		free(mail->peer.bytes);
+	else if (mail->kind == SNAPSHOT_MAIL_RELEASE) {
+		/* Every thread has stopped: the files go now, as the snapshot thread would have removed them. */
+		char error[512];
+		(void)wal_released_remove(&mail->release.segments, error, sizeof(error));
+	}
 	free(mail);
 }
 

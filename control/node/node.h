@@ -269,6 +269,13 @@ enum snapshot_mail_kind {
 	SNAPSHOT_MAIL_PEER, /* core (as the transport's receiver) → snapshot: peer, a stream message
 	                     * (envelope byte first) */
 	SNAPSHOT_MAIL_STOP, /* node_stop → snapshot */
+	SNAPSHOT_MAIL_RELEASE, /* core → snapshot: release, WAL segments a durable marker made unneeded, to
+	                        * remove (unlinks and a directory fsync), then snapshots beyond --max-snapshots */
+};
+struct wal_release {
+	struct wal_released segments; /* owned: removed by the receiver */
+	uint64_t up_to_index;
+	size_t segments_kept;
 };
 struct snapshot_send {
 	uint64_t to;
@@ -282,6 +289,7 @@ struct snapshot_mail {
 	union {
 		struct snapshot_send send;
 		struct peer_message peer;
+		struct wal_release release;
 	};
 };
 MAILBOX_OF(snapshot_mailbox, struct snapshot_mail)

@@ -24,6 +24,7 @@
 
 #include "alloc.h"
 #include "clock.h"
+#include "failpoint.h"
 #include "log.h"
 #include "node_snapshot.h"
 #include "snapshot_stream.h"
@@ -371,6 +372,31 @@ static void take_peer(struct transfer *transfer, uint64_t now, const struct peer
 	}
 }
 
+/* The WAL segments the core released behind a durable snapshot marker: their files go here, off the Raft loop,
+ * then snapshots beyond --max-snapshots (after the segments: every marker's snapshot must exist). A failure
+ * costs disk, not correctness: a restart finds the files as after a crash before the release. */
+static void remove_released(struct node *node, struct wal_release *release)
+{
+	char error[512] = "", escaped[600];
+	size_t removed = release->segments.count;
+	if (removed > 0) {
+		if (wal_released_remove(&release->segments, error, sizeof(error)) != 0) {
+			log_write("warn", "failed to remove released WAL segments", "\"error\":\"%s\"",
+			          log_json_escape(error, escaped, sizeof(escaped)));
+			removed = 0;
+		}
+	}
+	if (node->flags.max_wals > 0)
+		FAILPOINT("raftAfterWALRelease");
+	if (snap_store_prune(node->snapshots, (size_t)node->flags.max_snapshots, error, sizeof(error)) != 0)
+		/* Old snapshots left behind cost disk, not correctness: the next snapshot prunes again. */
+		log_write("warn", "failed to remove old snapshots", "\"error\":\"%s\"",
+		          log_json_escape(error, escaped, sizeof(escaped)));
+	if (removed > 0)
+		log_write("info", "released WAL segments", "\"released-up-to-index\":%" PRIu64 ",\"segments-removed\":%zu"
+		          ",\"segments-kept\":%zu", release->up_to_index, removed, release->segments_kept);
+}
+
 void *node_snapshot_main(void *argument)
 {
 	struct node *node = argument;
@@ -435,6 +461,9 @@ void *node_snapshot_main(void *argument)
 				break;
 			case SNAPSHOT_MAIL_STOP:
 				running = false;
+				break;
+			case SNAPSHOT_MAIL_RELEASE:
+				remove_released(node, &mail->release);
 				break;
 			}
 			free(mail);

@@ -342,8 +342,10 @@ size_t wal_segment_files(const struct wal *wal)
 	return wal->segment_count;
 }
 
-int wal_release_keeping(struct wal *wal, uint64_t snapshot_index, size_t keep_files, char *err, size_t errlen)
+int wal_release_detach(struct wal *wal, uint64_t snapshot_index, size_t keep_files, struct wal_released *out,
+		char *err, size_t errlen)
 {
+	*out = (struct wal_released){.dir_fd = -1};
 	if (wal->failed)
 		return report_failure(wal, err, errlen);
 	if (!wal->has_durable_snapshot || snapshot_index > wal->durable_snapshot_index)
@@ -357,20 +359,64 @@ int wal_release_keeping(struct wal *wal, uint64_t snapshot_index, size_t keep_fi
 			break;
 		if (segment->has_entries && segment->max_index > snapshot_index)
 			break;
-		if (unlinkat(wal->dir_fd, segment->name, 0) != 0 && errno != ENOENT)
-			return wal_error(err, errlen, errno, "%s/%s: unlink: %s", wal->dir, segment->name,
-					strerror(errno));
-		wal_segment_free(segment);
 		released++;
 	}
 	if (released == 0)
 		return 0;
+	out->dir_fd = fcntl(wal->dir_fd, F_DUPFD_CLOEXEC, 0);
+	if (out->dir_fd < 0)
+		return wal_error(err, errlen, errno, "%s: dup: %s", wal->dir, strerror(errno));
+	out->dir = strdup(wal->dir);
+	out->names = calloc(released, sizeof *out->names);
+	if (out->dir == NULL || out->names == NULL) {
+		wal_released_free(out);
+		return wal_error(err, errlen, ENOMEM, "%s: out of memory", wal->dir);
+	}
+	for (size_t i = 0; i < released; i++) {
+		out->names[i] = strdup(wal->segments[i]->name);
+		if (out->names[i] == NULL) {
+			wal_released_free(out);
+			return wal_error(err, errlen, ENOMEM, "%s: out of memory", wal->dir);
+		}
+		out->count = i + 1;
+	}
+	for (size_t i = 0; i < released; i++)
+		wal_segment_free(wal->segments[i]);
 	memmove(wal->segments, wal->segments + released, (wal->segment_count - released) * sizeof(void *));
 	wal->segment_count -= released;
-	if (fsync(wal->dir_fd) != 0)
-		return wal_error(err, errlen, errno, "%s: fsync after releasing segments: %s", wal->dir,
-				strerror(errno));
 	return 0;
+}
+
+int wal_released_remove(struct wal_released *released, char *err, size_t errlen)
+{
+	int rc = 0;
+	for (size_t i = 0; i < released->count && rc == 0; i++)
+		if (unlinkat(released->dir_fd, released->names[i], 0) != 0 && errno != ENOENT)
+			rc = wal_error(err, errlen, errno, "%s/%s: unlink: %s", released->dir, released->names[i],
+					strerror(errno));
+	if (rc == 0 && released->count > 0 && fsync(released->dir_fd) != 0)
+		rc = wal_error(err, errlen, errno, "%s: fsync after releasing segments: %s", released->dir,
+				strerror(errno));
+	wal_released_free(released);
+	return rc;
+}
+
+void wal_released_free(struct wal_released *released)
+{
+	for (size_t i = 0; i < released->count; i++)
+		free(released->names[i]);
+	free(released->names);
+	free(released->dir);
+	if (released->dir_fd >= 0)
+		close(released->dir_fd);
+	*released = (struct wal_released){.dir_fd = -1};
+}
+
+int wal_release_keeping(struct wal *wal, uint64_t snapshot_index, size_t keep_files, char *err, size_t errlen)
+{
+	struct wal_released released;
+	int rc = wal_release_detach(wal, snapshot_index, keep_files, &released, err, errlen);
+	return rc != 0 ? rc : wal_released_remove(&released, err, errlen);
 }
 
 int wal_submit(struct wal *wal, char *err, size_t errlen)

@@ -140,6 +140,21 @@ int wal_release_before(struct wal *wal, uint64_t snapshot_index, char *err, size
 /* The same, oldest first, but only while more than keep_files segment files with records remain
  * (etcd's --max-wals: files a restart no longer needs are kept up to that count). */
 int wal_release_keeping(struct wal *wal, uint64_t snapshot_index, size_t keep_files, char *err, size_t errlen);
+/* wal_release_keeping in two halves, so that the files' removal (unlinks of 64 MiB segments and the
+ * directory's fsync: tens of ms on a busy disk) can run on another thread than the WAL's owner. The detach
+ * takes the segments out of the WAL and names them in *released; the remove, on any thread, unlinks them,
+ * fsyncs the directory and frees *released. Until the removal is done a restart finds the files still
+ * there, as after a crash before a release: nothing depends on their going. */
+struct wal_released {
+	int dir_fd; /* a duplicate of the WAL directory's, owned */
+	char *dir;
+	char **names;
+	size_t count;
+};
+int wal_release_detach(struct wal *wal, uint64_t snapshot_index, size_t keep_files, struct wal_released *released,
+		char *err, size_t errlen);
+int wal_released_remove(struct wal_released *released, char *err, size_t errlen);
+void wal_released_free(struct wal_released *released);
 /* Segment files holding records (closed ones and the one being written). */
 size_t wal_segment_files(const struct wal *wal);
 /* After a full disk failed the wal (-ENOSPC), resumes it once its file system has room for a new segment

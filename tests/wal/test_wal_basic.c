@@ -352,6 +352,51 @@ static void test_marker_metadata_and_keeping(void)
 	wal_close(wal);
 }
 
+/* wal_release_keeping in two halves: the detach takes segments out of the WAL and names them, their files
+ * stay until the removal (done on another thread by the node), the WAL goes on meanwhile, and a reopen
+ * before the removal recovers the same log (as after a crash before the release). */
+static void test_release_detach_then_remove(void)
+{
+	const char *dir = test_temp_dir("detach");
+	struct wal_options options;
+	test_options(&options, SMALL_SEGMENT, 0);
+	struct wal *wal = open_wal(dir, &options);
+	char err[256];
+	for (uint64_t from = 1; from <= 1000; from += 100) {
+		test_append_range(wal, from, from + 99, 2, MAX_LENGTH);
+		test_sync(wal);
+	}
+	struct wal_snapshot_marker marker = { .index = 900, .term = 2 };
+	CHECK_OK(wal_save_snapshot(wal, &marker, err, sizeof err), err);
+	test_sync(wal);
+	size_t files = wal_segment_files(wal);
+	struct wal_released released;
+	CHECK_OK(wal_release_detach(wal, 900, 2, &released, err, sizeof err), err);
+	CHECK(released.count > 0 && released.count == files - wal_segment_files(wal));
+	char path[512];
+	for (size_t i = 0; i < released.count; i++) {
+		snprintf(path, sizeof path, "%s/%s", dir, released.names[i]);
+		CHECK(access(path, F_OK) == 0);
+	}
+	test_append_range(wal, 1001, 1100, 2, MAX_LENGTH);
+	test_sync(wal);
+	char first_name[256];
+	snprintf(first_name, sizeof first_name, "%s", released.names[0]);
+	CHECK_OK(wal_released_remove(&released, err, sizeof err), err);
+	CHECK(released.count == 0 && released.names == NULL && released.dir_fd < 0);
+	snprintf(path, sizeof path, "%s/%s", dir, first_name);
+	CHECK(access(path, F_OK) != 0 && errno == ENOENT);
+	wal_close(wal);
+
+	wal = open_wal(dir, &options);
+	const struct wal_recovered *recovered = wal_recovered(wal);
+	CHECK(recovered->has_snapshot && recovered->snapshot.index == 900);
+	CHECK(recovered->entry_count > 0 && recovered->entries[recovered->entry_count - 1].index == 1100);
+	for (size_t i = 0; i < recovered->entry_count; i++)
+		CHECK(test_entry_matches(&recovered->entries[i], MAX_LENGTH));
+	wal_close(wal);
+}
+
 static void test_snapshot_beyond_log(void)
 {
 	const char *dir = test_temp_dir("snapshot");
@@ -640,6 +685,7 @@ int main(void)
 	test_truncate();
 	test_release();
 	test_marker_metadata_and_keeping();
+	test_release_detach_then_remove();
 	test_snapshot_beyond_log();
 	test_snapshot_starts_entryless_segment();
 	test_batch_split_over_chains();
