@@ -22,8 +22,11 @@
  * queued for longer than WATCH_CATCH_UP_STARVED_MS (the replay thread got no CPU: a loaded machine) is read
  * by the storage thread itself, one per turn, so a replay always makes progress. */
 enum { WATCH_CATCH_UP_EVENTS = 200, WATCH_CATCH_UP_SCANNED = 2000, WATCH_CATCH_UP_STARVED_MS = 100 };
-/* A watcher whose stream has more than this unsent is parked (etcd: a victim) until its client reads. */
-enum { WATCH_BACKLOG_BYTES = 4 * 1024 * 1024 };
+/* A watcher whose stream has more than this unsent is parked (etcd: a victim) until its client reads. Unsent
+ * bytes sit in the call's output buffer, which grows by doubling: at 4 MiB it reached 8 MiB for a client that
+ * never reads, and the buffers it went through stayed in malloc's arenas (tests/etcdctl/24). A parked watcher
+ * catches up from the history once its client reads, off the put path (the replay thread). */
+enum { WATCH_BACKLOG_BYTES = 1024 * 1024 };
 
 struct watcher {
 	uint64_t reply_request_id; /* routes the responses to the client thread that owns the call */
