@@ -102,7 +102,7 @@ struct replay {
 	pthread_cond_t idle;     /* the step being read was handed back */
 	struct replay_queue queued;
 	struct replay_queue done;
-	bool reading;
+	struct replay_step *reading; /* the step being read, NULL: none */
 	bool stopping;
 	int done_fd;             /* an eventfd the storage thread polls: steps were handed back */
 };
@@ -259,11 +259,11 @@ static void *replay_main(void *argument)
 		replay->queued.head = step->next;
 		if (!replay->queued.head)
 			replay->queued.tail = NULL;
-		replay->reading = true;
+		replay->reading = step;
 		pthread_mutex_unlock(&replay->lock);
 		replay_read(step);
 		pthread_mutex_lock(&replay->lock);
-		replay->reading = false;
+		replay->reading = NULL;
 		replay_queue_push(&replay->done, step);
 		pthread_cond_broadcast(&replay->idle);
 		uint64_t one = 1;
@@ -312,6 +312,10 @@ static void replay_quiesce(struct storage_clients *clients)
 	struct replay *replay = &clients->replay;
 	pthread_mutex_lock(&replay->lock);
 	struct replay_step *queued = replay_queue_take_all(&replay->queued);
+	/* The step under way stops at its next record: at SCHED_IDLE on a busy machine the thread may wait long
+	 * for the CPU it needs to finish a whole step. */
+	if (replay->reading)
+		state_events_view_cancel(replay->reading->view);
 	while (replay->reading)
 		pthread_cond_wait(&replay->idle, &replay->lock);
 	struct replay_step *done = replay_queue_take_all(&replay->done);

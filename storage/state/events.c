@@ -2,6 +2,7 @@
  * order; each points at its history record (the event), and the record after it in key order is the
  * key's previous version (prev_kv). Compaction keeps every record newer than the compact revision
  * and each key's newest version at or below it, so prev_kv of any event it keeps is still there. */
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -105,8 +106,8 @@ int state_events_read(struct state *state, int64_t from_revision, struct state_b
 /* The events of [key, range_end) from from_revision on as `db` read through `options` shows them, whose
  * committed revision and compact revision the caller gives: the state's own (its thread), or a view's
  * (a snapshot's, any thread). */
-static int read_events(rocksdb_t *db, rocksdb_readoptions_t *options, int64_t committed_revision,
-                       int64_t compact_revision, int64_t from_revision, struct state_bytes key,
+static int read_events(rocksdb_t *db, rocksdb_readoptions_t *options, const atomic_bool *cancelled,
+                       int64_t committed_revision, int64_t compact_revision, int64_t from_revision, struct state_bytes key,
                        struct state_bytes range_end, size_t max_events, size_t max_scanned,
                        bool want_prev_kv, struct state_event_list *out, char *err, size_t errlen)
 {
@@ -138,6 +139,10 @@ static int read_events(rocksdb_t *db, rocksdb_readoptions_t *options, int64_t co
         int64_t main, sub;
         if (!state_key_revision_parse(revision_key, revision_len, &main, &sub))
             break;
+        if (cancelled != NULL && atomic_load_explicit(cancelled, memory_order_relaxed)) {
+            status = state_fail(err, errlen, STATE_ERR_INVALID, "the read was cancelled");
+            break;
+        }
         bool enough = (max_events > 0 && events.count >= max_events) || (max_scanned > 0 && scanned >= max_scanned);
         if (enough && main != last_main) {
             next_revision = main; /* never split one revision's events */
@@ -183,7 +188,7 @@ int state_events_read_bounded(struct state *state, int64_t from_revision, struct
     memset(out, 0, sizeof *out);
     if (state->db == NULL)
         return state_fail(err, errlen, STATE_ERR_INVALID, "the state is closed");
-    return read_events(state->db, state->read_options, state->committed.revision,
+    return read_events(state->db, state->read_options, NULL, state->committed.revision,
                        state->committed.compact_revision, from_revision, key, range_end, max_events,
                        max_scanned, want_prev_kv, out, err, errlen);
 }
@@ -197,6 +202,7 @@ struct state_events_view {
     rocksdb_readoptions_t *options;
     int64_t revision;
     int64_t compact_revision;
+    atomic_bool cancelled;
 };
 
 int state_events_view_open(struct state *state, struct state_events_view **out, char *err, size_t errlen)
@@ -213,6 +219,7 @@ int state_events_view_open(struct state *state, struct state_events_view **out, 
     rocksdb_readoptions_set_snapshot(view->options, view->snapshot);
     view->revision = state->committed.revision;
     view->compact_revision = state->committed.compact_revision;
+    atomic_init(&view->cancelled, false);
     *out = view;
     return STATE_OK;
 }
@@ -226,8 +233,14 @@ int state_events_view_read(struct state_events_view *view, int64_t from_revision
                            struct state_bytes range_end, size_t max_events, size_t max_scanned,
                            bool want_prev_kv, struct state_event_list *out, char *err, size_t errlen)
 {
-    return read_events(view->db, view->options, view->revision, view->compact_revision, from_revision, key,
+    return read_events(view->db, view->options, &view->cancelled, view->revision, view->compact_revision,
+                       from_revision, key,
                        range_end, max_events, max_scanned, want_prev_kv, out, err, errlen);
+}
+
+void state_events_view_cancel(struct state_events_view *view)
+{
+    atomic_store_explicit(&view->cancelled, true, memory_order_relaxed);
 }
 
 void state_events_view_close(struct state_events_view *view)

@@ -423,6 +423,9 @@ int64_t state_events_view_revision(const struct state_events_view *view);
 int state_events_view_read(struct state_events_view *view, int64_t from_revision, struct state_bytes key,
                            struct state_bytes range_end, size_t max_events, size_t max_scanned,
                            bool want_prev_kv, struct state_event_list *out, char *err, size_t errlen);
+/* Any thread: a read under way through the view stops at its next revision record and fails (the owner
+ * must close the view soon, and the reading thread may get little CPU). */
+void state_events_view_cancel(struct state_events_view *view);
 void state_events_view_close(struct state_events_view *view);
 
 /* ---- hash ------------------------------------------------------------------------------------- */
