@@ -20,7 +20,7 @@
  * by the replay thread, which runs at SCHED_IDLE: on a machine with few cores the replay's CPU (some µs per
  * event, a RocksDB seek each) was taken from the put path when the storage thread read it itself. A step
  * queued for longer than WATCH_CATCH_UP_STARVED_MS (the replay thread got no CPU: a loaded machine) is read
- * by the storage thread itself, one per turn, so a replay always makes progress. */
+ * by the storage thread itself, at most one per WATCH_CATCH_UP_STARVED_MS, so a replay always progresses. */
 enum { WATCH_CATCH_UP_EVENTS = 200, WATCH_CATCH_UP_SCANNED = 2000, WATCH_CATCH_UP_STARVED_MS = 100 };
 /* A watcher whose stream has more than this unsent is parked (etcd: a victim) until its client reads. Unsent
  * bytes sit in the call's output buffer, which grows by doubling: at 4 MiB it reached 8 MiB for a client that
@@ -112,6 +112,7 @@ struct storage_clients {
 	struct replay replay;
 	size_t replaying_count;     /* watchers with a step queued or being read */
 	size_t replay_steps;        /* steps not finished yet, removed watchers' too */
+	uint64_t last_starved_read_ms; /* when this thread last read a step itself */
 	struct watcher **watchers;  /* every watcher */
 	size_t watcher_count;
 	size_t watcher_capacity;
@@ -841,10 +842,14 @@ bool storage_clients_catch_up(struct storage_clients *clients)
 	if (clients->replay_steps > 0) {
 		pthread_mutex_lock(&replay->lock);
 		struct replay_step *done = replay_queue_take_all(&replay->done);
-		/* A step the replay thread has not taken for a while (it gets no CPU on a loaded machine): one per
-		 * turn is read here, so a replay goes on at least at about etcd's pace (1,000 revisions per 100 ms). */
+		/* A step the replay thread has not taken for a while (it gets no CPU on a loaded machine) is read
+		 * here, one per WATCH_CATCH_UP_STARVED_MS, so a replay goes on at least at about etcd's pace (1,000
+		 * revisions per 100 ms) and costs the put path no more than that. */
+		uint64_t now = clock_monotonic_ms();
 		struct replay_step *starved = replay->queued.head;
-		if (starved && (!replay->started || clock_monotonic_ms() - starved->queued_ms >= WATCH_CATCH_UP_STARVED_MS)) {
+		if (starved && (!replay->started || (now - starved->queued_ms >= WATCH_CATCH_UP_STARVED_MS &&
+		                                     now - clients->last_starved_read_ms >= WATCH_CATCH_UP_STARVED_MS))) {
+			clients->last_starved_read_ms = now;
 			replay->queued.head = starved->next;
 			if (!replay->queued.head)
 				replay->queued.tail = NULL;
