@@ -20,8 +20,10 @@
  * by the replay thread, which runs at SCHED_IDLE: on a machine with few cores the replay's CPU (some µs per
  * event, a RocksDB seek each) was taken from the put path when the storage thread read it itself. A step
  * queued for longer than WATCH_CATCH_UP_STARVED_MS (the replay thread got no CPU: a loaded machine) is read
- * by the storage thread itself, at most one per WATCH_CATCH_UP_STARVED_MS, so a replay always progresses. */
-enum { WATCH_CATCH_UP_EVENTS = 200, WATCH_CATCH_UP_SCANNED = 2000, WATCH_CATCH_UP_STARVED_MS = 100 };
+ * by the storage thread itself, at most WATCH_CATCH_UP_STARVED_STEPS per WATCH_CATCH_UP_STARVED_MS, so a
+ * replay always progresses. */
+enum { WATCH_CATCH_UP_EVENTS = 200, WATCH_CATCH_UP_SCANNED = 2000, WATCH_CATCH_UP_STARVED_MS = 100,
+       WATCH_CATCH_UP_STARVED_STEPS = 5 };
 /* A watcher whose stream has more than this unsent is parked (etcd: a victim) until its client reads. Unsent
  * bytes sit in the call's output buffer, which grows by doubling: at 4 MiB it reached 8 MiB for a client that
  * never reads, and the buffers it went through stayed in malloc's arenas (tests/etcdctl/24). A parked watcher
@@ -842,25 +844,30 @@ bool storage_clients_catch_up(struct storage_clients *clients)
 	if (clients->replay_steps > 0) {
 		pthread_mutex_lock(&replay->lock);
 		struct replay_step *done = replay_queue_take_all(&replay->done);
-		/* A step the replay thread has not taken for a while (it gets no CPU on a loaded machine) is read
-		 * here, one per WATCH_CATCH_UP_STARVED_MS, so a replay goes on at least at about etcd's pace (1,000
-		 * revisions per 100 ms) and costs the put path no more than that. */
+		/* Steps the replay thread has not taken for a while (it gets no CPU on a loaded machine) are read
+		 * here, up to WATCH_CATCH_UP_STARVED_STEPS (1,000 events) per WATCH_CATCH_UP_STARVED_MS, so a replay
+		 * goes on at least at about etcd's pace (1,000 revisions per 100 ms) and costs the put path no more. */
 		uint64_t now = clock_monotonic_ms();
-		struct replay_step *starved = replay->queued.head;
-		if (starved && (!replay->started || (now - starved->queued_ms >= WATCH_CATCH_UP_STARVED_MS &&
-		                                     now - clients->last_starved_read_ms >= WATCH_CATCH_UP_STARVED_MS))) {
-			clients->last_starved_read_ms = now;
-			replay->queued.head = starved->next;
-			if (!replay->queued.head)
-				replay->queued.tail = NULL;
-		} else {
-			starved = NULL;
+		struct replay_queue starved = {0};
+		if (!replay->started || now - clients->last_starved_read_ms >= WATCH_CATCH_UP_STARVED_MS) {
+			size_t limit = replay->started ? WATCH_CATCH_UP_STARVED_STEPS : 1;
+			for (size_t taken = 0; taken < limit && replay->queued.head; taken++) {
+				struct replay_step *step = replay->queued.head;
+				if (replay->started && now - step->queued_ms < WATCH_CATCH_UP_STARVED_MS)
+					break;
+				replay->queued.head = step->next;
+				if (!replay->queued.head)
+					replay->queued.tail = NULL;
+				replay_queue_push(&starved, step);
+				clients->last_starved_read_ms = now;
+			}
 		}
 		pthread_mutex_unlock(&replay->lock);
-		if (starved) {
-			if (starved->status == STATE_OK)
-				replay_read(starved);
-			replay_step_finish(clients, starved);
+		for (struct replay_step *step = starved.head, *next; step; step = next) {
+			next = step->next;
+			if (step->status == STATE_OK)
+				replay_read(step);
+			replay_step_finish(clients, step);
 		}
 		for (struct replay_step *step = done, *next; step; step = next) {
 			next = step->next;
