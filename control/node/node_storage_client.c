@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "alloc.h"
@@ -17,7 +18,7 @@
 
 /* A watcher catching up from the history reads at most this many events, and at most
  * WATCH_CATCH_UP_SCANNED revisions of any key, per step (one revision is never split). The steps are read
- * by the replay thread, which runs at SCHED_IDLE: on a machine with few cores the replay's CPU (some µs per
+ * by the replay thread, which runs at nice 19: on a machine with few cores the replay's CPU (some µs per
  * event, a RocksDB seek each) was taken from the put path when the storage thread read it itself. A step
  * queued for longer than WATCH_CATCH_UP_STARVED_MS (the replay thread got no CPU: a loaded machine) is read
  * by the storage thread itself, at most WATCH_CATCH_UP_STARVED_STEPS per WATCH_CATCH_UP_STARVED_MS, so a
@@ -84,10 +85,13 @@ struct replay_step {
 	int64_t from_revision;
 	struct state_events_view *view;
 	uint64_t queued_ms;
+	bool read_here;  /* read by the storage thread (starved): its events are freed there too */
 	int status; /* the result, once read */
 	char error[256];
 	struct state_event_list list;
 };
+
+enum { REPLAY_SENT_CAPACITY = 64 };
 
 struct replay_queue {
 	struct replay_step *head;
@@ -104,6 +108,11 @@ struct replay {
 	pthread_cond_t idle;     /* the step being read was handed back */
 	struct replay_queue queued;
 	struct replay_queue done;
+	/* The events of sent steps, freed by the replay thread: they were allocated there, and a free on the
+	 * storage thread would take the lock of that thread's malloc arena, which it may hold when preempted (it
+	 * runs at nice 19). A fixed ring, so that handing them over allocates nothing here either. */
+	struct state_event_list sent[REPLAY_SENT_CAPACITY];
+	size_t sent_count;
 	struct replay_step *reading; /* the step being read, NULL: none */
 	bool stopping;
 	int done_fd;             /* an eventfd the storage thread polls: steps were handed back */
@@ -247,13 +256,27 @@ static void replay_read(struct replay_step *step)
 static void *replay_main(void *argument)
 {
 	struct replay *replay = argument;
-	/* Only CPU nobody else wants: a put's threads preempt it at once, and the scheduler counts a core
-	 * running only this as idle when it places them. */
+	/* Nice 19 (a put's threads, at 0, weigh 68 times as much and preempt it) and SCHED_BATCH (its own wakeups
+	 * preempt nobody). Not SCHED_IDLE: a thread that gets no CPU while others run keeps any lock it was
+	 * preempted in (RocksDB's block cache and DB mutex, malloc's arenas) for as long, and puts waiting on one
+	 * stalled for over a second beside four replaying watchers; at nice 19 it runs again soon. */
 	struct sched_param parameter = {0};
-	if (pthread_setschedparam(pthread_self(), SCHED_IDLE, &parameter) != 0)
-		log_write("warn", "watch replay thread: SCHED_IDLE refused, replaying at normal priority", NULL);
+	if (pthread_setschedparam(pthread_self(), SCHED_BATCH, &parameter) != 0 ||
+	    setpriority(PRIO_PROCESS, (id_t)gettid(), 19) != 0)
+		log_write("warn", "watch replay thread: its low priority was refused, replaying at normal priority", NULL);
 	pthread_mutex_lock(&replay->lock);
 	while (!replay->stopping) {
+		if (replay->sent_count) {
+			struct state_event_list sent[REPLAY_SENT_CAPACITY];
+			size_t count = replay->sent_count;
+			memcpy(sent, replay->sent, count * sizeof(sent[0]));
+			replay->sent_count = 0;
+			pthread_mutex_unlock(&replay->lock);
+			for (size_t k = 0; k < count; k++)
+				state_event_list_free(&sent[k]);
+			pthread_mutex_lock(&replay->lock);
+			continue;
+		}
 		struct replay_step *step = replay->queued.head;
 		if (!step) {
 			pthread_cond_wait(&replay->work, &replay->lock);
@@ -315,8 +338,8 @@ static void replay_quiesce(struct storage_clients *clients)
 	struct replay *replay = &clients->replay;
 	pthread_mutex_lock(&replay->lock);
 	struct replay_step *queued = replay_queue_take_all(&replay->queued);
-	/* The step under way stops at its next record: at SCHED_IDLE on a busy machine the thread may wait long
-	 * for the CPU it needs to finish a whole step. */
+	/* The step under way stops at its next record: at nice 19 on a busy machine the thread may wait long for
+	 * the CPU it needs to finish a whole step. */
 	if (replay->reading)
 		state_events_view_cancel(replay->reading->view);
 	while (replay->reading)
@@ -342,6 +365,9 @@ static void replay_stop(struct storage_clients *clients)
 		pthread_mutex_unlock(&replay->lock);
 		pthread_join(replay->thread, NULL);
 	}
+	for (size_t k = 0; k < replay->sent_count; k++)
+		state_event_list_free(&replay->sent[k]);
+	replay->sent_count = 0;
 	if (replay->done_fd >= 0)
 		close(replay->done_fd);
 	pthread_cond_destroy(&replay->work);
@@ -819,7 +845,19 @@ static void replay_step_finish(struct storage_clients *clients, struct replay_st
 		if (watcher->next_revision > clients->fanned_out_revision)
 			watcher_join(clients, watcher);
 	}
-	state_event_list_free(&step->list);
+	struct replay *replay = &clients->replay;
+	bool handed = false;
+	if (replay->started && !step->read_here) {
+		pthread_mutex_lock(&replay->lock);
+		if (replay->sent_count < REPLAY_SENT_CAPACITY) {
+			replay->sent[replay->sent_count++] = step->list;
+			handed = true;
+			pthread_cond_signal(&replay->work);
+		}
+		pthread_mutex_unlock(&replay->lock);
+	}
+	if (!handed)
+		state_event_list_free(&step->list);
 	free(step);
 }
 
@@ -867,6 +905,7 @@ bool storage_clients_catch_up(struct storage_clients *clients)
 			next = step->next;
 			if (step->status == STATE_OK)
 				replay_read(step);
+			step->read_here = true;
 			replay_step_finish(clients, step);
 		}
 		for (struct replay_step *step = done, *next; step; step = next) {

@@ -6,7 +6,7 @@
  * batch (read once, matched to watchers through an index by exact key plus a scan of range watchers,
  * one WatchResponse per watcher posted to the client thread that owns the call); unsynced ones — a new
  * watcher starting in the past, or a synced one parked because its client stopped reading (etcd's
- * victims) — catch up from the history in bounded steps, read by a replay thread at SCHED_IDLE through
+ * victims) — catch up from the history in bounded steps, read by a replay thread at nice 19 through
  * snapshots of the state and sent from here between batches, and then join. So applying
  * never waits on a historical or slow watcher, and a slow one costs this member at most
  * WATCH_BACKLOG_BYTES of queued responses.
