@@ -439,6 +439,7 @@ static bool run_job(struct storage_context *context, struct storage_job *job)
 	struct node *node = context->node;
 	if (job->snapshot && !context->failed) {
 		char error[512] = "";
+		storage_clients_before_state_change(context->clients);
 		if (snapshot_keeper_install(context->keeper, job, error, sizeof(error)) != 0) {
 			stop_on_storage_failure(context, "snapshot install", error);
 		} else if (node_auth_reload(node, &context->auth, error, sizeof(error)) != 0) {
@@ -545,6 +546,7 @@ static void try_resume(struct storage_context *context)
 		return;
 	context->resume_checked_ms = now;
 	char error[512] = "";
+	storage_clients_before_state_change(context->clients); /* a resume may reopen RocksDB */
 	int status = state_resume(node->state, error, sizeof(error));
 	if (status == STATE_ERR_NOSPACE)
 		return;
@@ -606,6 +608,10 @@ void *node_storage_main(void *argument)
 	struct epoll_event event = {.events = EPOLLIN};
 	event.data.u32 = 1;
 	epoll_ctl(epoll, EPOLL_CTL_ADD, storage_mailbox_fd(&node->storage_inbox), &event);
+	if (storage_clients_replay_fd(context.clients) >= 0) {
+		event.data.u32 = 2; /* the watch replay thread handed steps back */
+		epoll_ctl(epoll, EPOLL_CTL_ADD, storage_clients_replay_fd(context.clients), &event);
+	}
 	bool running = true;
 	bool catching_up = false; /* watchers still reading history: poll instead of sleeping */
 	while (running) {
@@ -619,9 +625,12 @@ void *node_storage_main(void *argument)
 			break;
 		uint64_t turn_started_us = clock_monotonic_us();
 		/* The inbox's eventfd is read only when epoll named it (a syscall is a VM exit here). */
-		for (int k = 0; k < ready; k++)
+		for (int k = 0; k < ready; k++) {
 			if (events[k].data.u32 == 1)
 				storage_mailbox_doorbell_heard(&node->storage_inbox);
+			else if (events[k].data.u32 == 2)
+				storage_clients_replay_heard(context.clients);
+		}
 		struct storage_mail **items = NULL;
 		size_t count = storage_mailbox_waiting(&node->storage_inbox) ? storage_mailbox_take_all(&node->storage_inbox, &items) : 0;
 		for (size_t k = 0; k < count; k++) {

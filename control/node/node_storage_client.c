@@ -1,9 +1,14 @@
 /* control/node/node_storage_client.c: HashKV, Snapshot, Watch and lease clocks on the storage thread (see
  * node_storage_client.h). */
 #include <inttypes.h>
+#include <pthread.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
 #include "alloc.h"
 #include "clock.h"
@@ -12,14 +17,19 @@
 #include "raft_internal.pb-c.h"
 
 /* A watcher catching up from the history reads at most this many events, and at most
- * WATCH_CATCH_UP_SCANNED revisions of any key, per step (one revision is never split); one turn of the
- * storage thread spends at most WATCH_CATCH_UP_BUDGET_US on all catching-up watchers together (time,
- * not a count: a step's cost varies with prev_kv, the disk and the build), and less when mail comes for
- * the thread meanwhile (a batch to apply, a read): that is served after the current step, so a put waits
- * on one step of a replay, not on a whole turn of them. */
-enum { WATCH_CATCH_UP_EVENTS = 200, WATCH_CATCH_UP_SCANNED = 2000, WATCH_CATCH_UP_BUDGET_US = 20000 };
-/* A watcher whose stream has more than this unsent is parked (etcd: a victim) until its client reads. */
-enum { WATCH_BACKLOG_BYTES = 4 * 1024 * 1024 };
+ * WATCH_CATCH_UP_SCANNED revisions of any key, per step (one revision is never split). The steps are read
+ * by the replay thread, which runs at nice 19: on a machine with few cores the replay's CPU (some µs per
+ * event, a RocksDB seek each) was taken from the put path when the storage thread read it itself. A step
+ * queued for longer than WATCH_CATCH_UP_STARVED_MS (the replay thread got no CPU: a loaded machine) is read
+ * by the storage thread itself, at most WATCH_CATCH_UP_STARVED_STEPS per WATCH_CATCH_UP_STARVED_MS, so a
+ * replay always progresses. */
+enum { WATCH_CATCH_UP_EVENTS = 200, WATCH_CATCH_UP_SCANNED = 2000, WATCH_CATCH_UP_STARVED_MS = 100,
+       WATCH_CATCH_UP_STARVED_STEPS = 5 };
+/* A watcher whose stream has more than this unsent is parked (etcd: a victim) until its client reads. Unsent
+ * bytes sit in the call's output buffer, which grows by doubling: at 4 MiB it reached 8 MiB for a client that
+ * never reads, and the buffers it went through stayed in malloc's arenas (tests/etcdctl/24). A parked watcher
+ * catches up from the history once its client reads, off the put path (the replay thread). */
+enum { WATCH_BACKLOG_BYTES = 1024 * 1024 };
 
 struct watcher {
 	uint64_t reply_request_id; /* routes the responses to the client thread that owns the call */
@@ -37,6 +47,10 @@ struct watcher {
 	/* Synced watchers get each applied batch's events as it commits; the others (new ones starting in
 	 * the past, and parked ones) catch up from the history in bounded steps, then join. */
 	bool synced;
+	/* A step of its catch-up is with the replay thread; a watcher removed meanwhile is freed when it
+	 * comes back (removed), as the replay thread reads its key and range. */
+	bool replaying;
+	bool removed;
 	int64_t next_revision;   /* unsynced: the first revision not yet sent; synced: sends nothing before it */
 	uint64_t last_sent_ms;
 	struct watch_backlog *backlog; /* its stream's unsent bytes (NULL: not tracked) */
@@ -63,8 +77,53 @@ struct deferred_progress {
 	uint64_t call_id;
 };
 
+/* One catch-up step: the events from `from_revision` on through a view of the state taken when it was
+ * queued (so it never sees a later compaction, and never a revision the synced watchers were not sent). */
+struct replay_step {
+	struct replay_step *next;
+	struct watcher *watcher;
+	int64_t from_revision;
+	struct state_events_view *view;
+	uint64_t queued_ms;
+	bool read_here;  /* read by the storage thread (starved): its events are freed there too */
+	int status; /* the result, once read */
+	char error[256];
+	struct state_event_list list;
+};
+
+enum { REPLAY_SENT_CAPACITY = 64 };
+
+struct replay_queue {
+	struct replay_step *head;
+	struct replay_step *tail;
+};
+
+/* The replay thread: it reads the queued steps and hands them back; the storage thread keeps the watchers
+ * and sends what was read, so a watcher joins the synced ones without a gap or a repeat. */
+struct replay {
+	pthread_t thread;
+	bool started;
+	pthread_mutex_t lock;
+	pthread_cond_t work;     /* a step was queued, or stop */
+	pthread_cond_t idle;     /* the step being read was handed back */
+	struct replay_queue queued;
+	struct replay_queue done;
+	/* The events of sent steps, freed by the replay thread: they were allocated there, and a free on the
+	 * storage thread would take the lock of that thread's malloc arena, which it may hold when preempted (it
+	 * runs at nice 19). A fixed ring, so that handing them over allocates nothing here either. */
+	struct state_event_list sent[REPLAY_SENT_CAPACITY];
+	size_t sent_count;
+	struct replay_step *reading; /* the step being read, NULL: none */
+	bool stopping;
+	int done_fd;             /* an eventfd the storage thread polls: steps were handed back */
+};
+
 struct storage_clients {
 	struct node *node;
+	struct replay replay;
+	size_t replaying_count;     /* watchers with a step queued or being read */
+	size_t replay_steps;        /* steps not finished yet, removed watchers' too */
+	uint64_t last_starved_read_ms; /* when this thread last read a step itself */
 	struct watcher **watchers;  /* every watcher */
 	size_t watcher_count;
 	size_t watcher_capacity;
@@ -78,7 +137,6 @@ struct storage_clients {
 	/* Kept with the synced flags, so that neither a fan-out nor a storage turn walks every watcher: with
 	 * 10,000 watchers on one key, those walks halved the put rate to other keys. */
 	size_t synced_prev_kv_count;
-	size_t catch_up_cursor;     /* round robin over the catching-up watchers */
 	struct watcher **touched;   /* watchers with matches in the fan-out under way */
 	size_t touched_count;
 	size_t touched_capacity;
@@ -134,10 +192,14 @@ void storage_clients_note_applied(struct storage_clients *clients, const Etcdser
 	post_lease_changes(clients, false);
 }
 
+static void replay_start(struct replay *replay);
+static void replay_stop(struct storage_clients *clients);
+
 struct storage_clients *storage_clients_new(struct node *node)
 {
 	struct storage_clients *clients = xcalloc(1, sizeof(*clients));
 	clients->node = node;
+	replay_start(&clients->replay);
 	clients->fanned_out_revision = state_revision(node->state);
 	/* The core's clocks start from every lease this member knows. */
 	struct state_lease_list list;
@@ -162,10 +224,162 @@ static void watcher_free(struct watcher *watcher)
 	free(watcher);
 }
 
+/* ---- the replay thread ---- */
+
+static void replay_queue_push(struct replay_queue *queue, struct replay_step *step)
+{
+	step->next = NULL;
+	if (queue->tail)
+		queue->tail->next = step;
+	else
+		queue->head = step;
+	queue->tail = step;
+}
+
+static struct replay_step *replay_queue_take_all(struct replay_queue *queue)
+{
+	struct replay_step *steps = queue->head;
+	queue->head = queue->tail = NULL;
+	return steps;
+}
+
+static void replay_read(struct replay_step *step)
+{
+	const struct watcher *watcher = step->watcher; /* its key and range never change */
+	struct state_bytes key = {watcher->key, watcher->key_length};
+	struct state_bytes range_end = {watcher->range_end, watcher->range_end_length};
+	step->status = state_events_view_read(step->view, step->from_revision, key, range_end, WATCH_CATCH_UP_EVENTS,
+	                                      WATCH_CATCH_UP_SCANNED, watcher->prev_kv, &step->list, step->error,
+	                                      sizeof(step->error));
+}
+
+static void *replay_main(void *argument)
+{
+	struct replay *replay = argument;
+	/* Nice 19 (a put's threads, at 0, weigh 68 times as much and preempt it) and SCHED_BATCH (its own wakeups
+	 * preempt nobody). Not SCHED_IDLE: a thread that gets no CPU while others run keeps any lock it was
+	 * preempted in (RocksDB's block cache and DB mutex, malloc's arenas) for as long, and puts waiting on one
+	 * stalled for over a second beside four replaying watchers; at nice 19 it runs again soon. */
+	struct sched_param parameter = {0};
+	if (pthread_setschedparam(pthread_self(), SCHED_BATCH, &parameter) != 0 ||
+	    setpriority(PRIO_PROCESS, (id_t)gettid(), 19) != 0)
+		log_write("warn", "watch replay thread: its low priority was refused, replaying at normal priority", NULL);
+	pthread_mutex_lock(&replay->lock);
+	while (!replay->stopping) {
+		if (replay->sent_count) {
+			struct state_event_list sent[REPLAY_SENT_CAPACITY];
+			size_t count = replay->sent_count;
+			memcpy(sent, replay->sent, count * sizeof(sent[0]));
+			replay->sent_count = 0;
+			pthread_mutex_unlock(&replay->lock);
+			for (size_t k = 0; k < count; k++)
+				state_event_list_free(&sent[k]);
+			pthread_mutex_lock(&replay->lock);
+			continue;
+		}
+		struct replay_step *step = replay->queued.head;
+		if (!step) {
+			pthread_cond_wait(&replay->work, &replay->lock);
+			continue;
+		}
+		replay->queued.head = step->next;
+		if (!replay->queued.head)
+			replay->queued.tail = NULL;
+		replay->reading = step;
+		pthread_mutex_unlock(&replay->lock);
+		replay_read(step);
+		pthread_mutex_lock(&replay->lock);
+		replay->reading = NULL;
+		replay_queue_push(&replay->done, step);
+		pthread_cond_broadcast(&replay->idle);
+		uint64_t one = 1;
+		if (write(replay->done_fd, &one, sizeof(one)) < 0) {
+			/* the counter is far from full; nothing to do but let the storage thread's tick find it */
+		}
+	}
+	pthread_mutex_unlock(&replay->lock);
+	return NULL;
+}
+
+static void replay_start(struct replay *replay)
+{
+	pthread_mutex_init(&replay->lock, NULL);
+	pthread_cond_init(&replay->work, NULL);
+	pthread_cond_init(&replay->idle, NULL);
+	replay->done_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	/* Without the thread (or its doorbell) the storage thread reads every step itself, as before it. */
+	if (replay->done_fd >= 0 && pthread_create(&replay->thread, NULL, replay_main, replay) == 0)
+		replay->started = true;
+	else
+		log_write("warn", "watch replay thread could not start: the storage thread replays the history itself", NULL);
+}
+
+/* A step that will not be used (the state is about to change under its view, or the member stops): its
+ * watcher gets a new one from the same revision later. */
+static void replay_step_discard(struct storage_clients *clients, struct replay_step *step)
+{
+	struct watcher *watcher = step->watcher;
+	state_events_view_close(step->view);
+	state_event_list_free(&step->list);
+	clients->replay_steps--;
+	if (watcher->removed) {
+		watcher_free(watcher);
+	} else {
+		watcher->replaying = false;
+		clients->replaying_count--;
+	}
+	free(step);
+}
+
+/* Waits until the replay thread reads nothing and drops every step: no view outlives the state it was
+ * taken of (a snapshot install or a reopen closes the RocksDB under it). */
+static void replay_quiesce(struct storage_clients *clients)
+{
+	struct replay *replay = &clients->replay;
+	pthread_mutex_lock(&replay->lock);
+	struct replay_step *queued = replay_queue_take_all(&replay->queued);
+	/* The step under way stops at its next record: at nice 19 on a busy machine the thread may wait long for
+	 * the CPU it needs to finish a whole step. */
+	if (replay->reading)
+		state_events_view_cancel(replay->reading->view);
+	while (replay->reading)
+		pthread_cond_wait(&replay->idle, &replay->lock);
+	struct replay_step *done = replay_queue_take_all(&replay->done);
+	pthread_mutex_unlock(&replay->lock);
+	for (struct replay_step *lists[2] = {queued, done}, **list = lists; list < lists + 2; list++) {
+		for (struct replay_step *step = *list, *next; step; step = next) {
+			next = step->next;
+			replay_step_discard(clients, step);
+		}
+	}
+}
+
+static void replay_stop(struct storage_clients *clients)
+{
+	struct replay *replay = &clients->replay;
+	replay_quiesce(clients);
+	if (replay->started) {
+		pthread_mutex_lock(&replay->lock);
+		replay->stopping = true;
+		pthread_cond_broadcast(&replay->work);
+		pthread_mutex_unlock(&replay->lock);
+		pthread_join(replay->thread, NULL);
+	}
+	for (size_t k = 0; k < replay->sent_count; k++)
+		state_event_list_free(&replay->sent[k]);
+	replay->sent_count = 0;
+	if (replay->done_fd >= 0)
+		close(replay->done_fd);
+	pthread_cond_destroy(&replay->work);
+	pthread_cond_destroy(&replay->idle);
+	pthread_mutex_destroy(&replay->lock);
+}
+
 void storage_clients_free(struct storage_clients *clients)
 {
 	if (!clients)
 		return;
+	replay_stop(clients);
 	for (size_t k = 0; k < clients->watcher_count; k++)
 		watcher_free(clients->watchers[k]);
 	free(clients->watchers);
@@ -564,7 +778,12 @@ static void watcher_remove_at(struct storage_clients *clients, size_t position)
 	else if (watcher->prev_kv)
 		clients->synced_prev_kv_count--;
 	clients->watchers[position] = clients->watchers[--clients->watcher_count];
-	watcher_free(watcher);
+	if (watcher->replaying) {
+		watcher->removed = true; /* freed when its step comes back */
+		clients->replaying_count--;
+	} else {
+		watcher_free(watcher);
+	}
 }
 
 static void watcher_park(struct storage_clients *clients, struct watcher *watcher)
@@ -589,74 +808,165 @@ static void watcher_join(struct storage_clients *clients, struct watcher *watche
 		watcher->next_revision = clients->fanned_out_revision + 1;
 }
 
-/* One bounded step of a catching-up watcher: the events after its next revision, up to what the synced
- * watchers have been sent; it joins them when it reaches that. Returns the revision records scanned,
- * or -1 when the watcher was cancelled (its history is compacted away) and removed. */
-static long catch_up_step(struct storage_clients *clients, size_t position)
+static void send_deferred_progress(struct storage_clients *clients);
+
+static size_t watcher_position(const struct storage_clients *clients, const struct watcher *watcher)
 {
-	struct watcher *watcher = clients->watchers[position];
-	struct node *node = clients->node;
-	if (watcher->next_revision > clients->fanned_out_revision) {
-		watcher_join(clients, watcher);
-		return 0;
-	}
-	struct state_event_list list;
-	char error[256];
-	struct state_bytes key = {watcher->key, watcher->key_length};
-	struct state_bytes range_end = {watcher->range_end, watcher->range_end_length};
-	int status = state_events_read_bounded(node->state, watcher->next_revision, key, range_end, WATCH_CATCH_UP_EVENTS,
-	                                       WATCH_CATCH_UP_SCANNED, watcher->prev_kv, &list, error, sizeof(error));
-	if (status != STATE_OK) {
-		/* etcd: a watcher whose next revision was compacted away is cancelled with the compact revision. */
-		if (status == STATE_ERR_COMPACTED)
-			send_watch_cancel(clients, watcher, state_compact_revision(node->state),
-			                  "etcdserver: mvcc: required revision has been compacted");
-		else
-			send_watch_cancel(clients, watcher, 0, error);
-		watcher_remove_at(clients, position);
-		return -1;
-	}
-	send_events(clients, watcher, &list, NULL, 0);
-	long scanned = (long)(list.next_revision - watcher->next_revision);
-	if (list.next_revision > watcher->next_revision)
-		watcher->next_revision = list.next_revision;
-	state_event_list_free(&list);
-	if (watcher->next_revision > clients->fanned_out_revision)
-		watcher_join(clients, watcher);
-	return scanned > 0 ? scanned : 1;
+	for (size_t k = 0; k < clients->watcher_count; k++)
+		if (clients->watchers[k] == watcher)
+			return k;
+	return clients->watcher_count;
 }
 
-static void send_deferred_progress(struct storage_clients *clients);
+/* A step read: its events go to the watcher, which joins the synced ones once it has everything they were
+ * sent. A watcher whose next revision was compacted away is cancelled with the compact revision (etcd). */
+static void replay_step_finish(struct storage_clients *clients, struct replay_step *step)
+{
+	struct watcher *watcher = step->watcher;
+	if (watcher->removed) {
+		replay_step_discard(clients, step);
+		return;
+	}
+	watcher->replaying = false;
+	clients->replaying_count--;
+	clients->replay_steps--;
+	state_events_view_close(step->view);
+	if (step->status != STATE_OK) {
+		if (step->status == STATE_ERR_COMPACTED)
+			send_watch_cancel(clients, watcher, state_compact_revision(clients->node->state),
+			                  "etcdserver: mvcc: required revision has been compacted");
+		else
+			send_watch_cancel(clients, watcher, 0, step->error);
+		watcher_remove_at(clients, watcher_position(clients, watcher));
+	} else {
+		send_events(clients, watcher, &step->list, NULL, 0);
+		if (step->list.next_revision > watcher->next_revision)
+			watcher->next_revision = step->list.next_revision;
+		if (watcher->next_revision > clients->fanned_out_revision)
+			watcher_join(clients, watcher);
+	}
+	struct replay *replay = &clients->replay;
+	bool handed = false;
+	if (replay->started && !step->read_here) {
+		pthread_mutex_lock(&replay->lock);
+		if (replay->sent_count < REPLAY_SENT_CAPACITY) {
+			replay->sent[replay->sent_count++] = step->list;
+			handed = true;
+			pthread_cond_signal(&replay->work);
+		}
+		pthread_mutex_unlock(&replay->lock);
+	}
+	if (!handed)
+		state_event_list_free(&step->list);
+	free(step);
+}
+
+/* The watcher's next step, read from a view of the state as it is now: every revision up to what the
+ * synced watchers were sent is in it, and no compaction applied later takes any of it away. */
+static struct replay_step *replay_step_new(struct storage_clients *clients, struct watcher *watcher)
+{
+	struct replay_step *step = xcalloc(1, sizeof(*step));
+	step->watcher = watcher;
+	step->from_revision = watcher->next_revision;
+	step->queued_ms = clock_monotonic_ms();
+	step->status = state_events_view_open(clients->node->state, &step->view, step->error, sizeof(step->error));
+	watcher->replaying = true;
+	clients->replaying_count++;
+	clients->replay_steps++;
+	return step;
+}
 
 bool storage_clients_catch_up(struct storage_clients *clients)
 {
-	uint64_t deadline_us = clock_monotonic_us() + WATCH_CATCH_UP_BUDGET_US;
-	bool progress = true, time_left = true;
-	while (clients->unsynced_count > 0 && time_left && progress) {
-		progress = false;
-		for (size_t seen = 0; seen < clients->watcher_count && time_left; seen++) {
-			if (clients->catch_up_cursor >= clients->watcher_count)
-				clients->catch_up_cursor = 0;
-			size_t position = clients->catch_up_cursor++;
-			struct watcher *watcher = clients->watchers[position];
-			if (watcher->synced || watcher_backlogged(watcher))
+	struct replay *replay = &clients->replay;
+	if (clients->replay_steps > 0) {
+		pthread_mutex_lock(&replay->lock);
+		struct replay_step *done = replay_queue_take_all(&replay->done);
+		/* Steps the replay thread has not taken for a while (it gets no CPU on a loaded machine) are read
+		 * here, up to WATCH_CATCH_UP_STARVED_STEPS (1,000 events) per WATCH_CATCH_UP_STARVED_MS, so a replay
+		 * goes on at least at about etcd's pace (1,000 revisions per 100 ms) and costs the put path no more. */
+		uint64_t now = clock_monotonic_ms();
+		struct replay_queue starved = {0};
+		if (!replay->started || now - clients->last_starved_read_ms >= WATCH_CATCH_UP_STARVED_MS) {
+			size_t limit = replay->started ? WATCH_CATCH_UP_STARVED_STEPS : 1;
+			for (size_t taken = 0; taken < limit && replay->queued.head; taken++) {
+				struct replay_step *step = replay->queued.head;
+				if (replay->started && now - step->queued_ms < WATCH_CATCH_UP_STARVED_MS)
+					break;
+				replay->queued.head = step->next;
+				if (!replay->queued.head)
+					replay->queued.tail = NULL;
+				replay_queue_push(&starved, step);
+				clients->last_starved_read_ms = now;
+			}
+		}
+		pthread_mutex_unlock(&replay->lock);
+		for (struct replay_step *step = starved.head, *next; step; step = next) {
+			next = step->next;
+			if (step->status == STATE_OK)
+				replay_read(step);
+			step->read_here = true;
+			replay_step_finish(clients, step);
+		}
+		for (struct replay_step *step = done, *next; step; step = next) {
+			next = step->next;
+			replay_step_finish(clients, step);
+		}
+	}
+	/* Parked watchers whose clients read again are seen here, at least every tick. */
+	if (clients->unsynced_count > clients->replaying_count) {
+		struct replay_queue queue = {0}, failed = {0};
+		for (size_t k = 0; k < clients->watcher_count; k++) {
+			struct watcher *watcher = clients->watchers[k];
+			if (watcher->synced || watcher->replaying || watcher_backlogged(watcher))
 				continue;
-			if (catch_up_step(clients, position) < 0)
-				clients->catch_up_cursor = position; /* another watcher moved into this position */
-			progress = true;
-			time_left = clock_monotonic_us() < deadline_us &&
-			            !storage_mailbox_waiting(&clients->node->storage_inbox);
+			if (watcher->next_revision > clients->fanned_out_revision) {
+				watcher_join(clients, watcher);
+				continue;
+			}
+			struct replay_step *step = replay_step_new(clients, watcher);
+			if (step->status == STATE_OK)
+				replay_queue_push(&queue, step);
+			else
+				replay_queue_push(&failed, step); /* no view: cancelled with the reason, after this walk */
+		}
+		for (struct replay_step *step = failed.head, *next; step; step = next) {
+			next = step->next;
+			replay_step_finish(clients, step);
+		}
+		if (queue.head) {
+			pthread_mutex_lock(&replay->lock);
+			if (replay->queued.tail)
+				replay->queued.tail->next = queue.head;
+			else
+				replay->queued.head = queue.head;
+			replay->queued.tail = queue.tail;
+			pthread_cond_signal(&replay->work);
+			pthread_mutex_unlock(&replay->lock);
 		}
 	}
 	if (clients->deferred_progress_count)
 		send_deferred_progress(clients);
-	if (clients->unsynced_count == 0)
-		return false;
-	/* Work remains only for watchers whose clients are reading; parked ones wait for the next tick. */
-	for (size_t k = 0; k < clients->watcher_count; k++)
-		if (!clients->watchers[k]->synced && !watcher_backlogged(clients->watchers[k]))
-			return true;
-	return false;
+	/* Without the replay thread this thread reads the steps, one a turn: it polls meanwhile. */
+	return !replay->started && clients->replay_steps > 0;
+}
+
+int storage_clients_replay_fd(const struct storage_clients *clients)
+{
+	return clients->replay.done_fd;
+}
+
+void storage_clients_replay_heard(struct storage_clients *clients)
+{
+	uint64_t count;
+	if (read(clients->replay.done_fd, &count, sizeof(count)) < 0) {
+		/* EAGAIN: already read */
+	}
+}
+
+void storage_clients_before_state_change(struct storage_clients *clients)
+{
+	replay_quiesce(clients);
 }
 
 static void watch_create(struct storage_clients *clients, struct node_request *request)

@@ -6,7 +6,8 @@
  * batch (read once, matched to watchers through an index by exact key plus a scan of range watchers,
  * one WatchResponse per watcher posted to the client thread that owns the call); unsynced ones — a new
  * watcher starting in the past, or a synced one parked because its client stopped reading (etcd's
- * victims) — catch up from the history in bounded steps between batches and then join. So applying
+ * victims) — catch up from the history in bounded steps, read by a replay thread at nice 19 through
+ * snapshots of the state and sent from here between batches, and then join. So applying
  * never waits on a historical or slow watcher, and a slow one costs this member at most
  * WATCH_BACKLOG_BYTES of queued responses.
  *
@@ -30,10 +31,18 @@ void storage_clients_after_apply(struct storage_clients *clients);
 /* Each applied client request (before the batch commits): grants and revokes for the lease clocks. */
 void storage_clients_note_applied(struct storage_clients *clients, const Etcdserverpb__InternalRaftRequest *request,
                                   const struct kv_result *result);
-/* One bounded step for the watchers catching up from the history (new ones that start in the past,
- * parked ones whose clients read again). True when more steps are due now: the storage thread then
- * polls instead of sleeping. */
+/* The watchers catching up from the history (new ones that start in the past, parked ones whose clients
+ * read again): the steps the replay thread read are sent, and the next ones queued for it. True when more
+ * is due now (no replay thread: this thread reads a step a turn): the storage thread then polls instead of
+ * sleeping. */
 bool storage_clients_catch_up(struct storage_clients *clients);
+/* Readable (an eventfd) when the replay thread handed steps back: the storage thread then calls
+ * storage_clients_replay_heard and storage_clients_catch_up. */
+int storage_clients_replay_fd(const struct storage_clients *clients);
+void storage_clients_replay_heard(struct storage_clients *clients);
+/* Before the state's RocksDB is replaced or reopened (a snapshot install, a resume after a full disk): the
+ * replay thread stops reading through views of it; the watchers go on from where they were. */
+void storage_clients_before_state_change(struct storage_clients *clients);
 /* The state was replaced by a snapshot: the lease clocks start again from its leases, and watchers
  * catch up from it (or are cancelled as compacted, when the events they wait for are not in it). */
 void storage_clients_after_restore(struct storage_clients *clients);

@@ -2,6 +2,7 @@
  * order; each points at its history record (the event), and the record after it in key order is the
  * key's previous version (prev_kv). Compaction keeps every record newer than the compact revision
  * and each key's newest version at or below it, so prev_kv of any event it keeps is still there. */
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -102,31 +103,33 @@ int state_events_read(struct state *state, int64_t from_revision, struct state_b
                                      err, errlen);
 }
 
-int state_events_read_bounded(struct state *state, int64_t from_revision, struct state_bytes key,
-                              struct state_bytes range_end, size_t max_events, size_t max_scanned,
-                              bool want_prev_kv, struct state_event_list *out, char *err, size_t errlen)
+/* The events of [key, range_end) from from_revision on as `db` read through `options` shows them, whose
+ * committed revision and compact revision the caller gives: the state's own (its thread), or a view's
+ * (a snapshot's, any thread). */
+static int read_events(rocksdb_t *db, rocksdb_readoptions_t *options, const atomic_bool *cancelled,
+                       int64_t committed_revision, int64_t compact_revision, int64_t from_revision, struct state_bytes key,
+                       struct state_bytes range_end, size_t max_events, size_t max_scanned,
+                       bool want_prev_kv, struct state_event_list *out, char *err, size_t errlen)
 {
     memset(out, 0, sizeof *out);
-    if (state->db == NULL)
-        return state_fail(err, errlen, STATE_ERR_INVALID, "the state is closed");
     if (from_revision < 1)
         from_revision = 1;
     /* Committed values: events are read from committed state only. From the compact revision
      * itself is allowed (etcd): compaction kept the puts made at it. */
-    if (from_revision < state->committed.compact_revision)
+    if (from_revision < compact_revision)
         return state_fail(err, errlen, STATE_ERR_COMPACTED,
                           "events from %lld, compacted at %lld", (long long)from_revision,
-                          (long long)state->committed.compact_revision);
+                          (long long)compact_revision);
     struct state_key_range range;
     state_key_range_init(&range, key, range_end);
 
     uint8_t start[STATE_REVISION_KEY_LEN];
     state_key_revision(from_revision, 0, start);
-    rocksdb_iterator_t *iterator = rocksdb_create_iterator(state->db, state->read_options);
+    rocksdb_iterator_t *iterator = rocksdb_create_iterator(db, options);
     rocksdb_iterator_t *history_iterator = NULL; /* made at the first event in range */
     struct event_list events = {0};
     int status = STATE_OK;
-    int64_t next_revision = state->committed.revision + 1;
+    int64_t next_revision = committed_revision + 1;
     int64_t last_main = 0;
     size_t scanned = 0;
     for (rocksdb_iter_seek(iterator, (const char *)start, sizeof start);
@@ -136,6 +139,10 @@ int state_events_read_bounded(struct state *state, int64_t from_revision, struct
         int64_t main, sub;
         if (!state_key_revision_parse(revision_key, revision_len, &main, &sub))
             break;
+        if (cancelled != NULL && atomic_load_explicit(cancelled, memory_order_relaxed)) {
+            status = state_fail(err, errlen, STATE_ERR_INVALID, "the read was cancelled");
+            break;
+        }
         bool enough = (max_events > 0 && events.count >= max_events) || (max_scanned > 0 && scanned >= max_scanned);
         if (enough && main != last_main) {
             next_revision = main; /* never split one revision's events */
@@ -152,7 +159,7 @@ int state_events_read_bounded(struct state *state, int64_t from_revision, struct
             continue;
         struct state_event event;
         if (history_iterator == NULL)
-            history_iterator = rocksdb_create_iterator(state->db, state->read_options);
+            history_iterator = rocksdb_create_iterator(db, options);
         status = read_event(history_iterator, user_key, user_key_len, main, sub, want_prev_kv, &event, err,
                             errlen);
         if (status == STATE_OK && event_list_push(&events, &event) != STATE_OK) {
@@ -172,6 +179,77 @@ int state_events_read_bounded(struct state *state, int64_t from_revision, struct
     if (status != STATE_OK)
         state_event_list_free(out);
     return status;
+}
+
+int state_events_read_bounded(struct state *state, int64_t from_revision, struct state_bytes key,
+                              struct state_bytes range_end, size_t max_events, size_t max_scanned,
+                              bool want_prev_kv, struct state_event_list *out, char *err, size_t errlen)
+{
+    memset(out, 0, sizeof *out);
+    if (state->db == NULL)
+        return state_fail(err, errlen, STATE_ERR_INVALID, "the state is closed");
+    return read_events(state->db, state->read_options, NULL, state->committed.revision,
+                       state->committed.compact_revision, from_revision, key, range_end, max_events,
+                       max_scanned, want_prev_kv, out, err, errlen);
+}
+
+/* A RocksDB snapshot pins what it shows (no compaction of the state removes records under it), and the
+ * revisions are taken with it on the state's thread, so a read through it on another thread sees exactly
+ * the committed state of that moment. */
+struct state_events_view {
+    rocksdb_t *db;
+    const rocksdb_snapshot_t *snapshot;
+    rocksdb_readoptions_t *options;
+    int64_t revision;
+    int64_t compact_revision;
+    atomic_bool cancelled;
+};
+
+int state_events_view_open(struct state *state, struct state_events_view **out, char *err, size_t errlen)
+{
+    *out = NULL;
+    if (state->db == NULL)
+        return state_fail(err, errlen, STATE_ERR_INVALID, "the state is closed");
+    struct state_events_view *view = calloc(1, sizeof *view);
+    if (view == NULL)
+        return state_fail(err, errlen, STATE_ERR_NOMEM, "events view");
+    view->options = rocksdb_readoptions_create();
+    view->db = state->db;
+    view->snapshot = rocksdb_create_snapshot(state->db);
+    rocksdb_readoptions_set_snapshot(view->options, view->snapshot);
+    view->revision = state->committed.revision;
+    view->compact_revision = state->committed.compact_revision;
+    atomic_init(&view->cancelled, false);
+    *out = view;
+    return STATE_OK;
+}
+
+int64_t state_events_view_revision(const struct state_events_view *view)
+{
+    return view->revision;
+}
+
+int state_events_view_read(struct state_events_view *view, int64_t from_revision, struct state_bytes key,
+                           struct state_bytes range_end, size_t max_events, size_t max_scanned,
+                           bool want_prev_kv, struct state_event_list *out, char *err, size_t errlen)
+{
+    return read_events(view->db, view->options, &view->cancelled, view->revision, view->compact_revision,
+                       from_revision, key,
+                       range_end, max_events, max_scanned, want_prev_kv, out, err, errlen);
+}
+
+void state_events_view_cancel(struct state_events_view *view)
+{
+    atomic_store_explicit(&view->cancelled, true, memory_order_relaxed);
+}
+
+void state_events_view_close(struct state_events_view *view)
+{
+    if (view == NULL)
+        return;
+    rocksdb_readoptions_destroy(view->options);
+    rocksdb_release_snapshot(view->db, view->snapshot);
+    free(view);
 }
 
 void state_event_list_free(struct state_event_list *list)

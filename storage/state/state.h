@@ -411,6 +411,22 @@ int state_events_read_bounded(struct state *state, int64_t from_revision, struct
                               struct state_bytes range_end, size_t max_events, size_t max_scanned,
                               bool want_prev_kv, struct state_event_list *out, char *err, size_t errlen);
 void state_event_list_free(struct state_event_list *list);
+/* A view of the committed state for reading watch events on another thread while this one goes on
+ * applying (a RocksDB snapshot: nothing applied or compacted later changes what it shows). Opened on the
+ * state's thread between batches; reads on any one thread at a time; closed (on any thread) before the
+ * state is closed, restored or reopened. */
+struct state_events_view;
+int state_events_view_open(struct state *state, struct state_events_view **out, char *err, size_t errlen);
+/* The committed revision it shows. */
+int64_t state_events_view_revision(const struct state_events_view *view);
+/* state_events_read_bounded through the view. */
+int state_events_view_read(struct state_events_view *view, int64_t from_revision, struct state_bytes key,
+                           struct state_bytes range_end, size_t max_events, size_t max_scanned,
+                           bool want_prev_kv, struct state_event_list *out, char *err, size_t errlen);
+/* Any thread: a read under way through the view stops at its next revision record and fails (the owner
+ * must close the view soon, and the reading thread may get little CPU). */
+void state_events_view_cancel(struct state_events_view *view);
+void state_events_view_close(struct state_events_view *view);
 
 /* ---- hash ------------------------------------------------------------------------------------- */
 

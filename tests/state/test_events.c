@@ -1,5 +1,5 @@
 /* tests/state/test_events.c: watch events read from history: revision order, key filtering, types,
- * prev_kv, continuation with next_revision, and that one revision's events are never split. */
+ * prev_kv, continuation with next_revision, that one revision's events are never split, and views. */
 #include "state_test.h"
 
 static char root[128];
@@ -178,6 +178,49 @@ static void test_events_bounded_scan(void)
     state_close(state);
 }
 
+/* A view shows the state of the moment it was taken: puts committed and a compaction applied after it change
+ * nothing it reads (another thread reads replay steps through one while the state's own thread applies), and
+ * a cancelled view's read fails instead of going on. */
+static void test_events_view(void)
+{
+    struct state *state = open_fresh(root, sizeof root);
+    REQUIRE_OK(state_batch_begin(state, test_err, sizeof test_err));
+    for (int k = 0; k < 5; k++)
+        CHECK_EQ(put(state, "k", "v"), STATE_OK); /* revisions 2..6 */
+    REQUIRE_OK(state_batch_commit(state, 2, test_err, sizeof test_err));
+    struct state_events_view *view;
+    REQUIRE_OK(state_events_view_open(state, &view, test_err, sizeof test_err));
+    CHECK_EQ(state_events_view_revision(view), 6);
+
+    REQUIRE_OK(state_batch_begin(state, test_err, sizeof test_err));
+    CHECK_EQ(put(state, "k", "w"), STATE_OK); /* 7 */
+    REQUIRE_OK(state_compact(state, 6, test_err, sizeof test_err));
+    REQUIRE_OK(state_batch_commit(state, 3, test_err, sizeof test_err));
+
+    struct state_event_list events;
+    /* The state itself no longer has revision 2; the view does, and nothing past 6. */
+    CHECK_EQ(state_events_read(state, 2, bytes_of("k"), (struct state_bytes){0}, 0, false, &events, test_err,
+                               sizeof test_err),
+             STATE_ERR_COMPACTED);
+    REQUIRE_OK(state_events_view_read(view, 2, bytes_of("k"), (struct state_bytes){0}, 0, 0, true, &events,
+                                      test_err, sizeof test_err));
+    CHECK_EQ(events.count, 5);
+    CHECK_EQ(events.next_revision, 7);
+    if (events.count == 5) {
+        CHECK_EQ(events.events[0].kv.mod_revision, 2);
+        CHECK_EQ(events.events[4].kv.mod_revision, 6);
+        CHECK(events.events[4].has_prev_kv);
+    }
+    state_event_list_free(&events);
+
+    state_events_view_cancel(view);
+    CHECK(state_events_view_read(view, 2, bytes_of("k"), (struct state_bytes){0}, 0, 0, false, &events, test_err,
+                                 sizeof test_err) != STATE_OK);
+    CHECK_EQ(events.count, 0);
+    state_events_view_close(view);
+    state_close(state);
+}
+
 int main(int argc, char **argv)
 {
     (void)argc;
@@ -186,5 +229,6 @@ int main(int argc, char **argv)
     RUN(test_events_in_order);
     RUN(test_events_pagination);
     RUN(test_events_bounded_scan);
+    RUN(test_events_view);
     return test_failures == 0 ? 0 : 1;
 }
