@@ -151,6 +151,17 @@ static void post_taken(struct node *node, uint8_t *record, size_t length, uint64
 	core_mailbox_post(&node->core_inbox, mail);
 }
 
+/* A snapshot that could not be saved now: the next try comes after as many requests again. */
+static int try_again_later(struct snapshot_keeper *keeper, uint64_t index, const char *error, uint8_t *record)
+{
+	char escaped[600];
+	log_write("warn", "failed to save snapshot; trying again later", "\"snapshot-index\":%" PRIu64 ",\"error\":\"%s\"",
+	          index, log_json_escape(error, escaped, sizeof(escaped)));
+	keeper->requests_at_snapshot = keeper->requests;
+	free(record);
+	return 0;
+}
+
 static int take_snapshot(struct snapshot_keeper *keeper, char *err, size_t errlen)
 {
 	struct node *node = keeper->node;
@@ -183,12 +194,7 @@ static int take_snapshot(struct snapshot_keeper *keeper, char *err, size_t errle
 	                      sizeof(store_error)) != 0) {
 		/* Nothing changed: the WAL and the state are whole, the log just stays longer. A full disk
 		 * must not stop a member that can still commit; the next try comes after as many requests. */
-		char escaped[600];
-		log_write("warn", "failed to save snapshot; trying again later", "\"snapshot-index\":%" PRIu64 ",\"error\":\"%s\"",
-		          index, log_json_escape(store_error, escaped, sizeof(escaped)));
-		keeper->requests_at_snapshot = keeper->requests;
-		free(record);
-		return 0;
+		return try_again_later(keeper, index, store_error, record);
 	}
 	uint64_t saved = clock_monotonic_ms();
 	/* The WAL may forget an entry only once RocksDB's copy of its effect is durable. */
@@ -198,12 +204,7 @@ static int take_snapshot(struct snapshot_keeper *keeper, char *err, size_t errle
 	if (sync_status == STATE_ERR_NOSPACE) {
 		/* The flush was refused before it began (a flush onto a full disk breaks RocksDB): the snapshot on
 		 * disk has no marker, as after a crash here, and the WAL keeps everything. */
-		char escaped[300];
-		log_write("warn", "failed to save snapshot; trying again later", "\"snapshot-index\":%" PRIu64 ",\"error\":\"%s\"",
-		          index, log_json_escape(state_error, escaped, sizeof(escaped)));
-		keeper->requests_at_snapshot = keeper->requests;
-		free(record);
-		return 0;
+		return try_again_later(keeper, index, state_error, record);
 	}
 	if (sync_status != STATE_OK) {
 		snprintf(err, errlen, "syncing the state after a snapshot: %s", state_error);
