@@ -223,6 +223,7 @@ int node_start_threads(struct node *node, char *err, size_t errlen)
 	}
 	pthread_mutex_init(&node->membership_lock, NULL);
 	pthread_mutex_init(&node->alarms_lock, NULL);
+	pthread_mutex_init(&node->storage_turn, NULL);
 	node->quota_bytes = space_quota_bytes(node->flags.quota_backend_bytes);
 	space_quota_log(node->flags.quota_backend_bytes);
 	if (node_auth_open(node, err, errlen) != 0 || node_auth_start(node, err, errlen) != 0)

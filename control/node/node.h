@@ -360,6 +360,10 @@ struct node {
 
 	struct core_mailbox core_inbox;
 	struct storage_mailbox storage_inbox;
+	/* Held by the storage thread for each turn of its loop; the core thread applies a job itself when it can
+	 * take it and the storage thread has no mail (node_storage_apply_inline). */
+	pthread_mutex_t storage_turn;
+	void *storage_turn_context; /* the storage thread's context while it runs (under storage_turn) */
 	struct snapshot_mailbox snapshot_inbox;
 	struct reply_mailbox operator_inbox; /* replies for the operator thread (reply channel 0) */
 
@@ -432,6 +436,9 @@ void storage_job_free(struct storage_job *job);
 
 void *node_core_main(void *node);
 void *node_storage_main(void *node);
+/* The core thread, instead of posting a job: applies it now on its own thread when the storage thread sleeps
+ * with no mail waiting and nothing held back (a full disk), and the job installs no snapshot. False: post it. */
+bool node_storage_apply_inline(struct node *node, struct storage_job *job);
 void *node_snapshot_main(void *node);
 
 /* Member IDs of requests made here carry our member id in the top 16 bits (etcd's idutil), so a

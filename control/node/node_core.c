@@ -526,6 +526,8 @@ static void post_job(struct node *node, struct storage_job *job, bool configurat
 		free(job->conf_state);
 		job->conf_state = snapshot_pack_conf_state(node->raft, &job->conf_state_length);
 	}
+	if (node_storage_apply_inline(node, job))
+		return;
 	struct storage_mail *mail = xcalloc(1, sizeof(*mail));
 	mail->kind = STORAGE_MAIL_JOB;
 	mail->job = job;
