@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -82,7 +83,7 @@ void state_db_close(struct state *state)
     state_key_index_clear(&state->key_index);
 }
 
-int state_fsync_directory_files(const char *path, char *err, size_t errlen)
+int state_fsync_directory_files(const char *path, bool skip_hard_links, char *err, size_t errlen)
 {
     DIR *dir = opendir(path);
     if (dir == NULL)
@@ -93,9 +94,12 @@ int state_fsync_directory_files(const char *path, char *err, size_t errlen)
         if (strcmp(entry->d_name, ".") == 0 || strcmp(entry->d_name, "..") == 0)
             continue;
         char *file = state_path_join(path, entry->d_name);
+        struct stat info;
         if (file == NULL)
             status = state_fail(err, errlen, STATE_ERR_NOMEM, "path");
-        else
+        else if (skip_hard_links && stat(file, &info) != 0)
+            status = state_fail(err, errlen, STATE_ERR_IO, "stat %s: %s", file, strerror(errno));
+        else if (!skip_hard_links || info.st_nlink == 1 || !S_ISREG(info.st_mode))
             status = state_fsync_path(file, err, errlen);
         free(file);
     }

@@ -187,7 +187,7 @@ static int prepare_incoming(struct state_restore *restore, char *err, size_t err
                                           errlen);
     rocksdb_close(db);
     if (status == STATE_OK)
-        status = state_fsync_directory_files(restore->directory, err, errlen);
+        status = state_fsync_directory_files(restore->directory, false, err, errlen);
     return status;
 }
 

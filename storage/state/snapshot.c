@@ -3,12 +3,10 @@
  * freezes the state at once; the stream then reads its files at the receiver's pace, so applying can
  * go on meanwhile. A streamed checkpoint's directory is removed on close, or at the next open after a
  * crash. */
-#include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "internal.h"
 
@@ -27,44 +25,13 @@ bool state_flush_done(struct state *state)
     return immutable == 0;
 }
 
-/* Makes a fresh checkpoint durable: the files RocksDB copied or wrote into it (manifest, CURRENT, options,
- * a log) and the directory's names. The table files are hard links to the live ones, whose data RocksDB
- * synced when it wrote them; the directory's fsync makes the links durable. An fsync of each link cost a
- * journal commit apiece, on the applying thread: up to 125 ms a snapshot with a busy disk. */
-static int sync_checkpoint(const char *directory, char *err, size_t errlen)
-{
-    DIR *dir = opendir(directory);
-    if (dir == NULL)
-        return state_fail(err, errlen, STATE_ERR_IO, "opendir %s: %s", directory, strerror(errno));
-    int status = STATE_OK;
-    struct dirent *entry;
-    while (status == STATE_OK && (entry = readdir(dir)) != NULL) {
-        if (strcmp(entry->d_name, ".") == 0 || strcmp(entry->d_name, "..") == 0)
-            continue;
-        char *file = state_path_join(directory, entry->d_name);
-        struct stat info;
-        if (file == NULL)
-            status = state_fail(err, errlen, STATE_ERR_NOMEM, "path");
-        else if (stat(file, &info) != 0)
-            status = state_fail(err, errlen, STATE_ERR_IO, "stat %s: %s", file, strerror(errno));
-        else if (info.st_nlink == 1 || !S_ISREG(info.st_mode))
-            status = state_fsync_path(file, err, errlen);
-        free(file);
-    }
-    closedir(dir);
-    if (status == STATE_OK)
-        status = state_fsync_path(directory, err, errlen);
-    return status;
-}
-
 int state_checkpoint(struct state *state, const char *directory, uint64_t *applied_index,
                      char *err, size_t errlen)
 {
     if (state->db == NULL)
         return state_fail(err, errlen, STATE_ERR_INVALID, "the state is closed");
     /* The checkpoint flushes the memtables first: not onto a full disk (state_sync says why). */
-    state->free_checked_ms = 0;
-    int status = state_check_space(state, 0, err, errlen);
+    int status = state_check_space_now(state, 0, err, errlen);
     if (status != STATE_OK)
         return status;
     /* The checkpoint holds exactly what was committed: the open batch, if any, is not in the DB. */
@@ -81,8 +48,9 @@ int state_checkpoint(struct state *state, const char *directory, uint64_t *appli
     }
     if (error != NULL)
         return state_fail_rocksdb(err, errlen, error, "checkpoint");
-    /* RocksDB links and copies the files; only fsync makes the copies and the names durable. */
-    return sync_checkpoint(directory, err, errlen);
+    /* RocksDB links and copies the files; only fsync makes the copies (manifest, CURRENT, options) and the
+     * names durable. */
+    return state_fsync_directory_files(directory, true, err, errlen);
 }
 
 int state_snapshot_open(struct state *state, struct state_snapshot **out, char *err,

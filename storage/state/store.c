@@ -79,13 +79,13 @@ static void remove_leftovers(struct state *state)
 }
 
 /* RocksDB's defaults took about 70 MiB of a disk before the first write while batches went through its log
- * (preallocated to 1.1 times the 64 MiB write buffer); its manifest takes 4 MiB, and the reserve state_check_space keeps counts the
+ * (preallocated to 1.1 times the 64 MiB write buffer); its manifest takes 4 MiB, and the reserve check_space keeps counts the
  * write buffers besides STATE_DISK_RESERVE_BYTES. Where the free space is less than four write buffers, the
  * write buffer is made a quarter of it, or an eighth below 64 MiB free (at least 1 MiB, in 64 KiB steps),
  * the manifest's preallocation 64 KiB and the base reserve twice the write buffer (2 to 8 MiB), with a
  * warning naming the free space: a member then starts and restarts in a few MiB. Not smaller than needed:
  * every flush adds a level-0 file, and from four of them on RocksDB's pending-compaction estimate (all of
- * level 0, which state_check_space keeps free) makes a disk of 100-odd MiB look full (tests/cluster/25-disk-full). */
+ * level 0, which check_space keeps free) makes a disk of 100-odd MiB look full (tests/cluster/25-disk-full). */
 static void fit_to_free_space(struct state *state)
 {
     const uint64_t write_buffer = UINT64_C(64) << 20; /* RocksDB's default */
@@ -278,7 +278,7 @@ static uint64_t reserve_bytes(struct state *state)
 /* Whether `bytes` more still leave the reserve free: the file system (statvfs) and RocksDB (reserve_bytes) are
  * asked every second, and at every batch once the estimate (the last answer, less what was written since) comes
  * within 64 MiB of the reserve, so a busy state pays no system call per batch while its disk is far from full. */
-int state_check_space(struct state *state, uint64_t bytes, char *err, size_t errlen)
+static int check_space(struct state *state, uint64_t bytes, char *err, size_t errlen)
 {
     uint64_t now = monotonic_ms();
     if (state->free_checked_ms == 0 || now - state->free_checked_ms >= 1000 ||
@@ -300,6 +300,12 @@ int state_check_space(struct state *state, uint64_t bytes, char *err, size_t err
     return STATE_OK;
 }
 
+int state_check_space_now(struct state *state, uint64_t bytes, char *err, size_t errlen)
+{
+    state->free_checked_ms = 0; /* ask the file system now, not the estimate */
+    return check_space(state, bytes, err, errlen);
+}
+
 int state_batch_commit(struct state *state, uint64_t applied_index, char *err, size_t errlen)
 {
     int status = state_require_batch(state, err, errlen, "state_batch_commit");
@@ -314,7 +320,7 @@ int state_batch_commit(struct state *state, uint64_t applied_index, char *err, s
     }
     state->working.applied_index = applied_index;
     state_meta_stage(state);
-    status = state_check_space(state, batch_bytes(state), err, errlen);
+    status = check_space(state, batch_bytes(state), err, errlen);
     if (status != STATE_OK) {
         state_batch_abort(state);
         return status;
@@ -348,8 +354,7 @@ int state_resume(struct state *state, char *err, size_t errlen)
     const uint64_t margin = UINT64_C(1) << 20; /* so a batch or two fits: no resume only to fail again */
     if (state->db == NULL)
         return state_fail(err, errlen, STATE_ERR_INVALID, "the state is closed");
-    state->free_checked_ms = 0; /* ask the file system now */
-    int status = state_check_space(state, margin, err, errlen);
+    int status = state_check_space_now(state, margin, err, errlen);
     if (status != STATE_OK)
         return status;
     state->free_checked_ms = 0; /* the margin was not written */
@@ -429,22 +434,20 @@ int state_sync(struct state *state, uint64_t *durable_applied_index, char *err, 
 {
     if (state->db == NULL)
         return state_fail(err, errlen, STATE_ERR_INVALID, "the state is closed");
-    /* Batches are not in a log of RocksDB's: only table files hold them durably. A flush writes every
-     * memtable (RocksDB fsyncs the table files and the manifest); after a checkpoint it has little left. */
-    uint64_t applied = state->committed.applied_index;
     /* A flush that meets a full disk breaks RocksDB for good (its write error cannot be cleared), and the
      * batches it held are then lost until a restart: refuse it while the reserve is not free. */
-    state->free_checked_ms = 0;
-    int status = state_check_space(state, 0, err, errlen);
+    int status = state_check_space_now(state, 0, err, errlen);
     if (status != STATE_OK)
         return status;
+    /* Batches are not in a log of RocksDB's: only table files hold them durably. A flush writes every
+     * memtable (RocksDB fsyncs the table files and the manifest); after a checkpoint it has little left. */
     char *error = NULL;
     flush_memtables(state, true, &error);
     if (error != NULL) {
         state->write_failed = true;
         return state_fail_rocksdb(err, errlen, error, "flush");
     }
-    *durable_applied_index = applied;
+    *durable_applied_index = state->committed.applied_index;
     return STATE_OK;
 }
 
@@ -486,8 +489,7 @@ int state_defragment(struct state *state, char *err, size_t errlen)
     if (state->batch_open)
         return state_fail(err, errlen, STATE_ERR_BATCH_OPEN, "defragment between batches");
     /* A compaction writes the live data anew before it drops the old files: that much must be free. */
-    state->free_checked_ms = 0;
-    int status = state_check_space(state, state_db_size(state), err, errlen);
+    int status = state_check_space_now(state, state_db_size(state), err, errlen);
     if (status != STATE_OK)
         return status;
     char *error = NULL;
