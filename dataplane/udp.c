@@ -411,6 +411,34 @@ static int udp_flush(struct transport *t, char *err, size_t errlen)
 	return first_error;
 }
 
+/* The send queue's next free slot, after a flush when the queue is full (the flush's error, if any and the first,
+ * kept in *first_error). */
+static size_t next_send_slot(struct transport *t, int *first_error, char *err, size_t errlen)
+{
+	struct udp_transport *u = udp_of(t);
+	if (u->tx.queued == u->base.core->config.send_queue) {
+		int rv = udp_flush(t, err, errlen);
+		if (rv < 0 && !*first_error)
+			*first_error = rv;
+	}
+	return u->tx.queued;
+}
+
+/* Queues the datagram whose iov_count pieces are in slot's iovecs, to peer. */
+static void queue_send_slot(struct udp_transport *u, size_t slot, const struct udp_peer *peer, uint64_t to,
+	size_t iov_count)
+{
+	u->tx.queued++;
+	u->tx.addresses[slot] = peer->address;
+	u->tx.destinations[slot] = to;
+	struct msghdr *h = &u->tx.messages[slot].msg_hdr;
+	memset(h, 0, sizeof *h);
+	h->msg_name = &u->tx.addresses[slot];
+	h->msg_namelen = peer->address_length;
+	h->msg_iov = &u->tx.iovecs[2 * slot];
+	h->msg_iovlen = iov_count;
+}
+
 static int udp_send(struct transport *t, uint64_t to, const uint8_t *data, size_t length, char *err,
 	size_t errlen)
 {
@@ -425,12 +453,7 @@ static int udp_send(struct transport *t, uint64_t to, const uint8_t *data, size_
 	size_t max = core->config.max_datagram;
 	int first_error = 0;
 	for (uint16_t i = 0; i < count; i++) {
-		if (u->tx.queued == core->config.send_queue) {
-			rv = udp_flush(t, err, errlen);
-			if (rv < 0 && !first_error)
-				first_error = rv;
-		}
-		size_t slot = u->tx.queued;
+		size_t slot = next_send_slot(t, &first_error, err, errlen);
 		uint8_t *frame = u->tx.frames + slot * max;
 		size_t size = transport_core_encode(core, to, &address, data, length, count, i, frame, max);
 		if (size == 0) {
@@ -442,18 +465,10 @@ static int udp_send(struct transport *t, uint64_t to, const uint8_t *data, size_
 					"send to member %llx: the frame's MAC could not be computed", (unsigned long long)to);
 			continue;
 		}
-		u->tx.queued++;
-		u->tx.addresses[slot] = peer->address;
-		u->tx.destinations[slot] = to;
 		struct iovec *iov = &u->tx.iovecs[2 * slot];
 		iov[0].iov_base = frame;
 		iov[0].iov_len = size;
-		struct msghdr *h = &u->tx.messages[slot].msg_hdr;
-		memset(h, 0, sizeof *h);
-		h->msg_name = &u->tx.addresses[slot];
-		h->msg_namelen = peer->address_length;
-		h->msg_iov = iov;
-		h->msg_iovlen = 1;
+		queue_send_slot(u, slot, peer, to, 1);
 	}
 	return first_error;
 }
@@ -495,12 +510,7 @@ static int udp_send_owned(struct transport *t, uint64_t to, uint8_t *data, size_
 	size_t max = core->config.max_datagram;
 	int first_error = 0;
 	for (uint16_t i = 0; i < count; i++) {
-		if (u->tx.queued == core->config.send_queue) {
-			rv = udp_flush(t, err, errlen);
-			if (rv < 0 && !first_error)
-				first_error = rv;
-		}
-		size_t slot = u->tx.queued;
+		size_t slot = next_send_slot(t, &first_error, err, errlen);
 		uint8_t *header = u->tx.frames + slot * max;
 		size_t offset, fragment;
 		/* The span was checked by prepare; a failure here is a bug, and the frame is not sent. */
@@ -511,20 +521,12 @@ static int udp_send_owned(struct transport *t, uint64_t to, uint8_t *data, size_
 					"has no valid span", (unsigned long long)to, i, count);
 			continue;
 		}
-		u->tx.queued++;
-		u->tx.addresses[slot] = peer->address;
-		u->tx.destinations[slot] = to;
 		struct iovec *iov = &u->tx.iovecs[2 * slot];
 		iov[0].iov_base = header;
 		iov[0].iov_len = FRAME_HEADER_SIZE;
 		iov[1].iov_base = data + offset;
 		iov[1].iov_len = fragment;
-		struct msghdr *h = &u->tx.messages[slot].msg_hdr;
-		memset(h, 0, sizeof *h);
-		h->msg_name = &u->tx.addresses[slot];
-		h->msg_namelen = peer->address_length;
-		h->msg_iov = iov;
-		h->msg_iovlen = fragment ? 2 : 1;
+		queue_send_slot(u, slot, peer, to, fragment ? 2 : 1);
 	}
 	u->tx.owned[u->tx.owned_count++] = data;
 	return first_error;
